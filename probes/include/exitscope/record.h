@@ -1,0 +1,123 @@
+/* exitscope record ABI: the one record format every source (the hv core, the KVM eBPF
+ * probes, the trace importers) hands to the recorder.
+ *
+ * Rules: fixed-width fields only (no bool, long, pointers or enums), version and kind first,
+ * every size static_asserted, natural alignment with no implicit padding. Usable from C,
+ * C++ and BPF C (define ES_RECORD_NO_LINUX_TYPES before including in BPF programs that get
+ * __u8..__u64 from vmlinux.h).
+ *
+ * Changelog
+ *   1  first version (128 bytes).
+ */
+#ifndef EXITSCOPE_RECORD_H
+#define EXITSCOPE_RECORD_H
+
+#ifndef ES_RECORD_NO_LINUX_TYPES
+#include <linux/types.h>
+#endif
+
+#define ES_RECORD_VERSION 1
+
+/* es_record.kind */
+enum {
+  ES_KIND_NONE = 0,
+  ES_KIND_VM_EXIT = 1,        /* a VM exit: reason, qualification, exit intr info, IDT-vectoring */
+  ES_KIND_VM_ENTRY = 2,       /* a VM entry: intr_info = VM-entry interruption info (injection) */
+  ES_KIND_DELIVERY = 3,       /* the CPU delivered an event through the guest IDT (handler reached) */
+  ES_KIND_DECISION = 4,       /* a hypervisor decision; reason = ES_DECISION_* */
+  ES_KIND_RAISE = 5,          /* a source raised an event (timer IRQ, NMI source, guest fault); chain root */
+  ES_KIND_NESTED_EXIT = 6,    /* an emulated VM exit from L2 to L1 (vmcs12 exit fields) */
+  ES_KIND_CONSOLE = 7,        /* guest console output; bytes[] holds up to 16 characters, aux = count */
+  ES_KIND_VIOLATION = 8,      /* an invariant-checker finding; reason = ES_VIOLATION_* */
+  ES_KIND_INTERNAL_ERROR = 9, /* the model stopped: reason = ES_ERROR_*; rip / bytes name the instruction */
+  ES_KIND_RUN_END = 10,       /* the run ended; reason = ES_END_* */
+  ES_KIND_CONTEXT = 11,       /* other trace lines kept for context (imports) */
+  ES_KIND_COUNT = 12
+};
+
+/* es_record.source */
+enum { ES_SOURCE_HV = 0, ES_SOURCE_KVM = 1, ES_SOURCE_IMPORT = 2 };
+
+/* ES_KIND_DECISION reasons. `intr_info` carries the event concerned as a VM-entry
+ * interruption-information word (valid, type, vector, deliver-error-code), `intr_error`
+ * its error code. */
+enum {
+  ES_DECISION_NONE = 0,
+  ES_DECISION_QUEUE_IRQ = 1,             /* an interrupt became pending in the software queue */
+  ES_DECISION_QUEUE_NMI = 2,
+  ES_DECISION_QUEUE_EXCEPTION = 3,
+  ES_DECISION_REQUEUE_FROM_VECTORING = 4, /* complete interrupts: IDT-vectoring valid -> requeued */
+  ES_DECISION_DROP_FROM_VECTORING = 5,   /* policy dropped a hardware exception found in IDT-vectoring */
+  ES_DECISION_INJECT_REINJECTED = 6,     /* injected an event requeued from IDT-vectoring */
+  ES_DECISION_INJECT_NEW = 7,            /* injected a newly queued event */
+  ES_DECISION_OPEN_IRQ_WINDOW = 8,       /* set interrupt-window exiting */
+  ES_DECISION_OPEN_NMI_WINDOW = 9,       /* set NMI-window exiting */
+  ES_DECISION_DEFER_BLOCKED = 10,        /* pending event blocked (IF=0, STI/MOV SS, NMI blocking) */
+  ES_DECISION_CANCEL_INJECTION = 11,     /* an injection not taken was moved back to the queue */
+  ES_DECISION_EPT_MAP = 12,              /* lazy EPT population; guest_phys = GPA mapped */
+  ES_DECISION_EMULATE = 13,              /* exit handled by emulation (I/O, CPUID, ...) ; aux = detail */
+  ES_DECISION_HALT = 14,                 /* vCPU blocked in HLT until the next event */
+  ES_DECISION_SHUTDOWN = 15,             /* the VM is shut down (triple fault) */
+  ES_DECISION_REFLECT_TO_L1 = 16,        /* nested: L2 exit reflected to L1 */
+  ES_DECISION_HANDLE_IN_L0 = 17,         /* nested: L2 exit handled by L0 */
+  ES_DECISION_IMMEDIATE_EXIT = 18,       /* enter with an immediate exit requested */
+  ES_DECISION_HOST_NMI = 19,             /* NMI exit handed to the host NMI handler */
+  ES_DECISION_UNEXPECTED_EXIT = 20,      /* exit reason without a handler (raw reason recorded) */
+  ES_DECISION_COUNT = 21
+};
+
+/* ES_KIND_RUN_END reasons */
+enum {
+  ES_END_GUEST_EXIT = 0,  /* the guest asked to end the run (exit device port) */
+  ES_END_LIMIT = 1,       /* --max-exits / --max-insns reached */
+  ES_END_TRIPLE_FAULT = 2,
+  ES_END_INTERNAL_ERROR = 3,
+  ES_END_STOPPED = 4      /* stopped by the user (signal) */
+};
+
+/* ES_KIND_INTERNAL_ERROR reasons */
+enum {
+  ES_ERROR_UNIMPLEMENTED_INSN = 1, /* bytes[] = instruction bytes, rip = its address */
+  ES_ERROR_INVALID_STATE = 2,      /* impossible state; aux64 = detail */
+  ES_ERROR_BAD_MEMORY = 3          /* access outside host memory; guest_phys = address */
+};
+
+/* es_record.flags */
+#define ES_FLAG_BYTES_VALID   (1u << 0)  /* bytes[] holds instruction bytes at rip, aux = count */
+#define ES_FLAG_INFERRED      (1u << 1)  /* causal link inferred, not observed */
+#define ES_FLAG_IMMEDIATE_EXIT (1u << 2) /* entry with an immediate exit requested */
+#define ES_FLAG_SVM           (1u << 3)  /* reason / fields use SVM meanings */
+
+struct es_record {
+  __u16 version;            /* ES_RECORD_VERSION */
+  __u16 kind;               /* ES_KIND_* */
+  __u8 level;               /* guest level the event is about: 1 = L1 guest of L0, 2 = L2 */
+  __u8 hv_level;            /* hypervisor level that observed / decided it: 0 = L0, 1 = L1 */
+  __u16 vcpu;
+  __u32 reason;             /* exit reason (full 32 bits) / ES_DECISION_* / ES_END_* / ... */
+  __u32 flags;              /* ES_FLAG_* */
+  __u64 id;                 /* unique in a session, increasing; 0 = unassigned */
+  __u64 cause;              /* id of the record that caused this one; 0 = none */
+  __u64 origin;             /* id of the chain's root (the original event); 0 = none */
+  __u64 time_ns;            /* session time: simulated ns (hv) or trace clock ns */
+  __u64 rip;                /* guest RIP (exit: RIP of the exiting instruction) */
+  __u64 qualification;      /* exit qualification */
+  __u64 guest_linear;       /* guest-linear address (exit) / CR2 (delivered #PF) */
+  __u64 guest_phys;         /* guest-physical address (EPT exits, EPT map decisions) */
+  __u32 intr_info;          /* exit: VM-exit intr info; entry/decision/delivery/raise: as VM-entry intr info */
+  __u32 intr_error;         /* its error code */
+  __u32 idt_vectoring_info; /* exit: IDT-vectoring information */
+  __u32 idt_vectoring_error;
+  __u32 instr_len;          /* exit: VM-exit instruction length; entry: VM-entry instruction length */
+  __u32 aux;                /* kind-specific (bytes count, I/O value, ...) */
+  __u64 aux64;              /* kind-specific */
+  __u8 bytes[16];           /* instruction bytes at rip, or console text */
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct es_record) == 128, "es_record ABI size");
+#else
+_Static_assert(sizeof(struct es_record) == 128, "es_record ABI size");
+#endif
+
+#endif /* EXITSCOPE_RECORD_H */
