@@ -63,7 +63,10 @@ enum {
   ES_DECISION_IMMEDIATE_EXIT = 18,       /* enter with an immediate exit requested */
   ES_DECISION_HOST_NMI = 19,             /* NMI exit handed to the host NMI handler */
   ES_DECISION_UNEXPECTED_EXIT = 20,      /* exit reason without a handler (raw reason recorded) */
-  ES_DECISION_COUNT = 21
+  ES_DECISION_DISCARD = 21,              /* a queued event was discarded: a pending exception raised
+                                            during its delivery outranked its reinjection (KVM
+                                            kvm_check_and_inject_events; as on hardware, it is lost) */
+  ES_DECISION_COUNT = 22
 };
 
 /* ES_KIND_RUN_END reasons */
@@ -72,7 +75,8 @@ enum {
   ES_END_LIMIT = 1,       /* --max-exits / --max-insns reached */
   ES_END_TRIPLE_FAULT = 2,
   ES_END_INTERNAL_ERROR = 3,
-  ES_END_STOPPED = 4      /* stopped by the user (signal) */
+  ES_END_STOPPED = 4,     /* stopped by the user (signal) */
+  ES_END_HALTED = 5       /* the guest halted with nothing left that could wake it */
 };
 
 /* ES_KIND_INTERNAL_ERROR reasons */
