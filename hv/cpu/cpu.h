@@ -26,6 +26,10 @@ namespace es::hv {
 struct GuestGprs {
   enum : unsigned { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, R15 };
   uint64_t r[16] = {};  // r[RSP] is ignored: RSP lives in the VMCS guest-state area
+  // CR2 is not part of the VMCS either (Vol. 3C 28.3 / 27.3: VM transitions do not save or
+  // load it); the hypervisor keeps the guest's value and loads it before entry, which is how
+  // a #PF injected with a fault address reaches the guest. Loaded at vm_entry(), saved at exit.
+  uint64_t cr2 = 0;
 };
 
 struct CpuConfig {
