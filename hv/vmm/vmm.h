@@ -1,0 +1,154 @@
+// The L0 hypervisor: drives the CPU model the way KVM drives VMX.
+//
+// After every VM exit it completes interrupts (requeues the IDT-vectoring event through the
+// reinjection policy, KVM's __vmx_complete_interrupts), runs the exit handler (dispatch
+// table indexed by basic exit reason, bounds-checked; unknown reasons go to
+// unexpected_exit()), lets its devices act, then checks and injects events with KVM's
+// priority (kvm_check_and_inject_events) and re-enters. Every decision is an
+// ES_KIND_DECISION record with a reason code.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "hv/arch/event_info.h"
+#include "hv/arch/exit_reason.h"
+#include "hv/cpu/cpu.h"
+#include "hv/cpu/ept_builder.h"
+#include "hv/vmm/policy.h"
+#include "probes/bus/probe_bus.h"
+
+namespace es::hv {
+
+struct VmmConfig {
+  std::string policy = "default";
+  bool eager_ept = false;              // map all guest RAM in EPT up front instead of on demand
+  uint32_t exception_bitmap = 0;       // exceptions L0 intercepts (bit n = vector n)
+  uint64_t max_exits = 0;              // 0 = no limit
+  uint64_t max_insns = 200'000'000;    // guest instructions; 0 = no limit
+  uint64_t guest_arg = 0;              // RDI at guest entry
+  uint64_t exit_handling_ns = 200;     // simulated L0 time per handled exit
+  CpuConfig cpu;
+};
+
+struct RunResult {
+  uint32_t end_reason = ES_END_GUEST_EXIT;  // ES_END_*
+  uint32_t guest_exit_code = 0;
+  uint64_t exits = 0;
+  uint64_t insns = 0;
+  uint64_t end_time_ns = 0;
+  std::string console;  // everything the guest wrote to the serial port
+  std::string message;  // for ES_END_INTERNAL_ERROR / TRIPLE_FAULT: one sentence
+};
+
+// One event in the software queue (KVM's kvm_queued_exception / kvm_queued_interrupt).
+struct QueuedEvent {
+  arch::EntryIntrInfo info;  // vector, type, deliver-error-code, valid
+  uint32_t error_code = 0;
+  uint32_t instr_len = 0;    // software interrupts / exceptions
+  uint64_t cr2 = 0;          // payload of a #PF
+  uint64_t origin = 0;       // chain root
+};
+
+class Vmm {
+ public:
+  Vmm(probes::ProbeBus& bus, VmmConfig cfg);
+  ~Vmm();
+
+  // Loads the image and builds the guest environment. False with a one-sentence error.
+  bool load(std::span<const uint8_t> image, std::string& error);
+  RunResult run();
+  void request_stop() { stop_.store(true, std::memory_order_relaxed); }
+
+  const ReinjectionPolicy& policy() const { return *policy_; }
+  Cpu& cpu() { return cpu_; }
+  Vmcs& vmcs() { return vmcs01_; }
+
+ private:
+  using ExitHandler = bool (Vmm::*)(const ExitRecordInfo&);  // false = the run ends
+
+  // KVM's per-vCPU event state (vcpu->arch.exception / nmi_* / interrupt).
+  struct EventState {
+    std::optional<QueuedEvent> exception;  // pending (new) or injected (requeued)
+    bool exception_injected = false;       // true: requeued from IDT-vectoring, reinject first
+    std::optional<QueuedEvent> nmi_injected;
+    std::optional<QueuedEvent> interrupt_injected;  // requeued IRQ / soft interrupt
+    std::array<uint64_t, 256> irr_origin{};         // pending IRQ vectors (0 = none)
+    unsigned nmi_pending = 0;
+    std::array<uint64_t, 2> nmi_origins{};
+    bool irq_window_open = false, nmi_window_open = false;
+    bool deferred_noted = false;
+  };
+
+  // complete / inject
+  void complete_interrupts(const ExitRecordInfo& exit);
+  void check_and_inject_events();
+  void inject(const QueuedEvent& e, uint32_t decision);
+  void cancel_injection();
+  bool nmi_allowed() const;
+  bool interrupt_allowed() const;
+  int highest_pending_irq() const;
+
+  // sources
+  void raise_irq(uint8_t vector, uint64_t cause);
+  void raise_nmi(uint64_t cause);
+  void queue_exception(const QueuedEvent& e, uint64_t cause);
+  void timer_fire(uint64_t cause);
+  void arm_timer();
+
+  // exit handlers (named after the enumerator)
+  bool handle_exception_or_nmi(const ExitRecordInfo&);
+  bool handle_external_interrupt(const ExitRecordInfo&);
+  bool handle_triple_fault(const ExitRecordInfo&);
+  bool handle_interrupt_window(const ExitRecordInfo&);
+  bool handle_nmi_window(const ExitRecordInfo&);
+  bool handle_cpuid(const ExitRecordInfo&);
+  bool handle_hlt(const ExitRecordInfo&);
+  bool handle_vmcall(const ExitRecordInfo&);
+  bool handle_io_instruction(const ExitRecordInfo&);
+  bool handle_msr_read(const ExitRecordInfo&);
+  bool handle_msr_write(const ExitRecordInfo&);
+  bool handle_ept_violation(const ExitRecordInfo&);
+  bool unexpected_exit(const ExitRecordInfo&);
+  void skip_instruction();
+  bool halt_until_event();
+
+  // records
+  uint64_t decide(uint32_t reason, uint64_t cause, uint64_t origin, uint32_t intr_info = 0,
+                  uint32_t error = 0, uint64_t gpa = 0, uint32_t aux = 0, uint64_t aux64 = 0);
+  es_record base_record(uint16_t kind) const;
+  void console_byte(uint8_t c);
+  void flush_console();
+  void dump_vmcs(uint64_t cause);
+  void end_run(uint32_t reason, uint64_t cause, std::string message = {});
+
+  probes::ProbeBus& bus_;
+  VmmConfig cfg_;
+  std::unique_ptr<ReinjectionPolicy> policy_;
+  HostMemory mem_;
+  Cpu cpu_;
+  std::optional<EptBuilder> ept_;
+  Vmcs vmcs01_;
+  GuestGprs gprs_;
+  uint64_t ram_hpa_ = 0;
+  EventState ev_;
+  std::optional<QueuedEvent> last_injected_;  // what the last entry injected
+  uint64_t last_decision_ = 0;               // cause for the next VM entry
+  uint64_t inject_origin_ = 0;
+  bool halted_ = false;
+  bool running_ = false;
+  // devices
+  uint64_t timer_period_ns_ = 0, timer_deadline_ = 0;
+  uint8_t timer_vector_ = 0x20;
+  std::string console_line_;
+  RunResult result_;
+  std::atomic<bool> stop_{false};
+  std::array<ExitHandler, arch::kExitReasonLimit> handlers_{};
+};
+
+}  // namespace es::hv
