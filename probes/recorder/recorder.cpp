@@ -1,0 +1,308 @@
+#include "probes/recorder/recorder.h"
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+
+#include "replay/chains.h"
+#include "schema/migrations.h"
+
+#ifndef ES_TOOL_VERSION
+#define ES_TOOL_VERSION "unknown"
+#endif
+
+namespace es::recorder {
+
+namespace {
+
+constexpr std::string_view kInsertEvent =
+    "INSERT INTO events (id, kind, level, hv_level, vcpu, time_ns, reason, flags, cause, origin, rip, "
+    "qualification, guest_linear, guest_phys, intr_info, intr_error, idt_vectoring_info, idt_vectoring_error, "
+    "instr_len, aux, aux64, code_id, text) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+
+std::string quote_path(const std::string& p) { return "'" + p + "'"; }
+
+Result<void> remove_existing(const std::string& path) {
+  std::error_code ec;
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+    const std::string p = path + suffix;
+    if (std::filesystem::is_directory(p, ec))
+      return make_error(quote_path(path) + " is a directory; choose a file name for the recording.");
+    std::filesystem::remove(p, ec);
+    if (ec) return make_error("cannot replace " + quote_path(p) + " (" + ec.message() + "); remove it yourself or choose another name.");
+  }
+  return {};
+}
+
+}  // namespace
+
+Recorder::Recorder(std::string path, db::Db db, RecorderOptions options)
+    : path_(std::move(path)), db_(std::move(db)), options_(options) {
+  options_.batch_size = std::max<size_t>(options_.batch_size, 1);
+  options_.max_queued = std::max(options_.max_queued, options_.batch_size);
+  front_.reserve(options_.max_queued);
+  back_.reserve(options_.max_queued);
+}
+
+Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path, const SessionInfo& info, bool force,
+                                                 RecorderOptions options) {
+  std::error_code ec;
+  if (path.empty()) return make_error("no recording file given; name the .db file to write.");
+  if (std::filesystem::exists(std::filesystem::symlink_status(path, ec))) {
+    if (!force)
+      return make_error("recording " + quote_path(path) +
+                        " already exists; pass --force to overwrite it or choose another name.");
+    if (auto r = remove_existing(path); !r) return make_error(r.error());
+  }
+  const auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
+    return make_error("cannot create recording " + quote_path(path) + ": directory " + quote_path(parent.string()) +
+                      " does not exist; create it or choose another path.");
+
+  auto opened = db::Db::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (!opened)
+    return make_error("cannot create recording " + quote_path(path) + " (" + opened.error() +
+                      "); check that the directory is writable.");
+  db::Db db = std::move(opened).value();
+  // journal_mode=WAL is the first write: an unwritable location fails here.
+  auto mode = db.prepare("PRAGMA journal_mode=WAL");
+  if (!mode || mode->step() != SQLITE_ROW)
+    return make_error("cannot create recording " + quote_path(path) + " (" + db.errmsg() +
+                      "); check that the directory is writable.");
+  mode = db::Stmt();
+  if (auto r = db.exec("PRAGMA synchronous=NORMAL"); !r)
+    return make_error(schema::describe_sqlite_error(path, "configuring", db.errcode(), r.error()));
+  if (auto r = schema::migrate(db); !r) return make_error(r.error());
+
+  // The session row exists from the start with complete = 0: a crash leaves an
+  // incomplete session, not an anonymous pile of events.
+  auto [host, kernel] = host_and_kernel();
+  auto ins = db.prepare(
+      "INSERT INTO sessions (id, source, scenario, guest_path, guest_hash, policy, tool_version, host, kernel, "
+      "command_line, config_json, started_at, complete) VALUES (1,?,?,?,?,?,?,?,?,?,?,?,0)");
+  if (!ins) return make_error(schema::describe_sqlite_error(path, "writing", db.errcode(), ins.error()));
+  ins->bind(1, std::string_view(to_string(info.source)));
+  ins->bind(2, info.scenario);
+  ins->bind(3, info.guest_path);
+  ins->bind(4, info.guest_hash);
+  ins->bind(5, info.policy);
+  ins->bind(6, info.tool_version.empty() ? std::string(ES_TOOL_VERSION) : info.tool_version);
+  ins->bind(7, info.host.empty() ? host : info.host);
+  ins->bind(8, info.kernel.empty() ? kernel : info.kernel);
+  ins->bind(9, info.command_line);
+  ins->bind(10, info.config_json.empty() ? std::string("{}") : info.config_json);
+  ins->bind(11, iso8601_utc(info.started_at));
+  if (ins->step() != SQLITE_DONE)
+    return make_error(schema::describe_sqlite_error(path, "writing", db.errcode(), db.errmsg()));
+  ins = db::Stmt();
+
+  std::unique_ptr<Recorder> rec(new Recorder(path, std::move(db), options));
+  if (auto r = rec->prepare_statements(); !r) return make_error(r.error());
+  rec->writer_ = std::thread([r = rec.get()] { r->writer_main(); });
+  return rec;
+}
+
+Result<void> Recorder::prepare_statements() {
+  auto ev = db_.prepare(kInsertEvent);
+  if (!ev) return make_error(schema::describe_sqlite_error(path_, "preparing", db_.errcode(), ev.error()));
+  insert_event_ = std::move(ev).value();
+  auto code = db_.prepare("INSERT INTO code (rip, bytes) VALUES (?, ?)");
+  if (!code) return make_error(schema::describe_sqlite_error(path_, "preparing", db_.errcode(), code.error()));
+  insert_code_ = std::move(code).value();
+  return {};
+}
+
+Recorder::~Recorder() {
+  detach();
+  stop_writer();
+}
+
+void Recorder::bus_callback(void* self, const es_record* rec) { static_cast<Recorder*>(self)->on_record(*rec); }
+
+void Recorder::attach(probes::ProbeBus& bus, uint32_t kind_mask) {
+  detach();
+  if (finished_) return;
+  bus_ = &bus;
+  bus_handle_ = bus.subscribe(kind_mask, &Recorder::bus_callback, this);
+}
+
+void Recorder::detach() {
+  if (bus_) bus_->unsubscribe(bus_handle_);
+  bus_ = nullptr;
+  bus_handle_ = 0;
+}
+
+void Recorder::on_record(const es_record& rec) {
+  std::unique_lock lk(mu_);
+  if (front_.size() >= options_.max_queued) {
+    if (options_.drop_when_full) {
+      ++stats_.dropped;
+      return;
+    }
+    space_cv_.wait(lk, [&] { return front_.size() < options_.max_queued || writer_failed_ || stop_; });
+  }
+  if (writer_failed_ || stop_) {
+    ++stats_.dropped;  // counted in sessions.records_dropped
+    return;
+  }
+  front_.push_back(rec);
+  if (front_.size() == options_.batch_size) work_cv_.notify_one();
+}
+
+void Recorder::writer_main() {
+  for (;;) {
+    std::unique_lock lk(mu_);
+    work_cv_.wait(lk, [&] { return front_.size() >= options_.batch_size || stop_; });
+    if (front_.empty() && stop_) return;
+    std::swap(front_, back_);
+    lk.unlock();
+    space_cv_.notify_all();
+    write_batch(back_);
+    back_.clear();
+  }
+}
+
+int64_t Recorder::code_id_for(const es_record& rec) {
+  const size_t n = std::min<size_t>(rec.aux, sizeof rec.bytes);
+  if (n == 0) return 0;
+  std::string key(8 + n, '\0');
+  std::memcpy(key.data(), &rec.rip, 8);
+  std::memcpy(key.data() + 8, rec.bytes, n);
+  if (auto it = code_ids_.find(key); it != code_ids_.end()) return it->second;
+  insert_code_.bind_u64(1, rec.rip);
+  insert_code_.bind_blob(2, rec.bytes, static_cast<int>(n));
+  const int rc = insert_code_.step();
+  insert_code_.reset();
+  if (rc != SQLITE_DONE) return 0;
+  const int64_t id = sqlite3_last_insert_rowid(db_.get());
+  code_ids_.emplace(std::move(key), id);
+  ++stats_.code_rows;  // writer-only field until stop; read under mu_ after join
+  return id;
+}
+
+void Recorder::write_batch(std::vector<es_record>& batch) {
+  if (batch.empty()) return;
+  uint64_t written = 0, rejected = 0, exits = 0;
+  std::string error;
+  if (auto r = db_.exec("BEGIN"); !r) {
+    error = schema::describe_sqlite_error(path_, "writing", db_.errcode(), r.error());
+  } else {
+    for (const es_record& rec : batch) {
+      db::Stmt& s = insert_event_;
+      if (rec.id) s.bind_u64(1, rec.id);
+      else s.bind_null(1);
+      s.bind(2, int64_t{rec.kind});
+      s.bind(3, int64_t{rec.level});
+      s.bind(4, int64_t{rec.hv_level});
+      s.bind(5, int64_t{rec.vcpu});
+      s.bind_u64(6, rec.time_ns);
+      s.bind(7, int64_t{rec.reason});
+      s.bind(8, int64_t{rec.flags});
+      s.bind_u64(9, rec.cause);
+      s.bind_u64(10, rec.origin);
+      s.bind_u64(11, rec.rip);
+      s.bind_u64(12, rec.qualification);
+      s.bind_u64(13, rec.guest_linear);
+      s.bind_u64(14, rec.guest_phys);
+      s.bind(15, int64_t{rec.intr_info});
+      s.bind(16, int64_t{rec.intr_error});
+      s.bind(17, int64_t{rec.idt_vectoring_info});
+      s.bind(18, int64_t{rec.idt_vectoring_error});
+      s.bind(19, int64_t{rec.instr_len});
+      s.bind(20, int64_t{rec.aux});
+      s.bind_u64(21, rec.aux64);
+      if (rec.flags & ES_FLAG_BYTES_VALID) {
+        if (const int64_t code = code_id_for(rec)) s.bind(22, code);
+      }
+      if (rec.kind == ES_KIND_CONSOLE) {
+        const size_t n = std::min<size_t>(rec.aux, sizeof rec.bytes);
+        s.bind(23, std::string_view(reinterpret_cast<const char*>(rec.bytes), n));
+      }
+      const int rc = s.step();
+      s.reset();
+      if (rc == SQLITE_DONE) {
+        ++written;
+        if (rec.kind == ES_KIND_VM_EXIT) ++exits;
+      } else if ((rc & 0xFF) == SQLITE_CONSTRAINT) {
+        ++rejected;  // duplicate id: counted, the rest of the batch is kept
+      } else {
+        error = schema::describe_sqlite_error(path_, "writing", db_.errcode(), db_.errmsg());
+        break;
+      }
+    }
+    if (error.empty()) {
+      if (auto c = db_.exec("COMMIT"); !c)
+        error = schema::describe_sqlite_error(path_, "writing", db_.errcode(), c.error());
+    }
+    if (!error.empty()) (void)db_.exec("ROLLBACK");
+  }
+  std::lock_guard lk(mu_);
+  if (error.empty()) {
+    stats_.written += written;
+    stats_.dropped += rejected;
+    exit_count_ += exits;
+    ++stats_.batches;
+  } else {
+    stats_.dropped += batch.size();
+    if (!writer_failed_) writer_error_ = error;
+    writer_failed_ = true;
+    space_cv_.notify_all();
+  }
+}
+
+void Recorder::stop_writer() {
+  {
+    std::lock_guard lk(mu_);
+    stop_ = true;
+  }
+  work_cv_.notify_all();
+  space_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+}
+
+RecorderStats Recorder::stats() const {
+  std::lock_guard lk(mu_);
+  return stats_;
+}
+
+Result<void> Recorder::finish(const RunEnd& end) {
+  if (finished_) return make_error("recording " + quote_path(path_) + " is already finished.");
+  finished_ = true;
+  detach();
+  stop_writer();
+  if (writer_failed_) return make_error(writer_error_);
+
+  if (auto r = schema::create_indexes(db_); !r) return r;
+  if (options_.materialize_chains) {
+    if (auto r = replay::materialize_chains(db_); !r) return r;
+  }
+  auto up = db_.prepare(
+      "UPDATE sessions SET ended_at = ?, complete = 1, end_reason = ?, end_detail = ?, event_count = ?, "
+      "exit_count = ?, records_dropped = ?, source_dropped = ? WHERE id = 1");
+  if (!up) return make_error(schema::describe_sqlite_error(path_, "finishing", db_.errcode(), up.error()));
+  up->bind(1, iso8601_utc(std::chrono::system_clock::now()));
+  up->bind(2, int64_t{end.end_reason});
+  up->bind(3, end.detail);
+  up->bind_u64(4, stats_.written);
+  up->bind_u64(5, exit_count_);
+  up->bind_u64(6, stats_.dropped);
+  up->bind_u64(7, end.source_dropped);
+  if (auto r = db_.exec("BEGIN"); !r)
+    return make_error(schema::describe_sqlite_error(path_, "finishing", db_.errcode(), r.error()));
+  if (up->step() != SQLITE_DONE ||
+      !db_.exec("INSERT OR REPLACE INTO vcpus (vcpu, first_event, last_event, event_count) "
+                "SELECT vcpu, min(id), max(id), count(*) FROM events GROUP BY vcpu") ||
+      !db_.exec("COMMIT")) {
+    std::string msg = schema::describe_sqlite_error(path_, "finishing", db_.errcode(), db_.errmsg());
+    (void)db_.exec("ROLLBACK");
+    return make_error(msg);
+  }
+  up = db::Stmt();
+  insert_event_ = db::Stmt();
+  insert_code_ = db::Stmt();
+  (void)db_.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  return {};
+}
+
+}  // namespace es::recorder

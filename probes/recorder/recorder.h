@@ -1,0 +1,112 @@
+// The recorder: a built-in probe-bus subscriber that writes every record into a SQLite
+// recording (schema/v1.sql).
+//
+// Threading: the producer (the thread calling ProbeBus::emit) copies each record into the
+// front buffer under a mutex; a writer thread swaps the buffers and writes the back buffer
+// in one transaction with one reused prepared INSERT. When the writer falls behind, the
+// producer blocks (default, deterministic for the hv source) or, with
+// RecorderOptions::drop_when_full, drops and counts (sessions.records_dropped): never silent.
+//
+// Typical use (the hv runner):
+//   auto rec = es::recorder::Recorder::open(path, info, force);
+//   if (!rec) { print(rec.error()); return 2; }
+//   (*rec)->attach(bus);
+//   ... run ...
+//   if (auto r = (*rec)->finish({ES_END_GUEST_EXIT, "guest exited"}); !r) print(r.error());
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "exitscope/record.h"
+#include "probes/bus/probe_bus.h"
+#include "probes/recorder/session_info.h"
+#include "schema/result.h"
+#include "schema/sqlite_db.h"
+
+namespace es::recorder {
+
+struct RecorderOptions {
+  size_t batch_size = 16384;    // records per transaction
+  size_t max_queued = 65536;    // front-buffer bound; the producer blocks (or drops) beyond it
+  bool drop_when_full = false;  // false: block the producer; true: drop and count
+  bool materialize_chains = true;  // finish() fills the chains / chain_events tables
+};
+
+struct RecorderStats {
+  uint64_t written = 0;   // rows in events
+  uint64_t dropped = 0;   // records not written (queue full in drop mode, rejected rows, writer error)
+  uint64_t batches = 0;   // transactions committed
+  uint64_t code_rows = 0; // distinct (rip, bytes)
+};
+
+class Recorder {
+ public:
+  // Creates `path` (refused if it exists unless `force`, which replaces it), applies the
+  // schema, writes the sessions row with complete = 0 and starts the writer thread.
+  // Errors: one sentence naming the file and what to do.
+  static Result<std::unique_ptr<Recorder>> open(const std::string& path, const SessionInfo& info, bool force,
+                                                RecorderOptions options = {});
+
+  // Subscribes to `bus` for `kind_mask` (bit k = ES_KIND k). The bus must outlive the
+  // recorder or the recorder must be finished first. One bus at a time.
+  void attach(probes::ProbeBus& bus, uint32_t kind_mask = probes::kAllKinds);
+  void detach();
+
+  // Queues one record (copied). Also the entry point for sources that do not use a bus
+  // (importers). Thread-safe; a record with id 0 gets the next free row id.
+  void on_record(const es_record& rec);
+
+  // Detaches, writes everything queued, builds indexes, materializes chains, then marks the
+  // session complete with the end reason, end time and counts. Call once.
+  Result<void> finish(const RunEnd& end);
+
+  // Counters so far (exact after finish()).
+  RecorderStats stats() const;
+  const std::string& path() const { return path_; }
+
+  // Without finish(): detaches, writes what is queued and leaves the session incomplete.
+  ~Recorder();
+  Recorder(const Recorder&) = delete;
+  Recorder& operator=(const Recorder&) = delete;
+
+ private:
+  Recorder(std::string path, db::Db db, RecorderOptions options);
+  Result<void> prepare_statements();
+  void writer_main();
+  void write_batch(std::vector<es_record>& batch);
+  int64_t code_id_for(const es_record& rec);
+  void stop_writer();
+  static void bus_callback(void* self, const es_record* rec);
+
+  std::string path_;
+  db::Db db_;
+  RecorderOptions options_;
+  db::Stmt insert_event_;
+  db::Stmt insert_code_;
+  std::unordered_map<std::string, int64_t> code_ids_;  // key: 8-byte rip + instruction bytes
+
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;   // writer waits: batch ready / stop
+  std::condition_variable space_cv_;  // producer waits: front buffer below max_queued
+  std::vector<es_record> front_;      // filled by producers
+  std::vector<es_record> back_;       // written by the writer
+  bool stop_ = false;
+  bool writer_failed_ = false;
+  std::string writer_error_;
+  RecorderStats stats_;
+  uint64_t exit_count_ = 0;
+  std::thread writer_;
+
+  probes::ProbeBus* bus_ = nullptr;
+  int bus_handle_ = 0;
+  bool finished_ = false;
+};
+
+}  // namespace es::recorder

@@ -1,0 +1,51 @@
+// Chain reconstruction. A chain is every event with the same `origin` (the id of its root
+// record, normally the ES_KIND_RAISE that raised the original event), ordered by id. For
+// each chain we report the original event, what interrupted its delivery (VM exits with
+// valid IDT-vectoring info), what the hypervisor did about it (decision records) and the
+// outcome. A chain whose root was caused by an event of another chain (e.g. a #PF raised
+// while delivering an IRQ) is linked to it as "interrupts chain N".
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "replay/recording.h"
+#include "schema/result.h"
+#include "schema/sqlite_db.h"
+
+namespace es::replay {
+
+enum class Outcome : uint8_t { Delivered, PromotedToDf, TripleFault, DroppedByPolicy, PendingAtEnd, Lost };
+// "delivered", "promoted to #DF", "triple fault", "dropped by policy", "pending at end", "lost"
+std::string_view to_string(Outcome o);
+
+struct Chain {
+  uint64_t id = 0;             // = origin = root event id
+  bool root_found = false;     // the root record is in the recording
+  Event root;                  // valid if root_found
+  uint32_t event_word = 0;     // the original event, VM-entry interruption-info format
+  uint32_t event_error = 0;
+  std::vector<Event> events;   // every member, by id (root included when found)
+  std::vector<uint64_t> interruptions;  // VM exits whose IDT-vectoring info was valid
+  std::vector<uint64_t> decisions;      // DECISION records in the chain
+  Outcome outcome = Outcome::Lost;
+  uint64_t outcome_event = 0;  // the event that decided the outcome (0 if none)
+  bool inferred = false;       // a member link is ES_FLAG_INFERRED or the root is missing
+  uint64_t interrupts_chain = 0;         // chain whose delivery this chain's root interrupted
+  std::vector<uint64_t> interrupted_by;  // chains whose root was caused inside this chain
+};
+
+// Builds chains from events that have origin != 0 (any order) plus the session's RUN_END
+// records. `run_ended_by_limit`: the run stopped on a limit / signal (or the recording has
+// no RUN_END at all), so an undelivered event is "pending at end" rather than "lost".
+std::vector<Chain> build_chains(std::vector<Event> members, const std::vector<Event>& run_ends);
+
+// Reads the events and builds the chains (read-only; nothing is written).
+Result<std::vector<Chain>> load_chains(db::Db& db);
+inline Result<std::vector<Chain>> load_chains(Recording& rec) { return load_chains(rec.db()); }
+
+// Rebuilds the chains / chain_events tables of a writable recording in one transaction.
+Result<void> materialize_chains(db::Db& db);
+
+}  // namespace es::replay

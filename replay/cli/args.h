@@ -1,0 +1,44 @@
+// Minimal option parsing shared by the exitscope commands: --name value, --name=value,
+// boolean --name, positional arguments, and -h / --help.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "schema/result.h"
+
+namespace es::cli {
+
+struct OptionSpec {
+  std::string_view name;   // without the leading "--"
+  std::string_view value;  // value placeholder ("N"), empty for a boolean flag
+  std::string_view help;
+};
+
+struct Args {
+  bool help = false;
+  std::vector<std::string> positional;
+  std::map<std::string, std::string, std::less<>> values;  // options given (boolean flags map to "")
+
+  bool has(std::string_view name) const { return values.find(name) != values.end(); }
+  std::optional<std::string> get(std::string_view name) const {
+    auto it = values.find(name);
+    return it == values.end() ? std::nullopt : std::optional<std::string>(it->second);
+  }
+};
+
+// argv[0] is the command name. Error: one sentence naming the bad option.
+Result<Args> parse_args(std::string_view command, int argc, char** argv, std::span<const OptionSpec> specs);
+
+// "Usage: exitscope CMD SYNOPSIS\n\nDESCRIPTION\n\nOptions:\n  --x N  help\n"
+std::string usage_text(std::string_view command, std::string_view synopsis, std::string_view description,
+                       std::span<const OptionSpec> specs);
+
+// Prints "exitscope CMD: MESSAGE" and the --help hint to stderr; returns 2.
+int usage_error(std::string_view command, std::string_view message);
+
+}  // namespace es::cli

@@ -1,0 +1,108 @@
+#include <cstdio>
+
+#include "replay/cli/args.h"
+#include "replay/cli/commands.h"
+#include "replay/format.h"
+#include "replay/names.h"
+#include "replay/recording.h"
+
+namespace es::cli {
+
+namespace {
+constexpr std::string_view kName = "events";
+constexpr OptionSpec kOptions[] = {
+    {"kind", "K", "only this kind (VM_EXIT, VM_ENTRY, DELIVERY, DECISION, RAISE, ... or a number)"},
+    {"reason", "R", "exit reason (EPT_VIOLATION, 48), decision (INJECT_REINJECTED) or number"},
+    {"vector", "V", "events whose interruption info or IDT-vectoring info has vector V (0x20, 14)"},
+    {"vcpu", "N", "only vCPU N"},
+    {"level", "L", "only guest level L (1 = L1, 2 = L2)"},
+    {"chain", "N", "only events of chain N (its root event id)"},
+    {"from", "T", "from session time T (ns, or with a unit: 1.5us, 20ms, 2s)"},
+    {"to", "T", "up to session time T (inclusive)"},
+    {"limit", "N", "print at most N events"},
+};
+
+// Parses --NAME as an unsigned number no larger than max; returns false after printing an error.
+bool number_option(const Args& a, std::string_view name, uint64_t max, std::optional<uint64_t>& out, int& rc) {
+  auto v = a.get(name);
+  if (!v) return true;
+  auto n = replay::parse_uint(*v);
+  if (!n || *n > max) {
+    rc = usage_error(kName, "option '--" + std::string(name) + "' needs a number up to " + std::to_string(max) +
+                                ", not '" + *v + "'");
+    return false;
+  }
+  out = n;
+  return true;
+}
+
+}  // namespace
+
+int cmd_events(int argc, char** argv) {
+  auto args = parse_args(kName, argc, argv, kOptions);
+  if (!args) return usage_error(kName, args.error());
+  if (args->help) {
+    std::fputs(usage_text(kName, "DB [OPTIONS]",
+                          "List the events of the recording DB, one decoded line each:\n"
+                          "  #ID  TIME(s)  LEVEL(HV LEVEL)  vcpuN  KIND  decoded fields  cause=#ID origin=#ID\n"
+                          "Hardware words (exit reason, qualification, interruption and IDT-vectoring info)\n"
+                          "are decoded; cause is the event that caused this one, origin the chain root.",
+                          kOptions)
+                   .c_str(),
+               stdout);
+    return 0;
+  }
+  if (args->positional.size() != 1)
+    return usage_error(kName, args->positional.empty() ? "missing the recording file (DB)"
+                                                       : "expects exactly one recording file");
+  replay::EventFilter f;
+  int rc = 0;
+  if (auto k = args->get("kind")) {
+    f.kind = replay::parse_kind(*k);
+    if (!f.kind)
+      return usage_error(kName, "unknown kind '" + *k + "' for '--kind' (one of " + replay::kind_name_list() + ")");
+  }
+  if (auto r = args->get("reason")) {
+    if (auto ok = replay::set_reason(f, *r); !ok) return usage_error(kName, ok.error().substr(0, ok.error().size() - 1));
+  }
+  std::optional<uint64_t> v;
+  if (!number_option(*args, "vector", 255, v, rc)) return rc;
+  if (v) f.vector = static_cast<uint8_t>(*v);
+  v.reset();
+  if (!number_option(*args, "vcpu", 65535, v, rc)) return rc;
+  if (v) f.vcpu = static_cast<uint16_t>(*v);
+  v.reset();
+  if (!number_option(*args, "level", 255, v, rc)) return rc;
+  if (v) f.level = static_cast<uint8_t>(*v);
+  if (!number_option(*args, "chain", UINT64_MAX, f.chain, rc)) return rc;
+  if (!number_option(*args, "limit", UINT64_MAX, f.limit, rc)) return rc;
+  for (const char* name : {"from", "to"}) {
+    if (auto t = args->get(name)) {
+      auto ns = replay::parse_time_ns(*t);
+      if (!ns)
+        return usage_error(kName, "option '--" + std::string(name) + "' needs a time such as 1500, 1.5us, 20ms or 2s, not '" + *t + "'");
+      (std::string_view(name) == "from" ? f.from_ns : f.to_ns) = *ns;
+    }
+  }
+
+  auto rec = replay::Recording::open(args->positional[0]);
+  if (!rec) {
+    std::fprintf(stderr, "exitscope events: %s\n", rec.error().c_str());
+    return 2;
+  }
+  uint64_t count = 0;
+  auto r = rec->for_each_event(f, [&](const replay::Event& ev) {
+    std::printf("%s\n", replay::format_event(ev).c_str());
+    ++count;
+    return true;
+  });
+  if (!r) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "exitscope events: %s\n", r.error().c_str());
+    return 2;
+  }
+  if (count == 0) std::fprintf(stderr, "exitscope events: no event matches.\n");
+  return 0;
+}
+
+}  // namespace es::cli

@@ -1,0 +1,118 @@
+#include <cstdio>
+#include <map>
+
+#include "replay/chains.h"
+#include "replay/cli/args.h"
+#include "replay/cli/commands.h"
+#include "replay/format.h"
+#include "replay/names.h"
+#include "replay/recording.h"
+
+namespace es::cli {
+
+namespace {
+constexpr std::string_view kName = "info";
+constexpr OptionSpec kOptions[] = {
+    {"no-console", "", "do not print the guest console output"},
+};
+}  // namespace
+
+int cmd_info(int argc, char** argv) {
+  auto args = parse_args(kName, argc, argv, kOptions);
+  if (!args) return usage_error(kName, args.error());
+  if (args->help) {
+    std::fputs(usage_text(kName, "DB",
+                          "Summarize the recording DB: where it came from (source, scenario, guest image and\n"
+                          "hash, policy, host), whether it is complete, why the run ended, event counts by\n"
+                          "kind, VM exits by reason, decisions by reason, chain outcomes and console output.",
+                          kOptions)
+                   .c_str(),
+               stdout);
+    return 0;
+  }
+  if (args->positional.size() != 1)
+    return usage_error(kName, args->positional.empty() ? "missing the recording file (DB)"
+                                                       : "expects exactly one recording file");
+  auto rec = replay::Recording::open(args->positional[0]);
+  if (!rec) {
+    std::fprintf(stderr, "exitscope info: %s\n", rec.error().c_str());
+    return 2;
+  }
+  auto s = rec->session();
+  if (!s) {
+    std::fprintf(stderr, "exitscope info: %s\n", s.error().c_str());
+    return 2;
+  }
+  std::printf("recording:  %s\n", rec->path().c_str());
+  std::printf("source:     %s\n", s->source.c_str());
+  std::printf("scenario:   %s\n", s->scenario.empty() ? "-" : s->scenario.c_str());
+  std::printf("guest:      %s%s%s\n", s->guest_path.empty() ? "-" : s->guest_path.c_str(),
+              s->guest_hash.empty() ? "" : "  ", s->guest_hash.c_str());
+  std::printf("policy:     %s\n", s->policy.empty() ? "-" : s->policy.c_str());
+  std::printf("tool:       exitscope %s\n", s->tool_version.c_str());
+  std::printf("host:       %s\n", s->host.c_str());
+  std::printf("command:    %s\n", s->command_line.empty() ? "-" : s->command_line.c_str());
+  std::printf("started:    %s\n", s->started_at.c_str());
+  if (s->complete) {
+    std::printf("status:     complete (ended %s)\n", s->ended_at.c_str());
+  } else {
+    std::printf("status:     INCOMPLETE: the recorder never finished (crash or kill); events up to the last "
+                "written batch are kept\n");
+  }
+  if (s->end_reason) {
+    const std::string_view n = replay::end_reason_name(*s->end_reason);
+    std::printf("run end:    %s%s%s\n", n.empty() ? std::to_string(*s->end_reason).c_str() : std::string(n).c_str(),
+                s->end_detail.empty() ? "" : ": ", s->end_detail.c_str());
+  } else {
+    std::printf("run end:    unknown\n");
+  }
+  std::printf("events:     %llu  (time %s .. %s s)\n", static_cast<unsigned long long>(s->event_count),
+              replay::format_time(s->first_time_ns).c_str(), replay::format_time(s->last_time_ns).c_str());
+  std::printf("dropped:    %llu by the recorder, %llu by the source\n",
+              static_cast<unsigned long long>(s->records_dropped), static_cast<unsigned long long>(s->source_dropped));
+  std::string vcpus;
+  for (uint16_t v : s->vcpus) vcpus += (vcpus.empty() ? "" : ", ") + std::to_string(v);
+  std::printf("vcpus:      %s\n", vcpus.empty() ? "-" : vcpus.c_str());
+
+  std::printf("\nevents by kind:\n");
+  for (auto [kind, n] : s->counts_by_kind) {
+    const std::string_view name = replay::kind_name(kind);
+    std::printf("  %-22s %llu\n", name.empty() ? ("kind " + std::to_string(kind)).c_str() : std::string(name).c_str(),
+                static_cast<unsigned long long>(n));
+  }
+  std::printf("\nexits by reason:\n");
+  if (s->exits_by_reason.empty()) std::printf("  (none)\n");
+  for (auto [reason, n] : s->exits_by_reason)
+    std::printf("  %-22s %llu\n", replay::exit_reason_text(reason).c_str(), static_cast<unsigned long long>(n));
+  std::printf("\ndecisions by reason:\n");
+  if (s->decisions_by_reason.empty()) std::printf("  (none)\n");
+  for (auto [reason, n] : s->decisions_by_reason) {
+    const std::string_view name = replay::decision_name(reason);
+    std::printf("  %-22s %llu\n",
+                name.empty() ? ("decision " + std::to_string(reason)).c_str() : std::string(name).c_str(),
+                static_cast<unsigned long long>(n));
+  }
+  auto chains = replay::load_chains(*rec);
+  if (!chains) {
+    std::fprintf(stderr, "exitscope info: %s\n", chains.error().c_str());
+    return 2;
+  }
+  std::map<std::string_view, uint64_t> outcomes;
+  for (const auto& c : *chains) ++outcomes[replay::to_string(c.outcome)];
+  std::printf("\nchains:     %zu", chains->size());
+  for (auto [o, n] : outcomes) std::printf("  %.*s=%llu", static_cast<int>(o.size()), o.data(), static_cast<unsigned long long>(n));
+  std::printf("\n");
+
+  if (!args->has("no-console")) {
+    auto lines = rec->console_lines();
+    if (!lines) {
+      std::fprintf(stderr, "exitscope info: %s\n", lines.error().c_str());
+      return 2;
+    }
+    std::printf("\nconsole output:%s\n", lines->empty() ? " (none)" : "");
+    for (const std::string& l : *lines) std::printf("  | %s\n", l.c_str());
+  }
+  return 0;
+}
+
+}  // namespace es::cli

@@ -1,0 +1,237 @@
+// `exitscope record` and `exitscope scenarios`: run a guest on the built-in VT-x core and
+// record it. Built only with the hypervisor (ES_HAVE_HV); otherwise they say so.
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "replay/cli/args.h"
+#include "replay/cli/commands.h"
+
+#ifdef ES_HAVE_HV
+#include "hv/vmm/policy.h"
+#include "hv/vmm/scenarios.h"
+#include "hv/vmm/vmm.h"
+#include "probes/recorder/recorder.h"
+#endif
+
+namespace {
+
+constexpr std::string_view kRecord = "record";
+constexpr es::cli::OptionSpec kRecordOptions[] = {
+    {"scenario", "NAME", "run a built-in scenario (see 'exitscope scenarios')"},
+    {"guest", "FILE", "run your own guest: flat binary or ELF64 (hv/guests/README.md)"},
+    {"output", "DB", "the recording to write (also -o DB)"},
+    {"force", "", "replace DB if it exists"},
+    {"policy", "NAME", "reinjection policy: default | drop-hw-exceptions"},
+    {"max-exits", "N", "stop after N VM exits"},
+    {"max-insns", "N", "stop after N guest instructions (default 200000000)"},
+    {"arg", "N", "value the guest finds in RDI (scenario default otherwise)"},
+    {"eager-ept", "", "map all guest RAM in EPT up front (no lazy EPT violations)"},
+    {"intercept", "VECTORS", "extra exceptions L0 intercepts, e.g. 14 or 6,14 (exception bitmap)"},
+    {"quiet", "", "do not print the guest console or the summary"},
+};
+
+constexpr std::string_view kScenarios = "scenarios";
+constexpr es::cli::OptionSpec kScenarioOptions[] = {
+    {"names", "", "print only the names"},
+};
+
+#ifdef ES_HAVE_HV
+es::hv::Vmm* g_running = nullptr;
+extern "C" void on_stop_signal(int) {
+  if (g_running) g_running->request_stop();
+}
+
+bool parse_u64(const std::string& s, uint64_t& out) {
+  if (s.empty()) return false;
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long v = std::strtoull(s.c_str(), &end, 0);
+  if (errno != 0 || *end != '\0' || s[0] == '-') return false;
+  out = v;
+  return true;
+}
+
+const char* end_reason_text(uint32_t r) {
+  switch (r) {
+    case ES_END_GUEST_EXIT: return "guest exit";
+    case ES_END_LIMIT: return "limit reached";
+    case ES_END_TRIPLE_FAULT: return "triple fault";
+    case ES_END_INTERNAL_ERROR: return "internal error";
+    case ES_END_STOPPED: return "stopped by signal";
+    case ES_END_HALTED: return "guest halted for good";
+    default: return "?";
+  }
+}
+#endif
+
+}  // namespace
+
+int cmd_record(int argc, char** argv) {
+  using namespace es::cli;
+  // Accept the conventional short form -o DB.
+  std::vector<char*> av(argv, argv + argc);
+  static char kOutput[] = "--output";
+  for (auto& a : av)
+    if (std::strcmp(a, "-o") == 0) a = kOutput;
+  auto args = parse_args(kRecord, static_cast<int>(av.size()), av.data(), kRecordOptions);
+  if (!args) return usage_error(kRecord, args.error());
+  if (args->help) {
+    std::fputs(usage_text(kRecord, "(--scenario NAME | --guest FILE) -o DB [options]",
+                          "Run a guest on the built-in software VT-x core under the L0 hypervisor and record\n"
+                          "every VM exit, IDT-vectoring record, injection decision and delivery into DB.\n"
+                          "The run ends when the guest writes its exit code to port 0xF4, at a limit, on a\n"
+                          "triple fault, or on Ctrl-C (everything recorded so far is kept).",
+                          kRecordOptions)
+                   .c_str(),
+               stdout);
+    return 0;
+  }
+#ifndef ES_HAVE_HV
+  std::fprintf(stderr, "exitscope record: this build has no hypervisor core (hv/cpu missing).\n");
+  return 2;
+#else
+  if (!args->positional.empty()) return usage_error(kRecord, "unexpected argument '" + args->positional[0] + "'");
+  const auto scenario_name = args->get("scenario");
+  const auto guest_path = args->get("guest");
+  if (scenario_name && guest_path) return usage_error(kRecord, "give either --scenario or --guest, not both");
+  if (!scenario_name && !guest_path) return usage_error(kRecord, "missing --scenario NAME or --guest FILE");
+  const auto output = args->get("output");
+  if (!output || output->empty()) return usage_error(kRecord, "missing -o DB (the recording to write)");
+
+  es::hv::VmmConfig cfg;
+  std::vector<uint8_t> image;
+  es::recorder::SessionInfo info;
+  if (scenario_name) {
+    const es::hv::Scenario* sc = es::hv::find_scenario(*scenario_name);
+    if (!sc)
+      return usage_error(kRecord, "unknown scenario '" + *scenario_name + "' (list them with 'exitscope scenarios')");
+    cfg = sc->config;
+    image.assign(sc->guest.begin(), sc->guest.end());
+    info.scenario = std::string(sc->name);
+    info.guest_path = "builtin:" + std::string(sc->name);
+    info.guest_hash = "sha256:" + es::recorder::sha256_hex(image.data(), image.size());
+  } else {
+    std::ifstream f(*guest_path, std::ios::binary);
+    if (!f) {
+      std::fprintf(stderr, "exitscope record: cannot read guest file '%s': %s; check the path.\n",
+                   guest_path->c_str(), std::strerror(errno));
+      return 2;
+    }
+    image.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    info.guest_path = *guest_path;
+    info.guest_hash = "sha256:" + es::recorder::sha256_hex(image.data(), image.size());
+  }
+  if (auto p = args->get("policy")) {
+    if (!es::hv::make_policy(*p)) {
+      std::string names;
+      for (auto& pol : es::hv::all_policies()) names += (names.empty() ? "" : ", ") + std::string(pol->name());
+      return usage_error(kRecord, "unknown policy '" + *p + "' (known: " + names + ")");
+    }
+    cfg.policy = *p;
+  }
+  struct NumOpt {
+    const char* name;
+    uint64_t* dst;
+  } nums[] = {{"max-exits", &cfg.max_exits}, {"max-insns", &cfg.max_insns}, {"arg", &cfg.guest_arg}};
+  for (auto& n : nums)
+    if (auto v = args->get(n.name))
+      if (!parse_u64(*v, *n.dst))
+        return usage_error(kRecord, std::string("--") + n.name + " needs a non-negative number, not '" + *v + "'");
+  if (args->has("eager-ept")) cfg.eager_ept = true;
+  if (auto v = args->get("intercept")) {
+    std::string list = *v;
+    size_t pos = 0;
+    while (pos <= list.size()) {
+      const size_t comma = std::min(list.find(',', pos), list.size());
+      uint64_t vec = 0;
+      if (!parse_u64(list.substr(pos, comma - pos), vec) || vec > 31)
+        return usage_error(kRecord, "--intercept takes exception vectors 0..31 separated by commas, not '" + list + "'");
+      cfg.exception_bitmap |= 1u << vec;
+      pos = comma + 1;
+    }
+  }
+  info.source = es::recorder::Source::Hv;
+  info.policy = cfg.policy;
+  info.command_line = es::recorder::join_command_line(argc, argv);
+  info.config_json = "{\"max_exits\":" + std::to_string(cfg.max_exits) + ",\"max_insns\":" +
+                     std::to_string(cfg.max_insns) + ",\"guest_arg\":" + std::to_string(cfg.guest_arg) +
+                     ",\"eager_ept\":" + (cfg.eager_ept ? "true" : "false") +
+                     ",\"exception_bitmap\":" + std::to_string(cfg.exception_bitmap) + "}";
+
+  es::probes::ProbeBus bus;
+  es::hv::Vmm vmm(bus, cfg);
+  std::string error;
+  if (!vmm.load(image, error)) {
+    std::fprintf(stderr, "exitscope record: cannot load guest '%s': %s.\n", info.guest_path.c_str(), error.c_str());
+    return 2;
+  }
+  auto rec = es::recorder::Recorder::open(*output, info, args->has("force"));
+  if (!rec) {
+    std::fprintf(stderr, "exitscope record: %s\n", rec.error().c_str());
+    return 2;
+  }
+  (*rec)->attach(bus);
+  const bool quiet = args->has("quiet");
+  if (!quiet)
+    std::fprintf(stderr, "recording %s into %s ...\n",
+                 scenario_name ? scenario_name->c_str() : guest_path->c_str(), output->c_str());
+  g_running = &vmm;
+  auto old_int = std::signal(SIGINT, on_stop_signal);
+  auto old_term = std::signal(SIGTERM, on_stop_signal);
+  const es::hv::RunResult r = vmm.run();
+  std::signal(SIGINT, old_int);
+  std::signal(SIGTERM, old_term);
+  g_running = nullptr;
+  std::string detail = end_reason_text(r.end_reason);
+  if (!r.message.empty()) detail += ": " + r.message;
+  auto fin = (*rec)->finish({r.end_reason, detail, 0});
+  if (!fin) {
+    std::fprintf(stderr, "exitscope record: %s\n", fin.error().c_str());
+    return 2;
+  }
+  if (!quiet) {
+    if (!r.console.empty()) std::fprintf(stdout, "%s%s", r.console.c_str(), r.console.back() == '\n' ? "" : "\n");
+    const auto st = (*rec)->stats();
+    std::fprintf(stdout, "recorded %llu events, %llu VM exits, %llu guest instructions, %.3f ms simulated: %s\n",
+                 static_cast<unsigned long long>(st.written), static_cast<unsigned long long>(r.exits),
+                 static_cast<unsigned long long>(r.insns), static_cast<double>(r.end_time_ns) / 1e6, detail.c_str());
+  }
+  // A run the model could not finish is still a recording; say so through the exit code.
+  return r.end_reason == ES_END_INTERNAL_ERROR ? 1 : 0;
+#endif
+}
+
+int cmd_scenarios(int argc, char** argv) {
+  using namespace es::cli;
+  auto args = parse_args(kScenarios, argc, argv, kScenarioOptions);
+  if (!args) return usage_error(kScenarios, args.error());
+  if (args->help) {
+    std::fputs(usage_text(kScenarios, "[--names]",
+                          "List the built-in scenarios: a guest program plus the L0 configuration that makes\n"
+                          "it show one behaviour, with a one-line description of the rule it shows.",
+                          kScenarioOptions)
+                   .c_str(),
+               stdout);
+    return 0;
+  }
+  if (!args->positional.empty()) return usage_error(kScenarios, "takes no arguments");
+#ifndef ES_HAVE_HV
+  std::fprintf(stderr, "exitscope scenarios: this build has no hypervisor core (hv/cpu missing).\n");
+  return 2;
+#else
+  for (const auto& s : es::hv::scenarios()) {
+    if (args->has("names"))
+      std::printf("%.*s\n", static_cast<int>(s.name.size()), s.name.data());
+    else
+      std::printf("%-18.*s %.*s%s\n", static_cast<int>(s.name.size()), s.name.data(),
+                  static_cast<int>(s.description.size()), s.description.data(),
+                  s.name == es::hv::kDefaultScenario ? " [default]" : "");
+  }
+  return 0;
+#endif
+}

@@ -1,0 +1,15 @@
+// The exitscope commands. Each takes argv starting at the command name and returns the exit
+// code: 0 success, 1 the command ran but found a problem, 2 usage / input error.
+#pragma once
+
+namespace es::cli {
+
+int cmd_info(int argc, char** argv);
+int cmd_events(int argc, char** argv);
+int cmd_chains(int argc, char** argv);
+
+}  // namespace es::cli
+
+// Written by the hv/vmm engineer (replay/cli/cmd_record.cpp).
+int cmd_record(int argc, char** argv);
+int cmd_scenarios(int argc, char** argv);

@@ -1,0 +1,181 @@
+#include "replay/format.h"
+
+#include <cstdio>
+
+#include "hv/arch/event_info.h"
+#include "hv/arch/exceptions.h"
+#include "hv/arch/exit_qualification.h"
+#include "hv/arch/exit_reason.h"
+#include "replay/names.h"
+
+namespace es::replay {
+
+namespace {
+
+std::string hex(uint64_t v) {
+  char b[24];
+  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+  return b;
+}
+
+void append(std::string& s, const std::string& part) {
+  if (part.empty()) return;
+  if (!s.empty()) s += ' ';
+  s += part;
+}
+
+// "IRQ 0x20", "#PF err=0x2"
+template <typename Word>
+std::string event_text(Word w, uint32_t error) {
+  std::string s = arch::describe(w);
+  if (w.valid() && w.error_code_bit()) s += " err=" + hex(error);
+  return s;
+}
+
+std::string bytes_text(const es_record& r) {
+  std::string s;
+  const unsigned n = r.aux < sizeof r.bytes ? r.aux : sizeof r.bytes;
+  char b[4];
+  for (unsigned i = 0; i < n; ++i) {
+    std::snprintf(b, sizeof b, "%02x", r.bytes[i]);
+    if (i) s += ' ';
+    s += b;
+  }
+  return s;
+}
+
+std::string console_text(const es_record& r) {
+  std::string s = "\"";
+  const unsigned n = r.aux < sizeof r.bytes ? r.aux : sizeof r.bytes;
+  for (unsigned i = 0; i < n; ++i) {
+    const unsigned char c = r.bytes[i];
+    if (c == '\n') s += "\\n";
+    else if (c == '\r') s += "\\r";
+    else if (c == '"' || c == '\\') (s += '\\') += static_cast<char>(c);
+    else if (c < 0x20 || c >= 0x7f) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\x%02x", c);
+      s += b;
+    } else s += static_cast<char>(c);
+  }
+  return s + "\"";
+}
+
+std::string level_text(const es_record& r) {
+  char b[24];
+  std::snprintf(b, sizeof b, "L%u(L%u)", r.level, r.hv_level);
+  return b;
+}
+
+}  // namespace
+
+std::string exit_reason_text(uint32_t full_reason) {
+  const arch::ExitReason reason(full_reason);
+  std::string s(arch::exit_reason_name(reason.basic_number()));
+  if (s.empty()) s = "reason " + std::to_string(reason.basic_number());
+  if (reason.entry_failure()) s += " (entry failure)";
+  return s;
+}
+
+std::string qualification_text(uint32_t full_reason, uint64_t q) {
+  switch (arch::ExitReason(full_reason).basic()) {
+    case arch::BasicExitReason::EptViolation: return arch::describe(arch::EptViolationQual(q));
+    case arch::BasicExitReason::IoInstruction: return arch::describe(arch::IoQual(q));
+    case arch::BasicExitReason::CrAccess: return arch::describe(arch::CrAccessQual(q));
+    default: return {};
+  }
+}
+
+std::string describe_event_fields(const Event& ev) {
+  const es_record& r = ev.rec;
+  std::string s;
+  switch (r.kind) {
+    case ES_KIND_VM_EXIT:
+    case ES_KIND_NESTED_EXIT: {
+      append(s, exit_reason_text(r.reason));
+      if (r.qualification) {
+        append(s, "qual=" + hex(r.qualification));
+        const std::string q = qualification_text(r.reason, r.qualification);
+        if (!q.empty()) append(s, "[" + q + "]");
+      }
+      const arch::ExitIntrInfo info(r.intr_info);
+      if (info.valid()) append(s, "intr=" + event_text(info, r.intr_error));
+      const arch::IdtVectoringInfo vec(r.idt_vectoring_info);
+      if (vec.valid()) append(s, "vectoring=" + event_text(vec, r.idt_vectoring_error));
+      if (r.guest_phys) append(s, "gpa=" + hex(r.guest_phys));
+      if (r.guest_linear) append(s, "gla=" + hex(r.guest_linear));
+      append(s, "rip=" + hex(r.rip));
+      if (r.instr_len) append(s, "len=" + std::to_string(r.instr_len));
+      break;
+    }
+    case ES_KIND_VM_ENTRY: {
+      const arch::EntryIntrInfo info(r.intr_info);
+      append(s, info.valid() ? "inject=" + event_text(info, r.intr_error) : std::string("no injection"));
+      if (info.valid() && arch::type_has_instruction_length(info.type())) append(s, "len=" + std::to_string(r.instr_len));
+      append(s, "rip=" + hex(r.rip));
+      break;
+    }
+    case ES_KIND_DELIVERY:
+    case ES_KIND_RAISE: {
+      const arch::EntryIntrInfo info(r.intr_info);
+      append(s, event_text(info, r.intr_error));
+      if (r.kind == ES_KIND_DELIVERY && info.valid() && info.vector() == arch::kPF &&
+          info.type() == arch::InterruptionType::HardwareException)
+        append(s, "cr2=" + hex(r.guest_linear));
+      if (r.rip) append(s, "rip=" + hex(r.rip));
+      break;
+    }
+    case ES_KIND_DECISION: {
+      const std::string_view name = decision_name(r.reason);
+      append(s, name.empty() ? "decision " + std::to_string(r.reason) : std::string(name));
+      const arch::EntryIntrInfo info(r.intr_info);
+      if (info.valid()) append(s, event_text(info, r.intr_error));
+      if (r.reason == ES_DECISION_EPT_MAP || r.guest_phys) append(s, "gpa=" + hex(r.guest_phys));
+      if (r.reason == ES_DECISION_UNEXPECTED_EXIT) append(s, "raw_reason=" + hex(r.aux));
+      else if (r.aux) append(s, "aux=" + hex(r.aux));
+      break;
+    }
+    case ES_KIND_CONSOLE: append(s, console_text(r)); break;
+    case ES_KIND_VIOLATION:
+      append(s, "violation " + std::to_string(r.reason));
+      if (r.aux64) append(s, "detail=" + hex(r.aux64));
+      break;
+    case ES_KIND_INTERNAL_ERROR: {
+      const std::string_view name = error_name(r.reason);
+      append(s, name.empty() ? "error " + std::to_string(r.reason) : std::string(name));
+      append(s, "rip=" + hex(r.rip));
+      if (r.reason == ES_ERROR_BAD_MEMORY) append(s, "gpa=" + hex(r.guest_phys));
+      if (r.reason == ES_ERROR_INVALID_STATE) append(s, "detail=" + hex(r.aux64));
+      break;
+    }
+    case ES_KIND_RUN_END: {
+      const std::string_view name = end_reason_name(r.reason);
+      append(s, name.empty() ? "end " + std::to_string(r.reason) : std::string(name));
+      break;
+    }
+    default:
+      if (r.aux) append(s, "aux=" + hex(r.aux));
+      if (r.aux64) append(s, "aux64=" + hex(r.aux64));
+      break;
+  }
+  if ((r.flags & ES_FLAG_BYTES_VALID) && r.kind != ES_KIND_CONSOLE) append(s, "bytes=[" + bytes_text(r) + "]");
+  if (r.flags & ES_FLAG_IMMEDIATE_EXIT) append(s, "immediate-exit");
+  if (r.flags & ES_FLAG_INFERRED) append(s, "(inferred)");
+  return s;
+}
+
+std::string format_event(const Event& ev) {
+  const es_record& r = ev.rec;
+  const std::string_view kind = kind_name(r.kind);
+  char head[128];
+  std::snprintf(head, sizeof head, "#%-7llu %s  %-6s vcpu%-2u %-14s", static_cast<unsigned long long>(r.id),
+                format_time(r.time_ns).c_str(), level_text(r).c_str(), r.vcpu,
+                kind.empty() ? ("kind" + std::to_string(r.kind)).c_str() : std::string(kind).c_str());
+  std::string s = head;
+  s += describe_event_fields(ev);
+  if (r.cause) s += " cause=#" + std::to_string(r.cause);
+  if (r.origin) s += " origin=#" + std::to_string(r.origin);
+  return s;
+}
+
+}  // namespace es::replay

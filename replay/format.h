@@ -1,0 +1,20 @@
+// One-line decoded text of an event, using hv/arch for every hardware word.
+#pragma once
+
+#include <string>
+
+#include "replay/recording.h"
+
+namespace es::replay {
+
+// "     12  0.000001200  L1(L0) vcpu0  VM_EXIT        EPT_VIOLATION RW- perm --- gpa=0x3000 ... cause=#11 origin=#5"
+std::string format_event(const Event& ev);
+// The decoded part only (no id / time / level columns): "EPT_VIOLATION RW- perm --- gpa=0x3000 ...".
+std::string describe_event_fields(const Event& ev);
+// Name of an exit reason, "EPT_VIOLATION", or "reason 0x..." for an unknown one, with
+// " (entry failure)" when bit 31 is set.
+std::string exit_reason_text(uint32_t full_reason);
+// Decodes the qualification of an exit with this basic reason ("" if not decoded).
+std::string qualification_text(uint32_t full_reason, uint64_t qualification);
+
+}  // namespace es::replay

@@ -1,0 +1,165 @@
+#include "replay/names.h"
+
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <cstdio>
+
+#include "exitscope/record.h"
+
+namespace es::replay {
+
+namespace {
+
+
+constexpr std::array<std::string_view, ES_KIND_COUNT> kKindNames = [] {
+  std::array<std::string_view, ES_KIND_COUNT> n{};
+  n[ES_KIND_NONE] = "NONE";
+  n[ES_KIND_VM_EXIT] = "VM_EXIT";
+  n[ES_KIND_VM_ENTRY] = "VM_ENTRY";
+  n[ES_KIND_DELIVERY] = "DELIVERY";
+  n[ES_KIND_DECISION] = "DECISION";
+  n[ES_KIND_RAISE] = "RAISE";
+  n[ES_KIND_NESTED_EXIT] = "NESTED_EXIT";
+  n[ES_KIND_CONSOLE] = "CONSOLE";
+  n[ES_KIND_VIOLATION] = "VIOLATION";
+  n[ES_KIND_INTERNAL_ERROR] = "INTERNAL_ERROR";
+  n[ES_KIND_RUN_END] = "RUN_END";
+  n[ES_KIND_CONTEXT] = "CONTEXT";
+  return n;
+}();
+
+constexpr std::array<std::string_view, ES_DECISION_COUNT> kDecisionNames = [] {
+  std::array<std::string_view, ES_DECISION_COUNT> n{};
+  n[ES_DECISION_NONE] = "NONE";
+  n[ES_DECISION_QUEUE_IRQ] = "QUEUE_IRQ";
+  n[ES_DECISION_QUEUE_NMI] = "QUEUE_NMI";
+  n[ES_DECISION_QUEUE_EXCEPTION] = "QUEUE_EXCEPTION";
+  n[ES_DECISION_REQUEUE_FROM_VECTORING] = "REQUEUE_FROM_VECTORING";
+  n[ES_DECISION_DROP_FROM_VECTORING] = "DROP_FROM_VECTORING";
+  n[ES_DECISION_INJECT_REINJECTED] = "INJECT_REINJECTED";
+  n[ES_DECISION_INJECT_NEW] = "INJECT_NEW";
+  n[ES_DECISION_OPEN_IRQ_WINDOW] = "OPEN_IRQ_WINDOW";
+  n[ES_DECISION_OPEN_NMI_WINDOW] = "OPEN_NMI_WINDOW";
+  n[ES_DECISION_DEFER_BLOCKED] = "DEFER_BLOCKED";
+  n[ES_DECISION_CANCEL_INJECTION] = "CANCEL_INJECTION";
+  n[ES_DECISION_EPT_MAP] = "EPT_MAP";
+  n[ES_DECISION_EMULATE] = "EMULATE";
+  n[ES_DECISION_HALT] = "HALT";
+  n[ES_DECISION_SHUTDOWN] = "SHUTDOWN";
+  n[ES_DECISION_REFLECT_TO_L1] = "REFLECT_TO_L1";
+  n[ES_DECISION_HANDLE_IN_L0] = "HANDLE_IN_L0";
+  n[ES_DECISION_IMMEDIATE_EXIT] = "IMMEDIATE_EXIT";
+  n[ES_DECISION_HOST_NMI] = "HOST_NMI";
+  n[ES_DECISION_UNEXPECTED_EXIT] = "UNEXPECTED_EXIT";
+  n[ES_DECISION_DISCARD] = "DISCARD";
+  return n;
+}();
+
+template <size_t N>
+constexpr bool all_named(std::array<std::string_view, N> table) {
+  for (size_t i = 0; i < N; ++i)
+    if (table[i].empty()) return false;
+  return true;
+}
+static_assert(all_named(kKindNames), "every ES_KIND_* needs a name");
+static_assert(all_named(kDecisionNames), "every ES_DECISION_* needs a name");
+
+constexpr std::array<std::string_view, 6> kEndNames = {"guest exit", "limit",   "triple fault",
+                                                       "internal error", "stopped", "halted"};
+static_assert(ES_END_HALTED + 1 == kEndNames.size(), "every ES_END_* needs a name");
+constexpr std::array<std::string_view, 4> kErrorNames = {"", "unimplemented instruction", "invalid state",
+                                                         "bad memory"};
+static_assert(ES_ERROR_BAD_MEMORY + 1 == kErrorNames.size());
+
+bool iequal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::toupper(static_cast<unsigned char>(a[i])) != std::toupper(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
+}
+
+std::string_view strip_prefix(std::string_view s, std::string_view prefix) {
+  if (s.size() > prefix.size() && iequal(s.substr(0, prefix.size()), prefix)) s.remove_prefix(prefix.size());
+  return s;
+}
+
+}  // namespace
+
+std::string_view kind_name(uint16_t kind) { return kind < kKindNames.size() ? kKindNames[kind] : std::string_view{}; }
+std::string_view decision_name(uint32_t d) {
+  return d < kDecisionNames.size() ? kDecisionNames[d] : std::string_view{};
+}
+std::string_view end_reason_name(uint32_t e) { return e < kEndNames.size() ? kEndNames[e] : std::string_view{}; }
+std::string_view error_name(uint32_t e) { return e < kErrorNames.size() ? kErrorNames[e] : std::string_view{}; }
+
+std::optional<uint64_t> parse_uint(std::string_view t) {
+  if (t.empty()) return std::nullopt;
+  int base = 10;
+  if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) {
+    base = 16;
+    t.remove_prefix(2);
+  }
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v, base);
+  if (ec != std::errc() || p != t.data() + t.size()) return std::nullopt;
+  return v;
+}
+
+std::optional<uint16_t> parse_kind(std::string_view text) {
+  if (auto n = parse_uint(text)) {
+    if (*n < ES_KIND_COUNT) return static_cast<uint16_t>(*n);
+    return std::nullopt;
+  }
+  text = strip_prefix(text, "ES_KIND_");
+  for (uint16_t k = 0; k < kKindNames.size(); ++k)
+    if (iequal(kKindNames[k], text)) return k;
+  // Convenience aliases.
+  if (iequal(text, "exit")) return uint16_t{ES_KIND_VM_EXIT};
+  if (iequal(text, "entry")) return uint16_t{ES_KIND_VM_ENTRY};
+  return std::nullopt;
+}
+
+std::optional<uint32_t> parse_decision(std::string_view text) {
+  text = strip_prefix(text, "ES_DECISION_");
+  for (uint32_t d = 0; d < kDecisionNames.size(); ++d)
+    if (iequal(kDecisionNames[d], text)) return d;
+  return std::nullopt;
+}
+
+std::optional<uint64_t> parse_time_ns(std::string_view text) {
+  struct Unit {
+    std::string_view suffix;
+    double scale;
+  };
+  static constexpr Unit kUnits[] = {{"ns", 1}, {"us", 1e3}, {"ms", 1e6}, {"s", 1e9}};
+  for (const Unit& u : kUnits) {
+    if (text.size() > u.suffix.size() && text.substr(text.size() - u.suffix.size()) == u.suffix) {
+      std::string_view num = text.substr(0, text.size() - u.suffix.size());
+      double v = 0;
+      auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), v);
+      if (ec != std::errc() || p != num.data() + num.size() || v < 0) return std::nullopt;
+      return static_cast<uint64_t>(v * u.scale + 0.5);
+    }
+  }
+  return parse_uint(text);
+}
+
+std::string format_time(uint64_t ns) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%llu.%09llu", static_cast<unsigned long long>(ns / 1000000000ull),
+                static_cast<unsigned long long>(ns % 1000000000ull));
+  return buf;
+}
+
+std::string kind_name_list() {
+  std::string s;
+  for (uint16_t k = 1; k < kKindNames.size(); ++k) {
+    if (k > 1) s += ", ";
+    s += kKindNames[k];
+  }
+  return s;
+}
+
+}  // namespace es::replay

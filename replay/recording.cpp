@@ -1,0 +1,285 @@
+#include "replay/recording.h"
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "hv/arch/event_info.h"
+#include "hv/arch/exit_reason.h"
+#include "replay/names.h"
+#include "schema/migrations.h"
+
+namespace es::replay {
+
+namespace {
+
+std::string quote_path(const std::string& p) { return "'" + p + "'"; }
+
+constexpr std::string_view kEventColumns =
+    "SELECT e.id, e.kind, e.level, e.hv_level, e.vcpu, e.time_ns, e.reason, e.flags, e.cause, e.origin, e.rip, "
+    "e.qualification, e.guest_linear, e.guest_phys, e.intr_info, e.intr_error, e.idt_vectoring_info, "
+    "e.idt_vectoring_error, e.instr_len, e.aux, e.aux64, e.code_id, c.bytes, e.text "
+    "FROM events e LEFT JOIN code c ON c.id = e.code_id";
+
+Event row_to_event(const db::Stmt& s) {
+  Event ev;
+  es_record& r = ev.rec;
+  r.version = ES_RECORD_VERSION;
+  r.id = s.col_u64(0);
+  r.kind = static_cast<uint16_t>(s.col_i64(1));
+  r.level = static_cast<uint8_t>(s.col_i64(2));
+  r.hv_level = static_cast<uint8_t>(s.col_i64(3));
+  r.vcpu = static_cast<uint16_t>(s.col_i64(4));
+  r.time_ns = s.col_u64(5);
+  r.reason = static_cast<uint32_t>(s.col_i64(6));
+  r.flags = static_cast<uint32_t>(s.col_i64(7));
+  r.cause = s.col_u64(8);
+  r.origin = s.col_u64(9);
+  r.rip = s.col_u64(10);
+  r.qualification = s.col_u64(11);
+  r.guest_linear = s.col_u64(12);
+  r.guest_phys = s.col_u64(13);
+  r.intr_info = static_cast<uint32_t>(s.col_i64(14));
+  r.intr_error = static_cast<uint32_t>(s.col_i64(15));
+  r.idt_vectoring_info = static_cast<uint32_t>(s.col_i64(16));
+  r.idt_vectoring_error = static_cast<uint32_t>(s.col_i64(17));
+  r.instr_len = static_cast<uint32_t>(s.col_i64(18));
+  r.aux = static_cast<uint32_t>(s.col_i64(19));
+  r.aux64 = s.col_u64(20);
+  ev.code_id = s.col_null(21) ? 0 : s.col_i64(21);
+  const std::string bytes = !s.col_null(22) ? s.col_blob(22) : s.col_text(23);
+  std::memcpy(r.bytes, bytes.data(), std::min(bytes.size(), sizeof r.bytes));
+  return ev;
+}
+
+}  // namespace
+
+Result<void> query_events(db::Db& db, const std::string& where, const std::vector<int64_t>& binds,
+                          const std::function<bool(const Event&)>& fn) {
+  std::string sql(kEventColumns);
+  if (!where.empty()) sql += " WHERE " + where;
+  sql += " ORDER BY e.id";
+  auto st = db.prepare(sql);
+  if (!st) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), st.error()));
+  for (size_t i = 0; i < binds.size(); ++i) st->bind(static_cast<int>(i + 1), binds[i]);
+  for (;;) {
+    const int rc = st->step();
+    if (rc == SQLITE_DONE) return {};
+    if (rc != SQLITE_ROW) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg()));
+    if (!fn(row_to_event(*st))) return {};
+  }
+}
+
+Result<void> set_reason(EventFilter& f, std::string_view text) {
+  if (auto n = parse_uint(text)) {
+    f.reason_number = static_cast<uint32_t>(*n);
+    return {};
+  }
+  if (const int r = arch::exit_reason_from_name(text); r >= 0) {
+    f.exit_reason = static_cast<uint16_t>(r);
+    return {};
+  }
+  if (auto d = parse_decision(text)) {
+    f.decision = *d;
+    return {};
+  }
+  return make_error("unknown reason '" + std::string(text) +
+                    "'; give an exit reason name (e.g. EPT_VIOLATION), a decision name (e.g. "
+                    "INJECT_REINJECTED) or a number.");
+}
+
+bool matches_decoded(const EventFilter& f, const es_record& r) {
+  const bool is_exit = r.kind == ES_KIND_VM_EXIT || r.kind == ES_KIND_NESTED_EXIT;
+  if (f.exit_reason && !(is_exit && arch::ExitReason(r.reason).basic_number() == *f.exit_reason)) return false;
+  if (f.decision && !(r.kind == ES_KIND_DECISION && r.reason == *f.decision)) return false;
+  if (f.reason_number) {
+    const bool hit = is_exit ? arch::ExitReason(r.reason).basic_number() == *f.reason_number
+                             : r.reason == *f.reason_number;
+    if (!hit) return false;
+  }
+  if (f.vector) {
+    // Exits carry VM-exit interruption info; every other kind the VM-entry format. Both
+    // share the vector / valid layout, but decode through the right view anyway.
+    bool hit = false;
+    if (is_exit) {
+      const arch::ExitIntrInfo info(r.intr_info);
+      hit = info.valid() && info.vector() == *f.vector;
+    } else {
+      const arch::EntryIntrInfo info(r.intr_info);
+      hit = info.valid() && info.vector() == *f.vector;
+    }
+    const arch::IdtVectoringInfo vec(r.idt_vectoring_info);
+    hit = hit || (is_exit && vec.valid() && vec.vector() == *f.vector);
+    if (!hit) return false;
+  }
+  return true;
+}
+
+Result<Recording> Recording::open(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec))
+    return make_error("recording " + quote_path(path) + " does not exist; check the path.");
+  if (std::filesystem::is_directory(path, ec))
+    return make_error(quote_path(path) + " is a directory, not a recording; pass the .db file.");
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return make_error("cannot read " + quote_path(path) + "; check its permissions.");
+    char header[16] = {};
+    in.read(header, sizeof header);
+    if (in.gcount() == 0)
+      return make_error(quote_path(path) + " is empty, not an exitscope recording; pass a file written by "
+                                       "'exitscope record'.");
+    if (in.gcount() < 16 || std::memcmp(header, "SQLite format 3", 16) != 0)
+      return make_error(quote_path(path) + " is not a SQLite database; pass a recording written by "
+                                       "'exitscope record'.");
+  }
+  auto db = db::Db::open(path, SQLITE_OPEN_READONLY);
+  if (!db) return make_error(schema::describe_sqlite_error(path, "opening", SQLITE_CANTOPEN, db.error()));
+  if (auto v = schema::check_readable(*db); !v) return make_error(v.error());
+  // A quick structural check of the events table catches most corruption up front;
+  // anything later still comes back as a Result.
+  auto n = db->query_int("SELECT count(*) FROM sessions");
+  if (!n) return make_error(schema::describe_sqlite_error(path, "reading", db->errcode(), n.error()));
+  if (*n == 0)
+    return make_error(quote_path(path) + " holds no session; it is not a usable exitscope recording (re-record it).");
+  return Recording(std::move(db).value());
+}
+
+Result<SessionInfo> Recording::session() {
+  SessionInfo s;
+  auto fail = [&](std::string_view msg) {
+    return make_error(schema::describe_sqlite_error(path(), "reading", db_.errcode(), msg));
+  };
+  {
+    auto st = db_.prepare(
+        "SELECT source, scenario, guest_path, guest_hash, policy, tool_version, host, kernel, command_line, "
+        "config_json, started_at, ended_at, complete, end_reason, end_detail, records_dropped, source_dropped "
+        "FROM sessions ORDER BY id LIMIT 1");
+    if (!st) return fail(st.error());
+    if (st->step() != SQLITE_ROW) return fail(db_.errmsg());
+    s.source = st->col_text(0);
+    s.scenario = st->col_text(1);
+    s.guest_path = st->col_text(2);
+    s.guest_hash = st->col_text(3);
+    s.policy = st->col_text(4);
+    s.tool_version = st->col_text(5);
+    s.host = st->col_text(6);
+    s.kernel = st->col_text(7);
+    s.command_line = st->col_text(8);
+    s.config_json = st->col_text(9);
+    s.started_at = st->col_text(10);
+    s.ended_at = st->col_text(11);
+    s.complete = st->col_i64(12) != 0;
+    if (!st->col_null(13)) s.end_reason = static_cast<uint32_t>(st->col_i64(13));
+    s.end_detail = st->col_text(14);
+    s.records_dropped = st->col_u64(15);
+    s.source_dropped = st->col_u64(16);
+  }
+  {
+    auto st = db_.prepare("SELECT kind, count(*), min(time_ns), max(time_ns) FROM events GROUP BY kind ORDER BY kind");
+    if (!st) return fail(st.error());
+    bool first = true;
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) {
+      const uint64_t count = st->col_u64(1);
+      s.counts_by_kind.emplace_back(static_cast<uint16_t>(st->col_i64(0)), count);
+      s.event_count += count;
+      const uint64_t lo = st->col_u64(2), hi = st->col_u64(3);
+      s.first_time_ns = first ? lo : std::min(s.first_time_ns, lo);
+      s.last_time_ns = first ? hi : std::max(s.last_time_ns, hi);
+      first = false;
+    }
+    if (rc != SQLITE_DONE) return fail(db_.errmsg());
+  }
+  auto by_reason = [&](int kind, auto& out) -> Result<void> {
+    auto st = db_.prepare("SELECT reason, count(*) AS n FROM events WHERE kind = ? GROUP BY reason ORDER BY n DESC, reason");
+    if (!st) return fail(st.error());
+    st->bind(1, int64_t{kind});
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) out.emplace_back(static_cast<uint32_t>(st->col_i64(0)), st->col_u64(1));
+    if (rc != SQLITE_DONE) return fail(db_.errmsg());
+    return {};
+  };
+  if (auto r = by_reason(ES_KIND_VM_EXIT, s.exits_by_reason); !r) return make_error(r.error());
+  if (auto r = by_reason(ES_KIND_DECISION, s.decisions_by_reason); !r) return make_error(r.error());
+  {
+    auto st = db_.prepare("SELECT DISTINCT vcpu FROM events ORDER BY vcpu");
+    if (!st) return fail(st.error());
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) s.vcpus.push_back(static_cast<uint16_t>(st->col_i64(0)));
+    if (rc != SQLITE_DONE) return fail(db_.errmsg());
+  }
+  return s;
+}
+
+Result<std::vector<std::string>> Recording::console_lines() {
+  std::string text;
+  auto st = db_.prepare("SELECT text FROM events WHERE kind = ? ORDER BY id");
+  if (!st) return make_error(schema::describe_sqlite_error(path(), "reading", db_.errcode(), st.error()));
+  st->bind(1, int64_t{ES_KIND_CONSOLE});
+  int rc;
+  while ((rc = st->step()) == SQLITE_ROW) text += st->col_text(0);
+  if (rc != SQLITE_DONE) return make_error(schema::describe_sqlite_error(path(), "reading", db_.errcode(), db_.errmsg()));
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start < text.size()) {
+    const size_t nl = text.find('\n', start);
+    if (nl == std::string::npos) {
+      lines.push_back(text.substr(start));
+      break;
+    }
+    std::string line = text.substr(start, nl - start);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    lines.push_back(std::move(line));
+    start = nl + 1;
+  }
+  return lines;
+}
+
+Result<void> Recording::for_each_event(const EventFilter& f, const std::function<bool(const Event&)>& fn) {
+  std::string where;
+  std::vector<int64_t> binds;
+  auto add = [&](const char* clause, int64_t v) {
+    if (!where.empty()) where += " AND ";
+    where += clause;
+    binds.push_back(v);
+  };
+  if (f.kind) add("e.kind = ?", *f.kind);
+  if (f.decision) add("e.kind = ?", ES_KIND_DECISION);
+  if (f.vcpu) add("e.vcpu = ?", *f.vcpu);
+  if (f.level) add("e.level = ?", *f.level);
+  if (f.chain) add("e.origin = ?", static_cast<int64_t>(*f.chain));
+  if (f.from_ns) add("e.time_ns >= ?", static_cast<int64_t>(*f.from_ns));
+  if (f.to_ns) add("e.time_ns <= ?", static_cast<int64_t>(*f.to_ns));
+  uint64_t emitted = 0;
+  if (f.limit && *f.limit == 0) return {};
+  return query_events(db_, where, binds, [&](const Event& ev) {
+    if (!matches_decoded(f, ev.rec)) return true;
+    if (!fn(ev)) return false;
+    ++emitted;
+    return !(f.limit && emitted >= *f.limit);
+  });
+}
+
+Result<std::vector<Event>> Recording::events(const EventFilter& f) {
+  std::vector<Event> out;
+  auto r = for_each_event(f, [&](const Event& e) {
+    out.push_back(e);
+    return true;
+  });
+  if (!r) return make_error(r.error());
+  return out;
+}
+
+Result<std::optional<Event>> Recording::event(uint64_t id) {
+  std::optional<Event> out;
+  auto r = query_events(db_, "e.id = ?", {static_cast<int64_t>(id)}, [&](const Event& e) {
+    out = e;
+    return false;
+  });
+  if (!r) return make_error(r.error());
+  return out;
+}
+
+}  // namespace es::replay

@@ -1,0 +1,90 @@
+// A recording opened for reading: session info, filtered event iteration.
+// Never aborts on bad input: every failure is a Result with one sentence naming the file.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "exitscope/record.h"
+#include "schema/result.h"
+#include "schema/sqlite_db.h"
+
+namespace es::replay {
+
+// One events row. `rec` holds every column as the recorder received it; rec.bytes holds the
+// instruction bytes (ES_FLAG_BYTES_VALID, from the code table) or the console text.
+struct Event {
+  es_record rec{};
+  int64_t code_id = 0;  // 0 = none
+};
+
+struct SessionInfo {
+  std::string source, scenario, guest_path, guest_hash, policy, tool_version, host, kernel, command_line,
+      config_json, started_at, ended_at;
+  bool complete = false;
+  std::optional<uint32_t> end_reason;  // ES_END_* (from finish)
+  std::string end_detail;
+  uint64_t event_count = 0;  // rows in events (counted, valid for incomplete sessions too)
+  uint64_t records_dropped = 0, source_dropped = 0;
+  uint64_t first_time_ns = 0, last_time_ns = 0;
+  std::vector<std::pair<uint16_t, uint64_t>> counts_by_kind;       // kind, count
+  std::vector<std::pair<uint32_t, uint64_t>> exits_by_reason;      // full exit reason, count (most first)
+  std::vector<std::pair<uint32_t, uint64_t>> decisions_by_reason;  // ES_DECISION_*, count
+  std::vector<uint16_t> vcpus;
+};
+
+// Which events to return; unset members match everything.
+struct EventFilter {
+  std::optional<uint16_t> kind;
+  // --reason: a name resolves to an exit reason (VM_EXIT / NESTED_EXIT, basic reason) or a
+  // decision (DECISION); a number matches the basic exit reason of exits or the reason of
+  // any other kind.
+  std::optional<uint16_t> exit_reason;
+  std::optional<uint32_t> decision;
+  std::optional<uint32_t> reason_number;
+  std::optional<uint8_t> vector;  // valid intr_info or IDT-vectoring info with this vector
+  std::optional<uint16_t> vcpu;
+  std::optional<uint8_t> level;
+  std::optional<uint64_t> chain;  // events.origin
+  std::optional<uint64_t> from_ns, to_ns;  // inclusive time window
+  std::optional<uint64_t> limit;
+};
+
+// Resolves a --reason argument; error sentence if neither an exit reason nor a decision.
+Result<void> set_reason(EventFilter& f, std::string_view text);
+
+class Recording {
+ public:
+  // Read-only open. Errors: missing file, not a SQLite file, not an exitscope recording,
+  // newer schema, corrupt.
+  static Result<Recording> open(const std::string& path);
+
+  const std::string& path() const { return db_.path(); }
+  Result<SessionInfo> session();
+  // Concatenated ES_KIND_CONSOLE text split into lines (a partial last line included).
+  Result<std::vector<std::string>> console_lines();
+  // Calls fn for each matching event in id order; fn returns false to stop.
+  Result<void> for_each_event(const EventFilter& f, const std::function<bool(const Event&)>& fn);
+  Result<std::vector<Event>> events(const EventFilter& f);
+  Result<std::optional<Event>> event(uint64_t id);
+
+  db::Db& db() { return db_; }
+
+ private:
+  explicit Recording(db::Db db) : db_(std::move(db)) {}
+  db::Db db_;
+};
+
+// Shared by Recording and chain materialization: SELECT over events joined with code.
+// `where` is SQL after WHERE (may be empty); binds are int64 values for its '?'s.
+Result<void> query_events(db::Db& db, const std::string& where, const std::vector<int64_t>& binds,
+                          const std::function<bool(const Event&)>& fn);
+
+// True if the event matches the decoded parts of the filter (reason, vector).
+bool matches_decoded(const EventFilter& f, const es_record& r);
+
+}  // namespace es::replay
