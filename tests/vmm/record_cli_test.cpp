@@ -1,0 +1,108 @@
+// `exitscope record` as a user runs it: the real binary, real files on disk.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Run {
+  int code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+Run run(const std::string& args) {
+  const std::string cmd = std::string(ES_EXITSCOPE_BIN) + " " + args + " 2>&1";
+  Run r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+class RecordCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("exitscope_record_cli_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const char* name) const { return (dir_ / name).string(); }
+  fs::path dir_;
+};
+
+TEST_F(RecordCli, RecordsAScenarioThatInfoAndChainsExplain) {
+  const Run rec = run("record --scenario irq-ept-reinject -o " + path("a.db"));
+  ASSERT_EQ(rec.code, 0) << rec.out;
+  EXPECT_NE(rec.out.find("IRQ 0x20 delivered"), std::string::npos) << rec.out;
+  const Run info = run("info " + path("a.db"));
+  ASSERT_EQ(info.code, 0) << info.out;
+  EXPECT_NE(info.out.find("irq-ept-reinject"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("complete"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("EPT_VIOLATION"), std::string::npos) << info.out;
+  const Run chains = run("chains " + path("a.db"));
+  ASSERT_EQ(chains.code, 0) << chains.out;
+  EXPECT_NE(chains.out.find("IRQ 0x20"), std::string::npos) << chains.out;
+  EXPECT_NE(chains.out.find("delivered"), std::string::npos) << chains.out;
+}
+
+TEST_F(RecordCli, ScenariosListsEveryScenarioWithADescription) {
+  const Run r = run("scenarios");
+  ASSERT_EQ(r.code, 0) << r.out;
+  for (const char* name : {"timer-irq", "irq-ept-reinject", "guest-pf", "pf-during-irq", "double-fault",
+                           "triple-fault", "softint-ept", "nmi-blocking"})
+    EXPECT_NE(r.out.find(name), std::string::npos) << name;
+}
+
+TEST_F(RecordCli, BadInputGetsOneClearErrorAndExitCode2) {
+  std::ofstream(path("exists.db")) << "x";
+  std::ofstream(path("garbled.elf"), std::ios::binary) << "\x7f" "ELF\x02\x01\x01";
+  struct Case {
+    std::string args;
+    const char* expect;
+  } cases[] = {
+      {"record --scenario no-such -o " + path("b.db"), "unknown scenario 'no-such'"},
+      {"record --scenario timer-irq --policy nope -o " + path("b.db"), "unknown policy 'nope'"},
+      {"record --guest " + path("missing.bin") + " -o " + path("b.db"), "missing.bin"},
+      {"record --guest " + path("garbled.elf") + " -o " + path("b.db"), "truncated"},
+      {"record --scenario timer-irq -o /proc/no/such/dir/x.db", "x.db"},
+      {"record --scenario timer-irq -o " + path("exists.db"), "exists"},
+      {"record --scenario timer-irq", "-o DB"},
+      {"record --scenario timer-irq --max-exits ten -o " + path("b.db"), "--max-exits"},
+      {"record --bogus", "--bogus"},
+  };
+  for (const auto& c : cases) {
+    const Run r = run(c.args);
+    EXPECT_EQ(r.code, 2) << c.args << "\n" << r.out;
+    EXPECT_NE(r.out.find(c.expect), std::string::npos) << c.args << "\n" << r.out;
+    EXPECT_EQ(r.out.find("Segmentation"), std::string::npos) << c.args;
+  }
+  // The existing file was left alone; --force replaces it.
+  std::ifstream f(path("exists.db"));
+  std::string content((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(content, "x");
+  EXPECT_EQ(run("record --scenario irq-ept-reinject --quiet --force -o " + path("exists.db")).code, 0);
+}
+
+TEST_F(RecordCli, EveryCommandHasHelp) {
+  for (const char* cmd : {"record", "scenarios"}) {
+    const Run r = run(std::string(cmd) + " --help");
+    EXPECT_EQ(r.code, 0) << cmd;
+    EXPECT_NE(r.out.find("Usage: exitscope"), std::string::npos) << cmd << r.out;
+  }
+}
+
+}  // namespace
