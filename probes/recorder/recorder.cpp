@@ -301,7 +301,10 @@ Result<void> Recorder::finish(const RunEnd& end) {
   up = db::Stmt();
   insert_event_ = db::Stmt();
   insert_code_ = db::Stmt();
+  // A finished recording is one self-contained file (no -wal / -shm beside it), readable
+  // from read-only media and safe to attach to a bug report.
   (void)db_.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  (void)db_.exec("PRAGMA journal_mode=DELETE");
   return {};
 }
 
