@@ -1,0 +1,239 @@
+// Chain reconstruction on hand-built record sequences, recorded into real SQLite files and
+// read back (both the in-memory reconstruction and the materialized chains table).
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "hv/arch/exceptions.h"
+#include "probes/recorder/recorder.h"
+#include "replay/chains.h"
+#include "replay/recording.h"
+#include "tests/probes/test_support.h"
+
+namespace es {
+namespace {
+
+using arch::BasicExitReason;
+using replay::Outcome;
+
+struct Recorded {
+  std::string path;
+  std::vector<replay::Chain> chains;
+};
+
+// Records what `script` emits, finishes, reopens read-only and loads the chains.
+Recorded record(const std::string& name, const std::function<void(test::Emitter&)>& script) {
+  Recorded out;
+  out.path = test::temp_db(name);
+  auto rec = recorder::Recorder::open(out.path, recorder::SessionInfo{}, false);
+  EXPECT_TRUE(rec) << rec.error();
+  if (!rec) return out;
+  probes::ProbeBus bus;
+  (*rec)->attach(bus);
+  test::Emitter em(bus);
+  script(em);
+  auto fin = (*rec)->finish({});
+  EXPECT_TRUE(fin) << fin.error();
+  auto rd = replay::Recording::open(out.path);
+  EXPECT_TRUE(rd) << rd.error();
+  if (!rd) return out;
+  auto chains = replay::load_chains(*rd);
+  EXPECT_TRUE(chains) << chains.error();
+  if (chains) out.chains = std::move(chains).value();
+  // The table the recorder materialized says the same.
+  for (const auto& c : out.chains) {
+    auto st = rd->db().prepare("SELECT outcome, event_count, vector FROM chains WHERE id = ?");
+    EXPECT_TRUE(st);
+    st->bind_u64(1, c.id);
+    EXPECT_EQ(st->step(), SQLITE_ROW) << "chain " << c.id << " not materialized";
+    EXPECT_EQ(st->col_text(0), replay::to_string(c.outcome));
+    EXPECT_EQ(st->col_u64(1), c.events.size());
+    EXPECT_EQ(st->col_i64(2), arch::EntryIntrInfo(c.event_word).vector());
+  }
+  return out;
+}
+
+const replay::Chain* chain(const Recorded& r, uint64_t id) {
+  for (const auto& c : r.chains)
+    if (c.id == id) return &c;
+  return nullptr;
+}
+
+uint32_t ept_violation() { return test::exit_reason(BasicExitReason::EptViolation); }
+
+// L0 injects IRQ 0x20 -> delivery writes the guest stack -> EPT violation with IDT-vectoring
+// IRQ 0x20 -> L0 maps the page -> requeue + reinject -> delivered.
+TEST(ChainsTest, IrqDeliveredAfterEptViolationReinjection) {
+  uint64_t root = 0, ept = 0, delivered = 0;
+  auto r = record("chain_delivered.db", [&](test::Emitter& em) {
+    root = em.raise(test::irq(0x20));
+    em.decision(ES_DECISION_QUEUE_IRQ, test::irq(0x20), root, root);
+    const uint64_t inj = em.decision(ES_DECISION_INJECT_NEW, test::irq(0x20), root, root);
+    const uint64_t entry = em.entry(test::irq(0x20), root, inj);
+    ept = em.vm_exit(ept_violation(), 0x182, 0, test::vectoring_irq(0x20), root, entry, 0x9000);
+    em.decision(ES_DECISION_REQUEUE_FROM_VECTORING, test::irq(0x20), root, ept);
+    em.decision(ES_DECISION_EPT_MAP, 0, root, ept);
+    const uint64_t re = em.decision(ES_DECISION_INJECT_REINJECTED, test::irq(0x20), root, ept);
+    const uint64_t entry2 = em.entry(test::irq(0x20), root, re);
+    delivered = em.delivery(test::irq(0x20), root, entry2);
+    em.run_end(ES_END_GUEST_EXIT);
+  });
+  ASSERT_EQ(r.chains.size(), 1u);
+  const replay::Chain& c = r.chains[0];
+  EXPECT_EQ(c.id, root);
+  EXPECT_TRUE(c.root_found);
+  EXPECT_EQ(arch::describe(arch::EntryIntrInfo(c.event_word)), "IRQ 0x20");
+  EXPECT_EQ(c.outcome, Outcome::Delivered);
+  EXPECT_EQ(c.outcome_event, delivered);
+  ASSERT_EQ(c.interruptions.size(), 1u);
+  EXPECT_EQ(c.interruptions[0], ept);
+  EXPECT_EQ(c.decisions.size(), 5u);
+  EXPECT_EQ(c.events.size(), 10u);
+  EXPECT_FALSE(c.inferred);
+}
+
+// A #PF whose delivery faults again (#PF on the IDT read) -> #DF delivered instead.
+TEST(ChainsTest, PageFaultPromotedToDoubleFault) {
+  uint64_t df = 0;
+  auto r = record("chain_df.db", [&](test::Emitter& em) {
+    const uint64_t pf = em.raise(test::hw_exc(arch::kPF, true), 0, 0x2);
+    const uint64_t inj = em.decision(ES_DECISION_INJECT_NEW, test::hw_exc(arch::kPF, true), pf, pf);
+    const uint64_t entry = em.entry(test::hw_exc(arch::kPF, true), pf, inj);
+    df = em.delivery(test::hw_exc(arch::kDF, true), pf, entry);
+    em.run_end(ES_END_GUEST_EXIT);
+  });
+  ASSERT_EQ(r.chains.size(), 1u);
+  EXPECT_EQ(r.chains[0].outcome, Outcome::PromotedToDf);
+  EXPECT_EQ(r.chains[0].outcome_event, df);
+}
+
+// #DF delivery faults -> VM exit TRIPLE_FAULT (basic reason 2) in the chain.
+TEST(ChainsTest, TripleFaultExitInChain) {
+  uint64_t tf = 0;
+  auto r = record("chain_tf.db", [&](test::Emitter& em) {
+    const uint64_t gp = em.raise(test::hw_exc(arch::kGP, true));
+    const uint64_t entry = em.entry(test::hw_exc(arch::kGP, true), gp, gp);
+    em.raise(test::hw_exc(arch::kDF, true), entry);  // a separate #DF chain caused by it
+    tf = em.vm_exit(test::exit_reason(BasicExitReason::TripleFault), 0, 0, 0, gp, entry);
+    em.decision(ES_DECISION_SHUTDOWN, 0, gp, tf);
+    em.run_end(ES_END_TRIPLE_FAULT, tf);
+  });
+  const replay::Chain* c = chain(r, 1);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->outcome, Outcome::TripleFault);
+  EXPECT_EQ(c->outcome_event, tf);
+}
+
+// RUN_END(triple fault) caused by an event of the chain, without a reason-2 exit recorded.
+TEST(ChainsTest, TripleFaultRunEndCausedByChain) {
+  uint64_t end = 0;
+  auto r = record("chain_tf_end.db", [&](test::Emitter& em) {
+    const uint64_t df = em.raise(test::hw_exc(arch::kDF, true));
+    const uint64_t entry = em.entry(test::hw_exc(arch::kDF, true), df, df);
+    end = em.run_end(ES_END_TRIPLE_FAULT, entry);
+  });
+  ASSERT_EQ(r.chains.size(), 1u);
+  EXPECT_EQ(r.chains[0].outcome, Outcome::TripleFault);
+  EXPECT_EQ(r.chains[0].outcome_event, end);
+}
+
+// The alternative policy drops a hardware exception found in IDT-vectoring info; nothing
+// delivers it afterwards.
+TEST(ChainsTest, HardwareExceptionDroppedByPolicy) {
+  uint64_t drop = 0;
+  auto r = record("chain_dropped.db", [&](test::Emitter& em) {
+    const uint64_t ud = em.raise(test::hw_exc(arch::kUD));
+    const uint64_t entry = em.entry(test::hw_exc(arch::kUD), ud, ud);
+    const uint64_t ept = em.vm_exit(ept_violation(), 0x181, 0, test::vectoring_exc(arch::kUD), ud, entry);
+    drop = em.decision(ES_DECISION_DROP_FROM_VECTORING, test::hw_exc(arch::kUD), ud, ept);
+    em.run_end(ES_END_GUEST_EXIT);
+  });
+  ASSERT_EQ(r.chains.size(), 1u);
+  EXPECT_EQ(r.chains[0].outcome, Outcome::DroppedByPolicy);
+  EXPECT_EQ(r.chains[0].outcome_event, drop);
+  EXPECT_EQ(r.chains[0].interruptions.size(), 1u);
+}
+
+// Dropped, then regenerated by the CPU and delivered: delivered wins (later than the drop).
+TEST(ChainsTest, DroppedThenRegeneratedAndDeliveredIsDelivered) {
+  auto r = record("chain_drop_redeliver.db", [&](test::Emitter& em) {
+    const uint64_t ud = em.raise(test::hw_exc(arch::kUD));
+    const uint64_t entry = em.entry(test::hw_exc(arch::kUD), ud, ud);
+    const uint64_t ept = em.vm_exit(ept_violation(), 0x181, 0, test::vectoring_exc(arch::kUD), ud, entry);
+    em.decision(ES_DECISION_DROP_FROM_VECTORING, test::hw_exc(arch::kUD), ud, ept);
+    em.delivery(test::hw_exc(arch::kUD), ud, ept);
+    em.run_end(ES_END_GUEST_EXIT);
+  });
+  ASSERT_EQ(r.chains.size(), 1u);
+  EXPECT_EQ(r.chains[0].outcome, Outcome::Delivered);
+}
+
+// The IRQ was requeued from IDT-vectoring and then never injected, and the guest ended the run.
+TEST(ChainsTest, RequeuedButNeverDeliveredIsLost) {
+  auto r = record("chain_lost.db", [&](test::Emitter& em) {
+    const uint64_t irq = em.raise(test::irq(0x21));
+    const uint64_t entry = em.entry(test::irq(0x21), irq, irq);
+    const uint64_t ept = em.vm_exit(ept_violation(), 0x182, 0, test::vectoring_irq(0x21), irq, entry);
+    em.decision(ES_DECISION_REQUEUE_FROM_VECTORING, test::irq(0x21), irq, ept);
+    em.delivery(test::irq(0x22), irq, ept);  // a different vector does not count
+    em.run_end(ES_END_GUEST_EXIT);
+  });
+  ASSERT_EQ(r.chains.size(), 1u);
+  EXPECT_EQ(r.chains[0].outcome, Outcome::Lost);
+  EXPECT_EQ(r.chains[0].outcome_event, 0u);
+}
+
+TEST(ChainsTest, StillQueuedWhenLimitEndsTheRunIsPending) {
+  auto r = record("chain_pending.db", [&](test::Emitter& em) {
+    const uint64_t nmi = em.raise(arch::EntryIntrInfo::make(2, arch::InterruptionType::Nmi).raw());
+    em.decision(ES_DECISION_QUEUE_NMI, arch::EntryIntrInfo::make(2, arch::InterruptionType::Nmi).raw(), nmi, nmi);
+    em.run_end(ES_END_LIMIT);
+  });
+  ASSERT_EQ(r.chains.size(), 1u);
+  EXPECT_EQ(r.chains[0].outcome, Outcome::PendingAtEnd);
+}
+
+// A #PF raised while delivering IRQ 0x20 interrupts the IRQ's chain; both are linked.
+TEST(ChainsTest, PageFaultDuringIrqDeliveryLinksTheTwoChains) {
+  uint64_t irq = 0, pf = 0;
+  auto r = record("chain_linked.db", [&](test::Emitter& em) {
+    irq = em.raise(test::irq(0x20));
+    const uint64_t entry = em.entry(test::irq(0x20), irq, irq);
+    pf = em.raise(test::hw_exc(arch::kPF, true), entry, 0x3);
+    const uint64_t exit = em.vm_exit(test::exit_reason(BasicExitReason::ExceptionOrNmi), 0x1000,
+                                     arch::ExitIntrInfo::make(arch::kPF, arch::InterruptionType::HardwareException,
+                                                              true)
+                                         .raw(),
+                                     test::vectoring_irq(0x20), pf, pf);
+    em.decision(ES_DECISION_REQUEUE_FROM_VECTORING, test::irq(0x20), irq, exit);
+    em.delivery(test::hw_exc(arch::kPF, true), pf, exit);
+    em.delivery(test::irq(0x20), irq, exit);
+    em.run_end(ES_END_GUEST_EXIT);
+  });
+  ASSERT_EQ(r.chains.size(), 2u);
+  const replay::Chain* irq_chain = chain(r, irq);
+  const replay::Chain* pf_chain = chain(r, pf);
+  ASSERT_TRUE(irq_chain && pf_chain);
+  EXPECT_EQ(pf_chain->interrupts_chain, irq);
+  ASSERT_EQ(irq_chain->interrupted_by.size(), 1u);
+  EXPECT_EQ(irq_chain->interrupted_by[0], pf);
+  EXPECT_EQ(irq_chain->outcome, Outcome::Delivered);
+  EXPECT_EQ(pf_chain->outcome, Outcome::Delivered);
+}
+
+// An event whose root record is missing (e.g. an import that started mid-chain) still forms
+// a chain, marked inferred, named after the IDT-vectoring event.
+TEST(ChainsTest, MissingRootIsInferredFromVectoring) {
+  auto r = record("chain_noroot.db", [&](test::Emitter& em) {
+    const uint64_t ghost = 999;
+    em.vm_exit(ept_violation(), 0x182, 0, test::vectoring_irq(0x30), ghost, 0);
+    em.run_end(ES_END_GUEST_EXIT);
+  });
+  ASSERT_EQ(r.chains.size(), 1u);
+  EXPECT_FALSE(r.chains[0].root_found);
+  EXPECT_TRUE(r.chains[0].inferred);
+  EXPECT_EQ(arch::describe(arch::EntryIntrInfo(r.chains[0].event_word)), "IRQ 0x30");
+}
+
+}  // namespace
+}  // namespace es
