@@ -9,6 +9,30 @@
 
 namespace es::hv {
 
+namespace vmcs_detail {
+// Dense slot lookup without a switch: the encoding's width [14:13], type [11:10] and index
+// [5:1] (every field of the table has index < 32) form a 9-bit key into a table built at
+// compile time from the same X-macro. Keeps VMCS access on the exit path O(1).
+constexpr unsigned slot_key(uint32_t enc) { return (((enc >> 13) & 3) << 7) | (((enc >> 10) & 3) << 5) | ((enc >> 1) & 0x1F); }
+constexpr bool slot_key_fits(uint32_t enc) { return ((enc >> 1) & 0x1FF) < 32 && (enc & 0x1000) == 0; }
+inline constexpr auto kSlots = [] {
+  std::array<uint16_t, 512> t{};
+  for (auto& x : t) x = 0xFFFF;
+  uint16_t i = 0;
+#define X(name, enc) t[slot_key(enc)] = i++;
+#include "hv/arch/vmcs_fields.def"
+#undef X
+  return t;
+}();
+constexpr bool all_fields_fit() {
+#define X(name, enc) if (!slot_key_fits(enc)) return false;
+#include "hv/arch/vmcs_fields.def"
+#undef X
+  return true;
+}
+static_assert(all_fields_fit(), "a VMCS field index no longer fits the slot key: widen slot_key");
+}  // namespace vmcs_detail
+
 class Vmcs {
  public:
   uint64_t read(arch::VmcsField f) const { return values_[index(f)]; }
@@ -28,7 +52,9 @@ class Vmcs {
   void clear() { values_.fill(0); }
 
  private:
-  static constexpr std::size_t index(arch::VmcsField f) { return static_cast<std::size_t>(arch::vmcs_index(f)); }
+  static constexpr std::size_t index(arch::VmcsField f) {
+    return vmcs_detail::kSlots[vmcs_detail::slot_key(static_cast<uint32_t>(f))];
+  }
   std::array<uint64_t, arch::kVmcsFieldCount> values_{};
 };
 
