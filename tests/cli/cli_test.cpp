@@ -1,0 +1,222 @@
+// Runs the built `exitscope` binary on recordings made here and checks what a user sees:
+// output lines, error sentences and exit codes.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "hv/arch/exceptions.h"
+#include "probes/recorder/recorder.h"
+#include "tests/probes/test_support.h"
+
+namespace es {
+namespace {
+
+struct CliRun {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+CliRun run(const std::string& args) {
+  const std::string out = std::string(ES_TEST_TMPDIR) + "/cli.out", err = std::string(ES_TEST_TMPDIR) + "/cli.err";
+  const std::string cmd = std::string("'") + ES_EXITSCOPE_BIN + "' " + args + " >'" + out + "' 2>'" + err + "'";
+  const int status = std::system(cmd.c_str());
+  CliRun r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+size_t count_lines(const std::string& s) {
+  size_t n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    std::filesystem::create_directories(ES_TEST_TMPDIR);
+    path_ = test::temp_db("cli.db");
+    recorder::SessionInfo info;
+    info.scenario = "irq_ept_reinject";
+    info.guest_path = "guests/irq.bin";
+    info.guest_hash = "sha256:00ff";
+    info.policy = "kvm";
+    auto rec = recorder::Recorder::open(path_, info, false);
+    ASSERT_TRUE(rec) << rec.error();
+    probes::ProbeBus bus;
+    (*rec)->attach(bus);
+    test::Emitter em(bus);
+    em.console("hello from ");
+    em.console("the guest\nbye\n");
+    const uint64_t irq = em.raise(test::irq(0x20));
+    const uint64_t entry = em.entry(test::irq(0x20), irq, irq);
+    const uint64_t ept = em.vm_exit(test::exit_reason(arch::BasicExitReason::EptViolation), 0x182, 0,
+                                    test::vectoring_irq(0x20), irq, entry, 0x9000);
+    em.decision(ES_DECISION_REQUEUE_FROM_VECTORING, test::irq(0x20), irq, ept);
+    const uint64_t re = em.decision(ES_DECISION_INJECT_REINJECTED, test::irq(0x20), irq, ept);
+    em.delivery(test::irq(0x20), irq, re);
+    const uint64_t ud = em.raise(test::hw_exc(arch::kUD));
+    const uint64_t e2 = em.entry(test::hw_exc(arch::kUD), ud, ud);
+    const uint64_t x2 = em.vm_exit(test::exit_reason(arch::BasicExitReason::EptViolation), 0x181, 0,
+                                   test::vectoring_exc(arch::kUD), ud, e2);
+    em.decision(ES_DECISION_DROP_FROM_VECTORING, test::hw_exc(arch::kUD), ud, x2);
+    em.run_end(ES_END_GUEST_EXIT);
+    ASSERT_TRUE((*rec)->finish({ES_END_GUEST_EXIT, "guest wrote the exit port"}));
+  }
+  static std::string path_;
+};
+std::string CliTest::path_;
+
+TEST_F(CliTest, TopLevelHelpListsEveryCommand) {
+  const CliRun r = run("--help");
+  EXPECT_EQ(r.code, 0);
+  for (const char* cmd : {"record", "scenarios", "info", "events", "chains"})
+    EXPECT_NE(r.out.find(std::string("  ") + cmd), std::string::npos) << cmd << "\n" << r.out;
+  const CliRun none = run("");
+  EXPECT_EQ(none.code, 2);
+  EXPECT_NE(none.err.find("Usage: exitscope"), std::string::npos);
+}
+
+TEST_F(CliTest, EveryCommandHasHelp) {
+  for (const char* cmd : {"info", "events", "chains"}) {
+    const CliRun r = run(std::string(cmd) + " --help");
+    EXPECT_EQ(r.code, 0) << cmd;
+    EXPECT_NE(r.out.find(std::string("Usage: exitscope ") + cmd), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("--help"), std::string::npos) << r.out;
+  }
+  EXPECT_NE(run("events -h").out.find("--vector"), std::string::npos);
+}
+
+TEST_F(CliTest, UnknownCommandAndBadFlagsExitTwoWithOneSentence) {
+  CliRun r = run("frobnicate");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("unknown command 'frobnicate'"), std::string::npos) << r.err;
+  for (const char* cmd : {"info", "events", "chains"}) {
+    r = run(std::string(cmd) + " '" + path_ + "' --no-such-flag");
+    EXPECT_EQ(r.code, 2) << cmd;
+    EXPECT_NE(r.err.find("unknown option '--no-such-flag'"), std::string::npos) << r.err;
+    EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  }
+  r = run("events '" + path_ + "' --vector 300");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--vector"), std::string::npos) << r.err;
+  r = run("events '" + path_ + "' --kind banana");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("unknown kind 'banana'"), std::string::npos) << r.err;
+  r = run("events '" + path_ + "' --reason NOPE");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("unknown reason 'NOPE'"), std::string::npos) << r.err;
+  r = run("events '" + path_ + "' --limit");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("needs a value"), std::string::npos) << r.err;
+  r = run("info");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("missing the recording file"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, BadFilesExitTwoNamingTheFile) {
+  const std::string text = test::temp_db("cli_text.db");
+  { std::ofstream(text) << "not sqlite at all"; }
+  for (const char* cmd : {"info", "events", "chains"}) {
+    CliRun r = run(std::string(cmd) + " '" + text + "'");
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find(text), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("not a SQLite database"), std::string::npos) << r.err;
+    r = run(std::string(cmd) + " '" + text + ".missing'");
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("does not exist"), std::string::npos) << r.err;
+  }
+}
+
+TEST_F(CliTest, InfoShowsSessionCountsExitsAndConsole) {
+  const CliRun r = run("info '" + path_ + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("scenario:   irq_ept_reinject"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("guests/irq.bin  sha256:00ff"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("policy:     kvm"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("status:     complete"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("run end:    guest exit: guest wrote the exit port"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("events:     13"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("EPT_VIOLATION          2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("VM_EXIT                2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  | hello from the guest\n  | bye\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("delivered=1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("dropped by policy=1"), std::string::npos) << r.out;
+}
+
+TEST_F(CliTest, InfoSaysIncompleteForACrashedRecording) {
+  const std::string path = test::temp_db("cli_incomplete.db");
+  {
+    auto rec = recorder::Recorder::open(path, {}, false);
+    ASSERT_TRUE(rec) << rec.error();
+    probes::ProbeBus bus;
+    (*rec)->attach(bus);
+    test::Emitter(bus).raise(test::irq(0x20));
+  }
+  const CliRun r = run("info '" + path + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("INCOMPLETE"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("run end:    unknown"), std::string::npos) << r.out;
+}
+
+TEST_F(CliTest, EventsListsOneDecodedLinePerEventWithFilters) {
+  CliRun r = run("events '" + path_ + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(count_lines(r.out), 13u) << r.out;
+  EXPECT_NE(r.out.find("EPT_VIOLATION qual=0x182"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("vectoring=IRQ 0x20"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("INJECT_REINJECTED IRQ 0x20"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"hello from \""), std::string::npos) << r.out;
+
+  r = run("events '" + path_ + "' --reason EPT_VIOLATION --vector 6");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(count_lines(r.out), 1u) << r.out;
+  EXPECT_NE(r.out.find("vectoring=#UD"), std::string::npos) << r.out;
+
+  r = run("events '" + path_ + "' --chain 3 --kind DECISION");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(count_lines(r.out), 2u) << r.out;
+
+  r = run("events '" + path_ + "' --from 300ns --to 0.5us --limit 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(count_lines(r.out), 2u) << r.out;
+  EXPECT_EQ(r.out.rfind("#3 ", 0), 0u) << r.out;
+}
+
+TEST_F(CliTest, ChainsExplainsInterruptionReinjectionAndOutcome) {
+  CliRun r = run("chains '" + path_ + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("chain 3: IRQ 0x20"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("interrupted: #5 EPT_VIOLATION"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("during delivery of IRQ 0x20"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("decision:    #7 INJECT_REINJECTED IRQ 0x20"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("outcome:     delivered (#8)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("chain 9: #UD"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("outcome:     dropped by policy (#12)"), std::string::npos) << r.out;
+
+  r = run("chains '" + path_ + "' --chain 9");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.find("chain 3:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("chain 9:"), std::string::npos) << r.out;
+
+  r = run("chains '" + path_ + "' --chain 42");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("no chain 42"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace es
