@@ -153,8 +153,13 @@ void Recorder::on_record(const es_record& rec) {
 void Recorder::writer_main() {
   for (;;) {
     std::unique_lock lk(mu_);
-    work_cv_.wait(lk, [&] { return front_.size() >= options_.batch_size || stop_; });
-    if (front_.empty() && stop_) return;
+    work_cv_.wait(lk, [&] { return front_.size() >= options_.batch_size || stop_ || flush_requested_; });
+    if (front_.empty()) {
+      if (stop_) return;
+      flush_requested_ = false;  // everything queued before flush() is written
+      flushed_cv_.notify_all();
+      continue;
+    }
     std::swap(front_, back_);
     lk.unlock();
     space_cv_.notify_all();
@@ -248,7 +253,18 @@ void Recorder::write_batch(std::vector<es_record>& batch) {
     if (!writer_failed_) writer_error_ = error;
     writer_failed_ = true;
     space_cv_.notify_all();
+    flushed_cv_.notify_all();
   }
+}
+
+Result<void> Recorder::flush() {
+  std::unique_lock lk(mu_);
+  if (stop_) return {};
+  flush_requested_ = true;
+  work_cv_.notify_one();
+  flushed_cv_.wait(lk, [&] { return !flush_requested_ || writer_failed_ || stop_; });
+  if (writer_failed_) return make_error(writer_error_);
+  return {};
 }
 
 void Recorder::stop_writer() {
@@ -258,6 +274,7 @@ void Recorder::stop_writer() {
   }
   work_cv_.notify_all();
   space_cv_.notify_all();
+  flushed_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
 }
 

@@ -63,6 +63,10 @@ class Recorder {
   // (importers). Thread-safe; a record with id 0 gets the next free row id.
   void on_record(const es_record& rec);
 
+  // Blocks until every record queued so far is committed to the file (the session stays
+  // incomplete). Useful before reading a recording that is still being written.
+  Result<void> flush();
+
   // Detaches, writes everything queued, builds indexes, materializes chains, then marks the
   // session complete with the end reason, end time and counts. Call once.
   Result<void> finish(const RunEnd& end);
@@ -98,6 +102,8 @@ class Recorder {
   std::vector<es_record> front_;      // filled by producers
   std::vector<es_record> back_;       // written by the writer
   bool stop_ = false;
+  bool flush_requested_ = false;
+  std::condition_variable flushed_cv_;  // flush() waits: the writer drained the queue
   bool writer_failed_ = false;
   std::string writer_error_;
   RecorderStats stats_;

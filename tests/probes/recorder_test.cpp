@@ -293,6 +293,24 @@ TEST(RecorderTest, SessionRowExistsAsIncompleteWhileRecording) {
   EXPECT_FALSE((*rec)->finish({})) << "a second finish() is an error, not a crash";
 }
 
+TEST(RecorderTest, FlushMakesQueuedRecordsVisibleWhileRecording) {
+  const std::string path = test::temp_db("flush.db");
+  RecorderOptions opt;
+  opt.batch_size = 1000;  // far more than emitted: nothing would be written without flush()
+  auto rec = Recorder::open(path, test_session(), false, opt);
+  ASSERT_TRUE(rec) << rec.error();
+  probes::ProbeBus bus;
+  (*rec)->attach(bus);
+  test::Emitter em(bus);
+  for (int i = 0; i < 10; ++i) em.raise(test::irq(0x20));
+  ASSERT_TRUE((*rec)->flush());
+  EXPECT_EQ(query_int(path, "SELECT count(*) FROM events"), 10);
+  EXPECT_EQ(query_int(path, "SELECT complete FROM sessions"), 0);
+  em.raise(test::irq(0x21));
+  ASSERT_TRUE((*rec)->finish({}));
+  EXPECT_EQ(query_int(path, "SELECT count(*) FROM events"), 11);
+}
+
 TEST(RecorderTest, ConsoleChunksJoinIntoLines) {
   const std::string path = test::temp_db("console.db");
   auto rec = Recorder::open(path, test_session(), false);
