@@ -18,6 +18,7 @@
 
 #include "hv/arch/controls.h"
 #include "hv/arch/event_info.h"
+#include "hv/arch/exceptions.h"
 #include "hv/arch/exit_qualification.h"
 #include "hv/arch/exit_reason.h"
 #include "hv/cpu/cpu.h"
