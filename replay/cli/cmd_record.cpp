@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -116,13 +115,20 @@ int cmd_record(int argc, char** argv) {
     info.guest_path = "builtin:" + std::string(sc->name);
     info.guest_hash = "sha256:" + es::recorder::sha256_hex(image.data(), image.size());
   } else {
-    std::ifstream f(*guest_path, std::ios::binary);
+    std::ifstream f(*guest_path, std::ios::binary | std::ios::ate);
     if (!f) {
       std::fprintf(stderr, "exitscope record: cannot read guest file '%s': %s; check the path.\n",
                    guest_path->c_str(), std::strerror(errno));
       return 2;
     }
-    image.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    const std::streamoff size = f.tellg();
+    image.resize(size > 0 ? static_cast<size_t>(size) : 0);
+    f.seekg(0);
+    if (size > 0 && !f.read(reinterpret_cast<char*>(image.data()), size)) {
+      std::fprintf(stderr, "exitscope record: cannot read guest file '%s'; is it a regular file?\n",
+                   guest_path->c_str());
+      return 2;
+    }
     info.guest_path = *guest_path;
     info.guest_hash = "sha256:" + es::recorder::sha256_hex(image.data(), image.size());
   }
