@@ -7,6 +7,7 @@ namespace es::cli {
 int cmd_info(int argc, char** argv);
 int cmd_events(int argc, char** argv);
 int cmd_chains(int argc, char** argv);
+int cmd_export(int argc, char** argv);
 
 }  // namespace es::cli
 

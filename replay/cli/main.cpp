@@ -20,6 +20,7 @@ constexpr Command kCommands[] = {
      &es::cli::cmd_events},
     {"chains", "explain event chains: original event, interruptions, reinjections, outcome",
      &es::cli::cmd_chains},
+    {"export", "export a recording, a chain or a window as text, Markdown or Perfetto JSON", &es::cli::cmd_export},
 };
 
 void print_usage(std::FILE* out) {

@@ -1,0 +1,175 @@
+// exitscope export: a recording, one chain, a time window or one vCPU as text, Markdown or
+// Perfetto JSON for a bug report (replay/export/).
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <system_error>
+
+#include "replay/cli/args.h"
+#include "replay/cli/commands.h"
+#include "replay/export/export.h"
+#include "replay/names.h"
+#include "replay/recording.h"
+
+namespace es::cli {
+
+namespace {
+constexpr std::string_view kName = "export";
+constexpr OptionSpec kOptions[] = {
+    {"format", "F", "text (default), markdown or perfetto"},
+    {"output", "FILE", "write to FILE (also -o FILE); '-' or no option = standard output"},
+    {"chain", "N", "only chain N (its root event id; 'exitscope chains DB' lists them)"},
+    {"from", "T", "from session time T (ns, or with a unit: 1.5us, 20ms, 2s)"},
+    {"to", "T", "up to session time T (inclusive)"},
+    {"vcpu", "N", "only vCPU N"},
+};
+
+// Percentage on stderr every 5%: rewritten in place on a terminal, one line each otherwise.
+class Progress {
+ public:
+  explicit Progress(bool tty) : tty_(tty) {}
+  void operator()(uint64_t done, uint64_t total) {
+    if (total == 0) return;
+    const unsigned pct = static_cast<unsigned>(done * 100 / total);
+    if (pct < next_) return;
+    next_ = pct - pct % 5 + 5;
+    std::fprintf(stderr, tty_ ? "\rexitscope export: %3u%% (%llu of %llu events)" : "exitscope export: %u%% (%llu of %llu events)\n",
+                 pct, static_cast<unsigned long long>(done), static_cast<unsigned long long>(total));
+    shown_ = true;
+  }
+  ~Progress() {
+    if (tty_ && shown_) std::fputc('\n', stderr);
+  }
+
+ private:
+  bool tty_;
+  bool shown_ = false;
+  unsigned next_ = 5;
+};
+
+constexpr uint64_t kProgressAbove = 1'000'000;  // events; below this only a terminal sees progress
+
+}  // namespace
+
+int cmd_export(int argc, char** argv) {
+  // parse_args knows long options only; -o is the usual short form of --output.
+  std::vector<char*> av(argv, argv + argc);
+  static char kOutput[] = "--output";
+  for (size_t i = 1; i < av.size(); ++i)
+    if (std::string_view(av[i]) == "-o") av[i] = kOutput;
+  auto args = parse_args(kName, static_cast<int>(av.size()), av.data(), kOptions);
+  if (!args) return usage_error(kName, args.error());
+  if (args->help) {
+    std::string desc =
+        "Export the recording DB for a bug report, to FILE or standard output:\n"
+        "  text      mailing-list ready: ASCII, at most 80 columns, a header of session facts,\n"
+        "            one decoded event per line, chain members indented under their original\n"
+        "            event, each chain ending with its outcome\n"
+        "  markdown  the same as tables (session facts, one table per chain, other events)\n"
+        "  perfetto  Chrome / Perfetto trace-event JSON (open in ui.perfetto.dev or\n"
+        "            chrome://tracing): a process per guest level, a thread per vCPU,\n"
+        "            exit-to-entry slices, instants for injections / decisions / deliveries,\n"
+        "            flow arrows along each chain\n"
+        "svg and png are not available in this build yet.\n\n"
+        "Example: exitscope export rec.db --format markdown --chain 5 -o chain5.md";
+    std::fputs(usage_text(kName, "DB [--format text|markdown|perfetto] [OPTIONS] [-o FILE]", desc, kOptions).c_str(),
+               stdout);
+    return 0;
+  }
+  if (args->positional.size() != 1)
+    return usage_error(kName, args->positional.empty() ? "missing the recording file (DB)"
+                                                       : "expects exactly one recording file");
+  const std::string format_name = args->get("format").value_or("text");
+  const exporter::ExportFormat* format = exporter::find_export_format(format_name);
+  if (!format) {
+    if (exporter::is_planned_format(format_name)) {
+      std::fprintf(stderr,
+                   "exitscope export: format '%s' is not available yet in this build (it will reuse the GUI's "
+                   "timeline drawing); use one of %s.\n",
+                   format_name.c_str(), exporter::format_name_list().c_str());
+      return 2;
+    }
+    return usage_error(kName, "unknown format '" + format_name + "' for '--format' (one of " +
+                                  exporter::format_name_list() + ")");
+  }
+
+  exporter::ExportOptions opt;
+  if (auto v = args->get("chain")) {
+    opt.chain = replay::parse_uint(*v);
+    if (!opt.chain) return usage_error(kName, "option '--chain' needs a chain id (a number), not '" + *v + "'");
+  }
+  if (auto v = args->get("vcpu")) {
+    auto n = replay::parse_uint(*v);
+    if (!n || *n > 65535) return usage_error(kName, "option '--vcpu' needs a number up to 65535, not '" + *v + "'");
+    opt.vcpu = static_cast<uint16_t>(*n);
+  }
+  for (const char* name : {"from", "to"}) {
+    if (auto t = args->get(name)) {
+      auto ns = replay::parse_time_ns(*t);
+      if (!ns)
+        return usage_error(kName, "option '--" + std::string(name) +
+                                      "' needs a time such as 1500, 1.5us, 20ms or 2s, not '" + *t + "'");
+      (std::string_view(name) == "from" ? opt.from_ns : opt.to_ns) = *ns;
+    }
+  }
+  if (opt.from_ns && opt.to_ns && *opt.from_ns > *opt.to_ns)
+    return usage_error(kName, "'--from' is after '--to'; give the earlier time to '--from'");
+
+  const std::string output = args->get("output").value_or("-");
+  if (output.empty()) return usage_error(kName, "option '--output' needs a file name or '-'");
+  const std::string& db_path = args->positional[0];
+  std::error_code ec;
+  if (output != "-" && std::filesystem::exists(output, ec) && std::filesystem::equivalent(output, db_path, ec)) {
+    std::fprintf(stderr, "exitscope export: '%s' is the recording itself; choose another output file.\n",
+                 output.c_str());
+    return 2;
+  }
+
+  auto rec = replay::Recording::open(db_path);
+  if (!rec) {
+    std::fprintf(stderr, "exitscope export: %s\n", rec.error().c_str());
+    return 2;
+  }
+
+  // Written beside the target and renamed at the end: a failed export leaves no partial file.
+  const std::string partial = output + ".partial";
+  std::FILE* file = stdout;
+  if (output != "-") {
+    file = std::fopen(partial.c_str(), "wb");
+    if (!file) {
+      std::fprintf(stderr, "exitscope export: cannot write '%s'; check that its directory exists and is writable.\n",
+                   output.c_str());
+      return 2;
+    }
+  }
+  Result<void> r;
+  {
+    const bool tty = isatty(STDERR_FILENO) != 0;
+    Progress progress(tty);
+    opt.progress = [&](uint64_t done, uint64_t total) {
+      if (tty || total > kProgressAbove) progress(done, total);
+    };
+    exporter::Output out(file);
+    r = exporter::run_export(*rec, *format, opt, out);
+  }
+  if (file != stdout) {
+    const bool closed = std::fclose(file) == 0;
+    if (r && !closed) r = make_error("could not write '" + output + "' (disk full?).");
+    if (!r) {
+      std::filesystem::remove(partial, ec);
+    } else if (std::filesystem::rename(partial, output, ec); ec) {
+      std::filesystem::remove(partial, ec);
+      r = make_error("could not create '" + output + "'; check that it is writable.");
+    }
+  } else {
+    std::fflush(stdout);
+  }
+  if (!r) {
+    std::fprintf(stderr, "exitscope export: %s\n", r.error().c_str());
+    return 2;
+  }
+  return 0;
+}
+
+}  // namespace es::cli

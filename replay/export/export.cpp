@@ -1,0 +1,244 @@
+#include "replay/export/export.h"
+
+#include <algorithm>
+#include <array>
+
+#include "hv/arch/event_info.h"
+#include "replay/names.h"
+
+namespace es::exporter {
+
+namespace {
+
+constexpr ExportFormat kFormats[] = {
+    {"text", "mailing-list text: at most 80 columns, one decoded event per line, chains indented", &export_text},
+    {"markdown", "Markdown tables for issue trackers: session facts, one table per chain, other events",
+     &export_markdown},
+    {"perfetto", "Chrome / Perfetto trace-event JSON: exit-to-entry slices, instants, chain flow arrows",
+     &export_perfetto},
+};
+
+// Drawn with the GUI's timeline code once it is shared; not part of this build yet.
+constexpr std::array<std::string_view, 2> kPlanned = {"svg", "png"};
+
+std::string plural(uint64_t n, std::string_view word) {
+  return std::to_string(n) + " " + std::string(word) + (n == 1 ? "" : "s");
+}
+
+}  // namespace
+
+void Output::flush() {
+  if (buf_.empty()) return;
+  if (text_) {
+    text_->append(buf_);
+  } else if (file_ && !failed_) {
+    if (std::fwrite(buf_.data(), 1, buf_.size(), file_) != buf_.size()) failed_ = true;
+  }
+  buf_.clear();
+}
+
+std::span<const ExportFormat> export_formats() { return kFormats; }
+
+const ExportFormat* find_export_format(std::string_view name) {
+  for (const ExportFormat& f : kFormats)
+    if (f.name == name) return &f;
+  return nullptr;
+}
+
+bool is_planned_format(std::string_view name) {
+  return std::find(kPlanned.begin(), kPlanned.end(), name) != kPlanned.end();
+}
+
+std::string format_name_list() {
+  std::string s;
+  for (const ExportFormat& f : kFormats) {
+    if (!s.empty()) s += ", ";
+    s += f.name;
+  }
+  return s;
+}
+
+bool ExportContext::in_window(const es_record& r) const {
+  if (options.vcpu && r.vcpu != *options.vcpu) return false;
+  if (options.from_ns && r.time_ns < *options.from_ns) return false;
+  if (options.to_ns && r.time_ns > *options.to_ns) return false;
+  return true;
+}
+
+Result<void> ExportContext::for_each_event(const std::function<void(const replay::Event&)>& fn) {
+  uint64_t done = 0;
+  const uint64_t step = std::max<uint64_t>(1, total_events / 256);
+  auto tick = [&] {
+    ++done;
+    if (options.progress && (done % step == 0 || done == total_events)) options.progress(done, total_events);
+  };
+  if (only_chain) {
+    for (const replay::Event& ev : only_chain->events) {
+      if (!in_window(ev.rec)) continue;
+      fn(ev);
+      tick();
+    }
+    return {};
+  }
+  replay::EventFilter f;
+  f.vcpu = options.vcpu;
+  f.from_ns = options.from_ns;
+  f.to_ns = options.to_ns;
+  return recording.for_each_event(f, [&](const replay::Event& ev) {
+    fn(ev);
+    tick();
+    return true;
+  });
+}
+
+std::string ExportContext::recording_name() const {
+  const std::string& p = recording.path();
+  const size_t slash = p.find_last_of('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+Result<void> run_export(replay::Recording& recording, const ExportFormat& format, const ExportOptions& options,
+                        Output& out) {
+  ExportContext ctx{recording, options, out, {}, {}, {}, nullptr, 0};
+  auto session = recording.session();
+  if (!session) return make_error(session.error());
+  ctx.session = std::move(session).value();
+  auto chains = replay::load_chains(recording);
+  if (!chains) return make_error(chains.error());
+  ctx.chains = std::move(chains).value();
+  for (const replay::Chain& c : ctx.chains) ctx.chain_by_id[c.id] = &c;
+  if (options.chain) {
+    auto it = ctx.chain_by_id.find(*options.chain);
+    if (it == ctx.chain_by_id.end())
+      return make_error("no chain " + std::to_string(*options.chain) + " in '" + recording.path() +
+                        "'; run 'exitscope chains " + recording.path() + "' to list the chains.");
+    ctx.only_chain = it->second;
+    ctx.total_events = ctx.only_chain->events.size();
+  } else if (options.vcpu || options.from_ns || options.to_ns) {
+    // Counted up front so progress is a real percentage of this export.
+    std::string sql = "SELECT count(*) FROM events WHERE 1";
+    if (options.vcpu) sql += " AND vcpu = " + std::to_string(*options.vcpu);
+    if (options.from_ns) sql += " AND time_ns >= " + std::to_string(static_cast<int64_t>(*options.from_ns));
+    if (options.to_ns) sql += " AND time_ns <= " + std::to_string(static_cast<int64_t>(*options.to_ns));
+    auto st = recording.db().prepare(sql);
+    if (st && st->step() == SQLITE_ROW) ctx.total_events = st->col_u64(0);
+  } else {
+    ctx.total_events = ctx.session.event_count;
+  }
+  if (auto r = format.run(ctx); !r) return r;
+  out.flush();
+  if (out.failed()) return make_error("could not write the export (disk full or output closed).");
+  return {};
+}
+
+std::string chain_event_text(const replay::Chain& c) {
+  std::string s = arch::describe(arch::EntryIntrInfo(c.event_word));
+  if (!c.root_found) s += " (root #" + std::to_string(c.id) + " not recorded)";
+  return s;
+}
+
+std::string chain_outcome_text(const replay::Chain& c) {
+  std::string s(replay::to_string(c.outcome));
+  if (c.outcome_event) s += " (#" + std::to_string(c.outcome_event) + ")";
+  return s;
+}
+
+std::string chain_title(const replay::Chain& c) {
+  const es_record& first = c.root_found ? c.root.rec : c.events.front().rec;
+  return "Chain " + std::to_string(c.id) + ": " + chain_event_text(c) + " at L" + std::to_string(first.level) +
+         " vcpu" + std::to_string(first.vcpu) + ", " + plural(c.events.size(), "event") + ", " +
+         chain_outcome_text(c);
+}
+
+std::vector<std::pair<std::string, std::string>> session_facts(const ExportContext& ctx) {
+  const replay::SessionInfo& s = ctx.session;
+  std::vector<std::pair<std::string, std::string>> rows;
+  rows.emplace_back("recording", ctx.recording_name());
+  rows.emplace_back("source", s.source + (s.tool_version.empty() ? "" : " (exitscope " + s.tool_version + ")"));
+  if (!s.scenario.empty()) rows.emplace_back("scenario", s.scenario);
+  // The host kernel matters for KVM and imported traces; the built-in model does not use it.
+  if (s.source != "hv" && !s.kernel.empty()) rows.emplace_back("kernel", s.kernel);
+  if (!s.guest_path.empty() || !s.guest_hash.empty()) {
+    std::string g = s.guest_path;
+    if (!s.guest_hash.empty()) g += (g.empty() ? "" : " ") + s.guest_hash;
+    rows.emplace_back("guest", g);
+  }
+  if (!s.policy.empty()) rows.emplace_back("policy", s.policy);
+  rows.emplace_back("events", std::to_string(s.event_count) + " recorded, " + std::to_string(s.records_dropped) +
+                                  " dropped by the recorder, " + std::to_string(s.source_dropped) +
+                                  " dropped by the source");
+  std::string state;
+  if (s.complete) {
+    state = "complete";
+    if (s.end_reason) {
+      const std::string_view why = replay::end_reason_name(*s.end_reason);
+      state += ", ended by " + (why.empty() ? "reason " + std::to_string(*s.end_reason) : std::string(why));
+    }
+    if (!s.end_detail.empty()) state += " (" + s.end_detail + ")";
+  } else {
+    state = "INCOMPLETE (the recorder did not finish; the end of the run may be missing)";
+  }
+  rows.emplace_back("session", state);
+  if (s.event_count)
+    rows.emplace_back("time", replay::format_time(s.first_time_ns) + " s .. " + replay::format_time(s.last_time_ns) +
+                                  " s");
+  // Chains by outcome, in a fixed order.
+  std::string by_outcome;
+  for (auto o : {replay::Outcome::Delivered, replay::Outcome::PromotedToDf, replay::Outcome::TripleFault,
+                 replay::Outcome::DroppedByPolicy, replay::Outcome::PendingAtEnd, replay::Outcome::Lost}) {
+    const auto n = std::count_if(ctx.chains.begin(), ctx.chains.end(), [&](const auto& c) { return c.outcome == o; });
+    if (n == 0) continue;
+    if (!by_outcome.empty()) by_outcome += ", ";
+    by_outcome += std::to_string(n) + " " + std::string(replay::to_string(o));
+  }
+  rows.emplace_back("chains", std::to_string(ctx.chains.size()) + (by_outcome.empty() ? "" : " (" + by_outcome + ")"));
+  std::string shown;
+  if (ctx.only_chain) shown = "chain " + std::to_string(ctx.only_chain->id);
+  if (ctx.options.vcpu) shown += (shown.empty() ? "" : ", ") + std::string("vcpu ") + std::to_string(*ctx.options.vcpu);
+  if (ctx.options.from_ns || ctx.options.to_ns) {
+    shown += (shown.empty() ? "" : ", ") + std::string("time ") +
+             (ctx.options.from_ns ? replay::format_time(*ctx.options.from_ns) + " s" : std::string("start")) + " .. " +
+             (ctx.options.to_ns ? replay::format_time(*ctx.options.to_ns) + " s" : std::string("end"));
+  }
+  rows.emplace_back("shown", shown.empty() ? "all events" : shown);
+  return rows;
+}
+
+std::vector<std::string> wrap(std::string_view text, std::string_view first_prefix, std::string_view cont_prefix,
+                              size_t width) {
+  // top[i]: a space at bracket / quote depth 0, the preferred break points.
+  std::vector<bool> top(text.size(), false);
+  int depth = 0;
+  bool quoted = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '"' && (i == 0 || text[i - 1] != '\\')) quoted = !quoted;
+    else if (!quoted && c == '[') ++depth;
+    else if (!quoted && c == ']' && depth > 0) --depth;
+    else if (c == ' ') top[i] = depth == 0 && !quoted;
+  }
+  std::vector<std::string> lines;
+  std::string_view prefix = first_prefix;
+  size_t pos = 0;
+  while (true) {
+    while (!lines.empty() && pos < text.size() && text[pos] == ' ') ++pos;
+    const size_t room = width > prefix.size() ? width - prefix.size() : 1;
+    if (text.size() - pos <= room) {
+      lines.push_back(std::string(prefix) + std::string(text.substr(pos)));
+      return lines;
+    }
+    size_t cut = 0;
+    for (size_t i = pos + room; i > pos && cut == 0; --i)
+      if (top[i]) cut = i;
+    for (size_t i = pos + room; i > pos && cut == 0; --i)
+      if (text[i] == ' ') cut = i;
+    if (cut == 0) cut = pos + room;  // one long word: hard cut
+    std::string line = std::string(prefix) + std::string(text.substr(pos, cut - pos));
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    lines.push_back(std::move(line));
+    pos = cut;
+    prefix = cont_prefix;
+  }
+}
+
+}  // namespace es::exporter

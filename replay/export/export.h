@@ -1,0 +1,131 @@
+// Exporters for bug reports: a recording (or one chain / a time window / one vCPU of it) as
+// mailing-list text, Markdown tables, or Chrome / Perfetto trace-event JSON.
+//
+// Each format is one {name, summary, function} row of a small table (export_formats()); a
+// new format (svg, png: planned, drawn with the GUI's timeline code) registers by adding a
+// row. Every exporter reads the same ExportContext and writes through an Output, so the
+// same recording and options always give the same bytes.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "replay/chains.h"
+#include "replay/recording.h"
+#include "schema/result.h"
+
+namespace es::exporter {
+
+struct ExportOptions {
+  std::optional<uint64_t> chain;           // only this chain (its root event id)
+  std::optional<uint64_t> from_ns, to_ns;  // inclusive session-time window
+  std::optional<uint16_t> vcpu;
+  // Called with (events done, events to do) about every 1/256 of the work; may be empty.
+  std::function<void(uint64_t, uint64_t)> progress;
+};
+
+// Buffered sink: a FILE* (the CLI: a file or stdout) or a string (tests). Write errors are
+// remembered and reported by finish().
+class Output {
+ public:
+  explicit Output(std::FILE* file) : file_(file) {}
+  explicit Output(std::string* text) : text_(text) {}
+  Output(const Output&) = delete;
+  Output& operator=(const Output&) = delete;
+  ~Output() { flush(); }
+
+  void put(std::string_view s) {
+    buf_.append(s);
+    if (buf_.size() >= kFlushAt) flush();
+  }
+  void put(char c) {
+    buf_.push_back(c);
+    if (buf_.size() >= kFlushAt) flush();
+  }
+  std::string& buffer() { return buf_; }  // direct appends; call maybe_flush() after
+  void maybe_flush() {
+    if (buf_.size() >= kFlushAt) flush();
+  }
+  void flush();
+  bool failed() const { return failed_; }
+
+ private:
+  static constexpr size_t kFlushAt = 1 << 20;
+  std::FILE* file_ = nullptr;
+  std::string* text_ = nullptr;
+  std::string buf_;
+  bool failed_ = false;
+};
+
+// What every exporter gets: the session, the chains, the options, the sink.
+struct ExportContext {
+  replay::Recording& recording;
+  const ExportOptions& options;
+  Output& out;
+  replay::SessionInfo session;
+  std::vector<replay::Chain> chains;                          // every chain of the recording, by id
+  std::unordered_map<uint64_t, const replay::Chain*> chain_by_id;
+  const replay::Chain* only_chain = nullptr;                  // set when options.chain is
+  uint64_t total_events = 0;                                  // events to export (for progress)
+
+  // The window / vCPU filter (the chain restriction is applied by the exporters).
+  bool in_window(const es_record& r) const;
+  // Calls fn for every event to export in id order: the chain's members with --chain, else
+  // the events in the window. Reports progress.
+  Result<void> for_each_event(const std::function<void(const replay::Event&)>& fn);
+  // The recording's file name without directories (output does not depend on where it is).
+  std::string recording_name() const;
+};
+
+using ExportFn = Result<void> (*)(ExportContext& ctx);
+
+struct ExportFormat {
+  std::string_view name;
+  std::string_view summary;
+  ExportFn run;
+};
+
+// The formats built into this binary, in --help order.
+std::span<const ExportFormat> export_formats();
+const ExportFormat* find_export_format(std::string_view name);
+// Formats that exist in the design but are not built yet ("svg", "png").
+bool is_planned_format(std::string_view name);
+// "text, markdown, perfetto"
+std::string format_name_list();
+
+// Loads the session and chains, checks --chain, runs the format. Errors are one sentence
+// (an unknown chain names the id and the command that lists chains).
+Result<void> run_export(replay::Recording& recording, const ExportFormat& format, const ExportOptions& options,
+                        Output& out);
+
+// --- helpers shared by the text and Markdown exporters (export_common.cpp) -----------------
+
+// Session facts as (label, value) rows, in display order.
+std::vector<std::pair<std::string, std::string>> session_facts(const ExportContext& ctx);
+// "IRQ 0x20" for the chain's original event, with " (root #N not recorded)" if missing.
+std::string chain_event_text(const replay::Chain& c);
+// "delivered (#10)"
+std::string chain_outcome_text(const replay::Chain& c);
+// The title line of a --chain export: "Chain 1: IRQ 0x20 at L1 vcpu0, 10 events, delivered (#10)".
+std::string chain_title(const replay::Chain& c);
+
+// Greedy word wrap of `text` into lines of at most `width` columns: the first line starts
+// with `first_prefix`, the others with `cont_prefix`. Breaks at spaces outside [...] and
+// "..." first, then at any space, then anywhere. Never returns a line longer than width
+// (as long as the prefixes are shorter than width).
+std::vector<std::string> wrap(std::string_view text, std::string_view first_prefix, std::string_view cont_prefix,
+                              size_t width);
+
+// The exporters (one file each).
+Result<void> export_text(ExportContext& ctx);
+Result<void> export_markdown(ExportContext& ctx);
+Result<void> export_perfetto(ExportContext& ctx);
+
+}  // namespace es::exporter

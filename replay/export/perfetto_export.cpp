@@ -1,0 +1,402 @@
+// Chrome / Perfetto trace-event JSON ("Trace Event Format": a traceEvents array).
+//
+//  - one process per guest level (pid = level + 1, named "L1 guest"), one thread per vCPU
+//    of that level (tid = pid * 100000 + vcpu, unique across processes, named "vCPU 0 (L1)");
+//  - a VM exit and the next VM entry of the same vCPU and level make one "X" slice named
+//    by the exit reason (an exit without a later entry ends at the session end);
+//  - injections, decisions, deliveries, raises, nested exits, console output, run end and
+//    checker findings are "i" instants;
+//  - each chain's exported events are linked in id order by flow events (ph s, t..., f with
+//    bp "e", id = chain id), each at the ts / pid / tid of the event it binds to;
+//  - args carry the decoded fields and the raw hardware words in hex.
+// Timestamps are µs with exactly 3 decimals (ns / 1000, printed from integers); every
+// object's keys come in a fixed order, so the same recording gives the same bytes.
+#include <charconv>
+#include <map>
+#include <unordered_map>
+
+#include "hv/arch/event_info.h"
+#include "replay/export/export.h"
+#include "replay/format.h"
+#include "replay/names.h"
+
+namespace es::exporter {
+
+namespace {
+
+constexpr std::string_view kCat = "exitscope";
+
+void append_u64(std::string& b, uint64_t v) {
+  char tmp[24];
+  auto [p, ec] = std::to_chars(tmp, tmp + sizeof tmp, v);
+  (void)ec;
+  b.append(tmp, p);
+}
+
+void append_hex(std::string& b, uint64_t v) {
+  char tmp[24];
+  auto [p, ec] = std::to_chars(tmp, tmp + sizeof tmp, v, 16);
+  (void)ec;
+  b += "\"0x";
+  b.append(tmp, p);
+  b += '"';
+}
+
+// ns -> µs with 3 decimals, exact.
+void append_us(std::string& b, uint64_t ns) {
+  append_u64(b, ns / 1000);
+  const unsigned frac = static_cast<unsigned>(ns % 1000);
+  b += '.';
+  b += static_cast<char>('0' + frac / 100);
+  b += static_cast<char>('0' + frac / 10 % 10);
+  b += static_cast<char>('0' + frac % 10);
+}
+
+// JSON string; output stays ASCII (other bytes become '?').
+void append_str(std::string& b, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  b += '"';
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      b += '\\';
+      b += ch;
+    } else if (c < 0x20) {
+      b += "\\u00";
+      b += kHex[c >> 4];
+      b += kHex[c & 15];
+    } else if (c >= 0x7f) {
+      b += '?';
+    } else {
+      b += ch;
+    }
+  }
+  b += '"';
+}
+
+struct Track {
+  uint32_t pid = 0;
+  uint64_t tid = 0;
+};
+Track track_of(const es_record& r) {
+  const uint32_t pid = r.level + 1u;
+  return {pid, static_cast<uint64_t>(pid) * 100000u + r.vcpu};
+}
+
+struct FlowSpan {
+  uint64_t first = 0, last = 0;  // ids of the first / last exported member
+};
+
+class PerfettoWriter {
+ public:
+  explicit PerfettoWriter(ExportContext& ctx) : ctx_(ctx), b_(ctx.out.buffer()) {
+    for (const replay::Chain& c : ctx.chains) {
+      if (ctx.only_chain && &c != ctx.only_chain) continue;
+      FlowSpan s;
+      for (const replay::Event& e : c.events) {
+        if (!ctx.in_window(e.rec)) continue;
+        if (!s.first) s.first = e.rec.id;
+        s.last = e.rec.id;
+      }
+      if (s.first && s.first != s.last) flows_[c.id] = s;
+    }
+  }
+
+  void begin() {
+    b_ += "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"exporter\":\"exitscope export --format perfetto\"";
+    for (const auto& [label, value] : session_facts(ctx_)) {
+      b_ += ',';
+      append_str(b_, label);
+      b_ += ':';
+      append_str(b_, value);
+    }
+    b_ += "},\n\"traceEvents\":[";
+  }
+
+  void event(const replay::Event& ev) {
+    const es_record& r = ev.rec;
+    const Track t = track_of(r);
+    metadata(r, t);
+    switch (r.kind) {
+      case ES_KIND_VM_EXIT: {
+        auto [it, fresh] = open_.try_emplace(key(r), ev);
+        if (!fresh) {  // no entry recorded between two exits: the first ends at the second
+          slice(it->second, r.time_ns, nullptr);
+          it->second = ev;
+        }
+        break;
+      }
+      case ES_KIND_VM_ENTRY: {
+        auto it = open_.find(key(r));
+        if (it != open_.end()) {
+          slice(it->second, r.time_ns, &ev);
+          open_.erase(it);
+        }
+        // An entry is shown when it injects (or belongs to a chain); otherwise it only ends the slice.
+        if (arch::EntryIntrInfo(r.intr_info).valid() || r.origin) instant(ev, t);
+        break;
+      }
+      default: instant(ev, t); break;
+    }
+    flow(ev, t);
+    ctx_.out.maybe_flush();
+  }
+
+  Result<void> end() {
+    // Exits still open: end at the next entry of that vCPU and level in the whole recording
+    // (outside the window / chain), else at the session end. By exit id: deterministic.
+    std::map<uint64_t, const replay::Event*> left;
+    for (const auto& [k, ev] : open_) left[ev.rec.id] = &ev;
+    for (const auto& [id, ev] : left) {
+      uint64_t end_ns = ctx_.session.last_time_ns;
+      auto st = ctx_.recording.db().prepare(
+          "SELECT time_ns FROM events WHERE kind = ? AND level = ? AND vcpu = ? AND id > ? ORDER BY id LIMIT 1");
+      if (!st) return make_error(st.error());
+      st->bind(1, static_cast<int64_t>(ES_KIND_VM_ENTRY));
+      st->bind(2, static_cast<int64_t>(ev->rec.level));
+      st->bind(3, static_cast<int64_t>(ev->rec.vcpu));
+      st->bind(4, static_cast<int64_t>(id));
+      const bool found = st->step() == SQLITE_ROW;
+      if (found) end_ns = st->col_u64(0);
+      slice(*ev, end_ns < ev->rec.time_ns ? ev->rec.time_ns : end_ns, nullptr, found ? "next entry (not exported)" : "session end");
+    }
+    b_ += "\n]}\n";
+    return {};
+  }
+
+ private:
+  static uint64_t key(const es_record& r) { return (static_cast<uint64_t>(r.level) << 16) | r.vcpu; }
+
+  void sep() {
+    if (count_++) b_ += ',';
+    b_ += '\n';
+  }
+
+  void metadata(const es_record& r, const Track& t) {
+    if (seen_processes_.try_emplace(t.pid, true).second) {
+      const std::string name = "L" + std::to_string(r.level) + " guest";
+      meta("process_name", t.pid, t.pid * 100000ull, "name", name);
+      meta_number("process_sort_index", t.pid, t.pid * 100000ull, t.pid);
+    }
+    if (seen_threads_.try_emplace(t.tid, true).second) {
+      meta("thread_name", t.pid, t.tid, "name", "vCPU " + std::to_string(r.vcpu) + " (L" + std::to_string(r.level) + ")");
+      meta_number("thread_sort_index", t.pid, t.tid, r.vcpu);
+    }
+  }
+  void meta_head(std::string_view name, uint32_t pid, uint64_t tid) {
+    sep();
+    b_ += "{\"name\":";
+    append_str(b_, name);
+    b_ += ",\"cat\":\"__metadata\",\"ph\":\"M\",\"ts\":0.000,\"pid\":";
+    append_u64(b_, pid);
+    b_ += ",\"tid\":";
+    append_u64(b_, tid);
+  }
+  void meta(std::string_view name, uint32_t pid, uint64_t tid, std::string_view key, const std::string& value) {
+    meta_head(name, pid, tid);
+    b_ += ",\"args\":{";
+    append_str(b_, key);
+    b_ += ':';
+    append_str(b_, value);
+    b_ += "}}";
+  }
+  void meta_number(std::string_view name, uint32_t pid, uint64_t tid, uint64_t v) {
+    meta_head(name, pid, tid);
+    b_ += ",\"args\":{\"sort_index\":";
+    append_u64(b_, v);
+    b_ += "}}";
+  }
+
+  void head(std::string_view name, char ph, uint64_t ts_ns) {
+    sep();
+    b_ += "{\"name\":";
+    append_str(b_, name);
+    b_ += ",\"cat\":\"";
+    b_ += kCat;
+    b_ += "\",\"ph\":\"";
+    b_ += ph;
+    b_ += "\",\"ts\":";
+    append_us(b_, ts_ns);
+  }
+  void where(const Track& t) {
+    b_ += ",\"pid\":";
+    append_u64(b_, t.pid);
+    b_ += ",\"tid\":";
+    append_u64(b_, t.tid);
+  }
+
+  void field_hex(std::string_view k, uint64_t v) {
+    b_ += ",\"";
+    b_ += k;
+    b_ += "\":";
+    append_hex(b_, v);
+  }
+  void field_str(std::string_view k, std::string_view v) {
+    b_ += ",\"";
+    b_ += k;
+    b_ += "\":";
+    append_str(b_, v);
+  }
+  void field_num(std::string_view k, uint64_t v) {
+    b_ += ",\"";
+    b_ += k;
+    b_ += "\":";
+    append_u64(b_, v);
+  }
+
+  // The args object of one record: decoded text, then the raw words of its kind in hex.
+  void args(const replay::Event& ev) {
+    const es_record& r = ev.rec;
+    b_ += ",\"args\":{\"id\":";
+    append_u64(b_, r.id);
+    const std::string_view kind = replay::kind_name(r.kind);
+    field_str("kind", kind.empty() ? std::string_view("unknown") : kind);
+    field_str("decoded", replay::describe_event_fields(ev));
+    field_num("level", r.level);
+    field_num("hv_level", r.hv_level);
+    field_num("vcpu", r.vcpu);
+    if (r.cause) field_num("cause", r.cause);
+    if (r.origin) field_num("chain", r.origin);
+    switch (r.kind) {
+      case ES_KIND_VM_EXIT:
+      case ES_KIND_NESTED_EXIT: {
+        field_str("exit_reason", replay::exit_reason_text(r.reason));
+        field_hex("reason_raw", r.reason);
+        field_hex("qualification", r.qualification);
+        const std::string q = replay::qualification_text(r.reason, r.qualification);
+        if (!q.empty()) field_str("qualification_decoded", q);
+        field_hex("intr_info", r.intr_info);
+        field_str("intr_info_decoded", arch::describe(arch::ExitIntrInfo(r.intr_info)));
+        field_hex("intr_error", r.intr_error);
+        field_hex("idt_vectoring_info", r.idt_vectoring_info);
+        field_str("idt_vectoring_decoded", arch::describe(arch::IdtVectoringInfo(r.idt_vectoring_info)));
+        field_hex("idt_vectoring_error", r.idt_vectoring_error);
+        field_hex("guest_phys", r.guest_phys);
+        field_hex("guest_linear", r.guest_linear);
+        field_hex("rip", r.rip);
+        field_num("instr_len", r.instr_len);
+        break;
+      }
+      case ES_KIND_VM_ENTRY:
+      case ES_KIND_DELIVERY:
+      case ES_KIND_RAISE:
+      case ES_KIND_DECISION:
+        if (r.kind == ES_KIND_DECISION) {
+          const std::string_view d = replay::decision_name(r.reason);
+          field_str("decision", d.empty() ? std::to_string(r.reason) : std::string(d));
+        }
+        field_hex("intr_info", r.intr_info);
+        field_str("intr_info_decoded", arch::describe(arch::EntryIntrInfo(r.intr_info)));
+        field_hex("intr_error", r.intr_error);
+        if (r.kind == ES_KIND_VM_ENTRY) field_num("instr_len", r.instr_len);
+        if (r.guest_phys) field_hex("guest_phys", r.guest_phys);
+        if (r.guest_linear) field_hex("guest_linear", r.guest_linear);
+        field_hex("rip", r.rip);
+        if (r.aux) field_hex("aux", r.aux);
+        break;
+      default:
+        field_hex("reason_raw", r.reason);
+        if (r.rip) field_hex("rip", r.rip);
+        if (r.aux) field_hex("aux", r.aux);
+        if (r.aux64) field_hex("aux64", r.aux64);
+        break;
+    }
+    if (r.flags) field_hex("flags", r.flags);
+    if ((r.flags & ES_FLAG_BYTES_VALID) && r.kind != ES_KIND_CONSOLE) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      std::string bytes;
+      const unsigned n = r.aux < sizeof r.bytes ? r.aux : sizeof r.bytes;
+      for (unsigned i = 0; i < n; ++i) {
+        if (i) bytes += ' ';
+        bytes += kHex[r.bytes[i] >> 4];
+        bytes += kHex[r.bytes[i] & 15];
+      }
+      field_str("bytes", bytes);
+    }
+  }
+
+  void slice(const replay::Event& exit, uint64_t end_ns, const replay::Event* entry, std::string_view ended_by = {}) {
+    const es_record& r = exit.rec;
+    head(replay::exit_reason_text(r.reason), 'X', r.time_ns);
+    b_ += ",\"dur\":";
+    append_us(b_, end_ns - r.time_ns);
+    where(track_of(r));
+    args(exit);
+    if (entry) {
+      field_num("entry_id", entry->rec.id);
+      field_str("entry", replay::describe_event_fields(*entry));
+    } else {
+      field_str("ended_by", ended_by.empty() ? std::string_view("next exit (no entry recorded)") : ended_by);
+    }
+    b_ += "}}";
+  }
+
+  std::string instant_name(const es_record& r) {
+    switch (r.kind) {
+      case ES_KIND_VM_ENTRY: {
+        const arch::EntryIntrInfo info(r.intr_info);
+        return info.valid() ? "inject " + arch::describe(info) : "VM entry";
+      }
+      case ES_KIND_DELIVERY: return "deliver " + arch::describe(arch::EntryIntrInfo(r.intr_info));
+      case ES_KIND_RAISE: return "raise " + arch::describe(arch::EntryIntrInfo(r.intr_info));
+      case ES_KIND_DECISION: {
+        const std::string_view d = replay::decision_name(r.reason);
+        std::string s = d.empty() ? "decision " + std::to_string(r.reason) : std::string(d);
+        const arch::EntryIntrInfo info(r.intr_info);
+        if (info.valid()) s += " " + arch::describe(info);
+        return s;
+      }
+      case ES_KIND_NESTED_EXIT: return "nested exit " + replay::exit_reason_text(r.reason);
+      case ES_KIND_RUN_END: {
+        const std::string_view e = replay::end_reason_name(r.reason);
+        return "run end: " + (e.empty() ? std::to_string(r.reason) : std::string(e));
+      }
+      default: {
+        const std::string_view k = replay::kind_name(r.kind);
+        return k.empty() ? "kind " + std::to_string(r.kind) : std::string(k);
+      }
+    }
+  }
+
+  void instant(const replay::Event& ev, const Track& t) {
+    head(instant_name(ev.rec), 'i', ev.rec.time_ns);
+    b_ += ev.rec.kind == ES_KIND_RUN_END ? ",\"s\":\"g\"" : ",\"s\":\"t\"";
+    where(t);
+    args(ev);
+    b_ += "}}";
+  }
+
+  void flow(const replay::Event& ev, const Track& t) {
+    if (!ev.rec.origin) return;
+    auto it = flows_.find(ev.rec.origin);
+    if (it == flows_.end()) return;
+    const bool first = ev.rec.id == it->second.first, last = ev.rec.id == it->second.last;
+    std::string name = "chain " + std::to_string(ev.rec.origin);
+    if (auto c = ctx_.chain_by_id.find(ev.rec.origin); c != ctx_.chain_by_id.end())
+      name += ": " + chain_event_text(*c->second);
+    head(name, first ? 's' : last ? 'f' : 't', ev.rec.time_ns);
+    b_ += ",\"id\":";
+    append_u64(b_, ev.rec.origin);
+    if (last) b_ += ",\"bp\":\"e\"";
+    where(t);
+    b_ += '}';
+  }
+
+  ExportContext& ctx_;
+  std::string& b_;
+  uint64_t count_ = 0;
+  std::unordered_map<uint64_t, FlowSpan> flows_;
+  std::unordered_map<uint64_t, replay::Event> open_;  // exit awaiting its entry, by level/vcpu
+  std::unordered_map<uint64_t, bool> seen_processes_, seen_threads_;
+};
+
+}  // namespace
+
+Result<void> export_perfetto(ExportContext& ctx) {
+  PerfettoWriter w(ctx);
+  w.begin();
+  if (auto r = ctx.for_each_event([&](const replay::Event& ev) { w.event(ev); }); !r) return r;
+  return w.end();
+}
+
+}  // namespace es::exporter
