@@ -16,7 +16,7 @@ function(es_add_guest_blobs)
     set(bin ${out_dir}/${name}.bin)
     set(cpp ${out_dir}/${name}.cpp)
     add_custom_command(OUTPUT ${bin}
-      COMMAND ${NASM_EXECUTABLE} -f bin -w+all -w-reloc-abs -I${CMAKE_CURRENT_SOURCE_DIR}/ -o ${bin} ${abs}
+      COMMAND ${NASM_EXECUTABLE} -f bin -w+all -I${CMAKE_CURRENT_SOURCE_DIR}/ -o ${bin} ${abs}
       DEPENDS ${abs}
       COMMENT "nasm ${name}.asm"
       VERBATIM)

@@ -133,7 +133,8 @@ void Cpu::Impl::emit_delivery(const Event& ev, uint64_t handler_rip) {
   r.intr_info = ev.entry_word();
   r.intr_error = ev.has_error ? ev.error : 0;
   r.instr_len = ev.instr_len;
-  r.guest_linear = ev.has_cr2 ? ev.cr2 : 0;
+  // The CR2 the handler finds: for an injected #PF it is whatever the hypervisor loaded.
+  r.guest_linear = (ev.vector == arch::kPF && ev.type == InterruptionType::HardwareException) ? cr2_ : 0;
   bus_.emit(r);
 }
 
@@ -415,6 +416,9 @@ uint32_t Cpu::Impl::check_guest_state(Vmcs& v) {
 void Cpu::Impl::load_guest(Vmcs& v, const GuestGprs& g) {
   std::memcpy(st_.gpr, g.r, sizeof st_.gpr);
   st_.gpr[4] = v.read(VmcsField::GuestRsp);
+  // CR2 is not in the VMCS: the hypervisor's copy is loaded before entry (how an injected
+  // #PF carries its fault address) and saved after exit, as KVM does around VMLAUNCH.
+  cr2_ = g.cr2;
   st_.rip = v.read(VmcsField::GuestRip);
   st_.rflags = v.read(VmcsField::GuestRflags) | arch::rflags::kFixed1;
   st_.cr0 = v.read(VmcsField::GuestCr0);
@@ -471,6 +475,7 @@ void Cpu::Impl::load_guest(Vmcs& v, const GuestGprs& g) {
 void Cpu::Impl::save_guest(Vmcs& v, GuestGprs& g) {
   std::memcpy(g.r, st_.gpr, sizeof g.r);
   v.write(VmcsField::GuestRsp, st_.gpr[4]);
+  g.cr2 = cr2_;
   v.write(VmcsField::GuestRip, st_.rip);
   v.write(VmcsField::GuestRflags, st_.rflags);
   v.write(VmcsField::GuestCr0, st_.cr0);

@@ -99,26 +99,20 @@ uint64_t Vmm::decide(uint32_t reason, uint64_t cause, uint64_t origin, uint32_t 
   return id;
 }
 
+// Console records carry the guest's bytes as written, newlines included, up to 16 a record;
+// a chunk ends at a newline or when full, so replay joins them and splits lines on '\n'.
 void Vmm::console_byte(uint8_t c) {
   result_.console.push_back(static_cast<char>(c));
-  if (c == '\n') {
-    flush_console();
-    return;
-  }
   console_line_.push_back(static_cast<char>(c));
-  if (console_line_.size() == 16) flush_console();
+  if (c == '\n' || console_line_.size() == sizeof(es_record::bytes)) flush_console();
 }
 
 void Vmm::flush_console() {
-  if (console_line_.empty()) {
-    // A bare newline still ends a line: emit an empty chunk so replay can split lines.
-    if (!result_.console.empty() && result_.console.back() != '\n') return;
-  }
+  if (console_line_.empty()) return;
   if (bus_.enabled(ES_KIND_CONSOLE)) {
     es_record r = base_record(ES_KIND_CONSOLE);
     r.aux = static_cast<uint32_t>(console_line_.size());
     std::memcpy(r.bytes, console_line_.data(), console_line_.size());
-    r.flags = (!result_.console.empty() && result_.console.back() == '\n') ? 1u << 8 : 0;  // bit 8: line ends
     bus_.emit(r);
   }
   console_line_.clear();

@@ -1,6 +1,7 @@
 // Runs the built `exitscope` binary on recordings made here and checks what a user sees:
 // output lines, error sentences and exit codes.
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -28,7 +29,9 @@ std::string slurp(const std::string& path) {
 }
 
 CliRun run(const std::string& args) {
-  const std::string out = std::string(ES_TEST_TMPDIR) + "/cli.out", err = std::string(ES_TEST_TMPDIR) + "/cli.err";
+  // Per process: CTest runs test cases in parallel processes.
+  const std::string base = std::string(ES_TEST_TMPDIR) + "/cli." + std::to_string(::getpid());
+  const std::string out = base + ".out", err = base + ".err";
   const std::string cmd = std::string("'") + ES_EXITSCOPE_BIN + "' " + args + " >'" + out + "' 2>'" + err + "'";
   const int status = std::system(cmd.c_str());
   CliRun r;

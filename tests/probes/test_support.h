@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <unistd.h>
+
 #include <filesystem>
 #include <string>
 
@@ -15,8 +17,10 @@ namespace es::test {
 
 // A fresh path (old file and its -wal / -shm removed) in ES_TEST_TMPDIR.
 inline std::string temp_db(const std::string& name) {
-  std::filesystem::create_directories(ES_TEST_TMPDIR);
-  const std::string p = std::string(ES_TEST_TMPDIR) + "/" + name;
+  // Per process: CTest runs each test case as its own process, several at once.
+  const std::string dir = std::string(ES_TEST_TMPDIR) + "/" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  const std::string p = dir + "/" + name;
   for (const char* s : {"", "-wal", "-shm", "-journal"}) std::filesystem::remove(p + s);
   return p;
 }

@@ -13,14 +13,14 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Run {
+struct CliRun {
   int code = -1;
   std::string out;  // stdout and stderr together
 };
 
-Run run(const std::string& args) {
+CliRun run(const std::string& args) {
   const std::string cmd = std::string(ES_EXITSCOPE_BIN) + " " + args + " 2>&1";
-  Run r;
+  CliRun r;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
   std::array<char, 4096> buf;
@@ -45,22 +45,22 @@ class RecordCli : public ::testing::Test {
 };
 
 TEST_F(RecordCli, RecordsAScenarioThatInfoAndChainsExplain) {
-  const Run rec = run("record --scenario irq-ept-reinject -o " + path("a.db"));
+  const CliRun rec = run("record --scenario irq-ept-reinject -o " + path("a.db"));
   ASSERT_EQ(rec.code, 0) << rec.out;
   EXPECT_NE(rec.out.find("IRQ 0x20 delivered"), std::string::npos) << rec.out;
-  const Run info = run("info " + path("a.db"));
+  const CliRun info = run("info " + path("a.db"));
   ASSERT_EQ(info.code, 0) << info.out;
   EXPECT_NE(info.out.find("irq-ept-reinject"), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("complete"), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("EPT_VIOLATION"), std::string::npos) << info.out;
-  const Run chains = run("chains " + path("a.db"));
+  const CliRun chains = run("chains " + path("a.db"));
   ASSERT_EQ(chains.code, 0) << chains.out;
   EXPECT_NE(chains.out.find("IRQ 0x20"), std::string::npos) << chains.out;
   EXPECT_NE(chains.out.find("delivered"), std::string::npos) << chains.out;
 }
 
 TEST_F(RecordCli, ScenariosListsEveryScenarioWithADescription) {
-  const Run r = run("scenarios");
+  const CliRun r = run("scenarios");
   ASSERT_EQ(r.code, 0) << r.out;
   for (const char* name : {"timer-irq", "irq-ept-reinject", "guest-pf", "pf-during-irq", "double-fault",
                            "triple-fault", "softint-ept", "nmi-blocking"})
@@ -85,7 +85,7 @@ TEST_F(RecordCli, BadInputGetsOneClearErrorAndExitCode2) {
       {"record --bogus", "--bogus"},
   };
   for (const auto& c : cases) {
-    const Run r = run(c.args);
+    const CliRun r = run(c.args);
     EXPECT_EQ(r.code, 2) << c.args << "\n" << r.out;
     EXPECT_NE(r.out.find(c.expect), std::string::npos) << c.args << "\n" << r.out;
     EXPECT_EQ(r.out.find("Segmentation"), std::string::npos) << c.args;
@@ -99,7 +99,7 @@ TEST_F(RecordCli, BadInputGetsOneClearErrorAndExitCode2) {
 
 TEST_F(RecordCli, EveryCommandHasHelp) {
   for (const char* cmd : {"record", "scenarios"}) {
-    const Run r = run(std::string(cmd) + " --help");
+    const CliRun r = run(std::string(cmd) + " --help");
     EXPECT_EQ(r.code, 0) << cmd;
     EXPECT_NE(r.out.find("Usage: exitscope"), std::string::npos) << cmd << r.out;
   }

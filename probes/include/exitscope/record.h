@@ -27,7 +27,7 @@ enum {
   ES_KIND_DECISION = 4,       /* a hypervisor decision; reason = ES_DECISION_* */
   ES_KIND_RAISE = 5,          /* a source raised an event (timer IRQ, NMI source, guest fault); chain root */
   ES_KIND_NESTED_EXIT = 6,    /* an emulated VM exit from L2 to L1 (vmcs12 exit fields) */
-  ES_KIND_CONSOLE = 7,        /* guest console output; bytes[] holds up to 16 characters, aux = count */
+  ES_KIND_CONSOLE = 7,        /* guest console output: bytes[0..aux) as written, '\n' included */
   ES_KIND_VIOLATION = 8,      /* an invariant-checker finding; reason = ES_VIOLATION_* */
   ES_KIND_INTERNAL_ERROR = 9, /* the model stopped: reason = ES_ERROR_*; rip / bytes name the instruction */
   ES_KIND_RUN_END = 10,       /* the run ended; reason = ES_END_* */
