@@ -36,10 +36,25 @@ bool is_double_fault(arch::EntryIntrInfo e) {
   return e.valid() && e.vector() == arch::kDF && e.type() == arch::InterruptionType::HardwareException;
 }
 
+// Records that end another event's life by effect, keyed by the id of their cause: a #DF
+// raised because this chain's exception hit the double-fault table, or a triple-fault exit
+// caused by it (Vol. 3A 6.15 Table 6-5). Such a chain has no delivery of its own.
+struct Effects {
+  std::unordered_map<uint64_t, uint64_t> double_fault_by_cause;
+  std::unordered_map<uint64_t, uint64_t> triple_fault_by_cause;
+};
+
 void decide_outcome(Chain& c, const std::unordered_map<uint64_t, uint64_t>& origin_of,
-                    const std::vector<Event>& run_ends) {
+                    const std::vector<Event>& run_ends, const Effects& effects) {
   const arch::EntryIntrInfo original(c.event_word);
   uint64_t delivered = 0, dropped = 0, promoted = 0, triple = 0;
+  if (c.root_found) {
+    if (auto it = effects.triple_fault_by_cause.find(c.id); it != effects.triple_fault_by_cause.end())
+      triple = it->second;
+    if (auto it = effects.double_fault_by_cause.find(c.id);
+        it != effects.double_fault_by_cause.end() && !is_double_fault(original))
+      promoted = it->second;
+  }
   for (const Event& ev : c.events) {
     const es_record& r = ev.rec;
     if (is_exit(r) && arch::ExitReason(r.reason).is(arch::BasicExitReason::TripleFault) && !triple) triple = r.id;
@@ -83,8 +98,15 @@ std::vector<Chain> build_chains(std::vector<Event> members, const std::vector<Ev
   std::sort(members.begin(), members.end(), [](const Event& a, const Event& b) { return a.rec.id < b.rec.id; });
   std::unordered_map<uint64_t, uint64_t> origin_of;  // event id -> chain id
   std::map<uint64_t, Chain> by_id;
+  Effects effects;
   for (Event& ev : members) {
     origin_of[ev.rec.id] = ev.rec.origin;
+    if (ev.rec.cause != 0) {
+      if (ev.rec.kind == ES_KIND_RAISE && is_double_fault(arch::EntryIntrInfo(ev.rec.intr_info)))
+        effects.double_fault_by_cause.emplace(ev.rec.cause, ev.rec.id);
+      if (is_exit(ev.rec) && arch::ExitReason(ev.rec.reason).is(arch::BasicExitReason::TripleFault))
+        effects.triple_fault_by_cause.emplace(ev.rec.cause, ev.rec.id);
+    }
     Chain& c = by_id[ev.rec.origin];
     c.id = ev.rec.origin;
     c.events.push_back(std::move(ev));
@@ -120,7 +142,7 @@ std::vector<Chain> build_chains(std::vector<Event> members, const std::vector<Ev
         }
       }
     }
-    decide_outcome(c, origin_of, run_ends);
+    decide_outcome(c, origin_of, run_ends, effects);
   }
   // Link: the root's cause lies in another chain.
   for (auto& [id, c] : by_id) {

@@ -193,9 +193,8 @@ int cmd_record(int argc, char** argv) {
   std::signal(SIGINT, old_int);
   std::signal(SIGTERM, old_term);
   g_running = nullptr;
-  std::string detail = end_reason_text(r.end_reason);
-  if (!r.message.empty()) detail += ": " + r.message;
-  auto fin = (*rec)->finish({r.end_reason, detail, 0});
+  // The session stores the reason code and, when there is more to say, one sentence.
+  auto fin = (*rec)->finish({r.end_reason, r.message, 0});
   if (!fin) {
     std::fprintf(stderr, "exitscope record: %s\n", fin.error().c_str());
     return 2;
@@ -205,7 +204,8 @@ int cmd_record(int argc, char** argv) {
     const auto st = (*rec)->stats();
     std::fprintf(stdout, "recorded %llu events, %llu VM exits, %llu guest instructions, %.3f ms simulated: %s\n",
                  static_cast<unsigned long long>(st.written), static_cast<unsigned long long>(r.exits),
-                 static_cast<unsigned long long>(r.insns), static_cast<double>(r.end_time_ns) / 1e6, detail.c_str());
+                 static_cast<unsigned long long>(r.insns), static_cast<double>(r.end_time_ns) / 1e6,
+                 (std::string(end_reason_text(r.end_reason)) + (r.message.empty() ? "" : ": " + r.message)).c_str());
   }
   // A run the model could not finish is still a recording; say so through the exit code.
   return r.end_reason == ES_END_INTERNAL_ERROR ? 1 : 0;

@@ -124,6 +124,34 @@ TEST(ChainsTest, TripleFaultExitInChain) {
   EXPECT_EQ(c->outcome_event, tf);
 }
 
+// The exceptions raised while delivering another one end by effect, as the CPU model records
+// them: #NP during #GP delivery is merged into a #DF (whose RAISE names the #NP as cause and
+// stays in the #GP's chain), and #NP during #DF delivery causes the triple-fault exit.
+TEST(ChainsTest, FaultsRaisedDuringDeliveryEndInDoubleAndTripleFault) {
+  uint64_t np1 = 0, np2 = 0, df = 0, tf = 0;
+  auto r = record("chain_np_df_tf.db", [&](test::Emitter& em) {
+    const uint64_t gp = em.raise(test::hw_exc(arch::kGP, true));
+    np1 = em.raise(test::hw_exc(arch::kNP, true), gp, 0x6b);
+    es_record d{};
+    d.kind = ES_KIND_RAISE;
+    d.origin = gp;  // promotion keeps the failed delivery's chain
+    d.cause = np1;
+    d.intr_info = test::hw_exc(arch::kDF, true);
+    df = em.emit(d);
+    np2 = em.raise(test::hw_exc(arch::kNP, true), df, 0x43);
+    tf = em.vm_exit(test::exit_reason(BasicExitReason::TripleFault), 0, 0, 0, gp, np2);
+    em.run_end(ES_END_TRIPLE_FAULT, tf);
+  });
+  const replay::Chain* first = chain(r, np1);
+  const replay::Chain* second = chain(r, np2);
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  EXPECT_EQ(first->outcome, Outcome::PromotedToDf);
+  EXPECT_EQ(first->outcome_event, df);
+  EXPECT_EQ(second->outcome, Outcome::TripleFault);
+  EXPECT_EQ(second->outcome_event, tf);
+}
+
 // RUN_END(triple fault) caused by an event of the chain, without a reason-2 exit recorded.
 TEST(ChainsTest, TripleFaultRunEndCausedByChain) {
   uint64_t end = 0;
