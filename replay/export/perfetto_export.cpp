@@ -175,8 +175,8 @@ class PerfettoWriter {
   void metadata(const es_record& r, const Track& t) {
     if (seen_processes_.try_emplace(t.pid, true).second) {
       const std::string name = "L" + std::to_string(r.level) + " guest";
-      meta("process_name", t.pid, t.pid * 100000ull, "name", name);
-      meta_number("process_sort_index", t.pid, t.pid * 100000ull, t.pid);
+      meta("process_name", t.pid, 0, "name", name);
+      meta_number("process_sort_index", t.pid, 0, t.pid);
     }
     if (seen_threads_.try_emplace(t.tid, true).second) {
       meta("thread_name", t.pid, t.tid, "name", "vCPU " + std::to_string(r.vcpu) + " (L" + std::to_string(r.level) + ")");

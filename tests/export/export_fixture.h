@@ -105,12 +105,12 @@ class Script {
     r.guest_linear = cr2;
     return emit(r);
   }
-  uint64_t simple(uint16_t kind, uint32_t reason, uint64_t cause) {
+  uint64_t simple(uint16_t kind, uint32_t reason, uint64_t cause, uint64_t dt = 0) {
     es_record r{};
     r.kind = kind;
     r.reason = reason;
     r.cause = cause;
-    return emit(r, 0);
+    return emit(r, dt);
   }
   uint64_t console(std::string_view text) {
     es_record r{};
@@ -201,7 +201,7 @@ inline ExportFixture make_export_recording(const std::string& name) {
   fx.df_chain = s.raise(hw_exc(arch::kDF, true), gent);
   fx.tf_exit = s.vm_exit(exit_reason(BasicExitReason::TripleFault), 0, 0, fx.gp_chain, gent, 0x300020);
   s.decision(ES_DECISION_SHUTDOWN, 0, fx.gp_chain, fx.tf_exit);
-  s.simple(ES_KIND_RUN_END, ES_END_TRIPLE_FAULT, fx.tf_exit);
+  s.simple(ES_KIND_RUN_END, ES_END_TRIPLE_FAULT, fx.tf_exit, 100);
   auto fin = (*rec)->finish({ES_END_TRIPLE_FAULT, "triple fault on vcpu1"});
   if (!fin) fx.path.clear();
   return fx;

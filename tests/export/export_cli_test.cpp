@@ -1,0 +1,147 @@
+// `exitscope export` as a user runs it: the built binary on a recording made here.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "tests/export/export_fixture.h"
+
+namespace es {
+namespace {
+
+struct CliRun {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+CliRun run(const std::string& args) {
+  const std::string out = std::string(ES_TEST_TMPDIR) + "/export_cli.out",
+                    err = std::string(ES_TEST_TMPDIR) + "/export_cli.err";
+  const std::string cmd = std::string("'") + ES_EXITSCOPE_BIN + "' " + args + " >'" + out + "' 2>'" + err + "'";
+  const int status = std::system(cmd.c_str());
+  CliRun r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+size_t count_lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
+
+class ExportCliTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { fx_ = test::make_export_recording("export_cli.db"); }
+  static std::string db() { return "'" + fx_.path + "'"; }
+  static std::string tmp(const std::string& name) {
+    const std::string p = std::string(ES_TEST_TMPDIR) + "/" + name;
+    std::filesystem::remove(p);
+    return p;
+  }
+  static test::ExportFixture fx_;
+};
+test::ExportFixture ExportCliTest::fx_;
+
+TEST_F(ExportCliTest, HelpDescribesFormatsAndOptions) {
+  const CliRun r = run("export --help");
+  EXPECT_EQ(r.code, 0);
+  for (const char* s : {"Usage: exitscope export", "--format", "text", "markdown", "perfetto", "--chain", "--from",
+                        "--to", "--vcpu", "-o FILE", "svg"})
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+  EXPECT_NE(run("--help").out.find("  export"), std::string::npos);
+}
+
+TEST_F(ExportCliTest, StdoutAndFileGiveTheSameBytes) {
+  for (const char* f : {"text", "markdown", "perfetto"}) {
+    const CliRun out = run("export " + db() + " --format " + f + " -o -");
+    EXPECT_EQ(out.code, 0) << out.err;
+    EXPECT_TRUE(out.err.empty()) << out.err;  // no progress for a small export off a terminal
+    const std::string file = tmp(std::string("export_cli.") + f);
+    const CliRun to_file = run("export " + db() + " --format=" + f + " -o '" + file + "'");
+    EXPECT_EQ(to_file.code, 0) << to_file.err;
+    EXPECT_TRUE(to_file.out.empty());
+    EXPECT_EQ(slurp(file), out.out) << f;
+    EXPECT_FALSE(std::filesystem::exists(file + ".partial"));
+  }
+  // The text golden is what the CLI prints too (the file name is the same: export_cli.db vs export.db).
+  std::string golden = slurp(std::string(ES_GOLDEN_DIR) + "/full.txt");
+  golden.replace(golden.find("export.db"), 9, "export_cli.db");
+  EXPECT_EQ(run("export " + db() + " --format text").out, golden);
+}
+
+TEST_F(ExportCliTest, BadFormatExitsTwoListingFormats) {
+  CliRun r = run("export " + db() + " --format pdf");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("unknown format 'pdf'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("text, markdown, perfetto"), std::string::npos) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+  EXPECT_TRUE(r.out.empty());
+  for (const char* f : {"svg", "png"}) {
+    const std::string file = tmp(std::string("export_cli_pic.") + f);
+    r = run("export " + db() + " --format " + f + " -o '" + file + "'");
+    EXPECT_EQ(r.code, 2) << f;
+    EXPECT_NE(r.err.find("not available yet in this build"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("text, markdown, perfetto"), std::string::npos) << r.err;
+    EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(file));
+  }
+}
+
+TEST_F(ExportCliTest, UnknownChainExitsTwoNamingTheIdAndLeavesNoFile) {
+  const std::string file = tmp("export_cli_chain.txt");
+  const CliRun r = run("export " + db() + " --chain 777 -o '" + file + "'");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("no chain 777"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("exitscope chains"), std::string::npos) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(file));
+  EXPECT_FALSE(std::filesystem::exists(file + ".partial"));
+  const CliRun bad = run("export " + db() + " --chain abc");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("--chain"), std::string::npos) << bad.err;
+}
+
+TEST_F(ExportCliTest, ChainWindowAndVcpuOptions) {
+  CliRun r = run("export " + db() + " --chain " + std::to_string(fx_.gp_chain) + " --format markdown");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("# Chain " + std::to_string(fx_.gp_chain) + ": #GP", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("triple fault"), std::string::npos);
+  r = run("export " + db() + " --from 0.5us --to 1us");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("time 0.000000500 s .. 0.000001000 s"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("TRIPLE_FAULT"), std::string::npos);
+  r = run("export " + db() + " --vcpu 1 --format perfetto");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.find("\"tid\":200000"), std::string::npos);  // vcpu 0 of L1
+  EXPECT_NE(r.out.find("\"tid\":200001"), std::string::npos);
+}
+
+TEST_F(ExportCliTest, BadInputExitsTwoWithOneSentence) {
+  for (const std::string& args : std::vector<std::string>{"export", "export /nonexistent/rec.db", "export " + db() + " --from yesterday", "export " + db() + " --vcpu -1",
+        "export " + db() + " --from 2us --to 1us", "export " + db() + " --bogus", "export " + db() + " -o",
+        "export " + db() + " -o /nonexistent/dir/out.txt"}) {
+    const CliRun r = run(args);
+    EXPECT_EQ(r.code, 2) << args;
+    EXPECT_EQ(count_lines(r.err), 1u) << args << ": " << r.err;
+    EXPECT_TRUE(r.out.empty()) << args;
+  }
+}
+
+TEST_F(ExportCliTest, RefusesToOverwriteTheRecording) {
+  const std::string before = slurp(fx_.path);
+  const CliRun r = run("export " + db() + " -o " + db());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("is the recording itself"), std::string::npos) << r.err;
+  EXPECT_EQ(slurp(fx_.path), before);
+}
+
+}  // namespace
+}  // namespace es
