@@ -15,7 +15,7 @@ constexpr ExportFormat kFormats[] = {
     {"markdown", "Markdown tables for issue trackers: session facts, one table per chain, other events",
      &export_markdown},
     {"perfetto", "Chrome / Perfetto trace-event JSON: exit-to-entry slices, instants, chain flow arrows",
-     &export_perfetto},
+     &export_perfetto, false},
 };
 
 // Drawn with the GUI's timeline code once it is shared; not part of this build yet.
@@ -99,14 +99,17 @@ std::string ExportContext::recording_name() const {
 
 Result<void> run_export(replay::Recording& recording, const ExportFormat& format, const ExportOptions& options,
                         Output& out) {
-  ExportContext ctx{recording, options, out, {}, {}, {}, nullptr, 0};
+  ExportContext ctx{recording, options, out, {}, false, {}, {}, nullptr, 0};
   auto session = recording.session();
   if (!session) return make_error(session.error());
   ctx.session = std::move(session).value();
-  auto chains = replay::load_chains(recording);
-  if (!chains) return make_error(chains.error());
-  ctx.chains = std::move(chains).value();
-  for (const replay::Chain& c : ctx.chains) ctx.chain_by_id[c.id] = &c;
+  if (format.needs_chains || options.chain) {
+    auto chains = replay::load_chains(recording);
+    if (!chains) return make_error(chains.error());
+    ctx.chains = std::move(chains).value();
+    for (const replay::Chain& c : ctx.chains) ctx.chain_by_id[c.id] = &c;
+    ctx.chains_loaded = true;
+  }
   if (options.chain) {
     auto it = ctx.chain_by_id.find(*options.chain);
     if (it == ctx.chain_by_id.end())
@@ -191,7 +194,9 @@ std::vector<std::pair<std::string, std::string>> session_facts(const ExportConte
     if (!by_outcome.empty()) by_outcome += ", ";
     by_outcome += std::to_string(n) + " " + std::string(replay::to_string(o));
   }
-  rows.emplace_back("chains", std::to_string(ctx.chains.size()) + (by_outcome.empty() ? "" : " (" + by_outcome + ")"));
+  if (ctx.chains_loaded)
+    rows.emplace_back("chains",
+                      std::to_string(ctx.chains.size()) + (by_outcome.empty() ? "" : " (" + by_outcome + ")"));
   std::string shown;
   if (ctx.only_chain) shown = "chain " + std::to_string(ctx.only_chain->id);
   if (ctx.options.vcpu) shown += (shown.empty() ? "" : ", ") + std::string("vcpu ") + std::to_string(*ctx.options.vcpu);

@@ -70,6 +70,7 @@ struct ExportContext {
   const ExportOptions& options;
   Output& out;
   replay::SessionInfo session;
+  bool chains_loaded = false;                                 // chains / chain_by_id are filled
   std::vector<replay::Chain> chains;                          // every chain of the recording, by id
   std::unordered_map<uint64_t, const replay::Chain*> chain_by_id;
   const replay::Chain* only_chain = nullptr;                  // set when options.chain is
@@ -90,6 +91,10 @@ struct ExportFormat {
   std::string_view name;
   std::string_view summary;
   ExportFn run;
+  // Loads every chain before running (text / Markdown group events by chain). Perfetto
+  // only needs each chain's first and last event, which it asks SQLite for, so a large
+  // export does not read the chain members twice. --chain always loads them.
+  bool needs_chains = true;
 };
 
 // The formats built into this binary, in --help order.

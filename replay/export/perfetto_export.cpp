@@ -89,17 +89,35 @@ struct FlowSpan {
 
 class PerfettoWriter {
  public:
-  explicit PerfettoWriter(ExportContext& ctx) : ctx_(ctx), b_(ctx.out.buffer()) {
-    for (const replay::Chain& c : ctx.chains) {
-      if (ctx.only_chain && &c != ctx.only_chain) continue;
-      FlowSpan s;
-      for (const replay::Event& e : c.events) {
-        if (!ctx.in_window(e.rec)) continue;
-        if (!s.first) s.first = e.rec.id;
-        s.last = e.rec.id;
+  explicit PerfettoWriter(ExportContext& ctx) : ctx_(ctx), b_(ctx.out.buffer()) {}
+
+  // First and last exported member of every chain with at least two (the flow endpoints).
+  Result<void> find_flows() {
+    if (ctx_.chains_loaded) {
+      for (const replay::Chain& c : ctx_.chains) {
+        if (ctx_.only_chain && &c != ctx_.only_chain) continue;
+        FlowSpan s;
+        for (const replay::Event& e : c.events) {
+          if (!ctx_.in_window(e.rec)) continue;
+          if (!s.first) s.first = e.rec.id;
+          s.last = e.rec.id;
+        }
+        if (s.first && s.first != s.last) flows_[c.id] = s;
       }
-      if (s.first && s.first != s.last) flows_[c.id] = s;
+      return {};
     }
+    std::string sql = "SELECT origin, min(id), max(id) FROM events WHERE origin != 0";
+    const ExportOptions& o = ctx_.options;
+    if (o.vcpu) sql += " AND vcpu = " + std::to_string(*o.vcpu);
+    if (o.from_ns) sql += " AND time_ns >= " + std::to_string(static_cast<int64_t>(*o.from_ns));
+    if (o.to_ns) sql += " AND time_ns <= " + std::to_string(static_cast<int64_t>(*o.to_ns));
+    sql += " GROUP BY origin HAVING count(*) > 1";
+    auto st = ctx_.recording.db().prepare(sql);
+    if (!st) return make_error(st.error());
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) flows_[st->col_u64(0)] = FlowSpan{st->col_u64(1), st->col_u64(2)};
+    if (rc != SQLITE_DONE) return make_error("could not read the chains of '" + ctx_.recording.path() + "'.");
+    return {};
   }
 
   void begin() {
@@ -265,14 +283,18 @@ class PerfettoWriter {
         field_hex("qualification", r.qualification);
         const std::string q = replay::qualification_text(r.reason, r.qualification);
         if (!q.empty()) field_str("qualification_decoded", q);
+        // Raw words always; their decodes and error codes only where the word says they
+        // mean something (keeps a 1 M-event trace small).
+        const arch::ExitIntrInfo info(r.intr_info);
         field_hex("intr_info", r.intr_info);
-        field_str("intr_info_decoded", arch::describe(arch::ExitIntrInfo(r.intr_info)));
-        field_hex("intr_error", r.intr_error);
+        if (info.valid()) field_str("intr_info_decoded", arch::describe(info));
+        if (info.valid() && info.error_code_valid()) field_hex("intr_error", r.intr_error);
+        const arch::IdtVectoringInfo vec(r.idt_vectoring_info);
         field_hex("idt_vectoring_info", r.idt_vectoring_info);
-        field_str("idt_vectoring_decoded", arch::describe(arch::IdtVectoringInfo(r.idt_vectoring_info)));
-        field_hex("idt_vectoring_error", r.idt_vectoring_error);
-        field_hex("guest_phys", r.guest_phys);
-        field_hex("guest_linear", r.guest_linear);
+        if (vec.valid()) field_str("idt_vectoring_decoded", arch::describe(vec));
+        if (vec.valid() && vec.error_code_valid()) field_hex("idt_vectoring_error", r.idt_vectoring_error);
+        if (r.guest_phys) field_hex("guest_phys", r.guest_phys);
+        if (r.guest_linear) field_hex("guest_linear", r.guest_linear);
         field_hex("rip", r.rip);
         field_num("instr_len", r.instr_len);
         break;
@@ -286,8 +308,10 @@ class PerfettoWriter {
           field_str("decision", d.empty() ? std::to_string(r.reason) : std::string(d));
         }
         field_hex("intr_info", r.intr_info);
-        field_str("intr_info_decoded", arch::describe(arch::EntryIntrInfo(r.intr_info)));
-        field_hex("intr_error", r.intr_error);
+        if (arch::EntryIntrInfo(r.intr_info).valid()) {
+          field_str("intr_info_decoded", arch::describe(arch::EntryIntrInfo(r.intr_info)));
+          if (arch::EntryIntrInfo(r.intr_info).deliver_error_code()) field_hex("intr_error", r.intr_error);
+        }
         if (r.kind == ES_KIND_VM_ENTRY) field_num("instr_len", r.instr_len);
         if (r.guest_phys) field_hex("guest_phys", r.guest_phys);
         if (r.guest_linear) field_hex("guest_linear", r.guest_linear);
@@ -371,9 +395,17 @@ class PerfettoWriter {
     auto it = flows_.find(ev.rec.origin);
     if (it == flows_.end()) return;
     const bool first = ev.rec.id == it->second.first, last = ev.rec.id == it->second.last;
+    // Named after the original event: the chain (when loaded) or its root, the first member.
     std::string name = "chain " + std::to_string(ev.rec.origin);
-    if (auto c = ctx_.chain_by_id.find(ev.rec.origin); c != ctx_.chain_by_id.end())
+    if (auto c = ctx_.chain_by_id.find(ev.rec.origin); c != ctx_.chain_by_id.end()) {
       name += ": " + chain_event_text(*c->second);
+    } else if (first && ev.rec.id == ev.rec.origin) {
+      name += ": " + arch::describe(arch::EntryIntrInfo(ev.rec.intr_info));
+      root_names_[ev.rec.origin] = name;
+    } else if (auto n = root_names_.find(ev.rec.origin); n != root_names_.end()) {
+      name = n->second;
+      if (last) root_names_.erase(n);
+    }
     head(name, first ? 's' : last ? 'f' : 't', ev.rec.time_ns);
     b_ += ",\"id\":";
     append_u64(b_, ev.rec.origin);
@@ -386,6 +418,7 @@ class PerfettoWriter {
   std::string& b_;
   uint64_t count_ = 0;
   std::unordered_map<uint64_t, FlowSpan> flows_;
+  std::unordered_map<uint64_t, std::string> root_names_;  // flow names of chains in progress
   std::unordered_map<uint64_t, replay::Event> open_;  // exit awaiting its entry, by level/vcpu
   std::unordered_map<uint64_t, bool> seen_processes_, seen_threads_;
 };
@@ -394,6 +427,7 @@ class PerfettoWriter {
 
 Result<void> export_perfetto(ExportContext& ctx) {
   PerfettoWriter w(ctx);
+  if (auto r = w.find_flows(); !r) return r;
   w.begin();
   if (auto r = ctx.for_each_event([&](const replay::Event& ev) { w.event(ev); }); !r) return r;
   return w.end();
