@@ -1,6 +1,8 @@
 #include "hv/vmm/vmm.h"
 
 #include <algorithm>
+#include <bit>
+#include <utility>
 #include <cstring>
 
 #include "hv/arch/controls.h"
@@ -160,13 +162,13 @@ void Vmm::raise_irq(uint8_t vector, uint64_t cause) {
     r.intr_info = info.raw();
     bus_.emit(r);
   }
-  if (ev_.irr_origin[vector] != 0) {
+  if (ev_.irr[vector / 64] & (1ull << (vector % 64))) {
     // The virtual interrupt controller holds one request per vector: a second edge before the
     // first is taken coalesces with it, as on a local APIC (IRR is a bit, not a counter).
     decide(ES_DECISION_DISCARD, id, id, info.raw(), 0, 0, /*aux: coalesced*/ 1);
     return;
   }
-  ev_.irr_origin[vector] = id;
+  set_irr(vector, id);
   decide(ES_DECISION_QUEUE_IRQ, id, id, info.raw());
   ev_.deferred_noted = false;
 }
@@ -308,10 +310,21 @@ bool Vmm::interrupt_allowed() const {
          (vmcs01_.read32(VmcsField::GuestInterruptibilityInfo) & (kBlockingBySti | kBlockingByMovSs)) == 0;
 }
 
+// Highest pending vector first, as a local APIC prioritizes (Vol. 3A 11.8.3).
 int Vmm::highest_pending_irq() const {
-  for (int v = 255; v >= 0; --v)
-    if (ev_.irr_origin[v]) return v;
+  for (int w = 3; w >= 0; --w)
+    if (ev_.irr[w]) return w * 64 + 63 - std::countl_zero(ev_.irr[w]);
   return -1;
+}
+
+void Vmm::set_irr(uint8_t vector, uint64_t origin) {
+  ev_.irr[vector / 64] |= 1ull << (vector % 64);
+  ev_.irr_origin[vector] = origin;
+}
+
+uint64_t Vmm::take_irr(uint8_t vector) {
+  ev_.irr[vector / 64] &= ~(1ull << (vector % 64));
+  return std::exchange(ev_.irr_origin[vector], 0);
 }
 
 void Vmm::inject(const QueuedEvent& e, uint32_t decision) {
@@ -370,9 +383,8 @@ void Vmm::check_and_inject_events() {
   const int irq = highest_pending_irq();
   if (!injected && irq >= 0 && !ev_.nmi_pending) {
     if (interrupt_allowed()) {
-      QueuedEvent q{EntryIntrInfo::make(static_cast<uint8_t>(irq), InterruptionType::ExternalInterrupt), 0, 0, 0,
-                    ev_.irr_origin[irq]};
-      ev_.irr_origin[irq] = 0;
+      const uint8_t vector = static_cast<uint8_t>(irq);
+      QueuedEvent q{EntryIntrInfo::make(vector, InterruptionType::ExternalInterrupt), 0, 0, 0, take_irr(vector)};
       ev_.interrupt_injected = q;
       inject(q, ES_DECISION_INJECT_NEW);
       injected = true;
@@ -387,7 +399,8 @@ void Vmm::check_and_inject_events() {
   // Windows for what is still pending (Vol. 3C 26.7.5 / 26.7.6 "Interrupt-Window Exiting and
   // Virtual-Interrupt Delivery", "NMI-Window Exiting").
   const bool want_nmi_window = ev_.nmi_pending > 0;
-  const bool want_irq_window = highest_pending_irq() >= 0;
+  const int pending_irq = highest_pending_irq();
+  const bool want_irq_window = pending_irq >= 0;
   if (want_nmi_window != ev_.nmi_window_open) {
     ev_.nmi_window_open = want_nmi_window;
     if (want_nmi_window) {
@@ -401,7 +414,7 @@ void Vmm::check_and_inject_events() {
     ev_.irq_window_open = want_irq_window;
     if (want_irq_window) {
       vmcs01_.set_bits(VmcsField::CpuBasedVmExecControl, arch::proc_ctl::kInterruptWindowExiting);
-      decide(ES_DECISION_OPEN_IRQ_WINDOW, last_decision_, ev_.irr_origin[highest_pending_irq()]);
+      decide(ES_DECISION_OPEN_IRQ_WINDOW, last_decision_, ev_.irr_origin[pending_irq]);
     } else {
       vmcs01_.clear_bits(VmcsField::CpuBasedVmExecControl, arch::proc_ctl::kInterruptWindowExiting);
     }

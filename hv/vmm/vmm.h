@@ -78,7 +78,8 @@ class Vmm {
     bool exception_injected = false;       // true: requeued from IDT-vectoring, reinject first
     std::optional<QueuedEvent> nmi_injected;
     std::optional<QueuedEvent> interrupt_injected;  // requeued IRQ / soft interrupt
-    std::array<uint64_t, 256> irr_origin{};         // pending IRQ vectors (0 = none)
+    std::array<uint64_t, 256> irr_origin{};         // chain of each pending IRQ vector
+    std::array<uint64_t, 4> irr{};                  // pending vectors, one bit each (a local APIC's IRR)
     unsigned nmi_pending = 0;
     std::array<uint64_t, 2> nmi_origins{};
     bool irq_window_open = false, nmi_window_open = false;
@@ -93,6 +94,8 @@ class Vmm {
   bool nmi_allowed() const;
   bool interrupt_allowed() const;
   int highest_pending_irq() const;
+  void set_irr(uint8_t vector, uint64_t origin);
+  uint64_t take_irr(uint8_t vector);
 
   // sources
   void raise_irq(uint8_t vector, uint64_t cause);
