@@ -271,5 +271,31 @@ TEST(LimitsTest, MaxExitsStopsTheRunAndSaysSo) {
   EXPECT_EQ(log.of_kind(ES_KIND_VM_EXIT).size(), 50u);
 }
 
+// KVM vmx_cancel_injection(): an injection written to the VM-entry fields but never entered
+// (here the run stops at --max-exits right after the reinjection was decided) is taken back
+// and recorded, so the chain shows the IRQ was still pending, not delivered or lost.
+TEST(CancelInjectionTest, LimitAfterReinjectionCancelsIt) {
+  const RecordLog full = run_scenario("irq-ept-reinject");
+  const auto vexit = full.where([](const es_record& r) {
+    return r.kind == ES_KIND_VM_EXIT && IdtVectoringInfo(r.idt_vectoring_info).valid();
+  });
+  ASSERT_EQ(vexit.size(), 1u);
+  uint64_t exits_until_vectoring = 0;
+  for (const auto& r : full.records) {
+    if (r.kind == ES_KIND_VM_EXIT) ++exits_until_vectoring;
+    if (r.id == vexit[0].id) break;
+  }
+  const RecordLog cut = run_scenario("irq-ept-reinject", [&](hv::VmmConfig& c) { c.max_exits = exits_until_vectoring; });
+  EXPECT_EQ(cut.result.end_reason, static_cast<uint32_t>(ES_END_LIMIT));
+  const auto cancels = cut.decisions(ES_DECISION_CANCEL_INJECTION);
+  ASSERT_EQ(cancels.size(), 1u);
+  EXPECT_EQ(cancels[0].intr_info, irq(0x20));
+  EXPECT_EQ(cancels[0].origin, vexit[0].origin);
+  EXPECT_TRUE(cut.where([](const es_record& r) { return r.kind == ES_KIND_DELIVERY; }).empty());
+  // Only the first injection entered (and hit the EPT violation); the reinjection did not.
+  EXPECT_EQ(cut.where([](const es_record& r) { return r.kind == ES_KIND_VM_ENTRY && r.intr_info == irq(0x20); }).size(),
+            1u);
+}
+
 }  // namespace
 }  // namespace es::test
