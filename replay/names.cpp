@@ -26,6 +26,7 @@ constexpr std::array<std::string_view, ES_KIND_COUNT> kKindNames = [] {
   n[ES_KIND_INTERNAL_ERROR] = "INTERNAL_ERROR";
   n[ES_KIND_RUN_END] = "RUN_END";
   n[ES_KIND_CONTEXT] = "CONTEXT";
+  n[ES_KIND_NESTED_ENTRY] = "NESTED_ENTRY";
   return n;
 }();
 

@@ -804,6 +804,8 @@ ExitRecordInfo Cpu::Impl::vm_entry(Vmcs& v, GuestGprs& g, const EntryContext& ct
     r.rip = st_.rip;
     r.cause = ctx.cause;
     r.origin = inj.valid() ? ctx.origin : 0;
+    r.aux = v.read32(VmcsField::GuestInterruptibilityInfo);
+    r.aux64 = v.read(VmcsField::GuestRflags);
     bus_.emit(r);
   }
   now_ns_ += cfg_.transition_ns;

@@ -7,7 +7,7 @@
  * __u8..__u64 from vmlinux.h).
  *
  * Changelog
- *   1  first version (128 bytes).
+ *   1  first version (128 bytes). Kinds and decision reasons are only ever appended.
  */
 #ifndef EXITSCOPE_RECORD_H
 #define EXITSCOPE_RECORD_H
@@ -22,7 +22,8 @@
 enum {
   ES_KIND_NONE = 0,
   ES_KIND_VM_EXIT = 1,        /* a VM exit: reason, qualification, exit intr info, IDT-vectoring */
-  ES_KIND_VM_ENTRY = 2,       /* a VM entry: intr_info = VM-entry interruption info (injection) */
+  ES_KIND_VM_ENTRY = 2,       /* a VM entry: intr_info = VM-entry interruption info (injection);
+                                 aux = guest interruptibility state, aux64 = guest RFLAGS, as entered */
   ES_KIND_DELIVERY = 3,       /* the CPU delivered an event through the guest IDT (handler reached) */
   ES_KIND_DECISION = 4,       /* a hypervisor decision; reason = ES_DECISION_* */
   ES_KIND_RAISE = 5,          /* a source raised an event (timer IRQ, NMI source, guest fault); chain root */
@@ -31,8 +32,11 @@ enum {
   ES_KIND_VIOLATION = 8,      /* an invariant-checker finding; reason = ES_VIOLATION_* */
   ES_KIND_INTERNAL_ERROR = 9, /* the model stopped: reason = ES_ERROR_*; rip / bytes name the instruction */
   ES_KIND_RUN_END = 10,       /* the run ended; reason = ES_END_* */
-  ES_KIND_CONTEXT = 11,       /* other trace lines kept for context (imports) */
-  ES_KIND_COUNT = 12
+  ES_KIND_CONTEXT = 11,       /* other trace lines kept for context (imports); VMCS dump lines
+                                 (aux = field encoding, aux64 = value) */
+  ES_KIND_NESTED_ENTRY = 12,  /* L1's VMLAUNCH/VMRESUME of L2 as emulated by L0 (vmcs12 -> vmcs02);
+                                 intr_info = vmcs12's VM-entry interruption info */
+  ES_KIND_COUNT = 13
 };
 
 /* es_record.source */
