@@ -12,40 +12,15 @@
 #include "hv/arch/exceptions.h"
 #include "probes/recorder/recorder.h"
 #include "tests/probes/test_support.h"
+#include "tests/support/cli_run.h"
 
 namespace es {
 namespace {
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-CliRun run(const std::string& args) {
-  // Per process: CTest runs test cases in parallel processes.
-  const std::string base = std::string(ES_TEST_TMPDIR) + "/cli." + std::to_string(::getpid());
-  const std::string out = base + ".out", err = base + ".err";
-  const std::string cmd = std::string("'") + ES_EXITSCOPE_BIN + "' " + args + " >'" + out + "' 2>'" + err + "'";
-  const int status = std::system(cmd.c_str());
-  CliRun r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
-
-size_t count_lines(const std::string& s) {
-  size_t n = 0;
-  for (char c : s) n += c == '\n';
-  return n;
-}
+using test::CliRun;
+using test::count_lines;
+using test::slurp;
+CliRun run(const std::string& args) { return test::run_cli(args); }
 
 class CliTest : public ::testing::Test {
  protected:

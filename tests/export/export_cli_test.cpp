@@ -7,42 +7,22 @@
 #include <sstream>
 
 #include "tests/export/export_fixture.h"
+#include "tests/support/cli_run.h"
 
 namespace es {
 namespace {
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-CliRun run(const std::string& args) {
-  const std::string out = std::string(ES_TEST_TMPDIR) + "/export_cli.out",
-                    err = std::string(ES_TEST_TMPDIR) + "/export_cli.err";
-  const std::string cmd = std::string("'") + ES_EXITSCOPE_BIN + "' " + args + " >'" + out + "' 2>'" + err + "'";
-  const int status = std::system(cmd.c_str());
-  CliRun r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
-
-size_t count_lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
+using test::CliRun;
+using test::count_lines;
+using test::slurp;
+CliRun run(const std::string& args) { return test::run_cli(args); }
 
 class ExportCliTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { fx_ = test::make_export_recording("export_cli.db"); }
   static std::string db() { return "'" + fx_.path + "'"; }
   static std::string tmp(const std::string& name) {
-    const std::string p = std::string(ES_TEST_TMPDIR) + "/" + name;
+    const std::string p = test::process_tmp(name);
     std::filesystem::remove(p);
     return p;
   }

@@ -107,7 +107,7 @@ TEST(RecorderTest, RoundTripEveryFieldThroughProbeBus) {
     const uint16_t kind = static_cast<uint16_t>(1 + i % (ES_KIND_COUNT - 1));
     es_record r = full_record(kind, i);
     r.time_ns = 1000ull * i + 0x7fffffffffffull;
-    if (kind == ES_KIND_VM_EXIT && i % 2) {  // instruction bytes at the exit RIP
+    if (kind == ES_KIND_VM_EXIT && (i / (ES_KIND_COUNT - 1)) % 2) {  // bytes on every other exit
       r.flags = ES_FLAG_BYTES_VALID;
       r.aux = 3;
       r.bytes[0] = 0x0f;

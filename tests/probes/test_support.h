@@ -3,12 +3,11 @@
 #pragma once
 
 #include <cstdint>
-#include <unistd.h>
-
 #include <filesystem>
 #include <string>
 
 #include "exitscope/record.h"
+#include "tests/support/tmp.h"
 #include "hv/arch/event_info.h"
 #include "hv/arch/exit_reason.h"
 #include "probes/bus/probe_bus.h"
@@ -17,10 +16,7 @@ namespace es::test {
 
 // A fresh path (old file and its -wal / -shm removed) in ES_TEST_TMPDIR.
 inline std::string temp_db(const std::string& name) {
-  // Per process: CTest runs each test case as its own process, several at once.
-  const std::string dir = std::string(ES_TEST_TMPDIR) + "/" + std::to_string(::getpid());
-  std::filesystem::create_directories(dir);
-  const std::string p = dir + "/" + name;
+  const std::string p = process_tmp(name);
   for (const char* s : {"", "-wal", "-shm", "-journal"}) std::filesystem::remove(p + s);
   return p;
 }

@@ -1,34 +1,25 @@
 // `exitscope record` as a user runs it: the real binary, real files on disk.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
+
+#include "tests/support/cli_run.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
+// stdout and stderr together: what the user sees in the terminal.
 struct CliRun {
   int code = -1;
-  std::string out;  // stdout and stderr together
+  std::string out;
 };
 
 CliRun run(const std::string& args) {
-  const std::string cmd = std::string(ES_EXITSCOPE_BIN) + " " + args + " 2>&1";
-  CliRun r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  const es::test::CliRun r = es::test::run_cli(args);
+  return {r.code, r.out + r.err};
 }
 
 class RecordCli : public ::testing::Test {
