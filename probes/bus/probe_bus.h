@@ -5,6 +5,7 @@
 // still assigned (a counter) so causal links stay exact whether or not anyone listens.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -22,11 +23,27 @@ class ProbeBus {
   uint64_t last_id() const noexcept { return last_id_; }
 
   // Fills version; assigns an id if r.id == 0; delivers to every subscriber of r.kind.
+  //
+  // Re-entrancy: a subscriber may emit from inside its callback (the live invariant checker
+  // emits ES_KIND_VIOLATION records). Such a nested emit gets its id at once, but is queued
+  // and delivered after the record being delivered has reached every subscriber, so every
+  // subscriber sees records in id order and no callback is re-entered.
   void emit(es_record& r) noexcept {
     r.version = ES_RECORD_VERSION;
     if (r.id == 0) r.id = next_id();
-    for (const Sub& s : subs_)
-      if ((s.mask >> r.kind) & 1u) s.cb(s.user, &r);
+    if (emitting_) {
+      deferred_.push_back(r);
+      return;
+    }
+    emitting_ = true;
+    deliver(r);
+    // Records emitted by callbacks, in emission order (which may append more).
+    for (size_t i = 0; i < deferred_.size(); ++i) {
+      const es_record d = deferred_[i];  // copy: deliver() may grow deferred_
+      deliver(d);
+    }
+    deferred_.clear();
+    emitting_ = false;
   }
 
   // kind_mask: bit k set = receive ES_KIND k. Returns a handle for unsubscribe().
@@ -47,6 +64,10 @@ class ProbeBus {
     void* user;
     int handle;
   };
+  void deliver(const es_record& r) const noexcept {
+    for (const Sub& s : subs_)
+      if ((s.mask >> r.kind) & 1u) s.cb(s.user, &r);
+  }
   void recompute() {
     mask_ = 0;
     for (const Sub& s : subs_) mask_ |= s.mask;
@@ -55,6 +76,8 @@ class ProbeBus {
   uint64_t last_id_ = 0;
   int next_handle_ = 1;
   std::vector<Sub> subs_;
+  bool emitting_ = false;             // inside emit(): nested emits are deferred
+  std::vector<es_record> deferred_;  // records emitted by callbacks, not yet delivered
 };
 
 inline constexpr uint32_t kAllKinds = (1u << ES_KIND_COUNT) - 1;

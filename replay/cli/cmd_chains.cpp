@@ -1,8 +1,12 @@
+#include <algorithm>
 #include <cstdio>
+#include <string>
+#include <vector>
 #include <unordered_map>
 
 #include "hv/arch/event_info.h"
 #include "replay/chains.h"
+#include "replay/check/checker.h"
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
 #include "replay/format.h"
@@ -24,6 +28,35 @@ std::string chain_title(const replay::Chain& c) {
   return s;
 }
 
+// Who an event line is about: the guest level and, for what a hypervisor observed or
+// decided, that hypervisor: "L2(L0)" = about L2, seen / decided by L0; "L2(L1)" = L1's
+// decision for its L2. Deliveries are the CPU's: just the level, "L2".
+std::string level_tag(const es_record& r) {
+  std::string s = "L" + std::to_string(r.level);
+  if (r.kind != ES_KIND_DELIVERY) s += "(L" + std::to_string(r.hv_level) + ")";
+  return s;
+}
+
+// "#187  0.000026176  L2(L0)  VM_EXIT        EXCEPTION_NMI ... cause=#186"
+std::string event_line(const replay::Event& ev) {
+  const es_record& r = ev.rec;
+  const std::string_view kind = replay::kind_name(r.kind);
+  char head[160];
+  std::snprintf(head, sizeof head, "#%-7llu %s  %-7s %-13s ", static_cast<unsigned long long>(r.id),
+                replay::format_time(r.time_ns).c_str(), level_tag(r).c_str(),
+                kind.empty() ? ("kind" + std::to_string(r.kind)).c_str() : std::string(kind).c_str());
+  std::string s = head;
+  if (r.kind == ES_KIND_VIOLATION) {
+    const check::Rule* rule = check::find_rule(r.reason);
+    s += rule ? std::string(rule->name) : "rule " + std::to_string(r.reason);
+    if (r.aux) s += " count=" + std::to_string(r.aux);
+  } else {
+    s += replay::describe_event_fields(ev);
+  }
+  if (r.cause) s += " cause=#" + std::to_string(r.cause);
+  return s;
+}
+
 const replay::Event* find_event(const replay::Chain& c, uint64_t id) {
   for (const auto& e : c.events)
     if (e.rec.id == id) return &e;
@@ -35,20 +68,33 @@ void print_chain(const replay::Chain& c, const std::unordered_map<uint64_t, cons
   std::printf("chain %llu: %s  L%u vcpu%u  t=%s%s\n", static_cast<unsigned long long>(c.id), chain_title(c).c_str(),
               first->level, first->vcpu, replay::format_time(first->time_ns).c_str(),
               c.inferred ? "  [inferred links]" : "");
+  std::vector<std::string> tags;  // the levels / deciders this chain crossed, in order of appearance
+  for (const auto& ev : c.events) {
+    const std::string t = level_tag(ev.rec);
+    if (ev.rec.kind != ES_KIND_VIOLATION && std::find(tags.begin(), tags.end(), t) == tags.end()) tags.push_back(t);
+  }
+  bool nested = false;
+  for (const auto& ev : c.events) nested = nested || ev.rec.level >= 2 || ev.rec.hv_level >= 1;
+  if (nested) {
+    std::string list;
+    for (const auto& t : tags) list += (list.empty() ? "" : ", ") + t;
+    std::printf("  across levels: %s\n", list.c_str());
+  }
   if (c.interrupts_chain) {
     auto it = by_id.find(c.interrupts_chain);
     std::printf("  interrupts chain %llu (%s): raised during its delivery\n",
                 static_cast<unsigned long long>(c.interrupts_chain),
                 it == by_id.end() ? "?" : chain_title(*it->second).c_str());
   }
-  for (const auto& ev : c.events) std::printf("    %s\n", replay::format_event(ev).c_str());
+  for (const auto& ev : c.events) std::printf("    %s\n", event_line(ev).c_str());
   for (uint64_t id : c.interruptions) {
     const replay::Event* e = find_event(c, id);
     if (!e) continue;
     std::string q = replay::qualification_text(e->rec.reason, e->rec.qualification);
-    std::printf("  interrupted: #%llu %s%s%s during delivery of %s\n", static_cast<unsigned long long>(id),
-                replay::exit_reason_text(e->rec.reason).c_str(), q.empty() ? "" : " ", q.empty() ? "" : ("[" + q + "]").c_str(),
-                arch::describe(arch::IdtVectoringInfo(e->rec.idt_vectoring_info)).c_str());
+    std::printf("  interrupted: #%llu %s%s%s%s during delivery of %s  [%s]\n", static_cast<unsigned long long>(id),
+                e->rec.kind == ES_KIND_NESTED_EXIT ? "nested exit " : "", replay::exit_reason_text(e->rec.reason).c_str(),
+                q.empty() ? "" : " ", q.empty() ? "" : ("[" + q + "]").c_str(),
+                arch::describe(arch::IdtVectoringInfo(e->rec.idt_vectoring_info)).c_str(), level_tag(e->rec).c_str());
   }
   for (uint64_t id : c.decisions) {
     const replay::Event* e = find_event(c, id);
@@ -62,10 +108,28 @@ void print_chain(const replay::Chain& c, const std::unordered_map<uint64_t, cons
       case ES_DECISION_REFLECT_TO_L1:
       case ES_DECISION_SHUTDOWN:
       case ES_DECISION_DISCARD:
-        std::printf("  decision:    #%llu %s\n", static_cast<unsigned long long>(id),
-                    replay::describe_event_fields(*e).c_str());
+      case ES_DECISION_HANDLE_IN_L0:
+      case ES_DECISION_IMMEDIATE_EXIT:
+        std::printf("  decision:    #%llu %s  [%s]\n", static_cast<unsigned long long>(id),
+                    replay::describe_event_fields(*e).c_str(), level_tag(e->rec).c_str());
         break;
       default: break;
+    }
+  }
+  // Nested transitions: L0's emulated exits from L2 to L1 and L1's entries into L2.
+  for (const auto& ev : c.events) {
+    const es_record& r = ev.rec;
+    if (r.kind == ES_KIND_NESTED_EXIT)
+      std::printf("  nested exit: #%llu L%u -> L%u: %s  [%s]\n", static_cast<unsigned long long>(r.id), r.level,
+                  r.level > 0 ? r.level - 1 : 0, replay::describe_event_fields(ev).c_str(), level_tag(r).c_str());
+    else if (r.kind == ES_KIND_NESTED_ENTRY)
+      std::printf("  nested entry: #%llu L%u -> L%u: %s  [%s]\n", static_cast<unsigned long long>(r.id),
+                  r.level > 0 ? r.level - 1 : 0, r.level, replay::describe_event_fields(ev).c_str(), level_tag(r).c_str());
+    else if (r.kind == ES_KIND_VIOLATION) {
+      const check::Rule* rule = check::find_rule(r.reason);
+      std::printf("  violation:   %s at #%llu (run 'exitscope check' for the explanation)\n",
+                  rule ? std::string(rule->name).c_str() : ("rule " + std::to_string(r.reason)).c_str(),
+                  static_cast<unsigned long long>(r.cause));
     }
   }
   for (uint64_t other : c.interrupted_by) {

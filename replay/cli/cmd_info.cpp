@@ -102,6 +102,15 @@ int cmd_info(int argc, char** argv) {
   std::printf("\nchains:     %zu", chains->size());
   for (auto [o, n] : outcomes) std::printf("  %.*s=%llu", static_cast<int>(o.size()), o.data(), static_cast<unsigned long long>(n));
   std::printf("\n");
+  // Findings of the live invariant checker stored in the recording (replay/check).
+  uint64_t violations = 0;
+  for (auto [kind, n] : s->counts_by_kind)
+    if (kind == ES_KIND_VIOLATION) violations = n;
+  if (violations)
+    std::printf("violations: %llu recorded by the live checker (run 'exitscope check %s' for details)\n",
+                static_cast<unsigned long long>(violations), rec->path().c_str());
+  else
+    std::printf("violations: none recorded\n");
 
   if (!args->has("no-console")) {
     auto lines = rec->console_lines();

@@ -15,6 +15,7 @@
 #include "hv/vmm/scenarios.h"
 #include "hv/vmm/vmm.h"
 #include "probes/recorder/recorder.h"
+#include "replay/check/live_checker.h"
 #endif
 
 namespace {
@@ -31,6 +32,7 @@ constexpr es::cli::OptionSpec kRecordOptions[] = {
     {"arg", "N", "value the guest finds in RDI (scenario default otherwise)"},
     {"eager-ept", "", "map all guest RAM in EPT up front (no lazy EPT violations)"},
     {"intercept", "VECTORS", "extra exceptions L0 intercepts, e.g. 14 or 6,14 (exception bitmap)"},
+    {"no-check", "", "do not run the invariant checker live (see 'exitscope check')"},
     {"quiet", "", "do not print the guest console or the summary"},
 };
 
@@ -182,6 +184,15 @@ int cmd_record(int argc, char** argv) {
     return 2;
   }
   (*rec)->attach(bus);
+  // The invariant checker runs live as a built-in plugin; its violations land in the
+  // recording as ES_KIND_VIOLATION records (replay/check/live_checker.h).
+  es::check::LiveChecker checker(bus);
+  es::probes::PluginHost plugins(bus);  // unloads the checker before `checker` goes away
+  if (!args->has("no-check"))
+    if (auto c = checker.install(plugins); !c) {
+      std::fprintf(stderr, "exitscope record: %s\n", c.error().c_str());
+      return 2;
+    }
   const bool quiet = args->has("quiet");
   if (!quiet)
     std::fprintf(stderr, "recording %s into %s ...\n",
@@ -193,6 +204,7 @@ int cmd_record(int argc, char** argv) {
   std::signal(SIGINT, old_int);
   std::signal(SIGTERM, old_term);
   g_running = nullptr;
+  checker.finish();  // end-of-run rules (event-lost) emit before the recorder finishes
   // The session stores the reason code and, when there is more to say, one sentence.
   auto fin = (*rec)->finish({r.end_reason, r.message, 0});
   if (!fin) {
@@ -207,6 +219,9 @@ int cmd_record(int argc, char** argv) {
                  static_cast<unsigned long long>(r.insns), static_cast<double>(r.end_time_ns) / 1e6,
                  (std::string(end_reason_text(r.end_reason)) + (r.message.empty() ? "" : ": " + r.message)).c_str());
   }
+  if (const size_t n = checker.violation_count(); n > 0)
+    std::fprintf(stderr, "checker: %zu violation%s; run 'exitscope check %s' for details\n", n, n == 1 ? "" : "s",
+                 output->c_str());
   // A run the model could not finish is still a recording; say so through the exit code.
   return r.end_reason == ES_END_INTERNAL_ERROR ? 1 : 0;
 #endif

@@ -8,6 +8,8 @@ int cmd_info(int argc, char** argv);
 int cmd_events(int argc, char** argv);
 int cmd_chains(int argc, char** argv);
 int cmd_export(int argc, char** argv);
+int cmd_check(int argc, char** argv);  // replay/cli/cmd_check.cpp
+int cmd_diff(int argc, char** argv);   // replay/cli/cmd_diff.cpp
 
 }  // namespace es::cli
 

@@ -21,6 +21,9 @@ constexpr Command kCommands[] = {
     {"chains", "explain event chains: original event, interruptions, reinjections, outcome",
      &es::cli::cmd_chains},
     {"export", "export a recording, a chain or a window as text, Markdown or Perfetto JSON", &es::cli::cmd_export},
+    {"check", "check a recording against VT-x / KVM event invariants; exit 1 on violations", &es::cli::cmd_check},
+    {"diff", "compare two recordings of the same guest: first divergence, chain outcome differences",
+     &es::cli::cmd_diff},
 };
 
 void print_usage(std::FILE* out) {

@@ -1,0 +1,444 @@
+#include "replay/check/checker.h"
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "hv/arch/controls.h"
+#include "hv/arch/event_info.h"
+#include "hv/arch/exit_reason.h"
+#include "replay/chains.h"
+#include "replay/format.h"
+#include "replay/names.h"
+
+namespace es::check {
+
+namespace {
+
+using arch::EntryIntrInfo;
+using arch::IdtVectoringInfo;
+using arch::InterruptionType;
+
+bool is_exit(const es_record& r) { return r.kind == ES_KIND_VM_EXIT || r.kind == ES_KIND_NESTED_EXIT; }
+bool is_entry(const es_record& r) { return r.kind == ES_KIND_VM_ENTRY || r.kind == ES_KIND_NESTED_ENTRY; }
+// Exit reasons, interruptibility and RFLAGS below have VMX meanings only.
+bool is_vmx(const es_record& r) { return (r.flags & ES_FLAG_SVM) == 0; }
+
+std::string hex(uint64_t v) {
+  char b[24];
+  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+  return b;
+}
+std::string num(uint64_t v) { return std::to_string(v); }
+// "L2(L0)": the guest level the event is about and the hypervisor that observed / decided it.
+std::string where(const es_record& r) { return "L" + num(r.level) + "(L" + num(r.hv_level) + ")"; }
+std::string kind_text(const es_record& r) {
+  const std::string_view k = replay::kind_name(r.kind);
+  return k.empty() ? "record" : std::string(k);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// State shared by the rules.
+
+struct Delivered {
+  uint8_t level;
+  uint32_t word;  // VM-entry format
+  uint64_t id;
+};
+
+// A run of exits in one chain with valid IDT-vectoring for it and the same basic reason,
+// RIP and GPA (reinjection-loop).
+struct LoopRun {
+  uint32_t count = 0;
+  uint16_t basic_reason = 0;
+  uint64_t rip = 0, gpa = 0;
+  uint32_t vectoring = 0;
+  uint64_t first_id = 0, first_ns = 0, last_id = 0, last_ns = 0;
+  uint8_t level = 0, hv_level = 0;
+  uint16_t vcpu = 0;
+};
+
+struct ChainState {
+  uint32_t word = 0;         // the original event (the root's intr_info), if the root was seen
+  bool root_seen = false;
+  bool settled = false;      // its original event was delivered: it can no longer be lost
+  std::vector<Delivered> delivered;
+  LoopRun loop;
+  std::vector<replay::Event> members;  // kept for event-lost until settled
+};
+
+struct Checker::State {
+  CheckOptions options;
+  std::array<bool, 64> on{};
+  std::unordered_map<uint64_t, ChainState> chains;
+  // Records that end another chain's life by effect (a #DF raised by it, a triple-fault
+  // exit caused by it), kept even when their own chain settles: replay::build_chains needs
+  // them to tell "promoted to #DF" / "triple fault" from "lost".
+  std::vector<replay::Event> effects;
+  std::vector<replay::Event> run_ends;
+  std::vector<Violation> out;
+  bool finished = false;
+
+  void report(Violation v) { out.push_back(std::move(v)); }
+};
+
+namespace {
+
+using State = Checker::State;
+
+Violation make(RuleId rule, const es_record& at, uint64_t chain, std::vector<uint64_t> events, std::string text) {
+  Violation v;
+  v.rule = rule;
+  v.chain = chain;
+  v.events = std::move(events);
+  v.first_ns = v.last_ns = at.time_ns;
+  v.level = at.level;
+  v.hv_level = at.hv_level;
+  v.vcpu = at.vcpu;
+  v.explanation = std::move(text);
+  return v;
+}
+
+// --- exit-ext-int-with-vectoring ------------------------------------------------------
+// Vol. 3C 28.2.4 "Information for VM Exits That Occur During Event Delivery": IDT-vectoring
+// info is valid only for an exit that occurred while delivering an event. An external
+// interrupt is recognized at an instruction boundary, never in the middle of another
+// event's delivery, so its exit cannot carry one. KVM nested_vmx_vmexit():
+// WARN_ON_ONCE(... "unexpected, valid vectoring info").
+void rule_exit_ext_int_with_vectoring(State& st, const es_record& r) {
+  if (!is_exit(r) || !is_vmx(r)) return;
+  const arch::ExitReason reason(r.reason);
+  const IdtVectoringInfo vec(r.idt_vectoring_info);
+  if (!reason.is(arch::BasicExitReason::ExternalInterrupt) || !vec.valid()) return;
+  st.report(make(RuleId::ExitExtIntWithVectoring, r, r.origin, {r.id},
+                 kind_text(r) + " #" + num(r.id) + " (" + where(r) + ", EXTERNAL_INTERRUPT) carries valid "
+                 "IDT-vectoring info (" + arch::describe(vec) + "), which is architecturally impossible: an "
+                 "external interrupt is recognized only at an instruction boundary, never during another event's "
+                 "delivery (SDM Vol. 3C 28.2.4 \"Information for VM Exits That Occur During Event Delivery\"; KVM "
+                 "nested_vmx_vmexit warns \"unexpected, valid vectoring info\")."));
+}
+
+// --- injected-twice ---------------------------------------------------------------------
+// Vol. 3C 28.2.4: IDT-vectoring info is valid only when the delivery did not complete; an
+// event whose delivery completed must never be reinjected (KVM vmx_complete_interrupts
+// requeues only what IDT-vectoring reports).
+bool same_event(uint32_t a, uint32_t b) {
+  const EntryIntrInfo x(a), y(b);
+  return x.valid() && y.valid() && x.vector() == y.vector() && x.type() == y.type();
+}
+
+void rule_injected_twice(State& st, const es_record& r) {
+  if (r.origin == 0 || (r.kind != ES_KIND_DELIVERY && !is_entry(r))) return;
+  const EntryIntrInfo word(r.intr_info);
+  if (!word.valid()) return;
+  const auto it = st.chains.find(r.origin);
+  if (it == st.chains.end()) return;
+  for (const Delivered& d : it->second.delivered) {
+    if (d.level != r.level || !same_event(d.word, r.intr_info)) continue;
+    const std::string ev = arch::describe(word);
+    if (r.kind == ES_KIND_DELIVERY)
+      st.report(make(RuleId::InjectedTwice, r, r.origin, {d.id, r.id},
+                     ev + " of chain " + num(r.origin) + " was delivered twice at L" + num(r.level) + " (#" +
+                         num(d.id) + " and #" + num(r.id) + "): the guest's handler ran twice for one event, an event "
+                         "reinjected although its delivery had completed (SDM Vol. 3C 28.2.4 \"Information for VM "
+                         "Exits That Occur During Event Delivery\": IDT-vectoring info is valid only if the delivery "
+                         "did not complete)."));
+    else
+      st.report(make(RuleId::InjectedTwice, r, r.origin, {d.id, r.id},
+                     kind_text(r) + " #" + num(r.id) + " (" + where(r) + ") injects " + ev + " of chain " +
+                         num(r.origin) + " although that event was already delivered at L" + num(r.level) + " (#" +
+                         num(d.id) + "): only an event found in valid IDT-vectoring info may be reinjected (SDM Vol. "
+                         "3C 28.2.4 \"Information for VM Exits That Occur During Event Delivery\"; KVM "
+                         "vmx_complete_interrupts)."));
+    return;
+  }
+}
+
+// --- reinjection-loop -------------------------------------------------------------------
+// Each reinjection repeats the same delivery; if the exit handler does not remove the
+// cause (e.g. does not map the page), the delivery exits again at the same RIP and GPA with
+// the same IDT-vectoring info (Vol. 3C 28.2.4) and the guest never progresses.
+void flush_loop(State& st, uint64_t chain, LoopRun& run) {
+  if (run.count >= kReinjectionLoopThreshold) {
+    Violation v;
+    v.rule = RuleId::ReinjectionLoop;
+    v.chain = chain;
+    v.events = {run.first_id, run.last_id};
+    v.count = run.count;
+    v.first_ns = run.first_ns;
+    v.last_ns = run.last_ns;
+    v.level = run.level;
+    v.hv_level = run.hv_level;
+    v.vcpu = run.vcpu;
+    v.explanation = "Chain " + num(chain) + "'s " + arch::describe(IdtVectoringInfo(run.vectoring)) +
+                    " was reinjected without progress: " + num(run.count) + " consecutive " +
+                    replay::exit_reason_text(run.basic_reason) + " exits (" + "L" + num(run.level) + "(L" +
+                    num(run.hv_level) + ")) at rip " + hex(run.rip) + " gpa " + hex(run.gpa) +
+                    " with valid IDT-vectoring info for it and no delivery in between, from " +
+                    replay::format_time(run.first_ns) + " to " + replay::format_time(run.last_ns) + " s (#" +
+                    num(run.first_id) + " .. #" + num(run.last_id) + "): the exit handler does not remove the cause, "
+                    "so every reinjection repeats the same faulting delivery (SDM Vol. 3C 28.2.4 \"Information for VM "
+                    "Exits That Occur During Event Delivery\").";
+    st.report(std::move(v));
+  }
+  run = LoopRun{};
+}
+
+void rule_reinjection_loop(State& st, const es_record& r) {
+  if (r.origin == 0) return;
+  if (!is_exit(r) && r.kind != ES_KIND_DELIVERY) return;
+  ChainState& c = st.chains[r.origin];
+  LoopRun& run = c.loop;
+  const IdtVectoringInfo vec(r.idt_vectoring_info);
+  if (r.kind == ES_KIND_DELIVERY || !vec.valid()) {  // progress: delivered, or an exit not during delivery
+    flush_loop(st, r.origin, run);
+    return;
+  }
+  const uint16_t basic = arch::ExitReason(r.reason).basic_number();
+  if (run.count > 0 && run.basic_reason == basic && run.rip == r.rip && run.gpa == r.guest_phys &&
+      run.vectoring == r.idt_vectoring_info && run.level == r.level) {
+    ++run.count;
+    run.last_id = r.id;
+    run.last_ns = r.time_ns;
+    return;
+  }
+  flush_loop(st, r.origin, run);
+  run.count = 1;
+  run.basic_reason = basic;
+  run.rip = r.rip;
+  run.gpa = r.guest_phys;
+  run.vectoring = r.idt_vectoring_info;
+  run.first_id = run.last_id = r.id;
+  run.first_ns = run.last_ns = r.time_ns;
+  run.level = r.level;
+  run.hv_level = r.hv_level;
+  run.vcpu = r.vcpu;
+}
+
+void finish_reinjection_loop(State& st) {
+  std::vector<uint64_t> ids;
+  for (auto& [id, c] : st.chains)
+    if (c.loop.count >= kReinjectionLoopThreshold) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());  // deterministic order
+  for (uint64_t id : ids) flush_loop(st, id, st.chains[id].loop);
+}
+
+// --- nmi-while-blocked -------------------------------------------------------------------
+// Vol. 3C 27.3.1.5 "Checks on Guest Non-Register State": blocking by NMI (interruptibility
+// bit 3) must be 0 when injecting an NMI with virtual NMIs; without them, the NMI handler
+// would be re-entered before its IRET (Vol. 3A 6.7.1 "Handling Multiple NMIs").
+void rule_nmi_while_blocked(State& st, const es_record& r) {
+  if (!is_entry(r) || !is_vmx(r)) return;
+  const EntryIntrInfo inj(r.intr_info);
+  if (!inj.valid() || inj.type() != InterruptionType::Nmi) return;
+  if ((r.aux & arch::interruptibility::kBlockingByNmi) == 0) return;
+  st.report(make(RuleId::NmiWhileBlocked, r, r.origin, {r.id},
+                 kind_text(r) + " #" + num(r.id) + " (" + where(r) + ") injects an NMI while the entered "
+                 "interruptibility state " + hex(r.aux) + " has blocking by NMI: with virtual NMIs this entry fails "
+                 "its checks (SDM Vol. 3C 27.3.1.5 \"Checks on Guest Non-Register State\"), without them the NMI "
+                 "handler is re-entered before its IRET (Vol. 3A 6.7.1 \"Handling Multiple NMIs\"); KVM's "
+                 "nmi_allowed() refuses this and opens an NMI window."));
+}
+
+// --- irq-window-closed -------------------------------------------------------------------
+// Vol. 3C 27.3.1.4 "Checks on Guest RIP, RFLAGS, and SSP": RFLAGS.IF must be 1 when an
+// external interrupt is injected; 27.3.1.5 "Checks on Guest Non-Register State": blocking
+// by STI and by MOV SS must then be 0.
+void rule_irq_window_closed(State& st, const es_record& r) {
+  if (!is_entry(r) || !is_vmx(r)) return;
+  const EntryIntrInfo inj(r.intr_info);
+  if (!inj.valid() || inj.type() != InterruptionType::ExternalInterrupt) return;
+  std::string why;
+  // RFLAGS bit 1 is always 1: a zero word means the source did not record RFLAGS.
+  const bool rflags_known = (r.aux64 & arch::rflags::kFixed1) != 0;
+  if (rflags_known && (r.aux64 & arch::rflags::kIF) == 0) why = "RFLAGS.IF = 0 (RFLAGS " + hex(r.aux64) + ")";
+  if (r.aux & arch::interruptibility::kBlockingBySti) why += std::string(why.empty() ? "" : ", ") + "blocking by STI";
+  if (r.aux & arch::interruptibility::kBlockingByMovSs)
+    why += std::string(why.empty() ? "" : ", ") + "blocking by MOV SS";
+  if (why.empty()) return;
+  st.report(make(RuleId::IrqWindowClosed, r, r.origin, {r.id},
+                 kind_text(r) + " #" + num(r.id) + " (" + where(r) + ") injects " + arch::describe(inj) +
+                     " while the interrupt window is closed (" + why + "): an injected external interrupt needs "
+                     "RFLAGS.IF = 1 and no blocking by STI or MOV SS (SDM Vol. 3C 27.3.1.4 \"Checks on Guest RIP, "
+                     "RFLAGS, and SSP\" and 27.3.1.5 \"Checks on Guest Non-Register State\"); KVM opens an interrupt "
+                     "window instead."));
+}
+
+// --- event-lost --------------------------------------------------------------------------
+// The chain's outcome as replay/chains decides it: an event raised, never delivered, not
+// dropped by policy, not merged into a #DF or a triple fault, in a run that ended normally.
+// Vol. 3C 28.2.4: an event found in IDT-vectoring info must be reinjected or it is lost.
+void finish_event_lost(State& st) {
+  std::vector<replay::Event> members;
+  std::unordered_set<uint64_t> settled;
+  for (auto& [id, c] : st.chains) {
+    if (c.settled) {
+      settled.insert(id);
+      continue;
+    }
+    for (auto& e : c.members) members.push_back(e);
+  }
+  for (const auto& e : st.effects)
+    if (settled.count(e.rec.origin)) members.push_back(e);
+  std::vector<replay::Chain> chains = replay::build_chains(std::move(members), st.run_ends);
+  for (const replay::Chain& c : chains) {
+    if (c.outcome != replay::Outcome::Lost || settled.count(c.id)) continue;
+    const es_record& last = c.events.back().rec;
+    const es_record& first = c.root_found ? c.root.rec : c.events.front().rec;
+    Violation v = make(RuleId::EventLost, last, c.id, {c.id, last.id},
+                       arch::describe(EntryIntrInfo(c.event_word)) + " of chain " + num(c.id) + " (raised at #" +
+                           num(c.id) + ", " + where(first) + ", rip " + hex(first.rip) + ") was never delivered, "
+                           "dropped by policy or merged into a #DF, and the run ended normally: the event is lost; its "
+                           "last event is #" + num(last.id) + " (" + replay::describe_event_fields(c.events.back()) +
+                           "); an event found in IDT-vectoring info must be reinjected (SDM Vol. 3C 28.2.4 "
+                           "\"Information for VM Exits That Occur During Event Delivery\"; KVM "
+                           "vmx_complete_interrupts).");
+    v.first_ns = first.time_ns;
+    st.report(std::move(v));
+  }
+}
+
+// The rule table. One entry + one function per rule.
+struct RuleImpl {
+  Rule info;
+  void (*on_record)(State&, const es_record&);
+  void (*on_finish)(State&);
+};
+
+constexpr RuleImpl kRules[] = {
+    {{RuleId::ExitExtIntWithVectoring, "exit-ext-int-with-vectoring",
+      "a VM exit for an external interrupt with valid IDT-vectoring info (impossible, SDM 28.2.4)"},
+     &rule_exit_ext_int_with_vectoring, nullptr},
+    {{RuleId::InjectedTwice, "injected-twice",
+      "an event delivered twice, or injected again after its delivery completed"},
+     &rule_injected_twice, nullptr},
+    {{RuleId::EventLost, "event-lost",
+      "an event never delivered, dropped by policy or merged into #DF in a run that ended normally"},
+     nullptr, &finish_event_lost},
+    {{RuleId::ReinjectionLoop, "reinjection-loop",
+      "8 or more exits with the same IDT-vectoring event, reason, RIP and GPA and no delivery in between"},
+     &rule_reinjection_loop, &finish_reinjection_loop},
+    {{RuleId::NmiWhileBlocked, "nmi-while-blocked",
+      "a VM entry injecting an NMI while blocking by NMI is set (SDM 27.3.1.5)"},
+     &rule_nmi_while_blocked, nullptr},
+    {{RuleId::IrqWindowClosed, "irq-window-closed",
+      "a VM entry injecting an external interrupt with RFLAGS.IF = 0 or blocking by STI / MOV SS (SDM 27.3.1.5)"},
+     &rule_irq_window_closed, nullptr},
+};
+
+std::vector<Rule> make_rule_list() {
+  std::vector<Rule> v;
+  for (const RuleImpl& r : kRules) v.push_back(r.info);
+  return v;
+}
+
+bool is_effect(const es_record& r) {
+  if (r.cause == 0) return false;
+  const EntryIntrInfo w(r.intr_info);
+  if (r.kind == ES_KIND_RAISE && w.valid() && w.vector() == 8 && w.type() == InterruptionType::HardwareException)
+    return true;
+  return is_exit(r) && arch::ExitReason(r.reason).is(arch::BasicExitReason::TripleFault);
+}
+
+}  // namespace
+
+std::span<const Rule> rules() {
+  static const std::vector<Rule> kList = make_rule_list();
+  return kList;
+}
+
+const Rule* find_rule(std::string_view name) {
+  for (const Rule& r : rules())
+    if (r.name == name) return &r;
+  return nullptr;
+}
+
+const Rule* find_rule(uint32_t id) {
+  for (const Rule& r : rules())
+    if (static_cast<uint32_t>(r.id) == id) return &r;
+  return nullptr;
+}
+
+std::string rule_name_list() {
+  std::string s;
+  for (const Rule& r : rules()) s += (s.empty() ? "" : ", ") + std::string(r.name);
+  return s;
+}
+
+es_record to_record(const Violation& v) {
+  es_record r{};
+  r.version = ES_RECORD_VERSION;
+  r.kind = ES_KIND_VIOLATION;
+  r.reason = static_cast<uint32_t>(v.rule);
+  r.level = v.level;
+  r.hv_level = v.hv_level;
+  r.vcpu = v.vcpu;
+  r.time_ns = v.last_ns;
+  r.origin = v.chain;
+  r.cause = v.events.empty() ? 0 : v.events.back();
+  r.aux = v.count;
+  r.aux64 = v.events.size() > 1 ? v.events.front() : 0;
+  return r;
+}
+
+Checker::Checker(CheckOptions options) : st_(std::make_unique<State>()) {
+  st_->options = std::move(options);
+  for (const RuleImpl& r : kRules) {
+    const auto idx = static_cast<size_t>(r.info.id);
+    st_->on[idx] = st_->options.only.empty() ||
+                   std::find(st_->options.only.begin(), st_->options.only.end(), r.info.id) != st_->options.only.end();
+  }
+}
+Checker::~Checker() = default;
+Checker::Checker(Checker&&) noexcept = default;
+Checker& Checker::operator=(Checker&&) noexcept = default;
+
+bool Checker::enabled(RuleId id) const {
+  const auto idx = static_cast<size_t>(id);
+  return idx < st_->on.size() && st_->on[idx];
+}
+
+const std::vector<Violation>& Checker::violations() const { return st_->out; }
+
+void Checker::feed(const es_record& r) {
+  State& st = *st_;
+  if (r.kind == ES_KIND_VIOLATION || st.finished) return;
+  for (const RuleImpl& rule : kRules)
+    if (rule.on_record && st.on[static_cast<size_t>(rule.info.id)]) rule.on_record(st, r);
+
+  // Bookkeeping after the rules (they look at the state before this record).
+  if (r.kind == ES_KIND_RUN_END) st.run_ends.push_back({r, 0});
+  if (r.origin == 0) return;
+  ChainState& c = st.chains[r.origin];
+  if (r.id == r.origin) {
+    c.root_seen = true;
+    c.word = r.intr_info;
+  }
+  if (r.kind == ES_KIND_DELIVERY && EntryIntrInfo(r.intr_info).valid())
+    c.delivered.push_back({r.level, r.intr_info, r.id});
+  if (!enabled(RuleId::EventLost)) return;
+  if (is_effect(r)) st.effects.push_back({r, 0});
+  if (c.settled) return;
+  c.members.push_back({r, 0});
+  // Delivered its original event: replay/chains can then only say delivered, dropped by
+  // policy, promoted or triple fault, never lost. Its members are no longer needed.
+  if (c.root_seen && r.kind == ES_KIND_DELIVERY && same_event(r.intr_info, c.word)) {
+    c.settled = true;
+    c.members.clear();
+    c.members.shrink_to_fit();
+  }
+}
+
+void Checker::finish() {
+  State& st = *st_;
+  if (st.finished) return;
+  for (const RuleImpl& rule : kRules)
+    if (rule.on_finish && st.on[static_cast<size_t>(rule.info.id)]) rule.on_finish(st);
+  st.finished = true;
+}
+
+}  // namespace es::check

@@ -1,0 +1,100 @@
+// The invariant checker: a streaming state machine over es_records that reports event
+// handling no correct VT-x hypervisor (or CPU) produces. Qt-free; used offline (iterate a
+// recording, `exitscope check`) and live (a built-in probe plugin, replay/check/live_checker.h).
+//
+// Usage:
+//   es::check::Checker c;            // or Checker({.only = {RuleId::EventLost}})
+//   for (each record in id order) c.feed(rec);
+//   c.finish();                      // rules that need the end of the run (event-lost)
+//   for (const Violation& v : c.violations()) ...
+//
+// Rules are one table (checker.cpp, kRules): id, name, description, a per-record function
+// and an optional end-of-run function. Adding a rule = one RuleId value, one table entry and
+// one function. Rule ids are stable: they are stored as the reason of ES_KIND_VIOLATION
+// records; never renumber, only append.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "exitscope/record.h"
+
+namespace es::check {
+
+enum class RuleId : uint32_t {
+  ExitExtIntWithVectoring = 1,
+  InjectedTwice = 2,
+  EventLost = 3,
+  ReinjectionLoop = 4,
+  NmiWhileBlocked = 5,
+  IrqWindowClosed = 6,
+};
+
+struct Rule {
+  RuleId id;
+  std::string_view name;         // "exit-ext-int-with-vectoring"
+  std::string_view description;  // one line, for --help / listings
+};
+
+// Every rule, in id order.
+std::span<const Rule> rules();
+const Rule* find_rule(std::string_view name);
+const Rule* find_rule(uint32_t id);
+// "exit-ext-int-with-vectoring, injected-twice, ..."
+std::string rule_name_list();
+
+// Exits in one chain with valid IDT-vectoring, same basic reason, RIP and GPA, no delivery
+// in between: this many or more is a reinjection loop.
+inline constexpr uint32_t kReinjectionLoopThreshold = 8;
+
+struct Violation {
+  RuleId rule{};
+  uint64_t chain = 0;            // chain (origin) concerned; 0 = none
+  std::vector<uint64_t> events;  // offending event ids; the last is where it was detected
+  uint32_t count = 0;            // reinjection-loop: exits in the loop; otherwise 0
+  uint64_t first_ns = 0, last_ns = 0;  // time span of the offending events
+  uint8_t level = 0, hv_level = 0;
+  uint16_t vcpu = 0;
+  std::string explanation;       // one sentence citing the SDM or KVM
+};
+
+// The ES_KIND_VIOLATION record of a violation: reason = rule id, cause = the detecting
+// event (events.back()), origin = chain, aux = count, aux64 = the first offending event when
+// there are two (e.g. the first delivery / the first exit of the loop / the chain root),
+// time = last_ns, level / hv_level / vcpu of the detecting event. id is left 0.
+es_record to_record(const Violation& v);
+
+struct CheckOptions {
+  std::vector<RuleId> only;  // empty = every rule
+};
+
+class Checker {
+ public:
+  explicit Checker(CheckOptions options = {});
+  ~Checker();
+  Checker(Checker&&) noexcept;
+  Checker& operator=(Checker&&) noexcept;
+
+  // Feeds one record (any kind; ES_KIND_VIOLATION records are ignored, so a recording that
+  // already holds the live checker's findings checks the same). Records must come in id
+  // order, as the probe bus emits them and as recordings store them.
+  void feed(const es_record& r);
+  // End of the run: reports what needs it (lost events, a reinjection loop still running).
+  // Call once, after the last feed.
+  void finish();
+
+  const std::vector<Violation>& violations() const;
+  bool enabled(RuleId id) const;
+
+  struct State;  // per-chain and per-rule state (checker.cpp)
+
+ private:
+  std::unique_ptr<State> st_;
+};
+
+}  // namespace es::check

@@ -1,0 +1,93 @@
+// Where two recordings of the same guest diverge (e.g. the same scenario under two
+// reinjection policies). Qt-free.
+//
+// 1. The normalized event sequences are compared in id order: kind, level, hv_level, vcpu,
+//    reason, intr_info, intr_error, idt_vectoring_info, instr_len, rip, qualification,
+//    guest_phys. Ids, causes, origins and times are not compared (they shift as soon as one
+//    side records one more event), nor are ES_KIND_VIOLATION records (derived, not observed).
+// 2. Chains are matched by (original event word, level, root RIP, ordinal among chains with
+//    the same three), and those whose story (what happened to the event) or event count
+//    differ are listed. A chain dropped by policy and the chain of the same event the CPU
+//    then raised again at the same RIP (its regeneration: Vol. 3C 28.2.4, a hardware
+//    exception not reinjected recurs when the instruction is re-executed) are one entry.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "replay/chains.h"
+#include "replay/recording.h"
+#include "schema/result.h"
+
+namespace es::diff {
+
+struct NormalizedEvent {
+  uint16_t kind = 0;
+  uint8_t level = 0, hv_level = 0;
+  uint16_t vcpu = 0;
+  uint32_t reason = 0, intr_info = 0, intr_error = 0, idt_vectoring_info = 0, instr_len = 0;
+  uint64_t rip = 0, qualification = 0, guest_phys = 0;
+  bool operator==(const NormalizedEvent&) const = default;
+};
+NormalizedEvent normalize(const es_record& r);
+// False for records the comparison skips (ES_KIND_VIOLATION).
+bool is_compared(const es_record& r);
+
+struct ChainKey {
+  uint32_t event_word = 0;  // VM-entry interruption-info format
+  uint8_t level = 0;
+  uint64_t rip = 0;         // the root's RIP
+  uint32_t ordinal = 0;     // among chains with the same word, level and RIP, in id order
+  auto operator<=>(const ChainKey&) const = default;
+};
+
+// One chain, or a chain dropped by policy followed by its regenerations.
+struct ChainStory {
+  ChainKey key;
+  std::vector<uint64_t> chain_ids;
+  replay::Outcome outcome = replay::Outcome::Lost;  // of the last chain
+  size_t event_count = 0;  // events of all its chains (violations not counted)
+  std::string story;       // "EPT_VIOLATION -> dropped by policy -> regenerated -> delivered"
+};
+
+struct ChainDifference {
+  ChainKey key;
+  std::optional<ChainStory> a, b;  // nullopt: no such chain on that side
+};
+
+struct Divergence {
+  uint64_t index = 0;                   // position in the normalized sequences (0-based)
+  std::vector<replay::Event> a, b;      // context: up to N events before, the differing one, N after
+  size_t a_at = 0, b_at = 0;            // index of the differing event in a / b (== size: that side ended)
+};
+
+struct Side {
+  std::string path;
+  replay::SessionInfo session;
+  uint64_t compared_events = 0;
+  uint64_t violations = 0;  // ES_KIND_VIOLATION records
+};
+
+struct DiffOptions {
+  size_t context = 3;
+  bool chains_only = false;  // skip the event comparison
+};
+
+struct DiffResult {
+  Side a, b;
+  std::optional<Divergence> first;  // nullopt: sequences identical (or not compared)
+  std::vector<ChainDifference> chains;
+  bool identical() const { return !first && chains.empty(); }
+};
+
+Result<DiffResult> diff_recordings(replay::Recording& a, replay::Recording& b, const DiffOptions& options = {});
+
+// The stories of a recording's chains (regenerations folded in), in key order.
+std::vector<ChainStory> chain_stories(const std::vector<replay::Chain>& chains);
+
+// "#PF at rip 0x100036 (L1)" (+ " [2]" for ordinal 2).
+std::string describe_key(const ChainKey& k);
+
+}  // namespace es::diff
