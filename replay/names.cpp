@@ -54,6 +54,7 @@ constexpr std::array<std::string_view, ES_DECISION_COUNT> kDecisionNames = [] {
   n[ES_DECISION_HOST_NMI] = "HOST_NMI";
   n[ES_DECISION_UNEXPECTED_EXIT] = "UNEXPECTED_EXIT";
   n[ES_DECISION_DISCARD] = "DISCARD";
+  n[ES_DECISION_FIX_PAGE_FAULT] = "FIX_PAGE_FAULT";
   return n;
 }();
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "hv/vmm/scenarios.h"
-#include "hv/vmm/vmm.h"
+#include "hv/vmm/machine.h"
 #include "probes/recorder/recorder.h"
 
 namespace {
@@ -30,16 +30,16 @@ es::hv::VmmConfig config() {
 // that only advances RIP (no L0 logic). The ratio Vmm / CpuOnly is the L0's share.
 void BM_CpuOnlyOutLoop(benchmark::State& state) {
   es::probes::ProbeBus bus;
-  es::hv::Vmm vmm(bus, config());
+  es::hv::Machine vmm(bus, config());
   std::string err;
   if (!vmm.load(kOutLoop, err)) state.SkipWithError(err.c_str());
   es::hv::GuestGprs gprs;
   es::hv::EntryContext ctx;
-  auto& v = vmm.vmcs();
+  auto& v = vmm.l0().vmcs();
   using es::arch::VmcsField;
   uint64_t exits = 0;
   for (auto _ : state) {
-    const es::hv::ExitRecordInfo e = vmm.cpu().vm_entry(v, gprs, ctx);
+    const es::hv::ExitRecordInfo e = vmm.l0().silicon().vm_entry(v, gprs, ctx);
     benchmark::DoNotOptimize(e);
     v.write(VmcsField::GuestRip, v.read(VmcsField::GuestRip) + v.read(VmcsField::VmExitInstructionLen));
     ++exits;
@@ -53,7 +53,7 @@ void BM_VmmOutLoopRecordingOff(benchmark::State& state) {
   for (auto _ : state) {
     state.PauseTiming();
     es::probes::ProbeBus bus;
-    es::hv::Vmm vmm(bus, config());
+    es::hv::Machine vmm(bus, config());
     std::string err;
     if (!vmm.load(kOutLoop, err)) state.SkipWithError(err.c_str());
     state.ResumeTiming();
@@ -69,7 +69,7 @@ void BM_VmmOutLoopRecordingToSqlite(benchmark::State& state) {
   for (auto _ : state) {
     state.PauseTiming();
     es::probes::ProbeBus bus;
-    es::hv::Vmm vmm(bus, config());
+    es::hv::Machine vmm(bus, config());
     std::string err;
     if (!vmm.load(kOutLoop, err)) state.SkipWithError(err.c_str());
     auto rec = es::recorder::Recorder::open(path, es::recorder::SessionInfo{}, /*force=*/true);

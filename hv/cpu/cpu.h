@@ -19,6 +19,7 @@
 #include "hv/arch/exit_reason.h"
 #include "hv/cpu/memory.h"
 #include "hv/cpu/vmcs.h"
+#include "hv/cpu/vmx_cpu.h"
 #include "probes/bus/probe_bus.h"
 
 namespace es::hv {
@@ -65,10 +66,10 @@ struct ExitRecordInfo {
   uint64_t insns_retired = 0;     // in this call
 };
 
-class Cpu {
+class Cpu final : public VmxCpu {
  public:
   Cpu(HostMemory& mem, probes::ProbeBus& bus, CpuConfig cfg = {});
-  ~Cpu();
+  ~Cpu() override;
   Cpu(const Cpu&) = delete;
   Cpu& operator=(const Cpu&) = delete;
 
@@ -78,7 +79,7 @@ class Cpu {
   // field(s)") or an exit with reason 33 | bit 31 for invalid guest state. Then loads guest
   // state, delivers the injected event (27.6 "Event Injection") and runs guest code until a
   // VM exit, the instruction budget or an internal error.
-  ExitRecordInfo vm_entry(Vmcs& vmcs, GuestGprs& gprs, const EntryContext& ctx);
+  ExitRecordInfo vm_entry(Vmcs& vmcs, GuestGprs& gprs, const EntryContext& ctx) override;
 
   // ---- the outside world (host-side stimuli) ----
   // A host external interrupt with `vector` becomes pending at simulated time `at_ns`
@@ -86,14 +87,14 @@ class Cpu {
   // EXTERNAL_INTERRUPT exit if external-interrupt exiting is set (vector in ExitIntrInfo when
   // "acknowledge interrupt on exit"), otherwise it is delivered through the guest IDT when
   // RFLAGS.IF = 1 and nothing blocks it.
-  void set_host_interrupt(uint64_t at_ns, uint8_t vector);
+  void set_host_interrupt(uint64_t at_ns, uint8_t vector) override;
   // A host NMI is pending now: NMI exit (reason 0, type NMI) if NMI exiting is set, otherwise
   // delivered to the guest when not blocked.
-  void raise_host_nmi();
+  void raise_host_nmi() override;
 
   // ---- time ----
-  uint64_t now_ns() const;
-  void advance_time(uint64_t ns);  // hypervisor work, halted time
+  uint64_t now_ns() const override;
+  void advance_time(uint64_t ns) override;  // hypervisor work, halted time
 
   // ---- record context ----
   void set_record_context(uint16_t vcpu, uint8_t level, uint8_t hv_level);
@@ -107,7 +108,7 @@ class Cpu {
 
   // EPT structures changed (entries added / removed) or the guest's TLB must be flushed
   // (INVEPT / INVVPID emulation): drop cached translations and decoded instructions.
-  void flush_caches();
+  void flush_caches() override;
 
   struct Impl;
 

@@ -25,6 +25,10 @@ constexpr uint16_t kPortTimerPeriod = 0x40;  // OUT eax: periodic timer period i
 constexpr uint16_t kPortTimerVector = 0x43;  // OUT al: vector the timer raises (default 0x20)
 constexpr uint16_t kPortNmi = 0x41;          // OUT al: raise al NMIs now
 constexpr uint16_t kPortIrq = 0x42;          // OUT al: raise IRQ with vector al now
+constexpr uint16_t kPortSelfIrq = 0x45;      // OUT al: an interrupt for the hypervisor itself in al ns
+constexpr uint16_t kPortMachineNmi = 0x46;   // OUT: an NMI on the physical CPU (belongs to L0's host)
 constexpr uint8_t kDefaultTimerVector = 0x20;
+constexpr uint8_t kHostTimerVector = 0xEC;   // the hypervisor's own timer (LOCAL_TIMER_VECTOR on Linux)
+constexpr uint8_t kSelfIrqVector = 0xED;     // port 0x45's interrupt for the hypervisor
 
 }  // namespace es::hv::guest_abi

@@ -13,30 +13,65 @@ VmmConfig config(uint32_t exception_bitmap = 0, uint64_t arg = 0) {
   c.guest_arg = arg;
   return c;
 }
+
+// L1 as KVM runs a nested guest by default: L2's external interrupts, NMIs, HLT and I/O exit
+// to it (the same controls L0 uses), no EPT of its own.
+VmmConfig l1_config(uint32_t exception_bitmap = 0, bool fix_pf = false) {
+  VmmConfig c = config(exception_bitmap);
+  c.fix_intercepted_pf = fix_pf;
+  return c;
+}
+
+VmmConfig with_nested_exception_bit(VmmConfig c) {
+  c.cpu.nested_exception_bit = true;
+  return c;
+}
 }  // namespace
 
 const std::vector<Scenario>& scenarios() {
   static const std::vector<Scenario> kAll = {
       {"timer-irq", "periodic timer IRQs wake an idle HLT loop (RDI = ticks to wait for; --arg 0 runs until a limit)",
-       blob(es_guest_timer_irq, es_guest_timer_irq_size), config(0, 20)},
+       blob(es_guest_timer_irq, es_guest_timer_irq_size), config(0, 20), std::nullopt},
       {"irq-ept-reinject",
        "IRQ 0x20's delivery hits an EPT violation on its IST stack; L0 maps the page and reinjects the IRQ",
-       blob(es_guest_irq_ept_reinject, es_guest_irq_ept_reinject_size), config()},
+       blob(es_guest_irq_ept_reinject, es_guest_irq_ept_reinject_size), config(), std::nullopt},
       {"guest-pf", "the guest's own #PF handler maps 2-MiB pages on demand; L0 only populates EPT",
-       blob(es_guest_guest_pf, es_guest_guest_pf_size), config()},
+       blob(es_guest_guest_pf, es_guest_guest_pf_size), config(), std::nullopt},
       {"pf-during-irq",
        "guest #PF while delivering IRQ 0x20 (L0 intercepts #PF): #PF reflected, it outranks the IRQ's reinjection "
        "and the IRQ is lost, as on hardware",
-       blob(es_guest_pf_during_irq, es_guest_pf_during_irq_size), config(1u << 14)},
+       blob(es_guest_pf_during_irq, es_guest_pf_during_irq_size), config(1u << 14), std::nullopt},
       {"double-fault", "#GP with a not-present gate raises #NP during delivery: contributory + contributory = #DF",
-       blob(es_guest_double_fault, es_guest_double_fault_size), config()},
+       blob(es_guest_double_fault, es_guest_double_fault_size), config(), std::nullopt},
       {"triple-fault", "a fault while delivering #DF shuts the guest down: TRIPLE_FAULT exit, L0 ends the VM",
-       blob(es_guest_triple_fault, es_guest_triple_fault_size), config()},
+       blob(es_guest_triple_fault, es_guest_triple_fault_size), config(), std::nullopt},
       {"softint-ept",
        "INT 0x80 and INT3 deliveries hit EPT violations: reinjected as types 4 and 6 with the instruction length",
-       blob(es_guest_softint_ept, es_guest_softint_ept_size), config()},
+       blob(es_guest_softint_ept, es_guest_softint_ept_size), config(), std::nullopt},
       {"nmi-blocking", "an NMI raised inside the NMI handler waits for IRET: L0 opens an NMI window",
-       blob(es_guest_nmi_blocking, es_guest_nmi_blocking_size), config()},
+       blob(es_guest_nmi_blocking, es_guest_nmi_blocking_size), config(), std::nullopt},
+      {"nested-irq-vectoring",
+       "L2's delivery of an IRQ L1 injected hits L0's EPT while L1 has an interrupt due: L0 finishes the delivery "
+       "(immediate exit) before exiting to L1 with EXTERNAL_INTERRUPT (--bug exit-with-vectoring: the old way)",
+       blob(es_guest_nested_irq_vectoring, es_guest_nested_irq_vectoring_size), config(), l1_config()},
+      {"nested-ept-reinject",
+       "L2's delivery of an IRQ L1 injected hits an EPT violation in L0's EPT: L0 maps and reinjects into L2, "
+       "L1 never sees the exit",
+       blob(es_guest_irq_ept_reinject, es_guest_irq_ept_reinject_size), config(), l1_config()},
+      {"nested-exception-reflect",
+       "L2 #PF intercepted by L1 while delivering an IRQ L1 injected: L1 gets the exit with the IRQ in "
+       "IDT-vectoring, fixes the page and reinjects the IRQ",
+       blob(es_guest_nested_exception_reflect, es_guest_nested_exception_reflect_size), config(),
+       l1_config(1u << 14, /*fix_pf=*/true)},
+      {"nmi-exit-host",
+       "a physical NMI while L2 handles its own NMI: NMI exiting hands it to L0's host, not to L1 or L2, and "
+       "L2's NMI blocking does not hold it",
+       blob(es_guest_nmi_exit_host, es_guest_nmi_exit_host_size), config(), l1_config()},
+      {"fred-nested-exception",
+       "as nested-exception-reflect with FRED's VMX nested-exception support: exit interruption info bit 13 is set "
+       "exactly when the exit's exception was raised during another event's delivery",
+       blob(es_guest_nested_exception_reflect, es_guest_nested_exception_reflect_size),
+       with_nested_exception_bit(config()), l1_config(1u << 14, /*fix_pf=*/true)},
   };
   return kAll;
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -14,7 +15,8 @@ struct Scenario {
   std::string_view name;
   std::string_view description;  // one line: the rule it shows
   std::span<const uint8_t> guest;
-  VmmConfig config;              // defaults; the command line may override limits and policy
+  VmmConfig config;              // L0's; the command line may override limits and policy
+  std::optional<VmmConfig> l1;   // set: the guest runs as L2 under an L1 with this config
 };
 
 const std::vector<Scenario>& scenarios();

@@ -11,6 +11,7 @@
 #include "hv/cpu/guest_state.h"
 #include "hv/vmm/guest_abi.h"
 #include "hv/vmm/loader.h"
+#include "hv/vmm/nested/nested_vmx.h"
 
 namespace es::hv {
 
@@ -22,15 +23,36 @@ using arch::VmcsField;
 namespace {
 constexpr uint64_t kHostMemory = 64ull << 20;  // guest RAM + L0 structures
 constexpr uint64_t kRamHpa = 16ull << 20;      // guest RAM lives at [16 MiB, 32 MiB) of host memory
-constexpr uint8_t kHostTimerVector = 0xEC;     // the host's timer interrupt (LOCAL_TIMER_VECTOR on Linux)
 }  // namespace
 
 Vmm::Vmm(probes::ProbeBus& bus, VmmConfig cfg)
-    : bus_(bus), cfg_(std::move(cfg)), policy_(make_policy(cfg_.policy)), mem_(kHostMemory), cpu_(mem_, bus_, cfg_.cpu) {
+    : bus_(bus), cfg_(std::move(cfg)), policy_(make_policy(cfg_.policy)) {
   if (!policy_) policy_ = make_policy("default");
+  own_mem_ = std::make_unique<HostMemory>(kHostMemory);
+  mem_ = own_mem_.get();
+  silicon_ = std::make_unique<Cpu>(*mem_, bus_, cfg_.cpu);
+  cpu_ = silicon_.get();
   ram_hpa_ = kRamHpa;
-  mem_.reserve_below(ram_hpa_ + guest_abi::kRamSize);
-  ept_.emplace(mem_);
+  mem_->reserve_below(ram_hpa_ + guest_abi::kRamSize);
+  ept_.emplace(*mem_);
+  level_ = 1;
+  hv_level_ = 0;
+  install_handlers();
+  silicon_->set_record_context(/*vcpu=*/0, level_, hv_level_);
+}
+
+Vmm::Vmm(probes::ProbeBus& bus, VmmConfig cfg, Vmm& l0)
+    : bus_(bus), cfg_(std::move(cfg)), policy_(make_policy(cfg_.policy)), l0_(&l0) {
+  if (!policy_) policy_ = make_policy("default");
+  mem_ = l0.mem_;
+  ram_hpa_ = l0.ram_hpa_;  // L1's guest-physical memory is L0's guest RAM; L2 lives in it
+  cpu_ = l0.attach_l1();
+  level_ = 2;
+  hv_level_ = 1;
+  install_handlers();
+}
+
+void Vmm::install_handlers() {
   handlers_.fill(&Vmm::unexpected_exit);
   auto set = [&](BasicExitReason r, ExitHandler h) { handlers_[static_cast<uint16_t>(r)] = h; };
   set(BasicExitReason::ExceptionOrNmi, &Vmm::handle_exception_or_nmi);
@@ -45,25 +67,35 @@ Vmm::Vmm(probes::ProbeBus& bus, VmmConfig cfg)
   set(BasicExitReason::MsrRead, &Vmm::handle_msr_read);
   set(BasicExitReason::MsrWrite, &Vmm::handle_msr_write);
   set(BasicExitReason::EptViolation, &Vmm::handle_ept_violation);
-  cpu_.set_record_context(/*vcpu=*/0, /*level=*/1, /*hv_level=*/0);
 }
 
 Vmm::~Vmm() = default;
 
 bool Vmm::load(std::span<const uint8_t> image, std::string& error) {
   LoadedImage img;
-  if (!load_guest_image(image, mem_, ram_hpa_, img, error)) return false;
-  build_guest_environment(mem_, ram_hpa_, img.entry, vmcs01_);
-  init_l0_controls(vmcs01_, ept_->eptp());
+  if (!load_guest_image(image, *mem_, ram_hpa_, img, error)) return false;
+  build_guest_environment(*mem_, ram_hpa_, img.entry, vmcs01_);
+  if (ept_) {
+    init_l0_controls(vmcs01_, ept_->eptp());
+  } else {
+    // L1 gives L2 its own guest-physical memory directly (no EPT of its own): L0's EPT backs it.
+    init_l0_controls(vmcs01_, 0);
+    vmcs01_.clear_bits(VmcsField::SecondaryVmExecControl, arch::proc_ctl2::kEnableEpt);
+  }
   vmcs01_.write(VmcsField::ExceptionBitmap, cfg_.exception_bitmap);
   gprs_.r[GuestGprs::RDI] = cfg_.guest_arg;
-  if (cfg_.eager_ept) {
-    for (uint64_t gpa = 0; gpa < guest_abi::kRamSize; gpa += HostMemory::kPageSize)
-      if (!ept_->map_page(gpa, ram_hpa_ + gpa)) {
-        error = "host memory for EPT tables ran out";
-        return false;
-      }
+  if (!populate_ept()) {
+    error = "host memory for EPT tables ran out";
+    return false;
   }
+  return true;
+}
+
+// --eager-ept: map all guest RAM up front instead of on first touch.
+bool Vmm::populate_ept() {
+  if (!cfg_.eager_ept || !ept_) return true;
+  for (uint64_t gpa = 0; gpa < guest_abi::kRamSize; gpa += HostMemory::kPageSize)
+    if (!ept_->map_page(gpa, ram_hpa_ + gpa)) return false;
   return true;
 }
 
@@ -73,11 +105,11 @@ es_record Vmm::base_record(uint16_t kind) const {
   es_record r{};
   r.version = ES_RECORD_VERSION;
   r.kind = kind;
-  r.level = 1;
-  r.hv_level = 0;
+  r.level = guest_mode_ ? 2 : level_;  // in guest mode L0 decides about L2
+  r.hv_level = hv_level_;
   r.vcpu = 0;
-  r.time_ns = cpu_.now_ns();
-  r.rip = vmcs01_.read(VmcsField::GuestRip);
+  r.time_ns = cpu_->now_ns();
+  r.rip = cur_->read(VmcsField::GuestRip);
   return r;
 }
 
@@ -125,7 +157,7 @@ void Vmm::dump_vmcs(uint64_t cause) {
   if (!bus_.enabled(ES_KIND_CONTEXT)) return;
   for (size_t i = 0; i < arch::kVmcsFieldCount; ++i) {
     const auto f = arch::vmcs_field_at(static_cast<arch::VmcsIndex>(i));
-    const uint64_t v = vmcs01_.read(f);
+    const uint64_t v = cur_->read(f);
     if (v == 0) continue;
     es_record r = base_record(ES_KIND_CONTEXT);
     r.cause = cause;
@@ -187,7 +219,7 @@ void Vmm::raise_nmi(uint64_t cause) {
   // KVM process_nmi(): at most two NMIs outstanding (one being handled or injected, one
   // latched); further NMIs collapse, as they do on hardware (Vol. 3A 6.7.1).
   const bool in_progress = ev_.nmi_injected.has_value() ||
-                           (vmcs01_.read32(VmcsField::GuestInterruptibilityInfo) & arch::interruptibility::kBlockingByNmi);
+                           (cur_->read32(VmcsField::GuestInterruptibilityInfo) & arch::interruptibility::kBlockingByNmi);
   const unsigned limit = in_progress ? 1 : 2;
   if (ev_.nmi_pending >= limit) {
     decide(ES_DECISION_DISCARD, id, id, info.raw(), 0, 0, /*aux: NMI collapsed*/ 2);
@@ -223,15 +255,21 @@ void Vmm::queue_exception(const QueuedEvent& e, uint64_t cause) {
   decide(ES_DECISION_QUEUE_EXCEPTION, cause, ev.origin, ev.info.raw(), ev.error_code, 0, 0, ev.cr2);
 }
 
-void Vmm::arm_timer() {
-  cpu_.set_host_interrupt(timer_period_ns_ ? timer_deadline_ : ~0ull, kHostTimerVector);
+// This hypervisor's own interrupt sources (its timer, port 0x45's one-shot) share the one
+// host-interrupt deadline of the CPU it runs on: program the earliest.
+void Vmm::arm_host_interrupt() {
+  const uint64_t timer_at = timer_period_ns_ ? timer_deadline_ : ~0ull;
+  if (self_irq_at_ <= timer_at)
+    cpu_->set_host_interrupt(self_irq_at_, guest_abi::kSelfIrqVector);
+  else
+    cpu_->set_host_interrupt(timer_at, guest_abi::kHostTimerVector);
 }
 
 void Vmm::timer_fire(uint64_t cause) {
   timer_deadline_ += timer_period_ns_;
-  if (timer_deadline_ <= cpu_.now_ns()) timer_deadline_ = cpu_.now_ns() + timer_period_ns_;
+  if (timer_deadline_ <= cpu_->now_ns()) timer_deadline_ = cpu_->now_ns() + timer_period_ns_;
   raise_irq(timer_vector_, cause);
-  arm_timer();
+  arm_host_interrupt();
 }
 
 // ---------------------------------------------------------------- complete / inject
@@ -252,15 +290,15 @@ void Vmm::complete_interrupts(const ExitRecordInfo& exit) {
   // An exception in flight was either delivered or is back in IDT-vectoring info below.
   if (ev_.exception && ev_.exception_injected) ev_.exception.reset();
   last_injected_.reset();
-  vmcs01_.write(VmcsField::VmEntryIntrInfo, 0);
+  cur_->write(VmcsField::VmEntryIntrInfo, 0);
 
-  const arch::IdtVectoringInfo vec(vmcs01_.read32(VmcsField::IdtVectoringInfo));
+  const arch::IdtVectoringInfo vec(cur_->read32(VmcsField::IdtVectoringInfo));
   if (!vec.valid()) return;
   QueuedEvent q;
   q.info = arch::to_reinjection(vec);
-  q.error_code = vmcs01_.read32(VmcsField::IdtVectoringErrorCode);
+  q.error_code = cur_->read32(VmcsField::IdtVectoringErrorCode);
   q.origin = exit.vectoring_origin;
-  if (arch::type_has_instruction_length(vec.type())) q.instr_len = vmcs01_.read32(VmcsField::VmExitInstructionLen);
+  if (arch::type_has_instruction_length(vec.type())) q.instr_len = cur_->read32(VmcsField::VmExitInstructionLen);
   if (!policy_->requeue(vec)) {
     decide(ES_DECISION_DROP_FROM_VECTORING, exit.exit_id, q.origin, q.info.raw(), q.error_code);
     return;
@@ -269,12 +307,12 @@ void Vmm::complete_interrupts(const ExitRecordInfo& exit) {
     case InterruptionType::Nmi:
       // The NMI never reached its handler: NMIs are not blocked by it (KVM vmx_set_nmi_mask(false)).
       ev_.nmi_injected = q;
-      vmcs01_.clear_bits(VmcsField::GuestInterruptibilityInfo, arch::interruptibility::kBlockingByNmi);
+      cur_->clear_bits(VmcsField::GuestInterruptibilityInfo, arch::interruptibility::kBlockingByNmi);
       break;
     case InterruptionType::HardwareException:
     case InterruptionType::SoftwareException:
     case InterruptionType::PrivilegedSoftwareException:
-      if (q.info.vector() == arch::kPF) q.cr2 = gprs_.cr2;
+      if (q.info.vector() == arch::kPF) q.cr2 = gprs_cur_->cr2;
       ev_.exception = q;
       ev_.exception_injected = true;
       break;
@@ -293,7 +331,7 @@ void Vmm::complete_interrupts(const ExitRecordInfo& exit) {
 void Vmm::cancel_injection() {
   if (!last_injected_) return;
   const QueuedEvent e = *last_injected_;
-  vmcs01_.write(VmcsField::VmEntryIntrInfo, 0);
+  cur_->write(VmcsField::VmEntryIntrInfo, 0);
   last_injected_.reset();
   decide(ES_DECISION_CANCEL_INJECTION, last_decision_, e.origin, e.info.raw(), e.error_code);
 }
@@ -301,13 +339,13 @@ void Vmm::cancel_injection() {
 bool Vmm::nmi_allowed() const {
   // KVM vmx_nmi_blocked(): STI, MOV SS or NMI blocking (virtual-NMI blocking with virtual NMIs).
   using namespace arch::interruptibility;
-  return (vmcs01_.read32(VmcsField::GuestInterruptibilityInfo) & (kBlockingBySti | kBlockingByMovSs | kBlockingByNmi)) == 0;
+  return (cur_->read32(VmcsField::GuestInterruptibilityInfo) & (kBlockingBySti | kBlockingByMovSs | kBlockingByNmi)) == 0;
 }
 
 bool Vmm::interrupt_allowed() const {
   using namespace arch::interruptibility;
-  return (vmcs01_.read(VmcsField::GuestRflags) & arch::rflags::kIF) &&
-         (vmcs01_.read32(VmcsField::GuestInterruptibilityInfo) & (kBlockingBySti | kBlockingByMovSs)) == 0;
+  return (cur_->read(VmcsField::GuestRflags) & arch::rflags::kIF) &&
+         (cur_->read32(VmcsField::GuestInterruptibilityInfo) & (kBlockingBySti | kBlockingByMovSs)) == 0;
 }
 
 // Highest pending vector first, as a local APIC prioritizes (Vol. 3A 11.8.3).
@@ -329,10 +367,10 @@ uint64_t Vmm::take_irr(uint8_t vector) {
 
 void Vmm::inject(const QueuedEvent& e, uint32_t decision) {
   // Vol. 3C 27.6 "Event Injection" via the VM-entry fields (26.8.3).
-  vmcs01_.write(VmcsField::VmEntryIntrInfo, e.info.raw());
-  vmcs01_.write(VmcsField::VmEntryExceptionErrorCode, e.error_code);
-  vmcs01_.write(VmcsField::VmEntryInstructionLen, e.instr_len);
-  if (e.info.type() == InterruptionType::HardwareException && e.info.vector() == arch::kPF) gprs_.cr2 = e.cr2;
+  cur_->write(VmcsField::VmEntryIntrInfo, e.info.raw());
+  cur_->write(VmcsField::VmEntryExceptionErrorCode, e.error_code);
+  cur_->write(VmcsField::VmEntryInstructionLen, e.instr_len);
+  if (e.info.type() == InterruptionType::HardwareException && e.info.vector() == arch::kPF) gprs_cur_->cr2 = e.cr2;
   last_injected_ = e;
   inject_origin_ = e.origin;
   halted_ = false;
@@ -344,6 +382,9 @@ void Vmm::inject(const QueuedEvent& e, uint32_t decision) {
 // reinjection because it arose while that event was being delivered; then new events by
 // priority: exception, NMI, IRQ; a blocked event opens its window instead.
 void Vmm::check_and_inject_events() {
+  // A nested VM entry already merged L1's injection into vmcs02: nothing of L0's goes on top
+  // of it (KVM: no event injection while nested_run_pending).
+  if (cur_->read32(VmcsField::VmEntryIntrInfo) & arch::detail::kValidBit) return;
   bool injected = false;
   inject_origin_ = 0;
   if (ev_.exception && ev_.exception_injected) {
@@ -376,7 +417,7 @@ void Vmm::check_and_inject_events() {
     } else if (!ev_.deferred_noted) {
       decide(ES_DECISION_DEFER_BLOCKED, last_decision_, ev_.nmi_origins[0],
              EntryIntrInfo::make(arch::kNMI, InterruptionType::Nmi).raw(), 0, 0,
-             vmcs01_.read32(VmcsField::GuestInterruptibilityInfo));
+             cur_->read32(VmcsField::GuestInterruptibilityInfo));
       ev_.deferred_noted = true;
     }
   }
@@ -392,7 +433,7 @@ void Vmm::check_and_inject_events() {
     } else if (!ev_.deferred_noted) {
       decide(ES_DECISION_DEFER_BLOCKED, last_decision_, ev_.irr_origin[irq],
              EntryIntrInfo::make(static_cast<uint8_t>(irq), InterruptionType::ExternalInterrupt).raw(), 0, 0,
-             vmcs01_.read32(VmcsField::GuestInterruptibilityInfo));
+             cur_->read32(VmcsField::GuestInterruptibilityInfo));
       ev_.deferred_noted = true;
     }
   }
@@ -404,19 +445,19 @@ void Vmm::check_and_inject_events() {
   if (want_nmi_window != ev_.nmi_window_open) {
     ev_.nmi_window_open = want_nmi_window;
     if (want_nmi_window) {
-      vmcs01_.set_bits(VmcsField::CpuBasedVmExecControl, arch::proc_ctl::kNmiWindowExiting);
+      cur_->set_bits(VmcsField::CpuBasedVmExecControl, arch::proc_ctl::kNmiWindowExiting);
       decide(ES_DECISION_OPEN_NMI_WINDOW, last_decision_, ev_.nmi_origins[0]);
     } else {
-      vmcs01_.clear_bits(VmcsField::CpuBasedVmExecControl, arch::proc_ctl::kNmiWindowExiting);
+      cur_->clear_bits(VmcsField::CpuBasedVmExecControl, arch::proc_ctl::kNmiWindowExiting);
     }
   }
   if (want_irq_window != ev_.irq_window_open) {
     ev_.irq_window_open = want_irq_window;
     if (want_irq_window) {
-      vmcs01_.set_bits(VmcsField::CpuBasedVmExecControl, arch::proc_ctl::kInterruptWindowExiting);
+      cur_->set_bits(VmcsField::CpuBasedVmExecControl, arch::proc_ctl::kInterruptWindowExiting);
       decide(ES_DECISION_OPEN_IRQ_WINDOW, last_decision_, ev_.irr_origin[pending_irq]);
     } else {
-      vmcs01_.clear_bits(VmcsField::CpuBasedVmExecControl, arch::proc_ctl::kInterruptWindowExiting);
+      cur_->clear_bits(VmcsField::CpuBasedVmExecControl, arch::proc_ctl::kInterruptWindowExiting);
     }
   }
 }
@@ -424,40 +465,62 @@ void Vmm::check_and_inject_events() {
 // ---------------------------------------------------------------- exit handlers
 
 void Vmm::skip_instruction() {
-  vmcs01_.write(VmcsField::GuestRip,
-                vmcs01_.read(VmcsField::GuestRip) + vmcs01_.read32(VmcsField::VmExitInstructionLen));
+  cur_->write(VmcsField::GuestRip,
+                cur_->read(VmcsField::GuestRip) + cur_->read32(VmcsField::VmExitInstructionLen));
   // Vol. 3A 6.8.3: completing an instruction ends STI / MOV SS blocking.
-  vmcs01_.clear_bits(VmcsField::GuestInterruptibilityInfo,
+  cur_->clear_bits(VmcsField::GuestInterruptibilityInfo,
                      arch::interruptibility::kBlockingBySti | arch::interruptibility::kBlockingByMovSs);
 }
 
 bool Vmm::handle_exception_or_nmi(const ExitRecordInfo& exit) {
-  const arch::ExitIntrInfo info(vmcs01_.read32(VmcsField::VmExitIntrInfo));
+  const arch::ExitIntrInfo info(cur_->read32(VmcsField::VmExitIntrInfo));
   if (info.type() == InterruptionType::Nmi) {
     // A host NMI arrived while the guest ran (NMI exiting): it belongs to the host; L0 hands
     // it to its own NMI handler (KVM handle_exception_nmi_irqoff -> vmx_do_nmi_irqoff).
     decide(ES_DECISION_HOST_NMI, exit.exit_id, exit.exit_event_origin, info.raw());
     return true;
   }
-  // An exception L0 intercepts through the exception bitmap: it is the guest's, reflect it.
+  if (cfg_.fix_intercepted_pf && info.vector() == arch::kPF && info.type() == InterruptionType::HardwareException) {
+    // A shadow-paging hypervisor's #PF: the fault is ours to fix (map the 2-MiB page of the
+    // guest's page tables that holds the address), then the guest retries. Nothing is injected.
+    const uint64_t cr2 = cur_->read(VmcsField::ExitQualification);
+    const uint64_t pde = (cr2 & ~((2ull << 20) - 1)) | arch::pte::kPresent | arch::pte::kWrite | arch::pte::kUser |
+                         arch::pte::kLargePage;
+    mem_->write<uint64_t>(ram_hpa_ + guest_abi::kPd + ((cr2 >> 21) & 0x1FF) * 8, pde);
+    cpu_->flush_caches();
+    decide(ES_DECISION_FIX_PAGE_FAULT, exit.exit_id, exit.exit_event_origin, info.raw(),
+           cur_->read32(VmcsField::VmExitIntrErrorCode), 0, 0, cr2);
+    return true;
+  }
+  // An exception this hypervisor intercepts through the exception bitmap: it is the
+  // guest's, reflect it.
   QueuedEvent q;
   q.info = EntryIntrInfo::make(info.vector(), info.type(), info.error_code_valid());
-  q.error_code = vmcs01_.read32(VmcsField::VmExitIntrErrorCode);
+  q.error_code = cur_->read32(VmcsField::VmExitIntrErrorCode);
   q.origin = exit.exit_event_origin;
-  if (info.vector() == arch::kPF) q.cr2 = vmcs01_.read(VmcsField::ExitQualification);
-  if (arch::type_has_instruction_length(info.type())) q.instr_len = vmcs01_.read32(VmcsField::VmExitInstructionLen);
+  if (info.vector() == arch::kPF) q.cr2 = cur_->read(VmcsField::ExitQualification);
+  if (arch::type_has_instruction_length(info.type())) q.instr_len = cur_->read32(VmcsField::VmExitInstructionLen);
   queue_exception(q, exit.exit_id);
   return running_;
 }
 
 bool Vmm::handle_external_interrupt(const ExitRecordInfo& exit) {
-  const arch::ExitIntrInfo info(vmcs01_.read32(VmcsField::VmExitIntrInfo));
-  // Acknowledge-on-exit gave us the vector (Vol. 3C 28.2.2). The host timer drives the
-  // guest's virtual timer; any other host vector is the host's business.
-  if (info.valid() && info.vector() == kHostTimerVector && timer_period_ns_ && cpu_.now_ns() >= timer_deadline_)
+  const arch::ExitIntrInfo info(cur_->read32(VmcsField::VmExitIntrInfo));
+  // Acknowledge-on-exit gave us the vector (Vol. 3C 28.2.2). The hypervisor's timer drives
+  // the guest's virtual timer; port 0x45's one-shot is just taken; anything else is the host's.
+  const uint64_t now = cpu_->now_ns();
+  bool handled = false;
+  if (self_irq_at_ != ~0ull && now >= self_irq_at_) {
+    self_irq_at_ = ~0ull;
+    decide(ES_DECISION_EMULATE, exit.exit_id, 0, info.raw(), 0, 0, /*aux: vector*/ guest_abi::kSelfIrqVector);
+    handled = true;
+  }
+  if (timer_period_ns_ && now >= timer_deadline_) {
     timer_fire(exit.exit_id);
-  else
-    decide(ES_DECISION_EMULATE, exit.exit_id, 0, info.raw(), 0, 0, /*aux: host interrupt*/ info.vector());
+    handled = true;
+  }
+  if (!handled) decide(ES_DECISION_EMULATE, exit.exit_id, 0, info.raw(), 0, 0, info.vector());
+  arm_host_interrupt();
   return true;
 }
 
@@ -475,7 +538,7 @@ bool Vmm::handle_interrupt_window(const ExitRecordInfo&) {
 bool Vmm::handle_nmi_window(const ExitRecordInfo&) { return true; }
 
 bool Vmm::handle_cpuid(const ExitRecordInfo& exit) {
-  auto& r = gprs_.r;
+  auto& r = gprs_cur_->r;
   const uint32_t leaf = static_cast<uint32_t>(r[GuestGprs::RAX]);
   // A small, fixed CPUID: vendor "exitscopeHV " at leaf 0x40000000, basic leaves zero.
   if (leaf == 0x4000'0000) {
@@ -499,15 +562,15 @@ bool Vmm::handle_hlt(const ExitRecordInfo& exit) {
 }
 
 bool Vmm::handle_vmcall(const ExitRecordInfo& exit) {
-  gprs_.r[GuestGprs::RAX] = ~0ull;  // -KVM_ENOSYS style: no hypercalls in this L0
+  gprs_cur_->r[GuestGprs::RAX] = ~0ull;  // -KVM_ENOSYS style: no hypercalls in this L0
   decide(ES_DECISION_EMULATE, exit.exit_id, 0);
   skip_instruction();
   return true;
 }
 
 bool Vmm::handle_io_instruction(const ExitRecordInfo& exit) {
-  const arch::IoQual q(vmcs01_.read(VmcsField::ExitQualification));
-  auto& rax = gprs_.r[GuestGprs::RAX];
+  const arch::IoQual q(cur_->read(VmcsField::ExitQualification));
+  auto& rax = gprs_cur_->r[GuestGprs::RAX];
   const uint64_t mask = q.size() == 1 ? 0xFF : q.size() == 2 ? 0xFFFF : 0xFFFF'FFFF;
   const uint32_t value = static_cast<uint32_t>(rax & mask);
   skip_instruction();
@@ -533,9 +596,14 @@ bool Vmm::handle_io_instruction(const ExitRecordInfo& exit) {
       return false;
     case guest_abi::kPortTimerPeriod:
       timer_period_ns_ = value;
-      timer_deadline_ = cpu_.now_ns() + value;
-      arm_timer();
+      timer_deadline_ = cpu_->now_ns() + value;
+      arm_host_interrupt();
       break;
+    case guest_abi::kPortSelfIrq:
+      self_irq_at_ = cpu_->now_ns() + value;
+      arm_host_interrupt();
+      break;
+    case guest_abi::kPortMachineNmi: cpu_->raise_host_nmi(); break;
     case guest_abi::kPortTimerVector: timer_vector_ = static_cast<uint8_t>(value); break;
     case guest_abi::kPortNmi:
       for (uint32_t i = 0; i < (value & 0xFF); ++i) raise_nmi(exit.exit_id);
@@ -547,21 +615,22 @@ bool Vmm::handle_io_instruction(const ExitRecordInfo& exit) {
 }
 
 bool Vmm::handle_msr_read(const ExitRecordInfo& exit) {
-  gprs_.r[GuestGprs::RAX] = 0;
-  gprs_.r[GuestGprs::RDX] = 0;
-  decide(ES_DECISION_EMULATE, exit.exit_id, 0, 0, 0, 0, static_cast<uint32_t>(gprs_.r[GuestGprs::RCX]));
+  gprs_cur_->r[GuestGprs::RAX] = 0;
+  gprs_cur_->r[GuestGprs::RDX] = 0;
+  decide(ES_DECISION_EMULATE, exit.exit_id, 0, 0, 0, 0, static_cast<uint32_t>(gprs_cur_->r[GuestGprs::RCX]));
   skip_instruction();
   return true;
 }
 
 bool Vmm::handle_msr_write(const ExitRecordInfo& exit) {
-  decide(ES_DECISION_EMULATE, exit.exit_id, 0, 0, 0, 0, static_cast<uint32_t>(gprs_.r[GuestGprs::RCX]));
+  decide(ES_DECISION_EMULATE, exit.exit_id, 0, 0, 0, 0, static_cast<uint32_t>(gprs_cur_->r[GuestGprs::RCX]));
   skip_instruction();
   return true;
 }
 
 bool Vmm::handle_ept_violation(const ExitRecordInfo& exit) {
-  const uint64_t gpa = vmcs01_.read(VmcsField::GuestPhysicalAddress);
+  if (!ept_) return unexpected_exit(exit);  // an L1 without EPT never gets one
+  const uint64_t gpa = cur_->read(VmcsField::GuestPhysicalAddress);
   if (gpa >= guest_abi::kRamSize) {
     const uint64_t d = decide(ES_DECISION_UNEXPECTED_EXIT, exit.exit_id, exit.vectoring_origin, 0, 0, gpa);
     end_run(ES_END_INTERNAL_ERROR, d,
@@ -577,7 +646,7 @@ bool Vmm::handle_ept_violation(const ExitRecordInfo& exit) {
     end_run(ES_END_INTERNAL_ERROR, d, "host memory for EPT tables ran out");
     return false;
   }
-  cpu_.flush_caches();
+  cpu_->flush_caches();
   decide(ES_DECISION_EPT_MAP, exit.exit_id, exit.vectoring_origin, 0, 0, page);
   return true;
 }
@@ -594,7 +663,7 @@ bool Vmm::unexpected_exit(const ExitRecordInfo& exit) {
 bool Vmm::halt_until_event() {
   // KVM kvm_vcpu_halt(): the vCPU sleeps until an event it can take arrives.
   for (;;) {
-    const bool irq_ready = highest_pending_irq() >= 0 && (vmcs01_.read(VmcsField::GuestRflags) & arch::rflags::kIF);
+    const bool irq_ready = highest_pending_irq() >= 0 && (cur_->read(VmcsField::GuestRflags) & arch::rflags::kIF);
     if (ev_.nmi_pending || irq_ready || ev_.exception) {
       halted_ = false;
       return true;
@@ -604,7 +673,7 @@ bool Vmm::halt_until_event() {
       end_run(ES_END_HALTED, last_decision_, "the guest halted with no timer running and nothing pending");
       return false;
     }
-    if (timer_deadline_ > cpu_.now_ns()) cpu_.advance_time(timer_deadline_ - cpu_.now_ns());
+    if (timer_deadline_ > cpu_->now_ns()) cpu_->advance_time(timer_deadline_ - cpu_->now_ns());
     timer_fire(last_decision_);
   }
 }
@@ -639,18 +708,19 @@ RunResult Vmm::run() {
       end_run(ES_END_LIMIT, last_decision_, "stopped after --max-insns " + std::to_string(cfg_.max_insns));
       break;
     }
-    const ExitRecordInfo exit = cpu_.vm_entry(vmcs01_, gprs_, ctx);
+    const ExitRecordInfo exit = cpu_->vm_entry(vmcs01_, gprs_, ctx);
     result_.insns += exit.insns_retired;
+    if (!l0_ && exit.stop == StopReason::VmExit) ++silicon_exits_;
     switch (exit.stop) {
       case StopReason::VmExit: break;
       case StopReason::EntryFailed: {
         const uint64_t d = decide(ES_DECISION_UNEXPECTED_EXIT, exit.entry_id, 0, 0, 0, 0,
-                                  vmcs01_.read32(VmcsField::VmInstructionError));
+                                  cur_->read32(VmcsField::VmInstructionError));
         dump_vmcs(d);
         flush_console();
         end_run(ES_END_INTERNAL_ERROR, d,
                 "VM entry failed with VM-instruction error " +
-                    std::to_string(vmcs01_.read32(VmcsField::VmInstructionError)) + "; the VMCS is in the recording");
+                    std::to_string(cur_->read32(VmcsField::VmInstructionError)) + "; the VMCS is in the recording");
         continue;
       }
       case StopReason::InsnLimit:
@@ -670,10 +740,10 @@ RunResult Vmm::run() {
     const ExitHandler h =
         (!exit.reason.entry_failure() && basic < handlers_.size()) ? handlers_[basic] : &Vmm::unexpected_exit;
     if (!(this->*h)(exit)) break;
-    cpu_.advance_time(cfg_.exit_handling_ns);
+    cpu_->advance_time(cfg_.exit_handling_ns);
   }
   flush_console();
-  result_.end_time_ns = cpu_.now_ns();
+  result_.end_time_ns = cpu_->now_ns();
   return result_;
 }
 

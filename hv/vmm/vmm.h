@@ -20,6 +20,7 @@
 #include "hv/arch/exit_reason.h"
 #include "hv/cpu/cpu.h"
 #include "hv/cpu/ept_builder.h"
+#include "hv/cpu/vmx_cpu.h"
 #include "hv/vmm/policy.h"
 #include "probes/bus/probe_bus.h"
 
@@ -32,8 +33,15 @@ struct VmmConfig {
   uint64_t max_exits = 0;              // 0 = no limit
   uint64_t max_insns = 200'000'000;    // guest instructions; 0 = no limit
   uint64_t guest_arg = 0;              // RDI at guest entry
-  uint64_t exit_handling_ns = 200;     // simulated L0 time per handled exit
+  uint64_t exit_handling_ns = 200;     // simulated time per handled exit
   CpuConfig cpu;
+  // Nested VMX (L0 side). Reproduces the old KVM behaviour of seed thread "nested VMX
+  // interrupt injection while IDT-vectoring is valid": exit to L1 with EXTERNAL_INTERRUPT
+  // while an event for L2 is still being delivered (IDT-vectoring valid).
+  bool bug_exit_with_vectoring = false;
+  // L1 side: an intercepted #PF is L1's own business (it fixes L2's page tables, as a
+  // shadow-paging hypervisor would) instead of being reflected into L2.
+  bool fix_intercepted_pf = false;
 };
 
 struct RunResult {
@@ -55,9 +63,15 @@ struct QueuedEvent {
   uint64_t origin = 0;       // chain root
 };
 
+class NestedVmx;
+
 class Vmm {
  public:
+  // L0: owns the machine (host memory, the silicon, EPT); its guest is L1 (level 1).
   Vmm(probes::ProbeBus& bus, VmmConfig cfg);
+  // L1: a guest hypervisor, the same code, running on the VMX that `l0` emulates; its guest
+  // is L2 (level 2); its decisions are recorded with hv_level 1. Memory is L0's guest RAM.
+  Vmm(probes::ProbeBus& bus, VmmConfig cfg, Vmm& l0);
   ~Vmm();
 
   // Loads the image and builds the guest environment. False with a one-sentence error.
@@ -66,8 +80,10 @@ class Vmm {
   void request_stop() { stop_.store(true, std::memory_order_relaxed); }
 
   const ReinjectionPolicy& policy() const { return *policy_; }
-  Cpu& cpu() { return cpu_; }
+  Cpu& silicon() { return *l0().silicon_; }
   Vmcs& vmcs() { return vmcs01_; }
+  uint8_t guest_level() const { return level_; }
+  uint64_t silicon_exits() const { return l0().silicon_exits_; }
 
  private:
   using ExitHandler = bool (Vmm::*)(const ExitRecordInfo&);  // false = the run ends
@@ -102,7 +118,6 @@ class Vmm {
   void raise_nmi(uint64_t cause);
   void queue_exception(const QueuedEvent& e, uint64_t cause);
   void timer_fire(uint64_t cause);
-  void arm_timer();
 
   // exit handlers (named after the enumerator)
   bool handle_exception_or_nmi(const ExitRecordInfo&);
@@ -121,6 +136,26 @@ class Vmm {
   void skip_instruction();
   bool halt_until_event();
 
+  void install_handlers();
+  bool populate_ept();
+
+  // nested VMX, L0 side (hv/vmm/nested/nested.cpp)
+  friend class NestedVmx;
+  VmxCpu* attach_l1();
+  Vmm& l0() { return l0_ ? *l0_ : *this; }
+  const Vmm& l0() const { return l0_ ? *l0_ : *this; }
+  ExitRecordInfo nested_vm_entry(Vmcs& vmcs12, GuestGprs& gprs12, const EntryContext& ctx);
+  void prepare_vmcs02(const Vmcs& vmcs12);
+  ExitRecordInfo run_l2(uint64_t max_insns);
+  bool l1_wants_exit(const ExitRecordInfo& exit) const;
+  bool l1_interrupt_due() const;
+  bool l2_event_in_flight() const;
+  ExitRecordInfo nested_vm_exit(arch::ExitReason reason, uint64_t qualification, uint32_t exit_intr_info,
+                                uint32_t exit_intr_error, uint32_t instr_len, uint64_t cause, uint64_t exit_event_origin);
+  ExitRecordInfo reflect(const ExitRecordInfo& exit);
+  bool handle_in_l0(const ExitRecordInfo& exit);
+  void arm_host_interrupt();
+
   // records
   uint64_t decide(uint32_t reason, uint64_t cause, uint64_t origin, uint32_t intr_info = 0,
                   uint32_t error = 0, uint64_t gpa = 0, uint32_t aux = 0, uint64_t aux64 = 0);
@@ -133,12 +168,29 @@ class Vmm {
   probes::ProbeBus& bus_;
   VmmConfig cfg_;
   std::unique_ptr<ReinjectionPolicy> policy_;
-  HostMemory mem_;
-  Cpu cpu_;
-  std::optional<EptBuilder> ept_;
-  Vmcs vmcs01_;
+  Vmm* l0_ = nullptr;                  // set on an L1: the hypervisor below
+  std::unique_ptr<HostMemory> own_mem_;  // L0 only
+  HostMemory* mem_ = nullptr;
+  std::unique_ptr<Cpu> silicon_;       // L0 only
+  std::unique_ptr<NestedVmx> nested_;  // L0 only: the VMX it emulates for L1
+  VmxCpu* cpu_ = nullptr;              // what this hypervisor runs its guest on
+  std::optional<EptBuilder> ept_;      // L0 only
+  uint8_t level_ = 1, hv_level_ = 0;   // record levels: guest level, deciding hypervisor
+  Vmcs vmcs01_;                        // this hypervisor's VMCS for its guest (L1's is "vmcs12")
   GuestGprs gprs_;
+  Vmcs* cur_ = &vmcs01_;               // VMCS of the guest being run: vmcs01, or vmcs02 in guest mode
+  GuestGprs* gprs_cur_ = &gprs_;
   uint64_t ram_hpa_ = 0;
+  // L0 in guest mode (running L2 for L1)
+  bool guest_mode_ = false;
+  Vmcs vmcs02_;
+  Vmcs* vmcs12_ = nullptr;
+  uint64_t nested_entry_id_ = 0;
+  uint64_t l1_irq_at_ = ~0ull;         // L1's pending host interrupt (its timer)
+  uint8_t l1_irq_vector_ = 0;
+  bool immediate_exit_ = false;
+  uint64_t silicon_exits_ = 0;
+  uint64_t self_irq_at_ = ~0ull;       // port 0x45: a one-shot interrupt for this hypervisor
   EventState ev_;
   std::optional<QueuedEvent> last_injected_;  // what the last entry injected
   uint64_t last_decision_ = 0;               // cause for the next VM entry

@@ -11,9 +11,9 @@
 #include "replay/cli/commands.h"
 
 #ifdef ES_HAVE_HV
+#include "hv/vmm/machine.h"
 #include "hv/vmm/policy.h"
 #include "hv/vmm/scenarios.h"
-#include "hv/vmm/vmm.h"
 #include "probes/recorder/recorder.h"
 #include "replay/check/live_checker.h"
 #endif
@@ -31,7 +31,9 @@ constexpr es::cli::OptionSpec kRecordOptions[] = {
     {"max-insns", "N", "stop after N guest instructions (default 200000000)"},
     {"arg", "N", "value the guest finds in RDI (scenario default otherwise)"},
     {"eager-ept", "", "map all guest RAM in EPT up front (no lazy EPT violations)"},
-    {"intercept", "VECTORS", "extra exceptions L0 intercepts, e.g. 14 or 6,14 (exception bitmap)"},
+    {"intercept", "VECTORS", "extra exceptions the guest's hypervisor intercepts, e.g. 14 or 6,14"},
+    {"nested", "", "run --guest FILE as L2 under an L1 hypervisor (the same vmm on L0's emulated VMX)"},
+    {"bug", "NAME", "reproduce a known hypervisor bug: exit-with-vectoring (nested scenarios)"},
     {"no-check", "", "do not run the invariant checker live (see 'exitscope check')"},
     {"quiet", "", "do not print the guest console or the summary"},
 };
@@ -42,7 +44,7 @@ constexpr es::cli::OptionSpec kScenarioOptions[] = {
 };
 
 #ifdef ES_HAVE_HV
-es::hv::Vmm* g_running = nullptr;
+es::hv::Machine* g_running = nullptr;
 extern "C" void on_stop_signal(int) {
   if (g_running) g_running->request_stop();
 }
@@ -83,7 +85,8 @@ int cmd_record(int argc, char** argv) {
   if (!args) return usage_error(kRecord, args.error());
   if (args->help) {
     std::fputs(usage_text(kRecord, "(--scenario NAME | --guest FILE) -o DB [options]",
-                          "Run a guest on the built-in software VT-x core under the L0 hypervisor and record\n"
+                          "Run a guest on the built-in software VT-x core under the L0 hypervisor (or as L2\n"
+                          "under an L1 hypervisor on L0's emulated VMX) and record\n"
                           "every VM exit, IDT-vectoring record, injection decision and delivery into DB.\n"
                           "The run ends when the guest writes its exit code to port 0xF4, at a limit, on a\n"
                           "triple fault, or on Ctrl-C (everything recorded so far is kept).",
@@ -104,14 +107,16 @@ int cmd_record(int argc, char** argv) {
   const auto output = args->get("output");
   if (!output || output->empty()) return usage_error(kRecord, "missing -o DB (the recording to write)");
 
-  es::hv::VmmConfig cfg;
+  es::hv::VmmConfig l0_cfg;
+  std::optional<es::hv::VmmConfig> l1_cfg;
   std::vector<uint8_t> image;
   es::recorder::SessionInfo info;
   if (scenario_name) {
     const es::hv::Scenario* sc = es::hv::find_scenario(*scenario_name);
     if (!sc)
       return usage_error(kRecord, "unknown scenario '" + *scenario_name + "' (list them with 'exitscope scenarios')");
-    cfg = sc->config;
+    l0_cfg = sc->config;
+    l1_cfg = sc->l1;
     image.assign(sc->guest.begin(), sc->guest.end());
     info.scenario = std::string(sc->name);
     info.guest_path = "builtin:" + std::string(sc->name);
@@ -133,14 +138,21 @@ int cmd_record(int argc, char** argv) {
     }
     info.guest_path = *guest_path;
     info.guest_hash = "sha256:" + es::recorder::sha256_hex(image.data(), image.size());
+    if (args->has("nested")) l1_cfg = es::hv::VmmConfig{};
   }
+  if (scenario_name && args->has("nested"))
+    return usage_error(kRecord, "--nested is for --guest FILE; scenarios choose their own nesting");
+  // The guest's own hypervisor (L1 when nested) takes the limits, its argument and its
+  // intercepts; the policy applies to every level.
+  es::hv::VmmConfig& cfg = l1_cfg ? *l1_cfg : l0_cfg;
   if (auto p = args->get("policy")) {
     if (!es::hv::make_policy(*p)) {
       std::string names;
       for (auto& pol : es::hv::all_policies()) names += (names.empty() ? "" : ", ") + std::string(pol->name());
       return usage_error(kRecord, "unknown policy '" + *p + "' (known: " + names + ")");
     }
-    cfg.policy = *p;
+    l0_cfg.policy = *p;
+    if (l1_cfg) l1_cfg->policy = *p;
   }
   struct NumOpt {
     const char* name;
@@ -150,7 +162,8 @@ int cmd_record(int argc, char** argv) {
     if (auto v = args->get(n.name))
       if (!parse_u64(*v, *n.dst))
         return usage_error(kRecord, std::string("--") + n.name + " needs a non-negative number, not '" + *v + "'");
-  if (args->has("eager-ept")) cfg.eager_ept = true;
+  l0_cfg.max_insns = cfg.max_insns;
+  if (args->has("eager-ept")) l0_cfg.eager_ept = true;
   if (auto v = args->get("intercept")) {
     std::string list = *v;
     size_t pos = 0;
@@ -163,16 +176,24 @@ int cmd_record(int argc, char** argv) {
       pos = comma + 1;
     }
   }
+  if (auto b = args->get("bug")) {
+    if (*b != "exit-with-vectoring")
+      return usage_error(kRecord, "unknown --bug '" + *b + "' (known: exit-with-vectoring)");
+    if (!l1_cfg) return usage_error(kRecord, "--bug exit-with-vectoring needs a nested run (L2 under L1)");
+    l0_cfg.bug_exit_with_vectoring = true;
+  }
   info.source = es::recorder::Source::Hv;
-  info.policy = cfg.policy;
+  info.policy = l0_cfg.policy;
   info.command_line = es::recorder::join_command_line(argc, argv);
   info.config_json = "{\"max_exits\":" + std::to_string(cfg.max_exits) + ",\"max_insns\":" +
                      std::to_string(cfg.max_insns) + ",\"guest_arg\":" + std::to_string(cfg.guest_arg) +
-                     ",\"eager_ept\":" + (cfg.eager_ept ? "true" : "false") +
-                     ",\"exception_bitmap\":" + std::to_string(cfg.exception_bitmap) + "}";
+                     ",\"eager_ept\":" + (l0_cfg.eager_ept ? "true" : "false") +
+                     ",\"exception_bitmap\":" + std::to_string(cfg.exception_bitmap) +
+                     ",\"nested\":" + (l1_cfg ? "true" : "false") +
+                     ",\"bug\":\"" + args->get("bug").value_or("") + "\"}";
 
   es::probes::ProbeBus bus;
-  es::hv::Vmm vmm(bus, cfg);
+  es::hv::Machine vmm(bus, l0_cfg, l1_cfg);
   std::string error;
   if (!vmm.load(image, error)) {
     std::fprintf(stderr, "exitscope record: cannot load guest '%s': %s.\n", info.guest_path.c_str(), error.c_str());

@@ -74,6 +74,9 @@ TEST_F(RecordCli, BadInputGetsOneClearErrorAndExitCode2) {
       {"record --scenario timer-irq", "-o DB"},
       {"record --scenario timer-irq --max-exits ten -o " + path("b.db"), "--max-exits"},
       {"record --bogus", "--bogus"},
+      {"record --scenario timer-irq --bug exit-with-vectoring -o " + path("b.db"), "needs a nested run"},
+      {"record --scenario nested-irq-vectoring --bug nope -o " + path("b.db"), "unknown --bug 'nope'"},
+      {"record --scenario timer-irq --nested -o " + path("b.db"), "--nested is for --guest"},
   };
   for (const auto& c : cases) {
     const CliRun r = run(c.args);

@@ -9,6 +9,7 @@
 
 #include "hv/arch/event_info.h"
 #include "hv/arch/exit_reason.h"
+#include "hv/vmm/machine.h"
 #include "hv/vmm/scenarios.h"
 #include "hv/vmm/vmm.h"
 
@@ -42,22 +43,26 @@ struct RecordLog {
   }
 };
 
-inline RecordLog run_guest(std::span<const uint8_t> image, hv::VmmConfig cfg) {
+inline RecordLog run_guest(std::span<const uint8_t> image, hv::VmmConfig cfg,
+                           const std::optional<hv::VmmConfig>& l1 = std::nullopt) {
   RecordLog log;
   probes::ProbeBus bus;
   bus.subscribe(probes::kAllKinds, &RecordLog::collect, &log);
-  hv::Vmm vmm(bus, cfg);
+  hv::Machine machine(bus, cfg, l1);
   std::string error;
-  if (!vmm.load(image, error)) {
+  if (!machine.load(image, error)) {
     log.result.end_reason = ES_END_INTERNAL_ERROR;
     log.result.message = "load failed: " + error;
     return log;
   }
-  log.result = vmm.run();
+  log.result = machine.run();
   return log;
 }
 
-inline RecordLog run_scenario(std::string_view name, const std::function<void(hv::VmmConfig&)>& tweak = {}) {
+// Runs a scenario; `tweak` edits the config of the guest's own hypervisor (L1 when nested),
+// `tweak_l0` L0's.
+inline RecordLog run_scenario(std::string_view name, const std::function<void(hv::VmmConfig&)>& tweak = {},
+                              const std::function<void(hv::VmmConfig&)>& tweak_l0 = {}) {
   const hv::Scenario* s = hv::find_scenario(name);
   if (!s) {
     RecordLog log;
@@ -65,9 +70,11 @@ inline RecordLog run_scenario(std::string_view name, const std::function<void(hv
     log.result.message = "no scenario " + std::string(name);
     return log;
   }
-  hv::VmmConfig cfg = s->config;
-  if (tweak) tweak(cfg);
-  return run_guest(s->guest, cfg);
+  hv::VmmConfig l0 = s->config;
+  std::optional<hv::VmmConfig> l1 = s->l1;
+  if (tweak) tweak(l1 ? *l1 : l0);
+  if (tweak_l0) tweak_l0(l0);
+  return run_guest(s->guest, l0, l1);
 }
 
 inline uint32_t irq(uint8_t v) { return arch::EntryIntrInfo::make(v, arch::InterruptionType::ExternalInterrupt).raw(); }

@@ -70,7 +70,10 @@ enum {
   ES_DECISION_DISCARD = 21,              /* a queued event was discarded: a pending exception raised
                                             during its delivery outranked its reinjection (KVM
                                             kvm_check_and_inject_events; as on hardware, it is lost) */
-  ES_DECISION_COUNT = 22
+  ES_DECISION_FIX_PAGE_FAULT = 22,       /* an intercepted #PF was the hypervisor's to fix (shadow
+                                            paging): it mapped the page, nothing injected;
+                                            aux64 = the faulting address */
+  ES_DECISION_COUNT = 23
 };
 
 /* ES_KIND_RUN_END reasons */
