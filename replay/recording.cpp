@@ -55,6 +55,9 @@ Event row_to_event(const db::Stmt& s) {
 
 }  // namespace
 
+std::string_view event_select_sql() { return kEventColumns; }
+Event event_from_row(const db::Stmt& s) { return row_to_event(s); }
+
 Result<void> query_events(db::Db& db, const std::string& where, const std::vector<int64_t>& binds,
                           const std::function<bool(const Event&)>& fn) {
   std::string sql(kEventColumns);

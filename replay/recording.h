@@ -84,6 +84,11 @@ class Recording {
 Result<void> query_events(db::Db& db, const std::string& where, const std::vector<int64_t>& binds,
                           const std::function<bool(const Event&)>& fn);
 
+// The SELECT (columns of events joined with code, aliases e and c, no WHERE) that
+// event_from_row reads; for queries with their own WHERE / ORDER BY / LIMIT (replay/browse.cpp).
+std::string_view event_select_sql();
+Event event_from_row(const db::Stmt& s);
+
 // True if the event matches the decoded parts of the filter (reason, vector).
 bool matches_decoded(const EventFilter& f, const es_record& r);
 

@@ -4,6 +4,7 @@
 #include "replay/cli/commands.h"
 #include "replay/format.h"
 #include "replay/names.h"
+#include "replay/query.h"
 #include "replay/recording.h"
 
 namespace es::cli {
@@ -20,6 +21,7 @@ constexpr OptionSpec kOptions[] = {
     {"from", "T", "from session time T (ns, or with a unit: 1.5us, 20ms, 2s)"},
     {"to", "T", "up to session time T (inclusive)"},
     {"limit", "N", "print at most N events"},
+    {"query", "Q", "filter query as in the GUI's filter box: 'reason:EPT_VIOLATION vector:0x20 level:1 kind:exit'"},
 };
 
 // Parses --NAME as an unsigned number no larger than max; returns false after printing an error.
@@ -56,6 +58,12 @@ int cmd_events(int argc, char** argv) {
     return usage_error(kName, args->positional.empty() ? "missing the recording file (DB)"
                                                        : "expects exactly one recording file");
   replay::EventFilter f;
+  if (auto q = args->get("query")) {
+    // The query sets the filter first; the other options narrow it further.
+    auto parsed = replay::parse_query(*q);
+    if (!parsed) return usage_error(kName, "--query: " + parsed.error().substr(0, parsed.error().size() - 1));
+    f = *parsed;
+  }
   int rc = 0;
   if (auto k = args->get("kind")) {
     f.kind = replay::parse_kind(*k);

@@ -17,7 +17,7 @@ namespace es::cli {
 namespace {
 constexpr std::string_view kName = "export";
 constexpr OptionSpec kOptions[] = {
-    {"format", "F", "text (default), markdown or perfetto"},
+    {"format", "F", "text (default), markdown, perfetto, svg or png"},
     {"output", "FILE", "write to FILE (also -o FILE); '-' or no option = standard output"},
     {"chain", "N", "only chain N (its root event id; 'exitscope chains DB' lists them)"},
     {"from", "T", "from session time T (ns, or with a unit: 1.5us, 20ms, 2s)"},
@@ -71,9 +71,11 @@ int cmd_export(int argc, char** argv) {
         "            chrome://tracing): a process per guest level, a thread per vCPU,\n"
         "            exit-to-entry slices, instants for injections / decisions / deliveries,\n"
         "            flow arrows along each chain\n"
-        "svg and png are not available in this build yet.\n\n"
+        "  svg, png  the timeline as a picture, drawn by exitscope-gui (headless when there is\n"
+        "            no display): a lane per vCPU and guest level, exits coloured by reason,\n"
+        "            injections and deliveries, the --chain as arcs, a legend and a time axis\n\n"
         "Example: exitscope export rec.db --format markdown --chain 5 -o chain5.md";
-    std::fputs(usage_text(kName, "DB [--format text|markdown|perfetto] [OPTIONS] [-o FILE]", desc, kOptions).c_str(),
+    std::fputs(usage_text(kName, "DB [--format text|markdown|perfetto|svg|png] [OPTIONS] [-o FILE]", desc, kOptions).c_str(),
                stdout);
     return 0;
   }

@@ -10,6 +10,7 @@ int cmd_chains(int argc, char** argv);
 int cmd_export(int argc, char** argv);
 int cmd_check(int argc, char** argv);  // replay/cli/cmd_check.cpp
 int cmd_diff(int argc, char** argv);   // replay/cli/cmd_diff.cpp
+int cmd_gui(int argc, char** argv);  // replay/cli/cmd_gui.cpp (GUI engineer)
 
 }  // namespace es::cli
 

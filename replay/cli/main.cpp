@@ -24,6 +24,7 @@ constexpr Command kCommands[] = {
     {"check", "check a recording against VT-x / KVM event invariants; exit 1 on violations", &es::cli::cmd_check},
     {"diff", "compare two recordings of the same guest: first divergence, chain outcome differences",
      &es::cli::cmd_diff},
+    {"gui", "open a recording in the GUI (timeline, chains, events, inspector, stepping)", &es::cli::cmd_gui},
 };
 
 void print_usage(std::FILE* out) {

@@ -4,6 +4,7 @@
 #include <array>
 
 #include "hv/arch/event_info.h"
+#include "replay/export/gui_forward.h"
 #include "replay/names.h"
 
 namespace es::exporter {
@@ -16,10 +17,14 @@ constexpr ExportFormat kFormats[] = {
      &export_markdown},
     {"perfetto", "Chrome / Perfetto trace-event JSON: exit-to-entry slices, instants, chain flow arrows",
      &export_perfetto, false},
+    // Drawn by the GUI's timeline painter: forwarded to `exitscope-gui --export` (gui_forward.cpp).
+    {"svg", "SVG timeline picture: a lane per vCPU and guest level, exits coloured by reason, chain arcs",
+     &export_svg, false},
+    {"png", "PNG timeline picture (the same drawing as svg)", &export_png, false},
 };
 
-// Drawn with the GUI's timeline code once it is shared; not part of this build yet.
-constexpr std::array<std::string_view, 2> kPlanned = {"svg", "png"};
+// Formats in the design that this build does not have (none since svg / png forward to the GUI).
+constexpr std::array<std::string_view, 0> kPlanned = {};
 
 std::string plural(uint64_t n, std::string_view word) {
   return std::to_string(n) + " " + std::string(word) + (n == 1 ? "" : "s");

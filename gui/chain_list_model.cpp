@@ -1,0 +1,122 @@
+#include "gui/chain_list_model.h"
+
+#include <QBrush>
+#include <QColor>
+#include <algorithm>
+
+#include "hv/arch/event_info.h"
+#include "replay/chains.h"
+
+namespace es::gui {
+
+void ChainListModel::set_document(Document* doc) {
+  beginResetModel();
+  doc_ = doc;
+  filter_ = {};
+  memory_.clear();
+  if (doc_ && !doc_->chains_materialized()) {
+    if (auto chains = replay::load_chains(doc_->recording())) {
+      for (const replay::Chain& c : *chains) {
+        replay::ChainRow r;
+        r.id = c.id;
+        r.root_event = c.id;
+        const arch::EntryIntrInfo w(c.event_word);
+        r.vector = w.vector();
+        r.type = static_cast<uint8_t>(w.type());
+        const es_record& first = c.root_found ? c.root.rec : c.events.front().rec;
+        r.level = first.level;
+        r.outcome = std::string(replay::to_string(c.outcome));
+        r.first_event = c.events.front().rec.id;
+        r.last_event = c.events.back().rec.id;
+        r.event_count = c.events.size();
+        r.inferred = c.inferred;
+        r.interrupts_chain = c.interrupts_chain;
+        memory_.push_back(std::move(r));
+      }
+    }
+  }
+  rebuild();
+  endResetModel();
+}
+
+void ChainListModel::set_filter(const replay::ChainFilter& f) {
+  beginResetModel();
+  filter_ = f;
+  rebuild();
+  endResetModel();
+}
+
+void ChainListModel::rebuild() {
+  ids_.clear();
+  pages_.clear();
+  if (!doc_) return;
+  if (doc_->chains_materialized()) {
+    if (auto ids = replay::chain_ids(doc_->recording(), filter_)) ids_ = std::move(ids).value();
+    return;
+  }
+  for (const replay::ChainRow& r : memory_) {
+    if (filter_.vector && r.vector != *filter_.vector) continue;
+    if (filter_.type && r.type != *filter_.type) continue;
+    if (filter_.level && r.level != *filter_.level) continue;
+    if (filter_.outcome && r.outcome != *filter_.outcome) continue;
+    ids_.push_back(r.id);
+  }
+}
+
+int ChainListModel::rowCount(const QModelIndex& parent) const {
+  return parent.isValid() ? 0 : static_cast<int>(std::min<size_t>(ids_.size(), INT32_MAX));
+}
+
+int ChainListModel::row_of(uint64_t chain_id) const {
+  auto it = std::lower_bound(ids_.begin(), ids_.end(), chain_id);
+  return it != ids_.end() && *it == chain_id ? static_cast<int>(it - ids_.begin()) : -1;
+}
+
+const replay::ChainRow* ChainListModel::row(int r) const {
+  if (r < 0 || static_cast<size_t>(r) >= ids_.size()) return nullptr;
+  const uint64_t id = ids_[static_cast<size_t>(r)];
+  if (!doc_->chains_materialized()) {
+    auto it = std::lower_bound(memory_.begin(), memory_.end(), id, [](const auto& c, uint64_t v) { return c.id < v; });
+    return it != memory_.end() && it->id == id ? &*it : nullptr;
+  }
+  const size_t page = static_cast<size_t>(r) / kPage;
+  auto it = pages_.find(page);
+  if (it == pages_.end()) {
+    if (pages_.size() > 64) pages_.clear();
+    std::vector<replay::ChainRow> rows;
+    if (auto v = replay::chain_rows(doc_->recording(), filter_, ids_[page * kPage], kPage)) rows = std::move(v).value();
+    it = pages_.emplace(page, std::move(rows)).first;
+  }
+  for (const replay::ChainRow& c : it->second)
+    if (c.id == id) return &c;
+  return nullptr;
+}
+
+QVariant ChainListModel::data(const QModelIndex& index, int role) const {
+  if (!index.isValid() || !doc_) return {};
+  if (role == Qt::UserRole) return QVariant::fromValue<quint64>(id_at(index.row()));
+  const replay::ChainRow* c = row(index.row());
+  if (!c) return {};
+  if (role == Qt::ForegroundRole) {
+    if (c->outcome == "lost" || c->outcome == "triple fault") return QBrush(QColor(0xc0, 0x10, 0x10));
+    if (c->outcome != "delivered") return QBrush(QColor(0xa0, 0x60, 0x00));
+    return {};
+  }
+  if (role != Qt::DisplayRole) return {};
+  switch (index.column()) {
+    case kId: return QString::number(c->id);
+    case kEvent: return QString::fromStdString(replay::chain_row_event_text(*c));
+    case kLevel: return QStringLiteral("L%1").arg(c->level);
+    case kEvents: return QString::number(c->event_count);
+    case kOutcome: return QString::fromStdString(c->outcome) + (c->inferred ? QStringLiteral(" (inferred)") : QString());
+    default: return {};
+  }
+}
+
+QVariant ChainListModel::headerData(int section, Qt::Orientation o, int role) const {
+  if (o != Qt::Horizontal || role != Qt::DisplayRole) return QAbstractTableModel::headerData(section, o, role);
+  static const char* kNames[] = {"Chain", "Event", "Level", "Events", "Outcome"};
+  return section >= 0 && section < kColumnCount ? QString::fromLatin1(kNames[section]) : QVariant();
+}
+
+}  // namespace es::gui

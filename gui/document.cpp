@@ -1,0 +1,75 @@
+#include "gui/document.h"
+
+namespace es::gui {
+
+std::unique_ptr<Document> Document::open(const QString& path, QString& error) {
+  auto rec = replay::Recording::open(path.toStdString());
+  if (!rec) {
+    error = QString::fromStdString(rec.error());
+    return nullptr;
+  }
+  std::unique_ptr<Document> d(new Document(std::move(rec).value()));
+  auto span = replay::event_span(d->rec_);
+  if (!span) {
+    error = QString::fromStdString(span.error());
+    return nullptr;
+  }
+  d->span_ = *span;
+  auto lanes = replay::lanes(d->rec_, d->span_);
+  if (!lanes) {
+    error = QString::fromStdString(lanes.error());
+    return nullptr;
+  }
+  d->lanes_ = std::move(lanes).value();
+  if (auto v = replay::violations(d->rec_)) d->violations_ = std::move(v).value();
+  if (auto m = replay::chains_materialized(d->rec_)) d->chains_materialized_ = *m;
+  // The overview strip: an even sample of the whole session (a few thousand point reads).
+  if (d->span_.count) {
+    if (auto w = replay::window_events(d->rec_, d->span_.first_time_ns, d->span_.last_time_ns, 3000))
+      d->overview_ = std::move(w->events);
+  }
+  return d;
+}
+
+std::optional<replay::Event> Document::event(uint64_t id) {
+  auto e = rec_.event(id);
+  if (!e) return std::nullopt;
+  return *e;
+}
+
+const std::vector<replay::Event>& Document::chain_members(uint64_t chain_id) {
+  if (chain_id != cached_chain_) {
+    cached_chain_ = chain_id;
+    cached_members_.clear();
+    if (auto m = replay::chain_members(rec_, chain_id)) cached_members_ = std::move(m).value();
+  }
+  return cached_members_;
+}
+
+TimelineScene Document::scene(uint64_t from_ns, uint64_t to_ns, std::optional<uint64_t> chain,
+                              std::optional<uint64_t> cursor, std::optional<uint16_t> vcpu, uint64_t max_marks) {
+  TimelineScene s;
+  s.from_ns = from_ns;
+  s.to_ns = std::max(to_ns, from_ns + 1);
+  s.session_from_ns = span_.first_time_ns;
+  s.session_to_ns = std::max(span_.last_time_ns, span_.first_time_ns + 1);
+  for (const replay::Lane& l : lanes_)
+    if (!vcpu || l.vcpu == *vcpu) s.lanes.push_back(l);
+  if (auto w = replay::window_events(rec_, s.from_ns, s.to_ns, max_marks, vcpu)) {
+    s.events = std::move(w->events);
+    s.sampled = !w->exact;
+    s.window_count = w->approx_count;
+  }
+  if (chain && *chain) {
+    s.chain_id = *chain;
+    for (const replay::Event& e : chain_members(*chain))
+      if (!vcpu || e.rec.vcpu == *vcpu) s.chain.push_back(e);
+  }
+  for (const replay::Event& v : violations_)
+    if (!vcpu || v.rec.vcpu == *vcpu) s.violations.push_back(v);
+  s.overview = overview_;
+  s.cursor = cursor;
+  return s;
+}
+
+}  // namespace es::gui

@@ -1,0 +1,51 @@
+// An open recording as the GUI sees it: the replay::Recording plus what every view shares
+// (extent, lanes, violations, the chain table state) and the timeline scene builder used by
+// the widget and by the SVG / PNG exporters alike. All data comes from es_replay.
+#pragma once
+
+#include <QString>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gui/timeline_painter.h"
+#include "replay/browse.h"
+#include "replay/recording.h"
+
+namespace es::gui {
+
+class Document {
+ public:
+  // Opens the recording; on failure returns nullptr and sets `error` to the replay library's sentence.
+  static std::unique_ptr<Document> open(const QString& path, QString& error);
+
+  replay::Recording& recording() { return rec_; }
+  const replay::EventSpan& span() const { return span_; }
+  const std::vector<replay::Lane>& lanes() const { return lanes_; }
+  const std::vector<replay::Event>& violations() const { return violations_; }
+  bool chains_materialized() const { return chains_materialized_; }
+  QString path() const { return QString::fromStdString(rec_.path()); }
+
+  std::optional<replay::Event> event(uint64_t id);
+  // Members of a chain, cached for the last chain asked for.
+  const std::vector<replay::Event>& chain_members(uint64_t chain_id);
+
+  // Builds the scene for [from_ns, to_ns]: marks (at most max_marks, sampled above that),
+  // the chain's members for arcs, violations, the overview of the whole session.
+  TimelineScene scene(uint64_t from_ns, uint64_t to_ns, std::optional<uint64_t> chain, std::optional<uint64_t> cursor,
+                      std::optional<uint16_t> vcpu = std::nullopt, uint64_t max_marks = 20000);
+
+ private:
+  explicit Document(replay::Recording rec) : rec_(std::move(rec)) {}
+  replay::Recording rec_;
+  replay::EventSpan span_;
+  std::vector<replay::Lane> lanes_;
+  std::vector<replay::Event> violations_;
+  std::vector<replay::Event> overview_;
+  bool chains_materialized_ = false;
+  uint64_t cached_chain_ = 0;
+  std::vector<replay::Event> cached_members_;
+};
+
+}  // namespace es::gui

@@ -1,0 +1,176 @@
+#include "gui/timeline_widget.h"
+
+#include <QKeyEvent>
+#include <QMouseEvent>
+#include <QPainter>
+#include <QWheelEvent>
+#include <algorithm>
+#include <cmath>
+
+namespace es::gui {
+
+TimelineWidget::TimelineWidget(QWidget* parent) : QWidget(parent) {
+  setObjectName(QStringLiteral("timeline"));
+  setFocusPolicy(Qt::ClickFocus);
+  setMouseTracking(false);
+  setMinimumHeight(200);
+}
+
+void TimelineWidget::invalidate() {
+  scene_valid_ = false;
+  update();
+}
+
+void TimelineWidget::set_document(Document* doc) {
+  doc_ = doc;
+  chain_ = 0;
+  cursor_.reset();
+  if (doc_) {
+    // Start on the first events (a window of ~2000 events), not the whole session: the first
+    // frame of a huge recording stays cheap and shows real marks.
+    const auto& sp = doc_->span();
+    from_ = sp.first_time_ns;
+    to_ = sp.last_time_ns > from_ ? sp.last_time_ns : from_ + 1;
+    if (sp.count > 2000) {
+      auto ev = replay::events_from_id(doc_->recording(), sp.first_id + 2000, 1);
+      if (ev && !ev->empty()) to_ = std::max<uint64_t>(from_ + 1, ev->front().rec.time_ns);
+    }
+  }
+  invalidate();
+}
+
+void TimelineWidget::set_chain(uint64_t chain_id) {
+  if (chain_id == chain_) return;
+  chain_ = chain_id;
+  invalidate();
+}
+
+void TimelineWidget::set_cursor(const replay::Event& ev) {
+  cursor_ = ev.rec.id;
+  const uint64_t t = ev.rec.time_ns;
+  if (t < from_ || t > to_) {
+    const uint64_t w = to_ - from_;
+    from_ = t > w / 2 ? t - w / 2 : 0;
+    to_ = from_ + w;
+  }
+  invalidate();
+}
+
+void TimelineWidget::set_window(uint64_t from_ns, uint64_t to_ns) {
+  from_ = from_ns;
+  to_ = std::max(to_ns, from_ns + 1);
+  invalidate();
+}
+
+const TimelineScene& TimelineWidget::scene() {
+  if (!scene_valid_) {
+    scene_ = doc_ ? doc_->scene(from_, to_, chain_ ? std::optional<uint64_t>(chain_) : std::nullopt, cursor_)
+                  : TimelineScene{};
+    scene_valid_ = true;
+  }
+  return scene_;
+}
+
+void TimelineWidget::fit_all() {
+  if (!doc_) return;
+  from_ = doc_->span().first_time_ns;
+  to_ = std::max(doc_->span().last_time_ns, from_ + 1);
+  invalidate();
+}
+
+void TimelineWidget::fit_chain() {
+  if (!doc_ || !chain_) return fit_all();
+  const auto& m = doc_->chain_members(chain_);
+  if (m.empty()) return fit_all();
+  uint64_t a = m.front().rec.time_ns, b = a;
+  for (const auto& e : m) {
+    a = std::min<uint64_t>(a, e.rec.time_ns);
+    b = std::max<uint64_t>(b, e.rec.time_ns);
+  }
+  const uint64_t margin = std::max<uint64_t>((b - a) / 4, 100);
+  from_ = a > margin ? a - margin : 0;
+  to_ = b + margin;
+  invalidate();
+}
+
+void TimelineWidget::zoom(double factor, double anchor_x) {
+  const auto l = painter_.layout(rect(), scene());
+  const double f = std::clamp((anchor_x - l.lanes.left()) / std::max(1.0, l.lanes.width()), 0.0, 1.0);
+  const double w = static_cast<double>(to_ - from_);
+  const double nw = std::clamp(w * factor, 10.0, 1e15);
+  const double anchor = static_cast<double>(from_) + f * w;
+  const double nf = std::max(0.0, anchor - f * nw);
+  from_ = static_cast<uint64_t>(nf);
+  to_ = from_ + std::max<uint64_t>(10, static_cast<uint64_t>(nw));
+  invalidate();
+}
+
+void TimelineWidget::zoom_in() { zoom(0.5, width() / 2.0 + TimelinePainter::kLabelWidth / 2); }
+void TimelineWidget::zoom_out() { zoom(2.0, width() / 2.0 + TimelinePainter::kLabelWidth / 2); }
+
+void TimelineWidget::paintEvent(QPaintEvent*) {
+  QPainter p(this);
+  painter_.paint(p, rect(), scene());
+}
+
+void TimelineWidget::wheelEvent(QWheelEvent* e) {
+  const double steps = e->angleDelta().y() / 120.0;
+  if (steps != 0) zoom(std::pow(0.8, steps), e->position().x());
+  e->accept();
+}
+
+void TimelineWidget::mousePressEvent(QMouseEvent* e) {
+  if (e->button() != Qt::LeftButton) return;
+  const auto l = painter_.layout(rect(), scene());
+  if (l.overview.contains(e->position())) {
+    // Jump: centre the window on the clicked session time.
+    const double f = (e->position().x() - l.overview.left()) / std::max(1.0, l.overview.width());
+    const auto& s = scene();
+    const uint64_t t = s.session_from_ns + static_cast<uint64_t>(f * static_cast<double>(s.session_to_ns - s.session_from_ns));
+    const uint64_t w = to_ - from_;
+    from_ = t > w / 2 ? t - w / 2 : 0;
+    to_ = from_ + w;
+    invalidate();
+    return;
+  }
+  dragging_ = true;
+  moved_ = false;
+  drag_start_ = e->position();
+  drag_from_ = from_;
+  drag_to_ = to_;
+}
+
+void TimelineWidget::mouseMoveEvent(QMouseEvent* e) {
+  if (!dragging_) return;
+  const double dx = e->position().x() - drag_start_.x();
+  if (std::abs(dx) > 3) moved_ = true;
+  if (!moved_) return;
+  const auto l = painter_.layout(rect(), scene_);
+  const double per_px = static_cast<double>(drag_to_ - drag_from_) / std::max(1.0, l.lanes.width());
+  const double shift = -dx * per_px;
+  const double nf = std::max(0.0, static_cast<double>(drag_from_) + shift);
+  from_ = static_cast<uint64_t>(nf);
+  to_ = from_ + (drag_to_ - drag_from_);
+  invalidate();
+}
+
+void TimelineWidget::mouseReleaseEvent(QMouseEvent* e) {
+  if (!dragging_) return;
+  dragging_ = false;
+  if (!moved_) {
+    if (auto id = painter_.hit(rect(), scene(), e->position())) emit event_clicked(*id);
+  }
+}
+
+void TimelineWidget::keyPressEvent(QKeyEvent* e) {
+  switch (e->key()) {
+    case Qt::Key_Plus:
+    case Qt::Key_Equal: zoom_in(); break;
+    case Qt::Key_Minus: zoom_out(); break;
+    case Qt::Key_Left: set_window(from_ - std::min(from_, (to_ - from_) / 4), to_ - std::min(from_, (to_ - from_) / 4)); break;
+    case Qt::Key_Right: set_window(from_ + (to_ - from_) / 4, to_ + (to_ - from_) / 4); break;
+    default: QWidget::keyPressEvent(e);
+  }
+}
+
+}  // namespace es::gui

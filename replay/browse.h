@@ -1,0 +1,100 @@
+// Queries for browsing a recording interactively (the GUI's lazy event table and chain
+// list, its timeline window, stepping) without loading it whole: every function here reads
+// a bounded number of rows through an index (events' rowid, events_time, events_origin,
+// events_cause, chains' rowid), so a 10 M-event recording opens and steps as fast as a small
+// one. Qt-free; the CLI can use all of it too.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "replay/recording.h"
+#include "schema/result.h"
+
+namespace es::replay {
+
+// The extent of a recording, from O(log n) lookups (no full scan).
+struct EventSpan {
+  uint64_t first_id = 0, last_id = 0;  // 0 / 0 when there are no events
+  uint64_t count = 0;                  // sessions.event_count when the session is complete, else counted
+  uint64_t first_time_ns = 0, last_time_ns = 0;
+  bool dense = false;                  // ids are exactly first_id..last_id (row r = first_id + r)
+};
+Result<EventSpan> event_span(Recording& rec);
+
+// Up to `max` events with id >= first_id, by id.
+Result<std::vector<Event>> events_from_id(Recording& rec, uint64_t first_id, uint64_t max);
+
+// Ids of every event matching the filter, by id (the filtered event table).
+Result<std::vector<uint64_t>> matching_ids(Recording& rec, const EventFilter& f);
+// Ids of every event ordered by (time_ns, id) (the table sorted by time), through events_time.
+Result<std::vector<uint64_t>> ids_by_time(Recording& rec);
+
+// The next (forward) or previous event after `id`; with `chain`, only events of that chain.
+Result<std::optional<Event>> step_event(Recording& rec, uint64_t id, bool forward,
+                                        std::optional<uint64_t> chain = std::nullopt);
+// The first event caused by `id` (lowest id with cause = id), through events_cause.
+Result<std::optional<Event>> first_effect(Recording& rec, uint64_t id);
+// Every event caused by `id`, by id (at most `max`).
+Result<std::vector<Event>> effects(Recording& rec, uint64_t id, uint64_t max = 64);
+
+// A timeline lane: one per (vCPU, guest level) pair present in the recording.
+struct Lane {
+  uint16_t vcpu = 0;
+  uint8_t level = 1;
+  bool operator==(const Lane&) const = default;
+  bool operator<(const Lane& o) const { return vcpu != o.vcpu ? vcpu < o.vcpu : level < o.level; }
+};
+// "vCPU 0 · L1"
+std::string lane_label(const Lane& l);
+// The lanes of the recording, sorted. Exact for recordings up to `exact_below` events; above
+// that, from the vcpus table (or an index skip over vcpu) crossed with the levels found in
+// `samples` evenly spaced events and in the chains table.
+Result<std::vector<Lane>> lanes(Recording& rec, const EventSpan& span, uint64_t exact_below = 200'000,
+                                uint64_t samples = 4096);
+
+// Events to draw for the time window [from_ns, to_ns]: every event when the window holds at
+// most `max_events` (exact = true), else `max_events` events spread evenly over the window's
+// id range (exact = false; a density picture). Ids must grow with time for the range to be
+// right, which holds per recording session (the recorder assigns ids in time order).
+struct WindowEvents {
+  std::vector<Event> events;
+  bool exact = true;
+  uint64_t approx_count = 0;  // events in the window (id range size)
+};
+Result<WindowEvents> window_events(Recording& rec, uint64_t from_ns, uint64_t to_ns, uint64_t max_events,
+                                   std::optional<uint16_t> vcpu = std::nullopt);
+
+// One row of the chains table (materialized by the recorder / `materialize_chains`).
+struct ChainRow {
+  uint64_t id = 0, root_event = 0, first_event = 0, last_event = 0, event_count = 0, interrupts_chain = 0;
+  uint8_t vector = 0, type = 0, level = 1;
+  bool inferred = false;
+  std::string outcome;  // "delivered", "promoted to #DF", ...
+};
+// "IRQ 0x20" / "#PF" / "NMI" for a chain row.
+std::string chain_row_event_text(const ChainRow& c);
+
+struct ChainFilter {
+  std::optional<uint8_t> vector, type, level;
+  std::optional<std::string> outcome;  // as in ChainRow::outcome
+};
+// True when the recording has a materialized chains table with rows; else chains can only be
+// built in memory with load_chains (recordings written with chain materialization off).
+Result<bool> chains_materialized(Recording& rec);
+// Ids of the chains matching the filter, by id.
+Result<std::vector<uint64_t>> chain_ids(Recording& rec, const ChainFilter& f);
+// Up to `max` chain rows with id >= first_id matching the filter, by id.
+Result<std::vector<ChainRow>> chain_rows(Recording& rec, const ChainFilter& f, uint64_t first_id, uint64_t max);
+Result<std::optional<ChainRow>> chain_row(Recording& rec, uint64_t id);
+// The chain after / before chain `id` (by id), matching the filter.
+Result<std::optional<ChainRow>> step_chain(Recording& rec, uint64_t id, bool forward, const ChainFilter& f = {});
+// The members of chain `id` by id (root included), through events_origin.
+Result<std::vector<Event>> chain_members(Recording& rec, uint64_t id);
+
+// Checker findings (ES_KIND_VIOLATION records), by id, at most `max`.
+Result<std::vector<Event>> violations(Recording& rec, uint64_t max = 10'000);
+
+}  // namespace es::replay

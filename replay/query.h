@@ -1,0 +1,21 @@
+// The filter query language of the GUI's filter box and `exitscope events --query`:
+// space-separated key:value terms, all of which must match, e.g.
+//   reason:EPT_VIOLATION vector:0x20 level:2 chain:17 kind:exit vcpu:0 from:1us to:2ms
+// Keys: kind, reason, vector, vcpu, level, chain, from, to (case-insensitive). kind takes a
+// kind name with or without VM_ (exit, entry, delivery, decision, ...) or a number; reason
+// what `events --reason` takes. Unknown keys and bad values are one-sentence errors.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "replay/recording.h"
+#include "schema/result.h"
+
+namespace es::replay {
+
+Result<EventFilter> parse_query(std::string_view text);
+// "kind, reason, vector, vcpu, level, chain, from, to"
+std::string query_key_list();
+
+}  // namespace es::replay
