@@ -93,7 +93,8 @@ void MainWindow::build_ui() {
   chain_vector_ = new QLineEdit;
   chain_vector_->setObjectName(QStringLiteral("chain_vector"));
   chain_vector_->setPlaceholderText(QStringLiteral("vector"));
-  chain_vector_->setMaximumWidth(70);
+  chain_vector_->setMinimumWidth(64);
+  chain_vector_->setMaximumWidth(80);
   chain_type_ = new QComboBox;
   chain_type_->setObjectName(QStringLiteral("chain_type"));
   for (const TypeChoice& t : kTypes) chain_type_->addItem(QString::fromLatin1(t.label), t.type);
@@ -168,7 +169,7 @@ void MainWindow::build_ui() {
   event_view_->setSortingEnabled(true);
   event_view_->sortByColumn(0, Qt::AscendingOrder);
   event_view_->setColumnWidth(0, 60);
-  event_view_->setColumnWidth(1, 100);
+  event_view_->setColumnWidth(1, 92);
   event_view_->setColumnWidth(2, 56);
   event_view_->setColumnWidth(3, 44);
   event_view_->setColumnWidth(4, 90);
@@ -193,7 +194,7 @@ void MainWindow::build_ui() {
   bottom->addWidget(tabs);
   bottom->addWidget(events_page);
   bottom->addWidget(inspector_);
-  bottom->setSizes({300, 560, 420});
+  bottom->setSizes({270, 600, 410});
   auto* vertical = new QSplitter(Qt::Vertical);
   vertical->addWidget(timeline_);
   vertical->addWidget(bottom);
@@ -221,7 +222,7 @@ void MainWindow::build_ui() {
     addAction(a);
   };
   view_action("zoom_in", QStringLiteral("Zoom +"), QKeySequence(Qt::Key_Plus), &TimelineWidget::zoom_in);
-  view_action("zoom_out", QStringLiteral("Zoom \xe2\x88\x92"), QKeySequence(Qt::Key_Minus), &TimelineWidget::zoom_out);
+  view_action("zoom_out", QStringLiteral("Zoom -"), QKeySequence(Qt::Key_Minus), &TimelineWidget::zoom_out);
   view_action("fit_all", QStringLiteral("Fit all"), QKeySequence(Qt::Key_F), &TimelineWidget::fit_all);
   view_action("fit_chain", QStringLiteral("Fit chain"), QKeySequence(QStringLiteral("Shift+F")), &TimelineWidget::fit_chain);
   auto* focus_filter = new QAction(this);

@@ -117,7 +117,7 @@ TimelinePainter::Layout TimelinePainter::layout(const QRectF& r, const TimelineS
   const double legend_h = 40, axis_h = 26;
   const double lanes_h = std::max(20.0, r.bottom() - y - legend_h - axis_h - 4);
   l.lanes = QRectF(r.left() + kLabelWidth, y, r.width() - kLabelWidth - 10, lanes_h);
-  l.lane_height = s.lanes.empty() ? lanes_h : std::min(140.0, lanes_h / static_cast<double>(s.lanes.size()));
+  l.lane_height = s.lanes.empty() ? lanes_h : std::min(200.0, lanes_h / static_cast<double>(s.lanes.size()));
   if (!s.lanes.empty()) l.lanes.setHeight(l.lane_height * static_cast<double>(s.lanes.size()));
   l.axis = QRectF(l.lanes.left(), l.lanes.bottom(), l.lanes.width(), axis_h);
   l.legend = QRectF(r.left() + 6, l.axis.bottom() + 2, r.width() - 12, legend_h);
