@@ -21,6 +21,7 @@
 #include <QTabWidget>
 #include <QTableView>
 #include <QTextBrowser>
+#include <QTimer>
 #include <QToolBar>
 #include <QVBoxLayout>
 #include <cstdio>
@@ -388,7 +389,11 @@ void MainWindow::set_cursor(const replay::Event& ev, bool from_table) {
     QSignalBlocker block(event_view_->selectionModel());
     if (row >= 0) {
       event_view_->selectRow(row);
+      // Deferred as well: right after opening, the view is not laid out yet.
       event_view_->scrollTo(events_->index(row, 0), QAbstractItemView::EnsureVisible);
+      QTimer::singleShot(0, event_view_, [this, row] {
+        event_view_->scrollTo(events_->index(row, 0), QAbstractItemView::PositionAtCenter);
+      });
     } else {
       event_view_->clearSelection();
     }
