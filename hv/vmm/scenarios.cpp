@@ -50,6 +50,10 @@ const std::vector<Scenario>& scenarios() {
        blob(es_guest_softint_ept, es_guest_softint_ept_size), config(), std::nullopt},
       {"nmi-blocking", "an NMI raised inside the NMI handler waits for IRET: L0 opens an NMI window",
        blob(es_guest_nmi_blocking, es_guest_nmi_blocking_size), config(), std::nullopt},
+      {"exception-vectoring-policy",
+       "a #PF whose delivery hits an EPT violation while a tick comes due: reinjected (default) its handler runs; "
+       "dropped (drop-hw-exceptions) the tick's handler removes its cause and the guest never sees it",
+       blob(es_guest_exception_vectoring_policy, es_guest_exception_vectoring_policy_size), config(), std::nullopt},
       {"nested-irq-vectoring",
        "L2's delivery of an IRQ L1 injected hits L0's EPT while L1 has an interrupt due: L0 finishes the delivery "
        "(immediate exit) before exiting to L1 with EXTERNAL_INTERRUPT (--bug exit-with-vectoring: the old way)",

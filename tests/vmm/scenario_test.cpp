@@ -261,6 +261,39 @@ TEST(PolicyTest, BothPoliciesRequeueInterruptsFromVectoring) {
   EXPECT_EQ(drop.result.console, kvm.result.console);
 }
 
+// Seed "must a hardware exception reported in IDT-vectoring info be reinjected?": a #PF whose
+// delivery hits an EPT violation while a timer tick comes due. Reinjected, the guest's #PF
+// handler runs; dropped, the tick is taken first, its handler removes the fault's cause, the
+// instruction no longer faults, and the #PF the guest architecturally took is never delivered.
+TEST(PolicyTest, DroppingAHardwareExceptionFromVectoringLosesItWhenItsCauseGoesAway) {
+  const RecordLog kvm = run_scenario("exception-vectoring-policy");
+  const RecordLog drop = run_scenario("exception-vectoring-policy", [](hv::VmmConfig& c) { c.policy = "drop-hw-exceptions"; });
+  ASSERT_TRUE(EndedCleanly(kvm));
+  ASSERT_TRUE(EndedCleanly(drop));
+  EXPECT_NE(kvm.result.console.find("#PF handler ran 0x0000000000000001"), std::string::npos) << kvm.result.console;
+  EXPECT_NE(drop.result.console.find("#PF handler ran 0x0000000000000000"), std::string::npos) << drop.result.console;
+  // The precondition: the #PF is in IDT-vectoring info of an EPT violation under both policies.
+  for (const RecordLog* log : {&kvm, &drop}) {
+    const auto v = log->where([](const es_record& r) {
+      return r.kind == ES_KIND_VM_EXIT && IdtVectoringInfo(r.idt_vectoring_info).valid() &&
+             IdtVectoringInfo(r.idt_vectoring_info).vector() == arch::kPF;
+    });
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_EQ(arch::ExitReason(v[0].reason).basic(), BasicExitReason::EptViolation);
+  }
+  EXPECT_EQ(kvm.decisions(ES_DECISION_DROP_FROM_VECTORING).size(), 0u);
+  const auto dropped = drop.decisions(ES_DECISION_DROP_FROM_VECTORING);
+  ASSERT_EQ(dropped.size(), 1u);
+  EXPECT_EQ(arch::EntryIntrInfo(dropped[0].intr_info).vector(), arch::kPF);
+  auto pf_deliveries = [](const RecordLog& log) {
+    return log.where([](const es_record& r) {
+      return r.kind == ES_KIND_DELIVERY && arch::EntryIntrInfo(r.intr_info).vector() == arch::kPF;
+    }).size();
+  };
+  EXPECT_EQ(pf_deliveries(kvm), 1u);
+  EXPECT_EQ(pf_deliveries(drop), 0u);
+}
+
 TEST(LimitsTest, MaxExitsStopsTheRunAndSaysSo) {
   const RecordLog log = run_scenario("timer-irq", [](hv::VmmConfig& c) {
     c.guest_arg = 0;
