@@ -36,23 +36,34 @@ bool is_double_fault(arch::EntryIntrInfo e) {
   return e.valid() && e.vector() == arch::kDF && e.type() == arch::InterruptionType::HardwareException;
 }
 
-// Records that end another event's life by effect, keyed by the id of their cause: a #DF
+// What deciding a chain needs from outside it, gathered once per recording: the run's end,
+// records that end another event's life by effect (keyed by the id of their cause: a #DF
 // raised because this chain's exception hit the double-fault table, or a triple-fault exit
-// caused by it (Vol. 3A 6.15 Table 6-5). Such a chain has no delivery of its own.
-struct Effects {
+// caused by it, Vol. 3A 6.15 Table 6-5), and links between chains (a chain whose root was
+// caused inside another chain interrupts it).
+struct ChainContext {
+  std::vector<Event> run_ends;
+  std::unordered_map<uint64_t, uint64_t> run_end_cause_origin;  // run end's cause -> its chain
   std::unordered_map<uint64_t, uint64_t> double_fault_by_cause;
   std::unordered_map<uint64_t, uint64_t> triple_fault_by_cause;
+  std::unordered_map<uint64_t, uint64_t> interrupts;                     // chain -> chain it interrupts
+  std::unordered_map<uint64_t, std::vector<uint64_t>> interrupted_by;  // chain -> its interrupters
 };
 
-void decide_outcome(Chain& c, const std::unordered_map<uint64_t, uint64_t>& origin_of,
-                    const std::vector<Event>& run_ends, const Effects& effects) {
+bool ends_by_effect(const es_record& r, bool& double_fault, bool& triple_fault) {
+  double_fault = r.cause != 0 && r.kind == ES_KIND_RAISE && is_double_fault(arch::EntryIntrInfo(r.intr_info));
+  triple_fault = r.cause != 0 && is_exit(r) && arch::ExitReason(r.reason).is(arch::BasicExitReason::TripleFault);
+  return double_fault || triple_fault;
+}
+
+void decide_outcome(Chain& c, const ChainContext& ctx) {
   const arch::EntryIntrInfo original(c.event_word);
   uint64_t delivered = 0, dropped = 0, promoted = 0, triple = 0;
   if (c.root_found) {
-    if (auto it = effects.triple_fault_by_cause.find(c.id); it != effects.triple_fault_by_cause.end())
+    if (auto it = ctx.triple_fault_by_cause.find(c.id); it != ctx.triple_fault_by_cause.end())
       triple = it->second;
-    if (auto it = effects.double_fault_by_cause.find(c.id);
-        it != effects.double_fault_by_cause.end() && !is_double_fault(original))
+    if (auto it = ctx.double_fault_by_cause.find(c.id);
+        it != ctx.double_fault_by_cause.end() && !is_double_fault(original))
       promoted = it->second;
   }
   for (const Event& ev : c.events) {
@@ -64,10 +75,10 @@ void decide_outcome(Chain& c, const std::unordered_map<uint64_t, uint64_t>& orig
       promoted = r.id;
     if (r.kind == ES_KIND_DECISION && r.reason == ES_DECISION_DROP_FROM_VECTORING) dropped = r.id;
   }
-  for (const Event& end : run_ends) {
+  for (const Event& end : ctx.run_ends) {
     if (end.rec.reason != ES_END_TRIPLE_FAULT || triple) continue;
-    const auto it = origin_of.find(end.rec.cause);
-    if (end.rec.origin == c.id || (it != origin_of.end() && it->second == c.id)) triple = end.rec.id;
+    const auto it = ctx.run_end_cause_origin.find(end.rec.cause);
+    if (end.rec.origin == c.id || (it != ctx.run_end_cause_origin.end() && it->second == c.id)) triple = end.rec.id;
   }
   if (triple) {
     c.outcome = Outcome::TripleFault;
@@ -84,12 +95,95 @@ void decide_outcome(Chain& c, const std::unordered_map<uint64_t, uint64_t>& orig
   } else {
     // Ended by a limit / signal, or no RUN_END at all (the recording stopped first): the
     // event may still have been delivered later, so it is pending, not lost.
-    bool stopped_early = run_ends.empty();
-    for (const Event& end : run_ends)
+    bool stopped_early = ctx.run_ends.empty();
+    for (const Event& end : ctx.run_ends)
       if (end.rec.reason == ES_END_LIMIT || end.rec.reason == ES_END_STOPPED) stopped_early = true;
     c.outcome = stopped_early ? Outcome::PendingAtEnd : Outcome::Lost;
     c.outcome_event = 0;
   }
+}
+
+// Everything about one chain that its own members tell, then its outcome and links.
+void finish_chain(Chain& c, const ChainContext& ctx) {
+  for (const Event& ev : c.events) {
+    const es_record& r = ev.rec;
+    if (r.id == c.id) {
+      c.root_found = true;
+      c.root = ev;
+    }
+    if (r.flags & ES_FLAG_INFERRED) c.inferred = true;
+    if (is_exit(r) && arch::IdtVectoringInfo(r.idt_vectoring_info).valid()) c.interruptions.push_back(r.id);
+    if (r.kind == ES_KIND_DECISION) c.decisions.push_back(r.id);
+  }
+  if (!c.root_found) c.inferred = true;
+  // The original event: the root's word; without a root, the first member naming an event.
+  if (c.root_found) {
+    c.event_word = c.root.rec.intr_info;
+    c.event_error = c.root.rec.intr_error;
+  }
+  if (!arch::EntryIntrInfo(c.event_word).valid()) {
+    for (const Event& ev : c.events) {
+      if (is_exit(ev.rec) && arch::IdtVectoringInfo(ev.rec.idt_vectoring_info).valid()) {
+        c.event_word = arch::to_reinjection(arch::IdtVectoringInfo(ev.rec.idt_vectoring_info)).raw();
+        c.event_error = ev.rec.idt_vectoring_error;
+        break;
+      }
+      if (!is_exit(ev.rec) && arch::EntryIntrInfo(ev.rec.intr_info).valid()) {
+        c.event_word = ev.rec.intr_info;
+        c.event_error = ev.rec.intr_error;
+        break;
+      }
+    }
+  }
+  decide_outcome(c, ctx);
+  if (auto it = ctx.interrupts.find(c.id); it != ctx.interrupts.end()) c.interrupts_chain = it->second;
+  if (auto it = ctx.interrupted_by.find(c.id); it != ctx.interrupted_by.end()) c.interrupted_by = it->second;
+}
+
+// The context from a recording's SQL, with memory proportional to what links chains (not to
+// the number of events): a few targeted queries on the cause / origin indexes.
+Result<ChainContext> load_context(db::Db& db) {
+  ChainContext ctx;
+  auto r = query_events(db, "e.kind = ?", {ES_KIND_RUN_END}, [&](const Event& e) {
+    ctx.run_ends.push_back(e);
+    return true;
+  });
+  if (!r) return make_error(r.error());
+  auto origin_of = db.prepare("SELECT origin FROM events WHERE id = ?");
+  if (!origin_of) return make_error(origin_of.error());
+  for (const Event& end : ctx.run_ends) {
+    if (end.rec.cause == 0) continue;
+    origin_of->bind_u64(1, end.rec.cause);
+    if (origin_of->step() == SQLITE_ROW) ctx.run_end_cause_origin[end.rec.cause] = origin_of->col_u64(0);
+    origin_of->reset();
+  }
+  // #DF raises and triple-fault exits that name a cause (Table 6-5 effects).
+  const int64_t df_word = int64_t{arch::EntryIntrInfo::make(arch::kDF, arch::InterruptionType::HardwareException).raw()};
+  r = query_events(db,
+                   "e.cause != 0 AND ((e.kind = ? AND (e.intr_info & 2147485695) = ?) OR "
+                   "(e.kind IN (?, ?) AND (e.reason & 65535) = 2))",
+                   {ES_KIND_RAISE, df_word, ES_KIND_VM_EXIT, ES_KIND_NESTED_EXIT}, [&](const Event& e) {
+                     bool df = false, tf = false;
+                     if (ends_by_effect(e.rec, df, tf)) {
+                       if (df) ctx.double_fault_by_cause.emplace(e.rec.cause, e.rec.id);
+                       if (tf) ctx.triple_fault_by_cause.emplace(e.rec.cause, e.rec.id);
+                     }
+                     return true;
+                   });
+  if (!r) return make_error(r.error());
+  // Chain roots caused by an event of another chain.
+  auto links = db.prepare(
+      "SELECT e.id, c.origin FROM events e JOIN events c ON c.id = e.cause "
+      "WHERE e.origin = e.id AND e.cause != 0 AND c.origin != 0 AND c.origin != e.id ORDER BY e.id");
+  if (!links) return make_error(links.error());
+  for (;;) {
+    const int rc = links->step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg()));
+    ctx.interrupts[links->col_u64(0)] = links->col_u64(1);
+    ctx.interrupted_by[links->col_u64(1)].push_back(links->col_u64(0));
+  }
+  return ctx;
 }
 
 }  // namespace
@@ -98,64 +192,63 @@ std::vector<Chain> build_chains(std::vector<Event> members, const std::vector<Ev
   std::sort(members.begin(), members.end(), [](const Event& a, const Event& b) { return a.rec.id < b.rec.id; });
   std::unordered_map<uint64_t, uint64_t> origin_of;  // event id -> chain id
   std::map<uint64_t, Chain> by_id;
-  Effects effects;
+  ChainContext ctx;
+  ctx.run_ends = run_ends;
   for (Event& ev : members) {
     origin_of[ev.rec.id] = ev.rec.origin;
-    if (ev.rec.cause != 0) {
-      if (ev.rec.kind == ES_KIND_RAISE && is_double_fault(arch::EntryIntrInfo(ev.rec.intr_info)))
-        effects.double_fault_by_cause.emplace(ev.rec.cause, ev.rec.id);
-      if (is_exit(ev.rec) && arch::ExitReason(ev.rec.reason).is(arch::BasicExitReason::TripleFault))
-        effects.triple_fault_by_cause.emplace(ev.rec.cause, ev.rec.id);
+    bool df = false, tf = false;
+    if (ends_by_effect(ev.rec, df, tf)) {
+      if (df) ctx.double_fault_by_cause.emplace(ev.rec.cause, ev.rec.id);
+      if (tf) ctx.triple_fault_by_cause.emplace(ev.rec.cause, ev.rec.id);
     }
     Chain& c = by_id[ev.rec.origin];
     c.id = ev.rec.origin;
     c.events.push_back(std::move(ev));
   }
-  for (auto& [id, c] : by_id) {
-    for (const Event& ev : c.events) {
-      const es_record& r = ev.rec;
-      if (r.id == c.id) {
-        c.root_found = true;
-        c.root = ev;
-      }
-      if (r.flags & ES_FLAG_INFERRED) c.inferred = true;
-      if (is_exit(r) && arch::IdtVectoringInfo(r.idt_vectoring_info).valid()) c.interruptions.push_back(r.id);
-      if (r.kind == ES_KIND_DECISION) c.decisions.push_back(r.id);
-    }
-    if (!c.root_found) c.inferred = true;
-    // The original event: the root's word; without a root, the first member naming an event.
-    if (c.root_found) {
-      c.event_word = c.root.rec.intr_info;
-      c.event_error = c.root.rec.intr_error;
-    }
-    if (!arch::EntryIntrInfo(c.event_word).valid()) {
-      for (const Event& ev : c.events) {
-        if (is_exit(ev.rec) && arch::IdtVectoringInfo(ev.rec.idt_vectoring_info).valid()) {
-          c.event_word = arch::to_reinjection(arch::IdtVectoringInfo(ev.rec.idt_vectoring_info)).raw();
-          c.event_error = ev.rec.idt_vectoring_error;
-          break;
-        }
-        if (!is_exit(ev.rec) && arch::EntryIntrInfo(ev.rec.intr_info).valid()) {
-          c.event_word = ev.rec.intr_info;
-          c.event_error = ev.rec.intr_error;
-          break;
-        }
-      }
-    }
-    decide_outcome(c, origin_of, run_ends, effects);
-  }
-  // Link: the root's cause lies in another chain.
-  for (auto& [id, c] : by_id) {
-    if (!c.root_found || c.root.rec.cause == 0) continue;
-    const auto it = origin_of.find(c.root.rec.cause);
-    if (it == origin_of.end() || it->second == c.id) continue;
-    c.interrupts_chain = it->second;
-    by_id[it->second].interrupted_by.push_back(c.id);
+  for (const Event& end : run_ends)
+    if (auto it = origin_of.find(end.rec.cause); it != origin_of.end()) ctx.run_end_cause_origin[end.rec.cause] = it->second;
+  for (const auto& [id, c] : by_id) {
+    if (c.events.empty() || c.events.front().rec.id != id || c.events.front().rec.cause == 0) continue;
+    const auto it = origin_of.find(c.events.front().rec.cause);
+    if (it == origin_of.end() || it->second == id || it->second == 0) continue;
+    ctx.interrupts[id] = it->second;
+    ctx.interrupted_by[it->second].push_back(id);
   }
   std::vector<Chain> out;
   out.reserve(by_id.size());
-  for (auto& [id, c] : by_id) out.push_back(std::move(c));
+  for (auto& [id, c] : by_id) {
+    finish_chain(c, ctx);
+    out.push_back(std::move(c));
+  }
   return out;
+}
+
+Result<void> for_each_chain(db::Db& db, const std::function<bool(const Chain&)>& fn) {
+  auto ctx = load_context(db);
+  if (!ctx) return make_error(ctx.error());
+  Chain cur;
+  bool stop = false;
+  auto flush = [&]() {
+    if (cur.events.empty()) return;
+    finish_chain(cur, *ctx);
+    if (!fn(cur)) stop = true;
+    cur = Chain{};
+  };
+  auto r = query_events(
+      db, "e.origin != 0", {},
+      [&](const Event& e) {
+        if (e.rec.origin != cur.id) {
+          flush();
+          if (stop) return false;
+          cur.id = e.rec.origin;
+        }
+        cur.events.push_back(e);
+        return true;
+      },
+      "e.origin, e.id");
+  if (!r) return make_error(r.error());
+  if (!stop) flush();
+  return {};
 }
 
 Result<std::vector<Chain>> load_chains(db::Db& db) {
@@ -174,8 +267,6 @@ Result<std::vector<Chain>> load_chains(db::Db& db) {
 }
 
 Result<void> materialize_chains(db::Db& db) {
-  auto chains = load_chains(db);
-  if (!chains) return make_error(chains.error());
   auto fail = [&](std::string_view msg) {
     std::string m = schema::describe_sqlite_error(db.path(), "writing chains of", db.errcode(), msg);
     (void)db.exec("ROLLBACK");
@@ -188,7 +279,8 @@ Result<void> materialize_chains(db::Db& db) {
   if (!ins_chain) return fail(ins_chain.error());
   auto ins_member = db.prepare("INSERT INTO chain_events (chain_id, event_id) VALUES (?, ?)");
   if (!ins_member) return fail(ins_member.error());
-  for (const Chain& c : *chains) {
+  std::string failure;
+  auto walked = for_each_chain(db, [&](const Chain& c) {
     const arch::EntryIntrInfo word(c.event_word);
     db::Stmt& s = *ins_chain;
     s.bind_u64(1, c.id);
@@ -203,15 +295,24 @@ Result<void> materialize_chains(db::Db& db) {
     s.bind(10, int64_t{c.inferred ? 1 : 0});
     if (c.interrupts_chain) s.bind_u64(11, c.interrupts_chain);
     else s.bind_null(11);
-    if (s.step() != SQLITE_DONE) return fail(db.errmsg());
+    if (s.step() != SQLITE_DONE) {
+      failure = db.errmsg();
+      return false;
+    }
     s.reset();
     for (const Event& ev : c.events) {
       ins_member->bind_u64(1, c.id);
       ins_member->bind_u64(2, ev.rec.id);
-      if (ins_member->step() != SQLITE_DONE) return fail(db.errmsg());
+      if (ins_member->step() != SQLITE_DONE) {
+        failure = db.errmsg();
+        return false;
+      }
       ins_member->reset();
     }
-  }
+    return true;
+  });
+  if (!walked) return fail(walked.error());
+  if (!failure.empty()) return fail(failure);
   ins_chain = db::Stmt();
   ins_member = db::Stmt();
   if (auto cm = db.exec("COMMIT"); !cm) return fail(cm.error());

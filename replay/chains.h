@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string_view>
 #include <vector>
 
@@ -41,7 +42,14 @@ struct Chain {
 // no RUN_END at all), so an undelivered event is "pending at end" rather than "lost".
 std::vector<Chain> build_chains(std::vector<Event> members, const std::vector<Event>& run_ends);
 
-// Reads the events and builds the chains (read-only; nothing is written).
+// Streams the chains one at a time in id order (memory: one chain plus what links chains, not
+// the whole recording), for large recordings. `fn` returning false stops the walk.
+Result<void> for_each_chain(db::Db& db, const std::function<bool(const Chain&)>& fn);
+inline Result<void> for_each_chain(Recording& rec, const std::function<bool(const Chain&)>& fn) {
+  return for_each_chain(rec.db(), fn);
+}
+
+// Reads the events and builds all chains in memory (read-only; nothing is written).
 Result<std::vector<Chain>> load_chains(db::Db& db);
 inline Result<std::vector<Chain>> load_chains(Recording& rec) { return load_chains(rec.db()); }
 

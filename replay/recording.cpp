@@ -59,10 +59,11 @@ std::string_view event_select_sql() { return kEventColumns; }
 Event event_from_row(const db::Stmt& s) { return row_to_event(s); }
 
 Result<void> query_events(db::Db& db, const std::string& where, const std::vector<int64_t>& binds,
-                          const std::function<bool(const Event&)>& fn) {
+                          const std::function<bool(const Event&)>& fn, const char* order_by) {
   std::string sql(kEventColumns);
   if (!where.empty()) sql += " WHERE " + where;
-  sql += " ORDER BY e.id";
+  sql += " ORDER BY ";
+  sql += order_by;
   auto st = db.prepare(sql);
   if (!st) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), st.error()));
   for (size_t i = 0; i < binds.size(); ++i) st->bind(static_cast<int>(i + 1), binds[i]);

@@ -82,7 +82,8 @@ class Recording {
 // Shared by Recording and chain materialization: SELECT over events joined with code.
 // `where` is SQL after WHERE (may be empty); binds are int64 values for its '?'s.
 Result<void> query_events(db::Db& db, const std::string& where, const std::vector<int64_t>& binds,
-                          const std::function<bool(const Event&)>& fn);
+                          const std::function<bool(const Event&)>& fn,
+                          const char* order_by = "e.id");
 
 // The SELECT (columns of events joined with code, aliases e and c, no WHERE) that
 // event_from_row reads; for queries with their own WHERE / ORDER BY / LIMIT (replay/browse.cpp).

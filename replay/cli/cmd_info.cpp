@@ -92,14 +92,18 @@ int cmd_info(int argc, char** argv) {
                 name.empty() ? ("decision " + std::to_string(reason)).c_str() : std::string(name).c_str(),
                 static_cast<unsigned long long>(n));
   }
-  auto chains = replay::load_chains(*rec);
-  if (!chains) {
-    std::fprintf(stderr, "exitscope info: %s\n", chains.error().c_str());
+  std::map<std::string_view, uint64_t> outcomes;
+  uint64_t chain_count = 0;
+  auto walked = replay::for_each_chain(*rec, [&](const replay::Chain& c) {
+    ++outcomes[replay::to_string(c.outcome)];
+    ++chain_count;
+    return true;
+  });
+  if (!walked) {
+    std::fprintf(stderr, "exitscope info: %s\n", walked.error().c_str());
     return 2;
   }
-  std::map<std::string_view, uint64_t> outcomes;
-  for (const auto& c : *chains) ++outcomes[replay::to_string(c.outcome)];
-  std::printf("\nchains:     %zu", chains->size());
+  std::printf("\nchains:     %llu", static_cast<unsigned long long>(chain_count));
   for (auto [o, n] : outcomes) std::printf("  %.*s=%llu", static_cast<int>(o.size()), o.data(), static_cast<unsigned long long>(n));
   std::printf("\n");
   // Findings of the live invariant checker stored in the recording (replay/check).
