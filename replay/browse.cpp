@@ -246,10 +246,11 @@ Result<WindowEvents> window_events(Recording& rec, uint64_t from_ns, uint64_t to
   if (!*lo || !*hi || **hi < **lo) return w;
   const uint64_t a = static_cast<uint64_t>(**lo), b = static_cast<uint64_t>(**hi);
   w.approx_count = b - a + 1;
-  std::string filter = " AND e.time_ns >= ? AND e.time_ns <= ?";
+  // Unary '+' keeps SQLite on the rowid range: the time / vcpu indexes would scan the window.
+  std::string filter = " AND +e.time_ns >= ? AND +e.time_ns <= ?";
   std::vector<int64_t> fb{static_cast<int64_t>(from_ns), static_cast<int64_t>(to_ns)};
   if (vcpu) {
-    filter += " AND e.vcpu = ?";
+    filter += " AND +e.vcpu = ?";
     fb.push_back(*vcpu);
   }
   if (w.approx_count <= max_events) {
