@@ -17,6 +17,7 @@ std::string_view to_string(Outcome o) {
     case Outcome::PromotedToDf: return "promoted to #DF";
     case Outcome::TripleFault: return "triple fault";
     case Outcome::DroppedByPolicy: return "dropped by policy";
+    case Outcome::HandledByHypervisor: return "handled by hypervisor";
     case Outcome::PendingAtEnd: return "pending at end";
     case Outcome::Lost: return "lost";
   }
@@ -58,7 +59,7 @@ bool ends_by_effect(const es_record& r, bool& double_fault, bool& triple_fault) 
 
 void decide_outcome(Chain& c, const ChainContext& ctx) {
   const arch::EntryIntrInfo original(c.event_word);
-  uint64_t delivered = 0, dropped = 0, promoted = 0, triple = 0;
+  uint64_t delivered = 0, dropped = 0, promoted = 0, triple = 0, handled = 0;
   if (c.root_found) {
     if (auto it = ctx.triple_fault_by_cause.find(c.id); it != ctx.triple_fault_by_cause.end())
       triple = it->second;
@@ -74,6 +75,8 @@ void decide_outcome(Chain& c, const ChainContext& ctx) {
         is_double_fault(arch::EntryIntrInfo(r.intr_info)) && !is_double_fault(original) && !promoted)
       promoted = r.id;
     if (r.kind == ES_KIND_DECISION && r.reason == ES_DECISION_DROP_FROM_VECTORING) dropped = r.id;
+    if (r.kind == ES_KIND_DECISION && (r.reason == ES_DECISION_FIX_PAGE_FAULT || r.reason == ES_DECISION_HOST_NMI))
+      handled = r.id;
   }
   for (const Event& end : ctx.run_ends) {
     if (end.rec.reason != ES_END_TRIPLE_FAULT || triple) continue;
@@ -92,6 +95,9 @@ void decide_outcome(Chain& c, const ChainContext& ctx) {
   } else if (dropped) {
     c.outcome = Outcome::DroppedByPolicy;
     c.outcome_event = dropped;
+  } else if (handled && handled > delivered) {
+    c.outcome = Outcome::HandledByHypervisor;
+    c.outcome_event = handled;
   } else {
     // Ended by a limit / signal, or no RUN_END at all (the recording stopped first): the
     // event may still have been delivered later, so it is pending, not lost.

@@ -17,8 +17,18 @@
 
 namespace es::replay {
 
-enum class Outcome : uint8_t { Delivered, PromotedToDf, TripleFault, DroppedByPolicy, PendingAtEnd, Lost };
-// "delivered", "promoted to #DF", "triple fault", "dropped by policy", "pending at end", "lost"
+// HandledByHypervisor: the event caused a VM exit and the hypervisor consumed it there (an
+// intercepted #PF a shadow-paging hypervisor fixes, a physical NMI handed to the host): it was
+// never meant for the guest, so it is neither delivered nor lost.
+enum class Outcome : uint8_t {
+  Delivered, PromotedToDf, TripleFault, DroppedByPolicy, HandledByHypervisor, PendingAtEnd, Lost
+};
+inline constexpr Outcome kAllOutcomes[] = {Outcome::Delivered,       Outcome::PromotedToDf,
+                                           Outcome::TripleFault,     Outcome::DroppedByPolicy,
+                                           Outcome::HandledByHypervisor, Outcome::PendingAtEnd,
+                                           Outcome::Lost};
+// "delivered", "promoted to #DF", "triple fault", "dropped by policy", "handled by hypervisor",
+// "pending at end", "lost"
 std::string_view to_string(Outcome o);
 
 struct Chain {

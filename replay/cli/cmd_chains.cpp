@@ -157,7 +157,8 @@ int cmd_chains(int argc, char** argv) {
                           "event, its events indented, the VM exits that interrupted its delivery (with their\n"
                           "IDT-vectoring info), what was requeued / reinjected / dropped, chains it interrupted\n"
                           "or was interrupted by, and the outcome: delivered, promoted to #DF, triple fault,\n"
-                          "dropped by policy, pending at end, or lost.",
+                          "dropped by policy, handled by hypervisor (an intercepted event it consumed), pending\n"
+                          "at end, or lost.",
                           kOptions)
                    .c_str(),
                stdout);
@@ -174,13 +175,12 @@ int cmd_chains(int argc, char** argv) {
   std::optional<std::string> outcome = args->get("outcome");
   if (outcome) {
     bool known = false;
-    for (auto o : {replay::Outcome::Delivered, replay::Outcome::PromotedToDf, replay::Outcome::TripleFault,
-                   replay::Outcome::DroppedByPolicy, replay::Outcome::PendingAtEnd, replay::Outcome::Lost})
-      known = known || replay::to_string(o) == *outcome;
-    if (!known)
-      return usage_error(kName, "unknown outcome '" + *outcome +
-                                    "' for '--outcome' (delivered, promoted to #DF, triple fault, dropped by policy, "
-                                    "pending at end, lost)");
+    for (auto o : replay::kAllOutcomes) known = known || replay::to_string(o) == *outcome;
+    if (!known) {
+      std::string names;
+      for (auto o : replay::kAllOutcomes) names += (names.empty() ? "" : ", ") + std::string(replay::to_string(o));
+      return usage_error(kName, "unknown outcome '" + *outcome + "' for '--outcome' (" + names + ")");
+    }
   }
   auto rec = replay::Recording::open(args->positional[0]);
   if (!rec) {

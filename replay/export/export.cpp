@@ -192,8 +192,7 @@ std::vector<std::pair<std::string, std::string>> session_facts(const ExportConte
                                   " s");
   // Chains by outcome, in a fixed order.
   std::string by_outcome;
-  for (auto o : {replay::Outcome::Delivered, replay::Outcome::PromotedToDf, replay::Outcome::TripleFault,
-                 replay::Outcome::DroppedByPolicy, replay::Outcome::PendingAtEnd, replay::Outcome::Lost}) {
+  for (auto o : replay::kAllOutcomes) {
     const auto n = std::count_if(ctx.chains.begin(), ctx.chains.end(), [&](const auto& c) { return c.outcome == o; });
     if (n == 0) continue;
     if (!by_outcome.empty()) by_outcome += ", ";

@@ -152,6 +152,24 @@ TEST(ChainsTest, FaultsRaisedDuringDeliveryEndInDoubleAndTripleFault) {
   EXPECT_EQ(second->outcome_event, tf);
 }
 
+// An intercepted #PF that the hypervisor fixes itself (shadow paging) never reaches the guest
+// and is not lost either: it was the hypervisor's. A later delivery of the same chain would
+// still count as delivered.
+TEST(ChainsTest, InterceptedFaultFixedByTheHypervisorIsHandledNotLost) {
+  uint64_t fix = 0;
+  auto r = record("chain_fixed.db", [&](test::Emitter& em) {
+    const uint64_t pf = em.raise(test::hw_exc(arch::kPF, true), 0, 0x2);
+    const uint64_t ex = em.vm_exit(test::exit_reason(BasicExitReason::ExceptionOrNmi), 0x800000,
+                                   arch::ExitIntrInfo::make(arch::kPF, arch::InterruptionType::HardwareException, true).raw(),
+                                   0, pf, pf);
+    fix = em.decision(ES_DECISION_FIX_PAGE_FAULT, test::hw_exc(arch::kPF, true), pf, ex);
+    em.run_end(ES_END_GUEST_EXIT);
+  });
+  ASSERT_EQ(r.chains.size(), 1u);
+  EXPECT_EQ(r.chains[0].outcome, Outcome::HandledByHypervisor);
+  EXPECT_EQ(r.chains[0].outcome_event, fix);
+}
+
 // RUN_END(triple fault) caused by an event of the chain, without a reason-2 exit recorded.
 TEST(ChainsTest, TripleFaultRunEndCausedByChain) {
   uint64_t end = 0;
