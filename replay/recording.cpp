@@ -138,7 +138,8 @@ Result<Recording> Recording::open(const std::string& path) {
       return make_error(quote_path(path) + " is not a SQLite database; pass a recording written by "
                                        "'exitscope record'.");
   }
-  auto db = db::Db::open(path, SQLITE_OPEN_READONLY);
+  // One thread per connection: no per-call SQLite mutex (it showed in every column read).
+  auto db = db::Db::open(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
   if (!db) return make_error(schema::describe_sqlite_error(path, "opening", SQLITE_CANTOPEN, db.error()));
   if (auto v = schema::check_readable(*db); !v) return make_error(v.error());
   // A quick structural check of the events table catches most corruption up front;
