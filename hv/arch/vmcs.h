@@ -58,13 +58,15 @@ constexpr VmcsIndex vmcs_index(VmcsField f) {
   return VmcsIndex::Count;
 }
 
-constexpr VmcsField vmcs_field_at(VmcsIndex i) {
-  constexpr uint32_t kEncodings[] = {
+// Encodings in table order (namespace scope: built once, not per call).
+inline constexpr uint32_t kVmcsEncodings[] = {
 #define X(name, enc) (enc),
 #include "hv/arch/vmcs_fields.def"
 #undef X
-  };
-  return static_cast<VmcsField>(kEncodings[static_cast<std::size_t>(i)]);
+};
+
+constexpr VmcsField vmcs_field_at(VmcsIndex i) {
+  return static_cast<VmcsField>(kVmcsEncodings[static_cast<std::size_t>(i)]);
 }
 
 // Field named in the table for a raw encoding (full access only), if any.

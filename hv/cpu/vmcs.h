@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <vector>
 
 #include "hv/arch/vmcs.h"
 
@@ -51,7 +52,22 @@ class Vmcs {
 
   void clear() { values_.fill(0); }
 
+  // Copies the whole guest-state area from `other` (nested VMX: vmcs12 -> vmcs02 at a nested
+  // VM entry, vmcs02 -> vmcs12 at a nested VM exit).
+  void copy_guest_state_from(const Vmcs& other) {
+    for (const arch::VmcsField f : guest_state_fields()) write(f, other.read(f));
+  }
+
  private:
+  static const std::vector<arch::VmcsField>& guest_state_fields() {
+    static const std::vector<arch::VmcsField> kFields = [] {
+      std::vector<arch::VmcsField> v;
+      for (uint32_t enc : arch::kVmcsEncodings)
+        if (arch::vmcs_type(enc) == arch::VmcsType::GuestState) v.push_back(static_cast<arch::VmcsField>(enc));
+      return v;
+    }();
+    return kFields;
+  }
   static constexpr std::size_t index(arch::VmcsField f) {
     return vmcs_detail::kSlots[vmcs_detail::slot_key(static_cast<uint32_t>(f))];
   }

@@ -32,10 +32,7 @@ VmxCpu* Vmm::attach_l1() {
 // from vmcs01 (its interrupt and NMI exiting, its EPT, acknowledge-on-exit).
 void Vmm::prepare_vmcs02(const Vmcs& v12) {
   vmcs02_.clear();
-  for (size_t i = 0; i < arch::kVmcsFieldCount; ++i) {
-    const auto f = arch::vmcs_field_at(static_cast<arch::VmcsIndex>(i));
-    if (arch::vmcs_type(f) == arch::VmcsType::GuestState) vmcs02_.write(f, v12.read(f));
-  }
+  vmcs02_.copy_guest_state_from(v12);
   vmcs02_.write(VmcsField::PinBasedVmExecControl,
                 vmcs01_.read(VmcsField::PinBasedVmExecControl) | v12.read(VmcsField::PinBasedVmExecControl));
   vmcs02_.write(VmcsField::CpuBasedVmExecControl,
@@ -176,10 +173,7 @@ ExitRecordInfo Vmm::nested_vm_exit(arch::ExitReason reason, uint64_t qualificati
   const arch::IdtVectoringInfo vec = pending ? arch::to_idt_vectoring(pending->info) : arch::IdtVectoringInfo{};
   const uint64_t vectoring_origin = pending ? pending->origin : 0;
 
-  for (size_t i = 0; i < arch::kVmcsFieldCount; ++i) {
-    const auto f = arch::vmcs_field_at(static_cast<arch::VmcsIndex>(i));
-    if (arch::vmcs_type(f) == arch::VmcsType::GuestState) v12.write(f, vmcs02_.read(f));
-  }
+  v12.copy_guest_state_from(vmcs02_);
   v12.write(VmcsField::VmExitReason, reason.raw());
   v12.write(VmcsField::ExitQualification, qualification);
   v12.write(VmcsField::VmExitIntrInfo, exit_intr_info);
