@@ -22,6 +22,11 @@ VmmConfig l1_config(uint32_t exception_bitmap = 0, bool fix_pf = false) {
   return c;
 }
 
+VmmConfig with_async_pf(VmmConfig c, uint64_t gpa) {
+  c.async_pf_gpa = gpa;
+  return c;
+}
+
 VmmConfig with_nested_exception_bit(VmmConfig c) {
   c.cpu.nested_exception_bit = true;
   return c;
@@ -58,6 +63,11 @@ const std::vector<Scenario>& scenarios() {
        "L2's delivery of an IRQ L1 injected hits L0's EPT while L1 has an interrupt due: L0 finishes the delivery "
        "(immediate exit) before exiting to L1 with EXTERNAL_INTERRUPT (--bug exit-with-vectoring: the old way)",
        blob(es_guest_nested_irq_vectoring, es_guest_nested_irq_vectoring_size), config(), l1_config()},
+      {"nested-async-pf",
+       "an asynchronous #PF (KVM async_pf) meant for L2 while L1 intercepts #PF becomes a nested VM exit to L1, "
+       "not an injection into L2 (--bug async-pf-into-l2: the old way)",
+       blob(es_guest_nested_async_pf, es_guest_nested_async_pf_size), with_async_pf(config(), 0x600000),
+       l1_config(1u << 14, /*fix_pf=*/true)},
       {"nested-ept-reinject",
        "L2's delivery of an IRQ L1 injected hits an EPT violation in L0's EPT: L0 maps and reinjects into L2, "
        "L1 never sees the exit",

@@ -42,6 +42,13 @@ struct VmmConfig {
   // L1 side: an intercepted #PF is L1's own business (it fixes L2's page tables, as a
   // shadow-paging hypervisor would) instead of being reflected into L2.
   bool fix_intercepted_pf = false;
+  // L0: this guest-physical page (of L2) is "swapped out" on the host: its first touch gets
+  // an asynchronous #PF (KVM async_pf: CR2 = a token, the page comes in meanwhile) instead of
+  // a synchronous fault-in. ~0 = none.
+  uint64_t async_pf_gpa = ~0ull;
+  // L0: reproduces the bug of seed thread "async_pf: force a nested vmexit if the injected #PF
+  // is async_pf": inject the async #PF into L2 even though L1 intercepts #PF.
+  bool bug_async_pf_into_l2 = false;
 };
 
 struct RunResult {
@@ -153,6 +160,7 @@ class Vmm {
   ExitRecordInfo nested_vm_exit(arch::ExitReason reason, uint64_t qualification, uint32_t exit_intr_info,
                                 uint32_t exit_intr_error, uint32_t instr_len, uint64_t cause, uint64_t exit_event_origin);
   ExitRecordInfo reflect(const ExitRecordInfo& exit);
+  std::optional<ExitRecordInfo> async_page_fault(const ExitRecordInfo& exit);
   bool handle_in_l0(const ExitRecordInfo& exit);
   void arm_host_interrupt();
 
@@ -189,6 +197,7 @@ class Vmm {
   uint64_t l1_irq_at_ = ~0ull;         // L1's pending host interrupt (its timer)
   uint8_t l1_irq_vector_ = 0;
   bool immediate_exit_ = false;
+  bool async_pf_sent_ = false;
   uint64_t silicon_exits_ = 0;
   uint64_t self_irq_at_ = ~0ull;       // port 0x45: a one-shot interrupt for this hypervisor
   EventState ev_;

@@ -33,7 +33,7 @@ constexpr es::cli::OptionSpec kRecordOptions[] = {
     {"eager-ept", "", "map all guest RAM in EPT up front (no lazy EPT violations)"},
     {"intercept", "VECTORS", "extra exceptions the guest's hypervisor intercepts, e.g. 14 or 6,14"},
     {"nested", "", "run --guest FILE as L2 under an L1 hypervisor (the same vmm on L0's emulated VMX)"},
-    {"bug", "NAME", "reproduce a known hypervisor bug: exit-with-vectoring (nested scenarios)"},
+    {"bug", "NAME", "reproduce a known bug: exit-with-vectoring, async-pf-into-l2 (nested runs)"},
     {"no-check", "", "do not run the invariant checker live (see 'exitscope check')"},
     {"quiet", "", "do not print the guest console or the summary"},
 };
@@ -177,10 +177,21 @@ int cmd_record(int argc, char** argv) {
     }
   }
   if (auto b = args->get("bug")) {
-    if (*b != "exit-with-vectoring")
-      return usage_error(kRecord, "unknown --bug '" + *b + "' (known: exit-with-vectoring)");
-    if (!l1_cfg) return usage_error(kRecord, "--bug exit-with-vectoring needs a nested run (L2 under L1)");
-    l0_cfg.bug_exit_with_vectoring = true;
+    // Known hypervisor bugs the model can reproduce, each from a seed thread (all nested).
+    struct Bug {
+      const char* name;
+      bool es::hv::VmmConfig::*flag;
+    } const kBugs[] = {{"exit-with-vectoring", &es::hv::VmmConfig::bug_exit_with_vectoring},
+                       {"async-pf-into-l2", &es::hv::VmmConfig::bug_async_pf_into_l2}};
+    const Bug* bug = nullptr;
+    std::string names;
+    for (const Bug& k : kBugs) {
+      if (*b == k.name) bug = &k;
+      names += (names.empty() ? "" : ", ") + std::string(k.name);
+    }
+    if (!bug) return usage_error(kRecord, "unknown --bug '" + *b + "' (known: " + names + ")");
+    if (!l1_cfg) return usage_error(kRecord, "--bug " + *b + " needs a nested run (L2 under L1)");
+    l0_cfg.*(bug->flag) = true;
   }
   info.source = es::recorder::Source::Hv;
   info.policy = l0_cfg.policy;

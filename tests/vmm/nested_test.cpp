@@ -184,5 +184,41 @@ TEST(FredNestedExceptionTest, Bit13MirrorsIdtVectoringValid) {
   }
 }
 
+// Seed "async_pf: force a nested vmexit if the injected #PF is async_pf": an asynchronous #PF
+// for L2 while L1 intercepts #PF is a nested VM exit to L1 (qualification = the token), never
+// an injection into L2; --bug async-pf-into-l2 injects it and L2's handler sees the token.
+TEST(NestedAsyncPfTest, AsyncPageFaultBecomesNestedExitToL1) {
+  const RecordLog log = run_scenario("nested-async-pf");
+  ASSERT_TRUE(EndedCleanly(log));
+  EXPECT_NE(log.result.console.find("handler ran 0x0000000000000000"), std::string::npos) << log.result.console;
+  const auto raise = log.where([](const es_record& r) {
+    return r.kind == ES_KIND_RAISE && arch::EntryIntrInfo(r.intr_info).vector() == arch::kPF && r.hv_level == 0;
+  });
+  ASSERT_EQ(raise.size(), 1u);
+  const uint64_t token = raise[0].guest_linear;
+  EXPECT_EQ(raise[0].guest_phys, 0x600000u);
+  const auto exits = log.where([](const es_record& r) { return is_nested_exit(r, BasicExitReason::ExceptionOrNmi); });
+  ASSERT_EQ(exits.size(), 1u);
+  EXPECT_EQ(arch::ExitIntrInfo(exits[0].intr_info).vector(), arch::kPF);
+  EXPECT_EQ(exits[0].qualification, token);
+  EXPECT_EQ(exits[0].origin, raise[0].id);
+  EXPECT_FALSE(IdtVectoringInfo(exits[0].idt_vectoring_info).valid());
+  EXPECT_TRUE(log.where([](const es_record& r) {
+                   return r.kind == ES_KIND_DELIVERY && arch::EntryIntrInfo(r.intr_info).vector() == arch::kPF;
+                 }).empty());
+}
+
+TEST(NestedAsyncPfTest, BugSwitchInjectsTheAsyncPageFaultIntoL2) {
+  const RecordLog log = run_scenario("nested-async-pf", {}, [](hv::VmmConfig& l0) { l0.bug_async_pf_into_l2 = true; });
+  ASSERT_TRUE(EndedCleanly(log));
+  EXPECT_NE(log.result.console.find("handler ran 0x0000000000000001"), std::string::npos) << log.result.console;
+  EXPECT_TRUE(log.where([](const es_record& r) { return is_nested_exit(r, BasicExitReason::ExceptionOrNmi); }).empty());
+  const auto delivered = log.where([](const es_record& r) {
+    return r.kind == ES_KIND_DELIVERY && arch::EntryIntrInfo(r.intr_info).vector() == arch::kPF && r.level == 2;
+  });
+  ASSERT_EQ(delivered.size(), 1u);
+  EXPECT_EQ(delivered[0].guest_linear, 0x1001u);  // L2 got a token where it expects a fault address
+}
+
 }  // namespace
 }  // namespace es::test

@@ -54,7 +54,9 @@ TEST_F(RecordCli, ScenariosListsEveryScenarioWithADescription) {
   const CliRun r = run("scenarios");
   ASSERT_EQ(r.code, 0) << r.out;
   for (const char* name : {"timer-irq", "irq-ept-reinject", "guest-pf", "pf-during-irq", "double-fault",
-                           "triple-fault", "softint-ept", "nmi-blocking"})
+                           "triple-fault", "softint-ept", "nmi-blocking", "exception-vectoring-policy",
+                           "nested-irq-vectoring", "nested-async-pf", "nested-ept-reinject",
+                           "nested-exception-reflect", "nmi-exit-host", "fred-nested-exception"})
     EXPECT_NE(r.out.find(name), std::string::npos) << name;
 }
 
@@ -76,6 +78,7 @@ TEST_F(RecordCli, BadInputGetsOneClearErrorAndExitCode2) {
       {"record --bogus", "--bogus"},
       {"record --scenario timer-irq --bug exit-with-vectoring -o " + path("b.db"), "needs a nested run"},
       {"record --scenario nested-irq-vectoring --bug nope -o " + path("b.db"), "unknown --bug 'nope'"},
+      {"record --scenario timer-irq --bug async-pf-into-l2 -o " + path("b.db"), "needs a nested run"},
       {"record --scenario timer-irq --nested -o " + path("b.db"), "--nested is for --guest"},
   };
   for (const auto& c : cases) {

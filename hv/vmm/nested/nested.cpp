@@ -235,6 +235,52 @@ ExitRecordInfo Vmm::reflect(const ExitRecordInfo& exit) {
                         exit.exit_id, exit.exit_event_origin);
 }
 
+// Seed "async_pf: force a nested vmexit if the injected #PF is async_pf": L2 touched a page
+// the host swapped out. KVM does not block the vCPU; it tells the guest with an asynchronous
+// #PF (CR2 = a token) and brings the page in meanwhile. While L2 runs and L1 intercepts #PF,
+// that #PF is L1's business (it manages L2's memory): it becomes a nested VM exit to L1, not
+// an injection into L2 (KVM nested_vmx_check_exception for async_page_fault).
+std::optional<ExitRecordInfo> Vmm::async_page_fault(const ExitRecordInfo& exit) {
+  async_pf_sent_ = true;
+  constexpr uint64_t kToken = 0x1001;  // KVM's token: (async-PF id << 12) | vCPU id
+  const uint64_t gpa = vmcs02_.read(VmcsField::GuestPhysicalAddress) & ~(HostMemory::kPageSize - 1);
+  const arch::EntryIntrInfo pf = arch::EntryIntrInfo::make(arch::kPF, InterruptionType::HardwareException, true);
+  const uint64_t raise = bus_.next_id();
+  if (bus_.enabled(ES_KIND_RAISE)) {
+    es_record r = base_record(ES_KIND_RAISE);
+    r.id = raise;
+    r.cause = exit.exit_id;
+    r.origin = raise;
+    r.intr_info = pf.raw();
+    r.guest_linear = kToken;
+    r.guest_phys = gpa;
+    bus_.emit(r);
+  }
+  // The swap-in completes while the guest does something else: the page is there for its retry.
+  ept_->map_page(gpa, ram_hpa_ + gpa);
+  silicon_->flush_caches();
+  decide(ES_DECISION_EPT_MAP, raise, raise, 0, 0, gpa);
+  const Vmcs& v12 = *vmcs12_;
+  const uint32_t error_code = 0;  // what KVM injects with an async #PF
+  const bool l1_intercepts = (v12.read32(VmcsField::ExceptionBitmap) & (1u << arch::kPF)) &&
+                             (error_code & v12.read32(VmcsField::PageFaultErrorCodeMask)) ==
+                                 v12.read32(VmcsField::PageFaultErrorCodeMatch);
+  if (l1_intercepts && !cfg_.bug_async_pf_into_l2) {
+    const uint64_t d = decide(ES_DECISION_REFLECT_TO_L1, raise, raise, pf.raw(), 0, 0,
+                              static_cast<uint32_t>(BasicExitReason::ExceptionOrNmi), kToken);
+    return nested_vm_exit(arch::ExitReason(BasicExitReason::ExceptionOrNmi), kToken,
+                          arch::ExitIntrInfo::make(arch::kPF, InterruptionType::HardwareException, true).raw(), 0, 0, d,
+                          raise);
+  }
+  // L1 does not intercept #PF (or the old bug): inject it into L2, CR2 = the token.
+  QueuedEvent q;
+  q.info = pf;
+  q.cr2 = kToken;
+  q.origin = raise;
+  queue_exception(q, raise);
+  return std::nullopt;
+}
+
 // An L2 exit L0 keeps: its own EPT, a physical NMI, its own kick, a window it opened.
 bool Vmm::handle_in_l0(const ExitRecordInfo& exit) {
   decide(ES_DECISION_HANDLE_IN_L0, exit.exit_id, exit.vectoring_origin ? exit.vectoring_origin : exit.exit_event_origin,
@@ -307,6 +353,15 @@ ExitRecordInfo Vmm::run_l2(uint64_t max_insns) {
     }
     ++silicon_exits_;
     complete_interrupts(exit);
+    if (exit.reason.is(BasicExitReason::EptViolation) && !async_pf_sent_ && cfg_.async_pf_gpa != ~0ull &&
+        (vmcs02_.read(VmcsField::GuestPhysicalAddress) >> 12) == (cfg_.async_pf_gpa >> 12)) {
+      if (auto out = async_page_fault(exit)) {
+        out->insns_retired = insns;
+        return *out;
+      }
+      silicon_->advance_time(cfg_.exit_handling_ns);
+      continue;
+    }
     if (l1_wants_exit(exit)) {
       ExitRecordInfo out = reflect(exit);
       out.insns_retired = insns;
