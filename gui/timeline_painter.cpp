@@ -137,7 +137,7 @@ uint64_t TimelinePainter::time_at(const Layout& l, const TimelineScene& s, doubl
 
 int TimelinePainter::lane_index(const TimelineScene& s, const es_record& r) const {
   for (size_t i = 0; i < s.lanes.size(); ++i)
-    if (s.lanes[i].vcpu == r.vcpu && s.lanes[i].level == r.level) return static_cast<int>(i);
+    if (s.lanes[i].holds(r)) return static_cast<int>(i);
   return -1;
 }
 
@@ -229,7 +229,8 @@ void TimelinePainter::paint_lanes(QPainter& p, const Layout& l, const TimelineSc
     p.setPen(Qt::black);
     p.setFont(bold);
     p.drawText(QRectF(l.lanes.left() - l.label_width + 4, lane.top(), l.label_width - 12, lane.height()),
-               Qt::AlignRight | Qt::AlignVCenter, QString::fromStdString(replay::lane_label(s.lanes[i])));
+               Qt::AlignRight | Qt::AlignVCenter | Qt::TextWordWrap,
+               QString::fromStdString(replay::lane_label(s.lanes[i])));
   }
   QFont f = bold;
   f.setBold(false);

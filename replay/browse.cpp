@@ -185,7 +185,9 @@ Result<std::vector<Event>> effects(Recording& rec, uint64_t id, uint64_t max) {
 }
 
 std::string lane_label(const Lane& l) {
-  return "vCPU " + std::to_string(l.vcpu) + " \xc2\xb7 L" + std::to_string(l.level);
+  std::string s = "vCPU " + std::to_string(l.vcpu) + " \xc2\xb7 L" + std::to_string(l.level);
+  if (l.hv_level != 0) s += " by L" + std::to_string(l.hv_level);
+  return s;
 }
 
 Result<std::vector<Lane>> lanes(Recording& rec, const EventSpan& span, uint64_t exact_below, uint64_t samples) {
@@ -196,13 +198,14 @@ Result<std::vector<Lane>> lanes(Recording& rec, const EventSpan& span, uint64_t 
     for (size_t i = 0; i < binds.size(); ++i) st->bind(static_cast<int>(i + 1), binds[i]);
     int rc;
     while ((rc = st->step()) == SQLITE_ROW)
-      found.insert(Lane{static_cast<uint16_t>(st->col_i64(0)), static_cast<uint8_t>(st->col_i64(1))});
+      found.insert(Lane{static_cast<uint16_t>(st->col_i64(0)), static_cast<uint8_t>(st->col_i64(1)),
+                        static_cast<uint8_t>(st->col_i64(2))});
     if (rc != SQLITE_DONE) return fail(rec, rec.db().errmsg());
     return {};
   };
   if (span.count == 0) return std::vector<Lane>{};
   if (span.count < exact_below) {
-    if (auto r = add_rows("SELECT DISTINCT vcpu, level FROM events", {}); !r) return make_error(r.error());
+    if (auto r = add_rows("SELECT DISTINCT vcpu, level, hv_level FROM events", {}); !r) return make_error(r.error());
     return std::vector<Lane>(found.begin(), found.end());
   }
   // vCPUs: an index skip over events_vcpu (one O(log n) lookup per vCPU).
@@ -214,22 +217,23 @@ Result<std::vector<Lane>> lanes(Recording& rec, const EventSpan& span, uint64_t 
     v = **next;
     vcpus.push_back(static_cast<uint16_t>(v));
   }
-  std::set<uint8_t> levels;
+  std::set<std::pair<uint8_t, uint8_t>> levels;  // (guest level, deciding hypervisor)
   const uint64_t n = std::max<uint64_t>(1, samples);
   const uint64_t width = span.last_id - span.first_id + 1;
-  auto st = rec.db().prepare("SELECT level FROM events WHERE id >= ? ORDER BY id LIMIT 1");
+  auto st = rec.db().prepare("SELECT level, hv_level FROM events WHERE id >= ? ORDER BY id LIMIT 1");
   if (!st) return make_error(fail(rec, st.error()).error());
   for (uint64_t i = 0; i < n; ++i) {
     st->reset();
     st->bind(1, static_cast<int64_t>(span.first_id + width * i / n));
-    if (st->step() == SQLITE_ROW) levels.insert(static_cast<uint8_t>(st->col_i64(0)));
+    if (st->step() == SQLITE_ROW)
+      levels.insert({static_cast<uint8_t>(st->col_i64(0)), static_cast<uint8_t>(st->col_i64(1))});
   }
   // Chain roots carry the level of every chain (a short L2 episode shows up here).
   if (auto s = rec.db().prepare("SELECT DISTINCT level FROM chains"); s) {
-    while (s->step() == SQLITE_ROW) levels.insert(static_cast<uint8_t>(s->col_i64(0)));
+    while (s->step() == SQLITE_ROW) levels.insert({static_cast<uint8_t>(s->col_i64(0)), uint8_t{0}});
   }
   for (uint16_t v : vcpus)
-    for (uint8_t l : levels) found.insert(Lane{v, l});
+    for (auto [l, hv] : levels) found.insert(Lane{v, l, hv});
   return std::vector<Lane>(found.begin(), found.end());
 }
 

@@ -40,14 +40,22 @@ Result<std::optional<Event>> first_effect(Recording& rec, uint64_t id);
 // Every event caused by `id`, by id (at most `max`).
 Result<std::vector<Event>> effects(Recording& rec, uint64_t id, uint64_t max = 64);
 
-// A timeline lane: one per (vCPU, guest level) pair present in the recording.
+// A timeline lane: one per (vCPU, guest level, deciding hypervisor) present in the recording,
+// so a nested run shows L2 as L0 sees it (the silicon, L0's decisions) apart from L1's view
+// (nested exits and entries' decisions), and chains cross between them.
 struct Lane {
   uint16_t vcpu = 0;
   uint8_t level = 1;
+  uint8_t hv_level = 0;
   bool operator==(const Lane&) const = default;
-  bool operator<(const Lane& o) const { return vcpu != o.vcpu ? vcpu < o.vcpu : level < o.level; }
+  bool operator<(const Lane& o) const {
+    if (vcpu != o.vcpu) return vcpu < o.vcpu;
+    if (level != o.level) return level < o.level;
+    return hv_level < o.hv_level;
+  }
+  bool holds(const es_record& r) const { return r.vcpu == vcpu && r.level == level && r.hv_level == hv_level; }
 };
-// "vCPU 0 · L1"
+// "vCPU 0 · L1", "vCPU 0 · L2 by L1"
 std::string lane_label(const Lane& l);
 // The lanes of the recording, sorted. Exact for recordings up to `exact_below` events; above
 // that, from the vcpus table (or an index skip over vcpu) crossed with the levels found in

@@ -50,7 +50,7 @@ class GuiTest : public QObject {
 
  private:
   QTemporaryDir dir_;
-  QString irq_db_, pf_db_;
+  QString irq_db_, pf_db_, nested_db_;
 
   QString record(const QString& scenario) {
     const QString path = dir_.filePath(scenario + QStringLiteral(".db"));
@@ -81,7 +81,9 @@ class GuiTest : public QObject {
     QVERIFY(dir_.isValid());
     irq_db_ = record(QStringLiteral("irq-ept-reinject"));
     pf_db_ = record(QStringLiteral("pf-during-irq"));
+    nested_db_ = record(QStringLiteral("nested-irq-vectoring"));
     QVERIFY(QFile::exists(irq_db_));
+    QVERIFY(QFile::exists(nested_db_));
     QVERIFY(QFile::exists(pf_db_));
   }
 
@@ -250,6 +252,22 @@ class GuiTest : public QObject {
     auto w2 = window(pf_db_);
     QTest::qWait(50);
     QVERIFY(w2->grab().toImage().save(QStringLiteral(ES_SCREENSHOT_DIR "/pf_during_irq.png")));
+  }
+
+  // The nested scenario: L2's lane, the chain crossing L1's and L0's decisions, the inspector
+  // on the EPT violation L0 took during L2's delivery of the IRQ L1 injected.
+  void screenshot_nested_scenario() {
+    auto w = window(nested_db_);
+    for (int i = 0; i < 30 && !w->inspector_text().contains("EPT_VIOLATION"); ++i) QTest::keyClick(w.get(), Qt::Key_C);
+    QVERIFY2(w->inspector_text().contains("EPT_VIOLATION"), qPrintable(w->inspector_text()));
+    QVERIFY2(w->inspector_text().contains("IRQ 0x20"), qPrintable(w->inspector_text()));
+    QVERIFY(w->cursor());
+    QCOMPARE(int{w->cursor()->rec.level}, 2);
+    QTest::qWait(50);
+    QDir().mkpath(QStringLiteral(ES_SCREENSHOT_DIR));
+    const QImage img = w->grab().toImage();
+    QCOMPARE(img.size(), QSize(1280, 800));
+    QVERIFY(img.save(QStringLiteral(ES_SCREENSHOT_DIR "/nested_irq_vectoring.png")));
   }
 
   void svg_export_is_valid_and_deterministic() {
