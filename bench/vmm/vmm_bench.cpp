@@ -63,20 +63,22 @@ void BM_VmmOutLoopRecordingOff(benchmark::State& state) {
 }
 BENCHMARK(BM_VmmOutLoopRecordingOff)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-void BM_VmmOutLoopRecordingToSqlite(benchmark::State& state) {
+// Runs the loop with the recorder attached (timed through finish()), nested or not.
+void run_recorded(benchmark::State& state, bool nested) {
   uint64_t exits = 0, events = 0;
-  const std::string path = std::filesystem::temp_directory_path() / ("vmm_bench_" + std::to_string(getpid()) + ".db");
+  const std::string path = std::filesystem::temp_directory_path() /
+                           ("vmm_bench_" + std::to_string(nested) + "_" + std::to_string(getpid()) + ".db");
   for (auto _ : state) {
     state.PauseTiming();
     es::probes::ProbeBus bus;
-    es::hv::Machine vmm(bus, config());
+    es::hv::Machine m(bus, config(), nested ? std::optional<es::hv::VmmConfig>(config()) : std::nullopt);
     std::string err;
-    if (!vmm.load(kOutLoop, err)) state.SkipWithError(err.c_str());
+    if (!m.load(kOutLoop, err)) state.SkipWithError(err.c_str());
     auto rec = es::recorder::Recorder::open(path, es::recorder::SessionInfo{}, /*force=*/true);
     if (!rec) state.SkipWithError(rec.error().c_str());
     (*rec)->attach(bus);
     state.ResumeTiming();
-    const auto r = vmm.run();
+    const auto r = m.run();
     auto fin = (*rec)->finish({r.end_reason, "", 0});
     exits += r.exits;
     events += (*rec)->stats().written;
@@ -85,6 +87,8 @@ void BM_VmmOutLoopRecordingToSqlite(benchmark::State& state) {
   state.counters["exits_per_s"] = benchmark::Counter(static_cast<double>(exits), benchmark::Counter::kIsRate);
   state.counters["events_per_s"] = benchmark::Counter(static_cast<double>(events), benchmark::Counter::kIsRate);
 }
+
+void BM_VmmOutLoopRecordingToSqlite(benchmark::State& state) { run_recorded(state, false); }
 BENCHMARK(BM_VmmOutLoopRecordingToSqlite)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 
 // Nested: the same loop as L2 under L1. Every OUT is an L2 exit on the silicon that L0
@@ -105,29 +109,7 @@ void BM_NestedOutLoopRecordingOff(benchmark::State& state) {
 }
 BENCHMARK(BM_NestedOutLoopRecordingOff)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-void BM_NestedOutLoopRecordingToSqlite(benchmark::State& state) {
-  uint64_t exits = 0, events = 0;
-  const std::string path =
-      std::filesystem::temp_directory_path() / ("vmm_bench_nested_" + std::to_string(getpid()) + ".db");
-  for (auto _ : state) {
-    state.PauseTiming();
-    es::probes::ProbeBus bus;
-    es::hv::Machine m(bus, config(), config());
-    std::string err;
-    if (!m.load(kOutLoop, err)) state.SkipWithError(err.c_str());
-    auto rec = es::recorder::Recorder::open(path, es::recorder::SessionInfo{}, /*force=*/true);
-    if (!rec) state.SkipWithError(rec.error().c_str());
-    (*rec)->attach(bus);
-    state.ResumeTiming();
-    const auto r = m.run();
-    auto fin = (*rec)->finish({r.end_reason, "", 0});
-    exits += r.exits;
-    events += (*rec)->stats().written;
-  }
-  std::filesystem::remove(path);
-  state.counters["exits_per_s"] = benchmark::Counter(static_cast<double>(exits), benchmark::Counter::kIsRate);
-  state.counters["events_per_s"] = benchmark::Counter(static_cast<double>(events), benchmark::Counter::kIsRate);
-}
+void BM_NestedOutLoopRecordingToSqlite(benchmark::State& state) { run_recorded(state, true); }
 BENCHMARK(BM_NestedOutLoopRecordingToSqlite)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 
 }  // namespace

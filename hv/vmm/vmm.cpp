@@ -183,9 +183,9 @@ void Vmm::end_run(uint32_t reason, uint64_t cause, std::string message) {
 
 // ---------------------------------------------------------------- event sources
 
-void Vmm::raise_irq(uint8_t vector, uint64_t cause) {
+// A source raised `info`: the root of a new chain. Returns its record id (= the chain).
+uint64_t Vmm::emit_raise(EntryIntrInfo info, uint64_t cause) {
   const uint64_t id = bus_.next_id();
-  const EntryIntrInfo info = EntryIntrInfo::make(vector, InterruptionType::ExternalInterrupt);
   if (bus_.enabled(ES_KIND_RAISE)) {
     es_record r = base_record(ES_KIND_RAISE);
     r.id = id;
@@ -194,6 +194,12 @@ void Vmm::raise_irq(uint8_t vector, uint64_t cause) {
     r.intr_info = info.raw();
     bus_.emit(r);
   }
+  return id;
+}
+
+void Vmm::raise_irq(uint8_t vector, uint64_t cause) {
+  const EntryIntrInfo info = EntryIntrInfo::make(vector, InterruptionType::ExternalInterrupt);
+  const uint64_t id = emit_raise(info, cause);
   if (ev_.irr[vector / 64] & (1ull << (vector % 64))) {
     // The virtual interrupt controller holds one request per vector: a second edge before the
     // first is taken coalesces with it, as on a local APIC (IRR is a bit, not a counter).
@@ -206,16 +212,8 @@ void Vmm::raise_irq(uint8_t vector, uint64_t cause) {
 }
 
 void Vmm::raise_nmi(uint64_t cause) {
-  const uint64_t id = bus_.next_id();
   const EntryIntrInfo info = EntryIntrInfo::make(arch::kNMI, InterruptionType::Nmi);
-  if (bus_.enabled(ES_KIND_RAISE)) {
-    es_record r = base_record(ES_KIND_RAISE);
-    r.id = id;
-    r.cause = cause;
-    r.origin = id;
-    r.intr_info = info.raw();
-    bus_.emit(r);
-  }
+  const uint64_t id = emit_raise(info, cause);
   // KVM process_nmi(): at most two NMIs outstanding (one being handled or injected, one
   // latched); further NMIs collapse, as they do on hardware (Vol. 3A 6.7.1).
   const bool in_progress = ev_.nmi_injected.has_value() ||

@@ -121,6 +121,7 @@ class Vmm {
   uint64_t take_irr(uint8_t vector);
 
   // sources
+  uint64_t emit_raise(arch::EntryIntrInfo info, uint64_t cause);
   void raise_irq(uint8_t vector, uint64_t cause);
   void raise_nmi(uint64_t cause);
   void queue_exception(const QueuedEvent& e, uint64_t cause);

@@ -12,14 +12,6 @@ using arch::BasicExitReason;
 using arch::IdtVectoringInfo;
 using arch::InterruptionType;
 
-::testing::AssertionResult EndedCleanly(const RecordLog& log) {
-  if (log.result.end_reason == ES_END_GUEST_EXIT && log.result.guest_exit_code == 0)
-    return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "end reason " << log.result.end_reason << " exit code "
-                                       << log.result.guest_exit_code << " message '" << log.result.message
-                                       << "' console:\n"
-                                       << log.result.console;
-}
 
 bool is_nested_exit(const es_record& r, BasicExitReason reason) {
   return r.kind == ES_KIND_NESTED_EXIT && arch::ExitReason(r.reason).basic() == reason;

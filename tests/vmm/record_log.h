@@ -2,6 +2,8 @@
 // answers the questions the scenario tests ask of a recording.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <functional>
 #include <span>
 #include <string>
@@ -75,6 +77,16 @@ inline RecordLog run_scenario(std::string_view name, const std::function<void(hv
   if (tweak) tweak(l1 ? *l1 : l0);
   if (tweak_l0) tweak_l0(l0);
   return run_guest(s->guest, l0, l1);
+}
+
+// The guest wrote exit code 0 to its exit port; otherwise says why not, with its console.
+inline ::testing::AssertionResult EndedCleanly(const RecordLog& log) {
+  if (log.result.end_reason == ES_END_GUEST_EXIT && log.result.guest_exit_code == 0)
+    return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "end reason " << log.result.end_reason << " exit code "
+                                       << log.result.guest_exit_code << " message '" << log.result.message
+                                       << "' console:\n"
+                                       << log.result.console;
 }
 
 inline uint32_t irq(uint8_t v) { return arch::EntryIntrInfo::make(v, arch::InterruptionType::ExternalInterrupt).raw(); }

@@ -16,14 +16,6 @@ using arch::BasicExitReason;
 using arch::IdtVectoringInfo;
 using arch::InterruptionType;
 
-::testing::AssertionResult EndedCleanly(const RecordLog& log) {
-  if (log.result.end_reason == ES_END_GUEST_EXIT && log.result.guest_exit_code == 0)
-    return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "end reason " << log.result.end_reason << " exit code "
-                                       << log.result.guest_exit_code << " message '" << log.result.message
-                                       << "' console:\n"
-                                       << log.result.console;
-}
 
 // Vol. 3C 28.2.4: an EPT violation while pushing the IRQ's frame reports the IRQ in
 // IDT-vectoring info; KVM requeues it (__vmx_complete_interrupts) and reinjects it.
