@@ -1,0 +1,405 @@
+// Each checker rule on a hand-built recording that breaks it, and a near miss that must not
+// trigger it. Every recording is a real SQLite file written by the recorder with the live
+// checker attached; the offline check must find what the live checker recorded.
+#include <gtest/gtest.h>
+
+#include "hv/arch/controls.h"
+#include "hv/arch/exceptions.h"
+#include "tests/check/check_support.h"
+
+namespace es {
+namespace {
+
+using arch::BasicExitReason;
+using check::RuleId;
+using test::Emitter;
+
+constexpr uint64_t kIfSet = arch::rflags::kFixed1 | arch::rflags::kIF;  // 0x202
+
+uint32_t nmi() { return arch::EntryIntrInfo::make(2, arch::InterruptionType::Nmi).raw(); }
+
+uint64_t entry(Emitter& em, uint32_t word, uint64_t origin, uint64_t cause, uint32_t interruptibility,
+               uint64_t rflags, uint16_t kind = ES_KIND_VM_ENTRY, uint8_t level = 1) {
+  es_record r{};
+  r.kind = kind;
+  r.level = level;
+  r.intr_info = word;
+  r.origin = origin;
+  r.cause = cause;
+  r.rip = 0x1000;
+  r.aux = interruptibility;
+  r.aux64 = rflags;
+  return em.emit(r);
+}
+
+uint64_t exit_at(Emitter& em, BasicExitReason reason, uint32_t vectoring, uint64_t origin, uint64_t cause,
+                 uint64_t rip, uint64_t gpa, uint16_t kind = ES_KIND_VM_EXIT, uint8_t level = 1) {
+  es_record r{};
+  r.kind = kind;
+  r.level = level;
+  r.reason = test::exit_reason(reason);
+  r.idt_vectoring_info = vectoring;
+  r.origin = origin;
+  r.cause = cause;
+  r.rip = rip;
+  r.guest_phys = gpa;
+  return em.emit(r);
+}
+
+// The live checker wrote exactly what `exitscope check` finds.
+void expect_live_equals_offline(const test::Checked& c) {
+  EXPECT_EQ(test::keys(c.recorded), test::keys(c.offline));
+}
+
+// --- exit-ext-int-with-vectoring -----------------------------------------------------------
+
+TEST(CheckRulesTest, ExternalInterruptExitWithValidVectoringIsReported) {
+  uint64_t root = 0, bad = 0, nested_bad = 0;
+  auto c = test::record_and_check("ext_int.db", [&](Emitter& em) {
+    root = em.raise(test::irq(0x20));
+    const uint64_t e = entry(em, test::irq(0x20), root, root, 0, kIfSet);
+    bad = exit_at(em, BasicExitReason::ExternalInterrupt, test::vectoring_irq(0x20), root, e, 0x1000, 0);
+    // The nested form: L0 exits to L1 with EXTERNAL_INTERRUPT while L2's delivery was pending.
+    nested_bad = exit_at(em, BasicExitReason::ExternalInterrupt, test::vectoring_irq(0x20), root, bad, 0x1000, 0,
+                         ES_KIND_NESTED_EXIT, 2);
+    em.run_end(ES_END_LIMIT);
+  });
+  const auto v = test::of_rule(c.offline, RuleId::ExitExtIntWithVectoring);
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_EQ(v[0].events, std::vector<uint64_t>{bad});
+  EXPECT_EQ(v[0].chain, root);
+  EXPECT_EQ(v[1].events, std::vector<uint64_t>{nested_bad});
+  EXPECT_EQ(v[1].level, 2);
+  EXPECT_NE(v[0].explanation.find("28.2.4"), std::string::npos) << v[0].explanation;
+  EXPECT_NE(v[0].explanation.find("unexpected, valid vectoring info"), std::string::npos);
+  expect_live_equals_offline(c);
+}
+
+TEST(CheckRulesTest, ExternalInterruptExitWithoutVectoringAndEptExitWithVectoringAreFine) {
+  auto c = test::record_and_check("ext_int_ok.db", [&](Emitter& em) {
+    const uint64_t root = em.raise(test::irq(0x20));
+    const uint64_t e = entry(em, test::irq(0x20), root, root, 0, kIfSet);
+    exit_at(em, BasicExitReason::EptViolation, test::vectoring_irq(0x20), root, e, 0x1000, 0x9000);
+    exit_at(em, BasicExitReason::ExternalInterrupt, 0, 0, e, 0x1000, 0);
+    em.run_end(ES_END_LIMIT);
+  });
+  EXPECT_TRUE(c.offline.empty());
+  EXPECT_TRUE(c.recorded.empty());
+}
+
+// --- injected-twice --------------------------------------------------------------------------
+
+TEST(CheckRulesTest, EventDeliveredTwiceAndReinjectedAfterDeliveryAreReported) {
+  uint64_t root = 0, first = 0, second = 0, late_entry = 0;
+  auto c = test::record_and_check("twice.db", [&](Emitter& em) {
+    root = em.raise(test::irq(0x20));
+    const uint64_t e = entry(em, test::irq(0x20), root, root, 0, kIfSet);
+    first = em.delivery(test::irq(0x20), root, e);
+    // A hypervisor that requeued the IRQ although its delivery completed.
+    late_entry = entry(em, test::irq(0x20), root, first, 0, kIfSet);
+    second = em.delivery(test::irq(0x20), root, late_entry);
+    em.run_end(ES_END_GUEST_EXIT);
+  });
+  const auto v = test::of_rule(c.offline, RuleId::InjectedTwice);
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_EQ(v[0].events, (std::vector<uint64_t>{first, late_entry}));  // the entry after the delivery
+  EXPECT_EQ(v[1].events, (std::vector<uint64_t>{first, second}));      // the second delivery
+  EXPECT_EQ(v[1].chain, root);
+  EXPECT_EQ(c.offline.size(), 2u);
+  expect_live_equals_offline(c);
+}
+
+TEST(CheckRulesTest, SameVectorInTwoChainsOrAtTwoLevelsIsNotInjectedTwice) {
+  auto c = test::record_and_check("twice_ok.db", [&](Emitter& em) {
+    for (int i = 0; i < 2; ++i) {  // two timer ticks: two chains, one delivery each
+      const uint64_t root = em.raise(test::irq(0x20));
+      const uint64_t e = entry(em, test::irq(0x20), root, root, 0, kIfSet);
+      em.delivery(test::irq(0x20), root, e);
+    }
+    // One chain delivered once at L2 and once at L1 (a nested exit reflected the event to L1).
+    const uint64_t root = em.raise(test::irq(0x30));
+    es_record d{};
+    d.kind = ES_KIND_DELIVERY;
+    d.level = 2;
+    d.intr_info = test::irq(0x30);
+    d.origin = root;
+    em.emit(d);
+    em.delivery(test::irq(0x30), root, root);
+    em.run_end(ES_END_GUEST_EXIT);
+  });
+  EXPECT_TRUE(test::of_rule(c.offline, RuleId::InjectedTwice).empty());
+  EXPECT_TRUE(c.offline.empty());
+}
+
+// --- event-lost ------------------------------------------------------------------------------
+
+// The pf-during-irq shape: IRQ 0x20's delivery faults, the #PF outranks the IRQ's
+// reinjection, the IRQ is discarded and the run ends normally.
+void lost_irq(Emitter& em, uint64_t& root, uint64_t& last, uint32_t end) {
+  root = em.raise(test::irq(0x20));
+  const uint64_t e = entry(em, test::irq(0x20), root, root, 0, kIfSet);
+  const uint64_t x = exit_at(em, BasicExitReason::EptViolation, test::vectoring_irq(0x20), root, e, 0x1000, 0x9000);
+  em.decision(ES_DECISION_REQUEUE_FROM_VECTORING, test::irq(0x20), root, x);
+  last = em.decision(ES_DECISION_DISCARD, test::irq(0x20), root, x);
+  em.run_end(end);
+}
+
+TEST(CheckRulesTest, IrqNeverDeliveredInARunThatEndedNormallyIsLost) {
+  uint64_t root = 0, last = 0;
+  auto c = test::record_and_check("lost.db", [&](Emitter& em) { lost_irq(em, root, last, ES_END_GUEST_EXIT); });
+  ASSERT_EQ(c.offline.size(), 1u);
+  const check::Violation& v = c.offline[0];
+  EXPECT_EQ(v.rule, RuleId::EventLost);
+  EXPECT_EQ(v.chain, root);
+  EXPECT_EQ(v.events, (std::vector<uint64_t>{root, last}));  // the root and the last event of the chain
+  EXPECT_NE(v.explanation.find("IRQ 0x20"), std::string::npos) << v.explanation;
+  // Emitted at finish, before the recorder finished: it is in the file.
+  ASSERT_EQ(c.recorded.size(), 1u);
+  expect_live_equals_offline(c);
+}
+
+TEST(CheckRulesTest, UndeliveredIrqAtALimitIsPendingNotLost) {
+  uint64_t root = 0, last = 0;
+  auto c = test::record_and_check("pending.db", [&](Emitter& em) { lost_irq(em, root, last, ES_END_LIMIT); });
+  EXPECT_TRUE(c.offline.empty());
+  EXPECT_TRUE(c.recorded.empty());
+}
+
+TEST(CheckRulesTest, DeliveredDroppedAndPromotedEventsAreNotLost) {
+  auto c = test::record_and_check("not_lost.db", [&](Emitter& em) {
+    // Delivered after a reinjection (its members are released once delivered).
+    const uint64_t irq = em.raise(test::irq(0x20));
+    const uint64_t e = entry(em, test::irq(0x20), irq, irq, 0, kIfSet);
+    const uint64_t x = exit_at(em, BasicExitReason::EptViolation, test::vectoring_irq(0x20), irq, e, 0x1000, 0x9000);
+    const uint64_t re = em.decision(ES_DECISION_INJECT_REINJECTED, test::irq(0x20), irq, x);
+    em.delivery(test::irq(0x20), irq, re);
+    // Dropped by policy.
+    const uint64_t pf = em.raise(test::hw_exc(arch::kPF, true));
+    const uint64_t x2 = exit_at(em, BasicExitReason::EptViolation, test::vectoring_exc(arch::kPF, true), pf, pf,
+                                0x2000, 0x4000);
+    em.decision(ES_DECISION_DROP_FROM_VECTORING, test::hw_exc(arch::kPF, true), pf, x2);
+    // #GP promoted to #DF (the #DF chain is caused by the #GP's root and delivered).
+    const uint64_t gp = em.raise(test::hw_exc(arch::kGP, true));
+    const uint64_t df = em.raise(test::hw_exc(arch::kDF, true), gp);
+    em.delivery(test::hw_exc(arch::kDF, true), df, df);
+    em.run_end(ES_END_GUEST_EXIT);
+  });
+  EXPECT_TRUE(c.offline.empty()) << (c.offline.empty() ? "" : c.offline[0].explanation);
+}
+
+// --- reinjection-loop ------------------------------------------------------------------------
+
+TEST(CheckRulesTest, TenExitsAtTheSameRipAndGpaWithoutDeliveryAreAReinjectionLoop) {
+  uint64_t root = 0, first = 0, last = 0;
+  auto c = test::record_and_check("loop.db", [&](Emitter& em) {
+    root = em.raise(test::irq(0x20));
+    uint64_t cause = root;
+    for (int i = 0; i < 10; ++i) {
+      const uint64_t e = entry(em, test::irq(0x20), root, cause, 0, kIfSet);
+      last = exit_at(em, BasicExitReason::EptViolation, test::vectoring_irq(0x20), root, e, 0x1000, 0x9000);
+      if (i == 0) first = last;
+      cause = em.decision(ES_DECISION_INJECT_REINJECTED, test::irq(0x20), root, last);
+    }
+    em.run_end(ES_END_LIMIT);  // stopped by a limit: loop still running, reported at finish
+  });
+  const auto v = test::of_rule(c.offline, RuleId::ReinjectionLoop);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].count, 10u);
+  EXPECT_EQ(v[0].chain, root);
+  EXPECT_EQ(v[0].events, (std::vector<uint64_t>{first, last}));
+  EXPECT_LT(v[0].first_ns, v[0].last_ns);
+  EXPECT_NE(v[0].explanation.find("rip 0x1000 gpa 0x9000"), std::string::npos) << v[0].explanation;
+  EXPECT_EQ(c.offline.size(), 1u);
+  expect_live_equals_offline(c);
+  ASSERT_EQ(c.recorded.size(), 1u);
+  EXPECT_EQ(c.recorded[0].count, 10u);  // aux = count
+}
+
+TEST(CheckRulesTest, LoopEndedByDeliveryIsReportedWithItsCountOnce) {
+  auto c = test::record_and_check("loop_delivered.db", [&](Emitter& em) {
+    const uint64_t root = em.raise(test::irq(0x20));
+    uint64_t cause = root;
+    for (int i = 0; i < 8; ++i) {
+      const uint64_t e = entry(em, test::irq(0x20), root, cause, 0, kIfSet);
+      cause = exit_at(em, BasicExitReason::EptViolation, test::vectoring_irq(0x20), root, e, 0x1000, 0x9000);
+    }
+    em.delivery(test::irq(0x20), root, cause);
+    em.run_end(ES_END_GUEST_EXIT);
+  });
+  const auto v = test::of_rule(c.offline, RuleId::ReinjectionLoop);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].count, check::kReinjectionLoopThreshold);
+  expect_live_equals_offline(c);
+}
+
+TEST(CheckRulesTest, RepeatedExitsThatMakeProgressOrStayBelowThresholdAreNotALoop) {
+  auto c = test::record_and_check("loop_ok.db", [&](Emitter& em) {
+    // Advancing RIP: 12 exits, each one instruction further.
+    const uint64_t a = em.raise(test::irq(0x20));
+    for (uint64_t i = 0; i < 12; ++i)
+      exit_at(em, BasicExitReason::EptViolation, test::vectoring_irq(0x20), a, a, 0x1000 + 3 * i, 0x9000);
+    em.delivery(test::irq(0x20), a, a);
+    // Advancing GPA: 12 exits, each on the next page (the handler maps one page per exit).
+    const uint64_t b = em.raise(test::irq(0x21));
+    for (uint64_t i = 0; i < 12; ++i)
+      exit_at(em, BasicExitReason::EptViolation, test::vectoring_irq(0x21), b, b, 0x1000, 0x9000 + 0x1000 * i);
+    em.delivery(test::irq(0x21), b, b);
+    // Same RIP and GPA, but only 7 times, then delivered.
+    const uint64_t d = em.raise(test::irq(0x22));
+    for (int i = 0; i < 7; ++i)
+      exit_at(em, BasicExitReason::EptViolation, test::vectoring_irq(0x22), d, d, 0x1000, 0x9000);
+    em.delivery(test::irq(0x22), d, d);
+    // 4 + delivery + 4: the delivery in between is progress.
+    const uint64_t f = em.raise(test::irq(0x23));
+    for (int i = 0; i < 9; ++i) {
+      if (i == 4) em.delivery(test::irq(0x23), f, f);
+      else exit_at(em, BasicExitReason::EptViolation, test::vectoring_irq(0x23), f, f, 0x1000, 0x9000);
+    }
+    em.run_end(ES_END_GUEST_EXIT);
+  });
+  EXPECT_TRUE(test::of_rule(c.offline, RuleId::ReinjectionLoop).empty());
+  EXPECT_TRUE(c.offline.empty()) << c.offline[0].explanation;
+}
+
+// --- nmi-while-blocked -----------------------------------------------------------------------
+
+TEST(CheckRulesTest, NmiInjectedWhileBlockedByNmiIsReported) {
+  uint64_t bad = 0, nested_bad = 0;
+  auto c = test::record_and_check("nmi.db", [&](Emitter& em) {
+    const uint64_t root = em.raise(nmi());
+    bad = entry(em, nmi(), root, root, arch::interruptibility::kBlockingByNmi, kIfSet);
+    nested_bad = entry(em, nmi(), root, bad, arch::interruptibility::kBlockingByNmi, kIfSet, ES_KIND_NESTED_ENTRY, 2);
+    em.run_end(ES_END_LIMIT);
+  });
+  const auto v = test::of_rule(c.offline, RuleId::NmiWhileBlocked);
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_EQ(v[0].events, std::vector<uint64_t>{bad});
+  EXPECT_EQ(v[1].events, std::vector<uint64_t>{nested_bad});
+  EXPECT_NE(v[0].explanation.find("27.3.1.5"), std::string::npos) << v[0].explanation;
+  EXPECT_EQ(c.offline.size(), 2u);
+  expect_live_equals_offline(c);
+}
+
+TEST(CheckRulesTest, NmiWithoutBlockingAndIrqWithNmiBlockingAreFine) {
+  auto c = test::record_and_check("nmi_ok.db", [&](Emitter& em) {
+    const uint64_t n = em.raise(nmi());
+    entry(em, nmi(), n, n, arch::interruptibility::kBlockingBySti, kIfSet);  // STI blocking does not block NMIs
+    em.delivery(nmi(), n, n);
+    const uint64_t i = em.raise(test::irq(0x20));
+    entry(em, test::irq(0x20), i, i, arch::interruptibility::kBlockingByNmi, kIfSet);
+    em.delivery(test::irq(0x20), i, i);
+    em.run_end(ES_END_GUEST_EXIT);
+  });
+  EXPECT_TRUE(c.offline.empty()) << c.offline[0].explanation;
+}
+
+// --- irq-window-closed -----------------------------------------------------------------------
+
+TEST(CheckRulesTest, IrqInjectedWithIfClearOrStiOrMovSsBlockingIsReported) {
+  uint64_t if_clear = 0, sti = 0, mov_ss = 0;
+  auto c = test::record_and_check("irq_window.db", [&](Emitter& em) {
+    const uint64_t root = em.raise(test::irq(0x20));
+    if_clear = entry(em, test::irq(0x20), root, root, 0, arch::rflags::kFixed1);
+    sti = entry(em, test::irq(0x20), root, if_clear, arch::interruptibility::kBlockingBySti, kIfSet);
+    mov_ss = entry(em, test::irq(0x20), root, sti, arch::interruptibility::kBlockingByMovSs, kIfSet,
+                   ES_KIND_NESTED_ENTRY, 2);
+    em.run_end(ES_END_LIMIT);
+  });
+  const auto v = test::of_rule(c.offline, RuleId::IrqWindowClosed);
+  ASSERT_EQ(v.size(), 3u);
+  EXPECT_EQ(v[0].events, std::vector<uint64_t>{if_clear});
+  EXPECT_NE(v[0].explanation.find("RFLAGS.IF = 0"), std::string::npos) << v[0].explanation;
+  EXPECT_EQ(v[1].events, std::vector<uint64_t>{sti});
+  EXPECT_NE(v[1].explanation.find("blocking by STI"), std::string::npos) << v[1].explanation;
+  EXPECT_EQ(v[2].events, std::vector<uint64_t>{mov_ss});
+  EXPECT_NE(v[2].explanation.find("blocking by MOV SS"), std::string::npos) << v[2].explanation;
+  EXPECT_EQ(c.offline.size(), 3u);
+  expect_live_equals_offline(c);
+}
+
+TEST(CheckRulesTest, IrqWithOpenWindowExceptionsWithIfClearAndUnrecordedRflagsAreFine) {
+  auto c = test::record_and_check("irq_window_ok.db", [&](Emitter& em) {
+    const uint64_t i = em.raise(test::irq(0x20));
+    entry(em, test::irq(0x20), i, i, 0, kIfSet);
+    em.delivery(test::irq(0x20), i, i);
+    // Exceptions are not subject to IF (Vol. 3A 6.8.1).
+    const uint64_t p = em.raise(test::hw_exc(arch::kPF, true));
+    entry(em, test::hw_exc(arch::kPF, true), p, p, arch::interruptibility::kBlockingBySti, arch::rflags::kFixed1);
+    em.delivery(test::hw_exc(arch::kPF, true), p, p);
+    // A source that did not record RFLAGS (bit 1 clear): nothing to judge.
+    const uint64_t k = em.raise(test::irq(0x21));
+    entry(em, test::irq(0x21), k, k, 0, 0);
+    em.delivery(test::irq(0x21), k, k);
+    em.run_end(ES_END_GUEST_EXIT);
+  });
+  EXPECT_TRUE(c.offline.empty()) << c.offline[0].explanation;
+}
+
+// --- options, table, bus -------------------------------------------------------------------------
+
+TEST(CheckRulesTest, OnlyTheSelectedRuleRuns) {
+  uint64_t root = 0, last = 0;
+  check::CheckOptions only_window;
+  only_window.only = {RuleId::IrqWindowClosed};
+  auto c = test::record_and_check("only.db", [&](Emitter& em) { lost_irq(em, root, last, ES_END_GUEST_EXIT); },
+                                  only_window);
+  EXPECT_TRUE(c.offline.empty());
+  EXPECT_TRUE(c.recorded.empty());
+}
+
+TEST(CheckRulesTest, RuleTableHasStableIdsAndUniqueNames) {
+  const auto rules = check::rules();
+  ASSERT_EQ(rules.size(), 6u);
+  const char* names[] = {"exit-ext-int-with-vectoring", "injected-twice", "event-lost", "reinjection-loop",
+                         "nmi-while-blocked", "irq-window-closed"};
+  for (uint32_t i = 0; i < 6; ++i) {
+    EXPECT_EQ(static_cast<uint32_t>(rules[i].id), i + 1);
+    EXPECT_EQ(rules[i].name, names[i]);
+    EXPECT_EQ(check::find_rule(names[i]), &rules[i]);
+    EXPECT_EQ(check::find_rule(i + 1), &rules[i]);
+    EXPECT_FALSE(rules[i].description.empty());
+  }
+  EXPECT_EQ(check::find_rule("no-such-rule"), nullptr);
+  EXPECT_EQ(check::find_rule(99u), nullptr);
+}
+
+// A subscriber that emits from its callback: every subscriber still sees records in id
+// order, the emitting callback is not re-entered, and the nested record is not lost.
+TEST(CheckRulesTest, ProbeBusDeliversRecordsEmittedFromCallbacksAfterTheCurrentOne) {
+  struct Seen {
+    probes::ProbeBus* bus = nullptr;
+    std::vector<std::pair<uint64_t, uint16_t>> ids;
+    int depth = 0, max_depth = 0;
+  } emitter_side, other;
+  probes::ProbeBus bus;
+  emitter_side.bus = &bus;
+  bus.subscribe(probes::kAllKinds, [](void* u, const es_record* r) {
+    auto* s = static_cast<Seen*>(u);
+    s->max_depth = std::max(s->max_depth, ++s->depth);
+    s->ids.emplace_back(r->id, r->kind);
+    if (r->kind == ES_KIND_VM_EXIT) {
+      es_record v{};
+      v.kind = ES_KIND_VIOLATION;
+      v.cause = r->id;
+      s->bus->emit(v);
+    }
+    --s->depth;
+  }, &emitter_side);
+  bus.subscribe(probes::kAllKinds, [](void* u, const es_record* r) {
+    static_cast<Seen*>(u)->ids.emplace_back(r->id, r->kind);
+  }, &other);
+  es_record x{};
+  x.kind = ES_KIND_VM_EXIT;
+  bus.emit(x);
+  es_record d{};
+  d.kind = ES_KIND_DELIVERY;
+  bus.emit(d);
+  const std::vector<std::pair<uint64_t, uint16_t>> want = {
+      {1, ES_KIND_VM_EXIT}, {2, ES_KIND_VIOLATION}, {3, ES_KIND_DELIVERY}};
+  EXPECT_EQ(other.ids, want);
+  EXPECT_EQ(emitter_side.ids, want);
+  EXPECT_EQ(emitter_side.max_depth, 1);
+}
+
+}  // namespace
+}  // namespace es
