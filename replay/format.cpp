@@ -108,7 +108,8 @@ std::string describe_event_fields(const Event& ev) {
       if (r.instr_len) append(s, "len=" + std::to_string(r.instr_len));
       break;
     }
-    case ES_KIND_VM_ENTRY: {
+    case ES_KIND_VM_ENTRY:
+    case ES_KIND_NESTED_ENTRY: {  // NESTED_ENTRY: vmcs12's VM-entry interruption info
       const arch::EntryIntrInfo info(r.intr_info);
       append(s, info.valid() ? "inject=" + event_text(info, r.intr_error) : std::string("no injection"));
       if (info.valid() && arch::type_has_instruction_length(info.type())) append(s, "len=" + std::to_string(r.instr_len));

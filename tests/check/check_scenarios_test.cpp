@@ -82,6 +82,30 @@ TEST(CheckScenariosTest, EveryScenarioIsCleanExceptTheLostIrqOfPfDuringIrq) {
   EXPECT_TRUE(saw_pf_during_irq);
 }
 
+// The old KVM behaviour of the nested-irq-vectoring seed thread: L0 exits to L1 with
+// EXTERNAL_INTERRUPT while L2's IRQ delivery is in IDT-vectoring. The fixed run is clean
+// (previous test); the reproduced bug is exactly one exit-ext-int-with-vectoring at a NESTED_EXIT.
+TEST(CheckScenariosTest, NestedExitWithVectoringBugIsCaught) {
+  const std::string path = record_scenario("nested-irq-vectoring", "--bug exit-with-vectoring");
+  auto rec = replay::Recording::open(path);
+  ASSERT_TRUE(rec) << rec.error();
+  auto offline = check::check_recording(*rec);
+  ASSERT_TRUE(offline) << offline.error();
+  ASSERT_EQ(offline->size(), 1u);
+  const check::Violation& v = offline->front();
+  EXPECT_EQ(v.rule, check::RuleId::ExitExtIntWithVectoring);
+  auto ev = rec->event(v.events.back());
+  ASSERT_TRUE(ev && *ev);
+  EXPECT_EQ((*ev)->rec.kind, ES_KIND_NESTED_EXIT);
+  EXPECT_EQ((*ev)->rec.level, 2);
+  auto recorded = check::recorded_violations(*rec);
+  ASSERT_TRUE(recorded);
+  EXPECT_EQ(test::keys(*recorded), test::keys(*offline));
+  const CliRun r = run_cli("check '" + path + "'");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("exit-ext-int-with-vectoring: chain"), std::string::npos) << r.out;
+}
+
 TEST(CheckScenariosTest, RecordReportsViolationsAndInfoCountsThem) {
   const std::string path = test::temp_db("pf_rec.db");
   CliRun r = run_cli("record --scenario pf-during-irq -o '" + path + "'");
