@@ -103,7 +103,8 @@ void decide_outcome(Chain& c, const ChainContext& ctx) {
     // event may still have been delivered later, so it is pending, not lost.
     bool stopped_early = ctx.run_ends.empty();
     for (const Event& end : ctx.run_ends)
-      if (end.rec.reason == ES_END_LIMIT || end.rec.reason == ES_END_STOPPED) stopped_early = true;
+      if (end.rec.reason == ES_END_LIMIT || end.rec.reason == ES_END_STOPPED || end.rec.reason == ES_END_INTERNAL_ERROR)
+        stopped_early = true;  // cut short by a limit, the user or the model itself, not by the guest
     c.outcome = stopped_early ? Outcome::PendingAtEnd : Outcome::Lost;
     c.outcome_event = 0;
   }

@@ -170,6 +170,18 @@ TEST(ChainsTest, InterceptedFaultFixedByTheHypervisorIsHandledNotLost) {
   EXPECT_EQ(r.chains[0].outcome_event, fix);
 }
 
+// A run the model itself had to stop (internal error) says nothing about whether the guest
+// would have taken the event: pending, like a limit, not lost.
+TEST(ChainsTest, StillQueuedWhenAnInternalErrorEndsTheRunIsPending) {
+  auto r = record("chain_internal_error.db", [&](test::Emitter& em) {
+    const uint64_t irq = em.raise(test::irq(0x20));
+    em.decision(ES_DECISION_QUEUE_IRQ, test::irq(0x20), irq, irq);
+    em.run_end(ES_END_INTERNAL_ERROR);
+  });
+  ASSERT_EQ(r.chains.size(), 1u);
+  EXPECT_EQ(r.chains[0].outcome, Outcome::PendingAtEnd);
+}
+
 // RUN_END(triple fault) caused by an event of the chain, without a reason-2 exit recorded.
 TEST(ChainsTest, TripleFaultRunEndCausedByChain) {
   uint64_t end = 0;
