@@ -60,13 +60,8 @@ void Cpu::Impl::internal_error(uint32_t reason, uint64_t detail, const uint8_t* 
     bus_.next_id();
     return;
   }
-  es_record r{};
-  r.kind = ES_KIND_INTERNAL_ERROR;
-  r.vcpu = vcpu_;
-  r.level = level_;
-  r.hv_level = hv_level_;
+  es_record r = new_record(ES_KIND_INTERNAL_ERROR, 0);  // id assigned by the bus
   r.reason = reason;
-  r.time_ns = now_ns_;
   r.rip = st_.rip;
   r.aux64 = detail;
   r.guest_phys = gpa;
@@ -99,13 +94,7 @@ void Cpu::Impl::emit_raise(Event& ev, uint64_t cause, uint64_t origin_override) 
   ev.raise_id = bus_.next_id();
   ev.origin = origin_override ? origin_override : ev.raise_id;
   if (!bus_.enabled(ES_KIND_RAISE)) return;
-  es_record r{};
-  r.kind = ES_KIND_RAISE;
-  r.id = ev.raise_id;
-  r.vcpu = vcpu_;
-  r.level = level_;
-  r.hv_level = hv_level_;
-  r.time_ns = now_ns_;
+  es_record r = new_record(ES_KIND_RAISE, ev.raise_id);
   r.cause = cause;
   r.origin = ev.origin;
   r.rip = st_.rip;
@@ -119,13 +108,7 @@ void Cpu::Impl::emit_raise(Event& ev, uint64_t cause, uint64_t origin_override) 
 void Cpu::Impl::emit_delivery(const Event& ev, uint64_t handler_rip) {
   const uint64_t id = bus_.next_id();
   if (!bus_.enabled(ES_KIND_DELIVERY)) return;
-  es_record r{};
-  r.kind = ES_KIND_DELIVERY;
-  r.id = id;
-  r.vcpu = vcpu_;
-  r.level = level_;
-  r.hv_level = hv_level_;
-  r.time_ns = now_ns_;
+  es_record r = new_record(ES_KIND_DELIVERY, id);
   r.cause = ev.raise_id;
   r.origin = ev.origin;
   r.rip = handler_rip;
@@ -540,13 +523,7 @@ void Cpu::Impl::finish_exit(ExitRecordInfo& out) {
   out.exit_event_origin = x.exit_event_origin;
   out.exit_id = bus_.next_id();
   if (bus_.enabled(ES_KIND_VM_EXIT)) {
-    es_record r{};
-    r.kind = ES_KIND_VM_EXIT;
-    r.id = out.exit_id;
-    r.vcpu = vcpu_;
-    r.level = level_;
-    r.hv_level = hv_level_;
-    r.time_ns = now_ns_;
+    es_record r = new_record(ES_KIND_VM_EXIT, out.exit_id);
     r.reason = x.reason;
     r.qualification = x.qualification;
     r.guest_linear = x.guest_linear;
@@ -791,13 +768,7 @@ ExitRecordInfo Cpu::Impl::vm_entry(Vmcs& v, GuestGprs& g, const EntryContext& ct
   entry_id_ = bus_.next_id();
   out.entry_id = entry_id_;
   if (bus_.enabled(ES_KIND_VM_ENTRY)) {
-    es_record r{};
-    r.kind = ES_KIND_VM_ENTRY;
-    r.id = entry_id_;
-    r.vcpu = vcpu_;
-    r.level = level_;
-    r.hv_level = hv_level_;
-    r.time_ns = now_ns_;
+    es_record r = new_record(ES_KIND_VM_ENTRY, entry_id_);
     r.intr_info = inj.raw();
     r.intr_error = v.read32(VmcsField::VmEntryExceptionErrorCode);
     r.instr_len = v.read32(VmcsField::VmEntryInstructionLen);

@@ -178,6 +178,17 @@ struct Cpu::Impl {
   void set_vectoring(const Event& ev);
   void emit_raise(Event& ev, uint64_t cause, uint64_t origin_override = 0);
   void emit_delivery(const Event& ev, uint64_t handler_rip);
+  // A record of `kind` stamped with this CPU's context (vCPU, levels) and the current time.
+  es_record new_record(uint16_t kind, uint64_t id) const {
+    es_record r{};
+    r.kind = kind;
+    r.id = id;
+    r.vcpu = vcpu_;
+    r.level = level_;
+    r.hv_level = hv_level_;
+    r.time_ns = now_ns_;
+    return r;
+  }
   Event event_from_pending_exception();
   void set_exit(uint32_t reason, uint64_t qual = 0, uint32_t instr_len = 0);
 
