@@ -5,6 +5,7 @@
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
 #include "replay/format.h"
+#include "replay/import/text_import.h"
 #include "replay/names.h"
 #include "replay/recording.h"
 
@@ -53,6 +54,8 @@ int cmd_info(int argc, char** argv) {
   std::printf("host:       %s\n", s->host.c_str());
   std::printf("command:    %s\n", s->command_line.empty() ? "-" : s->command_line.c_str());
   std::printf("started:    %s\n", s->started_at.c_str());
+  if (const std::string imp = import::describe_import_config(s->config_json); !imp.empty())
+    std::printf("import:     %s\n", imp.c_str());
   if (s->complete) {
     std::printf("status:     complete (ended %s)\n", s->ended_at.c_str());
   } else {

@@ -24,6 +24,8 @@ constexpr Command kCommands[] = {
     {"check", "check a recording against VT-x / KVM event invariants; exit 1 on violations", &es::cli::cmd_check},
     {"diff", "compare two recordings of the same guest: first divergence, chain outcome differences",
      &es::cli::cmd_diff},
+    {"import", "import KVM trace text (ftrace, trace-cmd report, perf script, mail pastes) into a recording",
+     &es::cli::cmd_import},
     {"gui", "open a recording in the GUI (timeline, chains, events, inspector, stepping)", &es::cli::cmd_gui},
 };
 

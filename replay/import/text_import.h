@@ -1,0 +1,84 @@
+// Import of KVM trace TEXT (raw ftrace `trace`, `trace-cmd report`, `perf script`, lines pasted
+// into mail) into a recording. Qt-free.
+//
+//   auto parsed = es::import::parse_trace_text(text, {}, "trace.txt");   // no I/O
+//   auto stats = es::import::import_text_file("trace.txt", "out.db", {}); // the whole import
+//
+// Mapping: kvm_exit -> VM_EXIT, kvm_entry ->
+// VM_ENTRY, kvm_inj_virq / kvm_inj_exception -> DECISION (INJECT_REINJECTED / INJECT_NEW),
+// kvm_nested_vmexit -> the L2 exit (level 2), kvm_nested_vmexit_inject -> DECISION
+// REFLECT_TO_L1 + NESTED_EXIT, everything else -> CONTEXT (reason = ImportContext, aux = line
+// number). Chains: every injected or IDT-vectoring event gets a chain root (a RAISE marked
+// ES_FLAG_INFERRED: a trace never shows where an event came from); the exits that find it in
+// IDT-vectoring info, its reinjections and entries join the chain; a delivery is inferred when
+// the next exit on that vCPU no longer reports it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "exitscope/record.h"
+#include "schema/result.h"
+
+namespace es::import {
+
+enum class FormatChoice : uint8_t { Auto, Ftrace, TraceCmd, Perf };
+// "auto", "ftrace", "trace-cmd", "perf"; false if unknown.
+bool parse_format_choice(std::string_view s, FormatChoice& out);
+
+// ES_KIND_CONTEXT reasons of imported lines (aux = the line number in the file).
+enum ImportContext : uint32_t {
+  kContextOtherEvent = 0x100,    // any other tracepoint line
+  kContextPageFault = 0x101,     // kvm_page_fault: guest_phys = address, intr_error = error code
+  kContextEmulateInsn = 0x102,   // kvm_emulate_insn: rip, bytes[0..instr_len)
+  kContextPio = 0x103,           // kvm_pio: qualification = port, aux64 = value, intr_error = 1 if write
+  kContextMsr = 0x104,           // kvm_msr: qualification = MSR index, aux64 = data, intr_error = 1 if write
+  kContextApicAcceptIrq = 0x105, // kvm_apic_accept_irq: qualification = APIC id, intr_info = the IRQ
+  kContextEoi = 0x106,           // kvm_eoi: qualification = APIC id, intr_info = the IRQ
+};
+
+struct ImportOptions {
+  FormatChoice format = FormatChoice::Auto;
+  bool force = false;          // replace an existing DB
+  std::string command_line;    // stored in the session
+};
+
+struct ImportStats {
+  std::string format;          // detected (or forced): "ftrace", "trace-cmd", "perf", "mail"
+  uint64_t lines = 0;          // physical lines in the file
+  uint64_t kvm_events = 0;     // KVM tracepoint lines understood
+  uint64_t other_events = 0;   // other tracepoint lines kept as CONTEXT
+  uint64_t comment_lines = 0;  // blank, '#' and header lines
+  uint64_t joined_lines = 0;   // continuation lines joined to the line they wrap
+  uint64_t quoted_lines = 0;   // lines that had mail quote marks
+  uint64_t unparsed = 0;       // lines not understood (never dropped silently)
+  std::vector<uint64_t> unparsed_lines;  // their numbers, the first kMaxListedLines
+  uint64_t out_of_order = 0;   // lines older than the previous one (sorted by timestamp)
+  uint64_t records = 0;        // records written
+  std::string vendor;          // "vmx", "svm", "mixed", "unknown"
+  std::string era;             // what the print formats say about the kernel
+  std::vector<std::string> assumptions;  // where the text did not say (records ES_FLAG_INFERRED)
+};
+inline constexpr size_t kMaxListedLines = 20;
+
+struct ParsedTrace {
+  std::vector<es_record> records;  // ids 1..N in time order, chains linked
+  ImportStats stats;
+  std::string config_json;         // {"import": {...}} for the session row
+};
+
+// Parses trace text. Errors (one sentence naming `name`): nothing KVM in it, binary data,
+// truncated last line.
+Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions& options, std::string_view name);
+
+// Reads FILE, parses it and writes DB: first DB.partial, renamed to DB only once complete, so
+// a failed import leaves nothing behind. Errors: one sentence naming the file and what to do.
+Result<ImportStats> import_text_file(const std::string& file, const std::string& db, const ImportOptions& options);
+
+// One line for `exitscope info` from a session's config_json, "" if it is not an import:
+// "trace.txt (ftrace), 1200 lines: 1100 KVM events, 90 other, 3 unparsed (lines 7, 9, 12)".
+std::string describe_import_config(std::string_view config_json);
+
+}  // namespace es::import

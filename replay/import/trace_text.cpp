@@ -1,0 +1,703 @@
+#include "replay/import/trace_text.h"
+
+#include <array>
+
+#include "hv/arch/event_info.h"
+#include "hv/arch/exceptions.h"
+#include "hv/arch/exit_reason.h"
+
+namespace es::import {
+
+namespace {
+
+using arch::EntryIntrInfo;
+using arch::InterruptionType;
+
+constexpr bool is_space(char c) { return c == ' ' || c == '\t'; }
+constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
+constexpr int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+constexpr bool is_ident(char c) { return (c >= 'a' && c <= 'z') || is_digit(c) || c == '_'; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && (is_space(s.back()) || s.back() == '\r' || s.back() == '\n')) s.remove_suffix(1);
+  return s;
+}
+
+// Hex with or without 0x; at most 16 digits; the whole token.
+bool parse_hex(std::string_view t, uint64_t& out) {
+  if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) t.remove_prefix(2);
+  if (t.empty() || t.size() > 16) return false;
+  uint64_t v = 0;
+  for (char c : t) {
+    const int d = hex_value(c);
+    if (d < 0) return false;
+    v = (v << 4) | static_cast<uint64_t>(d);
+  }
+  out = v;
+  return true;
+}
+bool parse_hex32(std::string_view t, uint32_t& out) {
+  uint64_t v = 0;
+  if (!parse_hex(t, v) || v > 0xFFFF'FFFFull) return false;
+  out = static_cast<uint32_t>(v);
+  return true;
+}
+bool parse_dec(std::string_view t, uint64_t& out) {
+  if (t.empty() || t.size() > 19) return false;
+  uint64_t v = 0;
+  for (char c : t) {
+    if (!is_digit(c)) return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  out = v;
+  return true;
+}
+// Decimal, or hex with 0x (kvm_inj_virq: "irq 52" before 5.19, "IRQ 0x34" after).
+bool parse_num(std::string_view t, uint64_t& out) {
+  if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) return parse_hex(t, out);
+  return parse_dec(t, out);
+}
+
+// "secs.frac" -> ns; frac of 1..9 digits.
+bool parse_timestamp(std::string_view t, uint64_t& ns) {
+  const size_t dot = t.find('.');
+  if (dot == std::string_view::npos || dot == 0 || dot + 1 >= t.size() || t.size() - dot - 1 > 9) return false;
+  uint64_t secs = 0, frac = 0;
+  if (!parse_dec(t.substr(0, dot), secs) || secs > 18'000'000'000ull) return false;
+  const std::string_view f = t.substr(dot + 1);
+  if (!parse_dec(f, frac)) return false;
+  for (size_t i = f.size(); i < 9; ++i) frac *= 10;
+  ns = secs * 1'000'000'000ull + frac;
+  return true;
+}
+
+// Splits on spaces and commas ("vcpu 0, rip 0x..."), without allocating.
+struct Tokens {
+  static constexpr size_t kMax = 40;
+  std::array<std::string_view, kMax> t{};
+  size_t n = 0;
+  bool overflow = false;
+  explicit Tokens(std::string_view s) {
+    size_t i = 0;
+    while (i < s.size()) {
+      while (i < s.size() && (is_space(s[i]) || s[i] == ',')) ++i;
+      const size_t b = i;
+      while (i < s.size() && !is_space(s[i]) && s[i] != ',') ++i;
+      if (i > b) {
+        if (n == kMax) {
+          overflow = true;
+          return;
+        }
+        t[n++] = s.substr(b, i - b);
+      }
+    }
+  }
+  std::string_view operator[](size_t i) const { return i < n ? t[i] : std::string_view{}; }
+};
+
+struct NameEvent {
+  std::string_view name;
+  TraceEvent event;
+};
+constexpr NameEvent kEvents[] = {
+    {"kvm_exit", TraceEvent::Exit},
+    {"kvm_entry", TraceEvent::Entry},
+    {"kvm_inj_virq", TraceEvent::InjVirq},
+    {"kvm_inj_exception", TraceEvent::InjException},
+    {"kvm_page_fault", TraceEvent::PageFault},
+    {"kvm_nested_vmexit", TraceEvent::NestedVmexit},
+    {"kvm_nested_vmexit_inject", TraceEvent::NestedVmexitInject},
+    {"kvm_nested_intr_vmexit", TraceEvent::NestedIntrVmexit},
+    {"kvm_emulate_insn", TraceEvent::EmulateInsn},
+    {"kvm_pio", TraceEvent::Pio},
+    {"kvm_msr", TraceEvent::Msr},
+    {"kvm_apic_accept_irq", TraceEvent::ApicAcceptIrq},
+    {"kvm_eoi", TraceEvent::Eoi},
+};
+
+TraceEvent event_from_name(std::string_view n) {
+  for (const NameEvent& e : kEvents)
+    if (e.name == n) return e.event;
+  return TraceEvent::None;
+}
+
+// AMD APM Vol. 2 Appendix C "SVM Intercept Exit Codes", with KVM's trace names
+// (arch/x86/include/uapi/asm/svm.h SVM_EXIT_REASONS). Exceptions are "XX excp" (0x40 + vector).
+struct SvmName {
+  std::string_view name;
+  uint32_t code;
+};
+constexpr SvmName kSvmExits[] = {
+    {"read_cr0", 0x000},  {"read_cr3", 0x003},   {"read_cr4", 0x004},   {"read_cr8", 0x008},
+    {"write_cr0", 0x010}, {"write_cr3", 0x013},  {"write_cr4", 0x014},  {"write_cr8", 0x018},
+    {"read_dr0", 0x020},  {"read_dr7", 0x027},   {"write_dr0", 0x030},  {"write_dr7", 0x037},
+    {"intr", 0x060},      {"nmi", 0x061},        {"smi", 0x062},        {"init", 0x063},
+    {"vintr", 0x064},     {"cr0_sel_write", 0x065}, {"rdtsc", 0x06e},   {"rdpmc", 0x06f},
+    {"pushf", 0x070},     {"popf", 0x071},       {"cpuid", 0x072},      {"rsm", 0x073},
+    {"iret", 0x074},      {"swint", 0x075},      {"invd", 0x076},       {"pause", 0x077},
+    {"hlt", 0x078},       {"invlpg", 0x079},     {"invlpga", 0x07a},    {"io", 0x07b},
+    {"ioio", 0x07b},      {"msr", 0x07c},        {"task_switch", 0x07d}, {"ferr_freeze", 0x07e},
+    {"shutdown", 0x07f},  {"vmrun", 0x080},      {"vmmcall", 0x081},    {"vmload", 0x082},
+    {"vmsave", 0x083},    {"stgi", 0x084},       {"clgi", 0x085},       {"skinit", 0x086},
+    {"rdtscp", 0x087},    {"icebp", 0x088},      {"wbinvd", 0x089},     {"monitor", 0x08a},
+    {"mwait", 0x08b},     {"mwait_cond", 0x08c}, {"xsetbv", 0x08d},     {"rdpru", 0x08e},
+    {"efer_write_trap", 0x08f}, {"invpcid", 0x0a2}, {"npf", 0x400},     {"avic_incomplete_ipi", 0x401},
+    {"avic_unaccelerated_access", 0x402}, {"vmgexit", 0x403},
+};
+struct ExcName {
+  std::string_view name;
+  uint8_t vector;
+};
+constexpr ExcName kExceptions[] = {
+    {"DE", arch::kDE}, {"DB", arch::kDB}, {"NMI", arch::kNMI}, {"BP", arch::kBP}, {"OF", arch::kOF},
+    {"BR", arch::kBR}, {"UD", arch::kUD}, {"NM", arch::kNM},   {"DF", arch::kDF}, {"TS", arch::kTS},
+    {"NP", arch::kNP}, {"SS", arch::kSS}, {"GP", arch::kGP},   {"PF", arch::kPF}, {"MF", arch::kMF},
+    {"AC", arch::kAC}, {"MC", arch::kMC}, {"XM", arch::kXM},   {"VE", arch::kVE}, {"CP", arch::kCP},
+};
+int exception_vector(std::string_view n) {
+  if (!n.empty() && n[0] == '#') n.remove_prefix(1);
+  for (const ExcName& e : kExceptions)
+    if (e.name.size() == n.size()) {
+      bool eq = true;
+      for (size_t i = 0; i < n.size(); ++i)
+        if ((n[i] & ~0x20) != e.name[i]) eq = false;
+      if (eq) return e.vector;
+    }
+  return -1;
+}
+
+bool all_lower(std::string_view s) {
+  for (char c : s)
+    if (c >= 'A' && c <= 'Z') return false;
+  return true;
+}
+
+// Fills reason / svm / reason_known from KVM's printed name (or a hex number when the kernel's
+// table did not know it). `next` is the following token, for SVM's two-word "PF excp".
+// Returns the number of tokens consumed (1 or 2).
+size_t parse_reason(std::string_view name, std::string_view next, TraceLine& out) {
+  if (next == "excp") {
+    const int v = exception_vector(name);
+    out.svm = true;
+    out.reason_known = v >= 0;
+    out.reason = v >= 0 ? 0x40u + static_cast<uint32_t>(v) : 0;
+    return 2;
+  }
+  const bool vmx_prefixed = name.size() > 12 && name.substr(0, 12) == "EXIT_REASON_";
+  if (!vmx_prefixed && (all_lower(name) || name.substr(0, 5) == "EXIT_" || name.substr(0, 9) == "SVM_EXIT_")) {
+    const int code = svm_exit_code_from_name(name);
+    if (code >= 0) {
+      out.svm = true;
+      out.reason_known = true;
+      out.reason = static_cast<uint32_t>(code);
+      return 1;
+    }
+  }
+  const int basic = arch::exit_reason_from_name(name);
+  if (basic >= 0) {
+    out.reason = static_cast<uint32_t>(basic);
+    out.reason_known = true;
+    return 1;
+  }
+  uint32_t raw = 0;
+  if (name.size() > 2 && name[0] == '0' && name[1] == 'x' && parse_hex32(name, raw)) {
+    out.reason = raw;  // printed as a number: vendor unknown from the name
+    out.reason_known = true;
+  }
+  return 1;
+}
+
+// VMX_EXIT_REASON_FLAGS printed after the name on newer kernels ("EPT_VIOLATION FAILED_VMENTRY").
+bool reason_flag(std::string_view t, uint32_t& bits) {
+  bool any = false;
+  while (!t.empty()) {
+    const size_t bar = t.find('|');
+    const std::string_view f = t.substr(0, bar);
+    if (f == "FAILED_VMENTRY") bits |= arch::ExitReason::kEntryFailure, any = true;
+    else if (f == "SGX_ENCLAVE_MODE" || f == "ENCLAVE_MODE") bits |= arch::ExitReason::kEnclaveMode, any = true;
+    else if (f == "PENDING_MTF") bits |= arch::ExitReason::kPendingMtf, any = true;
+    else if (f == "FROM_VMX_ROOT") bits |= arch::ExitReason::kFromVmxRoot, any = true;
+    else return false;
+    if (bar == std::string_view::npos) break;
+    t.remove_prefix(bar + 1);
+  }
+  return any;
+}
+
+std::string_view key_of(std::string_view t) {
+  if (!t.empty() && t.back() == ':') t.remove_suffix(1);
+  return t;
+}
+
+// kvm_exit, kvm_nested_vmexit (both eras), kvm_nested_vmexit_inject ("reason: X ext_inf1: ...").
+bool parse_exit_body(const Tokens& tk, TraceLine& out) {
+  bool have_reason = false, have_info1 = false, info_pair = false;
+  uint32_t flags = 0;
+  for (size_t i = 0; i < tk.n;) {
+    const std::string_view key = key_of(tk[i]);
+    const std::string_view v = tk[i + 1];
+    uint64_t x = 0;
+    if (key == "vcpu") {
+      if (!parse_dec(v, x) || x > 0xFFFF) return false;
+      out.vcpu = static_cast<int32_t>(x);
+      i += 2;
+    } else if (key == "reason") {
+      if (i + 1 >= tk.n) return false;
+      i += 1 + parse_reason(v, tk[i + 2], out);
+      have_reason = true;
+      while (i < tk.n && reason_flag(tk[i], flags)) ++i;
+    } else if (key == "rip") {
+      if (!parse_hex(v, x)) return false;
+      out.rip = x;
+      out.has_rip = true;
+      i += 2;
+    } else if (key == "info") {  // "info 181 0": two hex values without 0x
+      uint64_t y = 0;
+      if (!parse_hex(v, x) || !parse_hex(tk[i + 2], y)) return false;
+      out.info1 = x;
+      out.info2 = y;
+      out.has_info2 = true;
+      info_pair = have_info1 = true;
+      i += 3;
+    } else if (key == "info1" || key == "ext_inf1") {
+      if (!parse_hex(v, x)) return false;
+      out.info1 = x;
+      have_info1 = true;
+      i += 2;
+    } else if (key == "info2" || key == "ext_inf2") {
+      if (!parse_hex(v, x)) return false;
+      out.info2 = x;
+      out.has_info2 = true;
+      i += 2;
+    } else if (key == "intr_info" || key == "int_info" || key == "ext_int") {
+      if (!parse_hex32(v, out.intr_info)) return false;
+      out.has_intr_info = true;
+      i += 2;
+    } else if (key == "error_code" || key == "int_info_err" || key == "ext_int_err") {
+      if (!parse_hex32(v, out.error_code)) return false;
+      i += 2;
+    } else if (key == "requests" || key == "isa") {
+      if (!parse_hex(v, x)) return false;
+      i += 2;
+    } else {
+      return false;  // an unknown word: not a format we know
+    }
+  }
+  if (!have_reason || !out.reason_known) return false;
+  if (!out.svm) out.reason |= flags;
+  if (out.has_intr_info) out.exit_format = ExitFormat::IntrInfo;
+  else if (info_pair) out.exit_format = ExitFormat::InfoPair;
+  else if (have_info1 || out.has_info2) out.exit_format = ExitFormat::Info1Info2;
+  else out.exit_format = ExitFormat::ReasonRipOnly;
+  return true;
+}
+
+// kvm_entry: "vcpu 0" | "vcpu 0, rip 0x..." | "... [immediate exit]" | "... intr_info 0x... error_code 0x...".
+bool parse_entry_body(const Tokens& tk, TraceLine& out) {
+  bool have_vcpu = false;
+  for (size_t i = 0; i < tk.n;) {
+    const std::string_view key = key_of(tk[i]);
+    const std::string_view v = tk[i + 1];
+    uint64_t x = 0;
+    if (key == "vcpu") {
+      if (!parse_dec(v, x) || x > 0xFFFF) return false;
+      out.vcpu = static_cast<int32_t>(x);
+      have_vcpu = true;
+      i += 2;
+    } else if (key == "rip") {
+      if (!parse_hex(v, x)) return false;
+      out.rip = x;
+      out.has_rip = true;
+      i += 2;
+    } else if (key == "intr_info") {
+      if (!parse_hex32(v, out.event_word)) return false;
+      out.has_intr_info = true;
+      i += 2;
+    } else if (key == "error_code") {
+      if (!parse_hex32(v, out.event_error)) return false;
+      i += 2;
+    } else if (key == "[immediate" && v == "exit]") {
+      out.immediate_exit = true;
+      i += 2;
+    } else {
+      return false;
+    }
+  }
+  return have_vcpu;
+}
+
+// kvm_inj_virq: "irq 52" (decimal, before 5.19) | "IRQ 0xec [reinjected]" | "Soft/INTn 0x20".
+bool parse_inj_virq(const Tokens& tk, TraceLine& out) {
+  if (tk.n < 2 || tk.n > 3) return false;
+  uint64_t v = 0;
+  InterruptionType type = InterruptionType::ExternalInterrupt;
+  if (tk[0] == "irq") {
+    if (!parse_dec(tk[1], v)) return false;
+  } else if (tk[0] == "IRQ" || tk[0] == "Soft/INTn") {
+    if (!parse_num(tk[1], v)) return false;
+    out.reinjected_printed_era = true;
+    if (tk[0] == "Soft/INTn") type = InterruptionType::SoftwareInterrupt;
+  } else {
+    return false;
+  }
+  if (v > 255) return false;
+  if (tk.n == 3) {
+    if (tk[2] != "[reinjected]") return false;
+    out.reinjected = true;
+  }
+  out.event_word = EntryIntrInfo::make(static_cast<uint8_t>(v), type).raw();
+  return true;
+}
+
+// kvm_inj_exception: "#PF (0x2)" | "#UD" | "#GP (0x0) [reinjected]" | "#BP [reinjected]".
+bool parse_inj_exception(const Tokens& tk, TraceLine& out) {
+  if (tk.n < 1 || tk.n > 3) return false;
+  const int vec = exception_vector(tk[0]);
+  if (vec < 0) return false;
+  size_t i = 1;
+  bool has_error = false;
+  if (i < tk.n && tk[i].size() >= 3 && tk[i].front() == '(' && tk[i].back() == ')') {
+    if (!parse_hex32(tk[i].substr(1, tk[i].size() - 2), out.event_error)) return false;
+    has_error = true;
+    ++i;
+  }
+  if (i < tk.n) {
+    if (tk[i] != "[reinjected]") return false;
+    out.reinjected = true;
+    ++i;
+  }
+  if (i != tk.n) return false;
+  // The old format printed "(0x0)" for every exception, with or without an error code;
+  // whether one is delivered is the vector's architectural property (SDM Vol. 3A 6.13).
+  const uint8_t v = static_cast<uint8_t>(vec);
+  const bool deliver = arch::exception_has_error_code(v);
+  if (!deliver) out.event_error = 0;
+  (void)has_error;
+  const InterruptionType type = v == arch::kNMI ? InterruptionType::Nmi : InterruptionType::HardwareException;
+  out.event_word = EntryIntrInfo::make(v, type, deliver).raw();
+  out.reinjected_printed_era = out.reinjected || tk.n == 1 || (tk.n == 2 && !has_error);
+  return true;
+}
+
+// kvm_page_fault: "address 7f1 error_code 181" (old) | "vcpu 0 rip 0x... address 0x... error_code 0x...".
+bool parse_page_fault(const Tokens& tk, TraceLine& out) {
+  bool have_addr = false;
+  for (size_t i = 0; i < tk.n;) {
+    const std::string_view key = tk[i];
+    uint64_t x = 0;
+    if (key == "vcpu") {
+      if (!parse_dec(tk[i + 1], x) || x > 0xFFFF) return false;
+      out.vcpu = static_cast<int32_t>(x);
+    } else if (key == "rip") {
+      if (!parse_hex(tk[i + 1], out.rip)) return false;
+      out.has_rip = true;
+    } else if (key == "address") {
+      if (!parse_hex(tk[i + 1], out.a)) return false;
+      have_addr = true;
+    } else if (key == "error_code") {
+      if (!parse_hex(tk[i + 1], out.b)) return false;
+    } else {
+      return false;
+    }
+    i += 2;
+  }
+  return have_addr;
+}
+
+// kvm_emulate_insn: "0:ffffffff8103a5c6:0f 01 c1 (prot64)" (rip after the first colon).
+bool parse_emulate_insn(std::string_view body, TraceLine& out) {
+  const size_t c1 = body.find(':');
+  if (c1 == std::string_view::npos) return false;
+  const size_t c2 = body.find(':', c1 + 1);
+  if (c2 == std::string_view::npos) return false;
+  if (!parse_hex(trim(body.substr(c1 + 1, c2 - c1 - 1)), out.rip)) return false;
+  out.has_rip = true;
+  const Tokens tk(body.substr(c2 + 1));
+  for (size_t i = 0; i < tk.n && out.byte_count < 16; ++i) {
+    uint32_t b = 0;
+    if (tk[i].size() != 2 || !parse_hex32(tk[i], b)) break;
+    out.bytes[out.byte_count++] = static_cast<uint8_t>(b);
+  }
+  return true;
+}
+
+// kvm_pio: "pio_write at 0x70 size 1 count 1 val 0x8f" (val absent on older kernels).
+bool parse_pio(const Tokens& tk, TraceLine& out) {
+  if (tk.n < 3 || tk[1] != "at") return false;
+  if (tk[0] == "pio_write") out.flag = true;
+  else if (tk[0] != "pio_read") return false;
+  if (!parse_hex(tk[2], out.a)) return false;
+  for (size_t i = 3; i + 1 < tk.n; i += 2) {
+    uint64_t x = 0;
+    if (tk[i] == "val" && parse_hex(tk[i + 1], x)) out.b = x;
+    else if (tk[i] == "size" && parse_dec(tk[i + 1], x) && x <= 8) out.c = static_cast<uint32_t>(x);
+  }
+  return true;
+}
+
+// kvm_msr: "msr_write 6e0 = 0x1a2b" | "msr_read 10 = 0x123 (#GP)".
+bool parse_msr(const Tokens& tk, TraceLine& out) {
+  if (tk.n < 4 || tk[2] != "=") return false;
+  if (tk[0] == "msr_write") out.flag = true;
+  else if (tk[0] != "msr_read") return false;
+  if (!parse_hex(tk[1], out.a) || !parse_hex(tk[3], out.b)) return false;
+  if (tk.n > 4) out.c = tk[4] == "(#GP)" ? 1u : 0u;
+  return true;
+}
+
+// kvm_apic_accept_irq: "apicid 0 vec 236 (Fixed|edge)"; kvm_eoi: "apicid 0 vector 236".
+bool parse_apic(const Tokens& tk, TraceLine& out, std::string_view vec_key) {
+  uint64_t id = 0, vec = 0;
+  if (tk.n < 4 || tk[0] != "apicid" || tk[2] != vec_key) return false;
+  if (!parse_hex(tk[1], id) || !parse_dec(tk[3], vec) || vec > 255) return false;
+  out.a = id;
+  out.b = vec;
+  return true;
+}
+
+// kvm_nested_intr_vmexit: "rip: 0x...".
+bool parse_nested_intr(const Tokens& tk, TraceLine& out) {
+  if (tk.n != 2 || key_of(tk[0]) != "rip") return false;
+  out.has_rip = parse_hex(tk[1], out.rip);
+  return out.has_rip;
+}
+
+// "CPU 3/KVM" -> 3.
+int32_t vcpu_from_task(std::string_view comm) {
+  comm = trim(comm);
+  if (comm.size() < 9 || comm.substr(0, 4) != "CPU " || comm.substr(comm.size() - 4) != "/KVM") return -1;
+  uint64_t n = 0;
+  if (!parse_dec(comm.substr(4, comm.size() - 8), n) || n > 0xFFFF) return -1;
+  return static_cast<int32_t>(n);
+}
+
+// The text before the event name: "comm-pid [cpu] flags secs.usecs:" (ftrace / trace-cmd),
+// "comm pid [cpu] secs.usecs:" (perf), "secs.usecs:" or nothing.
+bool parse_prefix(std::string_view p, TraceLine& out, bool perf) {
+  p = trim(p);
+  if (p.empty()) {
+    out.prefix = PrefixStyle::None;
+    return true;
+  }
+  if (p.back() != ':') return false;
+  p.remove_suffix(1);
+  p = trim(p);
+  size_t sp = p.find_last_of(" \t");
+  const std::string_view ts = sp == std::string_view::npos ? p : p.substr(sp + 1);
+  if (!parse_timestamp(ts, out.time_ns)) return false;
+  out.has_time = true;
+  if (sp == std::string_view::npos) {
+    out.prefix = PrefixStyle::TimeOnly;
+    return true;
+  }
+  p = trim(p.substr(0, sp));
+  // Optional irq-flags column (ftrace "d..1", "dN.2.", trace-cmd "...."), then "[cpu]".
+  sp = p.find_last_of(" \t");
+  std::string_view last = sp == std::string_view::npos ? p : p.substr(sp + 1);
+  if (!last.empty() && last.front() != '[' && last.size() <= 6 && !perf) {
+    bool flags = true, all_digits = true;
+    for (char c : last) {
+      if (!(c == '.' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c))) flags = false;
+      if (!is_digit(c)) all_digits = false;
+    }
+    if (all_digits) flags = false;  // perf's pid column, not ftrace's irq flags
+    if (flags && sp != std::string_view::npos) {
+      out.has_cpu_flags = true;
+      p = trim(p.substr(0, sp));
+      sp = p.find_last_of(" \t");
+      last = sp == std::string_view::npos ? p : p.substr(sp + 1);
+    }
+  }
+  std::string_view task = p;
+  if (last.size() >= 3 && last.front() == '[' && last.back() == ']') {
+    uint64_t cpu = 0;
+    if (!parse_dec(last.substr(1, last.size() - 2), cpu) || cpu > 0xFFFF) return false;
+    out.host_cpu = static_cast<int32_t>(cpu);
+    task = sp == std::string_view::npos ? std::string_view{} : trim(p.substr(0, sp));
+  }
+  // Task: "comm-pid" (ftrace) or "comm pid" / "comm pid/tid" (perf).
+  if (!task.empty()) {
+    const size_t dash = task.find_last_of('-');
+    const size_t blank = task.find_last_of(" \t");
+    uint64_t pid = 0;
+    std::string_view comm;
+    if (dash != std::string_view::npos && (blank == std::string_view::npos || dash > blank) &&
+        parse_dec(task.substr(dash + 1), pid)) {
+      comm = task.substr(0, dash);
+    } else if (blank != std::string_view::npos) {
+      std::string_view id = task.substr(blank + 1);
+      if (const size_t slash = id.find('/'); slash != std::string_view::npos) id = id.substr(slash + 1);
+      if (parse_dec(id, pid)) comm = task.substr(0, blank);
+      else comm = task;
+    } else {
+      comm = task;
+    }
+    if (pid <= 0x7FFF'FFFF && !comm.empty() && comm.size() != task.size()) out.pid = static_cast<int32_t>(pid);
+    out.task_vcpu = vcpu_from_task(comm);
+  }
+  out.prefix = perf ? PrefixStyle::Perf : PrefixStyle::Ftrace;
+  return true;
+}
+
+bool parse_body(TraceEvent ev, std::string_view body, TraceLine& out) {
+  if (ev == TraceEvent::EmulateInsn) return parse_emulate_insn(body, out);
+  const Tokens tk(body);
+  if (tk.overflow) return false;
+  switch (ev) {
+    case TraceEvent::Exit:
+    case TraceEvent::NestedVmexit:
+    case TraceEvent::NestedVmexitInject: return parse_exit_body(tk, out);
+    case TraceEvent::Entry: return parse_entry_body(tk, out);
+    case TraceEvent::InjVirq: return parse_inj_virq(tk, out);
+    case TraceEvent::InjException: return parse_inj_exception(tk, out);
+    case TraceEvent::PageFault: return parse_page_fault(tk, out);
+    case TraceEvent::NestedIntrVmexit: return parse_nested_intr(tk, out);
+    case TraceEvent::Pio: return parse_pio(tk, out);
+    case TraceEvent::Msr: return parse_msr(tk, out);
+    case TraceEvent::ApicAcceptIrq: return parse_apic(tk, out, "vec");
+    case TraceEvent::Eoi: return parse_apic(tk, out, "vector");
+    default: return true;
+  }
+}
+
+// Words a wrapped KVM line can continue with.
+bool continuation_word(std::string_view t) {
+  uint64_t x = 0;
+  if (parse_hex(t, x)) return true;
+  static constexpr std::string_view kWords[] = {"info1", "info2", "intr_info", "error_code", "requests", "rip",
+                                                "reason", "vcpu", "info", "int_info", "int_info_err", "isa",
+                                                "[reinjected]", "[immediate", "exit]", "address", "ext_inf1:",
+                                                "ext_inf2:", "ext_int:", "ext_int_err:"};
+  for (std::string_view w : kWords)
+    if (t == w) return true;
+  return false;
+}
+
+bool is_header(std::string_view s) {
+  return s.substr(0, 5) == "cpus=" || s.substr(0, 10) == "version = " || s.substr(0, 4) == "CPU:" ||
+         (s.substr(0, 4) == "CPU " && s.find(" is empty") != std::string_view::npos) ||
+         s.substr(0, 8) == "tracer: ";
+}
+
+}  // namespace
+
+std::string_view to_string(TraceEvent e) {
+  for (const NameEvent& n : kEvents)
+    if (n.event == e) return n.name;
+  return e == TraceEvent::Other ? "other" : "none";
+}
+
+std::string_view to_string(ExitFormat f) {
+  switch (f) {
+    case ExitFormat::ReasonRipOnly: return "reason-rip";
+    case ExitFormat::InfoPair: return "info-pair";
+    case ExitFormat::Info1Info2: return "info1-info2";
+    case ExitFormat::IntrInfo: return "intr_info";
+    default: return "none";
+  }
+}
+
+int svm_exit_code_from_name(std::string_view name) {
+  if (name.substr(0, 9) == "SVM_EXIT_") name.remove_prefix(9);
+  else if (name.substr(0, 5) == "EXIT_") name.remove_prefix(5);
+  if (name.empty() || name.size() > 32) return -1;
+  char low[32];
+  for (size_t i = 0; i < name.size(); ++i) low[i] = (name[i] >= 'A' && name[i] <= 'Z') ? static_cast<char>(name[i] | 0x20) : name[i];
+  const std::string_view n(low, name.size());
+  for (const SvmName& s : kSvmExits)
+    if (s.name == n) return static_cast<int>(s.code);
+  return -1;
+}
+
+std::string_view svm_exit_name(uint32_t code) {
+  for (const SvmName& s : kSvmExits)
+    if (s.code == code) return s.name;
+  return {};
+}
+
+std::string_view strip_quotes(std::string_view line, bool* quoted) {
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  bool q = false;
+  for (;;) {
+    size_t i = 0;
+    while (i < line.size() && is_space(line[i])) ++i;
+    if (i < line.size() && line[i] == '>') {
+      line.remove_prefix(i + 1);
+      q = true;
+      continue;
+    }
+    break;
+  }
+  if (quoted) *quoted = q;
+  return line;
+}
+
+LineClass parse_trace_line(std::string_view line, TraceLine& out, bool perf_only, bool prefix_required) {
+  out = TraceLine{};
+  const std::string_view s = trim(line);
+  if (s.empty()) return LineClass::Blank;
+  if (s.front() == '#' || is_header(s)) return LineClass::Comment;
+
+  // Find "kvm_<name>:" (perf: "kvm:kvm_<name>:") at a word start.
+  size_t pos = 0;
+  while ((pos = s.find("kvm_", pos)) != std::string_view::npos) {
+    const bool word_start = pos == 0 || is_space(s[pos - 1]) || s[pos - 1] == ':';
+    size_t end = pos;
+    while (end < s.size() && is_ident(s[end])) ++end;
+    if (word_start && end < s.size() && s[end] == ':') {
+      const TraceEvent ev = event_from_name(s.substr(pos, end - pos));
+      const bool perf = pos >= 4 && s.substr(pos - 4, 4) == "kvm:";
+      if (ev != TraceEvent::None && (!perf_only || perf)) {
+        const std::string_view prefix = s.substr(0, perf ? pos - 4 : pos);
+        if (!parse_prefix(prefix, out, perf) || (prefix_required && out.prefix < PrefixStyle::Ftrace)) {
+          out = TraceLine{};
+          return LineClass::Text;
+        }
+        out.event = ev;
+        if (!parse_body(ev, trim(s.substr(end + 1)), out)) return LineClass::BadEvent;
+        return LineClass::Event;
+      }
+    }
+    pos = end > pos ? end : pos + 1;
+  }
+  // Another tracepoint: "<prefix> secs.usecs: name: ..." (perf: "sys:name:").
+  for (size_t colon = s.find(": "); colon != std::string_view::npos; colon = s.find(": ", colon + 1)) {
+    size_t b = colon;
+    while (b > 0 && !is_space(s[b - 1])) --b;
+    uint64_t ns = 0;
+    if (!parse_timestamp(s.substr(b, colon - b), ns)) continue;
+    TraceLine t;
+    size_t n = colon + 1;
+    while (n < s.size() && is_space(s[n])) ++n;
+    size_t e = n;
+    while (e < s.size() && (is_ident(s[e]) || s[e] == ':' || s[e] == '-')) ++e;
+    const bool named = e > n + 1 && s[e - 1] == ':';
+    if (named && parse_prefix(s.substr(0, colon + 1), t, false) && t.has_time &&
+        !(prefix_required && t.prefix < PrefixStyle::Ftrace) && !perf_only) {
+      out = t;
+      out.event = TraceEvent::Other;
+      return LineClass::Event;
+    }
+    break;
+  }
+  // A prefix whose event went to the next line: "... [002] d..1 1234.567890:".
+  if (s.back() == ':') {
+    TraceLine t;
+    if (parse_prefix(s, t, false) && t.has_time) return LineClass::DanglingPrefix;
+  }
+  const Tokens tk(s);
+  if (!tk.overflow && tk.n > 0) {
+    bool all = true;
+    for (size_t i = 0; i < tk.n && all; ++i) all = continuation_word(tk[i]);
+    if (all) return LineClass::Continuation;
+  }
+  return LineClass::Text;
+}
+
+}  // namespace es::import

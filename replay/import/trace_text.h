@@ -1,0 +1,122 @@
+// One line of KVM trace text (raw ftrace `trace`, `trace-cmd report`, `perf script`, or lines
+// pasted into mail) parsed into its fields, for every kernel era's print format of the x86
+// KVM tracepoints (arch/x86/kvm/trace.h). Qt-free, allocation-free per line, bounds-checked:
+// any byte sequence is safe input.
+//
+// What the text tells and what it does not:
+//   - the line prefix ("comm-pid [cpu] flags  secs.usecs:", perf's "comm pid [cpu] secs:
+//     kvm:event:", or nothing at all) gives time, host CPU, thread id and, for QEMU's vCPU
+//     threads named "CPU n/KVM", the vCPU;
+//   - the body is the tracepoint's TP_printk output; which fields it has tells the era
+//     (ExitFormat), the reason name tells the vendor (VMX names are upper case, SVM's lower
+//     case or EXIT_*).
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace es::import {
+
+// The tracepoints the importer understands; Other = any other "name:" event line.
+enum class TraceEvent : uint8_t {
+  None,
+  Exit,                // kvm_exit
+  Entry,               // kvm_entry
+  InjVirq,             // kvm_inj_virq
+  InjException,        // kvm_inj_exception
+  PageFault,           // kvm_page_fault
+  NestedVmexit,        // kvm_nested_vmexit (an L2 exit seen by L0)
+  NestedVmexitInject,  // kvm_nested_vmexit_inject (the exit reflected to L1)
+  NestedIntrVmexit,    // kvm_nested_intr_vmexit
+  EmulateInsn,         // kvm_emulate_insn
+  Pio,                 // kvm_pio
+  Msr,                 // kvm_msr
+  ApicAcceptIrq,       // kvm_apic_accept_irq
+  Eoi,                 // kvm_eoi
+  Other,               // another tracepoint (sched_switch, kvm_fpu, ...), kept as context
+};
+std::string_view to_string(TraceEvent e);
+
+// kvm_exit / kvm_nested_vmexit print formats, oldest first.
+enum class ExitFormat : uint8_t {
+  None,
+  ReasonRipOnly,  // "reason X rip 0x..." (no info fields; very old, or trimmed)
+  InfoPair,       // "reason X rip 0x... info 181 0": info1 info2 in hex without 0x (before 5.10 on VMX)
+  Info1Info2,     // "... info1 0x... info2 0x..." without intr_info (era not certain)
+  IntrInfo,       // "... info1 0x... info2 0x... intr_info 0x... error_code 0x..." (5.10+)
+};
+std::string_view to_string(ExitFormat f);
+
+// Where the line prefix came from (format detection uses it).
+enum class PrefixStyle : uint8_t {
+  None,       // no prefix: the event name starts the line (mail paste)
+  TimeOnly,   // "secs.usecs: kvm_exit: ..."
+  Ftrace,     // "comm-pid [cpu] flags secs.usecs: event:" (ftrace / trace-cmd report)
+  Perf,       // "comm pid [cpu] secs.usecs: kvm:event:" (perf script)
+};
+
+struct TraceLine {
+  TraceEvent event = TraceEvent::None;
+  PrefixStyle prefix = PrefixStyle::None;
+  bool has_time = false;
+  bool has_cpu_flags = false;  // ftrace's irq-flags column ("d..1") was present
+  uint64_t time_ns = 0;        // trace clock, absolute
+  int32_t host_cpu = -1;
+  int32_t pid = -1;            // thread id from the prefix; -1 unknown
+  int32_t task_vcpu = -1;      // from a "CPU n/KVM" thread name; -1 unknown
+  int32_t vcpu = -1;           // from the body ("vcpu 3"); -1 unknown
+
+  // kvm_exit / kvm_nested_vmexit / kvm_nested_vmexit_inject
+  ExitFormat exit_format = ExitFormat::None;
+  bool svm = false;            // the reason is an SVM exit code
+  bool reason_known = false;   // the name (or number) was understood
+  uint32_t reason = 0;         // VMX: full 32-bit exit reason; SVM: exit code
+  bool has_rip = false;
+  uint64_t rip = 0;
+  uint64_t info1 = 0, info2 = 0;
+  bool has_info2 = false;
+  bool has_intr_info = false;
+  uint32_t intr_info = 0, error_code = 0;
+
+  // kvm_inj_virq / kvm_inj_exception / kvm_entry (6.14+ prints the injected event)
+  uint32_t event_word = 0;     // VM-entry interruption-information format
+  uint32_t event_error = 0;
+  bool reinjected = false;     // "[reinjected]" printed
+  bool reinjected_printed_era = false;  // the format can print "[reinjected]" (IRQ 0x.., new exception format)
+  bool immediate_exit = false; // kvm_entry "[immediate exit]"
+
+  // context tracepoints: kvm_page_fault address / error, kvm_pio port / value, kvm_msr index /
+  // data, kvm_apic_accept_irq apicid / vector, kvm_eoi apicid / vector
+  uint64_t a = 0, b = 0;
+  uint32_t c = 0;
+  bool flag = false;           // pio / msr write, msr #GP
+  uint8_t bytes[16] = {};      // kvm_emulate_insn instruction bytes
+  uint8_t byte_count = 0;
+};
+
+enum class LineClass : uint8_t {
+  Blank,
+  Comment,      // '#' lines and trace headers ("cpus=4", "version = 6", "CPU 3 is empty")
+  Event,        // a KVM or other tracepoint line, parsed (TraceLine filled)
+  BadEvent,     // a known KVM tracepoint whose body did not parse
+  Continuation, // fields only ("0x... intr_info 0x..."): the rest of a wrapped line
+  DanglingPrefix, // a prefix that ends in "secs.usecs:" with the event on the next line
+  Text,         // anything else (mail prose, garbage)
+};
+
+// Removes mail quote marks ("> ", ">> ", "> > ") and the line end.
+std::string_view strip_quotes(std::string_view line, bool* quoted = nullptr);
+
+// Classifies and parses one (already unquoted, possibly joined) line. `perf_only`: accept only
+// perf's "kvm:event:" form; `prefix_required`: refuse lines without a "[cpu] time:" prefix
+// (a forced --format). Never reads outside `line`.
+LineClass parse_trace_line(std::string_view line, TraceLine& out, bool perf_only = false,
+                           bool prefix_required = false);
+
+// SVM exit codes by KVM's trace name ("npf", "intr", "PF excp", "EXIT_NPF", "SVM_EXIT_NPF").
+// -1 if unknown. AMD APM Vol. 2 Appendix C "SVM Intercept Exit Codes".
+int svm_exit_code_from_name(std::string_view name);
+// KVM's name for an SVM exit code ("npf"), empty if unknown.
+std::string_view svm_exit_name(uint32_t code);
+
+}  // namespace es::import

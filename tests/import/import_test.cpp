@@ -1,0 +1,346 @@
+// exitscope import: every fixture imported for real (a SQLite file on disk, read back through
+// replay/), checked field by field as a KVM developer reading the trace would.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "hv/arch/event_info.h"
+#include "hv/arch/exit_reason.h"
+#include "replay/chains.h"
+#include "replay/import/text_import.h"
+#include "replay/import/trace_text.h"
+#include "replay/recording.h"
+#include "tests/support/cli_run.h"
+
+namespace es::test {
+namespace {
+
+using arch::BasicExitReason;
+using arch::EntryIntrInfo;
+using arch::InterruptionType;
+
+std::string fixture(const std::string& name) { return std::string(ES_IMPORT_DATA) + "/" + name; }
+
+struct Imported {
+  std::string db;
+  import::ImportStats stats;
+  std::vector<es_record> events;  // by id
+  std::string config_json;
+  std::vector<es_record> of_kind(uint16_t kind) const {
+    std::vector<es_record> v;
+    for (const es_record& r : events)
+      if (r.kind == kind) v.push_back(r);
+    return v;
+  }
+};
+
+Imported import_fixture(const std::string& name, import::FormatChoice f = import::FormatChoice::Auto) {
+  Imported im;
+  im.db = process_tmp(name + ".db");
+  import::ImportOptions opt;
+  opt.force = true;
+  opt.format = f;
+  auto st = import::import_text_file(fixture(name), im.db, opt);
+  EXPECT_TRUE(st) << (st ? "" : st.error());
+  if (!st) return im;
+  im.stats = *st;
+  auto rec = replay::Recording::open(im.db);
+  EXPECT_TRUE(rec) << (rec ? "" : rec.error());
+  if (!rec) return im;
+  auto ok = replay::query_events(rec->db(), "", {}, [&](const replay::Event& e) {
+    im.events.push_back(e.rec);
+    return true;
+  });
+  EXPECT_TRUE(ok);
+  auto s = rec->session();
+  EXPECT_TRUE(s);
+  if (s) {
+    EXPECT_EQ(s->source, "import");
+    EXPECT_TRUE(s->complete);
+    im.config_json = s->config_json;
+  }
+  return im;
+}
+
+uint32_t irq_word(uint8_t v) { return EntryIntrInfo::make(v, InterruptionType::ExternalInterrupt).raw(); }
+
+TEST(ImportFormats, OldVmxInfoPairIsExitInterruptionInfo) {
+  const Imported im = import_fixture("old_vmx.txt");
+  EXPECT_EQ(im.stats.format, "ftrace");
+  EXPECT_EQ(im.stats.unparsed, 0u);
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 3u);
+  EXPECT_EQ(exits[0].reason, static_cast<uint32_t>(BasicExitReason::ExternalInterrupt));
+  EXPECT_EQ(exits[0].intr_info, 0x800000ecu);  // "info 0 800000ec": info2 = exit interruption info before 5.10
+  EXPECT_EQ(exits[0].idt_vectoring_info, 0u);
+  EXPECT_EQ(exits[0].rip, 0xffffffff81001000ull);
+  EXPECT_EQ(exits[1].reason, static_cast<uint32_t>(BasicExitReason::EptViolation));
+  EXPECT_EQ(exits[1].qualification, 0x181u);
+  EXPECT_EQ(exits[1].guest_phys, 0xfee00000u);  // from the kvm_page_fault that follows
+  EXPECT_EQ(exits[2].intr_info, 0x80000b0eu);
+  for (const es_record& e : exits) {
+    EXPECT_EQ(e.vcpu, 0);  // thread 4242 named vCPU 0 by its kvm_entry lines
+    EXPECT_EQ(e.flags & ES_FLAG_SVM, 0u);
+  }
+  const auto d = im.of_kind(ES_KIND_DECISION);
+  ASSERT_EQ(d.size(), 2u);
+  EXPECT_EQ(d[0].reason, static_cast<uint32_t>(ES_DECISION_INJECT_NEW));
+  EXPECT_EQ(d[0].intr_info, irq_word(236));  // "irq 236": decimal before 5.19
+  EXPECT_EQ(d[1].intr_info, EntryIntrInfo::make(14, InterruptionType::HardwareException, true).raw());
+  EXPECT_EQ(d[1].intr_error, 2u);
+  EXPECT_NE(im.config_json.find("before Linux 5.10"), std::string::npos);
+}
+
+TEST(ImportFormats, Vmx510ChainIrqEptViolationVectoringReinjectedEntry) {
+  const Imported im = import_fixture("vmx_510.txt");
+  EXPECT_EQ(im.stats.format, "trace-cmd");
+  EXPECT_EQ(im.stats.out_of_order, 1u);  // host CPUs interleaved: sorted by timestamp
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 3u);
+  EXPECT_EQ(exits[0].vcpu, 1);  // HLT on vCPU 1 sorted before vCPU 0's EPT violation
+  EXPECT_EQ(exits[0].reason, static_cast<uint32_t>(BasicExitReason::Hlt));
+  const es_record& ept = exits[1];
+  EXPECT_EQ(ept.reason, static_cast<uint32_t>(BasicExitReason::EptViolation));
+  EXPECT_EQ(ept.qualification, 0x182u);
+  EXPECT_EQ(ept.idt_vectoring_info, 0x800000ecu);  // info2 = IDT-vectoring on VMX 5.10+
+  EXPECT_EQ(ept.intr_info, 0u);
+  EXPECT_EQ(ept.guest_phys, 0xa01ff8u);
+  EXPECT_EQ(ept.vcpu, 0);
+  EXPECT_EQ(ept.time_ns, 20'000u);  // relative to the first line
+  ASSERT_NE(ept.origin, 0u);
+
+  auto rec = replay::Recording::open(im.db);
+  ASSERT_TRUE(rec);
+  auto chains = replay::load_chains(*rec);
+  ASSERT_TRUE(chains);
+  const replay::Chain* c = nullptr;
+  for (const auto& ch : *chains)
+    if (ch.id == ept.origin) c = &ch;
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->event_word, irq_word(0xec));
+  std::vector<uint16_t> kinds;
+  for (const auto& e : c->events) kinds.push_back(e.rec.kind);
+  EXPECT_EQ(kinds, (std::vector<uint16_t>{ES_KIND_RAISE, ES_KIND_DECISION, ES_KIND_VM_ENTRY, ES_KIND_VM_EXIT,
+                                          ES_KIND_DECISION, ES_KIND_VM_ENTRY, ES_KIND_DELIVERY}));
+  EXPECT_EQ(c->events[4].rec.reason, static_cast<uint32_t>(ES_DECISION_INJECT_REINJECTED));
+  EXPECT_NE(c->events[4].rec.flags & ES_FLAG_INFERRED, 0u);  // "irq 236" never says [reinjected]
+  EXPECT_EQ(c->events[4].rec.cause, ept.id);
+  EXPECT_EQ(c->events[5].rec.intr_info, irq_word(0xec));
+  EXPECT_EQ(c->outcome, replay::Outcome::Delivered);
+  EXPECT_TRUE(c->inferred);
+}
+
+TEST(ImportFormats, Linux614EntryPrintsInjectionAndReinjectedFlag) {
+  const Imported im = import_fixture("vmx_614.txt");
+  const auto d = im.of_kind(ES_KIND_DECISION);
+  ASSERT_EQ(d.size(), 2u);
+  for (const es_record& r : d) {
+    EXPECT_EQ(r.reason, static_cast<uint32_t>(ES_DECISION_INJECT_REINJECTED));
+    EXPECT_EQ(r.flags & ES_FLAG_INFERRED, 0u);  // the kernel printed [reinjected]
+  }
+  EXPECT_EQ(d[1].intr_info, EntryIntrInfo::make(13, InterruptionType::HardwareException, true).raw());
+  const auto entries = im.of_kind(ES_KIND_VM_ENTRY);
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[0].intr_info, 0x80000020u);
+  EXPECT_EQ(entries[0].flags & ES_FLAG_INFERRED, 0u);  // printed by kvm_entry (6.14+)
+  EXPECT_NE(entries[1].flags & ES_FLAG_IMMEDIATE_EXIT, 0u);
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 3u);
+  EXPECT_EQ(exits[1].intr_info, 0x80000b0eu);  // #PF exit interruption info
+  EXPECT_EQ(exits[1].intr_error, 2u);
+  EXPECT_EQ(exits[1].idt_vectoring_info, 0x80000b0du);  // while delivering #GP
+  // IRQ 0x20 delivered (the next exit reports #GP instead), #GP delivered (HLT reports nothing).
+  const auto delivered = im.of_kind(ES_KIND_DELIVERY);
+  ASSERT_EQ(delivered.size(), 2u);
+  EXPECT_EQ(delivered[0].intr_info, 0x80000020u);
+  EXPECT_EQ(delivered[1].intr_info, EntryIntrInfo::make(13, InterruptionType::HardwareException, true).raw());
+  EXPECT_NE(im.config_json.find("6.14+"), std::string::npos);
+}
+
+TEST(ImportFormats, SvmReasonsAndMeanings) {
+  const Imported im = import_fixture("svm.txt");
+  EXPECT_EQ(im.stats.vendor, "svm");
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 4u);
+  for (const es_record& e : exits) EXPECT_NE(e.flags & ES_FLAG_SVM, 0u);
+  EXPECT_EQ(exits[0].reason, 0x400u);                // npf
+  EXPECT_EQ(exits[0].guest_phys, 0xfee00000u);       // info2 = the NPF's GPA
+  EXPECT_EQ(exits[0].qualification, 0x100000006u);   // info1 = EXITINFO1
+  EXPECT_EQ(exits[0].idt_vectoring_info, 0x80000030u);  // intr_info = EXITINTINFO, the interrupted event
+  EXPECT_EQ(exits[0].intr_info, 0u);
+  EXPECT_EQ(exits[1].reason, 0x60u);                 // intr
+  EXPECT_EQ(exits[2].reason, 0x4eu);                 // "PF excp" = 0x40 + 14
+  EXPECT_EQ(exits[3].reason, 0x7bu);                 // EXIT_IOIO
+  const auto d = im.of_kind(ES_KIND_DECISION);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].reason, static_cast<uint32_t>(ES_DECISION_INJECT_REINJECTED));
+  EXPECT_EQ(d[0].origin, exits[0].origin);
+}
+
+TEST(ImportFormats, MailPasteQuotesWrappedLinesAndProse) {
+  const Imported im = import_fixture("mail.txt");
+  EXPECT_EQ(im.stats.format, "mail");
+  EXPECT_EQ(im.stats.kvm_events, 5u);
+  EXPECT_EQ(im.stats.joined_lines, 2u);  // a wrapped kvm_exit, a prefix on its own line
+  EXPECT_EQ(im.stats.unparsed, 5u);      // greeting, prose, a dmesg line, sign-off
+  EXPECT_EQ(im.stats.unparsed_lines, (std::vector<uint64_t>{1, 3, 5, 14, 15}));
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 2u);
+  EXPECT_EQ(exits[0].idt_vectoring_info, 0x800000ecu);  // from the wrapped continuation line
+  const auto d = im.of_kind(ES_KIND_DECISION);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].reason, static_cast<uint32_t>(ES_DECISION_INJECT_REINJECTED));
+  EXPECT_EQ(d[0].cause, exits[0].id);
+  const auto entries = im.of_kind(ES_KIND_VM_ENTRY);
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[1].rip, 0xffffffff81000106ull);  // its prefix was on the line before
+  EXPECT_EQ(entries[1].time_ns, 100'000u);
+}
+
+TEST(ImportFormats, PerfScript) {
+  const Imported im = import_fixture("perf.txt");
+  EXPECT_EQ(im.stats.format, "perf");
+  EXPECT_EQ(im.stats.other_events, 1u);  // sched_switch kept as context
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 3u);
+  EXPECT_EQ(exits[1].vcpu, 1);
+  EXPECT_EQ(exits[1].reason, static_cast<uint32_t>(BasicExitReason::Cpuid));
+  EXPECT_EQ(exits[0].idt_vectoring_info, 0x800000ecu);
+  const auto ctx = im.of_kind(ES_KIND_CONTEXT);
+  ASSERT_EQ(ctx.size(), 1u);
+  EXPECT_EQ(ctx[0].reason, static_cast<uint32_t>(import::kContextOtherEvent));
+  EXPECT_EQ(ctx[0].aux, 5u);  // its line number
+}
+
+TEST(ImportFormats, NestedExitReflectedToL1) {
+  const Imported im = import_fixture("nested.txt");
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 2u);
+  EXPECT_EQ(exits[0].level, 2);  // kvm_nested_vmexit: the exit came from L2
+  EXPECT_EQ(exits[1].level, 1);
+  const auto nested = im.of_kind(ES_KIND_NESTED_EXIT);
+  ASSERT_EQ(nested.size(), 1u);
+  EXPECT_EQ(nested[0].level, 2);
+  EXPECT_EQ(nested[0].reason, static_cast<uint32_t>(BasicExitReason::EptViolation));
+  EXPECT_EQ(nested[0].qualification, 0x181u);
+  EXPECT_EQ(nested[0].idt_vectoring_info, 0x80000030u);  // vmcs12's IDT-vectoring field
+  const auto d = im.of_kind(ES_KIND_DECISION);
+  ASSERT_EQ(d.size(), 2u);
+  for (const es_record& r : d) {
+    EXPECT_EQ(r.reason, static_cast<uint32_t>(ES_DECISION_REFLECT_TO_L1));
+    EXPECT_EQ(r.level, 2);
+  }
+  EXPECT_EQ(d[0].cause, exits[0].id);
+  EXPECT_EQ(nested[0].cause, d[0].id);
+}
+
+TEST(ImportParse, EveryEraOfTheTracepoints) {
+  import::TraceLine t;
+  using import::LineClass;
+  EXPECT_EQ(import::parse_trace_line("kvm_nested_vmexit: rip 2000 reason EPT_VIOLATION info1 181 info2 80000030 "
+                                     "int_info 0 int_info_err 0",
+                                     t),
+            LineClass::Event);
+  EXPECT_EQ(t.info2, 0x80000030u);
+  EXPECT_EQ(import::parse_trace_line("kvm_exit: reason EPT_VIOLATION FAILED_VMENTRY rip 0x1 info1 0x0 info2 0x0 "
+                                     "intr_info 0x0 error_code 0x0", t),
+            LineClass::Event);
+  EXPECT_EQ(t.reason, 48u | arch::ExitReason::kEntryFailure);
+  EXPECT_EQ(import::parse_trace_line("kvm_inj_virq: Soft/INTn 0x80 [reinjected]", t), LineClass::Event);
+  EXPECT_EQ(t.event_word, EntryIntrInfo::make(0x80, InterruptionType::SoftwareInterrupt).raw());
+  EXPECT_TRUE(t.reinjected);
+  EXPECT_EQ(import::parse_trace_line("kvm_page_fault: address fee00000 error_code 181", t), LineClass::Event);
+  EXPECT_EQ(t.a, 0xfee00000u);
+  EXPECT_EQ(import::parse_trace_line("kvm_pio: pio_write at 0x70 size 1 count 1 val 0x8f", t), LineClass::Event);
+  EXPECT_EQ(t.a, 0x70u);
+  EXPECT_EQ(t.b, 0x8fu);
+  EXPECT_EQ(import::parse_trace_line("kvm_msr: msr_read c0000080 = 0xd01 (#GP)", t), LineClass::Event);
+  EXPECT_EQ(t.c, 1u);
+  EXPECT_EQ(import::parse_trace_line("kvm_apic_accept_irq: apicid 1 vec 236 (Fixed|edge)", t), LineClass::Event);
+  EXPECT_EQ(t.b, 236u);
+  EXPECT_EQ(import::parse_trace_line("kvm_exit: reason NOT_A_REASON rip 0x1", t), LineClass::BadEvent);
+  EXPECT_EQ(import::parse_trace_line("kvm_inj_virq: irq 999", t), LineClass::BadEvent);
+  // Fuzz-minded: every prefix of a long line parses without reading past it.
+  const std::string line = " CPU 0/KVM-7001 [000] d..2. 300.000100: kvm_exit: vcpu 0 reason EPT_VIOLATION rip "
+                           "0x401000 info1 0x182 info2 0x80000020 intr_info 0x0 error_code 0x0";
+  for (size_t n = 0; n <= line.size(); ++n) {
+    const std::string cut = line.substr(0, n);
+    (void)import::parse_trace_line(cut, t);
+  }
+}
+
+TEST(ImportCheck, ReinjectionLivelockIsFlaggedWithCountAndSpan) {
+  const Imported im = import_fixture("livelock.txt");
+  const CliRun r = run_cli("check '" + im.db + "' --rule reinjection-loop");
+  EXPECT_EQ(r.code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("reinjection-loop"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("count 10"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("from 0.000020000 to 0.000380000 s"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("gpa 0xa01ff8"), std::string::npos) << r.out;
+}
+
+TEST(ImportCheck, AdvancingAddressesAreNotALivelock) {
+  const Imported im = import_fixture("advancing.txt");
+  const CliRun r = run_cli("check '" + im.db + "' --rule reinjection-loop");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out.find("reinjection-loop:"), std::string::npos) << r.out;
+}
+
+TEST(ImportCli, ImportsAndInfoShowsUnparsedLines) {
+  const std::string db = process_tmp("cli_mail.db");
+  std::filesystem::remove(db);
+  CliRun r = run_cli("import '" + fixture("mail.txt") + "' -o '" + db + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("unparsed: 5 lines (1, 3, 5, 14, 15)"), std::string::npos) << r.out;
+  r = run_cli("import '" + fixture("mail.txt") + "' -o '" + db + "'");
+  EXPECT_EQ(r.code, 2);  // exists, no --force
+  EXPECT_NE(r.err.find("--force"), std::string::npos) << r.err;
+  r = run_cli("info '" + db + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("5 unparsed (lines 1, 3, 5, 14, 15)"), std::string::npos) << r.out;
+  r = run_cli("import '" + fixture("old_vmx.txt") + "' -o '" + db + "' --force --format perf");
+  EXPECT_EQ(r.code, 2);  // forced perf on an ftrace file: no perf lines
+  EXPECT_NE(r.err.find("in the perf format"), std::string::npos) << r.err;
+  r = run_cli("import '" + fixture("old_vmx.txt") + "' -o '" + db + "' --format bogus");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--format"), std::string::npos) << r.err;
+}
+
+void expect_refused(const std::string& input, const std::string& words) {
+  const std::string db = process_tmp("bad.db");
+  std::filesystem::remove(db);
+  const CliRun r = run_cli("import '" + input + "' -o '" + db + "'");
+  EXPECT_EQ(r.code, 2) << input;
+  EXPECT_EQ(count_lines(r.err), 1u) << r.err;  // one sentence
+  EXPECT_NE(r.err.find(words), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(db));
+  EXPECT_FALSE(std::filesystem::exists(db + ".partial"));
+}
+
+TEST(ImportCli, BadInputExitsTwoWithOneSentenceAndNoFile) {
+  const std::string empty = process_tmp("empty.txt");
+  std::ofstream(empty).close();
+  expect_refused(empty, "is empty");
+  const std::string garbage = process_tmp("garbage.bin");
+  {
+    std::ofstream g(garbage, std::ios::binary);
+    for (int i = 0; i < 4096; ++i) g.put(static_cast<char>((i * 7919) & 0xff));
+  }
+  expect_refused(garbage, "binary data");
+  const std::string dat = process_tmp("trace.dat");
+  {
+    std::ofstream g(dat, std::ios::binary);
+    g.write("\x17\x08\x44tracing6\0\0\0\0", 14);
+  }
+  expect_refused(dat, "trace-cmd report");
+  expect_refused(fixture("truncated.txt"), "truncated");
+  const std::string prose = process_tmp("prose.txt");
+  std::ofstream(prose) << "just some text\nwithout any trace\n";
+  expect_refused(prose, "no KVM trace events");
+  expect_refused(process_tmp("does-not-exist.txt"), "cannot read");
+}
+
+}  // namespace
+}  // namespace es::test
