@@ -80,7 +80,7 @@ bool parse_timestamp(std::string_view t, uint64_t& ns) {
 // Splits on spaces and commas ("vcpu 0, rip 0x..."), without allocating.
 struct Tokens {
   static constexpr size_t kMax = 40;
-  std::array<std::string_view, kMax> t{};
+  std::array<std::string_view, kMax> t;  // only [0, n) is read
   size_t n = 0;
   bool overflow = false;
   explicit Tokens(std::string_view s) {
