@@ -139,9 +139,9 @@ TEST_F(CliTest, InfoShowsSessionCountsExitsAndConsole) {
 TEST_F(CliTest, InfoSaysIncompleteForACrashedRecording) {
   const std::string path = test::temp_db("cli_incomplete.db");
   {
+    probes::ProbeBus bus;  // outlives the recorder, as recorder.h requires
     auto rec = recorder::Recorder::open(path, {}, false);
     ASSERT_TRUE(rec) << rec.error();
-    probes::ProbeBus bus;
     (*rec)->attach(bus);
     test::Emitter(bus).raise(test::irq(0x20));
   }

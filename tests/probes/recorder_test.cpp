@@ -262,9 +262,9 @@ TEST(RecorderTest, UnwritablePathGivesOneClearSentence) {
 TEST(RecorderTest, DestroyedWithoutFinishLeavesIncompleteSessionWithItsEvents) {
   const std::string path = test::temp_db("incomplete.db");
   {
+    probes::ProbeBus bus;  // outlives the recorder, as recorder.h requires
     auto rec = Recorder::open(path, test_session(), false);
     ASSERT_TRUE(rec) << rec.error();
-    probes::ProbeBus bus;
     (*rec)->attach(bus);
     test::Emitter em(bus);
     const uint64_t root = em.raise(test::irq(0x20));

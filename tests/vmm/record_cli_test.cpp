@@ -1,7 +1,13 @@
 // `exitscope record` as a user runs it: the real binary, real files on disk.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <filesystem>
+#include <thread>
 #include <fstream>
 #include <string>
 
@@ -92,6 +98,65 @@ TEST_F(RecordCli, BadInputGetsOneClearErrorAndExitCode2) {
   std::string content((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   EXPECT_EQ(content, "x");
   EXPECT_EQ(run("record --scenario irq-ept-reinject --quiet --force -o " + path("exists.db")).code, 0);
+}
+
+// Starts `exitscope record` on an endless timer-irq run and waits until it has committed
+// batches to the file (the recording plus its WAL pass 2 MB). Returns the child's pid.
+pid_t start_long_recording(const std::string& db) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execl(ES_EXITSCOPE_BIN, "exitscope", "record", "--scenario", "timer-irq", "--arg", "0", "--max-exits",
+          "100000000", "--quiet", "-o", db.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  auto size = [&](const std::string& p) {
+    std::error_code ec;
+    const auto n = fs::file_size(p, ec);
+    return ec ? 0 : n;
+  };
+  for (int i = 0; i < 600 && size(db) + size(db + "-wal") < (2u << 20); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  return pid;
+}
+
+// Reliability: SIGKILL mid-recording. The file opens, every committed batch is there, the
+// session says it is incomplete, and the replay commands work on it.
+TEST_F(RecordCli, KilledRecordingKeepsCommittedBatchesAndSaysIncomplete) {
+  const std::string db = path("killed.db");
+  const pid_t pid = start_long_recording(db);
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  const CliRun info = run("info --no-console " + db);
+  ASSERT_EQ(info.code, 0) << info.out;
+  EXPECT_NE(info.out.find("INCOMPLETE"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("VM_EXIT"), std::string::npos) << info.out;
+  const CliRun events = run("events " + db + " --kind exit --limit 3");
+  EXPECT_EQ(events.code, 0) << events.out;
+  EXPECT_NE(events.out.find("VM_EXIT"), std::string::npos) << events.out;
+  const CliRun chains = run("chains " + db + " --outcome delivered");
+  EXPECT_EQ(chains.code, 0) << chains.out;
+  EXPECT_NE(chains.out.find("IRQ 0x20"), std::string::npos);
+}
+
+// SIGINT (Ctrl-C) stops the run cleanly: everything flushed, the session complete, ended by
+// the user.
+TEST_F(RecordCli, InterruptedRecordingStopsCleanlyWithEverythingFlushed) {
+  const std::string db = path("interrupted.db");
+  const pid_t pid = start_long_recording(db);
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(kill(pid, SIGINT), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  const CliRun info = run("info --no-console " + db);
+  ASSERT_EQ(info.code, 0) << info.out;
+  EXPECT_NE(info.out.find("status:     complete"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("stopped"), std::string::npos) << info.out;
+  EXPECT_FALSE(fs::exists(db + "-wal") && fs::file_size(db + "-wal") > 0) << "finish() leaves one self-contained file";
 }
 
 TEST_F(RecordCli, EveryCommandHasHelp) {
