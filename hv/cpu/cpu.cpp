@@ -396,6 +396,20 @@ uint32_t Cpu::Impl::check_guest_state(Vmcs& v) {
   return 0;
 }
 
+namespace {
+// The VMCS guest-state fields of each segment register, Vol. 3C 25.4.1 "Guest Register State";
+// one table for loading at VM entry and saving at VM exit.
+struct SegFields {
+  unsigned reg;
+  VmcsField sel, base, limit, ar;
+};
+#define ES_SEG(i, S) {i, VmcsField::Guest##S##Selector, VmcsField::Guest##S##Base, VmcsField::Guest##S##Limit, \
+                      VmcsField::Guest##S##ArBytes}
+constexpr SegFields kSegFields[] = {ES_SEG(kEs, Es), ES_SEG(kCs, Cs), ES_SEG(kSs, Ss),     ES_SEG(kDs, Ds),
+                                    ES_SEG(kFs, Fs), ES_SEG(kGs, Gs), ES_SEG(kLdtr, Ldtr), ES_SEG(kTr, Tr)};
+#undef ES_SEG
+}  // namespace
+
 void Cpu::Impl::load_guest(Vmcs& v, const GuestGprs& g) {
   std::memcpy(st_.gpr, g.r, sizeof st_.gpr);
   st_.gpr[4] = v.read(VmcsField::GuestRsp);
@@ -409,20 +423,13 @@ void Cpu::Impl::load_guest(Vmcs& v, const GuestGprs& g) {
   st_.cr4 = v.read(VmcsField::GuestCr4);
   st_.efer = v.read(VmcsField::GuestIa32Efer);
   st_.dr7 = v.read(VmcsField::GuestDr7);
-  auto load_seg = [&](SegReg& s, VmcsField sel, VmcsField base, VmcsField lim, VmcsField ar) {
-    s.sel = static_cast<uint16_t>(v.read(sel));
-    s.base = v.read(base);
-    s.limit = v.read32(lim);
-    s.ar = v.read32(ar);
-  };
-  load_seg(st_.seg[kEs], VmcsField::GuestEsSelector, VmcsField::GuestEsBase, VmcsField::GuestEsLimit, VmcsField::GuestEsArBytes);
-  load_seg(st_.seg[kCs], VmcsField::GuestCsSelector, VmcsField::GuestCsBase, VmcsField::GuestCsLimit, VmcsField::GuestCsArBytes);
-  load_seg(st_.seg[kSs], VmcsField::GuestSsSelector, VmcsField::GuestSsBase, VmcsField::GuestSsLimit, VmcsField::GuestSsArBytes);
-  load_seg(st_.seg[kDs], VmcsField::GuestDsSelector, VmcsField::GuestDsBase, VmcsField::GuestDsLimit, VmcsField::GuestDsArBytes);
-  load_seg(st_.seg[kFs], VmcsField::GuestFsSelector, VmcsField::GuestFsBase, VmcsField::GuestFsLimit, VmcsField::GuestFsArBytes);
-  load_seg(st_.seg[kGs], VmcsField::GuestGsSelector, VmcsField::GuestGsBase, VmcsField::GuestGsLimit, VmcsField::GuestGsArBytes);
-  load_seg(st_.ldtr, VmcsField::GuestLdtrSelector, VmcsField::GuestLdtrBase, VmcsField::GuestLdtrLimit, VmcsField::GuestLdtrArBytes);
-  load_seg(st_.tr, VmcsField::GuestTrSelector, VmcsField::GuestTrBase, VmcsField::GuestTrLimit, VmcsField::GuestTrArBytes);
+  for (const SegFields& f : kSegFields) {
+    SegReg& s = st_.seg_reg(f.reg);
+    s.sel = static_cast<uint16_t>(v.read(f.sel));
+    s.base = v.read(f.base);
+    s.limit = v.read32(f.limit);
+    s.ar = v.read32(f.ar);
+  }
   st_.gdtr_base = v.read(VmcsField::GuestGdtrBase);
   st_.gdtr_limit = v.read32(VmcsField::GuestGdtrLimit);
   st_.idtr_base = v.read(VmcsField::GuestIdtrBase);
@@ -465,20 +472,13 @@ void Cpu::Impl::save_guest(Vmcs& v, GuestGprs& g) {
   v.write(VmcsField::GuestCr3, st_.cr3);
   v.write(VmcsField::GuestCr4, st_.cr4);
   if (exit_ctl_ & arch::exit_ctl::kSaveEfer) v.write(VmcsField::GuestIa32Efer, st_.efer);
-  auto save_seg = [&](const SegReg& s, VmcsField sel, VmcsField base, VmcsField lim, VmcsField ar) {
-    v.write(sel, s.sel);
-    v.write(base, s.base);
-    v.write(lim, s.limit);
-    v.write(ar, s.ar);
-  };
-  save_seg(st_.seg[kEs], VmcsField::GuestEsSelector, VmcsField::GuestEsBase, VmcsField::GuestEsLimit, VmcsField::GuestEsArBytes);
-  save_seg(st_.seg[kCs], VmcsField::GuestCsSelector, VmcsField::GuestCsBase, VmcsField::GuestCsLimit, VmcsField::GuestCsArBytes);
-  save_seg(st_.seg[kSs], VmcsField::GuestSsSelector, VmcsField::GuestSsBase, VmcsField::GuestSsLimit, VmcsField::GuestSsArBytes);
-  save_seg(st_.seg[kDs], VmcsField::GuestDsSelector, VmcsField::GuestDsBase, VmcsField::GuestDsLimit, VmcsField::GuestDsArBytes);
-  save_seg(st_.seg[kFs], VmcsField::GuestFsSelector, VmcsField::GuestFsBase, VmcsField::GuestFsLimit, VmcsField::GuestFsArBytes);
-  save_seg(st_.seg[kGs], VmcsField::GuestGsSelector, VmcsField::GuestGsBase, VmcsField::GuestGsLimit, VmcsField::GuestGsArBytes);
-  save_seg(st_.ldtr, VmcsField::GuestLdtrSelector, VmcsField::GuestLdtrBase, VmcsField::GuestLdtrLimit, VmcsField::GuestLdtrArBytes);
-  save_seg(st_.tr, VmcsField::GuestTrSelector, VmcsField::GuestTrBase, VmcsField::GuestTrLimit, VmcsField::GuestTrArBytes);
+  for (const SegFields& f : kSegFields) {
+    const SegReg& s = st_.seg_reg(f.reg);
+    v.write(f.sel, s.sel);
+    v.write(f.base, s.base);
+    v.write(f.limit, s.limit);
+    v.write(f.ar, s.ar);
+  }
   v.write(VmcsField::GuestGdtrBase, st_.gdtr_base);
   v.write(VmcsField::GuestGdtrLimit, st_.gdtr_limit);
   v.write(VmcsField::GuestIdtrBase, st_.idtr_base);

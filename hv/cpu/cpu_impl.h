@@ -24,6 +24,8 @@
 namespace es::hv {
 
 enum SegIndex : unsigned { kEs = 0, kCs = 1, kSs = 2, kDs = 3, kFs = 4, kGs = 5, kSegCount = 6 };
+// Beyond the data/code segments: the system segment registers, for tables over all eight.
+inline constexpr unsigned kLdtr = kSegCount, kTr = kSegCount + 1;
 
 struct SegReg {
   uint16_t sel = 0;
@@ -38,6 +40,9 @@ struct GuestRegs {
   uint64_t cr0 = 0, cr3 = 0, cr4 = 0, efer = 0, dr7 = 0x400;
   SegReg seg[kSegCount];
   SegReg ldtr, tr;
+  // kEs..kGs, kLdtr, kTr.
+  SegReg& seg_reg(unsigned i) { return i < kSegCount ? seg[i] : i == kLdtr ? ldtr : tr; }
+  const SegReg& seg_reg(unsigned i) const { return i < kSegCount ? seg[i] : i == kLdtr ? ldtr : tr; }
   uint64_t gdtr_base = 0, idtr_base = 0;
   uint32_t gdtr_limit = 0, idtr_limit = 0;
   uint32_t intr = 0;      // interruptibility state, Table 25-3

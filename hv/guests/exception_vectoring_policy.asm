@@ -9,7 +9,7 @@
 %define TICK_DELAY_NS 700                 ; first tick: between the #PF's exit and re-entry
 start:
         call load_idt
-        SET_GATE 14, pf_handler, 1, GATE_INTR
+        SET_GATE 14, demand_pf_handler, 1, GATE_INTR
         SET_GATE 0x20, tick_handler, 0, GATE_INTR
         mov rax, 0x7F000                  ; #PF's IST stack: page 0x7E000, not in EPT yet
         mov [abs TSS_IST(1)], rax
@@ -21,20 +21,11 @@ start:
         mov [rbx], rbx                    ; #PF (not present)
         cli
         PUTS msg_count
-        mov rax, [pf_count]
+        mov rax, [demand_pf_count]
         call puthex
         PUTS msg_nl
         EXIT 0
 
-pf_handler:
-        push rax
-        mov rax, cr2
-        call map_2m
-        invlpg [rax]
-        inc qword [pf_count]
-        pop rax
-        add rsp, 8
-        iretq
 
 tick_handler:                             ; maps the same page: the #PF's cause goes away
         push rax
@@ -46,7 +37,6 @@ tick_handler:                             ; maps the same page: the #PF's cause 
         pop rax
         iretq
 
-pf_count:  dq 0
 msg_start: db "exception-vectoring-policy: #PF whose delivery hits an EPT violation, tick due meanwhile", 10, 0
 msg_count: db "exception-vectoring-policy: #PF handler ran ", 0
 msg_nl:    db " time(s)", 10, 0

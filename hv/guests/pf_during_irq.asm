@@ -7,7 +7,7 @@
 %define IST_STACK_TOP (UNMAPPED_BASE + 0x1000)
 start:
         call load_idt
-        SET_GATE 14, pf_handler, 0, GATE_INTR
+        SET_GATE 14, demand_pf_handler, 0, GATE_INTR
         SET_GATE 0x20, irq_handler, 1, GATE_INTR
         mov rax, IST_STACK_TOP
         mov [abs TSS_IST(1)], rax
@@ -31,21 +31,11 @@ wait2:  cmp qword [irq_count], 0
         PUTS msg_done
         EXIT 0
 
-pf_handler:
-        push rax
-        mov rax, cr2
-        call map_2m
-        invlpg [rax]
-        inc qword [pf_count]
-        pop rax
-        add rsp, 8
-        iretq
 
 irq_handler:
         inc qword [irq_count]
         iretq
 
-pf_count:  dq 0
 irq_count: dq 0
 msg_start: db "pf-during-irq: IRQ 0x20 with an unmapped IST stack", 10, 0
 msg_lost:  db "pf-during-irq: first IRQ lost to the #PF raised during its delivery", 10, 0

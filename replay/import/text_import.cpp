@@ -140,6 +140,24 @@ class Builder {
     return out_.back();
   }
 
+  // push() a record whose fields come from `parsed` (an exit line's decode), keeping the id,
+  // vCPU and time push() stamped; `level` is the guest level it concerns, seen by L0.
+  es_record& push_parsed(uint16_t kind, const es_record& parsed, uint8_t level) {
+    es_record& e = push(kind, parsed.flags);
+    const uint64_t id = e.id;
+    const uint16_t vcpu = e.vcpu;
+    const uint64_t time = e.time_ns;
+    e = parsed;
+    e.version = ES_RECORD_VERSION;
+    e.kind = kind;
+    e.id = id;
+    e.vcpu = vcpu;
+    e.time_ns = time;
+    e.level = level;
+    e.hv_level = 0;
+    return e;
+  }
+
   // A chain root for an event whose origin the trace does not show.
   uint64_t raise(uint32_t word, uint32_t error) {
     es_record& r = push(ES_KIND_RAISE, ES_FLAG_INFERRED);
@@ -211,18 +229,8 @@ class Builder {
     }
     uint64_t root = 0;
     if (vec.valid() && !continues) root = raise(vec_word, probe.idt_vectoring_error);
-    es_record& e = push(ES_KIND_VM_EXIT, 0);
+    es_record& e = push_parsed(ES_KIND_VM_EXIT, probe, level);
     const uint64_t id = e.id;
-    const uint16_t vcpu = e.vcpu;
-    const uint64_t time = e.time_ns;
-    e = probe;
-    e.version = ES_RECORD_VERSION;
-    e.kind = ES_KIND_VM_EXIT;
-    e.id = id;
-    e.vcpu = vcpu;
-    e.time_ns = time;
-    e.level = level;
-    e.hv_level = 0;
     if (continues) {
       e.origin = st.chain;
       e.cause = st.last_link;
@@ -267,18 +275,7 @@ class Builder {
     const uint64_t did = d.id;
     es_record n{};
     fill_exit(n, t);
-    es_record& e = push(ES_KIND_NESTED_EXIT, n.flags);
-    const uint64_t id = e.id;
-    const uint16_t vcpu = e.vcpu;
-    const uint64_t time = e.time_ns;
-    e = n;
-    e.version = ES_RECORD_VERSION;
-    e.kind = ES_KIND_NESTED_EXIT;
-    e.id = id;
-    e.vcpu = vcpu;
-    e.time_ns = time;
-    e.level = 2;
-    e.hv_level = 0;
+    es_record& e = push_parsed(ES_KIND_NESTED_EXIT, n, 2);
     e.cause = did;
     e.origin = origin;
     // The event L2 was being delivered is now L1's to reinject (vmcs12's IDT-vectoring field):
