@@ -1,0 +1,413 @@
+#include "replay/import/kvm_linker.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+
+#include "hv/arch/event_info.h"
+#include "hv/arch/exit_reason.h"
+
+namespace es::import {
+
+namespace {
+
+using arch::EntryIntrInfo;
+using arch::IdtVectoringInfo;
+
+bool same_event(uint32_t a, uint32_t b) {
+  const EntryIntrInfo x(a), y(b);
+  return x.valid() && y.valid() && x.vector() == y.vector() && x.type() == y.type();
+}
+
+}  // namespace
+
+void KvmEventLinker::learn(const TraceLine& t) {
+  if (t.pid >= 0 && t.vcpu >= 0) pid_vcpu_.emplace_back(t.pid, t.vcpu);
+}
+
+void KvmEventLinker::finish_learning() {
+  std::sort(pid_vcpu_.begin(), pid_vcpu_.end());
+  pid_vcpu_.erase(std::unique(pid_vcpu_.begin(), pid_vcpu_.end(),
+                              [](auto& a, auto& b) { return a.first == b.first; }),
+                  pid_vcpu_.end());
+}
+
+void KvmEventLinker::add(const TraceLine& t, uint64_t time_ns, uint64_t line_no) {
+  cur_time_ = time_ns;
+  cur_line_ = line_no;
+  cur_vcpu_ = resolve_vcpu(t);
+  note_era(t);
+  VcpuState& st = state(cur_vcpu_);
+  switch (t.event) {
+    case TraceEvent::Exit: on_exit(t, st, 1); break;
+    case TraceEvent::NestedVmexit: on_nested_vmexit(t, st); break;
+    case TraceEvent::NestedVmexitInject: on_nested_inject(t, st); break;
+    case TraceEvent::NestedIntrVmexit: {
+      es_record& d = push(ES_KIND_DECISION, 0);
+      d.reason = ES_DECISION_REFLECT_TO_L1;
+      d.level = 2;
+      d.rip = t.rip;
+      d.aux = static_cast<uint32_t>(arch::BasicExitReason::ExternalInterrupt);
+      break;
+    }
+    case TraceEvent::Entry: on_entry(t, st); break;
+    case TraceEvent::InjVirq:
+    case TraceEvent::InjException: on_inject(t, st); break;
+    default: on_context(t, st); break;
+  }
+}
+
+void KvmEventLinker::take_settled(std::vector<es_record>& out) {
+  uint64_t limit = next_id_;
+  for (const VcpuState& v : vcpus_)
+    if (v.open_exit >= base_id_) limit = std::min(limit, v.open_exit);
+  // Bounded memory: a vCPU whose exit stays open for long (blocked in user space) does not hold
+  // everyone else's records; its exit is handed out unpatched.
+  if (held_.size() > kMaxHeld) limit = std::max(limit, next_id_ - kMaxHeld / 2);
+  while (base_id_ < limit) {
+    out.push_back(held_.front());
+    held_.pop_front();
+    ++base_id_;
+  }
+}
+
+void KvmEventLinker::take_all(std::vector<es_record>& out) {
+  for (const es_record& r : held_) out.push_back(r);
+  held_.clear();
+  base_id_ = next_id_;
+}
+
+// vCPU from the body, else the "CPU n/KVM" thread name, else what another line of the same
+// thread said, else a guess (recorded as an assumption).
+uint16_t KvmEventLinker::resolve_vcpu(const TraceLine& t) {
+  if (t.vcpu >= 0) return last_vcpu_ = static_cast<uint16_t>(t.vcpu);
+  if (t.task_vcpu >= 0) return last_vcpu_ = static_cast<uint16_t>(t.task_vcpu);
+  if (t.pid >= 0 && t.event != TraceEvent::Other) {
+    auto it = std::lower_bound(pid_vcpu_.begin(), pid_vcpu_.end(), std::pair<int32_t, int32_t>(t.pid, INT32_MIN));
+    if (it != pid_vcpu_.end() && it->first == t.pid) return last_vcpu_ = static_cast<uint16_t>(it->second);
+    // Unknown thread: one vCPU per thread, numbered in order of appearance.
+    for (size_t i = 0; i < guessed_pids_.size(); ++i)
+      if (guessed_pids_[i] == t.pid) return last_vcpu_ = static_cast<uint16_t>(i);
+    guessed_pids_.push_back(t.pid);
+    guessed_vcpu_ = true;
+    return last_vcpu_ = static_cast<uint16_t>(guessed_pids_.size() - 1);
+  }
+  if (t.event != TraceEvent::Other && t.pid < 0) guessed_vcpu_ = true;  // no prefix: same vCPU as the line before
+  return last_vcpu_;
+}
+
+KvmEventLinker::VcpuState& KvmEventLinker::state(uint16_t vcpu) {
+  if (vcpus_.size() <= vcpu) vcpus_.resize(static_cast<size_t>(vcpu) + 1);
+  return vcpus_[vcpu];
+}
+
+es_record* KvmEventLinker::held(uint64_t id) {
+  if (id < base_id_ || id >= next_id_) return nullptr;
+  return &held_[static_cast<size_t>(id - base_id_)];
+}
+
+es_record& KvmEventLinker::push(uint16_t kind, uint32_t flags) {
+  es_record r{};
+  r.version = ES_RECORD_VERSION;
+  r.kind = kind;
+  r.level = 1;
+  r.hv_level = 0;
+  r.vcpu = cur_vcpu_;
+  r.id = next_id_++;
+  r.time_ns = cur_time_;
+  r.flags = flags;
+  held_.push_back(r);
+  return held_.back();
+}
+
+// push() a record whose fields come from `parsed` (an exit's decode), keeping the id, vCPU and
+// time push() stamped; `level` is the guest level it concerns, seen by L0.
+es_record& KvmEventLinker::push_parsed(uint16_t kind, const es_record& parsed, uint8_t level) {
+  es_record& e = push(kind, parsed.flags);
+  const uint64_t id = e.id;
+  const uint16_t vcpu = e.vcpu;
+  const uint64_t time = e.time_ns;
+  e = parsed;
+  e.version = ES_RECORD_VERSION;
+  e.kind = kind;
+  e.id = id;
+  e.vcpu = vcpu;
+  e.time_ns = time;
+  e.level = level;
+  e.hv_level = 0;
+  return e;
+}
+
+// A chain root for an event whose origin the trace does not show.
+uint64_t KvmEventLinker::raise(uint32_t word, uint32_t error) {
+  es_record& r = push(ES_KIND_RAISE, ES_FLAG_INFERRED);
+  r.origin = r.id;
+  r.intr_info = word;
+  r.intr_error = error;
+  return r.id;
+}
+
+// Fills an exit record's fields from kvm_exit / kvm_nested_vmexit(_inject) by era and vendor.
+void KvmEventLinker::fill_exit(es_record& r, const TraceLine& t) {
+  r.reason = t.reason;
+  r.rip = t.rip;
+  r.qualification = t.info1;
+  if (t.svm) {
+    // SVM: info1/info2 = EXITINFO1/2 (info2 = the faulting GPA of an NPF), intr_info =
+    // EXITINTINFO, the event whose delivery was interrupted (same vector / type / EV / V layout
+    // as VMX IDT-vectoring info; AMD APM Vol. 2 15.7.2 "Exit Int Info").
+    r.flags |= ES_FLAG_SVM;
+    r.aux64 = t.info2;
+    if (t.reason == 0x400) r.guest_phys = t.info2;
+    if (t.has_intr_info) {
+      r.idt_vectoring_info = t.intr_info;
+      r.idt_vectoring_error = t.error_code;
+    }
+    saw_svm_ = true;
+    return;
+  }
+  saw_vmx_ = true;
+  switch (t.exit_format) {
+    case ExitFormat::IntrInfo:  // 5.10+: info2 = IDT-vectoring info, intr_info = exit interruption info
+      r.idt_vectoring_info = static_cast<uint32_t>(t.info2);
+      r.intr_info = t.intr_info;
+      r.intr_error = t.error_code;
+      break;
+    case ExitFormat::InfoPair:  // before 5.10: info2 = VM-exit interruption info
+      r.intr_info = static_cast<uint32_t>(t.info2);
+      break;
+    case ExitFormat::Info1Info2:  // labels of the 5.10+ format, intr_info cut off: assume 5.10+ meaning
+      r.idt_vectoring_info = static_cast<uint32_t>(t.info2);
+      r.flags |= ES_FLAG_INFERRED;
+      assumed_info2_ = true;
+      break;
+    default: break;
+  }
+}
+
+void KvmEventLinker::on_exit(const TraceLine& t, VcpuState& st, uint8_t level) {
+  es_record probe{};
+  fill_exit(probe, t);
+  const IdtVectoringInfo vec(probe.idt_vectoring_info);
+  const uint32_t vec_word = arch::to_reinjection(vec).raw();
+  const bool in_flight = st.phase == VcpuState::Phase::Entered || st.phase == VcpuState::Phase::Decided;
+  const bool continues = (in_flight || st.phase == VcpuState::Phase::Exited) && vec.valid() &&
+                         same_event(vec_word, st.word);
+  if (!continues && in_flight) {
+    // The next exit no longer reports the event in IDT-vectoring info: its delivery completed
+    // (SDM Vol. 3C 28.2.4 "Information for VM Exits That Occur During Event Delivery"). Before
+    // 5.10 the exit does not print it at all, so this is an inference either way.
+    es_record& d = push(ES_KIND_DELIVERY, ES_FLAG_INFERRED);
+    d.origin = st.chain;
+    d.cause = st.last_link;
+    d.intr_info = st.word;
+    d.intr_error = st.error;
+    d.level = level;
+    st = VcpuState{.open_exit = st.open_exit};
+  } else if (!continues) {
+    st = VcpuState{.open_exit = st.open_exit};
+  }
+  uint64_t root = 0;
+  if (vec.valid() && !continues) root = raise(vec_word, probe.idt_vectoring_error);
+  es_record& e = push_parsed(ES_KIND_VM_EXIT, probe, level);
+  const uint64_t id = e.id;
+  if (continues) {
+    e.origin = st.chain;
+    e.cause = st.last_link;
+    st.last_link = id;
+    st.phase = VcpuState::Phase::Exited;
+  } else if (root) {
+    e.origin = e.cause = root;
+    st.chain = root;
+    st.word = vec_word;
+    st.error = probe.idt_vectoring_error;
+    st.last_link = id;
+    st.phase = VcpuState::Phase::Exited;
+  }
+  st.open_exit = id;
+}
+
+// kvm_nested_vmexit follows kvm_exit for the same L2 exit: mark that exit as L2's; without
+// a kvm_exit line, the nested line is the exit.
+void KvmEventLinker::on_nested_vmexit(const TraceLine& t, VcpuState& st) {
+  saw_nested_ = true;
+  if (es_record* e = held(st.open_exit)) {
+    if (e->kind == ES_KIND_VM_EXIT && e->reason == t.reason && (!t.has_rip || e->rip == t.rip)) {
+      e->level = 2;
+      return;
+    }
+  }
+  on_exit(t, st, 2);
+}
+
+// kvm_nested_vmexit_inject: L0 reflects the L2 exit to L1 (vmcs12 exit fields).
+void KvmEventLinker::on_nested_inject(const TraceLine& t, VcpuState& st) {
+  saw_nested_ = true;
+  const es_record* open = held(st.open_exit);
+  const uint64_t l2_exit = open ? open->id : 0;
+  const uint64_t origin = open ? open->origin : 0;
+  es_record& d = push(ES_KIND_DECISION, 0);
+  d.reason = ES_DECISION_REFLECT_TO_L1;
+  d.level = 2;
+  d.cause = l2_exit;
+  d.origin = origin;
+  d.aux = t.reason;
+  const uint64_t did = d.id;
+  es_record n{};
+  fill_exit(n, t);
+  es_record& e = push_parsed(ES_KIND_NESTED_EXIT, n, 2);
+  e.cause = did;
+  e.origin = origin;
+  // The event L2 was being delivered is now L1's to reinject (vmcs12's IDT-vectoring field):
+  // the next L0 entry goes to L1, not carrying it.
+  st.phase = VcpuState::Phase::Idle;
+  st.open_exit = 0;
+}
+
+void KvmEventLinker::on_inject(const TraceLine& t, VcpuState& st) {
+  const bool matches = st.phase == VcpuState::Phase::Exited && same_event(t.event_word, st.word);
+  uint64_t origin = 0, cause = 0;
+  uint32_t reason = ES_DECISION_INJECT_NEW, flags = 0;
+  if (matches) {
+    origin = st.chain;
+    cause = st.last_link;
+    reason = ES_DECISION_INJECT_REINJECTED;
+    if (!t.reinjected) {
+      flags = ES_FLAG_INFERRED;  // the kernel does not say; IDT-vectoring does
+      kernel_without_reinjected_ = true;
+    }
+  } else {
+    origin = cause = raise(t.event_word, t.event_error);
+    if (t.reinjected) reason = ES_DECISION_INJECT_REINJECTED;  // the exit that requeued it is not in the trace
+  }
+  es_record& d = push(ES_KIND_DECISION, flags);
+  d.reason = reason;
+  d.intr_info = t.event_word;
+  d.intr_error = t.event_error;
+  d.origin = origin;
+  d.cause = cause;
+  st.chain = origin;
+  st.word = t.event_word;
+  st.error = t.event_error;
+  st.last_link = d.id;
+  st.phase = VcpuState::Phase::Decided;
+}
+
+void KvmEventLinker::on_entry(const TraceLine& t, VcpuState& st) {
+  const bool carries = st.phase == VcpuState::Phase::Decided || st.phase == VcpuState::Phase::Exited;
+  const bool injects = t.has_intr_info && EntryIntrInfo(t.event_word).valid();
+  uint64_t root = 0;
+  if (!(carries && (!t.has_intr_info || same_event(t.event_word, st.word))) && injects) {
+    // An injection without an inj_* line: root it here, before the entry.
+    root = raise(t.event_word, t.event_error);
+  }
+  es_record& e = push(ES_KIND_VM_ENTRY, t.immediate_exit ? ES_FLAG_IMMEDIATE_EXIT : 0);
+  e.rip = t.rip;
+  if (t.has_intr_info) {
+    e.intr_info = t.event_word;
+    e.intr_error = t.event_error;
+  }
+  if (root) {
+    e.origin = e.cause = root;
+    st.chain = root;
+    st.word = t.event_word;
+    st.error = t.event_error;
+    st.last_link = e.id;
+    st.phase = VcpuState::Phase::Entered;
+  } else if (carries && (!t.has_intr_info || same_event(t.event_word, st.word))) {
+    // KVM injects what it decided (or requeued from IDT-vectoring) at this entry; before 6.14
+    // kvm_entry does not print it.
+    if (!t.has_intr_info) {
+      e.intr_info = st.word;
+      e.intr_error = st.error;
+      e.flags |= ES_FLAG_INFERRED;
+    }
+    e.origin = st.chain;
+    e.cause = st.last_link;
+    st.last_link = e.id;
+    st.phase = VcpuState::Phase::Entered;
+  } else if (st.phase != VcpuState::Phase::Exited) {
+    st.phase = VcpuState::Phase::Idle;
+  }
+  st.open_exit = 0;
+}
+
+void KvmEventLinker::on_context(const TraceLine& t, VcpuState& st) {
+  es_record& c = push(ES_KIND_CONTEXT, 0);
+  c.aux = static_cast<uint32_t>(cur_line_);
+  c.rip = t.rip;
+  switch (t.event) {
+    case TraceEvent::PageFault: {
+      c.reason = kContextPageFault;
+      c.guest_phys = t.a;
+      c.intr_error = static_cast<uint32_t>(t.b);
+      // The GPA of the EPT violation / NPF this fault handles (kvm_exit does not print it on VMX).
+      if (es_record* e = held(st.open_exit)) {
+        const bool ept = (e->flags & ES_FLAG_SVM)
+                             ? e->reason == 0x400
+                             : (arch::ExitReason(e->reason).is(arch::BasicExitReason::EptViolation) ||
+                                arch::ExitReason(e->reason).is(arch::BasicExitReason::EptMisconfig));
+        if (ept && e->guest_phys == 0) e->guest_phys = t.a;
+        c.origin = 0;
+        c.cause = e->id;
+      }
+      break;
+    }
+    case TraceEvent::EmulateInsn:
+      c.reason = kContextEmulateInsn;
+      std::memcpy(c.bytes, t.bytes, sizeof c.bytes);
+      c.instr_len = t.byte_count;
+      break;
+    case TraceEvent::Pio:
+      c.reason = kContextPio;
+      c.qualification = t.a;
+      c.aux64 = t.b;
+      c.intr_error = t.flag ? 1 : 0;
+      c.instr_len = t.c;
+      break;
+    case TraceEvent::Msr:
+      c.reason = kContextMsr;
+      c.qualification = t.a;
+      c.aux64 = t.b;
+      c.intr_error = t.flag ? 1 : 0;
+      break;
+    case TraceEvent::ApicAcceptIrq:
+    case TraceEvent::Eoi:
+      c.reason = t.event == TraceEvent::Eoi ? kContextEoi : kContextApicAcceptIrq;
+      c.qualification = t.a;
+      c.intr_info = EntryIntrInfo::make(static_cast<uint8_t>(t.b), arch::InterruptionType::ExternalInterrupt).raw();
+      break;
+    default: c.reason = kContextOtherEvent; break;
+  }
+}
+
+void KvmEventLinker::note_era(const TraceLine& t) {
+  if (t.event == TraceEvent::Exit) {
+    era_intr_ |= t.exit_format == ExitFormat::IntrInfo;
+    era_pair_ |= t.exit_format == ExitFormat::InfoPair;
+  }
+  if (t.event == TraceEvent::Entry && t.has_intr_info) era_entry_intr_ = true;
+  if (t.event == TraceEvent::InjVirq && t.reinjected_printed_era) era_virq_new_ = true;
+}
+
+void KvmEventLinker::describe(ImportStats& s) const {
+  s.vendor = saw_vmx_ && saw_svm_ ? "mixed" : saw_svm_ ? "svm" : saw_vmx_ ? "vmx" : "unknown";
+  if (era_entry_intr_) s.era = "Linux 6.14+ (kvm_entry prints the injected event)";
+  else if (era_intr_ && era_virq_new_) s.era = "Linux 5.19+ (kvm_exit prints intr_info, kvm_inj_virq 'IRQ 0x..')";
+  else if (era_intr_) s.era = "Linux 5.10+ (kvm_exit prints info1 info2 intr_info error_code)";
+  else if (era_pair_) s.era = "before Linux 5.10 (kvm_exit prints 'info A B')";
+  else s.era = "unknown (no kvm_exit with info fields)";
+  if (era_pair_ && !saw_svm_)
+    s.assumptions.push_back("kvm_exit 'info A B' (before 5.10): info2 is the VM-exit interruption info, "
+                            "IDT-vectoring info is not in the trace; deliveries are inferred");
+  if (assumed_info2_)
+    s.assumptions.push_back("kvm_exit lines with info1/info2 but without intr_info: info2 taken as IDT-vectoring "
+                            "info (Linux 5.10+ VMX meaning); those exits are marked inferred");
+  if (kernel_without_reinjected_)
+    s.assumptions.push_back("the kernel does not print [reinjected]: an injection of the event an exit reported in "
+                            "IDT-vectoring info is taken as its reinjection (marked inferred)");
+  if (guessed_vcpu_)
+    s.assumptions.push_back("some lines name no vCPU: taken from the thread (one vCPU per thread) or the line before");
+}
+
+}  // namespace es::import

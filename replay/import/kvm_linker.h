@@ -1,0 +1,102 @@
+// KvmEventLinker: turns KVM tracepoint events into linked records, whatever carried them: lines
+// of trace text, trace.dat records (libtraceevent) or live eBPF records. Every source first
+// fills an es::import::TraceLine (trace_text.h) per event, then hands it here in time order.
+//
+//   KvmEventLinker l;
+//   for (each event) { l.add(line, time_ns_since_start, line_no); l.take_settled(batch); ... }
+//   l.take_all(batch);
+//   l.describe(stats);   // vendor, era, assumptions
+//
+// Mapping: kvm_exit -> VM_EXIT, kvm_entry -> VM_ENTRY, kvm_inj_virq / kvm_inj_exception ->
+// DECISION (INJECT_REINJECTED / INJECT_NEW), kvm_nested_vmexit -> the L2 exit (level 2),
+// kvm_nested_vmexit_inject -> DECISION REFLECT_TO_L1 + NESTED_EXIT, everything else -> CONTEXT
+// (reason = ImportContext, aux = line number). Chains: every injected or IDT-vectoring event
+// gets a chain root (a RAISE marked ES_FLAG_INFERRED: a trace never shows where an event came
+// from); the exits that find it in IDT-vectoring info, its reinjections and entries join the
+// chain; a delivery is inferred when the next exit on that vCPU no longer reports it.
+//
+// Streaming: a few later events patch an earlier record (kvm_nested_vmexit marks the kvm_exit
+// before it as L2's; kvm_page_fault gives an EPT violation its GPA), so records stay held while
+// their vCPU's exit is open (until its next kvm_entry). take_settled() hands out the rest, in id
+// order. At most kMaxHeld records are held: beyond that the oldest are handed out anyway and
+// those exits simply do not get patched.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "exitscope/record.h"
+#include "replay/import/text_import.h"
+#include "replay/import/trace_text.h"
+
+namespace es::import {
+
+class KvmEventLinker {
+ public:
+  static constexpr size_t kMaxHeld = 1u << 16;
+
+  // Optional first pass (whole-file sources): learn which thread is which vCPU from the lines
+  // that say both, so lines that name only their thread get the right vCPU.
+  void learn(const TraceLine& t);
+  void finish_learning();
+
+  // One event, in time order. `time_ns`: relative to the session start. `line_no`: where it came
+  // from (text line, trace.dat record index; 0 for none), kept in CONTEXT records' aux.
+  void add(const TraceLine& t, uint64_t time_ns, uint64_t line_no = 0);
+
+  // Appends the records no later event can change to `out` (ids 1, 2, ... across calls).
+  void take_settled(std::vector<es_record>& out);
+  // Appends everything still held (at the end of the input).
+  void take_all(std::vector<es_record>& out);
+
+  uint64_t records_made() const { return next_id_ - 1; }
+  // What the events told about the kernel and what had to be assumed: fills s.vendor, s.era
+  // and appends to s.assumptions.
+  void describe(ImportStats& s) const;
+
+ private:
+  // Per-vCPU progress of the event being injected / reinjected (KVM injects one at a time).
+  struct VcpuState {
+    enum class Phase : uint8_t { Idle, Decided, Entered, Exited };
+    Phase phase = Phase::Idle;
+    uint64_t chain = 0;      // origin of the event in flight
+    uint32_t word = 0;       // it, VM-entry format
+    uint32_t error = 0;
+    uint64_t last_link = 0;  // last record of that chain on this vCPU
+    uint64_t open_exit = 0;  // id of the exit not yet followed by an entry; 0 = none
+  };
+
+  uint16_t resolve_vcpu(const TraceLine& t);
+  VcpuState& state(uint16_t vcpu);
+  es_record* held(uint64_t id);  // nullptr once handed out
+  es_record& push(uint16_t kind, uint32_t flags);
+  es_record& push_parsed(uint16_t kind, const es_record& parsed, uint8_t level);
+  uint64_t raise(uint32_t word, uint32_t error);
+  void fill_exit(es_record& r, const TraceLine& t);
+  void on_exit(const TraceLine& t, VcpuState& st, uint8_t level);
+  void on_nested_vmexit(const TraceLine& t, VcpuState& st);
+  void on_nested_inject(const TraceLine& t, VcpuState& st);
+  void on_inject(const TraceLine& t, VcpuState& st);
+  void on_entry(const TraceLine& t, VcpuState& st);
+  void on_context(const TraceLine& t, VcpuState& st);
+  void note_era(const TraceLine& t);
+
+  std::deque<es_record> held_;  // ids base_id_ .. next_id_-1
+  uint64_t base_id_ = 1, next_id_ = 1;
+  std::vector<VcpuState> vcpus_;
+  std::vector<std::pair<int32_t, int32_t>> pid_vcpu_;
+  std::vector<int32_t> guessed_pids_;
+  uint16_t cur_vcpu_ = 0, last_vcpu_ = 0;
+  uint64_t cur_time_ = 0, cur_line_ = 0;
+
+  bool guessed_vcpu_ = false;
+  bool saw_vmx_ = false, saw_svm_ = false, saw_nested_ = false, assumed_info2_ = false;
+  bool kernel_without_reinjected_ = false;
+  bool era_intr_ = false, era_pair_ = false, era_entry_intr_ = false, era_virq_new_ = false;
+};
+
+}  // namespace es::import
