@@ -80,11 +80,17 @@ void KvmEventLinker::take_all(std::vector<es_record>& out) {
 // vCPU from the body, else the "CPU n/KVM" thread name, else what another line of the same
 // thread said, else a guess (recorded as an assumption).
 uint16_t KvmEventLinker::resolve_vcpu(const TraceLine& t) {
-  if (t.vcpu >= 0) return last_vcpu_ = static_cast<uint16_t>(t.vcpu);
+  if (t.vcpu >= 0) {
+    if (t.pid >= 0) seen_pid_vcpu_.try_emplace(t.pid, t.vcpu);
+    return last_vcpu_ = static_cast<uint16_t>(t.vcpu);
+  }
   if (t.task_vcpu >= 0) return last_vcpu_ = static_cast<uint16_t>(t.task_vcpu);
   if (t.pid >= 0 && t.event != TraceEvent::Other) {
     auto it = std::lower_bound(pid_vcpu_.begin(), pid_vcpu_.end(), std::pair<int32_t, int32_t>(t.pid, INT32_MIN));
     if (it != pid_vcpu_.end() && it->first == t.pid) return last_vcpu_ = static_cast<uint16_t>(it->second);
+    // Streaming sources (no learn() pass): what an earlier event of this thread said.
+    if (auto seen = seen_pid_vcpu_.find(t.pid); seen != seen_pid_vcpu_.end())
+      return last_vcpu_ = static_cast<uint16_t>(seen->second);
     // Unknown thread: one vCPU per thread, numbered in order of appearance.
     for (size_t i = 0; i < guessed_pids_.size(); ++i)
       if (guessed_pids_[i] == t.pid) return last_vcpu_ = static_cast<uint16_t>(i);
@@ -354,9 +360,26 @@ void KvmEventLinker::on_context(const TraceLine& t, VcpuState& st) {
       break;
     }
     case TraceEvent::EmulateInsn:
+      // The bytes are kept (code table) only with ES_FLAG_BYTES_VALID, whose count is aux: the
+      // line number gives way to it.
       c.reason = kContextEmulateInsn;
       std::memcpy(c.bytes, t.bytes, sizeof c.bytes);
       c.instr_len = t.byte_count;
+      c.aux = t.byte_count;
+      if (t.byte_count) c.flags |= ES_FLAG_BYTES_VALID;
+      c.intr_error = t.flag ? 1 : 0;
+      break;
+    case TraceEvent::UserspaceExit:
+      c.reason = kContextUserspaceExit;
+      c.qualification = t.a;
+      c.intr_error = static_cast<uint32_t>(t.b);
+      break;
+    case TraceEvent::Mmio:
+      c.reason = kContextMmio;
+      c.guest_phys = t.a;
+      c.aux64 = t.b;
+      c.intr_error = t.d;
+      c.instr_len = t.c;
       break;
     case TraceEvent::Pio:
       c.reason = kContextPio;

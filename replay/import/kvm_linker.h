@@ -10,7 +10,8 @@
 // Mapping: kvm_exit -> VM_EXIT, kvm_entry -> VM_ENTRY, kvm_inj_virq / kvm_inj_exception ->
 // DECISION (INJECT_REINJECTED / INJECT_NEW), kvm_nested_vmexit -> the L2 exit (level 2),
 // kvm_nested_vmexit_inject -> DECISION REFLECT_TO_L1 + NESTED_EXIT, everything else -> CONTEXT
-// (reason = ImportContext, aux = line number). Chains: every injected or IDT-vectoring event
+// (reason = ImportContext, aux = line number; kvm_emulate_insn: the instruction bytes with
+// ES_FLAG_BYTES_VALID, aux = their count). Chains: every injected or IDT-vectoring event
 // gets a chain root (a RAISE marked ES_FLAG_INFERRED: a trace never shows where an event came
 // from); the exits that find it in IDT-vectoring info, its reinjections and entries join the
 // chain; a delivery is inferred when the next exit on that vCPU no longer reports it.
@@ -26,6 +27,7 @@
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -88,7 +90,8 @@ class KvmEventLinker {
   std::deque<es_record> held_;  // ids base_id_ .. next_id_-1
   uint64_t base_id_ = 1, next_id_ = 1;
   std::vector<VcpuState> vcpus_;
-  std::vector<std::pair<int32_t, int32_t>> pid_vcpu_;
+  std::vector<std::pair<int32_t, int32_t>> pid_vcpu_;       // learn(): thread -> vCPU, sorted
+  std::unordered_map<int32_t, int32_t> seen_pid_vcpu_;      // the same, from events added so far
   std::vector<int32_t> guessed_pids_;
   uint16_t cur_vcpu_ = 0, last_vcpu_ = 0;
   uint64_t cur_time_ = 0, cur_line_ = 0;

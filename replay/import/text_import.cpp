@@ -13,6 +13,8 @@
 
 #include "probes/recorder/recorder.h"
 #include "replay/import/kvm_linker.h"
+#include "replay/import/mapped_file.h"
+#include "replay/import/recording_out.h"
 #include "replay/import/trace_text.h"
 
 namespace es::import {
@@ -56,17 +58,40 @@ const char* format_name(FormatChoice f) {
     case FormatChoice::Ftrace: return "ftrace";
     case FormatChoice::TraceCmd: return "trace-cmd";
     case FormatChoice::Perf: return "perf";
+    case FormatChoice::TraceDat: return "trace.dat";
     default: return "auto";
   }
 }
 
 }  // namespace
 
+std::string import_config_json(const ImportStats& s, std::string_view file) {
+  auto num = [](uint64_t v) { return std::to_string(v); };
+  std::string j = "{\"import\": {\"file\": \"" + json_escape(file) + "\", \"format\": \"" + json_escape(s.format) +
+                  "\", \"lines\": " + num(s.lines) + ", \"kvm_events\": " + num(s.kvm_events) +
+                  ", \"other_events\": " + num(s.other_events) + ", \"comment_lines\": " + num(s.comment_lines) +
+                  ", \"joined_lines\": " + num(s.joined_lines) + ", \"quoted_lines\": " + num(s.quoted_lines) +
+                  ", \"unparsed\": " + num(s.unparsed) + ", \"unparsed_lines\": [";
+  for (size_t i = 0; i < s.unparsed_lines.size(); ++i) j += (i ? ", " : "") + num(s.unparsed_lines[i]);
+  j += "], \"vendor\": \"" + s.vendor + "\", \"era\": \"" + json_escape(s.era) + "\", \"assumptions\": [";
+  for (size_t i = 0; i < s.assumptions.size(); ++i)
+    j += std::string(i ? ", " : "") + "\"" + json_escape(s.assumptions[i]) + "\"";
+  j += "]";
+  if (s.file_version) {
+    j += ", \"file_version\": " + num(s.file_version) + ", \"uname\": \"" + json_escape(s.uname) +
+         "\", \"cpus\": " + num(s.cpus) + ", \"clock\": \"" + json_escape(s.clock) +
+         "\", \"lost_events\": " + num(s.lost_events);
+  }
+  j += "}}";
+  return j;
+}
+
 bool parse_format_choice(std::string_view s, FormatChoice& out) {
   if (s == "auto") out = FormatChoice::Auto;
   else if (s == "ftrace") out = FormatChoice::Ftrace;
   else if (s == "trace-cmd") out = FormatChoice::TraceCmd;
   else if (s == "perf") out = FormatChoice::Perf;
+  else if (s == "trace.dat" || s == "tracedat" || s == "dat") out = FormatChoice::TraceDat;
   else return false;
   return true;
 }
@@ -75,8 +100,8 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
   const std::string file(name);
   if (text.empty()) return fail("trace file '" + file + "' is empty; give the file that holds the trace text.");
   if (text.size() >= 10 && text.substr(0, 3) == "\x17\x08\x44" && text.substr(3, 7) == "tracing")
-    return fail("'" + file + "' is a binary trace-cmd trace.dat file, which this import does not read yet; convert it "
-                "with 'trace-cmd report -i " + file + " > trace.txt' and import trace.txt.");
+    return fail("'" + file + "' is a binary trace-cmd trace.dat file, not trace text; import it with --format trace.dat "
+                "(or --format auto).");
   if (looks_binary(text))
     return fail("'" + file + "' is binary data, not trace text; give the output of 'cat trace', 'trace-cmd report' "
                 "or 'perf script'.");
@@ -243,71 +268,9 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
   if (s.out_of_order)
     s.assumptions.push_back(std::to_string(s.out_of_order) + " lines were out of time order and were sorted");
 
-  std::string j = "{\"import\": {\"file\": \"" + json_escape(name) + "\", \"format\": \"" + s.format +
-                  "\", \"lines\": " + std::to_string(s.lines) + ", \"kvm_events\": " + std::to_string(s.kvm_events) +
-                  ", \"other_events\": " + std::to_string(s.other_events) +
-                  ", \"comment_lines\": " + std::to_string(s.comment_lines) +
-                  ", \"joined_lines\": " + std::to_string(s.joined_lines) +
-                  ", \"quoted_lines\": " + std::to_string(s.quoted_lines) +
-                  ", \"unparsed\": " + std::to_string(s.unparsed) + ", \"unparsed_lines\": [";
-  for (size_t i = 0; i < s.unparsed_lines.size(); ++i) j += (i ? ", " : "") + std::to_string(s.unparsed_lines[i]);
-  j += "], \"vendor\": \"" + s.vendor + "\", \"era\": \"" + json_escape(s.era) + "\", \"assumptions\": [";
-  for (size_t i = 0; i < s.assumptions.size(); ++i) j += std::string(i ? ", " : "") + "\"" + json_escape(s.assumptions[i]) + "\"";
-  j += "]}}";
-  out.config_json = std::move(j);
+  out.config_json = import_config_json(s, name);
   return out;
 }
-
-namespace {
-
-// Read-only mapping of a whole file.
-class MappedFile {
- public:
-  static Result<MappedFile> open(const std::string& path) {
-    MappedFile m;
-    m.fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (m.fd_ < 0)
-      return fail("cannot read trace file '" + path + "': " + std::strerror(errno) + "; check the path.");
-    struct stat st {};
-    if (::fstat(m.fd_, &st) != 0 || !S_ISREG(st.st_mode))
-      return fail("trace file '" + path + "' is not a regular file; give a trace text file.");
-    m.size_ = static_cast<size_t>(st.st_size);
-    if (m.size_ > 0) {
-      void* p = ::mmap(nullptr, m.size_, PROT_READ, MAP_PRIVATE, m.fd_, 0);
-      if (p == MAP_FAILED) return fail("cannot map trace file '" + path + "': " + std::strerror(errno) + ".");
-      m.data_ = static_cast<const char*>(p);
-    }
-    return m;
-  }
-  MappedFile() = default;
-  MappedFile(MappedFile&& o) noexcept { swap(o); }
-  MappedFile& operator=(MappedFile&& o) noexcept {
-    swap(o);
-    return *this;
-  }
-  ~MappedFile() {
-    if (data_) ::munmap(const_cast<char*>(data_), size_);
-    if (fd_ >= 0) ::close(fd_);
-  }
-  std::string_view text() const { return {data_ ? data_ : "", size_}; }
-
- private:
-  void swap(MappedFile& o) {
-    std::swap(fd_, o.fd_);
-    std::swap(data_, o.data_);
-    std::swap(size_, o.size_);
-  }
-  int fd_ = -1;
-  const char* data_ = nullptr;
-  size_t size_ = 0;
-};
-
-void remove_db_files(const std::string& p) {
-  std::error_code ec;
-  for (const char* s : {"", "-wal", "-shm", "-journal"}) std::filesystem::remove(p + s, ec);
-}
-
-}  // namespace
 
 Result<ImportStats> import_text_file(const std::string& file, const std::string& db, const ImportOptions& options) {
   std::error_code ec;
@@ -328,41 +291,61 @@ Result<ImportStats> import_text_file(const std::string& file, const std::string&
   info.command_line = options.command_line;
   info.config_json = parsed->config_json;
 
-  const std::string partial = db + ".partial";
-  remove_db_files(partial);
-  {
-    recorder::RecorderOptions ro;
-    auto rec = recorder::Recorder::open(partial, info, true, ro);
-    if (!rec) return Error{rec.error()};
-    for (const es_record& r : parsed->records) (*rec)->on_record(r);
-    const std::string detail = "end of the imported trace '" + file + "' (" + std::to_string(parsed->stats.lines) +
-                               " lines)";
-    if (auto fin = (*rec)->finish({ES_END_STOPPED, detail, 0}); !fin) {
-      rec->reset();
-      remove_db_files(partial);
-      return Error{fin.error()};
-    }
-  }
-  if (options.force) remove_db_files(db);
-  std::filesystem::rename(partial, db, ec);
-  if (ec) {
-    remove_db_files(partial);
-    return fail("cannot rename '" + partial + "' to '" + db + "': " + ec.message() + "; check the directory.");
-  }
-  for (const char* s : {"-wal", "-shm", "-journal"}) std::filesystem::remove(partial + s, ec);
+  auto out = PartialRecording::create(db, info, options.force);
+  if (!out) return Error{out.error()};
+  for (const es_record& r : parsed->records) out->add(r);
+  const std::string detail = "end of the imported trace '" + file + "' (" + std::to_string(parsed->stats.lines) +
+                             " lines)";
+  if (auto c = out->commit({ES_END_STOPPED, detail, 0}); !c) return Error{c.error()};
   return parsed->stats;
 }
 
 std::string describe_import_config(std::string_view j) {
   if (j.find("\"import\"") == std::string_view::npos) return {};
+  // A JSON string starting at j[s] (after its opening quote), unescaped; `end` is past its closing quote.
+  auto read_string = [&](size_t s, size_t& end) {
+    std::string o;
+    size_t e = s;
+    while (e < j.size() && j[e] != '"') {
+      if (j[e] == '\\' && e + 1 < j.size()) {
+        const char c = j[e + 1];
+        if (c == 'u') {
+          o += '?';
+          e += 6;
+          continue;
+        }
+        o += c;
+        e += 2;
+        continue;
+      }
+      o += j[e++];
+    }
+    end = std::min(e + 1, j.size());
+    return o;
+  };
   auto str = [&](std::string_view key) -> std::string {
     const std::string k = "\"" + std::string(key) + "\": \"";
     const size_t b = j.find(k);
     if (b == std::string_view::npos) return {};
-    const size_t s = b + k.size();
-    size_t e = s;
-    while (e < j.size() && j[e] != '"') e += j[e] == '\\' ? 2 : 1;
-    return std::string(j.substr(s, std::min(e, j.size()) - s));
+    size_t end = 0;
+    return read_string(b + k.size(), end);
+  };
+  auto strs = [&](std::string_view key) {
+    std::vector<std::string> v;
+    const std::string k = "\"" + std::string(key) + "\": [";
+    const size_t b = j.find(k);
+    if (b == std::string_view::npos) return v;
+    size_t p = b + k.size();
+    while (p < j.size() && j[p] != ']') {
+      if (j[p] == '"') {
+        size_t end = 0;
+        v.push_back(read_string(p + 1, end));
+        p = end;
+      } else {
+        ++p;
+      }
+    }
+    return v;
   };
   auto raw = [&](std::string_view key) -> std::string {
     const std::string k = "\"" + std::string(key) + "\": ";
@@ -377,11 +360,22 @@ std::string describe_import_config(std::string_view j) {
     while (e < j.size() && j[e] >= '0' && j[e] <= '9') ++e;
     return std::string(j.substr(s, e - s));
   };
-  std::string o = str("file") + " (" + str("format") + ", " + str("vendor") + "), " + raw("lines") + " lines: " +
+  const bool dat = raw("file_version") != "0";
+  const char* unit = dat ? " records" : " lines";
+  std::string o = str("file") + " (" + str("format") + ", " + str("vendor") + "), " + raw("lines") + unit + ": " +
                   raw("kvm_events") + " KVM events, " + raw("other_events") + " other, " + raw("unparsed") +
-                  " unparsed";
+                  (dat ? " undecodable" : " unparsed");
   const std::string listed = raw("unparsed_lines");
-  if (!listed.empty()) o += " (lines " + listed + (listed.size() > 60 ? "" : "") + ")";
+  if (!listed.empty()) o += std::string(dat ? " (records " : " (lines ") + listed + ")";
+  constexpr const char* kIndent = "\n            ";
+  if (const std::string era = str("era"); !era.empty()) o += kIndent + std::string("kernel era: ") + era;
+  if (dat) {
+    const std::string uname = str("uname");
+    o += kIndent + std::string("traced host: ") + (uname.empty() ? "not in the file" : uname) + ", " + raw("cpus") +
+         " CPUs" + (str("clock").empty() ? "" : ", clock " + str("clock"));
+    if (raw("lost_events") != "0") o += kIndent + raw("lost_events") + " events lost in the kernel's ring buffer";
+  }
+  for (const std::string& a : strs("assumptions")) o += kIndent + std::string("assumed: ") + a;
   return o;
 }
 

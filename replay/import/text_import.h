@@ -24,20 +24,25 @@
 
 namespace es::import {
 
-enum class FormatChoice : uint8_t { Auto, Ftrace, TraceCmd, Perf };
-// "auto", "ftrace", "trace-cmd", "perf"; false if unknown.
+enum class FormatChoice : uint8_t { Auto, Ftrace, TraceCmd, Perf, TraceDat };
+// "auto", "ftrace", "trace-cmd", "perf", "trace.dat"; false if unknown.
 bool parse_format_choice(std::string_view s, FormatChoice& out);
 
 // ES_KIND_CONTEXT reasons of imported lines (aux = the line number in the file).
 enum ImportContext : uint32_t {
   kContextOtherEvent = 0x100,    // any other tracepoint line
   kContextPageFault = 0x101,     // kvm_page_fault: guest_phys = address, intr_error = error code
-  kContextEmulateInsn = 0x102,   // kvm_emulate_insn: rip, bytes[0..instr_len)
+  kContextEmulateInsn = 0x102,   // kvm_emulate_insn: rip, bytes[0..aux) (ES_FLAG_BYTES_VALID), intr_error = 1 if failed
   kContextPio = 0x103,           // kvm_pio: qualification = port, aux64 = value, intr_error = 1 if write
   kContextMsr = 0x104,           // kvm_msr: qualification = MSR index, aux64 = data, intr_error = 1 if write
   kContextApicAcceptIrq = 0x105, // kvm_apic_accept_irq: qualification = APIC id, intr_info = the IRQ
   kContextEoi = 0x106,           // kvm_eoi: qualification = APIC id, intr_info = the IRQ
+  kContextMmio = 0x107,          // kvm_mmio (live KVM recordings, probes/kvm/kvm_decode.h)
+  kContextUserspaceExit = 0x108, // kvm_userspace_exit (live KVM recordings, probes/kvm/kvm_decode.h)
 };
+// kContextMmio: guest_phys = GPA, aux64 = value, instr_len = length, intr_error = type (0
+// unsatisfied read, 1 read, 2 write). kContextUserspaceExit: qualification = KVM_EXIT_* reason,
+// intr_error = errno (negative: "restart" / "error" printed instead of a reason).
 
 struct ImportOptions {
   FormatChoice format = FormatChoice::Auto;
@@ -46,20 +51,27 @@ struct ImportOptions {
 };
 
 struct ImportStats {
-  std::string format;          // detected (or forced): "ftrace", "trace-cmd", "perf", "mail"
-  uint64_t lines = 0;          // physical lines in the file
+  std::string format;          // detected (or forced): "ftrace", "trace-cmd", "perf", "mail", "trace.dat v7"
+  uint64_t lines = 0;          // physical lines in the file (trace.dat: records)
   uint64_t kvm_events = 0;     // KVM tracepoint lines understood
   uint64_t other_events = 0;   // other tracepoint lines kept as CONTEXT
   uint64_t comment_lines = 0;  // blank, '#' and header lines
   uint64_t joined_lines = 0;   // continuation lines joined to the line they wrap
   uint64_t quoted_lines = 0;   // lines that had mail quote marks
-  uint64_t unparsed = 0;       // lines not understood (never dropped silently)
-  std::vector<uint64_t> unparsed_lines;  // their numbers, the first kMaxListedLines
+  uint64_t unparsed = 0;       // lines (records) not understood (never dropped silently)
+  std::vector<uint64_t> unparsed_lines;  // their numbers (trace.dat: record indexes), the first kMaxListedLines
   uint64_t out_of_order = 0;   // lines older than the previous one (sorted by timestamp)
   uint64_t records = 0;        // records written
   std::string vendor;          // "vmx", "svm", "mixed", "unknown"
   std::string era;             // what the print formats say about the kernel
   std::vector<std::string> assumptions;  // where the text did not say (records ES_FLAG_INFERRED)
+
+  // trace.dat only (file_version 0 for text)
+  unsigned file_version = 0;   // 6, 7
+  std::string uname;           // the traced host's uname, "" if the file does not say
+  uint32_t cpus = 0;           // CPUs in the file's CPU data index
+  std::string clock;           // trace clock
+  uint64_t lost_events = 0;    // events the kernel's ring buffer overwrote before they were read
 };
 inline constexpr size_t kMaxListedLines = 20;
 
@@ -77,8 +89,14 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
 // a failed import leaves nothing behind. Errors: one sentence naming the file and what to do.
 Result<ImportStats> import_text_file(const std::string& file, const std::string& db, const ImportOptions& options);
 
-// One line for `exitscope info` from a session's config_json, "" if it is not an import:
-// "trace.txt (ftrace), 1200 lines: 1100 KVM events, 90 other, 3 unparsed (lines 7, 9, 12)".
+// The session's config_json of an import: {"import": {"file": ..., "format": ..., counts,
+// vendor, era, assumptions[, trace.dat facts]}}.
+std::string import_config_json(const ImportStats& s, std::string_view file);
+
+// For `exitscope info` from a session's config_json, "" if it is not an import. First line:
+// "trace.txt (ftrace, vmx), 1200 lines: 1100 KVM events, 90 other, 3 unparsed (lines 7, 9, 12)";
+// then, each on its own line indented to follow "import:     ", the kernel era, the trace.dat
+// facts (host kernel, CPUs, clock, lost events) and every assumption.
 std::string describe_import_config(std::string_view config_json);
 
 }  // namespace es::import

@@ -119,6 +119,8 @@ constexpr NameEvent kEvents[] = {
     {"kvm_msr", TraceEvent::Msr},
     {"kvm_apic_accept_irq", TraceEvent::ApicAcceptIrq},
     {"kvm_eoi", TraceEvent::Eoi},
+    {"kvm_userspace_exit", TraceEvent::UserspaceExit},
+    {"kvm_mmio", TraceEvent::Mmio},
 };
 
 TraceEvent event_from_name(std::string_view n) {
@@ -379,8 +381,7 @@ bool parse_inj_exception(const Tokens& tk, TraceLine& out) {
   const bool deliver = arch::exception_has_error_code(v);
   if (!deliver) out.event_error = 0;
   (void)has_error;
-  const InterruptionType type = v == arch::kNMI ? InterruptionType::Nmi : InterruptionType::HardwareException;
-  out.event_word = EntryIntrInfo::make(v, type, deliver).raw();
+  out.event_word = kvm_exception_word(v, deliver);
   out.reinjected_printed_era = out.reinjected || tk.n == 1 || (tk.n == 2 && !has_error);
   return true;
 }
@@ -419,12 +420,43 @@ bool parse_emulate_insn(std::string_view body, TraceLine& out) {
   if (!parse_hex(trim(body.substr(c1 + 1, c2 - c1 - 1)), out.rip)) return false;
   out.has_rip = true;
   const Tokens tk(body.substr(c2 + 1));
-  for (size_t i = 0; i < tk.n && out.byte_count < 16; ++i) {
+  size_t i = 0;
+  for (; i < tk.n && out.byte_count < 16; ++i) {
     uint32_t b = 0;
     if (tk[i].size() != 2 || !parse_hex32(tk[i], b)) break;
     out.bytes[out.byte_count++] = static_cast<uint8_t>(b);
   }
+  out.flag = tk.n > 0 && tk[tk.n - 1] == "failed";
   return true;
+}
+
+// kvm_userspace_exit: "reason KVM_EXIT_IO (2)" | "reason restart (4)" | "reason error (14)" (the
+// last two print -errno instead of the exit reason).
+bool parse_userspace_exit(const Tokens& tk, TraceLine& out) {
+  if (tk.n != 3 || tk[0] != "reason" || tk[2].size() < 3 || tk[2].front() != '(' || tk[2].back() != ')') return false;
+  uint64_t n = 0;
+  if (!parse_dec(tk[2].substr(1, tk[2].size() - 2), n) || n > 0xFFFF'FFFF) return false;
+  if (tk[1] == "restart" || tk[1] == "error") {
+    out.flag = true;
+    out.b = static_cast<uint64_t>(-static_cast<int64_t>(n));  // errno as the tracepoint stores it
+  } else {
+    out.a = n;
+  }
+  return true;
+}
+
+// kvm_mmio: "mmio write len 4 gpa 0xfee000b0 val 0x0" (type read | write | unsatisfied-read).
+bool parse_mmio(const Tokens& tk, TraceLine& out) {
+  if (tk.n < 8 || tk[0] != "mmio" || tk[2] != "len" || tk[4] != "gpa" || tk[6] != "val") return false;
+  if (tk[1] == "unsatisfied-read") out.d = 0;
+  else if (tk[1] == "read") out.d = 1;
+  else if (tk[1] == "write") out.d = 2;
+  else return false;
+  out.flag = out.d == 2;
+  uint64_t len = 0;
+  if (!parse_dec(tk[3], len) || len > 0xFFFF'FFFF) return false;
+  out.c = static_cast<uint32_t>(len);
+  return parse_hex(tk[5], out.a) && parse_hex(tk[7], out.b);
 }
 
 // kvm_pio: "pio_write at 0x70 size 1 count 1 val 0x8f" (val absent on older kernels).
@@ -562,6 +594,8 @@ bool parse_body(TraceEvent ev, std::string_view body, TraceLine& out) {
     case TraceEvent::Msr: return parse_msr(tk, out);
     case TraceEvent::ApicAcceptIrq: return parse_apic(tk, out, "vec");
     case TraceEvent::Eoi: return parse_apic(tk, out, "vector");
+    case TraceEvent::UserspaceExit: return parse_userspace_exit(tk, out);
+    case TraceEvent::Mmio: return parse_mmio(tk, out);
     default: return true;
   }
 }
@@ -601,6 +635,13 @@ std::string_view to_string(ExitFormat f) {
     case ExitFormat::IntrInfo: return "intr_info";
     default: return "none";
   }
+}
+
+uint32_t kvm_exception_word(uint8_t vector, bool deliver_error_code) {
+  InterruptionType type = InterruptionType::HardwareException;
+  if (vector == arch::kNMI) type = InterruptionType::Nmi;
+  else if (vector == arch::kBP || vector == arch::kOF) type = InterruptionType::SoftwareException;
+  return EntryIntrInfo::make(vector, type, deliver_error_code).raw();
 }
 
 int svm_exit_code_from_name(std::string_view name) {

@@ -34,6 +34,9 @@ enum class TraceEvent : uint8_t {
   ApicAcceptIrq,       // kvm_apic_accept_irq
   Eoi,                 // kvm_eoi
   Other,               // another tracepoint (sched_switch, kvm_fpu, ...), kept as context
+  // Added after Other so the values above stay what the live KVM recorder already uses.
+  UserspaceExit,       // kvm_userspace_exit (KVM_RUN returns to the VMM: KVM_EXIT_IO, _HLT, ...)
+  Mmio,                // kvm_mmio
 };
 std::string_view to_string(TraceEvent e);
 
@@ -85,11 +88,14 @@ struct TraceLine {
   bool reinjected_printed_era = false;  // the format can print "[reinjected]" (IRQ 0x.., new exception format)
   bool immediate_exit = false; // kvm_entry "[immediate exit]"
 
-  // context tracepoints: kvm_page_fault address / error, kvm_pio port / value, kvm_msr index /
-  // data, kvm_apic_accept_irq apicid / vector, kvm_eoi apicid / vector
+  // context tracepoints: kvm_page_fault address / error, kvm_pio port / value / size, kvm_msr
+  // index / data / #GP, kvm_apic_accept_irq apicid / vector, kvm_eoi apicid / vector,
+  // kvm_userspace_exit KVM_EXIT_* reason / errno (flag: errno printed instead of a reason),
+  // kvm_mmio gpa / value / length (flag: write)
   uint64_t a = 0, b = 0;
   uint32_t c = 0;
-  bool flag = false;           // pio / msr write, msr #GP
+  uint32_t d = 0;              // kvm_mmio type (0 unsatisfied read, 1 read, 2 write)
+  bool flag = false;           // pio / msr / mmio write; emulate_insn failed
   uint8_t bytes[16] = {};      // kvm_emulate_insn instruction bytes
   uint8_t byte_count = 0;
 };
@@ -112,6 +118,11 @@ std::string_view strip_quotes(std::string_view line, bool* quoted = nullptr);
 // (a forced --format). Never reads outside `line`.
 LineClass parse_trace_line(std::string_view line, TraceLine& out, bool perf_only = false,
                            bool prefix_required = false);
+
+// The VM-entry interruption-information word of an exception KVM injects (kvm_inj_exception):
+// NMI (vector 2) its own type, #BP and #OF software exceptions (KVM's kvm_exception_is_soft()),
+// every other vector a hardware exception (SDM Vol. 3C 26.2.1.3 "VM-Entry Control Fields").
+uint32_t kvm_exception_word(uint8_t vector, bool deliver_error_code);
 
 // SVM exit codes by KVM's trace name ("npf", "intr", "PF excp", "EXIT_NPF", "SVM_EXIT_NPF").
 // -1 if unknown. AMD APM Vol. 2 Appendix C "SVM Intercept Exit Codes".

@@ -1,0 +1,69 @@
+#include "replay/import/recording_out.h"
+
+#include <filesystem>
+#include <system_error>
+
+#include "schema/sqlite_db.h"
+
+namespace es::import {
+
+void remove_db_files(const std::string& p) {
+  std::error_code ec;
+  for (const char* s : {"", "-wal", "-shm", "-journal"}) std::filesystem::remove(p + s, ec);
+}
+
+Result<PartialRecording> PartialRecording::create(const std::string& db, const recorder::SessionInfo& info,
+                                                  bool force) {
+  std::error_code ec;
+  if (std::filesystem::exists(db, ec) && !force)
+    return Error{"recording '" + db + "' already exists; pass --force to overwrite it or choose another name."};
+  PartialRecording p;
+  p.db_ = db;
+  p.partial_ = db + ".partial";
+  p.force_ = force;
+  remove_db_files(p.partial_);
+  auto rec = recorder::Recorder::open(p.partial_, info, true, recorder::RecorderOptions{});
+  if (!rec) return Error{rec.error()};
+  p.rec_ = std::move(*rec);
+  return p;
+}
+
+PartialRecording::~PartialRecording() {
+  if (!rec_) return;
+  rec_.reset();
+  remove_db_files(partial_);
+}
+
+Result<void> PartialRecording::commit(const recorder::RunEnd& end, const SessionUpdate& update) {
+  auto fail = [&](std::string msg) -> Result<void> {
+    rec_.reset();
+    remove_db_files(partial_);
+    return Error{std::move(msg)};
+  };
+  if (auto fin = rec_->finish(end); !fin) return fail(fin.error());
+  rec_.reset();
+  if (!update.host.empty() || !update.kernel.empty() || !update.config_json.empty()) {
+    auto db = db::Db::open(partial_, SQLITE_OPEN_READWRITE);
+    if (!db) return fail("cannot reopen '" + partial_ + "' to store the import's summary: " + db.error() + ".");
+    auto st = db->prepare(
+        "UPDATE sessions SET host = COALESCE(NULLIF(?1, ''), host), kernel = COALESCE(NULLIF(?2, ''), kernel), "
+        "config_json = COALESCE(NULLIF(?3, ''), config_json)");
+    if (!st) return fail("cannot store the import's summary in '" + partial_ + "': " + st.error() + ".");
+    st->bind(1, update.host);
+    st->bind(2, update.kernel);
+    st->bind(3, update.config_json);
+    if (st->step() != SQLITE_DONE)
+      return fail("cannot store the import's summary in '" + partial_ + "': " + db->errmsg() + ".");
+  }
+  std::error_code ec;
+  if (force_) remove_db_files(db_);
+  std::filesystem::rename(partial_, db_, ec);
+  if (ec) {
+    remove_db_files(partial_);
+    return Error{"cannot rename '" + partial_ + "' to '" + db_ + "': " + ec.message() + "; check the directory."};
+  }
+  for (const char* s : {"-wal", "-shm", "-journal"}) std::filesystem::remove(partial_ + s, ec);
+  return {};
+}
+
+}  // namespace es::import

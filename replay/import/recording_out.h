@@ -1,0 +1,44 @@
+// The recording an import writes: DB.partial through the Recorder, renamed to DB only once
+// complete, so a failed or interrupted import leaves nothing behind (internal to replay/import).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "exitscope/record.h"
+#include "probes/recorder/recorder.h"
+#include "probes/recorder/session_info.h"
+#include "schema/result.h"
+
+namespace es::import {
+
+class PartialRecording {
+ public:
+  // Refuses an existing DB unless `force`; removes a stale DB.partial.
+  static Result<PartialRecording> create(const std::string& db, const recorder::SessionInfo& info, bool force);
+
+  void add(const es_record& r) { rec_->on_record(r); }
+
+  // Session facts only known at the end of a streamed import; empty fields stay as written.
+  struct SessionUpdate {
+    std::string host, kernel, config_json;
+  };
+  // Finishes the recording (indexes, chains, complete flag), applies `update`, renames
+  // DB.partial to DB. On error DB.partial is removed.
+  Result<void> commit(const recorder::RunEnd& end, const SessionUpdate& update = {});
+
+  PartialRecording(PartialRecording&&) noexcept = default;
+  PartialRecording& operator=(PartialRecording&&) noexcept = default;
+  ~PartialRecording();  // without commit(): DB.partial is removed
+
+ private:
+  PartialRecording() = default;
+  std::string db_, partial_;
+  bool force_ = false;
+  std::unique_ptr<recorder::Recorder> rec_;
+};
+
+// Removes PATH and its -wal / -shm / -journal files, ignoring errors.
+void remove_db_files(const std::string& path);
+
+}  // namespace es::import

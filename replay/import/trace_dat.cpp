@@ -1,0 +1,983 @@
+#include "replay/import/trace_dat.h"
+
+#include <event-parse.h>  // libtraceevent (pkg-config adds its include directory)
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <unordered_map>
+
+#include "hv/arch/event_info.h"
+#include "hv/arch/exceptions.h"
+#include "probes/recorder/session_info.h"
+#include "replay/import/kvm_linker.h"
+#include "replay/import/mapped_file.h"
+#include "replay/import/recording_out.h"
+#include "replay/import/trace_text.h"
+#include "replay/import/tracecmd_shim.h"
+
+namespace es::import {
+
+namespace {
+
+using arch::EntryIntrInfo;
+using arch::InterruptionType;
+
+constexpr std::string_view kMagic("\x17\x08\x44tracing", 10);
+
+// trace-cmd option ids (Documentation/trace-cmd/trace-cmd.dat.v7.5.txt; the same numbers in v6).
+enum OptionId : uint16_t {
+  kOptDone = 0,
+  kOptBuffer = 3,
+  kOptTraceClock = 4,
+  kOptUname = 5,
+  kOptCpuCount = 8,
+  kOptVersion = 9,
+  kOptHeaderInfo = 16,
+  kOptCmdlines = 21,
+  kOptBufferText = 22,
+};
+constexpr uint16_t kSectionStrings = 15;  // v7 section id of the section-name strings
+
+// Bounds-checked reads of the file header in the file's byte order. The first failed read
+// sticks: every later read returns zeros, so a walk can check once at the end of a step.
+class HeaderReader {
+ public:
+  HeaderReader(std::string_view d, bool big_endian) : d_(d), be_(big_endian) {}
+  bool ok() const { return !failed_; }
+  size_t pos() const { return pos_; }
+  size_t size() const { return d_.size(); }
+  const std::string& what() const { return what_; }
+  size_t failed_at() const { return failed_at_; }
+
+  // Names the part being read, for the error.
+  void part(std::string what) {
+    if (!failed_) what_ = std::move(what);
+  }
+  bool seek(uint64_t off) {
+    if (failed_) return false;
+    if (off > d_.size()) return fail();
+    pos_ = static_cast<size_t>(off);
+    return true;
+  }
+  uint64_t num(size_t width) {
+    if (!need(width)) return 0;
+    uint64_t v = 0;
+    for (size_t i = 0; i < width; ++i) {
+      const uint64_t b = static_cast<unsigned char>(d_[pos_ + (be_ ? i : width - 1 - i)]);
+      v = (v << 8) | b;
+    }
+    pos_ += width;
+    return v;
+  }
+  uint16_t u16() { return static_cast<uint16_t>(num(2)); }
+  uint32_t u32() { return static_cast<uint32_t>(num(4)); }
+  uint64_t u64() { return num(8); }
+  std::string_view bytes(uint64_t n) {
+    if (n > d_.size()) {
+      fail();
+      return {};
+    }
+    if (!need(static_cast<size_t>(n))) return {};
+    const std::string_view v = d_.substr(pos_, static_cast<size_t>(n));
+    pos_ += static_cast<size_t>(n);
+    return v;
+  }
+  bool skip(uint64_t n) {
+    bytes(n);
+    return ok();
+  }
+  // A NUL-terminated string of at most `max` bytes before the NUL.
+  std::string_view cstr(size_t max = 4096) {
+    if (failed_) return {};
+    const size_t end = d_.find('\0', pos_);
+    if (end == std::string_view::npos || end - pos_ > max) {
+      fail();
+      return {};
+    }
+    const std::string_view v = d_.substr(pos_, end - pos_);
+    pos_ = end + 1;
+    return v;
+  }
+
+ private:
+  bool need(size_t n) {
+    if (failed_) return false;
+    if (d_.size() - pos_ < n) return fail();
+    return true;
+  }
+  bool fail() {
+    if (!failed_) failed_at_ = pos_;
+    failed_ = true;
+    return false;
+  }
+  std::string_view d_;
+  size_t pos_ = 0;
+  bool be_;
+  bool failed_ = false;
+  size_t failed_at_ = 0;
+  std::string what_;
+};
+
+std::string bracketed_clock(std::string_view trace_clock) {
+  // "[local] global counter ...": the selected clock is in brackets.
+  const size_t b = trace_clock.find('[');
+  const size_t e = trace_clock.find(']', b == std::string_view::npos ? 0 : b);
+  if (b == std::string_view::npos || e == std::string_view::npos) return {};
+  return std::string(trace_clock.substr(b + 1, e - b - 1));
+}
+
+std::string trim_nul(std::string_view s) {
+  while (!s.empty() && (s.back() == '\0' || s.back() == '\n')) s.remove_suffix(1);
+  return std::string(s);
+}
+
+struct CpuData {
+  uint32_t cpu = 0;
+  uint64_t offset = 0, size = 0;
+};
+
+struct Layout : TraceDatLayout {
+  std::vector<CpuData> cpu_data;  // top buffer
+  std::string problem;            // set: the walk failed (one sentence)
+};
+
+std::string truncated(std::string_view name, const HeaderReader& r) {
+  return "trace.dat '" + std::string(name) + "' is truncated or corrupt: it ends at byte " +
+         std::to_string(r.size()) + " inside " + r.what() + " (read at byte " + std::to_string(r.failed_at()) +
+         "); copy the whole file again, or record it again with trace-cmd.";
+}
+
+std::string corrupt(std::string_view name, const std::string& what) {
+  return "trace.dat '" + std::string(name) + "' is corrupt: " + what +
+         "; record it again, or check it with 'trace-cmd dump --summary -i " + std::string(name) + "'.";
+}
+
+// CPU data ranges must lie inside the file (libtracecmd maps them page by page).
+bool check_cpu_data(std::string_view name, Layout& l, const CpuData& c, size_t file_size) {
+  if (c.size == 0) return true;
+  if (c.offset > file_size || c.size > file_size - c.offset) {
+    l.problem = "trace.dat '" + std::string(name) + "' is truncated: the data of CPU " + std::to_string(c.cpu) +
+                " should end at byte " + std::to_string(c.offset + c.size) + " but the file has " +
+                std::to_string(file_size) + " bytes; copy the whole file again, or record it again with trace-cmd.";
+    return false;
+  }
+  return true;
+}
+
+// Version 6: header_page, header_event, ftrace and event formats, kallsyms, printk formats,
+// saved cmdlines, CPU count, options, then "flyrecord" and the per-CPU (offset, size) index.
+void walk_v6(std::string_view name, HeaderReader& r, Layout& l) {
+  const size_t file_size = r.size();
+  r.part("the header_page section");
+  if (r.bytes(12) != std::string_view("header_page\0", 12) && r.ok()) {
+    l.problem = corrupt(name, "no 'header_page' section where the v6 header has it");
+    return;
+  }
+  r.skip(r.u64());
+  r.part("the header_event section");
+  if (r.bytes(13) != std::string_view("header_event\0", 13) && r.ok()) {
+    l.problem = corrupt(name, "no 'header_event' section where the v6 header has it");
+    return;
+  }
+  r.skip(r.u64());
+  r.part("the ftrace event formats");
+  for (uint32_t n = r.u32(); n > 0 && r.ok(); --n) r.skip(r.u64());
+  r.part("the event formats");
+  for (uint32_t systems = r.u32(); systems > 0 && r.ok(); --systems) {
+    r.cstr();
+    for (uint32_t n = r.u32(); n > 0 && r.ok(); --n) r.skip(r.u64());
+  }
+  r.part("the kallsyms section");
+  r.skip(r.u32());
+  r.part("the printk formats");
+  r.skip(r.u32());
+  r.part("the saved command lines");
+  r.skip(r.u64());
+  r.part("the CPU count");
+  const uint32_t cpus = r.u32();
+  r.part("the options");
+  std::string_view tag = r.bytes(10);
+  if (tag == std::string_view("options  \0", 10)) {
+    for (uint16_t id = r.u16(); id != kOptDone && r.ok(); id = r.u16()) {
+      const std::string_view data = r.bytes(r.u32());
+      if (!r.ok()) break;
+      if (id == kOptUname) l.uname = trim_nul(data);
+      else if (id == kOptVersion) l.tracer = trim_nul(data);
+      else if (id == kOptTraceClock) l.clock = bracketed_clock(data);
+    }
+    tag = r.bytes(10);
+  }
+  if (!r.ok()) return;
+  if (tag == std::string_view("latency  \0", 10)) {
+    l.latency = true;
+    return;
+  }
+  if (tag != std::string_view("flyrecord\0", 10)) {
+    l.problem = corrupt(name, "neither 'flyrecord' nor 'latency' after the v6 header");
+    return;
+  }
+  r.part("the CPU data index");
+  l.cpus = cpus;
+  for (uint32_t cpu = 0; cpu < cpus && r.ok(); ++cpu) {
+    CpuData c;
+    c.cpu = cpu;
+    c.offset = r.u64();
+    c.size = r.u64();
+    if (!r.ok()) return;
+    if (!check_cpu_data(name, l, c, file_size)) return;
+    l.cpu_data.push_back(c);
+    l.cpu_data_bytes += c.size;
+  }
+}
+
+// Checks the section header at `off` (id, flags, string id, size) and that its data fits.
+bool check_section(std::string_view name, HeaderReader& r, Layout& l, uint64_t off, const char* what) {
+  const size_t back = r.pos();
+  r.part(std::string("the ") + what + " section");
+  if (!r.seek(off)) return false;
+  r.u16();
+  r.u16();
+  r.u32();
+  const uint64_t size = r.u64();
+  if (!r.ok()) return false;
+  if (size > r.size() - r.pos()) {
+    l.problem = "trace.dat '" + std::string(name) + "' is truncated: its " + what + " section should end at byte " +
+                std::to_string(r.pos() + size) + " but the file has " + std::to_string(r.size()) +
+                " bytes; copy the whole file again, or record it again with trace-cmd.";
+    return false;
+  }
+  r.seek(back);
+  return true;
+}
+
+// Version 7: compression header, then sections located by a chain of option sections; the
+// BUFFER options hold the per-CPU (offset, size) index of each trace instance.
+void walk_v7(std::string_view name, HeaderReader& r, Layout& l) {
+  const size_t file_size = r.size();
+  r.part("the compression header");
+  const std::string_view algo = r.cstr(64);
+  const std::string_view algo_version = r.cstr(64);
+  l.compression = std::string(algo) + (algo_version.empty() ? "" : " " + std::string(algo_version));
+  r.part("the offset of the first options section");
+  uint64_t next = r.u64();
+  uint64_t last_end = 0;  // end of the last options section
+  int sections = 0;
+  while (next != 0 && r.ok() && l.problem.empty()) {
+    if (++sections > 4096) {
+      l.problem = corrupt(name, "its chain of option sections does not end");
+      return;
+    }
+    r.part("an options section header");
+    if (!r.seek(next)) break;
+    const uint16_t id = r.u16();
+    const uint16_t flags = r.u16();
+    r.u32();
+    const uint64_t size = r.u64();
+    if (!r.ok()) break;
+    if (id != 0) {
+      l.problem = corrupt(name, "the options section at byte " + std::to_string(next) + " has section id " +
+                                    std::to_string(id));
+      return;
+    }
+    if (flags & 1) {  // compressed: only libtracecmd can read it
+      l.options_checked = false;
+      return;
+    }
+    r.part("an options section");
+    const std::string_view body = r.bytes(size);
+    if (!r.ok()) break;
+    last_end = r.pos();
+    HeaderReader o(body, l.big_endian);
+    next = 0;
+    while (o.ok() && o.pos() < o.size()) {
+      const uint16_t opt = o.u16();
+      const std::string_view data = o.bytes(o.u32());
+      if (!o.ok()) {
+        l.problem = corrupt(name, "an option overruns its options section at byte " + std::to_string(next));
+        return;
+      }
+      HeaderReader d(data, l.big_endian);
+      if (opt == kOptDone) {
+        next = d.u64();
+        break;
+      }
+      if (opt == kOptUname) l.uname = trim_nul(data);
+      else if (opt == kOptVersion) l.tracer = trim_nul(data);
+      else if (opt == kOptBuffer) {
+        const uint64_t section = d.u64();
+        const std::string_view instance = d.cstr();
+        const std::string_view clock = d.cstr();
+        // trace-cmd 3.1 and later write the buffer's page size before the CPU count, earlier
+        // v7 writers do not: the option's length tells which.
+        uint32_t count = d.u32();
+        if (d.ok() && d.size() - d.pos() != uint64_t{count} * 20) count = d.u32();
+        if (!d.ok() || d.size() - d.pos() != uint64_t{count} * 20) {
+          l.problem = corrupt(name, "a BUFFER option is cut short");
+          return;
+        }
+        if (!check_section(name, r, l, section, "trace data")) break;
+        std::vector<CpuData> cpus;
+        for (uint32_t i = 0; i < count && d.ok(); ++i) {
+          CpuData c;
+          c.cpu = d.u32();
+          c.offset = d.u64();
+          c.size = d.u64();
+          if (!d.ok()) {
+            l.problem = corrupt(name, "a BUFFER option's CPU index is cut short");
+            return;
+          }
+          if (!check_cpu_data(name, l, c, file_size)) return;
+          cpus.push_back(c);
+        }
+        if (instance.empty()) {
+          l.clock = std::string(clock);
+          l.cpus = count;
+          l.cpu_data = std::move(cpus);
+          for (const CpuData& c : l.cpu_data) l.cpu_data_bytes += c.size;
+        }
+      } else if (opt == kOptBufferText) {
+        const uint64_t section = d.u64();
+        const std::string_view instance = d.cstr();
+        if (!d.ok()) {
+          l.problem = corrupt(name, "a BUFFER_TEXT option is cut short");
+          return;
+        }
+        if (!check_section(name, r, l, section, "latency data")) break;
+        if (instance.empty()) l.latency = true;
+      } else if (opt >= kOptHeaderInfo && opt <= kOptCmdlines) {
+        static constexpr const char* kNames[] = {"header info", "ftrace event formats", "event formats", "kallsyms",
+                                                 "printk formats", "saved command lines"};
+        const uint64_t section = d.u64();
+        if (!d.ok()) {
+          l.problem = corrupt(name, "a section offset option is cut short");
+          return;
+        }
+        if (!check_section(name, r, l, section, kNames[opt - kOptHeaderInfo])) break;
+      }
+    }
+  }
+  // trace-cmd writes the section names (a STRINGS section, id 15) last, right after the last
+  // options section; a file cut there has all its events but is still not what was written.
+  if (r.ok() && l.problem.empty() && l.options_checked && last_end > 0 && last_end < file_size) {
+    r.seek(last_end);
+    r.part("the section names at the end of the file");
+    const uint16_t id = r.u16();
+    if (r.ok() && id == kSectionStrings) check_section(name, r, l, last_end, "section names");
+  }
+}
+
+Layout walk(std::string_view bytes, std::string_view name) {
+  Layout l;
+  if (!is_trace_dat(bytes)) {
+    l.problem = "'" + std::string(name) + "' is not a trace-cmd trace.dat file (no \"\\x17\\x08\\x44tracing\" magic); "
+                "give a trace.dat or use --format to read it as text.";
+    return l;
+  }
+  HeaderReader r(bytes, false);
+  r.seek(kMagic.size());
+  r.part("the file version");
+  const std::string_view version = r.cstr(8);
+  const uint64_t endian = r.num(1);
+  l.long_size = static_cast<unsigned>(r.num(1));
+  if (!r.ok()) {
+    l.problem = truncated(name, r);
+    return l;
+  }
+  if (version == "6") l.version = 6;
+  else if (version == "7") l.version = 7;
+  else {
+    l.problem = "trace.dat '" + std::string(name) + "' has file version '" + std::string(version.substr(0, 8)) +
+                "', which this import does not read (versions 6 and 7); convert it with 'trace-cmd convert "
+                "--file-version 7 -i " + std::string(name) + " -o converted.dat'.";
+    return l;
+  }
+  if (endian > 1 || (l.long_size != 4 && l.long_size != 8)) {
+    l.problem = corrupt(name, "the header's byte order or long size is not valid");
+    return l;
+  }
+  l.big_endian = endian == 1;
+  HeaderReader fr(bytes, l.big_endian);
+  fr.seek(r.pos());
+  fr.part("the page size");
+  l.page_size = fr.u32();
+  if (l.version == 6) walk_v6(name, fr, l);
+  else walk_v7(name, fr, l);
+  if (l.problem.empty() && !fr.ok()) l.problem = truncated(name, fr);
+  return l;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records: each event's fields, found by name in the file's formats.
+
+enum Field : uint8_t {
+  fExitReason, fGuestRip, fIsa, fInfo1, fInfo2, fIntrInfo, fErrorCode, fVcpuId, fRip, fImmediateExit,
+  fIrq, fVector, fSoft, fReinjected, fException, fHasError, fFaultAddress, fLen, fInsn, fFailed,
+  fRw, fPort, fSize, fVal, fWrite, fEcx, fData, fApicid, fVec, fReason, fErrno, fExitCode,
+  fExitInfo1, fExitInfo2, fExitIntInfo, fExitIntInfoErr, fType, fGpa, kFieldCount
+};
+constexpr std::array<const char*, kFieldCount> kFieldNames = {
+    "exit_reason", "guest_rip", "isa", "info1", "info2", "intr_info", "error_code", "vcpu_id", "rip",
+    "immediate_exit", "irq", "vector", "soft", "reinjected", "exception", "has_error", "fault_address", "len",
+    "insn", "failed", "rw", "port", "size", "val", "write", "ecx", "data", "apicid", "vec", "reason", "errno",
+    "exit_code", "exit_info1", "exit_info2", "exit_int_info", "exit_int_info_err", "type", "gpa"};
+
+// arch/x86/kvm/trace.h: KVM_ISA_VMX 1, KVM_ISA_SVM 2 (kvm_exit's `isa`).
+constexpr uint64_t kIsaSvm = 2;
+
+struct EventDecoder {
+  bool known = false;        // decoder built
+  bool valid = false;        // the event exists in the file's formats
+  TraceEvent event = TraceEvent::None;
+  std::array<tep_format_field*, kFieldCount> f{};
+  int min_size = 0;          // a record shorter than this cannot hold the fields
+  ExitFormat exit_format = ExitFormat::None;
+  bool has(Field x) const { return f[x] != nullptr; }
+};
+
+TraceEvent kvm_event(std::string_view system, std::string_view name) {
+  if (system != "kvm") return TraceEvent::Other;
+  static constexpr std::pair<std::string_view, TraceEvent> kNames[] = {
+      {"kvm_exit", TraceEvent::Exit},
+      {"kvm_entry", TraceEvent::Entry},
+      {"kvm_inj_virq", TraceEvent::InjVirq},
+      {"kvm_inj_exception", TraceEvent::InjException},
+      {"kvm_page_fault", TraceEvent::PageFault},
+      {"kvm_nested_vmexit", TraceEvent::NestedVmexit},
+      {"kvm_nested_vmexit_inject", TraceEvent::NestedVmexitInject},
+      {"kvm_nested_intr_vmexit", TraceEvent::NestedIntrVmexit},
+      {"kvm_emulate_insn", TraceEvent::EmulateInsn},
+      {"kvm_pio", TraceEvent::Pio},
+      {"kvm_msr", TraceEvent::Msr},
+      {"kvm_apic_accept_irq", TraceEvent::ApicAcceptIrq},
+      {"kvm_eoi", TraceEvent::Eoi},
+      {"kvm_userspace_exit", TraceEvent::UserspaceExit},
+      {"kvm_mmio", TraceEvent::Mmio},
+  };
+  for (const auto& [n, e] : kNames)
+    if (n == name) return e;
+  return TraceEvent::Other;
+}
+
+EventDecoder make_decoder(tep_event* ev) {
+  EventDecoder d;
+  d.known = true;
+  if (!ev) return d;
+  d.valid = true;
+  d.event = kvm_event(ev->system ? ev->system : "", ev->name ? ev->name : "");
+  if (d.event == TraceEvent::Other) return d;
+  for (size_t i = 0; i < kFieldCount; ++i) {
+    tep_format_field* fld = tep_find_field(ev, kFieldNames[i]);
+    if (!fld || fld->offset < 0 || fld->size <= 0 || (fld->flags & TEP_FIELD_IS_DYNAMIC)) continue;
+    d.f[i] = fld;
+    d.min_size = std::max(d.min_size, fld->offset + fld->size);
+  }
+  // Which fields the format has is the kernel era, as the print format is for text
+  // (trace_text.h ExitFormat): intr_info since 5.10 (kvm_nested_vmexit before 6.x: exit_int_info).
+  if (d.event == TraceEvent::Exit || d.event == TraceEvent::NestedVmexit ||
+      d.event == TraceEvent::NestedVmexitInject) {
+    if (d.has(fIntrInfo) || d.has(fExitIntInfo)) d.exit_format = ExitFormat::IntrInfo;
+    else if (d.has(fInfo2) || d.has(fExitInfo2)) d.exit_format = ExitFormat::InfoPair;
+    else d.exit_format = ExitFormat::ReasonRipOnly;
+  }
+  return d;
+}
+
+class DatReader {
+ public:
+  using Sink = std::function<void(std::vector<es_record>&)>;
+
+  DatReader(std::string name, const Layout& layout, const TraceDatOptions& options, Sink sink)
+      : name_(std::move(name)), layout_(layout), options_(options), sink_(std::move(sink)) {}
+
+  // Reads every record of `path` (already walked: `layout_`). Errors: one sentence.
+  Result<ImportStats> run(const std::string& path) {
+    es_tracecmd_quiet();
+    tracecmd_input* h = es_tracecmd_open(path.c_str());
+    if (!h)
+      return Error{"libtracecmd cannot read the event formats or CPU data of trace.dat '" + name_ +
+                   "' (corrupt, or written by a newer trace-cmd); check it with 'trace-cmd report -i " + name_ + "'."};
+    struct Closer {
+      tracecmd_input* h;
+      ~Closer() { es_tracecmd_close(h); }
+    } closer{h};
+    tep_ = es_tracecmd_tep(h);
+    if (!tep_) return Error{"libtracecmd gave no event formats for trace.dat '" + name_ + "'."};
+    const int instances = es_tracecmd_buffer_instances(h);
+    started_ = std::chrono::steady_clock::now();
+    const int rc = es_tracecmd_iterate(h, &DatReader::on_record, this);
+    if (!error_.empty()) return Error{error_};
+    if (rc < 0)
+      return Error{"libtracecmd stopped reading the CPU data of trace.dat '" + name_ + "' after " +
+                   std::to_string(stats_.lines) + " records (corrupt or truncated data); copy the whole file "
+                   "again, or record it again with trace-cmd."};
+    linker_.take_all(batch_);
+    flush();
+    ImportStats& s = stats_;
+    s.format = "trace.dat v" + std::to_string(layout_.version);
+    s.file_version = layout_.version;
+    s.uname = layout_.uname;
+    s.cpus = layout_.cpus;
+    s.clock = layout_.clock;
+    s.records = linker_.records_made();
+    linker_.describe(s);
+    if (s.era.rfind("unknown", 0) == 0) s.era = era_from_formats();
+    if (s.kvm_events == 0)
+      return Error{"trace.dat '" + name_ + "' has no KVM events (" + std::to_string(s.lines) +
+                   " records of other events); record with the kvm events enabled, e.g. 'trace-cmd record -e kvm'."};
+    if (unknown_lost_)
+      s.assumptions.push_back("the kernel's ring buffer lost events at " + std::to_string(unknown_lost_) +
+                              " places without saying how many");
+    if (s.lost_events)
+      s.assumptions.push_back(std::to_string(s.lost_events) +
+                              " events were lost in the kernel's ring buffer: chains across the gaps may be wrong");
+    if (!layout_.clock.empty() && layout_.clock != "local" && layout_.clock != "global" && layout_.clock != "mono" &&
+        layout_.clock != "mono_raw" && layout_.clock != "boot" && layout_.clock != "perf")
+      s.assumptions.push_back("trace clock '" + layout_.clock + "' does not count nanoseconds: times are its ticks");
+    if (instances > 0)
+      s.assumptions.push_back("the file holds " + std::to_string(instances) +
+                              " more trace instance buffer(s); only the top buffer is imported");
+    return s;
+  }
+
+  uint64_t lost() const { return stats_.lost_events; }
+
+ private:
+  static int on_record(tep_record* rec, int cpu, void* self) {
+    try {
+      return static_cast<DatReader*>(self)->handle(rec, cpu);
+    } catch (const std::exception& e) {
+      static_cast<DatReader*>(self)->error_ = "reading trace.dat failed: " + std::string(e.what()) + ".";
+      return 1;
+    }
+  }
+
+  void undecodable() {
+    ++stats_.unparsed;
+    if (stats_.unparsed_lines.size() < kMaxListedLines) stats_.unparsed_lines.push_back(stats_.lines);
+  }
+
+  uint64_t read(const EventDecoder& d, Field x, const tep_record* rec) const {
+    const tep_format_field* fld = d.f[x];
+    if (!fld) return 0;
+    unsigned long long v = 0;
+    if (tep_read_number_field(const_cast<tep_format_field*>(fld), rec->data, &v) != 0) return 0;
+    if ((fld->flags & TEP_FIELD_IS_SIGNED) && fld->size < 8) {  // sign-extend (errno, vector)
+      const unsigned bits = static_cast<unsigned>(fld->size) * 8;
+      if (v & (1ull << (bits - 1))) v |= ~0ull << bits;
+    }
+    return v;
+  }
+
+  int handle(tep_record* rec, int cpu) {
+    ++stats_.lines;
+    if (rec->missed_events > 0) stats_.lost_events += static_cast<uint64_t>(rec->missed_events);
+    else if (rec->missed_events < 0) ++unknown_lost_;
+    if (!rec->data || rec->size < 8) {  // shorter than the common fields (type, flags, preempt, pid)
+      undecodable();
+      return 0;
+    }
+    const int type = tep_data_type(tep_, rec);
+    const EventDecoder& d = decoder(type);
+    if (!d.valid || rec->size < d.min_size) {
+      undecodable();
+      return 0;
+    }
+    TraceLine& t = line_;
+    t = TraceLine{};
+    t.event = d.event;
+    t.prefix = PrefixStyle::Ftrace;
+    t.has_time = true;
+    t.time_ns = rec->ts;
+    t.host_cpu = cpu;
+    t.pid = tep_data_pid(tep_, rec);
+    t.task_vcpu = task_vcpu(t.pid);
+    if (!fill(d, rec, t)) {
+      undecodable();
+      return 0;
+    }
+    if (d.event == TraceEvent::Other) ++stats_.other_events;
+    else ++stats_.kvm_events;
+    if (!have_t0_) t0_ = rec->ts, have_t0_ = true;
+    linker_.add(t, rec->ts >= t0_ ? rec->ts - t0_ : 0, stats_.lines);
+    if (cpu >= 0 && static_cast<size_t>(cpu) < cpu_pos_.size() && rec->offset > cpu_pos_[cpu])
+      cpu_pos_[cpu] = rec->offset;
+    if ((stats_.lines & 4095) == 0) {
+      linker_.take_settled(batch_);
+      flush();
+      report_progress();
+    }
+    return 0;
+  }
+
+  bool fill(const EventDecoder& d, const tep_record* rec, TraceLine& t) {
+    auto get = [&](Field x) { return read(d, x, rec); };
+    if (d.has(fVcpuId)) t.vcpu = static_cast<int32_t>(get(fVcpuId) & 0xFFFF);
+    switch (d.event) {
+      case TraceEvent::Exit:
+      case TraceEvent::NestedVmexit:
+      case TraceEvent::NestedVmexitInject: {
+        const bool old_nested = d.has(fExitCode);  // "rip: .. reason: .. ext_inf1: ..": kvm_nested_* before 6.x
+        if (!d.has(old_nested ? fExitCode : fExitReason)) return false;
+        t.reason = static_cast<uint32_t>(get(old_nested ? fExitCode : fExitReason));
+        t.reason_known = true;
+        // VMX: the full 32-bit exit reason (SDM Vol. 3C 28.2.1 "Basic VM-Exit Information");
+        // SVM: the EXITCODE (AMD APM Vol. 2 Appendix C). Without `isa`, VMX is assumed.
+        t.svm = d.has(fIsa) && get(fIsa) == kIsaSvm;
+        if (!d.has(fIsa)) no_isa_ = true;
+        if (d.has(old_nested ? fRip : fGuestRip)) {
+          t.rip = get(old_nested ? fRip : fGuestRip);
+          t.has_rip = true;
+        }
+        t.info1 = get(old_nested ? fExitInfo1 : fInfo1);
+        t.info2 = get(old_nested ? fExitInfo2 : fInfo2);
+        t.has_info2 = d.has(old_nested ? fExitInfo2 : fInfo2);
+        if (d.exit_format == ExitFormat::IntrInfo) {
+          t.has_intr_info = true;
+          t.intr_info = static_cast<uint32_t>(get(old_nested ? fExitIntInfo : fIntrInfo));
+          t.error_code = static_cast<uint32_t>(get(old_nested ? fExitIntInfoErr : fErrorCode));
+        }
+        t.exit_format = d.exit_format;
+        return true;
+      }
+      case TraceEvent::NestedIntrVmexit:
+        t.rip = get(fRip);
+        t.has_rip = d.has(fRip);
+        return true;
+      case TraceEvent::Entry:
+        if (d.has(fRip)) {
+          t.rip = get(fRip);
+          t.has_rip = true;
+        }
+        t.immediate_exit = get(fImmediateExit) != 0;
+        if (d.has(fIntrInfo)) {  // 6.14+: the VM-entry interruption information KVM wrote
+          t.has_intr_info = true;
+          t.event_word = static_cast<uint32_t>(get(fIntrInfo));
+          t.event_error = static_cast<uint32_t>(get(fErrorCode));
+        }
+        return true;
+      case TraceEvent::InjVirq: {
+        // Before 6.0 the only field is `irq`; then `vector`, `soft` and `reinjected`.
+        if (!d.has(fIrq) && !d.has(fVector)) return false;
+        const uint8_t v = static_cast<uint8_t>(get(d.has(fVector) ? fVector : fIrq));
+        const bool soft = get(fSoft) != 0;
+        t.event_word =
+            EntryIntrInfo::make(v, soft ? InterruptionType::SoftwareInterrupt : InterruptionType::ExternalInterrupt)
+                .raw();
+        t.reinjected = get(fReinjected) != 0;
+        t.reinjected_printed_era = d.has(fReinjected);
+        return true;
+      }
+      case TraceEvent::InjException: {
+        if (!d.has(fException)) return false;
+        const uint8_t v = static_cast<uint8_t>(get(fException));
+        // has_error is what KVM delivers (none in real mode even for #GP); without the field,
+        // the vector's architectural property (SDM Vol. 3A 6.13 "Error Code").
+        const bool has_error = d.has(fHasError) ? get(fHasError) != 0 : arch::exception_has_error_code(v);
+        t.event_word = kvm_exception_word(v, has_error);
+        t.event_error = has_error ? static_cast<uint32_t>(get(fErrorCode)) : 0;
+        t.reinjected = get(fReinjected) != 0;
+        t.reinjected_printed_era = d.has(fReinjected);
+        return true;
+      }
+      case TraceEvent::PageFault:
+        if (!d.has(fFaultAddress)) return false;
+        t.a = get(fFaultAddress);
+        t.b = get(fErrorCode);
+        if (d.has(fGuestRip)) {
+          t.rip = get(fGuestRip);
+          t.has_rip = true;
+        }
+        return true;
+      case TraceEvent::EmulateInsn: {
+        t.rip = get(fRip);
+        t.has_rip = d.has(fRip);
+        if (const tep_format_field* insn = d.f[fInsn]) {
+          const size_t n = std::min<size_t>({static_cast<size_t>(get(fLen)), static_cast<size_t>(insn->size),
+                                             sizeof t.bytes});
+          std::memcpy(t.bytes, static_cast<const uint8_t*>(rec->data) + insn->offset, n);
+          t.byte_count = static_cast<uint8_t>(n);
+        }
+        t.flag = get(fFailed) != 0;
+        return true;
+      }
+      case TraceEvent::Pio:
+        if (!d.has(fPort)) return false;
+        t.flag = get(fRw) != 0;
+        t.a = get(fPort);
+        t.b = get(fVal);  // absent before 4.x
+        t.c = static_cast<uint32_t>(get(fSize));
+        return true;
+      case TraceEvent::Msr:
+        if (!d.has(fEcx)) return false;
+        t.flag = get(fWrite) != 0;
+        t.a = get(fEcx);
+        t.b = get(fData);
+        t.c = get(fException) != 0 ? 1 : 0;
+        return true;
+      case TraceEvent::ApicAcceptIrq:
+      case TraceEvent::Eoi:
+        t.a = get(fApicid);
+        t.b = get(d.event == TraceEvent::Eoi ? fVector : fVec) & 0xFF;
+        return true;
+      case TraceEvent::UserspaceExit: {
+        const int64_t err = static_cast<int64_t>(get(fErrno));
+        t.a = get(fReason);
+        t.b = static_cast<uint64_t>(err);
+        t.flag = err < 0;
+        return true;
+      }
+      case TraceEvent::Mmio:
+        t.d = static_cast<uint32_t>(get(fType));
+        t.flag = t.d == 2;
+        t.c = static_cast<uint32_t>(get(fLen));
+        t.a = get(fGpa);
+        t.b = get(fVal);
+        return true;
+      default: return true;  // another event: context
+    }
+  }
+
+  const EventDecoder& decoder(int type) {
+    if (type < 0 || type > 0xFFFF) return invalid_;
+    if (static_cast<size_t>(type) >= decoders_.size()) decoders_.resize(static_cast<size_t>(type) + 1);
+    EventDecoder& d = decoders_[static_cast<size_t>(type)];
+    if (!d.known) d = make_decoder(tep_find_event(tep_, type));
+    return d;
+  }
+
+  // QEMU names its vCPU threads "CPU n/KVM".
+  int32_t task_vcpu(int pid) {
+    if (pid < 0) return -1;
+    auto [it, fresh] = comm_vcpu_.try_emplace(pid, -1);
+    if (fresh) {
+      const char* comm = tep_data_comm_from_pid(tep_, pid);
+      std::string_view c = comm ? comm : "";
+      if (c.size() > 8 && c.substr(0, 4) == "CPU " && c.substr(c.size() - 4) == "/KVM") {
+        int32_t n = 0;
+        bool digits = true;
+        for (char ch : c.substr(4, c.size() - 8)) {
+          if (ch < '0' || ch > '9' || n > 0xFFFF) digits = false;
+          else n = n * 10 + (ch - '0');
+        }
+        if (digits) it->second = n;
+      }
+    }
+    return it->second;
+  }
+
+  // The kernel era from the event formats in the file, when no kvm_exit record says it.
+  std::string era_from_formats() {
+    auto fmt = [&](const char* n) { return make_decoder(tep_find_event_by_name(tep_, "kvm", n)); };
+    const EventDecoder exit = fmt("kvm_exit"), entry = fmt("kvm_entry"), virq = fmt("kvm_inj_virq");
+    if (!exit.valid) return "unknown (the file has no kvm_exit format)";
+    std::string e;
+    if (entry.has(fIntrInfo)) e = "Linux 6.14+ (kvm_entry has intr_info)";
+    else if (exit.exit_format == ExitFormat::IntrInfo && virq.has(fReinjected))
+      e = "Linux 6.0+ (kvm_exit has intr_info, kvm_inj_virq has reinjected)";
+    else if (exit.exit_format == ExitFormat::IntrInfo) e = "Linux 5.10+ (kvm_exit has intr_info)";
+    else if (exit.exit_format == ExitFormat::InfoPair) e = "before Linux 5.10 (kvm_exit has info1 info2 only)";
+    else e = "unknown (kvm_exit has no info fields)";
+    return e + ", from the event formats (no kvm_exit records)";
+  }
+
+  void flush() {
+    if (batch_.empty()) return;
+    sink_(batch_);
+    batch_.clear();
+  }
+
+  void report_progress() {
+    if (!options_.progress) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_progress_ < std::chrono::milliseconds(200) && last_progress_.time_since_epoch().count() != 0) return;
+    last_progress_ = now;
+    double fraction = -1;
+    const bool compressed = !layout_.compression.empty() && layout_.compression.rfind("none", 0) != 0;
+    if (!compressed && layout_.cpu_data_bytes) {
+      uint64_t done = 0;
+      for (const CpuData& c : layout_.cpu_data)
+        if (c.cpu < cpu_pos_.size() && cpu_pos_[c.cpu] > c.offset) done += std::min(cpu_pos_[c.cpu] - c.offset, c.size);
+      fraction = static_cast<double>(done) / static_cast<double>(layout_.cpu_data_bytes);
+    }
+    options_.progress(stats_.lines, fraction);
+  }
+
+ public:
+  void init_cpu_positions() {
+    uint32_t max_cpu = 0;
+    for (const CpuData& c : layout_.cpu_data) max_cpu = std::max(max_cpu, c.cpu);
+    cpu_pos_.assign(layout_.cpu_data.empty() ? 0 : max_cpu + 1, 0);
+  }
+  bool assumed_vmx() const { return no_isa_; }
+
+ private:
+  std::string name_;
+  const Layout& layout_;
+  const TraceDatOptions& options_;
+  Sink sink_;
+  tep_handle* tep_ = nullptr;
+  KvmEventLinker linker_;
+  TraceLine line_;
+  std::vector<es_record> batch_;
+  std::vector<EventDecoder> decoders_;
+  EventDecoder invalid_{.known = true};
+  std::unordered_map<int, int32_t> comm_vcpu_;
+  std::vector<uint64_t> cpu_pos_;
+  ImportStats stats_;
+  uint64_t t0_ = 0;
+  bool have_t0_ = false;
+  uint64_t unknown_lost_ = 0;
+  bool no_isa_ = false;
+  std::string error_;
+  std::chrono::steady_clock::time_point started_{}, last_progress_{};
+};
+
+Result<Layout> checked_layout(std::string_view bytes, std::string_view name) {
+  if (bytes.empty()) return Error{"trace.dat '" + std::string(name) + "' is empty; give the file trace-cmd wrote."};
+  Layout l = walk(bytes, name);
+  if (!l.problem.empty()) return Error{l.problem};
+  if (l.latency)
+    return Error{"trace.dat '" + std::string(name) + "' holds a latency-tracer text buffer, not event records; "
+                 "record the kvm events, e.g. 'trace-cmd record -e kvm'."};
+  return l;
+}
+
+// Reads `path` whose bytes are `bytes` (already mapped or in memory).
+Result<ImportStats> read_dat(const std::string& path, std::string_view bytes, std::string_view name,
+                             const TraceDatOptions& options, const DatReader::Sink& sink) {
+  auto layout = checked_layout(bytes, name);
+  if (!layout) return Error{layout.error()};
+  DatReader reader(std::string(name), *layout, options, sink);
+  reader.init_cpu_positions();
+  auto st = reader.run(path);
+  if (st && reader.assumed_vmx())
+    st->assumptions.push_back("kvm_exit has no 'isa' field (a very old kernel): exits taken as VMX");
+  return st;
+}
+
+// An in-memory file holding `bytes`, closed on destruction.
+class MemFile {
+ public:
+  explicit MemFile(std::string_view bytes) {
+    fd_ = ::memfd_create("exitscope-trace.dat", MFD_CLOEXEC);
+    if (fd_ < 0) return;
+    size_t done = 0;
+    while (done < bytes.size()) {
+      const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
+      if (n <= 0) {
+        if (n < 0 && errno == EINTR) continue;
+        ::close(fd_);
+        fd_ = -1;
+        return;
+      }
+      done += static_cast<size_t>(n);
+    }
+  }
+  ~MemFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  MemFile(const MemFile&) = delete;
+  MemFile& operator=(const MemFile&) = delete;
+  bool ok() const { return fd_ >= 0; }
+  std::string path() const { return "/proc/self/fd/" + std::to_string(fd_); }
+
+ private:
+  int fd_ = -1;
+};
+
+ParsedTrace finish_parsed(ImportStats stats, std::vector<es_record> records, std::string_view name) {
+  ParsedTrace p;
+  p.records = std::move(records);
+  p.stats = std::move(stats);
+  p.config_json = import_config_json(p.stats, name);
+  return p;
+}
+
+// "Linux host 6.1.0-18-amd64 #1 SMP ..." -> "6.1.0-18-amd64".
+std::string release_of(std::string_view uname) {
+  size_t b = 0;
+  for (int word = 0; word < 2; ++word) {
+    b = uname.find(' ', b);
+    if (b == std::string_view::npos) return {};
+    ++b;
+  }
+  const size_t e = uname.find(' ', b);
+  return std::string(uname.substr(b, e == std::string_view::npos ? std::string_view::npos : e - b));
+}
+
+}  // namespace
+
+bool is_trace_dat(std::string_view head) { return head.substr(0, kMagic.size()) == kMagic; }
+
+Result<TraceDatLayout> read_trace_dat_layout(std::string_view bytes, std::string_view name) {
+  auto l = checked_layout(bytes, name);
+  if (!l) return Error{l.error()};
+  return static_cast<TraceDatLayout>(*l);
+}
+
+Result<ParsedTrace> parse_trace_dat(const std::string& file, const TraceDatOptions& options) {
+  auto mapped = MappedFile::open(file);
+  if (!mapped) return Error{mapped.error()};
+  std::vector<es_record> records;
+  auto st = read_dat(file, mapped->text(), file, options, [&](std::vector<es_record>& b) {
+    records.insert(records.end(), b.begin(), b.end());
+  });
+  if (!st) return Error{st.error()};
+  return finish_parsed(std::move(*st), std::move(records), file);
+}
+
+Result<ParsedTrace> parse_trace_dat_bytes(std::string_view bytes, const TraceDatOptions& options,
+                                          std::string_view name) {
+  auto layout = checked_layout(bytes, name);  // before copying: most bad input stops here
+  if (!layout) return Error{layout.error()};
+  MemFile mem(bytes);
+  if (!mem.ok()) return Error{"cannot create an in-memory file for '" + std::string(name) + "': " + std::strerror(errno) + "."};
+  std::vector<es_record> records;
+  auto st = read_dat(mem.path(), bytes, name, options, [&](std::vector<es_record>& b) {
+    records.insert(records.end(), b.begin(), b.end());
+  });
+  if (!st) return Error{st.error()};
+  return finish_parsed(std::move(*st), std::move(records), name);
+}
+
+Result<ImportStats> import_trace_dat_file(const std::string& file, const std::string& db,
+                                          const TraceDatOptions& options) {
+  std::error_code ec;
+  if (std::filesystem::exists(db, ec) && !options.import.force)
+    return Error{"recording '" + db + "' already exists; pass --force to overwrite it or choose another name."};
+  auto mapped = MappedFile::open(file);
+  if (!mapped) return Error{mapped.error()};
+  auto layout = checked_layout(mapped->text(), file);
+  if (!layout) return Error{layout.error()};
+
+  recorder::SessionInfo info;
+  info.source = recorder::Source::Import;
+  info.scenario = std::filesystem::path(file).filename().string();
+  info.guest_path = file;
+  if (auto h = recorder::hash_file(file)) info.guest_hash = *h;
+  info.host = "imported trace (trace.dat v" + std::to_string(layout->version) + ")";
+  info.kernel = release_of(layout->uname);
+  info.command_line = options.import.command_line;
+  auto out = PartialRecording::create(db, info, options.import.force);
+  if (!out) return Error{out.error()};
+
+  auto st = read_dat(file, mapped->text(), file, options, [&](std::vector<es_record>& b) {
+    for (const es_record& r : b) out->add(r);
+  });
+  if (!st) return Error{st.error()};  // `out` removes DB.partial
+  PartialRecording::SessionUpdate update;
+  if (!st->uname.empty()) update.host = "traced host: " + st->uname;
+  update.kernel = st->uname.empty() ? st->era : release_of(st->uname);
+  update.config_json = import_config_json(*st, file);
+  const std::string detail = "end of the imported trace '" + file + "' (" + std::to_string(st->lines) + " records)";
+  if (auto c = out->commit({ES_END_STOPPED, detail, st->lost_events}, update); !c) return Error{c.error()};
+  return st;
+}
+
+}  // namespace es::import

@@ -1,0 +1,206 @@
+// Makes a real trace.dat on this machine: runs es-kvm-guest (tests/kvm) under the kvm
+// tracepoints, enabled in tracefs and filtered to the guest's pid, then `trace-cmd extract`
+// (trace-cmd record cannot enable ftrace here; extract only reads the buffer). Used by the
+// trace.dat import tests and bench/import.
+//
+// tracefs is global: every user of it in this project (these tests, the eBPF KVM recorder's
+// tests) serializes on flock(kTracefsLock). The state touched (tracing_on, set_event_pid, the
+// kvm events' enable files) is restored afterwards.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace es::test {
+
+inline constexpr const char* kTracefsLock = "/tmp/exitscope-tracefs.lock";
+
+struct KvmTraceCapture {
+  std::string skip;          // non-empty: no capture possible here, and why (for GTEST_SKIP)
+  std::string error;         // non-empty: the capture failed (a test failure)
+  std::string guest_output;  // es-kvm-guest's stdout
+  int guest_pid = -1;
+};
+
+namespace capture_detail {
+
+inline std::string read_file(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline bool write_file(const std::string& p, const std::string& v) {
+  const int fd = ::open(p.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = v.empty() || ::write(fd, v.data(), v.size()) == static_cast<ssize_t>(v.size());
+  ::close(fd);
+  return ok;
+}
+
+// Holds flock(kTracefsLock) while alive.
+class TracefsLock {
+ public:
+  TracefsLock() {
+    fd_ = ::open(kTracefsLock, O_CREAT | O_RDWR | O_CLOEXEC, 0666);
+    if (fd_ >= 0) ::flock(fd_, LOCK_EX);
+  }
+  ~TracefsLock() {
+    if (fd_ >= 0) ::close(fd_);  // releases the lock
+  }
+  TracefsLock(const TracefsLock&) = delete;
+  TracefsLock& operator=(const TracefsLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace capture_detail
+
+// The kvm events a capture enables (those present in this kernel's tracefs).
+inline const std::vector<std::string>& capture_events() {
+  static const std::vector<std::string> k = {"kvm_exit",         "kvm_entry",        "kvm_inj_virq",
+                                             "kvm_inj_exception", "kvm_page_fault",  "kvm_emulate_insn",
+                                             "kvm_pio",          "kvm_userspace_exit", "kvm_mmio"};
+  return k;
+}
+
+// Runs `guest_bin --loops LOOPS` traced and writes the trace (file version 7, trace-cmd's default
+// compression) to `out_dat`.
+inline KvmTraceCapture capture_kvm_trace(const std::string& guest_bin, unsigned loops, const std::string& out_dat) {
+  using capture_detail::read_file;
+  using capture_detail::write_file;
+  namespace fs = std::filesystem;
+  KvmTraceCapture c;
+  if (::geteuid() != 0) {
+    c.skip = "needs root: the kvm tracepoints are enabled through tracefs";
+    return c;
+  }
+  if (::access("/dev/kvm", R_OK | W_OK) != 0) {
+    c.skip = "/dev/kvm is not usable here";
+    return c;
+  }
+  if (std::system("command -v trace-cmd >/dev/null 2>&1") != 0) {
+    c.skip = "trace-cmd is not installed (./run installs it)";
+    return c;
+  }
+  const std::string t = "/sys/kernel/tracing";
+  if (!fs::exists(t + "/tracing_on")) ::mount("nodev", t.c_str(), "tracefs", 0, nullptr);
+  if (!fs::exists(t + "/tracing_on")) {
+    c.skip = "tracefs is not mounted at " + t + " and cannot be mounted";
+    return c;
+  }
+  for (const char* needed : {"kvm_pio", "kvm_inj_exception", "kvm_emulate_insn", "kvm_userspace_exit"})
+    if (!fs::exists(t + "/events/kvm/" + needed + "/enable")) {
+      c.skip = std::string("this kernel has no kvm tracepoint ") + needed + " (kvm module not loaded?)";
+      return c;
+    }
+
+  capture_detail::TracefsLock lock;
+  const std::string was_on = read_file(t + "/tracing_on");
+  const std::string was_pids = read_file(t + "/set_event_pid");
+  std::vector<std::pair<std::string, std::string>> was_enabled;
+  for (const std::string& e : capture_events()) {
+    const std::string p = t + "/events/kvm/" + e + "/enable";
+    if (fs::exists(p)) was_enabled.emplace_back(p, read_file(p));
+  }
+  auto restore = [&] {
+    write_file(t + "/tracing_on", "0");
+    for (const auto& [p, v] : was_enabled) write_file(p, v.substr(0, 1));
+    write_file(t + "/set_event_pid", "");
+    std::istringstream pids(was_pids);
+    for (std::string pid; pids >> pid;) {
+      const int fd = ::open((t + "/set_event_pid").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+      if (fd >= 0) {
+        (void)!::write(fd, pid.data(), pid.size());
+        ::close(fd);
+      }
+    }
+    write_file(t + "/tracing_on", was_on.substr(0, 1));
+  };
+
+  write_file(t + "/tracing_on", "0");
+  write_file(t + "/trace", "");  // empties the ring buffer of every CPU
+  const std::string out_txt = out_dat + ".guest.txt";
+  int go[2];
+  if (::pipe2(go, O_CLOEXEC) != 0) {
+    c.error = "pipe failed";
+    restore();
+    return c;
+  }
+  const pid_t child = ::fork();
+  if (child == 0) {
+    // Waits until its pid is the event filter, then becomes the guest (same pid).
+    char b = 0;
+    ::close(go[1]);
+    if (::read(go[0], &b, 1) != 1) ::_exit(126);
+    const int fd = ::open(out_txt.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) ::_exit(126);
+    ::dup2(fd, STDOUT_FILENO);
+    const std::string n = std::to_string(loops);
+    ::execl(guest_bin.c_str(), guest_bin.c_str(), "--loops", n.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(go[0]);
+  if (child < 0) {
+    ::close(go[1]);
+    c.error = "fork failed";
+    restore();
+    return c;
+  }
+  c.guest_pid = child;
+  write_file(t + "/set_event_pid", std::to_string(child));
+  for (const auto& [p, v] : was_enabled) write_file(p, "1");
+  write_file(t + "/tracing_on", "1");
+  (void)!::write(go[1], "g", 1);
+  ::close(go[1]);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  write_file(t + "/tracing_on", "0");
+  c.guest_output = read_file(out_txt);
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  if (code == 3) {
+    restore();
+    c.skip = "es-kvm-guest cannot use /dev/kvm here: " + c.guest_output;
+    return c;
+  }
+  if (code != 0) {
+    restore();
+    c.error = "es-kvm-guest exited with " + std::to_string(code);
+    return c;
+  }
+  fs::remove(out_dat);
+  const std::string log = out_dat + ".extract.log";
+  const int rc = std::system(("trace-cmd extract -o '" + out_dat + "' >'" + log + "' 2>&1").c_str());
+  restore();
+  if (rc != 0 || !fs::exists(out_dat)) c.error = "trace-cmd extract failed: " + read_file(log);
+  return c;
+}
+
+// `trace-cmd convert`: another file version and / or compression ("none", "zstd", "any").
+inline std::string convert_trace_dat(const std::string& in, const std::string& out, int version,
+                                     const std::string& compression) {
+  std::filesystem::remove(out);
+  const std::string log = out + ".convert.log";
+  std::string cmd = "trace-cmd convert --file-version " + std::to_string(version);
+  if (!compression.empty()) cmd += " --compression " + compression;
+  cmd += " -i '" + in + "' -o '" + out + "' >'" + log + "' 2>&1";
+  if (std::system(cmd.c_str()) != 0 || !std::filesystem::exists(out))
+    return "trace-cmd convert failed: " + capture_detail::read_file(log);
+  return {};
+}
+
+}  // namespace es::test

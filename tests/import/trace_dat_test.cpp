@@ -1,0 +1,301 @@
+// exitscope import of trace.dat files made here, in the test: es-kvm-guest runs a real-mode
+// guest through /dev/kvm with the kvm tracepoints on (tests/import/kvm_trace_capture.h), trace-cmd
+// extracts the buffer (file version 7, compressed), trace-cmd convert makes the v6 and the
+// uncompressed v7 copies. Each is imported into a real SQLite file and read back; what the
+// recording says must be what the guest printed it did. Skipped, with the reason, without root,
+// /dev/kvm, tracefs or trace-cmd.
+#include <gtest/gtest.h>
+#include <sys/utsname.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "hv/arch/event_info.h"
+#include "hv/arch/exceptions.h"
+#include "replay/import/import_file.h"
+#include "replay/import/trace_dat.h"
+#include "replay/recording.h"
+#include "tests/import/kvm_trace_capture.h"
+#include "tests/support/cli_run.h"
+
+namespace es::test {
+namespace {
+
+using arch::EntryIntrInfo;
+using arch::InterruptionType;
+
+constexpr unsigned kLoops = 5;
+constexpr uint64_t kUd2Rip = 0x101d;    // tests/kvm/kvm_guest.asm: the UD2 of the loop
+constexpr uint64_t kKvmExitIo = 2;      // KVM_EXIT_IO (include/uapi/linux/kvm.h)
+constexpr uint64_t kKvmExitHlt = 5;     // KVM_EXIT_HLT
+
+// What es-kvm-guest printed: port I/O in order, and its summary.
+struct GuestRun {
+  std::vector<std::tuple<uint64_t, uint64_t, bool>> pio;  // port, value, write
+  unsigned loops = 0, outs = 0, ins = 0;
+  bool halted = false;
+};
+
+GuestRun parse_guest(const std::string& text) {
+  GuestRun g;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    unsigned port = 0, value = 0;
+    if (std::sscanf(line.c_str(), "out 0x%x 0x%x", &port, &value) == 2) g.pio.emplace_back(port, value, true);
+    else if (std::sscanf(line.c_str(), "in 0x%x", &port) == 1) g.pio.emplace_back(port, 0x5A, false);  // the runner answers 0x5A
+    else if (line == "hlt") g.halted = true;
+    else std::sscanf(line.c_str(), "summary loops %u outs %u ins %u", &g.loops, &g.outs, &g.ins);
+  }
+  return g;
+}
+
+struct Files {
+  KvmTraceCapture cap;
+  GuestRun guest;
+  std::string v7, v7_plain, v6;  // extracted (compressed), uncompressed copy, version 6 copy
+};
+
+// One capture per test process (CTest runs every test case as its own process).
+const Files& files() {
+  static const Files f = [] {
+    Files x;
+    const std::string dir = process_tmp("dat");
+    std::filesystem::create_directories(dir);
+    x.v7 = dir + "/guest_v7.dat";
+    x.v7_plain = dir + "/guest_v7_plain.dat";
+    x.v6 = dir + "/guest_v6.dat";
+    x.cap = capture_kvm_trace(ES_KVM_GUEST_BIN, kLoops, x.v7);
+    if (!x.cap.skip.empty() || !x.cap.error.empty()) return x;
+    x.guest = parse_guest(x.cap.guest_output);
+    if (std::string e = convert_trace_dat(x.v7, x.v7_plain, 7, "none"); !e.empty()) x.cap.error = e;
+    else if (std::string e6 = convert_trace_dat(x.v7, x.v6, 6, ""); !e6.empty()) x.cap.error = e6;
+    return x;
+  }();
+  return f;
+}
+
+class TraceDatImport : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const Files& f = files();
+    if (!f.cap.skip.empty()) GTEST_SKIP() << f.cap.skip;
+    ASSERT_EQ(f.cap.error, "");
+    ASSERT_EQ(f.guest.loops, kLoops) << f.cap.guest_output;
+    ASSERT_TRUE(f.guest.halted) << f.cap.guest_output;
+  }
+};
+
+struct Recorded {
+  import::ImportStats stats;
+  std::vector<es_record> events;
+  replay::SessionInfo session;
+};
+
+Recorded import_into_db(const std::string& dat, const std::string& db_name) {
+  Recorded r;
+  const std::string db = process_tmp(db_name);
+  import::TraceDatOptions opt;
+  opt.import.force = true;
+  auto st = import::import_file(dat, db, opt);
+  EXPECT_TRUE(st) << (st ? "" : st.error());
+  if (!st) return r;
+  r.stats = *st;
+  auto rec = replay::Recording::open(db);
+  EXPECT_TRUE(rec) << (rec ? "" : rec.error());
+  if (!rec) return r;
+  EXPECT_TRUE(replay::query_events(rec->db(), "", {}, [&](const replay::Event& e) {
+    r.events.push_back(e.rec);
+    return true;
+  }));
+  auto s = rec->session();
+  EXPECT_TRUE(s);
+  if (s) r.session = *s;
+  return r;
+}
+
+std::string this_kernel_release() {
+  utsname u{};
+  ::uname(&u);
+  return u.release;
+}
+
+// What the user checks in the recording against what the guest did.
+void expect_matches_guest(const Recorded& r, const GuestRun& g) {
+  EXPECT_EQ(r.session.source, "import");
+  EXPECT_TRUE(r.session.complete);
+  EXPECT_EQ(r.session.kernel, this_kernel_release());  // from the file's uname
+  EXPECT_EQ(r.stats.unparsed, 0u);
+  EXPECT_EQ(r.stats.lost_events, 0u);
+
+  // Every port access, in order, with its value.
+  std::vector<std::tuple<uint64_t, uint64_t, bool>> pio;
+  for (const es_record& e : r.events)
+    if (e.kind == ES_KIND_CONTEXT && e.reason == import::kContextPio)
+      pio.emplace_back(e.qualification, e.aux64, e.intr_error == 1);
+  EXPECT_EQ(pio, g.pio);
+
+  // KVM injects #UD (vector 6, hardware exception, no error code) once per loop.
+  unsigned ud = 0;
+  for (const es_record& e : r.events) {
+    if (e.kind != ES_KIND_DECISION) continue;
+    const EntryIntrInfo w(e.intr_info);
+    EXPECT_TRUE(w.valid());
+    EXPECT_EQ(w.vector(), arch::kUD);
+    EXPECT_EQ(w.type(), InterruptionType::HardwareException);
+    EXPECT_FALSE(w.deliver_error_code());
+    EXPECT_EQ(e.reason, static_cast<uint32_t>(ES_DECISION_INJECT_NEW));
+    ++ud;
+  }
+  EXPECT_EQ(ud, g.loops);
+
+  // The emulated UD2: its bytes 0f 0b at its RIP, kept in the recording.
+  unsigned ud2 = 0;
+  for (const es_record& e : r.events) {
+    if (e.kind != ES_KIND_CONTEXT || e.reason != import::kContextEmulateInsn || e.rip != kUd2Rip) continue;
+    EXPECT_TRUE(e.flags & ES_FLAG_BYTES_VALID);
+    ASSERT_EQ(e.aux, 2u);
+    EXPECT_EQ(e.bytes[0], 0x0f);
+    EXPECT_EQ(e.bytes[1], 0x0b);
+    ++ud2;
+  }
+  EXPECT_GE(ud2, g.loops);
+
+  // KVM_RUN returned to the runner for every port access and for the HLT.
+  unsigned io = 0, hlt = 0;
+  for (const es_record& e : r.events)
+    if (e.kind == ES_KIND_CONTEXT && e.reason == import::kContextUserspaceExit) {
+      if (e.qualification == kKvmExitIo) ++io;
+      if (e.qualification == kKvmExitHlt) ++hlt;
+    }
+  EXPECT_EQ(io, g.outs + g.ins);
+  EXPECT_EQ(hlt, 1u);
+  EXPECT_EQ(g.outs + g.ins, g.pio.size());
+}
+
+// The era the importer must report: what this kernel's kvm_entry format says.
+bool kernel_entry_has_intr_info() {
+  std::ifstream f("/sys/kernel/tracing/events/kvm/kvm_entry/format");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str().find("intr_info;") != std::string::npos;
+}
+
+TEST_F(TraceDatImport, Version7CompressedRecordingMatchesTheGuest) {
+  const Recorded r = import_into_db(files().v7, "v7.db");
+  EXPECT_EQ(r.stats.format, "trace.dat v7");
+  EXPECT_EQ(r.stats.file_version, 7u);
+  EXPECT_NE(r.stats.uname.find(this_kernel_release()), std::string::npos) << r.stats.uname;
+  EXPECT_GE(r.stats.cpus, 1u);
+  EXPECT_EQ(r.stats.clock, "local");
+  if (kernel_entry_has_intr_info()) {
+    EXPECT_NE(r.stats.era.find("6.14+"), std::string::npos) << r.stats.era;
+  }
+  expect_matches_guest(r, files().guest);
+}
+
+TEST_F(TraceDatImport, Version6AndUncompressedVersion7GiveTheSameRecording) {
+  const Recorded v7 = import_into_db(files().v7, "v7.db");
+  for (const auto& [file, version] : {std::pair{files().v6, 6u}, std::pair{files().v7_plain, 7u}}) {
+    SCOPED_TRACE(file);
+    const Recorded r = import_into_db(file, "other.db");
+    EXPECT_EQ(r.stats.file_version, version);
+    EXPECT_EQ(r.stats.format, "trace.dat v" + std::to_string(version));
+    expect_matches_guest(r, files().guest);
+    ASSERT_EQ(r.events.size(), v7.events.size());
+    for (size_t i = 0; i < r.events.size(); ++i) {
+      EXPECT_EQ(r.events[i].kind, v7.events[i].kind) << i;
+      EXPECT_EQ(r.events[i].time_ns, v7.events[i].time_ns) << i;
+      EXPECT_EQ(r.events[i].reason, v7.events[i].reason) << i;
+      EXPECT_EQ(r.events[i].rip, v7.events[i].rip) << i;
+    }
+  }
+}
+
+TEST_F(TraceDatImport, CliDetectsTraceDatAndInfoShowsTheSessionFacts) {
+  const std::string db = process_tmp("cli.db");
+  std::filesystem::remove(db);
+  CliRun r = run_cli("import '" + files().v7 + "' -o '" + db + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("(trace.dat v7, "), std::string::npos) << r.out;
+  EXPECT_EQ(r.err, "");  // libtracecmd's own messages stay quiet; no progress off a terminal
+  r = run_cli("info '" + db + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("trace.dat v7"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("traced host: Linux"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(this_kernel_release()), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("kernel era: "), std::string::npos) << r.out;
+  // Forced, and the progress line on request.
+  r = run_cli("import '" + files().v6 + "' -o '" + db + "' --force --format trace.dat --progress");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("(trace.dat v6, "), std::string::npos) << r.out;
+  // Forced text on a trace.dat: told how to read it.
+  r = run_cli("import '" + files().v6 + "' -o '" + db + "' --force --format ftrace");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--format trace.dat"), std::string::npos) << r.err;
+}
+
+std::string cut_copy(const std::string& src, size_t size, const std::string& name) {
+  std::ifstream in(src, std::ios::binary);
+  std::string bytes(size, '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(size));
+  const std::string out = process_tmp(name);
+  std::ofstream(out, std::ios::binary) << bytes;
+  return out;
+}
+
+TEST_F(TraceDatImport, TruncatedFileGetsOneSentenceAndNoRecording) {
+  for (const std::string& src : {files().v6, files().v7}) {
+    const size_t size = std::filesystem::file_size(src);
+    // In the header, in the middle, and short of the end by a page and by one byte (v6: inside
+    // the CPU data libtracecmd would map; v7: the option section written after the data).
+    for (size_t cut : {size_t{64}, size / 2, size - 4096, size - 1}) {
+      SCOPED_TRACE(src + " cut at " + std::to_string(cut));
+      const std::string part = cut_copy(src, cut, "cut.dat");
+      const std::string db = process_tmp("cut.db");
+      std::filesystem::remove(db);
+      const CliRun r = run_cli("import '" + part + "' -o '" + db + "'");
+      EXPECT_EQ(r.code, 2) << r.out;
+      EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+      EXPECT_NE(r.err.find("'" + part + "' is truncated"), std::string::npos) << r.err;
+      EXPECT_NE(r.err.find("copy the whole file again"), std::string::npos) << r.err;
+      EXPECT_FALSE(std::filesystem::exists(db));
+      EXPECT_FALSE(std::filesystem::exists(db + ".partial"));
+    }
+  }
+}
+
+// The in-memory entry (the fuzz target's): every prefix of a real file is refused or read,
+// never a crash, and only the whole file reads.
+TEST_F(TraceDatImport, EveryPrefixOfARealFileIsRefusedCleanly) {
+  std::ifstream in(files().v7, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string bytes = ss.str();
+  const size_t step = std::max<size_t>(1, bytes.size() / 97);
+  for (size_t cut = 0; cut < bytes.size(); cut += step) {
+    auto p = import::parse_trace_dat_bytes(std::string_view(bytes).substr(0, cut), {}, "prefix.dat");
+    EXPECT_FALSE(p) << "cut at " << cut;
+  }
+  auto whole = import::parse_trace_dat_bytes(bytes, {}, "whole.dat");
+  ASSERT_TRUE(whole) << whole.error();
+  EXPECT_EQ(whole->stats.kvm_events, whole->stats.lines);
+}
+
+TEST(TraceDatLayout, HeaderWalkRefusesWhatIsNotATraceDat) {
+  auto l = import::read_trace_dat_layout("hello", "x.dat");
+  ASSERT_FALSE(l);
+  EXPECT_NE(l.error().find("not a trace-cmd trace.dat"), std::string::npos) << l.error();
+  l = import::read_trace_dat_layout(std::string_view("\x17\x08\x44tracing9\0\0\x08", 14), "x.dat");
+  ASSERT_FALSE(l);
+  EXPECT_NE(l.error().find("file version '9'"), std::string::npos) << l.error();
+  EXPECT_NE(l.error().find("trace-cmd convert"), std::string::npos) << l.error();
+}
+
+}  // namespace
+}  // namespace es::test
