@@ -1,5 +1,6 @@
 #include "replay/format.h"
 
+#include <charconv>
 #include <cstdio>
 
 #include "hv/arch/event_info.h"
@@ -13,9 +14,9 @@ namespace es::replay {
 namespace {
 
 std::string hex(uint64_t v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-  return b;
+  char b[24] = {'0', 'x'};
+  const auto res = std::to_chars(b + 2, b + sizeof b, v, 16);
+  return std::string(b, res.ptr);
 }
 
 void append(std::string& s, const std::string& part) {
@@ -35,11 +36,11 @@ std::string event_text(Word w, uint32_t error) {
 std::string bytes_text(const es_record& r) {
   std::string s;
   const unsigned n = r.aux < sizeof r.bytes ? r.aux : sizeof r.bytes;
-  char b[4];
+  static constexpr char kHex[] = "0123456789abcdef";
   for (unsigned i = 0; i < n; ++i) {
-    std::snprintf(b, sizeof b, "%02x", r.bytes[i]);
     if (i) s += ' ';
-    s += b;
+    s += kHex[r.bytes[i] >> 4];
+    s += kHex[r.bytes[i] & 15];
   }
   return s;
 }

@@ -115,10 +115,30 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(ES_BENCH_TMPDIR);
   const std::string db = std::string(ES_BENCH_TMPDIR) + "/export_bench.db";
   const auto t0 = std::chrono::steady_clock::now();
-  record(db, events);
+  // ES_BENCH_REUSE=1: keep the recording of an earlier run with the same size.
+  const bool reuse = std::getenv("ES_BENCH_REUSE") && std::filesystem::exists(db);
+  if (!reuse) std::filesystem::remove(db);
+  if (!reuse) record(db, events);
   const double rec_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("recorded %llu events in %.2f s (setup, not timed below)\n", static_cast<unsigned long long>(events),
               rec_s);
+  // Baseline in the same run: reading every event back (what any export must do at least).
+  double base_s = 0;
+  {
+    auto rec = replay::Recording::open(db);
+    if (!rec) return 2;
+    uint64_t seen = 0, sum = 0;
+    const auto start = std::chrono::steady_clock::now();
+    auto r = rec->for_each_event({}, [&](const replay::Event& ev) {
+      ++seen;
+      sum += ev.rec.time_ns;
+      return true;
+    });
+    base_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!r || seen != events) return 2;
+    std::printf("baseline: read %llu events in %.3f s (checksum %llu)\n", static_cast<unsigned long long>(seen),
+                base_s, static_cast<unsigned long long>(sum % 1000));
+  }
   for (const char* name : {"perfetto", "text", "markdown"}) {
     auto rec = replay::Recording::open(db);
     if (!rec) return 2;
@@ -137,8 +157,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "export_bench: %s\n", r.error().c_str());
       return 2;
     }
-    std::printf("%-8s %llu events in %.3f s = %.2f M events/s, %.1f MB\n", name,
-                static_cast<unsigned long long>(events), s, static_cast<double>(events) / s / 1e6,
+    std::printf("%-8s %llu events in %.3f s = %.2f M events/s, %.1f x baseline, %.1f MB\n", name,
+                static_cast<unsigned long long>(events), s, static_cast<double>(events) / s / 1e6, s / base_s,
                 static_cast<double>(std::filesystem::file_size(out_path)) / 1e6);
   }
   return 0;

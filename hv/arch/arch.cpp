@@ -88,25 +88,31 @@ std::string describe_event(uint32_t word) {
   if (!(word & detail::kValidBit)) return "-";
   const uint8_t vector = static_cast<uint8_t>(word & 0xFF);
   const auto type = static_cast<InterruptionType>((word >> 8) & 7);
-  char buf[48];
+  // Built by appending (no printf): exports decode every event of a recording.
+  static constexpr char kHex[] = "0123456789abcdef";
+  auto hex2 = [&](std::string s) {
+    s += "0x";
+    s += kHex[vector >> 4];
+    s += kHex[vector & 15];
+    return s;
+  };
   switch (type) {
-    case InterruptionType::ExternalInterrupt: std::snprintf(buf, sizeof buf, "IRQ 0x%02x", vector); break;
-    case InterruptionType::Nmi: std::snprintf(buf, sizeof buf, "NMI"); break;
+    case InterruptionType::ExternalInterrupt: return hex2("IRQ ");
+    case InterruptionType::Nmi: return "NMI";
     case InterruptionType::HardwareException:
     case InterruptionType::PrivilegedSoftwareException:
     case InterruptionType::SoftwareException: {
-      auto m = exception_mnemonic(vector);
-      if (m.empty()) std::snprintf(buf, sizeof buf, "exception 0x%02x", vector);
-      else std::snprintf(buf, sizeof buf, "%.*s", static_cast<int>(m.size()), m.data());
-      if (type == InterruptionType::SoftwareException) std::snprintf(buf + std::char_traits<char>::length(buf), 16, " (soft)");
-      if (type == InterruptionType::PrivilegedSoftwareException) std::snprintf(buf + std::char_traits<char>::length(buf), 16, " (INT1)");
-      break;
+      const auto m = exception_mnemonic(vector);
+      std::string s = m.empty() ? hex2("exception ") : std::string(m);
+      if (type == InterruptionType::SoftwareException) s += " (soft)";
+      if (type == InterruptionType::PrivilegedSoftwareException) s += " (INT1)";
+      return s;
     }
-    case InterruptionType::SoftwareInterrupt: std::snprintf(buf, sizeof buf, "INT 0x%02x", vector); break;
-    case InterruptionType::OtherEvent: std::snprintf(buf, sizeof buf, "other event %u", vector); break;
-    case InterruptionType::Reserved1: std::snprintf(buf, sizeof buf, "reserved type 1 vector 0x%02x", vector); break;
+    case InterruptionType::SoftwareInterrupt: return hex2("INT ");
+    case InterruptionType::OtherEvent: return "other event " + std::to_string(vector);
+    case InterruptionType::Reserved1: return hex2("reserved type 1 vector ");
   }
-  return buf;
+  return "-";
 }
 
 std::string describe(EntryIntrInfo e) { return describe_event(e.raw()); }

@@ -11,6 +11,7 @@
 //  - args carry the decoded fields and the raw hardware words in hex.
 // Timestamps are µs with exactly 3 decimals (ns / 1000, printed from integers); every
 // object's keys come in a fixed order, so the same recording gives the same bytes.
+#include <array>
 #include <charconv>
 #include <map>
 #include <unordered_map>
@@ -52,25 +53,35 @@ void append_us(std::string& b, uint64_t ns) {
   b += static_cast<char>('0' + frac % 10);
 }
 
-// JSON string; output stays ASCII (other bytes become '?').
+// JSON string; output stays ASCII (other bytes become '?'). Runs of plain characters are
+// appended in one piece (most names and decodes are plain).
+constexpr std::array<bool, 256> kPlainJson = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x7f; ++c) t[static_cast<size_t>(c)] = c != '"' && c != '\\';
+  return t;
+}();
+
 void append_str(std::string& b, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   b += '"';
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
+  size_t run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (kPlainJson[c]) continue;
+    b.append(s.data() + run, i - run);
+    run = i + 1;
     if (c == '"' || c == '\\') {
       b += '\\';
-      b += ch;
+      b += static_cast<char>(c);
     } else if (c < 0x20) {
       b += "\\u00";
       b += kHex[c >> 4];
       b += kHex[c & 15];
-    } else if (c >= 0x7f) {
-      b += '?';
     } else {
-      b += ch;
+      b += '?';
     }
   }
+  b.append(s.data() + run, s.size() - run);
   b += '"';
 }
 
@@ -91,33 +102,21 @@ class PerfettoWriter {
  public:
   explicit PerfettoWriter(ExportContext& ctx) : ctx_(ctx), b_(ctx.out.buffer()) {}
 
-  // First and last exported member of every chain with at least two (the flow endpoints).
-  Result<void> find_flows() {
-    if (ctx_.chains_loaded) {
-      for (const replay::Chain& c : ctx_.chains) {
-        if (ctx_.only_chain && &c != ctx_.only_chain) continue;
-        FlowSpan s;
-        for (const replay::Event& e : c.events) {
-          if (!ctx_.in_window(e.rec)) continue;
-          if (!s.first) s.first = e.rec.id;
-          s.last = e.rec.id;
-        }
-        if (s.first && s.first != s.last) flows_[c.id] = s;
+  // With chains loaded (--chain): the first and last exported member of each chain with at
+  // least two. Otherwise flows are written as the events stream by (flow()): each member's
+  // flow step is written when the next member comes, the last one at the end as the finish.
+  void find_flows() {
+    if (!ctx_.chains_loaded) return;
+    for (const replay::Chain& c : ctx_.chains) {
+      if (ctx_.only_chain && &c != ctx_.only_chain) continue;
+      FlowSpan sp;
+      for (const replay::Event& e : c.events) {
+        if (!ctx_.in_window(e.rec)) continue;
+        if (!sp.first) sp.first = e.rec.id;
+        sp.last = e.rec.id;
       }
-      return {};
+      if (sp.first && sp.first != sp.last) flows_[c.id] = sp;
     }
-    std::string sql = "SELECT origin, min(id), max(id) FROM events WHERE origin != 0";
-    const ExportOptions& o = ctx_.options;
-    if (o.vcpu) sql += " AND vcpu = " + std::to_string(*o.vcpu);
-    if (o.from_ns) sql += " AND time_ns >= " + std::to_string(static_cast<int64_t>(*o.from_ns));
-    if (o.to_ns) sql += " AND time_ns <= " + std::to_string(static_cast<int64_t>(*o.to_ns));
-    sql += " GROUP BY origin HAVING count(*) > 1";
-    auto st = ctx_.recording.db().prepare(sql);
-    if (!st) return make_error(st.error());
-    int rc;
-    while ((rc = st->step()) == SQLITE_ROW) flows_[st->col_u64(0)] = FlowSpan{st->col_u64(1), st->col_u64(2)};
-    if (rc != SQLITE_DONE) return make_error("could not read the chains of '" + ctx_.recording.path() + "'.");
-    return {};
   }
 
   void begin() {
@@ -161,6 +160,11 @@ class PerfettoWriter {
   }
 
   Result<void> end() {
+    // Chains still waiting for their next member: their last member ends the flow. By id.
+    std::map<uint64_t, std::pair<uint64_t, const PendingFlow*>> last;
+    for (const auto& [chain, p] : pending_)
+      if (!p.first) last.emplace(p.id, std::make_pair(chain, &p));
+    for (const auto& [id, cp] : last) write_flow(cp.first, *cp.second, 'f');
     // Exits still open: end at the next entry of that vCPU and level in the whole recording
     // (outside the window / chain), else at the session end. By exit id: deterministic.
     std::map<uint64_t, const replay::Event*> left;
@@ -390,35 +394,59 @@ class PerfettoWriter {
     b_ += "}}";
   }
 
-  void flow(const replay::Event& ev, const Track& t) {
-    if (!ev.rec.origin) return;
-    auto it = flows_.find(ev.rec.origin);
-    if (it == flows_.end()) return;
-    const bool first = ev.rec.id == it->second.first, last = ev.rec.id == it->second.last;
-    // Named after the original event: the chain (when loaded) or its root, the first member.
-    std::string name = "chain " + std::to_string(ev.rec.origin);
-    if (auto c = ctx_.chain_by_id.find(ev.rec.origin); c != ctx_.chain_by_id.end()) {
-      name += ": " + chain_event_text(*c->second);
-    } else if (first && ev.rec.id == ev.rec.origin) {
-      name += ": " + arch::describe(arch::EntryIntrInfo(ev.rec.intr_info));
-      root_names_[ev.rec.origin] = name;
-    } else if (auto n = root_names_.find(ev.rec.origin); n != root_names_.end()) {
-      name = n->second;
-      if (last) root_names_.erase(n);
-    }
-    head(name, first ? 's' : last ? 'f' : 't', ev.rec.time_ns);
+  struct PendingFlow {
+    uint64_t id = 0, ts = 0;
+    Track track;
+    bool first = true;       // the chain's first exported member (its flow starts here)
+    bool root_seen = false;  // the chain's root was exported: the flow is named after its event
+    uint32_t root_word = 0;
+  };
+
+  std::string flow_name(uint64_t chain, const PendingFlow& p) const {
+    std::string name = "chain " + std::to_string(chain);
+    if (auto c = ctx_.chain_by_id.find(chain); c != ctx_.chain_by_id.end()) name += ": " + chain_event_text(*c->second);
+    else if (p.root_seen) name += ": " + arch::describe(arch::EntryIntrInfo(p.root_word));
+    return name;
+  }
+
+  void write_flow(uint64_t chain, const PendingFlow& p, char ph) {
+    head(flow_name(chain, p), ph, p.ts);
     b_ += ",\"id\":";
-    append_u64(b_, ev.rec.origin);
-    if (last) b_ += ",\"bp\":\"e\"";
-    where(t);
+    append_u64(b_, chain);
+    if (ph == 'f') b_ += ",\"bp\":\"e\"";
+    where(p.track);
     b_ += '}';
+  }
+
+  void flow(const replay::Event& ev, const Track& t) {
+    const es_record& r = ev.rec;
+    if (!r.origin) return;
+    if (ctx_.chains_loaded) {  // endpoints known up front
+      auto it = flows_.find(r.origin);
+      if (it == flows_.end()) return;
+      const bool first = r.id == it->second.first, last = r.id == it->second.last;
+      write_flow(r.origin, PendingFlow{r.id, r.time_ns, t, first, false, 0}, first ? 's' : last ? 'f' : 't');
+      return;
+    }
+    auto [it, fresh] = pending_.try_emplace(r.origin);
+    PendingFlow& p = it->second;
+    if (!fresh) {
+      write_flow(r.origin, p, p.first ? 's' : 't');
+      p.first = false;
+    } else if (r.id == r.origin) {
+      p.root_seen = true;
+      p.root_word = r.intr_info;
+    }
+    p.id = r.id;
+    p.ts = r.time_ns;
+    p.track = t;
   }
 
   ExportContext& ctx_;
   std::string& b_;
   uint64_t count_ = 0;
   std::unordered_map<uint64_t, FlowSpan> flows_;
-  std::unordered_map<uint64_t, std::string> root_names_;  // flow names of chains in progress
+  std::unordered_map<uint64_t, PendingFlow> pending_;  // chain -> its latest member, flow not yet written
   std::unordered_map<uint64_t, replay::Event> open_;  // exit awaiting its entry, by level/vcpu
   std::unordered_map<uint64_t, bool> seen_processes_, seen_threads_;
 };
@@ -427,7 +455,7 @@ class PerfettoWriter {
 
 Result<void> export_perfetto(ExportContext& ctx) {
   PerfettoWriter w(ctx);
-  if (auto r = w.find_flows(); !r) return r;
+  w.find_flows();
   w.begin();
   if (auto r = ctx.for_each_event([&](const replay::Event& ev) { w.event(ev); }); !r) return r;
   return w.end();
