@@ -3,13 +3,16 @@
 // frame read it. Recordings get attached to bug reports and copied around: a corrupt SQLite
 // file, a foreign database or a wrong schema must give one error, never a crash or a hang.
 //
-// Seeds (fuzz/corpus/fuzz_recording_open) are tiny real recordings (page size 512) so the
-// mutations start from a valid schema and reach the queries, not only the header check.
+// Seeds (fuzz/corpus/fuzz_recording_open) are tiny real recordings (page size 512, schema v1
+// and v2) so the mutations start from a valid schema and reach the queries and the migration
+// of older files (copy + migrate), not only the header check.
 #include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "replay/browse.h"
@@ -20,9 +23,10 @@
 
 namespace {
 
-std::string temp_path() {
+// A directory of its own: opening an older-schema input writes a migrated copy beside it.
+std::string temp_dir() {
   const char* dir = std::getenv("TMPDIR");
-  return std::string(dir && *dir ? dir : "/tmp") + "/es-fuzz-recording-" + std::to_string(::getpid()) + ".db";
+  return std::string(dir && *dir ? dir : "/tmp") + "/es-fuzz-recording-" + std::to_string(::getpid());
 }
 
 void read_like_the_cli(es::replay::Recording& rec) {
@@ -64,7 +68,14 @@ void read_like_the_cli(es::replay::Recording& rec) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const std::string path = temp_path();
+  static const std::string dir = temp_dir();
+  static const std::string path = dir + "/input.db";
+  static const bool ready = [] {
+    es::replay::set_open_notice_handler({});  // "reading a migrated copy" on every old input
+    std::filesystem::create_directories(dir);
+    return true;
+  }();
+  (void)ready;
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) return 0;
   if (size) std::fwrite(data, 1, size, f);
@@ -77,6 +88,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       __builtin_trap();  // a refusal always says why
     }
   }
-  std::remove(path.c_str());
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) std::filesystem::remove(entry.path(), ec);
   return 0;
 }

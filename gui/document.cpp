@@ -23,6 +23,7 @@ std::unique_ptr<Document> Document::open(const QString& path, QString& error) {
   d->lanes_ = std::move(lanes).value();
   if (auto v = replay::violations(d->rec_)) d->violations_ = std::move(v).value();
   if (auto m = replay::chains_materialized(d->rec_)) d->chains_materialized_ = *m;
+  if (auto drops = d->rec_.drop_counts()) d->drops_ = *drops;
   // The overview strip: an even sample of the whole session (a few thousand point reads).
   if (d->span_.count) {
     if (auto w = replay::window_events(d->rec_, d->span_.first_time_ns, d->span_.last_time_ns, 3000))

@@ -25,6 +25,8 @@ class Document {
   const std::vector<replay::Lane>& lanes() const { return lanes_; }
   const std::vector<replay::Event>& violations() const { return violations_; }
   bool chains_materialized() const { return chains_materialized_; }
+  // Records lost while recording (the session's drop counts).
+  const replay::DropCounts& drops() const { return drops_; }
   QString path() const { return QString::fromStdString(rec_.path()); }
 
   std::optional<replay::Event> event(uint64_t id);
@@ -44,6 +46,7 @@ class Document {
   std::vector<replay::Event> violations_;
   std::vector<replay::Event> overview_;
   bool chains_materialized_ = false;
+  replay::DropCounts drops_;
   uint64_t cached_chain_ = 0;
   std::vector<replay::Event> cached_members_;
 };

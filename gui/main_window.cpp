@@ -233,6 +233,13 @@ void MainWindow::build_ui() {
     filter_->selectAll();
   });
   addAction(focus_filter);
+  // Records that never reached the recording (full recorder queue, BPF ring buffer): shown
+  // for as long as the recording is open, since the timeline has gaps where they were.
+  auto* drops = new QLabel(this);
+  drops->setObjectName(QStringLiteral("drops_label"));
+  drops->setStyleSheet(QStringLiteral("color: #b00000; font-weight: bold"));
+  drops->hide();
+  statusBar()->addPermanentWidget(drops);
   statusBar()->showMessage(QStringLiteral("Open a recording with File > Open (Ctrl+O)."));
 }
 
@@ -335,11 +342,23 @@ bool MainWindow::open_file(const QString& path) {
   if (auto* tabs = findChild<QTabWidget*>(QStringLiteral("left_tabs")))
     tabs->setTabText(1, QStringLiteral("Violations (%1)").arg(doc_->violations().size()));
   setWindowTitle(QStringLiteral("exitscope \xe2\x80\x94 %1").arg(QFileInfo(path).fileName()));
-  status(QStringLiteral("%1: %2 events, %3 chains, %4 lanes")
+  const replay::DropCounts& dropped = doc_->drops();
+  if (auto* drops = findChild<QLabel*>(QStringLiteral("drops_label"))) {
+    drops->setVisible(dropped.total() > 0);
+    drops->setText(QStringLiteral("%1 records dropped").arg(dropped.total()));
+    drops->setToolTip(QStringLiteral("%1 records were dropped while recording (%2 by the recorder's full queue, "
+                                     "%3 by the source): the timeline and the event table have gaps.")
+                          .arg(dropped.total())
+                          .arg(dropped.recorder)
+                          .arg(dropped.source));
+  }
+  status(QStringLiteral("%1: %2 events, %3 chains, %4 lanes%5")
              .arg(QFileInfo(path).fileName())
              .arg(doc_->span().count)
              .arg(chains_->rowCount())
-             .arg(doc_->lanes().size()));
+             .arg(doc_->lanes().size())
+             .arg(dropped.total() ? QStringLiteral(", %1 records dropped while recording").arg(dropped.total())
+                                  : QString()));
   add_recent(QFileInfo(path).absoluteFilePath());
   // Start on the first chain when there is one, else on the first event.
   if (chains_->rowCount() > 0) select_chain_row(0);

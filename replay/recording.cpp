@@ -1,6 +1,7 @@
 #include "replay/recording.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,75 @@ namespace es::replay {
 namespace {
 
 std::string quote_path(const std::string& p) { return "'" + p + "'"; }
+
+std::function<void(const std::string&)>& notice_handler() {
+  static std::function<void(const std::string&)> fn = [](const std::string& text) {
+    std::fprintf(stderr, "note: %s\n", text.c_str());
+  };
+  return fn;
+}
+
+std::string absolute_path(const std::string& p) {
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(p, ec);
+  return ec ? p : abs.lexically_normal().string();
+}
+
+// A copy made earlier is reused when it is a current recording migrated from this very
+// file and is newer than it.
+bool reusable_copy(const std::string& copy, const std::string& original) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_regular_file(copy, ec)) return false;
+  const auto copy_time = fs::last_write_time(copy, ec);
+  if (ec) return false;
+  const auto original_time = fs::last_write_time(original, ec);
+  if (ec || copy_time < original_time) return false;
+  auto db = db::Db::open(copy, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
+  if (!db) return false;
+  auto v = schema::check_readable(*db);
+  if (!v || *v != schema::kSchemaVersion) return false;
+  auto st = db->prepare("SELECT source_file FROM schema_history ORDER BY version LIMIT 1");
+  return st && st->step() == SQLITE_ROW && st->col_text(0) == absolute_path(original);
+}
+
+// Opens a migrated copy of the older-schema recording open in `old_db`; says where in `notice`.
+Result<db::Db> open_migrated_copy(const std::string& path, db::Db& old_db, int old_version, std::string& notice) {
+  namespace fs = std::filesystem;
+  std::string copy = migrated_copy_path(path);
+  bool reused = reusable_copy(copy, path);
+  if (!reused) {
+    auto made = schema::migrate_copy(old_db, copy);
+    if (!made) {
+      // Read-only media or directory: fall back to the temp directory, named after the
+      // original's full path so two old.db files do not share a copy.
+      std::error_code ec;
+      const fs::path tmp_dir = fs::temp_directory_path(ec) / "exitscope-migrated";
+      fs::create_directories(tmp_dir, ec);
+      const std::string abs = absolute_path(path);
+      const std::string tmp_copy =
+          (tmp_dir / (std::to_string(std::hash<std::string>{}(abs)) + "-" + fs::path(copy).filename().string()))
+              .string();
+      reused = reusable_copy(tmp_copy, path);
+      if (!reused) {
+        if (auto again = schema::migrate_copy(old_db, tmp_copy); !again)
+          return make_error(quote_path(path) + " uses schema v" + std::to_string(old_version) +
+                            " and needs migrating to v" + std::to_string(schema::kSchemaVersion) +
+                            ", but no copy could be written: " + made.error() +
+                            " Run 'exitscope migrate " + path + " -o NEW.db' with a writable NEW.db.");
+      }
+      copy = tmp_copy;
+    }
+  }
+  auto db = db::Db::open(copy, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
+  if (!db) return make_error(schema::describe_sqlite_error(copy, "opening", SQLITE_CANTOPEN, db.error()));
+  if (auto v = schema::check_readable(*db); !v) return make_error(v.error());
+  notice = quote_path(path) + " uses the older schema v" + std::to_string(old_version) + "; reading " +
+           (reused ? "its migrated copy " : "a migrated copy ") + quote_path(copy) + " (schema v" +
+           std::to_string(schema::kSchemaVersion) + "). The original is unchanged; 'exitscope migrate " + path +
+           " --in-place' upgrades it instead.";
+  return db;
+}
 
 constexpr std::string_view kEventColumns =
     "SELECT e.id, e.kind, e.level, e.hv_level, e.vcpu, e.time_ns, e.reason, e.flags, e.cause, e.origin, e.rip, "
@@ -54,6 +124,14 @@ Event row_to_event(const db::Stmt& s) {
 }
 
 }  // namespace
+
+std::string migrated_copy_path(const std::string& path) {
+  std::filesystem::path p(path);
+  const std::string stem = p.extension() == ".db" ? p.stem().string() : p.filename().string();
+  return (p.parent_path() / (stem + ".v" + std::to_string(schema::kSchemaVersion) + ".db")).string();
+}
+
+void set_open_notice_handler(std::function<void(const std::string&)> fn) { notice_handler() = std::move(fn); }
 
 std::string_view event_select_sql() { return kEventColumns; }
 Event event_from_row(const db::Stmt& s) { return row_to_event(s); }
@@ -141,13 +219,21 @@ Result<Recording> Recording::open(const std::string& path) {
   // One thread per connection: no per-call SQLite mutex (it showed in every column read).
   auto db = db::Db::open(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
   if (!db) return make_error(schema::describe_sqlite_error(path, "opening", SQLITE_CANTOPEN, db.error()));
-  if (auto v = schema::check_readable(*db); !v) return make_error(v.error());
+  auto version = schema::check_readable(*db);
+  if (!version) return make_error(version.error());
+  std::string notice;
+  if (*version < schema::kSchemaVersion) {
+    auto copy = open_migrated_copy(path, *db, *version, notice);
+    if (!copy) return make_error(copy.error());
+    db = std::move(copy).value();
+  }
   // A quick structural check of the events table catches most corruption up front;
   // anything later still comes back as a Result.
   auto n = db->query_int("SELECT count(*) FROM sessions");
   if (!n) return make_error(schema::describe_sqlite_error(path, "reading", db->errcode(), n.error()));
   if (*n == 0)
     return make_error(quote_path(path) + " holds no session; it is not a usable exitscope recording (re-record it).");
+  if (!notice.empty() && notice_handler()) notice_handler()(notice);
   return Recording(std::move(db).value());
 }
 
@@ -216,6 +302,20 @@ Result<SessionInfo> Recording::session() {
     if (rc != SQLITE_DONE) return fail(db_.errmsg());
   }
   return s;
+}
+
+Result<DropCounts> Recording::drop_counts() {
+  auto st = db_.prepare("SELECT records_dropped, source_dropped FROM sessions ORDER BY id LIMIT 1");
+  if (!st) return make_error(schema::describe_sqlite_error(path(), "reading", db_.errcode(), st.error()));
+  DropCounts d;
+  const int rc = st->step();
+  if (rc == SQLITE_ROW) {
+    d.recorder = st->col_u64(0);
+    d.source = st->col_u64(1);
+  } else if (rc != SQLITE_DONE) {
+    return make_error(schema::describe_sqlite_error(path(), "reading", db_.errcode(), db_.errmsg()));
+  }
+  return d;
 }
 
 Result<std::vector<std::string>> Recording::console_lines() {

@@ -37,6 +37,14 @@ struct SessionInfo {
   std::vector<uint16_t> vcpus;
 };
 
+// Records that never reached the file (sessions.records_dropped / source_dropped). Known
+// once the recorder finished; an incomplete session reports 0 (the counts are written at the end).
+struct DropCounts {
+  uint64_t recorder = 0;  // the recorder's queue was full (drop mode) or rows were rejected
+  uint64_t source = 0;    // lost before the recorder (e.g. the KVM BPF ring buffer was full)
+  uint64_t total() const { return recorder + source; }
+};
+
 // Which events to return; unset members match everything.
 struct EventFilter {
   std::optional<uint16_t> kind;
@@ -57,14 +65,28 @@ struct EventFilter {
 // Resolves a --reason argument; error sentence if neither an exit reason nor a decision.
 Result<void> set_reason(EventFilter& f, std::string_view text);
 
+// Where Recording::open puts the migrated copy of an older-schema recording: beside it, as
+// <name without .db>.v<current schema>.db (e.g. old.db -> old.v2.db).
+std::string migrated_copy_path(const std::string& path);
+
+// Receives the one-line notice Recording::open gives when it reads a migrated copy instead
+// of the file asked for. The default prints "note: ..." to stderr; the GUI or a test may
+// replace it (an empty function silences it).
+void set_open_notice_handler(std::function<void(const std::string&)> fn);
+
 class Recording {
  public:
   // Read-only open. Errors: missing file, not a SQLite file, not an exitscope recording,
-  // newer schema, corrupt.
+  // newer schema, corrupt. A recording of an older schema is never modified: it is copied
+  // to migrated_copy_path(path) (or, if that directory is not writable, to the temp
+  // directory), the copy is migrated and opened, and the notice handler says so. A copy
+  // made earlier is reused while it is newer than the original.
   static Result<Recording> open(const std::string& path);
 
   const std::string& path() const { return db_.path(); }
   Result<SessionInfo> session();
+  // Only the drop counts of the session (one row read; session() also counts every event).
+  Result<DropCounts> drop_counts();
   // Concatenated ES_KIND_CONSOLE text split into lines (a partial last line included).
   Result<std::vector<std::string>> console_lines();
   // Calls fn for each matching event in id order; fn returns false to stop.

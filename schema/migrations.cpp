@@ -1,11 +1,23 @@
 #include "schema/migrations.h"
 
 #include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <system_error>
 
 extern const unsigned char es_schema_v1[];
 extern const unsigned long es_schema_v1_size;
 extern const unsigned char es_schema_v1_indexes[];
 extern const unsigned long es_schema_v1_indexes_size;
+extern const unsigned char es_schema_v2[];
+extern const unsigned long es_schema_v2_size;
+
+#ifndef ES_TOOL_VERSION
+#define ES_TOOL_VERSION "unknown"
+#endif
 
 namespace es::schema {
 
@@ -13,6 +25,7 @@ std::string_view v1_sql() { return {reinterpret_cast<const char*>(es_schema_v1),
 std::string_view v1_indexes_sql() {
   return {reinterpret_cast<const char*>(es_schema_v1_indexes), es_schema_v1_indexes_size};
 }
+std::string_view v2_sql() { return {reinterpret_cast<const char*>(es_schema_v2), es_schema_v2_size}; }
 
 namespace {
 
@@ -23,6 +36,7 @@ struct MigrationStep {
 // Step i migrates version i to i+1. Append new steps (v1 -> v2 ...) here; never edit old ones.
 constexpr std::array<MigrationStep, kSchemaVersion> kSteps = {{
     {0, &v1_sql},
+    {1, &v2_sql},
 }};
 static_assert(kSteps.size() == kSchemaVersion, "one migration step per schema version");
 
@@ -55,8 +69,21 @@ Result<int> read_version(db::Db& db) {
 }  // namespace
 
 std::string describe_sqlite_error(const std::string& path, std::string_view what, int code,
-                                  std::string_view sqlite_msg) {
+                                  std::string_view sqlite_msg, int sys_errno) {
   const std::string msg(sqlite_msg);
+  // Out of space shows up as SQLITE_FULL or as an I/O error whose errno says why.
+  if ((code & 0xFF) == SQLITE_FULL || sys_errno == ENOSPC)
+    return "disk full while " + std::string(what) + " " + quote_path(path) + " (" + std::strerror(ENOSPC) +
+           "); free space and retry.";
+  if (sys_errno == EFBIG)
+    return "file size limit reached while " + std::string(what) + " " + quote_path(path) + " (" +
+           std::strerror(EFBIG) + "; see 'ulimit -f'); raise the limit or write elsewhere.";
+  if (sys_errno == EDQUOT)
+    return "disk quota exceeded while " + std::string(what) + " " + quote_path(path) + " (" +
+           std::strerror(EDQUOT) + "); free space within your quota and retry.";
+  if ((code & 0xFF) == SQLITE_IOERR && sys_errno != 0)
+    return "I/O error while " + std::string(what) + " " + quote_path(path) + ": " + msg + " (" +
+           std::strerror(sys_errno) + "); check the disk and retry.";
   switch (code & 0xFF) {
     case SQLITE_NOTADB:
       return quote_path(path) + " is not a SQLite database (or is encrypted); pass a recording written by "
@@ -68,11 +95,13 @@ std::string describe_sqlite_error(const std::string& path, std::string_view what
     case SQLITE_READONLY:
     case SQLITE_PERM:
       return "cannot write " + quote_path(path) + " (" + msg + "); choose a writable location.";
-    case SQLITE_FULL:
-      return "disk full while " + std::string(what) + " " + quote_path(path) + "; free space and retry.";
     default:
       return "error while " + std::string(what) + " " + quote_path(path) + ": " + msg + ".";
   }
+}
+
+std::string describe_sqlite_error(db::Db& db, std::string_view what) {
+  return describe_sqlite_error(db.path(), what, db.errcode(), db.errmsg(), db.system_errno());
 }
 
 Result<int> check_readable(db::Db& db) {
@@ -91,27 +120,90 @@ Result<int> check_readable(db::Db& db) {
   return v;
 }
 
-Result<void> migrate(db::Db& db) {
+Result<void> migrate(db::Db& db, const std::string& source_file) {
   auto v = read_version(db);
   if (!v) return make_error(v.error());
-  for (int version = *v; version < kSchemaVersion; ++version) {
+  const int start = *v;
+  for (int version = start; version < kSchemaVersion; ++version) {
     const MigrationStep& step = kSteps[static_cast<size_t>(version)];
     std::string sql = "BEGIN IMMEDIATE;\n";
     sql += step.sql();
+    // An existing recording being upgraded says so (schema_history exists from v2 on); a new
+    // file created at the current version has no history.
+    const bool note = start > 0 && version + 1 >= 2;
+    if (note) {
+      char when[32];
+      const std::time_t now = std::time(nullptr);
+      std::tm tm{};
+      gmtime_r(&now, &tm);
+      std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+      auto quote = [](const std::string& text) {
+        std::string q = "'";
+        for (char c : text) q += c == '\'' ? std::string("''") : std::string(1, c);
+        return q + "'";
+      };
+      sql += "\nINSERT INTO schema_history (version, from_version, migrated_at, tool_version, source_file) VALUES (" +
+             std::to_string(version + 1) + ", " + std::to_string(version) + ", " + quote(when) + ", " +
+             quote(ES_TOOL_VERSION) + ", " + quote(source_file) + ");";
+    }
     sql += "\nCOMMIT;";
     if (auto r = db.exec(sql); !r) {
+      const std::string msg =
+          describe_sqlite_error(db.path(), "migrating schema v" + std::to_string(step.from) + " of", db.errcode(),
+                                r.error(), db.system_errno());
       (void)db.exec("ROLLBACK");
-      return make_error(describe_sqlite_error(db.path(),
-                                              "migrating schema v" + std::to_string(step.from) + " of", db.errcode(),
-                                              r.error()));
+      return make_error(msg);
     }
+  }
+  return {};
+}
+
+Result<void> migrate_copy(db::Db& src, const std::string& dest) {
+  namespace fs = std::filesystem;
+  const std::string partial = dest + ".partial";
+  std::error_code ec;
+  for (const char* suffix : {"", "-journal", "-wal", "-shm"}) fs::remove(partial + suffix, ec);
+  {
+    auto out = db::Db::open(partial, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    if (!out)
+      return make_error(describe_sqlite_error(partial, "creating", SQLITE_CANTOPEN, out.error()));
+    sqlite3_backup* b = sqlite3_backup_init(out->get(), "main", src.get(), "main");
+    if (!b) {
+      const std::string msg = describe_sqlite_error(*out, "copying " + quote_path(src.path()) + " to");
+      out->close();
+      fs::remove(partial, ec);
+      return make_error(msg);
+    }
+    const int rc = sqlite3_backup_step(b, -1);
+    sqlite3_backup_finish(b);
+    if (rc != SQLITE_DONE) {
+      // The failure is on the reading side (a corrupt original) or the writing side (full disk).
+      const std::string msg = out->errcode() != SQLITE_OK
+                                  ? describe_sqlite_error(*out, "copying " + quote_path(src.path()) + " to")
+                                  : describe_sqlite_error(src.path(), "copying", rc, sqlite3_errstr(rc));
+      out->close();
+      fs::remove(partial, ec);
+      return make_error(msg);
+    }
+    std::string source = src.path();
+    if (auto abs = fs::absolute(source, ec); !ec) source = abs.lexically_normal().string();
+    if (auto r = migrate(*out, source); !r) {
+      out->close();
+      fs::remove(partial, ec);
+      return make_error(r.error());
+    }
+  }
+  fs::rename(partial, dest, ec);
+  if (ec) {
+    fs::remove(partial, ec);
+    return make_error("cannot create " + quote_path(dest) + " (" + ec.message() + "); choose a writable location.");
   }
   return {};
 }
 
 Result<void> create_indexes(db::Db& db) {
   if (auto r = db.exec(v1_indexes_sql()); !r)
-    return make_error(describe_sqlite_error(db.path(), "indexing", db.errcode(), r.error()));
+    return make_error(describe_sqlite_error(db, "indexing"));
   return {};
 }
 

@@ -1,6 +1,8 @@
 // Schema versions and migrations. The schema version lives in PRAGMA user_version; each
 // step migrates version N to N+1 (step 0 creates v1 from an empty file). A file with a newer
-// version than this build knows is refused, an older one is migrated on a writable open.
+// version than this build knows is refused. An older one is never changed behind the user's
+// back: readers migrate a copy (migrate_copy, replay::Recording::open) and only
+// `exitscope migrate --in-place` migrates the original (migrate on a writable handle).
 #pragma once
 
 #include <string>
@@ -11,27 +13,39 @@
 
 namespace es::schema {
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
-// SQL text embedded at build time from schema/v1.sql and schema/v1_indexes.sql.
+// SQL text embedded at build time from schema/v1.sql, v1_indexes.sql and v2.sql.
 std::string_view v1_sql();
 std::string_view v1_indexes_sql();
+std::string_view v2_sql();
 
 // Reads user_version and verifies the file is an exitscope recording this build can read
 // (does not modify it). Returns the file's schema version. Errors are one sentence naming
 // `db.path()`: not a SQLite database, not an exitscope recording, newer schema, corrupt.
 Result<int> check_readable(db::Db& db);
 
-// Brings a writable database to kSchemaVersion: an empty file gets v1, an older exitscope
-// file is migrated step by step (each step in one transaction). Same refusals as above.
-Result<void> migrate(db::Db& db);
+// Brings a writable database to kSchemaVersion: an empty file gets the current schema, an
+// older exitscope file is migrated step by step (each step and its schema_history row in one
+// transaction, so a failure leaves the file at the last complete version). `source_file` is
+// recorded in schema_history ('' = migrated in place). Same refusals as above.
+Result<void> migrate(db::Db& db, const std::string& source_file = "");
+
+// Copies the recording open in `src` (read-only is fine; WAL content not yet checkpointed
+// included) to `dest` with SQLite's online backup and migrates the copy to kSchemaVersion.
+// `dest` is written as `dest`.partial and renamed once complete, so it is either a whole,
+// current recording or absent; an existing `dest` is replaced. `src` is not modified.
+Result<void> migrate_copy(db::Db& src, const std::string& dest);
 
 // Builds the indexes (end of a recording; idempotent).
 Result<void> create_indexes(db::Db& db);
 
 // One sentence for a SQLite failure on `path` while doing `what` (maps NOTADB / CORRUPT /
-// READONLY / CANTOPEN to advice).
+// READONLY / CANTOPEN / FULL to advice). `sys_errno` (db::Db::system_errno) names the cause
+// of an I/O error: disk full, file size limit, quota.
 std::string describe_sqlite_error(const std::string& path, std::string_view what, int code,
-                                  std::string_view sqlite_msg);
+                                  std::string_view sqlite_msg, int sys_errno = 0);
+// The same for the last failure on `db` (its path, extended code, message and errno).
+std::string describe_sqlite_error(db::Db& db, std::string_view what);
 
 }  // namespace es::schema

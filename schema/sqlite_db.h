@@ -101,6 +101,8 @@ class Db {
   Result<Stmt> prepare(std::string_view sql);
   // First column of the first row as an integer (e.g. PRAGMA user_version).
   Result<int64_t> query_int(std::string_view sql);
+  // errno of the last failed system call SQLite made (ENOSPC, EFBIG, ...), 0 if none.
+  int system_errno() const { return h_ ? sqlite3_system_errno(h_) : 0; }
   void close();
 
  private:

@@ -1,6 +1,7 @@
 #include "probes/recorder/recorder.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <system_error>
@@ -60,6 +61,13 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path, const 
     return make_error("cannot create recording " + quote_path(path) + ": directory " + quote_path(parent.string()) +
                       " does not exist; create it or choose another path.");
 
+  if (const char* q = std::getenv(kTestQueueEnv); q && *q) {
+    const unsigned long n = std::strtoul(q, nullptr, 10);
+    if (n > 0) {
+      options.drop_when_full = true;
+      options.batch_size = options.max_queued = n;
+    }
+  }
   auto opened = db::Db::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   if (!opened)
     return make_error("cannot create recording " + quote_path(path) + " (" + opened.error() +
@@ -191,7 +199,7 @@ void Recorder::write_batch(std::vector<es_record>& batch) {
   uint64_t written = 0, rejected = 0, exits = 0;
   std::string error;
   if (auto r = db_.exec("BEGIN"); !r) {
-    error = schema::describe_sqlite_error(path_, "writing", db_.errcode(), r.error());
+    error = schema::describe_sqlite_error(db_, "writing");
   } else {
     for (const es_record& rec : batch) {
       db::Stmt& s = insert_event_;
@@ -232,29 +240,40 @@ void Recorder::write_batch(std::vector<es_record>& batch) {
       } else if ((rc & 0xFF) == SQLITE_CONSTRAINT) {
         ++rejected;  // duplicate id: counted, the rest of the batch is kept
       } else {
-        error = schema::describe_sqlite_error(path_, "writing", db_.errcode(), db_.errmsg());
+        error = schema::describe_sqlite_error(db_, "writing");
         break;
       }
     }
     if (error.empty()) {
-      if (auto c = db_.exec("COMMIT"); !c)
-        error = schema::describe_sqlite_error(path_, "writing", db_.errcode(), c.error());
+      if (auto c = db_.exec("COMMIT"); !c) error = schema::describe_sqlite_error(db_, "writing");
     }
     if (!error.empty()) (void)db_.exec("ROLLBACK");
   }
-  std::lock_guard lk(mu_);
-  if (error.empty()) {
-    stats_.written += written;
-    stats_.dropped += rejected;
-    exit_count_ += exits;
-    ++stats_.batches;
-  } else {
-    stats_.dropped += batch.size();
-    if (!writer_failed_) writer_error_ = error;
-    writer_failed_ = true;
-    space_cv_.notify_all();
-    flushed_cv_.notify_all();
+  std::function<void()> notify;
+  {
+    std::lock_guard lk(mu_);
+    if (error.empty()) {
+      stats_.written += written;
+      stats_.dropped += rejected;
+      exit_count_ += exits;
+      ++stats_.batches;
+    } else {
+      stats_.dropped += batch.size();
+      if (!writer_failed_) {
+        writer_error_ = error;
+        notify = std::move(on_write_error_);  // once
+      }
+      writer_failed_ = true;
+      space_cv_.notify_all();
+      flushed_cv_.notify_all();
+    }
   }
+  if (notify) notify();
+}
+
+void Recorder::set_on_write_error(std::function<void()> fn) {
+  std::lock_guard lk(mu_);
+  on_write_error_ = std::move(fn);
 }
 
 Result<void> Recorder::flush() {
@@ -288,16 +307,24 @@ Result<void> Recorder::finish(const RunEnd& end) {
   finished_ = true;
   detach();
   stop_writer();
-  if (writer_failed_) return make_error(writer_error_);
+  // Earlier batches are committed (one transaction each) and the session row says
+  // incomplete until the end: after any failure the file stays readable. Say so in the same
+  // breath as the cause.
+  auto stopped = [&](const std::string& cause) {
+    return make_error("recording stopped: " + cause + " The " + std::to_string(stats_.written) +
+                      " events committed before are kept in " + quote_path(path_) +
+                      " (the session is marked incomplete).");
+  };
+  if (writer_failed_) return stopped(writer_error_);
 
-  if (auto r = schema::create_indexes(db_); !r) return r;
+  if (auto r = schema::create_indexes(db_); !r) return stopped(r.error());
   if (options_.materialize_chains) {
-    if (auto r = replay::materialize_chains(db_); !r) return r;
+    if (auto r = replay::materialize_chains(db_); !r) return stopped(r.error());
   }
   auto up = db_.prepare(
       "UPDATE sessions SET ended_at = ?, complete = 1, end_reason = ?, end_detail = ?, event_count = ?, "
       "exit_count = ?, records_dropped = ?, source_dropped = ? WHERE id = 1");
-  if (!up) return make_error(schema::describe_sqlite_error(path_, "finishing", db_.errcode(), up.error()));
+  if (!up) return stopped(schema::describe_sqlite_error(db_, "finishing"));
   up->bind(1, iso8601_utc(std::chrono::system_clock::now()));
   up->bind(2, int64_t{end.end_reason});
   up->bind(3, end.detail);
@@ -305,15 +332,14 @@ Result<void> Recorder::finish(const RunEnd& end) {
   up->bind_u64(5, exit_count_);
   up->bind_u64(6, stats_.dropped);
   up->bind_u64(7, end.source_dropped);
-  if (auto r = db_.exec("BEGIN"); !r)
-    return make_error(schema::describe_sqlite_error(path_, "finishing", db_.errcode(), r.error()));
+  if (auto r = db_.exec("BEGIN"); !r) return stopped(schema::describe_sqlite_error(db_, "finishing"));
   if (up->step() != SQLITE_DONE ||
       !db_.exec("INSERT OR REPLACE INTO vcpus (vcpu, first_event, last_event, event_count) "
                 "SELECT vcpu, min(id), max(id), count(*) FROM events GROUP BY vcpu") ||
       !db_.exec("COMMIT")) {
-    std::string msg = schema::describe_sqlite_error(path_, "finishing", db_.errcode(), db_.errmsg());
+    std::string msg = schema::describe_sqlite_error(db_, "finishing");
     (void)db_.exec("ROLLBACK");
-    return make_error(msg);
+    return stopped(msg);
   }
   up = db::Stmt();
   insert_event_ = db::Stmt();

@@ -17,6 +17,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -31,6 +32,11 @@
 #include "schema/sqlite_db.h"
 
 namespace es::recorder {
+
+// Test hook: ES_RECORDER_TEST_QUEUE=N in the environment makes every Recorder::open use drop
+// mode with a queue (and batch) of N records, so tests can force a queue overflow end to end
+// through the real `exitscope record` (tests/reliability). Not for users: drops lose events.
+inline constexpr const char* kTestQueueEnv = "ES_RECORDER_TEST_QUEUE";
 
 struct RecorderOptions {
   size_t batch_size = 16384;    // records per transaction
@@ -71,6 +77,12 @@ class Recorder {
   // session complete with the end reason, end time and counts. Call once.
   Result<void> finish(const RunEnd& end);
 
+  // Called once, from the writer thread, when a batch cannot be written (disk full, file
+  // size limit, I/O error). Nothing more can be recorded after that, so the caller stops its
+  // source here (e.g. hv::Machine::request_stop, which is thread-safe); finish() then
+  // returns the error. Keep it short: it runs on the writer thread.
+  void set_on_write_error(std::function<void()> fn);
+
   // Counters so far (exact after finish()).
   RecorderStats stats() const;
   const std::string& path() const { return path_; }
@@ -106,6 +118,7 @@ class Recorder {
   std::condition_variable flushed_cv_;  // flush() waits: the writer drained the queue
   bool writer_failed_ = false;
   std::string writer_error_;
+  std::function<void()> on_write_error_;
   RecorderStats stats_;
   uint64_t exit_count_ = 0;
   std::thread writer_;

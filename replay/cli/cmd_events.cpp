@@ -48,7 +48,8 @@ int cmd_events(int argc, char** argv) {
                           "List the events of the recording DB, one decoded line each:\n"
                           "  #ID  TIME(s)  LEVEL(HV LEVEL)  vcpuN  KIND  decoded fields  cause=#ID origin=#ID\n"
                           "Hardware words (exit reason, qualification, interruption and IDT-vectoring info)\n"
-                          "are decoded; cause is the event that caused this one, origin the chain root.",
+                          "are decoded; cause is the event that caused this one, origin the chain root.\n"
+                          "If records were dropped while recording, a first line starting with '#' says how many.",
                           kOptions)
                    .c_str(),
                stdout);
@@ -98,6 +99,18 @@ int cmd_events(int argc, char** argv) {
     std::fprintf(stderr, "exitscope events: %s\n", rec.error().c_str());
     return 2;
   }
+  // Events the recording never got are not in the list: say so first, with the counts
+  // `exitscope info` shows, so a pasted listing carries the warning with it.
+  auto drops = rec->drop_counts();
+  if (!drops) {
+    std::fprintf(stderr, "exitscope events: %s\n", drops.error().c_str());
+    return 2;
+  }
+  if (drops->total())
+    std::printf("# %llu records were dropped while recording (%llu by the recorder, %llu by the source): "
+                "this list has gaps.\n",
+                static_cast<unsigned long long>(drops->total()), static_cast<unsigned long long>(drops->recorder),
+                static_cast<unsigned long long>(drops->source));
   uint64_t count = 0;
   auto r = rec->for_each_event(f, [&](const replay::Event& ev) {
     std::printf("%s\n", replay::format_event(ev).c_str());

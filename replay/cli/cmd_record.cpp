@@ -216,6 +216,7 @@ int cmd_record(int argc, char** argv) {
     return 2;
   }
   (*rec)->attach(bus);
+  (*rec)->set_on_write_error([&vmm] { vmm.request_stop(); });  // disk full: stop, keep what is committed
   // The invariant checker runs live as a built-in plugin; its violations land in the
   // recording as ES_KIND_VIOLATION records (replay/check/live_checker.h).
   es::check::LiveChecker checker(bus);

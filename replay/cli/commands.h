@@ -12,6 +12,7 @@ int cmd_check(int argc, char** argv);  // replay/cli/cmd_check.cpp
 int cmd_diff(int argc, char** argv);   // replay/cli/cmd_diff.cpp
 int cmd_gui(int argc, char** argv);  // replay/cli/cmd_gui.cpp (GUI engineer)
 int cmd_import(int argc, char** argv);  // replay/cli/cmd_import.cpp (text trace import)
+int cmd_migrate(int argc, char** argv);  // replay/cli/cmd_migrate.cpp (older schema -> current)
 
 }  // namespace es::cli
 

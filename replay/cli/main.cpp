@@ -27,6 +27,7 @@ constexpr Command kCommands[] = {
     {"import", "import KVM trace text (ftrace, trace-cmd report, perf script, mail pastes) into a recording",
      &es::cli::cmd_import},
     {"gui", "open a recording in the GUI (timeline, chains, events, inspector, stepping)", &es::cli::cmd_gui},
+    {"migrate", "migrate a recording of an older schema, as a copy (default) or in place", &es::cli::cmd_migrate},
 };
 
 void print_usage(std::FILE* out) {

@@ -11,6 +11,8 @@
 #include <QLineEdit>
 #include <QMessageBox>
 #include <QProcess>
+#include <QRegularExpression>
+#include <QStatusBar>
 #include <QStandardPaths>
 #include <QTableView>
 #include <QTemporaryDir>
@@ -237,6 +239,37 @@ class GuiTest : public QObject {
     }
     QVERIFY(!opened);
     QVERIFY(!w.document());
+  }
+
+  // Records dropped while recording (forced with the recorder's test hook: drop mode, a
+  // one-record queue) are shown in the status bar for as long as the recording is open.
+  void shows_dropped_records() {
+    const QString lossy = dir_.filePath(QStringLiteral("lossy.db"));
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    env.insert(QStringLiteral("ES_RECORDER_TEST_QUEUE"), QStringLiteral("1"));
+    const Run r = run(QStringLiteral(ES_EXITSCOPE_BIN),
+                      {"record", "--scenario", "timer-irq", "--arg", "0", "--max-exits", "20000", "--no-check", "--quiet",
+                       "--force", "-o", lossy},
+                      env);
+    QCOMPARE(r.code, 0);
+    const Run info = run(QStringLiteral(ES_EXITSCOPE_BIN), {"info", "--no-console", lossy});
+    const QRegularExpressionMatch m =
+        QRegularExpression(QStringLiteral("dropped: +([0-9]+) by the recorder")).match(info.out);
+    QVERIFY2(m.hasMatch(), qPrintable(info.out));
+    const QString dropped = m.captured(1);
+    QVERIFY2(dropped != QStringLiteral("0"), "a one-record queue in drop mode must overflow");
+
+    auto w = window(lossy);
+    auto* label = w->findChild<QLabel*>(QStringLiteral("drops_label"));
+    QVERIFY(label);
+    QVERIFY(label->isVisible());
+    QCOMPARE(label->text(), dropped + QStringLiteral(" records dropped"));
+    QVERIFY2(label->toolTip().contains(dropped + QStringLiteral(" by the recorder")), qPrintable(label->toolTip()));
+    QVERIFY2(w->statusBar()->currentMessage().contains(dropped + QStringLiteral(" records dropped while recording")),
+             qPrintable(w->statusBar()->currentMessage()));
+    // A recording without drops hides it again.
+    QVERIFY(w->open_file(irq_db_));
+    QVERIFY(!label->isVisible());
   }
 
   void screenshot_main_window() {

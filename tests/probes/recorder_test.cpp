@@ -8,6 +8,7 @@
 
 #include "probes/recorder/recorder.h"
 #include "replay/recording.h"
+#include "schema/migrations.h"
 #include "tests/probes/test_support.h"
 
 namespace es {
@@ -159,7 +160,7 @@ TEST(RecorderTest, RoundTripEveryFieldThroughProbeBus) {
   // Same (rip, bytes) never twice in the code table; every exit with bytes references it.
   EXPECT_EQ(query_int(path, "SELECT count(*) FROM events WHERE code_id IS NOT NULL"), 2);
   EXPECT_EQ(query_int(path, "SELECT count(*) FROM vcpus"), 50);
-  EXPECT_EQ(query_int(path, "PRAGMA user_version"), 1);
+  EXPECT_EQ(query_int(path, "PRAGMA user_version"), schema::kSchemaVersion);
   EXPECT_GE(query_int(path, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'events_origin'"), 1);
 }
 

@@ -1,0 +1,102 @@
+// `exitscope migrate`: bring a recording of an older schema to the current one, as a copy
+// (the default) or in place.
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "replay/cli/args.h"
+#include "replay/cli/commands.h"
+#include "replay/recording.h"
+#include "schema/migrations.h"
+
+namespace es::cli {
+
+namespace {
+constexpr std::string_view kName = "migrate";
+constexpr OptionSpec kOptions[] = {
+    {"output", "NEW", "write the migrated copy to NEW (also -o NEW; default: DB's name with .vN.db, beside it)"},
+    {"force", "", "replace NEW if it exists"},
+    {"in-place", "", "migrate DB itself (each step in one transaction; no copy is made)"},
+};
+
+std::string quote(const std::string& p) { return "'" + p + "'"; }
+}  // namespace
+
+int cmd_migrate(int argc, char** argv) {
+  // Accept the conventional short form -o NEW.
+  std::vector<char*> av(argv, argv + argc);
+  static char kOutput[] = "--output";
+  for (auto& a : av)
+    if (std::string_view(a) == "-o") a = kOutput;
+  auto args = parse_args(kName, static_cast<int>(av.size()), av.data(), kOptions);
+  if (!args) return usage_error(kName, args.error());
+  if (args->help) {
+    const std::string description =
+        "Migrate the recording DB to the current schema (v" + std::to_string(schema::kSchemaVersion) +
+        "). By default DB is left as it\n"
+        "is and a migrated copy is written beside it (old.db -> old.v" + std::to_string(schema::kSchemaVersion) +
+        ".db); the other commands do the\n"
+        "same on their own when they open an older recording and say so. --in-place upgrades DB\n"
+        "itself. A recording from a newer exitscope is refused: open it with that version.";
+    std::fputs(usage_text(kName, "DB [-o NEW [--force] | --in-place]", description, kOptions).c_str(), stdout);
+    return 0;
+  }
+  if (args->positional.size() != 1)
+    return usage_error(kName, args->positional.empty() ? "missing the recording file (DB)"
+                                                       : "expects exactly one recording file");
+  if (args->has("in-place") && args->has("output"))
+    return usage_error(kName, "give either --in-place or --output NEW, not both");
+  const std::string path = args->positional[0];
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    std::fprintf(stderr, "exitscope migrate: recording %s does not exist or is not a file; check the path.\n",
+                 quote(path).c_str());
+    return 2;
+  }
+  const bool in_place = args->has("in-place");
+  auto db = db::Db::open(path, in_place ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY);
+  if (!db) {
+    std::fprintf(stderr, "exitscope migrate: %s\n",
+                 schema::describe_sqlite_error(path, "opening", SQLITE_CANTOPEN, db.error()).c_str());
+    return 2;
+  }
+  auto version = schema::check_readable(*db);
+  if (!version) {
+    std::fprintf(stderr, "exitscope migrate: %s\n", version.error().c_str());
+    return 2;
+  }
+  const std::string current = "v" + std::to_string(schema::kSchemaVersion);
+  if (*version == schema::kSchemaVersion) {
+    std::printf("%s is already at schema %s; nothing to do.\n", quote(path).c_str(), current.c_str());
+    return 0;
+  }
+  const std::string from = "v" + std::to_string(*version);
+  if (in_place) {
+    if (auto r = schema::migrate(*db); !r) {
+      std::fprintf(stderr, "exitscope migrate: %s The file is left at its last complete schema version.\n",
+                   r.error().c_str());
+      return 2;
+    }
+    std::printf("migrated %s in place from schema %s to %s.\n", quote(path).c_str(), from.c_str(), current.c_str());
+    return 0;
+  }
+  const std::string out = args->get("output").value_or(replay::migrated_copy_path(path));
+  if (out.empty()) return usage_error(kName, "--output needs a file name");
+  if (std::filesystem::exists(out, ec) && !args->has("force")) {
+    std::fprintf(stderr, "exitscope migrate: %s already exists; pass --force to replace it or choose another name with -o.\n",
+                 quote(out).c_str());
+    return 2;
+  }
+  if (std::filesystem::equivalent(path, out, ec)) return usage_error(kName, "NEW must differ from DB (use --in-place)");
+  if (auto r = schema::migrate_copy(*db, out); !r) {
+    std::fprintf(stderr, "exitscope migrate: %s\n", r.error().c_str());
+    return 2;
+  }
+  std::printf("migrated %s (schema %s) to %s (schema %s); the original is unchanged.\n", quote(path).c_str(),
+              from.c_str(), quote(out).c_str(), current.c_str());
+  return 0;
+}
+
+}  // namespace es::cli

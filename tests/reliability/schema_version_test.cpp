@@ -1,0 +1,174 @@
+// Schema versions on real files through the real CLI: a newer recording is refused and left
+// alone; an older one is read through a migrated copy and never modified unless the user
+// asks (`exitscope migrate --in-place`). Older files: a real v1 recording committed under
+// tests/data/schema (written by exitscope 0.1.0 before v2 existed) and one generated here
+// from the frozen v1 SQL, the way an older exitscope would have created it.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <string>
+
+#include "schema/migrations.h"
+#include "schema/sqlite_db.h"
+#include "tests/support/cli_run.h"
+
+namespace fs = std::filesystem;
+using es::test::CliRun;
+using es::test::run_cli;
+using es::test::slurp;
+
+namespace {
+
+int64_t query(const std::string& path, const std::string& sql) {
+  auto db = es::db::Db::open(path, SQLITE_OPEN_READONLY);
+  if (!db) return -1;
+  auto v = db->query_int(sql);
+  return v ? *v : -1;
+}
+
+void exec(const std::string& path, const std::string& sql) {
+  auto db = es::db::Db::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  ASSERT_TRUE(db) << db.error();
+  auto r = db->exec(sql);
+  ASSERT_TRUE(r) << r.error();
+}
+
+// A fresh copy of the committed v1 recording (irq-ept-reinject, 12 exits, 38 events).
+std::string old_recording(const std::string& name) {
+  const std::string p = es::test::process_tmp(name);
+  fs::remove(es::test::process_tmp(fs::path(name).stem().string() + ".v2.db"));
+  fs::copy_file(std::string(ES_TEST_DATA_DIR) + "/schema/v1_irq_ept_reinject.db", p,
+                fs::copy_options::overwrite_existing);
+  return p;
+}
+
+// A v1 file built by SQL: the v1 tables (schema/v1.sql never changes once released) and a
+// session with an injected IRQ delivered through one EPT violation.
+std::string generated_v1(const std::string& name) {
+  const std::string p = es::test::process_tmp(name);
+  fs::remove(p);
+  exec(p, std::string(es::schema::v1_sql()));
+  exec(p,
+       "INSERT INTO sessions (id, source, scenario, guest_path, guest_hash, policy, tool_version, host, kernel, "
+       "command_line, config_json, started_at, ended_at, complete, end_reason, event_count, exit_count) VALUES "
+       "(1, 'hv', 'hand-made', '', '', 'default', '0.0.9', 'test', 'test', '', '{}', '2025-01-01T00:00:00Z', "
+       "'2025-01-01T00:00:01Z', 1, 0, 3, 1);"
+       "INSERT INTO events (id, kind, level, hv_level, vcpu, time_ns, reason, flags, cause, origin, rip, qualification, "
+       "guest_linear, guest_phys, intr_info, intr_error, idt_vectoring_info, idt_vectoring_error, instr_len, aux, aux64) "
+       "VALUES (1, 1, 1, 0, 0, 100, 48, 0, 0, 0, 4096, 0, 0, 8192, 0, 0, 2147483680, 0, 0, 0, 0),"
+       "       (2, 2, 1, 0, 0, 200, 0, 0, 1, 0, 4096, 0, 0, 0, 2147483680, 0, 0, 0, 0, 0, 0),"
+       "       (3, 1, 1, 0, 0, 300, 30, 0, 0, 0, 4100, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0);");
+  EXPECT_EQ(query(p, "PRAGMA user_version"), 1);
+  return p;
+}
+
+TEST(SchemaVersions, NewerRecordingIsRefusedAndLeftAlone) {
+  const std::string p = es::test::process_tmp("newer.db");
+  fs::remove(p);
+  ASSERT_EQ(run_cli("record --scenario irq-ept-reinject --max-exits 5 --quiet -o " + p).code, 0);
+  exec(p, "PRAGMA user_version = " + std::to_string(es::schema::kSchemaVersion + 1));
+  const std::string before = slurp(p);
+  const std::string v = "v" + std::to_string(es::schema::kSchemaVersion);
+  const std::string newer = "v" + std::to_string(es::schema::kSchemaVersion + 1);
+  for (const char* cmd : {"info", "events", "chains", "migrate", "migrate --in-place"}) {
+    const CliRun r = run_cli(std::string(cmd) + " " + p);
+    EXPECT_EQ(r.code, 2) << cmd;
+    EXPECT_EQ(es::test::count_lines(r.err), 1u) << cmd << ": " << r.err;
+    EXPECT_NE(r.err.find("'" + p + "' uses exitscope schema " + newer + ", newer than this build understands (" + v +
+                         "); open it with a newer exitscope."),
+              std::string::npos)
+        << cmd << ": " << r.err;
+  }
+  EXPECT_EQ(slurp(p), before) << "a refused file is not modified";
+  EXPECT_FALSE(fs::exists(es::test::process_tmp("newer.v2.db")));
+}
+
+TEST(SchemaVersions, OlderRecordingIsReadThroughAMigratedCopyAndNeverModified) {
+  const std::string old = old_recording("old.db");
+  const std::string copy = es::test::process_tmp("old.v2.db");
+  const std::string before = slurp(old);
+
+  const CliRun info = run_cli("info --no-console " + old);
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_EQ(info.err, "note: '" + old + "' uses the older schema v1; reading a migrated copy '" + copy +
+                          "' (schema v2). The original is unchanged; 'exitscope migrate " + old +
+                          " --in-place' upgrades it instead.\n");
+  EXPECT_NE(info.out.find("scenario:   irq-ept-reinject"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("events:     38 "), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("status:     complete"), std::string::npos) << info.out;
+
+  EXPECT_EQ(slurp(old), before) << "the original must not be touched";
+  EXPECT_EQ(query(old, "PRAGMA user_version"), 1);
+  EXPECT_FALSE(fs::exists(old + "-wal") || fs::exists(old + "-journal"));
+  ASSERT_TRUE(fs::exists(copy));
+  EXPECT_EQ(query(copy, "PRAGMA user_version"), es::schema::kSchemaVersion);
+  EXPECT_EQ(query(copy, "SELECT count(*) FROM events"), 38);
+  EXPECT_EQ(query(copy, "SELECT count(*) FROM schema_history WHERE version = 2 AND from_version = 1"), 1);
+
+  // The next command reuses the copy, and reads the same data as from the copy itself.
+  const CliRun events = run_cli("events " + old);
+  ASSERT_EQ(events.code, 0) << events.err;
+  EXPECT_NE(events.err.find("reading its migrated copy '" + copy + "'"), std::string::npos) << events.err;
+  EXPECT_EQ(es::test::count_lines(events.out), 38u);
+  EXPECT_EQ(events.out, run_cli("events " + copy).out);
+  const CliRun chains = run_cli("chains " + old);
+  ASSERT_EQ(chains.code, 0) << chains.err;
+  EXPECT_EQ(chains.out, run_cli("chains " + copy).out);
+  EXPECT_EQ(slurp(old), before);
+}
+
+TEST(SchemaVersions, GeneratedV1FileIsMigratedOnOpen) {
+  const std::string old = generated_v1("handmade.db");
+  const CliRun events = run_cli("events " + old);
+  ASSERT_EQ(events.code, 0) << events.err;
+  EXPECT_EQ(es::test::count_lines(events.out), 3u) << events.out;
+  EXPECT_NE(events.out.find("EPT_VIOLATION"), std::string::npos) << events.out;
+  EXPECT_NE(events.err.find("uses the older schema v1"), std::string::npos) << events.err;
+  EXPECT_EQ(query(old, "PRAGMA user_version"), 1);
+  const CliRun info = run_cli("info --no-console " + old);
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find("scenario:   hand-made"), std::string::npos) << info.out;
+}
+
+TEST(SchemaVersions, MigrateCommandCopiesByDefaultAndUpgradesInPlaceOnRequest) {
+  const std::string old = old_recording("m.db");
+  const std::string before = slurp(old);
+  const std::string out = es::test::process_tmp("m-new.db");
+  fs::remove(out);
+
+  const CliRun copy = run_cli("migrate " + old + " -o " + out);
+  ASSERT_EQ(copy.code, 0) << copy.err;
+  EXPECT_EQ(copy.out, "migrated '" + old + "' (schema v1) to '" + out + "' (schema v2); the original is unchanged.\n");
+  EXPECT_EQ(slurp(old), before);
+  EXPECT_EQ(query(out, "PRAGMA user_version"), 2);
+  EXPECT_EQ(query(out, "SELECT count(*) FROM events"), 38);
+  const CliRun again = run_cli("migrate " + old + " -o " + out);
+  EXPECT_EQ(again.code, 2);
+  EXPECT_NE(again.err.find("already exists; pass --force"), std::string::npos) << again.err;
+
+  const CliRun current = run_cli("migrate " + out);
+  EXPECT_EQ(current.code, 0);
+  EXPECT_EQ(current.out, "'" + out + "' is already at schema v2; nothing to do.\n");
+
+  const CliRun in_place = run_cli("migrate --in-place " + old);
+  ASSERT_EQ(in_place.code, 0) << in_place.err;
+  EXPECT_EQ(in_place.out, "migrated '" + old + "' in place from schema v1 to v2.\n");
+  EXPECT_EQ(query(old, "PRAGMA user_version"), 2);
+  EXPECT_EQ(query(old, "SELECT count(*) FROM schema_history WHERE source_file = ''"), 1);
+  const CliRun info = run_cli("info --no-console " + old);
+  EXPECT_EQ(info.code, 0);
+  EXPECT_EQ(info.err, "") << "no copy once the original is current";
+  EXPECT_NE(info.out.find("events:     38 "), std::string::npos) << info.out;
+
+  const CliRun help = run_cli("migrate --help");
+  EXPECT_EQ(help.code, 0);
+  EXPECT_NE(help.out.find("--in-place"), std::string::npos);
+  EXPECT_EQ(run_cli("migrate").code, 2);
+  EXPECT_EQ(run_cli("migrate " + old + " --in-place -o x.db").code, 2);
+  const CliRun missing = run_cli("migrate " + es::test::process_tmp("nope.db"));
+  EXPECT_EQ(missing.code, 2);
+  EXPECT_NE(missing.err.find("does not exist"), std::string::npos) << missing.err;
+}
+
+}  // namespace
