@@ -86,11 +86,14 @@ Result<db::Db> open_migrated_copy(const std::string& path, db::Db& old_db, int o
   return db;
 }
 
-constexpr std::string_view kEventColumns =
-    "SELECT e.id, e.kind, e.level, e.hv_level, e.vcpu, e.time_ns, e.reason, e.flags, e.cause, e.origin, e.rip, "
-    "e.qualification, e.guest_linear, e.guest_phys, e.intr_info, e.intr_error, e.idt_vectoring_info, "
-    "e.idt_vectoring_error, e.instr_len, e.aux, e.aux64, e.code_id, c.bytes, e.text "
-    "FROM events e LEFT JOIN code c ON c.id = e.code_id";
+#define ES_EVENT_COLUMNS                                                                                      \
+  "SELECT e.id, e.kind, e.level, e.hv_level, e.vcpu, e.time_ns, e.reason, e.flags, e.cause, e.origin, e.rip, " \
+  "e.qualification, e.guest_linear, e.guest_phys, e.intr_info, e.intr_error, e.idt_vectoring_info, "           \
+  "e.idt_vectoring_error, e.instr_len, e.aux, e.aux64, e.code_id, "
+constexpr std::string_view kEventColumns = ES_EVENT_COLUMNS "c.bytes, e.text FROM events e LEFT JOIN code c ON c.id = e.code_id";
+// The same columns without the join: the bytes come from a CodeCache (column 22 is NULL).
+constexpr std::string_view kEventColumnsNoCode = ES_EVENT_COLUMNS "NULL, e.text FROM events e";
+#undef ES_EVENT_COLUMNS
 
 Event row_to_event(const db::Stmt& s) {
   Event ev;
@@ -118,7 +121,7 @@ Event row_to_event(const db::Stmt& s) {
   r.aux = static_cast<uint32_t>(s.col_i64(19));
   r.aux64 = s.col_u64(20);
   ev.code_id = s.col_null(21) ? 0 : s.col_i64(21);
-  const std::string bytes = !s.col_null(22) ? s.col_blob(22) : s.col_text(23);
+  const std::string_view bytes = !s.col_null(22) ? s.col_bytes(22) : s.col_bytes(23);
   std::memcpy(r.bytes, bytes.data(), std::min(bytes.size(), sizeof r.bytes));
   return ev;
 }
@@ -136,9 +139,20 @@ void set_open_notice_handler(std::function<void(const std::string&)> fn) { notic
 std::string_view event_select_sql() { return kEventColumns; }
 Event event_from_row(const db::Stmt& s) { return row_to_event(s); }
 
+Result<void> CodeCache::load(db::Db& db) {
+  if (loaded_) return {};
+  auto st = db.prepare("SELECT id, bytes FROM code");
+  if (!st) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), st.error()));
+  int rc;
+  while ((rc = st->step()) == SQLITE_ROW) bytes_.emplace(st->col_i64(0), st->col_blob(1));
+  if (rc != SQLITE_DONE) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg()));
+  loaded_ = true;
+  return {};
+}
+
 Result<void> query_events(db::Db& db, const std::string& where, const std::vector<int64_t>& binds,
-                          const std::function<bool(const Event&)>& fn, const char* order_by) {
-  std::string sql(kEventColumns);
+                          const std::function<bool(const Event&)>& fn, const char* order_by, const CodeCache* code) {
+  std::string sql(code ? kEventColumnsNoCode : kEventColumns);
   if (!where.empty()) sql += " WHERE " + where;
   sql += " ORDER BY ";
   sql += order_by;
@@ -149,7 +163,16 @@ Result<void> query_events(db::Db& db, const std::string& where, const std::vecto
     const int rc = st->step();
     if (rc == SQLITE_DONE) return {};
     if (rc != SQLITE_ROW) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg()));
-    if (!fn(row_to_event(*st))) return {};
+    if (!code) {
+      if (!fn(row_to_event(*st))) return {};
+      continue;
+    }
+    Event ev = row_to_event(*st);
+    if (ev.code_id) {
+      const std::string_view b = code->bytes(ev.code_id);
+      std::memcpy(ev.rec.bytes, b.data(), std::min(b.size(), sizeof ev.rec.bytes));
+    }
+    if (!fn(ev)) return {};
   }
 }
 
@@ -268,20 +291,24 @@ Result<SessionInfo> Recording::session() {
     s.source_dropped = st->col_u64(16);
   }
   {
-    auto st = db_.prepare("SELECT kind, count(*), min(time_ns), max(time_ns) FROM events GROUP BY kind ORDER BY kind");
+    // Counts from the narrow (kind, reason) index and the time extent from the time index
+    // (two O(log n) lookups), not a scan of every row: exports and the GUI open with this.
+    auto st = db_.prepare("SELECT kind, count(*) FROM events GROUP BY kind ORDER BY kind");
     if (!st) return fail(st.error());
-    bool first = true;
     int rc;
     while ((rc = st->step()) == SQLITE_ROW) {
       const uint64_t count = st->col_u64(1);
       s.counts_by_kind.emplace_back(static_cast<uint16_t>(st->col_i64(0)), count);
       s.event_count += count;
-      const uint64_t lo = st->col_u64(2), hi = st->col_u64(3);
-      s.first_time_ns = first ? lo : std::min(s.first_time_ns, lo);
-      s.last_time_ns = first ? hi : std::max(s.last_time_ns, hi);
-      first = false;
     }
     if (rc != SQLITE_DONE) return fail(db_.errmsg());
+    if (s.event_count) {
+      auto lo = db_.query_int("SELECT min(time_ns) FROM events");
+      auto hi = db_.query_int("SELECT max(time_ns) FROM events");
+      if (!lo || !hi) return fail(db_.errmsg());
+      s.first_time_ns = static_cast<uint64_t>(*lo);
+      s.last_time_ns = static_cast<uint64_t>(*hi);
+    }
   }
   auto by_reason = [&](int kind, auto& out) -> Result<void> {
     auto st = db_.prepare("SELECT reason, count(*) AS n FROM events WHERE kind = ? GROUP BY reason ORDER BY n DESC, reason");
@@ -359,12 +386,21 @@ Result<void> Recording::for_each_event(const EventFilter& f, const std::function
   if (f.to_ns) add("e.time_ns <= ?", static_cast<int64_t>(*f.to_ns));
   uint64_t emitted = 0;
   if (f.limit && *f.limit == 0) return {};
-  return query_events(db_, where, binds, [&](const Event& ev) {
-    if (!matches_decoded(f, ev.rec)) return true;
-    if (!fn(ev)) return false;
-    ++emitted;
-    return !(f.limit && emitted >= *f.limit);
-  });
+  // Whole-recording reads take the instruction bytes from memory instead of a join per row.
+  const CodeCache* code = nullptr;
+  if (!f.limit) {
+    if (auto r = code_->load(db_); !r) return r;
+    code = code_.get();
+  }
+  return query_events(
+      db_, where, binds,
+      [&](const Event& ev) {
+        if (!matches_decoded(f, ev.rec)) return true;
+        if (!fn(ev)) return false;
+        ++emitted;
+        return !(f.limit && emitted >= *f.limit);
+      },
+      "e.id", code);
 }
 
 Result<std::vector<Event>> Recording::events(const EventFilter& f) {

@@ -4,8 +4,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -65,6 +68,21 @@ struct EventFilter {
 // Resolves a --reason argument; error sentence if neither an exit reason nor a decision.
 Result<void> set_reason(EventFilter& f, std::string_view text);
 
+// Instruction bytes by code id (the code table: one row per distinct instruction seen at an exit
+// RIP, small next to events), loaded once per recording for whole-recording reads.
+class CodeCache {
+ public:
+  Result<void> load(db::Db& db);
+  std::string_view bytes(int64_t id) const {
+    auto it = bytes_.find(id);
+    return it == bytes_.end() ? std::string_view() : std::string_view(it->second);
+  }
+
+ private:
+  std::unordered_map<int64_t, std::string> bytes_;
+  bool loaded_ = false;
+};
+
 // Where Recording::open puts the migrated copy of an older-schema recording: beside it, as
 // <name without .db>.v<current schema>.db (e.g. old.db -> old.v2.db).
 std::string migrated_copy_path(const std::string& path);
@@ -99,13 +117,14 @@ class Recording {
  private:
   explicit Recording(db::Db db) : db_(std::move(db)) {}
   db::Db db_;
+  std::unique_ptr<CodeCache> code_ = std::make_unique<CodeCache>();
 };
 
 // Shared by Recording and chain materialization: SELECT over events joined with code.
 // `where` is SQL after WHERE (may be empty); binds are int64 values for its '?'s.
 Result<void> query_events(db::Db& db, const std::string& where, const std::vector<int64_t>& binds,
                           const std::function<bool(const Event&)>& fn,
-                          const char* order_by = "e.id");
+                          const char* order_by = "e.id", const CodeCache* code = nullptr);
 
 // The SELECT (columns of events joined with code, aliases e and c, no WHERE) that
 // event_from_row reads; for queries with their own WHERE / ORDER BY / LIMIT (replay/browse.cpp).

@@ -56,6 +56,12 @@ class Stmt {
     return p ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_, c)))
              : std::string();
   }
+  // The column's bytes (blob or text) without a copy; valid until the next step / reset.
+  std::string_view col_bytes(int c) const {
+    const void* p = sqlite3_column_blob(s_, c);
+    return p ? std::string_view(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_, c)))
+             : std::string_view();
+  }
   std::string col_blob(int c) const {
     const void* p = sqlite3_column_blob(s_, c);
     return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_, c)))
@@ -95,14 +101,14 @@ class Db {
   const std::string& path() const { return path_; }
   std::string errmsg() const { return h_ ? sqlite3_errmsg(h_) : "no database"; }
   int errcode() const { return h_ ? sqlite3_extended_errcode(h_) : SQLITE_MISUSE; }
+  // errno of the last failed system call SQLite made (ENOSPC, EFBIG, ...), 0 if none.
+  int system_errno() const { return h_ ? sqlite3_system_errno(h_) : 0; }
 
   // Runs one or more statements without results; error = SQLite's message.
   Result<void> exec(std::string_view sql);
   Result<Stmt> prepare(std::string_view sql);
   // First column of the first row as an integer (e.g. PRAGMA user_version).
   Result<int64_t> query_int(std::string_view sql);
-  // errno of the last failed system call SQLite made (ENOSPC, EFBIG, ...), 0 if none.
-  int system_errno() const { return h_ ? sqlite3_system_errno(h_) : 0; }
   void close();
 
  private:
