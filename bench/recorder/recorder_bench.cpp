@@ -4,7 +4,9 @@
 //   BM_RecorderThroughput   ProbeBus -> Recorder (double buffer, writer thread) -> SQLite file
 //   BM_BareSqliteInsert     the same rows, same events table (schema v1), one prepared INSERT,
 //                           one transaction per batch of the same size, no thread
-//   BM_DisabledProbePoint   `if (bus.enabled(ES_KIND_VM_EXIT)) {...}` with no subscriber
+//   BM_DisabledProbePoint   `if (bus.enabled(ES_KIND_VM_EXIT)) {...}` with no subscriber (nor
+//                           USDT tracer: the mask and the USDT semaphore are both read)
+//   BM_EmptyLoopBaseline    the same loop without the probe point
 // The ratio is recorder items_per_second / bare items_per_second (see BENCHMARKS.md).
 #include <benchmark/benchmark.h>
 
@@ -163,10 +165,20 @@ void BM_DisabledProbePoint(benchmark::State& state) {
   benchmark::DoNotOptimize(emitted);
 }
 
+// Baseline for (c) in the same run: the same loop (opaque bus, clobber) without the probe point.
+void BM_EmptyLoopBaseline(benchmark::State& state) {
+  es::probes::ProbeBus bus;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(bus);
+    benchmark::ClobberMemory();
+  }
+}
+
 }  // namespace
 
 BENCHMARK(BM_BareSqliteInsert)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_RecorderThroughput)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_RecorderFinish)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(1.0);
+BENCHMARK(BM_EmptyLoopBaseline);
 BENCHMARK(BM_DisabledProbePoint);
 BENCHMARK_MAIN();

@@ -1,8 +1,16 @@
 // In-process probe bus: the hv core calls probe points; attached plugins get callbacks.
 //
 // Cost model: a probe point is `if (bus.enabled(kind)) { build record; bus.emit(rec); }`.
-// With nothing attached `enabled()` is one load and a predictable branch; record ids are
+// With nothing attached `enabled()` is two loads and a predictable branch; record ids are
 // still assigned (a counter) so causal links stay exact whether or not anyone listens.
+//
+// USDT: every record delivered is also the USDT probe `exitscope:record` (sys/sdt.h), so an
+// external eBPF program or bpftrace can attach to a running exitscope:
+//   arg0 = const struct es_record * (128 bytes, record.h), arg1 = kind, arg2 = id
+// It is a nop when nothing is attached. Its semaphore (exitscope_record_semaphore, counted up
+// by the kernel while a uprobe is attached, probes/bus/usdt_semaphore.c) also turns every probe
+// point on, so the hv builds records for the external tracer even with no in-process
+// subscriber. Example: probes/usdt/ (es-usdt-tail).
 #pragma once
 
 #include <cstddef>
@@ -11,14 +19,25 @@
 
 #include "exitscope/record.h"
 
+#ifndef _SDT_HAS_SEMAPHORES
+#define _SDT_HAS_SEMAPHORES 1
+#endif
+#include <sys/sdt.h>
+
+extern "C" {
+// The USDT probe's semaphore: non-zero while an external tracer is attached.
+extern volatile unsigned short exitscope_record_semaphore;
+}
+
 namespace es::probes {
 
 using RecordCallback = void (*)(void* user, const es_record* rec);  // rec valid only during the call
 
 class ProbeBus {
  public:
-  bool enabled(uint16_t kind) const noexcept { return (mask_ >> kind) & 1u; }
-  bool any_enabled() const noexcept { return mask_ != 0; }
+  bool enabled(uint16_t kind) const noexcept { return ((mask_ >> kind) & 1u) | usdt_attached(); }
+  bool any_enabled() const noexcept { return mask_ != 0 || usdt_attached(); }
+  static bool usdt_attached() noexcept { return __builtin_expect(exitscope_record_semaphore != 0, 0); }
   uint64_t next_id() noexcept { return ++last_id_; }
   uint64_t last_id() const noexcept { return last_id_; }
 
@@ -67,6 +86,7 @@ class ProbeBus {
   void deliver(const es_record& r) const noexcept {
     for (const Sub& s : subs_)
       if ((s.mask >> r.kind) & 1u) s.cb(s.user, &r);
+    if (usdt_attached()) STAP_PROBE3(exitscope, record, &r, r.kind, r.id);
   }
   void recompute() {
     mask_ = 0;
