@@ -22,14 +22,16 @@ bool same_event(uint32_t a, uint32_t b) {
 }  // namespace
 
 void KvmEventLinker::learn(const TraceLine& t) {
-  if (t.pid >= 0 && t.vcpu >= 0) pid_vcpu_.emplace_back(t.pid, t.vcpu);
+  if (t.pid < 0 || t.vcpu < 0) return;
+  // A thread that names two vCPUs (it should not) keeps the lower one.
+  auto [it, fresh] = learning_.try_emplace(t.pid, t.vcpu);
+  if (!fresh && t.vcpu < it->second) it->second = t.vcpu;
 }
 
 void KvmEventLinker::finish_learning() {
+  pid_vcpu_.assign(learning_.begin(), learning_.end());
   std::sort(pid_vcpu_.begin(), pid_vcpu_.end());
-  pid_vcpu_.erase(std::unique(pid_vcpu_.begin(), pid_vcpu_.end(),
-                              [](auto& a, auto& b) { return a.first == b.first; }),
-                  pid_vcpu_.end());
+  learning_.clear();
 }
 
 void KvmEventLinker::add(const TraceLine& t, uint64_t time_ns, uint64_t line_no) {

@@ -90,7 +90,8 @@ class KvmEventLinker {
   std::deque<es_record> held_;  // ids base_id_ .. next_id_-1
   uint64_t base_id_ = 1, next_id_ = 1;
   std::vector<VcpuState> vcpus_;
-  std::vector<std::pair<int32_t, int32_t>> pid_vcpu_;       // learn(): thread -> vCPU, sorted
+  std::unordered_map<int32_t, int32_t> learning_;           // learn(): thread -> vCPU
+  std::vector<std::pair<int32_t, int32_t>> pid_vcpu_;       // the same after finish_learning(), sorted
   std::unordered_map<int32_t, int32_t> seen_pid_vcpu_;      // the same, from events added so far
   std::vector<int32_t> guessed_pids_;
   uint16_t cur_vcpu_ = 0, last_vcpu_ = 0;

@@ -260,7 +260,13 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
   for (const Line& l : lines) linker.learn(l.t);
   linker.finish_learning();
   out.records.reserve(lines.size() + lines.size() / 4);
-  for (const Line& l : lines) linker.add(l.t, l.t.time_ns - t0, l.line_no);
+  // Settled records are handed out as the link goes, so the linker's queue stays short and
+  // every record is copied once.
+  size_t n = 0;
+  for (const Line& l : lines) {
+    linker.add(l.t, l.t.time_ns - t0, l.line_no);
+    if ((++n & 4095) == 0) linker.take_settled(out.records);
+  }
   linker.take_all(out.records);
   s.records = out.records.size();
   // Era and vendor: what the print formats tell.

@@ -1,6 +1,7 @@
 #include "replay/import/trace_text.h"
 
 #include <array>
+#include <unordered_map>
 
 #include "hv/arch/event_info.h"
 #include "hv/arch/exceptions.h"
@@ -13,20 +14,45 @@ namespace {
 using arch::EntryIntrInfo;
 using arch::InterruptionType;
 
-constexpr bool is_space(char c) { return c == ' ' || c == '\t'; }
-constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
-constexpr int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-constexpr bool is_ident(char c) { return (c >= 'a' && c <= 'z') || is_digit(c) || c == '_'; }
+// Character classes by table: the scanners below run over every byte of every line.
+enum CharClass : uint8_t { kSpace = 1, kDelim = 2, kDigit = 4, kIdent = 8 };
+constexpr std::array<uint8_t, 256> kCharClass = [] {
+  std::array<uint8_t, 256> t{};
+  t[' '] = t['\t'] = kSpace | kDelim;
+  t[','] = kDelim;
+  for (int c = '0'; c <= '9'; ++c) t[c] = kDigit | kIdent;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = kIdent;
+  t['_'] = kIdent;
+  return t;
+}();
+// Hex digit values; 0xFF = not a hex digit.
+constexpr std::array<uint8_t, 256> kHexValue = [] {
+  std::array<uint8_t, 256> t{};
+  for (auto& v : t) v = 0xFF;
+  for (int c = '0'; c <= '9'; ++c) t[c] = static_cast<uint8_t>(c - '0');
+  for (int c = 'a'; c <= 'f'; ++c) t[c] = static_cast<uint8_t>(c - 'a' + 10);
+  for (int c = 'A'; c <= 'F'; ++c) t[c] = static_cast<uint8_t>(c - 'A' + 10);
+  return t;
+}();
+constexpr uint8_t char_class(char c) { return kCharClass[static_cast<unsigned char>(c)]; }
+constexpr bool is_space(char c) { return char_class(c) & kSpace; }
+constexpr bool is_digit(char c) { return char_class(c) & kDigit; }
+constexpr bool is_delim(char c) { return char_class(c) & kDelim; }  // space, tab, comma
+constexpr bool is_ident(char c) { return char_class(c) & kIdent; }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && (is_space(s.back()) || s.back() == '\r' || s.back() == '\n')) s.remove_suffix(1);
-  return s;
+// Position of the last blank, npos if none (string_view::find_last_of(" \t") calls memchr per byte).
+size_t last_space(std::string_view s) {
+  for (size_t i = s.size(); i > 0; --i)
+    if (is_space(s[i - 1])) return i - 1;
+  return std::string_view::npos;
+}
+
+inline std::string_view trim(std::string_view s) {
+  const char* b = s.data();
+  const char* e = b + s.size();
+  while (b < e && is_space(*b)) ++b;
+  while (e > b && (is_space(e[-1]) || e[-1] == '\r' || e[-1] == '\n')) --e;
+  return {b, static_cast<size_t>(e - b)};
 }
 
 // Hex with or without 0x; at most 16 digits; the whole token.
@@ -35,9 +61,9 @@ bool parse_hex(std::string_view t, uint64_t& out) {
   if (t.empty() || t.size() > 16) return false;
   uint64_t v = 0;
   for (char c : t) {
-    const int d = hex_value(c);
-    if (d < 0) return false;
-    v = (v << 4) | static_cast<uint64_t>(d);
+    const uint8_t d = kHexValue[static_cast<unsigned char>(c)];
+    if (d > 15) return false;
+    v = (v << 4) | d;
   }
   out = v;
   return true;
@@ -86,9 +112,9 @@ struct Tokens {
   explicit Tokens(std::string_view s) {
     size_t i = 0;
     while (i < s.size()) {
-      while (i < s.size() && (is_space(s[i]) || s[i] == ',')) ++i;
+      while (i < s.size() && is_delim(s[i])) ++i;
       const size_t b = i;
-      while (i < s.size() && !is_space(s[i]) && s[i] != ',') ++i;
+      while (i < s.size() && !is_delim(s[i])) ++i;
       if (i > b) {
         if (n == kMax) {
           overflow = true;
@@ -180,6 +206,19 @@ bool all_lower(std::string_view s) {
   return true;
 }
 
+// VMX basic exit reason by KVM's name: the exact spelling through a table built once, other
+// spellings ("EXIT_REASON_...", lower case) through arch::exit_reason_from_name. -1 if unknown.
+int vmx_exit_reason(std::string_view name) {
+  static const std::unordered_map<std::string_view, int> kExact = [] {
+    std::unordered_map<std::string_view, int> m;
+    for (uint16_t i = 0; i < 0x400; ++i)
+      if (const std::string_view n = arch::exit_reason_name(i); !n.empty()) m.emplace(n, i);
+    return m;
+  }();
+  if (const auto it = kExact.find(name); it != kExact.end()) return it->second;
+  return arch::exit_reason_from_name(name);
+}
+
 // Fills reason / svm / reason_known from KVM's printed name (or a hex number when the kernel's
 // table did not know it). `next` is the following token, for SVM's two-word "PF excp".
 // Returns the number of tokens consumed (1 or 2).
@@ -201,7 +240,7 @@ size_t parse_reason(std::string_view name, std::string_view next, TraceLine& out
       return 1;
     }
   }
-  const int basic = arch::exit_reason_from_name(name);
+  const int basic = vmx_exit_reason(name);
   if (basic >= 0) {
     out.reason = static_cast<uint32_t>(basic);
     out.reason_known = true;
@@ -520,7 +559,7 @@ bool parse_prefix(std::string_view p, TraceLine& out, bool perf) {
   if (p.back() != ':') return false;
   p.remove_suffix(1);
   p = trim(p);
-  size_t sp = p.find_last_of(" \t");
+  size_t sp = last_space(p);
   const std::string_view ts = sp == std::string_view::npos ? p : p.substr(sp + 1);
   if (!parse_timestamp(ts, out.time_ns)) return false;
   out.has_time = true;
@@ -530,7 +569,7 @@ bool parse_prefix(std::string_view p, TraceLine& out, bool perf) {
   }
   p = trim(p.substr(0, sp));
   // Optional irq-flags column (ftrace "d..1", "dN.2.", trace-cmd "...."), then "[cpu]".
-  sp = p.find_last_of(" \t");
+  sp = last_space(p);
   std::string_view last = sp == std::string_view::npos ? p : p.substr(sp + 1);
   if (!last.empty() && last.front() != '[' && last.size() <= 6 && !perf) {
     bool flags = true, all_digits = true;
@@ -542,7 +581,7 @@ bool parse_prefix(std::string_view p, TraceLine& out, bool perf) {
     if (flags && sp != std::string_view::npos) {
       out.has_cpu_flags = true;
       p = trim(p.substr(0, sp));
-      sp = p.find_last_of(" \t");
+      sp = last_space(p);
       last = sp == std::string_view::npos ? p : p.substr(sp + 1);
     }
   }
@@ -556,7 +595,7 @@ bool parse_prefix(std::string_view p, TraceLine& out, bool perf) {
   // Task: "comm-pid" (ftrace) or "comm pid" / "comm pid/tid" (perf).
   if (!task.empty()) {
     const size_t dash = task.find_last_of('-');
-    const size_t blank = task.find_last_of(" \t");
+    const size_t blank = last_space(task);
     uint64_t pid = 0;
     std::string_view comm;
     if (dash != std::string_view::npos && (blank == std::string_view::npos || dash > blank) &&
@@ -613,10 +652,20 @@ bool continuation_word(std::string_view t) {
   return false;
 }
 
+// trace-cmd report's "cpus=4", "version = 6", "CPU 3 is empty", "CPU:3 [LOST 12 EVENTS]"; ftrace's
+// "tracer: nop". Cheap on event lines: QEMU's vCPU threads ("CPU 0/KVM-1234 [000] ...") start
+// with "CPU " too, so the check looks only at the end of the line.
 bool is_header(std::string_view s) {
-  return s.substr(0, 5) == "cpus=" || s.substr(0, 10) == "version = " || s.substr(0, 4) == "CPU:" ||
-         (s.substr(0, 4) == "CPU " && s.find(" is empty") != std::string_view::npos) ||
-         s.substr(0, 8) == "tracer: ";
+  constexpr std::string_view kEmpty = " is empty";
+  switch (s[0]) {
+    case 'c': return s.substr(0, 5) == "cpus=";
+    case 'v': return s.substr(0, 10) == "version = ";
+    case 't': return s.substr(0, 8) == "tracer: ";
+    case 'C':
+      return s.substr(0, 4) == "CPU:" ||
+             (s.substr(0, 4) == "CPU " && s.size() > kEmpty.size() && s.substr(s.size() - kEmpty.size()) == kEmpty);
+    default: return false;
+  }
 }
 
 }  // namespace

@@ -79,8 +79,10 @@ inline const std::vector<std::string>& capture_events() {
 }
 
 // Runs `guest_bin --loops LOOPS` traced and writes the trace (file version 7, trace-cmd's default
-// compression) to `out_dat`.
-inline KvmTraceCapture capture_kvm_trace(const std::string& guest_bin, unsigned loops, const std::string& out_dat) {
+// compression) to `out_dat`. `buffer_kb`: ring buffer size per CPU for the run (0: as it is;
+// each loop of the guest makes about 20 events, ~0.7 KB).
+inline KvmTraceCapture capture_kvm_trace(const std::string& guest_bin, unsigned loops, const std::string& out_dat,
+                                         unsigned buffer_kb = 0) {
   using capture_detail::read_file;
   using capture_detail::write_file;
   namespace fs = std::filesystem;
@@ -111,6 +113,7 @@ inline KvmTraceCapture capture_kvm_trace(const std::string& guest_bin, unsigned 
 
   capture_detail::TracefsLock lock;
   const std::string was_on = read_file(t + "/tracing_on");
+  const std::string was_kb = read_file(t + "/buffer_size_kb");
   const std::string was_pids = read_file(t + "/set_event_pid");
   std::vector<std::pair<std::string, std::string>> was_enabled;
   for (const std::string& e : capture_events()) {
@@ -129,10 +132,12 @@ inline KvmTraceCapture capture_kvm_trace(const std::string& guest_bin, unsigned 
         ::close(fd);
       }
     }
+    if (buffer_kb) write_file(t + "/buffer_size_kb", std::to_string(std::strtoul(was_kb.c_str(), nullptr, 10)));
     write_file(t + "/tracing_on", was_on.substr(0, 1));
   };
 
   write_file(t + "/tracing_on", "0");
+  if (buffer_kb) write_file(t + "/buffer_size_kb", std::to_string(buffer_kb));
   write_file(t + "/trace", "");  // empties the ring buffer of every CPU
   const std::string out_txt = out_dat + ".guest.txt";
   int go[2];
