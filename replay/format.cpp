@@ -115,6 +115,7 @@ std::string describe_event_fields(const Event& ev) {
       append(s, info.valid() ? "inject=" + event_text(info, r.intr_error) : std::string("no injection"));
       if (info.valid() && arch::type_has_instruction_length(info.type())) append(s, "len=" + std::to_string(r.instr_len));
       append(s, "rip=" + hex(r.rip));
+      if (r.kind == ES_KIND_NESTED_ENTRY && r.qualification) append(s, "exception_bitmap=" + hex(r.qualification));
       break;
     }
     case ES_KIND_DELIVERY:

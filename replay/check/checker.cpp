@@ -82,6 +82,14 @@ struct Checker::State {
   std::vector<replay::Event> run_ends;
   std::vector<Violation> out;
   bool finished = false;
+  // l1-intercept-bypassed: per vCPU, what L1 intercepts while L2 runs (the last NESTED_ENTRY's
+  // vmcs12 exception bitmap and #PF error-code mask / match), and whether L2 runs now.
+  struct L1Intercepts {
+    bool in_l2 = false;
+    uint32_t exception_bitmap = 0, pfec_mask = 0, pfec_match = 0;
+    uint64_t entry_id = 0;
+  };
+  std::unordered_map<uint16_t, L1Intercepts> l1;
 
   void report(Violation v) { out.push_back(std::move(v)); }
 };
@@ -268,6 +276,47 @@ void rule_irq_window_closed(State& st, const es_record& r) {
                      "window instead."));
 }
 
+// --- l1-intercept-bypassed ---------------------------------------------------------------
+// While L2 runs, an exception L1 intercepts (vmcs12 exception bitmap; for #PF bit 14 together
+// with the page-fault error-code mask and match, SDM Vol. 3C 25.6.3 "Exception Bitmap") must
+// reach L1 as a VM exit (exit reason 0), not be delivered to L2: L0 injecting such an
+// exception into L2 on its own (a new event, not L1's vmcs12 injection and not a reinjection
+// of an event whose delivery an L0 exit interrupted) bypasses L1. KVM turns it into a nested
+// VM exit (nested_vmx_check_exception()); the async #PF bug of the mailing-list thread
+// injected it into L2 instead.
+void rule_l1_intercept_bypassed(State& st, const es_record& r) {
+  if (!is_vmx(r)) return;
+  if (r.kind == ES_KIND_NESTED_ENTRY) {
+    State::L1Intercepts& l = st.l1[r.vcpu];
+    l.in_l2 = true;
+    l.exception_bitmap = static_cast<uint32_t>(r.qualification);
+    l.pfec_mask = static_cast<uint32_t>(r.guest_linear);
+    l.pfec_match = static_cast<uint32_t>(r.guest_linear >> 32);
+    l.entry_id = r.id;
+    return;
+  }
+  if (r.kind == ES_KIND_NESTED_EXIT) {
+    st.l1[r.vcpu].in_l2 = false;
+    return;
+  }
+  if (r.kind != ES_KIND_DECISION || r.reason != ES_DECISION_INJECT_NEW || r.hv_level != 0 || r.level != 2) return;
+  auto it = st.l1.find(r.vcpu);
+  if (it == st.l1.end() || !it->second.in_l2) return;
+  const State::L1Intercepts& l = it->second;
+  const EntryIntrInfo inj(r.intr_info);
+  if (!inj.valid() || inj.type() != InterruptionType::HardwareException) return;
+  bool intercepted = (l.exception_bitmap >> inj.vector()) & 1u;
+  if (inj.vector() == 14 && (r.intr_error & l.pfec_mask) != l.pfec_match) intercepted = !intercepted;
+  if (!intercepted) return;
+  st.report(make(RuleId::L1InterceptBypassed, r, r.origin, {l.entry_id, r.id},
+                 "L0 injected " + arch::describe(inj) + " (error code " + hex(r.intr_error) + ") into L2 at #" + num(r.id) +
+                     " (vcpu " + num(r.vcpu) + ") although L1 intercepts it (vmcs12 exception bitmap " +
+                     hex(l.exception_bitmap) + " at L1's entry #" + num(l.entry_id) +
+                     "): the exception must become a nested VM exit to L1 with exit reason EXCEPTION_NMI (SDM Vol. 3C "
+                     "25.6.3 \"Exception Bitmap\"; KVM nested_vmx_check_exception()), as for an asynchronous #PF "
+                     "destined to L2."));
+}
+
 // --- event-lost --------------------------------------------------------------------------
 // The chain's outcome as replay/chains decides it: an event raised, never delivered, not
 // dropped by policy, not merged into a #DF or a triple fault, in a run that ended normally.
@@ -328,6 +377,9 @@ constexpr RuleImpl kRules[] = {
     {{RuleId::IrqWindowClosed, "irq-window-closed",
       "a VM entry injecting an external interrupt with RFLAGS.IF = 0 or blocking by STI / MOV SS (SDM 27.3.1.5)"},
      &rule_irq_window_closed, nullptr},
+    {{RuleId::L1InterceptBypassed, "l1-intercept-bypassed",
+      "L0 injected into L2 an exception L1 intercepts (vmcs12 exception bitmap) instead of exiting to L1 (SDM 25.6.3)"},
+     &rule_l1_intercept_bypassed, nullptr},
 };
 
 std::vector<Rule> make_rule_list() {

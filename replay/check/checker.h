@@ -33,6 +33,7 @@ enum class RuleId : uint32_t {
   ReinjectionLoop = 4,
   NmiWhileBlocked = 5,
   IrqWindowClosed = 6,
+  L1InterceptBypassed = 7,
 };
 
 struct Rule {

@@ -337,6 +337,61 @@ TEST(CheckRulesTest, IrqWithOpenWindowExceptionsWithIfClearAndUnrecordedRflagsAr
 
 // --- options, table, bus -------------------------------------------------------------------------
 
+// --- l1-intercept-bypassed -----------------------------------------------------------------
+
+es_record nested_entry(uint32_t exception_bitmap, uint32_t pfec_mask, uint32_t pfec_match) {
+  es_record r{};
+  r.kind = ES_KIND_NESTED_ENTRY;
+  r.level = 2;
+  r.hv_level = 1;
+  r.qualification = exception_bitmap;
+  r.guest_linear = pfec_mask | (static_cast<uint64_t>(pfec_match) << 32);
+  return r;
+}
+
+uint64_t decide(Emitter& em, uint32_t decision, uint8_t vector, uint32_t error, uint8_t hv_level) {
+  es_record r{};
+  r.kind = ES_KIND_DECISION;
+  r.reason = decision;
+  r.level = 2;
+  r.hv_level = hv_level;
+  r.intr_info = arch::EntryIntrInfo::make(vector, arch::InterruptionType::HardwareException,
+                                          arch::exception_has_error_code(vector))
+                    .raw();
+  r.intr_error = error;
+  return em.emit(r);
+}
+
+TEST(CheckRulesTest, ExceptionL1InterceptsInjectedIntoL2ByL0IsReportedNearMissesAreNot) {
+  uint64_t gp_entry = 0, bad_gp = 0, pf_entry = 0, bad_pf = 0;
+  auto c = test::record_and_check("l1-intercept.db", [&](Emitter& em) {
+    gp_entry = em.emit(nested_entry((1u << 13) | (1u << 14), 0, 0));  // L1 intercepts #GP and #PF
+    bad_gp = decide(em, ES_DECISION_INJECT_NEW, 13, 0, 0);           // L0 injects #GP into L2: bypass
+    decide(em, ES_DECISION_INJECT_NEW, 6, 0, 0);                     // #UD: L1 does not intercept it
+    decide(em, ES_DECISION_INJECT_REINJECTED, 13, 0, 0);             // finishing an interrupted delivery
+    decide(em, ES_DECISION_INJECT_NEW, 13, 0, 1);                    // L1's own injection into L2
+    // #PF with error-code mask 1 / match 1: bit 14 decides only when (error & 1) == 1, else the
+    // opposite (SDM 25.6.3); error 0 is not intercepted, error 1 is.
+    pf_entry = em.emit(nested_entry(1u << 14, 1, 1));
+    decide(em, ES_DECISION_INJECT_NEW, 14, 0, 0);
+    bad_pf = decide(em, ES_DECISION_INJECT_NEW, 14, 1, 0);
+    es_record nested_exit{};
+    nested_exit.kind = ES_KIND_NESTED_EXIT;
+    nested_exit.level = 2;
+    em.emit(nested_exit);
+    decide(em, ES_DECISION_INJECT_NEW, 14, 1, 0);  // L2 no longer runs
+    em.run_end(ES_END_LIMIT);
+  });
+  const auto v = test::of_rule(c.offline, RuleId::L1InterceptBypassed);
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_EQ(v[0].events, (std::vector<uint64_t>{gp_entry, bad_gp}));
+  EXPECT_EQ(v[1].events, (std::vector<uint64_t>{pf_entry, bad_pf}));
+  EXPECT_NE(v[0].explanation.find("#GP"), std::string::npos) << v[0].explanation;
+  EXPECT_NE(v[0].explanation.find("25.6.3"), std::string::npos) << v[0].explanation;
+  EXPECT_EQ(c.offline.size(), 2u);
+  expect_live_equals_offline(c);
+}
+
 TEST(CheckRulesTest, OnlyTheSelectedRuleRuns) {
   uint64_t root = 0, last = 0;
   check::CheckOptions only_window;
@@ -349,10 +404,10 @@ TEST(CheckRulesTest, OnlyTheSelectedRuleRuns) {
 
 TEST(CheckRulesTest, RuleTableHasStableIdsAndUniqueNames) {
   const auto rules = check::rules();
-  ASSERT_EQ(rules.size(), 6u);
+  ASSERT_EQ(rules.size(), 7u);
   const char* names[] = {"exit-ext-int-with-vectoring", "injected-twice", "event-lost", "reinjection-loop",
-                         "nmi-while-blocked", "irq-window-closed"};
-  for (uint32_t i = 0; i < 6; ++i) {
+                         "nmi-while-blocked", "irq-window-closed", "l1-intercept-bypassed"};
+  for (uint32_t i = 0; i < 7; ++i) {
     EXPECT_EQ(static_cast<uint32_t>(rules[i].id), i + 1);
     EXPECT_EQ(rules[i].name, names[i]);
     EXPECT_EQ(check::find_rule(names[i]), &rules[i]);

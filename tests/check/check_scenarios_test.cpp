@@ -106,6 +106,39 @@ TEST(CheckScenariosTest, NestedExitWithVectoringBugIsCaught) {
   EXPECT_NE(r.out.find("exit-ext-int-with-vectoring: chain"), std::string::npos) << r.out;
 }
 
+// The async #PF seed thread: with L1 intercepting #PF, an asynchronous #PF destined to L2 must
+// become a nested VM exit to L1. The fixed run is clean (first test); `--bug async-pf-into-l2`
+// injects it into L2 and is exactly one l1-intercept-bypassed, at L0's INJECT_NEW #PF into L2.
+TEST(CheckScenariosTest, AsyncPageFaultInjectedIntoL2BehindL1sBackIsCaught) {
+  const std::string path = record_scenario("nested-async-pf", "--bug async-pf-into-l2");
+  auto rec = replay::Recording::open(path);
+  ASSERT_TRUE(rec) << rec.error();
+  auto offline = check::check_recording(*rec);
+  ASSERT_TRUE(offline) << offline.error();
+  ASSERT_EQ(offline->size(), 1u) << offline->front().explanation;
+  const check::Violation& v = offline->front();
+  EXPECT_EQ(v.rule, check::RuleId::L1InterceptBypassed);
+  auto inject = rec->event(v.events.back());
+  ASSERT_TRUE(inject && *inject);
+  EXPECT_EQ((*inject)->rec.kind, ES_KIND_DECISION);
+  EXPECT_EQ((*inject)->rec.reason, static_cast<uint32_t>(ES_DECISION_INJECT_NEW));
+  EXPECT_EQ((*inject)->rec.level, 2);
+  EXPECT_EQ((*inject)->rec.hv_level, 0);
+  EXPECT_EQ(arch::describe(arch::EntryIntrInfo((*inject)->rec.intr_info)), "#PF");
+  // The first event named is L1's entry whose exception bitmap intercepts #PF.
+  auto entry = rec->event(v.events.front());
+  ASSERT_TRUE(entry && *entry);
+  EXPECT_EQ((*entry)->rec.kind, ES_KIND_NESTED_ENTRY);
+  EXPECT_TRUE(((*entry)->rec.qualification >> 14) & 1u);
+  auto recorded = check::recorded_violations(*rec);
+  ASSERT_TRUE(recorded);
+  EXPECT_EQ(test::keys(*recorded), test::keys(*offline));
+  const CliRun r = run_cli("check '" + path + "'");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("l1-intercept-bypassed"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("nested VM exit to L1"), std::string::npos) << r.out;
+}
+
 TEST(CheckScenariosTest, RecordReportsViolationsAndInfoCountsThem) {
   const std::string path = test::temp_db("pf_rec.db");
   CliRun r = run_cli("record --scenario pf-during-irq -o '" + path + "'");

@@ -69,6 +69,10 @@ ExitRecordInfo Vmm::nested_vm_entry(Vmcs& v12, GuestGprs& gprs12, const EntryCon
     r.origin = inj.valid() ? ctx.origin : 0;
     r.aux = v12.read32(VmcsField::GuestInterruptibilityInfo);
     r.aux64 = v12.read(VmcsField::GuestRflags);
+    // What L1 intercepts while L2 runs: the checker holds L0's own injections into L2 against it.
+    r.qualification = v12.read32(VmcsField::ExceptionBitmap);
+    r.guest_linear = v12.read32(VmcsField::PageFaultErrorCodeMask) |
+                     (static_cast<uint64_t>(v12.read32(VmcsField::PageFaultErrorCodeMatch)) << 32);
     bus_.emit(r);
   }
   prepare_vmcs02(v12);

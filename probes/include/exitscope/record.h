@@ -35,7 +35,9 @@ enum {
   ES_KIND_CONTEXT = 11,       /* other trace lines kept for context (imports); VMCS dump lines
                                  (aux = field encoding, aux64 = value) */
   ES_KIND_NESTED_ENTRY = 12,  /* L1's VMLAUNCH/VMRESUME of L2 as emulated by L0 (vmcs12 -> vmcs02);
-                                 intr_info = vmcs12's VM-entry interruption info */
+                                 intr_info = vmcs12's VM-entry interruption info, qualification =
+                                 vmcs12's exception bitmap, guest_linear = its #PF error-code mask
+                                 (bits 31:0) and match (63:32) */
   ES_KIND_COUNT = 13
 };
 
