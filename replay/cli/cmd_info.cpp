@@ -9,6 +9,10 @@
 #include "replay/names.h"
 #include "replay/recording.h"
 
+#ifdef ES_HAVE_KVM
+#include "probes/kvm/kvm_record.h"
+#endif
+
 namespace es::cli {
 
 namespace {
@@ -56,6 +60,9 @@ int cmd_info(int argc, char** argv) {
   std::printf("started:    %s\n", s->started_at.c_str());
   if (const std::string imp = import::describe_import_config(s->config_json); !imp.empty())
     std::printf("import:     %s\n", imp.c_str());
+#ifdef ES_HAVE_KVM
+  for (const std::string& line : kvm::describe_kvm_config(s->config_json)) std::printf("kvm:        %s\n", line.c_str());
+#endif
   if (s->complete) {
     std::printf("status:     complete (ended %s)\n", s->ended_at.c_str());
   } else {

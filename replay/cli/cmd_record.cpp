@@ -1,5 +1,7 @@
 // `exitscope record` and `exitscope scenarios`: run a guest on the built-in VT-x core and
-// record it. Built only with the hypervisor (ES_HAVE_HV); otherwise they say so.
+// record it (built only with the hypervisor, ES_HAVE_HV; otherwise they say so), or record a
+// real KVM host with eBPF (`record --kvm`, probes/kvm/kvm_record.h; built with ES_HAVE_KVM).
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -9,6 +11,11 @@
 
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
+
+#ifdef ES_HAVE_KVM
+#include "probes/kvm/kvm_record.h"
+#include "probes/recorder/session_info.h"
+#endif
 
 #ifdef ES_HAVE_HV
 #include "hv/vmm/machine.h"
@@ -36,6 +43,15 @@ constexpr es::cli::OptionSpec kRecordOptions[] = {
     {"bug", "NAME", "reproduce a known bug: exit-with-vectoring, async-pf-into-l2 (nested runs)"},
     {"no-check", "", "do not run the invariant checker live (see 'exitscope check')"},
     {"quiet", "", "do not print the guest console or the summary"},
+    {"kvm", "", "record a real KVM host with eBPF instead (root; see below)"},
+    {"pid", "PID", "--kvm: only the VMM process PID (default: every process, or the command)"},
+    {"vcpu", "N", "--kvm: only vCPU N"},
+    {"duration", "SECONDS", "--kvm: stop after SECONDS (default: Ctrl-C, or when the command exits)"},
+    {"events", "LIST", "--kvm: tracepoints, comma-separated (kvm_exit,kvm_entry,... or exit,entry,...; default all)"},
+};
+// Not in --help: a one-page ring and a slow consumer, so a test can force ring-buffer drops.
+constexpr es::cli::OptionSpec kRecordHiddenOptions[] = {
+    {"test-overflow", "", "testing: one-page ring buffer, slow consumer"},
 };
 
 constexpr std::string_view kScenarios = "scenarios";
@@ -43,13 +59,7 @@ constexpr es::cli::OptionSpec kScenarioOptions[] = {
     {"names", "", "print only the names"},
 };
 
-#ifdef ES_HAVE_HV
-es::hv::Machine* g_running = nullptr;
-extern "C" void on_stop_signal(int) {
-  if (g_running) g_running->request_stop();
-}
-
-bool parse_u64(const std::string& s, uint64_t& out) {
+[[maybe_unused]] bool parse_u64(const std::string& s, uint64_t& out) {
   if (s.empty()) return false;
   char* end = nullptr;
   errno = 0;
@@ -57,6 +67,12 @@ bool parse_u64(const std::string& s, uint64_t& out) {
   if (errno != 0 || *end != '\0' || s[0] == '-') return false;
   out = v;
   return true;
+}
+
+#ifdef ES_HAVE_HV
+es::hv::Machine* g_running = nullptr;
+extern "C" void on_stop_signal(int) {
+  if (g_running) g_running->request_stop();
 }
 
 const char* end_reason_text(uint32_t r) {
@@ -74,27 +90,114 @@ const char* end_reason_text(uint32_t r) {
 
 }  // namespace
 
+namespace {
+
+#ifdef ES_HAVE_KVM
+// `record --kvm`: the options that apply, checked here; the recording is probes/kvm's.
+int record_kvm_command(const es::cli::Args& args, const std::vector<std::string>& command, int argc, char** argv) {
+  using namespace es::cli;
+  for (const char* hv_only : {"scenario", "guest", "policy", "max-exits", "max-insns", "arg", "eager-ept", "intercept",
+                              "nested", "bug", "no-check"})
+    if (args.has(hv_only))
+      return usage_error(kRecord, std::string("--") + hv_only + " is for the built-in hypervisor, not --kvm");
+  if (!args.positional.empty())
+    return usage_error(kRecord, "unexpected argument '" + args.positional[0] + "' (put a command after '--')");
+  es::kvm::RecordOptions o;
+  const auto output = args.get("output");
+  if (!output || output->empty()) return usage_error(kRecord, "missing -o DB (the recording to write)");
+  o.output = *output;
+  o.force = args.has("force");
+  o.quiet = args.has("quiet");
+  o.test_overflow = args.has("test-overflow");
+  o.command = command;
+  uint64_t v = 0;
+  if (auto p = args.get("pid")) {
+    if (!parse_u64(*p, v) || v == 0 || v > 0x7FFFFFFF) return usage_error(kRecord, "--pid needs a process id, not '" + *p + "'");
+    if (!command.empty()) return usage_error(kRecord, "give either --pid or a command after '--', not both");
+    if (::kill(static_cast<pid_t>(v), 0) != 0 && errno == ESRCH)
+      return usage_error(kRecord, "--pid " + *p + ": no such process");
+    o.pid = static_cast<int64_t>(v);
+  }
+  if (auto p = args.get("vcpu")) {
+    if (!parse_u64(*p, v) || v > 0xFFFF) return usage_error(kRecord, "--vcpu needs a vCPU number 0..65535, not '" + *p + "'");
+    o.vcpu = static_cast<int32_t>(v);
+  }
+  if (auto p = args.get("duration")) {
+    char* end = nullptr;
+    const double d = std::strtod(p->c_str(), &end);
+    if (p->empty() || *end != '\0' || !(d > 0) || d > 1e7)
+      return usage_error(kRecord, "--duration needs a positive number of seconds, not '" + *p + "'");
+    o.duration_s = d;
+  }
+  if (auto p = args.get("events")) {
+    size_t pos = 0;
+    while (pos <= p->size()) {
+      const size_t comma = std::min(p->find(',', pos), p->size());
+      const std::string name = p->substr(pos, comma - pos);
+      if (name.empty()) return usage_error(kRecord, "--events takes tracepoint names separated by commas, not '" + *p + "'");
+      if (es::kvm::parse_event_name(name) < 0)
+        return usage_error(kRecord, "--events: unknown tracepoint '" + name + "' (kvm_exit, kvm_entry, kvm_inj_virq, ...)");
+      o.events.push_back(name);
+      pos = comma + 1;
+    }
+  }
+  o.command_line = es::recorder::join_command_line(argc, argv);
+  return es::kvm::record_kvm(o);
+}
+#endif
+
+}  // namespace
+
 int cmd_record(int argc, char** argv) {
   using namespace es::cli;
-  // Accept the conventional short form -o DB.
-  std::vector<char*> av(argv, argv + argc);
+  // Accept the conventional short form -o DB; everything after "--" is the command to run
+  // (--kvm).
+  std::vector<char*> av;
+  std::vector<std::string> command;
   static char kOutput[] = "--output";
-  for (auto& a : av)
-    if (std::strcmp(a, "-o") == 0) a = kOutput;
-  auto args = parse_args(kRecord, static_cast<int>(av.size()), av.data(), kRecordOptions);
+  bool after_dashes = false;
+  for (int i = 0; i < argc; ++i) {
+    if (after_dashes) command.emplace_back(argv[i]);
+    else if (i > 0 && std::strcmp(argv[i], "--") == 0) after_dashes = true;
+    else av.push_back(std::strcmp(argv[i], "-o") == 0 ? kOutput : argv[i]);
+  }
+  std::vector<OptionSpec> specs(std::begin(kRecordOptions), std::end(kRecordOptions));
+  specs.insert(specs.end(), std::begin(kRecordHiddenOptions), std::end(kRecordHiddenOptions));
+  auto args = parse_args(kRecord, static_cast<int>(av.size()), av.data(), specs);
   if (!args) return usage_error(kRecord, args.error());
   if (args->help) {
-    std::fputs(usage_text(kRecord, "(--scenario NAME | --guest FILE) -o DB [options]",
+    std::fputs(usage_text(kRecord, "(--scenario NAME | --guest FILE) -o DB [options]\n"
+                                   "       exitscope record --kvm -o DB [--pid PID] [--vcpu N] [--duration S] [--events LIST] [-- CMD ARGS...]",
                           "Run a guest on the built-in software VT-x core under the L0 hypervisor (or as L2\n"
                           "under an L1 hypervisor on L0's emulated VMX) and record\n"
                           "every VM exit, IDT-vectoring record, injection decision and delivery into DB.\n"
                           "The run ends when the guest writes its exit code to port 0xF4, at a limit, on a\n"
-                          "triple fault, or on Ctrl-C (everything recorded so far is kept).",
+                          "triple fault, or on Ctrl-C (everything recorded so far is kept).\n"
+                          "\n"
+                          "With --kvm, record a real KVM host instead: eBPF programs on the kernel's kvm\n"
+                          "tracepoints (kvm_exit, kvm_entry, kvm_inj_virq, kvm_inj_exception, kvm_nested_*,\n"
+                          "kvm_page_fault, kvm_emulate_insn, kvm_pio, kvm_mmio, kvm_msr, kvm_userspace_exit,\n"
+                          "kvm_apic_accept_irq, kvm_eoi), decoded at the offsets of the running kernel's\n"
+                          "tracefs formats and linked into chains. Needs root (run with sudo: privileges drop\n"
+                          "once attached and DB belongs to you). Give a command after '--' to run it (as you)\n"
+                          "and record it until it exits, like 'perf kvm record'. Stops on Ctrl-C / SIGTERM\n"
+                          "or --duration; ring-buffer drops are counted per CPU and stored in DB.",
                           kRecordOptions)
                    .c_str(),
                stdout);
     return 0;
   }
+  if (args->has("kvm")) {
+#ifdef ES_HAVE_KVM
+    return record_kvm_command(*args, command, argc, argv);
+#else
+    std::fprintf(stderr, "exitscope record: this build has no KVM recorder (libbpf, clang or bpftool were missing).\n");
+    return 2;
+#endif
+  }
+  if (!command.empty()) return usage_error(kRecord, "a command after '--' is for --kvm");
+  for (const char* kvm_only : {"pid", "vcpu", "duration", "events", "test-overflow"})
+    if (args->has(kvm_only)) return usage_error(kRecord, std::string("--") + kvm_only + " is for --kvm");
 #ifndef ES_HAVE_HV
   std::fprintf(stderr, "exitscope record: this build has no hypervisor core (hv/cpu missing).\n");
   return 2;

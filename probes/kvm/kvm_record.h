@@ -1,0 +1,46 @@
+// `exitscope record --kvm`: records a real KVM host through the eBPF probes into a recording,
+// the same schema as the hv core's. Pipeline:
+//
+//   KvmProbes (ring buffer) -> Decoder (TraceLine at this kernel's offsets) -> vCPU / --vcpu filter
+//     -> import::KvmEventLinker (chains) -> Recorder (SQLite, batched writer thread)
+//
+// Order of operations: the workload (if any) is forked and held, the probes are loaded and
+// attached as root, privileges drop to SUDO_UID / SUDO_GID, the recording is created (so it
+// belongs to the invoking user), then the workload is released. Stops on --duration, on
+// SIGINT / SIGTERM, or when the workload exits; everything in the ring is written before the
+// session is marked complete. The session's config_json gets {"kvm": {...}}: kernel, events and
+// how each was attached, refused events, ring size, drops per CPU (sessions.source_dropped =
+// their total).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace es::kvm {
+
+struct RecordOptions {
+  std::string output;                 // -o DB
+  bool force = false;
+  int64_t pid = -1;                   // --pid: only this process (the VMM)
+  int32_t vcpu = -1;                  // --vcpu: only this vCPU
+  double duration_s = 0;              // --duration: stop after this long (0: no limit)
+  std::vector<std::string> events;    // --events: tracepoint names ("kvm_exit" or "exit"); empty = all
+  std::vector<std::string> command;   // -- CMD ARGS: run it, record it, stop when it exits
+  bool quiet = false;
+  bool test_overflow = false;         // hidden: one-page ring, slow consumer (tests the drop count)
+  std::string command_line;           // for the session row
+};
+
+// Runs the recording. Returns the exit code (0 ok, 1 recorded but the workload failed, 2 error)
+// after printing one sentence for any error.
+int record_kvm(const RecordOptions& options);
+
+// "kvm_exit" / "exit" -> ES_KVM_EV_*; -1 if unknown.
+int parse_event_name(std::string_view name);
+
+// Lines for `exitscope info` from a session's config_json; empty if it is not a KVM recording.
+std::vector<std::string> describe_kvm_config(std::string_view config_json);
+
+}  // namespace es::kvm

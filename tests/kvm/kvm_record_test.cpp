@@ -1,0 +1,239 @@
+// `exitscope record --kvm` on this machine's kernel: eBPF really loaded, es-kvm-guest really run
+// through /dev/kvm, the recording checked against what the guest says it did (ports and values
+// written, ports read, one #UD per loop, the UD2 bytes at 0x101d, the exits to user space).
+// Where the kernel or privileges refuse, the test is skipped with the reason, never passed.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "exitscope/record.h"
+#include "hv/arch/event_info.h"
+#include "replay/import/text_import.h"
+#include "replay/recording.h"
+#include "tests/support/cli_run.h"
+
+namespace {
+
+using es::test::run_cli;
+
+// KVM_EXIT_IO, KVM_EXIT_HLT (include/uapi/linux/kvm.h).
+constexpr uint64_t kKvmExitIo = 2, kKvmExitHlt = 5;
+
+struct GuestLog {
+  std::vector<std::pair<uint32_t, uint32_t>> outs;  // port, value
+  std::vector<uint32_t> ins;
+  unsigned loops = 0;
+  bool summary = false;
+};
+
+GuestLog parse_guest(const std::string& out) {
+  GuestLog g;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    unsigned a = 0, b = 0, c = 0;
+    if (std::sscanf(line.c_str(), "out 0x%x 0x%x", &a, &b) == 2) g.outs.emplace_back(a, b);
+    else if (std::sscanf(line.c_str(), "in 0x%x", &a) == 1) g.ins.push_back(a);
+    else if (std::sscanf(line.c_str(), "summary loops %u outs %u ins %u", &a, &b, &c) == 3) {
+      g.loops = a;
+      g.summary = true;
+    }
+  }
+  return g;
+}
+
+// Why this machine cannot run the recording tests, or "" if it can.
+std::string cannot_record() {
+  if (::geteuid() != 0) return "recording a KVM host needs root (run the tests as root)";
+  const int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return "/dev/kvm is not usable here";
+  ::close(fd);
+  return {};
+}
+
+// The recorder refused for a reason of the machine (no BPF, no tracepoint): skip with it.
+bool refused_by_machine(const es::test::CliRun& r) {
+  return r.code == 2 && (r.err.find("refused to load") != std::string::npos ||
+                         r.err.find("no kvm tracepoints") != std::string::npos ||
+                         r.err.find("tracefs") != std::string::npos || r.err.find("needs root") != std::string::npos);
+}
+
+std::vector<es::replay::Event> all_events(es::replay::Recording& rec) {
+  auto ev = rec.events({});
+  EXPECT_TRUE(ev) << ev.error();
+  return ev ? *ev : std::vector<es::replay::Event>{};
+}
+
+class KvmRecord : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string why = cannot_record();
+    if (!why.empty()) GTEST_SKIP() << why;
+  }
+  std::string db(const std::string& name) {
+    const std::string p = es::test::process_tmp(name);
+    std::remove(p.c_str());
+    return p;
+  }
+};
+
+TEST_F(KvmRecord, RecordingMatchesWhatTheGuestDid) {
+  constexpr unsigned kLoops = 7;
+  const std::string out = db("guest.db");
+  const auto r = run_cli("record --kvm -o '" + out + "' -- '" + ES_KVM_GUEST_BIN + "' --loops " + std::to_string(kLoops));
+  if (refused_by_machine(r)) GTEST_SKIP() << "the kernel refused: " << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  const GuestLog g = parse_guest(r.out);
+  ASSERT_TRUE(g.summary) << r.out;
+  ASSERT_EQ(g.loops, kLoops);
+  ASSERT_EQ(g.outs.size(), kLoops + 1);  // the loop counter per loop, then 0xE5 to 0xEB
+
+  auto rec = es::replay::Recording::open(out);
+  ASSERT_TRUE(rec) << rec.error();
+  auto s = rec->session();
+  ASSERT_TRUE(s) << s.error();
+  EXPECT_EQ(s->source, "kvm");
+  EXPECT_TRUE(s->complete);
+  EXPECT_EQ(s->source_dropped, 0u);
+  EXPECT_NE(s->config_json.find("\"drops_per_cpu\": ["), std::string::npos) << s->config_json;
+
+  std::vector<std::pair<uint32_t, uint32_t>> writes;
+  std::vector<uint32_t> reads;
+  unsigned ud_injections = 0, ud2_bytes = 0, io_exits = 0, hlt_exits = 0;
+  for (const auto& ev : all_events(*rec)) {
+    const es_record& e = ev.rec;
+    if (e.kind == ES_KIND_CONTEXT && e.reason == es::import::kContextPio) {
+      if (e.intr_error == 1) writes.emplace_back(static_cast<uint32_t>(e.qualification), static_cast<uint32_t>(e.aux64));
+      else reads.push_back(static_cast<uint32_t>(e.qualification));
+    }
+    if (e.kind == ES_KIND_DECISION && (e.reason == ES_DECISION_INJECT_NEW || e.reason == ES_DECISION_INJECT_REINJECTED)) {
+      const es::arch::EntryIntrInfo info(e.intr_info);
+      if (info.valid() && info.vector() == 6 && info.type() == es::arch::InterruptionType::HardwareException) ++ud_injections;
+    }
+    if (e.kind == ES_KIND_CONTEXT && e.reason == es::import::kContextEmulateInsn && e.rip == 0x101d &&
+        (e.flags & ES_FLAG_BYTES_VALID) && e.aux == 2 && e.bytes[0] == 0x0f && e.bytes[1] == 0x0b)
+      ++ud2_bytes;
+    if (e.kind == ES_KIND_CONTEXT && e.reason == es::import::kContextUserspaceExit) {
+      if (e.qualification == kKvmExitIo) ++io_exits;
+      if (e.qualification == kKvmExitHlt) ++hlt_exits;
+    }
+  }
+  EXPECT_EQ(writes, g.outs);
+  EXPECT_EQ(reads, g.ins);
+  EXPECT_EQ(ud_injections, kLoops);        // one #UD per UD2, injected by KVM's emulator
+  EXPECT_GE(ud2_bytes, kLoops);            // the emulator fetched 0f 0b at 0x101d each loop
+  EXPECT_EQ(io_exits, g.outs.size() + g.ins.size());
+  EXPECT_EQ(hlt_exits, 1u);
+
+  // The commands a user runs next work on it.
+  const auto info = run_cli("info '" + out + "'");
+  EXPECT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find("source:     kvm"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("kvm_inj_exception (tp)"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("0 dropped (per CPU: "), std::string::npos) << info.out;
+  const auto events = run_cli("events '" + out + "'");
+  EXPECT_EQ(events.code, 0) << events.err;
+  EXPECT_NE(events.out.find("0f 0b"), std::string::npos);
+  const auto chains = run_cli("chains '" + out + "'");
+  EXPECT_EQ(chains.code, 0) << chains.err;
+  EXPECT_NE(chains.out.find("#UD"), std::string::npos) << chains.out;
+  const auto check = run_cli("check '" + out + "'");
+  EXPECT_LE(check.code, 1) << check.err;  // runs; findings (exit 1) are the checker's business
+  EXPECT_TRUE(check.err.empty()) << check.err;
+}
+
+TEST_F(KvmRecord, EventsOptionAttachesOnlyThose) {
+  const std::string out = db("events.db");
+  const auto r = run_cli("record --kvm --events pio,kvm_userspace_exit -o '" + out + "' -- '" + ES_KVM_GUEST_BIN +
+                         "' --loops 3 --quiet");
+  if (refused_by_machine(r)) GTEST_SKIP() << "the kernel refused: " << r.err;
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto rec = es::replay::Recording::open(out);
+  ASSERT_TRUE(rec) << rec.error();
+  unsigned pio = 0, other = 0;
+  for (const auto& ev : all_events(*rec)) {
+    if (ev.rec.kind == ES_KIND_CONTEXT &&
+        (ev.rec.reason == es::import::kContextPio || ev.rec.reason == es::import::kContextUserspaceExit))
+      ++pio;
+    else
+      ++other;
+  }
+  EXPECT_EQ(pio, 7u + 8u);  // 4 OUTs + 3 INs; as many exits to user space (KVM_EXIT_IO) and the HLT
+  EXPECT_EQ(other, 0u);
+}
+
+TEST_F(KvmRecord, RingOverflowIsCountedStoredAndShown) {
+  const std::string out = db("overflow.db");
+  const auto r = run_cli("record --kvm --test-overflow -o '" + out + "' -- '" + ES_KVM_GUEST_BIN +
+                         "' --loops 4000 --quiet");
+  if (refused_by_machine(r)) GTEST_SKIP() << "the kernel refused: " << r.err;
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto rec = es::replay::Recording::open(out);
+  ASSERT_TRUE(rec) << rec.error();
+  auto s = rec->session();
+  ASSERT_TRUE(s);
+  ASSERT_GT(s->source_dropped, 0u) << "a one-page ring with a slow consumer must overflow";
+  // The per-CPU list sums to the session's total.
+  const std::string& j = s->config_json;
+  const size_t b = j.find("\"drops_per_cpu\": [");
+  ASSERT_NE(b, std::string::npos) << j;
+  uint64_t sum = 0;
+  std::istringstream list(j.substr(b + 18, j.find(']', b) - b - 18));
+  std::string n;
+  while (std::getline(list, n, ',')) sum += std::stoull(n);
+  EXPECT_EQ(sum, s->source_dropped);
+  EXPECT_LT(s->event_count, 4000u * 20u);  // not everything made it
+  const auto info = run_cli("info '" + out + "'");
+  EXPECT_EQ(info.code, 0);
+  EXPECT_NE(info.out.find("by the source"), std::string::npos);
+  EXPECT_NE(info.out.find(std::to_string(s->source_dropped) + " by the source"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find(std::to_string(s->source_dropped) + " dropped (per CPU"), std::string::npos) << info.out;
+  EXPECT_NE(r.out.find(std::to_string(s->source_dropped) + " dropped by the ring buffer"), std::string::npos) << r.out;
+}
+
+TEST_F(KvmRecord, WithoutRootOneClearSentence) {
+  const std::string out = db("noroot.db");
+  ::chmod(es::test::process_tmp("").c_str(), 0777);
+  // Run as nobody through setpriv (util-linux).
+  const std::string cmd = "setpriv --reuid=65534 --regid=65534 --clear-groups '" + std::string(ES_EXITSCOPE_BIN) +
+                          "' record --kvm -o '" + out + "' --duration 1";
+  if (std::system("command -v setpriv >/dev/null") != 0) GTEST_SKIP() << "setpriv is not installed";
+  const std::string err_file = es::test::process_tmp("noroot.err");
+  const int st = std::system((cmd + " 2>'" + err_file + "' >/dev/null").c_str());
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 2);
+  const std::string err = es::test::slurp(err_file);
+  EXPECT_EQ(es::test::count_lines(err), 1u) << err;
+  EXPECT_NE(err.find("needs root"), std::string::npos) << err;
+  EXPECT_NE(::access(out.c_str(), F_OK), 0) << "nothing is created without the probes";
+}
+
+TEST(KvmRecordUsage, BadFlagsNameTheProblem) {
+  auto r = run_cli("record --kvm -o /tmp/x.db --pid 1 -- true");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("either --pid or a command"), std::string::npos) << r.err;
+  r = run_cli("record --kvm -o /tmp/x.db --events kvm_exit,bogus");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("'bogus'"), std::string::npos) << r.err;
+  r = run_cli("record --kvm -o /tmp/x.db --duration -3");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--duration"), std::string::npos) << r.err;
+  r = run_cli("record --scenario irq-basic -o /tmp/x.db --vcpu 1");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--vcpu is for --kvm"), std::string::npos) << r.err;
+  r = run_cli("record --kvm --scenario irq-basic -o /tmp/x.db");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--scenario is for the built-in hypervisor"), std::string::npos) << r.err;
+  r = run_cli("record --help");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("--kvm"), std::string::npos);
+  EXPECT_EQ(r.out.find("test-overflow"), std::string::npos);
+}
+
+}  // namespace
