@@ -15,6 +15,7 @@
 #include "hv/arch/event_info.h"
 #include "hv/arch/exceptions.h"
 #include "probes/recorder/session_info.h"
+#include "replay/import/kvm_fields.h"
 #include "replay/import/kvm_linker.h"
 #include "replay/import/mapped_file.h"
 #include "replay/import/recording_out.h"
@@ -415,20 +416,6 @@ Layout walk(std::string_view bytes, std::string_view name) {
 // ---------------------------------------------------------------------------------------------
 // Records: each event's fields, found by name in the file's formats.
 
-enum Field : uint8_t {
-  fExitReason, fGuestRip, fIsa, fInfo1, fInfo2, fIntrInfo, fErrorCode, fVcpuId, fRip, fImmediateExit,
-  fIrq, fVector, fSoft, fReinjected, fException, fHasError, fFaultAddress, fLen, fInsn, fFailed,
-  fRw, fPort, fSize, fVal, fWrite, fEcx, fData, fApicid, fVec, fReason, fErrno, fExitCode,
-  fExitInfo1, fExitInfo2, fExitIntInfo, fExitIntInfoErr, fType, fGpa, kFieldCount
-};
-constexpr std::array<const char*, kFieldCount> kFieldNames = {
-    "exit_reason", "guest_rip", "isa", "info1", "info2", "intr_info", "error_code", "vcpu_id", "rip",
-    "immediate_exit", "irq", "vector", "soft", "reinjected", "exception", "has_error", "fault_address", "len",
-    "insn", "failed", "rw", "port", "size", "val", "write", "ecx", "data", "apicid", "vec", "reason", "errno",
-    "exit_code", "exit_info1", "exit_info2", "exit_int_info", "exit_int_info_err", "type", "gpa"};
-
-// arch/x86/kvm/trace.h: KVM_ISA_VMX 1, KVM_ISA_SVM 2 (kvm_exit's `isa`).
-constexpr uint64_t kIsaSvm = 2;
 
 struct EventDecoder {
   bool known = false;        // decoder built
@@ -481,9 +468,7 @@ EventDecoder make_decoder(tep_event* ev) {
   // (trace_text.h ExitFormat): intr_info since 5.10 (kvm_nested_vmexit before 6.x: exit_int_info).
   if (d.event == TraceEvent::Exit || d.event == TraceEvent::NestedVmexit ||
       d.event == TraceEvent::NestedVmexitInject) {
-    if (d.has(fIntrInfo) || d.has(fExitIntInfo)) d.exit_format = ExitFormat::IntrInfo;
-    else if (d.has(fInfo2) || d.has(fExitInfo2)) d.exit_format = ExitFormat::InfoPair;
-    else d.exit_format = ExitFormat::ReasonRipOnly;
+    d.exit_format = exit_format_of(d);
   }
   return d;
 }
@@ -615,132 +600,27 @@ class DatReader {
     return 0;
   }
 
-  bool fill(const EventDecoder& d, const tep_record* rec, TraceLine& t) {
-    auto get = [&](Field x) { return read(d, x, rec); };
-    if (d.has(fVcpuId)) t.vcpu = static_cast<int32_t>(get(fVcpuId) & 0xFFFF);
-    switch (d.event) {
-      case TraceEvent::Exit:
-      case TraceEvent::NestedVmexit:
-      case TraceEvent::NestedVmexitInject: {
-        const bool old_nested = d.has(fExitCode);  // "rip: .. reason: .. ext_inf1: ..": kvm_nested_* before 6.x
-        if (!d.has(old_nested ? fExitCode : fExitReason)) return false;
-        t.reason = static_cast<uint32_t>(get(old_nested ? fExitCode : fExitReason));
-        t.reason_known = true;
-        // VMX: the full 32-bit exit reason (SDM Vol. 3C 28.2.1 "Basic VM-Exit Information");
-        // SVM: the EXITCODE (AMD APM Vol. 2 Appendix C). Without `isa`, VMX is assumed.
-        t.svm = d.has(fIsa) && get(fIsa) == kIsaSvm;
-        if (!d.has(fIsa)) no_isa_ = true;
-        if (d.has(old_nested ? fRip : fGuestRip)) {
-          t.rip = get(old_nested ? fRip : fGuestRip);
-          t.has_rip = true;
-        }
-        t.info1 = get(old_nested ? fExitInfo1 : fInfo1);
-        t.info2 = get(old_nested ? fExitInfo2 : fInfo2);
-        t.has_info2 = d.has(old_nested ? fExitInfo2 : fInfo2);
-        if (d.exit_format == ExitFormat::IntrInfo) {
-          t.has_intr_info = true;
-          t.intr_info = static_cast<uint32_t>(get(old_nested ? fExitIntInfo : fIntrInfo));
-          t.error_code = static_cast<uint32_t>(get(old_nested ? fExitIntInfoErr : fErrorCode));
-        }
-        t.exit_format = d.exit_format;
-        return true;
-      }
-      case TraceEvent::NestedIntrVmexit:
-        t.rip = get(fRip);
-        t.has_rip = d.has(fRip);
-        return true;
-      case TraceEvent::Entry:
-        if (d.has(fRip)) {
-          t.rip = get(fRip);
-          t.has_rip = true;
-        }
-        t.immediate_exit = get(fImmediateExit) != 0;
-        if (d.has(fIntrInfo)) {  // 6.14+: the VM-entry interruption information KVM wrote
-          t.has_intr_info = true;
-          t.event_word = static_cast<uint32_t>(get(fIntrInfo));
-          t.event_error = static_cast<uint32_t>(get(fErrorCode));
-        }
-        return true;
-      case TraceEvent::InjVirq: {
-        // Before 6.0 the only field is `irq`; then `vector`, `soft` and `reinjected`.
-        if (!d.has(fIrq) && !d.has(fVector)) return false;
-        const uint8_t v = static_cast<uint8_t>(get(d.has(fVector) ? fVector : fIrq));
-        const bool soft = get(fSoft) != 0;
-        t.event_word =
-            EntryIntrInfo::make(v, soft ? InterruptionType::SoftwareInterrupt : InterruptionType::ExternalInterrupt)
-                .raw();
-        t.reinjected = get(fReinjected) != 0;
-        t.reinjected_printed_era = d.has(fReinjected);
-        return true;
-      }
-      case TraceEvent::InjException: {
-        if (!d.has(fException)) return false;
-        const uint8_t v = static_cast<uint8_t>(get(fException));
-        // has_error is what KVM delivers (none in real mode even for #GP); without the field,
-        // the vector's architectural property (SDM Vol. 3A 6.13 "Error Code").
-        const bool has_error = d.has(fHasError) ? get(fHasError) != 0 : arch::exception_has_error_code(v);
-        t.event_word = kvm_exception_word(v, has_error);
-        t.event_error = has_error ? static_cast<uint32_t>(get(fErrorCode)) : 0;
-        t.reinjected = get(fReinjected) != 0;
-        t.reinjected_printed_era = d.has(fReinjected);
-        return true;
-      }
-      case TraceEvent::PageFault:
-        if (!d.has(fFaultAddress)) return false;
-        t.a = get(fFaultAddress);
-        t.b = get(fErrorCode);
-        if (d.has(fGuestRip)) {
-          t.rip = get(fGuestRip);
-          t.has_rip = true;
-        }
-        return true;
-      case TraceEvent::EmulateInsn: {
-        t.rip = get(fRip);
-        t.has_rip = d.has(fRip);
-        if (const tep_format_field* insn = d.f[fInsn]) {
-          const size_t n = std::min<size_t>({static_cast<size_t>(get(fLen)), static_cast<size_t>(insn->size),
-                                             sizeof t.bytes});
-          std::memcpy(t.bytes, static_cast<const uint8_t*>(rec->data) + insn->offset, n);
-          t.byte_count = static_cast<uint8_t>(n);
-        }
-        t.flag = get(fFailed) != 0;
-        return true;
-      }
-      case TraceEvent::Pio:
-        if (!d.has(fPort)) return false;
-        t.flag = get(fRw) != 0;
-        t.a = get(fPort);
-        t.b = get(fVal);  // absent before 4.x
-        t.c = static_cast<uint32_t>(get(fSize));
-        return true;
-      case TraceEvent::Msr:
-        if (!d.has(fEcx)) return false;
-        t.flag = get(fWrite) != 0;
-        t.a = get(fEcx);
-        t.b = get(fData);
-        t.c = get(fException) != 0 ? 1 : 0;
-        return true;
-      case TraceEvent::ApicAcceptIrq:
-      case TraceEvent::Eoi:
-        t.a = get(fApicid);
-        t.b = get(d.event == TraceEvent::Eoi ? fVector : fVec) & 0xFF;
-        return true;
-      case TraceEvent::UserspaceExit: {
-        const int64_t err = static_cast<int64_t>(get(fErrno));
-        t.a = get(fReason);
-        t.b = static_cast<uint64_t>(err);
-        t.flag = err < 0;
-        return true;
-      }
-      case TraceEvent::Mmio:
-        t.d = static_cast<uint32_t>(get(fType));
-        t.flag = t.d == 2;
-        t.c = static_cast<uint32_t>(get(fLen));
-        t.a = get(fGpa);
-        t.b = get(fVal);
-        return true;
-      default: return true;  // another event: context
+  // The fields of one record, for fill_from_fields (kvm_fields.h).
+  struct RecordFields {
+    const DatReader& r;
+    const EventDecoder& d;
+    const tep_record* rec;
+    bool has(Field x) const { return d.has(x); }
+    uint64_t get(Field x) const { return r.read(d, x, rec); }
+    size_t bytes(Field x, uint8_t* out, size_t max) const {
+      const tep_format_field* f = d.f[x];
+      if (!f) return 0;
+      const size_t n = std::min(static_cast<size_t>(f->size), max);
+      std::memcpy(out, static_cast<const uint8_t*>(rec->data) + f->offset, n);
+      return n;
     }
+  };
+
+  bool fill(const EventDecoder& d, const tep_record* rec, TraceLine& t) {
+    if (!d.has(fIsa) && (d.event == TraceEvent::Exit || d.event == TraceEvent::NestedVmexit ||
+                         d.event == TraceEvent::NestedVmexitInject))
+      no_isa_ = true;
+    return fill_from_fields(d.event, RecordFields{*this, d, rec}, t);
   }
 
   const EventDecoder& decoder(int type) {

@@ -6,6 +6,7 @@
 #include "hv/arch/event_info.h"
 #include "hv/arch/exceptions.h"
 #include "hv/arch/exit_reason.h"
+#include "replay/import/kvm_fields.h"
 
 namespace es::import {
 
@@ -465,7 +466,7 @@ bool parse_emulate_insn(std::string_view body, TraceLine& out) {
     if (tk[i].size() != 2 || !parse_hex32(tk[i], b)) break;
     out.bytes[out.byte_count++] = static_cast<uint8_t>(b);
   }
-  out.flag = tk.n > 0 && tk[tk.n - 1] == "failed";
+  out.flag = tk.n > 0 && (tk[tk.n - 1] == "failed" || tk[tk.n - 1] == "FAIL");  // kernel print | trace-cmd's kvm plugin
   return true;
 }
 
@@ -616,7 +617,64 @@ bool parse_prefix(std::string_view p, TraceLine& out, bool perf) {
   return true;
 }
 
+// The fields of an event libtraceevent could not format, as trace-cmd report prints them:
+// "[FAILED TO PARSE] exception=6 has_error=0 error_code=0 reinjected=0" (kvm_inj_exception on
+// 6.x kernels: its print format uses __print_symbolic with an empty list). Values decimal
+// (signed ones with '-') or 0x hex; arrays "insn=ARRAY[0f, 0b, 00]".
+struct TextFields {
+  std::array<uint64_t, kFieldCount> v{};
+  uint64_t present = 0;  // bit per Field
+  uint8_t insn[16] = {};
+  size_t insn_count = 0;
+  bool has(Field x) const { return (present >> x) & 1; }
+  uint64_t get(Field x) const { return has(x) ? v[x] : 0; }
+  size_t bytes(Field x, uint8_t* out, size_t max) const {
+    if (x != fInsn) return 0;
+    const size_t n = std::min(insn_count, max);
+    std::memcpy(out, insn, n);
+    return n;
+  }
+};
+static_assert(kFieldCount <= 64);
+
+constexpr std::string_view kFailedToParse = "[FAILED TO PARSE]";
+
+bool parse_failed_fields(TraceEvent ev, std::string_view body, TraceLine& out) {
+  const Tokens tk(body.substr(kFailedToParse.size()));
+  if (tk.overflow) return false;
+  TextFields f;
+  for (size_t i = 0; i < tk.n; ++i) {
+    const std::string_view tok = tk[i];
+    const size_t eq = tok.find('=');
+    if (eq == std::string_view::npos || eq == 0) return false;
+    const std::optional<Field> field = field_by_name(tok.substr(0, eq));
+    std::string_view value = tok.substr(eq + 1);
+    if (value.substr(0, 6) == "ARRAY[") {  // elements are the following tokens, up to "..]"
+      value.remove_prefix(6);
+      for (;;) {
+        const bool last = !value.empty() && value.back() == ']';
+        if (last) value.remove_suffix(1);
+        uint32_t b = 0;
+        if (!value.empty() && parse_hex32(value, b) && field == fInsn && f.insn_count < sizeof f.insn)
+          f.insn[f.insn_count++] = static_cast<uint8_t>(b);
+        if (last || i + 1 >= tk.n) break;
+        value = tk[++i];
+      }
+      if (field) f.present |= uint64_t{1} << *field;
+      continue;
+    }
+    if (!field) continue;  // a field the importer does not use (csbase, flags, requests, ...)
+    uint64_t x = 0;
+    const bool negative = !value.empty() && value[0] == '-';
+    if (!parse_num(negative ? value.substr(1) : value, x)) return false;
+    f.v[*field] = negative ? static_cast<uint64_t>(-static_cast<int64_t>(x)) : x;
+    f.present |= uint64_t{1} << *field;
+  }
+  return fill_from_fields(ev, f, out);
+}
+
 bool parse_body(TraceEvent ev, std::string_view body, TraceLine& out) {
+  if (body.substr(0, kFailedToParse.size()) == kFailedToParse) return parse_failed_fields(ev, body, out);
   if (ev == TraceEvent::EmulateInsn) return parse_emulate_insn(body, out);
   const Tokens tk(body);
   if (tk.overflow) return false;

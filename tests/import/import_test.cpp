@@ -6,9 +6,11 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "hv/arch/event_info.h"
+#include "hv/arch/exceptions.h"
 #include "hv/arch/exit_reason.h"
 #include "replay/chains.h"
 #include "replay/import/kvm_linker.h"
@@ -215,6 +217,45 @@ TEST(ImportFormats, PerfScript) {
   ASSERT_EQ(ctx.size(), 1u);
   EXPECT_EQ(ctx[0].reason, static_cast<uint32_t>(import::kContextOtherEvent));
   EXPECT_EQ(ctx[0].aux, 5u);  // its line number
+}
+
+// trace-cmd report of a real trace.dat from this machine's kernel (6.18): the events KVM's
+// real-mode emulation produces, kvm_emulate_insn through trace-cmd's kvm plugin ("... FAIL"), and
+// kvm_inj_exception as libtraceevent's "[FAILED TO PARSE] exception=6 has_error=0 ..." fields.
+TEST(ImportFormats, TraceCmdReportWithFailedToParseFields) {
+  const Imported im = import_fixture("tracecmd_618_emulated.txt");
+  EXPECT_EQ(im.stats.format, "trace-cmd");
+  EXPECT_EQ(im.stats.unparsed, 0u);
+  // The two #UD KVM injected, one per loop of the guest.
+  const auto decisions = im.of_kind(ES_KIND_DECISION);
+  ASSERT_EQ(decisions.size(), 2u);
+  for (const es_record& d : decisions) {
+    const EntryIntrInfo w(d.intr_info);
+    EXPECT_EQ(w.vector(), arch::kUD);
+    EXPECT_EQ(w.type(), InterruptionType::HardwareException);
+    EXPECT_FALSE(w.deliver_error_code());
+    EXPECT_EQ(d.reason, static_cast<uint32_t>(ES_DECISION_INJECT_NEW));
+  }
+  // Port I/O in order, userspace exits, and the UD2 bytes with the emulation failure.
+  std::vector<std::tuple<uint64_t, uint64_t, bool>> pio;
+  unsigned io = 0, hlt = 0, ud2_failed = 0;
+  for (const es_record& e : im.of_kind(ES_KIND_CONTEXT)) {
+    if (e.reason == import::kContextPio) pio.emplace_back(e.qualification, e.aux64, e.intr_error == 1);
+    if (e.reason == import::kContextUserspaceExit) (e.qualification == 2 ? io : hlt) += 1;
+    if (e.reason == import::kContextEmulateInsn && e.rip == 0x101d) {
+      EXPECT_TRUE(e.flags & ES_FLAG_BYTES_VALID);
+      ASSERT_EQ(e.aux, 2u);
+      EXPECT_EQ(e.bytes[0], 0x0f);
+      EXPECT_EQ(e.bytes[1], 0x0b);
+      ud2_failed += e.intr_error;
+    }
+  }
+  const std::vector<std::tuple<uint64_t, uint64_t, bool>> expected = {
+      {0xe9, 0x0, true}, {0xea, 0x5a, false}, {0xe9, 0x1, true}, {0xea, 0x5a, false}, {0xeb, 0xe5, true}};
+  EXPECT_EQ(pio, expected);
+  EXPECT_EQ(io, 5u);
+  EXPECT_EQ(hlt, 1u);
+  EXPECT_EQ(ud2_failed, 2u);
 }
 
 TEST(ImportFormats, NestedExitReflectedToL1) {

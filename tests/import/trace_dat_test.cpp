@@ -240,6 +240,29 @@ TEST_F(TraceDatImport, CliDetectsTraceDatAndInfoShowsTheSessionFacts) {
   EXPECT_NE(r.err.find("--format trace.dat"), std::string::npos) << r.err;
 }
 
+// The same capture as text ('trace-cmd report'): the text importer must tell the same story.
+TEST_F(TraceDatImport, TraceCmdReportOfTheFileImportsToTheSameEvents) {
+  const std::string txt = process_tmp("report.txt");
+  ASSERT_EQ(std::system(("trace-cmd report -i '" + files().v7 + "' >'" + txt + "' 2>/dev/null").c_str()), 0);
+  const Recorded dat = import_into_db(files().v7, "dat.db");
+  const Recorded text = import_into_db(txt, "text.db");
+  EXPECT_EQ(text.stats.format, "trace-cmd");
+  EXPECT_EQ(text.stats.unparsed, 0u);
+  EXPECT_EQ(text.stats.kvm_events, dat.stats.kvm_events);
+  ASSERT_EQ(text.events.size(), dat.events.size());
+  for (size_t i = 0; i < dat.events.size(); ++i) {
+    SCOPED_TRACE(i);
+    const es_record &a = dat.events[i], &b = text.events[i];
+    EXPECT_EQ(a.kind, b.kind);
+    EXPECT_EQ(a.reason, b.reason);
+    EXPECT_EQ(a.rip, b.rip);
+    EXPECT_EQ(a.intr_info, b.intr_info);
+    EXPECT_EQ(a.qualification, b.qualification);
+    // The text has microseconds of the absolute time; both are relative to the first event.
+    EXPECT_LE(a.time_ns > b.time_ns ? a.time_ns - b.time_ns : b.time_ns - a.time_ns, 1000u);
+  }
+}
+
 std::string cut_copy(const std::string& src, size_t size, const std::string& name) {
   std::ifstream in(src, std::ios::binary);
   std::string bytes(size, '\0');
