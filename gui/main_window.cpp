@@ -330,9 +330,11 @@ bool MainWindow::open_file(const QString& path) {
   filter_error_->hide();
   violations_->clear();
   for (const replay::Event& v : doc_->violations()) {
-    auto* item = new QListWidgetItem(QStringLiteral("#%1 rule %2 at %3 s: cause #%4")
+    const std::string_view rule = replay::violation_rule_name(v.rec.reason);
+    auto* item = new QListWidgetItem(QStringLiteral("#%1 %2 at %3 s: cause #%4")
                                          .arg(v.rec.id)
-                                         .arg(v.rec.reason)
+                                         .arg(rule.empty() ? QStringLiteral("rule %1").arg(v.rec.reason)
+                                                           : QString::fromUtf8(rule.data(), static_cast<int>(rule.size())))
                                          .arg(QString::fromStdString(replay::format_time(v.rec.time_ns)))
                                          .arg(v.rec.cause));
     item->setData(Qt::UserRole, QVariant::fromValue<quint64>(v.rec.id));

@@ -139,10 +139,12 @@ std::string describe_event_fields(const Event& ev) {
       break;
     }
     case ES_KIND_CONSOLE: append(s, console_text(r)); break;
-    case ES_KIND_VIOLATION:
-      append(s, "violation " + std::to_string(r.reason));
+    case ES_KIND_VIOLATION: {
+      const std::string_view rule = violation_rule_name(r.reason);
+      append(s, rule.empty() ? "violation " + std::to_string(r.reason) : std::string(rule));
       if (r.aux64) append(s, "detail=" + hex(r.aux64));
       break;
+    }
     case ES_KIND_INTERNAL_ERROR: {
       const std::string_view name = error_name(r.reason);
       append(s, name.empty() ? "error " + std::to_string(r.reason) : std::string(name));

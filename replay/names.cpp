@@ -164,4 +164,14 @@ std::string kind_name_list() {
   return s;
 }
 
+std::string_view violation_rule_name(uint32_t rule) {
+  switch (rule) {
+#define X(id, enumerator, name, description) \
+  case id: return name;
+#include "replay/check/rules.def"
+#undef X
+    default: return {};
+  }
+}
+
 }  // namespace es::replay

@@ -351,7 +351,18 @@ void finish_event_lost(State& st) {
   }
 }
 
-// The rule table. One entry + one function per rule.
+// Name and description of a rule, from rules.def.
+constexpr Rule rule_info(RuleId id) {
+  switch (id) {
+#define X(num, enumerator, name, description) \
+  case RuleId::enumerator: return Rule{RuleId::enumerator, name, description};
+#include "replay/check/rules.def"
+#undef X
+  }
+  return Rule{id, "", ""};
+}
+
+// The rule table. One entry (rules.def + here) and one function per rule.
 struct RuleImpl {
   Rule info;
   void (*on_record)(State&, const es_record&);
@@ -359,27 +370,13 @@ struct RuleImpl {
 };
 
 constexpr RuleImpl kRules[] = {
-    {{RuleId::ExitExtIntWithVectoring, "exit-ext-int-with-vectoring",
-      "a VM exit for an external interrupt with valid IDT-vectoring info (impossible, SDM 28.2.4)"},
-     &rule_exit_ext_int_with_vectoring, nullptr},
-    {{RuleId::InjectedTwice, "injected-twice",
-      "an event delivered twice, or injected again after its delivery completed"},
-     &rule_injected_twice, nullptr},
-    {{RuleId::EventLost, "event-lost",
-      "an event never delivered, dropped by policy or merged into #DF in a run that ended normally"},
-     nullptr, &finish_event_lost},
-    {{RuleId::ReinjectionLoop, "reinjection-loop",
-      "8 or more exits with the same IDT-vectoring event, reason, RIP and GPA and no delivery in between"},
-     &rule_reinjection_loop, &finish_reinjection_loop},
-    {{RuleId::NmiWhileBlocked, "nmi-while-blocked",
-      "a VM entry injecting an NMI while blocking by NMI is set (SDM 27.3.1.5)"},
-     &rule_nmi_while_blocked, nullptr},
-    {{RuleId::IrqWindowClosed, "irq-window-closed",
-      "a VM entry injecting an external interrupt with RFLAGS.IF = 0 or blocking by STI / MOV SS (SDM 27.3.1.5)"},
-     &rule_irq_window_closed, nullptr},
-    {{RuleId::L1InterceptBypassed, "l1-intercept-bypassed",
-      "L0 injected into L2 an exception L1 intercepts (vmcs12 exception bitmap) instead of exiting to L1 (SDM 25.6.3)"},
-     &rule_l1_intercept_bypassed, nullptr},
+    {rule_info(RuleId::ExitExtIntWithVectoring), &rule_exit_ext_int_with_vectoring, nullptr},
+    {rule_info(RuleId::InjectedTwice), &rule_injected_twice, nullptr},
+    {rule_info(RuleId::EventLost), nullptr, &finish_event_lost},
+    {rule_info(RuleId::ReinjectionLoop), &rule_reinjection_loop, &finish_reinjection_loop},
+    {rule_info(RuleId::NmiWhileBlocked), &rule_nmi_while_blocked, nullptr},
+    {rule_info(RuleId::IrqWindowClosed), &rule_irq_window_closed, nullptr},
+    {rule_info(RuleId::L1InterceptBypassed), &rule_l1_intercept_bypassed, nullptr},
 };
 
 std::vector<Rule> make_rule_list() {

@@ -27,13 +27,9 @@
 namespace es::check {
 
 enum class RuleId : uint32_t {
-  ExitExtIntWithVectoring = 1,
-  InjectedTwice = 2,
-  EventLost = 3,
-  ReinjectionLoop = 4,
-  NmiWhileBlocked = 5,
-  IrqWindowClosed = 6,
-  L1InterceptBypassed = 7,
+#define X(id, enumerator, name, description) enumerator = id,
+#include "replay/check/rules.def"
+#undef X
 };
 
 struct Rule {
