@@ -273,7 +273,12 @@ void KvmEventLinker::on_nested_inject(const TraceLine& t, VcpuState& st) {
 }
 
 void KvmEventLinker::on_inject(const TraceLine& t, VcpuState& st) {
-  const bool matches = st.phase == VcpuState::Phase::Exited && same_event(t.event_word, st.word);
+  // A kernel that can say "[reinjected]" (5.19+) and did not: KVM injects a new event of the
+  // same vector, not the one the exit found in IDT-vectoring info (that one is not reinjected
+  // here and, unless a later injection is, its chain never shows a delivery).
+  const bool kernel_says_new = t.reinjected_printed_era && !t.reinjected;
+  const bool matches =
+      st.phase == VcpuState::Phase::Exited && same_event(t.event_word, st.word) && !kernel_says_new;
   uint64_t origin = 0, cause = 0;
   uint32_t reason = ES_DECISION_INJECT_NEW, flags = 0;
   if (matches) {

@@ -443,3 +443,62 @@ TEST(ImportLinker, StreamingGivesTheSameRecordsAsTheWholeImport) {
 
 }  // namespace
 }  // namespace es::test
+
+namespace es::test {
+namespace {
+
+// After an exit with IRQ 0xec in IDT-vectoring info, a 5.19+ kernel's next "IRQ 0xec" line
+// says whether KVM reinjected that IRQ: with "[reinjected]" it continues the chain (observed,
+// not inferred) to its delivery; without, it is a new IRQ in a new chain and the interrupted
+// one is never delivered.
+TEST(ImportLinker, ReinjectedFlagOfNewKernelsDecidesWhetherTheChainContinues) {
+  auto lines = [](const char* inj) {
+    return std::string(
+               "CPU 0/KVM-7 [001] 100.000100: kvm_inj_virq: IRQ 0xec\n"
+               "CPU 0/KVM-7 [001] 100.000110: kvm_entry: vcpu 0, rip 0x1000\n"
+               "CPU 0/KVM-7 [001] 100.000120: kvm_exit: vcpu 0 reason EPT_VIOLATION rip 0x1000 info1 "
+               "0x0000000000000182 info2 0x00000000800000ec intr_info 0x00000000 error_code 0x00000000\n"
+               "CPU 0/KVM-7 [001] 100.000130: kvm_inj_virq: ") +
+           inj +
+           "\n"
+           "CPU 0/KVM-7 [001] 100.000140: kvm_entry: vcpu 0, rip 0x1000\n"
+           "CPU 0/KVM-7 [001] 100.000150: kvm_exit: vcpu 0 reason HLT rip 0x1001 info1 0x0000000000000000 info2 "
+           "0x0000000000000000 intr_info 0x00000000 error_code 0x00000000\n";
+  };
+  for (const bool reinjected : {true, false}) {
+    SCOPED_TRACE(reinjected);
+    auto parsed = import::parse_trace_text(lines(reinjected ? "IRQ 0xec [reinjected]" : "IRQ 0xec"), {}, "t.txt");
+    ASSERT_TRUE(parsed) << parsed.error();
+    std::vector<es_record> decisions;
+    uint64_t exit_origin = 0;
+    for (const es_record& r : parsed->records) {
+      if (r.kind == ES_KIND_DECISION) decisions.push_back(r);
+      if (r.kind == ES_KIND_VM_EXIT && r.idt_vectoring_info) exit_origin = r.origin;
+    }
+    ASSERT_EQ(decisions.size(), 2u);
+    ASSERT_NE(exit_origin, 0u);
+    EXPECT_EQ(decisions[0].origin, exit_origin);
+    const es_record& second = decisions[1];
+    if (reinjected) {
+      EXPECT_EQ(second.reason, static_cast<uint32_t>(ES_DECISION_INJECT_REINJECTED));
+      EXPECT_EQ(second.origin, exit_origin);
+      EXPECT_EQ(second.flags & ES_FLAG_INFERRED, 0u);  // the kernel said so
+    } else {
+      EXPECT_EQ(second.reason, static_cast<uint32_t>(ES_DECISION_INJECT_NEW));
+      EXPECT_NE(second.origin, exit_origin);
+    }
+    std::vector<replay::Event> events;
+    for (const es_record& r : parsed->records) events.push_back(replay::Event{r, 0});
+    const auto chains = replay::build_chains(std::move(events), {});
+    const replay::Chain* first = nullptr;
+    for (const auto& c : chains)
+      if (c.id == exit_origin) first = &c;
+    ASSERT_NE(first, nullptr);
+    // A trace ends anywhere: an event not delivered by then is pending, not provably lost.
+    EXPECT_EQ(first->outcome, reinjected ? replay::Outcome::Delivered : replay::Outcome::PendingAtEnd)
+        << replay::to_string(first->outcome);
+  }
+}
+
+}  // namespace
+}  // namespace es::test
