@@ -2,12 +2,14 @@
 
 #include <event-parse.h>  // libtraceevent (pkg-config adds its include directory)
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <unordered_map>
@@ -729,10 +731,38 @@ Result<Layout> checked_layout(std::string_view bytes, std::string_view name) {
 }
 
 // Reads `path` whose bytes are `bytes` (already mapped or in memory).
+// Reads the file once in a child process first: libtraceevent and libtracecmd trust the event
+// formats and ring-buffer pages inside the file (a corrupt format text crashes
+// tep_parse_event), so a crash ends the child and becomes one sentence here. Call it while the
+// process has no other threads. Exit codes of the child are ignored: the read in this process
+// reports its own errors.
+Result<void> read_in_child(const std::string& path, std::string_view name, const Layout& layout) {
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) return {};  // cannot isolate: read in this process only
+  if (pid == 0) {
+    const TraceDatOptions quiet;
+    DatReader reader(std::string(name), layout, quiet, [](std::vector<es_record>&) {});
+    reader.init_cpu_positions();
+    const bool ok = static_cast<bool>(reader.run(path));
+    ::_exit(ok ? 0 : 3);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFSIGNALED(status))
+    return Error{"trace.dat '" + std::string(name) + "' is corrupt: libtraceevent / libtracecmd crashed (signal " +
+                 std::to_string(WTERMSIG(status)) + ") reading its event formats or trace data; record it again, "
+                 "or check it with 'trace-cmd report -i " + std::string(name) + "'."};
+  return {};
+}
+
 Result<ImportStats> read_dat(const std::string& path, std::string_view bytes, std::string_view name,
                              const TraceDatOptions& options, const DatReader::Sink& sink) {
   auto layout = checked_layout(bytes, name);
   if (!layout) return Error{layout.error()};
+  if (options.isolate)
+    if (auto child = read_in_child(path, name, *layout); !child) return Error{child.error()};
   DatReader reader(std::string(name), *layout, options, sink);
   reader.init_cpu_positions();
   auto st = reader.run(path);
@@ -844,10 +874,15 @@ Result<ImportStats> import_trace_dat_file(const std::string& file, const std::st
   info.host = "imported trace (trace.dat v" + std::to_string(layout->version) + ")";
   info.kernel = release_of(layout->uname);
   info.command_line = options.import.command_line;
+  // Before the recorder starts its writer thread (fork copies only the calling thread).
+  if (options.isolate)
+    if (auto child = read_in_child(file, file, *layout); !child) return Error{child.error()};
   auto out = PartialRecording::create(db, info, options.import.force);
   if (!out) return Error{out.error()};
 
-  auto st = read_dat(file, mapped->text(), file, options, [&](std::vector<es_record>& b) {
+  TraceDatOptions in_process = options;
+  in_process.isolate = false;
+  auto st = read_dat(file, mapped->text(), file, in_process, [&](std::vector<es_record>& b) {
     for (const es_record& r : b) out->add(r);
   });
   if (!st) return Error{st.error()};  // `out` removes DB.partial

@@ -16,7 +16,8 @@
 // Bad input: before libtracecmd sees the file, its header, option sections and CPU data index
 // are walked and every offset and size checked against the file size, so a truncated or
 // corrupt file is refused with one sentence (libtracecmd maps CPU data past the end of a
-// truncated file and would crash on it).
+// truncated file and would crash on it). What the walk cannot check (the event format texts,
+// the ring-buffer pages) is first read in a child process (TraceDatOptions::isolate).
 #pragma once
 
 #include <cstdint>
@@ -58,6 +59,11 @@ struct TraceDatOptions {
   // Called now and then while records are read (not at all for small files): records read so
   // far and the fraction of the CPU data done (0..1, or -1 when compressed data hides it).
   std::function<void(uint64_t records, double fraction)> progress;
+  // Read the file once in a child process before reading it for real: libtraceevent and
+  // libtracecmd can crash on corrupt event formats or trace data inside a file that passed the
+  // header walk; isolated, that is an error sentence instead. Costs a second decode (not the
+  // SQLite part). Fuzzers that want to see such crashes set it false.
+  bool isolate = true;
 };
 
 // Reads a whole trace.dat into linked records in memory (no database). Errors: one sentence.
