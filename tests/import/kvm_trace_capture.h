@@ -9,11 +9,13 @@
 #pragma once
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -30,8 +32,10 @@ inline constexpr const char* kTracefsLock = "/tmp/exitscope-tracefs.lock";
 struct KvmTraceCapture {
   std::string skip;          // non-empty: no capture possible here, and why (for GTEST_SKIP)
   std::string error;         // non-empty: the capture failed (a test failure)
-  std::string guest_output;  // es-kvm-guest's stdout
+  std::string guest_output;  // the (first) es-kvm-guest's stdout
   int guest_pid = -1;
+  std::vector<std::string> outputs;  // every guest's stdout, in start order
+  std::vector<int> pids;             // and its pid
 };
 
 namespace capture_detail {
@@ -70,19 +74,23 @@ class TracefsLock {
 
 }  // namespace capture_detail
 
-// The kvm events a capture enables (those present in this kernel's tracefs).
+// The events a capture enables (those present in this kernel's tracefs): the kvm ones, and two
+// scheduler events of the guest's own process (exec, exit) that an import keeps as context.
 inline const std::vector<std::string>& capture_events() {
-  static const std::vector<std::string> k = {"kvm_exit",         "kvm_entry",        "kvm_inj_virq",
-                                             "kvm_inj_exception", "kvm_page_fault",  "kvm_emulate_insn",
-                                             "kvm_pio",          "kvm_userspace_exit", "kvm_mmio"};
+  static const std::vector<std::string> k = {
+      "kvm/kvm_exit",       "kvm/kvm_entry",      "kvm/kvm_inj_virq",     "kvm/kvm_inj_exception",
+      "kvm/kvm_page_fault", "kvm/kvm_emulate_insn", "kvm/kvm_pio",        "kvm/kvm_userspace_exit",
+      "kvm/kvm_mmio",       "sched/sched_process_exec", "sched/sched_process_exit"};
   return k;
 }
 
 // Runs `guest_bin --loops LOOPS` traced and writes the trace (file version 7, trace-cmd's default
 // compression) to `out_dat`. `buffer_kb`: ring buffer size per CPU for the run (0: as it is;
-// each loop of the guest makes about 20 events, ~0.7 KB).
+// each loop of the guest makes about 20 events, ~0.7 KB). `guests` > 1: that many guests at
+// once, guest i pinned to host CPU i modulo the CPU count (their events interleave across the
+// per-CPU buffers) and guest i runs LOOPS + i loops.
 inline KvmTraceCapture capture_kvm_trace(const std::string& guest_bin, unsigned loops, const std::string& out_dat,
-                                         unsigned buffer_kb = 0) {
+                                         unsigned buffer_kb = 0, unsigned guests = 1) {
   using capture_detail::read_file;
   using capture_detail::write_file;
   namespace fs = std::filesystem;
@@ -117,7 +125,7 @@ inline KvmTraceCapture capture_kvm_trace(const std::string& guest_bin, unsigned 
   const std::string was_pids = read_file(t + "/set_event_pid");
   std::vector<std::pair<std::string, std::string>> was_enabled;
   for (const std::string& e : capture_events()) {
-    const std::string p = t + "/events/kvm/" + e + "/enable";
+    const std::string p = t + "/events/" + e + "/enable";
     if (fs::exists(p)) was_enabled.emplace_back(p, read_file(p));
   }
   auto restore = [&] {
@@ -139,52 +147,72 @@ inline KvmTraceCapture capture_kvm_trace(const std::string& guest_bin, unsigned 
   write_file(t + "/tracing_on", "0");
   if (buffer_kb) write_file(t + "/buffer_size_kb", std::to_string(buffer_kb));
   write_file(t + "/trace", "");  // empties the ring buffer of every CPU
-  const std::string out_txt = out_dat + ".guest.txt";
+  // Each guest waits until its pid is in the event filter, then becomes es-kvm-guest (same pid).
   int go[2];
   if (::pipe2(go, O_CLOEXEC) != 0) {
     c.error = "pipe failed";
     restore();
     return c;
   }
-  const pid_t child = ::fork();
-  if (child == 0) {
-    // Waits until its pid is the event filter, then becomes the guest (same pid).
-    char b = 0;
-    ::close(go[1]);
-    if (::read(go[0], &b, 1) != 1) ::_exit(126);
-    const int fd = ::open(out_txt.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) ::_exit(126);
-    ::dup2(fd, STDOUT_FILENO);
-    const std::string n = std::to_string(loops);
-    ::execl(guest_bin.c_str(), guest_bin.c_str(), "--loops", n.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
+  const long ncpu = std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN));
+  std::vector<std::string> out_txt;
+  for (unsigned g = 0; g < std::max(1u, guests); ++g) {
+    out_txt.push_back(out_dat + ".guest" + std::to_string(g) + ".txt");
+    const pid_t child = ::fork();
+    if (child == 0) {
+      char b = 0;
+      ::close(go[1]);
+      if (::read(go[0], &b, 1) != 1) ::_exit(126);
+      if (guests > 1) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(static_cast<int>(g % static_cast<unsigned>(ncpu)), &set);
+        ::sched_setaffinity(0, sizeof set, &set);
+      }
+      const int fd = ::open(out_txt.back().c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd < 0) ::_exit(126);
+      ::dup2(fd, STDOUT_FILENO);
+      const std::string n = std::to_string(loops + g);  // distinct outputs per guest
+      ::execl(guest_bin.c_str(), guest_bin.c_str(), "--loops", n.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    if (child < 0) break;
+    c.pids.push_back(child);
   }
   ::close(go[0]);
-  if (child < 0) {
+  if (c.pids.empty()) {
     ::close(go[1]);
     c.error = "fork failed";
     restore();
     return c;
   }
-  c.guest_pid = child;
-  write_file(t + "/set_event_pid", std::to_string(child));
+  c.guest_pid = c.pids[0];
+  {
+    std::string pids;
+    for (int pid : c.pids) pids += std::to_string(pid) + " ";
+    write_file(t + "/set_event_pid", pids);
+  }
   for (const auto& [p, v] : was_enabled) write_file(p, "1");
   write_file(t + "/tracing_on", "1");
-  (void)!::write(go[1], "g", 1);
+  for (size_t i = 0; i < c.pids.size(); ++i) (void)!::write(go[1], "g", 1);
   ::close(go[1]);
-  int status = 0;
-  ::waitpid(child, &status, 0);
+  int worst = 0;
+  for (int pid : c.pids) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    worst = std::max(worst, WIFEXITED(status) ? WEXITSTATUS(status) : 128);
+  }
   write_file(t + "/tracing_on", "0");
-  c.guest_output = read_file(out_txt);
-  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  if (code == 3) {
+  for (const std::string& o : out_txt) c.outputs.push_back(read_file(o));
+  c.guest_output = c.outputs.empty() ? std::string() : c.outputs[0];
+  if (worst == 3) {
     restore();
     c.skip = "es-kvm-guest cannot use /dev/kvm here: " + c.guest_output;
     return c;
   }
-  if (code != 0) {
+  if (worst != 0) {
     restore();
-    c.error = "es-kvm-guest exited with " + std::to_string(code);
+    c.error = "es-kvm-guest exited with " + std::to_string(worst);
     return c;
   }
   fs::remove(out_dat);

@@ -11,8 +11,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -263,6 +265,54 @@ TEST_F(TraceDatImport, TraceCmdReportOfTheFileImportsToTheSameEvents) {
   }
 }
 
+// Two guests at once, pinned to two host CPUs: the per-CPU buffers are merged in time order,
+// each thread becomes its own vCPU, each vCPU's port I/O and #UD count are its guest's; the
+// guests' exec / exit scheduler events are kept as context.
+TEST_F(TraceDatImport, TwoGuestsOnTwoCpusAreMergedInTimeOrder) {
+  const std::string dat = process_tmp("two.dat");
+  const KvmTraceCapture cap = capture_kvm_trace(ES_KVM_GUEST_BIN, 4, dat, 0, 2);
+  if (!cap.skip.empty()) GTEST_SKIP() << cap.skip;
+  ASSERT_EQ(cap.error, "");
+  ASSERT_EQ(cap.outputs.size(), 2u);
+  const Recorded r = import_into_db(dat, "two.db");
+  EXPECT_EQ(r.stats.unparsed, 0u);
+  if (std::thread::hardware_concurrency() >= 2) {
+    // The trace really spans two CPUs' buffers.
+    const std::string txt = process_tmp("two.txt");
+    ASSERT_EQ(std::system(("trace-cmd report -i '" + dat + "' >'" + txt + "' 2>/dev/null").c_str()), 0);
+    std::ifstream f(txt);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    EXPECT_NE(ss.str().find("[000]"), std::string::npos);
+    EXPECT_NE(ss.str().find("[001]"), std::string::npos);
+  }
+  for (size_t i = 1; i < r.events.size(); ++i) EXPECT_LE(r.events[i - 1].time_ns, r.events[i].time_ns) << i;
+  std::map<uint16_t, GuestRun> by_vcpu;
+  unsigned other = 0;
+  for (const es_record& e : r.events) {
+    GuestRun& g = by_vcpu[e.vcpu];
+    if (e.kind == ES_KIND_CONTEXT && e.reason == import::kContextPio)
+      g.pio.emplace_back(e.qualification, e.aux64, e.intr_error == 1);
+    if (e.kind == ES_KIND_DECISION && EntryIntrInfo(e.intr_info).vector() == arch::kUD) ++g.loops;
+    if (e.kind == ES_KIND_CONTEXT && e.reason == import::kContextOtherEvent) ++other;
+  }
+  ASSERT_EQ(by_vcpu.size(), 2u);
+  std::vector<std::pair<unsigned, size_t>> got, want;
+  for (const auto& [vcpu, g] : by_vcpu) got.emplace_back(g.loops, g.pio.size());
+  for (const std::string& out : cap.outputs) {
+    const GuestRun g = parse_guest(out);
+    want.emplace_back(g.loops, g.pio.size());
+    bool found = false;
+    for (const auto& [vcpu, mine] : by_vcpu) found |= mine.pio == g.pio;
+    EXPECT_TRUE(found) << "no vCPU has the port I/O of the guest with " << g.loops << " loops";
+  }
+  std::sort(got.begin(), got.end());
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(got, want);
+  EXPECT_GE(other, 2u);  // at least each guest's sched_process_exit
+  EXPECT_EQ(r.stats.other_events, other);
+}
+
 std::string cut_copy(const std::string& src, size_t size, const std::string& name) {
   std::ifstream in(src, std::ios::binary);
   std::string bytes(size, '\0');
@@ -338,7 +388,8 @@ TEST_F(TraceDatImport, EveryPrefixOfARealFileIsRefusedCleanly) {
   }
   auto whole = import::parse_trace_dat_bytes(bytes, {}, "whole.dat");
   ASSERT_TRUE(whole) << whole.error();
-  EXPECT_EQ(whole->stats.kvm_events, whole->stats.lines);
+  EXPECT_EQ(whole->stats.kvm_events + whole->stats.other_events, whole->stats.lines);
+  EXPECT_EQ(whole->stats.unparsed, 0u);
 }
 
 TEST(TraceDatLayout, HeaderWalkRefusesWhatIsNotATraceDat) {
