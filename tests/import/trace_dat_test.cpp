@@ -313,6 +313,52 @@ TEST_F(TraceDatImport, TwoGuestsOnTwoCpusAreMergedInTimeOrder) {
   EXPECT_EQ(r.stats.other_events, other);
 }
 
+// A record whose event id is in no format of the file (here: the first kvm_pio record of the
+// uncompressed v6 copy, its common_type overwritten) is counted and listed by record index,
+// not dropped silently and not fatal.
+TEST_F(TraceDatImport, UndecodableRecordIsCountedAndListedByIndex) {
+  std::ifstream in(files().v6, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string bytes = ss.str();
+  const size_t fmt = bytes.find("name: kvm_pio\nID: ");
+  ASSERT_NE(fmt, std::string::npos);
+  const unsigned id = static_cast<unsigned>(std::stoul(bytes.substr(fmt + 18, 8)));
+  // Record data starts with common_type (2 bytes), flags, preempt count, common_pid (4 bytes).
+  const int pid = files().cap.guest_pid;
+  const char key[2] = {static_cast<char>(id & 0xFF), static_cast<char>(id >> 8)};
+  const char pid_bytes[4] = {static_cast<char>(pid & 0xFF), static_cast<char>((pid >> 8) & 0xFF),
+                             static_cast<char>((pid >> 16) & 0xFF), static_cast<char>((pid >> 24) & 0xFF)};
+  size_t at = bytes.rfind("flyrecord");
+  ASSERT_NE(at, std::string::npos);
+  for (at = bytes.find(std::string(key, 2), at); at != std::string::npos; at = bytes.find(std::string(key, 2), at + 1))
+    if (at + 8 <= bytes.size() && bytes.compare(at + 4, 4, std::string(pid_bytes, 4)) == 0) break;
+  ASSERT_NE(at, std::string::npos) << "no kvm_pio record of pid " << pid;
+  bytes[at] = '\xfe';
+  bytes[at + 1] = '\xff';  // event id 0xfffe: not in the file
+  const std::string bad = process_tmp("unknown_id.dat");
+  std::ofstream(bad, std::ios::binary) << bytes;
+
+  const Recorded r = import_into_db(bad, "unknown_id.db");
+  EXPECT_EQ(r.stats.unparsed, 1u);
+  ASSERT_EQ(r.stats.unparsed_lines.size(), 1u);
+  const Recorded good = import_into_db(files().v6, "good.db");
+  EXPECT_EQ(r.stats.lines, good.stats.lines);
+  EXPECT_EQ(r.stats.kvm_events + 1, good.stats.kvm_events);
+  // The listed index is the record's place among all records: the first kvm_pio of the file.
+  std::vector<std::tuple<uint64_t, uint64_t, bool>> pio;
+  for (const es_record& e : r.events)
+    if (e.kind == ES_KIND_CONTEXT && e.reason == import::kContextPio)
+      pio.emplace_back(e.qualification, e.aux64, e.intr_error == 1);
+  std::vector<std::tuple<uint64_t, uint64_t, bool>> want(files().guest.pio.begin() + 1, files().guest.pio.end());
+  EXPECT_EQ(pio, want);
+  const std::string db = process_tmp("unknown_id.db");
+  const CliRun info = run_cli("info '" + db + "'");
+  EXPECT_NE(info.out.find("1 undecodable (records " + std::to_string(r.stats.unparsed_lines[0]) + ")"),
+            std::string::npos)
+      << info.out;
+}
+
 std::string cut_copy(const std::string& src, size_t size, const std::string& name) {
   std::ifstream in(src, std::ios::binary);
   std::string bytes(size, '\0');
