@@ -304,6 +304,39 @@ TEST(ImportParse, EveryEraOfTheTracepoints) {
   EXPECT_EQ(t.c, 1u);
   EXPECT_EQ(import::parse_trace_line("kvm_apic_accept_irq: apicid 1 vec 236 (Fixed|edge)", t), LineClass::Event);
   EXPECT_EQ(t.b, 236u);
+  EXPECT_EQ(import::parse_trace_line("kvm_userspace_exit: reason KVM_EXIT_MMIO (6)", t), LineClass::Event);
+  EXPECT_EQ(t.event, import::TraceEvent::UserspaceExit);
+  EXPECT_EQ(t.a, 6u);
+  EXPECT_EQ(import::parse_trace_line("kvm_userspace_exit: reason restart (4)", t), LineClass::Event);
+  EXPECT_TRUE(t.flag);  // -errno printed instead of a reason
+  EXPECT_EQ(static_cast<int64_t>(t.b), -4);
+  EXPECT_EQ(import::parse_trace_line("kvm_mmio: mmio write len 4 gpa 0xfee000b0 val 0x0", t), LineClass::Event);
+  EXPECT_EQ(t.event, import::TraceEvent::Mmio);
+  EXPECT_EQ(t.a, 0xfee000b0u);
+  EXPECT_EQ(t.c, 4u);
+  EXPECT_EQ(t.d, 2u);
+  EXPECT_EQ(import::parse_trace_line("kvm_mmio: mmio unsatisfied-read len 8 gpa 0xd0000000 val 0x0", t),
+            LineClass::Event);
+  EXPECT_EQ(t.d, 0u);
+  // libtraceevent's fallback when it cannot format an event: the fields, by name.
+  EXPECT_EQ(import::parse_trace_line("kvm_inj_exception: [FAILED TO PARSE] exception=14 has_error=1 error_code=2 "
+                                     "reinjected=1",
+                                     t),
+            LineClass::Event);
+  EXPECT_EQ(t.event_word, EntryIntrInfo::make(arch::kPF, InterruptionType::HardwareException, true).raw());
+  EXPECT_EQ(t.event_error, 2u);
+  EXPECT_TRUE(t.reinjected);
+  EXPECT_TRUE(t.reinjected_printed_era);
+  EXPECT_EQ(import::parse_trace_line("kvm_emulate_insn: [FAILED TO PARSE] rip=0x101d csbase=0 len=2 "
+                                     "insn=ARRAY[0f, 0b, 00, 00, 00, 00, 00, 00, 00, 00, 00, 00, 00, 00, 00] flags=0 "
+                                     "failed=1",
+                                     t),
+            LineClass::Event);
+  EXPECT_EQ(t.rip, 0x101du);
+  ASSERT_EQ(t.byte_count, 2u);
+  EXPECT_EQ(t.bytes[1], 0x0b);
+  EXPECT_TRUE(t.flag);
+  EXPECT_EQ(import::parse_trace_line("kvm_inj_exception: [FAILED TO PARSE] exception=zz", t), LineClass::BadEvent);
   EXPECT_EQ(import::parse_trace_line("kvm_exit: reason NOT_A_REASON rip 0x1", t), LineClass::BadEvent);
   EXPECT_EQ(import::parse_trace_line("kvm_inj_virq: irq 999", t), LineClass::BadEvent);
   // Fuzz-minded: every prefix of a long line parses without reading past it.

@@ -84,6 +84,26 @@ inline const std::vector<std::string>& capture_events() {
   return k;
 }
 
+// Why no capture is possible here ("" if it is): needs root, /dev/kvm, trace-cmd, tracefs and the
+// kvm tracepoints. Mounts tracefs if it is not.
+inline std::string capture_skip_reason() {
+  namespace fs = std::filesystem;
+  if (::geteuid() != 0)
+    return "needs root: the kvm tracepoints are enabled through tracefs";
+  if (::access("/dev/kvm", R_OK | W_OK) != 0)
+    return "/dev/kvm is not usable here";
+  if (std::system("command -v trace-cmd >/dev/null 2>&1") != 0)
+    return "trace-cmd is not installed (./run installs it)";
+  const std::string t = "/sys/kernel/tracing";
+  if (!fs::exists(t + "/tracing_on")) ::mount("nodev", t.c_str(), "tracefs", 0, nullptr);
+  if (!fs::exists(t + "/tracing_on"))
+    return "tracefs is not mounted at " + t + " and cannot be mounted";
+  for (const char* needed : {"kvm_pio", "kvm_inj_exception", "kvm_emulate_insn", "kvm_userspace_exit"})
+    if (!fs::exists(t + "/events/kvm/" + needed + "/enable"))
+      return std::string("this kernel has no kvm tracepoint ") + needed + " (kvm module not loaded?)";
+  return {};
+}
+
 // Runs `guest_bin --loops LOOPS` traced and writes the trace (file version 7, trace-cmd's default
 // compression) to `out_dat`. `buffer_kb`: ring buffer size per CPU for the run (0: as it is;
 // each loop of the guest makes about 20 events, ~0.7 KB). `guests` > 1: that many guests at
@@ -95,29 +115,9 @@ inline KvmTraceCapture capture_kvm_trace(const std::string& guest_bin, unsigned 
   using capture_detail::write_file;
   namespace fs = std::filesystem;
   KvmTraceCapture c;
-  if (::geteuid() != 0) {
-    c.skip = "needs root: the kvm tracepoints are enabled through tracefs";
-    return c;
-  }
-  if (::access("/dev/kvm", R_OK | W_OK) != 0) {
-    c.skip = "/dev/kvm is not usable here";
-    return c;
-  }
-  if (std::system("command -v trace-cmd >/dev/null 2>&1") != 0) {
-    c.skip = "trace-cmd is not installed (./run installs it)";
-    return c;
-  }
+  c.skip = capture_skip_reason();
+  if (!c.skip.empty()) return c;
   const std::string t = "/sys/kernel/tracing";
-  if (!fs::exists(t + "/tracing_on")) ::mount("nodev", t.c_str(), "tracefs", 0, nullptr);
-  if (!fs::exists(t + "/tracing_on")) {
-    c.skip = "tracefs is not mounted at " + t + " and cannot be mounted";
-    return c;
-  }
-  for (const char* needed : {"kvm_pio", "kvm_inj_exception", "kvm_emulate_insn", "kvm_userspace_exit"})
-    if (!fs::exists(t + "/events/kvm/" + needed + "/enable")) {
-      c.skip = std::string("this kernel has no kvm tracepoint ") + needed + " (kvm module not loaded?)";
-      return c;
-    }
 
   capture_detail::TracefsLock lock;
   const std::string was_on = read_file(t + "/tracing_on");

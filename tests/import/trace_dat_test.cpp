@@ -67,6 +67,8 @@ struct Files {
 const Files& files() {
   static const Files f = [] {
     Files x;
+    x.cap.skip = capture_skip_reason();  // before making files: a user without root may skip
+    if (!x.cap.skip.empty()) return x;
     const std::string dir = process_tmp("dat");
     std::filesystem::create_directories(dir);
     x.v7 = dir + "/guest_v7.dat";
@@ -269,6 +271,7 @@ TEST_F(TraceDatImport, TraceCmdReportOfTheFileImportsToTheSameEvents) {
 // each thread becomes its own vCPU, each vCPU's port I/O and #UD count are its guest's; the
 // guests' exec / exit scheduler events are kept as context.
 TEST_F(TraceDatImport, TwoGuestsOnTwoCpusAreMergedInTimeOrder) {
+  if (const std::string why = capture_skip_reason(); !why.empty()) GTEST_SKIP() << why;
   const std::string dat = process_tmp("two.dat");
   const KvmTraceCapture cap = capture_kvm_trace(ES_KVM_GUEST_BIN, 4, dat, 0, 2);
   if (!cap.skip.empty()) GTEST_SKIP() << cap.skip;
