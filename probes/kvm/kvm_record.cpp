@@ -325,7 +325,7 @@ int record_kvm(const RecordOptions& o) {
     batch.clear();
     if (all) linker.take_all(batch);
     else linker.take_settled(batch);
-    for (const es_record& r : batch) (*rec)->on_record(r);
+    (*rec)->on_records(batch.data(), batch.size());
     written += batch.size();
   };
   const Decoder& dec = p.decoder();

@@ -68,7 +68,9 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path, const 
       options.batch_size = options.max_queued = n;
     }
   }
-  auto opened = db::Db::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  // NOMUTEX: the connection is used by one thread at a time (open() here, then only the writer
+  // thread, then finish() after joining it), so SQLite's per-call locking is pure cost.
+  auto opened = db::Db::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX);
   if (!opened)
     return make_error("cannot create recording " + quote_path(path) + " (" + opened.error() +
                       "); check that the directory is writable.");
@@ -141,21 +143,26 @@ void Recorder::detach() {
   bus_handle_ = 0;
 }
 
-void Recorder::on_record(const es_record& rec) {
+void Recorder::on_record(const es_record& rec) { on_records(&rec, 1); }
+
+void Recorder::on_records(const es_record* recs, size_t n) {
   std::unique_lock lk(mu_);
-  if (front_.size() >= options_.max_queued) {
-    if (options_.drop_when_full) {
-      ++stats_.dropped;
+  for (size_t i = 0; i < n; ++i) {
+    if (front_.size() >= options_.max_queued) {
+      if (options_.drop_when_full) {
+        ++stats_.dropped;
+        continue;
+      }
+      work_cv_.notify_one();
+      space_cv_.wait(lk, [&] { return front_.size() < options_.max_queued || writer_failed_ || stop_; });
+    }
+    if (writer_failed_ || stop_) {
+      stats_.dropped += n - i;  // counted in sessions.records_dropped
       return;
     }
-    space_cv_.wait(lk, [&] { return front_.size() < options_.max_queued || writer_failed_ || stop_; });
+    front_.push_back(recs[i]);
+    if (front_.size() == options_.batch_size) work_cv_.notify_one();
   }
-  if (writer_failed_ || stop_) {
-    ++stats_.dropped;  // counted in sessions.records_dropped
-    return;
-  }
-  front_.push_back(rec);
-  if (front_.size() == options_.batch_size) work_cv_.notify_one();
 }
 
 void Recorder::writer_main() {

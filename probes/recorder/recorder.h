@@ -68,6 +68,8 @@ class Recorder {
   // Queues one record (copied). Also the entry point for sources that do not use a bus
   // (importers). Thread-safe; a record with id 0 gets the next free row id.
   void on_record(const es_record& rec);
+  // Queues n records under one lock (sources that produce batches: the KVM recorder, imports).
+  void on_records(const es_record* recs, size_t n);
 
   // Blocks until every record queued so far is committed to the file (the session stays
   // incomplete). Useful before reading a recording that is still being written.
