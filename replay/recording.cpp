@@ -122,7 +122,9 @@ Event row_to_event(const db::Stmt& s) {
   r.aux64 = s.col_u64(20);
   ev.code_id = s.col_null(21) ? 0 : s.col_i64(21);
   const std::string_view bytes = !s.col_null(22) ? s.col_bytes(22) : s.col_bytes(23);
-  std::memcpy(r.bytes, bytes.data(), std::min(bytes.size(), sizeof r.bytes));
+  // Most events have neither instruction bytes nor text: an empty view's data() may be null,
+  // and memcpy from null is undefined even for 0 bytes (found by fuzz_recording_open).
+  if (!bytes.empty()) std::memcpy(r.bytes, bytes.data(), std::min(bytes.size(), sizeof r.bytes));
   return ev;
 }
 

@@ -33,13 +33,12 @@ int cmd_migrate(int argc, char** argv) {
   auto args = parse_args(kName, static_cast<int>(av.size()), av.data(), kOptions);
   if (!args) return usage_error(kName, args.error());
   if (args->help) {
+    const std::string v = std::to_string(schema::kSchemaVersion);
     const std::string description =
-        "Migrate the recording DB to the current schema (v" + std::to_string(schema::kSchemaVersion) +
-        "). By default DB is left as it\n"
-        "is and a migrated copy is written beside it (old.db -> old.v" + std::to_string(schema::kSchemaVersion) +
-        ".db); the other commands do the\n"
-        "same on their own when they open an older recording and say so. --in-place upgrades DB\n"
-        "itself. A recording from a newer exitscope is refused: open it with that version.";
+        "Migrate the recording DB to the current schema (v" + v + "). By default DB is left as it is and a\n"
+        "migrated copy is written beside it (old.db -> old.v" + v + ".db); the other commands do the same\n"
+        "on their own when they open an older recording, and say so. --in-place upgrades DB itself.\n"
+        "A recording from a newer exitscope is refused: open it with that version.";
     std::fputs(usage_text(kName, "DB [-o NEW [--force] | --in-place]", description, kOptions).c_str(), stdout);
     return 0;
   }
