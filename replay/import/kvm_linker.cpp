@@ -437,7 +437,7 @@ void KvmEventLinker::describe(ImportStats& s) const {
     s.assumptions.push_back("the kernel does not print [reinjected]: an injection of the event an exit reported in "
                             "IDT-vectoring info is taken as its reinjection (marked inferred)");
   if (guessed_vcpu_)
-    s.assumptions.push_back("some lines name no vCPU: taken from the thread (one vCPU per thread) or the line before");
+    s.assumptions.push_back("some events name no vCPU: taken from the thread (one vCPU per thread) or the event before");
 }
 
 }  // namespace es::import

@@ -496,7 +496,6 @@ class DatReader {
     tep_ = es_tracecmd_tep(h);
     if (!tep_) return Error{"libtracecmd gave no event formats for trace.dat '" + name_ + "'."};
     const int instances = es_tracecmd_buffer_instances(h);
-    started_ = std::chrono::steady_clock::now();
     const int rc = es_tracecmd_iterate(h, &DatReader::on_record, this);
     if (!error_.empty()) return Error{error_};
     if (rc < 0)
@@ -532,7 +531,14 @@ class DatReader {
     return s;
   }
 
-  uint64_t lost() const { return stats_.lost_events; }
+  // Sizes the per-CPU progress positions from the CPU data index (call before run()).
+  void init_cpu_positions() {
+    uint32_t max_cpu = 0;
+    for (const CpuData& c : layout_.cpu_data) max_cpu = std::max(max_cpu, c.cpu);
+    cpu_pos_.assign(layout_.cpu_data.empty() ? 0 : max_cpu + 1, 0);
+  }
+  // kvm_exit had no `isa` field: exits were taken as VMX.
+  bool assumed_vmx() const { return no_isa_; }
 
  private:
   static int on_record(tep_record* rec, int cpu, void* self) {
@@ -690,14 +696,6 @@ class DatReader {
     options_.progress(stats_.lines, fraction);
   }
 
- public:
-  void init_cpu_positions() {
-    uint32_t max_cpu = 0;
-    for (const CpuData& c : layout_.cpu_data) max_cpu = std::max(max_cpu, c.cpu);
-    cpu_pos_.assign(layout_.cpu_data.empty() ? 0 : max_cpu + 1, 0);
-  }
-  bool assumed_vmx() const { return no_isa_; }
-
  private:
   std::string name_;
   const Layout& layout_;
@@ -717,7 +715,7 @@ class DatReader {
   uint64_t unknown_lost_ = 0;
   bool no_isa_ = false;
   std::string error_;
-  std::chrono::steady_clock::time_point started_{}, last_progress_{};
+  std::chrono::steady_clock::time_point last_progress_{};
 };
 
 Result<Layout> checked_layout(std::string_view bytes, std::string_view name) {
