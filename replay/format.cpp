@@ -7,6 +7,7 @@
 #include "hv/arch/exceptions.h"
 #include "hv/arch/exit_qualification.h"
 #include "hv/arch/exit_reason.h"
+#include "hv/arch/vmcs.h"
 #include "replay/names.h"
 
 namespace es::replay {
@@ -60,6 +61,70 @@ std::string console_text(const es_record& r) {
     } else s += static_cast<char>(c);
   }
   return s + "\"";
+}
+
+// KVM_EXIT_* names of the exits kvm_userspace_exit reports most (include/uapi/linux/kvm.h).
+std::string_view kvm_exit_name(uint64_t reason) {
+  switch (reason) {
+    case 0: return "KVM_EXIT_UNKNOWN";
+    case 2: return "KVM_EXIT_IO";
+    case 3: return "KVM_EXIT_HYPERCALL";
+    case 4: return "KVM_EXIT_DEBUG";
+    case 5: return "KVM_EXIT_HLT";
+    case 6: return "KVM_EXIT_MMIO";
+    case 7: return "KVM_EXIT_IRQ_WINDOW_OPEN";
+    case 8: return "KVM_EXIT_SHUTDOWN";
+    case 9: return "KVM_EXIT_FAIL_ENTRY";
+    case 10: return "KVM_EXIT_INTR";
+    case 17: return "KVM_EXIT_INTERNAL_ERROR";
+    case 24: return "KVM_EXIT_SYSTEM_EVENT";
+    case 29: return "KVM_EXIT_X86_RDMSR";
+    case 30: return "KVM_EXIT_X86_WRMSR";
+    default: return {};
+  }
+}
+
+// CONTEXT records: VMCS dump lines and the KVM tracepoints kept beside exits (record.h).
+std::string context_text(const es_record& r) {
+  std::string s;
+  const std::string line = r.aux ? " line=" + std::to_string(r.aux) : std::string();
+  switch (r.reason) {
+    case ES_CONTEXT_VMCS_FIELD: {
+      const std::string_view name = arch::to_string(static_cast<arch::VmcsField>(r.aux));
+      return "vmcs " + (name.empty() ? hex(r.aux) : std::string(name)) + "=" + hex(r.aux64);
+    }
+    case ES_CONTEXT_OTHER_EVENT: return "other tracepoint" + line;
+    case ES_CONTEXT_PAGE_FAULT:
+      return "kvm_page_fault addr=" + hex(r.guest_phys) + " err=" + hex(r.intr_error) + " rip=" + hex(r.rip) + line;
+    case ES_CONTEXT_EMULATE_INSN:
+      return "kvm_emulate_insn rip=" + hex(r.rip) + (r.intr_error == 1 ? " failed" : "");
+    case ES_CONTEXT_PIO:
+      return std::string("kvm_pio ") + (r.intr_error == 1 ? "out" : "in") + " port=" + hex(r.qualification) +
+             " val=" + hex(r.aux64) + (r.instr_len ? " size=" + std::to_string(r.instr_len) : "") + line;
+    case ES_CONTEXT_MSR:
+      return std::string("kvm_msr ") + (r.intr_error == 1 ? "wrmsr " : "rdmsr ") + hex(r.qualification) + "=" +
+             hex(r.aux64) + line;
+    case ES_CONTEXT_APIC_ACCEPT_IRQ:
+    case ES_CONTEXT_EOI:
+      return std::string(r.reason == ES_CONTEXT_EOI ? "kvm_eoi" : "kvm_apic_accept_irq") + " apic=" +
+             hex(r.qualification) + " " + arch::describe(arch::EntryIntrInfo(r.intr_info)) + line;
+    case ES_CONTEXT_MMIO: {
+      const char* what = r.intr_error == 2 ? "write" : r.intr_error == 1 ? "read" : "unsatisfied-read";
+      return std::string("kvm_mmio ") + what + " gpa=" + hex(r.guest_phys) + " val=" + hex(r.aux64) +
+             " len=" + std::to_string(r.instr_len) + line;
+    }
+    case ES_CONTEXT_USERSPACE_EXIT: {
+      const std::string_view name = kvm_exit_name(r.qualification);
+      s = "kvm_userspace_exit " + (name.empty() ? "reason " + std::to_string(r.qualification) : std::string(name));
+      if (r.intr_error) s += " errno=" + std::to_string(static_cast<int32_t>(r.intr_error));
+      return s + line;
+    }
+    default:
+      s = "context " + hex(r.reason);
+      if (r.aux) s += " aux=" + hex(r.aux);
+      if (r.aux64) s += " aux64=" + hex(r.aux64);
+      return s;
+  }
 }
 
 std::string level_text(const es_record& r) {
@@ -158,6 +223,7 @@ std::string describe_event_fields(const Event& ev) {
       append(s, name.empty() ? "end " + std::to_string(r.reason) : std::string(name));
       break;
     }
+    case ES_KIND_CONTEXT: append(s, context_text(r)); break;
     default:
       if (r.aux) append(s, "aux=" + hex(r.aux));
       if (r.aux64) append(s, "aux64=" + hex(r.aux64));

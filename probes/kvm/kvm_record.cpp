@@ -342,7 +342,8 @@ int record_kvm(const RecordOptions& o) {
       return;
     }
     // line_no = the event's index in the recording (CONTEXT records keep it in aux).
-    linker.add(t, e.time_ns > t0 ? e.time_ns - t0 : 0, ++seq);
+    linker.add(t, e.time_ns > t0 ? e.time_ns - t0 : 0);  // no line number: recorded live
+    ++seq;
   };
 
   workload.release();

@@ -28,17 +28,18 @@ enum class FormatChoice : uint8_t { Auto, Ftrace, TraceCmd, Perf, TraceDat };
 // "auto", "ftrace", "trace-cmd", "perf", "trace.dat"; false if unknown.
 bool parse_format_choice(std::string_view s, FormatChoice& out);
 
-// ES_KIND_CONTEXT reasons of imported lines (aux = the line number in the file).
+// ES_KIND_CONTEXT reasons of imported lines (aux = the line number in the file): the record
+// ABI's ES_CONTEXT_* (exitscope/record.h), which replay decodes.
 enum ImportContext : uint32_t {
-  kContextOtherEvent = 0x100,    // any other tracepoint line
-  kContextPageFault = 0x101,     // kvm_page_fault: guest_phys = address, intr_error = error code
-  kContextEmulateInsn = 0x102,   // kvm_emulate_insn: rip, bytes[0..aux) (ES_FLAG_BYTES_VALID), intr_error = 1 if failed
-  kContextPio = 0x103,           // kvm_pio: qualification = port, aux64 = value, intr_error = 1 if write
-  kContextMsr = 0x104,           // kvm_msr: qualification = MSR index, aux64 = data, intr_error = 1 if write
-  kContextApicAcceptIrq = 0x105, // kvm_apic_accept_irq: qualification = APIC id, intr_info = the IRQ
-  kContextEoi = 0x106,           // kvm_eoi: qualification = APIC id, intr_info = the IRQ
-  kContextMmio = 0x107,          // kvm_mmio (live KVM recordings, probes/kvm/kvm_decode.h)
-  kContextUserspaceExit = 0x108, // kvm_userspace_exit (live KVM recordings, probes/kvm/kvm_decode.h)
+  kContextOtherEvent = ES_CONTEXT_OTHER_EVENT,    // any other tracepoint line
+  kContextPageFault = ES_CONTEXT_PAGE_FAULT,     // kvm_page_fault: guest_phys = address, intr_error = error code
+  kContextEmulateInsn = ES_CONTEXT_EMULATE_INSN,   // kvm_emulate_insn: rip, bytes[0..aux) (ES_FLAG_BYTES_VALID), intr_error = 1 if failed
+  kContextPio = ES_CONTEXT_PIO,           // kvm_pio: qualification = port, aux64 = value, intr_error = 1 if write
+  kContextMsr = ES_CONTEXT_MSR,           // kvm_msr: qualification = MSR index, aux64 = data, intr_error = 1 if write
+  kContextApicAcceptIrq = ES_CONTEXT_APIC_ACCEPT_IRQ, // kvm_apic_accept_irq: qualification = APIC id, intr_info = the IRQ
+  kContextEoi = ES_CONTEXT_EOI,           // kvm_eoi: qualification = APIC id, intr_info = the IRQ
+  kContextMmio = ES_CONTEXT_MMIO,          // kvm_mmio (live KVM recordings, probes/kvm/kvm_decode.h)
+  kContextUserspaceExit = ES_CONTEXT_USERSPACE_EXIT, // kvm_userspace_exit (live KVM recordings, probes/kvm/kvm_decode.h)
 };
 // kContextMmio: guest_phys = GPA, aux64 = value, instr_len = length, intr_error = type (0
 // unsatisfied read, 1 read, 2 write). kContextUserspaceExit: qualification = KVM_EXIT_* reason,

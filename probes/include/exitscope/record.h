@@ -95,6 +95,25 @@ enum {
   ES_ERROR_BAD_MEMORY = 3          /* access outside host memory; guest_phys = address */
 };
 
+/* ES_KIND_CONTEXT reasons: what the context record is (replay decodes each). aux of the
+ * tracepoint kinds = the line / record number in an imported file (0 when recorded live),
+ * except for EMULATE_INSN whose aux is the byte count (ES_FLAG_BYTES_VALID). */
+enum {
+  ES_CONTEXT_VMCS_FIELD = 0,           /* hv dump_vmcs: aux = VMCS field encoding, aux64 = value */
+  ES_CONTEXT_OTHER_EVENT = 0x100,      /* another tracepoint, kept for context */
+  ES_CONTEXT_PAGE_FAULT = 0x101,       /* kvm_page_fault: guest_phys = address, intr_error = error code */
+  ES_CONTEXT_EMULATE_INSN = 0x102,     /* kvm_emulate_insn: rip, bytes[0..aux), intr_error = 1 if failed */
+  ES_CONTEXT_PIO = 0x103,              /* kvm_pio: qualification = port, aux64 = value, instr_len = size,
+                                          intr_error = 1 if write */
+  ES_CONTEXT_MSR = 0x104,              /* kvm_msr: qualification = MSR, aux64 = data, intr_error = 1 if write */
+  ES_CONTEXT_APIC_ACCEPT_IRQ = 0x105,  /* kvm_apic_accept_irq: qualification = APIC id, intr_info = the IRQ */
+  ES_CONTEXT_EOI = 0x106,              /* kvm_eoi: qualification = APIC id, intr_info = the IRQ */
+  ES_CONTEXT_MMIO = 0x107,             /* kvm_mmio: guest_phys = GPA, aux64 = value, instr_len = length,
+                                          intr_error = 0 unsatisfied read, 1 read, 2 write */
+  ES_CONTEXT_USERSPACE_EXIT = 0x108    /* kvm_userspace_exit: qualification = KVM_EXIT_* reason,
+                                          intr_error = errno when KVM_RUN failed */
+};
+
 /* es_record.flags */
 #define ES_FLAG_BYTES_VALID   (1u << 0)  /* bytes[] holds instruction bytes at rip, aux = count */
 #define ES_FLAG_INFERRED      (1u << 1)  /* causal link inferred, not observed */
