@@ -205,6 +205,33 @@ TEST(FormatTest, ExitLineDecodesReasonQualificationAndVectoring) {
   EXPECT_NE(io.find("L2(L0)"), std::string::npos) << io;
 }
 
+// CONTEXT records say what they are: the KVM tracepoints of live and imported recordings, the
+// VMCS dump of an internal error, a violation by its rule name.
+TEST(FormatTest, ContextAndViolationRecordsAreDecoded) {
+  auto text = [](uint32_t reason, auto fill) {
+    replay::Event ev;
+    ev.rec.kind = ES_KIND_CONTEXT;
+    ev.rec.reason = reason;
+    fill(ev.rec);
+    return replay::describe_event_fields(ev);
+  };
+  EXPECT_EQ(text(ES_CONTEXT_PIO, [](es_record& r) { r.qualification = 0xe9, r.aux64 = 0x7, r.intr_error = 1, r.instr_len = 1; }),
+            "kvm_pio out port=0xe9 val=0x7 size=1");
+  EXPECT_EQ(text(ES_CONTEXT_PIO, [](es_record& r) { r.qualification = 0xea, r.aux64 = 0x5a, r.aux = 12; }),
+            "kvm_pio in port=0xea val=0x5a line=12");
+  EXPECT_EQ(text(ES_CONTEXT_USERSPACE_EXIT, [](es_record& r) { r.qualification = 2; }), "kvm_userspace_exit KVM_EXIT_IO");
+  EXPECT_EQ(text(ES_CONTEXT_EMULATE_INSN, [](es_record& r) { r.rip = 0x101d, r.intr_error = 1; }),
+            "kvm_emulate_insn rip=0x101d failed");
+  EXPECT_EQ(text(ES_CONTEXT_MSR, [](es_record& r) { r.qualification = 0x80b, r.intr_error = 1; }),
+            "kvm_msr wrmsr 0x80b=0x0");
+  EXPECT_EQ(text(ES_CONTEXT_VMCS_FIELD, [](es_record& r) { r.aux = 0x681e, r.aux64 = 0x100040; }),
+            "vmcs GuestRip=0x100040");
+  replay::Event v;
+  v.rec.kind = ES_KIND_VIOLATION;
+  v.rec.reason = 3;
+  EXPECT_EQ(replay::describe_event_fields(v), "event-lost");
+}
+
 TEST(NamesTest, ParsesKindsTimesAndDecisions) {
   EXPECT_EQ(replay::parse_kind("vm_exit"), uint16_t{ES_KIND_VM_EXIT});
   EXPECT_EQ(replay::parse_kind("ES_KIND_DECISION"), uint16_t{ES_KIND_DECISION});
