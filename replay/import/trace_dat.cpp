@@ -270,12 +270,9 @@ void walk_v7(std::string_view name, HeaderReader& r, Layout& l) {
   r.part("the offset of the first options section");
   uint64_t next = r.u64();
   uint64_t last_end = 0;  // end of the last options section
-  int sections = 0;
+  uint64_t scanned = 0;   // bytes of option sections walked: a corrupt chain must not loop
   while (next != 0 && r.ok() && l.problem.empty()) {
-    if (++sections > 4096) {
-      l.problem = corrupt(name, "its chain of option sections does not end");
-      return;
-    }
+    const uint64_t section_at = next;
     r.part("an options section header");
     if (!r.seek(next)) break;
     const uint16_t id = r.u16();
@@ -292,6 +289,11 @@ void walk_v7(std::string_view name, HeaderReader& r, Layout& l) {
       l.options_checked = false;
       return;
     }
+    scanned += size + 16;
+    if (scanned > 2 * uint64_t{file_size}) {
+      l.problem = corrupt(name, "its chain of option sections loops or overlaps");
+      return;
+    }
     r.part("an options section");
     const std::string_view body = r.bytes(size);
     if (!r.ok()) break;
@@ -302,7 +304,7 @@ void walk_v7(std::string_view name, HeaderReader& r, Layout& l) {
       const uint16_t opt = o.u16();
       const std::string_view data = o.bytes(o.u32());
       if (!o.ok()) {
-        l.problem = corrupt(name, "an option overruns its options section at byte " + std::to_string(next));
+        l.problem = corrupt(name, "an option overruns the options section at byte " + std::to_string(section_at));
         return;
       }
       HeaderReader d(data, l.big_endian);
