@@ -5,8 +5,10 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <sstream>
 #include <string>
@@ -234,6 +236,76 @@ TEST(KvmRecordUsage, BadFlagsNameTheProblem) {
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.out.find("--kvm"), std::string::npos);
   EXPECT_EQ(r.out.find("test-overflow"), std::string::npos);
+}
+
+// Reliability (issue "crash-safe recording"): `record --kvm` killed mid-recording keeps every
+// committed batch in a file the replay commands open, marked incomplete; SIGTERM stops it
+// cleanly with everything flushed.
+struct LongKvmRecording {
+  pid_t pid = -1;
+  std::string err_path;
+};
+
+LongKvmRecording start_long_kvm_recording(const std::string& db) {
+  LongKvmRecording r;
+  r.err_path = db + ".err";
+  r.pid = ::fork();
+  if (r.pid == 0) {
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    const int err = ::open(r.err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (devnull < 0 || err < 0) ::_exit(126);
+    ::dup2(devnull, 1);
+    ::dup2(err, 2);
+    ::execl(ES_EXITSCOPE_BIN, "exitscope", "record", "--kvm", "--quiet", "-o", db.c_str(), "--", ES_KVM_GUEST_BIN,
+            "--loops", "65535", "--quiet", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Until batches are committed (file + WAL past 1 MB), or the recorder gave up.
+  auto size = [](const std::string& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  };
+  for (int i = 0; i < 400 && size(db) + size(db + "-wal") < (1u << 20); ++i) {
+    int status = 0;
+    if (::waitpid(r.pid, &status, WNOHANG) == r.pid) {
+      r.pid = -1;
+      break;
+    }
+    ::usleep(50 * 1000);
+  }
+  return r;
+}
+
+TEST_F(KvmRecord, KilledRecordingKeepsCommittedBatchesAndSaysIncomplete) {
+  const std::string out = db("killed.db");
+  const LongKvmRecording rec = start_long_kvm_recording(out);
+  if (rec.pid < 0) GTEST_SKIP() << "the recorder stopped before committing anything: " << es::test::slurp(rec.err_path);
+  ASSERT_EQ(::kill(rec.pid, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(rec.pid, &status, 0), rec.pid);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  const auto info = run_cli("info --no-console '" + out + "'");
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find("INCOMPLETE"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("source:     kvm"), std::string::npos) << info.out;
+  const auto events = run_cli("events '" + out + "' --limit 3");
+  EXPECT_EQ(events.code, 0) << events.err;
+  EXPECT_NE(events.out.find("kvm_emulate_insn"), std::string::npos) << events.out;
+}
+
+TEST_F(KvmRecord, TerminatedRecordingStopsCleanlyWithEverythingFlushed) {
+  const std::string out = db("terminated.db");
+  const LongKvmRecording rec = start_long_kvm_recording(out);
+  if (rec.pid < 0) GTEST_SKIP() << "the recorder stopped before committing anything: " << es::test::slurp(rec.err_path);
+  ASSERT_EQ(::kill(rec.pid, SIGTERM), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(rec.pid, &status, 0), rec.pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << es::test::slurp(rec.err_path);
+  const auto info = run_cli("info --no-console '" + out + "'");
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find("status:     complete"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("signal"), std::string::npos) << info.out;
 }
 
 }  // namespace
