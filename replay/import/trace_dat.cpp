@@ -164,6 +164,12 @@ std::string corrupt(std::string_view name, const std::string& what) {
 // CPU data ranges must lie inside the file (libtracecmd maps them page by page).
 bool check_cpu_data(std::string_view name, Layout& l, const CpuData& c, size_t file_size) {
   if (c.size == 0) return true;
+  // trace-cmd pads the CPU data to a page boundary (both versions); libtracecmd maps it from there.
+  if (c.offset % l.page_size != 0) {
+    l.problem = corrupt(name, "the data of CPU " + std::to_string(c.cpu) + " starts at byte " +
+                                  std::to_string(c.offset) + ", not at a page boundary");
+    return false;
+  }
   if (c.offset > file_size || c.size > file_size - c.offset) {
     l.problem = "trace.dat '" + std::string(name) + "' is truncated: the data of CPU " + std::to_string(c.cpu) +
                 " should end at byte " + std::to_string(c.offset + c.size) + " but the file has " +
@@ -411,6 +417,12 @@ Layout walk(std::string_view bytes, std::string_view name) {
   fr.seek(r.pos());
   fr.part("the page size");
   l.page_size = fr.u32();
+  // The ring buffer's page: a power of two (4 KiB on x86; allow 1 KiB .. 1 MiB). libtracecmd maps
+  // the CPU data page by page and says so on stderr when it cannot.
+  if (fr.ok() && (l.page_size < 1024 || l.page_size > (1u << 20) || (l.page_size & (l.page_size - 1)) != 0)) {
+    l.problem = corrupt(name, "its page size " + std::to_string(l.page_size) + " is not a power of two from 1 KiB to 1 MiB");
+    return l;
+  }
   if (l.version == 6) walk_v6(name, fr, l);
   else walk_v7(name, fr, l);
   if (l.problem.empty() && !fr.ok()) l.problem = truncated(name, fr);
