@@ -33,18 +33,6 @@ uint64_t monotonic_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-std::string json_escape(std::string_view s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\', o += c;
-    else if (static_cast<unsigned char>(c) < 0x20) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(c));
-      o += b;
-    } else o += c;
-  }
-  return o;
-}
 
 // The invoking user when run through sudo: the recording and the workload are theirs.
 struct SudoUser {
@@ -197,7 +185,7 @@ std::string formats_era(const KvmProbes& p) {
 
 std::string config_json(const KvmProbes& p, const RecordOptions& o, int64_t pid, const std::vector<uint64_t>* drops,
                         const import::ImportStats* linked, bool vcpu_guessed, uint64_t undecodable) {
-  std::string j = "{\"kvm\": {\"kernel\": \"" + json_escape(p.kernel_release()) + "\", \"events\": [";
+  std::string j = "{\"kvm\": {\"kernel\": \"" + import::json_escape(p.kernel_release()) + "\", \"events\": [";
   bool first = true;
   for (const AttachedEvent& a : p.attached()) {
     j += std::string(first ? "" : ", ") + "{\"name\": \"" + std::string(kEventNames[static_cast<size_t>(a.event)]) +
@@ -205,14 +193,14 @@ std::string config_json(const KvmProbes& p, const RecordOptions& o, int64_t pid,
     if (!a.optional_missing.empty()) {
       j += ", \"fields_missing\": [";
       for (size_t i = 0; i < a.optional_missing.size(); ++i)
-        j += std::string(i ? ", " : "") + "\"" + json_escape(a.optional_missing[i]) + "\"";
+        j += std::string(i ? ", " : "") + "\"" + import::json_escape(a.optional_missing[i]) + "\"";
       j += "]";
     }
     j += "}";
     first = false;
   }
   j += "], \"refused\": [";
-  for (size_t i = 0; i < p.refused().size(); ++i) j += std::string(i ? ", " : "") + "\"" + json_escape(p.refused()[i]) + "\"";
+  for (size_t i = 0; i < p.refused().size(); ++i) j += std::string(i ? ", " : "") + "\"" + import::json_escape(p.refused()[i]) + "\"";
   j += "], \"ring_bytes\": " + std::to_string(p.ring_bytes()) + ", \"pid\": " + std::to_string(pid) +
        ", \"vcpu\": " + std::to_string(o.vcpu) + ", \"duration_s\": " + std::to_string(o.duration_s);
   if (drops) {
@@ -226,11 +214,11 @@ std::string config_json(const KvmProbes& p, const RecordOptions& o, int64_t pid,
   }
   if (linked) {
     const std::string vendor = linked->vendor == "unknown" ? "no VM exits seen" : linked->vendor;
-    j += ", \"vendor\": \"" + json_escape(vendor) + "\", \"era\": \"" + json_escape(formats_era(p)) +
+    j += ", \"vendor\": \"" + import::json_escape(vendor) + "\", \"era\": \"" + import::json_escape(formats_era(p)) +
          "\", \"assumptions\": [";
     std::vector<std::string> as = linked->assumptions;
     if (vcpu_guessed) as.push_back("some threads name no vCPU: one vCPU per thread, numbered in order of appearance");
-    for (size_t i = 0; i < as.size(); ++i) j += std::string(i ? ", " : "") + "\"" + json_escape(as[i]) + "\"";
+    for (size_t i = 0; i < as.size(); ++i) j += std::string(i ? ", " : "") + "\"" + import::json_escape(as[i]) + "\"";
     j += "], \"undecodable\": " + std::to_string(undecodable);
   }
   return j + "}}";

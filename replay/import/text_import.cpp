@@ -24,18 +24,6 @@ namespace {
 
 Error fail(std::string msg) { return Error{std::move(msg)}; }
 
-std::string json_escape(std::string_view s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\', o += c;
-    else if (static_cast<unsigned char>(c) < 0x20) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(c));
-      o += b;
-    } else o += c;
-  }
-  return o;
-}
 
 struct Line {
   TraceLine t;
@@ -304,6 +292,19 @@ Result<ImportStats> import_text_file(const std::string& file, const std::string&
                              " lines)";
   if (auto c = out->commit({ES_END_STOPPED, detail, 0}); !c) return Error{c.error()};
   return parsed->stats;
+}
+
+std::string json_escape(std::string_view s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\', o += c;
+    else if (static_cast<unsigned char>(c) < 0x20) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(c));
+      o += b;
+    } else o += c;
+  }
+  return o;
 }
 
 std::string describe_import_config(std::string_view j) {

@@ -100,4 +100,8 @@ std::string import_config_json(const ImportStats& s, std::string_view file);
 // facts (host kernel, CPUs, clock, lost events) and every assumption.
 std::string describe_import_config(std::string_view config_json);
 
+// A JSON string's contents for `s` (quotes, backslashes and control characters escaped), for
+// the config_json of sessions.
+std::string json_escape(std::string_view s);
+
 }  // namespace es::import
