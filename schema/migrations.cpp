@@ -1,5 +1,8 @@
 #include "schema/migrations.h"
 
+#include <sys/resource.h>
+#include <sys/statvfs.h>
+
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -72,12 +75,12 @@ std::string describe_sqlite_error(const std::string& path, std::string_view what
                                   std::string_view sqlite_msg, int sys_errno) {
   const std::string msg(sqlite_msg);
   // Out of space shows up as SQLITE_FULL or as an I/O error whose errno says why.
-  if ((code & 0xFF) == SQLITE_FULL || sys_errno == ENOSPC)
-    return "disk full while " + std::string(what) + " " + quote_path(path) + " (" + std::strerror(ENOSPC) +
-           "); free space and retry.";
   if (sys_errno == EFBIG)
     return "file size limit reached while " + std::string(what) + " " + quote_path(path) + " (" +
            std::strerror(EFBIG) + "; see 'ulimit -f'); raise the limit or write elsewhere.";
+  if ((code & 0xFF) == SQLITE_FULL || sys_errno == ENOSPC)
+    return "disk full while " + std::string(what) + " " + quote_path(path) + " (" + std::strerror(ENOSPC) +
+           "); free space and retry.";
   if (sys_errno == EDQUOT)
     return "disk quota exceeded while " + std::string(what) + " " + quote_path(path) + " (" +
            std::strerror(EDQUOT) + "); free space within your quota and retry.";
@@ -100,8 +103,37 @@ std::string describe_sqlite_error(const std::string& path, std::string_view what
   }
 }
 
+namespace {
+
+// SQLite reports errno as the thread's errno when the error reaches the connection, which a
+// later system call may have changed (or cleared). For a write error without one, look at
+// the two usual causes directly: the file size limit and a full filesystem.
+int infer_write_errno(const std::string& path) {
+  namespace fs = std::filesystem;
+  rlimit lim{};
+  if (getrlimit(RLIMIT_FSIZE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY) {
+    std::error_code ec;
+    for (const char* suffix : {"", "-wal", "-journal"}) {
+      const auto size = fs::file_size(path + suffix, ec);
+      if (!ec && size + 65536 >= lim.rlim_cur) return EFBIG;
+    }
+  }
+  std::string dir = fs::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  struct statvfs vfs{};
+  if (statvfs(dir.c_str(), &vfs) == 0 && static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize < 65536) return ENOSPC;
+  return 0;
+}
+
+}  // namespace
+
 std::string describe_sqlite_error(db::Db& db, std::string_view what) {
-  return describe_sqlite_error(db.path(), what, db.errcode(), db.errmsg(), db.system_errno());
+  int sys_errno = db.system_errno();
+  const int primary = db.errcode() & 0xFF;
+  if ((primary == SQLITE_IOERR || primary == SQLITE_FULL) && sys_errno != ENOSPC && sys_errno != EFBIG &&
+      sys_errno != EDQUOT)
+    if (const int inferred = infer_write_errno(db.path())) sys_errno = inferred;
+  return describe_sqlite_error(db.path(), what, db.errcode(), db.errmsg(), sys_errno);
 }
 
 Result<int> check_readable(db::Db& db) {

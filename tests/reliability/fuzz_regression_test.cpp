@@ -9,7 +9,7 @@
 #include "replay/chains.h"
 #include "replay/format.h"
 #include "replay/recording.h"
-#include "tests/support/tmp.h"
+#include "tests/support/cli_run.h"
 
 namespace {
 
@@ -38,6 +38,21 @@ TEST(FuzzRegression, EventsWithoutBytesOrTextReadAsZeroBytes) {
   EXPECT_EQ(without, 17u);
   uint64_t chains = 0;
   ASSERT_TRUE(es::replay::for_each_chain(*rec, [&](const es::replay::Chain&) { return ++chains < 1000; }));
+}
+
+// fuzz_trace_dat: a v7 trace.dat with one changed size field makes libtracecmd ask malloc for
+// 0x2022234b22203431 bytes (ASan's allocator aborts on that; glibc returns NULL). The import
+// must refuse the file in one sentence naming it, exit 2 and leave no recording behind.
+TEST(FuzzRegression, TraceDatWithAnImpossibleSizeIsRefusedInOneSentence) {
+  const std::string db = es::test::process_tmp("huge.db");
+  std::filesystem::remove(db);
+  const std::string dat = std::string(ES_TEST_DATA_DIR) + "/fuzz/trace_dat_huge_allocation.dat";
+  const es::test::CliRun r = es::test::run_cli("import '" + dat + "' -o '" + db + "'");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(es::test::count_lines(r.err), 1u) << r.err;
+  EXPECT_NE(r.err.find(dat), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(db));
+  EXPECT_FALSE(std::filesystem::exists(db + ".partial"));
 }
 
 }  // namespace
