@@ -1,6 +1,7 @@
 #include "replay/import/trace_dat.h"
 
 #include <event-parse.h>  // libtraceevent (pkg-config adds its include directory)
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -265,6 +266,41 @@ bool check_section(std::string_view name, HeaderReader& r, Layout& l, uint64_t o
   return true;
 }
 
+// Compressed CPU data (v7): a chunk count, then per chunk its compressed size, its uncompressed
+// size (whole pages) and the compressed bytes. libtracecmd sizes its buffers and mappings from
+// these; damaged, they make it print mmap errors or read garbage.
+bool check_chunks(std::string_view name, HeaderReader& r, Layout& l, const CpuData& c) {
+  if (c.size == 0) return true;
+  const size_t back = r.pos();
+  r.part("the compressed data of CPU " + std::to_string(c.cpu));
+  r.seek(c.offset);
+  const uint32_t chunks = r.u32();
+  for (uint32_t i = 0; i < chunks && r.ok(); ++i) {
+    const uint32_t packed = r.u32();
+    const uint32_t unpacked = r.u32();
+    if (!r.ok()) break;
+    if (unpacked == 0 || unpacked % l.page_size != 0 || unpacked > (64u << 20)) {
+      l.problem = corrupt(name, "chunk " + std::to_string(i) + " of CPU " + std::to_string(c.cpu) +
+                                    "'s compressed data claims " + std::to_string(unpacked) + " bytes uncompressed");
+      return false;
+    }
+    r.skip(packed);
+  }
+  if (!r.ok()) {
+    l.problem = corrupt(name, "the chunk table of CPU " + std::to_string(c.cpu) + "'s compressed data runs past the file");
+    return false;
+  }
+  // trace-cmd's size for the CPU leaves out the chunk count (3.1); accept either.
+  const uint64_t walked = r.pos() - c.offset;
+  if (walked != c.size && walked != c.size + 4) {
+    l.problem = corrupt(name, "the chunks of CPU " + std::to_string(c.cpu) + "'s compressed data take " +
+                                  std::to_string(walked) + " bytes, its index says " + std::to_string(c.size));
+    return false;
+  }
+  r.seek(back);
+  return true;
+}
+
 // Version 7: compression header, then sections located by a chain of option sections; the
 // BUFFER options hold the per-CPU (offset, size) index of each trace instance.
 void walk_v7(std::string_view name, HeaderReader& r, Layout& l) {
@@ -273,6 +309,7 @@ void walk_v7(std::string_view name, HeaderReader& r, Layout& l) {
   const std::string_view algo = r.cstr(64);
   const std::string_view algo_version = r.cstr(64);
   l.compression = std::string(algo) + (algo_version.empty() ? "" : " " + std::string(algo_version));
+  const bool compressed = !algo.empty() && algo != "none";
   r.part("the offset of the first options section");
   uint64_t next = r.u64();
   uint64_t last_end = 0;  // end of the last options section
@@ -327,7 +364,14 @@ void walk_v7(std::string_view name, HeaderReader& r, Layout& l) {
         // trace-cmd 3.1 and later write the buffer's page size before the CPU count, earlier
         // v7 writers do not: the option's length tells which.
         uint32_t count = d.u32();
-        if (d.ok() && d.size() - d.pos() != uint64_t{count} * 20) count = d.u32();
+        if (d.ok() && d.size() - d.pos() != uint64_t{count} * 20) {
+          const uint32_t page = count;  // this buffer's page size, which libtracecmd maps by
+          if (page < 1024 || page > (1u << 20) || (page & (page - 1)) != 0) {
+            l.problem = corrupt(name, "a BUFFER option's page size " + std::to_string(page) + " is not a power of two");
+            return;
+          }
+          count = d.u32();
+        }
         if (!d.ok() || d.size() - d.pos() != uint64_t{count} * 20) {
           l.problem = corrupt(name, "a BUFFER option is cut short");
           return;
@@ -344,6 +388,7 @@ void walk_v7(std::string_view name, HeaderReader& r, Layout& l) {
             return;
           }
           if (!check_cpu_data(name, l, c, file_size)) return;
+          if (compressed && !check_chunks(name, r, l, c)) return;
           cpus.push_back(c);
         }
         if (instance.empty()) {
@@ -745,20 +790,46 @@ Result<Layout> checked_layout(std::string_view bytes, std::string_view name) {
 // Reads `path` whose bytes are `bytes` (already mapped or in memory).
 // Reads the file once in a child process first: libtraceevent and libtracecmd trust the event
 // formats and ring-buffer pages inside the file (a corrupt format text crashes
-// tep_parse_event), so a crash ends the child and becomes one sentence here. Call it while the
-// process has no other threads. Exit codes of the child are ignored: the read in this process
-// reports its own errors.
+// tep_parse_event), so a crash ends the child and becomes one sentence here. The child's stderr
+// goes to /dev/null (libtracecmd prints some complaints about damaged data whatever its log
+// level) and a failed read sends its error back, so a bad file never reaches libtracecmd in this
+// process. Call it while the process has no other threads.
 Result<void> read_in_child(const std::string& path, std::string_view name, const Layout& layout) {
+  int result[2];
+  if (::pipe2(result, O_CLOEXEC) != 0) return {};  // cannot isolate: read in this process only
   std::fflush(nullptr);
   const pid_t pid = ::fork();
-  if (pid < 0) return {};  // cannot isolate: read in this process only
+  if (pid < 0) {
+    ::close(result[0]);
+    ::close(result[1]);
+    return {};
+  }
   if (pid == 0) {
+    ::close(result[0]);
+    if (const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC); null >= 0) ::dup2(null, STDERR_FILENO);
     const TraceDatOptions quiet;
     DatReader reader(std::string(name), layout, quiet, [](std::vector<es_record>&) {});
     reader.init_cpu_positions();
-    const bool ok = static_cast<bool>(reader.run(path));
-    ::_exit(ok ? 0 : 3);
+    const auto st = reader.run(path);
+    if (!st) {
+      const std::string& e = st.error();
+      for (size_t done = 0; done < e.size();) {
+        const ssize_t n = ::write(result[1], e.data() + done, e.size() - done);
+        if (n <= 0) break;
+        done += static_cast<size_t>(n);
+      }
+    }
+    ::_exit(st ? 0 : 3);
   }
+  ::close(result[1]);
+  std::string error;
+  char buf[512];
+  for (;;) {
+    const ssize_t n = ::read(result[0], buf, sizeof buf);
+    if (n > 0) error.append(buf, static_cast<size_t>(n));
+    else if (n == 0 || errno != EINTR) break;
+  }
+  ::close(result[0]);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
@@ -766,6 +837,7 @@ Result<void> read_in_child(const std::string& path, std::string_view name, const
     return Error{"trace.dat '" + std::string(name) + "' is corrupt: libtraceevent / libtracecmd crashed (signal " +
                  std::to_string(WTERMSIG(status)) + ") reading its event formats or trace data; record it again, "
                  "or check it with 'trace-cmd report -i " + std::string(name) + "'."};
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 3 && !error.empty()) return Error{error};
   return {};
 }
 
