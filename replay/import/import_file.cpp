@@ -18,7 +18,9 @@ Result<ImportStats> import_file(const std::string& file, const std::string& db, 
     if (is_trace_dat(std::string_view(head, static_cast<size_t>(in.gcount()))))
       return import_trace_dat_file(file, db, options);
   }
-  return import_text_file(file, db, options.import);
+  ImportOptions text = options.import;
+  if (!text.progress) text.progress = options.progress;  // the same progress line as trace.dat
+  return import_text_file(file, db, text);
 }
 
 }  // namespace es::import

@@ -287,7 +287,14 @@ Result<ImportStats> import_text_file(const std::string& file, const std::string&
 
   auto out = PartialRecording::create(db, info, options.force);
   if (!out) return Error{out.error()};
-  for (const es_record& r : parsed->records) out->add(r);
+  const uint64_t total = parsed->records.size();
+  const uint64_t step = std::max<uint64_t>(1, total / 100);
+  uint64_t done = 0;
+  for (const es_record& r : parsed->records) {
+    out->add(r);
+    if (options.progress && (++done % step == 0 || done == total))
+      options.progress(done, static_cast<double>(done) / static_cast<double>(total));
+  }
   const std::string detail = "end of the imported trace '" + file + "' (" + std::to_string(parsed->stats.lines) +
                              " lines)";
   if (auto c = out->commit({ES_END_STOPPED, detail, 0}); !c) return Error{c.error()};

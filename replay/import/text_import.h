@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,6 +50,9 @@ struct ImportOptions {
   FormatChoice format = FormatChoice::Auto;
   bool force = false;          // replace an existing DB
   std::string command_line;    // stored in the session
+  // Text import: called while the records are written (records so far, fraction 0..1), about
+  // every 1 %; empty = no progress.
+  std::function<void(uint64_t records, double fraction)> progress;
 };
 
 struct ImportStats {

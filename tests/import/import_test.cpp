@@ -385,6 +385,20 @@ TEST(ImportCli, ImportsAndInfoShowsUnparsedLines) {
   EXPECT_NE(r.err.find("--format"), std::string::npos) << r.err;
 }
 
+// Long imports show progress: --progress (or a terminal) prints "importing: N records, P %" on
+// stderr while the records are written, cleared at the end; --quiet prints none.
+TEST(ImportCli, TextImportShowsProgressWhenAsked) {
+  const std::string db = process_tmp("progress.db");
+  std::filesystem::remove(db);
+  CliRun r = run_cli("import '" + fixture("vmx_510.txt") + "' -o '" + db + "' --progress");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("importing: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("100 %"), std::string::npos) << r.err;
+  r = run_cli("import '" + fixture("vmx_510.txt") + "' -o '" + db + "' --force --quiet");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+}
+
 void expect_refused(const std::string& input, const std::string& words) {
   const std::string db = process_tmp("bad.db");
   std::filesystem::remove(db);
