@@ -260,12 +260,14 @@ LongKvmRecording start_long_kvm_recording(const std::string& db) {
             "--loops", "65535", "--quiet", static_cast<char*>(nullptr));
     ::_exit(127);
   }
-  // Until batches are committed (file + WAL past 1 MB), or the recorder gave up.
-  auto size = [](const std::string& p) {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  // Until batches are committed (a reader sees more than 10 000 events), or the recorder gave up.
+  auto committed = [&] {
+    auto rec = es::replay::Recording::open(db);
+    if (!rec) return uint64_t{0};
+    auto s = rec->session();
+    return s ? s->event_count : 0;
   };
-  for (int i = 0; i < 400 && size(db) + size(db + "-wal") < (1u << 20); ++i) {
+  for (int i = 0; i < 400 && committed() < 10000; ++i) {
     int status = 0;
     if (::waitpid(r.pid, &status, WNOHANG) == r.pid) {
       r.pid = -1;
