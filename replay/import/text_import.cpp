@@ -149,36 +149,25 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     if (cls == LineClass::Comment && (line.find("cpus=") != std::string_view::npos ||
                                       line.find("version = ") != std::string_view::npos))
       header_trace_cmd = true;
+    // Joins `line` to the pending one when the result parses as a line of the accepted class.
+    auto join = [&](bool accept_bad) {
+      std::string joined = std::string(p.view) + " " + std::string(line);
+      TraceLine jt;
+      const LineClass jc = parse_trace_line(joined, jt, perf_only, prefix_required);
+      if (jc != LineClass::Event && !(jc == LineClass::BadEvent && accept_bad)) return false;
+      p.joined = std::move(joined);
+      p.view = p.joined;
+      p.cls = jc;
+      p.t = jt;
+      p.last_physical = last;
+      ++s.joined_lines;
+      return true;
+    };
     if (p.active && cls == LineClass::Continuation &&
         (p.cls == LineClass::Event || p.cls == LineClass::BadEvent) && p.t.event != TraceEvent::Other &&
-        p.t.event != TraceEvent::None) {
-      std::string joined = std::string(p.view) + " " + std::string(line);
-      TraceLine jt;
-      const LineClass jc = parse_trace_line(joined, jt, perf_only, prefix_required);
-      if (jc == LineClass::Event || (jc == LineClass::BadEvent && p.cls == LineClass::BadEvent)) {
-        p.joined = std::move(joined);
-        p.view = p.joined;
-        p.cls = jc;
-        p.t = jt;
-        p.last_physical = last;
-        ++s.joined_lines;
-        continue;
-      }
-    }
-    if (p.active && p.cls == LineClass::DanglingPrefix && cls != LineClass::Blank) {
-      std::string joined = std::string(p.view) + " " + std::string(line);
-      TraceLine jt;
-      const LineClass jc = parse_trace_line(joined, jt, perf_only, prefix_required);
-      if (jc == LineClass::Event || jc == LineClass::BadEvent) {
-        p.joined = std::move(joined);
-        p.view = p.joined;
-        p.cls = jc;
-        p.t = jt;
-        p.last_physical = last;
-        ++s.joined_lines;
-        continue;
-      }
-    }
+        p.t.event != TraceEvent::None && join(p.cls == LineClass::BadEvent))
+      continue;
+    if (p.active && p.cls == LineClass::DanglingPrefix && cls != LineClass::Blank && join(true)) continue;
     finalize(p);
     p.active = true;
     p.cls = cls;

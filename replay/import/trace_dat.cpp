@@ -490,26 +490,8 @@ struct EventDecoder {
 
 TraceEvent kvm_event(std::string_view system, std::string_view name) {
   if (system != "kvm") return TraceEvent::Other;
-  static constexpr std::pair<std::string_view, TraceEvent> kNames[] = {
-      {"kvm_exit", TraceEvent::Exit},
-      {"kvm_entry", TraceEvent::Entry},
-      {"kvm_inj_virq", TraceEvent::InjVirq},
-      {"kvm_inj_exception", TraceEvent::InjException},
-      {"kvm_page_fault", TraceEvent::PageFault},
-      {"kvm_nested_vmexit", TraceEvent::NestedVmexit},
-      {"kvm_nested_vmexit_inject", TraceEvent::NestedVmexitInject},
-      {"kvm_nested_intr_vmexit", TraceEvent::NestedIntrVmexit},
-      {"kvm_emulate_insn", TraceEvent::EmulateInsn},
-      {"kvm_pio", TraceEvent::Pio},
-      {"kvm_msr", TraceEvent::Msr},
-      {"kvm_apic_accept_irq", TraceEvent::ApicAcceptIrq},
-      {"kvm_eoi", TraceEvent::Eoi},
-      {"kvm_userspace_exit", TraceEvent::UserspaceExit},
-      {"kvm_mmio", TraceEvent::Mmio},
-  };
-  for (const auto& [n, e] : kNames)
-    if (n == name) return e;
-  return TraceEvent::Other;
+  const TraceEvent e = kvm_event_from_name(name);
+  return e == TraceEvent::None ? TraceEvent::Other : e;
 }
 
 EventDecoder make_decoder(tep_event* ev) {

@@ -728,6 +728,8 @@ bool is_header(std::string_view s) {
 
 }  // namespace
 
+TraceEvent kvm_event_from_name(std::string_view name) { return event_from_name(name); }
+
 std::string_view to_string(TraceEvent e) {
   for (const NameEvent& n : kEvents)
     if (n.event == e) return n.name;

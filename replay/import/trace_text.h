@@ -39,6 +39,9 @@ enum class TraceEvent : uint8_t {
   Mmio,                // kvm_mmio
 };
 std::string_view to_string(TraceEvent e);
+// The KVM tracepoint by its name ("kvm_exit" -> Exit); None if it is not one of the above.
+// The one name table for text, trace.dat and live sources.
+TraceEvent kvm_event_from_name(std::string_view name);
 
 // kvm_exit / kvm_nested_vmexit print formats, oldest first.
 enum class ExitFormat : uint8_t {
