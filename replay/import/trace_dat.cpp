@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <csignal>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -788,6 +789,9 @@ Result<void> read_in_child(const std::string& path, std::string_view name, const
   }
   if (pid == 0) {
     ::close(result[0]);
+    // A crash in the libraries must end this child plainly: no handler inherited from the
+    // parent (a sanitizer's or a fuzzer's report, which would treat it as the parent's crash).
+    for (const int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT}) ::signal(sig, SIG_DFL);
     if (const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC); null >= 0) ::dup2(null, STDERR_FILENO);
     const TraceDatOptions quiet;
     DatReader reader(std::string(name), layout, quiet, [](std::vector<es_record>&) {});
