@@ -4,7 +4,9 @@
 #   1. untraced,
 #   2. traced by ftrace: the same kvm events enabled in tracefs, per-CPU trace_pipe_raw drained
 #      to files while it runs (what trace-cmd record does),
-#   3. traced by exitscope: `exitscope record --kvm` (eBPF) attached system-wide,
+#   3. traced by exitscope: `exitscope record --kvm` (eBPF) attached system-wide, with its
+#      default scheduling (decoding and SQLite at idle priority while under --max-lag behind),
+#   4. the same with --max-lag 0 (decoding and SQLite beside the guest at normal priority),
 # ROUNDS times each, interleaved; prints the median workload times, the overhead ratio
 # exitscope / ftrace ((t_exitscope - t_untraced) / (t_ftrace - t_untraced), target <= 1.0) and the
 # sustained event rate with the ring-buffer drop count.
@@ -64,9 +66,9 @@ ftrace_run() {
   echo 1408 > $T/buffer_size_kb
 }
 
-exitscope_run() {
+exitscope_run() {  # [extra record options]
   rm -f "$WORK/es.db"
-  ${ES_NICE:-} "$ES" record --kvm -o "$WORK/es.db" > "$WORK/es.out" 2> "$WORK/es.err" &
+  ${ES_NICE:-} "$ES" record --kvm -o "$WORK/es.db" "$@" > "$WORK/es.out" 2> "$WORK/es.err" &
   local pid=$!
   # Attached once it says "recording ...".
   local up=0
@@ -77,26 +79,37 @@ exitscope_run() {
   done
   [ $up = 1 ] || { echo "kvm_bench: exitscope record --kvm did not start:" >&2; cat "$WORK/es.err" >&2; exit 1; }
   run_guest
+  local a b
+  a=$(now)
   kill -INT $pid
   wait $pid
+  b=$(now)
+  ES_FINISH=$(echo "$b - $a" | bc -l)  # writing what was still buffered, indexes, chains
   ES_EVENTS=$(sed -n 's/^recorded \([0-9]*\) kvm events.*/\1/p' "$WORK/es.out")
   ES_DROPS=$(sed -n 's/.*; \([0-9]*\) dropped by the ring buffer.*/\1/p' "$WORK/es.out")
 }
 
 median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
-declare -a TU TF TE
-ES_EVENTS=0; ES_DROPS=0; FTRACE_LOST=0; FTRACE_EVENTS=0; TOTAL_DROPS=0; FTRACE_LOST_ALL=0
+declare -a TU TF TE TN FE FN
+ES_EVENTS=0; ES_DROPS=0; FTRACE_LOST=0; FTRACE_EVENTS=0; TOTAL_DROPS=0; FTRACE_LOST_ALL=0; NOYIELD_DROPS=0
 untraced > /dev/null  # warm up
 for r in $(seq "$ROUNDS"); do
   TU+=("$(untraced)")
   ftrace_run > "$WORK/t"; TF+=("$(cat "$WORK/t")"); FTRACE_LOST_ALL=$((FTRACE_LOST_ALL + FTRACE_LOST))
+  exitscope_run --max-lag 0 > "$WORK/t"; TN+=("$(cat "$WORK/t")"); NOYIELD_DROPS=$((NOYIELD_DROPS + ES_DROPS))
+  FN+=("$ES_FINISH")
   exitscope_run > "$WORK/t"; TE+=("$(cat "$WORK/t")"); TOTAL_DROPS=$((TOTAL_DROPS + ES_DROPS))
+  FE+=("$ES_FINISH")
 done
 mu=$(printf '%s\n' "${TU[@]}" | median)
 mf=$(printf '%s\n' "${TF[@]}" | median)
 me=$(printf '%s\n' "${TE[@]}" | median)
+mn=$(printf '%s\n' "${TN[@]}" | median)
+fe=$(printf '%s\n' "${FE[@]}" | median)
+fn=$(printf '%s\n' "${FN[@]}" | median)
 ratio=$(echo "($me - $mu) / ($mf - $mu)" | bc -l)
+ratio_n=$(echo "($mn - $mu) / ($mf - $mu)" | bc -l)
 rate=$(echo "$ES_EVENTS / $me" | bc -l)
 printf 'kernel %s, %s CPUs, es-kvm-guest --loops %s, %s rounds (median)\n' "$(uname -r)" "$(nproc)" "$LOOPS" "$ROUNDS"
 printf '  untraced           %8.3f s\n' "$mu"
@@ -104,5 +117,10 @@ printf '  ftrace (tracefs)   %8.3f s   overhead %+.3f s   %s events in the last 
   "$mf" "$(echo "$mf - $mu" | bc -l)" "$FTRACE_EVENTS" "$FTRACE_LOST_ALL"
 printf '  exitscope --kvm    %8.3f s   overhead %+.3f s   %s events in the last round, %s dropped in all rounds\n' \
   "$me" "$(echo "$me - $mu" | bc -l)" "$ES_EVENTS" "$TOTAL_DROPS"
+printf '  exitscope --max-lag 0 %5.3f s   overhead %+.3f s   %s dropped in all rounds\n' \
+  "$mn" "$(echo "$mn - $mu" | bc -l)" "$NOYIELD_DROPS"
 printf '  overhead ratio exitscope/ftrace %.2f (target <= 1.0); sustained %.0f events/s with %s drops\n' \
   "$ratio" "$rate" "$TOTAL_DROPS"
+printf '  overhead ratio with --max-lag 0: %.2f\n' "$ratio_n"
+printf '  recording complete after the workload: %.3f s (default), %.3f s (--max-lag 0) from SIGINT to exit\n' \
+  "$fe" "$fn"

@@ -1,6 +1,9 @@
 #include "probes/kvm/kvm_record.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sys/wait.h>
@@ -13,6 +16,10 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "probes/kvm/kvm_loader.h"
@@ -65,6 +72,159 @@ Result<void> drop_to(const SudoUser& u) {
   if (::setgid(u.gid) != 0 || ::setuid(u.uid) != 0)
     return Error{std::string("dropping privileges to uid ") + std::to_string(u.uid) + " failed: " + std::strerror(errno)};
   return {};
+}
+
+// Raw ring-buffer events waiting for the pipeline thread, in chunks. The ring's consumer never
+// blocks here: beyond `max_events` a chunk is dropped and counted (stored with the ring's drops).
+class Spool {
+ public:
+  static constexpr size_t kChunk = 4096;
+  explicit Spool(uint64_t max_events) : max_(std::max<uint64_t>(max_events, kChunk)) { cur_.reserve(kChunk); }
+
+  // Consumer side (one thread).
+  void push(const es_kvm_event& e) {
+    cur_.push_back(e);
+    if (cur_.size() == kChunk) publish();
+  }
+  void publish() {
+    if (cur_.empty()) return;
+    std::lock_guard lk(mu_);
+    pushed_ += cur_.size();
+    if (backlog_ + cur_.size() > max_) {
+      dropped_ += cur_.size();
+      cur_.clear();
+      return;
+    }
+    backlog_ += cur_.size();
+    chunks_.push_back(std::move(cur_));
+    if (!free_.empty()) {
+      cur_ = std::move(free_.back());
+      free_.pop_back();
+    } else {
+      cur_ = {};
+      cur_.reserve(kChunk);
+    }
+    cv_.notify_one();
+  }
+  void close() {
+    std::lock_guard lk(mu_);
+    closed_ = true;
+    cv_.notify_one();
+  }
+
+  // Pipeline side (one thread): the next chunk into `out` (whose old buffer is recycled);
+  // false once closed and empty. done(n) after processing it.
+  bool pop(std::vector<es_kvm_event>& out) {
+    std::unique_lock lk(mu_);
+    if (out.capacity() && free_.size() < 64) {
+      out.clear();
+      free_.push_back(std::move(out));
+    }
+    cv_.wait(lk, [&] { return !chunks_.empty() || closed_; });
+    if (chunks_.empty()) return false;
+    out = std::move(chunks_.front());
+    chunks_.pop_front();
+    return true;
+  }
+  void done(size_t n) {
+    std::lock_guard lk(mu_);
+    backlog_ -= n;
+  }
+
+  uint64_t backlog() const {  // events handed over and not yet processed
+    std::lock_guard lk(mu_);
+    return backlog_;
+  }
+  uint64_t oldest_ns() const {  // time of the oldest waiting event, 0 if none
+    std::lock_guard lk(mu_);
+    return chunks_.empty() ? 0 : chunks_.front().front().time_ns;
+  }
+  uint64_t pushed() const {
+    std::lock_guard lk(mu_);
+    return pushed_;
+  }
+  uint64_t dropped() const {
+    std::lock_guard lk(mu_);
+    return dropped_;
+  }
+  uint64_t capacity() const { return max_; }
+
+ private:
+  const uint64_t max_;
+  std::vector<es_kvm_event> cur_;  // the consumer's chunk being filled
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::vector<es_kvm_event>> chunks_;
+  std::vector<std::vector<es_kvm_event>> free_;
+  uint64_t backlog_ = 0, pushed_ = 0, dropped_ = 0;
+  bool closed_ = false;
+};
+
+// Runs the pipeline and writer threads at SCHED_IDLE (sched(7): only on a CPU with nothing else
+// to run) while the backlog is younger than `max_lag_s` and under half the spool, and at normal
+// priority otherwise, with hysteresis (back to idle under half the lag and a quarter of the
+// spool). Decoding and SQLite cost ~3 µs per event; on a host whose CPUs the guests use, doing it
+// later instead of beside them is what keeps exitscope's overhead at or below ftrace's.
+// Returning from SCHED_IDLE needs RLIMIT_NICE >= 20 once root is dropped (allow_return_from_idle).
+class Yielder {
+ public:
+  Yielder(double max_lag_s, uint64_t spool_capacity, std::vector<pthread_t> threads)
+      : max_lag_ns_(max_lag_s > 0 ? static_cast<uint64_t>(max_lag_s * 1e9) : 0),
+        capacity_(spool_capacity),
+        threads_(std::move(threads)) {
+    if (max_lag_ns_ && !set(true)) {
+      note_ = "priority control unavailable; decoding runs beside the guests";
+      max_lag_ns_ = 0;
+    }
+  }
+  void update(uint64_t backlog, uint64_t oldest_ns, uint64_t now) {
+    if (!max_lag_ns_) return;
+    const uint64_t lag = oldest_ns && now > oldest_ns ? now - oldest_ns : 0;
+    if (idle_ && (lag > max_lag_ns_ || backlog > capacity_ / 2)) {
+      if (!set(false)) {  // cannot return from idle: stay there rather than lose track
+        note_ = "could not raise the pipeline's priority again";
+        return;
+      }
+      ++raised_;
+    } else if (!idle_ && lag < max_lag_ns_ / 2 && backlog < capacity_ / 4) {
+      (void)set(true);
+    }
+  }
+  void finish() {
+    if (idle_) (void)set(false);
+  }
+  std::string summary() const {
+    if (!note_.empty()) return note_;
+    if (!max_lag_ns_) return "decoding beside the guests (--max-lag 0)";
+    return "decoding at idle priority, up to " + std::to_string(max_lag_ns_ / 1000000) + " ms behind; raised " +
+           std::to_string(raised_) + " time(s)";
+  }
+
+ private:
+  bool set(bool idle) {
+    sched_param sp{};
+    for (pthread_t t : threads_)
+      if (::pthread_setschedparam(t, idle ? SCHED_IDLE : SCHED_OTHER, &sp) != 0) return false;
+    idle_ = idle;
+    return true;
+  }
+  uint64_t max_lag_ns_;
+  uint64_t capacity_;
+  std::vector<pthread_t> threads_;
+  bool idle_ = false;
+  uint64_t raised_ = 0;
+  std::string note_;
+};
+
+// Lets this process leave SCHED_IDLE again after dropping root: an unprivileged thread may go
+// back to SCHED_OTHER only at a nice value RLIMIT_NICE allows (sched(7)); 20 allows nice 0 and
+// nothing higher. Called as root, before drop_to().
+void allow_return_from_idle() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NICE, &rl) != 0 || rl.rlim_cur >= 20) return;
+  rl.rlim_cur = 20;
+  if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 20) rl.rlim_max = 20;
+  (void)::setrlimit(RLIMIT_NICE, &rl);
 }
 
 // The workload of `-- CMD ARGS`: forked at once, held on a pipe until the probes are attached.
@@ -184,7 +344,8 @@ std::string formats_era(const KvmProbes& p) {
 }
 
 std::string config_json(const KvmProbes& p, const RecordOptions& o, int64_t pid, const std::vector<uint64_t>* drops,
-                        const import::ImportStats* linked, bool vcpu_guessed, uint64_t undecodable) {
+                        const import::ImportStats* linked, bool vcpu_guessed, uint64_t undecodable,
+                        uint64_t spool_dropped = 0, const std::string& scheduling = {}) {
   std::string j = "{\"kvm\": {\"kernel\": \"" + import::json_escape(p.kernel_release()) + "\", \"events\": [";
   bool first = true;
   for (const AttachedEvent& a : p.attached()) {
@@ -202,7 +363,9 @@ std::string config_json(const KvmProbes& p, const RecordOptions& o, int64_t pid,
   j += "], \"refused\": [";
   for (size_t i = 0; i < p.refused().size(); ++i) j += std::string(i ? ", " : "") + "\"" + import::json_escape(p.refused()[i]) + "\"";
   j += "], \"ring_bytes\": " + std::to_string(p.ring_bytes()) + ", \"pid\": " + std::to_string(pid) +
-       ", \"vcpu\": " + std::to_string(o.vcpu) + ", \"duration_s\": " + std::to_string(o.duration_s);
+       ", \"vcpu\": " + std::to_string(o.vcpu) + ", \"duration_s\": " + std::to_string(o.duration_s) +
+       ", \"buffer_bytes\": " + std::to_string(o.buffer_bytes);
+  if (!scheduling.empty()) j += ", \"scheduling\": \"" + import::json_escape(scheduling) + "\"";
   if (drops) {
     uint64_t total = 0;
     j += ", \"drops_per_cpu\": [";
@@ -210,7 +373,7 @@ std::string config_json(const KvmProbes& p, const RecordOptions& o, int64_t pid,
       j += std::string(i ? ", " : "") + std::to_string((*drops)[i]);
       total += (*drops)[i];
     }
-    j += "], \"drops\": " + std::to_string(total);
+    j += "], \"drops\": " + std::to_string(total) + ", \"buffer_drops\": " + std::to_string(spool_dropped);
   }
   if (linked) {
     const std::string vendor = linked->vendor == "unknown" ? "no VM exits seen" : linked->vendor;
@@ -282,6 +445,7 @@ int record_kvm(const RecordOptions& o) {
     for (const std::string& r : p.refused()) std::fprintf(stderr, "exitscope record: not recording %s\n", r.c_str());
 
   // Attached: from here on nothing needs root.
+  allow_return_from_idle();
   if (auto d = drop_to(user); !d) return fail(d.error());
 
   recorder::SessionInfo info;
@@ -304,35 +468,47 @@ int record_kvm(const RecordOptions& o) {
   ::sigaction(SIGINT, &sa, &old_int);
   ::sigaction(SIGTERM, &sa, &old_term);
 
+  // Two threads besides the recorder's writer: this one drains the ring into the spool (a copy
+  // per event, cheap enough to keep up with any guest), the pipeline thread decodes, links and
+  // hands records to the recorder. The pipeline and the writer run at SCHED_IDLE while the
+  // backlog is small (Yielder), so on a busy host the traced guests keep their CPUs.
+  Spool spool(o.buffer_bytes / sizeof(es_kvm_event));
   import::KvmEventLinker linker;
   VcpuMap vcpus;
-  std::vector<es_record> batch;
-  uint64_t seq = 0, kvm_events = 0, filtered = 0, undecodable = 0, written = 0;
+  std::atomic<uint64_t> kvm_events{0}, filtered{0}, undecodable{0};
   const uint64_t t0 = monotonic_ns();
-  auto hand_out = [&](bool all) {
-    batch.clear();
-    if (all) linker.take_all(batch);
-    else linker.take_settled(batch);
-    (*rec)->on_records(batch.data(), batch.size());
-    written += batch.size();
-  };
   const Decoder& dec = p.decoder();
-  KvmProbes::Sink sink = [&](const es_kvm_event& e) {
-    import::TraceLine t;
-    if (!dec.decode(e, t)) {
-      ++undecodable;
-      return;
+  recorder::Recorder& recr = **rec;
+  std::thread pipeline([&] {
+    std::vector<es_kvm_event> chunk;
+    std::vector<es_record> batch;
+    while (spool.pop(chunk)) {
+      for (const es_kvm_event& e : chunk) {
+        import::TraceLine t;
+        if (!dec.decode(e, t)) {
+          undecodable.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        kvm_events.fetch_add(1, std::memory_order_relaxed);
+        t.vcpu = vcpus.resolve(t, e.tgid);
+        if (o.vcpu >= 0 && t.vcpu != o.vcpu) {
+          filtered.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        linker.add(t, e.time_ns > t0 ? e.time_ns - t0 : 0);  // no line number: recorded live
+      }
+      spool.done(chunk.size());
+      if (o.test_slow_pipeline) ::usleep(100 * 1000);
+      batch.clear();
+      linker.take_settled(batch);
+      recr.on_records(batch.data(), batch.size());
     }
-    ++kvm_events;
-    t.vcpu = vcpus.resolve(t, e.tgid);
-    if (o.vcpu >= 0 && t.vcpu != o.vcpu) {
-      ++filtered;
-      return;
-    }
-    // line_no = the event's index in the recording (CONTEXT records keep it in aux).
-    linker.add(t, e.time_ns > t0 ? e.time_ns - t0 : 0);  // no line number: recorded live
-    ++seq;
-  };
+    batch.clear();
+    linker.take_all(batch);
+    recr.on_records(batch.data(), batch.size());
+  });
+  Yielder yielder(o.max_lag_s, spool.capacity(), {pipeline.native_handle(), recr.writer_thread()});
+  KvmProbes::Sink sink = [&](const es_kvm_event& e) { spool.push(e); };
 
   workload.release();
   const bool tty = ::isatty(2) == 1;
@@ -351,15 +527,19 @@ int record_kvm(const RecordOptions& o) {
       error = n.error();
       break;
     }
-    hand_out(false);
+    spool.publish();
     if (o.test_overflow) ::usleep(100 * 1000);  // a consumer too slow for a one-page ring
     const uint64_t now = monotonic_ns();
+    yielder.update(spool.backlog(), spool.oldest_ns(), now);
     if (!o.quiet && tty && now - last_report >= 1000000000ull) {
-      const double rate = static_cast<double>(kvm_events - last_events) * 1e9 / static_cast<double>(now - last_report);
-      std::fprintf(stderr, "\r%llu events, %.0f events/s, %llu dropped   ", static_cast<unsigned long long>(kvm_events),
-                   rate, static_cast<unsigned long long>(p.drops_total()));
+      const uint64_t seen = spool.pushed();
+      const double rate = static_cast<double>(seen - last_events) * 1e9 / static_cast<double>(now - last_report);
+      std::fprintf(stderr, "\r%llu events, %.0f events/s, %llu dropped, %llu buffered   ",
+                   static_cast<unsigned long long>(seen), rate,
+                   static_cast<unsigned long long>(p.drops_total() + spool.dropped()),
+                   static_cast<unsigned long long>(spool.backlog()));
       last_report = now;
-      last_events = kvm_events;
+      last_events = seen;
     }
     if (g_stop.load()) break;
     if (deadline && now >= deadline) {
@@ -372,14 +552,26 @@ int record_kvm(const RecordOptions& o) {
       break;
     }
   }
-  // Stop producing, then drain everything already in the ring.
+  // Stop producing, drain everything already in the ring, then let the pipeline finish the
+  // backlog at normal priority (nothing to yield to any more).
   p.detach();
   for (int i = 0; i < 1000 && error.empty(); ++i) {
     auto n = p.poll(0, sink);
     if (!n) error = n.error();
     if (!n || *n == 0) break;
   }
-  hand_out(true);
+  spool.publish();
+  spool.close();
+  yielder.finish();
+  for (bool shown = false; spool.backlog() > 0;) {
+    if (!o.quiet && tty) {
+      std::fprintf(stderr, "%swriting the %llu buffered events ...   ", shown ? "\r" : "\n",
+                   static_cast<unsigned long long>(spool.backlog()));
+      shown = true;
+    }
+    ::usleep(200 * 1000);
+  }
+  pipeline.join();
   ::sigaction(SIGINT, &old_int, nullptr);
   ::sigaction(SIGTERM, &old_term, nullptr);
   if (!o.quiet && tty) std::fputc('\n', stderr);
@@ -387,9 +579,11 @@ int record_kvm(const RecordOptions& o) {
   const std::vector<uint64_t> drops = p.drops_per_cpu();
   uint64_t dropped = 0;
   for (uint64_t d : drops) dropped += d;
+  dropped += spool.dropped();
   import::ImportStats linked;
   linker.describe(linked);
-  const std::string json = config_json(p, o, pid, &drops, &linked, vcpus.guessed(), undecodable);
+  const std::string json =
+      config_json(p, o, pid, &drops, &linked, vcpus.guessed(), undecodable.load(), spool.dropped(), yielder.summary());
   const uint32_t end_reason = workload_done ? ES_END_GUEST_EXIT : ES_END_STOPPED;
   if (!error.empty()) end_detail = error;
   auto fin = (*rec)->finish({end_reason, end_detail, dropped});
@@ -400,11 +594,12 @@ int record_kvm(const RecordOptions& o) {
   if (!error.empty()) return fail(error + "; everything read before it is in " + o.output);
   if (!o.quiet) {
     std::fprintf(stdout,
-                 "recorded %llu kvm events (%llu records) into %s: %s; %llu dropped by the ring buffer%s%s\n",
-                 static_cast<unsigned long long>(kvm_events), static_cast<unsigned long long>(stats.written),
-                 o.output.c_str(), end_detail.c_str(), static_cast<unsigned long long>(dropped),
-                 filtered ? (", " + std::to_string(filtered) + " of other vCPUs skipped").c_str() : "",
-                 dropped ? " (a larger ring or fewer --events would help)" : "");
+                 "recorded %llu kvm events (%llu records) into %s: %s; %llu dropped by the ring buffer%s%s%s\n",
+                 static_cast<unsigned long long>(kvm_events.load()), static_cast<unsigned long long>(stats.written),
+                 o.output.c_str(), end_detail.c_str(), static_cast<unsigned long long>(dropped - spool.dropped()),
+                 spool.dropped() ? (", " + std::to_string(spool.dropped()) + " more with the buffer full").c_str() : "",
+                 filtered ? (", " + std::to_string(filtered.load()) + " of other vCPUs skipped").c_str() : "",
+                 dropped ? " (a larger ring or --buffer-size, or fewer --events would help)" : "");
   }
   if (workload_done && workload_status != 0) return 1;
   return 0;
@@ -459,6 +654,11 @@ std::vector<std::string> describe_kvm_config(std::string_view j) {
   out.push_back("ring " + num("ring_bytes") + " bytes; " +
                 (drops.empty() ? std::string("drops unknown (the recording did not finish)")
                                : drops + " dropped (per CPU: " + list("drops_per_cpu") + ")"));
+  const std::string buffer = num("buffer_bytes"), buffer_drops = num("buffer_drops");
+  if (!buffer.empty())
+    out.push_back("buffer " + buffer + " bytes" +
+                  (buffer_drops.empty() || buffer_drops == "0" ? std::string() : "; " + buffer_drops + " dropped full") +
+                  (str("scheduling").empty() ? std::string() : "; " + str("scheduling")));
   return out;
 }
 

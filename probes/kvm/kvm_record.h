@@ -1,8 +1,13 @@
 // `exitscope record --kvm`: records a real KVM host through the eBPF probes into a recording,
 // the same schema as the hv core's. Pipeline:
 //
-//   KvmProbes (ring buffer) -> Decoder (TraceLine at this kernel's offsets) -> vCPU / --vcpu filter
+//   KvmProbes (ring buffer) -> spool (raw events in memory, --buffer-size)
+//     -> pipeline thread: Decoder (TraceLine at this kernel's offsets) -> vCPU / --vcpu filter
 //     -> import::KvmEventLinker (chains) -> Recorder (SQLite, batched writer thread)
+//
+// The pipeline and the writer run at SCHED_IDLE while they are less than --max-lag behind and
+// the spool is less than half full, so the guests being traced keep their CPUs; beyond that
+// they compete at normal priority, and a full spool drops (counted with the ring's drops).
 //
 // Order of operations: the workload (if any) is forked and held, the probes are loaded and
 // attached as root, privileges drop to SUDO_UID / SUDO_GID, the recording is created (so it
@@ -28,8 +33,11 @@ struct RecordOptions {
   double duration_s = 0;              // --duration: stop after this long (0: no limit)
   std::vector<std::string> events;    // --events: tracepoint names ("kvm_exit" or "exit"); empty = all
   std::vector<std::string> command;   // -- CMD ARGS: run it, record it, stop when it exits
+  uint64_t buffer_bytes = 1ull << 30; // --buffer-size: raw events waiting to be decoded and written
+  double max_lag_s = 2;               // --max-lag: decode at idle priority up to this far behind (0: never)
   bool quiet = false;
   bool test_overflow = false;         // hidden: one-page ring, slow consumer (tests the drop count)
+  bool test_slow_pipeline = false;    // hidden: the pipeline sleeps per chunk (tests a full --buffer-size)
   std::string command_line;           // for the session row
 };
 

@@ -88,6 +88,9 @@ class Recorder {
   // Counters so far (exact after finish()).
   RecorderStats stats() const;
   const std::string& path() const { return path_; }
+  // The writer thread, for a caller that schedules it (record --kvm lowers its priority while
+  // the traced guests need the CPU).
+  std::thread::native_handle_type writer_thread() { return writer_.native_handle(); }
 
   // Without finish(): detaches, writes what is queued and leaves the session incomplete.
   ~Recorder();

@@ -48,10 +48,14 @@ constexpr es::cli::OptionSpec kRecordOptions[] = {
     {"vcpu", "N", "--kvm: only vCPU N"},
     {"duration", "SECONDS", "--kvm: stop after SECONDS (default: Ctrl-C, or when the command exits)"},
     {"events", "LIST", "--kvm: tracepoints, comma-separated (kvm_exit,kvm_entry,... or exit,entry,...; default all)"},
+    {"buffer-size", "MiB", "--kvm: memory for events not yet decoded and written (default 1024)"},
+    {"max-lag", "SECONDS", "--kvm: decode and write at idle CPU priority while at most SECONDS behind, so the "
+                           "traced guests keep their CPUs (default 2; 0: at normal priority)"},
 };
 // Not in --help: a one-page ring and a slow consumer, so a test can force ring-buffer drops.
 constexpr es::cli::OptionSpec kRecordHiddenOptions[] = {
     {"test-overflow", "", "testing: one-page ring buffer, slow consumer"},
+    {"test-slow-pipeline", "", "testing: the decoding thread sleeps 100 ms per chunk"},
 };
 
 constexpr std::string_view kScenarios = "scenarios";
@@ -109,6 +113,7 @@ int record_kvm_command(const es::cli::Args& args, const std::vector<std::string>
   o.force = args.has("force");
   o.quiet = args.has("quiet");
   o.test_overflow = args.has("test-overflow");
+  o.test_slow_pipeline = args.has("test-slow-pipeline");
   o.command = command;
   uint64_t v = 0;
   if (auto p = args.get("pid")) {
@@ -128,6 +133,18 @@ int record_kvm_command(const es::cli::Args& args, const std::vector<std::string>
     if (p->empty() || *end != '\0' || !(d > 0) || d > 1e7)
       return usage_error(kRecord, "--duration needs a positive number of seconds, not '" + *p + "'");
     o.duration_s = d;
+  }
+  if (auto p = args.get("buffer-size")) {
+    if (!parse_u64(*p, v) || v < 1 || v > (1u << 20))
+      return usage_error(kRecord, "--buffer-size needs a size in MiB, 1..1048576, not '" + *p + "'");
+    o.buffer_bytes = v << 20;
+  }
+  if (auto p = args.get("max-lag")) {
+    char* end = nullptr;
+    const double d = std::strtod(p->c_str(), &end);
+    if (p->empty() || *end != '\0' || !(d >= 0) || d > 1e6)
+      return usage_error(kRecord, "--max-lag needs a number of seconds (0 or more), not '" + *p + "'");
+    o.max_lag_s = d;
   }
   if (auto p = args.get("events")) {
     size_t pos = 0;
@@ -181,7 +198,9 @@ int cmd_record(int argc, char** argv) {
                           "tracefs formats and linked into chains. Needs root (run with sudo: privileges drop\n"
                           "once attached and DB belongs to you). Give a command after '--' to run it (as you)\n"
                           "and record it until it exits, like 'perf kvm record'. Stops on Ctrl-C / SIGTERM\n"
-                          "or --duration; ring-buffer drops are counted per CPU and stored in DB.",
+                          "or --duration; ring-buffer drops are counted per CPU and stored in DB. Events are\n"
+                          "decoded and written at idle CPU priority while that stays within --max-lag, so the\n"
+                          "guests keep their CPUs; what is buffered is written before it exits.",
                           kRecordOptions)
                    .c_str(),
                stdout);
@@ -196,7 +215,8 @@ int cmd_record(int argc, char** argv) {
 #endif
   }
   if (!command.empty()) return usage_error(kRecord, "a command after '--' is for --kvm");
-  for (const char* kvm_only : {"pid", "vcpu", "duration", "events", "test-overflow"})
+  for (const char* kvm_only : {"pid", "vcpu", "duration", "events", "buffer-size", "max-lag", "test-overflow",
+                               "test-slow-pipeline"})
     if (args->has(kvm_only)) return usage_error(kRecord, std::string("--") + kvm_only + " is for --kvm");
 #ifndef ES_HAVE_HV
   std::fprintf(stderr, "exitscope record: this build has no hypervisor core (hv/cpu missing).\n");

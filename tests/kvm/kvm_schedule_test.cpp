@@ -1,0 +1,184 @@
+// `record --kvm` keeps out of the traced guests' way: the decoding / SQLite threads run at
+// SCHED_IDLE while they are less than --max-lag behind, everything buffered is still written,
+// and a full --buffer-size drops events that are counted, stored and shown. Real eBPF, real
+// es-kvm-guest through /dev/kvm; skipped with the reason where the machine refuses.
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "replay/recording.h"
+#include "tests/support/cli_run.h"
+
+namespace {
+
+using es::test::run_cli;
+
+std::string cannot_record() {
+  if (::geteuid() != 0) return "recording a KVM host needs root (run the tests as root)";
+  const int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return "/dev/kvm is not usable here";
+  ::close(fd);
+  return {};
+}
+
+bool refused_by_machine(int code, const std::string& err) {
+  return code == 2 && (err.find("refused to load") != std::string::npos ||
+                       err.find("no kvm tracepoints") != std::string::npos || err.find("tracefs") != std::string::npos);
+}
+
+// Scheduling policy of each thread of `pid` (field 41 of /proc/PID/task/TID/stat, proc(5)).
+std::vector<int> thread_policies(pid_t pid) {
+  std::vector<int> out;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (const dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream in(dir + "/" + e->d_name + "/stat");
+    std::string line;
+    if (!std::getline(in, line)) continue;
+    const size_t paren = line.rfind(')');  // comm may contain spaces
+    if (paren == std::string::npos) continue;
+    std::istringstream fields(line.substr(paren + 2));
+    std::string f;
+    for (int i = 3; i <= 41 && fields >> f; ++i)
+      if (i == 41) out.push_back(std::atoi(f.c_str()));
+  }
+  ::closedir(d);
+  return out;
+}
+
+// The number `info` prints after `label` (e.g. a decision reason's count), or -1.
+long long count_after(const std::string& info, const std::string& label) {
+  const size_t b = info.find("  " + label + " ");
+  if (b == std::string::npos) return -1;
+  return std::atoll(info.c_str() + b + label.size() + 3);
+}
+
+class KvmSchedule : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string why = cannot_record();
+    if (!why.empty()) GTEST_SKIP() << why;
+  }
+  std::string db(const std::string& name) {
+    const std::string p = es::test::process_tmp(name);
+    std::remove(p.c_str());
+    return p;
+  }
+};
+
+TEST_F(KvmSchedule, DecodesAtIdlePriorityWhileTheGuestRunsAndLosesNothing) {
+  const std::string out = db("yield.db");
+  const std::string err_path = out + ".err", out_path = out + ".out";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (o < 0 || e < 0) ::_exit(126);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    ::execl(ES_EXITSCOPE_BIN, "exitscope", "record", "--kvm", "--max-lag", "600", "-o", out.c_str(), "--",
+            ES_KVM_GUEST_BIN, "--loops", "65535", "--quiet", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ASSERT_GT(pid, 0);
+  // While it records, some thread of the recorder is at SCHED_IDLE (5).
+  bool saw_idle = false, exited = false;
+  int status = 0;
+  for (int i = 0; i < 2000 && !saw_idle && !exited; ++i) {
+    for (int p : thread_policies(pid)) saw_idle |= p == SCHED_IDLE;
+    exited = ::waitpid(pid, &status, WNOHANG) == pid;
+    if (!saw_idle && !exited) ::usleep(5 * 1000);
+  }
+  if (!exited) ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  const std::string err = es::test::slurp(err_path);
+  if (refused_by_machine(WEXITSTATUS(status), err)) GTEST_SKIP() << "the kernel refused: " << err;
+  ASSERT_EQ(WEXITSTATUS(status), 0) << err;
+  EXPECT_TRUE(saw_idle) << "no thread of the recorder ran at SCHED_IDLE while the guest ran";
+
+  // Everything buffered was written: 65535 loops of the guest each raise one #UD and exit to
+  // user space for its IN; nothing dropped.
+  auto rec = es::replay::Recording::open(out);
+  ASSERT_TRUE(rec) << rec.error();
+  auto s = rec->session();
+  ASSERT_TRUE(s) << s.error();
+  EXPECT_TRUE(s->complete);
+  EXPECT_EQ(s->source_dropped, 0u);
+  const auto info = run_cli("info '" + out + "'");
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find("decoding at idle priority, up to 600000 ms behind"), std::string::npos) << info.out;
+  EXPECT_EQ(count_after(info.out, "INJECT_NEW"), 65535) << info.out;
+}
+
+TEST_F(KvmSchedule, FullBufferDropsAreCountedStoredAndShown) {
+  const std::string out = db("full.db");
+  // A 1 MiB buffer (~10 k events) and a pipeline slowed to ~40 k events/s: the guest's ~70 k
+  // events overflow it, and the pipeline's priority is raised on the way.
+  const auto r = run_cli("record --kvm --buffer-size 1 --max-lag 0.05 --test-slow-pipeline -o '" + out + "' -- '" +
+                         ES_KVM_GUEST_BIN + "' --loops 4000 --quiet");
+  if (refused_by_machine(r.code, r.err)) GTEST_SKIP() << "the kernel refused: " << r.err;
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto rec = es::replay::Recording::open(out);
+  ASSERT_TRUE(rec) << rec.error();
+  auto s = rec->session();
+  ASSERT_TRUE(s) << s.error();
+  ASSERT_GT(s->source_dropped, 0u);
+  const std::string& j = s->config_json;
+  const size_t b = j.find("\"buffer_drops\": ");
+  ASSERT_NE(b, std::string::npos) << j;
+  const uint64_t buffer_drops = std::stoull(j.substr(b + 16));
+  EXPECT_GT(buffer_drops, 0u);
+  EXPECT_LE(buffer_drops, s->source_dropped);
+  EXPECT_NE(r.out.find(std::to_string(buffer_drops) + " more with the buffer full"), std::string::npos) << r.out;
+  const auto info = run_cli("info '" + out + "'");
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find("buffer 1048576 bytes; " + std::to_string(buffer_drops) + " dropped full"), std::string::npos)
+      << info.out;
+  EXPECT_NE(info.out.find(std::to_string(s->source_dropped) + " by the source"), std::string::npos) << info.out;
+  EXPECT_EQ(info.out.find("raised 0 time(s)"), std::string::npos) << info.out;
+  // What was kept is a recording like any other.
+  const auto events = run_cli("events '" + out + "' --limit 5");
+  EXPECT_EQ(events.code, 0) << events.err;
+}
+
+TEST_F(KvmSchedule, MaxLagZeroDecodesAtNormalPriority) {
+  const std::string out = db("nolag.db");
+  const auto r =
+      run_cli("record --kvm --max-lag 0 -o '" + out + "' -- '" + ES_KVM_GUEST_BIN + "' --loops 50 --quiet");
+  if (refused_by_machine(r.code, r.err)) GTEST_SKIP() << "the kernel refused: " << r.err;
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto info = run_cli("info '" + out + "'");
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find("decoding beside the guests (--max-lag 0)"), std::string::npos) << info.out;
+  EXPECT_EQ(count_after(info.out, "INJECT_NEW"), 50) << info.out;
+}
+
+TEST(KvmScheduleUsage, BadBufferAndLagNameTheProblem) {
+  auto r = run_cli("record --kvm -o /tmp/x.db --buffer-size 0");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--buffer-size needs a size in MiB"), std::string::npos) << r.err;
+  r = run_cli("record --kvm -o /tmp/x.db --max-lag -1");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--max-lag needs a number of seconds"), std::string::npos) << r.err;
+  r = run_cli("record --scenario irq-basic -o /tmp/x.db --max-lag 1");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--max-lag is for --kvm"), std::string::npos) << r.err;
+  r = run_cli("record --help");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("--max-lag"), std::string::npos);
+  EXPECT_NE(r.out.find("--buffer-size"), std::string::npos);
+  EXPECT_EQ(r.out.find("test-slow-pipeline"), std::string::npos);
+}
+
+}  // namespace
