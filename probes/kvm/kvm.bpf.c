@@ -4,7 +4,9 @@
  * raw_tp / tp_btf, because most fields these events print are computed in TP_fast_assign
  * (kvm_exit's info1/info2/intr_info come from kvm_x86_ops.get_exit_info(), which a raw
  * tracepoint's arguments do not carry; arch/x86/kvm/trace.h); the entry, described by the
- * tracefs `format` file, is the only stable way to them across kernels.
+ * tracefs `format` file, is the only stable way to them across kernels. Where tracefs cannot
+ * give an event (not mounted, or a format exitscope does not know), the loader may take the
+ * event's tp_btf program in kvm_btf.bpf.c instead, if the kernel's BTF prototype is a known one.
  *
  * Settings are read-only globals set by the loader before load (libbpf-tools style):
  *   filter_tgid   record only this process (0: every process)
@@ -31,29 +33,15 @@ struct {
   __uint(max_entries, 1 << 20); /* resized by the loader before load (per CPU count) */
 } events SEC(".maps");
 
+#include "probes/kvm/kvm_ring.bpf.h"
+
 static __always_inline int emit(const void *ctx, __u16 event) {
-  const __u64 pid_tgid = bpf_get_current_pid_tgid();
-  const __u32 tgid = (__u32)(pid_tgid >> 32);
-  if (filter_tgid && tgid != filter_tgid) return 0;
-  const __u32 cpu = bpf_get_smp_processor_id();
-  struct es_kvm_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-  if (!e) {
-    if (cpu < ES_KVM_MAX_CPUS) __sync_fetch_and_add(&drops[cpu], 1);
-    return 0;
-  }
-  e->time_ns = bpf_ktime_get_ns();
-  e->tgid = tgid;
-  e->tid = (__u32)pid_tgid;
-  e->event = event;
-  e->cpu = (__u16)cpu;
+  struct es_kvm_event *e = es_kvm_reserve(event);
+  if (!e) return 0;
   __u32 n = copy_len[event < ES_KVM_EV_COUNT ? event : 0];
   if (n > ES_KVM_RAW_MAX) n = ES_KVM_RAW_MAX;
   if (bpf_probe_read_kernel(e->raw, n, (const char *)ctx + ES_KVM_RAW_BASE) != 0) n = 0;
-  e->raw_len = n;  /* bytes valid in raw[] */
-  __u64 flags = BPF_RB_NO_WAKEUP;
-  if (!wakeup_bytes || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes) flags = BPF_RB_FORCE_WAKEUP;
-  bpf_ringbuf_submit(e, flags);
-  return 0;
+  return es_kvm_submit(e, n);
 }
 
 #define ES_KVM_PROG(name, id) \

@@ -42,6 +42,13 @@ enum {
 #define ES_KVM_RAW_MAX 80   /* bytes copied: entry offsets 8..88 (kvm_exit on 6.18 ends at 72) */
 #define ES_KVM_MAX_CPUS 1024 /* size of the per-CPU drop counter array */
 
+/* Records of the tp_btf programs (probes/kvm/kvm_btf.bpf.c) carry no trace entry (the tracepoint's
+ * TP_fast_assign has not run): raw[] holds the values the entry would hold, as __u64 words (word i
+ * at raw + 8 * i) in the order of the matched BTF shape (probes/kvm/btf_shape.h), and
+ * kvm_emulate_insn's 15 instruction bytes at ES_KVM_BTF_INSN_AT. The loader gives the decoder that
+ * layout instead of the tracefs one, so the event id alone says which fields are where. */
+#define ES_KVM_BTF_INSN_AT 24
+
 struct es_kvm_event {
   __u64 time_ns;  /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
   __u32 tgid;     /* process (the VMM) */
@@ -49,7 +56,7 @@ struct es_kvm_event {
   __u16 event;    /* ES_KVM_EV_* */
   __u16 cpu;      /* host CPU */
   __u32 raw_len;   /* bytes of raw[] copied from the entry (0: the copy failed) */
-  __u8 raw[ES_KVM_RAW_MAX]; /* trace entry bytes from offset ES_KVM_RAW_BASE */
+  __u8 raw[ES_KVM_RAW_MAX]; /* tp: trace entry bytes from offset ES_KVM_RAW_BASE; tp_btf: see above */
 };
 
 #ifdef __cplusplus

@@ -5,14 +5,19 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 
+#include "probes/kvm/btf_shape.h"
 #include "probes/kvm/kvm.skel.h"
+#include "probes/kvm/kvm_btf.skel.h"
 
 namespace es::kvm {
 
@@ -66,9 +71,34 @@ bpf_program* program_of(kvm_bpf* s, int event) {
   }
 }
 
+// `reason` without its "<event> on kernel <release>: " head, to join two reasons in one sentence.
+std::string without_head(const std::string& reason, const std::string& head) {
+  return reason.rfind(head, 0) == 0 ? reason.substr(head.size()) : reason;
+}
+
+std::string load_error(int err, const std::string& kernel, const char* what) {
+  const std::string why = last_libbpf_line();
+  if (err == -EPERM || err == -EACCES)
+    return "the kernel refused to load the BPF programs (permission denied): root with CAP_BPF and "
+           "CAP_PERFMON is needed, and a lockdown or seccomp policy may forbid BPF" +
+           (why.empty() ? std::string() : " (libbpf: " + why + ")");
+  return std::string("the kernel refused to load exitscope's ") + what + " on kernel " + kernel + " (" +
+         std::strerror(-err) + (why.empty() ? std::string() : "; libbpf: " + why) +
+         "); is BPF (CONFIG_BPF_SYSCALL, CONFIG_BPF_EVENTS) enabled?";
+}
+
 }  // namespace
 
+bool parse_attach_method(std::string_view name, AttachMethod& out) {
+  if (name == "auto") out = AttachMethod::Auto;
+  else if (name == "tp") out = AttachMethod::Tp;
+  else if (name == "tp_btf") out = AttachMethod::TpBtf;
+  else return false;
+  return true;
+}
+
 void KvmProbes::SkelDeleter::operator()(kvm_bpf* s) const { kvm_bpf__destroy(s); }
+void KvmProbes::BtfSkelDeleter::operator()(kvm_btf_bpf* s) const { kvm_btf_bpf__destroy(s); }
 void KvmProbes::LinkDeleter::operator()(bpf_link* l) const { bpf_link__destroy(l); }
 void KvmProbes::RingDeleter::operator()(ring_buffer* r) const { ring_buffer__free(r); }
 
@@ -99,6 +129,7 @@ Result<EventLayout> load_layout(const std::string& tracefs, int event, const std
 KvmProbes::~KvmProbes() {
   ring_.reset();
   links_.clear();
+  btf_skel_.reset();
   skel_.reset();
 }
 
@@ -108,29 +139,77 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
   if (::geteuid() != 0)
     return Error{"recording a KVM host attaches eBPF programs to the kernel's kvm tracepoints, which needs root: run "
                  "it with sudo (the recording will belong to you)"};
-  std::string tracefs = o.tracefs;
-  if (tracefs.empty()) {
+  // tracefs: needed by tp (formats, and libbpf attaches tp through its event ids). Without it,
+  // auto goes on with tp_btf for every event.
+  std::string tracefs = o.tracefs, tracefs_error;
+  if (o.attach != AttachMethod::TpBtf && tracefs.empty()) {
     auto t = find_tracefs();
-    if (!t) return Error{t.error()};
-    tracefs = *t;
+    if (!t) {
+      if (o.attach == AttachMethod::Tp) return Error{t.error()};
+      tracefs_error = t.error();
+    } else {
+      tracefs = *t;
+    }
   }
+  // BTF: read only when tp_btf may be needed.
+  std::optional<Result<KernelBtf>> btf;
+  auto kernel_btf = [&]() -> const Result<KernelBtf>& {
+    if (!btf) btf.emplace(KernelBtf::load());
+    return *btf;
+  };
   std::vector<int> wanted = o.events;
   if (wanted.empty())
     for (int e = 0; e < ES_KVM_EV_COUNT; ++e) wanted.push_back(e);
   Decoder::Layouts layouts;
+  std::array<const BtfShape*, ES_KVM_EV_COUNT> shapes{};
   for (int e : wanted) {
-    auto l = load_layout(tracefs, e, p->kernel_);
-    if (!l) {
-      if (o.events_explicit) return Error{l.error()};
-      p->refused_.push_back(l.error());
-      continue;
+    const std::string name(kEventNames[static_cast<size_t>(e)]);
+    const std::string head = name + " on kernel " + p->kernel_ + ": ";
+    std::string tp_reason;
+    if (o.attach != AttachMethod::TpBtf) {
+      auto l = tracefs.empty() ? Result<EventLayout>(Error{head + tracefs_error}) : load_layout(tracefs, e, p->kernel_);
+      if (l) {
+        AttachedEvent a;
+        a.event = e;
+        a.method = "tp";
+        a.optional_missing = l->optional_missing;
+        p->attached_.push_back(std::move(a));
+        layouts[static_cast<size_t>(e)] = std::move(*l);
+        continue;
+      }
+      tp_reason = l.error();
     }
-    AttachedEvent a;
-    a.event = e;
-    a.method = "tp";
-    a.optional_missing = l->optional_missing;
-    p->attached_.push_back(std::move(a));
-    layouts[static_cast<size_t>(e)] = std::move(*l);
+    std::string btf_reason;
+    if (o.attach != AttachMethod::Tp) {
+      const Result<KernelBtf>& k = kernel_btf();
+      auto proto = k ? k->prototype(name) : Result<Prototype>(Error{k.error()});
+      if (proto) {
+        auto shape = match_shape(e, *proto, p->kernel_);
+        if (shape) {
+          AttachedEvent a;
+          a.event = e;
+          a.method = "tp_btf";
+          a.prototype = to_string(name, *proto);
+          a.why = tp_reason.substr(0, tp_reason.find("; exitscope does not know this layout"));
+          EventLayout l = btf_layout(**shape);
+          a.optional_missing = l.optional_missing;
+          p->attached_.push_back(std::move(a));
+          layouts[static_cast<size_t>(e)] = std::move(l);
+          shapes[static_cast<size_t>(e)] = *shape;
+          continue;
+        }
+        btf_reason = shape.error();
+      } else {
+        btf_reason = head + proto.error();
+      }
+    }
+    // Neither: one sentence with both reasons (auto), or the forced method's.
+    std::string why = tp_reason.empty() ? btf_reason
+                      : btf_reason.empty()
+                          ? tp_reason
+                          : tp_reason + "; and tp_btf cannot replace it: " + without_head(btf_reason, head);
+    if (o.events_explicit) return Error{why};
+    p->refused_.push_back(std::move(why));
   }
   if (p->attached_.empty())
     return Error{"none of the kvm tracepoints asked for can be recorded on kernel " + p->kernel_ + ": " +
@@ -142,6 +221,8 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
     std::lock_guard<std::mutex> g(g_log_mu);
     g_log.clear();
   }
+  // The tp object is always loaded: it owns the ring buffer and its drop counters, even when
+  // every event goes through tp_btf (then none of its programs is loaded).
   p->skel_.reset(kvm_bpf__open());
   if (!p->skel_)
     return Error{std::string("libbpf could not open the embedded BPF object (") + std::strerror(errno) +
@@ -150,31 +231,54 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
   p->cpus_ = cpus > 0 ? static_cast<unsigned>(cpus) : 1;
   const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
   p->ring_bytes_ = o.ring_bytes ? o.ring_bytes : ring_bytes_for_cpus(online > 0 ? static_cast<unsigned>(online) : 1);
+  const uint64_t wakeup = o.wakeup_bytes == ~0ull ? p->ring_bytes_ / 4 : o.wakeup_bytes;
   p->skel_->rodata->filter_tgid = o.filter_tgid;
-  p->skel_->rodata->wakeup_bytes = o.wakeup_bytes == ~0ull ? p->ring_bytes_ / 4 : o.wakeup_bytes;
+  p->skel_->rodata->wakeup_bytes = wakeup;
   if (int err = bpf_map__set_max_entries(p->skel_->maps.events, static_cast<uint32_t>(p->ring_bytes_)); err)
     return Error{"cannot size the BPF ring buffer to " + std::to_string(p->ring_bytes_) + " bytes (" +
                  std::strerror(-err) + ")"};
-  for (int e = 0; e < ES_KVM_EV_COUNT; ++e)
-    if (const auto& l = p->decoder_.layouts()[static_cast<size_t>(e)]) p->skel_->rodata->copy_len[e] = l->copy_len;
-  for (int e = 0; e < ES_KVM_EV_COUNT; ++e)
-    bpf_program__set_autoload(program_of(p->skel_.get(), e), p->decoder_.layouts()[static_cast<size_t>(e)].has_value());
-  if (int err = kvm_bpf__load(p->skel_.get()); err) {
-    const std::string why = last_libbpf_line();
-    if (err == -EPERM || err == -EACCES)
-      return Error{"the kernel refused to load the BPF programs (permission denied): root with CAP_BPF and "
-                   "CAP_PERFMON is needed, and a lockdown or seccomp policy may forbid BPF" +
-                   (why.empty() ? std::string() : " (libbpf: " + why + ")")};
-    return Error{"the kernel refused to load exitscope's BPF programs on kernel " + p->kernel_ + " (" +
-                 std::strerror(-err) + (why.empty() ? std::string() : "; libbpf: " + why) +
-                 "); is BPF (CONFIG_BPF_SYSCALL, CONFIG_BPF_EVENTS) enabled?"};
+  std::array<bool, ES_KVM_EV_COUNT> by_tp{};
+  for (const AttachedEvent& a : p->attached_) by_tp[static_cast<size_t>(a.event)] = a.method == "tp";
+  for (int e = 0; e < ES_KVM_EV_COUNT; ++e) {
+    const auto& l = p->decoder_.layouts()[static_cast<size_t>(e)];
+    if (l && by_tp[static_cast<size_t>(e)]) p->skel_->rodata->copy_len[e] = l->copy_len;
+    bpf_program__set_autoload(program_of(p->skel_.get(), e), by_tp[static_cast<size_t>(e)]);
+  }
+  if (int err = kvm_bpf__load(p->skel_.get()); err) return Error{load_error(err, p->kernel_, "BPF programs")};
+
+  // The tp_btf object: only the program of each matched shape is loaded (a program written for
+  // another era's arguments would not pass this kernel's verifier), writing into the same ring.
+  const bool any_btf = std::any_of(shapes.begin(), shapes.end(), [](const BtfShape* s) { return s != nullptr; });
+  if (any_btf) {
+    p->btf_skel_.reset(kvm_btf_bpf__open());
+    if (!p->btf_skel_)
+      return Error{std::string("libbpf could not open the embedded tp_btf BPF object (") + std::strerror(errno) +
+                   "); this exitscope build is broken, rebuild it"};
+    kvm_btf_bpf* b = p->btf_skel_.get();
+    b->rodata->filter_tgid = o.filter_tgid;
+    b->rodata->wakeup_bytes = wakeup;
+    if (int err = bpf_map__reuse_fd(b->maps.events, bpf_map__fd(p->skel_->maps.events)); err)
+      return Error{std::string("cannot share the BPF ring buffer with the tp_btf programs (") + std::strerror(-err) + ")"};
+    bpf_program* prog = nullptr;
+    bpf_object__for_each_program(prog, b->obj) bpf_program__set_autoload(prog, false);
+    for (const BtfShape* s : shapes) {
+      if (!s) continue;
+      bpf_program* sp = bpf_object__find_program_by_name(b->obj, std::string(s->program).c_str());
+      if (!sp) return Error{"this exitscope build has no tp_btf program " + std::string(s->program) + "; rebuild it"};
+      bpf_program__set_autoload(sp, true);
+    }
+    if (int err = kvm_btf_bpf__load(b); err) return Error{load_error(err, p->kernel_, "tp_btf BPF programs")};
   }
   for (const AttachedEvent& a : p->attached_) {
-    bpf_link* l = bpf_program__attach(program_of(p->skel_.get(), a.event));
+    const size_t i = static_cast<size_t>(a.event);
+    bpf_program* prog = a.method == "tp" ? program_of(p->skel_.get(), a.event)
+                                         : bpf_object__find_program_by_name(p->btf_skel_->obj,
+                                                                            std::string(shapes[i]->program).c_str());
+    bpf_link* l = bpf_program__attach(prog);
     if (!l) {
       const int err = errno;
-      return Error{"cannot attach to tracepoint kvm/" + std::string(kEventNames[static_cast<size_t>(a.event)]) +
-                   " on kernel " + p->kernel_ + " (" + std::strerror(err) + ")"};
+      return Error{"cannot attach to " + std::string(a.method == "tp" ? "tracepoint kvm/" : "tp_btf/") +
+                   std::string(kEventNames[i]) + " on kernel " + p->kernel_ + " (" + std::strerror(err) + ")"};
     }
     p->links_.emplace_back(l);
   }
@@ -216,7 +320,10 @@ std::vector<uint64_t> KvmProbes::drops_per_cpu() const {
   if (!skel_ || !skel_->bss) return d;
   const unsigned n = cpus_ < ES_KVM_MAX_CPUS ? cpus_ : ES_KVM_MAX_CPUS;
   d.reserve(n);
-  for (unsigned i = 0; i < n; ++i) d.push_back(__atomic_load_n(&skel_->bss->drops[i], __ATOMIC_RELAXED));
+  const bool btf = btf_skel_ && btf_skel_->bss;
+  for (unsigned i = 0; i < n; ++i)
+    d.push_back(__atomic_load_n(&skel_->bss->drops[i], __ATOMIC_RELAXED) +
+                (btf ? __atomic_load_n(&btf_skel_->bss->drops[i], __ATOMIC_RELAXED) : 0));
   return d;
 }
 

@@ -1,7 +1,17 @@
-// The libbpf loader of probes/kvm/kvm.bpf.c: reads the running kernel's kvm tracepoint formats,
-// refuses the events whose layout it does not know, loads the programs with their settings,
-// attaches the chosen ones and consumes the ring buffer. Every libbpf object (the skeleton, each
-// link, the ring buffer) is owned by an RAII handle; destroying the KvmProbes detaches all.
+// The libbpf loader of probes/kvm/kvm.bpf.c and kvm_btf.bpf.c: picks, per event, how to attach
+// on the running kernel, refuses the events it cannot record faithfully, loads the chosen
+// programs with their settings, attaches them and consumes the ring buffer. Every libbpf object
+// (the skeletons, each link, the ring buffer) is owned by an RAII handle; destroying the
+// KvmProbes detaches all.
+//
+// The choice per event (ProbeOptions::attach, `record --kvm --attach`):
+//   tp      classic tracepoint, when tracefs has the event's format and tracefs_format.h knows its
+//           layout (the default: the trace entry, with every field TP_fast_assign computed);
+//   tp_btf  BTF-typed raw tracepoint, when tracefs is not there or its format is unknown but the
+//           kernel's BTF prototype btf_trace_<event> is a shape btf_shape.h knows (not for
+//           kvm_exit, kvm_nested_vmexit, kvm_entry: their fields are computed inside the
+//           tracepoint). raw_tp is not offered: without BTF nothing says what the arguments are;
+//   refused with one sentence naming the event, the kernel and why, when neither fits.
 //
 //   auto p = es::kvm::KvmProbes::open(opts);           // needs root (or CAP_BPF + CAP_PERFMON)
 //   if (!p) { print(p.error()); return 2; }
@@ -14,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "probes/kvm/kvm_decode.h"
@@ -22,12 +33,18 @@
 #include "schema/result.h"
 
 struct kvm_bpf;
+struct kvm_btf_bpf;
 struct bpf_link;
 struct ring_buffer;
 
 namespace es::kvm {
 
+enum class AttachMethod { Auto, Tp, TpBtf };
+// "auto" / "tp" / "tp_btf"; false if none.
+bool parse_attach_method(std::string_view name, AttachMethod& out);
+
 struct ProbeOptions {
+  AttachMethod attach = AttachMethod::Auto;  // Tp / TpBtf: only that method (for tests and comparisons)
   std::vector<int> events;         // ES_KVM_EV_* wanted; empty = all
   bool events_explicit = false;    // the user named them: an unknown layout is an error, not a warning
   uint32_t filter_tgid = 0;        // 0: every process
@@ -38,8 +55,10 @@ struct ProbeOptions {
 
 struct AttachedEvent {
   int event = -1;                  // ES_KVM_EV_*
-  std::string method;              // "tp" (classic tracepoint, tp/kvm/<event>)
-  std::vector<std::string> optional_missing;  // fields this kernel's format lacks (older era)
+  std::string method;              // "tp" (tp/kvm/<event>) or "tp_btf" (tp_btf/<event>)
+  std::string prototype;           // tp_btf: the kernel's prototype, "btf_trace_kvm_pio(u32, ...)"
+  std::string why;                 // tp_btf chosen by auto: why not tp ("kvm_pio on kernel ...: ...")
+  std::vector<std::string> optional_missing;  // fields this kernel's format / prototype lacks (older era)
 };
 
 // The ring size for `cpus` online CPUs: 16 MiB per CPU (~150 k events each), a power of two, 16..512 MiB.
@@ -76,11 +95,13 @@ class KvmProbes {
  private:
   KvmProbes() : decoder_({}) {}
   struct SkelDeleter { void operator()(kvm_bpf* s) const; };
+  struct BtfSkelDeleter { void operator()(kvm_btf_bpf* s) const; };
   struct LinkDeleter { void operator()(bpf_link* l) const; };
   struct RingDeleter { void operator()(ring_buffer* r) const; };
   static int on_sample(void* ctx, void* data, size_t size);
 
-  std::unique_ptr<kvm_bpf, SkelDeleter> skel_;
+  std::unique_ptr<kvm_bpf, SkelDeleter> skel_;          // tp programs; owns the ring buffer map
+  std::unique_ptr<kvm_btf_bpf, BtfSkelDeleter> btf_skel_;  // tp_btf programs (only when some are chosen)
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
   Decoder decoder_;

@@ -32,6 +32,7 @@ struct RecordOptions {
   int32_t vcpu = -1;                  // --vcpu: only this vCPU
   double duration_s = 0;              // --duration: stop after this long (0: no limit)
   std::vector<std::string> events;    // --events: tracepoint names ("kvm_exit" or "exit"); empty = all
+  std::string attach = "auto";        // --attach: auto | tp | tp_btf (probes/kvm/kvm_loader.h)
   std::vector<std::string> command;   // -- CMD ARGS: run it, record it, stop when it exits
   uint64_t buffer_bytes = 1ull << 30; // --buffer-size: raw events waiting to be decoded and written
   double max_lag_s = 2;               // --max-lag: decode at idle priority up to this far behind (0: never)

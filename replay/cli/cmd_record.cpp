@@ -48,6 +48,8 @@ constexpr es::cli::OptionSpec kRecordOptions[] = {
     {"vcpu", "N", "--kvm: only vCPU N"},
     {"duration", "SECONDS", "--kvm: stop after SECONDS (default: Ctrl-C, or when the command exits)"},
     {"events", "LIST", "--kvm: tracepoints, comma-separated (kvm_exit,kvm_entry,... or exit,entry,...; default all)"},
+    {"attach", "HOW", "--kvm: auto (default: tp where tracefs has a known format, else tp_btf where the BTF "
+                      "prototype is known) | tp (classic tracepoints only) | tp_btf (BTF raw tracepoints only)"},
     {"buffer-size", "MiB", "--kvm: memory for events not yet decoded and written (default 1024)"},
     {"max-lag", "SECONDS", "--kvm: decode and write at idle CPU priority while at most SECONDS behind, so the "
                            "traced guests keep their CPUs (default 2; 0: at normal priority)"},
@@ -146,6 +148,11 @@ int record_kvm_command(const es::cli::Args& args, const std::vector<std::string>
       return usage_error(kRecord, "--max-lag needs a number of seconds (0 or more), not '" + *p + "'");
     o.max_lag_s = d;
   }
+  if (auto p = args.get("attach")) {
+    if (*p != "auto" && *p != "tp" && *p != "tp_btf")
+      return usage_error(kRecord, "--attach takes auto, tp or tp_btf, not '" + *p + "'");
+    o.attach = *p;
+  }
   if (auto p = args.get("events")) {
     size_t pos = 0;
     while (pos <= p->size()) {
@@ -184,7 +191,8 @@ int cmd_record(int argc, char** argv) {
   if (!args) return usage_error(kRecord, args.error());
   if (args->help) {
     std::fputs(usage_text(kRecord, "(--scenario NAME | --guest FILE) -o DB [options]\n"
-                                   "       exitscope record --kvm -o DB [--pid PID] [--vcpu N] [--duration S] [--events LIST] [-- CMD ARGS...]",
+                                   "       exitscope record --kvm -o DB [--pid PID] [--vcpu N] [--duration S] [--events LIST]\n"
+                                   "                                  [--attach auto|tp|tp_btf] [-- CMD ARGS...]",
                           "Run a guest on the built-in software VT-x core under the L0 hypervisor (or as L2\n"
                           "under an L1 hypervisor on L0's emulated VMX) and record\n"
                           "every VM exit, IDT-vectoring record, injection decision and delivery into DB.\n"
@@ -195,9 +203,11 @@ int cmd_record(int argc, char** argv) {
                           "tracepoints (kvm_exit, kvm_entry, kvm_inj_virq, kvm_inj_exception, kvm_nested_*,\n"
                           "kvm_page_fault, kvm_emulate_insn, kvm_pio, kvm_mmio, kvm_msr, kvm_userspace_exit,\n"
                           "kvm_apic_accept_irq, kvm_eoi), decoded at the offsets of the running kernel's\n"
-                          "tracefs formats and linked into chains. Needs root (run with sudo: privileges drop\n"
-                          "once attached and DB belongs to you). Give a command after '--' to run it (as you)\n"
-                          "and record it until it exits, like 'perf kvm record'. Stops on Ctrl-C / SIGTERM\n"
+                          "tracefs formats and linked into chains (an event tracefs cannot give goes through\n"
+                          "tp_btf where the kernel's BTF prototype is one exitscope knows; see --attach).\n"
+                          "Needs root (run with sudo: privileges drop once attached and DB belongs to you).\n"
+                          "Give a command after '--' to run it (as you) and record it until it exits, like\n"
+                          "'perf kvm record'. Stops on Ctrl-C / SIGTERM\n"
                           "or --duration; ring-buffer drops are counted per CPU and stored in DB. Events are\n"
                           "decoded and written at idle CPU priority while that stays within --max-lag, so the\n"
                           "guests keep their CPUs; what is buffered is written before it exits.",
@@ -215,7 +225,7 @@ int cmd_record(int argc, char** argv) {
 #endif
   }
   if (!command.empty()) return usage_error(kRecord, "a command after '--' is for --kvm");
-  for (const char* kvm_only : {"pid", "vcpu", "duration", "events", "buffer-size", "max-lag", "test-overflow",
+  for (const char* kvm_only : {"pid", "vcpu", "duration", "events", "attach", "buffer-size", "max-lag", "test-overflow",
                                "test-slow-pipeline"})
     if (args->has(kvm_only)) return usage_error(kRecord, std::string("--") + kvm_only + " is for --kvm");
 #ifndef ES_HAVE_HV
