@@ -32,7 +32,11 @@ namespace es::kvm {
 namespace {
 
 std::atomic<bool> g_stop{false};
-extern "C" void on_kvm_stop_signal(int) { g_stop.store(true); }
+std::atomic<int> g_signals{0};  // a second Ctrl-C while the backlog is written abandons it
+extern "C" void on_kvm_stop_signal(int) {
+  g_signals.fetch_add(1);
+  g_stop.store(true);
+}
 
 uint64_t monotonic_ns() {
   timespec ts{};
@@ -111,6 +115,16 @@ class Spool {
     closed_ = true;
     cv_.notify_one();
   }
+  // Drops every waiting chunk (counted); returns how many events that was.
+  uint64_t abandon() {
+    std::lock_guard lk(mu_);
+    uint64_t n = 0;
+    for (const auto& c : chunks_) n += c.size();
+    chunks_.clear();
+    backlog_ -= n;
+    abandoned_ += n;
+    return n;
+  }
 
   // Pipeline side (one thread): the next chunk into `out` (whose old buffer is recycled);
   // false once closed and empty. done(n) after processing it.
@@ -143,9 +157,13 @@ class Spool {
     std::lock_guard lk(mu_);
     return pushed_;
   }
-  uint64_t dropped() const {
+  uint64_t dropped() const {  // full
     std::lock_guard lk(mu_);
     return dropped_;
+  }
+  uint64_t abandoned() const {
+    std::lock_guard lk(mu_);
+    return abandoned_;
   }
   uint64_t capacity() const { return max_; }
 
@@ -156,7 +174,7 @@ class Spool {
   std::condition_variable cv_;
   std::deque<std::vector<es_kvm_event>> chunks_;
   std::vector<std::vector<es_kvm_event>> free_;
-  uint64_t backlog_ = 0, pushed_ = 0, dropped_ = 0;
+  uint64_t backlog_ = 0, pushed_ = 0, dropped_ = 0, abandoned_ = 0;
   bool closed_ = false;
 };
 
@@ -345,14 +363,12 @@ std::string formats_era(const KvmProbes& p) {
 
 std::string config_json(const KvmProbes& p, const RecordOptions& o, int64_t pid, const std::vector<uint64_t>* drops,
                         const import::ImportStats* linked, bool vcpu_guessed, uint64_t undecodable,
-                        uint64_t spool_dropped = 0, const std::string& scheduling = {}) {
+                        uint64_t spool_dropped = 0, uint64_t abandoned = 0, const std::string& scheduling = {}) {
   std::string j = "{\"kvm\": {\"kernel\": \"" + import::json_escape(p.kernel_release()) + "\", \"events\": [";
   bool first = true;
   for (const AttachedEvent& a : p.attached()) {
     j += std::string(first ? "" : ", ") + "{\"name\": \"" + std::string(kEventNames[static_cast<size_t>(a.event)]) +
          "\", \"attach\": \"" + a.method + "\"";
-    if (!a.prototype.empty()) j += ", \"prototype\": \"" + import::json_escape(a.prototype) + "\"";
-    if (!a.why.empty()) j += ", \"not_tp\": \"" + import::json_escape(a.why) + "\"";
     if (!a.optional_missing.empty()) {
       j += ", \"fields_missing\": [";
       for (size_t i = 0; i < a.optional_missing.size(); ++i)
@@ -375,7 +391,8 @@ std::string config_json(const KvmProbes& p, const RecordOptions& o, int64_t pid,
       j += std::string(i ? ", " : "") + std::to_string((*drops)[i]);
       total += (*drops)[i];
     }
-    j += "], \"drops\": " + std::to_string(total) + ", \"buffer_drops\": " + std::to_string(spool_dropped);
+    j += "], \"drops\": " + std::to_string(total) + ", \"buffer_drops\": " + std::to_string(spool_dropped) +
+         ", \"abandoned\": " + std::to_string(abandoned);
   }
   if (linked) {
     const std::string vendor = linked->vendor == "unknown" ? "no VM exits seen" : linked->vendor;
@@ -424,7 +441,6 @@ int record_kvm(const RecordOptions& o) {
     po.events.push_back(e);
   }
   po.events_explicit = !o.events.empty();
-  if (!parse_attach_method(o.attach, po.attach)) return fail("--attach takes auto, tp or tp_btf, not '" + o.attach + "'");
   if (o.test_overflow) {
     po.ring_bytes = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
     po.wakeup_bytes = 0;
@@ -446,9 +462,6 @@ int record_kvm(const RecordOptions& o) {
   KvmProbes& p = **probes;
   if (!o.quiet)
     for (const std::string& r : p.refused()) std::fprintf(stderr, "exitscope record: not recording %s\n", r.c_str());
-  if (!o.quiet)
-    for (const AttachedEvent& a : p.attached())
-      if (!a.why.empty()) std::fprintf(stderr, "exitscope record: through tp_btf, not tp: %s\n", a.why.c_str());
 
   // Attached: from here on nothing needs root.
   allow_return_from_idle();
@@ -467,6 +480,7 @@ int record_kvm(const RecordOptions& o) {
   if (!rec) return fail(rec.error());
 
   g_stop.store(false);
+  g_signals.store(0);
   struct sigaction sa{};
   sa.sa_handler = on_kvm_stop_signal;
   sigemptyset(&sa.sa_mask);
@@ -558,6 +572,8 @@ int record_kvm(const RecordOptions& o) {
       break;
     }
   }
+  // A signal from here on (detaching can take a while) abandons the backlog.
+  const int signals_at_stop = g_signals.load();
   // Stop producing, drain everything already in the ring, then let the pipeline finish the
   // backlog at normal priority (nothing to yield to any more).
   p.detach();
@@ -570,6 +586,14 @@ int record_kvm(const RecordOptions& o) {
   spool.close();
   yielder.finish();
   for (bool shown = false; spool.backlog() > 0;) {
+    if (g_signals.load() > signals_at_stop) {  // interrupted (again): keep what is written
+      const uint64_t n = spool.abandon();
+      if (!o.quiet)
+        std::fprintf(stderr, "%sinterrupted: %llu buffered events not written (counted as dropped)\n",
+                     shown ? "\n" : "", static_cast<unsigned long long>(n));
+      shown = false;
+      break;
+    }
     if (!o.quiet && tty) {
       std::fprintf(stderr, "%swriting the %llu buffered events ...   ", shown ? "\r" : "\n",
                    static_cast<unsigned long long>(spool.backlog()));
@@ -585,13 +609,16 @@ int record_kvm(const RecordOptions& o) {
   const std::vector<uint64_t> drops = p.drops_per_cpu();
   uint64_t dropped = 0;
   for (uint64_t d : drops) dropped += d;
-  dropped += spool.dropped();
+  dropped += spool.dropped() + spool.abandoned();
   import::ImportStats linked;
   linker.describe(linked);
   const std::string json =
-      config_json(p, o, pid, &drops, &linked, vcpus.guessed(), undecodable.load(), spool.dropped(), yielder.summary());
+      config_json(p, o, pid, &drops, &linked, vcpus.guessed(), undecodable.load(), spool.dropped(), spool.abandoned(),
+                  yielder.summary());
   const uint32_t end_reason = workload_done ? ES_END_GUEST_EXIT : ES_END_STOPPED;
   if (!error.empty()) end_detail = error;
+  if (!o.quiet && tty)
+    std::fputs("indexing the recording and linking its chains ...\n", stderr);
   auto fin = (*rec)->finish({end_reason, end_detail, dropped});
   const auto stats = (*rec)->stats();
   rec->reset();
@@ -600,10 +627,12 @@ int record_kvm(const RecordOptions& o) {
   if (!error.empty()) return fail(error + "; everything read before it is in " + o.output);
   if (!o.quiet) {
     std::fprintf(stdout,
-                 "recorded %llu kvm events (%llu records) into %s: %s; %llu dropped by the ring buffer%s%s%s\n",
+                 "recorded %llu kvm events (%llu records) into %s: %s; %llu dropped by the ring buffer%s%s%s%s\n",
                  static_cast<unsigned long long>(kvm_events.load()), static_cast<unsigned long long>(stats.written),
-                 o.output.c_str(), end_detail.c_str(), static_cast<unsigned long long>(dropped - spool.dropped()),
+                 o.output.c_str(), end_detail.c_str(),
+                 static_cast<unsigned long long>(dropped - spool.dropped() - spool.abandoned()),
                  spool.dropped() ? (", " + std::to_string(spool.dropped()) + " more with the buffer full").c_str() : "",
+                 spool.abandoned() ? (", " + std::to_string(spool.abandoned()) + " buffered not written").c_str() : "",
                  filtered ? (", " + std::to_string(filtered.load()) + " of other vCPUs skipped").c_str() : "",
                  dropped ? " (a larger ring or --buffer-size, or fewer --events would help)" : "");
   }
@@ -627,18 +656,8 @@ std::vector<std::string> describe_kvm_config(std::string_view j) {
     const std::string k = "\"" + std::string(key) + "\": [";
     const size_t b = j.find(k);
     if (b == std::string_view::npos) return {};
-    // To the ']' closing this list: an event's "fields_missing" nests one, strings may hold any.
-    size_t e = b + k.size();
-    for (int depth = 0; e < j.size(); ++e) {
-      if (j[e] == '"') {
-        for (++e; e < j.size() && j[e] != '"'; ++e) e += j[e] == '\\' ? 1 : 0;
-      } else if (j[e] == '[') {
-        ++depth;
-      } else if (j[e] == ']' && depth-- == 0) {
-        break;
-      }
-    }
-    return std::string(j.substr(b + k.size(), std::min(e, j.size()) - b - k.size()));
+    const size_t e = j.find(']', b + k.size());
+    return std::string(j.substr(b + k.size(), (e == std::string_view::npos ? j.size() : e) - b - k.size()));
   };
   auto num = [&](std::string_view key) -> std::string {
     const std::string k = "\"" + std::string(key) + "\": ";
@@ -670,10 +689,12 @@ std::vector<std::string> describe_kvm_config(std::string_view j) {
   out.push_back("ring " + num("ring_bytes") + " bytes; " +
                 (drops.empty() ? std::string("drops unknown (the recording did not finish)")
                                : drops + " dropped (per CPU: " + list("drops_per_cpu") + ")"));
-  const std::string buffer = num("buffer_bytes"), buffer_drops = num("buffer_drops");
+  const std::string buffer = num("buffer_bytes"), buffer_drops = num("buffer_drops"), abandoned = num("abandoned");
   if (!buffer.empty())
     out.push_back("buffer " + buffer + " bytes" +
                   (buffer_drops.empty() || buffer_drops == "0" ? std::string() : "; " + buffer_drops + " dropped full") +
+                  (abandoned.empty() || abandoned == "0" ? std::string()
+                                                         : "; " + abandoned + " not written (interrupted)") +
                   (str("scheduling").empty() ? std::string() : "; " + str("scheduling")));
   return out;
 }

@@ -100,7 +100,9 @@ TEST_F(KvmSchedule, DecodesAtIdlePriorityWhileTheGuestRunsAndLosesNothing) {
     exited = ::waitpid(pid, &status, WNOHANG) == pid;
     if (!saw_idle && !exited) ::usleep(5 * 1000);
   }
-  if (!exited) ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  if (!exited) {
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  }
   ASSERT_TRUE(WIFEXITED(status));
   const std::string err = es::test::slurp(err_path);
   if (refused_by_machine(WEXITSTATUS(status), err)) GTEST_SKIP() << "the kernel refused: " << err;
@@ -162,6 +164,61 @@ TEST_F(KvmSchedule, MaxLagZeroDecodesAtNormalPriority) {
   ASSERT_EQ(info.code, 0) << info.err;
   EXPECT_NE(info.out.find("decoding beside the guests (--max-lag 0)"), std::string::npos) << info.out;
   EXPECT_EQ(count_after(info.out, "INJECT_NEW"), 50) << info.out;
+}
+
+TEST_F(KvmSchedule, InterruptWhileWritingTheBacklogKeepsWhatIsWritten) {
+  const std::string out = db("abandon.db");
+  const std::string err_path = out + ".err";
+  // A slowed pipeline (~40 k events/s) that may lag 10 minutes: the guest's ~70 k events are
+  // mostly still buffered when the recording stops.
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    const int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (devnull < 0 || e < 0) ::_exit(126);
+    ::dup2(devnull, 1);
+    ::dup2(e, 2);
+    ::execl(ES_EXITSCOPE_BIN, "exitscope", "record", "--kvm", "--max-lag", "600", "--test-slow-pipeline", "-o",
+            out.c_str(), "--", ES_KVM_GUEST_BIN, "--loops", "4000", "--quiet", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ASSERT_GT(pid, 0);
+  int status = 0;
+  bool up = false;
+  for (int i = 0; i < 400 && !up; ++i) {
+    up = es::test::slurp(err_path).find("recording ") != std::string::npos;
+    if (!up && ::waitpid(pid, &status, WNOHANG) == pid) break;
+    ::usleep(25 * 1000);
+  }
+  if (!up) {
+    if (::waitpid(pid, &status, WNOHANG) == 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+    }
+    const std::string err = es::test::slurp(err_path);
+    if (refused_by_machine(2, err)) GTEST_SKIP() << "the kernel refused: " << err;
+    FAIL() << "the recorder did not start: " << err;
+  }
+  ::usleep(500 * 1000);         // the guest runs (~0.2 s), the pipeline falls behind
+  ASSERT_EQ(::kill(pid, SIGINT), 0);  // stop: write the backlog ...
+  ::usleep(300 * 1000);
+  ASSERT_EQ(::kill(pid, SIGINT), 0);  // ... no: keep what is written
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  const std::string err = es::test::slurp(err_path);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << err;
+  EXPECT_NE(err.find("buffered events not written (counted as dropped)"), std::string::npos) << err;
+  auto rec = es::replay::Recording::open(out);
+  ASSERT_TRUE(rec) << rec.error();
+  auto s = rec->session();
+  ASSERT_TRUE(s) << s.error();
+  EXPECT_TRUE(s->complete);
+  EXPECT_GT(s->source_dropped, 0u);
+  EXPECT_GT(s->event_count, 0u);
+  const auto info = run_cli("info '" + out + "'");
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find(" not written (interrupted)"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find(std::to_string(s->source_dropped) + " by the source"), std::string::npos) << info.out;
 }
 
 TEST(KvmScheduleUsage, BadBufferAndLagNameTheProblem) {
