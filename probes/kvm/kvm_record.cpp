@@ -369,6 +369,8 @@ std::string config_json(const KvmProbes& p, const RecordOptions& o, int64_t pid,
   for (const AttachedEvent& a : p.attached()) {
     j += std::string(first ? "" : ", ") + "{\"name\": \"" + std::string(kEventNames[static_cast<size_t>(a.event)]) +
          "\", \"attach\": \"" + a.method + "\"";
+    if (!a.prototype.empty()) j += ", \"prototype\": \"" + import::json_escape(a.prototype) + "\"";
+    if (!a.why.empty()) j += ", \"not_tp\": \"" + import::json_escape(a.why) + "\"";
     if (!a.optional_missing.empty()) {
       j += ", \"fields_missing\": [";
       for (size_t i = 0; i < a.optional_missing.size(); ++i)
@@ -441,6 +443,7 @@ int record_kvm(const RecordOptions& o) {
     po.events.push_back(e);
   }
   po.events_explicit = !o.events.empty();
+  if (!parse_attach_method(o.attach, po.attach)) return fail("--attach takes auto, tp or tp_btf, not '" + o.attach + "'");
   if (o.test_overflow) {
     po.ring_bytes = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
     po.wakeup_bytes = 0;
@@ -462,6 +465,9 @@ int record_kvm(const RecordOptions& o) {
   KvmProbes& p = **probes;
   if (!o.quiet)
     for (const std::string& r : p.refused()) std::fprintf(stderr, "exitscope record: not recording %s\n", r.c_str());
+  if (!o.quiet)
+    for (const AttachedEvent& a : p.attached())
+      if (!a.why.empty()) std::fprintf(stderr, "exitscope record: through tp_btf, not tp: %s\n", a.why.c_str());
 
   // Attached: from here on nothing needs root.
   allow_return_from_idle();
@@ -656,8 +662,18 @@ std::vector<std::string> describe_kvm_config(std::string_view j) {
     const std::string k = "\"" + std::string(key) + "\": [";
     const size_t b = j.find(k);
     if (b == std::string_view::npos) return {};
-    const size_t e = j.find(']', b + k.size());
-    return std::string(j.substr(b + k.size(), (e == std::string_view::npos ? j.size() : e) - b - k.size()));
+    // To the ']' closing this list: an event's "fields_missing" nests one, strings may hold any.
+    size_t e = b + k.size();
+    for (int depth = 0; e < j.size(); ++e) {
+      if (j[e] == '"') {
+        for (++e; e < j.size() && j[e] != '"'; ++e) e += j[e] == '\\' ? 1 : 0;
+      } else if (j[e] == '[') {
+        ++depth;
+      } else if (j[e] == ']' && depth-- == 0) {
+        break;
+      }
+    }
+    return std::string(j.substr(b + k.size(), std::min(e, j.size()) - b - k.size()));
   };
   auto num = [&](std::string_view key) -> std::string {
     const std::string k = "\"" + std::string(key) + "\": ";
