@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -361,7 +362,8 @@ std::string formats_era(const KvmProbes& p) {
   return s;
 }
 
-std::string config_json(const KvmProbes& p, const RecordOptions& o, int64_t pid, const std::vector<uint64_t>* drops,
+std::string config_json(const KvmProbes& p, const RecordOptions& o, uint64_t buffer_bytes, int64_t pid,
+                        const std::vector<uint64_t>* drops,
                         const import::ImportStats* linked, bool vcpu_guessed, uint64_t undecodable,
                         uint64_t spool_dropped = 0, uint64_t abandoned = 0, const std::string& scheduling = {}) {
   std::string j = "{\"kvm\": {\"kernel\": \"" + import::json_escape(p.kernel_release()) + "\", \"events\": [";
@@ -384,7 +386,7 @@ std::string config_json(const KvmProbes& p, const RecordOptions& o, int64_t pid,
   for (size_t i = 0; i < p.refused().size(); ++i) j += std::string(i ? ", " : "") + "\"" + import::json_escape(p.refused()[i]) + "\"";
   j += "], \"ring_bytes\": " + std::to_string(p.ring_bytes()) + ", \"pid\": " + std::to_string(pid) +
        ", \"vcpu\": " + std::to_string(o.vcpu) + ", \"duration_s\": " + std::to_string(o.duration_s) +
-       ", \"buffer_bytes\": " + std::to_string(o.buffer_bytes);
+       ", \"buffer_bytes\": " + std::to_string(buffer_bytes);
   if (!scheduling.empty()) j += ", \"scheduling\": \"" + import::json_escape(scheduling) + "\"";
   if (drops) {
     uint64_t total = 0;
@@ -477,7 +479,7 @@ int record_kvm(const RecordOptions& o) {
   info.source = recorder::Source::Kvm;
   info.guest_path = !o.command.empty() ? o.command.front() : pid > 0 ? "pid " + std::to_string(pid) : "all KVM guests";
   info.command_line = o.command_line;
-  info.config_json = config_json(p, o, pid, nullptr, nullptr, false, 0);
+  info.config_json = config_json(p, o, o.buffer_bytes, pid, nullptr, nullptr, false, 0);
   recorder::RecorderOptions ropt;
   // A deeper queue (256 Ki records, 32 MiB) than the hv source's: bursts wait here rather than
   // in the ring, whose overflow loses events.
@@ -498,7 +500,11 @@ int record_kvm(const RecordOptions& o) {
   // per event, cheap enough to keep up with any guest), the pipeline thread decodes, links and
   // hands records to the recorder. The pipeline and the writer run at SCHED_IDLE while the
   // backlog is small (Yielder), so on a busy host the traced guests keep their CPUs.
-  Spool spool(o.buffer_bytes / sizeof(es_kvm_event));
+  // At most a quarter of this machine's memory, whatever --buffer-size says.
+  uint64_t buffer_bytes = o.buffer_bytes;
+  if (const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE); pages > 0 && page > 0)
+    buffer_bytes = std::min<uint64_t>(buffer_bytes, static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 4);
+  Spool spool(buffer_bytes / sizeof(es_kvm_event));
   import::KvmEventLinker linker;
   VcpuMap vcpus;
   std::atomic<uint64_t> kvm_events{0}, filtered{0}, undecodable{0};
@@ -619,8 +625,8 @@ int record_kvm(const RecordOptions& o) {
   import::ImportStats linked;
   linker.describe(linked);
   const std::string json =
-      config_json(p, o, pid, &drops, &linked, vcpus.guessed(), undecodable.load(), spool.dropped(), spool.abandoned(),
-                  yielder.summary());
+      config_json(p, o, buffer_bytes, pid, &drops, &linked, vcpus.guessed(), undecodable.load(), spool.dropped(),
+                  spool.abandoned(), yielder.summary());
   const uint32_t end_reason = workload_done ? ES_END_GUEST_EXIT : ES_END_STOPPED;
   if (!error.empty()) end_detail = error;
   if (!o.quiet && tty)
