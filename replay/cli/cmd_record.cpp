@@ -207,10 +207,10 @@ int cmd_record(int argc, char** argv) {
                           "tp_btf where the kernel's BTF prototype is one exitscope knows; see --attach).\n"
                           "Needs root (run with sudo: privileges drop once attached and DB belongs to you).\n"
                           "Give a command after '--' to run it (as you) and record it until it exits, like\n"
-                          "'perf kvm record'. Stops on Ctrl-C / SIGTERM\n"
-                          "or --duration; ring-buffer drops are counted per CPU and stored in DB. Events are\n"
-                          "decoded and written at idle CPU priority while that stays within --max-lag, so the\n"
-                          "guests keep their CPUs; what is buffered is written before it exits.",
+                          "'perf kvm record'. Stops on Ctrl-C / SIGTERM or --duration; ring-buffer drops are\n"
+                          "counted per CPU and stored in DB. Events are decoded and written at idle CPU\n"
+                          "priority while that stays within --max-lag, so the guests keep their CPUs; what is\n"
+                          "buffered is written before it exits.",
                           kRecordOptions)
                    .c_str(),
                stdout);

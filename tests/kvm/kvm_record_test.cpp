@@ -250,6 +250,15 @@ TEST_F(KvmRecord, TpBtfRecordingMatchesTheGuestAndTheTpRecording) {
       << s->config_json;
   const auto tp_info = run_cli("info '" + tp_db + "'");
   EXPECT_NE(tp_info.out.find("kvm_inj_exception (tp)"), std::string::npos) << tp_info.out;
+
+  // Asked for by name, an event tp_btf cannot record is an error, and nothing is created.
+  const std::string exit_db = db("tp_btf-exit.db");
+  const auto re = run_cli("record --kvm --attach tp_btf --events kvm_exit,pio -o '" + exit_db + "' -- true");
+  EXPECT_EQ(re.code, 2) << re.err;
+  EXPECT_EQ(es::test::count_lines(re.err), 1u) << re.err;
+  EXPECT_NE(re.err.find("kvm_exit on kernel "), std::string::npos) << re.err;
+  EXPECT_NE(re.err.find("only the classic tracepoint (tp) records it"), std::string::npos) << re.err;
+  EXPECT_NE(::access(exit_db.c_str(), F_OK), 0);
 }
 
 // A tracefs directory of the test's own (ProbeOptions::tracefs): kvm_pio's format renamed a field
