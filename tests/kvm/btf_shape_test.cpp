@@ -239,11 +239,13 @@ TEST(BtfShape, EveryProgramPassesTheVerifierForItsPrototype) {
   }
   if (!tracepoint_of.count({"u32", "u32", "u32", "u32", "void *"}))
     GTEST_SKIP() << "no kvm tracepoints in this kernel's vmlinux BTF (KVM is a module or not built)";
+  auto kernel = KernelBtf::load();
+  ASSERT_TRUE(kernel) << kernel.error();
   std::string unchecked;
   for (const BtfShape& s : btf_shapes()) {
     const Prototype args(s.args.begin(), s.args.end());
     const std::string own(kEventNames[static_cast<size_t>(s.event)]);
-    auto pr = KernelBtf::load()->prototype(own);
+    auto pr = kernel->prototype(own);
     const std::string target = pr && *pr == args ? own : tracepoint_of.count(args) ? tracepoint_of[args] : "";
     if (target.empty()) {
       unchecked += " " + std::string(s.program);
