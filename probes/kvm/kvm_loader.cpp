@@ -151,6 +151,12 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
       tracefs = *t;
     }
   }
+  // libbpf's messages (also those of reading BTF) go to the log, not to the user's terminal.
+  libbpf_set_print(libbpf_log);
+  {
+    std::lock_guard<std::mutex> g(g_log_mu);
+    g_log.clear();
+  }
   // BTF: read only when tp_btf may be needed.
   std::optional<Result<KernelBtf>> btf;
   auto kernel_btf = [&]() -> const Result<KernelBtf>& {
@@ -215,12 +221,6 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
     return Error{"none of the kvm tracepoints asked for can be recorded on kernel " + p->kernel_ + ": " +
                  (p->refused_.empty() ? std::string("none asked") : p->refused_.front())};
   p->decoder_ = Decoder(std::move(layouts));
-
-  libbpf_set_print(libbpf_log);
-  {
-    std::lock_guard<std::mutex> g(g_log_mu);
-    g_log.clear();
-  }
   // The tp object is always loaded: it owns the ring buffer and its drop counters, even when
   // every event goes through tp_btf (then none of its programs is loaded).
   p->skel_.reset(kvm_bpf__open());
