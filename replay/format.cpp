@@ -20,30 +20,52 @@ std::string hex(uint64_t v) {
   return std::string(b, res.ptr);
 }
 
-void append(std::string& s, const std::string& part) {
-  if (part.empty()) return;
-  if (!s.empty()) s += ' ';
-  s += part;
+void append_hex(std::string& out, uint64_t v) {
+  char b[24] = {'0', 'x'};
+  const auto res = std::to_chars(b + 2, b + sizeof b, v, 16);
+  out.append(b, static_cast<size_t>(res.ptr - b));
 }
+
+void append_dec(std::string& out, uint64_t v) {
+  char b[24];
+  const auto res = std::to_chars(b, b + sizeof b, v);
+  out.append(b, static_cast<size_t>(res.ptr - b));
+}
+
+// Space-separated fields appended to an output that may already hold other text: the
+// separator goes before every field but the first of this decode.
+class Fields {
+ public:
+  explicit Fields(std::string& out) : out_(out), start_(out.size()) {}
+  std::string& next() {
+    if (out_.size() != start_) out_ += ' ';
+    return out_;
+  }
+  std::string& out() { return out_; }
+
+ private:
+  std::string& out_;
+  size_t start_;
+};
 
 // "IRQ 0x20", "#PF err=0x2"
 template <typename Word>
-std::string event_text(Word w, uint32_t error) {
-  std::string s = arch::describe(w);
-  if (w.valid() && w.error_code_bit()) s += " err=" + hex(error);
-  return s;
+void append_event_text(std::string& out, Word w, uint32_t error) {
+  arch::describe_to(out, w);
+  if (w.valid() && w.error_code_bit()) {
+    out += " err=";
+    append_hex(out, error);
+  }
 }
 
-std::string bytes_text(const es_record& r) {
-  std::string s;
+void append_bytes(std::string& out, const es_record& r) {
   const unsigned n = r.aux < sizeof r.bytes ? r.aux : sizeof r.bytes;
   static constexpr char kHex[] = "0123456789abcdef";
   for (unsigned i = 0; i < n; ++i) {
-    if (i) s += ' ';
-    s += kHex[r.bytes[i] >> 4];
-    s += kHex[r.bytes[i] & 15];
+    if (i) out += ' ';
+    out += kHex[r.bytes[i] >> 4];
+    out += kHex[r.bytes[i] & 15];
   }
-  return s;
 }
 
 std::string console_text(const es_record& r) {
@@ -135,103 +157,134 @@ std::string level_text(const es_record& r) {
 
 }  // namespace
 
-std::string exit_reason_text(uint32_t full_reason) {
+void append_exit_reason(std::string& out, uint32_t full_reason) {
   const arch::ExitReason reason(full_reason);
-  std::string s(arch::exit_reason_name(reason.basic_number()));
-  if (s.empty()) s = "reason " + std::to_string(reason.basic_number());
-  if (reason.entry_failure()) s += " (entry failure)";
+  const std::string_view name = arch::exit_reason_name(reason.basic_number());
+  if (name.empty()) {
+    out += "reason ";
+    append_dec(out, reason.basic_number());
+  } else {
+    out += name;
+  }
+  if (reason.entry_failure()) out += " (entry failure)";
+}
+
+std::string exit_reason_text(uint32_t full_reason) {
+  std::string s;
+  append_exit_reason(s, full_reason);
   return s;
 }
 
-std::string qualification_text(uint32_t full_reason, uint64_t q) {
+bool append_qualification(std::string& out, uint32_t full_reason, uint64_t q) {
   switch (arch::ExitReason(full_reason).basic()) {
-    case arch::BasicExitReason::EptViolation: return arch::describe(arch::EptViolationQual(q));
-    case arch::BasicExitReason::IoInstruction: return arch::describe(arch::IoQual(q));
-    case arch::BasicExitReason::CrAccess: return arch::describe(arch::CrAccessQual(q));
-    default: return {};
+    case arch::BasicExitReason::EptViolation: arch::describe_to(out, arch::EptViolationQual(q)); return true;
+    case arch::BasicExitReason::IoInstruction: arch::describe_to(out, arch::IoQual(q)); return true;
+    case arch::BasicExitReason::CrAccess: arch::describe_to(out, arch::CrAccessQual(q)); return true;
+    default: return false;
   }
 }
 
-std::string describe_event_fields(const Event& ev) {
-  const es_record& r = ev.rec;
+std::string qualification_text(uint32_t full_reason, uint64_t q) {
   std::string s;
+  append_qualification(s, full_reason, q);
+  return s;
+}
+
+void append_event_fields(std::string& out, const Event& ev) {
+  const es_record& r = ev.rec;
+  Fields f(out);
   switch (r.kind) {
     case ES_KIND_VM_EXIT:
     case ES_KIND_NESTED_EXIT: {
-      append(s, exit_reason_text(r.reason));
+      append_exit_reason(f.next(), r.reason);
       if (r.qualification) {
-        append(s, "qual=" + hex(r.qualification));
-        const std::string q = qualification_text(r.reason, r.qualification);
-        if (!q.empty()) append(s, "[" + q + "]");
+        append_hex(f.next() += "qual=", r.qualification);
+        const size_t mark = out.size();
+        out += " [";
+        if (append_qualification(out, r.reason, r.qualification)) out += ']';
+        else out.resize(mark);
       }
       const arch::ExitIntrInfo info(r.intr_info);
-      if (info.valid()) append(s, "intr=" + event_text(info, r.intr_error));
+      if (info.valid()) append_event_text(f.next() += "intr=", info, r.intr_error);
       const arch::IdtVectoringInfo vec(r.idt_vectoring_info);
-      if (vec.valid()) append(s, "vectoring=" + event_text(vec, r.idt_vectoring_error));
-      if (r.guest_phys) append(s, "gpa=" + hex(r.guest_phys));
-      if (r.guest_linear) append(s, "gla=" + hex(r.guest_linear));
-      append(s, "rip=" + hex(r.rip));
-      if (r.instr_len) append(s, "len=" + std::to_string(r.instr_len));
+      if (vec.valid()) append_event_text(f.next() += "vectoring=", vec, r.idt_vectoring_error);
+      if (r.guest_phys) append_hex(f.next() += "gpa=", r.guest_phys);
+      if (r.guest_linear) append_hex(f.next() += "gla=", r.guest_linear);
+      append_hex(f.next() += "rip=", r.rip);
+      if (r.instr_len) append_dec(f.next() += "len=", r.instr_len);
       break;
     }
     case ES_KIND_VM_ENTRY:
     case ES_KIND_NESTED_ENTRY: {  // NESTED_ENTRY: vmcs12's VM-entry interruption info
       const arch::EntryIntrInfo info(r.intr_info);
-      append(s, info.valid() ? "inject=" + event_text(info, r.intr_error) : std::string("no injection"));
-      if (info.valid() && arch::type_has_instruction_length(info.type())) append(s, "len=" + std::to_string(r.instr_len));
-      append(s, "rip=" + hex(r.rip));
-      if (r.kind == ES_KIND_NESTED_ENTRY && r.qualification) append(s, "exception_bitmap=" + hex(r.qualification));
+      if (info.valid()) append_event_text(f.next() += "inject=", info, r.intr_error);
+      else f.next() += "no injection";
+      if (info.valid() && arch::type_has_instruction_length(info.type())) append_dec(f.next() += "len=", r.instr_len);
+      append_hex(f.next() += "rip=", r.rip);
+      if (r.kind == ES_KIND_NESTED_ENTRY && r.qualification) append_hex(f.next() += "exception_bitmap=", r.qualification);
       break;
     }
     case ES_KIND_DELIVERY:
     case ES_KIND_RAISE: {
       const arch::EntryIntrInfo info(r.intr_info);
-      append(s, event_text(info, r.intr_error));
+      append_event_text(f.next(), info, r.intr_error);
       if (r.kind == ES_KIND_DELIVERY && info.valid() && info.vector() == arch::kPF &&
           info.type() == arch::InterruptionType::HardwareException)
-        append(s, "cr2=" + hex(r.guest_linear));
-      if (r.rip) append(s, "rip=" + hex(r.rip));
+        append_hex(f.next() += "cr2=", r.guest_linear);
+      if (r.rip) append_hex(f.next() += "rip=", r.rip);
       break;
     }
     case ES_KIND_DECISION: {
       const std::string_view name = decision_name(r.reason);
-      append(s, name.empty() ? "decision " + std::to_string(r.reason) : std::string(name));
+      if (name.empty()) append_dec(f.next() += "decision ", r.reason);
+      else f.next() += name;
       const arch::EntryIntrInfo info(r.intr_info);
-      if (info.valid()) append(s, event_text(info, r.intr_error));
-      if (r.reason == ES_DECISION_EPT_MAP || r.guest_phys) append(s, "gpa=" + hex(r.guest_phys));
-      if (r.reason == ES_DECISION_UNEXPECTED_EXIT) append(s, "raw_reason=" + hex(r.aux));
-      else if (r.aux) append(s, "aux=" + hex(r.aux));
+      if (info.valid()) append_event_text(f.next(), info, r.intr_error);
+      if (r.reason == ES_DECISION_EPT_MAP || r.guest_phys) append_hex(f.next() += "gpa=", r.guest_phys);
+      if (r.reason == ES_DECISION_UNEXPECTED_EXIT) append_hex(f.next() += "raw_reason=", r.aux);
+      else if (r.aux) append_hex(f.next() += "aux=", r.aux);
       break;
     }
-    case ES_KIND_CONSOLE: append(s, console_text(r)); break;
+    case ES_KIND_CONSOLE: f.next() += console_text(r); break;
     case ES_KIND_VIOLATION: {
       const std::string_view rule = violation_rule_name(r.reason);
-      append(s, rule.empty() ? "violation " + std::to_string(r.reason) : std::string(rule));
-      if (r.aux64) append(s, "detail=" + hex(r.aux64));
+      if (rule.empty()) append_dec(f.next() += "violation ", r.reason);
+      else f.next() += rule;
+      if (r.aux64) append_hex(f.next() += "detail=", r.aux64);
       break;
     }
     case ES_KIND_INTERNAL_ERROR: {
       const std::string_view name = error_name(r.reason);
-      append(s, name.empty() ? "error " + std::to_string(r.reason) : std::string(name));
-      append(s, "rip=" + hex(r.rip));
-      if (r.reason == ES_ERROR_BAD_MEMORY) append(s, "gpa=" + hex(r.guest_phys));
-      if (r.reason == ES_ERROR_INVALID_STATE) append(s, "detail=" + hex(r.aux64));
+      if (name.empty()) append_dec(f.next() += "error ", r.reason);
+      else f.next() += name;
+      append_hex(f.next() += "rip=", r.rip);
+      if (r.reason == ES_ERROR_BAD_MEMORY) append_hex(f.next() += "gpa=", r.guest_phys);
+      if (r.reason == ES_ERROR_INVALID_STATE) append_hex(f.next() += "detail=", r.aux64);
       break;
     }
     case ES_KIND_RUN_END: {
       const std::string_view name = end_reason_name(r.reason);
-      append(s, name.empty() ? "end " + std::to_string(r.reason) : std::string(name));
+      if (name.empty()) append_dec(f.next() += "end ", r.reason);
+      else f.next() += name;
       break;
     }
-    case ES_KIND_CONTEXT: append(s, context_text(r)); break;
+    case ES_KIND_CONTEXT: f.next() += context_text(r); break;
     default:
-      if (r.aux) append(s, "aux=" + hex(r.aux));
-      if (r.aux64) append(s, "aux64=" + hex(r.aux64));
+      if (r.aux) append_hex(f.next() += "aux=", r.aux);
+      if (r.aux64) append_hex(f.next() += "aux64=", r.aux64);
       break;
   }
-  if ((r.flags & ES_FLAG_BYTES_VALID) && r.kind != ES_KIND_CONSOLE) append(s, "bytes=[" + bytes_text(r) + "]");
-  if (r.flags & ES_FLAG_IMMEDIATE_EXIT) append(s, "immediate-exit");
-  if (r.flags & ES_FLAG_INFERRED) append(s, "(inferred)");
+  if ((r.flags & ES_FLAG_BYTES_VALID) && r.kind != ES_KIND_CONSOLE) {
+    append_bytes(f.next() += "bytes=[", r);
+    out += ']';
+  }
+  if (r.flags & ES_FLAG_IMMEDIATE_EXIT) f.next() += "immediate-exit";
+  if (r.flags & ES_FLAG_INFERRED) f.next() += "(inferred)";
+}
+
+std::string describe_event_fields(const Event& ev) {
+  std::string s;
+  append_event_fields(s, ev);
   return s;
 }
 

@@ -17,4 +17,11 @@ std::string exit_reason_text(uint32_t full_reason);
 // Decodes the qualification of an exit with this basic reason ("" if not decoded).
 std::string qualification_text(uint32_t full_reason, uint64_t qualification);
 
+// The same texts appended to `out` (the functions above are built on these): exporters decode
+// every event of a recording straight into their output buffer instead of returning a string
+// per field. append_qualification appends nothing and returns false when not decoded.
+void append_event_fields(std::string& out, const Event& ev);
+void append_exit_reason(std::string& out, uint32_t full_reason);
+bool append_qualification(std::string& out, uint32_t full_reason, uint64_t qualification);
+
 }  // namespace es::replay

@@ -148,11 +148,24 @@ std::optional<uint64_t> parse_time_ns(std::string_view text) {
   return parse_uint(text);
 }
 
+// "%llu.%09llu" of seconds and nanoseconds, without printf (exports print every event's time).
+void append_time(std::string& out, uint64_t ns) {
+  char buf[32];
+  auto [p, ec] = std::to_chars(buf, buf + 20, ns / 1000000000ull);
+  (void)ec;
+  *p++ = '.';
+  uint64_t frac = ns % 1000000000ull;
+  for (int i = 8; i >= 0; --i) {
+    p[i] = static_cast<char>('0' + frac % 10);
+    frac /= 10;
+  }
+  out.append(buf, static_cast<size_t>(p + 9 - buf));
+}
+
 std::string format_time(uint64_t ns) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%llu.%09llu", static_cast<unsigned long long>(ns / 1000000000ull),
-                static_cast<unsigned long long>(ns % 1000000000ull));
-  return buf;
+  std::string s;
+  append_time(s, ns);
+  return s;
 }
 
 std::string kind_name_list() {

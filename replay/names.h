@@ -27,6 +27,8 @@ std::optional<uint64_t> parse_uint(std::string_view text);
 
 // "1.234567890 s" style fixed-point seconds for a session time.
 std::string format_time(uint64_t ns);
+// The same, appended to `out`.
+void append_time(std::string& out, uint64_t ns);
 
 // All kind names, for --help texts ("VM_EXIT, VM_ENTRY, ...").
 std::string kind_name_list();

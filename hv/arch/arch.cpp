@@ -84,78 +84,152 @@ std::string_view exception_mnemonic(uint8_t vector) {
   }
 }
 
-std::string describe_event(uint32_t word) {
-  if (!(word & detail::kValidBit)) return "-";
+namespace {
+
+constexpr char kHexDigits[] = "0123456789abcdef";
+
+// "0x" and the value in lower-case hex without leading zeros (printf's "0x%x").
+void append_hex(std::string& out, uint64_t v) {
+  char tmp[16];
+  char* p = tmp + sizeof tmp;
+  do {
+    *--p = kHexDigits[v & 15];
+    v >>= 4;
+  } while (v);
+  out += "0x";
+  out.append(p, static_cast<size_t>(tmp + sizeof tmp - p));
+}
+
+void append_dec(std::string& out, unsigned v) {
+  char tmp[12];
+  char* p = tmp + sizeof tmp;
+  do {
+    *--p = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v);
+  out.append(p, static_cast<size_t>(tmp + sizeof tmp - p));
+}
+
+}  // namespace
+
+// Built by appending (no printf): exports decode every event of a recording.
+void describe_event_to(std::string& out, uint32_t word) {
+  if (!(word & detail::kValidBit)) {
+    out += '-';
+    return;
+  }
   const uint8_t vector = static_cast<uint8_t>(word & 0xFF);
   const auto type = static_cast<InterruptionType>((word >> 8) & 7);
-  // Built by appending (no printf): exports decode every event of a recording.
-  static constexpr char kHex[] = "0123456789abcdef";
-  auto hex2 = [&](std::string s) {
-    s += "0x";
-    s += kHex[vector >> 4];
-    s += kHex[vector & 15];
-    return s;
+  auto hex2 = [&](std::string_view prefix) {
+    out += prefix;
+    out += "0x";
+    out += kHexDigits[vector >> 4];
+    out += kHexDigits[vector & 15];
   };
   switch (type) {
     case InterruptionType::ExternalInterrupt: return hex2("IRQ ");
-    case InterruptionType::Nmi: return "NMI";
+    case InterruptionType::Nmi: out += "NMI"; return;
     case InterruptionType::HardwareException:
     case InterruptionType::PrivilegedSoftwareException:
     case InterruptionType::SoftwareException: {
       const auto m = exception_mnemonic(vector);
-      std::string s = m.empty() ? hex2("exception ") : std::string(m);
-      if (type == InterruptionType::SoftwareException) s += " (soft)";
-      if (type == InterruptionType::PrivilegedSoftwareException) s += " (INT1)";
-      return s;
+      if (m.empty()) hex2("exception ");
+      else out += m;
+      if (type == InterruptionType::SoftwareException) out += " (soft)";
+      if (type == InterruptionType::PrivilegedSoftwareException) out += " (INT1)";
+      return;
     }
     case InterruptionType::SoftwareInterrupt: return hex2("INT ");
-    case InterruptionType::OtherEvent: return "other event " + std::to_string(vector);
+    case InterruptionType::OtherEvent:
+      out += "other event ";
+      append_dec(out, vector);
+      return;
     case InterruptionType::Reserved1: return hex2("reserved type 1 vector ");
   }
-  return "-";
+  out += '-';
 }
 
+void describe_to(std::string& out, EntryIntrInfo e) { describe_event_to(out, e.raw()); }
+void describe_to(std::string& out, ExitIntrInfo e) {
+  describe_event_to(out, e.raw());
+  if (e.valid() && e.nmi_unblocking_due_to_iret()) out += " [nmi-unblock]";
+  if (e.valid() && e.nested_exception()) out += " [nested]";
+}
+void describe_to(std::string& out, IdtVectoringInfo v) { describe_event_to(out, v.raw()); }
+
+void describe_to(std::string& out, EptViolationQual q) {
+  out += q.read() ? 'R' : '-';
+  out += q.write() ? 'W' : '-';
+  out += q.fetch() ? 'X' : '-';
+  out += " perm ";
+  out += q.readable() ? 'r' : '-';
+  out += q.writable() ? 'w' : '-';
+  out += q.executable() ? 'x' : '-';
+  if (q.linear_address_valid()) out += q.translated_access() ? " gla" : " gla(page walk)";
+  if (q.nmi_unblocking_due_to_iret()) out += " nmi-unblock";
+}
+
+void describe_to(std::string& out, IoQual q) {
+  if (q.rep()) out += "rep ";
+  out += q.in() ? "in" : "out";
+  if (q.string()) out += 's';
+  out += ' ';
+  append_hex(out, q.port());
+  out += " size ";
+  append_dec(out, q.size());
+  if (q.immediate()) out += " imm";
+}
+
+void describe_to(std::string& out, CrAccessQual q) {
+  static constexpr std::string_view kGpr[16] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+                                                "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
+  switch (q.access_type()) {
+    case CrAccessType::MovToCr:
+      out += "mov to cr";
+      append_dec(out, q.cr());
+      out += " from ";
+      out += kGpr[q.gpr()];
+      break;
+    case CrAccessType::MovFromCr:
+      out += "mov from cr";
+      append_dec(out, q.cr());
+      out += " to ";
+      out += kGpr[q.gpr()];
+      break;
+    case CrAccessType::Clts: out += "clts"; break;
+    case CrAccessType::Lmsw:
+      out += "lmsw ";
+      append_hex(out, q.lmsw_source());
+      break;
+  }
+}
+
+std::string describe_event(uint32_t word) {
+  std::string s;
+  describe_event_to(s, word);
+  return s;
+}
 std::string describe(EntryIntrInfo e) { return describe_event(e.raw()); }
 std::string describe(ExitIntrInfo e) {
-  std::string s = describe_event(e.raw());
-  if (e.valid() && e.nmi_unblocking_due_to_iret()) s += " [nmi-unblock]";
-  if (e.valid() && e.nested_exception()) s += " [nested]";
+  std::string s;
+  describe_to(s, e);
   return s;
 }
 std::string describe(IdtVectoringInfo v) { return describe_event(v.raw()); }
-
 std::string describe(EptViolationQual q) {
   std::string s;
-  s += q.read() ? 'R' : '-';
-  s += q.write() ? 'W' : '-';
-  s += q.fetch() ? 'X' : '-';
-  s += " perm ";
-  s += q.readable() ? 'r' : '-';
-  s += q.writable() ? 'w' : '-';
-  s += q.executable() ? 'x' : '-';
-  if (q.linear_address_valid()) s += q.translated_access() ? " gla" : " gla(page walk)";
-  if (q.nmi_unblocking_due_to_iret()) s += " nmi-unblock";
+  describe_to(s, q);
   return s;
 }
-
 std::string describe(IoQual q) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%s%s%s 0x%x size %u%s", q.rep() ? "rep " : "", q.in() ? "in" : "out",
-                q.string() ? "s" : "", q.port(), q.size(), q.immediate() ? " imm" : "");
-  return buf;
+  std::string s;
+  describe_to(s, q);
+  return s;
 }
-
 std::string describe(CrAccessQual q) {
-  static constexpr const char* kGpr[16] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
-                                           "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
-  char buf[64];
-  switch (q.access_type()) {
-    case CrAccessType::MovToCr: std::snprintf(buf, sizeof buf, "mov to cr%u from %s", q.cr(), kGpr[q.gpr()]); break;
-    case CrAccessType::MovFromCr: std::snprintf(buf, sizeof buf, "mov from cr%u to %s", q.cr(), kGpr[q.gpr()]); break;
-    case CrAccessType::Clts: std::snprintf(buf, sizeof buf, "clts"); break;
-    case CrAccessType::Lmsw: std::snprintf(buf, sizeof buf, "lmsw 0x%x", q.lmsw_source()); break;
-  }
-  return buf;
+  std::string s;
+  describe_to(s, q);
+  return s;
 }
 
 }  // namespace es::arch

@@ -134,5 +134,11 @@ std::string describe_event(uint32_t vector_type_valid_word);
 std::string describe(EntryIntrInfo e);
 std::string describe(ExitIntrInfo e);
 std::string describe(IdtVectoringInfo v);
+// The same text appended to `out` (no temporary string): exports decode every event of a
+// recording straight into their output buffer.
+void describe_event_to(std::string& out, uint32_t vector_type_valid_word);
+void describe_to(std::string& out, EntryIntrInfo e);
+void describe_to(std::string& out, ExitIntrInfo e);
+void describe_to(std::string& out, IdtVectoringInfo v);
 
 }  // namespace es::arch

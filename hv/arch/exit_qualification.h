@@ -105,5 +105,9 @@ class CrAccessQual {
 std::string describe(EptViolationQual q);
 std::string describe(IoQual q);
 std::string describe(CrAccessQual q);
+// The same texts appended to `out`.
+void describe_to(std::string& out, EptViolationQual q);
+void describe_to(std::string& out, IoQual q);
+void describe_to(std::string& out, CrAccessQual q);
 
 }  // namespace es::arch
