@@ -262,7 +262,7 @@ Result<Recording> Recording::open(const std::string& path) {
   return Recording(std::move(db).value());
 }
 
-Result<SessionInfo> Recording::session() {
+Result<SessionInfo> Recording::session(Detail detail) {
   SessionInfo s;
   auto fail = [&](std::string_view msg) {
     return make_error(schema::describe_sqlite_error(path(), "reading", db_.errcode(), msg));
@@ -292,9 +292,14 @@ Result<SessionInfo> Recording::session() {
     s.records_dropped = st->col_u64(15);
     s.source_dropped = st->col_u64(16);
   }
-  {
-    // Counts from the narrow (kind, reason) index and the time extent from the time index
-    // (two O(log n) lookups), not a scan of every row: exports and the GUI open with this.
+  if (detail == Detail::Summary) {
+    // count(*) without WHERE is SQLite's btree count: it sums the cell counts of the smallest
+    // index's pages instead of visiting every entry.
+    auto n = db_.query_int("SELECT count(*) FROM events");
+    if (!n) return fail(n.error());
+    s.event_count = static_cast<uint64_t>(*n);
+  } else {
+    // Counts from the narrow (kind, reason) index, not a scan of every row.
     auto st = db_.prepare("SELECT kind, count(*) FROM events GROUP BY kind ORDER BY kind");
     if (!st) return fail(st.error());
     int rc;
@@ -304,14 +309,16 @@ Result<SessionInfo> Recording::session() {
       s.event_count += count;
     }
     if (rc != SQLITE_DONE) return fail(db_.errmsg());
-    if (s.event_count) {
-      auto lo = db_.query_int("SELECT min(time_ns) FROM events");
-      auto hi = db_.query_int("SELECT max(time_ns) FROM events");
-      if (!lo || !hi) return fail(db_.errmsg());
-      s.first_time_ns = static_cast<uint64_t>(*lo);
-      s.last_time_ns = static_cast<uint64_t>(*hi);
-    }
   }
+  // The time extent from the time index: two O(log n) lookups.
+  if (s.event_count) {
+    auto lo = db_.query_int("SELECT min(time_ns) FROM events");
+    auto hi = db_.query_int("SELECT max(time_ns) FROM events");
+    if (!lo || !hi) return fail(db_.errmsg());
+    s.first_time_ns = static_cast<uint64_t>(*lo);
+    s.last_time_ns = static_cast<uint64_t>(*hi);
+  }
+  if (detail == Detail::Summary) return s;
   auto by_reason = [&](int kind, auto& out) -> Result<void> {
     auto st = db_.prepare("SELECT reason, count(*) AS n FROM events WHERE kind = ? GROUP BY reason ORDER BY n DESC, reason");
     if (!st) return fail(st.error());
@@ -384,6 +391,7 @@ Result<void> Recording::for_each_event(const EventFilter& f, const std::function
   if (f.vcpu) add("e.vcpu = ?", *f.vcpu);
   if (f.level) add("e.level = ?", *f.level);
   if (f.chain) add("e.origin = ?", static_cast<int64_t>(*f.chain));
+  if (f.outside_chains) add("+e.origin = ?", 0);  // unary + keeps SQLite off the origin index
   if (f.from_ns) add("e.time_ns >= ?", static_cast<int64_t>(*f.from_ns));
   if (f.to_ns) add("e.time_ns <= ?", static_cast<int64_t>(*f.to_ns));
   uint64_t emitted = 0;

@@ -61,6 +61,9 @@ struct EventFilter {
   std::optional<uint16_t> vcpu;
   std::optional<uint8_t> level;
   std::optional<uint64_t> chain;  // events.origin
+  // Only events in no chain (origin 0). Read by a scan of the table, not through the origin
+  // index: in a whole recording most rows match, and an index walk adds a lookup per row.
+  bool outside_chains = false;
   std::optional<uint64_t> from_ns, to_ns;  // inclusive time window
   std::optional<uint64_t> limit;
 };
@@ -102,7 +105,11 @@ class Recording {
   static Result<Recording> open(const std::string& path);
 
   const std::string& path() const { return db_.path(); }
-  Result<SessionInfo> session();
+  // What session() reads. Summary: the sessions row, the event count and the time extent (an
+  // export's header), a few page reads. Full adds counts_by_kind, exits_by_reason,
+  // decisions_by_reason and vcpus, each an index scan over every event.
+  enum class Detail { Summary, Full };
+  Result<SessionInfo> session(Detail detail = Detail::Full);
   // Only the drop counts of the session (one row read; session() also counts every event).
   Result<DropCounts> drop_counts();
   // Concatenated ES_KIND_CONSOLE text split into lines (a partial last line included).
