@@ -13,6 +13,7 @@
 // object's keys come in a fixed order, so the same recording gives the same bytes.
 #include <array>
 #include <charconv>
+#include <cstring>
 #include <map>
 #include <unordered_map>
 
@@ -31,26 +32,7 @@ void append_u64(std::string& b, uint64_t v) {
   char tmp[24];
   auto [p, ec] = std::to_chars(tmp, tmp + sizeof tmp, v);
   (void)ec;
-  b.append(tmp, p);
-}
-
-void append_hex(std::string& b, uint64_t v) {
-  char tmp[24];
-  auto [p, ec] = std::to_chars(tmp, tmp + sizeof tmp, v, 16);
-  (void)ec;
-  b += "\"0x";
-  b.append(tmp, p);
-  b += '"';
-}
-
-// ns -> µs with 3 decimals, exact.
-void append_us(std::string& b, uint64_t ns) {
-  append_u64(b, ns / 1000);
-  const unsigned frac = static_cast<unsigned>(ns % 1000);
-  b += '.';
-  b += static_cast<char>('0' + frac / 100);
-  b += static_cast<char>('0' + frac / 10 % 10);
-  b += static_cast<char>('0' + frac % 10);
+  b.append(tmp, static_cast<size_t>(p - tmp));
 }
 
 // JSON string; output stays ASCII (other bytes become '?'). Runs of plain characters are
@@ -61,9 +43,9 @@ constexpr std::array<bool, 256> kPlainJson = [] {
   return t;
 }();
 
-void append_str(std::string& b, std::string_view s) {
+// The body of a JSON string (no quotes).
+void append_escaped(std::string& b, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
-  b += '"';
   size_t run = 0;
   for (size_t i = 0; i < s.size(); ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
@@ -82,7 +64,123 @@ void append_str(std::string& b, std::string_view s) {
     }
   }
   b.append(s.data() + run, s.size() - run);
+}
+
+void append_str(std::string& b, std::string_view s) {
   b += '"';
+  append_escaped(b, s);
+  b += '"';
+}
+
+// A JSON string whose text `write(b)` appends straight into the output (a decode, a name),
+// escaped afterwards in place. Decodes are nearly always plain: then the check is one table
+// lookup per character and nothing is copied.
+template <typename Write>
+void append_str_with(std::string& b, Write&& write) {
+  b += '"';
+  const size_t start = b.size();
+  write(b);
+  size_t i = start;
+  while (i < b.size() && kPlainJson[static_cast<unsigned char>(b[i])]) ++i;
+  if (i != b.size()) {
+    const std::string tail = b.substr(i);
+    b.resize(i);
+    append_escaped(b, tail);
+  }
+  b += '"';
+}
+
+// Write-combining front of the output string: the small pieces of a trace event (keys,
+// punctuation, numbers, hex words) are copied into a stack buffer and appended to the string
+// in one call. std::string's append checks capacity and writes a terminator on every call,
+// dozens of times per event, which was a tenth of a 1 M-event export. Text written straight
+// into the string (decodes) goes through str(), which flushes first, so order is kept.
+class JsonOut {
+ public:
+  explicit JsonOut(std::string& out) : out_(out) {}
+  JsonOut(const JsonOut&) = delete;
+  JsonOut& operator=(const JsonOut&) = delete;
+  ~JsonOut() { flush(); }
+
+  JsonOut& operator+=(std::string_view s) {
+    if (s.size() > room()) {
+      flush();
+      if (s.size() > kSize) {
+        out_ += s;
+        return *this;
+      }
+    }
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+    return *this;
+  }
+  JsonOut& operator+=(char c) {
+    if (room() == 0) flush();
+    *p_++ = c;
+    return *this;
+  }
+  // At least n (<= kSize) writable bytes at the returned cursor; commit() the new end.
+  char* reserve(size_t n) {
+    if (n > room()) flush();
+    return p_;
+  }
+  void commit(char* end) { p_ = end; }
+  std::string& str() {
+    flush();
+    return out_;
+  }
+  void flush() {
+    out_.append(buf_, static_cast<size_t>(p_ - buf_));
+    p_ = buf_;
+  }
+
+ private:
+  static constexpr size_t kSize = 2048;
+  size_t room() const { return static_cast<size_t>(buf_ + kSize - p_); }
+  std::string& out_;
+  char buf_[kSize];
+  char* p_ = buf_;
+};
+
+void append_u64(JsonOut& b, uint64_t v) {
+  char* p = b.reserve(20);
+  b.commit(std::to_chars(p, p + 20, v).ptr);
+}
+
+void append_hex(JsonOut& b, uint64_t v) {
+  char* p = b.reserve(20);
+  *p++ = '"';
+  *p++ = '0';
+  *p++ = 'x';
+  p = std::to_chars(p, p + 16, v, 16).ptr;
+  *p++ = '"';
+  b.commit(p);
+}
+
+// ns -> µs with 3 decimals, exact.
+void append_us(JsonOut& b, uint64_t ns) {
+  char* p = b.reserve(24);
+  p = std::to_chars(p, p + 20, ns / 1000).ptr;
+  const unsigned frac = static_cast<unsigned>(ns % 1000);
+  *p++ = '.';
+  *p++ = static_cast<char>('0' + frac / 100);
+  *p++ = static_cast<char>('0' + frac / 10 % 10);
+  *p++ = static_cast<char>('0' + frac % 10);
+  b.commit(p);
+}
+
+void append_str(JsonOut& b, std::string_view s) {
+  bool plain = true;
+  for (const char c : s) plain = plain && kPlainJson[static_cast<unsigned char>(c)];
+  if (!plain) return append_str(b.str(), s);
+  b += '"';
+  b += s;
+  b += '"';
+}
+
+template <typename Write>
+void append_str_with(JsonOut& b, Write&& write) {
+  append_str_with(b.str(), write);
 }
 
 struct Track {
@@ -101,6 +199,8 @@ struct FlowSpan {
 class PerfettoWriter {
  public:
   explicit PerfettoWriter(ExportContext& ctx) : ctx_(ctx), b_(ctx.out.buffer()) {}
+  PerfettoWriter(const PerfettoWriter&) = delete;
+  PerfettoWriter& operator=(const PerfettoWriter&) = delete;
 
   // With chains loaded (--chain): the first and last exported member of each chain with at
   // least two. Otherwise flows are written as the events stream by (flow()): each member's
@@ -156,6 +256,7 @@ class PerfettoWriter {
       default: instant(ev, t); break;
     }
     flow(ev, t);
+    b_.flush();
     ctx_.out.maybe_flush();
   }
 
@@ -183,6 +284,7 @@ class PerfettoWriter {
       slice(*ev, end_ns < ev->rec.time_ns ? ev->rec.time_ns : end_ns, nullptr, found ? "next entry (not exported)" : "session end");
     }
     b_ += "\n]}\n";
+    b_.flush();
     return {};
   }
 
@@ -195,6 +297,8 @@ class PerfettoWriter {
   }
 
   void metadata(const es_record& r, const Track& t) {
+    if (t.tid == last_tid_) return;  // most events stay on one vCPU: skip the lookups
+    last_tid_ = t.tid;
     if (seen_processes_.try_emplace(t.pid, true).second) {
       const std::string name = "L" + std::to_string(r.level) + " guest";
       meta("process_name", t.pid, 0, "name", name);
@@ -229,10 +333,12 @@ class PerfettoWriter {
     b_ += "}}";
   }
 
-  void head(std::string_view name, char ph, uint64_t ts_ns) {
+  // The name is appended by `name(b_)` (see append_str_with).
+  template <typename Name>
+  void head(Name&& name, char ph, uint64_t ts_ns) {
     sep();
     b_ += "{\"name\":";
-    append_str(b_, name);
+    append_str_with(b_, name);
     b_ += ",\"cat\":\"";
     b_ += kCat;
     b_ += "\",\"ph\":\"";
@@ -259,6 +365,13 @@ class PerfettoWriter {
     b_ += "\":";
     append_str(b_, v);
   }
+  template <typename Write>
+  void field_with(std::string_view k, Write&& write) {
+    b_ += ",\"";
+    b_ += k;
+    b_ += "\":";
+    append_str_with(b_, write);
+  }
   void field_num(std::string_view k, uint64_t v) {
     b_ += ",\"";
     b_ += k;
@@ -273,7 +386,7 @@ class PerfettoWriter {
     append_u64(b_, r.id);
     const std::string_view kind = replay::kind_name(r.kind);
     field_str("kind", kind.empty() ? std::string_view("unknown") : kind);
-    field_str("decoded", replay::describe_event_fields(ev));
+    field_with("decoded", [&](std::string& b) { replay::append_event_fields(b, ev); });
     field_num("level", r.level);
     field_num("hv_level", r.hv_level);
     field_num("vcpu", r.vcpu);
@@ -282,20 +395,26 @@ class PerfettoWriter {
     switch (r.kind) {
       case ES_KIND_VM_EXIT:
       case ES_KIND_NESTED_EXIT: {
-        field_str("exit_reason", replay::exit_reason_text(r.reason));
+        field_with("exit_reason", [&](std::string& b) { replay::append_exit_reason(b, r.reason); });
         field_hex("reason_raw", r.reason);
         field_hex("qualification", r.qualification);
-        const std::string q = replay::qualification_text(r.reason, r.qualification);
-        if (!q.empty()) field_str("qualification_decoded", q);
+        {
+          std::string& b = b_.str();
+          const size_t mark = b.size();
+          b += ",\"qualification_decoded\":";
+          bool decoded = false;
+          append_str_with(b, [&](std::string& s) { decoded = replay::append_qualification(s, r.reason, r.qualification); });
+          if (!decoded) b.resize(mark);
+        }
         // Raw words always; their decodes and error codes only where the word says they
         // mean something (keeps a 1 M-event trace small).
         const arch::ExitIntrInfo info(r.intr_info);
         field_hex("intr_info", r.intr_info);
-        if (info.valid()) field_str("intr_info_decoded", arch::describe(info));
+        if (info.valid()) field_with("intr_info_decoded", [&](std::string& b) { arch::describe_to(b, info); });
         if (info.valid() && info.error_code_valid()) field_hex("intr_error", r.intr_error);
         const arch::IdtVectoringInfo vec(r.idt_vectoring_info);
         field_hex("idt_vectoring_info", r.idt_vectoring_info);
-        if (vec.valid()) field_str("idt_vectoring_decoded", arch::describe(vec));
+        if (vec.valid()) field_with("idt_vectoring_decoded", [&](std::string& b) { arch::describe_to(b, vec); });
         if (vec.valid() && vec.error_code_valid()) field_hex("idt_vectoring_error", r.idt_vectoring_error);
         if (r.guest_phys) field_hex("guest_phys", r.guest_phys);
         if (r.guest_linear) field_hex("guest_linear", r.guest_linear);
@@ -309,11 +428,12 @@ class PerfettoWriter {
       case ES_KIND_DECISION:
         if (r.kind == ES_KIND_DECISION) {
           const std::string_view d = replay::decision_name(r.reason);
-          field_str("decision", d.empty() ? std::to_string(r.reason) : std::string(d));
+          if (d.empty()) field_with("decision", [&](std::string& b) { append_u64(b, r.reason); });
+          else field_str("decision", d);
         }
         field_hex("intr_info", r.intr_info);
         if (arch::EntryIntrInfo(r.intr_info).valid()) {
-          field_str("intr_info_decoded", arch::describe(arch::EntryIntrInfo(r.intr_info)));
+          field_with("intr_info_decoded", [&](std::string& b) { arch::describe_to(b, arch::EntryIntrInfo(r.intr_info)); });
           if (arch::EntryIntrInfo(r.intr_info).deliver_error_code()) field_hex("intr_error", r.intr_error);
         }
         if (r.kind == ES_KIND_VM_ENTRY) field_num("instr_len", r.instr_len);
@@ -332,62 +452,94 @@ class PerfettoWriter {
     if (r.flags) field_hex("flags", r.flags);
     if ((r.flags & ES_FLAG_BYTES_VALID) && r.kind != ES_KIND_CONSOLE) {
       static constexpr char kHex[] = "0123456789abcdef";
-      std::string bytes;
+      b_ += ",\"bytes\":\"";
       const unsigned n = r.aux < sizeof r.bytes ? r.aux : sizeof r.bytes;
       for (unsigned i = 0; i < n; ++i) {
-        if (i) bytes += ' ';
-        bytes += kHex[r.bytes[i] >> 4];
-        bytes += kHex[r.bytes[i] & 15];
+        if (i) b_ += ' ';
+        b_ += kHex[r.bytes[i] >> 4];
+        b_ += kHex[r.bytes[i] & 15];
       }
-      field_str("bytes", bytes);
+      b_ += '"';
     }
   }
 
   void slice(const replay::Event& exit, uint64_t end_ns, const replay::Event* entry, std::string_view ended_by = {}) {
     const es_record& r = exit.rec;
-    head(replay::exit_reason_text(r.reason), 'X', r.time_ns);
+    head([&](std::string& b) { replay::append_exit_reason(b, r.reason); }, 'X', r.time_ns);
     b_ += ",\"dur\":";
     append_us(b_, end_ns - r.time_ns);
     where(track_of(r));
     args(exit);
     if (entry) {
       field_num("entry_id", entry->rec.id);
-      field_str("entry", replay::describe_event_fields(*entry));
+      field_with("entry", [&](std::string& b) { replay::append_event_fields(b, *entry); });
     } else {
       field_str("ended_by", ended_by.empty() ? std::string_view("next exit (no entry recorded)") : ended_by);
     }
     b_ += "}}";
   }
 
-  std::string instant_name(const es_record& r) {
+  static void append_instant_name(std::string& b, const es_record& r) {
     switch (r.kind) {
       case ES_KIND_VM_ENTRY: {
         const arch::EntryIntrInfo info(r.intr_info);
-        return info.valid() ? "inject " + arch::describe(info) : "VM entry";
+        if (!info.valid()) {
+          b += "VM entry";
+          return;
+        }
+        b += "inject ";
+        arch::describe_to(b, info);
+        return;
       }
-      case ES_KIND_DELIVERY: return "deliver " + arch::describe(arch::EntryIntrInfo(r.intr_info));
-      case ES_KIND_RAISE: return "raise " + arch::describe(arch::EntryIntrInfo(r.intr_info));
+      case ES_KIND_DELIVERY:
+        b += "deliver ";
+        arch::describe_to(b, arch::EntryIntrInfo(r.intr_info));
+        return;
+      case ES_KIND_RAISE:
+        b += "raise ";
+        arch::describe_to(b, arch::EntryIntrInfo(r.intr_info));
+        return;
       case ES_KIND_DECISION: {
         const std::string_view d = replay::decision_name(r.reason);
-        std::string s = d.empty() ? "decision " + std::to_string(r.reason) : std::string(d);
+        if (d.empty()) {
+          b += "decision ";
+          append_u64(b, r.reason);
+        } else {
+          b += d;
+        }
         const arch::EntryIntrInfo info(r.intr_info);
-        if (info.valid()) s += " " + arch::describe(info);
-        return s;
+        if (info.valid()) {
+          b += ' ';
+          arch::describe_to(b, info);
+        }
+        return;
       }
-      case ES_KIND_NESTED_EXIT: return "nested exit " + replay::exit_reason_text(r.reason);
+      case ES_KIND_NESTED_EXIT:
+        b += "nested exit ";
+        replay::append_exit_reason(b, r.reason);
+        return;
       case ES_KIND_RUN_END: {
         const std::string_view e = replay::end_reason_name(r.reason);
-        return "run end: " + (e.empty() ? std::to_string(r.reason) : std::string(e));
+        b += "run end: ";
+        if (e.empty()) append_u64(b, r.reason);
+        else b += e;
+        return;
       }
       default: {
         const std::string_view k = replay::kind_name(r.kind);
-        return k.empty() ? "kind " + std::to_string(r.kind) : std::string(k);
+        if (k.empty()) {
+          b += "kind ";
+          append_u64(b, r.kind);
+        } else {
+          b += k;
+        }
+        return;
       }
     }
   }
 
   void instant(const replay::Event& ev, const Track& t) {
-    head(instant_name(ev.rec), 'i', ev.rec.time_ns);
+    head([&](std::string& b) { append_instant_name(b, ev.rec); }, 'i', ev.rec.time_ns);
     b_ += ev.rec.kind == ES_KIND_RUN_END ? ",\"s\":\"g\"" : ",\"s\":\"t\"";
     where(t);
     args(ev);
@@ -402,15 +554,20 @@ class PerfettoWriter {
     uint32_t root_word = 0;
   };
 
-  std::string flow_name(uint64_t chain, const PendingFlow& p) const {
-    std::string name = "chain " + std::to_string(chain);
-    if (auto c = ctx_.chain_by_id.find(chain); c != ctx_.chain_by_id.end()) name += ": " + chain_event_text(*c->second);
-    else if (p.root_seen) name += ": " + arch::describe(arch::EntryIntrInfo(p.root_word));
-    return name;
+  void append_flow_name(std::string& b, uint64_t chain, const PendingFlow& p) const {
+    b += "chain ";
+    append_u64(b, chain);
+    if (auto c = ctx_.chain_by_id.find(chain); c != ctx_.chain_by_id.end()) {
+      b += ": ";
+      b += chain_event_text(*c->second);
+    } else if (p.root_seen) {
+      b += ": ";
+      arch::describe_to(b, arch::EntryIntrInfo(p.root_word));
+    }
   }
 
   void write_flow(uint64_t chain, const PendingFlow& p, char ph) {
-    head(flow_name(chain, p), ph, p.ts);
+    head([&](std::string& b) { append_flow_name(b, chain, p); }, ph, p.ts);
     b_ += ",\"id\":";
     append_u64(b_, chain);
     if (ph == 'f') b_ += ",\"bp\":\"e\"";
@@ -443,8 +600,9 @@ class PerfettoWriter {
   }
 
   ExportContext& ctx_;
-  std::string& b_;
+  JsonOut b_;
   uint64_t count_ = 0;
+  uint64_t last_tid_ = ~uint64_t{0};
   std::unordered_map<uint64_t, FlowSpan> flows_;
   std::unordered_map<uint64_t, PendingFlow> pending_;  // chain -> its latest member, flow not yet written
   std::unordered_map<uint64_t, replay::Event> open_;  // exit awaiting its entry, by level/vcpu
