@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <array>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
 
 #include "hv/arch/event_info.h"
 #include "replay/export/gui_forward.h"
@@ -70,13 +74,88 @@ bool ExportContext::in_window(const es_record& r) const {
   return true;
 }
 
-Result<void> ExportContext::for_each_event(const std::function<void(const replay::Event&)>& fn) {
-  uint64_t done = 0;
+namespace {
+
+// Events read on a second thread while the exporter formats them on the calling one. In a
+// large export SQLite's row decoding and the formatting each take about half of the time
+// (BENCHMARKS.md, Export), so with a second core they overlap. Batches pass through a short
+// queue in id order and the formatting stays on the caller's thread: the output is the same
+// bytes as a single-threaded read, and the exporters need no locking.
+class EventPipe {
+ public:
+  static constexpr size_t kBatch = 1024;  // events per hand-over (~170 KB)
+  static constexpr size_t kDepth = 4;     // batches read ahead at most
+
+  // Reader side: false once the consumer has stopped.
+  bool push(std::vector<replay::Event>& batch) {
+    std::unique_lock lock(m_);
+    space_.wait(lock, [&] { return full_.size() < kDepth || stopped_; });
+    if (stopped_) return false;
+    full_.push_back(std::move(batch));
+    batch = take_spare(lock);
+    ready_.notify_one();
+    return true;
+  }
+  void finish(Result<void> result) {
+    std::lock_guard lock(m_);
+    result_ = std::move(result);
+    finished_ = true;
+    ready_.notify_one();
+  }
+  // Consumer side: the next batch, or false at the end.
+  bool pop(std::vector<replay::Event>& batch) {
+    std::unique_lock lock(m_);
+    if (!batch.empty() || batch.capacity()) {
+      batch.clear();
+      spare_.push_back(std::move(batch));
+    }
+    ready_.wait(lock, [&] { return !full_.empty() || finished_; });
+    if (full_.empty()) return false;
+    batch = std::move(full_.front());
+    full_.pop_front();
+    space_.notify_one();
+    return true;
+  }
+  void stop() {
+    std::lock_guard lock(m_);
+    stopped_ = true;
+    space_.notify_one();
+  }
+  Result<void> result() {
+    std::lock_guard lock(m_);
+    return result_;
+  }
+
+ private:
+  std::vector<replay::Event> take_spare(std::unique_lock<std::mutex>&) {
+    std::vector<replay::Event> b;
+    if (!spare_.empty()) {
+      b = std::move(spare_.back());
+      spare_.pop_back();
+    }
+    b.reserve(kBatch);
+    return b;
+  }
+
+  std::mutex m_;
+  std::condition_variable ready_, space_;
+  std::deque<std::vector<replay::Event>> full_;
+  std::vector<std::vector<replay::Event>> spare_;
+  bool finished_ = false, stopped_ = false;
+  Result<void> result_;
+};
+
+}  // namespace
+
+void ExportContext::tick(uint64_t n) {
+  const uint64_t before = events_done;
+  events_done += n;
+  if (!options.progress) return;
   const uint64_t step = std::max<uint64_t>(1, total_events / 256);
-  auto tick = [&] {
-    ++done;
-    if (options.progress && (done % step == 0 || done == total_events)) options.progress(done, total_events);
-  };
+  if (events_done / step != before / step || events_done == total_events) options.progress(events_done, total_events);
+}
+
+Result<void> ExportContext::for_each_event(const std::function<void(const replay::Event&)>& fn, Events which) {
   if (only_chain) {
     for (const replay::Event& ev : only_chain->events) {
       if (!in_window(ev.rec)) continue;
@@ -89,11 +168,49 @@ Result<void> ExportContext::for_each_event(const std::function<void(const replay
   f.vcpu = options.vcpu;
   f.from_ns = options.from_ns;
   f.to_ns = options.to_ns;
-  return recording.for_each_event(f, [&](const replay::Event& ev) {
-    fn(ev);
-    tick();
-    return true;
+  f.outside_chains = which == Events::OutsideChains;
+  if (std::thread::hardware_concurrency() < 2) {
+    return recording.for_each_event(f, [&](const replay::Event& ev) {
+      fn(ev);
+      tick();
+      return true;
+    });
+  }
+  // The recording's connection is used by the reader thread only until it is joined (SQLite
+  // in multi-thread mode: one thread at a time per connection).
+  EventPipe pipe;
+  std::thread reader([&] {
+    Result<void> r;
+    try {
+      std::vector<replay::Event> batch;
+      batch.reserve(EventPipe::kBatch);
+      r = recording.for_each_event(f, [&](const replay::Event& ev) {
+        batch.push_back(ev);
+        return batch.size() < EventPipe::kBatch || pipe.push(batch);
+      });
+      if (r && !batch.empty()) (void)pipe.push(batch);
+    } catch (const std::exception& e) {  // out of memory: an error, not std::terminate
+      r = make_error("could not read '" + recording.path() + "': " + e.what() + ".");
+    }
+    pipe.finish(std::move(r));
   });
+  // Joined on every way out, also if the exporter throws.
+  struct Join {
+    EventPipe& pipe;
+    std::thread& t;
+    ~Join() {
+      pipe.stop();
+      t.join();
+    }
+  } join{pipe, reader};
+  std::vector<replay::Event> batch;
+  while (pipe.pop(batch)) {
+    for (const replay::Event& ev : batch) {
+      fn(ev);
+      tick();
+    }
+  }
+  return pipe.result();
 }
 
 std::string ExportContext::recording_name() const {
@@ -105,7 +222,8 @@ std::string ExportContext::recording_name() const {
 Result<void> run_export(replay::Recording& recording, const ExportFormat& format, const ExportOptions& options,
                         Output& out) {
   ExportContext ctx{recording, options, out, {}, false, {}, {}, nullptr, 0};
-  auto session = recording.session();
+  // The header needs the session row, the event count and the time extent only.
+  auto session = recording.session(replay::Recording::Detail::Summary);
   if (!session) return make_error(session.error());
   ctx.session = std::move(session).value();
   if (format.needs_chains || options.chain) {
@@ -213,10 +331,21 @@ std::vector<std::pair<std::string, std::string>> session_facts(const ExportConte
   return rows;
 }
 
-std::vector<std::string> wrap(std::string_view text, std::string_view first_prefix, std::string_view cont_prefix,
-                              size_t width) {
+namespace {
+
+// The word wrap behind wrap() and wrap_to(): calls line(prefix, piece, last) for each line in
+// order; a line is prefix + piece with trailing spaces removed, except the last, kept whole.
+template <typename Line>
+void wrap_lines(std::string_view text, std::string_view first_prefix, std::string_view cont_prefix, size_t width,
+                Line&& line) {
+  std::string_view prefix = first_prefix;
+  size_t room = width > prefix.size() ? width - prefix.size() : 1;
+  if (text.size() <= room) {  // the usual case: one line, no break points needed
+    line(prefix, text, true);
+    return;
+  }
   // top[i]: a space at bracket / quote depth 0, the preferred break points.
-  std::vector<bool> top(text.size(), false);
+  std::vector<unsigned char> top(text.size(), 0);
   int depth = 0;
   bool quoted = false;
   for (size_t i = 0; i < text.size(); ++i) {
@@ -226,15 +355,14 @@ std::vector<std::string> wrap(std::string_view text, std::string_view first_pref
     else if (!quoted && c == ']' && depth > 0) --depth;
     else if (c == ' ') top[i] = depth == 0 && !quoted;
   }
-  std::vector<std::string> lines;
-  std::string_view prefix = first_prefix;
   size_t pos = 0;
+  bool first = true;
   while (true) {
-    while (!lines.empty() && pos < text.size() && text[pos] == ' ') ++pos;
-    const size_t room = width > prefix.size() ? width - prefix.size() : 1;
+    while (!first && pos < text.size() && text[pos] == ' ') ++pos;
+    room = width > prefix.size() ? width - prefix.size() : 1;
     if (text.size() - pos <= room) {
-      lines.push_back(std::string(prefix) + std::string(text.substr(pos)));
-      return lines;
+      line(prefix, text.substr(pos), true);
+      return;
     }
     size_t cut = 0;
     for (size_t i = pos + room; i > pos && cut == 0; --i)
@@ -242,12 +370,37 @@ std::vector<std::string> wrap(std::string_view text, std::string_view first_pref
     for (size_t i = pos + room; i > pos && cut == 0; --i)
       if (text[i] == ' ') cut = i;
     if (cut == 0) cut = pos + room;  // one long word: hard cut
-    std::string line = std::string(prefix) + std::string(text.substr(pos, cut - pos));
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    lines.push_back(std::move(line));
+    line(prefix, text.substr(pos, cut - pos), false);
+    first = false;
     pos = cut;
     prefix = cont_prefix;
   }
+}
+
+}  // namespace
+
+std::vector<std::string> wrap(std::string_view text, std::string_view first_prefix, std::string_view cont_prefix,
+                              size_t width) {
+  std::vector<std::string> lines;
+  wrap_lines(text, first_prefix, cont_prefix, width, [&](std::string_view prefix, std::string_view piece, bool last) {
+    std::string l = std::string(prefix) + std::string(piece);
+    if (!last)
+      while (!l.empty() && l.back() == ' ') l.pop_back();
+    lines.push_back(std::move(l));
+  });
+  return lines;
+}
+
+void wrap_to(std::string& out, std::string_view text, std::string_view first_prefix, std::string_view cont_prefix,
+             size_t width) {
+  wrap_lines(text, first_prefix, cont_prefix, width, [&](std::string_view prefix, std::string_view piece, bool last) {
+    const size_t start = out.size();
+    out += prefix;
+    out += piece;
+    if (!last)
+      while (out.size() > start && out.back() == ' ') out.pop_back();
+    out += '\n';
+  });
 }
 
 }  // namespace es::exporter

@@ -35,8 +35,8 @@ struct ExportOptions {
 // remembered and reported by finish().
 class Output {
  public:
-  explicit Output(std::FILE* file) : file_(file) {}
-  explicit Output(std::string* text) : text_(text) {}
+  explicit Output(std::FILE* file) : file_(file) { buf_.reserve(kReserve); }
+  explicit Output(std::string* text) : text_(text) { buf_.reserve(kReserve); }
   Output(const Output&) = delete;
   Output& operator=(const Output&) = delete;
   ~Output() { flush(); }
@@ -58,6 +58,8 @@ class Output {
 
  private:
   static constexpr size_t kFlushAt = 1 << 20;
+  // Room for the flush threshold plus the largest usual record, so appends do not reallocate.
+  static constexpr size_t kReserve = kFlushAt + (64 << 10);
   std::FILE* file_ = nullptr;
   std::string* text_ = nullptr;
   std::string buf_;
@@ -75,12 +77,20 @@ struct ExportContext {
   std::unordered_map<uint64_t, const replay::Chain*> chain_by_id;
   const replay::Chain* only_chain = nullptr;                  // set when options.chain is
   uint64_t total_events = 0;                                  // events to export (for progress)
+  uint64_t events_done = 0;                                   // counted by tick()
 
   // The window / vCPU filter (the chain restriction is applied by the exporters).
   bool in_window(const es_record& r) const;
+  // Which events for_each_event reads. OutsideChains: only events with no chain (origin 0),
+  // for exporters that print chain members from `chains` (loaded already), so a large export
+  // does not decode every member row twice.
+  enum class Events { All, OutsideChains };
   // Calls fn for every event to export in id order: the chain's members with --chain, else
-  // the events in the window. Reports progress.
-  Result<void> for_each_event(const std::function<void(const replay::Event&)>& fn);
+  // the events in the window. Counts each with tick().
+  Result<void> for_each_event(const std::function<void(const replay::Event&)>& fn, Events which = Events::All);
+  // Counts n exported events and reports progress about every 1/256 of total_events. An
+  // exporter that prints chain members from `chains` ticks for those itself.
+  void tick(uint64_t n = 1);
   // The recording's file name without directories (output does not depend on where it is).
   std::string recording_name() const;
 };
@@ -127,6 +137,9 @@ std::string chain_title(const replay::Chain& c);
 // (as long as the prefixes are shorter than width).
 std::vector<std::string> wrap(std::string_view text, std::string_view first_prefix, std::string_view cont_prefix,
                               size_t width);
+// The same lines appended to `out`, each ending in '\n' (no vector of strings).
+void wrap_to(std::string& out, std::string_view text, std::string_view first_prefix, std::string_view cont_prefix,
+             size_t width);
 
 // The exporters (one file each).
 Result<void> export_text(ExportContext& ctx);

@@ -1,5 +1,6 @@
 // Markdown export for issue trackers: the same content as the text export, as tables
 // (session facts, one table per chain, the events outside chains). Cells escape '|'.
+#include <charconv>
 #include <cstdio>
 
 #include "replay/export/export.h"
@@ -26,22 +27,51 @@ constexpr std::string_view kEventTableHead =
     "| # | time (s) | level | vcpu | kind | decoded | cause |\n"
     "|--:|---|---|--:|---|---|--:|\n";
 
+void append_dec(std::string& b, uint64_t v) {
+  char tmp[24];
+  auto [p, ec] = std::to_chars(tmp, tmp + sizeof tmp, v);
+  (void)ec;
+  b.append(tmp, static_cast<size_t>(p - tmp));
+}
+
+// One table row, written straight into the output buffer; the decoded cell is escaped in
+// place (only a cell holding a '|' or a control byte is copied out to be rewritten).
 void put_row(Output& out, const replay::Event& ev) {
   const es_record& r = ev.rec;
   const std::string_view kind = replay::kind_name(r.kind);
   std::string& b = out.buffer();
   b += "| ";
-  b += std::to_string(r.id);
+  append_dec(b, r.id);
   b += " | ";
-  b += replay::format_time(r.time_ns);
-  b += " | L" + std::to_string(r.level) + "(L" + std::to_string(r.hv_level) + ") | ";
-  b += std::to_string(r.vcpu);
+  replay::append_time(b, r.time_ns);
+  b += " | L";
+  append_dec(b, r.level);
+  b += "(L";
+  append_dec(b, r.hv_level);
+  b += ") | ";
+  append_dec(b, r.vcpu);
   b += " | ";
-  b += kind.empty() ? "kind" + std::to_string(r.kind) : std::string(kind);
+  if (kind.empty()) {
+    b += "kind";
+    append_dec(b, r.kind);
+  } else {
+    b += kind;
+  }
   b += " | ";
-  b += cell(replay::describe_event_fields(ev));
+  const size_t cell_start = b.size();
+  replay::append_event_fields(b, ev);
+  size_t i = cell_start;
+  while (i < b.size() && b[i] != '|' && b[i] != '\n' && b[i] != '\r' && b[i] != '\t') ++i;
+  if (i != b.size()) {
+    const std::string tail = b.substr(i);
+    b.resize(i);
+    b += cell(tail);
+  }
   b += " | ";
-  if (r.cause) b += "#" + std::to_string(r.cause);
+  if (r.cause) {
+    b += '#';
+    append_dec(b, r.cause);
+  }
   b += " |\n";
   out.maybe_flush();
 }
@@ -78,8 +108,11 @@ void put_chain(ExportContext& ctx, const replay::Chain& c) {
            (c.outcome_event ? " (#" + std::to_string(c.outcome_event) + ")" : "") + ".";
   out.put(notes + "\n\n");
   out.put(kEventTableHead);
-  for (const replay::Event& e : c.events)
-    if (ctx.in_window(e.rec)) put_row(out, e);
+  for (const replay::Event& e : c.events) {
+    if (!ctx.in_window(e.rec)) continue;
+    put_row(out, e);
+    ctx.tick();  // members come from memory, not from for_each_event
+  }
   out.put('\n');
 }
 
@@ -101,15 +134,17 @@ Result<void> export_markdown(ExportContext& ctx) {
   }
   if (ctx.only_chain) return {};
 
+  // Every event with an origin is a member of a loaded chain, shown above: read only the others.
   uint64_t others = 0;
-  auto r = ctx.for_each_event([&](const replay::Event& ev) {
-    if (ev.rec.origin && ctx.chain_by_id.count(ev.rec.origin)) return;
-    if (others++ == 0) {
-      out.put("## Other events\n\n");
-      out.put(kEventTableHead);
-    }
-    put_row(out, ev);
-  });
+  auto r = ctx.for_each_event(
+      [&](const replay::Event& ev) {
+        if (others++ == 0) {
+          out.put("## Other events\n\n");
+          out.put(kEventTableHead);
+        }
+        put_row(out, ev);
+      },
+      ExportContext::Events::OutsideChains);
   if (!r) return r;
   if (others) out.put('\n');
   if (chains_shown == 0 && others == 0) out.put("No events match.\n");

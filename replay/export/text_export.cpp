@@ -1,6 +1,9 @@
 // Plain-text export for mailing lists: ASCII only, at most 80 columns, one event per line
 // (long decodes wrap onto indented continuation lines), chains grouped and indented under
 // their original event with the outcome.
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <unordered_set>
 
@@ -17,35 +20,72 @@ constexpr std::string_view kMemberIndent = "    ";
 constexpr size_t kContinuation = 8;  // continuation lines start this far right of their event
 
 // Anything outside printable ASCII (a guest path, a scenario label) becomes '?'.
+void make_ascii(char* p, char* end) {
+  for (; p != end; ++p)
+    if (static_cast<unsigned char>(*p) < 0x20 || static_cast<unsigned char>(*p) > 0x7e) *p = '?';
+}
 std::string ascii(std::string_view s) {
   std::string out(s);
-  for (char& c : out)
-    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
+  make_ascii(out.data(), out.data() + out.size());
   return out;
 }
 
-// "#12    0.000001200 L1(L0) v0 VM_EXIT  "
-std::string event_head(const es_record& r) {
+void append_padded(std::string& b, std::string_view s, size_t width) {
+  b += s;
+  if (s.size() < width) b.append(width - s.size(), ' ');
+}
+
+void append_dec(std::string& b, uint64_t v) {
+  char tmp[24];
+  auto [p, ec] = std::to_chars(tmp, tmp + sizeof tmp, v);
+  (void)ec;
+  b.append(tmp, static_cast<size_t>(p - tmp));
+}
+
+// "#12    0.000001200 L1(L0) v0 VM_EXIT  " (printf's "#%-5llu %s L%u(L%u) v%u %-8s ").
+void append_event_head(std::string& b, const es_record& r) {
+  char id[24];
+  auto [p, ec] = std::to_chars(id, id + sizeof id, r.id);
+  (void)ec;
+  b += '#';
+  append_padded(b, std::string_view(id, static_cast<size_t>(p - id)), 5);
+  b += ' ';
+  replay::append_time(b, r.time_ns);
+  b += " L";
+  append_dec(b, r.level);
+  b += "(L";
+  append_dec(b, r.hv_level);
+  b += ") v";
+  append_dec(b, r.vcpu);
+  b += ' ';
   const std::string_view kind = replay::kind_name(r.kind);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "#%-5llu %s L%u(L%u) v%u %-8s ", static_cast<unsigned long long>(r.id),
-                replay::format_time(r.time_ns).c_str(), r.level, r.hv_level, r.vcpu,
-                kind.empty() ? ("kind" + std::to_string(r.kind)).c_str() : std::string(kind).c_str());
-  return buf;
+  if (kind.empty()) append_padded(b, "kind" + std::to_string(r.kind), 8);
+  else append_padded(b, kind, 8);
+  b += ' ';
 }
 
-void put_lines(Output& out, const std::vector<std::string>& lines) {
-  for (const std::string& l : lines) {
-    out.put(l);
-    out.put('\n');
-  }
-}
-
+// One event: its head and decoded fields written straight into the output buffer; only a line
+// longer than 80 columns is copied out again to be wrapped.
 void put_event(Output& out, const replay::Event& ev, std::string_view indent) {
-  std::string fields = ascii(replay::describe_event_fields(ev));
-  if (ev.rec.cause) fields += " cause=#" + std::to_string(ev.rec.cause);
-  const std::string first = std::string(indent) + event_head(ev.rec);
-  put_lines(out, wrap(fields, first, std::string(indent.size() + kContinuation, ' '), kWidth));
+  std::string& b = out.buffer();
+  const size_t line_start = b.size();
+  b += indent;
+  append_event_head(b, ev.rec);
+  const size_t fields_start = b.size();
+  replay::append_event_fields(b, ev);
+  if (ev.rec.cause) {
+    b += " cause=#";
+    append_dec(b, ev.rec.cause);
+  }
+  make_ascii(b.data() + fields_start, b.data() + b.size());
+  if (b.size() - line_start <= kWidth) {  // fits: exactly wrap()'s single line
+    b += '\n';
+    return;
+  }
+  const std::string first = b.substr(line_start, fields_start - line_start);
+  const std::string fields = b.substr(fields_start);
+  b.resize(line_start);
+  wrap_to(b, fields, first, std::string(indent.size() + kContinuation, ' '), kWidth);
 }
 
 class TextWriter {
@@ -54,19 +94,19 @@ class TextWriter {
 
   void header() {
     if (ctx_.only_chain) {
-      put_lines(out_, wrap(ascii(chain_title(*ctx_.only_chain)), "", "    ", kWidth));
+      wrap_to(out_.buffer(), ascii(chain_title(*ctx_.only_chain)), "", "    ", kWidth);
       out_.put('\n');
     }
     out_.put("exitscope recording\n");
     for (const auto& [label, value] : session_facts(ctx_)) {
       std::string first = "  " + label + ":";
       first.resize(13, ' ');
-      put_lines(out_, wrap(ascii(value), first, std::string(6, ' '), kWidth));  // a sha256 fits whole
+      wrap_to(out_.buffer(), ascii(value), first, std::string(6, ' '), kWidth);  // a sha256 fits whole
     }
     out_.put('\n');
-    put_lines(out_, wrap("Events: #id, time (s), guest level (hypervisor level), vcpu, kind, decoded "
+    wrap_to(out_.buffer(), "Events: #id, time (s), guest level (hypervisor level), vcpu, kind, decoded "
                          "fields. Chain members are indented under their original event.",
-                         "", "", kWidth));
+                         "", "", kWidth);
     out_.put('\n');
   }
 
@@ -88,47 +128,51 @@ class TextWriter {
     if (shown_ == 0) out_.put("(no events match)\n");
   }
 
- private:
+  // Prints the chain whole: its root (or a line naming it), its members in the window, its
+  // links and outcome.
   void chain(const replay::Chain& c) {
     const bool root_shown = c.root_found && ctx_.in_window(c.root.rec);
     if (root_shown) {
       put_event(out_, c.root, "");
     } else {
-      put_lines(out_, wrap(ascii("chain " + std::to_string(c.id) + ": " + chain_event_text(c) +
+      wrap_to(out_.buffer(), ascii("chain " + std::to_string(c.id) + ": " + chain_event_text(c) +
                                  (c.root_found ? " (root #" + std::to_string(c.id) + " outside the shown range)" : "")),
-                           "", "    ", kWidth));
+                           "", "    ", kWidth);
     }
     ++shown_;
+    // Members come from memory, not from for_each_event (except with --chain): counted here.
+    if (!ctx_.only_chain && root_shown) ctx_.tick();
     for (const replay::Event& m : c.events) {
       if (root_shown && m.rec.id == c.id) continue;
       if (!ctx_.in_window(m.rec)) continue;
       put_event(out_, m, kMemberIndent);
       ++shown_;
+      if (!ctx_.only_chain) ctx_.tick();
     }
     if (c.interrupts_chain) {
       auto it = ctx_.chain_by_id.find(c.interrupts_chain);
-      put_lines(out_, wrap(ascii("raised during the delivery of chain " + std::to_string(c.interrupts_chain) +
+      wrap_to(out_.buffer(), ascii("raised during the delivery of chain " + std::to_string(c.interrupts_chain) +
                                  (it == ctx_.chain_by_id.end() ? "" : " (" + chain_event_text(*it->second) + ")")),
-                           kMemberIndent, "        ", kWidth));
+                           kMemberIndent, "        ", kWidth);
     }
     for (uint64_t other : c.interrupted_by) {
       auto it = ctx_.chain_by_id.find(other);
-      put_lines(out_, wrap(ascii("interrupted by chain " + std::to_string(other) +
+      wrap_to(out_.buffer(), ascii("interrupted by chain " + std::to_string(other) +
                                  (it == ctx_.chain_by_id.end()
                                       ? ""
                                       : " (" + chain_event_text(*it->second) + ", " +
                                             std::string(replay::to_string(it->second->outcome)) + ")")),
-                           kMemberIndent, "        ", kWidth));
+                           kMemberIndent, "        ", kWidth);
     }
-    put_lines(out_, wrap(ascii("=> chain " + std::to_string(c.id) + " " + chain_event_text(c) + ": " +
+    wrap_to(out_.buffer(), ascii("=> chain " + std::to_string(c.id) + " " + chain_event_text(c) + ": " +
                                chain_outcome_text(c) + (c.inferred ? " [inferred links]" : "")),
-                         kMemberIndent, "        ", kWidth));
+                         kMemberIndent, "        ", kWidth);
     out_.maybe_flush();
   }
 
   ExportContext& ctx_;
   Output& out_;
-  std::unordered_set<uint64_t> printed_;
+  std::unordered_set<uint64_t> printed_;  // with --chain
   uint64_t shown_ = 0;
 };
 
@@ -137,7 +181,35 @@ class TextWriter {
 Result<void> export_text(ExportContext& ctx) {
   TextWriter w(ctx);
   w.header();
-  if (auto r = ctx.for_each_event([&](const replay::Event& ev) { w.event(ev); }); !r) return r;
+  if (ctx.only_chain) {
+    if (auto r = ctx.for_each_event([&](const replay::Event& ev) { w.event(ev); }); !r) return r;
+    w.footer();
+    return {};
+  }
+  // Every chain is printed where its first member in the window comes in id order, from the
+  // chains in memory; the recording is read again only for the events outside chains (every
+  // event with an origin is a member of a loaded chain), so no member row is decoded twice.
+  std::vector<std::pair<uint64_t, const replay::Chain*>> at;  // (first shown member, chain)
+  for (const replay::Chain& c : ctx.chains) {
+    for (const replay::Event& e : c.events) {
+      if (!ctx.in_window(e.rec)) continue;
+      at.emplace_back(e.rec.id, &c);
+      break;
+    }
+  }
+  std::sort(at.begin(), at.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  size_t next = 0;
+  auto chains_before = [&](uint64_t id) {
+    for (; next < at.size() && at[next].first < id; ++next) w.chain(*at[next].second);
+  };
+  auto r = ctx.for_each_event(
+      [&](const replay::Event& ev) {
+        chains_before(ev.rec.id);
+        w.event(ev);
+      },
+      ExportContext::Events::OutsideChains);
+  if (!r) return r;
+  chains_before(UINT64_MAX);
   w.footer();
   return {};
 }

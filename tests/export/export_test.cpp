@@ -429,5 +429,120 @@ TEST(ExportWrap, NeverExceedsWidthAndKeepsEveryWord) {
   EXPECT_TRUE(whole);
 }
 
+TEST(ExportWrap, WrapToWritesTheSameLinesAsWrap) {
+  const std::string text =
+      "EPT_VIOLATION qual=0x182 [-W- perm --- gla] vectoring=IRQ 0x20 gpa=0x7eff8 "
+      "an-unbreakable-token-that-is-much-longer-than-one-line-of-eighty-columns-can-hold-at-all rip=0x1";
+  for (size_t width : {20u, 40u, 80u, 300u}) {
+    std::string expected;
+    for (const std::string& l : exporter::wrap(text, "    #12 ", "        ", width)) expected += l + "\n";
+    std::string out = "before\n";
+    exporter::wrap_to(out, text, "    #12 ", "        ", width);
+    EXPECT_EQ(out, "before\n" + expected) << width;
+  }
+}
+
+// Events outside chains fall between the members of a chain, and a window cuts a chain's root
+// off: the text export still prints each chain whole where its first shown member is, every
+// event once; Markdown prints the chains first, then every other event once, in id order.
+// (The exporters print chain members from memory and read only the other events again.)
+TEST(ExportChainsInterleaved, EachEventOnceAndChainsAtTheirFirstShownMember) {
+  using arch::BasicExitReason;
+  const std::string path = test::temp_db("export_interleaved.db");
+  {
+    recorder::SessionInfo info;
+    info.scenario = "export-interleaved";
+    info.tool_version = "test";
+    auto rec = recorder::Recorder::open(path, info, false);
+    ASSERT_TRUE(rec) << rec.error();
+    probes::ProbeBus bus;
+    (*rec)->attach(bus);
+    test::Script s(bus);
+    s.on(0);
+    const uint64_t e0 = s.entry(0, 0, 0, 0x1000);
+    const uint64_t a = s.raise(test::irq(0x20), e0);
+    const uint64_t hlt = s.vm_exit(test::exit_reason(BasicExitReason::Hlt), 0, 0, 0, e0, 0x1010);
+    const uint64_t ainj = s.decision(ES_DECISION_INJECT_NEW, test::irq(0x20), a, a);
+    s.on(1);
+    const uint64_t b = s.raise(test::hw_exc(arch::kPF, true), 0, 0x2, 0x2000);
+    s.on(0);
+    const uint64_t aent = s.entry(test::irq(0x20), a, ainj, 0x1010);
+    s.vm_exit(test::exit_reason(BasicExitReason::Cpuid), 0, 0, 0, hlt, 0x1020);
+    s.on(1);
+    const uint64_t bent = s.entry(test::hw_exc(arch::kPF, true), b, b, 0x2000, 0x2);
+    s.on(0);
+    s.delivery(test::irq(0x20), a, aent, 0x3000);
+    s.on(1);
+    s.delivery(test::hw_exc(arch::kPF, true), b, bent, 0x4000, 0x7000, 0x2);
+    s.on(0);
+    s.simple(ES_KIND_RUN_END, ES_END_LIMIT, 0, 100);
+    ASSERT_TRUE((*rec)->finish({ES_END_LIMIT, "test"}));
+  }
+  auto rec = replay::Recording::open(path);
+  ASSERT_TRUE(rec) << rec.error();
+  auto all = rec->events({});
+  ASSERT_TRUE(all);
+  auto chains = replay::load_chains(*rec);
+  ASSERT_TRUE(chains);
+  ASSERT_EQ(chains->size(), 2u);
+
+  auto export_ids = [&](std::string_view format, const exporter::ExportOptions& opt) {
+    std::string text;
+    {
+      exporter::Output out(&text);
+      auto r = exporter::run_export(*rec, *exporter::find_export_format(format), opt, out);
+      EXPECT_TRUE(r) << r.error();
+    }
+    // The event ids in output order: text lines "#12 ..." / "    #12 ...", Markdown rows "| 12 | ...".
+    std::vector<uint64_t> ids;
+    for (const std::string& l : lines_of(text)) {
+      size_t at = l.find_first_not_of(' ');
+      if (at == std::string::npos) continue;
+      if (l[at] == '#' && at + 1 < l.size() && std::isdigit(static_cast<unsigned char>(l[at + 1])))
+        ids.push_back(std::stoull(l.substr(at + 1)));
+      else if (l.rfind("| ", 0) == 0 && l.size() > 2 && std::isdigit(static_cast<unsigned char>(l[2])))
+        ids.push_back(std::stoull(l.substr(2)));
+    }
+    return std::make_pair(text, ids);
+  };
+
+  for (const uint64_t from : {uint64_t{0}, uint64_t{350}}) {  // 350 ns: after chain A's root
+    exporter::ExportOptions opt;
+    if (from) opt.from_ns = from;
+    auto shown = [&](const replay::Event& e) { return e.rec.time_ns >= from; };
+    const replay::Chain* by_id[2] = {&(*chains)[0], &(*chains)[1]};
+    auto chain_of = [&](uint64_t origin) { return by_id[0]->id == origin ? by_id[0] : by_id[1]; };
+
+    // Text: in id order; a chain's members all at its first shown member.
+    std::vector<uint64_t> expected;
+    std::set<uint64_t> printed;
+    for (const replay::Event& e : *all) {
+      if (!shown(e)) continue;
+      if (!e.rec.origin) {
+        expected.push_back(e.rec.id);
+      } else if (printed.insert(e.rec.origin).second) {
+        for (const replay::Event& m : chain_of(e.rec.origin)->events)
+          if (shown(m)) expected.push_back(m.rec.id);
+      }
+    }
+    const auto [text, text_ids] = export_ids("text", opt);
+    EXPECT_EQ(text_ids, expected) << text;
+    if (from) {
+      EXPECT_NE(text.find("chain " + std::to_string(chains->front().id) + ": IRQ 0x20 (root #"), std::string::npos)
+          << text;
+    }
+
+    // Markdown: the chains by id, then the other events.
+    expected.clear();
+    for (const replay::Chain& c : *chains)
+      for (const replay::Event& m : c.events)
+        if (shown(m)) expected.push_back(m.rec.id);
+    for (const replay::Event& e : *all)
+      if (shown(e) && !e.rec.origin) expected.push_back(e.rec.id);
+    const auto [md, md_ids] = export_ids("markdown", opt);
+    EXPECT_EQ(md_ids, expected) << md;
+  }
+}
+
 }  // namespace
 }  // namespace es
