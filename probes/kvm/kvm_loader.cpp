@@ -12,7 +12,6 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
-#include <optional>
 #include <sstream>
 
 #include "probes/kvm/btf_shape.h"
@@ -157,12 +156,8 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
     std::lock_guard<std::mutex> g(g_log_mu);
     g_log.clear();
   }
-  // BTF: read only when tp_btf may be needed.
-  std::optional<Result<KernelBtf>> btf;
-  auto kernel_btf = [&]() -> const Result<KernelBtf>& {
-    if (!btf) btf.emplace(KernelBtf::load());
-    return *btf;
-  };
+  // BTF: for tp_btf, and for the record of each event's prototype (none without BTF).
+  const Result<KernelBtf> btf = KernelBtf::load();
   std::vector<int> wanted = o.events;
   if (wanted.empty())
     for (int e = 0; e < ES_KVM_EV_COUNT; ++e) wanted.push_back(e);
@@ -178,6 +173,9 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
         AttachedEvent a;
         a.event = e;
         a.method = "tp";
+        if (btf) {
+          if (auto proto = btf->prototype(name)) a.prototype = to_string(name, *proto);
+        }
         a.optional_missing = l->optional_missing;
         p->attached_.push_back(std::move(a));
         layouts[static_cast<size_t>(e)] = std::move(*l);
@@ -187,8 +185,7 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
     }
     std::string btf_reason;
     if (o.attach != AttachMethod::Tp) {
-      const Result<KernelBtf>& k = kernel_btf();
-      auto proto = k ? k->prototype(name) : Result<Prototype>(Error{k.error()});
+      auto proto = btf ? btf->prototype(name) : Result<Prototype>(Error{btf.error()});
       if (proto) {
         auto shape = match_shape(e, *proto, p->kernel_);
         if (shape) {

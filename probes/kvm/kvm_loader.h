@@ -56,7 +56,7 @@ struct ProbeOptions {
 struct AttachedEvent {
   int event = -1;                  // ES_KVM_EV_*
   std::string method;              // "tp" (tp/kvm/<event>) or "tp_btf" (tp_btf/<event>)
-  std::string prototype;           // tp_btf: the kernel's prototype, "btf_trace_kvm_pio(u32, ...)"
+  std::string prototype;           // the kernel's BTF prototype, "btf_trace_kvm_pio(u32, ...)" ("" without BTF)
   std::string why;                 // tp_btf chosen by auto: why not tp ("kvm_pio on kernel ...: ...")
   std::vector<std::string> optional_missing;  // fields this kernel's format / prototype lacks (older era)
 };

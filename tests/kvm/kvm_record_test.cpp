@@ -250,6 +250,13 @@ TEST_F(KvmRecord, TpBtfRecordingMatchesTheGuestAndTheTpRecording) {
       << s->config_json;
   const auto tp_info = run_cli("info '" + tp_db + "'");
   EXPECT_NE(tp_info.out.find("kvm_inj_exception (tp)"), std::string::npos) << tp_info.out;
+  // The tp recording keeps each event's BTF prototype too (what a tp_btf program would get).
+  auto tp_session = tp_rec->session();
+  ASSERT_TRUE(tp_session) << tp_session.error();
+  EXPECT_NE(tp_session->config_json.find(
+                "\"name\": \"kvm_exit\", \"attach\": \"tp\", \"prototype\": \"btf_trace_kvm_exit(struct kvm_vcpu *"),
+            std::string::npos)
+      << tp_session->config_json;
 
   // Asked for by name, an event tp_btf cannot record is an error, and nothing is created.
   const std::string exit_db = db("tp_btf-exit.db");
