@@ -196,11 +196,16 @@ Result<ChainContext> load_context(db::Db& db) {
 }  // namespace
 
 std::vector<Chain> build_chains(std::vector<Event> members, const std::vector<Event>& run_ends) {
-  std::sort(members.begin(), members.end(), [](const Event& a, const Event& b) { return a.rec.id < b.rec.id; });
+  // load_chains reads the members in id order already: sort only what is not.
+  auto by_event_id = [](const Event& a, const Event& b) { return a.rec.id < b.rec.id; };
+  if (!std::is_sorted(members.begin(), members.end(), by_event_id))
+    std::sort(members.begin(), members.end(), by_event_id);
   std::unordered_map<uint64_t, uint64_t> origin_of;  // event id -> chain id
+  origin_of.reserve(members.size());
   std::map<uint64_t, Chain> by_id;
   ChainContext ctx;
   ctx.run_ends = run_ends;
+  Chain* cur = nullptr;  // the previous member's chain: members of one chain mostly come together
   for (Event& ev : members) {
     origin_of[ev.rec.id] = ev.rec.origin;
     bool df = false, tf = false;
@@ -208,9 +213,11 @@ std::vector<Chain> build_chains(std::vector<Event> members, const std::vector<Ev
       if (df) ctx.double_fault_by_cause.emplace(ev.rec.cause, ev.rec.id);
       if (tf) ctx.triple_fault_by_cause.emplace(ev.rec.cause, ev.rec.id);
     }
-    Chain& c = by_id[ev.rec.origin];
-    c.id = ev.rec.origin;
-    c.events.push_back(std::move(ev));
+    if (!cur || cur->id != ev.rec.origin) {
+      cur = &by_id[ev.rec.origin];
+      cur->id = ev.rec.origin;
+    }
+    cur->events.push_back(std::move(ev));
   }
   for (const Event& end : run_ends)
     if (auto it = origin_of.find(end.rec.cause); it != origin_of.end()) ctx.run_end_cause_origin[end.rec.cause] = it->second;
