@@ -563,6 +563,7 @@ int record_kvm(const RecordOptions& o) {
     if (o.test_overflow) ::usleep(100 * 1000);  // a consumer too slow for a one-page ring
     const uint64_t now = monotonic_ns();
     yielder.update(spool.backlog(), spool.oldest_ns(), now);
+    recr.set_source_dropped(p.drops_total() + spool.dropped());  // stored with the next batch
     if (!o.quiet && tty && now - last_report >= 1000000000ull) {
       const uint64_t seen = spool.pushed();
       const double rate = static_cast<double>(seen - last_events) * 1e9 / static_cast<double>(now - last_report);

@@ -1,6 +1,7 @@
 #include "probes/recorder/recorder.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -120,6 +121,9 @@ Result<void> Recorder::prepare_statements() {
   auto code = db_.prepare("INSERT INTO code (rip, bytes) VALUES (?, ?)");
   if (!code) return make_error(schema::describe_sqlite_error(path_, "preparing", db_.errcode(), code.error()));
   insert_code_ = std::move(code).value();
+  auto drops = db_.prepare("UPDATE sessions SET records_dropped = ?, source_dropped = ? WHERE id = 1");
+  if (!drops) return make_error(schema::describe_sqlite_error(path_, "preparing", db_.errcode(), drops.error()));
+  update_drops_ = std::move(drops).value();
   return {};
 }
 
@@ -168,7 +172,11 @@ void Recorder::on_records(const es_record* recs, size_t n) {
 void Recorder::writer_main() {
   for (;;) {
     std::unique_lock lk(mu_);
-    work_cv_.wait(lk, [&] { return front_.size() >= options_.batch_size || stop_ || flush_requested_; });
+    // A full batch, or whatever is queued once commit_interval_ms has passed: a slow source
+    // (an idle guest) still reaches the file, and a killed recording loses at most that much.
+    const bool woken = work_cv_.wait_for(lk, std::chrono::milliseconds(options_.commit_interval_ms),
+                                         [&] { return front_.size() >= options_.batch_size || stop_ || flush_requested_; });
+    if (!woken && front_.empty()) continue;
     if (front_.empty()) {
       if (stop_) return;
       flush_requested_ = false;  // everything queued before flush() is written
@@ -251,8 +259,26 @@ void Recorder::write_batch(std::vector<es_record>& batch) {
         break;
       }
     }
+    // The drop counts so far go into the same transaction, so a killed recording keeps them.
+    uint64_t records_dropped = 0;
+    {
+      std::lock_guard lk(mu_);
+      records_dropped = stats_.dropped + rejected;
+    }
+    const uint64_t source_dropped = source_dropped_.load(std::memory_order_relaxed);
+    if (error.empty() && (records_dropped != stored_records_dropped_ || source_dropped != stored_source_dropped_)) {
+      update_drops_.bind_u64(1, records_dropped);
+      update_drops_.bind_u64(2, source_dropped);
+      const int rc = update_drops_.step();
+      update_drops_.reset();
+      if (rc != SQLITE_DONE) error = schema::describe_sqlite_error(db_, "writing");
+    }
     if (error.empty()) {
       if (auto c = db_.exec("COMMIT"); !c) error = schema::describe_sqlite_error(db_, "writing");
+    }
+    if (error.empty()) {
+      stored_records_dropped_ = records_dropped;
+      stored_source_dropped_ = source_dropped;
     }
     if (!error.empty()) (void)db_.exec("ROLLBACK");
   }
@@ -349,6 +375,7 @@ Result<void> Recorder::finish(const RunEnd& end) {
     return stopped(msg);
   }
   up = db::Stmt();
+  update_drops_ = db::Stmt();
   insert_event_ = db::Stmt();
   insert_code_ = db::Stmt();
   // A finished recording is one self-contained file (no -wal / -shm beside it), readable

@@ -15,6 +15,7 @@
 //   if (auto r = (*rec)->finish({ES_END_GUEST_EXIT, "guest exited"}); !r) print(r.error());
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -42,6 +43,7 @@ struct RecorderOptions {
   size_t batch_size = 16384;    // records per transaction
   size_t max_queued = 65536;    // front-buffer bound; the producer blocks (or drops) beyond it
   bool drop_when_full = false;  // false: block the producer; true: drop and count
+  unsigned commit_interval_ms = 1000;  // commit what is queued at least this often
   bool materialize_chains = true;  // finish() fills the chains / chain_events tables
 };
 
@@ -85,6 +87,11 @@ class Recorder {
   // returns the error. Keep it short: it runs on the writer thread.
   void set_on_write_error(std::function<void()> fn);
 
+  // What the source lost so far (ring-buffer drops, ...). Stored with the next committed batch,
+  // so a recording that is killed still says how much its source had dropped by then;
+  // finish() stores RunEnd::source_dropped.
+  void set_source_dropped(uint64_t n) { source_dropped_.store(n, std::memory_order_relaxed); }
+
   // Counters so far (exact after finish()).
   RecorderStats stats() const;
   const std::string& path() const { return path_; }
@@ -126,6 +133,9 @@ class Recorder {
   std::function<void()> on_write_error_;
   RecorderStats stats_;
   uint64_t exit_count_ = 0;
+  std::atomic<uint64_t> source_dropped_{0};
+  uint64_t stored_source_dropped_ = 0, stored_records_dropped_ = 0;  // writer thread: last stored
+  db::Stmt update_drops_;
   std::thread writer_;
 
   probes::ProbeBus* bus_ = nullptr;

@@ -221,6 +221,79 @@ TEST_F(KvmSchedule, InterruptWhileWritingTheBacklogKeepsWhatIsWritten) {
   EXPECT_NE(info.out.find(std::to_string(s->source_dropped) + " by the source"), std::string::npos) << info.out;
 }
 
+TEST_F(KvmSchedule, KilledRecordingKeepsWhatItHadCommittedAndItsDropCounts) {
+  const std::string out = db("killed-drops.db");
+  const std::string err_path = out + ".err";
+  // A one-page ring and a slow consumer, recording the whole host while guests run one after
+  // the other: few events, many drops. The recorder commits what it has every second even
+  // though no batch fills, with the drop count so far.
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    const int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (devnull < 0 || e < 0) ::_exit(126);
+    ::dup2(devnull, 1);
+    ::dup2(e, 2);
+    ::execl(ES_EXITSCOPE_BIN, "exitscope", "record", "--kvm", "--test-overflow", "--duration", "60", "-o", out.c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ASSERT_GT(pid, 0);
+  bool up = false;
+  int status = 0;
+  for (int i = 0; i < 400 && !up; ++i) {
+    up = es::test::slurp(err_path).find("recording ") != std::string::npos;
+    if (!up && ::waitpid(pid, &status, WNOHANG) == pid) break;
+    ::usleep(25 * 1000);
+  }
+  if (!up) {
+    if (::waitpid(pid, &status, WNOHANG) == 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+    }
+    const std::string err = es::test::slurp(err_path);
+    if (refused_by_machine(2, err)) GTEST_SKIP() << "the kernel refused: " << err;
+    FAIL() << "the recorder did not start: " << err;
+  }
+  const pid_t guests = ::fork();
+  if (guests == 0) {
+    ::setpgid(0, 0);  // killed as a group below, the running guest with it
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    if (devnull >= 0) ::dup2(devnull, 1);
+    for (int i = 0; i < 100; ++i) {
+      const pid_t g = ::fork();
+      if (g == 0) {
+        ::execl(ES_KVM_GUEST_BIN, "es-kvm-guest", "--loops", "65535", "--quiet", static_cast<char*>(nullptr));
+        ::_exit(127);
+      }
+      int st = 0;
+      ::waitpid(g, &st, 0);
+    }
+    ::_exit(0);
+  }
+  ASSERT_GT(guests, 0);
+  uint64_t dropped = 0, events = 0;
+  for (int i = 0; i < 300 && (dropped == 0 || events == 0); ++i) {
+    ::usleep(100 * 1000);
+    if (auto rec = es::replay::Recording::open(out)) {
+      if (auto s = rec->session()) {
+        dropped = s->source_dropped;
+        events = s->event_count;
+      }
+    }
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, &status, 0);
+  ::kill(-guests, SIGKILL);
+  ::waitpid(guests, &status, 0);
+  ASSERT_GT(events, 0u) << "nothing was committed within 30 s";
+  ASSERT_GT(dropped, 0u) << "the ring's drops were not stored while recording";
+  const auto info = run_cli("info '" + out + "'");
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find("INCOMPLETE"), std::string::npos) << info.out;
+  EXPECT_EQ(info.out.find(" 0 by the source"), std::string::npos) << info.out;
+}
+
 TEST(KvmScheduleUsage, BadBufferAndLagNameTheProblem) {
   auto r = run_cli("record --kvm -o /tmp/x.db --buffer-size 0");
   EXPECT_EQ(r.code, 2);
