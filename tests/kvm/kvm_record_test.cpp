@@ -21,6 +21,7 @@
 #include "hv/arch/event_info.h"
 #include "replay/import/text_import.h"
 #include "replay/recording.h"
+#include "tests/kvm/kvm_test_support.h"
 #include "tests/support/cli_run.h"
 
 namespace {
@@ -53,21 +54,7 @@ GuestLog parse_guest(const std::string& out) {
   return g;
 }
 
-// Why this machine cannot run the recording tests, or "" if it can.
-std::string cannot_record() {
-  if (::geteuid() != 0) return "recording a KVM host needs root (run the tests as root)";
-  const int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (fd < 0) return "/dev/kvm is not usable here";
-  ::close(fd);
-  return {};
-}
-
-// The recorder refused for a reason of the machine (no BPF, no tracepoint): skip with it.
-bool refused_by_machine(const es::test::CliRun& r) {
-  return r.code == 2 && (r.err.find("refused to load") != std::string::npos ||
-                         r.err.find("no kvm tracepoints") != std::string::npos ||
-                         r.err.find("tracefs") != std::string::npos || r.err.find("needs root") != std::string::npos);
-}
+using es::test::kvm::refused_by_machine;
 
 std::vector<es::replay::Event> all_events(es::replay::Recording& rec) {
   auto ev = rec.events({});
@@ -106,18 +93,7 @@ GuestActivity activity_of(es::replay::Recording& rec) {
   return a;
 }
 
-class KvmRecord : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const std::string why = cannot_record();
-    if (!why.empty()) GTEST_SKIP() << why;
-  }
-  std::string db(const std::string& name) {
-    const std::string p = es::test::process_tmp(name);
-    std::remove(p.c_str());
-    return p;
-  }
-};
+using KvmRecord = es::test::kvm::KvmFixture;
 
 TEST_F(KvmRecord, RecordingMatchesWhatTheGuestDid) {
   constexpr unsigned kLoops = 7;

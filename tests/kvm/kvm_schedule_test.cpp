@@ -16,24 +16,12 @@
 #include <string>
 
 #include "replay/recording.h"
+#include "tests/kvm/kvm_test_support.h"
 #include "tests/support/cli_run.h"
 
 namespace {
 
 using es::test::run_cli;
-
-std::string cannot_record() {
-  if (::geteuid() != 0) return "recording a KVM host needs root (run the tests as root)";
-  const int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (fd < 0) return "/dev/kvm is not usable here";
-  ::close(fd);
-  return {};
-}
-
-bool refused_by_machine(int code, const std::string& err) {
-  return code == 2 && (err.find("refused to load") != std::string::npos ||
-                       err.find("no kvm tracepoints") != std::string::npos || err.find("tracefs") != std::string::npos);
-}
 
 // Scheduling policy of each thread of `pid` (field 41 of /proc/PID/task/TID/stat, proc(5)).
 std::vector<int> thread_policies(pid_t pid) {
@@ -64,49 +52,26 @@ long long count_after(const std::string& info, const std::string& label) {
   return std::atoll(info.c_str() + b + label.size() + 3);
 }
 
-class KvmSchedule : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const std::string why = cannot_record();
-    if (!why.empty()) GTEST_SKIP() << why;
-  }
-  std::string db(const std::string& name) {
-    const std::string p = es::test::process_tmp(name);
-    std::remove(p.c_str());
-    return p;
-  }
-};
+using KvmSchedule = es::test::kvm::KvmFixture;
+using es::test::kvm::Background;
+using es::test::kvm::refused_by_machine;
 
 TEST_F(KvmSchedule, DecodesAtIdlePriorityWhileTheGuestRunsAndLosesNothing) {
   const std::string out = db("yield.db");
-  const std::string err_path = out + ".err", out_path = out + ".out";
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (o < 0 || e < 0) ::_exit(126);
-    ::dup2(o, 1);
-    ::dup2(e, 2);
-    ::execl(ES_EXITSCOPE_BIN, "exitscope", "record", "--kvm", "--max-lag", "600", "-o", out.c_str(), "--",
-            ES_KVM_GUEST_BIN, "--loops", "65535", "--quiet", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ASSERT_GT(pid, 0);
+  Background bg({"record", "--kvm", "--max-lag", "600", "-o", out, "--", ES_KVM_GUEST_BIN, "--loops", "65535",
+                  "--quiet"},
+                 out + ".err");
+  ASSERT_GT(bg.pid, 0);
   // While it records, some thread of the recorder is at SCHED_IDLE (5).
-  bool saw_idle = false, exited = false;
-  int status = 0;
-  for (int i = 0; i < 2000 && !saw_idle && !exited; ++i) {
-    for (int p : thread_policies(pid)) saw_idle |= p == SCHED_IDLE;
-    exited = ::waitpid(pid, &status, WNOHANG) == pid;
-    if (!saw_idle && !exited) ::usleep(5 * 1000);
+  bool saw_idle = false;
+  for (int i = 0; i < 2000 && !saw_idle && !bg.exited(); ++i) {
+    for (int p : thread_policies(bg.pid)) saw_idle |= p == SCHED_IDLE;
+    if (!saw_idle) ::usleep(5 * 1000);
   }
-  if (!exited) {
-    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  }
+  const int status = bg.wait();
   ASSERT_TRUE(WIFEXITED(status));
-  const std::string err = es::test::slurp(err_path);
-  if (refused_by_machine(WEXITSTATUS(status), err)) GTEST_SKIP() << "the kernel refused: " << err;
-  ASSERT_EQ(WEXITSTATUS(status), 0) << err;
+  if (refused_by_machine(WEXITSTATUS(status), bg.err())) GTEST_SKIP() << "the kernel refused: " << bg.err();
+  ASSERT_EQ(WEXITSTATUS(status), 0) << bg.err();
   EXPECT_TRUE(saw_idle) << "no thread of the recorder ran at SCHED_IDLE while the guest ran";
 
   // Everything buffered was written: 65535 loops of the guest each raise one #UD and exit to
@@ -168,46 +133,24 @@ TEST_F(KvmSchedule, MaxLagZeroDecodesAtNormalPriority) {
 
 TEST_F(KvmSchedule, InterruptWhileWritingTheBacklogKeepsWhatIsWritten) {
   const std::string out = db("abandon.db");
-  const std::string err_path = out + ".err";
   // A slowed pipeline (~40 k events/s) that may lag 10 minutes: the guest's ~70 k events are
   // mostly still buffered when the recording stops.
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int devnull = ::open("/dev/null", O_WRONLY);
-    const int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (devnull < 0 || e < 0) ::_exit(126);
-    ::dup2(devnull, 1);
-    ::dup2(e, 2);
-    ::execl(ES_EXITSCOPE_BIN, "exitscope", "record", "--kvm", "--max-lag", "600", "--test-slow-pipeline", "-o",
-            out.c_str(), "--", ES_KVM_GUEST_BIN, "--loops", "4000", "--quiet", static_cast<char*>(nullptr));
-    ::_exit(127);
+  Background bg({"record", "--kvm", "--max-lag", "600", "--test-slow-pipeline", "-o", out, "--", ES_KVM_GUEST_BIN,
+                 "--loops", "4000", "--quiet"},
+                out + ".err");
+  ASSERT_GT(bg.pid, 0);
+  if (!bg.wait_attached()) {
+    if (refused_by_machine(2, bg.err())) GTEST_SKIP() << "the kernel refused: " << bg.err();
+    FAIL() << "the recorder did not start: " << bg.err();
   }
-  ASSERT_GT(pid, 0);
-  int status = 0;
-  bool up = false;
-  for (int i = 0; i < 400 && !up; ++i) {
-    up = es::test::slurp(err_path).find("recording ") != std::string::npos;
-    if (!up && ::waitpid(pid, &status, WNOHANG) == pid) break;
-    ::usleep(25 * 1000);
-  }
-  if (!up) {
-    if (::waitpid(pid, &status, WNOHANG) == 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-    }
-    const std::string err = es::test::slurp(err_path);
-    if (refused_by_machine(2, err)) GTEST_SKIP() << "the kernel refused: " << err;
-    FAIL() << "the recorder did not start: " << err;
-  }
-  ::usleep(500 * 1000);         // the guest runs (~0.2 s), the pipeline falls behind
-  ASSERT_EQ(::kill(pid, SIGINT), 0);  // stop: write the backlog ...
+  ::usleep(500 * 1000);  // the guest runs (~0.2 s), the pipeline falls behind
+  bg.kill(SIGINT);       // stop: write the backlog ...
   ::usleep(300 * 1000);
-  ASSERT_EQ(::kill(pid, SIGINT), 0);  // ... no: keep what is written
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  bg.kill(SIGINT);  // ... no: keep what is written
+  const int status = bg.wait();
   ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
-  const std::string err = es::test::slurp(err_path);
-  EXPECT_EQ(WEXITSTATUS(status), 0) << err;
-  EXPECT_NE(err.find("buffered events not written (counted as dropped)"), std::string::npos) << err;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << bg.err();
+  EXPECT_NE(bg.err().find("buffered events not written (counted as dropped)"), std::string::npos) << bg.err();
   auto rec = es::replay::Recording::open(out);
   ASSERT_TRUE(rec) << rec.error();
   auto s = rec->session();
@@ -223,37 +166,14 @@ TEST_F(KvmSchedule, InterruptWhileWritingTheBacklogKeepsWhatIsWritten) {
 
 TEST_F(KvmSchedule, KilledRecordingKeepsWhatItHadCommittedAndItsDropCounts) {
   const std::string out = db("killed-drops.db");
-  const std::string err_path = out + ".err";
   // A one-page ring and a slow consumer, recording the whole host while guests run one after
   // the other: few events, many drops. The recorder commits what it has every second even
   // though no batch fills, with the drop count so far.
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int devnull = ::open("/dev/null", O_WRONLY);
-    const int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (devnull < 0 || e < 0) ::_exit(126);
-    ::dup2(devnull, 1);
-    ::dup2(e, 2);
-    ::execl(ES_EXITSCOPE_BIN, "exitscope", "record", "--kvm", "--test-overflow", "--duration", "60", "-o", out.c_str(),
-            static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ASSERT_GT(pid, 0);
-  bool up = false;
-  int status = 0;
-  for (int i = 0; i < 400 && !up; ++i) {
-    up = es::test::slurp(err_path).find("recording ") != std::string::npos;
-    if (!up && ::waitpid(pid, &status, WNOHANG) == pid) break;
-    ::usleep(25 * 1000);
-  }
-  if (!up) {
-    if (::waitpid(pid, &status, WNOHANG) == 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-    }
-    const std::string err = es::test::slurp(err_path);
-    if (refused_by_machine(2, err)) GTEST_SKIP() << "the kernel refused: " << err;
-    FAIL() << "the recorder did not start: " << err;
+  Background bg({"record", "--kvm", "--test-overflow", "--duration", "60", "-o", out}, out + ".err");
+  ASSERT_GT(bg.pid, 0);
+  if (!bg.wait_attached()) {
+    if (refused_by_machine(2, bg.err())) GTEST_SKIP() << "the kernel refused: " << bg.err();
+    FAIL() << "the recorder did not start: " << bg.err();
   }
   const pid_t guests = ::fork();
   if (guests == 0) {
@@ -282,8 +202,9 @@ TEST_F(KvmSchedule, KilledRecordingKeepsWhatItHadCommittedAndItsDropCounts) {
       }
     }
   }
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, &status, 0);
+  bg.kill(SIGKILL);
+  bg.wait();
+  int status = 0;
   ::kill(-guests, SIGKILL);
   ::waitpid(guests, &status, 0);
   ASSERT_GT(events, 0u) << "nothing was committed within 30 s";
