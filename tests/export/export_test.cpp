@@ -397,6 +397,31 @@ TEST_F(ExportTest, SameInputSameBytes) {
   EXPECT_EQ(text, mine);
 }
 
+// Progress counts every exported event once, also the chain members text and Markdown print
+// from memory: the last report is (total, total).
+TEST_F(ExportTest, ProgressEndsAtTheTotalForEveryFormat) {
+  for (const char* format : {"text", "markdown", "perfetto"}) {
+    for (const bool windowed : {false, true}) {
+      exporter::ExportOptions opt;
+      if (windowed) {
+        opt.from_ns = 500;
+        opt.to_ns = 1000;
+      }
+      uint64_t last_done = 0, last_total = 0, calls = 0;
+      opt.progress = [&](uint64_t done, uint64_t total) {
+        EXPECT_GT(done, last_done) << format;
+        last_done = done;
+        last_total = total;
+        ++calls;
+      };
+      run(format, opt);
+      EXPECT_GT(calls, 0u) << format;
+      EXPECT_GT(last_total, 0u) << format;
+      EXPECT_EQ(last_done, last_total) << format << (windowed ? " windowed" : "");
+    }
+  }
+}
+
 TEST(ExportFormats, TableListsTextMarkdownPerfettoSvgPng) {
   EXPECT_EQ(exporter::format_name_list(), "text, markdown, perfetto, svg, png");
   // svg / png are rows that forward to the GUI's painter (tests/gui checks the pictures).
