@@ -122,9 +122,8 @@ void describe_event_to(std::string& out, uint32_t word) {
   const auto type = static_cast<InterruptionType>((word >> 8) & 7);
   auto hex2 = [&](std::string_view prefix) {
     out += prefix;
-    out += "0x";
-    out += kHexDigits[vector >> 4];
-    out += kHexDigits[vector & 15];
+    const char digits[4] = {'0', 'x', kHexDigits[vector >> 4], kHexDigits[vector & 15]};
+    out.append(digits, sizeof digits);
   };
   switch (type) {
     case InterruptionType::ExternalInterrupt: return hex2("IRQ ");
@@ -158,13 +157,11 @@ void describe_to(std::string& out, ExitIntrInfo e) {
 void describe_to(std::string& out, IdtVectoringInfo v) { describe_event_to(out, v.raw()); }
 
 void describe_to(std::string& out, EptViolationQual q) {
-  out += q.read() ? 'R' : '-';
-  out += q.write() ? 'W' : '-';
-  out += q.fetch() ? 'X' : '-';
-  out += " perm ";
-  out += q.readable() ? 'r' : '-';
-  out += q.writable() ? 'w' : '-';
-  out += q.executable() ? 'x' : '-';
+  const char access[9] = {q.read() ? 'R' : '-',     q.write() ? 'W' : '-',    q.fetch() ? 'X' : '-',
+                          ' ', 'p', 'e', 'r', 'm', ' '};
+  out.append(access, sizeof access);
+  const char perm[3] = {q.readable() ? 'r' : '-', q.writable() ? 'w' : '-', q.executable() ? 'x' : '-'};
+  out.append(perm, sizeof perm);
   if (q.linear_address_valid()) out += q.translated_access() ? " gla" : " gla(page walk)";
   if (q.nmi_unblocking_due_to_iret()) out += " nmi-unblock";
 }

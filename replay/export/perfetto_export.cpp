@@ -102,7 +102,7 @@ class JsonOut {
   JsonOut& operator=(const JsonOut&) = delete;
   ~JsonOut() { flush(); }
 
-  JsonOut& operator+=(std::string_view s) {
+  [[gnu::always_inline]] JsonOut& operator+=(std::string_view s) {
     if (s.size() > room()) {
       flush();
       if (s.size() > kSize) {
@@ -120,7 +120,7 @@ class JsonOut {
     return *this;
   }
   // At least n (<= kSize) writable bytes at the returned cursor; commit() the new end.
-  char* reserve(size_t n) {
+  [[gnu::always_inline]] char* reserve(size_t n) {
     if (n > room()) flush();
     return p_;
   }
@@ -144,6 +144,11 @@ class JsonOut {
 
 void append_u64(JsonOut& b, uint64_t v) {
   char* p = b.reserve(20);
+  if (v < 10) {  // levels, vCPUs, lengths: most numbers in a trace are one digit
+    *p++ = static_cast<char>('0' + v);
+    b.commit(p);
+    return;
+  }
   b.commit(std::to_chars(p, p + 20, v).ptr);
 }
 
@@ -353,29 +358,36 @@ class PerfettoWriter {
     append_u64(b_, t.tid);
   }
 
-  void field_hex(std::string_view k, uint64_t v) {
-    b_ += ",\"";
-    b_ += k;
-    b_ += "\":";
+  // ,"key": from a literal: its length is a constant, so the copy is a few moves, not a call.
+  template <size_t N>
+  void put_key(const char (&k)[N]) {
+    char* p = b_.reserve(N + 3);
+    *p++ = ',';
+    *p++ = '"';
+    std::memcpy(p, k, N - 1);
+    p += N - 1;
+    *p++ = '"';
+    *p++ = ':';
+    b_.commit(p);
+  }
+  template <size_t N>
+  void field_hex(const char (&k)[N], uint64_t v) {
+    put_key(k);
     append_hex(b_, v);
   }
-  void field_str(std::string_view k, std::string_view v) {
-    b_ += ",\"";
-    b_ += k;
-    b_ += "\":";
+  template <size_t N>
+  void field_str(const char (&k)[N], std::string_view v) {
+    put_key(k);
     append_str(b_, v);
   }
-  template <typename Write>
-  void field_with(std::string_view k, Write&& write) {
-    b_ += ",\"";
-    b_ += k;
-    b_ += "\":";
+  template <size_t N, typename Write>
+  void field_with(const char (&k)[N], Write&& write) {
+    put_key(k);
     append_str_with(b_, write);
   }
-  void field_num(std::string_view k, uint64_t v) {
-    b_ += ",\"";
-    b_ += k;
-    b_ += "\":";
+  template <size_t N>
+  void field_num(const char (&k)[N], uint64_t v) {
+    put_key(k);
     append_u64(b_, v);
   }
 
