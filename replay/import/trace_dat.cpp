@@ -2,6 +2,7 @@
 
 #include <event-parse.h>  // libtraceevent (pkg-config adds its include directory)
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <csignal>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <unordered_map>
@@ -770,14 +772,23 @@ Result<Layout> checked_layout(std::string_view bytes, std::string_view name) {
   return l;
 }
 
+// How long the isolating read may take: a minute, plus a second per 5 MB (reading runs at tens
+// of MB/s). ES_TRACE_DAT_CHILD_TIMEOUT_MS replaces it (tests).
+uint64_t child_timeout_ms(size_t file_bytes) {
+  if (const char* t = std::getenv("ES_TRACE_DAT_CHILD_TIMEOUT_MS"); t && *t) return std::strtoull(t, nullptr, 10);
+  return 60000 + file_bytes / 5000;
+}
+
 // Reads `path` whose bytes are `bytes` (already mapped or in memory).
 // Reads the file once in a child process first: libtraceevent and libtracecmd trust the event
 // formats and ring-buffer pages inside the file (a corrupt format text crashes
 // tep_parse_event), so a crash ends the child and becomes one sentence here. The child's stderr
 // goes to /dev/null (libtracecmd prints some complaints about damaged data whatever its log
 // level) and a failed read sends its error back, so a bad file never reaches libtracecmd in this
-// process. Call it while the process has no other threads.
-Result<void> read_in_child(const std::string& path, std::string_view name, const Layout& layout) {
+// process. A child still reading after `timeout_ms` (a file that makes the library loop) is
+// killed and that is the error. Call it while the process has no other threads.
+Result<void> read_in_child(const std::string& path, std::string_view name, const Layout& layout,
+                           uint64_t timeout_ms) {
   int result[2];
   if (::pipe2(result, O_CLOEXEC) != 0) return {};  // cannot isolate: read in this process only
   std::fflush(nullptr);
@@ -810,15 +821,31 @@ Result<void> read_in_child(const std::string& path, std::string_view name, const
   ::close(result[1]);
   std::string error;
   char buf[512];
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  bool timed_out = false;
   for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd pfd{result[0], POLLIN, 0};
+    const int ready = ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
+    if (ready < 0 && errno != EINTR) break;
+    if (ready <= 0) continue;
     const ssize_t n = ::read(result[0], buf, sizeof buf);
     if (n > 0) error.append(buf, static_cast<size_t>(n));
-    else if (n == 0 || errno != EINTR) break;
+    else if (n == 0 || errno != EINTR) break;  // the child closed the pipe: it is ending
   }
   ::close(result[0]);
+  if (timed_out) ::kill(pid, SIGKILL);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  if (timed_out)
+    return Error{"trace.dat '" + std::string(name) + "' could not be read: libtracecmd was still reading it after " +
+                 std::to_string(timeout_ms / 1000) + " s (a damaged file can make it loop); check it with " +
+                 "'trace-cmd report -i " + std::string(name) + "', or record it again."};
   if (WIFSIGNALED(status))
     return Error{"trace.dat '" + std::string(name) + "' is corrupt: libtraceevent / libtracecmd crashed (signal " +
                  std::to_string(WTERMSIG(status)) + ") reading its event formats or trace data; record it again, "
@@ -832,7 +859,8 @@ Result<ImportStats> read_dat(const std::string& path, std::string_view bytes, st
   auto layout = checked_layout(bytes, name);
   if (!layout) return Error{layout.error()};
   if (options.isolate)
-    if (auto child = read_in_child(path, name, *layout); !child) return Error{child.error()};
+    if (auto child = read_in_child(path, name, *layout, child_timeout_ms(bytes.size())); !child)
+      return Error{child.error()};
   DatReader reader(std::string(name), *layout, options, sink);
   reader.init_cpu_positions();
   auto st = reader.run(path);
@@ -946,7 +974,8 @@ Result<ImportStats> import_trace_dat_file(const std::string& file, const std::st
   info.command_line = options.import.command_line;
   // Before the recorder starts its writer thread (fork copies only the calling thread).
   if (options.isolate)
-    if (auto child = read_in_child(file, file, *layout); !child) return Error{child.error()};
+    if (auto child = read_in_child(file, file, *layout, child_timeout_ms(mapped->text().size())); !child)
+      return Error{child.error()};
   auto out = PartialRecording::create(db, info, options.import.force);
   if (!out) return Error{out.error()};
 

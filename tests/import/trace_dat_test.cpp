@@ -392,6 +392,22 @@ TEST_F(TraceDatImport, TruncatedFileGetsOneSentenceAndNoRecording) {
   }
 }
 
+// A file that keeps libtracecmd reading past the isolating child's deadline (a damaged file can
+// make it loop) is refused with one sentence and no recording. Here the deadline is shortened
+// to 1 ms with the test override, so a sound file is enough to run over it.
+TEST_F(TraceDatImport, ReadThatOutlastsItsDeadlineIsStoppedWithOneSentence) {
+  const std::string db = process_tmp("slow.db");
+  std::filesystem::remove(db);
+  const CliRun r =
+      run_cli_env("ES_TRACE_DAT_CHILD_TIMEOUT_MS=1", "import '" + files().v7 + "' -o '" + db + "' --format trace.dat");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+  EXPECT_NE(r.err.find("was still reading it after"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("trace-cmd report -i"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(db));
+  EXPECT_FALSE(std::filesystem::exists(db + ".partial"));
+}
+
 // A file whose header is sound but whose event formats are not: kvm_inj_exception's field
 // "exception" renamed while its print format still uses it crashes libtraceevent's format
 // parser (tep_parse_event). The import reads the file in a child process first, so the user gets

@@ -28,10 +28,12 @@ inline std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-// `exitscope ARGS` (ARGS as a shell would split them).
-inline CliRun run_cli(const std::string& args) {
+// `exitscope ARGS` (ARGS as a shell would split them), with the environment's assignments
+// `env` ("NAME=VALUE ...", none if empty) added.
+inline CliRun run_cli_env(const std::string& env, const std::string& args) {
   const std::string out = process_tmp("cli.out"), err = process_tmp("cli.err");
-  const std::string cmd = std::string("'") + ES_EXITSCOPE_BIN + "' " + args + " >'" + out + "' 2>'" + err + "'";
+  const std::string cmd = (env.empty() ? std::string() : "env " + env + " ") + "'" + ES_EXITSCOPE_BIN + "' " + args +
+                          " >'" + out + "' 2>'" + err + "'";
   const int status = std::system(cmd.c_str());
   CliRun r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
@@ -39,6 +41,9 @@ inline CliRun run_cli(const std::string& args) {
   r.err = slurp(err);
   return r;
 }
+
+// `exitscope ARGS` (ARGS as a shell would split them).
+inline CliRun run_cli(const std::string& args) { return run_cli_env({}, args); }
 
 inline size_t count_lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
 
