@@ -58,6 +58,16 @@ int cmd_info(int argc, char** argv) {
   std::printf("host:       %s\n", s->host.c_str());
   std::printf("command:    %s\n", s->command_line.empty() ? "-" : s->command_line.c_str());
   std::printf("started:    %s\n", s->started_at.c_str());
+  // Migration steps this file went through (schema v2's schema_history; none if created current).
+  if (auto h = rec->db().prepare("SELECT version, from_version, migrated_at, tool_version, source_file "
+                                  "FROM schema_history ORDER BY version")) {
+    while (h->step() == SQLITE_ROW) {
+      const std::string from = h->col_text(4);
+      std::printf("schema:     v%lld from v%lld on %s by exitscope %s%s%s\n", static_cast<long long>(h->col_i64(0)),
+                  static_cast<long long>(h->col_i64(1)), h->col_text(2).c_str(), h->col_text(3).c_str(),
+                  from.empty() ? " (in place)" : ", copied from ", from.c_str());
+    }
+  }
   if (const std::string imp = import::describe_import_config(s->config_json); !imp.empty())
     std::printf("import:     %s\n", imp.c_str());
 #ifdef ES_HAVE_KVM

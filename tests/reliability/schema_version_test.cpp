@@ -147,6 +147,12 @@ TEST(SchemaVersions, MigrateCommandCopiesByDefaultAndUpgradesInPlaceOnRequest) {
   EXPECT_EQ(again.code, 2);
   EXPECT_NE(again.err.find("already exists; pass --force"), std::string::npos) << again.err;
 
+  // info says where the copy came from.
+  const CliRun copy_info = run_cli("info --no-console " + out);
+  EXPECT_EQ(copy_info.code, 0) << copy_info.err;
+  EXPECT_NE(copy_info.out.find("schema:     v2 from v1 on "), std::string::npos) << copy_info.out;
+  EXPECT_NE(copy_info.out.find(", copied from " + fs::absolute(old).string()), std::string::npos) << copy_info.out;
+
   const CliRun current = run_cli("migrate " + out);
   EXPECT_EQ(current.code, 0);
   EXPECT_EQ(current.out, "'" + out + "' is already at schema v2; nothing to do.\n");
@@ -160,6 +166,8 @@ TEST(SchemaVersions, MigrateCommandCopiesByDefaultAndUpgradesInPlaceOnRequest) {
   EXPECT_EQ(info.code, 0);
   EXPECT_EQ(info.err, "") << "no copy once the original is current";
   EXPECT_NE(info.out.find("events:     38 "), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("schema:     v2 from v1 on "), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find(" (in place)"), std::string::npos) << info.out;
 
   const CliRun help = run_cli("migrate --help");
   EXPECT_EQ(help.code, 0);
