@@ -3,12 +3,18 @@
 namespace es::gui {
 
 std::unique_ptr<Document> Document::open(const QString& path, QString& error) {
+  // An older-schema recording is read through a migrated copy: the window says so (status bar),
+  // not stderr, which a GUI user does not see.
+  std::string notice;
+  replay::set_open_notice_handler([&notice](const std::string& n) { notice = n; });
   auto rec = replay::Recording::open(path.toStdString());
+  replay::set_open_notice_handler({});
   if (!rec) {
     error = QString::fromStdString(rec.error());
     return nullptr;
   }
   std::unique_ptr<Document> d(new Document(std::move(rec).value()));
+  d->open_notice_ = QString::fromStdString(notice);
   auto span = replay::event_span(d->rec_);
   if (!span) {
     error = QString::fromStdString(span.error());

@@ -27,6 +27,8 @@ class Document {
   bool chains_materialized() const { return chains_materialized_; }
   // Records lost while recording (the session's drop counts).
   const replay::DropCounts& drops() const { return drops_; }
+  // What opening it noted (an older schema read through a migrated copy); empty if nothing.
+  const QString& open_notice() const { return open_notice_; }
   QString path() const { return QString::fromStdString(rec_.path()); }
 
   std::optional<replay::Event> event(uint64_t id);
@@ -40,6 +42,7 @@ class Document {
 
  private:
   explicit Document(replay::Recording rec) : rec_(std::move(rec)) {}
+  QString open_notice_;
   replay::Recording rec_;
   replay::EventSpan span_;
   std::vector<replay::Lane> lanes_;

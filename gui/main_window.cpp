@@ -360,7 +360,8 @@ bool MainWindow::open_file(const QString& path) {
              .arg(chains_->rowCount())
              .arg(doc_->lanes().size())
              .arg(dropped.total() ? QStringLiteral(", %1 records dropped while recording").arg(dropped.total())
-                                  : QString()));
+                                  : QString()) +
+         (doc_->open_notice().isEmpty() ? QString() : QStringLiteral(" \xe2\x80\x94 ") + doc_->open_notice()));
   add_recent(QFileInfo(path).absoluteFilePath());
   // Start on the first chain when there is one, else on the first event.
   if (chains_->rowCount() > 0) select_chain_row(0);

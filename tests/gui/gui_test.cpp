@@ -272,6 +272,28 @@ class GuiTest : public QObject {
     QVERIFY(!label->isVisible());
   }
 
+  // A schema v1 recording opens through a migrated copy; the window's status bar says so (the
+  // terminal may not be visible), and the original is left unchanged.
+  void older_schema_is_noted_in_the_status_bar() {
+    const QString old = dir_.filePath(QStringLiteral("old-v1.db"));
+    QFile::remove(old);
+    QVERIFY(QFile::copy(QStringLiteral(ES_TEST_DATA_DIR "/schema/v1_irq_ept_reinject.db"), old));
+    QFile f(old);
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    const QByteArray before = f.readAll();
+    f.close();
+    auto w = window(old);
+    const QString msg = w->statusBar()->currentMessage();
+    QVERIFY2(msg.contains(QStringLiteral("old-v1.db: 38 events")), qPrintable(msg));
+    QVERIFY2(msg.contains(QStringLiteral("uses the older schema v1; reading a migrated copy")), qPrintable(msg));
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    QCOMPARE(f.readAll(), before);
+    // A current recording says nothing of the kind.
+    QVERIFY(w->open_file(irq_db_));
+    QVERIFY2(!w->statusBar()->currentMessage().contains(QStringLiteral("older schema")),
+             qPrintable(w->statusBar()->currentMessage()));
+  }
+
   void screenshot_main_window() {
     auto w = window(irq_db_);
     // Show the chain with the EPT violation selected.
