@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 #include "hv/arch/event_info.h"
@@ -127,7 +128,7 @@ class EventPipe {
   }
 
  private:
-  std::vector<replay::Event> take_spare(std::unique_lock<std::mutex>&) {
+  std::vector<replay::Event> take_spare(std::unique_lock<std::mutex>& /*held*/) {
     std::vector<replay::Event> b;
     if (!spare_.empty()) {
       b = std::move(spare_.back());
@@ -169,17 +170,18 @@ Result<void> ExportContext::for_each_event(const std::function<void(const replay
   f.from_ns = options.from_ns;
   f.to_ns = options.to_ns;
   f.outside_chains = which == Events::OutsideChains;
-  if (std::thread::hardware_concurrency() < 2) {
+  auto read_here = [&] {
     return recording.for_each_event(f, [&](const replay::Event& ev) {
       fn(ev);
       tick();
       return true;
     });
-  }
+  };
+  if (std::thread::hardware_concurrency() < 2) return read_here();
   // The recording's connection is used by the reader thread only until it is joined (SQLite
   // in multi-thread mode: one thread at a time per connection).
   EventPipe pipe;
-  std::thread reader([&] {
+  auto read_ahead = [&] {
     Result<void> r;
     try {
       std::vector<replay::Event> batch;
@@ -193,7 +195,13 @@ Result<void> ExportContext::for_each_event(const std::function<void(const replay
       r = make_error("could not read '" + recording.path() + "': " + e.what() + ".");
     }
     pipe.finish(std::move(r));
-  });
+  };
+  std::thread reader;
+  try {
+    reader = std::thread(read_ahead);
+  } catch (const std::system_error&) {  // no thread to be had (limits): read on this one
+    return read_here();
+  }
   // Joined on every way out, also if the exporter throws.
   struct Join {
     EventPipe& pipe;
