@@ -33,11 +33,12 @@ WORK=$(mktemp -d /tmp/kvm_bench.XXXXXX)
 trap 'echo 0 > $T/tracing_on; for e in $EVENTS; do echo 0 > $T/events/kvm/$e/enable; done; rm -rf "$WORK"' EXIT
 
 now() { date +%s.%N; }
-run_guest() {  # prints the workload's wall time in seconds
+run_guest() {  # prints the workload's wall time in seconds; its CPU time (user + sys) goes to $WORK/cpu
   local a b
   a=$(now)
-  "$GUEST" --loops "$LOOPS" --quiet > /dev/null
+  /usr/bin/time -f '%U %S' -o "$WORK/cpu.raw" "$GUEST" --loops "$LOOPS" --quiet > /dev/null
   b=$(now)
+  awk '{print $1 + $2}' "$WORK/cpu.raw" > "$WORK/cpu"
   echo "$b - $a" | bc -l
 }
 
@@ -91,16 +92,21 @@ exitscope_run() {  # [extra record options]
 
 median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
-declare -a TU TF TE TN FE FN
+declare -a TU TF TE TN FE FN CU CF CE CN RW RC
 ES_EVENTS=0; ES_DROPS=0; FTRACE_LOST=0; FTRACE_EVENTS=0; TOTAL_DROPS=0; FTRACE_LOST_ALL=0; NOYIELD_DROPS=0
 untraced > /dev/null  # warm up
 for r in $(seq "$ROUNDS"); do
-  TU+=("$(untraced)")
-  ftrace_run > "$WORK/t"; TF+=("$(cat "$WORK/t")"); FTRACE_LOST_ALL=$((FTRACE_LOST_ALL + FTRACE_LOST))
-  exitscope_run --max-lag 0 > "$WORK/t"; TN+=("$(cat "$WORK/t")"); NOYIELD_DROPS=$((NOYIELD_DROPS + ES_DROPS))
-  FN+=("$ES_FINISH")
-  exitscope_run > "$WORK/t"; TE+=("$(cat "$WORK/t")"); TOTAL_DROPS=$((TOTAL_DROPS + ES_DROPS))
-  FE+=("$ES_FINISH")
+  TU+=("$(untraced)"); CU+=("$(cat "$WORK/cpu")")
+  ftrace_run > "$WORK/t"; TF+=("$(cat "$WORK/t")"); CF+=("$(cat "$WORK/cpu")")
+  FTRACE_LOST_ALL=$((FTRACE_LOST_ALL + FTRACE_LOST))
+  exitscope_run --max-lag 0 > "$WORK/t"; TN+=("$(cat "$WORK/t")"); CN+=("$(cat "$WORK/cpu")")
+  NOYIELD_DROPS=$((NOYIELD_DROPS + ES_DROPS)); FN+=("$ES_FINISH")
+  exitscope_run > "$WORK/t"; TE+=("$(cat "$WORK/t")"); CE+=("$(cat "$WORK/cpu")")
+  TOTAL_DROPS=$((TOTAL_DROPS + ES_DROPS)); FE+=("$ES_FINISH")
+  # This round's own ratios (a round's runs are seconds apart, so drift between rounds cancels).
+  i=$((r - 1))
+  RW+=("$(echo "(${TE[$i]} - ${TU[$i]}) / (${TF[$i]} - ${TU[$i]})" | bc -l)")
+  RC+=("$(echo "(${CE[$i]} - ${CU[$i]}) / (${CF[$i]} - ${CU[$i]} + 0.000001)" | bc -l)")
 done
 mu=$(printf '%s\n' "${TU[@]}" | median)
 mf=$(printf '%s\n' "${TF[@]}" | median)
@@ -122,5 +128,10 @@ printf '  exitscope --max-lag 0 %5.3f s   overhead %+.3f s   %s dropped in all r
 printf '  overhead ratio exitscope/ftrace %.2f (target <= 1.0); sustained %.0f events/s with %s drops\n' \
   "$ratio" "$rate" "$TOTAL_DROPS"
 printf '  overhead ratio with --max-lag 0: %.2f\n' "$ratio_n"
+printf '  per-round ratio exitscope/ftrace, median of %s: %.2f on wall time, %.2f on the workload'"'"'s CPU time\n' \
+  "$ROUNDS" "$(printf '%s\n' "${RW[@]}" | median)" "$(printf '%s\n' "${RC[@]}" | median)"
+printf '  workload CPU time (median): untraced %.2f s, ftrace %.2f s, exitscope %.2f s, --max-lag 0 %.2f s\n' \
+  "$(printf '%s\n' "${CU[@]}" | median)" "$(printf '%s\n' "${CF[@]}" | median)" \
+  "$(printf '%s\n' "${CE[@]}" | median)" "$(printf '%s\n' "${CN[@]}" | median)"
 printf '  recording complete after the workload: %.3f s (default), %.3f s (--max-lag 0) from SIGINT to exit\n' \
   "$fe" "$fn"
