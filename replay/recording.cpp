@@ -95,9 +95,8 @@ constexpr std::string_view kEventColumns = ES_EVENT_COLUMNS "c.bytes, e.text FRO
 constexpr std::string_view kEventColumnsNoCode = ES_EVENT_COLUMNS "e.text FROM events e";
 #undef ES_EVENT_COLUMNS
 
-Event row_to_event(const db::Stmt& s) {
-  Event ev;
-  es_record& r = ev.rec;
+// Columns 0..20 of an ES_EVENT_COLUMNS row: the es_record fields other than the bytes.
+void read_record_columns(const db::Stmt& s, es_record& r) {
   r.version = ES_RECORD_VERSION;
   r.id = s.col_u64(0);
   r.kind = static_cast<uint16_t>(s.col_i64(1));
@@ -120,6 +119,12 @@ Event row_to_event(const db::Stmt& s) {
   r.instr_len = static_cast<uint32_t>(s.col_i64(18));
   r.aux = static_cast<uint32_t>(s.col_i64(19));
   r.aux64 = s.col_u64(20);
+}
+
+Event row_to_event(const db::Stmt& s) {
+  Event ev;
+  es_record& r = ev.rec;
+  read_record_columns(s, r);
   ev.code_id = s.col_null(21) ? 0 : s.col_i64(21);
   const std::string_view bytes = !s.col_null(22) ? s.col_bytes(22) : s.col_bytes(23);
   // Most events have neither instruction bytes nor text: an empty view's data() may be null,
@@ -133,28 +138,7 @@ Event row_to_event(const db::Stmt& s) {
 // is fetched only when it is not NULL (most events have none).
 void row_to_event_no_code(const db::Stmt& s, Event& ev) {
   es_record& r = ev.rec;
-  r.version = ES_RECORD_VERSION;
-  r.id = s.col_u64(0);
-  r.kind = static_cast<uint16_t>(s.col_i64(1));
-  r.level = static_cast<uint8_t>(s.col_i64(2));
-  r.hv_level = static_cast<uint8_t>(s.col_i64(3));
-  r.vcpu = static_cast<uint16_t>(s.col_i64(4));
-  r.time_ns = s.col_u64(5);
-  r.reason = static_cast<uint32_t>(s.col_i64(6));
-  r.flags = static_cast<uint32_t>(s.col_i64(7));
-  r.cause = s.col_u64(8);
-  r.origin = s.col_u64(9);
-  r.rip = s.col_u64(10);
-  r.qualification = s.col_u64(11);
-  r.guest_linear = s.col_u64(12);
-  r.guest_phys = s.col_u64(13);
-  r.intr_info = static_cast<uint32_t>(s.col_i64(14));
-  r.intr_error = static_cast<uint32_t>(s.col_i64(15));
-  r.idt_vectoring_info = static_cast<uint32_t>(s.col_i64(16));
-  r.idt_vectoring_error = static_cast<uint32_t>(s.col_i64(17));
-  r.instr_len = static_cast<uint32_t>(s.col_i64(18));
-  r.aux = static_cast<uint32_t>(s.col_i64(19));
-  r.aux64 = s.col_u64(20);
+  read_record_columns(s, r);
   ev.code_id = s.col_i64(21);  // NULL -> 0 = none
   if (!s.col_null(22)) {
     const std::string_view text = s.col_bytes(22);
