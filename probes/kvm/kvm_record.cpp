@@ -1,11 +1,11 @@
 #include "probes/kvm/kvm_record.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <sched.h>
 #include <sys/resource.h>
-#include <grp.h>
-#include <pwd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,12 +13,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <condition_variable>
 #include <deque>
+#include <fstream>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -182,8 +182,8 @@ class Spool {
 // Runs the pipeline and writer threads at SCHED_IDLE (sched(7): only on a CPU with nothing else
 // to run) while the backlog is younger than `max_lag_s` and under half the spool, and at normal
 // priority otherwise, with hysteresis (back to idle under half the lag and a quarter of the
-// spool). Decoding and SQLite cost ~3 µs per event; on a host whose CPUs the guests use, doing it
-// later instead of beside them is what keeps exitscope's overhead at or below ftrace's.
+// spool). Decoding and SQLite cost ~3 µs per event; on a host whose CPUs the guests use, this
+// does that work later instead of beside them (BENCHMARKS.md, "KVM recorder").
 // Returning from SCHED_IDLE needs RLIMIT_NICE >= 20 once root is dropped (allow_return_from_idle).
 class Yielder {
  public:
@@ -496,18 +496,18 @@ int record_kvm(const RecordOptions& o) {
   ::sigaction(SIGINT, &sa, &old_int);
   ::sigaction(SIGTERM, &sa, &old_term);
 
-  // Two threads besides the recorder's writer: this one drains the ring into the spool (a copy
-  // per event, cheap enough to keep up with any guest), the pipeline thread decodes, links and
-  // hands records to the recorder. The pipeline and the writer run at SCHED_IDLE while the
-  // backlog is small (Yielder), so on a busy host the traced guests keep their CPUs.
-  // At most a quarter of this machine's memory, whatever --buffer-size says.
+  // The spool: at most a quarter of this machine's memory, whatever --buffer-size says.
   uint64_t buffer_bytes = o.buffer_bytes;
   if (const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE); pages > 0 && page > 0)
     buffer_bytes = std::min<uint64_t>(buffer_bytes, static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 4);
   Spool spool(buffer_bytes / sizeof(es_kvm_event));
+  // Two threads besides the recorder's writer: this one drains the ring into the spool (a copy
+  // per event, cheap enough to keep up with any guest), the pipeline thread decodes, links and
+  // hands records to the recorder. The pipeline and the writer run at SCHED_IDLE while the
+  // backlog is small (Yielder), so on a busy host the traced guests keep their CPUs.
   import::KvmEventLinker linker;
   VcpuMap vcpus;
-  std::atomic<uint64_t> kvm_events{0}, filtered{0}, undecodable{0};
+  uint64_t kvm_events = 0, filtered = 0, undecodable = 0;  // the pipeline's; read after join()
   const uint64_t t0 = monotonic_ns();
   const Decoder& dec = p.decoder();
   recorder::Recorder& recr = **rec;
@@ -518,13 +518,13 @@ int record_kvm(const RecordOptions& o) {
       for (const es_kvm_event& e : chunk) {
         import::TraceLine t;
         if (!dec.decode(e, t)) {
-          undecodable.fetch_add(1, std::memory_order_relaxed);
+          ++undecodable;
           continue;
         }
-        kvm_events.fetch_add(1, std::memory_order_relaxed);
+        ++kvm_events;
         t.vcpu = vcpus.resolve(t, e.tgid);
         if (o.vcpu >= 0 && t.vcpu != o.vcpu) {
-          filtered.fetch_add(1, std::memory_order_relaxed);
+          ++filtered;
           continue;
         }
         linker.add(t, e.time_ns > t0 ? e.time_ns - t0 : 0);  // no line number: recorded live
@@ -604,7 +604,6 @@ int record_kvm(const RecordOptions& o) {
       if (!o.quiet)
         std::fprintf(stderr, "%sinterrupted: %llu buffered events not written (counted as dropped)\n",
                      shown ? "\n" : "", static_cast<unsigned long long>(n));
-      shown = false;
       break;
     }
     if (!o.quiet && tty) {
@@ -626,7 +625,7 @@ int record_kvm(const RecordOptions& o) {
   import::ImportStats linked;
   linker.describe(linked);
   const std::string json =
-      config_json(p, o, buffer_bytes, pid, &drops, &linked, vcpus.guessed(), undecodable.load(), spool.dropped(),
+      config_json(p, o, buffer_bytes, pid, &drops, &linked, vcpus.guessed(), undecodable, spool.dropped(),
                   spool.abandoned(), yielder.summary());
   const uint32_t end_reason = workload_done ? ES_END_GUEST_EXIT : ES_END_STOPPED;
   if (!error.empty()) end_detail = error;
@@ -641,12 +640,12 @@ int record_kvm(const RecordOptions& o) {
   if (!o.quiet) {
     std::fprintf(stdout,
                  "recorded %llu kvm events (%llu records) into %s: %s; %llu dropped by the ring buffer%s%s%s%s\n",
-                 static_cast<unsigned long long>(kvm_events.load()), static_cast<unsigned long long>(stats.written),
+                 static_cast<unsigned long long>(kvm_events), static_cast<unsigned long long>(stats.written),
                  o.output.c_str(), end_detail.c_str(),
                  static_cast<unsigned long long>(dropped - spool.dropped() - spool.abandoned()),
                  spool.dropped() ? (", " + std::to_string(spool.dropped()) + " more with the buffer full").c_str() : "",
                  spool.abandoned() ? (", " + std::to_string(spool.abandoned()) + " buffered not written").c_str() : "",
-                 filtered ? (", " + std::to_string(filtered.load()) + " of other vCPUs skipped").c_str() : "",
+                 filtered ? (", " + std::to_string(filtered) + " of other vCPUs skipped").c_str() : "",
                  dropped ? " (a larger ring or --buffer-size, or fewer --events would help)" : "");
   }
   if (workload_done && workload_status != 0) return 1;
