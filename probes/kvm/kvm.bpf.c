@@ -10,37 +10,78 @@
  *
  * Settings are read-only globals set by the loader before load (libbpf-tools style):
  *   filter_tgid   record only this process (0: every process)
- *   wakeup_bytes  wake the consumer only once this much data waits (batching; 0: every event)
- * Records that do not fit in the ring are counted per CPU in `drops` (a global array the
- * loader reads through the skeleton's mmap of .bss), never silently lost. */
+ *   ring_slots    records per CPU ring
+ * Records that do not fit in their CPU's ring are counted in that CPU's es_kvm_ring_ctl.drops,
+ * never silently lost. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
 #include "probes/kvm/kvm_event.h"
 
 const volatile __u32 filter_tgid = 0;
-const volatile __u64 wakeup_bytes = 0;
-/* Bytes of each event's entry after the common header (from its tracefs format): a program may
- * not read its context past the entry (perf_event_set_bpf_prog() refuses the attach with
- * EACCES when the verifier saw a larger context offset), so the copy goes through
- * bpf_probe_read_kernel() with this length. */
+/* Bytes of each event's entry after the common header (from its tracefs format). A program may
+ * not read its context past the entry: perf_event_set_bpf_prog() refuses the attach with EACCES
+ * when the verifier saw a larger context offset. The loader sets these before load, and .rodata
+ * is frozen then, so the verifier knows each program's length as a constant and never walks the
+ * loads of copy_entry() beyond it: each program reads exactly its entry, with plain loads. */
 const volatile __u32 copy_len[ES_KVM_EV_COUNT] = {};
 
-__u64 drops[ES_KVM_MAX_CPUS] = {};
-
+/* The per-CPU rings (kvm_ring.bpf.h); both sized by the loader before load. */
+const volatile __u32 ring_slots = 1; /* per CPU, a power of two */
 struct {
-  __uint(type, BPF_MAP_TYPE_RINGBUF);
-  __uint(max_entries, 1 << 20); /* resized by the loader before load (per CPU count) */
-} events SEC(".maps");
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __type(key, __u32);
+  __type(value, struct es_kvm_event);
+  __uint(max_entries, 1); /* possible CPUs * ring_slots */
+} ring SEC(".maps");
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __type(key, __u32);
+  __type(value, struct es_kvm_ring_ctl);
+  __uint(max_entries, 1); /* possible CPUs */
+} ring_ctl SEC(".maps");
 
 #include "probes/kvm/kvm_ring.bpf.h"
+
+/* Copies entry bytes [ES_KVM_RAW_BASE, ES_KVM_RAW_BASE + n) in aligned 8/4/2/1-byte loads. Every
+ * load is at a constant offset from the unmodified context pointer, as the verifier requires of
+ * a tracepoint context (and aligned to its size: tp_prog_is_valid_access()). */
+#define ES_CTX(type, off) (*(const type *)((const __u8 *)ctx + ES_KVM_RAW_BASE + (off)))
+#define ES_RAW(type, off) (*(type *)(dst + (off)))
+#define ES_COPY_TAIL(at)                                                     \
+  do {                                                                       \
+    if (n >= (at) + 4) {                                                     \
+      ES_RAW(__u32, at) = ES_CTX(__u32, at);                                 \
+      if (n >= (at) + 6) ES_RAW(__u16, (at) + 4) = ES_CTX(__u16, (at) + 4); \
+      if (n >= (at) + 7) ES_RAW(__u8, (at) + 6) = ES_CTX(__u8, (at) + 6);   \
+    } else if (n >= (at) + 2) {                                              \
+      ES_RAW(__u16, at) = ES_CTX(__u16, at);                                 \
+      if (n >= (at) + 3) ES_RAW(__u8, (at) + 2) = ES_CTX(__u8, (at) + 2);   \
+    } else if (n >= (at) + 1) {                                              \
+      ES_RAW(__u8, at) = ES_CTX(__u8, at);                                   \
+    }                                                                        \
+  } while (0)
+#define ES_COPY_WORD(k)                                \
+  if (n < 8 * (k) + 8) {                               \
+    ES_COPY_TAIL(8 * (k));                             \
+    return;                                            \
+  }                                                    \
+  ES_RAW(__u64, 8 * (k)) = ES_CTX(__u64, 8 * (k));
+
+static __always_inline void copy_entry(__u8 *dst, const void *ctx, const __u32 n) {
+  _Static_assert(ES_KVM_RAW_MAX == 80, "copy_entry copies 10 words");
+  ES_COPY_WORD(0) ES_COPY_WORD(1) ES_COPY_WORD(2) ES_COPY_WORD(3) ES_COPY_WORD(4)
+  ES_COPY_WORD(5) ES_COPY_WORD(6) ES_COPY_WORD(7) ES_COPY_WORD(8) ES_COPY_WORD(9)
+}
 
 static __always_inline int emit(const void *ctx, __u16 event) {
   struct es_kvm_event *e = es_kvm_reserve(event);
   if (!e) return 0;
   __u32 n = copy_len[event < ES_KVM_EV_COUNT ? event : 0];
   if (n > ES_KVM_RAW_MAX) n = ES_KVM_RAW_MAX;
-  if (bpf_probe_read_kernel(e->raw, n, (const char *)ctx + ES_KVM_RAW_BASE) != 0) n = 0;
+  copy_entry(e->raw, ctx, n);
   return es_kvm_submit(e, n);
 }
 

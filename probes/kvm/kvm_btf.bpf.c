@@ -27,8 +27,8 @@
  * kernel's BTF for any object with CO-RE relocations, which would stop the classic tracepoints
  * on a kernel without BTF.
  *
- * Settings and drop counting as in kvm.bpf.c; the loader makes `events` share kvm.bpf.c's ring
- * (bpf_map__reuse_fd), so the consumer reads one ring. */
+ * Settings and drop counting as in kvm.bpf.c; the loader makes `ring` and `ring_ctl` share
+ * kvm.bpf.c's maps (bpf_map__reuse_fd), so the consumer reads one set of per-CPU rings. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -36,14 +36,23 @@
 #include "probes/kvm/kvm_event.h"
 
 const volatile __u32 filter_tgid = 0;
-const volatile __u64 wakeup_bytes = 0;
 
-__u64 drops[ES_KVM_MAX_CPUS] = {};
-
+/* The per-CPU rings (kvm_ring.bpf.h); the loader makes both share kvm.bpf.c's maps. */
+const volatile __u32 ring_slots = 1; /* per CPU, a power of two */
 struct {
-  __uint(type, BPF_MAP_TYPE_RINGBUF);
-  __uint(max_entries, 1 << 20); /* replaced by kvm.bpf.c's ring before load */
-} events SEC(".maps");
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __type(key, __u32);
+  __type(value, struct es_kvm_event);
+  __uint(max_entries, 1); /* possible CPUs * ring_slots */
+} ring SEC(".maps");
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __type(key, __u32);
+  __type(value, struct es_kvm_ring_ctl);
+  __uint(max_entries, 1); /* possible CPUs */
+} ring_ctl SEC(".maps");
 
 /* The members read, relocated by CO-RE (include/linux/kvm_host.h, arch/x86/include/asm/kvm_host.h,
  * arch/x86/kvm/lapic.h, arch/x86/kvm/kvm_emulate.h). */

@@ -40,7 +40,6 @@ enum {
  * and no KVM field lives there. */
 #define ES_KVM_RAW_BASE 8
 #define ES_KVM_RAW_MAX 80   /* bytes copied: entry offsets 8..88 (kvm_exit on 6.18 ends at 72) */
-#define ES_KVM_MAX_CPUS 1024 /* size of the per-CPU drop counter array */
 
 /* Records of the tp_btf programs (probes/kvm/kvm_btf.bpf.c) carry no trace entry (the tracepoint's
  * TP_fast_assign has not run): raw[] holds the values the entry would hold, as __u64 words (word i
@@ -63,6 +62,27 @@ struct es_kvm_event {
 static_assert(sizeof(struct es_kvm_event) == 104, "es_kvm_event ABI size");
 #else
 _Static_assert(sizeof(struct es_kvm_event) == 104, "es_kvm_event ABI size");
+#endif
+
+/* The per-CPU rings (probes/kvm/kvm_ring.bpf.h). Each CPU owns `ring_slots` es_kvm_event slots in
+ * the `ring` map (an mmap-able array: CPU c's slot k is element c * ring_slots + k) and one
+ * es_kvm_ring_ctl in `ring_ctl`. Only the BPF programs running on CPU c write its head, busy and
+ * drops; only the loader writes its tail. The producer's and the consumer's words sit on separate
+ * cache lines so neither side's writes evict the other's. Counters only grow (slot = count %
+ * ring_slots, ring_slots a power of two). */
+struct es_kvm_ring_ctl {
+  __u64 head;     /* records published on this CPU (stored after the record's bytes) */
+  __u64 busy;     /* 1 while a program on this CPU is between reserve and submit */
+  __u64 drops;    /* records lost on this CPU: its ring was full, or a program nested in another */
+  __u64 pad0[5];
+  __u64 tail;     /* records the consumer has taken (stored after it has copied them) */
+  __u64 pad1[7];
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct es_kvm_ring_ctl) == 128, "es_kvm_ring_ctl ABI size");
+#else
+_Static_assert(sizeof(struct es_kvm_ring_ctl) == 128, "es_kvm_ring_ctl ABI size");
 #endif
 
 #endif /* EXITSCOPE_KVM_EVENT_H */

@@ -2,16 +2,20 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/mman.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdarg>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <queue>
 #include <sstream>
 
 #include "probes/kvm/btf_shape.h"
@@ -28,6 +32,12 @@ std::string g_log;
 
 int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list ap) {
   if (level == LIBBPF_DEBUG) return 0;
+  if (std::getenv("ES_LIBBPF_DEBUG")) {  // libbpf's warnings in full, the verifier's log included
+    va_list copy;
+    va_copy(copy, ap);
+    std::vfprintf(stderr, fmt, copy);
+    va_end(copy);
+  }
   char buf[1024];
   const int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
   std::lock_guard<std::mutex> g(g_log_mu);
@@ -99,12 +109,15 @@ bool parse_attach_method(std::string_view name, AttachMethod& out) {
 void KvmProbes::SkelDeleter::operator()(kvm_bpf* s) const { kvm_bpf__destroy(s); }
 void KvmProbes::BtfSkelDeleter::operator()(kvm_btf_bpf* s) const { kvm_btf_bpf__destroy(s); }
 void KvmProbes::LinkDeleter::operator()(bpf_link* l) const { bpf_link__destroy(l); }
-void KvmProbes::RingDeleter::operator()(ring_buffer* r) const { ring_buffer__free(r); }
+KvmProbes::Mapping::~Mapping() {
+  if (addr) ::munmap(addr, bytes);
+}
 
-uint64_t ring_bytes_for_cpus(unsigned cpus) {
-  const uint64_t want = (16ull << 20) * (cpus ? cpus : 1);
-  uint64_t n = 16ull << 20;
-  while (n < want && n < (512ull << 20)) n <<= 1;  // BPF ring buffers are a power of two in size
+uint32_t ring_slots_for_cpus(unsigned cpus) {
+  const uint64_t per_cpu = std::min<uint64_t>(16ull << 20, (512ull << 20) / (cpus ? cpus : 1));
+  const uint64_t fit = per_cpu / sizeof(es_kvm_event);
+  uint32_t n = 64;
+  while (uint64_t{n} * 2 <= fit) n *= 2;
   return n;
 }
 
@@ -126,7 +139,6 @@ Result<EventLayout> load_layout(const std::string& tracefs, int event, const std
 }
 
 KvmProbes::~KvmProbes() {
-  ring_.reset();
   links_.clear();
   btf_skel_.reset();
   skel_.reset();
@@ -226,14 +238,16 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
                  "); this exitscope build is broken, rebuild it"};
   const int cpus = libbpf_num_possible_cpus();
   p->cpus_ = cpus > 0 ? static_cast<unsigned>(cpus) : 1;
-  const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
-  p->ring_bytes_ = o.ring_bytes ? o.ring_bytes : ring_bytes_for_cpus(online > 0 ? static_cast<unsigned>(online) : 1);
-  const uint64_t wakeup = o.wakeup_bytes == ~0ull ? p->ring_bytes_ / 4 : o.wakeup_bytes;
+  uint32_t slots = o.ring_slots ? o.ring_slots : ring_slots_for_cpus(p->cpus_);
+  while (slots & (slots - 1)) slots &= slots - 1;  // a power of two: the slot is head % slots
+  p->ring_slots_ = std::max<uint32_t>(slots, 2);
   p->skel_->rodata->filter_tgid = o.filter_tgid;
-  p->skel_->rodata->wakeup_bytes = wakeup;
-  if (int err = bpf_map__set_max_entries(p->skel_->maps.events, static_cast<uint32_t>(p->ring_bytes_)); err)
-    return Error{"cannot size the BPF ring buffer to " + std::to_string(p->ring_bytes_) + " bytes (" +
+  p->skel_->rodata->ring_slots = p->ring_slots_;
+  if (int err = bpf_map__set_max_entries(p->skel_->maps.ring, p->cpus_ * p->ring_slots_); err)
+    return Error{"cannot size the per-CPU rings to " + std::to_string(p->ring_bytes()) + " bytes (" +
                  std::strerror(-err) + ")"};
+  if (int err = bpf_map__set_max_entries(p->skel_->maps.ring_ctl, p->cpus_); err)
+    return Error{std::string("cannot size the rings' control map (") + std::strerror(-err) + ")"};
   std::array<bool, ES_KVM_EV_COUNT> by_tp{};
   for (const AttachedEvent& a : p->attached_) by_tp[static_cast<size_t>(a.event)] = a.method == "tp";
   for (int e = 0; e < ES_KVM_EV_COUNT; ++e) {
@@ -253,9 +267,11 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
                    "); this exitscope build is broken, rebuild it"};
     kvm_btf_bpf* b = p->btf_skel_.get();
     b->rodata->filter_tgid = o.filter_tgid;
-    b->rodata->wakeup_bytes = wakeup;
-    if (int err = bpf_map__reuse_fd(b->maps.events, bpf_map__fd(p->skel_->maps.events)); err)
-      return Error{std::string("cannot share the BPF ring buffer with the tp_btf programs (") + std::strerror(-err) + ")"};
+    b->rodata->ring_slots = p->ring_slots_;
+    int shared = bpf_map__reuse_fd(b->maps.ring, bpf_map__fd(p->skel_->maps.ring));
+    if (!shared) shared = bpf_map__reuse_fd(b->maps.ring_ctl, bpf_map__fd(p->skel_->maps.ring_ctl));
+    if (shared)
+      return Error{std::string("cannot share the per-CPU rings with the tp_btf programs (") + std::strerror(-shared) + ")"};
     bpf_program* prog = nullptr;
     bpf_object__for_each_program(prog, b->obj) bpf_program__set_autoload(prog, false);
     for (const BtfShape* s : shapes) {
@@ -266,6 +282,19 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
     }
     if (int err = kvm_btf_bpf__load(b); err) return Error{load_error(err, p->kernel_, "tp_btf BPF programs")};
   }
+  // The consumer's view of the rings: records read-only, the control words writable (tail).
+  auto map = [](Mapping& m, bpf_map* bm, size_t bytes, int prot) -> bool {
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    m.bytes = (bytes + page - 1) / page * page;
+    void* a = ::mmap(nullptr, m.bytes, prot, MAP_SHARED, bpf_map__fd(bm), 0);
+    if (a == MAP_FAILED) return false;
+    m.addr = a;
+    return true;
+  };
+  if (!map(p->ring_map_, p->skel_->maps.ring, p->ring_bytes(), PROT_READ) ||
+      !map(p->ctl_map_, p->skel_->maps.ring_ctl, sizeof(es_kvm_ring_ctl) * p->cpus_, PROT_READ | PROT_WRITE))
+    return Error{std::string("cannot map the per-CPU rings (") + std::strerror(errno) + ")"};
+  p->taken_.assign(p->cpus_, 0);
   for (const AttachedEvent& a : p->attached_) {
     const size_t i = static_cast<size_t>(a.event);
     bpf_program* prog = a.method == "tp" ? program_of(p->skel_.get(), a.event)
@@ -279,48 +308,78 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
     }
     p->links_.emplace_back(l);
   }
-  p->ring_.reset(ring_buffer__new(bpf_map__fd(p->skel_->maps.events), on_sample, p.get(), nullptr));
-  if (!p->ring_) return Error{std::string("cannot map the BPF ring buffer (") + std::strerror(errno) + ")"};
   return p;
 }
 
-int KvmProbes::on_sample(void* ctx, void* data, size_t size) {
-  auto* self = static_cast<KvmProbes*>(ctx);
-  if (size < sizeof(es_kvm_event)) {
-    ++self->malformed_;
-    return 0;
-  }
-  es_kvm_event e;
-  std::memcpy(&e, data, sizeof e);
-  ++self->delivered_;
-  (*self->sink_)(e);
-  return 0;
+namespace {
+
+uint64_t monotonic_now_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);  // bpf_ktime_get_ns()'s clock
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
+
+}  // namespace
 
 Result<uint64_t> KvmProbes::poll(int timeout_ms, const Sink& sink) {
-  if (!ring_) return uint64_t{0};
-  sink_ = &sink;
-  const uint64_t before = delivered_;
-  // Producers wake the consumer only once a quarter of the ring is used (kvm.bpf.c), so after
-  // the wait, consume whatever is there whether or not a wakeup came.
-  int rc = ring_buffer__poll(ring_.get(), timeout_ms);
-  if (rc >= 0 || rc == -EINTR) rc = ring_buffer__consume(ring_.get());
-  sink_ = nullptr;
-  if (rc < 0 && rc != -EINTR) return Error{std::string("reading the BPF ring buffer failed (") + std::strerror(-rc) + ")"};
-  return delivered_ - before;
+  if (!ring_map_.addr) return uint64_t{0};
+  if (timeout_ms > 0 && !behind_ && !detached_) {
+    // No wakeups come from the producers (kvm_ring.bpf.h): read the rings every 10 ms at most. A
+    // ring holds at least 64 ms of the fastest stream measured (ring_slots_for_cpus).
+    const long ms = std::min(timeout_ms, 10);
+    timespec ts{ms / 1000, (ms % 1000) * 1000000L};
+    ::nanosleep(&ts, nullptr);  // a signal ends it early
+  }
+  auto* ctl = static_cast<es_kvm_ring_ctl*>(ctl_map_.addr);
+  const auto* rec = static_cast<const es_kvm_event*>(ring_map_.addr);
+  const uint64_t mask = ring_slots_ - 1;
+  // Merge the rings by timestamp. A CPU whose ring is empty may still publish a record stamped
+  // up to kInFlightNs before its head was read, so nothing later than that is handed on yet;
+  // once detached, nothing more can come.
+  std::vector<uint64_t> head(cpus_), bound(cpus_);
+  uint64_t limit = UINT64_MAX;  // the smallest bound of the rings that are (or ran) empty
+  using Next = std::pair<uint64_t, unsigned>;  // (time, cpu) of a ring's oldest record not handed on
+  std::priority_queue<Next, std::vector<Next>, std::greater<Next>> next;
+  auto time_at = [&](unsigned c) { return rec[uint64_t{c} * ring_slots_ + (taken_[c] & mask)].time_ns; };
+  for (unsigned c = 0; c < cpus_; ++c) {
+    const uint64_t read_at = monotonic_now_ns();
+    head[c] = __atomic_load_n(&ctl[c].head, __ATOMIC_ACQUIRE);
+    bound[c] = detached_ ? UINT64_MAX : read_at - std::min(read_at, kInFlightNs);
+    if (taken_[c] < head[c]) next.emplace(time_at(c), c);
+    else limit = std::min(limit, bound[c]);
+  }
+  uint64_t handed = 0;
+  std::vector<char> moved(cpus_, 0);
+  while (!next.empty() && next.top().first <= limit) {
+    const unsigned c = next.top().second;
+    next.pop();
+    es_kvm_event e;
+    std::memcpy(&e, &rec[uint64_t{c} * ring_slots_ + (taken_[c] & mask)], sizeof e);
+    sink(e);
+    ++handed;
+    moved[c] = 1;
+    if (++taken_[c] < head[c]) next.emplace(time_at(c), c);
+    else limit = std::min(limit, bound[c]);
+  }
+  behind_ = false;
+  for (unsigned c = 0; c < cpus_; ++c) {
+    if (moved[c]) __atomic_store_n(&ctl[c].tail, taken_[c], __ATOMIC_RELEASE);
+    if (head[c] - taken_[c] >= ring_slots_ / 4) behind_ = true;
+  }
+  return handed;
 }
 
-void KvmProbes::detach() { links_.clear(); }
+void KvmProbes::detach() {
+  links_.clear();
+  detached_ = true;
+}
 
 std::vector<uint64_t> KvmProbes::drops_per_cpu() const {
   std::vector<uint64_t> d;
-  if (!skel_ || !skel_->bss) return d;
-  const unsigned n = cpus_ < ES_KVM_MAX_CPUS ? cpus_ : ES_KVM_MAX_CPUS;
-  d.reserve(n);
-  const bool btf = btf_skel_ && btf_skel_->bss;
-  for (unsigned i = 0; i < n; ++i)
-    d.push_back(__atomic_load_n(&skel_->bss->drops[i], __ATOMIC_RELAXED) +
-                (btf ? __atomic_load_n(&btf_skel_->bss->drops[i], __ATOMIC_RELAXED) : 0));
+  const auto* ctl = static_cast<const es_kvm_ring_ctl*>(ctl_map_.addr);
+  if (!ctl) return d;
+  d.reserve(cpus_);
+  for (unsigned c = 0; c < cpus_; ++c) d.push_back(__atomic_load_n(&ctl[c].drops, __ATOMIC_RELAXED));
   return d;
 }
 

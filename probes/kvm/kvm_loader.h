@@ -1,8 +1,8 @@
 // The libbpf loader of probes/kvm/kvm.bpf.c and kvm_btf.bpf.c: picks, per event, how to attach
 // on the running kernel, refuses the events it cannot record faithfully, loads the chosen
-// programs with their settings, attaches them and consumes the ring buffer. Every libbpf object
-// (the skeletons, each link, the ring buffer) is owned by an RAII handle; destroying the
-// KvmProbes detaches all.
+// programs with their settings, attaches them and reads the per-CPU rings (kvm_ring.bpf.h),
+// merging them in time order. Every libbpf object (the skeletons, each link) and the rings'
+// mappings are owned by RAII handles; destroying the KvmProbes detaches all.
 //
 // The choice per event (ProbeOptions::attach, `record --kvm --attach`):
 //   tp      classic tracepoint, when tracefs has the event's format and tracefs_format.h knows its
@@ -35,7 +35,6 @@
 struct kvm_bpf;
 struct kvm_btf_bpf;
 struct bpf_link;
-struct ring_buffer;
 
 namespace es::kvm {
 
@@ -48,8 +47,7 @@ struct ProbeOptions {
   std::vector<int> events;         // ES_KVM_EV_* wanted; empty = all
   bool events_explicit = false;    // the user named them: an unknown layout is an error, not a warning
   uint32_t filter_tgid = 0;        // 0: every process
-  uint64_t ring_bytes = 0;         // 0: by CPU count (ring_bytes_for_cpus)
-  uint64_t wakeup_bytes = ~0ull;   // ~0: a quarter of the ring; 0: wake the consumer per event
+  uint32_t ring_slots = 0;         // records per CPU ring, rounded down to a power of two; 0: ring_slots_for_cpus
   std::string tracefs;             // "" : find (and mount) tracefs
 };
 
@@ -61,8 +59,10 @@ struct AttachedEvent {
   std::vector<std::string> optional_missing;  // fields this kernel's format / prototype lacks (older era)
 };
 
-// The ring size for `cpus` online CPUs: 16 MiB per CPU (~150 k events each), a power of two, 16..512 MiB.
-uint64_t ring_bytes_for_cpus(unsigned cpus);
+// Records per CPU ring for `cpus` possible CPUs: a power of two filling at most 16 MiB per CPU
+// (131 072 records, ~65 ms of the fastest KVM event stream measured here) and 512 MiB in all; at
+// least 64.
+uint32_t ring_slots_for_cpus(unsigned cpus);
 
 // Reads <tracefs>/events/kvm/<name>/format and resolves its layout.
 Result<EventLayout> load_layout(const std::string& tracefs, int event, const std::string& kernel_release);
@@ -77,41 +77,54 @@ class KvmProbes {
   KvmProbes& operator=(const KvmProbes&) = delete;
 
   using Sink = std::function<void(const es_kvm_event&)>;
-  // Waits up to `timeout_ms` for data, then consumes everything waiting. Returns the number of
-  // events handed to `sink`, or an error.
+  // Sleeps up to `timeout_ms` (at most 10 ms, none while a ring is a quarter full or after a
+  // signal), then hands `sink` every record waiting in the rings in time order: a record is
+  // handed on once no CPU can still publish an older one (records are at most kInFlightNs old
+  // when published). Returns the number handed on.
   Result<uint64_t> poll(int timeout_ms, const Sink& sink);
-  // Detaches every program (no new events); the ring keeps what is already in it.
+  // Detaches every program (no new events); the rings keep what is already in them, and the
+  // next poll() hands all of it on.
   void detach();
 
-  std::vector<uint64_t> drops_per_cpu() const;  // ring-buffer reservations that failed, by CPU
+  std::vector<uint64_t> drops_per_cpu() const;  // records lost per CPU (its ring full, or nested)
   uint64_t drops_total() const;
   const Decoder& decoder() const { return decoder_; }
   const std::vector<AttachedEvent>& attached() const { return attached_; }
   const std::vector<std::string>& refused() const { return refused_; }  // one sentence each
-  uint64_t ring_bytes() const { return ring_bytes_; }
+  uint64_t ring_bytes() const { return uint64_t{ring_slots_} * cpus_ * sizeof(es_kvm_event); }  // all rings
+  uint32_t ring_slots() const { return ring_slots_; }  // records per CPU ring
+  unsigned cpus() const { return cpus_; }              // rings (possible CPUs)
   const std::string& kernel_release() const { return kernel_; }
-  uint64_t malformed() const { return malformed_; }  // ring records of the wrong size (never expected)
+  // A record older than this (its timestamp to its publication) can come out of order.
+  static constexpr uint64_t kInFlightNs = 2'000'000;
 
  private:
   KvmProbes() : decoder_({}) {}
   struct SkelDeleter { void operator()(kvm_bpf* s) const; };
   struct BtfSkelDeleter { void operator()(kvm_btf_bpf* s) const; };
   struct LinkDeleter { void operator()(bpf_link* l) const; };
-  struct RingDeleter { void operator()(ring_buffer* r) const; };
-  static int on_sample(void* ctx, void* data, size_t size);
+  struct Mapping {  // an mmap of a BPF array map
+    void* addr = nullptr;
+    size_t bytes = 0;
+    Mapping() = default;
+    Mapping(const Mapping&) = delete;
+    Mapping& operator=(const Mapping&) = delete;
+    ~Mapping();
+  };
 
   std::unique_ptr<kvm_bpf, SkelDeleter> skel_;          // tp programs; owns the ring buffer map
   std::unique_ptr<kvm_btf_bpf, BtfSkelDeleter> btf_skel_;  // tp_btf programs (only when some are chosen)
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
-  std::unique_ptr<ring_buffer, RingDeleter> ring_;
+  Mapping ring_map_, ctl_map_;                     // the rings' records and their es_kvm_ring_ctl
+  std::vector<uint64_t> taken_;                    // per CPU: records handed on (the tail we store)
+  bool detached_ = false;                          // no producer left: hand everything on
+  bool behind_ = false;                            // the last poll left a ring a quarter full
   Decoder decoder_;
   std::vector<AttachedEvent> attached_;
   std::vector<std::string> refused_;
-  uint64_t ring_bytes_ = 0;
+  uint32_t ring_slots_ = 0;
   std::string kernel_;
   unsigned cpus_ = 0;
-  const Sink* sink_ = nullptr;  // valid during poll()
-  uint64_t delivered_ = 0, malformed_ = 0;
 };
 
 }  // namespace es::kvm

@@ -384,7 +384,8 @@ std::string config_json(const KvmProbes& p, const RecordOptions& o, uint64_t buf
   }
   j += "], \"refused\": [";
   for (size_t i = 0; i < p.refused().size(); ++i) j += std::string(i ? ", " : "") + "\"" + import::json_escape(p.refused()[i]) + "\"";
-  j += "], \"ring_bytes\": " + std::to_string(p.ring_bytes()) + ", \"pid\": " + std::to_string(pid) +
+  j += "], \"ring_bytes\": " + std::to_string(p.ring_bytes()) + ", \"ring_slots\": " + std::to_string(p.ring_slots()) +
+       ", \"ring_cpus\": " + std::to_string(p.cpus()) + ", \"pid\": " + std::to_string(pid) +
        ", \"vcpu\": " + std::to_string(o.vcpu) + ", \"duration_s\": " + std::to_string(o.duration_s) +
        ", \"buffer_bytes\": " + std::to_string(buffer_bytes);
   if (!scheduling.empty()) j += ", \"scheduling\": \"" + import::json_escape(scheduling) + "\"";
@@ -447,8 +448,7 @@ int record_kvm(const RecordOptions& o) {
   po.events_explicit = !o.events.empty();
   if (!parse_attach_method(o.attach, po.attach)) return fail("--attach takes auto, tp or tp_btf, not '" + o.attach + "'");
   if (o.test_overflow) {
-    po.ring_bytes = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-    po.wakeup_bytes = 0;
+    po.ring_slots = 32;
   }
   if (::geteuid() != 0)
     return fail("recording a KVM host attaches eBPF programs to the kernel's kvm tracepoints, which needs root: "
@@ -560,7 +560,7 @@ int record_kvm(const RecordOptions& o) {
       break;
     }
     spool.publish();
-    if (o.test_overflow) ::usleep(100 * 1000);  // a consumer too slow for a one-page ring
+    if (o.test_overflow) ::usleep(100 * 1000);  // a consumer too slow for a 32-record ring
     const uint64_t now = monotonic_ns();
     yielder.update(spool.backlog(), spool.oldest_ns(), now);
     recr.set_source_dropped(p.drops_total() + spool.dropped());  // stored with the next batch
@@ -708,7 +708,10 @@ std::vector<std::string> describe_kvm_config(std::string_view j) {
   const std::string refused = list("refused");
   if (!refused.empty()) out.push_back("refused " + refused);
   const std::string drops = num("drops");
-  out.push_back("ring " + num("ring_bytes") + " bytes; " +
+  const std::string slots = num("ring_slots"), ring_cpus = num("ring_cpus");
+  out.push_back((slots.empty() ? "ring " + num("ring_bytes") + " bytes; "
+                               : "rings " + num("ring_bytes") + " bytes (" + slots + " records on each of " + ring_cpus +
+                                     " CPUs); ") +
                 (drops.empty() ? std::string("drops unknown (the recording did not finish)")
                                : drops + " dropped (per CPU: " + list("drops_per_cpu") + ")"));
   const std::string buffer = num("buffer_bytes"), buffer_drops = num("buffer_drops"), abandoned = num("abandoned");

@@ -166,7 +166,7 @@ TEST_F(KvmSchedule, InterruptWhileWritingTheBacklogKeepsWhatIsWritten) {
 
 TEST_F(KvmSchedule, KilledRecordingKeepsWhatItHadCommittedAndItsDropCounts) {
   const std::string out = db("killed-drops.db");
-  // A one-page ring and a slow consumer, recording the whole host while guests run one after
+  // 32-record rings and a slow consumer, recording the whole host while guests run one after
   // the other: few events, many drops. The recorder commits what it has every second even
   // though no batch fills, with the drop count so far.
   Background bg({"record", "--kvm", "--test-overflow", "--duration", "60", "-o", out}, out + ".err");
