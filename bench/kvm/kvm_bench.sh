@@ -9,12 +9,14 @@
 #   4. the same with --max-lag 0 (decoding and SQLite beside the guest at normal priority),
 # ROUNDS times each, interleaved; prints the median workload times, the overhead ratio
 # exitscope / ftrace ((t_exitscope - t_untraced) / (t_ftrace - t_untraced), target <= 1.0) and the
-# sustained event rate with the ring-buffer drop count.
+# sustained event rate with the ring-buffer drop count. Then, if perf is installed, PROFILE_ROUNDS
+# (default 3) more ftrace and exitscope runs under `perf record` give the time per event spent
+# in the kvm tracepoint handlers themselves.
 #
-#   sudo bench/kvm/kvm_bench.sh [BUILD_DIR] [LOOPS] [ROUNDS]     (defaults: build-kvm 65535 3)
+#   sudo bench/kvm/kvm_bench.sh [BUILD_DIR] [LOOPS] [ROUNDS]     (defaults: build 65535 3)
 #   ES_NICE='nice -n 19' ...: run the recorder at low priority (the guest keeps its CPU; drops rise)
 set -euo pipefail
-BUILD=${1:-build-kvm}
+BUILD=${1:-build}
 LOOPS=${2:-65535}
 ROUNDS=${3:-3}
 ES=$BUILD/bin/exitscope
@@ -36,7 +38,12 @@ now() { date +%s.%N; }
 run_guest() {  # prints the workload's wall time in seconds; its CPU time (user + sys) goes to $WORK/cpu
   local a b
   a=$(now)
-  /usr/bin/time -f '%U %S' -o "$WORK/cpu.raw" "$GUEST" --loops "$LOOPS" --quiet > /dev/null
+  if [ -n "${PROFILE:-}" ]; then  # the in-kernel phase: sample the workload instead of timing it
+    perf record -q -e cpu-clock -F 20000 -g -o "$WORK/perf.data" -- "$GUEST" --loops "$LOOPS" --quiet > /dev/null 2>&1
+    echo "0 0" > "$WORK/cpu.raw"
+  else
+    /usr/bin/time -f '%U %S' -o "$WORK/cpu.raw" "$GUEST" --loops "$LOOPS" --quiet > /dev/null
+  fi
   b=$(now)
   awk '{print $1 + $2}' "$WORK/cpu.raw" > "$WORK/cpu"
   echo "$b - $a" | bc -l
@@ -91,6 +98,19 @@ exitscope_run() {  # [extra record options]
 }
 
 median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+# "median (q1..q3)" of the numbers on stdin: the spread of the per-round ratios.
+quartiles() { sort -g | awk '{a[NR] = $1} END {printf "%.2f (quartiles %.2f..%.2f)", a[int((NR + 1) / 2)], a[int((NR + 3) / 4)], a[int((3 * NR + 3) / 4)]}'; }
+# The kvm tracepoint handlers in $WORK/perf.data: the share of cpu-clock samples under ftrace's
+# trace_event_raw_event_kvm_*, or the BPF path's perf_trace_kvm_* (tp) and __bpf_trace_kvm_*
+# (tp_btf). Prints "NS_PER_EVENT RELATIVE": the sampled time in them over EVENTS, and their time
+# relative to the rest of the workload's (share / (1 - share), which a VM running slower or
+# faster during one run does not move).
+handler_cost() {  # EVENTS
+  perf report -i "$WORK/perf.data" --children --sort sym --stdio -g none 2> /dev/null |
+    awk -v ev="$1" '/^# Event count/ {total = $NF}
+      $4 ~ /^(perf_trace_kvm|__bpf_trace_kvm|trace_event_raw_event_kvm)_/ {sub("%", "", $1); share += $1}
+      END {printf "%.1f %.4f\n", share / 100 * total / ev, share / (100 - share)}'
+}
 
 declare -a TU TF TE TN FE FN CU CF CE CN RW RC
 ES_EVENTS=0; ES_DROPS=0; FTRACE_LOST=0; FTRACE_EVENTS=0; TOTAL_DROPS=0; FTRACE_LOST_ALL=0; NOYIELD_DROPS=0
@@ -128,10 +148,26 @@ printf '  exitscope --max-lag 0 %5.3f s   overhead %+.3f s   %s dropped in all r
 printf '  overhead ratio exitscope/ftrace %.2f (target <= 1.0); sustained %.0f events/s with %s drops\n' \
   "$ratio" "$rate" "$TOTAL_DROPS"
 printf '  overhead ratio with --max-lag 0: %.2f\n' "$ratio_n"
-printf '  per-round ratio exitscope/ftrace, median of %s: %.2f on wall time, %.2f on the workload'"'"'s CPU time\n' \
-  "$ROUNDS" "$(printf '%s\n' "${RW[@]}" | median)" "$(printf '%s\n' "${RC[@]}" | median)"
+printf '  per-round ratio exitscope/ftrace, median of %s: %s on wall time, %s on the workload'"'"'s CPU time\n' \
+  "$ROUNDS" "$(printf '%s\n' "${RW[@]}" | quartiles)" "$(printf '%s\n' "${RC[@]}" | quartiles)"
 printf '  workload CPU time (median): untraced %.2f s, ftrace %.2f s, exitscope %.2f s, --max-lag 0 %.2f s\n' \
   "$(printf '%s\n' "${CU[@]}" | median)" "$(printf '%s\n' "${CF[@]}" | median)" \
   "$(printf '%s\n' "${CE[@]}" | median)" "$(printf '%s\n' "${CN[@]}" | median)"
 printf '  recording complete after the workload: %.3f s (default), %.3f s (--max-lag 0) from SIGINT to exit\n' \
   "$fe" "$fn"
+
+# In-kernel cost per event, from perf samples of the workload (the VM's speed drifts between runs;
+# a share of one run's own samples does not). PROFILE_ROUNDS=0 or no perf: skipped.
+if command -v perf > /dev/null && [ "${PROFILE_ROUNDS:-3}" -gt 0 ]; then
+  declare -a HF HE RF RE RH
+  for r in $(seq "${PROFILE_ROUNDS:-3}"); do
+    PROFILE=1 ftrace_run > /dev/null; read -r f rf <<< "$(handler_cost "$ES_EVENTS")"
+    PROFILE=1 exitscope_run > /dev/null; read -r e re <<< "$(handler_cost "$ES_EVENTS")"
+    HF+=("$f"); HE+=("$e"); RF+=("$rf"); RE+=("$re"); RH+=("$(echo "$re / $rf" | bc -l)")
+  done
+  printf '  in the kvm tracepoint handlers (perf cpu-clock samples, median of %s): ftrace %.0f ns/event (%.1f %% of the workload'"'"'s own time), exitscope %.0f ns/event (%.1f %%)\n' \
+    "${PROFILE_ROUNDS:-3}" "$(printf '%s\n' "${HF[@]}" | median)" "$(echo "100 * $(printf '%s\n' "${RF[@]}" | median)" | bc -l)" \
+    "$(printf '%s\n' "${HE[@]}" | median)" "$(echo "100 * $(printf '%s\n' "${RE[@]}" | median)" | bc -l)"
+  printf '  handler cost ratio exitscope/ftrace, per round (each run against its own samples): %s\n' \
+    "$(printf '%s\n' "${RH[@]}" | quartiles)"
+fi

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* exitscope's KVM probes: one classic tracepoint program per kvm event (tp/kvm/<event>), each
- * copying the trace entry into the ring buffer as an es_kvm_event. Classic tracepoints, not
+ * copying the trace entry into its CPU's ring (kvm_ring.bpf.h) as an es_kvm_event. Classic tracepoints, not
  * raw_tp / tp_btf, because most fields these events print are computed in TP_fast_assign
  * (kvm_exit's info1/info2/intr_info come from kvm_x86_ops.get_exit_info(), which a raw
  * tracepoint's arguments do not carry; arch/x86/kvm/trace.h); the entry, described by the

@@ -1,4 +1,4 @@
-/* exitscope KVM probe record: what probes/kvm/kvm.bpf.c writes into the BPF ring buffer and
+/* exitscope KVM probe record: what probes/kvm/kvm.bpf.c writes into the per-CPU rings and
  * the loader (probes/kvm/kvm_loader.cpp) reads. Fixed-width fields only (no bool, long,
  * pointers or enums), usable from BPF C and C++.
  *

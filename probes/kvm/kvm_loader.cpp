@@ -230,7 +230,7 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
     return Error{"none of the kvm tracepoints asked for can be recorded on kernel " + p->kernel_ + ": " +
                  (p->refused_.empty() ? std::string("none asked") : p->refused_.front())};
   p->decoder_ = Decoder(std::move(layouts));
-  // The tp object is always loaded: it owns the ring buffer and its drop counters, even when
+  // The tp object is always loaded: it owns the rings and their drop counters, even when
   // every event goes through tp_btf (then none of its programs is loaded).
   p->skel_.reset(kvm_bpf__open());
   if (!p->skel_)

@@ -112,7 +112,7 @@ class KvmProbes {
     ~Mapping();
   };
 
-  std::unique_ptr<kvm_bpf, SkelDeleter> skel_;          // tp programs; owns the ring buffer map
+  std::unique_ptr<kvm_bpf, SkelDeleter> skel_;          // tp programs; owns the rings' maps
   std::unique_ptr<kvm_btf_bpf, BtfSkelDeleter> btf_skel_;  // tp_btf programs (only when some are chosen)
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
   Mapping ring_map_, ctl_map_;                     // the rings' records and their es_kvm_ring_ctl

@@ -1,7 +1,7 @@
 // `exitscope record --kvm`: records a real KVM host through the eBPF probes into a recording,
 // the same schema as the hv core's. Pipeline:
 //
-//   KvmProbes (ring buffer) -> spool (raw events in memory, --buffer-size)
+//   KvmProbes (per-CPU rings, merged in time order) -> spool (raw events in memory, --buffer-size)
 //     -> pipeline thread: Decoder (TraceLine at this kernel's offsets) -> vCPU / --vcpu filter
 //     -> import::KvmEventLinker (chains) -> Recorder (SQLite, batched writer thread)
 //

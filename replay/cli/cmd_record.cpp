@@ -56,7 +56,7 @@ constexpr es::cli::OptionSpec kRecordOptions[] = {
 };
 // Not in --help: a one-page ring and a slow consumer, so a test can force ring-buffer drops.
 constexpr es::cli::OptionSpec kRecordHiddenOptions[] = {
-    {"test-overflow", "", "testing: one-page ring buffer, slow consumer"},
+    {"test-overflow", "", "testing: 32-event rings, slow consumer"},
     {"test-slow-pipeline", "", "testing: the decoding thread sleeps 100 ms per chunk"},
 };
 
