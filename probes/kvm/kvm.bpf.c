@@ -8,7 +8,8 @@
  * give an event (not mounted, or a format exitscope does not know), the loader may take the
  * event's tp_btf program in kvm_btf.bpf.c instead, if the kernel's BTF prototype is a known one.
  *
- * Settings are read-only globals set by the loader before load (libbpf-tools style):
+ * Settings are read-only globals set by the loader before load (libbpf-tools style; the first
+ * two are declared in kvm_ring.bpf.h):
  *   filter_tgid   record only this process (0: every process)
  *   ring_slots    records per CPU ring
  * Records that do not fit in their CPU's ring are counted in that CPU's es_kvm_ring_ctl.drops,
@@ -18,30 +19,12 @@
 
 #include "probes/kvm/kvm_event.h"
 
-const volatile __u32 filter_tgid = 0;
 /* Bytes of each event's entry after the common header (from its tracefs format). A program may
  * not read its context past the entry: perf_event_set_bpf_prog() refuses the attach with EACCES
  * when the verifier saw a larger context offset. The loader sets these before load, and .rodata
  * is frozen then, so the verifier knows each program's length as a constant and never walks the
  * loads of copy_entry() beyond it: each program reads exactly its entry, with plain loads. */
 const volatile __u32 copy_len[ES_KVM_EV_COUNT] = {};
-
-/* The per-CPU rings (kvm_ring.bpf.h); both sized by the loader before load. */
-const volatile __u32 ring_slots = 1; /* per CPU, a power of two */
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(map_flags, BPF_F_MMAPABLE);
-  __type(key, __u32);
-  __type(value, struct es_kvm_event);
-  __uint(max_entries, 1); /* possible CPUs * ring_slots */
-} ring SEC(".maps");
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(map_flags, BPF_F_MMAPABLE);
-  __type(key, __u32);
-  __type(value, struct es_kvm_ring_ctl);
-  __uint(max_entries, 1); /* possible CPUs */
-} ring_ctl SEC(".maps");
 
 #include "probes/kvm/kvm_ring.bpf.h"
 

@@ -35,24 +35,7 @@
 
 #include "probes/kvm/kvm_event.h"
 
-const volatile __u32 filter_tgid = 0;
 
-/* The per-CPU rings (kvm_ring.bpf.h); the loader makes both share kvm.bpf.c's maps. */
-const volatile __u32 ring_slots = 1; /* per CPU, a power of two */
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(map_flags, BPF_F_MMAPABLE);
-  __type(key, __u32);
-  __type(value, struct es_kvm_event);
-  __uint(max_entries, 1); /* possible CPUs * ring_slots */
-} ring SEC(".maps");
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(map_flags, BPF_F_MMAPABLE);
-  __type(key, __u32);
-  __type(value, struct es_kvm_ring_ctl);
-  __uint(max_entries, 1); /* possible CPUs */
-} ring_ctl SEC(".maps");
 
 /* The members read, relocated by CO-RE (include/linux/kvm_host.h, arch/x86/include/asm/kvm_host.h,
  * arch/x86/kvm/lapic.h, arch/x86/kvm/kvm_emulate.h). */

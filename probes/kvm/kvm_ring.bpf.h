@@ -19,14 +19,34 @@
  * loader reads head with acquire semantics before the record and stores tail with release
  * semantics after copying it. KVM's x86 tracepoints exist only on x86 hosts.
  *
- * Include after the object's own `filter_tgid`, `ring_slots`, `ring` and `ring_ctl` (each object
- * declares them; the loader points both objects at one pair of maps). Every es_kvm_reserve()
+ * Each object that includes this gets its own copy of the settings and maps below; the loader
+ * sets both objects' settings alike and points both at one pair of maps. Every es_kvm_reserve()
  * that returns a record must be followed by es_kvm_submit(): unlike a ringbuf reservation, the
  * verifier does not check that, and a missing submit would leave the CPU's ring busy. */
 #ifndef EXITSCOPE_KVM_RING_BPF_H
 #define EXITSCOPE_KVM_RING_BPF_H
 
 #define ES_KVM_BARRIER() asm volatile("" ::: "memory")
+
+/* Set by the loader before load. */
+const volatile __u32 filter_tgid = 0; /* record only this process (0: every process) */
+const volatile __u32 ring_slots = 1;  /* records per CPU ring, a power of two */
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __type(key, __u32);
+  __type(value, struct es_kvm_event);
+  __uint(max_entries, 1); /* possible CPUs * ring_slots, set by the loader */
+} ring SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __type(key, __u32);
+  __type(value, struct es_kvm_ring_ctl);
+  __uint(max_entries, 1); /* possible CPUs, set by the loader */
+} ring_ctl SEC(".maps");
 
 /* NULL when the event is filtered out, or when it cannot be written (counted in drops). */
 static __always_inline struct es_kvm_event *es_kvm_reserve(__u16 event) {

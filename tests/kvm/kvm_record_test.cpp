@@ -96,6 +96,41 @@ GuestActivity activity_of(es::replay::Recording& rec) {
   return a;
 }
 
+// es-kvm-guest forked and held before it starts, so that probes can be opened for its pid
+// first; release() lets it run. Its stdout goes to `out`.
+struct HeldGuest {
+  pid_t pid = -1;
+  int go = -1;
+  HeldGuest(const std::string& out, const char* loops) {
+    int fds[2];
+    if (::pipe(fds) != 0) return;
+    pid = ::fork();
+    if (pid == 0) {
+      ::close(fds[1]);
+      char c = 0;
+      if (::read(fds[0], &c, 1) != 1) ::_exit(126);
+      const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(fd, 1);
+      ::execl(ES_KVM_GUEST_BIN, "es-kvm-guest", "--loops", loops, static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(fds[0]);
+    go = fds[1];
+  }
+  HeldGuest(const HeldGuest&) = delete;
+  HeldGuest& operator=(const HeldGuest&) = delete;
+  ~HeldGuest() {
+    if (go >= 0) ::close(go);  // never released: it exits at once
+  }
+  bool release() {
+    const char c = 1;
+    const bool ok = ::write(go, &c, 1) == 1;
+    ::close(go);
+    go = -1;
+    return ok;
+  }
+};
+
 using KvmRecord = es::test::kvm::KvmFixture;
 
 TEST_F(KvmRecord, RecordingMatchesWhatTheGuestDid) {
@@ -277,26 +312,14 @@ TEST_F(KvmRecord, AutoTakesTpBtfWhereTheTracefsFormatIsUnknown) {
   EXPECT_NE(forced.error().find("'port' is missing"), std::string::npos) << forced.error();
 
   // The guest is forked first and held, so the probes can watch only its process.
-  int go[2];
-  ASSERT_EQ(::pipe(go), 0);
   const std::string guest_out = es::test::process_tmp("fallback-guest.out");
-  const pid_t guest = ::fork();
-  if (guest == 0) {
-    ::close(go[1]);
-    char c = 0;
-    if (::read(go[0], &c, 1) != 1) ::_exit(126);
-    const int fd = ::open(guest_out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 1);
-    ::execl(ES_KVM_GUEST_BIN, "es-kvm-guest", "--loops", "3", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(go[0]);
+  HeldGuest held(guest_out, "3");
+  const pid_t guest = held.pid;
+  ASSERT_GT(guest, 0);
   o.attach = es::kvm::AttachMethod::Auto;
   o.filter_tgid = static_cast<uint32_t>(guest);
   auto p = es::kvm::KvmProbes::open(o);
-  const char c = 1;
-  ASSERT_EQ(::write(go[1], &c, 1), 1);
-  ::close(go[1]);
+  ASSERT_TRUE(held.release());
   int status = 0;
   ASSERT_EQ(::waitpid(guest, &status, 0), guest);
   ASSERT_TRUE(p) << p.error();
@@ -341,27 +364,15 @@ TEST_F(KvmRecord, AutoTakesTpBtfWhereTheTracefsFormatIsUnknown) {
 // the order the guest made it.
 TEST_F(KvmRecord, EventsStayInTimeOrderWhileTheGuestMovesBetweenCpus) {
   if (::sysconf(_SC_NPROCESSORS_ONLN) < 2) GTEST_SKIP() << "this machine has one CPU: nothing to move the guest between";
-  int go[2];
-  ASSERT_EQ(::pipe(go), 0);
   const std::string guest_out = es::test::process_tmp("moving-guest.out");
-  const pid_t guest = ::fork();
-  if (guest == 0) {
-    ::close(go[1]);
-    char c = 0;
-    if (::read(go[0], &c, 1) != 1) ::_exit(126);
-    const int fd = ::open(guest_out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 1);
-    ::execl(ES_KVM_GUEST_BIN, "es-kvm-guest", "--loops", "8000", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(go[0]);
+  HeldGuest held(guest_out, "8000");
+  const pid_t guest = held.pid;
+  ASSERT_GT(guest, 0);
   es::kvm::ProbeOptions o;
   o.events = {ES_KVM_EV_PIO, ES_KVM_EV_EMULATE_INSN, ES_KVM_EV_USERSPACE_EXIT};
   o.filter_tgid = static_cast<uint32_t>(guest);
   auto p = es::kvm::KvmProbes::open(o);
-  const char c = 1;
-  EXPECT_EQ(::write(go[1], &c, 1), 1);
-  ::close(go[1]);
+  EXPECT_TRUE(held.release());
   if (!p) {
     ::waitpid(guest, nullptr, 0);
     if (refused_by_machine(2, p.error())) GTEST_SKIP() << p.error();
