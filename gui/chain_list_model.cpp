@@ -98,8 +98,12 @@ QVariant ChainListModel::data(const QModelIndex& index, int role) const {
   const replay::ChainRow* c = row(index.row());
   if (!c) return {};
   if (role == Qt::ForegroundRole) {
-    if (c->outcome == "lost" || c->outcome == "triple fault") return QBrush(QColor(0xc0, 0x10, 0x10));
-    if (c->outcome != "delivered") return QBrush(QColor(0xa0, 0x60, 0x00));
+    // Red: what a hypervisor can be blamed for, and a shutdown; amber: anything but a delivery.
+    bool loss = c->outcome == "triple fault";
+    for (replay::Outcome o : replay::kAllOutcomes)
+      if (replay::outcome_is_loss(o) && c->outcome == replay::to_string(o)) loss = true;
+    if (loss) return QBrush(QColor(0xc0, 0x10, 0x10));
+    if (c->outcome != "delivered" && c->outcome != "delivered after reinjection") return QBrush(QColor(0xa0, 0x60, 0x00));
     return {};
   }
   if (role != Qt::DisplayRole) return {};

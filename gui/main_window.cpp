@@ -65,8 +65,6 @@ struct TypeChoice {
 };
 constexpr TypeChoice kTypes[] = {{"any type", -1},         {"IRQ", 0},          {"NMI", 2}, {"HW exception", 3},
                                  {"INT n", 4},              {"privileged SW exc", 5}, {"SW exception", 6}};
-constexpr const char* kOutcomes[] = {"any outcome",  "delivered",      "promoted to #DF", "triple fault",
-                                     "dropped by policy", "pending at end", "lost"};
 
 QString html_escape(const std::string& s) { return QString::fromStdString(s).toHtmlEscaped(); }
 
@@ -101,7 +99,8 @@ void MainWindow::build_ui() {
   for (const TypeChoice& t : kTypes) chain_type_->addItem(QString::fromLatin1(t.label), t.type);
   chain_outcome_ = new QComboBox;
   chain_outcome_->setObjectName(QStringLiteral("chain_outcome"));
-  for (const char* o : kOutcomes) chain_outcome_->addItem(QString::fromLatin1(o));
+  chain_outcome_->addItem(QStringLiteral("any outcome"));
+  for (replay::Outcome o : replay::kAllOutcomes) chain_outcome_->addItem(QString::fromStdString(std::string(replay::to_string(o))));
   chain_level_ = new QComboBox;
   chain_level_->setObjectName(QStringLiteral("chain_level"));
   chain_level_->addItem(QStringLiteral("any level"), 0);

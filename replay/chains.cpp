@@ -14,14 +14,65 @@ namespace es::replay {
 std::string_view to_string(Outcome o) {
   switch (o) {
     case Outcome::Delivered: return "delivered";
+    case Outcome::ReinjectedThenDelivered: return "delivered after reinjection";
     case Outcome::PromotedToDf: return "promoted to #DF";
     case Outcome::TripleFault: return "triple fault";
-    case Outcome::DroppedByPolicy: return "dropped by policy";
+    case Outcome::HandledSerially: return "handled serially";
+    case Outcome::Superseded: return "superseded";
+    case Outcome::Collapsed: return "collapsed";
+    case Outcome::Coalesced: return "coalesced";
     case Outcome::HandledByHypervisor: return "handled by hypervisor";
+    case Outcome::DroppedByPolicy: return "dropped by policy";
+    case Outcome::DiscardedByHypervisor: return "discarded by hypervisor";
     case Outcome::PendingAtEnd: return "pending at end";
     case Outcome::Lost: return "lost";
   }
   return "lost";
+}
+
+std::string_view outcome_reference(Outcome o) {
+  switch (o) {
+    case Outcome::Delivered:
+      return "the handler was reached (SDM Vol. 3A 6.12 \"Exception and Interrupt Handling\"; injected: Vol. 3C 27.6 "
+             "\"Event Injection\")";
+    case Outcome::ReinjectedThenDelivered:
+      return "VM exits interrupted its delivery and it was reinjected from IDT-vectoring info until delivered (SDM "
+             "Vol. 3C 28.2.4 \"Information for VM Exits That Occur During Event Delivery\"; KVM "
+             "vmx_complete_interrupts)";
+    case Outcome::PromotedToDf:
+      return "a fault during its delivery raised #DF instead (SDM Vol. 3A 6.15, Table 6-5 \"Conditions for "
+             "Generating a Double Fault\")";
+    case Outcome::TripleFault:
+      return "a fault while delivering #DF shut the processor down (SDM Vol. 3A 6.15 \"Interrupt 8\"; VM exit "
+             "reason 2, Vol. 3C 26.2)";
+    case Outcome::HandledSerially:
+      return "a fault during its delivery was handled first and the event abandoned; the instruction that raised "
+             "it re-executes and raises it again (SDM Vol. 3A 6.15, Table 6-5 \"handle exceptions serially\")";
+    case Outcome::Superseded:
+      return "a fault during its delivery was handled first and nothing raises this event again (an acknowledged "
+             "interrupt, an NMI): hardware loses it (SDM Vol. 3A 6.15, Table 6-5 \"handle exceptions serially\")";
+    case Outcome::Collapsed:
+      return "an NMI while one is already pending is collapsed into it (SDM Vol. 3A 6.7.1 \"Handling Multiple "
+             "NMIs\"; KVM process_nmi)";
+    case Outcome::Coalesced:
+      return "the vector was already requested: one IRR bit per vector (SDM Vol. 3A 11.8.4 \"Interrupt Acceptance "
+             "for Fixed Interrupts\")";
+    case Outcome::HandledByHypervisor:
+      return "the event caused a VM exit and the hypervisor consumed it; it was not meant for the guest (SDM Vol. "
+             "3C 28.2.2 \"Information for VM Exits Due to Vectored Events\")";
+    case Outcome::DroppedByPolicy:
+      return "the hypervisor's policy did not reinject it from IDT-vectoring info (SDM Vol. 3C 28.2.4; KVM "
+             "reinjects, vmx_complete_interrupts)";
+    case Outcome::DiscardedByHypervisor:
+      return "the hypervisor discarded it although the architecture still owed its delivery (SDM Vol. 3C 28.2.4; "
+             "KVM kvm_check_and_inject_events)";
+    case Outcome::PendingAtEnd:
+      return "the run stopped (limit or signal) before it could be delivered";
+    case Outcome::Lost:
+      return "never delivered and nothing explains it, in a run the guest ended (SDM Vol. 3C 28.2.4: an event in "
+             "IDT-vectoring info must be reinjected)";
+  }
+  return "";
 }
 
 namespace {
@@ -35,6 +86,52 @@ bool same_event(arch::EntryIntrInfo a, arch::EntryIntrInfo b) {
 
 bool is_double_fault(arch::EntryIntrInfo e) {
   return e.valid() && e.vector() == arch::kDF && e.type() == arch::InterruptionType::HardwareException;
+}
+
+// Vol. 3C 28.2.4 "Information for VM Exits That Occur During Event Delivery": an event's
+// delivery is in progress from the record that starts it (its RAISE, or a VM entry injecting
+// it) until its DELIVERY (the handler reached) or a VM exit that names it (in IDT-vectoring
+// info, or as the exit's own event: the attempt ends there; a reinjection opens a new one).
+// +1 = the member opens a delivery attempt of its chain, -1 = closes it, 0 = neither.
+int delivery_window_edge(const es_record& r) {
+  switch (r.kind) {
+    case ES_KIND_RAISE:
+    case ES_KIND_VM_ENTRY:
+    case ES_KIND_NESTED_ENTRY: return arch::EntryIntrInfo(r.intr_info).valid() ? 1 : 0;
+    case ES_KIND_DELIVERY:
+    case ES_KIND_VM_EXIT:
+    case ES_KIND_NESTED_EXIT: return -1;
+    default: return 0;
+  }
+}
+
+// Chain `x` (its members by id) was being delivered when record `at` was raised: the last
+// window edge of x before `at` opens an attempt. An event raised by an instruction after x's
+// handler was reached (same entry, later instruction) is not "during its delivery".
+bool in_delivery_window(const std::vector<Event>& x, uint64_t at) {
+  auto it = std::lower_bound(x.begin(), x.end(), at, [](const Event& e, uint64_t id) { return e.rec.id < id; });
+  while (it != x.begin()) {
+    --it;
+    if (const int edge = delivery_window_edge(it->rec); edge != 0) return edge > 0;
+  }
+  return false;
+}
+
+// Table 6-1 "Protected-Mode Exceptions and Interrupts": faults report the faulting
+// instruction, so an abandoned fault is raised again when the instruction re-executes; so are
+// INT n / INT3 / INTO / INT1 (a fault during their delivery leaves RIP at the instruction).
+// Traps (#DB), aborts (#MC, #DF), NMIs and external interrupts are not raised again.
+bool raised_again_by_reexecution(arch::EntryIntrInfo e) {
+  switch (e.type()) {
+    case arch::InterruptionType::SoftwareInterrupt:
+    case arch::InterruptionType::SoftwareException:
+    case arch::InterruptionType::PrivilegedSoftwareException: return true;
+    case arch::InterruptionType::HardwareException:
+      return e.vector() < 32 && e.vector() != arch::kDB && e.vector() != arch::kNMI && e.vector() != arch::kBP &&
+             e.vector() != arch::kOF && e.vector() != arch::kDF && e.vector() != arch::kMC && e.vector() != 9 &&
+             e.vector() != 15 && e.vector() < 22;
+    default: return false;
+  }
 }
 
 // What deciding a chain needs from outside it, gathered once per recording: the run's end,
@@ -59,7 +156,9 @@ bool ends_by_effect(const es_record& r, bool& double_fault, bool& triple_fault) 
 
 void decide_outcome(Chain& c, const ChainContext& ctx) {
   const arch::EntryIntrInfo original(c.event_word);
-  uint64_t delivered = 0, dropped = 0, promoted = 0, triple = 0, handled = 0;
+  uint64_t delivered = 0, dropped = 0, discarded = 0, promoted = 0, triple = 0, handled = 0, interrupted = 0,
+           reinjected = 0;
+  uint32_t discard_aux = 0;
   if (c.root_found) {
     if (auto it = ctx.triple_fault_by_cause.find(c.id); it != ctx.triple_fault_by_cause.end())
       triple = it->second;
@@ -71,33 +170,61 @@ void decide_outcome(Chain& c, const ChainContext& ctx) {
     const es_record& r = ev.rec;
     if (is_exit(r) && arch::ExitReason(r.reason).is(arch::BasicExitReason::TripleFault) && !triple) triple = r.id;
     if (r.kind == ES_KIND_DELIVERY && same_event(arch::EntryIntrInfo(r.intr_info), original)) delivered = r.id;
+    // An exit whose IDT-vectoring info names the event, then an entry injecting it again: it
+    // was reinjected (a dropped exception the CPU regenerates is not).
+    if (is_exit(r) && !interrupted) {
+      const arch::IdtVectoringInfo vec(r.idt_vectoring_info);
+      if (vec.valid() && same_event(arch::to_reinjection(vec), original)) interrupted = r.id;
+    }
+    const bool injects_again = (r.kind == ES_KIND_VM_ENTRY || r.kind == ES_KIND_NESTED_ENTRY ||
+                                (r.kind == ES_KIND_DECISION && r.reason == ES_DECISION_INJECT_REINJECTED));
+    if (interrupted && !reinjected && injects_again && same_event(arch::EntryIntrInfo(r.intr_info), original))
+      reinjected = r.id;
     if ((r.kind == ES_KIND_DELIVERY || r.kind == ES_KIND_RAISE) && r.id != c.id &&
         is_double_fault(arch::EntryIntrInfo(r.intr_info)) && !is_double_fault(original) && !promoted)
       promoted = r.id;
-    if (r.kind == ES_KIND_DECISION && r.reason == ES_DECISION_DROP_FROM_VECTORING) dropped = r.id;
-    if (r.kind == ES_KIND_DECISION && (r.reason == ES_DECISION_FIX_PAGE_FAULT || r.reason == ES_DECISION_HOST_NMI))
-      handled = r.id;
+    if (r.kind != ES_KIND_DECISION) continue;
+    if (r.reason == ES_DECISION_DROP_FROM_VECTORING) dropped = r.id;
+    if (r.reason == ES_DECISION_DISCARD) {
+      discarded = r.id;
+      discard_aux = r.aux;
+    }
+    if (r.reason == ES_DECISION_FIX_PAGE_FAULT || r.reason == ES_DECISION_HOST_NMI) handled = r.id;
   }
   for (const Event& end : ctx.run_ends) {
     if (end.rec.reason != ES_END_TRIPLE_FAULT || triple) continue;
     const auto it = ctx.run_end_cause_origin.find(end.rec.cause);
     if (end.rec.origin == c.id || (it != ctx.run_end_cause_origin.end() && it->second == c.id)) triple = end.rec.id;
   }
+  // A fault raised during this event's delivery (a chain linked as interrupting it) that the
+  // double-fault table handles serially (Vol. 3A 6.15 Table 6-5): the event is abandoned.
+  const uint64_t serial_fault = c.interrupted_by.empty() ? 0 : c.interrupted_by.front();
+  const Outcome abandoned = raised_again_by_reexecution(original) ? Outcome::HandledSerially : Outcome::Superseded;
+  auto set = [&](Outcome o, uint64_t at) {
+    c.outcome = o;
+    c.outcome_event = at;
+  };
   if (triple) {
-    c.outcome = Outcome::TripleFault;
-    c.outcome_event = triple;
+    set(Outcome::TripleFault, triple);
   } else if (promoted) {
-    c.outcome = Outcome::PromotedToDf;
-    c.outcome_event = promoted;
-  } else if (delivered && delivered > dropped) {
-    c.outcome = Outcome::Delivered;
-    c.outcome_event = delivered;
+    set(Outcome::PromotedToDf, promoted);
+  } else if (delivered && delivered > dropped && delivered > discarded) {
+    set(reinjected && reinjected < delivered ? Outcome::ReinjectedThenDelivered : Outcome::Delivered, delivered);
   } else if (dropped) {
-    c.outcome = Outcome::DroppedByPolicy;
-    c.outcome_event = dropped;
+    set(Outcome::DroppedByPolicy, dropped);
+  } else if (discarded) {
+    // ES_DECISION_DISCARD's aux says why (hv/vmm): 1 the vector's IRR bit was already set,
+    // 2 an NMI beyond the one KVM keeps latched, otherwise a pending exception outranked the
+    // event's reinjection: hardware's own serial handling when that exception was raised
+    // during this event's delivery, a hypervisor's discard when it was not.
+    if (discard_aux == 1) set(Outcome::Coalesced, discarded);
+    else if (discard_aux == 2) set(Outcome::Collapsed, discarded);
+    else if (serial_fault) set(abandoned, discarded);
+    else set(Outcome::DiscardedByHypervisor, discarded);
   } else if (handled && handled > delivered) {
-    c.outcome = Outcome::HandledByHypervisor;
-    c.outcome_event = handled;
+    set(Outcome::HandledByHypervisor, handled);
+  } else if (serial_fault && !delivered) {
+    set(abandoned, serial_fault);
   } else {
     // Ended by a limit / signal, or no RUN_END at all (the recording stopped first): the
     // event may still have been delivered later, so it is pending, not lost.
@@ -105,8 +232,7 @@ void decide_outcome(Chain& c, const ChainContext& ctx) {
     for (const Event& end : ctx.run_ends)
       if (end.rec.reason == ES_END_LIMIT || end.rec.reason == ES_END_STOPPED || end.rec.reason == ES_END_INTERNAL_ERROR)
         stopped_early = true;  // cut short by a limit, the user or the model itself, not by the guest
-    c.outcome = stopped_early ? Outcome::PendingAtEnd : Outcome::Lost;
-    c.outcome_event = 0;
+    set(stopped_early ? Outcome::PendingAtEnd : Outcome::Lost, 0);
   }
 }
 
@@ -142,9 +268,9 @@ void finish_chain(Chain& c, const ChainContext& ctx) {
       }
     }
   }
-  decide_outcome(c, ctx);
   if (auto it = ctx.interrupts.find(c.id); it != ctx.interrupts.end()) c.interrupts_chain = it->second;
   if (auto it = ctx.interrupted_by.find(c.id); it != ctx.interrupted_by.end()) c.interrupted_by = it->second;
+  decide_outcome(c, ctx);
 }
 
 // The context from a recording's SQL, with memory proportional to what links chains (not to
@@ -178,17 +304,39 @@ Result<ChainContext> load_context(db::Db& db) {
                      return true;
                    });
   if (!r) return make_error(r.error());
-  // Chain roots caused by an event of another chain.
+  // Chain roots caused by an event of another chain, linked only if raised while that chain's
+  // delivery was in progress (its last window edge before the root opens an attempt).
   auto links = db.prepare(
       "SELECT e.id, c.origin FROM events e JOIN events c ON c.id = e.cause "
       "WHERE e.origin = e.id AND e.cause != 0 AND c.origin != 0 AND c.origin != e.id ORDER BY e.id");
   if (!links) return make_error(links.error());
+  auto last_edge = db.prepare(
+      "SELECT kind, intr_info FROM events WHERE origin = ? AND id < ? AND kind IN (?, ?, ?, ?, ?, ?) "
+      "ORDER BY id DESC LIMIT 1");
+  if (!last_edge) return make_error(last_edge.error());
   for (;;) {
     const int rc = links->step();
     if (rc == SQLITE_DONE) break;
     if (rc != SQLITE_ROW) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg()));
-    ctx.interrupts[links->col_u64(0)] = links->col_u64(1);
-    ctx.interrupted_by[links->col_u64(1)].push_back(links->col_u64(0));
+    const uint64_t root = links->col_u64(0), other = links->col_u64(1);
+    db::Stmt& q = *last_edge;
+    q.bind_u64(1, other);
+    q.bind_u64(2, root);
+    int i = 3;
+    for (int kind : {ES_KIND_RAISE, ES_KIND_VM_ENTRY, ES_KIND_NESTED_ENTRY, ES_KIND_DELIVERY, ES_KIND_VM_EXIT,
+                     ES_KIND_NESTED_EXIT})
+      q.bind(i++, int64_t{kind});
+    bool open = false;
+    if (q.step() == SQLITE_ROW) {
+      es_record edge{};
+      edge.kind = static_cast<uint16_t>(q.col_u64(0));
+      edge.intr_info = static_cast<uint32_t>(q.col_u64(1));
+      open = delivery_window_edge(edge) > 0;
+    }
+    q.reset();
+    if (!open) continue;
+    ctx.interrupts[root] = other;
+    ctx.interrupted_by[other].push_back(root);
   }
   return ctx;
 }
@@ -225,6 +373,8 @@ std::vector<Chain> build_chains(std::vector<Event> members, const std::vector<Ev
     if (c.events.empty() || c.events.front().rec.id != id || c.events.front().rec.cause == 0) continue;
     const auto it = origin_of.find(c.events.front().rec.cause);
     if (it == origin_of.end() || it->second == id || it->second == 0) continue;
+    const auto other = by_id.find(it->second);
+    if (other == by_id.end() || !in_delivery_window(other->second.events, id)) continue;
     ctx.interrupts[id] = it->second;
     ctx.interrupted_by[it->second].push_back(id);
   }

@@ -17,19 +17,48 @@
 
 namespace es::replay {
 
-// HandledByHypervisor: the event caused a VM exit and the hypervisor consumed it there (an
-// intercepted #PF a shadow-paging hypervisor fixes, a physical NMI handed to the host): it was
-// never meant for the guest, so it is neither delivered nor lost.
+// What happened to a chain's original event in the end. Each outcome is something the
+// architecture (or a hypervisor) does to an event; outcome_reference() gives the SDM section.
+// Only DroppedByPolicy, DiscardedByHypervisor and Lost can be a hypervisor's bug (the
+// checker's event-lost rule); the others are what hardware does.
+//  - Delivered: the handler was reached on the first attempt.
+//  - ReinjectedThenDelivered: VM exits interrupted its delivery (IDT-vectoring named it) and
+//    the hypervisor reinjected it until it was delivered.
+//  - PromotedToDf / TripleFault: a fault during its delivery hit the double-fault table.
+//  - HandledSerially: a fault during its delivery was handled first (Table 6-5 "handle
+//    exceptions serially"); the event was abandoned and the instruction that raised it
+//    re-executes, raising it again (a new chain).
+//  - Superseded: as HandledSerially, but for an event nothing raises again (an external
+//    interrupt already acknowledged, an NMI): hardware loses it.
+//  - Collapsed: an NMI arriving while one is already latched (Vol. 3A 6.7.1).
+//  - Coalesced: an interrupt whose vector is already requested (one IRR bit per vector).
+//  - HandledByHypervisor: the event caused a VM exit and the hypervisor consumed it there (an
+//    intercepted #PF a shadow-paging hypervisor fixes, a physical NMI handed to the host): it
+//    was never meant for the guest.
+//  - DroppedByPolicy: the hypervisor's policy did not reinject it from IDT-vectoring info.
+//  - DiscardedByHypervisor: the hypervisor threw away an event the architecture still owed.
+//  - PendingAtEnd: the run stopped (limit, signal) before it could be delivered.
+//  - Lost: none of the above, in a run the guest ended: it vanished.
 enum class Outcome : uint8_t {
-  Delivered, PromotedToDf, TripleFault, DroppedByPolicy, HandledByHypervisor, PendingAtEnd, Lost
+  Delivered, PromotedToDf, TripleFault, DroppedByPolicy, HandledByHypervisor, PendingAtEnd, Lost,
+  ReinjectedThenDelivered, HandledSerially, Superseded, Collapsed, Coalesced, DiscardedByHypervisor
 };
-inline constexpr Outcome kAllOutcomes[] = {Outcome::Delivered,       Outcome::PromotedToDf,
-                                           Outcome::TripleFault,     Outcome::DroppedByPolicy,
-                                           Outcome::HandledByHypervisor, Outcome::PendingAtEnd,
-                                           Outcome::Lost};
-// "delivered", "promoted to #DF", "triple fault", "dropped by policy", "handled by hypervisor",
-// "pending at end", "lost"
+inline constexpr Outcome kAllOutcomes[] = {
+    Outcome::Delivered,         Outcome::ReinjectedThenDelivered, Outcome::PromotedToDf,
+    Outcome::TripleFault,       Outcome::HandledSerially,         Outcome::Superseded,
+    Outcome::Collapsed,         Outcome::Coalesced,               Outcome::HandledByHypervisor,
+    Outcome::DroppedByPolicy,   Outcome::DiscardedByHypervisor,   Outcome::PendingAtEnd,
+    Outcome::Lost};
+// "delivered", "delivered after reinjection", "promoted to #DF", "triple fault", "handled serially",
+// "superseded", "collapsed", "coalesced", "handled by hypervisor", "dropped by policy",
+// "discarded by hypervisor", "pending at end", "lost"
 std::string_view to_string(Outcome o);
+// Where the outcome comes from: "SDM Vol. 3A 6.15 Table 6-5 ..." (one line, no final period).
+std::string_view outcome_reference(Outcome o);
+// The outcomes a hypervisor can be blamed for (the checker's event-lost rule).
+constexpr bool outcome_is_loss(Outcome o) {
+  return o == Outcome::Lost || o == Outcome::DiscardedByHypervisor || o == Outcome::DroppedByPolicy;
+}
 
 struct Chain {
   uint64_t id = 0;             // = origin = root event id

@@ -228,8 +228,10 @@ void append_event_fields(std::string& out, const Event& ev) {
     case ES_KIND_RAISE: {
       const arch::EntryIntrInfo info(r.intr_info);
       append_event_text(f.next(), info, r.intr_error);
-      if (r.kind == ES_KIND_DELIVERY && info.valid() && info.vector() == arch::kPF &&
-          info.type() == arch::InterruptionType::HardwareException)
+      // The CR2 of a #PF: the faulting address at its raise, what the handler finds at delivery.
+      // (A raise without an address, as an import infers it, shows none rather than a made-up 0.)
+      if (info.valid() && info.vector() == arch::kPF && info.type() == arch::InterruptionType::HardwareException &&
+          (r.kind == ES_KIND_DELIVERY || r.guest_linear != 0))
         append_hex(f.next() += "cr2=", r.guest_linear);
       if (r.rip) append_hex(f.next() += "rip=", r.rip);
       break;

@@ -44,7 +44,7 @@ const std::vector<Scenario>& scenarios() {
        blob(es_guest_guest_pf, es_guest_guest_pf_size), config(), std::nullopt},
       {"pf-during-irq",
        "guest #PF while delivering IRQ 0x20 (L0 intercepts #PF): #PF reflected, it outranks the IRQ's reinjection "
-       "and the IRQ is lost, as on hardware",
+       "and the IRQ is superseded, as on hardware (Table 6-5: handled serially, nothing raises the IRQ again)",
        blob(es_guest_pf_during_irq, es_guest_pf_during_irq_size), config(1u << 14), std::nullopt},
       {"double-fault", "#GP with a not-present gate raises #NP during delivery: contributory + contributory = #DF",
        blob(es_guest_double_fault, es_guest_double_fault_size), config(), std::nullopt},
@@ -86,6 +86,22 @@ const std::vector<Scenario>& scenarios() {
        "exactly when the exit's exception was raised during another event's delivery",
        blob(es_guest_nested_exception_reflect, es_guest_nested_exception_reflect_size),
        with_nested_exception_bit(config()), l1_config(1u << 14, /*fix_pf=*/true)},
+      // Guests written from the SDM for what the architecture itself does to an event (no
+      // hypervisor bug in any of them: `check` finds nothing); each runs as L2 with --nested.
+      {"sdm-gp-pf-serial",
+       "a #PF while delivering #GP is handled serially (Table 6-5): the #GP is abandoned, its instruction "
+       "re-executes and raises it again",
+       blob(es_guest_sdm_gp_pf_serial, es_guest_sdm_gp_pf_serial_size), config(), std::nullopt},
+      {"sdm-int-gate-gp",
+       "INT 0x81 at CPL 3 through a DPL-0 gate raises #GP during its delivery (SDM 6.12.1.1); the handler opens "
+       "the gate and INT 0x81 re-executes",
+       blob(es_guest_sdm_int_gate_gp, es_guest_sdm_int_gate_gp_size), config(), std::nullopt},
+      {"sdm-irq-coalesced",
+       "two requests for IRQ 0x30 while IF = 0 coalesce in one IRR bit (SDM 11.8.4): one delivery",
+       blob(es_guest_sdm_irq_coalesced, es_guest_sdm_irq_coalesced_size), config(), std::nullopt},
+      {"sdm-nmi-collapse",
+       "three NMIs at once: one delivered, one latched until IRET, one collapsed (SDM 6.7.1)",
+       blob(es_guest_sdm_nmi_collapse, es_guest_sdm_nmi_collapse_size), config(), std::nullopt},
   };
   return kAll;
 }

@@ -318,9 +318,13 @@ void rule_l1_intercept_bypassed(State& st, const es_record& r) {
 }
 
 // --- event-lost --------------------------------------------------------------------------
-// The chain's outcome as replay/chains decides it: an event raised, never delivered, not
-// dropped by policy, not merged into a #DF or a triple fault, in a run that ended normally.
-// Vol. 3C 28.2.4: an event found in IDT-vectoring info must be reinjected or it is lost.
+// The chain's outcome as replay/chains decides it, counted only where a hypervisor is to
+// blame: an event it discarded although the architecture still owed its delivery, an event
+// in IDT-vectoring info it did not reinject (its policy), or one that vanished without any
+// explanation in a run the guest ended. What hardware itself does to an event (handled
+// serially, superseded by a fault in its delivery, a collapsed NMI, a coalesced IRQ,
+// promoted to #DF) is not a violation. Vol. 3C 28.2.4: an event found in IDT-vectoring info
+// must be reinjected or it is lost.
 void finish_event_lost(State& st) {
   std::vector<replay::Event> members;
   std::unordered_set<uint64_t> settled;
@@ -335,15 +339,31 @@ void finish_event_lost(State& st) {
     if (settled.count(e.rec.origin)) members.push_back(e);
   std::vector<replay::Chain> chains = replay::build_chains(std::move(members), st.run_ends);
   for (const replay::Chain& c : chains) {
-    if (c.outcome != replay::Outcome::Lost || settled.count(c.id)) continue;
+    if (!replay::outcome_is_loss(c.outcome) || settled.count(c.id)) continue;
     const es_record& last = c.events.back().rec;
     const es_record& first = c.root_found ? c.root.rec : c.events.front().rec;
+    std::string what;
+    switch (c.outcome) {
+      case replay::Outcome::DiscardedByHypervisor:
+        what = "was discarded by the hypervisor at #" + num(c.outcome_event) +
+               " although no fault raised during its own delivery superseded it: the architecture still owed its "
+               "delivery";
+        break;
+      case replay::Outcome::DroppedByPolicy:
+        what = "was found in IDT-vectoring info and not reinjected (the reinjection policy dropped it at #" +
+               num(c.outcome_event) + "), so the guest never saw it";
+        break;
+      default:
+        what = "was never delivered, and nothing the architecture does explains it (not handled serially, "
+               "superseded, collapsed, coalesced or promoted to #DF) in a run the guest ended: the event is lost";
+        break;
+    }
     Violation v = make(RuleId::EventLost, last, c.id, {c.id, last.id},
                        arch::describe(EntryIntrInfo(c.event_word)) + " of chain " + num(c.id) + " (raised at #" +
-                           num(c.id) + ", " + where(first) + ", rip " + hex(first.rip) + ") was never delivered, "
-                           "dropped by policy or merged into a #DF, and the run ended normally: the event is lost; its "
-                           "last event is #" + num(last.id) + " (" + replay::describe_event_fields(c.events.back()) +
-                           "); an event found in IDT-vectoring info must be reinjected (SDM Vol. 3C 28.2.4 "
+                           num(c.id) + ", " + where(first) + ", rip " + hex(first.rip) + ") " + what +
+                           "; its last event is #" + num(last.id) + " (" +
+                           replay::describe_event_fields(c.events.back()) +
+                           "). An event found in IDT-vectoring info must be reinjected (SDM Vol. 3C 28.2.4 "
                            "\"Information for VM Exits That Occur During Event Delivery\"; KVM "
                            "vmx_complete_interrupts).");
     v.first_ns = first.time_ns;
@@ -387,6 +407,9 @@ std::vector<Rule> make_rule_list() {
 
 bool is_effect(const es_record& r) {
   if (r.cause == 0) return false;
+  // A chain root caused inside another chain: the other chain's outcome may depend on it
+  // (handled serially / superseded when it was raised during that chain's delivery).
+  if (r.id == r.origin) return true;
   const EntryIntrInfo w(r.intr_info);
   if (r.kind == ES_KIND_RAISE && w.valid() && w.vector() == 8 && w.type() == InterruptionType::HardwareException)
     return true;

@@ -57,10 +57,11 @@ std::string event_line(const replay::Event& ev) {
   return s;
 }
 
+// A chain's members are in id order: binary search (a livelock chain has 10^5 members).
 const replay::Event* find_event(const replay::Chain& c, uint64_t id) {
-  for (const auto& e : c.events)
-    if (e.rec.id == id) return &e;
-  return nullptr;
+  auto it = std::lower_bound(c.events.begin(), c.events.end(), id,
+                             [](const replay::Event& e, uint64_t v) { return e.rec.id < v; });
+  return it != c.events.end() && it->rec.id == id ? &*it : nullptr;
 }
 
 void print_chain(const replay::Chain& c, const std::unordered_map<uint64_t, const replay::Chain*>& by_id) {
@@ -139,10 +140,11 @@ void print_chain(const replay::Chain& c, const std::unordered_map<uint64_t, cons
                 it == by_id.end() ? "?" : std::string(replay::to_string(it->second->outcome)).c_str());
   }
   if (c.outcome_event)
-    std::printf("  outcome:     %s (#%llu)\n\n", std::string(replay::to_string(c.outcome)).c_str(),
+    std::printf("  outcome:     %s (#%llu)\n", std::string(replay::to_string(c.outcome)).c_str(),
                 static_cast<unsigned long long>(c.outcome_event));
   else
-    std::printf("  outcome:     %s\n\n", std::string(replay::to_string(c.outcome)).c_str());
+    std::printf("  outcome:     %s\n", std::string(replay::to_string(c.outcome)).c_str());
+  std::printf("               %s\n\n", std::string(replay::outcome_reference(c.outcome)).c_str());
 }
 
 }  // namespace
@@ -156,9 +158,13 @@ int cmd_chains(int argc, char** argv) {
                           "origin (the record that raised the original event). For each chain: the original\n"
                           "event, its events indented, the VM exits that interrupted its delivery (with their\n"
                           "IDT-vectoring info), what was requeued / reinjected / dropped, chains it interrupted\n"
-                          "or was interrupted by, and the outcome: delivered, promoted to #DF, triple fault,\n"
-                          "dropped by policy, handled by hypervisor (an intercepted event it consumed), pending\n"
-                          "at end, or lost.",
+                          "or was interrupted by (a chain raised while this one's delivery was in progress), and\n"
+                          "the outcome with the SDM section it comes from: delivered; delivered after reinjection;\n"
+                          "promoted to #DF; triple fault; handled serially (a fault in its delivery went first,\n"
+                          "re-execution raises it again); superseded (the same, for an IRQ / NMI nothing raises\n"
+                          "again); collapsed (NMI); coalesced (IRQ); handled by hypervisor (an intercepted event\n"
+                          "it consumed); dropped by policy; discarded by hypervisor; pending at end; or lost.\n"
+                          "Only the last three can be a hypervisor's bug ('exitscope check' reports them).",
                           kOptions)
                    .c_str(),
                stdout);

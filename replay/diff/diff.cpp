@@ -74,7 +74,9 @@ void append_steps(const replay::Chain& c, std::vector<std::string>& steps) {
     }
     if (!step.empty()) steps.push_back(step);
   }
-  const std::string outcome(replay::to_string(c.outcome));
+  // The story already shows each reinjection: end it with "delivered".
+  const std::string outcome(replay::to_string(
+      c.outcome == replay::Outcome::ReinjectedThenDelivered ? replay::Outcome::Delivered : c.outcome));
   if (steps.empty() || steps.back() != outcome) steps.push_back(outcome);
 }
 

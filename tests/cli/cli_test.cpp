@@ -132,7 +132,7 @@ TEST_F(CliTest, InfoShowsSessionCountsExitsAndConsole) {
   EXPECT_NE(r.out.find("EPT_VIOLATION          2"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("VM_EXIT                2"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("  | hello from the guest\n  | bye\n"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("delivered=1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("delivered after reinjection=1"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("dropped by policy=1"), std::string::npos) << r.out;
 }
 
@@ -182,7 +182,7 @@ TEST_F(CliTest, ChainsExplainsInterruptionReinjectionAndOutcome) {
   EXPECT_NE(r.out.find("interrupted: #5 EPT_VIOLATION"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("during delivery of IRQ 0x20"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("decision:    #7 INJECT_REINJECTED IRQ 0x20"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("outcome:     delivered (#8)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("outcome:     delivered after reinjection (#8)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("chain 9: #UD"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("outcome:     dropped by policy (#12)"), std::string::npos) << r.out;
 

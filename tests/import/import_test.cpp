@@ -133,7 +133,7 @@ TEST(ImportFormats, Vmx510ChainIrqEptViolationVectoringReinjectedEntry) {
   EXPECT_NE(c->events[4].rec.flags & ES_FLAG_INFERRED, 0u);  // "irq 236" never says [reinjected]
   EXPECT_EQ(c->events[4].rec.cause, ept.id);
   EXPECT_EQ(c->events[5].rec.intr_info, irq_word(0xec));
-  EXPECT_EQ(c->outcome, replay::Outcome::Delivered);
+  EXPECT_EQ(c->outcome, replay::Outcome::ReinjectedThenDelivered);
   EXPECT_TRUE(c->inferred);
 }
 
@@ -542,7 +542,7 @@ TEST(ImportLinker, ReinjectedFlagOfNewKernelsDecidesWhetherTheChainContinues) {
       if (c.id == exit_origin) first = &c;
     ASSERT_NE(first, nullptr);
     // A trace ends anywhere: an event not delivered by then is pending, not provably lost.
-    EXPECT_EQ(first->outcome, reinjected ? replay::Outcome::Delivered : replay::Outcome::PendingAtEnd)
+    EXPECT_EQ(first->outcome, reinjected ? replay::Outcome::ReinjectedThenDelivered : replay::Outcome::PendingAtEnd)
         << replay::to_string(first->outcome);
   }
 }

@@ -55,10 +55,11 @@ class Emitter {
     r.intr_error = error;
     return emit(r);
   }
-  uint64_t decision(uint32_t reason, uint32_t word, uint64_t origin, uint64_t cause) {
+  uint64_t decision(uint32_t reason, uint32_t word, uint64_t origin, uint64_t cause, uint32_t aux = 0) {
     es_record r{};
     r.kind = ES_KIND_DECISION;
     r.reason = reason;
+    r.aux = aux;
     r.intr_info = word;
     r.origin = origin;
     r.cause = cause;

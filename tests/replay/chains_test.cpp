@@ -83,7 +83,7 @@ TEST(ChainsTest, IrqDeliveredAfterEptViolationReinjection) {
   EXPECT_EQ(c.id, root);
   EXPECT_TRUE(c.root_found);
   EXPECT_EQ(arch::describe(arch::EntryIntrInfo(c.event_word)), "IRQ 0x20");
-  EXPECT_EQ(c.outcome, Outcome::Delivered);
+  EXPECT_EQ(c.outcome, Outcome::ReinjectedThenDelivered);
   EXPECT_EQ(c.outcome_event, delivered);
   ASSERT_EQ(c.interruptions.size(), 1u);
   EXPECT_EQ(c.interruptions[0], ept);
@@ -277,6 +277,87 @@ TEST(ChainsTest, PageFaultDuringIrqDeliveryLinksTheTwoChains) {
   EXPECT_EQ(irq_chain->interrupted_by[0], pf);
   EXPECT_EQ(irq_chain->outcome, Outcome::Delivered);
   EXPECT_EQ(pf_chain->outcome, Outcome::Delivered);
+}
+
+// The delivery window (Vol. 3C 28.2.4; DESIGN "replay/"): IRQ 0x20 injected and delivered, then
+// the next instruction of the same run faults. The #PF's cause is the VM entry that injected
+// the IRQ, but the IRQ's delivery had completed: the #PF was not raised during it.
+TEST(ChainsTest, AFaultAfterTheIrqWasDeliveredIsNotRaisedDuringItsDelivery) {
+  uint64_t irq = 0, pf = 0;
+  auto r = record("chain_after_delivery.db", [&](test::Emitter& em) {
+    irq = em.raise(test::irq(0x20));
+    const uint64_t entry = em.entry(test::irq(0x20), irq, irq);
+    em.delivery(test::irq(0x20), irq, entry);
+    pf = em.raise(test::hw_exc(arch::kPF, true), entry, 0x3);
+    em.delivery(test::hw_exc(arch::kPF, true), pf, pf);
+    em.run_end(ES_END_GUEST_EXIT);
+  });
+  const replay::Chain* irq_chain = chain(r, irq);
+  const replay::Chain* pf_chain = chain(r, pf);
+  ASSERT_TRUE(irq_chain && pf_chain);
+  EXPECT_EQ(pf_chain->interrupts_chain, 0u);
+  EXPECT_TRUE(irq_chain->interrupted_by.empty());
+  EXPECT_EQ(irq_chain->outcome, Outcome::Delivered);
+}
+
+// The window reopens with a reinjection: a fault raised while the reinjected IRQ is being
+// delivered is linked, one raised between the exit and the reinjecting entry is not.
+TEST(ChainsTest, TheDeliveryWindowReopensWithEachInjection) {
+  uint64_t irq = 0, between = 0, during = 0;
+  auto r = record("chain_window.db", [&](test::Emitter& em) {
+    irq = em.raise(test::irq(0x20));
+    const uint64_t e1 = em.entry(test::irq(0x20), irq, irq);
+    const uint64_t x = em.vm_exit(ept_violation(), 0x182, 0, test::vectoring_irq(0x20), irq, e1, 0x9000);
+    between = em.raise(test::hw_exc(arch::kUD), x);  // the cause is in the IRQ's chain, the window is closed
+    const uint64_t re = em.decision(ES_DECISION_INJECT_REINJECTED, test::irq(0x20), irq, x);
+    const uint64_t e2 = em.entry(test::irq(0x20), irq, re);
+    during = em.raise(test::hw_exc(arch::kPF, true), e2, 0x2);
+    em.delivery(test::hw_exc(arch::kPF, true), during, during);
+    em.run_end(ES_END_GUEST_EXIT);
+  });
+  EXPECT_EQ(chain(r, between)->interrupts_chain, 0u);
+  EXPECT_EQ(chain(r, during)->interrupts_chain, irq);
+  // Nothing delivered the IRQ and no hypervisor discarded it: the #PF during its delivery went
+  // first and nothing raises an acknowledged interrupt again (Table 6-5, serial handling).
+  EXPECT_EQ(chain(r, irq)->outcome, Outcome::Superseded);
+  EXPECT_EQ(chain(r, irq)->outcome_event, during);
+}
+
+// ES_DECISION_DISCARD's reason (aux): a pending exception raised during the IRQ's own delivery
+// outranked its reinjection -> superseded (hardware's serial handling); the same discard with no
+// fault in the IRQ's delivery -> discarded by hypervisor; aux 1 -> coalesced; aux 2 -> collapsed.
+TEST(ChainsTest, DiscardsAreNamedByWhatCausedThem) {
+  uint64_t superseded = 0, discarded = 0, coalesced = 0, collapsed = 0;
+  const uint32_t nmi = arch::EntryIntrInfo::make(2, arch::InterruptionType::Nmi).raw();
+  auto r = record("chain_discards.db", [&](test::Emitter& em) {
+    superseded = em.raise(test::irq(0x20));
+    uint64_t e = em.entry(test::irq(0x20), superseded, superseded);
+    const uint64_t pf = em.raise(test::hw_exc(arch::kPF, true), e, 0x2);
+    uint64_t x = em.vm_exit(test::exit_reason(BasicExitReason::ExceptionOrNmi), 0x1000,
+                            arch::ExitIntrInfo::make(arch::kPF, arch::InterruptionType::HardwareException, true).raw(),
+                            test::vectoring_irq(0x20), superseded, pf);
+    em.decision(ES_DECISION_REQUEUE_FROM_VECTORING, test::irq(0x20), superseded, x);
+    em.delivery(test::hw_exc(arch::kPF, true), pf, x);
+    em.decision(ES_DECISION_DISCARD, test::irq(0x20), superseded, x, 3);
+
+    discarded = em.raise(test::irq(0x21));
+    e = em.entry(test::irq(0x21), discarded, discarded);
+    x = em.vm_exit(ept_violation(), 0x182, 0, test::vectoring_irq(0x21), discarded, e, 0x9000);
+    em.decision(ES_DECISION_REQUEUE_FROM_VECTORING, test::irq(0x21), discarded, x);
+    em.decision(ES_DECISION_DISCARD, test::irq(0x21), discarded, x, 3);
+
+    coalesced = em.raise(test::irq(0x30));
+    em.decision(ES_DECISION_DISCARD, test::irq(0x30), coalesced, coalesced, 1);
+    collapsed = em.raise(nmi);
+    em.decision(ES_DECISION_DISCARD, nmi, collapsed, collapsed, 2);
+    em.run_end(ES_END_GUEST_EXIT);
+  });
+  EXPECT_EQ(chain(r, superseded)->outcome, Outcome::Superseded);
+  EXPECT_EQ(chain(r, discarded)->outcome, Outcome::DiscardedByHypervisor);
+  EXPECT_EQ(chain(r, coalesced)->outcome, Outcome::Coalesced);
+  EXPECT_EQ(chain(r, collapsed)->outcome, Outcome::Collapsed);
+  EXPECT_FALSE(replay::outcome_is_loss(Outcome::Superseded));
+  EXPECT_TRUE(replay::outcome_is_loss(Outcome::DiscardedByHypervisor));
 }
 
 // An event whose root record is missing (e.g. an import that started mid-chain) still forms
