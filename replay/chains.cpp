@@ -40,8 +40,8 @@ std::string_view outcome_reference(Outcome o) {
              "Vol. 3C 28.2.4 \"Information for VM Exits That Occur During Event Delivery\"; KVM "
              "vmx_complete_interrupts)";
     case Outcome::PromotedToDf:
-      return "a fault during its delivery raised #DF instead (SDM Vol. 3A 6.15, Table 6-5 \"Conditions for "
-             "Generating a Double Fault\")";
+      return "with a fault in the same delivery it formed a pair that raises #DF instead (SDM Vol. 3A 6.15, "
+             "Table 6-5 \"Conditions for Generating a Double Fault\")";
     case Outcome::TripleFault:
       return "a fault while delivering #DF shut the processor down (SDM Vol. 3A 6.15 \"Interrupt 8\"; VM exit "
              "reason 2, Vol. 3C 26.2)";

@@ -133,6 +133,26 @@ void print_chain(const replay::Chain& c, const std::unordered_map<uint64_t, cons
                   static_cast<unsigned long long>(r.cause));
     }
   }
+  // Fault escalation as one story (Vol. 3A 6.15 Table 6-5): the event, each fault raised during
+  // its delivery, the #DF it became, in the order they happened, and how it ended.
+  if (!c.interrupted_by.empty() &&
+      (c.outcome == replay::Outcome::PromotedToDf || c.outcome == replay::Outcome::TripleFault)) {
+    std::vector<std::pair<uint64_t, std::string>> steps;
+    for (const auto& ev : c.events)
+      if (ev.rec.kind == ES_KIND_RAISE)
+        steps.emplace_back(ev.rec.id, arch::describe(arch::EntryIntrInfo(ev.rec.intr_info)) + " (#" +
+                                          std::to_string(ev.rec.id) + ")");
+    for (uint64_t other : c.interrupted_by) {
+      auto it = by_id.find(other);
+      steps.emplace_back(other, (it == by_id.end() ? std::string("?") : chain_title(*it->second)) + " (chain " +
+                                    std::to_string(other) + ")");
+    }
+    std::sort(steps.begin(), steps.end());
+    std::string line;
+    for (const auto& [id, text] : steps) line += text + " -> ";
+    line += std::string(replay::to_string(c.outcome));
+    std::printf("  escalation:  %s\n", line.c_str());
+  }
   for (uint64_t other : c.interrupted_by) {
     auto it = by_id.find(other);
     std::printf("  interrupted by chain %llu (%s, %s)\n", static_cast<unsigned long long>(other),

@@ -124,5 +124,22 @@ TEST(SdmGuestsTest, TheSameStoriesWhenL0InterceptsTheFaults) {
     }
 }
 
+// Vol. 3A 6.15 "Interrupt 8": #GP through a not-present gate raises #NP (contributory +
+// contributory = #DF); the #DF gate is not present either, so #NP during the #DF's delivery
+// shuts the processor down. `chains` tells it as one escalation in the order it happened.
+TEST(SdmGuestsTest, FaultEscalationToShutdownIsOneStory_6_15) {
+  const std::string path = test::temp_db("escalation.db");
+  ASSERT_EQ(run_cli("record --scenario triple-fault -o '" + path + "' --quiet").code, 0);
+  const CliRun r = run_cli("chains '" + path + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const size_t at = r.out.find("escalation:  #GP (#");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const std::string line = r.out.substr(at, r.out.find('\n', at) - at);
+  const size_t np1 = line.find("-> #NP (chain "), df = line.find("-> #DF (#"),
+               np2 = line.find("-> #NP (chain ", np1 + 1), end = line.find("-> triple fault");
+  EXPECT_TRUE(np1 != std::string::npos && df > np1 && np2 != std::string::npos && np2 > df && end > np2) << line;
+  EXPECT_EQ(run_cli("check '" + path + "'").code, 0);
+}
+
 }  // namespace
 }  // namespace es
