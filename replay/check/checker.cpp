@@ -62,6 +62,16 @@ struct LoopRun {
   uint16_t vcpu = 0;
 };
 
+// A run of identical VM exits without IDT-vectoring on one vCPU and level (no-progress-loop).
+struct ExitRun {
+  uint32_t count = 0;
+  uint32_t reason = 0, intr_info = 0, flags = 0;
+  uint64_t rip = 0, gpa = 0, qualification = 0;
+  uint64_t first_id = 0, first_ns = 0, last_id = 0, last_ns = 0;
+  uint8_t level = 0, hv_level = 0;
+  uint16_t vcpu = 0;
+};
+
 struct ChainState {
   uint32_t word = 0;         // the original event (the root's intr_info), if the root was seen
   bool root_seen = false;
@@ -90,6 +100,8 @@ struct Checker::State {
     uint64_t entry_id = 0;
   };
   std::unordered_map<uint16_t, L1Intercepts> l1;
+  // no-progress-loop: the current run of identical exits per (vCPU, level).
+  std::unordered_map<uint32_t, ExitRun> exit_runs;
 
   void report(Violation v) { out.push_back(std::move(v)); }
 };
@@ -233,6 +245,109 @@ void finish_reinjection_loop(State& st) {
     if (c.loop.count >= kReinjectionLoopThreshold) ids.push_back(id);
   std::sort(ids.begin(), ids.end());  // deterministic order
   for (uint64_t id : ids) flush_loop(st, id, st.chains[id].loop);
+}
+
+// --- no-progress-loop --------------------------------------------------------------------
+// A guest that exits again and again at the same instruction for the same reason (same RIP,
+// GPA / qualification, interruption info), with no event delivered and no VM entry past that
+// instruction in between, is not moving: the hypervisor never removes the cause (an EPT / NPF
+// violation whose mapping is never installed, an I/O or MSR exit never completed, a #GP
+// re-raised by the same instruction, an L2 exit L1 never completes). Exits with IDT-vectoring
+// are reinjection-loop's; asynchronous exits (host interrupts, NMIs, interrupt / NMI windows,
+// the preemption timer) can repeat at one RIP while a guest spins and are not counted.
+bool asynchronous_exit(const es_record& r) {
+  if (r.flags & ES_FLAG_SVM) {
+    // AMD APM Vol. 2 Appendix C: 0x60 INTR, 0x61 NMI, 0x62 SMI, 0x63 INIT, 0x64 VINTR.
+    return r.reason >= 0x60 && r.reason <= 0x64;
+  }
+  const arch::ExitReason reason(r.reason);
+  if (reason.is(arch::BasicExitReason::ExceptionOrNmi))
+    return arch::ExitIntrInfo(r.intr_info).valid() && arch::ExitIntrInfo(r.intr_info).type() == InterruptionType::Nmi;
+  return reason.is(arch::BasicExitReason::ExternalInterrupt) || reason.is(arch::BasicExitReason::InterruptWindow) ||
+         reason.is(arch::BasicExitReason::NmiWindow) || reason.basic_number() == 52 /* VMX-preemption timer */;
+}
+
+uint32_t stream_key(const es_record& r) { return (uint32_t{r.vcpu} << 8) | r.level; }
+
+void flush_exit_run(State& st, ExitRun& run) {
+  if (run.count >= kNoProgressLoopThreshold) {
+    Violation v;
+    v.rule = RuleId::NoProgressLoop;
+    v.events = {run.first_id, run.last_id};
+    v.count = run.count;
+    v.first_ns = run.first_ns;
+    v.last_ns = run.last_ns;
+    v.level = run.level;
+    v.hv_level = run.hv_level;
+    v.vcpu = run.vcpu;
+    es_record unit{};
+    unit.kind = ES_KIND_VM_EXIT;
+    unit.reason = run.reason;
+    unit.flags = run.flags;
+    unit.intr_info = run.intr_info;
+    unit.rip = run.rip;
+    unit.guest_phys = run.gpa;
+    unit.qualification = run.qualification;
+    v.explanation = num(run.count) + " identical VM exits on vcpu " + num(run.vcpu) + " (L" + num(run.level) + "(L" +
+                    num(run.hv_level) + ")), each \"" + replay::describe_event_fields(replay::Event{unit, 0}) +
+                    "\", from " + replay::format_time(run.first_ns) + " to " + replay::format_time(run.last_ns) +
+                    " s (#" + num(run.first_id) + " .. #" + num(run.last_id) + "), with no event delivered and no "
+                    "VM entry past the exiting instruction in between: the guest re-executes the same instruction "
+                    "and the hypervisor never removes the cause (a mapping never installed, an exit never "
+                    "completed), so it makes no progress (SDM Vol. 3C 27.1 \"Architectural State Before a VM "
+                    "Exit\": a fault-like exit leaves RIP at the instruction).";
+    st.report(std::move(v));
+  }
+  run = ExitRun{};
+}
+
+void rule_no_progress_loop(State& st, const es_record& r) {
+  if (r.kind == ES_KIND_DELIVERY) {  // an event delivered: progress
+    if (auto it = st.exit_runs.find(stream_key(r)); it != st.exit_runs.end()) flush_exit_run(st, it->second);
+    return;
+  }
+  if (r.kind == ES_KIND_VM_ENTRY) {
+    // Entered past the exiting instruction (it completed or was emulated), or at an unknown
+    // RIP (a trace that does not print it: no evidence of a loop): progress.
+    auto it = st.exit_runs.find(stream_key(r));
+    if (it != st.exit_runs.end() && it->second.count > 0 && (r.rip == 0 || r.rip != it->second.rip))
+      flush_exit_run(st, it->second);
+    return;
+  }
+  if (r.kind != ES_KIND_VM_EXIT) return;
+  ExitRun& run = st.exit_runs[stream_key(r)];
+  if (IdtVectoringInfo(r.idt_vectoring_info).valid() || asynchronous_exit(r) || r.rip == 0) {
+    flush_exit_run(st, run);
+    return;
+  }
+  if (run.count > 0 && run.reason == r.reason && run.flags == (r.flags & ES_FLAG_SVM) && run.rip == r.rip &&
+      run.gpa == r.guest_phys && run.qualification == r.qualification && run.intr_info == r.intr_info) {
+    ++run.count;
+    run.last_id = r.id;
+    run.last_ns = r.time_ns;
+    return;
+  }
+  flush_exit_run(st, run);
+  run.count = 1;
+  run.reason = r.reason;
+  run.flags = r.flags & ES_FLAG_SVM;
+  run.intr_info = r.intr_info;
+  run.rip = r.rip;
+  run.gpa = r.guest_phys;
+  run.qualification = r.qualification;
+  run.first_id = run.last_id = r.id;
+  run.first_ns = run.last_ns = r.time_ns;
+  run.level = r.level;
+  run.hv_level = r.hv_level;
+  run.vcpu = r.vcpu;
+}
+
+void finish_no_progress_loop(State& st) {
+  std::vector<uint32_t> keys;
+  for (auto& [key, run] : st.exit_runs)
+    if (run.count >= kNoProgressLoopThreshold) keys.push_back(key);
+  std::sort(keys.begin(), keys.end());  // deterministic order
+  for (uint32_t key : keys) flush_exit_run(st, st.exit_runs[key]);
 }
 
 // --- nmi-while-blocked -------------------------------------------------------------------
@@ -397,6 +512,7 @@ constexpr RuleImpl kRules[] = {
     {rule_info(RuleId::NmiWhileBlocked), &rule_nmi_while_blocked, nullptr},
     {rule_info(RuleId::IrqWindowClosed), &rule_irq_window_closed, nullptr},
     {rule_info(RuleId::L1InterceptBypassed), &rule_l1_intercept_bypassed, nullptr},
+    {rule_info(RuleId::NoProgressLoop), &rule_no_progress_loop, &finish_no_progress_loop},
 };
 
 std::vector<Rule> make_rule_list() {

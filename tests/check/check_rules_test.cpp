@@ -261,7 +261,7 @@ TEST(CheckRulesTest, LoopEndedByDeliveryIsReportedWithItsCountOnce) {
   });
   const auto v = test::of_rule(c.offline, RuleId::ReinjectionLoop);
   ASSERT_EQ(v.size(), 1u);
-  EXPECT_EQ(v[0].count, check::kReinjectionLoopThreshold);
+  EXPECT_EQ(v[0].count, 8u);
   expect_live_equals_offline(c);
 }
 
@@ -277,21 +277,101 @@ TEST(CheckRulesTest, RepeatedExitsThatMakeProgressOrStayBelowThresholdAreNotALoo
     for (uint64_t i = 0; i < 12; ++i)
       exit_at(em, BasicExitReason::EptViolation, test::vectoring_irq(0x21), b, b, 0x1000, 0x9000 + 0x1000 * i);
     em.delivery(test::irq(0x21), b, b);
-    // Same RIP and GPA, but only 7 times, then delivered.
+    // Same RIP and GPA, but only twice (below kReinjectionLoopThreshold = 3), then delivered.
     const uint64_t d = em.raise(test::irq(0x22));
-    for (int i = 0; i < 7; ++i)
+    for (int i = 0; i < 2; ++i)
       exit_at(em, BasicExitReason::EptViolation, test::vectoring_irq(0x22), d, d, 0x1000, 0x9000);
     em.delivery(test::irq(0x22), d, d);
-    // 4 + delivery + 4: the delivery in between is progress.
+    // 2 + delivery + 2: the delivery in between is progress.
     const uint64_t f = em.raise(test::irq(0x23));
-    for (int i = 0; i < 9; ++i) {
-      if (i == 4) em.delivery(test::irq(0x23), f, f);
+    for (int i = 0; i < 5; ++i) {
+      if (i == 2) em.delivery(test::irq(0x23), f, f);
       else exit_at(em, BasicExitReason::EptViolation, test::vectoring_irq(0x23), f, f, 0x1000, 0x9000);
     }
     em.run_end(ES_END_GUEST_EXIT);
   });
   EXPECT_TRUE(test::of_rule(c.offline, RuleId::ReinjectionLoop).empty());
   EXPECT_TRUE(c.offline.empty()) << c.offline[0].explanation;
+}
+
+// --- no-progress-loop ------------------------------------------------------------------------
+
+// A synchronous exit (no IDT-vectoring) at `rip`, then the VM entry that resumes at `resume`.
+uint64_t exit_and_resume(Emitter& em, BasicExitReason reason, uint64_t rip, uint64_t gpa, uint64_t qual,
+                         uint64_t resume, uint8_t level = 1) {
+  es_record x{};
+  x.kind = ES_KIND_VM_EXIT;
+  x.level = level;
+  x.reason = test::exit_reason(reason);
+  x.rip = rip;
+  x.guest_phys = gpa;
+  x.qualification = qual;
+  const uint64_t id = em.emit(x);
+  es_record e{};
+  e.kind = ES_KIND_VM_ENTRY;
+  e.level = level;
+  e.rip = resume;
+  e.cause = id;
+  em.emit(e);
+  return id;
+}
+
+// An EPT violation whose mapping is never installed: the same exit at one RIP and GPA, each
+// entry back at the faulting instruction (a fault-like exit leaves RIP there, SDM 27.1). Five
+// repetitions, then the run is stopped: reported once with the count, the unit and the span.
+TEST(CheckRulesTest, TheSameEptViolationAgainAndAgainIsANoProgressLoop) {
+  uint64_t first = 0, last = 0;
+  auto c = test::record_and_check("no_progress.db", [&](Emitter& em) {
+    for (int i = 0; i < 5; ++i) {
+      last = exit_and_resume(em, BasicExitReason::EptViolation, 0x401000, 0x7f000, 0x181, 0x401000);
+      if (i == 0) first = last;
+    }
+    em.run_end(ES_END_STOPPED);
+  });
+  const auto v = test::of_rule(c.offline, RuleId::NoProgressLoop);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].count, 5u);
+  EXPECT_EQ(v[0].events, (std::vector<uint64_t>{first, last}));
+  EXPECT_NE(v[0].explanation.find("5 identical VM exits on vcpu 0"), std::string::npos) << v[0].explanation;
+  EXPECT_NE(v[0].explanation.find("EPT_VIOLATION"), std::string::npos) << v[0].explanation;
+  EXPECT_NE(v[0].explanation.find("gpa=0x7f000"), std::string::npos) << v[0].explanation;
+  EXPECT_EQ(c.offline.size(), 1u);
+  expect_live_equals_offline(c);
+}
+
+// Not loops: the same RIP with advancing GPAs (a handler touching new pages), an I/O exit at one
+// RIP whose entries resume past the instruction (a guest polling a port), host interrupts while
+// the guest spins at one RIP, two repetitions only, and repetitions split by a delivery.
+TEST(CheckRulesTest, ExitsThatShowProgressAreNotANoProgressLoop) {
+  auto c = test::record_and_check("progress.db", [&](Emitter& em) {
+    for (uint64_t i = 0; i < 6; ++i)
+      exit_and_resume(em, BasicExitReason::EptViolation, 0x401000, 0x7f000 + 0x1000 * i, 0x181, 0x401000);
+    for (int i = 0; i < 6; ++i) exit_and_resume(em, BasicExitReason::IoInstruction, 0x402000, 0, 0x600048, 0x402001);
+    for (int i = 0; i < 6; ++i) exit_and_resume(em, BasicExitReason::ExternalInterrupt, 0x403000, 0, 0, 0x403000);
+    for (int i = 0; i < 2; ++i) exit_and_resume(em, BasicExitReason::EptViolation, 0x404000, 0x9000, 0x182, 0x404000);
+    const uint64_t irq = em.raise(test::irq(0x20));
+    em.delivery(test::irq(0x20), irq, irq);
+    for (int i = 0; i < 2; ++i) exit_and_resume(em, BasicExitReason::EptViolation, 0x404000, 0x9000, 0x182, 0x404000);
+    em.run_end(ES_END_GUEST_EXIT);
+  });
+  EXPECT_TRUE(test::of_rule(c.offline, RuleId::NoProgressLoop).empty()) << c.offline[0].explanation;
+}
+
+// An L2 I/O exit L1 never completes: L0 sees it again and again at level 2 (its own exits at
+// level 1 in between do not break the run of another level).
+TEST(CheckRulesTest, AnL2ExitReExecutedForeverIsALoopAtLevelTwo) {
+  auto c = test::record_and_check("no_progress_l2.db", [&](Emitter& em) {
+    for (int i = 0; i < 4; ++i) {
+      exit_and_resume(em, BasicExitReason::IoInstruction, 0x200000, 0, 0x700048, 0x200000, 2);
+      exit_and_resume(em, BasicExitReason::Vmresume, 0x300000 + 3 * static_cast<uint64_t>(i), 0, 0,
+                      0x300003 + 3 * static_cast<uint64_t>(i), 1);
+    }
+    em.run_end(ES_END_LIMIT);
+  });
+  const auto v = test::of_rule(c.offline, RuleId::NoProgressLoop);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].count, 4u);
+  EXPECT_EQ(v[0].level, 2u);
 }
 
 // --- nmi-while-blocked -----------------------------------------------------------------------
@@ -437,10 +517,10 @@ TEST(CheckRulesTest, OnlyTheSelectedRuleRuns) {
 
 TEST(CheckRulesTest, RuleTableHasStableIdsAndUniqueNames) {
   const auto rules = check::rules();
-  ASSERT_EQ(rules.size(), 7u);
+  ASSERT_EQ(rules.size(), 8u);
   const char* names[] = {"exit-ext-int-with-vectoring", "injected-twice", "event-lost", "reinjection-loop",
-                         "nmi-while-blocked", "irq-window-closed", "l1-intercept-bypassed"};
-  for (uint32_t i = 0; i < 7; ++i) {
+                         "nmi-while-blocked", "irq-window-closed", "l1-intercept-bypassed", "no-progress-loop"};
+  for (uint32_t i = 0; i < 8; ++i) {
     EXPECT_EQ(static_cast<uint32_t>(rules[i].id), i + 1);
     EXPECT_EQ(rules[i].name, names[i]);
     EXPECT_EQ(check::find_rule(names[i]), &rules[i]);
