@@ -111,6 +111,7 @@ class Vmm {
 
   // complete / inject
   void complete_interrupts(const ExitRecordInfo& exit);
+  void recover_nmi_blocking(const ExitRecordInfo& exit);
   void check_and_inject_events();
   void inject(const QueuedEvent& e, uint32_t decision);
   void cancel_injection();

@@ -75,7 +75,11 @@ enum {
   ES_DECISION_FIX_PAGE_FAULT = 22,       /* an intercepted #PF was the hypervisor's to fix (shadow
                                             paging): it mapped the page, nothing injected;
                                             aux64 = the faulting address */
-  ES_DECISION_COUNT = 23
+  ES_DECISION_RESTORE_NMI_BLOCKING = 23, /* the exit reported "NMI unblocking due to IRET": blocking by
+                                            NMI set again before resuming (SDM 31.7.1.2; KVM
+                                            vmx_recover_nmi_blocking); intr_info = the exit's
+                                            interruption info, aux64 = its qualification */
+  ES_DECISION_COUNT = 24
 };
 
 /* ES_KIND_RUN_END reasons */
