@@ -351,7 +351,9 @@ void Vmm::recover_nmi_blocking(const ExitRecordInfo& exit) {
   }
   if (!unblocked) return;
   cur_->set_bits(VmcsField::GuestInterruptibilityInfo, arch::interruptibility::kBlockingByNmi);
-  decide(ES_DECISION_RESTORE_NMI_BLOCKING, exit.exit_id, 0, info.raw(), 0, 0, 0, qual);
+  // An NMI this hypervisor holds pending keeps waiting because of this: it joins its chain.
+  decide(ES_DECISION_RESTORE_NMI_BLOCKING, exit.exit_id, ev_.nmi_pending ? ev_.nmi_origins[0] : 0, info.raw(), 0, 0, 0,
+         qual);
 }
 
 // Undo an injection written to the VMCS but never entered (KVM vmx_cancel_injection):

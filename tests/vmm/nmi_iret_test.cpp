@@ -92,6 +92,10 @@ TEST(NmiBlocking, RestoredAfterEptViolationDuringIret_31_7_1_2) {
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].cause, fault.id);
   EXPECT_EQ(r[0].aux64, fault.qualification);
+  // It joins the chain of the NMI it keeps waiting (the second one).
+  const auto nmis = nmi_deliveries(log);
+  ASSERT_EQ(nmis.size(), 2u);
+  EXPECT_EQ(r[0].origin, nmis[1].origin);
   EXPECT_GE(log.decisions(ES_DECISION_EPT_MAP).size(), 1u);
 }
 
@@ -150,6 +154,9 @@ TEST(NestedNmiBlocking, ReflectedPageFaultCarriesBit12AndL1Restores_31_7_1_2) {
   const auto l1 = restores(log, 1);
   ASSERT_EQ(l1.size(), 1u);
   EXPECT_EQ(l1[0].cause, reflected[0].id);
+  const auto nmis = nmi_deliveries(log);
+  ASSERT_EQ(nmis.size(), 2u);
+  EXPECT_EQ(l1[0].origin, nmis[1].origin) << "L1 holds the second NMI: the restore joins its chain";
   // L0 leaves vmcs12's guest state as the silicon saved it: restoring is L1's job.
   EXPECT_TRUE(restores(log, 0).empty());
   const auto entry = log.where([&](const es_record& r) { return r.kind == ES_KIND_NESTED_ENTRY && r.id > l1[0].id; });

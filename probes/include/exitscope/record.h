@@ -78,7 +78,8 @@ enum {
   ES_DECISION_RESTORE_NMI_BLOCKING = 23, /* the exit reported "NMI unblocking due to IRET": blocking by
                                             NMI set again before resuming (SDM 31.7.1.2; KVM
                                             vmx_recover_nmi_blocking); intr_info = the exit's
-                                            interruption info, aux64 = its qualification */
+                                            interruption info, aux64 = its qualification, origin =
+                                            the NMI left pending by it, if any */
   ES_DECISION_COUNT = 24
 };
 
