@@ -43,6 +43,8 @@ constexpr es::cli::OptionSpec kRecordOptions[] = {
     {"bug", "NAME", "reproduce a known bug: exit-with-vectoring, async-pf-into-l2 (nested runs)"},
     {"no-check", "", "do not run the invariant checker live (see 'exitscope check')"},
     {"quiet", "", "do not print the guest console or the summary"},
+    {"exit-code", "", "exit with the guest's exit code (its port 0xF4 byte), so a guest can be a test; "
+                      "125 if the run ended without one (limit, triple fault, halt, internal error)"},
     {"kvm", "", "record a real KVM host with eBPF instead (root; see below)"},
     {"pid", "PID", "--kvm: only the VMM process PID (default: every process, or the command)"},
     {"vcpu", "N", "--kvm: only vCPU N"},
@@ -103,7 +105,7 @@ namespace {
 int record_kvm_command(const es::cli::Args& args, const std::vector<std::string>& command, int argc, char** argv) {
   using namespace es::cli;
   for (const char* hv_only : {"scenario", "guest", "policy", "max-exits", "max-insns", "arg", "eager-ept", "intercept",
-                              "nested", "bug", "no-check"})
+                              "nested", "bug", "no-check", "exit-code"})
     if (args.has(hv_only))
       return usage_error(kRecord, std::string("--") + hv_only + " is for the built-in hypervisor, not --kvm");
   if (!args.positional.empty())
@@ -197,7 +199,10 @@ int cmd_record(int argc, char** argv) {
                           "under an L1 hypervisor on L0's emulated VMX) and record\n"
                           "every VM exit, IDT-vectoring record, injection decision and delivery into DB.\n"
                           "The run ends when the guest writes its exit code to port 0xF4, at a limit, on a\n"
-                          "triple fault, or on Ctrl-C (everything recorded so far is kept).\n"
+                          "triple fault, or on Ctrl-C (everything recorded so far is kept). The summary and\n"
+                          "'exitscope info' show the guest's exit code; with --exit-code this command exits\n"
+                          "with it (125 if the guest never wrote one), so a guest that checks itself is a test.\n"
+                          "Otherwise it exits 0, or 1 if the model could not finish the run.\n"
                           "\n"
                           "With --kvm, record a real KVM host instead: eBPF programs on the kernel's kvm\n"
                           "tracepoints (kvm_exit, kvm_entry, kvm_inj_virq, kvm_inj_exception, kvm_nested_*,\n"
@@ -384,10 +389,14 @@ int cmd_record(int argc, char** argv) {
                  static_cast<unsigned long long>(st.written), static_cast<unsigned long long>(r.exits),
                  static_cast<unsigned long long>(r.insns), static_cast<double>(r.end_time_ns) / 1e6,
                  (std::string(end_reason_text(r.end_reason)) + (r.message.empty() ? "" : ": " + r.message)).c_str());
+    if (r.end_reason == ES_END_GUEST_EXIT) std::fprintf(stdout, "guest exit code: %u\n", r.guest_exit_code);
   }
   if (const size_t n = checker.violation_count(); n > 0)
     std::fprintf(stderr, "checker: %zu violation%s; run 'exitscope check %s' for details\n", n, n == 1 ? "" : "s",
                  output->c_str());
+  // --exit-code: the guest's verdict is the process's (a guest that never gave one, 125, as
+  // 'git bisect run' reads "cannot tell").
+  if (args->has("exit-code")) return r.end_reason == ES_END_GUEST_EXIT ? static_cast<int>(r.guest_exit_code & 0xFF) : 125;
   // A run the model could not finish is still a recording; say so through the exit code.
   return r.end_reason == ES_END_INTERNAL_ERROR ? 1 : 0;
 #endif
