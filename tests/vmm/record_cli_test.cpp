@@ -102,6 +102,10 @@ TEST_F(RecordCli, GuestExitCodeReachesSummaryInfoAndExitStatus) {
 
   const CliRun help = run("record --help");
   EXPECT_NE(help.out.find("--exit-code"), std::string::npos) << help.out;
+  // A KVM recording has no guest exit port: the option is refused, whatever the build.
+  const CliRun kvm = run("record --kvm --exit-code -o " + path("k.db"));
+  EXPECT_EQ(kvm.code, 2) << kvm.out;
+  EXPECT_FALSE(std::filesystem::exists(path("k.db")));
 }
 
 TEST_F(RecordCli, BadInputGetsOneClearErrorAndExitCode2) {
