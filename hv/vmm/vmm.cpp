@@ -336,6 +336,7 @@ void Vmm::complete_interrupts(const ExitRecordInfo& exit) {
 // info is valid, for #DF, and when NMI exiting = 1 with virtual NMIs = 0 (then IRET leaves
 // blocking alone, Vol. 3C 26.3).
 void Vmm::recover_nmi_blocking(const ExitRecordInfo& exit) {
+  if (cfg_.bug_ignore_nmi_unblocking) return;
   const uint32_t pin = cur_->read32(VmcsField::PinBasedVmExecControl);
   if ((pin & arch::pin_ctl::kNmiExiting) && !(pin & arch::pin_ctl::kVirtualNmis)) return;
   if (arch::IdtVectoringInfo(cur_->read32(VmcsField::IdtVectoringInfo)).valid()) return;

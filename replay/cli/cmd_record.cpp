@@ -40,7 +40,8 @@ constexpr es::cli::OptionSpec kRecordOptions[] = {
     {"eager-ept", "", "map all guest RAM in EPT up front (no lazy EPT violations)"},
     {"intercept", "VECTORS", "extra exceptions the guest's hypervisor intercepts, e.g. 14 or 6,14"},
     {"nested", "", "run --guest FILE as L2 under an L1 hypervisor (the same vmm on L0's emulated VMX)"},
-    {"bug", "NAME", "reproduce a known bug: exit-with-vectoring, async-pf-into-l2 (nested runs)"},
+    {"bug", "NAME", "reproduce a known bug: exit-with-vectoring, async-pf-into-l2 (nested runs), "
+                    "ignore-nmi-unblocking (every level)"},
     {"no-check", "", "do not run the invariant checker live (see 'exitscope check')"},
     {"quiet", "", "do not print the guest console or the summary"},
     {"exit-code", "", "exit with the guest's exit code (its port 0xF4 byte), so a guest can be a test; "
@@ -315,12 +316,15 @@ int cmd_record(int argc, char** argv) {
     }
   }
   if (auto b = args->get("bug")) {
-    // Known hypervisor bugs the model can reproduce, each from a seed thread (all nested).
+    // Known hypervisor bugs the model can reproduce, each from a seed thread or an issue; the
+    // nested ones live in L0's nested VMX, the others in every level's hypervisor.
     struct Bug {
       const char* name;
       bool es::hv::VmmConfig::*flag;
-    } const kBugs[] = {{"exit-with-vectoring", &es::hv::VmmConfig::bug_exit_with_vectoring},
-                       {"async-pf-into-l2", &es::hv::VmmConfig::bug_async_pf_into_l2}};
+      bool nested_only;
+    } const kBugs[] = {{"exit-with-vectoring", &es::hv::VmmConfig::bug_exit_with_vectoring, true},
+                       {"async-pf-into-l2", &es::hv::VmmConfig::bug_async_pf_into_l2, true},
+                       {"ignore-nmi-unblocking", &es::hv::VmmConfig::bug_ignore_nmi_unblocking, false}};
     const Bug* bug = nullptr;
     std::string names;
     for (const Bug& k : kBugs) {
@@ -328,8 +332,9 @@ int cmd_record(int argc, char** argv) {
       names += (names.empty() ? "" : ", ") + std::string(k.name);
     }
     if (!bug) return usage_error(kRecord, "unknown --bug '" + *b + "' (known: " + names + ")");
-    if (!l1_cfg) return usage_error(kRecord, "--bug " + *b + " needs a nested run (L2 under L1)");
+    if (bug->nested_only && !l1_cfg) return usage_error(kRecord, "--bug " + *b + " needs a nested run (L2 under L1)");
     l0_cfg.*(bug->flag) = true;
+    if (!bug->nested_only && l1_cfg) (*l1_cfg).*(bug->flag) = true;
   }
   info.source = es::recorder::Source::Hv;
   info.policy = l0_cfg.policy;

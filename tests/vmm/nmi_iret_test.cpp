@@ -164,6 +164,36 @@ TEST(NestedNmiBlocking, ReflectedPageFaultCarriesBit12AndL1Restores_31_7_1_2) {
   EXPECT_TRUE(entry[0].aux & arch::interruptibility::kBlockingByNmi) << "L1 resumed L2 without blocking by NMI";
 }
 
+// --bug ignore-nmi-unblocking, the behaviour of issue #14 item 3: the exit still reports bit
+// 12, nobody restores blocking, and the pending NMI is injected at the re-executed IRETQ, so
+// the handler is re-entered before its IRETQ completes; the guest sees it and exits 1.
+void expect_nmi_inside_handler(const RecordLog& log) {
+  EXPECT_EQ(log.result.end_reason, static_cast<uint32_t>(ES_END_GUEST_EXIT)) << log.result.message;
+  EXPECT_EQ(log.result.guest_exit_code, 1u) << log.result.console;
+  EXPECT_TRUE(log.decisions(ES_DECISION_RESTORE_NMI_BLOCKING).empty());
+  const auto faults = log.where([](const es_record& r) { return r.kind == ES_KIND_VM_EXIT && reports_nmi_unblocking(r); });
+  ASSERT_EQ(faults.size(), 1u);
+  const auto nmis = nmi_deliveries(log);
+  ASSERT_EQ(nmis.size(), 2u);
+  EXPECT_EQ(nmis[1].aux64, faults[0].rip);
+}
+
+TEST(NmiBlocking, BugSwitchInjectsThePendingNmiAtTheIret) {
+  for (const char* name : {"nmi-iret-ept", "nmi-iret-pf"}) {
+    SCOPED_TRACE(name);
+    expect_nmi_inside_handler(run_scenario(name, [](hv::VmmConfig& c) { c.bug_ignore_nmi_unblocking = true; }));
+  }
+}
+
+TEST(NestedNmiBlocking, BugSwitchInjectsThePendingNmiAtTheIret) {
+  // L0 keeps the EPT violation: its switch alone reproduces the bug.
+  expect_nmi_inside_handler(
+      run_scenario("nested-nmi-iret-ept", {}, [](hv::VmmConfig& l0) { l0.bug_ignore_nmi_unblocking = true; }));
+  // L1 gets the #PF: its switch alone does.
+  expect_nmi_inside_handler(
+      run_scenario("nested-nmi-iret-pf", [](hv::VmmConfig& l1) { l1.bug_ignore_nmi_unblocking = true; }));
+}
+
 // Blocking is restored only for an exit that reports it: none of the other scenarios (IDT-
 // vectoring valid, #DF, NMI exits, NMI windows, IRETs that complete) gets a restore.
 TEST(NmiBlocking, NotRestoredWithoutNmiUnblockingDueToIret) {

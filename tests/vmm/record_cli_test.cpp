@@ -91,6 +91,11 @@ TEST_F(RecordCli, GuestExitCodeReachesSummaryInfoAndExitStatus) {
   EXPECT_EQ(pass.code, 0) << pass.out;
   EXPECT_NE(pass.out.find("guest exit code: 0"), std::string::npos) << pass.out;
 
+  // The same guest under the hypervisor bug it checks for fails, and says so through the exit code.
+  const CliRun fail = run("record --scenario nmi-iret-ept --bug ignore-nmi-unblocking -o " + path("f.db") + " --exit-code");
+  EXPECT_EQ(fail.code, 1) << fail.out;
+  EXPECT_NE(fail.out.find("guest exit code: 1"), std::string::npos) << fail.out;
+
   // No exit code at all (the run hit a limit): 125, and info claims none.
   const CliRun limit =
       run("record --scenario timer-irq --arg 0 --max-exits 20 -o " + path("d.db") + " --exit-code");
