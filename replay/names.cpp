@@ -55,6 +55,7 @@ constexpr std::array<std::string_view, ES_DECISION_COUNT> kDecisionNames = [] {
   n[ES_DECISION_UNEXPECTED_EXIT] = "UNEXPECTED_EXIT";
   n[ES_DECISION_DISCARD] = "DISCARD";
   n[ES_DECISION_FIX_PAGE_FAULT] = "FIX_PAGE_FAULT";
+  n[ES_DECISION_RESTORE_NMI_BLOCKING] = "RESTORE_NMI_BLOCKING";
   return n;
 }();
 

@@ -16,14 +16,20 @@ VmmConfig config(uint32_t exception_bitmap = 0, uint64_t arg = 0) {
 
 // L1 as KVM runs a nested guest by default: L2's external interrupts, NMIs, HLT and I/O exit
 // to it (the same controls L0 uses), no EPT of its own.
-VmmConfig l1_config(uint32_t exception_bitmap = 0, bool fix_pf = false) {
-  VmmConfig c = config(exception_bitmap);
+VmmConfig l1_config(uint32_t exception_bitmap = 0, bool fix_pf = false, uint64_t arg = 0) {
+  VmmConfig c = config(exception_bitmap, arg);
   c.fix_intercepted_pf = fix_pf;
   return c;
 }
 
 VmmConfig with_async_pf(VmmConfig c, uint64_t gpa) {
   c.async_pf_gpa = gpa;
+  return c;
+}
+
+// L0 intercepts #PF and fixes the guest's page tables itself (a shadow-paging hypervisor).
+VmmConfig with_fix_pf(VmmConfig c) {
+  c.fix_intercepted_pf = true;
   return c;
 }
 
@@ -55,6 +61,14 @@ const std::vector<Scenario>& scenarios() {
        blob(es_guest_softint_ept, es_guest_softint_ept_size), config(), std::nullopt},
       {"nmi-blocking", "an NMI raised inside the NMI handler waits for IRET: L0 opens an NMI window",
        blob(es_guest_nmi_blocking, es_guest_nmi_blocking_size), config(), std::nullopt},
+      {"nmi-iret-ept",
+       "the NMI handler's IRETQ faults on an EPT violation (NMI unblocking due to IRET) with a second NMI pending: "
+       "L0 sets blocking by NMI again, the second NMI is delivered after the IRETQ completes",
+       blob(es_guest_nmi_iret, es_guest_nmi_iret_size), config(0, 0), std::nullopt},
+      {"nmi-iret-pf",
+       "the NMI handler's IRETQ raises a #PF L0 intercepts and fixes (exit interruption info bit 12) with a second "
+       "NMI pending: L0 sets blocking by NMI again, the second NMI waits for the IRETQ",
+       blob(es_guest_nmi_iret, es_guest_nmi_iret_size), with_fix_pf(config(1u << 14, 1)), std::nullopt},
       {"exception-vectoring-policy",
        "a #PF whose delivery hits an EPT violation while a tick comes due: reinjected (default) its handler runs; "
        "dropped (drop-hw-exceptions) the tick's handler removes its cause and the guest never sees it",
@@ -86,6 +100,14 @@ const std::vector<Scenario>& scenarios() {
        "exactly when the exit's exception was raised during another event's delivery",
        blob(es_guest_nested_exception_reflect, es_guest_nested_exception_reflect_size),
        with_nested_exception_bit(config()), l1_config(1u << 14, /*fix_pf=*/true)},
+      {"nested-nmi-iret-ept",
+       "nmi-iret-ept as L2: L0 handles the EPT violation on L2's IRETQ itself and sets blocking by NMI in vmcs02, so "
+       "L1's NMI window opens only after the IRETQ",
+       blob(es_guest_nmi_iret, es_guest_nmi_iret_size), config(), l1_config(0, false, 0)},
+      {"nested-nmi-iret-pf",
+       "nmi-iret-pf as L2: the #PF on L2's IRETQ is reflected to L1 with exit interruption info bit 12; L1 fixes the "
+       "page and sets blocking by NMI before resuming L2",
+       blob(es_guest_nmi_iret, es_guest_nmi_iret_size), config(), l1_config(1u << 14, /*fix_pf=*/true, 1)},
       // Guests written from the SDM for what the architecture itself does to an event (no
       // hypervisor bug in any of them: `check` finds nothing); each runs as L2 with --nested.
       {"sdm-gp-pf-serial",

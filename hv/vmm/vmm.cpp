@@ -324,6 +324,39 @@ void Vmm::complete_interrupts(const ExitRecordInfo& exit) {
   decide(ES_DECISION_REQUEUE_FROM_VECTORING, exit.exit_id, q.origin, q.info.raw(), q.error_code, 0, q.instr_len);
 }
 
+// "NMI unblocking due to IRET": the exit is due to a fault, EPT violation (or EPT
+// misconfiguration) on an IRET that had already removed (virtual-)NMI blocking (Vol. 3C 27.3
+// "Saving Guest State": the saved interruptibility state has it clear). The IRET will be
+// executed again, so the NMI handler is still running: blocking by NMI must be set again
+// before the guest resumes (Vol. 3C 31.7.1.2 "Resuming Guest Software after Handling an
+// Exception"), or a pending NMI is delivered at the IRET, inside its handler. KVM:
+// vmx_recover_nmi_blocking() for exception / NMI exits, handle_ept_violation() for EPT.
+// The bit is reported in exit interruption info bit 12 (28.2.2) or EPT-violation
+// qualification bit 12 (Table 28-7), and is undefined - so not acted on - when IDT-vectoring
+// info is valid, for #DF, and when NMI exiting = 1 with virtual NMIs = 0 (then IRET leaves
+// blocking alone, Vol. 3C 26.3).
+void Vmm::recover_nmi_blocking(const ExitRecordInfo& exit) {
+  if (cfg_.bug_ignore_nmi_unblocking) return;
+  const uint32_t pin = cur_->read32(VmcsField::PinBasedVmExecControl);
+  if ((pin & arch::pin_ctl::kNmiExiting) && !(pin & arch::pin_ctl::kVirtualNmis)) return;
+  if (arch::IdtVectoringInfo(cur_->read32(VmcsField::IdtVectoringInfo)).valid()) return;
+  const arch::ExitIntrInfo info(cur_->read32(VmcsField::VmExitIntrInfo));
+  const uint64_t qual = cur_->read(VmcsField::ExitQualification);
+  bool unblocked = false;
+  switch (exit.reason.basic()) {
+    case BasicExitReason::ExceptionOrNmi:
+      unblocked = info.valid() && info.nmi_unblocking_due_to_iret() && info.vector() != arch::kDF;
+      break;
+    case BasicExitReason::EptViolation: unblocked = arch::EptViolationQual(qual).nmi_unblocking_due_to_iret(); break;
+    default: break;
+  }
+  if (!unblocked) return;
+  cur_->set_bits(VmcsField::GuestInterruptibilityInfo, arch::interruptibility::kBlockingByNmi);
+  // An NMI this hypervisor holds pending keeps waiting because of this: it joins its chain.
+  decide(ES_DECISION_RESTORE_NMI_BLOCKING, exit.exit_id, ev_.nmi_pending ? ev_.nmi_origins[0] : 0, info.raw(), 0, 0, 0,
+         qual);
+}
+
 // Undo an injection written to the VMCS but never entered (KVM vmx_cancel_injection):
 // the VM-entry fields go back to the queue as if they had been found in IDT-vectoring info.
 void Vmm::cancel_injection() {
@@ -734,6 +767,7 @@ RunResult Vmm::run() {
     }
     ++result_.exits;
     complete_interrupts(exit);
+    recover_nmi_blocking(exit);
     const uint16_t basic = exit.reason.basic_number();
     const ExitHandler h =
         (!exit.reason.entry_failure() && basic < handlers_.size()) ? handlers_[basic] : &Vmm::unexpected_exit;

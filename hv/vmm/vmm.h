@@ -49,6 +49,10 @@ struct VmmConfig {
   // L0: reproduces the bug of seed thread "async_pf: force a nested vmexit if the injected #PF
   // is async_pf": inject the async #PF into L2 even though L1 intercepts #PF.
   bool bug_async_pf_into_l2 = false;
+  // Reproduces issue #14 item 3: ignore "NMI unblocking due to IRET" and resume the guest
+  // without blocking by NMI, so a pending NMI is injected at the re-executed IRET, inside
+  // the handler of the NMI it returns from.
+  bool bug_ignore_nmi_unblocking = false;
 };
 
 struct RunResult {
@@ -111,6 +115,7 @@ class Vmm {
 
   // complete / inject
   void complete_interrupts(const ExitRecordInfo& exit);
+  void recover_nmi_blocking(const ExitRecordInfo& exit);
   void check_and_inject_events();
   void inject(const QueuedEvent& e, uint32_t decision);
   void cancel_injection();

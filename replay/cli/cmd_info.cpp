@@ -1,5 +1,6 @@
 #include <cstdio>
 #include <map>
+#include <optional>
 
 #include "replay/chains.h"
 #include "replay/cli/args.h"
@@ -85,6 +86,20 @@ int cmd_info(int argc, char** argv) {
                 s->end_detail.empty() ? "" : ": ", s->end_detail.c_str());
   } else {
     std::printf("run end:    unknown\n");
+  }
+  // The guest's exit code travels in the RUN_END record of a guest exit (aux, record.h).
+  if (s->end_reason && *s->end_reason == ES_END_GUEST_EXIT) {
+    std::optional<uint32_t> code;
+    auto q = replay::query_events(rec->db(), "e.kind = ? AND e.reason = ?", {ES_KIND_RUN_END, ES_END_GUEST_EXIT},
+                                  [&](const replay::Event& e) {
+                                    code = e.rec.aux;
+                                    return true;
+                                  });
+    if (!q) {
+      std::fprintf(stderr, "exitscope info: %s\n", q.error().c_str());
+      return 2;
+    }
+    if (code) std::printf("exit code:  %u (the guest's, port 0xF4)\n", *code);
   }
   std::printf("events:     %llu  (time %s .. %s s)\n", static_cast<unsigned long long>(s->event_count),
               replay::format_time(s->first_time_ns).c_str(), replay::format_time(s->last_time_ns).c_str());

@@ -40,9 +40,12 @@ constexpr es::cli::OptionSpec kRecordOptions[] = {
     {"eager-ept", "", "map all guest RAM in EPT up front (no lazy EPT violations)"},
     {"intercept", "VECTORS", "extra exceptions the guest's hypervisor intercepts, e.g. 14 or 6,14"},
     {"nested", "", "run --guest FILE as L2 under an L1 hypervisor (the same vmm on L0's emulated VMX)"},
-    {"bug", "NAME", "reproduce a known bug: exit-with-vectoring, async-pf-into-l2 (nested runs)"},
+    {"bug", "NAME", "reproduce a known bug: exit-with-vectoring, async-pf-into-l2 (nested runs), "
+                    "ignore-nmi-unblocking (every level)"},
     {"no-check", "", "do not run the invariant checker live (see 'exitscope check')"},
     {"quiet", "", "do not print the guest console or the summary"},
+    {"exit-code", "", "exit with the guest's exit code (its port 0xF4 byte), so a guest can be a test; "
+                      "125 if the run ended without one (limit, triple fault, halt, internal error)"},
     {"kvm", "", "record a real KVM host with eBPF instead (root; see below)"},
     {"pid", "PID", "--kvm: only the VMM process PID (default: every process, or the command)"},
     {"vcpu", "N", "--kvm: only vCPU N"},
@@ -103,7 +106,7 @@ namespace {
 int record_kvm_command(const es::cli::Args& args, const std::vector<std::string>& command, int argc, char** argv) {
   using namespace es::cli;
   for (const char* hv_only : {"scenario", "guest", "policy", "max-exits", "max-insns", "arg", "eager-ept", "intercept",
-                              "nested", "bug", "no-check"})
+                              "nested", "bug", "no-check", "exit-code"})
     if (args.has(hv_only))
       return usage_error(kRecord, std::string("--") + hv_only + " is for the built-in hypervisor, not --kvm");
   if (!args.positional.empty())
@@ -197,7 +200,10 @@ int cmd_record(int argc, char** argv) {
                           "under an L1 hypervisor on L0's emulated VMX) and record\n"
                           "every VM exit, IDT-vectoring record, injection decision and delivery into DB.\n"
                           "The run ends when the guest writes its exit code to port 0xF4, at a limit, on a\n"
-                          "triple fault, or on Ctrl-C (everything recorded so far is kept).\n"
+                          "triple fault, or on Ctrl-C (everything recorded so far is kept). The summary and\n"
+                          "'exitscope info' show the guest's exit code; with --exit-code this command exits\n"
+                          "with it (125 if the guest never wrote one), so a guest that checks itself is a test.\n"
+                          "Otherwise it exits 0, or 1 if the model could not finish the run.\n"
                           "\n"
                           "With --kvm, record a real KVM host instead: eBPF programs on the kernel's kvm\n"
                           "tracepoints (kvm_exit, kvm_entry, kvm_inj_virq, kvm_inj_exception, kvm_nested_*,\n"
@@ -310,12 +316,15 @@ int cmd_record(int argc, char** argv) {
     }
   }
   if (auto b = args->get("bug")) {
-    // Known hypervisor bugs the model can reproduce, each from a seed thread (all nested).
+    // Known hypervisor bugs the model can reproduce, each from a seed thread or an issue; the
+    // nested ones live in L0's nested VMX, the others in every level's hypervisor.
     struct Bug {
       const char* name;
       bool es::hv::VmmConfig::*flag;
-    } const kBugs[] = {{"exit-with-vectoring", &es::hv::VmmConfig::bug_exit_with_vectoring},
-                       {"async-pf-into-l2", &es::hv::VmmConfig::bug_async_pf_into_l2}};
+      bool nested_only;
+    } const kBugs[] = {{"exit-with-vectoring", &es::hv::VmmConfig::bug_exit_with_vectoring, true},
+                       {"async-pf-into-l2", &es::hv::VmmConfig::bug_async_pf_into_l2, true},
+                       {"ignore-nmi-unblocking", &es::hv::VmmConfig::bug_ignore_nmi_unblocking, false}};
     const Bug* bug = nullptr;
     std::string names;
     for (const Bug& k : kBugs) {
@@ -323,8 +332,9 @@ int cmd_record(int argc, char** argv) {
       names += (names.empty() ? "" : ", ") + std::string(k.name);
     }
     if (!bug) return usage_error(kRecord, "unknown --bug '" + *b + "' (known: " + names + ")");
-    if (!l1_cfg) return usage_error(kRecord, "--bug " + *b + " needs a nested run (L2 under L1)");
+    if (bug->nested_only && !l1_cfg) return usage_error(kRecord, "--bug " + *b + " needs a nested run (L2 under L1)");
     l0_cfg.*(bug->flag) = true;
+    if (!bug->nested_only && l1_cfg) (*l1_cfg).*(bug->flag) = true;
   }
   info.source = es::recorder::Source::Hv;
   info.policy = l0_cfg.policy;
@@ -384,10 +394,14 @@ int cmd_record(int argc, char** argv) {
                  static_cast<unsigned long long>(st.written), static_cast<unsigned long long>(r.exits),
                  static_cast<unsigned long long>(r.insns), static_cast<double>(r.end_time_ns) / 1e6,
                  (std::string(end_reason_text(r.end_reason)) + (r.message.empty() ? "" : ": " + r.message)).c_str());
+    if (r.end_reason == ES_END_GUEST_EXIT) std::fprintf(stdout, "guest exit code: %u\n", r.guest_exit_code);
   }
   if (const size_t n = checker.violation_count(); n > 0)
     std::fprintf(stderr, "checker: %zu violation%s; run 'exitscope check %s' for details\n", n, n == 1 ? "" : "s",
                  output->c_str());
+  // --exit-code: the guest's verdict is the process's (a guest that never gave one, 125, as
+  // 'git bisect run' reads "cannot tell").
+  if (args->has("exit-code")) return r.end_reason == ES_END_GUEST_EXIT ? static_cast<int>(r.guest_exit_code & 0xFF) : 125;
   // A run the model could not finish is still a recording; say so through the exit code.
   return r.end_reason == ES_END_INTERNAL_ERROR ? 1 : 0;
 #endif

@@ -62,8 +62,55 @@ TEST_F(RecordCli, ScenariosListsEveryScenarioWithADescription) {
   for (const char* name : {"timer-irq", "irq-ept-reinject", "guest-pf", "pf-during-irq", "double-fault",
                            "triple-fault", "softint-ept", "nmi-blocking", "exception-vectoring-policy",
                            "nested-irq-vectoring", "nested-async-pf", "nested-ept-reinject",
-                           "nested-exception-reflect", "nmi-exit-host", "fred-nested-exception"})
+                           "nested-exception-reflect", "nmi-exit-host", "fred-nested-exception", "nmi-iret-ept",
+                           "nmi-iret-pf", "nested-nmi-iret-ept", "nested-nmi-iret-pf"})
     EXPECT_NE(r.out.find(name), std::string::npos) << name;
+}
+
+// The guest's verdict (its port 0xF4 byte) reaches the user: in record's summary, in info,
+// and with --exit-code as the process's exit code, so a guest can be a test.
+TEST_F(RecordCli, GuestExitCodeReachesSummaryInfoAndExitStatus) {
+  // A real flat-binary guest: mov al, 7; out 0xF4, al; hlt.
+  const unsigned char guest[] = {0xB0, 0x07, 0xE6, 0xF4, 0xF4};
+  std::ofstream(path("exit7.bin"), std::ios::binary).write(reinterpret_cast<const char*>(guest), sizeof guest);
+
+  const CliRun plain = run("record --guest " + path("exit7.bin") + " -o " + path("a.db"));
+  EXPECT_EQ(plain.code, 0) << "without --exit-code a finished recording exits 0\n" << plain.out;
+  EXPECT_NE(plain.out.find("guest exit code: 7"), std::string::npos) << plain.out;
+  const CliRun info = run("info " + path("a.db"));
+  ASSERT_EQ(info.code, 0) << info.out;
+  EXPECT_NE(info.out.find("exit code:  7"), std::string::npos) << info.out;
+
+  const CliRun as_test = run("record --guest " + path("exit7.bin") + " -o " + path("b.db") + " --exit-code --quiet");
+  EXPECT_EQ(as_test.code, 7) << as_test.out;
+  const CliRun nested = run("record --guest " + path("exit7.bin") + " --nested -o " + path("n.db") + " --exit-code");
+  EXPECT_EQ(nested.code, 7) << nested.out;
+
+  // A guest that checks itself and passes: 0, with --exit-code too.
+  const CliRun pass = run("record --scenario nested-nmi-iret-pf -o " + path("c.db") + " --exit-code");
+  EXPECT_EQ(pass.code, 0) << pass.out;
+  EXPECT_NE(pass.out.find("guest exit code: 0"), std::string::npos) << pass.out;
+
+  // The same guest under the hypervisor bug it checks for fails, and says so through the exit code.
+  const CliRun fail = run("record --scenario nmi-iret-ept --bug ignore-nmi-unblocking -o " + path("f.db") + " --exit-code");
+  EXPECT_EQ(fail.code, 1) << fail.out;
+  EXPECT_NE(fail.out.find("guest exit code: 1"), std::string::npos) << fail.out;
+
+  // No exit code at all (the run hit a limit): 125, and info claims none.
+  const CliRun limit =
+      run("record --scenario timer-irq --arg 0 --max-exits 20 -o " + path("d.db") + " --exit-code");
+  EXPECT_EQ(limit.code, 125) << limit.out;
+  EXPECT_EQ(limit.out.find("guest exit code"), std::string::npos) << limit.out;
+  const CliRun info_limit = run("info " + path("d.db"));
+  ASSERT_EQ(info_limit.code, 0) << info_limit.out;
+  EXPECT_EQ(info_limit.out.find("exit code:"), std::string::npos) << info_limit.out;
+
+  const CliRun help = run("record --help");
+  EXPECT_NE(help.out.find("--exit-code"), std::string::npos) << help.out;
+  // A KVM recording has no guest exit port: the option is refused, whatever the build.
+  const CliRun kvm = run("record --kvm --exit-code -o " + path("k.db"));
+  EXPECT_EQ(kvm.code, 2) << kvm.out;
+  EXPECT_FALSE(std::filesystem::exists(path("k.db")));
 }
 
 TEST_F(RecordCli, BadInputGetsOneClearErrorAndExitCode2) {

@@ -357,6 +357,12 @@ ExitRecordInfo Vmm::run_l2(uint64_t max_insns) {
     }
     ++silicon_exits_;
     complete_interrupts(exit);
+    // An exit L0 keeps (its EPT violations, its #PF fixes, windows it opened) resumes L2 from
+    // here: L0 restores NMI blocking in vmcs02 itself. An exit reflected to L1 reaches vmcs12
+    // as the silicon saved it (blocking clear, bit 12 set) and L1's own handler restores it.
+    // KVM's vmx_recover_nmi_blocking runs before the reflect decision, so its L1 finds
+    // blocking already set in vmcs12; L2 resumes the same either way.
+    if (!l1_wants_exit(exit)) recover_nmi_blocking(exit);
     if (exit.reason.is(BasicExitReason::EptViolation) && !async_pf_sent_ && cfg_.async_pf_gpa != ~0ull &&
         (vmcs02_.read(VmcsField::GuestPhysicalAddress) >> 12) == (cfg_.async_pf_gpa >> 12)) {
       if (auto out = async_page_fault(exit)) {

@@ -31,7 +31,8 @@ enum {
   ES_KIND_CONSOLE = 7,        /* guest console output: bytes[0..aux) as written, '\n' included */
   ES_KIND_VIOLATION = 8,      /* an invariant-checker finding; reason = ES_VIOLATION_* */
   ES_KIND_INTERNAL_ERROR = 9, /* the model stopped: reason = ES_ERROR_*; rip / bytes name the instruction */
-  ES_KIND_RUN_END = 10,       /* the run ended; reason = ES_END_* */
+  ES_KIND_RUN_END = 10,       /* the run ended; reason = ES_END_*; hv: aux = the guest's exit code
+                                 (ES_END_GUEST_EXIT), aux64 = VM exits handled */
   ES_KIND_CONTEXT = 11,       /* other trace lines kept for context (imports); VMCS dump lines
                                  (aux = field encoding, aux64 = value) */
   ES_KIND_NESTED_ENTRY = 12,  /* L1's VMLAUNCH/VMRESUME of L2 as emulated by L0 (vmcs12 -> vmcs02);
@@ -75,7 +76,12 @@ enum {
   ES_DECISION_FIX_PAGE_FAULT = 22,       /* an intercepted #PF was the hypervisor's to fix (shadow
                                             paging): it mapped the page, nothing injected;
                                             aux64 = the faulting address */
-  ES_DECISION_COUNT = 23
+  ES_DECISION_RESTORE_NMI_BLOCKING = 23, /* the exit reported "NMI unblocking due to IRET": blocking by
+                                            NMI set again before resuming (SDM 31.7.1.2; KVM
+                                            vmx_recover_nmi_blocking); intr_info = the exit's
+                                            interruption info, aux64 = its qualification, origin =
+                                            the NMI left pending by it, if any */
+  ES_DECISION_COUNT = 24
 };
 
 /* ES_KIND_RUN_END reasons */
