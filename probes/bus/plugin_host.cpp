@@ -351,8 +351,11 @@ Result<es_plugin_id_t> PluginHost::load(const std::string& path, const std::vect
     acquire_guard();
     guard_held_ = true;
   }
+  // A bare file name is a file here, as for every other file argument (dlopen would search
+  // the library path for it instead).
+  const std::string file = path.find('/') == std::string::npos ? "./" + path : path;
   // RTLD_LOCAL: two plugins may define the same internal names.
-  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  void* h = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!h) {
     const char* e = dlerror();
     return make_error("cannot load plugin '" + path + "' (" + (e ? e : "unknown error") +
