@@ -278,16 +278,17 @@ void PluginHost::set_crash_note(const std::string& note) {
   crash_note_ = std::move(copy);  // set before the run: the handler reads it only during one
 }
 
-void PluginHost::crashed(Plugin&) {
-  any_crash_.store(true);
+void PluginHost::crashed(Plugin& p) {
+  {
+    std::lock_guard lk(crash_mu_);
+    if (!first_crash_) first_crash_ = PluginCrash{p.name, p.crash_signal, p.crash_where};
+  }
   if (on_crash_) on_crash_();
 }
 
 std::optional<PluginCrash> PluginHost::crash() const {
-  if (!any_crash_.load()) return std::nullopt;
-  for (const auto& p : plugins_)
-    if (p->crashed.load()) return PluginCrash{p->name, p->crash_signal, p->crash_where};
-  return std::nullopt;
+  std::lock_guard lk(crash_mu_);
+  return first_crash_;
 }
 
 Result<void> PluginHost::load_all(const std::vector<PluginSpec>& specs) {
@@ -331,7 +332,10 @@ Result<es_plugin_id_t> PluginHost::install(std::unique_ptr<Plugin> p, es_plugin_
   if (!ok) {
     const std::string msg = "plugin '" + pr.name + "' crashed (" + signal_abbrev(pr.crash_signal) +
                             ") in its install function; fix the plugin or leave it out.";
-    any_crash_.store(false);
+    {
+      std::lock_guard lk(crash_mu_);
+      first_crash_.reset();  // reported through the error below, not as a crash of the run
+    }
     teardown(pr);
     return make_error(msg);
   }

@@ -22,6 +22,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -91,7 +92,8 @@ class PluginHost {
   // The end of the sentence the signal handler writes after "plugin 'X' crashed (SIGSEGV) in
   // its record callback", e.g. "; the run is stopped and the recording closed". Copied.
   void set_crash_note(const std::string& note);
-  // The first crash of one of this host's plugins, if any (read after the run).
+  // The first crash of one of this host's plugins during a run or at unload, if any (kept
+  // after unload_all).
   std::optional<PluginCrash> crash() const;
 
   // Internal, for the guard in plugin_host.cpp: the note above (nullptr if none), and the step
@@ -105,7 +107,8 @@ class PluginHost {
   ProbeBus& bus_;
   std::vector<std::unique_ptr<Plugin>> plugins_;
   std::function<void()> on_crash_;
-  std::atomic<bool> any_crash_{false};
+  mutable std::mutex crash_mu_;
+  std::optional<PluginCrash> first_crash_;  // the first crash after install (any thread)
   std::unique_ptr<char[]> crash_note_;  // read by the signal handler
   bool guard_held_ = false;             // this host holds a reference on the fault handlers
 };

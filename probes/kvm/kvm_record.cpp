@@ -666,7 +666,8 @@ int record_kvm(const RecordOptions& o) {
                  filtered ? (", " + std::to_string(filtered) + " of other vCPUs skipped").c_str() : "",
                  dropped ? " (a larger ring or --buffer-size, or fewer --events would help)" : "");
   }
-  if ((workload_done && workload_status != 0) || crash) return 1;
+  plugins.unload_all();  // at-exit callbacks (the plugins' own output), after DB is complete
+  if ((workload_done && workload_status != 0) || plugins.crash()) return 1;
   return 0;
 }
 

@@ -139,6 +139,7 @@ int cmd_import(int argc, char** argv) {
     }
     for (const std::string& a : stats->assumptions) std::printf("assumed:  %s\n", a.c_str());
   }
+  plugins.unload_all();  // at-exit callbacks (the plugins' own output), after DB is complete
   return plugins.crash() ? 1 : 0;
 }
 

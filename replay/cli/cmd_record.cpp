@@ -425,9 +425,11 @@ int cmd_record(int argc, char** argv) {
   if (const size_t n = checker.violation_count(); n > 0)
     std::fprintf(stderr, "checker: %zu violation%s; run 'exitscope check %s' for details\n", n, n == 1 ? "" : "s",
                  output->c_str());
-  // A run the model could not finish, or one a plugin crashed in, is still a recording; say so
-  // through the exit code.
-  return r.end_reason == ES_END_INTERNAL_ERROR || crash ? 1 : 0;
+  // Your plugins' at-exit callbacks (their own output) run now, after the recording is closed.
+  user_plugins.unload_all();
+  // A run the model could not finish, or one a plugin crashed in (even at exit), is still a
+  // recording; say so through the exit code.
+  return r.end_reason == ES_END_INTERNAL_ERROR || user_plugins.crash() ? 1 : 0;
 #endif
 }
 
