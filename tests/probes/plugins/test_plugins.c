@@ -83,6 +83,11 @@ ES_PLUGIN_EXPORT int es_plugin_version = ES_PLUGIN_VERSION;
 ES_PLUGIN_EXPORT int es_plugin_install(es_plugin_id_t id, const es_plugin_info_t *info, int argc, char **argv) {
   int i;
   (void)info;
+  /* A crashed plugin stays mapped (the host does not dlclose it): a second load in the same
+   * process gets these statics as the first left them. */
+  seen = 0;
+  after = 20;
+  snprintf(mode, sizeof mode, "segv");
   for (i = 0; i < argc; i++) {
     if (strncmp(argv[i], "crash=", 6) == 0) snprintf(mode, sizeof mode, "%s", argv[i] + 6);
     else if (strncmp(argv[i], "after=", 6) == 0) after = strtoul(argv[i] + 6, NULL, 10);
