@@ -44,7 +44,9 @@ int cmd_import(int argc, char** argv) {
   auto args = parse_args(kName, static_cast<int>(av.size()), av.data(), kOptions);
   if (!args) return usage_error(kName, args.error());
   if (args->help) {
-    std::fputs(usage_text(kName, "FILE -o DB [--force] [--format trace.dat|ftrace|trace-cmd|perf|auto] [--progress]",
+    std::fputs(usage_text(kName,
+                          "FILE -o DB [--force] [--format trace.dat|ftrace|trace-cmd|perf|auto] [--progress]\n"
+                          "       [--plugin PATH[:K=V,...]]...",
                           "Import a KVM trace into the recording DB: a trace-cmd trace.dat (file versions 6 and\n"
                           "7, compressed or not, read through libtracecmd: all CPUs merged in time order, each\n"
                           "event decoded from its fields), the raw ftrace 'trace' file, 'trace-cmd report' or\n"

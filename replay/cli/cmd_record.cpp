@@ -204,7 +204,7 @@ int cmd_record(int argc, char** argv) {
   auto args = parse_args(kRecord, static_cast<int>(av.size()), av.data(), specs);
   if (!args) return usage_error(kRecord, args.error());
   if (args->help) {
-    std::fputs(usage_text(kRecord, "(--scenario NAME | --guest FILE) -o DB [options]\n"
+    std::fputs(usage_text(kRecord, "(--scenario NAME | --guest FILE) -o DB [--plugin PATH[:K=V,...]]... [options]\n"
                                    "       exitscope record --kvm -o DB [--pid PID] [--vcpu N] [--duration S] [--events LIST]\n"
                                    "                                  [--attach auto|tp|tp_btf] [-- CMD ARGS...]",
                           "Run a guest on the built-in software VT-x core under the L0 hypervisor (or as L2\n"
