@@ -3,6 +3,7 @@
  *   4 crashes on purpose, how and when its arguments say:
  *       crash=segv|bus|fpe|abort|stack|install|atexit   (default segv)
  *       after=N   crash in the record callback of the Nth VM exit (default 20)
+ *       records=any   count records of every kind, not only VM exits
  *     segv writes through NULL, bus touches a truncated mapping past its end, fpe divides by
  *     zero, abort calls abort(), stack recurses without end; install and atexit crash (SIGSEGV)
  *     in that callback instead. */
@@ -34,6 +35,7 @@ ES_PLUGIN_EXPORT int es_plugin_install(es_plugin_id_t id, const es_plugin_info_t
 #elif TEST_PLUGIN_KIND == 4
 static char mode[16] = "segv";
 static unsigned long after = 20, seen;
+static uint32_t kind_mask = 1u << ES_KIND_VM_EXIT;
 static volatile int zero, seven = 7;  /* 1 / y would be folded into a compare, no division */
 static volatile int *volatile null_pointer;      /* NULL, out of the compiler's sight */
 static volatile unsigned long depth_limit = ~0ul; /* never reached: the stack ends first */
@@ -88,13 +90,15 @@ ES_PLUGIN_EXPORT int es_plugin_install(es_plugin_id_t id, const es_plugin_info_t
   seen = 0;
   after = 20;
   snprintf(mode, sizeof mode, "segv");
+  kind_mask = 1u << ES_KIND_VM_EXIT;
   for (i = 0; i < argc; i++) {
     if (strncmp(argv[i], "crash=", 6) == 0) snprintf(mode, sizeof mode, "%s", argv[i] + 6);
     else if (strncmp(argv[i], "after=", 6) == 0) after = strtoul(argv[i] + 6, NULL, 10);
+    else if (strcmp(argv[i], "records=any") == 0) kind_mask = ~0u;
     else return 1;
   }
   if (strcmp(mode, "install") == 0) segv();
-  if (es_plugin_register_record_cb(id, 1u << ES_KIND_VM_EXIT, on_exit_record, NULL) != 0) return 1;
+  if (es_plugin_register_record_cb(id, kind_mask, on_exit_record, NULL) != 0) return 1;
   return es_plugin_register_atexit_cb(id, on_unload, NULL);
 }
 #else
