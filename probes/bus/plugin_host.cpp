@@ -5,9 +5,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iterator>
 #include <mutex>
 #include <system_error>
@@ -289,6 +291,18 @@ void PluginHost::crashed(Plugin& p) {
 std::optional<PluginCrash> PluginHost::crash() const {
   std::lock_guard lk(crash_mu_);
   return first_crash_;
+}
+
+Result<void> PluginHost::check_file(const std::string& path) {
+  const std::string tail = "; pass the path of a shared object built against exitscope/plugin.h.";
+  const std::string file = path.find('/') == std::string::npos ? "./" + path : path;
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return make_error("cannot load plugin '" + path + "' (" + std::strerror(errno) + ")" + tail);
+  char magic[4] = {};
+  in.read(magic, sizeof magic);
+  if (in.gcount() != 4 || std::memcmp(magic, "\x7f" "ELF", 4) != 0)
+    return make_error("cannot load plugin '" + path + "' (not an ELF file)" + tail);
+  return {};
 }
 
 Result<void> PluginHost::load_all(const std::vector<PluginSpec>& specs) {

@@ -81,6 +81,11 @@ class PluginHost {
   void unload_all();
   size_t size() const { return plugins_.size(); }
 
+  // Checks without loading it (no plugin code runs) that `path` is a readable ELF file: for a
+  // caller that must load plugins later (record --kvm, after dropping root) but wants the
+  // obvious mistakes reported first. Error: the same sentence load() would give.
+  static Result<void> check_file(const std::string& path);
+
   // Loads each spec in order; on the first failure unloads what this call loaded and returns
   // that plugin's sentence.
   Result<void> load_all(const std::vector<PluginSpec>& specs);

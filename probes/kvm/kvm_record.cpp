@@ -450,15 +450,13 @@ int record_kvm(const RecordOptions& o) {
   if (o.test_overflow) {
     po.ring_slots = 32;
   }
-  // Plugins load first: one that cannot load stops the command before any eBPF is loaded and
-  // before the recording exists. They load as the invoking user asked (under sudo: as root,
-  // like any code `sudo exitscope` runs); their callbacks run after privileges are dropped.
+  // Plugins run no code as root: they are loaded once privileges are dropped (so what they
+  // write belongs to you), before the recording is created. A missing or non-ELF plugin file is
+  // reported here, before anything is attached.
+  for (const probes::PluginSpec& s : o.plugins)
+    if (auto c = probes::PluginHost::check_file(s.path); !c) return fail(c.error());
   probes::ProbeBus plugin_bus;  // fed from the pipeline thread only
   probes::PluginHost plugins(plugin_bus);
-  if (auto l = plugins.load_all(o.plugins); !l) return fail(l.error());
-  plugins.set_crash_note("; the recording is stopped and closed with everything decoded before");
-  plugins.set_on_crash([] { g_stop.store(true); });
-  const bool plugged = plugins.size() > 0;
   if (::geteuid() != 0)
     return fail("recording a KVM host attaches eBPF programs to the kernel's kvm tracepoints, which needs root: "
                 "run it with sudo (the recording will belong to you)");
@@ -483,6 +481,10 @@ int record_kvm(const RecordOptions& o) {
   // Attached: from here on nothing needs root.
   allow_return_from_idle();
   if (auto d = drop_to(user); !d) return fail(d.error());
+  if (auto l = plugins.load_all(o.plugins); !l) return fail(l.error());  // nothing recorded yet
+  plugins.set_crash_note("; the recording is stopped and closed with everything decoded before");
+  plugins.set_on_crash([] { g_stop.store(true); });
+  const bool plugged = plugins.size() > 0;
 
   recorder::SessionInfo info;
   info.source = recorder::Source::Kvm;
