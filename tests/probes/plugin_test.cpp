@@ -146,6 +146,21 @@ TEST(PluginSpecTest, RepeatedPluginOptionsAreTakenOutInOrderUpToDashDash) {
   EXPECT_NE(missing.error().find("'--plugin' needs a value"), std::string::npos) << missing.error();
 }
 
+// record --kvm checks the files before it attaches anything, without running plugin code.
+TEST(PluginHostTest, CheckFileRefusesMissingAndNonElfFilesWithoutLoading) {
+  EXPECT_TRUE(probes::PluginHost::check_file(ES_EXIT_STATS_PLUGIN));
+  auto missing = probes::PluginHost::check_file("/nonexistent/plugin.so");
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().find("cannot load plugin '/nonexistent/plugin.so' (No such file or directory)"),
+            std::string::npos)
+      << missing.error();
+  const std::string text = test::temp_db("notes.so");
+  std::ofstream(text) << "#!/bin/sh\n";
+  auto not_elf = probes::PluginHost::check_file(text);
+  ASSERT_FALSE(not_elf);
+  EXPECT_NE(not_elf.error().find("(not an ELF file)"), std::string::npos) << not_elf.error();
+}
+
 // Counts the exits a subscriber after the plugin still gets.
 void count_record(void* user, const es_record*) { ++*static_cast<int*>(user); }
 
