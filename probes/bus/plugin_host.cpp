@@ -71,8 +71,8 @@ struct GuardFrame {
   sigjmp_buf env;
   const char* plugin_name;  // Plugin::name, alive while the frame is
   const char* where;        // "record callback", ...
-  const char* note;         // the rest of the sentence, or nullptr: say nothing (install reports it)
-  bool quiet;
+  const char* note;         // the rest of the sentence (the host's), or nullptr
+  bool quiet;               // write nothing: the caller reports the crash itself (install)
   volatile sig_atomic_t signal;
 };
 thread_local GuardFrame* t_frame = nullptr;
