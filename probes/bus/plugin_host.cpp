@@ -1,9 +1,18 @@
 #include "probes/bus/plugin_host.h"
 
 #include <dlfcn.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <mutex>
+#include <system_error>
 #include <unordered_map>
 
 #include "hv/arch/exit_reason.h"
@@ -21,9 +30,17 @@ struct Plugin {
     es_plugin_record_cb_t cb;
     void* userdata;
     int bus_handle;
+    Plugin* plugin;
   };
   es_plugin_id_t id = 0;
   ProbeBus* bus = nullptr;
+  PluginHost* host = nullptr;
+  // Set on the faulting thread when a call into the plugin crashed: never called again, no
+  // at-exit, no dlclose (its code may still be on a stack we jumped over, its destructors
+  // would run in a broken state).
+  std::atomic<bool> crashed{false};
+  int crash_signal = 0;
+  const char* crash_where = "";
   void* handle = nullptr;  // dlopen handle; nullptr for built-ins
   std::string host_name = "exitscope " ES_TOOL_VERSION;
   std::string name;
@@ -45,9 +62,137 @@ Plugin* find_plugin(es_plugin_id_t id) {
   return it == g_registry.end() ? nullptr : it->second;
 }
 
+// --- crash guard ----------------------------------------------------------------------
+//
+// One frame per call into a plugin, linked per thread. The handler only reads the innermost
+// frame of its own thread (the faulting one: SIGSEGV, SIGBUS, SIGFPE, SIGILL and abort()'s
+// SIGABRT are delivered to the thread that caused them), so no lock is taken in it.
+struct GuardFrame {
+  sigjmp_buf env;
+  const char* plugin_name;  // Plugin::name, alive while the frame is
+  const char* where;        // "record callback", ...
+  const char* note;         // the rest of the sentence (the host's), or nullptr
+  bool quiet;               // write nothing: the caller reports the crash itself (install)
+  volatile sig_atomic_t signal;
+};
+thread_local GuardFrame* t_frame = nullptr;
+
+constexpr int kFaultSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+std::mutex g_guard_mu;
+int g_guard_refs = 0;
+struct sigaction g_old_actions[std::size(kFaultSignals)];
+
+const char* signal_abbrev(int sig) {
+  switch (sig) {
+    case SIGSEGV: return "SIGSEGV";
+    case SIGBUS: return "SIGBUS";
+    case SIGFPE: return "SIGFPE";
+    case SIGILL: return "SIGILL";
+    case SIGABRT: return "SIGABRT";
+    default: return "a fatal signal";
+  }
+}
+
+void write_all(const char* s) {
+  size_t n = std::strlen(s);  // strlen is async-signal-safe since POSIX.1-2016
+  while (n > 0) {
+    const ssize_t w = ::write(STDERR_FILENO, s, n);
+    if (w <= 0) return;
+    s += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+extern "C" void es_plugin_fault_handler(int sig, siginfo_t*, void*) {
+  GuardFrame* f = t_frame;
+  if (!f) {
+    // Not inside a plugin: whatever handled this signal before us (default: the process
+    // dies with it, core and all).
+    for (size_t i = 0; i < std::size(kFaultSignals); ++i)
+      if (kFaultSignals[i] == sig) ::sigaction(sig, &g_old_actions[i], nullptr);
+    ::raise(sig);
+    return;
+  }
+  t_frame = nullptr;
+  f->signal = sig;
+  if (!f->quiet) {
+    write_all("exitscope: plugin '");
+    write_all(f->plugin_name);
+    write_all("' crashed (");
+    write_all(signal_abbrev(sig));
+    write_all(") in its ");
+    write_all(f->where);
+    if (f->note) write_all(f->note);
+    write_all(".\n");
+  }
+  siglongjmp(f->env, 1);
+}
+
+void acquire_guard() {
+  std::lock_guard lk(g_guard_mu);
+  if (g_guard_refs++ > 0) return;
+  struct sigaction sa{};
+  sa.sa_sigaction = &es_plugin_fault_handler;
+  // SA_NODEFER: the frame is left with siglongjmp without restoring a signal mask (no
+  // syscall per callback), so the signal must not be blocked while the handler runs.
+  // SA_ONSTACK: a plugin that overflows its stack still reaches the handler.
+  sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  for (size_t i = 0; i < std::size(kFaultSignals); ++i) ::sigaction(kFaultSignals[i], &sa, &g_old_actions[i]);
+}
+
+void release_guard() {
+  std::lock_guard lk(g_guard_mu);
+  if (--g_guard_refs > 0) return;
+  for (size_t i = 0; i < std::size(kFaultSignals); ++i) ::sigaction(kFaultSignals[i], &g_old_actions[i], nullptr);
+}
+
+// An alternate signal stack for this thread, once (kept for the thread's life).
+void ensure_altstack() {
+  thread_local bool done = false;
+  if (done) return;
+  done = true;
+  stack_t cur{};
+  if (::sigaltstack(nullptr, &cur) == 0 && !(cur.ss_flags & SS_DISABLE)) return;  // someone set one
+  constexpr size_t kSize = 64 * 1024;
+  stack_t st{};
+  st.ss_sp = new char[kSize];  // intentionally never freed: the thread may fault until it ends
+  st.ss_size = kSize;
+  ::sigaltstack(&st, nullptr);
+}
+
+// Runs f() (a call into `p`) inside a guard frame. False if the plugin is switched off or
+// crashed in this call (then it is switched off and its host told).
+template <class F>
+bool guarded_call(Plugin& p, const char* where, const char* note, bool quiet, F&& f) {
+  if (p.crashed.load(std::memory_order_relaxed)) return false;
+  ensure_altstack();
+  GuardFrame frame;
+  frame.plugin_name = p.name.c_str();
+  frame.where = where;
+  frame.note = note;
+  frame.quiet = quiet;
+  frame.signal = 0;
+  GuardFrame* const outer = t_frame;
+  if (sigsetjmp(frame.env, 0) != 0) {
+    t_frame = outer;
+    p.crash_signal = frame.signal;
+    p.crash_where = where;
+    p.crashed.store(true);
+    if (p.host) p.host->crashed(p);
+    return false;
+  }
+  t_frame = &frame;
+  f();
+  t_frame = outer;
+  return true;
+}
+
 void deliver(void* user, const es_record* rec) {
-  const auto* s = static_cast<const Plugin::Sub*>(user);
-  s->cb(s->id, rec, s->userdata);
+  auto* s = static_cast<Plugin::Sub*>(user);
+  Plugin& p = *s->plugin;
+  guarded_call(p, "record callback", p.host ? p.host->crash_note() : nullptr, false,
+               [s, rec] { s->cb(s->id, rec, s->userdata); });
 }
 
 void teardown(Plugin& p) {
@@ -55,23 +200,128 @@ void teardown(Plugin& p) {
   p.subs.clear();
   auto callbacks = std::move(p.atexit);
   p.atexit.clear();
-  for (auto& [cb, user] : callbacks) cb(p.id, user);
+  for (auto& [cb, user] : callbacks) {
+    const es_plugin_id_t id = p.id;
+    if (!guarded_call(p, "at-exit callback", "; what it writes at the end may be incomplete, the recording is not",
+                      false, [cb = cb, user = user, id] { cb(id, user); }))
+      break;
+  }
   {
     std::lock_guard lk(g_registry_mu);
     g_registry.erase(p.id);
   }
-  if (p.handle) dlclose(p.handle);
+  if (p.handle && !p.crashed.load()) dlclose(p.handle);
   p.handle = nullptr;
 }
 
 }  // namespace
 
+std::string PluginCrash::describe() const {
+  return "plugin '" + plugin + "' crashed (" + signal_abbrev(signal) + ") in its " + where;
+}
+
+Result<PluginSpec> parse_plugin_spec(const std::string& value) {
+  const std::string form = " (give --plugin PATH or PATH:key=value,key=value)";
+  if (value.empty()) return make_error("--plugin needs the path of a plugin shared object" + form);
+  PluginSpec spec;
+  std::error_code ec;
+  const size_t colon = value.find(':');
+  if (colon == std::string::npos || std::filesystem::exists(value, ec)) {
+    spec.path = value;
+    return spec;
+  }
+  spec.path = value.substr(0, colon);
+  if (spec.path.empty()) return make_error("--plugin '" + value + "' has no path before ':'" + form);
+  const std::string opts = value.substr(colon + 1);
+  size_t pos = 0;
+  while (pos <= opts.size()) {
+    const size_t comma = std::min(opts.find(',', pos), opts.size());
+    const std::string kv = opts.substr(pos, comma - pos);
+    const size_t eq = kv.find('=');
+    if (kv.empty() || eq == std::string::npos || eq == 0)
+      return make_error("--plugin '" + value + "': option '" + kv + "' is not key=value" + form);
+    spec.args.push_back(kv);
+    pos = comma + 1;
+  }
+  return spec;
+}
+
+Result<std::vector<std::string>> take_plugin_options(std::vector<char*>& av) {
+  std::vector<std::string> values;
+  std::vector<char*> rest;
+  for (size_t i = 0; i < av.size(); ++i) {
+    const std::string_view a = av[i];
+    if (i > 0 && a == "--") {
+      rest.insert(rest.end(), av.begin() + static_cast<std::ptrdiff_t>(i), av.end());
+      break;
+    }
+    if (i > 0 && a == "--plugin") {
+      if (i + 1 >= av.size()) return make_error("option '--plugin' needs a value (PATH[:key=value,...])");
+      values.emplace_back(av[++i]);
+    } else if (i > 0 && a.starts_with("--plugin=")) {
+      values.emplace_back(a.substr(9));
+    } else {
+      rest.push_back(av[i]);
+    }
+  }
+  av = std::move(rest);
+  return values;
+}
+
 PluginHost::PluginHost(ProbeBus& bus) : bus_(bus) {}
-PluginHost::~PluginHost() { unload_all(); }
+PluginHost::~PluginHost() {
+  unload_all();
+  if (guard_held_) release_guard();
+}
+
+void PluginHost::set_crash_note(const std::string& note) {
+  auto copy = std::make_unique<char[]>(note.size() + 1);
+  std::memcpy(copy.get(), note.c_str(), note.size() + 1);
+  crash_note_ = std::move(copy);  // set before the run: the handler reads it only during one
+}
+
+void PluginHost::crashed(Plugin& p) {
+  {
+    std::lock_guard lk(crash_mu_);
+    if (!first_crash_) first_crash_ = PluginCrash{p.name, p.crash_signal, p.crash_where};
+  }
+  if (on_crash_) on_crash_();
+}
+
+std::optional<PluginCrash> PluginHost::crash() const {
+  std::lock_guard lk(crash_mu_);
+  return first_crash_;
+}
+
+Result<void> PluginHost::check_file(const std::string& path) {
+  const std::string tail = "; pass the path of a shared object built against exitscope/plugin.h.";
+  const std::string file = path.find('/') == std::string::npos ? "./" + path : path;
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return make_error("cannot load plugin '" + path + "' (" + std::strerror(errno) + ")" + tail);
+  char magic[4] = {};
+  in.read(magic, sizeof magic);
+  if (in.gcount() != 4 || std::memcmp(magic, "\x7f" "ELF", 4) != 0)
+    return make_error("cannot load plugin '" + path + "' (not an ELF file)" + tail);
+  return {};
+}
+
+Result<void> PluginHost::load_all(const std::vector<PluginSpec>& specs) {
+  std::vector<es_plugin_id_t> loaded;
+  for (const PluginSpec& s : specs) {
+    auto id = load(s.path, s.args);
+    if (!id) {
+      for (auto it = loaded.rbegin(); it != loaded.rend(); ++it) unload(*it);
+      return make_error(id.error());
+    }
+    loaded.push_back(*id);
+  }
+  return {};
+}
 
 Result<es_plugin_id_t> PluginHost::install(std::unique_ptr<Plugin> p, es_plugin_install_fn fn,
                                            const std::vector<std::string>& args) {
   p->bus = &bus_;
+  p->host = this;
   {
     std::lock_guard lk(g_registry_mu);
     p->id = g_next_id++;
@@ -85,7 +335,24 @@ Result<es_plugin_id_t> PluginHost::install(std::unique_ptr<Plugin> p, es_plugin_
   std::vector<char*> argv;
   for (auto& a : copies) argv.push_back(a.data());
   argv.push_back(nullptr);
-  const int rc = fn(p->id, &p->info, static_cast<int>(copies.size()), argv.data());
+  int rc = 0;
+  Plugin& pr = *p;
+  // No crash callback for install: nothing runs yet; the error below is the report.
+  auto on_crash = std::move(on_crash_);
+  on_crash_ = nullptr;
+  const bool ok = guarded_call(pr, "install function", nullptr, true,
+                               [&] { rc = fn(pr.id, &pr.info, static_cast<int>(copies.size()), argv.data()); });
+  on_crash_ = std::move(on_crash);
+  if (!ok) {
+    const std::string msg = "plugin '" + pr.name + "' crashed (" + signal_abbrev(pr.crash_signal) +
+                            ") in its install function; fix the plugin or leave it out.";
+    {
+      std::lock_guard lk(crash_mu_);
+      first_crash_.reset();  // reported through the error below, not as a crash of the run
+    }
+    teardown(pr);
+    return make_error(msg);
+  }
   if (rc != 0) {
     const std::string name = p->name;
     teardown(*p);
@@ -98,8 +365,15 @@ Result<es_plugin_id_t> PluginHost::install(std::unique_ptr<Plugin> p, es_plugin_
 }
 
 Result<es_plugin_id_t> PluginHost::load(const std::string& path, const std::vector<std::string>& args) {
+  if (!guard_held_) {
+    acquire_guard();
+    guard_held_ = true;
+  }
+  // A bare file name is a file here, as for every other file argument (dlopen would search
+  // the library path for it instead).
+  const std::string file = path.find('/') == std::string::npos ? "./" + path : path;
   // RTLD_LOCAL: two plugins may define the same internal names.
-  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  void* h = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!h) {
     const char* e = dlerror();
     return make_error("cannot load plugin '" + path + "' (" + (e ? e : "unknown error") +
@@ -147,6 +421,7 @@ bool PluginHost::unload(es_plugin_id_t id) {
 }
 
 void PluginHost::unload_all() {
+  on_crash_ = nullptr;  // the run is over: a crash at exit stops nothing
   // Reverse order of installation, like destructors.
   while (!plugins_.empty()) {
     teardown(*plugins_.back());
@@ -167,6 +442,7 @@ int es_plugin_register_record_cb(es_plugin_id_t id, uint32_t kind_mask, es_plugi
   sub->id = id;
   sub->cb = cb;
   sub->userdata = userdata;
+  sub->plugin = p;
   sub->bus_handle = p->bus->subscribe(kind_mask & es::probes::kAllKinds, &es::probes::deliver, sub.get());
   p->subs.push_back(std::move(sub));
   return 0;

@@ -450,6 +450,13 @@ int record_kvm(const RecordOptions& o) {
   if (o.test_overflow) {
     po.ring_slots = 32;
   }
+  // Plugins run no code as root: they are loaded once privileges are dropped (so what they
+  // write belongs to you), before the recording is created. A missing or non-ELF plugin file is
+  // reported here, before anything is attached.
+  for (const probes::PluginSpec& s : o.plugins)
+    if (auto c = probes::PluginHost::check_file(s.path); !c) return fail(c.error());
+  probes::ProbeBus plugin_bus;  // fed from the pipeline thread only
+  probes::PluginHost plugins(plugin_bus);
   if (::geteuid() != 0)
     return fail("recording a KVM host attaches eBPF programs to the kernel's kvm tracepoints, which needs root: "
                 "run it with sudo (the recording will belong to you)");
@@ -474,6 +481,10 @@ int record_kvm(const RecordOptions& o) {
   // Attached: from here on nothing needs root.
   allow_return_from_idle();
   if (auto d = drop_to(user); !d) return fail(d.error());
+  if (auto l = plugins.load_all(o.plugins); !l) return fail(l.error());  // nothing recorded yet
+  plugins.set_crash_note("; the recording is stopped and closed with everything decoded before");
+  plugins.set_on_crash([] { g_stop.store(true); });
+  const bool plugged = plugins.size() > 0;
 
   recorder::SessionInfo info;
   info.source = recorder::Source::Kvm;
@@ -533,10 +544,14 @@ int record_kvm(const RecordOptions& o) {
       if (o.test_slow_pipeline) ::usleep(100 * 1000);
       batch.clear();
       linker.take_settled(batch);
+      if (plugged)
+        for (es_record r : batch) plugin_bus.emit(r);  // a copy: the bus stamps version / id
       recr.on_records(batch.data(), batch.size());
     }
     batch.clear();
     linker.take_all(batch);
+    if (plugged)
+      for (es_record r : batch) plugin_bus.emit(r);
     recr.on_records(batch.data(), batch.size());
   });
   Yielder yielder(o.max_lag_s, spool.capacity(), {pipeline.native_handle(), recr.writer_thread()});
@@ -627,8 +642,13 @@ int record_kvm(const RecordOptions& o) {
   const std::string json =
       config_json(p, o, buffer_bytes, pid, &drops, &linked, vcpus.guessed(), undecodable, spool.dropped(),
                   spool.abandoned(), yielder.summary());
-  const uint32_t end_reason = workload_done ? ES_END_GUEST_EXIT : ES_END_STOPPED;
+  uint32_t end_reason = workload_done ? ES_END_GUEST_EXIT : ES_END_STOPPED;
   if (!error.empty()) end_detail = error;
+  const auto crash = plugins.crash();
+  if (crash) {
+    end_reason = ES_END_STOPPED;
+    end_detail = crash->describe() + "; the recording was stopped there";
+  }
   if (!o.quiet && tty)
     std::fputs("indexing the recording and linking its chains ...\n", stderr);
   auto fin = (*rec)->finish({end_reason, end_detail, dropped});
@@ -648,7 +668,8 @@ int record_kvm(const RecordOptions& o) {
                  filtered ? (", " + std::to_string(filtered) + " of other vCPUs skipped").c_str() : "",
                  dropped ? " (a larger ring or --buffer-size, or fewer --events would help)" : "");
   }
-  if (workload_done && workload_status != 0) return 1;
+  plugins.unload_all();  // at-exit callbacks (the plugins' own output), after DB is complete
+  if ((workload_done && workload_status != 0) || plugins.crash()) return 1;
   return 0;
 }
 

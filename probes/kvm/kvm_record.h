@@ -23,6 +23,8 @@
 #include <string_view>
 #include <vector>
 
+#include "probes/bus/plugin_host.h"
+
 namespace es::kvm {
 
 struct RecordOptions {
@@ -40,6 +42,7 @@ struct RecordOptions {
   bool test_overflow = false;         // hidden: 32-record rings, slow consumer (tests the drop count)
   bool test_slow_pipeline = false;    // hidden: the pipeline sleeps per chunk (tests a full --buffer-size)
   std::string command_line;           // for the session row
+  std::vector<probes::PluginSpec> plugins;  // --plugin: loaded before anything is attached
 };
 
 // Runs the recording. Returns the exit code (0 ok, 1 recorded but the workload failed, 2 error)

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "probes/bus/plugin_host.h"
 #include "probes/recorder/session_info.h"
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
@@ -21,6 +22,8 @@ constexpr OptionSpec kOptions[] = {
     {"format", "NAME", "trace.dat | ftrace | trace-cmd | perf | auto (default: detected from the content)"},
     {"progress", "", "show progress on stderr (default: only when stderr is a terminal)"},
     {"quiet", "", "do not print the summary nor progress"},
+    {"plugin", "PATH[:K=V,..]", "load a plugin built against exitscope/plugin.h that sees every imported record "
+                                "(repeatable); K=V options reach it as its arguments"},
 };
 }  // namespace
 
@@ -29,10 +32,21 @@ int cmd_import(int argc, char** argv) {
   static char kOutput[] = "--output";
   for (auto& a : av)
     if (std::strcmp(a, "-o") == 0) a = kOutput;
+  // --plugin may be given several times: taken out before the one-value-per-name parser.
+  auto plugin_values = probes::take_plugin_options(av);
+  if (!plugin_values) return usage_error(kName, plugin_values.error());
+  std::vector<probes::PluginSpec> plugin_specs;
+  for (const std::string& v : *plugin_values) {
+    auto spec = probes::parse_plugin_spec(v);
+    if (!spec) return usage_error(kName, spec.error());
+    plugin_specs.push_back(std::move(*spec));
+  }
   auto args = parse_args(kName, static_cast<int>(av.size()), av.data(), kOptions);
   if (!args) return usage_error(kName, args.error());
   if (args->help) {
-    std::fputs(usage_text(kName, "FILE -o DB [--force] [--format trace.dat|ftrace|trace-cmd|perf|auto] [--progress]",
+    std::fputs(usage_text(kName,
+                          "FILE -o DB [--force] [--format trace.dat|ftrace|trace-cmd|perf|auto] [--progress]\n"
+                          "       [--plugin PATH[:K=V,...]]...",
                           "Import a KVM trace into the recording DB: a trace-cmd trace.dat (file versions 6 and\n"
                           "7, compressed or not, read through libtracecmd: all CPUs merged in time order, each\n"
                           "event decoded from its fields), the raw ftrace 'trace' file, 'trace-cmd report' or\n"
@@ -48,7 +62,12 @@ int cmd_import(int argc, char** argv) {
                           "reason. DB is written as DB.partial and renamed once complete.\n"
                           "\n"
                           "Making a trace.dat of a KVM guest:  trace-cmd record -e kvm -P PID  (or enable\n"
-                          "events/kvm in tracefs, run the guest, then 'trace-cmd extract -o trace.dat').",
+                          "events/kvm in tracefs, run the guest, then 'trace-cmd extract -o trace.dat').\n"
+                          "\n"
+                          "--plugin loads your own plugin (README 'Writing a plugin') before DB is created; one\n"
+                          "that cannot be loaded stops the import with nothing written. Its record callbacks see\n"
+                          "every record in the order it is written. A plugin that crashes is named and switched\n"
+                          "off; the import goes on and DB is complete (exit code 1).",
                           kOptions)
                    .c_str(),
                stdout);
@@ -78,6 +97,20 @@ int cmd_import(int argc, char** argv) {
       progress_shown = true;
     };
   }
+  // Your plugins load before the recording exists; they unload (at-exit callbacks) after it is
+  // complete.
+  probes::ProbeBus plugin_bus;
+  probes::PluginHost plugins(plugin_bus);
+  if (auto l = plugins.load_all(plugin_specs); !l) {
+    std::fprintf(stderr, "exitscope import: %s\n", l.error().c_str());
+    return 2;
+  }
+  plugins.set_crash_note("; it is switched off and the import goes on without it");
+  if (plugins.size() > 0)
+    dat.import.observer = [&plugin_bus](const es_record& r) {
+      es_record copy = r;  // the bus stamps version / id on what it delivers
+      plugin_bus.emit(copy);
+    };
   auto stats = import::import_file(args->positional[0], *output, dat);
   if (progress_shown) std::fputs("\r\033[K", stderr);
   if (!stats) {
@@ -108,7 +141,8 @@ int cmd_import(int argc, char** argv) {
     }
     for (const std::string& a : stats->assumptions) std::printf("assumed:  %s\n", a.c_str());
   }
-  return 0;
+  plugins.unload_all();  // at-exit callbacks (the plugins' own output), after DB is complete
+  return plugins.crash() ? 1 : 0;
 }
 
 }  // namespace es::cli

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "probes/bus/plugin_host.h"
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
 
@@ -46,6 +47,8 @@ constexpr es::cli::OptionSpec kRecordOptions[] = {
     {"quiet", "", "do not print the guest console or the summary"},
     {"exit-code", "", "exit with the guest's exit code (its port 0xF4 byte), so a guest can be a test; "
                       "125 if the run ended without one (limit, triple fault, halt, internal error)"},
+    {"plugin", "PATH[:K=V,..]", "load a plugin built against exitscope/plugin.h (repeatable, also with --kvm); "
+                                "K=V options reach it as its arguments, e.g. es_exit_counts.so:out=exits.csv"},
     {"kvm", "", "record a real KVM host with eBPF instead (root; see below)"},
     {"pid", "PID", "--kvm: only the VMM process PID (default: every process, or the command)"},
     {"vcpu", "N", "--kvm: only vCPU N"},
@@ -103,7 +106,8 @@ namespace {
 
 #ifdef ES_HAVE_KVM
 // `record --kvm`: the options that apply, checked here; the recording is probes/kvm's.
-int record_kvm_command(const es::cli::Args& args, const std::vector<std::string>& command, int argc, char** argv) {
+int record_kvm_command(const es::cli::Args& args, const std::vector<std::string>& command,
+                       const std::vector<es::probes::PluginSpec>& plugins, int argc, char** argv) {
   using namespace es::cli;
   for (const char* hv_only : {"scenario", "guest", "policy", "max-exits", "max-insns", "arg", "eager-ept", "intercept",
                               "nested", "bug", "no-check", "exit-code"})
@@ -168,6 +172,7 @@ int record_kvm_command(const es::cli::Args& args, const std::vector<std::string>
       pos = comma + 1;
     }
   }
+  o.plugins = plugins;
   o.command_line = es::recorder::join_command_line(argc, argv);
   return es::kvm::record_kvm(o);
 }
@@ -188,12 +193,21 @@ int cmd_record(int argc, char** argv) {
     else if (i > 0 && std::strcmp(argv[i], "--") == 0) after_dashes = true;
     else av.push_back(std::strcmp(argv[i], "-o") == 0 ? kOutput : argv[i]);
   }
+  // --plugin may be given several times: taken out before the one-value-per-name parser.
+  auto plugin_values = es::probes::take_plugin_options(av);
+  if (!plugin_values) return usage_error(kRecord, plugin_values.error());
+  std::vector<es::probes::PluginSpec> plugin_specs;
+  for (const std::string& v : *plugin_values) {
+    auto spec = es::probes::parse_plugin_spec(v);
+    if (!spec) return usage_error(kRecord, spec.error());
+    plugin_specs.push_back(std::move(*spec));
+  }
   std::vector<OptionSpec> specs(std::begin(kRecordOptions), std::end(kRecordOptions));
   specs.insert(specs.end(), std::begin(kRecordHiddenOptions), std::end(kRecordHiddenOptions));
   auto args = parse_args(kRecord, static_cast<int>(av.size()), av.data(), specs);
   if (!args) return usage_error(kRecord, args.error());
   if (args->help) {
-    std::fputs(usage_text(kRecord, "(--scenario NAME | --guest FILE) -o DB [options]\n"
+    std::fputs(usage_text(kRecord, "(--scenario NAME | --guest FILE) -o DB [--plugin PATH[:K=V,...]]... [options]\n"
                                    "       exitscope record --kvm -o DB [--pid PID] [--vcpu N] [--duration S] [--events LIST]\n"
                                    "                                  [--attach auto|tp|tp_btf] [-- CMD ARGS...]",
                           "Run a guest on the built-in software VT-x core under the L0 hypervisor (or as L2\n"
@@ -216,7 +230,15 @@ int cmd_record(int argc, char** argv) {
                           "'perf kvm record'. Stops on Ctrl-C / SIGTERM or --duration; ring-buffer drops are\n"
                           "counted per CPU and stored in DB. Events are decoded and written at idle CPU\n"
                           "priority while that stays within --max-lag, so the guests keep their CPUs; what is\n"
-                          "buffered is written before it exits.",
+                          "buffered is written before it exits.\n"
+                          "\n"
+                          "--plugin loads your own plugin (a shared object built against\n"
+                          "probes/include/exitscope/plugin.h; README 'Writing a plugin'), in the order given,\n"
+                          "before DB is created: one that cannot be loaded or refuses its options stops the\n"
+                          "command with nothing recorded. Its record callbacks see every record as it is made\n"
+                          "(with --kvm, as it is decoded). A plugin that crashes is named, switched off, the\n"
+                          "run is stopped and DB is closed with everything recorded before (end reason\n"
+                          "STOPPED, the crash as its detail; exit code 1).",
                           kRecordOptions)
                    .c_str(),
                stdout);
@@ -224,7 +246,7 @@ int cmd_record(int argc, char** argv) {
   }
   if (args->has("kvm")) {
 #ifdef ES_HAVE_KVM
-    return record_kvm_command(*args, command, argc, argv);
+    return record_kvm_command(*args, command, plugin_specs, argc, argv);
 #else
     std::fprintf(stderr, "exitscope record: this build has no KVM recorder (libbpf, clang or bpftool were missing).\n");
     return 2;
@@ -353,6 +375,16 @@ int cmd_record(int argc, char** argv) {
     std::fprintf(stderr, "exitscope record: cannot load guest '%s': %s.\n", info.guest_path.c_str(), error.c_str());
     return 2;
   }
+  // Your plugins load before the recording exists: one that cannot load stops the command with
+  // nothing recorded. Subscribed before the recorder, they see each record first; one that
+  // crashes is switched off and the run stopped, the record it crashed on still recorded.
+  es::probes::PluginHost user_plugins(bus);
+  if (auto l = user_plugins.load_all(plugin_specs); !l) {
+    std::fprintf(stderr, "exitscope record: %s\n", l.error().c_str());
+    return 2;
+  }
+  user_plugins.set_crash_note("; the run is stopped there and the recording closed with everything before it");
+  user_plugins.set_on_crash([&vmm] { vmm.request_stop(); });
   auto rec = es::recorder::Recorder::open(*output, info, args->has("force"));
   if (!rec) {
     std::fprintf(stderr, "exitscope record: %s\n", rec.error().c_str());
@@ -382,7 +414,10 @@ int cmd_record(int argc, char** argv) {
   g_running = nullptr;
   checker.finish();  // end-of-run rules (event-lost) emit before the recorder finishes
   // The session stores the reason code and, when there is more to say, one sentence.
-  auto fin = (*rec)->finish({r.end_reason, r.message, 0});
+  es::recorder::RunEnd end{r.end_reason, r.message, 0};
+  const auto crash = user_plugins.crash();
+  if (crash) end = {ES_END_STOPPED, crash->describe() + "; the run was stopped there", 0};
+  auto fin = (*rec)->finish(end);
   if (!fin) {
     std::fprintf(stderr, "exitscope record: %s\n", fin.error().c_str());
     return 2;
@@ -393,16 +428,22 @@ int cmd_record(int argc, char** argv) {
     std::fprintf(stdout, "recorded %llu events, %llu VM exits, %llu guest instructions, %.3f ms simulated: %s\n",
                  static_cast<unsigned long long>(st.written), static_cast<unsigned long long>(r.exits),
                  static_cast<unsigned long long>(r.insns), static_cast<double>(r.end_time_ns) / 1e6,
-                 (std::string(end_reason_text(r.end_reason)) + (r.message.empty() ? "" : ": " + r.message)).c_str());
-    if (r.end_reason == ES_END_GUEST_EXIT) std::fprintf(stdout, "guest exit code: %u\n", r.guest_exit_code);
+                 (std::string(crash ? "stopped" : end_reason_text(end.end_reason)) +
+                  (end.detail.empty() ? "" : ": " + end.detail))
+                     .c_str());
+    if (r.end_reason == ES_END_GUEST_EXIT && !crash) std::fprintf(stdout, "guest exit code: %u\n", r.guest_exit_code);
   }
   if (const size_t n = checker.violation_count(); n > 0)
     std::fprintf(stderr, "checker: %zu violation%s; run 'exitscope check %s' for details\n", n, n == 1 ? "" : "s",
                  output->c_str());
+  // Your plugins' at-exit callbacks (their own output) run now, after the recording is closed.
+  user_plugins.unload_all();
   // --exit-code: the guest's verdict is the process's (a guest that never gave one, 125, as
-  // 'git bisect run' reads "cannot tell").
+  // 'git bisect run' reads "cannot tell"); a plugin crash outranks it.
+  if (user_plugins.crash()) return 1;
   if (args->has("exit-code")) return r.end_reason == ES_END_GUEST_EXIT ? static_cast<int>(r.guest_exit_code & 0xFF) : 125;
-  // A run the model could not finish is still a recording; say so through the exit code.
+  // A run the model could not finish, or one a plugin crashed in (even at exit), is still a
+  // recording; say so through the exit code.
   return r.end_reason == ES_END_INTERNAL_ERROR ? 1 : 0;
 #endif
 }

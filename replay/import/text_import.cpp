@@ -280,6 +280,7 @@ Result<ImportStats> import_text_file(const std::string& file, const std::string&
   const uint64_t step = std::max<uint64_t>(1, total / 100);
   uint64_t done = 0;
   for (const es_record& r : parsed->records) {
+    if (options.observer) options.observer(r);
     out->add(r);
     if (options.progress && (++done % step == 0 || done == total))
       options.progress(done, static_cast<double>(done) / static_cast<double>(total));

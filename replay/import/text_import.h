@@ -53,6 +53,9 @@ struct ImportOptions {
   // Text import: called while the records are written (records so far, fraction 0..1), about
   // every 1 %; empty = no progress.
   std::function<void(uint64_t records, double fraction)> progress;
+  // Called with every record as it is handed to the recording (import --plugin feeds its
+  // plugins from here); empty = none.
+  std::function<void(const es_record&)> observer;
 };
 
 struct ImportStats {

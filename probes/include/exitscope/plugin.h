@@ -19,9 +19,23 @@
  * Threading: record callbacks run on the thread that emits the record (the hv vCPU thread);
  * they must not block for long and must not call back into the registration functions.
  *
+ * Loading: `exitscope record ... --plugin PATH[:key=value,...]` (also `record --kvm`, where
+ * records reach the plugin from the decoding thread, and `import`), repeatable; argv holds the
+ * key=value strings in the order given. Plugins are installed before the recording is created,
+ * in command-line order, and receive each record before the recorder does.
+ *
+ * Crashes: the host runs every call into a plugin (install, record and at-exit callbacks) under
+ * its own SIGSEGV / SIGBUS / SIGFPE / SIGILL / SIGABRT handler. A plugin that faults there is
+ * switched off: it is never called again, its remaining at-exit callbacks do not run, and it
+ * is not unloaded (dlclose) for the rest of the process. `record` then stops the run and closes
+ * the recording; `import` goes on without the plugin. Do not install handlers for these
+ * signals from a plugin.
+ *
  * Changelog
  *   1  first version: install / version negotiation, record and at-exit callbacks,
  *      es_plugin_outs, es_plugin_kind_name, es_plugin_exit_reason_name.
+ *   1  (documentation only, no ABI change) loading from the command line (--plugin) and what
+ *      the host does when a plugin crashes.
  */
 #ifndef EXITSCOPE_PLUGIN_H
 #define EXITSCOPE_PLUGIN_H
