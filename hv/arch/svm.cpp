@@ -51,6 +51,17 @@ std::optional<uint32_t> svm_exit_code_from_name(std::string_view name) {
   if (name.empty()) return std::nullopt;
   for (const SvmSpelling& s : kSpellings)
     if (iequal(s.name, name)) return s.code;
+  // "GP_excp": KVM's two-word exception name as one token (a filter query splits on spaces).
+  if (name.size() > 5 && iequal(name.substr(name.size() - 5), "_excp")) {
+    char joined[16];
+    if (name.size() < sizeof joined) {
+      name.copy(joined, name.size());
+      joined[name.size() - 5] = ' ';
+      const std::string_view j(joined, name.size());
+      for (const SvmSpelling& s : kSpellings)
+        if (iequal(s.name, j)) return s.code;
+    }
+  }
   // Prefixed spellings: SVM_EXIT_<macro> (kernel), EXIT_<macro> (trace-cmd's kvm plugin),
   // SVM_<macro> (SVM_VMGEXIT_*), VMEXIT_<mnemonic> (APM); and each bare.
   std::string_view bare = name;
@@ -87,6 +98,29 @@ std::string describe(SvmEventInfo e) {
     s += " err=0x" + digits;
   }
   return s;
+}
+
+void describe_to(std::string& out, SvmIoInfo q) {
+  if (q.rep()) out += "rep ";
+  out += q.in() ? "in" : "out";
+  if (q.string()) out += 's';
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string port;
+  unsigned p = q.port();
+  do {
+    port.insert(port.begin(), kHex[p & 15]);
+    p >>= 4;
+  } while (p);
+  out += " 0x" + port + " size " + std::to_string(q.size());
+}
+
+void describe_to(std::string& out, SvmNpfInfo q) {
+  out += q.fetch() ? 'X' : q.write() ? 'W' : 'R';
+  out += q.present() ? " present" : " not-present";
+  if (q.user()) out += " user";
+  if (q.reserved_bit()) out += " rsvd";
+  if (q.final_translation()) out += " final";
+  if (q.page_table_walk()) out += " page walk";
 }
 
 }  // namespace es::arch

@@ -131,4 +131,50 @@ constexpr EntryIntrInfo to_vmx_entry(SvmEventInfo e) {
 // "IRQ 0x30", "#PF err=0x6", "NMI", "INT 0x80"; "-" when not valid. Built from to_vmx_entry.
 std::string describe(SvmEventInfo e);
 
+// EXITINFO1 of an IOIO intercept (exit code 0x7b), APM 15.10.2 "IN and OUT Behavior":
+//   [0] TYPE (1 = IN), [2] STR, [3] REP, [4] SZ8, [5] SZ16, [6] SZ32, [7] A16, [8] A32, [9] A64,
+//   [12:10] SEG, [31:16] PORT.
+class SvmIoInfo {
+ public:
+  constexpr explicit SvmIoInfo(uint64_t raw) : raw_(raw) {}
+  constexpr uint64_t raw() const { return raw_; }
+  constexpr bool in() const { return (raw_ & 1) != 0; }
+  constexpr bool string() const { return (raw_ & (1u << 2)) != 0; }
+  constexpr bool rep() const { return (raw_ & (1u << 3)) != 0; }
+  // Operand size in bytes from SZ8 / SZ16 / SZ32 (one-hot); 0 if none is set.
+  constexpr unsigned size() const {
+    return (raw_ & (1u << 4)) ? 1 : (raw_ & (1u << 5)) ? 2 : (raw_ & (1u << 6)) ? 4 : 0;
+  }
+  constexpr uint16_t port() const { return static_cast<uint16_t>((raw_ >> 16) & 0xFFFF); }
+
+ private:
+  uint64_t raw_;
+};
+
+// EXITINFO1 of a nested page fault (exit code 0x400), APM 15.25.6 "Nested versus Guest Page
+// Faults, Fault Ordering": the #PF error code bits in [31:0] (P, RW, US, RSV, ID), and
+//   [32] the fault happened translating the final guest-physical address,
+//   [33] the fault happened on a guest page-table access (the guest's own walk).
+// EXITINFO2 is the faulting guest-physical address.
+class SvmNpfInfo {
+ public:
+  constexpr explicit SvmNpfInfo(uint64_t raw) : raw_(raw) {}
+  constexpr uint64_t raw() const { return raw_; }
+  constexpr bool present() const { return (raw_ & 1) != 0; }
+  constexpr bool write() const { return (raw_ & (1u << 1)) != 0; }
+  constexpr bool user() const { return (raw_ & (1u << 2)) != 0; }
+  constexpr bool reserved_bit() const { return (raw_ & (1u << 3)) != 0; }
+  constexpr bool fetch() const { return (raw_ & (1u << 4)) != 0; }
+  constexpr bool final_translation() const { return (raw_ & (1ull << 32)) != 0; }
+  constexpr bool page_table_walk() const { return (raw_ & (1ull << 33)) != 0; }
+
+ private:
+  uint64_t raw_;
+};
+
+// "in 0x70 size 1", "rep outs 0x3f8 size 1"; and "W not-present final" / "X present user page
+// walk" for an NPF. Appended to `out`, as the VMX describe_to functions do.
+void describe_to(std::string& out, SvmIoInfo q);
+void describe_to(std::string& out, SvmNpfInfo q);
+
 }  // namespace es::arch

@@ -66,7 +66,7 @@ TEST(SvmExitCode, EverySpellingOfEveryEraParses) {
   const Case cases[] = {
       // KVM's print names, any case.
       {"npf", 0x400}, {"NPF", 0x400}, {"io", 0x7B}, {"hypercall", 0x81}, {"interrupt", 0x60},
-      {"UD excp", 0x46}, {"ud excp", 0x46}, {"GP excp", 0x4D}, {"invalid_guest_state", 0xFFFF'FFFFu},
+      {"UD excp", 0x46}, {"ud excp", 0x46}, {"GP_excp", 0x4D}, {"GP excp", 0x4D}, {"invalid_guest_state", 0xFFFF'FFFFu},
       // Kernel macros, with and without SVM_EXIT_.
       {"SVM_EXIT_NPF", 0x400}, {"SVM_EXIT_IOIO", 0x7B}, {"SVM_EXIT_VMMCALL", 0x81}, {"SVM_EXIT_INTR", 0x60},
       {"SVM_EXIT_ERR", 0xFFFF'FFFFu}, {"intr", 0x60}, {"ioio", 0x7B}, {"vmmcall", 0x81},
