@@ -127,10 +127,6 @@ LineClass parse_trace_line(std::string_view line, TraceLine& out, bool perf_only
 // every other vector a hardware exception (SDM Vol. 3C 26.2.1.3 "VM-Entry Control Fields").
 uint32_t kvm_exception_word(uint8_t vector, bool deliver_error_code);
 
-// SVM exit codes by KVM's trace name ("npf", "intr", "PF excp", "EXIT_NPF", "SVM_EXIT_NPF").
-// -1 if unknown. AMD APM Vol. 2 Appendix C "SVM Intercept Exit Codes".
-int svm_exit_code_from_name(std::string_view name);
-// KVM's name for an SVM exit code ("npf"), empty if unknown.
-std::string_view svm_exit_name(uint32_t code);
+// SVM exit codes and their names: hv/arch/svm.h (arch::svm_exit_code_from_name, svm_exit_name).
 
 }  // namespace es::import
