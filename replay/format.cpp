@@ -259,6 +259,7 @@ void append_event_fields(std::string& out, const Event& ev) {
       if (info.valid()) append_event_text(f.next(), info, r.intr_error);
       if (r.reason == ES_DECISION_EPT_MAP || r.guest_phys) append_hex(f.next() += "gpa=", r.guest_phys);
       if (r.reason == ES_DECISION_UNEXPECTED_EXIT) append_hex(f.next() += "raw_reason=", r.aux);
+      else if (r.reason == ES_DECISION_REFLECT_TO_L1 && r.aux) append_exit_reason(f.next() += "exit=", r.aux, r.flags);
       else if (r.aux) append_hex(f.next() += "aux=", r.aux);
       break;
     }

@@ -6,6 +6,7 @@
 
 #include "hv/arch/event_info.h"
 #include "hv/arch/exit_reason.h"
+#include "hv/arch/svm.h"
 
 namespace es::import {
 
@@ -45,11 +46,13 @@ void KvmEventLinker::add(const TraceLine& t, uint64_t time_ns, uint64_t line_no)
     case TraceEvent::NestedVmexit: on_nested_vmexit(t, st); break;
     case TraceEvent::NestedVmexitInject: on_nested_inject(t, st); break;
     case TraceEvent::NestedIntrVmexit: {
-      es_record& d = push(ES_KIND_DECISION, 0);
+      // Only SVM traces it (arch/x86/kvm/svm/nested.c, before nested_svm_simple_vmexit(svm,
+      // SVM_EXIT_INTR)): the reflected exit is SVM's INTR, 0x60, not VMX's EXTERNAL_INTERRUPT.
+      es_record& d = push(ES_KIND_DECISION, ES_FLAG_SVM);
       d.reason = ES_DECISION_REFLECT_TO_L1;
       d.level = 2;
       d.rip = t.rip;
-      d.aux = static_cast<uint32_t>(arch::BasicExitReason::ExternalInterrupt);
+      d.aux = static_cast<uint32_t>(arch::SvmExitCode::Intr);
       break;
     }
     case TraceEvent::Entry: on_entry(t, st); break;
@@ -168,7 +171,10 @@ void KvmEventLinker::fill_exit(es_record& r, const TraceLine& t) {
     r.aux64 = t.info2;
     if (t.reason == 0x400) r.guest_phys = t.info2;
     if (t.has_intr_info) {
-      r.idt_vectoring_info = t.intr_info;
+      // EXITINTINFO in the records' VMX layout (APM 15.20 -> SDM 28.2.4): INT3 / INTO, SVM
+      // exceptions (type 3), become software exceptions (type 6) as KVM requeues them.
+      const arch::SvmEventInfo exitintinfo = arch::SvmEventInfo::from_parts(t.intr_info, t.error_code);
+      r.idt_vectoring_info = arch::to_idt_vectoring(arch::to_vmx_entry(exitintinfo)).raw();
       r.idt_vectoring_error = t.error_code;
     }
     saw_svm_ = true;
@@ -254,7 +260,7 @@ void KvmEventLinker::on_nested_inject(const TraceLine& t, VcpuState& st) {
   const es_record* open = held(st.open_exit);
   const uint64_t l2_exit = open ? open->id : 0;
   const uint64_t origin = open ? open->origin : 0;
-  es_record& d = push(ES_KIND_DECISION, 0);
+  es_record& d = push(ES_KIND_DECISION, t.svm ? ES_FLAG_SVM : 0);  // aux: the exit code in SVM's numbering
   d.reason = ES_DECISION_REFLECT_TO_L1;
   d.level = 2;
   d.cause = l2_exit;
