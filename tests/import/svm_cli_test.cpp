@@ -158,5 +158,32 @@ TEST(SvmCli, NestedIntrVmexitIsSvmsInterruptExit) {
   EXPECT_FALSE(has(r.out, "EXTERNAL_INTERRUPT")) << r.out;
 }
 
+// An exit during delivery of IRQ 0x30 (EXITINTINFO valid) ends the IRQ's chain as a triple fault
+// only if it is SVM's shutdown intercept, 0x7f (APM Appendix C); SVM code 2 is a CR2 read, which
+// the VMX numbering (reason 2 = TRIPLE_FAULT) used to turn into a triple fault.
+TEST(SvmCli, ShutdownNotCr2ReadEndsAChainAsTripleFault) {
+  std::filesystem::create_directories(ES_TEST_TMPDIR);
+  for (const std::string reason : {"shutdown", "read_cr2"}) {
+    SCOPED_TRACE(reason);
+    const std::string trace = test::process_tmp("tf_" + reason + ".txt");
+    std::ofstream(trace)
+        << "  CPU 0/KVM-7 [000] d..1 10.000100: kvm_exit: vcpu 0 reason hlt rip 0x1000 info1 0x0000000000000000 "
+           "info2 0x0000000000000000 intr_info 0x00000000 error_code 0x00000000\n"
+           "  CPU 0/KVM-7 [000] .... 10.000110: kvm_inj_virq: IRQ 0x30\n"
+           "  CPU 0/KVM-7 [000] d..1 10.000120: kvm_entry: vcpu 0, rip 0x1001\n"
+           "  CPU 0/KVM-7 [000] d..1 10.000200: kvm_exit: vcpu 0 reason "
+        << reason
+        << " rip 0x1001 info1 0x0000000000000000 info2 0x0000000000000000 intr_info 0x80000030 error_code "
+           "0x00000000\n";
+    const std::string db = test::process_tmp("tf_" + reason + ".db");
+    std::filesystem::remove(db);
+    ASSERT_EQ(run("import '" + trace + "' -o '" + db + "'").code, 0);
+    const CliRun c = run("chains '" + db + "'");
+    ASSERT_EQ(c.code, 0) << c.err;
+    EXPECT_TRUE(has(c.out, "interrupted: #5 " + reason + " during delivery of IRQ 0x30")) << c.out;
+    EXPECT_EQ(has(c.out, "outcome:     triple fault"), reason == "shutdown") << c.out;
+  }
+}
+
 }  // namespace
 }  // namespace es
