@@ -23,6 +23,9 @@ bool same_event(uint32_t a, uint32_t b) {
 }  // namespace
 
 void KvmEventLinker::learn(const TraceLine& t) {
+  const bool exit_line = t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit ||
+                         t.event == TraceEvent::NestedVmexitInject;
+  if (exit_line && t.reason_known && !t.reason_numeric) (t.svm ? learned_svm_ : learned_vmx_) = true;
   if (t.pid < 0 || t.vcpu < 0) return;
   // A thread that names two vCPUs (it should not) keeps the lower one.
   auto [it, fresh] = learning_.try_emplace(t.pid, t.vcpu);
@@ -41,6 +44,22 @@ void KvmEventLinker::add(const TraceLine& t, uint64_t time_ns, uint64_t line_no)
   cur_vcpu_ = resolve_vcpu(t);
   note_era(t);
   VcpuState& st = state(cur_vcpu_);
+  // A reason printed as a number ("reason 0x4d": a code the kernel's table did not name) carries
+  // no vendor: it is an SVM exit code when the trace's named exits are all SVM (the whole file,
+  // or for a streaming source what came before), as an old AMD kernel printed an #GP intercept.
+  const bool svm_numeric = t.reason_numeric && !t.svm &&
+                           (learned_svm_ || learned_vmx_ ? learned_svm_ && !learned_vmx_ : saw_svm_ && !saw_vmx_);
+  if (svm_numeric) {
+    TraceLine svm_line = t;
+    svm_line.svm = true;
+    numeric_as_svm_ = true;
+    switch (t.event) {
+      case TraceEvent::Exit: on_exit(svm_line, st, 1); return;
+      case TraceEvent::NestedVmexit: on_nested_vmexit(svm_line, st); return;
+      case TraceEvent::NestedVmexitInject: on_nested_inject(svm_line, st); return;
+      default: break;
+    }
+  }
   switch (t.event) {
     case TraceEvent::Exit: on_exit(t, st, 1); break;
     case TraceEvent::NestedVmexit: on_nested_vmexit(t, st); break;
@@ -442,6 +461,9 @@ void KvmEventLinker::describe(ImportStats& s) const {
   if (kernel_without_reinjected_)
     s.assumptions.push_back("the kernel does not print [reinjected]: an injection of the event an exit reported in "
                             "IDT-vectoring info is taken as its reinjection (marked inferred)");
+  if (numeric_as_svm_)
+    s.assumptions.push_back("exit reasons printed as numbers (codes the kernel's table did not name) are taken as "
+                            "SVM exit codes, as the trace's named exits are SVM");
   if (guessed_vcpu_)
     s.assumptions.push_back("some events name no vCPU: taken from the thread (one vCPU per thread) or the event before");
 }

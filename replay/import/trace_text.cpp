@@ -231,6 +231,7 @@ size_t parse_reason(std::string_view name, std::string_view next, TraceLine& out
   if (name.size() > 2 && name[0] == '0' && name[1] == 'x' && parse_hex32(name, raw)) {
     out.reason = raw;  // printed as a number: vendor unknown from the name
     out.reason_known = true;
+    out.reason_numeric = true;
   }
   return 1;
 }

@@ -76,6 +76,8 @@ struct TraceLine {
   ExitFormat exit_format = ExitFormat::None;
   bool svm = false;            // the reason is an SVM exit code
   bool reason_known = false;   // the name (or number) was understood
+  bool reason_numeric = false; // printed as a number (a code the kernel's table did not name): the
+                               // vendor is not in the line; the linker takes the trace's
   uint32_t reason = 0;         // VMX: full 32-bit exit reason; SVM: exit code
   bool has_rip = false;
   uint64_t rip = 0;

@@ -185,5 +185,31 @@ TEST(SvmCli, ShutdownNotCr2ReadEndsAChainAsTripleFault) {
   }
 }
 
+// Kernels print a code their table does not name as a number ("reason 0x4d": the #GP intercept
+// before KVM named "GP excp"). The line carries no vendor; the trace's named exits decide it.
+TEST(SvmCli, ReasonPrintedAsANumberTakesTheVendorOfTheTrace) {
+  std::filesystem::create_directories(ES_TEST_TMPDIR);
+  struct Case {
+    const char* first;     // a named exit
+    const char* expected;  // what 0x4d then is
+  };
+  for (const Case& c : {Case{"msr", "GP excp"}, Case{"MSR_READ", "TDCALL"}}) {
+    SCOPED_TRACE(c.first);
+    const std::string trace = test::process_tmp(std::string("hex_") + c.first + ".txt");
+    std::ofstream(trace) << "           <...>-43752 [001]  3615.602298: kvm_exit:             reason " << c.first
+                         << " rip 0x4015c2 info 0 0\n"
+                            "           <...>-43752 [001]  3615.602301: kvm_entry:            vcpu 0\n"
+                            "           <...>-43752 [001]  3615.602302: kvm_exit:             reason 0x4d rip 0x4015c2 "
+                            "info 6a 0\n";
+    const std::string db = test::process_tmp(std::string("hex_") + c.first + ".db");
+    std::filesystem::remove(db);
+    const CliRun imp = run("import '" + trace + "' -o '" + db + "'");
+    ASSERT_EQ(imp.code, 0) << imp.err;
+    const CliRun r = run("events '" + db + "' --kind exit");
+    ASSERT_EQ(count_lines(r.out), 2u) << r.out;
+    EXPECT_TRUE(has(lines_of(r.out)[1], std::string("VM_EXIT       ") + c.expected + " ")) << r.out;
+  }
+}
+
 }  // namespace
 }  // namespace es
