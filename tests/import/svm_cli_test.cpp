@@ -139,6 +139,16 @@ TEST(SvmCli, ChainsAndTextExportNameSvmExits) {
   const CliRun smm = run("export '" + imported("svm_nested_smm_2021.txt") + "' --format text");
   ASSERT_EQ(smm.code, 0) << smm.err;
   for (const char* name : {" rsm ", " npf ", " GP excp "}) EXPECT_TRUE(has(smm.out, name)) << name << "\n" << smm.out;
+  const CliRun md = run("export '" + db + "' --format markdown");
+  ASSERT_EQ(md.code, 0) << md.err;
+  for (const char* name : {" npf ", " interrupt", " PF excp", " io "}) EXPECT_TRUE(has(md.out, name)) << name << "\n" << md.out;
+  expect_no_vmx_misnames(md.out);
+  const CliRun pf = run("export '" + db + "' --format perfetto");
+  ASSERT_EQ(pf.code, 0) << pf.err;
+  for (const char* field : {"\"exit_reason\":\"npf\"", "\"exit_reason\":\"io\"", "\"exit_reason\":\"PF excp\"",
+                            "\"qualification_decoded\":\"W not-present user final\""})
+    EXPECT_TRUE(has(pf.out, field)) << field;
+  expect_no_vmx_misnames(pf.out);
 }
 
 TEST(SvmCli, NestedIntrVmexitIsSvmsInterruptExit) {
