@@ -221,5 +221,35 @@ TEST(SvmCli, ReasonPrintedAsANumberTakesTheVendorOfTheTrace) {
   }
 }
 
+// The reinjection-loop check on an SVM trace: IRQ 0xec's delivery takes the same NPF again and
+// again (EXITINTINFO names it every time, APM 15.7.2) and KVM reinjects it: the violation text
+// names the exit as SVM's npf.
+TEST(SvmCli, ReinjectionLoopCheckNamesTheSvmExit) {
+  std::filesystem::create_directories(ES_TEST_TMPDIR);
+  const std::string trace = test::process_tmp("svm_livelock.txt");
+  {
+    std::ofstream f(trace);
+    f << "       CPU 0/KVM-5001  [002]  700.000100: kvm_inj_virq:         IRQ 0xec\n"
+         "       CPU 0/KVM-5001  [002]  700.000105: kvm_entry:            vcpu 0, rip 0xffffffff81000100\n";
+    for (int i = 0; i < 10; ++i) {
+      const int t = 110 + 40 * i;
+      f << "       CPU 0/KVM-5001  [002]  700.000" << t
+        << ": kvm_exit:             vcpu 0 reason npf rip 0xffffffff81000100 info1 0x0000000100000006 info2 "
+           "0x0000000000a01000 intr_info 0x800000ec error_code 0x00000000\n"
+        << "       CPU 0/KVM-5001  [002]  700.000" << t + 10 << ": kvm_inj_virq:         IRQ 0xec [reinjected]\n"
+        << "       CPU 0/KVM-5001  [002]  700.000" << t + 20
+        << ": kvm_entry:            vcpu 0, rip 0xffffffff81000100\n";
+    }
+  }
+  const std::string db = test::process_tmp("svm_livelock.db");
+  std::filesystem::remove(db);
+  const CliRun imp = run("import '" + trace + "' -o '" + db + "'");
+  ASSERT_EQ(imp.code, 0) << imp.err;
+  const CliRun c = run("check '" + db + "'");
+  EXPECT_EQ(c.code, 1) << c.out << c.err;
+  EXPECT_TRUE(has(c.out, "consecutive npf exits")) << c.out;
+  expect_no_vmx_misnames(c.out);
+}
+
 }  // namespace
 }  // namespace es
