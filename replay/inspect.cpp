@@ -80,6 +80,15 @@ std::vector<InspectField> inspect_event(const Event& ev) {
       add("Exit reason", exit_reason_text(r) + ((r.flags & ES_FLAG_SVM) ? " (SVM exit code " + hex(r.reason) + ")"
                                                                         : " (" + std::to_string(reason.basic_number()) + ")"));
       const std::string q = qualification_text(r.reason, r.flags, r.qualification);
+      if (r.flags & ES_FLAG_SVM) {
+        // The VMCB's names (APM Vol. 2 15.7 / Appendix C): EXITINFO1 / EXITINFO2, and EXITINTINFO
+        // (kept in the VMX IDT-vectoring layout, APM 15.20) for the event being delivered.
+        add("EXITINFO1", hex(r.qualification) + (q.empty() ? "" : " = " + q));
+        add("EXITINFO2", hex(r.aux64));
+        add("EXITINTINFO", word_text(arch::IdtVectoringInfo(r.idt_vectoring_info), r.idt_vectoring_error));
+        if (r.guest_phys) add("Guest-physical address", hex(r.guest_phys));
+        break;
+      }
       add("Exit qualification", hex(r.qualification) + (q.empty() ? "" : " = " + q));
       const arch::ExitIntrInfo info(r.intr_info);
       std::string it = word_text(info, r.intr_error);

@@ -5,6 +5,7 @@
 
 #include "exitscope/record.h"
 #include "replay/format.h"
+#include "replay/inspect.h"
 #include "replay/recording.h"
 
 namespace es::replay {
@@ -89,6 +90,24 @@ TEST(SvmNames, ReasonFilterResolvesBothVendorsNames) {
   const auto r = set_reason(bad, "nfp");
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().find("unknown reason 'nfp'"), std::string::npos) << r.error();
+}
+
+TEST(SvmNames, InspectorShowsTheVmcbFieldsOfAnSvmExit) {
+  Event ev;
+  ev.rec = exit_record(0x400, ES_FLAG_SVM);
+  ev.rec.id = 7;
+  ev.rec.qualification = 0x1'0000'0006ull;  // EXITINFO1: write, user, final translation
+  ev.rec.aux64 = 0xfee00000;                // EXITINFO2: the faulting GPA
+  ev.rec.guest_phys = 0xfee00000;
+  ev.rec.idt_vectoring_info = 0x80000030;   // EXITINTINFO: IRQ 0x30 being delivered
+  EXPECT_NE(inspect_title(ev).find("VM_EXIT npf"), std::string::npos) << inspect_title(ev);
+  std::string all;
+  for (const InspectField& f : inspect_event(ev)) all += f.label + ": " + f.value + "\n";
+  EXPECT_NE(all.find("Exit reason: npf (SVM exit code 0x400)"), std::string::npos) << all;
+  EXPECT_NE(all.find("EXITINFO1: 0x100000006 = W not-present user final"), std::string::npos) << all;
+  EXPECT_NE(all.find("EXITINFO2: 0xfee00000"), std::string::npos) << all;
+  EXPECT_NE(all.find("EXITINTINFO: 0x80000030 = IRQ 0x30"), std::string::npos) << all;
+  EXPECT_EQ(all.find("VM-exit interruption info"), std::string::npos) << all;  // no VMCS field on SVM
 }
 
 }  // namespace
