@@ -364,9 +364,10 @@ Result<SessionInfo> Recording::session(Detail detail) {
     return {};
   };
   if (auto r = by_reason(ES_KIND_VM_EXIT, s.exits_by_reason); !r) return make_error(r.error());
-  // SVM exit codes and VMX exit reasons are different numberings (ES_FLAG_SVM). One row decides
-  // whether the recording has SVM exits at all (a VMX recording keeps the index-only count
-  // above); an SVM one is counted again by (reason, vendor), which reads the rows.
+  // SVM exit codes and VMX exit reasons are different numberings (ES_FLAG_SVM). One exit row (the
+  // index's first) decides whether the recording is an SVM one (a VMX recording keeps the
+  // index-only count above); an SVM one is counted again by (reason, vendor), which reads the
+  // rows and so also splits a mixed recording whose first exit is SVM.
   if (!s.exits_by_reason.empty()) {
     auto first = db_.prepare("SELECT flags FROM events WHERE kind = ? LIMIT 1");
     if (!first) return fail(first.error());
@@ -375,12 +376,11 @@ Result<SessionInfo> Recording::session(Detail detail) {
     if (rc0 != SQLITE_ROW && rc0 != SQLITE_DONE) return fail(db_.errmsg());
     if (rc0 == SQLITE_ROW && (first->col_i64(0) & ES_FLAG_SVM)) {
       s.exits_by_reason.clear();
-      auto st = db_.prepare("SELECT reason, flags & ?, count(*) AS n FROM events WHERE kind = ? GROUP BY reason, "
-                            "flags & ? ORDER BY n DESC, reason");
+      const std::string svm_bit = std::to_string(ES_FLAG_SVM);
+      auto st = db_.prepare("SELECT reason, flags & " + svm_bit + " AS svm, count(*) AS n FROM events WHERE kind = ? "
+                            "GROUP BY reason, svm ORDER BY n DESC, reason");
       if (!st) return fail(st.error());
-      st->bind(1, int64_t{ES_FLAG_SVM});
-      st->bind(2, int64_t{ES_KIND_VM_EXIT});
-      st->bind(3, int64_t{ES_FLAG_SVM});
+      st->bind(1, int64_t{ES_KIND_VM_EXIT});
       int rc;
       while ((rc = st->step()) == SQLITE_ROW)
         (st->col_i64(1) ? s.svm_exits_by_reason : s.exits_by_reason)
