@@ -188,7 +188,7 @@ void KvmEventLinker::fill_exit(es_record& r, const TraceLine& t) {
     // as VMX IDT-vectoring info; AMD APM Vol. 2 15.7.2 "Exit Int Info").
     r.flags |= ES_FLAG_SVM;
     r.aux64 = t.info2;
-    if (t.reason == 0x400) r.guest_phys = t.info2;
+    if (t.reason == static_cast<uint32_t>(arch::SvmExitCode::Npf)) r.guest_phys = t.info2;
     if (t.has_intr_info) {
       // EXITINTINFO in the records' VMX layout (APM 15.20 -> SDM 28.2.4): INT3 / INTO, SVM
       // exceptions (type 3), become software exceptions (type 6) as KVM requeues them.
@@ -382,7 +382,7 @@ void KvmEventLinker::on_context(const TraceLine& t, VcpuState& st) {
       // The GPA of the EPT violation / NPF this fault handles (kvm_exit does not print it on VMX).
       if (es_record* e = held(st.open_exit)) {
         const bool ept = (e->flags & ES_FLAG_SVM)
-                             ? e->reason == 0x400
+                             ? e->reason == static_cast<uint32_t>(arch::SvmExitCode::Npf)
                              : (arch::ExitReason(e->reason).is(arch::BasicExitReason::EptViolation) ||
                                 arch::ExitReason(e->reason).is(arch::BasicExitReason::EptMisconfig));
         if (ept && e->guest_phys == 0) e->guest_phys = t.a;
