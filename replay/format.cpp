@@ -226,6 +226,9 @@ void append_event_fields(std::string& out, const Event& ev) {
       const arch::IdtVectoringInfo vec(r.idt_vectoring_info);
       if (vec.valid()) append_event_text(f.next() += "vectoring=", vec, r.idt_vectoring_error);
       if (r.guest_phys) append_hex(f.next() += "gpa=", r.guest_phys);
+      // SVM EXITINFO2 (aux64): the faulting address of a #PF intercept (APM 15.12 "Exception
+      // Intercepts"), the next RIP of some intercepts; an NPF's is already shown as gpa.
+      if ((r.flags & ES_FLAG_SVM) && r.aux64 && r.aux64 != r.guest_phys) append_hex(f.next() += "exitinfo2=", r.aux64);
       if (r.guest_linear) append_hex(f.next() += "gla=", r.guest_linear);
       append_hex(f.next() += "rip=", r.rip);
       if (r.instr_len) append_dec(f.next() += "len=", r.instr_len);

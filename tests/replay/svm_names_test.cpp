@@ -92,6 +92,18 @@ TEST(SvmNames, ReasonFilterResolvesBothVendorsNames) {
   EXPECT_NE(r.error().find("unknown reason 'nfp'"), std::string::npos) << r.error();
 }
 
+TEST(SvmNames, EventLineOfAnSvmPageFaultInterceptShowsExitinfo2) {
+  // #PF intercept: EXITINFO1 = the error code, EXITINFO2 = the faulting address (APM 15.12).
+  Event ev;
+  ev.rec = exit_record(0x4E, ES_FLAG_SVM);
+  ev.rec.qualification = 0x6;
+  ev.rec.aux64 = 0x7f0000002000;
+  ev.rec.rip = 0x7f0000001000;
+  EXPECT_EQ(describe_event_fields(ev), "PF excp qual=0x6 exitinfo2=0x7f0000002000 rip=0x7f0000001000");
+  ev.rec.flags = 0;  // the same words as a VMX exit: reason 78, and aux64 is no VMX field
+  EXPECT_EQ(describe_event_fields(ev), "reason 78 qual=0x6 rip=0x7f0000001000");
+}
+
 TEST(SvmNames, InspectorShowsTheVmcbFieldsOfAnSvmExit) {
   Event ev;
   ev.rec = exit_record(0x400, ES_FLAG_SVM);
