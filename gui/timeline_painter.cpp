@@ -404,11 +404,13 @@ void TimelinePainter::paint_axis(QPainter& p, const Layout& l, const TimelineSce
 }
 
 void TimelinePainter::paint_legend(QPainter& p, const Layout& l, const TimelineScene& s) const {
-  std::map<uint16_t, uint32_t> reasons;  // basic -> full reason, the exits in view
+  // The exits in view, one legend entry per name: replay's vendor-aware name (an SVM exit code
+  // and a VMX exit reason of the same number are different exits) -> full reason for the colour.
+  std::map<std::string, uint32_t> reasons;
   for (const replay::Event& e : s.events)
-    if (is_exit(e.rec.kind)) reasons.emplace(arch::ExitReason(e.rec.reason).basic_number(), e.rec.reason);
+    if (is_exit(e.rec.kind)) reasons.emplace(replay::exit_reason_text(e.rec), e.rec.reason);
   for (const replay::Event& e : s.chain)
-    if (is_exit(e.rec.kind)) reasons.emplace(arch::ExitReason(e.rec.reason).basic_number(), e.rec.reason);
+    if (is_exit(e.rec.kind)) reasons.emplace(replay::exit_reason_text(e.rec), e.rec.reason);
   QFontMetricsF fm(p.font());
   double x = l.legend.left();
   double y = l.legend.top() + 4;
@@ -464,8 +466,8 @@ void TimelinePainter::paint_legend(QPainter& p, const Layout& l, const TimelineS
     advance(120);
     text(QStringLiteral("exits:"));
   }
-  for (const auto& [basic, full] : reasons) {
-    const QString label = QString::fromStdString(replay::exit_reason_text(full));
+  for (const auto& [name, full] : reasons) {
+    const QString label = QString::fromStdString(name);
     marker(label, [&](QPointF c) {
       p.setPen(Qt::NoPen);
       p.setBrush(exit_reason_color(full));

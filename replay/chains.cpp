@@ -7,6 +7,7 @@
 #include "hv/arch/event_info.h"
 #include "hv/arch/exceptions.h"
 #include "hv/arch/exit_reason.h"
+#include "hv/arch/svm.h"
 #include "schema/migrations.h"
 
 namespace es::replay {
@@ -78,6 +79,13 @@ std::string_view outcome_reference(Outcome o) {
 namespace {
 
 bool is_exit(const es_record& r) { return r.kind == ES_KIND_VM_EXIT || r.kind == ES_KIND_NESTED_EXIT; }
+// The guest's triple fault as an exit: VMX exit reason 2 (SDM Vol. 3C 27.1 / 26.1), SVM's
+// shutdown intercept, exit code 0x7f (APM Vol. 2 Appendix C; SVM code 2 is a CR2 read).
+bool is_triple_fault_exit(const es_record& r) {
+  if (!is_exit(r)) return false;
+  if (r.flags & ES_FLAG_SVM) return r.reason == static_cast<uint32_t>(arch::SvmExitCode::Shutdown);
+  return arch::ExitReason(r.reason).is(arch::BasicExitReason::TripleFault);
+}
 
 // Same event = same vector and interruption type.
 bool same_event(arch::EntryIntrInfo a, arch::EntryIntrInfo b) {
@@ -150,7 +158,7 @@ struct ChainContext {
 
 bool ends_by_effect(const es_record& r, bool& double_fault, bool& triple_fault) {
   double_fault = r.cause != 0 && r.kind == ES_KIND_RAISE && is_double_fault(arch::EntryIntrInfo(r.intr_info));
-  triple_fault = r.cause != 0 && is_exit(r) && arch::ExitReason(r.reason).is(arch::BasicExitReason::TripleFault);
+  triple_fault = r.cause != 0 && is_triple_fault_exit(r);
   return double_fault || triple_fault;
 }
 
@@ -168,7 +176,7 @@ void decide_outcome(Chain& c, const ChainContext& ctx) {
   }
   for (const Event& ev : c.events) {
     const es_record& r = ev.rec;
-    if (is_exit(r) && arch::ExitReason(r.reason).is(arch::BasicExitReason::TripleFault) && !triple) triple = r.id;
+    if (is_triple_fault_exit(r) && !triple) triple = r.id;
     if (r.kind == ES_KIND_DELIVERY && same_event(arch::EntryIntrInfo(r.intr_info), original)) delivered = r.id;
     // An exit whose IDT-vectoring info names the event, then an entry injecting it again: it
     // was reinjected (a dropped exception the CPU regenerates is not).

@@ -7,6 +7,7 @@
 #include "hv/arch/exceptions.h"
 #include "hv/arch/exit_qualification.h"
 #include "hv/arch/exit_reason.h"
+#include "hv/arch/svm.h"
 #include "hv/arch/vmcs.h"
 #include "replay/names.h"
 
@@ -157,8 +158,15 @@ std::string level_text(const es_record& r) {
 
 }  // namespace
 
-void append_exit_reason(std::string& out, uint32_t full_reason) {
-  const arch::ExitReason reason(full_reason);
+void append_exit_reason(std::string& out, uint32_t reason_word, uint32_t record_flags) {
+  if (record_flags & ES_FLAG_SVM) {
+    // SVM: the whole 32 bits are the exit code (no flag bits), APM Vol. 2 Appendix C.
+    const std::string_view name = arch::svm_exit_name(reason_word);
+    if (name.empty()) append_hex(out += "exit code ", reason_word);
+    else out += name;
+    return;
+  }
+  const arch::ExitReason reason(reason_word);
   const std::string_view name = arch::exit_reason_name(reason.basic_number());
   if (name.empty()) {
     out += "reason ";
@@ -169,14 +177,23 @@ void append_exit_reason(std::string& out, uint32_t full_reason) {
   if (reason.entry_failure()) out += " (entry failure)";
 }
 
-std::string exit_reason_text(uint32_t full_reason) {
+std::string exit_reason_text(uint32_t reason, uint32_t record_flags) {
   std::string s;
-  append_exit_reason(s, full_reason);
+  append_exit_reason(s, reason, record_flags);
   return s;
 }
 
-bool append_qualification(std::string& out, uint32_t full_reason, uint64_t q) {
-  switch (arch::ExitReason(full_reason).basic()) {
+std::string exit_reason_text(const es_record& exit) { return exit_reason_text(exit.reason, exit.flags); }
+
+bool append_qualification(std::string& out, uint32_t reason, uint32_t record_flags, uint64_t q) {
+  if (record_flags & ES_FLAG_SVM) {
+    switch (static_cast<arch::SvmExitCode>(reason)) {
+      case arch::SvmExitCode::Ioio: arch::describe_to(out, arch::SvmIoInfo(q)); return true;
+      case arch::SvmExitCode::Npf: arch::describe_to(out, arch::SvmNpfInfo(q)); return true;
+      default: return false;
+    }
+  }
+  switch (arch::ExitReason(reason).basic()) {
     case arch::BasicExitReason::EptViolation: arch::describe_to(out, arch::EptViolationQual(q)); return true;
     case arch::BasicExitReason::IoInstruction: arch::describe_to(out, arch::IoQual(q)); return true;
     case arch::BasicExitReason::CrAccess: arch::describe_to(out, arch::CrAccessQual(q)); return true;
@@ -184,9 +201,9 @@ bool append_qualification(std::string& out, uint32_t full_reason, uint64_t q) {
   }
 }
 
-std::string qualification_text(uint32_t full_reason, uint64_t q) {
+std::string qualification_text(uint32_t reason, uint32_t record_flags, uint64_t q) {
   std::string s;
-  append_qualification(s, full_reason, q);
+  append_qualification(s, reason, record_flags, q);
   return s;
 }
 
@@ -196,12 +213,12 @@ void append_event_fields(std::string& out, const Event& ev) {
   switch (r.kind) {
     case ES_KIND_VM_EXIT:
     case ES_KIND_NESTED_EXIT: {
-      append_exit_reason(f.next(), r.reason);
+      append_exit_reason(f.next(), r.reason, r.flags);
       if (r.qualification) {
         append_hex(f.next() += "qual=", r.qualification);
         const size_t mark = out.size();
         out += " [";
-        if (append_qualification(out, r.reason, r.qualification)) out += ']';
+        if (append_qualification(out, r.reason, r.flags, r.qualification)) out += ']';
         else out.resize(mark);
       }
       const arch::ExitIntrInfo info(r.intr_info);
@@ -209,6 +226,9 @@ void append_event_fields(std::string& out, const Event& ev) {
       const arch::IdtVectoringInfo vec(r.idt_vectoring_info);
       if (vec.valid()) append_event_text(f.next() += "vectoring=", vec, r.idt_vectoring_error);
       if (r.guest_phys) append_hex(f.next() += "gpa=", r.guest_phys);
+      // SVM EXITINFO2 (aux64): the faulting address of a #PF intercept (APM 15.12 "Exception
+      // Intercepts"), the next RIP of some intercepts; an NPF's is already shown as gpa.
+      if ((r.flags & ES_FLAG_SVM) && r.aux64 && r.aux64 != r.guest_phys) append_hex(f.next() += "exitinfo2=", r.aux64);
       if (r.guest_linear) append_hex(f.next() += "gla=", r.guest_linear);
       append_hex(f.next() += "rip=", r.rip);
       if (r.instr_len) append_dec(f.next() += "len=", r.instr_len);
@@ -244,6 +264,7 @@ void append_event_fields(std::string& out, const Event& ev) {
       if (info.valid()) append_event_text(f.next(), info, r.intr_error);
       if (r.reason == ES_DECISION_EPT_MAP || r.guest_phys) append_hex(f.next() += "gpa=", r.guest_phys);
       if (r.reason == ES_DECISION_UNEXPECTED_EXIT) append_hex(f.next() += "raw_reason=", r.aux);
+      else if (r.reason == ES_DECISION_REFLECT_TO_L1 && r.aux) append_exit_reason(f.next() += "exit=", r.aux, r.flags);
       else if (r.aux) append_hex(f.next() += "aux=", r.aux);
       break;
     }

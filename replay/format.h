@@ -11,17 +11,23 @@ namespace es::replay {
 std::string format_event(const Event& ev);
 // The decoded part only (no id / time / level columns): "EPT_VIOLATION RW- perm --- gpa=0x3000 ...".
 std::string describe_event_fields(const Event& ev);
-// Name of an exit reason, "EPT_VIOLATION", or "reason 0x..." for an unknown one, with
-// " (entry failure)" when bit 31 is set.
-std::string exit_reason_text(uint32_t full_reason);
-// Decodes the qualification of an exit with this basic reason ("" if not decoded).
-std::string qualification_text(uint32_t full_reason, uint64_t qualification);
+// The one naming function for exit reasons, vendor-aware: `record_flags` are the record's
+// es_record.flags, whose ES_FLAG_SVM says the reason is an SVM exit code (AMD APM Vol. 2
+// Appendix C) rather than a VMX exit reason. VMX: KVM's name, "EPT_VIOLATION", or "reason N"
+// for an unknown one, with " (entry failure)" when bit 31 is set. SVM: KVM's name, "npf",
+// "io", "GP excp", or "exit code 0x..." for an unknown one.
+std::string exit_reason_text(uint32_t reason, uint32_t record_flags);
+// The same for an exit record (its reason and flags).
+std::string exit_reason_text(const es_record& exit);
+// Decodes the qualification of an exit with this reason ("" if not decoded): VMX exit
+// qualification, or SVM EXITINFO1 (IOIO, NPF) when record_flags has ES_FLAG_SVM.
+std::string qualification_text(uint32_t reason, uint32_t record_flags, uint64_t qualification);
 
 // The same texts appended to `out` (the functions above are built on these): exporters decode
 // every event of a recording straight into their output buffer instead of returning a string
 // per field. append_qualification appends nothing and returns false when not decoded.
 void append_event_fields(std::string& out, const Event& ev);
-void append_exit_reason(std::string& out, uint32_t full_reason);
-bool append_qualification(std::string& out, uint32_t full_reason, uint64_t qualification);
+void append_exit_reason(std::string& out, uint32_t reason, uint32_t record_flags);
+bool append_qualification(std::string& out, uint32_t reason, uint32_t record_flags, uint64_t qualification);
 
 }  // namespace es::replay

@@ -55,7 +55,7 @@ std::string disassemble_event(const Event& ev) {
 std::string inspect_title(const Event& ev) {
   const es_record& r = ev.rec;
   std::string s = "#" + std::to_string(r.id) + " " + std::string(kind_name(r.kind));
-  if (r.kind == ES_KIND_VM_EXIT || r.kind == ES_KIND_NESTED_EXIT) s += " " + exit_reason_text(r.reason);
+  if (r.kind == ES_KIND_VM_EXIT || r.kind == ES_KIND_NESTED_EXIT) s += " " + exit_reason_text(r);
   if (r.kind == ES_KIND_DECISION) s += " " + std::string(decision_name(r.reason));
   s += " at L" + std::to_string(r.level) + " vcpu" + std::to_string(r.vcpu) + ", t=" + format_time(r.time_ns) + " s";
   return s;
@@ -76,8 +76,19 @@ std::vector<InspectField> inspect_event(const Event& ev) {
     case ES_KIND_VM_EXIT:
     case ES_KIND_NESTED_EXIT: {
       const arch::ExitReason reason(r.reason);
-      add("Exit reason", exit_reason_text(r.reason) + " (" + std::to_string(reason.basic_number()) + ")");
-      const std::string q = qualification_text(r.reason, r.qualification);
+      // SVM: the exit code in hex, as APM Appendix C lists them; VMX: the basic reason number.
+      add("Exit reason", exit_reason_text(r) + ((r.flags & ES_FLAG_SVM) ? " (SVM exit code " + hex(r.reason) + ")"
+                                                                        : " (" + std::to_string(reason.basic_number()) + ")"));
+      const std::string q = qualification_text(r.reason, r.flags, r.qualification);
+      if (r.flags & ES_FLAG_SVM) {
+        // The VMCB's names (APM Vol. 2 15.7 / Appendix C): EXITINFO1 / EXITINFO2, and EXITINTINFO
+        // (kept in the VMX IDT-vectoring layout, APM 15.20) for the event being delivered.
+        add("EXITINFO1", hex(r.qualification) + (q.empty() ? "" : " = " + q));
+        add("EXITINFO2", hex(r.aux64));
+        add("EXITINTINFO", word_text(arch::IdtVectoringInfo(r.idt_vectoring_info), r.idt_vectoring_error));
+        if (r.guest_phys) add("Guest-physical address", hex(r.guest_phys));
+        break;
+      }
       add("Exit qualification", hex(r.qualification) + (q.empty() ? "" : " = " + q));
       const arch::ExitIntrInfo info(r.intr_info);
       std::string it = word_text(info, r.intr_error);

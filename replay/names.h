@@ -1,5 +1,6 @@
 // Names of the record ABI enumerations (probes/include/exitscope/record.h), one table each.
-// Exit reason names are hv/arch's (es::arch::exit_reason_name), never repeated here.
+// Exit reason names are hv/arch's (es::arch::exit_reason_name for VMX, es::arch::svm_exit_name
+// for SVM), never repeated here; replay::exit_reason_text (format.h) picks by the record's flags.
 #pragma once
 
 #include <cstdint>

@@ -3,7 +3,8 @@
 //   reason:EPT_VIOLATION vector:0x20 level:2 chain:17 kind:exit vcpu:0 from:1us to:2ms
 // Keys: kind, reason, vector, vcpu, level, chain, from, to (case-insensitive). kind takes a
 // kind name with or without VM_ (exit, entry, delivery, decision, ...) or a number; reason
-// what `events --reason` takes. Unknown keys and bad values are one-sentence errors.
+// what `events --reason` takes (VMX names; on AMD recordings SVM names too: reason:npf,
+// reason:GP_excp). Unknown keys and bad values are one-sentence errors.
 #pragma once
 
 #include <string>

@@ -8,6 +8,7 @@
 
 #include "hv/arch/event_info.h"
 #include "hv/arch/exit_reason.h"
+#include "hv/arch/svm.h"
 #include "replay/names.h"
 #include "schema/migrations.h"
 
@@ -202,26 +203,41 @@ Result<void> set_reason(EventFilter& f, std::string_view text) {
     f.reason_number = static_cast<uint32_t>(*n);
     return {};
   }
+  // A name may be a VMX exit reason and an SVM exit code at once ("HLT" / "hlt", "CPUID" /
+  // "cpuid"): then it selects both vendors' exits. A decision name outranks an SVM-only name
+  // ("shutdown" is ES_DECISION_SHUTDOWN; the SVM exit is SVM_EXIT_SHUTDOWN or 0x7f).
+  const std::optional<uint32_t> svm = arch::svm_exit_code_from_name(text);
   if (const int r = arch::exit_reason_from_name(text); r >= 0) {
     f.exit_reason = static_cast<uint16_t>(r);
+    f.svm_exit_code = svm;
     return {};
   }
   if (auto d = parse_decision(text)) {
     f.decision = *d;
     return {};
   }
+  if (svm) {
+    f.svm_exit_code = *svm;
+    return {};
+  }
   return make_error("unknown reason '" + std::string(text) +
-                    "'; give an exit reason name (e.g. EPT_VIOLATION), a decision name (e.g. "
+                    "'; give an exit reason name (e.g. EPT_VIOLATION, or npf on AMD), a decision name (e.g. "
                     "INJECT_REINJECTED) or a number.");
 }
 
 bool matches_decoded(const EventFilter& f, const es_record& r) {
   const bool is_exit = r.kind == ES_KIND_VM_EXIT || r.kind == ES_KIND_NESTED_EXIT;
-  if (f.exit_reason && !(is_exit && arch::ExitReason(r.reason).basic_number() == *f.exit_reason)) return false;
+  // SVM exits (ES_FLAG_SVM) carry the whole exit code; VMX exits the basic reason in [15:0].
+  const bool svm = (r.flags & ES_FLAG_SVM) != 0;
+  if (f.exit_reason || f.svm_exit_code) {
+    const bool hit = is_exit && (svm ? f.svm_exit_code && r.reason == *f.svm_exit_code
+                                     : f.exit_reason && arch::ExitReason(r.reason).basic_number() == *f.exit_reason);
+    if (!hit) return false;
+  }
   if (f.decision && !(r.kind == ES_KIND_DECISION && r.reason == *f.decision)) return false;
   if (f.reason_number) {
-    const bool hit = is_exit ? arch::ExitReason(r.reason).basic_number() == *f.reason_number
-                             : r.reason == *f.reason_number;
+    const uint32_t exit_number = svm ? r.reason : arch::ExitReason(r.reason).basic_number();
+    const bool hit = is_exit ? exit_number == *f.reason_number : r.reason == *f.reason_number;
     if (!hit) return false;
   }
   if (f.vector) {
@@ -348,6 +364,30 @@ Result<SessionInfo> Recording::session(Detail detail) {
     return {};
   };
   if (auto r = by_reason(ES_KIND_VM_EXIT, s.exits_by_reason); !r) return make_error(r.error());
+  // SVM exit codes and VMX exit reasons are different numberings (ES_FLAG_SVM). One exit row (the
+  // index's first) decides whether the recording is an SVM one (a VMX recording keeps the
+  // index-only count above); an SVM one is counted again by (reason, vendor), which reads the
+  // rows and so also splits a mixed recording whose first exit is SVM.
+  if (!s.exits_by_reason.empty()) {
+    auto first = db_.prepare("SELECT flags FROM events WHERE kind = ? LIMIT 1");
+    if (!first) return fail(first.error());
+    first->bind(1, int64_t{ES_KIND_VM_EXIT});
+    const int rc0 = first->step();
+    if (rc0 != SQLITE_ROW && rc0 != SQLITE_DONE) return fail(db_.errmsg());
+    if (rc0 == SQLITE_ROW && (first->col_i64(0) & ES_FLAG_SVM)) {
+      s.exits_by_reason.clear();
+      const std::string svm_bit = std::to_string(ES_FLAG_SVM);
+      auto st = db_.prepare("SELECT reason, flags & " + svm_bit + " AS svm, count(*) AS n FROM events WHERE kind = ? "
+                            "GROUP BY reason, svm ORDER BY n DESC, reason");
+      if (!st) return fail(st.error());
+      st->bind(1, int64_t{ES_KIND_VM_EXIT});
+      int rc;
+      while ((rc = st->step()) == SQLITE_ROW)
+        (st->col_i64(1) ? s.svm_exits_by_reason : s.exits_by_reason)
+            .emplace_back(static_cast<uint32_t>(st->col_i64(0)), st->col_u64(2));
+      if (rc != SQLITE_DONE) return fail(db_.errmsg());
+    }
+  }
   if (auto r = by_reason(ES_KIND_DECISION, s.decisions_by_reason); !r) return make_error(r.error());
   {
     auto st = db_.prepare("SELECT DISTINCT vcpu FROM events ORDER BY vcpu");

@@ -36,6 +36,9 @@ struct SessionInfo {
   uint64_t first_time_ns = 0, last_time_ns = 0;
   std::vector<std::pair<uint16_t, uint64_t>> counts_by_kind;       // kind, count
   std::vector<std::pair<uint32_t, uint64_t>> exits_by_reason;      // full exit reason, count (most first)
+  // VM exits with ES_FLAG_SVM (AMD recordings), by SVM exit code; exits_by_reason then holds
+  // the others only. Name them with replay::exit_reason_text(code, ES_FLAG_SVM).
+  std::vector<std::pair<uint32_t, uint64_t>> svm_exits_by_reason;
   std::vector<std::pair<uint32_t, uint64_t>> decisions_by_reason;  // ES_DECISION_*, count
   std::vector<uint16_t> vcpus;
 };
@@ -51,10 +54,11 @@ struct DropCounts {
 // Which events to return; unset members match everything.
 struct EventFilter {
   std::optional<uint16_t> kind;
-  // --reason: a name resolves to an exit reason (VM_EXIT / NESTED_EXIT, basic reason) or a
-  // decision (DECISION); a number matches the basic exit reason of exits or the reason of
-  // any other kind.
+  // --reason: a name resolves to an exit reason (VM_EXIT / NESTED_EXIT: the VMX basic reason
+  // of VMX exits, the SVM exit code of exits with ES_FLAG_SVM) or a decision (DECISION); a
+  // number matches the basic exit reason / SVM exit code of exits or the reason of any other kind.
   std::optional<uint16_t> exit_reason;
+  std::optional<uint32_t> svm_exit_code;
   std::optional<uint32_t> decision;
   std::optional<uint32_t> reason_number;
   std::optional<uint8_t> vector;  // valid intr_info or IDT-vectoring info with this vector

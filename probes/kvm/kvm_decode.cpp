@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "hv/arch/event_info.h"
+#include "replay/import/kvm_fields.h"
 
 namespace es::kvm {
 
@@ -13,8 +14,6 @@ using arch::InterruptionType;
 using import::TraceEvent;
 
 
-// arch/x86/kvm/trace.h: KVM_ISA_VMX 1, KVM_ISA_SVM 2 (kvm_exit's `isa`).
-constexpr uint64_t kIsaVmx = 1;
 
 }  // namespace
 
@@ -42,7 +41,10 @@ bool Decoder::decode(const es_kvm_event& e, import::TraceLine& t) const {
                                                      : TraceEvent::NestedVmexitInject;
       // VMX: the full 32-bit exit reason (basic reason + failed-VM-entry flag, SDM Vol. 3C
       // 25.9.1 "Basic VM-Exit Information"); SVM: the EXITCODE (AMD APM Vol. 2 Appendix C).
-      t.svm = get(kIsa) != kIsaVmx;
+      // One rule with the trace.dat reader (kvm_fields.h): SVM when isa is KVM_ISA_SVM. The three
+      // events all carry isa; kvm_nested_intr_vmexit, which has none, is traced by SVM only and
+      // the linker gives it SVM's meaning.
+      t.svm = get(kIsa) == import::kIsaSvm;
       t.reason = static_cast<uint32_t>(get(kReason));
       t.reason_known = true;
       t.info1 = get(kInfo1);

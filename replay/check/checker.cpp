@@ -54,7 +54,8 @@ struct Delivered {
 // RIP and GPA (reinjection-loop).
 struct LoopRun {
   uint32_t count = 0;
-  uint16_t basic_reason = 0;
+  uint32_t basic_reason = 0;  // VMX basic reason, or the SVM exit code
+  uint32_t reason_flags = 0;  // ES_FLAG_SVM of the exits
   uint64_t rip = 0, gpa = 0;
   uint32_t vectoring = 0;
   uint64_t first_id = 0, first_ns = 0, last_id = 0, last_ns = 0;
@@ -196,7 +197,7 @@ void flush_loop(State& st, uint64_t chain, LoopRun& run) {
     v.vcpu = run.vcpu;
     v.explanation = "Chain " + num(chain) + "'s " + arch::describe(IdtVectoringInfo(run.vectoring)) +
                     " was reinjected without progress: " + num(run.count) + " consecutive " +
-                    replay::exit_reason_text(run.basic_reason) + " exits (" + "L" + num(run.level) + "(L" +
+                    replay::exit_reason_text(run.basic_reason, run.reason_flags) + " exits (" + "L" + num(run.level) + "(L" +
                     num(run.hv_level) + ")) at rip " + hex(run.rip) + " gpa " + hex(run.gpa) +
                     " with valid IDT-vectoring info for it and no delivery in between, from " +
                     replay::format_time(run.first_ns) + " to " + replay::format_time(run.last_ns) + " s (#" +
@@ -218,8 +219,9 @@ void rule_reinjection_loop(State& st, const es_record& r) {
     flush_loop(st, r.origin, run);
     return;
   }
-  const uint16_t basic = arch::ExitReason(r.reason).basic_number();
-  if (run.count > 0 && run.basic_reason == basic && run.rip == r.rip && run.gpa == r.guest_phys &&
+  const uint32_t svm = r.flags & ES_FLAG_SVM;
+  const uint32_t basic = svm ? r.reason : arch::ExitReason(r.reason).basic_number();
+  if (run.count > 0 && run.basic_reason == basic && run.reason_flags == svm && run.rip == r.rip && run.gpa == r.guest_phys &&
       run.vectoring == r.idt_vectoring_info && run.level == r.level) {
     ++run.count;
     run.last_id = r.id;
@@ -229,6 +231,7 @@ void rule_reinjection_loop(State& st, const es_record& r) {
   flush_loop(st, r.origin, run);
   run.count = 1;
   run.basic_reason = basic;
+  run.reason_flags = svm;
   run.rip = r.rip;
   run.gpa = r.guest_phys;
   run.vectoring = r.idt_vectoring_info;

@@ -91,9 +91,9 @@ void print_chain(const replay::Chain& c, const std::unordered_map<uint64_t, cons
   for (uint64_t id : c.interruptions) {
     const replay::Event* e = find_event(c, id);
     if (!e) continue;
-    std::string q = replay::qualification_text(e->rec.reason, e->rec.qualification);
+    std::string q = replay::qualification_text(e->rec.reason, e->rec.flags, e->rec.qualification);
     std::printf("  interrupted: #%llu %s%s%s%s during delivery of %s  [%s]\n", static_cast<unsigned long long>(id),
-                e->rec.kind == ES_KIND_NESTED_EXIT ? "nested exit " : "", replay::exit_reason_text(e->rec.reason).c_str(),
+                e->rec.kind == ES_KIND_NESTED_EXIT ? "nested exit " : "", replay::exit_reason_text(e->rec).c_str(),
                 q.empty() ? "" : " ", q.empty() ? "" : ("[" + q + "]").c_str(),
                 arch::describe(arch::IdtVectoringInfo(e->rec.idt_vectoring_info)).c_str(), level_tag(e->rec).c_str());
   }

@@ -13,7 +13,7 @@ namespace {
 constexpr std::string_view kName = "events";
 constexpr OptionSpec kOptions[] = {
     {"kind", "K", "only this kind (VM_EXIT, VM_ENTRY, DELIVERY, DECISION, RAISE, ... or a number)"},
-    {"reason", "R", "exit reason (EPT_VIOLATION, 48), decision (INJECT_REINJECTED) or number"},
+    {"reason", "R", "exit reason (EPT_VIOLATION, 48; on AMD npf, io, 'GP excp', EXIT_NPF, 0x400), decision (INJECT_REINJECTED) or number"},
     {"vector", "V", "events whose interruption info or IDT-vectoring info has vector V (0x20, 14)"},
     {"vcpu", "N", "only vCPU N"},
     {"level", "L", "only guest level L (1 = L1, 2 = L2)"},

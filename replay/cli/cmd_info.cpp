@@ -116,9 +116,12 @@ int cmd_info(int argc, char** argv) {
                 static_cast<unsigned long long>(n));
   }
   std::printf("\nexits by reason:\n");
-  if (s->exits_by_reason.empty()) std::printf("  (none)\n");
+  if (s->exits_by_reason.empty() && s->svm_exits_by_reason.empty()) std::printf("  (none)\n");
+  for (auto [reason, n] : s->svm_exits_by_reason)
+    std::printf("  %-22s %llu\n", replay::exit_reason_text(reason, ES_FLAG_SVM).c_str(),
+                static_cast<unsigned long long>(n));
   for (auto [reason, n] : s->exits_by_reason)
-    std::printf("  %-22s %llu\n", replay::exit_reason_text(reason).c_str(), static_cast<unsigned long long>(n));
+    std::printf("  %-22s %llu\n", replay::exit_reason_text(reason, 0).c_str(), static_cast<unsigned long long>(n));
   std::printf("\ndecisions by reason:\n");
   if (s->decisions_by_reason.empty()) std::printf("  (none)\n");
   for (auto [reason, n] : s->decisions_by_reason) {

@@ -59,7 +59,7 @@ void append_steps(const replay::Chain& c, std::vector<std::string>& steps) {
     std::string step;
     if ((r.kind == ES_KIND_VM_EXIT || r.kind == ES_KIND_NESTED_EXIT) &&
         arch::IdtVectoringInfo(r.idt_vectoring_info).valid()) {
-      step = replay::exit_reason_text(r.reason);
+      step = replay::exit_reason_text(r);
       if (r.kind == ES_KIND_NESTED_EXIT) step = "nested exit " + step;
     } else if (r.kind == ES_KIND_DECISION) {
       switch (r.reason) {

@@ -407,7 +407,7 @@ class PerfettoWriter {
     switch (r.kind) {
       case ES_KIND_VM_EXIT:
       case ES_KIND_NESTED_EXIT: {
-        field_with("exit_reason", [&](std::string& b) { replay::append_exit_reason(b, r.reason); });
+        field_with("exit_reason", [&](std::string& b) { replay::append_exit_reason(b, r.reason, r.flags); });
         field_hex("reason_raw", r.reason);
         field_hex("qualification", r.qualification);
         {
@@ -415,7 +415,7 @@ class PerfettoWriter {
           const size_t mark = b.size();
           b += ",\"qualification_decoded\":";
           bool decoded = false;
-          append_str_with(b, [&](std::string& s) { decoded = replay::append_qualification(s, r.reason, r.qualification); });
+          append_str_with(b, [&](std::string& s) { decoded = replay::append_qualification(s, r.reason, r.flags, r.qualification); });
           if (!decoded) b.resize(mark);
         }
         // Raw words always; their decodes and error codes only where the word says they
@@ -477,7 +477,7 @@ class PerfettoWriter {
 
   void slice(const replay::Event& exit, uint64_t end_ns, const replay::Event* entry, std::string_view ended_by = {}) {
     const es_record& r = exit.rec;
-    head([&](std::string& b) { replay::append_exit_reason(b, r.reason); }, 'X', r.time_ns);
+    head([&](std::string& b) { replay::append_exit_reason(b, r.reason, r.flags); }, 'X', r.time_ns);
     b_ += ",\"dur\":";
     append_us(b_, end_ns - r.time_ns);
     where(track_of(r));
@@ -528,7 +528,7 @@ class PerfettoWriter {
       }
       case ES_KIND_NESTED_EXIT:
         b += "nested exit ";
-        replay::append_exit_reason(b, r.reason);
+        replay::append_exit_reason(b, r.reason, r.flags);
         return;
       case ES_KIND_RUN_END: {
         const std::string_view e = replay::end_reason_name(r.reason);

@@ -6,6 +6,7 @@
 
 #include "hv/arch/event_info.h"
 #include "hv/arch/exit_reason.h"
+#include "hv/arch/svm.h"
 
 namespace es::import {
 
@@ -22,6 +23,9 @@ bool same_event(uint32_t a, uint32_t b) {
 }  // namespace
 
 void KvmEventLinker::learn(const TraceLine& t) {
+  const bool exit_line = t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit ||
+                         t.event == TraceEvent::NestedVmexitInject;
+  if (exit_line && t.reason_known && !t.reason_numeric) (t.svm ? learned_svm_ : learned_vmx_) = true;
   if (t.pid < 0 || t.vcpu < 0) return;
   // A thread that names two vCPUs (it should not) keeps the lower one.
   auto [it, fresh] = learning_.try_emplace(t.pid, t.vcpu);
@@ -40,16 +44,34 @@ void KvmEventLinker::add(const TraceLine& t, uint64_t time_ns, uint64_t line_no)
   cur_vcpu_ = resolve_vcpu(t);
   note_era(t);
   VcpuState& st = state(cur_vcpu_);
+  // A reason printed as a number ("reason 0x4d": a code the kernel's table did not name) carries
+  // no vendor: it is an SVM exit code when the trace's named exits are all SVM (the whole file,
+  // or for a streaming source what came before), as an old AMD kernel printed an #GP intercept.
+  const bool svm_numeric = t.reason_numeric && !t.svm &&
+                           (learned_svm_ || learned_vmx_ ? learned_svm_ && !learned_vmx_ : saw_svm_ && !saw_vmx_);
+  if (svm_numeric) {
+    TraceLine svm_line = t;
+    svm_line.svm = true;
+    numeric_as_svm_ = true;
+    switch (t.event) {
+      case TraceEvent::Exit: on_exit(svm_line, st, 1); return;
+      case TraceEvent::NestedVmexit: on_nested_vmexit(svm_line, st); return;
+      case TraceEvent::NestedVmexitInject: on_nested_inject(svm_line, st); return;
+      default: break;
+    }
+  }
   switch (t.event) {
     case TraceEvent::Exit: on_exit(t, st, 1); break;
     case TraceEvent::NestedVmexit: on_nested_vmexit(t, st); break;
     case TraceEvent::NestedVmexitInject: on_nested_inject(t, st); break;
     case TraceEvent::NestedIntrVmexit: {
-      es_record& d = push(ES_KIND_DECISION, 0);
+      // Only SVM traces it (arch/x86/kvm/svm/nested.c, before nested_svm_simple_vmexit(svm,
+      // SVM_EXIT_INTR)): the reflected exit is SVM's INTR, 0x60, not VMX's EXTERNAL_INTERRUPT.
+      es_record& d = push(ES_KIND_DECISION, ES_FLAG_SVM);
       d.reason = ES_DECISION_REFLECT_TO_L1;
       d.level = 2;
       d.rip = t.rip;
-      d.aux = static_cast<uint32_t>(arch::BasicExitReason::ExternalInterrupt);
+      d.aux = static_cast<uint32_t>(arch::SvmExitCode::Intr);
       break;
     }
     case TraceEvent::Entry: on_entry(t, st); break;
@@ -166,9 +188,12 @@ void KvmEventLinker::fill_exit(es_record& r, const TraceLine& t) {
     // as VMX IDT-vectoring info; AMD APM Vol. 2 15.7.2 "Exit Int Info").
     r.flags |= ES_FLAG_SVM;
     r.aux64 = t.info2;
-    if (t.reason == 0x400) r.guest_phys = t.info2;
+    if (t.reason == static_cast<uint32_t>(arch::SvmExitCode::Npf)) r.guest_phys = t.info2;
     if (t.has_intr_info) {
-      r.idt_vectoring_info = t.intr_info;
+      // EXITINTINFO in the records' VMX layout (APM 15.20 -> SDM 28.2.4): INT3 / INTO, SVM
+      // exceptions (type 3), become software exceptions (type 6) as KVM requeues them.
+      const arch::SvmEventInfo exitintinfo = arch::SvmEventInfo::from_parts(t.intr_info, t.error_code);
+      r.idt_vectoring_info = arch::to_idt_vectoring(arch::to_vmx_entry(exitintinfo)).raw();
       r.idt_vectoring_error = t.error_code;
     }
     saw_svm_ = true;
@@ -254,7 +279,7 @@ void KvmEventLinker::on_nested_inject(const TraceLine& t, VcpuState& st) {
   const es_record* open = held(st.open_exit);
   const uint64_t l2_exit = open ? open->id : 0;
   const uint64_t origin = open ? open->origin : 0;
-  es_record& d = push(ES_KIND_DECISION, 0);
+  es_record& d = push(ES_KIND_DECISION, t.svm ? ES_FLAG_SVM : 0);  // aux: the exit code in SVM's numbering
   d.reason = ES_DECISION_REFLECT_TO_L1;
   d.level = 2;
   d.cause = l2_exit;
@@ -357,7 +382,7 @@ void KvmEventLinker::on_context(const TraceLine& t, VcpuState& st) {
       // The GPA of the EPT violation / NPF this fault handles (kvm_exit does not print it on VMX).
       if (es_record* e = held(st.open_exit)) {
         const bool ept = (e->flags & ES_FLAG_SVM)
-                             ? e->reason == 0x400
+                             ? e->reason == static_cast<uint32_t>(arch::SvmExitCode::Npf)
                              : (arch::ExitReason(e->reason).is(arch::BasicExitReason::EptViolation) ||
                                 arch::ExitReason(e->reason).is(arch::BasicExitReason::EptMisconfig));
         if (ept && e->guest_phys == 0) e->guest_phys = t.a;
@@ -436,6 +461,9 @@ void KvmEventLinker::describe(ImportStats& s) const {
   if (kernel_without_reinjected_)
     s.assumptions.push_back("the kernel does not print [reinjected]: an injection of the event an exit reported in "
                             "IDT-vectoring info is taken as its reinjection (marked inferred)");
+  if (numeric_as_svm_)
+    s.assumptions.push_back("exit reasons printed as numbers (codes the kernel's table did not name) are taken as "
+                            "SVM exit codes, as the trace's named exits are SVM");
   if (guessed_vcpu_)
     s.assumptions.push_back("some events name no vCPU: taken from the thread (one vCPU per thread) or the event before");
 }

@@ -99,6 +99,8 @@ class KvmEventLinker {
 
   bool guessed_vcpu_ = false;
   bool saw_vmx_ = false, saw_svm_ = false, saw_nested_ = false, assumed_info2_ = false;
+  // Vendors of the exits whose reason was a name (learn() pass), for reasons printed as numbers.
+  bool learned_vmx_ = false, learned_svm_ = false, numeric_as_svm_ = false;
   bool kernel_without_reinjected_ = false;
   bool era_intr_ = false, era_pair_ = false, era_entry_intr_ = false, era_virq_new_ = false;
 };

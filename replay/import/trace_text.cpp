@@ -6,6 +6,7 @@
 #include "hv/arch/event_info.h"
 #include "hv/arch/exceptions.h"
 #include "hv/arch/exit_reason.h"
+#include "hv/arch/svm.h"
 #include "replay/import/kvm_fields.h"
 
 namespace es::import {
@@ -156,29 +157,6 @@ TraceEvent event_from_name(std::string_view n) {
   return TraceEvent::None;
 }
 
-// AMD APM Vol. 2 Appendix C "SVM Intercept Exit Codes", with KVM's trace names
-// (arch/x86/include/uapi/asm/svm.h SVM_EXIT_REASONS). Exceptions are "XX excp" (0x40 + vector).
-struct SvmName {
-  std::string_view name;
-  uint32_t code;
-};
-constexpr SvmName kSvmExits[] = {
-    {"read_cr0", 0x000},  {"read_cr3", 0x003},   {"read_cr4", 0x004},   {"read_cr8", 0x008},
-    {"write_cr0", 0x010}, {"write_cr3", 0x013},  {"write_cr4", 0x014},  {"write_cr8", 0x018},
-    {"read_dr0", 0x020},  {"read_dr7", 0x027},   {"write_dr0", 0x030},  {"write_dr7", 0x037},
-    {"intr", 0x060},      {"nmi", 0x061},        {"smi", 0x062},        {"init", 0x063},
-    {"vintr", 0x064},     {"cr0_sel_write", 0x065}, {"rdtsc", 0x06e},   {"rdpmc", 0x06f},
-    {"pushf", 0x070},     {"popf", 0x071},       {"cpuid", 0x072},      {"rsm", 0x073},
-    {"iret", 0x074},      {"swint", 0x075},      {"invd", 0x076},       {"pause", 0x077},
-    {"hlt", 0x078},       {"invlpg", 0x079},     {"invlpga", 0x07a},    {"io", 0x07b},
-    {"ioio", 0x07b},      {"msr", 0x07c},        {"task_switch", 0x07d}, {"ferr_freeze", 0x07e},
-    {"shutdown", 0x07f},  {"vmrun", 0x080},      {"vmmcall", 0x081},    {"vmload", 0x082},
-    {"vmsave", 0x083},    {"stgi", 0x084},       {"clgi", 0x085},       {"skinit", 0x086},
-    {"rdtscp", 0x087},    {"icebp", 0x088},      {"wbinvd", 0x089},     {"monitor", 0x08a},
-    {"mwait", 0x08b},     {"mwait_cond", 0x08c}, {"xsetbv", 0x08d},     {"rdpru", 0x08e},
-    {"efer_write_trap", 0x08f}, {"invpcid", 0x0a2}, {"npf", 0x400},     {"avic_incomplete_ipi", 0x401},
-    {"avic_unaccelerated_access", 0x402}, {"vmgexit", 0x403},
-};
 struct ExcName {
   std::string_view name;
   uint8_t vector;
@@ -224,20 +202,22 @@ int vmx_exit_reason(std::string_view name) {
 // table did not know it). `next` is the following token, for SVM's two-word "PF excp".
 // Returns the number of tokens consumed (1 or 2).
 size_t parse_reason(std::string_view name, std::string_view next, TraceLine& out) {
-  if (next == "excp") {
-    const int v = exception_vector(name);
+  if (next == "excp") {  // "PF excp", "XF excp": KVM's two-word exception exits, hv/arch's SVM table
+    std::string joined(name);
+    joined += " excp";
+    const std::optional<uint32_t> code = arch::svm_exit_code_from_name(joined);
     out.svm = true;
-    out.reason_known = v >= 0;
-    out.reason = v >= 0 ? 0x40u + static_cast<uint32_t>(v) : 0;
+    out.reason_known = code.has_value();
+    out.reason = code.value_or(0);
     return 2;
   }
   const bool vmx_prefixed = name.size() > 12 && name.substr(0, 12) == "EXIT_REASON_";
   if (!vmx_prefixed && (all_lower(name) || name.substr(0, 5) == "EXIT_" || name.substr(0, 9) == "SVM_EXIT_")) {
-    const int code = svm_exit_code_from_name(name);
-    if (code >= 0) {
+    // Every era's spelling (KVM's "interrupt", "hypercall"; trace-cmd's "EXIT_EXCP_GP"), hv/arch.
+    if (const std::optional<uint32_t> code = arch::svm_exit_code_from_name(name)) {
       out.svm = true;
       out.reason_known = true;
-      out.reason = static_cast<uint32_t>(code);
+      out.reason = *code;
       return 1;
     }
   }
@@ -251,6 +231,7 @@ size_t parse_reason(std::string_view name, std::string_view next, TraceLine& out
   if (name.size() > 2 && name[0] == '0' && name[1] == 'x' && parse_hex32(name, raw)) {
     out.reason = raw;  // printed as a number: vendor unknown from the name
     out.reason_known = true;
+    out.reason_numeric = true;
   }
   return 1;
 }
@@ -751,24 +732,6 @@ uint32_t kvm_exception_word(uint8_t vector, bool deliver_error_code) {
   if (vector == arch::kNMI) type = InterruptionType::Nmi;
   else if (vector == arch::kBP || vector == arch::kOF) type = InterruptionType::SoftwareException;
   return EntryIntrInfo::make(vector, type, deliver_error_code).raw();
-}
-
-int svm_exit_code_from_name(std::string_view name) {
-  if (name.substr(0, 9) == "SVM_EXIT_") name.remove_prefix(9);
-  else if (name.substr(0, 5) == "EXIT_") name.remove_prefix(5);
-  if (name.empty() || name.size() > 32) return -1;
-  char low[32];
-  for (size_t i = 0; i < name.size(); ++i) low[i] = (name[i] >= 'A' && name[i] <= 'Z') ? static_cast<char>(name[i] | 0x20) : name[i];
-  const std::string_view n(low, name.size());
-  for (const SvmName& s : kSvmExits)
-    if (s.name == n) return static_cast<int>(s.code);
-  return -1;
-}
-
-std::string_view svm_exit_name(uint32_t code) {
-  for (const SvmName& s : kSvmExits)
-    if (s.code == code) return s.name;
-  return {};
 }
 
 std::string_view strip_quotes(std::string_view line, bool* quoted) {

@@ -76,6 +76,8 @@ struct TraceLine {
   ExitFormat exit_format = ExitFormat::None;
   bool svm = false;            // the reason is an SVM exit code
   bool reason_known = false;   // the name (or number) was understood
+  bool reason_numeric = false; // printed as a number (a code the kernel's table did not name): the
+                               // vendor is not in the line; the linker takes the trace's
   uint32_t reason = 0;         // VMX: full 32-bit exit reason; SVM: exit code
   bool has_rip = false;
   uint64_t rip = 0;
@@ -127,10 +129,6 @@ LineClass parse_trace_line(std::string_view line, TraceLine& out, bool perf_only
 // every other vector a hardware exception (SDM Vol. 3C 26.2.1.3 "VM-Entry Control Fields").
 uint32_t kvm_exception_word(uint8_t vector, bool deliver_error_code);
 
-// SVM exit codes by KVM's trace name ("npf", "intr", "PF excp", "EXIT_NPF", "SVM_EXIT_NPF").
-// -1 if unknown. AMD APM Vol. 2 Appendix C "SVM Intercept Exit Codes".
-int svm_exit_code_from_name(std::string_view name);
-// KVM's name for an SVM exit code ("npf"), empty if unknown.
-std::string_view svm_exit_name(uint32_t code);
+// SVM exit codes and their names: hv/arch/svm.h (arch::svm_exit_code_from_name, svm_exit_name).
 
 }  // namespace es::import
