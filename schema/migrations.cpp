@@ -6,6 +6,7 @@
 #include <array>
 #include <cerrno>
 #include <cstdio>
+#include <cstdint>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -58,6 +59,13 @@ Result<int> read_version(db::Db& db) {
   if (!tables) return make_error(tables.error());
   auto v = db.query_int("PRAGMA user_version");
   if (!v) return make_error(describe_sqlite_error(db.path(), "reading", db.errcode(), v.error()));
+  // The header's user_version is whatever the file says: a recording mailed by a stranger
+  // can hold any 32-bit value. Only 0..kSchemaVersion may index kSteps (migrate) or name a
+  // schema; anything below 0 is no version exitscope ever wrote.
+  if (*v < 0 || *v > INT32_MAX)
+    return make_error(quote_path(db.path()) + " has schema version " + std::to_string(*v) +
+                      " in its header, which no exitscope writes; the file is damaged or not an exitscope "
+                      "recording (re-record it or ask its sender for the original).");
   const int version = static_cast<int>(*v);
   if (version > kSchemaVersion)
     return make_error(quote_path(db.path()) + " uses exitscope schema v" + std::to_string(version) +
@@ -158,6 +166,8 @@ Result<void> migrate(db::Db& db, const std::string& source_file) {
   if (!v) return make_error(v.error());
   const int start = *v;
   for (int version = start; version < kSchemaVersion; ++version) {
+    if (version < 0 || static_cast<size_t>(version) >= kSteps.size())  // read_version refuses these
+      return make_error(quote_path(db.path()) + " has no migration step from schema v" + std::to_string(version) + ".");
     const MigrationStep& step = kSteps[static_cast<size_t>(version)];
     std::string sql = "BEGIN IMMEDIATE;\n";
     sql += step.sql();
