@@ -201,11 +201,40 @@ Result<void> migrate(db::Db& db, const std::string& source_file) {
   return {};
 }
 
+namespace {
+
+// Removes `path` if it is a regular file (a stale copy of ours); refuses anything else there
+// (a device, FIFO, symlink or directory, e.g. from an unpacked archive): never unlinked.
+Result<void> remove_if_ours(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto st = fs::symlink_status(path, ec);
+  if (!fs::exists(st)) return {};
+  if (!fs::is_regular_file(st))
+    return make_error(quote_path(path) +
+                      " exists and is not a regular file; exitscope replaces only files it can have written: move it "
+                      "away or choose another name.");
+  fs::remove(path, ec);
+  if (ec) return make_error("cannot remove " + quote_path(path) + " (" + ec.message() + "); remove it yourself.");
+  return {};
+}
+
+}  // namespace
+
 Result<void> migrate_copy(db::Db& src, const std::string& dest) {
   namespace fs = std::filesystem;
   const std::string partial = dest + ".partial";
   std::error_code ec;
-  for (const char* suffix : {"", "-journal", "-wal", "-shm"}) fs::remove(partial + suffix, ec);
+  // Only a regular file is ever renamed over (RELIABILITY.md, "Files from strangers").
+  {
+    const auto st = fs::symlink_status(dest, ec);
+    if (fs::exists(st) && !fs::is_regular_file(st))
+      return make_error(quote_path(dest) +
+                        " exists and is not a regular file; exitscope replaces only files it can have written: move "
+                        "it away or choose another name.");
+  }
+  for (const char* suffix : {"", "-journal", "-wal", "-shm"})
+    if (auto r = remove_if_ours(partial + suffix); !r) return r;
   {
     auto out = db::Db::open(partial, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     if (!out)
