@@ -1,6 +1,7 @@
 // exitscope export: a recording, one chain, a time window or one vCPU as text, Markdown or
 // Perfetto JSON for a bug report (replay/export/).
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -158,7 +159,19 @@ int cmd_export(int argc, char** argv) {
       return 2;
     }
   } else if (output != "-") {
-    file = std::fopen(partial.c_str(), "wb");
+    // FILE.partial is created, never followed: a symlink or FIFO left there is refused.
+    struct stat st{};
+    const bool foreign = ::lstat(partial.c_str(), &st) == 0 && !S_ISREG(st.st_mode);
+    const int fd =
+        foreign ? -1 : ::open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0666);
+    if (foreign || (fd >= 0 && (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)))) {
+      if (fd >= 0) ::close(fd);
+      std::fprintf(stderr, "exitscope export: '%s' exists and is not a regular file; move it away and retry.\n",
+                   partial.c_str());
+      return 2;
+    }
+    file = fd >= 0 ? ::fdopen(fd, "wb") : nullptr;
+    if (!file && fd >= 0) ::close(fd);
     if (!file) {
       std::fprintf(stderr, "exitscope export: cannot write '%s'; check that its directory exists and is writable.\n",
                    output.c_str());

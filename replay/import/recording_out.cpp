@@ -9,7 +9,10 @@ namespace es::import {
 
 void remove_db_files(const std::string& p) {
   std::error_code ec;
-  for (const char* s : {"", "-wal", "-shm", "-journal"}) std::filesystem::remove(p + s, ec);
+  // Only regular files: a FIFO, device or symlink under one of these names is not ours to
+  // unlink (RELIABILITY.md, "Files from strangers"); the Recorder then refuses it by name.
+  for (const char* s : {"", "-wal", "-shm", "-journal"})
+    if (std::filesystem::is_regular_file(std::filesystem::symlink_status(p + s, ec))) std::filesystem::remove(p + s, ec);
 }
 
 Result<PartialRecording> PartialRecording::create(const std::string& db, const recorder::SessionInfo& info,

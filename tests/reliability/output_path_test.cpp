@@ -250,6 +250,36 @@ TEST(OutputPath, MigratedCopyNeverReplacesALinkOrAFifoBesideTheOriginal) {
   EXPECT_NE(slurp(dir + "/victim").rfind("SQLite format 3", 0), std::string::npos);
 }
 
+// export writes FILE.partial and import DB.partial before renaming. Expected: a symlink there
+// is not followed (its target, e.g. a dotfile, keeps its content) and a FIFO there is not
+// unlinked nor opened (no hang); both commands refuse in one sentence naming the .partial name.
+TEST(OutputPath, PartialFilesThatAreNotOursAreNeitherFollowedNorUnlinked) {
+  const std::string db = recording("partial.db");
+  const std::string victim = es::test::process_tmp("dotfile");
+  write_file(victim, "precious\n");
+  const std::string report = es::test::process_tmp("report2.txt");
+  fs::remove(report + ".partial");
+  fs::create_symlink(victim, report + ".partial");
+  const CliRun ex = run_cli("export " + quoted(db) + " -o " + quoted(report));
+  EXPECT_EQ(ex.code, 2) << ex.err;
+  EXPECT_EQ(es::test::count_lines(ex.err), 1u) << ex.err;
+  EXPECT_NE(ex.err.find(quoted(report + ".partial") + " exists and is not a regular file"), std::string::npos) << ex.err;
+  EXPECT_EQ(slurp(victim), "precious\n");
+  EXPECT_TRUE(fs::is_symlink(report + ".partial"));
+  EXPECT_FALSE(fs::exists(report));
+
+  const std::string out = es::test::process_tmp("imported.db");
+  for (const char* s : {"", ".partial"}) fs::remove(out + s);
+  const std::string fifo = out + ".partial";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const CliRun im = run_cli("import '" + std::string(ES_TEST_DATA_DIR) + "/import/mail.txt' -o " + quoted(out));
+  EXPECT_EQ(im.code, 2) << im.err;
+  EXPECT_EQ(es::test::count_lines(im.err), 1u) << im.err;
+  EXPECT_NE(im.err.find(quoted(fifo) + " is a FIFO"), std::string::npos) << im.err;
+  EXPECT_TRUE(is_fifo(fifo));
+  EXPECT_FALSE(fs::exists(out));
+}
+
 // Waits until `path` is a recording in progress (its writer holds the lock), up to 20 s.
 bool wait_for_lock(const std::string& path) {
   for (int i = 0; i < 400; ++i) {
