@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "probes/recorder/output_file.h"
 #include "schema/sqlite_db.h"
 
 namespace es::import {
@@ -59,6 +60,9 @@ Result<void> PartialRecording::commit(const recorder::RunEnd& end, const Session
       return fail("cannot store the import's summary in '" + partial_ + "': " + db->errmsg() + ".");
   }
   std::error_code ec;
+  // A recording started on DB while this import ran holds its lock: never renamed over.
+  if (const std::string holder = recorder::lock_holder(db_); !holder.empty())
+    return fail(recorder::in_progress_sentence(db_, holder));
   if (force_) remove_db_files(db_);
   std::filesystem::rename(partial_, db_, ec);
   if (ec) {
