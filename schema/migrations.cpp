@@ -80,9 +80,34 @@ Result<int> read_version(db::Db& db) {
 
 }  // namespace
 
+namespace {
+
+// SQLite's message can quote the file's own names ("malformed database schema (NAME)"), so
+// it is the file's text: its C0 controls, DEL and UTF-8 C1 controls become '?' before it
+// reaches a terminal (RELIABILITY.md, "Files from strangers").
+std::string terminal_safe_message(std::string_view m) {
+  std::string out;
+  out.reserve(m.size());
+  for (size_t i = 0; i < m.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(m[i]);
+    if (c < 0x20 || c == 0x7f) {
+      out += '?';
+    } else if (c == 0xc2 && i + 1 < m.size() && static_cast<unsigned char>(m[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(m[i + 1]) < 0xa0) {
+      out += '?';
+      ++i;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string describe_sqlite_error(const std::string& path, std::string_view what, int code,
                                   std::string_view sqlite_msg, int sys_errno) {
-  const std::string msg(sqlite_msg);
+  const std::string msg = terminal_safe_message(sqlite_msg);
   // Out of space shows up as SQLITE_FULL or as an I/O error whose errno says why.
   if (sys_errno == EFBIG)
     return "file size limit reached while " + std::string(what) + " " + quote_path(path) + " (" +

@@ -165,4 +165,22 @@ TEST(UntrustedFile, InfoAndDiffEscapeTerminalControlsFromTheFile) {
   EXPECT_NE(events.out.find("\"hi\\x1b]0;title\\x07\\x1b[2J\""), std::string::npos) << events.out;
 }
 
+// SQLite quotes the file's own object names in some errors ("malformed database schema
+// (NAME)"). A table named with ESC ] 0 ; ... BEL whose SQL is broken: expected, every reading
+// command refuses the corrupt file in one sentence (exit 2) with the name's control bytes
+// shown as '?', so no ESC or BEL reaches stderr.
+TEST(UntrustedFile, SqliteErrorQuotingTheFilesNamesIsEscaped) {
+  const std::string p = fresh_recording("badname.db");
+  exec(p, "CREATE TABLE \"e\x1b]0;owned\x07\" (a); PRAGMA writable_schema = ON; "
+          "UPDATE sqlite_schema SET sql = 'CREATE TABLE broken(' WHERE name LIKE 'e%owned%';");
+  for (const char* cmd : {"info", "events", "chains", "export"}) {
+    const CliRun r = run_cli(std::string(cmd) + " '" + p + "'");
+    EXPECT_EQ(r.code, 2) << cmd << ": " << r.err;
+    EXPECT_EQ(es::test::count_lines(r.err), 1u) << cmd << ": " << r.err;
+    EXPECT_NE(r.err.find("malformed database schema (e?]0;owned?)"), std::string::npos) << cmd << ": " << r.err;
+    EXPECT_EQ(r.err.find('\x1b'), std::string::npos) << cmd;
+    EXPECT_EQ(r.err.find('\x07'), std::string::npos) << cmd;
+  }
+}
+
 }  // namespace
