@@ -118,7 +118,11 @@ Result<EventSpan> event_span(Recording& rec) {
   s.last_id = static_cast<uint64_t>(hi->value_or(**lo));
   s.first_time_ns = static_cast<uint64_t>(t0->value_or(0));
   s.last_time_ns = static_cast<uint64_t>(t1->value_or(0));
-  if (complete->value_or(0) != 0 && stored->value_or(0) > 0) {
+  // The stored count is the file's word: trusted only where it can be true (ids are distinct
+  // integers, so at most last - first + 1 of them); otherwise counted (issue #17).
+  const bool ordered = s.last_id >= s.first_id;
+  if (complete->value_or(0) != 0 && stored->value_or(0) > 0 && ordered &&
+      static_cast<uint64_t>(**stored) - 1 <= s.last_id - s.first_id) {
     s.count = static_cast<uint64_t>(**stored);
   } else {
     auto n = scalar(rec, "SELECT count(*) FROM events");
@@ -214,6 +218,9 @@ Result<std::vector<Lane>> lanes(Recording& rec, const EventSpan& span, uint64_t 
     auto next = scalar(rec, "SELECT min(vcpu) FROM events WHERE vcpu > ?", {v});
     if (!next) return make_error(next.error());
     if (!*next) break;
+    // A vcpu that is text or real in a hostile file reads as an integer not above v: stop
+    // there instead of asking for the same row forever (found by fuzz_recording_fields).
+    if (**next <= v || vcpus.size() > 0xFFFF) break;
     v = **next;
     vcpus.push_back(static_cast<uint16_t>(v));
   }

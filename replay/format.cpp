@@ -13,6 +13,8 @@
 
 namespace es::replay {
 
+void append_terminal_safe(std::string& out, std::string_view text, bool quoted);
+
 namespace {
 
 std::string hex(uint64_t v) {
@@ -70,19 +72,9 @@ void append_bytes(std::string& out, const es_record& r) {
 }
 
 std::string console_text(const es_record& r) {
-  std::string s = "\"";
   const unsigned n = r.aux < sizeof r.bytes ? r.aux : sizeof r.bytes;
-  for (unsigned i = 0; i < n; ++i) {
-    const unsigned char c = r.bytes[i];
-    if (c == '\n') s += "\\n";
-    else if (c == '\r') s += "\\r";
-    else if (c == '"' || c == '\\') (s += '\\') += static_cast<char>(c);
-    else if (c < 0x20 || c >= 0x7f) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\x%02x", c);
-      s += b;
-    } else s += static_cast<char>(c);
-  }
+  std::string s = "\"";
+  append_terminal_safe(s, std::string_view(reinterpret_cast<const char*>(r.bytes), n), true);
   return s + "\"";
 }
 
@@ -175,6 +167,27 @@ void append_exit_reason(std::string& out, uint32_t reason_word, uint32_t record_
     out += name;
   }
   if (reason.entry_failure()) out += " (entry failure)";
+}
+
+void append_terminal_safe(std::string& out, std::string_view text, bool quoted) {
+  for (const char ch : text) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\\' || (quoted && c == '"')) (out += '\\') += static_cast<char>(c);
+    else if (c < 0x20 || c >= 0x7f) {
+      // C0 controls (ESC starts every terminal sequence), DEL, and every byte >= 0x80 (C1
+      // controls such as 0x9b CSI are single bytes to an 8-bit terminal).
+      static constexpr char kHex[] = "0123456789abcdef";
+      ((out += "\\x") += kHex[c >> 4]) += kHex[c & 15];
+    } else out += static_cast<char>(c);
+  }
+}
+
+std::string terminal_safe(std::string_view text) {
+  std::string s;
+  append_terminal_safe(s, text, false);
+  return s;
 }
 
 std::string exit_reason_text(uint32_t reason, uint32_t record_flags) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "replay/recording.h"
 
@@ -11,6 +12,12 @@ namespace es::replay {
 std::string format_event(const Event& ev);
 // The decoded part only (no id / time / level columns): "EPT_VIOLATION RW- perm --- gpa=0x3000 ...".
 std::string describe_event_fields(const Event& ev);
+// `text` from a recording (session strings, guest console output) made safe to print on a
+// terminal: control bytes, DEL and bytes >= 0x80 as \xNN, newline / CR as \n / \r, backslash
+// doubled (and '"' escaped when `quoted`), so a recording cannot send escape sequences to the
+// reader's terminal. The escaping `events` applies to console records.
+std::string terminal_safe(std::string_view text);
+void append_terminal_safe(std::string& out, std::string_view text, bool quoted = false);
 // The one naming function for exit reasons, vendor-aware: `record_flags` are the record's
 // es_record.flags, whose ES_FLAG_SVM says the reason is an SVM exit code (AMD APM Vol. 2
 // Appendix C) rather than a VMX exit reason. VMX: KVM's name, "EPT_VIOLATION", or "reason N"

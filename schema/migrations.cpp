@@ -6,6 +6,7 @@
 #include <array>
 #include <cerrno>
 #include <cstdio>
+#include <cstdint>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -58,6 +59,13 @@ Result<int> read_version(db::Db& db) {
   if (!tables) return make_error(tables.error());
   auto v = db.query_int("PRAGMA user_version");
   if (!v) return make_error(describe_sqlite_error(db.path(), "reading", db.errcode(), v.error()));
+  // The header's user_version is whatever the file says: a recording mailed by a stranger
+  // can hold any 32-bit value. Only 0..kSchemaVersion may index kSteps (migrate) or name a
+  // schema; anything below 0 is no version exitscope ever wrote.
+  if (*v < 0 || *v > INT32_MAX)
+    return make_error(quote_path(db.path()) + " has schema version " + std::to_string(*v) +
+                      " in its header, which no exitscope writes; the file is damaged or not an exitscope "
+                      "recording (re-record it or ask its sender for the original).");
   const int version = static_cast<int>(*v);
   if (version > kSchemaVersion)
     return make_error(quote_path(db.path()) + " uses exitscope schema v" + std::to_string(version) +
@@ -72,9 +80,34 @@ Result<int> read_version(db::Db& db) {
 
 }  // namespace
 
+namespace {
+
+// SQLite's message can quote the file's own names ("malformed database schema (NAME)"), so
+// it is the file's text: its C0 controls, DEL and UTF-8 C1 controls become '?' before it
+// reaches a terminal (RELIABILITY.md, "Files from strangers").
+std::string terminal_safe_message(std::string_view m) {
+  std::string out;
+  out.reserve(m.size());
+  for (size_t i = 0; i < m.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(m[i]);
+    if (c < 0x20 || c == 0x7f) {
+      out += '?';
+    } else if (c == 0xc2 && i + 1 < m.size() && static_cast<unsigned char>(m[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(m[i + 1]) < 0xa0) {
+      out += '?';
+      ++i;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string describe_sqlite_error(const std::string& path, std::string_view what, int code,
                                   std::string_view sqlite_msg, int sys_errno) {
-  const std::string msg(sqlite_msg);
+  const std::string msg = terminal_safe_message(sqlite_msg);
   // Out of space shows up as SQLITE_FULL or as an I/O error whose errno says why.
   if (sys_errno == EFBIG)
     return "file size limit reached while " + std::string(what) + " " + quote_path(path) + " (" +
@@ -158,6 +191,8 @@ Result<void> migrate(db::Db& db, const std::string& source_file) {
   if (!v) return make_error(v.error());
   const int start = *v;
   for (int version = start; version < kSchemaVersion; ++version) {
+    if (version < 0 || static_cast<size_t>(version) >= kSteps.size())  // read_version refuses these
+      return make_error(quote_path(db.path()) + " has no migration step from schema v" + std::to_string(version) + ".");
     const MigrationStep& step = kSteps[static_cast<size_t>(version)];
     std::string sql = "BEGIN IMMEDIATE;\n";
     sql += step.sql();
@@ -191,11 +226,40 @@ Result<void> migrate(db::Db& db, const std::string& source_file) {
   return {};
 }
 
+namespace {
+
+// Removes `path` if it is a regular file (a stale copy of ours); refuses anything else there
+// (a device, FIFO, symlink or directory, e.g. from an unpacked archive): never unlinked.
+Result<void> remove_if_ours(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto st = fs::symlink_status(path, ec);
+  if (!fs::exists(st)) return {};
+  if (!fs::is_regular_file(st))
+    return make_error(quote_path(path) +
+                      " exists and is not a regular file; exitscope replaces only files it can have written: move it "
+                      "away or choose another name.");
+  fs::remove(path, ec);
+  if (ec) return make_error("cannot remove " + quote_path(path) + " (" + ec.message() + "); remove it yourself.");
+  return {};
+}
+
+}  // namespace
+
 Result<void> migrate_copy(db::Db& src, const std::string& dest) {
   namespace fs = std::filesystem;
   const std::string partial = dest + ".partial";
   std::error_code ec;
-  for (const char* suffix : {"", "-journal", "-wal", "-shm"}) fs::remove(partial + suffix, ec);
+  // Only a regular file is ever renamed over (RELIABILITY.md, "Files from strangers").
+  {
+    const auto st = fs::symlink_status(dest, ec);
+    if (fs::exists(st) && !fs::is_regular_file(st))
+      return make_error(quote_path(dest) +
+                        " exists and is not a regular file; exitscope replaces only files it can have written: move "
+                        "it away or choose another name.");
+  }
+  for (const char* suffix : {"", "-journal", "-wal", "-shm"})
+    if (auto r = remove_if_ours(partial + suffix); !r) return r;
   {
     auto out = db::Db::open(partial, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     if (!out)

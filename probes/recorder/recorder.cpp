@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "probes/recorder/output_file.h"
 #include "replay/chains.h"
 #include "schema/migrations.h"
 
@@ -25,12 +26,20 @@ constexpr std::string_view kInsertEvent =
 
 std::string quote_path(const std::string& p) { return "'" + p + "'"; }
 
+// Removes the old recording at `path` and its -wal / -shm / -journal files before a --force
+// replaces it. Only regular files are removed: anything else is not ours to unlink.
 Result<void> remove_existing(const std::string& path) {
   std::error_code ec;
   for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
     const std::string p = path + suffix;
-    if (std::filesystem::is_directory(p, ec))
-      return make_error(quote_path(path) + " is a directory; choose a file name for the recording.");
+    const auto st = std::filesystem::symlink_status(p, ec);
+    if (!std::filesystem::exists(st)) continue;
+    if (std::filesystem::is_directory(st))
+      return make_error(quote_path(p) + " is a directory; choose a file name for the recording.");
+    if (!std::filesystem::is_regular_file(st))
+      return make_error("cannot replace " + quote_path(p) +
+                        ": it is not a regular file, and exitscope removes only files it can have written; remove it "
+                        "yourself or choose another name.");
     std::filesystem::remove(p, ec);
     if (ec) return make_error("cannot replace " + quote_path(p) + " (" + ec.message() + "); remove it yourself or choose another name.");
   }
@@ -51,16 +60,29 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path, const 
                                                  RecorderOptions options) {
   std::error_code ec;
   if (path.empty()) return make_error("no recording file given; name the .db file to write.");
-  if (std::filesystem::exists(std::filesystem::symlink_status(path, ec))) {
+  // Where the recording goes (RELIABILITY.md, "Files from strangers"): a SQLite file cannot be
+  // a stream, a symlink's file is replaced and the link kept, and a recording another process
+  // is still writing (it holds a flock on its file) is never replaced.
+  auto target = inspect_output(path);
+  if (!target) return make_error(target.error());
+  if (target->kind == OutputKind::Stream)
+    return make_error(stream_refusal(path, target->what));
+  const std::string file = target->path;
+  if (target->kind == OutputKind::Regular) {
+    if (const std::string holder = lock_holder(file); !holder.empty())
+      return make_error(in_progress_sentence(file, holder));
     if (!force)
       return make_error("recording " + quote_path(path) +
                         " already exists; pass --force to overwrite it or choose another name.");
-    if (auto r = remove_existing(path); !r) return make_error(r.error());
   }
-  const auto parent = std::filesystem::path(path).parent_path();
+  if (auto r = remove_existing(file); !r) return make_error(r.error());
+  const auto parent = std::filesystem::path(file).parent_path();
   if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
-    return make_error("cannot create recording " + quote_path(path) + ": directory " + quote_path(parent.string()) +
+    return make_error("cannot create recording " + quote_path(file) + ": directory " + quote_path(parent.string()) +
                       " does not exist; create it or choose another path.");
+  // Created here (O_EXCL) and locked before SQLite opens it: held until the recorder is destroyed.
+  auto lock = RecordingLock::create(file);
+  if (!lock) return make_error(lock.error());
 
   if (const char* q = std::getenv(kTestQueueEnv); q && *q) {
     const unsigned long n = std::strtoul(q, nullptr, 10);
@@ -71,9 +93,9 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path, const 
   }
   // NOMUTEX: the connection is used by one thread at a time (open() here, then only the writer
   // thread, then finish() after joining it), so SQLite's per-call locking is pure cost.
-  auto opened = db::Db::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX);
+  auto opened = db::Db::open(file, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX);
   if (!opened)
-    return make_error("cannot create recording " + quote_path(path) + " (" + opened.error() +
+    return make_error("cannot create recording " + quote_path(file) + " (" + opened.error() +
                       "); check that the directory is writable.");
   db::Db db = std::move(opened).value();
   // journal_mode=WAL is the first write: an unwritable location fails here.
@@ -108,7 +130,8 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path, const 
     return make_error(schema::describe_sqlite_error(path, "writing", db.errcode(), db.errmsg()));
   ins = db::Stmt();
 
-  std::unique_ptr<Recorder> rec(new Recorder(path, std::move(db), options));
+  std::unique_ptr<Recorder> rec(new Recorder(file, std::move(db), options));
+  rec->lock_ = std::move(lock).value();
   if (auto r = rec->prepare_statements(); !r) return make_error(r.error());
   rec->writer_ = std::thread([r = rec.get()] { r->writer_main(); });
   return rec;

@@ -28,6 +28,7 @@
 
 #include "exitscope/record.h"
 #include "probes/bus/probe_bus.h"
+#include "probes/recorder/output_file.h"
 #include "probes/recorder/session_info.h"
 #include "schema/result.h"
 #include "schema/sqlite_db.h"
@@ -114,6 +115,7 @@ class Recorder {
   static void bus_callback(void* self, const es_record* rec);
 
   std::string path_;
+  RecordingLock lock_;  // flock on path_ while recording: released after db_ is closed
   db::Db db_;
   RecorderOptions options_;
   db::Stmt insert_event_;

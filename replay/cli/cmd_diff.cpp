@@ -18,9 +18,10 @@ constexpr OptionSpec kOptions[] = {
 };
 
 void print_header(char side, const diff::Side& s) {
-  std::printf("%c: %s  scenario %s  policy %s  %llu events", side, s.path.c_str(),
-              s.session.scenario.empty() ? "-" : s.session.scenario.c_str(),
-              s.session.policy.empty() ? "-" : s.session.policy.c_str(),
+  // Session strings come from the files: escaped so a recording cannot drive the terminal.
+  std::printf("%c: %s  scenario %s  policy %s  %llu events", side, replay::terminal_safe(s.path).c_str(),
+              s.session.scenario.empty() ? "-" : replay::terminal_safe(s.session.scenario).c_str(),
+              s.session.policy.empty() ? "-" : replay::terminal_safe(s.session.policy).c_str(),
               static_cast<unsigned long long>(s.compared_events));
   if (s.violations) std::printf("  %llu violations", static_cast<unsigned long long>(s.violations));
   std::printf("\n");
@@ -29,6 +30,7 @@ void print_header(char side, const diff::Side& s) {
 void print_context(char side, const std::vector<replay::Event>& evs, size_t at) {
   std::printf("  %c:\n", side);
   for (size_t i = 0; i < evs.size(); ++i)
+    // format_event already escapes console text (the only text an event carries).
     std::printf("  %s %s\n", i == at ? ">" : " ", replay::format_event(evs[i]).c_str());
   if (at == evs.size()) std::printf("  > (end of recording)\n");
 }
@@ -101,9 +103,9 @@ int cmd_diff(int argc, char** argv) {
   } else {
     std::printf("\nchains that differ (%zu):\n", res->chains.size());
     for (const diff::ChainDifference& c : res->chains) {
-      std::printf("  %s:\n", diff::describe_key(c.key).c_str());
-      std::printf("    A %s\n", c.a ? story_text(*c.a).c_str() : "(no such chain)");
-      std::printf("    B %s\n", c.b ? story_text(*c.b).c_str() : "(no such chain)");
+      std::printf("  %s:\n", replay::terminal_safe(diff::describe_key(c.key)).c_str());
+      std::printf("    A %s\n", c.a ? replay::terminal_safe(story_text(*c.a)).c_str() : "(no such chain)");
+      std::printf("    B %s\n", c.b ? replay::terminal_safe(story_text(*c.b)).c_str() : "(no such chain)");
     }
   }
   return res->identical() ? 0 : 1;

@@ -1,13 +1,18 @@
 // exitscope export: a recording, one chain, a time window or one vCPU as text, Markdown or
 // Perfetto JSON for a bug report (replay/export/).
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <system_error>
 
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
+#include "replay/cli/output.h"
 #include "replay/export/export.h"
 #include "replay/names.h"
 #include "replay/recording.h"
@@ -122,10 +127,15 @@ int cmd_export(int argc, char** argv) {
   if (output.empty()) return usage_error(kName, "option '--output' needs a file name or '-'");
   const std::string& db_path = args->positional[0];
   std::error_code ec;
-  if (output != "-" && std::filesystem::exists(output, ec) && std::filesystem::equivalent(output, db_path, ec)) {
-    std::fprintf(stderr, "exitscope export: '%s' is the recording itself; choose another output file.\n",
-                 output.c_str());
-    return 2;
+  // A device, FIFO or terminal is written as a stream; only a regular file is replaced (RELIABILITY.md).
+  OutputPlan plan{output, true};
+  if (output != "-") {
+    auto p = plan_output(output, {db_path}, false, "recording");
+    if (!p) {
+      std::fprintf(stderr, "exitscope export: %s\n", p.error().c_str());
+      return 2;
+    }
+    plan = *p;
   }
 
   auto rec = replay::Recording::open(db_path);
@@ -134,11 +144,34 @@ int cmd_export(int argc, char** argv) {
     return 2;
   }
 
-  // Written beside the target and renamed at the end: a failed export leaves no partial file.
-  const std::string partial = output + ".partial";
+  // A file is written beside the target and renamed at the end: a failed export leaves no
+  // partial file. A stream is opened as it is (O_APPEND: /dev/stdout redirected to a file with
+  // '>>' keeps what it holds) and never created, truncated or renamed over.
+  const std::string partial = plan.path + ".partial";
   std::FILE* file = stdout;
-  if (output != "-") {
-    file = std::fopen(partial.c_str(), "wb");
+  if (output != "-" && plan.stream) {
+    const int fd = ::open(plan.path.c_str(), O_WRONLY | O_APPEND | O_NOCTTY | O_CLOEXEC);
+    file = fd >= 0 ? ::fdopen(fd, "w") : nullptr;
+    if (!file) {
+      if (fd >= 0) ::close(fd);
+      std::fprintf(stderr, "exitscope export: cannot write to '%s' (%s); check its permissions.\n", output.c_str(),
+                   std::strerror(errno));
+      return 2;
+    }
+  } else if (output != "-") {
+    // FILE.partial is created, never followed: a symlink or FIFO left there is refused.
+    struct stat st{};
+    const bool foreign = ::lstat(partial.c_str(), &st) == 0 && !S_ISREG(st.st_mode);
+    const int fd =
+        foreign ? -1 : ::open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0666);
+    if (foreign || (fd >= 0 && (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)))) {
+      if (fd >= 0) ::close(fd);
+      std::fprintf(stderr, "exitscope export: '%s' exists and is not a regular file; move it away and retry.\n",
+                   partial.c_str());
+      return 2;
+    }
+    file = fd >= 0 ? ::fdopen(fd, "wb") : nullptr;
+    if (!file && fd >= 0) ::close(fd);
     if (!file) {
       std::fprintf(stderr, "exitscope export: cannot write '%s'; check that its directory exists and is writable.\n",
                    output.c_str());
@@ -155,12 +188,14 @@ int cmd_export(int argc, char** argv) {
     exporter::Output out(file);
     r = exporter::run_export(*rec, *format, opt, out);
   }
-  if (file != stdout) {
+  if (file != stdout && plan.stream) {
+    if (std::fclose(file) != 0 && r) r = make_error("could not write to '" + output + "' (" + std::strerror(errno) + ").");
+  } else if (file != stdout) {
     const bool closed = std::fclose(file) == 0;
     if (r && !closed) r = make_error("could not write '" + output + "' (disk full?).");
     if (!r) {
       std::filesystem::remove(partial, ec);
-    } else if (std::filesystem::rename(partial, output, ec); ec) {
+    } else if (std::filesystem::rename(partial, plan.path, ec); ec) {
       std::filesystem::remove(partial, ec);
       r = make_error("could not create '" + output + "'; check that it is writable.");
     }

@@ -10,6 +10,7 @@
 #include "probes/recorder/session_info.h"
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
+#include "replay/cli/output.h"
 #include "replay/import/import_file.h"
 
 namespace es::cli {
@@ -77,6 +78,12 @@ int cmd_import(int argc, char** argv) {
     return usage_error(kName, args->positional.empty() ? "missing the trace file (FILE)" : "expects exactly one trace file");
   const auto output = args->get("output");
   if (!output || output->empty()) return usage_error(kName, "missing -o DB (the recording to write)");
+  // Not the trace itself, not a device or pipe, not a recording in progress (replay/cli/output.h).
+  auto plan = plan_output(*output, {args->positional[0]}, true, "trace file");
+  if (!plan) {
+    std::fprintf(stderr, "exitscope import: %s\n", plan.error().c_str());
+    return 2;
+  }
   import::ImportOptions opt;
   if (auto f = args->get("format"); f && !import::parse_format_choice(*f, opt.format))
     return usage_error(kName, "unknown --format '" + *f + "'; use trace.dat, ftrace, trace-cmd, perf or auto");
@@ -111,7 +118,7 @@ int cmd_import(int argc, char** argv) {
       es_record copy = r;  // the bus stamps version / id on what it delivers
       plugin_bus.emit(copy);
     };
-  auto stats = import::import_file(args->positional[0], *output, dat);
+  auto stats = import::import_file(args->positional[0], plan->path, dat);
   if (progress_shown) std::fputs("\r\033[K", stderr);
   if (!stats) {
     std::fprintf(stderr, "exitscope import: %s\n", stats.error().c_str());

@@ -49,33 +49,44 @@ int cmd_info(int argc, char** argv) {
     std::fprintf(stderr, "exitscope info: %s\n", s.error().c_str());
     return 2;
   }
-  std::printf("recording:  %s\n", rec->path().c_str());
-  std::printf("source:     %s\n", s->source.c_str());
-  std::printf("scenario:   %s\n", s->scenario.empty() ? "-" : s->scenario.c_str());
-  std::printf("guest:      %s%s%s\n", s->guest_path.empty() ? "-" : s->guest_path.c_str(),
-              s->guest_hash.empty() ? "" : "  ", s->guest_hash.c_str());
-  std::printf("policy:     %s\n", s->policy.empty() ? "-" : s->policy.c_str());
-  std::printf("tool:       exitscope %s\n", s->tool_version.c_str());
-  std::printf("host:       %s\n", s->host.c_str());
-  std::printf("command:    %s\n", s->command_line.empty() ? "-" : s->command_line.c_str());
-  std::printf("started:    %s\n", s->started_at.c_str());
+  // Every string below comes from the file, which may come from anyone: printed through
+  // terminal_safe so it cannot carry escape sequences to the terminal (RELIABILITY.md).
+  auto safe = [](const std::string& text) { return replay::terminal_safe(text); };
+  // The same for a text of several lines (the import summary): each line escaped, the breaks kept.
+  auto safe_lines = [](const std::string& text) {
+    std::string out;
+    size_t start = 0;
+    for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1)
+      (out += replay::terminal_safe(std::string_view(text).substr(start, nl - start))) += '\n';
+    return out + replay::terminal_safe(std::string_view(text).substr(start));
+  };
+  std::printf("recording:  %s\n", safe(rec->path()).c_str());
+  std::printf("source:     %s\n", safe(s->source).c_str());
+  std::printf("scenario:   %s\n", s->scenario.empty() ? "-" : safe(s->scenario).c_str());
+  std::printf("guest:      %s%s%s\n", s->guest_path.empty() ? "-" : safe(s->guest_path).c_str(),
+              s->guest_hash.empty() ? "" : "  ", safe(s->guest_hash).c_str());
+  std::printf("policy:     %s\n", s->policy.empty() ? "-" : safe(s->policy).c_str());
+  std::printf("tool:       exitscope %s\n", safe(s->tool_version).c_str());
+  std::printf("host:       %s\n", safe(s->host).c_str());
+  std::printf("command:    %s\n", s->command_line.empty() ? "-" : safe(s->command_line).c_str());
+  std::printf("started:    %s\n", safe(s->started_at).c_str());
   // Migration steps this file went through (schema v2's schema_history; none if created current).
   if (auto h = rec->db().prepare("SELECT version, from_version, migrated_at, tool_version, source_file "
                                   "FROM schema_history ORDER BY version")) {
     while (h->step() == SQLITE_ROW) {
       const std::string from = h->col_text(4);
       std::printf("schema:     v%lld from v%lld on %s by exitscope %s%s%s\n", static_cast<long long>(h->col_i64(0)),
-                  static_cast<long long>(h->col_i64(1)), h->col_text(2).c_str(), h->col_text(3).c_str(),
-                  from.empty() ? " (in place)" : ", copied from ", from.c_str());
+                  static_cast<long long>(h->col_i64(1)), safe(h->col_text(2)).c_str(), safe(h->col_text(3)).c_str(),
+                  from.empty() ? " (in place)" : ", copied from ", safe(from).c_str());
     }
   }
   if (const std::string imp = import::describe_import_config(s->config_json); !imp.empty())
-    std::printf("import:     %s\n", imp.c_str());
+    std::printf("import:     %s\n", safe_lines(imp).c_str());
 #ifdef ES_HAVE_KVM
-  for (const std::string& line : kvm::describe_kvm_config(s->config_json)) std::printf("kvm:        %s\n", line.c_str());
+  for (const std::string& line : kvm::describe_kvm_config(s->config_json)) std::printf("kvm:        %s\n", safe(line).c_str());
 #endif
   if (s->complete) {
-    std::printf("status:     complete (ended %s)\n", s->ended_at.c_str());
+    std::printf("status:     complete (ended %s)\n", safe(s->ended_at).c_str());
   } else {
     std::printf("status:     INCOMPLETE: the recorder never finished (crash or kill); events up to the last "
                 "written batch are kept\n");
@@ -83,7 +94,7 @@ int cmd_info(int argc, char** argv) {
   if (s->end_reason) {
     const std::string_view n = replay::end_reason_name(*s->end_reason);
     std::printf("run end:    %s%s%s\n", n.empty() ? std::to_string(*s->end_reason).c_str() : std::string(n).c_str(),
-                s->end_detail.empty() ? "" : ": ", s->end_detail.c_str());
+                s->end_detail.empty() ? "" : ": ", safe(s->end_detail).c_str());
   } else {
     std::printf("run end:    unknown\n");
   }
@@ -150,7 +161,7 @@ int cmd_info(int argc, char** argv) {
     if (kind == ES_KIND_VIOLATION) violations = n;
   if (violations)
     std::printf("violations: %llu recorded by the live checker (run 'exitscope check %s' for details)\n",
-                static_cast<unsigned long long>(violations), rec->path().c_str());
+                static_cast<unsigned long long>(violations), safe(rec->path()).c_str());
   else
     std::printf("violations: none recorded\n");
 
@@ -161,7 +172,7 @@ int cmd_info(int argc, char** argv) {
       return 2;
     }
     std::printf("\nconsole output:%s\n", lines->empty() ? " (none)" : "");
-    for (const std::string& l : *lines) std::printf("  | %s\n", l.c_str());
+    for (const std::string& l : *lines) std::printf("  | %s\n", safe(l).c_str());
   }
   return 0;
 }

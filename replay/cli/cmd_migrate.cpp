@@ -8,6 +8,8 @@
 
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
+#include "replay/cli/output.h"
+#include "probes/recorder/output_file.h"
 #include "replay/recording.h"
 #include "schema/migrations.h"
 
@@ -81,8 +83,16 @@ int cmd_migrate(int argc, char** argv) {
     std::printf("migrated %s in place from schema %s to %s.\n", quote(path).c_str(), from.c_str(), current.c_str());
     return 0;
   }
-  const std::string out = args->get("output").value_or(replay::migrated_copy_path(path));
-  if (out.empty()) return usage_error(kName, "--output needs a file name");
+  const std::string out_arg = args->get("output").value_or(replay::migrated_copy_path(path));
+  if (out_arg.empty()) return usage_error(kName, "--output needs a file name");
+  if (recorder::same_file(path, out_arg)) return usage_error(kName, "NEW must differ from DB (use --in-place)");
+  // Not a device or pipe, not a recording in progress; a symlink's file is replaced, the link kept.
+  auto plan = plan_output(out_arg, {path}, true, "recording");
+  if (!plan) {
+    std::fprintf(stderr, "exitscope migrate: %s\n", plan.error().c_str());
+    return 2;
+  }
+  const std::string out = plan->path;
   if (std::filesystem::exists(out, ec) && !args->has("force")) {
     std::fprintf(stderr, "exitscope migrate: %s already exists; pass --force to replace it or choose another name with -o.\n",
                  quote(out).c_str());

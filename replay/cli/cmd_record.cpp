@@ -12,6 +12,7 @@
 #include "probes/bus/plugin_host.h"
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
+#include "replay/cli/output.h"
 
 #ifdef ES_HAVE_KVM
 #include "probes/kvm/kvm_record.h"
@@ -267,6 +268,12 @@ int cmd_record(int argc, char** argv) {
   if (!scenario_name && !guest_path) return usage_error(kRecord, "missing --scenario NAME or --guest FILE");
   const auto output = args->get("output");
   if (!output || output->empty()) return usage_error(kRecord, "missing -o DB (the recording to write)");
+  if (auto plan = plan_output(*output, guest_path ? std::vector{*guest_path} : std::vector<std::string>{}, true,
+                              "guest file");
+      !plan) {
+    std::fprintf(stderr, "exitscope record: %s\n", plan.error().c_str());
+    return 2;
+  }
 
   es::hv::VmmConfig l0_cfg;
   std::optional<es::hv::VmmConfig> l1_cfg;

@@ -15,10 +15,16 @@ namespace {
 std::string cell(std::string_view s) {
   std::string out;
   out.reserve(s.size());
-  for (char c : s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
     if (c == '|') out += "\\|";
     else if (c == '\n' || c == '\r' || c == '\t') out += ' ';
-    else out += c;
+    // Other C0 controls, DEL and the C1 controls in UTF-8 (U+0080..U+009F: C2 80..C2 9F) are
+    // dropped: a session string from a stranger's file must not reach a terminal as ESC / CSI.
+    else if (c < 0x20 || c == 0x7f) continue;
+    else if (c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) < 0xa0 &&
+             static_cast<unsigned char>(s[i + 1]) >= 0x80) ++i;
+    else out += static_cast<char>(c);
   }
   return out;
 }

@@ -3,13 +3,17 @@
 #include <filesystem>
 #include <system_error>
 
+#include "probes/recorder/output_file.h"
 #include "schema/sqlite_db.h"
 
 namespace es::import {
 
 void remove_db_files(const std::string& p) {
   std::error_code ec;
-  for (const char* s : {"", "-wal", "-shm", "-journal"}) std::filesystem::remove(p + s, ec);
+  // Only regular files: a FIFO, device or symlink under one of these names is not ours to
+  // unlink (RELIABILITY.md, "Files from strangers"); the Recorder then refuses it by name.
+  for (const char* s : {"", "-wal", "-shm", "-journal"})
+    if (std::filesystem::is_regular_file(std::filesystem::symlink_status(p + s, ec))) std::filesystem::remove(p + s, ec);
 }
 
 Result<PartialRecording> PartialRecording::create(const std::string& db, const recorder::SessionInfo& info,
@@ -56,6 +60,9 @@ Result<void> PartialRecording::commit(const recorder::RunEnd& end, const Session
       return fail("cannot store the import's summary in '" + partial_ + "': " + db->errmsg() + ".");
   }
   std::error_code ec;
+  // A recording started on DB while this import ran holds its lock: never renamed over.
+  if (const std::string holder = recorder::lock_holder(db_); !holder.empty())
+    return fail(recorder::in_progress_sentence(db_, holder));
   if (force_) remove_db_files(db_);
   std::filesystem::rename(partial_, db_, ec);
   if (ec) {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <string>
 
+#include "replay/browse.h"
 #include "replay/chains.h"
 #include "replay/format.h"
 #include "replay/recording.h"
@@ -38,6 +39,31 @@ TEST(FuzzRegression, EventsWithoutBytesOrTextReadAsZeroBytes) {
   EXPECT_EQ(without, 17u);
   uint64_t chains = 0;
   ASSERT_TRUE(es::replay::for_each_chain(*rec, [&](const es::replay::Chain&) { return ++chains < 1000; }));
+}
+
+// fuzz_recording_fields: a recording whose events table lost its constraints holds the text
+// 'hello' in events.vcpu, and its session claims 5908722713257574432 events. The GUI's lane
+// list walks vCPUs with "min(vcpu) > v"; text compares above every integer and reads back as
+// 0, so the walk asked for the same row forever (a hang: libFuzzer's 10 s timeout). Expected
+// now: the impossible stored count is not believed (6 rows are counted), and the vCPU walk
+// stops at the first value that does not advance, listing vCPU 0 only.
+TEST(FuzzRegression, TextVcpuAndImpossibleEventCountDoNotHangTheLaneList) {
+  const std::string copy = es::test::process_tmp("text_vcpu.db");
+  std::filesystem::copy_file(std::string(ES_TEST_DATA_DIR) + "/fuzz/recording_fields_text_vcpu.db", copy,
+                             std::filesystem::copy_options::overwrite_existing);
+  auto rec = es::replay::Recording::open(copy);
+  ASSERT_TRUE(rec) << rec.error();
+  auto span = es::replay::event_span(*rec);
+  ASSERT_TRUE(span) << span.error();
+  EXPECT_EQ(span->count, 6u);
+  for (const uint64_t exact_below : {uint64_t{0}, uint64_t{200'000}}) {  // the index walk, then the exact list
+    auto lanes = es::replay::lanes(*rec, *span, exact_below);
+    ASSERT_TRUE(lanes) << lanes.error();
+    if (exact_below == 0) {
+      ASSERT_FALSE(lanes->empty());
+      for (const auto& lane : *lanes) EXPECT_EQ(lane.vcpu, 0) << "exact_below " << exact_below;
+    }
+  }
 }
 
 // fuzz_trace_dat: a v7 trace.dat with one changed size field makes libtracecmd ask malloc for
