@@ -21,7 +21,37 @@ bool same_event(uint32_t a, uint32_t b) {
 
 }  // namespace
 
-void KvmEventLinker::learn(const TraceLine& t) {
+void KvmEventLinker::learn(const TraceLine& t, uint64_t line_no) {
+  const auto at = [&](std::string what) { return what + " (line " + std::to_string(line_no) + ")"; };
+  if ((t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit) && !t.svm && t.reason_known) {
+    const arch::ExitReason reason(t.reason);
+    const std::string name(arch::exit_reason_name(reason.basic_number()));
+    if (t.exit_format == ExitFormat::IntrInfo) {
+      newer_kernel_.add(line_no, at("kvm_exit prints intr_info, Linux 5.10+"));
+    } else if (t.exit_format == ExitFormat::InfoPair) {
+      ++info_pair_exits_;
+      const bool valid = (t.info2 >> 31) & 1;
+      const bool exception = reason.is(arch::BasicExitReason::ExceptionOrNmi);
+      const bool external = reason.is(arch::BasicExitReason::ExternalInterrupt);
+      // SDM Vol. 3C 28.2.2 "Information for VM Exits Due to Vectored Events": the VM-exit
+      // interruption information is valid only for exits due to an exception / NMI or an
+      // external interrupt (KVM acknowledges interrupts on exit since Linux 3.11), and always
+      // valid for those. 28.2.4 "Information for VM Exits That Occur During Event Delivery":
+      // an external interrupt is never taken in the middle of delivering another event.
+      if (valid && !exception && !external)
+        info2_is_vectoring_.add(line_no, at(name + " exit with a valid info2: only IDT-vectoring info can be valid there"));
+      else if (!valid && (exception || external))
+        info2_is_vectoring_.add(line_no, at(name + " exit with info2 not valid: its VM-exit interruption info always is"));
+      else if (valid && external)
+        info2_is_exit_intr_.add(line_no, at("EXTERNAL_INTERRUPT exit with a valid info2: IDT-vectoring info is never valid there"));
+    }
+  }
+  // Print formats of Linux 5.19+ (kvm_inj_virq "IRQ 0x.. [reinjected]", kvm_inj_exception
+  // without the error code it does not deliver) and 6.14+ (kvm_entry intr_info).
+  if ((t.event == TraceEvent::InjVirq || t.event == TraceEvent::InjException) && t.reinjected_printed_era)
+    newer_kernel_.add(line_no, at(std::string(to_string(t.event)) + " in the Linux 5.19+ format"));
+  if (t.event == TraceEvent::Entry && t.has_intr_info) newer_kernel_.add(line_no, at("kvm_entry prints intr_info, Linux 6.14+"));
+
   if (t.pid < 0 || t.vcpu < 0) return;
   // A thread that names two vCPUs (it should not) keeps the lower one.
   auto [it, fresh] = learning_.try_emplace(t.pid, t.vcpu);
@@ -29,6 +59,18 @@ void KvmEventLinker::learn(const TraceLine& t) {
 }
 
 void KvmEventLinker::finish_learning() {
+  const bool newer = newer_kernel_.count || info2_is_vectoring_.count;
+  const bool older = info2_is_exit_intr_.count > 0;
+  if (info_pair_exits_ && (newer || older)) {
+    info_pair_conflict_ = newer && older;
+    // A kernel's version is a fact about every line; one exit's reason is a fact about that
+    // line. When they disagree the kernel wins, and the disagreement is said (describe()).
+    if (newer_kernel_.count || !older) info_pair_ = InfoPairMeaning::IdtVectoring;
+    else if (!newer) info_pair_ = InfoPairMeaning::ExitIntrInfo;
+    else
+      info_pair_ = info2_is_vectoring_.count >= info2_is_exit_intr_.count ? InfoPairMeaning::IdtVectoring
+                                                                           : InfoPairMeaning::ExitIntrInfo;
+  }
   pid_vcpu_.assign(learning_.begin(), learning_.end());
   std::sort(pid_vcpu_.begin(), pid_vcpu_.end());
   learning_.clear();
@@ -159,6 +201,7 @@ uint64_t KvmEventLinker::raise(uint32_t word, uint32_t error) {
 void KvmEventLinker::fill_exit(es_record& r, const TraceLine& t) {
   r.reason = t.reason;
   r.rip = t.rip;
+  if (!t.has_rip) r.flags |= ES_FLAG_RIP_UNKNOWN;
   r.qualification = t.info1;
   if (t.svm) {
     // SVM: info1/info2 = EXITINFO1/2 (info2 = the faulting GPA of an NPF), intr_info =
@@ -181,8 +224,10 @@ void KvmEventLinker::fill_exit(es_record& r, const TraceLine& t) {
       r.intr_info = t.intr_info;
       r.intr_error = t.error_code;
       break;
-    case ExitFormat::InfoPair:  // before 5.10: info2 = VM-exit interruption info
-      r.intr_info = static_cast<uint32_t>(t.info2);
+    case ExitFormat::InfoPair:  // "info A B": meaning decided from the whole file (finish_learning())
+      if (info_pair_ == InfoPairMeaning::IdtVectoring) r.idt_vectoring_info = static_cast<uint32_t>(t.info2);
+      else r.intr_info = static_cast<uint32_t>(t.info2);  // before 5.10: VM-exit interruption info
+      if (info_pair_conflict_) r.flags |= ES_FLAG_INFERRED;
       break;
     case ExitFormat::Info1Info2:  // labels of the 5.10+ format, intr_info cut off: assume 5.10+ meaning
       r.idt_vectoring_info = static_cast<uint32_t>(t.info2);
@@ -205,7 +250,8 @@ void KvmEventLinker::on_exit(const TraceLine& t, VcpuState& st, uint8_t level) {
     // The next exit no longer reports the event in IDT-vectoring info: its delivery completed
     // (SDM Vol. 3C 28.2.4 "Information for VM Exits That Occur During Event Delivery"). Before
     // 5.10 the exit does not print it at all, so this is an inference either way.
-    es_record& d = push(ES_KIND_DELIVERY, ES_FLAG_INFERRED);
+    // A trace never shows the CR2 of a delivered #PF (or any delivery): not 0, unknown.
+    es_record& d = push(ES_KIND_DELIVERY, ES_FLAG_INFERRED | ES_FLAG_CR2_UNKNOWN);
     d.origin = st.chain;
     d.cause = st.last_link;
     d.intr_info = st.word;
@@ -314,7 +360,9 @@ void KvmEventLinker::on_entry(const TraceLine& t, VcpuState& st) {
     // An injection without an inj_* line: root it here, before the entry.
     root = raise(t.event_word, t.event_error);
   }
-  es_record& e = push(ES_KIND_VM_ENTRY, t.immediate_exit ? ES_FLAG_IMMEDIATE_EXIT : 0);
+  // "kvm_entry: vcpu 0" (kernels before ~4.x, and trace-cmd's plugin) says no RIP: unknown, not 0.
+  es_record& e = push(ES_KIND_VM_ENTRY, (t.immediate_exit ? ES_FLAG_IMMEDIATE_EXIT : 0) |
+                                            (t.has_rip ? 0 : ES_FLAG_RIP_UNKNOWN));
   e.rip = t.rip;
   if (t.has_intr_info) {
     e.intr_info = t.event_word;
@@ -351,9 +399,14 @@ void KvmEventLinker::on_context(const TraceLine& t, VcpuState& st) {
   c.rip = t.rip;
   switch (t.event) {
     case TraceEvent::PageFault: {
+      // kvm_page_fault's error code is 64 bits wide (since 6.4; AMD's NPF EXITINFO1 before):
+      // KVM's PFERR_GUEST_FINAL (bit 32) and PFERR_GUEST_PAGE (bit 33) say whether the fault
+      // hit the final GPA or a guest paging structure. Kept whole in aux64 (record.h).
       c.reason = kContextPageFault;
       c.guest_phys = t.a;
+      c.aux64 = t.b;
       c.intr_error = static_cast<uint32_t>(t.b);
+      if (!t.has_rip) c.flags |= ES_FLAG_RIP_UNKNOWN;
       // The GPA of the EPT violation / NPF this fault handles (kvm_exit does not print it on VMX).
       if (es_record* e = held(st.open_exit)) {
         const bool ept = (e->flags & ES_FLAG_SVM)
@@ -425,11 +478,49 @@ void KvmEventLinker::describe(ImportStats& s) const {
   if (era_entry_intr_) s.era = "Linux 6.14+ (kvm_entry prints the injected event)";
   else if (era_intr_ && era_virq_new_) s.era = "Linux 5.19+ (kvm_exit prints intr_info, kvm_inj_virq 'IRQ 0x..')";
   else if (era_intr_) s.era = "Linux 5.10+ (kvm_exit prints info1 info2 intr_info error_code)";
+  else if (era_virq_new_) s.era = "Linux 5.19+ (kvm_inj_virq / kvm_inj_exception print [reinjected])";
+  else if (era_pair_ && info_pair_ == InfoPairMeaning::IdtVectoring)
+    s.era = "Linux 5.10+ (kvm_exit 'info A B' as trace-cmd's kvm plugin prints it; see the evidence below)";
   else if (era_pair_) s.era = "before Linux 5.10 (kvm_exit prints 'info A B')";
   else s.era = "unknown (no kvm_exit with info fields)";
-  if (era_pair_ && !saw_svm_)
-    s.assumptions.push_back("kvm_exit 'info A B' (before 5.10): info2 is the VM-exit interruption info, "
-                            "IDT-vectoring info is not in the trace; deliveries are inferred");
+  if (era_pair_ && saw_vmx_) {
+    // What "info A B" was read as, and which lines decided it (or that none did).
+    const char* kPlugin = "kvm_exit 'info A B' (the kernel's format before 5.10, trace-cmd's kvm plugin's on every kernel)";
+    std::string a;
+    if (info_pair_ == InfoPairMeaning::Undecided) {
+      a = std::string(kPlugin) + ": nothing in the file tells which kernel printed it; info2 read as the VM-exit "
+          "interruption info (before 5.10), IDT-vectoring info is not in the trace and deliveries are inferred";
+    } else {
+      const bool vec = info_pair_ == InfoPairMeaning::IdtVectoring;
+      a = std::string(kPlugin) + ": info2 read as " +
+          (vec ? "the IDT-vectoring info (Linux 5.10+), the VM-exit interruption info is not in the trace"
+               : "the VM-exit interruption info (before 5.10), IDT-vectoring info is not in the trace and deliveries "
+                 "are inferred") +
+          "; decided by ";
+      std::string by;
+      auto cite = [&](const Evidence& e) {
+        if (!e.count) return;
+        by += (by.empty() ? "" : "; ") + e.what;
+        if (e.count > 1) by += " and " + std::to_string(e.count - 1) + " more line" + (e.count > 2 ? "s" : "");
+      };
+      if (vec) {
+        cite(newer_kernel_);
+        cite(info2_is_vectoring_);
+      } else {
+        cite(info2_is_exit_intr_);
+      }
+      a += by;
+    }
+    s.assumptions.push_back(a);
+    if (info_pair_conflict_) {
+      const Evidence& against = info_pair_ == InfoPairMeaning::IdtVectoring ? info2_is_exit_intr_
+                                : newer_kernel_.count                       ? newer_kernel_
+                                                                            : info2_is_vectoring_;
+      s.assumptions.push_back("the file contradicts itself about kvm_exit's info2: " + against.what + " says the other "
+                              "meaning (" + std::to_string(against.count) + " line" + (against.count > 1 ? "s" : "") +
+                              "); every 'info A B' exit is marked inferred");
+    }
+  }
   if (assumed_info2_)
     s.assumptions.push_back("kvm_exit lines with info1/info2 but without intr_info: info2 taken as IDT-vectoring "
                             "info (Linux 5.10+ VMX meaning); those exits are marked inferred");
