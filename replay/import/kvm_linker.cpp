@@ -59,6 +59,7 @@ void KvmEventLinker::learn(const TraceLine& t, uint64_t line_no) {
 }
 
 void KvmEventLinker::finish_learning() {
+  learned_ = true;
   const bool newer = newer_kernel_.count || info2_is_vectoring_.count;
   const bool older = info2_is_exit_intr_.count > 0;
   if (info_pair_exits_ && (newer || older)) {
@@ -465,25 +466,36 @@ void KvmEventLinker::on_context(const TraceLine& t, VcpuState& st) {
 }
 
 void KvmEventLinker::note_era(const TraceLine& t) {
-  if (t.event == TraceEvent::Exit) {
+  if (t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit) {
     era_intr_ |= t.exit_format == ExitFormat::IntrInfo;
     era_pair_ |= t.exit_format == ExitFormat::InfoPair;
   }
   if (t.event == TraceEvent::Entry && t.has_intr_info) era_entry_intr_ = true;
-  if (t.event == TraceEvent::InjVirq && t.reinjected_printed_era) era_virq_new_ = true;
+  if ((t.event == TraceEvent::InjVirq || t.event == TraceEvent::InjException) && t.reinjected_printed_era)
+    era_virq_new_ = true;
 }
 
 void KvmEventLinker::describe(ImportStats& s) const {
   s.vendor = saw_vmx_ && saw_svm_ ? "mixed" : saw_svm_ ? "svm" : saw_vmx_ ? "vmx" : "unknown";
   if (era_entry_intr_) s.era = "Linux 6.14+ (kvm_entry prints the injected event)";
-  else if (era_intr_ && era_virq_new_) s.era = "Linux 5.19+ (kvm_exit prints intr_info, kvm_inj_virq 'IRQ 0x..')";
+  else if (era_intr_ && era_virq_new_)
+    s.era = "Linux 5.19+ (kvm_exit prints intr_info, kvm_inj_virq / kvm_inj_exception in the 5.19+ format)";
   else if (era_intr_) s.era = "Linux 5.10+ (kvm_exit prints info1 info2 intr_info error_code)";
   else if (era_virq_new_) s.era = "Linux 5.19+ (kvm_inj_virq / kvm_inj_exception print [reinjected])";
   else if (era_pair_ && info_pair_ == InfoPairMeaning::IdtVectoring)
     s.era = "Linux 5.10+ (kvm_exit 'info A B' as trace-cmd's kvm plugin prints it; see the evidence below)";
-  else if (era_pair_) s.era = "before Linux 5.10 (kvm_exit prints 'info A B')";
+  else if (era_pair_ && info_pair_ == InfoPairMeaning::ExitIntrInfo)
+    s.era = "before Linux 5.10 (kvm_exit 'info A B' with info2 = VM-exit interruption info; see the evidence below)";
+  else if (era_pair_ && !learned_)  // trace.dat / live: the event's fields themselves lack intr_info
+    s.era = "before Linux 5.10 (kvm_exit has info1 / info2 fields but no intr_info)";
+  else if (era_pair_)  // trace-cmd's kvm plugin prints "info A B" on every kernel: no era from it alone
+    s.era = "unknown: kvm_exit 'info A B' is the kernel's format before 5.10 and trace-cmd's kvm plugin's on every "
+            "kernel";
   else s.era = "unknown (no kvm_exit with info fields)";
-  if (era_pair_ && saw_vmx_) {
+  if (era_pair_ && saw_vmx_ && !learned_)
+    s.assumptions.push_back("kvm_exit without intr_info (before 5.10): info2 is the VM-exit interruption info, "
+                            "IDT-vectoring info is not in the trace; deliveries are inferred");
+  if (era_pair_ && saw_vmx_ && learned_) {
     // What "info A B" was read as, and which lines decided it (or that none did).
     const char* kPlugin = "kvm_exit 'info A B' (the kernel's format before 5.10, trace-cmd's kvm plugin's on every kernel)";
     std::string a;

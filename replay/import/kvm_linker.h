@@ -122,6 +122,7 @@ class KvmEventLinker {
   uint64_t info_pair_exits_ = 0;
   InfoPairMeaning info_pair_ = InfoPairMeaning::Undecided;
   bool info_pair_conflict_ = false;
+  bool learned_ = false;  // finish_learning() ran: a text source (fields by print format, not by name)
 
   bool guessed_vcpu_ = false;
   bool saw_vmx_ = false, saw_svm_ = false, saw_nested_ = false, assumed_info2_ = false;

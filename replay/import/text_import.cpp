@@ -131,6 +131,7 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     bool soft_break = false;     // the physical line ended in a blank
     bool non_text = false;       // non-text bytes were replaced
     bool trace_prefix = false;   // it starts with a trace prefix
+    size_t indent = 0;           // leading blanks of its first physical line
   } p;
   uint64_t rep_non_text = 0, rep_cpu = 0, rep_marker = 0, rep_old_name = 0;
   bool header_trace_cmd = false;
@@ -218,6 +219,12 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
         (plain || cls == LineClass::Continuation) && join(false))
       continue;
     if (p.active && p.cls == LineClass::DanglingPrefix && cls != LineClass::Blank && join(true)) continue;
+    // A record pasted without prefixes continues on lines indented deeper than its first one
+    // ("  kvm_nested_vmrun: rip: ..." / "    nrip: ... int_ctl: ...").
+    const size_t indent = line.find_first_not_of(" \t");
+    if (p.active && p.cls == LineClass::Event && p.t.prefix == PrefixStyle::None && plain &&
+        indent != std::string_view::npos && indent > p.indent && join(false))
+      continue;
     finalize(p, false);
     p.active = true;
     p.cls = cls;
@@ -227,6 +234,7 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     p.soft_break = soft_break;
     p.non_text = rep.non_text;
     p.trace_prefix = trace_prefix;
+    p.indent = indent == std::string_view::npos ? 0 : indent;
     (void)last;
   }
   s.lines = line_no;
