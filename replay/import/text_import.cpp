@@ -132,6 +132,7 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     bool non_text = false;       // non-text bytes were replaced
     bool trace_prefix = false;   // it starts with a trace prefix
     size_t indent = 0;           // leading blanks of its first physical line
+    size_t last_len = 0;         // length of its last physical line
   } p;
   uint64_t rep_non_text = 0, rep_cpu = 0, rep_marker = 0, rep_old_name = 0;
   bool header_trace_cmd = false;
@@ -164,6 +165,20 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     }
     q.active = false;
   };
+  // Fields a complete line of each KVM event had (the most seen): a last line without its
+  // newline that has fewer was cut even when what is left parses.
+  std::array<uint8_t, 32> full_tokens{};
+  auto tokens_of = [](std::string_view v) {
+    uint8_t n = 0;
+    bool in = false;
+    for (char c : v) {
+      const bool blank = c == ' ' || c == '\t' || c == ',';
+      if (!blank && !in && n < 255) ++n;
+      in = !blank;
+    }
+    return n;
+  };
+  const bool ends_with_newline = text.back() == '\n';
   size_t pos = 0;
   uint64_t line_no = 0;
   TraceLine t;
@@ -205,6 +220,7 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
       p.t = jt;
       p.soft_break = soft_break;
       p.non_text |= rep.non_text;
+      p.last_len = line.size();
       ++s.joined_lines;
       return true;
     };
@@ -215,16 +231,30 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     // A KVM line cut by the wrap before its values ("kvm_exit: reason" / "EPT_VIOLATION rip ..."):
     // whatever completes it.
     if (p.active && p.cls == LineClass::BadEvent && (plain || cls == LineClass::Continuation) && join(true)) continue;
+    // ... also when the rest starts with '#' like a comment ("kvm_inj_exception:" / "#DB").
+    if (p.active && p.cls == LineClass::BadEvent && cls == LineClass::Comment && join(false)) continue;
     if (p.active && p.soft_break && (p.cls == LineClass::Event || p.cls == LineClass::BadEvent) &&
         (plain || cls == LineClass::Continuation) && join(false))
       continue;
     if (p.active && p.cls == LineClass::DanglingPrefix && cls != LineClass::Blank && join(true)) continue;
+    // A hard wrap by a mailer at 72-80 columns: the line before stopped near the limit and this
+    // line's first word would not have fitted on it.
+    if (p.active && p.cls == LineClass::Event && plain && p.last_len <= 80) {
+      const std::string_view rest = trim_left(line);
+      size_t word = 0;
+      while (word < rest.size() && rest[word] != ' ' && rest[word] != '\t') ++word;
+      if (p.last_len + 1 + word > 72 && join(false)) continue;
+    }
     // A record pasted without prefixes continues on lines indented deeper than its first one
     // ("  kvm_nested_vmrun: rip: ..." / "    nrip: ... int_ctl: ...").
     const size_t indent = line.find_first_not_of(" \t");
     if (p.active && p.cls == LineClass::Event && p.t.prefix == PrefixStyle::None && plain &&
         indent != std::string_view::npos && indent > p.indent && join(false))
       continue;
+    if (p.active && p.cls == LineClass::Event && static_cast<size_t>(p.t.event) < full_tokens.size()) {
+      uint8_t& m = full_tokens[static_cast<size_t>(p.t.event)];
+      m = std::max(m, tokens_of(p.view));
+    }
     finalize(p, false);
     p.active = true;
     p.cls = cls;
@@ -235,11 +265,16 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     p.non_text = rep.non_text;
     p.trace_prefix = trace_prefix;
     p.indent = indent == std::string_view::npos ? 0 : indent;
+    p.last_len = line.size();
     (void)last;
   }
   s.lines = line_no;
   // The last logical line: a trace line that does not parse there was cut (a paste or a file
   // copied while the tracer wrote it). It is skipped, the rest imported.
+  if (p.active && p.cls == LineClass::Event && !ends_with_newline && p.t.event != TraceEvent::Other &&
+      static_cast<size_t>(p.t.event) < full_tokens.size() &&
+      tokens_of(p.view) < full_tokens[static_cast<size_t>(p.t.event)])
+    p.cls = LineClass::BadEvent;  // cut: fewer fields than the same event's complete lines
   finalize(p, true);
   {
     static constexpr const char* kWhy[kSkipCount] = {
