@@ -306,6 +306,54 @@ TEST(RealTraces, PerfScriptWithUnknownKvmTracepoints) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The era of kvm_exit "info A B" comes from evidence, and a file that contradicts itself says so.
+
+std::string slurp_file(const std::string& path);
+std::vector<std::string> paste_of(const std::string& file);
+std::string join_lines(const std::vector<std::string>& v);
+std::string write_tmp(const std::string& name, const std::string& text);
+
+// The pckbd paste (EXTERNAL_INTERRUPT exits with a valid info2: pre-5.10 meaning) followed by
+// the 2023 Windows paste (kvm_inj_virq "[reinjected]": a 5.19+ kernel): no kernel printed both.
+// The kernel's version is a fact about every line, so it decides (SDM 28.2.4 makes the
+// EXTERNAL_INTERRUPT lines then impossible); the contradiction is said with its line, and every
+// "info A B" exit is marked inferred.
+TEST(RealTracesEra, AFileThatContradictsItselfSaysSoWithTheLines) {
+  std::vector<std::string> v = paste_of(real("qemu_pckbd_2021_vmx_prefix_on_own_line.txt"));
+  for (const std::string& l : paste_of(real("kvm_list_2023_ept_loop_windows_flowed.txt"))) v.push_back(l);
+  const std::string file = write_tmp("contradiction.txt", join_lines(v));
+  const std::string db = process_tmp("contradiction.db");
+  const Imported im = import_cli(file, "contradiction.db");
+  EXPECT_TRUE(has(im.run.out, "info2 read as the IDT-vectoring info")) << im.run.out;
+  EXPECT_TRUE(has(im.run.out, "the file contradicts itself about kvm_exit's info2: EXTERNAL_INTERRUPT exit with a "
+                              "valid info2: IDT-vectoring info is never valid there (line 5)"))
+      << im.run.out;
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 14u);
+  for (const es_record& e : exits) EXPECT_NE(e.flags & ES_FLAG_INFERRED, 0u);
+  EXPECT_EQ(exits[0].idt_vectoring_info, 0x800000fdu);
+  // `info` keeps it.
+  const CliRun r = run_cli("info '" + db + "'");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(has(r.out, "the file contradicts itself")) << r.out;
+}
+
+// Without evidence either way (only exits whose info2 reads the same in both meanings) the
+// import says nothing decided it, and keeps the pre-5.10 reading.
+TEST(RealTracesEra, NoEvidenceIsSaidAsSuch) {
+  std::vector<std::string> v;
+  for (const std::string& l : paste_of(real("qemu_pckbd_2021_vmx_prefix_on_own_line.txt")))
+    if (l.find("EXTERNAL_INTERRUPT") == std::string::npos) v.push_back(l);
+  // Drop the prefixes whose event was the EXTERNAL_INTERRUPT exit: they are now dangling.
+  const Imported im = import_cli(write_tmp("noevidence.txt", join_lines(v)), "noevidence.db");
+  EXPECT_TRUE(has(im.run.out, "nothing in the file tells which kernel printed it")) << im.run.out;
+  EXPECT_TRUE(has(im.run.out, "kernel:   unknown")) << im.run.out;
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 7u);
+  EXPECT_EQ(exits[0].idt_vectoring_info, 0u);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Damaged copies give the same events.
 
 std::string slurp_file(const std::string& path) {
