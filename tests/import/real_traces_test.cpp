@@ -74,6 +74,12 @@ Imported import_cli(const std::string& file, const std::string& db_name) {
 
 bool has(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
 
+std::string write_tmp_line(const std::string& name, const std::string& text) {
+  const std::string path = process_tmp(name);
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Each real trace, read as its header says.
 
@@ -303,6 +309,25 @@ TEST(RealTraces, PerfScriptWithUnknownKvmTracepoints) {
   const auto d = im.of_kind(ES_KIND_DECISION);
   ASSERT_EQ(d.size(), 4u);
   for (const es_record& x : d) EXPECT_EQ(x.intr_info, EntryIntrInfo::make(52, InterruptionType::ExternalInterrupt).raw());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Single lines as the kernel prints them.
+
+// kvm_entry since 6.9 prints "vcpu %u, rip 0x%lx%s" with "[immediate exit]" glued to the RIP
+// (arch/x86/kvm/trace.h, "KVM: x86: Add a tracepoint for an immediate exit"): one token
+// "0x1003[immediate", then "exit]".
+TEST(RealTracesLines, ImmediateExitGluedToTheRip) {
+  const std::string file = write_tmp_line("immediate.txt",
+      " CPU 0/KVM-5001  [002] d..1.  300.000100: kvm_entry: vcpu 0, rip 0x1003[immediate exit]\n"
+      " CPU 0/KVM-5001  [002] d..1.  300.000200: kvm_exit: vcpu 0 reason PREEMPTION_TIMER rip 0x1003 info1 "
+      "0x0000000000000000 info2 0x0000000000000000 intr_info 0x00000000 error_code 0x00000000\n");
+  const Imported im = import_cli(file, "immediate.db");
+  EXPECT_EQ(im.count("unparsed"), 0u);
+  const auto entries = im.of_kind(ES_KIND_VM_ENTRY);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].rip, 0x1003u);
+  EXPECT_NE(entries[0].flags & ES_FLAG_IMMEDIATE_EXIT, 0u);
 }
 
 // ---------------------------------------------------------------------------------------------
