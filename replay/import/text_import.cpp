@@ -165,9 +165,10 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     }
     q.active = false;
   };
-  // Fields a complete line of each KVM event had (the most seen): a last line without its
-  // newline that has fewer was cut even when what is left parses.
-  std::array<uint8_t, 32> full_tokens{};
+  // The previous line of each KVM event: a last line without its newline that has fewer fields
+  // than it was cut even when what is left parses. Kept as a view (a copy for joined lines).
+  std::array<std::string_view, 32> prev_of_event{};
+  std::array<std::string, 32> prev_copy{};
   auto tokens_of = [](std::string_view v) {
     uint8_t n = 0;
     bool in = false;
@@ -251,9 +252,10 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     if (p.active && p.cls == LineClass::Event && p.t.prefix == PrefixStyle::None && plain &&
         indent != std::string_view::npos && indent > p.indent && join(false))
       continue;
-    if (p.active && p.cls == LineClass::Event && static_cast<size_t>(p.t.event) < full_tokens.size()) {
-      uint8_t& m = full_tokens[static_cast<size_t>(p.t.event)];
-      m = std::max(m, tokens_of(p.view));
+    if (p.active && p.cls == LineClass::Event && static_cast<size_t>(p.t.event) < prev_of_event.size()) {
+      const size_t e = static_cast<size_t>(p.t.event);
+      if (p.view.data() == p.joined.data()) prev_of_event[e] = prev_copy[e] = p.view;
+      else prev_of_event[e] = p.view;
     }
     finalize(p, false);
     p.active = true;
@@ -272,8 +274,8 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
   // The last logical line: a trace line that does not parse there was cut (a paste or a file
   // copied while the tracer wrote it). It is skipped, the rest imported.
   if (p.active && p.cls == LineClass::Event && !ends_with_newline && p.t.event != TraceEvent::Other &&
-      static_cast<size_t>(p.t.event) < full_tokens.size() &&
-      tokens_of(p.view) < full_tokens[static_cast<size_t>(p.t.event)])
+      static_cast<size_t>(p.t.event) < prev_of_event.size() &&
+      tokens_of(p.view) < tokens_of(prev_of_event[static_cast<size_t>(p.t.event)]))
     p.cls = LineClass::BadEvent;  // cut: fewer fields than the same event's complete lines
   finalize(p, true);
   {
