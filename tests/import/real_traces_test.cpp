@@ -311,6 +311,57 @@ TEST(RealTraces, PerfScriptWithUnknownKvmTracepoints) {
   for (const es_record& x : d) EXPECT_EQ(x.intr_info, EntryIntrInfo::make(52, InterruptionType::ExternalInterrupt).raw());
 }
 
+TEST(RealTraces, TripleFaultWithProseBetweenTheLinesAndAnUnknownCr2) {
+  const std::string db = process_tmp("cr0wp.db");
+  const Imported im = import_cli(real("lkml_2023_cr0wp_triple_fault_with_prose.txt"), "cr0wp.db");
+  EXPECT_EQ(im.count("kvm_events"), 6u);
+  EXPECT_EQ(im.count("other_events"), 26u);  // kvmmmu tracepoints
+  EXPECT_EQ(im.count("unparsed"), 11u);      // the author's prose
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 2u);
+  EXPECT_EQ(exits[0].reason, static_cast<uint32_t>(BasicExitReason::LdtrTrAccess));
+  EXPECT_EQ(exits[1].reason, static_cast<uint32_t>(BasicExitReason::TripleFault));
+  for (const es_record& e : im.events) {
+    if (e.kind != ES_KIND_CONTEXT) {
+      EXPECT_EQ(e.vcpu, 1u);
+    }
+  }
+  const auto d = im.of_kind(ES_KIND_DECISION);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].intr_info, EntryIntrInfo::make(arch::kPF, InterruptionType::HardwareException, true).raw());
+  EXPECT_EQ(d[0].intr_error, 3u);
+  const CliRun r = run_cli("events '" + db + "'");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(has(r.out, "cr2=0x0")) << r.out;
+  ASSERT_EQ(im.of_kind(ES_KIND_DELIVERY).size(), 1u);  // inferred when the next exit came
+  for (const es_record& x : im.of_kind(ES_KIND_DELIVERY)) {
+    EXPECT_NE(x.flags & ES_FLAG_CR2_UNKNOWN, 0u);
+    EXPECT_TRUE(has(r.out, "cr2=unknown")) << r.out;
+  }
+}
+
+// A RIP the kernel printed as 0 is a real 0 (the guest faults at address 0): known, printed so.
+TEST(RealTraces, RipZeroPrintedByTheKernelIsKnown) {
+  const std::string db = process_tmp("smep.db");
+  const Imported im = import_cli(real("kvm_list_2023_smep_rip_zero_is_known.txt"), "smep.db");
+  EXPECT_EQ(im.count("kvm_events"), 3u);
+  EXPECT_EQ(im.count("unparsed"), 0u);
+  const auto entries = im.of_kind(ES_KIND_VM_ENTRY);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].rip, 0u);
+  EXPECT_EQ(entries[0].flags & ES_FLAG_RIP_UNKNOWN, 0u);
+  const auto d = im.of_kind(ES_KIND_DECISION);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].intr_error, 0x11u);
+  const auto pf = im.context(ES_CONTEXT_PAGE_FAULT);
+  ASSERT_EQ(pf.size(), 1u);
+  EXPECT_EQ(pf[0].aux64, 0x10u);
+  const CliRun r = run_cli("events '" + db + "' --kind vm_entry");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(has(r.out, "rip=0x0")) << r.out;
+  EXPECT_FALSE(has(r.out, "rip=unknown")) << r.out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Single lines as the kernel prints them.
 
