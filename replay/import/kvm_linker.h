@@ -61,6 +61,9 @@ class KvmEventLinker {
   // What the events told about the kernel and what had to be assumed: fills s.vendor, s.era
   // and appends to s.assumptions.
   void describe(ImportStats& s) const;
+  // Whether a kvm_exit or kvm_entry event said the era (a trace.dat without one reads it from
+  // its event formats instead, which are exact).
+  bool era_from_exit_or_entry() const { return era_intr_ || era_pair_ || era_entry_intr_; }
 
  private:
   // kvm_exit "reason X rip R info A B" (VMX): the kernel printed it before 5.10 with info2 =
