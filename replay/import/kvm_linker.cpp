@@ -51,6 +51,10 @@ void KvmEventLinker::learn(const TraceLine& t, uint64_t line_no) {
   if ((t.event == TraceEvent::InjVirq || t.event == TraceEvent::InjException) && t.reinjected_printed_era)
     newer_kernel_.add(line_no, at(std::string(to_string(t.event)) + " in the Linux 5.19+ format"));
   if (t.event == TraceEvent::Entry && t.has_intr_info) newer_kernel_.add(line_no, at("kvm_entry prints intr_info, Linux 6.14+"));
+  // "kvm_entry: vcpu 0" without the RIP: the kernel's own format before 5.9 (trace-cmd's kvm
+  // plugin does not reformat kvm_entry), so its kvm_exit printed info2 = VM-exit interruption info.
+  if (t.event == TraceEvent::Entry && !t.has_rip && !t.has_intr_info && t.vcpu >= 0)
+    older_kernel_.add(line_no, at("kvm_entry prints no RIP, a kernel before 5.9"));
 
   if (t.pid < 0 || t.vcpu < 0) return;
   // A thread that names two vCPUs (it should not) keeps the lower one.
@@ -61,16 +65,19 @@ void KvmEventLinker::learn(const TraceLine& t, uint64_t line_no) {
 void KvmEventLinker::finish_learning() {
   learned_ = true;
   const bool newer = newer_kernel_.count || info2_is_vectoring_.count;
-  const bool older = info2_is_exit_intr_.count > 0;
+  const bool older = older_kernel_.count || info2_is_exit_intr_.count;
   if (info_pair_exits_ && (newer || older)) {
     info_pair_conflict_ = newer && older;
     // A kernel's version is a fact about every line; one exit's reason is a fact about that
-    // line. When they disagree the kernel wins, and the disagreement is said (describe()).
-    if (newer_kernel_.count || !older) info_pair_ = InfoPairMeaning::IdtVectoring;
-    else if (!newer) info_pair_ = InfoPairMeaning::ExitIntrInfo;
-    else
-      info_pair_ = info2_is_vectoring_.count >= info2_is_exit_intr_.count ? InfoPairMeaning::IdtVectoring
-                                                                           : InfoPairMeaning::ExitIntrInfo;
+    // line. When they disagree the kernel wins, and the disagreement is said (describe()); when
+    // the kernel evidence itself disagrees, or only lines do, the larger count.
+    const uint64_t kernel_new = newer_kernel_.count, kernel_old = older_kernel_.count;
+    const uint64_t lines_new = info2_is_vectoring_.count, lines_old = info2_is_exit_intr_.count;
+    bool vec;
+    if (kernel_new != kernel_old && (!kernel_new || !kernel_old)) vec = kernel_new > 0;
+    else if (kernel_new || kernel_old) vec = kernel_new >= kernel_old;
+    else vec = lines_new >= lines_old;
+    info_pair_ = vec ? InfoPairMeaning::IdtVectoring : InfoPairMeaning::ExitIntrInfo;
   }
   pid_vcpu_.assign(learning_.begin(), learning_.end());
   std::sort(pid_vcpu_.begin(), pid_vcpu_.end());
@@ -519,15 +526,16 @@ void KvmEventLinker::describe(ImportStats& s) const {
         cite(newer_kernel_);
         cite(info2_is_vectoring_);
       } else {
+        cite(older_kernel_);
         cite(info2_is_exit_intr_);
       }
       a += by;
     }
     s.assumptions.push_back(a);
     if (info_pair_conflict_) {
-      const Evidence& against = info_pair_ == InfoPairMeaning::IdtVectoring ? info2_is_exit_intr_
-                                : newer_kernel_.count                       ? newer_kernel_
-                                                                            : info2_is_vectoring_;
+      const bool vec = info_pair_ == InfoPairMeaning::IdtVectoring;
+      const Evidence& against = vec ? (older_kernel_.count ? older_kernel_ : info2_is_exit_intr_)
+                                    : (newer_kernel_.count ? newer_kernel_ : info2_is_vectoring_);
       s.assumptions.push_back("the file contradicts itself about kvm_exit's info2: " + against.what + " says the other "
                               "meaning (" + std::to_string(against.count) + " line" + (against.count > 1 ? "s" : "") +
                               "); every 'info A B' exit is marked inferred");

@@ -121,7 +121,7 @@ class KvmEventLinker {
   // learn() evidence for the 5.10+ meaning: from the kernel's version (a print format only
   // newer kernels have) and from exits whose reason rules the other meaning out; and for the
   // pre-5.10 meaning, from exits whose reason rules out IDT-vectoring.
-  Evidence newer_kernel_, info2_is_vectoring_, info2_is_exit_intr_;
+  Evidence newer_kernel_, older_kernel_, info2_is_vectoring_, info2_is_exit_intr_;
   uint64_t info_pair_exits_ = 0;
   InfoPairMeaning info_pair_ = InfoPairMeaning::Undecided;
   bool info_pair_conflict_ = false;

@@ -881,6 +881,8 @@ std::string_view clean_line(std::string_view line, std::string& buf, LineRepairs
   for (size_t m = s.find(" <"); m != std::string_view::npos; m = s.find(" <", m + 1)) {
     if (m + 2 < s.size() && (s[m + 2] == '-' || s[m + 2] == '=' || s[m + 2] == '<')) {
       s = s.substr(0, m);
+      // ... and the blanks before it, which would read as a mailer's soft line break.
+      while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
       r.marker = true;
       break;
     }
