@@ -186,7 +186,6 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
   std::string clean_buf;
   while (pos < text.size()) {
     size_t nl = text.find('\n', pos);
-    const bool last = nl == std::string_view::npos || nl + 1 >= text.size();
     if (nl == std::string_view::npos) nl = text.size();
     const std::string_view raw = text.substr(pos, nl - pos);
     pos = nl + 1;
@@ -199,7 +198,8 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     rep_non_text += rep.non_text;
     rep_cpu += rep.cpu_prefix;
     rep_marker += rep.marker;
-    const bool soft_break = !line.empty() && (line.back() == ' ') && line.find_first_not_of(' ') != std::string_view::npos;
+    const bool soft_break =
+        !line.empty() && line.back() == ' ' && line.find_first_not_of(' ') != std::string_view::npos;
     LineClass cls = parse_trace_line(line, t, perf_only, prefix_required);
     if (rep.cpu_prefix && t.host_cpu < 0) t.host_cpu = rep.host_cpu;
     if (cls == LineClass::Comment && (line.find("cpus=") != std::string_view::npos ||
@@ -268,7 +268,6 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     p.trace_prefix = trace_prefix;
     p.indent = indent == std::string_view::npos ? 0 : indent;
     p.last_len = line.size();
-    (void)last;
   }
   s.lines = line_no;
   // The last logical line: a trace line that does not parse there was cut (a paste or a file
