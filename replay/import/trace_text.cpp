@@ -634,7 +634,15 @@ bool parse_prefix(std::string_view p, TraceLine& out, bool perf) {
     out.host_cpu = static_cast<int32_t>(cpu);
     task = sp == std::string_view::npos ? std::string_view{} : trim(p.substr(0, sp));
   }
-  // Task: "comm-pid" (ftrace) or "comm pid" / "comm pid/tid" (perf).
+  // Task: "comm-pid" (ftrace) or "comm pid" / "comm pid/tid" (perf). Some perf-based tools put
+  // the irq-flags column after the pid ("<...> 206966 .N.. [017]"): dropped.
+  if (const size_t b = last_space(task); b != std::string_view::npos && task.size() - b - 1 <= 6) {
+    const std::string_view f = task.substr(b + 1);
+    bool flags = f.find('.') != std::string_view::npos;
+    for (char c : f)
+      if (!(c == '.' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c))) flags = false;
+    if (flags) task = trim(task.substr(0, b));
+  }
   if (!task.empty()) {
     const size_t dash = task.find_last_of('-');
     const size_t blank = last_space(task);

@@ -383,6 +383,17 @@ TEST(RealTraces, KvmApiExampleBefore59ExceptionExits) {
   EXPECT_EQ(pio[0].aux64, 0x34u);
 }
 
+TEST(RealTraces, PerfToolWithADatePrefixAndFlagsAfterThePid) {
+  const Imported im = import_cli(real("perf_monitor_2021_date_prefix_flags_after_pid.txt"), "perfmon.db");
+  EXPECT_EQ(im.count("kvm_events"), 4u);
+  EXPECT_EQ(im.count("unparsed"), 0u);
+  EXPECT_TRUE(has(im.run.out, "(perf, vmx)")) << im.run.out;
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 2u);
+  EXPECT_EQ(exits[0].intr_info, 0x800000fdu);
+  for (const es_record& e : im.events) EXPECT_EQ(e.vcpu, 20u);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Single lines as the kernel prints them.
 
