@@ -394,6 +394,27 @@ TEST(RealTraces, PerfToolWithADatePrefixAndFlagsAfterThePid) {
   for (const es_record& e : im.events) EXPECT_EQ(e.vcpu, 20u);
 }
 
+TEST(RealTraces, HyperVPreemptionTimerLoopOldNestedFormats) {
+  const Imported im = import_cli(real("kvm_list_2019_hyperv_preemption_timer_loop.txt"), "hyperv.db");
+  EXPECT_EQ(im.count("kvm_events"), 26u);
+  EXPECT_EQ(im.count("other_events"), 7u);
+  EXPECT_EQ(im.count("unparsed"), 10u);
+  EXPECT_TRUE(has(im.run.out, "decided by kvm_entry prints no RIP")) << im.run.out;
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 7u);
+  EXPECT_EQ(exits[1].reason, static_cast<uint32_t>(BasicExitReason::PreemptionTimer));
+  EXPECT_EQ(exits[1].level, 2u);  // kvm_nested_vmexit followed it
+  EXPECT_EQ(exits[0].level, 1u);  // VMRESUME: L1's own exit
+  const auto nested = im.of_kind(ES_KIND_NESTED_EXIT);
+  ASSERT_EQ(nested.size(), 3u);
+  EXPECT_EQ(nested[0].intr_info, 0x80000060u);  // external interrupt 0x60 reflected to L1
+  EXPECT_EQ(nested[1].intr_info, 0x80000050u);
+  for (const es_record& e : im.of_kind(ES_KIND_VM_ENTRY)) EXPECT_NE(e.flags & ES_FLAG_RIP_UNKNOWN, 0u);
+  const auto ue = im.context(ES_CONTEXT_USERSPACE_EXIT);
+  ASSERT_EQ(ue.size(), 2u);
+  EXPECT_EQ(ue[0].qualification, 26u);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Single lines as the kernel prints them.
 
