@@ -55,6 +55,7 @@ void KvmEventLinker::learn(const TraceLine& t, uint64_t line_no) {
   // plugin does not reformat kvm_entry), so its kvm_exit printed info2 = VM-exit interruption info.
   if (t.event == TraceEvent::Entry && !t.has_rip && !t.has_intr_info && t.vcpu >= 0)
     older_kernel_.add(line_no, at("kvm_entry prints no RIP, a kernel before 5.9"));
+  if (t.event == TraceEvent::Entry && t.has_rip) ++entries_with_rip_;
 
   if (t.pid < 0 || t.vcpu < 0) return;
   // A thread that names two vCPUs (it should not) keeps the lower one.
@@ -64,6 +65,12 @@ void KvmEventLinker::learn(const TraceLine& t, uint64_t line_no) {
 
 void KvmEventLinker::finish_learning() {
   learned_ = true;
+  // kvm_entry lines with and without the RIP in one file: the author trimmed some (Linux prints
+  // it on every kvm_entry or on none), so those without say nothing about the kernel.
+  if (entries_with_rip_ && older_kernel_.count) {
+    trimmed_entries_ = older_kernel_;
+    older_kernel_ = Evidence{};
+  }
   const bool newer = newer_kernel_.count || info2_is_vectoring_.count;
   const bool older = older_kernel_.count || info2_is_exit_intr_.count;
   if (info_pair_exits_ && (newer || older)) {
@@ -532,6 +539,10 @@ void KvmEventLinker::describe(ImportStats& s) const {
       a += by;
     }
     s.assumptions.push_back(a);
+    if (trimmed_entries_.count)
+      s.assumptions.push_back(std::to_string(trimmed_entries_.count) + " kvm_entry line" +
+                              (trimmed_entries_.count > 1 ? "s" : "") + " without the RIP beside others with it (" +
+                              trimmed_entries_.what + "): taken as trimmed, not as a kernel before 5.9");
     if (info_pair_conflict_) {
       const bool vec = info_pair_ == InfoPairMeaning::IdtVectoring;
       const Evidence& against = vec ? (older_kernel_.count ? older_kernel_ : info2_is_exit_intr_)

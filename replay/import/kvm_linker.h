@@ -121,8 +121,9 @@ class KvmEventLinker {
   // learn() evidence for the 5.10+ meaning: from the kernel's version (a print format only
   // newer kernels have) and from exits whose reason rules the other meaning out; and for the
   // pre-5.10 meaning, from exits whose reason rules out IDT-vectoring.
-  Evidence newer_kernel_, older_kernel_, info2_is_vectoring_, info2_is_exit_intr_;
+  Evidence newer_kernel_, older_kernel_, info2_is_vectoring_, info2_is_exit_intr_, trimmed_entries_;
   uint64_t info_pair_exits_ = 0;
+  uint64_t entries_with_rip_ = 0;  // a kernel that prints the RIP prints it on every kvm_entry
   InfoPairMeaning info_pair_ = InfoPairMeaning::Undecided;
   bool info_pair_conflict_ = false;
   bool learned_ = false;  // finish_learning() ran: a text source (fields by print format, not by name)

@@ -467,6 +467,18 @@ TEST(RealTracesEra, AFileThatContradictsItselfSaysSoWithTheLines) {
   EXPECT_TRUE(has(r.out, "the file contradicts itself")) << r.out;
 }
 
+// kvm_entry lines with and without the RIP in one file (the pckbd paste prints it, the CTF one
+// does not): a kernel prints it on all or none, so those without were trimmed and say nothing
+// about the kernel; the EXTERNAL_INTERRUPT lines still decide, and the import says so.
+TEST(RealTracesEra, EntriesWithAndWithoutRipAreTakenAsTrimmed) {
+  std::vector<std::string> v = paste_of(real("qemu_pckbd_2021_vmx_prefix_on_own_line.txt"));
+  for (const std::string& l : paste_of(real("ctf_kvm_challenge_pre510_no_rip_cut.txt"))) v.push_back(l);
+  const Imported im = import_cli(write_tmp("trimmed.txt", join_lines(v)), "trimmed.db");
+  EXPECT_TRUE(has(im.run.out, "4 kvm_entry lines without the RIP beside others with it")) << im.run.out;
+  EXPECT_FALSE(has(im.run.out, "decided by kvm_entry prints no RIP")) << im.run.out;
+  EXPECT_TRUE(has(im.run.out, "decided by EXTERNAL_INTERRUPT exit with a valid info2")) << im.run.out;
+}
+
 // Without evidence either way (only exits whose info2 reads the same in both meanings) the
 // import says nothing decided it, and keeps the pre-5.10 reading.
 TEST(RealTracesEra, NoEvidenceIsSaidAsSuch) {
