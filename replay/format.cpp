@@ -110,7 +110,9 @@ std::string context_text(const es_record& r) {
     }
     case ES_CONTEXT_OTHER_EVENT: return "other tracepoint" + line;
     case ES_CONTEXT_PAGE_FAULT:
-      return "kvm_page_fault addr=" + hex(r.guest_phys) + " err=" + hex(r.intr_error) + " rip=" + hex(r.rip) + line;
+      // aux64 holds the full 64-bit error code (record.h); older recordings only intr_error.
+      return "kvm_page_fault addr=" + hex(r.guest_phys) + " err=" + hex(r.aux64 | r.intr_error) +
+             " rip=" + ((r.flags & ES_FLAG_RIP_UNKNOWN) ? std::string("unknown") : hex(r.rip)) + line;
     case ES_CONTEXT_EMULATE_INSN:
       return "kvm_emulate_insn rip=" + hex(r.rip) + (r.intr_error == 1 ? " failed" : "");
     case ES_CONTEXT_PIO:
@@ -243,7 +245,8 @@ void append_event_fields(std::string& out, const Event& ev) {
       // Intercepts"), the next RIP of some intercepts; an NPF's is already shown as gpa.
       if ((r.flags & ES_FLAG_SVM) && r.aux64 && r.aux64 != r.guest_phys) append_hex(f.next() += "exitinfo2=", r.aux64);
       if (r.guest_linear) append_hex(f.next() += "gla=", r.guest_linear);
-      append_hex(f.next() += "rip=", r.rip);
+      if (r.flags & ES_FLAG_RIP_UNKNOWN) f.next() += "rip=unknown";
+      else append_hex(f.next() += "rip=", r.rip);
       if (r.instr_len) append_dec(f.next() += "len=", r.instr_len);
       break;
     }
@@ -253,7 +256,8 @@ void append_event_fields(std::string& out, const Event& ev) {
       if (info.valid()) append_event_text(f.next() += "inject=", info, r.intr_error);
       else f.next() += "no injection";
       if (info.valid() && arch::type_has_instruction_length(info.type())) append_dec(f.next() += "len=", r.instr_len);
-      append_hex(f.next() += "rip=", r.rip);
+      if (r.flags & ES_FLAG_RIP_UNKNOWN) f.next() += "rip=unknown";
+      else append_hex(f.next() += "rip=", r.rip);
       if (r.kind == ES_KIND_NESTED_ENTRY && r.qualification) append_hex(f.next() += "exception_bitmap=", r.qualification);
       break;
     }
@@ -264,8 +268,10 @@ void append_event_fields(std::string& out, const Event& ev) {
       // The CR2 of a #PF: the faulting address at its raise, what the handler finds at delivery.
       // (A raise without an address, as an import infers it, shows none rather than a made-up 0.)
       if (info.valid() && info.vector() == arch::kPF && info.type() == arch::InterruptionType::HardwareException &&
-          (r.kind == ES_KIND_DELIVERY || r.guest_linear != 0))
-        append_hex(f.next() += "cr2=", r.guest_linear);
+          (r.kind == ES_KIND_DELIVERY || r.guest_linear != 0)) {
+        if (r.flags & ES_FLAG_CR2_UNKNOWN) f.next() += "cr2=unknown";
+        else append_hex(f.next() += "cr2=", r.guest_linear);
+      }
       if (r.rip) append_hex(f.next() += "rip=", r.rip);
       break;
     }

@@ -93,6 +93,9 @@ bool Decoder::decode(const es_kvm_event& e, import::TraceLine& t) const {
     case ES_KVM_EV_PAGE_FAULT:
       t.event = TraceEvent::PageFault;
       t.a = get(kAddress);
+      // All 64 bits (u64 since 6.4): KVM's PFERR_GUEST_FINAL / PFERR_GUEST_PAGE are bits 32 / 33.
+      // The linker keeps them in the record's aux64 (record.h ES_CONTEXT_PAGE_FAULT); no RIP
+      // here (the BTF program does not read it) is recorded as unknown, not 0.
       t.b = get(kErrorCode);
       break;
     case ES_KVM_EV_EMULATE_INSN: {

@@ -146,6 +146,8 @@ int cmd_import(int argc, char** argv) {
                   static_cast<unsigned long long>(stats->unparsed), dat_file ? "records" : "lines", list.c_str(),
                   stats->unparsed > stats->unparsed_lines.size() ? ", ..." : "");
     }
+    for (const std::string& a : stats->skipped) std::printf("skipped:  %s\n", a.c_str());
+    for (const std::string& a : stats->repaired) std::printf("repaired: %s\n", a.c_str());
     for (const std::string& a : stats->assumptions) std::printf("assumed:  %s\n", a.c_str());
   }
   plugins.unload_all();  // at-exit callbacks (the plugins' own output), after DB is complete

@@ -22,10 +22,45 @@ bool same_event(uint32_t a, uint32_t b) {
 
 }  // namespace
 
-void KvmEventLinker::learn(const TraceLine& t) {
+void KvmEventLinker::learn(const TraceLine& t, uint64_t line_no) {
+  const auto at = [&](std::string what) { return what + " (line " + std::to_string(line_no) + ")"; };
   const bool exit_line = t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit ||
                          t.event == TraceEvent::NestedVmexitInject;
   if (exit_line && t.reason_known && !t.reason_numeric) (t.svm ? learned_svm_ : learned_vmx_) = true;
+  if ((t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit) && !t.svm && t.reason_known) {
+    const arch::ExitReason reason(t.reason);
+    const std::string name(arch::exit_reason_name(reason.basic_number()));
+    if (t.exit_format == ExitFormat::IntrInfo) {
+      newer_kernel_.add(line_no, at("kvm_exit prints intr_info, Linux 5.10+"));
+    } else if (t.exit_format == ExitFormat::InfoPair) {
+      ++info_pair_exits_;
+      const bool valid = (t.info2 >> 31) & 1;
+      const bool exception = reason.is(arch::BasicExitReason::ExceptionOrNmi);
+      const bool external = reason.is(arch::BasicExitReason::ExternalInterrupt);
+      // SDM Vol. 3C 28.2.2 "Information for VM Exits Due to Vectored Events": the VM-exit
+      // interruption information is valid only for exits due to an exception / NMI or an
+      // external interrupt (KVM acknowledges interrupts on exit since Linux 3.11), and always
+      // valid for those. 28.2.4 "Information for VM Exits That Occur During Event Delivery":
+      // an external interrupt is never taken in the middle of delivering another event.
+      if (valid && !exception && !external)
+        info2_is_vectoring_.add(line_no, at(name + " exit with a valid info2: only IDT-vectoring info can be valid there"));
+      else if (!valid && (exception || external))
+        info2_is_vectoring_.add(line_no, at(name + " exit with info2 not valid: its VM-exit interruption info always is"));
+      else if (valid && external)
+        info2_is_exit_intr_.add(line_no, at("EXTERNAL_INTERRUPT exit with a valid info2: IDT-vectoring info is never valid there"));
+    }
+  }
+  // Print formats of Linux 5.19+ (kvm_inj_virq "IRQ 0x.. [reinjected]", kvm_inj_exception
+  // without the error code it does not deliver) and 6.14+ (kvm_entry intr_info).
+  if ((t.event == TraceEvent::InjVirq || t.event == TraceEvent::InjException) && t.reinjected_printed_era)
+    newer_kernel_.add(line_no, at(std::string(to_string(t.event)) + " in the Linux 5.19+ format"));
+  if (t.event == TraceEvent::Entry && t.has_intr_info) newer_kernel_.add(line_no, at("kvm_entry prints intr_info, Linux 6.14+"));
+  // "kvm_entry: vcpu 0" without the RIP: the kernel's own format before 5.9 (trace-cmd's kvm
+  // plugin does not reformat kvm_entry), so its kvm_exit printed info2 = VM-exit interruption info.
+  if (t.event == TraceEvent::Entry && !t.has_rip && !t.has_intr_info && t.vcpu >= 0)
+    older_kernel_.add(line_no, at("kvm_entry prints no RIP, a kernel before 5.9"));
+  if (t.event == TraceEvent::Entry && t.has_rip) ++entries_with_rip_;
+
   if (t.pid < 0 || t.vcpu < 0) return;
   // A thread that names two vCPUs (it should not) keeps the lower one.
   auto [it, fresh] = learning_.try_emplace(t.pid, t.vcpu);
@@ -33,6 +68,28 @@ void KvmEventLinker::learn(const TraceLine& t) {
 }
 
 void KvmEventLinker::finish_learning() {
+  learned_ = true;
+  // kvm_entry lines with and without the RIP in one file: the author trimmed some (Linux prints
+  // it on every kvm_entry or on none), so those without say nothing about the kernel.
+  if (entries_with_rip_ && older_kernel_.count) {
+    trimmed_entries_ = older_kernel_;
+    older_kernel_ = Evidence{};
+  }
+  const bool newer = newer_kernel_.count || info2_is_vectoring_.count;
+  const bool older = older_kernel_.count || info2_is_exit_intr_.count;
+  if (info_pair_exits_ && (newer || older)) {
+    info_pair_conflict_ = newer && older;
+    // A kernel's version is a fact about every line; one exit's reason is a fact about that
+    // line. When they disagree the kernel wins, and the disagreement is said (describe()); when
+    // the kernel evidence itself disagrees, or only lines do, the larger count.
+    const uint64_t kernel_new = newer_kernel_.count, kernel_old = older_kernel_.count;
+    const uint64_t lines_new = info2_is_vectoring_.count, lines_old = info2_is_exit_intr_.count;
+    bool vec;
+    if (kernel_new != kernel_old && (!kernel_new || !kernel_old)) vec = kernel_new > 0;
+    else if (kernel_new || kernel_old) vec = kernel_new >= kernel_old;
+    else vec = lines_new >= lines_old;
+    info_pair_ = vec ? InfoPairMeaning::IdtVectoring : InfoPairMeaning::ExitIntrInfo;
+  }
   pid_vcpu_.assign(learning_.begin(), learning_.end());
   std::sort(pid_vcpu_.begin(), pid_vcpu_.end());
   learning_.clear();
@@ -181,6 +238,7 @@ uint64_t KvmEventLinker::raise(uint32_t word, uint32_t error) {
 void KvmEventLinker::fill_exit(es_record& r, const TraceLine& t) {
   r.reason = t.reason;
   r.rip = t.rip;
+  if (!t.has_rip) r.flags |= ES_FLAG_RIP_UNKNOWN;
   r.qualification = t.info1;
   if (t.svm) {
     // SVM: info1/info2 = EXITINFO1/2 (info2 = the faulting GPA of an NPF), intr_info =
@@ -206,8 +264,10 @@ void KvmEventLinker::fill_exit(es_record& r, const TraceLine& t) {
       r.intr_info = t.intr_info;
       r.intr_error = t.error_code;
       break;
-    case ExitFormat::InfoPair:  // before 5.10: info2 = VM-exit interruption info
-      r.intr_info = static_cast<uint32_t>(t.info2);
+    case ExitFormat::InfoPair:  // "info A B": meaning decided from the whole file (finish_learning())
+      if (info_pair_ == InfoPairMeaning::IdtVectoring) r.idt_vectoring_info = static_cast<uint32_t>(t.info2);
+      else r.intr_info = static_cast<uint32_t>(t.info2);  // before 5.10: VM-exit interruption info
+      if (info_pair_conflict_) r.flags |= ES_FLAG_INFERRED;
       break;
     case ExitFormat::Info1Info2:  // labels of the 5.10+ format, intr_info cut off: assume 5.10+ meaning
       r.idt_vectoring_info = static_cast<uint32_t>(t.info2);
@@ -230,7 +290,8 @@ void KvmEventLinker::on_exit(const TraceLine& t, VcpuState& st, uint8_t level) {
     // The next exit no longer reports the event in IDT-vectoring info: its delivery completed
     // (SDM Vol. 3C 28.2.4 "Information for VM Exits That Occur During Event Delivery"). Before
     // 5.10 the exit does not print it at all, so this is an inference either way.
-    es_record& d = push(ES_KIND_DELIVERY, ES_FLAG_INFERRED);
+    // A trace never shows the CR2 of a delivered #PF (or any delivery): not 0, unknown.
+    es_record& d = push(ES_KIND_DELIVERY, ES_FLAG_INFERRED | ES_FLAG_CR2_UNKNOWN);
     d.origin = st.chain;
     d.cause = st.last_link;
     d.intr_info = st.word;
@@ -339,7 +400,9 @@ void KvmEventLinker::on_entry(const TraceLine& t, VcpuState& st) {
     // An injection without an inj_* line: root it here, before the entry.
     root = raise(t.event_word, t.event_error);
   }
-  es_record& e = push(ES_KIND_VM_ENTRY, t.immediate_exit ? ES_FLAG_IMMEDIATE_EXIT : 0);
+  // "kvm_entry: vcpu 0" (kernels before ~4.x, and trace-cmd's plugin) says no RIP: unknown, not 0.
+  es_record& e = push(ES_KIND_VM_ENTRY, (t.immediate_exit ? ES_FLAG_IMMEDIATE_EXIT : 0) |
+                                            (t.has_rip ? 0 : ES_FLAG_RIP_UNKNOWN));
   e.rip = t.rip;
   if (t.has_intr_info) {
     e.intr_info = t.event_word;
@@ -376,9 +439,14 @@ void KvmEventLinker::on_context(const TraceLine& t, VcpuState& st) {
   c.rip = t.rip;
   switch (t.event) {
     case TraceEvent::PageFault: {
+      // kvm_page_fault's error code is 64 bits wide (since 6.4; AMD's NPF EXITINFO1 before):
+      // KVM's PFERR_GUEST_FINAL (bit 32) and PFERR_GUEST_PAGE (bit 33) say whether the fault
+      // hit the final GPA or a guest paging structure. Kept whole in aux64 (record.h).
       c.reason = kContextPageFault;
       c.guest_phys = t.a;
+      c.aux64 = t.b;
       c.intr_error = static_cast<uint32_t>(t.b);
+      if (!t.has_rip) c.flags |= ES_FLAG_RIP_UNKNOWN;
       // The GPA of the EPT violation / NPF this fault handles (kvm_exit does not print it on VMX).
       if (es_record* e = held(st.open_exit)) {
         const bool ept = (e->flags & ES_FLAG_SVM)
@@ -437,24 +505,78 @@ void KvmEventLinker::on_context(const TraceLine& t, VcpuState& st) {
 }
 
 void KvmEventLinker::note_era(const TraceLine& t) {
-  if (t.event == TraceEvent::Exit) {
+  if (t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit) {
     era_intr_ |= t.exit_format == ExitFormat::IntrInfo;
     era_pair_ |= t.exit_format == ExitFormat::InfoPair;
   }
   if (t.event == TraceEvent::Entry && t.has_intr_info) era_entry_intr_ = true;
-  if (t.event == TraceEvent::InjVirq && t.reinjected_printed_era) era_virq_new_ = true;
+  if ((t.event == TraceEvent::InjVirq || t.event == TraceEvent::InjException) && t.reinjected_printed_era)
+    era_virq_new_ = true;
 }
 
 void KvmEventLinker::describe(ImportStats& s) const {
   s.vendor = saw_vmx_ && saw_svm_ ? "mixed" : saw_svm_ ? "svm" : saw_vmx_ ? "vmx" : "unknown";
   if (era_entry_intr_) s.era = "Linux 6.14+ (kvm_entry prints the injected event)";
-  else if (era_intr_ && era_virq_new_) s.era = "Linux 5.19+ (kvm_exit prints intr_info, kvm_inj_virq 'IRQ 0x..')";
+  else if (era_intr_ && era_virq_new_)
+    s.era = "Linux 5.19+ (kvm_exit prints intr_info, kvm_inj_virq / kvm_inj_exception in the 5.19+ format)";
   else if (era_intr_) s.era = "Linux 5.10+ (kvm_exit prints info1 info2 intr_info error_code)";
-  else if (era_pair_) s.era = "before Linux 5.10 (kvm_exit prints 'info A B')";
+  else if (era_virq_new_) s.era = "Linux 5.19+ (kvm_inj_virq / kvm_inj_exception print [reinjected])";
+  else if (era_pair_ && info_pair_ == InfoPairMeaning::IdtVectoring)
+    s.era = "Linux 5.10+ (kvm_exit 'info A B' as trace-cmd's kvm plugin prints it; see the evidence below)";
+  else if (era_pair_ && info_pair_ == InfoPairMeaning::ExitIntrInfo)
+    s.era = "before Linux 5.10 (kvm_exit 'info A B' with info2 = VM-exit interruption info; see the evidence below)";
+  else if (era_pair_ && !learned_)  // trace.dat / live: the event's fields themselves lack intr_info
+    s.era = "before Linux 5.10 (kvm_exit has info1 / info2 fields but no intr_info)";
+  else if (era_pair_)  // trace-cmd's kvm plugin prints "info A B" on every kernel: no era from it alone
+    s.era = "unknown: kvm_exit 'info A B' is the kernel's format before 5.10 and trace-cmd's kvm plugin's on every "
+            "kernel";
   else s.era = "unknown (no kvm_exit with info fields)";
-  if (era_pair_ && !saw_svm_)
-    s.assumptions.push_back("kvm_exit 'info A B' (before 5.10): info2 is the VM-exit interruption info, "
+  if (era_pair_ && saw_vmx_ && !learned_)
+    s.assumptions.push_back("kvm_exit without intr_info (before 5.10): info2 is the VM-exit interruption info, "
                             "IDT-vectoring info is not in the trace; deliveries are inferred");
+  if (era_pair_ && saw_vmx_ && learned_) {
+    // What "info A B" was read as, and which lines decided it (or that none did).
+    const char* kPlugin = "kvm_exit 'info A B' (the kernel's format before 5.10, trace-cmd's kvm plugin's on every kernel)";
+    std::string a;
+    if (info_pair_ == InfoPairMeaning::Undecided) {
+      a = std::string(kPlugin) + ": nothing in the file tells which kernel printed it; info2 read as the VM-exit "
+          "interruption info (before 5.10), IDT-vectoring info is not in the trace and deliveries are inferred";
+    } else {
+      const bool vec = info_pair_ == InfoPairMeaning::IdtVectoring;
+      a = std::string(kPlugin) + ": info2 read as " +
+          (vec ? "the IDT-vectoring info (Linux 5.10+), the VM-exit interruption info is not in the trace"
+               : "the VM-exit interruption info (before 5.10), IDT-vectoring info is not in the trace and deliveries "
+                 "are inferred") +
+          "; decided by ";
+      std::string by;
+      auto cite = [&](const Evidence& e) {
+        if (!e.count) return;
+        by += (by.empty() ? "" : "; ") + e.what;
+        if (e.count > 1) by += " and " + std::to_string(e.count - 1) + " more line" + (e.count > 2 ? "s" : "");
+      };
+      if (vec) {
+        cite(newer_kernel_);
+        cite(info2_is_vectoring_);
+      } else {
+        cite(older_kernel_);
+        cite(info2_is_exit_intr_);
+      }
+      a += by;
+    }
+    s.assumptions.push_back(a);
+    if (trimmed_entries_.count)
+      s.assumptions.push_back(std::to_string(trimmed_entries_.count) + " kvm_entry line" +
+                              (trimmed_entries_.count > 1 ? "s" : "") + " without the RIP beside others with it (" +
+                              trimmed_entries_.what + "): taken as trimmed, not as a kernel before 5.9");
+    if (info_pair_conflict_) {
+      const bool vec = info_pair_ == InfoPairMeaning::IdtVectoring;
+      const Evidence& against = vec ? (older_kernel_.count ? older_kernel_ : info2_is_exit_intr_)
+                                    : (newer_kernel_.count ? newer_kernel_ : info2_is_vectoring_);
+      s.assumptions.push_back("the file contradicts itself about kvm_exit's info2: " + against.what + " says the other "
+                              "meaning (" + std::to_string(against.count) + " line" + (against.count > 1 ? "s" : "") +
+                              "); every 'info A B' exit is marked inferred");
+    }
+  }
   if (assumed_info2_)
     s.assumptions.push_back("kvm_exit lines with info1/info2 but without intr_info: info2 taken as IDT-vectoring "
                             "info (Linux 5.10+ VMX meaning); those exits are marked inferred");

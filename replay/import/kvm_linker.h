@@ -43,7 +43,9 @@ class KvmEventLinker {
 
   // Optional first pass (whole-file sources): learn which thread is which vCPU from the lines
   // that say both, so lines that name only their thread get the right vCPU.
-  void learn(const TraceLine& t);
+  // The same pass gathers the evidence that decides what kvm_exit's "info A B" means (see
+  // InfoPairMeaning); `line_no` names the line in what describe() says.
+  void learn(const TraceLine& t, uint64_t line_no = 0);
   void finish_learning();
 
   // One event, in time order. `time_ns`: relative to the session start. `line_no`: where it came
@@ -59,8 +61,27 @@ class KvmEventLinker {
   // What the events told about the kernel and what had to be assumed: fills s.vendor, s.era
   // and appends to s.assumptions.
   void describe(ImportStats& s) const;
+  // Whether a kvm_exit or kvm_entry event said the era (a trace.dat without one reads it from
+  // its event formats instead, which are exact).
+  bool era_from_exit_or_entry() const { return era_intr_ || era_pair_ || era_entry_intr_; }
 
  private:
+  // kvm_exit "reason X rip R info A B" (VMX): the kernel printed it before 5.10 with info2 =
+  // the VM-exit interruption info; trace-cmd's kvm plugin prints it on EVERY kernel, and from
+  // 5.10 the kernel's info2 is the IDT-vectoring info. Decided from the whole file (learn()).
+  enum class InfoPairMeaning : uint8_t { Undecided, ExitIntrInfo, IdtVectoring };
+  struct Evidence {
+    uint64_t count = 0;
+    uint64_t first_line = 0;
+    std::string what;  // of the first line that gave it
+    void add(uint64_t line, std::string why) {
+      if (count++ == 0) {
+        first_line = line;
+        what = std::move(why);
+      }
+    }
+  };
+
   // Per-vCPU progress of the event being injected / reinjected (KVM injects one at a time).
   struct VcpuState {
     enum class Phase : uint8_t { Idle, Decided, Entered, Exited };
@@ -96,6 +117,16 @@ class KvmEventLinker {
   std::vector<int32_t> guessed_pids_;
   uint16_t cur_vcpu_ = 0, last_vcpu_ = 0;
   uint64_t cur_time_ = 0, cur_line_ = 0;
+
+  // learn() evidence for the 5.10+ meaning: from the kernel's version (a print format only
+  // newer kernels have) and from exits whose reason rules the other meaning out; and for the
+  // pre-5.10 meaning, from exits whose reason rules out IDT-vectoring.
+  Evidence newer_kernel_, older_kernel_, info2_is_vectoring_, info2_is_exit_intr_, trimmed_entries_;
+  uint64_t info_pair_exits_ = 0;
+  uint64_t entries_with_rip_ = 0;  // a kernel that prints the RIP prints it on every kvm_entry
+  InfoPairMeaning info_pair_ = InfoPairMeaning::Undecided;
+  bool info_pair_conflict_ = false;
+  bool learned_ = false;  // finish_learning() ran: a text source (fields by print format, not by name)
 
   bool guessed_vcpu_ = false;
   bool saw_vmx_ = false, saw_svm_ = false, saw_nested_ = false, assumed_info2_ = false;

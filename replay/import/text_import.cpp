@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -29,6 +30,11 @@ struct Line {
   TraceLine t;
   uint64_t line_no = 0;
 };
+
+std::string_view trim_left(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  return s;
+}
 
 bool looks_binary(std::string_view text) {
   const size_t n = std::min<size_t>(text.size(), 65536);
@@ -65,6 +71,13 @@ std::string import_config_json(const ImportStats& s, std::string_view file) {
   for (size_t i = 0; i < s.assumptions.size(); ++i)
     j += std::string(i ? ", " : "") + "\"" + json_escape(s.assumptions[i]) + "\"";
   j += "]";
+  auto list = [&](const char* key, const std::vector<std::string>& v) {
+    j += std::string(", \"") + key + "\": [";
+    for (size_t i = 0; i < v.size(); ++i) j += std::string(i ? ", " : "") + "\"" + json_escape(v[i]) + "\"";
+    j += "]";
+  };
+  list("skipped", s.skipped);
+  list("repaired", s.repaired);
   if (s.file_version) {
     j += ", \"file_version\": " + num(s.file_version) + ", \"uname\": \"" + json_escape(s.uname) +
          "\", \"cpus\": " + num(s.cpus) + ", \"clock\": \"" + json_escape(s.clock) +
@@ -90,9 +103,6 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
   if (text.size() >= 10 && text.substr(0, 3) == "\x17\x08\x44" && text.substr(3, 7) == "tracing")
     return fail("'" + file + "' is a binary trace-cmd trace.dat file, not trace text; import it with --format trace.dat "
                 "(or --format auto).");
-  if (looks_binary(text))
-    return fail("'" + file + "' is binary data, not trace text; give the output of 'cat trace', 'trace-cmd report' "
-                "or 'perf script'.");
 
   const bool perf_only = options.format == FormatChoice::Perf;
   const bool prefix_required = options.format != FormatChoice::Auto;
@@ -101,8 +111,16 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
   std::vector<Line> lines;
   lines.reserve(text.size() / 96 + 16);
 
-  // Logical lines: a line wrapped by a mailer continues with field words only; a prefix whose
-  // event went to the next line is joined to it.
+  // Logical lines: a line wrapped by a mailer continues with field words only (or, after a
+  // KVM line that does not parse yet, with any text that completes it); a prefix whose event
+  // went to the next line is joined to it; a line that ends in a blank was broken by a
+  // format=flowed mailer (RFC 3676 4.2 "soft line break") and continues on the next line.
+  enum Skip : uint8_t { kSkipText, kSkipBadKvm, kSkipBadTrace, kSkipBinary, kSkipCut, kSkipCount };
+  struct SkipList {
+    uint64_t count = 0;
+    std::vector<uint64_t> lines;
+  };
+  std::array<SkipList, kSkipCount> skips;
   struct Pending {
     bool active = false;
     LineClass cls = LineClass::Blank;
@@ -110,80 +128,185 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     std::string_view view;
     std::string joined;
     TraceLine t;
-    bool last_physical = false;  // it is (or ends with) the file's last line
+    bool soft_break = false;     // the physical line ended in a blank
+    bool non_text = false;       // non-text bytes were replaced
+    bool trace_prefix = false;   // it starts with a trace prefix
+    size_t indent = 0;           // leading blanks of its first physical line
+    size_t last_len = 0;         // length of its last physical line
   } p;
+  uint64_t rep_non_text = 0, rep_cpu = 0, rep_marker = 0, rep_old_name = 0;
   bool header_trace_cmd = false;
-  auto note_unparsed = [&](uint64_t n) {
+  auto skip = [&](Skip why, uint64_t n) {
     ++s.unparsed;
     if (s.unparsed_lines.size() < kMaxListedLines) s.unparsed_lines.push_back(n);
+    ++skips[why].count;
+    if (skips[why].lines.size() < kMaxListedLines) skips[why].lines.push_back(n);
   };
-  auto finalize = [&](Pending& q) {
+  auto finalize = [&](Pending& q, bool last_of_file) {
     if (!q.active) return;
     switch (q.cls) {
       case LineClass::Event:
         if (q.t.event == TraceEvent::Other) ++s.other_events;
         else ++s.kvm_events;
+        if (q.t.old_name) ++rep_old_name;
         lines.push_back(Line{q.t, q.line_no});
         break;
       case LineClass::Blank:
       case LineClass::Comment: ++s.comment_lines; break;
-      default: note_unparsed(q.line_no); break;
+      default: {
+        const bool tracey = q.cls == LineClass::BadEvent || q.cls == LineClass::DanglingPrefix || q.trace_prefix;
+        if (last_of_file && tracey) skip(kSkipCut, q.line_no);
+        else if (q.cls == LineClass::BadEvent) skip(kSkipBadKvm, q.line_no);
+        else if (tracey) skip(kSkipBadTrace, q.line_no);
+        else if (q.non_text) skip(kSkipBinary, q.line_no);
+        else skip(kSkipText, q.line_no);
+        break;
+      }
     }
     q.active = false;
+  };
+  // The previous line of each KVM event: a last line without its newline that has fewer fields
+  // than it was cut even when what is left parses. Kept as a view (a copy for joined lines).
+  std::array<std::string_view, 32> prev_of_event{};
+  std::array<std::string, 32> prev_copy{};
+  auto tokens_of = [](std::string_view v) {
+    uint8_t n = 0;
+    bool in = false;
+    for (char c : v) {
+      const bool blank = c == ' ' || c == '\t' || c == ',';
+      if (!blank && !in && n < 255) ++n;
+      in = !blank;
+    }
+    return n;
   };
   const bool ends_with_newline = text.back() == '\n';
   size_t pos = 0;
   uint64_t line_no = 0;
   TraceLine t;
+  std::string clean_buf;
   while (pos < text.size()) {
     size_t nl = text.find('\n', pos);
-    const bool last = nl == std::string_view::npos || nl + 1 >= text.size();
     if (nl == std::string_view::npos) nl = text.size();
     const std::string_view raw = text.substr(pos, nl - pos);
     pos = nl + 1;
     ++line_no;
     bool quoted = false;
-    const std::string_view line = strip_quotes(raw, &quoted);
+    const std::string_view unquoted = strip_quotes(raw, &quoted);
     if (quoted) ++s.quoted_lines;
-    const LineClass cls = parse_trace_line(line, t, perf_only, prefix_required);
+    LineRepairs rep;
+    const std::string_view line = clean_line(unquoted, clean_buf, rep);
+    rep_non_text += rep.non_text;
+    rep_cpu += rep.cpu_prefix;
+    rep_marker += rep.marker;
+    const bool soft_break =
+        !line.empty() && line.back() == ' ' && line.find_first_not_of(' ') != std::string_view::npos;
+    LineClass cls = parse_trace_line(line, t, perf_only, prefix_required);
+    if (rep.cpu_prefix && t.host_cpu < 0) t.host_cpu = rep.host_cpu;
     if (cls == LineClass::Comment && (line.find("cpus=") != std::string_view::npos ||
                                       line.find("version = ") != std::string_view::npos))
       header_trace_cmd = true;
+    const bool trace_prefix = cls != LineClass::Event && cls != LineClass::Comment && has_trace_prefix(line);
     // Joins `line` to the pending one when the result parses as a line of the accepted class.
     auto join = [&](bool accept_bad) {
-      std::string joined = std::string(p.view) + " " + std::string(line);
+      std::string joined = std::string(p.view);
+      if (!joined.empty() && joined.back() != ' ') joined += ' ';
+      joined += trim_left(line);
       TraceLine jt;
       const LineClass jc = parse_trace_line(joined, jt, perf_only, prefix_required);
       if (jc != LineClass::Event && !(jc == LineClass::BadEvent && accept_bad)) return false;
+      if (jc == LineClass::Event && p.t.host_cpu < 0 && jt.host_cpu < 0) jt.host_cpu = p.t.host_cpu;
       p.joined = std::move(joined);
       p.view = p.joined;
       p.cls = jc;
       p.t = jt;
-      p.last_physical = last;
+      p.soft_break = soft_break;
+      p.non_text |= rep.non_text;
+      p.last_len = line.size();
       ++s.joined_lines;
       return true;
     };
-    if (p.active && cls == LineClass::Continuation &&
-        (p.cls == LineClass::Event || p.cls == LineClass::BadEvent) && p.t.event != TraceEvent::Other &&
-        p.t.event != TraceEvent::None && join(p.cls == LineClass::BadEvent))
+    const bool pending_kvm = p.active && (p.cls == LineClass::Event || p.cls == LineClass::BadEvent) &&
+                             p.t.event != TraceEvent::Other && p.t.event != TraceEvent::None;
+    const bool plain = cls == LineClass::Text && !trace_prefix;  // no trace line of its own
+    if (pending_kvm && cls == LineClass::Continuation && join(p.cls == LineClass::BadEvent)) continue;
+    // A KVM line cut by the wrap before its values ("kvm_exit: reason" / "EPT_VIOLATION rip ..."):
+    // whatever completes it.
+    if (p.active && p.cls == LineClass::BadEvent && (plain || cls == LineClass::Continuation) && join(true)) continue;
+    // ... also when the rest starts with '#' like a comment ("kvm_inj_exception:" / "#DB").
+    if (p.active && p.cls == LineClass::BadEvent && cls == LineClass::Comment && join(false)) continue;
+    if (p.active && p.soft_break && (p.cls == LineClass::Event || p.cls == LineClass::BadEvent) &&
+        (plain || cls == LineClass::Continuation) && join(false))
       continue;
     if (p.active && p.cls == LineClass::DanglingPrefix && cls != LineClass::Blank && join(true)) continue;
-    finalize(p);
+    // A hard wrap by a mailer at 72-80 columns: the line before stopped near the limit and this
+    // line's first word would not have fitted on it.
+    if (p.active && p.cls == LineClass::Event && plain && p.last_len <= 80) {
+      const std::string_view rest = trim_left(line);
+      size_t word = 0;
+      while (word < rest.size() && rest[word] != ' ' && rest[word] != '\t') ++word;
+      if (p.last_len + 1 + word > 72 && join(false)) continue;
+    }
+    // A record pasted without prefixes continues on lines indented deeper than its first one
+    // ("  kvm_nested_vmrun: rip: ..." / "    nrip: ... int_ctl: ...").
+    const size_t indent = line.find_first_not_of(" \t");
+    if (p.active && p.cls == LineClass::Event && p.t.prefix == PrefixStyle::None && plain &&
+        indent != std::string_view::npos && indent > p.indent && join(false))
+      continue;
+    if (p.active && p.cls == LineClass::Event && static_cast<size_t>(p.t.event) < prev_of_event.size()) {
+      const size_t e = static_cast<size_t>(p.t.event);
+      if (p.view.data() == p.joined.data()) prev_of_event[e] = prev_copy[e] = p.view;
+      else prev_of_event[e] = p.view;
+    }
+    finalize(p, false);
     p.active = true;
     p.cls = cls;
     p.line_no = line_no;
-    p.view = line;
+    p.view = line.data() == clean_buf.data() ? std::string_view(p.joined = std::string(line)) : line;
     p.t = t;
-    p.last_physical = last;
+    p.soft_break = soft_break;
+    p.non_text = rep.non_text;
+    p.trace_prefix = trace_prefix;
+    p.indent = indent == std::string_view::npos ? 0 : indent;
+    p.last_len = line.size();
   }
   s.lines = line_no;
-  // A file cut in the middle of a KVM line (no final newline, the line does not parse).
-  if (p.active && p.last_physical && !ends_with_newline && p.cls == LineClass::BadEvent)
-    return fail("trace file '" + file + "' ends in the middle of line " + std::to_string(p.line_no) +
-                " (the trace is truncated); copy the whole trace again or delete that last line.");
-  finalize(p);
+  // The last logical line: a trace line that does not parse there was cut (a paste or a file
+  // copied while the tracer wrote it). It is skipped, the rest imported.
+  if (p.active && p.cls == LineClass::Event && !ends_with_newline && p.t.event != TraceEvent::Other &&
+      static_cast<size_t>(p.t.event) < prev_of_event.size() &&
+      tokens_of(p.view) < tokens_of(prev_of_event[static_cast<size_t>(p.t.event)]))
+    p.cls = LineClass::BadEvent;  // cut: fewer fields than the same event's complete lines
+  finalize(p, true);
+  {
+    static constexpr const char* kWhy[kSkipCount] = {
+        "not trace text (prose, quoted mail, logs of other programs)",
+        "KVM tracepoint lines whose fields did not parse (an unknown name or format)",
+        "trace lines whose event did not parse",
+        "binary data, not text",
+        "the last line, cut in the middle of a record",
+    };
+    for (size_t i = 0; i < kSkipCount; ++i) {
+      if (!skips[i].count) continue;
+      std::string l = std::to_string(skips[i].count) + (skips[i].count == 1 ? " line (" : " lines (");
+      for (size_t k = 0; k < skips[i].lines.size(); ++k) l += (k ? ", " : "") + std::to_string(skips[i].lines[k]);
+      if (skips[i].count > skips[i].lines.size()) l += ", ...";
+      s.skipped.push_back(l + "): " + kWhy[i]);
+    }
+    auto repaired = [&](uint64_t n, const char* what) {
+      if (n) s.repaired.push_back(std::to_string(n) + (n == 1 ? " line: " : " lines: ") + what);
+    };
+    repaired(s.joined_lines, "joined to the line they continue (wrapped by a mailer, or a prefix on its own line)");
+    repaired(s.quoted_lines, "mail quote marks removed");
+    repaired(rep_non_text, "non-text bytes (NUL, control, non-ASCII) read as blanks");
+    repaired(rep_cpu, "a leading 'CPU n:' tag removed (its number kept as the host CPU)");
+    repaired(rep_marker, "a trailing marker ('<--', '<==', '<<<' and what follows) removed");
+    repaired(rep_old_name, "an old VMX exit name (PENDING_INTERRUPT = INTERRUPT_WINDOW, exit 7)");
+  }
 
   if (s.kvm_events == 0) {
+    if (looks_binary(text))
+      return fail("'" + file + "' is binary data, not trace text; give the output of 'cat trace', 'trace-cmd report' "
+                  "or 'perf script'.");
     if (options.format != FormatChoice::Auto)
       return fail("'" + file + "' has no KVM trace events in the " + format_name(options.format) +
                   " format; check the file or try --format auto.");
@@ -234,7 +357,7 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     std::stable_sort(lines.begin(), lines.end(), [](const Line& a, const Line& b) { return a.t.time_ns < b.t.time_ns; });
 
   KvmEventLinker linker;
-  for (const Line& l : lines) linker.learn(l.t);
+  for (const Line& l : lines) linker.learn(l.t, l.line_no);
   linker.finish_learning();
   out.records.reserve(lines.size() + lines.size() / 4);
   // Settled records are handed out as the link goes, so the linker's queue stays short and
@@ -379,6 +502,8 @@ std::string describe_import_config(std::string_view j) {
          " CPUs" + (str("clock").empty() ? "" : ", clock " + str("clock"));
     if (raw("lost_events") != "0") o += kIndent + raw("lost_events") + " events lost in the kernel's ring buffer";
   }
+  for (const std::string& a : strs("skipped")) o += kIndent + std::string("skipped: ") + a;
+  for (const std::string& a : strs("repaired")) o += kIndent + std::string("repaired: ") + a;
   for (const std::string& a : strs("assumptions")) o += kIndent + std::string("assumed: ") + a;
   return o;
 }

@@ -68,6 +68,10 @@ struct ImportStats {
   uint64_t quoted_lines = 0;   // lines that had mail quote marks
   uint64_t unparsed = 0;       // lines (records) not understood (never dropped silently)
   std::vector<uint64_t> unparsed_lines;  // their numbers (trace.dat: record indexes), the first kMaxListedLines
+  // What was skipped and why, and what was repaired, one sentence each ("3 lines (7, 9, 12):
+  // not trace text (prose, other logs)"); kept in the session, shown by import and info.
+  std::vector<std::string> skipped;
+  std::vector<std::string> repaired;
   uint64_t out_of_order = 0;   // lines older than the previous one (sorted by timestamp)
   uint64_t records = 0;        // records written
   std::string vendor;          // "vmx", "svm", "mixed", "unknown"
@@ -89,8 +93,10 @@ struct ParsedTrace {
   std::string config_json;         // {"import": {...}} for the session row
 };
 
-// Parses trace text. Errors (one sentence naming `name`): nothing KVM in it, binary data,
-// truncated last line.
+// Parses trace text. What can be repaired is (wrapped lines, mail quotes, "CPU n:" tags,
+// trailing markers, non-text bytes); lines that cannot are skipped and counted by reason (a last
+// line cut mid-record among them). Error (one sentence naming `name`) only when nothing usable
+// is left: no KVM event in it (binary data, prose, another tracer's output).
 Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions& options, std::string_view name);
 
 // Reads FILE, parses it and writes DB: first DB.partial, renamed to DB only once complete, so

@@ -556,7 +556,7 @@ class DatReader {
     s.clock = layout_.clock;
     s.records = linker_.records_made();
     linker_.describe(s);
-    if (s.era.rfind("unknown", 0) == 0) s.era = era_from_formats();
+    if (!linker_.era_from_exit_or_entry()) s.era = era_from_formats();
     if (s.kvm_events == 0)
       return Error{"trace.dat '" + name_ + "' has no KVM events (" + std::to_string(s.lines) +
                    " records of other events); record with the kvm events enabled, e.g. 'trace-cmd record -e kvm'."};

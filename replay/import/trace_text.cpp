@@ -185,6 +185,19 @@ bool all_lower(std::string_view s) {
   return true;
 }
 
+// Names KVM printed for a VMX exit reason before it renamed them, and that trace-cmd's kvm
+// plugin (libtraceevent plugin_kvm.c, its own VMX_EXIT_REASONS table) still prints on every
+// kernel: exit 7 was EXIT_REASON_PENDING_INTERRUPT until Linux 5.6 renamed it INTERRUPT_WINDOW
+// (SDM Vol. 3D Appendix C "VMX Basic Exit Reasons": 7 = interrupt window).
+struct OldVmxName {
+  std::string_view name;
+  uint16_t basic;
+};
+constexpr OldVmxName kOldVmxNames[] = {
+    {"PENDING_INTERRUPT", 7},
+    {"INTERRUPT_PENDING", 7},
+};
+
 // VMX basic exit reason by KVM's name: the exact spelling through a table built once, other
 // spellings ("EXIT_REASON_...", lower case) through arch::exit_reason_from_name. -1 if unknown.
 int vmx_exit_reason(std::string_view name) {
@@ -221,6 +234,27 @@ size_t parse_reason(std::string_view name, std::string_view next, TraceLine& out
       return 1;
     }
   }
+  // trace-cmd's kvm plugin names SVM exceptions "EXIT_EXCP_GP" (0x40 + vector, AMD APM Vol. 2
+  // Appendix C "SVM Intercept Exit Codes").
+  if (std::string_view e = name; e.substr(0, 5) == "EXIT_" || e.substr(0, 9) == "SVM_EXIT_") {
+    e.remove_prefix(e[0] == 'S' ? 9 : 5);
+    if (e.size() > 5 && e.substr(0, 5) == "EXCP_") {
+      const int v = exception_vector(e.substr(5));
+      if (v >= 0) {
+        out.svm = true;
+        out.reason_known = true;
+        out.reason = 0x40u + static_cast<uint32_t>(v);
+        return 1;
+      }
+    }
+  }
+  for (const OldVmxName& o : kOldVmxNames)
+    if (name == o.name) {
+      out.reason = o.basic;
+      out.reason_known = true;
+      out.old_name = true;
+      return 1;
+    }
   const int basic = vmx_exit_reason(name);
   if (basic >= 0) {
     out.reason = static_cast<uint32_t>(basic);
@@ -334,10 +368,17 @@ bool parse_entry_body(const Tokens& tk, TraceLine& out) {
       have_vcpu = true;
       i += 2;
     } else if (key == "rip") {
-      if (!parse_hex(v, x)) return false;
+      // The kernel prints "rip 0x%lx%s" with "[immediate exit]" right after the number (6.9+).
+      const size_t bracket = v.find('[');
+      if (!parse_hex(v.substr(0, bracket), x)) return false;
       out.rip = x;
       out.has_rip = true;
       i += 2;
+      if (bracket != std::string_view::npos) {
+        if (v.substr(bracket) != "[immediate" || tk[i] != "exit]") return false;
+        out.immediate_exit = true;
+        ++i;
+      }
     } else if (key == "intr_info") {
       if (!parse_hex32(v, out.event_word)) return false;
       out.has_intr_info = true;
@@ -574,7 +615,15 @@ bool parse_prefix(std::string_view p, TraceLine& out, bool perf) {
     out.host_cpu = static_cast<int32_t>(cpu);
     task = sp == std::string_view::npos ? std::string_view{} : trim(p.substr(0, sp));
   }
-  // Task: "comm-pid" (ftrace) or "comm pid" / "comm pid/tid" (perf).
+  // Task: "comm-pid" (ftrace) or "comm pid" / "comm pid/tid" (perf). Some perf-based tools put
+  // the irq-flags column after the pid ("<...> 206966 .N.. [017]"): dropped.
+  if (const size_t b = last_space(task); b != std::string_view::npos && task.size() - b - 1 <= 6) {
+    const std::string_view f = task.substr(b + 1);
+    bool flags = f.find('.') != std::string_view::npos;
+    for (char c : f)
+      if (!(c == '.' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c))) flags = false;
+    if (flags) task = trim(task.substr(0, b));
+  }
   if (!task.empty()) {
     const size_t dash = task.find_last_of('-');
     const size_t blank = last_space(task);
@@ -751,6 +800,84 @@ std::string_view strip_quotes(std::string_view line, bool* quoted) {
   return line;
 }
 
+std::string_view clean_line(std::string_view line, std::string& buf, LineRepairs& r) {
+  r = LineRepairs{};
+  // Bytes no tracer prints: NUL and other control bytes, and anything outside ASCII (a mailer's
+  // non-breaking spaces and their mojibake, binary data around a paste). Runs become one blank.
+  bool dirty = false;
+  for (char c : line) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u >= 0x80 || (u < 0x20 && c != '\t')) {
+      dirty = true;
+      break;
+    }
+  }
+  std::string_view s = line;
+  if (dirty) {
+    buf.clear();
+    bool blank = false;
+    for (char c : line) {
+      const unsigned char u = static_cast<unsigned char>(c);
+      if (u >= 0x80 || (u < 0x20 && c != '\t')) {
+        if (!blank) buf += ' ';
+        blank = true;
+      } else {
+        buf += c;
+        blank = false;
+      }
+    }
+    r.non_text = true;
+    s = buf;
+  }
+  // A leading "CPU 0:" / "CPU0:" / "cpu 0:" tag (not QEMU's "CPU 0/KVM" thread name, which
+  // has a '/' after the number).
+  {
+    size_t i = 0;
+    while (i < s.size() && is_space(s[i])) ++i;
+    if (s.size() - i > 4 && (s.substr(i, 3) == "CPU" || s.substr(i, 3) == "cpu")) {
+      size_t j = i + 3;
+      while (j < s.size() && s[j] == ' ') ++j;
+      const size_t d = j;
+      while (j < s.size() && is_digit(s[j])) ++j;
+      uint64_t n = 0;
+      if (j > d && j < s.size() && s[j] == ':' && (j + 1 == s.size() || is_space(s[j + 1])) &&
+          parse_dec(s.substr(d, j - d), n) && n <= 0xFFFF) {
+        r.cpu_prefix = true;
+        r.host_cpu = static_cast<int32_t>(n);
+        s.remove_prefix(j + 1);
+      }
+    }
+  }
+  // A trailing author marker: " <--", " <==", " <<" and what follows ("<-------- [1]", "<== here").
+  for (size_t m = s.find(" <"); m != std::string_view::npos; m = s.find(" <", m + 1)) {
+    if (m + 2 < s.size() && (s[m + 2] == '-' || s[m + 2] == '=' || s[m + 2] == '<')) {
+      s = s.substr(0, m);
+      // ... and the blanks before it, which would read as a mailer's soft line break.
+      while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+      r.marker = true;
+      break;
+    }
+  }
+  if (s.data() == line.data() && s.size() == line.size()) return line;
+  if (s.data() != buf.data()) {  // a view into `line`: copy so the caller may keep `buf` only
+    std::string tmp(s);
+    buf = std::move(tmp);
+    s = buf;
+  }
+  return s;
+}
+
+bool has_trace_prefix(std::string_view line) {
+  const Tokens tk(trim(line));
+  for (size_t i = 0; i < tk.n && i < 8; ++i) {
+    std::string_view t = tk[i];
+    if (t.size() < 4 || t.back() != ':') continue;
+    uint64_t ns = 0;
+    if (parse_timestamp(t.substr(0, t.size() - 1), ns)) return true;
+  }
+  return false;
+}
+
 LineClass parse_trace_line(std::string_view line, TraceLine& out, bool perf_only, bool prefix_required) {
   out = TraceLine{};
   const std::string_view s = trim(line);
@@ -759,6 +886,7 @@ LineClass parse_trace_line(std::string_view line, TraceLine& out, bool perf_only
 
   // Find "kvm_<name>:" (perf: "kvm:kvm_<name>:") at a word start.
   size_t pos = 0;
+  size_t unknown_kvm = std::string_view::npos;  // first "kvm_<name>:" of a tracepoint not in kEvents
   while ((pos = s.find("kvm_", pos)) != std::string_view::npos) {
     const bool word_start = pos == 0 || is_space(s[pos - 1]) || s[pos - 1] == ':';
     size_t end = pos;
@@ -766,6 +894,8 @@ LineClass parse_trace_line(std::string_view line, TraceLine& out, bool perf_only
     if (word_start && end < s.size() && s[end] == ':') {
       const TraceEvent ev = event_from_name(s.substr(pos, end - pos));
       const bool perf = pos >= 4 && s.substr(pos - 4, 4) == "kvm:";
+      if (ev == TraceEvent::None && unknown_kvm == std::string_view::npos && (!perf_only || perf))
+        unknown_kvm = pos;
       if (ev != TraceEvent::None && (!perf_only || perf)) {
         const std::string_view prefix = s.substr(0, perf ? pos - 4 : pos);
         if (!parse_prefix(prefix, out, perf) || (prefix_required && out.prefix < PrefixStyle::Ftrace)) {
@@ -778,6 +908,19 @@ LineClass parse_trace_line(std::string_view line, TraceLine& out, bool perf_only
       }
     }
     pos = end > pos ? end : pos + 1;
+  }
+  // Another KVM tracepoint (kvm_fpu, kvm_ack_irq, kvm_set_irq, ...): context, with or without a
+  // prefix, as trace.dat import and the live recorder classify it (trace_dat.cpp: any event
+  // not in kEvents is Other).
+  if (unknown_kvm != std::string_view::npos) {
+    const bool perf = unknown_kvm >= 4 && s.substr(unknown_kvm - 4, 4) == "kvm:";
+    TraceLine t;
+    if (parse_prefix(s.substr(0, perf ? unknown_kvm - 4 : unknown_kvm), t, perf) &&
+        !(prefix_required && t.prefix < PrefixStyle::Ftrace)) {
+      out = t;
+      out.event = TraceEvent::Other;
+      return LineClass::Event;
+    }
   }
   // Another tracepoint: "<prefix> secs.usecs: name: ..." (perf: "sys:name:").
   for (size_t colon = s.find(": "); colon != std::string_view::npos; colon = s.find(": ", colon + 1)) {

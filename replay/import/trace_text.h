@@ -81,6 +81,7 @@ struct TraceLine {
   uint32_t reason = 0;         // VMX: full 32-bit exit reason; SVM: exit code
   bool has_rip = false;
   uint64_t rip = 0;
+  bool old_name = false;       // the reason was printed by a name KVM no longer uses (PENDING_INTERRUPT)
   uint64_t info1 = 0, info2 = 0;
   bool has_info2 = false;
   bool has_intr_info = false;
@@ -117,6 +118,22 @@ enum class LineClass : uint8_t {
 
 // Removes mail quote marks ("> ", ">> ", "> > ") and the line end.
 std::string_view strip_quotes(std::string_view line, bool* quoted = nullptr);
+
+// What clean_line() repaired in one line.
+struct LineRepairs {
+  bool non_text = false;     // NUL, control or non-ASCII bytes (mojibake of a mailer, binary around the text)
+  bool cpu_prefix = false;   // a leading "CPU 0:" / "cpu0:" tag some pastes carry (its number kept as host CPU)
+  bool marker = false;       // a trailing author marker: "<-------- [1]", "<== here", "<<< this one"
+  int32_t host_cpu = -1;     // from the "CPU n:" tag
+};
+// The line as the tracer printed it: non-text bytes become blanks, a leading "CPU n:" tag and a
+// trailing "<--" / "<==" / "<<<" marker are removed. Returns `line` itself when nothing was
+// changed, else a view of `buf`. Never reads outside `line`.
+std::string_view clean_line(std::string_view line, std::string& buf, LineRepairs& r);
+
+// True if the line starts with a trace prefix ("comm-pid [cpu] flags secs.usecs:" or
+// "secs.usecs:") whatever follows: a line of a trace even when its event did not parse.
+bool has_trace_prefix(std::string_view line);
 
 // Classifies and parses one (already unquoted, possibly joined) line. `perf_only`: accept only
 // perf's "kvm:event:" form; `prefix_required`: refuse lines without a "[cpu] time:" prefix

@@ -107,7 +107,9 @@ enum {
 enum {
   ES_CONTEXT_VMCS_FIELD = 0,           /* hv dump_vmcs: aux = VMCS field encoding, aux64 = value */
   ES_CONTEXT_OTHER_EVENT = 0x100,      /* another tracepoint, kept for context */
-  ES_CONTEXT_PAGE_FAULT = 0x101,       /* kvm_page_fault: guest_phys = address, intr_error = error code */
+  ES_CONTEXT_PAGE_FAULT = 0x101,       /* kvm_page_fault: guest_phys = address, aux64 = the full 64-bit
+                                          error code (KVM's PFERR_GUEST_FINAL / GUEST_PAGE are bits 32 / 33),
+                                          intr_error = its low 32 bits (recordings before aux64 have only these) */
   ES_CONTEXT_EMULATE_INSN = 0x102,     /* kvm_emulate_insn: rip, bytes[0..aux), intr_error = 1 if failed */
   ES_CONTEXT_PIO = 0x103,              /* kvm_pio: qualification = port, aux64 = value, instr_len = size,
                                           intr_error = 1 if write */
@@ -125,6 +127,10 @@ enum {
 #define ES_FLAG_INFERRED      (1u << 1)  /* causal link inferred, not observed */
 #define ES_FLAG_IMMEDIATE_EXIT (1u << 2) /* entry with an immediate exit requested */
 #define ES_FLAG_SVM           (1u << 3)  /* reason / fields use SVM meanings */
+#define ES_FLAG_RIP_UNKNOWN   (1u << 4)  /* the source did not say the RIP (e.g. "kvm_entry: vcpu 0"): rip = 0
+                                            means unknown, printers show "rip=unknown" */
+#define ES_FLAG_CR2_UNKNOWN   (1u << 5)  /* delivered #PF whose CR2 the source did not say (an inferred
+                                            delivery of an imported trace): guest_linear means unknown */
 
 struct es_record {
   __u16 version;            /* ES_RECORD_VERSION */

@@ -1,0 +1,693 @@
+// exitscope import on KVM traces people pasted into public bug reports and patch threads
+// (tests/data/import/real: each file's header names its source and the reading expected of it,
+// written before the import was run). Every test runs the real `exitscope import` binary and
+// reads back the SQLite file it wrote, as a user would; the damaged-copy tests make the usual
+// paste damage (72-column wraps, "CPU n:" tags, author markers, a cut last line, binary bytes
+// around the text) and check the same events come out, with exactly what was skipped said.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "hv/arch/event_info.h"
+#include "hv/arch/exceptions.h"
+#include "hv/arch/exit_reason.h"
+#include "replay/recording.h"
+#include "tests/support/cli_run.h"
+
+namespace es::test {
+namespace {
+
+using arch::BasicExitReason;
+using arch::EntryIntrInfo;
+using arch::InterruptionType;
+
+std::string real(const std::string& name) { return std::string(ES_IMPORT_DATA) + "/real/" + name; }
+
+struct Imported {
+  CliRun run;                     // what `exitscope import` printed
+  std::vector<es_record> events;  // by id
+  std::string config_json;
+  std::vector<es_record> of_kind(uint16_t kind) const {
+    std::vector<es_record> v;
+    for (const es_record& r : events)
+      if (r.kind == kind) v.push_back(r);
+    return v;
+  }
+  std::vector<es_record> context(uint32_t reason) const {
+    std::vector<es_record> v;
+    for (const es_record& r : events)
+      if (r.kind == ES_KIND_CONTEXT && r.reason == reason) v.push_back(r);
+    return v;
+  }
+  // A number of the session's import facts ("kvm_events", "other_events", "unparsed").
+  uint64_t count(const std::string& key) const {
+    const std::string k = "\"" + key + "\": ";
+    const size_t at = config_json.find(k);
+    return at == std::string::npos ? UINT64_MAX : std::stoull(config_json.substr(at + k.size()));
+  }
+};
+
+// `exitscope import FILE -o DB --force`, then the recording read back.
+Imported import_cli(const std::string& file, const std::string& db_name) {
+  Imported im;
+  const std::string db = process_tmp(db_name);
+  im.run = run_cli("import '" + file + "' -o '" + db + "' --force");
+  EXPECT_EQ(im.run.code, 0) << im.run.err;
+  if (im.run.code != 0) return im;
+  auto rec = replay::Recording::open(db);
+  EXPECT_TRUE(rec) << (rec ? "" : rec.error());
+  if (!rec) return im;
+  EXPECT_TRUE(replay::query_events(rec->db(), "", {}, [&](const replay::Event& e) {
+    im.events.push_back(e.rec);
+    return true;
+  }));
+  auto s = rec->session();
+  EXPECT_TRUE(s);
+  if (s) im.config_json = s->config_json;
+  return im;
+}
+
+bool has(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
+
+std::string write_tmp_line(const std::string& name, const std::string& text) {
+  const std::string path = process_tmp(name);
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Each real trace, read as its header says.
+
+TEST(RealTraces, QemuPckbdPrefixOnItsOwnLineAndPendingInterrupt) {
+  const Imported im = import_cli(real("qemu_pckbd_2021_vmx_prefix_on_own_line.txt"), "pckbd.db");
+  EXPECT_EQ(im.count("kvm_events"), 19u);
+  EXPECT_EQ(im.count("other_events"), 12u);  // tracing_mark_write, kvm_ack_irq
+  EXPECT_EQ(im.count("unparsed"), 0u);
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 10u);
+  // EXTERNAL_INTERRUPT with a valid info2: that is the VM-exit interruption info (SDM 28.2.2),
+  // never IDT-vectoring (28.2.4): the pre-5.10 meaning, for the whole file.
+  EXPECT_EQ(exits[0].reason, static_cast<uint32_t>(BasicExitReason::ExternalInterrupt));
+  EXPECT_EQ(exits[0].intr_info, 0x800000fdu);
+  EXPECT_EQ(exits[0].idt_vectoring_info, 0u);
+  EXPECT_EQ(exits[7].reason, static_cast<uint32_t>(BasicExitReason::InterruptWindow));  // PENDING_INTERRUPT
+  EXPECT_EQ(exits[7].rip, 0x22dau);
+  EXPECT_TRUE(has(im.run.out, "repaired: 1 line: an old VMX exit name")) << im.run.out;
+  EXPECT_TRUE(has(im.run.out, "EXTERNAL_INTERRUPT exit with a valid info2")) << im.run.out;
+  const auto entries = im.of_kind(ES_KIND_VM_ENTRY);
+  ASSERT_EQ(entries.size(), 9u);
+  for (const es_record& e : entries) {
+    EXPECT_EQ(e.flags & ES_FLAG_RIP_UNKNOWN, 0u);
+    EXPECT_NE(e.rip, 0u);
+    EXPECT_EQ(e.vcpu, 0u);
+  }
+}
+
+TEST(RealTraces, CtfChallengeEntriesWithoutRipAndACutLastLine) {
+  const std::string db = process_tmp("ctf.db");
+  const Imported im = import_cli(real("ctf_kvm_challenge_pre510_no_rip_cut.txt"), "ctf.db");
+  EXPECT_EQ(im.count("kvm_events"), 12u);
+  EXPECT_EQ(im.count("other_events"), 5u);  // kvm_fpu: context, as trace.dat import classifies it
+  EXPECT_EQ(im.count("unparsed"), 1u);
+  EXPECT_TRUE(has(im.run.out, "skipped:  1 line (29): the last line, cut in the middle of a record")) << im.run.out;
+  const auto entries = im.of_kind(ES_KIND_VM_ENTRY);
+  ASSERT_EQ(entries.size(), 4u);
+  for (const es_record& e : entries) EXPECT_NE(e.flags & ES_FLAG_RIP_UNKNOWN, 0u);
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 3u);
+  EXPECT_EQ(exits[0].intr_info, 0x800000f6u);
+  EXPECT_EQ(exits[1].qualification, 0xe90008u);  // IN from port 0xe9 (SDM Table 28-5)
+  // Printed as unknown, never as zero; and `info` keeps what was skipped.
+  CliRun r = run_cli("events '" + db + "' --kind vm_entry");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(has(r.out, "rip=unknown")) << r.out;
+  EXPECT_FALSE(has(r.out, "rip=0x0")) << r.out;
+  r = run_cli("info '" + db + "'");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(has(r.out, "skipped: 1 line (29): the last line, cut in the middle of a record")) << r.out;
+}
+
+// The reinjection loop of the 2023 report: both the flowed (trailing-blank) wraps of the Windows
+// trace and the quoted, mojibake-filled Intel trace read as one chain of an interrupt found in
+// IDT-vectoring info again and again.
+void expect_reinjection_loop(const Imported& im, uint32_t vectoring, uint16_t vcpu, size_t n_exits) {
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), n_exits);
+  for (const es_record& e : exits) {
+    EXPECT_EQ(e.reason, static_cast<uint32_t>(BasicExitReason::EptViolation));
+    EXPECT_EQ(e.idt_vectoring_info, vectoring);  // 5.19+ ([reinjected]) and EPT_VIOLATION: IDT-vectoring
+    EXPECT_EQ(e.intr_info, 0u);
+    EXPECT_EQ(e.flags & ES_FLAG_INFERRED, 0u);
+    EXPECT_EQ(e.origin, exits[0].origin);
+    EXPECT_EQ(e.vcpu, vcpu);
+    EXPECT_EQ(e.qualification, 0x683u);
+  }
+  const auto d = im.of_kind(ES_KIND_DECISION);
+  ASSERT_FALSE(d.empty());
+  for (const es_record& x : d) {
+    EXPECT_EQ(x.reason, static_cast<uint32_t>(ES_DECISION_INJECT_REINJECTED));
+    EXPECT_EQ(x.flags & ES_FLAG_INFERRED, 0u);  // the kernel said [reinjected]
+    EXPECT_EQ(x.origin, exits[0].origin);
+  }
+  for (const es_record& pf : im.context(ES_CONTEXT_PAGE_FAULT)) EXPECT_EQ(pf.aux64, 0x683u);
+  EXPECT_EQ(im.count("unparsed"), 0u);
+  EXPECT_TRUE(has(im.run.out, "info2 read as the IDT-vectoring info")) << im.run.out;
+}
+
+TEST(RealTraces, EptLoopWindowsFlowedWrapsAfterReason) {
+  const Imported im = import_cli(real("kvm_list_2023_ept_loop_windows_flowed.txt"), "flowed.db");
+  EXPECT_EQ(im.count("kvm_events"), 15u);
+  EXPECT_EQ(im.count("other_events"), 11u);
+  expect_reinjection_loop(im, 0x800000d1u, 0, 4);
+}
+
+TEST(RealTraces, EptLoopIntelQuotedWithMojibake) {
+  const Imported im = import_cli(real("kvm_list_2023_ept_loop_intel_quoted_mojibake.txt"), "mojibake.db");
+  EXPECT_EQ(im.count("kvm_events"), 11u);
+  expect_reinjection_loop(im, 0x800000ecu, 1, 3);
+  EXPECT_TRUE(has(im.run.out, "non-text bytes")) << im.run.out;
+}
+
+TEST(RealTraces, NpfLoopAmdKeepsThe64BitErrorCode) {
+  const std::string db = process_tmp("amd.db");
+  const Imported im = import_cli(real("kvm_list_2023_npf_loop_amd_64bit_error_code.txt"), "amd.db");
+  EXPECT_EQ(im.count("kvm_events"), 8u);
+  EXPECT_EQ(im.count("unparsed"), 0u);
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 2u);
+  for (const es_record& e : exits) {
+    EXPECT_NE(e.flags & ES_FLAG_SVM, 0u);
+    EXPECT_EQ(e.reason, 0x400u);  // SVM_EXIT_NPF
+    EXPECT_EQ(e.qualification, 0x200000006u);
+    EXPECT_EQ(e.guest_phys, 0xf88eb2ff8u);
+  }
+  const auto pf = im.context(ES_CONTEXT_PAGE_FAULT);
+  ASSERT_EQ(pf.size(), 3u);
+  for (const es_record& c : pf) {
+    EXPECT_EQ(c.aux64, 0x200000006u);  // bit 33: KVM's PFERR_GUEST_PAGE
+    EXPECT_EQ(c.intr_error, 0x6u);
+  }
+  const CliRun r = run_cli("events '" + db + "' --kind context");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(has(r.out, "err=0x200000006")) << r.out;
+  // SVM's "info A B" says nothing about the kernel: no era is claimed.
+  EXPECT_TRUE(has(im.run.out, "kernel:   unknown")) << im.run.out;
+}
+
+TEST(RealTraces, SvmNpfWrappedAfterRipOnThreeVcpus) {
+  const Imported im = import_cli(real("stable_2020_svm_npf_wrapped_vcpu_info_pair.txt"), "wanpeng.db");
+  EXPECT_EQ(im.count("kvm_events"), 15u);
+  EXPECT_EQ(im.count("other_events"), 3u);
+  EXPECT_EQ(im.count("unparsed"), 0u);
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(exits[i].vcpu, i + 1);
+    EXPECT_EQ(exits[i].reason, 0x400u);
+    EXPECT_EQ(exits[i].qualification, 0x100000014u);
+    EXPECT_EQ(exits[i].guest_phys, 0xfd000u);
+  }
+  const auto pf = im.context(ES_CONTEXT_PAGE_FAULT);
+  ASSERT_EQ(pf.size(), 3u);
+  EXPECT_EQ(pf[0].vcpu, 2u);  // thread 35788 is vCPU 2 (its kvm_exit said so)
+  EXPECT_EQ(pf[0].aux64, 0x14u);
+  const auto ue = im.context(ES_CONTEXT_USERSPACE_EXIT);
+  ASSERT_EQ(ue.size(), 3u);
+  for (const es_record& u : ue) EXPECT_EQ(u.qualification, 17u);  // KVM_EXIT_INTERNAL_ERROR, from the next line
+  size_t failed = 0;
+  for (const es_record& c : im.context(ES_CONTEXT_EMULATE_INSN)) failed += c.intr_error == 1;
+  EXPECT_EQ(failed, 3u);
+}
+
+TEST(RealTraces, NestedDbVectoringOf613) {
+  const Imported im = import_cli(real("lkml_2024_nested_db_vectoring_613.txt"), "nested613.db");
+  EXPECT_EQ(im.count("kvm_events"), 18u);
+  EXPECT_EQ(im.count("unparsed"), 0u);
+  const uint32_t db_word = EntryIntrInfo::make(arch::kDB, InterruptionType::HardwareException).raw();
+  const uint32_t ud_word = EntryIntrInfo::make(arch::kUD, InterruptionType::HardwareException).raw();
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 4u);
+  EXPECT_EQ(exits[0].intr_info, 0x80000301u);  // the #DB exit itself
+  EXPECT_EQ(exits[1].idt_vectoring_info, 0x80000301u);
+  EXPECT_EQ(exits[3].idt_vectoring_info, 0x80000306u);
+  EXPECT_EQ(exits[0].level, 2u);  // kvm_nested_vmexit followed it
+  EXPECT_EQ(exits[1].level, 2u);
+  EXPECT_EQ(exits[2].level, 1u);  // no kvm_nested_vmexit after this one
+  const auto d = im.of_kind(ES_KIND_DECISION);
+  ASSERT_EQ(d.size(), 3u);
+  EXPECT_EQ(d[0].intr_info, db_word);
+  EXPECT_EQ(d[0].reason, static_cast<uint32_t>(ES_DECISION_INJECT_NEW));
+  EXPECT_EQ(d[1].reason, static_cast<uint32_t>(ES_DECISION_INJECT_REINJECTED));
+  EXPECT_EQ(d[1].origin, d[0].origin);        // "#DB [reinjected]": the same #DB
+  EXPECT_EQ(exits[1].origin, d[0].origin);    // found in IDT-vectoring
+  EXPECT_EQ(d[2].intr_info, ud_word);
+  EXPECT_NE(d[2].origin, d[0].origin);        // #UD: a new event
+  EXPECT_EQ(exits[3].origin, d[2].origin);    // its delivery hit the EPT violation
+  EXPECT_TRUE(has(im.run.out, "Linux 5.19+")) << im.run.out;
+}
+
+TEST(RealTraces, InjectionFormatsOfThe519CoverLetter) {
+  const Imported im = import_cli(real("kvm_list_2022_inj_formats_cover_letter.txt"), "cover.db");
+  EXPECT_EQ(im.count("kvm_events"), 10u);
+  EXPECT_EQ(im.count("unparsed"), 0u);
+  const auto d = im.of_kind(ES_KIND_DECISION);
+  ASSERT_EQ(d.size(), 10u);
+  EXPECT_EQ(d[0].intr_info, EntryIntrInfo::make(arch::kGP, InterruptionType::HardwareException, true).raw());
+  EXPECT_EQ(d[0].intr_error, 0u);
+  EXPECT_EQ(d[1].intr_info, EntryIntrInfo::make(arch::kUD, InterruptionType::HardwareException).raw());
+  EXPECT_EQ(d[4].intr_info, EntryIntrInfo::make(arch::kBP, InterruptionType::SoftwareException).raw());
+  EXPECT_EQ(d[5].intr_error, 0x18u);
+  EXPECT_EQ(d[5].reason, static_cast<uint32_t>(ES_DECISION_INJECT_REINJECTED));
+  EXPECT_EQ(d[6].intr_info, EntryIntrInfo::make(0x20, InterruptionType::SoftwareInterrupt).raw());
+  EXPECT_EQ(d[9].intr_info, EntryIntrInfo::make(0xf1, InterruptionType::ExternalInterrupt).raw());
+  EXPECT_EQ(d[9].reason, static_cast<uint32_t>(ES_DECISION_INJECT_NEW));
+}
+
+TEST(RealTraces, SvmIdleHaltTimeOnlyPrefixes) {
+  const Imported im = import_cli(real("kvm_list_2024_svm_idle_halt_time_only.txt"), "idle.db");
+  EXPECT_EQ(im.count("kvm_events"), 18u);
+  EXPECT_EQ(im.count("other_events"), 6u);  // kvm_apic_ipi, kvm_apic
+  EXPECT_EQ(im.count("unparsed"), 0u);
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 5u);
+  const uint32_t want[] = {0x64, 0x7c, 0x78, 0x64, 0x7c};  // vintr, msr, hlt (AMD APM Vol. 2 App. C)
+  for (size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(exits[i].reason, want[i]);
+    EXPECT_NE(exits[i].flags & ES_FLAG_SVM, 0u);
+  }
+}
+
+TEST(RealTraces, NestedSvmSmmWithoutPrefixes) {
+  const Imported im = import_cli(real("kvm_list_2021_nsvm_smm_no_prefix_indented.txt"), "smm.db");
+  EXPECT_EQ(im.count("kvm_events"), 11u);
+  EXPECT_EQ(im.count("other_events"), 3u);
+  EXPECT_EQ(im.count("unparsed"), 0u);  // the indented continuations belong to their records
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 3u);
+  EXPECT_EQ(exits[0].reason, 0x73u);  // RSM
+  EXPECT_EQ(exits[1].reason, 0x400u);
+  EXPECT_EQ(exits[1].qualification, 0x200000006u);
+  EXPECT_EQ(exits[1].guest_phys, 0x1ab000u);
+  EXPECT_EQ(exits[1].level, 2u);      // kvm_nested_vmexit followed it
+  EXPECT_EQ(exits[2].reason, 0x40u + arch::kGP);  // trace-cmd's EXIT_EXCP_GP
+  EXPECT_EQ(im.of_kind(ES_KIND_NESTED_EXIT).size(), 1u);
+  // kvm_nested_vmexit printed intr_info: the kernel is 5.10+ even though kvm_exit says "info A B".
+  EXPECT_TRUE(has(im.run.out, "Linux 5.10+")) << im.run.out;
+}
+
+TEST(RealTraces, PerfScriptWithUnknownKvmTracepoints) {
+  const Imported im = import_cli(real("blog_2022_perf_script_pic_irq.txt"), "perfblog.db");
+  EXPECT_EQ(im.count("kvm_events"), 7u);
+  EXPECT_EQ(im.count("other_events"), 12u);
+  EXPECT_EQ(im.count("unparsed"), 2u);
+  EXPECT_TRUE(has(im.run.out, "skipped:  2 lines (10, 30): not trace text")) << im.run.out;
+  const auto d = im.of_kind(ES_KIND_DECISION);
+  ASSERT_EQ(d.size(), 4u);
+  for (const es_record& x : d) EXPECT_EQ(x.intr_info, EntryIntrInfo::make(52, InterruptionType::ExternalInterrupt).raw());
+}
+
+TEST(RealTraces, TripleFaultWithProseBetweenTheLinesAndAnUnknownCr2) {
+  const std::string db = process_tmp("cr0wp.db");
+  const Imported im = import_cli(real("lkml_2023_cr0wp_triple_fault_with_prose.txt"), "cr0wp.db");
+  EXPECT_EQ(im.count("kvm_events"), 6u);
+  EXPECT_EQ(im.count("other_events"), 26u);  // kvmmmu tracepoints
+  EXPECT_EQ(im.count("unparsed"), 11u);      // the author's prose
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 2u);
+  EXPECT_EQ(exits[0].reason, static_cast<uint32_t>(BasicExitReason::LdtrTrAccess));
+  EXPECT_EQ(exits[1].reason, static_cast<uint32_t>(BasicExitReason::TripleFault));
+  for (const es_record& e : im.events) {
+    if (e.kind != ES_KIND_CONTEXT) {
+      EXPECT_EQ(e.vcpu, 1u);
+    }
+  }
+  const auto d = im.of_kind(ES_KIND_DECISION);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].intr_info, EntryIntrInfo::make(arch::kPF, InterruptionType::HardwareException, true).raw());
+  EXPECT_EQ(d[0].intr_error, 3u);
+  const CliRun r = run_cli("events '" + db + "'");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(has(r.out, "cr2=0x0")) << r.out;
+  ASSERT_EQ(im.of_kind(ES_KIND_DELIVERY).size(), 1u);  // inferred when the next exit came
+  for (const es_record& x : im.of_kind(ES_KIND_DELIVERY)) {
+    EXPECT_NE(x.flags & ES_FLAG_CR2_UNKNOWN, 0u);
+    EXPECT_TRUE(has(r.out, "cr2=unknown")) << r.out;
+  }
+}
+
+// A RIP the kernel printed as 0 is a real 0 (the guest faults at address 0): known, printed so.
+TEST(RealTraces, RipZeroPrintedByTheKernelIsKnown) {
+  const std::string db = process_tmp("smep.db");
+  const Imported im = import_cli(real("kvm_list_2023_smep_rip_zero_is_known.txt"), "smep.db");
+  EXPECT_EQ(im.count("kvm_events"), 3u);
+  EXPECT_EQ(im.count("unparsed"), 0u);
+  const auto entries = im.of_kind(ES_KIND_VM_ENTRY);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].rip, 0u);
+  EXPECT_EQ(entries[0].flags & ES_FLAG_RIP_UNKNOWN, 0u);
+  const auto d = im.of_kind(ES_KIND_DECISION);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].intr_error, 0x11u);
+  const auto pf = im.context(ES_CONTEXT_PAGE_FAULT);
+  ASSERT_EQ(pf.size(), 1u);
+  EXPECT_EQ(pf[0].aux64, 0x10u);
+  const CliRun r = run_cli("events '" + db + "' --kind vm_entry");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(has(r.out, "rip=0x0")) << r.out;
+  EXPECT_FALSE(has(r.out, "rip=unknown")) << r.out;
+}
+
+TEST(RealTraces, KvmApiExampleBefore59ExceptionExits) {
+  const Imported im = import_cli(real("kvm_api_example_pre59_exception_exits.txt"), "apiexample.db");
+  EXPECT_EQ(im.count("kvm_events"), 23u);
+  EXPECT_EQ(im.count("other_events"), 6u);
+  EXPECT_EQ(im.count("unparsed"), 0u);
+  // Decided by kvm_entry without a RIP (a kernel before 5.9 prints kvm_exit itself, "info A B"
+  // with info2 = the VM-exit interruption info).
+  EXPECT_TRUE(has(im.run.out, "decided by kvm_entry prints no RIP, a kernel before 5.9")) << im.run.out;
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 5u);
+  EXPECT_EQ(exits[0].intr_info, 0x80000b0eu);  // #PF, hardware exception, error code valid
+  EXPECT_EQ(exits[0].idt_vectoring_info, 0u);
+  EXPECT_EQ(exits[0].qualification, 0x1000u);
+  EXPECT_EQ(exits[4].intr_info, 0x80000b0du);  // #GP
+  for (const es_record& e : im.of_kind(ES_KIND_VM_ENTRY)) EXPECT_NE(e.flags & ES_FLAG_RIP_UNKNOWN, 0u);
+  const auto pio = im.context(ES_CONTEXT_PIO);
+  ASSERT_EQ(pio.size(), 2u);
+  EXPECT_EQ(pio[0].qualification, 0x3f8u);
+  EXPECT_EQ(pio[0].aux64, 0x34u);
+}
+
+TEST(RealTraces, PerfToolWithADatePrefixAndFlagsAfterThePid) {
+  const Imported im = import_cli(real("perf_monitor_2021_date_prefix_flags_after_pid.txt"), "perfmon.db");
+  EXPECT_EQ(im.count("kvm_events"), 4u);
+  EXPECT_EQ(im.count("unparsed"), 0u);
+  EXPECT_TRUE(has(im.run.out, "(perf, vmx)")) << im.run.out;
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 2u);
+  EXPECT_EQ(exits[0].intr_info, 0x800000fdu);
+  for (const es_record& e : im.events) EXPECT_EQ(e.vcpu, 20u);
+}
+
+TEST(RealTraces, HyperVPreemptionTimerLoopOldNestedFormats) {
+  const Imported im = import_cli(real("kvm_list_2019_hyperv_preemption_timer_loop.txt"), "hyperv.db");
+  EXPECT_EQ(im.count("kvm_events"), 26u);
+  EXPECT_EQ(im.count("other_events"), 7u);
+  EXPECT_EQ(im.count("unparsed"), 10u);
+  EXPECT_TRUE(has(im.run.out, "decided by kvm_entry prints no RIP")) << im.run.out;
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 7u);
+  EXPECT_EQ(exits[1].reason, static_cast<uint32_t>(BasicExitReason::PreemptionTimer));
+  EXPECT_EQ(exits[1].level, 2u);  // kvm_nested_vmexit followed it
+  EXPECT_EQ(exits[0].level, 1u);  // VMRESUME: L1's own exit
+  const auto nested = im.of_kind(ES_KIND_NESTED_EXIT);
+  ASSERT_EQ(nested.size(), 3u);
+  EXPECT_EQ(nested[0].intr_info, 0x80000060u);  // external interrupt 0x60 reflected to L1
+  EXPECT_EQ(nested[1].intr_info, 0x80000050u);
+  for (const es_record& e : im.of_kind(ES_KIND_VM_ENTRY)) EXPECT_NE(e.flags & ES_FLAG_RIP_UNKNOWN, 0u);
+  const auto ue = im.context(ES_CONTEXT_USERSPACE_EXIT);
+  ASSERT_EQ(ue.size(), 2u);
+  EXPECT_EQ(ue[0].qualification, 26u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Single lines as the kernel prints them.
+
+// kvm_entry since 6.9 prints "vcpu %u, rip 0x%lx%s" with "[immediate exit]" glued to the RIP
+// (arch/x86/kvm/trace.h, "KVM: x86: Add a tracepoint for an immediate exit"): one token
+// "0x1003[immediate", then "exit]".
+TEST(RealTracesLines, ImmediateExitGluedToTheRip) {
+  const std::string file = write_tmp_line("immediate.txt",
+      " CPU 0/KVM-5001  [002] d..1.  300.000100: kvm_entry: vcpu 0, rip 0x1003[immediate exit]\n"
+      " CPU 0/KVM-5001  [002] d..1.  300.000200: kvm_exit: vcpu 0 reason PREEMPTION_TIMER rip 0x1003 info1 "
+      "0x0000000000000000 info2 0x0000000000000000 intr_info 0x00000000 error_code 0x00000000\n");
+  const Imported im = import_cli(file, "immediate.db");
+  EXPECT_EQ(im.count("unparsed"), 0u);
+  const auto entries = im.of_kind(ES_KIND_VM_ENTRY);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].rip, 0x1003u);
+  EXPECT_NE(entries[0].flags & ES_FLAG_IMMEDIATE_EXIT, 0u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The era of kvm_exit "info A B" comes from evidence, and a file that contradicts itself says so.
+
+std::string slurp_file(const std::string& path);
+std::vector<std::string> paste_of(const std::string& file);
+std::string join_lines(const std::vector<std::string>& v);
+std::string write_tmp(const std::string& name, const std::string& text);
+
+// The pckbd paste (EXTERNAL_INTERRUPT exits with a valid info2: pre-5.10 meaning) followed by
+// the 2023 Windows paste (kvm_inj_virq "[reinjected]": a 5.19+ kernel): no kernel printed both.
+// The kernel's version is a fact about every line, so it decides (SDM 28.2.4 makes the
+// EXTERNAL_INTERRUPT lines then impossible); the contradiction is said with its line, and every
+// "info A B" exit is marked inferred.
+TEST(RealTracesEra, AFileThatContradictsItselfSaysSoWithTheLines) {
+  std::vector<std::string> v = paste_of(real("qemu_pckbd_2021_vmx_prefix_on_own_line.txt"));
+  for (const std::string& l : paste_of(real("kvm_list_2023_ept_loop_windows_flowed.txt"))) v.push_back(l);
+  const std::string file = write_tmp("contradiction.txt", join_lines(v));
+  const std::string db = process_tmp("contradiction.db");
+  const Imported im = import_cli(file, "contradiction.db");
+  EXPECT_TRUE(has(im.run.out, "info2 read as the IDT-vectoring info")) << im.run.out;
+  EXPECT_TRUE(has(im.run.out, "the file contradicts itself about kvm_exit's info2: EXTERNAL_INTERRUPT exit with a "
+                              "valid info2: IDT-vectoring info is never valid there (line 5)"))
+      << im.run.out;
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 14u);
+  for (const es_record& e : exits) EXPECT_NE(e.flags & ES_FLAG_INFERRED, 0u);
+  EXPECT_EQ(exits[0].idt_vectoring_info, 0x800000fdu);
+  // `info` keeps it.
+  const CliRun r = run_cli("info '" + db + "'");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(has(r.out, "the file contradicts itself")) << r.out;
+}
+
+// kvm_entry lines with and without the RIP in one file (the pckbd paste prints it, the CTF one
+// does not): a kernel prints it on all or none, so those without were trimmed and say nothing
+// about the kernel; the EXTERNAL_INTERRUPT lines still decide, and the import says so.
+TEST(RealTracesEra, EntriesWithAndWithoutRipAreTakenAsTrimmed) {
+  std::vector<std::string> v = paste_of(real("qemu_pckbd_2021_vmx_prefix_on_own_line.txt"));
+  for (const std::string& l : paste_of(real("ctf_kvm_challenge_pre510_no_rip_cut.txt"))) v.push_back(l);
+  const Imported im = import_cli(write_tmp("trimmed.txt", join_lines(v)), "trimmed.db");
+  EXPECT_TRUE(has(im.run.out, "4 kvm_entry lines without the RIP beside others with it")) << im.run.out;
+  EXPECT_FALSE(has(im.run.out, "decided by kvm_entry prints no RIP")) << im.run.out;
+  EXPECT_TRUE(has(im.run.out, "decided by EXTERNAL_INTERRUPT exit with a valid info2")) << im.run.out;
+}
+
+// Without evidence either way (only exits whose info2 reads the same in both meanings) the
+// import says nothing decided it, and keeps the pre-5.10 reading.
+TEST(RealTracesEra, NoEvidenceIsSaidAsSuch) {
+  std::vector<std::string> v;
+  for (const std::string& l : paste_of(real("qemu_pckbd_2021_vmx_prefix_on_own_line.txt")))
+    if (l.find("EXTERNAL_INTERRUPT") == std::string::npos) v.push_back(l);
+  // Drop the prefixes whose event was the EXTERNAL_INTERRUPT exit: they are now dangling.
+  const Imported im = import_cli(write_tmp("noevidence.txt", join_lines(v)), "noevidence.db");
+  EXPECT_TRUE(has(im.run.out, "nothing in the file tells which kernel printed it")) << im.run.out;
+  EXPECT_TRUE(has(im.run.out, "kernel:   unknown")) << im.run.out;
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 7u);
+  EXPECT_EQ(exits[0].idt_vectoring_info, 0u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Damaged copies give the same events.
+
+std::string slurp_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> v;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    v.push_back(text.substr(pos, nl - pos));
+    pos = nl + 1;
+  }
+  return v;
+}
+
+// The paste without the fixture's own header (its '#' lines before the first other line).
+std::vector<std::string> paste_of(const std::string& file) {
+  std::vector<std::string> v = lines_of(slurp_file(file));
+  size_t i = 0;
+  while (i < v.size() && !v[i].empty() && v[i][0] == '#') ++i;
+  return std::vector<std::string>(v.begin() + static_cast<long>(i), v.end());
+}
+
+std::string join_lines(const std::vector<std::string>& v) {
+  std::string s;
+  for (const std::string& l : v) s += l + "\n";
+  return s;
+}
+
+// A mail client's hard wrap at 72 columns: break at the last blank before the limit, drop it;
+// quoted text is wrapped inside its quote marks, which each piece repeats.
+std::string wrap72(const std::vector<std::string>& v) {
+  std::string s;
+  for (std::string l : v) {
+    while (!l.empty() && l.back() == ' ') l.pop_back();  // a hard-wrapping client drops trailing blanks
+    size_t q = 0;
+    while (q < l.size() && (l[q] == '>' || (q > 0 && l[q] == ' ' && l[q - 1] == '>'))) ++q;
+    const std::string quote = l.substr(0, q);
+    l = l.substr(q);
+    const size_t width = 72 - quote.size();
+    while (l.size() > width) {
+      size_t cut = l.rfind(' ', width);
+      if (cut == std::string::npos || cut == 0 || l.find_first_not_of(' ') >= cut) break;
+      s += quote + l.substr(0, cut) + "\n";
+      l = l.substr(cut + 1);
+    }
+    s += quote + l + "\n";
+  }
+  return s;
+}
+
+// A line of the trace (not the author's prose or comments): authors tag and mark those.
+bool is_trace_line(const std::string& l) {
+  const size_t b = l.find_first_not_of(" >");
+  return b != std::string::npos && l[b] != '#' && l.find("kvm") != std::string::npos;
+}
+
+std::string write_tmp(const std::string& name, const std::string& text) {
+  const std::string path = process_tmp(name);
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
+// Compares what a user reads: every record's decoded fields and links (CONTEXT records' aux is
+// the line number, which the damage moves).
+void expect_same_events(const Imported& a, const Imported& b) {
+  ASSERT_EQ(a.events.size(), b.events.size());
+  for (size_t i = 0; i < a.events.size(); ++i) {
+    SCOPED_TRACE("record " + std::to_string(i + 1));
+    const es_record& x = a.events[i];
+    const es_record& y = b.events[i];
+    EXPECT_EQ(x.kind, y.kind);
+    EXPECT_EQ(x.reason, y.reason);
+    EXPECT_EQ(x.vcpu, y.vcpu);
+    EXPECT_EQ(x.level, y.level);
+    EXPECT_EQ(x.flags, y.flags);
+    EXPECT_EQ(x.time_ns, y.time_ns);
+    EXPECT_EQ(x.rip, y.rip);
+    EXPECT_EQ(x.qualification, y.qualification);
+    EXPECT_EQ(x.guest_phys, y.guest_phys);
+    EXPECT_EQ(x.intr_info, y.intr_info);
+    EXPECT_EQ(x.intr_error, y.intr_error);
+    EXPECT_EQ(x.idt_vectoring_info, y.idt_vectoring_info);
+    EXPECT_EQ(x.aux64, y.aux64);
+    EXPECT_EQ(x.cause, y.cause);
+    EXPECT_EQ(x.origin, y.origin);
+    if (x.kind != ES_KIND_CONTEXT) {
+      EXPECT_EQ(x.aux, y.aux);
+    }
+  }
+}
+
+const char* const kDamaged[] = {
+    "qemu_pckbd_2021_vmx_prefix_on_own_line.txt", "ctf_kvm_challenge_pre510_no_rip_cut.txt",
+    "lkml_2024_nested_db_vectoring_613.txt",      "kvm_list_2024_svm_idle_halt_time_only.txt",
+    "stable_2020_svm_npf_wrapped_vcpu_info_pair.txt", "kvm_list_2023_ept_loop_windows_flowed.txt",
+    "kvm_list_2023_npf_loop_amd_64bit_error_code.txt", "blog_2022_perf_script_pic_irq.txt",
+    "kvm_api_example_pre59_exception_exits.txt",      "lkml_2023_cr0wp_triple_fault_with_prose.txt",
+};
+
+// Runs `damage` on each fixture's paste and checks the import gives the clean paste's events;
+// `check` sees both imports for what the damage should add to the report.
+void damaged_gives_same_events(const std::string& tag, const std::function<std::string(const std::vector<std::string>&)>& damage,
+                               const std::function<void(const Imported&, const Imported&)>& check = {}) {
+  int n = 0;
+  for (const char* name : kDamaged) {
+    SCOPED_TRACE(std::string(name) + " " + tag);
+    const std::vector<std::string> paste = paste_of(real(name));
+    const std::string clean = write_tmp("clean" + std::to_string(n) + ".txt", join_lines(paste));
+    const std::string bad = write_tmp(tag + std::to_string(n) + ".txt", damage(paste));
+    const Imported a = import_cli(clean, "clean" + std::to_string(n) + ".db");
+    const Imported b = import_cli(bad, tag + std::to_string(n) + ".db");
+    ++n;
+    if (::testing::Test::HasFailure()) return;
+    EXPECT_EQ(a.count("kvm_events"), b.count("kvm_events"));
+    EXPECT_EQ(a.count("other_events"), b.count("other_events"));
+    expect_same_events(a, b);
+    if (check) check(a, b);
+  }
+}
+
+TEST(RealTracesDamaged, WrappedAt72ColumnsGivesTheSameEvents) {
+  damaged_gives_same_events("wrapped", wrap72, [](const Imported& a, const Imported& b) {
+    // Trace lines all come back whole; the author's prose may wrap into more (skipped) lines.
+    if (a.count("unparsed") == 0) EXPECT_EQ(b.count("unparsed"), 0u);
+    else EXPECT_GE(b.count("unparsed"), a.count("unparsed"));
+    EXPECT_FALSE(has(b.run.out, "did not parse")) << b.run.out;
+  });
+}
+
+TEST(RealTracesDamaged, CpuPrefixesGiveTheSameEvents) {
+  damaged_gives_same_events("cpu", [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const std::string& l : v) {
+      // Inside the mail quote marks, where the pasted text starts.
+      const size_t q = l.find_first_not_of("> ");
+      s += is_trace_line(l) && q != std::string::npos ? l.substr(0, q) + "CPU 0: " + l.substr(q) + "\n" : l + "\n";
+    }
+    return s;
+  }, [](const Imported& a, const Imported& b) {
+    EXPECT_EQ(a.count("unparsed"), b.count("unparsed"));
+    EXPECT_TRUE(has(b.run.out, "'CPU n:' tag removed")) << b.run.out;
+  });
+}
+
+TEST(RealTracesDamaged, TrailingAuthorMarkersGiveTheSameEvents) {
+  damaged_gives_same_events("marker", [](const std::vector<std::string>& v) {
+    std::string s;
+    size_t i = 0;
+    for (const std::string& l : v) {
+      std::string m;
+      if (is_trace_line(l)) m = (i++ % 2) ? "   <== here" : "  <-------- [1]";
+      s += l + m + "\n";
+    }
+    return s;
+  }, [](const Imported& a, const Imported& b) {
+    EXPECT_EQ(a.count("unparsed"), b.count("unparsed"));
+    EXPECT_TRUE(has(b.run.out, "trailing marker")) << b.run.out;
+  });
+}
+
+TEST(RealTracesDamaged, BinaryBytesAroundTheTextGiveTheSameEventsAndAreSaid) {
+  damaged_gives_same_events("binary", [](const std::vector<std::string>& v) {
+    std::string junk;
+    for (int i = 0; i < 300; ++i) junk += static_cast<char>((i * 131 + 7) & 0xff);
+    for (char& c : junk)
+      if (c == '\n') c = 0;
+    return junk + "\n" + join_lines(v) + junk;
+  }, [](const Imported& a, const Imported& b) {
+    EXPECT_EQ(a.count("unparsed") + 2, b.count("unparsed"));
+    EXPECT_TRUE(has(b.run.out, "binary data, not text")) << b.run.out;
+  });
+}
+
+TEST(RealTracesDamaged, ALastLineCutMidRecordIsSkippedAndSaid) {
+  damaged_gives_same_events("cut", [](const std::vector<std::string>& v) {
+    // The paste again up to its last trace line, which is cut in the middle and has no newline.
+    std::string s = join_lines(v);
+    for (size_t i = v.size(); i > 0; --i)
+      if (is_trace_line(v[i - 1]) && v[i - 1].find("kvm") != std::string::npos) {
+        const std::string& l = v[i - 1];
+        return s + l.substr(0, l.find("kvm") + (l.size() - l.find("kvm")) / 2);
+      }
+    return s;
+  }, [](const Imported& a, const Imported& b) {
+    EXPECT_EQ(a.count("unparsed") + 1, b.count("unparsed"));
+    EXPECT_TRUE(has(b.run.out, "the last line, cut in the middle of a record")) << b.run.out;
+  });
+}
+
+}  // namespace
+}  // namespace es::test
