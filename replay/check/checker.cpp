@@ -8,6 +8,8 @@
 
 #include "hv/arch/controls.h"
 #include "hv/arch/event_info.h"
+#include "hv/arch/exceptions.h"
+#include "hv/arch/exit_qualification.h"
 #include "hv/arch/exit_reason.h"
 #include "replay/chains.h"
 #include "replay/format.h"
@@ -103,6 +105,9 @@ struct Checker::State {
   std::unordered_map<uint16_t, L1Intercepts> l1;
   // no-progress-loop: the current run of identical exits per (vCPU, level).
   std::unordered_map<uint32_t, ExitRun> exit_runs;
+  // nmi-unblocking-ignored: per (vCPU, level), the last VM exit that reported NMI unblocking due
+  // to IRET and has not been followed by a VM entry yet.
+  std::unordered_map<uint32_t, es_record> nmi_unblocked;
 
   void report(Violation v) { out.push_back(std::move(v)); }
 };
@@ -353,6 +358,50 @@ void finish_no_progress_loop(State& st) {
   for (uint32_t key : keys) flush_exit_run(st, st.exit_runs[key]);
 }
 
+// --- nmi-unblocking-ignored --------------------------------------------------------------
+// SDM Vol. 3C 28.2.3 / Table 28-7 and 28.2.2: an EPT violation (exit qualification bit 12) or an
+// exception / NMI exit (VM-exit interruption info bit 12, not for #DF, not with valid
+// IDT-vectoring info) that happened while IRET was unblocking NMIs reports it; IRET is then
+// re-executed, so 31.7.1.2 "Resuming Guest Software after Handling an Exception" has the VMM set
+// blocking by NMI in the guest interruptibility state before it resumes the guest. Otherwise an
+// NMI pending now is injected at the IRET and re-enters the handler it was waiting for. KVM:
+// vmx_recover_nmi_blocking(), handle_ept_violation(). Needs the entered interruptibility state,
+// which only recordings of the built-in core have (RFLAGS recorded: bit 1 set).
+bool reports_nmi_unblocking(const es_record& r) {
+  if (!is_vmx(r) || IdtVectoringInfo(r.idt_vectoring_info).valid()) return false;
+  const arch::ExitReason reason(r.reason);
+  if (reason.is(arch::BasicExitReason::EptViolation))
+    return arch::EptViolationQual(r.qualification).nmi_unblocking_due_to_iret();
+  if (reason.is(arch::BasicExitReason::ExceptionOrNmi)) {
+    const arch::ExitIntrInfo info(r.intr_info);
+    return info.valid() && info.vector() != arch::kDF && info.nmi_unblocking_due_to_iret();
+  }
+  return false;
+}
+
+void rule_nmi_unblocking_ignored(State& st, const es_record& r) {
+  if (r.kind == ES_KIND_VM_EXIT) {
+    if (reports_nmi_unblocking(r)) st.nmi_unblocked[stream_key(r)] = r;
+    return;
+  }
+  if (r.kind != ES_KIND_VM_ENTRY || !is_vmx(r)) return;
+  const auto it = st.nmi_unblocked.find(stream_key(r));
+  if (it == st.nmi_unblocked.end()) return;
+  const es_record exit = it->second;
+  st.nmi_unblocked.erase(it);
+  const bool state_recorded = (r.aux64 & arch::rflags::kFixed1) != 0;
+  if (!state_recorded || (r.aux & arch::interruptibility::kBlockingByNmi)) return;
+  const EntryIntrInfo inj(r.intr_info);
+  st.report(make(RuleId::NmiUnblockingIgnored, r, r.origin, {exit.id, r.id},
+                 kind_text(r) + " #" + num(r.id) + " (" + where(r) + ") resumes the guest at rip " + hex(r.rip) +
+                     " with interruptibility " + hex(r.aux) + " (no blocking by NMI) after VM exit #" + num(exit.id) +
+                     " reported NMI unblocking due to IRET" +
+                     (inj.valid() ? ", and injects " + arch::describe(inj) : std::string()) +
+                     ": the IRET is re-executed, so blocking by NMI must be set again first, or an NMI pending now "
+                     "re-enters the handler the IRET was leaving (SDM Vol. 3C 31.7.1.2 \"Resuming Guest Software "
+                     "after Handling an Exception\"; 28.2.3; KVM vmx_recover_nmi_blocking)."));
+}
+
 // --- nmi-while-blocked -------------------------------------------------------------------
 // Vol. 3C 27.3.1.5 "Checks on Guest Non-Register State": blocking by NMI (interruptibility
 // bit 3) must be 0 when injecting an NMI with virtual NMIs; without them, the NMI handler
@@ -516,6 +565,7 @@ constexpr RuleImpl kRules[] = {
     {rule_info(RuleId::IrqWindowClosed), &rule_irq_window_closed, nullptr},
     {rule_info(RuleId::L1InterceptBypassed), &rule_l1_intercept_bypassed, nullptr},
     {rule_info(RuleId::NoProgressLoop), &rule_no_progress_loop, &finish_no_progress_loop},
+    {rule_info(RuleId::NmiUnblockingIgnored), &rule_nmi_unblocking_ignored, nullptr},
 };
 
 std::vector<Rule> make_rule_list() {

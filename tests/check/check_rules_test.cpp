@@ -517,10 +517,11 @@ TEST(CheckRulesTest, OnlyTheSelectedRuleRuns) {
 
 TEST(CheckRulesTest, RuleTableHasStableIdsAndUniqueNames) {
   const auto rules = check::rules();
-  ASSERT_EQ(rules.size(), 8u);
+  ASSERT_EQ(rules.size(), 9u);
   const char* names[] = {"exit-ext-int-with-vectoring", "injected-twice", "event-lost", "reinjection-loop",
-                         "nmi-while-blocked", "irq-window-closed", "l1-intercept-bypassed", "no-progress-loop"};
-  for (uint32_t i = 0; i < 8; ++i) {
+                         "nmi-while-blocked", "irq-window-closed", "l1-intercept-bypassed", "no-progress-loop",
+                         "nmi-unblocking-ignored"};
+  for (uint32_t i = 0; i < 9; ++i) {
     EXPECT_EQ(static_cast<uint32_t>(rules[i].id), i + 1);
     EXPECT_EQ(rules[i].name, names[i]);
     EXPECT_EQ(check::find_rule(names[i]), &rules[i]);
