@@ -105,6 +105,10 @@ struct Checker::State {
   std::unordered_map<uint16_t, L1Intercepts> l1;
   // no-progress-loop: the current run of identical exits per (vCPU, level).
   std::unordered_map<uint32_t, ExitRun> exit_runs;
+  // A kvm_page_fault seen before any exit of its stream (an excerpt cut after that exit), and
+  // the streams that have had an exit.
+  std::unordered_map<uint32_t, es_record> cut_page_fault;
+  std::unordered_set<uint32_t> streams_with_exit;
   // nmi-unblocking-ignored: per (vCPU, level), the last VM exit that reported NMI unblocking due
   // to IRET and has not been followed by a VM entry yet.
   std::unordered_map<uint32_t, es_record> nmi_unblocked;
@@ -310,11 +314,22 @@ void flush_exit_run(State& st, ExitRun& run) {
 }
 
 void rule_no_progress_loop(State& st, const es_record& r) {
+  // KVM traces kvm_page_fault from its EPT-violation / NPF handler, after the exit: one before
+  // any exit of its vCPU is what is left of an exit the excerpt cut off, and counts as one more
+  // repetition if the next exit is the same fault (same RIP and GPA).
+  if (r.kind == ES_KIND_CONTEXT && r.reason == ES_CONTEXT_PAGE_FAULT) {
+    const uint32_t key = stream_key(r);
+    if (!st.streams_with_exit.count(key) && !st.cut_page_fault.count(key)) st.cut_page_fault.emplace(key, r);
+    return;
+  }
   if (r.kind == ES_KIND_DELIVERY) {  // an event delivered: progress
+    if (auto pf = st.cut_page_fault.find(stream_key(r)); pf != st.cut_page_fault.end()) pf->second.id = 0;
     if (auto it = st.exit_runs.find(stream_key(r)); it != st.exit_runs.end()) flush_exit_run(st, it->second);
     return;
   }
   if (r.kind == ES_KIND_VM_ENTRY) {
+    if (auto pf = st.cut_page_fault.find(stream_key(r)); pf != st.cut_page_fault.end() && pf->second.rip != r.rip)
+      pf->second.id = 0;
     // Entered past the exiting instruction (it completed or was emulated), or at an unknown
     // RIP (a trace that does not print it: no evidence of a loop): progress.
     auto it = st.exit_runs.find(stream_key(r));
@@ -323,6 +338,7 @@ void rule_no_progress_loop(State& st, const es_record& r) {
     return;
   }
   if (r.kind != ES_KIND_VM_EXIT) return;
+  const bool first_exit = st.streams_with_exit.insert(stream_key(r)).second;
   ExitRun& run = st.exit_runs[stream_key(r)];
   if (IdtVectoringInfo(r.idt_vectoring_info).valid() || asynchronous_exit(r) || r.rip == 0) {
     flush_exit_run(st, run);
@@ -336,6 +352,10 @@ void rule_no_progress_loop(State& st, const es_record& r) {
     return;
   }
   flush_exit_run(st, run);
+  es_record cut{};
+  if (first_exit) {
+    if (auto pf = st.cut_page_fault.find(stream_key(r)); pf != st.cut_page_fault.end()) cut = pf->second;
+  }
   run.count = 1;
   run.reason = r.reason;
   run.flags = r.flags & ES_FLAG_SVM;
@@ -348,6 +368,11 @@ void rule_no_progress_loop(State& st, const es_record& r) {
   run.level = r.level;
   run.hv_level = r.hv_level;
   run.vcpu = r.vcpu;
+  if (cut.id != 0 && cut.rip == r.rip && cut.guest_phys == r.guest_phys) {
+    run.count = 2;
+    run.first_id = cut.id;
+    run.first_ns = cut.time_ns;
+  }
 }
 
 void finish_no_progress_loop(State& st) {

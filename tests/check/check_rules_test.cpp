@@ -339,6 +339,34 @@ TEST(CheckRulesTest, TheSameEptViolationAgainAndAgainIsANoProgressLoop) {
   expect_live_equals_offline(c);
 }
 
+// An excerpt cut just after an exit starts with its kvm_page_fault (traced by KVM's EPT /
+// NPF handler after the exit): with two more identical exits, that is three repetitions.
+TEST(CheckRulesTest, AKvmPageFaultBeforeTheFirstExitStandsForTheExitTheExcerptCut) {
+  auto c = test::record_and_check("cut_pf.db", [&](Emitter& em) {
+    es_record pf{};
+    pf.kind = ES_KIND_CONTEXT;
+    pf.reason = ES_CONTEXT_PAGE_FAULT;
+    pf.rip = 0x401000;
+    pf.guest_phys = 0x7f000;
+    em.emit(pf);
+    es_record e{};
+    e.kind = ES_KIND_VM_ENTRY;
+    e.rip = 0x401000;
+    em.emit(e);
+    for (int i = 0; i < 2; ++i) exit_and_resume(em, BasicExitReason::EptViolation, 0x401000, 0x7f000, 0x181, 0x401000);
+    em.run_end(ES_END_STOPPED);
+  });
+  const auto v = test::of_rule(c.offline, RuleId::NoProgressLoop);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].count, 3u);
+  // Without the leading kvm_page_fault, two exits are not yet a loop.
+  auto d = test::record_and_check("two_exits.db", [&](Emitter& em) {
+    for (int i = 0; i < 2; ++i) exit_and_resume(em, BasicExitReason::EptViolation, 0x401000, 0x7f000, 0x181, 0x401000);
+    em.run_end(ES_END_STOPPED);
+  });
+  EXPECT_TRUE(test::of_rule(d.offline, RuleId::NoProgressLoop).empty());
+}
+
 // Not loops: the same RIP with advancing GPAs (a handler touching new pages), an I/O exit at one
 // RIP whose entries resume past the instruction (a guest polling a port), host interrupts while
 // the guest spins at one RIP, two repetitions only, and repetitions split by a delivery.
