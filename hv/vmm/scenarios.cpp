@@ -121,6 +121,10 @@ const std::vector<Scenario>& scenarios() {
       {"sdm-irq-coalesced",
        "two requests for IRQ 0x30 while IF = 0 coalesce in one IRR bit (SDM 11.8.4): one delivery",
        blob(es_guest_sdm_irq_coalesced, es_guest_sdm_irq_coalesced_size), config(), std::nullopt},
+      {"sdm-table-6-5",
+       "a fault during another's delivery, by Table 6-5 row (--arg 0 #UD+#NP, 1 #UD+#PF: serial; 2 #PF+#NP, 3 "
+       "#PF+#PF: #DF)",
+       blob(es_guest_sdm_table_6_5, es_guest_sdm_table_6_5_size), config(0, 0), std::nullopt},
       {"sdm-nmi-collapse",
        "three NMIs at once: one delivered, one latched until IRET, one collapsed (SDM 6.7.1)",
        blob(es_guest_sdm_nmi_collapse, es_guest_sdm_nmi_collapse_size), config(), std::nullopt},

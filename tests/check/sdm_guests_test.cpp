@@ -36,6 +36,7 @@ struct GuestCase {
   const char* guest_file;  // the scenario's image, for --nested
   const char* console_ok;  // the guest's own verdict line
   std::vector<ChainExpect> chains;
+  const char* arg = "";    // extra record options (the guest's --arg)
 };
 
 const std::vector<GuestCase>& cases() {
@@ -49,6 +50,18 @@ const std::vector<GuestCase>& cases() {
       {"sdm-int-gate-gp", "sdm_int_gate_gp.bin", "INT 0x81 handler reached after one #GP",
        {{"INT 0x81", Outcome::HandledSerially, -1}, {"#GP", Outcome::Delivered, 0},
         {"INT 0x81", Outcome::Delivered, -1}}},
+      // Table 6-5, the rows no other guest covers: benign (#UD) + contributory (#NP, its gate not
+      // present) and benign + page fault (its IST stack not mapped) are handled serially;
+      // page fault + contributory and page fault + page fault raise #DF.
+      {"sdm-table-6-5", "sdm_table_6_5.bin", "#NP handler reached",
+       {{"#UD", Outcome::HandledSerially, -1}, {"#NP", Outcome::Delivered, 0}}, "--arg 0"},
+      {"sdm-table-6-5", "sdm_table_6_5.bin", "#UD handler reached after one #PF",
+       {{"#UD", Outcome::HandledSerially, -1}, {"#PF", Outcome::Delivered, 0}, {"#UD", Outcome::Delivered, -1}},
+       "--arg 1"},
+      {"sdm-table-6-5", "sdm_table_6_5.bin", "#DF handler reached",
+       {{"#PF", Outcome::PromotedToDf, -1}, {"#NP", Outcome::PromotedToDf, 0}}, "--arg 2"},
+      {"sdm-table-6-5", "sdm_table_6_5.bin", "#DF handler reached",
+       {{"#PF", Outcome::PromotedToDf, -1}, {"#PF", Outcome::PromotedToDf, 0}}, "--arg 3"},
       // Vol. 3A 11.8.4: one IRR bit per vector; the second request coalesces.
       {"sdm-irq-coalesced", "sdm_irq_coalesced.bin", "the handler ran once",
        {{"IRQ 0x30", Outcome::Delivered, -1}, {"IRQ 0x30", Outcome::Coalesced, -1}}},
@@ -66,13 +79,14 @@ bool same_outcome(Outcome expected, Outcome got) {
 
 void expect_story(const GuestCase& g, const std::string& how) {
   SCOPED_TRACE(std::string(g.scenario) + " " + how);
-  const std::string path =
-      test::temp_db(std::string(g.scenario) + "_" + std::to_string(std::hash<std::string>{}(how)) + ".db");
+  const std::string path = test::temp_db(std::string(g.scenario) + "_" +
+                                         std::to_string(std::hash<std::string>{}(how + g.arg)) + ".db");
   const std::string source = how.find("--nested") != std::string::npos
                                  ? "--guest '" + std::string(ES_HV_GUEST_BIN_DIR) + "/" + g.guest_file + "'"
                                  : "--scenario " + std::string(g.scenario);
-  const CliRun r = run_cli("record " + source + " " + how + " -o '" + path + "' --max-exits 100000");
-  ASSERT_EQ(r.code, 0) << r.err;
+  const CliRun r =
+      run_cli("record " + source + " " + how + " " + g.arg + " -o '" + path + "' --max-exits 100000 --exit-code");
+  ASSERT_EQ(r.code, 0) << "the guest's own verdict (--exit-code): " << r.out << r.err;
   EXPECT_NE(r.out.find(g.console_ok), std::string::npos) << "the guest's own check failed:\n" << r.out;
   // The live checker says nothing, and neither does `check` afterwards.
   EXPECT_EQ(r.err.find("checker:"), std::string::npos) << r.err;
