@@ -125,6 +125,10 @@ const std::vector<Scenario>& scenarios() {
        "a fault during another's delivery, by Table 6-5 row (--arg 0 #UD+#NP, 1 #UD+#PF: serial; 2 #PF+#NP, 3 "
        "#PF+#PF: #DF)",
        blob(es_guest_sdm_table_6_5, es_guest_sdm_table_6_5_size), config(0, 0), std::nullopt},
+      {"sdm-soft-events",
+       "INT 0x80, o16 INT 0x80, INT3, INT 3 (CD 03) and INT1, each delivery hitting EPT: reinjected with its type "
+       "(4 / 6 / 5) and instruction length (2, 3, 1, 2, 1)",
+       blob(es_guest_sdm_soft_events, es_guest_sdm_soft_events_size), config(), std::nullopt},
       {"sdm-nmi-collapse",
        "three NMIs at once: one delivered, one latched until IRET, one collapsed (SDM 6.7.1)",
        blob(es_guest_sdm_nmi_collapse, es_guest_sdm_nmi_collapse_size), config(), std::nullopt},

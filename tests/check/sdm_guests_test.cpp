@@ -138,6 +138,53 @@ TEST(SdmGuestsTest, TheSameStoriesWhenL0InterceptsTheFaults) {
     }
 }
 
+// Vol. 3C 28.2.4 / 27.6.1.1 and Table 25-17 (interruption types): each software event's delivery
+// hits an EPT violation on a fresh IST page; the exit's IDT-vectoring info has the event's type,
+// its VM-exit instruction length the instruction's (prefixes included), and the reinjecting
+// entry the same type and length. Expected, written from the SDM: INT 0x80 (4, 2), o16 INT 0x80
+// (4, 3), INT3 (6, 1), INT 3 as CD 03 (4, 2), INT1 (5, 1).
+TEST(SdmGuestsTest, SoftwareEventTypesAndLengthsAreReinjectedAsRecorded_28_2_4) {
+  struct Soft {
+    uint8_t vector;
+    arch::InterruptionType type;
+    uint32_t len;
+  };
+  using T = arch::InterruptionType;
+  const std::vector<Soft> expected = {{0x80, T::SoftwareInterrupt, 2}, {0x80, T::SoftwareInterrupt, 3},
+                                      {3, T::SoftwareException, 1},     {3, T::SoftwareInterrupt, 2},
+                                      {1, T::PrivilegedSoftwareException, 1}};
+  for (const char* how : {"--scenario sdm-soft-events", "--nested --guest '" ES_HV_GUEST_BIN_DIR "/sdm_soft_events.bin'"}) {
+    SCOPED_TRACE(how);
+    const std::string path = test::temp_db("soft_" + std::to_string(std::hash<std::string>{}(how)) + ".db");
+    const CliRun r = run_cli(std::string("record ") + how + " -o '" + path + "' --exit-code");
+    ASSERT_EQ(r.code, 0) << r.out << r.err;
+    auto rec = replay::Recording::open(path);
+    ASSERT_TRUE(rec) << rec.error();
+    std::vector<Soft> exits, entries;
+    ASSERT_TRUE(replay::query_events(rec->db(), "", {}, [&](const replay::Event& e) {
+      const es_record& x = e.rec;
+      if (x.kind == ES_KIND_VM_EXIT && arch::IdtVectoringInfo(x.idt_vectoring_info).valid()) {
+        const arch::IdtVectoringInfo v(x.idt_vectoring_info);
+        exits.push_back({v.vector(), v.type(), x.instr_len});
+      }
+      if (x.kind == ES_KIND_VM_ENTRY && arch::EntryIntrInfo(x.intr_info).valid() && x.hv_level == 0) {
+        const arch::EntryIntrInfo v(x.intr_info);
+        entries.push_back({v.vector(), v.type(), x.instr_len});
+      }
+      return true;
+    }));
+    auto same = [](const std::vector<Soft>& a, const std::vector<Soft>& b) {
+      if (a.size() != b.size()) return false;
+      for (size_t i = 0; i < a.size(); ++i)
+        if (a[i].vector != b[i].vector || a[i].type != b[i].type || a[i].len != b[i].len) return false;
+      return true;
+    };
+    EXPECT_TRUE(same(exits, expected)) << exits.size() << " exits with IDT-vectoring";
+    EXPECT_TRUE(same(entries, expected)) << entries.size() << " injecting entries";
+    EXPECT_EQ(run_cli("check '" + path + "'").code, 0);
+  }
+}
+
 // Vol. 3A 6.15 "Interrupt 8": #GP through a not-present gate raises #NP (contributory +
 // contributory = #DF); the #DF gate is not present either, so #NP during the #DF's delivery
 // shuts the processor down. `chains` tells it as one escalation in the order it happened.
