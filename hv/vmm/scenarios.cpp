@@ -129,6 +129,10 @@ const std::vector<Scenario>& scenarios() {
        "INT 0x80, o16 INT 0x80, INT3, INT 3 (CD 03) and INT1, each delivery hitting EPT: reinjected with its type "
        "(4 / 6 / 5) and instruction length (2, 3, 1, 2, 1)",
        blob(es_guest_sdm_soft_events, es_guest_sdm_soft_events_size), config(), std::nullopt},
+      {"sdm-sti-shadow",
+       "IRQ 0x30 pending while IF = 0 is taken after the instruction STI shadows, and STI; HLT halts first (SDM "
+       "6.8.3, Table 25-3)",
+       blob(es_guest_sdm_sti_shadow, es_guest_sdm_sti_shadow_size), config(), std::nullopt},
       {"sdm-nmi-collapse",
        "three NMIs at once: one delivered, one latched until IRET, one collapsed (SDM 6.7.1)",
        blob(es_guest_sdm_nmi_collapse, es_guest_sdm_nmi_collapse_size), config(), std::nullopt},

@@ -65,6 +65,10 @@ const std::vector<GuestCase>& cases() {
       // Vol. 3A 11.8.4: one IRR bit per vector; the second request coalesces.
       {"sdm-irq-coalesced", "sdm_irq_coalesced.bin", "the handler ran once",
        {{"IRQ 0x30", Outcome::Delivered, -1}, {"IRQ 0x30", Outcome::Coalesced, -1}}},
+      // Vol. 3A 6.8.3 / Table 25-3: blocking by STI lasts one instruction; STI; HLT halts first.
+      // The guest checks the return RIPs; both IRQs are delivered and nobody injects into the shadow.
+      {"sdm-sti-shadow", "sdm_sti_shadow.bin", "taken after the shadowed instruction, and after the HLT",
+       {{"IRQ 0x30", Outcome::Delivered, -1}, {"IRQ 0x30", Outcome::Delivered, -1}}},
       // Vol. 3A 6.7.1: one NMI delivered, one latched until IRET, the third collapses.
       {"sdm-nmi-collapse", "sdm_nmi_collapse.bin", "two NMI handler runs, not nested",
        {{"NMI", Outcome::Delivered, -1}, {"NMI", Outcome::Delivered, -1}, {"NMI", Outcome::Collapsed, -1}}},
