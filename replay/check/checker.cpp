@@ -54,25 +54,45 @@ struct Delivered {
 
 // A run of exits in one chain with valid IDT-vectoring for it and the same basic reason,
 // RIP and GPA (reinjection-loop).
-struct LoopRun {
+// Where a run of repeated exits (the two loop rules) starts and ends.
+struct RunSpan {
+  uint64_t first_id = 0, first_ns = 0, last_id = 0, last_ns = 0;
+  uint8_t level = 0, hv_level = 0;
+  uint16_t vcpu = 0;
+  void start(const es_record& r) {
+    first_id = last_id = r.id;
+    first_ns = last_ns = r.time_ns;
+    level = r.level;
+    hv_level = r.hv_level;
+    vcpu = r.vcpu;
+  }
+  void extend(const es_record& r) {
+    last_id = r.id;
+    last_ns = r.time_ns;
+  }
+  void fill(Violation& v) const {
+    v.events = {first_id, last_id};
+    v.first_ns = first_ns;
+    v.last_ns = last_ns;
+    v.level = level;
+    v.hv_level = hv_level;
+    v.vcpu = vcpu;
+  }
+};
+
+struct LoopRun : RunSpan {
   uint32_t count = 0;
   uint32_t basic_reason = 0;  // VMX basic reason, or the SVM exit code
   uint32_t reason_flags = 0;  // ES_FLAG_SVM of the exits
   uint64_t rip = 0, gpa = 0;
   uint32_t vectoring = 0;
-  uint64_t first_id = 0, first_ns = 0, last_id = 0, last_ns = 0;
-  uint8_t level = 0, hv_level = 0;
-  uint16_t vcpu = 0;
 };
 
 // A run of identical VM exits without IDT-vectoring on one vCPU and level (no-progress-loop).
-struct ExitRun {
+struct ExitRun : RunSpan {
   uint32_t count = 0;
   uint32_t reason = 0, intr_info = 0, flags = 0;
   uint64_t rip = 0, gpa = 0, qualification = 0;
-  uint64_t first_id = 0, first_ns = 0, last_id = 0, last_ns = 0;
-  uint8_t level = 0, hv_level = 0;
-  uint16_t vcpu = 0;
 };
 
 struct ChainState {
@@ -197,13 +217,8 @@ void flush_loop(State& st, uint64_t chain, LoopRun& run) {
     Violation v;
     v.rule = RuleId::ReinjectionLoop;
     v.chain = chain;
-    v.events = {run.first_id, run.last_id};
+    run.fill(v);
     v.count = run.count;
-    v.first_ns = run.first_ns;
-    v.last_ns = run.last_ns;
-    v.level = run.level;
-    v.hv_level = run.hv_level;
-    v.vcpu = run.vcpu;
     v.explanation = "Chain " + num(chain) + "'s " + arch::describe(IdtVectoringInfo(run.vectoring)) +
                     " was reinjected without progress: " + num(run.count) + " consecutive " +
                     replay::exit_reason_text(run.basic_reason, run.reason_flags) + " exits (" + "L" + num(run.level) + "(L" +
@@ -233,8 +248,7 @@ void rule_reinjection_loop(State& st, const es_record& r) {
   if (run.count > 0 && run.basic_reason == basic && run.reason_flags == svm && run.rip == r.rip && run.gpa == r.guest_phys &&
       run.vectoring == r.idt_vectoring_info && run.level == r.level) {
     ++run.count;
-    run.last_id = r.id;
-    run.last_ns = r.time_ns;
+    run.extend(r);
     return;
   }
   flush_loop(st, r.origin, run);
@@ -244,11 +258,7 @@ void rule_reinjection_loop(State& st, const es_record& r) {
   run.rip = r.rip;
   run.gpa = r.guest_phys;
   run.vectoring = r.idt_vectoring_info;
-  run.first_id = run.last_id = r.id;
-  run.first_ns = run.last_ns = r.time_ns;
-  run.level = r.level;
-  run.hv_level = r.hv_level;
-  run.vcpu = r.vcpu;
+  run.start(r);
 }
 
 void finish_reinjection_loop(State& st) {
@@ -285,13 +295,8 @@ void flush_exit_run(State& st, ExitRun& run) {
   if (run.count >= kNoProgressLoopThreshold) {
     Violation v;
     v.rule = RuleId::NoProgressLoop;
-    v.events = {run.first_id, run.last_id};
+    run.fill(v);
     v.count = run.count;
-    v.first_ns = run.first_ns;
-    v.last_ns = run.last_ns;
-    v.level = run.level;
-    v.hv_level = run.hv_level;
-    v.vcpu = run.vcpu;
     es_record unit{};
     unit.kind = ES_KIND_VM_EXIT;
     unit.reason = run.reason;
@@ -347,8 +352,7 @@ void rule_no_progress_loop(State& st, const es_record& r) {
   if (run.count > 0 && run.reason == r.reason && run.flags == (r.flags & ES_FLAG_SVM) && run.rip == r.rip &&
       run.gpa == r.guest_phys && run.qualification == r.qualification && run.intr_info == r.intr_info) {
     ++run.count;
-    run.last_id = r.id;
-    run.last_ns = r.time_ns;
+    run.extend(r);
     return;
   }
   flush_exit_run(st, run);
@@ -363,11 +367,7 @@ void rule_no_progress_loop(State& st, const es_record& r) {
   run.rip = r.rip;
   run.gpa = r.guest_phys;
   run.qualification = r.qualification;
-  run.first_id = run.last_id = r.id;
-  run.first_ns = run.last_ns = r.time_ns;
-  run.level = r.level;
-  run.hv_level = r.hv_level;
-  run.vcpu = r.vcpu;
+  run.start(r);
   if (cut.id != 0 && cut.rip == r.rip && cut.guest_phys == r.guest_phys) {
     run.count = 2;
     run.first_id = cut.id;

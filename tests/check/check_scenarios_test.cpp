@@ -46,6 +46,21 @@ std::string record_scenario(const std::string& name, const std::string& extra = 
 // raised during its delivery goes first and nothing raises the acknowledged IRQ again), named
 // "superseded"; an earlier version called it lost and reported event-lost, which was the
 // expectation's error, not the model's.
+// What `check` finds in the recording at `path`, after checking that the live checker of
+// `record` wrote exactly the same violations into it.
+std::vector<check::Violation> offline_and_live(const std::string& path) {
+  auto rec = replay::Recording::open(path);
+  EXPECT_TRUE(rec) << (rec ? "" : rec.error());
+  if (!rec) return {};
+  auto offline = check::check_recording(*rec);
+  EXPECT_TRUE(offline) << (offline ? "" : offline.error());
+  auto recorded = check::recorded_violations(*rec);
+  EXPECT_TRUE(recorded) << (recorded ? "" : recorded.error());
+  if (!offline || !recorded) return {};
+  EXPECT_EQ(test::keys(*recorded), test::keys(*offline));
+  return *offline;
+}
+
 TEST(CheckScenariosTest, EveryScenarioIsClean) {
   const auto names = scenario_names();
   ASSERT_GE(names.size(), 8u);
@@ -87,15 +102,11 @@ TEST(CheckScenariosTest, EveryScenarioIsClean) {
 // 28.2.4): exactly one event-lost, naming the #PF chain replay/chains calls "dropped by policy".
 TEST(CheckScenariosTest, ADroppedExceptionFromIdtVectoringIsLost) {
   const std::string path = record_scenario("exception-vectoring-policy", "--policy drop-hw-exceptions");
+  const auto offline = offline_and_live(path);
+  ASSERT_EQ(offline.size(), 1u);
+  const check::Violation& v = offline.front();
   auto rec = replay::Recording::open(path);
   ASSERT_TRUE(rec) << rec.error();
-  auto offline = check::check_recording(*rec);
-  ASSERT_TRUE(offline) << offline.error();
-  auto recorded = check::recorded_violations(*rec);
-  ASSERT_TRUE(recorded) << recorded.error();
-  EXPECT_EQ(test::keys(*recorded), test::keys(*offline));
-  ASSERT_EQ(offline->size(), 1u);
-  const check::Violation& v = offline->front();
   EXPECT_EQ(v.rule, check::RuleId::EventLost);
   auto chains = replay::load_chains(*rec);
   ASSERT_TRUE(chains) << chains.error();
@@ -208,14 +219,7 @@ TEST(CheckScenariosTest, IgnoredNmiUnblockingIsCaughtAtL1AndL2) {
   for (const char* name : {"nmi-iret-ept", "nmi-iret-pf", "nested-nmi-iret-ept", "nested-nmi-iret-pf"}) {
     SCOPED_TRACE(name);
     const std::string path = record_scenario(name, "--bug ignore-nmi-unblocking");
-    auto rec = replay::Recording::open(path);
-    ASSERT_TRUE(rec) << rec.error();
-    auto offline = check::check_recording(*rec);
-    ASSERT_TRUE(offline) << offline.error();
-    auto recorded = check::recorded_violations(*rec);
-    ASSERT_TRUE(recorded) << recorded.error();
-    EXPECT_EQ(test::keys(*recorded), test::keys(*offline));
-    const auto v = test::of_rule(*offline, check::RuleId::NmiUnblockingIgnored);
+    const auto v = test::of_rule(offline_and_live(path), check::RuleId::NmiUnblockingIgnored);
     ASSERT_GE(v.size(), 1u);
     EXPECT_NE(v[0].explanation.find("31.7.1.2"), std::string::npos) << v[0].explanation;
     EXPECT_EQ(v[0].level, std::string(name).rfind("nested", 0) == 0 ? 2u : 1u);
