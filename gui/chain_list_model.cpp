@@ -99,12 +99,16 @@ QVariant ChainListModel::data(const QModelIndex& index, int role) const {
   if (!c) return {};
   if (role == Qt::ForegroundRole) {
     // Red: what a hypervisor can be blamed for, and a shutdown; amber: anything but a delivery.
-    bool loss = c->outcome == "triple fault";
-    for (replay::Outcome o : replay::kAllOutcomes)
-      if (replay::outcome_is_loss(o) && c->outcome == replay::to_string(o)) loss = true;
-    if (loss) return QBrush(QColor(0xc0, 0x10, 0x10));
-    if (c->outcome != "delivered" && c->outcome != "delivered after reinjection") return QBrush(QColor(0xa0, 0x60, 0x00));
+    const auto o = replay::outcome_from_string(c->outcome);
+    if (!o || replay::outcome_is_loss(*o) || *o == replay::Outcome::TripleFault) return QBrush(QColor(0xc0, 0x10, 0x10));
+    if (*o != replay::Outcome::Delivered && *o != replay::Outcome::ReinjectedThenDelivered)
+      return QBrush(QColor(0xa0, 0x60, 0x00));
     return {};
+  }
+  // The outcome's SDM section, as `exitscope chains` prints it.
+  if (role == Qt::ToolTipRole && index.column() == kOutcome) {
+    const auto o = replay::outcome_from_string(c->outcome);
+    return o ? QString::fromStdString(std::string(replay::outcome_reference(*o))) : QVariant();
   }
   if (role != Qt::DisplayRole) return {};
   switch (index.column()) {

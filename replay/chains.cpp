@@ -31,6 +31,12 @@ std::string_view to_string(Outcome o) {
   return "lost";
 }
 
+std::optional<Outcome> outcome_from_string(std::string_view name) {
+  for (Outcome o : kAllOutcomes)
+    if (to_string(o) == name) return o;
+  return std::nullopt;
+}
+
 std::string_view outcome_reference(Outcome o) {
   switch (o) {
     case Outcome::Delivered:

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -53,6 +54,8 @@ inline constexpr Outcome kAllOutcomes[] = {
 // "superseded", "collapsed", "coalesced", "handled by hypervisor", "dropped by policy",
 // "discarded by hypervisor", "pending at end", "lost"
 std::string_view to_string(Outcome o);
+// The outcome a name stands for (as stored in the chains table), if it is one.
+std::optional<Outcome> outcome_from_string(std::string_view name);
 // Where the outcome comes from: "SDM Vol. 3A 6.15 Table 6-5 ..." (one line, no final period).
 std::string_view outcome_reference(Outcome o);
 // The outcomes a hypervisor can be blamed for (the checker's event-lost rule).

@@ -111,7 +111,8 @@ void put_chain(ExportContext& ctx, const replay::Chain& c) {
   }
   if (c.inferred) notes += "Some links are inferred. ";
   notes += "Outcome: **" + std::string(replay::to_string(c.outcome)) + "**" +
-           (c.outcome_event ? " (#" + std::to_string(c.outcome_event) + ")" : "") + ".";
+           (c.outcome_event ? " (#" + std::to_string(c.outcome_event) + ")" : "") + ": " +
+           std::string(replay::outcome_reference(c.outcome)) + ".";
   out.put(notes + "\n\n");
   out.put(kEventTableHead);
   for (const replay::Event& e : c.events) {
