@@ -32,6 +32,7 @@
 #include "replay/export/export.h"
 #include "replay/format.h"
 #include "replay/names.h"
+#include "schema/migrations.h"
 
 namespace es::exporter {
 
@@ -250,8 +251,7 @@ class PerfettoWriter {
       int rc;
       while ((rc = st->step()) == SQLITE_ROW) flows_[st->col_u64(0)] = FlowSpan{st->col_u64(1), st->col_u64(2)};
       if (rc != SQLITE_DONE)
-        return make_error("could not read the chains of '" + ctx_.recording.path() + "' (SQLite error " +
-                          std::to_string(rc) + "); run 'exitscope check " + ctx_.recording.path() + "'.");
+        return make_error(schema::describe_sqlite_error(ctx_.recording.db(), "reading the chains of"));
       return {};
     };
     // The whole recording: the chains table the recorder materialized holds both ends (a

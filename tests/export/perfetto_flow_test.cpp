@@ -95,7 +95,8 @@ size_t right(const Arrows& got, const Arrows& want) {
 }
 
 // Both viewers link exactly the expected members; returns the number of arrows expected.
-size_t expect_every_arrow_binds(const std::string& what, const std::string& db, const exporter::ExportOptions& opt = {}) {
+size_t expect_every_arrow_binds(const std::string& what, const std::string& db,
+                                const exporter::ExportOptions& opt = {}) {
   const Arrows want = expected_arrows(db, opt);
   const std::string json = export_perfetto(db, opt);
   test::json::Value root;
