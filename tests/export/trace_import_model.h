@@ -6,17 +6,19 @@
 // importers/common/slice_tracker.cc, flow_tracker.cc, sorter/trace_sorter.h):
 //  - events are processed in the order (ts, phase key, position in the file): at one ts an
 //    "E" comes first, then "X" slices longest first, then everything else in file order;
-//  - "X" and thread-scoped "i" (zero duration) open a slice on the thread track (pid, tid)
-//    after popping the slices that ended before it (one ending exactly at its ts is popped
-//    too, unless both are zero-length: those stack);
+//  - "X", "B" and thread-scoped "i" (zero duration) open a slice on the thread track (pid,
+//    tid) after popping the slices that ended before it (one ending exactly at its ts is popped
+//    too, unless both are zero-length: those stack); "E" ends the latest open "B";
 //  - a flow is bound to the topmost slice of the track's stack when the flow event is
 //    processed; an empty stack drops it (stat flow_no_enclosing_slice). v1 flow events
 //    ("s", "t", "f" with "id"; "f" with "bp":"e" binds to the enclosing slice, otherwise to the
 //    next slice that begins on the track) are separate events; v2 ("bind_id" with
-//    "flow_out" / "flow_in" on an "X") bind to the slice the "X" itself just opened.
+//    "flow_out" / "flow_in" on an "X" or "B") bind to the slice that event itself just opened.
 //    flow_out alone begins a flow (a second begin: flow_duplicate_id), flow_in and flow_out
 //    steps (without a begin: flow_step_without_start), flow_in alone ends it
 //    (flow_end_without_start). Each step inserts one arrow (slice_out -> slice_in).
+//  Checked by hand against Perfetto's own expectations: on the traces of its diff tests
+//  parser/parsing test_flow_events_json_v1 and _v2 this model gives exactly their flow rows.
 //
 // Chrome's trace viewer (catapult, tracing/extras/importer/trace_event_importer.html):
 //  - v2 flows come only from "X" events with a non-zero bind_id; they are sorted by (ts,
@@ -43,6 +45,7 @@ namespace es::test::viewer {
 struct Arrow {
   uint64_t flow = 0;              // the JSON id / bind_id
   uint64_t from = 0, to = 0;      // args.id of the slices it links (0: a slice without one)
+  std::string from_name, to_name;
 };
 
 struct Import {
@@ -63,7 +66,12 @@ inline int64_t ts_ns(const json::Value& v) {
   return whole * 1000 + frac;
 }
 
-inline uint64_t num(const json::Value* v) { return v ? static_cast<uint64_t>(std::stoull(v->text)) : 0; }
+// A number, or a string id as Perfetto reads one (hex, "0x" optional).
+inline uint64_t num(const json::Value* v) {
+  if (!v || v->text.empty()) return 0;
+  if (v->type == json::Value::Type::String) return static_cast<uint64_t>(std::stoull(v->text, nullptr, 16));
+  return static_cast<uint64_t>(std::stoull(v->text));
+}
 inline std::string text(const json::Value& e, const char* key) {
   const json::Value* v = e.find(key);
   return v ? v->text : std::string();
@@ -102,8 +110,10 @@ inline Import perfetto_import(const json::Value& root) {
   struct Slice {
     int64_t ts, dur;
     uint64_t id;
+    std::string name;
   };
   std::vector<Slice> slices;
+  constexpr int64_t kPending = -1;  // a "B" slice whose "E" has not come
   using Track = std::pair<uint64_t, uint64_t>;
   std::map<Track, std::vector<size_t>> stacks;
   std::map<std::string, size_t> open_flow;          // flow key -> slice it is bound to
@@ -116,7 +126,7 @@ inline Import perfetto_import(const json::Value& root) {
   };
   auto arrow = [&](uint64_t flow, size_t a, size_t b) {
     const size_t from = slices[a].ts > slices[b].ts ? b : a, to = from == a ? b : a;
-    out.arrows.push_back({flow, slices[from].id, slices[to].id});
+    out.arrows.push_back({flow, slices[from].id, slices[to].id, slices[from].name, slices[to].name});
   };
   auto begin = [&](const std::string& key, size_t s) {
     if (!open_flow.emplace(key, s).second) error("flow_duplicate_id");
@@ -138,28 +148,56 @@ inline Import perfetto_import(const json::Value& root) {
     const std::string ph = text(e, "ph");
     const Track track{num(e.find("pid")), num(e.find("tid"))};
     const bool thread_instant = (ph == "i" || ph == "I") && (text(e, "s").empty() || text(e, "s") == "t");
-    if (ph == "X" || thread_instant) {
-      const int64_t dur = ph == "X" && e.find("dur") ? ts_ns(*e.find("dur")) : 0;
-      std::vector<size_t>& stack = stacks[track];
-      bool overlap = false;
+    std::vector<size_t>& stack = stacks[track];
+    // SliceTracker::MaybeCloseStack: pop what ended before a slice starting at ts with `dur`
+    // (kPending for a "B" / "E"); an open ("B") slice is never popped here.
+    auto close_stack = [&](int64_t dur) {
+      bool overlap = false, open_above = false;
       for (int i = static_cast<int>(stack.size()) - 1; i >= 0; --i) {
         const Slice& s = slices[stack[static_cast<size_t>(i)]];
+        if (s.dur == kPending) {
+          open_above = true;
+          continue;
+        }
         const int64_t s_end = s.ts + s.dur;
+        if (open_above) {
+          if (item.ts > s_end) {
+            error("misplaced_end_event");
+            stack.resize(static_cast<size_t>(i));
+            open_above = false;
+          }
+          continue;
+        }
         if (s_end < item.ts || (s_end == item.ts && !(s.dur == 0 && dur == 0))) {
           stack.pop_back();
           continue;
         }
-        if (item.ts < s_end && item.ts + dur > s_end) overlap = true;
+        if (dur != kPending && item.ts < s_end && item.ts + dur > s_end) overlap = true;
       }
       if (overlap) error("slice_spill_overlapping_complete_event");
-      slices.push_back({item.ts, dur, event_id(e)});
+    };
+    if (ph == "E") {
+      close_stack(kPending);
+      for (int i = static_cast<int>(stack.size()) - 1; i >= 0; --i) {
+        Slice& s = slices[stack[static_cast<size_t>(i)]];
+        if (s.dur != kPending) continue;
+        s.dur = item.ts - s.ts;
+        if (static_cast<size_t>(i) == stack.size() - 1) stack.pop_back();
+        break;
+      }
+      continue;
+    }
+    if (ph == "X" || ph == "B" || thread_instant) {
+      const int64_t dur = ph == "B" ? kPending : ph == "X" && e.find("dur") ? ts_ns(*e.find("dur")) : 0;
+      close_stack(dur);
+      slices.push_back({item.ts, dur, event_id(e), text(e, "name")});
       const size_t id = slices.size() - 1;
       stack.push_back(id);
       if (auto p = pending.find(track); p != pending.end()) {
         for (const auto& [key, flow] : p->second) end(key, flow, id);
         pending.erase(p);
       }
-      if (ph == "X" && e.find("bind_id")) {
+      if ((ph == "X" || ph == "B") && e.find("bind_id")) {
         const uint64_t flow = num(e.find("bind_id"));
         const std::string key = "v2:" + std::to_string(flow);
         const bool in = flag(e, "flow_in"), out_ = flag(e, "flow_out");
@@ -213,6 +251,7 @@ inline Import chrome_import(const json::Value& root) {
   }
   std::stable_sort(flows.begin(), flows.end(), [](const Flow& a, const Flow& b) { return a.ts < b.ts; });
   std::map<uint64_t, uint64_t> producer;  // bind_id -> args.id of the producing slice
+  std::map<uint64_t, std::string> producer_name;
   std::map<uint64_t, bool> open;
   std::map<uint64_t, bool> consumed;      // the latest producer got its consumer
   for (const Flow& f : flows) {
@@ -228,6 +267,7 @@ inline Import chrome_import(const json::Value& root) {
         return false;
       }
       producer[id] = slice;
+      producer_name[id] = text(*f.e, "name");
       consumed[id] = false;
       open[id] = true;
       return true;
@@ -240,7 +280,7 @@ inline Import chrome_import(const json::Value& root) {
       ++out.errors["flow_slice_ordering_error"];
       continue;
     }
-    out.arrows.push_back({id, producer[id], slice});
+    out.arrows.push_back({id, producer[id], slice, producer_name[id], text(*f.e, "name")});
     consumed[id] = true;
     open[id] = false;
     if (out_) produce();
