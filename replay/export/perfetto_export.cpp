@@ -4,11 +4,22 @@
 //    of that level (tid = pid * 100000 + vcpu, unique across processes, named "vCPU 0 (L1)");
 //  - a VM exit and the next VM entry of the same vCPU and level make one "X" slice named
 //    by the exit reason (an exit without a later entry ends at the session end);
-//  - injections, decisions, deliveries, raises, nested exits, console output, run end and
-//    checker findings are "i" instants;
-//  - each chain's exported events are linked in id order by flow events (ph s, t..., f with
-//    bp "e", id = chain id), each at the ts / pid / tid of the event it binds to;
+//  - injections, decisions, deliveries, raises, nested exits, console output and checker
+//    findings are zero-length "X" slices on their vCPU's thread; the run end is a global "i";
+//  - each chain is one flow (flow v2: "bind_id" = chain id on the slices themselves, "flow_out"
+//    on its first exported member, "flow_in" on its last, both on the ones between). A VM exit
+//    in a chain gets a zero-length "exit REASON" slice at the exit, inside its exit-to-entry
+//    slice, to carry the arrow: an arrow leaves a slice at its end, and the exit slice ends at
+//    the next entry, after the decisions that follow the exit;
 //  - args carry the decoded fields and the raw hardware words in hex.
+// Why slices and v2: both viewers bind a flow only to a slice. Perfetto's JSON importer binds
+// a v1 flow event ("s"/"t"/"f") to whatever slice is topmost on its thread's stack when the
+// event is processed (flow_tracker.cc, slice_tracker.cc), which after an instant or beside a
+// longer exit slice is often another event; Chrome's viewer drops a v1 step with no slice
+// around its ts. A v2 flow is bound to the "X" that carries it, in both (json_trace_parser.cc
+// MaybeAddFlow; catapult trace_event_importer.html createFlowSlices_). Both order a flow's
+// points by ts, then by position in the file (Perfetto puts longer "X" slices first at one ts,
+// so every flow point is a zero-length slice, written in id order).
 // Timestamps are µs with exactly 3 decimals (ns / 1000, printed from integers); every
 // object's keys come in a fixed order, so the same recording gives the same bytes.
 #include <array>
@@ -21,6 +32,7 @@
 #include "replay/export/export.h"
 #include "replay/format.h"
 #include "replay/names.h"
+#include "schema/migrations.h"
 
 namespace es::exporter {
 
@@ -197,6 +209,11 @@ Track track_of(const es_record& r) {
   return {pid, static_cast<uint64_t>(pid) * 100000u + r.vcpu};
 }
 
+// A member's part in its chain's flow (flow v2): the first only sends ("flow_out"), the last
+// only receives ("flow_in"), the ones between do both. Perfetto: FlowTracker Begin / Step /
+// End; Chrome: producer / step / consumer.
+enum class FlowRole { None, Out, Step, In };
+
 struct FlowSpan {
   uint64_t first = 0, last = 0;  // ids of the first / last exported member
 };
@@ -207,21 +224,48 @@ class PerfettoWriter {
   PerfettoWriter(const PerfettoWriter&) = delete;
   PerfettoWriter& operator=(const PerfettoWriter&) = delete;
 
-  // With chains loaded (--chain): the first and last exported member of each chain with at
-  // least two. Otherwise flows are written as the events stream by (flow()): each member's
-  // flow step is written when the next member comes, the last one at the end as the finish.
-  void find_flows() {
-    if (!ctx_.chains_loaded) return;
-    for (const replay::Chain& c : ctx_.chains) {
-      if (ctx_.only_chain && &c != ctx_.only_chain) continue;
-      FlowSpan sp;
-      for (const replay::Event& e : c.events) {
-        if (!ctx_.in_window(e.rec)) continue;
-        if (!sp.first) sp.first = e.rec.id;
-        sp.last = e.rec.id;
+  // The first and last exported member of each chain with at least two: its flow begins and
+  // ends there, so each member's slice is written knowing its part. With chains loaded
+  // (--chain) from them; otherwise from the materialized chains table, or one grouped query
+  // on the events_origin index with the export's window and vCPU (the members themselves are
+  // not read twice). A chain's members are recorded in time order, so the first by id is also
+  // the first a viewer meets.
+  Result<void> find_flows() {
+    if (ctx_.chains_loaded) {
+      for (const replay::Chain& c : ctx_.chains) {
+        if (ctx_.only_chain && &c != ctx_.only_chain) continue;
+        FlowSpan sp;
+        for (const replay::Event& e : c.events) {
+          if (!ctx_.in_window(e.rec)) continue;
+          if (!sp.first) sp.first = e.rec.id;
+          sp.last = e.rec.id;
+        }
+        if (sp.first && sp.first != sp.last) flows_[c.id] = sp;
       }
-      if (sp.first && sp.first != sp.last) flows_[c.id] = sp;
+      return {};
     }
+    const ExportOptions& o = ctx_.options;
+    auto read = [&](const std::string& sql) -> Result<void> {
+      auto st = ctx_.recording.db().prepare(sql);
+      if (!st) return make_error(st.error());
+      int rc;
+      while ((rc = st->step()) == SQLITE_ROW) flows_[st->col_u64(0)] = FlowSpan{st->col_u64(1), st->col_u64(2)};
+      if (rc != SQLITE_DONE)
+        return make_error(schema::describe_sqlite_error(ctx_.recording.db(), "reading the chains of"));
+      return {};
+    };
+    // The whole recording: the chains table the recorder materialized holds both ends (a
+    // tenth of the time of grouping a million events).
+    if (!o.vcpu && !o.from_ns && !o.to_ns) {
+      if (auto r = read("SELECT id, first_event, last_event FROM chains WHERE event_count > 1"); !r) return r;
+      if (!flows_.empty()) return {};
+    }
+    std::string sql = "SELECT origin, min(id), max(id) FROM events WHERE origin != 0";
+    if (o.vcpu) sql += " AND vcpu = " + std::to_string(*o.vcpu);
+    if (o.from_ns) sql += " AND time_ns >= " + std::to_string(static_cast<int64_t>(*o.from_ns));
+    if (o.to_ns) sql += " AND time_ns <= " + std::to_string(static_cast<int64_t>(*o.to_ns));
+    sql += " GROUP BY origin HAVING min(id) < max(id)";
+    return read(sql);
   }
 
   void begin() {
@@ -239,8 +283,10 @@ class PerfettoWriter {
     const es_record& r = ev.rec;
     const Track t = track_of(r);
     metadata(r, t);
+    const FlowRole role = role_of(r);
     switch (r.kind) {
       case ES_KIND_VM_EXIT: {
+        if (role != FlowRole::None) exit_point(ev, t, role);
         auto [it, fresh] = open_.try_emplace(key(r), ev);
         if (!fresh) {  // no entry recorded between two exits: the first ends at the second
           slice(it->second, r.time_ns, nullptr);
@@ -255,22 +301,22 @@ class PerfettoWriter {
           open_.erase(it);
         }
         // An entry is shown when it injects (or belongs to a chain); otherwise it only ends the slice.
-        if (arch::EntryIntrInfo(r.intr_info).valid() || r.origin) instant(ev, t);
+        if (arch::EntryIntrInfo(r.intr_info).valid() || r.origin) point(ev, t, role);
         break;
       }
-      default: instant(ev, t); break;
+      case ES_KIND_RUN_END:
+        if (role == FlowRole::None) {
+          global_instant(ev, t);
+          break;
+        }
+        [[fallthrough]];
+      default: point(ev, t, role); break;
     }
-    flow(ev, t);
     b_.flush();
     ctx_.out.maybe_flush();
   }
 
   Result<void> end() {
-    // Chains still waiting for their next member: their last member ends the flow. By id.
-    std::map<uint64_t, std::pair<uint64_t, const PendingFlow*>> last;
-    for (const auto& [chain, p] : pending_)
-      if (!p.first) last.emplace(p.id, std::make_pair(chain, &p));
-    for (const auto& [id, cp] : last) write_flow(cp.first, *cp.second, 'f');
     // Exits still open: end at the next entry of that vCPU and level in the whole recording
     // (outside the window / chain), else at the session end. By exit id: deterministic.
     std::map<uint64_t, const replay::Event*> left;
@@ -550,73 +596,62 @@ class PerfettoWriter {
     }
   }
 
-  void instant(const replay::Event& ev, const Track& t) {
+  // An event at one instant of a vCPU: a zero-length slice (both viewers show a thread
+  // instant as one too, but bind flows only to "X" slices).
+  void point(const replay::Event& ev, const Track& t, FlowRole role) {
+    head([&](std::string& b) { append_instant_name(b, ev.rec); }, 'X', ev.rec.time_ns);
+    b_ += ",\"dur\":0.000";
+    where(t);
+    flow_fields(ev.rec.origin, role);
+    args(ev);
+    b_ += "}}";
+  }
+  void global_instant(const replay::Event& ev, const Track& t) {
     head([&](std::string& b) { append_instant_name(b, ev.rec); }, 'i', ev.rec.time_ns);
-    b_ += ev.rec.kind == ES_KIND_RUN_END ? ",\"s\":\"g\"" : ",\"s\":\"t\"";
+    b_ += ",\"s\":\"g\"";
     where(t);
     args(ev);
     b_ += "}}";
   }
-
-  struct PendingFlow {
-    uint64_t id = 0, ts = 0;
-    Track track;
-    bool first = true;       // the chain's first exported member (its flow starts here)
-    bool root_seen = false;  // the chain's root was exported: the flow is named after its event
-    uint32_t root_word = 0;
-  };
-
-  void append_flow_name(std::string& b, uint64_t chain, const PendingFlow& p) const {
-    b += "chain ";
-    append_u64(b, chain);
-    if (auto c = ctx_.chain_by_id.find(chain); c != ctx_.chain_by_id.end()) {
-      b += ": ";
-      b += chain_event_text(*c->second);
-    } else if (p.root_seen) {
-      b += ": ";
-      arch::describe_to(b, arch::EntryIntrInfo(p.root_word));
-    }
-  }
-
-  void write_flow(uint64_t chain, const PendingFlow& p, char ph) {
-    head([&](std::string& b) { append_flow_name(b, chain, p); }, ph, p.ts);
-    b_ += ",\"id\":";
-    append_u64(b_, chain);
-    if (ph == 'f') b_ += ",\"bp\":\"e\"";
-    where(p.track);
-    b_ += '}';
-  }
-
-  void flow(const replay::Event& ev, const Track& t) {
+  // A chain's VM exit as a flow point: a zero-length "exit REASON" slice at the exit, inside
+  // the exit-to-entry slice that carries the exit's fields.
+  void exit_point(const replay::Event& ev, const Track& t, FlowRole role) {
     const es_record& r = ev.rec;
-    if (!r.origin) return;
-    if (ctx_.chains_loaded) {  // endpoints known up front
-      auto it = flows_.find(r.origin);
-      if (it == flows_.end()) return;
-      const bool first = r.id == it->second.first, last = r.id == it->second.last;
-      write_flow(r.origin, PendingFlow{r.id, r.time_ns, t, first, false, 0}, first ? 's' : last ? 'f' : 't');
-      return;
-    }
-    auto [it, fresh] = pending_.try_emplace(r.origin);
-    PendingFlow& p = it->second;
-    if (!fresh) {
-      write_flow(r.origin, p, p.first ? 's' : 't');
-      p.first = false;
-    } else if (r.id == r.origin) {
-      p.root_seen = true;
-      p.root_word = r.intr_info;
-    }
-    p.id = r.id;
-    p.ts = r.time_ns;
-    p.track = t;
+    head([&](std::string& b) {
+      b += "exit ";
+      replay::append_exit_reason(b, r.reason, r.flags);
+    }, 'X', r.time_ns);
+    b_ += ",\"dur\":0.000";
+    where(t);
+    flow_fields(r.origin, role);
+    b_ += ",\"args\":{\"id\":";
+    append_u64(b_, r.id);
+    field_str("kind", replay::kind_name(r.kind));
+    field_num("chain", r.origin);
+    b_ += "}}";
+  }
+
+  FlowRole role_of(const es_record& r) const {
+    if (!r.origin) return FlowRole::None;
+    auto it = flows_.find(r.origin);
+    if (it == flows_.end()) return FlowRole::None;
+    if (r.id == it->second.first) return FlowRole::Out;
+    if (r.id == it->second.last) return FlowRole::In;
+    return FlowRole::Step;
+  }
+  void flow_fields(uint64_t chain, FlowRole role) {
+    if (role == FlowRole::None) return;
+    b_ += ",\"bind_id\":";
+    append_u64(b_, chain);
+    if (role != FlowRole::Out) b_ += ",\"flow_in\":true";
+    if (role != FlowRole::In) b_ += ",\"flow_out\":true";
   }
 
   ExportContext& ctx_;
   JsonOut b_;
   uint64_t count_ = 0;
   uint64_t last_tid_ = ~uint64_t{0};
-  std::unordered_map<uint64_t, FlowSpan> flows_;
-  std::unordered_map<uint64_t, PendingFlow> pending_;  // chain -> its latest member, flow not yet written
+  std::unordered_map<uint64_t, FlowSpan> flows_;  // chain -> its first and last exported member
   std::unordered_map<uint64_t, replay::Event> open_;  // exit awaiting its entry, by level/vcpu
   std::unordered_map<uint64_t, bool> seen_processes_, seen_threads_;
 };
@@ -625,7 +660,7 @@ class PerfettoWriter {
 
 Result<void> export_perfetto(ExportContext& ctx) {
   PerfettoWriter w(ctx);
-  w.find_flows();
+  if (auto r = w.find_flows(); !r) return r;
   w.begin();
   if (auto r = ctx.for_each_event([&](const replay::Event& ev) { w.event(ev); }); !r) return r;
   return w.end();

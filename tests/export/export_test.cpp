@@ -251,7 +251,7 @@ TEST_F(ExportTest, PerfettoIsValidTraceEventJson) {
     EXPECT_EQ(e->find("ts")->type, Value::Type::Number);
     EXPECT_EQ(e->find("pid")->type, Value::Type::Number);
     const std::string ph = str(*e, "ph");
-    EXPECT_TRUE(ph == "X" || ph == "i" || ph == "s" || ph == "t" || ph == "f" || ph == "M") << ph;
+    EXPECT_TRUE(ph == "X" || ph == "i" || ph == "M") << ph;
     if (ph == "X") {
       ASSERT_NE(e->find("dur"), nullptr);
     }
@@ -266,16 +266,29 @@ TEST_F(ExportTest, PerfettoSlicesPairExitsWithEntriesAndNestPerThread) {
   Trace t = parse_trace(run("perfetto"));
   std::map<std::pair<double, double>, std::vector<std::pair<double, double>>> by_thread;
   size_t slices = 0;
-  bool ept_found = false, tf_found = false;
+  bool ept_found = false, tf_found = false, ept_point_found = false;
+  double ept_ts = -1, ept_point_ts = -2;
   for (const Value* e : t.events) {
     if (str(*e, "ph") != "X") continue;
-    ++slices;
     const double ts = e->find("ts")->number(), dur = e->find("dur")->number();
     EXPECT_GE(dur, 0.0);
     by_thread[{e->find("pid")->number(), e->find("tid")->number()}].push_back({ts, ts + dur});
     const Value* args = e->find("args");
     ASSERT_NE(args, nullptr);
+    if (str(*args, "kind") != "VM_EXIT" || !args->find("exit_reason")) {  // an event at one instant
+      EXPECT_EQ(dur, 0.0) << str(*e, "name");
+      // The EPT violation is in the IRQ chain: its flow point sits at the exit.
+      if (args->find("id")->number() == static_cast<double>(fx_.ept_exit)) {
+        ept_point_found = true;
+        ept_point_ts = ts;
+        EXPECT_EQ(str(*e, "name"), "exit EPT_VIOLATION");
+        EXPECT_EQ(str(*args, "chain"), std::to_string(fx_.irq_chain));
+      }
+      continue;
+    }
+    ++slices;
     if (args->find("id")->number() == static_cast<double>(fx_.ept_exit)) {
+      ept_ts = ts;
       ept_found = true;
       EXPECT_EQ(str(*e, "name"), "EPT_VIOLATION");
       EXPECT_EQ(str(*args, "idt_vectoring_info"), "0x80000020");
@@ -293,6 +306,8 @@ TEST_F(ExportTest, PerfettoSlicesPairExitsWithEntriesAndNestPerThread) {
   }
   EXPECT_TRUE(ept_found);
   EXPECT_TRUE(tf_found);
+  EXPECT_TRUE(ept_point_found);
+  EXPECT_EQ(ept_point_ts, ept_ts);  // at the exit, so inside the exit's slice
   EXPECT_EQ(slices, 5u);  // HLT, EPT_VIOLATION, IO_INSTRUCTION, CPUID (L2), TRIPLE_FAULT
   for (auto& [thread, spans] : by_thread) {
     std::sort(spans.begin(), spans.end());
@@ -307,27 +322,46 @@ TEST_F(ExportTest, PerfettoSlicesPairExitsWithEntriesAndNestPerThread) {
   }
 }
 
+// Each chain is one v2 flow on its members' slices: bind_id = chain id, the first member only
+// "flow_out", the last only "flow_in", the ones between both (what Perfetto's importer and
+// Chrome's viewer read as begin / step / end). No v1 flow events ("s" / "t" / "f").
 TEST_F(ExportTest, PerfettoFlowsLinkEachChainStartToEnd) {
   Trace t = parse_trace(run("perfetto"));
-  std::map<double, std::vector<std::pair<std::string, double>>> flows;  // id -> (ph, ts)
+  struct Point {
+    bool in, out;
+    double ts;
+    double id;
+  };
+  std::map<double, std::vector<Point>> flows;  // bind_id -> its points in file order
   for (const Value* e : t.events) {
     const std::string ph = str(*e, "ph");
-    if (ph != "s" && ph != "t" && ph != "f") continue;
-    ASSERT_NE(e->find("id"), nullptr);
-    flows[e->find("id")->number()].push_back({ph, e->find("ts")->number()});
+    EXPECT_TRUE(ph != "s" && ph != "t" && ph != "f") << "a v1 flow event: " << str(*e, "name");
+    if (!e->find("bind_id")) continue;
+    EXPECT_EQ(ph, "X") << str(*e, "name");
+    EXPECT_EQ(e->find("dur")->number(), 0.0) << str(*e, "name");
+    const Value* in = e->find("flow_in");
+    const Value* out = e->find("flow_out");
+    flows[e->find("bind_id")->number()].push_back(
+        {in && in->b, out && out->b, e->find("ts")->number(), e->find("args")->find("id")->number()});
   }
   ASSERT_EQ(flows.size(), 3u);  // IRQ, #PF and #GP chains (the #DF chain has one event)
   EXPECT_TRUE(flows.count(static_cast<double>(fx_.irq_chain)));
   EXPECT_TRUE(flows.count(static_cast<double>(fx_.gp_chain)));
-  for (const auto& [id, steps] : flows) {
-    ASSERT_GE(steps.size(), 2u) << id;
-    EXPECT_EQ(steps.front().first, "s") << id;
-    EXPECT_EQ(steps.back().first, "f") << id;
-    EXPECT_EQ(std::count_if(steps.begin(), steps.end(), [](auto& s) { return s.first == "s"; }), 1) << id;
-    EXPECT_EQ(std::count_if(steps.begin(), steps.end(), [](auto& s) { return s.first == "f"; }), 1) << id;
-    for (size_t i = 1; i < steps.size(); ++i) EXPECT_LE(steps[i - 1].second, steps[i].second) << id;
+  for (const auto& [id, points] : flows) {
+    ASSERT_GE(points.size(), 2u) << id;
+    EXPECT_TRUE(!points.front().in && points.front().out) << id;
+    EXPECT_TRUE(points.back().in && !points.back().out) << id;
+    for (size_t i = 1; i + 1 < points.size(); ++i) EXPECT_TRUE(points[i].in && points[i].out) << id << " point " << i;
+    for (size_t i = 1; i < points.size(); ++i) {
+      EXPECT_LE(points[i - 1].ts, points[i].ts) << id;
+      EXPECT_LT(points[i - 1].id, points[i].id) << id;
+    }
   }
-  EXPECT_EQ(flows[static_cast<double>(fx_.irq_chain)].size(), 10u);  // every member of the IRQ chain
+  const auto& irq = flows[static_cast<double>(fx_.irq_chain)];
+  EXPECT_EQ(irq.size(), 10u);  // every member of the IRQ chain
+  EXPECT_EQ(irq.front().id, static_cast<double>(fx_.irq_chain));  // from the raise
+  // The #GP chain ends at the SHUTDOWN decision after its TRIPLE_FAULT exit.
+  EXPECT_EQ(flows[static_cast<double>(fx_.gp_chain)].size(), 5u);
 }
 
 TEST_F(ExportTest, PerfettoHasAProcessPerLevelAndAThreadPerVcpu) {
@@ -356,15 +390,20 @@ TEST_F(ExportTest, PerfettoHasAProcessPerLevelAndAThreadPerVcpu) {
   EXPECT_EQ(tnames, (std::set<std::string>{"vCPU 0 (L1)", "vCPU 0 (L2)", "vCPU 1 (L1)"}));
 }
 
-TEST_F(ExportTest, PerfettoInstantsForInjectionsDecisionsDeliveriesRaises) {
+// Events at one instant are zero-length slices on their vCPU (flows bind only to slices); the
+// run end, on no vCPU, stays a global instant.
+TEST_F(ExportTest, PerfettoZeroLengthSlicesForInjectionsDecisionsDeliveriesRaises) {
   Trace t = parse_trace(run("perfetto"));
-  std::set<std::string> names;
-  for (const Value* e : t.events)
-    if (str(*e, "ph") == "i") names.insert(str(*e, "name"));
+  std::set<std::string> points, instants;
+  for (const Value* e : t.events) {
+    if (str(*e, "ph") == "X" && e->find("dur")->number() == 0.0) points.insert(str(*e, "name"));
+    if (str(*e, "ph") == "i") instants.insert(str(*e, "name"));
+  }
   for (const char* n : {"raise IRQ 0x20", "inject IRQ 0x20", "REQUEUE_FROM_VECTORING IRQ 0x20", "EPT_MAP",
                         "INJECT_REINJECTED IRQ 0x20", "deliver IRQ 0x20", "deliver #PF", "nested exit CPUID",
-                        "SHUTDOWN", "run end: triple fault"})
-    EXPECT_TRUE(names.count(n)) << n;
+                        "SHUTDOWN", "exit EPT_VIOLATION", "exit TRIPLE_FAULT"})
+    EXPECT_TRUE(points.count(n)) << n;
+  EXPECT_EQ(instants, std::set<std::string>{"run end: triple fault"});
 }
 
 TEST_F(ExportTest, PerfettoChainOnlyHasThatChain) {
