@@ -4,7 +4,7 @@
 # `exitscope record --kvm` records the same run. Writes OUT/<scenario>.{db,ftrace.txt,record.txt,
 # guest.txt} and OUT/env.txt; testbed.sh compares them on the host. SQLite's WAL needs shared
 # mmap, which 9p lacks, so recordings are written on tmpfs and copied out.
-# usage: inner.sh OUT   (reads OUT/config: ES=..., GUEST=..., SCENARIOS=..., ATTACH=...)
+# usage: inner.sh OUT   (reads OUT/config: ES, GUEST, SCENARIOS, ATTACH, TRACEPOINTS)
 set -u
 OUT=$1
 . "$OUT/config"
@@ -24,7 +24,11 @@ for s in $SCENARIOS; do
     n=$s.$att
     rmdir $T 2>/dev/null; mkdir $T
     echo 4096 > $T/buffer_size_kb
-    echo 1 > $T/events/kvm/enable
+    # The tracepoints record --kvm attaches, and only those, so that the ftrace text and
+    # its import hold the same events as the live recording.
+    for tp in $TRACEPOINTS; do
+      [ -d $T/events/kvm/$tp ] && echo 1 > $T/events/kvm/$tp/enable
+    done
     echo 1 > $T/tracing_on
     start=$(cut -d' ' -f1 /proc/uptime)
     "$ES" record --kvm --attach "$att" -o "$W/$n.db" --force -- "$GUEST" "$s" > "$W/$n.record.txt" 2>&1

@@ -77,7 +77,14 @@ if [ ! -f "$initrd" ] || [ "$here/init" -nt "$initrd" ] || [ "$here/testbed.sh" 
 fi
 
 out=$cache/out; rm -rf "$out"; mkdir -p "$out"
-printf 'ES=%q\nGUEST=%q\nSCENARIOS=%q\nATTACH=%q\n' "$es" "$guest" "$scenarios" "$attach" > "$out/config"
+# The kvm tracepoints `record --kvm` attaches (probes/kvm/kvm.bpf.c); kvm_fpu,
+# kvm_update_master_clock and the rest are left out of the tracefs instance too.
+tracepoints="kvm_exit kvm_entry kvm_inj_virq kvm_inj_exception kvm_nested_vmexit kvm_nested_vmexit_inject
+  kvm_nested_intr_vmexit kvm_page_fault kvm_emulate_insn kvm_pio kvm_mmio kvm_msr kvm_userspace_exit
+  kvm_apic_accept_irq kvm_eoi"
+tracepoints=$(echo $tracepoints)
+printf 'ES=%q\nGUEST=%q\nSCENARIOS=%q\nATTACH=%q\nTRACEPOINTS=%q\n' "$es" "$guest" "$scenarios" "$attach" "$tracepoints" \
+  > "$out/config"
 echo "testbed: booting $kver under QEMU TCG (-cpu qemu64,+svm,+npt); scenarios: $scenarios; attach: $attach"
 start=$(date +%s)
 timeout 600 qemu-system-x86_64 -accel tcg -cpu qemu64,+svm,+npt -smp 1 -m 2048 -nographic -no-reboot \
@@ -93,4 +100,4 @@ grep -E '^(tb-init|inner):' "$out/console.txt"
 # of the test bed itself, not a machine that cannot run it.
 [ -f "$out/env.txt" ] || { echo "testbed: FAILED: the emulated machine did not start its test command (see $out/console.txt)"; exit 1; }
 grep -q '^dev-kvm yes' "$out/env.txt" || skip "KVM did not come up inside the emulated machine: $(grep -m3 -iE 'kvm|svm' "$out/console.txt" | tr '\n' ' ')"
-exec "$here/check.sh" --exitscope "$es" --out "$out" --scenarios "$scenarios" --attach "$attach"
+exec "$here/check.sh" --exitscope "$es" --out "$out" --scenarios "$scenarios" --attach "$attach" --tracepoints "$tracepoints"
