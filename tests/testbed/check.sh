@@ -57,6 +57,12 @@ norm_recording() {
   events "$1" | awk -f "$here/norm_recording.awk"
 }
 
+# same_but_pf_rip DB: the events without ids, times, links, import line numbers and
+# kvm_page_fault's RIP, for a recording whose tp_btf program cannot see that RIP.
+same_but_pf_rip() {
+  events "$1" | sed -E 's/^#[0-9]+ +[0-9.]+ +//; s/ (cause|origin)=#[0-9]+//g; s/ line=[0-9]+//; /kvm_page_fault/s/ rip=[^ ]+//'
+}
+
 # chain_outcomes DB: "ROOT-EVENT -> OUTCOME" per chain, in order.
 chain_outcomes() {
   "$es" chains "$1" 2>/dev/null | awk '
@@ -103,9 +109,34 @@ without_cancelled() {  # OUTCOMES N
 for s in $scenarios; do
   for att in $attach; do
     n=$s.$att db=$out/$s.$att.db ft=$out/$s.$att.ftrace.txt
-    if [ ! -f "$db" ] || [ ! -f "$ft" ]; then bad "$n: no recording or no ftrace text in $out"; continue; fi
-    if grep -q '^record exit 0$' "$out/$n.record.txt"; then ok "$n: record --kvm exit 0"
-    else bad "$n: record --kvm failed: $(grep -v '^\(pid\|out\|in\|irq\|hlt\|done\) ' "$out/$n.record.txt" | tail -n 4 | tr '\n' ' ')"; continue; fi
+    if [ ! -f "$out/$n.record.txt" ]; then bad "$n: inner.sh did not run it (see $out/console.txt)"; continue; fi
+    if grep -q '^record exit 0$' "$out/$n.record.txt" && [ -f "$db" ] && [ -f "$ft" ]; then ok "$n: record --kvm exit 0"
+    else bad "$n: record --kvm failed: $(grep -v -E '^(pid|out|in|irq|hlt|done) ' "$out/$n.record.txt" | tail -n 4 | tr '\n' ' ')"; continue; fi
+    # A tracepoint the recording left out (not offered through this attach method on this kernel,
+    # or refused by the verifier) is said, with exitscope's sentence, and left out of the ftrace
+    # text compared; the chain verdicts need kvm_exit, kvm_entry and kvm_inj_* all recorded.
+    attached=$("$es" info "$db" | sed -n 's/^kvm: *attached //p' | grep -oE 'kvm_[a-z_]+' | paste -sd' ' -)
+    for tp in $tracepoints; do
+      case " $attached " in *" $tp "*) ;; *)
+        [ -n "$(ftrace_lines "$ft" "$tp")" ] &&
+          echo "note  $n: $tp not recorded: $(grep -m1 "not recording $tp " "$out/$n.record.txt" | sed 's/^exitscope record: not recording //')" ;;
+      esac
+    done
+    # A refusal names the verifier's reason and never blames permissions (this runs as root).
+    refusals=$(grep '^exitscope record: not recording' "$out/$n.record.txt" || true)
+    if echo "$refusals" | grep -qiE 'permission|sudo|root'; then
+      bad "$n: a refusal blames permissions although record ran as root: $(echo "$refusals" | grep -iE 'permission|sudo|root' | head -n 1)"
+    fi
+    if [ "$att" = tp_btf ] && grep -q '^kernel 6\.1\.' "$out/env.txt"; then
+      # Linux 6.1's btf_trace_kvm_pio has 'const void *data' as its fifth argument: the verifier
+      # will not let a tp_btf program read it (btf_ctx_access: not a struct pointer).
+      expect "$n: kvm_pio's tp_btf program refused by the verifier, with its reason" \
+        "the kernel's verifier refused its tp_btf program btf_kvm_pio (func 'kvm_pio' arg4 type UNKNOWN is not a struct" \
+        "$(echo "$refusals" | grep -o "the kernel's verifier refused its tp_btf program btf_kvm_pio (func 'kvm_pio' arg4 type UNKNOWN is not a struct")"
+    fi
+    full=$ft
+    ft=$out/$n.ftrace.attached.txt
+    grep -E "^#| ($(echo $attached | sed 's/ /|/g')): " "$full" > "$ft"
     grep -q ' 0 dropped by the ring buffer' "$out/$n.record.txt" || bad "$n: the recording dropped records"
     grep -q "^done $s$" "$out/$n.record.txt" || bad "$n: tb-kvm-guest did not finish its scenario"
 
@@ -130,6 +161,11 @@ for s in $scenarios; do
     if "$es" import "$ft" -o "$out/$n.imported.db" --force > "$out/$n.import.txt" 2>&1; then
       if "$es" diff "$out/$n.imported.db" "$db" > "$out/$n.diff.txt" 2>&1; then
         ok "$n: exitscope import of the ftrace text = the recording (diff: $(grep -m1 '^events:' "$out/$n.diff.txt"))"
+      elif [ "$(same_but_pf_rip "$out/$n.imported.db"; echo x)" = "$(same_but_pf_rip "$db"; echo x)" ] &&
+           events "$db" | grep -q 'kvm_page_fault .*rip=unknown'; then
+        # tp_btf: kvm_page_fault's arguments (6.1: vcpu, fault_address, error_code) lack the RIP
+        # that its TP_fast_assign reads with kvm_rip_read(), so the recording says rip=unknown.
+        ok "$n: exitscope import of the ftrace text = the recording, but for kvm_page_fault's RIP (rip=unknown: its tp_btf arguments do not carry it)"
       else
         bad "$n: exitscope diff of the import and the recording is not clean ($out/$n.diff.txt):"
         sed -n '3,20p' "$out/$n.diff.txt" | sed 's/^/      /'
@@ -139,6 +175,9 @@ for s in $scenarios; do
     fi
 
     # 4. The verdicts.
+    case " $attached " in *" kvm_exit kvm_entry kvm_inj_virq kvm_inj_exception "*) ;; *)
+      echo "note  $n: no chain verdicts: kvm_exit, kvm_entry or kvm_inj_* not recorded"; continue ;;
+    esac
     exits=$(events "$db" --kind VM_EXIT | awk '{print $6}' | grep -v '^interrupt$' | paste -sd' ' -)
     expect "$n: exits (host interrupts aside)" "${want_exits[$s]}" "$exits"
     if [ -n "${want_vectoring[$s]:-}" ]; then
@@ -147,7 +186,7 @@ for s in $scenarios; do
       expect "$n: exit during delivery" "${want_vectoring[$s]}" "$got"
     fi
     got=$(chain_outcomes "$db")
-    cancelled=$(cancelled_injections "$ft")
+    cancelled=$(cancelled_injections "$full")
     if [ "$cancelled" = 0 ] || [ "$got" = "${want_chains[$s]}" ]; then
       expect "$n: chains" "${want_chains[$s]}" "$got"
     elif [ "$(without_cancelled "$got" "$cancelled")" = "$(without_cancelled "${want_chains[$s]}" 0)" ]; then

@@ -11,7 +11,7 @@
 # 77: this machine cannot run the test bed (the sentence says why; CTest shows it as skipped).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-es="" guest="" cache="" attach="auto" scenarios="pio irq irq-npf npf triple"
+es="" guest="" cache="" attach="auto tp_btf" scenarios="pio irq irq-npf npf triple"
 while [ $# -gt 0 ]; do
   case "$1" in
     --exitscope) es=$2; shift 2 ;;
