@@ -7,18 +7,17 @@
 #      EXITINFO1 / EXITINFO2, EXITINTINFO, injected vector and [reinjected], port I/O, ...);
 #   3. `exitscope import` of the ftrace text = the live recording (`exitscope diff` clean);
 #   4. the chains and `check` verdicts written down from the APM and KVM before the first run.
-#   check.sh --exitscope BIN --out DIR --scenarios "..." --attach "..." --tracepoints "..."
+#   check.sh --exitscope BIN --out DIR --runs "SCENARIO.ATTACH ..." --tracepoints "..."
 # Prints one line per check ("ok" / "FAIL" / "KNOWN" for a known exitscope deviation that is
 # asserted exactly, so that its fix shows), then "check: N passed, N failed".
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-es="" out="" scenarios="" attach="" tracepoints=""
+es="" out="" runs="" tracepoints=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --exitscope) es=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    --scenarios) scenarios=$2; shift 2 ;;
-    --attach) attach=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
     --tracepoints) tracepoints=$2; shift 2 ;;
     *) echo "check: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -106,9 +105,10 @@ without_cancelled() {  # OUTCOMES N
     sed 's/ -> delivered after reinjection$/ -> delivered/' | paste -sd';' - | sed 's/^$/(none)/'
 }
 
-for s in $scenarios; do
-  for att in $attach; do
-    n=$s.$att db=$out/$s.$att.db ft=$out/$s.$att.ftrace.txt
+for n in $runs; do
+  s=${n%%.*} att=${n#*.}
+  {
+    db=$out/$n.db ft=$out/$n.ftrace.txt
     if [ ! -f "$out/$n.record.txt" ]; then bad "$n: inner.sh did not run it (see $out/console.txt)"; continue; fi
     if grep -q '^record exit 0$' "$out/$n.record.txt" && [ -f "$db" ] && [ -f "$ft" ]; then ok "$n: record --kvm exit 0"
     else bad "$n: record --kvm failed: $(grep -v -E '^(pid|out|in|irq|hlt|done) ' "$out/$n.record.txt" | tail -n 4 | tr '\n' ' ')"; continue; fi
@@ -197,7 +197,7 @@ for s in $scenarios; do
       bad "$n: chains: expected '${want_chains[$s]}' (KVM cancelled and repeated $cancelled injection(s)), got '$got'"
     fi
     expect "$n: check" "no violations" "$("$es" check "$db" 2>&1 | grep -o -m1 '^no violations')"
-  done
+  }
 done
 echo "check: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -4,7 +4,7 @@
 # `exitscope record --kvm` records the same run. Writes OUT/<scenario>.{db,ftrace.txt,record.txt,
 # guest.txt} and OUT/env.txt; testbed.sh compares them on the host. SQLite's WAL needs shared
 # mmap, which 9p lacks, so recordings are written on tmpfs and copied out.
-# usage: inner.sh OUT   (reads OUT/config: ES, GUEST, SCENARIOS, ATTACH, TRACEPOINTS)
+# usage: inner.sh OUT   (reads OUT/config: ES, GUEST, RUNS (scenario.attach ...), TRACEPOINTS)
 set -u
 OUT=$1
 . "$OUT/config"
@@ -19,9 +19,8 @@ W=/tmp/tb-work; mkdir -p "$W"
 } > "$OUT/env.txt"
 if [ ! -c /dev/kvm ]; then echo "inner: /dev/kvm is missing (kvm_amd did not load)"; exit 0; fi
 T=/sys/kernel/tracing/instances/exitscope-tb
-for s in $SCENARIOS; do
-  for att in $ATTACH; do
-    n=$s.$att
+for n in $RUNS; do
+    s=${n%%.*} att=${n#*.}
     rmdir $T 2>/dev/null; mkdir $T
     echo 4096 > $T/buffer_size_kb
     # The tracepoints record --kvm attaches, and only those, so that the ftrace text and
@@ -40,6 +39,5 @@ for s in $SCENARIOS; do
     rmdir $T
     echo "inner: $n recorded in $(echo "$end $start" | awk '{printf "%.1f", $1 - $2}') s"
     cp "$W/$n.db" "$W/$n.record.txt" "$W/$n.ftrace.txt" "$OUT/" 2>/dev/null
-  done
 done
 echo "inner: done"
