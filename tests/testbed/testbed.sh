@@ -49,7 +49,7 @@ if ! ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1; then
   if ! ls "$cache/deb/${pkg}"_*.deb >/dev/null 2>&1; then
     echo "testbed: downloading $pkg (about 70 MB, once)"
     (cd "$cache/deb" && apt-get download -q "$pkg" >/dev/null 2>"$cache/deb/download.log") ||
-      skip "could not download $pkg with apt-get download (no network for apt? see $cache/deb/download.log)"
+      skip "could not download $pkg with apt-get download (no network for apt?): $(tail -n 1 "$cache/deb/download.log")"
   fi
   # Only the kernel image and the modules the emulated machine loads are unpacked (dpkg-deb's
   # data tar, the part dpkg -x unpacks), about 30 MB instead of 400.
