@@ -15,6 +15,7 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <queue>
 #include <sstream>
 
@@ -38,11 +39,19 @@ int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list ap) {
     std::vfprintf(stderr, fmt, copy);
     va_end(copy);
   }
-  char buf[1024];
-  const int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
+  // Whole: a verifier log arrives as one message of many lines, and its last lines say why.
+  va_list sized;
+  va_copy(sized, ap);
+  const int n = std::vsnprintf(nullptr, 0, fmt, sized);
+  va_end(sized);
+  if (n <= 0) return n;
+  std::string buf(static_cast<size_t>(n) + 1, '\0');
+  std::vsnprintf(buf.data(), buf.size(), fmt, ap);
+  buf.pop_back();
   std::lock_guard<std::mutex> g(g_log_mu);
   g_log += buf;
-  if (g_log.size() > 8192) g_log.erase(0, g_log.size() - 8192);
+  // Large enough for a refused program's verifier log (libbpf retries a failed load with one).
+  if (g_log.size() > 65536) g_log.erase(0, g_log.size() - 65536);
   return n;
 }
 
@@ -52,6 +61,57 @@ std::string last_libbpf_line() {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   const size_t nl = s.rfind('\n');
   return nl == std::string::npos ? s : s.substr(nl + 1);
+}
+
+void clear_libbpf_log() {
+  std::lock_guard<std::mutex> g(g_log_mu);
+  g_log.clear();
+}
+
+// A program the kernel refused to load, read from libbpf's log: libbpf stops an object's load at
+// the first refused program and names it ("prog 'NAME': BPF program load failed: ..."), then
+// prints the verifier's log between "-- BEGIN PROG LOAD LOG --" and "-- END PROG LOAD LOG --".
+struct Refusal {
+  std::string program;
+  std::string reason;  // the verifier's last words (its error, and the line explaining it)
+};
+
+std::optional<Refusal> refusal_in_log() {
+  std::string log;
+  {
+    std::lock_guard<std::mutex> g(g_log_mu);
+    log = g_log;
+  }
+  const std::string mark = "': BPF program load failed";
+  const size_t at = log.rfind(mark);
+  if (at == std::string::npos) return std::nullopt;
+  const size_t open = log.rfind("prog '", at);
+  if (open == std::string::npos) return std::nullopt;
+  Refusal r;
+  r.program = log.substr(open + 6, at - open - 6);
+  // The verifier's reason: the last lines of its log that are neither an instruction ("12: ..."),
+  // a source line ("; ..."), a register state nor its closing statistics.
+  const size_t begin = log.find("-- BEGIN PROG LOAD LOG --", at);
+  if (begin != std::string::npos) {
+    const size_t end = log.find("-- END PROG LOAD LOG --", begin);
+    std::istringstream in(log.substr(begin, end == std::string::npos ? std::string::npos : end - begin));
+    std::vector<std::string> said;
+    for (std::string line; std::getline(in, line);) {
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+      if (line.empty() || line[0] == ';' || line.rfind("--", 0) == 0 || line.rfind("libbpf:", 0) == 0 ||
+          line.rfind("processed ", 0) == 0 || line.rfind("verification time", 0) == 0 ||
+          line.rfind("stack depth", 0) == 0 || (line[0] >= '0' && line[0] <= '9') || line.rfind("R", 0) == 0)
+        continue;
+      said.push_back(line);
+    }
+    const size_t n = std::min<size_t>(said.size(), 2);
+    for (size_t i = said.size() - n; i < said.size(); ++i) r.reason += (r.reason.empty() ? "" : "; ") + said[i];
+  }
+  if (r.reason.empty()) {  // no verifier log: libbpf's own sentence
+    const size_t eol = log.find('\n', at);
+    r.reason = log.substr(at + mark.size() + 2, eol == std::string::npos ? std::string::npos : eol - at - mark.size() - 2);
+  }
+  return r;
 }
 
 std::string uname_release() {
@@ -87,10 +147,15 @@ std::string without_head(const std::string& reason, const std::string& head) {
 
 std::string load_error(int err, const std::string& kernel, const char* what) {
   const std::string why = last_libbpf_line();
-  if (err == -EPERM || err == -EACCES)
+  // EACCES from BPF_PROG_LOAD is the verifier's "no", not a permission: only EPERM for a user
+  // who is not root is about privileges (root's EPERM comes from lockdown or a seccomp policy).
+  if (err == -EPERM && ::geteuid() != 0)
     return "the kernel refused to load the BPF programs (permission denied): root with CAP_BPF and "
-           "CAP_PERFMON is needed, and a lockdown or seccomp policy may forbid BPF" +
-           (why.empty() ? std::string() : " (libbpf: " + why + ")");
+           "CAP_PERFMON is needed" + (why.empty() ? std::string() : " (libbpf: " + why + ")");
+  if (err == -EPERM)
+    return std::string("the kernel refused to load exitscope's ") + what + " on kernel " + kernel +
+           " although running as root (EPERM): a kernel lockdown (/sys/kernel/security/lockdown) or a seccomp "
+           "policy forbids BPF here" + (why.empty() ? std::string() : " (libbpf: " + why + ")");
   return std::string("the kernel refused to load exitscope's ") + what + " on kernel " + kernel + " (" +
          std::strerror(-err) + (why.empty() ? std::string() : "; libbpf: " + why) +
          "); is BPF (CONFIG_BPF_SYSCALL, CONFIG_BPF_EVENTS) enabled?";
@@ -230,37 +295,70 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
     return Error{"none of the kvm tracepoints asked for can be recorded on kernel " + p->kernel_ + ": " +
                  (p->refused_.empty() ? std::string("none asked") : p->refused_.front())};
   p->decoder_ = Decoder(std::move(layouts));
-  // The tp object is always loaded: it owns the rings and their drop counters, even when
-  // every event goes through tp_btf (then none of its programs is loaded).
-  p->skel_.reset(kvm_bpf__open());
-  if (!p->skel_)
-    return Error{std::string("libbpf could not open the embedded BPF object (") + std::strerror(errno) +
-                 "); this exitscope build is broken, rebuild it"};
-  const int cpus = libbpf_num_possible_cpus();
-  p->cpus_ = cpus > 0 ? static_cast<unsigned>(cpus) : 1;
-  uint32_t slots = o.ring_slots ? o.ring_slots : ring_slots_for_cpus(p->cpus_);
-  while (slots & (slots - 1)) slots &= slots - 1;  // a power of two: the slot is head % slots
-  p->ring_slots_ = std::max<uint32_t>(slots, 2);
-  p->skel_->rodata->filter_tgid = o.filter_tgid;
-  p->skel_->rodata->ring_slots = p->ring_slots_;
-  if (int err = bpf_map__set_max_entries(p->skel_->maps.ring, p->cpus_ * p->ring_slots_); err)
-    return Error{"cannot size the per-CPU rings to " + std::to_string(p->ring_bytes()) + " bytes (" +
-                 std::strerror(-err) + ")"};
-  if (int err = bpf_map__set_max_entries(p->skel_->maps.ring_ctl, p->cpus_); err)
-    return Error{std::string("cannot size the rings' control map (") + std::strerror(-err) + ")"};
+  // A program the verifier refuses is left out with one sentence naming it, the kernel and the
+  // verifier's reason, and the object is loaded again without it (libbpf loads an object whole).
+  auto refusal_sentence = [&](int event, const char* method, const Refusal& r) {
+    return std::string(kEventNames[static_cast<size_t>(event)]) + " on kernel " + p->kernel_ +
+           ": the kernel's verifier refused its " + method + " program " + r.program + " (" + r.reason + ")";
+  };
+  auto leave_out = [&](int event, const char* method, const Refusal& r) {
+    p->refused_.push_back(refusal_sentence(event, method, r) + "; recording the other events without it");
+    p->attached_.erase(std::remove_if(p->attached_.begin(), p->attached_.end(),
+                                      [&](const AttachedEvent& a) { return a.event == event; }),
+                       p->attached_.end());
+  };
+  auto none_left = [&]() {
+    return Error{"none of the kvm tracepoints asked for can be recorded on kernel " + p->kernel_ + ": " +
+                 p->refused_.front()};
+  };
   std::array<bool, ES_KVM_EV_COUNT> by_tp{};
   for (const AttachedEvent& a : p->attached_) by_tp[static_cast<size_t>(a.event)] = a.method == "tp";
-  for (int e = 0; e < ES_KVM_EV_COUNT; ++e) {
-    const auto& l = p->decoder_.layouts()[static_cast<size_t>(e)];
-    if (l && by_tp[static_cast<size_t>(e)]) p->skel_->rodata->copy_len[e] = l->copy_len;
-    bpf_program__set_autoload(program_of(p->skel_.get(), e), by_tp[static_cast<size_t>(e)]);
+  // The tp object is always loaded: it owns the rings and their drop counters, even when
+  // every event goes through tp_btf (then none of its programs is loaded).
+  for (;;) {
+    p->skel_.reset(kvm_bpf__open());
+    if (!p->skel_)
+      return Error{std::string("libbpf could not open the embedded BPF object (") + std::strerror(errno) +
+                   "); this exitscope build is broken, rebuild it"};
+    const int cpus = libbpf_num_possible_cpus();
+    p->cpus_ = cpus > 0 ? static_cast<unsigned>(cpus) : 1;
+    uint32_t slots = o.ring_slots ? o.ring_slots : ring_slots_for_cpus(p->cpus_);
+    while (slots & (slots - 1)) slots &= slots - 1;  // a power of two: the slot is head % slots
+    p->ring_slots_ = std::max<uint32_t>(slots, 2);
+    p->skel_->rodata->filter_tgid = o.filter_tgid;
+    p->skel_->rodata->ring_slots = p->ring_slots_;
+    if (int err = bpf_map__set_max_entries(p->skel_->maps.ring, p->cpus_ * p->ring_slots_); err)
+      return Error{"cannot size the per-CPU rings to " + std::to_string(p->ring_bytes()) + " bytes (" +
+                   std::strerror(-err) + ")"};
+    if (int err = bpf_map__set_max_entries(p->skel_->maps.ring_ctl, p->cpus_); err)
+      return Error{std::string("cannot size the rings' control map (") + std::strerror(-err) + ")"};
+    for (int e = 0; e < ES_KVM_EV_COUNT; ++e) {
+      const auto& l = p->decoder_.layouts()[static_cast<size_t>(e)];
+      if (l && by_tp[static_cast<size_t>(e)]) p->skel_->rodata->copy_len[e] = l->copy_len;
+      bpf_program__set_autoload(program_of(p->skel_.get(), e), by_tp[static_cast<size_t>(e)]);
+    }
+    clear_libbpf_log();
+    const int err = kvm_bpf__load(p->skel_.get());
+    if (!err) break;
+    const auto r = refusal_in_log();
+    int refused = -1;
+    for (int e = 0; r && e < ES_KVM_EV_COUNT; ++e)
+      if (by_tp[static_cast<size_t>(e)] && r->program == bpf_program__name(program_of(p->skel_.get(), e))) refused = e;
+    if (refused < 0 || err == -EPERM) return Error{load_error(err, p->kernel_, "BPF programs")};
+    if (o.events_explicit) return Error{refusal_sentence(refused, "tp", *r) + "; leave it out with --events"};
+    leave_out(refused, "tp", *r);
+    by_tp[static_cast<size_t>(refused)] = false;
+    if (p->attached_.empty()) return none_left();
   }
-  if (int err = kvm_bpf__load(p->skel_.get()); err) return Error{load_error(err, p->kernel_, "BPF programs")};
 
   // The tp_btf object: only the program of each matched shape is loaded (a program written for
   // another era's arguments would not pass this kernel's verifier), writing into the same ring.
-  const bool any_btf = std::any_of(shapes.begin(), shapes.end(), [](const BtfShape* s) { return s != nullptr; });
-  if (any_btf) {
+  for (;;) {
+    const bool any_btf = std::any_of(shapes.begin(), shapes.end(), [](const BtfShape* s) { return s != nullptr; });
+    if (!any_btf) {
+      p->btf_skel_.reset();
+      break;
+    }
     p->btf_skel_.reset(kvm_btf_bpf__open());
     if (!p->btf_skel_)
       return Error{std::string("libbpf could not open the embedded tp_btf BPF object (") + std::strerror(errno) +
@@ -280,7 +378,18 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
       if (!sp) return Error{"this exitscope build has no tp_btf program " + std::string(s->program) + "; rebuild it"};
       bpf_program__set_autoload(sp, true);
     }
-    if (int err = kvm_btf_bpf__load(b); err) return Error{load_error(err, p->kernel_, "tp_btf BPF programs")};
+    clear_libbpf_log();
+    const int err = kvm_btf_bpf__load(b);
+    if (!err) break;
+    const auto r = refusal_in_log();
+    int refused = -1;
+    for (int e = 0; r && e < ES_KVM_EV_COUNT; ++e)
+      if (shapes[static_cast<size_t>(e)] && r->program == shapes[static_cast<size_t>(e)]->program) refused = e;
+    if (refused < 0 || err == -EPERM) return Error{load_error(err, p->kernel_, "tp_btf BPF programs")};
+    if (o.events_explicit) return Error{refusal_sentence(refused, "tp_btf", *r) + "; leave it out with --events"};
+    leave_out(refused, "tp_btf", *r);
+    shapes[static_cast<size_t>(refused)] = nullptr;
+    if (p->attached_.empty()) return none_left();
   }
   // The consumer's view of the rings: records read-only, the control words writable (tail).
   auto map = [](Mapping& m, bpf_map* bm, size_t bytes, int prot) -> bool {

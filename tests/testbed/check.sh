@@ -1,0 +1,203 @@
+#!/bin/bash
+# Host side of the real-KVM test bed: compares each scenario's `exitscope record --kvm`
+# recording (OUT/S.ATTACH.db) with the tracefs instance's text of the same run
+# (OUT/S.ATTACH.ftrace.txt), both written inside the emulated machine by inner.sh:
+#   1. per tracepoint, ftrace's event count = the recording's;
+#   2. every event's decoded fields = what ftrace printed (exit reason by its SVM name, RIP,
+#      EXITINFO1 / EXITINFO2, EXITINTINFO, injected vector and [reinjected], port I/O, ...);
+#   3. `exitscope import` of the ftrace text = the live recording (`exitscope diff` clean);
+#   4. the chains and `check` verdicts written down from the APM and KVM before the first run.
+#   check.sh --exitscope BIN --out DIR --runs "SCENARIO.ATTACH ..." --tracepoints "..."
+# Prints one line per check ("ok" / "FAIL" / "KNOWN" for a known exitscope deviation that is
+# asserted exactly, so that its fix shows), then "check: N passed, N failed".
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+es="" out="" runs="" tracepoints=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --exitscope) es=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --tracepoints) tracepoints=$2; shift 2 ;;
+    *) echo "check: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+passed=0 failed=0
+ok() { echo "ok    $*"; passed=$((passed + 1)); }
+bad() { echo "FAIL  $*"; failed=$((failed + 1)); }
+# expect NAME WANT GOT
+expect() { if [ "$2" = "$3" ]; then ok "$1: $3"; else bad "$1: expected '$2', got '$3'"; fi; }
+
+# ftrace_lines FILE TP: the trace lines of tracepoint TP (header lines start with '#').
+ftrace_lines() { grep -v '^#' "$1" | grep -E " $2: " || true; }
+events() { "$es" events "$@" 2>/dev/null || true; }
+
+# How a recording shows each tracepoint's events (exitscope events lines).
+es_count() {  # DB TP
+  case "$2" in
+    kvm_exit) events "$1" --kind VM_EXIT | grep -c . ;;
+    kvm_entry) events "$1" --kind VM_ENTRY | grep -c . ;;
+    kvm_inj_virq) events "$1" --kind DECISION | grep -cE 'INJECT_[A-Z_]+ +IRQ ' ;;
+    kvm_inj_exception) events "$1" --kind DECISION | grep -cE 'INJECT_[A-Z_]+ +#' ;;
+    kvm_nested_*) events "$1" --kind NESTED_EXIT | grep -c "$2" ;;
+    *) events "$1" --kind CONTEXT | grep -cE "CONTEXT +$2( |$)" ;;
+  esac
+}
+
+# One normalized line per KVM event, from either side, in time order:
+#   exit REASON rip=R info1=Q info2=I2 vec=TYPE:VECTOR|-   entry rip=R imm=0|1
+#   inj IRQ 0x20|#DE reinj=0|1   pio read|write PORT VAL SIZE   pf ADDR ERR
+#   uexit NAME   emul RIP
+# info2 is compared where the recording shows it (npf's GPA, io's next RIP, exitinfo2=).
+norm_ftrace() {
+  grep -v '^#' "$1" | awk -f "$here/norm_ftrace.awk"
+}
+norm_recording() {
+  events "$1" | awk -f "$here/norm_recording.awk"
+}
+
+# same_but_pf_rip DB: the events without ids, times, links, import line numbers and
+# kvm_page_fault's RIP, for a recording whose tp_btf program cannot see that RIP.
+same_but_pf_rip() {
+  events "$1" | sed -E 's/^#[0-9]+ +[0-9.]+ +//; s/ (cause|origin)=#[0-9]+//g; s/ line=[0-9]+//; /kvm_page_fault/s/ rip=[^ ]+//'
+}
+
+# chain_outcomes DB: "ROOT-EVENT -> OUTCOME" per chain, in order.
+chain_outcomes() {
+  "$es" chains "$1" 2>/dev/null | awk '
+    /^chain [0-9]+:/ { sub(/^chain [0-9]+: /, ""); sub(/  L[0-9].*/, ""); root = $0 }
+    /^  outcome:/ { sub(/^  outcome: +/, ""); sub(/ \(#[0-9]+\)/, ""); print root " -> " $0 }' | paste -sd';' - | sed 's/^$/(none)/'
+}
+
+# Verdicts written from the AMD APM and KVM 6.1 before the first run (each tb_*.asm says why).
+declare -A want_chains want_exits
+want_chains[pio]="(none)"                                       # no event injected or raised
+want_chains[irq]="IRQ 0x20 -> delivered"                     # KVM_INTERRUPT, IF=1: one injection, delivered
+want_chains[irq-npf]="IRQ 0x20 -> delivered after reinjection" # NPF during delivery, EXITINTINFO -> requeued
+want_chains[npf]="#DE -> delivered after reinjection"        # the same for a #DE the CPU raised
+want_chains[triple]="#DE -> triple fault"                    # #DE -> #GP -> #DF -> shutdown
+# Exits other than the host's interrupts (which TCG's timer places at will), by SVM name.
+want_exits[pio]="npf io io io hlt"
+want_exits[irq]="npf npf npf io io io hlt"                   # code, IVT (0x80), stack (0x7ffe)
+want_exits[irq-npf]="npf npf io npf io io hlt"               # code, IVT, the stack at 0xeffe during delivery
+want_exits[npf]="npf npf npf io io hlt"                      # code, IVT (0x0), the stack at 0xeffe
+want_exits[triple]="npf shutdown"
+# The exit during delivery: "REASON vectoring=EVENT gpa=GPA" (APM 15.7.2: EXITINTINFO).
+declare -A want_vectoring
+want_vectoring[irq-npf]="npf vectoring=IRQ 0x20 gpa=0xeffe"
+want_vectoring[npf]="npf vectoring=#DE gpa=0xeffe"
+want_vectoring[triple]="shutdown vectoring=#DE"
+
+# A known deviation of exitscope from these verdicts, asserted as narrowly as it can be (KNOWN):
+# KVM sometimes injects an event, cancels the injection before VMRUN (vcpu_enter_guest's
+# cancel_injection path: a pending request, a signal, need_resched) and injects it again, so
+# ftrace shows two kvm_inj_* for one event with no kvm_entry between. ftrace has no cancel
+# event, and the kvm linker reads the second injection as a new event: the first chain ends
+# "pending at end" (and a reinjected event's chain loses its reinjection). Where ftrace shows
+# N such cancelled injections, the chains are compared with N "pending at end" chains removed
+# and "delivered after reinjection" read as "delivered"; anything else still fails.
+cancelled_injections() {  # FTRACE: kvm_inj_* lines followed by another before any kvm_entry
+  grep -v '^#' "$1" | grep -oE ' kvm_(inj_virq|inj_exception|entry): ' |
+    awk '/inj/ { if (pending) n++; pending = 1; next } { pending = 0 } END { print n + 0 }'
+}
+without_cancelled() {  # OUTCOMES N
+  echo "$1" | tr ';' '\n' | awk -v n="$2" '/ -> pending at end$/ && n > 0 { n--; next } { print }' |
+    sed 's/ -> delivered after reinjection$/ -> delivered/' | paste -sd';' - | sed 's/^$/(none)/'
+}
+
+for n in $runs; do
+  s=${n%%.*} att=${n#*.}
+  {
+    db=$out/$n.db ft=$out/$n.ftrace.txt
+    if [ ! -f "$out/$n.record.txt" ]; then bad "$n: inner.sh did not run it (see $out/console.txt)"; continue; fi
+    if grep -q '^record exit 0$' "$out/$n.record.txt" && [ -f "$db" ] && [ -f "$ft" ]; then ok "$n: record --kvm exit 0"
+    else bad "$n: record --kvm failed: $(grep -v -E '^(pid|out|in|irq|hlt|done) ' "$out/$n.record.txt" | tail -n 4 | tr '\n' ' ')"; continue; fi
+    # A tracepoint the recording left out (not offered through this attach method on this kernel,
+    # or refused by the verifier) is said, with exitscope's sentence, and left out of the ftrace
+    # text compared; the chain verdicts need kvm_exit, kvm_entry and kvm_inj_* all recorded.
+    attached=$("$es" info "$db" | sed -n 's/^kvm: *attached //p' | grep -oE 'kvm_[a-z_]+' | paste -sd' ' -)
+    for tp in $tracepoints; do
+      case " $attached " in *" $tp "*) ;; *)
+        [ -n "$(ftrace_lines "$ft" "$tp")" ] &&
+          echo "note  $n: $tp not recorded: $(grep -m1 "not recording $tp " "$out/$n.record.txt" | sed 's/^exitscope record: not recording //')" ;;
+      esac
+    done
+    # A refusal names the verifier's reason and never blames permissions (this runs as root).
+    refusals=$(grep '^exitscope record: not recording' "$out/$n.record.txt" || true)
+    if echo "$refusals" | grep -qiE 'permission|sudo|root'; then
+      bad "$n: a refusal blames permissions although record ran as root: $(echo "$refusals" | grep -iE 'permission|sudo|root' | head -n 1)"
+    fi
+    if [ "$att" = tp_btf ] && grep -q '^kernel 6\.1\.' "$out/env.txt"; then
+      # Linux 6.1's btf_trace_kvm_pio has 'const void *data' as its fifth argument: the verifier
+      # will not let a tp_btf program read it (btf_ctx_access: not a struct pointer).
+      expect "$n: kvm_pio's tp_btf program refused by the verifier, with its reason" \
+        "the kernel's verifier refused its tp_btf program btf_kvm_pio (func 'kvm_pio' arg4 type UNKNOWN is not a struct" \
+        "$(echo "$refusals" | grep -o "the kernel's verifier refused its tp_btf program btf_kvm_pio (func 'kvm_pio' arg4 type UNKNOWN is not a struct")"
+    fi
+    full=$ft
+    ft=$out/$n.ftrace.attached.txt
+    grep -E "^#| ($(echo $attached | sed 's/ /|/g')): " "$full" > "$ft"
+    grep -q ' 0 dropped by the ring buffer' "$out/$n.record.txt" || bad "$n: the recording dropped records"
+    grep -q "^done $s$" "$out/$n.record.txt" || bad "$n: tb-kvm-guest did not finish its scenario"
+
+    # 1. Per-tracepoint counts.
+    for tp in $tracepoints; do
+      want=$(ftrace_lines "$ft" "$tp" | grep -c .)
+      got=$(es_count "$db" "$tp")
+      [ "$want" = 0 ] && [ "$got" = 0 ] && continue
+      expect "$n: $tp events (ftrace = record)" "$want" "$got"
+    done
+
+    # 2. Decoded fields, event by event.
+    norm_ftrace "$ft" > "$out/$n.ftrace.norm"
+    norm_recording "$db" > "$out/$n.record.norm"
+    if diff -u "$out/$n.ftrace.norm" "$out/$n.record.norm" > "$out/$n.norm.diff"; then
+      ok "$n: decoded fields of all $(wc -l < "$out/$n.ftrace.norm") events equal ftrace's"
+    else
+      bad "$n: decoded fields differ from ftrace's ($out/$n.norm.diff):"; head -n 12 "$out/$n.norm.diff" | sed 's/^/      /'
+    fi
+
+    # 3. The ftrace text imported = the live recording.
+    if "$es" import "$ft" -o "$out/$n.imported.db" --force > "$out/$n.import.txt" 2>&1; then
+      if "$es" diff "$out/$n.imported.db" "$db" > "$out/$n.diff.txt" 2>&1; then
+        ok "$n: exitscope import of the ftrace text = the recording (diff: $(grep -m1 '^events:' "$out/$n.diff.txt"))"
+      elif [ "$(same_but_pf_rip "$out/$n.imported.db"; echo x)" = "$(same_but_pf_rip "$db"; echo x)" ] &&
+           events "$db" | grep -q 'kvm_page_fault .*rip=unknown'; then
+        # tp_btf: kvm_page_fault's arguments (6.1: vcpu, fault_address, error_code) lack the RIP
+        # that its TP_fast_assign reads with kvm_rip_read(), so the recording says rip=unknown.
+        ok "$n: exitscope import of the ftrace text = the recording, but for kvm_page_fault's RIP (rip=unknown: its tp_btf arguments do not carry it)"
+      else
+        bad "$n: exitscope diff of the import and the recording is not clean ($out/$n.diff.txt):"
+        sed -n '3,20p' "$out/$n.diff.txt" | sed 's/^/      /'
+      fi
+    else
+      bad "$n: exitscope import failed: $(tail -n 2 "$out/$n.import.txt" | tr '\n' ' ')"
+    fi
+
+    # 4. The verdicts.
+    case " $attached " in *" kvm_exit kvm_entry kvm_inj_virq kvm_inj_exception "*) ;; *)
+      echo "note  $n: no chain verdicts: kvm_exit, kvm_entry or kvm_inj_* not recorded"; continue ;;
+    esac
+    exits=$(events "$db" --kind VM_EXIT | awk '{print $6}' | grep -v '^interrupt$' | paste -sd' ' -)
+    expect "$n: exits (host interrupts aside)" "${want_exits[$s]}" "$exits"
+    if [ -n "${want_vectoring[$s]:-}" ]; then
+      got=$(events "$db" --kind VM_EXIT | grep -m1 -o "${want_vectoring[$s]%% *} .*vectoring=.*" |
+            sed -E 's/ qual=[^ ]+ \[[^]]*\]//; s/ rip=.*//')
+      expect "$n: exit during delivery" "${want_vectoring[$s]}" "$got"
+    fi
+    got=$(chain_outcomes "$db")
+    cancelled=$(cancelled_injections "$full")
+    if [ "$cancelled" = 0 ] || [ "$got" = "${want_chains[$s]}" ]; then
+      expect "$n: chains" "${want_chains[$s]}" "$got"
+    elif [ "$(without_cancelled "$got" "$cancelled")" = "$(without_cancelled "${want_chains[$s]}" 0)" ]; then
+      echo "KNOWN $n: chains: expected '${want_chains[$s]}', exitscope says '$got': KVM cancelled and" \
+           "repeated $cancelled injection(s), which the kvm linker takes for new events (see check.sh)"
+      passed=$((passed + 1))
+    else
+      bad "$n: chains: expected '${want_chains[$s]}' (KVM cancelled and repeated $cancelled injection(s)), got '$got'"
+    fi
+    expect "$n: check" "no violations" "$("$es" check "$db" 2>&1 | grep -o -m1 '^no violations')"
+  }
+done
+echo "check: $passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,43 @@
+#!/bin/bash
+# Runs inside the test bed's emulated machine (as root, in a chroot of the host's root).
+# For each scenario of tb-kvm-guest: a tracefs instance records the kvm events while
+# `exitscope record --kvm` records the same run. Writes OUT/<scenario>.{db,ftrace.txt,record.txt,
+# guest.txt} and OUT/env.txt; testbed.sh compares them on the host. SQLite's WAL needs shared
+# mmap, which 9p lacks, so recordings are written on tmpfs and copied out.
+# usage: inner.sh OUT   (reads OUT/config: ES, GUEST, RUNS (scenario.attach ...), TRACEPOINTS)
+set -u
+OUT=$1
+. "$OUT/config"
+W=/tmp/tb-work; mkdir -p "$W"
+{
+  echo "kernel $(uname -r)"
+  grep -m1 -o -w svm /proc/cpuinfo | sed 's/^/cpu flag /'
+  for p in /sys/module/kvm_amd/parameters/npt /sys/module/kvm_amd/parameters/nested; do
+    [ -f $p ] && echo "$p $(cat $p)"
+  done
+  [ -c /dev/kvm ] && echo "dev-kvm yes" || echo "dev-kvm no"
+} > "$OUT/env.txt"
+if [ ! -c /dev/kvm ]; then echo "inner: /dev/kvm is missing (kvm_amd did not load)"; exit 0; fi
+T=/sys/kernel/tracing/instances/exitscope-tb
+for n in $RUNS; do
+    s=${n%%.*} att=${n#*.}
+    rmdir $T 2>/dev/null; mkdir $T
+    echo 4096 > $T/buffer_size_kb
+    # The tracepoints record --kvm attaches, and only those, so that the ftrace text and
+    # its import hold the same events as the live recording.
+    for tp in $TRACEPOINTS; do
+      [ -d $T/events/kvm/$tp ] && echo 1 > $T/events/kvm/$tp/enable
+    done
+    echo 1 > $T/tracing_on
+    start=$(cut -d' ' -f1 /proc/uptime)
+    "$ES" record --kvm --attach "$att" -o "$W/$n.db" --force -- "$GUEST" "$s" > "$W/$n.record.txt" 2>&1
+    echo "record exit $?" >> "$W/$n.record.txt"
+    end=$(cut -d' ' -f1 /proc/uptime)
+    echo 0 > $T/tracing_on
+    cat $T/trace > "$W/$n.ftrace.txt"
+    echo 0 > $T/events/kvm/enable
+    rmdir $T
+    echo "inner: $n recorded in $(echo "$end $start" | awk '{printf "%.1f", $1 - $2}') s"
+    cp "$W/$n.db" "$W/$n.record.txt" "$W/$n.ftrace.txt" "$OUT/" 2>/dev/null
+done
+echo "inner: done"

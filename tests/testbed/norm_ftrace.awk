@@ -1,0 +1,52 @@
+# tests/testbed/check.sh: ftrace text lines of the kvm tracepoints -> normalized events (see
+# check.sh). Formats: Linux 6.1 arch/x86/kvm/trace.h (SVM).
+function hex(s) { sub(/^0x0*/, "", s); return "0x" (s == "" ? "0" : tolower(s)) }
+# The value of hex digit c (POSIX awk has no bit operations: intr_info is taken apart by digit).
+function hd(c) { return index("0123456789abcdef", tolower(c)) - 1 }
+BEGIN {
+  split("DE DB NMI BP OF BR UD NM DF 09 TS NP SS GP PF 15 MF AC MC XM VE CP", exc, " ")
+}
+{
+  for (i = 1; i <= NF; i++) if ($i ~ /^kvm_[a-z_]+:$/) break
+  tp = $i; sub(/:$/, "", tp)
+  rest = ""; for (j = i + 1; j <= NF; j++) rest = rest (j > i + 1 ? " " : "") $j
+  if (tp == "kvm_exit") {
+    # vcpu N reason NAME rip R info1 Q info2 I intr_info II error_code E
+    match(rest, /reason .* rip /); reason = substr(rest, RSTART + 7, RLENGTH - 12)
+    split(substr(rest, RSTART + RLENGTH), f, " ")
+    rip = hex(f[1]); info1 = hex(f[3]); info2 = hex(f[5])
+    # EXITINTINFO (APM 15.7.2): [31] valid, [10:8] type, [7:0] vector; printed as 0x%08x.
+    ii = substr(f[7], 3); vec = "-"
+    if (length(ii) == 8 && hd(substr(ii, 1, 1)) >= 8) {
+      t = hd(substr(ii, 6, 1)) % 8; v = hd(substr(ii, 7, 1)) * 16 + hd(substr(ii, 8, 1))
+      vec = (t == 0 ? sprintf("IRQ 0x%x", v) : (t == 2 ? "NMI" : (t == 3 ? "#" exc[v + 1] : sprintf("type%d 0x%x", t, v))))
+    }
+    # EXITINFO2 as the recording shows it: npf's GPA, io's next RIP; else not shown.
+    if ((reason != "npf" && reason != "io") || info2 == "0x0") info2 = "-"
+    if (info1 == "0x0") info1 = "-"
+    printf "exit %s rip=%s info1=%s info2=%s vec=%s\n", reason, rip, info1, info2, vec
+  } else if (tp == "kvm_entry") {
+    # vcpu N, rip R[immediate exit]
+    imm = (rest ~ /\[immediate exit\]/); sub(/\[immediate exit\]/, "", rest)
+    split(rest, f, " "); printf "entry rip=%s imm=%d\n", hex(f[4]), imm
+  } else if (tp == "kvm_inj_virq") {
+    # IRQ 0xVV [reinjected]  (6.1.y stable: soft / reinjected flags)
+    split(rest, f, " "); printf "inj IRQ %s reinj=%d\n", hex(f[2]), (rest ~ /reinjected/)
+  } else if (tp == "kvm_inj_exception") {
+    split(rest, f, " "); printf "inj %s reinj=%d\n", f[1], (rest ~ /reinjected/)
+  } else if (tp == "kvm_pio") {
+    # pio_write at 0xe9 size 1 count 1 val 0x1
+    split(rest, f, " "); d = (f[1] == "pio_write" ? "out" : "in")
+    printf "pio %s %s %s %s\n", d, hex(f[3]), hex(f[9]), f[5]
+  } else if (tp == "kvm_page_fault") {
+    # vcpu N rip R address A error_code E
+    split(rest, f, " "); printf "pf %s %s\n", hex(f[6]), hex(f[8])
+  } else if (tp == "kvm_userspace_exit") {
+    split(rest, f, " "); printf "uexit %s\n", f[2]
+  } else if (tp == "kvm_emulate_insn") {
+    # 0:100a:f4 (real)
+    split(rest, f, ":"); printf "emul %s\n", hex(f[2])
+  } else {
+    printf "other %s\n", tp
+  }
+}

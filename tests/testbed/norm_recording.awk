@@ -1,0 +1,28 @@
+# tests/testbed/check.sh: `exitscope events` lines -> normalized events (see check.sh).
+function val(key,   i) { for (i = 1; i <= NF; i++) if (index($i, key "=") == 1) return substr($i, length(key) + 2); return "" }
+function hex(s) { sub(/^0x0*/, "", s); return "0x" (s == "" ? "0" : tolower(s)) }
+{
+  kind = $5
+  if (kind == "VM_EXIT") {
+    reason = ""; for (i = 6; i <= NF && $i !~ /=/; i++) reason = reason (reason == "" ? "" : " ") $i
+    q = val("qual"); info1 = (q == "" ? "-" : hex(q))
+    i2 = val("gpa"); if (i2 == "") i2 = val("exitinfo2"); info2 = (i2 == "" ? "-" : hex(i2))
+    vec = "-"
+    if (match($0, /vectoring=[^=]* (gpa|rip|exitinfo2)=/)) {
+      vec = substr($0, RSTART + 10, RLENGTH - 10); sub(/ [a-z0-9]+=$/, "", vec)
+    }
+    printf "exit %s rip=%s info1=%s info2=%s vec=%s\n", reason, hex(val("rip")), info1, info2, vec
+  } else if (kind == "VM_ENTRY") {
+    printf "entry rip=%s imm=%d\n", hex(val("rip")), ($0 ~ /immediate-exit/)
+  } else if (kind == "DECISION" && $6 ~ /^INJECT_/) {
+    ev = $7; if (ev == "IRQ") ev = ev " " hex($8)
+    printf "inj %s reinj=%d\n", ev, ($6 == "INJECT_REINJECTED")
+  } else if (kind == "CONTEXT") {
+    tp = $6
+    if (tp == "kvm_pio") printf "pio %s %s %s %s\n", $7, hex(val("port")), hex(val("val")), val("size")
+    else if (tp == "kvm_page_fault") printf "pf %s %s\n", hex(val("addr")), hex(val("err"))
+    else if (tp == "kvm_userspace_exit") printf "uexit %s\n", $7
+    else if (tp == "kvm_emulate_insn") printf "emul %s\n", hex(val("rip"))
+    else printf "other %s\n", tp
+  }
+}

@@ -1,0 +1,152 @@
+// tb-kvm-guest: the /dev/kvm programs of the real-KVM test bed (tests/testbed/README.md), one
+// real-mode guest per scenario, linked statically so the emulated machine needs nothing else.
+//
+//   tb-kvm-guest pio | irq | irq-npf | npf | triple
+//
+// Prints "pid P", one line per exit to user space ("out PORT VALUE", "in PORT", "irq VECTOR"
+// when KVM_INTERRUPT was issued, "hlt", "shutdown"), then "done SCENARIO". Exit status 0 when
+// the guest ended as the scenario expects (HLT, or KVM_EXIT_SHUTDOWN for triple), 1 when it
+// did something else, 2 for a bad argument, 3 when /dev/kvm cannot be used.
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "tb_guest_blobs.h"
+
+namespace {
+
+// 64 KiB at GPA 0. The runner writes only the pages it must (IVT page, code page): KVM maps
+// guest pages into the NPT on first guest access, and prefetches only pages already present
+// in the host page tables, so page 0xE000 (the stacks at 0xF000) is unmapped until the guest
+// touches it.
+constexpr std::size_t kMemSize = 0x10000;
+constexpr std::uint16_t kLoadAddr = 0x1000;
+constexpr std::uint16_t kStackSelAddr = 0x0FFC;
+constexpr std::uint32_t kIrqVector = 0x20;
+
+int fail(const char* what) {
+  std::fprintf(stderr, "tb-kvm-guest: %s: %s\n", what, std::strerror(errno));
+  return 3;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string scenario = argc == 2 ? argv[1] : "";
+  const unsigned char* blob = nullptr;
+  unsigned long blob_size = 0;
+  std::uint16_t stack_sel = 0x8000;
+  bool inject_irq = false, expect_shutdown = false;
+  if (scenario == "pio") {
+    blob = tb_guest_blobs_tb_pio, blob_size = tb_guest_blobs_tb_pio_size;
+  } else if (scenario == "irq" || scenario == "irq-npf") {
+    blob = tb_guest_blobs_tb_irq, blob_size = tb_guest_blobs_tb_irq_size;
+    inject_irq = true;
+    if (scenario == "irq-npf") stack_sel = 0xF000;
+  } else if (scenario == "npf") {
+    blob = tb_guest_blobs_tb_npf, blob_size = tb_guest_blobs_tb_npf_size;
+  } else if (scenario == "triple") {
+    blob = tb_guest_blobs_tb_triple, blob_size = tb_guest_blobs_tb_triple_size;
+    expect_shutdown = true;
+  } else {
+    std::fprintf(stderr, "tb-kvm-guest: give one scenario: pio, irq, irq-npf, npf or triple\n");
+    return 2;
+  }
+
+  const int kvm = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (kvm < 0) return fail("cannot open /dev/kvm");
+  const int vm = ::ioctl(kvm, KVM_CREATE_VM, 0);
+  if (vm < 0) return fail("KVM_CREATE_VM");
+  void* mem = ::mmap(nullptr, kMemSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (mem == MAP_FAILED) return fail("mmap guest memory");
+  auto* bytes = static_cast<unsigned char*>(mem);
+  std::memcpy(bytes + kLoadAddr, blob, blob_size);
+  bytes[kStackSelAddr] = static_cast<unsigned char>(stack_sel & 0xFF);
+  bytes[kStackSelAddr + 1] = static_cast<unsigned char>(stack_sel >> 8);
+
+  kvm_userspace_memory_region region{};
+  region.guest_phys_addr = 0;
+  region.memory_size = kMemSize;
+  region.userspace_addr = reinterpret_cast<std::uintptr_t>(mem);
+  if (::ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0) return fail("KVM_SET_USER_MEMORY_REGION");
+  // No KVM_CREATE_IRQCHIP: the interrupt controller is this program (KVM_INTERRUPT).
+  const int vcpu = ::ioctl(vm, KVM_CREATE_VCPU, 0);
+  if (vcpu < 0) return fail("KVM_CREATE_VCPU");
+  const int run_size = ::ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+  if (run_size <= 0) return fail("KVM_GET_VCPU_MMAP_SIZE");
+  auto* run = static_cast<kvm_run*>(
+      ::mmap(nullptr, static_cast<std::size_t>(run_size), PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0));
+  if (run == MAP_FAILED) return fail("mmap kvm_run");
+
+  kvm_sregs sregs{};
+  if (::ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0) return fail("KVM_GET_SREGS");
+  sregs.cs.base = 0;
+  sregs.cs.selector = 0;
+  sregs.ss.base = 0;
+  sregs.ss.selector = 0;
+  if (::ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0) return fail("KVM_SET_SREGS");
+  kvm_regs regs{};
+  regs.rip = kLoadAddr;
+  regs.rsp = 0x8000;
+  regs.rflags = 0x2;
+  if (::ioctl(vcpu, KVM_SET_REGS, &regs) < 0) return fail("KVM_SET_REGS");
+
+  std::printf("pid %d\n", static_cast<int>(::getpid()));
+  bool irq_pending = false;
+  for (int exits = 0; exits < 1000; ++exits) {
+    // KVM_INTERRUPT only when KVM says the guest can take it (IF=1, no shadow, nothing being
+    // injected); otherwise ask for an interrupt-window exit (Documentation/virt/kvm/api.rst).
+    run->request_interrupt_window = 0;
+    if (irq_pending) {
+      if (run->ready_for_interrupt_injection) {
+        kvm_interrupt irq{};
+        irq.irq = kIrqVector;
+        if (::ioctl(vcpu, KVM_INTERRUPT, &irq) < 0) return fail("KVM_INTERRUPT");
+        std::printf("irq 0x%x\n", kIrqVector);
+        irq_pending = false;
+      } else {
+        run->request_interrupt_window = 1;
+      }
+    }
+    if (::ioctl(vcpu, KVM_RUN, 0) < 0) {
+      if (errno == EINTR) continue;
+      return fail("KVM_RUN");
+    }
+    switch (run->exit_reason) {
+      case KVM_EXIT_HLT:
+        std::printf("hlt\ndone %s\n", scenario.c_str());
+        return expect_shutdown ? 1 : 0;
+      case KVM_EXIT_SHUTDOWN:
+        std::printf("shutdown\ndone %s\n", scenario.c_str());
+        return expect_shutdown ? 0 : 1;
+      case KVM_EXIT_IRQ_WINDOW_OPEN:
+        std::printf("irq-window\n");
+        break;
+      case KVM_EXIT_IO: {
+        auto* data = reinterpret_cast<unsigned char*>(run) + run->io.data_offset;
+        if (run->io.direction == KVM_EXIT_IO_OUT) {
+          std::printf("out 0x%x 0x%x\n", run->io.port, data[0]);
+          // The first OUT (value 1) of the irq guests is where the IRQ is raised.
+          if (inject_irq && data[0] == 1) irq_pending = true;
+        } else {
+          data[0] = 0x5A;
+          std::printf("in 0x%x\n", run->io.port);
+        }
+        break;
+      }
+      default:
+        std::printf("unexpected exit %u\n", run->exit_reason);
+        return 1;
+    }
+  }
+  std::printf("too many exits\n");
+  return 1;
+}

@@ -1,0 +1,116 @@
+#!/bin/bash
+# The real-KVM test bed: Debian's own kernel (linux-image-amd64, unpacked, never installed)
+# booted under QEMU TCG with an emulated SVM CPU (-cpu qemu64,+svm,+npt) runs tb-kvm-guest's
+# scenarios under `exitscope record --kvm` while a tracefs instance records the same events
+# (inner.sh); then this script checks the recordings against ftrace on the host (check.sh).
+#
+#   testbed.sh --exitscope BIN --guest TB_KVM_GUEST --cache DIR [--attach "auto tp_btf"] [--scenarios "..."]
+#              [--all]
+#
+# Each scenario is recorded with the first --attach method; the others record only pio and npf
+# (between them every event a tp_btf program can see here, and kvm_pio's refusal), unless --all
+# records every scenario with every method (about twice the time).
+#
+# Everything downloaded or built is kept under DIR (the kernel package, the unpacked kernel,
+# the initramfs), so a second run only boots. Exit 0: every check passed; 1: a check failed;
+# 77: this machine cannot run the test bed (the sentence says why; CTest shows it as skipped).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+es="" guest="" cache="" attach="auto tp_btf" scenarios="pio irq irq-npf npf triple" all=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --exitscope) es=$2; shift 2 ;;
+    --guest) guest=$2; shift 2 ;;
+    --cache) cache=$2; shift 2 ;;
+    --attach) attach=$2; shift 2 ;;
+    --scenarios) scenarios=$2; shift 2 ;;
+    --all) all=1; shift ;;
+    *) echo "testbed: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+[ -x "$es" ] && [ -x "$guest" ] && [ -n "$cache" ] || {
+  echo "testbed: give --exitscope BIN, --guest TB_KVM_GUEST and --cache DIR (built binaries)" >&2; exit 2; }
+es=$(readlink -f "$es"); guest=$(readlink -f "$guest")
+skip() { echo "testbed: SKIPPED: $*"; exit 77; }
+
+command -v qemu-system-x86_64 >/dev/null ||
+  skip "qemu-system-x86_64 is not installed (package qemu-system-x86; './run testbed' installs it)"
+busybox=/bin/busybox
+{ [ -x $busybox ] && ! ldd $busybox >/dev/null 2>&1; } ||
+  skip "no static /bin/busybox for the emulated machine's init (package busybox-static; './run testbed' installs it)"
+command -v cpio >/dev/null || skip "cpio is not installed (package cpio)"
+
+mkdir -p "$cache"; cache=$(readlink -f "$cache")
+kdir=$cache/kernel
+if ! ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1; then
+  pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')
+  [ -n "$pkg" ] || skip "apt does not know linux-image-amd64 (run 'apt-get update' first)"
+  mkdir -p "$cache/deb"
+  if ! ls "$cache/deb/${pkg}"_*.deb >/dev/null 2>&1; then
+    echo "testbed: downloading $pkg (about 70 MB, once)"
+    (cd "$cache/deb" && apt-get download -q "$pkg" >/dev/null 2>"$cache/deb/download.log") ||
+      skip "could not download $pkg with apt-get download (no network for apt?): $(tail -n 1 "$cache/deb/download.log")"
+  fi
+  # Only the kernel image and the modules the emulated machine loads are unpacked (dpkg-deb's
+  # data tar, the part dpkg -x unpacks), about 30 MB instead of 400.
+  rm -rf "$kdir.tmp"; mkdir -p "$kdir.tmp"
+  dpkg-deb --fsys-tarfile "$cache/deb/${pkg}"_*.deb |
+    tar -x -C "$kdir.tmp" --wildcards './boot/vmlinuz-*' './lib/modules/*/kernel/arch/x86/kvm/*' \
+        './lib/modules/*/kernel/virt/lib/*' './lib/modules/*/kernel/drivers/crypto/ccp/ccp.ko' \
+        './lib/modules/*/kernel/drivers/virtio/*' './lib/modules/*/kernel/fs/9p/*' \
+        './lib/modules/*/kernel/fs/netfs/*' './lib/modules/*/kernel/fs/fscache/*' './lib/modules/*/kernel/net/9p/*' ||
+    skip "could not unpack the kernel package in $cache/deb"
+  rm -rf "$kdir"; mv "$kdir.tmp" "$kdir"
+fi
+kver=$(ls "$kdir/lib/modules")
+vmlinuz=$kdir/boot/vmlinuz-$kver
+
+# The initramfs: static busybox, the modules in load order (each after what it depends on),
+# and init. Rebuilt when init or this script changes.
+initrd=$cache/initrd-$kver.gz
+if [ ! -f "$initrd" ] || [ "$here/init" -nt "$initrd" ] || [ "$here/testbed.sh" -nt "$initrd" ]; then
+  r=$cache/initramfs; rm -rf "$r"; mkdir -p "$r"/{bin,proc,sys,dev,lib/modules}
+  cp $busybox "$r/bin/busybox"; cp "$here/init" "$r/init"
+  order=(irqbypass ccp kvm kvm-amd virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci
+         netfs fscache 9pnet 9pnet_virtio 9p)
+  for m in "${order[@]}"; do
+    f=$(find "$kdir/lib/modules" -name "$m.ko")
+    [ -n "$f" ] || skip "the kernel package has no module $m.ko"
+    cp "$f" "$r/lib/modules/"
+  done
+  printf '%s\n' "${order[@]}" > "$r/modules.order"
+  (cd "$r" && find . | cpio -o -H newc 2>/dev/null | gzip -1) > "$initrd.tmp" && mv "$initrd.tmp" "$initrd"
+fi
+
+out=$cache/out; rm -rf "$out"; mkdir -p "$out"
+# The kvm tracepoints `record --kvm` attaches (probes/kvm/kvm.bpf.c); kvm_fpu,
+# kvm_update_master_clock and the rest are left out of the tracefs instance too.
+tracepoints="kvm_exit kvm_entry kvm_inj_virq kvm_inj_exception kvm_nested_vmexit kvm_nested_vmexit_inject
+  kvm_nested_intr_vmexit kvm_page_fault kvm_emulate_insn kvm_pio kvm_mmio kvm_msr kvm_userspace_exit
+  kvm_apic_accept_irq kvm_eoi"
+tracepoints=$(echo $tracepoints)
+runs=""
+first=${attach%% *}
+for att in $attach; do
+  for s in $scenarios; do
+    if [ "$att" = "$first" ] || [ "$all" = 1 ] || [ "$s" = pio ] || [ "$s" = npf ]; then runs="$runs $s.$att"; fi
+  done
+done
+runs=${runs# }
+printf 'ES=%q\nGUEST=%q\nRUNS=%q\nTRACEPOINTS=%q\n' "$es" "$guest" "$runs" "$tracepoints" > "$out/config"
+echo "testbed: booting $kver under QEMU TCG (-cpu qemu64,+svm,+npt); runs (scenario.attach): $runs"
+start=$(date +%s)
+timeout 420 qemu-system-x86_64 -accel tcg -cpu qemu64,+svm,+npt -smp 1 -m 2048 -nographic -no-reboot \
+  -kernel "$vmlinuz" -initrd "$initrd" \
+  -append "console=ttyS0 panic=-1 quiet nokaslr tsc=reliable tb_cmd=$here/inner.sh tb_out=$out" \
+  -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+  -virtfs local,path="$out",mount_tag=tbout,security_model=none,multidevs=remap \
+  > "$out/console.txt" 2>&1 < /dev/null
+rc=$?
+echo "testbed: the emulated machine ran $(( $(date +%s) - start )) s (exit $rc); console: $out/console.txt"
+grep -E '^(tb-init|inner):' "$out/console.txt"
+# QEMU and the kernel were there: a machine that does not reach the test command is a failure
+# of the test bed itself, not a machine that cannot run it.
+[ -f "$out/env.txt" ] || { echo "testbed: FAILED: the emulated machine did not start its test command (see $out/console.txt)"; exit 1; }
+grep -q '^dev-kvm yes' "$out/env.txt" || skip "KVM did not come up inside the emulated machine: $(grep -m3 -iE 'kvm|svm' "$out/console.txt" | tr '\n' ' ')"
+exec "$here/check.sh" --exitscope "$es" --out "$out" --runs "$runs" --tracepoints "$tracepoints"
