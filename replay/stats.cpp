@@ -358,20 +358,22 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
     }
     ChainKindRow& k = out.chain_kinds[it->second];
     ++k.count;
-    uint64_t reinjections = 0;
+    uint64_t reinjections = 0, vectoring_exits = 0;
     std::optional<uint64_t> delivered_at;
     for (const Event& e : c.events) {
       if (e.rec.kind == ES_KIND_DECISION && e.rec.reason == ES_DECISION_INJECT_REINJECTED) ++reinjections;
       if (e.rec.id == c.outcome_event) delivered_at = e.rec.time_ns;
+      // L0's VM exits only: a reflected exit's NESTED_EXIT record repeats the same exit for L1.
+      if (e.rec.kind == ES_KIND_VM_EXIT && arch::IdtVectoringInfo(e.rec.idt_vectoring_info).valid()) ++vectoring_exits;
     }
-    k.exits += c.interruptions.size();
+    k.exits += vectoring_exits;
     k.reinjections += reinjections;
     const bool delivered = c.outcome == Outcome::Delivered || c.outcome == Outcome::ReinjectedThenDelivered;
     if (delivered && delivered_at && *delivered_at >= first.time_ns) {
       const uint64_t d = *delivered_at - first.time_ns;
       ++k.delivered;
       kind_durations[it->second].push_back(d);
-      slow.push_back({c.id, k.key, d, c.interruptions.size(), reinjections, c.outcome});
+      slow.push_back({c.id, k.key, d, vectoring_exits, reinjections, c.outcome});
       // Keep only the slowest few: a partial sort now and then bounds the memory.
       if (slow.size() >= 4 * opt.slowest_chains + 64) {
         std::sort(slow.begin(), slow.end(), [](const SlowChain& a, const SlowChain& b) {

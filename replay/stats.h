@@ -67,7 +67,7 @@ struct ChainKindRow {
   uint64_t delivered = 0;   // delivered (first time or after reinjection): the timed ones
   uint64_t total_ns = 0;    // raise -> delivery, over the delivered ones
   std::optional<uint64_t> min_ns, max_ns, mean_ns;
-  uint64_t exits = 0;          // VM exits whose IDT-vectoring info named the event, all chains
+  uint64_t exits = 0;          // VM exits (not nested exits) whose IDT-vectoring info named the event
   uint64_t reinjections = 0;   // INJECT_REINJECTED decisions in the chains
 };
 
