@@ -175,9 +175,18 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
     sql += " AND level = ?";
     binds.push_back(*opt.level);
   }
-  // Entries before the window close no exit inside it; entries after `to` may.
+  // Entries before the window close no exit inside it; entries after `to` may. The window's
+  // first row comes from the events_time index, and the scan starts there (rowid or
+  // events_vcpu range) instead of reading the rows before it.
   if (opt.from_ns) {
-    sql += " AND time_ns >= ?";
+    auto first = db.prepare("SELECT id FROM events WHERE time_ns >= ? ORDER BY time_ns, id LIMIT 1");
+    if (!first) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), first.error()));
+    first->bind_u64(1, *opt.from_ns);
+    const int rc = first->step();
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+      return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg()));
+    sql += " AND id >= ? AND time_ns >= ?";
+    binds.push_back(rc == SQLITE_ROW ? first->col_i64(0) : INT64_MAX);
     binds.push_back(static_cast<int64_t>(*opt.from_ns));
   }
   sql += opt.vcpu ? " ORDER BY vcpu, id" : " ORDER BY id";
@@ -278,6 +287,8 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
     r.flags = static_cast<uint32_t>(st->col_i64(6));
     r.qualification = st->col_u64(7);
     r.guest_phys = st->col_u64(8);
+    // Past the window with every exit in it settled: nothing later can change the figures.
+    if (opt.to_ns && r.time_ns > *opt.to_ns && pending.empty()) break;
     switch (r.kind) {
       case ES_KIND_VM_EXIT:
       case ES_KIND_NESTED_EXIT:
