@@ -119,9 +119,12 @@ void text_table(const char* title, const std::vector<replay::ExitRow>& rows, con
   std::printf("  %s%-24s %8s %7s %14s %7s %11s %11s %11s %11s %11s\n", level_column ? "LEVEL " : "", "KEY", "COUNT",
               "COUNT%", "TIME", "TIME%", "MIN", "MAX", "MEAN", "MEDIAN", "P99");
   uint64_t untimed = 0;
+  std::string which;  // the rows that have untimed exits, "HLT 1, IO_INSTRUCTION 2"
   for (const replay::ExitRow& r : rows) {
     const replay::Latency& l = r.lat;
     untimed += l.count - l.timed;
+    if (l.count != l.timed && l.timed)
+      which += (which.empty() ? "" : ", ") + replay::terminal_safe(r.key) + " " + u64(l.count - l.timed);
     const std::string key = replay::terminal_safe(r.key);
     std::printf("  %s%-24s %8" PRIu64 " %7s %14s %7s %11s %11s %11s %11s %11s\n",
                 level_column ? ("L" + std::to_string(r.level) + std::string(4, ' ')).substr(0, 6).c_str() : "",
@@ -134,8 +137,8 @@ void text_table(const char* title, const std::vector<replay::ExitRow>& rows, con
               all.timed ? us(all.total_ns).c_str() : "unknown");
   if (untimed)
     std::printf("  %" PRIu64 " of these exits have no later entry of their vCPU and level: their time is unknown "
-                "and left out of the times.\n",
-                untimed);
+                "and left out of the times%s%s%s.\n",
+                untimed, which.empty() ? "" : " (", which.c_str(), which.empty() ? "" : ")");
 }
 
 void print_text(const replay::Stats& s, const replay::StatsOptions& opt, const std::string& path, bool histogram) {
@@ -282,13 +285,15 @@ std::string json_total(const replay::Latency& l) {
          ", \"median_ns\": " + json_num(l.median_ns) + ", \"p99_ns\": " + json_num(l.p99_ns);
 }
 
-void print_json(const replay::Stats& s, const replay::StatsOptions& opt, const std::string& path, bool histogram) {
+void print_json(const replay::Stats& s, const replay::StatsOptions& opt, const std::string& path, bool histogram,
+                uint64_t dropped) {
   replay::Latency all;
   for (const replay::ExitRow& r : s.by_vcpu) {
     all.count += r.lat.count;
     all.total_ns += r.lat.total_ns;
   }
   std::string out = "{\n  \"recording\": " + json_string(path) + ",\n  \"by\": " + json_string(by_name(opt.by)) +
+                    ",\n  \"records_dropped\": " + u64(dropped) +
                     ",\n  \"vm_entries\": " + u64(s.entries) + ",\n  \"nested_entries\": " + u64(s.nested_entries) +
                     ",\n  \"times_known\": " + (s.all_exits.timed ? "true" : "false") + ",\n  \"exits\": {" +
                     json_total(s.all_exits) + ",\n    \"rows\": " + json_rows(s.exits, s.all_exits, opt.by) +
@@ -423,6 +428,17 @@ int cmd_stats(int argc, char** argv) {
     std::fprintf(stderr, "exitscope stats: %s\n", rec.error().c_str());
     return 2;
   }
+  // Records the recording never got are missing from every figure: say so first, with the
+  // counts `exitscope info` shows (csv / json carry them as fields).
+  auto drops = rec->drop_counts();
+  if (!drops) {
+    std::fprintf(stderr, "exitscope stats: %s\n", drops.error().c_str());
+    return 2;
+  }
+  if (drops->total() && format == Format::Text)
+    std::printf("# %" PRIu64 " records were dropped while recording (%" PRIu64 " by the recorder, %" PRIu64
+                " by the source): these figures have gaps.\n",
+                drops->total(), drops->recorder, drops->source);
   auto st = replay::compute_stats(*rec, opt);
   if (!st) {
     std::fprintf(stderr, "exitscope stats: %s\n", st.error().c_str());
@@ -433,7 +449,7 @@ int cmd_stats(int argc, char** argv) {
   switch (format) {
     case Format::Text: print_text(*st, opt, rec->path(), histogram); break;
     case Format::Csv: print_csv(*st, opt, histogram); break;
-    case Format::Json: print_json(*st, opt, rec->path(), histogram); break;
+    case Format::Json: print_json(*st, opt, rec->path(), histogram, drops->total()); break;
   }
   return 0;
 }

@@ -207,6 +207,8 @@ TEST_F(StatsTest, NestedExitsSeparateAndTimedToNextNestedEntry) {
   expect_table_matches_sql(db, doc, "nested_exits", 6, 12);
   expect_table_matches_sql(db, doc, "exits", 1, 2);
   EXPECT_GT(*num(doc.find("nested_exits")->find("count")), 0);
+  // --level 2: L2's exits only, the same figures as SQL restricted to level 2.
+  expect_table_matches_sql(db, stats_json(db, "--level 2"), "exits", 1, 2, "x.level = 2");
 }
 
 TEST_F(StatsTest, VcpuFilterAndTimeWindowSelectTheSameExitsAsSql) {
