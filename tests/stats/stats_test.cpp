@@ -231,6 +231,14 @@ TEST_F(StatsTest, ReasonSelectsOneExitReason) {
   EXPECT_EQ(rows[0].find("key")->text, "HLT");
   EXPECT_EQ(static_cast<uint64_t>(*num(rows[0].find("count"))), info_exit_counts(db).at("HLT"));
   EXPECT_EQ(rows[0].find("count_pct")->text, "100.00");
+  // SVM names on an AMD recording: KVM's "msr" (exit code 0x7c, APM Vol. 2 Appendix C).
+  const std::string svm = import("svm_gp_msr_2019.txt");
+  const Json msr = stats_json(svm, "--reason msr");
+  const auto& svm_rows = msr.find("exits")->find("rows")->items;
+  ASSERT_EQ(svm_rows.size(), 1u);
+  EXPECT_EQ(svm_rows[0].find("reason")->text, "124");
+  EXPECT_TRUE(svm_rows[0].find("svm")->b);
+  EXPECT_EQ(static_cast<uint64_t>(*num(svm_rows[0].find("count"))), info_exit_counts(svm).at("msr"));
 }
 
 // I/O exits by port: VMX exit qualification [31:16] (SDM Vol. 3C Table 28-5); EPT violations by
