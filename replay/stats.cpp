@@ -177,7 +177,9 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
   }
   // Entries before the window close no exit inside it; entries after `to` may. The window's
   // first row comes from the events_time index, and the scan starts there (rowid or
-  // events_vcpu range) instead of reading the rows before it.
+  // events_vcpu range) instead of reading the rows before it. This, and the stop past `to`
+  // below, rely on ids following time, as every source writes them: hv's clock, imports
+  // sorted by time (replay/import), live KVM's per-CPU rings merged in time order (probes/kvm).
   if (opt.from_ns) {
     auto first = db.prepare("SELECT id FROM events WHERE time_ns >= ? ORDER BY time_ns, id LIMIT 1");
     if (!first) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), first.error()));
