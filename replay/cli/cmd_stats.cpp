@@ -3,7 +3,9 @@
 // parses flags and prints them as text, CSV or JSON (the same figures in each).
 #include <cinttypes>
 #include <cstdio>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
@@ -68,11 +70,6 @@ std::string json_string(std::string_view s) {
     }
   }
   return out + "\"";
-}
-std::string json_num(std::optional<uint64_t> v) { return v ? u64(*v) : std::string("null"); }
-std::string json_pct(uint64_t part, uint64_t whole) {
-  const std::string p = pct(part, whole);
-  return p == "-" ? "null" : p;
 }
 
 std::string csv_field(std::string_view s) {
@@ -257,32 +254,98 @@ void print_csv(const replay::Stats& s, const replay::StatsOptions& opt, bool his
 
 // ---- json ----
 
-std::string json_rows(const std::vector<replay::ExitRow>& rows, const replay::Latency& all, replay::StatsBy by) {
-  std::string out = "[";
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const replay::ExitRow& r = rows[i];
-    const replay::Latency& l = r.lat;
-    out += i ? ",\n      {" : "\n      {";
-    out += "\"level\": " + std::to_string(r.level) + ", \"key\": " + json_string(r.key);
-    if (by == replay::StatsBy::Reason)
-      out += ", \"reason\": " + u64(r.reason) + ", \"svm\": " + ((r.flags & ES_FLAG_SVM) ? "true" : "false");
-    else
-      out += ", \"value\": " + (r.value == UINT64_MAX ? std::string("null") : u64(r.value));
-    out += ", \"count\": " + u64(l.count) + ", \"count_pct\": " + json_pct(l.count, all.count) +
-           ", \"timed\": " + u64(l.timed) + ", \"time_ns\": " + (l.timed ? u64(l.total_ns) : "null") +
-           ", \"time_pct\": " + (l.timed ? json_pct(l.total_ns, all.total_ns) : "null") +
-           ", \"min_ns\": " + json_num(l.min_ns) + ", \"max_ns\": " + json_num(l.max_ns) +
-           ", \"mean_ns\": " + json_num(l.mean_ns) + ", \"median_ns\": " + json_num(l.median_ns) +
-           ", \"p99_ns\": " + json_num(l.p99_ns) + "}";
+// Writes JSON as a tree is walked: the writer places the commas and the nesting, escapes every
+// string (json_string) and writes every number from an integer, so no call site splices JSON text.
+// One object per line inside arrays, to keep the output readable and diffable.
+class JsonWriter {
+ public:
+  void begin_object(std::string_view key = {}) { open(key, '{'); }
+  void end_object() { close('}'); }
+  void begin_array(std::string_view key = {}) { open(key, '['); }
+  void end_array() { close(']'); }
+  void field(std::string_view key, std::string_view text) { put(key, json_string(text)); }
+  void field(std::string_view key, const char* text) { field(key, std::string_view(text)); }
+  void field(std::string_view key, uint64_t v) { put(key, u64(v)); }
+  void field(std::string_view key, std::optional<uint64_t> v) { put(key, v ? u64(*v) : "null"); }
+  void field(std::string_view key, bool v) { put(key, v ? "true" : "false"); }
+  // A share in percent (two decimals, as text and csv print it), null when the whole is zero.
+  void percent(std::string_view key, uint64_t part, uint64_t whole) {
+    const std::string p = pct(part, whole);
+    put(key, p == "-" ? "null" : p);
   }
-  return out + (rows.empty() ? "]" : "\n    ]");
+  void null(std::string_view key) { put(key, "null"); }
+  std::string take() { return std::move(out_) + "\n"; }
+
+ private:
+  void separator() {
+    if (stack_.empty()) return;
+    const bool first = first_.back();
+    if (!first) out_ += ',';
+    first_.back() = false;
+    // Members of the top object and items of arrays start a line; an item object's members do not.
+    if (stack_.size() == 1 || stack_.back() == '[') out_ += "\n" + std::string(2 * stack_.size(), ' ');
+    else if (!first) out_ += ' ';
+  }
+  void put(std::string_view key, std::string_view value) {
+    separator();
+    if (!key.empty()) (out_ += json_string(key)) += ": ";
+    out_ += value;
+  }
+  void open(std::string_view key, char bracket) {
+    put(key, std::string_view(&bracket, 1));
+    stack_.push_back(bracket);
+    first_.push_back(true);
+  }
+  void close(char bracket) {
+    const bool empty = first_.back();
+    stack_.pop_back();
+    first_.pop_back();
+    if (!empty && (stack_.empty() || bracket == ']')) out_ += "\n" + std::string(2 * stack_.size(), ' ');
+    out_ += bracket;
+  }
+  std::string out_;
+  std::vector<char> stack_;
+  std::vector<bool> first_;
+};
+
+void json_latency(JsonWriter& j, const replay::Latency& l) {
+  j.field("count", l.count);
+  j.field("timed", l.timed);
+  j.field("time_ns", l.timed ? std::optional<uint64_t>(l.total_ns) : std::nullopt);
+  j.field("min_ns", l.min_ns);
+  j.field("max_ns", l.max_ns);
+  j.field("mean_ns", l.mean_ns);
+  j.field("median_ns", l.median_ns);
+  j.field("p99_ns", l.p99_ns);
 }
 
-std::string json_total(const replay::Latency& l) {
-  return "\"count\": " + u64(l.count) + ", \"timed\": " + u64(l.timed) +
-         ", \"time_ns\": " + (l.timed ? u64(l.total_ns) : "null") + ", \"min_ns\": " + json_num(l.min_ns) +
-         ", \"max_ns\": " + json_num(l.max_ns) + ", \"mean_ns\": " + json_num(l.mean_ns) +
-         ", \"median_ns\": " + json_num(l.median_ns) + ", \"p99_ns\": " + json_num(l.p99_ns);
+void json_rows(JsonWriter& j, const std::vector<replay::ExitRow>& rows, const replay::Latency& all, replay::StatsBy by) {
+  j.begin_array("rows");
+  for (const replay::ExitRow& r : rows) {
+    const replay::Latency& l = r.lat;
+    j.begin_object();
+    j.field("level", uint64_t{r.level});
+    j.field("key", r.key);
+    if (by == replay::StatsBy::Reason) {
+      j.field("reason", uint64_t{r.reason});
+      j.field("svm", (r.flags & ES_FLAG_SVM) != 0);
+    } else {
+      j.field("value", r.value == UINT64_MAX ? std::nullopt : std::optional<uint64_t>(r.value));
+    }
+    j.field("count", l.count);
+    j.percent("count_pct", l.count, all.count);
+    j.field("timed", l.timed);
+    j.field("time_ns", l.timed ? std::optional<uint64_t>(l.total_ns) : std::nullopt);
+    if (l.timed) j.percent("time_pct", l.total_ns, all.total_ns);
+    else j.null("time_pct");
+    j.field("min_ns", l.min_ns);
+    j.field("max_ns", l.max_ns);
+    j.field("mean_ns", l.mean_ns);
+    j.field("median_ns", l.median_ns);
+    j.field("p99_ns", l.p99_ns);
+    j.end_object();
+  }
+  j.end_array();
 }
 
 void print_json(const replay::Stats& s, const replay::StatsOptions& opt, const std::string& path, bool histogram,
@@ -292,46 +355,75 @@ void print_json(const replay::Stats& s, const replay::StatsOptions& opt, const s
     all.count += r.lat.count;
     all.total_ns += r.lat.total_ns;
   }
-  std::string out = "{\n  \"recording\": " + json_string(path) + ",\n  \"by\": " + json_string(by_name(opt.by)) +
-                    ",\n  \"records_dropped\": " + u64(dropped) +
-                    ",\n  \"vm_entries\": " + u64(s.entries) + ",\n  \"nested_entries\": " + u64(s.nested_entries) +
-                    ",\n  \"times_known\": " + (s.all_exits.timed ? "true" : "false") + ",\n  \"exits\": {" +
-                    json_total(s.all_exits) + ",\n    \"rows\": " + json_rows(s.exits, s.all_exits, opt.by) +
-                    "},\n  \"nested_exits\": {" + json_total(s.all_nested) +
-                    ",\n    \"rows\": " + json_rows(s.nested_exits, s.all_nested, replay::StatsBy::Reason) +
-                    "},\n  \"vcpus\": {\"rows\": " + json_rows(s.by_vcpu, all, replay::StatsBy::Port) +
-                    "},\n  \"levels\": {\"rows\": " + json_rows(s.by_level, all, replay::StatsBy::Port) + "}";
+  JsonWriter j;
+  j.begin_object();
+  j.field("recording", path);
+  j.field("by", by_name(opt.by));
+  j.field("records_dropped", dropped);
+  j.field("vm_entries", s.entries);
+  j.field("nested_entries", s.nested_entries);
+  j.field("times_known", s.all_exits.timed != 0);
+  j.begin_object("exits");
+  json_latency(j, s.all_exits);
+  json_rows(j, s.exits, s.all_exits, opt.by);
+  j.end_object();
+  j.begin_object("nested_exits");
+  json_latency(j, s.all_nested);
+  json_rows(j, s.nested_exits, s.all_nested, replay::StatsBy::Reason);
+  j.end_object();
+  j.begin_object("vcpus");
+  json_rows(j, s.by_vcpu, all, replay::StatsBy::Port);
+  j.end_object();
+  j.begin_object("levels");
+  json_rows(j, s.by_level, all, replay::StatsBy::Port);
+  j.end_object();
   if (histogram) {
-    out += ",\n  \"histogram\": [";
-    for (size_t i = 0; i < s.histogram.size(); ++i)
-      out += std::string(i ? ", " : "") + "{\"from_ns\": " + u64(bucket_lo(i)) + ", \"to_ns\": " + u64(bucket_hi(i)) +
-             ", \"count\": " + u64(s.histogram[i]) + "}";
-    out += "]";
+    j.begin_array("histogram");
+    for (size_t i = 0; i < s.histogram.size(); ++i) {
+      j.begin_object();
+      j.field("from_ns", bucket_lo(i));
+      j.field("to_ns", bucket_hi(i));
+      j.field("count", s.histogram[i]);
+      j.end_object();
+    }
+    j.end_array();
   }
   if (opt.chains) {
-    out += ",\n  \"chains\": {\"count\": " + u64(s.chains) + ", \"kinds\": [";
-    for (size_t i = 0; i < s.chain_kinds.size(); ++i) {
-      const replay::ChainKindRow& k = s.chain_kinds[i];
-      out += std::string(i ? ",\n      " : "\n      ") + "{\"key\": " + json_string(k.key) +
-             ", \"vector\": " + std::to_string(k.event_word & 0xFF) + ", \"type\": " +
-             std::to_string((k.event_word >> 8) & 7) + ", \"count\": " + u64(k.count) +
-             ", \"delivered\": " + u64(k.delivered) + ", \"time_ns\": " + (k.delivered ? u64(k.total_ns) : "null") +
-             ", \"min_ns\": " + json_num(k.min_ns) + ", \"mean_ns\": " + json_num(k.mean_ns) +
-             ", \"max_ns\": " + json_num(k.max_ns) + ", \"exits\": " + u64(k.exits) +
-             ", \"reinjections\": " + u64(k.reinjections) + "}";
+    j.begin_object("chains");
+    j.field("count", s.chains);
+    j.begin_array("kinds");
+    for (const replay::ChainKindRow& k : s.chain_kinds) {
+      j.begin_object();
+      j.field("key", k.key);
+      j.field("vector", uint64_t{k.event_word & 0xFF});
+      j.field("type", uint64_t{(k.event_word >> 8) & 7});
+      j.field("count", k.count);
+      j.field("delivered", k.delivered);
+      j.field("time_ns", k.delivered ? std::optional<uint64_t>(k.total_ns) : std::nullopt);
+      j.field("min_ns", k.min_ns);
+      j.field("mean_ns", k.mean_ns);
+      j.field("max_ns", k.max_ns);
+      j.field("exits", k.exits);
+      j.field("reinjections", k.reinjections);
+      j.end_object();
     }
-    out += "],\n    \"slowest\": [";
-    for (size_t i = 0; i < s.slowest.size(); ++i) {
-      const replay::SlowChain& c = s.slowest[i];
-      out += std::string(i ? ",\n      " : "\n      ") + "{\"chain\": " + u64(c.id) + ", \"key\": " + json_string(c.key) +
-             ", \"time_ns\": " + u64(c.time_ns) + ", \"exits\": " + u64(c.exits) +
-             ", \"reinjections\": " + u64(c.reinjections) + ", \"outcome\": " + json_string(replay::to_string(c.outcome)) +
-             "}";
+    j.end_array();
+    j.begin_array("slowest");
+    for (const replay::SlowChain& c : s.slowest) {
+      j.begin_object();
+      j.field("chain", c.id);
+      j.field("key", c.key);
+      j.field("time_ns", c.time_ns);
+      j.field("exits", c.exits);
+      j.field("reinjections", c.reinjections);
+      j.field("outcome", replay::to_string(c.outcome));
+      j.end_object();
     }
-    out += "]}";
+    j.end_array();
+    j.end_object();
   }
-  out += "\n}\n";
-  std::fputs(out.c_str(), stdout);
+  j.end_object();
+  std::fputs(j.take().c_str(), stdout);
 }
 
 bool number_option(const Args& a, std::string_view name, uint64_t max, std::optional<uint64_t>& out, int& rc) {

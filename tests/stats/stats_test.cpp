@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -354,6 +355,19 @@ TEST_F(StatsTest, CsvAndJsonAndTextCarryTheSameFigures) {
   for (const Json& b : doc.find("histogram")->items) in_histogram += *num(b.find("count"));
   EXPECT_EQ(in_histogram, *num(doc.find("exits")->find("timed")));
   EXPECT_NE(text.out.find("Exit-to-entry time histogram"), std::string::npos);
+}
+
+// The recording's path is the one string of the output a user chooses: quotes, backslashes and
+// control bytes in it must still give valid JSON that reads back as the same path.
+TEST_F(StatsTest, JsonEscapesTheRecordingPath) {
+  const std::string db = record("timer-irq");
+  const std::string odd = test::process_tmp("we\"ird\\na\tme.db");
+  std::filesystem::copy_file(db, odd);
+  const CliRun r = run_cli("stats '" + odd + "' --format json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Json doc = parse(r.out);
+  ASSERT_NE(doc.find("recording"), nullptr);
+  EXPECT_EQ(doc.find("recording")->text, odd);
 }
 
 // ---- chains ----
