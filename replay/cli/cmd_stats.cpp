@@ -121,7 +121,7 @@ void text_table(const char* title, const std::vector<replay::ExitRow>& rows, con
     const replay::Latency& l = r.lat;
     untimed += l.count - l.timed;
     if (l.count != l.timed && l.timed)
-      which += (which.empty() ? "" : ", ") + replay::terminal_safe(r.key) + " " + u64(l.count - l.timed);
+      which += (which.empty() ? "" : ", ") + replay::terminal_safe(r.key) + ": " + u64(l.count - l.timed);
     const std::string key = replay::terminal_safe(r.key);
     std::printf("  %s%-24s %8" PRIu64 " %7s %14s %7s %11s %11s %11s %11s %11s\n",
                 level_column ? ("L" + std::to_string(r.level) + std::string(4, ' ')).substr(0, 6).c_str() : "",
@@ -133,9 +133,9 @@ void text_table(const char* title, const std::vector<replay::ExitRow>& rows, con
   std::printf("  %s%-24s %8" PRIu64 " %7s %14s\n", level_column ? "      " : "", "total", all.count, "100.00",
               all.timed ? us(all.total_ns).c_str() : "unknown");
   if (untimed)
-    std::printf("  %" PRIu64 " of these exits have no later entry of their vCPU and level: their time is unknown "
+    std::printf("  %" PRIu64 " of these exits %s no later entry of their vCPU and level: their time is unknown "
                 "and left out of the times%s%s%s.\n",
-                untimed, which.empty() ? "" : " (", which.c_str(), which.empty() ? "" : ")");
+                untimed, untimed == 1 ? "has" : "have", which.empty() ? "" : " (", which.c_str(), which.empty() ? "" : ")");
 }
 
 void print_text(const replay::Stats& s, const replay::StatsOptions& opt, const std::string& path, bool histogram) {
