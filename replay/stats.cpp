@@ -1,0 +1,420 @@
+#include "replay/stats.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <tuple>
+#include <unordered_map>
+
+#include "hv/arch/event_info.h"
+#include "hv/arch/exit_qualification.h"
+#include "hv/arch/exit_reason.h"
+#include "hv/arch/svm.h"
+#include "replay/format.h"
+#include "schema/migrations.h"
+
+namespace es::replay {
+
+namespace {
+
+constexpr uint64_t kUnknownValue = UINT64_MAX;
+
+std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+// The few columns an exit / entry needs, not the whole row.
+struct Row {
+  uint64_t id = 0;
+  uint16_t kind = 0;
+  uint8_t level = 0;
+  uint16_t vcpu = 0;
+  uint64_t time_ns = 0;
+  uint32_t reason = 0, flags = 0;
+  uint64_t qualification = 0, guest_phys = 0;
+};
+
+bool is_svm(uint32_t flags) { return (flags & ES_FLAG_SVM) != 0; }
+
+bool is_io_exit(const Row& r) {
+  return is_svm(r.flags) ? r.reason == static_cast<uint32_t>(arch::SvmExitCode::Ioio)
+                         : arch::ExitReason(r.reason).is(arch::BasicExitReason::IoInstruction);
+}
+bool is_gpa_exit(const Row& r) {
+  if (is_svm(r.flags)) return r.reason == static_cast<uint32_t>(arch::SvmExitCode::Npf);
+  const arch::ExitReason x(r.reason);
+  return x.is(arch::BasicExitReason::EptViolation) || x.is(arch::BasicExitReason::EptMisconfig);
+}
+bool is_msr_exit(const Row& r) {
+  if (is_svm(r.flags)) return r.reason == static_cast<uint32_t>(arch::SvmExitCode::Msr);
+  const arch::ExitReason x(r.reason);
+  return x.is(arch::BasicExitReason::MsrRead) || x.is(arch::BasicExitReason::MsrWrite);
+}
+// RDMSR or WRMSR: the VMX reason says it; SVM's EXITINFO1 is 0 for RDMSR, 1 for WRMSR (APM
+// Vol. 2 15.11 "MSR Intercepts").
+bool msr_write(const Row& r) {
+  return is_svm(r.flags) ? (r.qualification & 1) != 0 : arch::ExitReason(r.reason).is(arch::BasicExitReason::MsrWrite);
+}
+
+struct Pending {
+  Row exit;
+  std::optional<uint64_t> msr;  // from a kvm_msr record between the exit and its entry
+};
+
+// A group of exits and the durations of its timed ones.
+struct Acc {
+  ExitRow row;
+  std::vector<uint64_t> durations;
+};
+
+class Table {
+ public:
+  Acc& at(uint8_t level, uint32_t a, uint64_t b) {
+    auto [it, fresh] = index_.try_emplace(std::make_tuple(level, a, b), accs_.size());
+    if (fresh) accs_.emplace_back();
+    return accs_[it->second];
+  }
+  std::vector<Acc>& accs() { return accs_; }
+
+ private:
+  std::map<std::tuple<uint8_t, uint32_t, uint64_t>, size_t> index_;
+  std::vector<Acc> accs_;
+};
+
+void add(Acc& a, std::optional<uint64_t> d) {
+  ++a.row.lat.count;
+  if (d) a.durations.push_back(*d);
+}
+
+Latency summarize(std::vector<uint64_t>& d, uint64_t count) {
+  Latency l;
+  l.count = count;
+  l.timed = d.size();
+  if (d.empty()) return l;
+  std::sort(d.begin(), d.end());
+  for (uint64_t v : d) l.total_ns += v;
+  l.min_ns = d.front();
+  l.max_ns = d.back();
+  l.mean_ns = l.total_ns / d.size();
+  l.median_ns = nearest_rank(d, 50);
+  l.p99_ns = nearest_rank(d, 99);
+  return l;
+}
+
+std::vector<ExitRow> finish(Table& t, std::vector<uint64_t>* all) {
+  std::vector<ExitRow> rows;
+  for (Acc& a : t.accs()) {
+    if (all) all->insert(all->end(), a.durations.begin(), a.durations.end());
+    a.row.lat = summarize(a.durations, a.row.lat.count);
+    rows.push_back(std::move(a.row));
+  }
+  return rows;
+}
+
+unsigned bucket_of(uint64_t ns) {
+  unsigned b = 0;
+  while (ns >= 2) {
+    ns >>= 1;
+    ++b;
+  }
+  return b;
+}
+
+}  // namespace
+
+uint64_t nearest_rank(const std::vector<uint64_t>& sorted, unsigned p) {
+  // rank = ceil(p / 100 * n), 1-based.
+  const uint64_t n = sorted.size();
+  uint64_t rank = (p * n + 99) / 100;
+  if (rank == 0) rank = 1;
+  return sorted[rank - 1];
+}
+
+void sort_rows(std::vector<ExitRow>& rows, StatsSort by) {
+  auto metric = [by](const ExitRow& r) -> uint64_t {
+    switch (by) {
+      case StatsSort::Count: return r.lat.count;
+      case StatsSort::Time: return r.lat.total_ns;
+      case StatsSort::Max: return r.lat.max_ns.value_or(0);
+      case StatsSort::Mean: return r.lat.mean_ns.value_or(0);
+    }
+    return 0;
+  };
+  std::stable_sort(rows.begin(), rows.end(), [&](const ExitRow& a, const ExitRow& b) {
+    const uint64_t ma = metric(a), mb = metric(b);
+    if (ma != mb) return ma > mb;
+    if (a.lat.count != b.lat.count) return a.lat.count > b.lat.count;
+    return std::tie(a.level, a.key) < std::tie(b.level, b.key);
+  });
+}
+
+Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
+  db::Db& db = rec.db();
+  Stats out;
+  out.by = opt.by;
+
+  // One pass in id order over exits and entries (and kvm_msr records for --by msr). With --vcpu
+  // the events_vcpu (vcpu, id) index gives that order for one vCPU; otherwise the table is read
+  // in rowid order ('+kind' keeps SQLite from collecting the kind index's rows into a sort).
+  std::string sql =
+      "SELECT id, kind, level, vcpu, time_ns, reason, flags, qualification, guest_phys FROM events WHERE (+kind IN (?, ?, ?, ?)";
+  std::vector<int64_t> binds = {ES_KIND_VM_EXIT, ES_KIND_VM_ENTRY, ES_KIND_NESTED_EXIT, ES_KIND_NESTED_ENTRY};
+  if (opt.by == StatsBy::Msr) {
+    sql += " OR (+kind = ? AND reason = ?)";
+    binds.push_back(ES_KIND_CONTEXT);
+    binds.push_back(ES_CONTEXT_MSR);
+  }
+  sql += ")";
+  if (opt.vcpu) {
+    sql += " AND vcpu = ?";
+    binds.push_back(*opt.vcpu);
+  }
+  if (opt.level) {
+    sql += " AND level = ?";
+    binds.push_back(*opt.level);
+  }
+  // Entries before the window close no exit inside it; entries after `to` may. The window's
+  // first row comes from the events_time index, and the scan starts there (rowid or
+  // events_vcpu range) instead of reading the rows before it. This, and the stop past `to`
+  // below, rely on ids following time, as every source writes them: hv's clock, imports
+  // sorted by time (replay/import), live KVM's per-CPU rings merged in time order (probes/kvm).
+  if (opt.from_ns) {
+    auto first = db.prepare("SELECT id FROM events WHERE time_ns >= ? ORDER BY time_ns, id LIMIT 1");
+    if (!first) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), first.error()));
+    first->bind_u64(1, *opt.from_ns);
+    const int rc = first->step();
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+      return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg()));
+    sql += " AND id >= ? AND time_ns >= ?";
+    binds.push_back(rc == SQLITE_ROW ? first->col_i64(0) : INT64_MAX);
+    binds.push_back(static_cast<int64_t>(*opt.from_ns));
+  }
+  sql += opt.vcpu ? " ORDER BY vcpu, id" : " ORDER BY id";
+  auto st = db.prepare(sql);
+  if (!st) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), st.error()));
+  for (size_t i = 0; i < binds.size(); ++i) st->bind(static_cast<int>(i + 1), binds[i]);
+
+  Table exits, nested, vcpus, levels;
+  // Exits waiting for their entry, by (vCPU, level, nested).
+  std::unordered_map<uint32_t, std::vector<Pending>> pending;
+  auto slot = [](const Row& r, bool nested_kind) {
+    return (static_cast<uint32_t>(r.vcpu) << 9) | (static_cast<uint32_t>(r.level) << 1) | (nested_kind ? 1u : 0u);
+  };
+  auto selected = [&](const Row& r) {
+    if (opt.to_ns && r.time_ns > *opt.to_ns) return false;
+    if (opt.reason) {
+      es_record probe{};
+      probe.kind = r.kind;
+      probe.reason = r.reason;
+      probe.flags = r.flags;
+      if (!matches_decoded(*opt.reason, probe)) return false;
+    }
+    return true;
+  };
+  // Groups an exit once its time is known (or known to be unknown).
+  auto settle = [&](const Pending& p, std::optional<uint64_t> d) {
+    const Row& x = p.exit;
+    if (x.kind == ES_KIND_NESTED_EXIT) {
+      if (opt.by != StatsBy::Reason) return;
+      Acc& a = nested.at(x.level, x.flags & ES_FLAG_SVM, x.reason);
+      a.row.key = exit_reason_text(x.reason, x.flags);
+      a.row.level = x.level;
+      a.row.reason = x.reason;
+      a.row.flags = x.flags & ES_FLAG_SVM;
+      add(a, d);
+      return;
+    }
+    Acc& v = vcpus.at(0, 0, x.vcpu);
+    v.row.key = "vcpu " + std::to_string(x.vcpu);
+    v.row.value = x.vcpu;
+    add(v, d);
+    Acc& l = levels.at(x.level, 0, 0);
+    l.row.key = "L" + std::to_string(x.level);
+    l.row.level = x.level;
+    l.row.value = x.level;
+    add(l, d);
+    Acc* a = nullptr;
+    switch (opt.by) {
+      case StatsBy::Reason:
+        a = &exits.at(x.level, x.flags & ES_FLAG_SVM, x.reason);
+        a->row.key = exit_reason_text(x.reason, x.flags);
+        a->row.reason = x.reason;
+        a->row.flags = x.flags & ES_FLAG_SVM;
+        break;
+      case StatsBy::Port: {
+        if (!is_io_exit(x)) return;
+        // The same bits on both vendors: [31:16] port.
+        const uint16_t port = is_svm(x.flags) ? arch::SvmIoInfo(x.qualification).port()
+                                              : arch::IoQual(x.qualification).port();
+        a = &exits.at(x.level, 0, port);
+        a->row.key = "port " + hex(port);
+        a->row.value = port;
+        break;
+      }
+      case StatsBy::Page: {
+        if (!is_gpa_exit(x)) return;
+        const uint64_t page = x.guest_phys & ~0xFFFull;
+        a = &exits.at(x.level, 0, page);
+        a->row.key = "page " + hex(page);
+        a->row.value = page;
+        break;
+      }
+      case StatsBy::Msr: {
+        if (!is_msr_exit(x)) return;
+        const bool wr = msr_write(x);
+        const uint64_t msr = p.msr.value_or(kUnknownValue);
+        a = &exits.at(x.level, wr ? 1 : 0, msr);
+        a->row.key = std::string("msr ") + (p.msr ? hex(msr) : "unknown") + (wr ? " wr" : " rd");
+        a->row.value = msr;
+        break;
+      }
+    }
+    a->row.level = x.level;
+    add(*a, d);
+  };
+
+  for (;;) {
+    const int rc = st->step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg()));
+    Row r;
+    r.id = st->col_u64(0);
+    r.kind = static_cast<uint16_t>(st->col_i64(1));
+    r.level = static_cast<uint8_t>(st->col_i64(2));
+    r.vcpu = static_cast<uint16_t>(st->col_i64(3));
+    r.time_ns = st->col_u64(4);
+    r.reason = static_cast<uint32_t>(st->col_i64(5));
+    r.flags = static_cast<uint32_t>(st->col_i64(6));
+    r.qualification = st->col_u64(7);
+    r.guest_phys = st->col_u64(8);
+    // Past the window with every exit in it settled: nothing later can change the figures.
+    if (opt.to_ns && r.time_ns > *opt.to_ns && pending.empty()) break;
+    switch (r.kind) {
+      case ES_KIND_VM_EXIT:
+      case ES_KIND_NESTED_EXIT:
+        if (selected(r)) pending[slot(r, r.kind == ES_KIND_NESTED_EXIT)].push_back({r, std::nullopt});
+        break;
+      case ES_KIND_VM_ENTRY:
+      case ES_KIND_NESTED_ENTRY: {
+        const bool nested_kind = r.kind == ES_KIND_NESTED_ENTRY;
+        ++(nested_kind ? out.nested_entries : out.entries);
+        auto it = pending.find(slot(r, nested_kind));
+        if (it == pending.end()) break;
+        for (const Pending& p : it->second)
+          // A trace clock that went backwards gives no time rather than a wrapped one.
+          settle(p, r.time_ns >= p.exit.time_ns ? std::optional<uint64_t>(r.time_ns - p.exit.time_ns) : std::nullopt);
+        pending.erase(it);
+        break;
+      }
+      case ES_KIND_CONTEXT: {
+        // kvm_msr follows the exit it belongs to on the same vCPU, before the entry.
+        auto it = pending.find(slot(r, false));
+        if (it != pending.end() && !it->second.empty() && is_msr_exit(it->second.back().exit) &&
+            !it->second.back().msr)
+          it->second.back().msr = r.qualification;
+        break;
+      }
+      default: break;
+    }
+  }
+  // Exits no entry followed: counted, time unknown. In id order, as the rows came.
+  std::vector<Pending> rest;
+  for (auto& [k, v] : pending) rest.insert(rest.end(), v.begin(), v.end());
+  std::sort(rest.begin(), rest.end(), [](const Pending& a, const Pending& b) { return a.exit.id < b.exit.id; });
+  for (const Pending& p : rest) settle(p, std::nullopt);
+
+  std::vector<uint64_t> all_exit_durations, all_nested_durations;
+  out.exits = finish(exits, &all_exit_durations);
+  out.nested_exits = finish(nested, &all_nested_durations);
+  out.by_vcpu = finish(vcpus, nullptr);
+  out.by_level = finish(levels, nullptr);
+  uint64_t exit_count = 0, nested_count = 0;
+  for (const ExitRow& r : out.exits) exit_count += r.lat.count;
+  for (const ExitRow& r : out.nested_exits) nested_count += r.lat.count;
+  for (uint64_t d : all_exit_durations) {
+    const unsigned b = bucket_of(d);
+    if (out.histogram.size() <= b) out.histogram.resize(b + 1);
+    ++out.histogram[b];
+  }
+  out.all_exits = summarize(all_exit_durations, exit_count);
+  out.all_nested = summarize(all_nested_durations, nested_count);
+  std::sort(out.by_vcpu.begin(), out.by_vcpu.end(), [](const ExitRow& a, const ExitRow& b) { return a.value < b.value; });
+  std::sort(out.by_level.begin(), out.by_level.end(), [](const ExitRow& a, const ExitRow& b) { return a.level < b.level; });
+
+  if (!opt.chains) return out;
+  // Chains by the kind of their original event: raise -> delivery, exits and reinjections on
+  // the way (the chain's IDT-vectoring interruptions, SDM Vol. 3C 27.2.4 "Information for VM
+  // Exits During Event Delivery", and KVM's reinjection of them).
+  std::map<uint32_t, size_t> kind_index;
+  std::vector<std::vector<uint64_t>> kind_durations;
+  std::vector<SlowChain> slow;
+  auto walked = for_each_chain(db, [&](const Chain& c) {
+    if (c.events.empty()) return true;
+    const es_record& first = c.root_found ? c.root.rec : c.events.front().rec;
+    if (opt.vcpu && first.vcpu != *opt.vcpu) return true;
+    if (opt.level && first.level != *opt.level) return true;
+    if (opt.from_ns && first.time_ns < *opt.from_ns) return true;
+    if (opt.to_ns && first.time_ns > *opt.to_ns) return true;
+    ++out.chains;
+    const arch::EntryIntrInfo word(c.event_word);
+    // [10:8] type, [7:0] vector: the error-code bit does not make another kind.
+    const uint32_t key_word = word.valid() ? (c.event_word & 0x7FF) : UINT32_MAX;
+    auto [it, fresh] = kind_index.try_emplace(key_word, out.chain_kinds.size());
+    if (fresh) {
+      ChainKindRow row;
+      row.event_word = c.event_word;
+      row.key = word.valid() ? arch::describe_event(c.event_word) : std::string("unknown event");
+      out.chain_kinds.push_back(row);
+      kind_durations.emplace_back();
+    }
+    ChainKindRow& k = out.chain_kinds[it->second];
+    ++k.count;
+    uint64_t reinjections = 0, vectoring_exits = 0;
+    std::optional<uint64_t> delivered_at;
+    for (const Event& e : c.events) {
+      if (e.rec.kind == ES_KIND_DECISION && e.rec.reason == ES_DECISION_INJECT_REINJECTED) ++reinjections;
+      if (e.rec.id == c.outcome_event) delivered_at = e.rec.time_ns;
+      // L0's VM exits only: a reflected exit's NESTED_EXIT record repeats the same exit for L1.
+      if (e.rec.kind == ES_KIND_VM_EXIT && arch::IdtVectoringInfo(e.rec.idt_vectoring_info).valid()) ++vectoring_exits;
+    }
+    k.exits += vectoring_exits;
+    k.reinjections += reinjections;
+    const bool delivered = c.outcome == Outcome::Delivered || c.outcome == Outcome::ReinjectedThenDelivered;
+    if (delivered && delivered_at && *delivered_at >= first.time_ns) {
+      const uint64_t d = *delivered_at - first.time_ns;
+      ++k.delivered;
+      kind_durations[it->second].push_back(d);
+      slow.push_back({c.id, k.key, d, vectoring_exits, reinjections, c.outcome});
+      // Keep only the slowest few: a partial sort now and then bounds the memory.
+      if (slow.size() >= 4 * opt.slowest_chains + 64) {
+        std::sort(slow.begin(), slow.end(), [](const SlowChain& a, const SlowChain& b) {
+          return a.time_ns != b.time_ns ? a.time_ns > b.time_ns : a.id < b.id;
+        });
+        slow.resize(opt.slowest_chains);
+      }
+    }
+    return true;
+  });
+  if (!walked) return make_error(walked.error());
+  for (size_t i = 0; i < out.chain_kinds.size(); ++i) {
+    ChainKindRow& k = out.chain_kinds[i];
+    const std::vector<uint64_t>& d = kind_durations[i];
+    if (d.empty()) continue;
+    for (uint64_t v : d) k.total_ns += v;
+    k.min_ns = *std::min_element(d.begin(), d.end());
+    k.max_ns = *std::max_element(d.begin(), d.end());
+    k.mean_ns = k.total_ns / d.size();
+  }
+  std::stable_sort(out.chain_kinds.begin(), out.chain_kinds.end(),
+                   [](const ChainKindRow& a, const ChainKindRow& b) { return a.count > b.count; });
+  std::sort(slow.begin(), slow.end(), [](const SlowChain& a, const SlowChain& b) {
+    return a.time_ns != b.time_ns ? a.time_ns > b.time_ns : a.id < b.id;
+  });
+  if (slow.size() > opt.slowest_chains) slow.resize(opt.slowest_chains);
+  out.slowest = std::move(slow);
+  return out;
+}
+
+}  // namespace es::replay

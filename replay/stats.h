@@ -1,0 +1,107 @@
+// Where the guest's time goes (issue #21): `perf kvm stat report`'s figures from a recording,
+// plus what perf cannot say (event chains). Qt-free; the CLI (replay/cli/cmd_stats.cpp) prints.
+//
+// An exit's time is the time outside the guest: from the VM exit to the next VM entry of the
+// same vCPU and level (KVM's kvm_exit -> kvm_entry, perf kvm stat's "exit-to-entry"). A nested
+// exit (ES_KIND_NESTED_EXIT, L2 -> L1) runs likewise until the next NESTED_ENTRY of the same vCPU
+// and level, i.e. L1's handling of it. An exit with no later entry has an unknown time (a trace
+// without kvm_entry lines has only unknown times): it counts, its time is never taken as zero.
+//
+// Reading streams: one SQL query over exits and entries in id order; what stays in memory is one
+// duration per timed exit (for the median and p99), the groups and the chain-kind table.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "replay/chains.h"
+#include "replay/recording.h"
+#include "schema/result.h"
+
+namespace es::replay {
+
+// What a row of the exit table is keyed by (`stats --by`).
+enum class StatsBy : uint8_t {
+  Reason,  // exit reason (VMX basic reason with its flag bits, or SVM exit code)
+  Port,    // I/O exits by port: VMX IO_INSTRUCTION qualification [31:16] (SDM Vol. 3C 28.2.1 Table 28-5),
+           // SVM IOIO EXITINFO1 [31:16] (APM Vol. 2 15.10.2)
+  Page,    // EPT violation / misconfiguration and SVM NPF exits by guest-physical page (GPA >> 12)
+  Msr,     // RDMSR / WRMSR exits (VMX 31 / 32, SVM MSR 0x7c) by MSR index, from the kvm_msr record
+           // of that exit (recordings without one: "unknown")
+};
+
+struct StatsOptions {
+  std::optional<uint16_t> vcpu;
+  std::optional<uint8_t> level;
+  // Exit selection as `events --reason` resolves it (set_reason); only its exit members are used.
+  std::optional<EventFilter> reason;
+  std::optional<uint64_t> from_ns, to_ns;  // exits (and chain roots) whose time is in [from, to]
+  StatsBy by = StatsBy::Reason;
+  bool chains = true;          // walk the chains too
+  size_t slowest_chains = 5;   // how many of the slowest chains to keep
+};
+
+// Figures of a set of exits. Times in ns, over the `timed` exits only; unset when none is timed.
+struct Latency {
+  uint64_t count = 0;  // exits
+  uint64_t timed = 0;  // exits whose next entry is in the recording
+  uint64_t total_ns = 0;
+  std::optional<uint64_t> min_ns, max_ns, mean_ns, median_ns, p99_ns;
+};
+
+struct ExitRow {
+  std::string key;         // "EPT_VIOLATION", "npf", "port 0x3f8", "page 0x9e000", "msr 0x1b rd"
+  uint8_t level = 0;       // guest level the exits left
+  uint32_t reason = 0;     // By::Reason: the full exit reason / SVM exit code
+  uint32_t flags = 0;      // By::Reason: ES_FLAG_SVM if an SVM exit code
+  uint64_t value = 0;      // By::Port / Page / Msr: the port, page address or MSR (UINT64_MAX = unknown)
+  Latency lat;
+};
+
+struct ChainKindRow {
+  std::string key;  // "IRQ 0x20", "NMI", "#PF", "INT 0x80"
+  uint32_t event_word = 0;  // type and vector of the original event (VM-entry interruption-info format)
+  uint64_t count = 0;       // chains
+  uint64_t delivered = 0;   // delivered (first time or after reinjection): the timed ones
+  uint64_t total_ns = 0;    // raise -> delivery, over the delivered ones
+  std::optional<uint64_t> min_ns, max_ns, mean_ns;
+  uint64_t exits = 0;          // VM exits (not nested exits) whose IDT-vectoring info named the event
+  uint64_t reinjections = 0;   // INJECT_REINJECTED decisions in the chains
+};
+
+struct SlowChain {
+  uint64_t id = 0;
+  std::string key;
+  uint64_t time_ns = 0;  // raise -> delivery
+  uint64_t exits = 0, reinjections = 0;
+  Outcome outcome = Outcome::Delivered;
+};
+
+struct Stats {
+  StatsBy by = StatsBy::Reason;
+  std::vector<ExitRow> exits;         // VM exits, by `by` and level
+  std::vector<ExitRow> nested_exits;  // nested exits (L2 -> L1), by reason and level (By::Reason only)
+  std::vector<ExitRow> by_vcpu;       // VM exits per vCPU (key "vcpu N", value = N)
+  std::vector<ExitRow> by_level;      // VM exits per level (key "L1", value = level)
+  Latency all_exits, all_nested;      // totals of the two tables
+  uint64_t entries = 0, nested_entries = 0;  // VM_ENTRY / NESTED_ENTRY records in the recording
+  // Exit latency histogram (VM exits): bucket i holds times in [2^i, 2^(i+1)) ns, bucket 0 [0, 2).
+  std::vector<uint64_t> histogram;
+  std::vector<ChainKindRow> chain_kinds;  // most chains first
+  std::vector<SlowChain> slowest;         // slowest delivered chains first
+  uint64_t chains = 0;
+};
+
+Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt);
+
+// Order of an exit table (`--sort`): most first, then by key.
+enum class StatsSort : uint8_t { Count, Time, Max, Mean };
+void sort_rows(std::vector<ExitRow>& rows, StatsSort by);
+
+// Nearest-rank percentile (the smallest value with at least p percent of the values at or
+// below it) of sorted values; the median is p = 50. `sorted` must not be empty.
+uint64_t nearest_rank(const std::vector<uint64_t>& sorted, unsigned p);
+
+}  // namespace es::replay
