@@ -28,6 +28,7 @@ constexpr OptionSpec kOptions[] = {
     {"from", "T", "from session time T (ns, or with a unit: 1.5us, 20ms, 2s)"},
     {"to", "T", "up to session time T (inclusive)"},
     {"vcpu", "N", "only vCPU N"},
+    {"force", "", "replace FILE if it exists"},
 };
 
 // Percentage on stderr every 5%: rewritten in place on a terminal, one line each otherwise.
@@ -136,6 +137,18 @@ int cmd_export(int argc, char** argv) {
       return 2;
     }
     plan = *p;
+    // The same rule as record / import / migrate: an existing file is replaced only on request
+    // (an export over another recording lost it).
+    struct stat existing{};
+    if (!plan.stream && ::stat(plan.path.c_str(), &existing) == 0 && !args->has("force")) {
+      std::fprintf(stderr, "exitscope export: '%s' exists; pass --force to replace it, or choose another -o FILE.\n",
+                   output.c_str());
+      return 2;
+    }
+  } else if (format_name == "png" && ::isatty(STDOUT_FILENO)) {
+    std::fprintf(stderr, "exitscope export: a PNG is binary and standard output is a terminal; give -o FILE.png or "
+                         "redirect standard output to a file.\n");
+    return 2;
   }
 
   auto rec = replay::Recording::open(db_path);

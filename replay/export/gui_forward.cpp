@@ -1,6 +1,7 @@
 #include "replay/export/gui_forward.h"
 
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -40,6 +41,15 @@ Result<void> export_via_gui(ExportContext& ctx, std::string_view format) {
   int fds[2];
   if (::pipe(fds) != 0) return make_error("could not start '" + gui + "' (pipe failed).");
   const bool offscreen = !have_display() && !std::getenv("QT_QPA_PLATFORM");
+  // Qt warns on stderr when XDG_RUNTIME_DIR is unset (a root shell, CI) and then uses
+  // /tmp/runtime-$USER: give it that directory, private as the spec requires, without the warning.
+  if (!std::getenv("XDG_RUNTIME_DIR")) {
+    const std::string dir = "/tmp/runtime-" + std::to_string(::getuid());
+    struct stat st{};
+    if (::mkdir(dir.c_str(), 0700) == 0 ||
+        (::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == ::getuid() && (st.st_mode & 077) == 0))
+      ::setenv("XDG_RUNTIME_DIR", dir.c_str(), 0);
+  }
   const pid_t pid = ::fork();
   if (pid < 0) {
     ::close(fds[0]);

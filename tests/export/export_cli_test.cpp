@@ -130,5 +130,35 @@ TEST_F(ExportCliTest, RefusesToOverwriteTheRecording) {
   EXPECT_EQ(slurp(fx_.path), before);
 }
 
+// An export never replaces an existing file unless asked (the same --force rule as record,
+// import and migrate): `export my.db --format png -o other.db` replaced another recording.
+TEST_F(ExportCliTest, AnExistingFileIsReplacedOnlyWithForce) {
+  const std::string other = tmp("other_recording.db");
+  std::filesystem::copy_file(fx_.path, other);
+  const std::string before = slurp(other);
+  CliRun r = run("export " + db() + " --format svg -o '" + other + "'");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("exists; pass --force"), std::string::npos) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+  EXPECT_EQ(slurp(other), before);  // untouched
+  r = run("export " + db() + " --format text -o '" + other + "' --force");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(slurp(other), run("export " + db() + " --format text").out);
+}
+
+// PNG bytes are not written to a terminal; with -o or a redirection they are. `script` gives
+// the command a terminal as its standard output.
+TEST_F(ExportCliTest, PngIsNotWrittenToATerminal) {
+  if (std::system("command -v script >/dev/null 2>&1") != 0) GTEST_SKIP() << "no 'script' (util-linux) to give a terminal";
+  const std::string log = tmp("png_tty.log");
+  const std::string cmd = "script -qec \"'" + std::string(ES_EXITSCOPE_BIN) + "' export " + db() +
+                          " --format png\" /dev/null > '" + log + "' 2>&1";
+  const int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2) << slurp(log);
+  EXPECT_NE(slurp(log).find("PNG is binary"), std::string::npos) << slurp(log);
+  EXPECT_EQ(slurp(log).find("PNG\r\n"), std::string::npos) << "PNG bytes reached the terminal";
+}
+
 }  // namespace
 }  // namespace es

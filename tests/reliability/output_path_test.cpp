@@ -127,7 +127,7 @@ TEST(OutputPath, ExportToAStdoutLinkWritesToTheOpenDescriptor) {
   const std::string link = es::test::process_tmp("stdout.link");
   fs::remove(link);
   fs::create_symlink("/proc/self/fd/1", link);
-  const CliRun r = run_cli("export " + quoted(db) + " -o " + quoted(link));
+  const CliRun r = run_cli("export " + quoted(db) + " -o " + quoted(link) + " --force");
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, plain.out);
   EXPECT_TRUE(fs::is_symlink(link));
@@ -146,7 +146,7 @@ TEST(OutputPath, ExportThroughASymlinkReplacesTheFileAndKeepsTheLink) {
   write_file(file, "old report\n");
   fs::remove(link);
   fs::create_symlink(file, link);
-  const CliRun r = run_cli("export " + quoted(db) + " -o " + quoted(link));
+  const CliRun r = run_cli("export " + quoted(db) + " -o " + quoted(link) + " --force");
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(fs::is_symlink(link));
   EXPECT_EQ(slurp(file), run_cli("export " + quoted(db)).out);
