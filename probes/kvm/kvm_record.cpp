@@ -668,6 +668,17 @@ int record_kvm(const RecordOptions& o) {
                  filtered ? (", " + std::to_string(filtered) + " of other vCPUs skipped").c_str() : "",
                  dropped ? " (a larger ring or --buffer-size, or fewer --events would help)" : "");
   }
+  // Silent nothing is the worst answer: say why an empty recording may be empty. Only the
+  // command's own process (or --pid) is traced, not the processes it starts.
+  if (kvm_events == 0)
+    std::fprintf(stderr,
+                 "exitscope record: warning: no KVM events were recorded%s; %s\n",
+                 !o.command.empty() ? (" from '" + o.command.front() + "'").c_str()
+                                    : pid > 0 ? (" from pid " + std::to_string(pid)).c_str() : "",
+                 !o.command.empty()
+                     ? "only that command's own process is traced, not the processes it starts: run the VMM itself "
+                       "after '--' (not through a shell), or record with --pid of the VMM process"
+                     : "did a guest run (KVM_RUN) while recording, on this kernel's KVM?");
   plugins.unload_all();  // at-exit callbacks (the plugins' own output), after DB is complete
   if ((workload_done && workload_status != 0) || plugins.crash()) return 1;
   return 0;
