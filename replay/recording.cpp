@@ -262,21 +262,38 @@ Result<std::optional<std::vector<std::pair<uint16_t, uint32_t>>>> reason_pairs(d
   auto fail = [&](std::string_view msg) {
     return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), msg));
   };
-  // Row-value comparison keeps each step a seek on (kind, reason), not a walk over the rows.
-  auto next = db.prepare("SELECT kind, reason FROM events WHERE (kind, reason) > (?, ?) ORDER BY kind, reason LIMIT 1");
-  if (!next) return fail(next.error());
+  // Two seeks per step, each an equality / range on the index's leading columns: the next reason
+  // of this kind, else the first pair of the next kind. (A row-value `(kind, reason) > (?, ?)`
+  // seeks on kind only and walks the rest of that kind's entries.)
+  auto same_kind = db.prepare("SELECT reason FROM events WHERE kind = ? AND reason > ? ORDER BY reason LIMIT 1");
+  if (!same_kind) return fail(same_kind.error());
+  auto next_kind = db.prepare("SELECT kind, reason FROM events WHERE kind > ? ORDER BY kind, reason LIMIT 1");
+  if (!next_kind) return fail(next_kind.error());
   std::vector<std::pair<uint16_t, uint32_t>> out;
   int64_t kind = -1, reason = -1;
   for (size_t steps = 0;; ++steps) {
     if (steps > kMaxReasonPairs) return std::optional<std::vector<std::pair<uint16_t, uint32_t>>>();
-    next->bind(1, kind);
-    next->bind(2, reason);
-    const int rc = next->step();
-    if (rc == SQLITE_DONE) break;
-    if (rc != SQLITE_ROW) return fail(db.errmsg());
-    kind = next->col_i64(0);
-    reason = next->col_i64(1);
-    next->reset();
+    bool found = false;
+    if (kind >= 0) {
+      same_kind->bind(1, kind);
+      same_kind->bind(2, reason);
+      const int rc = same_kind->step();
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail(db.errmsg());
+      if (rc == SQLITE_ROW) {
+        reason = same_kind->col_i64(0);
+        found = true;
+      }
+      same_kind->reset();
+    }
+    if (!found) {
+      next_kind->bind(1, kind);
+      const int rc = next_kind->step();
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return fail(db.errmsg());
+      kind = next_kind->col_i64(0);
+      reason = next_kind->col_i64(1);
+      next_kind->reset();
+    }
     es_record r{};
     r.kind = static_cast<uint16_t>(kind);
     r.reason = static_cast<uint32_t>(reason);
