@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "hv/arch/event_info.h"
 #include "hv/arch/exceptions.h"
@@ -339,7 +340,7 @@ Result<ChainContext> load_context(db::Db& db, const std::vector<uint64_t>* only 
       "SELECT kind, intr_info FROM events WHERE origin = ? AND id < ? AND kind IN (?, ?, ?, ?, ?, ?) "
       "AND NOT (kind IN (?, ?, ?) AND (intr_info & 2147483648) = 0) ORDER BY id DESC LIMIT 1");
   if (!last_edge) return make_error(last_edge.error());
-  std::unordered_map<uint64_t, bool> seen_root;  // with `only`, a link can be found from both ends
+  std::unordered_set<uint64_t> seen_root;  // with `only`, a link can be found from both of its ends
   auto read_links = [&](const std::string& sql, std::optional<uint64_t> bind) -> Result<void> {
     auto links = db.prepare(sql + " ORDER BY e.id");
     if (!links) return make_error(links.error());
@@ -350,7 +351,7 @@ Result<ChainContext> load_context(db::Db& db, const std::vector<uint64_t>* only 
       if (rc != SQLITE_ROW)
         return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg()));
       const uint64_t root = links->col_u64(0), other = links->col_u64(1);
-      if (!seen_root.emplace(root, true).second) continue;
+      if (only && !seen_root.insert(root).second) continue;
       db::Stmt& q = *last_edge;
       q.bind_u64(1, other);
       q.bind_u64(2, root);
