@@ -473,6 +473,23 @@ Result<void> for_each_chain(db::Db& db, const std::function<bool(const Chain&)>&
 Result<std::vector<Chain>> load_chain_and_links(db::Db& db, uint64_t id) {
   std::vector<Chain> out;
   if (id == 0) return out;  // origin 0 = in no chain
+  // A recording whose writer never finished has no indexes (built at the end): each narrow
+  // query below would be a scan, so one whole read is cheaper there.
+  auto indexed = db.query_int(
+      "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('events_origin', 'events_cause')");
+  if (!indexed) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), indexed.error()));
+  if (*indexed != 2) {
+    auto all = load_chains(db);
+    if (!all) return make_error(all.error());
+    auto it = std::find_if(all->begin(), all->end(), [&](const Chain& c) { return c.id == id; });
+    if (it == all->end()) return out;
+    std::vector<uint64_t> linked = it->interrupted_by;
+    if (it->interrupts_chain) linked.push_back(it->interrupts_chain);
+    out.push_back(std::move(*it));
+    for (Chain& c : *all)
+      if (c.id != id && std::find(linked.begin(), linked.end(), c.id) != linked.end()) out.push_back(std::move(c));
+    return out;
+  }
   auto first = read_chain(db, id);
   if (!first) return make_error(first.error());
   if (first->events.empty()) return out;

@@ -522,7 +522,13 @@ Result<std::string> Recording::filter_sql(const EventFilter& f, std::vector<int6
   if (f.outside_chains) add("+e.origin = ?", 0);  // unary + keeps SQLite off the origin index
   if (f.from_ns) add("e.time_ns >= ?", static_cast<int64_t>(*f.from_ns));
   if (f.to_ns) add("e.time_ns <= ?", static_cast<int64_t>(*f.to_ns));
-  if (has_reason_term(f)) {
+  // A recording whose writer never finished has no indexes (they are built at the end): there
+  // each seek of the pair listing would be a scan, so the reason is checked on every row.
+  auto indexed = db_.query_int("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_kind_reason'");
+  if (!indexed) return make_error(schema::describe_sqlite_error(path(), "reading", db_.errcode(), indexed.error()));
+  if (has_reason_term(f) && *indexed == 0) {
+    if (f.decision) add("e.kind = ?", ES_KIND_DECISION);
+  } else if (has_reason_term(f)) {
     auto pairs = reason_pairs(db_, f);
     if (!pairs) return make_error(pairs.error());
     if (!*pairs) {
