@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
+#include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "hv/arch/event_info.h"
 #include "hv/arch/exceptions.h"
@@ -288,8 +291,11 @@ void finish_chain(Chain& c, const ChainContext& ctx) {
 }
 
 // The context from a recording's SQL, with memory proportional to what links chains (not to
-// the number of events): a few targeted queries on the cause / origin indexes.
-Result<ChainContext> load_context(db::Db& db) {
+// the number of events): a few targeted queries on the cause / origin indexes. With `only`,
+// just what deciding those chains and their links needs: the run's end, the effects caused by
+// their roots (cause index) and the links in which they take part, by root id (primary key)
+// and by member (origin index), so nothing is read in proportion to the recording.
+Result<ChainContext> load_context(db::Db& db, const std::vector<uint64_t>* only = nullptr) {
   ChainContext ctx;
   auto r = query_events(db, "e.kind = ?", {ES_KIND_RUN_END}, [&](const Event& e) {
     ctx.run_ends.push_back(e);
@@ -304,55 +310,96 @@ Result<ChainContext> load_context(db::Db& db) {
     if (origin_of->step() == SQLITE_ROW) ctx.run_end_cause_origin[end.rec.cause] = origin_of->col_u64(0);
     origin_of->reset();
   }
-  // #DF raises and triple-fault exits that name a cause (Table 6-5 effects).
+  // #DF raises and triple-fault exits that name a cause (Table 6-5 effects). Only the ones
+  // caused by a chain's root are looked up (decide_outcome asks for its chain id).
   const int64_t df_word = int64_t{arch::EntryIntrInfo::make(arch::kDF, arch::InterruptionType::HardwareException).raw()};
-  r = query_events(db,
-                   "e.cause != 0 AND ((e.kind = ? AND (e.intr_info & 2147485695) = ?) OR "
-                   "(e.kind IN (?, ?) AND (e.reason & 65535) = 2))",
-                   {ES_KIND_RAISE, df_word, ES_KIND_VM_EXIT, ES_KIND_NESTED_EXIT}, [&](const Event& e) {
-                     bool df = false, tf = false;
-                     if (ends_by_effect(e.rec, df, tf)) {
-                       if (df) ctx.double_fault_by_cause.emplace(e.rec.cause, e.rec.id);
-                       if (tf) ctx.triple_fault_by_cause.emplace(e.rec.cause, e.rec.id);
-                     }
-                     return true;
-                   });
-  if (!r) return make_error(r.error());
+  const std::string effects =
+      "e.cause != 0 AND ((e.kind = ? AND (e.intr_info & 2147485695) = ?) OR "
+      "(e.kind IN (?, ?) AND (e.reason & 65535) = 2))";
+  auto add_effect = [&](const Event& e) {
+    bool df = false, tf = false;
+    if (ends_by_effect(e.rec, df, tf)) {
+      if (df) ctx.double_fault_by_cause.emplace(e.rec.cause, e.rec.id);
+      if (tf) ctx.triple_fault_by_cause.emplace(e.rec.cause, e.rec.id);
+    }
+    return true;
+  };
+  const std::vector<int64_t> effect_binds = {ES_KIND_RAISE, df_word, ES_KIND_VM_EXIT, ES_KIND_NESTED_EXIT};
+  if (!only) {
+    r = query_events(db, effects, effect_binds, add_effect);
+    if (!r) return make_error(r.error());
+  } else {
+    for (uint64_t id : *only) {
+      std::vector<int64_t> binds = effect_binds;
+      binds.push_back(static_cast<int64_t>(id));
+      r = query_events(db, effects + " AND e.cause = ?", binds, add_effect);
+      if (!r) return make_error(r.error());
+    }
+  }
   // Chain roots caused by an event of another chain, linked only if raised while that chain's
-  // delivery was in progress (its last window edge before the root opens an attempt).
-  auto links = db.prepare(
+  // delivery was in progress: the last window edge (a member that opens or closes a delivery
+  // attempt, delivery_window_edge) of that chain before the root opens an attempt.
+  const std::string links_sql =
       "SELECT e.id, c.origin FROM events e JOIN events c ON c.id = e.cause "
-      "WHERE e.origin = e.id AND e.cause != 0 AND c.origin != 0 AND c.origin != e.id ORDER BY e.id");
-  if (!links) return make_error(links.error());
+      "WHERE e.origin = e.id AND e.cause != 0 AND c.origin != 0 AND c.origin != e.id";
   auto last_edge = db.prepare(
       "SELECT kind, intr_info FROM events WHERE origin = ? AND id < ? AND kind IN (?, ?, ?, ?, ?, ?) "
-      "ORDER BY id DESC LIMIT 1");
+      "AND NOT (kind IN (?, ?, ?) AND (intr_info & 2147483648) = 0) ORDER BY id DESC LIMIT 1");
   if (!last_edge) return make_error(last_edge.error());
-  for (;;) {
-    const int rc = links->step();
-    if (rc == SQLITE_DONE) break;
-    if (rc != SQLITE_ROW) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg()));
-    const uint64_t root = links->col_u64(0), other = links->col_u64(1);
-    db::Stmt& q = *last_edge;
-    q.bind_u64(1, other);
-    q.bind_u64(2, root);
-    int i = 3;
-    for (int kind : {ES_KIND_RAISE, ES_KIND_VM_ENTRY, ES_KIND_NESTED_ENTRY, ES_KIND_DELIVERY, ES_KIND_VM_EXIT,
-                     ES_KIND_NESTED_EXIT})
-      q.bind(i++, int64_t{kind});
-    bool open = false;
-    if (q.step() == SQLITE_ROW) {
-      es_record edge{};
-      edge.kind = static_cast<uint16_t>(q.col_u64(0));
-      edge.intr_info = static_cast<uint32_t>(q.col_u64(1));
-      open = delivery_window_edge(edge) > 0;
+  std::unordered_set<uint64_t> seen_root;  // with `only`, a link can be found from both of its ends
+  auto read_links = [&](const std::string& sql, std::optional<uint64_t> bind) -> Result<void> {
+    auto links = db.prepare(sql + " ORDER BY e.id");
+    if (!links) return make_error(links.error());
+    if (bind) links->bind_u64(1, *bind);
+    for (;;) {
+      const int rc = links->step();
+      if (rc == SQLITE_DONE) return {};
+      if (rc != SQLITE_ROW)
+        return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg()));
+      const uint64_t root = links->col_u64(0), other = links->col_u64(1);
+      if (only && !seen_root.insert(root).second) continue;
+      db::Stmt& q = *last_edge;
+      q.bind_u64(1, other);
+      q.bind_u64(2, root);
+      int i = 3;
+      for (int kind : {ES_KIND_RAISE, ES_KIND_VM_ENTRY, ES_KIND_NESTED_ENTRY, ES_KIND_DELIVERY, ES_KIND_VM_EXIT,
+                       ES_KIND_NESTED_EXIT, ES_KIND_RAISE, ES_KIND_VM_ENTRY, ES_KIND_NESTED_ENTRY})
+        q.bind(i++, int64_t{kind});
+      bool open = false;
+      if (q.step() == SQLITE_ROW) {
+        es_record edge{};
+        edge.kind = static_cast<uint16_t>(q.col_u64(0));
+        edge.intr_info = static_cast<uint32_t>(q.col_u64(1));
+        open = delivery_window_edge(edge) > 0;
+      }
+      q.reset();
+      if (!open) continue;
+      ctx.interrupts[root] = other;
+      ctx.interrupted_by[other].push_back(root);
     }
-    q.reset();
-    if (!open) continue;
-    ctx.interrupts[root] = other;
-    ctx.interrupted_by[other].push_back(root);
+  };
+  if (!only) {
+    if (auto l = read_links(links_sql, std::nullopt); !l) return make_error(l.error());
+  } else {
+    for (uint64_t id : *only) {
+      if (auto l = read_links(links_sql + " AND e.id = ?", id); !l) return make_error(l.error());
+      if (auto l = read_links(links_sql + " AND c.origin = ?", id); !l) return make_error(l.error());
+    }
+    for (auto& [other, roots] : ctx.interrupted_by) std::sort(roots.begin(), roots.end());
   }
   return ctx;
+}
+
+// A chain's members by id through the origin index; no chain (empty) if none.
+Result<Chain> read_chain(db::Db& db, uint64_t id) {
+  Chain c;
+  c.id = id;
+  auto r = query_events(db, "e.origin = ?", {static_cast<int64_t>(id)}, [&](const Event& e) {
+    c.events.push_back(e);
+    return true;
+  });
+  if (!r) return make_error(r.error());
+  return c;
 }
 
 }  // namespace
@@ -427,6 +474,52 @@ Result<void> for_each_chain(db::Db& db, const std::function<bool(const Chain&)>&
   if (!r) return make_error(r.error());
   if (!stop) flush();
   return {};
+}
+
+Result<std::vector<Chain>> load_chain_and_links(db::Db& db, uint64_t id) {
+  std::vector<Chain> out;
+  if (id == 0) return out;  // origin 0 = in no chain
+  // A recording whose writer never finished has no indexes (built at the end): each narrow
+  // query below would be a scan, so one whole read is cheaper there.
+  auto indexed = db.query_int(
+      "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('events_origin', 'events_cause')");
+  if (!indexed) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), indexed.error()));
+  if (*indexed != 2) {
+    auto all = load_chains(db);
+    if (!all) return make_error(all.error());
+    auto it = std::find_if(all->begin(), all->end(), [&](const Chain& c) { return c.id == id; });
+    if (it == all->end()) return out;
+    std::vector<uint64_t> linked = it->interrupted_by;
+    if (it->interrupts_chain) linked.push_back(it->interrupts_chain);
+    out.push_back(std::move(*it));
+    for (Chain& c : *all)
+      if (c.id != id && std::find(linked.begin(), linked.end(), c.id) != linked.end()) out.push_back(std::move(c));
+    return out;
+  }
+  auto first = read_chain(db, id);
+  if (!first) return make_error(first.error());
+  if (first->events.empty()) return out;
+  const std::vector<uint64_t> one = {id};
+  auto ctx = load_context(db, &one);
+  if (!ctx) return make_error(ctx.error());
+  finish_chain(*first, *ctx);
+  // The chains it names: the one it interrupts and those interrupting it, decided the same way.
+  std::vector<uint64_t> linked = first->interrupted_by;
+  if (first->interrupts_chain) linked.push_back(first->interrupts_chain);
+  std::sort(linked.begin(), linked.end());
+  linked.erase(std::unique(linked.begin(), linked.end()), linked.end());
+  out.push_back(std::move(first).value());
+  if (linked.empty()) return out;
+  auto linked_ctx = load_context(db, &linked);
+  if (!linked_ctx) return make_error(linked_ctx.error());
+  for (uint64_t other : linked) {
+    auto c = read_chain(db, other);
+    if (!c) return make_error(c.error());
+    if (c->events.empty()) continue;
+    finish_chain(*c, *linked_ctx);
+    out.push_back(std::move(c).value());
+  }
+  return out;
 }
 
 Result<std::vector<Chain>> load_chains(db::Db& db) {

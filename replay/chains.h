@@ -91,6 +91,16 @@ inline Result<void> for_each_chain(Recording& rec, const std::function<bool(cons
   return for_each_chain(rec.db(), fn);
 }
 
+// One chain by id, read as `WHERE origin = id` on the origin index, decided as load_chains
+// decides it, followed by the chains it names (the one it interrupts, those interrupting it)
+// in id order, so a caller can title them and give their outcomes. Reads only those chains'
+// members and the few indexed lookups their outcome and links need (the run's end, effects
+// caused by their roots, links through the cause of a root). Empty: no chain has that id.
+Result<std::vector<Chain>> load_chain_and_links(db::Db& db, uint64_t id);
+inline Result<std::vector<Chain>> load_chain_and_links(Recording& rec, uint64_t id) {
+  return load_chain_and_links(rec.db(), id);
+}
+
 // Reads the events and builds all chains in memory (read-only; nothing is written).
 Result<std::vector<Chain>> load_chains(db::Db& db);
 inline Result<std::vector<Chain>> load_chains(Recording& rec) { return load_chains(rec.db()); }

@@ -5,6 +5,9 @@
 // kind name with or without VM_ (exit, entry, delivery, decision, ...) or a number; reason
 // what `events --reason` takes (VMX names; on AMD recordings SVM names too: reason:npf,
 // reason:GP_excp). Unknown keys and bad values are one-sentence errors.
+// Recording::for_each_event answers a parsed query through the indexes (Recording::filter_sql):
+// kind / reason on events_kind_reason, vcpu, from / to, chain on theirs; vector and level in
+// SQL without an index; the decoded checks run only on the rows SQL narrowed to.
 #pragma once
 
 #include <string>

@@ -225,7 +225,10 @@ Result<void> set_reason(EventFilter& f, std::string_view text) {
                     "INJECT_REINJECTED) or a number.");
 }
 
-bool matches_decoded(const EventFilter& f, const es_record& r) {
+namespace {
+
+// The reason part of matches_decoded: --reason / reason: terms.
+bool matches_reason(const EventFilter& f, const es_record& r) {
   const bool is_exit = r.kind == ES_KIND_VM_EXIT || r.kind == ES_KIND_NESTED_EXIT;
   // SVM exits (ES_FLAG_SVM) carry the whole exit code; VMX exits the basic reason in [15:0].
   const bool svm = (r.flags & ES_FLAG_SVM) != 0;
@@ -240,6 +243,74 @@ bool matches_decoded(const EventFilter& f, const es_record& r) {
     const bool hit = is_exit ? exit_number == *f.reason_number : r.reason == *f.reason_number;
     if (!hit) return false;
   }
+  return true;
+}
+
+bool has_reason_term(const EventFilter& f) {
+  return f.exit_reason || f.svm_exit_code || f.decision || f.reason_number;
+}
+
+// A reason term decodes the reason column (a VMX exit's basic reason is its [15:0], an SVM exit
+// is told by its flags), so it is no single SQL value. The (kind, reason) pairs it can match are
+// read from the events_kind_reason index instead, one seek per distinct pair present (a
+// recording has tens to hundreds), and become `(kind = ? AND reason IN (...)) OR ...` on that
+// index; matches_decoded still decides each row read. nullopt: too many distinct pairs to be
+// worth it (then the reason is checked on every row, as before).
+constexpr size_t kMaxReasonPairs = 4096;
+
+Result<std::optional<std::vector<std::pair<uint16_t, uint32_t>>>> reason_pairs(db::Db& db, const EventFilter& f) {
+  auto fail = [&](std::string_view msg) {
+    return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), msg));
+  };
+  // Two seeks per step, each an equality / range on the index's leading columns: the next reason
+  // of this kind, else the first pair of the next kind. (A row-value `(kind, reason) > (?, ?)`
+  // seeks on kind only and walks the rest of that kind's entries.)
+  auto same_kind = db.prepare("SELECT reason FROM events WHERE kind = ? AND reason > ? ORDER BY reason LIMIT 1");
+  if (!same_kind) return fail(same_kind.error());
+  auto next_kind = db.prepare("SELECT kind, reason FROM events WHERE kind > ? ORDER BY kind, reason LIMIT 1");
+  if (!next_kind) return fail(next_kind.error());
+  std::vector<std::pair<uint16_t, uint32_t>> out;
+  int64_t kind = -1, reason = -1;
+  for (size_t steps = 0;; ++steps) {
+    if (steps > kMaxReasonPairs) return std::optional<std::vector<std::pair<uint16_t, uint32_t>>>();
+    bool found = false;
+    if (kind >= 0) {
+      same_kind->bind(1, kind);
+      same_kind->bind(2, reason);
+      const int rc = same_kind->step();
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail(db.errmsg());
+      if (rc == SQLITE_ROW) {
+        reason = same_kind->col_i64(0);
+        found = true;
+      }
+      same_kind->reset();
+    }
+    if (!found) {
+      next_kind->bind(1, kind);
+      const int rc = next_kind->step();
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return fail(db.errmsg());
+      kind = next_kind->col_i64(0);
+      reason = next_kind->col_i64(1);
+      next_kind->reset();
+    }
+    es_record r{};
+    r.kind = static_cast<uint16_t>(kind);
+    r.reason = static_cast<uint32_t>(reason);
+    if (f.kind && r.kind != *f.kind) continue;
+    bool hit = matches_reason(f, r);
+    r.flags = ES_FLAG_SVM;
+    hit = hit || matches_reason(f, r);
+    if (hit) out.emplace_back(r.kind, r.reason);
+  }
+  return std::optional(std::move(out));
+}
+
+}  // namespace
+
+bool matches_decoded(const EventFilter& f, const es_record& r) {
+  if (!matches_reason(f, r)) return false;
+  const bool is_exit = r.kind == ES_KIND_VM_EXIT || r.kind == ES_KIND_NESTED_EXIT;
   if (f.vector) {
     // Exits carry VM-exit interruption info; every other kind the VM-entry format. Both
     // share the vector / valid layout, but decode through the right view anyway.
@@ -437,32 +508,88 @@ Result<std::vector<std::string>> Recording::console_lines() {
   return lines;
 }
 
-Result<void> Recording::for_each_event(const EventFilter& f, const std::function<bool(const Event&)>& fn) {
+Result<std::string> Recording::filter_sql(const EventFilter& f, std::vector<int64_t>& binds) {
   std::string where;
-  std::vector<int64_t> binds;
   auto add = [&](const char* clause, int64_t v) {
     if (!where.empty()) where += " AND ";
     where += clause;
     binds.push_back(v);
   };
   if (f.kind) add("e.kind = ?", *f.kind);
-  if (f.decision) add("e.kind = ?", ES_KIND_DECISION);
   if (f.vcpu) add("e.vcpu = ?", *f.vcpu);
   if (f.level) add("e.level = ?", *f.level);
   if (f.chain) add("e.origin = ?", static_cast<int64_t>(*f.chain));
   if (f.outside_chains) add("+e.origin = ?", 0);  // unary + keeps SQLite off the origin index
   if (f.from_ns) add("e.time_ns >= ?", static_cast<int64_t>(*f.from_ns));
   if (f.to_ns) add("e.time_ns <= ?", static_cast<int64_t>(*f.to_ns));
-  uint64_t emitted = 0;
+  // A recording whose writer never finished has no indexes (they are built at the end): there
+  // each seek of the pair listing would be a scan, so the reason is checked on every row.
+  auto indexed = db_.query_int("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_kind_reason'");
+  if (!indexed) return make_error(schema::describe_sqlite_error(path(), "reading", db_.errcode(), indexed.error()));
+  if (has_reason_term(f) && *indexed == 0) {
+    if (f.decision) add("e.kind = ?", ES_KIND_DECISION);
+  } else if (has_reason_term(f)) {
+    auto pairs = reason_pairs(db_, f);
+    if (!pairs) return make_error(pairs.error());
+    if (!*pairs) {
+      // Too many distinct pairs to list: narrow by kind only where the term implies one.
+      if (f.decision) add("e.kind = ?", ES_KIND_DECISION);
+    } else if ((*pairs)->empty()) {
+      if (!where.empty()) where += " AND ";
+      where += "0";  // no (kind, reason) in this recording can match
+    } else {
+      // One `kind = ? AND reason IN (...)` per kind: each an equality seek on events_kind_reason.
+      std::string any;
+      const auto& list = **pairs;
+      for (size_t i = 0; i < list.size();) {
+        size_t j = i;
+        std::string in;
+        while (j < list.size() && list[j].first == list[i].first) {
+          in += in.empty() ? "?" : ", ?";
+          ++j;
+        }
+        any += any.empty() ? "(" : " OR (";
+        any += "e.kind = ? AND e.reason IN (" + in + "))";
+        binds.push_back(list[i].first);
+        for (size_t k = i; k < j; ++k) binds.push_back(int64_t{list[k].second});
+        i = j;
+      }
+      if (!where.empty()) where += " AND ";
+      where += list.size() == 1 || list.front().first == list.back().first ? any : "(" + any + ")";
+    }
+  }
+  if (f.vector) {
+    // No index holds the vector, but SQLite tests it on the raw words before a row is
+    // decoded: valid bit [31] and vector [7:0] sit in the same place in all three formats (SDM
+    // Vol. 3C tables "Format of the VM-Entry Interruption-Information Field", "... VM-Exit
+    // Interruption-Information Field", "... IDT-Vectoring Information Field"); IDT-vectoring
+    // info counts only for exits, as in matches_decoded.
+    const int64_t word = int64_t{0x80000000u | *f.vector};
+    if (!where.empty()) where += " AND ";
+    where += "((e.intr_info & 2147483903) = ? OR (e.kind IN (?, ?) AND (e.idt_vectoring_info & 2147483903) = ?))";
+    binds.push_back(word);
+    binds.push_back(ES_KIND_VM_EXIT);
+    binds.push_back(ES_KIND_NESTED_EXIT);
+    binds.push_back(word);
+  }
+  return where;
+}
+
+Result<void> Recording::for_each_event(const EventFilter& f, const std::function<bool(const Event&)>& fn) {
   if (f.limit && *f.limit == 0) return {};
+  std::vector<int64_t> binds;
+  auto where = filter_sql(f, binds);
+  if (!where) return make_error(where.error());
+  uint64_t emitted = 0;
   // Whole-recording reads take the instruction bytes from memory instead of a join per row.
   const CodeCache* code = nullptr;
   if (!f.limit) {
     if (auto r = code_->load(db_); !r) return r;
     code = code_.get();
   }
+  // Terms SQL cannot say exactly (decoded reasons) are checked on the rows SQL narrowed to.
   return query_events(
-      db_, where, binds,
+      db_, *where, binds,
       [&](const Event& ev) {
         if (!matches_decoded(f, ev.rec)) return true;
         if (!fn(ev)) return false;

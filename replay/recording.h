@@ -121,6 +121,11 @@ class Recording {
   // Calls fn for each matching event in id order; fn returns false to stop.
   Result<void> for_each_event(const EventFilter& f, const std::function<bool(const Event&)>& fn);
   Result<std::vector<Event>> events(const EventFilter& f);
+  // The SQL (after WHERE, aliases e and c as in event_select_sql) that for_each_event narrows
+  // `f` to, its values appended to `binds`. Every term but the decoded ones is exact and on
+  // an index where one exists: kind / reason on events_kind_reason, vcpu on events_vcpu,
+  // from / to on events_time, chain on events_origin; matches_decoded() decides the rest.
+  Result<std::string> filter_sql(const EventFilter& f, std::vector<int64_t>& binds);
   Result<std::optional<Event>> event(uint64_t id);
 
   db::Db& db() { return db_; }

@@ -213,7 +213,8 @@ int cmd_chains(int argc, char** argv) {
     std::fprintf(stderr, "exitscope chains: %s\n", rec.error().c_str());
     return 2;
   }
-  auto chains = replay::load_chains(*rec);
+  // --chain N reads that chain and the chains it names, not the whole recording.
+  auto chains = only ? replay::load_chain_and_links(*rec, *only) : replay::load_chains(*rec);
   if (!chains) {
     std::fprintf(stderr, "exitscope chains: %s\n", chains.error().c_str());
     return 2;

@@ -1,0 +1,161 @@
+// Event filters and the one-chain reader go through SQLite's indexes (schema/v1_indexes.sql),
+// checked with EXPLAIN QUERY PLAN on a real recording: a filter on kind / reason, vCPU, time
+// window or chain (origin) is a SEARCH on its index, and `chains --chain N` reads no table or
+// index from end to end (no SCAN) however large the recording.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <string>
+#include <vector>
+
+#include "hv/arch/exceptions.h"
+#include "hv/arch/exit_qualification.h"
+#include "probes/recorder/recorder.h"
+#include "replay/chains.h"
+#include "replay/query.h"
+#include "replay/recording.h"
+#include "tests/probes/test_support.h"
+
+namespace es {
+namespace {
+
+using arch::BasicExitReason;
+
+// An IRQ 0x20 chain whose delivery hit an EPT violation (reinjected, delivered), a #PF raised
+// during a second IRQ's delivery (linked to it), an I/O exit on vCPU 1 at L2.
+std::string make_recording(const std::string& name) {
+  const std::string path = test::temp_db(name);
+  auto rec = recorder::Recorder::open(path, recorder::SessionInfo{}, false);
+  EXPECT_TRUE(rec) << rec.error();
+  probes::ProbeBus bus;
+  (*rec)->attach(bus);
+  test::Emitter em(bus);
+  const uint64_t irq = em.raise(test::irq(0x20));
+  const uint64_t entry = em.entry(test::irq(0x20), irq, irq);
+  const uint64_t ept = em.vm_exit(test::exit_reason(BasicExitReason::EptViolation), 0x182, 0,
+                                  test::vectoring_irq(0x20), irq, entry, 0x7000);
+  em.decision(ES_DECISION_REQUEUE_FROM_VECTORING, test::irq(0x20), irq, ept);
+  const uint64_t re = em.decision(ES_DECISION_INJECT_REINJECTED, test::irq(0x20), irq, ept);
+  em.delivery(test::irq(0x20), irq, re);
+  const uint64_t irq2 = em.raise(test::irq(0x21));
+  const uint64_t entry2 = em.entry(test::irq(0x21), irq2, irq2);
+  const uint64_t pf = em.raise(test::hw_exc(arch::kPF), entry2);
+  em.delivery(test::hw_exc(arch::kPF), pf, pf);
+  es_record io{};
+  io.kind = ES_KIND_VM_EXIT;
+  io.reason = test::exit_reason(BasicExitReason::IoInstruction);
+  io.qualification = arch::IoQual::make(0x3f8, 1, false).raw();
+  io.vcpu = 1;
+  io.level = 2;
+  em.emit(io);
+  em.run_end(ES_END_GUEST_EXIT);
+  EXPECT_TRUE((*rec)->finish({ES_END_GUEST_EXIT, "done"}));
+  return path;
+}
+
+// The EXPLAIN QUERY PLAN rows of `sql` (with `binds`), one string.
+std::string plan(db::Db& db, const std::string& sql, const std::vector<int64_t>& binds = {}) {
+  auto st = db.prepare("EXPLAIN QUERY PLAN " + sql);
+  EXPECT_TRUE(st) << sql;
+  if (!st) return {};
+  for (size_t i = 0; i < binds.size(); ++i) st->bind(static_cast<int>(i + 1), binds[i]);
+  std::string out;
+  while (st->step() == SQLITE_ROW) out += st->col_text(3) + "\n";
+  return out;
+}
+
+std::string filter_plan(replay::Recording& rec, const std::string& query) {
+  auto f = replay::parse_query(query);
+  EXPECT_TRUE(f) << f.error();
+  if (!f) return {};
+  std::vector<int64_t> binds;
+  auto where = rec.filter_sql(*f, binds);
+  EXPECT_TRUE(where) << where.error();
+  if (!where) return {};
+  return plan(rec.db(), std::string(replay::event_select_sql()) + " WHERE " + *where + " ORDER BY e.id", binds);
+}
+
+TEST(QueryPlanTest, FilterTermsSearchTheirIndexes) {
+  auto rec = replay::Recording::open(make_recording("plan_filters.db"));
+  ASSERT_TRUE(rec) << rec.error();
+  // The user's query: the (kind, reason) index with both columns, not a scan of events.
+  std::string p = filter_plan(*rec, "reason:EPT_VIOLATION vector:0x20");
+  EXPECT_NE(p.find("SEARCH e USING INDEX events_kind_reason (kind=? AND reason=?)"), std::string::npos) << p;
+  EXPECT_EQ(p.find("SCAN e"), std::string::npos) << p;
+  p = filter_plan(*rec, "reason:INJECT_REINJECTED");
+  EXPECT_NE(p.find("events_kind_reason (kind=? AND reason=?)"), std::string::npos) << p;
+  p = filter_plan(*rec, "reason:48");  // a number: exits' basic reason, any other kind's reason
+  EXPECT_NE(p.find("events_kind_reason (kind=? AND reason=?)"), std::string::npos) << p;
+  EXPECT_EQ(p.find("SCAN e"), std::string::npos) << p;
+  p = filter_plan(*rec, "kind:delivery");
+  EXPECT_NE(p.find("events_kind_reason (kind=?)"), std::string::npos) << p;
+  p = filter_plan(*rec, "vcpu:1");
+  EXPECT_NE(p.find("SEARCH e USING INDEX events_vcpu (vcpu=?)"), std::string::npos) << p;
+  p = filter_plan(*rec, "from:100 to:400");
+  EXPECT_NE(p.find("SEARCH e USING INDEX events_time (time_ns>? AND time_ns<?)"), std::string::npos) << p;
+  p = filter_plan(*rec, "chain:1");
+  EXPECT_NE(p.find("SEARCH e USING INDEX events_origin (origin=?)"), std::string::npos) << p;
+  // A reason no event has: nothing to search at all.
+  auto f = replay::parse_query("reason:TRIPLE_FAULT");
+  ASSERT_TRUE(f);
+  auto none = rec->events(*f);
+  ASSERT_TRUE(none) << none.error();
+  EXPECT_TRUE(none->empty());
+}
+
+TEST(QueryPlanTest, ReasonAndVectorTermsGiveTheDecodedMatches) {
+  auto rec = replay::Recording::open(make_recording("plan_matches.db"));
+  ASSERT_TRUE(rec) << rec.error();
+  auto ids = [&](const std::string& q) {
+    auto f = replay::parse_query(q);
+    EXPECT_TRUE(f) << f.error();
+    std::vector<uint64_t> out;
+    auto r = rec->for_each_event(*f, [&](const replay::Event& e) {
+      out.push_back(e.rec.id);
+      return true;
+    });
+    EXPECT_TRUE(r) << r.error();
+    return out;
+  };
+  // #3 is the EPT violation whose IDT-vectoring info names IRQ 0x20 (SDM Vol. 3C "Information
+  // for VM Exits That Occur During Event Delivery"); its own exit interruption info is invalid.
+  EXPECT_EQ(ids("reason:EPT_VIOLATION vector:0x20"), std::vector<uint64_t>{3});
+  EXPECT_EQ(ids("reason:EPT_VIOLATION vector:0x21"), std::vector<uint64_t>{});
+  EXPECT_EQ(ids("reason:IO_INSTRUCTION"), std::vector<uint64_t>{11});
+  EXPECT_EQ(ids("reason:30 vcpu:1 level:2"), std::vector<uint64_t>{11});  // 30 = I/O instruction
+  EXPECT_EQ(ids("vector:0x21"), (std::vector<uint64_t>{7, 8}));
+  EXPECT_EQ(ids("vector:14"), (std::vector<uint64_t>{9, 10}));
+}
+
+// Every statement load_chain_and_links runs on events, planned again: SEARCH only, never a SCAN.
+TEST(QueryPlanTest, OneChainReadsNoTableFromEndToEnd) {
+  auto rec = replay::Recording::open(make_recording("plan_chain.db"));
+  ASSERT_TRUE(rec) << rec.error();
+  std::vector<std::string> statements;
+  sqlite3_trace_v2(
+      rec->db().get(), SQLITE_TRACE_STMT,
+      [](unsigned, void* ctx, void* p, void*) {
+        char* sql = sqlite3_expanded_sql(static_cast<sqlite3_stmt*>(p));
+        if (sql) static_cast<std::vector<std::string>*>(ctx)->push_back(sql);
+        sqlite3_free(sql);
+        return 0;
+      },
+      &statements);
+  auto chains = replay::load_chain_and_links(*rec, 7);  // IRQ 0x21, interrupted by the #PF (#9)
+  sqlite3_trace_v2(rec->db().get(), 0, nullptr, nullptr);
+  ASSERT_TRUE(chains) << chains.error();
+  ASSERT_EQ(chains->size(), 2u);
+  EXPECT_EQ((*chains)[0].id, 7u);
+  EXPECT_EQ((*chains)[0].interrupted_by, std::vector<uint64_t>{9});
+  EXPECT_EQ((*chains)[1].id, 9u);
+  EXPECT_EQ((*chains)[1].interrupts_chain, 7u);
+  ASSERT_FALSE(statements.empty());
+  for (const std::string& sql : statements) {
+    if (sql.find("FROM sqlite_master") != std::string::npos) continue;  // the schema's few rows: are the indexes there?
+    const std::string p = plan(rec->db(), sql);
+    EXPECT_EQ(p.find("SCAN"), std::string::npos) << sql << "\n" << p;
+  }
+}
+
+}  // namespace
+}  // namespace es
