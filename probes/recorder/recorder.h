@@ -112,6 +112,8 @@ class Recorder {
   void write_batch(std::vector<es_record>& batch);
   int64_t code_id_for(const es_record& rec);
   void stop_writer();
+  void make_self_contained();
+  void checkpoint_if_large();
   static void bus_callback(void* self, const es_record* rec);
 
   std::string path_;
