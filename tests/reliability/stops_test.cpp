@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "probes/recorder/recorder.h"
 #include "tests/support/cli_run.h"
 
 extern char** environ;
@@ -335,4 +336,37 @@ TEST(Stops, LeftoverWalModeOnReadOnlyMediaIsRead) {
   const CliRun r = run_as_nobody(nobody_tmpdir("tmp_wal"), "info " + quoted(ro));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("status:     complete"), std::string::npos) << r.out;
+}
+
+// Issue #17 item 9: export printed twenty "NN%" lines to a stderr that is a file. Expected, for
+// an export large enough to report progress (over a million events): one final line on a
+// non-terminal stderr, naming the count; nothing at all for a small export.
+TEST(Stops, ExportProgressToANonTerminalIsOneLine) {
+  const std::string db = es::test::process_tmp("big_export.db");
+  remove_db(db);
+  constexpr uint64_t kEvents = 1'050'000;
+  {
+    es::recorder::SessionInfo info;
+    es::recorder::RecorderOptions options;
+    options.materialize_chains = false;
+    auto rec = es::recorder::Recorder::open(db, info, true, options);
+    ASSERT_TRUE(rec) << rec.error();
+    std::vector<es_record> batch(10'000);
+    for (uint64_t done = 0; done < kEvents; done += batch.size()) {
+      for (size_t i = 0; i < batch.size(); ++i) {
+        batch[i] = es_record{};
+        batch[i].kind = ES_KIND_VM_EXIT;
+        batch[i].reason = 12;  // HLT
+        batch[i].time_ns = (done + i) * 100;
+      }
+      (*rec)->on_records(batch.data(), batch.size());
+    }
+    ASSERT_TRUE((*rec)->finish({ES_END_LIMIT, "test", 0}));
+  }
+  const CliRun big = run_cli("export " + quoted(db) + " --format perfetto -o /dev/null");
+  ASSERT_EQ(big.code, 0) << big.err;
+  EXPECT_EQ(big.err, "exitscope export: " + std::to_string(kEvents) + " events exported\n");
+  const CliRun small = run_cli("export " + quoted(recording("small_export.db")) + " -o /dev/null");
+  EXPECT_EQ(small.err, "");
+  remove_db(db);
 }
