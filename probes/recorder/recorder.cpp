@@ -372,6 +372,7 @@ Result<void> Recorder::finish(const RunEnd& end) {
   // incomplete until the end: after any failure the file stays readable. Say so in the same
   // breath as the cause.
   auto stopped = [&](const std::string& cause) {
+    if (!options_.kept_on_failure) return make_error("recording stopped: " + cause);
     return make_error("recording stopped: " + cause + " The " + std::to_string(stats_.written) +
                       " events committed before are kept in " + quote_path(path_) +
                       " (the session is marked incomplete).");

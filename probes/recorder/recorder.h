@@ -46,6 +46,9 @@ struct RecorderOptions {
   bool drop_when_full = false;  // false: block the producer; true: drop and count
   unsigned commit_interval_ms = 1000;  // commit what is queued at least this often
   bool materialize_chains = true;  // finish() fills the chains / chain_events tables
+  // false: the caller removes the file when finish() fails (an import's DB.partial), so the
+  // error names the cause only and does not say the committed events are kept there.
+  bool kept_on_failure = true;
 };
 
 struct RecorderStats {
