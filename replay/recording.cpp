@@ -56,9 +56,19 @@ Result<db::Db> open_migrated_copy(const std::string& path, db::Db& old_db, int o
   namespace fs = std::filesystem;
   std::string copy = migrated_copy_path(path);
   bool reused = reusable_copy(copy, path);
+  // A migration step that fails on the file's own tables (SQLITE_ERROR, described as "error
+  // while migrating ...", e.g. a v2 file whose user_version says 1) is no matter of where the
+  // copy goes: say what is wrong with the file instead of asking for a writable NEW.db.
+  auto content_problem = [&](const std::string& error) -> std::optional<std::string> {
+    if (error.rfind("error while migrating", 0) != 0) return std::nullopt;
+    return quote_path(path) + " says it uses schema v" + std::to_string(old_version) +
+           " (PRAGMA user_version), but its tables do not fit that version: " + error +
+           " It was changed after exitscope wrote it; re-record it, or restore the file as exitscope wrote it.";
+  };
   if (!reused) {
     auto made = schema::migrate_copy(old_db, copy);
     if (!made) {
+      if (auto content = content_problem(made.error())) return make_error(*content);
       // Read-only media or directory: fall back to the temp directory, named after the
       // original's full path so two old.db files do not share a copy.
       std::error_code ec;
@@ -70,11 +80,13 @@ Result<db::Db> open_migrated_copy(const std::string& path, db::Db& old_db, int o
               .string();
       reused = reusable_copy(tmp_copy, path);
       if (!reused) {
-        if (auto again = schema::migrate_copy(old_db, tmp_copy); !again)
+        if (auto again = schema::migrate_copy(old_db, tmp_copy); !again) {
+          if (auto content = content_problem(again.error())) return make_error(*content);
           return make_error(quote_path(path) + " uses schema v" + std::to_string(old_version) +
                             " and needs migrating to v" + std::to_string(schema::kSchemaVersion) +
                             ", but no copy could be written: " + made.error() +
                             " Run 'exitscope migrate " + path + " -o NEW.db' with a writable NEW.db.");
+        }
       }
       copy = tmp_copy;
     }
