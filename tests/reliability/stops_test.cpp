@@ -370,3 +370,47 @@ TEST(Stops, ExportProgressToANonTerminalIsOneLine) {
   EXPECT_EQ(small.err, "");
   remove_db(db);
 }
+
+// Issue #17 item 9: an import that runs out of space said its events "are kept in
+// 'DB.partial'", a file it removes. Expected (file size limit as the full disk, SIGXFSZ
+// ignored so write() fails with EFBIG): exit code 2, one sentence naming the limit and saying
+// nothing was imported, and neither DB nor DB.partial on disk.
+TEST(Stops, ImportOutOfSpaceDoesNotPointToTheRemovedPartialFile) {
+  const std::string trace = es::test::process_tmp("many_exits.txt");
+  {
+    std::ofstream t(trace);
+    for (int i = 0; i < 40000; ++i)
+      t << " qemu-1234 [000] " << 100 + i / 1000 << "." << 100000 + i % 1000 * 100
+        << ": kvm_exit: reason EPT_VIOLATION rip 0x" << std::hex << 0x1000 + i << std::dec << " info 181 0\n";
+  }
+  const std::string db = es::test::process_tmp("too_big_import.db");
+  remove_db(db);
+  remove_db(db + ".partial");
+  const CliRun r = run_cli_env("", "--version >/dev/null; trap '' XFSZ; ulimit -f 512; '" + std::string(ES_EXITSCOPE_BIN) +
+                                       "' import " + quoted(trace) + " --quiet -o " + quoted(db));
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("file size limit"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("Nothing was imported"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("kept in"), std::string::npos) << r.err;
+  EXPECT_EQ(es::test::count_lines(r.err), 1u) << r.err;
+  EXPECT_FALSE(fs::exists(db));
+  EXPECT_FALSE(fs::exists(db + ".partial"));
+}
+
+// Issue #17 item 9: a current (v2) recording whose user_version was set to 1 was answered with
+// advice to migrate it to "a writable NEW.db", which cannot help. Expected: one sentence that
+// the file's tables do not fit the version it claims, and no such advice.
+TEST(Stops, FileLabelledWithAnOlderSchemaThanItsTablesIsNamedAsSuch) {
+  const std::string db = recording("labelled_v1.db");
+  {
+    sqlite3* h = nullptr;
+    ASSERT_EQ(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(h, "PRAGMA user_version = 1", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close_v2(h);
+  }
+  const CliRun r = run_cli("info " + quoted(db));
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("says it uses schema v1"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("writable NEW.db"), std::string::npos) << r.err;
+  EXPECT_EQ(es::test::count_lines(r.err), 1u) << r.err;
+}
