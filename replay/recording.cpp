@@ -148,8 +148,8 @@ Result<void> recover_for_reading(const std::string& path, int code, std::string&
   namespace fs = std::filesystem;
   const bool hot_journal = exists_nonempty(path + "-journal");
   const bool wal = header_says_wal(path);
-  const bool recoverable = (code & 0xFF) == SQLITE_READONLY || (code & 0xFF) == SQLITE_CANTOPEN ||
-                           (code & 0xFF) == SQLITE_BUSY;
+  // Not SQLITE_BUSY: that is a live writer (a recording in progress), never to be touched.
+  const bool recoverable = (code & 0xFF) == SQLITE_READONLY || (code & 0xFF) == SQLITE_CANTOPEN;
   if (!recoverable || (!hot_journal && !wal)) return make_error(std::string());  // not this case: SQLite's error stands
   const std::string what = hot_journal ? "an unfinished rollback journal ('" + path + "-journal', left by a killed writer)"
                                        : "WAL mode, without the -wal / -shm files SQLite needs beside it";
