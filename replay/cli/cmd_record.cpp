@@ -37,7 +37,7 @@ constexpr es::cli::OptionSpec kRecordOptions[] = {
     {"force", "", "replace DB if it exists"},
     {"policy", "NAME", "reinjection policy: default | drop-hw-exceptions"},
     {"max-exits", "N", "stop after N VM exits"},
-    {"max-insns", "N", "stop after N guest instructions (default 200000000)"},
+    {"max-insns", "N", "stop after N guest instructions (default 200000000; 0 = no limit, Ctrl-C stops)"},
     {"arg", "N", "value the guest finds in RDI (scenario default otherwise)"},
     {"eager-ept", "", "map all guest RAM in EPT up front (no lazy EPT violations)"},
     {"intercept", "VECTORS", "extra exceptions the guest's hypervisor intercepts, e.g. 14 or 6,14"},
