@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <unistd.h>
+
 #include "hv/arch/event_info.h"
 #include "hv/arch/exit_reason.h"
 #include "hv/arch/svm.h"
@@ -54,9 +56,19 @@ Result<db::Db> open_migrated_copy(const std::string& path, db::Db& old_db, int o
   namespace fs = std::filesystem;
   std::string copy = migrated_copy_path(path);
   bool reused = reusable_copy(copy, path);
+  // A migration step that fails on the file's own tables (SQLITE_ERROR, described as "error
+  // while migrating ...", e.g. a v2 file whose user_version says 1) is no matter of where the
+  // copy goes: say what is wrong with the file instead of asking for a writable NEW.db.
+  auto content_problem = [&](const std::string& error) -> std::optional<std::string> {
+    if (error.rfind("error while migrating", 0) != 0) return std::nullopt;
+    return quote_path(path) + " says it uses schema v" + std::to_string(old_version) +
+           " (PRAGMA user_version), but its tables do not fit that version: " + error +
+           " It was changed after exitscope wrote it; re-record it, or restore the file as exitscope wrote it.";
+  };
   if (!reused) {
     auto made = schema::migrate_copy(old_db, copy);
     if (!made) {
+      if (auto content = content_problem(made.error())) return make_error(*content);
       // Read-only media or directory: fall back to the temp directory, named after the
       // original's full path so two old.db files do not share a copy.
       std::error_code ec;
@@ -68,11 +80,13 @@ Result<db::Db> open_migrated_copy(const std::string& path, db::Db& old_db, int o
               .string();
       reused = reusable_copy(tmp_copy, path);
       if (!reused) {
-        if (auto again = schema::migrate_copy(old_db, tmp_copy); !again)
+        if (auto again = schema::migrate_copy(old_db, tmp_copy); !again) {
+          if (auto content = content_problem(again.error())) return make_error(*content);
           return make_error(quote_path(path) + " uses schema v" + std::to_string(old_version) +
                             " and needs migrating to v" + std::to_string(schema::kSchemaVersion) +
                             ", but no copy could be written: " + made.error() +
                             " Run 'exitscope migrate " + path + " -o NEW.db' with a writable NEW.db.");
+        }
       }
       copy = tmp_copy;
     }
@@ -85,6 +99,93 @@ Result<db::Db> open_migrated_copy(const std::string& path, db::Db& old_db, int o
            std::to_string(schema::kSchemaVersion) + "). The original is unchanged; 'exitscope migrate " + path +
            " --in-place' upgrades it instead.";
   return db;
+}
+
+// ---- files that are sound but need a write before they can be read (issue #17) ----
+// A kill during the recorder's final journal-mode switch leaves a hot rollback journal
+// (PATH-journal): SQLite must roll it back before anyone reads, which a read-only connection
+// cannot do (SQLITE_READONLY_ROLLBACK, "attempt to write a readonly database"). A recording
+// left in WAL mode (a reader was open when it finished, or it was killed) needs PATH-wal /
+// PATH-shm, which cannot be created on read-only media (SQLITE_CANTOPEN). Either way nothing
+// is damaged: with write access the file is recovered in place (what any writer would do);
+// without it a private copy in the temp directory is recovered and read, the original untouched.
+
+bool exists_nonempty(const std::string& p) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(p, ec) && std::filesystem::file_size(p, ec) > 0 && !ec;
+}
+
+// Bytes 18-19 of the header are 2 for a WAL-mode database (SQLite file format, 1.3.3).
+bool header_says_wal(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char h[20] = {};
+  in.read(h, sizeof h);
+  return in.gcount() == 20 && h[18] == 2 && h[19] == 2;
+}
+
+// Opens `path` read-write, makes SQLite roll back a hot journal / replay the WAL by reading,
+// and leaves the file self-contained (journal_mode=DELETE). Error = SQLite's message.
+Result<void> recover_in_place(const std::string& path) {
+  auto rw = db::Db::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX);
+  if (!rw) return make_error(rw.error());
+  if (auto n = rw->query_int("SELECT count(*) FROM sqlite_schema"); !n) return make_error(n.error());
+  if (header_says_wal(path)) {
+    auto mode = rw->prepare("PRAGMA journal_mode=DELETE");
+    if (!mode) return make_error(mode.error());
+    if (mode->step() != SQLITE_ROW) return make_error(rw->errmsg());
+  }
+  return {};
+}
+
+bool writable_here(const std::string& path) {
+  const std::filesystem::path parent = std::filesystem::path(absolute_path(path)).parent_path();
+  return ::access(path.c_str(), W_OK) == 0 && ::access(parent.c_str(), W_OK) == 0;
+}
+
+// Recovers `path` (see above) after a read-only open failed with `code`; on success
+// `path_out` is the file to read (the original or the recovered copy) and `notice` says which.
+Result<void> recover_for_reading(const std::string& path, int code, std::string& path_out, std::string& notice) {
+  namespace fs = std::filesystem;
+  const bool hot_journal = exists_nonempty(path + "-journal");
+  const bool wal = header_says_wal(path);
+  // Not SQLITE_BUSY: that is a live writer (a recording in progress), never to be touched.
+  const bool recoverable = (code & 0xFF) == SQLITE_READONLY || (code & 0xFF) == SQLITE_CANTOPEN;
+  if (!recoverable || (!hot_journal && !wal)) return make_error(std::string());  // not this case: SQLite's error stands
+  const std::string what = hot_journal ? "an unfinished rollback journal ('" + path + "-journal', left by a killed writer)"
+                                       : "WAL mode, without the -wal / -shm files SQLite needs beside it";
+  if (writable_here(path)) {
+    if (auto r = recover_in_place(path); r) {
+      path_out = path;
+      notice = quote_path(path) + " had " + what + "; recovered in place (nothing committed was lost), it is now one " +
+               "self-contained file.";
+      return {};
+    }
+  }
+  std::error_code ec;
+  const fs::path dir = fs::temp_directory_path(ec) / "exitscope-recovered";
+  fs::create_directories(dir, ec);
+  const std::string copy =
+      (dir / (std::to_string(std::hash<std::string>{}(absolute_path(path))) + "-" + fs::path(path).filename().string()))
+          .string();
+  for (const char* suffix : {"", "-journal", "-wal", "-shm"}) fs::remove(copy + suffix, ec);
+  for (const char* suffix : {"", "-journal", "-wal"}) {
+    if (!fs::exists(path + suffix, ec)) continue;
+    fs::copy_file(path + suffix, copy + suffix, fs::copy_options::overwrite_existing, ec);
+    // The copy keeps the original's mode: SQLite must write it to recover it.
+    if (!ec) fs::permissions(copy + suffix, fs::perms::owner_read | fs::perms::owner_write, ec);
+    if (ec)
+      return make_error(quote_path(path) + " has " + what + " and cannot be recovered in place (read-only), nor " +
+                        "copied to " + quote_path(copy) + " (" + ec.message() + "); copy it with its -journal / -wal " +
+                        "files to a writable directory and open the copy.");
+  }
+  if (auto r = recover_in_place(copy); !r)
+    return make_error(quote_path(path) + " has " + what + " and its copy " + quote_path(copy) +
+                      " could not be recovered (" + r.error() + "); copy it with its -journal / -wal files to a " +
+                      "writable directory and open the copy.");
+  path_out = copy;
+  notice = quote_path(path) + " has " + what + " and is read-only; reading a recovered copy " + quote_path(copy) +
+           " (the original is unchanged).";
+  return {};
 }
 
 #define ES_EVENT_COLUMNS                                                                                      \
@@ -335,6 +436,15 @@ Result<Recording> Recording::open(const std::string& path) {
     return make_error("recording " + quote_path(path) + " does not exist; check the path.");
   if (std::filesystem::is_directory(path, ec))
     return make_error(quote_path(path) + " is a directory, not a recording; pass the .db file.");
+  // By type before any open: opening a FIFO for reading blocks until a writer comes (issue #17).
+  if (const auto type = std::filesystem::status(path, ec).type(); type != std::filesystem::file_type::regular)
+    return make_error(quote_path(path) + " is " +
+                      (type == std::filesystem::file_type::fifo        ? "a FIFO (named pipe)"
+                       : type == std::filesystem::file_type::character ? "a character device"
+                       : type == std::filesystem::file_type::block     ? "a block device"
+                       : type == std::filesystem::file_type::socket    ? "a socket"
+                                                                        : "not a regular file") +
+                      ", not a recording; a recording is a regular .db file: pass that file.");
   {
     std::ifstream in(path, std::ios::binary);
     if (!in) return make_error("cannot read " + quote_path(path) + "; check its permissions.");
@@ -349,13 +459,26 @@ Result<Recording> Recording::open(const std::string& path) {
   }
   // One thread per connection: no per-call SQLite mutex (it showed in every column read).
   auto db = db::Db::open(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
-  if (!db) return make_error(schema::describe_sqlite_error(path, "opening", SQLITE_CANTOPEN, db.error()));
-  auto version = schema::check_readable(*db);
-  if (!version) return make_error(version.error());
   std::string notice;
+  Result<int> version = make_error(std::string());
+  if (db) version = schema::check_readable(*db);
+  if (!db || !version) {
+    const int code = db ? db->errcode() : SQLITE_CANTOPEN;
+    std::string readable;
+    if (auto r = recover_for_reading(path, code, readable, notice); r) {
+      db = db::Db::open(readable, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
+      if (db) version = schema::check_readable(*db);
+    } else if (!r.error().empty()) {
+      return make_error(r.error());
+    }
+  }
+  if (!db) return make_error(schema::describe_sqlite_error(path, "opening", SQLITE_CANTOPEN, db.error()));
+  if (!version) return make_error(version.error());
   if (*version < schema::kSchemaVersion) {
-    auto copy = open_migrated_copy(path, *db, *version, notice);
+    std::string migrated;
+    auto copy = open_migrated_copy(path, *db, *version, migrated);
     if (!copy) return make_error(copy.error());
+    notice += (notice.empty() ? "" : " ") + migrated;
     db = std::move(copy).value();
   }
   // A quick structural check of the events table catches most corruption up front;

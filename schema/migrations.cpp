@@ -292,8 +292,10 @@ Result<void> migrate_copy(db::Db& src, const std::string& dest) {
   }
   fs::rename(partial, dest, ec);
   if (ec) {
+    // The reason first: remove() clears `ec`, and its "Success" was the reason shown (issue #17).
+    const std::string why = ec.message();
     fs::remove(partial, ec);
-    return make_error("cannot create " + quote_path(dest) + " (" + ec.message() + "); choose a writable location.");
+    return make_error("cannot create " + quote_path(dest) + " (" + why + "); choose a writable location.");
   }
   return {};
 }

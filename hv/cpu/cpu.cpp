@@ -694,6 +694,10 @@ void Cpu::Impl::run(const EntryContext& ctx, bool inject) {
     }
     for (;;) {
       if (insns_ >= max_insns_) return;
+      if (stop_request_ && insns_ % kStopCheckInsns == 0 && stop_request_->load(std::memory_order_relaxed)) {
+        stopped_ = true;
+        return;
+      }
       if (boundary_events()) {
         if (exit_pending_) return;
         continue;
@@ -737,6 +741,8 @@ ExitRecordInfo Cpu::Impl::vm_entry(Vmcs& v, GuestGprs& g, const EntryContext& ct
   vmcs_ = &v;
   insns_ = 0;
   max_insns_ = ctx.max_insns;
+  stop_request_ = ctx.stop;
+  stopped_ = false;
   exit_pending_ = false;
   stop_internal_ = false;
   iret_nmi_unblocked_ = false;
@@ -791,7 +797,7 @@ ExitRecordInfo Cpu::Impl::vm_entry(Vmcs& v, GuestGprs& g, const EntryContext& ct
   if (exit_pending_) {
     finish_exit(out);
   } else {
-    out.stop = StopReason::InsnLimit;
+    out.stop = stopped_ ? StopReason::Stopped : StopReason::InsnLimit;
     v.write(VmcsField::VmEntryIntrInfo, v.read32(VmcsField::VmEntryIntrInfo) & ~arch::detail::kValidBit);
   }
   return out;

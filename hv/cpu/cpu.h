@@ -13,6 +13,7 @@
 // KVM's vcpu->arch.regs they live in GuestGprs, owned by the vmm and passed to vm_entry().
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 
@@ -46,6 +47,8 @@ enum class StopReason : uint8_t {
   InsnLimit,      // the per-call instruction budget ran out in non-root operation (no VM exit)
   InternalError,  // the model cannot go on (unimplemented instruction, access outside host
                   // memory); an ES_KIND_INTERNAL_ERROR record was emitted
+  Stopped,        // EntryContext::stop was set (Ctrl-C, SIGTERM): the guest stopped at an
+                  // instruction boundary in non-root operation, no VM exit (like InsnLimit)
 };
 
 // Causal context the vmm hands to an entry, so records link into chains.
@@ -53,7 +56,14 @@ struct EntryContext {
   uint64_t cause = 0;   // record id of the decision that led to this entry (0 = none)
   uint64_t origin = 0;  // chain root of the injected event, if VmEntryIntrInfo is valid
   uint64_t max_insns = ~0ull;  // budget for this call
+  // Polled every kStopCheckInsns guest instructions (and while halted): a guest that never
+  // exits (`jmp $` with --max-insns 0) still stops when a signal handler sets it. Null = never.
+  const std::atomic<bool>* stop = nullptr;
 };
+
+// How often the interpreter loop looks at EntryContext::stop: a relaxed load every 4096
+// instructions costs nothing measurable and answers a signal within well under a millisecond.
+inline constexpr uint64_t kStopCheckInsns = 4096;
 
 // What the last vm_entry() produced, beyond the VMCS fields.
 struct ExitRecordInfo {

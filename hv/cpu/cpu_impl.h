@@ -140,6 +140,8 @@ struct Cpu::Impl {
   // ---- per-entry bookkeeping ----
   uint64_t entry_id_ = 0;
   uint64_t insns_ = 0, max_insns_ = 0;
+  const std::atomic<bool>* stop_request_ = nullptr;  // EntryContext::stop of this entry
+  bool stopped_ = false;                              // the run loop saw it set
   uint64_t next_rip_ = 0;
   const DecodedInsn* cur_insn_ = nullptr;
   AbortKind abort_kind_ = AbortKind::None;

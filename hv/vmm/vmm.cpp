@@ -732,6 +732,7 @@ RunResult Vmm::run() {
     EntryContext ctx;
     ctx.cause = last_decision_;
     ctx.origin = inject_origin_;
+    ctx.stop = &stop_;
     ctx.max_insns = cfg_.max_insns ? (cfg_.max_insns > result_.insns ? cfg_.max_insns - result_.insns : 0) : ~0ull;
     if (ctx.max_insns == 0) {
       cancel_injection();
@@ -757,6 +758,10 @@ RunResult Vmm::run() {
       case StopReason::InsnLimit:
         flush_console();
         end_run(ES_END_LIMIT, last_decision_, "stopped after --max-insns " + std::to_string(cfg_.max_insns));
+        continue;
+      case StopReason::Stopped:  // a guest that was not exiting: the same end as a stop between exits
+        flush_console();
+        end_run(ES_END_STOPPED, last_decision_);
         continue;
       case StopReason::InternalError:
         flush_console();

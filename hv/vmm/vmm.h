@@ -159,7 +159,7 @@ class Vmm {
   const Vmm& l0() const { return l0_ ? *l0_ : *this; }
   ExitRecordInfo nested_vm_entry(Vmcs& vmcs12, GuestGprs& gprs12, const EntryContext& ctx);
   void prepare_vmcs02(const Vmcs& vmcs12);
-  ExitRecordInfo run_l2(uint64_t max_insns);
+  ExitRecordInfo run_l2(uint64_t max_insns, const std::atomic<bool>* stop);
   bool l1_wants_exit(const ExitRecordInfo& exit) const;
   bool l1_interrupt_due() const;
   bool l2_event_in_flight() const;

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <system_error>
+#include <thread>
 
 #include "probes/recorder/output_file.h"
 #include "replay/chains.h"
@@ -25,6 +26,8 @@ constexpr std::string_view kInsertEvent =
     "instr_len, aux, aux64, code_id, text) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 
 std::string quote_path(const std::string& p) { return "'" + p + "'"; }
+
+constexpr uint64_t kWalRestartBytes = 64ull << 20;
 
 // Removes the old recording at `path` and its -wal / -shm / -journal files before a --force
 // replaces it. Only regular files are removed: anything else is not ours to unlink.
@@ -104,7 +107,8 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path, const 
     return make_error("cannot create recording " + quote_path(path) + " (" + db.errmsg() +
                       "); check that the directory is writable.");
   mode = db::Stmt();
-  if (auto r = db.exec("PRAGMA synchronous=NORMAL"); !r)
+  // The WAL file is cut back to this size whenever it restarts (checkpoint_if_large).
+  if (auto r = db.exec("PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=" + std::to_string(kWalRestartBytes)); !r)
     return make_error(schema::describe_sqlite_error(path, "configuring", db.errcode(), r.error()));
   if (auto r = schema::migrate(db); !r) return make_error(r.error());
 
@@ -302,6 +306,7 @@ void Recorder::write_batch(std::vector<es_record>& batch) {
     if (error.empty()) {
       stored_records_dropped_ = records_dropped;
       stored_source_dropped_ = source_dropped;
+      checkpoint_if_large();
     }
     if (!error.empty()) (void)db_.exec("ROLLBACK");
   }
@@ -367,6 +372,7 @@ Result<void> Recorder::finish(const RunEnd& end) {
   // incomplete until the end: after any failure the file stays readable. Say so in the same
   // breath as the cause.
   auto stopped = [&](const std::string& cause) {
+    if (!options_.kept_on_failure) return make_error("recording stopped: " + cause);
     return make_error("recording stopped: " + cause + " The " + std::to_string(stats_.written) +
                       " events committed before are kept in " + quote_path(path_) +
                       " (the session is marked incomplete).");
@@ -401,11 +407,83 @@ Result<void> Recorder::finish(const RunEnd& end) {
   update_drops_ = db::Stmt();
   insert_event_ = db::Stmt();
   insert_code_ = db::Stmt();
-  // A finished recording is one self-contained file (no -wal / -shm beside it), readable
-  // from read-only media and safe to attach to a bug report.
-  (void)db_.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-  (void)db_.exec("PRAGMA journal_mode=DELETE");
+  make_self_contained();
   return {};
+}
+
+namespace {
+
+// PRAGMA journal_mode=DELETE; true if the file left WAL mode.
+bool switch_to_delete_mode(db::Db& db) {
+  (void)db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  auto mode = db.prepare("PRAGMA journal_mode=DELETE");
+  return mode && mode->step() == SQLITE_ROW && mode->col_text(0) == "delete";
+}
+
+}  // namespace
+
+// A finished recording is one self-contained file (no -wal / -shm beside it), readable from
+// read-only media and safe to attach to a bug report (issue #17). Leaving WAL mode needs every
+// other connection closed: a reader open at this moment (exitscope info, the GUI, sqlite3)
+// makes the switch fail. Short readers are waited for; if one stays, the finished recording is
+// written once more as a new rollback-mode file (VACUUM INTO) and renamed over PATH. The
+// readers keep the old file (their descriptors, their -wal / -shm) until they close it.
+// Best effort: the recording is already complete and readable whatever happens here.
+void Recorder::make_self_contained() {
+  namespace fs = std::filesystem;
+  sqlite3_busy_timeout(db_.get(), 100);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+  for (;;) {
+    if (switch_to_delete_mode(db_)) return;
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const std::string tmp = path_ + ".finishing";
+  std::error_code ec;
+  if (fs::symlink_status(tmp, ec).type() == fs::file_type::regular) fs::remove(tmp, ec);
+  auto lock = RecordingLock::create(tmp);  // empty, locked like the recording: VACUUM INTO fills it
+  if (!lock) return;
+  auto vacuum = db_.prepare("VACUUM INTO ?");
+  if (!vacuum) return (void)fs::remove(tmp, ec);
+  vacuum->bind(1, tmp);
+  if (vacuum->step() != SQLITE_DONE) return (void)fs::remove(tmp, ec);
+  vacuum = db::Stmt();
+  // The old -wal / -shm go first: a reader opening PATH after the rename must never find them
+  // beside the new file (SQLite would apply the old file's WAL frames to it). One opening the
+  // old file in between reads it as of the last checkpoint, which TRUNCATE / the switch made
+  // as complete as the readers allowed.
+  // They are moved aside, not removed, until the rename succeeded: frames a reader kept from
+  // being checkpointed are still the old file's.
+  db_.close();
+  bool moved = true;
+  for (const char* suffix : {"-wal", "-shm"}) {
+    if (!fs::exists(path_ + suffix, ec)) continue;
+    fs::rename(path_ + suffix, tmp + "-old" + suffix, ec);
+    moved = moved && !ec;
+  }
+  if (moved) fs::rename(tmp, path_, ec);
+  if (!moved || ec) {
+    for (const char* suffix : {"-wal", "-shm"}) fs::rename(tmp + "-old" + suffix, path_ + suffix, ec);
+    fs::remove(tmp, ec);
+    return;
+  }
+  for (const char* suffix : {"-wal", "-shm"}) fs::remove(tmp + "-old" + suffix, ec);
+  lock_ = std::move(lock).value();  // the new file is the recording now
+}
+
+// Readers during a recording (info, events, the GUI polling) keep SQLite's automatic PASSIVE
+// checkpoints from ever restarting the WAL, so it grew to 595 MB where 21 MB sufficed. Past
+// kWalRestartBytes a RESTART checkpoint waits briefly for the readers' current transactions
+// (they are short) so the next commit writes the WAL from its start again, and
+// journal_size_limit (set at open) truncates the file then. A reader that holds its
+// transaction longer only delays this to a later batch.
+void Recorder::checkpoint_if_large() {
+  std::error_code ec;
+  const auto wal = std::filesystem::file_size(path_ + "-wal", ec);
+  if (ec || wal < kWalRestartBytes) return;
+  sqlite3_busy_timeout(db_.get(), 200);
+  (void)sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+  sqlite3_busy_timeout(db_.get(), 5000);
 }
 
 }  // namespace es::recorder

@@ -46,6 +46,9 @@ struct RecorderOptions {
   bool drop_when_full = false;  // false: block the producer; true: drop and count
   unsigned commit_interval_ms = 1000;  // commit what is queued at least this often
   bool materialize_chains = true;  // finish() fills the chains / chain_events tables
+  // false: the caller removes the file when finish() fails (an import's DB.partial), so the
+  // error names the cause only and does not say the committed events are kept there.
+  bool kept_on_failure = true;
 };
 
 struct RecorderStats {
@@ -112,6 +115,8 @@ class Recorder {
   void write_batch(std::vector<es_record>& batch);
   int64_t code_id_for(const es_record& rec);
   void stop_writer();
+  void make_self_contained();
+  void checkpoint_if_large();
   static void bus_callback(void* self, const es_record* rec);
 
   std::string path_;

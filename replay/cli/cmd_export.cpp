@@ -31,17 +31,25 @@ constexpr OptionSpec kOptions[] = {
     {"force", "", "replace FILE if it exists"},
 };
 
-// Percentage on stderr every 5%: rewritten in place on a terminal, one line each otherwise.
+// Percentage on stderr every 5%, rewritten in place, on a terminal; elsewhere (a log file, a
+// CI job) one final line, not twenty (issue #17).
 class Progress {
  public:
   explicit Progress(bool tty) : tty_(tty) {}
   void operator()(uint64_t done, uint64_t total) {
     if (total == 0) return;
+    if (!tty_) {
+      if (done == total && !shown_) {
+        shown_ = true;
+        std::fprintf(stderr, "exitscope export: %llu events exported\n", static_cast<unsigned long long>(total));
+      }
+      return;
+    }
     const unsigned pct = static_cast<unsigned>(done * 100 / total);
     if (pct < next_) return;
     next_ = pct - pct % 5 + 5;
-    std::fprintf(stderr, tty_ ? "\rexitscope export: %3u%% (%llu of %llu events)" : "exitscope export: %u%% (%llu of %llu events)\n",
-                 pct, static_cast<unsigned long long>(done), static_cast<unsigned long long>(total));
+    std::fprintf(stderr, "\rexitscope export: %3u%% (%llu of %llu events)", pct, static_cast<unsigned long long>(done),
+                 static_cast<unsigned long long>(total));
     shown_ = true;
   }
   ~Progress() {

@@ -78,6 +78,11 @@ int cmd_import(int argc, char** argv) {
     return usage_error(kName, args->positional.empty() ? "missing the trace file (FILE)" : "expects exactly one trace file");
   const auto output = args->get("output");
   if (!output || output->empty()) return usage_error(kName, "missing -o DB (the recording to write)");
+  // A trace must be a regular file: a FIFO would block the open forever (issue #17).
+  if (auto checked = check_input_file(args->positional[0], "trace file"); !checked) {
+    std::fprintf(stderr, "exitscope import: %s\n", checked.error().c_str());
+    return 2;
+  }
   // Not the trace itself, not a device or pipe, not a recording in progress (replay/cli/output.h).
   auto plan = plan_output(*output, {args->positional[0]}, true, "trace file");
   if (!plan) {

@@ -37,7 +37,7 @@ constexpr es::cli::OptionSpec kRecordOptions[] = {
     {"force", "", "replace DB if it exists"},
     {"policy", "NAME", "reinjection policy: default | drop-hw-exceptions"},
     {"max-exits", "N", "stop after N VM exits"},
-    {"max-insns", "N", "stop after N guest instructions (default 200000000)"},
+    {"max-insns", "N", "stop after N guest instructions (default 200000000; 0 = no limit, Ctrl-C stops)"},
     {"arg", "N", "value the guest finds in RDI (scenario default otherwise)"},
     {"eager-ept", "", "map all guest RAM in EPT up front (no lazy EPT violations)"},
     {"intercept", "VECTORS", "extra exceptions the guest's hypervisor intercepts, e.g. 14 or 6,14"},
@@ -290,6 +290,14 @@ int cmd_record(int argc, char** argv) {
     info.guest_path = "builtin:" + std::string(sc->name);
     info.guest_hash = "sha256:" + es::recorder::sha256_hex(image.data(), image.size());
   } else {
+    // Type and size before opening (issue #17): a FIFO blocks the open, a directory or a huge
+    // file would be read into memory. Guest RAM is 16 MiB (hv/guests/README.md); 256 MiB leaves
+    // room for an ELF's symbols and debug sections.
+    constexpr uint64_t kMaxGuestFile = 256ull << 20;
+    if (auto checked = check_input_file(*guest_path, "guest file", kMaxGuestFile); !checked) {
+      std::fprintf(stderr, "exitscope record: %s\n", checked.error().c_str());
+      return 2;
+    }
     std::ifstream f(*guest_path, std::ios::binary | std::ios::ate);
     if (!f) {
       std::fprintf(stderr, "exitscope record: cannot read guest file '%s': %s; check the path.\n",

@@ -22,4 +22,11 @@ struct OutputPlan {
 Result<OutputPlan> plan_output(const std::string& output, const std::vector<std::string>& inputs, bool recording,
                                const std::string& input_noun = "input file");
 
+// An input file a command is about to read, checked by type and size before it is opened
+// (issue #17): a FIFO or device would block the open or never end, a directory reads as
+// garbage, and a file larger than `max_size` bytes would not fit in memory. Returns its size,
+// or one sentence (without the "exitscope CMD: " prefix) naming the file and what to do.
+Result<uint64_t> check_input_file(const std::string& path, const std::string& input_noun,
+                                  uint64_t max_size = ~uint64_t{0});
+
 }  // namespace es::cli

@@ -26,7 +26,9 @@ Result<PartialRecording> PartialRecording::create(const std::string& db, const r
   p.partial_ = db + ".partial";
   p.force_ = force;
   remove_db_files(p.partial_);
-  auto rec = recorder::Recorder::open(p.partial_, info, true, recorder::RecorderOptions{});
+  recorder::RecorderOptions options;
+  options.kept_on_failure = false;  // a failed import removes DB.partial (commit)
+  auto rec = recorder::Recorder::open(p.partial_, info, true, options);
   if (!rec) return Error{rec.error()};
   p.rec_ = std::move(*rec);
   return p;
@@ -42,7 +44,8 @@ Result<void> PartialRecording::commit(const recorder::RunEnd& end, const Session
   auto fail = [&](std::string msg) -> Result<void> {
     rec_.reset();
     remove_db_files(partial_);
-    return Error{std::move(msg)};
+    return Error{msg + " Nothing was imported: '" + partial_ + "' was removed and '" + db_ + "' " +
+                 (std::filesystem::exists(db_) ? "was left as it was." : "was not created.")};
   };
   if (auto fin = rec_->finish(end); !fin) return fail(fin.error());
   rec_.reset();

@@ -98,7 +98,7 @@ ExitRecordInfo Vmm::nested_vm_entry(Vmcs& v12, GuestGprs& gprs12, const EntryCon
     inject_origin_ = ctx.origin;
   }
   running_ = true;  // L0 has no run loop of its own when nested: it runs for each nested entry
-  ExitRecordInfo out = run_l2(ctx.max_insns);
+  ExitRecordInfo out = run_l2(ctx.max_insns, ctx.stop);
   guest_mode_ = false;
   cur_ = &vmcs01_;
   gprs_cur_ = &gprs_;
@@ -300,9 +300,16 @@ bool Vmm::handle_in_l0(const ExitRecordInfo& exit) {
 }
 
 // L0's run loop while L1's guest runs (KVM: vcpu_run in guest mode + vmx_check_nested_events).
-ExitRecordInfo Vmm::run_l2(uint64_t max_insns) {
+ExitRecordInfo Vmm::run_l2(uint64_t max_insns, const std::atomic<bool>* stop) {
   uint64_t insns = 0;
   for (;;) {
+    // Exits L0 keeps (EPT violations, ...) never reach L1's loop: a stop is seen here too.
+    if (stop && stop->load(std::memory_order_relaxed)) {
+      ExitRecordInfo out;
+      out.stop = StopReason::Stopped;
+      out.insns_retired = insns;
+      return out;
+    }
     if (l1_interrupt_due() && (vmcs12_->read32(VmcsField::PinBasedVmExecControl) &
                                arch::pin_ctl::kExternalInterruptExiting)) {
       if (!l2_event_in_flight() || cfg_.bug_exit_with_vectoring) {
@@ -340,6 +347,7 @@ ExitRecordInfo Vmm::run_l2(uint64_t max_insns) {
     ctx.cause = last_decision_;
     ctx.origin = inject_origin_;
     ctx.max_insns = max_insns > insns ? max_insns - insns : 0;
+    ctx.stop = stop;
     if (ctx.max_insns == 0) {
       ExitRecordInfo out;
       out.stop = StopReason::InsnLimit;
