@@ -28,6 +28,22 @@ const volatile __u32 copy_len[ES_KVM_EV_COUNT] = {};
 
 #include "probes/kvm/kvm_ring.bpf.h"
 
+/* sched_process_fork: the forking task is the parent; its entry's child_pid is at byte 44 while
+ * the comms were char[16] arrays and at byte 20 since they are __data_loc strings
+ * (include/trace/events/sched.h). A tracepoint context is read only at constant offsets, so each
+ * layout has its own program; the loader loads the one the tracefs format describes. */
+static __always_inline int es_follow_fork(__u32 child) {
+  const __u32 parent = (__u32)(bpf_get_current_pid_tgid() >> 32);
+  if (!filter_tgid || !es_kvm_traced(parent)) return 0;
+  const __u32 one = 1;
+  bpf_map_update_elem(&es_children, &child, &one, BPF_ANY);
+  return 0;
+}
+SEC("tp/sched/sched_process_fork")
+int handle_fork_pid_at_20(void *ctx) { return es_follow_fork(*(const __u32 *)((const __u8 *)ctx + 20)); }
+SEC("tp/sched/sched_process_fork")
+int handle_fork_pid_at_44(void *ctx) { return es_follow_fork(*(const __u32 *)((const __u8 *)ctx + 44)); }
+
 /* Copies entry bytes [ES_KVM_RAW_BASE, ES_KVM_RAW_BASE + n) in aligned 8/4/2/1-byte loads. Every
  * load is at a constant offset from the unmodified context pointer, as the verifier requires of
  * a tracepoint context (and aligned to its size: tp_prog_is_valid_access()). */

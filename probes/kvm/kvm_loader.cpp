@@ -218,7 +218,7 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
   // tracefs: needed by tp (formats, and libbpf attaches tp through its event ids). Without it,
   // auto goes on with tp_btf for every event.
   std::string tracefs = o.tracefs, tracefs_error;
-  if (o.attach != AttachMethod::TpBtf && tracefs.empty()) {
+  if ((o.attach != AttachMethod::TpBtf || (o.follow_children && o.filter_tgid)) && tracefs.empty()) {
     auto t = find_tracefs();
     if (!t) {
       if (o.attach == AttachMethod::Tp) return Error{t.error()};
@@ -313,6 +313,26 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
   };
   std::array<bool, ES_KVM_EV_COUNT> by_tp{};
   for (const AttachedEvent& a : p->attached_) by_tp[static_cast<size_t>(a.event)] = a.method == "tp";
+  // Following the command's children (sched_process_fork) needs the fork entry's layout.
+  uint32_t child_pid_off = 0;
+  if (o.follow_children && o.filter_tgid) {
+    std::string why;
+    if (tracefs.empty()) {
+      why = "tracefs is not available (" + tracefs_error + ")";
+    } else {
+      const std::string path = tracefs + "/events/sched/sched_process_fork/format";
+      std::ifstream in(path);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      auto fmt = in ? parse_format(ss.str(), path) : Result<EventFormat>(Error{"cannot read " + path});
+      const FormatField* f = fmt ? fmt->find("child_pid") : nullptr;
+      if (f && f->size == 4 && (f->offset == 20 || f->offset == 44)) child_pid_off = f->offset;
+      else why = fmt ? "its sched_process_fork entry has a layout exitscope does not know" : fmt.error();
+    }
+    if (!child_pid_off)
+      p->refused_.push_back("the processes pid " + std::to_string(o.filter_tgid) + " starts, only that process itself: " +
+                            why + " on kernel " + p->kernel_);
+  }
   // The tp object is always loaded: it owns the rings and their drop counters, even when
   // every event goes through tp_btf (then none of its programs is loaded).
   for (;;) {
@@ -326,6 +346,9 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
     while (slots & (slots - 1)) slots &= slots - 1;  // a power of two: the slot is head % slots
     p->ring_slots_ = std::max<uint32_t>(slots, 2);
     p->skel_->rodata->filter_tgid = o.filter_tgid;
+    p->skel_->rodata->follow_children = child_pid_off != 0;
+    bpf_program__set_autoload(p->skel_->progs.handle_fork_pid_at_20, child_pid_off == 20);
+    bpf_program__set_autoload(p->skel_->progs.handle_fork_pid_at_44, child_pid_off == 44);
     p->skel_->rodata->ring_slots = p->ring_slots_;
     if (int err = bpf_map__set_max_entries(p->skel_->maps.ring, p->cpus_ * p->ring_slots_); err)
       return Error{"cannot size the per-CPU rings to " + std::to_string(p->ring_bytes()) + " bytes (" +
@@ -365,9 +388,11 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
                    "); this exitscope build is broken, rebuild it"};
     kvm_btf_bpf* b = p->btf_skel_.get();
     b->rodata->filter_tgid = o.filter_tgid;
+    b->rodata->follow_children = child_pid_off != 0;
     b->rodata->ring_slots = p->ring_slots_;
     int shared = bpf_map__reuse_fd(b->maps.ring, bpf_map__fd(p->skel_->maps.ring));
     if (!shared) shared = bpf_map__reuse_fd(b->maps.ring_ctl, bpf_map__fd(p->skel_->maps.ring_ctl));
+    if (!shared) shared = bpf_map__reuse_fd(b->maps.es_children, bpf_map__fd(p->skel_->maps.es_children));
     if (shared)
       return Error{std::string("cannot share the per-CPU rings with the tp_btf programs (") + std::strerror(-shared) + ")"};
     bpf_program* prog = nullptr;
@@ -415,6 +440,14 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
       return Error{"cannot attach to " + std::string(a.method == "tp" ? "tracepoint kvm/" : "tp_btf/") +
                    std::string(kEventNames[i]) + " on kernel " + p->kernel_ + " (" + std::strerror(err) + ")"};
     }
+    p->links_.emplace_back(l);
+  }
+  if (child_pid_off) {
+    bpf_link* l = bpf_program__attach(child_pid_off == 20 ? p->skel_->progs.handle_fork_pid_at_20
+                                                           : p->skel_->progs.handle_fork_pid_at_44);
+    if (!l)
+      return Error{"cannot attach to tracepoint sched/sched_process_fork on kernel " + p->kernel_ + " (" +
+                   std::strerror(errno) + ")"};
     p->links_.emplace_back(l);
   }
   return p;

@@ -47,6 +47,7 @@ struct ProbeOptions {
   std::vector<int> events;         // ES_KVM_EV_* wanted; empty = all
   bool events_explicit = false;    // the user named them: an unknown layout is an error, not a warning
   uint32_t filter_tgid = 0;        // 0: every process
+  bool follow_children = false;    // with filter_tgid: also the processes it starts (sched_process_fork)
   uint32_t ring_slots = 0;         // records per CPU ring, rounded down to a power of two; 0: ring_slots_for_cpus
   std::string tracefs;             // "" : find (and mount) tracefs
 };

@@ -469,6 +469,7 @@ int record_kvm(const RecordOptions& o) {
     pid = workload.pid();
   }
   po.filter_tgid = pid > 0 ? static_cast<uint32_t>(pid) : 0;
+  po.follow_children = !o.command.empty();  // `-- sh -c "qemu ..."`: the VMM is the command's child
   auto probes = KvmProbes::open(po);
   if (!probes) return fail(probes.error());
   KvmProbes& p = **probes;
@@ -668,16 +669,14 @@ int record_kvm(const RecordOptions& o) {
                  filtered ? (", " + std::to_string(filtered) + " of other vCPUs skipped").c_str() : "",
                  dropped ? " (a larger ring or --buffer-size, or fewer --events would help)" : "");
   }
-  // Silent nothing is the worst answer: say why an empty recording may be empty. Only the
-  // command's own process (or --pid) is traced, not the processes it starts.
+  // Silent nothing is the worst answer: say that the recording is empty and what was traced.
   if (kvm_events == 0)
     std::fprintf(stderr,
                  "exitscope record: warning: no KVM events were recorded%s; %s\n",
                  !o.command.empty() ? (" from '" + o.command.front() + "'").c_str()
                                     : pid > 0 ? (" from pid " + std::to_string(pid)).c_str() : "",
                  !o.command.empty()
-                     ? "only that command's own process is traced, not the processes it starts: run the VMM itself "
-                       "after '--' (not through a shell), or record with --pid of the VMM process"
+                     ? "it and the processes it starts were traced: did it run a guest (KVM_RUN)?"
                      : "did a guest run (KVM_RUN) while recording, on this kernel's KVM?");
   plugins.unload_all();  // at-exit callbacks (the plugins' own output), after DB is complete
   if ((workload_done && workload_status != 0) || plugins.crash()) return 1;

@@ -30,7 +30,24 @@
 
 /* Set by the loader before load. */
 const volatile __u32 filter_tgid = 0; /* record only this process (0: every process) */
+const volatile __u32 follow_children = 0; /* also the processes it starts, at any depth (es_children) */
 const volatile __u32 ring_slots = 1;  /* records per CPU ring, a power of two */
+
+/* The processes filter_tgid started (and theirs), filled by kvm.bpf.c's sched_process_fork
+ * program when follow_children is set: `record --kvm -- sh -c "qemu ..."` records the QEMU the
+ * shell starts. Keys are the new tasks' pids (a new process's pid is its tgid; a new thread's pid
+ * is a key no event ever looks up). Shared by both objects like the rings. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __type(key, __u32);
+  __type(value, __u32);
+  __uint(max_entries, 16384);
+} es_children SEC(".maps");
+
+static __always_inline int es_kvm_traced(__u32 tgid) {
+  if (!filter_tgid || tgid == filter_tgid) return 1;
+  return follow_children && bpf_map_lookup_elem(&es_children, &tgid) != 0;
+}
 
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -52,7 +69,7 @@ struct {
 static __always_inline struct es_kvm_event *es_kvm_reserve(__u16 event) {
   const __u64 pid_tgid = bpf_get_current_pid_tgid();
   const __u32 tgid = (__u32)(pid_tgid >> 32);
-  if (filter_tgid && tgid != filter_tgid) return 0;
+  if (!es_kvm_traced(tgid)) return 0;
   __u32 cpu = bpf_get_smp_processor_id();
   struct es_kvm_ring_ctl *c = bpf_map_lookup_elem(&ring_ctl, &cpu);
   if (!c) return 0; /* not a possible CPU: cannot happen */
