@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "replay/names.h"
+
 namespace es::cli {
 
 Result<Args> parse_args(std::string_view command, int argc, char** argv, std::span<const OptionSpec> specs) {
@@ -70,6 +72,20 @@ int usage_error(std::string_view command, std::string_view message) {
                static_cast<int>(command.size()), command.data(), static_cast<int>(message.size()), message.data(),
                static_cast<int>(command.size()), command.data());
   return 2;
+}
+
+bool number_option(std::string_view command, const Args& a, std::string_view name, uint64_t max,
+                   std::optional<uint64_t>& out, int& rc) {
+  auto v = a.get(name);
+  if (!v) return true;
+  auto n = replay::parse_uint(*v);
+  if (!n || *n > max) {
+    rc = usage_error(command, "option '--" + std::string(name) + "' needs a number up to " + std::to_string(max) +
+                                  ", not '" + *v + "'");
+    return false;
+  }
+  out = n;
+  return true;
 }
 
 }  // namespace es::cli

@@ -41,4 +41,9 @@ std::string usage_text(std::string_view command, std::string_view synopsis, std:
 // Prints "exitscope CMD: MESSAGE" and the --help hint to stderr; returns 2.
 int usage_error(std::string_view command, std::string_view message);
 
+// --NAME as an unsigned number no larger than `max` into `out` (left alone when not given).
+// False after printing COMMAND's usage error for a bad value, with its exit code in `rc`.
+bool number_option(std::string_view command, const Args& a, std::string_view name, uint64_t max,
+                   std::optional<uint64_t>& out, int& rc);
+
 }  // namespace es::cli

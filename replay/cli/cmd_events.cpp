@@ -24,20 +24,6 @@ constexpr OptionSpec kOptions[] = {
     {"query", "Q", "filter query as in the GUI's filter box: 'reason:EPT_VIOLATION vector:0x20 level:1 kind:exit'"},
 };
 
-// Parses --NAME as an unsigned number no larger than max; returns false after printing an error.
-bool number_option(const Args& a, std::string_view name, uint64_t max, std::optional<uint64_t>& out, int& rc) {
-  auto v = a.get(name);
-  if (!v) return true;
-  auto n = replay::parse_uint(*v);
-  if (!n || *n > max) {
-    rc = usage_error(kName, "option '--" + std::string(name) + "' needs a number up to " + std::to_string(max) +
-                                ", not '" + *v + "'");
-    return false;
-  }
-  out = n;
-  return true;
-}
-
 }  // namespace
 
 int cmd_events(int argc, char** argv) {
@@ -75,16 +61,16 @@ int cmd_events(int argc, char** argv) {
     if (auto ok = replay::set_reason(f, *r); !ok) return usage_error(kName, ok.error().substr(0, ok.error().size() - 1));
   }
   std::optional<uint64_t> v;
-  if (!number_option(*args, "vector", 255, v, rc)) return rc;
+  if (!number_option(kName, *args, "vector", 255, v, rc)) return rc;
   if (v) f.vector = static_cast<uint8_t>(*v);
   v.reset();
-  if (!number_option(*args, "vcpu", 65535, v, rc)) return rc;
+  if (!number_option(kName, *args, "vcpu", 65535, v, rc)) return rc;
   if (v) f.vcpu = static_cast<uint16_t>(*v);
   v.reset();
-  if (!number_option(*args, "level", 255, v, rc)) return rc;
+  if (!number_option(kName, *args, "level", 255, v, rc)) return rc;
   if (v) f.level = static_cast<uint8_t>(*v);
-  if (!number_option(*args, "chain", UINT64_MAX, f.chain, rc)) return rc;
-  if (!number_option(*args, "limit", UINT64_MAX, f.limit, rc)) return rc;
+  if (!number_option(kName, *args, "chain", UINT64_MAX, f.chain, rc)) return rc;
+  if (!number_option(kName, *args, "limit", UINT64_MAX, f.limit, rc)) return rc;
   for (const char* name : {"from", "to"}) {
     if (auto t = args->get(name)) {
       auto ns = replay::parse_time_ns(*t);

@@ -426,19 +426,6 @@ void print_json(const replay::Stats& s, const replay::StatsOptions& opt, const s
   std::fputs(j.take().c_str(), stdout);
 }
 
-bool number_option(const Args& a, std::string_view name, uint64_t max, std::optional<uint64_t>& out, int& rc) {
-  auto v = a.get(name);
-  if (!v) return true;
-  auto n = replay::parse_uint(*v);
-  if (!n || *n > max) {
-    rc = usage_error(kName, "option '--" + std::string(name) + "' needs a number up to " + std::to_string(max) +
-                                ", not '" + *v + "'");
-    return false;
-  }
-  out = n;
-  return true;
-}
-
 }  // namespace
 
 int cmd_stats(int argc, char** argv) {
@@ -466,13 +453,13 @@ int cmd_stats(int argc, char** argv) {
   replay::StatsOptions opt;
   int rc = 0;
   std::optional<uint64_t> v;
-  if (!number_option(*args, "vcpu", 65535, v, rc)) return rc;
+  if (!number_option(kName, *args, "vcpu", 65535, v, rc)) return rc;
   if (v) opt.vcpu = static_cast<uint16_t>(*v);
   v.reset();
-  if (!number_option(*args, "level", 255, v, rc)) return rc;
+  if (!number_option(kName, *args, "level", 255, v, rc)) return rc;
   if (v) opt.level = static_cast<uint8_t>(*v);
   v.reset();
-  if (!number_option(*args, "slowest", 1000, v, rc)) return rc;
+  if (!number_option(kName, *args, "slowest", 1000, v, rc)) return rc;
   if (v) opt.slowest_chains = static_cast<size_t>(*v);
   if (auto r = args->get("reason")) {
     replay::EventFilter f;
