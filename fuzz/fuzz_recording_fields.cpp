@@ -159,7 +159,8 @@ void read_like_the_cli(es::replay::Recording& rec) {
                                     &s->ended_at, &s->end_detail})
       (void)es::replay::terminal_safe(*text);
     (void)es::replay::terminal_safe(es::import::describe_import_config(s->config_json));
-    for (auto [reason, n] : s->exits_by_reason) (void)es::replay::exit_reason_text(reason);
+    for (auto [reason, n] : s->exits_by_reason) (void)es::replay::exit_reason_text(reason, 0);
+    for (auto [reason, n] : s->svm_exits_by_reason) (void)es::replay::exit_reason_text(reason, ES_FLAG_SVM);
   }
   if (auto lines = rec.console_lines(); lines)
     for (const std::string& l : *lines) (void)es::replay::terminal_safe(l);
