@@ -139,6 +139,17 @@ std::string bracketed_clock(std::string_view trace_clock) {
   return std::string(trace_clock.substr(b + 1, e - b - 1));
 }
 
+// Options libtracecmd reads as C strings (strdup, sscanf: TRACECLOCK 4, UNAME 5, HOOK 6, VERSION 9,
+// PROCMAPS 10): trace-cmd writes them with their NUL; one without it makes libtracecmd read past
+// the option (a fuzzed VERSION did, under ASan). Names the option, or "" if it is fine.
+std::string_view unterminated_string_option(uint16_t id, std::string_view data) {
+  static constexpr std::pair<uint16_t, std::string_view> kStringOptions[] = {
+      {4, "TRACECLOCK"}, {5, "UNAME"}, {6, "HOOK"}, {9, "VERSION"}, {10, "PROCMAPS"}};
+  for (const auto& [opt, opt_name] : kStringOptions)
+    if (id == opt && !data.empty() && data.find('\0') == std::string_view::npos) return opt_name;
+  return {};
+}
+
 std::string trim_nul(std::string_view s) {
   while (!s.empty() && (s.back() == '\0' || s.back() == '\n')) s.remove_suffix(1);
   return std::string(s);
@@ -220,6 +231,10 @@ void walk_v6(std::string_view name, HeaderReader& r, Layout& l) {
     for (uint16_t id = r.u16(); id != kOptDone && r.ok(); id = r.u16()) {
       const std::string_view data = r.bytes(r.u32());
       if (!r.ok()) break;
+      if (const std::string_view bad = unterminated_string_option(id, data); !bad.empty()) {
+        l.problem = corrupt(name, "its " + std::string(bad) + " option is not a NUL-terminated string");
+        return;
+      }
       if (id == kOptUname) l.uname = trim_nul(data);
       else if (id == kOptVersion) l.tracer = trim_nul(data);
       else if (id == kOptTraceClock) l.clock = bracketed_clock(data);
@@ -351,6 +366,10 @@ void walk_v7(std::string_view name, HeaderReader& r, Layout& l) {
       const std::string_view data = o.bytes(o.u32());
       if (!o.ok()) {
         l.problem = corrupt(name, "an option overruns the options section at byte " + std::to_string(section_at));
+        return;
+      }
+      if (const std::string_view bad = unterminated_string_option(opt, data); !bad.empty()) {
+        l.problem = corrupt(name, "its " + std::string(bad) + " option is not a NUL-terminated string");
         return;
       }
       HeaderReader d(data, l.big_endian);

@@ -81,4 +81,18 @@ TEST(FuzzRegression, TraceDatWithAnImpossibleSizeIsRefusedInOneSentence) {
   EXPECT_FALSE(std::filesystem::exists(db + ".partial"));
 }
 
+// fuzz_trace_dat (2026-12-02): a v7 file whose VERSION option lacks its NUL made libtracecmd's
+// strdup read past the option (ASan heap-buffer-overflow in tracecmd_open_fd). The layout walk
+// refuses it before libtracecmd sees it, in one sentence naming the option.
+TEST(FuzzRegression, TraceDatWithAnUnterminatedStringOptionIsRefusedInOneSentence) {
+  const std::string db = es::test::process_tmp("unterminated.db");
+  std::filesystem::remove(db);
+  const std::string dat = std::string(ES_TEST_DATA_DIR) + "/fuzz/trace_dat_unterminated_version.dat";
+  const es::test::CliRun r = es::test::run_cli("import '" + dat + "' -o '" + db + "'");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(es::test::count_lines(r.err), 1u) << r.err;
+  EXPECT_NE(r.err.find("VERSION option is not a NUL-terminated string"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(db));
+}
+
 }  // namespace
