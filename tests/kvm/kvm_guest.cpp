@@ -19,6 +19,7 @@
 #include <string>
 
 #include "es_kvm_guest_blob.h"
+#include "tests/support/kvm_vm.h"
 
 namespace {
 
@@ -58,48 +59,19 @@ int main(int argc, char** argv) {
     }
   }
 
-  const int kvm = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (kvm < 0) return fail("cannot open /dev/kvm");
-  if (::ioctl(kvm, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
-    std::fprintf(stderr, "es-kvm-guest: /dev/kvm has an unexpected API version\n");
-    return 3;
+  es::test::RealModeVm m;
+  if (const char* step = es::test::create_real_mode_vm(kMemSize, kLoadAddr, es_kvm_guest_blob_kvm_guest,
+                                                       es_kvm_guest_blob_kvm_guest_size, MAP_SHARED, m)) {
+    if (step == es::test::kKvmApiVersionMismatch) {
+      std::fprintf(stderr, "es-kvm-guest: /dev/kvm has an unexpected API version\n");
+      return 3;
+    }
+    return fail(step);
   }
-  const int vm = ::ioctl(kvm, KVM_CREATE_VM, 0);
-  if (vm < 0) return fail("KVM_CREATE_VM");
-  void* mem = ::mmap(nullptr, kMemSize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) return fail("mmap guest memory");
-  auto* bytes = static_cast<unsigned char*>(mem);
-  std::memcpy(bytes + kLoadAddr, es_kvm_guest_blob_kvm_guest, es_kvm_guest_blob_kvm_guest_size);
-  bytes[kLoopsAddr] = static_cast<unsigned char>(loops & 0xFF);
-  bytes[kLoopsAddr + 1] = static_cast<unsigned char>(loops >> 8);
-
-  kvm_userspace_memory_region region{};
-  region.slot = 0;
-  region.guest_phys_addr = 0;
-  region.memory_size = kMemSize;
-  region.userspace_addr = reinterpret_cast<std::uintptr_t>(mem);
-  if (::ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0) return fail("KVM_SET_USER_MEMORY_REGION");
-
-  const int vcpu = ::ioctl(vm, KVM_CREATE_VCPU, 0);
-  if (vcpu < 0) return fail("KVM_CREATE_VCPU");
-  const int run_size = ::ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
-  if (run_size <= 0) return fail("KVM_GET_VCPU_MMAP_SIZE");
-  auto* run = static_cast<kvm_run*>(
-      ::mmap(nullptr, static_cast<std::size_t>(run_size), PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0));
-  if (run == MAP_FAILED) return fail("mmap kvm_run");
-
-  kvm_sregs sregs{};
-  if (::ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0) return fail("KVM_GET_SREGS");
-  sregs.cs.base = 0;
-  sregs.cs.selector = 0;
-  sregs.ss.base = 0;
-  sregs.ss.selector = 0;
-  if (::ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0) return fail("KVM_SET_SREGS");
-  kvm_regs regs{};
-  regs.rip = kLoadAddr;
-  regs.rsp = 0x8000;
-  regs.rflags = 0x2;
-  if (::ioctl(vcpu, KVM_SET_REGS, &regs) < 0) return fail("KVM_SET_REGS");
+  const int vcpu = m.vcpu;
+  kvm_run* run = m.run;
+  m.mem[kLoopsAddr] = static_cast<unsigned char>(loops & 0xFF);
+  m.mem[kLoopsAddr + 1] = static_cast<unsigned char>(loops >> 8);
 
   std::printf("pid %d\n", static_cast<int>(::getpid()));
   unsigned long outs = 0, ins = 0;

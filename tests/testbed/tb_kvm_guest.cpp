@@ -20,6 +20,7 @@
 #include <string>
 
 #include "tb_guest_blobs.h"
+#include "tests/support/kvm_vm.h"
 
 namespace {
 
@@ -61,43 +62,14 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  const int kvm = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (kvm < 0) return fail("cannot open /dev/kvm");
-  const int vm = ::ioctl(kvm, KVM_CREATE_VM, 0);
-  if (vm < 0) return fail("KVM_CREATE_VM");
-  void* mem = ::mmap(nullptr, kMemSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (mem == MAP_FAILED) return fail("mmap guest memory");
-  auto* bytes = static_cast<unsigned char*>(mem);
-  std::memcpy(bytes + kLoadAddr, blob, blob_size);
-  bytes[kStackSelAddr] = static_cast<unsigned char>(stack_sel & 0xFF);
-  bytes[kStackSelAddr + 1] = static_cast<unsigned char>(stack_sel >> 8);
-
-  kvm_userspace_memory_region region{};
-  region.guest_phys_addr = 0;
-  region.memory_size = kMemSize;
-  region.userspace_addr = reinterpret_cast<std::uintptr_t>(mem);
-  if (::ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0) return fail("KVM_SET_USER_MEMORY_REGION");
-  // No KVM_CREATE_IRQCHIP: the interrupt controller is this program (KVM_INTERRUPT).
-  const int vcpu = ::ioctl(vm, KVM_CREATE_VCPU, 0);
-  if (vcpu < 0) return fail("KVM_CREATE_VCPU");
-  const int run_size = ::ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
-  if (run_size <= 0) return fail("KVM_GET_VCPU_MMAP_SIZE");
-  auto* run = static_cast<kvm_run*>(
-      ::mmap(nullptr, static_cast<std::size_t>(run_size), PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0));
-  if (run == MAP_FAILED) return fail("mmap kvm_run");
-
-  kvm_sregs sregs{};
-  if (::ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0) return fail("KVM_GET_SREGS");
-  sregs.cs.base = 0;
-  sregs.cs.selector = 0;
-  sregs.ss.base = 0;
-  sregs.ss.selector = 0;
-  if (::ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0) return fail("KVM_SET_SREGS");
-  kvm_regs regs{};
-  regs.rip = kLoadAddr;
-  regs.rsp = 0x8000;
-  regs.rflags = 0x2;
-  if (::ioctl(vcpu, KVM_SET_REGS, &regs) < 0) return fail("KVM_SET_REGS");
+  es::test::RealModeVm m;
+  if (const char* step =
+          es::test::create_real_mode_vm(kMemSize, kLoadAddr, blob, blob_size, MAP_PRIVATE | MAP_NORESERVE, m))
+    return fail(step);
+  const int vcpu = m.vcpu;
+  kvm_run* run = m.run;
+  m.mem[kStackSelAddr] = static_cast<unsigned char>(stack_sel & 0xFF);
+  m.mem[kStackSelAddr + 1] = static_cast<unsigned char>(stack_sel >> 8);
 
   std::printf("pid %d\n", static_cast<int>(::getpid()));
   bool irq_pending = false;
