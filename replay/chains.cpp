@@ -86,15 +86,18 @@ std::string_view outcome_reference(Outcome o) {
 }
 
 namespace {
-
 bool is_exit(const es_record& r) { return r.kind == ES_KIND_VM_EXIT || r.kind == ES_KIND_NESTED_EXIT; }
-// The guest's triple fault as an exit: VMX exit reason 2 (SDM Vol. 3C 27.1 / 26.1), SVM's
-// shutdown intercept, exit code 0x7f (APM Vol. 2 Appendix C; SVM code 2 is a CR2 read).
+}  // namespace
+
+// VMX exit reason 2 (SDM Vol. 3C 27.1 / 26.1), SVM's shutdown intercept, exit code 0x7f (APM
+// Vol. 2 Appendix C; SVM code 2 is a CR2 read).
 bool is_triple_fault_exit(const es_record& r) {
   if (!is_exit(r)) return false;
   if (r.flags & ES_FLAG_SVM) return r.reason == static_cast<uint32_t>(arch::SvmExitCode::Shutdown);
   return arch::ExitReason(r.reason).is(arch::BasicExitReason::TripleFault);
 }
+
+namespace {
 
 // Same event = same vector and interruption type.
 bool same_event(arch::EntryIntrInfo a, arch::EntryIntrInfo b) {

@@ -58,6 +58,8 @@ std::string_view to_string(Outcome o);
 std::optional<Outcome> outcome_from_string(std::string_view name);
 // Where the outcome comes from: "SDM Vol. 3A 6.15 Table 6-5 ..." (one line, no final period).
 std::string_view outcome_reference(Outcome o);
+// A VM exit (or nested exit) that is the guest's triple fault, on either vendor.
+bool is_triple_fault_exit(const es_record& r);
 // The outcomes a hypervisor can be blamed for (the checker's event-lost rule).
 constexpr bool outcome_is_loss(Outcome o) {
   return o == Outcome::Lost || o == Outcome::DiscardedByHypervisor || o == Outcome::DroppedByPolicy;

@@ -607,7 +607,7 @@ bool is_effect(const es_record& r) {
   const EntryIntrInfo w(r.intr_info);
   if (r.kind == ES_KIND_RAISE && w.valid() && w.vector() == 8 && w.type() == InterruptionType::HardwareException)
     return true;
-  return is_exit(r) && arch::ExitReason(r.reason).is(arch::BasicExitReason::TripleFault);
+  return replay::is_triple_fault_exit(r);
 }
 
 }  // namespace
