@@ -562,7 +562,11 @@ bool Cpu::Impl::boundary_events() {
     set_exit(static_cast<uint32_t>(arch::BasicExitReason::NmiWindow));
     return true;
   }
-  if (host_nmi_pending_) {
+  // Vol. 3C 25.3: with NMI exiting / external-interrupt exiting, guest NMI blocking and
+  // RFLAGS.IF no longer hold these events back, but blocking "for other reasons" still does:
+  // an NMI waits out a MOV SS shadow, an external interrupt an STI or MOV SS shadow (Table 25-3),
+  // so their VM exits come one instruction later (the sdm-movss-shadow guest sweeps this).
+  if (host_nmi_pending_ && !movss) {
     if (pin_ & arch::pin_ctl::kNmiExiting) {
       // Vol. 3C 26.2: with NMI exiting an NMI causes a VM exit (not blocked by guest NMI blocking).
       host_nmi_pending_ = false;
@@ -571,7 +575,7 @@ bool Cpu::Impl::boundary_events() {
       exit_.nmi_unblock_candidate = false;
       return true;
     }
-    if (!(is & intr::kBlockingByNmi) && !movss) {
+    if (!(is & intr::kBlockingByNmi)) {
       host_nmi_pending_ = false;
       Event ev;
       ev.vector = arch::kNMI;
@@ -587,7 +591,7 @@ bool Cpu::Impl::boundary_events() {
     set_exit(static_cast<uint32_t>(arch::BasicExitReason::InterruptWindow));
     return true;
   }
-  if (host_irq_at_ <= now_ns_) {
+  if (host_irq_at_ <= now_ns_ && !shadow) {
     if (pin_ & arch::pin_ctl::kExternalInterruptExiting) {
       // Vol. 3C 28.2.2: the vector is reported only with "acknowledge interrupt on exit";
       // the model hands the interrupt to the host either way (it is consumed).

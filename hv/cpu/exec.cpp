@@ -237,7 +237,6 @@ void Cpu::Impl::load_data_segment(unsigned sreg, uint16_t sel) {
   s.base = base_from_descriptor(d);
   s.limit = limit_from_descriptor(d);
   s.ar = ar;
-  if (sreg == kSs) st_.intr |= arch::interruptibility::kBlockingByMovSs;  // Vol. 3A 6.8.3
 }
 
 // IN / OUT: CPL > IOPL -> #GP(0) before any VM exit (the model has no TSS I/O bitmap:
@@ -558,6 +557,9 @@ Flow Cpu::Impl::execute(const DecodedInsn& d) {
       const unsigned sr = d.reg & 7;
       if (sr == kCs || sr >= 6) raise_ud();
       load_data_segment(sr, static_cast<uint16_t>(rm_read(d, 2)));
+      // Vol. 3A 6.8.3: a MOV to SS inhibits interrupts on the next boundary, whatever it loaded
+      // (a null SS at CPL 0 in 64-bit mode too: the shadow belongs to the instruction).
+      if (sr == kSs) st_.intr |= arch::interruptibility::kBlockingByMovSs;
       return Flow::Next;
     }
     case 0x8F: {

@@ -133,6 +133,10 @@ const std::vector<Scenario>& scenarios() {
        "IRQ 0x30 pending while IF = 0 is taken after the instruction STI shadows, and STI; HLT halts first (SDM "
        "6.8.3, Table 25-3)",
        blob(es_guest_sdm_sti_shadow, es_guest_sdm_sti_shadow_size), config(), std::nullopt},
+      {"sdm-movss-shadow",
+       "the hypervisor's interrupt swept one ns at a time over MOV SS shadows: its VM exit never lands between "
+       "MOV SS and the next instruction (SDM 6.8.3, 25.3, Table 25-3)",
+       blob(es_guest_sdm_movss_shadow, es_guest_sdm_movss_shadow_size), config(), std::nullopt},
       {"sdm-nmi-collapse",
        "three NMIs at once: one delivered, one latched until IRET, one collapsed (SDM 6.7.1)",
        blob(es_guest_sdm_nmi_collapse, es_guest_sdm_nmi_collapse_size), config(), std::nullopt},

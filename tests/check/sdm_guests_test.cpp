@@ -189,6 +189,44 @@ TEST(SdmGuestsTest, SoftwareEventTypesAndLengthsAreReinjectedAsRecorded_28_2_4) 
   }
 }
 
+// Vol. 3A 6.8.3, Vol. 3C 25.3 and Table 25-3: MOV SS blocks interrupts on the next boundary, and
+// "external-interrupt exiting" does not lift that blocking (only RFLAGS.IF's). The guest sweeps
+// the hypervisor's one-shot interrupt one ns at a time over a sled of `mov ss, ax; mov rsp, rbx`,
+// with a flat SS and then a null one. Written before the run: every EXTERNAL_INTERRUPT exit sits
+// before a MOV SS (8e d0) or before the sled, never before the shadowed `mov rsp, rbx` (48 89 dc);
+// the sweeps reach the sled (hundreds of exits in it), and nothing is a violation. The model took
+// these exits inside the shadow until this guest was written (233 per sweep), and a null SS gave
+// no shadow at all.
+TEST(SdmGuestsTest, ExternalInterruptExitsWaitOutTheMovSsShadow_6_8_3_25_3) {
+  for (const char* how : {"--scenario sdm-movss-shadow", "--nested --guest '" ES_HV_GUEST_BIN_DIR "/sdm_movss_shadow.bin'"}) {
+    SCOPED_TRACE(how);
+    const std::string path = test::temp_db("movss_" + std::to_string(std::hash<std::string>{}(how)) + ".db");
+    const CliRun r = run_cli(std::string("record ") + how + " -o '" + path + "' --exit-code");
+    ASSERT_EQ(r.code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("sdm-movss-shadow: both sweeps done"), std::string::npos) << r.out;
+    const CliRun ev = run_cli("events '" + path + "' --reason EXTERNAL_INTERRUPT");
+    ASSERT_EQ(ev.code, 0) << ev.err;
+    size_t in_shadow = 0, before_mov_ss = 0, lines = 0;
+    std::string first_in_shadow;
+    for (size_t at = 0; at < ev.out.size();) {
+      const size_t nl = ev.out.find('\n', at);
+      const std::string line = ev.out.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+      at = nl == std::string::npos ? ev.out.size() : nl + 1;
+      const size_t b = line.find("bytes=[");
+      if (b == std::string::npos) continue;
+      ++lines;
+      const std::string bytes = line.substr(b + 7, 8);
+      if (bytes == "48 89 dc") {
+        if (!in_shadow++) first_in_shadow = line;
+      }
+      if (bytes.rfind("8e d0", 0) == 0) ++before_mov_ss;
+    }
+    EXPECT_EQ(in_shadow, 0u) << "VM exits between MOV SS and the next instruction, the first:\n" << first_in_shadow;
+    EXPECT_GE(before_mov_ss, 800u) << "the sweeps did not cross the sled (" << lines << " exits)";
+    EXPECT_EQ(run_cli("check '" + path + "'").code, 0);
+  }
+}
+
 // Vol. 3A 6.15 "Interrupt 8": #GP through a not-present gate raises #NP (contributory +
 // contributory = #DF); the #DF gate is not present either, so #NP during the #DF's delivery
 // shuts the processor down. `chains` tells it as one escalation in the order it happened.
