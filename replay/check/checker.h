@@ -32,6 +32,18 @@ enum class RuleId : uint32_t {
 #undef X
 };
 
+// The ABI's numbers (exitscope/record.h) are the table's: a rule renumbered or an ABI constant
+// edited alone does not build.
+static_assert(static_cast<uint32_t>(RuleId::ExitExtIntWithVectoring) == ES_VIOLATION_EXIT_EXT_INT_WITH_VECTORING);
+static_assert(static_cast<uint32_t>(RuleId::InjectedTwice) == ES_VIOLATION_INJECTED_TWICE);
+static_assert(static_cast<uint32_t>(RuleId::EventLost) == ES_VIOLATION_EVENT_LOST);
+static_assert(static_cast<uint32_t>(RuleId::ReinjectionLoop) == ES_VIOLATION_REINJECTION_LOOP);
+static_assert(static_cast<uint32_t>(RuleId::NmiWhileBlocked) == ES_VIOLATION_NMI_WHILE_BLOCKED);
+static_assert(static_cast<uint32_t>(RuleId::IrqWindowClosed) == ES_VIOLATION_IRQ_WINDOW_CLOSED);
+static_assert(static_cast<uint32_t>(RuleId::L1InterceptBypassed) == ES_VIOLATION_L1_INTERCEPT_BYPASSED);
+static_assert(static_cast<uint32_t>(RuleId::NoProgressLoop) == ES_VIOLATION_NO_PROGRESS_LOOP);
+static_assert(static_cast<uint32_t>(RuleId::NmiUnblockingIgnored) == ES_VIOLATION_NMI_UNBLOCKING_IGNORED);
+
 struct Rule {
   RuleId id;
   std::string_view name;         // "exit-ext-int-with-vectoring"

@@ -94,6 +94,22 @@ enum {
   ES_END_HALTED = 5       /* the guest halted with nothing left that could wake it */
 };
 
+/* ES_KIND_VIOLATION reasons: the checker's rules (exitscope check --help names and explains
+ * each; replay/check/rules.def is their table and must agree, which the checker's build
+ * asserts). Stored in recordings: never renumbered, only appended. A plugin or a reader of the
+ * SQLite file can rely on these numbers. */
+enum {
+  ES_VIOLATION_EXIT_EXT_INT_WITH_VECTORING = 1, /* external-interrupt exit with valid IDT-vectoring */
+  ES_VIOLATION_INJECTED_TWICE = 2,              /* an event delivered twice / injected after delivery */
+  ES_VIOLATION_EVENT_LOST = 3,                  /* an event owed delivery that a hypervisor lost */
+  ES_VIOLATION_REINJECTION_LOOP = 4,            /* the same IDT-vectoring event re-exiting, no delivery */
+  ES_VIOLATION_NMI_WHILE_BLOCKED = 5,           /* NMI injected with blocking by NMI set */
+  ES_VIOLATION_IRQ_WINDOW_CLOSED = 6,           /* IRQ injected with IF = 0 or an STI / MOV SS shadow */
+  ES_VIOLATION_L1_INTERCEPT_BYPASSED = 7,       /* L0 injected into L2 an exception L1 intercepts */
+  ES_VIOLATION_NO_PROGRESS_LOOP = 8,            /* identical exits repeating with no progress */
+  ES_VIOLATION_NMI_UNBLOCKING_IGNORED = 9       /* NMI unblocking due to IRET not honoured */
+};
+
 /* ES_KIND_INTERNAL_ERROR reasons */
 enum {
   ES_ERROR_UNIMPLEMENTED_INSN = 1, /* bytes[] = instruction bytes, rip = its address */
