@@ -113,7 +113,9 @@ std::vector<ExitRow> finish(Table& t, std::vector<uint64_t>* all) {
   return rows;
 }
 
-unsigned bucket_of(uint64_t ns) {
+}  // namespace
+
+unsigned histogram_bucket(uint64_t ns) {
   unsigned b = 0;
   while (ns >= 2) {
     ns >>= 1;
@@ -121,8 +123,6 @@ unsigned bucket_of(uint64_t ns) {
   }
   return b;
 }
-
-}  // namespace
 
 uint64_t nearest_rank(const std::vector<uint64_t>& sorted, unsigned p) {
   // rank = ceil(p / 100 * n), 1-based.
@@ -224,6 +224,9 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
       a.row.reason = x.reason;
       a.row.flags = x.flags & ES_FLAG_SVM;
       add(a, d);
+      if (opt.pick && opt.pick->table == StatsPick::Table::NestedExits && opt.pick->level == x.level &&
+          opt.pick->key == a.row.key)
+        out.picked.push_back(x.id);
       return;
     }
     Acc& v = vcpus.at(0, 0, x.vcpu);
@@ -273,6 +276,12 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
     }
     a->row.level = x.level;
     add(*a, d);
+    if (opt.pick) {
+      const StatsPick& want = *opt.pick;
+      if ((want.table == StatsPick::Table::Exits && want.level == x.level && want.key == a->row.key) ||
+          (want.table == StatsPick::Table::Histogram && d && histogram_bucket(*d) == want.bucket))
+        out.picked.push_back(x.id);
+    }
   };
 
   for (;;) {
@@ -334,10 +343,11 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
   for (const ExitRow& r : out.exits) exit_count += r.lat.count;
   for (const ExitRow& r : out.nested_exits) nested_count += r.lat.count;
   for (uint64_t d : all_exit_durations) {
-    const unsigned b = bucket_of(d);
+    const unsigned b = histogram_bucket(d);
     if (out.histogram.size() <= b) out.histogram.resize(b + 1);
     ++out.histogram[b];
   }
+  std::sort(out.picked.begin(), out.picked.end());
   out.all_exits = summarize(all_exit_durations, exit_count);
   out.all_nested = summarize(all_nested_durations, nested_count);
   std::sort(out.by_vcpu.begin(), out.by_vcpu.end(), [](const ExitRow& a, const ExitRow& b) { return a.value < b.value; });
@@ -386,6 +396,9 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
       const uint64_t d = *delivered_at - first.time_ns;
       ++k.delivered;
       kind_durations[it->second].push_back(d);
+      const unsigned bucket = histogram_bucket(d);
+      if (out.chain_histogram.size() <= bucket) out.chain_histogram.resize(bucket + 1);
+      ++out.chain_histogram[bucket];
       slow.push_back({c.id, k.key, d, vectoring_exits, reinjections, c.outcome});
       // Keep only the slowest few: a partial sort now and then bounds the memory.
       if (slow.size() >= 4 * opt.slowest_chains + 64) {
