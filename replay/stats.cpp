@@ -124,6 +124,31 @@ unsigned histogram_bucket(uint64_t ns) {
   return b;
 }
 
+std::string short_duration(uint64_t ns) {
+  char buf[32];
+  if (ns >= 1'000'000'000 && ns % 1'000'000'000 == 0)
+    std::snprintf(buf, sizeof buf, "%llus", static_cast<unsigned long long>(ns / 1'000'000'000));
+  else if (ns >= 1'000'000) std::snprintf(buf, sizeof buf, "%.1fms", static_cast<double>(ns) / 1e6);
+  else if (ns >= 1'000) std::snprintf(buf, sizeof buf, "%.1fus", static_cast<double>(ns) / 1e3);
+  else std::snprintf(buf, sizeof buf, "%lluns", static_cast<unsigned long long>(ns));
+  return buf;
+}
+
+std::string duration_us(std::optional<uint64_t> ns) {
+  if (!ns) return "unknown";
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%llu.%03lluus", static_cast<unsigned long long>(*ns / 1000),
+                static_cast<unsigned long long>(*ns % 1000));
+  return buf;
+}
+
+std::string percent_text(uint64_t part, uint64_t whole) {
+  if (whole == 0) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", 100.0 * static_cast<double>(part) / static_cast<double>(whole));
+  return buf;
+}
+
 uint64_t nearest_rank(const std::vector<uint64_t>& sorted, unsigned p) {
   // rank = ceil(p / 100 * n), 1-based.
   const uint64_t n = sorted.size();

@@ -116,6 +116,13 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt);
 constexpr uint64_t histogram_from_ns(size_t i) { return i == 0 ? 0 : uint64_t{1} << i; }
 constexpr uint64_t histogram_to_ns(size_t i) { return uint64_t{1} << (i + 1); }
 unsigned histogram_bucket(uint64_t ns);
+// A bucket edge as the histograms label it: "512ns", "1.0us", "2.1ms", "1s".
+std::string short_duration(uint64_t ns);
+// A time in a table, as perf kvm stat prints it: microseconds with ns precision ("1.234us");
+// "unknown" when unset.
+std::string duration_us(std::optional<uint64_t> ns);
+// A share in percent with two decimals ("12.50"); "-" when the whole is zero.
+std::string percent_text(uint64_t part, uint64_t whole);
 
 // Order of an exit table (`--sort`): most first, then by key.
 enum class StatsSort : uint8_t { Count, Time, Max, Mean };

@@ -37,21 +37,9 @@ enum class Format { Text, Csv, Json };
 
 std::string u64(uint64_t v) { return std::to_string(v); }
 
-// Times in text: microseconds with ns precision, as perf kvm stat prints them ("1.234us").
-std::string us(std::optional<uint64_t> ns) {
-  if (!ns) return "unknown";
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%" PRIu64 ".%03" PRIu64 "us", *ns / 1000, *ns % 1000);
-  return buf;
-}
+std::string us(std::optional<uint64_t> ns) { return replay::duration_us(ns); }
 
-// A share in percent with two decimals; "-" when the whole is zero (no time known).
-std::string pct(uint64_t part, uint64_t whole) {
-  if (whole == 0) return "-";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f", 100.0 * static_cast<double>(part) / static_cast<double>(whole));
-  return buf;
-}
+std::string pct(uint64_t part, uint64_t whole) { return replay::percent_text(part, whole); }
 
 std::string opt_num(std::optional<uint64_t> v) { return v ? u64(*v) : std::string(); }
 
@@ -95,14 +83,7 @@ std::string_view by_name(replay::StatsBy by) {
 uint64_t bucket_lo(size_t i) { return replay::histogram_from_ns(i); }
 uint64_t bucket_hi(size_t i) { return replay::histogram_to_ns(i); }
 
-std::string ns_short(uint64_t ns) {
-  char buf[32];
-  if (ns >= 1'000'000'000 && ns % 1'000'000'000 == 0) std::snprintf(buf, sizeof buf, "%" PRIu64 "s", ns / 1'000'000'000);
-  else if (ns >= 1'000'000) std::snprintf(buf, sizeof buf, "%.1fms", static_cast<double>(ns) / 1e6);
-  else if (ns >= 1'000) std::snprintf(buf, sizeof buf, "%.1fus", static_cast<double>(ns) / 1e3);
-  else std::snprintf(buf, sizeof buf, "%" PRIu64 "ns", ns);
-  return buf;
-}
+std::string ns_short(uint64_t ns) { return replay::short_duration(ns); }
 
 // ---- text ----
 
