@@ -67,7 +67,9 @@ void paint_histogram(QPainter& p, const QRectF& r, const HistogramPicture& h) {
   p.drawText(QRectF(r.left() + 8, r.top() + 6, r.width() - 16, 24), Qt::AlignLeft | Qt::AlignVCenter, h.title);
   p.setFont(font);
   // x axis label under the bucket edges; y axis label turned along the axis.
-  p.drawText(QRectF(l.plot.left(), r.bottom() - 24, l.plot.width(), 20), Qt::AlignHCenter | Qt::AlignVCenter, h.x_label);
+  const QRectF x_box(r.left() + 8, r.bottom() - 24, r.width() - 16, 20);
+  p.drawText(x_box, Qt::AlignHCenter | Qt::AlignVCenter,
+             p.fontMetrics().elidedText(h.x_label, Qt::ElideRight, static_cast<int>(x_box.width())));
   p.save();
   p.translate(r.left() + 14, l.plot.center().y());
   p.rotate(-90);
@@ -138,13 +140,13 @@ HistogramPicture histogram_picture(const replay::Stats& s, HistogramKind kind, c
     h.buckets = s.histogram;
     for (uint64_t b : h.buckets) n += b;
     h.title = QStringLiteral("Exit-to-entry time: %1 VM exits with a known time").arg(n);
-    h.x_label = QStringLiteral("time outside the guest, VM exit -> next VM entry (log2 buckets; ns, us, ms)");
+    h.x_label = QStringLiteral("time outside the guest, exit -> entry (log2 buckets; ns, us, ms)");
     h.y_label = QStringLiteral("VM exits");
   } else {
     h.buckets = s.chain_histogram;
     for (uint64_t b : h.buckets) n += b;
     h.title = QStringLiteral("Raise-to-delivery time: %1 delivered event chains").arg(n);
-    h.x_label = QStringLiteral("event raised -> delivered through the guest IDT (log2 buckets; ns, us, ms)");
+    h.x_label = QStringLiteral("raise -> delivery time (log2 buckets; ns, us, ms)");
     h.y_label = QStringLiteral("event chains");
   }
   if (!recording.isEmpty()) h.title += QString::fromUtf8(" \xe2\x80\x94 ") + recording;

@@ -232,8 +232,10 @@ void StatsPanel::refresh() {
   if (s.entries == 0 && s.all_exits.count)
     text += QStringLiteral(" <span style='color:#b00000'>No VM entry records: every time is unknown.</span>");
   if (s.all_exits.count != s.all_exits.timed && s.all_exits.timed)
-    text += QStringLiteral(" %1 exits have no later entry: their time is unknown and left out.")
-                .arg(s.all_exits.count - s.all_exits.timed);
+    text += s.all_exits.count - s.all_exits.timed == 1
+                ? QStringLiteral(" 1 exit has no later entry: its time is unknown and left out.")
+                : QStringLiteral(" %1 exits have no later entry: their time is unknown and left out.")
+                      .arg(s.all_exits.count - s.all_exits.timed);
   if (doc_->drops().total())
     text += QStringLiteral(" <span style='color:#b00000'>%1 records were dropped while recording: these figures "
                            "have gaps.</span>")
