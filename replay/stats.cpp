@@ -113,6 +113,60 @@ std::vector<ExitRow> finish(Table& t, std::vector<uint64_t>* all) {
   return rows;
 }
 
+// The ids of the chains a --from / --to window can count (see compute_stats), or nullopt when
+// the whole walk is the better read: no window, no origin / cause index (a recording whose writer
+// never finished), or a window over more than a quarter of the recording's ids.
+Result<std::optional<std::vector<uint64_t>>> chain_ids_in_window(db::Db& db, const StatsOptions& opt) {
+  using Out = std::optional<std::vector<uint64_t>>;
+  if (!opt.from_ns && !opt.to_ns) return Out{};
+  auto fail = [&]() { return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg())); };
+  auto indexed = db.query_int(
+      "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('events_origin', 'events_cause', 'events_time')");
+  if (!indexed) return fail();
+  if (*indexed != 3) return Out{};
+  auto edge = [&](const char* sql, uint64_t t) -> Result<std::optional<uint64_t>> {
+    auto st = db.prepare(sql);
+    if (!st) return fail();
+    st->bind_u64(1, t);
+    const int rc = st->step();
+    if (rc == SQLITE_DONE) return std::optional<uint64_t>{};
+    if (rc != SQLITE_ROW) return fail();
+    return std::optional<uint64_t>(st->col_u64(0));
+  };
+  // Two subqueries: SQLite answers a lone min() or max() from the rowid b-tree, both together by a scan.
+  auto span = db.prepare("SELECT (SELECT min(id) FROM events), (SELECT max(id) FROM events)");
+  if (!span) return fail();
+  if (span->step() != SQLITE_ROW) return fail();
+  const uint64_t first_id = span->col_u64(0), last_id = span->col_u64(1);
+  uint64_t lo = first_id, hi = last_id;
+  if (opt.from_ns) {
+    auto v = edge("SELECT id FROM events WHERE time_ns >= ? ORDER BY time_ns, id LIMIT 1", *opt.from_ns);
+    if (!v) return make_error(v.error());
+    if (!*v) return Out{std::vector<uint64_t>{}};  // nothing at or after `from`
+    lo = **v;
+  }
+  if (opt.to_ns) {
+    auto v = edge("SELECT id FROM events WHERE time_ns <= ? ORDER BY time_ns DESC, id DESC LIMIT 1", *opt.to_ns);
+    if (!v) return make_error(v.error());
+    if (!*v) return Out{std::vector<uint64_t>{}};  // nothing up to `to`
+    hi = **v;
+  }
+  if (hi < lo) return Out{std::vector<uint64_t>{}};
+  if ((hi - lo) > (last_id - first_id) / 4) return Out{};
+  auto st = db.prepare("SELECT DISTINCT origin FROM events WHERE origin BETWEEN ? AND ? ORDER BY origin");
+  if (!st) return fail();
+  st->bind_u64(1, std::max<uint64_t>(lo, 1));
+  st->bind_u64(2, hi);
+  std::vector<uint64_t> ids;
+  for (;;) {
+    const int rc = st->step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return fail();
+    ids.push_back(st->col_u64(0));
+  }
+  return Out{std::move(ids)};
+}
+
 }  // namespace
 
 unsigned histogram_bucket(uint64_t ns) {
@@ -385,7 +439,7 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
   std::map<uint32_t, size_t> kind_index;
   std::vector<std::vector<uint64_t>> kind_durations;
   std::vector<SlowChain> slow;
-  auto walked = for_each_chain(db, [&](const Chain& c) {
+  auto visit = [&](const Chain& c) {
     if (c.events.empty()) return true;
     const es_record& first = c.root_found ? c.root.rec : c.events.front().rec;
     if (opt.vcpu && first.vcpu != *opt.vcpu) return true;
@@ -434,8 +488,26 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
       }
     }
     return true;
-  });
-  if (!walked) return make_error(walked.error());
+  };
+  // A time window reads only the chains it can count, as the exit pass reads only its rows: a
+  // chain counts by its raise (its root record, whose id is the chain's id), and ids follow time
+  // (see above), so its id lies between the window's first and last ids. Each such chain is read
+  // and decided through the origin index (load_chain_and_links, as `chains --chain N`); a window
+  // over a large part of the recording walks it whole instead, cheaper per chain. A chain whose
+  // root record is missing (dropped) counts by its first recorded member, which only the whole
+  // walk finds when that member is inside the window and the missing root before it.
+  auto scoped = chain_ids_in_window(db, opt);
+  if (!scoped) return make_error(scoped.error());
+  if (*scoped) {
+    for (uint64_t id : **scoped) {
+      auto chains = load_chain_and_links(db, id);
+      if (!chains) return make_error(chains.error());
+      if (!chains->empty() && chains->front().id == id) visit(chains->front());
+    }
+  } else {
+    auto walked = for_each_chain(db, visit);
+    if (!walked) return make_error(walked.error());
+  }
   for (size_t i = 0; i < out.chain_kinds.size(); ++i) {
     ChainKindRow& k = out.chain_kinds[i];
     const std::vector<uint64_t>& d = kind_durations[i];

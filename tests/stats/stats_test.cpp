@@ -443,6 +443,36 @@ TEST_F(StatsTest, TimeWindowSelectsChainsByRaiseTime) {
   EXPECT_NE(run_cli("stats --help").out.find("chains by the time their\nevent was raised"), std::string::npos);
 }
 
+// A narrow window reads its chains one by one through the origin index instead of walking the
+// whole recording; each chain must come out as the whole walk decides it. Per chain of
+// irq-ept-reinject and timer-irq: a window on its raise alone gives exactly that chain, with the
+// time, exits, reinjections and outcome the whole recording's slowest list gives it.
+TEST_F(StatsTest, NarrowWindowDecidesEachChainAsTheWholeWalk) {
+  for (const char* scenario : {"timer-irq", "irq-ept-reinject", "pf-during-irq"}) {
+    const std::string db = record(scenario);
+    const Json all = stats_json(db, "--slowest 1000");
+    std::map<std::string, const Json*> whole;
+    for (const Json& c : all.find("chains")->find("slowest")->items) whole[c.find("chain")->text] = &c;
+    const auto roots = sql(db, "SELECT id, time_ns FROM events WHERE origin = id ORDER BY id");
+    ASSERT_FALSE(roots.empty()) << scenario;
+    for (const SqlRow& r : roots) {
+      const std::string t = std::to_string(*r[1]);
+      const Json one = stats_json(db, "--slowest 1000 --from " + t + " --to " + t);
+      const Json* chains = one.find("chains");
+      // Chains raised at the same ns share the window.
+      const auto same_time = sql(db, "SELECT COUNT(*) FROM events WHERE origin = id AND time_ns = " + t);
+      EXPECT_EQ(num(chains->find("count")), same_time[0][0]) << scenario << " at " << t;
+      for (const Json& c : chains->find("slowest")->items) {
+        auto it = whole.find(c.find("chain")->text);
+        ASSERT_NE(it, whole.end()) << scenario << ": chain " << c.find("chain")->text << " not delivered in the whole walk";
+        for (const char* f : {"time_ns", "exits", "reinjections"})
+          EXPECT_EQ(num(c.find(f)), num(it->second->find(f))) << scenario << " chain " << c.find("chain")->text << " " << f;
+        EXPECT_EQ(c.find("outcome")->text, it->second->find("outcome")->text) << scenario << " chain " << c.find("chain")->text;
+      }
+    }
+  }
+}
+
 // ---- unknown times ----
 
 // A trace pasted without kvm_entry lines: every exit counts, no time is known, and stats says
