@@ -58,31 +58,31 @@ void LiveStats::add(const es_record* records, size_t n) {
       case ES_KIND_VM_EXIT:
       case ES_KIND_NESTED_EXIT: {
         const bool nested = r.kind == ES_KIND_NESTED_EXIT;
-        const Key k{nested ? 1 : 0, r.level, r.flags & ES_FLAG_SVM, r.reason};
+        const Key k = key(nested ? 1 : 0, r.level, r.flags & ES_FLAG_SVM, r.reason);
         ++rows_[k].count;
-        pending_[slot_base | (nested ? 1u : 0u)] = {k, r.time_ns};
+        pending_[slot_base | (nested ? 1u : 0u)] = {k, r.time_ns, true};
         break;
       }
       case ES_KIND_VM_ENTRY:
       case ES_KIND_NESTED_ENTRY: {
         auto it = pending_.find(slot_base | (r.kind == ES_KIND_NESTED_ENTRY ? 1u : 0u));
-        if (it == pending_.end()) break;
-        if (r.time_ns >= it->second.second) {
-          Row& row = rows_[it->second.first];
+        if (it == pending_.end() || !it->second.valid) break;
+        if (r.time_ns >= it->second.time_ns) {
+          Row& row = rows_[it->second.key];
           ++row.timed;
-          row.total_ns += r.time_ns - it->second.second;
+          row.total_ns += r.time_ns - it->second.time_ns;
         }
-        pending_.erase(it);
+        it->second.valid = false;
         break;
       }
       case ES_KIND_CONTEXT:
-        ++rows_[Key{2, 0, 0, r.reason}].count;
+        ++rows_[key(2, 0, 0, r.reason)].count;
         break;
       case ES_KIND_DECISION:
         // kvm_inj_virq / kvm_inj_exception: a new injection, or a reinjection from IDT-vectoring
         // info (the tracepoint's `reinjected`).
         if (r.reason == ES_DECISION_INJECT_NEW || r.reason == ES_DECISION_INJECT_REINJECTED)
-          ++rows_[Key{3, r.level, 0, r.reason}].count;
+          ++rows_[key(3, r.level, 0, r.reason)].count;
         break;
       default: break;
     }
@@ -94,18 +94,21 @@ std::string LiveStats::table(uint64_t now_ns, uint64_t elapsed_ns, bool whole_se
     std::string name, level;
     uint64_t count, delta;
     std::string mean;
+    uint64_t order = 0;  // the key: a stable order among equal counts
   };
   std::vector<Line> lines;
   uint64_t total = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [k, row] : rows_) {
-      const auto& [group, level, svm, reason] = k;
+      const uint64_t group = (k >> 32) & 3, level = (k >> 34) & 0xFF, svm = (k >> 42) & 1;
+      const auto reason = static_cast<uint32_t>(k);
       Line l;
       l.name = group == 2   ? context_name(reason)
                : group == 3 ? (reason == ES_DECISION_INJECT_NEW ? "injection" : "reinjection")
                             : reason_name(reason, svm) + (group == 1 ? " (nested)" : "");
       l.level = group == 2 ? "-" : "L" + std::to_string(level);
+      l.order = k;
       l.count = row.count;
       l.delta = whole_session ? row.count : row.count - row.shown;
       l.mean = group >= 2 ? "-" : mean_text(row.total_ns, row.timed);
@@ -119,7 +122,8 @@ std::string LiveStats::table(uint64_t now_ns, uint64_t elapsed_ns, bool whole_se
   last_ns_ = now_ns;
   // Busiest first over the last interval, then by total, as kvm_stat orders its rows.
   std::stable_sort(lines.begin(), lines.end(), [](const Line& a, const Line& b) {
-    return a.delta != b.delta ? a.delta > b.delta : a.count > b.count;
+    if (a.delta != b.delta) return a.delta > b.delta;
+    return a.count != b.count ? a.count > b.count : a.order < b.order;
   });
   std::string out;
   char buf[256];

@@ -8,10 +8,8 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <mutex>
 #include <string>
-#include <tuple>
 #include <unordered_map>
 
 #include "exitscope/record.h"
@@ -29,15 +27,24 @@ class LiveStats {
   void set_start(uint64_t start_ns) { last_ns_ = start_ns; }
 
  private:
-  // (group: 0 VM exit, 1 nested exit, 2 other event, 3 injection; level; SVM flag; reason)
-  using Key = std::tuple<int, uint8_t, uint32_t, uint32_t>;
+  // [33:32] group (0 VM exit, 1 nested exit, 2 other event, 3 injection), [41:34] level,
+  // [42] SVM, [31:0] reason: one integer, so a record costs one hash lookup.
+  using Key = uint64_t;
+  static Key key(uint64_t group, uint64_t level, uint64_t svm, uint64_t reason) {
+    return (group << 32) | (level << 34) | ((svm ? 1ull : 0ull) << 42) | reason;
+  }
+  struct Pending {
+    Key key = 0;
+    uint64_t time_ns = 0;
+    bool valid = false;
+  };
   struct Row {
     uint64_t count = 0, timed = 0, total_ns = 0, shown = 0;
   };
   std::mutex mu_;
-  std::map<Key, Row> rows_;
+  std::unordered_map<Key, Row> rows_;
   // The exit waiting for its entry, by (vCPU, level, nested).
-  std::unordered_map<uint32_t, std::pair<Key, uint64_t>> pending_;
+  std::unordered_map<uint32_t, Pending> pending_;
   uint64_t last_ns_ = 0;
 };
 
