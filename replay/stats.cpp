@@ -115,7 +115,10 @@ std::vector<ExitRow> finish(Table& t, std::vector<uint64_t>* all) {
 
 // The ids of the chains a --from / --to window can count (see compute_stats), or nullopt when
 // the whole walk is the better read: no window, no origin / cause index (a recording whose writer
-// never finished), or a window over more than a quarter of the recording's ids.
+// never finished), a window over more than a quarter of the recording's ids, or more chains in
+// it than reading them one by one pays for.
+constexpr uint64_t kScopedChainCostInEvents = 256;
+
 Result<std::optional<std::vector<uint64_t>>> chain_ids_in_window(db::Db& db, const StatsOptions& opt) {
   using Out = std::optional<std::vector<uint64_t>>;
   if (!opt.from_ns && !opt.to_ns) return Out{};
@@ -163,6 +166,10 @@ Result<std::optional<std::vector<uint64_t>>> chain_ids_in_window(db::Db& db, con
     if (rc == SQLITE_DONE) break;
     if (rc != SQLITE_ROW) return fail();
     ids.push_back(st->col_u64(0));
+    // Reading a chain alone (load_chain_and_links: a dozen indexed statements) costs about what
+    // the whole walk spends on 250 events (BENCHMARKS.md "Stats": 1.1 ms a chain against 4.3 us
+    // an event, 4.2 M events): past that many chains the whole walk is cheaper.
+    if (ids.size() * kScopedChainCostInEvents > last_id - first_id) return Out{};
   }
   return Out{std::move(ids)};
 }
