@@ -95,7 +95,7 @@ StatsPanel::StatsPanel(QWidget* parent) : QWidget(parent) {
   auto* top = new QSplitter(Qt::Horizontal);
   top->addWidget(exits_);
   top->addWidget(histogram_);
-  top->setSizes({640, 420});
+  top->setSizes({820, 380});
 
   chain_kinds_ = make_table("stats_chain_kinds", {QStringLiteral("Event"), QStringLiteral("Chains"),
                                                   QStringLiteral("Delivered"), QStringLiteral("Min"),
