@@ -292,6 +292,17 @@ class StatsPanelTest : public QObject {
     QVERIFY2(text.contains(QStringLiteral("log2 buckets; ns, us, ms")), "the x axis names its unit");
     const QJsonObject doc = stats_json(timer_db_);
     QVERIFY(text.contains(QStringLiteral("%1 VM exits with a known time").arg(doc[QStringLiteral("exits")].toObject()[QStringLiteral("timed")].toInteger())));
+    // --from / --to select the exits as `stats` does: the title counts the window's timed exits.
+    const QString half = dir_.filePath(QStringLiteral("half.svg"));
+    r = run(QStringLiteral(ES_EXITSCOPE_BIN), {"stats", timer_db_, "--format", "json", "--to", "1ms"});
+    const qint64 timed_to_1ms =
+        QJsonDocument::fromJson(r.out).object()[QStringLiteral("exits")].toObject()[QStringLiteral("timed")].toInteger();
+    QVERIFY(timed_to_1ms < doc[QStringLiteral("exits")].toObject()[QStringLiteral("timed")].toInteger());
+    r = run(QStringLiteral(ES_EXITSCOPE_BIN), {"export", timer_db_, "--format", "svg", "--histogram", "exit", "--to", "1ms", "-o", half});
+    QVERIFY2(r.code == 0, qPrintable(r.err));
+    QFile hf(half);
+    QVERIFY(hf.open(QIODevice::ReadOnly));
+    QVERIFY(QString::fromUtf8(hf.readAll()).contains(QStringLiteral("%1 VM exits with a known time").arg(timed_to_1ms)));
     r = run(QStringLiteral(ES_EXITSCOPE_BIN), {"export", timer_db_, "--format", "png", "--histogram", "chain", "-o", png});
     QVERIFY2(r.code == 0, qPrintable(r.err));
     const QImage img(png);
