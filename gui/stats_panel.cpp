@@ -1,5 +1,6 @@
 #include "gui/stats_panel.h"
 
+#include <QComboBox>
 #include <QFileInfo>
 #include <QHBoxLayout>
 #include <QHeaderView>
@@ -91,10 +92,20 @@ StatsPanel::StatsPanel(QWidget* parent) : QWidget(parent) {
   connect(exits_, &QTableWidget::cellClicked, this, [this](int row, int) { pick_row(row); });
   histogram_ = new HistogramWidget;
   connect(histogram_, &HistogramWidget::bucket_clicked, this, &StatsPanel::pick_bucket);
+  histogram_kind_ = new QComboBox;
+  histogram_kind_->setObjectName(QStringLiteral("stats_histogram_kind"));
+  histogram_kind_->addItem(QStringLiteral("Exit-to-entry time (VM exits)"));
+  histogram_kind_->addItem(QStringLiteral("Raise-to-delivery time (event chains)"));
+  connect(histogram_kind_, &QComboBox::currentIndexChanged, this, &StatsPanel::show_histogram);
+  auto* hist_page = new QWidget;
+  auto* hl = new QVBoxLayout(hist_page);
+  hl->setContentsMargins(0, 0, 0, 0);
+  hl->addWidget(histogram_kind_);
+  hl->addWidget(histogram_, 1);
 
   auto* top = new QSplitter(Qt::Horizontal);
   top->addWidget(exits_);
-  top->addWidget(histogram_);
+  top->addWidget(hist_page);
   top->setSizes({820, 380});
 
   chain_kinds_ = make_table("stats_chain_kinds", {QStringLiteral("Event"), QStringLiteral("Chains"),
@@ -219,7 +230,7 @@ void StatsPanel::refresh() {
   }
   slowest_->resizeColumnsToContents();
 
-  histogram_->set_picture(histogram_picture(s, HistogramKind::Exit, QString()));
+  show_histogram(histogram_kind_->currentIndex());
 
   QString text = QStringLiteral("<b>%1</b>: %2 VM exits, %3 with a known exit-to-entry time totalling %4")
                      .arg(QFileInfo(doc_->path()).fileName().toHtmlEscaped())
@@ -254,20 +265,30 @@ void StatsPanel::pick_row(int row) {
   pick(p, QStringLiteral("%1 %2 at L%3").arg(kind->text(), kind->data(kKeyRole).toString()).arg(p.level));
 }
 
+void StatsPanel::show_histogram(int which) {
+  if (!stats_) {
+    histogram_->set_picture({});
+    return;
+  }
+  histogram_->set_picture(histogram_picture(*stats_, which == 1 ? HistogramKind::Chain : HistogramKind::Exit, QString()));
+}
+
 void StatsPanel::pick_bucket(int bucket) {
   if (bucket < 0) return;
   replay::StatsPick p;
-  p.table = replay::StatsPick::Table::Histogram;
+  const bool chains = histogram_kind_->currentIndex() == 1;
+  p.table = chains ? replay::StatsPick::Table::ChainHistogram : replay::StatsPick::Table::Histogram;
   p.bucket = static_cast<unsigned>(bucket);
-  pick(p, QStringLiteral("exits taking [%1, %2)")
-              .arg(qs(replay::short_duration(replay::histogram_from_ns(p.bucket))),
+  pick(p, QStringLiteral("%1 taking [%2, %3)")
+              .arg(chains ? QStringLiteral("roots of chains") : QStringLiteral("exits"),
+                   qs(replay::short_duration(replay::histogram_from_ns(p.bucket))),
                    qs(replay::short_duration(replay::histogram_to_ns(p.bucket)))));
 }
 
 void StatsPanel::pick(const replay::StatsPick& p, const QString& what) {
   if (!doc_) return;
   replay::StatsOptions opt;
-  opt.chains = false;
+  opt.chains = p.table == replay::StatsPick::Table::ChainHistogram;
   opt.pick = p;
   auto st = replay::compute_stats(doc_->recording(), opt);
   if (!st) {

@@ -12,6 +12,7 @@
 #include "gui/document.h"
 #include "replay/stats.h"
 
+class QComboBox;
 class QLabel;
 class QTableWidget;
 
@@ -36,9 +37,13 @@ class StatsPanel : public QWidget {
   // What clicking exit-table row `row` (as sorted now) or histogram bucket `bucket` selects.
   void pick_row(int row);
   void pick_bucket(int bucket);
+  // Which histogram is drawn: 0 exit-to-entry (VM exits), 1 raise-to-delivery (chains; a bar
+  // lists the chains' root records).
+  void show_histogram(int which);
 
  signals:
-  // The exits a row or bar counts, in id order, and a label ("EPT_VIOLATION at L1").
+  // The exits a row or bar counts (a chain bar: the chains' root records), in id order, and a
+  // label ("exit EPT_VIOLATION at L1").
   void exits_selected(const QString& what, const std::vector<uint64_t>& ids);
   void chain_selected(quint64 chain_id);
 
@@ -55,6 +60,7 @@ class StatsPanel : public QWidget {
   QTableWidget* chain_kinds_ = nullptr;
   QTableWidget* slowest_ = nullptr;
   HistogramWidget* histogram_ = nullptr;
+  QComboBox* histogram_kind_ = nullptr;
 };
 
 }  // namespace es::gui

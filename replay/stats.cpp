@@ -485,6 +485,8 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
       const unsigned bucket = histogram_bucket(d);
       if (out.chain_histogram.size() <= bucket) out.chain_histogram.resize(bucket + 1);
       ++out.chain_histogram[bucket];
+      if (opt.pick && opt.pick->table == StatsPick::Table::ChainHistogram && opt.pick->bucket == bucket)
+        out.picked.push_back(first.id);
       slow.push_back({c.id, k.key, d, vectoring_exits, reinjections, c.outcome});
       // Keep only the slowest few: a partial sort now and then bounds the memory.
       if (slow.size() >= 4 * opt.slowest_chains + 64) {
@@ -531,6 +533,7 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
   });
   if (slow.size() > opt.slowest_chains) slow.resize(opt.slowest_chains);
   out.slowest = std::move(slow);
+  std::sort(out.picked.begin(), out.picked.end());
   return out;
 }
 

@@ -36,11 +36,13 @@ enum class StatsBy : uint8_t {
 // Which exits to list by id (Stats::picked), chosen by the same pass that makes the figures, so
 // a GUI click on a row or a histogram bar selects exactly the exits that row or bar counts.
 struct StatsPick {
-  enum class Table : uint8_t { Exits, NestedExits, Histogram };
+  // Histogram: VM exits by exit-to-entry bucket; ChainHistogram: delivered chains by
+  // raise-to-delivery bucket (their root records' ids, or first members' where a root is missing).
+  enum class Table : uint8_t { Exits, NestedExits, Histogram, ChainHistogram };
   Table table = Table::Exits;
   uint8_t level = 0;   // Exits / NestedExits: the row's level and key (ExitRow::level, ::key)
   std::string key;
-  unsigned bucket = 0; // Histogram: the exit-to-entry bucket (histogram_from_ns / _to_ns)
+  unsigned bucket = 0; // Histogram / ChainHistogram: the bucket (histogram_from_ns / _to_ns)
 };
 
 struct StatsOptions {
@@ -103,7 +105,7 @@ struct Stats {
   std::vector<uint64_t> histogram;
   // Raise -> delivery histogram of the delivered chains, the same buckets.
   std::vector<uint64_t> chain_histogram;
-  std::vector<uint64_t> picked;  // ids of the exits StatsOptions::pick names, ascending
+  std::vector<uint64_t> picked;  // ids of the exits (or chain roots) StatsOptions::pick names, ascending
   std::vector<ChainKindRow> chain_kinds;  // most chains first
   std::vector<SlowChain> slowest;         // slowest delivered chains first
   uint64_t chains = 0;

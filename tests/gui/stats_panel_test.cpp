@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include <QAction>
+#include <QComboBox>
 #include <QDir>
 #include <QDockWidget>
 #include <QFile>
@@ -248,6 +249,34 @@ class StatsPanelTest : public QObject {
     QCOMPARE(static_cast<qint64>(ids.size()), static_cast<qint64>(buckets[static_cast<size_t>(b)]));
     QCOMPARE(event_ids(*w), ids);
     QCOMPARE(hist->picture().highlight, b);
+  }
+
+  // The raise-to-delivery histogram (the combo box) has `stats`'s chain buckets; clicking its
+  // highest bar lists the root (RAISE) records of exactly the chains delivered in that bucket's
+  // time (SQL: last DELIVERY of the chain minus its RAISE; timer-irq delivers every tick).
+  void clicking_a_chain_bar_lists_its_chains() {
+    auto w = window(timer_db_);
+    auto* kind = w->stats_panel()->findChild<QComboBox*>(QStringLiteral("stats_histogram_kind"));
+    QVERIFY(kind);
+    kind->setCurrentIndex(1);
+    auto* hist = w->stats_panel()->histogram();
+    const auto& buckets = hist->picture().buckets;
+    const QJsonArray expect = stats_json(timer_db_)[QStringLiteral("chains")].toObject()[QStringLiteral("histogram")].toArray();
+    QCOMPARE(buckets.size(), static_cast<size_t>(expect.size()));
+    for (qsizetype i = 0; i < expect.size(); ++i)
+      QCOMPARE(static_cast<qint64>(buckets[static_cast<size_t>(i)]), expect[i].toObject()[QStringLiteral("count")].toInteger());
+    int b = static_cast<int>(buckets.size()) - 1;
+    while (b >= 0 && buckets[static_cast<size_t>(b)] == 0) --b;
+    QVERIFY(b >= 0);
+    QTest::mouseClick(hist, Qt::LeftButton, {}, hist->bar_center(b));
+    const qint64 lo = b == 0 ? 0 : (qint64{1} << b), hi = qint64{1} << (b + 1);
+    std::vector<qint64> ids;
+    for (const auto& r : sql(timer_db_, QStringLiteral("SELECT r.id, (SELECT MAX(v.time_ns) FROM events v WHERE v.kind = 3 AND "
+                                                       "v.origin = r.id) - r.time_ns FROM events r WHERE r.kind = 5 AND "
+                                                       "r.origin = r.id ORDER BY r.id")))
+      if (r[1] >= lo && r[1] < hi) ids.push_back(r[0]);
+    QVERIFY(!ids.empty());
+    QCOMPARE(event_ids(*w), ids);
   }
 
   // A slow chain opens: the chain list selects it and the cursor is on its first event.
