@@ -14,6 +14,7 @@ void EventTableModel::set_document(Document* doc) {
   beginResetModel();
   doc_ = doc;
   filter_.reset();
+  pinned_.reset();
   by_time_ = descending_ = false;
   rebuild();
   endResetModel();
@@ -26,8 +27,9 @@ void EventTableModel::rebuild() {
   use_ids_ = false;
   rows_ = 0;
   if (!doc_) return;
-  if (filter_) {
-    if (auto ids = replay::matching_ids(doc_->recording(), *filter_)) ids_ = std::move(ids).value();
+  if (filter_ || pinned_) {
+    if (pinned_) ids_ = *pinned_;
+    else if (auto ids = replay::matching_ids(doc_->recording(), *filter_)) ids_ = std::move(ids).value();
     use_ids_ = true;
     if (by_time_) {
       // Stable by (time, id) among the matches.
@@ -49,9 +51,18 @@ void EventTableModel::rebuild() {
 QString EventTableModel::set_filter(std::optional<replay::EventFilter> f) {
   beginResetModel();
   filter_ = std::move(f);
+  pinned_.reset();
   rebuild();
   endResetModel();
   return {};
+}
+
+void EventTableModel::set_ids(std::vector<uint64_t> ids) {
+  beginResetModel();
+  filter_.reset();
+  pinned_ = std::move(ids);
+  rebuild();
+  endResetModel();
 }
 
 int EventTableModel::rowCount(const QModelIndex& parent) const {

@@ -24,7 +24,10 @@ class EventTableModel : public QAbstractTableModel {
   void set_document(Document* doc);
   // nullopt = every event. Returns the error sentence, or empty.
   QString set_filter(std::optional<replay::EventFilter> f);
-  bool filtered() const { return filter_.has_value(); }
+  bool filtered() const { return filter_.has_value() || pinned_.has_value(); }
+  // Shows exactly these events (ids ascending): the exits a stats row or histogram bar counts.
+  // set_filter and set_document end it.
+  void set_ids(std::vector<uint64_t> ids);
 
   int rowCount(const QModelIndex& parent = {}) const override;
   int columnCount(const QModelIndex& parent = {}) const override { return parent.isValid() ? 0 : kColumnCount; }
@@ -43,6 +46,7 @@ class EventTableModel : public QAbstractTableModel {
   void rebuild();
   Document* doc_ = nullptr;
   std::optional<replay::EventFilter> filter_;
+  std::optional<std::vector<uint64_t>> pinned_;
   bool by_time_ = false, descending_ = false;
   bool use_ids_ = false;             // ids_ holds the rows (filter or time sort)
   std::vector<uint64_t> ids_;        // ascending by id, or by time

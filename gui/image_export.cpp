@@ -8,6 +8,7 @@
 #include <QSvgGenerator>
 #include <cstdio>
 
+#include "gui/stats_histogram.h"
 #include "replay/names.h"
 
 namespace es::gui {
@@ -86,6 +87,7 @@ int export_command(const QStringList& args) {
     return 2;
   };
   ImageOptions opt;
+  opt.width = 0;  // the picture's own default (1600 for a timeline, 1000 for a histogram)
   QString db, output;
   if (args.isEmpty()) return fail(QStringLiteral("missing the format (svg or png)."));
   opt.format = args[0];
@@ -110,6 +112,9 @@ int export_command(const QStringList& args) {
       else if (a == QLatin1String("--vcpu")) opt.vcpu = static_cast<uint16_t>(*n);
       else if (*n < 64 || *n > 16384) return fail(QStringLiteral("'%1' must be between 64 and 16384 pixels.").arg(a));
       else (a == QLatin1String("--width") ? opt.width : opt.height) = static_cast<int>(*n);
+    } else if (a == QLatin1String("--histogram")) {
+      if (!value(opt.histogram) || (opt.histogram != QLatin1String("exit") && opt.histogram != QLatin1String("chain")))
+        return fail(QStringLiteral("'--histogram' needs exit or chain."));
     } else if (a == QLatin1String("--from") || a == QLatin1String("--to")) {
       if (!value(v)) return fail(QStringLiteral("'%1' needs a time.").arg(a));
       auto ns = replay::parse_time_ns(v.toStdString());
@@ -128,8 +133,20 @@ int export_command(const QStringList& args) {
   QString error;
   auto doc = Document::open(db, error);
   if (!doc) return fail(error);
-  const QByteArray bytes = render_timeline(*doc, opt, error);
-  if (bytes.isEmpty()) return fail(error.isEmpty() ? QStringLiteral("could not draw the timeline.") : error);
+  QByteArray bytes;
+  if (!opt.histogram.isEmpty()) {
+    if (opt.chain) return fail(QStringLiteral("'--histogram' and '--chain' do not go together."));
+    replay::StatsOptions so;
+    so.vcpu = opt.vcpu;
+    so.from_ns = opt.from_ns;
+    so.to_ns = opt.to_ns;
+    const QSize size(opt.width > 0 ? opt.width : 1000, opt.height > 0 ? opt.height : 560);
+    bytes = render_histogram(*doc, opt.histogram == QLatin1String("exit") ? HistogramKind::Exit : HistogramKind::Chain,
+                             so, size, opt.format, error);
+  } else {
+    bytes = render_timeline(*doc, opt, error);
+  }
+  if (bytes.isEmpty()) return fail(error.isEmpty() ? QStringLiteral("could not draw the picture.") : error);
   QFile out;
   const bool ok = output == QLatin1String("-") ? out.open(stdout, QIODevice::WriteOnly)
                                                : (out.setFileName(output), out.open(QIODevice::WriteOnly));

@@ -18,6 +18,7 @@ struct ImageOptions {
   std::optional<uint16_t> vcpu;
   int width = 1600;
   int height = 0;  // 0 = from the number of lanes
+  QString histogram;  // "exit" or "chain": the latency histogram (stats_histogram.h) instead of the timeline
 };
 
 QByteArray render_scene(const TimelineScene& scene, QSize size, const QString& format);

@@ -16,9 +16,10 @@ int main(int argc, char** argv) {
     std::printf(
         "Usage: exitscope-gui [DB]\n"
         "       exitscope-gui --export svg|png DB -o FILE [--chain N] [--from T] [--to T] [--vcpu N]\n"
-        "                     [--width W] [--height H]\n\n"
+        "                     [--width W] [--height H] [--histogram exit|chain]\n\n"
         "The exitscope GUI (usually started with 'exitscope gui DB'). --export draws the timeline\n"
-        "without a window (set QT_QPA_PLATFORM=offscreen when there is no display).\n");
+        "without a window (set QT_QPA_PLATFORM=offscreen when there is no display); with\n"
+        "--histogram, the latency histogram of 'exitscope stats --histogram' instead.\n");
     return 0;
   }
   if (!args.isEmpty() && args[0] == QLatin1String("--export")) return es::gui::export_command(args.mid(1));

@@ -4,6 +4,7 @@
 #include <QApplication>
 #include <QComboBox>
 #include <QDialog>
+#include <QDockWidget>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QHBoxLayout>
@@ -29,6 +30,7 @@
 #include "gui/chain_list_model.h"
 #include "gui/event_table_model.h"
 #include "gui/image_export.h"
+#include "gui/stats_panel.h"
 #include "gui/timeline_widget.h"
 #include "replay/export/export.h"
 #include "replay/format.h"
@@ -240,6 +242,33 @@ void MainWindow::build_ui() {
   drops->hide();
   statusBar()->addPermanentWidget(drops);
   statusBar()->showMessage(QStringLiteral("Open a recording with File > Open (Ctrl+O)."));
+
+  stats_ = new StatsPanel;
+  auto* dock = new QDockWidget(QStringLiteral("Statistics"), this);
+  dock->setObjectName(QStringLiteral("stats_dock"));
+  dock->setWidget(stats_);
+  addDockWidget(Qt::BottomDockWidgetArea, dock);
+  dock->hide();
+  connect(stats_, &StatsPanel::exits_selected, this, &MainWindow::show_exits);
+  connect(stats_, &StatsPanel::chain_selected, this, [this](quint64 id) { open_chain(id); });
+}
+
+void MainWindow::show_exits(const QString& what, const std::vector<uint64_t>& ids) {
+  if (!doc_) return;
+  filter_->clear();
+  filter_error_->hide();
+  events_->set_ids(ids);
+  status(QStringLiteral("%1 %2 in the event table (Enter in the empty filter box shows every event)")
+             .arg(ids.size())
+             .arg(what));
+  if (!ids.empty()) go_to_event(ids.front());
+}
+
+void MainWindow::open_chain(uint64_t id) {
+  if (!doc_) return;
+  const int row = chains_->row_of(id);
+  if (row >= 0) select_chain_row(row);
+  else go_to_event(id);
 }
 
 void MainWindow::build_menus() {
@@ -268,6 +297,14 @@ void MainWindow::build_menus() {
   for (QAction* a : findChildren<QAction*>())
     for (const StepAction& s : kSteps)
       if (a->objectName() == QLatin1String(s.name)) go->addAction(a);
+
+  QMenu* view = menuBar()->addMenu(QStringLiteral("&View"));
+  if (auto* dock = findChild<QDockWidget*>(QStringLiteral("stats_dock"))) {
+    QAction* a = dock->toggleViewAction();
+    a->setObjectName(QStringLiteral("show_stats"));
+    a->setShortcut(QKeySequence(QStringLiteral("Ctrl+T")));
+    view->addAction(a);
+  }
 
   QMenu* help = menuBar()->addMenu(QStringLiteral("&Help"));
   help->addAction(QStringLiteral("&Keyboard shortcuts"), this, [this] {
@@ -298,6 +335,7 @@ QString MainWindow::shortcuts_html() {
                              {"Shift+F", "fit the current chain"},
                              {"click", "select the event under the mouse; click the overview strip to jump"},
                              {"Ctrl+L or /", "edit the filter (Enter applies, empty shows every event)"},
+                             {"Ctrl+T", "statistics: exit reasons, latency histogram, slowest chains"},
                              {"Up / Down", "move in the focused table"},
                              {"Ctrl+O", "open a recording"}};
   for (const auto& o : kOther)
@@ -325,6 +363,7 @@ bool MainWindow::open_file(const QString& path) {
   timeline_->set_document(doc_.get());
   events_->set_document(doc_.get());
   chains_->set_document(doc_.get());
+  stats_->set_document(doc_.get());
   filter_->clear();
   filter_error_->hide();
   violations_->clear();

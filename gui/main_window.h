@@ -22,6 +22,7 @@ namespace es::gui {
 
 class ChainListModel;
 class EventTableModel;
+class StatsPanel;
 class TimelineWidget;
 
 class MainWindow : public QMainWindow {
@@ -42,6 +43,11 @@ class MainWindow : public QMainWindow {
   // Writes an export without a file dialog: "png-view", "svg", "png", "text", "markdown", "perfetto".
   QString export_to(const QString& kind, const QString& path);
   QString inspector_text() const;
+  // View > Statistics (stats_panel.h): lists `ids` in the event table, cursor on the first.
+  StatsPanel* stats_panel() const { return stats_; }
+  void show_exits(const QString& what, const std::vector<uint64_t>& ids);
+  // Selects chain `id` (its row in the chain list) and moves the cursor to its first event.
+  void open_chain(uint64_t id);
   static QString shortcuts_html();
 
  public slots:
@@ -82,6 +88,7 @@ class MainWindow : public QMainWindow {
   QComboBox* chain_outcome_ = nullptr;
   QComboBox* chain_level_ = nullptr;
   QMenu* recent_menu_ = nullptr;
+  StatsPanel* stats_ = nullptr;
 };
 
 }  // namespace es::gui

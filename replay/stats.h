@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,18 @@ enum class StatsBy : uint8_t {
            // of that exit (recordings without one: "unknown")
 };
 
+// Which exits to list by id (Stats::picked), chosen by the same pass that makes the figures, so
+// a GUI click on a row or a histogram bar selects exactly the exits that row or bar counts.
+struct StatsPick {
+  // Histogram: VM exits by exit-to-entry bucket; ChainHistogram: delivered chains by
+  // raise-to-delivery bucket (their root records' ids, or first members' where a root is missing).
+  enum class Table : uint8_t { Exits, NestedExits, Histogram, ChainHistogram };
+  Table table = Table::Exits;
+  uint8_t level = 0;   // Exits / NestedExits: the row's level and key (ExitRow::level, ::key)
+  std::string key;
+  unsigned bucket = 0; // Histogram / ChainHistogram: the bucket (histogram_from_ns / _to_ns)
+};
+
 struct StatsOptions {
   std::optional<uint16_t> vcpu;
   std::optional<uint8_t> level;
@@ -41,6 +54,7 @@ struct StatsOptions {
   StatsBy by = StatsBy::Reason;
   bool chains = true;          // walk the chains too
   size_t slowest_chains = 5;   // how many of the slowest chains to keep
+  std::optional<StatsPick> pick;  // list these exits' ids in Stats::picked
 };
 
 // Figures of a set of exits. Times in ns, over the `timed` exits only; unset when none is timed.
@@ -89,12 +103,28 @@ struct Stats {
   uint64_t entries = 0, nested_entries = 0;  // VM_ENTRY / NESTED_ENTRY records in the recording
   // Exit latency histogram (VM exits): bucket i holds times in [2^i, 2^(i+1)) ns, bucket 0 [0, 2).
   std::vector<uint64_t> histogram;
+  // Raise -> delivery histogram of the delivered chains, the same buckets.
+  std::vector<uint64_t> chain_histogram;
+  std::vector<uint64_t> picked;  // ids of the exits (or chain roots) StatsOptions::pick names, ascending
   std::vector<ChainKindRow> chain_kinds;  // most chains first
   std::vector<SlowChain> slowest;         // slowest delivered chains first
   uint64_t chains = 0;
 };
 
 Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt);
+
+// Histogram bucket i holds times in [histogram_from_ns(i), histogram_to_ns(i)): [0, 2) ns for
+// i = 0, else [2^i, 2^(i+1)) ns (log2 buckets, as perf's and bpftrace's hist()).
+constexpr uint64_t histogram_from_ns(size_t i) { return i == 0 ? 0 : uint64_t{1} << i; }
+constexpr uint64_t histogram_to_ns(size_t i) { return uint64_t{1} << (i + 1); }
+unsigned histogram_bucket(uint64_t ns);
+// A bucket edge as the histograms label it: "512ns", "1.0us", "2.1ms", "1s".
+std::string short_duration(uint64_t ns);
+// A time in a table, as perf kvm stat prints it: microseconds with ns precision ("1.234us");
+// "unknown" when unset.
+std::string duration_us(std::optional<uint64_t> ns);
+// A share in percent with two decimals ("12.50"); "-" when the whole is zero.
+std::string percent_text(uint64_t part, uint64_t whole);
 
 // Order of an exit table (`--sort`): most first, then by key.
 enum class StatsSort : uint8_t { Count, Time, Max, Mean };

@@ -24,6 +24,7 @@
 #include <unordered_map>
 
 #include "probes/kvm/kvm_loader.h"
+#include "probes/kvm/live_stats.h"
 #include "probes/recorder/recorder.h"
 #include "replay/import/kvm_linker.h"
 #include "schema/sqlite_db.h"
@@ -523,6 +524,8 @@ int record_kvm(const RecordOptions& o) {
   const uint64_t t0 = monotonic_ns();
   const Decoder& dec = p.decoder();
   recorder::Recorder& recr = **rec;
+  LiveStats live;  // --stats: fed the records the pipeline hands to the recorder
+  live.set_start(t0);
   std::thread pipeline([&] {
     std::vector<es_kvm_event> chunk;
     std::vector<es_record> batch;
@@ -545,12 +548,14 @@ int record_kvm(const RecordOptions& o) {
       if (o.test_slow_pipeline) ::usleep(100 * 1000);
       batch.clear();
       linker.take_settled(batch);
+      if (o.stats) live.add(batch.data(), batch.size());
       if (plugged)
         for (es_record r : batch) plugin_bus.emit(r);  // a copy: the bus stamps version / id
       recr.on_records(batch.data(), batch.size());
     }
     batch.clear();
     linker.take_all(batch);
+    if (o.stats) live.add(batch.data(), batch.size());
     if (plugged)
       for (es_record r : batch) plugin_bus.emit(r);
     recr.on_records(batch.data(), batch.size());
@@ -565,6 +570,7 @@ int record_kvm(const RecordOptions& o) {
                  pid > 0 ? (" (pid " + std::to_string(pid) + ")").c_str() : " (every process)");
   const uint64_t deadline = o.duration_s > 0 ? t0 + static_cast<uint64_t>(o.duration_s * 1e9) : 0;
   uint64_t last_report = t0, last_events = 0;
+  int live_lines = 0;  // --stats on a terminal: lines of the table on screen
   int workload_status = 0;
   bool workload_done = false;
   std::string end_detail = "stopped by signal";
@@ -580,7 +586,14 @@ int record_kvm(const RecordOptions& o) {
     const uint64_t now = monotonic_ns();
     yielder.update(spool.backlog(), spool.oldest_ns(), now);
     recr.set_source_dropped(p.drops_total() + spool.dropped());  // stored with the next batch
-    if (!o.quiet && tty && now - last_report >= 1000000000ull) {
+    if (o.stats && tty && now - last_report >= 1000000000ull) {
+      // kvm_stat's screen: the table redrawn in place once a second (cursor up over the last one).
+      const std::string t = live.table(now, now - t0);
+      if (live_lines) std::fprintf(stderr, "\x1b[%dA\x1b[J", live_lines);
+      std::fputs(t.c_str(), stderr);
+      live_lines = static_cast<int>(std::count(t.begin(), t.end(), '\n'));
+      last_report = now;
+    } else if (!o.stats && !o.quiet && tty && now - last_report >= 1000000000ull) {
       const uint64_t seen = spool.pushed();
       const double rate = static_cast<double>(seen - last_events) * 1e9 / static_cast<double>(now - last_report);
       std::fprintf(stderr, "\r%llu events, %.0f events/s, %llu dropped, %llu buffered   ",
@@ -632,7 +645,8 @@ int record_kvm(const RecordOptions& o) {
   pipeline.join();
   ::sigaction(SIGINT, &old_int, nullptr);
   ::sigaction(SIGTERM, &old_term, nullptr);
-  if (!o.quiet && tty) std::fputc('\n', stderr);
+  if (!o.quiet && tty && !o.stats) std::fputc('\n', stderr);
+  const uint64_t end_ns = monotonic_ns();
 
   const std::vector<uint64_t> drops = p.drops_per_cpu();
   uint64_t dropped = 0;
@@ -669,6 +683,8 @@ int record_kvm(const RecordOptions& o) {
                  filtered ? (", " + std::to_string(filtered) + " of other vCPUs skipped").c_str() : "",
                  dropped ? " (a larger ring or --buffer-size, or fewer --events would help)" : "");
   }
+  // --stats: the whole session's table (rates over all of it), also where no terminal showed it live.
+  if (o.stats) std::fputs(("\nKVM events by reason, whole session: " + live.table(end_ns, end_ns - t0, true)).c_str(), stdout);
   // Silent nothing is the worst answer: say that the recording is empty and what was traced.
   if (kvm_events == 0)
     std::fprintf(stderr,

@@ -39,6 +39,7 @@ struct RecordOptions {
   uint64_t buffer_bytes = 1ull << 30; // --buffer-size: raw events waiting to be decoded and written
   double max_lag_s = 2;               // --max-lag: decode at idle priority up to this far behind (0: never)
   bool quiet = false;
+  bool stats = false;                 // --stats: a per-reason table, live on a terminal (live_stats.h)
   bool test_overflow = false;         // hidden: 32-record rings, slow consumer (tests the drop count)
   bool test_slow_pipeline = false;    // hidden: the pipeline sleeps per chunk (tests a full --buffer-size)
   std::string command_line;           // for the session row

@@ -28,6 +28,8 @@ constexpr OptionSpec kOptions[] = {
     {"from", "T", "from session time T (ns, or with a unit: 1.5us, 20ms, 2s)"},
     {"to", "T", "up to session time T (inclusive)"},
     {"vcpu", "N", "only vCPU N"},
+    {"histogram", "WHAT", "svg / png: draw a latency histogram instead of the timeline: exit (exit-to-entry "
+                          "times of the VM exits) or chain (raise-to-delivery times of the event chains)"},
     {"force", "", "replace FILE if it exists"},
 };
 
@@ -87,8 +89,12 @@ int cmd_export(int argc, char** argv) {
         "            flow arrows along each chain\n"
         "  svg, png  the timeline as a picture, drawn by exitscope-gui (headless when there is\n"
         "            no display): a lane per vCPU and guest level, exits coloured by reason,\n"
-        "            injections and deliveries, the --chain as arcs, a legend and a time axis\n\n"
-        "Example: exitscope export rec.db --format markdown --chain 5 -o chain5.md";
+        "            injections and deliveries, the --chain as arcs, a legend and a time axis;\n"
+        "            with --histogram exit|chain, the latency histogram of 'exitscope stats\n"
+        "            --histogram' instead: log2 time buckets on the x axis, counts on the y axis\n"
+        "            (--from / --to / --vcpu select the exits and chains as 'stats' does)\n\n"
+        "Example: exitscope export rec.db --format markdown --chain 5 -o chain5.md\n"
+        "         exitscope export rec.db --format svg --histogram exit -o exits.svg";
     std::fputs(usage_text(kName, "DB [--format text|markdown|perfetto|svg|png] [OPTIONS] [-o FILE]", desc, kOptions).c_str(),
                stdout);
     return 0;
@@ -131,6 +137,15 @@ int cmd_export(int argc, char** argv) {
   }
   if (opt.from_ns && opt.to_ns && *opt.from_ns > *opt.to_ns)
     return usage_error(kName, "'--from' is after '--to'; give the earlier time to '--from'");
+  if (auto h = args->get("histogram")) {
+    if (*h != "exit" && *h != "chain")
+      return usage_error(kName, "unknown histogram '" + *h + "' for '--histogram' (exit or chain)");
+    if (format_name != "svg" && format_name != "png")
+      return usage_error(kName, "'--histogram' draws a picture: use it with '--format svg' or '--format png' "
+                                "('exitscope stats --histogram' prints it as text)");
+    if (opt.chain) return usage_error(kName, "'--histogram' and '--chain' do not go together: a histogram counts many chains");
+    opt.histogram = *h;
+  }
 
   const std::string output = args->get("output").value_or("-");
   if (output.empty()) return usage_error(kName, "option '--output' needs a file name or '-'");

@@ -60,6 +60,9 @@ constexpr es::cli::OptionSpec kRecordOptions[] = {
     {"buffer-size", "MiB", "--kvm: memory for events not yet decoded and written (default 1024)"},
     {"max-lag", "SECONDS", "--kvm: decode and write at idle CPU priority while at most SECONDS behind, so the "
                            "traced guests keep their CPUs (default 2; 0: at normal priority)"},
+    {"stats", "", "--kvm: a table of VM exits by reason (count, rate per second, mean exit-to-entry time) and of "
+                  "the other KVM events, redrawn every second on a terminal like kvm_stat; the whole session's "
+                  "table at the end"},
 };
 // Not in --help: a one-page ring and a slow consumer, so a test can force ring-buffer drops.
 constexpr es::cli::OptionSpec kRecordHiddenOptions[] = {
@@ -122,6 +125,7 @@ int record_kvm_command(const es::cli::Args& args, const std::vector<std::string>
   o.output = *output;
   o.force = args.has("force");
   o.quiet = args.has("quiet");
+  o.stats = args.has("stats");
   o.test_overflow = args.has("test-overflow");
   o.test_slow_pipeline = args.has("test-slow-pipeline");
   o.command = command;
@@ -256,7 +260,7 @@ int cmd_record(int argc, char** argv) {
   }
   if (!command.empty()) return usage_error(kRecord, "a command after '--' is for --kvm");
   for (const char* kvm_only : {"pid", "vcpu", "duration", "events", "attach", "buffer-size", "max-lag", "test-overflow",
-                               "test-slow-pipeline"})
+                               "test-slow-pipeline", "stats"})
     if (args->has(kvm_only)) return usage_error(kRecord, std::string("--") + kvm_only + " is for --kvm");
 #ifndef ES_HAVE_HV
   std::fprintf(stderr, "exitscope record: this build has no hypervisor core (hv/cpu missing).\n");

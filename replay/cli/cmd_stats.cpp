@@ -23,11 +23,12 @@ constexpr OptionSpec kOptions[] = {
     {"vcpu", "N", "only vCPU N"},
     {"level", "L", "only guest level L (1 = L1, 2 = L2)"},
     {"reason", "R", "only exits with this reason (EPT_VIOLATION, 48; on AMD npf, io, 'GP excp', 0x400)"},
-    {"from", "T", "only exits (and chains raised) from session time T (ns, or 1.5us, 20ms, 2s)"},
-    {"to", "T", "only exits (and chains raised) up to session time T (inclusive)"},
+    {"from", "T", "only exits, and chains whose event was raised, from session time T (ns, or 1.5us, 20ms, 2s)"},
+    {"to", "T", "only exits, and chains whose event was raised, up to session time T (inclusive)"},
     {"by", "VIEW", "key of the exit table: reason (default), port (I/O exits), page (EPT / NPF exits by GPA page), msr"},
     {"format", "F", "text (default), csv or json"},
-    {"histogram", "", "add a histogram of exit-to-entry times (log2 buckets)"},
+    {"histogram", "", "add histograms of exit-to-entry and raise-to-delivery times (log2 buckets; as a picture: "
+                      "'exitscope export DB --format svg|png --histogram exit|chain')"},
     {"slowest", "N", "list the N slowest chains (default 5)"},
     {"no-chains", "", "leave out the event chain figures"},
 };
@@ -36,21 +37,9 @@ enum class Format { Text, Csv, Json };
 
 std::string u64(uint64_t v) { return std::to_string(v); }
 
-// Times in text: microseconds with ns precision, as perf kvm stat prints them ("1.234us").
-std::string us(std::optional<uint64_t> ns) {
-  if (!ns) return "unknown";
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%" PRIu64 ".%03" PRIu64 "us", *ns / 1000, *ns % 1000);
-  return buf;
-}
+std::string us(std::optional<uint64_t> ns) { return replay::duration_us(ns); }
 
-// A share in percent with two decimals; "-" when the whole is zero (no time known).
-std::string pct(uint64_t part, uint64_t whole) {
-  if (whole == 0) return "-";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f", 100.0 * static_cast<double>(part) / static_cast<double>(whole));
-  return buf;
-}
+std::string pct(uint64_t part, uint64_t whole) { return replay::percent_text(part, whole); }
 
 std::string opt_num(std::optional<uint64_t> v) { return v ? u64(*v) : std::string(); }
 
@@ -91,18 +80,10 @@ std::string_view by_name(replay::StatsBy by) {
   return "reason";
 }
 
-// Histogram bucket i: [2^i, 2^(i+1)) ns, bucket 0: [0, 2).
-uint64_t bucket_lo(size_t i) { return i == 0 ? 0 : uint64_t{1} << i; }
-uint64_t bucket_hi(size_t i) { return uint64_t{1} << (i + 1); }
+uint64_t bucket_lo(size_t i) { return replay::histogram_from_ns(i); }
+uint64_t bucket_hi(size_t i) { return replay::histogram_to_ns(i); }
 
-std::string ns_short(uint64_t ns) {
-  char buf[32];
-  if (ns >= 1'000'000'000 && ns % 1'000'000'000 == 0) std::snprintf(buf, sizeof buf, "%" PRIu64 "s", ns / 1'000'000'000);
-  else if (ns >= 1'000'000) std::snprintf(buf, sizeof buf, "%.1fms", static_cast<double>(ns) / 1e6);
-  else if (ns >= 1'000) std::snprintf(buf, sizeof buf, "%.1fus", static_cast<double>(ns) / 1e3);
-  else std::snprintf(buf, sizeof buf, "%" PRIu64 "ns", ns);
-  return buf;
-}
+std::string ns_short(uint64_t ns) { return replay::short_duration(ns); }
 
 // ---- text ----
 
@@ -138,6 +119,21 @@ void text_table(const char* title, const std::vector<replay::ExitRow>& rows, con
                 untimed, untimed == 1 ? "has" : "have", which.empty() ? "" : " (", which.c_str(), which.empty() ? "" : ")");
 }
 
+void text_histogram(const char* title, const char* what, const std::vector<uint64_t>& buckets, uint64_t known) {
+  std::printf("\n%s (%" PRIu64 " %s with a known time)\n", title, known, what);
+  if (known == 0) std::printf("  (none has a known time)\n");
+  uint64_t peak = 0;
+  for (uint64_t n : buckets) peak = std::max(peak, n);
+  size_t first = 0;
+  while (first < buckets.size() && buckets[first] == 0) ++first;
+  for (size_t i = first; i < buckets.size(); ++i) {
+    const uint64_t n = buckets[i];
+    const size_t bar = peak ? static_cast<size_t>((n * 50 + peak - 1) / peak) : 0;
+    std::printf("  [%8s, %8s) %8" PRIu64 " |%s\n", ns_short(bucket_lo(i)).c_str(), ns_short(bucket_hi(i)).c_str(), n,
+                std::string(bar, '#').c_str());
+  }
+}
+
 void print_text(const replay::Stats& s, const replay::StatsOptions& opt, const std::string& path, bool histogram) {
   std::printf("recording:  %s\n", replay::terminal_safe(path).c_str());
   std::printf("time:       from a VM exit to the next VM entry of the same vCPU and level (perf kvm stat's "
@@ -166,17 +162,11 @@ void print_text(const replay::Stats& s, const replay::StatsOptions& opt, const s
   text_table("VM exits by level", s.by_level, all_vcpu, false);
 
   if (histogram) {
-    std::printf("\nExit-to-entry time histogram (%" PRIu64 " VM exits with a known time)\n", s.all_exits.timed);
-    if (s.all_exits.timed == 0) std::printf("  (no exit has a known time)\n");
-    uint64_t peak = 0;
-    for (uint64_t n : s.histogram) peak = std::max(peak, n);
-    size_t first = 0;
-    while (first < s.histogram.size() && s.histogram[first] == 0) ++first;
-    for (size_t i = first; i < s.histogram.size(); ++i) {
-      const uint64_t n = s.histogram[i];
-      const size_t bar = peak ? static_cast<size_t>((n * 50 + peak - 1) / peak) : 0;
-      std::printf("  [%8s, %8s) %8" PRIu64 " |%s\n", ns_short(bucket_lo(i)).c_str(), ns_short(bucket_hi(i)).c_str(), n,
-                  std::string(bar, '#').c_str());
+    text_histogram("Exit-to-entry time histogram", "VM exits", s.histogram, s.all_exits.timed);
+    if (opt.chains) {
+      uint64_t delivered = 0;
+      for (uint64_t n : s.chain_histogram) delivered += n;
+      text_histogram("Raise-to-delivery time histogram", "delivered chains", s.chain_histogram, delivered);
     }
   }
 
@@ -242,6 +232,11 @@ void print_csv(const replay::Stats& s, const replay::StatsOptions& opt, bool his
                   csv_field("[" + ns_short(bucket_lo(i)) + ", " + ns_short(bucket_hi(i)) + ")").c_str(), bucket_lo(i),
                   s.histogram[i], bucket_lo(i), bucket_hi(i));
   if (!opt.chains) return;
+  if (histogram)
+    for (size_t i = 0; i < s.chain_histogram.size(); ++i)
+      std::printf("chain_histogram,,%s,%" PRIu64 ",%" PRIu64 ",,,,,%" PRIu64 ",%" PRIu64 ",,,,,,\n",
+                  csv_field("[" + ns_short(bucket_lo(i)) + ", " + ns_short(bucket_hi(i)) + ")").c_str(), bucket_lo(i),
+                  s.chain_histogram[i], bucket_lo(i), bucket_hi(i));
   for (const replay::ChainKindRow& k : s.chain_kinds)
     std::printf("chain_kind,,%s,%u,%" PRIu64 ",,%" PRIu64 ",%s,,%s,%s,%s,,,%" PRIu64 ",%" PRIu64 ",%" PRIu64 "\n",
                 csv_field(k.key).c_str(), k.event_word & 0x7FF, k.count, k.delivered,
@@ -391,6 +386,17 @@ void print_json(const replay::Stats& s, const replay::StatsOptions& opt, const s
   if (opt.chains) {
     j.begin_object("chains");
     j.field("count", s.chains);
+    if (histogram) {
+      j.begin_array("histogram");
+      for (size_t i = 0; i < s.chain_histogram.size(); ++i) {
+        j.begin_object();
+        j.field("from_ns", bucket_lo(i));
+        j.field("to_ns", bucket_hi(i));
+        j.field("count", s.chain_histogram[i]);
+        j.end_object();
+      }
+      j.end_array();
+    }
     j.begin_array("kinds");
     for (const replay::ChainKindRow& k : s.chain_kinds) {
       j.begin_object();
@@ -441,7 +447,11 @@ int cmd_stats(int argc, char** argv) {
                           "raise-to-delivery time, exits and reinjections on the way, and the slowest chains.\n"
                           "Times are 'unknown', never zero, where the recording has no entry after an exit\n"
                           "(a trace without kvm_entry lines). Text times are in microseconds; csv and json\n"
-                          "give the same figures in ns.",
+                          "give the same figures in ns.\n"
+                          "--from / --to select exits by the time of the exit, and chains by the time their\n"
+                          "event was raised (the chain's root record; the first recorded member when the root\n"
+                          "is missing), so a chain raised inside the window counts even if it is delivered\n"
+                          "after it, and one raised before it does not.",
                           kOptions)
                    .c_str(),
                stdout);

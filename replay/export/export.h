@@ -27,6 +27,10 @@ struct ExportOptions {
   std::optional<uint64_t> chain;           // only this chain (its root event id)
   std::optional<uint64_t> from_ns, to_ns;  // inclusive session-time window
   std::optional<uint16_t> vcpu;
+  // svg / png only: draw this latency histogram instead of the timeline, "exit" (exit-to-entry
+  // times of the VM exits) or "chain" (raise-to-delivery times of the event chains), with the
+  // buckets of `exitscope stats --histogram`.
+  std::optional<std::string> histogram;
   // Called with (events done, events to do) about every 1/256 of the work; may be empty.
   std::function<void(uint64_t, uint64_t)> progress;
 };

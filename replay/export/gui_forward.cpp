@@ -38,6 +38,7 @@ Result<void> export_via_gui(ExportContext& ctx, std::string_view format) {
   if (o.from_ns) args.insert(args.end(), {"--from", std::to_string(*o.from_ns)});
   if (o.to_ns) args.insert(args.end(), {"--to", std::to_string(*o.to_ns)});
   if (o.vcpu) args.insert(args.end(), {"--vcpu", std::to_string(*o.vcpu)});
+  if (o.histogram) args.insert(args.end(), {"--histogram", *o.histogram});
   int fds[2];
   if (::pipe(fds) != 0) return make_error("could not start '" + gui + "' (pipe failed).");
   const bool offscreen = !have_display() && !std::getenv("QT_QPA_PLATFORM");
@@ -80,7 +81,8 @@ Result<void> export_via_gui(ExportContext& ctx, std::string_view format) {
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return make_error("'" + gui + "' could not draw the " + std::string(format) + " timeline (see its message above).");
+    return make_error("'" + gui + "' could not draw the " + std::string(format) +
+                      (o.histogram ? " histogram" : " timeline") + " (see its message above).");
   return {};
 }
 

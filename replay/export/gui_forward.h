@@ -16,7 +16,8 @@ std::string gui_binary_path();
 // DISPLAY or WAYLAND_DISPLAY is set (and not empty).
 bool have_display();
 
-// Runs `exitscope-gui --export FORMAT DB -o - [--chain N] [--from NS] [--to NS] [--vcpu N]`
+// Runs `exitscope-gui --export FORMAT DB -o - [--chain N] [--from NS] [--to NS] [--vcpu N]
+// [--histogram exit|chain]`
 // with QT_QPA_PLATFORM=offscreen when there is no display, and copies its output to ctx.out.
 Result<void> export_via_gui(ExportContext& ctx, std::string_view format);
 Result<void> export_svg(ExportContext& ctx);
