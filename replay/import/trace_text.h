@@ -124,10 +124,12 @@ struct LineRepairs {
   bool non_text = false;     // NUL, control or non-ASCII bytes (mojibake of a mailer, binary around the text)
   bool cpu_prefix = false;   // a leading "CPU 0:" / "cpu0:" tag some pastes carry (its number kept as host CPU)
   bool marker = false;       // a trailing author marker: "<-------- [1]", "<== here", "<<< this one"
+  bool missing_field = false;  // trace-cmd's complaint about a field its kvm plugin expected:
+                               // 'CAN'T FIND FIELD "rip"' / '<CANT FIND FIELD exit_code>' before the text
   int32_t host_cpu = -1;     // from the "CPU n:" tag
 };
-// The line as the tracer printed it: non-text bytes become blanks, a leading "CPU n:" tag and a
-// trailing "<--" / "<==" / "<<<" marker are removed. Returns `line` itself when nothing was
+// The line as the tracer printed it: non-text bytes become blanks, a leading "CPU n:" tag, a
+// trailing "<--" / "<==" / "<<<" marker and trace-cmd's "CAN'T FIND FIELD" complaints are removed. Returns `line` itself when nothing was
 // changed, else a view of `buf`. Never reads outside `line`.
 std::string_view clean_line(std::string_view line, std::string& buf, LineRepairs& r);
 
