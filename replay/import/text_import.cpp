@@ -265,8 +265,8 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     // A continuation may end in a field's name whose value the wrap put on the next line
     // ("... info2 0x... intr_info" / "0x00000000 error_code 0x..."): incomplete until then.
     uint64_t unused = 0;
-    const std::string_view last_word = line.substr(last_blank(line) + 1);
-    const bool ends_in_key = cls == LineClass::Continuation && !parse_hex_word(last_word, unused);
+    const bool ends_in_key =
+        cls == LineClass::Continuation && !parse_hex_word(line.substr(last_blank(line) + 1), unused);
     if (pending_kvm && cls == LineClass::Continuation && join(p.cls == LineClass::BadEvent || ends_in_key)) continue;
     // A KVM line cut by the wrap before its values ("kvm_exit: reason" / "EPT_VIOLATION rip ..."):
     // whatever completes it.

@@ -866,6 +866,7 @@ std::string_view clean_line(std::string_view line, std::string& buf, LineRepairs
   // the kernel's own text: 'CAN'T FIND FIELD "rip"<CANT FIND FIELD exit_code>vcpu 0 reason npf ...'.
   // The complaints go; what follows is the line.
   for (const std::string_view what : {std::string_view("CAN'T FIND FIELD \""), std::string_view("<CANT FIND FIELD ")}) {
+    if (s.find("FIND FIELD") == std::string_view::npos) break;  // one scan for the common line
     for (size_t at = s.find(what); at != std::string_view::npos; at = s.find(what)) {
       const char close = what.back() == '"' ? '"' : '>';
       const size_t end = s.find(close, at + what.size());
