@@ -155,7 +155,7 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     size_t last_len = 0;         // length of its last physical line
     bool qp_soft_break = false;  // its last physical line ends in '=' (see the quoted-printable join)
   } p;
-  uint64_t rep_non_text = 0, rep_cpu = 0, rep_marker = 0, rep_old_name = 0, rep_field = 0, rep_qp = 0;
+  uint64_t rep_non_text = 0, rep_cpu = 0, rep_marker = 0, rep_old_name = 0, rep_field = 0, rep_qp = 0, rep_qp_eq = 0;
   bool header_trace_cmd = false;
   auto skip = [&](Skip why, uint64_t n) {
     ++s.unparsed;
@@ -223,7 +223,8 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
         !line.empty() && line.back() == ' ' && line.find_first_not_of(' ') != std::string_view::npos;
     LineClass cls = parse_trace_line(line, t, perf_only, prefix_required);
     if (rep.cpu_prefix && t.host_cpu < 0) t.host_cpu = rep.host_cpu;
-    rep_field += rep.missing_field && (cls == LineClass::Event || cls == LineClass::BadEvent);
+    rep_field += rep.missing_field && cls != LineClass::Comment;
+    rep_qp_eq += rep.qp_equals && cls != LineClass::Comment;
     if (cls == LineClass::Comment && (line.find("cpus=") != std::string_view::npos ||
                                       line.find("version = ") != std::string_view::npos))
       header_trace_cmd = true;
@@ -256,11 +257,17 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     // the text goes on, with no blank, on the next line ("reason =" / "npf" is "reason npf",
     // "0:fc95=" / "a:" is "0:fc95a:"). KVM's print formats put '=' only between blanks (kvm_msr
     // "msr_write 830 = 0x..."), so a '=' glued to a word, or ending any other KVM line, is one.
-    if (pending_kvm && p.qp_soft_break && cls != LineClass::Blank &&
-        (p.t.event != TraceEvent::Msr || (p.view.size() >= 2 && p.view[p.view.size() - 2] != ' ')) &&
-        join(true, true)) {
-      ++rep_qp;
-      continue;
+    // The break may fall inside the event's name ("... 18136.763651:  kvm:kvm_e=" / "xit:"), so a
+    // line with a trace prefix whose event did not parse takes it too.
+    if (p.active && p.qp_soft_break && cls != LineClass::Blank &&
+        (pending_kvm || p.cls == LineClass::Event || p.trace_prefix) &&
+        (p.t.event != TraceEvent::Msr || (p.view.size() >= 2 && p.view[p.view.size() - 2] != ' '))) {
+      const size_t physical = p.last_len - 1 + line.size();  // the line the encoder broke
+      if (join(true, true)) {
+        p.last_len = physical;
+        ++rep_qp;
+        continue;
+      }
     }
     // A continuation may end in a field's name whose value the wrap put on the next line
     // ("... info2 0x... intr_info" / "0x00000000 error_code 0x..."): incomplete until then.
@@ -276,14 +283,33 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     if (p.active && p.soft_break && (p.cls == LineClass::Event || p.cls == LineClass::BadEvent) &&
         (plain || cls == LineClass::Continuation) && join(false))
       continue;
-    if (p.active && p.cls == LineClass::DanglingPrefix && cls != LineClass::Blank && join(true)) continue;
+    if (p.active && p.cls == LineClass::DanglingPrefix && cls != LineClass::Blank) {
+      if (join(true)) continue;
+      // ... also when the event's name itself goes on after a quoted-printable soft break
+      // ("... 18136.763622:" / "kvm:kvm_set_i=" / "rq:"): held until the name is whole.
+      if (!line.empty() && line.back() == '=') {
+        std::string joined = std::string(p.view);
+        if (!joined.empty() && joined.back() != ' ') joined += ' ';
+        joined += trim_left(line);
+        p.joined = std::move(joined);
+        p.view = p.joined;
+        p.cls = LineClass::Text;
+        p.trace_prefix = true;
+        p.qp_soft_break = true;
+        p.last_len = line.size();
+        ++s.joined_lines;
+        continue;
+      }
+    }
     // A hard wrap by a mailer at 72-80 columns: the line before stopped near the limit and this
     // line's first word would not have fitted on it.
-    if (p.active && p.cls == LineClass::Event && plain && p.last_len <= 80) {
+    // (A first "word" of 72 characters or more was not moved there by the wrap: it would not have
+    // fitted on any line. Encoded prose and rule lines are such words.)
+    if (p.active && p.cls == LineClass::Event && (plain || cls == LineClass::Continuation) && p.last_len <= 80) {
       const std::string_view rest = trim_left(line);
       size_t word = 0;
       while (word < rest.size() && rest[word] != ' ' && rest[word] != '\t') ++word;
-      if (p.last_len + 1 + word > 72 && join(false)) continue;
+      if (word < 72 && p.last_len + 1 + word > 72 && join(false)) continue;
     }
     // A record pasted without prefixes continues on lines indented deeper than its first one
     // ("  kvm_nested_vmrun: rip: ..." / "    nrip: ... int_ctl: ...").
@@ -342,6 +368,7 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     repaired(rep_marker, "a trailing marker ('<--', '<==', '<<<' and what follows) removed");
     repaired(rep_field, "trace-cmd's complaint about a field its kvm plugin expected ('CAN'T FIND FIELD ...') removed");
     repaired(rep_qp, "a quoted-printable soft line break ('=' at the end of the line) joined without a blank");
+    repaired(rep_qp_eq, "a quoted-printable '=3D' read as '='");
     repaired(rep_old_name, "an old VMX exit name (PENDING_INTERRUPT = INTERRUPT_WINDOW, exit 7)");
   }
 

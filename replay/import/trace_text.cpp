@@ -861,6 +861,23 @@ std::string_view clean_line(std::string_view line, std::string& buf, LineRepairs
       break;
     }
   }
+  // A quoted-printable mail writes '=' as "=3D" (RFC 2045 6.7): "msr_write 40000070 =3D 0x0".
+  // No KVM print format has it (values after '=' are decimal or 0x hex), so it is always that.
+  if (s.find("=3D") != std::string_view::npos) {
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (s.substr(i, 3) == "=3D") {
+        out += '=';
+        i += 2;
+      } else {
+        out += s[i];
+      }
+    }
+    buf = std::move(out);
+    s = buf;
+    r.qp_equals = true;
+  }
   // trace-cmd's kvm plugin, run on a kernel whose tracepoint lost the fields it reads (Linux
   // 5.10 made kvm_nested_vmexit print like kvm_exit), prints libtraceevent's complaints and then
   // the kernel's own text: 'CAN'T FIND FIELD "rip"<CANT FIND FIELD exit_code>vcpu 0 reason npf ...'.

@@ -124,6 +124,7 @@ struct LineRepairs {
   bool non_text = false;     // NUL, control or non-ASCII bytes (mojibake of a mailer, binary around the text)
   bool cpu_prefix = false;   // a leading "CPU 0:" / "cpu0:" tag some pastes carry (its number kept as host CPU)
   bool marker = false;       // a trailing author marker: "<-------- [1]", "<== here", "<<< this one"
+  bool qp_equals = false;    // "=3D", a quoted-printable mail's '=' (no KVM format prints it)
   bool missing_field = false;  // trace-cmd's complaint about a field its kvm plugin expected:
                                // 'CAN'T FIND FIELD "rip"' / '<CANT FIND FIELD exit_code>' before the text
   int32_t host_cpu = -1;     // from the "CPU n:" tag

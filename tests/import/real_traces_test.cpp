@@ -719,6 +719,56 @@ TEST(RealTraces, QuotedPrintableSoftBreaksJoinWithoutABlank) {
   EXPECT_EQ(run_cli("check '" + db + "'").code, 0);
 }
 
+TEST(RealTraces, NestedSplitIrqchipPerfScriptThroughQuotedPrintable) {
+  const std::string db = process_tmp("bz220549.db");
+  const Imported im = import_cli(real("bugzilla_2025_nested_split_irqchip_perf_qp.txt"), "bz220549.db");
+  EXPECT_EQ(im.count("kvm_events"), 27u);
+  EXPECT_EQ(im.count("other_events"), 31u);
+  EXPECT_EQ(im.count("unparsed"), 10u);  // two block titles, 8 lines of encoded prose
+  EXPECT_TRUE(has(im.run.out, "(perf, vmx)")) << im.run.out;
+  EXPECT_TRUE(has(im.run.out, "Linux 5.10+")) << im.run.out;
+  EXPECT_TRUE(has(im.run.out, "a quoted-printable soft line break")) << im.run.out;
+  EXPECT_TRUE(has(im.run.out, "repaired: 4 lines: a quoted-printable '=3D' read as '='")) << im.run.out;
+  EXPECT_TRUE(has(im.run.out, "repaired: 2 lines: trace-cmd's complaint")) << im.run.out;
+  // Sorted by time, the split-irqchip block (17156 s) comes first.
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 5u);
+  const struct {
+    BasicExitReason reason;
+    uint64_t rip;
+    uint8_t level;
+  } want[] = {{BasicExitReason::MsrWrite, 0xfffff80653f32daf, 1},  // split: L1 EOIs at once
+              {BasicExitReason::Vmresume, 0xfffff8489b641308, 1},
+              {BasicExitReason::EptMisconfig, 0xfffff8031964a727, 2},
+              {BasicExitReason::MsrWrite, 0xfffff8030f62d36c, 2},
+              {BasicExitReason::MsrWrite, 0xfffff8489b732daf, 1}};
+  for (size_t i = 0; i < 5; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(exits[i].reason, static_cast<uint32_t>(want[i].reason));
+    EXPECT_EQ(exits[i].rip, want[i].rip);
+    EXPECT_EQ(exits[i].level, want[i].level);
+    EXPECT_EQ(exits[i].vcpu, 0u);
+  }
+  const auto nested = im.of_kind(ES_KIND_NESTED_EXIT);
+  ASSERT_EQ(nested.size(), 3u);
+  EXPECT_EQ(nested[0].intr_info, 0x80000081u);  // IRQ 0x81 reflected to L1 (SDM 28.2.2)
+  EXPECT_EQ(nested[1].intr_info, 0x80000081u);
+  EXPECT_EQ(nested[2].reason, static_cast<uint32_t>(BasicExitReason::MsrWrite));
+  const auto mmio = im.context(ES_CONTEXT_MMIO);
+  ASSERT_EQ(mmio.size(), 3u);
+  EXPECT_EQ(mmio[0].guest_phys, 0x81111024u);
+  EXPECT_EQ(mmio[2].guest_phys, 0x8111102cu);
+  EXPECT_EQ(mmio[2].aux64, 0xec0u);
+  const auto msr = im.context(ES_CONTEXT_MSR);
+  ASSERT_EQ(msr.size(), 1u);
+  EXPECT_EQ(msr[0].qualification, 0x40000070u);  // "=3D" read as "="
+  const auto ue = im.context(ES_CONTEXT_USERSPACE_EXIT);
+  ASSERT_EQ(ue.size(), 3u);
+  EXPECT_EQ(ue[0].qualification, 26u);  // KVM_EXIT_IOAPIC_EOI (split irqchip)
+  EXPECT_EQ(ue[1].qualification, 6u);   // KVM_EXIT_MMIO
+  EXPECT_EQ(run_cli("check '" + db + "'").code, 0);
+}
+
 // A kvm_msr line wrapped after its own " = " is not a quoted-printable soft break: the blank
 // before '=' and the value after it stay.
 TEST(RealTracesLines, AnMsrLineWrappedAfterItsEqualsSignKeepsIt) {
@@ -975,7 +1025,7 @@ const char* const kDamaged[] = {
     "kvm_list_2019_nested_vmware_port_io_l1_l2.txt",  "kvm_list_2019_dirty_ring_advancing_gpa_quoted.txt",
     "kvm_list_2020_hyperv_l2_emulation_fails_ud.txt", "kvm_list_2023_smm_bios_ud_exception_nmi_kprobe.txt",
     "kvm_list_2022_nested_l1_triple_fault_perf_kvm_prefix.txt", "stable_2025_dr6_nested_two_views_trimmed.txt",
-    "bugzilla_2021_svm_npf_quoted_printable_soft_breaks.txt",
+    "bugzilla_2021_svm_npf_quoted_printable_soft_breaks.txt", "bugzilla_2025_nested_split_irqchip_perf_qp.txt",
 };
 
 // Runs `damage` on each fixture's paste and checks the import gives the clean paste's events;
