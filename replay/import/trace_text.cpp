@@ -335,6 +335,7 @@ bool parse_exit_body(const Tokens& tk, TraceLine& out) {
     } else if (key == "intr_info" || key == "int_info" || key == "ext_int") {
       if (!parse_hex32(v, out.intr_info)) return false;
       out.has_intr_info = true;
+      out.old_nested_format |= key != "intr_info";
       i += 2;
     } else if (key == "error_code" || key == "int_info_err" || key == "ext_int_err") {
       if (!parse_hex32(v, out.error_code)) return false;

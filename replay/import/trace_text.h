@@ -82,6 +82,9 @@ struct TraceLine {
   bool has_rip = false;
   uint64_t rip = 0;
   bool old_name = false;       // the reason was printed by a name KVM no longer uses (PENDING_INTERRUPT)
+  bool old_nested_format = false;  // "int_info" / "int_info_err": kvm_nested_vmexit before 5.10 (and
+                                   // kvm_nested_vmexit_inject on every kernel), not kvm_exit's 5.10+
+                                   // "intr_info": no evidence that the kernel is 5.10+
   uint64_t info1 = 0, info2 = 0;
   bool has_info2 = false;
   bool has_intr_info = false;

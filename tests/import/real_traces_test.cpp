@@ -424,7 +424,8 @@ TEST(RealTraces, HyperVPreemptionTimerLoopOldNestedFormats) {
 //  - kDeviationOldNestedFormatDecidesEra: the old kvm_nested_vmexit format ("rip X reason Y info1
 //    .. int_info ..", before 5.10) is taken as the 5.10+ kvm_exit format because its "int_info"
 //    is read as "intr_info"; the file then "contradicts itself" and its "info A B" exits are
-//    marked inferred.
+//    marked inferred. The parser marks such lines (TraceLine::old_nested_format); the linker's
+//    learn() / note_era() should not count them as 5.10+ evidence.
 //  - kDeviationNestedVmexitMerged: a kvm_nested_vmexit with no kvm_exit before it is merged into
 //    the previous exit when reason and RIP match, even when info1 / info2 differ.
 
