@@ -44,7 +44,10 @@ bool parse_hex_word(std::string_view t, uint64_t& out) {
   if (t.empty() || t.size() > 16) return false;
   out = 0;
   for (char c : t) {
-    const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    int d = -1;
+    if (c >= '0' && c <= '9') d = c - '0';
+    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
     if (d < 0) return false;
     out = out << 4 | static_cast<uint64_t>(d);
   }

@@ -133,7 +133,8 @@ struct LineRepairs {
   int32_t host_cpu = -1;     // from the "CPU n:" tag
 };
 // The line as the tracer printed it: non-text bytes become blanks, a leading "CPU n:" tag, a
-// trailing "<--" / "<==" / "<<<" marker and trace-cmd's "CAN'T FIND FIELD" complaints are removed. Returns `line` itself when nothing was
+// trailing "<--" / "<==" / "<<<" marker and trace-cmd's "CAN'T FIND FIELD" complaints are removed,
+// a quoted-printable "=3D" reads as '='. Returns `line` itself when nothing was
 // changed, else a view of `buf`. Never reads outside `line`.
 std::string_view clean_line(std::string_view line, std::string& buf, LineRepairs& r);
 
