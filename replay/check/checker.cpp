@@ -95,6 +95,37 @@ struct ExitRun : RunSpan {
   uint64_t rip = 0, gpa = 0, qualification = 0;
 };
 
+// no-progress-cycle: one VM exit as the cycle detector compares it, and whether the next VM entry
+// resumed at its very RIP (the instruction is executed again).
+struct CycleExit {
+  uint64_t id = 0, ns = 0;
+  uint32_t reason = 0, flags = 0, intr_info = 0, vectoring = 0;
+  uint64_t rip = 0, gpa = 0, qualification = 0;
+  uint8_t level = 0, hv_level = 0;
+  bool reentered = false;
+  bool same(const CycleExit& o) const {
+    return reason == o.reason && flags == o.flags && rip == o.rip && gpa == o.gpa && qualification == o.qualification &&
+           intr_info == o.intr_info && vectoring == o.vectoring && level == o.level;
+  }
+};
+
+// Per vCPU: its last exits and, per unit length p, the current run of exits equal to the exit p
+// before them. O(1) per record: a ring of the last kCycleMaxUnit + 1 exits.
+struct CycleStream {
+  static constexpr size_t kRing = kCycleMaxUnit + 1;
+  std::array<CycleExit, kRing> ring{};
+  uint64_t n = 0;  // exits since the last reset
+  struct Run {
+    uint32_t match = 0;          // exits equal to the one p before them, in a row
+    std::array<CycleExit, kCycleMaxUnit> unit{};  // the run's first p exits
+    uint64_t last_n = 0;         // index of its last exit
+    uint64_t last_id = 0, last_ns = 0;
+    bool reentered = false;      // one of its exits was re-entered at its own RIP
+  };
+  std::array<Run, kCycleMaxUnit + 1> runs{};  // [p], p = kCycleMinUnit .. kCycleMaxUnit
+  CycleExit& at(uint64_t k) { return ring[k % kRing]; }
+};
+
 struct ChainState {
   uint32_t word = 0;         // the original event (the root's intr_info), if the root was seen
   bool root_seen = false;
@@ -129,6 +160,8 @@ struct Checker::State {
   // the streams that have had an exit.
   std::unordered_map<uint32_t, es_record> cut_page_fault;
   std::unordered_set<uint32_t> streams_with_exit;
+  // no-progress-cycle: per vCPU (every level: a cycle may cross them, as L2 exit -> L1 -> L2).
+  std::unordered_map<uint16_t, CycleStream> cycles;
   // nmi-unblocking-ignored: per (vCPU, level), the last VM exit that reported NMI unblocking due
   // to IRET and has not been followed by a VM entry yet.
   std::unordered_map<uint32_t, es_record> nmi_unblocked;
@@ -336,10 +369,18 @@ void rule_no_progress_loop(State& st, const es_record& r) {
     if (auto pf = st.cut_page_fault.find(stream_key(r)); pf != st.cut_page_fault.end() && pf->second.rip != r.rip)
       pf->second.id = 0;
     // Entered past the exiting instruction (it completed or was emulated), or at an unknown
-    // RIP (a trace that does not print it: no evidence of a loop): progress.
+    // RIP (a trace that does not print it: no evidence of a loop): progress. An entry at an
+    // unknown RIP may also be the one into L2 that an import records at L1 (a pre-5.9 "kvm_entry:
+    // vcpu 3" does not say the level): it is progress for every level of the vCPU.
+    if (r.rip == 0) {
+      for (uint32_t level = 0; level < 8; ++level) {
+        auto it = st.exit_runs.find((uint32_t{r.vcpu} << 8) | level);
+        if (it != st.exit_runs.end() && it->second.count > 0) flush_exit_run(st, it->second);
+      }
+      return;
+    }
     auto it = st.exit_runs.find(stream_key(r));
-    if (it != st.exit_runs.end() && it->second.count > 0 && (r.rip == 0 || r.rip != it->second.rip))
-      flush_exit_run(st, it->second);
+    if (it != st.exit_runs.end() && it->second.count > 0 && r.rip != it->second.rip) flush_exit_run(st, it->second);
     return;
   }
   if (r.kind != ES_KIND_VM_EXIT) return;
@@ -381,6 +422,160 @@ void finish_no_progress_loop(State& st) {
     if (run.count >= kNoProgressLoopThreshold) keys.push_back(key);
   std::sort(keys.begin(), keys.end());  // deterministic order
   for (uint32_t key : keys) flush_exit_run(st, st.exit_runs[key]);
+}
+
+// --- no-progress-cycle -------------------------------------------------------------------
+// The no-progress loop over a longer unit: a vCPU that goes round the same 2 to 4 exits (same
+// reasons, RIPs, GPAs / qualifications, interruption and IDT-vectoring info, levels) again and
+// again, with no event delivered and no new event injected, is back in the same state each turn.
+// The 2019 Hyper-V-on-KVM hang is one: L1 VMRESUMEs, L2 takes an immediate preemption-timer exit
+// at the same RIP before running anything, KVM reflects the re-asserted level-triggered interrupt
+// to L1, L1 EOIs it and VMRESUMEs again. A guest polling two ports in turn also repeats its
+// exits, but each one completes and the guest moves on (SDM Vol. 3C 27.1 "Architectural State
+// Before a VM Exit": a fault-like exit leaves RIP at the instruction, a completed one moves it): a
+// cycle is only reported when one of its exits shows the guest not moving at that level: the
+// next VM entry resumed at its very RIP, or the next exit of its level in the unit is at the same
+// RIP (L2's preemption-timer exit above: L2 never gets past that instruction). Entries whose RIP
+// the trace does not say are no evidence either way. Advancing RIPs or GPAs make the exits differ,
+// so they never form a unit. Exits at unknown RIPs end a cycle.
+bool primitive_unit(const CycleStream::Run& run, uint32_t p) {
+  for (uint32_t q = 1; q < p; ++q) {
+    if (p % q) continue;
+    bool periodic = true;
+    for (uint32_t i = q; i < p && periodic; ++i) periodic = run.unit[i].same(run.unit[i - q]);
+    if (periodic) return false;  // a shorter unit repeated: reported (or left to the loop rule) as that
+  }
+  return true;
+}
+
+// An exit of the unit whose level's next exit, going round the unit, is at the same RIP.
+bool unit_has_a_level_that_does_not_move(const CycleStream::Run& run, uint32_t p) {
+  for (uint32_t i = 0; i < p; ++i)
+    for (uint32_t d = 1; d <= p; ++d) {
+      const CycleExit& next = run.unit[(i + d) % p];
+      if (next.level != run.unit[i].level) continue;
+      if (next.rip == run.unit[i].rip) return true;
+      break;
+    }
+  return false;
+}
+
+void flush_cycle(State& st, CycleStream& cs, uint32_t p, uint16_t vcpu) {
+  CycleStream::Run& run = cs.runs[p];
+  const bool last_seen = run.match > 0 && run.last_n + CycleStream::kRing > cs.n && run.last_n < cs.n;
+  const bool stuck = run.reentered || (last_seen && cs.at(run.last_n).reentered) ||
+                     (run.match > 0 && unit_has_a_level_that_does_not_move(run, p));
+  if (run.match >= p + 1 && stuck && primitive_unit(run, p)) {
+    Violation v;
+    v.rule = RuleId::NoProgressCycle;
+    const CycleExit& first = run.unit[0];
+    v.events = {first.id, run.last_id};
+    v.first_ns = first.ns;
+    v.last_ns = run.last_ns;
+    v.level = first.level;
+    v.hv_level = first.hv_level;
+    v.vcpu = vcpu;
+    v.count = run.match + p;
+    v.unit = p;
+    std::string unit;
+    for (uint32_t i = 0; i < p; ++i) {
+      const CycleExit& x = run.unit[i];
+      es_record u{};
+      u.kind = ES_KIND_VM_EXIT;
+      u.reason = x.reason;
+      u.flags = x.flags;
+      u.rip = x.rip;
+      u.guest_phys = x.gpa;
+      u.qualification = x.qualification;
+      u.intr_info = x.intr_info;
+      u.idt_vectoring_info = x.vectoring;
+      unit += (i ? " -> \"" : "\"") + replay::describe_event_fields(replay::Event{u, 0}) + "\" at L" + num(x.level);
+    }
+    const uint32_t rest = v.count % p;
+    const std::string turns =
+        num(v.count / p) + " full turns" +
+        (rest ? ", then the first " + (rest == 1 ? std::string("exit") : num(rest) + " exits") + " of another" : "");
+    v.explanation = num(v.count) + " VM exits on vcpu " + num(vcpu) + " go round the same " + num(p) + " exits, " +
+                    unit + ": " + turns + ", from " + replay::format_time(v.first_ns) + " to " +
+                    replay::format_time(v.last_ns) + " s (#" + num(first.id) + " .. #" + num(run.last_id) +
+                    "), with no event delivered and no new event injected in between, and a level that never gets "
+                    "past its instruction (re-entered at it, or exiting there again each turn): each turn brings the "
+                    "vCPU back to the same instructions in the same state, so the guest makes no progress; the "
+                    "hypervisor keeps recreating the cause (an immediate exit re-armed, a level-triggered interrupt "
+                    "re-asserted, an exit never completed) (SDM Vol. 3C 27.1 \"Architectural State Before a VM "
+                    "Exit\").";
+    st.report(std::move(v));
+  }
+  run.match = 0;
+  run.reentered = false;
+}
+
+void reset_cycles(State& st, CycleStream& cs, uint16_t vcpu) {
+  for (uint32_t p = kCycleMinUnit; p <= kCycleMaxUnit; ++p) flush_cycle(st, cs, p, vcpu);
+  cs.n = 0;
+}
+
+void rule_no_progress_cycle(State& st, const es_record& r) {
+  // A delivery or a newly injected event is new work for the guest: progress.
+  if (r.kind == ES_KIND_DELIVERY || (r.kind == ES_KIND_DECISION && r.reason == ES_DECISION_INJECT_NEW)) {
+    if (auto it = st.cycles.find(r.vcpu); it != st.cycles.end()) reset_cycles(st, it->second, r.vcpu);
+    return;
+  }
+  if (is_entry(r)) {
+    auto it = st.cycles.find(r.vcpu);
+    if (it == st.cycles.end() || it->second.n == 0) return;
+    CycleExit& last = it->second.at(it->second.n - 1);
+    if (r.rip != 0 && (r.flags & ES_FLAG_RIP_UNKNOWN) == 0 && r.rip == last.rip) last.reentered = true;
+    return;
+  }
+  if (r.kind != ES_KIND_VM_EXIT) return;
+  CycleStream& cs = st.cycles[r.vcpu];
+  if (r.rip == 0) {  // a RIP the trace does not say: the exits cannot be compared
+    reset_cycles(st, cs, r.vcpu);
+    return;
+  }
+  CycleExit cur;
+  cur.id = r.id;
+  cur.ns = r.time_ns;
+  cur.reason = r.reason;
+  cur.flags = r.flags & ES_FLAG_SVM;
+  cur.intr_info = r.intr_info;
+  cur.vectoring = r.idt_vectoring_info;
+  cur.rip = r.rip;
+  cur.gpa = r.guest_phys;
+  cur.qualification = r.qualification;
+  cur.level = r.level;
+  cur.hv_level = r.hv_level;
+  const uint64_t k = cs.n;
+  for (uint32_t p = kCycleMinUnit; p <= kCycleMaxUnit; ++p) {
+    CycleStream::Run& run = cs.runs[p];
+    if (k >= p && cs.at(k - p).same(cur)) {
+      if (run.match == 0) {
+        run.reentered = false;
+        for (uint32_t i = 0; i < p; ++i) {
+          run.unit[i] = cs.at(k - p + i);
+          run.reentered |= run.unit[i].reentered;
+        }
+      } else {
+        run.reentered |= cs.at(k - 1).reentered;
+      }
+      ++run.match;
+      run.last_n = k;
+      run.last_id = r.id;
+      run.last_ns = r.time_ns;
+    } else {
+      flush_cycle(st, cs, p, r.vcpu);
+    }
+  }
+  cs.at(k) = cur;
+  ++cs.n;
+}
+
+void finish_no_progress_cycle(State& st) {
+  std::vector<uint16_t> vcpus;
+  for (const auto& [vcpu, cs] : st.cycles) vcpus.push_back(vcpu);
+  std::sort(vcpus.begin(), vcpus.end());  // deterministic order
+  for (uint16_t vcpu : vcpus) reset_cycles(st, st.cycles[vcpu], vcpu);
 }
 
 // --- nmi-unblocking-ignored --------------------------------------------------------------
@@ -591,6 +786,7 @@ constexpr RuleImpl kRules[] = {
     {rule_info(RuleId::L1InterceptBypassed), &rule_l1_intercept_bypassed, nullptr},
     {rule_info(RuleId::NoProgressLoop), &rule_no_progress_loop, &finish_no_progress_loop},
     {rule_info(RuleId::NmiUnblockingIgnored), &rule_nmi_unblocking_ignored, nullptr},
+    {rule_info(RuleId::NoProgressCycle), &rule_no_progress_cycle, &finish_no_progress_cycle},
 };
 
 std::vector<Rule> make_rule_list() {

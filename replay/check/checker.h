@@ -64,12 +64,19 @@ inline constexpr uint32_t kReinjectionLoopThreshold = 3;
 // Identical VM exits (no IDT-vectoring) on one vCPU and level with nothing in between that
 // shows progress: this many or more is a no-progress loop.
 inline constexpr uint32_t kNoProgressLoopThreshold = 3;
+// no-progress-cycle: repeating units of this many VM exits are looked for (a unit of 1 is
+// no-progress-loop's). A cycle is reported when the vCPU has come round to the unit's first exit
+// kNoProgressLoopThreshold times: 2 * unit + 1 exits (for a unit of 1 that is the loop rule's 3).
+inline constexpr uint32_t kCycleMinUnit = 2;
+inline constexpr uint32_t kCycleMaxUnit = 4;
 
 struct Violation {
   RuleId rule{};
   uint64_t chain = 0;            // chain (origin) concerned; 0 = none
   std::vector<uint64_t> events;  // offending event ids; the last is where it was detected
-  uint32_t count = 0;            // reinjection-loop, no-progress-loop: exits in the loop; otherwise 0
+  uint32_t count = 0;            // reinjection-loop, no-progress-loop, no-progress-cycle: exits in the loop;
+                                 // otherwise 0
+  uint32_t unit = 0;             // no-progress-cycle: exits in the repeating unit; otherwise 0
   uint64_t first_ns = 0, last_ns = 0;  // time span of the offending events
   uint8_t level = 0, hv_level = 0;
   uint16_t vcpu = 0;

@@ -31,6 +31,29 @@ struct Line {
   uint64_t line_no = 0;
 };
 
+size_t last_blank(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  const size_t b = s.find_last_of(" \t");
+  return b == std::string_view::npos ? static_cast<size_t>(-1) : b;
+}
+
+// A hex value as KVM prints them, with or without 0x.
+bool parse_hex_word(std::string_view t, uint64_t& out) {
+  while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+  if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) t.remove_prefix(2);
+  if (t.empty() || t.size() > 16) return false;
+  out = 0;
+  for (char c : t) {
+    int d = -1;
+    if (c >= '0' && c <= '9') d = c - '0';
+    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+    if (d < 0) return false;
+    out = out << 4 | static_cast<uint64_t>(d);
+  }
+  return true;
+}
+
 std::string_view trim_left(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   return s;
@@ -133,8 +156,9 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     bool trace_prefix = false;   // it starts with a trace prefix
     size_t indent = 0;           // leading blanks of its first physical line
     size_t last_len = 0;         // length of its last physical line
+    bool qp_soft_break = false;  // its last physical line ends in '=' (see the quoted-printable join)
   } p;
-  uint64_t rep_non_text = 0, rep_cpu = 0, rep_marker = 0, rep_old_name = 0;
+  uint64_t rep_non_text = 0, rep_cpu = 0, rep_marker = 0, rep_old_name = 0, rep_field = 0, rep_qp = 0, rep_qp_eq = 0;
   bool header_trace_cmd = false;
   auto skip = [&](Skip why, uint64_t n) {
     ++s.unparsed;
@@ -202,15 +226,18 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
         !line.empty() && line.back() == ' ' && line.find_first_not_of(' ') != std::string_view::npos;
     LineClass cls = parse_trace_line(line, t, perf_only, prefix_required);
     if (rep.cpu_prefix && t.host_cpu < 0) t.host_cpu = rep.host_cpu;
+    rep_field += rep.missing_field && cls != LineClass::Comment;
+    rep_qp_eq += rep.qp_equals && cls != LineClass::Comment;
     if (cls == LineClass::Comment && (line.find("cpus=") != std::string_view::npos ||
                                       line.find("version = ") != std::string_view::npos))
       header_trace_cmd = true;
     const bool trace_prefix = cls != LineClass::Event && cls != LineClass::Comment && has_trace_prefix(line);
     // Joins `line` to the pending one when the result parses as a line of the accepted class.
-    auto join = [&](bool accept_bad) {
+    auto join = [&](bool accept_bad, bool quoted_printable = false) {
       std::string joined = std::string(p.view);
-      if (!joined.empty() && joined.back() != ' ') joined += ' ';
-      joined += trim_left(line);
+      if (quoted_printable) joined.pop_back();  // the '=': the text goes on without a blank
+      else if (!joined.empty() && joined.back() != ' ') joined += ' ';
+      joined += quoted_printable ? line : trim_left(line);
       TraceLine jt;
       const LineClass jc = parse_trace_line(joined, jt, perf_only, prefix_required);
       if (jc != LineClass::Event && !(jc == LineClass::BadEvent && accept_bad)) return false;
@@ -222,13 +249,35 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
       p.soft_break = soft_break;
       p.non_text |= rep.non_text;
       p.last_len = line.size();
+      p.qp_soft_break = !line.empty() && line.back() == '=';
       ++s.joined_lines;
       return true;
     };
     const bool pending_kvm = p.active && (p.cls == LineClass::Event || p.cls == LineClass::BadEvent) &&
                              p.t.event != TraceEvent::Other && p.t.event != TraceEvent::None;
     const bool plain = cls == LineClass::Text && !trace_prefix;  // no trace line of its own
-    if (pending_kvm && cls == LineClass::Continuation && join(p.cls == LineClass::BadEvent)) continue;
+    // A quoted-printable mail (RFC 2045 6.7 rule 5): a line ending in '=' is a soft line break and
+    // the text goes on, with no blank, on the next line ("reason =" / "npf" is "reason npf",
+    // "0:fc95=" / "a:" is "0:fc95a:"). KVM's print formats put '=' only between blanks (kvm_msr
+    // "msr_write 830 = 0x..."), so a '=' glued to a word, or ending any other KVM line, is one.
+    // The break may fall inside the event's name ("... 18136.763651:  kvm:kvm_e=" / "xit:"), so a
+    // line with a trace prefix whose event did not parse takes it too.
+    if (p.active && p.qp_soft_break && cls != LineClass::Blank &&
+        (pending_kvm || p.cls == LineClass::Event || p.trace_prefix) &&
+        (p.t.event != TraceEvent::Msr || (p.view.size() >= 2 && p.view[p.view.size() - 2] != ' '))) {
+      const size_t physical = p.last_len - 1 + line.size();  // the line the encoder broke
+      if (join(true, true)) {
+        p.last_len = physical;
+        ++rep_qp;
+        continue;
+      }
+    }
+    // A continuation may end in a field's name whose value the wrap put on the next line
+    // ("... info2 0x... intr_info" / "0x00000000 error_code 0x..."): incomplete until then.
+    uint64_t unused = 0;
+    const bool ends_in_key =
+        cls == LineClass::Continuation && !parse_hex_word(line.substr(last_blank(line) + 1), unused);
+    if (pending_kvm && cls == LineClass::Continuation && join(p.cls == LineClass::BadEvent || ends_in_key)) continue;
     // A KVM line cut by the wrap before its values ("kvm_exit: reason" / "EPT_VIOLATION rip ..."):
     // whatever completes it.
     if (p.active && p.cls == LineClass::BadEvent && (plain || cls == LineClass::Continuation) && join(true)) continue;
@@ -237,14 +286,33 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     if (p.active && p.soft_break && (p.cls == LineClass::Event || p.cls == LineClass::BadEvent) &&
         (plain || cls == LineClass::Continuation) && join(false))
       continue;
-    if (p.active && p.cls == LineClass::DanglingPrefix && cls != LineClass::Blank && join(true)) continue;
+    if (p.active && p.cls == LineClass::DanglingPrefix && cls != LineClass::Blank) {
+      if (join(true)) continue;
+      // ... also when the event's name itself goes on after a quoted-printable soft break
+      // ("... 18136.763622:" / "kvm:kvm_set_i=" / "rq:"): held until the name is whole.
+      if (!line.empty() && line.back() == '=') {
+        std::string joined = std::string(p.view);
+        if (!joined.empty() && joined.back() != ' ') joined += ' ';
+        joined += trim_left(line);
+        p.joined = std::move(joined);
+        p.view = p.joined;
+        p.cls = LineClass::Text;
+        p.trace_prefix = true;
+        p.qp_soft_break = true;
+        p.last_len = line.size();
+        ++s.joined_lines;
+        continue;
+      }
+    }
     // A hard wrap by a mailer at 72-80 columns: the line before stopped near the limit and this
     // line's first word would not have fitted on it.
-    if (p.active && p.cls == LineClass::Event && plain && p.last_len <= 80) {
+    // (A first "word" of 72 characters or more was not moved there by the wrap: it would not have
+    // fitted on any line. Encoded prose and rule lines are such words.)
+    if (p.active && p.cls == LineClass::Event && (plain || cls == LineClass::Continuation) && p.last_len <= 80) {
       const std::string_view rest = trim_left(line);
       size_t word = 0;
       while (word < rest.size() && rest[word] != ' ' && rest[word] != '\t') ++word;
-      if (p.last_len + 1 + word > 72 && join(false)) continue;
+      if (word < 72 && p.last_len + 1 + word > 72 && join(false)) continue;
     }
     // A record pasted without prefixes continues on lines indented deeper than its first one
     // ("  kvm_nested_vmrun: rip: ..." / "    nrip: ... int_ctl: ...").
@@ -268,6 +336,7 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     p.trace_prefix = trace_prefix;
     p.indent = indent == std::string_view::npos ? 0 : indent;
     p.last_len = line.size();
+    p.qp_soft_break = !line.empty() && line.back() == '=';
   }
   s.lines = line_no;
   // The last logical line: a trace line that does not parse there was cut (a paste or a file
@@ -300,6 +369,9 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     repaired(rep_non_text, "non-text bytes (NUL, control, non-ASCII) read as blanks");
     repaired(rep_cpu, "a leading 'CPU n:' tag removed (its number kept as the host CPU)");
     repaired(rep_marker, "a trailing marker ('<--', '<==', '<<<' and what follows) removed");
+    repaired(rep_field, "trace-cmd's complaint about a field its kvm plugin expected ('CAN'T FIND FIELD ...') removed");
+    repaired(rep_qp, "a quoted-printable soft line break ('=' at the end of the line) joined without a blank");
+    repaired(rep_qp_eq, "a quoted-printable '=3D' read as '='");
     repaired(rep_old_name, "an old VMX exit name (PENDING_INTERRUPT = INTERRUPT_WINDOW, exit 7)");
   }
 

@@ -82,6 +82,9 @@ struct TraceLine {
   bool has_rip = false;
   uint64_t rip = 0;
   bool old_name = false;       // the reason was printed by a name KVM no longer uses (PENDING_INTERRUPT)
+  bool old_nested_format = false;  // "int_info" / "int_info_err": kvm_nested_vmexit before 5.10 (and
+                                   // kvm_nested_vmexit_inject on every kernel), not kvm_exit's 5.10+
+                                   // "intr_info": no evidence that the kernel is 5.10+
   uint64_t info1 = 0, info2 = 0;
   bool has_info2 = false;
   bool has_intr_info = false;
@@ -124,10 +127,14 @@ struct LineRepairs {
   bool non_text = false;     // NUL, control or non-ASCII bytes (mojibake of a mailer, binary around the text)
   bool cpu_prefix = false;   // a leading "CPU 0:" / "cpu0:" tag some pastes carry (its number kept as host CPU)
   bool marker = false;       // a trailing author marker: "<-------- [1]", "<== here", "<<< this one"
+  bool qp_equals = false;    // "=3D", a quoted-printable mail's '=' (no KVM format prints it)
+  bool missing_field = false;  // trace-cmd's complaint about a field its kvm plugin expected:
+                               // 'CAN'T FIND FIELD "rip"' / '<CANT FIND FIELD exit_code>' before the text
   int32_t host_cpu = -1;     // from the "CPU n:" tag
 };
-// The line as the tracer printed it: non-text bytes become blanks, a leading "CPU n:" tag and a
-// trailing "<--" / "<==" / "<<<" marker are removed. Returns `line` itself when nothing was
+// The line as the tracer printed it: non-text bytes become blanks, a leading "CPU n:" tag, a
+// trailing "<--" / "<==" / "<<<" marker and trace-cmd's "CAN'T FIND FIELD" complaints are removed,
+// a quoted-printable "=3D" reads as '='. Returns `line` itself when nothing was
 // changed, else a view of `buf`. Never reads outside `line`.
 std::string_view clean_line(std::string_view line, std::string& buf, LineRepairs& r);
 

@@ -3,6 +3,8 @@
 // checker attached; the offline check must find what the live checker recorded.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "hv/arch/controls.h"
 #include "hv/arch/exceptions.h"
 #include "tests/check/check_support.h"
@@ -402,6 +404,156 @@ TEST(CheckRulesTest, AnL2ExitReExecutedForeverIsALoopAtLevelTwo) {
   EXPECT_EQ(v[0].level, 2u);
 }
 
+// --- no-progress-cycle -----------------------------------------------------------------------
+
+// The Hyper-V-on-KVM hang, by hand: L1 VMRESUMEs (an exit at L1 that completes: L0 enters L2
+// elsewhere), L2 takes a preemption-timer exit before running anything (re-entered at the same
+// RIP: not completed), again and again. Unit of 2 exits; reported once the vCPU has come round
+// to the unit's start a third time (5 exits), with the unit, the count and the span.
+uint64_t l2_timer_turn(Emitter& em, uint64_t l1_rip, uint64_t l2_rip) {
+  const uint64_t first = exit_and_resume(em, BasicExitReason::Vmresume, l1_rip, 0, 0, l2_rip, 1);
+  exit_and_resume(em, BasicExitReason::PreemptionTimer, l2_rip, 0, 0, l2_rip, 2);
+  return first;
+}
+
+TEST(CheckRulesTest, TwoExitsTakenInTurnWithoutProgressAreANoProgressCycle) {
+  uint64_t first = 0, last = 0;
+  auto c = test::record_and_check("cycle.db", [&](Emitter& em) {
+    first = l2_timer_turn(em, 0x3000, 0x2000);
+    l2_timer_turn(em, 0x3000, 0x2000);
+    last = exit_and_resume(em, BasicExitReason::Vmresume, 0x3000, 0, 0, 0x2000, 1);
+    em.run_end(ES_END_STOPPED);
+  });
+  const auto v = test::of_rule(c.offline, RuleId::NoProgressCycle);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].count, 5u);
+  EXPECT_EQ(v[0].unit, 2u);
+  EXPECT_EQ(v[0].events, (std::vector<uint64_t>{first, last}));
+  EXPECT_NE(v[0].explanation.find("5 VM exits on vcpu 0 go round the same 2 exits"), std::string::npos)
+      << v[0].explanation;
+  EXPECT_NE(v[0].explanation.find("\"VMRESUME rip=0x3000\" at L1 -> \"PREEMPTION_TIMER rip=0x2000\" at L2"),
+            std::string::npos)
+      << v[0].explanation;
+  EXPECT_TRUE(test::of_rule(c.offline, RuleId::NoProgressLoop).empty());
+  expect_live_equals_offline(c);
+  // Two turns without the start of a third are not yet a cycle.
+  auto d = test::record_and_check("cycle_short.db", [&](Emitter& em) {
+    l2_timer_turn(em, 0x3000, 0x2000);
+    l2_timer_turn(em, 0x3000, 0x2000);
+    em.run_end(ES_END_STOPPED);
+  });
+  EXPECT_TRUE(test::of_rule(d.offline, RuleId::NoProgressCycle).empty());
+}
+
+// Units of 3 and 4 exits; a unit that is a shorter one repeated (A B A B) is reported once, as
+// the shorter one; identical exits (A A A) are no-progress-loop's, not a cycle.
+TEST(CheckRulesTest, ACycleIsReportedOnceByItsShortestUnit) {
+  auto c = test::record_and_check("cycle_units.db", [&](Emitter& em) {
+    for (int turn = 0; turn < 3; ++turn) {  // unit of 3, re-entered at each exit's RIP
+      exit_and_resume(em, BasicExitReason::EptViolation, 0x1000, 0x5000, 0x181, 0x1000);
+      exit_and_resume(em, BasicExitReason::IoInstruction, 0x1100, 0, 0x600048, 0x1100);
+      exit_and_resume(em, BasicExitReason::Cpuid, 0x1200, 0, 0, 0x1200);
+    }
+    const uint64_t irq = em.raise(test::irq(0x20));
+    em.delivery(test::irq(0x20), irq, irq);  // progress: ends it
+    for (int turn = 0; turn < 4; ++turn) {  // A B A B ...: a unit of 2, not of 4
+      exit_and_resume(em, BasicExitReason::EptViolation, 0x2000, 0x6000, 0x181, 0x2000);
+      exit_and_resume(em, BasicExitReason::MsrRead, 0x2100, 0, 0, 0x2100);
+    }
+    em.delivery(test::irq(0x20), irq, irq);
+    for (int turn = 0; turn < 3; ++turn) {  // a unit of 4
+      exit_and_resume(em, BasicExitReason::EptViolation, 0x3000, 0x7000, 0x181, 0x3000);
+      exit_and_resume(em, BasicExitReason::EptViolation, 0x3000, 0x7000, 0x181, 0x3000);
+      exit_and_resume(em, BasicExitReason::MsrWrite, 0x3100, 0, 0, 0x3100);
+      exit_and_resume(em, BasicExitReason::Cpuid, 0x3200, 0, 0, 0x3200);
+    }
+    em.run_end(ES_END_STOPPED);
+  });
+  const auto v = test::of_rule(c.offline, RuleId::NoProgressCycle);
+  ASSERT_EQ(v.size(), 3u);
+  EXPECT_EQ(v[0].unit, 3u);
+  EXPECT_EQ(v[0].count, 9u);
+  EXPECT_EQ(v[1].unit, 2u);
+  EXPECT_EQ(v[1].count, 8u);
+  EXPECT_EQ(v[2].unit, 4u);
+  EXPECT_EQ(v[2].count, 12u);
+  expect_live_equals_offline(c);
+}
+
+// Not cycles: two RIPs taken in turn with advancing GPAs (a copy loop touching new pages),
+// advancing RIPs, a guest polling two ports in turn (every exit completed: entries past the
+// instruction), turns split by a newly injected event, and exits whose RIP the trace does not say.
+TEST(CheckRulesTest, ProgressIsNeverANoProgressCycle) {
+  auto c = test::record_and_check("no_cycle.db", [&](Emitter& em) {
+    for (uint64_t i = 0; i < 8; ++i) {
+      exit_and_resume(em, BasicExitReason::EptViolation, 0x1000, 0x10000 + 0x1000 * i, 0x181, 0x1000);
+      exit_and_resume(em, BasicExitReason::EptViolation, 0x1010, 0x80000 + 0x1000 * i, 0x182, 0x1010);
+    }
+    for (uint64_t i = 0; i < 8; ++i) {
+      exit_and_resume(em, BasicExitReason::Cpuid, 0x2000 + 0x10 * i, 0, 0, 0x2000 + 0x10 * i);
+      exit_and_resume(em, BasicExitReason::MsrRead, 0x2008 + 0x10 * i, 0, 0, 0x2008 + 0x10 * i);
+    }
+    for (int i = 0; i < 8; ++i) {
+      exit_and_resume(em, BasicExitReason::IoInstruction, 0x3000, 0, 0x600048, 0x3001);
+      exit_and_resume(em, BasicExitReason::IoInstruction, 0x3010, 0, 0x610048, 0x3011);
+    }
+    for (int i = 0; i < 8; ++i) {
+      exit_and_resume(em, BasicExitReason::Hlt, 0x4000, 0, 0, 0x4000);
+      exit_and_resume(em, BasicExitReason::MsrWrite, 0x4100, 0, 0, 0x4100);
+      const uint64_t irq = em.raise(test::irq(0x30));
+      em.decision(ES_DECISION_INJECT_NEW, test::irq(0x30), irq, irq);
+    }
+    for (int i = 0; i < 8; ++i) {
+      exit_and_resume(em, BasicExitReason::Hlt, 0, 0, 0, 0);
+      exit_and_resume(em, BasicExitReason::MsrWrite, 0x5100, 0, 0, 0x5100);
+    }
+    em.run_end(ES_END_STOPPED);
+  });
+  EXPECT_TRUE(test::of_rule(c.offline, RuleId::NoProgressCycle).empty())
+      << (c.offline.empty() ? "" : c.offline[0].explanation);
+}
+
+// Linear in the records: one turn costs the same whether the trace holds 400 thousand records or
+// 4 million (a ring of the last 5 exits per vCPU, no search). Measured on the checker itself,
+// as `exitscope check` feeds it; 10x the records may take at most 40x the time (a quadratic
+// detector would take 100x).
+TEST(CheckRulesTest, NoProgressCycleIsLinearInTheRecords) {
+  const auto run = [](uint64_t records) {
+    check::Checker checker({.only = {RuleId::NoProgressCycle, RuleId::NoProgressLoop}});
+    es_record x{};
+    const auto start = std::chrono::steady_clock::now();
+    // Four vCPUs, each going round 3 exits re-entered at their RIPs (a stuck unit); every 5000th
+    // turn the first exit's GPA changes (progress), so the run ends and is reported again.
+    for (uint64_t id = 1; id <= records; ++id) {
+      x = es_record{};
+      x.id = id;
+      x.time_ns = id * 100;
+      x.level = 1;
+      const uint64_t i = (id - 1) / 2;
+      x.vcpu = static_cast<uint16_t>(i % 4);
+      const uint64_t j = (i / 4) % 3, turn = i / 12;
+      x.rip = 0x1000 + j * 0x10;
+      if (id % 2) {
+        x.kind = ES_KIND_VM_EXIT;
+        x.reason = test::exit_reason(j == 0 ? BasicExitReason::EptViolation : BasicExitReason::Cpuid);
+        x.guest_phys = j == 0 ? 0x9000 + turn / 5000 : 0;
+      } else {
+        x.kind = ES_KIND_VM_ENTRY;
+      }
+      checker.feed(x);
+    }
+    checker.finish();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_FALSE(checker.violations().empty());
+    return s;
+  };
+  // Best of three: the machine is shared, a single run measures its neighbours too.
+  const auto best = [&](uint64_t records) { return std::min({run(records), run(records), run(records)}); };
+  const double small = best(400'000);
+  const double large = best(4'000'000);
+  EXPECT_LT(large, std::max(small, 0.001) * 40) << "400k records: " << small << " s, 4M: " << large << " s";
+}
+
 // --- nmi-while-blocked -----------------------------------------------------------------------
 
 TEST(CheckRulesTest, NmiInjectedWhileBlockedByNmiIsReported) {
@@ -545,11 +697,11 @@ TEST(CheckRulesTest, OnlyTheSelectedRuleRuns) {
 
 TEST(CheckRulesTest, RuleTableHasStableIdsAndUniqueNames) {
   const auto rules = check::rules();
-  ASSERT_EQ(rules.size(), 9u);
+  ASSERT_EQ(rules.size(), 10u);
   const char* names[] = {"exit-ext-int-with-vectoring", "injected-twice", "event-lost", "reinjection-loop",
                          "nmi-while-blocked", "irq-window-closed", "l1-intercept-bypassed", "no-progress-loop",
-                         "nmi-unblocking-ignored"};
-  for (uint32_t i = 0; i < 9; ++i) {
+                         "nmi-unblocking-ignored", "no-progress-cycle"};
+  for (uint32_t i = 0; i < 10; ++i) {
     EXPECT_EQ(static_cast<uint32_t>(rules[i].id), i + 1);
     EXPECT_EQ(rules[i].name, names[i]);
     EXPECT_EQ(check::find_rule(names[i]), &rules[i]);
