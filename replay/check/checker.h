@@ -43,6 +43,7 @@ static_assert(static_cast<uint32_t>(RuleId::IrqWindowClosed) == ES_VIOLATION_IRQ
 static_assert(static_cast<uint32_t>(RuleId::L1InterceptBypassed) == ES_VIOLATION_L1_INTERCEPT_BYPASSED);
 static_assert(static_cast<uint32_t>(RuleId::NoProgressLoop) == ES_VIOLATION_NO_PROGRESS_LOOP);
 static_assert(static_cast<uint32_t>(RuleId::NmiUnblockingIgnored) == ES_VIOLATION_NMI_UNBLOCKING_IGNORED);
+static_assert(static_cast<uint32_t>(RuleId::NoProgressCycle) == ES_VIOLATION_NO_PROGRESS_CYCLE);
 
 struct Rule {
   RuleId id;

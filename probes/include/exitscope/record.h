@@ -107,7 +107,8 @@ enum {
   ES_VIOLATION_IRQ_WINDOW_CLOSED = 6,           /* IRQ injected with IF = 0 or an STI / MOV SS shadow */
   ES_VIOLATION_L1_INTERCEPT_BYPASSED = 7,       /* L0 injected into L2 an exception L1 intercepts */
   ES_VIOLATION_NO_PROGRESS_LOOP = 8,            /* identical exits repeating with no progress */
-  ES_VIOLATION_NMI_UNBLOCKING_IGNORED = 9       /* NMI unblocking due to IRET not honoured */
+  ES_VIOLATION_NMI_UNBLOCKING_IGNORED = 9,      /* NMI unblocking due to IRET not honoured */
+  ES_VIOLATION_NO_PROGRESS_CYCLE = 10           /* a unit of 2-4 exits repeating with no progress */
 };
 
 /* ES_KIND_INTERNAL_ERROR reasons */
