@@ -103,6 +103,7 @@ struct CycleExit {
   uint64_t rip = 0, gpa = 0, qualification = 0;
   uint8_t level = 0, hv_level = 0;
   bool reentered = false;
+  bool asynchronous = false;  // asynchronous_exit(): re-entering it at its RIP proves nothing
   bool same(const CycleExit& o) const {
     return reason == o.reason && flags == o.flags && rip == o.rip && gpa == o.gpa && qualification == o.qualification &&
            intr_info == o.intr_info && vectoring == o.vectoring && level == o.level;
@@ -525,7 +526,10 @@ void rule_no_progress_cycle(State& st, const es_record& r) {
     auto it = st.cycles.find(r.vcpu);
     if (it == st.cycles.end() || it->second.n == 0) return;
     CycleExit& last = it->second.at(it->second.n - 1);
-    if (r.rip != 0 && (r.flags & ES_FLAG_RIP_UNKNOWN) == 0 && r.rip == last.rip) last.reentered = true;
+    // Re-entering an asynchronous exit (host interrupt, NMI, window, timer) at its RIP is what
+    // always happens, not evidence of being stuck: only the level's next exit at the same RIP is.
+    if (r.rip != 0 && (r.flags & ES_FLAG_RIP_UNKNOWN) == 0 && r.rip == last.rip && !last.asynchronous)
+      last.reentered = true;
     return;
   }
   if (r.kind != ES_KIND_VM_EXIT) return;
@@ -546,6 +550,7 @@ void rule_no_progress_cycle(State& st, const es_record& r) {
   cur.qualification = r.qualification;
   cur.level = r.level;
   cur.hv_level = r.hv_level;
+  cur.asynchronous = asynchronous_exit(r);
   const uint64_t k = cs.n;
   for (uint32_t p = kCycleMinUnit; p <= kCycleMaxUnit; ++p) {
     CycleStream::Run& run = cs.runs[p];
