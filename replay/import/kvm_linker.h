@@ -133,6 +133,7 @@ class KvmEventLinker {
   // Vendors of the exits whose reason was a name (learn() pass), for reasons printed as numbers.
   bool learned_vmx_ = false, learned_svm_ = false, numeric_as_svm_ = false;
   bool kernel_without_reinjected_ = false;
+  bool saw_entry_ = false;  // a kvm_entry line (learn() or add()): cancelled injections can be told
   bool era_intr_ = false, era_pair_ = false, era_entry_intr_ = false, era_virq_new_ = false;
 };
 
