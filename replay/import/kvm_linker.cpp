@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "hv/arch/event_info.h"
+#include "hv/arch/exceptions.h"
 #include "hv/arch/exit_reason.h"
 #include "hv/arch/svm.h"
 
@@ -285,6 +286,10 @@ void KvmEventLinker::on_exit(const TraceLine& t, VcpuState& st, uint8_t level) {
   const IdtVectoringInfo vec(probe.idt_vectoring_info);
   const uint32_t vec_word = arch::to_reinjection(vec).raw();
   const bool in_flight = st.phase == VcpuState::Phase::Entered || st.phase == VcpuState::Phase::Decided;
+  if (is_shutdown_exit(probe) && st.chain != 0 && (in_flight || st.phase == VcpuState::Phase::Exited)) {
+    on_shutdown(probe, st, level);
+    return;
+  }
   const bool continues = (in_flight || st.phase == VcpuState::Phase::Exited) && vec.valid() &&
                          same_event(vec_word, st.word);
   if (!continues && in_flight) {
@@ -320,6 +325,55 @@ void KvmEventLinker::on_exit(const TraceLine& t, VcpuState& st, uint8_t level) {
     st.phase = VcpuState::Phase::Exited;
   }
   st.open_exit = id;
+}
+
+// SDM Vol. 3A 6.15 "Interrupt 8 -- Double Fault Exception (#DF)" / AMD APM Vol. 2 8.2.9: a fault
+// while the processor delivers #DF shuts it down (a triple fault); a shutdown is reached only
+// through the delivery of an event that went wrong. VMX reports it as exit reason 2 (Vol. 3C
+// 26.2 / 27.1), SVM as the SHUTDOWN intercept, exit code 0x7f (APM Vol. 2 Appendix C).
+bool KvmEventLinker::is_shutdown_exit(const es_record& e) {
+  if (e.flags & ES_FLAG_SVM) return e.reason == static_cast<uint32_t>(arch::SvmExitCode::Shutdown);
+  return arch::ExitReason(e.reason).is(arch::BasicExitReason::TripleFault);
+}
+
+// A shutdown exit while an event was being injected or delivered on this vCPU: that delivery
+// escalated (#DE -> #GP -> #DF -> shutdown, say) and ended here, so it is never a delivery
+// (the "next exit no longer reports it" inference of on_exit does not apply). The exit joins the
+// event's chain whatever its IDT-vectoring / EXITINTINFO says:
+//   - the event itself (what QEMU's SVM reports: the event whose delivery started it all): the
+//     exit is the chain's end;
+//   - nothing (VMX never reports IDT-vectoring at a triple fault, 28.2.4): the same, the link
+//     marked inferred (the handler may have been reached and a later fault escalated);
+//   - another event: it was raised during the chain's delivery and was itself being delivered
+//     when the processor shut down. #DF (Table 6-5: the pair the original formed) is recorded
+//     as a RAISE in the original chain, as a promotion keeps the failed delivery's chain; any
+//     other as an inferred RAISE of its own chain caused inside this one (so `chains` shows it as
+//     interrupting the original's delivery), and the exit names it as its cause.
+void KvmEventLinker::on_shutdown(const es_record& probe, VcpuState& st, uint8_t level) {
+  const IdtVectoringInfo vec(probe.idt_vectoring_info);
+  const uint32_t vec_word = arch::to_reinjection(vec).raw();
+  uint64_t cause = st.last_link;
+  if (vec.valid() && !same_event(vec_word, st.word)) {
+    const EntryIntrInfo other(vec_word);
+    const bool double_fault =
+        other.vector() == arch::kDF && other.type() == arch::InterruptionType::HardwareException;
+    es_record& r = push(ES_KIND_RAISE, ES_FLAG_INFERRED);
+    r.origin = double_fault ? st.chain : r.id;
+    r.cause = st.last_link;
+    r.intr_info = vec_word;
+    r.intr_error = probe.idt_vectoring_error;
+    r.level = level;
+    cause = r.id;
+  }
+  es_record& e = push_parsed(ES_KIND_VM_EXIT, probe, level);
+  e.origin = st.chain;
+  e.cause = cause;
+  // VMX never reports IDT-vectoring info at a triple-fault exit (SDM Vol. 3C 28.2.4), SVM may
+  // leave EXITINTINFO clear: the link to the event injected last is then inferred.
+  if (!vec.valid()) e.flags |= ES_FLAG_INFERRED;
+  const uint64_t id = e.id;
+  // Nothing is in flight after a shutdown: KVM returns KVM_EXIT_SHUTDOWN to user space.
+  st = VcpuState{.open_exit = id};
 }
 
 // kvm_nested_vmexit follows kvm_exit for the same L2 exit: mark that exit as L2's; without

@@ -101,6 +101,8 @@ class KvmEventLinker {
   uint64_t raise(uint32_t word, uint32_t error);
   void fill_exit(es_record& r, const TraceLine& t);
   void on_exit(const TraceLine& t, VcpuState& st, uint8_t level);
+  static bool is_shutdown_exit(const es_record& e);
+  void on_shutdown(const es_record& probe, VcpuState& st, uint8_t level);
   void on_nested_vmexit(const TraceLine& t, VcpuState& st);
   void on_nested_inject(const TraceLine& t, VcpuState& st);
   void on_inject(const TraceLine& t, VcpuState& st);

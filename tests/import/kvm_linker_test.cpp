@@ -2,6 +2,7 @@
 // to get wrong, each written as Linux 6.1's ftrace prints it on AMD (the test bed's kernel) and
 // each expectation written from the KVM source / AMD APM before the run:
 //   - an injection KVM cancels before VMRUN and injects again (issue #16);
+//   - an event whose delivery escalates to a shutdown (issue #14);
 // The trace text goes through the real parser and linker, the chains through replay's
 // build_chains, as `exitscope import` and `exitscope chains` do.
 #include <gtest/gtest.h>
@@ -131,6 +132,92 @@ TEST(KvmLinkerCancel, ASecondInjectionTheKernelCallsNewIsNotACancellation) {
   for (const es_record& r : l.of_kind(ES_KIND_DECISION))
     EXPECT_NE(r.reason, static_cast<uint32_t>(ES_DECISION_CANCEL_INJECTION));
   EXPECT_EQ(chains_of(l, irq(0x20)).size(), 2u);
+}
+
+// Escalation on real KVM (the test bed's triple-fault guests): #UD intercepted (SVM always
+// intercepts #UD), KVM fails to emulate and injects #UD; its delivery hits an unmapped page:
+// NPF with EXITINTINFO = #UD; KVM reinjects it (cancelled once and injected again on the way);
+// the delivery faults (#GP: vector beyond the IDT limit), #GP with #UD... the pair raises #DF,
+// #DF's delivery faults too: shutdown (APM Vol. 2 8.2.9, SDM Vol. 3A 6.15 "Interrupt 8"), exit
+// code 0x7f. EXITINTINFO at the shutdown names the event whose delivery started it (as QEMU's
+// SVM writes it). One chain, from #UD to the triple fault; nothing in it was delivered.
+TEST(KvmLinkerEscalation, UdNpfReinjectedThenShutdownIsOneTripleFaultChain_Issue14) {
+  const Linked l = link({
+      exit_line("12.000100", "UD excp", "0x1010", "0x00000000"),
+      "12.000200: kvm_emulate_insn: 0:1010:0f 0b (real) failed",
+      "12.000300: kvm_inj_exception: #UD",
+      "12.000400: kvm_entry: vcpu 0, rip 0x1010",
+      exit_line("12.000500", "npf", "0x1010", "0x80000306"),
+      "12.000600: kvm_inj_exception: #UD [reinjected]",
+      "12.000650: kvm_inj_exception: #UD [reinjected]",
+      "12.000700: kvm_entry: vcpu 0, rip 0x1010",
+      exit_line("12.000800", "shutdown", "0x1010", "0x80000306"),
+      "12.000900: kvm_userspace_exit: reason KVM_EXIT_SHUTDOWN (8)",
+  });
+  const auto ud = chains_of(l, exc(arch::kUD));
+  ASSERT_EQ(ud.size(), 1u) << "the #UD's delivery was split into chains";
+  EXPECT_EQ(ud[0]->outcome, Outcome::TripleFault) << replay::to_string(ud[0]->outcome);
+  EXPECT_TRUE(l.of_kind(ES_KIND_DELIVERY).empty()) << "a delivery was inferred at the shutdown";
+  // The shutdown exit is the chain's outcome event.
+  const auto exits = l.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 3u);
+  EXPECT_EQ(exits[2].reason, static_cast<uint32_t>(arch::SvmExitCode::Shutdown));
+  EXPECT_EQ(ud[0]->outcome_event, exits[2].id);
+  EXPECT_EQ(exits[2].origin, ud[0]->id);
+}
+
+// The same escalation where the exit at the shutdown names the #DF being delivered: the #DF
+// is the pair the #DE formed (Table 6-5), kept in the #DE's chain; no delivery of #DE either.
+TEST(KvmLinkerEscalation, ShutdownNamingTheDoubleFaultKeepsItInTheChain) {
+  const Linked l = link({
+      exit_line("12.000500", "npf", "0x1010", "0x80000300"),
+      "12.000600: kvm_inj_exception: #DE [reinjected]",
+      "12.000700: kvm_entry: vcpu 0, rip 0x1010",
+      exit_line("12.000800", "shutdown", "0x1010", "0x80000b08"),
+  });
+  const auto de = chains_of(l, exc(arch::kDE));
+  ASSERT_EQ(de.size(), 1u);
+  EXPECT_EQ(de[0]->outcome, Outcome::TripleFault) << replay::to_string(de[0]->outcome);
+  EXPECT_TRUE(l.of_kind(ES_KIND_DELIVERY).empty());
+  const auto raises = l.of_kind(ES_KIND_RAISE);
+  ASSERT_EQ(raises.size(), 2u);
+  EXPECT_EQ(EntryIntrInfo(raises[1].intr_info).vector(), arch::kDF);
+  EXPECT_EQ(raises[1].origin, de[0]->id);
+  EXPECT_TRUE(chains_of(l, exc(arch::kDF)).empty());
+}
+
+// ... naming the #GP raised during the #DE's delivery: the #GP is a chain of its own that
+// interrupted the #DE's delivery, and the #DE's chain ends in the triple fault with that link
+// (what `chains` prints as the escalation line).
+TEST(KvmLinkerEscalation, ShutdownNamingAnotherFaultLinksItAsRaisedDuringTheDelivery) {
+  const Linked l = link({
+      exit_line("12.000500", "npf", "0x1010", "0x80000300"),
+      "12.000600: kvm_inj_exception: #DE [reinjected]",
+      "12.000700: kvm_entry: vcpu 0, rip 0x1010",
+      exit_line("12.000800", "shutdown", "0x1010", "0x80000b0d"),
+  });
+  const auto de = chains_of(l, exc(arch::kDE));
+  const auto gp = chains_of(l, exc(arch::kGP));
+  ASSERT_EQ(de.size(), 1u);
+  ASSERT_EQ(gp.size(), 1u);
+  EXPECT_EQ(de[0]->outcome, Outcome::TripleFault) << replay::to_string(de[0]->outcome);
+  ASSERT_EQ(de[0]->interrupted_by.size(), 1u);
+  EXPECT_EQ(de[0]->interrupted_by[0], gp[0]->id);
+  EXPECT_TRUE(l.of_kind(ES_KIND_DELIVERY).empty());
+}
+
+// A shutdown exit whose EXITINTINFO is not valid right after an entry that injected #DE: still
+// the end of that delivery, not its success.
+TEST(KvmLinkerEscalation, ShutdownWithoutExitIntInfoAfterAnInjectionEndsThatChain) {
+  const Linked l = link({
+      "12.000600: kvm_inj_exception: #DE",
+      "12.000700: kvm_entry: vcpu 0, rip 0x1010",
+      exit_line("12.000800", "shutdown", "0x1010", "0x00000000"),
+  });
+  const auto de = chains_of(l, exc(arch::kDE));
+  ASSERT_EQ(de.size(), 1u);
+  EXPECT_EQ(de[0]->outcome, Outcome::TripleFault) << replay::to_string(de[0]->outcome);
+  EXPECT_TRUE(l.of_kind(ES_KIND_DELIVERY).empty());
 }
 
 }  // namespace

@@ -333,11 +333,12 @@ TEST(RealTraces, TripleFaultWithProseBetweenTheLinesAndAnUnknownCr2) {
   const CliRun r = run_cli("events '" + db + "'");
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_FALSE(has(r.out, "cr2=0x0")) << r.out;
-  ASSERT_EQ(im.of_kind(ES_KIND_DELIVERY).size(), 1u);  // inferred when the next exit came
-  for (const es_record& x : im.of_kind(ES_KIND_DELIVERY)) {
-    EXPECT_NE(x.flags & ES_FLAG_CR2_UNKNOWN, 0u);
-    EXPECT_TRUE(has(r.out, "cr2=unknown")) << r.out;
-  }
+  // "the TRIPLE_FAULT exit ends it" (the header): the #PF's delivery escalated to the shutdown,
+  // nothing was delivered. VMX never reports IDT-vectoring info at a triple fault (SDM Vol. 3C
+  // 28.2.4), so that link is marked inferred.
+  EXPECT_TRUE(im.of_kind(ES_KIND_DELIVERY).empty());
+  EXPECT_EQ(exits[1].origin, d[0].origin);
+  EXPECT_NE(exits[1].flags & ES_FLAG_INFERRED, 0u);
 }
 
 // A RIP the kernel printed as 0 is a real 0 (the guest faults at address 0): known, printed so.
