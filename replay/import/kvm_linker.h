@@ -91,6 +91,20 @@ class KvmEventLinker {
     uint32_t error = 0;
     uint64_t last_link = 0;  // last record of that chain on this vCPU
     uint64_t open_exit = 0;  // id of the exit not yet followed by an entry; 0 = none
+    // Nested levels (1 = L1, 2 = L2): where the next entry goes (kvm_nested_vmenter -> 2,
+    // kvm_nested_vmexit_inject -> 1), where the last entry went (deliveries happen there), and
+    // whether a kvm_nested_vmexit line confirmed the open exit as L2's.
+    uint8_t level = 1;
+    uint8_t entered_level = 1;
+    bool exit_level_seen = false;
+    // Forgets the event in flight, keeps the levels and the open exit.
+    void reset_event() {
+      phase = Phase::Idle;
+      chain = 0;
+      word = 0;
+      error = 0;
+      last_link = 0;
+    }
   };
 
   uint16_t resolve_vcpu(const TraceLine& t);
@@ -98,7 +112,9 @@ class KvmEventLinker {
   es_record* held(uint64_t id);  // nullptr once handed out
   es_record& push(uint16_t kind, uint32_t flags);
   es_record& push_parsed(uint16_t kind, const es_record& parsed, uint8_t level);
-  uint64_t raise(uint32_t word, uint32_t error);
+  uint64_t raise(uint32_t word, uint32_t error, uint8_t level);
+  void settle_exit_level(VcpuState& st);
+  void on_nested_vmenter(const TraceLine& t, VcpuState& st);
   void fill_exit(es_record& r, const TraceLine& t);
   void on_exit(const TraceLine& t, VcpuState& st, uint8_t level);
   static bool is_shutdown_exit(const es_record& e);
@@ -135,7 +151,10 @@ class KvmEventLinker {
   // Vendors of the exits whose reason was a name (learn() pass), for reasons printed as numbers.
   bool learned_vmx_ = false, learned_svm_ = false, numeric_as_svm_ = false;
   bool kernel_without_reinjected_ = false;
-  bool saw_entry_ = false;  // a kvm_entry line (learn() or add()): cancelled injections can be told
+  bool saw_entry_ = false;
+  bool nested_vmexit_traced_ = false;  // the trace has kvm_nested_vmexit lines (learn() or add())
+  uint64_t levels_from_tracking_ = 0;  // exits labelled L2 by kvm_nested_vmenter alone
+  uint64_t levels_from_reflect_ = 0;   // exits labelled L2 because kvm_nested_vmexit_inject reflected them  // a kvm_entry line (learn() or add()): cancelled injections can be told
   bool era_intr_ = false, era_pair_ = false, era_entry_intr_ = false, era_virq_new_ = false;
 };
 

@@ -3,6 +3,8 @@
 // each expectation written from the KVM source / AMD APM before the run:
 //   - an injection KVM cancels before VMRUN and injects again (issue #16);
 //   - an event whose delivery escalates to a shutdown (issue #14);
+//   - nested SVM: L0's and L1's injections into L2 at the right level (issue #15), from lines of
+//     the test bed's nested scenario (tests/testbed/tb_nested_l1.asm) as Linux 6.1 printed them;
 // The trace text goes through the real parser and linker, the chains through replay's
 // build_chains, as `exitscope import` and `exitscope chains` do.
 #include <gtest/gtest.h>
@@ -40,7 +42,7 @@ struct Linked {
 };
 
 // Lines "TIME: EVENT: BODY" of one vCPU thread, as a 6.1 tracefs instance prints them.
-Linked link(const std::vector<std::string>& lines) {
+Linked link(const std::vector<std::string>& lines, import::ImportStats* stats = nullptr) {
   std::string text;
   for (const std::string& l : lines) text += "    tb-kvm-guest-156     [000] .....     " + l + "\n";
   Linked out;
@@ -48,6 +50,7 @@ Linked link(const std::vector<std::string>& lines) {
   EXPECT_TRUE(parsed) << (parsed ? "" : parsed.error());
   if (!parsed) return out;
   out.records = parsed->records;
+  if (stats) *stats = parsed->stats;
   std::vector<replay::Event> events;
   for (const es_record& r : out.records) events.push_back(replay::Event{r, 0});
   out.chains = replay::build_chains(std::move(events), {});
@@ -218,6 +221,143 @@ TEST(KvmLinkerEscalation, ShutdownWithoutExitIntInfoAfterAnInjectionEndsThatChai
   ASSERT_EQ(de.size(), 1u);
   EXPECT_EQ(de[0]->outcome, Outcome::TripleFault) << replay::to_string(de[0]->outcome);
   EXPECT_TRUE(l.of_kind(ES_KIND_DELIVERY).empty());
+}
+
+// --- Nested SVM levels (issue #15) -------------------------------------------------------------
+
+std::string vmenter(const char* time, const char* nested_rip, const char* event_inj) {
+  return std::string(time) + ": kvm_nested_vmenter: rip: 0x0000000000001024 vmcb: 0x0000000000006000 nested_rip: " +
+         nested_rip + " int_ctl: 0x00000000 event_inj: " + event_inj +
+         " nested_npt=n guest_cr3: 0x0000000000000000";
+}
+std::string nested_exit_line(const char* time, const char* reason, const char* rip, const char* intr_info) {
+  std::string l = exit_line(time, reason, rip, intr_info);
+  l.replace(l.find("kvm_exit"), 8, "kvm_nested_vmexit");
+  return l;
+}
+
+// L1 injects IRQ 0x21 through EVENTINJ at its VMRUN (APM Vol. 2 15.20): kvm_nested_vmenter
+// shows it, so the chain starts there, observed, at L2 (L1's request: hv_level 1). Its delivery
+// in L2 hits a page L0 has not mapped: NPF with EXITINTINFO = IRQ 0x21, an L2 exit
+// (kvm_nested_vmexit) that L0 handles (L1 runs L2 without nested paging) and reinjects into L2
+// (svm_complete_interrupts, kvm_inj_virq [reinjected]); delivered at L2's handler. Every record
+// of the chain is L2's: the entries go into L2, L0's reinjection is into L2, the delivery is L2's.
+TEST(KvmLinkerNested, IrqInjectedByL1ThroughEventinjIsAnL2ChainRootedAtTheVmrun_Issue15) {
+  const Linked l = link({
+      vmenter("14.667421", "0x0000000000003002", "0x80000021"),
+      "14.667602: kvm_entry: vcpu 0, rip 0x3002",
+      exit_line("14.667685", "npf", "0x3002", "0x80000021"),
+      nested_exit_line("14.667707", "npf", "0x3002", "0x80000021"),
+      "14.667981: kvm_inj_virq: IRQ 0x21 [reinjected]",
+      "14.668324: kvm_entry: vcpu 0, rip 0x3002",
+      exit_line("14.676440", "io", "0x3202", "0x00000000"),
+      nested_exit_line("14.676453", "io", "0x3202", "0x00000000"),
+  });
+  const auto irq21 = chains_of(l, irq(0x21));
+  ASSERT_EQ(irq21.size(), 1u);
+  const replay::Chain& c = *irq21[0];
+  EXPECT_EQ(c.outcome, Outcome::ReinjectedThenDelivered) << replay::to_string(c.outcome);
+  ASSERT_TRUE(c.root_found);
+  EXPECT_EQ(c.root.rec.kind, ES_KIND_NESTED_ENTRY);  // not an inferred RAISE
+  EXPECT_EQ(c.root.rec.flags & ES_FLAG_INFERRED, 0u);
+  EXPECT_EQ(c.root.rec.hv_level, 1u);
+  EXPECT_EQ(c.root.rec.rip, 0x3002u);
+  EXPECT_TRUE(l.of_kind(ES_KIND_RAISE).empty());
+  for (const auto& ev : c.events) EXPECT_EQ(ev.rec.level, 2u) << "record #" << ev.rec.id << " kind " << ev.rec.kind;
+  const auto d = l.of_kind(ES_KIND_DELIVERY);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].level, 2u);
+}
+
+// L0's own IRQ (KVM_INTERRUPT from user space) while the vCPU runs L2 and L1 does not intercept
+// INTR: KVM injects it into L2 directly (svm_interrupt_allowed: no nested_exit_on_intr). The
+// injection, the entry and the delivery are L2's, not L1's.
+TEST(KvmLinkerNested, IrqL0InjectsWhileInL2IsDeliveredAtL2_Issue15) {
+  const Linked l = link({
+      vmenter("14.600000", "0x0000000000003000", "0x00000000"),
+      "14.600100: kvm_entry: vcpu 0, rip 0x3000",
+      exit_line("14.676786", "io", "0x3004", "0x00000000"),
+      nested_exit_line("14.676799", "io", "0x3004", "0x00000000"),
+      "14.677059: kvm_inj_virq: IRQ 0x20 [reinjected]",
+      "14.677069: kvm_entry: vcpu 0, rip 0x3006",
+      exit_line("14.677200", "io", "0x3102", "0x00000000"),
+      nested_exit_line("14.677212", "io", "0x3102", "0x00000000"),
+  });
+  const auto irq20 = chains_of(l, irq(0x20));
+  ASSERT_EQ(irq20.size(), 1u);
+  EXPECT_EQ(irq20[0]->outcome, Outcome::Delivered);
+  for (const auto& ev : irq20[0]->events) EXPECT_EQ(ev.rec.level, 2u) << "record #" << ev.rec.id;
+  for (const es_record& e : l.of_kind(ES_KIND_VM_ENTRY)) EXPECT_EQ(e.level, 2u);
+  // The NESTED_ENTRY without an injection starts no chain.
+  const auto ne = l.of_kind(ES_KIND_NESTED_ENTRY);
+  ASSERT_EQ(ne.size(), 1u);
+  EXPECT_EQ(ne[0].origin, 0u);
+  EXPECT_EQ(ne[0].intr_info, 0u);
+}
+
+// #UD in L2, which L1 intercepts: reflected (kvm_nested_vmexit_inject prints no RIP: the
+// NESTED_EXIT takes L2's from the exit it reflects, not 0); the next entry goes to L1; L1
+// injects #UD back (EVENTINJ 0x80000306: type 3, vector 6): a chain rooted at the VMRUN,
+// delivered at L2.
+TEST(KvmLinkerNested, ReflectedExitKeepsL2RipAndL1sExceptionInjectionIsItsOwnChain_Issue15) {
+  const Linked l = link({
+      vmenter("14.600000", "0x0000000000003000", "0x00000000"),
+      "14.677277: kvm_entry: vcpu 0, rip 0x3008",
+      exit_line("14.677330", "UD excp", "0x3008", "0x00000000"),
+      nested_exit_line("14.677343", "UD excp", "0x3008", "0x00000000"),
+      "14.677723: kvm_nested_vmexit_inject: reason: UD excp ext_inf1: 0x0000000000000000 ext_inf2: "
+      "0x0000000000000000 ext_int: 0x00000000 ext_int_err: 0x00000000",
+      "14.677773: kvm_entry: vcpu 0, rip 0x1024",
+      exit_line("14.677964", "vmrun", "0x1021", "0x00000000"),
+      vmenter("14.678410", "0x0000000000003008", "0x80000306"),
+      "14.678470: kvm_entry: vcpu 0, rip 0x3008",
+      exit_line("14.678559", "io", "0x3306", "0x00000306"),
+      nested_exit_line("14.678574", "io", "0x3306", "0x00000306"),
+  });
+  const auto nested = l.of_kind(ES_KIND_NESTED_EXIT);
+  ASSERT_EQ(nested.size(), 1u);
+  EXPECT_EQ(nested[0].rip, 0x3008u);
+  EXPECT_EQ(nested[0].flags & ES_FLAG_RIP_UNKNOWN, 0u);
+  const auto entries = l.of_kind(ES_KIND_VM_ENTRY);
+  ASSERT_EQ(entries.size(), 3u);
+  EXPECT_EQ(entries[0].level, 2u);
+  EXPECT_EQ(entries[1].level, 1u);  // back in L1 after the reflection
+  EXPECT_EQ(entries[2].level, 2u);
+  const auto exits = l.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 3u);
+  EXPECT_EQ(exits[1].level, 1u);  // L1's VMRUN intercept
+  const auto ud = chains_of(l, exc(arch::kUD));
+  ASSERT_EQ(ud.size(), 1u);
+  EXPECT_EQ(ud[0]->root.rec.kind, ES_KIND_NESTED_ENTRY);
+  EXPECT_EQ(ud[0]->outcome, Outcome::Delivered);
+  for (const auto& ev : ud[0]->events) EXPECT_EQ(ev.rec.level, 2u) << "record #" << ev.rec.id;
+}
+
+// An excerpt without kvm_nested_vmexit lines: the exit after an entry into L2 is labelled L2
+// from kvm_nested_vmenter, and the import says it was inferred; an exit reflected by
+// kvm_nested_vmexit_inject is L2's (only L2 exits are reflected), said too. Not L1 silently.
+TEST(KvmLinkerNested, WithoutNestedVmexitLinesTheLevelIsInferredAndSaid_Issue15) {
+  import::ImportStats stats;
+  const Linked l = link({
+                            vmenter("14.600000", "0x0000000000003000", "0x00000000"),
+                            "14.600100: kvm_entry: vcpu 0, rip 0x3000",
+                            exit_line("14.600200", "io", "0x3004", "0x00000000"),
+                            "14.600300: kvm_entry: vcpu 0, rip 0x3006",
+                            exit_line("14.600400", "cpuid", "0x3006", "0x00000000"),
+                            "14.600500: kvm_nested_vmexit_inject: reason: cpuid ext_inf1: 0x0000000000000000 "
+                            "ext_inf2: 0x0000000000000000 ext_int: 0x00000000 ext_int_err: 0x00000000",
+                            "14.600600: kvm_entry: vcpu 0, rip 0x1024",
+                        },
+                        &stats);
+  const auto exits = l.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 2u);
+  EXPECT_EQ(exits[0].level, 2u);
+  EXPECT_EQ(exits[1].level, 2u);
+  std::string said;
+  for (const std::string& a : stats.assumptions) said += a + "\n";
+  EXPECT_NE(said.find("labelled L2 because kvm_nested_vmenter"), std::string::npos) << said;
+  EXPECT_NE(said.find("because kvm_nested_vmexit_inject reflected"), std::string::npos) << said;
+  EXPECT_EQ(l.of_kind(ES_KIND_VM_ENTRY).back().level, 1u);
 }
 
 }  // namespace

@@ -284,9 +284,20 @@ TEST(RealTraces, SvmIdleHaltTimeOnlyPrefixes) {
 
 TEST(RealTraces, NestedSvmSmmWithoutPrefixes) {
   const Imported im = import_cli(real("kvm_list_2021_nsvm_smm_no_prefix_indented.txt"), "smm.db");
-  EXPECT_EQ(im.count("kvm_events"), 11u);
-  EXPECT_EQ(im.count("other_events"), 3u);
+  // The header's 11 + kvm_nested_vmrun, which the importer reads since it records L1's VMRUN
+  // (NESTED_ENTRY); kvm_smm_transition and kvm_nested_intercepts stay context.
+  EXPECT_EQ(im.count("kvm_events"), 12u);
+  EXPECT_EQ(im.count("other_events"), 2u);
   EXPECT_EQ(im.count("unparsed"), 0u);  // the indented continuations belong to their records
+  const auto vmrun = im.of_kind(ES_KIND_NESTED_ENTRY);
+  ASSERT_EQ(vmrun.size(), 1u);
+  EXPECT_EQ(vmrun[0].level, 2u);
+  EXPECT_EQ(vmrun[0].rip, 0xffffffffffbbe119u);  // nrip: L2's RIP
+  EXPECT_EQ(vmrun[0].intr_info, 0u);             // event_inj 0: L1 injects nothing
+  const auto entries = im.of_kind(ES_KIND_VM_ENTRY);
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[0].level, 2u);  // after the VMRUN: into L2
+  EXPECT_EQ(entries[1].level, 1u);  // after the NPF reflected to L1: into L1
   const auto exits = im.of_kind(ES_KIND_VM_EXIT);
   ASSERT_EQ(exits.size(), 3u);
   EXPECT_EQ(exits[0].reason, 0x73u);  // RSM
