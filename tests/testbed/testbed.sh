@@ -4,8 +4,11 @@
 # scenarios under `exitscope record --kvm` while a tracefs instance records the same events
 # (inner.sh); then this script checks the recordings against ftrace on the host (check.sh).
 #
-#   testbed.sh --exitscope BIN --guest TB_KVM_GUEST --cache DIR [--attach "auto tp_btf"] [--scenarios "..."]
-#              [--all]
+#   testbed.sh --exitscope BIN --guest TB_KVM_GUEST [--nested-guest TB_NESTED_GUEST] --cache DIR
+#              [--attach "auto tp_btf"] [--scenarios "..."] [--all]
+#
+# The scenario "nested" (an SVM L1 hypervisor running an L2, tb_nested_l1.asm) runs
+# TB_NESTED_GUEST; without --nested-guest it is left out.
 #
 # Each scenario is recorded with the first --attach method; the others record only pio and npf
 # (between them every event a tp_btf program can see here, and kvm_pio's refusal), unless --all
@@ -16,11 +19,12 @@
 # 77: this machine cannot run the test bed (the sentence says why; CTest shows it as skipped).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-es="" guest="" cache="" attach="auto tp_btf" scenarios="pio irq irq-npf npf triple" all=0
+es="" guest="" nested_guest="" cache="" attach="auto tp_btf" scenarios="pio irq irq-npf npf triple nested" all=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --exitscope) es=$2; shift 2 ;;
     --guest) guest=$2; shift 2 ;;
+    --nested-guest) nested_guest=$2; shift 2 ;;
     --cache) cache=$2; shift 2 ;;
     --attach) attach=$2; shift 2 ;;
     --scenarios) scenarios=$2; shift 2 ;;
@@ -31,6 +35,13 @@ done
 [ -x "$es" ] && [ -x "$guest" ] && [ -n "$cache" ] || {
   echo "testbed: give --exitscope BIN, --guest TB_KVM_GUEST and --cache DIR (built binaries)" >&2; exit 2; }
 es=$(readlink -f "$es"); guest=$(readlink -f "$guest")
+if [ -n "$nested_guest" ] && [ -x "$nested_guest" ]; then nested_guest=$(readlink -f "$nested_guest")
+else
+  case " $scenarios " in *" nested "*)
+    echo "testbed: scenario nested left out: no --nested-guest TB_NESTED_GUEST (build target tb-nested-guest)"
+    scenarios=$(echo " $scenarios " | sed 's/ nested / /; s/^ *//; s/ *$//') ;;
+  esac
+fi
 skip() { echo "testbed: SKIPPED: $*"; exit 77; }
 
 command -v qemu-system-x86_64 >/dev/null ||
@@ -86,7 +97,7 @@ out=$cache/out; rm -rf "$out"; mkdir -p "$out"
 # The kvm tracepoints `record --kvm` attaches (probes/kvm/kvm.bpf.c); kvm_fpu,
 # kvm_update_master_clock and the rest are left out of the tracefs instance too.
 tracepoints="kvm_exit kvm_entry kvm_inj_virq kvm_inj_exception kvm_nested_vmexit kvm_nested_vmexit_inject
-  kvm_nested_intr_vmexit kvm_page_fault kvm_emulate_insn kvm_pio kvm_mmio kvm_msr kvm_userspace_exit
+  kvm_nested_intr_vmexit kvm_nested_vmenter kvm_page_fault kvm_emulate_insn kvm_pio kvm_mmio kvm_msr kvm_userspace_exit
   kvm_apic_accept_irq kvm_eoi"
 tracepoints=$(echo $tracepoints)
 runs=""
@@ -97,7 +108,8 @@ for att in $attach; do
   done
 done
 runs=${runs# }
-printf 'ES=%q\nGUEST=%q\nRUNS=%q\nTRACEPOINTS=%q\n' "$es" "$guest" "$runs" "$tracepoints" > "$out/config"
+printf 'ES=%q\nGUEST=%q\nNESTED_GUEST=%q\nRUNS=%q\nTRACEPOINTS=%q\n' "$es" "$guest" "$nested_guest" "$runs" \
+  "$tracepoints" > "$out/config"
 echo "testbed: booting $kver under QEMU TCG (-cpu qemu64,+svm,+npt); runs (scenario.attach): $runs"
 start=$(date +%s)
 timeout 420 qemu-system-x86_64 -accel tcg -cpu qemu64,+svm,+npt -smp 1 -m 2048 -nographic -no-reboot \
