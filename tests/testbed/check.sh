@@ -79,6 +79,7 @@ want_chains[irq]="IRQ 0x20 -> delivered"                     # KVM_INTERRUPT, IF
 want_chains[irq-npf]="IRQ 0x20 -> delivered after reinjection" # NPF during delivery, EXITINTINFO -> requeued
 want_chains[npf]="#DE -> delivered after reinjection"        # the same for a #DE the CPU raised
 want_chains[triple]="#DE -> triple fault"                    # #DE -> #GP -> #DF -> shutdown
+want_chains[escalate]="#UD -> triple fault"                  # tb_escalate.asm: NPF, reinjected, #GP, #GP, #DF, shutdown
 # nested (tb_nested_l1.asm says why): L1's EVENTINJ IRQ 0x21, whose delivery in L2 L0's NPFs
 # interrupt (L0 reinjects it into L2); L0's IRQ 0x20 injected into L2 directly (L1 does not
 # intercept INTR); #UD in L2 reflected to L1, which injects it back through EVENTINJ.
@@ -89,6 +90,7 @@ want_exits[irq]="npf npf npf io io io hlt"                   # code, IVT (0x80),
 want_exits[irq-npf]="npf npf io npf io io hlt"               # code, IVT, the stack at 0xeffe during delivery
 want_exits[npf]="npf npf npf io io hlt"                      # code, IVT (0x0), the stack at 0xeffe
 want_exits[triple]="npf shutdown"
+want_exits[escalate]="npf npf io UD npf shutdown"            # page directory, code, OUT, ud2, IDT gate 6
 # nested: the exits L1 sees (NESTED_EXIT, kvm_nested_vmexit_inject): its intercepts CPUID, #UD, HLT.
 want_exits[nested]="cpuid UD excp hlt"
 # The exit during delivery: "REASON vectoring=EVENT gpa=GPA" (APM 15.7.2: EXITINTINFO).
@@ -96,6 +98,7 @@ declare -A want_vectoring
 want_vectoring[irq-npf]="npf vectoring=IRQ 0x20 gpa=0xeffe"
 want_vectoring[npf]="npf vectoring=#DE gpa=0xeffe"
 want_vectoring[triple]="shutdown vectoring=#DE"
+want_vectoring[escalate]="npf vectoring=#UD gpa=0x30030"     # gate 6 of the IDT at 0x30000
 
 # KVM sometimes injects an event, cancels the injection before VMRUN (vcpu_enter_guest's
 # cancel_injection path: a pending request, a signal, need_resched) and injects it again, so

@@ -1,4 +1,4 @@
-; testbed "nested": a tiny SVM hypervisor (L1) that runs one L2, for tb-nested-guest.
+; testbed "nested": a tiny SVM hypervisor (L1) that runs one L2, for tb-pm-guest.
 ; Loaded at 0x1000; the runner starts it in 32-bit protected mode with paging (KVM's
 ; nested_svm_check_permissions: VMRUN is #UD without EFER.SVME or with paging off), and has
 ; written L2's GDT / IDT (0x4000 / 0x4800) and the VMCB (0x6000, APM Vol. 2 Appendix B) whose

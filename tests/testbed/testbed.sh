@@ -4,11 +4,11 @@
 # scenarios under `exitscope record --kvm` while a tracefs instance records the same events
 # (inner.sh); then this script checks the recordings against ftrace on the host (check.sh).
 #
-#   testbed.sh --exitscope BIN --guest TB_KVM_GUEST [--nested-guest TB_NESTED_GUEST] --cache DIR
+#   testbed.sh --exitscope BIN --guest TB_KVM_GUEST [--pm-guest TB_PM_GUEST] --cache DIR
 #              [--attach "auto tp_btf"] [--scenarios "..."] [--all]
 #
-# The scenario "nested" (an SVM L1 hypervisor running an L2, tb_nested_l1.asm) runs
-# TB_NESTED_GUEST; without --nested-guest it is left out.
+# The protected-mode scenarios "nested" (an SVM L1 hypervisor running an L2, tb_nested_l1.asm)
+# and "escalate" (tb_escalate.asm) run TB_PM_GUEST; without --pm-guest they are left out.
 #
 # Each scenario is recorded with the first --attach method; the others record only pio and npf
 # (between them every event a tp_btf program can see here, and kvm_pio's refusal), unless --all
@@ -19,12 +19,12 @@
 # 77: this machine cannot run the test bed (the sentence says why; CTest shows it as skipped).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-es="" guest="" nested_guest="" cache="" attach="auto tp_btf" scenarios="pio irq irq-npf npf triple nested" all=0
+es="" guest="" pm_guest="" cache="" attach="auto tp_btf" scenarios="pio irq irq-npf npf triple escalate nested" all=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --exitscope) es=$2; shift 2 ;;
     --guest) guest=$2; shift 2 ;;
-    --nested-guest) nested_guest=$2; shift 2 ;;
+    --pm-guest) pm_guest=$2; shift 2 ;;
     --cache) cache=$2; shift 2 ;;
     --attach) attach=$2; shift 2 ;;
     --scenarios) scenarios=$2; shift 2 ;;
@@ -35,12 +35,14 @@ done
 [ -x "$es" ] && [ -x "$guest" ] && [ -n "$cache" ] || {
   echo "testbed: give --exitscope BIN, --guest TB_KVM_GUEST and --cache DIR (built binaries)" >&2; exit 2; }
 es=$(readlink -f "$es"); guest=$(readlink -f "$guest")
-if [ -n "$nested_guest" ] && [ -x "$nested_guest" ]; then nested_guest=$(readlink -f "$nested_guest")
+if [ -n "$pm_guest" ] && [ -x "$pm_guest" ]; then pm_guest=$(readlink -f "$pm_guest")
 else
-  case " $scenarios " in *" nested "*)
-    echo "testbed: scenario nested left out: no --nested-guest TB_NESTED_GUEST (build target tb-nested-guest)"
-    scenarios=$(echo " $scenarios " | sed 's/ nested / /; s/^ *//; s/ *$//') ;;
-  esac
+  for pm in escalate nested; do
+    case " $scenarios " in *" $pm "*)
+      echo "testbed: scenario $pm left out: no --pm-guest TB_PM_GUEST (build target tb-pm-guest)"
+      scenarios=$(echo " $scenarios " | sed "s/ $pm / /; s/^ *//; s/ *\$//") ;;
+    esac
+  done
 fi
 skip() { echo "testbed: SKIPPED: $*"; exit 77; }
 
@@ -108,7 +110,7 @@ for att in $attach; do
   done
 done
 runs=${runs# }
-printf 'ES=%q\nGUEST=%q\nNESTED_GUEST=%q\nRUNS=%q\nTRACEPOINTS=%q\n' "$es" "$guest" "$nested_guest" "$runs" \
+printf 'ES=%q\nGUEST=%q\nPM_GUEST=%q\nRUNS=%q\nTRACEPOINTS=%q\n' "$es" "$guest" "$pm_guest" "$runs" \
   "$tracepoints" > "$out/config"
 echo "testbed: booting $kver under QEMU TCG (-cpu qemu64,+svm,+npt); runs (scenario.attach): $runs"
 start=$(date +%s)

@@ -1,15 +1,20 @@
-// tb-nested-guest: the test bed's nested SVM scenario (tests/testbed/README.md). One vCPU in
-// 32-bit protected mode with paging runs tb_nested_l1.asm, a tiny SVM hypervisor (L1) that
-// VMRUNs an L2; the .asm says what each step should show. Linked statically, like
-// tb-kvm-guest, to run inside the emulated machine. Needs kvm_amd nested=1.
+// tb-pm-guest: the test bed's protected-mode /dev/kvm programs (tests/testbed/README.md). One
+// vCPU in 32-bit protected mode with paging (a 4 MiB identity page) runs a flat image at 0x1000.
+// Linked statically, like tb-kvm-guest, to run inside the emulated machine.
 //
-//   tb-nested-guest nested
+//   tb-pm-guest nested | escalate
+//
+//   nested    tb_nested_l1.asm: a tiny SVM hypervisor (L1) that VMRUNs an L2 (needs kvm_amd
+//             nested=1); the .asm says what each step should show.
+//   escalate  tb_escalate.asm: #UD whose delivery hits an NPF, is reinjected and escalates to a
+//             shutdown.
 //
 // Prints "pid P", one line per exit to user space ("l1-exit CODE" for each #VMEXIT code L1
-// reports on port 0x10, "out 0xe9 VALUE" for L2's port writes, "irq 0x20" when KVM_INTERRUPT
-// was issued, "hlt"), then "done nested". Exit status 0 when L1 halted after L2's HLT with the
-// expected sequence, 1 otherwise, 2 for a bad argument, 3 when /dev/kvm cannot be used (4 when
-// KVM offers no SVM to its guests: kvm_amd nested=0).
+// reports on port 0x10, "out 0xe9 VALUE" for the guest's port writes, "irq 0x20" when
+// KVM_INTERRUPT was issued, "hlt", "shutdown"), then "done SCENARIO". Exit status 0 when the
+// guest ended as the scenario expects (nested: L1 halted after L2's HLT with the expected
+// sequence; escalate: KVM_EXIT_SHUTDOWN after the first write), 1 otherwise, 2 for a bad
+// argument, 3 when /dev/kvm cannot be used, 4 when KVM offers no SVM to its guests (nested).
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
@@ -49,7 +54,7 @@ const unsigned long kGetSupportedCpuid = _IOWR(KVMIO, 0x05, CpuidHeader);
 const unsigned long kSetCpuid2 = _IOW(KVMIO, 0x90, CpuidHeader);
 
 int fail(const char* what) {
-  std::fprintf(stderr, "tb-nested-guest: %s: %s\n", what, std::strerror(errno));
+  std::fprintf(stderr, "tb-pm-guest: %s: %s\n", what, std::strerror(errno));
   return 3;
 }
 
@@ -112,10 +117,12 @@ void write_vmcb(const Mem& m) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2 || std::string(argv[1]) != "nested") {
-    std::fprintf(stderr, "tb-nested-guest: give the scenario: nested\n");
+  const std::string scenario = argc == 2 ? argv[1] : "";
+  if (scenario != "nested" && scenario != "escalate") {
+    std::fprintf(stderr, "tb-pm-guest: give one scenario: nested or escalate\n");
     return 2;
   }
+  const bool nested = scenario == "nested";
   const int kvm = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
   if (kvm < 0) return fail("cannot open /dev/kvm");
   if (::ioctl(kvm, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) return fail("KVM_GET_API_VERSION");
@@ -124,7 +131,8 @@ int main(int argc, char** argv) {
   void* mem = ::mmap(nullptr, kMemSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return fail("mmap guest memory");
   const Mem m{static_cast<unsigned char*>(mem)};
-  std::memcpy(m.p + kL1Load, tb_guest_blobs_tb_nested_l1, tb_guest_blobs_tb_nested_l1_size);
+  if (nested) std::memcpy(m.p + kL1Load, tb_guest_blobs_tb_nested_l1, tb_guest_blobs_tb_nested_l1_size);
+  else std::memcpy(m.p + kL1Load, tb_guest_blobs_tb_escalate, tb_guest_blobs_tb_escalate_size);
   // L2's GDT: null, code 0x08, data 0x10 (flat, 4 GiB); its IDT: IRQ 0x20, IRQ 0x21, #UD.
   m.u64(kGdt + 0x08, 0x00CF9B000000FFFFull);
   m.u64(kGdt + 0x10, 0x00CF93000000FFFFull);
@@ -153,8 +161,8 @@ int main(int argc, char** argv) {
     std::memcpy(&e, buf.data() + sizeof(CpuidHeader) + i * sizeof e, sizeof e);
     if (e.function == 0x80000001) svm = (e.ecx >> 2) & 1;  // CPUID Fn8000_0001 ECX[2] SVM
   }
-  if (!svm) {
-    std::fprintf(stderr, "tb-nested-guest: KVM offers no SVM to its guests (kvm_amd nested=0?)\n");
+  if (!svm && nested) {
+    std::fprintf(stderr, "tb-pm-guest: KVM offers no SVM to its guests (kvm_amd nested=0?)\n");
     return 4;
   }
   if (::ioctl(vcpu, kSetCpuid2, cpuid) < 0) return fail("KVM_SET_CPUID2");
@@ -212,7 +220,8 @@ int main(int argc, char** argv) {
     }
     switch (run->exit_reason) {
       case KVM_EXIT_HLT: {
-        std::printf("hlt\ndone nested\n");
+        std::printf("hlt\ndone %s\n", scenario.c_str());
+        if (!nested) return 1;
         // L1 saw CPUID, #UD, HLT; L2 wrote 0x21 (L1's IRQ), 1, 0x20 (L0's IRQ), 6 (#UD), 2.
         const bool as_expected = l1_exits == "72 46 78 " && l2_out == "21 1 20 6 2 ";
         if (!as_expected)
@@ -237,7 +246,9 @@ int main(int argc, char** argv) {
         }
         break;
       }
-      case KVM_EXIT_SHUTDOWN: std::printf("shutdown\ndone nested\n"); return 1;
+      case KVM_EXIT_SHUTDOWN:
+        std::printf("shutdown\ndone %s\n", scenario.c_str());
+        return !nested && l2_out == "1 " ? 0 : 1;
       default:
         std::printf("unexpected exit %u (hardware reason 0x%llx)\n", run->exit_reason,
                     static_cast<unsigned long long>(run->fail_entry.hardware_entry_failure_reason));
