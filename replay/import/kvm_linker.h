@@ -9,12 +9,16 @@
 //
 // Mapping: kvm_exit -> VM_EXIT, kvm_entry -> VM_ENTRY, kvm_inj_virq / kvm_inj_exception ->
 // DECISION (INJECT_REINJECTED / INJECT_NEW), kvm_nested_vmexit -> the L2 exit (level 2),
-// kvm_nested_vmexit_inject -> DECISION REFLECT_TO_L1 + NESTED_EXIT, everything else -> CONTEXT
+// kvm_nested_vmexit_inject -> DECISION REFLECT_TO_L1 + NESTED_EXIT, kvm_nested_vmenter -> NESTED_ENTRY
+// (level 2, hv_level 1; its event_inj roots the chain of an injection L1 asked for), everything else -> CONTEXT
 // (reason = ImportContext, aux = line number; kvm_emulate_insn: the instruction bytes with
 // ES_FLAG_BYTES_VALID, aux = their count). Chains: every injected or IDT-vectoring event
 // gets a chain root (a RAISE marked ES_FLAG_INFERRED: a trace never shows where an event came
 // from); the exits that find it in IDT-vectoring info, its reinjections and entries join the
-// chain; a delivery is inferred when the next exit on that vCPU no longer reports it.
+// chain; a delivery is inferred when the next exit on that vCPU no longer reports it. Levels:
+// each vCPU's level follows kvm_nested_vmenter (L2) and kvm_nested_vmexit_inject (L1); entries,
+// injections and deliveries carry the level the vCPU runs at, exits L2 when kvm_nested_vmexit
+// confirms it or, without that tracepoint in the trace, when the vCPU was entered into L2 (said).
 //
 // Streaming: a few later events patch an earlier record (kvm_nested_vmexit marks the kvm_exit
 // before it as L2's; kvm_page_fault gives an EPT violation its GPA), so records stay held while
