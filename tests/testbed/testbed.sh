@@ -10,8 +10,9 @@
 # The protected-mode scenarios "nested" (an SVM L1 hypervisor running an L2, tb_nested_l1.asm)
 # and "escalate" (tb_escalate.asm) run TB_PM_GUEST; without --pm-guest they are left out.
 #
-# Each scenario is recorded with the first --attach method; the others record only pio and npf
-# (between them every event a tp_btf program can see here, and kvm_pio's refusal), unless --all
+# Each scenario is recorded with the first --attach method; the others record only pio, npf and
+# nested (between them every event a tp_btf program can see here, kvm_nested_vmenter and
+# kvm_nested_vmexit_inject included, and kvm_pio's refusal), unless --all
 # records every scenario with every method (about twice the time).
 #
 # Everything downloaded or built is kept under DIR (the kernel package, the unpacked kernel,
@@ -106,7 +107,7 @@ runs=""
 first=${attach%% *}
 for att in $attach; do
   for s in $scenarios; do
-    if [ "$att" = "$first" ] || [ "$all" = 1 ] || [ "$s" = pio ] || [ "$s" = npf ]; then runs="$runs $s.$att"; fi
+    if [ "$att" = "$first" ] || [ "$all" = 1 ] || [ "$s" = pio ] || [ "$s" = npf ] || [ "$s" = nested ]; then runs="$runs $s.$att"; fi
   done
 done
 runs=${runs# }
