@@ -289,6 +289,13 @@ void KvmEventLinker::on_exit(const TraceLine& t, VcpuState& st, uint8_t level) {
   const IdtVectoringInfo vec(probe.idt_vectoring_info);
   const uint32_t vec_word = arch::to_reinjection(vec).raw();
   const bool in_flight = st.phase == VcpuState::Phase::Entered || st.phase == VcpuState::Phase::Decided;
+  if (st.phase == VcpuState::Phase::HeldByL1 && !vec.valid() && !is_shutdown_exit(probe)) {
+    // An exit of L1 while the event waits in vmcb12 / vmcs12 for L1 to inject it again.
+    if (level != 2 && st.entered_level == 2) level = 2;
+    st.exit_level_seen = level == 2 && t.event == TraceEvent::NestedVmexit;
+    st.open_exit = push_parsed(ES_KIND_VM_EXIT, probe, level).id;
+    return;
+  }
   if (is_shutdown_exit(probe) && st.chain != 0 && (in_flight || st.phase == VcpuState::Phase::Exited)) {
     on_shutdown(probe, st, level == 2 ? 2 : st.entered_level);
     return;
@@ -455,7 +462,7 @@ void KvmEventLinker::on_nested_inject(const TraceLine& t, VcpuState& st) {
   // (kvm_nested_vmenter's event_inj); the next L0 entry goes to L1, not carrying it.
   const IdtVectoringInfo vec(n.idt_vectoring_info);
   if (origin && vec.valid() && same_event(arch::to_reinjection(vec).raw(), st.word)) {
-    st.phase = VcpuState::Phase::Exited;
+    st.phase = VcpuState::Phase::HeldByL1;
     st.last_link = nid;
   } else {
     st.reset_event();
@@ -485,7 +492,9 @@ void KvmEventLinker::on_nested_vmenter(const TraceLine& t, VcpuState& st) {
   r.aux64 = t.b;       // L1's RIP
   r.intr_info = injects ? word : 0;
   const uint64_t id = r.id;
-  const bool continues = injects && st.phase == VcpuState::Phase::Exited && same_event(word, st.word);
+  const bool continues = injects &&
+                         (st.phase == VcpuState::Phase::Exited || st.phase == VcpuState::Phase::HeldByL1) &&
+                         same_event(word, st.word);
   if (continues) {
     r.origin = st.chain;
     r.cause = st.last_link;
@@ -611,7 +620,7 @@ void KvmEventLinker::on_entry(const TraceLine& t, VcpuState& st) {
     e.cause = st.last_link;
     st.last_link = e.id;
     st.phase = VcpuState::Phase::Entered;
-  } else if (st.phase != VcpuState::Phase::Exited) {
+  } else if (st.phase != VcpuState::Phase::Exited && st.phase != VcpuState::Phase::HeldByL1) {
     st.phase = VcpuState::Phase::Idle;
   }
   st.open_exit = 0;

@@ -88,7 +88,9 @@ class KvmEventLinker {
 
   // Per-vCPU progress of the event being injected / reinjected (KVM injects one at a time).
   struct VcpuState {
-    enum class Phase : uint8_t { Idle, Decided, Entered, Exited };
+    // HeldByL1: reflected to L1 with the event in vmcb12's EXITINTINFO / vmcs12's IDT-vectoring
+    // field; L0's entries into L1 do not carry it, L1's next VMRUN / VMRESUME may inject it.
+    enum class Phase : uint8_t { Idle, Decided, Entered, Exited, HeldByL1 };
     Phase phase = Phase::Idle;
     uint64_t chain = 0;      // origin of the event in flight
     uint32_t word = 0;       // it, VM-entry format

@@ -360,5 +360,39 @@ TEST(KvmLinkerNested, WithoutNestedVmexitLinesTheLevelIsInferredAndSaid_Issue15)
   EXPECT_EQ(l.of_kind(ES_KIND_VM_ENTRY).back().level, 1u);
 }
 
+// An L2 exit during an event's delivery that L1 intercepts (an NPF in L1's nested page tables):
+// KVM reflects it with the event in vmcb12's EXITINTINFO (nested_svm_vmexit copies
+// exit_int_info; APM Vol. 2 15.7.2), and it is L1's to inject again, which it does through
+// EVENTINJ at its next VMRUN (APM 15.20). One chain: the L2 exit, the reflection, L1's
+// reinjection at the VMRUN, the delivery at L2: delivered after reinjection.
+TEST(KvmLinkerNested, EventReflectedInExitIntInfoAndReinjectedByL1StaysOneChain_Issue15) {
+  const Linked l = link({
+      vmenter("20.000000", "0x0000000000003000", "0x80000030"),
+      "20.000100: kvm_entry: vcpu 0, rip 0x3000",
+      exit_line("20.000200", "npf", "0x3000", "0x80000030"),
+      nested_exit_line("20.000210", "npf", "0x3000", "0x80000030"),
+      "20.000300: kvm_nested_vmexit_inject: reason: npf ext_inf1: 0x0000000100000006 ext_inf2: "
+      "0x000000000001fffc ext_int: 0x80000030 ext_int_err: 0x00000000",
+      "20.000400: kvm_entry: vcpu 0, rip 0x1024",
+      exit_line("20.000500", "vmrun", "0x1021", "0x00000000"),
+      vmenter("20.000600", "0x0000000000003000", "0x80000030"),
+      "20.000700: kvm_entry: vcpu 0, rip 0x3000",
+      exit_line("20.000800", "io", "0x3202", "0x00000000"),
+      nested_exit_line("20.000810", "io", "0x3202", "0x00000000"),
+  });
+  const auto irq30 = chains_of(l, irq(0x30));
+  ASSERT_EQ(irq30.size(), 1u);
+  EXPECT_EQ(irq30[0]->outcome, Outcome::ReinjectedThenDelivered) << replay::to_string(irq30[0]->outcome);
+  const auto ne = l.of_kind(ES_KIND_NESTED_ENTRY);
+  ASSERT_EQ(ne.size(), 2u);
+  EXPECT_EQ(ne[1].origin, irq30[0]->id);  // L1's second VMRUN reinjects the same event
+  const auto nested = l.of_kind(ES_KIND_NESTED_EXIT);
+  ASSERT_EQ(nested.size(), 1u);
+  EXPECT_EQ(nested[0].origin, irq30[0]->id);
+  const auto d = l.of_kind(ES_KIND_DELIVERY);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].level, 2u);
+}
+
 }  // namespace
 }  // namespace es::test
