@@ -9,6 +9,8 @@
 // build_chains, as `exitscope import` and `exitscope chains` do.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -167,6 +169,35 @@ TEST(KvmLinkerEscalation, UdNpfReinjectedThenShutdownIsOneTripleFaultChain_Issue
   EXPECT_EQ(exits[2].reason, static_cast<uint32_t>(arch::SvmExitCode::Shutdown));
   EXPECT_EQ(ud[0]->outcome_event, exits[2].id);
   EXPECT_EQ(exits[2].origin, ud[0]->id);
+}
+
+// The same on a real run (tests/import/data/escalate_cancel_svm_6.1.txt, the test bed's escalate
+// scenario as its tracefs instance printed it): KVM cancelled the first #UD injection and
+// injected it again, then an NPF interrupted its delivery, KVM reinjected it and the CPU shut
+// down. One chain, ending in the triple fault, with one inferred CANCEL_INJECTION.
+TEST(KvmLinkerEscalation, RealTestBedRunWithACancelledInjectionIsOneTripleFaultChain_Issue14) {
+  std::ifstream in(std::string(ES_LINKER_DATA) + "/escalate_cancel_svm_6.1.txt");
+  ASSERT_TRUE(in);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto parsed = import::parse_trace_text(text.str(), {}, "escalate_cancel_svm_6.1.txt");
+  ASSERT_TRUE(parsed) << parsed.error();
+  Linked l;
+  l.records = parsed->records;
+  std::vector<replay::Event> events;
+  for (const es_record& r : l.records) events.push_back(replay::Event{r, 0});
+  l.chains = replay::build_chains(std::move(events), {});
+  const auto ud = chains_of(l, exc(arch::kUD));
+  ASSERT_EQ(ud.size(), 1u);
+  EXPECT_EQ(ud[0]->outcome, Outcome::TripleFault) << replay::to_string(ud[0]->outcome);
+  for (const auto& c : l.chains)  // no other event's chain (members without an origin aside)
+    if (c.id != 0) {
+      EXPECT_EQ(c.id, ud[0]->id) << "chain " << c.id;
+    }
+  size_t cancels = 0;
+  for (const es_record& r : l.of_kind(ES_KIND_DECISION)) cancels += r.reason == ES_DECISION_CANCEL_INJECTION;
+  EXPECT_EQ(cancels, 1u);
+  EXPECT_TRUE(l.of_kind(ES_KIND_DELIVERY).empty());
 }
 
 // The same escalation where the exit at the shutdown names the #DF being delivered: the #DF
