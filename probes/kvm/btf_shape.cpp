@@ -89,6 +89,9 @@ std::vector<BtfShape> make_shapes() {
   add(ES_KVM_EV_NESTED_VMEXIT_INJECT, "btf_kvm_nested_vmexit_inject", "every kernel exitscope knows",
       {"u32", "u64", "u64", "u32", "u32", "u32"}, {kReason, kInfo1, kInfo2, kIntrInfo, kErrorCode, kIsa});
   add(ES_KVM_EV_NESTED_INTR_VMEXIT, "btf_kvm_nested_intr_vmexit", "every kernel exitscope knows", {"u64"}, {kRip});
+  add(ES_KVM_EV_NESTED_VMENTER, "btf_kvm_nested_vmenter", "5.12+",
+      {"u64", "u64", "u64", "u32", "u32", "bool", "u64", "u64", "u32"},
+      {kRip, kVmcb, kNestedRip, kIntCtl, kEventInj, kIsa});
   add(ES_KVM_EV_EMULATE_INSN, "btf_kvm_emulate_insn", "5.8+ (emulate_ctxt a pointer)", {"struct kvm_vcpu *", "u8"},
       {kRip, kLen, kFailed}, true);
   return s;

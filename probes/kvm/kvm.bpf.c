@@ -102,5 +102,6 @@ ES_KVM_PROG(kvm_msr, ES_KVM_EV_MSR)
 ES_KVM_PROG(kvm_userspace_exit, ES_KVM_EV_USERSPACE_EXIT)
 ES_KVM_PROG(kvm_apic_accept_irq, ES_KVM_EV_APIC_ACCEPT_IRQ)
 ES_KVM_PROG(kvm_eoi, ES_KVM_EV_EOI)
+ES_KVM_PROG(kvm_nested_vmenter, ES_KVM_EV_NESTED_VMENTER)
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -254,6 +254,23 @@ int btf_kvm_nested_vmexit_inject(__u64 *ctx) {
   return commit(e, 6);
 }
 
+/* kvm_nested_vmenter(__u64 rip, __u64 vmcb, __u64 nested_rip, __u32 int_ctl, __u32 event_inj,
+ * bool tdp_enabled, __u64 guest_tdp_pgd, __u64 guest_cr3, __u32 isa) (5.12+): the entry's rip,
+ * vmcb, nested_rip, int_ctl, event_inj and isa are the arguments as they are (guest_pgd, a choice
+ * between two of them, is not decoded by exitscope). */
+SEC("tp_btf/kvm_nested_vmenter")
+int btf_kvm_nested_vmenter(__u64 *ctx) {
+  struct es_kvm_event *e = es_kvm_reserve(ES_KVM_EV_NESTED_VMENTER);
+  if (!e) return 0;
+  WORDS(e)[0] = ctx[0];
+  WORDS(e)[1] = ctx[1];
+  WORDS(e)[2] = ctx[2];
+  WORDS(e)[3] = (__u32)ctx[3];
+  WORDS(e)[4] = (__u32)ctx[4];
+  WORDS(e)[5] = (__u32)ctx[8];
+  return commit(e, 6);
+}
+
 /* kvm_nested_intr_vmexit(__u64 rip) */
 SEC("tp_btf/kvm_nested_intr_vmexit")
 int btf_kvm_nested_intr_vmexit(__u64 *ctx) {

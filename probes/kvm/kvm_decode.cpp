@@ -136,6 +136,19 @@ bool Decoder::decode(const es_kvm_event& e, import::TraceLine& t) const {
       t.a = get(kGpa);
       t.b = get(kVal);
       break;
+    case ES_KVM_EV_NESTED_VMENTER:
+      // The same TraceLine as kvm_fields.h fills from trace.dat (one meaning for every source):
+      // rip = L2's RIP (nested_rip), a = the VMCB / VMCS12, b = L1's RIP, c = int_ctl,
+      // event_word = event_inj as L1 wrote it (SVM EVENTINJ or vmcs12 VM-entry intr info).
+      t.event = TraceEvent::NestedVmenter;
+      t.b = t.rip;
+      t.rip = get(kNestedRip);
+      t.has_rip = true;
+      t.a = get(kVmcb);
+      t.c = static_cast<uint32_t>(get(kIntCtl));
+      t.event_word = static_cast<uint32_t>(get(kEventInj));
+      t.svm = !l.has(kIsa) || get(kIsa) == import::kIsaSvm;
+      break;
     case ES_KVM_EV_USERSPACE_EXIT:
       t.event = TraceEvent::UserspaceExit;
       t.a = get(kReason);  // KVM_EXIT_* (include/uapi/linux/kvm.h)

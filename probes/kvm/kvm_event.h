@@ -32,6 +32,7 @@ enum {
   ES_KVM_EV_USERSPACE_EXIT,
   ES_KVM_EV_APIC_ACCEPT_IRQ,
   ES_KVM_EV_EOI,
+  ES_KVM_EV_NESTED_VMENTER, /* kvm_nested_vmenter (5.12+): L1's VMRUN / VMLAUNCH emulated, event_inj */
   ES_KVM_EV_COUNT
 };
 

@@ -136,6 +136,7 @@ bpf_program* program_of(kvm_bpf* s, int event) {
     case ES_KVM_EV_USERSPACE_EXIT: return s->progs.handle_kvm_userspace_exit;
     case ES_KVM_EV_APIC_ACCEPT_IRQ: return s->progs.handle_kvm_apic_accept_irq;
     case ES_KVM_EV_EOI: return s->progs.handle_kvm_eoi;
+    case ES_KVM_EV_NESTED_VMENTER: return s->progs.handle_kvm_nested_vmenter;
     default: return nullptr;
   }
 }

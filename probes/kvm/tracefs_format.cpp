@@ -102,6 +102,11 @@ std::vector<FieldSpec> specs_of(int event) {
     case ES_KVM_EV_APIC_ACCEPT_IRQ:
       return {{kApicid, "apicid", "", true}, {kDm, "dm", "", false}, {kTm, "tm", "", false}, {kVector, "vec", "", true}};
     case ES_KVM_EV_EOI: return {{kApicid, "apicid", "", true}, {kVector, "vector", "", true}};
+    case ES_KVM_EV_NESTED_VMENTER:
+      // 5.12+ (nSVM and nVMX share it; kvm_nested_vmrun, SVM's before, is not attached): rip = L1's,
+      // vmcb = the VMCB / VMCS12 address, nested_rip = L2's, event_inj = what L1 injects.
+      return {{kRip, "rip", "", true},         {kVmcb, "vmcb", "", true},       {kNestedRip, "nested_rip", "", true},
+              {kIntCtl, "int_ctl", "", false}, {kEventInj, "event_inj", "", true}, {kIsa, "isa", "", false}};
     default: return {};
   }
 }

@@ -47,7 +47,7 @@ inline constexpr std::array<std::string_view, ES_KVM_EV_COUNT> kEventNames = {
     "kvm_exit",           "kvm_entry",          "kvm_inj_virq",       "kvm_inj_exception",
     "kvm_nested_vmexit",  "kvm_nested_vmexit_inject", "kvm_nested_intr_vmexit", "kvm_page_fault",
     "kvm_emulate_insn",   "kvm_pio",            "kvm_mmio",           "kvm_msr",
-    "kvm_userspace_exit", "kvm_apic_accept_irq", "kvm_eoi"};
+    "kvm_userspace_exit", "kvm_apic_accept_irq", "kvm_eoi",            "kvm_nested_vmenter"};
 // ES_KVM_EV_* of a name, -1 if not one of ours.
 int event_index(std::string_view name);
 
@@ -55,7 +55,7 @@ int event_index(std::string_view name);
 enum Slot : uint8_t {
   kVcpu, kReason, kRip, kIsa, kInfo1, kInfo2, kIntrInfo, kErrorCode, kImmediateExit, kVector, kSoft,
   kReinjected, kException, kHasError, kAddress, kLen, kInsn, kFailed, kRw, kPort, kSize, kCount, kVal, kType,
-  kGpa, kWrite, kEcx, kData, kErrno, kApicid, kDm, kTm, kSlotCount
+  kGpa, kWrite, kEcx, kData, kErrno, kApicid, kDm, kTm, kVmcb, kNestedRip, kIntCtl, kEventInj, kSlotCount
 };
 
 // Where a field sits in es_kvm_event.raw on this kernel.

@@ -22,13 +22,15 @@ enum Field : uint8_t {
   fExitReason, fGuestRip, fIsa, fInfo1, fInfo2, fIntrInfo, fErrorCode, fVcpuId, fRip, fImmediateExit,
   fIrq, fVector, fSoft, fReinjected, fException, fHasError, fFaultAddress, fLen, fInsn, fFailed,
   fRw, fPort, fSize, fVal, fWrite, fEcx, fData, fApicid, fVec, fReason, fErrno, fExitCode,
-  fExitInfo1, fExitInfo2, fExitIntInfo, fExitIntInfoErr, fType, fGpa, kFieldCount
+  fExitInfo1, fExitInfo2, fExitIntInfo, fExitIntInfoErr, fType, fGpa, fVmcb, fNestedRip, fIntCtl, fEventInj,
+  kFieldCount
 };
 inline constexpr std::array<const char*, kFieldCount> kFieldNames = {
     "exit_reason", "guest_rip", "isa", "info1", "info2", "intr_info", "error_code", "vcpu_id", "rip",
     "immediate_exit", "irq", "vector", "soft", "reinjected", "exception", "has_error", "fault_address", "len",
     "insn", "failed", "rw", "port", "size", "val", "write", "ecx", "data", "apicid", "vec", "reason", "errno",
-    "exit_code", "exit_info1", "exit_info2", "exit_int_info", "exit_int_info_err", "type", "gpa"};
+    "exit_code", "exit_info1", "exit_info2", "exit_int_info", "exit_int_info_err", "type", "gpa", "vmcb",
+    "nested_rip", "int_ctl", "event_inj"};
 
 inline std::optional<Field> field_by_name(std::string_view name) {
   for (size_t i = 0; i < kFieldCount; ++i)
@@ -177,6 +179,19 @@ bool fill_from_fields(TraceEvent ev, const Fields& f, TraceLine& t) {
       t.c = static_cast<uint32_t>(f.get(fLen));
       t.a = f.get(fGpa);
       t.b = f.get(fVal);
+      return true;
+    case TraceEvent::NestedVmenter:
+      // kvm_nested_vmenter (kvm_nested_vmrun before 5.12): L1's VMRUN / VMLAUNCH as KVM emulates it.
+      // event_inj: vmcb12's EVENTINJ (AMD APM Vol. 2 15.20 "Event Injection") or vmcs12's VM-entry
+      // interruption information (SDM Vol. 3C 25.8.3): what L1 asks to inject into L2.
+      if (!f.has(fVmcb) || !f.has(fEventInj)) return false;
+      t.a = f.get(fVmcb);
+      t.b = f.get(fRip);
+      t.rip = f.get(fNestedRip);
+      t.has_rip = f.has(fNestedRip);
+      t.c = static_cast<uint32_t>(f.get(fIntCtl));
+      t.event_word = static_cast<uint32_t>(f.get(fEventInj));
+      t.svm = !f.has(fIsa) || f.get(fIsa) == kIsaSvm;  // kvm_nested_vmrun (no isa) was SVM's alone
       return true;
     default: return true;  // another event: context
   }

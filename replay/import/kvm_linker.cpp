@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "hv/arch/event_info.h"
+#include "hv/arch/exceptions.h"
 #include "hv/arch/exit_reason.h"
 #include "hv/arch/svm.h"
 
@@ -60,6 +61,8 @@ void KvmEventLinker::learn(const TraceLine& t, uint64_t line_no) {
   if (t.event == TraceEvent::Entry && !t.has_rip && !t.has_intr_info && t.vcpu >= 0)
     older_kernel_.add(line_no, at("kvm_entry prints no RIP, a kernel before 5.9"));
   if (t.event == TraceEvent::Entry && t.has_rip) ++entries_with_rip_;
+  if (t.event == TraceEvent::Entry) saw_entry_ = true;
+  if (t.event == TraceEvent::NestedVmexit) nested_vmexit_traced_ = true;
 
   if (t.pid < 0 || t.vcpu < 0) return;
   // A thread that names two vCPUs (it should not) keeps the lower one.
@@ -132,6 +135,7 @@ void KvmEventLinker::add(const TraceLine& t, uint64_t time_ns, uint64_t line_no)
       break;
     }
     case TraceEvent::Entry: on_entry(t, st); break;
+    case TraceEvent::NestedVmenter: on_nested_vmenter(t, st); break;
     case TraceEvent::InjVirq:
     case TraceEvent::InjException: on_inject(t, st); break;
     default: on_context(t, st); break;
@@ -226,9 +230,10 @@ es_record& KvmEventLinker::push_parsed(uint16_t kind, const es_record& parsed, u
 }
 
 // A chain root for an event whose origin the trace does not show.
-uint64_t KvmEventLinker::raise(uint32_t word, uint32_t error) {
+uint64_t KvmEventLinker::raise(uint32_t word, uint32_t error, uint8_t level) {
   es_record& r = push(ES_KIND_RAISE, ES_FLAG_INFERRED);
   r.origin = r.id;
+  r.level = level;
   r.intr_info = word;
   r.intr_error = error;
   return r.id;
@@ -284,6 +289,17 @@ void KvmEventLinker::on_exit(const TraceLine& t, VcpuState& st, uint8_t level) {
   const IdtVectoringInfo vec(probe.idt_vectoring_info);
   const uint32_t vec_word = arch::to_reinjection(vec).raw();
   const bool in_flight = st.phase == VcpuState::Phase::Entered || st.phase == VcpuState::Phase::Decided;
+  if (st.phase == VcpuState::Phase::HeldByL1 && !vec.valid() && !is_shutdown_exit(probe)) {
+    // An exit of L1 while the event waits in vmcb12 / vmcs12 for L1 to inject it again.
+    if (level != 2 && st.entered_level == 2) level = 2;
+    st.exit_level_seen = level == 2 && t.event == TraceEvent::NestedVmexit;
+    st.open_exit = push_parsed(ES_KIND_VM_EXIT, probe, level).id;
+    return;
+  }
+  if (is_shutdown_exit(probe) && st.chain != 0 && (in_flight || st.phase == VcpuState::Phase::Exited)) {
+    on_shutdown(probe, st, level == 2 ? 2 : st.entered_level);
+    return;
+  }
   const bool continues = (in_flight || st.phase == VcpuState::Phase::Exited) && vec.valid() &&
                          same_event(vec_word, st.word);
   if (!continues && in_flight) {
@@ -296,13 +312,17 @@ void KvmEventLinker::on_exit(const TraceLine& t, VcpuState& st, uint8_t level) {
     d.cause = st.last_link;
     d.intr_info = st.word;
     d.intr_error = st.error;
-    d.level = level;
-    st = VcpuState{.open_exit = st.open_exit};
+    d.level = st.entered_level;  // delivered in the guest the last entry went to
+    st.reset_event();
   } else if (!continues) {
-    st = VcpuState{.open_exit = st.open_exit};
+    st.reset_event();
   }
   uint64_t root = 0;
-  if (vec.valid() && !continues) root = raise(vec_word, probe.idt_vectoring_error);
+  if (vec.valid() && !continues) root = raise(vec_word, probe.idt_vectoring_error, st.entered_level);
+  // kvm_exit says nothing about the level: L2 when the vCPU was entered into L2 (a
+  // kvm_nested_vmexit line confirms it, settle_exit_level() decides without one).
+  if (level != 2 && st.entered_level == 2) level = 2;
+  st.exit_level_seen = level == 2 && t.event == TraceEvent::NestedVmexit;
   es_record& e = push_parsed(ES_KIND_VM_EXIT, probe, level);
   const uint64_t id = e.id;
   if (continues) {
@@ -321,25 +341,103 @@ void KvmEventLinker::on_exit(const TraceLine& t, VcpuState& st, uint8_t level) {
   st.open_exit = id;
 }
 
+// SDM Vol. 3A 6.15 "Interrupt 8 -- Double Fault Exception (#DF)" / AMD APM Vol. 2 8.2.9: a fault
+// while the processor delivers #DF shuts it down (a triple fault); a shutdown is reached only
+// through the delivery of an event that went wrong. VMX reports it as exit reason 2 (Vol. 3C
+// 26.2 / 27.1), SVM as the SHUTDOWN intercept, exit code 0x7f (APM Vol. 2 Appendix C).
+bool KvmEventLinker::is_shutdown_exit(const es_record& e) {
+  if (e.flags & ES_FLAG_SVM) return e.reason == static_cast<uint32_t>(arch::SvmExitCode::Shutdown);
+  return arch::ExitReason(e.reason).is(arch::BasicExitReason::TripleFault);
+}
+
+// A shutdown exit while an event was being injected or delivered on this vCPU: that delivery
+// escalated (#DE -> #GP -> #DF -> shutdown, say) and ended here, so it is never a delivery
+// (the "next exit no longer reports it" inference of on_exit does not apply). The exit joins the
+// event's chain whatever its IDT-vectoring / EXITINTINFO says:
+//   - the event itself (what QEMU's SVM reports: the event whose delivery started it all): the
+//     exit is the chain's end;
+//   - nothing (VMX never reports IDT-vectoring at a triple fault, 28.2.4): the same, the link
+//     marked inferred (the handler may have been reached and a later fault escalated);
+//   - another event: it was raised during the chain's delivery and was itself being delivered
+//     when the processor shut down. #DF (Table 6-5: the pair the original formed) is recorded
+//     as a RAISE in the original chain, as a promotion keeps the failed delivery's chain; any
+//     other as an inferred RAISE of its own chain caused inside this one (so `chains` shows it as
+//     interrupting the original's delivery), and the exit names it as its cause.
+void KvmEventLinker::on_shutdown(const es_record& probe, VcpuState& st, uint8_t level) {
+  const IdtVectoringInfo vec(probe.idt_vectoring_info);
+  const uint32_t vec_word = arch::to_reinjection(vec).raw();
+  uint64_t cause = st.last_link;
+  if (vec.valid() && !same_event(vec_word, st.word)) {
+    const EntryIntrInfo other(vec_word);
+    const bool double_fault =
+        other.vector() == arch::kDF && other.type() == arch::InterruptionType::HardwareException;
+    es_record& r = push(ES_KIND_RAISE, ES_FLAG_INFERRED);
+    r.origin = double_fault ? st.chain : r.id;
+    r.cause = st.last_link;
+    r.intr_info = vec_word;
+    r.intr_error = probe.idt_vectoring_error;
+    r.level = level;
+    cause = r.id;
+  }
+  es_record& e = push_parsed(ES_KIND_VM_EXIT, probe, level);
+  e.origin = st.chain;
+  e.cause = cause;
+  // VMX never reports IDT-vectoring info at a triple-fault exit (SDM Vol. 3C 28.2.4), SVM may
+  // leave EXITINTINFO clear: the link to the event injected last is then inferred.
+  if (!vec.valid()) e.flags |= ES_FLAG_INFERRED;
+  const uint64_t id = e.id;
+  // Nothing is in flight after a shutdown: KVM returns KVM_EXIT_SHUTDOWN to user space.
+  st.reset_event();
+  st.open_exit = id;
+}
+
 // kvm_nested_vmexit follows kvm_exit for the same L2 exit: mark that exit as L2's; without
 // a kvm_exit line, the nested line is the exit.
 void KvmEventLinker::on_nested_vmexit(const TraceLine& t, VcpuState& st) {
   saw_nested_ = true;
+  nested_vmexit_traced_ = true;
+  st.level = 2;  // the vCPU was in L2 (if L0 handles the exit, it goes back there)
   if (es_record* e = held(st.open_exit)) {
     if (e->kind == ES_KIND_VM_EXIT && e->reason == t.reason && (!t.has_rip || e->rip == t.rip)) {
       e->level = 2;
+      st.exit_level_seen = true;
       return;
     }
   }
   on_exit(t, st, 2);
 }
 
+// An exit labelled L2 because the vCPU had been entered into L2, with no kvm_nested_vmexit line
+// for it, once the next event shows it is over. KVM traces kvm_nested_vmexit for every exit in
+// guest mode (svm_handle_exit(), nested_vmx_reflect_vmexit()): in a trace that has that
+// tracepoint, an exit without one was L1's (the vCPU left L2 in a part the excerpt lacks);
+// in a trace without it, L2 stays, inferred from kvm_nested_vmenter, and describe() says so.
+void KvmEventLinker::settle_exit_level(VcpuState& st) {
+  es_record* e = held(st.open_exit);
+  if (!e || e->kind != ES_KIND_VM_EXIT || e->level != 2 || st.exit_level_seen) return;
+  st.exit_level_seen = true;
+  if (nested_vmexit_traced_) {
+    e->level = 1;
+    st.level = 1;
+  } else {
+    ++levels_from_tracking_;
+  }
+}
+
 // kvm_nested_vmexit_inject: L0 reflects the L2 exit to L1 (vmcs12 exit fields).
 void KvmEventLinker::on_nested_inject(const TraceLine& t, VcpuState& st) {
   saw_nested_ = true;
-  const es_record* open = held(st.open_exit);
+  es_record* open = held(st.open_exit);
+  // Only an L2 exit is reflected to L1: the exit before this line was L2's, said or not.
+  if (open && open->kind == ES_KIND_VM_EXIT && !st.exit_level_seen) {
+    ++levels_from_reflect_;
+    open->level = 2;
+    st.exit_level_seen = true;
+  }
   const uint64_t l2_exit = open ? open->id : 0;
   const uint64_t origin = open ? open->origin : 0;
+  const uint64_t l2_rip = open ? open->rip : 0;
+  const bool l2_rip_known = open && !(open->flags & ES_FLAG_RIP_UNKNOWN);
   es_record& d = push(ES_KIND_DECISION, t.svm ? ES_FLAG_SVM : 0);  // aux: the exit code in SVM's numbering
   d.reason = ES_DECISION_REFLECT_TO_L1;
   d.level = 2;
@@ -349,22 +447,112 @@ void KvmEventLinker::on_nested_inject(const TraceLine& t, VcpuState& st) {
   const uint64_t did = d.id;
   es_record n{};
   fill_exit(n, t);
+  // kvm_nested_vmexit_inject prints no RIP: L2's, from the exit it reflects (vmcb12 / vmcs12
+  // get the RIP L2 exited at); unknown without that exit.
+  if (!t.has_rip && l2_rip_known) {
+    n.rip = l2_rip;
+    n.flags &= ~ES_FLAG_RIP_UNKNOWN;
+  }
   es_record& e = push_parsed(ES_KIND_NESTED_EXIT, n, 2);
   e.cause = did;
   e.origin = origin;
-  // The event L2 was being delivered is now L1's to reinject (vmcs12's IDT-vectoring field):
-  // the next L0 entry goes to L1, not carrying it.
-  st.phase = VcpuState::Phase::Idle;
+  const uint64_t nid = e.id;
+  // The event L2 was being delivered is now L1's to reinject (vmcb12's EXITINTINFO, vmcs12's
+  // IDT-vectoring field): the chain waits for L1's VMRUN / VMRESUME that injects it
+  // (kvm_nested_vmenter's event_inj); the next L0 entry goes to L1, not carrying it.
+  const IdtVectoringInfo vec(n.idt_vectoring_info);
+  if (origin && vec.valid() && same_event(arch::to_reinjection(vec).raw(), st.word)) {
+    st.phase = VcpuState::Phase::HeldByL1;
+    st.last_link = nid;
+  } else {
+    st.reset_event();
+  }
+  st.level = 1;
   st.open_exit = 0;
 }
 
+// kvm_nested_vmenter: KVM emulated L1's VMRUN (VMLAUNCH / VMRESUME): the next entry goes to
+// L2, with the event L1 asked to inject, if any (AMD APM Vol. 2 15.20 "Event Injection": the
+// EVENTINJ field, same layout as EXITINTINFO; SDM Vol. 3C 25.8.3 / 27.6 for vmcs12's VM-entry
+// interruption information). Recorded as a NESTED_ENTRY at L2 (hv_level 1: L1's request);
+// an injection starts its chain there, observed, not inferred, unless it is L1 reinjecting
+// the event the exit it was reflected still reported: then that chain goes on.
+void KvmEventLinker::on_nested_vmenter(const TraceLine& t, VcpuState& st) {
+  saw_nested_ = true;
+  settle_exit_level(st);
+  uint32_t word = t.event_word;
+  if (t.svm) word = arch::to_vmx_entry(arch::SvmEventInfo::from_parts(t.event_word, 0)).raw();
+  const bool injects = EntryIntrInfo(word).valid();
+  es_record& r = push(ES_KIND_NESTED_ENTRY, (t.svm ? ES_FLAG_SVM : 0) | (t.has_rip ? 0 : ES_FLAG_RIP_UNKNOWN));
+  r.level = 2;
+  r.hv_level = 1;
+  r.rip = t.rip;
+  r.guest_phys = t.a;  // the VMCB / VMCS12 L1 named
+  r.aux = t.c;         // int_ctl
+  r.aux64 = t.b;       // L1's RIP
+  r.intr_info = injects ? word : 0;
+  const uint64_t id = r.id;
+  const bool continues = injects &&
+                         (st.phase == VcpuState::Phase::Exited || st.phase == VcpuState::Phase::HeldByL1) &&
+                         same_event(word, st.word);
+  if (continues) {
+    r.origin = st.chain;
+    r.cause = st.last_link;
+    st.last_link = id;
+    st.word = word;
+    st.phase = VcpuState::Phase::Decided;
+  } else if (injects) {
+    r.origin = id;
+    st.chain = id;
+    st.word = word;
+    st.error = 0;  // kvm_nested_vmenter does not print EVENTINJ's error code
+    st.last_link = id;
+    st.phase = VcpuState::Phase::Decided;
+  } else {
+    st.reset_event();
+  }
+  st.level = 2;
+}
+
 void KvmEventLinker::on_inject(const TraceLine& t, VcpuState& st) {
+  settle_exit_level(st);
   // A kernel that can say "[reinjected]" (5.19+) and did not: KVM injects a new event of the
   // same vector, not the one the exit found in IDT-vectoring info (that one is not reinjected
   // here and, unless a later injection is, its chain never shows a delivery).
   const bool kernel_says_new = t.reinjected_printed_era && !t.reinjected;
   const bool matches =
       st.phase == VcpuState::Phase::Exited && same_event(t.event_word, st.word) && !kernel_says_new;
+  // The same event injected again with no VM entry since the last injection: KVM cancelled that
+  // one before VMRUN / VMLAUNCH (vcpu_enter_guest's cancel_injection path after a late request,
+  // signal or need_resched: svm_cancel_injection / vmx_cancel_injection move EVENTINJ / the
+  // VM-entry interruption info back to the queue as an injected event, and the next
+  // kvm_check_and_inject_events injects it again, which 5.19+ prints "[reinjected]"). ftrace
+  // has no cancel event: the cancellation is recorded as an inferred CANCEL_INJECTION and the
+  // event's chain goes on.
+  // Only where the trace has kvm_entry lines at all: an excerpt without them (perf script of
+  // kvm_inj_virq alone, a list of print formats) says nothing about entries in between.
+  if (saw_entry_ && st.phase == VcpuState::Phase::Decided && st.chain != 0 &&
+      same_event(t.event_word, st.word) && !kernel_says_new) {
+    es_record& c = push(ES_KIND_DECISION, ES_FLAG_INFERRED);
+    c.level = st.level;
+    c.reason = ES_DECISION_CANCEL_INJECTION;
+    c.intr_info = st.word;
+    c.intr_error = st.error;
+    c.origin = st.chain;
+    c.cause = st.last_link;
+    const uint64_t cancel = c.id;
+    es_record& d = push(ES_KIND_DECISION, t.reinjected ? 0 : ES_FLAG_INFERRED);
+    d.level = st.level;
+    d.reason = ES_DECISION_INJECT_REINJECTED;
+    d.intr_info = t.event_word;
+    d.intr_error = t.event_error;
+    d.origin = st.chain;
+    d.cause = cancel;
+    st.word = t.event_word;
+    st.error = t.event_error;
+    st.last_link = d.id;
+    return;
+  }
   uint64_t origin = 0, cause = 0;
   uint32_t reason = ES_DECISION_INJECT_NEW, flags = 0;
   if (matches) {
@@ -376,10 +564,11 @@ void KvmEventLinker::on_inject(const TraceLine& t, VcpuState& st) {
       kernel_without_reinjected_ = true;
     }
   } else {
-    origin = cause = raise(t.event_word, t.event_error);
+    origin = cause = raise(t.event_word, t.event_error, st.level);
     if (t.reinjected) reason = ES_DECISION_INJECT_REINJECTED;  // the exit that requeued it is not in the trace
   }
   es_record& d = push(ES_KIND_DECISION, flags);
+  d.level = st.level;  // L0 injects into the guest the next entry goes to (L2 too)
   d.reason = reason;
   d.intr_info = t.event_word;
   d.intr_error = t.event_error;
@@ -393,16 +582,20 @@ void KvmEventLinker::on_inject(const TraceLine& t, VcpuState& st) {
 }
 
 void KvmEventLinker::on_entry(const TraceLine& t, VcpuState& st) {
+  saw_entry_ = true;
+  settle_exit_level(st);
+  st.entered_level = st.level;
   const bool carries = st.phase == VcpuState::Phase::Decided || st.phase == VcpuState::Phase::Exited;
   const bool injects = t.has_intr_info && EntryIntrInfo(t.event_word).valid();
   uint64_t root = 0;
   if (!(carries && (!t.has_intr_info || same_event(t.event_word, st.word))) && injects) {
     // An injection without an inj_* line: root it here, before the entry.
-    root = raise(t.event_word, t.event_error);
+    root = raise(t.event_word, t.event_error, st.level);
   }
   // "kvm_entry: vcpu 0" (kernels before ~4.x, and trace-cmd's plugin) says no RIP: unknown, not 0.
   es_record& e = push(ES_KIND_VM_ENTRY, (t.immediate_exit ? ES_FLAG_IMMEDIATE_EXIT : 0) |
                                             (t.has_rip ? 0 : ES_FLAG_RIP_UNKNOWN));
+  e.level = st.level;
   e.rip = t.rip;
   if (t.has_intr_info) {
     e.intr_info = t.event_word;
@@ -427,7 +620,7 @@ void KvmEventLinker::on_entry(const TraceLine& t, VcpuState& st) {
     e.cause = st.last_link;
     st.last_link = e.id;
     st.phase = VcpuState::Phase::Entered;
-  } else if (st.phase != VcpuState::Phase::Exited) {
+  } else if (st.phase != VcpuState::Phase::Exited && st.phase != VcpuState::Phase::HeldByL1) {
     st.phase = VcpuState::Phase::Idle;
   }
   st.open_exit = 0;
@@ -586,6 +779,14 @@ void KvmEventLinker::describe(ImportStats& s) const {
   if (numeric_as_svm_)
     s.assumptions.push_back("exit reasons printed as numbers (codes the kernel's table did not name) are taken as "
                             "SVM exit codes, as the trace's named exits are SVM");
+  if (levels_from_tracking_)
+    s.assumptions.push_back(std::to_string(levels_from_tracking_) + " exit" + (levels_from_tracking_ > 1 ? "s" : "") +
+                            " labelled L2 because kvm_nested_vmenter had entered the vCPU into L2; the trace has no "
+                            "kvm_nested_vmexit line to confirm it");
+  if (levels_from_reflect_)
+    s.assumptions.push_back(std::to_string(levels_from_reflect_) + " exit" + (levels_from_reflect_ > 1 ? "s" : "") +
+                            " without a kvm_nested_vmexit line labelled L2 because kvm_nested_vmexit_inject reflected "
+                            "it to L1 (only an L2 exit is reflected)");
   if (guessed_vcpu_)
     s.assumptions.push_back("some events name no vCPU: taken from the thread (one vCPU per thread) or the event before");
 }

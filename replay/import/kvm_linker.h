@@ -9,12 +9,16 @@
 //
 // Mapping: kvm_exit -> VM_EXIT, kvm_entry -> VM_ENTRY, kvm_inj_virq / kvm_inj_exception ->
 // DECISION (INJECT_REINJECTED / INJECT_NEW), kvm_nested_vmexit -> the L2 exit (level 2),
-// kvm_nested_vmexit_inject -> DECISION REFLECT_TO_L1 + NESTED_EXIT, everything else -> CONTEXT
+// kvm_nested_vmexit_inject -> DECISION REFLECT_TO_L1 + NESTED_EXIT, kvm_nested_vmenter -> NESTED_ENTRY
+// (level 2, hv_level 1; its event_inj roots the chain of an injection L1 asked for), everything else -> CONTEXT
 // (reason = ImportContext, aux = line number; kvm_emulate_insn: the instruction bytes with
 // ES_FLAG_BYTES_VALID, aux = their count). Chains: every injected or IDT-vectoring event
 // gets a chain root (a RAISE marked ES_FLAG_INFERRED: a trace never shows where an event came
 // from); the exits that find it in IDT-vectoring info, its reinjections and entries join the
-// chain; a delivery is inferred when the next exit on that vCPU no longer reports it.
+// chain; a delivery is inferred when the next exit on that vCPU no longer reports it. Levels:
+// each vCPU's level follows kvm_nested_vmenter (L2) and kvm_nested_vmexit_inject (L1); entries,
+// injections and deliveries carry the level the vCPU runs at, exits L2 when kvm_nested_vmexit
+// confirms it or, without that tracepoint in the trace, when the vCPU was entered into L2 (said).
 //
 // Streaming: a few later events patch an earlier record (kvm_nested_vmexit marks the kvm_exit
 // before it as L2's; kvm_page_fault gives an EPT violation its GPA), so records stay held while
@@ -84,13 +88,29 @@ class KvmEventLinker {
 
   // Per-vCPU progress of the event being injected / reinjected (KVM injects one at a time).
   struct VcpuState {
-    enum class Phase : uint8_t { Idle, Decided, Entered, Exited };
+    // HeldByL1: reflected to L1 with the event in vmcb12's EXITINTINFO / vmcs12's IDT-vectoring
+    // field; L0's entries into L1 do not carry it, L1's next VMRUN / VMRESUME may inject it.
+    enum class Phase : uint8_t { Idle, Decided, Entered, Exited, HeldByL1 };
     Phase phase = Phase::Idle;
     uint64_t chain = 0;      // origin of the event in flight
     uint32_t word = 0;       // it, VM-entry format
     uint32_t error = 0;
     uint64_t last_link = 0;  // last record of that chain on this vCPU
     uint64_t open_exit = 0;  // id of the exit not yet followed by an entry; 0 = none
+    // Nested levels (1 = L1, 2 = L2): where the next entry goes (kvm_nested_vmenter -> 2,
+    // kvm_nested_vmexit_inject -> 1), where the last entry went (deliveries happen there), and
+    // whether a kvm_nested_vmexit line confirmed the open exit as L2's.
+    uint8_t level = 1;
+    uint8_t entered_level = 1;
+    bool exit_level_seen = false;
+    // Forgets the event in flight, keeps the levels and the open exit.
+    void reset_event() {
+      phase = Phase::Idle;
+      chain = 0;
+      word = 0;
+      error = 0;
+      last_link = 0;
+    }
   };
 
   uint16_t resolve_vcpu(const TraceLine& t);
@@ -98,9 +118,13 @@ class KvmEventLinker {
   es_record* held(uint64_t id);  // nullptr once handed out
   es_record& push(uint16_t kind, uint32_t flags);
   es_record& push_parsed(uint16_t kind, const es_record& parsed, uint8_t level);
-  uint64_t raise(uint32_t word, uint32_t error);
+  uint64_t raise(uint32_t word, uint32_t error, uint8_t level);
+  void settle_exit_level(VcpuState& st);
+  void on_nested_vmenter(const TraceLine& t, VcpuState& st);
   void fill_exit(es_record& r, const TraceLine& t);
   void on_exit(const TraceLine& t, VcpuState& st, uint8_t level);
+  static bool is_shutdown_exit(const es_record& e);
+  void on_shutdown(const es_record& probe, VcpuState& st, uint8_t level);
   void on_nested_vmexit(const TraceLine& t, VcpuState& st);
   void on_nested_inject(const TraceLine& t, VcpuState& st);
   void on_inject(const TraceLine& t, VcpuState& st);
@@ -133,6 +157,10 @@ class KvmEventLinker {
   // Vendors of the exits whose reason was a name (learn() pass), for reasons printed as numbers.
   bool learned_vmx_ = false, learned_svm_ = false, numeric_as_svm_ = false;
   bool kernel_without_reinjected_ = false;
+  bool saw_entry_ = false;
+  bool nested_vmexit_traced_ = false;  // the trace has kvm_nested_vmexit lines (learn() or add())
+  uint64_t levels_from_tracking_ = 0;  // exits labelled L2 by kvm_nested_vmenter alone
+  uint64_t levels_from_reflect_ = 0;   // exits labelled L2 because kvm_nested_vmexit_inject reflected them  // a kvm_entry line (learn() or add()): cancelled injections can be told
   bool era_intr_ = false, era_pair_ = false, era_entry_intr_ = false, era_virq_new_ = false;
 };
 

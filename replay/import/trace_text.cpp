@@ -149,6 +149,8 @@ constexpr NameEvent kEvents[] = {
     {"kvm_eoi", TraceEvent::Eoi},
     {"kvm_userspace_exit", TraceEvent::UserspaceExit},
     {"kvm_mmio", TraceEvent::Mmio},
+    {"kvm_nested_vmenter", TraceEvent::NestedVmenter},
+    {"kvm_nested_vmrun", TraceEvent::NestedVmenter},  // its name before Linux 5.12
 };
 
 TraceEvent event_from_name(std::string_view n) {
@@ -563,6 +565,24 @@ bool parse_nested_intr(const Tokens& tk, TraceLine& out) {
   return out.has_rip;
 }
 
+// kvm_nested_vmenter: "rip: 0x.. vmcb: 0x.. nested_rip: 0x.. int_ctl: 0x.. event_inj: 0x..
+// nested_npt=y nested_cr3: 0x.." (VMX: "vmcs:", "nested_ept="); kvm_nested_vmrun (before 5.12):
+// "rip: 0x.. vmcb: 0x.. nrip: 0x.. int_ctl: 0x.. event_inj: 0x.. npt: on".
+bool parse_nested_vmenter(const Tokens& tk, TraceLine& out) {
+  bool l1_rip = false, vmcb = false, inj = false;
+  for (size_t i = 0; i + 1 < tk.n; ++i) {
+    const std::string_view key = key_of(tk[i]);
+    uint64_t x = 0;
+    if (!parse_hex(tk[i + 1], x)) continue;
+    if (key == "rip") l1_rip = true, out.b = x;
+    else if (key == "vmcb" || key == "vmcs") vmcb = true, out.a = x, out.svm = key == "vmcb";
+    else if (key == "nested_rip" || key == "nrip") out.has_rip = true, out.rip = x;
+    else if (key == "int_ctl") out.c = static_cast<uint32_t>(x);
+    else if (key == "event_inj") inj = true, out.event_word = static_cast<uint32_t>(x);
+  }
+  return l1_rip && vmcb && inj;
+}
+
 // "CPU 3/KVM" -> 3.
 int32_t vcpu_from_task(std::string_view comm) {
   comm = trim(comm);
@@ -724,6 +744,7 @@ bool parse_body(TraceEvent ev, std::string_view body, TraceLine& out) {
     case TraceEvent::Eoi: return parse_apic(tk, out, "vector");
     case TraceEvent::UserspaceExit: return parse_userspace_exit(tk, out);
     case TraceEvent::Mmio: return parse_mmio(tk, out);
+    case TraceEvent::NestedVmenter: return parse_nested_vmenter(tk, out);
     default: return true;
   }
 }

@@ -37,6 +37,9 @@ enum class TraceEvent : uint8_t {
   // Added after Other so the values above stay what the live KVM recorder already uses.
   UserspaceExit,       // kvm_userspace_exit (KVM_RUN returns to the VMM: KVM_EXIT_IO, _HLT, ...)
   Mmio,                // kvm_mmio
+  NestedVmenter,       // kvm_nested_vmenter (kvm_nested_vmrun before 5.12): L1's VMRUN / VMLAUNCH
+                       // emulated; rip = L2's RIP, a = the VMCB / VMCS12 address, b = L1's RIP,
+                       // c = int_ctl, event_word = the injection L1 asked for (EVENTINJ / vmcs12)
 };
 std::string_view to_string(TraceEvent e);
 // The KVM tracepoint by its name ("kvm_exit" -> Exit); None if it is not one of the above.

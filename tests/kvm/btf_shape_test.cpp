@@ -100,6 +100,11 @@ TEST(BtfShape, EachEraOfAnEventGetsItsOwnProgram) {
   EXPECT_EQ(must_match(ES_KVM_EV_MMIO, {"s32", "s32", "u64", "u64"})->program, "btf_kvm_mmio_value");
   EXPECT_EQ(must_match(ES_KVM_EV_EOI, {"struct kvm_lapic *", "s32"})->program, "btf_kvm_eoi");
   EXPECT_EQ(must_match(ES_KVM_EV_EMULATE_INSN, {"struct kvm_vcpu *", "u8"})->program, "btf_kvm_emulate_insn");
+  // kvm_nested_vmenter since 5.12 (arch/x86/kvm/trace.h): rip, vmcb, nested_rip, int_ctl,
+  // event_inj, tdp_enabled, guest_tdp_pgd, guest_cr3, isa.
+  EXPECT_EQ(must_match(ES_KVM_EV_NESTED_VMENTER, {"u64", "u64", "u64", "u32", "u32", "bool", "u64", "u64", "u32"})
+                ->program,
+            "btf_kvm_nested_vmenter");
   // The older era's layout says what it lacks, as the tracefs layout of that era does.
   const BtfShape* old = must_match(ES_KVM_EV_INJ_VIRQ, {"u32"});
   ASSERT_NE(old, nullptr);
@@ -205,7 +210,8 @@ TEST(BtfShape, ThisKernelsPrototypes) {
   auto pio = k->prototype("kvm_pio");
   if (!pio) GTEST_SKIP() << "no kvm tracepoints in this kernel's BTF (KVM not built or its module not loaded): "
                          << pio.error();
-  for (const char* event : {"kvm_pio", "kvm_userspace_exit", "kvm_msr", "kvm_nested_vmexit_inject"}) {
+  for (const char* event :
+       {"kvm_pio", "kvm_userspace_exit", "kvm_msr", "kvm_nested_vmexit_inject", "kvm_nested_vmenter"}) {
     auto p = k->prototype(event);
     ASSERT_TRUE(p) << event << ": " << p.error();
     auto s = match_shape(event_index(event), *p, "this kernel");

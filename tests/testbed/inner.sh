@@ -4,7 +4,7 @@
 # `exitscope record --kvm` records the same run. Writes OUT/<scenario>.{db,ftrace.txt,record.txt,
 # guest.txt} and OUT/env.txt; testbed.sh compares them on the host. SQLite's WAL needs shared
 # mmap, which 9p lacks, so recordings are written on tmpfs and copied out.
-# usage: inner.sh OUT   (reads OUT/config: ES, GUEST, RUNS (scenario.attach ...), TRACEPOINTS)
+# usage: inner.sh OUT   (reads OUT/config: ES, GUEST, PM_GUEST, RUNS (scenario.attach ...), TRACEPOINTS)
 set -u
 OUT=$1
 . "$OUT/config"
@@ -30,7 +30,9 @@ for n in $RUNS; do
     done
     echo 1 > $T/tracing_on
     start=$(cut -d' ' -f1 /proc/uptime)
-    "$ES" record --kvm --attach "$att" -o "$W/$n.db" --force -- "$GUEST" "$s" > "$W/$n.record.txt" 2>&1
+    g=$GUEST
+    case $s in nested|escalate) g=$PM_GUEST ;; esac  # the protected-mode scenarios' program
+    "$ES" record --kvm --attach "$att" -o "$W/$n.db" --force -- "$g" "$s" > "$W/$n.record.txt" 2>&1
     echo "record exit $?" >> "$W/$n.record.txt"
     end=$(cut -d' ' -f1 /proc/uptime)
     echo 0 > $T/tracing_on

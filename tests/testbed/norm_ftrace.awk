@@ -3,6 +3,13 @@
 function hex(s) { sub(/^0x0*/, "", s); return "0x" (s == "" ? "0" : tolower(s)) }
 # The value of hex digit c (POSIX awk has no bit operations: intr_info is taken apart by digit).
 function hd(c) { return index("0123456789abcdef", tolower(c)) - 1 }
+# EXITINTINFO / EVENTINJ (APM 15.7.2, 15.20): [31] valid, [10:8] type, [7:0] vector; the
+# 8 hex digits after 0x. "-" when not valid.
+function event(ii,   t, v) {
+  if (length(ii) != 8 || hd(substr(ii, 1, 1)) < 8) return "-"
+  t = hd(substr(ii, 6, 1)) % 8; v = hd(substr(ii, 7, 1)) * 16 + hd(substr(ii, 8, 1))
+  return (t == 0 ? sprintf("IRQ 0x%x", v) : (t == 2 ? "NMI" : (t == 3 ? "#" exc[v + 1] : sprintf("type%d 0x%x", t, v))))
+}
 BEGIN {
   split("DE DB NMI BP OF BR UD NM DF 09 TS NP SS GP PF 15 MF AC MC XM VE CP", exc, " ")
 }
@@ -16,15 +23,25 @@ BEGIN {
     split(substr(rest, RSTART + RLENGTH), f, " ")
     rip = hex(f[1]); info1 = hex(f[3]); info2 = hex(f[5])
     # EXITINTINFO (APM 15.7.2): [31] valid, [10:8] type, [7:0] vector; printed as 0x%08x.
-    ii = substr(f[7], 3); vec = "-"
-    if (length(ii) == 8 && hd(substr(ii, 1, 1)) >= 8) {
-      t = hd(substr(ii, 6, 1)) % 8; v = hd(substr(ii, 7, 1)) * 16 + hd(substr(ii, 8, 1))
-      vec = (t == 0 ? sprintf("IRQ 0x%x", v) : (t == 2 ? "NMI" : (t == 3 ? "#" exc[v + 1] : sprintf("type%d 0x%x", t, v))))
-    }
+    vec = event(substr(f[7], 3))
     # EXITINFO2 as the recording shows it: npf's GPA, io's next RIP; else not shown.
     if ((reason != "npf" && reason != "io") || info2 == "0x0") info2 = "-"
     if (info1 == "0x0") info1 = "-"
     printf "exit %s rip=%s info1=%s info2=%s vec=%s\n", reason, rip, info1, info2, vec
+  } else if (tp == "kvm_nested_vmexit") {
+    # the kvm_exit's layout (6.1): the exit just printed was L2's
+    match(rest, /reason .* rip /); reason = substr(rest, RSTART + 7, RLENGTH - 12)
+    split(substr(rest, RSTART + RLENGTH), f, " ")
+    printf "l2 %s rip=%s\n", reason, hex(f[1])
+  } else if (tp == "kvm_nested_vmexit_inject") {
+    # reason: NAME ext_inf1: Q ext_inf2: I ext_int: II ext_int_err: E (vmcb12's exit fields)
+    match(rest, /reason: .* ext_inf1: /); reason = substr(rest, RSTART + 8, RLENGTH - 19)
+    split(substr(rest, RSTART + RLENGTH), f, " ")
+    printf "reflect %s vec=%s\n", reason, event(substr(f[5], 3))
+  } else if (tp == "kvm_nested_vmenter") {
+    # rip: R vmcb: V nested_rip: N int_ctl: C event_inj: E ... (EVENTINJ: EXITINTINFO's layout)
+    split(rest, f, " ")
+    printf "vmrun rip=%s inj=%s\n", hex(f[6]), event(substr(f[10], 3))
   } else if (tp == "kvm_entry") {
     # vcpu N, rip R[immediate exit]
     imm = (rest ~ /\[immediate exit\]/); sub(/\[immediate exit\]/, "", rest)

@@ -12,6 +12,18 @@ function hex(s) { sub(/^0x0*/, "", s); return "0x" (s == "" ? "0" : tolower(s)) 
       vec = substr($0, RSTART + 10, RLENGTH - 10); sub(/ [a-z0-9]+=$/, "", vec)
     }
     printf "exit %s rip=%s info1=%s info2=%s vec=%s\n", reason, hex(val("rip")), info1, info2, vec
+    if ($3 ~ /^L2/) printf "l2 %s rip=%s\n", reason, hex(val("rip"))  # kvm_nested_vmexit
+  } else if (kind == "NESTED_EXIT") {
+    reason = ""; for (i = 6; i <= NF && $i !~ /=/; i++) reason = reason (reason == "" ? "" : " ") $i
+    vec = "-"
+    if (match($0, /vectoring=[^=]* (gpa|rip|exitinfo2)=/)) {
+      vec = substr($0, RSTART + 10, RLENGTH - 10); sub(/ [a-z0-9]+=$/, "", vec)
+    }
+    printf "reflect %s vec=%s\n", reason, vec
+  } else if (kind == "NESTED_ENTRY") {
+    inj = "-"
+    if (match($0, /inject=[^=]* rip=/)) { inj = substr($0, RSTART + 7, RLENGTH - 7); sub(/ rip=$/, "", inj) }
+    printf "vmrun rip=%s inj=%s\n", hex(val("rip")), inj
   } else if (kind == "VM_ENTRY") {
     printf "entry rip=%s imm=%d\n", hex(val("rip")), ($0 ~ /immediate-exit/)
   } else if (kind == "DECISION" && $6 ~ /^INJECT_/) {

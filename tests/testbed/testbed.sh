@@ -4,11 +4,15 @@
 # scenarios under `exitscope record --kvm` while a tracefs instance records the same events
 # (inner.sh); then this script checks the recordings against ftrace on the host (check.sh).
 #
-#   testbed.sh --exitscope BIN --guest TB_KVM_GUEST --cache DIR [--attach "auto tp_btf"] [--scenarios "..."]
-#              [--all]
+#   testbed.sh --exitscope BIN --guest TB_KVM_GUEST [--pm-guest TB_PM_GUEST] --cache DIR
+#              [--attach "auto tp_btf"] [--scenarios "..."] [--all]
 #
-# Each scenario is recorded with the first --attach method; the others record only pio and npf
-# (between them every event a tp_btf program can see here, and kvm_pio's refusal), unless --all
+# The protected-mode scenarios "nested" (an SVM L1 hypervisor running an L2, tb_nested_l1.asm)
+# and "escalate" (tb_escalate.asm) run TB_PM_GUEST; without --pm-guest they are left out.
+#
+# Each scenario is recorded with the first --attach method; the others record only pio, npf and
+# nested (between them every event a tp_btf program can see here, kvm_nested_vmenter and
+# kvm_nested_vmexit_inject included, and kvm_pio's refusal), unless --all
 # records every scenario with every method (about twice the time).
 #
 # Everything downloaded or built is kept under DIR (the kernel package, the unpacked kernel,
@@ -16,11 +20,12 @@
 # 77: this machine cannot run the test bed (the sentence says why; CTest shows it as skipped).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-es="" guest="" cache="" attach="auto tp_btf" scenarios="pio irq irq-npf npf triple" all=0
+es="" guest="" pm_guest="" cache="" attach="auto tp_btf" scenarios="pio irq irq-npf npf triple escalate nested" all=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --exitscope) es=$2; shift 2 ;;
     --guest) guest=$2; shift 2 ;;
+    --pm-guest) pm_guest=$2; shift 2 ;;
     --cache) cache=$2; shift 2 ;;
     --attach) attach=$2; shift 2 ;;
     --scenarios) scenarios=$2; shift 2 ;;
@@ -31,6 +36,15 @@ done
 [ -x "$es" ] && [ -x "$guest" ] && [ -n "$cache" ] || {
   echo "testbed: give --exitscope BIN, --guest TB_KVM_GUEST and --cache DIR (built binaries)" >&2; exit 2; }
 es=$(readlink -f "$es"); guest=$(readlink -f "$guest")
+if [ -n "$pm_guest" ] && [ -x "$pm_guest" ]; then pm_guest=$(readlink -f "$pm_guest")
+else
+  for pm in escalate nested; do
+    case " $scenarios " in *" $pm "*)
+      echo "testbed: scenario $pm left out: no --pm-guest TB_PM_GUEST (build target tb-pm-guest)"
+      scenarios=$(echo " $scenarios " | sed "s/ $pm / /; s/^ *//; s/ *\$//") ;;
+    esac
+  done
+fi
 skip() { echo "testbed: SKIPPED: $*"; exit 77; }
 
 command -v qemu-system-x86_64 >/dev/null ||
@@ -86,18 +100,19 @@ out=$cache/out; rm -rf "$out"; mkdir -p "$out"
 # The kvm tracepoints `record --kvm` attaches (probes/kvm/kvm.bpf.c); kvm_fpu,
 # kvm_update_master_clock and the rest are left out of the tracefs instance too.
 tracepoints="kvm_exit kvm_entry kvm_inj_virq kvm_inj_exception kvm_nested_vmexit kvm_nested_vmexit_inject
-  kvm_nested_intr_vmexit kvm_page_fault kvm_emulate_insn kvm_pio kvm_mmio kvm_msr kvm_userspace_exit
+  kvm_nested_intr_vmexit kvm_nested_vmenter kvm_page_fault kvm_emulate_insn kvm_pio kvm_mmio kvm_msr kvm_userspace_exit
   kvm_apic_accept_irq kvm_eoi"
 tracepoints=$(echo $tracepoints)
 runs=""
 first=${attach%% *}
 for att in $attach; do
   for s in $scenarios; do
-    if [ "$att" = "$first" ] || [ "$all" = 1 ] || [ "$s" = pio ] || [ "$s" = npf ]; then runs="$runs $s.$att"; fi
+    if [ "$att" = "$first" ] || [ "$all" = 1 ] || [ "$s" = pio ] || [ "$s" = npf ] || [ "$s" = nested ]; then runs="$runs $s.$att"; fi
   done
 done
 runs=${runs# }
-printf 'ES=%q\nGUEST=%q\nRUNS=%q\nTRACEPOINTS=%q\n' "$es" "$guest" "$runs" "$tracepoints" > "$out/config"
+printf 'ES=%q\nGUEST=%q\nPM_GUEST=%q\nRUNS=%q\nTRACEPOINTS=%q\n' "$es" "$guest" "$pm_guest" "$runs" \
+  "$tracepoints" > "$out/config"
 echo "testbed: booting $kver under QEMU TCG (-cpu qemu64,+svm,+npt); runs (scenario.attach): $runs"
 start=$(date +%s)
 timeout 420 qemu-system-x86_64 -accel tcg -cpu qemu64,+svm,+npt -smp 1 -m 2048 -nographic -no-reboot \
