@@ -430,7 +430,11 @@ void MainWindow::update_inspector() {
   const replay::Event& ev = *cursor_;
   QString h = QStringLiteral("<h3 style='margin:2px'>%1</h3><table cellspacing=0 cellpadding=2>")
                   .arg(html_escape(replay::inspect_title(ev)));
-  for (const replay::InspectField& f : replay::inspect_event(ev)) {
+  // A decision's detail is named by the exit it answered (port, CPUID leaf, MSR).
+  std::optional<replay::CauseExit> cause;
+  if (ev.rec.kind == ES_KIND_DECISION && ev.rec.cause)
+    if (auto c = doc_->event(ev.rec.cause)) cause = replay::cause_exit(*c);
+  for (const replay::InspectField& f : replay::inspect_event(ev, cause ? &*cause : nullptr)) {
     QString value = html_escape(f.value);
     if (f.link) value = QStringLiteral("<a href='event:%1'>%2</a>").arg(f.link).arg(value);
     if (f.label == "Instruction") value = QStringLiteral("<code>%1</code>").arg(value);
