@@ -36,7 +36,7 @@ constexpr es::cli::OptionSpec kRecordOptions[] = {
     {"output", "DB", "the recording to write (also -o DB)"},
     {"force", "", "replace DB if it exists"},
     {"policy", "NAME", "reinjection policy: default | drop-hw-exceptions"},
-    {"max-exits", "N", "stop after N VM exits"},
+    {"max-exits", "N", "stop after N VM exits (nested: N exits reflected to L1)"},
     {"max-insns", "N", "stop after N guest instructions (default 200000000; 0 = no limit, Ctrl-C stops)"},
     {"arg", "N", "value the guest finds in RDI (scenario default otherwise)"},
     {"eager-ept", "", "map all guest RAM in EPT up front (no lazy EPT violations)"},
@@ -441,8 +441,15 @@ int cmd_record(int argc, char** argv) {
   if (!quiet) {
     if (!r.console.empty()) std::fprintf(stdout, "%s%s", r.console.c_str(), r.console.back() == '\n' ? "" : "\n");
     const auto st = (*rec)->stats();
-    std::fprintf(stdout, "recorded %llu events, %llu VM exits, %llu guest instructions, %.3f ms simulated: %s\n",
-                 static_cast<unsigned long long>(st.written), static_cast<unsigned long long>(r.exits),
+    // "VM exits" means what 'exitscope info' counts under that name: every VM_EXIT record, an
+    // exit of the guest to L0 (the silicon's exits). Nested, L1 handles only those L0 reflects
+    // (NESTED_EXIT records, r.exits there): said beside it, so the two numbers never disagree
+    // unlabelled (issue #20 item 9).
+    const uint64_t exits = vmm.top().silicon_exits();
+    const std::string reflected =
+        vmm.nested() ? " (" + std::to_string(r.exits) + " reflected to L1)" : std::string();
+    std::fprintf(stdout, "recorded %llu events, %llu VM exits%s, %llu guest instructions, %.3f ms simulated: %s\n",
+                 static_cast<unsigned long long>(st.written), static_cast<unsigned long long>(exits), reflected.c_str(),
                  static_cast<unsigned long long>(r.insns), static_cast<double>(r.end_time_ns) / 1e6,
                  (std::string(crash ? "stopped" : end_reason_text(end.end_reason)) +
                   (end.detail.empty() ? "" : ": " + end.detail))

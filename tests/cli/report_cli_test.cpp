@@ -1,0 +1,180 @@
+// From a recording to a bug report (issue #20 items 4-9), checked as a user would: the built
+// `exitscope` records real scenarios, and its listings, exports, summaries and help are read
+// for the words a reader needs. Expected texts come from the SDM tables and the hv's decision
+// records (probes/include/exitscope/record.h), written before the runs.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <string>
+
+#include "tests/support/cli_run.h"
+
+namespace es {
+namespace {
+
+using test::CliRun;
+using test::slurp;
+CliRun run(const std::string& args) { return test::run_cli(args); }
+
+// One recording per scenario, made once per test process.
+std::string recording(const std::string& scenario) {
+  static std::map<std::string, std::string> made;
+  auto it = made.find(scenario);
+  if (it != made.end()) return it->second;
+  const std::string path = test::process_tmp(scenario + ".db");
+  const CliRun r = run("record --scenario " + scenario + " --quiet --force -o '" + path + "'");
+  EXPECT_EQ(r.code, 0) << scenario << ": " << r.err;
+  made[scenario] = path;
+  return path;
+}
+
+std::string line_with(const std::string& text, const std::string& needle) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.find(needle) != std::string::npos) return line;
+  return {};
+}
+
+// ---- item 5: decoded, not raw
+
+TEST(DecodedWords, NoEventLineOfAnyNestedScenarioShowsARawAux) {
+  for (const char* s : {"nested-irq-vectoring", "pf-during-irq", "sdm-irq-coalesced", "sdm-nmi-collapse",
+                        "nested-async-pf", "nmi-iret-pf", "softint-ept", "timer-irq"}) {
+    const CliRun r = run("events '" + recording(s) + "'");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out.find("aux="), std::string::npos) << s << ": " << line_with(r.out, "aux=");
+  }
+}
+
+TEST(DecodedWords, NestedDecisionsNameTheExitAndTheWaitingInterrupt) {
+  const CliRun r = run("events '" + recording("nested-irq-vectoring") + "' --kind DECISION");
+  // hv/vmm/nested: HANDLE_IN_L0 / REFLECT_TO_L1 carry the L2 exit's reason (48 = EPT violation,
+  // 30 = I/O); IMMEDIATE_EXIT carries L1's interrupt vector (0xed), the event it concerns is the IRQ.
+  EXPECT_NE(r.out.find("HANDLE_IN_L0 exit=EPT_VIOLATION"), std::string::npos) << r.out.substr(0, 2000);
+  EXPECT_NE(r.out.find("REFLECT_TO_L1 exit=IO_INSTRUCTION"), std::string::npos);
+  EXPECT_NE(r.out.find("IMMEDIATE_EXIT IRQ 0x20 pending_l1_irq=0xed"), std::string::npos)
+      << line_with(r.out, "IMMEDIATE_EXIT");
+  // L1's EMULATE of the serial port write: the port (0x3f8) and the byte written, by the exit it answered.
+  EXPECT_NE(r.out.find("EMULATE port=0x3f8 value=0x"), std::string::npos) << line_with(r.out, "EMULATE");
+  // The same name when the listing leaves the exit out (read by id).
+  const CliRun only = run("events '" + recording("nested-irq-vectoring") + "' --reason EMULATE --limit 1");
+  EXPECT_NE(only.out.find("EMULATE port=0x3f8"), std::string::npos) << only.out;
+}
+
+TEST(DecodedWords, DiscardsSayWhy) {
+  // SDM 11.8.4: a second request while IRR holds the vector coalesces.
+  EXPECT_NE(run("events '" + recording("sdm-irq-coalesced") + "' --reason DISCARD").out.find("why=coalesced"),
+            std::string::npos);
+  // SDM 6.7.1: a third NMI while two are outstanding collapses.
+  EXPECT_NE(run("events '" + recording("sdm-nmi-collapse") + "' --reason DISCARD").out.find("why=collapsed"),
+            std::string::npos);
+  // pf-during-irq: the #PF outranks the IRQ's reinjection (Table 6-5, handled serially).
+  EXPECT_NE(run("events '" + recording("pf-during-irq") + "' --reason DISCARD").out.find("why=outranked"),
+            std::string::npos);
+  // IF = 0 with no interruptibility bit set: the IRQ waits for IF (Table 25-3 has no bit for it).
+  EXPECT_NE(run("events '" + recording("sdm-irq-coalesced") + "' --reason DEFER_BLOCKED").out.find("blocking=IF=0"),
+            std::string::npos);
+}
+
+TEST(DecodedWords, PageFaultExitShowsCr2AndEptQualificationInSdmTerms) {
+  // SDM 28.2.1: a #PF exit's qualification is the faulting linear address (CR2).
+  const CliRun pf = run("events '" + recording("pf-during-irq") + "' --kind VM_EXIT --reason 0");
+  const std::string exit = line_with(pf.out, "intr=#PF");
+  EXPECT_NE(exit.find("EXCEPTION_NMI cr2=0x"), std::string::npos) << exit;
+  EXPECT_EQ(exit.find("qual="), std::string::npos) << exit;
+  // Table 28-7: 0x182 = data write (bit 1), EPT entry not present (5:3 clear), linear address
+  // valid (7), access to its translation (8); 0x81 = data read, page walk (bit 8 clear).
+  const CliRun ept = run("events '" + recording("nested-irq-vectoring") + "' --reason EPT_VIOLATION");
+  EXPECT_NE(ept.out.find("qual=0x182 [data write, EPT entry not present, gla valid: translation]"), std::string::npos)
+      << ept.out;
+  EXPECT_NE(ept.out.find("qual=0x81 [data read, EPT entry not present, gla valid: paging-structure entry]"),
+            std::string::npos)
+      << ept.out;
+}
+
+TEST(DecodedWords, VerboseListingHasTheInspectorsSdmDecode) {
+  const CliRun r = run("events '" + recording("nested-irq-vectoring") + "' --reason EPT_VIOLATION --limit 1 --verbose");
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* s : {"Exit qualification:", "data read (bits 2:0)", "the EPT entry was not present",
+                        "guest-linear address valid (bit 7)", "paging-structure entry during the page walk",
+                        "IDT-vectoring info:", "Guest-physical address:"})
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+  const CliRun d = run("events '" + recording("sdm-nmi-collapse") + "' --reason DISCARD --verbose");
+  EXPECT_NE(d.out.find("Why discarded:"), std::string::npos) << d.out;
+  EXPECT_NE(d.out.find("SDM 6.7.1"), std::string::npos) << d.out;
+}
+
+TEST(DecodedWords, ViolationNamesItsFirstEventNotADetailWord) {
+  const std::string db = test::process_tmp("bug.db");
+  ASSERT_EQ(run("record --scenario nested-irq-vectoring --bug exit-with-vectoring --quiet --force -o '" + db + "'").code,
+            0);
+  const CliRun r = run("events '" + db + "' --kind VIOLATION --verbose");
+  EXPECT_NE(r.out.find("exit-ext-int-with-vectoring"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("detail="), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("SDM 28.2.4"), std::string::npos) << r.out;  // the rule's sentence in the inspector
+}
+
+// ---- item 4: exports that paste well
+
+TEST(PasteableExports, MarkdownEventIdsDoNotAutolinkAndABigExportWarns) {
+  const std::string db = recording("nested-irq-vectoring");
+  const CliRun md = run("export '" + db + "' --format markdown");
+  ASSERT_EQ(md.code, 0) << md.err;
+  // GitHub links "#494" to issue 494: no '#' followed by a digit outside a code span.
+  const std::regex bare_id(R"((^|[^`])#[0-9])");
+  std::istringstream in(md.out);
+  std::string line;
+  while (std::getline(in, line)) EXPECT_FALSE(std::regex_search(line, bare_id)) << line;
+  EXPECT_NE(md.out.find("`#496`"), std::string::npos);
+  // This whole recording is larger than a GitHub body (65536 characters): warned, with the way out.
+  ASSERT_GT(md.out.size(), 65536u);
+  EXPECT_NE(md.err.find("65536"), std::string::npos) << md.err;
+  EXPECT_NE(md.err.find("--chain"), std::string::npos) << md.err;
+  // One chain fits, and says nothing.
+  const CliRun chain = run("export '" + db + "' --format markdown --chain 496");
+  ASSERT_EQ(chain.code, 0) << chain.err;
+  EXPECT_LT(chain.out.size(), 65536u);
+  EXPECT_EQ(chain.err.find("65536"), std::string::npos) << chain.err;
+}
+
+TEST(PasteableExports, ExportHelpLeadsWithTheChainRecipeForAMail) {
+  const CliRun r = run("export --help");
+  EXPECT_NE(r.out.find("For a mail"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("exitscope export rec.db --chain 5 -o chain5.txt"), std::string::npos) << r.out;
+  // The text chain export of a real chain fits a mail: at most 80 columns.
+  const CliRun t = run("export '" + recording("nested-irq-vectoring") + "' --chain 496");
+  std::istringstream in(t.out);
+  std::string line;
+  while (std::getline(in, line)) EXPECT_LE(line.size(), 80u) << line;
+}
+
+// ---- item 9: counts that agree
+
+TEST(CountsAgree, RecordSummaryAndInfoCountVmExitsTheSameWay) {
+  const std::string db = test::process_tmp("counts.db");
+  const CliRun rec = run("record --scenario nested-irq-vectoring --force -o '" + db + "'");
+  ASSERT_EQ(rec.code, 0) << rec.err;
+  const CliRun info = run("info '" + db + "'");
+  std::smatch m;
+  const std::string summary = line_with(rec.out, "VM exits");
+  ASSERT_TRUE(std::regex_search(summary, m, std::regex(R"((\d+) VM exits \((\d+) reflected to L1\))"))) << summary;
+  const std::string exits = m[1], reflected = m[2];
+  // info: the VM_EXIT and NESTED_EXIT rows by kind are the same two numbers.
+  EXPECT_TRUE(std::regex_search(info.out, std::regex("\n  VM_EXIT +" + exits + "\n"))) << exits << "\n" << info.out;
+  EXPECT_TRUE(std::regex_search(info.out, std::regex("\n  NESTED_EXIT +" + reflected + "\n"))) << info.out;
+  EXPECT_NE(info.out.find("VM exits:   " + exits + " (" + reflected + " reflected to L1)"), std::string::npos)
+      << info.out;
+}
+
+TEST(CountsAgree, FredScenarioConsoleDoesNotNameAnotherScenario) {
+  const CliRun r = run("record --scenario fred-nested-exception --force -o '" + test::process_tmp("fred.db") + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.find("nested-exception-reflect"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace es
