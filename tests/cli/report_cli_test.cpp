@@ -4,7 +4,11 @@
 // records (probes/include/exitscope/record.h), written before the runs.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -174,6 +178,75 @@ TEST(CountsAgree, FredScenarioConsoleDoesNotNameAnotherScenario) {
   const CliRun r = run("record --scenario fred-nested-exception --force -o '" + test::process_tmp("fred.db") + "'");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out.find("nested-exception-reflect"), std::string::npos) << r.out;
+}
+
+
+// ---- item 8: guests from the docs
+
+bool have_tool(const char* name) { return std::system((std::string("command -v ") + name + " >/dev/null 2>&1").c_str()) == 0; }
+
+// The fenced block of `lang` that follows `heading` in `text`.
+std::string fenced_block(const std::string& text, const std::string& heading, const std::string& lang) {
+  const size_t h = text.find(heading);
+  if (h == std::string::npos) return {};
+  const size_t open = text.find("```" + lang + "\n", h);
+  if (open == std::string::npos) return {};
+  const size_t start = open + 4 + lang.size();
+  const size_t close = text.find("```", start);
+  return close == std::string::npos ? std::string() : text.substr(start, close - start);
+}
+
+// A shell run in `dir` with exitscope first on PATH; stdout+stderr together.
+CliRun shell_in(const std::string& dir, const std::string& script) {
+  const std::string bin_dir = std::filesystem::path(ES_EXITSCOPE_BIN).parent_path().string();
+  {
+    std::ofstream(dir + "/run.sh") << "set -e\n" << script;
+  }
+  const std::string out = dir + "/run.out";
+  const int status = std::system(("cd '" + dir + "' && PATH='" + bin_dir + "':\"$PATH\" sh run.sh >'" + out + "' 2>&1").c_str());
+  CliRun r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  r.out = slurp(out);
+  return r;
+}
+
+TEST(GuestRecipe, TheReadmesCommandsBuildAndRunTheGuestAsFlatBinaryAndElf) {
+  if (!have_tool("nasm") || !have_tool("ld")) GTEST_SKIP() << "nasm or ld is not installed: the recipe needs both";
+  const std::string readme = slurp(std::string(ES_SOURCE_DIR) + "/hv/guests/README.md");
+  const std::string asm_text = fenced_block(readme, "## Your own guest, step by step", "nasm");
+  const std::string commands = fenced_block(readme, "## Your own guest, step by step", "sh");
+  ASSERT_FALSE(asm_text.empty()) << "hv/guests/README.md lost its recipe's guest";
+  ASSERT_FALSE(commands.empty()) << "hv/guests/README.md lost its recipe's commands";
+  // As the README says: from the top of a checkout (hv/guests/ relative), a fresh directory.
+  const std::string dir = test::process_tmp("recipe");
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::filesystem::create_directory_symlink(std::string(ES_SOURCE_DIR) + "/hv", dir + "/hv");
+  std::ofstream(dir + "/my_guest.asm") << asm_text;
+  const CliRun r = shell_in(dir, commands);
+  ASSERT_EQ(r.code, 0) << r.out;
+  // Both records ran the guest to its exit code 0 and kept its console line.
+  size_t hellos = 0;
+  for (size_t at = r.out.find("my guest: hello"); at != std::string::npos; at = r.out.find("my guest: hello", at + 1))
+    ++hellos;
+  EXPECT_GE(hellos, 3u) << r.out;  // two runs' consoles and the CONSOLE event
+  EXPECT_NE(r.out.find("CONSOLE       \"my guest: hello\\n\""), std::string::npos) << r.out;
+}
+
+TEST(GuestRecipe, AnElfLinkedWithTtextIsRefusedNamingTheSegmentAndTheFix) {
+  if (!have_tool("nasm") || !have_tool("ld")) GTEST_SKIP() << "nasm or ld is not installed";
+  const std::string dir = test::process_tmp("ttext");
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/g.asm") << "bits 64\nglobal start\nsection .text\nstart:\n  mov al, 0\n  out 0xF4, al\n";
+  // GNU ld -Ttext=0x100000: .text at 1 MiB, the segment with the ELF headers a page below (0xff000).
+  const CliRun r = shell_in(dir, "nasm -f elf64 g.asm -o g.o\nld -Ttext=0x100000 -e start g.o -o g.elf\n"
+                                 "exitscope record --guest g.elf -o g.db || echo \"exit $?\"\n");
+  EXPECT_NE(r.out.find("exit 2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("PT_LOAD segment 0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("at 0xff000.."), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ld -Ttext-segment=0x100000 -e start"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/g.db"));
 }
 
 }  // namespace
