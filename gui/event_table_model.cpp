@@ -146,7 +146,7 @@ QVariant EventTableModel::data(const QModelIndex& index, int role) const {
   switch (index.column()) {
     case kId: return QString::number(r.id);
     case kTime: return QString::fromStdString(replay::format_time(r.time_ns));
-    case kLevel: return QStringLiteral("L%1(L%2)").arg(r.level).arg(r.hv_level);
+    case kLevel: return QString::fromStdString(replay::level_text(r));
     case kVcpu: return QString::number(r.vcpu);
     case kKind: return QString::fromUtf8(replay::kind_name(r.kind).data(), static_cast<int>(replay::kind_name(r.kind).size()));
     case kDetails: {

@@ -145,12 +145,6 @@ std::string context_text(const es_record& r) {
   }
 }
 
-std::string level_text(const es_record& r) {
-  char b[24];
-  std::snprintf(b, sizeof b, "L%u(L%u)", r.level, r.hv_level);
-  return b;
-}
-
 
 // An exit for a hardware #PF (VMX EXCEPTION_OR_NMI with vector 14): its qualification is CR2.
 bool is_pf_exception_exit(const es_record& r) {
@@ -287,6 +281,13 @@ void append_ept_violation(std::string& out, uint64_t raw) {
   if (q.nmi_unblocking_due_to_iret()) out += ", NMI unblocking due to IRET";
 }
 }  // namespace
+
+std::string level_text(const es_record& r) {
+  char b[24];
+  if (r.kind == ES_KIND_DELIVERY) std::snprintf(b, sizeof b, "L%u", r.level);
+  else std::snprintf(b, sizeof b, "L%u(L%u)", r.level, r.hv_level);
+  return b;
+}
 
 void append_exit_reason(std::string& out, uint32_t reason_word, uint32_t record_flags) {
   if (record_flags & ES_FLAG_SVM) {

@@ -37,6 +37,11 @@ class CauseExits {
   size_t next_ = 0;
 };
 
+// The level notation used everywhere (events, chains, exports, the GUI): "L2(L0)" = about the
+// L2 guest, seen or decided by L0's hypervisor; "L2(L1)" = L1's view / decision for its L2. A
+// delivery is the CPU's, in the guest itself: just "L2".
+std::string level_text(const es_record& r);
+
 // "     12  0.000001200  L1(L0) vcpu0  VM_EXIT        EPT_VIOLATION RW- perm --- gpa=0x3000 ... cause=#11 origin=#5"
 std::string format_event(const Event& ev);
 std::string format_event(const Event& ev, const CauseExit* cause);

@@ -177,7 +177,7 @@ std::string inspect_title(const Event& ev) {
   std::string s = "#" + std::to_string(r.id) + " " + std::string(kind_name(r.kind));
   if (r.kind == ES_KIND_VM_EXIT || r.kind == ES_KIND_NESTED_EXIT) s += " " + exit_reason_text(r);
   if (r.kind == ES_KIND_DECISION) s += " " + std::string(decision_name(r.reason));
-  s += " at L" + std::to_string(r.level) + " vcpu" + std::to_string(r.vcpu) + ", t=" + format_time(r.time_ns) + " s";
+  s += " at " + level_text(r) + " vcpu" + std::to_string(r.vcpu) + ", t=" + format_time(r.time_ns) + " s";
   return s;
 }
 
@@ -192,8 +192,12 @@ std::vector<InspectField> inspect_event(const Event& ev, const CauseExit* cause)
   const std::string_view kind = kind_name(r.kind);
   add("Event", "#" + std::to_string(r.id) + " " + (kind.empty() ? "kind " + std::to_string(r.kind) : std::string(kind)));
   add("Time", format_time(r.time_ns) + " s (" + std::to_string(r.time_ns) + " ns)");
-  add("Level", "L" + std::to_string(r.level) + " guest, observed by L" + std::to_string(r.hv_level) + ", vCPU " +
-                   std::to_string(r.vcpu));
+  add("Level", level_text(r) + ": " +
+                   (r.kind == ES_KIND_DELIVERY
+                        ? "delivered by the CPU in the L" + std::to_string(r.level) + " guest"
+                        : "the L" + std::to_string(r.level) + " guest, " +
+                              (r.kind == ES_KIND_DECISION ? "decided" : "observed") + " by L" + std::to_string(r.hv_level)) +
+                   ", vCPU " + std::to_string(r.vcpu));
   switch (r.kind) {
     case ES_KIND_VM_EXIT:
     case ES_KIND_NESTED_EXIT: {

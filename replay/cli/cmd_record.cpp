@@ -1,6 +1,7 @@
 // `exitscope record` and `exitscope scenarios`: run a guest on the built-in VT-x core and
 // record it (built only with the hypervisor, ES_HAVE_HV; otherwise they say so), or record a
 // real KVM host with eBPF (`record --kvm`, probes/kvm/kvm_record.h; built with ES_HAVE_KVM).
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -282,8 +283,17 @@ int cmd_record(int argc, char** argv) {
   es::recorder::SessionInfo info;
   if (scenario_name) {
     const es::hv::Scenario* sc = es::hv::find_scenario(*scenario_name);
-    if (!sc)
-      return usage_error(kRecord, "unknown scenario '" + *scenario_name + "' (list them with 'exitscope scenarios')");
+    if (!sc) {
+      // "nested_irq_vectoring" for "nested-irq-vectoring": the names use dashes.
+      std::vector<std::string_view> names;
+      for (const auto& s : es::hv::scenarios()) names.push_back(s.name);
+      std::string dashed = *scenario_name;
+      std::replace(dashed.begin(), dashed.end(), '_', '-');
+      const std::string near = es::cli::closest_name(dashed, names);
+      return usage_error(kRecord, "unknown scenario '" + *scenario_name + "'" +
+                                      (near.empty() ? std::string() : " (did you mean '" + near + "'?)") +
+                                      " (list them with 'exitscope scenarios')");
+    }
     l0_cfg = sc->config;
     l1_cfg = sc->l1;
     image.assign(sc->guest.begin(), sc->guest.end());
@@ -489,11 +499,13 @@ int cmd_scenarios(int argc, char** argv) {
   std::fprintf(stderr, "exitscope scenarios: this build has no hypervisor core (hv/cpu missing).\n");
   return 2;
 #else
+  int width = 0;  // the longest name: descriptions start in one column
+  for (const auto& s : es::hv::scenarios()) width = std::max(width, static_cast<int>(s.name.size()));
   for (const auto& s : es::hv::scenarios()) {
     if (args->has("names"))
       std::printf("%.*s\n", static_cast<int>(s.name.size()), s.name.data());
     else
-      std::printf("%-18.*s %.*s%s\n", static_cast<int>(s.name.size()), s.name.data(),
+      std::printf("%-*.*s  %.*s%s\n", width, static_cast<int>(s.name.size()), s.name.data(),
                   static_cast<int>(s.description.size()), s.description.data(),
                   s.name == es::hv::kDefaultScenario ? " [default]" : "");
   }

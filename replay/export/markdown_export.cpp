@@ -61,9 +61,12 @@ void put_row(Output& out, const replay::Event& ev, replay::CauseExits& causes) {
   replay::append_time(b, r.time_ns);
   b += " | L";
   append_dec(b, r.level);
-  b += "(L";
-  append_dec(b, r.hv_level);
-  b += ") | ";
+  if (r.kind != ES_KIND_DELIVERY) {  // format.h level_text: a delivery is the CPU's, "L2"
+    b += "(L";
+    append_dec(b, r.hv_level);
+    b += ')';
+  }
+  b += " | ";
   append_dec(b, r.vcpu);
   b += " | ";
   if (kind.empty()) {

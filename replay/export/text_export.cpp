@@ -53,9 +53,12 @@ void append_event_head(std::string& b, const es_record& r) {
   replay::append_time(b, r.time_ns);
   b += " L";
   append_dec(b, r.level);
-  b += "(L";
-  append_dec(b, r.hv_level);
-  b += ") v";
+  if (r.kind != ES_KIND_DELIVERY) {  // format.h level_text: a delivery is the CPU's, "L2"
+    b += "(L";
+    append_dec(b, r.hv_level);
+    b += ')';
+  }
+  b += " v";
   append_dec(b, r.vcpu);
   b += ' ';
   const std::string_view kind = replay::kind_name(r.kind);

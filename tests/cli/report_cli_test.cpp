@@ -181,6 +181,129 @@ TEST(CountsAgree, FredScenarioConsoleDoesNotNameAnotherScenario) {
 }
 
 
+// ---- item 7: words a newcomer can look up
+
+TEST(NewcomerWords, ReadmeLinksResolveInsideTheRepository) {
+  // Every relative link of every Markdown file in the checkout (not build trees) names a file
+  // or directory that exists.
+  const std::filesystem::path root(ES_SOURCE_DIR);
+  size_t links = 0;
+  for (auto it = std::filesystem::recursive_directory_iterator(root); it != std::filesystem::recursive_directory_iterator();
+       ++it) {
+    const std::string name = it->path().filename().string();
+    if (it->is_directory() && (name == ".git" || name.rfind("build", 0) == 0 || name == "out")) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_regular_file() || it->path().extension() != ".md") continue;
+    const std::string text = slurp(it->path().string());
+    const std::regex link(R"(\]\(([^)\s]+)\))");
+    for (std::sregex_iterator m(text.begin(), text.end(), link), end; m != end; ++m) {
+      std::string target = (*m)[1];
+      if (target.find("://") != std::string::npos || target.rfind("mailto:", 0) == 0 || target[0] == '#') continue;
+      target = target.substr(0, target.find('#'));
+      ++links;
+      EXPECT_TRUE(std::filesystem::exists(it->path().parent_path() / target))
+          << std::filesystem::relative(it->path(), root).string() << " links to '" << target << "', which does not exist";
+    }
+  }
+  EXPECT_GT(links, 3u);
+}
+
+TEST(NewcomerWords, GlossaryNamesEveryDecisionAndTheLevelNotation) {
+  const std::string readme = slurp(std::string(ES_SOURCE_DIR) + "/README.md");
+  const size_t glossary = readme.find("### Glossary");
+  ASSERT_NE(glossary, std::string::npos);
+  const std::string g = readme.substr(glossary);
+  for (const char* word : {"**chain**", "**origin**", "**outcome**", "`L2(L0)`", "`L2(L1)`", "**cause**"})
+    EXPECT_NE(g.find(word), std::string::npos) << word;
+  // Every decision of the record ABI, by the name the listings print.
+  const std::string abi = slurp(std::string(ES_SOURCE_DIR) + "/probes/include/exitscope/record.h");
+  const std::regex decision(R"(ES_DECISION_([A-Z0-9_]+) = \d+)");
+  size_t n = 0;
+  for (std::sregex_iterator m(abi.begin(), abi.end(), decision), end; m != end; ++m) {
+    const std::string name = (*m)[1];
+    if (name == "NONE" || name == "COUNT") continue;
+    ++n;
+    EXPECT_NE(g.find("`" + name + "`"), std::string::npos) << "the glossary does not explain " << name;
+  }
+  EXPECT_GE(n, 23u);
+}
+
+TEST(NewcomerWords, OneLevelNotationInEventsChainsAndTheInspector) {
+  const std::string db = recording("nested-irq-vectoring");
+  // The delivery of the chain: "L2" in events and chains alike; the exit L0 saw: "L2(L0)".
+  const std::string ev = run("events '" + db + "' --chain 496").out;
+  const std::string ch = run("chains '" + db + "' --chain 496").out;
+  EXPECT_NE(line_with(ev, "DELIVERY").find("  L2     vcpu0  DELIVERY"), std::string::npos) << line_with(ev, "DELIVERY");
+  EXPECT_NE(line_with(ch, "DELIVERY").find("  L2      DELIVERY"), std::string::npos) << line_with(ch, "DELIVERY");
+  EXPECT_NE(line_with(ev, "#501").find("L2(L0)"), std::string::npos);
+  EXPECT_NE(line_with(ch, "#501").find("L2(L0)"), std::string::npos);
+  const std::string v = run("events '" + db + "' --chain 496 --reason INJECT_NEW --verbose").out;
+  EXPECT_NE(v.find("Level:                       L2(L1): the L2 guest, decided by L1"), std::string::npos) << v;
+}
+
+TEST(NewcomerWords, TopLevelHelpListsEveryExportFormatAndTraceDat) {
+  const CliRun r = run("--help");
+  const std::string exp = line_with(r.out, "  export ");
+  for (const char* f : {"text", "Markdown", "Perfetto", "SVG", "PNG"}) EXPECT_NE(exp.find(f), std::string::npos) << exp;
+  EXPECT_NE(line_with(r.out, "  import ").find("trace.dat"), std::string::npos) << r.out;
+}
+
+TEST(NewcomerWords, HelpOptionIsAlignedWithTheOthers) {
+  for (const char* cmd : {"events", "export", "chains", "info", "check", "record"}) {
+    const CliRun r = run(std::string(cmd) + " --help");
+    const std::string help = line_with(r.out, "-h, --help");
+    // The column where the other options' help starts (an option short enough to be padded).
+    const std::string other = line_with(r.out, "  --force ").empty() ? line_with(r.out, "  --limit N ")
+                                                                       : line_with(r.out, "  --force ");
+    if (other.empty()) continue;
+    const size_t col = other.find_first_not_of(' ', other.find("  ", 2));
+    EXPECT_EQ(help.find("show this help"), col) << cmd << ":\n" << other << "\n" << help;
+  }
+}
+
+TEST(NewcomerWords, MistypedCommandsOptionsAndScenariosGetADidYouMean) {
+  EXPECT_NE(run("evnets x.db").err.find("did you mean 'events'?"), std::string::npos);
+  EXPECT_NE(run("chians").err.find("did you mean 'chains'?"), std::string::npos);
+  const CliRun opt = run("events x.db --verbos");
+  EXPECT_EQ(opt.code, 2);
+  EXPECT_NE(opt.err.find("did you mean '--verbose'?"), std::string::npos) << opt.err;
+  EXPECT_NE(run("export x.db --fromat md").err.find("did you mean '--format'?"), std::string::npos);
+  EXPECT_NE(run("events x.db -chain 3").err.find("did you mean '--chain'?"), std::string::npos);
+  EXPECT_NE(run("record --scenario nested_irq_vectoring -o x.db").err.find("did you mean 'nested-irq-vectoring'?"),
+            std::string::npos);
+  // Nothing close: no guess.
+  EXPECT_EQ(run("frobnicate").err.find("did you mean"), std::string::npos);
+}
+
+TEST(NewcomerWords, OneViolationIsSingular) {
+  const std::string bug = test::process_tmp("bug1.db");
+  ASSERT_EQ(run("record --scenario nested-irq-vectoring --bug exit-with-vectoring --quiet --force -o '" + bug + "'").code,
+            0);
+  const CliRun c = run("check '" + bug + "'");
+  EXPECT_NE(c.out.find("1 violation ("), std::string::npos) << c.out;
+  const CliRun d = run("diff '" + bug + "' '" + recording("nested-irq-vectoring") + "'");
+  EXPECT_EQ(d.out.find("1 violations"), std::string::npos) << d.out;
+}
+
+TEST(NewcomerWords, GuiHelpAndNoDisplayAnswerWithoutQt) {
+#ifndef ES_GUI_BIN
+  GTEST_SKIP() << "this build has no exitscope-gui (Qt6 not found)";
+#else
+  const std::string out = test::process_tmp("gui.out");
+  const std::string env = "env -u DISPLAY -u WAYLAND_DISPLAY -u QT_QPA_PLATFORM ";
+  int status = std::system((env + "'" ES_GUI_BIN "' --help >'" + out + "' 2>&1").c_str());
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << slurp(out);
+  EXPECT_EQ(slurp(out).rfind("Usage: exitscope-gui", 0), 0u) << slurp(out);
+  // Opening a recording with no display: one sentence, exit 2, no Qt abort.
+  status = std::system((env + "'" ES_GUI_BIN "' x.db >'" + out + "' 2>&1").c_str());
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << slurp(out);
+  EXPECT_NE(slurp(out).find("there is no display"), std::string::npos) << slurp(out);
+  EXPECT_EQ(slurp(out).find("qt.qpa"), std::string::npos) << slurp(out);
+#endif
+}
+
 // ---- item 8: guests from the docs
 
 bool have_tool(const char* name) { return std::system((std::string("command -v ") + name + " >/dev/null 2>&1").c_str()) == 0; }
