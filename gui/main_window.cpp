@@ -6,6 +6,7 @@
 #include <QDialog>
 #include <QFileDialog>
 #include <QFileInfo>
+#include <QGridLayout>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QItemSelectionModel>
@@ -24,6 +25,7 @@
 #include <QTimer>
 #include <QToolBar>
 #include <QVBoxLayout>
+#include <algorithm>
 #include <cstdio>
 
 #include "gui/chain_list_model.h"
@@ -88,7 +90,7 @@ void MainWindow::build_ui() {
   auto* chains_page = new QWidget;
   auto* cl = new QVBoxLayout(chains_page);
   cl->setContentsMargins(2, 2, 2, 2);
-  auto* frow = new QHBoxLayout;
+  auto* frow = new QGridLayout;  // two rows of two: the filters do not set the list's width
   chain_vector_ = new QLineEdit;
   chain_vector_->setObjectName(QStringLiteral("chain_vector"));
   chain_vector_->setPlaceholderText(QStringLiteral("vector"));
@@ -106,9 +108,16 @@ void MainWindow::build_ui() {
   chain_level_->addItem(QStringLiteral("any level"), 0);
   chain_level_->addItem(QStringLiteral("L1"), 1);
   chain_level_->addItem(QStringLiteral("L2"), 2);
-  for (QWidget* w : {static_cast<QWidget*>(chain_vector_), static_cast<QWidget*>(chain_type_),
-                     static_cast<QWidget*>(chain_outcome_), static_cast<QWidget*>(chain_level_)})
-    frow->addWidget(w);
+  // The combos do not widen the chain list to their longest item ("delivered after
+  // reinjection"): the list keeps the width its columns need and the popup shows full names.
+  for (QComboBox* c : {chain_type_, chain_outcome_, chain_level_}) {
+    c->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+    c->setMinimumContentsLength(6);
+  }
+  frow->addWidget(chain_vector_, 0, 0);
+  frow->addWidget(chain_type_, 0, 1);
+  frow->addWidget(chain_outcome_, 1, 0);
+  frow->addWidget(chain_level_, 1, 1);
   cl->addLayout(frow);
   connect(chain_vector_, &QLineEdit::editingFinished, this, &MainWindow::chain_filter_changed);
   for (QComboBox* c : {chain_type_, chain_outcome_, chain_level_})
@@ -191,6 +200,7 @@ void MainWindow::build_ui() {
   });
 
   auto* bottom = new QSplitter(Qt::Horizontal);
+  bottom->setObjectName(QStringLiteral("bottom_splitter"));
   bottom->addWidget(tabs);
   bottom->addWidget(events_page);
   bottom->addWidget(inspector_);
@@ -343,6 +353,26 @@ bool MainWindow::open_file(const QString& path) {
   if (auto* tabs = findChild<QTabWidget*>(QStringLiteral("left_tabs")))
     tabs->setTabText(1, QStringLiteral("Violations (%1)").arg(doc_->violations().size()));
   setWindowTitle(QStringLiteral("exitscope \xe2\x80\x94 %1").arg(QFileInfo(path).fileName()));
+  // Columns sized to what they hold; the chain list gets the width its columns need (not a
+  // third of the window while the events' Details column is cut), the events the rest.
+  chain_view_->resizeColumnsToContents();
+  for (int c = 0; c + 1 < events_->columnCount(); ++c) event_view_->resizeColumnToContents(c);
+  if (auto* bottom = findChild<QSplitter*>(QStringLiteral("bottom_splitter"))) {
+    const QList<int> sizes = bottom->sizes();
+    int total = 0;
+    for (int v : sizes) total += v;
+    if (total > 0 && sizes.size() == 3) {
+      // What the columns need (the last one stretches, so the header's length is the view's).
+      int need = 30;
+      const int cols = chains_->columnCount();
+      for (int c = 0; c < cols; ++c)
+        need += c + 1 < cols ? chain_view_->columnWidth(c)
+                             : static_cast<QAbstractItemView*>(chain_view_)->sizeHintForColumn(c);
+      const int chains_w = std::clamp(need, 160, total / 4);
+      const int inspector_w = std::min(sizes[2], total / 4);
+      bottom->setSizes({chains_w, total - chains_w - inspector_w, inspector_w});
+    }
+  }
   const replay::DropCounts& dropped = doc_->drops();
   if (auto* drops = findChild<QLabel*>(QStringLiteral("drops_label"))) {
     drops->setVisible(dropped.total() > 0);

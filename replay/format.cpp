@@ -495,6 +495,48 @@ std::string describe_event_fields(const Event& ev, const CauseExit* cause) {
   return s;
 }
 
+std::string mark_label(const es_record& r) {
+  std::string s;
+  switch (r.kind) {
+    case ES_KIND_VM_EXIT:
+    case ES_KIND_NESTED_EXIT: {
+      append_exit_reason(s, r.reason, r.flags);
+      if (const arch::ExitIntrInfo info(r.intr_info); info.valid()) arch::describe_to(s += ' ', info);
+      if (const arch::IdtVectoringInfo vec(r.idt_vectoring_info); vec.valid()) arch::describe_to(s += " vec ", vec);
+      return s;
+    }
+    case ES_KIND_VM_ENTRY:
+    case ES_KIND_NESTED_ENTRY:
+      if (const arch::EntryIntrInfo info(r.intr_info); info.valid()) arch::describe_to(s += "inject ", info);
+      else s = "entry";
+      return s;
+    case ES_KIND_DELIVERY: arch::describe_to(s += "deliver ", arch::EntryIntrInfo(r.intr_info)); return s;
+    case ES_KIND_RAISE: arch::describe_to(s += "raise ", arch::EntryIntrInfo(r.intr_info)); return s;
+    case ES_KIND_DECISION: {
+      const std::string_view name = decision_name(r.reason);
+      return name.empty() ? "decision " + std::to_string(r.reason) : std::string(name);
+    }
+    case ES_KIND_VIOLATION: {
+      const std::string_view rule = violation_rule_name(r.reason);
+      return rule.empty() ? "violation" : std::string(rule);
+    }
+    default: {
+      const std::string_view kind = kind_name(r.kind);
+      return kind.empty() ? "kind " + std::to_string(r.kind) : std::string(kind);
+    }
+  }
+}
+
+std::string mark_tooltip(const Event& ev) {
+  const es_record& r = ev.rec;
+  const std::string_view kind = kind_name(r.kind);
+  std::string s = "#" + std::to_string(r.id) + " " + (kind.empty() ? "kind " + std::to_string(r.kind) : std::string(kind)) +
+                  "  " + level_text(r) + " vcpu" + std::to_string(r.vcpu) + "  t=" + format_time(r.time_ns) + " s\n";
+  append_event_fields(s, ev);
+  if (r.origin) s += "\nchain " + std::to_string(r.origin);
+  return s;
+}
+
 std::string format_event(const Event& ev) { return format_event(ev, nullptr); }
 
 std::string format_event(const Event& ev, const CauseExit* cause) {

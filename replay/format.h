@@ -42,6 +42,13 @@ class CauseExits {
 // delivery is the CPU's, in the guest itself: just "L2".
 std::string level_text(const es_record& r);
 
+// A short label for an event's mark on a timeline (what it is, reason / vector), so a picture
+// reads without the GUI: "EPT_VIOLATION vec IRQ 0x20", "inject IRQ 0x20", "deliver #PF",
+// "raise NMI", "REQUEUE_FROM_VECTORING".
+std::string mark_label(const es_record& r);
+// A tooltip for an event's mark: "#501 VM_EXIT  L2(L0) vcpu0  t=0.000036275 s" then the decoded fields.
+std::string mark_tooltip(const Event& ev);
+
 // "     12  0.000001200  L1(L0) vcpu0  VM_EXIT        EPT_VIOLATION RW- perm --- gpa=0x3000 ... cause=#11 origin=#5"
 std::string format_event(const Event& ev);
 std::string format_event(const Event& ev, const CauseExit* cause);
