@@ -521,8 +521,8 @@ void TimelinePainter::paint_legend(QPainter& p, const Layout& l, const TimelineS
     triangle(p, c, r, false);
   });
   if (!reasons.empty()) {
-    advance(120);
-    text(QStringLiteral("exits:"));
+    advance(200);
+    text(QStringLiteral("exits (a box lasts until the entry):"));
   }
   for (const auto& [name, full] : reasons) {
     const QString label = QString::fromStdString(name);

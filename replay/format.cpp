@@ -514,7 +514,10 @@ std::string mark_label(const es_record& r) {
     case ES_KIND_RAISE: arch::describe_to(s += "raise ", arch::EntryIntrInfo(r.intr_info)); return s;
     case ES_KIND_DECISION: {
       const std::string_view name = decision_name(r.reason);
-      return name.empty() ? "decision " + std::to_string(r.reason) : std::string(name);
+      s = name.empty() ? "decision " + std::to_string(r.reason) : std::string(name);
+      if (r.reason == ES_DECISION_DISCARD && r.aux >= 1 && r.aux <= 3)  // why, as the listing says it
+        s += r.aux == 1 ? " (coalesced)" : r.aux == 2 ? " (collapsed)" : " (outranked)";
+      return s;
     }
     case ES_KIND_VIOLATION: {
       const std::string_view rule = violation_rule_name(r.reason);

@@ -104,10 +104,15 @@ int cmd_events(int argc, char** argv) {
   // Decisions name what their detail is by the exit that caused them: the exits of this
   // listing are remembered; a filtered listing that left the exit out reads it by id.
   replay::CauseExits exits;
+  constexpr uint64_t kMaxLookups = 4096;
+  uint64_t lookups = 0;
   auto cause_of = [&](const replay::Event& ev) -> const replay::CauseExit* {
     if (ev.rec.kind != ES_KIND_DECISION || !ev.rec.cause) return nullptr;
     if (const replay::CauseExit* c = exits.cause_of(ev)) return c;
-    if (ev.rec.reason != ES_DECISION_EMULATE) return nullptr;
+    // A lookup per decision costs a query: a long filtered listing names the first few
+    // thousand and prints the rest as "detail=" rather than run for minutes.
+    if (ev.rec.reason != ES_DECISION_EMULATE || lookups >= kMaxLookups) return nullptr;
+    ++lookups;
     auto e = rec->event(ev.rec.cause);
     if (!e || !*e) return nullptr;
     exits.see(**e);
