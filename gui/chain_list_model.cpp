@@ -108,7 +108,8 @@ QVariant ChainListModel::data(const QModelIndex& index, int role) const {
   // The outcome's SDM section, as `exitscope chains` prints it.
   if (role == Qt::ToolTipRole && index.column() == kOutcome) {
     const auto o = replay::outcome_from_string(c->outcome);
-    return o ? QString::fromStdString(std::string(replay::outcome_reference(*o))) : QVariant();
+    // The whole outcome first: the column may be too narrow for it.
+    return o ? QString::fromStdString(c->outcome + ": " + std::string(replay::outcome_reference(*o))) : QVariant();
   }
   if (role != Qt::DisplayRole) return {};
   switch (index.column()) {

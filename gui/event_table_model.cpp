@@ -157,10 +157,20 @@ QVariant EventTableModel::data(const QModelIndex& index, int role) const {
   switch (index.column()) {
     case kId: return QString::number(r.id);
     case kTime: return QString::fromStdString(replay::format_time(r.time_ns));
-    case kLevel: return QStringLiteral("L%1(L%2)").arg(r.level).arg(r.hv_level);
+    case kLevel: return QString::fromStdString(replay::level_text(r));
     case kVcpu: return QString::number(r.vcpu);
     case kKind: return QString::fromUtf8(replay::kind_name(r.kind).data(), static_cast<int>(replay::kind_name(r.kind).size()));
-    case kDetails: return QString::fromStdString(replay::describe_event_fields(*e));
+    case kDetails: {
+      // A decision names its detail by the exit it answered, a row or two above in id order.
+      // (fetch may evict the page `e` points into: keep a copy first.)
+      const replay::Event self = *e;
+      std::optional<replay::CauseExit> cause;
+      if (self.rec.kind == ES_KIND_DECISION && self.rec.cause)
+        for (int back = 1; back <= 4 && !cause && index.row() - back >= 0; ++back)
+          if (const replay::Event* c = fetch(index.row() - back); c && c->rec.id == self.rec.cause)
+            cause = replay::cause_exit(*c);
+      return QString::fromStdString(replay::describe_event_fields(self, cause ? &*cause : nullptr));
+    }
     default: return {};
   }
 }

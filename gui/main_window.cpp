@@ -7,6 +7,7 @@
 #include <QDockWidget>
 #include <QFileDialog>
 #include <QFileInfo>
+#include <QGridLayout>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QItemSelectionModel>
@@ -25,6 +26,7 @@
 #include <QTimer>
 #include <QToolBar>
 #include <QVBoxLayout>
+#include <algorithm>
 #include <cstdio>
 
 #include "gui/chain_list_model.h"
@@ -90,7 +92,7 @@ void MainWindow::build_ui() {
   auto* chains_page = new QWidget;
   auto* cl = new QVBoxLayout(chains_page);
   cl->setContentsMargins(2, 2, 2, 2);
-  auto* frow = new QHBoxLayout;
+  auto* frow = new QGridLayout;  // two rows of two: the filters do not set the list's width
   chain_vector_ = new QLineEdit;
   chain_vector_->setObjectName(QStringLiteral("chain_vector"));
   chain_vector_->setPlaceholderText(QStringLiteral("vector"));
@@ -108,9 +110,16 @@ void MainWindow::build_ui() {
   chain_level_->addItem(QStringLiteral("any level"), 0);
   chain_level_->addItem(QStringLiteral("L1"), 1);
   chain_level_->addItem(QStringLiteral("L2"), 2);
-  for (QWidget* w : {static_cast<QWidget*>(chain_vector_), static_cast<QWidget*>(chain_type_),
-                     static_cast<QWidget*>(chain_outcome_), static_cast<QWidget*>(chain_level_)})
-    frow->addWidget(w);
+  // The combos do not widen the chain list to their longest item ("delivered after
+  // reinjection"): the list keeps the width its columns need and the popup shows full names.
+  for (QComboBox* c : {chain_type_, chain_outcome_, chain_level_}) {
+    c->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+    c->setMinimumContentsLength(6);
+  }
+  frow->addWidget(chain_vector_, 0, 0);
+  frow->addWidget(chain_type_, 0, 1);
+  frow->addWidget(chain_outcome_, 1, 0);
+  frow->addWidget(chain_level_, 1, 1);
   cl->addLayout(frow);
   connect(chain_vector_, &QLineEdit::editingFinished, this, &MainWindow::chain_filter_changed);
   for (QComboBox* c : {chain_type_, chain_outcome_, chain_level_})
@@ -193,6 +202,7 @@ void MainWindow::build_ui() {
   });
 
   auto* bottom = new QSplitter(Qt::Horizontal);
+  bottom->setObjectName(QStringLiteral("bottom_splitter"));
   bottom->addWidget(tabs);
   bottom->addWidget(events_page);
   bottom->addWidget(inspector_);
@@ -382,6 +392,26 @@ bool MainWindow::open_file(const QString& path) {
   if (auto* tabs = findChild<QTabWidget*>(QStringLiteral("left_tabs")))
     tabs->setTabText(1, QStringLiteral("Violations (%1)").arg(doc_->violations().size()));
   setWindowTitle(QStringLiteral("exitscope \xe2\x80\x94 %1").arg(QFileInfo(path).fileName()));
+  // Columns sized to what they hold; the chain list gets the width its columns need (not a
+  // third of the window while the events' Details column is cut), the events the rest.
+  chain_view_->resizeColumnsToContents();
+  for (int c = 0; c + 1 < events_->columnCount(); ++c) event_view_->resizeColumnToContents(c);
+  if (auto* bottom = findChild<QSplitter*>(QStringLiteral("bottom_splitter"))) {
+    const QList<int> sizes = bottom->sizes();
+    int total = 0;
+    for (int v : sizes) total += v;
+    if (total > 0 && sizes.size() == 3) {
+      // What the columns need (the last one stretches, so the header's length is the view's).
+      int need = 30;
+      const int cols = chains_->columnCount();
+      for (int c = 0; c < cols; ++c)
+        need += c + 1 < cols ? chain_view_->columnWidth(c)
+                             : static_cast<QAbstractItemView*>(chain_view_)->sizeHintForColumn(c);
+      const int chains_w = std::clamp(need, 160, total / 4);
+      const int inspector_w = std::min(sizes[2], total / 4);
+      bottom->setSizes({chains_w, total - chains_w - inspector_w, inspector_w});
+    }
+  }
   const replay::DropCounts& dropped = doc_->drops();
   if (auto* drops = findChild<QLabel*>(QStringLiteral("drops_label"))) {
     drops->setVisible(dropped.total() > 0);
@@ -469,7 +499,11 @@ void MainWindow::update_inspector() {
   const replay::Event& ev = *cursor_;
   QString h = QStringLiteral("<h3 style='margin:2px'>%1</h3><table cellspacing=0 cellpadding=2>")
                   .arg(html_escape(replay::inspect_title(ev)));
-  for (const replay::InspectField& f : replay::inspect_event(ev)) {
+  // A decision's detail is named by the exit it answered (port, CPUID leaf, MSR).
+  std::optional<replay::CauseExit> cause;
+  if (ev.rec.kind == ES_KIND_DECISION && ev.rec.cause)
+    if (auto c = doc_->event(ev.rec.cause)) cause = replay::cause_exit(*c);
+  for (const replay::InspectField& f : replay::inspect_event(ev, cause ? &*cause : nullptr)) {
     QString value = html_escape(f.value);
     if (f.link) value = QStringLiteral("<a href='event:%1'>%2</a>").arg(f.link).arg(value);
     if (f.label == "Instruction") value = QStringLiteral("<code>%1</code>").arg(value);

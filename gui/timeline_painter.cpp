@@ -255,6 +255,26 @@ void TimelinePainter::paint_marks(QPainter& p, const Layout& l, const TimelineSc
   // Many events per pixel: draw each pixel column / kind / lane once (same picture, far fewer shapes).
   const bool dense = s.events.size() > static_cast<size_t>(l.lanes.width()) * 2;
   std::unordered_map<uint64_t, bool> drawn;
+  // An exit is drawn as a box from the exit to the next entry of its lane (the time the
+  // hypervisor held the vCPU, as Perfetto draws a slice); the entry's x, by exit id.
+  std::unordered_map<uint64_t, double> exit_end;
+  {
+    std::unordered_map<int, const es_record*> open;  // lane -> its last exit without an entry yet
+    for (const replay::Event& e : s.events) {
+      const int lane = lane_index(s, e.rec);
+      if (lane < 0) continue;
+      const bool nested = e.rec.kind == ES_KIND_NESTED_EXIT || e.rec.kind == ES_KIND_NESTED_ENTRY;
+      const int key = lane * 2 + (nested ? 1 : 0);
+      if (is_exit(e.rec.kind)) {
+        open[key] = &e.rec;
+      } else if (e.rec.kind == ES_KIND_VM_ENTRY || e.rec.kind == ES_KIND_NESTED_ENTRY) {
+        if (auto it = open.find(key); it != open.end() && it->second) {
+          exit_end[it->second->id] = x_of(l, s, e.rec.time_ns);
+          it->second = nullptr;
+        }
+      }
+    }
+  }
   for (const replay::Event& e : s.events) {
     const es_record& rec = e.rec;
     const int lane = lane_index(s, rec);
@@ -269,7 +289,9 @@ void TimelinePainter::paint_marks(QPainter& p, const Layout& l, const TimelineSc
     if (is_exit(rec.kind)) {
       p.setPen(Qt::NoPen);
       p.setBrush(exit_reason_color(rec.reason));
-      p.drawRect(QRectF(c.x() - 1.5, top + 0.56 * h, 3, 0.22 * h));
+      const auto end = exit_end.find(rec.id);
+      const double x1 = end != exit_end.end() ? std::max(end->second, c.x() + 3) : c.x() + 3;
+      p.drawRect(QRectF(c.x() - 1.5, top + 0.56 * h, x1 - c.x() + 1.5, 0.22 * h));
     } else if (is_injection(rec)) {
       p.setPen(QPen(Qt::white, 0.5));
       p.setBrush(kInjection);
@@ -350,7 +372,8 @@ void TimelinePainter::paint_chain(QPainter& p, const Layout& l, const TimelineSc
     p.setPen(QPen(kChain, 1.5));
     for (const replay::Event& e : s.chain)
       if (lane_index(s, e.rec) >= 0) p.drawEllipse(mark_pos(l, s, e.rec), r + 2.5, r + 2.5);
-    // The chain's label above its first member.
+    QRectF chain_label;  // the members' labels keep clear of it
+    // The chain's name beside its first member.
     const replay::Event& first = s.chain.front();
     if (lane_index(s, first.rec) >= 0) {
       const QPointF a = mark_pos(l, s, first.rec);
@@ -359,10 +382,42 @@ void TimelinePainter::paint_chain(QPainter& p, const Layout& l, const TimelineSc
       f.setBold(true);
       p.save();
       p.setFont(f);
-      p.drawText(QPointF(std::max(l.lanes.left() + 2, a.x() - 4), l.lanes.top() + std::max(0, lane_index(s, first.rec)) * h + 13),
-                 QStringLiteral("chain %1").arg(s.chain_id));
+      // Left of its first member, so the member labels to the right keep their place.
+      const QString name = QStringLiteral("chain %1").arg(s.chain_id);
+      const double w = QFontMetricsF(f).horizontalAdvance(name);
+      const QPointF at(std::max(l.lanes.left() + 2, a.x() - r - 8 - w), a.y() + QFontMetricsF(f).ascent() / 2 - 1);
+      p.drawText(at, name);
+      chain_label = QRectF(at.x(), at.y() - QFontMetricsF(f).ascent(), w, QFontMetricsF(f).height());
       p.restore();
     }
+    // Labels on the members where they fit (zoomed in, and in SVG / PNG exports): what each is,
+    // with its reason and vector, so the picture reads without the GUI. A label that would
+    // overlap one already drawn is left out; decisions only when there is room to spare.
+    QFont small = p.font();
+    small.setPixelSize(10);
+    p.save();
+    p.setFont(small);
+    const QFontMetricsF fm(small);
+    std::vector<QRectF> placed;
+    if (!chain_label.isEmpty()) placed.push_back(chain_label);
+    for (int pass = 0; pass < 2; ++pass) {
+      for (const replay::Event& e : s.chain) {
+        if (lane_index(s, e.rec) < 0 || (e.rec.kind == ES_KIND_DECISION) != (pass == 1)) continue;
+        if (e.rec.kind == ES_KIND_VM_ENTRY && !is_injection(e.rec)) continue;
+        const QPointF c = mark_pos(l, s, e.rec);
+        const QString text = QString::fromStdString(replay::mark_label(e.rec));
+        const QRectF box(c.x() + r + 4, c.y() - fm.height() / 2, fm.horizontalAdvance(text) + 2, fm.height());
+        if (box.right() > l.lanes.right() + 4) continue;
+        bool clash = false;
+        for (const QRectF& q : placed) clash = clash || q.adjusted(-2, 0, 2, 0).intersects(box);
+        if (clash) continue;
+        placed.push_back(box);
+        p.fillRect(box, QColor(255, 255, 255, 200));
+        p.setPen(kChain.darker(130));
+        p.drawText(box, Qt::AlignLeft | Qt::AlignVCenter, text);
+      }
+    }
+    p.restore();
   }
   if (s.cursor) {
     const replay::Event* cur = nullptr;
@@ -394,8 +449,11 @@ void TimelinePainter::paint_axis(QPainter& p, const Layout& l, const TimelineSce
     p.drawLine(QPointF(x, l.lanes.top()), QPointF(x, l.lanes.bottom()));
     p.setPen(Qt::black);
     p.drawLine(QPointF(x, a.top()), QPointF(x, a.top() + 5));
-    p.drawText(QRectF(x - 60, a.top() + 5, 120, a.height() - 5), Qt::AlignHCenter | Qt::AlignTop,
-               format_axis_time(t, step));
+    // Centred under its tick, but never left of the axis (the "time" label is there).
+    const QString label = format_axis_time(t, step);
+    const double w = QFontMetricsF(p.font()).horizontalAdvance(label) + 2;
+    const double left = std::max(x - w / 2, a.left() + 1);
+    p.drawText(QRectF(left, a.top() + 5, w, a.height() - 5), Qt::AlignLeft | Qt::AlignTop, label);
     if (t > UINT64_MAX - step) break;
   }
   p.setPen(QColor(0x55, 0x55, 0x55));
@@ -463,8 +521,8 @@ void TimelinePainter::paint_legend(QPainter& p, const Layout& l, const TimelineS
     triangle(p, c, r, false);
   });
   if (!reasons.empty()) {
-    advance(120);
-    text(QStringLiteral("exits:"));
+    advance(200);
+    text(QStringLiteral("exits (a box lasts until the entry):"));
   }
   for (const auto& [name, full] : reasons) {
     const QString label = QString::fromStdString(name);

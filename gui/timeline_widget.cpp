@@ -1,11 +1,15 @@
 #include "gui/timeline_widget.h"
 
+#include <QHelpEvent>
 #include <QKeyEvent>
+#include <QToolTip>
 #include <QMouseEvent>
 #include <QPainter>
 #include <QWheelEvent>
 #include <algorithm>
 #include <cmath>
+
+#include "replay/format.h"
 
 namespace es::gui {
 
@@ -105,8 +109,44 @@ void TimelineWidget::zoom(double factor, double anchor_x) {
   invalidate();
 }
 
-void TimelineWidget::zoom_in() { zoom(0.5, width() / 2.0 + TimelinePainter::kLabelWidth / 2); }
-void TimelineWidget::zoom_out() { zoom(2.0, width() / 2.0 + TimelinePainter::kLabelWidth / 2); }
+// The toolbar / keyboard zoom keeps what the user is looking at in view: the current event if
+// it is in the window, else the selected chain's middle, else the window's centre. (Around the
+// centre, zooming in from "Fit all" lost the chain.) The wheel zooms around the mouse.
+double TimelineWidget::zoom_anchor_x() {
+  const auto l = painter_.layout(rect(), scene());
+  const TimelineScene& s = scene();
+  auto in_window = [&](uint64_t t) { return t >= from_ && t <= to_; };
+  if (cursor_) {
+    for (const auto* list : {&s.chain, &s.events})
+      for (const replay::Event& e : *list)
+        if (e.rec.id == *cursor_ && in_window(e.rec.time_ns)) return TimelinePainter::x_of(l, s, e.rec.time_ns);
+  }
+  if (!s.chain.empty()) {
+    const uint64_t a = s.chain.front().rec.time_ns, b = s.chain.back().rec.time_ns;
+    const uint64_t mid = a + (b > a ? (b - a) / 2 : 0);
+    if (in_window(mid)) return TimelinePainter::x_of(l, s, mid);
+  }
+  return l.lanes.center().x();
+}
+
+void TimelineWidget::zoom_in() { zoom(0.5, zoom_anchor_x()); }
+void TimelineWidget::zoom_out() { zoom(2.0, zoom_anchor_x()); }
+
+bool TimelineWidget::event(QEvent* e) {
+  if (e->type() != QEvent::ToolTip) return QWidget::event(e);
+  // Hover on a mark: what it is, as the event table and the inspector would say it.
+  auto* help = static_cast<QHelpEvent*>(e);
+  const TimelineScene& s = scene();
+  const replay::Event* found = nullptr;
+  if (auto id = painter_.hit(rect(), s, help->pos())) {
+    for (const auto* list : {&s.chain, &s.violations, &s.events})
+      for (const replay::Event& ev : *list)
+        if (!found && ev.rec.id == *id) found = &ev;
+  }
+  if (found) QToolTip::showText(help->globalPos(), QString::fromStdString(replay::mark_tooltip(*found)), this);
+  else QToolTip::hideText();
+  return true;
+}
 
 void TimelineWidget::paintEvent(QPaintEvent*) {
   QPainter p(this);

@@ -1,5 +1,6 @@
-// The timeline view: TimelinePainter on a widget, with zoom (wheel, +/-), pan (drag),
-// fit-all, click-to-select and click-on-overview to jump. Reloads its scene from the
+// The timeline view: TimelinePainter on a widget, with zoom (wheel around the mouse, +/-
+// around the current event or chain), pan (drag), fit-all, click-to-select, a tooltip on
+// every mark and click-on-overview to jump. Reloads its scene from the
 // Document only when the window, chain or cursor changes.
 #pragma once
 
@@ -36,6 +37,7 @@ class TimelineWidget : public QWidget {
   void event_clicked(quint64 id);
 
  protected:
+  bool event(QEvent* e) override;  // tooltips on marks
   void paintEvent(QPaintEvent*) override;
   void wheelEvent(QWheelEvent*) override;
   void mousePressEvent(QMouseEvent*) override;
@@ -46,6 +48,7 @@ class TimelineWidget : public QWidget {
 
  private:
   void zoom(double factor, double anchor_x);
+  double zoom_anchor_x();
   void invalidate();
   Document* doc_ = nullptr;
   TimelinePainter painter_;

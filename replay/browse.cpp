@@ -189,9 +189,9 @@ Result<std::vector<Event>> effects(Recording& rec, uint64_t id, uint64_t max) {
 }
 
 std::string lane_label(const Lane& l) {
-  std::string s = "vCPU " + std::to_string(l.vcpu) + " \xc2\xb7 L" + std::to_string(l.level);
-  if (l.hv_level != 0) s += " by L" + std::to_string(l.hv_level);
-  return s;
+  // The events' level notation (format.h level_text): "L2(L0)" and "L2(L1)" alike.
+  return "vCPU " + std::to_string(l.vcpu) + " \xc2\xb7 L" + std::to_string(l.level) + "(L" + std::to_string(l.hv_level) +
+         ")";
 }
 
 Result<std::vector<Lane>> lanes(Recording& rec, const EventSpan& span, uint64_t exact_below, uint64_t samples) {

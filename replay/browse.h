@@ -55,7 +55,7 @@ struct Lane {
   }
   bool holds(const es_record& r) const { return r.vcpu == vcpu && r.level == level && r.hv_level == hv_level; }
 };
-// "vCPU 0 · L1", "vCPU 0 · L2 by L1"
+// "vCPU 0 · L1(L0)", "vCPU 0 · L2(L1)"
 std::string lane_label(const Lane& l);
 // The lanes of the recording, sorted. Exact for recordings up to `exact_below` events; above
 // that, from the vcpus table (or an index skip over vcpu) crossed with the levels found in

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "hv/arch/event_info.h"
+#include "hv/arch/controls.h"
 #include "hv/arch/exceptions.h"
 #include "hv/arch/exit_qualification.h"
 #include "hv/arch/exit_reason.h"
@@ -144,13 +145,149 @@ std::string context_text(const es_record& r) {
   }
 }
 
-std::string level_text(const es_record& r) {
-  char b[24];
-  std::snprintf(b, sizeof b, "L%u(L%u)", r.level, r.hv_level);
-  return b;
+
+// An exit for a hardware #PF (VMX EXCEPTION_OR_NMI with vector 14): its qualification is CR2.
+bool is_pf_exception_exit(const es_record& r) {
+  if (r.flags & ES_FLAG_SVM) return false;  // SVM: EXITINFO2 holds the address, shown as exitinfo2
+  if (arch::ExitReason(r.reason).basic() != arch::BasicExitReason::ExceptionOrNmi) return false;
+  const arch::ExitIntrInfo info(r.intr_info);
+  return info.valid() && info.vector() == arch::kPF && info.type() == arch::InterruptionType::HardwareException;
 }
 
+// Guest interruptibility state, Table 25-3 "Format of Interruptibility State": "STI+MOV-SS", "none".
+void append_interruptibility(std::string& out, uint32_t v) {
+  const size_t start = out.size();
+  auto add = [&](uint32_t bit, const char* name) {
+    if (!(v & bit)) return;
+    if (out.size() != start) out += '+';
+    out += name;
+  };
+  add(arch::interruptibility::kBlockingBySti, "STI");
+  add(arch::interruptibility::kBlockingByMovSs, "MOV-SS");
+  add(arch::interruptibility::kBlockingBySmi, "SMI");
+  add(arch::interruptibility::kBlockingByNmi, "NMI");
+  add(arch::interruptibility::kEnclaveInterruption, "enclave");
+  if (v & arch::interruptibility::kReservedMask) {
+    if (out.size() != start) out += '+';
+    append_hex(out, v & arch::interruptibility::kReservedMask);
+  }
+  if (out.size() == start) out += "none";
+}
+
+// What a decision's aux / aux64 mean, by decision (the hv's Vmm::decide calls and the KVM
+// linker): named, never "aux=0x30". EMULATE's aux depends on the exit handled, known only with
+// `cause`; without it the value is shown as "detail=".
+void append_decision_detail(Fields& f, const es_record& r, const CauseExit* cause) {
+  switch (r.reason) {
+    case ES_DECISION_UNEXPECTED_EXIT:
+      if (r.aux) append_hex(f.next() += "raw_reason=", r.aux);
+      return;
+    case ES_DECISION_REFLECT_TO_L1:
+    case ES_DECISION_HANDLE_IN_L0:
+      // aux = the L2 exit's reason (SVM exit code with ES_FLAG_SVM); an async #PF's aux64 = its
+      // token, the CR2 L1 finds in the exit qualification.
+      if (r.aux || r.reason == ES_DECISION_HANDLE_IN_L0) append_exit_reason(f.next() += "exit=", r.aux, r.flags);
+      if (r.aux64) append_hex(f.next() += "cr2=", r.aux64);
+      return;
+    case ES_DECISION_DISCARD:
+      switch (r.aux) {
+        case 0: return;
+        case 1: f.next() += "why=coalesced(IRR bit already set)"; return;   // SDM 11.8.4
+        case 2: f.next() += "why=collapsed(2 NMIs already pending)"; return;  // SDM 6.7.1, KVM process_nmi
+        case 3: f.next() += "why=outranked(an exception was injected instead)"; return;
+        default: append_dec(f.next() += "why=", r.aux); return;
+      }
+    case ES_DECISION_IMMEDIATE_EXIT:
+      // aux = the vector of L1's interrupt that waits for L2's delivery to finish.
+      append_hex(f.next() += "pending_l1_irq=", r.aux);
+      return;
+    case ES_DECISION_DEFER_BLOCKED:
+      // aux = guest interruptibility at the entry; none set and still blocked: RFLAGS.IF = 0.
+      if (r.aux == 0 && arch::EntryIntrInfo(r.intr_info).type() == arch::InterruptionType::ExternalInterrupt)
+        f.next() += "blocking=IF=0";
+      else
+        append_interruptibility(f.next() += "blocking=", r.aux);
+      return;
+    case ES_DECISION_REQUEUE_FROM_VECTORING:
+      if (r.aux) append_dec(f.next() += "len=", r.aux);  // VM-exit instruction length, reinjected with it
+      return;
+    case ES_DECISION_QUEUE_EXCEPTION:
+    case ES_DECISION_FIX_PAGE_FAULT:
+    case ES_DECISION_INJECT_NEW:
+    case ES_DECISION_INJECT_REINJECTED:
+      // Vmm::inject / queue_exception: aux = VM-entry instruction length (software events),
+      // aux64 = the CR2 a #PF carries.
+      if (r.aux64) append_hex(f.next() += "cr2=", r.aux64);
+      if (r.aux) append_dec(f.next() += "len=", r.aux);
+      return;
+    case ES_DECISION_RESTORE_NMI_BLOCKING:
+      if (r.aux64) append_hex(f.next() += "exit_qual=", r.aux64);
+      return;
+    case ES_DECISION_EMULATE: {
+      if (const arch::EntryIntrInfo info(r.intr_info); info.valid()) return;  // the vector is in the event text
+      if (!r.aux && !r.aux64) return;  // a VMCALL: nothing to name
+      const bool vmx = cause && !(cause->flags & ES_FLAG_SVM);
+      const arch::BasicExitReason reason = vmx ? arch::ExitReason(cause->reason).basic() : arch::BasicExitReason{};
+      if (vmx && reason == arch::BasicExitReason::IoInstruction) {
+        append_hex(f.next() += "port=", r.aux);
+        append_hex(f.next() += "value=", r.aux64);
+      } else if (vmx && reason == arch::BasicExitReason::Cpuid) {
+        append_hex(f.next() += "leaf=", r.aux);
+      } else if (vmx && (reason == arch::BasicExitReason::MsrRead || reason == arch::BasicExitReason::MsrWrite)) {
+        append_hex(f.next() += "msr=", r.aux);
+        if (reason == arch::BasicExitReason::MsrWrite && r.aux64) append_hex(f.next() += "value=", r.aux64);
+      } else {
+        if (r.aux) append_hex(f.next() += "detail=", r.aux);
+        if (r.aux64) append_hex(f.next() += "value=", r.aux64);
+      }
+      return;
+    }
+    default:
+      if (r.aux) append_hex(f.next() += "detail=", r.aux);
+      if (r.aux64) append_hex(f.next() += "detail64=", r.aux64);
+      return;
+  }
+}
+
+// Table 28-7 "Exit Qualification for EPT Violations" on one line, in the SDM's terms: the
+// access (bits 2:0), the EPT entry's permissions (5:3, "not present" when none), whether the
+// guest-linear address is valid (7) and, if so, whether the access was to its translation or
+// to a paging-structure entry of its page walk (8). "data write, EPT entry not present, gla
+// valid: translation".
+void append_ept_violation(std::string& out, uint64_t raw) {
+  const arch::EptViolationQual q(raw);
+  const size_t start = out.size();
+  auto access = [&](bool on, const char* what) {
+    if (!on) return;
+    if (out.size() != start) out += '+';
+    out += what;
+  };
+  access(q.read(), "data read");
+  access(q.write(), "data write");
+  access(q.fetch(), "fetch");
+  if (out.size() == start) out += "no access bit";
+  out += ", EPT entry ";
+  if (!q.entry_present()) {
+    out += "not present";
+  } else {
+    out += q.readable() ? 'r' : '-';
+    out += q.writable() ? 'w' : '-';
+    out += q.executable() ? 'x' : '-';
+  }
+  if (q.linear_address_valid())
+    out += q.translated_access() ? ", gla valid: translation" : ", gla valid: paging-structure entry";
+  else
+    out += ", no gla";
+  if (q.nmi_unblocking_due_to_iret()) out += ", NMI unblocking due to IRET";
+}
 }  // namespace
+
+std::string level_text(const es_record& r) {
+  char b[24];
+  if (r.kind == ES_KIND_DELIVERY) std::snprintf(b, sizeof b, "L%u", r.level);
+  else std::snprintf(b, sizeof b, "L%u(L%u)", r.level, r.hv_level);
+  return b;
+}
 
 void append_exit_reason(std::string& out, uint32_t reason_word, uint32_t record_flags) {
   if (record_flags & ES_FLAG_SVM) {
@@ -209,7 +346,7 @@ bool append_qualification(std::string& out, uint32_t reason, uint32_t record_fla
     }
   }
   switch (arch::ExitReason(reason).basic()) {
-    case arch::BasicExitReason::EptViolation: arch::describe_to(out, arch::EptViolationQual(q)); return true;
+    case arch::BasicExitReason::EptViolation: append_ept_violation(out, q); return true;
     case arch::BasicExitReason::IoInstruction: arch::describe_to(out, arch::IoQual(q)); return true;
     case arch::BasicExitReason::CrAccess: arch::describe_to(out, arch::CrAccessQual(q)); return true;
     default: return false;
@@ -222,14 +359,20 @@ std::string qualification_text(uint32_t reason, uint32_t record_flags, uint64_t 
   return s;
 }
 
-void append_event_fields(std::string& out, const Event& ev) {
+void append_event_fields(std::string& out, const Event& ev) { append_event_fields(out, ev, nullptr); }
+
+void append_event_fields(std::string& out, const Event& ev, const CauseExit* cause) {
   const es_record& r = ev.rec;
   Fields f(out);
   switch (r.kind) {
     case ES_KIND_VM_EXIT:
     case ES_KIND_NESTED_EXIT: {
       append_exit_reason(f.next(), r.reason, r.flags);
-      if (r.qualification) {
+      if (is_pf_exception_exit(r)) {
+        // SDM 28.2.1 "Basic VM-Exit Information": for a #PF the exit qualification is the
+        // linear address that caused it, what the guest's CR2 would have received.
+        append_hex(f.next() += "cr2=", r.qualification);
+      } else if (r.qualification) {
         append_hex(f.next() += "qual=", r.qualification);
         const size_t mark = out.size();
         out += " [";
@@ -282,9 +425,7 @@ void append_event_fields(std::string& out, const Event& ev) {
       const arch::EntryIntrInfo info(r.intr_info);
       if (info.valid()) append_event_text(f.next(), info, r.intr_error);
       if (r.reason == ES_DECISION_EPT_MAP || r.guest_phys) append_hex(f.next() += "gpa=", r.guest_phys);
-      if (r.reason == ES_DECISION_UNEXPECTED_EXIT) append_hex(f.next() += "raw_reason=", r.aux);
-      else if (r.reason == ES_DECISION_REFLECT_TO_L1 && r.aux) append_exit_reason(f.next() += "exit=", r.aux, r.flags);
-      else if (r.aux) append_hex(f.next() += "aux=", r.aux);
+      append_decision_detail(f, r, cause);
       break;
     }
     case ES_KIND_CONSOLE: f.next() += console_text(r); break;
@@ -292,7 +433,10 @@ void append_event_fields(std::string& out, const Event& ev) {
       const std::string_view rule = violation_rule_name(r.reason);
       if (rule.empty()) append_dec(f.next() += "violation ", r.reason);
       else f.next() += rule;
-      if (r.aux64) append_hex(f.next() += "detail=", r.aux64);
+      // replay/check to_record: aux = how many events the finding spans, aux64 = the first of
+      // them when more than one (cause = the last).
+      if (r.aux > 1) append_dec(f.next() += "events=", r.aux);
+      if (r.aux64) append_dec(f.next() += "first=#", r.aux64);
       break;
     }
     case ES_KIND_INTERNAL_ERROR: {
@@ -324,13 +468,81 @@ void append_event_fields(std::string& out, const Event& ev) {
   if (r.flags & ES_FLAG_INFERRED) f.next() += "(inferred)";
 }
 
-std::string describe_event_fields(const Event& ev) {
+std::string describe_event_fields(const Event& ev) { return describe_event_fields(ev, nullptr); }
+
+std::optional<CauseExit> cause_exit(const Event& ev) {
+  if (ev.rec.kind != ES_KIND_VM_EXIT && ev.rec.kind != ES_KIND_NESTED_EXIT) return std::nullopt;
+  return CauseExit{ev.rec.reason, ev.rec.flags};
+}
+
+void CauseExits::see(const Event& ev) {
+  const es_record& r = ev.rec;
+  if (r.kind != ES_KIND_VM_EXIT && r.kind != ES_KIND_NESTED_EXIT) return;
+  ring_[next_] = Slot{r.id, CauseExit{r.reason, r.flags}};
+  next_ = (next_ + 1) % ring_.size();
+}
+
+const CauseExit* CauseExits::cause_of(const Event& ev) const {
+  if (!ev.rec.cause) return nullptr;
+  for (const Slot& s : ring_)
+    if (s.id == ev.rec.cause) return &s.exit;
+  return nullptr;
+}
+
+std::string describe_event_fields(const Event& ev, const CauseExit* cause) {
   std::string s;
-  append_event_fields(s, ev);
+  append_event_fields(s, ev, cause);
   return s;
 }
 
-std::string format_event(const Event& ev) {
+std::string mark_label(const es_record& r) {
+  std::string s;
+  switch (r.kind) {
+    case ES_KIND_VM_EXIT:
+    case ES_KIND_NESTED_EXIT: {
+      append_exit_reason(s, r.reason, r.flags);
+      if (const arch::ExitIntrInfo info(r.intr_info); info.valid()) arch::describe_to(s += ' ', info);
+      if (const arch::IdtVectoringInfo vec(r.idt_vectoring_info); vec.valid()) arch::describe_to(s += " vec ", vec);
+      return s;
+    }
+    case ES_KIND_VM_ENTRY:
+    case ES_KIND_NESTED_ENTRY:
+      if (const arch::EntryIntrInfo info(r.intr_info); info.valid()) arch::describe_to(s += "inject ", info);
+      else s = "entry";
+      return s;
+    case ES_KIND_DELIVERY: arch::describe_to(s += "deliver ", arch::EntryIntrInfo(r.intr_info)); return s;
+    case ES_KIND_RAISE: arch::describe_to(s += "raise ", arch::EntryIntrInfo(r.intr_info)); return s;
+    case ES_KIND_DECISION: {
+      const std::string_view name = decision_name(r.reason);
+      s = name.empty() ? "decision " + std::to_string(r.reason) : std::string(name);
+      if (r.reason == ES_DECISION_DISCARD && r.aux >= 1 && r.aux <= 3)  // why, as the listing says it
+        s += r.aux == 1 ? " (coalesced)" : r.aux == 2 ? " (collapsed)" : " (outranked)";
+      return s;
+    }
+    case ES_KIND_VIOLATION: {
+      const std::string_view rule = violation_rule_name(r.reason);
+      return rule.empty() ? "violation" : std::string(rule);
+    }
+    default: {
+      const std::string_view kind = kind_name(r.kind);
+      return kind.empty() ? "kind " + std::to_string(r.kind) : std::string(kind);
+    }
+  }
+}
+
+std::string mark_tooltip(const Event& ev) {
+  const es_record& r = ev.rec;
+  const std::string_view kind = kind_name(r.kind);
+  std::string s = "#" + std::to_string(r.id) + " " + (kind.empty() ? "kind " + std::to_string(r.kind) : std::string(kind)) +
+                  "  " + level_text(r) + " vcpu" + std::to_string(r.vcpu) + "  t=" + format_time(r.time_ns) + " s\n";
+  append_event_fields(s, ev);
+  if (r.origin) s += "\nchain " + std::to_string(r.origin);
+  return s;
+}
+
+std::string format_event(const Event& ev) { return format_event(ev, nullptr); }
+
+std::string format_event(const Event& ev, const CauseExit* cause) {
   const es_record& r = ev.rec;
   const std::string_view kind = kind_name(r.kind);
   char head[128];
@@ -338,7 +550,7 @@ std::string format_event(const Event& ev) {
                 format_time(r.time_ns).c_str(), level_text(r).c_str(), r.vcpu,
                 kind.empty() ? ("kind" + std::to_string(r.kind)).c_str() : std::string(kind).c_str());
   std::string s = head;
-  s += describe_event_fields(ev);
+  s += describe_event_fields(ev, cause);
   if (r.cause) s += " cause=#" + std::to_string(r.cause);
   if (r.origin) s += " origin=#" + std::to_string(r.origin);
   return s;

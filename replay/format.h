@@ -1,6 +1,8 @@
 // One-line decoded text of an event, using hv/arch for every hardware word.
 #pragma once
 
+#include <array>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -8,10 +10,51 @@
 
 namespace es::replay {
 
+// The exit a decision answered (its cause), when the caller knows it: what some decisions'
+// aux means depends on it (EMULATE: the port of an I/O exit, the leaf of a CPUID, the MSR of
+// RDMSR / WRMSR). Without it those values print as "detail=".
+struct CauseExit {
+  uint32_t reason = 0;  // the exit's reason word
+  uint32_t flags = 0;   // its es_record.flags (ES_FLAG_SVM)
+};
+
+// The CauseExit of an event if it is an exit (VM_EXIT / NESTED_EXIT), nullopt otherwise.
+std::optional<CauseExit> cause_exit(const Event& ev);
+
+// The recent exits of a listing walked in id order, so a decision finds the exit that caused
+// it: `see` every event, then `cause_of` the decision. Keeps the last 64 exits.
+class CauseExits {
+ public:
+  void see(const Event& ev);
+  const CauseExit* cause_of(const Event& ev) const;
+
+ private:
+  struct Slot {
+    uint64_t id = 0;
+    CauseExit exit;
+  };
+  std::array<Slot, 64> ring_{};
+  size_t next_ = 0;
+};
+
+// The level notation used everywhere (events, chains, exports, the GUI): "L2(L0)" = about the
+// L2 guest, seen or decided by L0's hypervisor; "L2(L1)" = L1's view / decision for its L2. A
+// delivery is the CPU's, in the guest itself: just "L2".
+std::string level_text(const es_record& r);
+
+// A short label for an event's mark on a timeline (what it is, reason / vector), so a picture
+// reads without the GUI: "EPT_VIOLATION vec IRQ 0x20", "inject IRQ 0x20", "deliver #PF",
+// "raise NMI", "REQUEUE_FROM_VECTORING".
+std::string mark_label(const es_record& r);
+// A tooltip for an event's mark: "#501 VM_EXIT  L2(L0) vcpu0  t=0.000036275 s" then the decoded fields.
+std::string mark_tooltip(const Event& ev);
+
 // "     12  0.000001200  L1(L0) vcpu0  VM_EXIT        EPT_VIOLATION RW- perm --- gpa=0x3000 ... cause=#11 origin=#5"
 std::string format_event(const Event& ev);
+std::string format_event(const Event& ev, const CauseExit* cause);
 // The decoded part only (no id / time / level columns): "EPT_VIOLATION RW- perm --- gpa=0x3000 ...".
 std::string describe_event_fields(const Event& ev);
+std::string describe_event_fields(const Event& ev, const CauseExit* cause);
 // `text` from a recording (session strings, guest console output) made safe to print on a
 // terminal: control bytes, DEL and bytes >= 0x80 as \xNN, newline / CR as \n / \r, backslash
 // doubled (and '"' escaped when `quoted`), so a recording cannot send escape sequences to the
@@ -34,6 +77,7 @@ std::string qualification_text(uint32_t reason, uint32_t record_flags, uint64_t 
 // every event of a recording straight into their output buffer instead of returning a string
 // per field. append_qualification appends nothing and returns false when not decoded.
 void append_event_fields(std::string& out, const Event& ev);
+void append_event_fields(std::string& out, const Event& ev, const CauseExit* cause);
 void append_exit_reason(std::string& out, uint32_t reason, uint32_t record_flags);
 bool append_qualification(std::string& out, uint32_t reason, uint32_t record_flags, uint64_t qualification);
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "replay/format.h"
 #include "replay/recording.h"
 
 namespace es::replay {
@@ -22,6 +23,9 @@ std::string inspect_title(const Event& ev);
 // The fields that apply to this event's kind, in display order. Raw words are shown with
 // their decoding ("0x80000020 = IRQ 0x20, valid").
 std::vector<InspectField> inspect_event(const Event& ev);
+// The same, with the exit that caused a decision (format.h CauseExit) when known: an EMULATE
+// decision's detail is then named (port, CPUID leaf, MSR).
+std::vector<InspectField> inspect_event(const Event& ev, const CauseExit* cause);
 
 // The first instruction in `bytes` at guest address `rip`, 64-bit mode, Intel syntax:
 // "mov qword ptr [rdi], rax". "" if Capstone cannot decode it.

@@ -188,4 +188,14 @@ std::string_view violation_rule_name(uint32_t rule) {
   }
 }
 
+std::string_view violation_rule_description(uint32_t rule) {
+  switch (rule) {
+#define X(id, enumerator, name, description) \
+  case id: return description;
+#include "replay/check/rules.def"
+#undef X
+    default: return {};
+  }
+}
+
 }  // namespace es::replay

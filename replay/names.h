@@ -14,6 +14,8 @@ std::string_view kind_name(uint16_t kind);          // "VM_EXIT", ...; "" if unk
 std::string_view decision_name(uint32_t decision);  // "REQUEUE_FROM_VECTORING", ...; "" if unknown
 // The checker rule of an ES_KIND_VIOLATION record's reason ("event-lost"); "" if unknown.
 std::string_view violation_rule_name(uint32_t rule);
+// What the rule checks, one sentence with its SDM section; "" if unknown.
+std::string_view violation_rule_description(uint32_t rule);
 std::string_view end_reason_name(uint32_t end);     // "guest exit", "limit", "triple fault", ...
 std::string_view error_name(uint32_t error);        // ES_ERROR_*: "unimplemented instruction", ...
 

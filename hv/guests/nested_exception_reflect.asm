@@ -1,4 +1,6 @@
 ; nested-exception-reflect (runs as L2): IRQ 0x20's IST stack is not in L2's page tables.
+; Used by two scenarios (nested-exception-reflect, fred-nested-exception): its console lines
+; name what it does, not one scenario, so either recording reads true.
 ; L1 intercepts #PF (exception bitmap) and fixes L2's page tables itself, as a shadow-paging
 ; hypervisor does. The #PF raised while delivering the IRQ L1 injected goes to L1 with the
 ; IRQ in IDT-vectoring; L1 fixes the page and reinjects the IRQ. Then a plain #PF at an
@@ -27,6 +29,6 @@ irq_handler:
         iretq
 
 irq_count: dq 0
-msg_start: db "nested-exception-reflect: IRQ 0x20 with an IST stack L2 has not mapped", 10, 0
-msg_done:  db "nested-exception-reflect: IRQ delivered after L1 fixed the page", 10, 0
+msg_start: db "L2 (#PF reflected to L1 during delivery): IRQ 0x20 with an IST stack L2 has not mapped", 10, 0
+msg_done:  db "L2 (#PF reflected to L1 during delivery): IRQ delivered after L1 fixed the page", 10, 0
 %include "lib.inc"

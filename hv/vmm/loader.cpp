@@ -1,5 +1,6 @@
 #include "hv/vmm/loader.h"
 
+#include <cstdio>
 #include <cstring>
 
 #include "hv/arch/controls.h"
@@ -59,7 +60,15 @@ bool load_elf64(std::span<const uint8_t> img, HostMemory& mem, uint64_t ram_hpa,
     }
     if (p_paddr < guest_abi::kImageBase || p_memsz > guest_abi::kRamSize ||
         p_paddr > guest_abi::kRamSize - p_memsz) {
-      error = "an ELF PT_LOAD segment lies outside guest RAM [1 MiB, 16 MiB); link the guest at 0x100000";
+      // Name the segment and where it is: the usual one is GNU ld's first segment (ELF header
+      // and program headers) put a page below .text by `ld -Ttext=0x100000`.
+      char where[160];
+      std::snprintf(where, sizeof where, "ELF PT_LOAD segment %u (program header %u) at 0x%llx..0x%llx", loaded, i,
+                    static_cast<unsigned long long>(p_paddr), static_cast<unsigned long long>(p_paddr + p_memsz));
+      error = std::string(where) + " lies outside guest RAM [1 MiB, 16 MiB) = [0x100000, 0x1000000)";
+      if (p_paddr < guest_abi::kImageBase)
+        error += "; if it holds the ELF headers (ld -Ttext puts them below .text), link with "
+                 "'ld -Ttext-segment=0x100000 -e start' (hv/guests/README.md)";
       return false;
     }
     mem.copy_in(ram_hpa + p_paddr, img.data() + p_offset, p_filesz);

@@ -1,10 +1,52 @@
 #include "replay/cli/args.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "replay/names.h"
 
 namespace es::cli {
+
+namespace {
+
+// Edit distance with adjacent transpositions ("chian" -> "chain" is one edit); the words are
+// option, command and scenario names (short), so a full table is fine.
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i)
+    for (size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
+
+}  // namespace
+
+std::string closest_name(std::string_view word, std::span<const std::string_view> candidates) {
+  if (word.empty()) return {};
+  std::string_view best;
+  size_t best_d = 3;  // at most 2 edits; never more than a third of the word
+  for (std::string_view c : candidates) {
+    const size_t d = edit_distance(word, c);
+    if (d < best_d && d * 3 <= std::max(word.size(), c.size())) {
+      best_d = d;
+      best = c;
+    }
+  }
+  if (!best.empty()) return std::string(best);
+  // A unique prefix ("--verb" for "--verbose").
+  std::string_view only;
+  for (std::string_view c : candidates) {
+    if (word.size() >= 3 && c.substr(0, word.size()) == word) {
+      if (!only.empty()) return {};
+      only = c;
+    }
+  }
+  return std::string(only);
+}
 
 Result<Args> parse_args(std::string_view command, int argc, char** argv, std::span<const OptionSpec> specs) {
   Args a;
@@ -23,8 +65,13 @@ Result<Args> parse_args(std::string_view command, int argc, char** argv, std::sp
       a.help = true;
       continue;
     }
-    if (arg.substr(0, 2) != "--")
+    if (arg.substr(0, 2) != "--") {
+      // "-verbose" for "--verbose": one dash short.
+      for (const OptionSpec& s : specs)
+        if (arg.substr(1) == s.name)
+          return make_error("unknown option '" + std::string(arg) + "' (did you mean '--" + std::string(s.name) + "'?)");
       return make_error("unknown option '" + std::string(arg) + "'");
+    }
     std::string_view name = arg.substr(2);
     std::optional<std::string> inline_value;
     if (const size_t eq = name.find('='); eq != std::string_view::npos) {
@@ -34,7 +81,13 @@ Result<Args> parse_args(std::string_view command, int argc, char** argv, std::sp
     const OptionSpec* spec = nullptr;
     for (const OptionSpec& s : specs)
       if (s.name == name) spec = &s;
-    if (!spec) return make_error("unknown option '--" + std::string(name) + "'");
+    if (!spec) {
+      std::vector<std::string_view> names{"help"};
+      for (const OptionSpec& s : specs) names.push_back(s.name);
+      const std::string near = closest_name(name, names);
+      return make_error("unknown option '--" + std::string(name) + "'" +
+                        (near.empty() ? std::string() : " (did you mean '--" + near + "'?)"));
+    }
     if (spec->value.empty()) {
       if (inline_value) return make_error("option '--" + std::string(name) + "' takes no value");
       a.values[std::string(name)] = "";
@@ -63,7 +116,9 @@ std::string usage_text(std::string_view command, std::string_view synopsis, std:
     else left += "  ";
     s += left + std::string(o.help) + "\n";
   }
-  s += "  -h, --help            show this help\n";
+  std::string help = "  -h, --help";
+  help.resize(22, ' ');  // the column every option's help starts at
+  s += help + "show this help\n";
   return s;
 }
 

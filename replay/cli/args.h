@@ -38,6 +38,10 @@ Result<Args> parse_args(std::string_view command, int argc, char** argv, std::sp
 std::string usage_text(std::string_view command, std::string_view synopsis, std::string_view description,
                        std::span<const OptionSpec> specs);
 
+// The candidate closest to a mistyped `word` (edit distance at most 2, or a unique prefix
+// match), "" when none is close enough: for "did you mean" hints.
+std::string closest_name(std::string_view word, std::span<const std::string_view> candidates);
+
 // Prints "exitscope CMD: MESSAGE" and the --help hint to stderr; returns 2.
 int usage_error(std::string_view command, std::string_view message);
 

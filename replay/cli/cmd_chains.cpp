@@ -31,11 +31,7 @@ std::string chain_title(const replay::Chain& c) {
 // Who an event line is about: the guest level and, for what a hypervisor observed or
 // decided, that hypervisor: "L2(L0)" = about L2, seen / decided by L0; "L2(L1)" = L1's
 // decision for its L2. Deliveries are the CPU's: just the level, "L2".
-std::string level_tag(const es_record& r) {
-  std::string s = "L" + std::to_string(r.level);
-  if (r.kind != ES_KIND_DELIVERY) s += "(L" + std::to_string(r.hv_level) + ")";
-  return s;
-}
+std::string level_tag(const es_record& r) { return replay::level_text(r); }
 
 // "#187  0.000026176  L2(L0)  VM_EXIT        EXCEPTION_NMI ... cause=#186"
 std::string event_line(const replay::Event& ev) {

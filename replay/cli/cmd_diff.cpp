@@ -23,7 +23,8 @@ void print_header(char side, const diff::Side& s) {
               s.session.scenario.empty() ? "-" : replay::terminal_safe(s.session.scenario).c_str(),
               s.session.policy.empty() ? "-" : replay::terminal_safe(s.session.policy).c_str(),
               static_cast<unsigned long long>(s.compared_events));
-  if (s.violations) std::printf("  %llu violations", static_cast<unsigned long long>(s.violations));
+  if (s.violations)
+    std::printf("  %llu violation%s", static_cast<unsigned long long>(s.violations), s.violations == 1 ? "" : "s");
   std::printf("\n");
 }
 

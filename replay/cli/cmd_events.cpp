@@ -3,6 +3,7 @@
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
 #include "replay/format.h"
+#include "replay/inspect.h"
 #include "replay/names.h"
 #include "replay/query.h"
 #include "replay/recording.h"
@@ -22,6 +23,7 @@ constexpr OptionSpec kOptions[] = {
     {"to", "T", "up to session time T (inclusive)"},
     {"limit", "N", "print at most N events"},
     {"query", "Q", "filter query as in the GUI's filter box: 'reason:EPT_VIOLATION vector:0x20 level:1 kind:exit'"},
+    {"verbose", "", "after each line, every field decoded as the GUI's inspector shows it (SDM wording)"},
 };
 
 }  // namespace
@@ -97,9 +99,33 @@ int cmd_events(int argc, char** argv) {
                 "this list has gaps.\n",
                 static_cast<unsigned long long>(drops->total()), static_cast<unsigned long long>(drops->recorder),
                 static_cast<unsigned long long>(drops->source));
+  const bool verbose = args->has("verbose");
   uint64_t count = 0;
+  // Decisions name what their detail is by the exit that caused them: the exits of this
+  // listing are remembered; a filtered listing that left the exit out reads it by id.
+  replay::CauseExits exits;
+  constexpr uint64_t kMaxLookups = 4096;
+  uint64_t lookups = 0;
+  auto cause_of = [&](const replay::Event& ev) -> const replay::CauseExit* {
+    if (ev.rec.kind != ES_KIND_DECISION || !ev.rec.cause) return nullptr;
+    if (const replay::CauseExit* c = exits.cause_of(ev)) return c;
+    // A lookup per decision costs a query: a long filtered listing names the first few
+    // thousand and prints the rest as "detail=" rather than run for minutes.
+    if (ev.rec.reason != ES_DECISION_EMULATE || lookups >= kMaxLookups) return nullptr;
+    ++lookups;
+    auto e = rec->event(ev.rec.cause);
+    if (!e || !*e) return nullptr;
+    exits.see(**e);
+    return exits.cause_of(ev);
+  };
   auto r = rec->for_each_event(f, [&](const replay::Event& ev) {
-    std::printf("%s\n", replay::format_event(ev).c_str());
+    exits.see(ev);
+    const replay::CauseExit* cause = cause_of(ev);
+    std::printf("%s\n", replay::format_event(ev, cause).c_str());
+    if (verbose) {
+      for (const replay::InspectField& field : replay::inspect_event(ev, cause))
+        std::printf("      %-28s %s\n", (field.label + ":").c_str(), replay::terminal_safe(field.value).c_str());
+    }
     ++count;
     return true;
   });

@@ -93,8 +93,16 @@ int cmd_export(int argc, char** argv) {
         "            with --histogram exit|chain, the latency histogram of 'exitscope stats\n"
         "            --histogram' instead: log2 time buckets on the x axis, counts on the y axis\n"
         "            (--from / --to / --vcpu select the exits and chains as 'stats' does)\n\n"
-        "Example: exitscope export rec.db --format markdown --chain 5 -o chain5.md\n"
-        "         exitscope export rec.db --format svg --histogram exit -o exits.svg";
+        "For a mail, export the chain the report is about: its events, decoded, in 80\n"
+        "columns, with the session facts a reader needs to trust them (find N with\n"
+        "'exitscope chains DB'):\n"
+        "  exitscope export rec.db --chain 5 -o chain5.txt\n"
+        "For an issue, the same as Markdown (event ids are written `#5` so they do not\n"
+        "link to issues; a warning says when it exceeds the 65536 characters GitHub takes):\n"
+        "  exitscope export rec.db --format markdown --chain 5 -o chain5.md\n"
+        "A whole recording is for attaching, not pasting; --from / --to cut a window.\n"
+        "A latency histogram as a picture:\n"
+        "  exitscope export rec.db --format svg --histogram exit -o exits.svg";
     std::fputs(usage_text(kName, "DB [--format text|markdown|perfetto|svg|png] [OPTIONS] [-o FILE]", desc, kOptions).c_str(),
                stdout);
     return 0;
@@ -215,6 +223,7 @@ int cmd_export(int argc, char** argv) {
     }
   }
   Result<void> r;
+  uint64_t characters = 0;
   {
     const bool tty = isatty(STDERR_FILENO) != 0;
     Progress progress(tty);
@@ -223,6 +232,8 @@ int cmd_export(int argc, char** argv) {
     };
     exporter::Output out(file);
     r = exporter::run_export(*rec, *format, opt, out);
+    out.flush();
+    characters = out.characters();
   }
   if (file != stdout && plan.stream) {
     if (std::fclose(file) != 0 && r) r = make_error("could not write to '" + output + "' (" + std::strerror(errno) + ").");
@@ -242,6 +253,14 @@ int cmd_export(int argc, char** argv) {
     std::fprintf(stderr, "exitscope export: %s\n", r.error().c_str());
     return 2;
   }
+  // Markdown is for an issue: say so when it will not paste as one.
+  if (format_name == "markdown" && characters > exporter::kGithubBodyLimit)
+    std::fprintf(stderr,
+                 "exitscope export: warning: this Markdown is %llu characters, more than the %llu a GitHub issue or "
+                 "comment holds; export one chain (--chain N, 'exitscope chains %s' lists them) or a window "
+                 "(--from T --to T), or attach the file instead of pasting it.\n",
+                 static_cast<unsigned long long>(characters),
+                 static_cast<unsigned long long>(exporter::kGithubBodyLimit), db_path.c_str());
   return 0;
 }
 

@@ -116,6 +116,18 @@ int cmd_info(int argc, char** argv) {
               replay::format_time(s->first_time_ns).c_str(), replay::format_time(s->last_time_ns).c_str());
   std::printf("dropped:    %llu by the recorder, %llu by the source\n",
               static_cast<unsigned long long>(s->records_dropped), static_cast<unsigned long long>(s->source_dropped));
+  // The same definition as record's summary: "VM exits" are the VM_EXIT records, exits to L0;
+  // those L0 reflected to L1 are NESTED_EXIT records, said beside them (issue #20 item 9).
+  uint64_t exits = 0, nested = 0;
+  for (auto [kind, n] : s->counts_by_kind) {
+    if (kind == ES_KIND_VM_EXIT) exits = n;
+    if (kind == ES_KIND_NESTED_EXIT) nested = n;
+  }
+  if (nested)
+    std::printf("VM exits:   %llu (%llu reflected to L1)\n", static_cast<unsigned long long>(exits),
+                static_cast<unsigned long long>(nested));
+  else
+    std::printf("VM exits:   %llu\n", static_cast<unsigned long long>(exits));
   std::string vcpus;
   for (uint16_t v : s->vcpus) vcpus += (vcpus.empty() ? "" : ", ") + std::to_string(v);
   std::printf("vcpus:      %s\n", vcpus.empty() ? "-" : vcpus.c_str());

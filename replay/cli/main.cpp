@@ -1,6 +1,10 @@
 // exitscope: record, replay and explain VM exits, IDT-vectoring and event injection.
 #include <cstdio>
+#include <string>
 #include <string_view>
+#include <vector>
+
+#include "replay/cli/args.h"
 
 #include "replay/cli/commands.h"
 
@@ -22,11 +26,12 @@ constexpr Command kCommands[] = {
      &es::cli::cmd_chains},
     {"stats", "where the guest's time goes: exits by reason / vCPU / level with exit-to-entry times, chain latency",
      &es::cli::cmd_stats},
-    {"export", "export a recording, a chain or a window as text, Markdown or Perfetto JSON", &es::cli::cmd_export},
+    {"export", "export a recording, a chain or a window as text, Markdown, Perfetto JSON, SVG or PNG",
+     &es::cli::cmd_export},
     {"check", "check a recording against VT-x / KVM event invariants; exit 1 on violations", &es::cli::cmd_check},
     {"diff", "compare two recordings of the same guest: first divergence, chain outcome differences",
      &es::cli::cmd_diff},
-    {"import", "import KVM trace text (ftrace, trace-cmd report, perf script, mail pastes) into a recording",
+    {"import", "import a KVM trace (trace-cmd trace.dat; ftrace, trace-cmd report, perf script or mail-pasted text)",
      &es::cli::cmd_import},
     {"gui", "open a recording in the GUI (timeline, chains, events, inspector, stepping)", &es::cli::cmd_gui},
     {"migrate", "migrate a recording of an older schema, as a copy (default) or in place", &es::cli::cmd_migrate},
@@ -61,7 +66,10 @@ int main(int argc, char** argv) {
   }
   for (const Command& c : kCommands)
     if (c.name == cmd) return c.run(argc - 1, argv + 1);
-  std::fprintf(stderr, "exitscope: unknown command '%.*s'; run 'exitscope --help' for the list of commands.\n",
-               static_cast<int>(cmd.size()), cmd.data());
+  std::vector<std::string_view> names;
+  for (const Command& c : kCommands) names.push_back(c.name);
+  const std::string near = es::cli::closest_name(cmd, names);
+  std::fprintf(stderr, "exitscope: unknown command '%.*s'%s; run 'exitscope --help' for the list of commands.\n",
+               static_cast<int>(cmd.size()), cmd.data(), near.empty() ? "" : (" (did you mean '" + near + "'?)").c_str());
   return 2;
 }

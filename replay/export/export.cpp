@@ -39,6 +39,7 @@ std::string plural(uint64_t n, std::string_view word) {
 
 void Output::flush() {
   if (buf_.empty()) return;
+  for (const char c : buf_) characters_ += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
   if (text_) {
     text_->append(buf_);
   } else if (file_ && !failed_) {

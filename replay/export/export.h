@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "replay/chains.h"
+#include "replay/format.h"
 #include "replay/recording.h"
 #include "schema/result.h"
 
@@ -37,6 +38,9 @@ struct ExportOptions {
 
 // Buffered sink: a FILE* (the CLI: a file or stdout) or a string (tests). Write errors are
 // remembered and reported by finish().
+// GitHub refuses an issue or comment body longer than this many characters.
+inline constexpr uint64_t kGithubBodyLimit = 65536;
+
 class Output {
  public:
   explicit Output(std::FILE* file) : file_(file) { buf_.reserve(kReserve); }
@@ -59,6 +63,8 @@ class Output {
   }
   void flush();
   bool failed() const { return failed_; }
+  // Characters (UTF-8 code points) flushed so far: what a web form's length limit counts.
+  uint64_t characters() const { return characters_; }
 
  private:
   static constexpr size_t kFlushAt = 1 << 20;
@@ -68,6 +74,7 @@ class Output {
   std::string* text_ = nullptr;
   std::string buf_;
   bool failed_ = false;
+  uint64_t characters_ = 0;
 };
 
 // What every exporter gets: the session, the chains, the options, the sink.
@@ -97,6 +104,8 @@ struct ExportContext {
   void tick(uint64_t n = 1);
   // The recording's file name without directories (output does not depend on where it is).
   std::string recording_name() const;
+  // The exits seen so far, so a decision's detail is named by the exit it answered.
+  replay::CauseExits causes{};
 };
 
 using ExportFn = Result<void> (*)(ExportContext& ctx);

@@ -1,5 +1,7 @@
 // Markdown export for issue trackers: the same content as the text export, as tables
 // (session facts, one table per chain, the events outside chains). Cells escape '|'.
+// Event ids are written as code spans (`#494`): GitHub and GitLab turn a bare #494 into a link
+// to issue 494 of the repository the report is pasted into, which has nothing to do with it.
 #include <charconv>
 #include <cstdio>
 
@@ -18,6 +20,12 @@ std::string cell(std::string_view s) {
   for (size_t i = 0; i < s.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
     if (c == '|') out += "\\|";
+    else if (c == '#' && i + 1 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '9') {
+      size_t end = i + 1;
+      while (end < s.size() && s[end] >= '0' && s[end] <= '9') ++end;
+      ((out += '`') += s.substr(i, end - i)) += '`';
+      i = end - 1;
+    }
     else if (c == '\n' || c == '\r' || c == '\t') out += ' ';
     // Other C0 controls, DEL and the C1 controls in UTF-8 (U+0080..U+009F: C2 80..C2 9F) are
     // dropped: a session string from a stranger's file must not reach a terminal as ESC / CSI.
@@ -42,7 +50,8 @@ void append_dec(std::string& b, uint64_t v) {
 
 // One table row, written straight into the output buffer; the decoded cell is escaped in
 // place (only a cell holding a '|' or a control byte is copied out to be rewritten).
-void put_row(Output& out, const replay::Event& ev) {
+void put_row(Output& out, const replay::Event& ev, replay::CauseExits& causes) {
+  causes.see(ev);
   const es_record& r = ev.rec;
   const std::string_view kind = replay::kind_name(r.kind);
   std::string& b = out.buffer();
@@ -52,9 +61,12 @@ void put_row(Output& out, const replay::Event& ev) {
   replay::append_time(b, r.time_ns);
   b += " | L";
   append_dec(b, r.level);
-  b += "(L";
-  append_dec(b, r.hv_level);
-  b += ") | ";
+  if (r.kind != ES_KIND_DELIVERY) {  // format.h level_text: a delivery is the CPU's, "L2"
+    b += "(L";
+    append_dec(b, r.hv_level);
+    b += ')';
+  }
+  b += " | ";
   append_dec(b, r.vcpu);
   b += " | ";
   if (kind.empty()) {
@@ -65,9 +77,9 @@ void put_row(Output& out, const replay::Event& ev) {
   }
   b += " | ";
   const size_t cell_start = b.size();
-  replay::append_event_fields(b, ev);
+  replay::append_event_fields(b, ev, causes.cause_of(ev));
   size_t i = cell_start;
-  while (i < b.size() && b[i] != '|' && b[i] != '\n' && b[i] != '\r' && b[i] != '\t') ++i;
+  while (i < b.size() && b[i] != '|' && b[i] != '\n' && b[i] != '\r' && b[i] != '\t' && b[i] != '#') ++i;
   if (i != b.size()) {
     const std::string tail = b.substr(i);
     b.resize(i);
@@ -75,8 +87,9 @@ void put_row(Output& out, const replay::Event& ev) {
   }
   b += " | ";
   if (r.cause) {
-    b += '#';
+    b += "`#";
     append_dec(b, r.cause);
+    b += '`';
   }
   b += " |\n";
   out.maybe_flush();
@@ -113,11 +126,11 @@ void put_chain(ExportContext& ctx, const replay::Chain& c) {
   notes += "Outcome: **" + std::string(replay::to_string(c.outcome)) + "**" +
            (c.outcome_event ? " (#" + std::to_string(c.outcome_event) + ")" : "") + ": " +
            std::string(replay::outcome_reference(c.outcome)) + ".";
-  out.put(notes + "\n\n");
+  out.put(cell(notes) + "\n\n");
   out.put(kEventTableHead);
   for (const replay::Event& e : c.events) {
     if (!ctx.in_window(e.rec)) continue;
-    put_row(out, e);
+    put_row(out, e, ctx.causes);
     ctx.tick();  // members come from memory, not from for_each_event
   }
   out.put('\n');
@@ -149,7 +162,7 @@ Result<void> export_markdown(ExportContext& ctx) {
           out.put("## Other events\n\n");
           out.put(kEventTableHead);
         }
-        put_row(out, ev);
+        put_row(out, ev, ctx.causes);
       },
       ExportContext::Events::OutsideChains);
   if (!r) return r;

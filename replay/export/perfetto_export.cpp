@@ -280,6 +280,7 @@ class PerfettoWriter {
   }
 
   void event(const replay::Event& ev) {
+    ctx_.causes.see(ev);  // before any output: an exit's slice is written later, at its entry
     const es_record& r = ev.rec;
     const Track t = track_of(r);
     metadata(r, t);
@@ -444,7 +445,7 @@ class PerfettoWriter {
     append_u64(b_, r.id);
     const std::string_view kind = replay::kind_name(r.kind);
     field_str("kind", kind.empty() ? std::string_view("unknown") : kind);
-    field_with("decoded", [&](std::string& b) { replay::append_event_fields(b, ev); });
+    field_with("decoded", [&](std::string& b) { replay::append_event_fields(b, ev, ctx_.causes.cause_of(ev)); });
     field_num("level", r.level);
     field_num("hv_level", r.hv_level);
     field_num("vcpu", r.vcpu);

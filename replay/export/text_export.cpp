@@ -53,9 +53,12 @@ void append_event_head(std::string& b, const es_record& r) {
   replay::append_time(b, r.time_ns);
   b += " L";
   append_dec(b, r.level);
-  b += "(L";
-  append_dec(b, r.hv_level);
-  b += ") v";
+  if (r.kind != ES_KIND_DELIVERY) {  // format.h level_text: a delivery is the CPU's, "L2"
+    b += "(L";
+    append_dec(b, r.hv_level);
+    b += ')';
+  }
+  b += " v";
   append_dec(b, r.vcpu);
   b += ' ';
   const std::string_view kind = replay::kind_name(r.kind);
@@ -66,13 +69,14 @@ void append_event_head(std::string& b, const es_record& r) {
 
 // One event: its head and decoded fields written straight into the output buffer; only a line
 // longer than 80 columns is copied out again to be wrapped.
-void put_event(Output& out, const replay::Event& ev, std::string_view indent) {
+void put_event(Output& out, const replay::Event& ev, std::string_view indent, replay::CauseExits& causes) {
+  causes.see(ev);
   std::string& b = out.buffer();
   const size_t line_start = b.size();
   b += indent;
   append_event_head(b, ev.rec);
   const size_t fields_start = b.size();
-  replay::append_event_fields(b, ev);
+  replay::append_event_fields(b, ev, causes.cause_of(ev));
   if (ev.rec.cause) {
     b += " cause=#";
     append_dec(b, ev.rec.cause);
@@ -119,7 +123,7 @@ class TextWriter {
         return;
       }
     }
-    put_event(out_, ev, "");
+    put_event(out_, ev, "", ctx_.causes);
     ++shown_;
     out_.maybe_flush();
   }
@@ -133,7 +137,7 @@ class TextWriter {
   void chain(const replay::Chain& c) {
     const bool root_shown = c.root_found && ctx_.in_window(c.root.rec);
     if (root_shown) {
-      put_event(out_, c.root, "");
+      put_event(out_, c.root, "", ctx_.causes);
     } else {
       wrap_to(out_.buffer(), ascii("chain " + std::to_string(c.id) + ": " + chain_event_text(c) +
                                  (c.root_found ? " (root #" + std::to_string(c.id) + " outside the shown range)" : "")),
@@ -145,7 +149,7 @@ class TextWriter {
     for (const replay::Event& m : c.events) {
       if (root_shown && m.rec.id == c.id) continue;
       if (!ctx_.in_window(m.rec)) continue;
-      put_event(out_, m, kMemberIndent);
+      put_event(out_, m, kMemberIndent, ctx_.causes);
       ++shown_;
       if (!ctx_.only_chain) ctx_.tick();
     }

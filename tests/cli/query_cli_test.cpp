@@ -68,8 +68,11 @@ std::string make(const Source& src) {
 // What `events` printed before: every event read in id order, each filter term checked here.
 std::string old_events(replay::Recording& rec, const replay::EventFilter& f) {
   std::string out;
+  // A decision is decoded by the exit it answered (EMULATE port=...), found among all events.
+  replay::CauseExits causes;
   auto r = rec.for_each_event({}, [&](const replay::Event& ev) {
     const es_record& e = ev.rec;
+    causes.see(ev);
     if (f.kind && e.kind != *f.kind) return true;
     if (f.decision && e.kind != ES_KIND_DECISION) return true;
     if (f.vcpu && e.vcpu != *f.vcpu) return true;
@@ -78,7 +81,7 @@ std::string old_events(replay::Recording& rec, const replay::EventFilter& f) {
     if (f.from_ns && e.time_ns < *f.from_ns) return true;
     if (f.to_ns && e.time_ns > *f.to_ns) return true;
     if (!replay::matches_decoded(f, e)) return true;
-    out += replay::format_event(ev) + "\n";
+    out += replay::format_event(ev, causes.cause_of(ev)) + "\n";
     return true;
   });
   EXPECT_TRUE(r) << r.error();

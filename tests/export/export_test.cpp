@@ -144,7 +144,7 @@ TEST_F(ExportTest, TextHasSessionFactsDecodedEventsAndIndentedChains) {
   std::string ept_text;
   for (size_t i = ept; i < lines.size() && (i == ept || lines[i].rfind("            ", 0) == 0); ++i) ept_text += lines[i];
   EXPECT_NE(ept_text.find("EPT_VIOLATION"), std::string::npos) << ept_text;
-  EXPECT_NE(ept_text.find("[-W- perm --- gla]"), std::string::npos) << ept_text;
+  EXPECT_NE(ept_text.find("[data write, EPT entry not present, gla valid: translation]"), std::string::npos) << ept_text;
   EXPECT_NE(ept_text.find("vectoring=IRQ 0x20"), std::string::npos) << ept_text;
   EXPECT_NE(t.find("=> chain " + std::to_string(fx_.irq_chain) + " IRQ 0x20: delivered"), std::string::npos);
   EXPECT_NE(t.find("=> chain " + std::to_string(fx_.gp_chain) + " #GP: triple fault"), std::string::npos) << t;
@@ -294,7 +294,7 @@ TEST_F(ExportTest, PerfettoSlicesPairExitsWithEntriesAndNestPerThread) {
       EXPECT_EQ(str(*args, "idt_vectoring_info"), "0x80000020");
       EXPECT_EQ(str(*args, "idt_vectoring_decoded"), "IRQ 0x20");
       EXPECT_EQ(str(*args, "qualification"), "0x182");
-      EXPECT_EQ(str(*args, "qualification_decoded"), "-W- perm --- gla");
+      EXPECT_EQ(str(*args, "qualification_decoded"), "data write, EPT entry not present, gla valid: translation");
       EXPECT_EQ(str(*args, "entry"), "inject=IRQ 0x20 rip=0x100041");  // ends at the reinjection
     }
     if (args->find("id")->number() == static_cast<double>(fx_.tf_exit)) {

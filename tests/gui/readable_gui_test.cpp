@@ -1,0 +1,168 @@
+// The GUI readable without clicking (issue #20 item 6), offscreen on a recording made here by
+// the built exitscope: a tooltip on a mark says what it is, chain members are labelled in the
+// picture (GUI and SVG export), toolbar zoom keeps the chain in view, lanes are named alike,
+// columns fit their content. A screenshot is saved for a person to look at.
+#include <QApplication>
+#include <QDir>
+#include <QFile>
+#include <QHeaderView>
+#include <QHelpEvent>
+#include <QProcess>
+#include <QSplitter>
+#include <QStandardPaths>
+#include <QTableView>
+#include <QTemporaryDir>
+#include <QToolTip>
+#include <QXmlStreamReader>
+#include <QtTest>
+
+#include "gui/main_window.h"
+#include "gui/timeline_widget.h"
+#include "replay/browse.h"
+
+using es::gui::MainWindow;
+using es::gui::TimelinePainter;
+using es::gui::TimelineWidget;
+
+class ReadableGuiTest : public QObject {
+  Q_OBJECT
+
+ private:
+  QTemporaryDir dir_;
+  QString nested_db_;
+
+  std::unique_ptr<MainWindow> window() {
+    auto w = std::make_unique<MainWindow>();
+    w->resize(1280, 800);
+    w->show();
+    w->activateWindow();
+    if (!QTest::qWaitForWindowActive(w.get())) qWarning("window not active");
+    if (!w->open_file(nested_db_)) qWarning("could not open %s", qPrintable(nested_db_));
+    return w;
+  }
+
+  // The widget position of event `id`'s mark, found through the painter's own hit test.
+  static std::optional<QPointF> mark_position(TimelineWidget& t, uint64_t id) {
+    const es::gui::TimelineScene& s = t.scene();
+    TimelinePainter painter;
+    const auto l = painter.layout(t.rect(), s);
+    for (const auto& e : s.chain) {
+      if (e.rec.id != id) continue;
+      const double x = TimelinePainter::x_of(l, s, e.rec.time_ns);
+      for (double y = l.lanes.top(); y < l.lanes.bottom(); y += 1.0)
+        if (painter.hit(t.rect(), s, QPointF(x, y)) == id) return QPointF(x, y);
+    }
+    return std::nullopt;
+  }
+
+ private slots:
+  void initTestCase() {
+    QStandardPaths::setTestModeEnabled(true);
+    QVERIFY(dir_.isValid());
+    nested_db_ = dir_.filePath(QStringLiteral("nested.db"));
+    QProcess p;
+    p.start(QStringLiteral(ES_EXITSCOPE_BIN),
+            {"record", "--scenario", "nested-irq-vectoring", "--quiet", "-o", nested_db_, "--force"});
+    QVERIFY(p.waitForFinished(120000));
+    QCOMPARE(p.exitCode(), 0);
+  }
+
+  void tooltip_says_what_a_mark_is() {
+    auto w = window();
+    auto* t = w->findChild<TimelineWidget*>(QStringLiteral("timeline"));
+    QVERIFY(t);
+    QVERIFY(t->chain() != 0);
+    t->fit_chain();
+    // The chain's EPT violation (IDT-vectoring: the IRQ L1 injected) and its delivery.
+    uint64_t exit_id = 0, delivery_id = 0;
+    for (const auto& e : t->scene().chain) {
+      if (e.rec.kind == ES_KIND_VM_EXIT && !exit_id) exit_id = e.rec.id;
+      if (e.rec.kind == ES_KIND_DELIVERY) delivery_id = e.rec.id;
+    }
+    QVERIFY(exit_id && delivery_id);
+    for (auto [id, words] : {std::pair<uint64_t, QStringList>{exit_id, {"VM_EXIT", "L2(L0)", "EPT_VIOLATION",
+                                                                         "vectoring=IRQ 0x20", "chain"}},
+                             std::pair<uint64_t, QStringList>{delivery_id, {"DELIVERY", "IRQ 0x20"}}}) {
+      const auto pos = mark_position(*t, id);
+      QVERIFY2(pos, "no mark found for a chain member");
+      QHelpEvent help(QEvent::ToolTip, pos->toPoint(), t->mapToGlobal(pos->toPoint()));
+      QApplication::sendEvent(t, &help);
+      const QString tip = QToolTip::text();
+      QVERIFY2(tip.startsWith(QStringLiteral("#%1 ").arg(id)), qPrintable(tip));
+      for (const QString& word : words) QVERIFY2(tip.contains(word), qPrintable(word + " not in: " + tip));
+    }
+  }
+
+  void toolbar_zoom_keeps_the_current_event_in_view() {
+    auto w = window();
+    auto* t = w->findChild<TimelineWidget*>(QStringLiteral("timeline"));
+    QVERIFY(w->cursor());
+    const uint64_t at = w->cursor()->rec.time_ns;
+    t->fit_all();
+    // From "Fit all", zooming in 6 times (64x) around the centre lost the chain; around the
+    // current event it stays in the window.
+    for (int i = 0; i < 6; ++i) t->zoom_in();
+    QVERIFY2(t->from_ns() <= at && at <= t->to_ns(),
+             qPrintable(QStringLiteral("%1 outside [%2, %3]").arg(at).arg(t->from_ns()).arg(t->to_ns())));
+    QVERIFY(t->to_ns() - t->from_ns() < (w->document()->span().last_time_ns - w->document()->span().first_time_ns) / 32);
+  }
+
+  void lanes_are_named_alike() {
+    auto w = window();
+    QStringList labels;
+    for (const auto& lane : w->document()->lanes()) labels << QString::fromStdString(es::replay::lane_label(lane));
+    QVERIFY2(labels.contains(QStringLiteral("vCPU 0 \u00b7 L2(L0)")), qPrintable(labels.join(", ")));
+    QVERIFY2(labels.contains(QStringLiteral("vCPU 0 \u00b7 L2(L1)")), qPrintable(labels.join(", ")));
+  }
+
+  void columns_fit_their_content_and_details_get_the_room() {
+    auto w = window();
+    auto* chains = w->findChild<QTableView*>(QStringLiteral("chain_table"));
+    auto* events = w->findChild<QTableView*>(QStringLiteral("event_table"));
+    QVERIFY(chains && events);
+    for (int c = 0; c + 1 < chains->model()->columnCount(); ++c)
+      QVERIFY2(chains->columnWidth(c) >= static_cast<QAbstractItemView*>(chains)->sizeHintForColumn(c), qPrintable(QString::number(c)));
+    for (int c = 0; c + 1 < events->model()->columnCount(); ++c)
+      QVERIFY2(events->columnWidth(c) >= static_cast<QAbstractItemView*>(events)->sizeHintForColumn(c), qPrintable(QString::number(c)));
+    auto* split = w->findChild<QSplitter*>(QStringLiteral("bottom_splitter"));
+    QVERIFY(split);
+    const QList<int> sizes = split->sizes();
+    // The event table, whose Details column holds the most text, is the widest of the three.
+    QVERIFY2(sizes[1] > sizes[0] && sizes[1] > sizes[2],
+             qPrintable(QStringLiteral("chains %1, events %2, inspector %3").arg(sizes[0]).arg(sizes[1]).arg(sizes[2])));
+    QVERIFY2(sizes[0] <= split->width() / 4 + 1, qPrintable(QString::number(sizes[0])));
+  }
+
+  void svg_export_labels_chain_members() {
+    const QString svg = dir_.filePath(QStringLiteral("chain.svg"));
+    QProcess p;
+    p.start(QStringLiteral(ES_EXITSCOPE_BIN), {"export", nested_db_, "--format", "svg", "--chain", "496", "-o", svg});
+    QVERIFY(p.waitForFinished(120000));
+    QVERIFY2(p.exitCode() == 0, p.readAllStandardError().constData());
+    QFile f(svg);
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    QXmlStreamReader xml(f.readAll());
+    QString text;
+    while (!xml.atEnd()) {
+      xml.readNext();
+      if (xml.isCharacters()) text += xml.text().toString() + QLatin1Char('\n');
+    }
+    for (const char* label : {"raise IRQ 0x20", "inject IRQ 0x20", "EPT_VIOLATION vec IRQ 0x20", "deliver IRQ 0x20",
+                              "vCPU 0 \u00b7 L2(L0)", "vCPU 0 \u00b7 L2(L1)"})
+      QVERIFY2(text.contains(QString::fromUtf8(label)), qPrintable(QString::fromUtf8(label) + " not in:\n" + text));
+  }
+
+  void screenshot_chain_zoomed_in() {
+    auto w = window();
+    auto* t = w->findChild<TimelineWidget*>(QStringLiteral("timeline"));
+    t->fit_chain();
+    QTest::qWait(50);
+    QDir().mkpath(QStringLiteral(ES_SCREENSHOT_DIR));
+    const QImage img = w->grab().toImage();
+    QCOMPARE(img.size(), QSize(1280, 800));
+    QVERIFY(img.save(QStringLiteral(ES_SCREENSHOT_DIR "/readable_nested_chain.png")));
+  }
+};
+
+QTEST_MAIN(ReadableGuiTest)
+#include "readable_gui_test.moc"
