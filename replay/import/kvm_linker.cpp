@@ -28,7 +28,8 @@ void KvmEventLinker::learn(const TraceLine& t, uint64_t line_no) {
   const bool exit_line = t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit ||
                          t.event == TraceEvent::NestedVmexitInject;
   if (exit_line && t.reason_known && !t.reason_numeric) (t.svm ? learned_svm_ : learned_vmx_) = true;
-  if ((t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit) && !t.svm && t.reason_known) {
+  if ((t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit) && !t.svm && t.reason_known &&
+      !t.old_nested_format) {  // the old kvm_nested_vmexit's "int_info" says nothing of the era
     const arch::ExitReason reason(t.reason);
     const std::string name(arch::exit_reason_name(reason.basic_number()));
     if (t.exit_format == ExitFormat::IntrInfo) {
@@ -59,7 +60,12 @@ void KvmEventLinker::learn(const TraceLine& t, uint64_t line_no) {
   // "kvm_entry: vcpu 0" without the RIP: the kernel's own format before 5.9 (trace-cmd's kvm
   // plugin does not reformat kvm_entry), so its kvm_exit printed info2 = VM-exit interruption info.
   if (t.event == TraceEvent::Entry && !t.has_rip && !t.has_intr_info && t.vcpu >= 0)
-    older_kernel_.add(line_no, at("kvm_entry prints no RIP, a kernel before 5.9"));
+    entries_without_rip_.add(line_no, at("kvm_entry prints no RIP, a kernel before 5.9"));
+  // kvm_nested_vmexit in its own format ("rip X reason Y info1 .. int_info ..") was printed by a
+  // kernel before 5.10, which made it print like kvm_exit; trace-cmd's kvm plugin reads those old
+  // fields too and cannot print them from a newer kernel (it complains CAN'T FIND FIELD instead).
+  if (t.event == TraceEvent::NestedVmexit && t.old_nested_format)
+    older_kernel_.add(line_no, at("kvm_nested_vmexit prints int_info, its format before Linux 5.10"));
   if (t.event == TraceEvent::Entry && t.has_rip) ++entries_with_rip_;
   if (t.event == TraceEvent::Entry) saw_entry_ = true;
   if (t.event == TraceEvent::NestedVmexit) nested_vmexit_traced_ = true;
@@ -74,9 +80,13 @@ void KvmEventLinker::finish_learning() {
   learned_ = true;
   // kvm_entry lines with and without the RIP in one file: the author trimmed some (Linux prints
   // it on every kvm_entry or on none), so those without say nothing about the kernel.
-  if (entries_with_rip_ && older_kernel_.count) {
-    trimmed_entries_ = older_kernel_;
-    older_kernel_ = Evidence{};
+  if (entries_with_rip_ && entries_without_rip_.count) {
+    trimmed_entries_ = entries_without_rip_;
+  } else if (entries_without_rip_.count) {
+    // The kvm_entry evidence first (it is what describe() has always cited), then the rest.
+    Evidence merged = entries_without_rip_;
+    merged.count += older_kernel_.count;
+    older_kernel_ = merged;
   }
   const bool newer = newer_kernel_.count || info2_is_vectoring_.count;
   const bool older = older_kernel_.count || info2_is_exit_intr_.count;
@@ -104,6 +114,16 @@ void KvmEventLinker::add(const TraceLine& t, uint64_t time_ns, uint64_t line_no)
   cur_vcpu_ = resolve_vcpu(t);
   note_era(t);
   VcpuState& st = state(cur_vcpu_);
+  // KVM runs each vCPU on one thread for its whole life: the same vCPU number from another thread
+  // is another VM's vCPU (two captures pasted one after the other, both "CPU 0/KVM"). Nothing of
+  // the first one's state carries over: its open exit stays as it is, not claimed by the second.
+  if (t.pid >= 0 && t.event != TraceEvent::Other && t.event != TraceEvent::None) {
+    if (st.thread >= 0 && st.thread != t.pid) {
+      st = VcpuState{};
+      ++vcpu_thread_changes_;
+    }
+    st.thread = t.pid;
+  }
   // A reason printed as a number ("reason 0x4d": a code the kernel's table did not name) carries
   // no vendor: it is an SVM exit code when the trace's named exits are all SVM (the whole file,
   // or for a streaming source what came before), as an old AMD kernel printed an #GP intercept.
@@ -397,7 +417,10 @@ void KvmEventLinker::on_nested_vmexit(const TraceLine& t, VcpuState& st) {
   saw_nested_ = true;
   nested_vmexit_traced_ = true;
   st.level = 2;  // the vCPU was in L2 (if L0 handles the exit, it goes back there)
-  if (es_record* e = held(st.open_exit)) {
+  // The kvm_exit this line belongs to, if it is still open and no kvm_nested_vmexit claimed it
+  // yet: KVM traces one kvm_nested_vmexit per exit from L2, so a second one (an excerpt without
+  // kvm_exit / kvm_entry lines) is the next exit, even at the same RIP and reason.
+  if (es_record* e = held(st.open_exit); e && !st.exit_level_seen) {
     if (e->kind == ES_KIND_VM_EXIT && e->reason == t.reason && (!t.has_rip || e->rip == t.rip)) {
       e->level = 2;
       st.exit_level_seen = true;
@@ -698,7 +721,8 @@ void KvmEventLinker::on_context(const TraceLine& t, VcpuState& st) {
 }
 
 void KvmEventLinker::note_era(const TraceLine& t) {
-  if (t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit) {
+  // kvm_nested_vmexit's "int_info" before 5.10 is not kvm_exit's 5.10+ "intr_info".
+  if ((t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit) && !t.old_nested_format) {
     era_intr_ |= t.exit_format == ExitFormat::IntrInfo;
     era_pair_ |= t.exit_format == ExitFormat::InfoPair;
   }
@@ -783,6 +807,10 @@ void KvmEventLinker::describe(ImportStats& s) const {
     s.assumptions.push_back(std::to_string(levels_from_tracking_) + " exit" + (levels_from_tracking_ > 1 ? "s" : "") +
                             " labelled L2 because kvm_nested_vmenter had entered the vCPU into L2; the trace has no "
                             "kvm_nested_vmexit line to confirm it");
+  if (vcpu_thread_changes_)
+    s.assumptions.push_back(std::to_string(vcpu_thread_changes_) + " time" + (vcpu_thread_changes_ > 1 ? "s" : "") +
+                            " a vCPU number came from another host thread than before: taken as another VM's vCPU "
+                            "(KVM runs a vCPU on one thread), so nothing links across");
   if (levels_from_reflect_)
     s.assumptions.push_back(std::to_string(levels_from_reflect_) + " exit" + (levels_from_reflect_ > 1 ? "s" : "") +
                             " without a kvm_nested_vmexit line labelled L2 because kvm_nested_vmexit_inject reflected "

@@ -103,6 +103,7 @@ class KvmEventLinker {
     uint8_t level = 1;
     uint8_t entered_level = 1;
     bool exit_level_seen = false;
+    int32_t thread = -1;  // the host thread that runs this vCPU (one per vCPU, for its lifetime)
     // Forgets the event in flight, keeps the levels and the open exit.
     void reset_event() {
       phase = Phase::Idle;
@@ -146,6 +147,7 @@ class KvmEventLinker {
   // newer kernels have) and from exits whose reason rules the other meaning out; and for the
   // pre-5.10 meaning, from exits whose reason rules out IDT-vectoring.
   Evidence newer_kernel_, older_kernel_, info2_is_vectoring_, info2_is_exit_intr_, trimmed_entries_;
+  Evidence entries_without_rip_;  // older-kernel evidence unless other kvm_entry lines have the RIP
   uint64_t info_pair_exits_ = 0;
   uint64_t entries_with_rip_ = 0;  // a kernel that prints the RIP prints it on every kvm_entry
   InfoPairMeaning info_pair_ = InfoPairMeaning::Undecided;
@@ -159,6 +161,7 @@ class KvmEventLinker {
   bool kernel_without_reinjected_ = false;
   bool saw_entry_ = false;
   bool nested_vmexit_traced_ = false;  // the trace has kvm_nested_vmexit lines (learn() or add())
+  uint64_t vcpu_thread_changes_ = 0;   // a vCPU number seen from a new thread (another VM)
   uint64_t levels_from_tracking_ = 0;  // exits labelled L2 by kvm_nested_vmenter alone
   uint64_t levels_from_reflect_ = 0;   // exits labelled L2 because kvm_nested_vmexit_inject reflected them  // a kvm_entry line (learn() or add()): cancelled injections can be told
   bool era_intr_ = false, era_pair_ = false, era_entry_intr_ = false, era_virq_new_ = false;
