@@ -57,6 +57,7 @@ Recorder::Recorder(std::string path, db::Db db, RecorderOptions options)
   options_.max_queued = std::max(options_.max_queued, options_.batch_size);
   front_.reserve(options_.max_queued);
   back_.reserve(options_.max_queued);
+  if (options_.materialize_chains) chains_ = std::make_unique<replay::ChainBuilder>(db_);
 }
 
 Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path, const SessionInfo& info, bool force,
@@ -279,6 +280,15 @@ void Recorder::write_batch(std::vector<es_record>& batch) {
       if (rc == SQLITE_DONE) {
         ++written;
         if (rec.kind == ES_KIND_VM_EXIT) ++exits;
+        if (chains_) {
+          if (rec.id) {
+            chains_->add(rec);
+          } else {
+            es_record row = rec;
+            row.id = static_cast<uint64_t>(sqlite3_last_insert_rowid(db_.get()));
+            chains_->add(row);
+          }
+        }
       } else if ((rc & 0xFF) == SQLITE_CONSTRAINT) {
         ++rejected;  // duplicate id: counted, the rest of the batch is kept
       } else {
@@ -380,8 +390,11 @@ Result<void> Recorder::finish(const RunEnd& end) {
   if (writer_failed_) return stopped(writer_error_);
 
   if (auto r = schema::create_indexes(db_); !r) return stopped(r.error());
-  if (options_.materialize_chains) {
-    if (auto r = replay::materialize_chains(db_); !r) return stopped(r.error());
+  if (chains_) {
+    // Decided while the rows were written; read back only if they came out of id order.
+    auto r = chains_->exact() ? chains_->write() : replay::materialize_chains(db_);
+    chains_.reset();
+    if (!r) return stopped(r.error());
   }
   auto up = db_.prepare(
       "UPDATE sessions SET ended_at = ?, complete = 1, end_reason = ?, end_detail = ?, event_count = ?, "
