@@ -109,7 +109,9 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path, const 
                       "); check that the directory is writable.");
   mode = db::Stmt();
   // The WAL file is cut back to this size whenever it restarts (checkpoint_if_large).
-  if (auto r = db.exec("PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=" + std::to_string(kWalRestartBytes)); !r)
+  if (auto r = db.exec(std::string("PRAGMA synchronous=") + (options.not_yet_users_file ? "OFF" : "NORMAL") +
+                       "; PRAGMA journal_size_limit=" + std::to_string(kWalRestartBytes));
+      !r)
     return make_error(schema::describe_sqlite_error(path, "configuring", db.errcode(), r.error()));
   if (auto r = schema::migrate(db); !r) return make_error(r.error());
 
@@ -389,6 +391,9 @@ Result<void> Recorder::finish(const RunEnd& end) {
   };
   if (writer_failed_) return stopped(writer_error_);
 
+  // From here on what is written must reach the disk before the caller renames the file (the
+  // final checkpoint syncs the WAL and the database file with NORMAL).
+  if (options_.not_yet_users_file) (void)db_.exec("PRAGMA synchronous=NORMAL");
   if (auto r = schema::create_indexes(db_); !r) return stopped(r.error());
   if (chains_) {
     // Decided while the rows were written; read back only if they came out of id order.

@@ -52,6 +52,12 @@ struct RecorderOptions {
   // false: the caller removes the file when finish() fails (an import's DB.partial), so the
   // error names the cause only and does not say the committed events are kept there.
   bool kept_on_failure = true;
+  // true: the file is not the user's yet (an import's DB.partial, renamed to DB only after
+  // finish()): while writing, synchronous=OFF (no fsync at WAL checkpoints; a killed process
+  // still leaves every committed batch readable, only an OS crash could not, and such a file is
+  // never renamed), then finish() switches to synchronous=NORMAL before its final checkpoint,
+  // so the file is on disk before it becomes DB. false (record): synchronous=NORMAL throughout.
+  bool not_yet_users_file = false;
 };
 
 struct RecorderStats {
