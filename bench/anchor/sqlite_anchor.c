@@ -8,7 +8,7 @@
  *                                            (not timed: the input of `write`)
  *   sqlite_anchor write ROWS.bin OUT.db [--journal wal|off]
  *
- * `write` maps ROWS.bin and inserts every row with one prepared statement per table, one
+ * `write` maps ROWS.bin and inserts every event with one prepared statement, one
  * transaction per 16 384 events (the recorder's batch), then builds the indexes (with the cache and
  * sorter threads schema::create_indexes sets) and leaves WAL
  * for a rollback journal as a finished recording does. --journal wal (default): WAL with
@@ -107,10 +107,8 @@ static int write_rows(const char* in, const char* out, int journal_off) {
   exec_file(db, "v2.sql");
   char sql[1024];
   snprintf(sql, sizeof sql, "INSERT INTO events (%s) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", kColumns);
-  sqlite3_stmt *ev = 0, *member = 0, *chain = 0;
+  sqlite3_stmt *ev = 0, *chain = 0;
   if (sqlite3_prepare_v2(db, sql, -1, &ev, 0) != SQLITE_OK) die(db, "prepare events");
-  if (sqlite3_prepare_v2(db, "INSERT INTO chain_events (chain_id, event_id) VALUES (?, ?)", -1, &member, 0) != SQLITE_OK)
-    die(db, "prepare chain_events");
   if (sqlite3_prepare_v2(db,
                          "INSERT INTO chains (id, root_event, vector, type, level, outcome, first_event, last_event, "
                          "event_count, inferred) VALUES (?, ?, 0, 0, 1, 'delivered', ?, ?, ?, 1)",
@@ -123,17 +121,21 @@ static int write_rows(const char* in, const char* out, int journal_off) {
     if (r[kCols - 1]) sqlite3_bind_int64(ev, kCols, r[kCols - 1]);
     else sqlite3_bind_null(ev, kCols);
     step(db, ev);
-    if (r[9]) { /* origin: a chain member (chain_events is written at the end by exitscope too) */
-      sqlite3_bind_int64(member, 1, r[9]);
-      sqlite3_bind_int64(member, 2, r[0]);
-      step(db, member);
-    }
     if (!journal_off && (i + 1) % kBatch == 0) {
       if (sqlite3_exec(db, "COMMIT; BEGIN", 0, 0, 0) != SQLITE_OK) die(db, "commit");
     }
   }
-  /* One chains row per chain, with its first / last member and count. */
-  if (sqlite3_exec(db, "COMMIT; BEGIN", 0, 0, 0) != SQLITE_OK) die(db, "commit");
+  if (sqlite3_exec(db, "COMMIT", 0, 0, 0) != SQLITE_OK) die(db, "commit");
+  /* The index build with the settings schema::create_indexes uses (a 256 MiB cache so the sorter
+   * keeps the keys in memory, two sorter threads): the ceiling gets the same tuning. */
+  if (sqlite3_exec(db, "PRAGMA cache_size = -262144; PRAGMA threads = 2", 0, 0, 0) != SQLITE_OK) die(db, "pragmas");
+  exec_file(db, "v1_indexes.sql");
+  /* Chain membership copied in (chain, event) order through events_origin: the cheapest way
+   * found to fill the WITHOUT ROWID table (inserting each member beside its event was slower
+   * with many chains open at once). Then one chains row per chain, then the vcpus rows. */
+  if (sqlite3_exec(db, "BEGIN; INSERT INTO chain_events (chain_id, event_id) SELECT origin, id FROM events "
+                       "WHERE origin != 0 ORDER BY origin, id", 0, 0, 0) != SQLITE_OK)
+    die(db, "chain_events");
   sqlite3_stmt* agg = 0;
   if (sqlite3_prepare_v2(db, "SELECT chain_id, min(event_id), max(event_id), count(*) FROM chain_events GROUP BY chain_id",
                          -1, &agg, 0) != SQLITE_OK)
@@ -147,16 +149,10 @@ static int write_rows(const char* in, const char* out, int journal_off) {
     step(db, chain);
   }
   sqlite3_finalize(agg);
-  if (sqlite3_exec(db, "COMMIT", 0, 0, 0) != SQLITE_OK) die(db, "commit");
-  /* The index build with the settings schema::create_indexes uses (a 256 MiB cache so the sorter
-   * keeps the keys in memory, two sorter threads): the ceiling gets the same tuning. */
-  if (sqlite3_exec(db, "PRAGMA cache_size = -262144; PRAGMA threads = 2", 0, 0, 0) != SQLITE_OK) die(db, "pragmas");
-  exec_file(db, "v1_indexes.sql");
   if (sqlite3_exec(db, "INSERT INTO vcpus (vcpu, first_event, last_event, event_count) "
-                       "SELECT vcpu, min(id), max(id), count(*) FROM events GROUP BY vcpu", 0, 0, 0) != SQLITE_OK)
+                       "SELECT vcpu, min(id), max(id), count(*) FROM events GROUP BY vcpu; COMMIT", 0, 0, 0) != SQLITE_OK)
     die(db, "vcpus");
   sqlite3_finalize(ev);
-  sqlite3_finalize(member);
   sqlite3_finalize(chain);
   if (!journal_off && sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE", 0, 0, 0) != SQLITE_OK)
     die(db, "journal_mode");
