@@ -5,6 +5,7 @@
 #   bench/anchor/anchor_e2e.sh BUILD ROUNDS import FILE
 #   bench/anchor/anchor_e2e.sh BUILD ROUNDS record --scenario timer-irq --arg 0 --max-exits 150000
 #   BEFORE=/path/to/old/exitscope bench/anchor/anchor_e2e.sh ...   # also time an older binary
+#   REPORT=1 bench/anchor/anchor_e2e.sh BUILD ROUNDS import FILE.dat  # also `trace-cmd report` of it
 #
 # One unmeasured run first makes the recording whose rows the anchor writes (sqlite_anchor
 # dump). Then each round runs, back to back: exitscope, the anchor with WAL (what exitscope
@@ -44,6 +45,9 @@ for ((r = 1; r <= rounds; r++)); do
     bcmd=("${cmd[@]}"); bcmd[0]=$BEFORE
     timed before "${bcmd[@]}"
   fi
+  if [ -n "${REPORT:-}" ]; then
+    timed report trace-cmd report -i "$1"
+  fi
 done
 stats() {  # file column -> "min / median / max"
   sort -n -k"$2" "$1" | awk -v c="$2" '{ v[NR] = $c } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
@@ -51,7 +55,7 @@ stats() {  # file column -> "min / median / max"
 }
 median() { sort -n -k"$2" "$1" | awk -v c="$2" '{ v[NR] = $c } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 printf "%-11s %-24s %-24s %s\n" program "wall s min/med/max" "cpu s min/med/max" "peak RSS MB (max)"
-for p in exitscope anchor_wal anchor_off before; do
+for p in exitscope anchor_wal anchor_off before report; do
   [ -f "$work/$p" ] || continue
   printf "%-11s %-24s %-24s %d\n" "$p" "$(stats "$work/$p" 1)" "$(stats "$work/$p" 2)" \
     "$(sort -n -k3 "$work/$p" | tail -1 | awk '{ print int($3 / 1024) }')"
@@ -65,6 +69,12 @@ for a in anchor_wal anchor_off; do
     echo "$a / exitscope, $what: $of_medians of the medians; per round $per_round"
   done
 done
+if [ -n "${REPORT:-}" ]; then
+  for col in 1 2; do
+    what=$([ $col = 1 ] && echo wall || echo cpu)
+    echo "exitscope / trace-cmd report, $what: $(awk -v a="$(median "$work/exitscope" $col)" -v e="$(median "$work/report" $col)" 'BEGIN { printf "%.2f", a / e }') of the medians (target <= 1.0)"
+  done
+fi
 if [ -n "${BEFORE:-}" ]; then
   echo "before / exitscope, cpu: $(awk -v a="$(median "$work/before" 2)" -v e="$(median "$work/exitscope" 2)" 'BEGIN { printf "%.2f", a / e }') of the medians"
 fi
