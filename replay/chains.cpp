@@ -174,20 +174,16 @@ bool ends_by_effect(const es_record& r, bool& double_fault, bool& triple_fault) 
   return double_fault || triple_fault;
 }
 
-void decide_outcome(Chain& c, const ChainContext& ctx) {
-  const arch::EntryIntrInfo original(c.event_word);
+// What a chain's members say about its outcome, gathered one member at a time in id order (the
+// whole-recording read and the recorder's ChainBuilder share it). `original` is the chain's
+// event as known at that member: members before the first one naming an event cannot match it
+// either way.
+struct MemberScan {
   uint64_t delivered = 0, dropped = 0, discarded = 0, promoted = 0, triple = 0, handled = 0, interrupted = 0,
            reinjected = 0;
   uint32_t discard_aux = 0;
-  if (c.root_found) {
-    if (auto it = ctx.triple_fault_by_cause.find(c.id); it != ctx.triple_fault_by_cause.end())
-      triple = it->second;
-    if (auto it = ctx.double_fault_by_cause.find(c.id);
-        it != ctx.double_fault_by_cause.end() && !is_double_fault(original))
-      promoted = it->second;
-  }
-  for (const Event& ev : c.events) {
-    const es_record& r = ev.rec;
+
+  void add(const es_record& r, arch::EntryIntrInfo original, uint64_t chain_id) {
     if (is_triple_fault_exit(r) && !triple) triple = r.id;
     if (r.kind == ES_KIND_DELIVERY && same_event(arch::EntryIntrInfo(r.intr_info), original)) delivered = r.id;
     // An exit whose IDT-vectoring info names the event, then an entry injecting it again: it
@@ -200,10 +196,10 @@ void decide_outcome(Chain& c, const ChainContext& ctx) {
                                 (r.kind == ES_KIND_DECISION && r.reason == ES_DECISION_INJECT_REINJECTED));
     if (interrupted && !reinjected && injects_again && same_event(arch::EntryIntrInfo(r.intr_info), original))
       reinjected = r.id;
-    if ((r.kind == ES_KIND_DELIVERY || r.kind == ES_KIND_RAISE) && r.id != c.id &&
+    if ((r.kind == ES_KIND_DELIVERY || r.kind == ES_KIND_RAISE) && r.id != chain_id &&
         is_double_fault(arch::EntryIntrInfo(r.intr_info)) && !is_double_fault(original) && !promoted)
       promoted = r.id;
-    if (r.kind != ES_KIND_DECISION) continue;
+    if (r.kind != ES_KIND_DECISION) return;
     if (r.reason == ES_DECISION_DROP_FROM_VECTORING) dropped = r.id;
     if (r.reason == ES_DECISION_DISCARD) {
       discarded = r.id;
@@ -211,6 +207,26 @@ void decide_outcome(Chain& c, const ChainContext& ctx) {
     }
     if (r.reason == ES_DECISION_FIX_PAGE_FAULT || r.reason == ES_DECISION_HOST_NMI) handled = r.id;
   }
+};
+
+// The outcome of chain `c` (its id, root_found, event_word and interrupted_by set) from what its
+// members said (`m`) and what the rest of the recording says (`ctx`).
+void conclude_outcome(Chain& c, const MemberScan& m, const ChainContext& ctx) {
+  const arch::EntryIntrInfo original(c.event_word);
+  uint64_t triple = 0, promoted = 0;
+  // Effects caused by the root come first (Vol. 3A 6.15 Table 6-5), then the members' own.
+  if (c.root_found) {
+    if (auto it = ctx.triple_fault_by_cause.find(c.id); it != ctx.triple_fault_by_cause.end())
+      triple = it->second;
+    if (auto it = ctx.double_fault_by_cause.find(c.id);
+        it != ctx.double_fault_by_cause.end() && !is_double_fault(original))
+      promoted = it->second;
+  }
+  if (!triple) triple = m.triple;
+  if (!promoted) promoted = m.promoted;
+  const uint64_t delivered = m.delivered, dropped = m.dropped, discarded = m.discarded, handled = m.handled,
+                 reinjected = m.reinjected;
+  const uint32_t discard_aux = m.discard_aux;
   for (const Event& end : ctx.run_ends) {
     if (end.rec.reason != ES_END_TRIPLE_FAULT || triple) continue;
     const auto it = ctx.run_end_cause_origin.find(end.rec.cause);
@@ -254,6 +270,13 @@ void decide_outcome(Chain& c, const ChainContext& ctx) {
         stopped_early = true;  // cut short by a limit, the user or the model itself, not by the guest
     set(stopped_early ? Outcome::PendingAtEnd : Outcome::Lost, 0);
   }
+}
+
+void decide_outcome(Chain& c, const ChainContext& ctx) {
+  const arch::EntryIntrInfo original(c.event_word);
+  MemberScan m;
+  for (const Event& ev : c.events) m.add(ev.rec, original, c.id);
+  conclude_outcome(c, m, ctx);
 }
 
 // Everything about one chain that its own members tell, then its outcome and links.
@@ -538,6 +561,163 @@ Result<std::vector<Chain>> load_chains(db::Db& db) {
   });
   if (!r) return make_error(r.error());
   return build_chains(std::move(members), run_ends);
+}
+
+// ChainBuilder ------------------------------------------------------------------------------
+
+namespace {
+
+// One chain while the recording is written: its members reduced to what its row and its
+// outcome need (finish_chain and decide_outcome read the same facts from the members).
+struct OpenChain {
+  uint64_t first = 0, last = 0, count = 0;
+  uint32_t word = 0;  // the original event as known so far (finish_chain's rule)
+  uint8_t level = 0;  // of the first member (the root when found)
+  bool root_found = false, inferred = false;
+  int8_t last_edge = 0;  // delivery_window_edge of its last member that had one
+  MemberScan scan;
+};
+
+}  // namespace
+
+struct ChainBuilder::State {
+  db::Db* db = nullptr;
+  db::Stmt origin_of;  // SELECT origin FROM events WHERE id = ?
+  bool exact = true;
+  uint64_t last_id = 0;
+  std::unordered_map<uint64_t, OpenChain> chains;
+  // Recent rows' origins (id & mask), so a root's cause is rarely looked up in SQL.
+  static constexpr size_t kRecent = 1u << 16;
+  std::vector<std::pair<uint64_t, uint64_t>> recent = std::vector<std::pair<uint64_t, uint64_t>>(kRecent);
+  ChainContext ctx;  // run_ends, effects by cause, links (as load_context gathers them)
+
+  std::optional<uint64_t> origin_of_event(uint64_t id) {
+    if (const auto& [rid, origin] = recent[id & (kRecent - 1)]; rid == id) return origin;
+    if (!origin_of) {
+      auto st = db->prepare("SELECT origin FROM events WHERE id = ?");
+      if (!st) return std::nullopt;
+      origin_of = std::move(st).value();
+    }
+    origin_of.bind_u64(1, id);
+    std::optional<uint64_t> out;
+    if (origin_of.step() == SQLITE_ROW) out = origin_of.col_u64(0);
+    origin_of.reset();
+    return out;
+  }
+};
+
+ChainBuilder::ChainBuilder(db::Db& db) : s_(std::make_unique<State>()) { s_->db = &db; }
+ChainBuilder::~ChainBuilder() = default;
+bool ChainBuilder::exact() const { return s_->exact; }
+
+void ChainBuilder::add(const es_record& r) {
+  State& st = *s_;
+  if (!st.exact) return;
+  if (r.id <= st.last_id || (r.origin && r.origin > r.id) || (r.origin == r.id && r.cause >= r.id)) {
+    st.exact = false;  // not in id order: materialize_chains reads the recording instead
+    st.chains.clear();
+    return;
+  }
+  st.last_id = r.id;
+  st.recent[r.id & (State::kRecent - 1)] = {r.id, r.origin};
+  if (r.kind == ES_KIND_RUN_END) st.ctx.run_ends.push_back(Event{r, 0});
+  // Effects that end another event's life, keyed by their cause, as load_context selects them:
+  // its SQL keeps exits whose basic reason is 2 only, so an SVM shutdown (0x7f) is not one.
+  bool df = false, tf = false;
+  if (ends_by_effect(r, df, tf)) {
+    if (df) st.ctx.double_fault_by_cause.emplace(r.cause, r.id);
+    if (tf && (r.reason & 0xffff) == 2) st.ctx.triple_fault_by_cause.emplace(r.cause, r.id);
+  }
+  if (r.origin == 0) return;
+  // A root caused inside another chain's delivery window interrupts that chain (load_context).
+  if (r.origin == r.id && r.cause != 0) {
+    const auto other = st.origin_of_event(r.cause);
+    if (other && *other != 0 && *other != r.id) {
+      const auto it = st.chains.find(*other);
+      if (it != st.chains.end() && it->second.last_edge > 0) {
+        st.ctx.interrupts[r.id] = *other;
+        st.ctx.interrupted_by[*other].push_back(r.id);
+      }
+    }
+  }
+  OpenChain& c = st.chains[r.origin];
+  if (c.count++ == 0) {
+    c.first = r.id;
+    c.level = r.level;
+  }
+  c.last = r.id;
+  if (r.flags & ES_FLAG_INFERRED) c.inferred = true;
+  if (r.id == r.origin) {
+    c.root_found = true;
+    c.word = r.intr_info;
+  }
+  if (!arch::EntryIntrInfo(c.word).valid()) {
+    if (is_exit(r)) {
+      if (const arch::IdtVectoringInfo vec(r.idt_vectoring_info); vec.valid()) c.word = arch::to_reinjection(vec).raw();
+    } else if (arch::EntryIntrInfo(r.intr_info).valid()) {
+      c.word = r.intr_info;
+    }
+  }
+  c.scan.add(r, arch::EntryIntrInfo(c.word), r.origin);
+  if (const int edge = delivery_window_edge(r); edge != 0) c.last_edge = static_cast<int8_t>(edge);
+}
+
+Result<void> ChainBuilder::write() {
+  State& st = *s_;
+  db::Db& db = *st.db;
+  auto fail = [&](std::string_view msg) {
+    std::string m = schema::describe_sqlite_error(db.path(), "writing chains of", db.errcode(), msg);
+    (void)db.exec("ROLLBACK");
+    return make_error(m);
+  };
+  st.origin_of = db::Stmt();
+  for (const Event& end : st.ctx.run_ends) {
+    if (end.rec.cause == 0) continue;
+    if (auto o = st.origin_of_event(end.rec.cause)) st.ctx.run_end_cause_origin[end.rec.cause] = *o;
+  }
+  st.origin_of = db::Stmt();
+  if (auto b = db.exec("BEGIN; DELETE FROM chain_events; DELETE FROM chains;"); !b) return fail(b.error());
+  if (auto m = db.exec("INSERT INTO chain_events (chain_id, event_id) SELECT origin, id FROM events "
+                       "WHERE origin != 0 ORDER BY origin, id");
+      !m)
+    return fail(m.error());
+  auto ins_chain = db.prepare(
+      "INSERT INTO chains (id, root_event, vector, type, level, outcome, first_event, last_event, event_count, "
+      "inferred, interrupts_chain) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+  if (!ins_chain) return fail(ins_chain.error());
+  std::vector<uint64_t> ids;
+  ids.reserve(st.chains.size());
+  for (const auto& [id, c] : st.chains) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  for (uint64_t id : ids) {
+    const OpenChain& o = st.chains[id];
+    Chain c;
+    c.id = id;
+    c.root_found = o.root_found;
+    c.event_word = o.word;
+    if (auto it = st.ctx.interrupts.find(id); it != st.ctx.interrupts.end()) c.interrupts_chain = it->second;
+    if (auto it = st.ctx.interrupted_by.find(id); it != st.ctx.interrupted_by.end()) c.interrupted_by = it->second;
+    conclude_outcome(c, o.scan, st.ctx);
+    const arch::EntryIntrInfo word(c.event_word);
+    db::Stmt& s = *ins_chain;
+    s.bind_u64(1, id);
+    s.bind_u64(2, id);
+    s.bind(3, int64_t{word.vector()});
+    s.bind(4, static_cast<int64_t>(word.type()));
+    s.bind(5, int64_t{o.level});
+    s.bind(6, to_string(c.outcome));
+    s.bind_u64(7, o.first);
+    s.bind_u64(8, o.last);
+    s.bind(9, static_cast<int64_t>(o.count));
+    s.bind(10, int64_t{(o.inferred || !o.root_found) ? 1 : 0});
+    if (c.interrupts_chain) s.bind_u64(11, c.interrupts_chain);
+    else s.bind_null(11);
+    if (s.step() != SQLITE_DONE) return fail(db.errmsg());
+    s.reset();
+  }
+  ins_chain = db::Stmt();
+  if (auto cm = db.exec("COMMIT"); !cm) return fail(cm.error());
+  return {};
 }
 
 Result<void> materialize_chains(db::Db& db) {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -107,7 +108,35 @@ inline Result<std::vector<Chain>> load_chain_and_links(Recording& rec, uint64_t 
 Result<std::vector<Chain>> load_chains(db::Db& db);
 inline Result<std::vector<Chain>> load_chains(Recording& rec) { return load_chains(rec.db()); }
 
-// Rebuilds the chains / chain_events tables of a writable recording in one transaction.
+// Rebuilds the chains / chain_events tables of a writable recording in one transaction, from
+// the events it reads back (for a recording written without a ChainBuilder).
 Result<void> materialize_chains(db::Db& db);
+
+// The chains of a recording decided while it is written (issue #18: finishing a recording read
+// every chain member back, a fifth of an import's time). The recorder's writer hands over each
+// row it wrote, in write order; per chain only what deciding it needs is kept (the first and
+// last member, the count, the few ids the outcome rules name, the state of its delivery window),
+// never its members, so memory grows with the number of chains, not of events. write() then
+// fills the same chains / chain_events tables materialize_chains would. Its rules assume rows
+// in increasing id order, as every source writes them; if they were not (or a chain's root came
+// after its members, or a root's cause after the root), exact() is false and the caller uses
+// materialize_chains instead. Not thread-safe: one writer thread, then finish.
+class ChainBuilder {
+ public:
+  explicit ChainBuilder(db::Db& db);  // the recording being written (reads origins of causes)
+  ~ChainBuilder();
+  ChainBuilder(const ChainBuilder&) = delete;
+  ChainBuilder& operator=(const ChainBuilder&) = delete;
+
+  void add(const es_record& row);  // row.id = the row's id in events
+  bool exact() const;
+  // chains and chain_events in one transaction; call after the indexes exist (chain_events is
+  // copied from events in (origin, id) order through events_origin).
+  Result<void> write();
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
 
 }  // namespace es::replay

@@ -14,6 +14,8 @@
 //       file read once in a child process first, then streamed into the recorder).
 //
 // Usage: import_bench [LINES] [--dat FILE | --dat-loops N] [--only text|dat] [--parse-only]
+//        import_bench LINES --write-text FILE   (only writes the generated text, for end-to-end runs of
+//                                                `exitscope import`: bench/import/import_e2e.sh)
 #include <time.h>
 
 #include <algorithm>
@@ -238,16 +240,23 @@ int main(int argc, char** argv) {
   std::string dat, only;
   unsigned loops = 20000;
   bool parse_only = false;
+  std::string write_text;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--dat" && i + 1 < argc) dat = argv[++i];
     else if (a == "--dat-loops" && i + 1 < argc) loops = static_cast<unsigned>(std::strtoul(argv[++i], nullptr, 10));
     else if (a == "--only" && i + 1 < argc) only = argv[++i];
     else if (a == "--parse-only") parse_only = true;
+    else if (a == "--write-text" && i + 1 < argc) write_text = argv[++i];
     else if (a == "-h" || a == "--help") {
       std::printf("usage: import_bench [LINES] [--dat FILE | --dat-loops N] [--only text|dat] [--parse-only]\n");
       return 0;
     } else lines = std::strtoull(a.c_str(), nullptr, 10);
+  }
+  if (!write_text.empty()) {
+    std::ofstream out(write_text, std::ios::binary);
+    out << generate(lines);
+    return out ? 0 : 1;
   }
   std::filesystem::create_directories(ES_BENCH_TMPDIR);
   int rc = 0;

@@ -57,6 +57,7 @@ Recorder::Recorder(std::string path, db::Db db, RecorderOptions options)
   options_.max_queued = std::max(options_.max_queued, options_.batch_size);
   front_.reserve(options_.max_queued);
   back_.reserve(options_.max_queued);
+  if (options_.materialize_chains) chains_ = std::make_unique<replay::ChainBuilder>(db_);
 }
 
 Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path, const SessionInfo& info, bool force,
@@ -108,7 +109,9 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path, const 
                       "); check that the directory is writable.");
   mode = db::Stmt();
   // The WAL file is cut back to this size whenever it restarts (checkpoint_if_large).
-  if (auto r = db.exec("PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=" + std::to_string(kWalRestartBytes)); !r)
+  if (auto r = db.exec(std::string("PRAGMA synchronous=") + (options.not_yet_users_file ? "OFF" : "NORMAL") +
+                       "; PRAGMA journal_size_limit=" + std::to_string(kWalRestartBytes));
+      !r)
     return make_error(schema::describe_sqlite_error(path, "configuring", db.errcode(), r.error()));
   if (auto r = schema::migrate(db); !r) return make_error(r.error());
 
@@ -279,6 +282,15 @@ void Recorder::write_batch(std::vector<es_record>& batch) {
       if (rc == SQLITE_DONE) {
         ++written;
         if (rec.kind == ES_KIND_VM_EXIT) ++exits;
+        if (chains_) {
+          if (rec.id) {
+            chains_->add(rec);
+          } else {
+            es_record row = rec;
+            row.id = static_cast<uint64_t>(sqlite3_last_insert_rowid(db_.get()));
+            chains_->add(row);
+          }
+        }
       } else if ((rc & 0xFF) == SQLITE_CONSTRAINT) {
         ++rejected;  // duplicate id: counted, the rest of the batch is kept
       } else {
@@ -379,9 +391,15 @@ Result<void> Recorder::finish(const RunEnd& end) {
   };
   if (writer_failed_) return stopped(writer_error_);
 
+  // From here on what is written must reach the disk before the caller renames the file (the
+  // final checkpoint syncs the WAL and the database file with NORMAL).
+  if (options_.not_yet_users_file) (void)db_.exec("PRAGMA synchronous=NORMAL");
   if (auto r = schema::create_indexes(db_); !r) return stopped(r.error());
-  if (options_.materialize_chains) {
-    if (auto r = replay::materialize_chains(db_); !r) return stopped(r.error());
+  if (chains_) {
+    // Decided while the rows were written; read back only if they came out of id order.
+    auto r = chains_->exact() ? chains_->write() : replay::materialize_chains(db_);
+    chains_.reset();
+    if (!r) return stopped(r.error());
   }
   auto up = db_.prepare(
       "UPDATE sessions SET ended_at = ?, complete = 1, end_reason = ?, end_detail = ?, event_count = ?, "

@@ -30,6 +30,7 @@
 #include "probes/bus/probe_bus.h"
 #include "probes/recorder/output_file.h"
 #include "probes/recorder/session_info.h"
+#include "replay/chains.h"
 #include "schema/result.h"
 #include "schema/sqlite_db.h"
 
@@ -45,10 +46,18 @@ struct RecorderOptions {
   size_t max_queued = 65536;    // front-buffer bound; the producer blocks (or drops) beyond it
   bool drop_when_full = false;  // false: block the producer; true: drop and count
   unsigned commit_interval_ms = 1000;  // commit what is queued at least this often
-  bool materialize_chains = true;  // finish() fills the chains / chain_events tables
+  // finish() fills the chains / chain_events tables, from chains decided while the rows are
+  // written (replay::ChainBuilder; a read-back of the recording only if rows came out of id order)
+  bool materialize_chains = true;
   // false: the caller removes the file when finish() fails (an import's DB.partial), so the
   // error names the cause only and does not say the committed events are kept there.
   bool kept_on_failure = true;
+  // true: the file is not the user's yet (an import's DB.partial, renamed to DB only after
+  // finish()): while writing, synchronous=OFF (no fsync at WAL checkpoints; a killed process
+  // still leaves every committed batch readable, only an OS crash could not, and such a file is
+  // never renamed), then finish() switches to synchronous=NORMAL before its final checkpoint,
+  // so the file is on disk before it becomes DB. false (record): synchronous=NORMAL throughout.
+  bool not_yet_users_file = false;
 };
 
 struct RecorderStats {
@@ -126,6 +135,7 @@ class Recorder {
   db::Stmt insert_event_;
   db::Stmt insert_code_;
   std::unordered_map<std::string, int64_t> code_ids_;  // key: 8-byte rip + instruction bytes
+  std::unique_ptr<replay::ChainBuilder> chains_;  // writer thread, then finish(); null: no chains
 
   mutable std::mutex mu_;
   std::condition_variable work_cv_;   // writer waits: batch ready / stop

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -45,16 +46,29 @@ class MappedFile {
     if (fd_ >= 0) ::close(fd_);
   }
   std::string_view text() const { return {data_ ? data_ : "", size_}; }
+  // Drops the pages of [0, end) from this process's memory (they are clean file pages: reading
+  // them again faults them back in from the page cache). An importer that has read that far
+  // calls it so its resident size stays bounded however large the file (issue #18).
+  void release_before(size_t end) const {
+    static const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    end = std::min(end, size_) / page * page;
+    if (!data_ || end <= released_) return;
+    (void)::madvise(const_cast<char*>(data_) + released_, end - released_, MADV_DONTNEED);
+    released_ = end;
+  }
+  void rewind() const { released_ = 0; }  // a new pass over the text
 
  private:
   void swap(MappedFile& o) {
     std::swap(fd_, o.fd_);
     std::swap(data_, o.data_);
     std::swap(size_, o.size_);
+    std::swap(released_, o.released_);
   }
   int fd_ = -1;
   const char* data_ = nullptr;
   size_t size_ = 0;
+  mutable size_t released_ = 0;
 };
 
 }  // namespace es::import

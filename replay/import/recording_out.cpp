@@ -28,6 +28,7 @@ Result<PartialRecording> PartialRecording::create(const std::string& db, const r
   remove_db_files(p.partial_);
   recorder::RecorderOptions options;
   options.kept_on_failure = false;  // a failed import removes DB.partial (commit)
+  options.not_yet_users_file = true;  // renamed to DB only once finished (commit)
   auto rec = recorder::Recorder::open(p.partial_, info, true, options);
   if (!rec) return Error{rec.error()};
   p.rec_ = std::move(*rec);

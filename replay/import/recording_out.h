@@ -18,6 +18,7 @@ class PartialRecording {
   static Result<PartialRecording> create(const std::string& db, const recorder::SessionInfo& info, bool force);
 
   void add(const es_record& r) { rec_->on_record(r); }
+  void add(const es_record* r, size_t n) { rec_->on_records(r, n); }
 
   // Session facts only known at the end of a streamed import; empty fields stay as written.
   struct SessionUpdate {

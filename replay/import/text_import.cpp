@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <numeric>
+#include <thread>
 
 #include "probes/recorder/recorder.h"
 #include "replay/import/kvm_linker.h"
@@ -120,19 +121,20 @@ bool parse_format_choice(std::string_view s, FormatChoice& out) {
   return true;
 }
 
-Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions& options, std::string_view name) {
-  const std::string file(name);
-  if (text.empty()) return fail("trace file '" + file + "' is empty; give the file that holds the trace text.");
-  if (text.size() >= 10 && text.substr(0, 3) == "\x17\x08\x44" && text.substr(3, 7) == "tracing")
-    return fail("'" + file + "' is a binary trace-cmd trace.dat file, not trace text; import it with --format trace.dat "
-                "(or --format auto).");
+namespace {
 
+// One pass over the text's logical lines: `emit(line, line_no)` for every event line, in file
+// order, and the line counts and skip / repair sentences in `s`. The same text gives the same
+// lines every pass, so the import runs it twice (learn, then link) instead of keeping a
+// TraceLine per line (issue #18: memory was linear in the file).
+// `release(pos)` is told, every few MiB, that nothing before `pos` is needed any more (a line
+// kept from before is read again from the file if it is used).
+constexpr size_t kReleaseStep = size_t{8} << 20;
+template <typename Emit, typename Release>
+void scan_trace_text(std::string_view text, const ImportOptions& options, ImportStats& s, bool& header_trace_cmd,
+                     Emit&& emit, Release&& release) {
   const bool perf_only = options.format == FormatChoice::Perf;
   const bool prefix_required = options.format != FormatChoice::Auto;
-  ParsedTrace out;
-  ImportStats& s = out.stats;
-  std::vector<Line> lines;
-  lines.reserve(text.size() / 96 + 16);
 
   // Logical lines: a line wrapped by a mailer continues with field words only (or, after a
   // KVM line that does not parse yet, with any text that completes it); a prefix whose event
@@ -159,7 +161,7 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     bool qp_soft_break = false;  // its last physical line ends in '=' (see the quoted-printable join)
   } p;
   uint64_t rep_non_text = 0, rep_cpu = 0, rep_marker = 0, rep_old_name = 0, rep_field = 0, rep_qp = 0, rep_qp_eq = 0;
-  bool header_trace_cmd = false;
+  header_trace_cmd = false;
   auto skip = [&](Skip why, uint64_t n) {
     ++s.unparsed;
     if (s.unparsed_lines.size() < kMaxListedLines) s.unparsed_lines.push_back(n);
@@ -173,7 +175,7 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
         if (q.t.event == TraceEvent::Other) ++s.other_events;
         else ++s.kvm_events;
         if (q.t.old_name) ++rep_old_name;
-        lines.push_back(Line{q.t, q.line_no});
+        emit(q.t, q.line_no);
         break;
       case LineClass::Blank:
       case LineClass::Comment: ++s.comment_lines; break;
@@ -204,11 +206,15 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     return n;
   };
   const bool ends_with_newline = text.back() == '\n';
-  size_t pos = 0;
+  size_t pos = 0, next_release = kReleaseStep;
   uint64_t line_no = 0;
   TraceLine t;
   std::string clean_buf;
   while (pos < text.size()) {
+    if (pos >= next_release) {
+      release(pos);
+      next_release = pos + kReleaseStep;
+    }
     size_t nl = text.find('\n', pos);
     if (nl == std::string_view::npos) nl = text.size();
     const std::string_view raw = text.substr(pos, nl - pos);
@@ -374,6 +380,45 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
     repaired(rep_qp_eq, "a quoted-printable '=3D' read as '='");
     repaired(rep_old_name, "an old VMX exit name (PENDING_INTERRUPT = INTERRUPT_WINDOW, exit 7)");
   }
+}
+
+// Pass 1: what the whole text tells before any record is made (counts, format, vCPUs of
+// threads, the meaning of kvm_exit's info pair, the time base). Holds nothing per line.
+struct TextPlan {
+  ImportStats stats;
+  KvmEventLinker linker;  // learned
+  uint64_t t0 = 0;
+  bool any_time = false;
+};
+
+using Release = std::function<void(size_t)>;
+const Release kKeepAll = [](size_t) {};
+
+Result<TextPlan> plan_trace_text(std::string_view text, const ImportOptions& options, std::string_view name,
+                                 const Release& release = kKeepAll) {
+  const std::string file(name);
+  if (text.empty()) return fail("trace file '" + file + "' is empty; give the file that holds the trace text.");
+  if (text.size() >= 10 && text.substr(0, 3) == "\x17\x08\x44" && text.substr(3, 7) == "tracing")
+    return fail("'" + file + "' is a binary trace-cmd trace.dat file, not trace text; import it with --format trace.dat "
+                "(or --format auto).");
+  TextPlan plan;
+  ImportStats& s = plan.stats;
+  bool header_trace_cmd = false;
+  uint64_t perf = 0, full = 0, flags = 0, bare = 0, events = 0, prev = 0;
+  uint64_t t0 = UINT64_MAX;
+  scan_trace_text(text, options, s, header_trace_cmd, [&](const TraceLine& t, uint64_t line_no) {
+    ++events;
+    if (t.prefix == PrefixStyle::Perf) ++perf;
+    else if (t.prefix == PrefixStyle::Ftrace) ++full, flags += t.has_cpu_flags ? 1 : 0;
+    else ++bare;
+    if (t.has_time) {
+      plan.any_time = true;
+      t0 = std::min(t0, t.time_ns);
+      if (t.time_ns < prev) ++s.out_of_order;
+      prev = t.time_ns;
+    }
+    plan.linker.learn(t, line_no);
+  }, release);
 
   if (s.kvm_events == 0) {
     if (looks_binary(text))
@@ -387,66 +432,77 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
   }
 
   // Format: forced, or what the prefixes say.
-  uint64_t perf = 0, full = 0, flags = 0, bare = 0;
-  for (const Line& l : lines) {
-    if (l.t.prefix == PrefixStyle::Perf) ++perf;
-    else if (l.t.prefix == PrefixStyle::Ftrace) ++full, flags += l.t.has_cpu_flags ? 1 : 0;
-    else ++bare;
-  }
   if (options.format != FormatChoice::Auto) s.format = format_name(options.format);
-  else if (s.quoted_lines > 0 || bare * 2 > lines.size()) s.format = "mail";
-  else if (perf * 2 > lines.size()) s.format = "perf";
+  else if (s.quoted_lines > 0 || bare * 2 > events) s.format = "mail";
+  else if (perf * 2 > events) s.format = "perf";
   else if (header_trace_cmd || flags * 2 <= full) s.format = "trace-cmd";
   else s.format = "ftrace";
+  plan.linker.finish_learning();
+  plan.t0 = plan.any_time ? t0 : 0;
+  if (!plan.any_time) s.assumptions.push_back("the lines carry no timestamps: time is 1 us per line number");
+  return plan;
+}
 
-  // Time: relative to the earliest timestamp; lines without one take their predecessor's. Sort
-  // by time (stable: lines of one timestamp keep file order) when host CPUs were interleaved.
-  bool any_time = false;
-  uint64_t t0 = UINT64_MAX, prev = 0;
-  for (Line& l : lines) {
-    if (l.t.has_time) {
-      any_time = true;
-      t0 = std::min(t0, l.t.time_ns);
-      if (l.t.time_ns < prev) ++s.out_of_order;
-      prev = l.t.time_ns;
+// Pass 2: the lines again, linked into records handed to `sink` in id order, a batch at a time
+// (memory: the linker's window). Lines without a timestamp take their predecessor's, or 1 us
+// per line number when no line has one. Lines out of time order are sorted (stable: lines of
+// one timestamp keep file order) and only then is every line kept in memory.
+void link_trace_text(std::string_view text, const ImportOptions& options, TextPlan& plan,
+                     const std::function<void(std::vector<es_record>&, double fraction)>& sink,
+                     const Release& release = kKeepAll) {
+  ImportStats& s = plan.stats;
+  KvmEventLinker& linker = plan.linker;
+  ImportStats again;  // pass 1 counted already
+  bool header = false;
+  std::vector<es_record> batch;
+  batch.reserve(8192);
+  uint64_t n = 0, last = plan.t0;
+  const double total_lines = static_cast<double>(std::max<uint64_t>(1, s.lines));
+  auto add = [&](const TraceLine& t, uint64_t time_ns, uint64_t line_no, double done) {
+    linker.add(t, time_ns - plan.t0, line_no);
+    if ((++n & 4095) == 0) {
+      linker.take_settled(batch);
+      sink(batch, done);
+      batch.clear();
     }
-  }
-  if (!any_time) {
-    for (Line& l : lines) {
-      l.t.time_ns = l.line_no * 1000;
-      l.t.has_time = true;
-    }
-    t0 = 0;
-    s.assumptions.push_back("the lines carry no timestamps: time is 1 us per line number");
-  } else {
-    uint64_t last = t0;
-    for (Line& l : lines) {
-      if (!l.t.has_time) l.t.time_ns = last, l.t.has_time = true;
+  };
+  if (s.out_of_order) {
+    std::vector<Line> lines;
+    scan_trace_text(text, options, again, header, [&](const TraceLine& t, uint64_t line_no) {
+      lines.push_back(Line{t, line_no});
+      Line& l = lines.back();
+      if (!l.t.has_time) l.t.time_ns = last;
       last = l.t.time_ns;
-    }
-  }
-  if (s.out_of_order)
+    }, release);
     std::stable_sort(lines.begin(), lines.end(), [](const Line& a, const Line& b) { return a.t.time_ns < b.t.time_ns; });
-
-  KvmEventLinker linker;
-  for (const Line& l : lines) linker.learn(l.t, l.line_no);
-  linker.finish_learning();
-  out.records.reserve(lines.size() + lines.size() / 4);
-  // Settled records are handed out as the link goes, so the linker's queue stays short and
-  // every record is copied once.
-  size_t n = 0;
-  for (const Line& l : lines) {
-    linker.add(l.t, l.t.time_ns - t0, l.line_no);
-    if ((++n & 4095) == 0) linker.take_settled(out.records);
+    for (const Line& l : lines) add(l.t, l.t.time_ns, l.line_no, static_cast<double>(n) / static_cast<double>(lines.size()));
+  } else {
+    scan_trace_text(text, options, again, header, [&](const TraceLine& t, uint64_t line_no) {
+      const uint64_t time_ns = !plan.any_time ? line_no * 1000 : t.has_time ? t.time_ns : last;
+      last = time_ns;
+      add(t, time_ns, line_no, static_cast<double>(line_no) / total_lines);
+    }, release);
   }
-  linker.take_all(out.records);
-  s.records = out.records.size();
+  linker.take_all(batch);
+  sink(batch, 1.0);
+  s.records = linker.records_made();
   // Era and vendor: what the print formats tell.
   linker.describe(s);
   if (s.out_of_order)
     s.assumptions.push_back(std::to_string(s.out_of_order) + " lines were out of time order and were sorted");
+}
 
-  out.config_json = import_config_json(s, name);
+}  // namespace
+
+Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions& options, std::string_view name) {
+  auto plan = plan_trace_text(text, options, name);
+  if (!plan) return Error{plan.error()};
+  ParsedTrace out;
+  link_trace_text(text, options, *plan, [&](std::vector<es_record>& batch, size_t) {
+    out.records.insert(out.records.end(), batch.begin(), batch.end());
+  });
+  out.stats = std::move(plan->stats);
+  out.config_json = import_config_json(out.stats, name);
   return out;
 }
 
@@ -456,34 +512,50 @@ Result<ImportStats> import_text_file(const std::string& file, const std::string&
     return fail("recording '" + db + "' already exists; pass --force to overwrite it or choose another name.");
   auto mapped = MappedFile::open(file);
   if (!mapped) return Error{mapped.error()};
-  auto parsed = parse_trace_text(mapped->text(), options, file);
-  if (!parsed) return Error{parsed.error()};
+  // Pass 1 reads the whole text before the recording exists (a file with no KVM event is
+  // refused without creating anything); pass 2 streams records into the recorder, whose writer
+  // thread commits one batch while this thread parses and links the next.
+  // The file's hash on a second thread while pass 1 reads it (the hash is 0.3 s per 100 MB).
+  std::string hash;
+  std::thread hasher([&] {
+    if (auto h = recorder::hash_file(file)) hash = *h;
+  });
+  const Release release = [&](size_t pos) { mapped->release_before(pos); };
+  auto plan = plan_trace_text(mapped->text(), options, file, release);
+  hasher.join();
+  if (!plan) return Error{plan.error()};
 
   recorder::SessionInfo info;
   info.source = recorder::Source::Import;
   info.scenario = std::filesystem::path(file).filename().string();
   info.guest_path = file;
-  if (auto h = recorder::hash_file(file)) info.guest_hash = *h;
-  info.host = "imported trace (" + parsed->stats.format + ")";
-  info.kernel = parsed->stats.era;
+  info.guest_hash = hash;
+  info.host = "imported trace (" + plan->stats.format + ")";
   info.command_line = options.command_line;
-  info.config_json = parsed->config_json;
+  info.config_json = import_config_json(plan->stats, file);  // replaced by the final counts at commit
 
   auto out = PartialRecording::create(db, info, options.force);
   if (!out) return Error{out.error()};
-  const uint64_t total = parsed->records.size();
-  const uint64_t step = std::max<uint64_t>(1, total / 100);
   uint64_t done = 0;
-  for (const es_record& r : parsed->records) {
-    if (options.observer) options.observer(r);
-    out->add(r);
-    if (options.progress && (++done % step == 0 || done == total))
-      options.progress(done, static_cast<double>(done) / static_cast<double>(total));
-  }
-  const std::string detail = "end of the imported trace '" + file + "' (" + std::to_string(parsed->stats.lines) +
-                             " lines)";
-  if (auto c = out->commit({ES_END_STOPPED, detail, 0}); !c) return Error{c.error()};
-  return parsed->stats;
+  double next_progress = 0;
+  mapped->rewind();
+  link_trace_text(mapped->text(), options, *plan, [&](std::vector<es_record>& batch, double fraction) {
+    if (options.observer)
+      for (const es_record& r : batch) options.observer(r);
+    out->add(batch.data(), batch.size());
+    done += batch.size();
+    if (options.progress && (fraction >= next_progress || fraction >= 1.0)) {
+      options.progress(done, fraction);
+      next_progress = fraction + 0.01;
+    }
+  }, release);
+  const ImportStats& stats = plan->stats;
+  const std::string detail = "end of the imported trace '" + file + "' (" + std::to_string(stats.lines) + " lines)";
+  PartialRecording::SessionUpdate update;
+  update.kernel = stats.era;
+  update.config_json = import_config_json(stats, file);
+  if (auto c = out->commit({ES_END_STOPPED, detail, 0}, update); !c) return Error{c.error()};
+  return stats;
 }
 
 std::string json_escape(std::string_view s) {

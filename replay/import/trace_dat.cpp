@@ -1001,10 +1001,9 @@ Result<ImportStats> import_trace_dat_file(const std::string& file, const std::st
   TraceDatOptions in_process = options;
   in_process.isolate = false;
   auto st = read_dat(file, mapped->text(), file, in_process, [&](std::vector<es_record>& b) {
-    for (const es_record& r : b) {
-      if (options.import.observer) options.import.observer(r);
-      out->add(r);
-    }
+    if (options.import.observer)
+      for (const es_record& r : b) options.import.observer(r);
+    out->add(b.data(), b.size());  // one lock of the recorder's queue per batch
   });
   if (!st) return Error{st.error()};  // `out` removes DB.partial
   PartialRecording::SessionUpdate update;

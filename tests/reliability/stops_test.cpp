@@ -397,6 +397,69 @@ TEST(Stops, ImportOutOfSpaceDoesNotPointToTheRemovedPartialFile) {
   EXPECT_FALSE(fs::exists(db + ".partial"));
 }
 
+// Issue #18 writes an import's DB.partial with synchronous=OFF until it is finished (it is not
+// the user's file yet). What RELIABILITY.md promises still holds for a killed import: no DB at
+// all, and the DB.partial it leaves is a readable, incomplete recording of the batches it had
+// committed (a process kill loses nothing written to the OS, whatever the sync setting; WAL
+// keeps each batch's commit atomic). The next import replaces the stale DB.partial.
+TEST(Stops, KilledImportLeavesNoRecordingAndAReadablePartialFile) {
+  const std::string trace = es::test::process_tmp("kill_import.txt");
+  {
+    std::ofstream t(trace);
+    for (int i = 0; i < 100000; ++i) {
+      const int us = 100000 + i * 4;
+      t << " qemu-1234 [000] " << us / 1000000 + 100 << "." << std::to_string(us % 1000000 + 1000000).substr(1)
+        << ": kvm_exit: vcpu 0 reason EPT_VIOLATION rip 0x" << std::hex << 0x1000 + (i & 0xfff) << std::dec
+        << " info1 0x0000000000000182 info2 0x00000000800000ec intr_info 0x00000000 error_code 0x00000000\n";
+      t << " qemu-1234 [000] " << us / 1000000 + 100 << "." << std::to_string(us % 1000000 + 1000001).substr(1)
+        << ": kvm_inj_virq: IRQ 0xec [reinjected]\n";
+      t << " qemu-1234 [000] " << us / 1000000 + 100 << "." << std::to_string(us % 1000000 + 1000002).substr(1)
+        << ": kvm_entry: vcpu 0, rip 0x" << std::hex << 0x1000 + (i & 0xfff) << std::dec << "\n";
+    }
+  }
+  const std::string db = es::test::process_tmp("killed_import.db");
+  const std::string partial = db + ".partial";
+  remove_db(db);
+  remove_db(partial);
+  Spawned p = spawn_cli({"import", trace, "--quiet", "-o", db});
+  // Killed once the first batches are committed, long before the end (300 k lines).
+  bool committed = false;
+  for (int i = 0; i < 1000 && !committed; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    sqlite3* h = nullptr;
+    if (fs::exists(partial) && sqlite3_open_v2(partial.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+      sqlite3_stmt* st = nullptr;
+      committed = sqlite3_prepare_v2(h, "SELECT count(*) FROM events", -1, &st, nullptr) == SQLITE_OK &&
+                  sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
+      sqlite3_finalize(st);
+    }
+    sqlite3_close_v2(h);
+  }
+  ASSERT_TRUE(committed) << "no committed batch seen in " << partial << ": " << es::test::slurp(p.err_path);
+  ASSERT_EQ(::kill(p.pid, SIGKILL), 0);
+  ASSERT_EQ(wait_for(p.pid, std::chrono::seconds(10)), 128 + SIGKILL) << "the import ended before it was killed";
+  EXPECT_FALSE(fs::exists(db));
+  ASSERT_TRUE(fs::exists(partial));
+  const CliRun info = run_cli("info " + quoted(partial));
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find("INCOMPLETE"), std::string::npos) << info.out;
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(partial.c_str(), &h, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "ok");
+  sqlite3_finalize(st);
+  sqlite3_close_v2(h);
+  // The next import of the same file replaces the stale DB.partial and completes.
+  const CliRun again = run_cli("import " + quoted(trace) + " --quiet -o " + quoted(db));
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_FALSE(fs::exists(partial));
+  const CliRun done = run_cli("info " + quoted(db));
+  EXPECT_EQ(done.code, 0) << done.err;
+  EXPECT_EQ(done.out.find("INCOMPLETE"), std::string::npos) << done.out;
+}
+
 // Issue #17 item 9: a current (v2) recording whose user_version was set to 1 was answered with
 // advice to migrate it to "a writable NEW.db", which cannot help. Expected: one sentence that
 // the file's tables do not fit the version it claims, and no such advice.

@@ -1,0 +1,172 @@
+/* SQLite's ceiling on this machine for the rows exitscope writes (issue #18): a bare C program
+ * that writes the same events rows, the same chain membership rows and one row per chain into a
+ * file with the same schema (schema/v1.sql + v2.sql, read at run time) and builds the same
+ * indexes (schema/v1_indexes.sql). The import and record figures in BENCHMARKS.md are ratios
+ * to this program's whole-process time, measured in the same run (bench/anchor/anchor_e2e.sh).
+ *
+ *   sqlite_anchor dump REC.db ROWS.bin       rows of an exitscope recording -> a flat file
+ *                                            (not timed: the input of `write`)
+ *   sqlite_anchor write ROWS.bin OUT.db [--journal wal|off]
+ *
+ * `write` maps ROWS.bin and inserts every event with one prepared statement, one
+ * transaction per 16 384 events (the recorder's batch), then builds the indexes (with the cache and
+ * sorter threads schema::create_indexes sets) and leaves WAL
+ * for a rollback journal as a finished recording does. --journal wal (default): WAL with
+ * synchronous=NORMAL, what exitscope uses while writing. --journal off: no journal, no sync,
+ * one transaction: what SQLite can do with no crash consistency at all (a higher ceiling).
+ * What it does not do: parse anything, link chains or decide outcomes (chain rows carry the
+ * counts, the outcome is a fixed word), hash the input, rename a partial file.
+ */
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { kCols = 22, kBatch = 16384 }; /* events columns id .. code_id (text is NULL for these rows) */
+
+static const char* kColumns =
+    "id, kind, level, hv_level, vcpu, time_ns, reason, flags, cause, origin, rip, qualification, guest_linear, "
+    "guest_phys, intr_info, intr_error, idt_vectoring_info, idt_vectoring_error, instr_len, aux, aux64, code_id";
+
+static int die(sqlite3* db, const char* what) {
+  fprintf(stderr, "sqlite_anchor: %s: %s\n", what, db ? sqlite3_errmsg(db) : "cannot open");
+  exit(1);
+}
+
+static char* read_text(const char* path) {
+  FILE* f = fopen(path, "rb");
+  if (!f) {
+    fprintf(stderr, "sqlite_anchor: cannot read %s\n", path);
+    exit(1);
+  }
+  fseek(f, 0, SEEK_END);
+  const long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char* s = malloc((size_t)n + 1);
+  if (!s || fread(s, 1, (size_t)n, f) != (size_t)n) exit(1);
+  s[n] = 0;
+  fclose(f);
+  return s;
+}
+
+static void exec_file(sqlite3* db, const char* name) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", ES_SCHEMA_DIR, name);
+  char* sql = read_text(path);
+  if (sqlite3_exec(db, sql, 0, 0, 0) != SQLITE_OK) die(db, name);
+  free(sql);
+}
+
+static int dump(const char* in, const char* out) {
+  sqlite3* db = 0;
+  if (sqlite3_open_v2(in, &db, SQLITE_OPEN_READONLY, 0) != SQLITE_OK) die(db, in);
+  char sql[1024];
+  snprintf(sql, sizeof sql, "SELECT %s FROM events ORDER BY id", kColumns);
+  sqlite3_stmt* st = 0;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, 0) != SQLITE_OK) die(db, "select");
+  FILE* f = fopen(out, "wb");
+  if (!f) return 1;
+  uint64_t n = 0;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    int64_t row[kCols];
+    for (int i = 0; i < kCols; ++i) row[i] = sqlite3_column_int64(st, i);
+    fwrite(row, sizeof row, 1, f);
+    ++n;
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  fclose(f);
+  printf("%llu rows\n", (unsigned long long)n);
+  return 0;
+}
+
+static void step(sqlite3* db, sqlite3_stmt* st) {
+  if (sqlite3_step(st) != SQLITE_DONE) die(db, "insert");
+  sqlite3_reset(st);
+}
+
+static int write_rows(const char* in, const char* out, int journal_off) {
+  const int fd = open(in, O_RDONLY);
+  struct stat sb;
+  if (fd < 0 || fstat(fd, &sb) != 0) return 1;
+  const size_t n = (size_t)sb.st_size / (kCols * sizeof(int64_t));
+  const int64_t* rows = n ? mmap(0, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : 0;
+  if (n && rows == MAP_FAILED) return 1;
+  unlink(out);
+  sqlite3* db = 0;
+  if (sqlite3_open(out, &db) != SQLITE_OK) die(db, out);
+  const char* pragmas = journal_off ? "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF"
+                                    : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL";
+  if (sqlite3_exec(db, pragmas, 0, 0, 0) != SQLITE_OK) die(db, "pragmas");
+  exec_file(db, "v1.sql");
+  exec_file(db, "v2.sql");
+  char sql[1024];
+  snprintf(sql, sizeof sql, "INSERT INTO events (%s) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", kColumns);
+  sqlite3_stmt *ev = 0, *chain = 0;
+  if (sqlite3_prepare_v2(db, sql, -1, &ev, 0) != SQLITE_OK) die(db, "prepare events");
+  if (sqlite3_prepare_v2(db,
+                         "INSERT INTO chains (id, root_event, vector, type, level, outcome, first_event, last_event, "
+                         "event_count, inferred) VALUES (?, ?, 0, 0, 1, 'delivered', ?, ?, ?, 1)",
+                         -1, &chain, 0) != SQLITE_OK)
+    die(db, "prepare chains");
+  sqlite3_exec(db, "BEGIN", 0, 0, 0);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t* r = rows + i * kCols;
+    for (int c = 0; c < kCols - 1; ++c) sqlite3_bind_int64(ev, c + 1, r[c]);
+    if (r[kCols - 1]) sqlite3_bind_int64(ev, kCols, r[kCols - 1]);
+    else sqlite3_bind_null(ev, kCols);
+    step(db, ev);
+    if (!journal_off && (i + 1) % kBatch == 0) {
+      if (sqlite3_exec(db, "COMMIT; BEGIN", 0, 0, 0) != SQLITE_OK) die(db, "commit");
+    }
+  }
+  if (sqlite3_exec(db, "COMMIT", 0, 0, 0) != SQLITE_OK) die(db, "commit");
+  /* The index build with the settings schema::create_indexes uses (a 256 MiB cache so the sorter
+   * keeps the keys in memory, two sorter threads): the ceiling gets the same tuning. */
+  if (sqlite3_exec(db, "PRAGMA cache_size = -262144; PRAGMA threads = 2", 0, 0, 0) != SQLITE_OK) die(db, "pragmas");
+  exec_file(db, "v1_indexes.sql");
+  /* Chain membership copied in (chain, event) order through events_origin: the cheapest way
+   * found to fill the WITHOUT ROWID table (inserting each member beside its event was slower
+   * with many chains open at once). Then one chains row per chain, then the vcpus rows. */
+  if (sqlite3_exec(db, "BEGIN; INSERT INTO chain_events (chain_id, event_id) SELECT origin, id FROM events "
+                       "WHERE origin != 0 ORDER BY origin, id", 0, 0, 0) != SQLITE_OK)
+    die(db, "chain_events");
+  sqlite3_stmt* agg = 0;
+  if (sqlite3_prepare_v2(db, "SELECT chain_id, min(event_id), max(event_id), count(*) FROM chain_events GROUP BY chain_id",
+                         -1, &agg, 0) != SQLITE_OK)
+    die(db, "chains");
+  while (sqlite3_step(agg) == SQLITE_ROW) {
+    sqlite3_bind_int64(chain, 1, sqlite3_column_int64(agg, 0));
+    sqlite3_bind_int64(chain, 2, sqlite3_column_int64(agg, 0));
+    sqlite3_bind_int64(chain, 3, sqlite3_column_int64(agg, 1));
+    sqlite3_bind_int64(chain, 4, sqlite3_column_int64(agg, 2));
+    sqlite3_bind_int64(chain, 5, sqlite3_column_int64(agg, 3));
+    step(db, chain);
+  }
+  sqlite3_finalize(agg);
+  if (sqlite3_exec(db, "INSERT INTO vcpus (vcpu, first_event, last_event, event_count) "
+                       "SELECT vcpu, min(id), max(id), count(*) FROM events GROUP BY vcpu; COMMIT", 0, 0, 0) != SQLITE_OK)
+    die(db, "vcpus");
+  sqlite3_finalize(ev);
+  sqlite3_finalize(chain);
+  if (!journal_off && sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE", 0, 0, 0) != SQLITE_OK)
+    die(db, "journal_mode");
+  sqlite3_close(db);
+  printf("%zu events\n", n);
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  if (argc >= 4 && strcmp(argv[1], "dump") == 0) return dump(argv[2], argv[3]);
+  if (argc >= 4 && strcmp(argv[1], "write") == 0) {
+    const int off = argc >= 6 && strcmp(argv[4], "--journal") == 0 && strcmp(argv[5], "off") == 0;
+    return write_rows(argv[2], argv[3], off);
+  }
+  fprintf(stderr, "usage: sqlite_anchor dump REC.db ROWS.bin | write ROWS.bin OUT.db [--journal wal|off]\n");
+  return 2;
+}
