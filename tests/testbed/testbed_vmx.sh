@@ -129,8 +129,10 @@ echo c > "$v/bochs.rc"
 echo "testbed_vmx: booting $kver under Bochs (cpu corei7_skylake_x, ips $ips); runs (scenario.attach): $runs"
 start=$(date +%s)
 # Bochs ends by itself when the machine powers off; it is stopped once the results' end marker is
-# on COM2, or after 15 minutes.
-timeout 900 bochs -q -f "$v/bochsrc" -rc "$v/bochs.rc" > "$out/bochs-stdout.txt" 2>&1 < /dev/null &
+# on COM2, or after 30 minutes (about 4 on an idle machine; 15 were not enough for all seven runs
+# when six builds shared the 2 cores).
+limit=1800
+timeout $limit bochs -q -f "$v/bochsrc" -rc "$v/bochs.rc" > "$out/bochs-stdout.txt" 2>&1 < /dev/null &
 bochs_pid=$!
 # The host's clock beside each line of init_bochs / inner.sh as it appears on the console (the
 # machine's own uptime runs at Bochs's emulated pace): where the wall time goes (BENCHMARKS.md).
@@ -151,8 +153,10 @@ while kill -0 $bochs_pid 2>/dev/null; do
   sleep 1
 done
 wait $bochs_pid 2>/dev/null
+rc=$?
 progress
 echo "testbed_vmx: Bochs ran $(( $(date +%s) - start )) s; console: $out/console.txt"
+[ $rc = 124 ] && echo "testbed_vmx: Bochs was stopped after $limit s: the machine had not sent its results"
 sed -n '/^=====tb-out-begin=====/,/^=====tb-out-end=====/p' "$out/com2.txt" 2>/dev/null | grep -v '^=====' |
   tr -d '\r' | base64 -d 2>/dev/null | tar -xzf - -C "$out" 2>/dev/null
 [ -f "$out/env.txt" ] || { echo "testbed_vmx: FAILED: no results came back from the machine (see $out/console.txt, $out/bochs.log)"; exit 1; }
