@@ -134,13 +134,18 @@ start=$(date +%s)
 limit=1800
 timeout $limit bochs -q -f "$v/bochsrc" -rc "$v/bochs.rc" > "$out/bochs-stdout.txt" 2>&1 < /dev/null &
 bochs_pid=$!
+# Stopped (CTest's timeout, Ctrl-C): Bochs goes too.
+trap 'kill $bochs_pid 2>/dev/null; exit 1' INT TERM
 # The host's clock beside each line of init_bochs / inner.sh as it appears on the console (the
 # machine's own uptime runs at Bochs's emulated pace): where the wall time goes (BENCHMARKS.md).
 # Bochs's own CPU seconds too: on a shared machine they, not the wall time, say what a run costs.
 seen=0 hz=$(getconf CLK_TCK)
 progress() {
-  local lines cpu p
-  lines=$(grep -E '^(tb-init|inner):' "$out/console.txt" 2>/dev/null | tr -d '\r')
+  local text lines cpu p
+  # Whole lines only: the last one may still be arriving.
+  text=$(cat "$out/console.txt" 2>/dev/null; echo x); text=${text%x}
+  if [ "${text: -1}" != $'\n' ]; then case "$text" in *$'\n'*) text=${text%$'\n'*} ;; *) text="" ;; esac; fi
+  lines=$(echo "$text" | grep -E '^(tb-init|inner):' | tr -d '\r')
   [ -n "$lines" ] || return 0
   p=$(pgrep -P $bochs_pid | head -n 1)
   cpu=$( [ -n "$p" ] && awk -v hz="$hz" '{printf ", Bochs CPU %d s", ($14 + $15) / hz}' /proc/$p/stat 2>/dev/null)
