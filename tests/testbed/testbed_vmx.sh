@@ -11,8 +11,10 @@
 # Runs as testbed.sh: every scenario with the first --attach method, pio and npf with the others
 # (--all: every scenario with every method). Bochs has no 9p: the initramfs carries exitscope
 # (stripped, with the shared libraries ldd names), and the results come back on COM2
-# (init_bochs). Kept under DIR: the kernel package and its unpacked files (shared with
-# testbed.sh), DIR/vmx (initramfs, CD image, Bochs config) and DIR/vmx-out (console, log, runs).
+# (init_bochs). Kept under DIR: the kernel package (DIR/deb, shared with testbed.sh, whose
+# unpacked kernel is used when it is there), DIR/vmx (the kernel's part this machine needs when
+# testbed.sh has not unpacked it, initramfs, CD image, Bochs config) and DIR/vmx-out (console,
+# log, runs).
 # Exit 0: every check passed; 1: a check failed; 77: this machine cannot run it (the sentence
 # says why; CTest shows it as skipped).
 set -uo pipefail
@@ -49,9 +51,11 @@ busybox=/bin/busybox
 command -v cpio >/dev/null || skip "cpio is not installed (package cpio)"
 
 mkdir -p "$cache"; cache=$(readlink -f "$cache")
-# The kernel: the same package and unpacked files as testbed.sh (DIR/deb, DIR/kernel); only
-# the part this machine loads is unpacked when testbed.sh has not done it already.
+# The kernel: the same package as testbed.sh (DIR/deb) and its unpacked files (DIR/kernel) when
+# it has unpacked them; otherwise only what this machine loads, into DIR/vmx/kernel (DIR/kernel
+# is testbed.sh's: it takes a kernel there as complete).
 kdir=$cache/kernel
+ls "$kdir"/boot/vmlinuz-* "$kdir"/lib/modules/*/kernel/arch/x86/kvm/kvm-intel.ko >/dev/null 2>&1 || kdir=$cache/vmx/kernel
 if ! ls "$kdir"/boot/vmlinuz-* "$kdir"/lib/modules/*/kernel/arch/x86/kvm/kvm-intel.ko >/dev/null 2>&1; then
   pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')
   [ -n "$pkg" ] || skip "apt does not know linux-image-amd64 (run 'apt-get update' first)"
