@@ -1,5 +1,6 @@
 #!/bin/bash
-# Runs inside the test bed's emulated machine (as root, in a chroot of the host's root).
+# Runs inside the test bed's emulated machine (as root; on SVM in a chroot of the host's root,
+# on VMX in Bochs's self-contained initramfs).
 # For each scenario of tb-kvm-guest: a tracefs instance records the kvm events while
 # `exitscope record --kvm` records the same run. Writes OUT/<scenario>.{db,ftrace.txt,record.txt,
 # guest.txt} and OUT/env.txt; testbed.sh compares them on the host. SQLite's WAL needs shared
@@ -11,13 +12,15 @@ OUT=$1
 W=/tmp/tb-work; mkdir -p "$W"
 {
   echo "kernel $(uname -r)"
-  grep -m1 -o -w svm /proc/cpuinfo | sed 's/^/cpu flag /'
-  for p in /sys/module/kvm_amd/parameters/npt /sys/module/kvm_amd/parameters/nested; do
+  grep -m1 -o -w -E 'svm|vmx' /proc/cpuinfo | sed 's/^/cpu flag /'
+  for p in /sys/module/kvm_amd/parameters/npt /sys/module/kvm_amd/parameters/nested \
+           /sys/module/kvm_intel/parameters/ept /sys/module/kvm_intel/parameters/unrestricted_guest \
+           /sys/module/kvm_intel/parameters/nested; do
     [ -f $p ] && echo "$p $(cat $p)"
   done
   [ -c /dev/kvm ] && echo "dev-kvm yes" || echo "dev-kvm no"
 } > "$OUT/env.txt"
-if [ ! -c /dev/kvm ]; then echo "inner: /dev/kvm is missing (kvm_amd did not load)"; exit 0; fi
+if [ ! -c /dev/kvm ]; then echo "inner: /dev/kvm is missing (kvm_amd / kvm_intel did not load)"; exit 0; fi
 T=/sys/kernel/tracing/instances/exitscope-tb
 for n in $RUNS; do
     s=${n%%.*} att=${n#*.}

@@ -1,4 +1,5 @@
-# tests/testbed/check.sh: `exitscope events` lines -> normalized events (see check.sh).
+# tests/testbed/check.sh: `exitscope events` lines -> normalized events (see check.sh);
+# -v vendor=vmx as in norm_ftrace.awk.
 function val(key,   i) { for (i = 1; i <= NF; i++) if (index($i, key "=") == 1) return substr($i, length(key) + 2); return "" }
 function hex(s) { sub(/^0x0*/, "", s); return "0x" (s == "" ? "0" : tolower(s)) }
 {
@@ -10,6 +11,12 @@ function hex(s) { sub(/^0x0*/, "", s); return "0x" (s == "" ? "0" : tolower(s)) 
     vec = "-"
     if (match($0, /vectoring=[^=]* (gpa|rip|exitinfo2)=/)) {
       vec = substr($0, RSTART + 10, RLENGTH - 10); sub(/ [a-z0-9]+=$/, "", vec)
+    }
+    if (vendor == "vmx") {  # -v vendor=vmx: as norm_ftrace.awk, the exit interruption info too
+      intr = "-"
+      if (match($0, /intr=[^=]* (vectoring|gpa|rip)=/)) { intr = substr($0, RSTART + 5, RLENGTH - 5); sub(/ [a-z0-9]+=$/, "", intr) }
+      printf "exit %s rip=%s info1=%s info2=- vec=%s intr=%s\n", reason, hex(val("rip")), info1, vec, intr
+      next
     }
     printf "exit %s rip=%s info1=%s info2=%s vec=%s\n", reason, hex(val("rip")), info1, info2, vec
     if ($3 ~ /^L2/) printf "l2 %s rip=%s\n", reason, hex(val("rip"))  # kvm_nested_vmexit
