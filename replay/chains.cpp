@@ -185,6 +185,11 @@ struct MemberScan {
 
   void add(const es_record& r, arch::EntryIntrInfo original, uint64_t chain_id) {
     if (is_triple_fault_exit(r) && !triple) triple = r.id;
+    // KVM_EXIT_SHUTDOWN (8) in the chain: KVM made the triple fault itself (a fault while
+    // delivering #DF that it intercepted; SDM Vol. 3A 6.15), no shutdown exit of the CPU.
+    if (r.kind == ES_KIND_CONTEXT && r.reason == ES_CONTEXT_USERSPACE_EXIT && r.qualification == 8 &&
+        r.intr_error == 0 && !triple)
+      triple = r.id;
     if (r.kind == ES_KIND_DELIVERY && same_event(arch::EntryIntrInfo(r.intr_info), original)) delivered = r.id;
     // An exit whose IDT-vectoring info names the event, then an entry injecting it again: it
     // was reinjected (a dropped exception the CPU regenerates is not).
@@ -341,7 +346,7 @@ Result<ChainContext> load_context(db::Db& db, const std::vector<uint64_t>* only 
   const int64_t df_word = int64_t{arch::EntryIntrInfo::make(arch::kDF, arch::InterruptionType::HardwareException).raw()};
   const std::string effects =
       "e.cause != 0 AND ((e.kind = ? AND (e.intr_info & 2147485695) = ?) OR "
-      "(e.kind IN (?, ?) AND (e.reason & 65535) = 2))";
+      "(e.kind IN (?, ?) AND (((e.flags & ?) = 0 AND (e.reason & 65535) = 2) OR ((e.flags & ?) != 0 AND e.reason = ?))))";
   auto add_effect = [&](const Event& e) {
     bool df = false, tf = false;
     if (ends_by_effect(e.rec, df, tf)) {
@@ -350,7 +355,10 @@ Result<ChainContext> load_context(db::Db& db, const std::vector<uint64_t>* only 
     }
     return true;
   };
-  const std::vector<int64_t> effect_binds = {ES_KIND_RAISE, df_word, ES_KIND_VM_EXIT, ES_KIND_NESTED_EXIT};
+  // Triple-fault exits as is_triple_fault_exit() names them: VMX basic reason 2, SVM shutdown.
+  const std::vector<int64_t> effect_binds = {ES_KIND_RAISE,       df_word,     ES_KIND_VM_EXIT,
+                                             ES_KIND_NESTED_EXIT, ES_FLAG_SVM, ES_FLAG_SVM,
+                                             static_cast<int64_t>(arch::SvmExitCode::Shutdown)};
   if (!only) {
     r = query_events(db, effects, effect_binds, add_effect);
     if (!r) return make_error(r.error());
@@ -621,12 +629,12 @@ void ChainBuilder::add(const es_record& r) {
   st.last_id = r.id;
   st.recent[r.id & (State::kRecent - 1)] = {r.id, r.origin};
   if (r.kind == ES_KIND_RUN_END) st.ctx.run_ends.push_back(Event{r, 0});
-  // Effects that end another event's life, keyed by their cause, as load_context selects them:
-  // its SQL keeps exits whose basic reason is 2 only, so an SVM shutdown (0x7f) is not one.
+  // Effects that end another event's life, keyed by their cause, as load_context selects them
+  // (a VMX triple-fault exit or an SVM shutdown).
   bool df = false, tf = false;
   if (ends_by_effect(r, df, tf)) {
     if (df) st.ctx.double_fault_by_cause.emplace(r.cause, r.id);
-    if (tf && (r.reason & 0xffff) == 2) st.ctx.triple_fault_by_cause.emplace(r.cause, r.id);
+    if (tf) st.ctx.triple_fault_by_cause.emplace(r.cause, r.id);
   }
   if (r.origin == 0) return;
   // A root caused inside another chain's delivery window interrupts that chain (load_context).

@@ -104,6 +104,7 @@ class KvmEventLinker {
     uint8_t entered_level = 1;
     bool exit_level_seen = false;
     int32_t thread = -1;  // the host thread that runs this vCPU (one per vCPU, for its lifetime)
+    bool delivery_faulted = false;  // the open exit is a fault raised by the chain's own delivery
     // Forgets the event in flight, keeps the levels and the open exit.
     void reset_event() {
       phase = Phase::Idle;

@@ -483,6 +483,24 @@ TEST(RealTraces, SvmGpThenDoubleFaultThenShutdown) {
   ASSERT_EQ(ue.size(), 1u);
   EXPECT_EQ(ue[0].qualification, 8u);  // KVM_EXIT_SHUTDOWN
   EXPECT_EQ(run_cli("check '" + db + "'").code, 0);
+  // The story, written from the SDM and KVM before the linker was taught it: the #GP exits name
+  // the gate of the event just injected (error code 0x6a = IDT entry 13, 0x42 = IDT entry 8, bit 1
+  // set: SDM Vol. 3A 6.13), so neither #GP nor #DF was delivered; KVM merged the #GP raised while
+  // delivering #GP into #DF (kvm_multiple_exception, Table 6-5) and the #GP raised while
+  // delivering #DF into a triple fault (KVM_EXIT_SHUTDOWN, 6.15). One chain: #GP, its #DF raise,
+  // and the shutdown; its outcome a triple fault, and no delivery anywhere. (Before, both were
+  // "delivered", each on an inferred delivery.)
+  EXPECT_TRUE(im.of_kind(ES_KIND_DELIVERY).empty());
+  const auto raises = im.of_kind(ES_KIND_RAISE);
+  ASSERT_EQ(raises.size(), 2u);
+  EXPECT_EQ(raises[1].intr_info & 0xff, arch::kDF);
+  EXPECT_EQ(raises[1].origin, raises[0].id);  // the #DF is raised in the #GP's chain
+  EXPECT_EQ(ue[0].origin, raises[0].id);
+  const CliRun chains = run_cli("chains '" + db + "'");
+  ASSERT_EQ(chains.code, 0) << chains.err;
+  EXPECT_TRUE(has(chains.out, "chain 4: #GP")) << chains.out;
+  EXPECT_TRUE(has(chains.out, "outcome:     triple fault")) << chains.out;
+  EXPECT_FALSE(has(chains.out, "delivered")) << chains.out;
 }
 
 TEST(RealTraces, NestedVmwarePortIoIsLevelTwoAndNotALoop) {
