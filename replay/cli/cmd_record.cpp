@@ -92,6 +92,31 @@ extern "C" void on_stop_signal(int) {
   if (g_running) g_running->request_stop();
 }
 
+// Ctrl-C / SIGTERM stop the run from the moment the machine exists, before the recording is
+// even opened (a signal then makes run() end at once, "stopped", with the recording finished;
+// before, a Ctrl-C between the session row and the run killed the process, exit 130, as
+// reliability.Stops.SigintStopsAGuestThatNeverExits caught under load); the previous handlers
+// come back after the run, or however the command returns.
+struct StopSignals {
+  explicit StopSignals(es::hv::Machine& m) {
+    g_running = &m;
+    old_int = std::signal(SIGINT, on_stop_signal);
+    old_term = std::signal(SIGTERM, on_stop_signal);
+  }
+  ~StopSignals() { restore(); }
+  // After the run: a signal during the recording's finish ends the process as before.
+  void restore() {
+    if (!g_running) return;
+    std::signal(SIGINT, old_int);
+    std::signal(SIGTERM, old_term);
+    g_running = nullptr;
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+  void (*old_int)(int) = SIG_DFL;
+  void (*old_term)(int) = SIG_DFL;
+};
+
 const char* end_reason_text(uint32_t r) {
   switch (r) {
     case ES_END_GUEST_EXIT: return "guest exit";
@@ -405,6 +430,7 @@ int cmd_record(int argc, char** argv) {
     std::fprintf(stderr, "exitscope record: cannot load guest '%s': %s.\n", info.guest_path.c_str(), error.c_str());
     return 2;
   }
+  StopSignals stop_signals(vmm);
   // Your plugins load before the recording exists: one that cannot load stops the command with
   // nothing recorded. Subscribed before the recorder, they see each record first; one that
   // crashes is switched off and the run stopped, the record it crashed on still recorded.
@@ -435,13 +461,8 @@ int cmd_record(int argc, char** argv) {
   if (!quiet)
     std::fprintf(stderr, "recording %s into %s ...\n",
                  scenario_name ? scenario_name->c_str() : guest_path->c_str(), output->c_str());
-  g_running = &vmm;
-  auto old_int = std::signal(SIGINT, on_stop_signal);
-  auto old_term = std::signal(SIGTERM, on_stop_signal);
   const es::hv::RunResult r = vmm.run();
-  std::signal(SIGINT, old_int);
-  std::signal(SIGTERM, old_term);
-  g_running = nullptr;
+  stop_signals.restore();
   checker.finish();  // end-of-run rules (event-lost) emit before the recorder finishes
   // The session stores the reason code and, when there is more to say, one sentence.
   es::recorder::RunEnd end{r.end_reason, r.message, 0};
