@@ -9,7 +9,7 @@
 set -u
 OUT=$1
 . "$OUT/config"
-W=/tmp/tb-work; mkdir -p "$W"
+W=${TMPDIR:-/tmp}/tb-work; mkdir -p "$W"
 {
   echo "kernel $(uname -r)"
   grep -m1 -o -w -E 'svm|vmx' /proc/cpuinfo | sed 's/^/cpu flag /'
