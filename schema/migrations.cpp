@@ -300,7 +300,7 @@ Result<void> migrate_copy(db::Db& src, const std::string& dest) {
   return {};
 }
 
-Result<void> create_indexes(db::Db& db) {
+Result<void> create_indexes(db::Db& db, const std::function<void()>& after_each) {
   // Each CREATE INDEX scans the table and sorts its keys. With SQLite's default 2 MB cache the
   // sorter spills to temporary files; a 256 MiB cache (pages are taken only as needed) keeps a
   // few million events' keys in memory, and two sorter threads share the merge. ~30 % less
@@ -309,7 +309,22 @@ Result<void> create_indexes(db::Db& db) {
   (void)db.exec("PRAGMA cache_size = -262144");
   (void)db.exec("PRAGMA threads = 2");
   std::string error;
-  if (!db.exec(v1_indexes_sql())) error = describe_sqlite_error(db, "indexing");
+  const std::string sql(v1_indexes_sql());
+  const char* next = sql.c_str();
+  while (error.empty() && *next) {
+    sqlite3_stmt* st = nullptr;
+    const char* tail = nullptr;
+    if (sqlite3_prepare_v2(db.get(), next, -1, &st, &tail) != SQLITE_OK) {
+      error = describe_sqlite_error(db, "indexing");
+      break;
+    }
+    next = tail;
+    if (!st) continue;  // whitespace or a comment
+    const int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) error = describe_sqlite_error(db, "indexing");
+    else if (after_each) after_each();
+  }
   if (cache) (void)db.exec("PRAGMA cache_size = " + std::to_string(*cache));
   if (!error.empty()) return make_error(error);
   return {};

@@ -5,6 +5,7 @@
 // `exitscope migrate --in-place` migrates the original (migrate on a writable handle).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -37,8 +38,10 @@ Result<void> migrate(db::Db& db, const std::string& source_file = "");
 // current recording or absent; an existing `dest` is replaced. `src` is not modified.
 Result<void> migrate_copy(db::Db& src, const std::string& dest);
 
-// Builds the indexes (end of a recording; idempotent).
-Result<void> create_indexes(db::Db& db);
+// Builds the indexes (end of a recording; idempotent), one statement (one transaction) at a
+// time; `after_each`, if given, runs after each index is committed (the recorder checkpoints
+// there, so readers open during the finish do not make the WAL hold every index at once).
+Result<void> create_indexes(db::Db& db, const std::function<void()>& after_each = {});
 
 // One sentence for a SQLite failure on `path` while doing `what` (maps NOTADB / CORRUPT /
 // READONLY / CANTOPEN / FULL to advice). `sys_errno` (db::Db::system_errno) names the cause

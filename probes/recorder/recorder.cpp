@@ -27,7 +27,22 @@ constexpr std::string_view kInsertEvent =
 
 std::string quote_path(const std::string& p) { return "'" + p + "'"; }
 
-constexpr uint64_t kWalRestartBytes = 64ull << 20;
+constexpr uint64_t kDefaultWalRestartBytes = 64ull << 20;
+
+// The WAL size past which the writer forces a RESTART checkpoint (checkpoint_if_large).
+// EXITSCOPE_WAL_RESTART_BYTES (a positive byte count, at least 64 KiB) overrides the 64 MiB
+// default: the reliability test uses it to show the bound on a recording of tens of MB rather
+// than of gigabytes (RELIABILITY.md "WAL growth with readers"). Anything else is ignored.
+uint64_t wal_restart_bytes() {
+  static const uint64_t bytes = [] {
+    const char* v = std::getenv("EXITSCOPE_WAL_RESTART_BYTES");
+    if (!v || !*v) return kDefaultWalRestartBytes;
+    char* end = nullptr;
+    const unsigned long long n = std::strtoull(v, &end, 10);
+    return (*end == '\0' && n >= (64ull << 10)) ? static_cast<uint64_t>(n) : kDefaultWalRestartBytes;
+  }();
+  return bytes;
+}
 
 // Removes the old recording at `path` and its -wal / -shm / -journal files before a --force
 // replaces it. Only regular files are removed: anything else is not ours to unlink.
@@ -110,7 +125,7 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path, const 
   mode = db::Stmt();
   // The WAL file is cut back to this size whenever it restarts (checkpoint_if_large).
   if (auto r = db.exec(std::string("PRAGMA synchronous=") + (options.not_yet_users_file ? "OFF" : "NORMAL") +
-                       "; PRAGMA journal_size_limit=" + std::to_string(kWalRestartBytes));
+                       "; PRAGMA journal_size_limit=" + std::to_string(wal_restart_bytes()));
       !r)
     return make_error(schema::describe_sqlite_error(path, "configuring", db.errcode(), r.error()));
   if (auto r = schema::migrate(db); !r) return make_error(r.error());
@@ -394,7 +409,7 @@ Result<void> Recorder::finish(const RunEnd& end) {
   // From here on what is written must reach the disk before the caller renames the file (the
   // final checkpoint syncs the WAL and the database file with NORMAL).
   if (options_.not_yet_users_file) (void)db_.exec("PRAGMA synchronous=NORMAL");
-  if (auto r = schema::create_indexes(db_); !r) return stopped(r.error());
+  if (auto r = schema::create_indexes(db_, [this] { checkpoint_if_large(); }); !r) return stopped(r.error());
   if (chains_) {
     // Decided while the rows were written; read back only if they came out of id order.
     auto r = chains_->exact() ? chains_->write() : replay::materialize_chains(db_);
@@ -491,14 +506,14 @@ void Recorder::make_self_contained() {
 
 // Readers during a recording (info, events, the GUI polling) keep SQLite's automatic PASSIVE
 // checkpoints from ever restarting the WAL, so it grew to 595 MB where 21 MB sufficed. Past
-// kWalRestartBytes a RESTART checkpoint waits briefly for the readers' current transactions
+// wal_restart_bytes() (64 MiB) a RESTART checkpoint waits briefly for the readers' current transactions
 // (they are short) so the next commit writes the WAL from its start again, and
 // journal_size_limit (set at open) truncates the file then. A reader that holds its
 // transaction longer only delays this to a later batch.
 void Recorder::checkpoint_if_large() {
   std::error_code ec;
   const auto wal = std::filesystem::file_size(path_ + "-wal", ec);
-  if (ec || wal < kWalRestartBytes) return;
+  if (ec || wal < wal_restart_bytes()) return;
   sqlite3_busy_timeout(db_.get(), 200);
   (void)sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
   sqlite3_busy_timeout(db_.get(), 5000);
