@@ -45,4 +45,6 @@ for n in $RUNS; do
     echo "inner: $n recorded in $(echo "$end $start" | awk '{printf "%.1f", $1 - $2}') s"
     cp "$W/$n.db" "$W/$n.record.txt" "$W/$n.ftrace.txt" "$OUT/" 2>/dev/null
 done
+# exitscope stats against perf kvm stat on one more run (perf_kvm.sh; checked by check.sh).
+[ -f "$(dirname "$0")/perf_kvm.sh" ] && bash "$(dirname "$0")/perf_kvm.sh" "$OUT" "$W"
 echo "inner: done"

@@ -1,7 +1,7 @@
 // tb-kvm-guest: the /dev/kvm programs of the real-KVM test bed (tests/testbed/README.md), one
 // real-mode guest per scenario, linked statically so the emulated machine needs nothing else.
 //
-//   tb-kvm-guest pio | irq | irq-npf | npf | triple
+//   tb-kvm-guest pio | irq | irq-npf | npf | triple | loop
 //
 // Prints "pid P", one line per exit to user space ("out PORT VALUE", "in PORT", "irq VECTOR"
 // when KVM_INTERRUPT was issued, "hlt", "shutdown"), then "done SCENARIO". Exit status 0 when
@@ -54,11 +54,13 @@ int main(int argc, char** argv) {
     if (scenario == "irq-npf") stack_sel = 0xF000;
   } else if (scenario == "npf") {
     blob = tb_guest_blobs_tb_npf, blob_size = tb_guest_blobs_tb_npf_size;
+  } else if (scenario == "loop") {  // perf_kvm.sh's workload: ~600 io exits from one VM
+    blob = tb_guest_blobs_tb_loop, blob_size = tb_guest_blobs_tb_loop_size;
   } else if (scenario == "triple") {
     blob = tb_guest_blobs_tb_triple, blob_size = tb_guest_blobs_tb_triple_size;
     expect_shutdown = true;
   } else {
-    std::fprintf(stderr, "tb-kvm-guest: give one scenario: pio, irq, irq-npf, npf or triple\n");
+    std::fprintf(stderr, "tb-kvm-guest: give one scenario: pio, irq, irq-npf, npf, triple or loop\n");
     return 2;
   }
 
@@ -73,7 +75,7 @@ int main(int argc, char** argv) {
 
   std::printf("pid %d\n", static_cast<int>(::getpid()));
   bool irq_pending = false;
-  for (int exits = 0; exits < 1000; ++exits) {
+  for (int exits = 0; exits < 2000; ++exits) {
     // KVM_INTERRUPT only when KVM says the guest can take it (IF=1, no shadow, nothing being
     // injected); otherwise ask for an interrupt-window exit (Documentation/virt/kvm/api.rst).
     run->request_interrupt_window = 0;
