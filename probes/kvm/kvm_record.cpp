@@ -314,7 +314,7 @@ class Workload {
 // (noted in the session).
 class VcpuMap {
  public:
-  int32_t resolve(const import::TraceLine& t, uint32_t tgid) {
+  int32_t resolve(const kvmtrace::KvmEvent& t, uint32_t tgid) {
     const int32_t tid = t.pid;
     if (t.vcpu >= 0) {
       by_tid_[tid] = t.vcpu;
@@ -531,7 +531,7 @@ int record_kvm(const RecordOptions& o) {
     std::vector<es_record> batch;
     while (spool.pop(chunk)) {
       for (const es_kvm_event& e : chunk) {
-        import::TraceLine t;
+        kvmtrace::KvmEvent t;
         if (!dec.decode(e, t)) {
           ++undecodable;
           continue;

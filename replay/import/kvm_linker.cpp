@@ -15,6 +15,8 @@ namespace {
 
 using arch::EntryIntrInfo;
 using arch::IdtVectoringInfo;
+using kvmtrace::Injection;
+using kvmtrace::Isa;
 
 bool same_event(uint32_t a, uint32_t b) {
   const EntryIntrInfo x(a), y(b);
@@ -23,20 +25,20 @@ bool same_event(uint32_t a, uint32_t b) {
 
 }  // namespace
 
-void KvmEventLinker::learn(const TraceLine& t, uint64_t line_no) {
+void KvmEventLinker::learn(const KvmEvent& t, uint64_t line_no) {
   const auto at = [&](std::string what) { return what + " (line " + std::to_string(line_no) + ")"; };
   const bool exit_line = t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit ||
                          t.event == TraceEvent::NestedVmexitInject;
-  if (exit_line && t.reason_known && !t.reason_numeric) (t.svm ? learned_svm_ : learned_vmx_) = true;
-  if ((t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit) && !t.svm && t.reason_known &&
-      !t.old_nested_format) {  // the old kvm_nested_vmexit's "int_info" says nothing of the era
-    const arch::ExitReason reason(t.reason);
+  if (exit_line && t.exit.reason && t.exit.isa != Isa::Unknown) (t.exit.svm() ? learned_svm_ : learned_vmx_) = true;
+  if ((t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit) && !t.exit.svm() && t.exit.reason &&
+      !t.exit.old_nested_format) {  // the old kvm_nested_vmexit's "int_info" says nothing of the era
+    const arch::ExitReason reason(*t.exit.reason);
     const std::string name(arch::exit_reason_name(reason.basic_number()));
-    if (t.exit_format == ExitFormat::IntrInfo) {
+    if (t.exit.format == ExitFormat::IntrInfo) {
       newer_kernel_.add(line_no, at("kvm_exit prints intr_info, Linux 5.10+"));
-    } else if (t.exit_format == ExitFormat::InfoPair) {
+    } else if (t.exit.format == ExitFormat::InfoPair) {
       ++info_pair_exits_;
-      const bool valid = (t.info2 >> 31) & 1;
+      const bool valid = (t.exit.info2.value_or(0) >> 31) & 1;
       const bool exception = reason.is(arch::BasicExitReason::ExceptionOrNmi);
       const bool external = reason.is(arch::BasicExitReason::ExternalInterrupt);
       // SDM Vol. 3C 28.2.2 "Information for VM Exits Due to Vectored Events": the VM-exit
@@ -54,19 +56,19 @@ void KvmEventLinker::learn(const TraceLine& t, uint64_t line_no) {
   }
   // Print formats of Linux 5.19+ (kvm_inj_virq "IRQ 0x.. [reinjected]", kvm_inj_exception
   // without the error code it does not deliver) and 6.14+ (kvm_entry intr_info).
-  if ((t.event == TraceEvent::InjVirq || t.event == TraceEvent::InjException) && t.reinjected_printed_era)
+  if ((t.event == TraceEvent::InjVirq || t.event == TraceEvent::InjException) && t.injected && t.injected->reinjected_printed_era)
     newer_kernel_.add(line_no, at(std::string(to_string(t.event)) + " in the Linux 5.19+ format"));
-  if (t.event == TraceEvent::Entry && t.has_intr_info) newer_kernel_.add(line_no, at("kvm_entry prints intr_info, Linux 6.14+"));
+  if (t.event == TraceEvent::Entry && t.injected) newer_kernel_.add(line_no, at("kvm_entry prints intr_info, Linux 6.14+"));
   // "kvm_entry: vcpu 0" without the RIP: the kernel's own format before 5.9 (trace-cmd's kvm
   // plugin does not reformat kvm_entry), so its kvm_exit printed info2 = VM-exit interruption info.
-  if (t.event == TraceEvent::Entry && !t.has_rip && !t.has_intr_info && t.vcpu >= 0)
+  if (t.event == TraceEvent::Entry && !t.rip && !t.injected && t.vcpu >= 0)
     entries_without_rip_.add(line_no, at("kvm_entry prints no RIP, a kernel before 5.9"));
   // kvm_nested_vmexit in its own format ("rip X reason Y info1 .. int_info ..") was printed by a
   // kernel before 5.10, which made it print like kvm_exit; trace-cmd's kvm plugin reads those old
   // fields too and cannot print them from a newer kernel (it complains CAN'T FIND FIELD instead).
-  if (t.event == TraceEvent::NestedVmexit && t.old_nested_format)
+  if (t.event == TraceEvent::NestedVmexit && t.exit.old_nested_format)
     older_kernel_.add(line_no, at("kvm_nested_vmexit prints int_info, its format before Linux 5.10"));
-  if (t.event == TraceEvent::Entry && t.has_rip) ++entries_with_rip_;
+  if (t.event == TraceEvent::Entry && t.rip) ++entries_with_rip_;
   if (t.event == TraceEvent::Entry) saw_entry_ = true;
   if (t.event == TraceEvent::NestedVmexit) nested_vmexit_traced_ = true;
 
@@ -108,7 +110,7 @@ void KvmEventLinker::finish_learning() {
   learning_.clear();
 }
 
-void KvmEventLinker::add(const TraceLine& t, uint64_t time_ns, uint64_t line_no) {
+void KvmEventLinker::add(const KvmEvent& t, uint64_t time_ns, uint64_t line_no) {
   cur_time_ = time_ns;
   cur_line_ = line_no;
   cur_vcpu_ = resolve_vcpu(t);
@@ -127,11 +129,11 @@ void KvmEventLinker::add(const TraceLine& t, uint64_t time_ns, uint64_t line_no)
   // A reason printed as a number ("reason 0x4d": a code the kernel's table did not name) carries
   // no vendor: it is an SVM exit code when the trace's named exits are all SVM (the whole file,
   // or for a streaming source what came before), as an old AMD kernel printed an #GP intercept.
-  const bool svm_numeric = t.reason_numeric && !t.svm &&
+  const bool svm_numeric = t.exit.reason && t.exit.isa == Isa::Unknown &&
                            (learned_svm_ || learned_vmx_ ? learned_svm_ && !learned_vmx_ : saw_svm_ && !saw_vmx_);
   if (svm_numeric) {
-    TraceLine svm_line = t;
-    svm_line.svm = true;
+    KvmEvent svm_line = t;
+    svm_line.exit.isa = Isa::Svm;
     numeric_as_svm_ = true;
     switch (t.event) {
       case TraceEvent::Exit: on_exit(svm_line, st, 1); return;
@@ -150,7 +152,7 @@ void KvmEventLinker::add(const TraceLine& t, uint64_t time_ns, uint64_t line_no)
       es_record& d = push(ES_KIND_DECISION, ES_FLAG_SVM);
       d.reason = ES_DECISION_REFLECT_TO_L1;
       d.level = 2;
-      d.rip = t.rip;
+      d.rip = t.rip.value_or(0);
       d.aux = static_cast<uint32_t>(arch::SvmExitCode::Intr);
       break;
     }
@@ -184,7 +186,7 @@ void KvmEventLinker::take_all(std::vector<es_record>& out) {
 
 // vCPU from the body, else the "CPU n/KVM" thread name, else what another line of the same
 // thread said, else a guess (recorded as an assumption).
-uint16_t KvmEventLinker::resolve_vcpu(const TraceLine& t) {
+uint16_t KvmEventLinker::resolve_vcpu(const KvmEvent& t) {
   if (t.vcpu >= 0) {
     if (t.pid >= 0) seen_pid_vcpu_.try_emplace(t.pid, t.vcpu);
     return last_vcpu_ = static_cast<uint16_t>(t.vcpu);
@@ -260,42 +262,42 @@ uint64_t KvmEventLinker::raise(uint32_t word, uint32_t error, uint8_t level) {
 }
 
 // Fills an exit record's fields from kvm_exit / kvm_nested_vmexit(_inject) by era and vendor.
-void KvmEventLinker::fill_exit(es_record& r, const TraceLine& t) {
-  r.reason = t.reason;
-  r.rip = t.rip;
-  if (!t.has_rip) r.flags |= ES_FLAG_RIP_UNKNOWN;
-  r.qualification = t.info1;
-  if (t.svm) {
+void KvmEventLinker::fill_exit(es_record& r, const KvmEvent& t) {
+  r.reason = t.exit.reason.value_or(0);
+  r.rip = t.rip.value_or(0);
+  if (!t.rip) r.flags |= ES_FLAG_RIP_UNKNOWN;
+  r.qualification = t.exit.info1.value_or(0);
+  if (t.exit.svm()) {
     // SVM: info1/info2 = EXITINFO1/2 (info2 = the faulting GPA of an NPF), intr_info =
     // EXITINTINFO, the event whose delivery was interrupted (same vector / type / EV / V layout
     // as VMX IDT-vectoring info; AMD APM Vol. 2 15.7.2 "Exit Int Info").
     r.flags |= ES_FLAG_SVM;
-    r.aux64 = t.info2;
-    if (t.reason == static_cast<uint32_t>(arch::SvmExitCode::Npf)) r.guest_phys = t.info2;
-    if (t.has_intr_info) {
+    r.aux64 = t.exit.info2.value_or(0);
+    if (t.exit.reason == static_cast<uint32_t>(arch::SvmExitCode::Npf)) r.guest_phys = t.exit.info2.value_or(0);
+    if (t.exit.intr_info) {
       // EXITINTINFO in the records' VMX layout (APM 15.20 -> SDM 28.2.4): INT3 / INTO, SVM
       // exceptions (type 3), become software exceptions (type 6) as KVM requeues them.
-      const arch::SvmEventInfo exitintinfo = arch::SvmEventInfo::from_parts(t.intr_info, t.error_code);
+      const arch::SvmEventInfo exitintinfo = arch::SvmEventInfo::from_parts(*t.exit.intr_info, t.exit.error_code.value_or(0));
       r.idt_vectoring_info = arch::to_idt_vectoring(arch::to_vmx_entry(exitintinfo)).raw();
-      r.idt_vectoring_error = t.error_code;
+      r.idt_vectoring_error = t.exit.error_code.value_or(0);
     }
     saw_svm_ = true;
     return;
   }
   saw_vmx_ = true;
-  switch (t.exit_format) {
+  switch (t.exit.format) {
     case ExitFormat::IntrInfo:  // 5.10+: info2 = IDT-vectoring info, intr_info = exit interruption info
-      r.idt_vectoring_info = static_cast<uint32_t>(t.info2);
-      r.intr_info = t.intr_info;
-      r.intr_error = t.error_code;
+      r.idt_vectoring_info = static_cast<uint32_t>(t.exit.info2.value_or(0));
+      r.intr_info = t.exit.intr_info.value_or(0);
+      r.intr_error = t.exit.error_code.value_or(0);
       break;
     case ExitFormat::InfoPair:  // "info A B": meaning decided from the whole file (finish_learning())
-      if (info_pair_ == InfoPairMeaning::IdtVectoring) r.idt_vectoring_info = static_cast<uint32_t>(t.info2);
-      else r.intr_info = static_cast<uint32_t>(t.info2);  // before 5.10: VM-exit interruption info
+      if (info_pair_ == InfoPairMeaning::IdtVectoring) r.idt_vectoring_info = static_cast<uint32_t>(t.exit.info2.value_or(0));
+      else r.intr_info = static_cast<uint32_t>(t.exit.info2.value_or(0));  // before 5.10: VM-exit interruption info
       if (info_pair_conflict_) r.flags |= ES_FLAG_INFERRED;
       break;
     case ExitFormat::Info1Info2:  // labels of the 5.10+ format, intr_info cut off: assume 5.10+ meaning
-      r.idt_vectoring_info = static_cast<uint32_t>(t.info2);
+      r.idt_vectoring_info = static_cast<uint32_t>(t.exit.info2.value_or(0));
       r.flags |= ES_FLAG_INFERRED;
       assumed_info2_ = true;
       break;
@@ -341,7 +343,7 @@ bool double_fault_class(uint32_t first_word) {
 
 }  // namespace
 
-void KvmEventLinker::on_exit(const TraceLine& t, VcpuState& st, uint8_t level) {
+void KvmEventLinker::on_exit(const KvmEvent& t, VcpuState& st, uint8_t level) {
   es_record probe{};
   fill_exit(probe, t);
   const IdtVectoringInfo vec(probe.idt_vectoring_info);
@@ -466,7 +468,7 @@ void KvmEventLinker::on_shutdown(const es_record& probe, VcpuState& st, uint8_t 
 
 // kvm_nested_vmexit follows kvm_exit for the same L2 exit: mark that exit as L2's; without
 // a kvm_exit line, the nested line is the exit.
-void KvmEventLinker::on_nested_vmexit(const TraceLine& t, VcpuState& st) {
+void KvmEventLinker::on_nested_vmexit(const KvmEvent& t, VcpuState& st) {
   saw_nested_ = true;
   nested_vmexit_traced_ = true;
   st.level = 2;  // the vCPU was in L2 (if L0 handles the exit, it goes back there)
@@ -474,7 +476,7 @@ void KvmEventLinker::on_nested_vmexit(const TraceLine& t, VcpuState& st) {
   // yet: KVM traces one kvm_nested_vmexit per exit from L2, so a second one (an excerpt without
   // kvm_exit / kvm_entry lines) is the next exit, even at the same RIP and reason.
   if (es_record* e = held(st.open_exit); e && !st.exit_level_seen) {
-    if (e->kind == ES_KIND_VM_EXIT && e->reason == t.reason && (!t.has_rip || e->rip == t.rip)) {
+    if (e->kind == ES_KIND_VM_EXIT && t.exit.reason == e->reason && (!t.rip || e->rip == *t.rip)) {
       e->level = 2;
       st.exit_level_seen = true;
       return;
@@ -501,7 +503,7 @@ void KvmEventLinker::settle_exit_level(VcpuState& st) {
 }
 
 // kvm_nested_vmexit_inject: L0 reflects the L2 exit to L1 (vmcs12 exit fields).
-void KvmEventLinker::on_nested_inject(const TraceLine& t, VcpuState& st) {
+void KvmEventLinker::on_nested_inject(const KvmEvent& t, VcpuState& st) {
   saw_nested_ = true;
   es_record* open = held(st.open_exit);
   // Only an L2 exit is reflected to L1: the exit before this line was L2's, said or not.
@@ -514,18 +516,18 @@ void KvmEventLinker::on_nested_inject(const TraceLine& t, VcpuState& st) {
   const uint64_t origin = open ? open->origin : 0;
   const uint64_t l2_rip = open ? open->rip : 0;
   const bool l2_rip_known = open && !(open->flags & ES_FLAG_RIP_UNKNOWN);
-  es_record& d = push(ES_KIND_DECISION, t.svm ? ES_FLAG_SVM : 0);  // aux: the exit code in SVM's numbering
+  es_record& d = push(ES_KIND_DECISION, t.exit.svm() ? ES_FLAG_SVM : 0);  // aux: the exit code in SVM's numbering
   d.reason = ES_DECISION_REFLECT_TO_L1;
   d.level = 2;
   d.cause = l2_exit;
   d.origin = origin;
-  d.aux = t.reason;
+  d.aux = t.exit.reason.value_or(0);
   const uint64_t did = d.id;
   es_record n{};
   fill_exit(n, t);
   // kvm_nested_vmexit_inject prints no RIP: L2's, from the exit it reflects (vmcb12 / vmcs12
   // get the RIP L2 exited at); unknown without that exit.
-  if (!t.has_rip && l2_rip_known) {
+  if (!t.rip && l2_rip_known) {
     n.rip = l2_rip;
     n.flags &= ~ES_FLAG_RIP_UNKNOWN;
   }
@@ -553,19 +555,21 @@ void KvmEventLinker::on_nested_inject(const TraceLine& t, VcpuState& st) {
 // interruption information). Recorded as a NESTED_ENTRY at L2 (hv_level 1: L1's request);
 // an injection starts its chain there, observed, not inferred, unless it is L1 reinjecting
 // the event the exit it was reflected still reported: then that chain goes on.
-void KvmEventLinker::on_nested_vmenter(const TraceLine& t, VcpuState& st) {
+void KvmEventLinker::on_nested_vmenter(const KvmEvent& t, VcpuState& st) {
   saw_nested_ = true;
   settle_exit_level(st);
-  uint32_t word = t.event_word;
-  if (t.svm) word = arch::to_vmx_entry(arch::SvmEventInfo::from_parts(t.event_word, 0)).raw();
+  const Injection inj = t.injected.value_or(Injection{});
+  uint32_t word = inj.word;
+  const bool svm = t.nested_vmenter.isa == Isa::Svm;
+  if (svm) word = arch::to_vmx_entry(arch::SvmEventInfo::from_parts(inj.word, 0)).raw();
   const bool injects = EntryIntrInfo(word).valid();
-  es_record& r = push(ES_KIND_NESTED_ENTRY, (t.svm ? ES_FLAG_SVM : 0) | (t.has_rip ? 0 : ES_FLAG_RIP_UNKNOWN));
+  es_record& r = push(ES_KIND_NESTED_ENTRY, (svm ? ES_FLAG_SVM : 0) | (t.rip ? 0 : ES_FLAG_RIP_UNKNOWN));
   r.level = 2;
   r.hv_level = 1;
-  r.rip = t.rip;
-  r.guest_phys = t.a;  // the VMCB / VMCS12 L1 named
-  r.aux = t.c;         // int_ctl
-  r.aux64 = t.b;       // L1's RIP
+  r.rip = t.rip.value_or(0);
+  r.guest_phys = t.nested_vmenter.vmcb;  // the VMCB / VMCS12 L1 named
+  r.aux = t.nested_vmenter.int_ctl;         // int_ctl
+  r.aux64 = t.nested_vmenter.l1_rip;       // L1's RIP
   r.intr_info = injects ? word : 0;
   const uint64_t id = r.id;
   const bool continues = injects &&
@@ -590,16 +594,17 @@ void KvmEventLinker::on_nested_vmenter(const TraceLine& t, VcpuState& st) {
   st.level = 2;
 }
 
-void KvmEventLinker::on_inject(const TraceLine& t, VcpuState& st) {
+void KvmEventLinker::on_inject(const KvmEvent& t, VcpuState& st) {
+  const Injection inj = t.injected.value_or(Injection{});
   settle_exit_level(st);
   // A kernel that can say "[reinjected]" (5.19+) and did not: KVM injects a new event of the
   // same vector, not the one the exit found in IDT-vectoring info (that one is not reinjected
   // here and, unless a later injection is, its chain never shows a delivery).
-  const bool kernel_says_new = t.reinjected_printed_era && !t.reinjected;
+  const bool kernel_says_new = inj.reinjected_printed_era && !inj.reinjected;
   // (An exit that was a fault of the delivery itself reported no IDT-vectoring: what KVM injects
   // next is its answer to that fault, a new event, not the first one again.)
   const bool matches = st.phase == VcpuState::Phase::Exited && !st.delivery_faulted &&
-                       same_event(t.event_word, st.word) && !kernel_says_new;
+                       same_event(inj.word, st.word) && !kernel_says_new;
   // The same event injected again with no VM entry since the last injection: KVM cancelled that
   // one before VMRUN / VMLAUNCH (vcpu_enter_guest's cancel_injection path after a late request,
   // signal or need_resched: svm_cancel_injection / vmx_cancel_injection move EVENTINJ / the
@@ -610,7 +615,7 @@ void KvmEventLinker::on_inject(const TraceLine& t, VcpuState& st) {
   // Only where the trace has kvm_entry lines at all: an excerpt without them (perf script of
   // kvm_inj_virq alone, a list of print formats) says nothing about entries in between.
   if (saw_entry_ && st.phase == VcpuState::Phase::Decided && st.chain != 0 &&
-      same_event(t.event_word, st.word) && !kernel_says_new) {
+      same_event(inj.word, st.word) && !kernel_says_new) {
     es_record& c = push(ES_KIND_DECISION, ES_FLAG_INFERRED);
     c.level = st.level;
     c.reason = ES_DECISION_CANCEL_INJECTION;
@@ -619,15 +624,15 @@ void KvmEventLinker::on_inject(const TraceLine& t, VcpuState& st) {
     c.origin = st.chain;
     c.cause = st.last_link;
     const uint64_t cancel = c.id;
-    es_record& d = push(ES_KIND_DECISION, t.reinjected ? 0 : ES_FLAG_INFERRED);
+    es_record& d = push(ES_KIND_DECISION, inj.reinjected ? 0 : ES_FLAG_INFERRED);
     d.level = st.level;
     d.reason = ES_DECISION_INJECT_REINJECTED;
-    d.intr_info = t.event_word;
-    d.intr_error = t.event_error;
+    d.intr_info = inj.word;
+    d.intr_error = inj.error_code;
     d.origin = st.chain;
     d.cause = cancel;
-    st.word = t.event_word;
-    st.error = t.event_error;
+    st.word = inj.word;
+    st.error = inj.error_code;
     st.last_link = d.id;
     return;
   }
@@ -638,22 +643,22 @@ void KvmEventLinker::on_inject(const TraceLine& t, VcpuState& st) {
   // that chain as the hv model records it, and the chain ends "promoted to #DF" or in a triple fault.
   const bool promoted = st.phase == VcpuState::Phase::Exited && st.delivery_faulted && st.chain != 0 &&
                         double_fault_class(st.word) &&
-                        arch::EntryIntrInfo(t.event_word).type() == arch::InterruptionType::HardwareException &&
-                        arch::EntryIntrInfo(t.event_word).vector() == arch::kDF;
+                        arch::EntryIntrInfo(inj.word).type() == arch::InterruptionType::HardwareException &&
+                        arch::EntryIntrInfo(inj.word).vector() == arch::kDF;
   if (promoted) {
     es_record& r = push(ES_KIND_RAISE, 0);
     r.origin = st.chain;
     r.cause = st.last_link;
     r.level = st.level;
-    r.intr_info = t.event_word;
-    r.intr_error = t.event_error;
+    r.intr_info = inj.word;
+    r.intr_error = inj.error_code;
     origin = st.chain;
     cause = r.id;
   } else if (matches) {
     origin = st.chain;
     cause = st.last_link;
     reason = ES_DECISION_INJECT_REINJECTED;
-    if (!t.reinjected) {
+    if (!inj.reinjected) {
       flags = ES_FLAG_INFERRED;  // the kernel does not say; IDT-vectoring does
       kernel_without_reinjected_ = true;
     }
@@ -670,55 +675,56 @@ void KvmEventLinker::on_inject(const TraceLine& t, VcpuState& st) {
       dl.level = st.entered_level;
       st.delivery_faulted = false;
     }
-    origin = cause = raise(t.event_word, t.event_error, st.level);
-    if (t.reinjected) reason = ES_DECISION_INJECT_REINJECTED;  // the exit that requeued it is not in the trace
+    origin = cause = raise(inj.word, inj.error_code, st.level);
+    if (inj.reinjected) reason = ES_DECISION_INJECT_REINJECTED;  // the exit that requeued it is not in the trace
   }
   es_record& d = push(ES_KIND_DECISION, flags);
   d.level = st.level;  // L0 injects into the guest the next entry goes to (L2 too)
   d.reason = reason;
-  d.intr_info = t.event_word;
-  d.intr_error = t.event_error;
+  d.intr_info = inj.word;
+  d.intr_error = inj.error_code;
   d.origin = origin;
   d.cause = cause;
   st.chain = origin;
-  st.word = t.event_word;
-  st.error = t.event_error;
+  st.word = inj.word;
+  st.error = inj.error_code;
   st.last_link = d.id;
   st.phase = VcpuState::Phase::Decided;
   st.delivery_faulted = false;
 }
 
-void KvmEventLinker::on_entry(const TraceLine& t, VcpuState& st) {
+void KvmEventLinker::on_entry(const KvmEvent& t, VcpuState& st) {
+  const Injection inj = t.injected.value_or(Injection{});
   saw_entry_ = true;
   settle_exit_level(st);
   st.entered_level = st.level;
   const bool carries = st.phase == VcpuState::Phase::Decided || st.phase == VcpuState::Phase::Exited;
-  const bool injects = t.has_intr_info && EntryIntrInfo(t.event_word).valid();
+  const bool injects = t.injected.has_value() && EntryIntrInfo(inj.word).valid();
   uint64_t root = 0;
-  if (!(carries && (!t.has_intr_info || same_event(t.event_word, st.word))) && injects) {
+  if (!(carries && (!t.injected.has_value() || same_event(inj.word, st.word))) && injects) {
     // An injection without an inj_* line: root it here, before the entry.
-    root = raise(t.event_word, t.event_error, st.level);
+    root = raise(inj.word, inj.error_code, st.level);
   }
   // "kvm_entry: vcpu 0" (kernels before ~4.x, and trace-cmd's plugin) says no RIP: unknown, not 0.
   es_record& e = push(ES_KIND_VM_ENTRY, (t.immediate_exit ? ES_FLAG_IMMEDIATE_EXIT : 0) |
-                                            (t.has_rip ? 0 : ES_FLAG_RIP_UNKNOWN));
+                                            (t.rip ? 0 : ES_FLAG_RIP_UNKNOWN));
   e.level = st.level;
-  e.rip = t.rip;
-  if (t.has_intr_info) {
-    e.intr_info = t.event_word;
-    e.intr_error = t.event_error;
+  e.rip = t.rip.value_or(0);
+  if (t.injected.has_value()) {
+    e.intr_info = inj.word;
+    e.intr_error = inj.error_code;
   }
   if (root) {
     e.origin = e.cause = root;
     st.chain = root;
-    st.word = t.event_word;
-    st.error = t.event_error;
+    st.word = inj.word;
+    st.error = inj.error_code;
     st.last_link = e.id;
     st.phase = VcpuState::Phase::Entered;
-  } else if (carries && (!t.has_intr_info || same_event(t.event_word, st.word))) {
+  } else if (carries && (!t.injected.has_value() || same_event(inj.word, st.word))) {
     // KVM injects what it decided (or requeued from IDT-vectoring) at this entry; before 6.14
     // kvm_entry does not print it.
-    if (!t.has_intr_info) {
+    if (!t.injected.has_value()) {
       e.intr_info = st.word;
       e.intr_error = st.error;
       e.flags |= ES_FLAG_INFERRED;
@@ -733,27 +739,27 @@ void KvmEventLinker::on_entry(const TraceLine& t, VcpuState& st) {
   st.open_exit = 0;
 }
 
-void KvmEventLinker::on_context(const TraceLine& t, VcpuState& st) {
+void KvmEventLinker::on_context(const KvmEvent& t, VcpuState& st) {
   es_record& c = push(ES_KIND_CONTEXT, 0);
   c.aux = static_cast<uint32_t>(cur_line_);
-  c.rip = t.rip;
+  c.rip = t.rip.value_or(0);
   switch (t.event) {
     case TraceEvent::PageFault: {
       // kvm_page_fault's error code is 64 bits wide (since 6.4; AMD's NPF EXITINFO1 before):
       // KVM's PFERR_GUEST_FINAL (bit 32) and PFERR_GUEST_PAGE (bit 33) say whether the fault
       // hit the final GPA or a guest paging structure. Kept whole in aux64 (record.h).
       c.reason = kContextPageFault;
-      c.guest_phys = t.a;
-      c.aux64 = t.b;
-      c.intr_error = static_cast<uint32_t>(t.b);
-      if (!t.has_rip) c.flags |= ES_FLAG_RIP_UNKNOWN;
+      c.guest_phys = t.page_fault.address;
+      c.aux64 = t.page_fault.error_code;
+      c.intr_error = static_cast<uint32_t>(t.page_fault.error_code);
+      if (!t.rip) c.flags |= ES_FLAG_RIP_UNKNOWN;
       // The GPA of the EPT violation / NPF this fault handles (kvm_exit does not print it on VMX).
       if (es_record* e = held(st.open_exit)) {
         const bool ept = (e->flags & ES_FLAG_SVM)
                              ? e->reason == static_cast<uint32_t>(arch::SvmExitCode::Npf)
                              : (arch::ExitReason(e->reason).is(arch::BasicExitReason::EptViolation) ||
                                 arch::ExitReason(e->reason).is(arch::BasicExitReason::EptMisconfig));
-        if (ept && e->guest_phys == 0) e->guest_phys = t.a;
+        if (ept && e->guest_phys == 0) e->guest_phys = t.page_fault.address;
         c.origin = 0;
         c.cause = e->id;
       }
@@ -763,20 +769,20 @@ void KvmEventLinker::on_context(const TraceLine& t, VcpuState& st) {
       // The bytes are kept (code table) only with ES_FLAG_BYTES_VALID, whose count is aux: the
       // line number gives way to it.
       c.reason = kContextEmulateInsn;
-      std::memcpy(c.bytes, t.bytes, sizeof c.bytes);
-      c.instr_len = t.byte_count;
-      c.aux = t.byte_count;
-      if (t.byte_count) c.flags |= ES_FLAG_BYTES_VALID;
-      c.intr_error = t.flag ? 1 : 0;
+      std::memcpy(c.bytes, t.emulate.bytes, sizeof c.bytes);
+      c.instr_len = t.emulate.byte_count;
+      c.aux = t.emulate.byte_count;
+      if (t.emulate.byte_count) c.flags |= ES_FLAG_BYTES_VALID;
+      c.intr_error = t.emulate.failed ? 1 : 0;
       break;
     case TraceEvent::UserspaceExit:
       c.reason = kContextUserspaceExit;
-      c.qualification = t.a;
-      c.intr_error = static_cast<uint32_t>(t.b);
+      c.qualification = t.userspace_exit.reason;
+      c.intr_error = static_cast<uint32_t>(t.userspace_exit.error);
       // KVM_EXIT_SHUTDOWN (8) right after a fault while delivering #DF: KVM turned it into a
       // triple fault itself (kvm_multiple_exception: KVM_REQ_TRIPLE_FAULT; SDM Vol. 3A 6.15), with
       // no shutdown exit of the CPU: the #DF's chain ends here.
-      if (!t.flag && t.a == 8 && st.phase == VcpuState::Phase::Exited && st.delivery_faulted && st.chain != 0 &&
+      if (!t.userspace_exit.errno_printed() && t.userspace_exit.reason == 8 && st.phase == VcpuState::Phase::Exited && st.delivery_faulted && st.chain != 0 &&
           arch::EntryIntrInfo(st.word).vector() == arch::kDF) {
         c.origin = st.chain;
         c.cause = st.last_link;
@@ -786,42 +792,42 @@ void KvmEventLinker::on_context(const TraceLine& t, VcpuState& st) {
       break;
     case TraceEvent::Mmio:
       c.reason = kContextMmio;
-      c.guest_phys = t.a;
-      c.aux64 = t.b;
-      c.intr_error = t.d;
-      c.instr_len = t.c;
+      c.guest_phys = t.mmio.gpa;
+      c.aux64 = t.mmio.value;
+      c.intr_error = t.mmio.type;
+      c.instr_len = t.mmio.len;
       break;
     case TraceEvent::Pio:
       c.reason = kContextPio;
-      c.qualification = t.a;
-      c.aux64 = t.b;
-      c.intr_error = t.flag ? 1 : 0;
-      c.instr_len = t.c;
+      c.qualification = t.pio.port;
+      c.aux64 = t.pio.value;
+      c.intr_error = t.pio.write ? 1 : 0;
+      c.instr_len = t.pio.size;
       break;
     case TraceEvent::Msr:
       c.reason = kContextMsr;
-      c.qualification = t.a;
-      c.aux64 = t.b;
-      c.intr_error = t.flag ? 1 : 0;
+      c.qualification = t.msr.index;
+      c.aux64 = t.msr.data;
+      c.intr_error = t.msr.write ? 1 : 0;
       break;
     case TraceEvent::ApicAcceptIrq:
     case TraceEvent::Eoi:
       c.reason = t.event == TraceEvent::Eoi ? kContextEoi : kContextApicAcceptIrq;
-      c.qualification = t.a;
-      c.intr_info = EntryIntrInfo::make(static_cast<uint8_t>(t.b), arch::InterruptionType::ExternalInterrupt).raw();
+      c.qualification = t.apic.apicid;
+      c.intr_info = EntryIntrInfo::make(t.apic.vector, arch::InterruptionType::ExternalInterrupt).raw();
       break;
     default: c.reason = kContextOtherEvent; break;
   }
 }
 
-void KvmEventLinker::note_era(const TraceLine& t) {
+void KvmEventLinker::note_era(const KvmEvent& t) {
   // kvm_nested_vmexit's "int_info" before 5.10 is not kvm_exit's 5.10+ "intr_info".
-  if ((t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit) && !t.old_nested_format) {
-    era_intr_ |= t.exit_format == ExitFormat::IntrInfo;
-    era_pair_ |= t.exit_format == ExitFormat::InfoPair;
+  if ((t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit) && !t.exit.old_nested_format) {
+    era_intr_ |= t.exit.format == ExitFormat::IntrInfo;
+    era_pair_ |= t.exit.format == ExitFormat::InfoPair;
   }
-  if (t.event == TraceEvent::Entry && t.has_intr_info) era_entry_intr_ = true;
-  if ((t.event == TraceEvent::InjVirq || t.event == TraceEvent::InjException) && t.reinjected_printed_era)
+  if (t.event == TraceEvent::Entry && t.injected) era_entry_intr_ = true;
+  if ((t.event == TraceEvent::InjVirq || t.event == TraceEvent::InjException) && t.injected && t.injected->reinjected_printed_era)
     era_virq_new_ = true;
 }
 

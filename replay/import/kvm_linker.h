@@ -41,6 +41,8 @@
 
 namespace es::import {
 
+using kvmtrace::KvmEvent;
+
 class KvmEventLinker {
  public:
   static constexpr size_t kMaxHeld = 1u << 16;
@@ -49,12 +51,12 @@ class KvmEventLinker {
   // that say both, so lines that name only their thread get the right vCPU.
   // The same pass gathers the evidence that decides what kvm_exit's "info A B" means (see
   // InfoPairMeaning); `line_no` names the line in what describe() says.
-  void learn(const TraceLine& t, uint64_t line_no = 0);
+  void learn(const KvmEvent& t, uint64_t line_no = 0);
   void finish_learning();
 
   // One event, in time order. `time_ns`: relative to the session start. `line_no`: where it came
   // from (text line, trace.dat record index; 0 for none), kept in CONTEXT records' aux.
-  void add(const TraceLine& t, uint64_t time_ns, uint64_t line_no = 0);
+  void add(const KvmEvent& t, uint64_t time_ns, uint64_t line_no = 0);
 
   // Appends the records no later event can change to `out` (ids 1, 2, ... across calls).
   void take_settled(std::vector<es_record>& out);
@@ -115,24 +117,24 @@ class KvmEventLinker {
     }
   };
 
-  uint16_t resolve_vcpu(const TraceLine& t);
+  uint16_t resolve_vcpu(const KvmEvent& t);
   VcpuState& state(uint16_t vcpu);
   es_record* held(uint64_t id);  // nullptr once handed out
   es_record& push(uint16_t kind, uint32_t flags);
   es_record& push_parsed(uint16_t kind, const es_record& parsed, uint8_t level);
   uint64_t raise(uint32_t word, uint32_t error, uint8_t level);
   void settle_exit_level(VcpuState& st);
-  void on_nested_vmenter(const TraceLine& t, VcpuState& st);
-  void fill_exit(es_record& r, const TraceLine& t);
-  void on_exit(const TraceLine& t, VcpuState& st, uint8_t level);
+  void on_nested_vmenter(const KvmEvent& t, VcpuState& st);
+  void fill_exit(es_record& r, const KvmEvent& t);
+  void on_exit(const KvmEvent& t, VcpuState& st, uint8_t level);
   static bool is_shutdown_exit(const es_record& e);
   void on_shutdown(const es_record& probe, VcpuState& st, uint8_t level);
-  void on_nested_vmexit(const TraceLine& t, VcpuState& st);
-  void on_nested_inject(const TraceLine& t, VcpuState& st);
-  void on_inject(const TraceLine& t, VcpuState& st);
-  void on_entry(const TraceLine& t, VcpuState& st);
-  void on_context(const TraceLine& t, VcpuState& st);
-  void note_era(const TraceLine& t);
+  void on_nested_vmexit(const KvmEvent& t, VcpuState& st);
+  void on_nested_inject(const KvmEvent& t, VcpuState& st);
+  void on_inject(const KvmEvent& t, VcpuState& st);
+  void on_entry(const KvmEvent& t, VcpuState& st);
+  void on_context(const KvmEvent& t, VcpuState& st);
+  void note_era(const KvmEvent& t);
 
   std::deque<es_record> held_;  // ids base_id_ .. next_id_-1
   uint64_t base_id_ = 1, next_id_ = 1;

@@ -376,11 +376,11 @@ TEST_F(KvmRecord, AutoTakesTpBtfWhereTheTracefsFormatIsUnknown) {
   unsigned io_exits = 0;
   for (int i = 0; i < 100; ++i) {
     auto n = (*p)->poll(0, [&](const es_kvm_event& e) {
-      es::import::TraceLine t;
+      es::kvmtrace::KvmEvent t;
       ASSERT_TRUE((*p)->decoder().decode(e, t));
-      if (t.event == es::import::TraceEvent::Pio && t.flag)
-        writes.emplace_back(static_cast<uint32_t>(t.a), static_cast<uint32_t>(t.b));
-      if (t.event == es::import::TraceEvent::UserspaceExit && t.a == kKvmExitIo) ++io_exits;
+      if (t.event == es::kvmtrace::Tracepoint::Pio && t.pio.write)
+        writes.emplace_back(static_cast<uint32_t>(t.pio.port), static_cast<uint32_t>(t.pio.value));
+      if (t.event == es::kvmtrace::Tracepoint::UserspaceExit && t.userspace_exit.reason == kKvmExitIo) ++io_exits;
     });
     ASSERT_TRUE(n) << n.error();
     if (*n == 0) break;
@@ -421,9 +421,9 @@ TEST_F(KvmRecord, EventsStayInTimeOrderWhileTheGuestMovesBetweenCpus) {
     last_ns = std::max<uint64_t>(last_ns, e.time_ns);
     if (e.cpu >= seen_cpu.size()) seen_cpu.resize(e.cpu + 1u, false);
     seen_cpu[e.cpu] = true;
-    es::import::TraceLine t;
-    if ((*p)->decoder().decode(e, t) && t.event == es::import::TraceEvent::Pio && t.flag)
-      writes.emplace_back(static_cast<uint32_t>(t.a), static_cast<uint32_t>(t.b));
+    es::kvmtrace::KvmEvent t;
+    if ((*p)->decoder().decode(e, t) && t.event == es::kvmtrace::Tracepoint::Pio && t.pio.write)
+      writes.emplace_back(static_cast<uint32_t>(t.pio.port), static_cast<uint32_t>(t.pio.value));
   };
   int status = 0;
   for (unsigned i = 0;; ++i) {
