@@ -1,4 +1,4 @@
-#include "replay/import/kvm_linker.h"
+#include "kvmtrace/linker.h"
 
 #include <algorithm>
 #include <climits>
@@ -9,14 +9,12 @@
 #include "hv/arch/exit_reason.h"
 #include "hv/arch/svm.h"
 
-namespace es::import {
+namespace es::kvmtrace {
 
 namespace {
 
 using arch::EntryIntrInfo;
 using arch::IdtVectoringInfo;
-using kvmtrace::Injection;
-using kvmtrace::Isa;
 
 bool same_event(uint32_t a, uint32_t b) {
   const EntryIntrInfo x(a), y(b);
@@ -25,12 +23,12 @@ bool same_event(uint32_t a, uint32_t b) {
 
 }  // namespace
 
-void KvmEventLinker::learn(const KvmEvent& t, uint64_t line_no) {
+void Linker::learn(const KvmEvent& t, uint64_t line_no) {
   const auto at = [&](std::string what) { return what + " (line " + std::to_string(line_no) + ")"; };
-  const bool exit_line = t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit ||
-                         t.event == TraceEvent::NestedVmexitInject;
+  const bool exit_line = t.event == Tracepoint::Exit || t.event == Tracepoint::NestedVmexit ||
+                         t.event == Tracepoint::NestedVmexitInject;
   if (exit_line && t.exit.reason && t.exit.isa != Isa::Unknown) (t.exit.svm() ? learned_svm_ : learned_vmx_) = true;
-  if ((t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit) && !t.exit.svm() && t.exit.reason &&
+  if ((t.event == Tracepoint::Exit || t.event == Tracepoint::NestedVmexit) && !t.exit.svm() && t.exit.reason &&
       !t.exit.old_nested_format) {  // the old kvm_nested_vmexit's "int_info" says nothing of the era
     const arch::ExitReason reason(*t.exit.reason);
     const std::string name(arch::exit_reason_name(reason.basic_number()));
@@ -56,21 +54,21 @@ void KvmEventLinker::learn(const KvmEvent& t, uint64_t line_no) {
   }
   // Print formats of Linux 5.19+ (kvm_inj_virq "IRQ 0x.. [reinjected]", kvm_inj_exception
   // without the error code it does not deliver) and 6.14+ (kvm_entry intr_info).
-  if ((t.event == TraceEvent::InjVirq || t.event == TraceEvent::InjException) && t.injected && t.injected->reinjected_printed_era)
+  if ((t.event == Tracepoint::InjVirq || t.event == Tracepoint::InjException) && t.injected && t.injected->reinjected_printed_era)
     newer_kernel_.add(line_no, at(std::string(to_string(t.event)) + " in the Linux 5.19+ format"));
-  if (t.event == TraceEvent::Entry && t.injected) newer_kernel_.add(line_no, at("kvm_entry prints intr_info, Linux 6.14+"));
+  if (t.event == Tracepoint::Entry && t.injected) newer_kernel_.add(line_no, at("kvm_entry prints intr_info, Linux 6.14+"));
   // "kvm_entry: vcpu 0" without the RIP: the kernel's own format before 5.9 (trace-cmd's kvm
   // plugin does not reformat kvm_entry), so its kvm_exit printed info2 = VM-exit interruption info.
-  if (t.event == TraceEvent::Entry && !t.rip && !t.injected && t.vcpu >= 0)
+  if (t.event == Tracepoint::Entry && !t.rip && !t.injected && t.vcpu >= 0)
     entries_without_rip_.add(line_no, at("kvm_entry prints no RIP, a kernel before 5.9"));
   // kvm_nested_vmexit in its own format ("rip X reason Y info1 .. int_info ..") was printed by a
   // kernel before 5.10, which made it print like kvm_exit; trace-cmd's kvm plugin reads those old
   // fields too and cannot print them from a newer kernel (it complains CAN'T FIND FIELD instead).
-  if (t.event == TraceEvent::NestedVmexit && t.exit.old_nested_format)
+  if (t.event == Tracepoint::NestedVmexit && t.exit.old_nested_format)
     older_kernel_.add(line_no, at("kvm_nested_vmexit prints int_info, its format before Linux 5.10"));
-  if (t.event == TraceEvent::Entry && t.rip) ++entries_with_rip_;
-  if (t.event == TraceEvent::Entry) saw_entry_ = true;
-  if (t.event == TraceEvent::NestedVmexit) nested_vmexit_traced_ = true;
+  if (t.event == Tracepoint::Entry && t.rip) ++entries_with_rip_;
+  if (t.event == Tracepoint::Entry) saw_entry_ = true;
+  if (t.event == Tracepoint::NestedVmexit) nested_vmexit_traced_ = true;
 
   if (t.pid < 0 || t.vcpu < 0) return;
   // A thread that names two vCPUs (it should not) keeps the lower one.
@@ -78,7 +76,7 @@ void KvmEventLinker::learn(const KvmEvent& t, uint64_t line_no) {
   if (!fresh && t.vcpu < it->second) it->second = t.vcpu;
 }
 
-void KvmEventLinker::finish_learning() {
+void Linker::finish_learning() {
   learned_ = true;
   // kvm_entry lines with and without the RIP in one file: the author trimmed some (Linux prints
   // it on every kvm_entry or on none), so those without say nothing about the kernel.
@@ -110,7 +108,7 @@ void KvmEventLinker::finish_learning() {
   learning_.clear();
 }
 
-void KvmEventLinker::add(const KvmEvent& t, uint64_t time_ns, uint64_t line_no) {
+void Linker::add(const KvmEvent& t, uint64_t time_ns, uint64_t line_no) {
   cur_time_ = time_ns;
   cur_line_ = line_no;
   cur_vcpu_ = resolve_vcpu(t);
@@ -119,7 +117,7 @@ void KvmEventLinker::add(const KvmEvent& t, uint64_t time_ns, uint64_t line_no) 
   // KVM runs each vCPU on one thread for its whole life: the same vCPU number from another thread
   // is another VM's vCPU (two captures pasted one after the other, both "CPU 0/KVM"). Nothing of
   // the first one's state carries over: its open exit stays as it is, not claimed by the second.
-  if (t.pid >= 0 && t.event != TraceEvent::Other && t.event != TraceEvent::None) {
+  if (t.pid >= 0 && t.event != Tracepoint::Other && t.event != Tracepoint::None) {
     if (st.thread >= 0 && st.thread != t.pid) {
       st = VcpuState{};
       ++vcpu_thread_changes_;
@@ -136,17 +134,17 @@ void KvmEventLinker::add(const KvmEvent& t, uint64_t time_ns, uint64_t line_no) 
     svm_line.exit.isa = Isa::Svm;
     numeric_as_svm_ = true;
     switch (t.event) {
-      case TraceEvent::Exit: on_exit(svm_line, st, 1); return;
-      case TraceEvent::NestedVmexit: on_nested_vmexit(svm_line, st); return;
-      case TraceEvent::NestedVmexitInject: on_nested_inject(svm_line, st); return;
+      case Tracepoint::Exit: on_exit(svm_line, st, 1); return;
+      case Tracepoint::NestedVmexit: on_nested_vmexit(svm_line, st); return;
+      case Tracepoint::NestedVmexitInject: on_nested_inject(svm_line, st); return;
       default: break;
     }
   }
   switch (t.event) {
-    case TraceEvent::Exit: on_exit(t, st, 1); break;
-    case TraceEvent::NestedVmexit: on_nested_vmexit(t, st); break;
-    case TraceEvent::NestedVmexitInject: on_nested_inject(t, st); break;
-    case TraceEvent::NestedIntrVmexit: {
+    case Tracepoint::Exit: on_exit(t, st, 1); break;
+    case Tracepoint::NestedVmexit: on_nested_vmexit(t, st); break;
+    case Tracepoint::NestedVmexitInject: on_nested_inject(t, st); break;
+    case Tracepoint::NestedIntrVmexit: {
       // Only SVM traces it (arch/x86/kvm/svm/nested.c, before nested_svm_simple_vmexit(svm,
       // SVM_EXIT_INTR)): the reflected exit is SVM's INTR, 0x60, not VMX's EXTERNAL_INTERRUPT.
       es_record& d = push(ES_KIND_DECISION, ES_FLAG_SVM);
@@ -156,15 +154,15 @@ void KvmEventLinker::add(const KvmEvent& t, uint64_t time_ns, uint64_t line_no) 
       d.aux = static_cast<uint32_t>(arch::SvmExitCode::Intr);
       break;
     }
-    case TraceEvent::Entry: on_entry(t, st); break;
-    case TraceEvent::NestedVmenter: on_nested_vmenter(t, st); break;
-    case TraceEvent::InjVirq:
-    case TraceEvent::InjException: on_inject(t, st); break;
+    case Tracepoint::Entry: on_entry(t, st); break;
+    case Tracepoint::NestedVmenter: on_nested_vmenter(t, st); break;
+    case Tracepoint::InjVirq:
+    case Tracepoint::InjException: on_inject(t, st); break;
     default: on_context(t, st); break;
   }
 }
 
-void KvmEventLinker::take_settled(std::vector<es_record>& out) {
+void Linker::take_settled(std::vector<es_record>& out) {
   uint64_t limit = next_id_;
   for (const VcpuState& v : vcpus_)
     if (v.open_exit >= base_id_) limit = std::min(limit, v.open_exit);
@@ -178,7 +176,7 @@ void KvmEventLinker::take_settled(std::vector<es_record>& out) {
   }
 }
 
-void KvmEventLinker::take_all(std::vector<es_record>& out) {
+void Linker::take_all(std::vector<es_record>& out) {
   for (const es_record& r : held_) out.push_back(r);
   held_.clear();
   base_id_ = next_id_;
@@ -186,13 +184,13 @@ void KvmEventLinker::take_all(std::vector<es_record>& out) {
 
 // vCPU from the body, else the "CPU n/KVM" thread name, else what another line of the same
 // thread said, else a guess (recorded as an assumption).
-uint16_t KvmEventLinker::resolve_vcpu(const KvmEvent& t) {
+uint16_t Linker::resolve_vcpu(const KvmEvent& t) {
   if (t.vcpu >= 0) {
     if (t.pid >= 0) seen_pid_vcpu_.try_emplace(t.pid, t.vcpu);
     return last_vcpu_ = static_cast<uint16_t>(t.vcpu);
   }
   if (t.task_vcpu >= 0) return last_vcpu_ = static_cast<uint16_t>(t.task_vcpu);
-  if (t.pid >= 0 && t.event != TraceEvent::Other) {
+  if (t.pid >= 0 && t.event != Tracepoint::Other) {
     auto it = std::lower_bound(pid_vcpu_.begin(), pid_vcpu_.end(), std::pair<int32_t, int32_t>(t.pid, INT32_MIN));
     if (it != pid_vcpu_.end() && it->first == t.pid) return last_vcpu_ = static_cast<uint16_t>(it->second);
     // Streaming sources (no learn() pass): what an earlier event of this thread said.
@@ -205,21 +203,21 @@ uint16_t KvmEventLinker::resolve_vcpu(const KvmEvent& t) {
     guessed_vcpu_ = true;
     return last_vcpu_ = static_cast<uint16_t>(guessed_pids_.size() - 1);
   }
-  if (t.event != TraceEvent::Other && t.pid < 0) guessed_vcpu_ = true;  // no prefix: same vCPU as the line before
+  if (t.event != Tracepoint::Other && t.pid < 0) guessed_vcpu_ = true;  // no prefix: same vCPU as the line before
   return last_vcpu_;
 }
 
-KvmEventLinker::VcpuState& KvmEventLinker::state(uint16_t vcpu) {
+Linker::VcpuState& Linker::state(uint16_t vcpu) {
   if (vcpus_.size() <= vcpu) vcpus_.resize(static_cast<size_t>(vcpu) + 1);
   return vcpus_[vcpu];
 }
 
-es_record* KvmEventLinker::held(uint64_t id) {
+es_record* Linker::held(uint64_t id) {
   if (id < base_id_ || id >= next_id_) return nullptr;
   return &held_[static_cast<size_t>(id - base_id_)];
 }
 
-es_record& KvmEventLinker::push(uint16_t kind, uint32_t flags) {
+es_record& Linker::push(uint16_t kind, uint32_t flags) {
   es_record r{};
   r.version = ES_RECORD_VERSION;
   r.kind = kind;
@@ -235,7 +233,7 @@ es_record& KvmEventLinker::push(uint16_t kind, uint32_t flags) {
 
 // push() a record whose fields come from `parsed` (an exit's decode), keeping the id, vCPU and
 // time push() stamped; `level` is the guest level it concerns, seen by L0.
-es_record& KvmEventLinker::push_parsed(uint16_t kind, const es_record& parsed, uint8_t level) {
+es_record& Linker::push_parsed(uint16_t kind, const es_record& parsed, uint8_t level) {
   es_record& e = push(kind, parsed.flags);
   const uint64_t id = e.id;
   const uint16_t vcpu = e.vcpu;
@@ -252,7 +250,7 @@ es_record& KvmEventLinker::push_parsed(uint16_t kind, const es_record& parsed, u
 }
 
 // A chain root for an event whose origin the trace does not show.
-uint64_t KvmEventLinker::raise(uint32_t word, uint32_t error, uint8_t level) {
+uint64_t Linker::raise(uint32_t word, uint32_t error, uint8_t level) {
   es_record& r = push(ES_KIND_RAISE, ES_FLAG_INFERRED);
   r.origin = r.id;
   r.level = level;
@@ -261,47 +259,27 @@ uint64_t KvmEventLinker::raise(uint32_t word, uint32_t error, uint8_t level) {
   return r.id;
 }
 
-// Fills an exit record's fields from kvm_exit / kvm_nested_vmexit(_inject) by era and vendor.
-void KvmEventLinker::fill_exit(es_record& r, const KvmEvent& t) {
-  r.reason = t.exit.reason.value_or(0);
-  r.rip = t.rip.value_or(0);
-  if (!t.rip) r.flags |= ES_FLAG_RIP_UNKNOWN;
-  r.qualification = t.exit.info1.value_or(0);
-  if (t.exit.svm()) {
-    // SVM: info1/info2 = EXITINFO1/2 (info2 = the faulting GPA of an NPF), intr_info =
-    // EXITINTINFO, the event whose delivery was interrupted (same vector / type / EV / V layout
-    // as VMX IDT-vectoring info; AMD APM Vol. 2 15.7.2 "Exit Int Info").
+// Fills an exit record's fields from kvm_exit / kvm_nested_vmexit(_inject) by era and vendor
+// (decode_exit, kvmtrace/decode.h).
+void Linker::fill_exit(es_record& r, const KvmEvent& t) {
+  const DecodedExit d = decode_exit(t, t.exit.svm(), info_pair_, info_pair_conflict_);
+  r.reason = d.reason;
+  r.rip = d.rip.value_or(0);
+  if (!d.rip) r.flags |= ES_FLAG_RIP_UNKNOWN;
+  r.qualification = d.qualification;
+  r.idt_vectoring_info = d.idt_vectoring_info.value_or(0);
+  r.idt_vectoring_error = d.idt_vectoring_error;
+  r.intr_info = d.exit_intr_info.value_or(0);
+  r.intr_error = d.exit_intr_error;
+  if (d.inferred) r.flags |= ES_FLAG_INFERRED;
+  assumed_info2_ |= d.assumed_info2_vectoring;
+  if (d.svm) {
     r.flags |= ES_FLAG_SVM;
-    r.aux64 = t.exit.info2.value_or(0);
-    if (t.exit.reason == static_cast<uint32_t>(arch::SvmExitCode::Npf)) r.guest_phys = t.exit.info2.value_or(0);
-    if (t.exit.intr_info) {
-      // EXITINTINFO in the records' VMX layout (APM 15.20 -> SDM 28.2.4): INT3 / INTO, SVM
-      // exceptions (type 3), become software exceptions (type 6) as KVM requeues them.
-      const arch::SvmEventInfo exitintinfo = arch::SvmEventInfo::from_parts(*t.exit.intr_info, t.exit.error_code.value_or(0));
-      r.idt_vectoring_info = arch::to_idt_vectoring(arch::to_vmx_entry(exitintinfo)).raw();
-      r.idt_vectoring_error = t.exit.error_code.value_or(0);
-    }
+    r.aux64 = d.exit_info2.value_or(0);  // EXITINFO2 (record.h)
+    r.guest_phys = d.guest_phys.value_or(0);
     saw_svm_ = true;
-    return;
-  }
-  saw_vmx_ = true;
-  switch (t.exit.format) {
-    case ExitFormat::IntrInfo:  // 5.10+: info2 = IDT-vectoring info, intr_info = exit interruption info
-      r.idt_vectoring_info = static_cast<uint32_t>(t.exit.info2.value_or(0));
-      r.intr_info = t.exit.intr_info.value_or(0);
-      r.intr_error = t.exit.error_code.value_or(0);
-      break;
-    case ExitFormat::InfoPair:  // "info A B": meaning decided from the whole file (finish_learning())
-      if (info_pair_ == InfoPairMeaning::IdtVectoring) r.idt_vectoring_info = static_cast<uint32_t>(t.exit.info2.value_or(0));
-      else r.intr_info = static_cast<uint32_t>(t.exit.info2.value_or(0));  // before 5.10: VM-exit interruption info
-      if (info_pair_conflict_) r.flags |= ES_FLAG_INFERRED;
-      break;
-    case ExitFormat::Info1Info2:  // labels of the 5.10+ format, intr_info cut off: assume 5.10+ meaning
-      r.idt_vectoring_info = static_cast<uint32_t>(t.exit.info2.value_or(0));
-      r.flags |= ES_FLAG_INFERRED;
-      assumed_info2_ = true;
-      break;
-    default: break;
+  } else {
+    saw_vmx_ = true;
   }
 }
 
@@ -343,7 +321,7 @@ bool double_fault_class(uint32_t first_word) {
 
 }  // namespace
 
-void KvmEventLinker::on_exit(const KvmEvent& t, VcpuState& st, uint8_t level) {
+void Linker::on_exit(const KvmEvent& t, VcpuState& st, uint8_t level) {
   es_record probe{};
   fill_exit(probe, t);
   const IdtVectoringInfo vec(probe.idt_vectoring_info);
@@ -354,7 +332,7 @@ void KvmEventLinker::on_exit(const KvmEvent& t, VcpuState& st, uint8_t level) {
   if (st.phase == VcpuState::Phase::Entered && st.chain != 0 && !vec.valid() &&
       exit_faults_delivery_of(probe, st.word)) {
     if (level != 2 && st.entered_level == 2) level = 2;
-    st.exit_level_seen = level == 2 && t.event == TraceEvent::NestedVmexit;
+    st.exit_level_seen = level == 2 && t.event == Tracepoint::NestedVmexit;
     es_record& e = push_parsed(ES_KIND_VM_EXIT, probe, level);
     e.origin = st.chain;
     e.cause = st.last_link;
@@ -367,7 +345,7 @@ void KvmEventLinker::on_exit(const KvmEvent& t, VcpuState& st, uint8_t level) {
   if (st.phase == VcpuState::Phase::HeldByL1 && !vec.valid() && !is_shutdown_exit(probe)) {
     // An exit of L1 while the event waits in vmcb12 / vmcs12 for L1 to inject it again.
     if (level != 2 && st.entered_level == 2) level = 2;
-    st.exit_level_seen = level == 2 && t.event == TraceEvent::NestedVmexit;
+    st.exit_level_seen = level == 2 && t.event == Tracepoint::NestedVmexit;
     st.open_exit = push_parsed(ES_KIND_VM_EXIT, probe, level).id;
     return;
   }
@@ -397,7 +375,7 @@ void KvmEventLinker::on_exit(const KvmEvent& t, VcpuState& st, uint8_t level) {
   // kvm_exit says nothing about the level: L2 when the vCPU was entered into L2 (a
   // kvm_nested_vmexit line confirms it, settle_exit_level() decides without one).
   if (level != 2 && st.entered_level == 2) level = 2;
-  st.exit_level_seen = level == 2 && t.event == TraceEvent::NestedVmexit;
+  st.exit_level_seen = level == 2 && t.event == Tracepoint::NestedVmexit;
   es_record& e = push_parsed(ES_KIND_VM_EXIT, probe, level);
   const uint64_t id = e.id;
   if (continues) {
@@ -420,7 +398,7 @@ void KvmEventLinker::on_exit(const KvmEvent& t, VcpuState& st, uint8_t level) {
 // while the processor delivers #DF shuts it down (a triple fault); a shutdown is reached only
 // through the delivery of an event that went wrong. VMX reports it as exit reason 2 (Vol. 3C
 // 26.2 / 27.1), SVM as the SHUTDOWN intercept, exit code 0x7f (APM Vol. 2 Appendix C).
-bool KvmEventLinker::is_shutdown_exit(const es_record& e) {
+bool Linker::is_shutdown_exit(const es_record& e) {
   if (e.flags & ES_FLAG_SVM) return e.reason == static_cast<uint32_t>(arch::SvmExitCode::Shutdown);
   return arch::ExitReason(e.reason).is(arch::BasicExitReason::TripleFault);
 }
@@ -438,7 +416,7 @@ bool KvmEventLinker::is_shutdown_exit(const es_record& e) {
 //     as a RAISE in the original chain, as a promotion keeps the failed delivery's chain; any
 //     other as an inferred RAISE of its own chain caused inside this one (so `chains` shows it as
 //     interrupting the original's delivery), and the exit names it as its cause.
-void KvmEventLinker::on_shutdown(const es_record& probe, VcpuState& st, uint8_t level) {
+void Linker::on_shutdown(const es_record& probe, VcpuState& st, uint8_t level) {
   const IdtVectoringInfo vec(probe.idt_vectoring_info);
   const uint32_t vec_word = arch::to_reinjection(vec).raw();
   uint64_t cause = st.last_link;
@@ -468,7 +446,7 @@ void KvmEventLinker::on_shutdown(const es_record& probe, VcpuState& st, uint8_t 
 
 // kvm_nested_vmexit follows kvm_exit for the same L2 exit: mark that exit as L2's; without
 // a kvm_exit line, the nested line is the exit.
-void KvmEventLinker::on_nested_vmexit(const KvmEvent& t, VcpuState& st) {
+void Linker::on_nested_vmexit(const KvmEvent& t, VcpuState& st) {
   saw_nested_ = true;
   nested_vmexit_traced_ = true;
   st.level = 2;  // the vCPU was in L2 (if L0 handles the exit, it goes back there)
@@ -490,7 +468,7 @@ void KvmEventLinker::on_nested_vmexit(const KvmEvent& t, VcpuState& st) {
 // guest mode (svm_handle_exit(), nested_vmx_reflect_vmexit()): in a trace that has that
 // tracepoint, an exit without one was L1's (the vCPU left L2 in a part the excerpt lacks);
 // in a trace without it, L2 stays, inferred from kvm_nested_vmenter, and describe() says so.
-void KvmEventLinker::settle_exit_level(VcpuState& st) {
+void Linker::settle_exit_level(VcpuState& st) {
   es_record* e = held(st.open_exit);
   if (!e || e->kind != ES_KIND_VM_EXIT || e->level != 2 || st.exit_level_seen) return;
   st.exit_level_seen = true;
@@ -503,7 +481,7 @@ void KvmEventLinker::settle_exit_level(VcpuState& st) {
 }
 
 // kvm_nested_vmexit_inject: L0 reflects the L2 exit to L1 (vmcs12 exit fields).
-void KvmEventLinker::on_nested_inject(const KvmEvent& t, VcpuState& st) {
+void Linker::on_nested_inject(const KvmEvent& t, VcpuState& st) {
   saw_nested_ = true;
   es_record* open = held(st.open_exit);
   // Only an L2 exit is reflected to L1: the exit before this line was L2's, said or not.
@@ -555,7 +533,7 @@ void KvmEventLinker::on_nested_inject(const KvmEvent& t, VcpuState& st) {
 // interruption information). Recorded as a NESTED_ENTRY at L2 (hv_level 1: L1's request);
 // an injection starts its chain there, observed, not inferred, unless it is L1 reinjecting
 // the event the exit it was reflected still reported: then that chain goes on.
-void KvmEventLinker::on_nested_vmenter(const KvmEvent& t, VcpuState& st) {
+void Linker::on_nested_vmenter(const KvmEvent& t, VcpuState& st) {
   saw_nested_ = true;
   settle_exit_level(st);
   const Injection inj = t.injected.value_or(Injection{});
@@ -594,7 +572,7 @@ void KvmEventLinker::on_nested_vmenter(const KvmEvent& t, VcpuState& st) {
   st.level = 2;
 }
 
-void KvmEventLinker::on_inject(const KvmEvent& t, VcpuState& st) {
+void Linker::on_inject(const KvmEvent& t, VcpuState& st) {
   const Injection inj = t.injected.value_or(Injection{});
   settle_exit_level(st);
   // A kernel that can say "[reinjected]" (5.19+) and did not: KVM injects a new event of the
@@ -693,7 +671,7 @@ void KvmEventLinker::on_inject(const KvmEvent& t, VcpuState& st) {
   st.delivery_faulted = false;
 }
 
-void KvmEventLinker::on_entry(const KvmEvent& t, VcpuState& st) {
+void Linker::on_entry(const KvmEvent& t, VcpuState& st) {
   const Injection inj = t.injected.value_or(Injection{});
   saw_entry_ = true;
   settle_exit_level(st);
@@ -739,16 +717,16 @@ void KvmEventLinker::on_entry(const KvmEvent& t, VcpuState& st) {
   st.open_exit = 0;
 }
 
-void KvmEventLinker::on_context(const KvmEvent& t, VcpuState& st) {
+void Linker::on_context(const KvmEvent& t, VcpuState& st) {
   es_record& c = push(ES_KIND_CONTEXT, 0);
   c.aux = static_cast<uint32_t>(cur_line_);
   c.rip = t.rip.value_or(0);
   switch (t.event) {
-    case TraceEvent::PageFault: {
+    case Tracepoint::PageFault: {
       // kvm_page_fault's error code is 64 bits wide (since 6.4; AMD's NPF EXITINFO1 before):
       // KVM's PFERR_GUEST_FINAL (bit 32) and PFERR_GUEST_PAGE (bit 33) say whether the fault
       // hit the final GPA or a guest paging structure. Kept whole in aux64 (record.h).
-      c.reason = kContextPageFault;
+      c.reason = ES_CONTEXT_PAGE_FAULT;
       c.guest_phys = t.page_fault.address;
       c.aux64 = t.page_fault.error_code;
       c.intr_error = static_cast<uint32_t>(t.page_fault.error_code);
@@ -765,18 +743,18 @@ void KvmEventLinker::on_context(const KvmEvent& t, VcpuState& st) {
       }
       break;
     }
-    case TraceEvent::EmulateInsn:
+    case Tracepoint::EmulateInsn:
       // The bytes are kept (code table) only with ES_FLAG_BYTES_VALID, whose count is aux: the
       // line number gives way to it.
-      c.reason = kContextEmulateInsn;
+      c.reason = ES_CONTEXT_EMULATE_INSN;
       std::memcpy(c.bytes, t.emulate.bytes, sizeof c.bytes);
       c.instr_len = t.emulate.byte_count;
       c.aux = t.emulate.byte_count;
       if (t.emulate.byte_count) c.flags |= ES_FLAG_BYTES_VALID;
       c.intr_error = t.emulate.failed ? 1 : 0;
       break;
-    case TraceEvent::UserspaceExit:
-      c.reason = kContextUserspaceExit;
+    case Tracepoint::UserspaceExit:
+      c.reason = ES_CONTEXT_USERSPACE_EXIT;
       c.qualification = t.userspace_exit.reason;
       c.intr_error = static_cast<uint32_t>(t.userspace_exit.error);
       // KVM_EXIT_SHUTDOWN (8) right after a fault while delivering #DF: KVM turned it into a
@@ -790,48 +768,48 @@ void KvmEventLinker::on_context(const KvmEvent& t, VcpuState& st) {
         st.delivery_faulted = false;
       }
       break;
-    case TraceEvent::Mmio:
-      c.reason = kContextMmio;
+    case Tracepoint::Mmio:
+      c.reason = ES_CONTEXT_MMIO;
       c.guest_phys = t.mmio.gpa;
       c.aux64 = t.mmio.value;
       c.intr_error = t.mmio.type;
       c.instr_len = t.mmio.len;
       break;
-    case TraceEvent::Pio:
-      c.reason = kContextPio;
+    case Tracepoint::Pio:
+      c.reason = ES_CONTEXT_PIO;
       c.qualification = t.pio.port;
       c.aux64 = t.pio.value;
       c.intr_error = t.pio.write ? 1 : 0;
       c.instr_len = t.pio.size;
       break;
-    case TraceEvent::Msr:
-      c.reason = kContextMsr;
+    case Tracepoint::Msr:
+      c.reason = ES_CONTEXT_MSR;
       c.qualification = t.msr.index;
       c.aux64 = t.msr.data;
       c.intr_error = t.msr.write ? 1 : 0;
       break;
-    case TraceEvent::ApicAcceptIrq:
-    case TraceEvent::Eoi:
-      c.reason = t.event == TraceEvent::Eoi ? kContextEoi : kContextApicAcceptIrq;
+    case Tracepoint::ApicAcceptIrq:
+    case Tracepoint::Eoi:
+      c.reason = t.event == Tracepoint::Eoi ? ES_CONTEXT_EOI : ES_CONTEXT_APIC_ACCEPT_IRQ;
       c.qualification = t.apic.apicid;
       c.intr_info = EntryIntrInfo::make(t.apic.vector, arch::InterruptionType::ExternalInterrupt).raw();
       break;
-    default: c.reason = kContextOtherEvent; break;
+    default: c.reason = ES_CONTEXT_OTHER_EVENT; break;
   }
 }
 
-void KvmEventLinker::note_era(const KvmEvent& t) {
+void Linker::note_era(const KvmEvent& t) {
   // kvm_nested_vmexit's "int_info" before 5.10 is not kvm_exit's 5.10+ "intr_info".
-  if ((t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit) && !t.exit.old_nested_format) {
+  if ((t.event == Tracepoint::Exit || t.event == Tracepoint::NestedVmexit) && !t.exit.old_nested_format) {
     era_intr_ |= t.exit.format == ExitFormat::IntrInfo;
     era_pair_ |= t.exit.format == ExitFormat::InfoPair;
   }
-  if (t.event == TraceEvent::Entry && t.injected) era_entry_intr_ = true;
-  if ((t.event == TraceEvent::InjVirq || t.event == TraceEvent::InjException) && t.injected && t.injected->reinjected_printed_era)
+  if (t.event == Tracepoint::Entry && t.injected) era_entry_intr_ = true;
+  if ((t.event == Tracepoint::InjVirq || t.event == Tracepoint::InjException) && t.injected && t.injected->reinjected_printed_era)
     era_virq_new_ = true;
 }
 
-void KvmEventLinker::describe(ImportStats& s) const {
+void Linker::describe(TraceFacts& s) const {
   s.vendor = saw_vmx_ && saw_svm_ ? "mixed" : saw_svm_ ? "svm" : saw_vmx_ ? "vmx" : "unknown";
   if (era_entry_intr_) s.era = "Linux 6.14+ (kvm_entry prints the injected event)";
   else if (era_intr_ && era_virq_new_)
@@ -919,4 +897,4 @@ void KvmEventLinker::describe(ImportStats& s) const {
     s.assumptions.push_back("some events name no vCPU: taken from the thread (one vCPU per thread) or the event before");
 }
 
-}  // namespace es::import
+}  // namespace es::kvmtrace
