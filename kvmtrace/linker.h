@@ -37,17 +37,10 @@
 
 #include "exitscope/record.h"
 #include "kvmtrace/decode.h"
+#include "kvmtrace/era.h"
 #include "kvmtrace/event.h"
 
 namespace es::kvmtrace {
-
-// What the events told about the kernel and what had to be assumed (an import's and a live
-// recording's session keep it).
-struct TraceFacts {
-  std::string vendor;                    // "vmx", "svm", "mixed", "unknown"
-  std::string era;                       // what the formats say about the kernel
-  std::vector<std::string> assumptions;  // where the events did not say (records ES_FLAG_INFERRED)
-};
 
 class Linker {
  public:
@@ -75,25 +68,9 @@ class Linker {
   void describe(TraceFacts& s) const;
   // Whether a kvm_exit or kvm_entry event said the era (a trace.dat without one reads it from
   // its event formats instead, which are exact).
-  bool era_from_exit_or_entry() const { return era_intr_ || era_pair_ || era_entry_intr_; }
+  bool era_from_exit_or_entry() const { return era_.from_exit_or_entry(); }
 
  private:
-  // kvm_exit "reason X rip R info A B" (VMX): the kernel printed it before 5.10 with info2 =
-  // the VM-exit interruption info; trace-cmd's kvm plugin prints it on EVERY kernel, and from
-  // 5.10 the kernel's info2 is the IDT-vectoring info. Decided from the whole file (learn(),
-  // InfoPairMeaning in kvmtrace/decode.h).
-  struct Evidence {
-    uint64_t count = 0;
-    uint64_t first_line = 0;
-    std::string what;  // of the first line that gave it
-    void add(uint64_t line, std::string why) {
-      if (count++ == 0) {
-        first_line = line;
-        what = std::move(why);
-      }
-    }
-  };
-
   // Per-vCPU progress of the event being injected / reinjected (KVM injects one at a time).
   struct VcpuState {
     // HeldByL1: reflected to L1 with the event in vmcb12's EXITINTINFO / vmcs12's IDT-vectoring
@@ -140,7 +117,6 @@ class Linker {
   void on_inject(const KvmEvent& t, VcpuState& st);
   void on_entry(const KvmEvent& t, VcpuState& st);
   void on_context(const KvmEvent& t, VcpuState& st);
-  void note_era(const KvmEvent& t);
 
   std::deque<es_record> held_;  // ids base_id_ .. next_id_-1
   uint64_t base_id_ = 1, next_id_ = 1;
@@ -152,16 +128,7 @@ class Linker {
   uint16_t cur_vcpu_ = 0, last_vcpu_ = 0;
   uint64_t cur_time_ = 0, cur_line_ = 0;
 
-  // learn() evidence for the 5.10+ meaning: from the kernel's version (a print format only
-  // newer kernels have) and from exits whose reason rules the other meaning out; and for the
-  // pre-5.10 meaning, from exits whose reason rules out IDT-vectoring.
-  Evidence newer_kernel_, older_kernel_, info2_is_vectoring_, info2_is_exit_intr_, trimmed_entries_;
-  Evidence entries_without_rip_;  // older-kernel evidence unless other kvm_entry lines have the RIP
-  uint64_t info_pair_exits_ = 0;
-  uint64_t entries_with_rip_ = 0;  // a kernel that prints the RIP prints it on every kvm_entry
-  InfoPairMeaning info_pair_ = InfoPairMeaning::Undecided;
-  bool info_pair_conflict_ = false;
-  bool learned_ = false;  // finish_learning() ran: a text source (fields by print format, not by name)
+  EraEvidence era_;  // which kernel printed the trace, what "info A B" means (era.h)
 
   bool guessed_vcpu_ = false;
   bool saw_vmx_ = false, saw_svm_ = false, saw_nested_ = false, assumed_info2_ = false;
@@ -172,8 +139,7 @@ class Linker {
   bool nested_vmexit_traced_ = false;  // the trace has kvm_nested_vmexit lines (learn() or add())
   uint64_t vcpu_thread_changes_ = 0;   // a vCPU number seen from a new thread (another VM)
   uint64_t levels_from_tracking_ = 0;  // exits labelled L2 by kvm_nested_vmenter alone
-  uint64_t levels_from_reflect_ = 0;   // exits labelled L2 because kvm_nested_vmexit_inject reflected them  // a kvm_entry line (learn() or add()): cancelled injections can be told
-  bool era_intr_ = false, era_pair_ = false, era_entry_intr_ = false, era_virq_new_ = false;
+  uint64_t levels_from_reflect_ = 0;   // exits labelled L2 because kvm_nested_vmexit_inject reflected them
 };
 
 }  // namespace es::kvmtrace

@@ -1,13 +1,11 @@
 #include "replay/import/trace_text.h"
 
 #include <array>
-#include <unordered_map>
 
 #include "hv/arch/event_info.h"
 #include "hv/arch/exceptions.h"
-#include "hv/arch/exit_reason.h"
-#include "hv/arch/svm.h"
 #include "kvmtrace/fields.h"
+#include "kvmtrace/names.h"
 
 namespace es::import {
 
@@ -134,129 +132,13 @@ struct Tokens {
 
 TraceEvent event_from_name(std::string_view n) { return kvmtrace::tracepoint_from_name(n); }
 
-struct ExcName {
-  std::string_view name;
-  uint8_t vector;
-};
-constexpr ExcName kExceptions[] = {
-    {"DE", arch::kDE}, {"DB", arch::kDB}, {"NMI", arch::kNMI}, {"BP", arch::kBP}, {"OF", arch::kOF},
-    {"BR", arch::kBR}, {"UD", arch::kUD}, {"NM", arch::kNM},   {"DF", arch::kDF}, {"TS", arch::kTS},
-    {"NP", arch::kNP}, {"SS", arch::kSS}, {"GP", arch::kGP},   {"PF", arch::kPF}, {"MF", arch::kMF},
-    {"AC", arch::kAC}, {"MC", arch::kMC}, {"XM", arch::kXM},   {"VE", arch::kVE}, {"CP", arch::kCP},
-};
-int exception_vector(std::string_view n) {
-  if (!n.empty() && n[0] == '#') n.remove_prefix(1);
-  for (const ExcName& e : kExceptions)
-    if (e.name.size() == n.size()) {
-      bool eq = true;
-      for (size_t i = 0; i < n.size(); ++i)
-        if ((n[i] & ~0x20) != e.name[i]) eq = false;
-      if (eq) return e.vector;
-    }
-  return -1;
-}
-
-bool all_lower(std::string_view s) {
-  for (char c : s)
-    if (c >= 'A' && c <= 'Z') return false;
-  return true;
-}
-
-// Names KVM printed for a VMX exit reason before it renamed them, and that trace-cmd's kvm
-// plugin (libtraceevent plugin_kvm.c, its own VMX_EXIT_REASONS table) still prints on every
-// kernel: exit 7 was EXIT_REASON_PENDING_INTERRUPT until Linux 5.6 renamed it INTERRUPT_WINDOW
-// (SDM Vol. 3D Appendix C "VMX Basic Exit Reasons": 7 = interrupt window).
-struct OldVmxName {
-  std::string_view name;
-  uint16_t basic;
-};
-constexpr OldVmxName kOldVmxNames[] = {
-    {"PENDING_INTERRUPT", 7},
-    {"INTERRUPT_PENDING", 7},
-};
-
-// VMX basic exit reason by KVM's name: the exact spelling through a table built once, other
-// spellings ("EXIT_REASON_...", lower case) through arch::exit_reason_from_name. -1 if unknown.
-int vmx_exit_reason(std::string_view name) {
-  static const std::unordered_map<std::string_view, int> kExact = [] {
-    std::unordered_map<std::string_view, int> m;
-    for (uint16_t i = 0; i < 0x400; ++i)
-      if (const std::string_view n = arch::exit_reason_name(i); !n.empty()) m.emplace(n, i);
-    return m;
-  }();
-  if (const auto it = kExact.find(name); it != kExact.end()) return it->second;
-  return arch::exit_reason_from_name(name);
-}
-
-// Fills exit.reason / exit.isa from KVM's printed name (or a hex number when the kernel's
-// table did not know it). `next` is the following token, for SVM's two-word "PF excp".
-// Returns the number of tokens consumed (1 or 2).
+// Exit reason names of every era and vendor, VMX reason flags, exception mnemonics: kvmtrace/names.h.
 size_t parse_reason(std::string_view name, std::string_view next, TraceLine& out) {
-  if (next == "excp") {  // "PF excp", "XF excp": KVM's two-word exception exits, hv/arch's SVM table
-    std::string joined(name);
-    joined += " excp";
-    out.exit.isa = Isa::Svm;
-    out.exit.reason = arch::svm_exit_code_from_name(joined);
-    return 2;
-  }
-  const bool vmx_prefixed = name.size() > 12 && name.substr(0, 12) == "EXIT_REASON_";
-  if (!vmx_prefixed && (all_lower(name) || name.substr(0, 5) == "EXIT_" || name.substr(0, 9) == "SVM_EXIT_")) {
-    // Every era's spelling (KVM's "interrupt", "hypercall"; trace-cmd's "EXIT_EXCP_GP"), hv/arch.
-    if (const std::optional<uint32_t> code = arch::svm_exit_code_from_name(name)) {
-      out.exit.isa = Isa::Svm;
-      out.exit.reason = code;
-      return 1;
-    }
-  }
-  // trace-cmd's kvm plugin names SVM exceptions "EXIT_EXCP_GP" (0x40 + vector, AMD APM Vol. 2
-  // Appendix C "SVM Intercept Exit Codes").
-  if (std::string_view e = name; e.substr(0, 5) == "EXIT_" || e.substr(0, 9) == "SVM_EXIT_") {
-    e.remove_prefix(e[0] == 'S' ? 9 : 5);
-    if (e.size() > 5 && e.substr(0, 5) == "EXCP_") {
-      const int v = exception_vector(e.substr(5));
-      if (v >= 0) {
-        out.exit.isa = Isa::Svm;
-        out.exit.reason = 0x40u + static_cast<uint32_t>(v);
-        return 1;
-      }
-    }
-  }
-  for (const OldVmxName& o : kOldVmxNames)
-    if (name == o.name) {
-      out.exit.isa = Isa::Vmx;
-      out.exit.reason = o.basic;
-      out.old_name = true;
-      return 1;
-    }
-  const int basic = vmx_exit_reason(name);
-  if (basic >= 0) {
-    out.exit.isa = Isa::Vmx;
-    out.exit.reason = static_cast<uint32_t>(basic);
-    return 1;
-  }
-  uint32_t raw = 0;
-  if (name.size() > 2 && name[0] == '0' && name[1] == 'x' && parse_hex32(name, raw)) {
-    out.exit.isa = Isa::Unknown;  // printed as a number: vendor unknown from the name
-    out.exit.reason = raw;
-  }
-  return 1;
-}
-
-// VMX_EXIT_REASON_FLAGS printed after the name on newer kernels ("EPT_VIOLATION FAILED_VMENTRY").
-bool reason_flag(std::string_view t, uint32_t& bits) {
-  bool any = false;
-  while (!t.empty()) {
-    const size_t bar = t.find('|');
-    const std::string_view f = t.substr(0, bar);
-    if (f == "FAILED_VMENTRY") bits |= arch::ExitReason::kEntryFailure, any = true;
-    else if (f == "SGX_ENCLAVE_MODE" || f == "ENCLAVE_MODE") bits |= arch::ExitReason::kEnclaveMode, any = true;
-    else if (f == "PENDING_MTF") bits |= arch::ExitReason::kPendingMtf, any = true;
-    else if (f == "FROM_VMX_ROOT") bits |= arch::ExitReason::kFromVmxRoot, any = true;
-    else return false;
-    if (bar == std::string_view::npos) break;
-    t.remove_prefix(bar + 1);
-  }
-  return any;
+  const kvmtrace::ExitName n = kvmtrace::exit_reason_from_kvm_name(name, next);
+  out.exit.isa = n.isa;
+  out.exit.reason = n.reason;
+  out.old_name = n.old_name;
+  return n.tokens;
 }
 
 std::string_view key_of(std::string_view t) {
@@ -280,7 +162,7 @@ bool parse_exit_body(const Tokens& tk, TraceLine& out) {
       if (i + 1 >= tk.n) return false;
       i += 1 + parse_reason(v, tk[i + 2], out);
       have_reason = true;
-      while (i < tk.n && reason_flag(tk[i], flags)) ++i;
+      while (i < tk.n && kvmtrace::vmx_reason_flags_from_name(tk[i], flags)) ++i;
     } else if (key == "rip") {
       if (!parse_hex(v, x)) return false;
       out.rip = x;
@@ -397,7 +279,7 @@ bool parse_inj_virq(const Tokens& tk, TraceLine& out) {
 // kvm_inj_exception: "#PF (0x2)" | "#UD" | "#GP (0x0) [reinjected]" | "#BP [reinjected]".
 bool parse_inj_exception(const Tokens& tk, TraceLine& out) {
   if (tk.n < 1 || tk.n > 3) return false;
-  const int vec = exception_vector(tk[0]);
+  const int vec = kvmtrace::exception_vector_from_name(tk[0]);
   if (vec < 0) return false;
   Injection& in = out.injected.emplace();
   size_t i = 1;
