@@ -5,7 +5,7 @@
 //     intr_info / error_code = VM-exit interruption info and its error code.
 //   VMX before 5.10 ("info A B", fields info1 / info2 only): info2 = VM-exit interruption info;
 //     but trace-cmd's kvm plugin prints "info A B" on every kernel, so for text the meaning is
-//     decided from the evidence of the whole trace (kvmtrace::EraEvidence, linker.h).
+//     decided from the evidence of the whole trace (kvmtrace::EraEvidence, era.h).
 //   SVM, every era: info1 / info2 = EXITINFO1 / EXITINFO2 (an NPF's GPA in EXITINFO2),
 //     intr_info / error_code = EXITINTINFO and its error code: the event being delivered
 //     (AMD APM Vol. 2 15.7.2 "Exit Int Info"), in the records' IDT-vectoring layout.
