@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <variant>
 
 namespace es::kvmtrace {
 
@@ -109,51 +110,78 @@ struct KvmEvent {
   std::optional<Injection> injected;
   bool immediate_exit = false;  // kvm_entry "[immediate exit]" (6.9+)
 
+  // The fields of the context tracepoints: one alternative per kind, the one the event is (the
+  // event's other kinds are not stored: a line costs what its kind needs). Read with page_fault(),
+  // pio(), ... (an all-zero one when the event is of another kind); fill with fields<T>().
   struct PageFault {
     uint64_t address = 0;
     // All 64 bits (u64 since 6.4; AMD's NPF EXITINFO1 before): KVM's PFERR_GUEST_FINAL /
     // PFERR_GUEST_PAGE are bits 32 / 33.
     uint64_t error_code = 0;
-  } page_fault;
+  };
   struct EmulateInsn {
     uint8_t bytes[16] = {};
     uint8_t byte_count = 0;
     bool failed = false;
-  } emulate;
+  };
   struct Pio {
-    bool write = false;
     uint64_t port = 0;
     uint64_t value = 0;  // absent before 4.x: 0
     uint32_t size = 0;
-  } pio;
-  struct Msr {
     bool write = false;
+  };
+  struct Msr {
     uint64_t index = 0;
     uint64_t data = 0;
+    bool write = false;
     bool gp_fault = false;  // "(#GP)"
-  } msr;
+  };
   struct ApicIrq {  // kvm_apic_accept_irq, kvm_eoi
     uint64_t apicid = 0;
     uint8_t vector = 0;
-  } apic;
+  };
   struct UserspaceExit {
     uint64_t reason = 0;      // KVM_EXIT_* (include/uapi/linux/kvm.h)
     int64_t error = 0;        // -errno when KVM_RUN returned an error ("restart", "error"), else 0
     bool errno_printed() const { return error < 0; }
-  } userspace_exit;
+  };
   struct Mmio {
-    uint32_t type = 0;  // KVM_TRACE_MMIO_READ_UNSATISFIED 0, _READ 1, _WRITE 2
-    uint32_t len = 0;
     uint64_t gpa = 0;
     uint64_t value = 0;
+    uint32_t len = 0;
+    uint32_t type = 0;  // KVM_TRACE_MMIO_READ_UNSATISFIED 0, _READ 1, _WRITE 2
     bool write() const { return type == 2; }
-  } mmio;
+  };
   struct NestedVmenter {
     uint64_t vmcb = 0;    // the VMCB12 / VMCS12 address L1 named
     uint64_t l1_rip = 0;  // L1's RIP (its VMRUN / VMLAUNCH)
     uint32_t int_ctl = 0;
     Isa isa = Isa::Unknown;  // "vmcb" -> SVM, "vmcs" -> VMX
-  } nested_vmenter;
+  };
+  std::variant<std::monostate, PageFault, EmulateInsn, Pio, Msr, ApicIrq, UserspaceExit, Mmio, NestedVmenter> context;
+
+  const PageFault& page_fault() const { return read<PageFault>(); }
+  const EmulateInsn& emulate() const { return read<EmulateInsn>(); }
+  const Pio& pio() const { return read<Pio>(); }
+  const Msr& msr() const { return read<Msr>(); }
+  const ApicIrq& apic() const { return read<ApicIrq>(); }
+  const UserspaceExit& userspace_exit() const { return read<UserspaceExit>(); }
+  const Mmio& mmio() const { return read<Mmio>(); }
+  const NestedVmenter& nested_vmenter() const { return read<NestedVmenter>(); }
+  // The context fields of kind T to fill: made T's (all zero) unless they already are.
+  template <typename T>
+  T& fields() {
+    if (T* p = std::get_if<T>(&context)) return *p;
+    return context.template emplace<T>();
+  }
+
+ private:
+  template <typename T>
+  const T& read() const {
+    if (const T* p = std::get_if<T>(&context)) return *p;
+    static const T kNone{};
+    return kNone;
+  }
 };
 
 // The VM-entry interruption-information word of an exception KVM injects (kvm_inj_exception):

@@ -115,66 +115,81 @@ bool fill_from_fields(Tracepoint ev, const Fields& f, KvmEvent& t) {
       in.reinjected_printed_era = f.has(fReinjected);
       return true;
     }
-    case Tracepoint::PageFault:
+    case Tracepoint::PageFault: {
       if (!f.has(fFaultAddress)) return false;
-      t.page_fault.address = f.get(fFaultAddress);
-      t.page_fault.error_code = f.get(fErrorCode);  // all 64 bits
+      auto& pf = t.fields<KvmEvent::PageFault>();
+      pf.address = f.get(fFaultAddress);
+      pf.error_code = f.get(fErrorCode);  // all 64 bits
       t.rip = opt(fGuestRip);
       return true;
+    }
     case Tracepoint::EmulateInsn: {
       t.rip = opt(fRip);
+      auto& em = t.fields<KvmEvent::EmulateInsn>();
       if (f.has(fInsn)) {
-        uint8_t insn[sizeof t.emulate.bytes] = {};
+        uint8_t insn[sizeof em.bytes] = {};
         const size_t have = f.bytes(fInsn, insn, sizeof insn);
         const size_t n = std::min<size_t>(static_cast<size_t>(f.get(fLen)), have);
-        std::memcpy(t.emulate.bytes, insn, n);
-        t.emulate.byte_count = static_cast<uint8_t>(n);
+        std::memcpy(em.bytes, insn, n);
+        em.byte_count = static_cast<uint8_t>(n);
       }
-      t.emulate.failed = f.get(fFailed) != 0;
+      em.failed = f.get(fFailed) != 0;
       return true;
     }
-    case Tracepoint::Pio:
+    case Tracepoint::Pio: {
       if (!f.has(fPort)) return false;
-      t.pio.write = f.get(fRw) != 0;
-      t.pio.port = f.get(fPort);
-      t.pio.value = f.get(fVal);  // absent before 4.x
-      t.pio.size = static_cast<uint32_t>(f.get(fSize));
+      auto& pio = t.fields<KvmEvent::Pio>();
+      pio.write = f.get(fRw) != 0;
+      pio.port = f.get(fPort);
+      pio.value = f.get(fVal);  // absent before 4.x
+      pio.size = static_cast<uint32_t>(f.get(fSize));
       return true;
-    case Tracepoint::Msr:
+    }
+    case Tracepoint::Msr: {
       if (!f.has(fEcx)) return false;
-      t.msr.write = f.get(fWrite) != 0;
-      t.msr.index = f.get(fEcx);
-      t.msr.data = f.get(fData);
-      t.msr.gp_fault = f.get(fException) != 0;
+      auto& msr = t.fields<KvmEvent::Msr>();
+      msr.write = f.get(fWrite) != 0;
+      msr.index = f.get(fEcx);
+      msr.data = f.get(fData);
+      msr.gp_fault = f.get(fException) != 0;
       return true;
+    }
     case Tracepoint::ApicAcceptIrq:
-    case Tracepoint::Eoi:
-      t.apic.apicid = f.get(fApicid);
-      t.apic.vector = static_cast<uint8_t>(f.get(ev == Tracepoint::Eoi ? fVector : fVec) & 0xFF);
+    case Tracepoint::Eoi: {
+      auto& apic = t.fields<KvmEvent::ApicIrq>();
+      apic.apicid = f.get(fApicid);
+      apic.vector = static_cast<uint8_t>(f.get(ev == Tracepoint::Eoi ? fVector : fVec) & 0xFF);
       return true;
-    case Tracepoint::UserspaceExit:
-      t.userspace_exit.reason = f.get(fReason);
-      t.userspace_exit.error = static_cast<int64_t>(f.get(fErrno));  // sign-extended
+    }
+    case Tracepoint::UserspaceExit: {
+      auto& ue = t.fields<KvmEvent::UserspaceExit>();
+      ue.reason = f.get(fReason);
+      ue.error = static_cast<int64_t>(f.get(fErrno));  // sign-extended
       return true;
-    case Tracepoint::Mmio:
-      t.mmio.type = static_cast<uint32_t>(f.get(fType));
-      t.mmio.len = static_cast<uint32_t>(f.get(fLen));
-      t.mmio.gpa = f.get(fGpa);
-      t.mmio.value = f.get(fVal);
+    }
+    case Tracepoint::Mmio: {
+      auto& mmio = t.fields<KvmEvent::Mmio>();
+      mmio.type = static_cast<uint32_t>(f.get(fType));
+      mmio.len = static_cast<uint32_t>(f.get(fLen));
+      mmio.gpa = f.get(fGpa);
+      mmio.value = f.get(fVal);
       return true;
-    case Tracepoint::NestedVmenter:
+    }
+    case Tracepoint::NestedVmenter: {
       // kvm_nested_vmenter (kvm_nested_vmrun before 5.12): L1's VMRUN / VMLAUNCH as KVM emulates it.
       // event_inj: vmcb12's EVENTINJ (AMD APM Vol. 2 15.20 "Event Injection") or vmcs12's VM-entry
       // interruption information (SDM Vol. 3C 25.8.3): what L1 asks to inject into L2.
       if (!f.has(fVmcb) || !f.has(fEventInj)) return false;
-      t.nested_vmenter.vmcb = f.get(fVmcb);
-      t.nested_vmenter.l1_rip = f.get(fRip);
+      auto& nv = t.fields<KvmEvent::NestedVmenter>();
+      nv.vmcb = f.get(fVmcb);
+      nv.l1_rip = f.get(fRip);
       t.rip = opt(fNestedRip);
-      t.nested_vmenter.int_ctl = static_cast<uint32_t>(f.get(fIntCtl));
+      nv.int_ctl = static_cast<uint32_t>(f.get(fIntCtl));
       t.injected = Injection{static_cast<uint32_t>(f.get(fEventInj)), 0};
       // kvm_nested_vmrun (no isa) was SVM's alone.
-      t.nested_vmenter.isa = !f.has(fIsa) || f.get(fIsa) == kIsaSvm ? Isa::Svm : Isa::Vmx;
+      nv.isa = !f.has(fIsa) || f.get(fIsa) == kIsaSvm ? Isa::Svm : Isa::Vmx;
       return true;
+    }
     default: return true;  // another event: context
   }
 }

@@ -474,16 +474,16 @@ void Linker::on_nested_vmenter(const KvmEvent& t, VcpuState& st) {
   settle_exit_level(st);
   const Injection inj = t.injected.value_or(Injection{});
   uint32_t word = inj.word;
-  const bool svm = t.nested_vmenter.isa == Isa::Svm;
+  const bool svm = t.nested_vmenter().isa == Isa::Svm;
   if (svm) word = arch::to_vmx_entry(arch::SvmEventInfo::from_parts(inj.word, 0)).raw();
   const bool injects = EntryIntrInfo(word).valid();
   es_record& r = push(ES_KIND_NESTED_ENTRY, (svm ? ES_FLAG_SVM : 0) | (t.rip ? 0 : ES_FLAG_RIP_UNKNOWN));
   r.level = 2;
   r.hv_level = 1;
   r.rip = t.rip.value_or(0);
-  r.guest_phys = t.nested_vmenter.vmcb;  // the VMCB / VMCS12 L1 named
-  r.aux = t.nested_vmenter.int_ctl;         // int_ctl
-  r.aux64 = t.nested_vmenter.l1_rip;       // L1's RIP
+  r.guest_phys = t.nested_vmenter().vmcb;  // the VMCB / VMCS12 L1 named
+  r.aux = t.nested_vmenter().int_ctl;         // int_ctl
+  r.aux64 = t.nested_vmenter().l1_rip;       // L1's RIP
   r.intr_info = injects ? word : 0;
   const uint64_t id = r.id;
   const bool continues = injects &&
@@ -663,9 +663,9 @@ void Linker::on_context(const KvmEvent& t, VcpuState& st) {
       // KVM's PFERR_GUEST_FINAL (bit 32) and PFERR_GUEST_PAGE (bit 33) say whether the fault
       // hit the final GPA or a guest paging structure. Kept whole in aux64 (record.h).
       c.reason = ES_CONTEXT_PAGE_FAULT;
-      c.guest_phys = t.page_fault.address;
-      c.aux64 = t.page_fault.error_code;
-      c.intr_error = static_cast<uint32_t>(t.page_fault.error_code);
+      c.guest_phys = t.page_fault().address;
+      c.aux64 = t.page_fault().error_code;
+      c.intr_error = static_cast<uint32_t>(t.page_fault().error_code);
       if (!t.rip) c.flags |= ES_FLAG_RIP_UNKNOWN;
       // The GPA of the EPT violation / NPF this fault handles (kvm_exit does not print it on VMX).
       if (es_record* e = held(st.open_exit)) {
@@ -673,7 +673,7 @@ void Linker::on_context(const KvmEvent& t, VcpuState& st) {
                              ? e->reason == static_cast<uint32_t>(arch::SvmExitCode::Npf)
                              : (arch::ExitReason(e->reason).is(arch::BasicExitReason::EptViolation) ||
                                 arch::ExitReason(e->reason).is(arch::BasicExitReason::EptMisconfig));
-        if (ept && e->guest_phys == 0) e->guest_phys = t.page_fault.address;
+        if (ept && e->guest_phys == 0) e->guest_phys = t.page_fault().address;
         c.origin = 0;
         c.cause = e->id;
       }
@@ -683,20 +683,20 @@ void Linker::on_context(const KvmEvent& t, VcpuState& st) {
       // The bytes are kept (code table) only with ES_FLAG_BYTES_VALID, whose count is aux: the
       // line number gives way to it.
       c.reason = ES_CONTEXT_EMULATE_INSN;
-      std::memcpy(c.bytes, t.emulate.bytes, sizeof c.bytes);
-      c.instr_len = t.emulate.byte_count;
-      c.aux = t.emulate.byte_count;
-      if (t.emulate.byte_count) c.flags |= ES_FLAG_BYTES_VALID;
-      c.intr_error = t.emulate.failed ? 1 : 0;
+      std::memcpy(c.bytes, t.emulate().bytes, sizeof c.bytes);
+      c.instr_len = t.emulate().byte_count;
+      c.aux = t.emulate().byte_count;
+      if (t.emulate().byte_count) c.flags |= ES_FLAG_BYTES_VALID;
+      c.intr_error = t.emulate().failed ? 1 : 0;
       break;
     case Tracepoint::UserspaceExit:
       c.reason = ES_CONTEXT_USERSPACE_EXIT;
-      c.qualification = t.userspace_exit.reason;
-      c.intr_error = static_cast<uint32_t>(t.userspace_exit.error);
+      c.qualification = t.userspace_exit().reason;
+      c.intr_error = static_cast<uint32_t>(t.userspace_exit().error);
       // KVM_EXIT_SHUTDOWN (8) right after a fault while delivering #DF: KVM turned it into a
       // triple fault itself (kvm_multiple_exception: KVM_REQ_TRIPLE_FAULT; SDM Vol. 3A 6.15), with
       // no shutdown exit of the CPU: the #DF's chain ends here.
-      if (!t.userspace_exit.errno_printed() && t.userspace_exit.reason == 8 && st.phase == VcpuState::Phase::Exited && st.delivery_faulted && st.chain != 0 &&
+      if (!t.userspace_exit().errno_printed() && t.userspace_exit().reason == 8 && st.phase == VcpuState::Phase::Exited && st.delivery_faulted && st.chain != 0 &&
           arch::EntryIntrInfo(st.word).vector() == arch::kDF) {
         c.origin = st.chain;
         c.cause = st.last_link;
@@ -706,29 +706,29 @@ void Linker::on_context(const KvmEvent& t, VcpuState& st) {
       break;
     case Tracepoint::Mmio:
       c.reason = ES_CONTEXT_MMIO;
-      c.guest_phys = t.mmio.gpa;
-      c.aux64 = t.mmio.value;
-      c.intr_error = t.mmio.type;
-      c.instr_len = t.mmio.len;
+      c.guest_phys = t.mmio().gpa;
+      c.aux64 = t.mmio().value;
+      c.intr_error = t.mmio().type;
+      c.instr_len = t.mmio().len;
       break;
     case Tracepoint::Pio:
       c.reason = ES_CONTEXT_PIO;
-      c.qualification = t.pio.port;
-      c.aux64 = t.pio.value;
-      c.intr_error = t.pio.write ? 1 : 0;
-      c.instr_len = t.pio.size;
+      c.qualification = t.pio().port;
+      c.aux64 = t.pio().value;
+      c.intr_error = t.pio().write ? 1 : 0;
+      c.instr_len = t.pio().size;
       break;
     case Tracepoint::Msr:
       c.reason = ES_CONTEXT_MSR;
-      c.qualification = t.msr.index;
-      c.aux64 = t.msr.data;
-      c.intr_error = t.msr.write ? 1 : 0;
+      c.qualification = t.msr().index;
+      c.aux64 = t.msr().data;
+      c.intr_error = t.msr().write ? 1 : 0;
       break;
     case Tracepoint::ApicAcceptIrq:
     case Tracepoint::Eoi:
       c.reason = t.event == Tracepoint::Eoi ? ES_CONTEXT_EOI : ES_CONTEXT_APIC_ACCEPT_IRQ;
-      c.qualification = t.apic.apicid;
-      c.intr_info = EntryIntrInfo::make(t.apic.vector, arch::InterruptionType::ExternalInterrupt).raw();
+      c.qualification = t.apic().apicid;
+      c.intr_info = EntryIntrInfo::make(t.apic().vector, arch::InterruptionType::ExternalInterrupt).raw();
       break;
     default: c.reason = ES_CONTEXT_OTHER_EVENT; break;
   }

@@ -75,69 +75,84 @@ bool Decoder::decode(const es_kvm_event& e, kvmtrace::KvmEvent& t) const {
       in.reinjected_printed_era = l.has(kReinjected);
       break;
     }
-    case ES_KVM_EV_PAGE_FAULT:
+    case ES_KVM_EV_PAGE_FAULT: {
       t.event = Tracepoint::PageFault;
-      t.page_fault.address = get(kAddress);
+      auto& pf = t.fields<kvmtrace::KvmEvent::PageFault>();
+      pf.address = get(kAddress);
       // All 64 bits (u64 since 6.4): KVM's PFERR_GUEST_FINAL / PFERR_GUEST_PAGE are bits 32 / 33.
       // The linker keeps them in the record's aux64 (record.h ES_CONTEXT_PAGE_FAULT); no RIP
       // here (the BTF program does not read it) is recorded as unknown, not 0.
-      t.page_fault.error_code = get(kErrorCode);
+      pf.error_code = get(kErrorCode);
       break;
+    }
     case ES_KVM_EV_EMULATE_INSN: {
       t.event = Tracepoint::EmulateInsn;
       const uint8_t len = static_cast<uint8_t>(get(kLen));
       const FieldLoc& insn = l.at[kInsn];
-      t.emulate.byte_count = static_cast<uint8_t>(len <= insn.size ? len : insn.size);
-      if (t.emulate.byte_count > sizeof t.emulate.bytes) t.emulate.byte_count = sizeof t.emulate.bytes;
-      std::memcpy(t.emulate.bytes, e.raw + insn.offset, t.emulate.byte_count);
-      t.emulate.failed = get(kFailed) != 0;
+      auto& em = t.fields<kvmtrace::KvmEvent::EmulateInsn>();
+      em.byte_count = static_cast<uint8_t>(len <= insn.size ? len : insn.size);
+      if (em.byte_count > sizeof em.bytes) em.byte_count = sizeof em.bytes;
+      std::memcpy(em.bytes, e.raw + insn.offset, em.byte_count);
+      em.failed = get(kFailed) != 0;
       break;
     }
-    case ES_KVM_EV_PIO:
+    case ES_KVM_EV_PIO: {
       t.event = Tracepoint::Pio;
-      t.pio.write = get(kRw) != 0;
-      t.pio.port = get(kPort);
-      t.pio.value = get(kVal);
-      t.pio.size = static_cast<uint32_t>(get(kSize));
+      auto& pio = t.fields<kvmtrace::KvmEvent::Pio>();
+      pio.write = get(kRw) != 0;
+      pio.port = get(kPort);
+      pio.value = get(kVal);
+      pio.size = static_cast<uint32_t>(get(kSize));
       break;
-    case ES_KVM_EV_MSR:
+    }
+    case ES_KVM_EV_MSR: {
       t.event = Tracepoint::Msr;
-      t.msr.write = get(kWrite) != 0;
-      t.msr.index = get(kEcx);
-      t.msr.data = get(kData);
-      t.msr.gp_fault = get(kException) != 0;
+      auto& msr = t.fields<kvmtrace::KvmEvent::Msr>();
+      msr.write = get(kWrite) != 0;
+      msr.index = get(kEcx);
+      msr.data = get(kData);
+      msr.gp_fault = get(kException) != 0;
       break;
+    }
     case ES_KVM_EV_APIC_ACCEPT_IRQ:
-    case ES_KVM_EV_EOI:
+    case ES_KVM_EV_EOI: {
       t.event = e.event == ES_KVM_EV_EOI ? Tracepoint::Eoi : Tracepoint::ApicAcceptIrq;
-      t.apic.apicid = get(kApicid);
-      t.apic.vector = static_cast<uint8_t>(get(kVector) & 0xFF);
+      auto& apic = t.fields<kvmtrace::KvmEvent::ApicIrq>();
+      apic.apicid = get(kApicid);
+      apic.vector = static_cast<uint8_t>(get(kVector) & 0xFF);
       break;
-    case ES_KVM_EV_MMIO:
+    }
+    case ES_KVM_EV_MMIO: {
       // KVM_TRACE_MMIO_READ_UNSATISFIED 0, _READ 1, _WRITE 2 (include/trace/events/kvm.h)
       t.event = Tracepoint::Mmio;
-      t.mmio.type = static_cast<uint32_t>(get(kType));
-      t.mmio.len = static_cast<uint32_t>(get(kLen));
-      t.mmio.gpa = get(kGpa);
-      t.mmio.value = get(kVal);
+      auto& mmio = t.fields<kvmtrace::KvmEvent::Mmio>();
+      mmio.type = static_cast<uint32_t>(get(kType));
+      mmio.len = static_cast<uint32_t>(get(kLen));
+      mmio.gpa = get(kGpa);
+      mmio.value = get(kVal);
       break;
-    case ES_KVM_EV_NESTED_VMENTER:
+    }
+    case ES_KVM_EV_NESTED_VMENTER: {
       // The same fields as kvmtrace/fields.h fills from trace.dat (one meaning for every source):
       // rip = L2's RIP (nested_rip), the VMCB / VMCS12, L1's RIP, int_ctl, and event_inj as L1
       // wrote it (SVM EVENTINJ or vmcs12 VM-entry intr info).
       t.event = Tracepoint::NestedVmenter;
-      t.nested_vmenter.l1_rip = t.rip.value_or(0);
+      auto& nv = t.fields<kvmtrace::KvmEvent::NestedVmenter>();
+      nv.l1_rip = t.rip.value_or(0);
       t.rip = get(kNestedRip);
-      t.nested_vmenter.vmcb = get(kVmcb);
-      t.nested_vmenter.int_ctl = static_cast<uint32_t>(get(kIntCtl));
+      nv.vmcb = get(kVmcb);
+      nv.int_ctl = static_cast<uint32_t>(get(kIntCtl));
       t.injected = Injection{static_cast<uint32_t>(get(kEventInj)), 0};
-      t.nested_vmenter.isa = !l.has(kIsa) || get(kIsa) == kvmtrace::kIsaSvm ? Isa::Svm : Isa::Vmx;
+      nv.isa = !l.has(kIsa) || get(kIsa) == kvmtrace::kIsaSvm ? Isa::Svm : Isa::Vmx;
       break;
-    case ES_KVM_EV_USERSPACE_EXIT:
+    }
+    case ES_KVM_EV_USERSPACE_EXIT: {
       t.event = Tracepoint::UserspaceExit;
-      t.userspace_exit.reason = get(kReason);                      // KVM_EXIT_* (include/uapi/linux/kvm.h)
-      t.userspace_exit.error = static_cast<int64_t>(get(kErrno));  // sign-extended: negative when KVM_RUN failed
+      auto& ue = t.fields<kvmtrace::KvmEvent::UserspaceExit>();
+      ue.reason = get(kReason);                      // KVM_EXIT_* (include/uapi/linux/kvm.h)
+      ue.error = static_cast<int64_t>(get(kErrno));  // sign-extended: negative when KVM_RUN failed
       break;
+    }
     default: return false;
   }
   return true;

@@ -308,6 +308,7 @@ bool parse_inj_exception(const Tokens& tk, TraceLine& out) {
 // kvm_page_fault: "address 7f1 error_code 181" (old) | "vcpu 0 rip 0x... address 0x... error_code 0x...".
 bool parse_page_fault(const Tokens& tk, TraceLine& out) {
   bool have_addr = false;
+  auto& pf = out.fields<kvmtrace::KvmEvent::PageFault>();
   for (size_t i = 0; i < tk.n;) {
     const std::string_view key = tk[i];
     uint64_t x = 0;
@@ -318,10 +319,10 @@ bool parse_page_fault(const Tokens& tk, TraceLine& out) {
       if (!parse_hex(tk[i + 1], x)) return false;
       out.rip = x;
     } else if (key == "address") {
-      if (!parse_hex(tk[i + 1], out.page_fault.address)) return false;
+      if (!parse_hex(tk[i + 1], pf.address)) return false;
       have_addr = true;
     } else if (key == "error_code") {
-      if (!parse_hex(tk[i + 1], out.page_fault.error_code)) return false;
+      if (!parse_hex(tk[i + 1], pf.error_code)) return false;
     } else {
       return false;
     }
@@ -341,12 +342,13 @@ bool parse_emulate_insn(std::string_view body, TraceLine& out) {
   out.rip = rip;
   const Tokens tk(body.substr(c2 + 1));
   size_t i = 0;
-  for (; i < tk.n && out.emulate.byte_count < 16; ++i) {
+  auto& em = out.fields<kvmtrace::KvmEvent::EmulateInsn>();
+  for (; i < tk.n && em.byte_count < 16; ++i) {
     uint32_t b = 0;
     if (tk[i].size() != 2 || !parse_hex32(tk[i], b)) break;
-    out.emulate.bytes[out.emulate.byte_count++] = static_cast<uint8_t>(b);
+    em.bytes[em.byte_count++] = static_cast<uint8_t>(b);
   }
-  out.emulate.failed = tk.n > 0 && (tk[tk.n - 1] == "failed" || tk[tk.n - 1] == "FAIL");  // kernel print | trace-cmd's kvm plugin
+  em.failed = tk.n > 0 && (tk[tk.n - 1] == "failed" || tk[tk.n - 1] == "FAIL");  // kernel print | trace-cmd's kvm plugin
   return true;
 }
 
@@ -356,10 +358,11 @@ bool parse_userspace_exit(const Tokens& tk, TraceLine& out) {
   if (tk.n != 3 || tk[0] != "reason" || tk[2].size() < 3 || tk[2].front() != '(' || tk[2].back() != ')') return false;
   uint64_t n = 0;
   if (!parse_dec(tk[2].substr(1, tk[2].size() - 2), n) || n > 0xFFFF'FFFF) return false;
+  auto& ue = out.fields<kvmtrace::KvmEvent::UserspaceExit>();
   if (tk[1] == "restart" || tk[1] == "error") {
-    out.userspace_exit.error = -static_cast<int64_t>(n);  // errno as the tracepoint stores it
+    ue.error = -static_cast<int64_t>(n);  // errno as the tracepoint stores it
   } else {
-    out.userspace_exit.reason = n;
+    ue.reason = n;
   }
   return true;
 }
@@ -367,26 +370,28 @@ bool parse_userspace_exit(const Tokens& tk, TraceLine& out) {
 // kvm_mmio: "mmio write len 4 gpa 0xfee000b0 val 0x0" (type read | write | unsatisfied-read).
 bool parse_mmio(const Tokens& tk, TraceLine& out) {
   if (tk.n < 8 || tk[0] != "mmio" || tk[2] != "len" || tk[4] != "gpa" || tk[6] != "val") return false;
-  if (tk[1] == "unsatisfied-read") out.mmio.type = 0;
-  else if (tk[1] == "read") out.mmio.type = 1;
-  else if (tk[1] == "write") out.mmio.type = 2;
+  auto& mmio = out.fields<kvmtrace::KvmEvent::Mmio>();
+  if (tk[1] == "unsatisfied-read") mmio.type = 0;
+  else if (tk[1] == "read") mmio.type = 1;
+  else if (tk[1] == "write") mmio.type = 2;
   else return false;
   uint64_t len = 0;
   if (!parse_dec(tk[3], len) || len > 0xFFFF'FFFF) return false;
-  out.mmio.len = static_cast<uint32_t>(len);
-  return parse_hex(tk[5], out.mmio.gpa) && parse_hex(tk[7], out.mmio.value);
+  mmio.len = static_cast<uint32_t>(len);
+  return parse_hex(tk[5], mmio.gpa) && parse_hex(tk[7], mmio.value);
 }
 
 // kvm_pio: "pio_write at 0x70 size 1 count 1 val 0x8f" (val absent on older kernels).
 bool parse_pio(const Tokens& tk, TraceLine& out) {
   if (tk.n < 3 || tk[1] != "at") return false;
-  if (tk[0] == "pio_write") out.pio.write = true;
+  auto& pio = out.fields<kvmtrace::KvmEvent::Pio>();
+  if (tk[0] == "pio_write") pio.write = true;
   else if (tk[0] != "pio_read") return false;
-  if (!parse_hex(tk[2], out.pio.port)) return false;
+  if (!parse_hex(tk[2], pio.port)) return false;
   for (size_t i = 3; i + 1 < tk.n; i += 2) {
     uint64_t x = 0;
-    if (tk[i] == "val" && parse_hex(tk[i + 1], x)) out.pio.value = x;
-    else if (tk[i] == "size" && parse_dec(tk[i + 1], x) && x <= 8) out.pio.size = static_cast<uint32_t>(x);
+    if (tk[i] == "val" && parse_hex(tk[i + 1], x)) pio.value = x;
+    else if (tk[i] == "size" && parse_dec(tk[i + 1], x) && x <= 8) pio.size = static_cast<uint32_t>(x);
   }
   return true;
 }
@@ -394,10 +399,11 @@ bool parse_pio(const Tokens& tk, TraceLine& out) {
 // kvm_msr: "msr_write 6e0 = 0x1a2b" | "msr_read 10 = 0x123 (#GP)".
 bool parse_msr(const Tokens& tk, TraceLine& out) {
   if (tk.n < 4 || tk[2] != "=") return false;
-  if (tk[0] == "msr_write") out.msr.write = true;
+  auto& msr = out.fields<kvmtrace::KvmEvent::Msr>();
+  if (tk[0] == "msr_write") msr.write = true;
   else if (tk[0] != "msr_read") return false;
-  if (!parse_hex(tk[1], out.msr.index) || !parse_hex(tk[3], out.msr.data)) return false;
-  if (tk.n > 4) out.msr.gp_fault = tk[4] == "(#GP)";
+  if (!parse_hex(tk[1], msr.index) || !parse_hex(tk[3], msr.data)) return false;
+  if (tk.n > 4) msr.gp_fault = tk[4] == "(#GP)";
   return true;
 }
 
@@ -406,8 +412,9 @@ bool parse_apic(const Tokens& tk, TraceLine& out, std::string_view vec_key) {
   uint64_t id = 0, vec = 0;
   if (tk.n < 4 || tk[0] != "apicid" || tk[2] != vec_key) return false;
   if (!parse_hex(tk[1], id) || !parse_dec(tk[3], vec) || vec > 255) return false;
-  out.apic.apicid = id;
-  out.apic.vector = static_cast<uint8_t>(vec);
+  auto& apic = out.fields<kvmtrace::KvmEvent::ApicIrq>();
+  apic.apicid = id;
+  apic.vector = static_cast<uint8_t>(vec);
   return true;
 }
 
@@ -425,15 +432,16 @@ bool parse_nested_intr(const Tokens& tk, TraceLine& out) {
 // "rip: 0x.. vmcb: 0x.. nrip: 0x.. int_ctl: 0x.. event_inj: 0x.. npt: on".
 bool parse_nested_vmenter(const Tokens& tk, TraceLine& out) {
   bool l1_rip = false, vmcb = false, inj = false;
+  auto& nv = out.fields<kvmtrace::KvmEvent::NestedVmenter>();
   for (size_t i = 0; i + 1 < tk.n; ++i) {
     const std::string_view key = key_of(tk[i]);
     uint64_t x = 0;
     if (!parse_hex(tk[i + 1], x)) continue;
-    if (key == "rip") l1_rip = true, out.nested_vmenter.l1_rip = x;
+    if (key == "rip") l1_rip = true, nv.l1_rip = x;
     else if (key == "vmcb" || key == "vmcs")
-      vmcb = true, out.nested_vmenter.vmcb = x, out.nested_vmenter.isa = key == "vmcb" ? Isa::Svm : Isa::Vmx;
+      vmcb = true, nv.vmcb = x, nv.isa = key == "vmcb" ? Isa::Svm : Isa::Vmx;
     else if (key == "nested_rip" || key == "nrip") out.rip = x;
-    else if (key == "int_ctl") out.nested_vmenter.int_ctl = static_cast<uint32_t>(x);
+    else if (key == "int_ctl") nv.int_ctl = static_cast<uint32_t>(x);
     else if (key == "event_inj") inj = true, out.injected = Injection{static_cast<uint32_t>(x), 0};
   }
   return l1_rip && vmcb && inj;

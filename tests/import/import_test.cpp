@@ -297,28 +297,28 @@ TEST(ImportParse, EveryEraOfTheTracepoints) {
   EXPECT_EQ(t.injected->word, EntryIntrInfo::make(0x80, InterruptionType::SoftwareInterrupt).raw());
   EXPECT_TRUE(t.injected->reinjected);
   EXPECT_EQ(import::parse_trace_line("kvm_page_fault: address fee00000 error_code 181", t), LineClass::Event);
-  EXPECT_EQ(t.page_fault.address, 0xfee00000u);
+  EXPECT_EQ(t.page_fault().address, 0xfee00000u);
   EXPECT_EQ(import::parse_trace_line("kvm_pio: pio_write at 0x70 size 1 count 1 val 0x8f", t), LineClass::Event);
-  EXPECT_EQ(t.pio.port, 0x70u);
-  EXPECT_EQ(t.pio.value, 0x8fu);
+  EXPECT_EQ(t.pio().port, 0x70u);
+  EXPECT_EQ(t.pio().value, 0x8fu);
   EXPECT_EQ(import::parse_trace_line("kvm_msr: msr_read c0000080 = 0xd01 (#GP)", t), LineClass::Event);
-  EXPECT_TRUE(t.msr.gp_fault);
+  EXPECT_TRUE(t.msr().gp_fault);
   EXPECT_EQ(import::parse_trace_line("kvm_apic_accept_irq: apicid 1 vec 236 (Fixed|edge)", t), LineClass::Event);
-  EXPECT_EQ(t.apic.vector, 236u);
+  EXPECT_EQ(t.apic().vector, 236u);
   EXPECT_EQ(import::parse_trace_line("kvm_userspace_exit: reason KVM_EXIT_MMIO (6)", t), LineClass::Event);
   EXPECT_EQ(t.event, import::TraceEvent::UserspaceExit);
-  EXPECT_EQ(t.userspace_exit.reason, 6u);
+  EXPECT_EQ(t.userspace_exit().reason, 6u);
   EXPECT_EQ(import::parse_trace_line("kvm_userspace_exit: reason restart (4)", t), LineClass::Event);
-  EXPECT_TRUE(t.userspace_exit.errno_printed());  // -errno printed instead of a reason
-  EXPECT_EQ(t.userspace_exit.error, -4);
+  EXPECT_TRUE(t.userspace_exit().errno_printed());  // -errno printed instead of a reason
+  EXPECT_EQ(t.userspace_exit().error, -4);
   EXPECT_EQ(import::parse_trace_line("kvm_mmio: mmio write len 4 gpa 0xfee000b0 val 0x0", t), LineClass::Event);
   EXPECT_EQ(t.event, import::TraceEvent::Mmio);
-  EXPECT_EQ(t.mmio.gpa, 0xfee000b0u);
-  EXPECT_EQ(t.mmio.len, 4u);
-  EXPECT_EQ(t.mmio.type, 2u);
+  EXPECT_EQ(t.mmio().gpa, 0xfee000b0u);
+  EXPECT_EQ(t.mmio().len, 4u);
+  EXPECT_EQ(t.mmio().type, 2u);
   EXPECT_EQ(import::parse_trace_line("kvm_mmio: mmio unsatisfied-read len 8 gpa 0xd0000000 val 0x0", t),
             LineClass::Event);
-  EXPECT_EQ(t.mmio.type, 0u);
+  EXPECT_EQ(t.mmio().type, 0u);
   // libtraceevent's fallback when it cannot format an event: the fields, by name.
   EXPECT_EQ(import::parse_trace_line("kvm_inj_exception: [FAILED TO PARSE] exception=14 has_error=1 error_code=2 "
                                      "reinjected=1",
@@ -335,9 +335,9 @@ TEST(ImportParse, EveryEraOfTheTracepoints) {
                                      t),
             LineClass::Event);
   EXPECT_EQ(t.rip, 0x101du);
-  ASSERT_EQ(t.emulate.byte_count, 2u);
-  EXPECT_EQ(t.emulate.bytes[1], 0x0b);
-  EXPECT_TRUE(t.emulate.failed);
+  ASSERT_EQ(t.emulate().byte_count, 2u);
+  EXPECT_EQ(t.emulate().bytes[1], 0x0b);
+  EXPECT_TRUE(t.emulate().failed);
   EXPECT_EQ(import::parse_trace_line("kvm_inj_exception: [FAILED TO PARSE] exception=zz", t), LineClass::BadEvent);
   EXPECT_EQ(import::parse_trace_line("kvm_exit: reason NOT_A_REASON rip 0x1", t), LineClass::BadEvent);
   EXPECT_EQ(import::parse_trace_line("kvm_inj_virq: irq 999", t), LineClass::BadEvent);

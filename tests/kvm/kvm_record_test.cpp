@@ -377,9 +377,9 @@ TEST_F(KvmRecord, AutoTakesTpBtfWhereTheTracefsFormatIsUnknown) {
     auto n = (*p)->poll(0, [&](const es_kvm_event& e) {
       es::kvmtrace::KvmEvent t;
       ASSERT_TRUE((*p)->decoder().decode(e, t));
-      if (t.event == es::kvmtrace::Tracepoint::Pio && t.pio.write)
-        writes.emplace_back(static_cast<uint32_t>(t.pio.port), static_cast<uint32_t>(t.pio.value));
-      if (t.event == es::kvmtrace::Tracepoint::UserspaceExit && t.userspace_exit.reason == kKvmExitIo) ++io_exits;
+      if (t.event == es::kvmtrace::Tracepoint::Pio && t.pio().write)
+        writes.emplace_back(static_cast<uint32_t>(t.pio().port), static_cast<uint32_t>(t.pio().value));
+      if (t.event == es::kvmtrace::Tracepoint::UserspaceExit && t.userspace_exit().reason == kKvmExitIo) ++io_exits;
     });
     ASSERT_TRUE(n) << n.error();
     if (*n == 0) break;
@@ -421,8 +421,8 @@ TEST_F(KvmRecord, EventsStayInTimeOrderWhileTheGuestMovesBetweenCpus) {
     if (e.cpu >= seen_cpu.size()) seen_cpu.resize(e.cpu + 1u, false);
     seen_cpu[e.cpu] = true;
     es::kvmtrace::KvmEvent t;
-    if ((*p)->decoder().decode(e, t) && t.event == es::kvmtrace::Tracepoint::Pio && t.pio.write)
-      writes.emplace_back(static_cast<uint32_t>(t.pio.port), static_cast<uint32_t>(t.pio.value));
+    if ((*p)->decoder().decode(e, t) && t.event == es::kvmtrace::Tracepoint::Pio && t.pio().write)
+      writes.emplace_back(static_cast<uint32_t>(t.pio().port), static_cast<uint32_t>(t.pio().value));
   };
   int status = 0;
   for (unsigned i = 0;; ++i) {

@@ -161,7 +161,7 @@ TEST(KvmtraceFields, SixtyFourBitErrorCodeAndUnknownsStayUnknown) {
   f.set(fErrorCode, 0x100000006ull);
   KvmEvent e;
   ASSERT_TRUE(fill_from_fields(Tracepoint::PageFault, f, e));
-  EXPECT_EQ(e.page_fault.error_code, 0x100000006ull);
+  EXPECT_EQ(e.page_fault().error_code, 0x100000006ull);
   EXPECT_FALSE(e.rip);
   Fields entry;
   entry.set(fVcpuId, 1);
