@@ -1,10 +1,10 @@
-// Decoding of the raw events the BPF probes copy (probes/kvm/kvm_event.h) into the importer's
-// TraceLine (replay/import/trace_text.h), at the field offsets of the running kernel
-// (probes/kvm/tracefs_format.h), so live KVM records go through the same KvmEventLinker as
-// trace text and trace.dat.
+// Decoding of the raw events the BPF probes copy (probes/kvm/kvm_event.h) into kvmtrace's
+// KvmEvent (kvmtrace/event.h), at the field offsets of the running kernel
+// (probes/kvm/tracefs_format.h), so live KVM records go through the same linker as trace text
+// and trace.dat.
 //
 // The linker turns the context events (kvm_pio, kvm_mmio, kvm_emulate_insn, ...) into CONTEXT
-// records as for imports (es::import::ImportContext in replay/import/text_import.h).
+// records as for imports (ES_CONTEXT_* in exitscope/record.h).
 #pragma once
 
 #include <array>
@@ -14,7 +14,7 @@
 #include "exitscope/record.h"
 #include "probes/kvm/kvm_event.h"
 #include "probes/kvm/tracefs_format.h"
-#include "replay/import/trace_text.h"
+#include "kvmtrace/event.h"
 
 namespace es::kvm {
 
@@ -23,9 +23,9 @@ class Decoder {
   using Layouts = std::array<std::optional<EventLayout>, ES_KVM_EV_COUNT>;
   explicit Decoder(Layouts layouts) : layouts_(std::move(layouts)) {}
 
-  // Fills `t` (vcpu: the body's vCPU or -1; pid = thread id). False for an event id without a
+  // Fills `t` (vcpu: the body's vCPU or -1; pid = thread id; the time is e.time_ns). False for an event id without a
   // layout (never attached), which the caller counts as undecodable.
-  bool decode(const es_kvm_event& e, import::TraceLine& t) const;
+  bool decode(const es_kvm_event& e, kvmtrace::KvmEvent& t) const;
 
   const Layouts& layouts() const { return layouts_; }
 

@@ -26,7 +26,7 @@
 #include "probes/kvm/kvm_loader.h"
 #include "probes/kvm/live_stats.h"
 #include "probes/recorder/recorder.h"
-#include "replay/import/kvm_linker.h"
+#include "kvmtrace/linker.h"
 #include "schema/sqlite_db.h"
 
 namespace es::kvm {
@@ -314,7 +314,7 @@ class Workload {
 // (noted in the session).
 class VcpuMap {
  public:
-  int32_t resolve(const import::TraceLine& t, uint32_t tgid) {
+  int32_t resolve(const kvmtrace::KvmEvent& t, uint32_t tgid) {
     const int32_t tid = t.pid;
     if (t.vcpu >= 0) {
       by_tid_[tid] = t.vcpu;
@@ -365,31 +365,31 @@ std::string formats_era(const KvmProbes& p) {
 
 std::string config_json(const KvmProbes& p, const RecordOptions& o, uint64_t buffer_bytes, int64_t pid,
                         const std::vector<uint64_t>* drops,
-                        const import::ImportStats* linked, bool vcpu_guessed, uint64_t undecodable,
+                        const kvmtrace::TraceFacts* linked, bool vcpu_guessed, uint64_t undecodable,
                         uint64_t spool_dropped = 0, uint64_t abandoned = 0, const std::string& scheduling = {}) {
-  std::string j = "{\"kvm\": {\"kernel\": \"" + import::json_escape(p.kernel_release()) + "\", \"events\": [";
+  std::string j = "{\"kvm\": {\"kernel\": \"" + recorder::json_escape(p.kernel_release()) + "\", \"events\": [";
   bool first = true;
   for (const AttachedEvent& a : p.attached()) {
     j += std::string(first ? "" : ", ") + "{\"name\": \"" + std::string(kEventNames[static_cast<size_t>(a.event)]) +
          "\", \"attach\": \"" + a.method + "\"";
-    if (!a.prototype.empty()) j += ", \"prototype\": \"" + import::json_escape(a.prototype) + "\"";
-    if (!a.why.empty()) j += ", \"not_tp\": \"" + import::json_escape(a.why) + "\"";
+    if (!a.prototype.empty()) j += ", \"prototype\": \"" + recorder::json_escape(a.prototype) + "\"";
+    if (!a.why.empty()) j += ", \"not_tp\": \"" + recorder::json_escape(a.why) + "\"";
     if (!a.optional_missing.empty()) {
       j += ", \"fields_missing\": [";
       for (size_t i = 0; i < a.optional_missing.size(); ++i)
-        j += std::string(i ? ", " : "") + "\"" + import::json_escape(a.optional_missing[i]) + "\"";
+        j += std::string(i ? ", " : "") + "\"" + recorder::json_escape(a.optional_missing[i]) + "\"";
       j += "]";
     }
     j += "}";
     first = false;
   }
   j += "], \"refused\": [";
-  for (size_t i = 0; i < p.refused().size(); ++i) j += std::string(i ? ", " : "") + "\"" + import::json_escape(p.refused()[i]) + "\"";
+  for (size_t i = 0; i < p.refused().size(); ++i) j += std::string(i ? ", " : "") + "\"" + recorder::json_escape(p.refused()[i]) + "\"";
   j += "], \"ring_bytes\": " + std::to_string(p.ring_bytes()) + ", \"ring_slots\": " + std::to_string(p.ring_slots()) +
        ", \"ring_cpus\": " + std::to_string(p.cpus()) + ", \"pid\": " + std::to_string(pid) +
        ", \"vcpu\": " + std::to_string(o.vcpu) + ", \"duration_s\": " + std::to_string(o.duration_s) +
        ", \"buffer_bytes\": " + std::to_string(buffer_bytes);
-  if (!scheduling.empty()) j += ", \"scheduling\": \"" + import::json_escape(scheduling) + "\"";
+  if (!scheduling.empty()) j += ", \"scheduling\": \"" + recorder::json_escape(scheduling) + "\"";
   if (drops) {
     uint64_t total = 0;
     j += ", \"drops_per_cpu\": [";
@@ -402,11 +402,11 @@ std::string config_json(const KvmProbes& p, const RecordOptions& o, uint64_t buf
   }
   if (linked) {
     const std::string vendor = linked->vendor == "unknown" ? "no VM exits seen" : linked->vendor;
-    j += ", \"vendor\": \"" + import::json_escape(vendor) + "\", \"era\": \"" + import::json_escape(formats_era(p)) +
+    j += ", \"vendor\": \"" + recorder::json_escape(vendor) + "\", \"era\": \"" + recorder::json_escape(formats_era(p)) +
          "\", \"assumptions\": [";
     std::vector<std::string> as = linked->assumptions;
     if (vcpu_guessed) as.push_back("some threads name no vCPU: one vCPU per thread, numbered in order of appearance");
-    for (size_t i = 0; i < as.size(); ++i) j += std::string(i ? ", " : "") + "\"" + import::json_escape(as[i]) + "\"";
+    for (size_t i = 0; i < as.size(); ++i) j += std::string(i ? ", " : "") + "\"" + recorder::json_escape(as[i]) + "\"";
     j += "], \"undecodable\": " + std::to_string(undecodable);
   }
   return j + "}}";
@@ -518,7 +518,7 @@ int record_kvm(const RecordOptions& o) {
   // per event, cheap enough to keep up with any guest), the pipeline thread decodes, links and
   // hands records to the recorder. The pipeline and the writer run at SCHED_IDLE while the
   // backlog is small (Yielder), so on a busy host the traced guests keep their CPUs.
-  import::KvmEventLinker linker;
+  kvmtrace::Linker linker;
   VcpuMap vcpus;
   uint64_t kvm_events = 0, filtered = 0, undecodable = 0;  // the pipeline's; read after join()
   const uint64_t t0 = monotonic_ns();
@@ -531,7 +531,7 @@ int record_kvm(const RecordOptions& o) {
     std::vector<es_record> batch;
     while (spool.pop(chunk)) {
       for (const es_kvm_event& e : chunk) {
-        import::TraceLine t;
+        kvmtrace::KvmEvent t;
         if (!dec.decode(e, t)) {
           ++undecodable;
           continue;
@@ -652,7 +652,7 @@ int record_kvm(const RecordOptions& o) {
   uint64_t dropped = 0;
   for (uint64_t d : drops) dropped += d;
   dropped += spool.dropped() + spool.abandoned();
-  import::ImportStats linked;
+  kvmtrace::TraceFacts linked;
   linker.describe(linked);
   const std::string json =
       config_json(p, o, buffer_bytes, pid, &drops, &linked, vcpus.guessed(), undecodable, spool.dropped(),

@@ -2,8 +2,8 @@
 // the same schema as the hv core's. Pipeline:
 //
 //   KvmProbes (per-CPU rings, merged in time order) -> spool (raw events in memory, --buffer-size)
-//     -> pipeline thread: Decoder (TraceLine at this kernel's offsets) -> vCPU / --vcpu filter
-//     -> import::KvmEventLinker (chains) -> Recorder (SQLite, batched writer thread)
+//     -> pipeline thread: Decoder (kvmtrace::KvmEvent at this kernel's offsets) -> vCPU / --vcpu filter
+//     -> kvmtrace::Linker (chains) -> Recorder (SQLite, batched writer thread)
 //
 // The pipeline and the writer run at SCHED_IDLE while they are less than --max-lag behind and
 // the spool is less than half full, so the guests being traced keep their CPUs; beyond that

@@ -120,4 +120,17 @@ std::string join_command_line(int argc, const char* const* argv) {
   return out;
 }
 
+std::string json_escape(std::string_view s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\', o += c;
+    else if (static_cast<unsigned char>(c) < 0x20) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(c));
+      o += b;
+    } else o += c;
+  }
+  return o;
+}
+
 }  // namespace es::recorder

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "schema/result.h"
 
@@ -42,5 +43,8 @@ std::pair<std::string, std::string> host_and_kernel();
 std::string iso8601_utc(std::chrono::system_clock::time_point t);
 // argv joined with single spaces, arguments containing spaces quoted.
 std::string join_command_line(int argc, const char* const* argv);
+// A JSON string's contents for `s` (quotes, backslashes and control characters escaped), for
+// the sessions' config_json (imports, live KVM recordings).
+std::string json_escape(std::string_view s);
 
 }  // namespace es::recorder

@@ -1,171 +1,27 @@
-// KvmEventLinker: turns KVM tracepoint events into linked records, whatever carried them: lines
-// of trace text, trace.dat records (libtraceevent) or live eBPF records. Every source first
-// fills an es::import::TraceLine (trace_text.h) per event, then hands it here in time order.
-//
-//   KvmEventLinker l;
-//   for (each event) { l.add(line, time_ns_since_start, line_no); l.take_settled(batch); ... }
-//   l.take_all(batch);
-//   l.describe(stats);   // vendor, era, assumptions
-//
-// Mapping: kvm_exit -> VM_EXIT, kvm_entry -> VM_ENTRY, kvm_inj_virq / kvm_inj_exception ->
-// DECISION (INJECT_REINJECTED / INJECT_NEW), kvm_nested_vmexit -> the L2 exit (level 2),
-// kvm_nested_vmexit_inject -> DECISION REFLECT_TO_L1 + NESTED_EXIT, kvm_nested_vmenter -> NESTED_ENTRY
-// (level 2, hv_level 1; its event_inj roots the chain of an injection L1 asked for), everything else -> CONTEXT
-// (reason = ImportContext, aux = line number; kvm_emulate_insn: the instruction bytes with
-// ES_FLAG_BYTES_VALID, aux = their count). Chains: every injected or IDT-vectoring event
-// gets a chain root (a RAISE marked ES_FLAG_INFERRED: a trace never shows where an event came
-// from); the exits that find it in IDT-vectoring info, its reinjections and entries join the
-// chain; a delivery is inferred when the next exit on that vCPU no longer reports it. Levels:
-// each vCPU's level follows kvm_nested_vmenter (L2) and kvm_nested_vmexit_inject (L1); entries,
-// injections and deliveries carry the level the vCPU runs at, exits L2 when kvm_nested_vmexit
-// confirms it or, without that tracepoint in the trace, when the vCPU was entered into L2 (said).
-//
-// Streaming: a few later events patch an earlier record (kvm_nested_vmexit marks the kvm_exit
-// before it as L2's; kvm_page_fault gives an EPT violation its GPA), so records stay held while
-// their vCPU's exit is open (until its next kvm_entry). take_settled() hands out the rest, in id
-// order. At most kMaxHeld records are held: beyond that the oldest are handed out anyway and
-// those exits simply do not get patched.
+// The importer's KVM linker: kvmtrace::Linker (kvmtrace/linker.h), the one every KVM source
+// uses, describing what it learnt into the import's ImportStats.
 #pragma once
 
-#include <cstddef>
-#include <cstdint>
-#include <deque>
-#include <string>
-#include <unordered_map>
+#include <iterator>
 #include <utility>
-#include <vector>
 
-#include "exitscope/record.h"
+#include "kvmtrace/linker.h"
 #include "replay/import/text_import.h"
 #include "replay/import/trace_text.h"
 
 namespace es::import {
 
-class KvmEventLinker {
+class KvmEventLinker : public kvmtrace::Linker {
  public:
-  static constexpr size_t kMaxHeld = 1u << 16;
-
-  // Optional first pass (whole-file sources): learn which thread is which vCPU from the lines
-  // that say both, so lines that name only their thread get the right vCPU.
-  // The same pass gathers the evidence that decides what kvm_exit's "info A B" means (see
-  // InfoPairMeaning); `line_no` names the line in what describe() says.
-  void learn(const TraceLine& t, uint64_t line_no = 0);
-  void finish_learning();
-
-  // One event, in time order. `time_ns`: relative to the session start. `line_no`: where it came
-  // from (text line, trace.dat record index; 0 for none), kept in CONTEXT records' aux.
-  void add(const TraceLine& t, uint64_t time_ns, uint64_t line_no = 0);
-
-  // Appends the records no later event can change to `out` (ids 1, 2, ... across calls).
-  void take_settled(std::vector<es_record>& out);
-  // Appends everything still held (at the end of the input).
-  void take_all(std::vector<es_record>& out);
-
-  uint64_t records_made() const { return next_id_ - 1; }
-  // What the events told about the kernel and what had to be assumed: fills s.vendor, s.era
-  // and appends to s.assumptions.
-  void describe(ImportStats& s) const;
-  // Whether a kvm_exit or kvm_entry event said the era (a trace.dat without one reads it from
-  // its event formats instead, which are exact).
-  bool era_from_exit_or_entry() const { return era_intr_ || era_pair_ || era_entry_intr_; }
-
- private:
-  // kvm_exit "reason X rip R info A B" (VMX): the kernel printed it before 5.10 with info2 =
-  // the VM-exit interruption info; trace-cmd's kvm plugin prints it on EVERY kernel, and from
-  // 5.10 the kernel's info2 is the IDT-vectoring info. Decided from the whole file (learn()).
-  enum class InfoPairMeaning : uint8_t { Undecided, ExitIntrInfo, IdtVectoring };
-  struct Evidence {
-    uint64_t count = 0;
-    uint64_t first_line = 0;
-    std::string what;  // of the first line that gave it
-    void add(uint64_t line, std::string why) {
-      if (count++ == 0) {
-        first_line = line;
-        what = std::move(why);
-      }
-    }
-  };
-
-  // Per-vCPU progress of the event being injected / reinjected (KVM injects one at a time).
-  struct VcpuState {
-    // HeldByL1: reflected to L1 with the event in vmcb12's EXITINTINFO / vmcs12's IDT-vectoring
-    // field; L0's entries into L1 do not carry it, L1's next VMRUN / VMRESUME may inject it.
-    enum class Phase : uint8_t { Idle, Decided, Entered, Exited, HeldByL1 };
-    Phase phase = Phase::Idle;
-    uint64_t chain = 0;      // origin of the event in flight
-    uint32_t word = 0;       // it, VM-entry format
-    uint32_t error = 0;
-    uint64_t last_link = 0;  // last record of that chain on this vCPU
-    uint64_t open_exit = 0;  // id of the exit not yet followed by an entry; 0 = none
-    // Nested levels (1 = L1, 2 = L2): where the next entry goes (kvm_nested_vmenter -> 2,
-    // kvm_nested_vmexit_inject -> 1), where the last entry went (deliveries happen there), and
-    // whether a kvm_nested_vmexit line confirmed the open exit as L2's.
-    uint8_t level = 1;
-    uint8_t entered_level = 1;
-    bool exit_level_seen = false;
-    int32_t thread = -1;  // the host thread that runs this vCPU (one per vCPU, for its lifetime)
-    bool delivery_faulted = false;  // the open exit is a fault raised by the chain's own delivery
-    // Forgets the event in flight, keeps the levels and the open exit.
-    void reset_event() {
-      phase = Phase::Idle;
-      chain = 0;
-      word = 0;
-      error = 0;
-      last_link = 0;
-    }
-  };
-
-  uint16_t resolve_vcpu(const TraceLine& t);
-  VcpuState& state(uint16_t vcpu);
-  es_record* held(uint64_t id);  // nullptr once handed out
-  es_record& push(uint16_t kind, uint32_t flags);
-  es_record& push_parsed(uint16_t kind, const es_record& parsed, uint8_t level);
-  uint64_t raise(uint32_t word, uint32_t error, uint8_t level);
-  void settle_exit_level(VcpuState& st);
-  void on_nested_vmenter(const TraceLine& t, VcpuState& st);
-  void fill_exit(es_record& r, const TraceLine& t);
-  void on_exit(const TraceLine& t, VcpuState& st, uint8_t level);
-  static bool is_shutdown_exit(const es_record& e);
-  void on_shutdown(const es_record& probe, VcpuState& st, uint8_t level);
-  void on_nested_vmexit(const TraceLine& t, VcpuState& st);
-  void on_nested_inject(const TraceLine& t, VcpuState& st);
-  void on_inject(const TraceLine& t, VcpuState& st);
-  void on_entry(const TraceLine& t, VcpuState& st);
-  void on_context(const TraceLine& t, VcpuState& st);
-  void note_era(const TraceLine& t);
-
-  std::deque<es_record> held_;  // ids base_id_ .. next_id_-1
-  uint64_t base_id_ = 1, next_id_ = 1;
-  std::vector<VcpuState> vcpus_;
-  std::unordered_map<int32_t, int32_t> learning_;           // learn(): thread -> vCPU
-  std::vector<std::pair<int32_t, int32_t>> pid_vcpu_;       // the same after finish_learning(), sorted
-  std::unordered_map<int32_t, int32_t> seen_pid_vcpu_;      // the same, from events added so far
-  std::vector<int32_t> guessed_pids_;
-  uint16_t cur_vcpu_ = 0, last_vcpu_ = 0;
-  uint64_t cur_time_ = 0, cur_line_ = 0;
-
-  // learn() evidence for the 5.10+ meaning: from the kernel's version (a print format only
-  // newer kernels have) and from exits whose reason rules the other meaning out; and for the
-  // pre-5.10 meaning, from exits whose reason rules out IDT-vectoring.
-  Evidence newer_kernel_, older_kernel_, info2_is_vectoring_, info2_is_exit_intr_, trimmed_entries_;
-  Evidence entries_without_rip_;  // older-kernel evidence unless other kvm_entry lines have the RIP
-  uint64_t info_pair_exits_ = 0;
-  uint64_t entries_with_rip_ = 0;  // a kernel that prints the RIP prints it on every kvm_entry
-  InfoPairMeaning info_pair_ = InfoPairMeaning::Undecided;
-  bool info_pair_conflict_ = false;
-  bool learned_ = false;  // finish_learning() ran: a text source (fields by print format, not by name)
-
-  bool guessed_vcpu_ = false;
-  bool saw_vmx_ = false, saw_svm_ = false, saw_nested_ = false, assumed_info2_ = false;
-  // Vendors of the exits whose reason was a name (learn() pass), for reasons printed as numbers.
-  bool learned_vmx_ = false, learned_svm_ = false, numeric_as_svm_ = false;
-  bool kernel_without_reinjected_ = false;
-  bool saw_entry_ = false;
-  bool nested_vmexit_traced_ = false;  // the trace has kvm_nested_vmexit lines (learn() or add())
-  uint64_t vcpu_thread_changes_ = 0;   // a vCPU number seen from a new thread (another VM)
-  uint64_t levels_from_tracking_ = 0;  // exits labelled L2 by kvm_nested_vmenter alone
-  uint64_t levels_from_reflect_ = 0;   // exits labelled L2 because kvm_nested_vmexit_inject reflected them  // a kvm_entry line (learn() or add()): cancelled injections can be told
-  bool era_intr_ = false, era_pair_ = false, era_entry_intr_ = false, era_virq_new_ = false;
+  // Fills s.vendor, s.era and appends to s.assumptions.
+  void describe(ImportStats& s) const {
+    kvmtrace::TraceFacts f;
+    Linker::describe(f);
+    s.vendor = std::move(f.vendor);
+    s.era = std::move(f.era);
+    s.assumptions.insert(s.assumptions.end(), std::make_move_iterator(f.assumptions.begin()),
+                         std::make_move_iterator(f.assumptions.end()));
+  }
 };
 
 }  // namespace es::import

@@ -558,19 +558,6 @@ Result<ImportStats> import_text_file(const std::string& file, const std::string&
   return stats;
 }
 
-std::string json_escape(std::string_view s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\', o += c;
-    else if (static_cast<unsigned char>(c) < 0x20) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(c));
-      o += b;
-    } else o += c;
-  }
-  return o;
-}
-
 std::string describe_import_config(std::string_view j) {
   if (j.find("\"import\"") == std::string_view::npos) return {};
   // A JSON string starting at j[s] (after its opening quote), unescaped; `end` is past its closing quote.

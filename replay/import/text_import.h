@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "exitscope/record.h"
+#include "probes/recorder/session_info.h"
 #include "schema/result.h"
 
 namespace es::import {
@@ -114,7 +115,7 @@ std::string import_config_json(const ImportStats& s, std::string_view file);
 std::string describe_import_config(std::string_view config_json);
 
 // A JSON string's contents for `s` (quotes, backslashes and control characters escaped), for
-// the config_json of sessions.
-std::string json_escape(std::string_view s);
+// the config_json of sessions: the recorder's (probes/recorder/session_info.h).
+using recorder::json_escape;
 
 }  // namespace es::import

@@ -1,13 +1,11 @@
 #include "replay/import/trace_text.h"
 
 #include <array>
-#include <unordered_map>
 
 #include "hv/arch/event_info.h"
 #include "hv/arch/exceptions.h"
-#include "hv/arch/exit_reason.h"
-#include "hv/arch/svm.h"
-#include "replay/import/kvm_fields.h"
+#include "kvmtrace/fields.h"
+#include "kvmtrace/names.h"
 
 namespace es::import {
 
@@ -15,6 +13,9 @@ namespace {
 
 using arch::EntryIntrInfo;
 using arch::InterruptionType;
+using kvmtrace::Field;
+using kvmtrace::Injection;
+using kvmtrace::Isa;
 
 // Character classes by table: the scanners below run over every byte of every line.
 enum CharClass : uint8_t { kSpace = 1, kDelim = 2, kDigit = 4, kIdent = 8 };
@@ -129,164 +130,15 @@ struct Tokens {
   std::string_view operator[](size_t i) const { return i < n ? t[i] : std::string_view{}; }
 };
 
-struct NameEvent {
-  std::string_view name;
-  TraceEvent event;
-};
-constexpr NameEvent kEvents[] = {
-    {"kvm_exit", TraceEvent::Exit},
-    {"kvm_entry", TraceEvent::Entry},
-    {"kvm_inj_virq", TraceEvent::InjVirq},
-    {"kvm_inj_exception", TraceEvent::InjException},
-    {"kvm_page_fault", TraceEvent::PageFault},
-    {"kvm_nested_vmexit", TraceEvent::NestedVmexit},
-    {"kvm_nested_vmexit_inject", TraceEvent::NestedVmexitInject},
-    {"kvm_nested_intr_vmexit", TraceEvent::NestedIntrVmexit},
-    {"kvm_emulate_insn", TraceEvent::EmulateInsn},
-    {"kvm_pio", TraceEvent::Pio},
-    {"kvm_msr", TraceEvent::Msr},
-    {"kvm_apic_accept_irq", TraceEvent::ApicAcceptIrq},
-    {"kvm_eoi", TraceEvent::Eoi},
-    {"kvm_userspace_exit", TraceEvent::UserspaceExit},
-    {"kvm_mmio", TraceEvent::Mmio},
-    {"kvm_nested_vmenter", TraceEvent::NestedVmenter},
-    {"kvm_nested_vmrun", TraceEvent::NestedVmenter},  // its name before Linux 5.12
-};
+TraceEvent event_from_name(std::string_view n) { return kvmtrace::tracepoint_from_name(n); }
 
-TraceEvent event_from_name(std::string_view n) {
-  for (const NameEvent& e : kEvents)
-    if (e.name == n) return e.event;
-  return TraceEvent::None;
-}
-
-struct ExcName {
-  std::string_view name;
-  uint8_t vector;
-};
-constexpr ExcName kExceptions[] = {
-    {"DE", arch::kDE}, {"DB", arch::kDB}, {"NMI", arch::kNMI}, {"BP", arch::kBP}, {"OF", arch::kOF},
-    {"BR", arch::kBR}, {"UD", arch::kUD}, {"NM", arch::kNM},   {"DF", arch::kDF}, {"TS", arch::kTS},
-    {"NP", arch::kNP}, {"SS", arch::kSS}, {"GP", arch::kGP},   {"PF", arch::kPF}, {"MF", arch::kMF},
-    {"AC", arch::kAC}, {"MC", arch::kMC}, {"XM", arch::kXM},   {"VE", arch::kVE}, {"CP", arch::kCP},
-};
-int exception_vector(std::string_view n) {
-  if (!n.empty() && n[0] == '#') n.remove_prefix(1);
-  for (const ExcName& e : kExceptions)
-    if (e.name.size() == n.size()) {
-      bool eq = true;
-      for (size_t i = 0; i < n.size(); ++i)
-        if ((n[i] & ~0x20) != e.name[i]) eq = false;
-      if (eq) return e.vector;
-    }
-  return -1;
-}
-
-bool all_lower(std::string_view s) {
-  for (char c : s)
-    if (c >= 'A' && c <= 'Z') return false;
-  return true;
-}
-
-// Names KVM printed for a VMX exit reason before it renamed them, and that trace-cmd's kvm
-// plugin (libtraceevent plugin_kvm.c, its own VMX_EXIT_REASONS table) still prints on every
-// kernel: exit 7 was EXIT_REASON_PENDING_INTERRUPT until Linux 5.6 renamed it INTERRUPT_WINDOW
-// (SDM Vol. 3D Appendix C "VMX Basic Exit Reasons": 7 = interrupt window).
-struct OldVmxName {
-  std::string_view name;
-  uint16_t basic;
-};
-constexpr OldVmxName kOldVmxNames[] = {
-    {"PENDING_INTERRUPT", 7},
-    {"INTERRUPT_PENDING", 7},
-};
-
-// VMX basic exit reason by KVM's name: the exact spelling through a table built once, other
-// spellings ("EXIT_REASON_...", lower case) through arch::exit_reason_from_name. -1 if unknown.
-int vmx_exit_reason(std::string_view name) {
-  static const std::unordered_map<std::string_view, int> kExact = [] {
-    std::unordered_map<std::string_view, int> m;
-    for (uint16_t i = 0; i < 0x400; ++i)
-      if (const std::string_view n = arch::exit_reason_name(i); !n.empty()) m.emplace(n, i);
-    return m;
-  }();
-  if (const auto it = kExact.find(name); it != kExact.end()) return it->second;
-  return arch::exit_reason_from_name(name);
-}
-
-// Fills reason / svm / reason_known from KVM's printed name (or a hex number when the kernel's
-// table did not know it). `next` is the following token, for SVM's two-word "PF excp".
-// Returns the number of tokens consumed (1 or 2).
+// Exit reason names of every era and vendor, VMX reason flags, exception mnemonics: kvmtrace/names.h.
 size_t parse_reason(std::string_view name, std::string_view next, TraceLine& out) {
-  if (next == "excp") {  // "PF excp", "XF excp": KVM's two-word exception exits, hv/arch's SVM table
-    std::string joined(name);
-    joined += " excp";
-    const std::optional<uint32_t> code = arch::svm_exit_code_from_name(joined);
-    out.svm = true;
-    out.reason_known = code.has_value();
-    out.reason = code.value_or(0);
-    return 2;
-  }
-  const bool vmx_prefixed = name.size() > 12 && name.substr(0, 12) == "EXIT_REASON_";
-  if (!vmx_prefixed && (all_lower(name) || name.substr(0, 5) == "EXIT_" || name.substr(0, 9) == "SVM_EXIT_")) {
-    // Every era's spelling (KVM's "interrupt", "hypercall"; trace-cmd's "EXIT_EXCP_GP"), hv/arch.
-    if (const std::optional<uint32_t> code = arch::svm_exit_code_from_name(name)) {
-      out.svm = true;
-      out.reason_known = true;
-      out.reason = *code;
-      return 1;
-    }
-  }
-  // trace-cmd's kvm plugin names SVM exceptions "EXIT_EXCP_GP" (0x40 + vector, AMD APM Vol. 2
-  // Appendix C "SVM Intercept Exit Codes").
-  if (std::string_view e = name; e.substr(0, 5) == "EXIT_" || e.substr(0, 9) == "SVM_EXIT_") {
-    e.remove_prefix(e[0] == 'S' ? 9 : 5);
-    if (e.size() > 5 && e.substr(0, 5) == "EXCP_") {
-      const int v = exception_vector(e.substr(5));
-      if (v >= 0) {
-        out.svm = true;
-        out.reason_known = true;
-        out.reason = 0x40u + static_cast<uint32_t>(v);
-        return 1;
-      }
-    }
-  }
-  for (const OldVmxName& o : kOldVmxNames)
-    if (name == o.name) {
-      out.reason = o.basic;
-      out.reason_known = true;
-      out.old_name = true;
-      return 1;
-    }
-  const int basic = vmx_exit_reason(name);
-  if (basic >= 0) {
-    out.reason = static_cast<uint32_t>(basic);
-    out.reason_known = true;
-    return 1;
-  }
-  uint32_t raw = 0;
-  if (name.size() > 2 && name[0] == '0' && name[1] == 'x' && parse_hex32(name, raw)) {
-    out.reason = raw;  // printed as a number: vendor unknown from the name
-    out.reason_known = true;
-    out.reason_numeric = true;
-  }
-  return 1;
-}
-
-// VMX_EXIT_REASON_FLAGS printed after the name on newer kernels ("EPT_VIOLATION FAILED_VMENTRY").
-bool reason_flag(std::string_view t, uint32_t& bits) {
-  bool any = false;
-  while (!t.empty()) {
-    const size_t bar = t.find('|');
-    const std::string_view f = t.substr(0, bar);
-    if (f == "FAILED_VMENTRY") bits |= arch::ExitReason::kEntryFailure, any = true;
-    else if (f == "SGX_ENCLAVE_MODE" || f == "ENCLAVE_MODE") bits |= arch::ExitReason::kEnclaveMode, any = true;
-    else if (f == "PENDING_MTF") bits |= arch::ExitReason::kPendingMtf, any = true;
-    else if (f == "FROM_VMX_ROOT") bits |= arch::ExitReason::kFromVmxRoot, any = true;
-    else return false;
-    if (bar == std::string_view::npos) break;
-    t.remove_prefix(bar + 1);
-  }
-  return any;
+  const kvmtrace::ExitName n = kvmtrace::exit_reason_from_kvm_name(name, next);
+  out.exit.isa = n.isa;
+  out.exit.reason = n.reason;
+  out.old_name = n.old_name;
+  return n.tokens;
 }
 
 std::string_view key_of(std::string_view t) {
@@ -310,37 +162,37 @@ bool parse_exit_body(const Tokens& tk, TraceLine& out) {
       if (i + 1 >= tk.n) return false;
       i += 1 + parse_reason(v, tk[i + 2], out);
       have_reason = true;
-      while (i < tk.n && reason_flag(tk[i], flags)) ++i;
+      while (i < tk.n && kvmtrace::vmx_reason_flags_from_name(tk[i], flags)) ++i;
     } else if (key == "rip") {
       if (!parse_hex(v, x)) return false;
       out.rip = x;
-      out.has_rip = true;
       i += 2;
     } else if (key == "info") {  // "info 181 0": two hex values without 0x
       uint64_t y = 0;
       if (!parse_hex(v, x) || !parse_hex(tk[i + 2], y)) return false;
-      out.info1 = x;
-      out.info2 = y;
-      out.has_info2 = true;
+      out.exit.info1 = x;
+      out.exit.info2 = y;
       info_pair = have_info1 = true;
       i += 3;
     } else if (key == "info1" || key == "ext_inf1") {
       if (!parse_hex(v, x)) return false;
-      out.info1 = x;
+      out.exit.info1 = x;
       have_info1 = true;
       i += 2;
     } else if (key == "info2" || key == "ext_inf2") {
       if (!parse_hex(v, x)) return false;
-      out.info2 = x;
-      out.has_info2 = true;
+      out.exit.info2 = x;
       i += 2;
     } else if (key == "intr_info" || key == "int_info" || key == "ext_int") {
-      if (!parse_hex32(v, out.intr_info)) return false;
-      out.has_intr_info = true;
-      out.old_nested_format |= key != "intr_info";
+      uint32_t w = 0;
+      if (!parse_hex32(v, w)) return false;
+      out.exit.intr_info = w;
+      out.exit.old_nested_format |= key != "intr_info";
       i += 2;
     } else if (key == "error_code" || key == "int_info_err" || key == "ext_int_err") {
-      if (!parse_hex32(v, out.error_code)) return false;
+      uint32_t w = 0;
+      if (!parse_hex32(v, w)) return false;
+      out.exit.error_code = w;
       i += 2;
     } else if (key == "requests" || key == "isa") {
       if (!parse_hex(v, x)) return false;
@@ -349,18 +201,19 @@ bool parse_exit_body(const Tokens& tk, TraceLine& out) {
       return false;  // an unknown word: not a format we know
     }
   }
-  if (!have_reason || !out.reason_known) return false;
-  if (!out.svm) out.reason |= flags;
-  if (out.has_intr_info) out.exit_format = ExitFormat::IntrInfo;
-  else if (info_pair) out.exit_format = ExitFormat::InfoPair;
-  else if (have_info1 || out.has_info2) out.exit_format = ExitFormat::Info1Info2;
-  else out.exit_format = ExitFormat::ReasonRipOnly;
+  if (!have_reason || !out.exit.reason) return false;
+  if (!out.exit.svm()) *out.exit.reason |= flags;
+  if (out.exit.intr_info) out.exit.format = ExitFormat::IntrInfo;
+  else if (info_pair) out.exit.format = ExitFormat::InfoPair;
+  else if (have_info1 || out.exit.info2) out.exit.format = ExitFormat::Info1Info2;
+  else out.exit.format = ExitFormat::ReasonRipOnly;
   return true;
 }
 
 // kvm_entry: "vcpu 0" | "vcpu 0, rip 0x..." | "... [immediate exit]" | "... intr_info 0x... error_code 0x...".
 bool parse_entry_body(const Tokens& tk, TraceLine& out) {
-  bool have_vcpu = false;
+  bool have_vcpu = false, have_intr_info = false;
+  uint32_t intr_info = 0, error_code = 0;
   for (size_t i = 0; i < tk.n;) {
     const std::string_view key = key_of(tk[i]);
     const std::string_view v = tk[i + 1];
@@ -375,7 +228,6 @@ bool parse_entry_body(const Tokens& tk, TraceLine& out) {
       const size_t bracket = v.find('[');
       if (!parse_hex(v.substr(0, bracket), x)) return false;
       out.rip = x;
-      out.has_rip = true;
       i += 2;
       if (bracket != std::string_view::npos) {
         if (v.substr(bracket) != "[immediate" || tk[i] != "exit]") return false;
@@ -383,11 +235,11 @@ bool parse_entry_body(const Tokens& tk, TraceLine& out) {
         ++i;
       }
     } else if (key == "intr_info") {
-      if (!parse_hex32(v, out.event_word)) return false;
-      out.has_intr_info = true;
+      if (!parse_hex32(v, intr_info)) return false;
+      have_intr_info = true;
       i += 2;
     } else if (key == "error_code") {
-      if (!parse_hex32(v, out.event_error)) return false;
+      if (!parse_hex32(v, error_code)) return false;
       i += 2;
     } else if (key == "[immediate" && v == "exit]") {
       out.immediate_exit = true;
@@ -396,19 +248,21 @@ bool parse_entry_body(const Tokens& tk, TraceLine& out) {
       return false;
     }
   }
+  if (have_intr_info) out.injected = Injection{intr_info, error_code};
   return have_vcpu;
 }
 
 // kvm_inj_virq: "irq 52" (decimal, before 5.19) | "IRQ 0xec [reinjected]" | "Soft/INTn 0x20".
 bool parse_inj_virq(const Tokens& tk, TraceLine& out) {
   if (tk.n < 2 || tk.n > 3) return false;
+  Injection& in = out.injected.emplace();
   uint64_t v = 0;
   InterruptionType type = InterruptionType::ExternalInterrupt;
   if (tk[0] == "irq") {
     if (!parse_dec(tk[1], v)) return false;
   } else if (tk[0] == "IRQ" || tk[0] == "Soft/INTn") {
     if (!parse_num(tk[1], v)) return false;
-    out.reinjected_printed_era = true;
+    in.reinjected_printed_era = true;
     if (tk[0] == "Soft/INTn") type = InterruptionType::SoftwareInterrupt;
   } else {
     return false;
@@ -416,27 +270,28 @@ bool parse_inj_virq(const Tokens& tk, TraceLine& out) {
   if (v > 255) return false;
   if (tk.n == 3) {
     if (tk[2] != "[reinjected]") return false;
-    out.reinjected = true;
+    in.reinjected = true;
   }
-  out.event_word = EntryIntrInfo::make(static_cast<uint8_t>(v), type).raw();
+  in.word = EntryIntrInfo::make(static_cast<uint8_t>(v), type).raw();
   return true;
 }
 
 // kvm_inj_exception: "#PF (0x2)" | "#UD" | "#GP (0x0) [reinjected]" | "#BP [reinjected]".
 bool parse_inj_exception(const Tokens& tk, TraceLine& out) {
   if (tk.n < 1 || tk.n > 3) return false;
-  const int vec = exception_vector(tk[0]);
+  const int vec = kvmtrace::exception_vector_from_name(tk[0]);
   if (vec < 0) return false;
+  Injection& in = out.injected.emplace();
   size_t i = 1;
   bool has_error = false;
   if (i < tk.n && tk[i].size() >= 3 && tk[i].front() == '(' && tk[i].back() == ')') {
-    if (!parse_hex32(tk[i].substr(1, tk[i].size() - 2), out.event_error)) return false;
+    if (!parse_hex32(tk[i].substr(1, tk[i].size() - 2), in.error_code)) return false;
     has_error = true;
     ++i;
   }
   if (i < tk.n) {
     if (tk[i] != "[reinjected]") return false;
-    out.reinjected = true;
+    in.reinjected = true;
     ++i;
   }
   if (i != tk.n) return false;
@@ -444,16 +299,16 @@ bool parse_inj_exception(const Tokens& tk, TraceLine& out) {
   // whether one is delivered is the vector's architectural property (SDM Vol. 3A 6.13).
   const uint8_t v = static_cast<uint8_t>(vec);
   const bool deliver = arch::exception_has_error_code(v);
-  if (!deliver) out.event_error = 0;
-  (void)has_error;
-  out.event_word = kvm_exception_word(v, deliver);
-  out.reinjected_printed_era = out.reinjected || tk.n == 1 || (tk.n == 2 && !has_error);
+  if (!deliver) in.error_code = 0;
+  in.word = kvm_exception_word(v, deliver);
+  in.reinjected_printed_era = in.reinjected || tk.n == 1 || (tk.n == 2 && !has_error);
   return true;
 }
 
 // kvm_page_fault: "address 7f1 error_code 181" (old) | "vcpu 0 rip 0x... address 0x... error_code 0x...".
 bool parse_page_fault(const Tokens& tk, TraceLine& out) {
   bool have_addr = false;
+  auto& pf = out.fields<kvmtrace::KvmEvent::PageFault>();
   for (size_t i = 0; i < tk.n;) {
     const std::string_view key = tk[i];
     uint64_t x = 0;
@@ -461,13 +316,13 @@ bool parse_page_fault(const Tokens& tk, TraceLine& out) {
       if (!parse_dec(tk[i + 1], x) || x > 0xFFFF) return false;
       out.vcpu = static_cast<int32_t>(x);
     } else if (key == "rip") {
-      if (!parse_hex(tk[i + 1], out.rip)) return false;
-      out.has_rip = true;
+      if (!parse_hex(tk[i + 1], x)) return false;
+      out.rip = x;
     } else if (key == "address") {
-      if (!parse_hex(tk[i + 1], out.a)) return false;
+      if (!parse_hex(tk[i + 1], pf.address)) return false;
       have_addr = true;
     } else if (key == "error_code") {
-      if (!parse_hex(tk[i + 1], out.b)) return false;
+      if (!parse_hex(tk[i + 1], pf.error_code)) return false;
     } else {
       return false;
     }
@@ -482,16 +337,18 @@ bool parse_emulate_insn(std::string_view body, TraceLine& out) {
   if (c1 == std::string_view::npos) return false;
   const size_t c2 = body.find(':', c1 + 1);
   if (c2 == std::string_view::npos) return false;
-  if (!parse_hex(trim(body.substr(c1 + 1, c2 - c1 - 1)), out.rip)) return false;
-  out.has_rip = true;
+  uint64_t rip = 0;
+  if (!parse_hex(trim(body.substr(c1 + 1, c2 - c1 - 1)), rip)) return false;
+  out.rip = rip;
   const Tokens tk(body.substr(c2 + 1));
   size_t i = 0;
-  for (; i < tk.n && out.byte_count < 16; ++i) {
+  auto& em = out.fields<kvmtrace::KvmEvent::EmulateInsn>();
+  for (; i < tk.n && em.byte_count < 16; ++i) {
     uint32_t b = 0;
     if (tk[i].size() != 2 || !parse_hex32(tk[i], b)) break;
-    out.bytes[out.byte_count++] = static_cast<uint8_t>(b);
+    em.bytes[em.byte_count++] = static_cast<uint8_t>(b);
   }
-  out.flag = tk.n > 0 && (tk[tk.n - 1] == "failed" || tk[tk.n - 1] == "FAIL");  // kernel print | trace-cmd's kvm plugin
+  em.failed = tk.n > 0 && (tk[tk.n - 1] == "failed" || tk[tk.n - 1] == "FAIL");  // kernel print | trace-cmd's kvm plugin
   return true;
 }
 
@@ -501,11 +358,11 @@ bool parse_userspace_exit(const Tokens& tk, TraceLine& out) {
   if (tk.n != 3 || tk[0] != "reason" || tk[2].size() < 3 || tk[2].front() != '(' || tk[2].back() != ')') return false;
   uint64_t n = 0;
   if (!parse_dec(tk[2].substr(1, tk[2].size() - 2), n) || n > 0xFFFF'FFFF) return false;
+  auto& ue = out.fields<kvmtrace::KvmEvent::UserspaceExit>();
   if (tk[1] == "restart" || tk[1] == "error") {
-    out.flag = true;
-    out.b = static_cast<uint64_t>(-static_cast<int64_t>(n));  // errno as the tracepoint stores it
+    ue.error = -static_cast<int64_t>(n);  // errno as the tracepoint stores it
   } else {
-    out.a = n;
+    ue.reason = n;
   }
   return true;
 }
@@ -513,27 +370,28 @@ bool parse_userspace_exit(const Tokens& tk, TraceLine& out) {
 // kvm_mmio: "mmio write len 4 gpa 0xfee000b0 val 0x0" (type read | write | unsatisfied-read).
 bool parse_mmio(const Tokens& tk, TraceLine& out) {
   if (tk.n < 8 || tk[0] != "mmio" || tk[2] != "len" || tk[4] != "gpa" || tk[6] != "val") return false;
-  if (tk[1] == "unsatisfied-read") out.d = 0;
-  else if (tk[1] == "read") out.d = 1;
-  else if (tk[1] == "write") out.d = 2;
+  auto& mmio = out.fields<kvmtrace::KvmEvent::Mmio>();
+  if (tk[1] == "unsatisfied-read") mmio.type = 0;
+  else if (tk[1] == "read") mmio.type = 1;
+  else if (tk[1] == "write") mmio.type = 2;
   else return false;
-  out.flag = out.d == 2;
   uint64_t len = 0;
   if (!parse_dec(tk[3], len) || len > 0xFFFF'FFFF) return false;
-  out.c = static_cast<uint32_t>(len);
-  return parse_hex(tk[5], out.a) && parse_hex(tk[7], out.b);
+  mmio.len = static_cast<uint32_t>(len);
+  return parse_hex(tk[5], mmio.gpa) && parse_hex(tk[7], mmio.value);
 }
 
 // kvm_pio: "pio_write at 0x70 size 1 count 1 val 0x8f" (val absent on older kernels).
 bool parse_pio(const Tokens& tk, TraceLine& out) {
   if (tk.n < 3 || tk[1] != "at") return false;
-  if (tk[0] == "pio_write") out.flag = true;
+  auto& pio = out.fields<kvmtrace::KvmEvent::Pio>();
+  if (tk[0] == "pio_write") pio.write = true;
   else if (tk[0] != "pio_read") return false;
-  if (!parse_hex(tk[2], out.a)) return false;
+  if (!parse_hex(tk[2], pio.port)) return false;
   for (size_t i = 3; i + 1 < tk.n; i += 2) {
     uint64_t x = 0;
-    if (tk[i] == "val" && parse_hex(tk[i + 1], x)) out.b = x;
-    else if (tk[i] == "size" && parse_dec(tk[i + 1], x) && x <= 8) out.c = static_cast<uint32_t>(x);
+    if (tk[i] == "val" && parse_hex(tk[i + 1], x)) pio.value = x;
+    else if (tk[i] == "size" && parse_dec(tk[i + 1], x) && x <= 8) pio.size = static_cast<uint32_t>(x);
   }
   return true;
 }
@@ -541,10 +399,11 @@ bool parse_pio(const Tokens& tk, TraceLine& out) {
 // kvm_msr: "msr_write 6e0 = 0x1a2b" | "msr_read 10 = 0x123 (#GP)".
 bool parse_msr(const Tokens& tk, TraceLine& out) {
   if (tk.n < 4 || tk[2] != "=") return false;
-  if (tk[0] == "msr_write") out.flag = true;
+  auto& msr = out.fields<kvmtrace::KvmEvent::Msr>();
+  if (tk[0] == "msr_write") msr.write = true;
   else if (tk[0] != "msr_read") return false;
-  if (!parse_hex(tk[1], out.a) || !parse_hex(tk[3], out.b)) return false;
-  if (tk.n > 4) out.c = tk[4] == "(#GP)" ? 1u : 0u;
+  if (!parse_hex(tk[1], msr.index) || !parse_hex(tk[3], msr.data)) return false;
+  if (tk.n > 4) msr.gp_fault = tk[4] == "(#GP)";
   return true;
 }
 
@@ -553,16 +412,19 @@ bool parse_apic(const Tokens& tk, TraceLine& out, std::string_view vec_key) {
   uint64_t id = 0, vec = 0;
   if (tk.n < 4 || tk[0] != "apicid" || tk[2] != vec_key) return false;
   if (!parse_hex(tk[1], id) || !parse_dec(tk[3], vec) || vec > 255) return false;
-  out.a = id;
-  out.b = vec;
+  auto& apic = out.fields<kvmtrace::KvmEvent::ApicIrq>();
+  apic.apicid = id;
+  apic.vector = static_cast<uint8_t>(vec);
   return true;
 }
 
 // kvm_nested_intr_vmexit: "rip: 0x...".
 bool parse_nested_intr(const Tokens& tk, TraceLine& out) {
   if (tk.n != 2 || key_of(tk[0]) != "rip") return false;
-  out.has_rip = parse_hex(tk[1], out.rip);
-  return out.has_rip;
+  uint64_t rip = 0;
+  if (!parse_hex(tk[1], rip)) return false;
+  out.rip = rip;
+  return true;
 }
 
 // kvm_nested_vmenter: "rip: 0x.. vmcb: 0x.. nested_rip: 0x.. int_ctl: 0x.. event_inj: 0x..
@@ -570,15 +432,17 @@ bool parse_nested_intr(const Tokens& tk, TraceLine& out) {
 // "rip: 0x.. vmcb: 0x.. nrip: 0x.. int_ctl: 0x.. event_inj: 0x.. npt: on".
 bool parse_nested_vmenter(const Tokens& tk, TraceLine& out) {
   bool l1_rip = false, vmcb = false, inj = false;
+  auto& nv = out.fields<kvmtrace::KvmEvent::NestedVmenter>();
   for (size_t i = 0; i + 1 < tk.n; ++i) {
     const std::string_view key = key_of(tk[i]);
     uint64_t x = 0;
     if (!parse_hex(tk[i + 1], x)) continue;
-    if (key == "rip") l1_rip = true, out.b = x;
-    else if (key == "vmcb" || key == "vmcs") vmcb = true, out.a = x, out.svm = key == "vmcb";
-    else if (key == "nested_rip" || key == "nrip") out.has_rip = true, out.rip = x;
-    else if (key == "int_ctl") out.c = static_cast<uint32_t>(x);
-    else if (key == "event_inj") inj = true, out.event_word = static_cast<uint32_t>(x);
+    if (key == "rip") l1_rip = true, nv.l1_rip = x;
+    else if (key == "vmcb" || key == "vmcs")
+      vmcb = true, nv.vmcb = x, nv.isa = key == "vmcb" ? Isa::Svm : Isa::Vmx;
+    else if (key == "nested_rip" || key == "nrip") out.rip = x;
+    else if (key == "int_ctl") nv.int_ctl = static_cast<uint32_t>(x);
+    else if (key == "event_inj") inj = true, out.injected = Injection{static_cast<uint32_t>(x), 0};
   }
   return l1_rip && vmcb && inj;
 }
@@ -673,20 +537,20 @@ bool parse_prefix(std::string_view p, TraceLine& out, bool perf) {
 // 6.x kernels: its print format uses __print_symbolic with an empty list). Values decimal
 // (signed ones with '-') or 0x hex; arrays "insn=ARRAY[0f, 0b, 00]".
 struct TextFields {
-  std::array<uint64_t, kFieldCount> v{};
+  std::array<uint64_t, kvmtrace::kFieldCount> v{};
   uint64_t present = 0;  // bit per Field
   uint8_t insn[16] = {};
   size_t insn_count = 0;
   bool has(Field x) const { return (present >> x) & 1; }
   uint64_t get(Field x) const { return has(x) ? v[x] : 0; }
   size_t bytes(Field x, uint8_t* out, size_t max) const {
-    if (x != fInsn) return 0;
+    if (x != kvmtrace::fInsn) return 0;
     const size_t n = std::min(insn_count, max);
     std::memcpy(out, insn, n);
     return n;
   }
 };
-static_assert(kFieldCount <= 64);
+static_assert(kvmtrace::kFieldCount <= 64);
 
 constexpr std::string_view kFailedToParse = "[FAILED TO PARSE]";
 
@@ -698,7 +562,7 @@ bool parse_failed_fields(TraceEvent ev, std::string_view body, TraceLine& out) {
     const std::string_view tok = tk[i];
     const size_t eq = tok.find('=');
     if (eq == std::string_view::npos || eq == 0) return false;
-    const std::optional<Field> field = field_by_name(tok.substr(0, eq));
+    const std::optional<Field> field = kvmtrace::field_by_name(tok.substr(0, eq));
     std::string_view value = tok.substr(eq + 1);
     if (value.substr(0, 6) == "ARRAY[") {  // elements are the following tokens, up to "..]"
       value.remove_prefix(6);
@@ -706,7 +570,7 @@ bool parse_failed_fields(TraceEvent ev, std::string_view body, TraceLine& out) {
         const bool last = !value.empty() && value.back() == ']';
         if (last) value.remove_suffix(1);
         uint32_t b = 0;
-        if (!value.empty() && parse_hex32(value, b) && field == fInsn && f.insn_count < sizeof f.insn)
+        if (!value.empty() && parse_hex32(value, b) && field == kvmtrace::fInsn && f.insn_count < sizeof f.insn)
           f.insn[f.insn_count++] = static_cast<uint8_t>(b);
         if (last || i + 1 >= tk.n) break;
         value = tk[++i];
@@ -721,7 +585,7 @@ bool parse_failed_fields(TraceEvent ev, std::string_view body, TraceLine& out) {
     f.v[*field] = negative ? static_cast<uint64_t>(-static_cast<int64_t>(x)) : x;
     f.present |= uint64_t{1} << *field;
   }
-  return fill_from_fields(ev, f, out);
+  return kvmtrace::fill_from_fields(ev, f, out);
 }
 
 bool parse_body(TraceEvent ev, std::string_view body, TraceLine& out) {
@@ -782,31 +646,6 @@ bool is_header(std::string_view s) {
 }
 
 }  // namespace
-
-TraceEvent kvm_event_from_name(std::string_view name) { return event_from_name(name); }
-
-std::string_view to_string(TraceEvent e) {
-  for (const NameEvent& n : kEvents)
-    if (n.event == e) return n.name;
-  return e == TraceEvent::Other ? "other" : "none";
-}
-
-std::string_view to_string(ExitFormat f) {
-  switch (f) {
-    case ExitFormat::ReasonRipOnly: return "reason-rip";
-    case ExitFormat::InfoPair: return "info-pair";
-    case ExitFormat::Info1Info2: return "info1-info2";
-    case ExitFormat::IntrInfo: return "intr_info";
-    default: return "none";
-  }
-}
-
-uint32_t kvm_exception_word(uint8_t vector, bool deliver_error_code) {
-  InterruptionType type = InterruptionType::HardwareException;
-  if (vector == arch::kNMI) type = InterruptionType::Nmi;
-  else if (vector == arch::kBP || vector == arch::kOF) type = InterruptionType::SoftwareException;
-  return EntryIntrInfo::make(vector, type, deliver_error_code).raw();
-}
 
 std::string_view strip_quotes(std::string_view line, bool* quoted) {
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);

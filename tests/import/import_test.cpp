@@ -287,55 +287,57 @@ TEST(ImportParse, EveryEraOfTheTracepoints) {
                                      "int_info 0 int_info_err 0",
                                      t),
             LineClass::Event);
-  EXPECT_EQ(t.info2, 0x80000030u);
+  EXPECT_EQ(t.exit.info2, 0x80000030u);
   EXPECT_EQ(import::parse_trace_line("kvm_exit: reason EPT_VIOLATION FAILED_VMENTRY rip 0x1 info1 0x0 info2 0x0 "
                                      "intr_info 0x0 error_code 0x0", t),
             LineClass::Event);
-  EXPECT_EQ(t.reason, 48u | arch::ExitReason::kEntryFailure);
+  EXPECT_EQ(t.exit.reason, 48u | arch::ExitReason::kEntryFailure);
   EXPECT_EQ(import::parse_trace_line("kvm_inj_virq: Soft/INTn 0x80 [reinjected]", t), LineClass::Event);
-  EXPECT_EQ(t.event_word, EntryIntrInfo::make(0x80, InterruptionType::SoftwareInterrupt).raw());
-  EXPECT_TRUE(t.reinjected);
+  ASSERT_TRUE(t.injected);
+  EXPECT_EQ(t.injected->word, EntryIntrInfo::make(0x80, InterruptionType::SoftwareInterrupt).raw());
+  EXPECT_TRUE(t.injected->reinjected);
   EXPECT_EQ(import::parse_trace_line("kvm_page_fault: address fee00000 error_code 181", t), LineClass::Event);
-  EXPECT_EQ(t.a, 0xfee00000u);
+  EXPECT_EQ(t.page_fault().address, 0xfee00000u);
   EXPECT_EQ(import::parse_trace_line("kvm_pio: pio_write at 0x70 size 1 count 1 val 0x8f", t), LineClass::Event);
-  EXPECT_EQ(t.a, 0x70u);
-  EXPECT_EQ(t.b, 0x8fu);
+  EXPECT_EQ(t.pio().port, 0x70u);
+  EXPECT_EQ(t.pio().value, 0x8fu);
   EXPECT_EQ(import::parse_trace_line("kvm_msr: msr_read c0000080 = 0xd01 (#GP)", t), LineClass::Event);
-  EXPECT_EQ(t.c, 1u);
+  EXPECT_TRUE(t.msr().gp_fault);
   EXPECT_EQ(import::parse_trace_line("kvm_apic_accept_irq: apicid 1 vec 236 (Fixed|edge)", t), LineClass::Event);
-  EXPECT_EQ(t.b, 236u);
+  EXPECT_EQ(t.apic().vector, 236u);
   EXPECT_EQ(import::parse_trace_line("kvm_userspace_exit: reason KVM_EXIT_MMIO (6)", t), LineClass::Event);
   EXPECT_EQ(t.event, import::TraceEvent::UserspaceExit);
-  EXPECT_EQ(t.a, 6u);
+  EXPECT_EQ(t.userspace_exit().reason, 6u);
   EXPECT_EQ(import::parse_trace_line("kvm_userspace_exit: reason restart (4)", t), LineClass::Event);
-  EXPECT_TRUE(t.flag);  // -errno printed instead of a reason
-  EXPECT_EQ(static_cast<int64_t>(t.b), -4);
+  EXPECT_TRUE(t.userspace_exit().errno_printed());  // -errno printed instead of a reason
+  EXPECT_EQ(t.userspace_exit().error, -4);
   EXPECT_EQ(import::parse_trace_line("kvm_mmio: mmio write len 4 gpa 0xfee000b0 val 0x0", t), LineClass::Event);
   EXPECT_EQ(t.event, import::TraceEvent::Mmio);
-  EXPECT_EQ(t.a, 0xfee000b0u);
-  EXPECT_EQ(t.c, 4u);
-  EXPECT_EQ(t.d, 2u);
+  EXPECT_EQ(t.mmio().gpa, 0xfee000b0u);
+  EXPECT_EQ(t.mmio().len, 4u);
+  EXPECT_EQ(t.mmio().type, 2u);
   EXPECT_EQ(import::parse_trace_line("kvm_mmio: mmio unsatisfied-read len 8 gpa 0xd0000000 val 0x0", t),
             LineClass::Event);
-  EXPECT_EQ(t.d, 0u);
+  EXPECT_EQ(t.mmio().type, 0u);
   // libtraceevent's fallback when it cannot format an event: the fields, by name.
   EXPECT_EQ(import::parse_trace_line("kvm_inj_exception: [FAILED TO PARSE] exception=14 has_error=1 error_code=2 "
                                      "reinjected=1",
                                      t),
             LineClass::Event);
-  EXPECT_EQ(t.event_word, EntryIntrInfo::make(arch::kPF, InterruptionType::HardwareException, true).raw());
-  EXPECT_EQ(t.event_error, 2u);
-  EXPECT_TRUE(t.reinjected);
-  EXPECT_TRUE(t.reinjected_printed_era);
+  ASSERT_TRUE(t.injected);
+  EXPECT_EQ(t.injected->word, EntryIntrInfo::make(arch::kPF, InterruptionType::HardwareException, true).raw());
+  EXPECT_EQ(t.injected->error_code, 2u);
+  EXPECT_TRUE(t.injected->reinjected);
+  EXPECT_TRUE(t.injected->reinjected_printed_era);
   EXPECT_EQ(import::parse_trace_line("kvm_emulate_insn: [FAILED TO PARSE] rip=0x101d csbase=0 len=2 "
                                      "insn=ARRAY[0f, 0b, 00, 00, 00, 00, 00, 00, 00, 00, 00, 00, 00, 00, 00] flags=0 "
                                      "failed=1",
                                      t),
             LineClass::Event);
   EXPECT_EQ(t.rip, 0x101du);
-  ASSERT_EQ(t.byte_count, 2u);
-  EXPECT_EQ(t.bytes[1], 0x0b);
-  EXPECT_TRUE(t.flag);
+  ASSERT_EQ(t.emulate().byte_count, 2u);
+  EXPECT_EQ(t.emulate().bytes[1], 0x0b);
+  EXPECT_TRUE(t.emulate().failed);
   EXPECT_EQ(import::parse_trace_line("kvm_inj_exception: [FAILED TO PARSE] exception=zz", t), LineClass::BadEvent);
   EXPECT_EQ(import::parse_trace_line("kvm_exit: reason NOT_A_REASON rip 0x1", t), LineClass::BadEvent);
   EXPECT_EQ(import::parse_trace_line("kvm_inj_virq: irq 999", t), LineClass::BadEvent);

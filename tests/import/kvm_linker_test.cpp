@@ -1,4 +1,4 @@
-// The KVM linker (replay/import/kvm_linker.cpp) on the sequences real KVM produces that it used
+// The KVM linker (kvmtrace/linker.cpp) on the sequences real KVM produces that it used
 // to get wrong, each written as Linux 6.1's ftrace prints it on AMD (the test bed's kernel) and
 // each expectation written from the KVM source / AMD APM before the run:
 //   - an injection KVM cancels before VMRUN and injects again (issue #16);

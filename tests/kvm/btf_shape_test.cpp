@@ -186,16 +186,18 @@ TEST(BtfShape, TpBtfRecordDecodesLikeTheTraceEntry) {
   Decoder::Layouts by_tp, by_btf;
   by_tp[ES_KVM_EV_INJ_EXCEPTION] = *tp_layout;
   by_btf[ES_KVM_EV_INJ_EXCEPTION] = btf_layout(*shape);
-  es::import::TraceLine a, b;
+  es::kvmtrace::KvmEvent a, b;
   ASSERT_TRUE(Decoder(by_tp).decode(entry, a));
   ASSERT_TRUE(Decoder(by_btf).decode(rec, b));
-  EXPECT_EQ(a.event, es::import::TraceEvent::InjException);
+  EXPECT_EQ(a.event, es::kvmtrace::Tracepoint::InjException);
   EXPECT_EQ(b.event, a.event);
-  EXPECT_EQ(b.event_word, a.event_word);
-  EXPECT_EQ(b.event_error, 0x18u);
-  EXPECT_EQ(b.event_error, a.event_error);
-  EXPECT_TRUE(b.reinjected);
-  EXPECT_EQ(b.reinjected_printed_era, a.reinjected_printed_era);
+  ASSERT_TRUE(a.injected);
+  ASSERT_TRUE(b.injected);
+  EXPECT_EQ(b.injected->word, a.injected->word);
+  EXPECT_EQ(b.injected->error_code, 0x18u);
+  EXPECT_EQ(b.injected->error_code, a.injected->error_code);
+  EXPECT_TRUE(b.injected->reinjected);
+  EXPECT_EQ(b.injected->reinjected_printed_era, a.injected->reinjected_printed_era);
   rec.raw_len = 16;  // a short record (failed copy) is not decoded as zeros
   EXPECT_FALSE(Decoder(by_btf).decode(rec, b));
 }

@@ -22,7 +22,6 @@
 #include "exitscope/record.h"
 #include "probes/kvm/kvm_loader.h"
 #include "hv/arch/event_info.h"
-#include "replay/import/text_import.h"
 #include "replay/recording.h"
 #include "tests/kvm/kvm_test_support.h"
 #include "tests/support/cli_run.h"
@@ -76,7 +75,7 @@ GuestActivity activity_of(es::replay::Recording& rec) {
   GuestActivity a;
   for (const auto& ev : all_events(rec)) {
     const es_record& e = ev.rec;
-    if (e.kind == ES_KIND_CONTEXT && e.reason == es::import::kContextPio) {
+    if (e.kind == ES_KIND_CONTEXT && e.reason == ES_CONTEXT_PIO) {
       if (e.intr_error == 1) a.writes.emplace_back(static_cast<uint32_t>(e.qualification), static_cast<uint32_t>(e.aux64));
       else a.reads.push_back(static_cast<uint32_t>(e.qualification));
     }
@@ -85,10 +84,10 @@ GuestActivity activity_of(es::replay::Recording& rec) {
       if (info.valid() && info.vector() == 6 && info.type() == es::arch::InterruptionType::HardwareException)
         ++a.ud_injections;
     }
-    if (e.kind == ES_KIND_CONTEXT && e.reason == es::import::kContextEmulateInsn && e.rip == 0x101d &&
+    if (e.kind == ES_KIND_CONTEXT && e.reason == ES_CONTEXT_EMULATE_INSN && e.rip == 0x101d &&
         (e.flags & ES_FLAG_BYTES_VALID) && e.aux == 2 && e.bytes[0] == 0x0f && e.bytes[1] == 0x0b)
       ++a.ud2_bytes;
-    if (e.kind == ES_KIND_CONTEXT && e.reason == es::import::kContextUserspaceExit) {
+    if (e.kind == ES_KIND_CONTEXT && e.reason == ES_CONTEXT_USERSPACE_EXIT) {
       if (e.qualification == kKvmExitIo) ++a.io_exits;
       if (e.qualification == kKvmExitHlt) ++a.hlt_exits;
     }
@@ -222,7 +221,7 @@ TEST_F(KvmRecord, EventsOptionAttachesOnlyThose) {
   unsigned pio = 0, other = 0;
   for (const auto& ev : all_events(*rec)) {
     if (ev.rec.kind == ES_KIND_CONTEXT &&
-        (ev.rec.reason == es::import::kContextPio || ev.rec.reason == es::import::kContextUserspaceExit))
+        (ev.rec.reason == ES_CONTEXT_PIO || ev.rec.reason == ES_CONTEXT_USERSPACE_EXIT))
       ++pio;
     else
       ++other;
@@ -376,11 +375,11 @@ TEST_F(KvmRecord, AutoTakesTpBtfWhereTheTracefsFormatIsUnknown) {
   unsigned io_exits = 0;
   for (int i = 0; i < 100; ++i) {
     auto n = (*p)->poll(0, [&](const es_kvm_event& e) {
-      es::import::TraceLine t;
+      es::kvmtrace::KvmEvent t;
       ASSERT_TRUE((*p)->decoder().decode(e, t));
-      if (t.event == es::import::TraceEvent::Pio && t.flag)
-        writes.emplace_back(static_cast<uint32_t>(t.a), static_cast<uint32_t>(t.b));
-      if (t.event == es::import::TraceEvent::UserspaceExit && t.a == kKvmExitIo) ++io_exits;
+      if (t.event == es::kvmtrace::Tracepoint::Pio && t.pio().write)
+        writes.emplace_back(static_cast<uint32_t>(t.pio().port), static_cast<uint32_t>(t.pio().value));
+      if (t.event == es::kvmtrace::Tracepoint::UserspaceExit && t.userspace_exit().reason == kKvmExitIo) ++io_exits;
     });
     ASSERT_TRUE(n) << n.error();
     if (*n == 0) break;
@@ -421,9 +420,9 @@ TEST_F(KvmRecord, EventsStayInTimeOrderWhileTheGuestMovesBetweenCpus) {
     last_ns = std::max<uint64_t>(last_ns, e.time_ns);
     if (e.cpu >= seen_cpu.size()) seen_cpu.resize(e.cpu + 1u, false);
     seen_cpu[e.cpu] = true;
-    es::import::TraceLine t;
-    if ((*p)->decoder().decode(e, t) && t.event == es::import::TraceEvent::Pio && t.flag)
-      writes.emplace_back(static_cast<uint32_t>(t.a), static_cast<uint32_t>(t.b));
+    es::kvmtrace::KvmEvent t;
+    if ((*p)->decoder().decode(e, t) && t.event == es::kvmtrace::Tracepoint::Pio && t.pio().write)
+      writes.emplace_back(static_cast<uint32_t>(t.pio().port), static_cast<uint32_t>(t.pio().value));
   };
   int status = 0;
   for (unsigned i = 0;; ++i) {

@@ -80,18 +80,18 @@ TEST(TracefsFormat, DecodesAnEventAtTheFormatsOffsets) {
   Decoder::Layouts ls;
   ls[ES_KVM_EV_EXIT] = *l;
   Decoder d(ls);
-  es::import::TraceLine t;
+  es::kvmtrace::KvmEvent t;
   ASSERT_TRUE(d.decode(e, t));
-  EXPECT_EQ(t.event, es::import::TraceEvent::Exit);
-  EXPECT_EQ(t.reason, 48u);
-  EXPECT_FALSE(t.svm);
+  EXPECT_EQ(t.event, es::kvmtrace::Tracepoint::Exit);
+  EXPECT_EQ(t.exit.reason, 48u);
+  EXPECT_FALSE(t.exit.svm());
   EXPECT_EQ(t.vcpu, 3);
   EXPECT_EQ(t.rip, 0xffffffff81000000ull);
-  EXPECT_EQ(t.info2, 0x80000b0eull);
-  EXPECT_EQ(t.exit_format, es::import::ExitFormat::IntrInfo);
+  EXPECT_EQ(t.exit.info2, 0x80000b0eull);
+  EXPECT_EQ(t.exit.format, es::kvmtrace::ExitFormat::IntrInfo);
   put(24, 2, 4);  // isa SVM
   ASSERT_TRUE(d.decode(e, t));
-  EXPECT_TRUE(t.svm);
+  EXPECT_TRUE(t.exit.svm());
   e.event = ES_KVM_EV_PIO;  // no layout for it: refused, not decoded
   EXPECT_FALSE(d.decode(e, t));
 }
@@ -109,11 +109,11 @@ TEST(TracefsFormat, OlderKernelWithoutIntrInfoIsTheInfoPairEra) {
   es_kvm_event e{};
   e.event = ES_KVM_EV_EXIT;
   e.raw_len = l->copy_len;
-  es::import::TraceLine t;
+  es::kvmtrace::KvmEvent t;
   ASSERT_TRUE(Decoder(ls).decode(e, t));
   e.raw_len = 0;  // the probe could not copy the entry: not decoded as zeros
   EXPECT_FALSE(Decoder(ls).decode(e, t));
-  EXPECT_EQ(t.exit_format, es::import::ExitFormat::InfoPair);  // info2 = VM-exit intr info then
+  EXPECT_EQ(t.exit.format, es::kvmtrace::ExitFormat::InfoPair);  // info2 = VM-exit intr info then
   EXPECT_EQ(t.vcpu, -1);
 }
 

@@ -1,4 +1,4 @@
-#include "replay/import/kvm_linker.h"
+#include "kvmtrace/linker.h"
 
 #include <algorithm>
 #include <climits>
@@ -9,7 +9,7 @@
 #include "hv/arch/exit_reason.h"
 #include "hv/arch/svm.h"
 
-namespace es::import {
+namespace es::kvmtrace {
 
 namespace {
 
@@ -23,52 +23,13 @@ bool same_event(uint32_t a, uint32_t b) {
 
 }  // namespace
 
-void KvmEventLinker::learn(const TraceLine& t, uint64_t line_no) {
-  const auto at = [&](std::string what) { return what + " (line " + std::to_string(line_no) + ")"; };
-  const bool exit_line = t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit ||
-                         t.event == TraceEvent::NestedVmexitInject;
-  if (exit_line && t.reason_known && !t.reason_numeric) (t.svm ? learned_svm_ : learned_vmx_) = true;
-  if ((t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit) && !t.svm && t.reason_known &&
-      !t.old_nested_format) {  // the old kvm_nested_vmexit's "int_info" says nothing of the era
-    const arch::ExitReason reason(t.reason);
-    const std::string name(arch::exit_reason_name(reason.basic_number()));
-    if (t.exit_format == ExitFormat::IntrInfo) {
-      newer_kernel_.add(line_no, at("kvm_exit prints intr_info, Linux 5.10+"));
-    } else if (t.exit_format == ExitFormat::InfoPair) {
-      ++info_pair_exits_;
-      const bool valid = (t.info2 >> 31) & 1;
-      const bool exception = reason.is(arch::BasicExitReason::ExceptionOrNmi);
-      const bool external = reason.is(arch::BasicExitReason::ExternalInterrupt);
-      // SDM Vol. 3C 28.2.2 "Information for VM Exits Due to Vectored Events": the VM-exit
-      // interruption information is valid only for exits due to an exception / NMI or an
-      // external interrupt (KVM acknowledges interrupts on exit since Linux 3.11), and always
-      // valid for those. 28.2.4 "Information for VM Exits That Occur During Event Delivery":
-      // an external interrupt is never taken in the middle of delivering another event.
-      if (valid && !exception && !external)
-        info2_is_vectoring_.add(line_no, at(name + " exit with a valid info2: only IDT-vectoring info can be valid there"));
-      else if (!valid && (exception || external))
-        info2_is_vectoring_.add(line_no, at(name + " exit with info2 not valid: its VM-exit interruption info always is"));
-      else if (valid && external)
-        info2_is_exit_intr_.add(line_no, at("EXTERNAL_INTERRUPT exit with a valid info2: IDT-vectoring info is never valid there"));
-    }
-  }
-  // Print formats of Linux 5.19+ (kvm_inj_virq "IRQ 0x.. [reinjected]", kvm_inj_exception
-  // without the error code it does not deliver) and 6.14+ (kvm_entry intr_info).
-  if ((t.event == TraceEvent::InjVirq || t.event == TraceEvent::InjException) && t.reinjected_printed_era)
-    newer_kernel_.add(line_no, at(std::string(to_string(t.event)) + " in the Linux 5.19+ format"));
-  if (t.event == TraceEvent::Entry && t.has_intr_info) newer_kernel_.add(line_no, at("kvm_entry prints intr_info, Linux 6.14+"));
-  // "kvm_entry: vcpu 0" without the RIP: the kernel's own format before 5.9 (trace-cmd's kvm
-  // plugin does not reformat kvm_entry), so its kvm_exit printed info2 = VM-exit interruption info.
-  if (t.event == TraceEvent::Entry && !t.has_rip && !t.has_intr_info && t.vcpu >= 0)
-    entries_without_rip_.add(line_no, at("kvm_entry prints no RIP, a kernel before 5.9"));
-  // kvm_nested_vmexit in its own format ("rip X reason Y info1 .. int_info ..") was printed by a
-  // kernel before 5.10, which made it print like kvm_exit; trace-cmd's kvm plugin reads those old
-  // fields too and cannot print them from a newer kernel (it complains CAN'T FIND FIELD instead).
-  if (t.event == TraceEvent::NestedVmexit && t.old_nested_format)
-    older_kernel_.add(line_no, at("kvm_nested_vmexit prints int_info, its format before Linux 5.10"));
-  if (t.event == TraceEvent::Entry && t.has_rip) ++entries_with_rip_;
-  if (t.event == TraceEvent::Entry) saw_entry_ = true;
-  if (t.event == TraceEvent::NestedVmexit) nested_vmexit_traced_ = true;
+void Linker::learn(const KvmEvent& t, uint64_t line_no) {
+  era_.learn(t, line_no);
+  const bool exit_line = t.event == Tracepoint::Exit || t.event == Tracepoint::NestedVmexit ||
+                         t.event == Tracepoint::NestedVmexitInject;
+  if (exit_line && t.exit.reason && t.exit.isa != Isa::Unknown) (t.exit.svm() ? learned_svm_ : learned_vmx_) = true;
+  if (t.event == Tracepoint::Entry) saw_entry_ = true;
+  if (t.event == Tracepoint::NestedVmexit) nested_vmexit_traced_ = true;
 
   if (t.pid < 0 || t.vcpu < 0) return;
   // A thread that names two vCPUs (it should not) keeps the lower one.
@@ -76,48 +37,23 @@ void KvmEventLinker::learn(const TraceLine& t, uint64_t line_no) {
   if (!fresh && t.vcpu < it->second) it->second = t.vcpu;
 }
 
-void KvmEventLinker::finish_learning() {
-  learned_ = true;
-  // kvm_entry lines with and without the RIP in one file: the author trimmed some (Linux prints
-  // it on every kvm_entry or on none), so those without say nothing about the kernel.
-  if (entries_with_rip_ && entries_without_rip_.count) {
-    trimmed_entries_ = entries_without_rip_;
-  } else if (entries_without_rip_.count) {
-    // The kvm_entry evidence first (it is what describe() has always cited), then the rest.
-    Evidence merged = entries_without_rip_;
-    merged.count += older_kernel_.count;
-    older_kernel_ = merged;
-  }
-  const bool newer = newer_kernel_.count || info2_is_vectoring_.count;
-  const bool older = older_kernel_.count || info2_is_exit_intr_.count;
-  if (info_pair_exits_ && (newer || older)) {
-    info_pair_conflict_ = newer && older;
-    // A kernel's version is a fact about every line; one exit's reason is a fact about that
-    // line. When they disagree the kernel wins, and the disagreement is said (describe()); when
-    // the kernel evidence itself disagrees, or only lines do, the larger count.
-    const uint64_t kernel_new = newer_kernel_.count, kernel_old = older_kernel_.count;
-    const uint64_t lines_new = info2_is_vectoring_.count, lines_old = info2_is_exit_intr_.count;
-    bool vec;
-    if (kernel_new != kernel_old && (!kernel_new || !kernel_old)) vec = kernel_new > 0;
-    else if (kernel_new || kernel_old) vec = kernel_new >= kernel_old;
-    else vec = lines_new >= lines_old;
-    info_pair_ = vec ? InfoPairMeaning::IdtVectoring : InfoPairMeaning::ExitIntrInfo;
-  }
+void Linker::finish_learning() {
+  era_.finish();
   pid_vcpu_.assign(learning_.begin(), learning_.end());
   std::sort(pid_vcpu_.begin(), pid_vcpu_.end());
   learning_.clear();
 }
 
-void KvmEventLinker::add(const TraceLine& t, uint64_t time_ns, uint64_t line_no) {
+void Linker::add(const KvmEvent& t, uint64_t time_ns, uint64_t line_no) {
   cur_time_ = time_ns;
   cur_line_ = line_no;
   cur_vcpu_ = resolve_vcpu(t);
-  note_era(t);
+  era_.note(t);
   VcpuState& st = state(cur_vcpu_);
   // KVM runs each vCPU on one thread for its whole life: the same vCPU number from another thread
   // is another VM's vCPU (two captures pasted one after the other, both "CPU 0/KVM"). Nothing of
   // the first one's state carries over: its open exit stays as it is, not claimed by the second.
-  if (t.pid >= 0 && t.event != TraceEvent::Other && t.event != TraceEvent::None) {
+  if (t.pid >= 0 && t.event != Tracepoint::Other && t.event != Tracepoint::None) {
     if (st.thread >= 0 && st.thread != t.pid) {
       st = VcpuState{};
       ++vcpu_thread_changes_;
@@ -127,42 +63,42 @@ void KvmEventLinker::add(const TraceLine& t, uint64_t time_ns, uint64_t line_no)
   // A reason printed as a number ("reason 0x4d": a code the kernel's table did not name) carries
   // no vendor: it is an SVM exit code when the trace's named exits are all SVM (the whole file,
   // or for a streaming source what came before), as an old AMD kernel printed an #GP intercept.
-  const bool svm_numeric = t.reason_numeric && !t.svm &&
+  const bool svm_numeric = t.exit.reason && t.exit.isa == Isa::Unknown &&
                            (learned_svm_ || learned_vmx_ ? learned_svm_ && !learned_vmx_ : saw_svm_ && !saw_vmx_);
   if (svm_numeric) {
-    TraceLine svm_line = t;
-    svm_line.svm = true;
+    KvmEvent svm_line = t;
+    svm_line.exit.isa = Isa::Svm;
     numeric_as_svm_ = true;
     switch (t.event) {
-      case TraceEvent::Exit: on_exit(svm_line, st, 1); return;
-      case TraceEvent::NestedVmexit: on_nested_vmexit(svm_line, st); return;
-      case TraceEvent::NestedVmexitInject: on_nested_inject(svm_line, st); return;
+      case Tracepoint::Exit: on_exit(svm_line, st, 1); return;
+      case Tracepoint::NestedVmexit: on_nested_vmexit(svm_line, st); return;
+      case Tracepoint::NestedVmexitInject: on_nested_inject(svm_line, st); return;
       default: break;
     }
   }
   switch (t.event) {
-    case TraceEvent::Exit: on_exit(t, st, 1); break;
-    case TraceEvent::NestedVmexit: on_nested_vmexit(t, st); break;
-    case TraceEvent::NestedVmexitInject: on_nested_inject(t, st); break;
-    case TraceEvent::NestedIntrVmexit: {
+    case Tracepoint::Exit: on_exit(t, st, 1); break;
+    case Tracepoint::NestedVmexit: on_nested_vmexit(t, st); break;
+    case Tracepoint::NestedVmexitInject: on_nested_inject(t, st); break;
+    case Tracepoint::NestedIntrVmexit: {
       // Only SVM traces it (arch/x86/kvm/svm/nested.c, before nested_svm_simple_vmexit(svm,
       // SVM_EXIT_INTR)): the reflected exit is SVM's INTR, 0x60, not VMX's EXTERNAL_INTERRUPT.
       es_record& d = push(ES_KIND_DECISION, ES_FLAG_SVM);
       d.reason = ES_DECISION_REFLECT_TO_L1;
       d.level = 2;
-      d.rip = t.rip;
+      d.rip = t.rip.value_or(0);
       d.aux = static_cast<uint32_t>(arch::SvmExitCode::Intr);
       break;
     }
-    case TraceEvent::Entry: on_entry(t, st); break;
-    case TraceEvent::NestedVmenter: on_nested_vmenter(t, st); break;
-    case TraceEvent::InjVirq:
-    case TraceEvent::InjException: on_inject(t, st); break;
+    case Tracepoint::Entry: on_entry(t, st); break;
+    case Tracepoint::NestedVmenter: on_nested_vmenter(t, st); break;
+    case Tracepoint::InjVirq:
+    case Tracepoint::InjException: on_inject(t, st); break;
     default: on_context(t, st); break;
   }
 }
 
-void KvmEventLinker::take_settled(std::vector<es_record>& out) {
+void Linker::take_settled(std::vector<es_record>& out) {
   uint64_t limit = next_id_;
   for (const VcpuState& v : vcpus_)
     if (v.open_exit >= base_id_) limit = std::min(limit, v.open_exit);
@@ -176,7 +112,7 @@ void KvmEventLinker::take_settled(std::vector<es_record>& out) {
   }
 }
 
-void KvmEventLinker::take_all(std::vector<es_record>& out) {
+void Linker::take_all(std::vector<es_record>& out) {
   for (const es_record& r : held_) out.push_back(r);
   held_.clear();
   base_id_ = next_id_;
@@ -184,13 +120,13 @@ void KvmEventLinker::take_all(std::vector<es_record>& out) {
 
 // vCPU from the body, else the "CPU n/KVM" thread name, else what another line of the same
 // thread said, else a guess (recorded as an assumption).
-uint16_t KvmEventLinker::resolve_vcpu(const TraceLine& t) {
+uint16_t Linker::resolve_vcpu(const KvmEvent& t) {
   if (t.vcpu >= 0) {
     if (t.pid >= 0) seen_pid_vcpu_.try_emplace(t.pid, t.vcpu);
     return last_vcpu_ = static_cast<uint16_t>(t.vcpu);
   }
   if (t.task_vcpu >= 0) return last_vcpu_ = static_cast<uint16_t>(t.task_vcpu);
-  if (t.pid >= 0 && t.event != TraceEvent::Other) {
+  if (t.pid >= 0 && t.event != Tracepoint::Other) {
     auto it = std::lower_bound(pid_vcpu_.begin(), pid_vcpu_.end(), std::pair<int32_t, int32_t>(t.pid, INT32_MIN));
     if (it != pid_vcpu_.end() && it->first == t.pid) return last_vcpu_ = static_cast<uint16_t>(it->second);
     // Streaming sources (no learn() pass): what an earlier event of this thread said.
@@ -203,21 +139,21 @@ uint16_t KvmEventLinker::resolve_vcpu(const TraceLine& t) {
     guessed_vcpu_ = true;
     return last_vcpu_ = static_cast<uint16_t>(guessed_pids_.size() - 1);
   }
-  if (t.event != TraceEvent::Other && t.pid < 0) guessed_vcpu_ = true;  // no prefix: same vCPU as the line before
+  if (t.event != Tracepoint::Other && t.pid < 0) guessed_vcpu_ = true;  // no prefix: same vCPU as the line before
   return last_vcpu_;
 }
 
-KvmEventLinker::VcpuState& KvmEventLinker::state(uint16_t vcpu) {
+Linker::VcpuState& Linker::state(uint16_t vcpu) {
   if (vcpus_.size() <= vcpu) vcpus_.resize(static_cast<size_t>(vcpu) + 1);
   return vcpus_[vcpu];
 }
 
-es_record* KvmEventLinker::held(uint64_t id) {
+es_record* Linker::held(uint64_t id) {
   if (id < base_id_ || id >= next_id_) return nullptr;
   return &held_[static_cast<size_t>(id - base_id_)];
 }
 
-es_record& KvmEventLinker::push(uint16_t kind, uint32_t flags) {
+es_record& Linker::push(uint16_t kind, uint32_t flags) {
   es_record r{};
   r.version = ES_RECORD_VERSION;
   r.kind = kind;
@@ -233,7 +169,7 @@ es_record& KvmEventLinker::push(uint16_t kind, uint32_t flags) {
 
 // push() a record whose fields come from `parsed` (an exit's decode), keeping the id, vCPU and
 // time push() stamped; `level` is the guest level it concerns, seen by L0.
-es_record& KvmEventLinker::push_parsed(uint16_t kind, const es_record& parsed, uint8_t level) {
+es_record& Linker::push_parsed(uint16_t kind, const es_record& parsed, uint8_t level) {
   es_record& e = push(kind, parsed.flags);
   const uint64_t id = e.id;
   const uint16_t vcpu = e.vcpu;
@@ -250,7 +186,7 @@ es_record& KvmEventLinker::push_parsed(uint16_t kind, const es_record& parsed, u
 }
 
 // A chain root for an event whose origin the trace does not show.
-uint64_t KvmEventLinker::raise(uint32_t word, uint32_t error, uint8_t level) {
+uint64_t Linker::raise(uint32_t word, uint32_t error, uint8_t level) {
   es_record& r = push(ES_KIND_RAISE, ES_FLAG_INFERRED);
   r.origin = r.id;
   r.level = level;
@@ -259,47 +195,27 @@ uint64_t KvmEventLinker::raise(uint32_t word, uint32_t error, uint8_t level) {
   return r.id;
 }
 
-// Fills an exit record's fields from kvm_exit / kvm_nested_vmexit(_inject) by era and vendor.
-void KvmEventLinker::fill_exit(es_record& r, const TraceLine& t) {
-  r.reason = t.reason;
-  r.rip = t.rip;
-  if (!t.has_rip) r.flags |= ES_FLAG_RIP_UNKNOWN;
-  r.qualification = t.info1;
-  if (t.svm) {
-    // SVM: info1/info2 = EXITINFO1/2 (info2 = the faulting GPA of an NPF), intr_info =
-    // EXITINTINFO, the event whose delivery was interrupted (same vector / type / EV / V layout
-    // as VMX IDT-vectoring info; AMD APM Vol. 2 15.7.2 "Exit Int Info").
+// Fills an exit record's fields from kvm_exit / kvm_nested_vmexit(_inject) by era and vendor
+// (decode_exit, kvmtrace/decode.h).
+void Linker::fill_exit(es_record& r, const KvmEvent& t) {
+  const DecodedExit d = decode_exit(t, t.exit.svm(), era_.info_pair(), era_.contested());
+  r.reason = d.reason;
+  r.rip = d.rip.value_or(0);
+  if (!d.rip) r.flags |= ES_FLAG_RIP_UNKNOWN;
+  r.qualification = d.qualification;
+  r.idt_vectoring_info = d.idt_vectoring_info.value_or(0);
+  r.idt_vectoring_error = d.idt_vectoring_error;
+  r.intr_info = d.exit_intr_info.value_or(0);
+  r.intr_error = d.exit_intr_error;
+  if (d.inferred) r.flags |= ES_FLAG_INFERRED;
+  assumed_info2_ |= d.assumed_info2_vectoring;
+  if (d.svm) {
     r.flags |= ES_FLAG_SVM;
-    r.aux64 = t.info2;
-    if (t.reason == static_cast<uint32_t>(arch::SvmExitCode::Npf)) r.guest_phys = t.info2;
-    if (t.has_intr_info) {
-      // EXITINTINFO in the records' VMX layout (APM 15.20 -> SDM 28.2.4): INT3 / INTO, SVM
-      // exceptions (type 3), become software exceptions (type 6) as KVM requeues them.
-      const arch::SvmEventInfo exitintinfo = arch::SvmEventInfo::from_parts(t.intr_info, t.error_code);
-      r.idt_vectoring_info = arch::to_idt_vectoring(arch::to_vmx_entry(exitintinfo)).raw();
-      r.idt_vectoring_error = t.error_code;
-    }
+    r.aux64 = d.exit_info2.value_or(0);  // EXITINFO2 (record.h)
+    r.guest_phys = d.guest_phys.value_or(0);
     saw_svm_ = true;
-    return;
-  }
-  saw_vmx_ = true;
-  switch (t.exit_format) {
-    case ExitFormat::IntrInfo:  // 5.10+: info2 = IDT-vectoring info, intr_info = exit interruption info
-      r.idt_vectoring_info = static_cast<uint32_t>(t.info2);
-      r.intr_info = t.intr_info;
-      r.intr_error = t.error_code;
-      break;
-    case ExitFormat::InfoPair:  // "info A B": meaning decided from the whole file (finish_learning())
-      if (info_pair_ == InfoPairMeaning::IdtVectoring) r.idt_vectoring_info = static_cast<uint32_t>(t.info2);
-      else r.intr_info = static_cast<uint32_t>(t.info2);  // before 5.10: VM-exit interruption info
-      if (info_pair_conflict_) r.flags |= ES_FLAG_INFERRED;
-      break;
-    case ExitFormat::Info1Info2:  // labels of the 5.10+ format, intr_info cut off: assume 5.10+ meaning
-      r.idt_vectoring_info = static_cast<uint32_t>(t.info2);
-      r.flags |= ES_FLAG_INFERRED;
-      assumed_info2_ = true;
-      break;
-    default: break;
+  } else {
+    saw_vmx_ = true;
   }
 }
 
@@ -341,7 +257,7 @@ bool double_fault_class(uint32_t first_word) {
 
 }  // namespace
 
-void KvmEventLinker::on_exit(const TraceLine& t, VcpuState& st, uint8_t level) {
+void Linker::on_exit(const KvmEvent& t, VcpuState& st, uint8_t level) {
   es_record probe{};
   fill_exit(probe, t);
   const IdtVectoringInfo vec(probe.idt_vectoring_info);
@@ -352,7 +268,7 @@ void KvmEventLinker::on_exit(const TraceLine& t, VcpuState& st, uint8_t level) {
   if (st.phase == VcpuState::Phase::Entered && st.chain != 0 && !vec.valid() &&
       exit_faults_delivery_of(probe, st.word)) {
     if (level != 2 && st.entered_level == 2) level = 2;
-    st.exit_level_seen = level == 2 && t.event == TraceEvent::NestedVmexit;
+    st.exit_level_seen = level == 2 && t.event == Tracepoint::NestedVmexit;
     es_record& e = push_parsed(ES_KIND_VM_EXIT, probe, level);
     e.origin = st.chain;
     e.cause = st.last_link;
@@ -365,7 +281,7 @@ void KvmEventLinker::on_exit(const TraceLine& t, VcpuState& st, uint8_t level) {
   if (st.phase == VcpuState::Phase::HeldByL1 && !vec.valid() && !is_shutdown_exit(probe)) {
     // An exit of L1 while the event waits in vmcb12 / vmcs12 for L1 to inject it again.
     if (level != 2 && st.entered_level == 2) level = 2;
-    st.exit_level_seen = level == 2 && t.event == TraceEvent::NestedVmexit;
+    st.exit_level_seen = level == 2 && t.event == Tracepoint::NestedVmexit;
     st.open_exit = push_parsed(ES_KIND_VM_EXIT, probe, level).id;
     return;
   }
@@ -395,7 +311,7 @@ void KvmEventLinker::on_exit(const TraceLine& t, VcpuState& st, uint8_t level) {
   // kvm_exit says nothing about the level: L2 when the vCPU was entered into L2 (a
   // kvm_nested_vmexit line confirms it, settle_exit_level() decides without one).
   if (level != 2 && st.entered_level == 2) level = 2;
-  st.exit_level_seen = level == 2 && t.event == TraceEvent::NestedVmexit;
+  st.exit_level_seen = level == 2 && t.event == Tracepoint::NestedVmexit;
   es_record& e = push_parsed(ES_KIND_VM_EXIT, probe, level);
   const uint64_t id = e.id;
   if (continues) {
@@ -418,7 +334,7 @@ void KvmEventLinker::on_exit(const TraceLine& t, VcpuState& st, uint8_t level) {
 // while the processor delivers #DF shuts it down (a triple fault); a shutdown is reached only
 // through the delivery of an event that went wrong. VMX reports it as exit reason 2 (Vol. 3C
 // 26.2 / 27.1), SVM as the SHUTDOWN intercept, exit code 0x7f (APM Vol. 2 Appendix C).
-bool KvmEventLinker::is_shutdown_exit(const es_record& e) {
+bool Linker::is_shutdown_exit(const es_record& e) {
   if (e.flags & ES_FLAG_SVM) return e.reason == static_cast<uint32_t>(arch::SvmExitCode::Shutdown);
   return arch::ExitReason(e.reason).is(arch::BasicExitReason::TripleFault);
 }
@@ -436,7 +352,7 @@ bool KvmEventLinker::is_shutdown_exit(const es_record& e) {
 //     as a RAISE in the original chain, as a promotion keeps the failed delivery's chain; any
 //     other as an inferred RAISE of its own chain caused inside this one (so `chains` shows it as
 //     interrupting the original's delivery), and the exit names it as its cause.
-void KvmEventLinker::on_shutdown(const es_record& probe, VcpuState& st, uint8_t level) {
+void Linker::on_shutdown(const es_record& probe, VcpuState& st, uint8_t level) {
   const IdtVectoringInfo vec(probe.idt_vectoring_info);
   const uint32_t vec_word = arch::to_reinjection(vec).raw();
   uint64_t cause = st.last_link;
@@ -466,7 +382,7 @@ void KvmEventLinker::on_shutdown(const es_record& probe, VcpuState& st, uint8_t 
 
 // kvm_nested_vmexit follows kvm_exit for the same L2 exit: mark that exit as L2's; without
 // a kvm_exit line, the nested line is the exit.
-void KvmEventLinker::on_nested_vmexit(const TraceLine& t, VcpuState& st) {
+void Linker::on_nested_vmexit(const KvmEvent& t, VcpuState& st) {
   saw_nested_ = true;
   nested_vmexit_traced_ = true;
   st.level = 2;  // the vCPU was in L2 (if L0 handles the exit, it goes back there)
@@ -474,7 +390,7 @@ void KvmEventLinker::on_nested_vmexit(const TraceLine& t, VcpuState& st) {
   // yet: KVM traces one kvm_nested_vmexit per exit from L2, so a second one (an excerpt without
   // kvm_exit / kvm_entry lines) is the next exit, even at the same RIP and reason.
   if (es_record* e = held(st.open_exit); e && !st.exit_level_seen) {
-    if (e->kind == ES_KIND_VM_EXIT && e->reason == t.reason && (!t.has_rip || e->rip == t.rip)) {
+    if (e->kind == ES_KIND_VM_EXIT && t.exit.reason == e->reason && (!t.rip || e->rip == *t.rip)) {
       e->level = 2;
       st.exit_level_seen = true;
       return;
@@ -488,7 +404,7 @@ void KvmEventLinker::on_nested_vmexit(const TraceLine& t, VcpuState& st) {
 // guest mode (svm_handle_exit(), nested_vmx_reflect_vmexit()): in a trace that has that
 // tracepoint, an exit without one was L1's (the vCPU left L2 in a part the excerpt lacks);
 // in a trace without it, L2 stays, inferred from kvm_nested_vmenter, and describe() says so.
-void KvmEventLinker::settle_exit_level(VcpuState& st) {
+void Linker::settle_exit_level(VcpuState& st) {
   es_record* e = held(st.open_exit);
   if (!e || e->kind != ES_KIND_VM_EXIT || e->level != 2 || st.exit_level_seen) return;
   st.exit_level_seen = true;
@@ -501,7 +417,7 @@ void KvmEventLinker::settle_exit_level(VcpuState& st) {
 }
 
 // kvm_nested_vmexit_inject: L0 reflects the L2 exit to L1 (vmcs12 exit fields).
-void KvmEventLinker::on_nested_inject(const TraceLine& t, VcpuState& st) {
+void Linker::on_nested_inject(const KvmEvent& t, VcpuState& st) {
   saw_nested_ = true;
   es_record* open = held(st.open_exit);
   // Only an L2 exit is reflected to L1: the exit before this line was L2's, said or not.
@@ -514,18 +430,18 @@ void KvmEventLinker::on_nested_inject(const TraceLine& t, VcpuState& st) {
   const uint64_t origin = open ? open->origin : 0;
   const uint64_t l2_rip = open ? open->rip : 0;
   const bool l2_rip_known = open && !(open->flags & ES_FLAG_RIP_UNKNOWN);
-  es_record& d = push(ES_KIND_DECISION, t.svm ? ES_FLAG_SVM : 0);  // aux: the exit code in SVM's numbering
+  es_record& d = push(ES_KIND_DECISION, t.exit.svm() ? ES_FLAG_SVM : 0);  // aux: the exit code in SVM's numbering
   d.reason = ES_DECISION_REFLECT_TO_L1;
   d.level = 2;
   d.cause = l2_exit;
   d.origin = origin;
-  d.aux = t.reason;
+  d.aux = t.exit.reason.value_or(0);
   const uint64_t did = d.id;
   es_record n{};
   fill_exit(n, t);
   // kvm_nested_vmexit_inject prints no RIP: L2's, from the exit it reflects (vmcb12 / vmcs12
   // get the RIP L2 exited at); unknown without that exit.
-  if (!t.has_rip && l2_rip_known) {
+  if (!t.rip && l2_rip_known) {
     n.rip = l2_rip;
     n.flags &= ~ES_FLAG_RIP_UNKNOWN;
   }
@@ -553,19 +469,21 @@ void KvmEventLinker::on_nested_inject(const TraceLine& t, VcpuState& st) {
 // interruption information). Recorded as a NESTED_ENTRY at L2 (hv_level 1: L1's request);
 // an injection starts its chain there, observed, not inferred, unless it is L1 reinjecting
 // the event the exit it was reflected still reported: then that chain goes on.
-void KvmEventLinker::on_nested_vmenter(const TraceLine& t, VcpuState& st) {
+void Linker::on_nested_vmenter(const KvmEvent& t, VcpuState& st) {
   saw_nested_ = true;
   settle_exit_level(st);
-  uint32_t word = t.event_word;
-  if (t.svm) word = arch::to_vmx_entry(arch::SvmEventInfo::from_parts(t.event_word, 0)).raw();
+  const Injection inj = t.injected.value_or(Injection{});
+  uint32_t word = inj.word;
+  const bool svm = t.nested_vmenter().isa == Isa::Svm;
+  if (svm) word = arch::to_vmx_entry(arch::SvmEventInfo::from_parts(inj.word, 0)).raw();
   const bool injects = EntryIntrInfo(word).valid();
-  es_record& r = push(ES_KIND_NESTED_ENTRY, (t.svm ? ES_FLAG_SVM : 0) | (t.has_rip ? 0 : ES_FLAG_RIP_UNKNOWN));
+  es_record& r = push(ES_KIND_NESTED_ENTRY, (svm ? ES_FLAG_SVM : 0) | (t.rip ? 0 : ES_FLAG_RIP_UNKNOWN));
   r.level = 2;
   r.hv_level = 1;
-  r.rip = t.rip;
-  r.guest_phys = t.a;  // the VMCB / VMCS12 L1 named
-  r.aux = t.c;         // int_ctl
-  r.aux64 = t.b;       // L1's RIP
+  r.rip = t.rip.value_or(0);
+  r.guest_phys = t.nested_vmenter().vmcb;  // the VMCB / VMCS12 L1 named
+  r.aux = t.nested_vmenter().int_ctl;         // int_ctl
+  r.aux64 = t.nested_vmenter().l1_rip;       // L1's RIP
   r.intr_info = injects ? word : 0;
   const uint64_t id = r.id;
   const bool continues = injects &&
@@ -590,16 +508,17 @@ void KvmEventLinker::on_nested_vmenter(const TraceLine& t, VcpuState& st) {
   st.level = 2;
 }
 
-void KvmEventLinker::on_inject(const TraceLine& t, VcpuState& st) {
+void Linker::on_inject(const KvmEvent& t, VcpuState& st) {
+  const Injection inj = t.injected.value_or(Injection{});
   settle_exit_level(st);
   // A kernel that can say "[reinjected]" (5.19+) and did not: KVM injects a new event of the
   // same vector, not the one the exit found in IDT-vectoring info (that one is not reinjected
   // here and, unless a later injection is, its chain never shows a delivery).
-  const bool kernel_says_new = t.reinjected_printed_era && !t.reinjected;
+  const bool kernel_says_new = inj.reinjected_printed_era && !inj.reinjected;
   // (An exit that was a fault of the delivery itself reported no IDT-vectoring: what KVM injects
   // next is its answer to that fault, a new event, not the first one again.)
   const bool matches = st.phase == VcpuState::Phase::Exited && !st.delivery_faulted &&
-                       same_event(t.event_word, st.word) && !kernel_says_new;
+                       same_event(inj.word, st.word) && !kernel_says_new;
   // The same event injected again with no VM entry since the last injection: KVM cancelled that
   // one before VMRUN / VMLAUNCH (vcpu_enter_guest's cancel_injection path after a late request,
   // signal or need_resched: svm_cancel_injection / vmx_cancel_injection move EVENTINJ / the
@@ -610,7 +529,7 @@ void KvmEventLinker::on_inject(const TraceLine& t, VcpuState& st) {
   // Only where the trace has kvm_entry lines at all: an excerpt without them (perf script of
   // kvm_inj_virq alone, a list of print formats) says nothing about entries in between.
   if (saw_entry_ && st.phase == VcpuState::Phase::Decided && st.chain != 0 &&
-      same_event(t.event_word, st.word) && !kernel_says_new) {
+      same_event(inj.word, st.word) && !kernel_says_new) {
     es_record& c = push(ES_KIND_DECISION, ES_FLAG_INFERRED);
     c.level = st.level;
     c.reason = ES_DECISION_CANCEL_INJECTION;
@@ -619,15 +538,15 @@ void KvmEventLinker::on_inject(const TraceLine& t, VcpuState& st) {
     c.origin = st.chain;
     c.cause = st.last_link;
     const uint64_t cancel = c.id;
-    es_record& d = push(ES_KIND_DECISION, t.reinjected ? 0 : ES_FLAG_INFERRED);
+    es_record& d = push(ES_KIND_DECISION, inj.reinjected ? 0 : ES_FLAG_INFERRED);
     d.level = st.level;
     d.reason = ES_DECISION_INJECT_REINJECTED;
-    d.intr_info = t.event_word;
-    d.intr_error = t.event_error;
+    d.intr_info = inj.word;
+    d.intr_error = inj.error_code;
     d.origin = st.chain;
     d.cause = cancel;
-    st.word = t.event_word;
-    st.error = t.event_error;
+    st.word = inj.word;
+    st.error = inj.error_code;
     st.last_link = d.id;
     return;
   }
@@ -638,22 +557,22 @@ void KvmEventLinker::on_inject(const TraceLine& t, VcpuState& st) {
   // that chain as the hv model records it, and the chain ends "promoted to #DF" or in a triple fault.
   const bool promoted = st.phase == VcpuState::Phase::Exited && st.delivery_faulted && st.chain != 0 &&
                         double_fault_class(st.word) &&
-                        arch::EntryIntrInfo(t.event_word).type() == arch::InterruptionType::HardwareException &&
-                        arch::EntryIntrInfo(t.event_word).vector() == arch::kDF;
+                        arch::EntryIntrInfo(inj.word).type() == arch::InterruptionType::HardwareException &&
+                        arch::EntryIntrInfo(inj.word).vector() == arch::kDF;
   if (promoted) {
     es_record& r = push(ES_KIND_RAISE, 0);
     r.origin = st.chain;
     r.cause = st.last_link;
     r.level = st.level;
-    r.intr_info = t.event_word;
-    r.intr_error = t.event_error;
+    r.intr_info = inj.word;
+    r.intr_error = inj.error_code;
     origin = st.chain;
     cause = r.id;
   } else if (matches) {
     origin = st.chain;
     cause = st.last_link;
     reason = ES_DECISION_INJECT_REINJECTED;
-    if (!t.reinjected) {
+    if (!inj.reinjected) {
       flags = ES_FLAG_INFERRED;  // the kernel does not say; IDT-vectoring does
       kernel_without_reinjected_ = true;
     }
@@ -670,55 +589,56 @@ void KvmEventLinker::on_inject(const TraceLine& t, VcpuState& st) {
       dl.level = st.entered_level;
       st.delivery_faulted = false;
     }
-    origin = cause = raise(t.event_word, t.event_error, st.level);
-    if (t.reinjected) reason = ES_DECISION_INJECT_REINJECTED;  // the exit that requeued it is not in the trace
+    origin = cause = raise(inj.word, inj.error_code, st.level);
+    if (inj.reinjected) reason = ES_DECISION_INJECT_REINJECTED;  // the exit that requeued it is not in the trace
   }
   es_record& d = push(ES_KIND_DECISION, flags);
   d.level = st.level;  // L0 injects into the guest the next entry goes to (L2 too)
   d.reason = reason;
-  d.intr_info = t.event_word;
-  d.intr_error = t.event_error;
+  d.intr_info = inj.word;
+  d.intr_error = inj.error_code;
   d.origin = origin;
   d.cause = cause;
   st.chain = origin;
-  st.word = t.event_word;
-  st.error = t.event_error;
+  st.word = inj.word;
+  st.error = inj.error_code;
   st.last_link = d.id;
   st.phase = VcpuState::Phase::Decided;
   st.delivery_faulted = false;
 }
 
-void KvmEventLinker::on_entry(const TraceLine& t, VcpuState& st) {
+void Linker::on_entry(const KvmEvent& t, VcpuState& st) {
+  const Injection inj = t.injected.value_or(Injection{});
   saw_entry_ = true;
   settle_exit_level(st);
   st.entered_level = st.level;
   const bool carries = st.phase == VcpuState::Phase::Decided || st.phase == VcpuState::Phase::Exited;
-  const bool injects = t.has_intr_info && EntryIntrInfo(t.event_word).valid();
+  const bool injects = t.injected.has_value() && EntryIntrInfo(inj.word).valid();
   uint64_t root = 0;
-  if (!(carries && (!t.has_intr_info || same_event(t.event_word, st.word))) && injects) {
+  if (!(carries && (!t.injected.has_value() || same_event(inj.word, st.word))) && injects) {
     // An injection without an inj_* line: root it here, before the entry.
-    root = raise(t.event_word, t.event_error, st.level);
+    root = raise(inj.word, inj.error_code, st.level);
   }
   // "kvm_entry: vcpu 0" (kernels before ~4.x, and trace-cmd's plugin) says no RIP: unknown, not 0.
   es_record& e = push(ES_KIND_VM_ENTRY, (t.immediate_exit ? ES_FLAG_IMMEDIATE_EXIT : 0) |
-                                            (t.has_rip ? 0 : ES_FLAG_RIP_UNKNOWN));
+                                            (t.rip ? 0 : ES_FLAG_RIP_UNKNOWN));
   e.level = st.level;
-  e.rip = t.rip;
-  if (t.has_intr_info) {
-    e.intr_info = t.event_word;
-    e.intr_error = t.event_error;
+  e.rip = t.rip.value_or(0);
+  if (t.injected.has_value()) {
+    e.intr_info = inj.word;
+    e.intr_error = inj.error_code;
   }
   if (root) {
     e.origin = e.cause = root;
     st.chain = root;
-    st.word = t.event_word;
-    st.error = t.event_error;
+    st.word = inj.word;
+    st.error = inj.error_code;
     st.last_link = e.id;
     st.phase = VcpuState::Phase::Entered;
-  } else if (carries && (!t.has_intr_info || same_event(t.event_word, st.word))) {
+  } else if (carries && (!t.injected.has_value() || same_event(inj.word, st.word))) {
     // KVM injects what it decided (or requeued from IDT-vectoring) at this entry; before 6.14
     // kvm_entry does not print it.
-    if (!t.has_intr_info) {
+    if (!t.injected.has_value()) {
       e.intr_info = st.word;
       e.intr_error = st.error;
       e.flags |= ES_FLAG_INFERRED;
@@ -733,50 +653,50 @@ void KvmEventLinker::on_entry(const TraceLine& t, VcpuState& st) {
   st.open_exit = 0;
 }
 
-void KvmEventLinker::on_context(const TraceLine& t, VcpuState& st) {
+void Linker::on_context(const KvmEvent& t, VcpuState& st) {
   es_record& c = push(ES_KIND_CONTEXT, 0);
   c.aux = static_cast<uint32_t>(cur_line_);
-  c.rip = t.rip;
+  c.rip = t.rip.value_or(0);
   switch (t.event) {
-    case TraceEvent::PageFault: {
+    case Tracepoint::PageFault: {
       // kvm_page_fault's error code is 64 bits wide (since 6.4; AMD's NPF EXITINFO1 before):
       // KVM's PFERR_GUEST_FINAL (bit 32) and PFERR_GUEST_PAGE (bit 33) say whether the fault
       // hit the final GPA or a guest paging structure. Kept whole in aux64 (record.h).
-      c.reason = kContextPageFault;
-      c.guest_phys = t.a;
-      c.aux64 = t.b;
-      c.intr_error = static_cast<uint32_t>(t.b);
-      if (!t.has_rip) c.flags |= ES_FLAG_RIP_UNKNOWN;
+      c.reason = ES_CONTEXT_PAGE_FAULT;
+      c.guest_phys = t.page_fault().address;
+      c.aux64 = t.page_fault().error_code;
+      c.intr_error = static_cast<uint32_t>(t.page_fault().error_code);
+      if (!t.rip) c.flags |= ES_FLAG_RIP_UNKNOWN;
       // The GPA of the EPT violation / NPF this fault handles (kvm_exit does not print it on VMX).
       if (es_record* e = held(st.open_exit)) {
         const bool ept = (e->flags & ES_FLAG_SVM)
                              ? e->reason == static_cast<uint32_t>(arch::SvmExitCode::Npf)
                              : (arch::ExitReason(e->reason).is(arch::BasicExitReason::EptViolation) ||
                                 arch::ExitReason(e->reason).is(arch::BasicExitReason::EptMisconfig));
-        if (ept && e->guest_phys == 0) e->guest_phys = t.a;
+        if (ept && e->guest_phys == 0) e->guest_phys = t.page_fault().address;
         c.origin = 0;
         c.cause = e->id;
       }
       break;
     }
-    case TraceEvent::EmulateInsn:
+    case Tracepoint::EmulateInsn:
       // The bytes are kept (code table) only with ES_FLAG_BYTES_VALID, whose count is aux: the
       // line number gives way to it.
-      c.reason = kContextEmulateInsn;
-      std::memcpy(c.bytes, t.bytes, sizeof c.bytes);
-      c.instr_len = t.byte_count;
-      c.aux = t.byte_count;
-      if (t.byte_count) c.flags |= ES_FLAG_BYTES_VALID;
-      c.intr_error = t.flag ? 1 : 0;
+      c.reason = ES_CONTEXT_EMULATE_INSN;
+      std::memcpy(c.bytes, t.emulate().bytes, sizeof c.bytes);
+      c.instr_len = t.emulate().byte_count;
+      c.aux = t.emulate().byte_count;
+      if (t.emulate().byte_count) c.flags |= ES_FLAG_BYTES_VALID;
+      c.intr_error = t.emulate().failed ? 1 : 0;
       break;
-    case TraceEvent::UserspaceExit:
-      c.reason = kContextUserspaceExit;
-      c.qualification = t.a;
-      c.intr_error = static_cast<uint32_t>(t.b);
+    case Tracepoint::UserspaceExit:
+      c.reason = ES_CONTEXT_USERSPACE_EXIT;
+      c.qualification = t.userspace_exit().reason;
+      c.intr_error = static_cast<uint32_t>(t.userspace_exit().error);
       // KVM_EXIT_SHUTDOWN (8) right after a fault while delivering #DF: KVM turned it into a
       // triple fault itself (kvm_multiple_exception: KVM_REQ_TRIPLE_FAULT; SDM Vol. 3A 6.15), with
       // no shutdown exit of the CPU: the #DF's chain ends here.
-      if (!t.flag && t.a == 8 && st.phase == VcpuState::Phase::Exited && st.delivery_faulted && st.chain != 0 &&
+      if (!t.userspace_exit().errno_printed() && t.userspace_exit().reason == 8 && st.phase == VcpuState::Phase::Exited && st.delivery_faulted && st.chain != 0 &&
           arch::EntryIntrInfo(st.word).vector() == arch::kDF) {
         c.origin = st.chain;
         c.cause = st.last_link;
@@ -784,110 +704,39 @@ void KvmEventLinker::on_context(const TraceLine& t, VcpuState& st) {
         st.delivery_faulted = false;
       }
       break;
-    case TraceEvent::Mmio:
-      c.reason = kContextMmio;
-      c.guest_phys = t.a;
-      c.aux64 = t.b;
-      c.intr_error = t.d;
-      c.instr_len = t.c;
+    case Tracepoint::Mmio:
+      c.reason = ES_CONTEXT_MMIO;
+      c.guest_phys = t.mmio().gpa;
+      c.aux64 = t.mmio().value;
+      c.intr_error = t.mmio().type;
+      c.instr_len = t.mmio().len;
       break;
-    case TraceEvent::Pio:
-      c.reason = kContextPio;
-      c.qualification = t.a;
-      c.aux64 = t.b;
-      c.intr_error = t.flag ? 1 : 0;
-      c.instr_len = t.c;
+    case Tracepoint::Pio:
+      c.reason = ES_CONTEXT_PIO;
+      c.qualification = t.pio().port;
+      c.aux64 = t.pio().value;
+      c.intr_error = t.pio().write ? 1 : 0;
+      c.instr_len = t.pio().size;
       break;
-    case TraceEvent::Msr:
-      c.reason = kContextMsr;
-      c.qualification = t.a;
-      c.aux64 = t.b;
-      c.intr_error = t.flag ? 1 : 0;
+    case Tracepoint::Msr:
+      c.reason = ES_CONTEXT_MSR;
+      c.qualification = t.msr().index;
+      c.aux64 = t.msr().data;
+      c.intr_error = t.msr().write ? 1 : 0;
       break;
-    case TraceEvent::ApicAcceptIrq:
-    case TraceEvent::Eoi:
-      c.reason = t.event == TraceEvent::Eoi ? kContextEoi : kContextApicAcceptIrq;
-      c.qualification = t.a;
-      c.intr_info = EntryIntrInfo::make(static_cast<uint8_t>(t.b), arch::InterruptionType::ExternalInterrupt).raw();
+    case Tracepoint::ApicAcceptIrq:
+    case Tracepoint::Eoi:
+      c.reason = t.event == Tracepoint::Eoi ? ES_CONTEXT_EOI : ES_CONTEXT_APIC_ACCEPT_IRQ;
+      c.qualification = t.apic().apicid;
+      c.intr_info = EntryIntrInfo::make(t.apic().vector, arch::InterruptionType::ExternalInterrupt).raw();
       break;
-    default: c.reason = kContextOtherEvent; break;
+    default: c.reason = ES_CONTEXT_OTHER_EVENT; break;
   }
 }
 
-void KvmEventLinker::note_era(const TraceLine& t) {
-  // kvm_nested_vmexit's "int_info" before 5.10 is not kvm_exit's 5.10+ "intr_info".
-  if ((t.event == TraceEvent::Exit || t.event == TraceEvent::NestedVmexit) && !t.old_nested_format) {
-    era_intr_ |= t.exit_format == ExitFormat::IntrInfo;
-    era_pair_ |= t.exit_format == ExitFormat::InfoPair;
-  }
-  if (t.event == TraceEvent::Entry && t.has_intr_info) era_entry_intr_ = true;
-  if ((t.event == TraceEvent::InjVirq || t.event == TraceEvent::InjException) && t.reinjected_printed_era)
-    era_virq_new_ = true;
-}
-
-void KvmEventLinker::describe(ImportStats& s) const {
+void Linker::describe(TraceFacts& s) const {
   s.vendor = saw_vmx_ && saw_svm_ ? "mixed" : saw_svm_ ? "svm" : saw_vmx_ ? "vmx" : "unknown";
-  if (era_entry_intr_) s.era = "Linux 6.14+ (kvm_entry prints the injected event)";
-  else if (era_intr_ && era_virq_new_)
-    s.era = "Linux 5.19+ (kvm_exit prints intr_info, kvm_inj_virq / kvm_inj_exception in the 5.19+ format)";
-  else if (era_intr_) s.era = "Linux 5.10+ (kvm_exit prints info1 info2 intr_info error_code)";
-  else if (era_virq_new_) s.era = "Linux 5.19+ (kvm_inj_virq / kvm_inj_exception print [reinjected])";
-  else if (era_pair_ && info_pair_ == InfoPairMeaning::IdtVectoring)
-    s.era = "Linux 5.10+ (kvm_exit 'info A B' as trace-cmd's kvm plugin prints it; see the evidence below)";
-  else if (era_pair_ && info_pair_ == InfoPairMeaning::ExitIntrInfo)
-    s.era = "before Linux 5.10 (kvm_exit 'info A B' with info2 = VM-exit interruption info; see the evidence below)";
-  else if (era_pair_ && !learned_)  // trace.dat / live: the event's fields themselves lack intr_info
-    s.era = "before Linux 5.10 (kvm_exit has info1 / info2 fields but no intr_info)";
-  else if (era_pair_)  // trace-cmd's kvm plugin prints "info A B" on every kernel: no era from it alone
-    s.era = "unknown: kvm_exit 'info A B' is the kernel's format before 5.10 and trace-cmd's kvm plugin's on every "
-            "kernel";
-  else s.era = "unknown (no kvm_exit with info fields)";
-  if (era_pair_ && saw_vmx_ && !learned_)
-    s.assumptions.push_back("kvm_exit without intr_info (before 5.10): info2 is the VM-exit interruption info, "
-                            "IDT-vectoring info is not in the trace; deliveries are inferred");
-  if (era_pair_ && saw_vmx_ && learned_) {
-    // What "info A B" was read as, and which lines decided it (or that none did).
-    const char* kPlugin = "kvm_exit 'info A B' (the kernel's format before 5.10, trace-cmd's kvm plugin's on every kernel)";
-    std::string a;
-    if (info_pair_ == InfoPairMeaning::Undecided) {
-      a = std::string(kPlugin) + ": nothing in the file tells which kernel printed it; info2 read as the VM-exit "
-          "interruption info (before 5.10), IDT-vectoring info is not in the trace and deliveries are inferred";
-    } else {
-      const bool vec = info_pair_ == InfoPairMeaning::IdtVectoring;
-      a = std::string(kPlugin) + ": info2 read as " +
-          (vec ? "the IDT-vectoring info (Linux 5.10+), the VM-exit interruption info is not in the trace"
-               : "the VM-exit interruption info (before 5.10), IDT-vectoring info is not in the trace and deliveries "
-                 "are inferred") +
-          "; decided by ";
-      std::string by;
-      auto cite = [&](const Evidence& e) {
-        if (!e.count) return;
-        by += (by.empty() ? "" : "; ") + e.what;
-        if (e.count > 1) by += " and " + std::to_string(e.count - 1) + " more line" + (e.count > 2 ? "s" : "");
-      };
-      if (vec) {
-        cite(newer_kernel_);
-        cite(info2_is_vectoring_);
-      } else {
-        cite(older_kernel_);
-        cite(info2_is_exit_intr_);
-      }
-      a += by;
-    }
-    s.assumptions.push_back(a);
-    if (trimmed_entries_.count)
-      s.assumptions.push_back(std::to_string(trimmed_entries_.count) + " kvm_entry line" +
-                              (trimmed_entries_.count > 1 ? "s" : "") + " without the RIP beside others with it (" +
-                              trimmed_entries_.what + "): taken as trimmed, not as a kernel before 5.9");
-    if (info_pair_conflict_) {
-      const bool vec = info_pair_ == InfoPairMeaning::IdtVectoring;
-      const Evidence& against = vec ? (older_kernel_.count ? older_kernel_ : info2_is_exit_intr_)
-                                    : (newer_kernel_.count ? newer_kernel_ : info2_is_vectoring_);
-      s.assumptions.push_back("the file contradicts itself about kvm_exit's info2: " + against.what + " says the other "
-                              "meaning (" + std::to_string(against.count) + " line" + (against.count > 1 ? "s" : "") +
-                              "); every 'info A B' exit is marked inferred");
-    }
-  }
+  era_.describe(saw_vmx_, s);
   if (assumed_info2_)
     s.assumptions.push_back("kvm_exit lines with info1/info2 but without intr_info: info2 taken as IDT-vectoring "
                             "info (Linux 5.10+ VMX meaning); those exits are marked inferred");
@@ -913,4 +762,4 @@ void KvmEventLinker::describe(ImportStats& s) const {
     s.assumptions.push_back("some events name no vCPU: taken from the thread (one vCPU per thread) or the event before");
 }
 
-}  // namespace es::import
+}  // namespace es::kvmtrace

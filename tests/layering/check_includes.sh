@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The KVM event layer stays below the sources that use it (DESIGN.md "Layers"; issues #15, #19):
+#   - a file in kvmtrace/ includes only kvmtrace/, the record ABI (exitscope/..., probes/include/)
+#     and hv/arch/: nothing from probes/ (but probes/include), replay/, gui/, schema/, ...;
+#   - a file in probes/kvm/ includes nothing from replay/ (live KVM decodes with kvmtrace/);
+#   - es_kvmtrace links only es_probe_abi, hv_arch (and the warning flags); es_kvm does not link
+#     es_import.
+# Usage: check_includes.sh ROOT [KVMTRACE_LINKS [KVM_LINKS]]   (link lists ';'-separated, as
+# CMake's LINK_LIBRARIES). Prints one line per violation naming the file, the line and the rule;
+# exit 1 if there is any.
+set -u
+root=${1:?usage: check_includes.sh ROOT [KVMTRACE_LINKS [KVM_LINKS]]}
+kvmtrace_links=${2-}
+kvm_links=${3-}
+bad=0
+checked=0
+
+# include_lines DIR: "file:line:path" for every quoted #include under DIR (sources and headers).
+include_lines() {
+  [ -d "$1" ] || return 0
+  grep -rnE --include='*.h' --include='*.hpp' --include='*.c' --include='*.cpp' --include='*.def' \
+    '^[[:space:]]*#[[:space:]]*include[[:space:]]*"[^"]+"' "$1" |
+    sed -E 's/^([^:]+):([0-9]+):[[:space:]]*#[[:space:]]*include[[:space:]]*"([^"]+)".*/\1:\2:\3/'
+}
+
+if [ ! -d "$root/kvmtrace" ]; then
+  echo "layering: $root/kvmtrace does not exist: run the check on the source tree's root"
+  exit 1
+fi
+
+while IFS=: read -r file line path; do
+  [ -n "$file" ] || continue
+  checked=$((checked + 1))
+  case "$path" in
+    kvmtrace/* | hv/arch/* | exitscope/* | probes/include/*) ;;
+    *)
+      echo "layering: ${file#"$root"/}:$line includes \"$path\": kvmtrace/ may include only kvmtrace/, the record ABI (probes/include/exitscope) and hv/arch/"
+      bad=1
+      ;;
+  esac
+done < <(include_lines "$root/kvmtrace")
+
+while IFS=: read -r file line path; do
+  [ -n "$file" ] || continue
+  checked=$((checked + 1))
+  case "$path" in
+    replay/*)
+      echo "layering: ${file#"$root"/}:$line includes \"$path\": probes/kvm/ may not include replay/ (live KVM uses kvmtrace/)"
+      bad=1
+      ;;
+  esac
+done < <(include_lines "$root/probes/kvm")
+
+if [ -n "$kvmtrace_links" ]; then
+  IFS=';' read -ra libs <<< "$kvmtrace_links"
+  for lib in "${libs[@]}"; do
+    case "$lib" in
+      es_probe_abi | hv_arch | es_warnings | '$<LINK_ONLY:es_warnings>' | '') ;;
+      *)
+        echo "layering: es_kvmtrace links \"$lib\": it may link only es_probe_abi and hv_arch"
+        bad=1
+        ;;
+    esac
+  done
+fi
+if [ -n "$kvm_links" ]; then
+  IFS=';' read -ra libs <<< "$kvm_links"
+  for lib in "${libs[@]}"; do
+    case "$lib" in
+      es_import | *'<LINK_ONLY:es_import>'*)
+        echo "layering: es_kvm links es_import: live KVM must not depend on replay/import"
+        bad=1
+        ;;
+    esac
+  done
+fi
+
+if [ "$checked" -eq 0 ]; then
+  echo "layering: no #include found under $root/kvmtrace or $root/probes/kvm: wrong root?"
+  exit 1
+fi
+[ "$bad" -eq 0 ] && echo "layering: $checked includes of kvmtrace/ and probes/kvm/ checked, none runs upward"
+exit "$bad"

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# check_includes.sh must fail on each kind of upward dependency it is there to catch, and pass
+# on a tree without one: a tree is planted in a temporary directory for each case.
+set -u
+check=${1:?usage: check_includes_self_test.sh PATH/TO/check_includes.sh}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+passed=0
+
+plant() {  # plant DIR: a clean tree, the includes the real layer has
+  mkdir -p "$1/kvmtrace" "$1/probes/kvm"
+  printf '#include "kvmtrace/event.h"\n#include "hv/arch/event_info.h"\n#include "exitscope/record.h"\n' > "$1/kvmtrace/a.h"
+  printf '#include "kvmtrace/linker.h"\n#include "probes/kvm/kvm_decode.h"\n#include <vector>\n' > "$1/probes/kvm/b.cpp"
+}
+expect() {  # expect NAME RC PATTERN OUTPUT-RC OUTPUT
+  if [ "$4" -ne "$2" ] || ! grep -qF -- "$3" <<< "$5"; then
+    echo "FAIL $1: wanted exit $2 and a line with '$3'; got exit $4:"
+    echo "$5"
+    fail=$((fail + 1))
+  else
+    echo "ok   $1"
+    passed=$((passed + 1))
+  fi
+}
+
+plant "$tmp/clean"
+out=$("$check" "$tmp/clean" "es_probe_abi;hv_arch;es_warnings" "es_kvmtrace;es_recorder"); rc=$?
+expect "a clean tree passes" 0 "none runs upward" "$rc" "$out"
+
+plant "$tmp/replay"
+printf '// up\n#include "replay/chains.h"\n' > "$tmp/replay/kvmtrace/up.h"
+out=$("$check" "$tmp/replay"); rc=$?
+expect "kvmtrace/ including replay/" 1 'kvmtrace/up.h:2 includes "replay/chains.h"' "$rc" "$out"
+
+plant "$tmp/probes"
+printf '  #  include "probes/recorder/recorder.h"\n' > "$tmp/probes/kvmtrace/up.cpp"
+out=$("$check" "$tmp/probes"); rc=$?
+expect "kvmtrace/ including probes/ (not probes/include)" 1 'includes "probes/recorder/recorder.h"' "$rc" "$out"
+
+plant "$tmp/gui"
+printf '#include "gui/main_window.h"\n' > "$tmp/gui/kvmtrace/up.h"
+out=$("$check" "$tmp/gui"); rc=$?
+expect "kvmtrace/ including gui/" 1 'includes "gui/main_window.h"' "$rc" "$out"
+
+plant "$tmp/import"
+printf '#include "replay/import/kvm_linker.h"\n' > "$tmp/import/probes/kvm/up.cpp"
+out=$("$check" "$tmp/import"); rc=$?
+expect "probes/kvm/ including replay/import" 1 'probes/kvm/up.cpp:1 includes "replay/import/kvm_linker.h"' "$rc" "$out"
+
+plant "$tmp/links"
+out=$("$check" "$tmp/links" "es_probe_abi;hv_arch;es_replay" "es_kvmtrace;es_import"); rc=$?
+expect "es_kvmtrace linking es_replay" 1 'es_kvmtrace links "es_replay"' "$rc" "$out"
+expect "es_kvm linking es_import" 1 'es_kvm links es_import' "$rc" "$out"
+
+echo "$passed passed, $fail failed"
+[ "$fail" -eq 0 ]
