@@ -15,7 +15,8 @@ W=${TMPDIR:-/tmp}/tb-work; mkdir -p "$W"
   grep -m1 -o -w -E 'svm|vmx' /proc/cpuinfo | sed 's/^/cpu flag /'
   for p in /sys/module/kvm_amd/parameters/npt /sys/module/kvm_amd/parameters/nested \
            /sys/module/kvm_intel/parameters/ept /sys/module/kvm_intel/parameters/unrestricted_guest \
-           /sys/module/kvm_intel/parameters/nested; do
+           /sys/module/kvm_intel/parameters/nested /sys/module/kvm_intel/parameters/enable_shadow_vmcs \
+           /sys/module/kvm_intel/parameters/eptad /sys/module/kvm/parameters/tdp_mmu; do
     [ -f $p ] && echo "$p $(cat $p)"
   done
   [ -c /dev/kvm ] && echo "dev-kvm yes" || echo "dev-kvm no"

@@ -2,13 +2,14 @@
 # The VMX half of the real-KVM test bed: Debian's own kernel (linux-image-amd64, unpacked, never
 # installed) booted under Bochs with an emulated VMX CPU (cpu: model=corei7_skylake_x: EPT,
 # unrestricted guest) loads kvm_intel and runs tb-kvm-guest's scenarios under `exitscope record
-# --kvm` while a tracefs instance records the same events (inner.sh, as on SVM); check.sh
+# --kvm`, and tb-pm-guest's nested VMX scenario (an L1 hypervisor of ours running an L2), while a
+# tracefs instance records the same events (inner.sh, as on SVM); check.sh
 # --vendor vmx then compares them on the host. QEMU's TCG has no VMX, hence Bochs.
 #
-#   testbed_vmx.sh --exitscope BIN --guest TB_KVM_GUEST --cache DIR [--attach "auto tp_btf"]
+#   testbed_vmx.sh --exitscope BIN --guest TB_KVM_GUEST --pm-guest TB_PM_GUEST --cache DIR [--attach "auto tp_btf"]
 #                  [--scenarios "..."] [--all] [--ips N]
 #
-# Runs as testbed.sh: every scenario with the first --attach method, pio and npf with the others
+# Runs as testbed.sh: every scenario with the first --attach method, pio, npf and nested with the others
 # (--all: every scenario with every method). Bochs has no 9p: the initramfs carries exitscope
 # (stripped, with the shared libraries ldd names), and the results come back on COM2
 # (init_bochs). Kept under DIR: the kernel package (DIR/deb, shared with testbed.sh, whose
@@ -19,7 +20,7 @@
 # says why; CTest shows it as skipped).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-es="" guest="" cache="" attach="auto tp_btf" scenarios="pio irq irq-npf npf triple" all=0
+es="" guest="" pm_guest="" cache="" attach="auto tp_btf" scenarios="pio irq irq-npf npf triple nested" all=0
 # Bochs's instructions per emulated second: the kernel's timer fires every ips/HZ instructions,
 # so a high figure spends less of the emulation on timer interrupts (BENCHMARKS.md).
 ips=200000000
@@ -27,6 +28,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --exitscope) es=$2; shift 2 ;;
     --guest) guest=$2; shift 2 ;;
+    --pm-guest) pm_guest=$2; shift 2 ;;
     --cache) cache=$2; shift 2 ;;
     --attach) attach=$2; shift 2 ;;
     --scenarios) scenarios=$2; shift 2 ;;
@@ -35,9 +37,9 @@ while [ $# -gt 0 ]; do
     *) echo "testbed_vmx: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
-[ -x "$es" ] && [ -x "$guest" ] && [ -n "$cache" ] || {
-  echo "testbed_vmx: give --exitscope BIN, --guest TB_KVM_GUEST and --cache DIR (built binaries)" >&2; exit 2; }
-es=$(readlink -f "$es"); guest=$(readlink -f "$guest")
+[ -x "$es" ] && [ -x "$guest" ] && [ -x "$pm_guest" ] && [ -n "$cache" ] || {
+  echo "testbed_vmx: give --exitscope BIN, --guest TB_KVM_GUEST, --pm-guest TB_PM_GUEST and --cache DIR (built binaries)" >&2; exit 2; }
+es=$(readlink -f "$es"); guest=$(readlink -f "$guest"); pm_guest=$(readlink -f "$pm_guest")
 skip() { echo "testbed_vmx: SKIPPED: $*"; exit 77; }
 
 command -v bochs >/dev/null || skip "bochs is not installed (packages bochs, bochsbios, vgabios; './run testbed --vmx' installs them)"
@@ -79,12 +81,12 @@ vmlinuz=$kdir/boot/vmlinuz-$kver
 runs="" first=${attach%% *}
 for att in $attach; do
   for s in $scenarios; do
-    if [ "$att" = "$first" ] || [ "$all" = 1 ] || [ "$s" = pio ] || [ "$s" = npf ]; then runs="$runs $s.$att"; fi
+    if [ "$att" = "$first" ] || [ "$all" = 1 ] || [ "$s" = pio ] || [ "$s" = npf ] || [ "$s" = nested ]; then runs="$runs $s.$att"; fi
   done
 done
 runs=${runs# }
 tracepoints="kvm_exit kvm_entry kvm_inj_virq kvm_inj_exception kvm_nested_vmexit kvm_nested_vmexit_inject
-  kvm_nested_intr_vmexit kvm_page_fault kvm_emulate_insn kvm_pio kvm_mmio kvm_msr kvm_userspace_exit
+  kvm_nested_intr_vmexit kvm_nested_vmenter kvm_page_fault kvm_emulate_insn kvm_pio kvm_mmio kvm_msr kvm_userspace_exit
   kvm_apic_accept_irq kvm_eoi"
 tracepoints=$(echo $tracepoints)
 
@@ -108,8 +110,9 @@ with_libs() {  # BINARY DEST: the binary and every library ldd names, at the sam
 with_libs /bin/bash /bin/bash
 with_libs "$es" /tb/exitscope
 strip "$r/tb/exitscope" 2>/dev/null
-cp "$guest" "$r/tb/tb-kvm-guest"; cp "$here/inner.sh" "$r/tb/inner.sh"
-printf 'ES=%q\nGUEST=%q\nRUNS=%q\nTRACEPOINTS=%q\n' /tb/exitscope /tb/tb-kvm-guest "$runs" "$tracepoints" > "$r/tb/out/config"
+cp "$guest" "$r/tb/tb-kvm-guest"; cp "$pm_guest" "$r/tb/tb-pm-guest"; cp "$here/inner.sh" "$r/tb/inner.sh"
+printf 'ES=%q\nGUEST=%q\nPM_GUEST=%q\nRUNS=%q\nTRACEPOINTS=%q\n' /tb/exitscope /tb/tb-kvm-guest /tb/tb-pm-guest "$runs" \
+  "$tracepoints" > "$r/tb/out/config"
 (cd "$r" && find . | cpio -o -H newc 2>/dev/null) > "$v/iso/isolinux/initrd.img"
 cp "$vmlinuz" "$v/iso/isolinux/vmlinuz"; cp $isolinux $ldlinux "$v/iso/isolinux/"
 # quiet and no hardware the test does not use: no KASLR, no speculation mitigations (their
