@@ -7,14 +7,14 @@
 #      EXITINFO1 / EXITINFO2, EXITINTINFO, injected vector and [reinjected], port I/O, ...);
 #   3. `exitscope import` of the ftrace text = the live recording (`exitscope diff` clean);
 #   4. the chains and `check` verdicts written down from the APM and KVM before the first run.
-#   check.sh --exitscope BIN --out DIR --runs "SCENARIO.ATTACH ..." --tracepoints "..." [--vendor svm|vmx]
+#   check.sh --exitscope BIN --out DIR --runs "SCENARIO.ATTACH ..." --tracepoints "..." [--vendor svm|vmx] [--stats]
 # --vendor vmx (testbed_vmx.sh): kvm_exit's fields and the verdicts as the Intel SDM and KVM's
 # vmx.c give them (exit names EPT_VIOLATION, IO_INSTRUCTION, ...; IDT-vectoring info).
 # Prints one line per check ("ok" / "FAIL", "note" for what a run could not check), then
 # "check: N passed, N failed".
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-es="" out="" runs="" tracepoints="" vendor=svm
+es="" out="" runs="" tracepoints="" vendor=svm stats=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --exitscope) es=$2; shift 2 ;;
@@ -22,6 +22,7 @@ while [ $# -gt 0 ]; do
     --runs) runs=$2; shift 2 ;;
     --tracepoints) tracepoints=$2; shift 2 ;;
     --vendor) vendor=$2; shift 2 ;;
+    --stats) stats=1; shift ;;  # the runs were recorded with --stats (inner.sh STATS=1)
     *) echo "check: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -236,6 +237,34 @@ for n in $runs; do
       fi
     else
       bad "$n: exitscope import failed: $(tail -n 2 "$out/$n.import.txt" | tr '\n' ' ')"
+    fi
+
+    # 3b. record --stats (issue #21): the whole session's table, per exit reason (both levels
+    # summed), per reflected exit "(nested)", per context tracepoint and per injection kind,
+    # against the tracefs text of the same run. Columns: "  %-32s %-5s %10s ..." (live_stats.cpp).
+    if [ "$stats" = 1 ] && ! grep -q '^KVM events by reason, whole session:' "$out/$n.record.txt"; then
+      bad "$n: record --stats printed no whole-session table"
+    elif [ "$stats" = 1 ]; then
+      stats_table=$(sed -n '/^KVM events by reason, whole session:/,$p' "$out/$n.record.txt" | sed -n '3,$p' |
+        grep -E '^  ' | grep -v '(nothing yet)' | awk '{
+          name = substr($0, 3, 32); sub(/ +$/, "", name); count = substr($0, 42, 10) + 0
+          if (name ~ / \(nested\)$/) { sub(/ \(nested\)$/, "", name); key = "nested " name }
+          else if (name ~ /^kvm_/) key = "context " name
+          else if (name == "injection" || name == "reinjection") key = name
+          else key = "exit " name
+          n[key] += count }
+          END { for (k in n) print k "=" n[k] }' | sort | paste -sd';' -)
+      ftrace_table=$({
+          sed -n 's/^exit \(.*\) rip=.*/exit \1/p' "$out/$n.ftrace.norm"
+          sed -n 's/^reflect \(.*\) vec=.*/nested \1/p' "$out/$n.ftrace.norm"
+          sed -n 's/^inj .* reinj=0$/injection/p; s/^inj .* reinj=1$/reinjection/p' "$out/$n.ftrace.norm"
+          for tp in $tracepoints; do
+            case $tp in kvm_page_fault|kvm_emulate_insn|kvm_pio|kvm_msr|kvm_apic_accept_irq|kvm_eoi|kvm_mmio|kvm_userspace_exit)
+              ftrace_lines "$ft" "$tp" | sed "s/.*/context $tp/" ;;
+            esac
+          done
+        } | sort | uniq -c | awk '{ c = $1; sub(/^ *[0-9]+ /, ""); print $0 "=" c }' | sort | paste -sd';' -)
+      expect "$n: record --stats' whole-session table (ftrace = record)" "$ftrace_table" "$stats_table"
     fi
 
     # 4. The verdicts.

@@ -7,7 +7,7 @@
 # --vendor vmx then compares them on the host. QEMU's TCG has no VMX, hence Bochs.
 #
 #   testbed_vmx.sh --exitscope BIN --guest TB_KVM_GUEST --pm-guest TB_PM_GUEST --cache DIR [--attach "auto tp_btf"]
-#                  [--scenarios "..."] [--all] [--ips N]
+#                  [--scenarios "..."] [--all] [--ips N] [--megs N] [--append "KERNEL ARGS"]
 #
 # Runs as testbed.sh: every scenario with the first --attach method, pio, npf and nested with the others
 # (--all: every scenario with every method). Bochs has no 9p: the initramfs carries exitscope
@@ -23,7 +23,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 es="" guest="" pm_guest="" cache="" attach="auto tp_btf" scenarios="pio irq irq-npf npf triple nested" all=0
 # Bochs's instructions per emulated second: the kernel's timer fires every ips/HZ instructions,
 # so a high figure spends less of the emulation on timer interrupts (BENCHMARKS.md).
-ips=200000000
+ips=200000000 megs=512 append=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --exitscope) es=$2; shift 2 ;;
@@ -34,6 +34,8 @@ while [ $# -gt 0 ]; do
     --scenarios) scenarios=$2; shift 2 ;;
     --all) all=1; shift ;;
     --ips) ips=$2; shift 2 ;;
+    --megs) megs=$2; shift 2 ;;
+    --append) append=$2; shift 2 ;;  # more kernel arguments (e.g. initcall_debug, for BENCHMARKS.md)
     *) echo "testbed_vmx: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -111,7 +113,7 @@ with_libs /bin/bash /bin/bash
 with_libs "$es" /tb/exitscope
 strip "$r/tb/exitscope" 2>/dev/null
 cp "$guest" "$r/tb/tb-kvm-guest"; cp "$pm_guest" "$r/tb/tb-pm-guest"; cp "$here/inner.sh" "$r/tb/inner.sh"
-printf 'ES=%q\nGUEST=%q\nPM_GUEST=%q\nRUNS=%q\nTRACEPOINTS=%q\n' /tb/exitscope /tb/tb-kvm-guest /tb/tb-pm-guest "$runs" \
+printf 'ES=%q\nGUEST=%q\nPM_GUEST=%q\nRUNS=%q\nTRACEPOINTS=%q\nSTATS=1\n' /tb/exitscope /tb/tb-kvm-guest /tb/tb-pm-guest "$runs" \
   "$tracepoints" > "$r/tb/out/config"
 (cd "$r" && find . | cpio -o -H newc 2>/dev/null) > "$v/iso/isolinux/initrd.img"
 cp "$vmlinuz" "$v/iso/isolinux/vmlinuz"; cp $isolinux $ldlinux "$v/iso/isolinux/"
@@ -124,13 +126,13 @@ TIMEOUT 0
 LABEL linux
   KERNEL vmlinuz
   INITRD initrd.img
-  APPEND console=ttyS0,115200 quiet panic=-1 nokaslr mitigations=off tsc=reliable
+  APPEND console=ttyS0,115200 quiet panic=-1 nokaslr mitigations=off tsc=reliable $append
 CFG
 genisoimage -quiet -o "$v/boot.iso" -b isolinux/isolinux.bin -c isolinux/boot.cat -no-emul-boot \
   -boot-load-size 4 -boot-info-table -J -R "$v/iso" || skip "genisoimage could not build the CD image"
 
 out=$cache/vmx-out; rm -rf "$out"; mkdir -p "$out"
-sed -e "s|@IPS@|$ips|; s|@MEGS@|512|; s|@ISO@|$v/boot.iso|; s|@CONSOLE@|$out/console.txt|" \
+sed -e "s|@IPS@|$ips|; s|@MEGS@|$megs|; s|@ISO@|$v/boot.iso|; s|@CONSOLE@|$out/console.txt|" \
     -e "s|@RESULTS@|$out/com2.txt|; s|@LOG@|$out/bochs.log|" "$here/bochsrc.in" > "$v/bochsrc"
 echo c > "$v/bochs.rc"
 echo "testbed_vmx: booting $kver under Bochs (cpu corei7_skylake_x, ips $ips); runs (scenario.attach): $runs"
@@ -174,4 +176,4 @@ sed -n '/^=====tb-out-begin=====/,/^=====tb-out-end=====/p' "$out/com2.txt" 2>/d
 [ -f "$out/env.txt" ] || { echo "testbed_vmx: FAILED: no results came back from the machine (see $out/console.txt, $out/bochs.log)"; exit 1; }
 grep -q '^dev-kvm yes' "$out/env.txt" ||
   skip "KVM did not come up inside Bochs: $(grep -m3 -iE 'kvm|vmx' "$out/console.txt" | tr -d '\r' | tr '\n' ' ')"
-exec "$here/check.sh" --vendor vmx --exitscope "$es" --out "$out" --runs "$runs" --tracepoints "$tracepoints"
+exec "$here/check.sh" --vendor vmx --exitscope "$es" --out "$out" --runs "$runs" --tracepoints "$tracepoints" --stats
