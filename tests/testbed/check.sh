@@ -204,6 +204,10 @@ for n in $runs; do
     grep -E "^#| ($(echo $attached | sed 's/ /|/g')): " "$full" > "$ft"
     grep -q ' 0 dropped by the ring buffer' "$out/$n.record.txt" || bad "$n: the recording dropped records"
     grep -q "^done $s$" "$out/$n.record.txt" || bad "$n: tb-kvm-guest did not finish its scenario"
+    # The guest program's own verdict: status 0 when it saw what its .asm expects (nested: the exits
+    # L1 reported and the port writes L1 made for L2, in order).
+    status=$(grep -o -m1 'workload exited with status [0-9]*' "$out/$n.record.txt" | grep -o '[0-9]*$')
+    [ "${status:-0}" = 0 ] || bad "$n: the guest program exited with status $status: $(grep -m1 '^unexpected' "$out/$n.record.txt")"
 
     # 1. Per-tracepoint counts.
     for tp in $tracepoints; do
