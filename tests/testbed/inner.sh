@@ -5,9 +5,11 @@
 # `exitscope record --kvm` records the same run. Writes OUT/<scenario>.{db,ftrace.txt,record.txt,
 # guest.txt} and OUT/env.txt; testbed.sh compares them on the host. SQLite's WAL needs shared
 # mmap, which 9p lacks, so recordings are written on tmpfs and copied out.
-# usage: inner.sh OUT   (reads OUT/config: ES, GUEST, PM_GUEST, RUNS (scenario.attach ...), TRACEPOINTS)
+# usage: inner.sh OUT   (reads OUT/config: ES, GUEST, PM_GUEST, RUNS (scenario.attach ...), TRACEPOINTS,
+#                       STATS (optional: 1 records with --stats))
 set -u
 OUT=$1
+STATS=""
 . "$OUT/config"
 W=${TMPDIR:-/tmp}/tb-work; mkdir -p "$W"
 {
@@ -15,7 +17,8 @@ W=${TMPDIR:-/tmp}/tb-work; mkdir -p "$W"
   grep -m1 -o -w -E 'svm|vmx' /proc/cpuinfo | sed 's/^/cpu flag /'
   for p in /sys/module/kvm_amd/parameters/npt /sys/module/kvm_amd/parameters/nested \
            /sys/module/kvm_intel/parameters/ept /sys/module/kvm_intel/parameters/unrestricted_guest \
-           /sys/module/kvm_intel/parameters/nested; do
+           /sys/module/kvm_intel/parameters/nested /sys/module/kvm_intel/parameters/enable_shadow_vmcs \
+           /sys/module/kvm_intel/parameters/eptad /sys/module/kvm/parameters/tdp_mmu; do
     [ -f $p ] && echo "$p $(cat $p)"
   done
   [ -c /dev/kvm ] && echo "dev-kvm yes" || echo "dev-kvm no"
@@ -35,7 +38,9 @@ for n in $RUNS; do
     start=$(cut -d' ' -f1 /proc/uptime)
     g=$GUEST
     case $s in nested|escalate) g=$PM_GUEST ;; esac  # the protected-mode scenarios' program
-    "$ES" record --kvm --attach "$att" -o "$W/$n.db" --force -- "$g" "$s" > "$W/$n.record.txt" 2>&1
+    # --stats (issue #21): the whole session's per-reason table at the end, which check.sh
+    # compares with the tracefs counts of the same run.
+    "$ES" record --kvm --attach "$att" ${STATS:+--stats} -o "$W/$n.db" --force -- "$g" "$s" > "$W/$n.record.txt" 2>&1
     echo "record exit $?" >> "$W/$n.record.txt"
     end=$(cut -d' ' -f1 /proc/uptime)
     echo 0 > $T/tracing_on

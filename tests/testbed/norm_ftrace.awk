@@ -49,6 +49,12 @@ BEGIN {
     # reason: NAME ext_inf1: Q ext_inf2: I ext_int: II ext_int_err: E (vmcb12's exit fields)
     match(rest, /reason: .* ext_inf1: /); reason = substr(rest, RSTART + 8, RLENGTH - 19)
     split(substr(rest, RSTART + RLENGTH), f, " ")
+    if (vendor == "vmx") {
+      # nested_vmx_vmexit passes vmcs12's exit qualification, IDT-vectoring info (ext_inf2) and
+      # VM-exit interruption info (ext_int): the vectoring is ext_inf2 here, not ext_int.
+      printf "reflect %s vec=%s intr=%s\n", reason, event(f[3]), event(f[5])
+      next
+    }
     printf "reflect %s vec=%s\n", reason, event(f[5])
   } else if (tp == "kvm_nested_vmenter") {
     # rip: R vmcb: V nested_rip: N int_ctl: C event_inj: E ... (EVENTINJ: EXITINTINFO's layout)

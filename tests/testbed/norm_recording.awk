@@ -16,6 +16,7 @@ function hex(s) { sub(/^0x0*/, "", s); return "0x" (s == "" ? "0" : tolower(s)) 
       intr = "-"
       if (match($0, /intr=[^=]* (vectoring|gpa|rip)=/)) { intr = substr($0, RSTART + 5, RLENGTH - 5); sub(/ [a-z0-9]+=$/, "", intr) }
       printf "exit %s rip=%s info1=%s info2=- vec=%s intr=%s\n", reason, hex(val("rip")), info1, vec, intr
+      if ($3 ~ /^L2/) printf "l2 %s rip=%s\n", reason, hex(val("rip"))  # kvm_nested_vmexit
       next
     }
     printf "exit %s rip=%s info1=%s info2=%s vec=%s\n", reason, hex(val("rip")), info1, info2, vec
@@ -25,6 +26,12 @@ function hex(s) { sub(/^0x0*/, "", s); return "0x" (s == "" ? "0" : tolower(s)) 
     vec = "-"
     if (match($0, /vectoring=[^=]* (gpa|rip|exitinfo2)=/)) {
       vec = substr($0, RSTART + 10, RLENGTH - 10); sub(/ [a-z0-9]+=$/, "", vec)
+    }
+    if (vendor == "vmx") {
+      intr = "-"
+      if (match($0, /intr=[^=]* (vectoring|gpa|rip|cause)=/)) { intr = substr($0, RSTART + 5, RLENGTH - 5); sub(/ [a-z0-9]+=$/, "", intr) }
+      printf "reflect %s vec=%s intr=%s\n", reason, vec, intr
+      next
     }
     printf "reflect %s vec=%s\n", reason, vec
   } else if (kind == "NESTED_ENTRY") {

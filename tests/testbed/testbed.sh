@@ -111,7 +111,7 @@ for att in $attach; do
   done
 done
 runs=${runs# }
-printf 'ES=%q\nGUEST=%q\nPM_GUEST=%q\nRUNS=%q\nTRACEPOINTS=%q\n' "$es" "$guest" "$pm_guest" "$runs" \
+printf 'ES=%q\nGUEST=%q\nPM_GUEST=%q\nRUNS=%q\nTRACEPOINTS=%q\nSTATS=1\n' "$es" "$guest" "$pm_guest" "$runs" \
   "$tracepoints" > "$out/config"
 echo "testbed: booting $kver under QEMU TCG (-cpu qemu64,+svm,+npt); runs (scenario.attach): $runs"
 start=$(date +%s)
@@ -128,4 +128,4 @@ grep -E '^(tb-init|inner):' "$out/console.txt"
 # of the test bed itself, not a machine that cannot run it.
 [ -f "$out/env.txt" ] || { echo "testbed: FAILED: the emulated machine did not start its test command (see $out/console.txt)"; exit 1; }
 grep -q '^dev-kvm yes' "$out/env.txt" || skip "KVM did not come up inside the emulated machine: $(grep -m3 -iE 'kvm|svm' "$out/console.txt" | tr '\n' ' ')"
-exec "$here/check.sh" --exitscope "$es" --out "$out" --runs "$runs" --tracepoints "$tracepoints"
+exec "$here/check.sh" --exitscope "$es" --out "$out" --runs "$runs" --tracepoints "$tracepoints" --stats
