@@ -77,7 +77,8 @@ std::string_view outcome_reference(Outcome o) {
       return "the hypervisor discarded it although the architecture still owed its delivery (SDM Vol. 3C 28.2.4; "
              "KVM kvm_check_and_inject_events)";
     case Outcome::PendingAtEnd:
-      return "the run stopped (limit or signal) before it could be delivered";
+      return "the run stopped (a limit, a signal, or the VM shut down by a triple fault: SDM Vol. 3A 6.15 "
+             "\"Interrupt 8\") before it could be delivered";
     case Outcome::Lost:
       return "never delivered and nothing explains it, in a run the guest ended (SDM Vol. 3C 28.2.4: an event in "
              "IDT-vectoring info must be reinjected)";
@@ -268,11 +269,15 @@ void conclude_outcome(Chain& c, const MemberScan& m, const ChainContext& ctx) {
     set(abandoned, serial_fault);
   } else {
     // Ended by a limit / signal, or no RUN_END at all (the recording stopped first): the
-    // event may still have been delivered later, so it is pending, not lost.
+    // event may still have been delivered later, so it is pending, not lost. A triple fault
+    // ends the VM too (Vol. 3A 6.15 "Interrupt 8": shutdown; its hypervisor resets or ends
+    // it, KVM_EXIT_SHUTDOWN): an event still waiting then (an NMI blocked by the handler whose
+    // IRET faulted) was owed by nobody any more.
     bool stopped_early = ctx.run_ends.empty();
     for (const Event& end : ctx.run_ends)
-      if (end.rec.reason == ES_END_LIMIT || end.rec.reason == ES_END_STOPPED || end.rec.reason == ES_END_INTERNAL_ERROR)
-        stopped_early = true;  // cut short by a limit, the user or the model itself, not by the guest
+      if (end.rec.reason == ES_END_LIMIT || end.rec.reason == ES_END_STOPPED ||
+          end.rec.reason == ES_END_INTERNAL_ERROR || end.rec.reason == ES_END_TRIPLE_FAULT)
+        stopped_early = true;  // cut short by a limit, the user, the model or the VM's shutdown, not by the guest
     set(stopped_early ? Outcome::PendingAtEnd : Outcome::Lost, 0);
   }
 }

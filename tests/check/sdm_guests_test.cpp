@@ -244,5 +244,40 @@ TEST(SdmGuestsTest, FaultEscalationToShutdownIsOneStory_6_15) {
   EXPECT_EQ(run_cli("check '" + path + "'").code, 0);
 }
 
+// Found in the new-user pass (tests/check/NEW_USER_PASS.md): nmi_iret.bin with --arg 1 but no
+// hypervisor that intercepts and fixes the #PF on the NMI handler's IRETQ (the nmi-iret-pf
+// scenario's L0 does). Written from the SDM before the fix: the first NMI is delivered; the
+// second, raised inside the handler, waits for IRET (Vol. 3A 6.7.1, an NMI window); the IRETQ
+// pops its frame from an unmapped page: #PF; the guest has no #PF gate, so its delivery raises
+// #GP(IDT 14) -> #PF + contributory = #DF (Table 6-5); #DF has no gate either -> #GP(IDT 8) ->
+// triple fault, shutdown (6.15 "Interrupt 8"), and the VM is ended. The second NMI was still
+// blocked by the NMI that never returned: it is pending when the machine stops, not lost, and no
+// hypervisor is to blame. The old code said "lost" and `check` (and `record`'s live checker)
+// reported event-lost, as L1 and as L2.
+TEST(SdmGuestsTest, AnEventStillPendingWhenTheGuestTripleFaultsIsPendingNotLost_6_15) {
+  for (const char* nested : {"", "--nested"}) {
+    SCOPED_TRACE(nested);
+    const std::string path = test::temp_db(std::string("pending_at_shutdown") + (*nested ? "_l2" : "") + ".db");
+    const CliRun r = run_cli(std::string("record --guest '") + ES_HV_GUEST_BIN_DIR + "/nmi_iret.bin' --arg 1 " +
+                             nested + " -o '" + path + "' --exit-code");
+    EXPECT_EQ(r.code, 125) << "a triple fault ends the run without an exit code: " << r.out << r.err;
+    EXPECT_EQ(r.err.find("checker:"), std::string::npos) << r.err;
+    auto rec = replay::Recording::open(path);
+    ASSERT_TRUE(rec) << rec.error();
+    auto chains = replay::load_chains(*rec);
+    ASSERT_TRUE(chains) << chains.error();
+    std::vector<std::string> got;
+    for (const replay::Chain& c : *chains)
+      got.push_back(arch::describe(arch::EntryIntrInfo(c.event_word)) + ": " + std::string(replay::to_string(c.outcome)));
+    const std::vector<std::string> want = {"NMI: delivered after reinjection", "NMI: pending at end",
+                                           "#PF: triple fault", "#GP: promoted to #DF", "#GP: triple fault"};
+    EXPECT_EQ(got, want) << run_cli("chains '" + path + "'").out;
+    const CliRun check = run_cli("check '" + path + "'");
+    EXPECT_EQ(check.code, 0) << check.out;
+    const CliRun text = run_cli("chains '" + path + "'");
+    EXPECT_NE(text.out.find("shut down"), std::string::npos) << "the pending outcome says why the run stopped";
+  }
+}
+
 }  // namespace
 }  // namespace es
