@@ -131,6 +131,9 @@ struct ChainState {
   uint32_t word = 0;         // the original event (the root's intr_info), if the root was seen
   bool root_seen = false;
   bool settled = false;      // its original event was delivered: it can no longer be lost
+  // As replay::chains' member scan: the last entry / exit injected the event, and an exit has
+  // shown a fault in its delivery since (then an inferred delivery does not settle it).
+  bool injected = false, faulted = false;
   std::vector<Delivered> delivered;
   LoopRun loop;
   std::vector<replay::Event> members;  // kept for event-lost until settled
@@ -710,6 +713,11 @@ void rule_l1_intercept_bypassed(State& st, const es_record& r) {
 }
 
 // --- event-lost --------------------------------------------------------------------------
+bool is_double_fault_word(uint32_t w) {
+  const EntryIntrInfo e(w);
+  return e.valid() && e.vector() == arch::kDF && e.type() == arch::InterruptionType::HardwareException;
+}
+
 // The chain's outcome as replay/chains decides it, counted only where a hypervisor is to
 // blame: an event it discarded although the architecture still owed its delivery, an event
 // in IDT-vectoring info it did not reinject (its policy), or one that vanished without any
@@ -737,6 +745,17 @@ void finish_event_lost(State& st) {
     std::string what;
     switch (c.outcome) {
       case replay::Outcome::DiscardedByHypervisor:
+        if (c.delivery_fault && c.outcome_event == c.delivery_fault) {
+          // Vol. 3A 6.15 Table 6-5: the pair the delivery formed owes #DF (or, delivering #DF,
+          // a shutdown); KVM's kvm_multiple_exception merges it so.
+          const bool df = is_double_fault_word(c.event_word);
+          what = "had its delivery fault with " + std::string(arch::exception_mnemonic(c.delivery_fault_vector)) +
+                 " (VM exit #" + num(c.delivery_fault) + "), and the hypervisor answered with neither a reinjection nor " +
+                 (df ? "a shutdown" : "#DF") + ": that pair must " + (df ? "shut the guest down (SDM Vol. 3A 6.15 \"Interrupt 8\")" :
+                 "become a double fault (SDM Vol. 3A 6.15 Table 6-5 \"Conditions for Generating a Double Fault\"; KVM kvm_multiple_exception)") +
+                 ", so the event was thrown away";
+          break;
+        }
         what = "was discarded by the hypervisor at #" + num(c.outcome_event) +
                " although no fault raised during its own delivery superseded it: the architecture still owed its "
                "delivery";
@@ -752,7 +771,11 @@ void finish_event_lost(State& st) {
     }
     Violation v = make(RuleId::EventLost, last, c.id, {c.id, last.id},
                        arch::describe(EntryIntrInfo(c.event_word)) + " of chain " + num(c.id) + " (raised at #" +
-                           num(c.id) + ", " + where(first) + ", rip " + hex(first.rip) + ") " + what +
+                           num(c.id) + ", " + where(first) + ", rip " +
+                           ((first.flags & ES_FLAG_RIP_UNKNOWN) || ((first.flags & ES_FLAG_INFERRED) && first.rip == 0)
+                                ? std::string("unknown")
+                                : hex(first.rip)) +
+                           ") " + what +
                            "; its last event is #" + num(last.id) + " (" +
                            replay::describe_event_fields(c.events.back()) +
                            "). An event found in IDT-vectoring info must be reinjected (SDM Vol. 3C 28.2.4 "
@@ -891,9 +914,18 @@ void Checker::feed(const es_record& r) {
   if (is_effect(r)) st.effects.push_back({r, 0});
   if (c.settled) return;
   c.members.push_back({r, 0});
+  if (r.kind == ES_KIND_VM_EXIT || r.kind == ES_KIND_NESTED_EXIT) {
+    if (replay::delivery_fault_of(r, c.word, c.injected)) c.faulted = true;
+    c.injected = false;
+  } else if (r.kind == ES_KIND_VM_ENTRY || r.kind == ES_KIND_NESTED_ENTRY) {
+    c.injected = c.root_seen && same_event(r.intr_info, c.word);
+    if (c.injected) c.faulted = false;
+  }
   // Delivered its original event: replay/chains can then only say delivered, dropped by
-  // policy, promoted or triple fault, never lost. Its members are no longer needed.
-  if (c.root_seen && r.kind == ES_KIND_DELIVERY && same_event(r.intr_info, c.word)) {
+  // policy, promoted or triple fault, never lost. Its members are no longer needed. (A delivery
+  // an importer inferred after an exit that showed a fault in that delivery is no delivery.)
+  if (c.root_seen && r.kind == ES_KIND_DELIVERY && same_event(r.intr_info, c.word) &&
+      !(c.faulted && (r.flags & ES_FLAG_INFERRED))) {
     c.settled = true;
     c.members.clear();
     c.members.shrink_to_fit();
