@@ -279,5 +279,24 @@ TEST(SdmGuestsTest, AnEventStillPendingWhenTheGuestTripleFaultsIsPendingNotLost_
   }
 }
 
+// Issue #14: every outcome with its SDM section in `events` too. A chain's root listed with
+// --verbose says how its chain ended: pf-during-irq's first IRQ 0x20 is superseded by the #PF in
+// its delivery (Table 6-5), the #PF delivered. (Before, `events` named no outcome at all.)
+TEST(SdmGuestsTest, EventsVerboseNamesTheOutcomeOfAChainRoot) {
+  const std::string path = test::temp_db("events_outcome.db");
+  ASSERT_EQ(run_cli("record --scenario pf-during-irq -o '" + path + "' --quiet").code, 0);
+  const CliRun r = run_cli("events '" + path + "' --kind RAISE --verbose --limit 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const size_t sup = r.out.find("Outcome:                     superseded: ");
+  const size_t del = r.out.find("Outcome:                     delivered: ");
+  EXPECT_NE(sup, std::string::npos) << r.out;
+  EXPECT_NE(del, std::string::npos) << r.out;
+  EXPECT_LT(sup, del) << "the IRQ is listed first" << r.out;
+  EXPECT_NE(r.out.find("Table 6-5"), std::string::npos) << r.out;
+  // A member that is not a root names no outcome.
+  const CliRun d = run_cli("events '" + path + "' --kind DECISION --verbose --limit 3");
+  EXPECT_EQ(d.out.find("Outcome:"), std::string::npos) << d.out;
+}
+
 }  // namespace
 }  // namespace es
