@@ -446,6 +446,15 @@ TEST(ChainsTest, KvmAnsweringGpDuringGpDeliveryWithGpDiscardsTheFirst_Table_6_5)
     EXPECT_EQ(second.interrupts_chain, gp0) << "the #GP KVM raised answers the fault in the first's delivery";
     EXPECT_EQ(second.outcome, Outcome::Delivered);
   }
+  // One chain and its links by id (`chains --chain`, the GUI), through the indexed lookups.
+  auto rd = replay::Recording::open(r.path);
+  ASSERT_TRUE(rd) << rd.error();
+  auto one = replay::load_chain_and_links(*rd, gp1);
+  ASSERT_TRUE(one) << one.error();
+  ASSERT_EQ(one->size(), 2u);
+  EXPECT_EQ((*one)[0].interrupts_chain, gp0);
+  EXPECT_EQ((*one)[1].id, gp0);
+  EXPECT_EQ((*one)[1].outcome, Outcome::DiscardedByHypervisor);
 }
 
 TEST(ChainsTest, KvmAnsweringGpDuringGpDeliveryWithDfPromotesIt_Table_6_5) {
@@ -464,6 +473,13 @@ TEST(ChainsTest, KvmAnsweringGpDuringGpDeliveryWithDfPromotesIt_Table_6_5) {
     EXPECT_EQ(chains[1].interrupts_chain, gp0);
     EXPECT_EQ(chains[0].outcome, Outcome::PromotedToDf);
   }
+  auto rd = replay::Recording::open(r.path);
+  ASSERT_TRUE(rd) << rd.error();
+  auto one = replay::load_chain_and_links(*rd, gp0);
+  ASSERT_TRUE(one) << one.error();
+  ASSERT_EQ(one->size(), 2u);
+  EXPECT_EQ((*one)[0].outcome, Outcome::PromotedToDf) << "the #DF raised in answer to its exit, found by cause";
+  EXPECT_EQ((*one)[1].id, df);
 }
 
 TEST(ChainsTest, ABenignEventWhoseDeliveryFaultsIsHandledSerially_Table_6_5) {
