@@ -238,6 +238,20 @@ struct ChainContext {
   std::unordered_map<uint64_t, std::vector<uint64_t>> interrupted_by;  // chain -> its interrupters
 };
 
+// Vol. 3A 6.15 Table 6-5: the fault `second` raised during the delivery of `first` forms a pair
+// that raises #DF (contributory + contributory, page fault + contributory / page fault).
+bool pair_owes_double_fault(uint32_t first, uint32_t second) {
+  const arch::EntryIntrInfo f(first), s(second);
+  if (!f.valid() || !s.valid() || s.type() != arch::InterruptionType::HardwareException) return false;
+  return arch::fault_during_delivery(first_event_class(f), arch::exception_class(static_cast<uint8_t>(s.vector()))) ==
+         arch::FaultDuringDelivery::DoubleFault;
+}
+
+// A #DF the chain's own records show (raised or delivered), as MemberScan::promoted counts it.
+bool shows_double_fault(const es_record& r) {
+  return (r.kind == ES_KIND_DELIVERY || r.kind == ES_KIND_RAISE) && is_double_fault(arch::EntryIntrInfo(r.intr_info));
+}
+
 bool ends_by_effect(const es_record& r, bool& double_fault, bool& triple_fault) {
   double_fault = r.cause != 0 && r.kind == ES_KIND_RAISE && is_double_fault(arch::EntryIntrInfo(r.intr_info));
   triple_fault = r.cause != 0 && is_triple_fault_exit(r);
@@ -504,6 +518,10 @@ Result<ChainContext> load_context(db::Db& db, const std::vector<uint64_t>* only 
       "WHERE e.origin = e.id AND e.cause != 0 AND c.origin != 0 AND c.origin != e.id";
   auto root_word = db.prepare("SELECT intr_info FROM events WHERE id = ?");
   if (!root_word) return make_error(root_word.error());
+  auto first_df_after = db.prepare(
+      "SELECT id FROM events WHERE origin = ? AND id > ? AND kind IN (?, ?) AND (intr_info & 2147485695) = ? "
+      "ORDER BY id LIMIT 1");
+  if (!first_df_after) return make_error(first_df_after.error());
   auto last_entry_or_exit = db.prepare(
       "SELECT kind, intr_info FROM events WHERE origin = ? AND id < ? AND kind IN (?, ?, ?, ?) ORDER BY id DESC LIMIT 1");
   if (!last_entry_or_exit) return make_error(last_entry_or_exit.error());
@@ -571,6 +589,23 @@ Result<ChainContext> load_context(db::Db& db, const std::vector<uint64_t>* only 
       }
       ctx.interrupts[root] = other;
       ctx.interrupted_by[other].push_back(root);
+      // The pair rule of build_chains: the first #DF the interrupted chain shows after the root.
+      if (!ctx.double_fault_by_cause.count(root)) {
+        uint32_t word = 0;
+        root_word->bind_u64(1, other);
+        if (root_word->step() == SQLITE_ROW) word = static_cast<uint32_t>(root_word->col_u64(0));
+        root_word->reset();
+        if (pair_owes_double_fault(word, static_cast<uint32_t>(links->col_u64(2)))) {
+          db::Stmt& d = *first_df_after;
+          d.bind_u64(1, other);
+          d.bind_u64(2, root);
+          d.bind(3, int64_t{ES_KIND_RAISE});
+          d.bind(4, int64_t{ES_KIND_DELIVERY});
+          d.bind(5, df_word);
+          if (d.step() == SQLITE_ROW) ctx.double_fault_by_cause.emplace(root, d.col_u64(0));
+          d.reset();
+        }
+      }
     }
   };
   if (!only) {
@@ -643,6 +678,18 @@ std::vector<Chain> build_chains(std::vector<Event> members, const std::vector<Ev
     }
     ctx.interrupts[id] = it->second;
     ctx.interrupted_by[it->second].push_back(id);
+    // A fault that formed a #DF pair with the event it interrupted (Table 6-5) is promoted with
+    // it when that chain shows the #DF after it: a hypervisor that intercepted the fault and
+    // merged the pair (kvm_multiple_exception) records the #DF in the first event's chain.
+    const std::vector<Event>& x = other->second.events;
+    if (x.front().rec.id == other->first && pair_owes_double_fault(x.front().rec.intr_info, c.events.front().rec.intr_info)) {
+      auto at = std::upper_bound(x.begin(), x.end(), id, [](uint64_t v, const Event& e) { return v < e.rec.id; });
+      for (; at != x.end(); ++at)
+        if (shows_double_fault(at->rec)) {
+          ctx.double_fault_by_cause.emplace(id, at->rec.id);
+          break;
+        }
+    }
   }
   std::vector<Chain> out;
   out.reserve(by_id.size());
@@ -769,6 +816,7 @@ struct ChainBuilder::State {
   static constexpr size_t kRecent = 1u << 16;
   std::vector<std::pair<uint64_t, uint64_t>> recent = std::vector<std::pair<uint64_t, uint64_t>>(kRecent);
   ChainContext ctx;  // run_ends, effects by cause, links (as load_context gathers them)
+  std::vector<std::pair<uint64_t, uint64_t>> df_pairs;  // (fault's chain, chain it interrupted) owing #DF
 
   std::optional<uint64_t> origin_of_event(uint64_t id) {
     if (const auto& [rid, origin] = recent[id & (kRecent - 1)]; rid == id) return origin;
@@ -820,6 +868,8 @@ void ChainBuilder::add(const es_record& r) {
             answers_delivery_fault_vector(it->second.scan.fault_vector, r.intr_info)))) {
         st.ctx.interrupts[r.id] = *other;
         st.ctx.interrupted_by[*other].push_back(r.id);
+        // The pair rule (build_chains): decided in write(), once the #DF can have come.
+        if (pair_owes_double_fault(it->second.word, r.intr_info)) st.df_pairs.emplace_back(r.id, *other);
       }
     }
   }
@@ -859,6 +909,10 @@ Result<void> ChainBuilder::write() {
     if (auto o = st.origin_of_event(end.rec.cause)) st.ctx.run_end_cause_origin[end.rec.cause] = *o;
   }
   st.origin_of = db::Stmt();
+  for (const auto& [fault, first] : st.df_pairs) {
+    const auto it = st.chains.find(first);
+    if (it != st.chains.end() && it->second.scan.promoted > fault) st.ctx.double_fault_by_cause.emplace(fault, it->second.scan.promoted);
+  }
   if (auto b = db.exec("BEGIN; DELETE FROM chain_events; DELETE FROM chains;"); !b) return fail(b.error());
   if (auto m = db.exec("INSERT INTO chain_events (chain_id, event_id) SELECT origin, id FROM events "
                        "WHERE origin != 0 ORDER BY origin, id");

@@ -547,5 +547,38 @@ TEST(ChainsTest, ADoubleFaultOfItsOwnChainEndsInTheTripleFault_6_15) {
   }
 }
 
+// Table 6-5, with the second fault intercepted: #PF injected, its delivery raises #PF (a chain of
+// its own, raised during the first's delivery), the exit shows it with the first in IDT-vectoring;
+// the hypervisor merges the pair into #DF in the first chain (kvm_multiple_exception) and the #DF
+// is delivered. Both #PFs are promoted to #DF; the second is not "lost".
+TEST(ChainsTest, TheSecondHalfOfAPairMergedByTheHypervisorIsPromoted_Table_6_5) {
+  uint64_t pf1 = 0, pf2 = 0, df_delivery = 0;
+  auto r = record("chain_pair_merged.db", [&](test::Emitter& em) {
+    pf1 = em.raise(test::hw_exc(arch::kPF, true), 0, 2);
+    const uint64_t e1 = em.entry(test::hw_exc(arch::kPF, true), pf1, pf1);
+    pf2 = em.raise(test::hw_exc(arch::kPF, true), e1, 2);
+    const uint64_t x = em.vm_exit(test::exit_reason(BasicExitReason::ExceptionOrNmi), 0x81fff8,
+                                  arch::ExitIntrInfo::make(arch::kPF, arch::InterruptionType::HardwareException, true).raw(),
+                                  test::vectoring_exc(arch::kPF, true), pf1, pf2);
+    const uint64_t q = em.decision(ES_DECISION_QUEUE_EXCEPTION, test::hw_exc(arch::kDF, true), pf1, x);
+    const uint64_t e2 = em.entry(test::hw_exc(arch::kDF, true), pf1, q);
+    df_delivery = em.delivery(test::hw_exc(arch::kDF, true), pf1, e2);
+    em.run_end(ES_END_GUEST_EXIT);
+  });
+  for (const auto& chains : {r.chains, streamed(r.path)}) {
+    ASSERT_EQ(chains.size(), 2u);
+    EXPECT_EQ(chains[0].outcome, Outcome::PromotedToDf);
+    EXPECT_EQ(chains[1].interrupts_chain, pf1);
+    EXPECT_EQ(chains[1].outcome, Outcome::PromotedToDf);
+    EXPECT_EQ(chains[1].outcome_event, df_delivery);
+  }
+  auto rd = replay::Recording::open(r.path);
+  ASSERT_TRUE(rd) << rd.error();
+  auto one = replay::load_chain_and_links(*rd, pf2);
+  ASSERT_TRUE(one) << one.error();
+  ASSERT_FALSE(one->empty());
+  EXPECT_EQ((*one)[0].outcome, Outcome::PromotedToDf);
+}
+
 }  // namespace
 }  // namespace es
