@@ -152,7 +152,10 @@ void print_chain(const replay::Chain& c, const std::unordered_map<uint64_t, cons
   }
   // A VM exit that showed a fault in this event's own delivery (replay::delivery_fault_of), and
   // what Table 6-5 (Vol. 3A 6.15) makes of the pair: the owed #DF is the point of a discard.
-  if (c.delivery_fault) {
+  // (Not when the event was delivered all the same: the hypervisor took that fault itself, a
+  // shadow-paging #PF, and reinjected the event.)
+  if (c.delivery_fault && c.outcome != replay::Outcome::Delivered &&
+      c.outcome != replay::Outcome::ReinjectedThenDelivered) {
     const arch::EntryIntrInfo event(c.event_word);
     const auto first_class = event.type() == arch::InterruptionType::HardwareException
                                  ? arch::exception_class(static_cast<uint8_t>(event.vector()))
