@@ -277,7 +277,10 @@ struct MemberScan {
   void add(const es_record& r, arch::EntryIntrInfo original, uint64_t chain_id) {
     if (is_triple_fault_exit(r) && !triple) triple = r.id;
     if (is_exit(r)) {
-      if (const auto v = delivery_fault_of(r, original.raw(), injected)) {
+      // Only an exception exit can report a fault (VMX basic reason 0, SVM 0x40..0x5f): most
+      // exits stop at this test.
+      const bool exception_exit = (r.flags & ES_FLAG_SVM) ? (r.reason - 0x40u) < 0x20u : (r.reason & 0xffffu) == 0;
+      if (const auto v = exception_exit ? delivery_fault_of(r, original.raw(), injected) : std::nullopt) {
         fault_exit = r.id;
         fault_vector = *v;
         faulted = true;
