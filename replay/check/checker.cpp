@@ -148,6 +148,11 @@ struct Checker::State {
   // them to tell "promoted to #DF" / "triple fault" from "lost".
   std::vector<replay::Event> effects;
   std::vector<replay::Event> run_ends;
+  // event-lost: exceptions a reinjection policy dropped (vCPU, level, vector, error code -> the
+  // chain), until the next delivery of the same exception there, kept by the dropped chain (id,
+  // chain): the CPU raised it again when the instruction re-executed.
+  std::unordered_map<uint64_t, uint64_t> pending_drops;
+  std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> delivered_again;
   std::vector<Violation> out;
   bool finished = false;
   // l1-intercept-bypassed: per vCPU, what L1 intercepts while L2 runs (the last NESTED_ENTRY's
@@ -713,6 +718,11 @@ void rule_l1_intercept_bypassed(State& st, const es_record& r) {
 }
 
 // --- event-lost --------------------------------------------------------------------------
+uint64_t exception_key(uint32_t vcpu, uint8_t level, uint32_t word, uint32_t error) {
+  return (uint64_t{vcpu & 0xffffu} << 48) | (uint64_t{level} << 40) | (uint64_t{EntryIntrInfo(word).vector()} << 32) |
+         error;
+}
+
 bool is_double_fault_word(uint32_t w) {
   const EntryIntrInfo e(w);
   return e.valid() && e.vector() == arch::kDF && e.type() == arch::InterruptionType::HardwareException;
@@ -760,10 +770,20 @@ void finish_event_lost(State& st) {
                " although no fault raised during its own delivery superseded it: the architecture still owed its "
                "delivery";
         break;
-      case replay::Outcome::DroppedByPolicy:
+      case replay::Outcome::DroppedByPolicy: {
         what = "was found in IDT-vectoring info and not reinjected (the reinjection policy dropped it at #" +
-               num(c.outcome_event) + "), so the guest never saw it";
+               num(c.outcome_event) + ")";
+        // The same exception delivered later at that level: the CPU raised it again when the
+        // instruction re-executed (a fault), this time; nothing guarantees it (a hypervisor's own
+        // injection, or state that changed in between, is not raised again).
+        if (const auto again = st.delivered_again.find(c.id); again != st.delivered_again.end())
+          what += "; the same exception (vector and error code) was delivered next at that level (#" +
+                  num(again->second.first) + ", chain " + num(again->second.second) +
+                  "), as when re-executing the instruction raises it again, which nothing guarantees";
+        else
+          what += ", so the guest never saw it";
         break;
+      }
       default:
         what = "was never delivered, and nothing the architecture does explains it (not handled serially, "
                "superseded, collapsed, coalesced or promoted to #DF) in a run the guest ended: the event is lost";
@@ -911,6 +931,15 @@ void Checker::feed(const es_record& r) {
   if (r.kind == ES_KIND_DELIVERY && EntryIntrInfo(r.intr_info).valid())
     c.delivered.push_back({r.level, r.intr_info, r.id});
   if (!enabled(RuleId::EventLost)) return;
+  if (r.kind == ES_KIND_DECISION && r.reason == ES_DECISION_DROP_FROM_VECTORING && r.origin)
+    st.pending_drops[exception_key(r.vcpu, r.level, r.intr_info, r.intr_error)] = r.origin;
+  if (r.kind == ES_KIND_DELIVERY && !st.pending_drops.empty()) {
+    const auto it = st.pending_drops.find(exception_key(r.vcpu, r.level, r.intr_info, r.intr_error));
+    if (it != st.pending_drops.end() && it->second != r.origin) {
+      st.delivered_again[it->second] = {r.id, r.origin};
+      st.pending_drops.erase(it);
+    }
+  }
   if (is_effect(r)) st.effects.push_back({r, 0});
   if (c.settled) return;
   c.members.push_back({r, 0});
