@@ -77,7 +77,8 @@ std::string_view outcome_reference(Outcome o) {
       return "the hypervisor discarded it although the architecture still owed its delivery (SDM Vol. 3C 28.2.4; "
              "KVM kvm_check_and_inject_events)";
     case Outcome::PendingAtEnd:
-      return "the run stopped (limit or signal) before it could be delivered";
+      return "the run stopped (a limit, a signal, or the VM shut down by a triple fault: SDM Vol. 3A 6.15 "
+             "\"Interrupt 8\") before it could be delivered";
     case Outcome::Lost:
       return "never delivered and nothing explains it, in a run the guest ended (SDM Vol. 3C 28.2.4: an event in "
              "IDT-vectoring info must be reinjected)";
@@ -97,7 +98,47 @@ bool is_triple_fault_exit(const es_record& r) {
   return arch::ExitReason(r.reason).is(arch::BasicExitReason::TripleFault);
 }
 
+std::optional<uint8_t> delivery_fault_of(const es_record& r, uint32_t event_word, bool after_injection) {
+  const arch::EntryIntrInfo event(event_word);
+  if (!is_exit(r) || !event.valid()) return std::nullopt;
+  uint8_t vector = 0;
+  uint32_t error = 0;
+  bool has_error = false, nested = false;
+  if (r.flags & ES_FLAG_SVM) {
+    if (r.reason < 0x40 || r.reason > 0x5f) return std::nullopt;
+    vector = static_cast<uint8_t>(r.reason - 0x40);
+    has_error = arch::exception_has_error_code(vector);
+    error = static_cast<uint32_t>(r.qualification);
+  } else {
+    if (arch::ExitReason(r.reason).basic() != arch::BasicExitReason::ExceptionOrNmi) return std::nullopt;
+    const arch::ExitIntrInfo info(r.intr_info);
+    if (!info.valid() || info.type() != arch::InterruptionType::HardwareException) return std::nullopt;
+    vector = static_cast<uint8_t>(info.vector());
+    has_error = info.error_code_valid();
+    error = r.intr_error;
+    nested = info.nested_exception();
+  }
+  const arch::IdtVectoringInfo vec(r.idt_vectoring_info);
+  if (vec.valid()) {
+    const arch::EntryIntrInfo named = arch::to_reinjection(vec);
+    if (named.vector() == event.vector() && named.type() == event.type()) return vector;
+    return std::nullopt;  // the exit names another event's delivery
+  }
+  if (!after_injection) return std::nullopt;
+  if (nested) return vector;
+  const bool gate_fault = vector == arch::kTS || vector == arch::kNP || vector == arch::kSS || vector == arch::kGP;
+  if (gate_fault && has_error && (error & 2) != 0 && ((error >> 3) & 0x1fff) == event.vector()) return vector;
+  return std::nullopt;
+}
+
 namespace {
+
+// Vol. 3A Table 6-4: the class of an event as the first one of a Table 6-5 pair. Everything that
+// is not a hardware exception (an interrupt, an NMI, INT n) is benign.
+arch::ExceptionClass first_event_class(arch::EntryIntrInfo e) {
+  if (e.type() != arch::InterruptionType::HardwareException) return arch::ExceptionClass::Benign;
+  return arch::exception_class(static_cast<uint8_t>(e.vector()));
+}
 
 // Same event = same vector and interruption type.
 bool same_event(arch::EntryIntrInfo a, arch::EntryIntrInfo b) {
@@ -137,6 +178,35 @@ bool in_delivery_window(const std::vector<Event>& x, uint64_t at) {
   return false;
 }
 
+// answers_delivery_fault once the exit's fault vector is known.
+bool answers_delivery_fault_vector(uint8_t fault_vector, uint32_t root_word) {
+  const arch::EntryIntrInfo root(root_word);
+  if (!root.valid() || root.type() != arch::InterruptionType::HardwareException) return false;
+  return root.vector() == fault_vector || root.vector() == arch::kDF;
+}
+
+// The event KVM (or any hypervisor) raises in answer to an exit that reported a fault in
+// another event's delivery is that fault, raised during that delivery, although the exit closed
+// the delivery attempt: the exception the exit reports (delivery_fault_of), or the #DF Table 6-5
+// makes of the pair. `root_word` is the raised event, `event_word` the interrupted chain's event,
+// `after_injection` whether the chain's last entry / exit before the exit was an entry injecting it.
+bool answers_delivery_fault(const es_record& exit, uint32_t event_word, bool after_injection, uint32_t root_word) {
+  const auto v = delivery_fault_of(exit, event_word, after_injection);
+  return v && answers_delivery_fault_vector(*v, root_word);
+}
+
+// Whether chain `x`'s last entry / exit before `at` is an entry injecting `word`.
+bool injected_before(const std::vector<Event>& x, uint64_t at, uint32_t word) {
+  auto it = std::lower_bound(x.begin(), x.end(), at, [](const Event& e, uint64_t id) { return e.rec.id < id; });
+  while (it != x.begin()) {
+    --it;
+    const es_record& r = it->rec;
+    if (is_exit(r)) return false;
+    if (r.kind == ES_KIND_VM_ENTRY || r.kind == ES_KIND_NESTED_ENTRY) return same_event(arch::EntryIntrInfo(r.intr_info), arch::EntryIntrInfo(word));
+  }
+  return false;
+}
+
 // Table 6-1 "Protected-Mode Exceptions and Interrupts": faults report the faulting
 // instruction, so an abandoned fault is raised again when the instruction re-executes; so are
 // INT n / INT3 / INTO / INT1 (a fault during their delivery leaves RIP at the instruction).
@@ -168,6 +238,20 @@ struct ChainContext {
   std::unordered_map<uint64_t, std::vector<uint64_t>> interrupted_by;  // chain -> its interrupters
 };
 
+// Vol. 3A 6.15 Table 6-5: the fault `second` raised during the delivery of `first` forms a pair
+// that raises #DF (contributory + contributory, page fault + contributory / page fault).
+bool pair_owes_double_fault(uint32_t first, uint32_t second) {
+  const arch::EntryIntrInfo f(first), s(second);
+  if (!f.valid() || !s.valid() || s.type() != arch::InterruptionType::HardwareException) return false;
+  return arch::fault_during_delivery(first_event_class(f), arch::exception_class(static_cast<uint8_t>(s.vector()))) ==
+         arch::FaultDuringDelivery::DoubleFault;
+}
+
+// A #DF the chain's own records show (raised or delivered), as MemberScan::promoted counts it.
+bool shows_double_fault(const es_record& r) {
+  return (r.kind == ES_KIND_DELIVERY || r.kind == ES_KIND_RAISE) && is_double_fault(arch::EntryIntrInfo(r.intr_info));
+}
+
 bool ends_by_effect(const es_record& r, bool& double_fault, bool& triple_fault) {
   double_fault = r.cause != 0 && r.kind == ES_KIND_RAISE && is_double_fault(arch::EntryIntrInfo(r.intr_info));
   triple_fault = r.cause != 0 && is_triple_fault_exit(r);
@@ -182,9 +266,31 @@ struct MemberScan {
   uint64_t delivered = 0, dropped = 0, discarded = 0, promoted = 0, triple = 0, handled = 0, interrupted = 0,
            reinjected = 0;
   uint32_t discard_aux = 0;
+  // The last exit reporting a fault in the event's own delivery (delivery_fault_of) and its
+  // vector; `faulted` until the event is injected again. A delivery the importer inferred after
+  // such an exit (it has no IDT-vectoring to go by) is contradicted by it and does not count.
+  uint64_t fault_exit = 0;
+  uint8_t fault_vector = 0;
+  bool faulted = false;
+  bool injected = false;  // the last entry / exit of the chain is an entry injecting the event
 
   void add(const es_record& r, arch::EntryIntrInfo original, uint64_t chain_id) {
     if (is_triple_fault_exit(r) && !triple) triple = r.id;
+    if (is_exit(r)) {
+      // Only an exception exit can report a fault (VMX basic reason 0, SVM 0x40..0x5f): most
+      // exits stop at this test.
+      const bool exception_exit = (r.flags & ES_FLAG_SVM) ? (r.reason - 0x40u) < 0x20u : (r.reason & 0xffffu) == 0;
+      if (const auto v = exception_exit ? delivery_fault_of(r, original.raw(), injected) : std::nullopt) {
+        fault_exit = r.id;
+        fault_vector = *v;
+        faulted = true;
+      }
+      injected = false;
+    } else if (r.kind == ES_KIND_VM_ENTRY || r.kind == ES_KIND_NESTED_ENTRY) {
+      injected = same_event(arch::EntryIntrInfo(r.intr_info), original);
+      if (injected) faulted = false;
+    }
+    if (r.kind == ES_KIND_DELIVERY && faulted && (r.flags & ES_FLAG_INFERRED)) return;
     // KVM_EXIT_SHUTDOWN (8) in the chain: KVM made the triple fault itself (a fault while
     // delivering #DF that it intercepted; SDM Vol. 3A 6.15), no shutdown exit of the CPU.
     if (r.kind == ES_KIND_CONTEXT && r.reason == ES_CONTEXT_USERSPACE_EXIT && r.qualification == 8 &&
@@ -219,6 +325,8 @@ struct MemberScan {
 void conclude_outcome(Chain& c, const MemberScan& m, const ChainContext& ctx) {
   const arch::EntryIntrInfo original(c.event_word);
   uint64_t triple = 0, promoted = 0;
+  c.delivery_fault = m.fault_exit;
+  c.delivery_fault_vector = m.fault_vector;
   // Effects caused by the root come first (Vol. 3A 6.15 Table 6-5), then the members' own.
   if (c.root_found) {
     if (auto it = ctx.triple_fault_by_cause.find(c.id); it != ctx.triple_fault_by_cause.end())
@@ -229,13 +337,22 @@ void conclude_outcome(Chain& c, const MemberScan& m, const ChainContext& ctx) {
   }
   if (!triple) triple = m.triple;
   if (!promoted) promoted = m.promoted;
+  // A #DF the hypervisor raised as a chain of its own in answer to the exit that reported a
+  // fault in this event's delivery (kvm_multiple_exception's merge, Table 6-5).
+  if (!promoted && m.fault_exit && !is_double_fault(original))
+    if (auto it = ctx.double_fault_by_cause.find(m.fault_exit); it != ctx.double_fault_by_cause.end())
+      promoted = it->second;
   const uint64_t delivered = m.delivered, dropped = m.dropped, discarded = m.discarded, handled = m.handled,
                  reinjected = m.reinjected;
   const uint32_t discard_aux = m.discard_aux;
   for (const Event& end : ctx.run_ends) {
     if (end.rec.reason != ES_END_TRIPLE_FAULT || triple) continue;
     const auto it = ctx.run_end_cause_origin.find(end.rec.cause);
-    if (end.rec.origin == c.id || (it != ctx.run_end_cause_origin.end() && it->second == c.id)) triple = end.rec.id;
+    const uint64_t ended = it != ctx.run_end_cause_origin.end() ? it->second : 0;
+    // A #DF raised (as a chain of its own) during the delivery of the chain whose fault shut the
+    // VM down was the event being delivered then: a fault while delivering #DF (6.15).
+    const bool df_of_ended = is_double_fault(original) && c.interrupts_chain != 0 && ended == c.interrupts_chain;
+    if (end.rec.origin == c.id || (ended != 0 && ended == c.id) || df_of_ended) triple = end.rec.id;
   }
   // A fault raised during this event's delivery (a chain linked as interrupting it) that the
   // double-fault table handles serially (Vol. 3A 6.15 Table 6-5): the event is abandoned.
@@ -264,15 +381,31 @@ void conclude_outcome(Chain& c, const MemberScan& m, const ChainContext& ctx) {
     else set(Outcome::DiscardedByHypervisor, discarded);
   } else if (handled && handled > delivered) {
     set(Outcome::HandledByHypervisor, handled);
+  } else if (m.fault_exit && !delivered) {
+    // An exit showed a fault in the event's own delivery and nothing delivered, reinjected,
+    // promoted or shut it down after it. Table 6-5 decides what was owed: a pair that makes #DF
+    // (contributory + contributory, page fault + contributory / page fault; a fault while
+    // delivering #DF: shutdown) the hypervisor answered with something else, so it threw the
+    // event away (KVM's kvm_multiple_exception merges such a pair into #DF; the 2019 VMware
+    // backdoor emulation cleared the queue and re-injected #GP instead); a benign first event
+    // is handled serially, as hardware does.
+    const auto pair = arch::fault_during_delivery(first_event_class(original),
+                                                  arch::exception_class(m.fault_vector));
+    if (pair == arch::FaultDuringDelivery::Serial) set(abandoned, m.fault_exit);
+    else set(Outcome::DiscardedByHypervisor, m.fault_exit);
   } else if (serial_fault && !delivered) {
     set(abandoned, serial_fault);
   } else {
     // Ended by a limit / signal, or no RUN_END at all (the recording stopped first): the
-    // event may still have been delivered later, so it is pending, not lost.
+    // event may still have been delivered later, so it is pending, not lost. A triple fault
+    // ends the VM too (Vol. 3A 6.15 "Interrupt 8": shutdown; its hypervisor resets or ends
+    // it, KVM_EXIT_SHUTDOWN): an event still waiting then (an NMI blocked by the handler whose
+    // IRET faulted) was owed by nobody any more.
     bool stopped_early = ctx.run_ends.empty();
     for (const Event& end : ctx.run_ends)
-      if (end.rec.reason == ES_END_LIMIT || end.rec.reason == ES_END_STOPPED || end.rec.reason == ES_END_INTERNAL_ERROR)
-        stopped_early = true;  // cut short by a limit, the user or the model itself, not by the guest
+      if (end.rec.reason == ES_END_LIMIT || end.rec.reason == ES_END_STOPPED ||
+          end.rec.reason == ES_END_INTERNAL_ERROR || end.rec.reason == ES_END_TRIPLE_FAULT)
+        stopped_early = true;  // cut short by a limit, the user, the model or the VM's shutdown, not by the guest
     set(stopped_early ? Outcome::PendingAtEnd : Outcome::Lost, 0);
   }
 }
@@ -368,14 +501,33 @@ Result<ChainContext> load_context(db::Db& db, const std::vector<uint64_t>* only 
       binds.push_back(static_cast<int64_t>(id));
       r = query_events(db, effects + " AND e.cause = ?", binds, add_effect);
       if (!r) return make_error(r.error());
+      // ... and by the chain's exits (a #DF raised in answer to a fault in its delivery).
+      std::vector<int64_t> by_exit = effect_binds;
+      for (int64_t v : {int64_t{ES_KIND_VM_EXIT}, int64_t{ES_KIND_NESTED_EXIT}, static_cast<int64_t>(id)})
+        by_exit.push_back(v);
+      r = query_events(db, effects + " AND e.cause IN (SELECT x.id FROM events x WHERE x.kind IN (?, ?) AND x.origin = ?)",
+                       by_exit, add_effect);
+      if (!r) return make_error(r.error());
     }
   }
   // Chain roots caused by an event of another chain, linked only if raised while that chain's
   // delivery was in progress: the last window edge (a member that opens or closes a delivery
   // attempt, delivery_window_edge) of that chain before the root opens an attempt.
+  // (The root's word and its cause's exit fields serve the other way to be raised during a
+  // delivery: in answer to an exit that reported a fault in it, answers_delivery_fault.)
   const std::string links_sql =
-      "SELECT e.id, c.origin FROM events e JOIN events c ON c.id = e.cause "
+      "SELECT e.id, c.origin, e.intr_info, c.id, c.kind, c.reason, c.flags, c.intr_info, c.intr_error, "
+      "c.qualification, c.idt_vectoring_info FROM events e JOIN events c ON c.id = e.cause "
       "WHERE e.origin = e.id AND e.cause != 0 AND c.origin != 0 AND c.origin != e.id";
+  auto root_word = db.prepare("SELECT intr_info FROM events WHERE id = ?");
+  if (!root_word) return make_error(root_word.error());
+  auto first_df_after = db.prepare(
+      "SELECT id FROM events WHERE origin = ? AND id > ? AND kind IN (?, ?) AND (intr_info & 2147485695) = ? "
+      "ORDER BY id LIMIT 1");
+  if (!first_df_after) return make_error(first_df_after.error());
+  auto last_entry_or_exit = db.prepare(
+      "SELECT kind, intr_info FROM events WHERE origin = ? AND id < ? AND kind IN (?, ?, ?, ?) ORDER BY id DESC LIMIT 1");
+  if (!last_entry_or_exit) return make_error(last_entry_or_exit.error());
   auto last_edge = db.prepare(
       "SELECT kind, intr_info FROM events WHERE origin = ? AND id < ? AND kind IN (?, ?, ?, ?, ?, ?) "
       "AND NOT (kind IN (?, ?, ?) AND (intr_info & 2147483648) = 0) ORDER BY id DESC LIMIT 1");
@@ -407,9 +559,56 @@ Result<ChainContext> load_context(db::Db& db, const std::vector<uint64_t>* only 
         open = delivery_window_edge(edge) > 0;
       }
       q.reset();
-      if (!open) continue;
+      if (!open) {
+        es_record cause{};
+        cause.id = links->col_u64(3);
+        cause.kind = static_cast<uint16_t>(links->col_u64(4));
+        if (!is_exit(cause)) continue;
+        cause.reason = static_cast<uint32_t>(links->col_u64(5));
+        cause.flags = static_cast<uint32_t>(links->col_u64(6));
+        cause.intr_info = static_cast<uint32_t>(links->col_u64(7));
+        cause.intr_error = static_cast<uint32_t>(links->col_u64(8));
+        cause.qualification = links->col_u64(9);
+        cause.idt_vectoring_info = static_cast<uint32_t>(links->col_u64(10));
+        const uint32_t word_of_root = static_cast<uint32_t>(links->col_u64(2));
+        uint32_t word = 0;
+        root_word->bind_u64(1, other);
+        if (root_word->step() == SQLITE_ROW) word = static_cast<uint32_t>(root_word->col_u64(0));
+        root_word->reset();
+        bool after_injection = false;
+        db::Stmt& le = *last_entry_or_exit;
+        le.bind_u64(1, other);
+        le.bind_u64(2, cause.id);
+        int j = 3;
+        for (int kind : {ES_KIND_VM_ENTRY, ES_KIND_NESTED_ENTRY, ES_KIND_VM_EXIT, ES_KIND_NESTED_EXIT})
+          le.bind(j++, int64_t{kind});
+        if (le.step() == SQLITE_ROW) {
+          const auto kind = le.col_u64(0);
+          after_injection = (kind == ES_KIND_VM_ENTRY || kind == ES_KIND_NESTED_ENTRY) &&
+                            same_event(arch::EntryIntrInfo(static_cast<uint32_t>(le.col_u64(1))), arch::EntryIntrInfo(word));
+        }
+        le.reset();
+        if (!answers_delivery_fault(cause, word, after_injection, word_of_root)) continue;
+      }
       ctx.interrupts[root] = other;
       ctx.interrupted_by[other].push_back(root);
+      // The pair rule of build_chains: the first #DF the interrupted chain shows after the root.
+      if (!ctx.double_fault_by_cause.count(root)) {
+        uint32_t word = 0;
+        root_word->bind_u64(1, other);
+        if (root_word->step() == SQLITE_ROW) word = static_cast<uint32_t>(root_word->col_u64(0));
+        root_word->reset();
+        if (pair_owes_double_fault(word, static_cast<uint32_t>(links->col_u64(2)))) {
+          db::Stmt& d = *first_df_after;
+          d.bind_u64(1, other);
+          d.bind_u64(2, root);
+          d.bind(3, int64_t{ES_KIND_RAISE});
+          d.bind(4, int64_t{ES_KIND_DELIVERY});
+          d.bind(5, df_word);
+          if (d.step() == SQLITE_ROW) ctx.double_fault_by_cause.emplace(root, d.col_u64(0));
+          d.reset();
+        }
+      }
     }
   };
   if (!only) {
@@ -469,9 +668,31 @@ std::vector<Chain> build_chains(std::vector<Event> members, const std::vector<Ev
     const auto it = origin_of.find(c.events.front().rec.cause);
     if (it == origin_of.end() || it->second == id || it->second == 0) continue;
     const auto other = by_id.find(it->second);
-    if (other == by_id.end() || !in_delivery_window(other->second.events, id)) continue;
+    if (other == by_id.end()) continue;
+    if (!in_delivery_window(other->second.events, id)) {
+      // Or raised in answer to an exit that reported a fault in that chain's delivery.
+      const std::vector<Event>& x = other->second.events;
+      const uint64_t cause = c.events.front().rec.cause;
+      const auto at = std::lower_bound(x.begin(), x.end(), cause, [](const Event& e, uint64_t v) { return e.rec.id < v; });
+      if (at == x.end() || at->rec.id != cause || x.front().rec.id != other->first) continue;
+      const uint32_t word = x.front().rec.intr_info;
+      if (!answers_delivery_fault(at->rec, word, injected_before(x, cause, word), c.events.front().rec.intr_info))
+        continue;
+    }
     ctx.interrupts[id] = it->second;
     ctx.interrupted_by[it->second].push_back(id);
+    // A fault that formed a #DF pair with the event it interrupted (Table 6-5) is promoted with
+    // it when that chain shows the #DF after it: a hypervisor that intercepted the fault and
+    // merged the pair (kvm_multiple_exception) records the #DF in the first event's chain.
+    const std::vector<Event>& x = other->second.events;
+    if (x.front().rec.id == other->first && pair_owes_double_fault(x.front().rec.intr_info, c.events.front().rec.intr_info)) {
+      auto at = std::upper_bound(x.begin(), x.end(), id, [](uint64_t v, const Event& e) { return v < e.rec.id; });
+      for (; at != x.end(); ++at)
+        if (shows_double_fault(at->rec)) {
+          ctx.double_fault_by_cause.emplace(id, at->rec.id);
+          break;
+        }
+    }
   }
   std::vector<Chain> out;
   out.reserve(by_id.size());
@@ -598,6 +819,7 @@ struct ChainBuilder::State {
   static constexpr size_t kRecent = 1u << 16;
   std::vector<std::pair<uint64_t, uint64_t>> recent = std::vector<std::pair<uint64_t, uint64_t>>(kRecent);
   ChainContext ctx;  // run_ends, effects by cause, links (as load_context gathers them)
+  std::vector<std::pair<uint64_t, uint64_t>> df_pairs;  // (fault's chain, chain it interrupted) owing #DF
 
   std::optional<uint64_t> origin_of_event(uint64_t id) {
     if (const auto& [rid, origin] = recent[id & (kRecent - 1)]; rid == id) return origin;
@@ -642,9 +864,15 @@ void ChainBuilder::add(const es_record& r) {
     const auto other = st.origin_of_event(r.cause);
     if (other && *other != 0 && *other != r.id) {
       const auto it = st.chains.find(*other);
-      if (it != st.chains.end() && it->second.last_edge > 0) {
+      // In its delivery window, or raised in answer to the exit that reported a fault in it.
+      if (it != st.chains.end() &&
+          (it->second.last_edge > 0 ||
+           (it->second.scan.fault_exit == r.cause && it->second.root_found &&
+            answers_delivery_fault_vector(it->second.scan.fault_vector, r.intr_info)))) {
         st.ctx.interrupts[r.id] = *other;
         st.ctx.interrupted_by[*other].push_back(r.id);
+        // The pair rule (build_chains): decided in write(), once the #DF can have come.
+        if (pair_owes_double_fault(it->second.word, r.intr_info)) st.df_pairs.emplace_back(r.id, *other);
       }
     }
   }
@@ -684,6 +912,10 @@ Result<void> ChainBuilder::write() {
     if (auto o = st.origin_of_event(end.rec.cause)) st.ctx.run_end_cause_origin[end.rec.cause] = *o;
   }
   st.origin_of = db::Stmt();
+  for (const auto& [fault, first] : st.df_pairs) {
+    const auto it = st.chains.find(first);
+    if (it != st.chains.end() && it->second.scan.promoted > fault) st.ctx.double_fault_by_cause.emplace(fault, it->second.scan.promoted);
+  }
   if (auto b = db.exec("BEGIN; DELETE FROM chain_events; DELETE FROM chains;"); !b) return fail(b.error());
   if (auto m = db.exec("INSERT INTO chain_events (chain_id, event_id) SELECT origin, id FROM events "
                        "WHERE origin != 0 ORDER BY origin, id");

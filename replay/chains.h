@@ -61,6 +61,18 @@ std::optional<Outcome> outcome_from_string(std::string_view name);
 std::string_view outcome_reference(Outcome o);
 // A VM exit (or nested exit) that is the guest's triple fault, on either vendor.
 bool is_triple_fault_exit(const es_record& r);
+// The vector of the exception VM exit `r` reports as raised by the delivery of `event` (VM-entry
+// interruption-info format), if the exit says so by any of the architecture's own evidence: its
+// IDT-vectoring info names the event (SDM Vol. 3C 28.2.4), FRED's nested-exception bit 13 of the
+// exit interruption info is set (Vol. 3C 28.2.2 with FRED), or a #TS / #NP / #SS / #GP error code
+// has the IDT bit and indexes the event's gate (Vol. 3A 6.13 "Error Code"; the only evidence in
+// traces that print no IDT-vectoring / EXITINTINFO). The exception is the exit's own event: VMX
+// exit reason 0 with its interruption info, SVM exception intercept 0x40 + vector (APM Vol. 2
+// 15.12, EXITINFO1 = error code). The last two kinds of evidence count only when
+// `after_injection`: the exit came while an injection of the event was being delivered (its chain's
+// last VM entry before the exit injected it), not as the event's own exit (a #GP raised by INT 13
+// through a bad gate has the same error code as a fault delivering #GP).
+std::optional<uint8_t> delivery_fault_of(const es_record& r, uint32_t event, bool after_injection);
 // The outcomes a hypervisor can be blamed for (the checker's event-lost rule).
 constexpr bool outcome_is_loss(Outcome o) {
   return o == Outcome::Lost || o == Outcome::DiscardedByHypervisor || o == Outcome::DroppedByPolicy;
@@ -77,6 +89,11 @@ struct Chain {
   std::vector<uint64_t> decisions;      // DECISION records in the chain
   Outcome outcome = Outcome::Lost;
   uint64_t outcome_event = 0;  // the event that decided the outcome (0 if none)
+  // A VM exit of this chain that reports an exception raised by the event's own delivery
+  // (delivery_fault_of), the last one, and that exception's vector: what Table 6-5 pairs the
+  // event with when nothing later delivered it.
+  uint64_t delivery_fault = 0;
+  uint8_t delivery_fault_vector = 0;
   bool inferred = false;       // a member link is ES_FLAG_INFERRED or the root is missing
   uint64_t interrupts_chain = 0;         // chain whose delivery this chain's root interrupted
   std::vector<uint64_t> interrupted_by;  // chains whose root was caused inside this chain

@@ -131,6 +131,9 @@ struct ChainState {
   uint32_t word = 0;         // the original event (the root's intr_info), if the root was seen
   bool root_seen = false;
   bool settled = false;      // its original event was delivered: it can no longer be lost
+  // As replay::chains' member scan: the last entry / exit injected the event, and an exit has
+  // shown a fault in its delivery since (then an inferred delivery does not settle it).
+  bool injected = false, faulted = false;
   std::vector<Delivered> delivered;
   LoopRun loop;
   std::vector<replay::Event> members;  // kept for event-lost until settled
@@ -145,6 +148,11 @@ struct Checker::State {
   // them to tell "promoted to #DF" / "triple fault" from "lost".
   std::vector<replay::Event> effects;
   std::vector<replay::Event> run_ends;
+  // event-lost: exceptions a reinjection policy dropped (vCPU, level, vector, error code -> the
+  // chain), until the next delivery of the same exception there, kept by the dropped chain (id,
+  // chain): the CPU raised it again when the instruction re-executed.
+  std::unordered_map<uint64_t, uint64_t> pending_drops;
+  std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> delivered_again;
   std::vector<Violation> out;
   bool finished = false;
   // l1-intercept-bypassed: per vCPU, what L1 intercepts while L2 runs (the last NESTED_ENTRY's
@@ -710,6 +718,16 @@ void rule_l1_intercept_bypassed(State& st, const es_record& r) {
 }
 
 // --- event-lost --------------------------------------------------------------------------
+uint64_t exception_key(uint32_t vcpu, uint8_t level, uint32_t word, uint32_t error) {
+  return (uint64_t{vcpu & 0xffffu} << 48) | (uint64_t{level} << 40) | (uint64_t{EntryIntrInfo(word).vector()} << 32) |
+         error;
+}
+
+bool is_double_fault_word(uint32_t w) {
+  const EntryIntrInfo e(w);
+  return e.valid() && e.vector() == arch::kDF && e.type() == arch::InterruptionType::HardwareException;
+}
+
 // The chain's outcome as replay/chains decides it, counted only where a hypervisor is to
 // blame: an event it discarded although the architecture still owed its delivery, an event
 // in IDT-vectoring info it did not reinject (its policy), or one that vanished without any
@@ -737,14 +755,35 @@ void finish_event_lost(State& st) {
     std::string what;
     switch (c.outcome) {
       case replay::Outcome::DiscardedByHypervisor:
+        if (c.delivery_fault && c.outcome_event == c.delivery_fault) {
+          // Vol. 3A 6.15 Table 6-5: the pair the delivery formed owes #DF (or, delivering #DF,
+          // a shutdown); KVM's kvm_multiple_exception merges it so.
+          const bool df = is_double_fault_word(c.event_word);
+          what = "had its delivery fault with " + std::string(arch::exception_mnemonic(c.delivery_fault_vector)) +
+                 " (VM exit #" + num(c.delivery_fault) + "), and the hypervisor answered with neither a reinjection nor " +
+                 (df ? "a shutdown" : "#DF") + ": that pair must " + (df ? "shut the guest down (SDM Vol. 3A 6.15 \"Interrupt 8\")" :
+                 "become a double fault (SDM Vol. 3A 6.15 Table 6-5 \"Conditions for Generating a Double Fault\"; KVM kvm_multiple_exception)") +
+                 ", so the event was thrown away";
+          break;
+        }
         what = "was discarded by the hypervisor at #" + num(c.outcome_event) +
                " although no fault raised during its own delivery superseded it: the architecture still owed its "
                "delivery";
         break;
-      case replay::Outcome::DroppedByPolicy:
+      case replay::Outcome::DroppedByPolicy: {
         what = "was found in IDT-vectoring info and not reinjected (the reinjection policy dropped it at #" +
-               num(c.outcome_event) + "), so the guest never saw it";
+               num(c.outcome_event) + ")";
+        // The same exception delivered later at that level: the CPU raised it again when the
+        // instruction re-executed (a fault), this time; nothing guarantees it (a hypervisor's own
+        // injection, or state that changed in between, is not raised again).
+        if (const auto again = st.delivered_again.find(c.id); again != st.delivered_again.end())
+          what += "; the same exception (vector and error code) was delivered next at that level (#" +
+                  num(again->second.first) + ", chain " + num(again->second.second) +
+                  "), as when re-executing the instruction raises it again, which nothing guarantees";
+        else
+          what += ", so the guest never saw it";
         break;
+      }
       default:
         what = "was never delivered, and nothing the architecture does explains it (not handled serially, "
                "superseded, collapsed, coalesced or promoted to #DF) in a run the guest ended: the event is lost";
@@ -752,7 +791,11 @@ void finish_event_lost(State& st) {
     }
     Violation v = make(RuleId::EventLost, last, c.id, {c.id, last.id},
                        arch::describe(EntryIntrInfo(c.event_word)) + " of chain " + num(c.id) + " (raised at #" +
-                           num(c.id) + ", " + where(first) + ", rip " + hex(first.rip) + ") " + what +
+                           num(c.id) + ", " + where(first) + ", rip " +
+                           ((first.flags & ES_FLAG_RIP_UNKNOWN) || ((first.flags & ES_FLAG_INFERRED) && first.rip == 0)
+                                ? std::string("unknown")
+                                : hex(first.rip)) +
+                           ") " + what +
                            "; its last event is #" + num(last.id) + " (" +
                            replay::describe_event_fields(c.events.back()) +
                            "). An event found in IDT-vectoring info must be reinjected (SDM Vol. 3C 28.2.4 "
@@ -888,12 +931,30 @@ void Checker::feed(const es_record& r) {
   if (r.kind == ES_KIND_DELIVERY && EntryIntrInfo(r.intr_info).valid())
     c.delivered.push_back({r.level, r.intr_info, r.id});
   if (!enabled(RuleId::EventLost)) return;
+  if (r.kind == ES_KIND_DECISION && r.reason == ES_DECISION_DROP_FROM_VECTORING && r.origin)
+    st.pending_drops[exception_key(r.vcpu, r.level, r.intr_info, r.intr_error)] = r.origin;
+  if (r.kind == ES_KIND_DELIVERY && !st.pending_drops.empty()) {
+    const auto it = st.pending_drops.find(exception_key(r.vcpu, r.level, r.intr_info, r.intr_error));
+    if (it != st.pending_drops.end() && it->second != r.origin) {
+      st.delivered_again[it->second] = {r.id, r.origin};
+      st.pending_drops.erase(it);
+    }
+  }
   if (is_effect(r)) st.effects.push_back({r, 0});
   if (c.settled) return;
   c.members.push_back({r, 0});
+  if (r.kind == ES_KIND_VM_EXIT || r.kind == ES_KIND_NESTED_EXIT) {
+    if (replay::delivery_fault_of(r, c.word, c.injected)) c.faulted = true;
+    c.injected = false;
+  } else if (r.kind == ES_KIND_VM_ENTRY || r.kind == ES_KIND_NESTED_ENTRY) {
+    c.injected = c.root_seen && same_event(r.intr_info, c.word);
+    if (c.injected) c.faulted = false;
+  }
   // Delivered its original event: replay/chains can then only say delivered, dropped by
-  // policy, promoted or triple fault, never lost. Its members are no longer needed.
-  if (c.root_seen && r.kind == ES_KIND_DELIVERY && same_event(r.intr_info, c.word)) {
+  // policy, promoted or triple fault, never lost. Its members are no longer needed. (A delivery
+  // an importer inferred after an exit that showed a fault in that delivery is no delivery.)
+  if (c.root_seen && r.kind == ES_KIND_DELIVERY && same_event(r.intr_info, c.word) &&
+      !(c.faulted && (r.flags & ES_FLAG_INFERRED))) {
     c.settled = true;
     c.members.clear();
     c.members.shrink_to_fit();

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "hv/arch/event_info.h"
+#include "hv/arch/exceptions.h"
 #include "replay/chains.h"
 #include "replay/check/checker.h"
 #include "replay/cli/args.h"
@@ -148,6 +149,24 @@ void print_chain(const replay::Chain& c, const std::unordered_map<uint64_t, cons
     for (const auto& [id, text] : steps) line += text + " -> ";
     line += std::string(replay::to_string(c.outcome));
     std::printf("  escalation:  %s\n", line.c_str());
+  }
+  // A VM exit that showed a fault in this event's own delivery (replay::delivery_fault_of), and
+  // what Table 6-5 (Vol. 3A 6.15) makes of the pair: the owed #DF is the point of a discard.
+  // (Not when the event was delivered all the same: the hypervisor took that fault itself, a
+  // shadow-paging #PF, and reinjected the event.)
+  if (c.delivery_fault && c.outcome != replay::Outcome::Delivered &&
+      c.outcome != replay::Outcome::ReinjectedThenDelivered) {
+    const arch::EntryIntrInfo event(c.event_word);
+    const auto first_class = event.type() == arch::InterruptionType::HardwareException
+                                 ? arch::exception_class(static_cast<uint8_t>(event.vector()))
+                                 : arch::ExceptionClass::Benign;
+    const auto pair = arch::fault_during_delivery(first_class, arch::exception_class(c.delivery_fault_vector));
+    const char* owed = pair == arch::FaultDuringDelivery::DoubleFault   ? "the pair owes #DF"
+                       : pair == arch::FaultDuringDelivery::TripleFault ? "a fault delivering #DF: shutdown"
+                                                                        : "handled serially";
+    std::printf("  delivery fault: #%llu %s raised by its delivery (Table 6-5: %s)\n",
+                static_cast<unsigned long long>(c.delivery_fault),
+                std::string(arch::exception_mnemonic(c.delivery_fault_vector)).c_str(), owed);
   }
   for (uint64_t other : c.interrupted_by) {
     auto it = by_id.find(other);

@@ -1,5 +1,7 @@
 #include <cstdio>
 
+#include "replay/browse.h"
+#include "replay/chains.h"
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
 #include "replay/format.h"
@@ -125,6 +127,16 @@ int cmd_events(int argc, char** argv) {
     if (verbose) {
       for (const replay::InspectField& field : replay::inspect_event(ev, cause))
         std::printf("      %-28s %s\n", (field.label + ":").c_str(), replay::terminal_safe(field.value).c_str());
+      // A chain's root also says how the chain ended, as `chains` names it (issue #14: every
+      // outcome with its SDM section, in `events` too), from the recording's chains table.
+      if (ev.rec.origin != 0 && ev.rec.origin == ev.rec.id) {
+        auto row = replay::chain_row(*rec, ev.rec.id);
+        if (row && *row) {
+          const auto o = replay::outcome_from_string((*row)->outcome);
+          std::printf("      %-28s %s%s%s\n", "Outcome:", (*row)->outcome.c_str(), o ? ": " : "",
+                      o ? std::string(replay::outcome_reference(*o)).c_str() : "");
+        }
+      }
     }
     ++count;
     return true;
