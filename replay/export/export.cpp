@@ -236,9 +236,9 @@ Result<void> run_export(replay::Recording& recording, const ExportFormat& format
   auto session = recording.session(replay::Recording::Detail::Summary);
   if (!session) return make_error(session.error());
   ctx.session = std::move(session).value();
-  if (format.streams_chains && !options.chain) {
-    // Counted in one streamed walk (memory: one chain), the exporter walks them again to
-    // print them (issue #18: every chain and member of a 10 M-event recording was 3.7 GB).
+  // The chains by outcome for the header, counted in one streamed walk (memory: one chain)
+  // (issue #18: every chain and member of a 10 M-event recording was 3.7 GB).
+  auto count_chains = [&]() -> Result<void> {
     std::array<uint64_t, std::size(replay::kAllOutcomes)> n{};
     auto walked = replay::for_each_chain(recording, [&](const replay::Chain& c) {
       for (size_t i = 0; i < n.size(); ++i)
@@ -249,7 +249,20 @@ Result<void> run_export(replay::Recording& recording, const ExportFormat& format
     if (!walked) return make_error(walked.error());
     for (size_t i = 0; i < n.size(); ++i) ctx.outcome_counts.emplace_back(replay::kAllOutcomes[i], n[i]);
     ctx.chains_counted = true;
-  } else if (format.needs_chains || options.chain) {
+    return {};
+  };
+  if (options.chain) {
+    // That chain and the chains it names (their titles and outcomes), not every chain.
+    auto chains = replay::load_chain_and_links(recording, *options.chain);
+    if (!chains) return make_error(chains.error());
+    ctx.chains = std::move(chains).value();
+    for (const replay::Chain& c : ctx.chains) ctx.chain_by_id[c.id] = &c;
+    ctx.chains_loaded = true;  // the ones the exporters read with --chain; the header counts all
+    if (auto r = count_chains(); !r) return r;
+  } else if (format.streams_chains) {
+    // The exporter walks the chains again to print them.
+    if (auto r = count_chains(); !r) return r;
+  } else if (format.needs_chains) {
     auto chains = replay::load_chains(recording);
     if (!chains) return make_error(chains.error());
     ctx.chains = std::move(chains).value();
