@@ -20,7 +20,7 @@ constexpr ExportFormat kFormats[] = {
     {"text", "mailing-list text: at most 80 columns, one decoded event per line, chains indented", &export_text, true,
      true},
     {"markdown", "Markdown tables for issue trackers: session facts, one table per chain, other events",
-     &export_markdown},
+     &export_markdown, true, true},
     {"perfetto", "Chrome / Perfetto trace-event JSON: exit-to-entry slices, instants, chain flow arrows",
      &export_perfetto, false},
     // Drawn by the GUI's timeline painter: forwarded to `exitscope-gui --export` (gui_forward.cpp).
