@@ -147,6 +147,8 @@ struct Checker::State {
   // exit caused by it), kept even when their own chain settles: replay::build_chains needs
   // them to tell "promoted to #DF" / "triple fault" from "lost".
   std::vector<replay::Event> effects;
+  size_t effects_kept = 0;                 // effects.size() after the last prune_effects()
+  std::unordered_set<uint64_t> unsettled;  // ids of the chains with members kept
   std::vector<replay::Event> run_ends;
   // event-lost: exceptions a reinjection policy dropped (vCPU, level, vector, error code -> the
   // chain), until the next delivery of the same exception there, kept by the dropped chain (id,
@@ -735,7 +737,10 @@ bool is_double_fault_word(uint32_t w) {
 // serially, superseded by a fault in its delivery, a collapsed NMI, a coalesced IRQ,
 // promoted to #DF) is not a violation. Vol. 3C 28.2.4: an event found in IDT-vectoring info
 // must be reinjected or it is lost.
+void prune_effects(State& st);
+
 void finish_event_lost(State& st) {
+  prune_effects(st);
   std::vector<replay::Event> members;
   std::unordered_set<uint64_t> settled;
   for (auto& [id, c] : st.chains) {
@@ -843,6 +848,22 @@ std::vector<Rule> make_rule_list() {
   return v;
 }
 
+// An effect tells build_chains the outcome of the chain its cause belongs to; once that chain
+// has settled (or its cause is in no chain) no outcome event-lost reports can depend on it, and
+// a settled chain never becomes unsettled. Dropped here so a recording where every chain root is
+// caused inside another chain (a timer interrupting the last one's handler) does not keep one
+// record per chain (issue #18: `check` of 10 M events peaked at 1.9 GB).
+void prune_effects(State& st) {
+  std::unordered_set<uint64_t> live;
+  for (uint64_t id : st.unsettled) {
+    auto it = st.chains.find(id);
+    if (it == st.chains.end()) continue;
+    for (const replay::Event& e : it->second.members) live.insert(e.rec.id);
+  }
+  std::erase_if(st.effects, [&](const replay::Event& e) { return !live.count(e.rec.cause); });
+  st.effects_kept = st.effects.size();
+}
+
 bool is_effect(const es_record& r) {
   if (r.cause == 0) return false;
   // A chain root caused inside another chain: the other chain's outcome may depend on it
@@ -940,8 +961,12 @@ void Checker::feed(const es_record& r) {
       st.pending_drops.erase(it);
     }
   }
-  if (is_effect(r)) st.effects.push_back({r, 0});
+  if (is_effect(r)) {
+    st.effects.push_back({r, 0});
+    if (st.effects.size() >= 2 * std::max<size_t>(st.effects_kept, 4096)) prune_effects(st);
+  }
   if (c.settled) return;
+  if (c.members.empty()) st.unsettled.insert(r.origin);
   c.members.push_back({r, 0});
   if (r.kind == ES_KIND_VM_EXIT || r.kind == ES_KIND_NESTED_EXIT) {
     if (replay::delivery_fault_of(r, c.word, c.injected)) c.faulted = true;
@@ -958,6 +983,7 @@ void Checker::feed(const es_record& r) {
     c.settled = true;
     c.members.clear();
     c.members.shrink_to_fit();
+    st.unsettled.erase(r.origin);
   }
 }
 

@@ -1,6 +1,7 @@
 // `exitscope check DB`: run the invariant checker over a recording.
 #include <cstdio>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "hv/arch/event_info.h"
 #include "replay/chains.h"
@@ -76,11 +77,22 @@ int cmd_check(int argc, char** argv) {
     return 2;
   }
   // The chain's original event, to name it.
+  // Only the chains the violations name are read (issue #18: every chain and member of the
+  // recording was loaded for this): a few through the origin index, many in one streamed walk.
   std::unordered_map<uint64_t, uint32_t> chain_word;
-  if (!found->empty()) {
-    auto chains = replay::load_chains(*rec);
-    if (chains)
-      for (const auto& c : *chains) chain_word[c.id] = c.event_word;
+  std::unordered_set<uint64_t> named;
+  for (const check::Violation& v : *found)
+    if (v.chain) named.insert(v.chain);
+  if (named.size() <= 64) {
+    for (uint64_t id : named) {
+      auto chains = replay::load_chain_and_links(*rec, id);
+      if (chains && !chains->empty() && chains->front().id == id) chain_word[id] = chains->front().event_word;
+    }
+  } else {
+    (void)replay::for_each_chain(*rec, [&](const replay::Chain& c) {
+      if (named.count(c.id)) chain_word[c.id] = c.event_word;
+      return chain_word.size() < named.size();
+    });
   }
   const size_t rules_run = options.only.empty() ? check::rules().size() : options.only.size();
   for (const check::Violation& v : *found) {

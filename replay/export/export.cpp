@@ -17,9 +17,10 @@ namespace es::exporter {
 namespace {
 
 constexpr ExportFormat kFormats[] = {
-    {"text", "mailing-list text: at most 80 columns, one decoded event per line, chains indented", &export_text},
+    {"text", "mailing-list text: at most 80 columns, one decoded event per line, chains indented", &export_text, true,
+     true},
     {"markdown", "Markdown tables for issue trackers: session facts, one table per chain, other events",
-     &export_markdown},
+     &export_markdown, true, true},
     {"perfetto", "Chrome / Perfetto trace-event JSON: exit-to-entry slices, instants, chain flow arrows",
      &export_perfetto, false},
     // Drawn by the GUI's timeline painter: forwarded to `exitscope-gui --export` (gui_forward.cpp).
@@ -235,7 +236,33 @@ Result<void> run_export(replay::Recording& recording, const ExportFormat& format
   auto session = recording.session(replay::Recording::Detail::Summary);
   if (!session) return make_error(session.error());
   ctx.session = std::move(session).value();
-  if (format.needs_chains || options.chain) {
+  // The chains by outcome for the header, counted in one streamed walk (memory: one chain)
+  // (issue #18: every chain and member of a 10 M-event recording was 3.7 GB).
+  auto count_chains = [&]() -> Result<void> {
+    std::array<uint64_t, std::size(replay::kAllOutcomes)> n{};
+    auto walked = replay::for_each_chain(recording, [&](const replay::Chain& c) {
+      for (size_t i = 0; i < n.size(); ++i)
+        if (replay::kAllOutcomes[i] == c.outcome) ++n[i];
+      ++ctx.chain_count;
+      return true;
+    });
+    if (!walked) return make_error(walked.error());
+    for (size_t i = 0; i < n.size(); ++i) ctx.outcome_counts.emplace_back(replay::kAllOutcomes[i], n[i]);
+    ctx.chains_counted = true;
+    return {};
+  };
+  if (options.chain) {
+    // That chain and the chains it names (their titles and outcomes), not every chain.
+    auto chains = replay::load_chain_and_links(recording, *options.chain);
+    if (!chains) return make_error(chains.error());
+    ctx.chains = std::move(chains).value();
+    for (const replay::Chain& c : ctx.chains) ctx.chain_by_id[c.id] = &c;
+    ctx.chains_loaded = true;  // the ones the exporters read with --chain; the header counts all
+    if (auto r = count_chains(); !r) return r;
+  } else if (format.streams_chains) {
+    // The exporter walks the chains again to print them.
+    if (auto r = count_chains(); !r) return r;
+  } else if (format.needs_chains) {
     auto chains = replay::load_chains(recording);
     if (!chains) return make_error(chains.error());
     ctx.chains = std::move(chains).value();
@@ -320,14 +347,21 @@ std::vector<std::pair<std::string, std::string>> session_facts(const ExportConte
   // Chains by outcome, in a fixed order.
   std::string by_outcome;
   for (auto o : replay::kAllOutcomes) {
-    const auto n = std::count_if(ctx.chains.begin(), ctx.chains.end(), [&](const auto& c) { return c.outcome == o; });
+    uint64_t n = 0;
+    if (ctx.chains_counted) {
+      for (const auto& [outcome, count] : ctx.outcome_counts)
+        if (outcome == o) n = count;
+    } else {
+      n = static_cast<uint64_t>(
+          std::count_if(ctx.chains.begin(), ctx.chains.end(), [&](const auto& c) { return c.outcome == o; }));
+    }
     if (n == 0) continue;
     if (!by_outcome.empty()) by_outcome += ", ";
     by_outcome += std::to_string(n) + " " + std::string(replay::to_string(o));
   }
-  if (ctx.chains_loaded)
-    rows.emplace_back("chains",
-                      std::to_string(ctx.chains.size()) + (by_outcome.empty() ? "" : " (" + by_outcome + ")"));
+  if (ctx.chains_loaded || ctx.chains_counted)
+    rows.emplace_back("chains", std::to_string(ctx.chains_counted ? ctx.chain_count : ctx.chains.size()) +
+                                    (by_outcome.empty() ? "" : " (" + by_outcome + ")"));
   std::string shown;
   if (ctx.only_chain) shown = "chain " + std::to_string(ctx.only_chain->id);
   if (ctx.options.vcpu) shown += (shown.empty() ? "" : ", ") + std::string("vcpu ") + std::to_string(*ctx.options.vcpu);

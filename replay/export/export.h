@@ -106,6 +106,11 @@ struct ExportContext {
   std::string recording_name() const;
   // The exits seen so far, so a decision's detail is named by the exit it answered.
   replay::CauseExits causes{};
+  // Set instead of chains_loaded for a format that streams the chains: how many there are,
+  // by outcome (replay::kAllOutcomes order), for the header.
+  bool chains_counted = false;
+  uint64_t chain_count = 0;
+  std::vector<std::pair<replay::Outcome, uint64_t>> outcome_counts{};
 };
 
 using ExportFn = Result<void> (*)(ExportContext& ctx);
@@ -118,6 +123,9 @@ struct ExportFormat {
   // only needs each chain's first and last event, which it asks SQLite for, so a large
   // export does not read the chain members twice. --chain always loads them.
   bool needs_chains = true;
+  // Walks the chains itself (text): run_export counts them by outcome for the header
+  // (ExportContext::chains_counted) instead of loading them, unless --chain is given.
+  bool streams_chains = false;
 };
 
 // The formats built into this binary, in --help order.

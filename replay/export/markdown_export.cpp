@@ -2,8 +2,12 @@
 // (session facts, one table per chain, the events outside chains). Cells escape '|'.
 // Event ids are written as code spans (`#494`): GitHub and GitLab turn a bare #494 into a link
 // to issue 494 of the repository the report is pasted into, which has nothing to do with it.
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <deque>
+#include <functional>
+#include <vector>
 
 #include "replay/export/export.h"
 #include "replay/format.h"
@@ -102,25 +106,26 @@ bool chain_shown(const ExportContext& ctx, const replay::Chain& c) {
   return false;
 }
 
-void put_chain(ExportContext& ctx, const replay::Chain& c) {
+// Another chain a chain's notes name: its title and outcome, false if it is not in the recording.
+using NameFn = std::function<bool(uint64_t id, std::string& title, replay::Outcome& outcome)>;
+
+void put_chain(ExportContext& ctx, const replay::Chain& c, const NameFn& name_of) {
   Output& out = ctx.out;
   out.put("### " + cell("Chain " + std::to_string(c.id) + ": " + chain_event_text(c) + " -- " +
                         chain_outcome_text(c)) +
           "\n\n");
   std::string notes;
+  std::string title;
+  replay::Outcome outcome = replay::Outcome::Lost;
   if (c.interrupts_chain) {
-    auto it = ctx.chain_by_id.find(c.interrupts_chain);
+    const bool found = name_of(c.interrupts_chain, title, outcome);
     notes += "Raised during the delivery of chain " + std::to_string(c.interrupts_chain) +
-             (it == ctx.chain_by_id.end() ? "" : " (" + chain_event_text(*it->second) + ")") + ". ";
+             (found ? " (" + title + ")" : "") + ". ";
   }
   for (uint64_t other : c.interrupted_by) {
-    auto it = ctx.chain_by_id.find(other);
+    const bool found = name_of(other, title, outcome);
     notes += "Interrupted by chain " + std::to_string(other) +
-             (it == ctx.chain_by_id.end()
-                  ? ""
-                  : " (" + chain_event_text(*it->second) + ", " + std::string(replay::to_string(it->second->outcome)) +
-                        ")") +
-             ". ";
+             (found ? " (" + title + ", " + std::string(replay::to_string(outcome)) + ")" : "") + ". ";
   }
   if (c.inferred) notes += "Some links are inferred. ";
   notes += "Outcome: **" + std::string(replay::to_string(c.outcome)) + "**" +
@@ -147,10 +152,64 @@ Result<void> export_markdown(ExportContext& ctx) {
   out.put('\n');
 
   size_t chains_shown = 0;
-  for (const replay::Chain& c : ctx.chains) {
-    if (!chain_shown(ctx, c)) continue;
-    if (chains_shown++ == 0) out.put("## Chains\n\n");
-    put_chain(ctx, c);
+  if (ctx.chains_loaded) {
+    const NameFn from_memory = [&](uint64_t id, std::string& title, replay::Outcome& outcome) {
+      auto it = ctx.chain_by_id.find(id);
+      if (it == ctx.chain_by_id.end()) return false;
+      title = chain_event_text(*it->second);
+      outcome = it->second->outcome;
+      return true;
+    };
+    for (const replay::Chain& c : ctx.chains) {
+      if (!chain_shown(ctx, c)) continue;
+      if (chains_shown++ == 0) out.put("## Chains\n\n");
+      put_chain(ctx, c, from_memory);
+    }
+  } else {
+    // Streamed in id order (issue #18: memory was every chain and member). A chain whose notes
+    // name a later chain (one raised during its delivery) waits until the walk has read it;
+    // the others are named from a 16-byte brief each.
+    struct Brief {
+      uint64_t id;
+      uint32_t event_word;
+      bool root_found;
+      replay::Outcome outcome;
+    };
+    std::vector<Brief> briefs;
+    const NameFn from_briefs = [&](uint64_t id, std::string& title, replay::Outcome& outcome) {
+      auto it = std::lower_bound(briefs.begin(), briefs.end(), id, [](const Brief& b, uint64_t v) { return b.id < v; });
+      if (it == briefs.end() || it->id != id) return false;
+      replay::Chain tmp;
+      tmp.id = it->id;
+      tmp.event_word = it->event_word;
+      tmp.root_found = it->root_found;
+      title = chain_event_text(tmp);
+      outcome = it->outcome;
+      return true;
+    };
+    auto last_named = [](const replay::Chain& c) {
+      uint64_t m = c.interrupts_chain;
+      for (uint64_t o : c.interrupted_by) m = std::max(m, o);
+      return m;
+    };
+    std::deque<replay::Chain> waiting;
+    auto put = [&](const replay::Chain& c) {
+      if (chains_shown++ == 0) out.put("## Chains\n\n");
+      put_chain(ctx, c, from_briefs);
+    };
+    auto put_ready = [&](uint64_t walked) {
+      for (; !waiting.empty() && last_named(waiting.front()) <= walked; waiting.pop_front()) put(waiting.front());
+    };
+    auto r = replay::for_each_chain(ctx.recording, [&](const replay::Chain& c) {
+      briefs.push_back({c.id, c.event_word, c.root_found, c.outcome});
+      put_ready(c.id);
+      if (!chain_shown(ctx, c)) return true;
+      if (waiting.empty() && last_named(c) <= c.id) put(c);
+      else waiting.push_back(c);
+      return true;
+    });
+    if (!r) return r;
+    put_ready(UINT64_MAX);
   }
   if (ctx.only_chain) return {};
 

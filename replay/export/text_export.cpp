@@ -5,11 +5,18 @@
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <system_error>
+#include <thread>
 #include <unordered_set>
 
 #include "replay/export/export.h"
 #include "replay/format.h"
 #include "replay/names.h"
+#include "replay/recording.h"
+#include "replay/chains.h"
 
 namespace es::exporter {
 
@@ -154,18 +161,15 @@ class TextWriter {
       if (!ctx_.only_chain) ctx_.tick();
     }
     if (c.interrupts_chain) {
-      auto it = ctx_.chain_by_id.find(c.interrupts_chain);
+      const Named n = named(c.interrupts_chain);
       wrap_to(out_.buffer(), ascii("raised during the delivery of chain " + std::to_string(c.interrupts_chain) +
-                                 (it == ctx_.chain_by_id.end() ? "" : " (" + chain_event_text(*it->second) + ")")),
+                                 (n.found ? " (" + n.title + ")" : "")),
                            kMemberIndent, "        ", kWidth);
     }
     for (uint64_t other : c.interrupted_by) {
-      auto it = ctx_.chain_by_id.find(other);
+      const Named n = named(other);
       wrap_to(out_.buffer(), ascii("interrupted by chain " + std::to_string(other) +
-                                 (it == ctx_.chain_by_id.end()
-                                      ? ""
-                                      : " (" + chain_event_text(*it->second) + ", " +
-                                            std::string(replay::to_string(it->second->outcome)) + ")")),
+                                 (n.found ? " (" + n.title + ", " + std::string(replay::to_string(n.outcome)) + ")" : "")),
                            kMemberIndent, "        ", kWidth);
     }
     wrap_to(out_.buffer(), ascii("=> chain " + std::to_string(c.id) + " " + chain_event_text(c) + ": " +
@@ -174,11 +178,187 @@ class TextWriter {
     out_.maybe_flush();
   }
 
+  // What a chain's story says of another chain: from the chains in memory, or from the briefs
+  // of a streamed walk.
+  struct Named {
+    bool found = false;
+    std::string title;
+    replay::Outcome outcome = replay::Outcome::Lost;
+  };
+  Named named(uint64_t id) const {
+    Named n;
+    if (briefs_) {
+      auto it = std::lower_bound(briefs_->begin(), briefs_->end(), id,
+                                 [](const ChainBrief& b, uint64_t v) { return b.id < v; });
+      if (it == briefs_->end() || it->id != id) return n;
+      replay::Chain tmp;
+      tmp.id = it->id;
+      tmp.event_word = it->event_word;
+      tmp.root_found = it->root_found;
+      n = {true, chain_event_text(tmp), it->outcome};
+      return n;
+    }
+    auto it = ctx_.chain_by_id.find(id);
+    if (it == ctx_.chain_by_id.end()) return n;
+    return {true, chain_event_text(*it->second), it->second->outcome};
+  }
+
+ public:
+  struct ChainBrief {
+    uint64_t id = 0;
+    uint32_t event_word = 0;
+    bool root_found = false;
+    replay::Outcome outcome = replay::Outcome::Lost;
+  };
+  const std::vector<ChainBrief>* briefs_ = nullptr;  // streamed walk: every chain read so far, by id
+
+ private:
   ExportContext& ctx_;
   Output& out_;
   std::unordered_set<uint64_t> printed_;  // with --chain
   uint64_t shown_ = 0;
 };
+
+// Chains handed from the walking thread to the printing one, a few at a time.
+class ChainQueue {
+ public:
+  static constexpr size_t kDepth = 256;
+  bool push(replay::Chain&& c) {  // false once the consumer stopped
+    std::unique_lock lock(m_);
+    space_.wait(lock, [&] { return q_.size() < kDepth || stopped_; });
+    if (stopped_) return false;
+    q_.push_back(std::move(c));
+    ready_.notify_one();
+    return true;
+  }
+  void finish(Result<void> r) {
+    std::lock_guard lock(m_);
+    result_ = std::move(r);
+    finished_ = true;
+    ready_.notify_one();
+  }
+  bool pop(replay::Chain& c) {  // false at the end
+    std::unique_lock lock(m_);
+    ready_.wait(lock, [&] { return !q_.empty() || finished_; });
+    if (q_.empty()) return false;
+    c = std::move(q_.front());
+    q_.pop_front();
+    space_.notify_one();
+    return true;
+  }
+  void stop() {
+    std::lock_guard lock(m_);
+    stopped_ = true;
+    space_.notify_one();
+  }
+  Result<void> result() {
+    std::lock_guard lock(m_);
+    return result_;
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable ready_, space_;
+  std::deque<replay::Chain> q_;
+  bool finished_ = false, stopped_ = false;
+  Result<void> result_;
+};
+
+// The whole-recording text export with the chains streamed (issue #18: memory was every chain
+// and member). A second connection walks the chains in id order on its own thread while this
+// one reads the events outside chains; each chain is printed where its first member in the
+// window comes, exactly as from the chains in memory. That needs every chain whose first shown
+// member comes before an event to have been read: a chain's members come after its root
+// (origin = the root's id), so once the walk has passed id X no later chain shows anything
+// before X. A chain that names a later one waits until the walk has read that one. Memory: the
+// chains read ahead and not yet printed, and 16 bytes for each chain read.
+// Returns false (nothing written) when no thread can be had.
+Result<bool> export_text_streamed(ExportContext& ctx, TextWriter& w) {
+  auto other = replay::Recording::open(ctx.recording.path());
+  if (!other) return make_error(other.error());
+  ChainQueue queue;
+  auto walk = [&] {
+    Result<void> r;
+    try {
+      r = replay::for_each_chain(*other, [&](const replay::Chain& c) { return queue.push(replay::Chain(c)); });
+    } catch (const std::exception& e) {  // out of memory: an error, not std::terminate
+      r = make_error("could not read '" + ctx.recording.path() + "': " + e.what() + ".");
+    }
+    queue.finish(std::move(r));
+  };
+  std::thread walker;
+  try {
+    walker = std::thread(walk);
+  } catch (const std::system_error&) {
+    return false;
+  }
+  struct Join {
+    ChainQueue& q;
+    std::thread& t;
+    ~Join() {
+      q.stop();
+      replay::Chain drop;
+      while (q.pop(drop)) {
+      }
+      t.join();
+    }
+  } join{queue, walker};
+
+  std::vector<TextWriter::ChainBrief> briefs;
+  w.briefs_ = &briefs;
+  struct Waiting {
+    uint64_t key;  // its first member in the window
+    uint64_t named;  // the highest chain id its story names
+    replay::Chain chain;
+  };
+  auto later = [](const Waiting& a, const Waiting& b) { return a.key > b.key; };
+  std::vector<Waiting> heap;  // min-heap on key
+  uint64_t walked = 0;        // id of the last chain read
+  bool done = false;
+  auto pull_until = [&](uint64_t id) {
+    replay::Chain c;
+    while (!done && walked < id) {
+      if (!queue.pop(c)) {
+        done = true;
+        break;
+      }
+      walked = c.id;
+      briefs.push_back({c.id, c.event_word, c.root_found, c.outcome});
+      uint64_t key = 0;
+      for (const replay::Event& e : c.events)
+        if (ctx.in_window(e.rec)) {
+          key = std::max<uint64_t>(e.rec.id, c.id);  // members come after their root (see above)
+          break;
+        }
+      if (!key) continue;
+      uint64_t named = c.interrupts_chain;
+      for (uint64_t o : c.interrupted_by) named = std::max(named, o);
+      heap.push_back({key, named, std::move(c)});
+      std::push_heap(heap.begin(), heap.end(), later);
+      c = replay::Chain{};
+    }
+  };
+  auto chains_before = [&](uint64_t id) {
+    for (;;) {
+      pull_until(id == UINT64_MAX ? id : id - 1);
+      if (heap.empty() || heap.front().key >= id) return;
+      pull_until(heap.front().named);
+      std::pop_heap(heap.begin(), heap.end(), later);
+      w.chain(heap.back().chain);
+      heap.pop_back();
+    }
+  };
+  auto r = ctx.for_each_event(
+      [&](const replay::Event& ev) {
+        chains_before(ev.rec.id);
+        w.event(ev);
+      },
+      ExportContext::Events::OutsideChains);
+  if (!r) return make_error(r.error());
+  chains_before(UINT64_MAX);
+  if (auto q = queue.result(); !q) return make_error(q.error());
+  return true;
+}
 
 }  // namespace
 
@@ -189,6 +369,19 @@ Result<void> export_text(ExportContext& ctx) {
     if (auto r = ctx.for_each_event([&](const replay::Event& ev) { w.event(ev); }); !r) return r;
     w.footer();
     return {};
+  }
+  if (!ctx.chains_loaded) {
+    if (auto r = export_text_streamed(ctx, w); !r || *r) {
+      if (!r) return make_error(r.error());
+      w.footer();
+      return {};
+    }
+    // No second thread to be had: the chains in memory, as before.
+    auto chains = replay::load_chains(ctx.recording);
+    if (!chains) return make_error(chains.error());
+    ctx.chains = std::move(chains).value();
+    for (const replay::Chain& c : ctx.chains) ctx.chain_by_id[c.id] = &c;
+    ctx.chains_loaded = true;
   }
   // Every chain is printed where its first member in the window comes in id order, from the
   // chains in memory; the recording is read again only for the events outside chains (every

@@ -196,5 +196,28 @@ TEST_F(CliTest, ChainsExplainsInterruptionReinjectionAndOutcome) {
   EXPECT_NE(r.err.find("no chain 42"), std::string::npos) << r.err;
 }
 
+// Issue #18: `chains` streams the chains in id order. A #GP whose delivery raises #NP becomes
+// #DF (SDM Vol. 3A 6.15, Table 6-5: contributory then contributory). The #GP chain (155) is
+// printed first and names the later #NP chain (156) with its title and outcome, which the walk
+// reads only after it; the #NP chain names the #GP chain it interrupted. Neither says "?".
+TEST(ChainsCli, AChainNamesALaterChainItWasInterruptedBy) {
+  const std::string db = test::process_tmp("df_stream.db");
+  ASSERT_EQ(run("record --scenario double-fault --quiet --no-check --force -o " + db).code, 0);
+  const CliRun r = run("chains " + db);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const size_t gp = r.out.find("chain 155: #GP");
+  const size_t np = r.out.find("chain 156: #NP");
+  ASSERT_NE(gp, std::string::npos) << r.out;
+  ASSERT_NE(np, std::string::npos) << r.out;
+  EXPECT_LT(gp, np);  // id order
+  const std::string gp_text = r.out.substr(gp, np - gp);
+  EXPECT_NE(gp_text.find("interrupted by chain 156 (#NP, promoted to #DF)"), std::string::npos) << gp_text;
+  EXPECT_NE(gp_text.find("escalation:  #GP (#155) -> #NP (chain 156) -> #DF (#157) -> promoted to #DF"),
+            std::string::npos)
+      << gp_text;
+  EXPECT_NE(r.out.find("interrupts chain 155 (#GP): raised during its delivery", np), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("(?"), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace es
