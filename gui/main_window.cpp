@@ -407,8 +407,11 @@ bool MainWindow::open_file(const QString& path) {
       for (int c = 0; c < cols; ++c)
         need += c + 1 < cols ? chain_view_->columnWidth(c)
                              : static_cast<QAbstractItemView*>(chain_view_)->sizeHintForColumn(c);
-      const int chains_w = std::clamp(need, 160, total / 4);
-      const int inspector_w = std::min(sizes[2], total / 4);
+      // Up to 30 % of the width, so that the Outcome column ("delivered after reinjection") is
+      // read whole at the default size, not through its tooltip; the inspector gives the room
+      // (its fields wrap), the event table keeps the most.
+      const int chains_w = std::clamp(need, 160, total * 3 / 10);
+      const int inspector_w = std::min(sizes[2], std::max(total / 4 - (chains_w - total / 4), total / 5));
       bottom->setSizes({chains_w, total - chains_w - inspector_w, inspector_w});
     }
   }
