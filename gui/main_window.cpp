@@ -294,7 +294,8 @@ void MainWindow::build_menus() {
   QMenu* exp = file->addMenu(QStringLiteral("&Export"));
   const std::pair<const char*, const char*> kExports[] = {
       {"png-view", "Current view as PNG..."}, {"svg", "Timeline as SVG..."},     {"png", "Timeline as PNG..."},
-      {"text", "Text (mailing list)..."},     {"markdown", "Markdown..."}, {"perfetto", "Perfetto JSON..."}};
+      {"text", "Text (mailing list)..."},     {"markdown", "Markdown..."},
+      {"perfetto", "Perfetto trace..."},      {"chrome", "Chrome trace JSON..."}};
   for (const auto& [kind, label] : kExports) {
     const QString k = QString::fromLatin1(kind);
     exp->addAction(QString::fromLatin1(label), this, [this, k] { export_dialog(k); });
@@ -693,7 +694,8 @@ void MainWindow::export_dialog(const QString& kind) {
   const QString ext = kind == QLatin1String("png-view") ? QStringLiteral("png")
                       : kind == QLatin1String("text")   ? QStringLiteral("txt")
                       : kind == QLatin1String("markdown") ? QStringLiteral("md")
-                      : kind == QLatin1String("perfetto") ? QStringLiteral("json")
+                      : kind == QLatin1String("perfetto") ? QStringLiteral("pftrace")
+                      : kind == QLatin1String("chrome")   ? QStringLiteral("json")
                                                           : kind;
   const QString base = QFileInfo(doc_->path()).completeBaseName();
   const QString p = QFileDialog::getSaveFileName(this, QStringLiteral("Export"), base + QLatin1Char('.') + ext);

@@ -20,8 +20,10 @@ constexpr ExportFormat kFormats[] = {
     {"text", "mailing-list text: at most 80 columns, one decoded event per line, chains indented", &export_text},
     {"markdown", "Markdown tables for issue trackers: session facts, one table per chain, other events",
      &export_markdown},
-    {"perfetto", "Chrome / Perfetto trace-event JSON: exit-to-entry slices, instants, chain flow arrows",
-     &export_perfetto, false},
+    {"perfetto", "Perfetto protobuf trace (ui.perfetto.dev, trace_processor): a track per vCPU and level, "
+     "exit-to-entry slices, chain flows, decoded SDM fields as args", &export_perfetto, false},
+    {"chrome", "Chrome trace-event JSON (chrome://tracing): the same slices, flows and args", &export_chrome_json,
+     false},
     // Drawn by the GUI's timeline painter: forwarded to `exitscope-gui --export` (gui_forward.cpp).
     {"svg", "SVG timeline picture: a lane per vCPU and guest level, exits coloured by reason, chain arcs",
      &export_svg, false},
