@@ -18,6 +18,7 @@
 #include <QMessageBox>
 #include <QSettings>
 #include <QSignalBlocker>
+#include <QScrollBar>
 #include <QSplitter>
 #include <QStatusBar>
 #include <QTabWidget>
@@ -403,15 +404,16 @@ bool MainWindow::open_file(const QString& path) {
     for (int v : sizes) total += v;
     if (total > 0 && sizes.size() == 3) {
       // What the columns need (the last one stretches, so the header's length is the view's).
-      int need = 30;
+      // Frame, margins and the vertical scroll bar a long list shows.
+      int need = 12 + chain_view_->verticalScrollBar()->sizeHint().width();
       const int cols = chains_->columnCount();
       for (int c = 0; c < cols; ++c)
         need += c + 1 < cols ? chain_view_->columnWidth(c)
                              : static_cast<QAbstractItemView*>(chain_view_)->sizeHintForColumn(c);
-      // Up to 30 % of the width, so that the Outcome column ("delivered after reinjection") is
+      // Up to a third of the width, so that the Outcome column ("delivered after reinjection") is
       // read whole at the default size, not through its tooltip; the inspector gives the room
       // (its fields wrap), the event table keeps the most.
-      const int chains_w = std::clamp(need, 160, total * 3 / 10);
+      const int chains_w = std::clamp(need, 160, total / 3);
       const int inspector_w = std::min(sizes[2], std::max(total / 4 - (chains_w - total / 4), total / 5));
       bottom->setSizes({chains_w, total - chains_w - inspector_w, inspector_w});
     }
