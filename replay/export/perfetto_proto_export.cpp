@@ -100,17 +100,22 @@ class Pb {
     varint(s.size());
     b_ += s;
   }
-  // A nested message: written in place, its length prefixed when it ends (the length is a
-  // varint of unknown size, so the body moves once; messages here are small).
+  // A nested message: written in place, its length inserted before it when it ends (a varint
+  // of unknown size, so the body moves once, in place; messages here are small).
   size_t open(uint32_t field) {
     key(field, 2);
     return b_.size();
   }
   void close(size_t start) {
-    const std::string body = b_.substr(start);
-    b_.resize(start);
-    varint(body.size());
-    b_ += body;
+    uint64_t n = b_.size() - start;
+    char len[10];
+    size_t k = 0;
+    while (n >= 0x80) {
+      len[k++] = static_cast<char>((n & 0x7F) | 0x80);
+      n >>= 7;
+    }
+    len[k++] = static_cast<char>(n);
+    b_.insert(start, len, k);
   }
   std::string& str() { return b_; }
   void clear() { b_.clear(); }
