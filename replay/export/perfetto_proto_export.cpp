@@ -141,6 +141,20 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
+// Strings that come from the recording (session facts, console text inside a decode) may hold
+// any byte: a protobuf string must be UTF-8, and a viewer shows what it gets. Anything but
+// printable ASCII is written as \xNN text, as `events` prints it (format.h terminal_safe).
+std::string_view safe(std::string_view s, std::string& scratch) {
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x7f) {
+      scratch = replay::terminal_safe(s);
+      return scratch;
+    }
+  }
+  return s;
+}
+
 class ProtoWriter {
  public:
   explicit ProtoWriter(ExportContext& ctx) : ctx_(ctx) {}
@@ -188,7 +202,8 @@ class ProtoWriter {
     Pb& p = packet();
     const size_t td = p.open(pf::kTrackDescriptor);
     p.u64(pf::kUuid, kSessionTrack);
-    p.bytes(pf::kName, "session " + ctx_.recording_name());
+    std::string scratch;
+    p.bytes(pf::kName, safe("session " + ctx_.recording_name(), scratch));
     p.close(td);
     emit();
     Pb& q = packet(ctx_.session.first_time_ns);
@@ -323,9 +338,10 @@ class ProtoWriter {
   }
 
   static void annotate(Pb& p, std::string_view name, std::string_view value) {
+    std::string scratch;
     const size_t da = p.open(pf::kDebugAnnotations);
     p.bytes(pf::kAnnotationName, name);
-    p.bytes(pf::kStringValue, value);
+    p.bytes(pf::kStringValue, safe(value, scratch));
     p.close(da);
   }
   static void annotate(Pb& p, std::string_view name, uint64_t value) {
@@ -459,7 +475,8 @@ class ProtoWriter {
     } else {
       append_instant_name(name, r);
     }
-    p.bytes(pf::kEventName, name);
+    std::string scratch;
+    p.bytes(pf::kEventName, safe(name, scratch));
     if (r.origin) {
       auto it = last_of_flow_.find(r.origin);
       if (it != last_of_flow_.end()) p.fixed64(it->second == r.id ? pf::kTerminatingFlowIds : pf::kFlowIds, r.origin);

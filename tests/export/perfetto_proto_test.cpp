@@ -310,6 +310,27 @@ TEST(PerfettoProto, EveryArrowOfDoubleFaultAndIrqEptReinject) {
   EXPECT_GT(check("irq-ept-reinject", record("irq-ept-reinject")), 0u);
 }
 
+// A recording from a stranger: session strings with a terminal escape and a byte that is not
+// UTF-8. Expected: every string in the trace is printable ASCII or our own lane names (a protobuf
+// string must be UTF-8, and a viewer shows what it gets), the bytes written as \xNN text.
+TEST(PerfettoProto, StringsFromTheFileArePrintable) {
+  if (!have_protoc()) GTEST_SKIP() << "protoc not installed (Debian protobuf-compiler; ./run installs it)";
+  const std::string db = record("double-fault");
+  ASSERT_EQ(std::system(("sqlite3 '" + db + "' \"UPDATE sessions SET scenario = X'1b5b324a', host = X'9bff'\"").c_str()), 0);
+  const Decoded d = export_and_decode(db);
+  bool seen = false;
+  for (const Ev& e : d.events) {
+    for (const auto& [k, v] : e.args) {
+      for (const char c : v) EXPECT_TRUE(c >= 0x20 && c < 0x7f) << k << " holds byte " << int(static_cast<unsigned char>(c));
+      if (k == "scenario") {
+        EXPECT_EQ(v, "\\x1b[2J");
+        seen = true;
+      }
+    }
+  }
+  EXPECT_TRUE(seen) << "the session's scenario is not in the trace";
+}
+
 TEST(PerfettoProto, SameBytesTwiceThroughAPipe) {
   const std::string db = record("irq-ept-reinject");
   const test::CliRun a = test::run_cli("export '" + db + "' --format perfetto");
