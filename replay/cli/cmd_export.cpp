@@ -1,5 +1,5 @@
 // exitscope export: a recording, one chain, a time window or one vCPU as text, Markdown or
-// Perfetto JSON for a bug report (replay/export/).
+// a Perfetto trace or Chrome JSON for a bug report (replay/export/).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
