@@ -241,6 +241,38 @@ class ReadableGuiTest : public QObject {
     QVERIFY(w->grab().toImage().save(QStringLiteral(ES_SCREENSHOT_DIR "/nested_lanes_all.png")));
   }
 
+  // File > Export > Perfetto trace / Chrome trace JSON write what the CLI writes, byte for byte:
+  // a protobuf protoc can decode (with the lanes as thread names) and trace-event JSON.
+  void export_menu_writes_perfetto_and_chrome_as_the_cli() {
+    auto w = window();
+    for (const char* format : {"perfetto", "chrome"}) {
+      const QString gui = dir_.filePath(QStringLiteral("gui.%1").arg(QLatin1String(format)));
+      const QString cli = dir_.filePath(QStringLiteral("cli.%1").arg(QLatin1String(format)));
+      QCOMPARE(w->export_to(QLatin1String(format), gui), QString());
+      QProcess p;
+      p.start(QStringLiteral(ES_EXITSCOPE_BIN), {"export", nested_db_, "--format", format, "-o", cli, "--force"});
+      QVERIFY(p.waitForFinished(120000));
+      QCOMPARE(p.exitCode(), 0);
+      QFile a(gui), b(cli);
+      QVERIFY(a.open(QIODevice::ReadOnly) && b.open(QIODevice::ReadOnly));
+      const QByteArray bytes = a.readAll();
+      QCOMPARE(bytes, b.readAll());
+      if (QLatin1String(format) == QLatin1String("chrome")) {
+        QVERIFY(bytes.startsWith("{\"displayTimeUnit\""));
+        continue;
+      }
+      QProcess protoc;
+      protoc.setStandardInputFile(gui);
+      protoc.start(QStringLiteral("protoc"), {"--decode_raw"});
+      if (!protoc.waitForStarted(10000)) QSKIP("protoc not installed (Debian protobuf-compiler)");
+      QVERIFY(protoc.waitForFinished(60000));
+      QCOMPARE(protoc.exitCode(), 0);
+      const QByteArray text = protoc.readAllStandardOutput();
+      QVERIFY(text.contains("\"vCPU 0 \\302\\267 L2(L1)\""));
+      QVERIFY(text.contains("\"deliver IRQ 0x20\""));
+    }
+  }
+
   void svg_export_labels_chain_members() {
     const QString svg = dir_.filePath(QStringLiteral("chain.svg"));
     QProcess p;
