@@ -19,6 +19,7 @@
 // thread_descriptor.proto, debug_annotation.proto). The encoder is the protobuf wire format
 // (varints, length-delimited fields, fixed64), written here; packets come in id order, the same
 // recording gives the same bytes.
+#include <charconv>
 #include <map>
 #include <unordered_map>
 #include <unordered_set>
@@ -135,11 +136,6 @@ int64_t lane_tid(const replay::Lane& l) {
   return static_cast<int64_t>(level_pid(l.level)) * 10'000'000 + l.hv_level * 100'000 + l.vcpu;
 }
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 // Strings that come from the recording (session facts, console text inside a decode) may hold
 // any byte: a protobuf string must be UTF-8, and a viewer shows what it gets. Anything but
@@ -303,9 +299,15 @@ class ProtoWriter {
   void emit() {
     ++packets_;
     std::string& out = ctx_.out.buffer();
-    Pb frame;
-    frame.bytes(pf::kTracePacket, pkt_.str());
-    out += frame.str();
+    // Trace.packet: key, length, the packet's bytes.
+    uint64_t n = pkt_.str().size();
+    out += static_cast<char>((pf::kTracePacket << 3) | 2);
+    while (n >= 0x80) {
+      out += static_cast<char>((n & 0x7F) | 0x80);
+      n >>= 7;
+    }
+    out += static_cast<char>(n);
+    out += pkt_.str();
   }
 
   // The descriptors of a lane's track (and its level's) before its first event.
@@ -344,6 +346,12 @@ class ProtoWriter {
     p.bytes(pf::kStringValue, safe(value, scratch));
     p.close(da);
   }
+  // A raw hardware word, as "0x1b".
+  static void annotate_hex(Pb& p, std::string_view name, uint64_t value) {
+    char buf[20] = {'0', 'x'};
+    char* end = std::to_chars(buf + 2, buf + sizeof buf, value, 16).ptr;
+    annotate(p, name, std::string_view(buf, static_cast<size_t>(end - buf)));
+  }
   static void annotate(Pb& p, std::string_view name, uint64_t value) {
     const size_t da = p.open(pf::kDebugAnnotations);
     p.bytes(pf::kAnnotationName, name);
@@ -370,29 +378,29 @@ class ProtoWriter {
         s.clear();
         replay::append_exit_reason(s, r.reason, r.flags);
         annotate(p, "exit_reason", s);
-        annotate(p, "reason_raw", hex(r.reason));
-        annotate(p, "qualification", hex(r.qualification));
+        annotate_hex(p, "reason_raw", r.reason);
+        annotate_hex(p, "qualification", r.qualification);
         s.clear();
         if (replay::append_qualification(s, r.reason, r.flags, r.qualification)) annotate(p, "qualification_decoded", s);
         const arch::ExitIntrInfo info(r.intr_info);
-        annotate(p, "intr_info", hex(r.intr_info));
+        annotate_hex(p, "intr_info", r.intr_info);
         if (info.valid()) {
           s.clear();
           arch::describe_to(s, info);
           annotate(p, "intr_info_decoded", s);
-          if (info.error_code_valid()) annotate(p, "intr_error", hex(r.intr_error));
+          if (info.error_code_valid()) annotate_hex(p, "intr_error", r.intr_error);
         }
         const arch::IdtVectoringInfo vec(r.idt_vectoring_info);
-        annotate(p, "idt_vectoring_info", hex(r.idt_vectoring_info));
+        annotate_hex(p, "idt_vectoring_info", r.idt_vectoring_info);
         if (vec.valid()) {
           s.clear();
           arch::describe_to(s, vec);
           annotate(p, "idt_vectoring_decoded", s);
-          if (vec.error_code_valid()) annotate(p, "idt_vectoring_error", hex(r.idt_vectoring_error));
+          if (vec.error_code_valid()) annotate_hex(p, "idt_vectoring_error", r.idt_vectoring_error);
         }
-        if (r.guest_phys) annotate(p, "guest_phys", hex(r.guest_phys));
-        if (r.guest_linear) annotate(p, "guest_linear", hex(r.guest_linear));
-        annotate(p, "rip", hex(r.rip));
+        if (r.guest_phys) annotate_hex(p, "guest_phys", r.guest_phys);
+        if (r.guest_linear) annotate_hex(p, "guest_linear", r.guest_linear);
+        annotate_hex(p, "rip", r.rip);
         annotate(p, "instr_len", r.instr_len);
         break;
       }
@@ -406,28 +414,28 @@ class ProtoWriter {
           else annotate(p, "decision", d);
         }
         const arch::EntryIntrInfo info(r.intr_info);
-        annotate(p, "intr_info", hex(r.intr_info));
+        annotate_hex(p, "intr_info", r.intr_info);
         if (info.valid()) {
           s.clear();
           arch::describe_to(s, info);
           annotate(p, "intr_info_decoded", s);
-          if (info.deliver_error_code()) annotate(p, "intr_error", hex(r.intr_error));
+          if (info.deliver_error_code()) annotate_hex(p, "intr_error", r.intr_error);
         }
         if (r.kind == ES_KIND_VM_ENTRY) annotate(p, "instr_len", r.instr_len);
-        if (r.guest_phys) annotate(p, "guest_phys", hex(r.guest_phys));
-        if (r.guest_linear) annotate(p, "guest_linear", hex(r.guest_linear));
-        annotate(p, "rip", hex(r.rip));
-        if (r.aux) annotate(p, "aux", hex(r.aux));
+        if (r.guest_phys) annotate_hex(p, "guest_phys", r.guest_phys);
+        if (r.guest_linear) annotate_hex(p, "guest_linear", r.guest_linear);
+        annotate_hex(p, "rip", r.rip);
+        if (r.aux) annotate_hex(p, "aux", r.aux);
         break;
       }
       default:
-        annotate(p, "reason_raw", hex(r.reason));
-        if (r.rip) annotate(p, "rip", hex(r.rip));
-        if (r.aux) annotate(p, "aux", hex(r.aux));
-        if (r.aux64) annotate(p, "aux64", hex(r.aux64));
+        annotate_hex(p, "reason_raw", r.reason);
+        if (r.rip) annotate_hex(p, "rip", r.rip);
+        if (r.aux) annotate_hex(p, "aux", r.aux);
+        if (r.aux64) annotate_hex(p, "aux64", r.aux64);
         break;
     }
-    if (r.flags) annotate(p, "flags", hex(r.flags));
+    if (r.flags) annotate_hex(p, "flags", r.flags);
   }
 
   void begin_slice(const replay::Event& ev, uint64_t track) {
