@@ -13,6 +13,9 @@
 //    "exit REASON" instant at the exit, inside the exit's slice: the UI draws an arrow from a
 //    slice's end, and the exit's slice ends at the entry, after the decisions that answer it;
 //  - debug annotations carry the decoded SDM fields and the raw words in hex.
+// trace_processor orders the packets by timestamp, then by their place in the file (its
+// sorter's (ts, chunk, offset) key for proto events, sorter/trace_sorter.h): an instant written
+// after a SLICE_BEGIN at the same time is inside that slice, one written after a SLICE_END is not.
 //
 // Field numbers, read from google/perfetto protos/perfetto/trace/ (trace.proto, trace_packet.proto,
 // track_event/track_event.proto, track_descriptor.proto, process_descriptor.proto,
