@@ -160,5 +160,20 @@ TEST_F(ExportCliTest, PngIsNotWrittenToATerminal) {
   EXPECT_EQ(slurp(log).find("PNG\r\n"), std::string::npos) << "PNG bytes reached the terminal";
 }
 
+// The Perfetto trace is protobuf: to a terminal it is refused the same way, with the way out
+// (-o FILE, a redirect, or --format chrome for JSON).
+TEST_F(ExportCliTest, PerfettoTraceIsNotWrittenToATerminal) {
+  if (std::system("command -v script >/dev/null 2>&1") != 0) GTEST_SKIP() << "no 'script' (util-linux) to give a terminal";
+  const std::string log = tmp("pf_tty.log");
+  const std::string cmd = "script -qec \"'" + std::string(ES_EXITSCOPE_BIN) + "' export " + db() +
+                          " --format perfetto\" /dev/null > '" + log + "' 2>&1";
+  const int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2) << slurp(log);
+  EXPECT_NE(slurp(log).find("Perfetto trace is binary protobuf"), std::string::npos) << slurp(log);
+  EXPECT_NE(slurp(log).find("--format chrome"), std::string::npos) << slurp(log);
+  EXPECT_EQ(slurp(log).find("exitscope session"), std::string::npos) << "trace bytes reached the terminal";
+}
+
 }  // namespace
 }  // namespace es
