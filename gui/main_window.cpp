@@ -18,6 +18,7 @@
 #include <QMessageBox>
 #include <QSettings>
 #include <QSignalBlocker>
+#include <QScrollBar>
 #include <QSplitter>
 #include <QStatusBar>
 #include <QTabWidget>
@@ -294,7 +295,8 @@ void MainWindow::build_menus() {
   QMenu* exp = file->addMenu(QStringLiteral("&Export"));
   const std::pair<const char*, const char*> kExports[] = {
       {"png-view", "Current view as PNG..."}, {"svg", "Timeline as SVG..."},     {"png", "Timeline as PNG..."},
-      {"text", "Text (mailing list)..."},     {"markdown", "Markdown..."}, {"perfetto", "Perfetto JSON..."}};
+      {"text", "Text (mailing list)..."},     {"markdown", "Markdown..."},
+      {"perfetto", "Perfetto trace..."},      {"chrome", "Chrome trace JSON..."}};
   for (const auto& [kind, label] : kExports) {
     const QString k = QString::fromLatin1(kind);
     exp->addAction(QString::fromLatin1(label), this, [this, k] { export_dialog(k); });
@@ -402,13 +404,17 @@ bool MainWindow::open_file(const QString& path) {
     for (int v : sizes) total += v;
     if (total > 0 && sizes.size() == 3) {
       // What the columns need (the last one stretches, so the header's length is the view's).
-      int need = 30;
+      // Frame, margins and the vertical scroll bar a long list shows.
+      int need = 12 + chain_view_->verticalScrollBar()->sizeHint().width();
       const int cols = chains_->columnCount();
       for (int c = 0; c < cols; ++c)
         need += c + 1 < cols ? chain_view_->columnWidth(c)
                              : static_cast<QAbstractItemView*>(chain_view_)->sizeHintForColumn(c);
-      const int chains_w = std::clamp(need, 160, total / 4);
-      const int inspector_w = std::min(sizes[2], total / 4);
+      // Up to a third of the width, so that the Outcome column ("delivered after reinjection") is
+      // read whole at the default size, not through its tooltip; the inspector gives the room
+      // (its fields wrap), the event table keeps the most.
+      const int chains_w = std::clamp(need, 160, total / 3);
+      const int inspector_w = std::min(sizes[2], std::max(total / 4 - (chains_w - total / 4), total / 5));
       bottom->setSizes({chains_w, total - chains_w - inspector_w, inspector_w});
     }
   }
@@ -690,7 +696,8 @@ void MainWindow::export_dialog(const QString& kind) {
   const QString ext = kind == QLatin1String("png-view") ? QStringLiteral("png")
                       : kind == QLatin1String("text")   ? QStringLiteral("txt")
                       : kind == QLatin1String("markdown") ? QStringLiteral("md")
-                      : kind == QLatin1String("perfetto") ? QStringLiteral("json")
+                      : kind == QLatin1String("perfetto") ? QStringLiteral("pftrace")
+                      : kind == QLatin1String("chrome")   ? QStringLiteral("json")
                                                           : kind;
   const QString base = QFileInfo(doc_->path()).completeBaseName();
   const QString p = QFileDialog::getSaveFileName(this, QStringLiteral("Export"), base + QLatin1Char('.') + ext);

@@ -40,7 +40,7 @@ class MainWindow : public QMainWindow {
   void go_to_event(uint64_t id);
   // Applies a filter query (as typed in the filter box); returns the error sentence or "".
   QString apply_query(const QString& text);
-  // Writes an export without a file dialog: "png-view", "svg", "png", "text", "markdown", "perfetto".
+  // Writes an export without a file dialog: "png-view", "svg", "png", "text", "markdown", "perfetto", "chrome".
   QString export_to(const QString& kind, const QString& path);
   QString inspector_text() const;
   // View > Statistics (stats_panel.h): lists `ids` in the event table, cursor on the first.

@@ -5,14 +5,30 @@
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
+#include <QProgressBar>
+#include <QPushButton>
 #include <QSplitter>
 #include <QTableWidget>
+#include <QTimer>
 #include <QVBoxLayout>
+#include <atomic>
 
 #include "gui/stats_histogram.h"
 #include "replay/chains.h"
 
 namespace es::gui {
+
+// One computation on the worker thread. The worker owns its own Recording (SQLite connections
+// are not shared between threads here); it writes `result` and then sets `done` (release), the
+// GUI thread reads `result` only after seeing `done` (acquire).
+struct StatsJob {
+  std::string path;
+  replay::StatsOptions opt;
+  std::atomic<bool> cancel{false};
+  std::atomic<int> permille{0};
+  std::atomic<bool> done{false};
+  std::optional<Result<replay::Stats>> result;
+};
 
 namespace {
 
@@ -81,6 +97,25 @@ StatsPanel::StatsPanel(QWidget* parent) : QWidget(parent) {
   summary_->setWordWrap(true);
   summary_->setTextInteractionFlags(Qt::TextSelectableByMouse);
   v->addWidget(summary_);
+  auto* busy_row = new QHBoxLayout;
+  progress_ = new QProgressBar;
+  progress_->setObjectName(QStringLiteral("stats_progress"));
+  progress_->setRange(0, 1000);
+  progress_->setTextVisible(true);
+  progress_->hide();
+  action_ = new QPushButton(QStringLiteral("Cancel"));
+  action_->setObjectName(QStringLiteral("stats_action"));
+  action_->hide();
+  connect(action_, &QPushButton::clicked, this, [this] {
+    if (busy()) cancel();
+    else refresh();
+  });
+  busy_row->addWidget(progress_, 1);
+  busy_row->addWidget(action_);
+  v->addLayout(busy_row);
+  poll_ = new QTimer(this);
+  poll_->setInterval(50);
+  connect(poll_, &QTimer::timeout, this, &StatsPanel::poll);
 
   exits_ = make_table("stats_table", {QStringLiteral("Kind"), QStringLiteral("Level"), QStringLiteral("Reason"),
                                       QStringLiteral("Count"), QStringLiteral("Count %"), QStringLiteral("Time"),
@@ -134,7 +169,81 @@ StatsPanel::StatsPanel(QWidget* parent) : QWidget(parent) {
   v->addWidget(split, 1);
 }
 
+StatsPanel::~StatsPanel() { stop_worker(); }
+
+void StatsPanel::stop_worker() {
+  if (job_) job_->cancel = true;
+  if (worker_.joinable()) worker_.join();
+  job_.reset();
+  done_ = nullptr;
+  if (poll_) poll_->stop();
+  if (progress_) progress_->hide();
+}
+
+void StatsPanel::start(replay::StatsOptions opt, const QString& doing,
+                       std::function<void(Result<replay::Stats>)> done) {
+  stop_worker();
+  auto job = std::make_shared<StatsJob>();
+  job->path = doc_->recording().path();
+  job->opt = std::move(opt);
+  job_ = job;
+  done_ = std::move(done);
+  worker_ = std::thread([job] {
+    auto rec = replay::Recording::open(job->path);
+    if (!rec) {
+      job->result.emplace(make_error(rec.error()));
+    } else {
+      job->opt.progress = [&job = *job](double f) {
+        job.permille.store(static_cast<int>(f * 1000), std::memory_order_relaxed);
+        return !job.cancel.load(std::memory_order_relaxed);
+      };
+      job->result.emplace(replay::compute_stats(*rec, job->opt));
+    }
+    job->done.store(true, std::memory_order_release);
+  });
+  progress_->setValue(0);
+  progress_->setFormat(doing + QStringLiteral(" %p%"));
+  progress_->show();
+  action_->setText(QStringLiteral("Cancel"));
+  action_->show();
+  poll_->start();
+}
+
+void StatsPanel::poll() {
+  if (!job_) {
+    poll_->stop();
+    return;
+  }
+  progress_->setValue(job_->permille.load(std::memory_order_relaxed));
+  if (!job_->done.load(std::memory_order_acquire)) return;
+  worker_.join();
+  auto job = std::move(job_);
+  auto done = std::move(done_);
+  done_ = nullptr;
+  poll_->stop();
+  progress_->hide();
+  action_->hide();
+  if (done && job->result) done(std::move(*job->result));
+}
+
+void StatsPanel::cancel() {
+  if (!job_) return;
+  const bool figures = !stats_;
+  stop_worker();
+  if (figures) {
+    summary_->setText(QStringLiteral("Statistics cancelled: nothing was computed. Press Compute to start again."));
+    action_->setText(QStringLiteral("Compute"));
+    action_->show();
+    stale_ = false;
+  } else {
+    action_->hide();
+    summary_->setText(summary_text_);
+  }
+}
+
 void StatsPanel::set_document(Document* doc) {
+  stop_worker();
+  action_->hide();
   doc_ = doc;
   stats_.reset();
   stale_ = true;
@@ -156,13 +265,21 @@ void StatsPanel::refresh() {
   stale_ = false;
   replay::StatsOptions opt;
   opt.slowest_chains = 20;
-  auto st = replay::compute_stats(doc_->recording(), opt);
-  if (!st) {
-    stats_.reset();
-    summary_->setText(QStringLiteral("Cannot compute the statistics: %1").arg(qs(st.error())));
-    return;
-  }
-  stats_ = std::move(st).value();
+  stats_.reset();
+  summary_->setText(QStringLiteral("Computing the statistics of %1...").arg(QFileInfo(doc_->path()).fileName().toHtmlEscaped()));
+  start(opt, QStringLiteral("Computing"), [this](Result<replay::Stats> st) {
+    if (!st) {
+      summary_->setText(QStringLiteral("Cannot compute the statistics: %1").arg(qs(st.error())));
+      action_->setText(QStringLiteral("Compute"));
+      action_->show();
+      return;
+    }
+    show_figures(std::move(st).value());
+  });
+}
+
+void StatsPanel::show_figures(replay::Stats figures) {
+  stats_ = std::move(figures);
   const replay::Stats& s = *stats_;
 
   exits_->setSortingEnabled(false);
@@ -251,6 +368,7 @@ void StatsPanel::refresh() {
     text += QStringLiteral(" <span style='color:#b00000'>%1 records were dropped while recording: these figures "
                            "have gaps.</span>")
                 .arg(doc_->drops().total());
+  summary_text_ = text;
   summary_->setText(text);
 }
 
@@ -286,16 +404,17 @@ void StatsPanel::pick_bucket(int bucket) {
 }
 
 void StatsPanel::pick(const replay::StatsPick& p, const QString& what) {
-  if (!doc_) return;
+  if (!doc_ || !stats_) return;  // no click before the figures: they are what was clicked
   replay::StatsOptions opt;
   opt.chains = p.table == replay::StatsPick::Table::ChainHistogram;
   opt.pick = p;
-  auto st = replay::compute_stats(doc_->recording(), opt);
-  if (!st) {
-    summary_->setText(QStringLiteral("Cannot list the exits: %1").arg(qs(st.error())));
-    return;
-  }
-  emit exits_selected(what, st->picked);
+  start(opt, QStringLiteral("Listing %1").arg(what), [this, what](Result<replay::Stats> st) {
+    if (!st) {
+      summary_->setText(QStringLiteral("Cannot list the exits: %1").arg(qs(st.error())));
+      return;
+    }
+    emit exits_selected(what, st->picked);
+  });
 }
 
 }  // namespace es::gui

@@ -135,7 +135,10 @@ uint64_t TimelinePainter::time_at(const Layout& l, const TimelineScene& s, doubl
   return t <= 0 ? 0 : static_cast<uint64_t>(t);
 }
 
-int TimelinePainter::lane_index(const TimelineScene& s, const es_record& r) const {
+int TimelinePainter::lane_index(const TimelineScene& s, const es_record& r) {
+  const replay::Lane want = replay::lane_of(r);
+  for (size_t i = 0; i < s.lanes.size(); ++i)
+    if (s.lanes[i] == want) return static_cast<int>(i);
   for (size_t i = 0; i < s.lanes.size(); ++i)
     if (s.lanes[i].holds(r)) return static_cast<int>(i);
   return -1;

@@ -54,9 +54,11 @@ class TimelinePainter {
   static uint64_t time_at(const Layout& l, const TimelineScene& s, double x);
   // The event mark under `pos` (within a few pixels), preferring chain members.
   std::optional<uint64_t> hit(const QRectF& r, const TimelineScene& s, const QPointF& pos) const;
+  // The row of s.lanes a record is drawn in, -1 if none: its replay::lane_of lane (a nested
+  // exit and a delivery in L2(L1)), or where it was recorded when the scene lacks that lane.
+  static int lane_index(const TimelineScene& s, const es_record& r);
 
  private:
-  int lane_index(const TimelineScene& s, const es_record& r) const;
   QPointF mark_pos(const Layout& l, const TimelineScene& s, const es_record& r) const;
   void paint_overview(QPainter& p, const Layout& l, const TimelineScene& s) const;
   void paint_lanes(QPainter& p, const Layout& l, const TimelineScene& s) const;

@@ -194,6 +194,13 @@ std::string lane_label(const Lane& l) {
          ")";
 }
 
+Lane lane_of(const es_record& r) {
+  Lane l{r.vcpu, r.level, r.hv_level};
+  if ((r.kind == ES_KIND_NESTED_EXIT || r.kind == ES_KIND_DELIVERY) && r.level >= 1)
+    l.hv_level = static_cast<uint8_t>(r.level - 1);
+  return l;
+}
+
 Result<std::vector<Lane>> lanes(Recording& rec, const EventSpan& span, uint64_t exact_below, uint64_t samples) {
   std::set<Lane> found;
   auto add_rows = [&](const std::string& sql, const std::vector<int64_t>& binds) -> Result<void> {

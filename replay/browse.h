@@ -57,6 +57,14 @@ struct Lane {
 };
 // "vCPU 0 · L1(L0)", "vCPU 0 · L2(L1)"
 std::string lane_label(const Lane& l);
+// The lane a record is drawn in (GUI timeline, SVG / PNG, Perfetto tracks): the lane of the
+// hypervisor that recorded it, except where the record is about the guest level as its own
+// hypervisor sees it. A NESTED_EXIT is L2 leaving to L1 (L0 emulates that VM exit for L1,
+// SDM Vol. 3C 27 "VM Exits" as L1 sees them): it belongs with L1's view of L2, L2(L1), where
+// the NESTED_ENTRY back into L2 is. A DELIVERY happens in the guest it is delivered to, through
+// that guest's IDT (Vol. 3A 6.12): it belongs with that level as its own hypervisor (level - 1)
+// sees it, L2(L1) for L2, L1(L0) for L1, whichever hypervisor's VM entry injected it.
+Lane lane_of(const es_record& r);
 // The lanes of the recording, sorted. Exact for recordings up to `exact_below` events; above
 // that, from the vcpus table (or an index skip over vcpu) crossed with the levels found in
 // `samples` evenly spaced events and in the chains table.

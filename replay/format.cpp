@@ -226,16 +226,15 @@ void append_decision_detail(Fields& f, const es_record& r, const CauseExit* caus
     case ES_DECISION_EMULATE: {
       if (const arch::EntryIntrInfo info(r.intr_info); info.valid()) return;  // the vector is in the event text
       if (!r.aux && !r.aux64) return;  // a VMCALL: nothing to name
-      const bool vmx = cause && !(cause->flags & ES_FLAG_SVM);
-      const arch::BasicExitReason reason = vmx ? arch::ExitReason(cause->reason).basic() : arch::BasicExitReason{};
-      if (vmx && reason == arch::BasicExitReason::IoInstruction) {
+      const EmulatedExit what = emulated_exit(cause);
+      if (what == EmulatedExit::Io) {
         append_hex(f.next() += "port=", r.aux);
         append_hex(f.next() += "value=", r.aux64);
-      } else if (vmx && reason == arch::BasicExitReason::Cpuid) {
+      } else if (what == EmulatedExit::Cpuid) {
         append_hex(f.next() += "leaf=", r.aux);
-      } else if (vmx && (reason == arch::BasicExitReason::MsrRead || reason == arch::BasicExitReason::MsrWrite)) {
+      } else if (what == EmulatedExit::MsrRead || what == EmulatedExit::MsrWrite || what == EmulatedExit::Msr) {
         append_hex(f.next() += "msr=", r.aux);
-        if (reason == arch::BasicExitReason::MsrWrite && r.aux64) append_hex(f.next() += "value=", r.aux64);
+        if (what != EmulatedExit::MsrRead && r.aux64) append_hex(f.next() += "value=", r.aux64);
       } else {
         if (r.aux) append_hex(f.next() += "detail=", r.aux);
         if (r.aux64) append_hex(f.next() += "value=", r.aux64);
@@ -469,6 +468,30 @@ void append_event_fields(std::string& out, const Event& ev, const CauseExit* cau
 }
 
 std::string describe_event_fields(const Event& ev) { return describe_event_fields(ev, nullptr); }
+
+EmulatedExit emulated_exit(const CauseExit* cause) {
+  if (!cause) return EmulatedExit::Unknown;
+  if (cause->flags & ES_FLAG_SVM) {
+    switch (static_cast<arch::SvmExitCode>(cause->reason)) {
+      case arch::SvmExitCode::Ioio: return EmulatedExit::Io;
+      case arch::SvmExitCode::Cpuid: return EmulatedExit::Cpuid;
+      case arch::SvmExitCode::Msr: return EmulatedExit::Msr;
+      default: return EmulatedExit::Unknown;
+    }
+  }
+  switch (arch::ExitReason(cause->reason).basic()) {
+    case arch::BasicExitReason::IoInstruction: return EmulatedExit::Io;
+    case arch::BasicExitReason::Cpuid: return EmulatedExit::Cpuid;
+    case arch::BasicExitReason::MsrRead: return EmulatedExit::MsrRead;
+    case arch::BasicExitReason::MsrWrite: return EmulatedExit::MsrWrite;
+    default: return EmulatedExit::Unknown;
+  }
+}
+
+std::string exit_reason_number(uint32_t reason, uint32_t record_flags) {
+  if (record_flags & ES_FLAG_SVM) return "SVM exit code " + hex(reason);
+  return std::to_string(arch::ExitReason(reason).basic_number());
+}
 
 std::optional<CauseExit> cause_exit(const Event& ev) {
   if (ev.rec.kind != ES_KIND_VM_EXIT && ev.rec.kind != ES_KIND_NESTED_EXIT) return std::nullopt;

@@ -21,6 +21,15 @@ struct CauseExit {
 // The CauseExit of an event if it is an exit (VM_EXIT / NESTED_EXIT), nullopt otherwise.
 std::optional<CauseExit> cause_exit(const Event& ev);
 
+// What an EMULATE decision's aux / aux64 hold, from the exit it answered, read by that exit's
+// vendor: a VMX basic exit reason (SDM Vol. 3D Appendix C) or an SVM exit code (AMD APM Vol. 2
+// Appendix C: IOIO 0x7b, CPUID 0x72, MSR 0x7c). SVM's MSR exit says read or write only in
+// EXITINFO1, which the cause does not carry: Msr.
+enum class EmulatedExit { Unknown, Io, Cpuid, MsrRead, MsrWrite, Msr };
+EmulatedExit emulated_exit(const CauseExit* cause);
+// An exit reason's number as its vendor writes it: "48" (VMX basic reason), "SVM exit code 0x400".
+std::string exit_reason_number(uint32_t reason, uint32_t record_flags);
+
 // The recent exits of a listing walked in id order, so a decision finds the exit that caused
 // it: `see` every event, then `cause_of` the decision. Keeps the last 64 exits.
 class CauseExits {

@@ -86,8 +86,7 @@ void decision_fields(const es_record& r, const CauseExit* cause,
     case ES_DECISION_REFLECT_TO_L1:
     case ES_DECISION_HANDLE_IN_L0:
       if (r.aux || r.reason == ES_DECISION_HANDLE_IN_L0)
-        add("L2 exit", exit_reason_text(r.aux, r.flags) + " (" + std::to_string(arch::ExitReason(r.aux).basic_number()) +
-                           ")" + (r.reason == ES_DECISION_REFLECT_TO_L1 ? ", passed to L1 as a nested VM exit"
+        add("L2 exit", exit_reason_text(r.aux, r.flags) + " (" + exit_reason_number(r.aux, r.flags) + ")" + (r.reason == ES_DECISION_REFLECT_TO_L1 ? ", passed to L1 as a nested VM exit"
                                                                          : ", kept and handled by L0; L1 never sees it"));
       if (r.aux64) add("CR2 for L1", hex(r.aux64) + " (the exit qualification L1 reads: an async #PF's token)");
       return;
@@ -125,16 +124,16 @@ void decision_fields(const es_record& r, const CauseExit* cause,
       return;
     case ES_DECISION_EMULATE: {
       if (arch::EntryIntrInfo(r.intr_info).valid()) return;
-      const arch::BasicExitReason why =
-          cause && !(cause->flags & ES_FLAG_SVM) ? arch::ExitReason(cause->reason).basic() : arch::BasicExitReason::TripleFault;
-      if (cause && why == arch::BasicExitReason::IoInstruction) {
+      // By the vendor of the exit it answered (VMX reason or SVM exit code).
+      const EmulatedExit why = emulated_exit(cause);
+      if (why == EmulatedExit::Io) {
         add("Port", hex(r.aux));
         add("Value", hex(r.aux64));
-      } else if (cause && why == arch::BasicExitReason::Cpuid) {
+      } else if (why == EmulatedExit::Cpuid) {
         add("CPUID leaf", hex(r.aux));
-      } else if (cause && (why == arch::BasicExitReason::MsrRead || why == arch::BasicExitReason::MsrWrite)) {
+      } else if (why == EmulatedExit::MsrRead || why == EmulatedExit::MsrWrite || why == EmulatedExit::Msr) {
         add("MSR", hex(r.aux));
-        if (why == arch::BasicExitReason::MsrWrite) add("Value", hex(r.aux64));
+        if (why == EmulatedExit::MsrWrite || (why == EmulatedExit::Msr && r.aux64)) add("Value", hex(r.aux64));
       } else {
         if (r.aux) add("Detail", hex(r.aux) + " (port, CPUID leaf or MSR, by the exit handled)");
         if (r.aux64) add("Value", hex(r.aux64));

@@ -282,6 +282,26 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
   if (!st) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), st.error()));
   for (size_t i = 0; i < binds.size(); ++i) st->bind(static_cast<int>(i + 1), binds[i]);
 
+  // Progress: by id through [first, last] (ids follow time; a share of the ids is a share of
+  // the rows read), the exit pass first.
+  uint64_t first_id = 0, last_id = 0;
+  if (opt.progress) {
+    auto span = db.prepare("SELECT (SELECT min(id) FROM events), (SELECT max(id) FROM events)");
+    if (span && span->step() == SQLITE_ROW) {
+      first_id = span->col_u64(0);
+      last_id = span->col_u64(1);
+    }
+  }
+  const double exit_share = opt.chains ? 0.5 : 1.0;
+  auto share_of = [&](uint64_t id) {
+    return last_id > first_id ? static_cast<double>(std::clamp(id, first_id, last_id) - first_id) /
+                                    static_cast<double>(last_id - first_id)
+                              : 1.0;
+  };
+  uint64_t rows_read = 0;
+  bool cancelled = false;
+  constexpr uint64_t kProgressEvery = 4096;
+
   Table exits, nested, vcpus, levels;
   // Exits waiting for their entry, by (vCPU, level, nested).
   std::unordered_map<uint32_t, std::vector<Pending>> pending;
@@ -376,6 +396,8 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
     if (rc != SQLITE_ROW) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg()));
     Row r;
     r.id = st->col_u64(0);
+    if (opt.progress && ++rows_read % kProgressEvery == 0 && !opt.progress(exit_share * share_of(r.id)))
+      return make_error(kStatsCancelled);
     r.kind = static_cast<uint16_t>(st->col_i64(1));
     r.level = static_cast<uint8_t>(st->col_i64(2));
     r.vcpu = static_cast<uint16_t>(st->col_i64(3));
@@ -439,14 +461,22 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
   std::sort(out.by_vcpu.begin(), out.by_vcpu.end(), [](const ExitRow& a, const ExitRow& b) { return a.value < b.value; });
   std::sort(out.by_level.begin(), out.by_level.end(), [](const ExitRow& a, const ExitRow& b) { return a.level < b.level; });
 
-  if (!opt.chains) return out;
+  if (!opt.chains) {
+    if (opt.progress) opt.progress(1.0);
+    return out;
+  }
   // Chains by the kind of their original event: raise -> delivery, exits and reinjections on
   // the way (the chain's IDT-vectoring interruptions, SDM Vol. 3C 27.2.4 "Information for VM
   // Exits During Event Delivery", and KVM's reinjection of them).
   std::map<uint32_t, size_t> kind_index;
   std::vector<std::vector<uint64_t>> kind_durations;
   std::vector<SlowChain> slow;
+  uint64_t chains_seen = 0;
   auto visit = [&](const Chain& c) {
+    if (opt.progress && ++chains_seen % 1024 == 0 && !opt.progress(exit_share + (1 - exit_share) * share_of(c.id))) {
+      cancelled = true;
+      return false;
+    }
     if (c.events.empty()) return true;
     const es_record& first = c.root_found ? c.root.rec : c.events.front().rec;
     if (opt.vcpu && first.vcpu != *opt.vcpu) return true;
@@ -512,11 +542,14 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
       auto chains = load_chain_and_links(db, id);
       if (!chains) return make_error(chains.error());
       if (!chains->empty() && chains->front().id == id) visit(chains->front());
+      if (cancelled) return make_error(kStatsCancelled);
     }
   } else {
     auto walked = for_each_chain(db, visit);
     if (!walked) return make_error(walked.error());
+    if (cancelled) return make_error(kStatsCancelled);
   }
+  if (opt.progress) opt.progress(1.0);
   for (size_t i = 0; i < out.chain_kinds.size(); ++i) {
     ChainKindRow& k = out.chain_kinds[i];
     const std::vector<uint64_t>& d = kind_durations[i];

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <cstddef>
 #include <string>
@@ -55,7 +56,13 @@ struct StatsOptions {
   bool chains = true;          // walk the chains too
   size_t slowest_chains = 5;   // how many of the slowest chains to keep
   std::optional<StatsPick> pick;  // list these exits' ids in Stats::picked
+  // Called now and then (every few thousand rows / chains) with the share of the work done,
+  // 0..1 (the exit pass is the first half when chains are walked too); returning false stops
+  // the computation, which then fails with kStatsCancelled. May be empty. Called on the
+  // computing thread (the GUI's panel computes on a worker thread).
+  std::function<bool(double)> progress;
 };
+inline constexpr const char* kStatsCancelled = "statistics cancelled.";
 
 // Figures of a set of exits. Times in ns, over the `timed` exits only; unset when none is timed.
 struct Latency {

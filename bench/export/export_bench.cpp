@@ -1,5 +1,6 @@
-// Export throughput: 1 M events recorded by the real Recorder (not timed), then exported to
-// Perfetto JSON and to text by the library the CLI uses, written to a file on disk.
+// Export throughput: 1 M events recorded by the real Recorder (not timed), then exported to a
+// Perfetto protobuf trace, Chrome JSON, text and Markdown by the library the CLI uses, written
+// to a file on disk.
 //   export_bench [EVENTS]   (default 1000000)
 // Prints one line per format: events, seconds, events/s, output size, and the CPU time of all
 // threads (the export reads SQLite on a second thread: with a free core, wall < CPU).
@@ -141,7 +142,7 @@ int main(int argc, char** argv) {
     std::printf("baseline: read %llu events in %.3f s (checksum %llu)\n", static_cast<unsigned long long>(seen),
                 base_s, static_cast<unsigned long long>(sum % 1000));
   }
-  for (const char* name : {"perfetto", "text", "markdown"}) {
+  for (const char* name : {"perfetto", "chrome", "text", "markdown"}) {
     auto rec = replay::Recording::open(db);
     if (!rec) return 2;
     const std::string out_path = std::string(ES_BENCH_TMPDIR) + "/export_bench." + name;

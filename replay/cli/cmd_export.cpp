@@ -1,5 +1,5 @@
 // exitscope export: a recording, one chain, a time window or one vCPU as text, Markdown or
-// Perfetto JSON for a bug report (replay/export/).
+// a Perfetto trace or Chrome JSON for a bug report (replay/export/).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,7 +22,7 @@ namespace es::cli {
 namespace {
 constexpr std::string_view kName = "export";
 constexpr OptionSpec kOptions[] = {
-    {"format", "F", "text (default), markdown, perfetto, svg or png"},
+    {"format", "F", "text (default), markdown, perfetto, chrome, svg or png"},
     {"output", "FILE", "write to FILE (also -o FILE); '-' or no option = standard output"},
     {"chain", "N", "only chain N (its root event id; 'exitscope chains DB' lists them)"},
     {"from", "T", "from session time T (ns, or with a unit: 1.5us, 20ms, 2s)"},
@@ -83,10 +83,12 @@ int cmd_export(int argc, char** argv) {
         "            one decoded event per line, chain members indented under their original\n"
         "            event, each chain ending with its outcome\n"
         "  markdown  the same as tables (session facts, one table per chain, other events)\n"
-        "  perfetto  Chrome / Perfetto trace-event JSON (open in ui.perfetto.dev or\n"
-        "            chrome://tracing): a process per guest level, a thread per vCPU,\n"
-        "            exit-to-entry slices, instants for injections / decisions / deliveries,\n"
-        "            flow arrows along each chain\n"
+        "  perfetto  Perfetto's protobuf trace (binary; open in ui.perfetto.dev, query with\n"
+        "            trace_processor): a process per guest level, a thread per lane (vCPU and\n"
+        "            observing hypervisor, as the GUI draws them), exit-to-entry slices,\n"
+        "            instants for injections / decisions / deliveries, one flow per chain,\n"
+        "            the decoded SDM fields as args\n"
+        "  chrome    the same as Chrome trace-event JSON, for chrome://tracing\n"
         "  svg, png  the timeline as a picture, drawn by exitscope-gui (headless when there is\n"
         "            no display): a lane per vCPU and guest level, exits coloured by reason,\n"
         "            injections and deliveries, the --chain as arcs, a legend and a time axis;\n"
@@ -103,7 +105,7 @@ int cmd_export(int argc, char** argv) {
         "A whole recording is for attaching, not pasting; --from / --to cut a window.\n"
         "A latency histogram as a picture:\n"
         "  exitscope export rec.db --format svg --histogram exit -o exits.svg";
-    std::fputs(usage_text(kName, "DB [--format text|markdown|perfetto|svg|png] [OPTIONS] [-o FILE]", desc, kOptions).c_str(),
+    std::fputs(usage_text(kName, "DB [--format text|markdown|perfetto|chrome|svg|png] [OPTIONS] [-o FILE]", desc, kOptions).c_str(),
                stdout);
     return 0;
   }
@@ -179,6 +181,10 @@ int cmd_export(int argc, char** argv) {
   } else if (format_name == "png" && ::isatty(STDOUT_FILENO)) {
     std::fprintf(stderr, "exitscope export: a PNG is binary and standard output is a terminal; give -o FILE.png or "
                          "redirect standard output to a file.\n");
+    return 2;
+  } else if (format_name == "perfetto" && ::isatty(STDOUT_FILENO)) {
+    std::fprintf(stderr, "exitscope export: a Perfetto trace is binary protobuf and standard output is a terminal; "
+                         "give -o FILE.pftrace, redirect standard output, or use --format chrome for JSON.\n");
     return 2;
   }
 

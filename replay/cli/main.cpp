@@ -26,7 +26,7 @@ constexpr Command kCommands[] = {
      &es::cli::cmd_chains},
     {"stats", "where the guest's time goes: exits by reason / vCPU / level with exit-to-entry times, chain latency",
      &es::cli::cmd_stats},
-    {"export", "export a recording, a chain or a window as text, Markdown, Perfetto JSON, SVG or PNG",
+    {"export", "export a recording, a chain or a window as text, Markdown, a Perfetto trace, Chrome JSON, SVG or PNG",
      &es::cli::cmd_export},
     {"check", "check a recording against VT-x / KVM event invariants; exit 1 on violations", &es::cli::cmd_check},
     {"diff", "compare two recordings of the same guest: first divergence, chain outcome differences",

@@ -21,8 +21,10 @@ constexpr ExportFormat kFormats[] = {
      true},
     {"markdown", "Markdown tables for issue trackers: session facts, one table per chain, other events",
      &export_markdown, true, true},
-    {"perfetto", "Chrome / Perfetto trace-event JSON: exit-to-entry slices, instants, chain flow arrows",
-     &export_perfetto, false},
+    {"perfetto", "Perfetto protobuf trace (ui.perfetto.dev, trace_processor): a track per vCPU and level, "
+     "exit-to-entry slices, chain flows, decoded SDM fields as args", &export_perfetto, false},
+    {"chrome", "Chrome trace-event JSON (chrome://tracing): the same slices, flows and args", &export_chrome_json,
+     false},
     // Drawn by the GUI's timeline painter: forwarded to `exitscope-gui --export` (gui_forward.cpp).
     {"svg", "SVG timeline picture: a lane per vCPU and guest level, exits coloured by reason, chain arcs",
      &export_svg, false},

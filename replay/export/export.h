@@ -1,5 +1,5 @@
 // Exporters for bug reports: a recording (or one chain / a time window / one vCPU of it) as
-// mailing-list text, Markdown tables, or Chrome / Perfetto trace-event JSON.
+// mailing-list text, Markdown tables, Perfetto's protobuf trace or Chrome trace-event JSON.
 //
 // Each format is one {name, summary, function} row of a small table (export_formats()); a
 // new format (svg, png: planned, drawn with the GUI's timeline code) registers by adding a
@@ -165,6 +165,9 @@ void wrap_to(std::string& out, std::string_view text, std::string_view first_pre
 // The exporters (one file each).
 Result<void> export_text(ExportContext& ctx);
 Result<void> export_markdown(ExportContext& ctx);
-Result<void> export_perfetto(ExportContext& ctx);
+Result<void> export_perfetto(ExportContext& ctx);      // Perfetto's protobuf trace (perfetto_proto_export.cpp)
+Result<void> export_chrome_json(ExportContext& ctx);   // Chrome trace-event JSON (perfetto_export.cpp)
+// A point event's name in both trace formats: "inject IRQ 0x20", "nested exit EPT_VIOLATION".
+void append_instant_name(std::string& b, const es_record& r);
 
 }  // namespace es::exporter

@@ -1,4 +1,6 @@
-// Chrome / Perfetto trace-event JSON ("Trace Event Format": a traceEvents array).
+// Chrome trace-event JSON ("Trace Event Format": a traceEvents array), `--format chrome`, for
+// chrome://tracing (ui.perfetto.dev reads it too; `--format perfetto` writes Perfetto's own
+// protobuf trace, perfetto_proto_export.cpp).
 //
 //  - one process per guest level (pid = level + 1, named "L1 guest"), one thread per vCPU
 //    of that level (tid = pid * 100000 + vcpu, unique across processes, named "vCPU 0 (L1)");
@@ -35,6 +37,8 @@
 #include "schema/migrations.h"
 
 namespace es::exporter {
+
+void append_instant_name(std::string& b, const es_record& r);
 
 namespace {
 
@@ -538,65 +542,6 @@ class PerfettoWriter {
     b_ += "}}";
   }
 
-  static void append_instant_name(std::string& b, const es_record& r) {
-    switch (r.kind) {
-      case ES_KIND_VM_ENTRY: {
-        const arch::EntryIntrInfo info(r.intr_info);
-        if (!info.valid()) {
-          b += "VM entry";
-          return;
-        }
-        b += "inject ";
-        arch::describe_to(b, info);
-        return;
-      }
-      case ES_KIND_DELIVERY:
-        b += "deliver ";
-        arch::describe_to(b, arch::EntryIntrInfo(r.intr_info));
-        return;
-      case ES_KIND_RAISE:
-        b += "raise ";
-        arch::describe_to(b, arch::EntryIntrInfo(r.intr_info));
-        return;
-      case ES_KIND_DECISION: {
-        const std::string_view d = replay::decision_name(r.reason);
-        if (d.empty()) {
-          b += "decision ";
-          append_u64(b, r.reason);
-        } else {
-          b += d;
-        }
-        const arch::EntryIntrInfo info(r.intr_info);
-        if (info.valid()) {
-          b += ' ';
-          arch::describe_to(b, info);
-        }
-        return;
-      }
-      case ES_KIND_NESTED_EXIT:
-        b += "nested exit ";
-        replay::append_exit_reason(b, r.reason, r.flags);
-        return;
-      case ES_KIND_RUN_END: {
-        const std::string_view e = replay::end_reason_name(r.reason);
-        b += "run end: ";
-        if (e.empty()) append_u64(b, r.reason);
-        else b += e;
-        return;
-      }
-      default: {
-        const std::string_view k = replay::kind_name(r.kind);
-        if (k.empty()) {
-          b += "kind ";
-          append_u64(b, r.kind);
-        } else {
-          b += k;
-        }
-        return;
-      }
-    }
-  }
-
   // An event at one instant of a vCPU: a zero-length slice (both viewers show a thread
   // instant as one too, but bind flows only to "X" slices).
   void point(const replay::Event& ev, const Track& t, FlowRole role) {
@@ -659,7 +604,68 @@ class PerfettoWriter {
 
 }  // namespace
 
-Result<void> export_perfetto(ExportContext& ctx) {
+// The name of a point event, shared with the protobuf writer (perfetto_proto_export.cpp):
+// "inject IRQ 0x20", "REQUEUE_FROM_VECTORING IRQ 0x20", "nested exit EPT_VIOLATION".
+void append_instant_name(std::string& b, const es_record& r) {
+  switch (r.kind) {
+    case ES_KIND_VM_ENTRY: {
+      const arch::EntryIntrInfo info(r.intr_info);
+      if (!info.valid()) {
+        b += "VM entry";
+        return;
+      }
+      b += "inject ";
+      arch::describe_to(b, info);
+      return;
+    }
+    case ES_KIND_DELIVERY:
+      b += "deliver ";
+      arch::describe_to(b, arch::EntryIntrInfo(r.intr_info));
+      return;
+    case ES_KIND_RAISE:
+      b += "raise ";
+      arch::describe_to(b, arch::EntryIntrInfo(r.intr_info));
+      return;
+    case ES_KIND_DECISION: {
+      const std::string_view d = replay::decision_name(r.reason);
+      if (d.empty()) {
+        b += "decision ";
+        append_u64(b, r.reason);
+      } else {
+        b += d;
+      }
+      const arch::EntryIntrInfo info(r.intr_info);
+      if (info.valid()) {
+        b += ' ';
+        arch::describe_to(b, info);
+      }
+      return;
+    }
+    case ES_KIND_NESTED_EXIT:
+      b += "nested exit ";
+      replay::append_exit_reason(b, r.reason, r.flags);
+      return;
+    case ES_KIND_RUN_END: {
+      const std::string_view e = replay::end_reason_name(r.reason);
+      b += "run end: ";
+      if (e.empty()) append_u64(b, r.reason);
+      else b += e;
+      return;
+    }
+    default: {
+      const std::string_view k = replay::kind_name(r.kind);
+      if (k.empty()) {
+        b += "kind ";
+        append_u64(b, r.kind);
+      } else {
+        b += k;
+      }
+      return;
+    }
+  }
+}
+
+Result<void> export_chrome_json(ExportContext& ctx) {
   PerfettoWriter w(ctx);
   if (auto r = w.find_flows(); !r) return r;
   w.begin();

@@ -33,14 +33,14 @@ test::ExportFixture ExportCliTest::fx_;
 TEST_F(ExportCliTest, HelpDescribesFormatsAndOptions) {
   const CliRun r = run("export --help");
   EXPECT_EQ(r.code, 0);
-  for (const char* s : {"Usage: exitscope export", "--format", "text", "markdown", "perfetto", "--chain", "--from",
+  for (const char* s : {"Usage: exitscope export", "--format", "text", "markdown", "perfetto", "chrome", "--chain", "--from",
                         "--to", "--vcpu", "-o FILE", "svg"})
     EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
   EXPECT_NE(run("--help").out.find("  export"), std::string::npos);
 }
 
 TEST_F(ExportCliTest, StdoutAndFileGiveTheSameBytes) {
-  for (const char* f : {"text", "markdown", "perfetto"}) {
+  for (const char* f : {"text", "markdown", "perfetto", "chrome"}) {
     const CliRun out = run("export " + db() + " --format " + f + " -o -");
     EXPECT_EQ(out.code, 0) << out.err;
     EXPECT_TRUE(out.err.empty()) << out.err;  // no progress for a small export off a terminal
@@ -105,7 +105,7 @@ TEST_F(ExportCliTest, ChainWindowAndVcpuOptions) {
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("time 0.000000500 s .. 0.000001000 s"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("TRIPLE_FAULT"), std::string::npos);
-  r = run("export " + db() + " --vcpu 1 --format perfetto");
+  r = run("export " + db() + " --vcpu 1 --format chrome");
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out.find("\"tid\":200000"), std::string::npos);  // vcpu 0 of L1
   EXPECT_NE(r.out.find("\"tid\":200001"), std::string::npos);
@@ -158,6 +158,21 @@ TEST_F(ExportCliTest, PngIsNotWrittenToATerminal) {
   EXPECT_EQ(WEXITSTATUS(status), 2) << slurp(log);
   EXPECT_NE(slurp(log).find("PNG is binary"), std::string::npos) << slurp(log);
   EXPECT_EQ(slurp(log).find("PNG\r\n"), std::string::npos) << "PNG bytes reached the terminal";
+}
+
+// The Perfetto trace is protobuf: to a terminal it is refused the same way, with the way out
+// (-o FILE, a redirect, or --format chrome for JSON).
+TEST_F(ExportCliTest, PerfettoTraceIsNotWrittenToATerminal) {
+  if (std::system("command -v script >/dev/null 2>&1") != 0) GTEST_SKIP() << "no 'script' (util-linux) to give a terminal";
+  const std::string log = tmp("pf_tty.log");
+  const std::string cmd = "script -qec \"'" + std::string(ES_EXITSCOPE_BIN) + "' export " + db() +
+                          " --format perfetto\" /dev/null > '" + log + "' 2>&1";
+  const int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2) << slurp(log);
+  EXPECT_NE(slurp(log).find("Perfetto trace is binary protobuf"), std::string::npos) << slurp(log);
+  EXPECT_NE(slurp(log).find("--format chrome"), std::string::npos) << slurp(log);
+  EXPECT_EQ(slurp(log).find("exitscope session"), std::string::npos) << "trace bytes reached the terminal";
 }
 
 }  // namespace

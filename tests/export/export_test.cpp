@@ -105,7 +105,7 @@ TEST_F(ExportTest, MarkdownChainMatchesGolden) {
   expect_golden("triple_fault_chain.md", run("markdown", opt));
 }
 
-TEST_F(ExportTest, PerfettoMatchesGolden) { expect_golden("full.perfetto.json", run("perfetto")); }
+TEST_F(ExportTest, PerfettoMatchesGolden) { expect_golden("full.perfetto.json", run("chrome")); }
 
 TEST_F(ExportTest, TextNeverExceedsEightyColumnsAndIsAscii) {
   expect_mail_ready(run("text"));
@@ -241,7 +241,7 @@ std::string str(const Value& e, std::string_view key) {
 }
 
 TEST_F(ExportTest, PerfettoIsValidTraceEventJson) {
-  const std::string json = run("perfetto");
+  const std::string json = run("chrome");
   Trace t;
   ASSERT_NO_THROW(t = parse_trace(json));
   ASSERT_NE(t.root.find("traceEvents"), nullptr);
@@ -263,7 +263,7 @@ TEST_F(ExportTest, PerfettoIsValidTraceEventJson) {
 }
 
 TEST_F(ExportTest, PerfettoSlicesPairExitsWithEntriesAndNestPerThread) {
-  Trace t = parse_trace(run("perfetto"));
+  Trace t = parse_trace(run("chrome"));
   std::map<std::pair<double, double>, std::vector<std::pair<double, double>>> by_thread;
   size_t slices = 0;
   bool ept_found = false, tf_found = false, ept_point_found = false;
@@ -326,7 +326,7 @@ TEST_F(ExportTest, PerfettoSlicesPairExitsWithEntriesAndNestPerThread) {
 // "flow_out", the last only "flow_in", the ones between both (what Perfetto's importer and
 // Chrome's viewer read as begin / step / end). No v1 flow events ("s" / "t" / "f").
 TEST_F(ExportTest, PerfettoFlowsLinkEachChainStartToEnd) {
-  Trace t = parse_trace(run("perfetto"));
+  Trace t = parse_trace(run("chrome"));
   struct Point {
     bool in, out;
     double ts;
@@ -365,7 +365,7 @@ TEST_F(ExportTest, PerfettoFlowsLinkEachChainStartToEnd) {
 }
 
 TEST_F(ExportTest, PerfettoHasAProcessPerLevelAndAThreadPerVcpu) {
-  Trace t = parse_trace(run("perfetto"));
+  Trace t = parse_trace(run("chrome"));
   std::map<double, std::string> processes;
   std::map<std::pair<double, double>, std::string> threads;
   std::set<std::pair<double, double>> used;
@@ -393,7 +393,7 @@ TEST_F(ExportTest, PerfettoHasAProcessPerLevelAndAThreadPerVcpu) {
 // Events at one instant are zero-length slices on their vCPU (flows bind only to slices); the
 // run end, on no vCPU, stays a global instant.
 TEST_F(ExportTest, PerfettoZeroLengthSlicesForInjectionsDecisionsDeliveriesRaises) {
-  Trace t = parse_trace(run("perfetto"));
+  Trace t = parse_trace(run("chrome"));
   std::set<std::string> points, instants;
   for (const Value* e : t.events) {
     if (str(*e, "ph") == "X" && e->find("dur")->number() == 0.0) points.insert(str(*e, "name"));
@@ -409,7 +409,7 @@ TEST_F(ExportTest, PerfettoZeroLengthSlicesForInjectionsDecisionsDeliveriesRaise
 TEST_F(ExportTest, PerfettoChainOnlyHasThatChain) {
   exporter::ExportOptions opt;
   opt.chain = fx_.irq_chain;
-  Trace t = parse_trace(run("perfetto", opt));
+  Trace t = parse_trace(run("chrome", opt));
   for (const Value* e : t.events) {
     const Value* args = e->find("args");
     if (str(*e, "ph") == "M" || !args) continue;
@@ -419,7 +419,7 @@ TEST_F(ExportTest, PerfettoChainOnlyHasThatChain) {
 }
 
 TEST_F(ExportTest, SameInputSameBytes) {
-  for (const char* f : {"text", "markdown", "perfetto"}) EXPECT_EQ(run(f), run(f)) << f;
+  for (const char* f : {"text", "markdown", "perfetto", "chrome"}) EXPECT_EQ(run(f), run(f)) << f;
   // A second recording of the same script, at another path, exports identically.
   const test::ExportFixture again = test::make_export_recording("export_again.db");
   auto a = replay::Recording::open(again.path);
@@ -427,9 +427,9 @@ TEST_F(ExportTest, SameInputSameBytes) {
   std::string text;
   {
     exporter::Output out(&text);
-    ASSERT_TRUE(exporter::run_export(*a, *exporter::find_export_format("perfetto"), {}, out));
+    ASSERT_TRUE(exporter::run_export(*a, *exporter::find_export_format("chrome"), {}, out));
   }
-  std::string mine = run("perfetto");
+  std::string mine = run("chrome");
   // Only the file name differs.
   const std::string from = "export.db", to = "export_again.db";
   mine.replace(mine.find(from), from.size(), to);
@@ -439,7 +439,7 @@ TEST_F(ExportTest, SameInputSameBytes) {
 // Progress counts every exported event once, also the chain members text and Markdown print
 // from memory: the last report is (total, total).
 TEST_F(ExportTest, ProgressEndsAtTheTotalForEveryFormat) {
-  for (const char* format : {"text", "markdown", "perfetto"}) {
+  for (const char* format : {"text", "markdown", "perfetto", "chrome"}) {
     for (const bool windowed : {false, true}) {
       exporter::ExportOptions opt;
       if (windowed) {
@@ -461,8 +461,8 @@ TEST_F(ExportTest, ProgressEndsAtTheTotalForEveryFormat) {
   }
 }
 
-TEST(ExportFormats, TableListsTextMarkdownPerfettoSvgPng) {
-  EXPECT_EQ(exporter::format_name_list(), "text, markdown, perfetto, svg, png");
+TEST(ExportFormats, TableListsTextMarkdownPerfettoChromeSvgPng) {
+  EXPECT_EQ(exporter::format_name_list(), "text, markdown, perfetto, chrome, svg, png");
   // svg / png are rows that forward to the GUI's painter (tests/gui checks the pictures).
   EXPECT_FALSE(exporter::is_planned_format("svg"));
   EXPECT_NE(exporter::find_export_format("svg"), nullptr);

@@ -30,7 +30,7 @@ std::string export_perfetto(const std::string& db, const exporter::ExportOptions
   std::string text;
   {
     exporter::Output out(&text);
-    auto r = exporter::run_export(*rec, *exporter::find_export_format("perfetto"), opt, out);
+    auto r = exporter::run_export(*rec, *exporter::find_export_format("chrome"), opt, out);
     EXPECT_TRUE(r) << r.error();
   }
   return text;

@@ -8,6 +8,7 @@
 #include <QHeaderView>
 #include <QHelpEvent>
 #include <QProcess>
+#include <QScrollBar>
 #include <QSplitter>
 #include <QStandardPaths>
 #include <QTableView>
@@ -130,7 +131,146 @@ class ReadableGuiTest : public QObject {
     // The event table, whose Details column holds the most text, is the widest of the three.
     QVERIFY2(sizes[1] > sizes[0] && sizes[1] > sizes[2],
              qPrintable(QStringLiteral("chains %1, events %2, inspector %3").arg(sizes[0]).arg(sizes[1]).arg(sizes[2])));
-    QVERIFY2(sizes[0] <= split->width() / 4 + 1, qPrintable(QString::number(sizes[0])));
+    QVERIFY2(sizes[0] <= split->width() / 3 + 1, qPrintable(QString::number(sizes[0])));
+  }
+
+  // The chain list's last column, Outcome, is read whole at the default window size (1280 x
+  // 800), without its tooltip: "delivered after reinjection" for the nested chain.
+  void chain_outcome_is_readable_at_the_default_size() {
+    // Also with a long list (a vertical scroll bar takes room) of larger chain ids: timer-irq.
+    const QString many = dir_.filePath(QStringLiteral("timer.db"));
+    QProcess p;
+    p.start(QStringLiteral(ES_EXITSCOPE_BIN),
+            {"record", "--scenario", "timer-irq", "--arg", "3000", "--quiet", "--no-check", "-o", many, "--force"});
+    QVERIFY(p.waitForFinished(120000));
+    QCOMPARE(p.exitCode(), 0);
+    {
+      auto w = window();
+      QVERIFY(w->open_file(many));
+      auto* chains = w->findChild<QTableView*>(QStringLiteral("chain_table"));
+      QVERIFY(chains->model()->rowCount() > 100);
+      QTest::qWait(50);  // the layout, and with it the scroll bar, settles in the event loop
+      QVERIFY(chains->verticalScrollBar()->isVisible());
+      const int last = chains->model()->columnCount() - 1;
+      int others = 0;
+      for (int c = 0; c < last; ++c) others += chains->columnWidth(c);
+      const int need = static_cast<QAbstractItemView*>(chains)->sizeHintForColumn(last);
+      QVERIFY2(chains->viewport()->width() - others >= need,
+               qPrintable(QStringLiteral("timer-irq: Outcome gets %1 px, needs %2").arg(chains->viewport()->width() - others).arg(need)));
+      QVERIFY(w->grab().toImage().save(QStringLiteral(ES_SCREENSHOT_DIR "/chain_list_many.png")));
+    }
+    auto w = window();
+    auto* chains = w->findChild<QTableView*>(QStringLiteral("chain_table"));
+    QVERIFY(chains);
+    QCOMPARE(chains->model()->rowCount(), 1);
+    const int last = chains->model()->columnCount() - 1;
+    QCOMPARE(chains->model()->headerData(last, Qt::Horizontal).toString(), QStringLiteral("Outcome"));
+    const QString outcome = chains->model()->index(0, last).data().toString();
+    QCOMPARE(outcome, QStringLiteral("delivered after reinjection"));
+    int others = 0;
+    for (int c = 0; c < last; ++c) others += chains->columnWidth(c);
+    const int room = chains->viewport()->width() - others;
+    // The text plus the cell's margins (the view's own size hint for the column).
+    const int need = static_cast<QAbstractItemView*>(chains)->sizeHintForColumn(last);
+    QVERIFY2(need > chains->fontMetrics().horizontalAdvance(outcome), "size hint below the text's width");
+    QVERIFY2(room >= need, qPrintable(QStringLiteral("Outcome gets %1 px, needs %2").arg(room).arg(need)));
+    // Also in the screenshot a person looks at.
+    QDir().mkpath(QStringLiteral(ES_SCREENSHOT_DIR));
+    QVERIFY(w->grab().toImage().save(QStringLiteral(ES_SCREENSHOT_DIR "/chain_list_default_size.png")));
+  }
+
+  // Item 3 of the session notes: in the nested chain (L1 injects IRQ 0x20 into L2, L2's delivery
+  // hits an EPT violation L0 handles and reinjects), expected from what each record means:
+  // L0's exits, decisions and injections into L2 stay in L2(L0); a NESTED_EXIT is L2 leaving to
+  // L1 (the exit L1 handles) and the DELIVERY happens in L2, which L1 is the hypervisor of: both
+  // in L2(L1), with the NESTED_ENTRY that ends L1's handling (so L1's box closes there).
+  void nested_exit_and_delivery_are_in_l1s_lane() {
+    auto w = window();
+    auto* t = w->findChild<TimelineWidget*>(QStringLiteral("timeline"));
+    QVERIFY(t);
+    t->fit_all();
+    const es::gui::TimelineScene& s = t->scene();
+    int l2_by_l0 = -1, l2_by_l1 = -1;
+    for (size_t i = 0; i < s.lanes.size(); ++i) {
+      const QString label = QString::fromStdString(es::replay::lane_label(s.lanes[i]));
+      if (label.endsWith(QStringLiteral("L2(L0)"))) l2_by_l0 = static_cast<int>(i);
+      if (label.endsWith(QStringLiteral("L2(L1)"))) l2_by_l1 = static_cast<int>(i);
+    }
+    QVERIFY(l2_by_l0 >= 0 && l2_by_l1 >= 0);
+    QVERIFY(!s.sampled);
+    int nested_exits = 0, deliveries = 0, exits = 0;
+    for (const auto& e : s.events) {
+      const int lane = TimelinePainter::lane_index(s, e.rec);
+      switch (e.rec.kind) {
+        case ES_KIND_NESTED_EXIT:
+        case ES_KIND_NESTED_ENTRY:
+          QCOMPARE(lane, l2_by_l1);
+          nested_exits += e.rec.kind == ES_KIND_NESTED_EXIT;
+          break;
+        case ES_KIND_DELIVERY:
+          if (e.rec.level == 2) {
+            QCOMPARE(lane, l2_by_l1);
+            ++deliveries;
+          }
+          break;
+        case ES_KIND_VM_EXIT:
+          if (e.rec.level == 2) {
+            QCOMPARE(lane, l2_by_l0);
+            ++exits;
+          }
+          break;
+        default: break;
+      }
+    }
+    QVERIFY(nested_exits > 0 && deliveries > 0 && exits > 0);
+    // And drawn there: the chain's delivery mark, found by the painter's hit test, lies in L2(L1)'s row.
+    t->fit_chain();
+    uint64_t delivery = 0;
+    for (const auto& e : t->scene().chain)
+      if (e.rec.kind == ES_KIND_DELIVERY) delivery = e.rec.id;
+    QVERIFY(delivery);
+    const auto pos = mark_position(*t, delivery);
+    QVERIFY(pos);
+    TimelinePainter painter;
+    const auto l = painter.layout(t->rect(), t->scene());
+    const double top = l.lanes.top() + l2_by_l1 * l.lane_height;
+    QVERIFY2(pos->y() >= top && pos->y() < top + l.lane_height, qPrintable(QString::number(pos->y())));
+    QDir().mkpath(QStringLiteral(ES_SCREENSHOT_DIR));
+    QVERIFY(w->grab().toImage().save(QStringLiteral(ES_SCREENSHOT_DIR "/nested_lanes.png")));
+    t->fit_all();
+    QVERIFY(w->grab().toImage().save(QStringLiteral(ES_SCREENSHOT_DIR "/nested_lanes_all.png")));
+  }
+
+  // File > Export > Perfetto trace / Chrome trace JSON write what the CLI writes, byte for byte:
+  // a protobuf protoc can decode (with the lanes as thread names) and trace-event JSON.
+  void export_menu_writes_perfetto_and_chrome_as_the_cli() {
+    auto w = window();
+    for (const char* format : {"perfetto", "chrome"}) {
+      const QString gui = dir_.filePath(QStringLiteral("gui.%1").arg(QLatin1String(format)));
+      const QString cli = dir_.filePath(QStringLiteral("cli.%1").arg(QLatin1String(format)));
+      QCOMPARE(w->export_to(QLatin1String(format), gui), QString());
+      QProcess p;
+      p.start(QStringLiteral(ES_EXITSCOPE_BIN), {"export", nested_db_, "--format", format, "-o", cli, "--force"});
+      QVERIFY(p.waitForFinished(120000));
+      QCOMPARE(p.exitCode(), 0);
+      QFile a(gui), b(cli);
+      QVERIFY(a.open(QIODevice::ReadOnly) && b.open(QIODevice::ReadOnly));
+      const QByteArray bytes = a.readAll();
+      QCOMPARE(bytes, b.readAll());
+      if (QLatin1String(format) == QLatin1String("chrome")) {
+        QVERIFY(bytes.startsWith("{\"displayTimeUnit\""));
+        continue;
+      }
+      QProcess protoc;
+      protoc.setStandardInputFile(gui);
+      protoc.start(QStringLiteral("protoc"), {"--decode_raw"});
+      if (!protoc.waitForStarted(10000)) QSKIP("protoc not installed (Debian protobuf-compiler)");
+      QVERIFY(protoc.waitForFinished(60000));
+      QCOMPARE(protoc.exitCode(), 0);
+      const QByteArray text = protoc.readAllStandardOutput();
+      QVERIFY(text.contains("\"vCPU 0 \\302\\267 L2(L1)\""));
+      QVERIFY(text.contains("\"deliver IRQ 0x20\""));
+    }
   }
 
   void svg_export_labels_chain_members() {

@@ -143,7 +143,7 @@ TEST(SvmCli, ChainsAndTextExportNameSvmExits) {
   ASSERT_EQ(md.code, 0) << md.err;
   for (const char* name : {" npf ", " interrupt", " PF excp", " io "}) EXPECT_TRUE(has(md.out, name)) << name << "\n" << md.out;
   expect_no_vmx_misnames(md.out);
-  const CliRun pf = run("export '" + db + "' --format perfetto");
+  const CliRun pf = run("export '" + db + "' --format chrome");
   ASSERT_EQ(pf.code, 0) << pf.err;
   for (const char* field : {"\"exit_reason\":\"npf\"", "\"exit_reason\":\"io\"", "\"exit_reason\":\"PF excp\"",
                             "\"qualification_decoded\":\"W not-present user final\""})

@@ -42,7 +42,9 @@ std::vector<std::string> reading_commands(const std::string& p, const std::strin
   return {"info " + q,          "events " + q,
           "chains " + q,        "check " + q,
           "export " + q,        "export " + q + " --format markdown",
-          "export " + q + " --format perfetto",
+          "export " + q + " --format chrome",
+          // Perfetto's protobuf is binary (any byte, 0x1b too, is a varint somewhere): to a file.
+          "export " + q + " --format perfetto -o '" + p + ".pftrace' --force",
           "diff " + q + " '" + other + "'", "diff '" + other + "' " + q,
           "migrate " + q + " -o '" + p + ".copy.db' --force", "migrate " + q + " --in-place"};
 }
