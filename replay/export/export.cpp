@@ -2,14 +2,13 @@
 
 #include <algorithm>
 #include <array>
-#include <condition_variable>
-#include <deque>
 #include <mutex>
 #include <system_error>
 #include <thread>
 
 #include "hv/arch/event_info.h"
 #include "replay/export/gui_forward.h"
+#include "replay/export/handoff.h"
 #include "replay/names.h"
 
 namespace es::exporter {
@@ -91,63 +90,42 @@ class EventPipe {
   static constexpr size_t kBatch = 1024;  // events per hand-over (~170 KB)
   static constexpr size_t kDepth = 4;     // batches read ahead at most
 
-  // Reader side: false once the consumer has stopped.
+  // Reader side: false once the consumer has stopped. `batch` comes back empty (a recycled one).
   bool push(std::vector<replay::Event>& batch) {
-    std::unique_lock lock(m_);
-    space_.wait(lock, [&] { return full_.size() < kDepth || stopped_; });
-    if (stopped_) return false;
-    full_.push_back(std::move(batch));
-    batch = take_spare(lock);
-    ready_.notify_one();
+    if (!q_.push(std::move(batch))) return false;
+    batch = take_spare();
     return true;
   }
-  void finish(Result<void> result) {
-    std::lock_guard lock(m_);
-    result_ = std::move(result);
-    finished_ = true;
-    ready_.notify_one();
-  }
-  // Consumer side: the next batch, or false at the end.
+  void finish(Result<void> result) { q_.finish(std::move(result)); }
+  // Consumer side: the next batch, or false at the end; the previous one is kept for reuse.
   bool pop(std::vector<replay::Event>& batch) {
-    std::unique_lock lock(m_);
     if (!batch.empty() || batch.capacity()) {
       batch.clear();
+      std::lock_guard lock(spare_m_);
       spare_.push_back(std::move(batch));
     }
-    ready_.wait(lock, [&] { return !full_.empty() || finished_; });
-    if (full_.empty()) return false;
-    batch = std::move(full_.front());
-    full_.pop_front();
-    space_.notify_one();
-    return true;
+    return q_.pop(batch);
   }
-  void stop() {
-    std::lock_guard lock(m_);
-    stopped_ = true;
-    space_.notify_one();
-  }
-  Result<void> result() {
-    std::lock_guard lock(m_);
-    return result_;
-  }
+  void stop() { q_.stop(); }
+  Result<void> result() { return q_.result(); }
 
  private:
-  std::vector<replay::Event> take_spare(std::unique_lock<std::mutex>& /*held*/) {
+  std::vector<replay::Event> take_spare() {
     std::vector<replay::Event> b;
-    if (!spare_.empty()) {
-      b = std::move(spare_.back());
-      spare_.pop_back();
+    {
+      std::lock_guard lock(spare_m_);
+      if (!spare_.empty()) {
+        b = std::move(spare_.back());
+        spare_.pop_back();
+      }
     }
     b.reserve(kBatch);
     return b;
   }
 
-  std::mutex m_;
-  std::condition_variable ready_, space_;
-  std::deque<std::vector<replay::Event>> full_;
+  Handoff<std::vector<replay::Event>, kDepth> q_;
+  std::mutex spare_m_;
   std::vector<std::vector<replay::Event>> spare_;
-  bool finished_ = false, stopped_ = false;
-  Result<void> result_;
 };
 
 }  // namespace

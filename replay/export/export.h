@@ -167,6 +167,12 @@ Result<void> export_text(ExportContext& ctx);
 Result<void> export_markdown(ExportContext& ctx);
 Result<void> export_perfetto(ExportContext& ctx);      // Perfetto's protobuf trace (perfetto_proto_export.cpp)
 Result<void> export_chrome_json(ExportContext& ctx);   // Chrome trace-event JSON (perfetto_export.cpp)
+// The first and last exported member of each chain with at least two, by chain id: a chain's
+// flow arrow begins and ends there in both trace formats (perfetto_export.cpp).
+struct FlowSpan {
+  uint64_t first = 0, last = 0;
+};
+Result<std::unordered_map<uint64_t, FlowSpan>> chain_flow_spans(ExportContext& ctx);
 // A point event's name in both trace formats: "inject IRQ 0x20", "nested exit EPT_VIOLATION".
 void append_instant_name(std::string& b, const es_record& r);
 

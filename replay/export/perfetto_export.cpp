@@ -218,9 +218,54 @@ Track track_of(const es_record& r) {
 // End; Chrome: producer / step / consumer.
 enum class FlowRole { None, Out, Step, In };
 
-struct FlowSpan {
-  uint64_t first = 0, last = 0;  // ids of the first / last exported member
-};
+}  // namespace
+
+// With chains loaded (--chain) from them; otherwise from the materialized chains table, or one
+// grouped query on the events_origin index with the export's window and vCPU (the members
+// themselves are not read twice). A chain's members are recorded in time order, so the first by
+// id is also the first a viewer meets.
+Result<std::unordered_map<uint64_t, FlowSpan>> chain_flow_spans(ExportContext& ctx) {
+  std::unordered_map<uint64_t, FlowSpan> flows;
+  if (ctx.chains_loaded) {
+    for (const replay::Chain& c : ctx.chains) {
+      if (ctx.only_chain && &c != ctx.only_chain) continue;
+      FlowSpan sp;
+      for (const replay::Event& e : c.events) {
+        if (!ctx.in_window(e.rec)) continue;
+        if (!sp.first) sp.first = e.rec.id;
+        sp.last = e.rec.id;
+      }
+      if (sp.first && sp.first != sp.last) flows[c.id] = sp;
+    }
+    return flows;
+  }
+  const ExportOptions& o = ctx.options;
+  auto read = [&](const std::string& sql) -> Result<void> {
+    auto st = ctx.recording.db().prepare(sql);
+    if (!st) return make_error(st.error());
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) flows[st->col_u64(0)] = FlowSpan{st->col_u64(1), st->col_u64(2)};
+    if (rc != SQLITE_DONE)
+      return make_error(schema::describe_sqlite_error(ctx.recording.db(), "reading the chains of"));
+    return {};
+  };
+  // The whole recording: the chains table the recorder materialized holds both ends (a tenth of
+  // the time of grouping a million events).
+  if (!o.vcpu && !o.from_ns && !o.to_ns) {
+    if (auto r = read("SELECT id, first_event, last_event FROM chains WHERE event_count > 1"); !r)
+      return make_error(r.error());
+    if (!flows.empty()) return flows;
+  }
+  std::string sql = "SELECT origin, min(id), max(id) FROM events WHERE origin != 0";
+  if (o.vcpu) sql += " AND vcpu = " + std::to_string(*o.vcpu);
+  if (o.from_ns) sql += " AND time_ns >= " + std::to_string(static_cast<int64_t>(*o.from_ns));
+  if (o.to_ns) sql += " AND time_ns <= " + std::to_string(static_cast<int64_t>(*o.to_ns));
+  sql += " GROUP BY origin HAVING min(id) < max(id)";
+  if (auto r = read(sql); !r) return make_error(r.error());
+  return flows;
+}
+
+namespace {
 
 class PerfettoWriter {
  public:
@@ -228,48 +273,11 @@ class PerfettoWriter {
   PerfettoWriter(const PerfettoWriter&) = delete;
   PerfettoWriter& operator=(const PerfettoWriter&) = delete;
 
-  // The first and last exported member of each chain with at least two: its flow begins and
-  // ends there, so each member's slice is written knowing its part. With chains loaded
-  // (--chain) from them; otherwise from the materialized chains table, or one grouped query
-  // on the events_origin index with the export's window and vCPU (the members themselves are
-  // not read twice). A chain's members are recorded in time order, so the first by id is also
-  // the first a viewer meets.
   Result<void> find_flows() {
-    if (ctx_.chains_loaded) {
-      for (const replay::Chain& c : ctx_.chains) {
-        if (ctx_.only_chain && &c != ctx_.only_chain) continue;
-        FlowSpan sp;
-        for (const replay::Event& e : c.events) {
-          if (!ctx_.in_window(e.rec)) continue;
-          if (!sp.first) sp.first = e.rec.id;
-          sp.last = e.rec.id;
-        }
-        if (sp.first && sp.first != sp.last) flows_[c.id] = sp;
-      }
-      return {};
-    }
-    const ExportOptions& o = ctx_.options;
-    auto read = [&](const std::string& sql) -> Result<void> {
-      auto st = ctx_.recording.db().prepare(sql);
-      if (!st) return make_error(st.error());
-      int rc;
-      while ((rc = st->step()) == SQLITE_ROW) flows_[st->col_u64(0)] = FlowSpan{st->col_u64(1), st->col_u64(2)};
-      if (rc != SQLITE_DONE)
-        return make_error(schema::describe_sqlite_error(ctx_.recording.db(), "reading the chains of"));
-      return {};
-    };
-    // The whole recording: the chains table the recorder materialized holds both ends (a
-    // tenth of the time of grouping a million events).
-    if (!o.vcpu && !o.from_ns && !o.to_ns) {
-      if (auto r = read("SELECT id, first_event, last_event FROM chains WHERE event_count > 1"); !r) return r;
-      if (!flows_.empty()) return {};
-    }
-    std::string sql = "SELECT origin, min(id), max(id) FROM events WHERE origin != 0";
-    if (o.vcpu) sql += " AND vcpu = " + std::to_string(*o.vcpu);
-    if (o.from_ns) sql += " AND time_ns >= " + std::to_string(static_cast<int64_t>(*o.from_ns));
-    if (o.to_ns) sql += " AND time_ns <= " + std::to_string(static_cast<int64_t>(*o.to_ns));
-    sql += " GROUP BY origin HAVING min(id) < max(id)";
-    return read(sql);
+    auto spans = chain_flow_spans(ctx_);
+    if (!spans) return make_error(spans.error());
+    flows_ = std::move(*spans);
+    return {};
   }
 
   void begin() {

@@ -158,42 +158,13 @@ class ProtoWriter {
  public:
   explicit ProtoWriter(ExportContext& ctx) : ctx_(ctx) {}
 
-  // First and last exported member of each chain with two or more (see the JSON writer; the
-  // same query): the first begins the flow, the last terminates it.
+  // The last exported member of each chain with two or more (chain_flow_spans, as the JSON
+  // writer): its flow begins at the first and terminates there.
   Result<void> find_flows() {
-    if (ctx_.chains_loaded) {
-      for (const replay::Chain& c : ctx_.chains) {
-        if (ctx_.only_chain && &c != ctx_.only_chain) continue;
-        uint64_t first = 0, last = 0;
-        for (const replay::Event& e : c.events) {
-          if (!ctx_.in_window(e.rec)) continue;
-          if (!first) first = e.rec.id;
-          last = e.rec.id;
-        }
-        if (first && first != last) last_of_flow_[c.id] = last;
-      }
-      return {};
-    }
-    const ExportOptions& o = ctx_.options;
-    auto read = [&](const std::string& sql) -> Result<void> {
-      auto st = ctx_.recording.db().prepare(sql);
-      if (!st) return make_error(st.error());
-      int rc;
-      while ((rc = st->step()) == SQLITE_ROW) last_of_flow_[st->col_u64(0)] = st->col_u64(1);
-      if (rc != SQLITE_DONE)
-        return make_error(schema::describe_sqlite_error(ctx_.recording.db(), "reading the chains of"));
-      return {};
-    };
-    if (!o.vcpu && !o.from_ns && !o.to_ns) {
-      if (auto r = read("SELECT id, last_event FROM chains WHERE event_count > 1"); !r) return r;
-      if (!last_of_flow_.empty()) return {};
-    }
-    std::string sql = "SELECT origin, max(id) FROM events WHERE origin != 0";
-    if (o.vcpu) sql += " AND vcpu = " + std::to_string(*o.vcpu);
-    if (o.from_ns) sql += " AND time_ns >= " + std::to_string(static_cast<int64_t>(*o.from_ns));
-    if (o.to_ns) sql += " AND time_ns <= " + std::to_string(static_cast<int64_t>(*o.to_ns));
-    sql += " GROUP BY origin HAVING min(id) < max(id)";
-    return read(sql);
+    auto spans = chain_flow_spans(ctx_);
+    if (!spans) return make_error(spans.error());
+    for (const auto& [chain, span] : *spans) last_of_flow_[chain] = span.last;
+    return {};
   }
 
   void begin() {

@@ -5,14 +5,12 @@
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
-#include <condition_variable>
-#include <deque>
-#include <mutex>
 #include <system_error>
 #include <thread>
 #include <unordered_set>
 
 #include "replay/export/export.h"
+#include "replay/export/handoff.h"
 #include "replay/format.h"
 #include "replay/names.h"
 #include "replay/recording.h"
@@ -220,49 +218,7 @@ class TextWriter {
 };
 
 // Chains handed from the walking thread to the printing one, a few at a time.
-class ChainQueue {
- public:
-  static constexpr size_t kDepth = 256;
-  bool push(replay::Chain&& c) {  // false once the consumer stopped
-    std::unique_lock lock(m_);
-    space_.wait(lock, [&] { return q_.size() < kDepth || stopped_; });
-    if (stopped_) return false;
-    q_.push_back(std::move(c));
-    ready_.notify_one();
-    return true;
-  }
-  void finish(Result<void> r) {
-    std::lock_guard lock(m_);
-    result_ = std::move(r);
-    finished_ = true;
-    ready_.notify_one();
-  }
-  bool pop(replay::Chain& c) {  // false at the end
-    std::unique_lock lock(m_);
-    ready_.wait(lock, [&] { return !q_.empty() || finished_; });
-    if (q_.empty()) return false;
-    c = std::move(q_.front());
-    q_.pop_front();
-    space_.notify_one();
-    return true;
-  }
-  void stop() {
-    std::lock_guard lock(m_);
-    stopped_ = true;
-    space_.notify_one();
-  }
-  Result<void> result() {
-    std::lock_guard lock(m_);
-    return result_;
-  }
-
- private:
-  std::mutex m_;
-  std::condition_variable ready_, space_;
-  std::deque<replay::Chain> q_;
-  bool finished_ = false, stopped_ = false;
-  Result<void> result_;
-};
+using ChainQueue = Handoff<replay::Chain, 256>;
 
 // The whole-recording text export with the chains streamed (issue #18: memory was every chain
 // and member). A second connection walks the chains in id order on its own thread while this
