@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdio>
 
+#include "exitscope/names.h"
 #include "exitscope/record.h"
 
 namespace es::replay {
@@ -12,50 +13,21 @@ namespace es::replay {
 namespace {
 
 
+// Both tables come from the ABI's (exitscope/record_kinds.def, decisions.def), the same ones
+// record.h makes the numbers from; all_named below proves them gap-free.
 constexpr std::array<std::string_view, ES_KIND_COUNT> kKindNames = [] {
   std::array<std::string_view, ES_KIND_COUNT> n{};
-  n[ES_KIND_NONE] = "NONE";
-  n[ES_KIND_VM_EXIT] = "VM_EXIT";
-  n[ES_KIND_VM_ENTRY] = "VM_ENTRY";
-  n[ES_KIND_DELIVERY] = "DELIVERY";
-  n[ES_KIND_DECISION] = "DECISION";
-  n[ES_KIND_RAISE] = "RAISE";
-  n[ES_KIND_NESTED_EXIT] = "NESTED_EXIT";
-  n[ES_KIND_CONSOLE] = "CONSOLE";
-  n[ES_KIND_VIOLATION] = "VIOLATION";
-  n[ES_KIND_INTERNAL_ERROR] = "INTERNAL_ERROR";
-  n[ES_KIND_RUN_END] = "RUN_END";
-  n[ES_KIND_CONTEXT] = "CONTEXT";
-  n[ES_KIND_NESTED_ENTRY] = "NESTED_ENTRY";
+#define ES_KIND(id, name) n[id] = #name;
+#include "exitscope/record_kinds.def"
+#undef ES_KIND
   return n;
 }();
 
 constexpr std::array<std::string_view, ES_DECISION_COUNT> kDecisionNames = [] {
   std::array<std::string_view, ES_DECISION_COUNT> n{};
-  n[ES_DECISION_NONE] = "NONE";
-  n[ES_DECISION_QUEUE_IRQ] = "QUEUE_IRQ";
-  n[ES_DECISION_QUEUE_NMI] = "QUEUE_NMI";
-  n[ES_DECISION_QUEUE_EXCEPTION] = "QUEUE_EXCEPTION";
-  n[ES_DECISION_REQUEUE_FROM_VECTORING] = "REQUEUE_FROM_VECTORING";
-  n[ES_DECISION_DROP_FROM_VECTORING] = "DROP_FROM_VECTORING";
-  n[ES_DECISION_INJECT_REINJECTED] = "INJECT_REINJECTED";
-  n[ES_DECISION_INJECT_NEW] = "INJECT_NEW";
-  n[ES_DECISION_OPEN_IRQ_WINDOW] = "OPEN_IRQ_WINDOW";
-  n[ES_DECISION_OPEN_NMI_WINDOW] = "OPEN_NMI_WINDOW";
-  n[ES_DECISION_DEFER_BLOCKED] = "DEFER_BLOCKED";
-  n[ES_DECISION_CANCEL_INJECTION] = "CANCEL_INJECTION";
-  n[ES_DECISION_EPT_MAP] = "EPT_MAP";
-  n[ES_DECISION_EMULATE] = "EMULATE";
-  n[ES_DECISION_HALT] = "HALT";
-  n[ES_DECISION_SHUTDOWN] = "SHUTDOWN";
-  n[ES_DECISION_REFLECT_TO_L1] = "REFLECT_TO_L1";
-  n[ES_DECISION_HANDLE_IN_L0] = "HANDLE_IN_L0";
-  n[ES_DECISION_IMMEDIATE_EXIT] = "IMMEDIATE_EXIT";
-  n[ES_DECISION_HOST_NMI] = "HOST_NMI";
-  n[ES_DECISION_UNEXPECTED_EXIT] = "UNEXPECTED_EXIT";
-  n[ES_DECISION_DISCARD] = "DISCARD";
-  n[ES_DECISION_FIX_PAGE_FAULT] = "FIX_PAGE_FAULT";
-  n[ES_DECISION_RESTORE_NMI_BLOCKING] = "RESTORE_NMI_BLOCKING";
+#define ES_DECISION(id, name) n[id] = #name;
+#include "exitscope/decisions.def"
+#undef ES_DECISION
   return n;
 }();
 
@@ -178,24 +150,8 @@ std::string kind_name_list() {
   return s;
 }
 
-std::string_view violation_rule_name(uint32_t rule) {
-  switch (rule) {
-#define X(id, enumerator, name, description) \
-  case id: return name;
-#include "replay/check/rules.def"
-#undef X
-    default: return {};
-  }
-}
-
-std::string_view violation_rule_description(uint32_t rule) {
-  switch (rule) {
-#define X(id, enumerator, name, description) \
-  case id: return description;
-#include "replay/check/rules.def"
-#undef X
-    default: return {};
-  }
-}
+// From the ABI's rule table (exitscope/violations.def), as the checker's rules().
+std::string_view violation_rule_name(uint32_t rule) { return es_violation_name(rule); }
+std::string_view violation_rule_description(uint32_t rule) { return es_violation_description(rule); }
 
 }  // namespace es::replay

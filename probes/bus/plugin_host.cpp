@@ -15,8 +15,8 @@
 #include <system_error>
 #include <unordered_map>
 
+#include "exitscope/names.h"
 #include "hv/arch/exit_reason.h"
-#include "replay/names.h"
 
 #ifndef ES_TOOL_VERSION
 #define ES_TOOL_VERSION "unknown"
@@ -460,9 +460,7 @@ void es_plugin_outs(const char* s) {
 }
 
 const char* es_plugin_kind_name(uint16_t kind) {
-  // replay's names are string_views into string literals: NUL-terminated.
-  const std::string_view n = es::replay::kind_name(kind);
-  return n.empty() ? "" : n.data();
+  return es_kind_name(kind);  // the ABI's table (exitscope/names.h): a literal or ""
 }
 
 const char* es_plugin_exit_reason_name(uint32_t reason) {

@@ -26,9 +26,9 @@
 #include <string>
 #include <vector>
 
+#include "exitscope/names.h"
 #include "exitscope/record.h"
 #include "probes/usdt/usdt_tail.skel.h"
-#include "replay/names.h"
 
 namespace {
 
@@ -54,7 +54,7 @@ int on_sample(void* ctx, void* data, size_t size) {
   es_record r;
   std::memcpy(&r, data, sizeof r);
   ++static_cast<Counts*>(ctx)->records;
-  const std::string_view kind = es::replay::kind_name(r.kind);
+  const std::string_view kind = es_kind_name(r.kind);
   std::printf("record %llu %.*s 0x%x %u %u %llu\n", static_cast<unsigned long long>(r.id),
               static_cast<int>(kind.size()), kind.data(), r.reason, r.vcpu, r.level,
               static_cast<unsigned long long>(r.time_ns));

@@ -811,18 +811,18 @@ void finish_event_lost(State& st) {
   }
 }
 
-// Name and description of a rule, from rules.def.
+// Name and description of a rule, from the ABI's rule table (exitscope/violations.def).
 constexpr Rule rule_info(RuleId id) {
   switch (id) {
-#define X(num, enumerator, name, description) \
+#define ES_VIOLATION(num, abi_name, enumerator, name, description) \
   case RuleId::enumerator: return Rule{RuleId::enumerator, name, description};
-#include "replay/check/rules.def"
-#undef X
+#include "exitscope/violations.def"
+#undef ES_VIOLATION
   }
   return Rule{id, "", ""};
 }
 
-// The rule table. One entry (rules.def + here) and one function per rule.
+// The rule table. One entry (violations.def + here) and one function per rule.
 struct RuleImpl {
   Rule info;
   void (*on_record)(State&, const es_record&);

@@ -9,9 +9,10 @@
 //   for (const Violation& v : c.violations()) ...
 //
 // Rules are one table (checker.cpp, kRules): id, name, description, a per-record function
-// and an optional end-of-run function. Adding a rule = one RuleId value, one table entry and
-// one function. Rule ids are stable: they are stored as the reason of ES_KIND_VIOLATION
-// records; never renumber, only append.
+// and an optional end-of-run function. Adding a rule = one entry in exitscope/violations.def
+// (id, ABI name, RuleId, name, description), one kRules entry and one function. Rule ids are
+// stable: they are stored as the reason of ES_KIND_VIOLATION records; never renumber, only
+// append.
 #pragma once
 
 #include <cstdint>
@@ -26,24 +27,13 @@
 
 namespace es::check {
 
+// The ABI's rule table (exitscope/violations.def) is the only one: the ids stored in recordings
+// (ES_VIOLATION_*), these enumerators, the names and descriptions all come from it.
 enum class RuleId : uint32_t {
-#define X(id, enumerator, name, description) enumerator = id,
-#include "replay/check/rules.def"
-#undef X
+#define ES_VIOLATION(id, name, rule, rule_name, description) rule = ES_VIOLATION_##name,
+#include "exitscope/violations.def"
+#undef ES_VIOLATION
 };
-
-// The ABI's numbers (exitscope/record.h) are the table's: a rule renumbered or an ABI constant
-// edited alone does not build.
-static_assert(static_cast<uint32_t>(RuleId::ExitExtIntWithVectoring) == ES_VIOLATION_EXIT_EXT_INT_WITH_VECTORING);
-static_assert(static_cast<uint32_t>(RuleId::InjectedTwice) == ES_VIOLATION_INJECTED_TWICE);
-static_assert(static_cast<uint32_t>(RuleId::EventLost) == ES_VIOLATION_EVENT_LOST);
-static_assert(static_cast<uint32_t>(RuleId::ReinjectionLoop) == ES_VIOLATION_REINJECTION_LOOP);
-static_assert(static_cast<uint32_t>(RuleId::NmiWhileBlocked) == ES_VIOLATION_NMI_WHILE_BLOCKED);
-static_assert(static_cast<uint32_t>(RuleId::IrqWindowClosed) == ES_VIOLATION_IRQ_WINDOW_CLOSED);
-static_assert(static_cast<uint32_t>(RuleId::L1InterceptBypassed) == ES_VIOLATION_L1_INTERCEPT_BYPASSED);
-static_assert(static_cast<uint32_t>(RuleId::NoProgressLoop) == ES_VIOLATION_NO_PROGRESS_LOOP);
-static_assert(static_cast<uint32_t>(RuleId::NmiUnblockingIgnored) == ES_VIOLATION_NMI_UNBLOCKING_IGNORED);
-static_assert(static_cast<uint32_t>(RuleId::NoProgressCycle) == ES_VIOLATION_NO_PROGRESS_CYCLE);
 
 struct Rule {
   RuleId id;

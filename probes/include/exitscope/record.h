@@ -8,6 +8,9 @@
  *
  * Changelog
  *   1  first version (128 bytes). Kinds and decision reasons are only ever appended.
+ *   1  (no ABI change: the same names and numbers) kind, decision and violation ids come from
+ *      one table each beside this header (record_kinds.def, decisions.def, violations.def);
+ *      names.h turns them into names for C and C++ alike.
  */
 #ifndef EXITSCOPE_RECORD_H
 #define EXITSCOPE_RECORD_H
@@ -18,70 +21,33 @@
 
 #define ES_RECORD_VERSION 1
 
-/* es_record.kind */
+/* es_record.kind: ES_KIND_VM_EXIT, ... from the kind table (record_kinds.def, where each kind's
+ * fields are described). ES_KIND_COUNT counts the entries; the table has no gap, so it is also
+ * one past the largest id. */
 enum {
-  ES_KIND_NONE = 0,
-  ES_KIND_VM_EXIT = 1,        /* a VM exit: reason, qualification, exit intr info, IDT-vectoring */
-  ES_KIND_VM_ENTRY = 2,       /* a VM entry: intr_info = VM-entry interruption info (injection);
-                                 aux = guest interruptibility state, aux64 = guest RFLAGS, as entered */
-  ES_KIND_DELIVERY = 3,       /* the CPU delivered an event through the guest IDT (handler reached) */
-  ES_KIND_DECISION = 4,       /* a hypervisor decision; reason = ES_DECISION_* */
-  ES_KIND_RAISE = 5,          /* a source raised an event (timer IRQ, NMI source, guest fault); chain root */
-  ES_KIND_NESTED_EXIT = 6,    /* an emulated VM exit from L2 to L1 (vmcs12 exit fields) */
-  ES_KIND_CONSOLE = 7,        /* guest console output: bytes[0..aux) as written, '\n' included */
-  ES_KIND_VIOLATION = 8,      /* an invariant-checker finding; reason = ES_VIOLATION_* */
-  ES_KIND_INTERNAL_ERROR = 9, /* the model stopped: reason = ES_ERROR_*; rip / bytes name the instruction */
-  ES_KIND_RUN_END = 10,       /* the run ended; reason = ES_END_*; hv: aux = the guest's exit code
-                                 (ES_END_GUEST_EXIT), aux64 = VM exits handled */
-  ES_KIND_CONTEXT = 11,       /* other trace lines kept for context (imports); VMCS dump lines
-                                 (aux = field encoding, aux64 = value) */
-  ES_KIND_NESTED_ENTRY = 12,  /* L1's VMLAUNCH/VMRESUME of L2 as emulated by L0 (vmcs12 -> vmcs02);
-                                 intr_info = vmcs12's VM-entry interruption info, qualification =
-                                 vmcs12's exception bitmap, guest_linear = its #PF error-code mask
-                                 (bits 31:0) and match (63:32) */
-  ES_KIND_COUNT = 13
+#define ES_KIND(id, name) ES_KIND_##name = id,
+#include "record_kinds.def"
+#undef ES_KIND
+  ES_KIND_COUNT = 0
+#define ES_KIND(id, name) + 1
+#include "record_kinds.def"
+#undef ES_KIND
 };
 
 /* es_record.source */
 enum { ES_SOURCE_HV = 0, ES_SOURCE_KVM = 1, ES_SOURCE_IMPORT = 2 };
 
-/* ES_KIND_DECISION reasons. `intr_info` carries the event concerned as a VM-entry
- * interruption-information word (valid, type, vector, deliver-error-code), `intr_error`
- * its error code. */
+/* ES_KIND_DECISION reasons: ES_DECISION_INJECT_NEW, ... from the decision table (decisions.def,
+ * which also says what intr_info and the other fields carry). ES_DECISION_COUNT counts the
+ * entries (the table has no gap). */
 enum {
-  ES_DECISION_NONE = 0,
-  ES_DECISION_QUEUE_IRQ = 1,             /* an interrupt became pending in the software queue */
-  ES_DECISION_QUEUE_NMI = 2,
-  ES_DECISION_QUEUE_EXCEPTION = 3,
-  ES_DECISION_REQUEUE_FROM_VECTORING = 4, /* complete interrupts: IDT-vectoring valid -> requeued */
-  ES_DECISION_DROP_FROM_VECTORING = 5,   /* policy dropped a hardware exception found in IDT-vectoring */
-  ES_DECISION_INJECT_REINJECTED = 6,     /* injected an event requeued from IDT-vectoring */
-  ES_DECISION_INJECT_NEW = 7,            /* injected a newly queued event */
-  ES_DECISION_OPEN_IRQ_WINDOW = 8,       /* set interrupt-window exiting */
-  ES_DECISION_OPEN_NMI_WINDOW = 9,       /* set NMI-window exiting */
-  ES_DECISION_DEFER_BLOCKED = 10,        /* pending event blocked (IF=0, STI/MOV SS, NMI blocking) */
-  ES_DECISION_CANCEL_INJECTION = 11,     /* an injection not taken was moved back to the queue */
-  ES_DECISION_EPT_MAP = 12,              /* lazy EPT population; guest_phys = GPA mapped */
-  ES_DECISION_EMULATE = 13,              /* exit handled by emulation (I/O, CPUID, ...) ; aux = detail */
-  ES_DECISION_HALT = 14,                 /* vCPU blocked in HLT until the next event */
-  ES_DECISION_SHUTDOWN = 15,             /* the VM is shut down (triple fault) */
-  ES_DECISION_REFLECT_TO_L1 = 16,        /* nested: L2 exit reflected to L1 */
-  ES_DECISION_HANDLE_IN_L0 = 17,         /* nested: L2 exit handled by L0 */
-  ES_DECISION_IMMEDIATE_EXIT = 18,       /* enter with an immediate exit requested */
-  ES_DECISION_HOST_NMI = 19,             /* NMI exit handed to the host NMI handler */
-  ES_DECISION_UNEXPECTED_EXIT = 20,      /* exit reason without a handler (raw reason recorded) */
-  ES_DECISION_DISCARD = 21,              /* a queued event was discarded: a pending exception raised
-                                            during its delivery outranked its reinjection (KVM
-                                            kvm_check_and_inject_events; as on hardware, it is lost) */
-  ES_DECISION_FIX_PAGE_FAULT = 22,       /* an intercepted #PF was the hypervisor's to fix (shadow
-                                            paging): it mapped the page, nothing injected;
-                                            aux64 = the faulting address */
-  ES_DECISION_RESTORE_NMI_BLOCKING = 23, /* the exit reported "NMI unblocking due to IRET": blocking by
-                                            NMI set again before resuming (SDM 31.7.1.2; KVM
-                                            vmx_recover_nmi_blocking); intr_info = the exit's
-                                            interruption info, aux64 = its qualification, origin =
-                                            the NMI left pending by it, if any */
-  ES_DECISION_COUNT = 24
+#define ES_DECISION(id, name) ES_DECISION_##name = id,
+#include "decisions.def"
+#undef ES_DECISION
+  ES_DECISION_COUNT = 0
+#define ES_DECISION(id, name) + 1
+#include "decisions.def"
+#undef ES_DECISION
 };
 
 /* ES_KIND_RUN_END reasons */
@@ -94,21 +60,14 @@ enum {
   ES_END_HALTED = 5       /* the guest halted with nothing left that could wake it */
 };
 
-/* ES_KIND_VIOLATION reasons: the checker's rules (exitscope check --help names and explains
- * each; replay/check/rules.def is their table and must agree, which the checker's build
- * asserts). Stored in recordings: never renumbered, only appended. A plugin or a reader of the
- * SQLite file can rely on these numbers. */
+/* ES_KIND_VIOLATION reasons: the checker's rules, ES_VIOLATION_EVENT_LOST, ... from the rule
+ * table (violations.def: id, name, what each checks; `exitscope check --help` prints it). The
+ * checker, replay's names and plugins all read that table. Stored in recordings: never
+ * renumbered, only appended. A plugin or a reader of the SQLite file can rely on these numbers. */
 enum {
-  ES_VIOLATION_EXIT_EXT_INT_WITH_VECTORING = 1, /* external-interrupt exit with valid IDT-vectoring */
-  ES_VIOLATION_INJECTED_TWICE = 2,              /* an event delivered twice / injected after delivery */
-  ES_VIOLATION_EVENT_LOST = 3,                  /* an event owed delivery that a hypervisor lost */
-  ES_VIOLATION_REINJECTION_LOOP = 4,            /* the same IDT-vectoring event re-exiting, no delivery */
-  ES_VIOLATION_NMI_WHILE_BLOCKED = 5,           /* NMI injected with blocking by NMI set */
-  ES_VIOLATION_IRQ_WINDOW_CLOSED = 6,           /* IRQ injected with IF = 0 or an STI / MOV SS shadow */
-  ES_VIOLATION_L1_INTERCEPT_BYPASSED = 7,       /* L0 injected into L2 an exception L1 intercepts */
-  ES_VIOLATION_NO_PROGRESS_LOOP = 8,            /* identical exits repeating with no progress */
-  ES_VIOLATION_NMI_UNBLOCKING_IGNORED = 9,      /* NMI unblocking due to IRET not honoured */
-  ES_VIOLATION_NO_PROGRESS_CYCLE = 10           /* a unit of 2-4 exits repeating with no progress */
+#define ES_VIOLATION(id, name, rule, rule_name, description) ES_VIOLATION_##name = id,
+#include "violations.def"
+#undef ES_VIOLATION
 };
 
 /* ES_KIND_INTERNAL_ERROR reasons */
