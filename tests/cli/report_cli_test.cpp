@@ -221,9 +221,9 @@ TEST(NewcomerWords, GlossaryNamesEveryDecisionAndTheLevelNotation) {
   const std::string g = readme.substr(glossary);
   for (const char* word : {"**chain**", "**origin**", "**outcome**", "`L2(L0)`", "`L2(L1)`", "**cause**"})
     EXPECT_NE(g.find(word), std::string::npos) << word;
-  // Every decision of the record ABI, by the name the listings print.
-  const std::string abi = slurp(std::string(ES_SOURCE_DIR) + "/probes/include/exitscope/record.h");
-  const std::regex decision(R"(ES_DECISION_([A-Z0-9_]+) = \d+)");
+  // Every decision of the record ABI, by the name the listings print (the ABI's decision table).
+  const std::string abi = slurp(std::string(ES_SOURCE_DIR) + "/probes/include/exitscope/decisions.def");
+  const std::regex decision(R"(ES_DECISION\(\d+, ([A-Z0-9_]+)\))");
   size_t n = 0;
   for (std::sregex_iterator m(abi.begin(), abi.end(), decision), end; m != end; ++m) {
     const std::string name = (*m)[1];
