@@ -16,6 +16,7 @@
 #include "hv/arch/exit_reason.h"
 #include "probes/bus/probe_bus.h"
 #include "probes/recorder/recorder.h"
+#include "replay/chain_steps.h"
 #include "replay/export/export.h"
 
 namespace {
@@ -31,7 +32,7 @@ void record(const std::string& path, uint64_t events) {
   recorder::SessionInfo info;
   info.scenario = "export-bench";
   info.tool_version = "bench";
-  auto rec = recorder::Recorder::open(path, info, true);
+  auto rec = recorder::Recorder::open(path, info, true, {.steps = es::replay::chain_steps()});
   if (!rec) {
     std::fprintf(stderr, "export_bench: %s\n", rec.error().c_str());
     std::exit(2);

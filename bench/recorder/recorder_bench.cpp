@@ -101,7 +101,7 @@ void BM_RecorderThroughput(benchmark::State& state) {
     es::recorder::RecorderOptions opt;
     opt.batch_size = kBatch;
     opt.max_queued = 4 * kBatch;
-    opt.materialize_chains = false;  // measured: the record path, not post-processing
+    // No steps (no chains): measured is the record path, not post-processing.
     auto rec = es::recorder::Recorder::open(path, {}, false, opt);
     if (!rec) {
       state.SkipWithError(rec.error().c_str());
@@ -134,8 +134,7 @@ void BM_RecorderFinish(benchmark::State& state) {
     state.PauseTiming();
     const std::string path = bench_path("finish.db");
     es::recorder::RecorderOptions opt;
-    opt.batch_size = kBatch;
-    opt.materialize_chains = false;
+    opt.batch_size = kBatch;  // no steps: no chains
     auto rec = es::recorder::Recorder::open(path, {}, false, opt);
     if (!rec) {
       state.SkipWithError(rec.error().c_str());

@@ -12,6 +12,7 @@
 #include "hv/vmm/scenarios.h"
 #include "hv/vmm/machine.h"
 #include "probes/recorder/recorder.h"
+#include "replay/chain_steps.h"
 
 namespace {
 
@@ -74,7 +75,8 @@ void run_recorded(benchmark::State& state, bool nested) {
     es::hv::Machine m(bus, config(), nested ? std::optional<es::hv::VmmConfig>(config()) : std::nullopt);
     std::string err;
     if (!m.load(kOutLoop, err)) state.SkipWithError(err.c_str());
-    auto rec = es::recorder::Recorder::open(path, es::recorder::SessionInfo{}, /*force=*/true);
+    auto rec = es::recorder::Recorder::open(path, es::recorder::SessionInfo{}, /*force=*/true,
+                                            {.steps = es::replay::chain_steps()});
     if (!rec) state.SkipWithError(rec.error().c_str());
     (*rec)->attach(bus);
     state.ResumeTiming();

@@ -497,6 +497,7 @@ int record_kvm(const RecordOptions& o) {
   // A deeper queue (256 Ki records, 32 MiB) than the hv source's: bursts wait here rather than
   // in the ring, whose overflow loses events.
   ropt.max_queued = 1u << 18;
+  ropt.steps = o.steps;
   auto rec = recorder::Recorder::open(o.output, info, o.force, ropt);
   if (!rec) return fail(rec.error());
 

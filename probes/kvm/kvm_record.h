@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "probes/bus/plugin_host.h"
+#include "probes/recorder/record_steps.h"
 
 namespace es::kvm {
 
@@ -44,6 +45,7 @@ struct RecordOptions {
   bool test_slow_pipeline = false;    // hidden: the pipeline sleeps per chunk (tests a full --buffer-size)
   std::string command_line;           // for the session row
   std::vector<probes::PluginSpec> plugins;  // --plugin: loaded before anything is attached
+  recorder::RecordStepsFactory steps;       // the recorder's steps (chains: replay::chain_steps()), from the caller
 };
 
 // Runs the recording. Returns the exit code (0 ok, 1 recorded but the workload failed, 2 error)

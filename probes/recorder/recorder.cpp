@@ -9,7 +9,6 @@
 #include <thread>
 
 #include "probes/recorder/output_file.h"
-#include "replay/chains.h"
 #include "schema/migrations.h"
 
 #ifndef ES_TOOL_VERSION
@@ -72,7 +71,7 @@ Recorder::Recorder(std::string path, db::Db db, RecorderOptions options)
   options_.max_queued = std::max(options_.max_queued, options_.batch_size);
   front_.reserve(options_.max_queued);
   back_.reserve(options_.max_queued);
-  if (options_.materialize_chains) chains_ = std::make_unique<replay::ChainBuilder>(db_);
+  if (options_.steps) steps_ = options_.steps(db_);
 }
 
 Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path, const SessionInfo& info, bool force,
@@ -297,13 +296,13 @@ void Recorder::write_batch(std::vector<es_record>& batch) {
       if (rc == SQLITE_DONE) {
         ++written;
         if (rec.kind == ES_KIND_VM_EXIT) ++exits;
-        if (chains_) {
+        if (steps_) {
           if (rec.id) {
-            chains_->add(rec);
+            steps_->on_row(rec);
           } else {
             es_record row = rec;
             row.id = static_cast<uint64_t>(sqlite3_last_insert_rowid(db_.get()));
-            chains_->add(row);
+            steps_->on_row(row);
           }
         }
       } else if ((rc & 0xFF) == SQLITE_CONSTRAINT) {
@@ -410,10 +409,10 @@ Result<void> Recorder::finish(const RunEnd& end) {
   // final checkpoint syncs the WAL and the database file with NORMAL).
   if (options_.not_yet_users_file) (void)db_.exec("PRAGMA synchronous=NORMAL");
   if (auto r = schema::create_indexes(db_, [this] { checkpoint_if_large(); }); !r) return stopped(r.error());
-  if (chains_) {
-    // Decided while the rows were written; read back only if they came out of id order.
-    auto r = chains_->exact() ? chains_->write() : replay::materialize_chains(db_);
-    chains_.reset();
+  if (steps_) {
+    // The caller's finish step (replay's chains), after the indexes it may read through.
+    auto r = steps_->finish();
+    steps_.reset();
     if (!r) return stopped(r.error());
   }
   auto up = db_.prepare(

@@ -8,7 +8,7 @@
 // RecorderOptions::drop_when_full, drops and counts (sessions.records_dropped): never silent.
 //
 // Typical use (the hv runner):
-//   auto rec = es::recorder::Recorder::open(path, info, force);
+//   auto rec = es::recorder::Recorder::open(path, info, force, {.steps = es::replay::chain_steps()});
 //   if (!rec) { print(rec.error()); return 2; }
 //   (*rec)->attach(bus);
 //   ... run ...
@@ -29,8 +29,8 @@
 #include "exitscope/record.h"
 #include "probes/bus/probe_bus.h"
 #include "probes/recorder/output_file.h"
+#include "probes/recorder/record_steps.h"
 #include "probes/recorder/session_info.h"
-#include "replay/chains.h"
 #include "schema/result.h"
 #include "schema/sqlite_db.h"
 
@@ -46,9 +46,11 @@ struct RecorderOptions {
   size_t max_queued = 65536;    // front-buffer bound; the producer blocks (or drops) beyond it
   bool drop_when_full = false;  // false: block the producer; true: drop and count
   unsigned commit_interval_ms = 1000;  // commit what is queued at least this often
-  // finish() fills the chains / chain_events tables, from chains decided while the rows are
-  // written (replay::ChainBuilder; a read-back of the recording only if rows came out of id order)
-  bool materialize_chains = true;
+  // Run beside the writing: every row to steps->on_row, then steps->finish() in finish(). What
+  // fills the chains / chain_events tables is replay's (replay::chain_steps(): chains decided
+  // while the rows are written, a read-back only if rows came out of id order); the caller
+  // passes it in. Empty: rows, indexes and the session only, no chains.
+  RecordStepsFactory steps;
   // false: the caller removes the file when finish() fails (an import's DB.partial), so the
   // error names the cause only and does not say the committed events are kept there.
   bool kept_on_failure = true;
@@ -90,8 +92,9 @@ class Recorder {
   // incomplete). Useful before reading a recording that is still being written.
   Result<void> flush();
 
-  // Detaches, writes everything queued, builds indexes, materializes chains, then marks the
-  // session complete with the end reason, end time and counts. Call once.
+  // Detaches, writes everything queued, builds indexes, runs the caller's finish step
+  // (RecorderOptions::steps: chains), then marks the session complete with the end reason, end
+  // time and counts. Call once.
   Result<void> finish(const RunEnd& end);
 
   // Called once, from the writer thread, when a batch cannot be written (disk full, file
@@ -135,7 +138,7 @@ class Recorder {
   db::Stmt insert_event_;
   db::Stmt insert_code_;
   std::unordered_map<std::string, int64_t> code_ids_;  // key: 8-byte rip + instruction bytes
-  std::unique_ptr<replay::ChainBuilder> chains_;  // writer thread, then finish(); null: no chains
+  std::unique_ptr<RecordSteps> steps_;  // the caller's (options.steps): writer thread, then finish(); may be null
 
   mutable std::mutex mu_;
   std::condition_variable work_cv_;   // writer waits: batch ready / stop

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "probes/bus/plugin_host.h"
+#include "replay/chain_steps.h"
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
 #include "replay/cli/output.h"
@@ -204,6 +205,7 @@ int record_kvm_command(const es::cli::Args& args, const std::vector<std::string>
     }
   }
   o.plugins = plugins;
+  o.steps = es::replay::chain_steps();
   o.command_line = es::recorder::join_command_line(argc, argv);
   return es::kvm::record_kvm(o);
 }
@@ -441,7 +443,7 @@ int cmd_record(int argc, char** argv) {
   }
   user_plugins.set_crash_note("; the run is stopped there and the recording closed with everything before it");
   user_plugins.set_on_crash([&vmm] { vmm.request_stop(); });
-  auto rec = es::recorder::Recorder::open(*output, info, args->has("force"));
+  auto rec = es::recorder::Recorder::open(*output, info, args->has("force"), {.steps = es::replay::chain_steps()});
   if (!rec) {
     std::fprintf(stderr, "exitscope record: %s\n", rec.error().c_str());
     return 2;

@@ -4,6 +4,7 @@
 #include <system_error>
 
 #include "probes/recorder/output_file.h"
+#include "replay/chain_steps.h"
 #include "schema/sqlite_db.h"
 
 namespace es::import {
@@ -29,6 +30,7 @@ Result<PartialRecording> PartialRecording::create(const std::string& db, const r
   recorder::RecorderOptions options;
   options.kept_on_failure = false;  // a failed import removes DB.partial (commit)
   options.not_yet_users_file = true;  // renamed to DB only once finished (commit)
+  options.steps = replay::chain_steps();
   auto rec = recorder::Recorder::open(p.partial_, info, true, options);
   if (!rec) return Error{rec.error()};
   p.rec_ = std::move(*rec);

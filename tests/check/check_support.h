@@ -11,6 +11,7 @@
 
 #include "probes/bus/plugin_host.h"
 #include "probes/recorder/recorder.h"
+#include "replay/chain_steps.h"
 #include "replay/check/check_recording.h"
 #include "replay/check/live_checker.h"
 #include "replay/recording.h"
@@ -34,7 +35,7 @@ inline Checked record_and_check(const std::string& name, const std::function<voi
                                 const check::CheckOptions& options = {}) {
   Checked out;
   out.path = temp_db(name);
-  auto rec = recorder::Recorder::open(out.path, recorder::SessionInfo{}, false);
+  auto rec = recorder::Recorder::open(out.path, recorder::SessionInfo{}, false, {.steps = es::replay::chain_steps()});
   EXPECT_TRUE(rec) << rec.error();
   if (!rec) return out;
   probes::ProbeBus bus;

@@ -11,6 +11,7 @@
 
 #include "hv/arch/exceptions.h"
 #include "probes/recorder/recorder.h"
+#include "replay/chain_steps.h"
 #include "tests/probes/test_support.h"
 #include "tests/support/cli_run.h"
 
@@ -32,7 +33,7 @@ class CliTest : public ::testing::Test {
     info.guest_path = "guests/irq.bin";
     info.guest_hash = "sha256:00ff";
     info.policy = "kvm";
-    auto rec = recorder::Recorder::open(path_, info, false);
+    auto rec = recorder::Recorder::open(path_, info, false, {.steps = es::replay::chain_steps()});
     ASSERT_TRUE(rec) << rec.error();
     probes::ProbeBus bus;
     (*rec)->attach(bus);
@@ -140,7 +141,7 @@ TEST_F(CliTest, InfoSaysIncompleteForACrashedRecording) {
   const std::string path = test::temp_db("cli_incomplete.db");
   {
     probes::ProbeBus bus;  // outlives the recorder, as recorder.h requires
-    auto rec = recorder::Recorder::open(path, {}, false);
+    auto rec = recorder::Recorder::open(path, {}, false, {.steps = es::replay::chain_steps()});
     ASSERT_TRUE(rec) << rec.error();
     (*rec)->attach(bus);
     test::Emitter(bus).raise(test::irq(0x20));

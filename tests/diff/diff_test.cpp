@@ -7,6 +7,7 @@
 
 #include "hv/arch/exceptions.h"
 #include "probes/recorder/recorder.h"
+#include "replay/chain_steps.h"
 #include "replay/diff/diff.h"
 #include "tests/probes/test_support.h"
 #include "tests/support/cli_run.h"
@@ -138,7 +139,7 @@ TEST_F(PolicyDiffTest, CliPrintsHeadersDivergenceAndChainDifference) {
 // Chain matching on hand-built recordings: a chain present on one side only is listed.
 std::string record_script(const std::string& name, const std::function<void(test::Emitter&)>& script) {
   const std::string path = test::temp_db(name);
-  auto rec = recorder::Recorder::open(path, recorder::SessionInfo{}, false);
+  auto rec = recorder::Recorder::open(path, recorder::SessionInfo{}, false, {.steps = es::replay::chain_steps()});
   EXPECT_TRUE(rec) << rec.error();
   if (!rec) return path;
   probes::ProbeBus bus;

@@ -13,6 +13,7 @@
 #include "exitscope/record.h"
 #include "hv/arch/exceptions.h"
 #include "probes/recorder/recorder.h"
+#include "replay/chain_steps.h"
 #include "tests/probes/test_support.h"
 
 namespace es::test {
@@ -141,7 +142,7 @@ inline ExportFixture make_export_recording(const std::string& name) {
   info.kernel = "6.1.0-test";
   info.command_line = "export-test";
   info.started_at = std::chrono::system_clock::time_point{};
-  auto rec = recorder::Recorder::open(fx.path, info, false);
+  auto rec = recorder::Recorder::open(fx.path, info, false, {.steps = es::replay::chain_steps()});
   if (!rec) return fx;
   probes::ProbeBus bus;
   (*rec)->attach(bus);

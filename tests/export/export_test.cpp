@@ -517,7 +517,7 @@ TEST(ExportChainsInterleaved, EachEventOnceAndChainsAtTheirFirstShownMember) {
     recorder::SessionInfo info;
     info.scenario = "export-interleaved";
     info.tool_version = "test";
-    auto rec = recorder::Recorder::open(path, info, false);
+    auto rec = recorder::Recorder::open(path, info, false, {.steps = es::replay::chain_steps()});
     ASSERT_TRUE(rec) << rec.error();
     probes::ProbeBus bus;
     (*rec)->attach(bus);

@@ -2,16 +2,21 @@
 # The KVM event layer stays below the sources that use it (DESIGN.md "Layers"; issues #15, #19):
 #   - a file in kvmtrace/ includes only kvmtrace/, the record ABI (exitscope/..., probes/include/)
 #     and hv/arch/: nothing from probes/ (but probes/include), replay/, gui/, schema/, ...;
-#   - a file in probes/kvm/ includes nothing from replay/ (live KVM decodes with kvmtrace/);
+#   - a file anywhere in probes/ includes nothing from replay/ or gui/ (live KVM decodes with
+#     kvmtrace/; the recorder takes replay's chains from its caller, probes/recorder/record_steps.h;
+#     the ABI's names are exitscope/names.h);
 #   - es_kvmtrace links only es_probe_abi, hv_arch (and the warning flags); es_kvm does not link
-#     es_import.
-# Usage: check_includes.sh ROOT [KVMTRACE_LINKS [KVM_LINKS]]   (link lists ';'-separated, as
-# CMake's LINK_LIBRARIES). Prints one line per violation naming the file, the line and the rule;
-# exit 1 if there is any.
+#     es_import; es_recorder and es_plugins link no replay/ library (es_replay, es_import,
+#     es_export, es_check, es_check_live, es_diff).
+# Usage: check_includes.sh ROOT [KVMTRACE_LINKS [KVM_LINKS [RECORDER_LINKS [PLUGINS_LINKS]]]]
+# (link lists ';'-separated, as CMake's LINK_LIBRARIES). Prints one line per violation naming the
+# file or target, the line and the rule; exit 1 if there is any.
 set -u
 root=${1:?usage: check_includes.sh ROOT [KVMTRACE_LINKS [KVM_LINKS]]}
 kvmtrace_links=${2-}
 kvm_links=${3-}
+recorder_links=${4-}
+plugins_links=${5-}
 bad=0
 checked=0
 
@@ -44,12 +49,17 @@ while IFS=: read -r file line path; do
   [ -n "$file" ] || continue
   checked=$((checked + 1))
   case "$path" in
-    replay/*)
-      echo "layering: ${file#"$root"/}:$line includes \"$path\": probes/kvm/ may not include replay/ (live KVM uses kvmtrace/)"
+    replay/* | gui/*)
+      case "$file" in
+        "$root"/probes/kvm/*) why="live KVM uses kvmtrace/" ;;
+        "$root"/probes/recorder/*) why="the recorder takes replay's steps from its caller, probes/recorder/record_steps.h" ;;
+        *) why="probes/ sits below replay/ and gui/; ABI names are in exitscope/names.h" ;;
+      esac
+      echo "layering: ${file#"$root"/}:$line includes \"$path\": probes/ may not include replay/ or gui/ ($why)"
       bad=1
       ;;
   esac
-done < <(include_lines "$root/probes/kvm")
+done < <(include_lines "$root/probes")
 
 if [ -n "$kvmtrace_links" ]; then
   IFS=';' read -ra libs <<< "$kvmtrace_links"
@@ -75,9 +85,28 @@ if [ -n "$kvm_links" ]; then
   done
 fi
 
+# no_replay_link TARGET LINKS: TARGET (a probes/ library) links no library of replay/.
+no_replay_link() {
+  local target=$1 lib
+  [ -n "$2" ] || return 0
+  IFS=';' read -ra libs <<< "$2"
+  for lib in "${libs[@]}"; do
+    case "$lib" in
+      es_replay | es_import | es_export | es_check | es_check_live | es_diff | \
+      *'<LINK_ONLY:es_replay>'* | *'<LINK_ONLY:es_import>'* | *'<LINK_ONLY:es_export>'* | \
+      *'<LINK_ONLY:es_check>'* | *'<LINK_ONLY:es_check_live>'* | *'<LINK_ONLY:es_diff>'*)
+        echo "layering: $target links \"$lib\": probes/ may not link a replay/ library (the caller passes replay's steps in)"
+        bad=1
+        ;;
+    esac
+  done
+}
+no_replay_link es_recorder "$recorder_links"
+no_replay_link es_plugins "$plugins_links"
+
 if [ "$checked" -eq 0 ]; then
-  echo "layering: no #include found under $root/kvmtrace or $root/probes/kvm: wrong root?"
+  echo "layering: no #include found under $root/kvmtrace or $root/probes: wrong root?"
   exit 1
 fi
-[ "$bad" -eq 0 ] && echo "layering: $checked includes of kvmtrace/ and probes/kvm/ checked, none runs upward"
+[ "$bad" -eq 0 ] && echo "layering: $checked includes of kvmtrace/ and probes/ checked, none runs upward"
 exit "$bad"

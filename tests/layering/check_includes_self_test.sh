@@ -9,9 +9,11 @@ fail=0
 passed=0
 
 plant() {  # plant DIR: a clean tree, the includes the real layer has
-  mkdir -p "$1/kvmtrace" "$1/probes/kvm"
+  mkdir -p "$1/kvmtrace" "$1/probes/kvm" "$1/probes/recorder" "$1/probes/bus"
   printf '#include "kvmtrace/event.h"\n#include "hv/arch/event_info.h"\n#include "exitscope/record.h"\n' > "$1/kvmtrace/a.h"
   printf '#include "kvmtrace/linker.h"\n#include "probes/kvm/kvm_decode.h"\n#include <vector>\n' > "$1/probes/kvm/b.cpp"
+  printf '#include "probes/recorder/record_steps.h"\n#include "schema/sqlite_db.h"\n' > "$1/probes/recorder/c.cpp"
+  printf '#include "exitscope/names.h"\n#include "hv/arch/exit_reason.h"\n' > "$1/probes/bus/d.cpp"
 }
 expect() {  # expect NAME RC PATTERN OUTPUT-RC OUTPUT
   if [ "$4" -ne "$2" ] || ! grep -qF -- "$3" <<< "$5"; then
@@ -25,7 +27,8 @@ expect() {  # expect NAME RC PATTERN OUTPUT-RC OUTPUT
 }
 
 plant "$tmp/clean"
-out=$("$check" "$tmp/clean" "es_probe_abi;hv_arch;es_warnings" "es_kvmtrace;es_recorder"); rc=$?
+out=$("$check" "$tmp/clean" "es_probe_abi;hv_arch;es_warnings" "es_kvmtrace;es_recorder" \
+  "es_probe_abi;es_schema;Threads::Threads;\$<LINK_ONLY:es_warnings>" "es_probe_abi;es_schema;hv_arch;dl"); rc=$?
 expect "a clean tree passes" 0 "none runs upward" "$rc" "$out"
 
 plant "$tmp/replay"
@@ -52,6 +55,21 @@ plant "$tmp/links"
 out=$("$check" "$tmp/links" "es_probe_abi;hv_arch;es_replay" "es_kvmtrace;es_import"); rc=$?
 expect "es_kvmtrace linking es_replay" 1 'es_kvmtrace links "es_replay"' "$rc" "$out"
 expect "es_kvm linking es_import" 1 'es_kvm links es_import' "$rc" "$out"
+
+plant "$tmp/recorder"
+printf '#include "replay/chains.h"\n' >> "$tmp/recorder/probes/recorder/c.cpp"
+out=$("$check" "$tmp/recorder"); rc=$?
+expect "the recorder including replay/" 1 'probes/recorder/c.cpp:3 includes "replay/chains.h"' "$rc" "$out"
+
+plant "$tmp/bus"
+printf '#include "replay/names.h"\n' > "$tmp/bus/probes/bus/plugin_host.cpp"
+out=$("$check" "$tmp/bus"); rc=$?
+expect "the plugin host including replay/" 1 'probes/bus/plugin_host.cpp:1 includes "replay/names.h"' "$rc" "$out"
+
+plant "$tmp/up_links"
+out=$("$check" "$tmp/up_links" "" "" "es_probe_abi;es_schema;es_replay" "es_probe_abi;\$<LINK_ONLY:es_import>"); rc=$?
+expect "es_recorder linking es_replay" 1 'es_recorder links "es_replay"' "$rc" "$out"
+expect "es_plugins linking es_import" 1 'es_plugins links "$<LINK_ONLY:es_import>"' "$rc" "$out"
 
 echo "$passed passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -421,8 +421,7 @@ TEST(Stops, ExportProgressToANonTerminalIsOneLine) {
   constexpr uint64_t kEvents = 1'050'000;
   {
     es::recorder::SessionInfo info;
-    es::recorder::RecorderOptions options;
-    options.materialize_chains = false;
+    es::recorder::RecorderOptions options;  // no steps: no chains
     auto rec = es::recorder::Recorder::open(db, info, true, options);
     ASSERT_TRUE(rec) << rec.error();
     std::vector<es_record> batch(10'000);

@@ -6,6 +6,7 @@
 
 #include "hv/arch/exceptions.h"
 #include "probes/recorder/recorder.h"
+#include "replay/chain_steps.h"
 #include "replay/chains.h"
 #include "replay/recording.h"
 #include "tests/probes/test_support.h"
@@ -25,7 +26,7 @@ struct Recorded {
 Recorded record(const std::string& name, const std::function<void(test::Emitter&)>& script) {
   Recorded out;
   out.path = test::temp_db(name);
-  auto rec = recorder::Recorder::open(out.path, recorder::SessionInfo{}, false);
+  auto rec = recorder::Recorder::open(out.path, recorder::SessionInfo{}, false, {.steps = es::replay::chain_steps()});
   EXPECT_TRUE(rec) << rec.error();
   if (!rec) return out;
   probes::ProbeBus bus;

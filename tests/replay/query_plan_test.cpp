@@ -11,6 +11,7 @@
 #include "hv/arch/exceptions.h"
 #include "hv/arch/exit_qualification.h"
 #include "probes/recorder/recorder.h"
+#include "replay/chain_steps.h"
 #include "replay/chains.h"
 #include "replay/query.h"
 #include "replay/recording.h"
@@ -25,7 +26,7 @@ using arch::BasicExitReason;
 // during a second IRQ's delivery (linked to it), an I/O exit on vCPU 1 at L2.
 std::string make_recording(const std::string& name) {
   const std::string path = test::temp_db(name);
-  auto rec = recorder::Recorder::open(path, recorder::SessionInfo{}, false);
+  auto rec = recorder::Recorder::open(path, recorder::SessionInfo{}, false, {.steps = es::replay::chain_steps()});
   EXPECT_TRUE(rec) << rec.error();
   probes::ProbeBus bus;
   (*rec)->attach(bus);
