@@ -11,6 +11,7 @@
 #include "replay/check/checker.h"
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
+#include "replay/cli/startup.h"
 #include "replay/format.h"
 #include "replay/names.h"
 #include "replay/recording.h"
@@ -216,10 +217,7 @@ void print_chain(const replay::Chain& c, const Briefs& by_id) {
 }  // namespace
 
 int cmd_chains(int argc, char** argv) {
-  auto args = parse_args(kName, argc, argv, kOptions);
-  if (!args) return usage_error(kName, args.error());
-  if (args->help) {
-    std::fputs(usage_text(kName, "DB [OPTIONS]",
+  const CommandSpec kSpec{kName, "DB [OPTIONS]",
                           "Explain the event chains of the recording DB. A chain is every event with the same\n"
                           "origin (the record that raised the original event). For each chain: the original\n"
                           "event, its events indented, the VM exits that interrupted its delivery (with their\n"
@@ -231,14 +229,9 @@ int cmd_chains(int argc, char** argv) {
                           "again); collapsed (NMI); coalesced (IRQ); handled by hypervisor (an intercepted event\n"
                           "it consumed); dropped by policy; discarded by hypervisor; pending at end; or lost.\n"
                           "Only the last three can be a hypervisor's bug ('exitscope check' reports them).",
-                          kOptions)
-                   .c_str(),
-               stdout);
-    return 0;
-  }
-  if (args->positional.size() != 1)
-    return usage_error(kName, args->positional.empty() ? "missing the recording file (DB)"
-                                                       : "expects exactly one recording file");
+                          kOptions};
+  auto args = start_command(kSpec, argc, argv);
+  if (!args) return args.exit_code;
   std::optional<uint64_t> only;
   if (auto v = args->get("chain")) {
     only = replay::parse_uint(*v);
@@ -254,11 +247,8 @@ int cmd_chains(int argc, char** argv) {
       return usage_error(kName, "unknown outcome '" + *outcome + "' for '--outcome' (" + names + ")");
     }
   }
-  auto rec = replay::Recording::open(args->positional[0]);
-  if (!rec) {
-    std::fprintf(stderr, "exitscope chains: %s\n", rec.error().c_str());
-    return 2;
-  }
+  auto rec = open_recording(kName, args->positional[0]);
+  if (!rec) return 2;
   size_t shown = 0;
   Briefs briefs;
   auto wanted = [&](const replay::Chain& c) { return !outcome || replay::to_string(c.outcome) == *outcome; };

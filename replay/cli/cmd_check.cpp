@@ -1,4 +1,5 @@
 // `exitscope check DB`: run the invariant checker over a recording.
+#include <cstdint>
 #include <cstdio>
 #include <unordered_map>
 #include <unordered_set>
@@ -8,6 +9,7 @@
 #include "replay/check/check_recording.h"
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
+#include "replay/cli/startup.h"
 #include "replay/names.h"
 #include "replay/recording.h"
 
@@ -28,21 +30,19 @@ std::string ids_text(const std::vector<uint64_t>& ids) {
 }  // namespace
 
 int cmd_check(int argc, char** argv) {
-  auto args = parse_args(kName, argc, argv, kOptions);
-  if (!args) return usage_error(kName, args.error());
-  if (args->help) {
-    std::string desc =
-        "Check the recording DB against the event-handling invariants of VT-x and KVM and\n"
-        "print every violation: the rule, one sentence citing the SDM or KVM, the offending\n"
-        "event ids and the chain. Exit status: 0 no violation, 1 violations found, 2 bad input.\n"
-        "The same checks run live during 'exitscope record' (unless --no-check).\n\nRules:\n";
-    for (const check::Rule& r : check::rules())
-      desc += "  " + std::string(r.name) + std::string(r.name.size() < 28 ? 28 - r.name.size() : 1, ' ') +
-              std::string(r.description) + "\n";
-    desc.pop_back();
-    std::fputs(usage_text(kName, "DB [--rule NAME]", desc, kOptions).c_str(), stdout);
-    return 0;
-  }
+  std::string desc =
+      "Check the recording DB against the event-handling invariants of VT-x and KVM and\n"
+      "print every violation: the rule, one sentence citing the SDM or KVM, the offending\n"
+      "event ids and the chain. Exit status: 0 no violation, 1 violations found, 2 bad input.\n"
+      "The same checks run live during 'exitscope record' (unless --no-check).\n\nRules:\n";
+  for (const check::Rule& r : check::rules())
+    desc += "  " + std::string(r.name) + std::string(r.name.size() < 28 ? 28 - r.name.size() : 1, ' ') +
+            std::string(r.description) + "\n";
+  desc.pop_back();
+  // No DB is needed for --list-rules: the count is checked below, after it.
+  const CommandSpec spec{kName, "DB [--rule NAME]", desc, kOptions, {0, SIZE_MAX, "", ""}};
+  auto args = start_command(spec, argc, argv);
+  if (!args) return args.exit_code;
   if (args->has("list-rules")) {
     for (const check::Rule& r : check::rules())
       std::printf("%-28.*s %.*s\n", static_cast<int>(r.name.size()), r.name.data(),
@@ -50,8 +50,7 @@ int cmd_check(int argc, char** argv) {
     return 0;
   }
   if (args->positional.size() != 1)
-    return usage_error(kName, args->positional.empty() ? "missing the recording file (DB)"
-                                                       : "expects exactly one recording file");
+    return usage_error(kName, args->positional.empty() ? kOneRecording.missing : kOneRecording.too_many);
   check::CheckOptions options;
   if (auto v = args->get("rule")) {
     std::string list = *v;
@@ -66,11 +65,8 @@ int cmd_check(int argc, char** argv) {
       pos = comma + 1;
     }
   }
-  auto rec = replay::Recording::open(args->positional[0]);
-  if (!rec) {
-    std::fprintf(stderr, "exitscope check: %s\n", rec.error().c_str());
-    return 2;
-  }
+  auto rec = open_recording(kName, args->positional[0]);
+  if (!rec) return 2;
   auto found = check::check_recording(*rec, options);
   if (!found) {
     std::fprintf(stderr, "exitscope check: %s\n", found.error().c_str());

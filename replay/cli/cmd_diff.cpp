@@ -3,6 +3,7 @@
 
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
+#include "replay/cli/startup.h"
 #include "replay/diff/diff.h"
 #include "replay/format.h"
 #include "replay/names.h"
@@ -45,10 +46,7 @@ std::string story_text(const diff::ChainStory& s) {
 }  // namespace
 
 int cmd_diff(int argc, char** argv) {
-  auto args = parse_args(kName, argc, argv, kOptions);
-  if (!args) return usage_error(kName, args.error());
-  if (args->help) {
-    std::fputs(usage_text(kName, "A.db B.db [--context N] [--chains-only]",
+  const CommandSpec kSpec{kName, "A.db B.db [--context N] [--chains-only]",
                           "Compare two recordings of the same guest (e.g. one scenario under two reinjection\n"
                           "policies). Prints one line per recording (scenario, policy), the first event where the\n"
                           "normalized sequences differ with context from both sides (kind, level, vCPU, reason,\n"
@@ -56,14 +54,9 @@ int cmd_diff(int argc, char** argv) {
                           "origins, times and checker violations are not), then the chains whose outcome or\n"
                           "number of events differ, matched by original event, level, root RIP and ordinal.\n"
                           "Exit status: 0 identical, 1 different, 2 bad input.",
-                          kOptions)
-                   .c_str(),
-               stdout);
-    return 0;
-  }
-  if (args->positional.size() != 2)
-    return usage_error(kName, args->positional.size() < 2 ? "needs two recordings (A.db B.db)"
-                                                          : "expects exactly two recording files");
+                          kOptions, {2, 2, "needs two recordings (A.db B.db)", "expects exactly two recording files"}};
+  auto args = start_command(kSpec, argc, argv);
+  if (!args) return args.exit_code;
   diff::DiffOptions options;
   if (auto v = args->get("context")) {
     const auto n = replay::parse_uint(*v);
@@ -71,16 +64,10 @@ int cmd_diff(int argc, char** argv) {
     options.context = static_cast<size_t>(*n);
   }
   options.chains_only = args->has("chains-only");
-  auto a = replay::Recording::open(args->positional[0]);
-  if (!a) {
-    std::fprintf(stderr, "exitscope diff: %s\n", a.error().c_str());
-    return 2;
-  }
-  auto b = replay::Recording::open(args->positional[1]);
-  if (!b) {
-    std::fprintf(stderr, "exitscope diff: %s\n", b.error().c_str());
-    return 2;
-  }
+  auto a = open_recording(kName, args->positional[0]);
+  if (!a) return 2;
+  auto b = open_recording(kName, args->positional[1]);
+  if (!b) return 2;
   auto res = diff::diff_recordings(*a, *b, options);
   if (!res) {
     std::fprintf(stderr, "exitscope diff: %s\n", res.error().c_str());

@@ -4,6 +4,7 @@
 #include "replay/chains.h"
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
+#include "replay/cli/startup.h"
 #include "replay/format.h"
 #include "replay/inspect.h"
 #include "replay/names.h"
@@ -31,23 +32,15 @@ constexpr OptionSpec kOptions[] = {
 }  // namespace
 
 int cmd_events(int argc, char** argv) {
-  auto args = parse_args(kName, argc, argv, kOptions);
-  if (!args) return usage_error(kName, args.error());
-  if (args->help) {
-    std::fputs(usage_text(kName, "DB [OPTIONS]",
+  const CommandSpec kSpec{kName, "DB [OPTIONS]",
                           "List the events of the recording DB, one decoded line each:\n"
                           "  #ID  TIME(s)  LEVEL(HV LEVEL)  vcpuN  KIND  decoded fields  cause=#ID origin=#ID\n"
                           "Hardware words (exit reason, qualification, interruption and IDT-vectoring info)\n"
                           "are decoded; cause is the event that caused this one, origin the chain root.\n"
                           "If records were dropped while recording, a first line starting with '#' says how many.",
-                          kOptions)
-                   .c_str(),
-               stdout);
-    return 0;
-  }
-  if (args->positional.size() != 1)
-    return usage_error(kName, args->positional.empty() ? "missing the recording file (DB)"
-                                                       : "expects exactly one recording file");
+                          kOptions};
+  auto args = start_command(kSpec, argc, argv);
+  if (!args) return args.exit_code;
   replay::EventFilter f;
   if (auto q = args->get("query")) {
     // The query sets the filter first; the other options narrow it further.
@@ -84,11 +77,8 @@ int cmd_events(int argc, char** argv) {
     }
   }
 
-  auto rec = replay::Recording::open(args->positional[0]);
-  if (!rec) {
-    std::fprintf(stderr, "exitscope events: %s\n", rec.error().c_str());
-    return 2;
-  }
+  auto rec = open_recording(kName, args->positional[0]);
+  if (!rec) return 2;
   // Events the recording never got are not in the list: say so first, with the counts
   // `exitscope info` shows, so a pasted listing carries the warning with it.
   auto drops = rec->drop_counts();

@@ -13,6 +13,7 @@
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
 #include "replay/cli/output.h"
+#include "replay/cli/startup.h"
 #include "replay/export/export.h"
 #include "replay/names.h"
 #include "replay/recording.h"
@@ -69,49 +70,38 @@ constexpr uint64_t kProgressAbove = 1'000'000;  // events; below this only a ter
 }  // namespace
 
 int cmd_export(int argc, char** argv) {
-  // parse_args knows long options only; -o is the usual short form of --output.
-  std::vector<char*> av(argv, argv + argc);
-  static char kOutput[] = "--output";
-  for (size_t i = 1; i < av.size(); ++i)
-    if (std::string_view(av[i]) == "-o") av[i] = kOutput;
-  auto args = parse_args(kName, static_cast<int>(av.size()), av.data(), kOptions);
-  if (!args) return usage_error(kName, args.error());
-  if (args->help) {
-    std::string desc =
-        "Export the recording DB for a bug report, to FILE or standard output:\n"
-        "  text      mailing-list ready: ASCII, at most 80 columns, a header of session facts,\n"
-        "            one decoded event per line, chain members indented under their original\n"
-        "            event, each chain ending with its outcome\n"
-        "  markdown  the same as tables (session facts, one table per chain, other events)\n"
-        "  perfetto  Perfetto's protobuf trace (binary; open in ui.perfetto.dev, query with\n"
-        "            trace_processor): a process per guest level, a thread per lane (vCPU and\n"
-        "            observing hypervisor, as the GUI draws them), exit-to-entry slices,\n"
-        "            instants for injections / decisions / deliveries, one flow per chain,\n"
-        "            the decoded SDM fields as args\n"
-        "  chrome    the same as Chrome trace-event JSON, for chrome://tracing\n"
-        "  svg, png  the timeline as a picture, drawn by exitscope-gui (headless when there is\n"
-        "            no display): a lane per vCPU and guest level, exits coloured by reason,\n"
-        "            injections and deliveries, the --chain as arcs, a legend and a time axis;\n"
-        "            with --histogram exit|chain, the latency histogram of 'exitscope stats\n"
-        "            --histogram' instead: log2 time buckets on the x axis, counts on the y axis\n"
-        "            (--from / --to / --vcpu select the exits and chains as 'stats' does)\n\n"
-        "For a mail, export the chain the report is about: its events, decoded, in 80\n"
-        "columns, with the session facts a reader needs to trust them (find N with\n"
-        "'exitscope chains DB'):\n"
-        "  exitscope export rec.db --chain 5 -o chain5.txt\n"
-        "For an issue, the same as Markdown (event ids are written `#5` so they do not\n"
-        "link to issues; a warning says when it exceeds the 65536 characters GitHub takes):\n"
-        "  exitscope export rec.db --format markdown --chain 5 -o chain5.md\n"
-        "A whole recording is for attaching, not pasting; --from / --to cut a window.\n"
-        "A latency histogram as a picture:\n"
-        "  exitscope export rec.db --format svg --histogram exit -o exits.svg";
-    std::fputs(usage_text(kName, "DB [--format text|markdown|perfetto|chrome|svg|png] [OPTIONS] [-o FILE]", desc, kOptions).c_str(),
-               stdout);
-    return 0;
-  }
-  if (args->positional.size() != 1)
-    return usage_error(kName, args->positional.empty() ? "missing the recording file (DB)"
-                                                       : "expects exactly one recording file");
+  constexpr std::string_view kDescription =
+      "Export the recording DB for a bug report, to FILE or standard output:\n"
+      "  text      mailing-list ready: ASCII, at most 80 columns, a header of session facts,\n"
+      "            one decoded event per line, chain members indented under their original\n"
+      "            event, each chain ending with its outcome\n"
+      "  markdown  the same as tables (session facts, one table per chain, other events)\n"
+      "  perfetto  Perfetto's protobuf trace (binary; open in ui.perfetto.dev, query with\n"
+      "            trace_processor): a process per guest level, a thread per lane (vCPU and\n"
+      "            observing hypervisor, as the GUI draws them), exit-to-entry slices,\n"
+      "            instants for injections / decisions / deliveries, one flow per chain,\n"
+      "            the decoded SDM fields as args\n"
+      "  chrome    the same as Chrome trace-event JSON, for chrome://tracing\n"
+      "  svg, png  the timeline as a picture, drawn by exitscope-gui (headless when there is\n"
+      "            no display): a lane per vCPU and guest level, exits coloured by reason,\n"
+      "            injections and deliveries, the --chain as arcs, a legend and a time axis;\n"
+      "            with --histogram exit|chain, the latency histogram of 'exitscope stats\n"
+      "            --histogram' instead: log2 time buckets on the x axis, counts on the y axis\n"
+      "            (--from / --to / --vcpu select the exits and chains as 'stats' does)\n\n"
+      "For a mail, export the chain the report is about: its events, decoded, in 80\n"
+      "columns, with the session facts a reader needs to trust them (find N with\n"
+      "'exitscope chains DB'):\n"
+      "  exitscope export rec.db --chain 5 -o chain5.txt\n"
+      "For an issue, the same as Markdown (event ids are written `#5` so they do not\n"
+      "link to issues; a warning says when it exceeds the 65536 characters GitHub takes):\n"
+      "  exitscope export rec.db --format markdown --chain 5 -o chain5.md\n"
+      "A whole recording is for attaching, not pasting; --from / --to cut a window.\n"
+      "A latency histogram as a picture:\n"
+      "  exitscope export rec.db --format svg --histogram exit -o exits.svg";
+  const CommandSpec kSpec{kName, "DB [--format text|markdown|perfetto|chrome|svg|png] [OPTIONS] [-o FILE]",
+                          kDescription, kOptions, kOneRecording, /*short_output=*/true};
+  auto args = start_command(kSpec, argc, argv);
+  if (!args) return args.exit_code;
   const std::string format_name = args->get("format").value_or("text");
   const exporter::ExportFormat* format = exporter::find_export_format(format_name);
   if (!format) {
@@ -188,11 +178,8 @@ int cmd_export(int argc, char** argv) {
     return 2;
   }
 
-  auto rec = replay::Recording::open(db_path);
-  if (!rec) {
-    std::fprintf(stderr, "exitscope export: %s\n", rec.error().c_str());
-    return 2;
-  }
+  auto rec = open_recording(kName, db_path);
+  if (!rec) return 2;
 
   // A file is written beside the target and renamed at the end: a failed export leaves no
   // partial file. A stream is opened as it is (O_APPEND: /dev/stdout redirected to a file with

@@ -10,6 +10,7 @@
 
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
+#include "replay/cli/startup.h"
 #include "replay/export/gui_forward.h"
 #include "replay/recording.h"
 
@@ -21,21 +22,15 @@ constexpr std::span<const OptionSpec> kOptions{};
 }  // namespace
 
 int cmd_gui(int argc, char** argv) {
-  auto args = parse_args(kName, argc, argv, kOptions);
-  if (!args) return usage_error(kName, args.error());
-  if (args->help) {
-    std::fputs(usage_text(kName, "[DB]",
+  const CommandSpec kSpec{kName, "[DB]",
                           "Open the recording DB in the exitscope GUI (exitscope-gui, installed next to\n"
                           "exitscope): timeline lanes per vCPU and guest level, chain list, event table,\n"
                           "inspector, stepping by event / chain / cause / effect (Help > Keyboard shortcuts).\n"
                           "Needs a display (DISPLAY or WAYLAND_DISPLAY). Without one, export a picture instead:\n"
                           "  exitscope export DB --format svg -o timeline.svg",
-                          kOptions)
-                   .c_str(),
-               stdout);
-    return 0;
-  }
-  if (args->positional.size() > 1) return usage_error(kName, "expects at most one recording file");
+                          kOptions, {0, 1, "", "expects at most one recording file"}};
+  auto args = start_command(kSpec, argc, argv);
+  if (!args) return args.exit_code;
   const std::string gui = exporter::gui_binary_path();
   if (::access(gui.c_str(), X_OK) != 0) {
     std::fprintf(stderr,
@@ -52,11 +47,8 @@ int cmd_gui(int argc, char** argv) {
   }
   if (!args->positional.empty()) {
     // Checked here so a bad file gets the CLI's one-line error, not only a dialog.
-    auto rec = replay::Recording::open(args->positional[0]);
-    if (!rec) {
-      std::fprintf(stderr, "exitscope gui: %s\n", rec.error().c_str());
-      return 2;
-    }
+    auto rec = open_recording(kName, args->positional[0]);
+    if (!rec) return 2;
   }
   std::vector<std::string> av = {gui};
   for (const std::string& p : args->positional) av.push_back(p);

@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstring>
 #include <vector>
 
 #include "probes/bus/plugin_host.h"
@@ -11,6 +10,7 @@
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
 #include "replay/cli/output.h"
+#include "replay/cli/startup.h"
 #include "replay/import/import_file.h"
 
 namespace es::cli {
@@ -30,9 +30,6 @@ constexpr OptionSpec kOptions[] = {
 
 int cmd_import(int argc, char** argv) {
   std::vector<char*> av(argv, argv + argc);
-  static char kOutput[] = "--output";
-  for (auto& a : av)
-    if (std::strcmp(a, "-o") == 0) a = kOutput;
   // --plugin may be given several times: taken out before the one-value-per-name parser.
   auto plugin_values = probes::take_plugin_options(av);
   if (!plugin_values) return usage_error(kName, plugin_values.error());
@@ -42,10 +39,7 @@ int cmd_import(int argc, char** argv) {
     if (!spec) return usage_error(kName, spec.error());
     plugin_specs.push_back(std::move(*spec));
   }
-  auto args = parse_args(kName, static_cast<int>(av.size()), av.data(), kOptions);
-  if (!args) return usage_error(kName, args.error());
-  if (args->help) {
-    std::fputs(usage_text(kName,
+  const CommandSpec kSpec{kName,
                           "FILE -o DB [--force] [--format trace.dat|ftrace|trace-cmd|perf|auto] [--progress]\n"
                           "       [--plugin PATH[:K=V,...]]...",
                           "Import a KVM trace into the recording DB: a trace-cmd trace.dat (file versions 6 and\n"
@@ -69,13 +63,11 @@ int cmd_import(int argc, char** argv) {
                           "that cannot be loaded stops the import with nothing written. Its record callbacks see\n"
                           "every record in the order it is written. A plugin that crashes is named and switched\n"
                           "off; the import goes on and DB is complete (exit code 1).",
-                          kOptions)
-                   .c_str(),
-               stdout);
-    return 0;
-  }
-  if (args->positional.size() != 1)
-    return usage_error(kName, args->positional.empty() ? "missing the trace file (FILE)" : "expects exactly one trace file");
+                          kOptions,
+                          {1, 1, "missing the trace file (FILE)", "expects exactly one trace file"},
+                          /*short_output=*/true};
+  auto args = start_command(kSpec, static_cast<int>(av.size()), av.data());
+  if (!args) return args.exit_code;
   const auto output = args->get("output");
   if (!output || output->empty()) return usage_error(kName, "missing -o DB (the recording to write)");
   // A trace must be a regular file: a FIFO would block the open forever (issue #17).

@@ -5,6 +5,7 @@
 #include "replay/chains.h"
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
+#include "replay/cli/startup.h"
 #include "replay/format.h"
 #include "replay/import/text_import.h"
 #include "replay/names.h"
@@ -24,26 +25,15 @@ constexpr OptionSpec kOptions[] = {
 }  // namespace
 
 int cmd_info(int argc, char** argv) {
-  auto args = parse_args(kName, argc, argv, kOptions);
-  if (!args) return usage_error(kName, args.error());
-  if (args->help) {
-    std::fputs(usage_text(kName, "DB",
+  const CommandSpec kSpec{kName, "DB",
                           "Summarize the recording DB: where it came from (source, scenario, guest image and\n"
                           "hash, policy, host), whether it is complete, why the run ended, event counts by\n"
                           "kind, VM exits by reason, decisions by reason, chain outcomes and console output.",
-                          kOptions)
-                   .c_str(),
-               stdout);
-    return 0;
-  }
-  if (args->positional.size() != 1)
-    return usage_error(kName, args->positional.empty() ? "missing the recording file (DB)"
-                                                       : "expects exactly one recording file");
-  auto rec = replay::Recording::open(args->positional[0]);
-  if (!rec) {
-    std::fprintf(stderr, "exitscope info: %s\n", rec.error().c_str());
-    return 2;
-  }
+                          kOptions};
+  auto args = start_command(kSpec, argc, argv);
+  if (!args) return args.exit_code;
+  auto rec = open_recording(kName, args->positional[0]);
+  if (!rec) return 2;
   auto s = rec->session();
   if (!s) {
     std::fprintf(stderr, "exitscope info: %s\n", s.error().c_str());

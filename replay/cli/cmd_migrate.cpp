@@ -8,6 +8,7 @@
 
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
+#include "replay/cli/startup.h"
 #include "replay/cli/output.h"
 #include "probes/recorder/output_file.h"
 #include "replay/recording.h"
@@ -27,26 +28,16 @@ std::string quote(const std::string& p) { return "'" + p + "'"; }
 }  // namespace
 
 int cmd_migrate(int argc, char** argv) {
-  // Accept the conventional short form -o NEW.
-  std::vector<char*> av(argv, argv + argc);
-  static char kOutput[] = "--output";
-  for (auto& a : av)
-    if (std::string_view(a) == "-o") a = kOutput;
-  auto args = parse_args(kName, static_cast<int>(av.size()), av.data(), kOptions);
-  if (!args) return usage_error(kName, args.error());
-  if (args->help) {
-    const std::string v = std::to_string(schema::kSchemaVersion);
-    const std::string description =
-        "Migrate the recording DB to the current schema (v" + v + "). By default DB is left as it is and a\n"
-        "migrated copy is written beside it (old.db -> old.v" + v + ".db); the other commands do the same\n"
-        "on their own when they open an older recording, and say so. --in-place upgrades DB itself.\n"
-        "A recording from a newer exitscope is refused: open it with that version.";
-    std::fputs(usage_text(kName, "DB [-o NEW [--force] | --in-place]", description, kOptions).c_str(), stdout);
-    return 0;
-  }
-  if (args->positional.size() != 1)
-    return usage_error(kName, args->positional.empty() ? "missing the recording file (DB)"
-                                                       : "expects exactly one recording file");
+  const std::string v = std::to_string(schema::kSchemaVersion);
+  const std::string description =
+      "Migrate the recording DB to the current schema (v" + v + "). By default DB is left as it is and a\n"
+      "migrated copy is written beside it (old.db -> old.v" + v + ".db); the other commands do the same\n"
+      "on their own when they open an older recording, and say so. --in-place upgrades DB itself.\n"
+      "A recording from a newer exitscope is refused: open it with that version.";
+  const CommandSpec spec{kName, "DB [-o NEW [--force] | --in-place]", description, kOptions, kOneRecording,
+                         /*short_output=*/true};
+  auto args = start_command(spec, argc, argv);
+  if (!args) return args.exit_code;
   if (args->has("in-place") && args->has("output"))
     return usage_error(kName, "give either --in-place or --output NEW, not both");
   const std::string path = args->positional[0];

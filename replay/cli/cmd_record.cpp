@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
 #include "replay/cli/output.h"
+#include "replay/cli/startup.h"
 
 #ifdef ES_HAVE_KVM
 #include "probes/kvm/kvm_record.h"
@@ -215,16 +217,14 @@ int record_kvm_command(const es::cli::Args& args, const std::vector<std::string>
 
 int cmd_record(int argc, char** argv) {
   using namespace es::cli;
-  // Accept the conventional short form -o DB; everything after "--" is the command to run
-  // (--kvm).
+  // Everything after "--" is the command to run (--kvm).
   std::vector<char*> av;
   std::vector<std::string> command;
-  static char kOutput[] = "--output";
   bool after_dashes = false;
   for (int i = 0; i < argc; ++i) {
     if (after_dashes) command.emplace_back(argv[i]);
     else if (i > 0 && std::strcmp(argv[i], "--") == 0) after_dashes = true;
-    else av.push_back(std::strcmp(argv[i], "-o") == 0 ? kOutput : argv[i]);
+    else av.push_back(argv[i]);
   }
   // --plugin may be given several times: taken out before the one-value-per-name parser.
   auto plugin_values = es::probes::take_plugin_options(av);
@@ -235,12 +235,7 @@ int cmd_record(int argc, char** argv) {
     if (!spec) return usage_error(kRecord, spec.error());
     plugin_specs.push_back(std::move(*spec));
   }
-  std::vector<OptionSpec> specs(std::begin(kRecordOptions), std::end(kRecordOptions));
-  specs.insert(specs.end(), std::begin(kRecordHiddenOptions), std::end(kRecordHiddenOptions));
-  auto args = parse_args(kRecord, static_cast<int>(av.size()), av.data(), specs);
-  if (!args) return usage_error(kRecord, args.error());
-  if (args->help) {
-    std::fputs(usage_text(kRecord, "(--scenario NAME | --guest FILE) -o DB [--plugin PATH[:K=V,...]]... [options]\n"
+  const CommandSpec kSpec{kRecord, "(--scenario NAME | --guest FILE) -o DB [--plugin PATH[:K=V,...]]... [options]\n"
                                    "       exitscope record --kvm -o DB [--pid PID] [--vcpu N] [--duration S] [--events LIST]\n"
                                    "                                  [--attach auto|tp|tp_btf] [-- CMD ARGS...]",
                           "Run a guest on the built-in software VT-x core under the L0 hypervisor (or as L2\n"
@@ -273,11 +268,12 @@ int cmd_record(int argc, char** argv) {
                           "(with --kvm, as it is decoded). A plugin that crashes is named, switched off, the\n"
                           "run is stopped and DB is closed with everything recorded before (end reason\n"
                           "STOPPED, the crash as its detail; exit code 1).",
-                          kRecordOptions)
-                   .c_str(),
-               stdout);
-    return 0;
-  }
+                          kRecordOptions,
+                          {0, SIZE_MAX, "", ""},  // none: checked below, each mode with its own sentence
+                          /*short_output=*/true,
+                          kRecordHiddenOptions};
+  auto args = start_command(kSpec, static_cast<int>(av.size()), av.data());
+  if (!args) return args.exit_code;
   if (args->has("kvm")) {
 #ifdef ES_HAVE_KVM
     return record_kvm_command(*args, command, plugin_specs, argc, argv);
@@ -510,18 +506,12 @@ int cmd_record(int argc, char** argv) {
 
 int cmd_scenarios(int argc, char** argv) {
   using namespace es::cli;
-  auto args = parse_args(kScenarios, argc, argv, kScenarioOptions);
-  if (!args) return usage_error(kScenarios, args.error());
-  if (args->help) {
-    std::fputs(usage_text(kScenarios, "[--names]",
+  const CommandSpec kSpec{kScenarios, "[--names]",
                           "List the built-in scenarios: a guest program plus the L0 configuration that makes\n"
                           "it show one behaviour, with a one-line description of the rule it shows.",
-                          kScenarioOptions)
-                   .c_str(),
-               stdout);
-    return 0;
-  }
-  if (!args->positional.empty()) return usage_error(kScenarios, "takes no arguments");
+                          kScenarioOptions, {0, 0, "", "takes no arguments"}};
+  auto args = start_command(kSpec, argc, argv);
+  if (!args) return args.exit_code;
 #ifndef ES_HAVE_HV
   std::fprintf(stderr, "exitscope scenarios: this build has no hypervisor core (hv/cpu missing).\n");
   return 2;

@@ -9,6 +9,7 @@
 
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
+#include "replay/cli/startup.h"
 #include "replay/format.h"
 #include "replay/names.h"
 #include "replay/recording.h"
@@ -435,10 +436,7 @@ void print_json(const replay::Stats& s, const replay::StatsOptions& opt, const s
 }  // namespace
 
 int cmd_stats(int argc, char** argv) {
-  auto args = parse_args(kName, argc, argv, kOptions);
-  if (!args) return usage_error(kName, args.error());
-  if (args->help) {
-    std::fputs(usage_text(kName, "DB [OPTIONS]",
+  const CommandSpec kSpec{kName, "DB [OPTIONS]",
                           "Where the guest's time goes, as 'perf kvm stat report' shows it: per exit reason\n"
                           "(VMX and SVM names; nested exits apart), per vCPU and per level, the count, its share,\n"
                           "the time spent outside the guest and its share, and min / max / mean / median / p99\n"
@@ -452,14 +450,9 @@ int cmd_stats(int argc, char** argv) {
                           "event was raised (the chain's root record; the first recorded member when the root\n"
                           "is missing), so a chain raised inside the window counts even if it is delivered\n"
                           "after it, and one raised before it does not.",
-                          kOptions)
-                   .c_str(),
-               stdout);
-    return 0;
-  }
-  if (args->positional.size() != 1)
-    return usage_error(kName, args->positional.empty() ? "missing the recording file (DB)"
-                                                       : "expects exactly one recording file");
+                          kOptions};
+  auto args = start_command(kSpec, argc, argv);
+  if (!args) return args.exit_code;
   replay::StatsOptions opt;
   int rc = 0;
   std::optional<uint64_t> v;
@@ -512,11 +505,8 @@ int cmd_stats(int argc, char** argv) {
   opt.chains = !args->has("no-chains");
   const bool histogram = args->has("histogram");
 
-  auto rec = replay::Recording::open(args->positional[0]);
-  if (!rec) {
-    std::fprintf(stderr, "exitscope stats: %s\n", rec.error().c_str());
-    return 2;
-  }
+  auto rec = open_recording(kName, args->positional[0]);
+  if (!rec) return 2;
   // Records the recording never got are missing from every figure: say so first, with the
   // counts `exitscope info` shows (csv / json carry them as fields).
   auto drops = rec->drop_counts();

@@ -121,6 +121,61 @@ TEST_F(CliTest, BadFilesExitTwoNamingTheFile) {
   }
 }
 
+// Issue #19: every command starts the same way (replay/cli/startup.h): --help on stdout with exit
+// code 0; a bad flag or a wrong number of arguments in one sentence on stderr, prefixed with the
+// command and pointing at its --help, exit code 2; a recording that cannot be opened named with
+// the same prefix; -o as the short form of --output where a command writes a file.
+TEST_F(CliTest, EveryCommandSharesOneStartUp) {
+  const char* const commands[] = {"info",   "events", "chains", "export",  "check",  "diff",     "gui",
+                                  "import", "migrate", "record", "stats", "scenarios"};
+  for (const char* cmd : commands) {
+    const std::string c(cmd);
+    CliRun r = run(c + " --help");
+    EXPECT_EQ(r.code, 0) << c << ": " << r.err;
+    EXPECT_EQ(r.out.rfind("Usage: exitscope " + c + " ", 0), 0u) << r.out;
+    EXPECT_TRUE(r.err.empty()) << r.err;
+    r = run(c + " --no-such-flag");
+    EXPECT_EQ(r.code, 2) << c;
+    EXPECT_EQ(r.err, "exitscope " + c + ": unknown option '--no-such-flag'; run 'exitscope " + c +
+                         " --help' for usage.\n");
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  }
+  struct Count {
+    const char* args;
+    const char* sentence;
+  };
+  for (const Count& k : {Count{"info a.db b.db", "exitscope info: expects exactly one recording file;"},
+                         Count{"stats", "exitscope stats: missing the recording file (DB);"},
+                         Count{"diff a.db", "exitscope diff: needs two recordings (A.db B.db);"},
+                         Count{"gui a.db b.db", "exitscope gui: expects at most one recording file;"},
+                         Count{"import", "exitscope import: missing the trace file (FILE);"},
+                         Count{"check", "exitscope check: missing the recording file (DB);"},
+                         Count{"scenarios extra", "exitscope scenarios: takes no arguments;"}}) {
+    const CliRun r = run(k.args);
+    EXPECT_EQ(r.code, 2) << k.args;
+    EXPECT_EQ(r.err.rfind(k.sentence, 0), 0u) << k.args << ": " << r.err;
+    EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+  }
+  // --list-rules needs no recording.
+  EXPECT_EQ(run("check --list-rules").code, 0);
+  const std::string missing = test::temp_db("cli_startup_missing.db");
+  std::filesystem::remove(missing);
+  for (const char* cmd : {"info", "events", "chains", "export", "check", "stats"}) {
+    const CliRun r = run(std::string(cmd) + " '" + missing + "'");
+    EXPECT_EQ(r.code, 2) << cmd;
+    EXPECT_EQ(r.err.rfind("exitscope " + std::string(cmd) + ": ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find(missing), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("does not exist"), std::string::npos) << r.err;
+  }
+  // -o is --output: with --in-place the two are refused together, naming --output.
+  CliRun r = run("migrate '" + path_ + "' -o other.db --in-place");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("give either --in-place or --output NEW, not both"), std::string::npos) << r.err;
+  r = run("export '" + path_ + "' -o");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("'--output'"), std::string::npos) << r.err;
+}
+
 TEST_F(CliTest, InfoShowsSessionCountsExitsAndConsole) {
   const CliRun r = run("info '" + path_ + "'");
   ASSERT_EQ(r.code, 0) << r.err;
