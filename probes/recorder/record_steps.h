@@ -18,8 +18,9 @@ class RecordSteps {
  public:
   virtual ~RecordSteps() = default;
   // Writer thread, for every row just inserted into events, in insertion order; row.id is the
-  // row's id (the source's, or the one SQLite assigned). Runs inside the batch's transaction:
-  // keep it to memory, no SQL of its own.
+  // row's id (the source's, or the one SQLite assigned). Runs inside the batch's transaction on
+  // the recorder's connection: it may read the file (rows of this batch included), but must not
+  // write, begin or commit.
   virtual void on_row(const es_record& row) = 0;
   // Recorder::finish(), after every row is written and the indexes exist, before the session
   // is marked complete. May write its own tables in its own transactions. An error stops the
