@@ -143,4 +143,18 @@ bool number_option(std::string_view command, const Args& a, std::string_view nam
   return true;
 }
 
+bool time_option(std::string_view command, const Args& a, std::string_view name, std::optional<uint64_t>& out,
+                 int& rc) {
+  const auto t = a.get(name);
+  if (!t) return true;
+  const auto ns = replay::parse_time_ns(*t);
+  if (!ns) {
+    rc = usage_error(command, "option '--" + std::string(name) + "' needs a time such as 1500, 1.5us, 20ms or 2s, not '" +
+                                  *t + "'");
+    return false;
+  }
+  out = ns;
+  return true;
+}
+
 }  // namespace es::cli

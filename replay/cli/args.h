@@ -50,4 +50,10 @@ int usage_error(std::string_view command, std::string_view message);
 bool number_option(std::string_view command, const Args& a, std::string_view name, uint64_t max,
                    std::optional<uint64_t>& out, int& rc);
 
+// --NAME as a session time (replay::parse_time_ns: "1500", "1.5us", "20ms", "2s") into `out` (left
+// alone when not given). False after printing COMMAND's usage error for a bad value, with its
+// exit code in `rc`. For --from / --to.
+bool time_option(std::string_view command, const Args& a, std::string_view name, std::optional<uint64_t>& out,
+                 int& rc);
+
 }  // namespace es::cli

@@ -68,14 +68,7 @@ int cmd_events(int argc, char** argv) {
   if (v) f.level = static_cast<uint8_t>(*v);
   if (!number_option(kName, *args, "chain", UINT64_MAX, f.chain, rc)) return rc;
   if (!number_option(kName, *args, "limit", UINT64_MAX, f.limit, rc)) return rc;
-  for (const char* name : {"from", "to"}) {
-    if (auto t = args->get(name)) {
-      auto ns = replay::parse_time_ns(*t);
-      if (!ns)
-        return usage_error(kName, "option '--" + std::string(name) + "' needs a time such as 1500, 1.5us, 20ms or 2s, not '" + *t + "'");
-      (std::string_view(name) == "from" ? f.from_ns : f.to_ns) = *ns;
-    }
-  }
+  if (!time_option(kName, *args, "from", f.from_ns, rc) || !time_option(kName, *args, "to", f.to_ns, rc)) return rc;
 
   auto rec = open_recording(kName, args->positional[0]);
   if (!rec) return 2;

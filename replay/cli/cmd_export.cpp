@@ -126,15 +126,8 @@ int cmd_export(int argc, char** argv) {
     if (!n || *n > 65535) return usage_error(kName, "option '--vcpu' needs a number up to 65535, not '" + *v + "'");
     opt.vcpu = static_cast<uint16_t>(*n);
   }
-  for (const char* name : {"from", "to"}) {
-    if (auto t = args->get(name)) {
-      auto ns = replay::parse_time_ns(*t);
-      if (!ns)
-        return usage_error(kName, "option '--" + std::string(name) +
-                                      "' needs a time such as 1500, 1.5us, 20ms or 2s, not '" + *t + "'");
-      (std::string_view(name) == "from" ? opt.from_ns : opt.to_ns) = *ns;
-    }
-  }
+  int rc = 0;
+  if (!time_option(kName, *args, "from", opt.from_ns, rc) || !time_option(kName, *args, "to", opt.to_ns, rc)) return rc;
   if (opt.from_ns && opt.to_ns && *opt.from_ns > *opt.to_ns)
     return usage_error(kName, "'--from' is after '--to'; give the earlier time to '--from'");
   if (auto h = args->get("histogram")) {

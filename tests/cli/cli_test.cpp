@@ -174,6 +174,14 @@ TEST_F(CliTest, EveryCommandSharesOneStartUp) {
   r = run("export '" + path_ + "' -o");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("'--output'"), std::string::npos) << r.err;
+  // --from / --to: one parser (args.h time_option) and one sentence.
+  for (const char* cmd : {"events", "export"}) {
+    r = run(std::string(cmd) + " '" + path_ + "' --to 3parsec");
+    EXPECT_EQ(r.code, 2) << cmd;
+    EXPECT_EQ(r.err, "exitscope " + std::string(cmd) +
+                         ": option '--to' needs a time such as 1500, 1.5us, 20ms or 2s, not '3parsec'; run 'exitscope " +
+                         cmd + " --help' for usage.\n");
+  }
 }
 
 TEST_F(CliTest, InfoShowsSessionCountsExitsAndConsole) {
