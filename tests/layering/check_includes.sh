@@ -2,6 +2,8 @@
 # The KVM event layer stays below the sources that use it (DESIGN.md "Layers"; issues #15, #19):
 #   - a file in kvmtrace/ includes only kvmtrace/, the record ABI (exitscope/..., probes/include/)
 #     and hv/arch/: nothing from probes/ (but probes/include), replay/, gui/, schema/, ...;
+#   - a file in hv/ includes only hv/, the ABI (exitscope/..., probes/include/), the probe bus
+#     header it calls (probes/bus/probe_bus.h) and its generated guest blobs (hv_guest_blobs.h);
 #   - a file anywhere in probes/ includes nothing from replay/ or gui/ (live KVM decodes with
 #     kvmtrace/; the recorder takes replay's chains from its caller, probes/recorder/record_steps.h;
 #     the ABI's names are exitscope/names.h);
@@ -44,6 +46,18 @@ while IFS=: read -r file line path; do
       ;;
   esac
 done < <(include_lines "$root/kvmtrace")
+
+while IFS=: read -r file line path; do
+  [ -n "$file" ] || continue
+  checked=$((checked + 1))
+  case "$path" in
+    hv/* | exitscope/* | probes/include/* | probes/bus/probe_bus.h | hv_guest_blobs.h) ;;
+    *)
+      echo "layering: ${file#"$root"/}:$line includes \"$path\": hv/ may include only hv/, the record ABI (probes/include/exitscope) and probes/bus/probe_bus.h"
+      bad=1
+      ;;
+  esac
+done < <(include_lines "$root/hv")
 
 while IFS=: read -r file line path; do
   [ -n "$file" ] || continue
@@ -108,5 +122,5 @@ if [ "$checked" -eq 0 ]; then
   echo "layering: no #include found under $root/kvmtrace or $root/probes: wrong root?"
   exit 1
 fi
-[ "$bad" -eq 0 ] && echo "layering: $checked includes of kvmtrace/ and probes/ checked, none runs upward"
+[ "$bad" -eq 0 ] && echo "layering: $checked includes of kvmtrace/, hv/ and probes/ checked, none runs upward"
 exit "$bad"

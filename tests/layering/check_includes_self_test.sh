@@ -9,11 +9,12 @@ fail=0
 passed=0
 
 plant() {  # plant DIR: a clean tree, the includes the real layer has
-  mkdir -p "$1/kvmtrace" "$1/probes/kvm" "$1/probes/recorder" "$1/probes/bus"
+  mkdir -p "$1/kvmtrace" "$1/probes/kvm" "$1/probes/recorder" "$1/probes/bus" "$1/hv/vmm"
   printf '#include "kvmtrace/event.h"\n#include "hv/arch/event_info.h"\n#include "exitscope/record.h"\n' > "$1/kvmtrace/a.h"
   printf '#include "kvmtrace/linker.h"\n#include "probes/kvm/kvm_decode.h"\n#include <vector>\n' > "$1/probes/kvm/b.cpp"
   printf '#include "probes/recorder/record_steps.h"\n#include "schema/sqlite_db.h"\n' > "$1/probes/recorder/c.cpp"
   printf '#include "exitscope/names.h"\n#include "hv/arch/exit_reason.h"\n' > "$1/probes/bus/d.cpp"
+  printf '#include "hv/cpu/cpu.h"\n#include "probes/bus/probe_bus.h"\n#include "exitscope/record.h"\n' > "$1/hv/vmm/e.h"
 }
 expect() {  # expect NAME RC PATTERN OUTPUT-RC OUTPUT
   if [ "$4" -ne "$2" ] || ! grep -qF -- "$3" <<< "$5"; then
@@ -70,6 +71,11 @@ plant "$tmp/up_links"
 out=$("$check" "$tmp/up_links" "" "" "es_probe_abi;es_schema;es_replay" "es_probe_abi;\$<LINK_ONLY:es_import>"); rc=$?
 expect "es_recorder linking es_replay" 1 'es_recorder links "es_replay"' "$rc" "$out"
 expect "es_plugins linking es_import" 1 'es_plugins links "$<LINK_ONLY:es_import>"' "$rc" "$out"
+
+plant "$tmp/hv"
+printf '#include "probes/recorder/recorder.h"\n' >> "$tmp/hv/hv/vmm/e.h"
+out=$("$check" "$tmp/hv"); rc=$?
+expect "hv/ including the recorder" 1 'hv/vmm/e.h:4 includes "probes/recorder/recorder.h"' "$rc" "$out"
 
 echo "$passed passed, $fail failed"
 [ "$fail" -eq 0 ]
