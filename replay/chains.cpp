@@ -1097,11 +1097,9 @@ Result<bool> store_chain_figures(db::Db& db) {
   };
   auto stamped = db.query_int("SELECT count(*) FROM chain_rules WHERE version = " + std::to_string(kChainRulesVersion));
   if (!stamped) return fail(stamped.error());
-  auto any = db.query_int("SELECT EXISTS (SELECT 1 FROM chains)");
-  if (!any) return fail(any.error());
   auto indexed = db.query_int("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_origin'");
   if (!indexed) return fail(indexed.error());
-  if (*stamped == 1 || *any == 0 || *indexed == 0) return false;
+  if (*stamped == 1 || *indexed == 0) return false;
   if (auto r = schema::create_indexes(db); !r) return make_error(r.error());
   if (auto r = materialize_chains(db); !r) return make_error(r.error());
   return true;

@@ -145,11 +145,12 @@ inline constexpr int kChainRulesVersion = 1;
 Result<void> materialize_chains(db::Db& db);
 
 // Brings a writable recording's stored chains up to this build (schema v3 figures decided by
-// kChainRulesVersion): when it has chains but no chain_rules stamp of this version (a file
-// migrated from schema v2), builds the indexes a finished recording has (events_exit_entry
-// included) and rewrites the chains with materialize_chains. Does nothing to a recording
-// without chains or indexes (its writer never finished: readers walk its events) or with current
-// ones. Returns whether it wrote. Cost: one walk of the chains (BENCHMARKS.md "Stats").
+// kChainRulesVersion): when it has no chain_rules stamp of this version (a file migrated from
+// an older schema, whose chains table may even be empty: exitscope 0.1.0 wrote none), builds the
+// indexes a finished recording has (events_exit_entry included) and rewrites the chains with
+// materialize_chains. Does nothing to a recording without indexes (its writer never finished:
+// readers walk its events) or with current figures. Returns whether it wrote. Cost: one walk of
+// the chains (BENCHMARKS.md "Stats").
 Result<bool> store_chain_figures(db::Db& db);
 
 // The chains of a recording decided while it is written (issue #18: finishing a recording read
