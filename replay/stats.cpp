@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <future>
 #include <map>
 #include <tuple>
 #include <unordered_map>
@@ -281,7 +282,11 @@ namespace {
 // unfinished recordings lack it: the table is read in rowid order then ('+kind' keeps SQLite
 // from collecting the kind index's rows into a sort), or for one vCPU through events_vcpu.
 std::string exit_pass_sql(bool covering, const StatsOptions& opt, std::vector<int64_t>& binds) {
-  std::string sql = "SELECT id, kind, level, vcpu, time_ns, reason, flags, qualification, guest_phys FROM events ";
+  // The qualification (port, SVM MSR direction, kvm_msr's MSR) and GPA only for the views that
+  // key by them: every column read costs a share of the pass.
+  std::string sql = "SELECT id, kind, level, vcpu, time_ns, reason, flags";
+  if (opt.by != StatsBy::Reason) sql += ", qualification, guest_phys";
+  sql += " FROM events ";
   if (covering) {
     static_assert(ES_KIND_VM_EXIT == 1 && ES_KIND_VM_ENTRY == 2 && ES_KIND_NESTED_EXIT == 6 &&
                       ES_KIND_NESTED_ENTRY == 12 && ES_KIND_CONTEXT == 11 && ES_CONTEXT_MSR == 260,
@@ -332,6 +337,180 @@ Result<std::optional<std::string>> stored_chains_unusable(db::Db& db) {
   return Out{};
 }
 
+// The chain figures: chains by the kind of their original event, the raise -> delivery
+// histogram, the slowest chains, the picked chains' ids (StatsPick::Table::ChainHistogram).
+struct ChainPart {
+  std::vector<ChainKindRow> kinds;
+  std::vector<uint64_t> histogram, picked;
+  std::vector<SlowChain> slowest;
+  uint64_t chains = 0;
+  std::string notice;
+};
+
+// Reads them from the chains table's stored figures, or (`unusable` says why) walks the chains.
+// `tick(chain id)` is called now and then; false cancels.
+Result<ChainPart> chain_part(db::Db& db, const StatsOptions& opt, const std::optional<std::string>& unusable,
+                             const std::function<bool(uint64_t)>& tick) {
+  ChainPart out;
+  bool cancelled = false;
+  auto read_error = [&](std::string_view msg) {
+    return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), msg));
+  };
+  // Chains by the kind of their original event: raise -> delivery, exits and reinjections on
+  // the way (the chain's IDT-vectoring interruptions, SDM Vol. 3C 27.2.4 "Information for VM
+  // Exits During Event Delivery", and KVM's reinjection of them). Memory: one row per kind and
+  // the few slowest chains, whichever way the chains are read.
+  std::map<uint32_t, size_t> kind_index;
+  std::vector<SlowChain> slow;
+  uint64_t chains_seen = 0;
+  auto keep_slowest = [&](bool final) {
+    if (!final && slow.size() < 4 * opt.slowest_chains + 64) return;
+    std::sort(slow.begin(), slow.end(), [](const SlowChain& a, const SlowChain& b) {
+      return a.time_ns != b.time_ns ? a.time_ns > b.time_ns : a.id < b.id;
+    });
+    if (slow.size() > opt.slowest_chains) slow.resize(opt.slowest_chains);
+  };
+  // One chain's figures, however they were read: `first_member` is its root record's id (its first
+  // member's when the root is missing), `raise_ns` that record's time, `delivered_ns` the time of
+  // the delivery that decided a delivered outcome.
+  auto count_chain = [&](uint64_t chain_id, uint64_t first_member, uint32_t event_word, uint64_t raise_ns,
+                         std::optional<uint64_t> delivered_ns, Outcome outcome, uint64_t vectoring_exits,
+                         uint64_t reinjections) {
+    ++out.chains;
+    const arch::EntryIntrInfo word(event_word);
+    // [10:8] type, [7:0] vector: the error-code bit does not make another kind.
+    const uint32_t key_word = word.valid() ? (event_word & 0x7FF) : UINT32_MAX;
+    auto [it, fresh] = kind_index.try_emplace(key_word, out.kinds.size());
+    if (fresh) {
+      ChainKindRow row;
+      row.event_word = event_word;
+      row.key = word.valid() ? arch::describe_event(event_word) : std::string("unknown event");
+      out.kinds.push_back(row);
+    }
+    ChainKindRow& k = out.kinds[it->second];
+    ++k.count;
+    k.exits += vectoring_exits;
+    k.reinjections += reinjections;
+    const bool delivered = outcome == Outcome::Delivered || outcome == Outcome::ReinjectedThenDelivered;
+    if (delivered && delivered_ns && *delivered_ns >= raise_ns) {
+      const uint64_t d = *delivered_ns - raise_ns;
+      ++k.delivered;
+      k.total_ns += d;
+      k.min_ns = std::min(k.min_ns.value_or(d), d);
+      k.max_ns = std::max(k.max_ns.value_or(d), d);
+      const unsigned bucket = histogram_bucket(d);
+      if (out.histogram.size() <= bucket) out.histogram.resize(bucket + 1);
+      ++out.histogram[bucket];
+      if (opt.pick && opt.pick->table == StatsPick::Table::ChainHistogram && opt.pick->bucket == bucket)
+        out.picked.push_back(first_member);
+      slow.push_back({chain_id, k.key, d, vectoring_exits, reinjections, outcome});
+      // Keep only the slowest few: a partial sort now and then bounds the memory.
+      keep_slowest(false);
+    }
+  };
+
+  if (!unusable) {
+    // The chains table (schema v3): one row a chain with its figures, decided when the recording
+    // was written by the same rules as the walk below (kChainRulesVersion), so no member is read.
+    std::string csql =
+        "SELECT id, first_event, event_word, raise_ns, delivered_ns, outcome, vectoring_exits, reinjections FROM chains "
+        "WHERE 1";
+    std::vector<int64_t> cb;
+    if (opt.vcpu) {
+      csql += " AND vcpu = ?";
+      cb.push_back(*opt.vcpu);
+    }
+    if (opt.level) {
+      csql += " AND level = ?";
+      cb.push_back(*opt.level);
+    }
+    if (opt.from_ns) {
+      csql += " AND raise_ns >= ?";
+      cb.push_back(static_cast<int64_t>(*opt.from_ns));
+    }
+    if (opt.to_ns) {
+      csql += " AND raise_ns <= ?";
+      cb.push_back(static_cast<int64_t>(*opt.to_ns));
+    }
+    std::string last_outcome_name;
+    std::optional<Outcome> last_outcome;
+    auto cs = db.prepare(csql + " ORDER BY id");
+    if (!cs) return read_error(cs.error());
+    for (size_t i = 0; i < cb.size(); ++i) cs->bind(static_cast<int>(i + 1), cb[i]);
+    for (;;) {
+      const int rc = cs->step();
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return read_error(db.errmsg());
+      const uint64_t id = cs->col_u64(0);
+      if (++chains_seen % 4096 == 0 && !tick(id)) return make_error(kStatsCancelled);
+      // Outcome names repeat: compare with the last one before looking the name up.
+      const std::string_view name = cs->col_bytes(5);
+      if (name != last_outcome_name) {
+        last_outcome_name.assign(name);
+        last_outcome = outcome_from_string(name);
+      }
+      const auto outcome = last_outcome;
+      if (!outcome)
+        return make_error("'" + db.path() + "' has chain " + std::to_string(id) + " with an outcome this exitscope does "
+                          "not know; the file is damaged or was written by another version (re-record or re-import it).");
+      count_chain(id, cs->col_u64(1), static_cast<uint32_t>(cs->col_i64(2)), cs->col_u64(3),
+                  cs->col_null(4) ? std::nullopt : std::optional<uint64_t>(cs->col_u64(4)), *outcome,
+                  cs->col_u64(6), cs->col_u64(7));
+    }
+  } else {
+    out.notice = *unusable;
+    auto visit = [&](const Chain& c) {
+      if (++chains_seen % 1024 == 0 && !tick(c.id)) {
+        cancelled = true;
+        return false;
+      }
+      if (c.events.empty()) return true;
+      const es_record& first = c.root_found ? c.root.rec : c.events.front().rec;
+      if (opt.vcpu && first.vcpu != *opt.vcpu) return true;
+      if (opt.level && first.level != *opt.level) return true;
+      if (opt.from_ns && first.time_ns < *opt.from_ns) return true;
+      if (opt.to_ns && first.time_ns > *opt.to_ns) return true;
+      uint64_t reinjections = 0, vectoring_exits = 0;
+      std::optional<uint64_t> delivered_at;
+      for (const Event& e : c.events) {
+        if (counts_as_reinjection(e.rec)) ++reinjections;
+        if (e.rec.id == c.outcome_event) delivered_at = e.rec.time_ns;
+        if (counts_as_vectoring_exit(e.rec)) ++vectoring_exits;
+      }
+      count_chain(c.id, first.id, c.event_word, first.time_ns, delivered_at, c.outcome, vectoring_exits, reinjections);
+      return true;
+    };
+    // A time window reads only the chains it can count, as the exit pass reads only its rows: a
+    // chain counts by its raise (its root record, whose id is the chain's id), and ids follow time
+    // (see above), so its id lies between the window's first and last ids. Each such chain is read
+    // and decided through the origin index (load_chain_and_links, as `chains --chain N`); a window
+    // over a large part of the recording walks it whole instead, cheaper per chain. A chain whose
+    // root record is missing (dropped) counts by its first recorded member, which only the whole
+    // walk finds when that member is inside the window and the missing root before it.
+    auto scoped = chain_ids_in_window(db, opt);
+    if (!scoped) return make_error(scoped.error());
+    if (*scoped) {
+      for (uint64_t id : **scoped) {
+        auto chains = load_chain_and_links(db, id);
+        if (!chains) return make_error(chains.error());
+        if (!chains->empty() && chains->front().id == id) visit(chains->front());
+        if (cancelled) return make_error(kStatsCancelled);
+      }
+    } else {
+      auto walked = for_each_chain(db, visit);
+      if (!walked) return make_error(walked.error());
+      if (cancelled) return make_error(kStatsCancelled);
+    }
+  }
+  for (ChainKindRow& k : out.kinds)
+    if (k.delivered) k.mean_ns = k.total_ns / k.delivered;
+  std::stable_sort(out.kinds.begin(), out.kinds.end(),
+                   [](const ChainKindRow& a, const ChainKindRow& b) { return a.count > b.count; });
+  keep_slowest(true);
+  out.slowest = std::move(slow);
+  return out;
+}
+
 }  // namespace
 
 Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
@@ -341,6 +520,23 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
   auto read_error = [&](std::string_view msg) {
     return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), msg));
   };
+
+  // The chain figures are stored (schema v3) or walked; stored ones are read on a second
+  // connection while this thread makes the exit pass (both are mostly SQLite's own work: on two
+  // cores the slower pass alone sets the time, BENCHMARKS.md "Stats"). Not with a progress
+  // callback, which is called on the computing thread only.
+  std::optional<std::string> unusable;
+  if (opt.chains) {
+    auto u = stored_chains_unusable(db);
+    if (!u) return make_error(u.error());
+    unusable = *u;
+  }
+  std::optional<std::future<Result<ChainPart>>> concurrent;
+  if (opt.chains && !unusable && !opt.progress)
+    if (auto second = db::Db::open(db.path(), SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX); second)
+      concurrent = std::async(std::launch::async, [conn = std::move(second).value(), &opt]() mutable {
+        return chain_part(conn, opt, std::nullopt, [](uint64_t) { return true; });
+      });
 
   // One pass in id order over exits and entries (and kvm_msr records for --by msr).
   auto covering = db.query_int("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_exit_entry'");
@@ -385,7 +581,6 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
                               : 1.0;
   };
   uint64_t rows_read = 0;
-  bool cancelled = false;
   constexpr uint64_t kProgressEvery = 4096;
 
   Table exits, nested, vcpus, levels;
@@ -509,8 +704,10 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
     r.time_ns = st->col_u64(4);
     r.reason = static_cast<uint32_t>(st->col_i64(5));
     r.flags = static_cast<uint32_t>(st->col_i64(6));
-    r.qualification = st->col_u64(7);
-    r.guest_phys = st->col_u64(8);
+    if (opt.by != StatsBy::Reason) {
+      r.qualification = st->col_u64(7);
+      r.guest_phys = st->col_u64(8);
+    }
     // Past the window with every exit in it settled: nothing later can change the figures.
     if (opt.to_ns && r.time_ns > *opt.to_ns && pending_count == 0) break;
     switch (r.kind) {
@@ -576,154 +773,23 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
     if (opt.progress) opt.progress(1.0);
     return out;
   }
-  // Chains by the kind of their original event: raise -> delivery, exits and reinjections on
-  // the way (the chain's IDT-vectoring interruptions, SDM Vol. 3C 27.2.4 "Information for VM
-  // Exits During Event Delivery", and KVM's reinjection of them). Memory: one row per kind and
-  // the few slowest chains, whichever way the chains are read.
-  std::map<uint32_t, size_t> kind_index;
-  std::vector<SlowChain> slow;
-  uint64_t chains_seen = 0;
-  auto keep_slowest = [&](bool final) {
-    if (!final && slow.size() < 4 * opt.slowest_chains + 64) return;
-    std::sort(slow.begin(), slow.end(), [](const SlowChain& a, const SlowChain& b) {
-      return a.time_ns != b.time_ns ? a.time_ns > b.time_ns : a.id < b.id;
-    });
-    if (slow.size() > opt.slowest_chains) slow.resize(opt.slowest_chains);
-  };
-  // One chain's figures, however they were read: `first_member` is its root record's id (its first
-  // member's when the root is missing), `raise_ns` that record's time, `delivered_ns` the time of
-  // the delivery that decided a delivered outcome.
-  auto count_chain = [&](uint64_t chain_id, uint64_t first_member, uint32_t event_word, uint64_t raise_ns,
-                         std::optional<uint64_t> delivered_ns, Outcome outcome, uint64_t vectoring_exits,
-                         uint64_t reinjections) {
-    ++out.chains;
-    const arch::EntryIntrInfo word(event_word);
-    // [10:8] type, [7:0] vector: the error-code bit does not make another kind.
-    const uint32_t key_word = word.valid() ? (event_word & 0x7FF) : UINT32_MAX;
-    auto [it, fresh] = kind_index.try_emplace(key_word, out.chain_kinds.size());
-    if (fresh) {
-      ChainKindRow row;
-      row.event_word = event_word;
-      row.key = word.valid() ? arch::describe_event(event_word) : std::string("unknown event");
-      out.chain_kinds.push_back(row);
-    }
-    ChainKindRow& k = out.chain_kinds[it->second];
-    ++k.count;
-    k.exits += vectoring_exits;
-    k.reinjections += reinjections;
-    const bool delivered = outcome == Outcome::Delivered || outcome == Outcome::ReinjectedThenDelivered;
-    if (delivered && delivered_ns && *delivered_ns >= raise_ns) {
-      const uint64_t d = *delivered_ns - raise_ns;
-      ++k.delivered;
-      k.total_ns += d;
-      k.min_ns = std::min(k.min_ns.value_or(d), d);
-      k.max_ns = std::max(k.max_ns.value_or(d), d);
-      const unsigned bucket = histogram_bucket(d);
-      if (out.chain_histogram.size() <= bucket) out.chain_histogram.resize(bucket + 1);
-      ++out.chain_histogram[bucket];
-      if (opt.pick && opt.pick->table == StatsPick::Table::ChainHistogram && opt.pick->bucket == bucket)
-        out.picked.push_back(first_member);
-      slow.push_back({chain_id, k.key, d, vectoring_exits, reinjections, outcome});
-      // Keep only the slowest few: a partial sort now and then bounds the memory.
-      keep_slowest(false);
-    }
-  };
-
-  auto unusable = stored_chains_unusable(db);
-  if (!unusable) return make_error(unusable.error());
-  if (!*unusable) {
-    // The chains table (schema v3): one row a chain with its figures, decided when the recording
-    // was written by the same rules as the walk below (kChainRulesVersion), so no member is read.
-    std::string csql =
-        "SELECT id, first_event, event_word, raise_ns, delivered_ns, outcome, vectoring_exits, reinjections FROM chains "
-        "WHERE 1";
-    std::vector<int64_t> cb;
-    if (opt.vcpu) {
-      csql += " AND vcpu = ?";
-      cb.push_back(*opt.vcpu);
-    }
-    if (opt.level) {
-      csql += " AND level = ?";
-      cb.push_back(*opt.level);
-    }
-    if (opt.from_ns) {
-      csql += " AND raise_ns >= ?";
-      cb.push_back(static_cast<int64_t>(*opt.from_ns));
-    }
-    if (opt.to_ns) {
-      csql += " AND raise_ns <= ?";
-      cb.push_back(static_cast<int64_t>(*opt.to_ns));
-    }
-    auto cs = db.prepare(csql + " ORDER BY id");
-    if (!cs) return read_error(cs.error());
-    for (size_t i = 0; i < cb.size(); ++i) cs->bind(static_cast<int>(i + 1), cb[i]);
-    for (;;) {
-      const int rc = cs->step();
-      if (rc == SQLITE_DONE) break;
-      if (rc != SQLITE_ROW) return read_error(db.errmsg());
-      const uint64_t id = cs->col_u64(0);
-      if (opt.progress && ++chains_seen % 4096 == 0 && !opt.progress(exit_share + (1 - exit_share) * share_of(id)))
-        return make_error(kStatsCancelled);
-      const auto outcome = outcome_from_string(cs->col_text(5));
-      if (!outcome)
-        return make_error("'" + db.path() + "' has chain " + std::to_string(id) + " with an outcome this exitscope does "
-                          "not know; the file is damaged or was written by another version (re-record or re-import it).");
-      count_chain(id, cs->col_u64(1), static_cast<uint32_t>(cs->col_i64(2)), cs->col_u64(3),
-                  cs->col_null(4) ? std::nullopt : std::optional<uint64_t>(cs->col_u64(4)), *outcome,
-                  cs->col_u64(6), cs->col_u64(7));
-    }
+  std::optional<Result<ChainPart>> part;
+  if (concurrent) {
+    part.emplace(concurrent->get());
   } else {
-    out.notice = **unusable;
-    auto visit = [&](const Chain& c) {
-      if (opt.progress && ++chains_seen % 1024 == 0 && !opt.progress(exit_share + (1 - exit_share) * share_of(c.id))) {
-        cancelled = true;
-        return false;
-      }
-      if (c.events.empty()) return true;
-      const es_record& first = c.root_found ? c.root.rec : c.events.front().rec;
-      if (opt.vcpu && first.vcpu != *opt.vcpu) return true;
-      if (opt.level && first.level != *opt.level) return true;
-      if (opt.from_ns && first.time_ns < *opt.from_ns) return true;
-      if (opt.to_ns && first.time_ns > *opt.to_ns) return true;
-      uint64_t reinjections = 0, vectoring_exits = 0;
-      std::optional<uint64_t> delivered_at;
-      for (const Event& e : c.events) {
-        if (counts_as_reinjection(e.rec)) ++reinjections;
-        if (e.rec.id == c.outcome_event) delivered_at = e.rec.time_ns;
-        if (counts_as_vectoring_exit(e.rec)) ++vectoring_exits;
-      }
-      count_chain(c.id, first.id, c.event_word, first.time_ns, delivered_at, c.outcome, vectoring_exits, reinjections);
-      return true;
-    };
-    // A time window reads only the chains it can count, as the exit pass reads only its rows: a
-    // chain counts by its raise (its root record, whose id is the chain's id), and ids follow time
-    // (see above), so its id lies between the window's first and last ids. Each such chain is read
-    // and decided through the origin index (load_chain_and_links, as `chains --chain N`); a window
-    // over a large part of the recording walks it whole instead, cheaper per chain. A chain whose
-    // root record is missing (dropped) counts by its first recorded member, which only the whole
-    // walk finds when that member is inside the window and the missing root before it.
-    auto scoped = chain_ids_in_window(db, opt);
-    if (!scoped) return make_error(scoped.error());
-    if (*scoped) {
-      for (uint64_t id : **scoped) {
-        auto chains = load_chain_and_links(db, id);
-        if (!chains) return make_error(chains.error());
-        if (!chains->empty() && chains->front().id == id) visit(chains->front());
-        if (cancelled) return make_error(kStatsCancelled);
-      }
-    } else {
-      auto walked = for_each_chain(db, visit);
-      if (!walked) return make_error(walked.error());
-      if (cancelled) return make_error(kStatsCancelled);
-    }
+    part.emplace(chain_part(db, opt, *unusable, [&](uint64_t id) {
+      return !opt.progress || opt.progress(exit_share + (1 - exit_share) * share_of(id));
+    }));
   }
+  if (!*part) return make_error(part->error());
+  ChainPart& chains = **part;
   if (opt.progress) opt.progress(1.0);
-  for (ChainKindRow& k : out.chain_kinds)
-    if (k.delivered) k.mean_ns = k.total_ns / k.delivered;
-  std::stable_sort(out.chain_kinds.begin(), out.chain_kinds.end(),
-                   [](const ChainKindRow& a, const ChainKindRow& b) { return a.count > b.count; });
-  keep_slowest(true);
-  out.slowest = std::move(slow);
+  out.chain_kinds = std::move(chains.kinds);
+  out.chain_histogram = std::move(chains.histogram);
+  out.slowest = std::move(chains.slowest);
+  out.chains = chains.chains;
+  out.notice = std::move(chains.notice);
+  out.picked.insert(out.picked.end(), chains.picked.begin(), chains.picked.end());
   std::sort(out.picked.begin(), out.picked.end());
   return out;
 }
