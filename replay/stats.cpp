@@ -777,7 +777,7 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
   if (concurrent) {
     part.emplace(concurrent->get());
   } else {
-    part.emplace(chain_part(db, opt, *unusable, [&](uint64_t id) {
+    part.emplace(chain_part(db, opt, unusable, [&](uint64_t id) {
       return !opt.progress || opt.progress(exit_share + (1 - exit_share) * share_of(id));
     }));
   }
