@@ -74,15 +74,11 @@ using Durations = std::unordered_map<uint64_t, uint64_t>;
 struct Acc {
   ExitRow row;
   Durations durations;
-  uint64_t timed = 0;
 };
 
 void add(Acc& a, std::optional<uint64_t> d) {
   ++a.row.lat.count;
-  if (d) {
-    ++a.durations[*d];
-    ++a.timed;
-  }
+  if (d) ++a.durations[*d];
 }
 
 // Groups by (level, a, b) where a and b are what the view keys a row by. The key's text is made
