@@ -288,7 +288,8 @@ std::string exit_pass_sql(bool covering, const StatsOptions& opt, std::vector<in
                       ES_KIND_NESTED_ENTRY == 12 && ES_KIND_CONTEXT == 11 && ES_CONTEXT_MSR == 260,
                   "events_exit_entry's condition (schema/v1_indexes.sql) names these kinds by number");
     sql += "INDEXED BY events_exit_entry WHERE ";
-    sql += opt.by == StatsBy::Msr ? "(kind IN (1, 2, 6, 12) OR (kind = 11 AND reason = 260))" : "kind IN (1, 2, 6, 12)";
+    sql += opt.by == StatsBy::Msr ? "(kind = 1 OR kind = 2 OR kind = 6 OR kind = 12 OR (kind = 11 AND reason = 260))"
+                                  : "(kind = 1 OR kind = 2 OR kind = 6 OR kind = 12)";
   } else {
     sql += "WHERE (+kind IN (?, ?, ?, ?)";
     for (int k : {ES_KIND_VM_EXIT, ES_KIND_VM_ENTRY, ES_KIND_NESTED_EXIT, ES_KIND_NESTED_ENTRY}) binds.push_back(k);
@@ -359,12 +360,16 @@ Result<ChainPart> chain_part(db::Db& db, const StatsOptions& opt, const std::opt
   std::map<uint32_t, size_t> kind_index;
   std::vector<SlowChain> slow;
   uint64_t chains_seen = 0;
+  // Once N are kept, the Nth's time: a later chain no slower than it cannot enter (chains come
+  // in id order, and a tie goes to the lower id).
+  std::optional<uint64_t> slow_floor;
   auto keep_slowest = [&](bool final) {
     if (!final && slow.size() < 4 * opt.slowest_chains + 64) return;
     std::sort(slow.begin(), slow.end(), [](const SlowChain& a, const SlowChain& b) {
       return a.time_ns != b.time_ns ? a.time_ns > b.time_ns : a.id < b.id;
     });
     if (slow.size() > opt.slowest_chains) slow.resize(opt.slowest_chains);
+    if (!slow.empty() && slow.size() == opt.slowest_chains) slow_floor = slow.back().time_ns;
   };
   // One chain's figures, however they were read: `first_member` is its root record's id (its first
   // member's when the root is missing), `raise_ns` that record's time, `delivered_ns` the time of
@@ -399,9 +404,11 @@ Result<ChainPart> chain_part(db::Db& db, const StatsOptions& opt, const std::opt
       ++out.histogram[bucket];
       if (opt.pick && opt.pick->table == StatsPick::Table::ChainHistogram && opt.pick->bucket == bucket)
         out.picked.push_back(first_member);
-      slow.push_back({chain_id, k.key, d, vectoring_exits, reinjections, outcome});
       // Keep only the slowest few: a partial sort now and then bounds the memory.
-      keep_slowest(false);
+      if (opt.slowest_chains > 0 && !(slow_floor && d <= *slow_floor)) {
+        slow.push_back({chain_id, k.key, d, vectoring_exits, reinjections, outcome});
+        keep_slowest(false);
+      }
     }
   };
 
@@ -538,7 +545,8 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
   auto covering = db.query_int("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_exit_entry'");
   if (!covering) return read_error(covering.error());
   std::vector<int64_t> binds;
-  std::string sql = exit_pass_sql(*covering == 1, opt, binds);
+  bool use_index = *covering == 1;
+  std::string sql = exit_pass_sql(use_index, opt, binds);
   // Entries before the window close no exit inside it; entries after `to` may. The window's
   // first row comes from the events_time index, and the scan starts there (an id range of the
   // covering index, the rowid or events_vcpu) instead of reading the rows before it. This, and
@@ -555,8 +563,22 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
     binds.push_back(rc == SQLITE_ROW ? first->col_i64(0) : INT64_MAX);
     binds.push_back(static_cast<int64_t>(*opt.from_ns));
   }
-  sql += (opt.vcpu && *covering != 1) ? " ORDER BY vcpu, id" : " ORDER BY id";
+  sql += (opt.vcpu && !use_index) ? " ORDER BY vcpu, id" : " ORDER BY id";
   auto st = db.prepare(sql);
+  if (!st && use_index) {
+    // An index of that name whose condition is not this build's (SQLite: "no query solution"):
+    // read the table instead.
+    std::vector<int64_t> table_binds;
+    std::string table_sql = exit_pass_sql(false, opt, table_binds);
+    if (opt.from_ns) {
+      table_sql += " AND id >= ? AND time_ns >= ?";
+      table_binds.insert(table_binds.end(), binds.end() - 2, binds.end());
+    }
+    table_sql += opt.vcpu ? " ORDER BY vcpu, id" : " ORDER BY id";
+    use_index = false;
+    binds = std::move(table_binds);
+    st = db.prepare(table_sql);
+  }
   if (!st) return read_error(st.error());
   for (size_t i = 0; i < binds.size(); ++i) st->bind(static_cast<int>(i + 1), binds[i]);
 
