@@ -288,8 +288,9 @@ std::string exit_pass_sql(bool covering, const StatsOptions& opt, std::vector<in
                       ES_KIND_NESTED_ENTRY == 12 && ES_KIND_CONTEXT == 11 && ES_CONTEXT_MSR == 260,
                   "events_exit_entry's condition (schema/v1_indexes.sql) names these kinds by number");
     sql += "INDEXED BY events_exit_entry WHERE ";
-    sql += opt.by == StatsBy::Msr ? "(kind = 1 OR kind = 2 OR kind = 6 OR kind = 12 OR (kind = 11 AND reason = 260))"
-                                  : "(kind = 1 OR kind = 2 OR kind = 6 OR kind = 12)";
+    // The whole condition in every view: SQLite then tests nothing per row (a part of it would be
+    // tested); the few kvm_msr rows it brings are skipped below unless the view is --by msr.
+    sql += "(kind = 1 OR kind = 2 OR kind = 6 OR kind = 12 OR (kind = 11 AND reason = 260))";
   } else {
     sql += "WHERE (+kind IN (?, ?, ?, ?)";
     for (int k : {ES_KIND_VM_EXIT, ES_KIND_VM_ENTRY, ES_KIND_NESTED_EXIT, ES_KIND_NESTED_ENTRY}) binds.push_back(k);
@@ -750,6 +751,7 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
         break;
       }
       case ES_KIND_CONTEXT: {
+        if (opt.by != StatsBy::Msr) break;
         // kvm_msr follows the exit it belongs to on the same vCPU, before the entry.
         auto it = pending.find(slot(r, false));
         if (it != pending.end() && !it->second.empty() && is_msr_exit(it->second.back().exit) &&
