@@ -792,6 +792,70 @@ Result<std::vector<Chain>> load_chains(db::Db& db) {
   return build_chains(std::move(members), run_ends);
 }
 
+namespace {
+
+// The chain row's statement and what it stores (schema v1 columns, then v3's stats figures).
+constexpr const char* kInsertChain =
+    "INSERT INTO chains (id, root_event, vector, type, level, outcome, first_event, last_event, event_count, "
+    "inferred, interrupts_chain, event_word, vcpu, raise_ns, delivered_ns, vectoring_exits, reinjections) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+
+struct ChainRow {
+  uint64_t id = 0;
+  uint32_t event_word = 0;
+  uint8_t level = 0;
+  Outcome outcome = Outcome::Lost;
+  uint64_t first = 0, last = 0, count = 0;
+  bool inferred = false;
+  uint64_t interrupts_chain = 0;
+  uint16_t vcpu = 0;
+  uint64_t raise_ns = 0;
+  std::optional<uint64_t> delivered_ns;  // only for a delivered outcome
+  uint64_t vectoring_exits = 0, reinjections = 0;
+};
+
+bool insert_chain(db::Stmt& s, const ChainRow& c) {
+  const arch::EntryIntrInfo word(c.event_word);
+  s.bind_u64(1, c.id);
+  s.bind_u64(2, c.id);
+  s.bind(3, int64_t{word.vector()});
+  s.bind(4, static_cast<int64_t>(word.type()));
+  s.bind(5, int64_t{c.level});
+  s.bind(6, to_string(c.outcome));
+  s.bind_u64(7, c.first);
+  s.bind_u64(8, c.last);
+  s.bind(9, static_cast<int64_t>(c.count));
+  s.bind(10, int64_t{c.inferred ? 1 : 0});
+  if (c.interrupts_chain) s.bind_u64(11, c.interrupts_chain);
+  else s.bind_null(11);
+  s.bind(12, int64_t{c.event_word});
+  s.bind(13, int64_t{c.vcpu});
+  s.bind_u64(14, c.raise_ns);
+  if (c.delivered_ns) s.bind_u64(15, *c.delivered_ns);
+  else s.bind_null(15);
+  s.bind_u64(16, c.vectoring_exits);
+  s.bind_u64(17, c.reinjections);
+  const bool ok = s.step() == SQLITE_DONE;
+  s.reset();
+  return ok;
+}
+
+bool delivered_outcome(Outcome o) { return o == Outcome::Delivered || o == Outcome::ReinjectedThenDelivered; }
+
+// The rules stamp that goes with the rows (schema v3 chain_rules), in their transaction.
+std::string stamp_rules_sql() {
+  return "DELETE FROM chain_rules; INSERT INTO chain_rules (version) VALUES (" + std::to_string(kChainRulesVersion) + ");";
+}
+
+}  // namespace
+
+bool counts_as_vectoring_exit(const es_record& r) {
+  return r.kind == ES_KIND_VM_EXIT && arch::IdtVectoringInfo(r.idt_vectoring_info).valid();
+}
+bool counts_as_reinjection(const es_record& r) {
+  return r.kind == ES_KIND_DECISION && r.reason == ES_DECISION_INJECT_REINJECTED;
+}
+
 // ChainBuilder ------------------------------------------------------------------------------
 
 namespace {
@@ -805,6 +869,11 @@ struct OpenChain {
   bool root_found = false, inferred = false;
   int8_t last_edge = 0;  // delivery_window_edge of its last member that had one
   MemberScan scan;
+  // The chain row's stats figures (schema v3): the raise (root, else first member), the time of
+  // the delivery MemberScan last counted, and its exit / reinjection counts.
+  uint16_t vcpu = 0;
+  uint64_t raise_ns = 0, delivered_ns = 0;
+  uint32_t vectoring_exits = 0, reinjections = 0;
 };
 
 }  // namespace
@@ -877,10 +946,16 @@ void ChainBuilder::add(const es_record& r) {
     }
   }
   OpenChain& c = st.chains[r.origin];
-  if (c.count++ == 0) {
+  if (c.count++ == 0 || r.id == r.origin) {
+    c.vcpu = r.vcpu;
+    c.raise_ns = r.time_ns;
+  }
+  if (c.count == 1) {
     c.first = r.id;
     c.level = r.level;
   }
+  if (counts_as_vectoring_exit(r)) ++c.vectoring_exits;
+  if (counts_as_reinjection(r)) ++c.reinjections;
   c.last = r.id;
   if (r.flags & ES_FLAG_INFERRED) c.inferred = true;
   if (r.id == r.origin) {
@@ -895,6 +970,7 @@ void ChainBuilder::add(const es_record& r) {
     }
   }
   c.scan.add(r, arch::EntryIntrInfo(c.word), r.origin);
+  if (c.scan.delivered == r.id) c.delivered_ns = r.time_ns;
   if (const int edge = delivery_window_edge(r); edge != 0) c.last_edge = static_cast<int8_t>(edge);
 }
 
@@ -921,9 +997,7 @@ Result<void> ChainBuilder::write() {
                        "WHERE origin != 0 ORDER BY origin, id");
       !m)
     return fail(m.error());
-  auto ins_chain = db.prepare(
-      "INSERT INTO chains (id, root_event, vector, type, level, outcome, first_event, last_event, event_count, "
-      "inferred, interrupts_chain) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+  auto ins_chain = db.prepare(kInsertChain);
   if (!ins_chain) return fail(ins_chain.error());
   std::vector<uint64_t> ids;
   ids.reserve(st.chains.size());
@@ -938,24 +1012,26 @@ Result<void> ChainBuilder::write() {
     if (auto it = st.ctx.interrupts.find(id); it != st.ctx.interrupts.end()) c.interrupts_chain = it->second;
     if (auto it = st.ctx.interrupted_by.find(id); it != st.ctx.interrupted_by.end()) c.interrupted_by = it->second;
     conclude_outcome(c, o.scan, st.ctx);
-    const arch::EntryIntrInfo word(c.event_word);
-    db::Stmt& s = *ins_chain;
-    s.bind_u64(1, id);
-    s.bind_u64(2, id);
-    s.bind(3, int64_t{word.vector()});
-    s.bind(4, static_cast<int64_t>(word.type()));
-    s.bind(5, int64_t{o.level});
-    s.bind(6, to_string(c.outcome));
-    s.bind_u64(7, o.first);
-    s.bind_u64(8, o.last);
-    s.bind(9, static_cast<int64_t>(o.count));
-    s.bind(10, int64_t{(o.inferred || !o.root_found) ? 1 : 0});
-    if (c.interrupts_chain) s.bind_u64(11, c.interrupts_chain);
-    else s.bind_null(11);
-    if (s.step() != SQLITE_DONE) return fail(db.errmsg());
-    s.reset();
+    ChainRow row;
+    row.id = id;
+    row.event_word = c.event_word;
+    row.level = o.level;
+    row.outcome = c.outcome;
+    row.first = o.first;
+    row.last = o.last;
+    row.count = o.count;
+    row.inferred = o.inferred || !o.root_found;
+    row.interrupts_chain = c.interrupts_chain;
+    row.vcpu = o.vcpu;
+    row.raise_ns = o.raise_ns;
+    // The outcome's event is the delivery MemberScan counted (conclude_outcome).
+    if (delivered_outcome(c.outcome) && c.outcome_event == o.scan.delivered) row.delivered_ns = o.delivered_ns;
+    row.vectoring_exits = o.vectoring_exits;
+    row.reinjections = o.reinjections;
+    if (!insert_chain(*ins_chain, row)) return fail(db.errmsg());
   }
   ins_chain = db::Stmt();
+  if (auto r = db.exec(stamp_rules_sql()); !r) return fail(r.error());
   if (auto cm = db.exec("COMMIT"); !cm) return fail(cm.error());
   return {};
 }
@@ -967,33 +1043,34 @@ Result<void> materialize_chains(db::Db& db) {
     return make_error(m);
   };
   if (auto b = db.exec("BEGIN; DELETE FROM chain_events; DELETE FROM chains;"); !b) return fail(b.error());
-  auto ins_chain = db.prepare(
-      "INSERT INTO chains (id, root_event, vector, type, level, outcome, first_event, last_event, event_count, "
-      "inferred, interrupts_chain) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+  auto ins_chain = db.prepare(kInsertChain);
   if (!ins_chain) return fail(ins_chain.error());
   auto ins_member = db.prepare("INSERT INTO chain_events (chain_id, event_id) VALUES (?, ?)");
   if (!ins_member) return fail(ins_member.error());
   std::string failure;
   auto walked = for_each_chain(db, [&](const Chain& c) {
-    const arch::EntryIntrInfo word(c.event_word);
-    db::Stmt& s = *ins_chain;
-    s.bind_u64(1, c.id);
-    s.bind_u64(2, c.id);
-    s.bind(3, int64_t{word.vector()});
-    s.bind(4, static_cast<int64_t>(word.type()));
-    s.bind(5, int64_t{c.root_found ? c.root.rec.level : c.events.front().rec.level});
-    s.bind(6, to_string(c.outcome));
-    s.bind_u64(7, c.events.front().rec.id);
-    s.bind_u64(8, c.events.back().rec.id);
-    s.bind(9, static_cast<int64_t>(c.events.size()));
-    s.bind(10, int64_t{c.inferred ? 1 : 0});
-    if (c.interrupts_chain) s.bind_u64(11, c.interrupts_chain);
-    else s.bind_null(11);
-    if (s.step() != SQLITE_DONE) {
+    const es_record& first = c.root_found ? c.root.rec : c.events.front().rec;
+    ChainRow row;
+    row.id = c.id;
+    row.event_word = c.event_word;
+    row.level = first.level;
+    row.outcome = c.outcome;
+    row.first = c.events.front().rec.id;
+    row.last = c.events.back().rec.id;
+    row.count = c.events.size();
+    row.inferred = c.inferred;
+    row.interrupts_chain = c.interrupts_chain;
+    row.vcpu = first.vcpu;
+    row.raise_ns = first.time_ns;
+    for (const Event& ev : c.events) {
+      if (delivered_outcome(c.outcome) && ev.rec.id == c.outcome_event) row.delivered_ns = ev.rec.time_ns;
+      if (counts_as_vectoring_exit(ev.rec)) ++row.vectoring_exits;
+      if (counts_as_reinjection(ev.rec)) ++row.reinjections;
+    }
+    if (!insert_chain(*ins_chain, row)) {
       failure = db.errmsg();
       return false;
     }
-    s.reset();
     for (const Event& ev : c.events) {
       ins_member->bind_u64(1, c.id);
       ins_member->bind_u64(2, ev.rec.id);
@@ -1009,8 +1086,23 @@ Result<void> materialize_chains(db::Db& db) {
   if (!failure.empty()) return fail(failure);
   ins_chain = db::Stmt();
   ins_member = db::Stmt();
+  if (auto r = db.exec(stamp_rules_sql()); !r) return fail(r.error());
   if (auto cm = db.exec("COMMIT"); !cm) return fail(cm.error());
   return {};
+}
+
+Result<bool> store_chain_figures(db::Db& db) {
+  auto fail = [&](std::string_view msg) {
+    return make_error(schema::describe_sqlite_error(db.path(), "writing chains of", db.errcode(), msg));
+  };
+  auto stamped = db.query_int("SELECT count(*) FROM chain_rules WHERE version = " + std::to_string(kChainRulesVersion));
+  if (!stamped) return fail(stamped.error());
+  auto indexed = db.query_int("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_origin'");
+  if (!indexed) return fail(indexed.error());
+  if (*stamped == 1 || *indexed == 0) return false;
+  if (auto r = schema::create_indexes(db); !r) return make_error(r.error());
+  if (auto r = materialize_chains(db); !r) return make_error(r.error());
+  return true;
 }
 
 }  // namespace es::replay

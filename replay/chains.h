@@ -125,9 +125,33 @@ inline Result<std::vector<Chain>> load_chain_and_links(Recording& rec, uint64_t 
 Result<std::vector<Chain>> load_chains(db::Db& db);
 inline Result<std::vector<Chain>> load_chains(Recording& rec) { return load_chains(rec.db()); }
 
+// What a chain's figures in `exitscope stats` count (and the chains table's v3 columns store):
+// a VM exit (L0's; a reflected exit's NESTED_EXIT repeats it for L1) whose IDT-vectoring info is
+// valid, i.e. that interrupted an event's delivery (SDM Vol. 3C 28.2.4 "Information for VM Exits
+// During Event Delivery"), and the hypervisor's reinjection of the event (KVM's
+// vmx_complete_interrupts requeue, then injection).
+bool counts_as_vectoring_exit(const es_record& r);
+bool counts_as_reinjection(const es_record& r);
+
+// The version of the rules that decide a chain's outcome and figures (MemberScan,
+// conclude_outcome, finish_chain in chains.cpp). Both writers below stamp it in the chain_rules
+// table (schema v3); a reader with other rules does not trust a stored outcome and walks the
+// chains instead (replay/stats.cpp). Raise it with every change to those rules.
+inline constexpr int kChainRulesVersion = 1;
+
 // Rebuilds the chains / chain_events tables of a writable recording in one transaction, from
-// the events it reads back (for a recording written without a ChainBuilder).
+// the events it reads back (for a recording written without a ChainBuilder, and for a migrated
+// copy of an older file whose chain rows lack the schema v3 figures).
 Result<void> materialize_chains(db::Db& db);
+
+// Brings a writable recording's stored chains up to this build (schema v3 figures decided by
+// kChainRulesVersion): when it has no chain_rules stamp of this version (a file migrated from
+// an older schema, whose chains table may even be empty: exitscope 0.1.0 wrote none), builds the
+// indexes a finished recording has (events_exit_entry included) and rewrites the chains with
+// materialize_chains. Does nothing to a recording without indexes (its writer never finished:
+// readers walk its events) or with current figures. Returns whether it wrote. Cost: one walk of
+// the chains (BENCHMARKS.md "Stats").
+Result<bool> store_chain_figures(db::Db& db);
 
 // The chains of a recording decided while it is written (issue #18: finishing a recording read
 // every chain member back, a fifth of an import's time). The recorder's writer hands over each

@@ -11,6 +11,7 @@
 #include "hv/arch/event_info.h"
 #include "hv/arch/exit_reason.h"
 #include "hv/arch/svm.h"
+#include "replay/chains.h"
 #include "replay/names.h"
 #include "schema/migrations.h"
 
@@ -91,6 +92,11 @@ Result<db::Db> open_migrated_copy(const std::string& path, db::Db& old_db, int o
       copy = tmp_copy;
     }
   }
+  // A copy just made also gets what a recording of this build stores beyond the schema's
+  // columns: the chains' figures and the exit index `stats` reads (store_chain_figures). A
+  // failure here leaves a sound copy whose readers walk its chains instead.
+  if (!reused)
+    if (auto rw = db::Db::open(copy, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX); rw) (void)store_chain_figures(*rw);
   auto db = db::Db::open(copy, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
   if (!db) return make_error(schema::describe_sqlite_error(copy, "opening", SQLITE_CANTOPEN, db.error()));
   if (auto v = schema::check_readable(*db); !v) return make_error(v.error());

@@ -91,7 +91,7 @@ class CodeCache {
 };
 
 // Where Recording::open puts the migrated copy of an older-schema recording: beside it, as
-// <name without .db>.v<current schema>.db (e.g. old.db -> old.v2.db).
+// <name without .db>.v<current schema>.db (e.g. old.db -> old.v3.db).
 std::string migrated_copy_path(const std::string& path);
 
 // Receives the one-line notice Recording::open gives when it reads a migrated copy instead

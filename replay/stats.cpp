@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <future>
 #include <map>
 #include <tuple>
 #include <unordered_map>
@@ -63,51 +64,83 @@ struct Pending {
   std::optional<uint64_t> msr;  // from a kvm_msr record between the exit and its entry
 };
 
+// The exit-to-entry times of a group as value -> number of exits with it: the median and p99
+// are exact (nearest rank over every timed exit) while memory grows with the number of distinct
+// times, not of exits (a recording of the hv model has a handful per exit reason; a KVM trace's
+// ns clock at most one per exit).
+using Durations = std::unordered_map<uint64_t, uint64_t>;
+
 // A group of exits and the durations of its timed ones.
 struct Acc {
   ExitRow row;
-  std::vector<uint64_t> durations;
-};
-
-class Table {
- public:
-  Acc& at(uint8_t level, uint32_t a, uint64_t b) {
-    auto [it, fresh] = index_.try_emplace(std::make_tuple(level, a, b), accs_.size());
-    if (fresh) accs_.emplace_back();
-    return accs_[it->second];
-  }
-  std::vector<Acc>& accs() { return accs_; }
-
- private:
-  std::map<std::tuple<uint8_t, uint32_t, uint64_t>, size_t> index_;
-  std::vector<Acc> accs_;
+  Durations durations;
 };
 
 void add(Acc& a, std::optional<uint64_t> d) {
   ++a.row.lat.count;
-  if (d) a.durations.push_back(*d);
+  if (d) ++a.durations[*d];
 }
 
-Latency summarize(std::vector<uint64_t>& d, uint64_t count) {
+// Groups by (level, a, b) where a and b are what the view keys a row by. The key's text is made
+// once, when the group is.
+class Table {
+ public:
+  // The group and whether it was just made (the caller names it then).
+  std::pair<Acc*, bool> at(uint8_t level, uint32_t a, uint64_t b) {
+    const Key k{level, a, b};
+    if (last_ < accs_.size() && last_key_ == k) return {&accs_[last_], false};
+    auto [it, fresh] = index_.try_emplace(k, accs_.size());
+    if (fresh) accs_.emplace_back();
+    last_ = it->second;
+    last_key_ = k;
+    return {&accs_[it->second], fresh};
+  }
+  std::vector<Acc>& accs() { return accs_; }
+
+ private:
+  using Key = std::tuple<uint8_t, uint32_t, uint64_t>;
+  std::map<Key, size_t> index_;
+  std::vector<Acc> accs_;
+  size_t last_ = SIZE_MAX;  // consecutive exits mostly fall in the same group
+  Key last_key_{};
+};
+
+Latency summarize(const Durations& d, uint64_t count) {
   Latency l;
   l.count = count;
-  l.timed = d.size();
   if (d.empty()) return l;
-  std::sort(d.begin(), d.end());
-  for (uint64_t v : d) l.total_ns += v;
-  l.min_ns = d.front();
-  l.max_ns = d.back();
-  l.mean_ns = l.total_ns / d.size();
-  l.median_ns = nearest_rank(d, 50);
-  l.p99_ns = nearest_rank(d, 99);
+  std::vector<std::pair<uint64_t, uint64_t>> sorted(d.begin(), d.end());
+  std::sort(sorted.begin(), sorted.end());
+  for (const auto& [v, n] : sorted) {
+    l.timed += n;
+    l.total_ns += v * n;
+  }
+  l.min_ns = sorted.front().first;
+  l.max_ns = sorted.back().first;
+  l.mean_ns = l.total_ns / l.timed;
+  // Nearest rank (as nearest_rank()): the smallest time with at least p percent at or below it.
+  auto rank_value = [&](unsigned p) {
+    uint64_t rank = (p * l.timed + 99) / 100;
+    if (rank == 0) rank = 1;
+    uint64_t seen = 0;
+    for (const auto& [v, n] : sorted) {
+      seen += n;
+      if (seen >= rank) return v;
+    }
+    return sorted.back().first;
+  };
+  l.median_ns = rank_value(50);
+  l.p99_ns = rank_value(99);
   return l;
 }
 
-std::vector<ExitRow> finish(Table& t, std::vector<uint64_t>* all) {
+std::vector<ExitRow> finish(Table& t, Durations* all) {
   std::vector<ExitRow> rows;
   for (Acc& a : t.accs()) {
-    if (all) all->insert(all->end(), a.durations.begin(), a.durations.end());
+    if (all)
+      for (const auto& [v, n] : a.durations) (*all)[v] += n;
     a.row.lat = summarize(a.durations, a.row.lat.count);
+    a.durations = Durations{};
     rows.push_back(std::move(a.row));
   }
   return rows;
@@ -236,23 +269,38 @@ void sort_rows(std::vector<ExitRow>& rows, StatsSort by) {
   });
 }
 
-Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
-  db::Db& db = rec.db();
-  Stats out;
-  out.by = opt.by;
+namespace {
 
-  // One pass in id order over exits and entries (and kvm_msr records for --by msr). With --vcpu
-  // the events_vcpu (vcpu, id) index gives that order for one vCPU; otherwise the table is read
-  // in rowid order ('+kind' keeps SQLite from collecting the kind index's rows into a sort).
-  std::string sql =
-      "SELECT id, kind, level, vcpu, time_ns, reason, flags, qualification, guest_phys FROM events WHERE (+kind IN (?, ?, ?, ?)";
-  std::vector<int64_t> binds = {ES_KIND_VM_EXIT, ES_KIND_VM_ENTRY, ES_KIND_NESTED_EXIT, ES_KIND_NESTED_ENTRY};
-  if (opt.by == StatsBy::Msr) {
-    sql += " OR (+kind = ? AND reason = ?)";
-    binds.push_back(ES_KIND_CONTEXT);
-    binds.push_back(ES_CONTEXT_MSR);
+// The exit pass's statement. A recording indexed by this build has events_exit_entry
+// (schema/v1_indexes.sql), a partial covering index of exactly the rows and columns read here,
+// in id order: the pass reads it instead of the whole events table (a tenth of the pages; issue
+// #21, BENCHMARKS.md "Stats"). Its WHERE must name the index's condition word for word. Older or
+// unfinished recordings lack it: the table is read in rowid order then ('+kind' keeps SQLite
+// from collecting the kind index's rows into a sort), or for one vCPU through events_vcpu.
+std::string exit_pass_sql(bool covering, const StatsOptions& opt, std::vector<int64_t>& binds) {
+  // The qualification (port, SVM MSR direction, kvm_msr's MSR) and GPA only for the views that
+  // key by them: every column read costs a share of the pass.
+  std::string sql = "SELECT id, kind, level, vcpu, time_ns, reason, flags";
+  if (opt.by != StatsBy::Reason) sql += ", qualification, guest_phys";
+  sql += " FROM events ";
+  if (covering) {
+    static_assert(ES_KIND_VM_EXIT == 1 && ES_KIND_VM_ENTRY == 2 && ES_KIND_NESTED_EXIT == 6 &&
+                      ES_KIND_NESTED_ENTRY == 12 && ES_KIND_CONTEXT == 11 && ES_CONTEXT_MSR == 260,
+                  "events_exit_entry's condition (schema/v1_indexes.sql) names these kinds by number");
+    sql += "INDEXED BY events_exit_entry WHERE ";
+    // The whole condition in every view: SQLite then tests nothing per row (a part of it would be
+    // tested); the few kvm_msr rows it brings are skipped below unless the view is --by msr.
+    sql += "(kind = 1 OR kind = 2 OR kind = 6 OR kind = 12 OR (kind = 11 AND reason = 260))";
+  } else {
+    sql += "WHERE (+kind IN (?, ?, ?, ?)";
+    for (int k : {ES_KIND_VM_EXIT, ES_KIND_VM_ENTRY, ES_KIND_NESTED_EXIT, ES_KIND_NESTED_ENTRY}) binds.push_back(k);
+    if (opt.by == StatsBy::Msr) {
+      sql += " OR (+kind = ? AND reason = ?)";
+      binds.push_back(ES_KIND_CONTEXT);
+      binds.push_back(ES_CONTEXT_MSR);
+    }
+    sql += ")";
   }
-  sql += ")";
   if (opt.vcpu) {
     sql += " AND vcpu = ?";
     binds.push_back(*opt.vcpu);
@@ -261,25 +309,278 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
     sql += " AND level = ?";
     binds.push_back(*opt.level);
   }
+  return sql;
+}
+
+// Whether the chains table holds the figures the chain pass needs, decided by this build's rules:
+// schema v3 columns written with a chain_rules stamp equal to kChainRulesVersion. Otherwise the
+// sentence saying why the chains are walked instead.
+Result<std::optional<std::string>> stored_chains_unusable(db::Db& db) {
+  using Out = std::optional<std::string>;
+  auto has = db.query_int("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'chain_rules'");
+  if (!has) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), has.error()));
+  const std::string walk = "the chain figures come from reading every chain's events (slower on a large recording)";
+  if (*has == 0) return Out{"'" + db.path() + "' has no stored chain figures (schema before v3): " + walk + "."};
+  auto st = db.prepare("SELECT min(version), max(version), count(*) FROM chain_rules");
+  if (!st) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), st.error()));
+  if (st->step() != SQLITE_ROW)
+    return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg()));
+  if (st->col_i64(2) == 0)
+    return Out{"'" + db.path() + "' stores no chain figures (a recording whose writer stopped before its chains, or "
+               "one migrated from schema v2 without them): " + walk + "."};
+  if (st->col_i64(2) != 1 || st->col_i64(0) != kChainRulesVersion)
+    return Out{"'" + db.path() + "' stores chain outcomes decided by chain rules v" + std::to_string(st->col_i64(1)) +
+               ", this exitscope's are v" + std::to_string(kChainRulesVersion) + ": " + walk +
+               ", so the outcomes are this build's."};
+  return Out{};
+}
+
+// The chain figures: chains by the kind of their original event, the raise -> delivery
+// histogram, the slowest chains, the picked chains' ids (StatsPick::Table::ChainHistogram).
+struct ChainPart {
+  std::vector<ChainKindRow> kinds;
+  std::vector<uint64_t> histogram, picked;
+  std::vector<SlowChain> slowest;
+  uint64_t chains = 0;
+  std::string notice;
+};
+
+// Reads them from the chains table's stored figures, or (`unusable` says why) walks the chains.
+// `tick(chain id)` is called now and then; false cancels.
+Result<ChainPart> chain_part(db::Db& db, const StatsOptions& opt, const std::optional<std::string>& unusable,
+                             const std::function<bool(uint64_t)>& tick) {
+  ChainPart out;
+  bool cancelled = false;
+  auto read_error = [&](std::string_view msg) {
+    return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), msg));
+  };
+  // Chains by the kind of their original event: raise -> delivery, exits and reinjections on
+  // the way (the chain's IDT-vectoring interruptions, SDM Vol. 3C 27.2.4 "Information for VM
+  // Exits During Event Delivery", and KVM's reinjection of them). Memory: one row per kind and
+  // the few slowest chains, whichever way the chains are read.
+  std::map<uint32_t, size_t> kind_index;
+  std::vector<SlowChain> slow;
+  uint64_t chains_seen = 0;
+  // Once N are kept, the Nth's time: a later chain no slower than it cannot enter (chains come
+  // in id order, and a tie goes to the lower id).
+  std::optional<uint64_t> slow_floor;
+  auto keep_slowest = [&](bool final) {
+    if (!final && slow.size() < 4 * opt.slowest_chains + 64) return;
+    std::sort(slow.begin(), slow.end(), [](const SlowChain& a, const SlowChain& b) {
+      return a.time_ns != b.time_ns ? a.time_ns > b.time_ns : a.id < b.id;
+    });
+    if (slow.size() > opt.slowest_chains) slow.resize(opt.slowest_chains);
+    if (!slow.empty() && slow.size() == opt.slowest_chains) slow_floor = slow.back().time_ns;
+  };
+  // One chain's figures, however they were read: `first_member` is its root record's id (its first
+  // member's when the root is missing), `raise_ns` that record's time, `delivered_ns` the time of
+  // the delivery that decided a delivered outcome.
+  auto count_chain = [&](uint64_t chain_id, uint64_t first_member, uint32_t event_word, uint64_t raise_ns,
+                         std::optional<uint64_t> delivered_ns, Outcome outcome, uint64_t vectoring_exits,
+                         uint64_t reinjections) {
+    ++out.chains;
+    const arch::EntryIntrInfo word(event_word);
+    // [10:8] type, [7:0] vector: the error-code bit does not make another kind.
+    const uint32_t key_word = word.valid() ? (event_word & 0x7FF) : UINT32_MAX;
+    auto [it, fresh] = kind_index.try_emplace(key_word, out.kinds.size());
+    if (fresh) {
+      ChainKindRow row;
+      row.event_word = event_word;
+      row.key = word.valid() ? arch::describe_event(event_word) : std::string("unknown event");
+      out.kinds.push_back(row);
+    }
+    ChainKindRow& k = out.kinds[it->second];
+    ++k.count;
+    k.exits += vectoring_exits;
+    k.reinjections += reinjections;
+    const bool delivered = outcome == Outcome::Delivered || outcome == Outcome::ReinjectedThenDelivered;
+    if (delivered && delivered_ns && *delivered_ns >= raise_ns) {
+      const uint64_t d = *delivered_ns - raise_ns;
+      ++k.delivered;
+      k.total_ns += d;
+      k.min_ns = std::min(k.min_ns.value_or(d), d);
+      k.max_ns = std::max(k.max_ns.value_or(d), d);
+      const unsigned bucket = histogram_bucket(d);
+      if (out.histogram.size() <= bucket) out.histogram.resize(bucket + 1);
+      ++out.histogram[bucket];
+      if (opt.pick && opt.pick->table == StatsPick::Table::ChainHistogram && opt.pick->bucket == bucket)
+        out.picked.push_back(first_member);
+      // Keep only the slowest few: a partial sort now and then bounds the memory.
+      if (opt.slowest_chains > 0 && !(slow_floor && d <= *slow_floor)) {
+        slow.push_back({chain_id, k.key, d, vectoring_exits, reinjections, outcome});
+        keep_slowest(false);
+      }
+    }
+  };
+
+  if (!unusable) {
+    // The chains table (schema v3): one row a chain with its figures, decided when the recording
+    // was written by the same rules as the walk below (kChainRulesVersion), so no member is read.
+    std::string csql =
+        "SELECT id, first_event, event_word, raise_ns, delivered_ns, outcome, vectoring_exits, reinjections FROM chains "
+        "WHERE 1";
+    std::vector<int64_t> cb;
+    if (opt.vcpu) {
+      csql += " AND vcpu = ?";
+      cb.push_back(*opt.vcpu);
+    }
+    if (opt.level) {
+      csql += " AND level = ?";
+      cb.push_back(*opt.level);
+    }
+    if (opt.from_ns) {
+      csql += " AND raise_ns >= ?";
+      cb.push_back(static_cast<int64_t>(*opt.from_ns));
+    }
+    if (opt.to_ns) {
+      csql += " AND raise_ns <= ?";
+      cb.push_back(static_cast<int64_t>(*opt.to_ns));
+    }
+    std::string last_outcome_name;
+    std::optional<Outcome> last_outcome;
+    auto cs = db.prepare(csql + " ORDER BY id");
+    if (!cs) return read_error(cs.error());
+    for (size_t i = 0; i < cb.size(); ++i) cs->bind(static_cast<int>(i + 1), cb[i]);
+    for (;;) {
+      const int rc = cs->step();
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return read_error(db.errmsg());
+      const uint64_t id = cs->col_u64(0);
+      if (++chains_seen % 4096 == 0 && !tick(id)) return make_error(kStatsCancelled);
+      // Outcome names repeat: compare with the last one before looking the name up.
+      const std::string_view name = cs->col_bytes(5);
+      if (name != last_outcome_name) {
+        last_outcome_name.assign(name);
+        last_outcome = outcome_from_string(name);
+      }
+      const auto outcome = last_outcome;
+      if (!outcome)
+        return make_error("'" + db.path() + "' has chain " + std::to_string(id) + " with an outcome this exitscope does "
+                          "not know; the file is damaged or was written by another version (re-record or re-import it).");
+      count_chain(id, cs->col_u64(1), static_cast<uint32_t>(cs->col_i64(2)), cs->col_u64(3),
+                  cs->col_null(4) ? std::nullopt : std::optional<uint64_t>(cs->col_u64(4)), *outcome,
+                  cs->col_u64(6), cs->col_u64(7));
+    }
+  } else {
+    out.notice = *unusable;
+    auto visit = [&](const Chain& c) {
+      if (++chains_seen % 1024 == 0 && !tick(c.id)) {
+        cancelled = true;
+        return false;
+      }
+      if (c.events.empty()) return true;
+      const es_record& first = c.root_found ? c.root.rec : c.events.front().rec;
+      if (opt.vcpu && first.vcpu != *opt.vcpu) return true;
+      if (opt.level && first.level != *opt.level) return true;
+      if (opt.from_ns && first.time_ns < *opt.from_ns) return true;
+      if (opt.to_ns && first.time_ns > *opt.to_ns) return true;
+      uint64_t reinjections = 0, vectoring_exits = 0;
+      std::optional<uint64_t> delivered_at;
+      for (const Event& e : c.events) {
+        if (counts_as_reinjection(e.rec)) ++reinjections;
+        if (e.rec.id == c.outcome_event) delivered_at = e.rec.time_ns;
+        if (counts_as_vectoring_exit(e.rec)) ++vectoring_exits;
+      }
+      count_chain(c.id, first.id, c.event_word, first.time_ns, delivered_at, c.outcome, vectoring_exits, reinjections);
+      return true;
+    };
+    // A time window reads only the chains it can count, as the exit pass reads only its rows: a
+    // chain counts by its raise (its root record, whose id is the chain's id), and ids follow time
+    // (see above), so its id lies between the window's first and last ids. Each such chain is read
+    // and decided through the origin index (load_chain_and_links, as `chains --chain N`); a window
+    // over a large part of the recording walks it whole instead, cheaper per chain. A chain whose
+    // root record is missing (dropped) counts by its first recorded member, which only the whole
+    // walk finds when that member is inside the window and the missing root before it.
+    auto scoped = chain_ids_in_window(db, opt);
+    if (!scoped) return make_error(scoped.error());
+    if (*scoped) {
+      for (uint64_t id : **scoped) {
+        auto chains = load_chain_and_links(db, id);
+        if (!chains) return make_error(chains.error());
+        if (!chains->empty() && chains->front().id == id) visit(chains->front());
+        if (cancelled) return make_error(kStatsCancelled);
+      }
+    } else {
+      auto walked = for_each_chain(db, visit);
+      if (!walked) return make_error(walked.error());
+      if (cancelled) return make_error(kStatsCancelled);
+    }
+  }
+  for (ChainKindRow& k : out.kinds)
+    if (k.delivered) k.mean_ns = k.total_ns / k.delivered;
+  std::stable_sort(out.kinds.begin(), out.kinds.end(),
+                   [](const ChainKindRow& a, const ChainKindRow& b) { return a.count > b.count; });
+  keep_slowest(true);
+  out.slowest = std::move(slow);
+  return out;
+}
+
+}  // namespace
+
+Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
+  db::Db& db = rec.db();
+  Stats out;
+  out.by = opt.by;
+  auto read_error = [&](std::string_view msg) {
+    return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), msg));
+  };
+
+  // The chain figures are stored (schema v3) or walked; stored ones are read on a second
+  // connection while this thread makes the exit pass (both are mostly SQLite's own work: on two
+  // cores the slower pass alone sets the time, BENCHMARKS.md "Stats"). Not with a progress
+  // callback, which is called on the computing thread only.
+  std::optional<std::string> unusable;
+  if (opt.chains) {
+    auto u = stored_chains_unusable(db);
+    if (!u) return make_error(u.error());
+    unusable = *u;
+  }
+  std::optional<std::future<Result<ChainPart>>> concurrent;
+  if (opt.chains && !unusable && !opt.progress)
+    if (auto second = db::Db::open(db.path(), SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX); second)
+      concurrent = std::async(std::launch::async, [conn = std::move(second).value(), &opt]() mutable {
+        return chain_part(conn, opt, std::nullopt, [](uint64_t) { return true; });
+      });
+
+  // One pass in id order over exits and entries (and kvm_msr records for --by msr).
+  auto covering = db.query_int("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_exit_entry'");
+  if (!covering) return read_error(covering.error());
+  std::vector<int64_t> binds;
+  bool use_index = *covering == 1;
+  std::string sql = exit_pass_sql(use_index, opt, binds);
   // Entries before the window close no exit inside it; entries after `to` may. The window's
-  // first row comes from the events_time index, and the scan starts there (rowid or
-  // events_vcpu range) instead of reading the rows before it. This, and the stop past `to`
-  // below, rely on ids following time, as every source writes them: hv's clock, imports
-  // sorted by time (replay/import), live KVM's per-CPU rings merged in time order (probes/kvm).
+  // first row comes from the events_time index, and the scan starts there (an id range of the
+  // covering index, the rowid or events_vcpu) instead of reading the rows before it. This, and
+  // the stop past `to` below, rely on ids following time, as every source writes them: hv's
+  // clock, imports sorted by time (replay/import), live KVM's per-CPU rings merged in time
+  // order (probes/kvm).
   if (opt.from_ns) {
     auto first = db.prepare("SELECT id FROM events WHERE time_ns >= ? ORDER BY time_ns, id LIMIT 1");
-    if (!first) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), first.error()));
+    if (!first) return read_error(first.error());
     first->bind_u64(1, *opt.from_ns);
     const int rc = first->step();
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-      return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg()));
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return read_error(db.errmsg());
     sql += " AND id >= ? AND time_ns >= ?";
     binds.push_back(rc == SQLITE_ROW ? first->col_i64(0) : INT64_MAX);
     binds.push_back(static_cast<int64_t>(*opt.from_ns));
   }
-  sql += opt.vcpu ? " ORDER BY vcpu, id" : " ORDER BY id";
+  sql += (opt.vcpu && !use_index) ? " ORDER BY vcpu, id" : " ORDER BY id";
   auto st = db.prepare(sql);
-  if (!st) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), st.error()));
+  if (!st && use_index) {
+    // An index of that name whose condition is not this build's (SQLite: "no query solution"):
+    // read the table instead.
+    std::vector<int64_t> table_binds;
+    std::string table_sql = exit_pass_sql(false, opt, table_binds);
+    if (opt.from_ns) {
+      table_sql += " AND id >= ? AND time_ns >= ?";
+      table_binds.insert(table_binds.end(), binds.end() - 2, binds.end());
+    }
+    table_sql += opt.vcpu ? " ORDER BY vcpu, id" : " ORDER BY id";
+    use_index = false;
+    binds = std::move(table_binds);
+    st = db.prepare(table_sql);
+  }
+  if (!st) return read_error(st.error());
   for (size_t i = 0; i < binds.size(); ++i) st->bind(static_cast<int>(i + 1), binds[i]);
 
   // Progress: by id through [first, last] (ids follow time; a share of the ids is a share of
@@ -299,12 +600,13 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
                               : 1.0;
   };
   uint64_t rows_read = 0;
-  bool cancelled = false;
   constexpr uint64_t kProgressEvery = 4096;
 
   Table exits, nested, vcpus, levels;
-  // Exits waiting for their entry, by (vCPU, level, nested).
+  // Exits waiting for their entry, by (vCPU, level, nested): in practice one a slot, so memory
+  // is one small vector per slot (kept, cleared, not freed, between exits).
   std::unordered_map<uint32_t, std::vector<Pending>> pending;
+  size_t pending_count = 0;
   auto slot = [](const Row& r, bool nested_kind) {
     return (static_cast<uint32_t>(r.vcpu) << 9) | (static_cast<uint32_t>(r.level) << 1) | (nested_kind ? 1u : 0u);
   };
@@ -324,59 +626,76 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
     const Row& x = p.exit;
     if (x.kind == ES_KIND_NESTED_EXIT) {
       if (opt.by != StatsBy::Reason) return;
-      Acc& a = nested.at(x.level, x.flags & ES_FLAG_SVM, x.reason);
-      a.row.key = exit_reason_text(x.reason, x.flags);
-      a.row.level = x.level;
-      a.row.reason = x.reason;
-      a.row.flags = x.flags & ES_FLAG_SVM;
-      add(a, d);
+      auto [a, fresh] = nested.at(x.level, x.flags & ES_FLAG_SVM, x.reason);
+      if (fresh) {
+        a->row.key = exit_reason_text(x.reason, x.flags);
+        a->row.level = x.level;
+        a->row.reason = x.reason;
+        a->row.flags = x.flags & ES_FLAG_SVM;
+      }
+      add(*a, d);
       if (opt.pick && opt.pick->table == StatsPick::Table::NestedExits && opt.pick->level == x.level &&
-          opt.pick->key == a.row.key)
+          opt.pick->key == a->row.key)
         out.picked.push_back(x.id);
       return;
     }
-    Acc& v = vcpus.at(0, 0, x.vcpu);
-    v.row.key = "vcpu " + std::to_string(x.vcpu);
-    v.row.value = x.vcpu;
-    add(v, d);
-    Acc& l = levels.at(x.level, 0, 0);
-    l.row.key = "L" + std::to_string(x.level);
-    l.row.level = x.level;
-    l.row.value = x.level;
-    add(l, d);
+    if (auto [v, fresh] = vcpus.at(0, 0, x.vcpu); true) {
+      if (fresh) {
+        v->row.key = "vcpu " + std::to_string(x.vcpu);
+        v->row.value = x.vcpu;
+      }
+      add(*v, d);
+    }
+    if (auto [l, fresh] = levels.at(x.level, 0, 0); true) {
+      if (fresh) {
+        l->row.key = "L" + std::to_string(x.level);
+        l->row.level = x.level;
+        l->row.value = x.level;
+      }
+      add(*l, d);
+    }
     Acc* a = nullptr;
+    bool fresh = false;
     switch (opt.by) {
       case StatsBy::Reason:
-        a = &exits.at(x.level, x.flags & ES_FLAG_SVM, x.reason);
-        a->row.key = exit_reason_text(x.reason, x.flags);
-        a->row.reason = x.reason;
-        a->row.flags = x.flags & ES_FLAG_SVM;
+        std::tie(a, fresh) = exits.at(x.level, x.flags & ES_FLAG_SVM, x.reason);
+        if (fresh) {
+          a->row.key = exit_reason_text(x.reason, x.flags);
+          a->row.reason = x.reason;
+          a->row.flags = x.flags & ES_FLAG_SVM;
+        }
         break;
       case StatsBy::Port: {
         if (!is_io_exit(x)) return;
         // The same bits on both vendors: [31:16] port.
         const uint16_t port = is_svm(x.flags) ? arch::SvmIoInfo(x.qualification).port()
                                               : arch::IoQual(x.qualification).port();
-        a = &exits.at(x.level, 0, port);
-        a->row.key = "port " + hex(port);
-        a->row.value = port;
+        std::tie(a, fresh) = exits.at(x.level, 0, port);
+        if (fresh) {
+          a->row.key = "port " + hex(port);
+          a->row.value = port;
+        }
         break;
       }
       case StatsBy::Page: {
         if (!is_gpa_exit(x)) return;
         const uint64_t page = x.guest_phys & ~0xFFFull;
-        a = &exits.at(x.level, 0, page);
-        a->row.key = "page " + hex(page);
-        a->row.value = page;
+        std::tie(a, fresh) = exits.at(x.level, 0, page);
+        if (fresh) {
+          a->row.key = "page " + hex(page);
+          a->row.value = page;
+        }
         break;
       }
       case StatsBy::Msr: {
         if (!is_msr_exit(x)) return;
         const bool wr = msr_write(x);
         const uint64_t msr = p.msr.value_or(kUnknownValue);
-        a = &exits.at(x.level, wr ? 1 : 0, msr);
-        a->row.key = std::string("msr ") + (p.msr ? hex(msr) : "unknown") + (wr ? " wr" : " rd");
-        a->row.value = msr;
+        std::tie(a, fresh) = exits.at(x.level, wr ? 1 : 0, msr);
+        if (fresh) {
+          a->row.key = std::string("msr ") + (p.msr ? hex(msr) : "unknown") + (wr ? " wr" : " rd");
+          a->row.value = msr;
+        }
         break;
       }
     }
@@ -393,7 +712,7 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
   for (;;) {
     const int rc = st->step();
     if (rc == SQLITE_DONE) break;
-    if (rc != SQLITE_ROW) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg()));
+    if (rc != SQLITE_ROW) return read_error(db.errmsg());
     Row r;
     r.id = st->col_u64(0);
     if (opt.progress && ++rows_read % kProgressEvery == 0 && !opt.progress(exit_share * share_of(r.id)))
@@ -404,28 +723,35 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
     r.time_ns = st->col_u64(4);
     r.reason = static_cast<uint32_t>(st->col_i64(5));
     r.flags = static_cast<uint32_t>(st->col_i64(6));
-    r.qualification = st->col_u64(7);
-    r.guest_phys = st->col_u64(8);
+    if (opt.by != StatsBy::Reason) {
+      r.qualification = st->col_u64(7);
+      r.guest_phys = st->col_u64(8);
+    }
     // Past the window with every exit in it settled: nothing later can change the figures.
-    if (opt.to_ns && r.time_ns > *opt.to_ns && pending.empty()) break;
+    if (opt.to_ns && r.time_ns > *opt.to_ns && pending_count == 0) break;
     switch (r.kind) {
       case ES_KIND_VM_EXIT:
       case ES_KIND_NESTED_EXIT:
-        if (selected(r)) pending[slot(r, r.kind == ES_KIND_NESTED_EXIT)].push_back({r, std::nullopt});
+        if (selected(r)) {
+          pending[slot(r, r.kind == ES_KIND_NESTED_EXIT)].push_back({r, std::nullopt});
+          ++pending_count;
+        }
         break;
       case ES_KIND_VM_ENTRY:
       case ES_KIND_NESTED_ENTRY: {
         const bool nested_kind = r.kind == ES_KIND_NESTED_ENTRY;
         ++(nested_kind ? out.nested_entries : out.entries);
         auto it = pending.find(slot(r, nested_kind));
-        if (it == pending.end()) break;
+        if (it == pending.end() || it->second.empty()) break;
         for (const Pending& p : it->second)
           // A trace clock that went backwards gives no time rather than a wrapped one.
           settle(p, r.time_ns >= p.exit.time_ns ? std::optional<uint64_t>(r.time_ns - p.exit.time_ns) : std::nullopt);
-        pending.erase(it);
+        pending_count -= it->second.size();
+        it->second.clear();
         break;
       }
       case ES_KIND_CONTEXT: {
+        if (opt.by != StatsBy::Msr) break;
         // kvm_msr follows the exit it belongs to on the same vCPU, before the entry.
         auto it = pending.find(slot(r, false));
         if (it != pending.end() && !it->second.empty() && is_msr_exit(it->second.back().exit) &&
@@ -436,13 +762,15 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
       default: break;
     }
   }
+  st = db::Stmt();
   // Exits no entry followed: counted, time unknown. In id order, as the rows came.
   std::vector<Pending> rest;
   for (auto& [k, v] : pending) rest.insert(rest.end(), v.begin(), v.end());
+  pending.clear();
   std::sort(rest.begin(), rest.end(), [](const Pending& a, const Pending& b) { return a.exit.id < b.exit.id; });
   for (const Pending& p : rest) settle(p, std::nullopt);
 
-  std::vector<uint64_t> all_exit_durations, all_nested_durations;
+  Durations all_exit_durations, all_nested_durations;
   out.exits = finish(exits, &all_exit_durations);
   out.nested_exits = finish(nested, &all_nested_durations);
   out.by_vcpu = finish(vcpus, nullptr);
@@ -450,10 +778,10 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
   uint64_t exit_count = 0, nested_count = 0;
   for (const ExitRow& r : out.exits) exit_count += r.lat.count;
   for (const ExitRow& r : out.nested_exits) nested_count += r.lat.count;
-  for (uint64_t d : all_exit_durations) {
+  for (const auto& [d, n] : all_exit_durations) {
     const unsigned b = histogram_bucket(d);
     if (out.histogram.size() <= b) out.histogram.resize(b + 1);
-    ++out.histogram[b];
+    out.histogram[b] += n;
   }
   std::sort(out.picked.begin(), out.picked.end());
   out.all_exits = summarize(all_exit_durations, exit_count);
@@ -465,107 +793,23 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
     if (opt.progress) opt.progress(1.0);
     return out;
   }
-  // Chains by the kind of their original event: raise -> delivery, exits and reinjections on
-  // the way (the chain's IDT-vectoring interruptions, SDM Vol. 3C 27.2.4 "Information for VM
-  // Exits During Event Delivery", and KVM's reinjection of them).
-  std::map<uint32_t, size_t> kind_index;
-  std::vector<std::vector<uint64_t>> kind_durations;
-  std::vector<SlowChain> slow;
-  uint64_t chains_seen = 0;
-  auto visit = [&](const Chain& c) {
-    if (opt.progress && ++chains_seen % 1024 == 0 && !opt.progress(exit_share + (1 - exit_share) * share_of(c.id))) {
-      cancelled = true;
-      return false;
-    }
-    if (c.events.empty()) return true;
-    const es_record& first = c.root_found ? c.root.rec : c.events.front().rec;
-    if (opt.vcpu && first.vcpu != *opt.vcpu) return true;
-    if (opt.level && first.level != *opt.level) return true;
-    if (opt.from_ns && first.time_ns < *opt.from_ns) return true;
-    if (opt.to_ns && first.time_ns > *opt.to_ns) return true;
-    ++out.chains;
-    const arch::EntryIntrInfo word(c.event_word);
-    // [10:8] type, [7:0] vector: the error-code bit does not make another kind.
-    const uint32_t key_word = word.valid() ? (c.event_word & 0x7FF) : UINT32_MAX;
-    auto [it, fresh] = kind_index.try_emplace(key_word, out.chain_kinds.size());
-    if (fresh) {
-      ChainKindRow row;
-      row.event_word = c.event_word;
-      row.key = word.valid() ? arch::describe_event(c.event_word) : std::string("unknown event");
-      out.chain_kinds.push_back(row);
-      kind_durations.emplace_back();
-    }
-    ChainKindRow& k = out.chain_kinds[it->second];
-    ++k.count;
-    uint64_t reinjections = 0, vectoring_exits = 0;
-    std::optional<uint64_t> delivered_at;
-    for (const Event& e : c.events) {
-      if (e.rec.kind == ES_KIND_DECISION && e.rec.reason == ES_DECISION_INJECT_REINJECTED) ++reinjections;
-      if (e.rec.id == c.outcome_event) delivered_at = e.rec.time_ns;
-      // L0's VM exits only: a reflected exit's NESTED_EXIT record repeats the same exit for L1.
-      if (e.rec.kind == ES_KIND_VM_EXIT && arch::IdtVectoringInfo(e.rec.idt_vectoring_info).valid()) ++vectoring_exits;
-    }
-    k.exits += vectoring_exits;
-    k.reinjections += reinjections;
-    const bool delivered = c.outcome == Outcome::Delivered || c.outcome == Outcome::ReinjectedThenDelivered;
-    if (delivered && delivered_at && *delivered_at >= first.time_ns) {
-      const uint64_t d = *delivered_at - first.time_ns;
-      ++k.delivered;
-      kind_durations[it->second].push_back(d);
-      const unsigned bucket = histogram_bucket(d);
-      if (out.chain_histogram.size() <= bucket) out.chain_histogram.resize(bucket + 1);
-      ++out.chain_histogram[bucket];
-      if (opt.pick && opt.pick->table == StatsPick::Table::ChainHistogram && opt.pick->bucket == bucket)
-        out.picked.push_back(first.id);
-      slow.push_back({c.id, k.key, d, vectoring_exits, reinjections, c.outcome});
-      // Keep only the slowest few: a partial sort now and then bounds the memory.
-      if (slow.size() >= 4 * opt.slowest_chains + 64) {
-        std::sort(slow.begin(), slow.end(), [](const SlowChain& a, const SlowChain& b) {
-          return a.time_ns != b.time_ns ? a.time_ns > b.time_ns : a.id < b.id;
-        });
-        slow.resize(opt.slowest_chains);
-      }
-    }
-    return true;
-  };
-  // A time window reads only the chains it can count, as the exit pass reads only its rows: a
-  // chain counts by its raise (its root record, whose id is the chain's id), and ids follow time
-  // (see above), so its id lies between the window's first and last ids. Each such chain is read
-  // and decided through the origin index (load_chain_and_links, as `chains --chain N`); a window
-  // over a large part of the recording walks it whole instead, cheaper per chain. A chain whose
-  // root record is missing (dropped) counts by its first recorded member, which only the whole
-  // walk finds when that member is inside the window and the missing root before it.
-  auto scoped = chain_ids_in_window(db, opt);
-  if (!scoped) return make_error(scoped.error());
-  if (*scoped) {
-    for (uint64_t id : **scoped) {
-      auto chains = load_chain_and_links(db, id);
-      if (!chains) return make_error(chains.error());
-      if (!chains->empty() && chains->front().id == id) visit(chains->front());
-      if (cancelled) return make_error(kStatsCancelled);
-    }
+  std::optional<Result<ChainPart>> part;
+  if (concurrent) {
+    part.emplace(concurrent->get());
   } else {
-    auto walked = for_each_chain(db, visit);
-    if (!walked) return make_error(walked.error());
-    if (cancelled) return make_error(kStatsCancelled);
+    part.emplace(chain_part(db, opt, unusable, [&](uint64_t id) {
+      return !opt.progress || opt.progress(exit_share + (1 - exit_share) * share_of(id));
+    }));
   }
+  if (!*part) return make_error(part->error());
+  ChainPart& chains = **part;
   if (opt.progress) opt.progress(1.0);
-  for (size_t i = 0; i < out.chain_kinds.size(); ++i) {
-    ChainKindRow& k = out.chain_kinds[i];
-    const std::vector<uint64_t>& d = kind_durations[i];
-    if (d.empty()) continue;
-    for (uint64_t v : d) k.total_ns += v;
-    k.min_ns = *std::min_element(d.begin(), d.end());
-    k.max_ns = *std::max_element(d.begin(), d.end());
-    k.mean_ns = k.total_ns / d.size();
-  }
-  std::stable_sort(out.chain_kinds.begin(), out.chain_kinds.end(),
-                   [](const ChainKindRow& a, const ChainKindRow& b) { return a.count > b.count; });
-  std::sort(slow.begin(), slow.end(), [](const SlowChain& a, const SlowChain& b) {
-    return a.time_ns != b.time_ns ? a.time_ns > b.time_ns : a.id < b.id;
-  });
-  if (slow.size() > opt.slowest_chains) slow.resize(opt.slowest_chains);
-  out.slowest = std::move(slow);
+  out.chain_kinds = std::move(chains.kinds);
+  out.chain_histogram = std::move(chains.histogram);
+  out.slowest = std::move(chains.slowest);
+  out.chains = chains.chains;
+  out.notice = std::move(chains.notice);
+  out.picked.insert(out.picked.end(), chains.picked.begin(), chains.picked.end());
   std::sort(out.picked.begin(), out.picked.end());
   return out;
 }

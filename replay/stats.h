@@ -7,8 +7,12 @@
 // and level, i.e. L1's handling of it. An exit with no later entry has an unknown time (a trace
 // without kvm_entry lines has only unknown times): it counts, its time is never taken as zero.
 //
-// Reading streams: one SQL query over exits and entries in id order; what stays in memory is one
-// duration per timed exit (for the median and p99), the groups and the chain-kind table.
+// Reading streams: one SQL query over exits and entries in id order (the events_exit_entry
+// covering index where the recording has it), then one over the chains table's stored figures
+// (schema v3; older files walk the chains' events instead). What stays in memory: per row of the
+// exit tables its distinct exit-to-entry times with their counts (for the exact median and p99;
+// at most one per timed exit, a handful per reason in hv recordings), the exits still waiting for
+// their entry (one per vCPU and level), the chain-kind table and the few slowest chains.
 #pragma once
 
 #include <cstdint>
@@ -116,6 +120,10 @@ struct Stats {
   std::vector<ChainKindRow> chain_kinds;  // most chains first
   std::vector<SlowChain> slowest;         // slowest delivered chains first
   uint64_t chains = 0;
+  // One sentence when the chain figures had to be read the slow way (the recording stores none
+  // decided by this build's chain rules, schema v3's chain_rules): why, and how to get a file
+  // that stores them. Empty otherwise.
+  std::string notice;
 };
 
 Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt);

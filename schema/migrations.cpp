@@ -19,6 +19,8 @@ extern const unsigned char es_schema_v1_indexes[];
 extern const unsigned long es_schema_v1_indexes_size;
 extern const unsigned char es_schema_v2[];
 extern const unsigned long es_schema_v2_size;
+extern const unsigned char es_schema_v3[];
+extern const unsigned long es_schema_v3_size;
 
 #ifndef ES_TOOL_VERSION
 #define ES_TOOL_VERSION "unknown"
@@ -31,6 +33,7 @@ std::string_view v1_indexes_sql() {
   return {reinterpret_cast<const char*>(es_schema_v1_indexes), es_schema_v1_indexes_size};
 }
 std::string_view v2_sql() { return {reinterpret_cast<const char*>(es_schema_v2), es_schema_v2_size}; }
+std::string_view v3_sql() { return {reinterpret_cast<const char*>(es_schema_v3), es_schema_v3_size}; }
 
 namespace {
 
@@ -42,6 +45,7 @@ struct MigrationStep {
 constexpr std::array<MigrationStep, kSchemaVersion> kSteps = {{
     {0, &v1_sql},
     {1, &v2_sql},
+    {2, &v3_sql},
 }};
 static_assert(kSteps.size() == kSchemaVersion, "one migration step per schema version");
 

@@ -14,12 +14,13 @@
 
 namespace es::schema {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
-// SQL text embedded at build time from schema/v1.sql, v1_indexes.sql and v2.sql.
+// SQL text embedded at build time from schema/v1.sql, v1_indexes.sql, v2.sql and v3.sql.
 std::string_view v1_sql();
 std::string_view v1_indexes_sql();
 std::string_view v2_sql();
+std::string_view v3_sql();
 
 // Reads user_version and verifies the file is an exitscope recording this build can read
 // (does not modify it). Returns the file's schema version. Errors are one sentence naming

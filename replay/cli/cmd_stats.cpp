@@ -523,6 +523,7 @@ int cmd_stats(int argc, char** argv) {
     std::fprintf(stderr, "exitscope stats: %s\n", st.error().c_str());
     return 2;
   }
+  if (!st->notice.empty()) std::fprintf(stderr, "exitscope stats: %s\n", replay::terminal_safe(st->notice).c_str());
   replay::sort_rows(st->exits, sort);
   replay::sort_rows(st->nested_exits, sort);
   switch (format) {

@@ -312,7 +312,9 @@ class StatsPanelTest : public QObject {
   // takes long enough (about half a second here) to be seen in progress.
   void computes_off_the_gui_thread_with_progress_and_cancel() {
     const QString db = dir_.filePath(QStringLiteral("big.db"));
-    const Run r = run(QStringLiteral(ES_EXITSCOPE_BIN), {"record", "--scenario", "timer-irq", "--arg", "20000", "--quiet",
+    // 1.4 M events: large enough that the figures take longer than the first progress signal
+    // (since stats reads the covering exit index and the stored chain rows, 140 k took ~20 ms).
+    const Run r = run(QStringLiteral(ES_EXITSCOPE_BIN), {"record", "--scenario", "timer-irq", "--arg", "200000", "--quiet",
                                                          "--no-check", "-o", db, "--force"});
     QCOMPARE(r.code, 0);
     auto w = std::make_unique<MainWindow>();

@@ -37,7 +37,7 @@ void exec(const std::string& path, const std::string& sql) {
 // A fresh copy of the committed v1 recording (irq-ept-reinject, 12 exits, 38 events).
 std::string old_recording(const std::string& name) {
   const std::string p = es::test::process_tmp(name);
-  fs::remove(es::test::process_tmp(fs::path(name).stem().string() + ".v2.db"));
+  fs::remove(es::test::process_tmp(fs::path(name).stem().string() + ".v3.db"));
   fs::copy_file(std::string(ES_TEST_DATA_DIR) + "/schema/v1_irq_ept_reinject.db", p,
                 fs::copy_options::overwrite_existing);
   return p;
@@ -81,18 +81,18 @@ TEST(SchemaVersions, NewerRecordingIsRefusedAndLeftAlone) {
         << cmd << ": " << r.err;
   }
   EXPECT_EQ(slurp(p), before) << "a refused file is not modified";
-  EXPECT_FALSE(fs::exists(es::test::process_tmp("newer.v2.db")));
+  EXPECT_FALSE(fs::exists(es::test::process_tmp("newer.v3.db")));
 }
 
 TEST(SchemaVersions, OlderRecordingIsReadThroughAMigratedCopyAndNeverModified) {
   const std::string old = old_recording("old.db");
-  const std::string copy = es::test::process_tmp("old.v2.db");
+  const std::string copy = es::test::process_tmp("old.v3.db");
   const std::string before = slurp(old);
 
   const CliRun info = run_cli("info --no-console " + old);
   ASSERT_EQ(info.code, 0) << info.err;
   EXPECT_EQ(info.err, "note: '" + old + "' uses the older schema v1; reading a migrated copy '" + copy +
-                          "' (schema v2). The original is unchanged; 'exitscope migrate " + old +
+                          "' (schema v3). The original is unchanged; 'exitscope migrate " + old +
                           " --in-place' upgrades it instead.\n");
   EXPECT_NE(info.out.find("scenario:   irq-ept-reinject"), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("events:     38 "), std::string::npos) << info.out;
@@ -139,9 +139,9 @@ TEST(SchemaVersions, MigrateCommandCopiesByDefaultAndUpgradesInPlaceOnRequest) {
 
   const CliRun copy = run_cli("migrate " + old + " -o " + out);
   ASSERT_EQ(copy.code, 0) << copy.err;
-  EXPECT_EQ(copy.out, "migrated '" + old + "' (schema v1) to '" + out + "' (schema v2); the original is unchanged.\n");
+  EXPECT_EQ(copy.out, "migrated '" + old + "' (schema v1) to '" + out + "' (schema v3); the original is unchanged.\n");
   EXPECT_EQ(slurp(old), before);
-  EXPECT_EQ(query(out, "PRAGMA user_version"), 2);
+  EXPECT_EQ(query(out, "PRAGMA user_version"), 3);
   EXPECT_EQ(query(out, "SELECT count(*) FROM events"), 38);
   const CliRun again = run_cli("migrate " + old + " -o " + out);
   EXPECT_EQ(again.code, 2);
@@ -151,22 +151,24 @@ TEST(SchemaVersions, MigrateCommandCopiesByDefaultAndUpgradesInPlaceOnRequest) {
   const CliRun copy_info = run_cli("info --no-console " + out);
   EXPECT_EQ(copy_info.code, 0) << copy_info.err;
   EXPECT_NE(copy_info.out.find("schema:     v2 from v1 on "), std::string::npos) << copy_info.out;
+  EXPECT_NE(copy_info.out.find("schema:     v3 from v2 on "), std::string::npos) << copy_info.out;
   EXPECT_NE(copy_info.out.find(", copied from " + fs::absolute(old).string()), std::string::npos) << copy_info.out;
 
   const CliRun current = run_cli("migrate " + out);
   EXPECT_EQ(current.code, 0);
-  EXPECT_EQ(current.out, "'" + out + "' is already at schema v2; nothing to do.\n");
+  EXPECT_EQ(current.out, "'" + out + "' is already at schema v3; nothing to do.\n");
 
   const CliRun in_place = run_cli("migrate --in-place " + old);
   ASSERT_EQ(in_place.code, 0) << in_place.err;
-  EXPECT_EQ(in_place.out, "migrated '" + old + "' in place from schema v1 to v2.\n");
-  EXPECT_EQ(query(old, "PRAGMA user_version"), 2);
-  EXPECT_EQ(query(old, "SELECT count(*) FROM schema_history WHERE source_file = ''"), 1);
+  EXPECT_EQ(in_place.out, "migrated '" + old + "' in place from schema v1 to v3.\n");
+  EXPECT_EQ(query(old, "PRAGMA user_version"), 3);
+  EXPECT_EQ(query(old, "SELECT count(*) FROM schema_history WHERE source_file = ''"), 2);  // v1 -> v2 -> v3
   const CliRun info = run_cli("info --no-console " + old);
   EXPECT_EQ(info.code, 0);
   EXPECT_EQ(info.err, "") << "no copy once the original is current";
   EXPECT_NE(info.out.find("events:     38 "), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("schema:     v2 from v1 on "), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("schema:     v3 from v2 on "), std::string::npos) << info.out;
   EXPECT_NE(info.out.find(" (in place)"), std::string::npos) << info.out;
 
   const CliRun help = run_cli("migrate --help");

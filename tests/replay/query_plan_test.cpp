@@ -15,6 +15,7 @@
 #include "replay/chains.h"
 #include "replay/query.h"
 #include "replay/recording.h"
+#include "replay/stats.h"
 #include "tests/probes/test_support.h"
 
 namespace es {
@@ -155,6 +156,64 @@ TEST(QueryPlanTest, OneChainReadsNoTableFromEndToEnd) {
     if (sql.find("FROM sqlite_master") != std::string::npos) continue;  // the schema's few rows: are the indexes there?
     const std::string p = plan(rec->db(), sql);
     EXPECT_EQ(p.find("SCAN"), std::string::npos) << sql << "\n" << p;
+  }
+}
+
+// `stats` on a finished recording (issue #21): the exit pass reads the events_exit_entry
+// covering index (schema/v1_indexes.sql) from end to end or from the window's first id, never
+// the events table; the chain figures come from the chains table's stored rows (schema v3), so
+// no statement reads chain members through the origin index. With a progress callback every
+// statement runs on the traced connection (without one the chains are read on a second).
+TEST(QueryPlanTest, StatsReadsTheExitIndexAndTheChainsTableOnly) {
+  auto rec = replay::Recording::open(make_recording("plan_stats.db"));
+  ASSERT_TRUE(rec) << rec.error();
+  struct View {
+    const char* name;
+    replay::StatsOptions opt;
+  };
+  std::vector<View> views(5);
+  views[0].name = "by reason";
+  views[1].name = "by msr";
+  views[1].opt.by = replay::StatsBy::Msr;
+  views[2].name = "by port, vcpu 1";
+  views[2].opt.by = replay::StatsBy::Port;
+  views[2].opt.vcpu = 1;
+  views[3].name = "from 3 ns";
+  views[3].opt.from_ns = 3;
+  views[4].name = "level 2";
+  views[4].opt.level = 2;
+  for (View& v : views) {
+    v.opt.progress = [](double) { return true; };
+    std::vector<std::string> statements;
+    sqlite3_trace_v2(
+        rec->db().get(), SQLITE_TRACE_STMT,
+        [](unsigned, void* ctx, void* p, void*) {
+          char* sql = sqlite3_expanded_sql(static_cast<sqlite3_stmt*>(p));
+          if (sql) static_cast<std::vector<std::string>*>(ctx)->push_back(sql);
+          sqlite3_free(sql);
+          return 0;
+        },
+        &statements);
+    auto st = replay::compute_stats(*rec, v.opt);
+    sqlite3_trace_v2(rec->db().get(), 0, nullptr, nullptr);
+    ASSERT_TRUE(st) << st.error();
+    EXPECT_TRUE(st->notice.empty()) << v.name << ": " << st->notice;
+    // The recording's three chains are on vCPU 0 at L1: the vCPU 1 and L2 views count none.
+    EXPECT_EQ(st->chains, (v.opt.vcpu || v.opt.level) ? 0u : 3u) << v.name;
+    int exit_pass = 0, chain_rows = 0;
+    for (const std::string& sql : statements) {
+      if (sql.find("sqlite_master") != std::string::npos) continue;
+      const std::string p = plan(rec->db(), sql);
+      if (p.find("COVERING INDEX events_exit_entry") != std::string::npos) ++exit_pass;
+      if (p.find("SCAN chains") != std::string::npos) ++chain_rows;
+      EXPECT_EQ(p.find("events_origin"), std::string::npos) << v.name << ": " << sql << "\n" << p;
+      if (p.find("SCAN events") != std::string::npos) {
+        EXPECT_NE(p.find("SCAN events USING COVERING INDEX events_exit_entry"), std::string::npos)
+            << v.name << ": " << sql << "\n" << p;
+      }
+    }
+    EXPECT_EQ(exit_pass, 1) << v.name;
+    EXPECT_EQ(chain_rows, 1) << v.name;
   }
 }
 

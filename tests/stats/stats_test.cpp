@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -496,6 +497,175 @@ TEST_F(StatsTest, TraceWithoutKvmEntrySaysTimesUnknown) {
   }
   const CliRun csv = run_cli("stats '" + db + "' --format csv");
   EXPECT_NE(csv.out.find(",0,,,,,,,,,,\n"), std::string::npos) << csv.out;  // timed 0, then empty fields
+}
+
+// ---- stored chain figures (schema v3) against the walk ----
+
+void exec_sql(const std::string& path, const std::string& statements) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK) << path;
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db, statements.c_str(), nullptr, nullptr, &err);
+  EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "") << "\n" << statements;
+  sqlite3_free(err);
+  sqlite3_close(db);
+}
+
+std::string copy_db(const std::string& from, const std::string& name) {
+  const std::string to = test::process_tmp(name);
+  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(to + suffix);
+  std::filesystem::remove(test::process_tmp(std::filesystem::path(name).stem().string() + ".v3.db"));
+  std::filesystem::copy_file(from, to, std::filesystem::copy_options::overwrite_existing);
+  return to;
+}
+
+// `stats` text output with the recording's path replaced by "DB", so two files' figures compare.
+std::string stats_text(const std::string& db, const std::string& args, std::string* err = nullptr,
+                       const std::string& shown = "") {
+  const CliRun r = run_cli("stats '" + db + "' " + args);
+  EXPECT_EQ(r.code, 0) << r.err;
+  if (err) *err = r.err;
+  std::string out = r.out;
+  const std::string path = shown.empty() ? db : shown;
+  for (size_t at = out.find(path); at != std::string::npos; at = out.find(path, at)) out.replace(at, path.size(), "DB");
+  return out;
+}
+
+const char* const kScenarios[] = {"timer-irq", "irq-ept-reinject", "guest-pf", "pf-during-irq", "double-fault"};
+const char* const kViews[] = {"--histogram --slowest 1000", "--vcpu 0 --level 1 --slowest 1000",
+                              "--by port", "--by page --sort time"};
+
+// A recording of this build stores each chain's figures (schema v3 chains columns, stamped with
+// the chain rules' version in chain_rules); stats reads them instead of the chains' events.
+// Expected, per built-in scenario and view: the same output as when the stamp is gone (or names
+// other rules), which makes stats walk every chain and decide it afresh; only then a one-sentence
+// note on stderr says why it was slower. A window of a tenth of the recording (chains selected by
+// their raise time; the walking side reads them one by one through the origin index) agrees too.
+TEST_F(StatsTest, StoredChainFiguresEqualTheWalkOnEveryScenario) {
+  for (const char* scenario : kScenarios) {
+    const std::string db = record(scenario);
+    ASSERT_EQ(sql(db, "SELECT version FROM chain_rules").size(), 1u) << scenario;
+    EXPECT_GT(*sql(db, "SELECT COUNT(*) FROM chains")[0][0], 0) << scenario;
+    EXPECT_EQ(*sql(db, "SELECT COUNT(*) FROM chains WHERE event_word IS NULL OR raise_ns IS NULL")[0][0], 0) << scenario;
+    const std::string unstamped = copy_db(db, std::string(scenario) + "-walk.db");
+    exec_sql(unstamped, "DELETE FROM chain_rules");
+    const std::string other_rules = copy_db(db, std::string(scenario) + "-rules.db");
+    exec_sql(other_rules, "UPDATE chain_rules SET version = 999");
+    const auto times = sql(db, "SELECT MIN(time_ns), MAX(time_ns) FROM events");
+    const int64_t mid = (*times[0][0] + *times[0][1]) / 2;
+    std::vector<std::string> views(std::begin(kViews), std::end(kViews));
+    const int64_t tenth = (*times[0][1] - *times[0][0]) / 10;
+    views.push_back("--slowest 1000 --from " + std::to_string(mid - tenth / 2) + " --to " + std::to_string(mid + tenth / 2));
+    for (const std::string& view : views) {
+      std::string err;
+      const std::string stored = stats_text(db, view, &err);
+      EXPECT_EQ(err, "") << scenario << " " << view;
+      std::string walk_err;
+      EXPECT_EQ(stored, stats_text(unstamped, view, &walk_err)) << scenario << " " << view;
+      EXPECT_EQ(std::count(walk_err.begin(), walk_err.end(), '\n'), 1) << walk_err;
+      EXPECT_NE(walk_err.find("stores no chain figures"), std::string::npos) << walk_err;
+      EXPECT_NE(walk_err.find("reading every chain's events"), std::string::npos) << walk_err;
+      EXPECT_EQ(stored, stats_text(other_rules, view, &walk_err)) << scenario << " " << view;
+      EXPECT_NE(walk_err.find("chain rules v999, this exitscope's are v1"), std::string::npos) << walk_err;
+    }
+  }
+}
+
+// The exit pass reads the events_exit_entry covering index when the recording has it; without it
+// (a file indexed by an older build or by hand), or with an index of that name on another
+// condition, it reads the events table. Expected: the same tables either way, and no error.
+TEST_F(StatsTest, ExitPassWithoutTheCoveringIndexGivesTheSameTables) {
+  const std::string db = import("svm_gp_msr_2019.txt");
+  const std::string none = copy_db(db, "no-exit-index.db");
+  exec_sql(none, "DROP INDEX events_exit_entry");
+  const std::string other = copy_db(db, "other-exit-index.db");
+  exec_sql(other, "DROP INDEX events_exit_entry; CREATE INDEX events_exit_entry ON events(id, kind) WHERE kind = 1");
+  for (const char* view : {"--histogram", "--by msr", "--by port", "--vcpu 0 --from 1us"}) {
+    const std::string want = stats_text(db, view);
+    std::string err;
+    EXPECT_EQ(stats_text(none, view, &err), want) << view;
+    EXPECT_EQ(err, "") << view;
+    EXPECT_EQ(stats_text(other, view, &err), want) << view;
+    EXPECT_EQ(err, "") << view;
+  }
+}
+
+// The same for every imported trace (tests/data/import and its real/ traces): KVM chains are
+// best-effort (inferred links, roots the trace lacks, counted by their first member), the case
+// where a stored row and a walk could most easily differ. Expected: equal output, no note.
+TEST_F(StatsTest, StoredChainFiguresEqualTheWalkOnEveryImportedTrace) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(ES_SOURCE_DIR) / "tests/data/import";
+  std::vector<std::string> traces;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file() && e.path().extension() == ".txt")
+      traces.push_back(fs::relative(e.path(), dir).string());
+  std::sort(traces.begin(), traces.end());
+  ASSERT_GE(traces.size(), 20u);
+  for (const std::string& trace : traces) {
+    const std::string db = import(trace);
+    const std::string walk = copy_db(db, fs::path(trace).stem().string() + "-walk.db");
+    exec_sql(walk, "DELETE FROM chain_rules");
+    for (const char* view : {"--histogram --slowest 1000", "--vcpu 1 --slowest 100"}) {
+      std::string err;
+      const std::string stored = stats_text(db, view, &err);
+      EXPECT_EQ(err, "") << trace << " " << view;
+      EXPECT_EQ(stored, stats_text(walk, view)) << trace << " " << view;
+    }
+  }
+}
+
+// An older recording (schema v2: chains without the v3 figures, no chain_rules, no
+// events_exit_entry index), made here from a new recording by taking them away, is read through a
+// migrated copy that stores them, and `migrate --in-place` stores them in the file itself.
+// Expected: the same output as the new file's, from the stored figures (no walk note), in both.
+TEST_F(StatsTest, MigratedOldFileGivesTheSameTablesAsANewFile) {
+  for (const char* scenario : {"irq-ept-reinject", "pf-during-irq"}) {
+    const std::string db = record(scenario);
+    const std::string old = copy_db(db, std::string("old-") + scenario + ".db");
+    exec_sql(old,
+             "DROP TABLE chain_rules; DROP INDEX events_exit_entry; ALTER TABLE chains DROP COLUMN event_word; "
+             "ALTER TABLE chains DROP COLUMN vcpu; ALTER TABLE chains DROP COLUMN raise_ns; "
+             "ALTER TABLE chains DROP COLUMN delivered_ns; ALTER TABLE chains DROP COLUMN vectoring_exits; "
+             "ALTER TABLE chains DROP COLUMN reinjections; PRAGMA user_version = 2;");
+    const std::string in_place = copy_db(old, std::string("inplace-") + scenario + ".db");
+    const std::string copy = test::process_tmp(std::string("old-") + scenario + ".v3.db");
+    for (const char* view : kViews) {
+      const std::string want = stats_text(db, view);
+      std::string err;
+      EXPECT_EQ(stats_text(old, view, &err, copy), want) << scenario << " " << view;
+      EXPECT_NE(err.find("uses the older schema v2"), std::string::npos) << err;
+      EXPECT_EQ(err.find("chain figures"), std::string::npos) << "the migrated copy stores them: " << err;
+    }
+    EXPECT_EQ(sql(copy, "SELECT version FROM chain_rules").size(), 1u);
+    EXPECT_EQ(*sql(copy, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'events_exit_entry'")[0][0], 1);
+    ASSERT_EQ(run_cli("migrate --in-place '" + in_place + "'").code, 0);
+    for (const char* view : kViews) {
+      std::string err;
+      EXPECT_EQ(stats_text(in_place, view, &err), stats_text(db, view)) << scenario << " " << view;
+      EXPECT_EQ(err, "") << scenario << " " << view;
+    }
+  }
+}
+
+// The recording exitscope 0.1.0 wrote (schema v1, tests/data/schema): its migrated copy is
+// stamped with this build's chain figures (its chains table was empty: 0.1.0 linked no chains),
+// and they equal the walk over the same copy's events.
+TEST_F(StatsTest, CommittedV1RecordingStoresTheWalksFigures) {
+  const std::string old = copy_db(std::string(ES_SOURCE_DIR) + "/tests/data/schema/v1_irq_ept_reinject.db", "v1.db");
+  const std::string copy = test::process_tmp("v1.v3.db");
+  std::string err;
+  const std::string stored = stats_text(old, "--histogram --slowest 1000", &err, copy);
+  EXPECT_NE(err.find("uses the older schema v1"), std::string::npos) << err;
+  EXPECT_EQ(err.find("chain figures"), std::string::npos) << err;
+  // exitscope 0.1.0 linked no chains (every origin is 0): no chain to count, from either read.
+  const int64_t chains = *sql(old, "SELECT COUNT(DISTINCT origin) FROM events WHERE origin != 0")[0][0];
+  EXPECT_NE(stored.find("Event chains: " + std::to_string(chains) + " "), std::string::npos) << stored;
+  EXPECT_EQ(sql(copy, "SELECT version FROM chain_rules").size(), 1u);
+  const std::string walk = copy_db(copy, "v1-walk.db");
+  exec_sql(walk, "DELETE FROM chain_rules");
+  EXPECT_EQ(stats_text(walk, "--histogram --slowest 1000", &err), stored);
+  EXPECT_NE(err.find("stores no chain figures"), std::string::npos) << err;
 }
 
 // ---- flags ----
