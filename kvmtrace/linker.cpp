@@ -469,9 +469,23 @@ void Linker::on_nested_inject(const KvmEvent& t, VcpuState& st) {
 // interruption information). Recorded as a NESTED_ENTRY at L2 (hv_level 1: L1's request);
 // an injection starts its chain there, observed, not inferred, unless it is L1 reinjecting
 // the event the exit it was reflected still reported: then that chain goes on.
+//
+// What the tracepoint does not give stays unknown (record.h, ES_KIND_NESTED_ENTRY): an entry's
+// aux / aux64 are the entered interruptibility state and RFLAGS, which the checker's
+// irq-window-closed and nmi-while-blocked rules read (SDM Vol. 3C 27.3.1.4 / 27.3.1.5), and
+// neither is printed: int_ctl is vmcs12's guest interrupt status on VMX (nested_vmx_enter_non_root_mode
+// passes vmcs12->guest_intr_status) and vmcb12's V_IRQ / V_TPR / V_INTR_MASKING word on SVM
+// (nested_svm_vmrun), the other "rip" is L1's. So aux = aux64 = 0 (RFLAGS bit 1 clear = not
+// recorded). L1's RIP is the RIP of L1's own VMRUN / VMLAUNCH / VMRESUME exit that L0 is handling
+// (the kvm_exit just before, at L1): it goes there when that exit did not print one.
 void Linker::on_nested_vmenter(const KvmEvent& t, VcpuState& st) {
   saw_nested_ = true;
   settle_exit_level(st);
+  if (es_record* l1_exit = held(st.open_exit);
+      l1_exit && l1_exit->kind == ES_KIND_VM_EXIT && l1_exit->level == 1 && (l1_exit->flags & ES_FLAG_RIP_UNKNOWN)) {
+    l1_exit->rip = t.nested_vmenter().l1_rip;
+    l1_exit->flags &= ~ES_FLAG_RIP_UNKNOWN;
+  }
   const Injection inj = t.injected.value_or(Injection{});
   uint32_t word = inj.word;
   const bool svm = t.nested_vmenter().isa == Isa::Svm;
@@ -482,8 +496,7 @@ void Linker::on_nested_vmenter(const KvmEvent& t, VcpuState& st) {
   r.hv_level = 1;
   r.rip = t.rip.value_or(0);
   r.guest_phys = t.nested_vmenter().vmcb;  // the VMCB / VMCS12 L1 named
-  r.aux = t.nested_vmenter().int_ctl;         // int_ctl
-  r.aux64 = t.nested_vmenter().l1_rip;       // L1's RIP
+  // aux (interruptibility), aux64 (RFLAGS): unknown, 0 (see above).
   r.intr_info = injects ? word : 0;
   const uint64_t id = r.id;
   const bool continues = injects &&

@@ -5,6 +5,7 @@
 //   - an event whose delivery escalates to a shutdown (issue #14);
 //   - nested SVM: L0's and L1's injections into L2 at the right level (issue #15), from lines of
 //     the test bed's nested scenario (tests/testbed/tb_nested_l1.asm) as Linux 6.1 printed them;
+//   - nested VMX / SVM: what a NESTED_ENTRY does not know stays unknown (issue #16);
 // The trace text goes through the real parser and linker, the chains through replay's
 // build_chains, as `exitscope import` and `exitscope chains` do.
 #include <gtest/gtest.h>
@@ -18,6 +19,7 @@
 #include "hv/arch/exceptions.h"
 #include "hv/arch/svm.h"
 #include "replay/chains.h"
+#include "replay/check/checker.h"
 #include "replay/import/text_import.h"
 
 namespace es::test {
@@ -423,6 +425,71 @@ TEST(KvmLinkerNested, EventReflectedInExitIntInfoAndReinjectedByL1StaysOneChain_
   const auto d = l.of_kind(ES_KIND_DELIVERY);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].level, 2u);
+}
+
+// --- Nested levels and NESTED_ENTRY fields (issue #16) ------------------------------------------
+
+// Violations the real checker finds in the linked records.
+std::vector<std::string> check_rules(const Linked& l) {
+  check::Checker c;
+  for (const es_record& r : l.records) c.feed(r);
+  c.finish();
+  std::vector<std::string> v;
+  for (const check::Violation& x : c.violations()) v.push_back(std::string(check::find_rule(static_cast<uint32_t>(x.rule))->name));
+  return v;
+}
+
+// Linux 6.1's kvm_nested_vmenter on VMX (nested_vmx_enter_non_root_mode): "rip" is L1's (its
+// VMRESUME), "int_ctl" vmcs12's guest interrupt status (RVI / SVI of virtual-interrupt
+// delivery), event_inj vmcs12's VM-entry interruption info. L1 injects IRQ 0x21 into L2 with IF = 1
+// in L2's RFLAGS (not in the trace). Neither L2's RFLAGS nor its interruptibility is printed: the
+// NESTED_ENTRY leaves them unknown (aux = aux64 = 0, record.h), so check finds nothing, where
+// it used to read L1's RIP (0x...1021: bit 9 clear) as L2's RFLAGS with IF = 0 and report
+// irq-window-closed. L1's RIP is the rip of L1's VMRESUME exit, as kvm_exit printed it.
+TEST(KvmLinkerNestedEntry, VmxNestedEntryLeavesL2RflagsUnknownAndCheckFindsNoClosedWindow_Issue16) {
+  const Linked l = link({
+      exit_line("30.000100", "VMRESUME", "0x0000000000001021", "0x00000000"),
+      "30.000200: kvm_nested_vmenter: rip: 0x0000000000001021 vmcs: 0x0000000000007000 nested_rip: "
+      "0x0000000000003002 int_ctl: 0x00002121 event_inj: 0x80000021 nested_ept=y nested_eptp: 0x000000000000905e",
+      "30.000300: kvm_entry: vcpu 0, rip 0x3002",
+      exit_line("30.000400", "IO_INSTRUCTION", "0x3202", "0x00000000"),
+      nested_exit_line("30.000410", "IO_INSTRUCTION", "0x3202", "0x00000000"),
+  });
+  const auto ne = l.of_kind(ES_KIND_NESTED_ENTRY);
+  ASSERT_EQ(ne.size(), 1u);
+  EXPECT_EQ(ne[0].flags & ES_FLAG_SVM, 0u);
+  EXPECT_EQ(ne[0].intr_info, irq(0x21));
+  EXPECT_EQ(ne[0].rip, 0x3002u);  // L2's
+  EXPECT_EQ(ne[0].aux, 0u);       // interruptibility: unknown
+  EXPECT_EQ(ne[0].aux64, 0u);     // RFLAGS: unknown (bit 1 clear)
+  EXPECT_EQ(ne[0].guest_phys, 0x7000u);
+  const auto exits = l.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 2u);
+  EXPECT_EQ(exits[0].level, 1u);
+  EXPECT_EQ(exits[0].rip, 0x1021u);  // L1's RIP: its VMRESUME exit
+  EXPECT_EQ(exits[1].level, 2u);
+  const auto irq21 = chains_of(l, irq(0x21));
+  ASSERT_EQ(irq21.size(), 1u);
+  EXPECT_EQ(irq21[0]->outcome, Outcome::Delivered) << replay::to_string(irq21[0]->outcome);
+  EXPECT_TRUE(check_rules(l).empty()) << check_rules(l).front();
+}
+
+// The same on SVM (nested_svm_vmrun): int_ctl is vmcb12's V_IRQ / V_TPR / V_INTR_MASKING word
+// (APM Vol. 2 15.21), not an interruptibility state: unknown too, as is RFLAGS.
+TEST(KvmLinkerNestedEntry, SvmNestedEntryDoesNotTakeIntCtlForInterruptibility_Issue16) {
+  const Linked l = link({
+      exit_line("30.000100", "vmrun", "0x1021", "0x00000000"),
+      "30.000200: kvm_nested_vmenter: rip: 0x0000000000001021 vmcb: 0x0000000000006000 nested_rip: "
+      "0x0000000000003002 int_ctl: 0x0f000008 event_inj: 0x80000021 nested_npt=n guest_cr3: 0x0000000000000000",
+      "30.000300: kvm_entry: vcpu 0, rip 0x3002",
+  });
+  const auto ne = l.of_kind(ES_KIND_NESTED_ENTRY);
+  ASSERT_EQ(ne.size(), 1u);
+  EXPECT_NE(ne[0].flags & ES_FLAG_SVM, 0u);
+  EXPECT_EQ(ne[0].rip, 0x3002u);
+  EXPECT_EQ(ne[0].aux, 0u);
+  EXPECT_EQ(ne[0].aux64, 0u);
+  EXPECT_EQ(l.of_kind(ES_KIND_VM_EXIT)[0].rip, 0x1021u);
 }
 
 }  // namespace

@@ -23,11 +23,19 @@ enum {
   ES_KIND_NONE = 0,
   ES_KIND_VM_EXIT = 1,        /* a VM exit: reason, qualification, exit intr info, IDT-vectoring */
   ES_KIND_VM_ENTRY = 2,       /* a VM entry: intr_info = VM-entry interruption info (injection);
-                                 aux = guest interruptibility state, aux64 = guest RFLAGS, as entered */
+                                 aux = guest interruptibility state, aux64 = guest RFLAGS, as entered
+                                 (both 0 when the source does not say them: KVM's kvm_entry) */
   ES_KIND_DELIVERY = 3,       /* the CPU delivered an event through the guest IDT (handler reached) */
   ES_KIND_DECISION = 4,       /* a hypervisor decision; reason = ES_DECISION_* */
   ES_KIND_RAISE = 5,          /* a source raised an event (timer IRQ, NMI source, guest fault); chain root */
-  ES_KIND_NESTED_EXIT = 6,    /* an emulated VM exit from L2 to L1 (vmcs12 exit fields) */
+  ES_KIND_NESTED_EXIT = 6,    /* an emulated VM exit from L2 to L1 (vmcs12 exit fields) as L0 writes
+                                 them for L1: level 2, hv_level 0; reason, qualification, intr_info /
+                                 intr_error, idt_vectoring_info / _error, instr_len as an exit's
+                                 (SVM: EXITCODE, EXITINFO1, EXITINTINFO in idt_vectoring_info,
+                                 aux64 = EXITINFO2, as ES_KIND_VM_EXIT); rip = L2's RIP at the exit
+                                 (the RIP L1 finds in vmcs12 / vmcb12, not L1's); guest_linear /
+                                 guest_phys = vmcs12's guest-linear / guest-physical address (0 when
+                                 the source does not give them) */
   ES_KIND_CONSOLE = 7,        /* guest console output: bytes[0..aux) as written, '\n' included */
   ES_KIND_VIOLATION = 8,      /* an invariant-checker finding; reason = ES_VIOLATION_* */
   ES_KIND_INTERNAL_ERROR = 9, /* the model stopped: reason = ES_ERROR_*; rip / bytes name the instruction */
@@ -36,9 +44,22 @@ enum {
   ES_KIND_CONTEXT = 11,       /* other trace lines kept for context (imports); VMCS dump lines
                                  (aux = field encoding, aux64 = value) */
   ES_KIND_NESTED_ENTRY = 12,  /* L1's VMLAUNCH/VMRESUME of L2 as emulated by L0 (vmcs12 -> vmcs02);
-                                 intr_info = vmcs12's VM-entry interruption info, qualification =
-                                 vmcs12's exception bitmap, guest_linear = its #PF error-code mask
-                                 (bits 31:0) and match (63:32) */
+                                 level 2, hv_level 1. As for ES_KIND_VM_ENTRY, the fields say what
+                                 L2 is entered with: rip = L2's RIP (vmcs12 / vmcb12 guest RIP; L1's
+                                 own RIP, that of its VMLAUNCH / VMRESUME / VMRUN, is the rip of
+                                 the L1 exit L0 handled to emulate it); intr_info = vmcs12's VM-entry
+                                 interruption info (SVM: vmcb12's EVENTINJ in that format, with
+                                 ES_FLAG_SVM), intr_error / instr_len = its error code and length;
+                                 aux = L2's interruptibility state, aux64 = L2's RFLAGS;
+                                 qualification = vmcs12's exception bitmap, guest_linear = its #PF
+                                 error-code mask (bits 31:0) and match (63:32); guest_phys = the
+                                 VMCS12 / VMCB12 address L1 named, where the source says it.
+                                 Unknown is 0 throughout: aux64 without RFLAGS bit 1 (always 1 in a
+                                 real RFLAGS) means RFLAGS and interruptibility were not recorded
+                                 (KVM's kvm_nested_vmenter gives neither: its int_ctl is vmcs12's
+                                 guest interrupt status / vmcb12's V_INTR word, not
+                                 interruptibility); a source without the exception bitmap leaves
+                                 qualification 0, which the checker reads as "L1 intercepts none" */
   ES_KIND_COUNT = 13
 };
 
