@@ -391,12 +391,21 @@ void Linker::on_nested_vmexit(const KvmEvent& t, VcpuState& st) {
   // kvm_exit / kvm_entry lines) is the next exit, even at the same RIP and reason.
   if (es_record* e = held(st.open_exit); e && !st.exit_level_seen) {
     if (e->kind == ES_KIND_VM_EXIT && t.exit.reason == e->reason && (!t.rip || e->rip == *t.rip)) {
-      e->level = 2;
+      set_exit_level(*e, 2);
       st.exit_level_seen = true;
       return;
     }
   }
   on_exit(t, st, 2);
+}
+
+// An exit's level, once a later line says it (kvm_nested_vmexit, kvm_nested_vmexit_inject, or
+// the absence of the first): the kvm_page_fault records of that exit, held with it, follow.
+void Linker::set_exit_level(es_record& e, uint8_t level) {
+  e.level = level;
+  for (uint64_t id = e.id + 1; id < next_id_; ++id)
+    if (es_record* c = held(id); c && c->kind == ES_KIND_CONTEXT && c->reason == ES_CONTEXT_PAGE_FAULT && c->cause == e.id)
+      c->level = level;
 }
 
 // An exit labelled L2 because the vCPU had been entered into L2, with no kvm_nested_vmexit line
@@ -409,7 +418,7 @@ void Linker::settle_exit_level(VcpuState& st) {
   if (!e || e->kind != ES_KIND_VM_EXIT || e->level != 2 || st.exit_level_seen) return;
   st.exit_level_seen = true;
   if (nested_vmexit_traced_) {
-    e->level = 1;
+    set_exit_level(*e, 1);
     st.level = 1;
   } else {
     ++levels_from_tracking_;
@@ -423,7 +432,7 @@ void Linker::on_nested_inject(const KvmEvent& t, VcpuState& st) {
   // Only an L2 exit is reflected to L1: the exit before this line was L2's, said or not.
   if (open && open->kind == ES_KIND_VM_EXIT && !st.exit_level_seen) {
     ++levels_from_reflect_;
-    open->level = 2;
+    set_exit_level(*open, 2);
     st.exit_level_seen = true;
   }
   const uint64_t l2_exit = open ? open->id : 0;
@@ -689,6 +698,11 @@ void Linker::on_context(const KvmEvent& t, VcpuState& st) {
         if (ept && e->guest_phys == 0) e->guest_phys = t.page_fault().address;
         c.origin = 0;
         c.cause = e->id;
+        // KVM traces kvm_page_fault in the handler of the exit it belongs to (VMX
+        // handle_ept_violation(), SVM npf_interception(), both before kvm_mmu_page_fault(); the
+        // #PF intercept's kvm_handle_page_fault()): the fault is in the guest that exited, L2 for
+        // an exit of L2 (L0 walking its EPT / NPT for L2, or L1's as shadowed by L0), at L2(L0).
+        c.level = e->level;
       }
       break;
     }

@@ -107,6 +107,7 @@ class Linker {
   es_record& push_parsed(uint16_t kind, const es_record& parsed, uint8_t level);
   uint64_t raise(uint32_t word, uint32_t error, uint8_t level);
   void settle_exit_level(VcpuState& st);
+  void set_exit_level(es_record& e, uint8_t level);
   void on_nested_vmenter(const KvmEvent& t, VcpuState& st);
   void fill_exit(es_record& r, const KvmEvent& t);
   void on_exit(const KvmEvent& t, VcpuState& st, uint8_t level);

@@ -5,7 +5,8 @@
 //   - an event whose delivery escalates to a shutdown (issue #14);
 //   - nested SVM: L0's and L1's injections into L2 at the right level (issue #15), from lines of
 //     the test bed's nested scenario (tests/testbed/tb_nested_l1.asm) as Linux 6.1 printed them;
-//   - nested VMX / SVM: what a NESTED_ENTRY does not know stays unknown (issue #16);
+//   - nested VMX / SVM: what a NESTED_ENTRY does not know stays unknown, and kvm_page_fault of an
+//     L2 exit is L2's (issue #16);
 // The trace text goes through the real parser and linker, the chains through replay's
 // build_chains, as `exitscope import` and `exitscope chains` do.
 #include <gtest/gtest.h>
@@ -490,6 +491,65 @@ TEST(KvmLinkerNestedEntry, SvmNestedEntryDoesNotTakeIntCtlForInterruptibility_Is
   EXPECT_EQ(ne[0].aux, 0u);
   EXPECT_EQ(ne[0].aux64, 0u);
   EXPECT_EQ(l.of_kind(ES_KIND_VM_EXIT)[0].rip, 0x1021u);
+}
+
+// KVM traces kvm_page_fault in the handler of the exit it belongs to (SVM npf_interception,
+// VMX handle_ept_violation), after kvm_nested_vmexit: an NPF of L2 that L0 handles is L2's, and
+// so is its kvm_page_fault (L2(L0)); L1's own NPF and its fault stay L1's.
+TEST(KvmLinkerNested, PageFaultOfAnL2ExitIsAtL2_Issue16) {
+  const Linked l = link({
+      vmenter("14.667421", "0x0000000000003002", "0x00000000"),
+      "14.667602: kvm_entry: vcpu 0, rip 0x3002",
+      exit_line("14.667685", "npf", "0x3002", "0x00000000"),
+      nested_exit_line("14.667707", "npf", "0x3002", "0x00000000"),
+      "14.667720: kvm_page_fault: vcpu 0 rip 0x3002 address 0x0000000000004908 error_code 0x100000004",
+      "14.668324: kvm_entry: vcpu 0, rip 0x3002",
+      exit_line("14.676440", "hlt", "0x3202", "0x00000000"),
+      nested_exit_line("14.676453", "hlt", "0x3202", "0x00000000"),
+      "14.676500: kvm_nested_vmexit_inject: reason: hlt ext_inf1: 0x0000000000000000 ext_inf2: "
+      "0x0000000000000000 ext_int: 0x00000000 ext_int_err: 0x00000000",
+      "14.676600: kvm_entry: vcpu 0, rip 0x1024",
+      exit_line("14.676700", "npf", "0x1024", "0x00000000"),
+      "14.676720: kvm_page_fault: vcpu 0 rip 0x1024 address 0x00000000000060a8 error_code 0x100000006",
+      "14.676800: kvm_entry: vcpu 0, rip 0x1024",
+  });
+  const auto exits = l.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 3u);
+  std::vector<es_record> pf;
+  for (const es_record& r : l.records)
+    if (r.kind == ES_KIND_CONTEXT && r.reason == ES_CONTEXT_PAGE_FAULT) pf.push_back(r);
+  ASSERT_EQ(pf.size(), 2u);
+  EXPECT_EQ(pf[0].cause, exits[0].id);
+  EXPECT_EQ(exits[0].level, 2u);
+  EXPECT_EQ(pf[0].level, 2u);
+  EXPECT_EQ(pf[0].hv_level, 0u);
+  EXPECT_EQ(pf[1].cause, exits[2].id);
+  EXPECT_EQ(exits[2].level, 1u);
+  EXPECT_EQ(pf[1].level, 1u);
+}
+
+// A trace with kvm_nested_vmexit lines where one exit after an entry into L2 has none: KVM
+// traces it for every exit in guest mode, so that exit was L1's (settle_exit_level) and its
+// kvm_page_fault follows it back to L1.
+TEST(KvmLinkerNested, PageFaultFollowsItsExitWhenTheExitTurnsOutL1s_Issue16) {
+  const Linked l = link({
+      vmenter("14.600000", "0x0000000000003000", "0x00000000"),
+      "14.600100: kvm_entry: vcpu 0, rip 0x3000",
+      exit_line("14.600200", "io", "0x3004", "0x00000000"),
+      nested_exit_line("14.600210", "io", "0x3004", "0x00000000"),
+      "14.600300: kvm_entry: vcpu 0, rip 0x3006",
+      exit_line("14.600400", "npf", "0x1024", "0x00000000"),
+      "14.600420: kvm_page_fault: vcpu 0 rip 0x1024 address 0x00000000000060a8 error_code 0x100000006",
+      "14.600500: kvm_entry: vcpu 0, rip 0x1024",
+  });
+  const auto exits = l.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 2u);
+  EXPECT_EQ(exits[1].level, 1u);
+  for (const es_record& r : l.records)
+    if (r.kind == ES_KIND_CONTEXT && r.reason == ES_CONTEXT_PAGE_FAULT) {
+      EXPECT_EQ(r.cause, exits[1].id);
+      EXPECT_EQ(r.level, 1u);
+    }
 }
 
 }  // namespace

@@ -239,6 +239,14 @@ TEST(RealTraces, NestedDbVectoringOf613) {
   EXPECT_EQ(exits[0].level, 2u);  // kvm_nested_vmexit followed it
   EXPECT_EQ(exits[1].level, 2u);
   EXPECT_EQ(exits[2].level, 1u);  // no kvm_nested_vmexit after this one
+  // kvm_page_fault is traced in the handler of the exit it belongs to (handle_ept_violation):
+  // both are L2's, at L2(L0), as their exits.
+  const auto pf = im.context(ES_CONTEXT_PAGE_FAULT);
+  ASSERT_EQ(pf.size(), 2u);
+  EXPECT_EQ(pf[0].cause, exits[1].id);
+  EXPECT_EQ(pf[0].level, 2u);
+  EXPECT_EQ(pf[1].cause, exits[3].id);
+  EXPECT_EQ(pf[1].level, 2u);
   const auto d = im.of_kind(ES_KIND_DECISION);
   ASSERT_EQ(d.size(), 3u);
   EXPECT_EQ(d[0].intr_info, db_word);
