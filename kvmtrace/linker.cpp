@@ -246,6 +246,16 @@ bool exit_faults_delivery_of(const es_record& e, uint32_t injected_word) {
   return (error & 2) != 0 && ((error >> 3) & 0x1fff) == injected.vector();
 }
 
+// The exception an exit intercepted (VMX: exit reason 0 with a hardware exception in the exit
+// interruption info, SDM Vol. 3C 28.2.2; SVM: exit codes 0x40 + vector, APM Vol. 2 15.12), or -1.
+int intercepted_exception(const es_record& e) {
+  if (e.flags & ES_FLAG_SVM) return e.reason >= 0x40 && e.reason <= 0x5f ? static_cast<int>(e.reason - 0x40) : -1;
+  if (!arch::ExitReason(e.reason).is(arch::BasicExitReason::ExceptionOrNmi)) return -1;
+  const arch::ExitIntrInfo info(e.intr_info);
+  if (!info.valid() || info.type() != arch::InterruptionType::HardwareException) return -1;
+  return static_cast<int>(info.vector());
+}
+
 // Table 6-5 "Conditions for Generating a Double Fault": a contributory exception or a page fault
 // while delivering a contributory exception, or a page fault while delivering a page fault.
 bool double_fault_class(uint32_t first_word) {
@@ -577,7 +587,7 @@ void Linker::on_inject(const KvmEvent& t, VcpuState& st) {
   // KVM merges a fault raised while delivering a contributory exception / #PF into #DF
   // (kvm_multiple_exception, after SDM Vol. 3A Table 6-5): the #DF is the same story, raised in
   // that chain as the hv model records it, and the chain ends "promoted to #DF" or in a triple fault.
-  const bool promoted = st.phase == VcpuState::Phase::Exited && st.delivery_faulted && st.chain != 0 &&
+  const bool promoted = st.phase == VcpuState::Phase::Exited && st.chain != 0 &&
                         double_fault_class(st.word) &&
                         arch::EntryIntrInfo(inj.word).type() == arch::InterruptionType::HardwareException &&
                         arch::EntryIntrInfo(inj.word).vector() == arch::kDF;
@@ -599,19 +609,46 @@ void Linker::on_inject(const KvmEvent& t, VcpuState& st) {
       kernel_without_reinjected_ = true;
     }
   } else {
-    if (st.phase == VcpuState::Phase::Exited && st.delivery_faulted) {
-      // KVM answered the fault in the delivery with something else than #DF (the 2019 VMware
-      // backdoor bug re-injected #GP): the linker has no outcome for that yet and keeps its old
-      // reading, an inferred delivery (issue #14 notes it).
-      es_record& dl = push(ES_KIND_DELIVERY, ES_FLAG_INFERRED | ES_FLAG_CR2_UNKNOWN);
-      dl.origin = st.chain;
-      dl.cause = st.last_link;
-      dl.intr_info = st.word;
-      dl.intr_error = st.error;
-      dl.level = st.entered_level;
+    // The exit before it stopped the chain's event in its delivery (IDT-vectoring / EXITINTINFO
+    // named it, or a fault of the delivery itself): no DELIVERY happened (SDM Vol. 3C 28.2.4
+    // "Information for VM Exits That Occur During Event Delivery", AMD APM Vol. 2 15.7.2), and
+    // KVM requeued the event (vmx_complete_interrupts / svm_complete_interrupts ->
+    // kvm_requeue_exception, or the interrupt / NMI queue marked injected). KVM now injects
+    // another exception instead: kvm_multiple_exception() found the requeued one "injected" and,
+    // short of the #DF merge above, replaced it ("in a hope that instruction re-execution will
+    // regenerate lost exception"); an interrupt or NMI in the queue is not reinjected beside a
+    // pending exception (kvm_check_and_inject_events) and the next exit's complete_interrupts
+    // clears the queue. Either way the event is thrown away here: a DISCARD decision in its chain,
+    // caused by that exit.
+    const bool requeued = st.phase == VcpuState::Phase::Exited && st.chain != 0;
+    const arch::EntryIntrInfo answer(inj.word);
+    const bool answer_is_exception = answer.type() == arch::InterruptionType::HardwareException ||
+                                     answer.type() == arch::InterruptionType::SoftwareException ||
+                                     answer.type() == arch::InterruptionType::PrivilegedSoftwareException;
+    // The exception KVM injects is the one the exit intercepted (a #PF / #GP intercept during the
+    // delivery that KVM found to be the guest's): raised during that delivery, so its chain is
+    // caused by the exit, inside the first event's, and chains reads the pair by Table 6-5.
+    uint64_t raised_by = 0;
+    if (requeued && answer.type() == arch::InterruptionType::HardwareException)
+      if (const es_record* e = held(st.last_link); e && e->kind == ES_KIND_VM_EXIT && intercepted_exception(*e) == static_cast<int>(answer.vector()))
+        raised_by = e->id;
+    if (requeued && st.delivery_faulted) {
+      // A fault of the delivery itself (no IDT-vectoring to requeue from: the gate the event
+      // needed is bad, SDM Vol. 3A 6.13): chains judges the pair from that exit (Table 6-5; the
+      // 2019 VMware backdoor bug answered #GP with #GP, not #DF). Nothing was delivered.
       st.delivery_faulted = false;
+    } else if (requeued && answer_is_exception) {
+      es_record& x = push(ES_KIND_DECISION, ES_FLAG_INFERRED);
+      x.level = st.entered_level;  // the guest the event was being delivered to
+      x.reason = ES_DECISION_DISCARD;
+      x.intr_info = st.word;
+      x.intr_error = st.error;
+      x.origin = st.chain;
+      x.cause = st.last_link;
     }
     origin = cause = raise(inj.word, inj.error_code, st.level);
+    if (raised_by)
+      if (es_record* r = held(origin)) r->cause = raised_by;
     if (inj.reinjected) reason = ES_DECISION_INJECT_REINJECTED;  // the exit that requeued it is not in the trace
   }
   es_record& d = push(ES_KIND_DECISION, flags);
