@@ -246,6 +246,16 @@ bool exit_faults_delivery_of(const es_record& e, uint32_t injected_word) {
   return (error & 2) != 0 && ((error >> 3) & 0x1fff) == injected.vector();
 }
 
+// The exception an exit intercepted (VMX: exit reason 0 with a hardware exception in the exit
+// interruption info, SDM Vol. 3C 28.2.2; SVM: exit codes 0x40 + vector, APM Vol. 2 15.12), or -1.
+int intercepted_exception(const es_record& e) {
+  if (e.flags & ES_FLAG_SVM) return e.reason >= 0x40 && e.reason <= 0x5f ? static_cast<int>(e.reason - 0x40) : -1;
+  if (!arch::ExitReason(e.reason).is(arch::BasicExitReason::ExceptionOrNmi)) return -1;
+  const arch::ExitIntrInfo info(e.intr_info);
+  if (!info.valid() || info.type() != arch::InterruptionType::HardwareException) return -1;
+  return static_cast<int>(info.vector());
+}
+
 // Table 6-5 "Conditions for Generating a Double Fault": a contributory exception or a page fault
 // while delivering a contributory exception, or a page fault while delivering a page fault.
 bool double_fault_class(uint32_t first_word) {
@@ -391,12 +401,21 @@ void Linker::on_nested_vmexit(const KvmEvent& t, VcpuState& st) {
   // kvm_exit / kvm_entry lines) is the next exit, even at the same RIP and reason.
   if (es_record* e = held(st.open_exit); e && !st.exit_level_seen) {
     if (e->kind == ES_KIND_VM_EXIT && t.exit.reason == e->reason && (!t.rip || e->rip == *t.rip)) {
-      e->level = 2;
+      set_exit_level(*e, 2);
       st.exit_level_seen = true;
       return;
     }
   }
   on_exit(t, st, 2);
+}
+
+// An exit's level, once a later line says it (kvm_nested_vmexit, kvm_nested_vmexit_inject, or
+// the absence of the first): the kvm_page_fault records of that exit, held with it, follow.
+void Linker::set_exit_level(es_record& e, uint8_t level) {
+  e.level = level;
+  for (uint64_t id = e.id + 1; id < next_id_; ++id)
+    if (es_record* c = held(id); c && c->kind == ES_KIND_CONTEXT && c->reason == ES_CONTEXT_PAGE_FAULT && c->cause == e.id)
+      c->level = level;
 }
 
 // An exit labelled L2 because the vCPU had been entered into L2, with no kvm_nested_vmexit line
@@ -409,7 +428,7 @@ void Linker::settle_exit_level(VcpuState& st) {
   if (!e || e->kind != ES_KIND_VM_EXIT || e->level != 2 || st.exit_level_seen) return;
   st.exit_level_seen = true;
   if (nested_vmexit_traced_) {
-    e->level = 1;
+    set_exit_level(*e, 1);
     st.level = 1;
   } else {
     ++levels_from_tracking_;
@@ -423,7 +442,7 @@ void Linker::on_nested_inject(const KvmEvent& t, VcpuState& st) {
   // Only an L2 exit is reflected to L1: the exit before this line was L2's, said or not.
   if (open && open->kind == ES_KIND_VM_EXIT && !st.exit_level_seen) {
     ++levels_from_reflect_;
-    open->level = 2;
+    set_exit_level(*open, 2);
     st.exit_level_seen = true;
   }
   const uint64_t l2_exit = open ? open->id : 0;
@@ -469,9 +488,23 @@ void Linker::on_nested_inject(const KvmEvent& t, VcpuState& st) {
 // interruption information). Recorded as a NESTED_ENTRY at L2 (hv_level 1: L1's request);
 // an injection starts its chain there, observed, not inferred, unless it is L1 reinjecting
 // the event the exit it was reflected still reported: then that chain goes on.
+//
+// What the tracepoint does not give stays unknown (record.h, ES_KIND_NESTED_ENTRY): an entry's
+// aux / aux64 are the entered interruptibility state and RFLAGS, which the checker's
+// irq-window-closed and nmi-while-blocked rules read (SDM Vol. 3C 27.3.1.4 / 27.3.1.5), and
+// neither is printed: int_ctl is vmcs12's guest interrupt status on VMX (nested_vmx_enter_non_root_mode
+// passes vmcs12->guest_intr_status) and vmcb12's V_IRQ / V_TPR / V_INTR_MASKING word on SVM
+// (nested_svm_vmrun), the other "rip" is L1's. So aux = aux64 = 0 (RFLAGS bit 1 clear = not
+// recorded). L1's RIP is the RIP of L1's own VMRUN / VMLAUNCH / VMRESUME exit that L0 is handling
+// (the kvm_exit just before, at L1): it goes there when that exit did not print one.
 void Linker::on_nested_vmenter(const KvmEvent& t, VcpuState& st) {
   saw_nested_ = true;
   settle_exit_level(st);
+  if (es_record* l1_exit = held(st.open_exit);
+      l1_exit && l1_exit->kind == ES_KIND_VM_EXIT && l1_exit->level == 1 && (l1_exit->flags & ES_FLAG_RIP_UNKNOWN)) {
+    l1_exit->rip = t.nested_vmenter().l1_rip;
+    l1_exit->flags &= ~ES_FLAG_RIP_UNKNOWN;
+  }
   const Injection inj = t.injected.value_or(Injection{});
   uint32_t word = inj.word;
   const bool svm = t.nested_vmenter().isa == Isa::Svm;
@@ -482,8 +515,7 @@ void Linker::on_nested_vmenter(const KvmEvent& t, VcpuState& st) {
   r.hv_level = 1;
   r.rip = t.rip.value_or(0);
   r.guest_phys = t.nested_vmenter().vmcb;  // the VMCB / VMCS12 L1 named
-  r.aux = t.nested_vmenter().int_ctl;         // int_ctl
-  r.aux64 = t.nested_vmenter().l1_rip;       // L1's RIP
+  // aux (interruptibility), aux64 (RFLAGS): unknown, 0 (see above).
   r.intr_info = injects ? word : 0;
   const uint64_t id = r.id;
   const bool continues = injects &&
@@ -555,7 +587,7 @@ void Linker::on_inject(const KvmEvent& t, VcpuState& st) {
   // KVM merges a fault raised while delivering a contributory exception / #PF into #DF
   // (kvm_multiple_exception, after SDM Vol. 3A Table 6-5): the #DF is the same story, raised in
   // that chain as the hv model records it, and the chain ends "promoted to #DF" or in a triple fault.
-  const bool promoted = st.phase == VcpuState::Phase::Exited && st.delivery_faulted && st.chain != 0 &&
+  const bool promoted = st.phase == VcpuState::Phase::Exited && st.chain != 0 &&
                         double_fault_class(st.word) &&
                         arch::EntryIntrInfo(inj.word).type() == arch::InterruptionType::HardwareException &&
                         arch::EntryIntrInfo(inj.word).vector() == arch::kDF;
@@ -577,19 +609,46 @@ void Linker::on_inject(const KvmEvent& t, VcpuState& st) {
       kernel_without_reinjected_ = true;
     }
   } else {
-    if (st.phase == VcpuState::Phase::Exited && st.delivery_faulted) {
-      // KVM answered the fault in the delivery with something else than #DF (the 2019 VMware
-      // backdoor bug re-injected #GP): the linker has no outcome for that yet and keeps its old
-      // reading, an inferred delivery (issue #14 notes it).
-      es_record& dl = push(ES_KIND_DELIVERY, ES_FLAG_INFERRED | ES_FLAG_CR2_UNKNOWN);
-      dl.origin = st.chain;
-      dl.cause = st.last_link;
-      dl.intr_info = st.word;
-      dl.intr_error = st.error;
-      dl.level = st.entered_level;
+    // The exit before it stopped the chain's event in its delivery (IDT-vectoring / EXITINTINFO
+    // named it, or a fault of the delivery itself): no DELIVERY happened (SDM Vol. 3C 28.2.4
+    // "Information for VM Exits That Occur During Event Delivery", AMD APM Vol. 2 15.7.2), and
+    // KVM requeued the event (vmx_complete_interrupts / svm_complete_interrupts ->
+    // kvm_requeue_exception, or the interrupt / NMI queue marked injected). KVM now injects
+    // another exception instead: kvm_multiple_exception() found the requeued one "injected" and,
+    // short of the #DF merge above, replaced it ("in a hope that instruction re-execution will
+    // regenerate lost exception"); an interrupt or NMI in the queue is not reinjected beside a
+    // pending exception (kvm_check_and_inject_events) and the next exit's complete_interrupts
+    // clears the queue. Either way the event is thrown away here: a DISCARD decision in its chain,
+    // caused by that exit.
+    const bool requeued = st.phase == VcpuState::Phase::Exited && st.chain != 0;
+    const arch::EntryIntrInfo answer(inj.word);
+    const bool answer_is_exception = answer.type() == arch::InterruptionType::HardwareException ||
+                                     answer.type() == arch::InterruptionType::SoftwareException ||
+                                     answer.type() == arch::InterruptionType::PrivilegedSoftwareException;
+    // The exception KVM injects is the one the exit intercepted (a #PF / #GP intercept during the
+    // delivery that KVM found to be the guest's): raised during that delivery, so its chain is
+    // caused by the exit, inside the first event's, and chains reads the pair by Table 6-5.
+    uint64_t raised_by = 0;
+    if (requeued && answer.type() == arch::InterruptionType::HardwareException)
+      if (const es_record* e = held(st.last_link); e && e->kind == ES_KIND_VM_EXIT && intercepted_exception(*e) == static_cast<int>(answer.vector()))
+        raised_by = e->id;
+    if (requeued && st.delivery_faulted) {
+      // A fault of the delivery itself (no IDT-vectoring to requeue from: the gate the event
+      // needed is bad, SDM Vol. 3A 6.13): chains judges the pair from that exit (Table 6-5; the
+      // 2019 VMware backdoor bug answered #GP with #GP, not #DF). Nothing was delivered.
       st.delivery_faulted = false;
+    } else if (requeued && answer_is_exception) {
+      es_record& x = push(ES_KIND_DECISION, ES_FLAG_INFERRED);
+      x.level = st.entered_level;  // the guest the event was being delivered to
+      x.reason = ES_DECISION_DISCARD;
+      x.intr_info = st.word;
+      x.intr_error = st.error;
+      x.origin = st.chain;
+      x.cause = st.last_link;
     }
     origin = cause = raise(inj.word, inj.error_code, st.level);
+    if (raised_by)
+      if (es_record* r = held(origin)) r->cause = raised_by;
     if (inj.reinjected) reason = ES_DECISION_INJECT_REINJECTED;  // the exit that requeued it is not in the trace
   }
   es_record& d = push(ES_KIND_DECISION, flags);
@@ -676,6 +735,11 @@ void Linker::on_context(const KvmEvent& t, VcpuState& st) {
         if (ept && e->guest_phys == 0) e->guest_phys = t.page_fault().address;
         c.origin = 0;
         c.cause = e->id;
+        // KVM traces kvm_page_fault in the handler of the exit it belongs to (VMX
+        // handle_ept_violation(), SVM npf_interception(), both before kvm_mmu_page_fault(); the
+        // #PF intercept's kvm_handle_page_fault()): the fault is in the guest that exited, L2 for
+        // an exit of L2 (L0 walking its EPT / NPT for L2, or L1's as shadowed by L0), at L2(L0).
+        c.level = e->level;
       }
       break;
     }

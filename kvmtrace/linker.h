@@ -15,7 +15,9 @@
 // ES_FLAG_BYTES_VALID, aux = their count). Chains: every injected or IDT-vectoring event
 // gets a chain root (a RAISE marked ES_FLAG_INFERRED: a trace never shows where an event came
 // from); the exits that find it in IDT-vectoring info, its reinjections and entries join the
-// chain; a delivery is inferred when the next exit on that vCPU no longer reports it. Levels:
+// chain; a delivery is inferred when the next exit on that vCPU no longer reports it; an
+// exception KVM injects instead of the event an exit stopped in its delivery throws that event
+// away (DECISION DISCARD in its chain, caused by the exit; #DF: a promotion). Levels:
 // each vCPU's level follows kvm_nested_vmenter (L2) and kvm_nested_vmexit_inject (L1); entries,
 // injections and deliveries carry the level the vCPU runs at, exits L2 when kvm_nested_vmexit
 // confirms it or, without that tracepoint in the trace, when the vCPU was entered into L2 (said).
@@ -107,6 +109,7 @@ class Linker {
   es_record& push_parsed(uint16_t kind, const es_record& parsed, uint8_t level);
   uint64_t raise(uint32_t word, uint32_t error, uint8_t level);
   void settle_exit_level(VcpuState& st);
+  void set_exit_level(es_record& e, uint8_t level);
   void on_nested_vmenter(const KvmEvent& t, VcpuState& st);
   void fill_exit(es_record& r, const KvmEvent& t);
   void on_exit(const KvmEvent& t, VcpuState& st, uint8_t level);

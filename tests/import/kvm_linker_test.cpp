@@ -5,6 +5,10 @@
 //   - an event whose delivery escalates to a shutdown (issue #14);
 //   - nested SVM: L0's and L1's injections into L2 at the right level (issue #15), from lines of
 //     the test bed's nested scenario (tests/testbed/tb_nested_l1.asm) as Linux 6.1 printed them;
+//   - nested VMX / SVM: what a NESTED_ENTRY does not know stays unknown, and kvm_page_fault of an
+//     L2 exit is L2's (issue #16);
+//   - KVM's answer to an exit that stopped an event's delivery: a reinjection caused by that
+//     exit, or another exception that throws the event away (issue #14);
 // The trace text goes through the real parser and linker, the chains through replay's
 // build_chains, as `exitscope import` and `exitscope chains` do.
 #include <gtest/gtest.h>
@@ -18,6 +22,7 @@
 #include "hv/arch/exceptions.h"
 #include "hv/arch/svm.h"
 #include "replay/chains.h"
+#include "replay/check/checker.h"
 #include "replay/import/text_import.h"
 
 namespace es::test {
@@ -423,6 +428,267 @@ TEST(KvmLinkerNested, EventReflectedInExitIntInfoAndReinjectedByL1StaysOneChain_
   const auto d = l.of_kind(ES_KIND_DELIVERY);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].level, 2u);
+}
+
+// --- Nested levels and NESTED_ENTRY fields (issue #16) ------------------------------------------
+
+// Violations the real checker finds in the linked records.
+std::vector<std::string> check_rules(const Linked& l) {
+  check::Checker c;
+  for (const es_record& r : l.records) c.feed(r);
+  c.finish();
+  std::vector<std::string> v;
+  for (const check::Violation& x : c.violations()) v.push_back(std::string(check::find_rule(static_cast<uint32_t>(x.rule))->name));
+  return v;
+}
+
+// Linux 6.1's kvm_nested_vmenter on VMX (nested_vmx_enter_non_root_mode): "rip" is L1's (its
+// VMRESUME), "int_ctl" vmcs12's guest interrupt status (RVI / SVI of virtual-interrupt
+// delivery), event_inj vmcs12's VM-entry interruption info. L1 injects IRQ 0x21 into L2 with IF = 1
+// in L2's RFLAGS (not in the trace). Neither L2's RFLAGS nor its interruptibility is printed: the
+// NESTED_ENTRY leaves them unknown (aux = aux64 = 0, record.h), so check finds nothing, where
+// it used to read L1's RIP (0x...1021: bit 9 clear) as L2's RFLAGS with IF = 0 and report
+// irq-window-closed. L1's RIP is the rip of L1's VMRESUME exit, as kvm_exit printed it.
+TEST(KvmLinkerNestedEntry, VmxNestedEntryLeavesL2RflagsUnknownAndCheckFindsNoClosedWindow_Issue16) {
+  const Linked l = link({
+      exit_line("30.000100", "VMRESUME", "0x0000000000001021", "0x00000000"),
+      "30.000200: kvm_nested_vmenter: rip: 0x0000000000001021 vmcs: 0x0000000000007000 nested_rip: "
+      "0x0000000000003002 int_ctl: 0x00002121 event_inj: 0x80000021 nested_ept=y nested_eptp: 0x000000000000905e",
+      "30.000300: kvm_entry: vcpu 0, rip 0x3002",
+      exit_line("30.000400", "IO_INSTRUCTION", "0x3202", "0x00000000"),
+      nested_exit_line("30.000410", "IO_INSTRUCTION", "0x3202", "0x00000000"),
+  });
+  const auto ne = l.of_kind(ES_KIND_NESTED_ENTRY);
+  ASSERT_EQ(ne.size(), 1u);
+  EXPECT_EQ(ne[0].flags & ES_FLAG_SVM, 0u);
+  EXPECT_EQ(ne[0].intr_info, irq(0x21));
+  EXPECT_EQ(ne[0].rip, 0x3002u);  // L2's
+  EXPECT_EQ(ne[0].aux, 0u);       // interruptibility: unknown
+  EXPECT_EQ(ne[0].aux64, 0u);     // RFLAGS: unknown (bit 1 clear)
+  EXPECT_EQ(ne[0].guest_phys, 0x7000u);
+  const auto exits = l.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 2u);
+  EXPECT_EQ(exits[0].level, 1u);
+  EXPECT_EQ(exits[0].rip, 0x1021u);  // L1's RIP: its VMRESUME exit
+  EXPECT_EQ(exits[1].level, 2u);
+  const auto irq21 = chains_of(l, irq(0x21));
+  ASSERT_EQ(irq21.size(), 1u);
+  EXPECT_EQ(irq21[0]->outcome, Outcome::Delivered) << replay::to_string(irq21[0]->outcome);
+  EXPECT_TRUE(check_rules(l).empty()) << check_rules(l).front();
+}
+
+// The same on SVM (nested_svm_vmrun): int_ctl is vmcb12's V_IRQ / V_TPR / V_INTR_MASKING word
+// (APM Vol. 2 15.21), not an interruptibility state: unknown too, as is RFLAGS.
+TEST(KvmLinkerNestedEntry, SvmNestedEntryDoesNotTakeIntCtlForInterruptibility_Issue16) {
+  const Linked l = link({
+      exit_line("30.000100", "vmrun", "0x1021", "0x00000000"),
+      "30.000200: kvm_nested_vmenter: rip: 0x0000000000001021 vmcb: 0x0000000000006000 nested_rip: "
+      "0x0000000000003002 int_ctl: 0x0f000008 event_inj: 0x80000021 nested_npt=n guest_cr3: 0x0000000000000000",
+      "30.000300: kvm_entry: vcpu 0, rip 0x3002",
+  });
+  const auto ne = l.of_kind(ES_KIND_NESTED_ENTRY);
+  ASSERT_EQ(ne.size(), 1u);
+  EXPECT_NE(ne[0].flags & ES_FLAG_SVM, 0u);
+  EXPECT_EQ(ne[0].rip, 0x3002u);
+  EXPECT_EQ(ne[0].aux, 0u);
+  EXPECT_EQ(ne[0].aux64, 0u);
+  EXPECT_EQ(l.of_kind(ES_KIND_VM_EXIT)[0].rip, 0x1021u);
+}
+
+// KVM traces kvm_page_fault in the handler of the exit it belongs to (SVM npf_interception,
+// VMX handle_ept_violation), after kvm_nested_vmexit: an NPF of L2 that L0 handles is L2's, and
+// so is its kvm_page_fault (L2(L0)); L1's own NPF and its fault stay L1's.
+TEST(KvmLinkerNested, PageFaultOfAnL2ExitIsAtL2_Issue16) {
+  const Linked l = link({
+      vmenter("14.667421", "0x0000000000003002", "0x00000000"),
+      "14.667602: kvm_entry: vcpu 0, rip 0x3002",
+      exit_line("14.667685", "npf", "0x3002", "0x00000000"),
+      nested_exit_line("14.667707", "npf", "0x3002", "0x00000000"),
+      "14.667720: kvm_page_fault: vcpu 0 rip 0x3002 address 0x0000000000004908 error_code 0x100000004",
+      "14.668324: kvm_entry: vcpu 0, rip 0x3002",
+      exit_line("14.676440", "hlt", "0x3202", "0x00000000"),
+      nested_exit_line("14.676453", "hlt", "0x3202", "0x00000000"),
+      "14.676500: kvm_nested_vmexit_inject: reason: hlt ext_inf1: 0x0000000000000000 ext_inf2: "
+      "0x0000000000000000 ext_int: 0x00000000 ext_int_err: 0x00000000",
+      "14.676600: kvm_entry: vcpu 0, rip 0x1024",
+      exit_line("14.676700", "npf", "0x1024", "0x00000000"),
+      "14.676720: kvm_page_fault: vcpu 0 rip 0x1024 address 0x00000000000060a8 error_code 0x100000006",
+      "14.676800: kvm_entry: vcpu 0, rip 0x1024",
+  });
+  const auto exits = l.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 3u);
+  std::vector<es_record> pf;
+  for (const es_record& r : l.records)
+    if (r.kind == ES_KIND_CONTEXT && r.reason == ES_CONTEXT_PAGE_FAULT) pf.push_back(r);
+  ASSERT_EQ(pf.size(), 2u);
+  EXPECT_EQ(pf[0].cause, exits[0].id);
+  EXPECT_EQ(exits[0].level, 2u);
+  EXPECT_EQ(pf[0].level, 2u);
+  EXPECT_EQ(pf[0].hv_level, 0u);
+  EXPECT_EQ(pf[1].cause, exits[2].id);
+  EXPECT_EQ(exits[2].level, 1u);
+  EXPECT_EQ(pf[1].level, 1u);
+}
+
+// A trace with kvm_nested_vmexit lines where one exit after an entry into L2 has none: KVM
+// traces it for every exit in guest mode, so that exit was L1's (settle_exit_level) and its
+// kvm_page_fault follows it back to L1.
+TEST(KvmLinkerNested, PageFaultFollowsItsExitWhenTheExitTurnsOutL1s_Issue16) {
+  const Linked l = link({
+      vmenter("14.600000", "0x0000000000003000", "0x00000000"),
+      "14.600100: kvm_entry: vcpu 0, rip 0x3000",
+      exit_line("14.600200", "io", "0x3004", "0x00000000"),
+      nested_exit_line("14.600210", "io", "0x3004", "0x00000000"),
+      "14.600300: kvm_entry: vcpu 0, rip 0x3006",
+      exit_line("14.600400", "npf", "0x1024", "0x00000000"),
+      "14.600420: kvm_page_fault: vcpu 0 rip 0x1024 address 0x00000000000060a8 error_code 0x100000006",
+      "14.600500: kvm_entry: vcpu 0, rip 0x1024",
+  });
+  const auto exits = l.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 2u);
+  EXPECT_EQ(exits[1].level, 1u);
+  for (const es_record& r : l.records)
+    if (r.kind == ES_KIND_CONTEXT && r.reason == ES_CONTEXT_PAGE_FAULT) {
+      EXPECT_EQ(r.cause, exits[1].id);
+      EXPECT_EQ(r.level, 1u);
+    }
+}
+
+// --- KVM's answer to an exit that stopped a delivery (issue #14) --------------------------------
+
+// An NPF while delivering #DB (EXITINTINFO = #DB, APM Vol. 2 15.7.2): svm_complete_interrupts
+// requeues it; the NPF's handler emulates, the emulation fails and queues #UD; KVM's
+// kvm_multiple_exception finds the requeued #DB, #DB + #UD is no #DF pair (SDM Vol. 3A Table
+// 6-5), so #UD replaces it. Expected: no DELIVERY of the #DB, a DISCARD (inferred) in its chain
+// caused by the NPF, the #DB "discarded by hypervisor" and event-lost; the #UD a new chain not
+// caused by the NPF (it comes from the emulation, not from the #DB's delivery).
+TEST(KvmLinkerDeliveryFault, ExceptionReplacingARequeuedOneIsADiscardCausedByTheExit_Issue14) {
+  const Linked l = link({
+      "40.000100: kvm_inj_exception: #DB",
+      "40.000200: kvm_entry: vcpu 0, rip 0x1000",
+      exit_line("40.000300", "npf", "0x1000", "0x80000301"),
+      "40.000350: kvm_emulate_insn: 0:1000:f4 (prot32) failed",
+      "40.000400: kvm_inj_exception: #UD",
+      "40.000500: kvm_entry: vcpu 0, rip 0x1000",
+      exit_line("40.000600", "io", "0x2000", "0x00000000"),
+  });
+  const auto db = chains_of(l, exc(arch::kDB));
+  const auto ud = chains_of(l, exc(arch::kUD));
+  ASSERT_EQ(db.size(), 1u);
+  ASSERT_EQ(ud.size(), 1u);
+  const auto exits = l.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 2u);
+  EXPECT_EQ(db[0]->outcome, Outcome::DiscardedByHypervisor) << replay::to_string(db[0]->outcome);
+  std::vector<es_record> discards;
+  for (const es_record& d : l.of_kind(ES_KIND_DECISION))
+    if (d.reason == ES_DECISION_DISCARD) discards.push_back(d);
+  ASSERT_EQ(discards.size(), 1u);
+  EXPECT_EQ(discards[0].origin, db[0]->id);
+  EXPECT_EQ(discards[0].cause, exits[0].id);
+  EXPECT_EQ(discards[0].intr_info, exc(arch::kDB));
+  EXPECT_EQ(db[0]->outcome_event, discards[0].id);
+  const auto deliveries = l.of_kind(ES_KIND_DELIVERY);
+  ASSERT_EQ(deliveries.size(), 1u);
+  EXPECT_EQ(deliveries[0].origin, ud[0]->id);  // only the #UD was delivered
+  EXPECT_EQ(ud[0]->outcome, Outcome::Delivered);
+  EXPECT_EQ(ud[0]->root.rec.cause, 0u);
+  const auto v = check_rules(l);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0], "event-lost");
+}
+
+// A #PF intercept during an IRQ's delivery (EXITINTINFO = IRQ 0x20): the #PF is the guest's, and
+// KVM injects it; the requeued IRQ is not reinjected beside a pending exception
+// (kvm_check_and_inject_events) and the next exit's svm_complete_interrupts clears it: thrown
+// away, as hardware does with an event whose delivery raised a fault it handles serially
+// (Table 6-5, benign first). The #PF's chain is caused by the exit that intercepted it (raised
+// during the IRQ's delivery), so the IRQ is superseded, not lost, and check is quiet.
+TEST(KvmLinkerDeliveryFault, GuestPageFaultInterceptedDuringIrqDeliverySupersedesTheIrq_Issue14) {
+  const Linked l = link({
+      "41.000100: kvm_inj_virq: IRQ 0x20",
+      "41.000200: kvm_entry: vcpu 0, rip 0x1000",
+      exit_line("41.000300", "PF excp", "0x1000", "0x80000020"),
+      "41.000400: kvm_inj_exception: #PF (0x6)",
+      "41.000500: kvm_entry: vcpu 0, rip 0x1000",
+      exit_line("41.000600", "io", "0x2000", "0x00000000"),
+  });
+  const auto irqs = chains_of(l, irq(0x20));
+  const auto pf = chains_of(l, exc(arch::kPF));
+  ASSERT_EQ(irqs.size(), 1u);
+  ASSERT_EQ(pf.size(), 1u);
+  const auto exits = l.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 2u);
+  EXPECT_EQ(pf[0]->root.rec.cause, exits[0].id);
+  EXPECT_EQ(irqs[0]->outcome, Outcome::Superseded) << replay::to_string(irqs[0]->outcome);
+  for (const es_record& d : l.of_kind(ES_KIND_DELIVERY)) EXPECT_NE(d.origin, irqs[0]->id) << "IRQ delivered";
+  EXPECT_EQ(pf[0]->outcome, Outcome::Delivered);
+  EXPECT_TRUE(check_rules(l).empty()) << check_rules(l).front();
+}
+
+// The reinjection after an NPF during #GP's delivery is caused by that NPF (the exit that
+// requeued it: svm_complete_interrupts) and continues the #GP's chain; no delivery in between.
+TEST(KvmLinkerDeliveryFault, ReinjectionIsCausedByTheExitThatStoppedTheDelivery_Issue14) {
+  const Linked l = link({
+      "42.000100: kvm_inj_exception: #GP (0x0)",
+      "42.000200: kvm_entry: vcpu 0, rip 0x1000",
+      exit_line("42.000300", "npf", "0x1000", "0x80000b0d"),
+      "42.000400: kvm_inj_exception: #GP (0x0) [reinjected]",
+      "42.000500: kvm_entry: vcpu 0, rip 0x1000",
+      exit_line("42.000600", "io", "0x2000", "0x00000000"),
+  });
+  const auto gp = chains_of(l, exc(arch::kGP));
+  ASSERT_EQ(gp.size(), 1u);
+  const auto exits = l.of_kind(ES_KIND_VM_EXIT);
+  const auto d = l.of_kind(ES_KIND_DECISION);
+  ASSERT_EQ(d.size(), 2u);
+  EXPECT_EQ(d[1].reason, static_cast<uint32_t>(ES_DECISION_INJECT_REINJECTED));
+  EXPECT_EQ(d[1].cause, exits[0].id);
+  EXPECT_EQ(d[1].origin, gp[0]->id);
+  const auto deliveries = l.of_kind(ES_KIND_DELIVERY);
+  ASSERT_EQ(deliveries.size(), 1u);
+  EXPECT_GT(deliveries[0].id, d[1].id);
+  EXPECT_EQ(gp[0]->outcome, Outcome::ReinjectedThenDelivered) << replay::to_string(gp[0]->outcome);
+}
+
+// An NPF during #GP's delivery, then KVM injects #DF: kvm_multiple_exception merged the requeued
+// #GP with a contributory fault queued by the NPF's handler (Table 6-5): promoted, in the #GP's
+// chain, not a new event.
+TEST(KvmLinkerDeliveryFault, DoubleFaultAfterAnNpfDuringGpDeliveryIsAPromotion_Issue14) {
+  const Linked l = link({
+      "43.000100: kvm_inj_exception: #GP (0x0)",
+      "43.000200: kvm_entry: vcpu 0, rip 0x1000",
+      exit_line("43.000300", "npf", "0x1000", "0x80000b0d"),
+      "43.000400: kvm_inj_exception: #DF (0x0)",
+      "43.000500: kvm_entry: vcpu 0, rip 0x1000",
+      exit_line("43.000600", "io", "0x2000", "0x00000000"),
+  });
+  const auto gp = chains_of(l, exc(arch::kGP));
+  ASSERT_EQ(gp.size(), 1u);
+  EXPECT_EQ(gp[0]->outcome, Outcome::PromotedToDf) << replay::to_string(gp[0]->outcome);
+  for (const es_record& d : l.of_kind(ES_KIND_DECISION)) EXPECT_NE(d.reason, static_cast<uint32_t>(ES_DECISION_DISCARD));
+}
+
+// A fault of the delivery itself without IDT-vectoring (#GP whose error code names the gate of
+// the #GP KVM injected: IDT entry 13 bad, SDM Vol. 3A 6.13) answered with #GP, not #DF (the 2019
+// VMware backdoor bug): no DELIVERY of the first #GP is inferred any more, the answer's chain is
+// caused by that exit, and the first #GP is discarded by the hypervisor (Table 6-5 owed #DF).
+TEST(KvmLinkerDeliveryFault, GateFaultAnsweredWithoutDoubleFaultInfersNoDelivery_Issue14) {
+  const Linked l = link({
+      "44.000100: kvm_inj_exception: #GP (0x0)",
+      "44.000200: kvm_entry: vcpu 0, rip 0x1000",
+      "44.000300: kvm_exit: vcpu 0 reason GP excp rip 0x1000 info1 0x000000000000006a info2 0x0000000000000000 "
+      "intr_info 0x00000000 error_code 0x00000000",
+      "44.000400: kvm_inj_exception: #GP (0x6a)",
+      "44.000500: kvm_entry: vcpu 0, rip 0x1000",
+  });
+  const auto gp = chains_of(l, exc(arch::kGP));
+  ASSERT_EQ(gp.size(), 2u);
+  const auto exits = l.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 1u);
+  EXPECT_EQ(exits[0].origin, gp[0]->id);
+  EXPECT_TRUE(l.of_kind(ES_KIND_DELIVERY).empty());
+  EXPECT_EQ(gp[1]->root.rec.cause, exits[0].id);
+  EXPECT_EQ(gp[0]->outcome, Outcome::DiscardedByHypervisor) << replay::to_string(gp[0]->outcome);
 }
 
 }  // namespace
