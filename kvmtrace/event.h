@@ -91,7 +91,7 @@ struct Injection {
   uint32_t word = 0;
   uint32_t error_code = 0;
   bool reinjected = false;              // "[reinjected]" / the reinjected field was set
-  bool reinjected_printed_era = false;  // the event can say "reinjected" (5.19+ format or field)
+  bool reinjected_printed_era = false;  // the event can say "reinjected" (6.0+ format or field, kvmtrace/era.cpp)
 };
 
 struct KvmEvent {

@@ -347,21 +347,34 @@ class VcpuMap {
   bool guessed_ = false;
 };
 
-// What the formats say about the kernel's era (arch/x86/kvm/trace.h history).
-std::string formats_era(const KvmProbes& p) {
-  const auto& ls = p.decoder().layouts();
-  std::string s;
-  auto add = [&](const std::string& x) { s += (s.empty() ? "" : "; ") + x; };
-  if (const auto& l = ls[ES_KVM_EV_EXIT])
-    add(l->has(kIntrInfo) ? "kvm_exit has intr_info/error_code (5.10+: info2 = IDT-vectoring info)"
-                          : "kvm_exit without intr_info (before 5.10: info2 = VM-exit interruption info)");
-  if (const auto& l = ls[ES_KVM_EV_ENTRY])
-    add(l->has(kIntrInfo) ? "kvm_entry has the injected event (6.14+)"
-                          : l->has(kImmediateExit) ? "kvm_entry has immediate_exit (6.9+)" : "kvm_entry: vcpu and rip only");
-  if (const auto& l = ls[ES_KVM_EV_INJ_VIRQ])
-    add(l->has(kReinjected) ? "kvm_inj_* have reinjected (5.19+)" : "kvm_inj_* without reinjected (before 5.19: inferred)");
-  return s;
+}  // namespace
+
+// What the running kernel's formats say about its era: kvmtrace::EraEvidence::formats_era(), the
+// rule the trace.dat importer applies to a file's formats too (issue #15).
+std::string formats_era(const Decoder& d) {
+  kvmtrace::EraEvidence era;
+  const auto& ls = d.layouts();
+  const auto note = [&](int ev, kvmtrace::Tracepoint tp) {
+    const auto& l = ls[static_cast<size_t>(ev)];
+    if (!l) return;
+    era.note_format(tp, [&](kvmtrace::Field f) {
+      switch (f) {
+        case kvmtrace::fIntrInfo: return l->has(kIntrInfo);
+        case kvmtrace::fInfo2: return l->has(kInfo2);
+        case kvmtrace::fImmediateExit: return l->has(kImmediateExit);
+        case kvmtrace::fReinjected: return l->has(kReinjected);
+        default: return false;
+      }
+    });
+  };
+  note(ES_KVM_EV_EXIT, kvmtrace::Tracepoint::Exit);
+  note(ES_KVM_EV_ENTRY, kvmtrace::Tracepoint::Entry);
+  note(ES_KVM_EV_INJ_VIRQ, kvmtrace::Tracepoint::InjVirq);
+  note(ES_KVM_EV_INJ_EXCEPTION, kvmtrace::Tracepoint::InjException);
+  return era.formats_era();
 }
+
+namespace {
 
 std::string config_json(const KvmProbes& p, const RecordOptions& o, uint64_t buffer_bytes, int64_t pid,
                         const std::vector<uint64_t>* drops,
@@ -402,7 +415,7 @@ std::string config_json(const KvmProbes& p, const RecordOptions& o, uint64_t buf
   }
   if (linked) {
     const std::string vendor = linked->vendor == "unknown" ? "no VM exits seen" : linked->vendor;
-    j += ", \"vendor\": \"" + recorder::json_escape(vendor) + "\", \"era\": \"" + recorder::json_escape(formats_era(p)) +
+    j += ", \"vendor\": \"" + recorder::json_escape(vendor) + "\", \"era\": \"" + recorder::json_escape(formats_era(p.decoder())) +
          "\", \"assumptions\": [";
     std::vector<std::string> as = linked->assumptions;
     if (vcpu_guessed) as.push_back("some threads name no vCPU: one vCPU per thread, numbered in order of appearance");

@@ -249,7 +249,7 @@ TEST(RealTraces, NestedDbVectoringOf613) {
   EXPECT_EQ(d[2].intr_info, ud_word);
   EXPECT_NE(d[2].origin, d[0].origin);        // #UD: a new event
   EXPECT_EQ(exits[3].origin, d[2].origin);    // its delivery hit the EPT violation
-  EXPECT_TRUE(has(im.run.out, "Linux 5.19+")) << im.run.out;
+  EXPECT_TRUE(has(im.run.out, "Linux 6.0+")) << im.run.out;  // 6.0, not 5.19: kvmtrace/era.cpp (issue #15)
 }
 
 TEST(RealTraces, InjectionFormatsOfThe519CoverLetter) {
