@@ -35,6 +35,9 @@ struct TraceFacts {
   std::string vendor;                    // "vmx", "svm", "mixed", "unknown"
   std::string era;                       // what the formats say about the kernel
   std::vector<std::string> assumptions;  // where the events did not say (records ES_FLAG_INFERRED)
+  // With more than one VM in the events: which VM and vCPU id each recorded vCPU number is, one
+  // line each in recorded order ("vcpu 1 = VM 2 (pid 4321) vcpu 0"); empty for one VM.
+  std::vector<std::string> vcpu_map;
 };
 
 

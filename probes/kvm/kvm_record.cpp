@@ -421,6 +421,12 @@ std::string config_json(const KvmProbes& p, const RecordOptions& o, uint64_t buf
     if (vcpu_guessed) as.push_back("some threads name no vCPU: one vCPU per thread, numbered in order of appearance");
     for (size_t i = 0; i < as.size(); ++i) j += std::string(i ? ", " : "") + "\"" + recorder::json_escape(as[i]) + "\"";
     j += "], \"undecodable\": " + std::to_string(undecodable);
+    if (!linked->vcpu_map.empty()) {  // several VMs (issue #16): which VM each recorded vCPU is
+      j += ", \"vcpu_map\": [";
+      for (size_t i = 0; i < linked->vcpu_map.size(); ++i)
+        j += std::string(i ? ", " : "") + "\"" + recorder::json_escape(linked->vcpu_map[i]) + "\"";
+      j += "]";
+    }
   }
   return j + "}}";
 }
@@ -550,8 +556,13 @@ int record_kvm(const RecordOptions& o) {
           continue;
         }
         ++kvm_events;
-        t.vcpu = vcpus.resolve(t, e.tgid);
-        if (o.vcpu >= 0 && t.vcpu != o.vcpu) {
+        // The VM is the process (issue #16): the linker numbers (tgid, vCPU id) pairs.
+        t.tgid = static_cast<int32_t>(e.tgid);
+        // kvm_apic_accept_irq / kvm_eoi name their vCPU by apicid (the linker places them), and
+        // an I/O thread that sends an interrupt must not become a vCPU of its own.
+        const bool apic = t.event == kvmtrace::Tracepoint::ApicAcceptIrq || t.event == kvmtrace::Tracepoint::Eoi;
+        if (!apic) t.vcpu = vcpus.resolve(t, e.tgid);
+        if (o.vcpu >= 0 && (apic ? static_cast<int32_t>(t.apic().apicid) : t.vcpu) != o.vcpu) {
           ++filtered;
           continue;
         }
