@@ -798,6 +798,14 @@ TEST(RealTraces, NestedSplitIrqchipPerfScriptThroughQuotedPrintable) {
     EXPECT_EQ(exits[i].level, want[i].level);
     EXPECT_EQ(exits[i].vcpu, i == 0 ? 0u : 1u);
   }
+  // Each block's kvm_apic_accept_irq / kvm_eoi (apicid 0: KVM prints the target's vcpu_id) is
+  // vcpu_id 0 of its own VM: recorded vcpu 0 in the split block, vcpu 1 in the other (issue #16).
+  std::vector<std::pair<uint32_t, uint16_t>> apic;
+  for (const es_record& r : im.events)
+    if (r.kind == ES_KIND_CONTEXT && (r.reason == ES_CONTEXT_APIC_ACCEPT_IRQ || r.reason == ES_CONTEXT_EOI))
+      apic.emplace_back(r.reason, r.vcpu);
+  EXPECT_EQ(apic, (std::vector<std::pair<uint32_t, uint16_t>>{{ES_CONTEXT_APIC_ACCEPT_IRQ, 0}, {ES_CONTEXT_EOI, 0},
+                                                              {ES_CONTEXT_APIC_ACCEPT_IRQ, 1}, {ES_CONTEXT_EOI, 1}}));
   const auto nested = im.of_kind(ES_KIND_NESTED_EXIT);
   ASSERT_EQ(nested.size(), 3u);
   EXPECT_EQ(nested[0].intr_info, 0x80000081u);  // IRQ 0x81 reflected to L1 (SDM 28.2.2)
