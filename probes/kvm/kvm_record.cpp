@@ -309,9 +309,10 @@ class Workload {
   int status_ = 0;
 };
 
-// vCPU of each event: the event's own vcpu_id, else what an earlier event of the same thread
+// vCPU id of each event: the event's own vcpu_id, else what an earlier event of the same thread
 // said, else QEMU's "CPU n/KVM" thread name, else one vCPU per thread in order of appearance
-// (noted in the session).
+// within its process (noted in the session). The id is the VM's own: the linker numbers
+// (process, id) pairs (issue #16).
 class VcpuMap {
  public:
   int32_t resolve(const kvmtrace::KvmEvent& t, uint32_t tgid) {
@@ -324,7 +325,7 @@ class VcpuMap {
     int32_t v = from_comm(tgid, tid);
     if (v < 0) {
       guessed_ = true;
-      v = next_guess_++;
+      v = next_guess_[tgid]++;
     }
     by_tid_[tid] = v;
     return v;
@@ -343,7 +344,7 @@ class VcpuMap {
     return -1;
   }
   std::unordered_map<int32_t, int32_t> by_tid_;
-  int32_t next_guess_ = 0;
+  std::unordered_map<uint32_t, int32_t> next_guess_;  // per process
   bool guessed_ = false;
 };
 
@@ -418,7 +419,8 @@ std::string config_json(const KvmProbes& p, const RecordOptions& o, uint64_t buf
     j += ", \"vendor\": \"" + recorder::json_escape(vendor) + "\", \"era\": \"" + recorder::json_escape(formats_era(p.decoder())) +
          "\", \"assumptions\": [";
     std::vector<std::string> as = linked->assumptions;
-    if (vcpu_guessed) as.push_back("some threads name no vCPU: one vCPU per thread, numbered in order of appearance");
+    if (vcpu_guessed)
+      as.push_back("some threads name no vCPU: one vCPU per thread, numbered in order of appearance within their process");
     for (size_t i = 0; i < as.size(); ++i) j += std::string(i ? ", " : "") + "\"" + recorder::json_escape(as[i]) + "\"";
     j += "], \"undecodable\": " + std::to_string(undecodable);
     if (!linked->vcpu_map.empty()) {  // several VMs (issue #16): which VM each recorded vCPU is
