@@ -468,5 +468,34 @@ TEST(KvmLinkerApic, AcceptIrqAndEoiAreTheVcpuTheirApicidNames_Issue16) {
   EXPECT_TRUE(parsed->stats.vcpu_map.empty()) << "one VM: no map";
 }
 
+// Issue #16: `perf script -F comm,pid,tid,cpu,time,event,trace` prints "pid/tid": the process
+// is the VM. Two QEMUs, each with one "CPU 0/KVM" thread (vcpu_id 0), their 6.x VMX lines
+// interleaved; the first process keeps vcpu 0, the second is vcpu 1, an HLT exit of the first
+// followed by an entry of the second stays open (no pairing across VMs), and the map names pids.
+TEST(KvmLinkerVms, PerfPidTidTellsTheVmsApartByProcess_Issue16) {
+  const auto exit = [](const char* who, const char* time, const char* reason, const char* rip) {
+    return std::string("      CPU 0/KVM ") + who + " [003] " + time + ": kvm:kvm_exit: vcpu 0 reason " + reason +
+           " rip " + rip + " info1 0x0000000000000000 info2 0x0000000000000000 intr_info 0x00000000 error_code "
+           "0x00000000\n";
+  };
+  const auto entry = [](const char* who, const char* time, const char* rip) {
+    return std::string("      CPU 0/KVM ") + who + " [003] " + time + ": kvm:kvm_entry: vcpu 0, rip " + rip + "\n";
+  };
+  const std::string text = entry("1200/1234", "100.000100", "0x1000") + exit("1200/1234", "100.000200", "HLT", "0x1000") +
+                           entry("1300/1334", "100.000300", "0x2000") + exit("1300/1334", "100.000400", "HLT", "0x2000") +
+                           entry("1300/1334", "100.000500", "0x2001") + entry("1200/1234", "100.000600", "0x1001");
+  auto parsed = import::parse_trace_text(text, {}, "perf.txt");
+  ASSERT_TRUE(parsed) << parsed.error();
+  std::vector<std::pair<uint16_t, uint64_t>> entries;  // vcpu, rip
+  for (const es_record& r : parsed->records)
+    if (r.kind == ES_KIND_VM_ENTRY) entries.emplace_back(r.vcpu, r.rip);
+  EXPECT_EQ(entries, (std::vector<std::pair<uint16_t, uint64_t>>{{0, 0x1000}, {1, 0x2000}, {1, 0x2001}, {0, 0x1001}}));
+  EXPECT_EQ(parsed->stats.vcpu_map,
+            (std::vector<std::string>{"vcpu 0 = VM 1 (pid 1200) vcpu 0", "vcpu 1 = VM 2 (pid 1300) vcpu 0"}));
+  bool said = false;
+  for (const std::string& a : parsed->stats.assumptions) said |= a.find("2 VMs told apart by their processes") == 0;
+  EXPECT_TRUE(said);
+}
+
 }  // namespace
 }  // namespace es::test
