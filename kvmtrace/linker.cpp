@@ -35,10 +35,26 @@ void Linker::learn(const KvmEvent& t, uint64_t line_no) {
   // A thread that names two vCPUs (it should not) keeps the lower one.
   auto [it, fresh] = learning_.try_emplace(t.pid, t.vcpu);
   if (!fresh && t.vcpu < it->second) it->second = t.vcpu;
+  if (fresh) learned_threads_.push_back({t.pid, t.tgid});
 }
 
 void Linker::finish_learning() {
   era_.finish();
+  // The VMs and their vCPU numbers from the whole file, threads in the order it names them: the
+  // first VM keeps its numbers even where another VM's lines come before some of its vCPUs'.
+  std::vector<std::pair<uint32_t, int32_t>> vm_ids;
+  for (const auto& [pid, tgid] : learned_threads_) {
+    KvmEvent t;
+    t.pid = pid;
+    t.tgid = tgid;
+    const int32_t id = learning_[pid];
+    vm_ids.emplace_back(vm_of(t, id, false), id);
+  }
+  for (const auto& [vm, id] : vm_ids)
+    if (vm == 0) recorded_vcpu(vm, id);
+  for (const auto& [vm, id] : vm_ids)
+    if (vm != 0) recorded_vcpu(vm, id);
+  learned_threads_.clear();
   pid_vcpu_.assign(learning_.begin(), learning_.end());
   std::sort(pid_vcpu_.begin(), pid_vcpu_.end());
   learning_.clear();
@@ -828,10 +844,13 @@ void Linker::describe_vms(TraceFacts& s) const {
   for (const Vm& vm : vms_) by_threads |= vm.process < 0;
   if (vms_.size() > 1) {
     for (const auto& [n, rv] : recorded_) {
+      // A VM of a process is named by its pid; one told apart by threads by the vCPU's thread.
       const Vm& vm = vms_[rv.vm];
+      const auto own = vm.thread_of_id.find(rv.id);
+      const int32_t thread = own != vm.thread_of_id.end() ? own->second : vm.first_thread;
       const std::string who = vm.process >= 0 ? "pid " + std::to_string(vm.process)
-                              : vm.first_thread >= 0 ? "thread " + std::to_string(vm.first_thread)
-                                                     : "no thread named";
+                              : thread >= 0   ? "thread " + std::to_string(thread)
+                                              : "no thread named";
       s.vcpu_map.push_back("vcpu " + std::to_string(n) + " = VM " + std::to_string(rv.vm + 1) + " (" + who + ") vcpu " +
                            std::to_string(rv.id));
     }

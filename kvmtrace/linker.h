@@ -105,8 +105,9 @@ class Linker {
   // source says it (live: the tgid) and, within it (or without one: trace text, trace.dat), a
   // group of threads: KVM runs a vCPU on one thread for its life, so a second thread naming a
   // vCPU id the group already runs is another VM's; a thread joins the first VM of its process
-  // that has no thread for its vCPU id. The first VM keeps its vCPU numbers, later VMs get the
-  // next free ones (the map is in describe()'s vcpu_map).
+  // that has no thread for its vCPU id. The first VM (the first the file names, for sources with
+  // a learn() pass; else the first seen) keeps its vCPU numbers, later VMs get the next free ones
+  // (the map is in describe()'s vcpu_map).
   struct Vm {
     int32_t process = -1;  // tgid; -1 when the source does not say
     int32_t first_thread = -1;
@@ -142,6 +143,7 @@ class Linker {
   uint64_t base_id_ = 1, next_id_ = 1;
   std::vector<VcpuState> vcpus_;
   std::unordered_map<int32_t, int32_t> learning_;           // learn(): thread -> vCPU
+  std::vector<std::pair<int32_t, int32_t>> learned_threads_;  // learn(): (thread, process) in order of appearance
   std::vector<std::pair<int32_t, int32_t>> pid_vcpu_;       // the same after finish_learning(), sorted
   std::unordered_map<int32_t, int32_t> seen_pid_vcpu_;      // the same, from events added so far
   std::vector<int32_t> guessed_pids_;

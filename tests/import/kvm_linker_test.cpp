@@ -497,5 +497,25 @@ TEST(KvmLinkerVms, PerfPidTidTellsTheVmsApartByProcess_Issue16) {
   EXPECT_TRUE(said);
 }
 
+// Issue #16: the first VM keeps its vCPU numbers even when another VM's lines come before some
+// of its vCPUs' (a whole file is read twice: the threads are grouped first). VM 1 runs vcpu 0
+// (thread 500) and vcpu 1 (thread 501, first seen last); VM 2 runs vcpu 0 (thread 600), seen
+// second. Expected: 500 -> 0, 501 -> 1, 600 -> 2.
+TEST(KvmLinkerVms, FirstVmKeepsItsNumbersWhateverTheOrder_Issue16) {
+  const auto entry = [](const char* thread, const char* time, int vcpu) {
+    return std::string("       CPU ") + std::to_string(vcpu) + "/KVM-" + thread + "    [000] d..1.   " + time +
+           ": kvm_entry: vcpu " + std::to_string(vcpu) + ", rip 0x1000\n";
+  };
+  const std::string text = entry("500", "10.000100", 0) + entry("600", "10.000200", 0) + entry("501", "10.000300", 1);
+  auto parsed = import::parse_trace_text(text, {}, "order.txt");
+  ASSERT_TRUE(parsed) << parsed.error();
+  std::vector<uint16_t> vcpus;
+  for (const es_record& r : parsed->records) vcpus.push_back(r.vcpu);
+  EXPECT_EQ(vcpus, (std::vector<uint16_t>{0, 2, 1}));
+  EXPECT_EQ(parsed->stats.vcpu_map, (std::vector<std::string>{"vcpu 0 = VM 1 (thread 500) vcpu 0",
+                                                              "vcpu 1 = VM 1 (thread 501) vcpu 1",
+                                                              "vcpu 2 = VM 2 (thread 600) vcpu 0"}));
+}
+
 }  // namespace
 }  // namespace es::test

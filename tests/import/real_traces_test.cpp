@@ -770,9 +770,10 @@ TEST(RealTraces, NestedSplitIrqchipPerfScriptThroughQuotedPrintable) {
   EXPECT_EQ(im.count("unparsed"), 10u);  // two block titles, 8 lines of encoded prose
   // The two blocks are two captures, each "CPU 0/KVM" on its own thread: nothing links across
   // (the kernel-irqchip block's reflection once claimed the split block's open MSR_WRITE as L2's).
-  // Two VMs (issue #16): the first in time (split, thread 655470) keeps vcpu 0, the other
-  // (kernel-irqchip, thread 699876) is recorded as vcpu 1. (Before issue #16 both were vcpu 0,
-  // the second "taken as another VM's vCPU": the expectation changed with the rule.)
+  // Two VMs (issue #16): the first the file names (the kernel-irqchip block, thread 699876) is
+  // VM 1 and keeps vcpu 0, the other (split, thread 655470, earlier in time) is recorded as vcpu 1.
+  // (Before issue #16 both were vcpu 0, the second "taken as another VM's vCPU": the expectation
+  // changed with the rule.)
   EXPECT_TRUE(has(im.run.out, "2 VMs told apart by their threads")) << im.run.out;
   EXPECT_TRUE(has(im.run.out, "(perf, vmx)")) << im.run.out;
   EXPECT_TRUE(has(im.run.out, "Linux 5.10+")) << im.run.out;
@@ -796,16 +797,16 @@ TEST(RealTraces, NestedSplitIrqchipPerfScriptThroughQuotedPrintable) {
     EXPECT_EQ(exits[i].reason, static_cast<uint32_t>(want[i].reason));
     EXPECT_EQ(exits[i].rip, want[i].rip);
     EXPECT_EQ(exits[i].level, want[i].level);
-    EXPECT_EQ(exits[i].vcpu, i == 0 ? 0u : 1u);
+    EXPECT_EQ(exits[i].vcpu, i == 0 ? 1u : 0u);
   }
   // Each block's kvm_apic_accept_irq / kvm_eoi (apicid 0: KVM prints the target's vcpu_id) is
-  // vcpu_id 0 of its own VM: recorded vcpu 0 in the split block, vcpu 1 in the other (issue #16).
+  // vcpu_id 0 of its own VM: recorded vcpu 1 in the split block, vcpu 0 in the other (issue #16).
   std::vector<std::pair<uint32_t, uint16_t>> apic;
   for (const es_record& r : im.events)
     if (r.kind == ES_KIND_CONTEXT && (r.reason == ES_CONTEXT_APIC_ACCEPT_IRQ || r.reason == ES_CONTEXT_EOI))
       apic.emplace_back(r.reason, r.vcpu);
-  EXPECT_EQ(apic, (std::vector<std::pair<uint32_t, uint16_t>>{{ES_CONTEXT_APIC_ACCEPT_IRQ, 0}, {ES_CONTEXT_EOI, 0},
-                                                              {ES_CONTEXT_APIC_ACCEPT_IRQ, 1}, {ES_CONTEXT_EOI, 1}}));
+  EXPECT_EQ(apic, (std::vector<std::pair<uint32_t, uint16_t>>{{ES_CONTEXT_APIC_ACCEPT_IRQ, 1}, {ES_CONTEXT_EOI, 1},
+                                                              {ES_CONTEXT_APIC_ACCEPT_IRQ, 0}, {ES_CONTEXT_EOI, 0}}));
   const auto nested = im.of_kind(ES_KIND_NESTED_EXIT);
   ASSERT_EQ(nested.size(), 3u);
   EXPECT_EQ(nested[0].intr_info, 0x80000081u);  // IRQ 0x81 reflected to L1 (SDM 28.2.2)
