@@ -365,7 +365,7 @@ perf_compare() {
             awk -F, '$1 == "exit" && $7 > 0 { gsub(/"/, "", $3); printf "%s %s %.2f\n", $3, $7, $12 / 1000 }' | sort)
   local total
   total=$(echo "$perf_rows" | awk '{ n += $2 } END { print n + 0 }')
-  if [ "$total" -lt 100 ]; then bad "perf kvm stat: perf saw $total exits (expected the loop guest's ~600; is exitscope hiding the tracepoints from perf?)"; return; fi
+  if [ "$total" -lt 100 ]; then bad "perf kvm stat: perf saw $total exits (expected the loop guests' ~600 each; is exitscope hiding the tracepoints from perf?)"; return; fi
   expect "perf kvm stat: exit reasons with a time (perf = exitscope stats)" \
     "$(echo "$perf_rows" | awk '{ print $1 }' | tr '\n' ' ')" "$(echo "$es_rows" | awk '{ print $1 }' | tr '\n' ' ')"
   local reason n mean es_n es_mean
