@@ -517,5 +517,26 @@ TEST(KvmLinkerVms, FirstVmKeepsItsNumbersWhateverTheOrder_Issue16) {
                                                               "vcpu 2 = VM 2 (thread 600) vcpu 0"}));
 }
 
+// Issue #16: an interrupt sent by a thread that runs no vCPU, while two VMs run and the text names
+// no processes: its VM cannot be known; it goes to the VM of the event before (here VM 2's exit),
+// on the vCPU its apicid names there, and the import says so. Never a vCPU of the I/O thread's own.
+TEST(KvmLinkerVms, IoThreadInterruptWithSeveralVmsGoesToTheVmBeforeAndIsSaid_Issue16) {
+  const auto entry = [](const char* thread, const char* time) {
+    return std::string("       CPU 0/KVM-") + thread + "    [000] d..1.   " + time + ": kvm_entry: vcpu 0, rip 0x1000\n";
+  };
+  const std::string text = entry("500", "10.000100") + entry("600", "10.000200") +
+                           " qemu-system-x86-590    [001] .....   10.000300: kvm_apic_accept_irq: apicid 0 vec 236 "
+                           "(Fixed|edge)\n";
+  auto parsed = import::parse_trace_text(text, {}, "io.txt");
+  ASSERT_TRUE(parsed) << parsed.error();
+  ASSERT_EQ(parsed->records.size(), 3u);
+  EXPECT_EQ(parsed->records[2].reason, static_cast<uint32_t>(ES_CONTEXT_APIC_ACCEPT_IRQ));
+  EXPECT_EQ(parsed->records[2].vcpu, 1u);  // VM 2's vcpu_id 0
+  bool said = false;
+  for (const std::string& a : parsed->stats.assumptions)
+    said |= a.find("1 APIC event came from a thread that runs no vCPU while several VMs ran") == 0;
+  EXPECT_TRUE(said);
+}
+
 }  // namespace
 }  // namespace es::test
