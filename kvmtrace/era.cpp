@@ -4,6 +4,18 @@
 
 namespace es::kvmtrace {
 
+// When the fields appeared in arch/x86/kvm/trace.h (torvalds/linux history):
+//   - kvm_exit info1 / info2 / intr_info / error_code: 5.10;
+//   - kvm_inj_virq's `soft` / `reinjected` (commit 2d61391270a3 "KVM: x86: Differentiate Soft
+//     vs. Hard IRQs vs. reinjected in tracepoint") and kvm_inj_exception's `reinjected` (commit
+//     a61d7c5432ac "KVM: x86: Trace re-injected exceptions"): both came in the KVM pull for the
+//     merge window after 5.19 ("KVM changes for Linux 5.20 merge window", 2022-08-02, on top of
+//     5.19-rc8, "patches that had come in too late for 5.19"), so the first release with them is
+//     Linux 6.0, not 5.19;
+//   - kvm_entry's immediate_exit: 6.9 upstream, taken into stable kernels too (the test bed's
+//     Debian 6.1.192 has it), so it says nothing certain;
+//   - kvm_entry's intr_info / error_code: 6.14.
+
 void EraEvidence::learn(const KvmEvent& t, uint64_t line_no) {
   const auto at = [&](std::string what) { return what + " (line " + std::to_string(line_no) + ")"; };
   if ((t.event == Tracepoint::Exit || t.event == Tracepoint::NestedVmexit) && !t.exit.svm() && t.exit.reason &&
@@ -30,10 +42,10 @@ void EraEvidence::learn(const KvmEvent& t, uint64_t line_no) {
         info2_is_exit_intr_.add(line_no, at("EXTERNAL_INTERRUPT exit with a valid info2: IDT-vectoring info is never valid there"));
     }
   }
-  // Print formats of Linux 5.19+ (kvm_inj_virq "IRQ 0x.. [reinjected]", kvm_inj_exception
-  // without the error code it does not deliver) and 6.14+ (kvm_entry intr_info).
+  // Print formats of Linux 6.0+ (kvm_inj_virq "IRQ 0x.. [reinjected]", kvm_inj_exception
+  // without the error code it does not deliver; see kReinjectedSince) and 6.14+ (kvm_entry intr_info).
   if ((t.event == Tracepoint::InjVirq || t.event == Tracepoint::InjException) && t.injected && t.injected->reinjected_printed_era)
-    newer_kernel_.add(line_no, at(std::string(to_string(t.event)) + " in the Linux 5.19+ format"));
+    newer_kernel_.add(line_no, at(std::string(to_string(t.event)) + " in the Linux 6.0+ format"));
   if (t.event == Tracepoint::Entry && t.injected) newer_kernel_.add(line_no, at("kvm_entry prints intr_info, Linux 6.14+"));
   // "kvm_entry: vcpu 0" without the RIP: the kernel's own format before 5.9 (trace-cmd's kvm
   // plugin does not reformat kvm_entry), so its kvm_exit printed info2 = VM-exit interruption info.
@@ -90,9 +102,9 @@ void EraEvidence::note(const KvmEvent& t) {
 void EraEvidence::describe(bool saw_vmx, TraceFacts& s) const {
   if (era_entry_intr_) s.era = "Linux 6.14+ (kvm_entry prints the injected event)";
   else if (era_intr_ && era_virq_new_)
-    s.era = "Linux 5.19+ (kvm_exit prints intr_info, kvm_inj_virq / kvm_inj_exception in the 5.19+ format)";
+    s.era = "Linux 6.0+ (kvm_exit prints intr_info, kvm_inj_virq / kvm_inj_exception in the 6.0+ format)";
   else if (era_intr_) s.era = "Linux 5.10+ (kvm_exit prints info1 info2 intr_info error_code)";
-  else if (era_virq_new_) s.era = "Linux 5.19+ (kvm_inj_virq / kvm_inj_exception print [reinjected])";
+  else if (era_virq_new_) s.era = "Linux 6.0+ (kvm_inj_virq / kvm_inj_exception print [reinjected])";
   else if (era_pair_ && info_pair_ == InfoPairMeaning::IdtVectoring)
     s.era = "Linux 5.10+ (kvm_exit 'info A B' as trace-cmd's kvm plugin prints it; see the evidence below)";
   else if (era_pair_ && info_pair_ == InfoPairMeaning::ExitIntrInfo)
@@ -149,6 +161,31 @@ void EraEvidence::describe(bool saw_vmx, TraceFacts& s) const {
                               "); every 'info A B' exit is marked inferred");
     }
   }
+}
+
+std::string EraEvidence::formats_era() const {
+  const FormatSeen& f = formats_;
+  if (!f.exit) return "unknown (no kvm_exit event format)";
+  std::string era;
+  if (f.entry_intr_info) era = "Linux 6.14+";
+  else if (f.exit_intr_info && (f.inj_virq_reinjected || f.inj_exception_reinjected)) era = "Linux 6.0+";
+  else if (f.exit_intr_info) era = "Linux 5.10+";
+  else if (f.exit_info2) era = "before Linux 5.10";
+  else era = "unknown";
+  std::string why;
+  const auto add = [&](const char* x) { why += (why.empty() ? "" : "; ") + std::string(x); };
+  add(f.exit_intr_info ? "kvm_exit has intr_info (5.10+: info2 = IDT-vectoring info)"
+      : f.exit_info2   ? "kvm_exit has info1 / info2 without intr_info (before 5.10: info2 = VM-exit interruption info)"
+                       : "kvm_exit has no info fields");
+  if (f.entry)
+    add(f.entry_intr_info        ? "kvm_entry has the injected event (6.14+)"
+        : f.entry_immediate_exit ? "kvm_entry has immediate_exit (6.9+, or a stable kernel that took it)"
+                                 : "kvm_entry has vcpu and rip only");
+  if (f.inj_virq || f.inj_exception)
+    add(f.inj_virq_reinjected || f.inj_exception_reinjected
+            ? "kvm_inj_virq / kvm_inj_exception have reinjected (6.0+)"
+            : "kvm_inj_virq / kvm_inj_exception without reinjected (before 6.0: reinjections are inferred)");
+  return era + " (from the event formats: " + why + ")";
 }
 
 }  // namespace es::kvmtrace

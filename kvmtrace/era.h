@@ -12,6 +12,10 @@
 //   - the era sentence and the assumptions an import or a recording keeps (describe()).
 // Whole-file sources (text) call learn() for every event, then finish(), then note() while
 // linking; streaming sources (trace.dat, live) only note(): their fields say the era exactly.
+// Sources that have the event formats themselves (the running kernel's tracefs `format` files,
+// the copies a trace.dat carries) also feed them to note_format(): formats_era() is then the era
+// from the formats alone, one sentence whichever source read them (issue #15: the live recorder
+// and the trace.dat importer used to decide it each in their own way, and disagreed).
 #pragma once
 
 #include <cstdint>
@@ -21,6 +25,7 @@
 
 #include "kvmtrace/decode.h"
 #include "kvmtrace/event.h"
+#include "kvmtrace/fields.h"
 
 namespace es::kvmtrace {
 
@@ -30,6 +35,9 @@ struct TraceFacts {
   std::string vendor;                    // "vmx", "svm", "mixed", "unknown"
   std::string era;                       // what the formats say about the kernel
   std::vector<std::string> assumptions;  // where the events did not say (records ES_FLAG_INFERRED)
+  // With more than one VM in the events: which VM and vCPU id each recorded vCPU number is, one
+  // line each in recorded order ("vcpu 1 = VM 2 (pid 4321) vcpu 0"); empty for one VM.
+  std::vector<std::string> vcpu_map;
 };
 
 
@@ -38,6 +46,36 @@ class EraEvidence {
   void learn(const KvmEvent& t, uint64_t line_no);  // a whole-file source's first pass
   void finish();                                    // decides InfoPairMeaning from what learn() saw
   void note(const KvmEvent& t);                     // every event as it is linked
+  // One event's format: the fields it declares (by kvmtrace::Field; an event the kernel or file
+  // has no format for is simply not noted).
+  template <typename Has>  // bool has(Field)
+  void note_format(Tracepoint tp, const Has& has) {
+    FormatSeen& f = formats_;
+    switch (tp) {
+      case Tracepoint::Exit:
+        f.exit = true;
+        f.exit_intr_info |= has(fIntrInfo);
+        f.exit_info2 |= has(fInfo2);
+        break;
+      case Tracepoint::Entry:
+        f.entry = true;
+        f.entry_intr_info |= has(fIntrInfo);
+        f.entry_immediate_exit |= has(fImmediateExit);
+        break;
+      case Tracepoint::InjVirq:
+        f.inj_virq = true;
+        f.inj_virq_reinjected |= has(fReinjected);
+        break;
+      case Tracepoint::InjException:
+        f.inj_exception = true;
+        f.inj_exception_reinjected |= has(fReinjected);
+        break;
+      default: break;
+    }
+  }
+  // The era the noted formats say, with the fields that say it ("Linux 6.0+ (from the event
+  // formats: kvm_exit has intr_info; kvm_inj_virq / kvm_inj_exception have reinjected; ...)").
+  std::string formats_era() const;
 
   InfoPairMeaning info_pair() const { return info_pair_; }
   bool contested() const { return info_pair_conflict_; }  // the trace contradicts itself about info2
@@ -72,6 +110,13 @@ class EraEvidence {
   InfoPairMeaning info_pair_ = InfoPairMeaning::Undecided;
   bool info_pair_conflict_ = false;
   bool learned_ = false;  // finish() ran: a text source (fields by print format, not by name)
+  // note_format(): what the event formats declare.
+  struct FormatSeen {
+    bool exit = false, exit_intr_info = false, exit_info2 = false;
+    bool entry = false, entry_intr_info = false, entry_immediate_exit = false;
+    bool inj_virq = false, inj_virq_reinjected = false, inj_exception = false, inj_exception_reinjected = false;
+  };
+  FormatSeen formats_;
   // note(): the formats the linked events had.
   bool era_intr_ = false, era_pair_ = false, era_entry_intr_ = false, era_virq_new_ = false;
 };

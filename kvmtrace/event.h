@@ -91,13 +91,14 @@ struct Injection {
   uint32_t word = 0;
   uint32_t error_code = 0;
   bool reinjected = false;              // "[reinjected]" / the reinjected field was set
-  bool reinjected_printed_era = false;  // the event can say "reinjected" (5.19+ format or field)
+  bool reinjected_printed_era = false;  // the event can say "reinjected" (6.0+ format or field, kvmtrace/era.cpp)
 };
 
 struct KvmEvent {
   Tracepoint event = Tracepoint::None;
   int32_t host_cpu = -1;   // -1 unknown
   int32_t pid = -1;        // host thread id; -1 unknown
+  int32_t tgid = -1;       // its process (the VMM: one VM each, issue #16); -1 unknown (trace text, trace.dat)
   int32_t task_vcpu = -1;  // from a "CPU n/KVM" thread name; -1 unknown
   int32_t vcpu = -1;       // the event's own vcpu_id; -1 unknown
   // Guest RIP: of the exit, the entry, the page fault, the emulated instruction; for

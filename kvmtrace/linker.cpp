@@ -35,10 +35,26 @@ void Linker::learn(const KvmEvent& t, uint64_t line_no) {
   // A thread that names two vCPUs (it should not) keeps the lower one.
   auto [it, fresh] = learning_.try_emplace(t.pid, t.vcpu);
   if (!fresh && t.vcpu < it->second) it->second = t.vcpu;
+  if (fresh) learned_threads_.push_back({t.pid, t.tgid});
 }
 
 void Linker::finish_learning() {
   era_.finish();
+  // The VMs and their vCPU numbers from the whole file, threads in the order it names them: the
+  // first VM keeps its numbers even where another VM's lines come before some of its vCPUs'.
+  std::vector<std::pair<uint32_t, int32_t>> vm_ids;
+  for (const auto& [pid, tgid] : learned_threads_) {
+    KvmEvent t;
+    t.pid = pid;
+    t.tgid = tgid;
+    const int32_t id = learning_[pid];
+    vm_ids.emplace_back(vm_of(t, id, false), id);
+  }
+  for (const auto& [vm, id] : vm_ids)
+    if (vm == 0) recorded_vcpu(vm, id);
+  for (const auto& [vm, id] : vm_ids)
+    if (vm != 0) recorded_vcpu(vm, id);
+  learned_threads_.clear();
   pid_vcpu_.assign(learning_.begin(), learning_.end());
   std::sort(pid_vcpu_.begin(), pid_vcpu_.end());
   learning_.clear();
@@ -53,7 +69,9 @@ void Linker::add(const KvmEvent& t, uint64_t time_ns, uint64_t line_no) {
   // KVM runs each vCPU on one thread for its whole life: the same vCPU number from another thread
   // is another VM's vCPU (two captures pasted one after the other, both "CPU 0/KVM"). Nothing of
   // the first one's state carries over: its open exit stays as it is, not claimed by the second.
-  if (t.pid >= 0 && t.event != Tracepoint::Other && t.event != Tracepoint::None) {
+  // (An APIC event is traced by whichever thread sent the interrupt, not the target's.)
+  if (t.pid >= 0 && t.event != Tracepoint::Other && t.event != Tracepoint::None &&
+      t.event != Tracepoint::ApicAcceptIrq && t.event != Tracepoint::Eoi) {
     if (st.thread >= 0 && st.thread != t.pid) {
       st = VcpuState{};
       ++vcpu_thread_changes_;
@@ -118,29 +136,85 @@ void Linker::take_all(std::vector<es_record>& out) {
   base_id_ = next_id_;
 }
 
-// vCPU from the body, else the "CPU n/KVM" thread name, else what another line of the same
-// thread said, else a guess (recorded as an assumption).
+// The recorded vCPU of an event: (its VM, its vCPU id), numbered as linker.h says.
+// kvm_apic_accept_irq / kvm_eoi name the vCPU whose local APIC accepts or EOIs: their `apicid` is
+// that vCPU's vcpu_id (arch/x86/kvm/lapic.c __apic_accept_irq passes vcpu->vcpu_id, trace.h's
+// kvm_eoi stores apic->vcpu->vcpu_id), which is also KVM's default APIC id (kvm_lapic_reset ->
+// kvm_apic_set_xapic_id(apic, vcpu->vcpu_id); x2APIC id = vcpu_id). KVM delivers an interrupt
+// only within one VM, so the target is that vCPU of the sender's VM, whichever thread traced it
+// (the sender's vCPU thread for an IPI, the VMM's I/O thread for a device's interrupt).
 uint16_t Linker::resolve_vcpu(const KvmEvent& t) {
+  const bool apic = t.event == Tracepoint::ApicAcceptIrq || t.event == Tracepoint::Eoi;
+  const int32_t id = apic ? static_cast<int32_t>(std::min<uint64_t>(t.apic().apicid, 0xFFFF)) : vcpu_id_of(t);
+  if (id < 0) return last_vcpu_;
+  if (apic) ++apic_events_;
+  cur_vm_ = vm_of(t, id, apic);
+  return last_vcpu_ = recorded_vcpu(cur_vm_, id);
+}
+
+// vCPU id from the body, else the "CPU n/KVM" thread name, else what another line of the same
+// thread said, else a guess (recorded as an assumption); -1: the same vCPU as the event before.
+int32_t Linker::vcpu_id_of(const KvmEvent& t) {
   if (t.vcpu >= 0) {
     if (t.pid >= 0) seen_pid_vcpu_.try_emplace(t.pid, t.vcpu);
-    return last_vcpu_ = static_cast<uint16_t>(t.vcpu);
+    return t.vcpu;
   }
-  if (t.task_vcpu >= 0) return last_vcpu_ = static_cast<uint16_t>(t.task_vcpu);
+  if (t.task_vcpu >= 0) return t.task_vcpu;
   if (t.pid >= 0 && t.event != Tracepoint::Other) {
     auto it = std::lower_bound(pid_vcpu_.begin(), pid_vcpu_.end(), std::pair<int32_t, int32_t>(t.pid, INT32_MIN));
-    if (it != pid_vcpu_.end() && it->first == t.pid) return last_vcpu_ = static_cast<uint16_t>(it->second);
+    if (it != pid_vcpu_.end() && it->first == t.pid) return it->second;
     // Streaming sources (no learn() pass): what an earlier event of this thread said.
-    if (auto seen = seen_pid_vcpu_.find(t.pid); seen != seen_pid_vcpu_.end())
-      return last_vcpu_ = static_cast<uint16_t>(seen->second);
+    if (auto seen = seen_pid_vcpu_.find(t.pid); seen != seen_pid_vcpu_.end()) return seen->second;
     // Unknown thread: one vCPU per thread, numbered in order of appearance.
     for (size_t i = 0; i < guessed_pids_.size(); ++i)
-      if (guessed_pids_[i] == t.pid) return last_vcpu_ = static_cast<uint16_t>(i);
+      if (guessed_pids_[i] == t.pid) return static_cast<int32_t>(i);
     guessed_pids_.push_back(t.pid);
     guessed_vcpu_ = true;
-    return last_vcpu_ = static_cast<uint16_t>(guessed_pids_.size() - 1);
+    return static_cast<int32_t>(guessed_pids_.size() - 1);
   }
   if (t.event != Tracepoint::Other && t.pid < 0) guessed_vcpu_ = true;  // no prefix: same vCPU as the line before
-  return last_vcpu_;
+  return -1;
+}
+
+uint32_t Linker::vm_of(const KvmEvent& t, int32_t id, bool apic) {
+  const auto new_vm = [&](int32_t process) {
+    vms_.push_back(Vm{process, t.pid, {}});
+    return static_cast<uint32_t>(vms_.size() - 1);
+  };
+  if (t.pid < 0) {  // no thread (lines without a prefix): the VM of the event before
+    if (vms_.empty()) return new_vm(t.tgid);
+    return cur_vm_;
+  }
+  if (auto it = vm_of_thread_.find(t.pid); it != vm_of_thread_.end()) return it->second;
+  if (apic) {
+    // A thread that runs no vCPU (the VMM's I/O thread): its VM is its process when the source
+    // says it; otherwise the only VM, or with several the VM of the event before (said).
+    for (uint32_t i = 0; i < vms_.size(); ++i)
+      if (t.tgid >= 0 && vms_[i].process == t.tgid) return i;
+    if (t.tgid >= 0 || vms_.empty()) return new_vm(t.tgid);
+    if (vms_.size() > 1) ++apic_vm_unknown_;
+    return cur_vm_;
+  }
+  uint32_t vm = static_cast<uint32_t>(vms_.size());
+  for (uint32_t i = 0; i < vms_.size() && vm == vms_.size(); ++i)
+    if (vms_[i].process == t.tgid && !vms_[i].thread_of_id.count(id)) vm = i;
+  if (vm == vms_.size()) new_vm(t.tgid);
+  vms_[vm].thread_of_id.emplace(id, t.pid);
+  vm_of_thread_.emplace(t.pid, vm);
+  return vm;
+}
+
+uint16_t Linker::recorded_vcpu(uint32_t vm, int32_t id) {
+  const auto key = std::make_pair(vm, id);
+  if (auto it = recorded_of_.find(key); it != recorded_of_.end()) return it->second;
+  // The first VM keeps its vCPU numbers (a one-VM trace records what KVM printed); a later VM, or
+  // a number already taken, gets the next one above every number in use.
+  uint32_t n = static_cast<uint32_t>(std::min(id, 0xFFFF));
+  if (vm != 0 || recorded_.count(static_cast<uint16_t>(n)))
+    n = recorded_.empty() ? 0 : std::min<uint32_t>(recorded_.rbegin()->first + 1u, 0xFFFF);
+  recorded_of_.emplace(key, static_cast<uint16_t>(n));
+  recorded_.emplace(static_cast<uint16_t>(n), RecordedVcpu{vm, id});
+  return static_cast<uint16_t>(n);
 }
 
 Linker::VcpuState& Linker::state(uint16_t vcpu) {
@@ -818,12 +892,50 @@ void Linker::describe(TraceFacts& s) const {
     s.assumptions.push_back(std::to_string(vcpu_thread_changes_) + " time" + (vcpu_thread_changes_ > 1 ? "s" : "") +
                             " a vCPU number came from another host thread than before: taken as another VM's vCPU "
                             "(KVM runs a vCPU on one thread), so nothing links across");
+  describe_vms(s);
   if (levels_from_reflect_)
     s.assumptions.push_back(std::to_string(levels_from_reflect_) + " exit" + (levels_from_reflect_ > 1 ? "s" : "") +
                             " without a kvm_nested_vmexit line labelled L2 because kvm_nested_vmexit_inject reflected "
                             "it to L1 (only an L2 exit is reflected)");
   if (guessed_vcpu_)
     s.assumptions.push_back("some events name no vCPU: taken from the thread (one vCPU per thread) or the event before");
+}
+
+// The VMs the events came from and the APIC rule (issue #16): the vCPU map when there is more
+// than one VM, and what had to be assumed.
+void Linker::describe_vms(TraceFacts& s) const {
+  bool by_threads = false;
+  for (const Vm& vm : vms_) by_threads |= vm.process < 0;
+  if (vms_.size() > 1) {
+    for (const auto& [n, rv] : recorded_) {
+      // A VM of a process is named by its pid; one told apart by threads by the vCPU's thread.
+      const Vm& vm = vms_[rv.vm];
+      const auto own = vm.thread_of_id.find(rv.id);
+      const int32_t thread = own != vm.thread_of_id.end() ? own->second : vm.first_thread;
+      const std::string who = vm.process >= 0 ? "pid " + std::to_string(vm.process)
+                              : thread >= 0   ? "thread " + std::to_string(thread)
+                                              : "no thread named";
+      s.vcpu_map.push_back("vcpu " + std::to_string(n) + " = VM " + std::to_string(rv.vm + 1) + " (" + who + ") vcpu " +
+                           std::to_string(rv.id));
+    }
+    s.assumptions.push_back(
+        std::to_string(vms_.size()) + " VMs" +
+        (by_threads ? " told apart by their threads (the trace names no processes): KVM runs a vCPU on one thread "
+                      "for its life, so a second thread naming a vCPU id already running is another VM's, and a "
+                      "thread joins the first VM that has no thread for its vCPU id"
+                    : " told apart by their processes (and, within one, by their threads: KVM runs a vCPU on one "
+                      "thread for its life)") +
+        "; the first VM keeps its vCPU numbers, later VMs get the next free ones (the vCPU map says which is which)");
+  }
+  if (apic_events_)
+    s.assumptions.push_back(
+        std::to_string(apic_events_) + " kvm_apic_accept_irq / kvm_eoi event" + (apic_events_ > 1 ? "s" : "") +
+        " put on the vCPU their apicid names, in the VM of the thread that traced them: KVM prints the target's "
+        "vcpu_id there, which is also its default APIC id (kvm_apic_set_xapic_id at vCPU reset; x2APIC id = vcpu_id)");
+  if (apic_vm_unknown_)
+    s.assumptions.push_back(std::to_string(apic_vm_unknown_) + " APIC event" + (apic_vm_unknown_ > 1 ? "s" : "") +
+                            " came from a thread that runs no vCPU while several VMs ran: put in the VM of the event "
+                            "before (the trace names no processes)");
 }
 
 }  // namespace es::kvmtrace

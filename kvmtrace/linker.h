@@ -32,6 +32,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -102,7 +103,27 @@ class Linker {
     }
   };
 
+  // vCPUs of several VMs (issue #16). A recorded vCPU is (VM, vCPU id). A VM is a process when the
+  // source says it (live: the tgid) and, within it (or without one: trace text, trace.dat), a
+  // group of threads: KVM runs a vCPU on one thread for its life, so a second thread naming a
+  // vCPU id the group already runs is another VM's; a thread joins the first VM of its process
+  // that has no thread for its vCPU id. The first VM (the first the file names, for sources with
+  // a learn() pass; else the first seen) keeps its vCPU numbers, later VMs get the next free ones
+  // (the map is in describe()'s vcpu_map).
+  struct Vm {
+    int32_t process = -1;  // tgid; -1 when the source does not say
+    int32_t first_thread = -1;
+    std::unordered_map<int32_t, int32_t> thread_of_id;  // vCPU id -> the thread that runs it
+  };
+  struct RecordedVcpu {
+    uint32_t vm = 0;  // index into vms_
+    int32_t id = 0;   // KVM's vcpu_id within that VM
+  };
   uint16_t resolve_vcpu(const KvmEvent& t);
+  int32_t vcpu_id_of(const KvmEvent& t);  // the old rule: body, thread name, thread, guess; -1 = as before
+  uint32_t vm_of(const KvmEvent& t, int32_t id, bool apic);
+  uint16_t recorded_vcpu(uint32_t vm, int32_t id);
+  void describe_vms(TraceFacts& s) const;
   VcpuState& state(uint16_t vcpu);
   es_record* held(uint64_t id);  // nullptr once handed out
   es_record& push(uint16_t kind, uint32_t flags);
@@ -125,9 +146,17 @@ class Linker {
   uint64_t base_id_ = 1, next_id_ = 1;
   std::vector<VcpuState> vcpus_;
   std::unordered_map<int32_t, int32_t> learning_;           // learn(): thread -> vCPU
+  std::vector<std::pair<int32_t, int32_t>> learned_threads_;  // learn(): (thread, process) in order of appearance
   std::vector<std::pair<int32_t, int32_t>> pid_vcpu_;       // the same after finish_learning(), sorted
   std::unordered_map<int32_t, int32_t> seen_pid_vcpu_;      // the same, from events added so far
   std::vector<int32_t> guessed_pids_;
+  std::vector<Vm> vms_;                                        // in order of appearance
+  std::unordered_map<int32_t, uint32_t> vm_of_thread_;         // thread -> index into vms_
+  std::map<std::pair<uint32_t, int32_t>, uint16_t> recorded_of_;  // (VM, vCPU id) -> recorded number
+  std::map<uint16_t, RecordedVcpu> recorded_;                  // recorded number -> (VM, vCPU id)
+  uint32_t cur_vm_ = 0;
+  uint64_t apic_events_ = 0;         // kvm_apic_accept_irq / kvm_eoi put on the vCPU their apicid names
+  uint64_t apic_vm_unknown_ = 0;     // of those, from a thread that runs no vCPU while several VMs ran
   uint16_t cur_vcpu_ = 0, last_vcpu_ = 0;
   uint64_t cur_time_ = 0, cur_line_ = 0;
 

@@ -309,9 +309,10 @@ class Workload {
   int status_ = 0;
 };
 
-// vCPU of each event: the event's own vcpu_id, else what an earlier event of the same thread
+// vCPU id of each event: the event's own vcpu_id, else what an earlier event of the same thread
 // said, else QEMU's "CPU n/KVM" thread name, else one vCPU per thread in order of appearance
-// (noted in the session).
+// within its process (noted in the session). The id is the VM's own: the linker numbers
+// (process, id) pairs (issue #16).
 class VcpuMap {
  public:
   int32_t resolve(const kvmtrace::KvmEvent& t, uint32_t tgid) {
@@ -324,7 +325,7 @@ class VcpuMap {
     int32_t v = from_comm(tgid, tid);
     if (v < 0) {
       guessed_ = true;
-      v = next_guess_++;
+      v = next_guess_[tgid]++;
     }
     by_tid_[tid] = v;
     return v;
@@ -343,25 +344,38 @@ class VcpuMap {
     return -1;
   }
   std::unordered_map<int32_t, int32_t> by_tid_;
-  int32_t next_guess_ = 0;
+  std::unordered_map<uint32_t, int32_t> next_guess_;  // per process
   bool guessed_ = false;
 };
 
-// What the formats say about the kernel's era (arch/x86/kvm/trace.h history).
-std::string formats_era(const KvmProbes& p) {
-  const auto& ls = p.decoder().layouts();
-  std::string s;
-  auto add = [&](const std::string& x) { s += (s.empty() ? "" : "; ") + x; };
-  if (const auto& l = ls[ES_KVM_EV_EXIT])
-    add(l->has(kIntrInfo) ? "kvm_exit has intr_info/error_code (5.10+: info2 = IDT-vectoring info)"
-                          : "kvm_exit without intr_info (before 5.10: info2 = VM-exit interruption info)");
-  if (const auto& l = ls[ES_KVM_EV_ENTRY])
-    add(l->has(kIntrInfo) ? "kvm_entry has the injected event (6.14+)"
-                          : l->has(kImmediateExit) ? "kvm_entry has immediate_exit (6.9+)" : "kvm_entry: vcpu and rip only");
-  if (const auto& l = ls[ES_KVM_EV_INJ_VIRQ])
-    add(l->has(kReinjected) ? "kvm_inj_* have reinjected (5.19+)" : "kvm_inj_* without reinjected (before 5.19: inferred)");
-  return s;
+}  // namespace
+
+// What the running kernel's formats say about its era: kvmtrace::EraEvidence::formats_era(), the
+// rule the trace.dat importer applies to a file's formats too (issue #15).
+std::string formats_era(const Decoder& d) {
+  kvmtrace::EraEvidence era;
+  const auto& ls = d.layouts();
+  const auto note = [&](int ev, kvmtrace::Tracepoint tp) {
+    const auto& l = ls[static_cast<size_t>(ev)];
+    if (!l) return;
+    era.note_format(tp, [&](kvmtrace::Field f) {
+      switch (f) {
+        case kvmtrace::fIntrInfo: return l->has(kIntrInfo);
+        case kvmtrace::fInfo2: return l->has(kInfo2);
+        case kvmtrace::fImmediateExit: return l->has(kImmediateExit);
+        case kvmtrace::fReinjected: return l->has(kReinjected);
+        default: return false;
+      }
+    });
+  };
+  note(ES_KVM_EV_EXIT, kvmtrace::Tracepoint::Exit);
+  note(ES_KVM_EV_ENTRY, kvmtrace::Tracepoint::Entry);
+  note(ES_KVM_EV_INJ_VIRQ, kvmtrace::Tracepoint::InjVirq);
+  note(ES_KVM_EV_INJ_EXCEPTION, kvmtrace::Tracepoint::InjException);
+  return era.formats_era();
 }
+
+namespace {
 
 std::string config_json(const KvmProbes& p, const RecordOptions& o, uint64_t buffer_bytes, int64_t pid,
                         const std::vector<uint64_t>* drops,
@@ -402,12 +416,19 @@ std::string config_json(const KvmProbes& p, const RecordOptions& o, uint64_t buf
   }
   if (linked) {
     const std::string vendor = linked->vendor == "unknown" ? "no VM exits seen" : linked->vendor;
-    j += ", \"vendor\": \"" + recorder::json_escape(vendor) + "\", \"era\": \"" + recorder::json_escape(formats_era(p)) +
+    j += ", \"vendor\": \"" + recorder::json_escape(vendor) + "\", \"era\": \"" + recorder::json_escape(formats_era(p.decoder())) +
          "\", \"assumptions\": [";
     std::vector<std::string> as = linked->assumptions;
-    if (vcpu_guessed) as.push_back("some threads name no vCPU: one vCPU per thread, numbered in order of appearance");
+    if (vcpu_guessed)
+      as.push_back("some threads name no vCPU: one vCPU per thread, numbered in order of appearance within their process");
     for (size_t i = 0; i < as.size(); ++i) j += std::string(i ? ", " : "") + "\"" + recorder::json_escape(as[i]) + "\"";
     j += "], \"undecodable\": " + std::to_string(undecodable);
+    if (!linked->vcpu_map.empty()) {  // several VMs (issue #16): which VM each recorded vCPU is
+      j += ", \"vcpu_map\": [";
+      for (size_t i = 0; i < linked->vcpu_map.size(); ++i)
+        j += std::string(i ? ", " : "") + "\"" + recorder::json_escape(linked->vcpu_map[i]) + "\"";
+      j += "]";
+    }
   }
   return j + "}}";
 }
@@ -538,8 +559,13 @@ int record_kvm(const RecordOptions& o) {
           continue;
         }
         ++kvm_events;
-        t.vcpu = vcpus.resolve(t, e.tgid);
-        if (o.vcpu >= 0 && t.vcpu != o.vcpu) {
+        // The VM is the process (issue #16): the linker numbers (tgid, vCPU id) pairs.
+        t.tgid = static_cast<int32_t>(e.tgid);
+        // kvm_apic_accept_irq / kvm_eoi name their vCPU by apicid (the linker places them), and
+        // an I/O thread that sends an interrupt must not become a vCPU of its own.
+        const bool apic = t.event == kvmtrace::Tracepoint::ApicAcceptIrq || t.event == kvmtrace::Tracepoint::Eoi;
+        if (!apic) t.vcpu = vcpus.resolve(t, e.tgid);
+        if (o.vcpu >= 0 && (apic ? static_cast<int32_t>(t.apic().apicid) : t.vcpu) != o.vcpu) {
           ++filtered;
           continue;
         }

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "probes/bus/plugin_host.h"
+#include "probes/kvm/kvm_decode.h"
 #include "probes/recorder/record_steps.h"
 
 namespace es::kvm {
@@ -54,6 +55,10 @@ int record_kvm(const RecordOptions& options);
 
 // "kvm_exit" / "exit" -> ES_KVM_EV_*; -1 if unknown.
 int parse_event_name(std::string_view name);
+
+// The kernel era the decoder's event formats say (the running kernel's tracefs formats, or the
+// tp_btf shapes): kvmtrace::EraEvidence::formats_era(), the same rule as a trace.dat's formats.
+std::string formats_era(const Decoder& decoder);
 
 // Lines for `exitscope info` from a session's config_json; empty if it is not a KVM recording.
 std::vector<std::string> describe_kvm_config(std::string_view config_json);

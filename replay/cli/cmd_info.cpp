@@ -121,6 +121,9 @@ int cmd_info(int argc, char** argv) {
   std::string vcpus;
   for (uint16_t v : s->vcpus) vcpus += (vcpus.empty() ? "" : ", ") + std::to_string(v);
   std::printf("vcpus:      %s\n", vcpus.empty() ? "-" : vcpus.c_str());
+  // Events of several VMs (issue #16): which VM and vCPU id each recorded vCPU is.
+  for (const std::string& line : import::describe_vcpu_map(s->config_json))
+    std::printf("            %s\n", safe(line).c_str());
 
   std::printf("\nevents by kind:\n");
   for (auto [kind, n] : s->counts_by_kind) {

@@ -13,7 +13,7 @@ namespace es::import {
 
 class KvmEventLinker : public kvmtrace::Linker {
  public:
-  // Fills s.vendor, s.era and appends to s.assumptions.
+  // Fills s.vendor, s.era, s.vcpu_map and appends to s.assumptions.
   void describe(ImportStats& s) const {
     kvmtrace::TraceFacts f;
     Linker::describe(f);
@@ -21,6 +21,7 @@ class KvmEventLinker : public kvmtrace::Linker {
     s.era = std::move(f.era);
     s.assumptions.insert(s.assumptions.end(), std::make_move_iterator(f.assumptions.begin()),
                          std::make_move_iterator(f.assumptions.end()));
+    s.vcpu_map = std::move(f.vcpu_map);
   }
 };
 

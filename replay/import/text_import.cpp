@@ -152,6 +152,7 @@ std::string import_config_json(const ImportStats& s, std::string_view file) {
   };
   list("skipped", s.skipped);
   list("repaired", s.repaired);
+  if (!s.vcpu_map.empty()) list("vcpu_map", s.vcpu_map);
   if (s.file_version) {
     j += ", \"file_version\": " + num(s.file_version) + ", \"uname\": \"" + json_escape(s.uname) +
          "\", \"cpus\": " + num(s.cpus) + ", \"clock\": \"" + json_escape(s.clock) +
@@ -606,6 +607,35 @@ Result<ImportStats> import_text_file(const std::string& file, const std::string&
   update.config_json = import_config_json(stats, file);
   if (auto c = out->commit({ES_END_STOPPED, detail, 0}, update); !c) return Error{c.error()};
   return stats;
+}
+
+std::vector<std::string> describe_vcpu_map(std::string_view j) {
+  std::vector<std::string> v;
+  constexpr std::string_view k = "\"vcpu_map\": [";
+  const size_t b = j.find(k);
+  if (b == std::string_view::npos) return v;
+  // Strings of the list, unescaped as json_escape wrote them, up to its ']'.
+  for (size_t p = b + k.size(); p < j.size() && j[p] != ']';) {
+    if (j[p] != '"') {
+      ++p;
+      continue;
+    }
+    std::string o;
+    for (++p; p < j.size() && j[p] != '"'; ++p) {
+      if (j[p] == '\\' && p + 1 < j.size()) {
+        ++p;
+        if (j[p] == 'u') {  // a control character: shown as '?'
+          o += '?';
+          p += 4;
+          continue;
+        }
+      }
+      o += j[p];
+    }
+    ++p;
+    v.push_back(std::move(o));
+  }
+  return v;
 }
 
 std::string describe_import_config(std::string_view j) {

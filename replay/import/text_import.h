@@ -78,6 +78,8 @@ struct ImportStats {
   std::string vendor;          // "vmx", "svm", "mixed", "unknown"
   std::string era;             // what the print formats say about the kernel
   std::vector<std::string> assumptions;  // where the text did not say (records ES_FLAG_INFERRED)
+  // Several VMs: recorded vCPU -> VM and vCPU id, one line each (kvmtrace::TraceFacts::vcpu_map).
+  std::vector<std::string> vcpu_map;
 
   // trace.dat only (file_version 0 for text)
   unsigned file_version = 0;   // 6, 7
@@ -113,6 +115,10 @@ std::string import_config_json(const ImportStats& s, std::string_view file);
 // then, each on its own line indented to follow "import:     ", the kernel era, the trace.dat
 // facts (host kernel, CPUs, clock, lost events) and every assumption.
 std::string describe_import_config(std::string_view config_json);
+
+// The "vcpu_map" list of a session's config_json (an import's or a live KVM recording's): one
+// line per recorded vCPU, "vcpu 1 = VM 2 (pid 4321) vcpu 0"; empty when the events came from one VM.
+std::vector<std::string> describe_vcpu_map(std::string_view config_json);
 
 // A JSON string's contents for `s` (quotes, backslashes and control characters escaped), for
 // the config_json of sessions: the recorder's (probes/recorder/session_info.h).

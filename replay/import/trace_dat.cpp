@@ -722,19 +722,17 @@ class DatReader {
     return it->second;
   }
 
-  // The kernel era from the event formats in the file, when no kvm_exit record says it.
+  // The kernel era from the event formats in the file, when no kvm_exit record says it: the one
+  // rule of kvmtrace::EraEvidence::formats_era(), the same the live recorder applies to the
+  // running kernel's tracefs formats.
   std::string era_from_formats() {
-    auto fmt = [&](const char* n) { return make_decoder(tep_find_event_by_name(tep_, "kvm", n)); };
-    const EventDecoder exit = fmt("kvm_exit"), entry = fmt("kvm_entry"), virq = fmt("kvm_inj_virq");
-    if (!exit.valid) return "unknown (the file has no kvm_exit format)";
-    std::string e;
-    if (entry.has(fIntrInfo)) e = "Linux 6.14+ (kvm_entry has intr_info)";
-    else if (exit.exit_format == ExitFormat::IntrInfo && virq.has(fReinjected))
-      e = "Linux 6.0+ (kvm_exit has intr_info, kvm_inj_virq has reinjected)";
-    else if (exit.exit_format == ExitFormat::IntrInfo) e = "Linux 5.10+ (kvm_exit has intr_info)";
-    else if (exit.exit_format == ExitFormat::InfoPair) e = "before Linux 5.10 (kvm_exit has info1 info2 only)";
-    else e = "unknown (kvm_exit has no info fields)";
-    return e + ", from the event formats (no kvm_exit records)";
+    kvmtrace::EraEvidence era;
+    for (const TraceEvent tp : {TraceEvent::Exit, TraceEvent::Entry, TraceEvent::InjVirq, TraceEvent::InjException}) {
+      const std::string name(kvmtrace::to_string(tp));
+      const EventDecoder d = make_decoder(tep_find_event_by_name(tep_, "kvm", name.c_str()));
+      if (d.valid) era.note_format(tp, [&](Field f) { return d.has(f); });
+    }
+    return era.formats_era();
   }
 
   void flush() {

@@ -519,9 +519,19 @@ bool parse_prefix(std::string_view p, TraceLine& out, bool perf) {
       comm = task.substr(0, dash);
     } else if (blank != std::string_view::npos) {
       std::string_view id = task.substr(blank + 1);
-      if (const size_t slash = id.find('/'); slash != std::string_view::npos) id = id.substr(slash + 1);
-      if (parse_dec(id, pid)) comm = task.substr(0, blank);
-      else comm = task;
+      // perf script -F pid,tid: "pid/tid", the process (the VMM: its VM, issue #16) and the thread.
+      uint64_t tgid = 0;
+      bool has_tgid = false;
+      if (const size_t slash = id.find('/'); slash != std::string_view::npos) {
+        has_tgid = parse_dec(id.substr(0, slash), tgid) && tgid <= 0x7FFF'FFFF;
+        id = id.substr(slash + 1);
+      }
+      if (parse_dec(id, pid)) {
+        comm = task.substr(0, blank);
+        if (has_tgid) out.tgid = static_cast<int32_t>(tgid);
+      } else {
+        comm = task;
+      }
     } else {
       comm = task;
     }
