@@ -92,6 +92,8 @@ std::vector<BtfShape> make_shapes() {
   add(ES_KVM_EV_NESTED_VMENTER, "btf_kvm_nested_vmenter", "5.12+",
       {"u64", "u64", "u64", "u32", "u32", "bool", "u64", "u64", "u32"},
       {kRip, kVmcb, kNestedRip, kIntCtl, kEventInj, kIsa});
+  add(ES_KVM_EV_NESTED_VMENTER, "btf_kvm_nested_vmrun", "before 5.12 (kvm_nested_vmrun, SVM only)",
+      {"u64", "u64", "u64", "u32", "u32", "bool"}, {kRip, kVmcb, kNestedRip, kIntCtl, kEventInj});
   add(ES_KVM_EV_EMULATE_INSN, "btf_kvm_emulate_insn", "5.8+ (emulate_ctxt a pointer)", {"struct kvm_vcpu *", "u8"},
       {kRip, kLen, kFailed}, true);
   return s;
@@ -139,6 +141,7 @@ Result<KernelBtf> KernelBtf::load() {
   }
   k.vmlinux_.reset(v);
   struct stat st{};
+  k.kvm_is_module_ = ::stat("/sys/module/kvm/initstate", &st) == 0;  // initstate: modules only
   if (::stat("/sys/kernel/btf/kvm", &st) == 0) {
     struct btf* m = btf__parse_split("/sys/kernel/btf/kvm", v);
     if (m) k.kvm_.reset(m);  // unreadable: the prototypes are then looked up in vmlinux only
@@ -151,7 +154,15 @@ Result<Prototype> KernelBtf::prototype(std::string_view event) const {
     auto p = read_prototype(kvm_.get(), event);  // split BTF: also searches vmlinux
     if (p) return p;
   }
-  return read_prototype(vmlinux_.get(), event);
+  auto p = read_prototype(vmlinux_.get(), event);
+  if (!p && !kvm_ && kvm_is_module_) {
+    // KVM built as a module keeps its tracepoints' types in the module's own BTF, which kernels
+    // before 5.11 do not produce (CONFIG_DEBUG_INFO_BTF_MODULES): the tracepoint is there, its
+    // prototype is not, so tp_btf cannot attach to it at all.
+    return Error{"the kvm module has no BTF (/sys/kernel/btf/kvm is missing: kernels before 5.11 have no BTF for "
+                 "modules), so tp_btf cannot attach to its tracepoints; record with --attach tp"};
+  }
+  return p;
 }
 
 const std::vector<BtfShape>& btf_shapes() {

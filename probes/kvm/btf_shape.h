@@ -51,6 +51,7 @@ class KernelBtf {
  private:
   struct Free { void operator()(struct btf* b) const; };
   std::unique_ptr<struct btf, Free> vmlinux_, kvm_;
+  bool kvm_is_module_ = false;  // /sys/module/kvm/initstate: KVM is a loadable module
 };
 
 // One prototype exitscope's tp_btf programs know: the program for it and where its record words

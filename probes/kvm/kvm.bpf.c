@@ -112,5 +112,7 @@ ES_KVM_PROG(kvm_userspace_exit, ES_KVM_EV_USERSPACE_EXIT)
 ES_KVM_PROG(kvm_apic_accept_irq, ES_KVM_EV_APIC_ACCEPT_IRQ)
 ES_KVM_PROG(kvm_eoi, ES_KVM_EV_EOI)
 ES_KVM_PROG(kvm_nested_vmenter, ES_KVM_EV_NESTED_VMENTER)
+/* Before Linux 5.12 SVM's emulated VMRUN is kvm_nested_vmrun (the loader attaches one of the two) */
+ES_KVM_PROG(kvm_nested_vmrun, ES_KVM_EV_NESTED_VMENTER)
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

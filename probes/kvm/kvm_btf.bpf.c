@@ -271,6 +271,21 @@ int btf_kvm_nested_vmenter(__u64 *ctx) {
   return commit(e, 6);
 }
 
+/* kvm_nested_vmrun(__u64 rip, __u64 vmcb, __u64 nested_rip, __u32 int_ctl, __u32 event_inj,
+ * bool npt) (SVM only, 5.12 renamed it kvm_nested_vmenter): the same first five words as
+ * kvm_nested_vmenter's; no isa (SVM). */
+SEC("tp_btf/kvm_nested_vmrun")
+int btf_kvm_nested_vmrun(__u64 *ctx) {
+  struct es_kvm_event *e = es_kvm_reserve(ES_KVM_EV_NESTED_VMENTER);
+  if (!e) return 0;
+  WORDS(e)[0] = ctx[0];
+  WORDS(e)[1] = ctx[1];
+  WORDS(e)[2] = ctx[2];
+  WORDS(e)[3] = (__u32)ctx[3];
+  WORDS(e)[4] = (__u32)ctx[4];
+  return commit(e, 5);
+}
+
 /* kvm_nested_intr_vmexit(__u64 rip) */
 SEC("tp_btf/kvm_nested_intr_vmexit")
 int btf_kvm_nested_intr_vmexit(__u64 *ctx) {

@@ -141,6 +141,12 @@ bpf_program* program_of(kvm_bpf* s, int event) {
   }
 }
 
+// The tp program for `event` under the tracepoint name this kernel has (older_event_name()).
+bpf_program* program_for(kvm_bpf* s, int event, std::string_view tracepoint) {
+  if (event == ES_KVM_EV_NESTED_VMENTER && tracepoint == older_event_name(event)) return s->progs.handle_kvm_nested_vmrun;
+  return program_of(s, event);
+}
+
 // `reason` without its "<event> on kernel <release>: " head, to join two reasons in one sentence.
 std::string without_head(const std::string& reason, const std::string& head) {
   return reason.rfind(head, 0) == 0 ? reason.substr(head.size()) : reason;
@@ -187,8 +193,9 @@ uint32_t ring_slots_for_cpus(unsigned cpus) {
   return n;
 }
 
-Result<EventLayout> load_layout(const std::string& tracefs, int event, const std::string& release) {
-  const std::string name(kEventNames[static_cast<size_t>(event)]);
+Result<EventLayout> load_layout(const std::string& tracefs, int event, const std::string& release,
+                                std::string_view tracepoint) {
+  const std::string name(tracepoint.empty() ? kEventNames[static_cast<size_t>(event)] : tracepoint);
   const std::string path = tracefs + "/events/kvm/" + name + "/format";
   std::ifstream in(path);
   if (!in) {
@@ -242,14 +249,25 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
   Decoder::Layouts layouts;
   std::array<const BtfShape*, ES_KVM_EV_COUNT> shapes{};
   for (int e : wanted) {
-    const std::string name(kEventNames[static_cast<size_t>(e)]);
+    // The event's tracepoint under the name this kernel gives it: today's, or the older name
+    // (kvm_nested_vmrun before 5.12) when only that one is in tracefs or BTF.
+    std::string name(kEventNames[static_cast<size_t>(e)]);
+    if (const std::string_view old = older_event_name(e); !old.empty()) {
+      auto has = [&](const std::string& n) {
+        return (!tracefs.empty() && ::access((tracefs + "/events/kvm/" + n + "/format").c_str(), F_OK) == 0) ||
+               (btf && btf->prototype(n));
+      };
+      if (!has(name) && has(std::string(old))) name = std::string(old);
+    }
     const std::string head = name + " on kernel " + p->kernel_ + ": ";
     std::string tp_reason;
     if (o.attach != AttachMethod::TpBtf) {
-      auto l = tracefs.empty() ? Result<EventLayout>(Error{head + tracefs_error}) : load_layout(tracefs, e, p->kernel_);
+      auto l = tracefs.empty() ? Result<EventLayout>(Error{head + tracefs_error})
+                               : load_layout(tracefs, e, p->kernel_, name);
       if (l) {
         AttachedEvent a;
         a.event = e;
+        a.tracepoint = name;
         a.method = "tp";
         if (btf) {
           if (auto proto = btf->prototype(name)) a.prototype = to_string(name, *proto);
@@ -269,6 +287,7 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
         if (shape) {
           AttachedEvent a;
           a.event = e;
+          a.tracepoint = name;
           a.method = "tp_btf";
           a.prototype = to_string(name, *proto);
           a.why = tp_reason.substr(0, tp_reason.find("; exitscope does not know this layout"));
@@ -298,8 +317,13 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
   p->decoder_ = Decoder(std::move(layouts));
   // A program the verifier refuses is left out with one sentence naming it, the kernel and the
   // verifier's reason, and the object is loaded again without it (libbpf loads an object whole).
+  auto tracepoint_of = [&](int event) {
+    for (const AttachedEvent& a : p->attached_)
+      if (a.event == event) return a.tracepoint;
+    return std::string(kEventNames[static_cast<size_t>(event)]);
+  };
   auto refusal_sentence = [&](int event, const char* method, const Refusal& r) {
-    return std::string(kEventNames[static_cast<size_t>(event)]) + " on kernel " + p->kernel_ +
+    return tracepoint_of(event) + " on kernel " + p->kernel_ +
            ": the kernel's verifier refused its " + method + " program " + r.program + " (" + r.reason + ")";
   };
   auto leave_out = [&](int event, const char* method, const Refusal& r) {
@@ -314,6 +338,7 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
   };
   std::array<bool, ES_KVM_EV_COUNT> by_tp{};
   for (const AttachedEvent& a : p->attached_) by_tp[static_cast<size_t>(a.event)] = a.method == "tp";
+  auto tp_program = [&](int event) { return program_for(p->skel_.get(), event, tracepoint_of(event)); };
   // Following the command's children (sched_process_fork) needs the fork entry's layout.
   uint32_t child_pid_off = 0;
   if (o.follow_children && o.filter_tgid) {
@@ -359,15 +384,18 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
     for (int e = 0; e < ES_KVM_EV_COUNT; ++e) {
       const auto& l = p->decoder_.layouts()[static_cast<size_t>(e)];
       if (l && by_tp[static_cast<size_t>(e)]) p->skel_->rodata->copy_len[e] = l->copy_len;
-      bpf_program__set_autoload(program_of(p->skel_.get(), e), by_tp[static_cast<size_t>(e)]);
+      bpf_program__set_autoload(program_of(p->skel_.get(), e), false);
     }
+    bpf_program__set_autoload(p->skel_->progs.handle_kvm_nested_vmrun, false);
+    for (int e = 0; e < ES_KVM_EV_COUNT; ++e)
+      if (by_tp[static_cast<size_t>(e)]) bpf_program__set_autoload(tp_program(e), true);
     clear_libbpf_log();
     const int err = kvm_bpf__load(p->skel_.get());
     if (!err) break;
     const auto r = refusal_in_log();
     int refused = -1;
     for (int e = 0; r && e < ES_KVM_EV_COUNT; ++e)
-      if (by_tp[static_cast<size_t>(e)] && r->program == bpf_program__name(program_of(p->skel_.get(), e))) refused = e;
+      if (by_tp[static_cast<size_t>(e)] && r->program == bpf_program__name(tp_program(e))) refused = e;
     if (refused < 0 || err == -EPERM) return Error{load_error(err, p->kernel_, "BPF programs")};
     if (o.events_explicit) return Error{refusal_sentence(refused, "tp", *r) + "; leave it out with --events"};
     leave_out(refused, "tp", *r);
@@ -432,14 +460,14 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
   p->taken_.assign(p->cpus_, 0);
   for (const AttachedEvent& a : p->attached_) {
     const size_t i = static_cast<size_t>(a.event);
-    bpf_program* prog = a.method == "tp" ? program_of(p->skel_.get(), a.event)
+    bpf_program* prog = a.method == "tp" ? tp_program(a.event)
                                          : bpf_object__find_program_by_name(p->btf_skel_->obj,
                                                                             std::string(shapes[i]->program).c_str());
     bpf_link* l = bpf_program__attach(prog);
     if (!l) {
       const int err = errno;
       return Error{"cannot attach to " + std::string(a.method == "tp" ? "tracepoint kvm/" : "tp_btf/") +
-                   std::string(kEventNames[i]) + " on kernel " + p->kernel_ + " (" + std::strerror(err) + ")"};
+                   a.tracepoint + " on kernel " + p->kernel_ + " (" + std::strerror(err) + ")"};
     }
     p->links_.emplace_back(l);
   }

@@ -54,6 +54,7 @@ struct ProbeOptions {
 
 struct AttachedEvent {
   int event = -1;                  // ES_KVM_EV_*
+  std::string tracepoint;          // its name on this kernel ("kvm_nested_vmrun" before 5.12)
   std::string method;              // "tp" (tp/kvm/<event>) or "tp_btf" (tp_btf/<event>)
   std::string prototype;           // the kernel's BTF prototype, "btf_trace_kvm_pio(u32, ...)" ("" without BTF)
   std::string why;                 // tp_btf chosen by auto: why not tp ("kvm_pio on kernel ...: ...")
@@ -65,8 +66,10 @@ struct AttachedEvent {
 // least 64.
 uint32_t ring_slots_for_cpus(unsigned cpus);
 
-// Reads <tracefs>/events/kvm/<name>/format and resolves its layout.
-Result<EventLayout> load_layout(const std::string& tracefs, int event, const std::string& kernel_release);
+// Reads <tracefs>/events/kvm/<name>/format and resolves its layout (name: `tracepoint`, or the
+// event's name today when empty).
+Result<EventLayout> load_layout(const std::string& tracefs, int event, const std::string& kernel_release,
+                                std::string_view tracepoint = {});
 
 class KvmProbes {
  public:

@@ -384,7 +384,7 @@ std::string config_json(const KvmProbes& p, const RecordOptions& o, uint64_t buf
   std::string j = "{\"kvm\": {\"kernel\": \"" + recorder::json_escape(p.kernel_release()) + "\", \"events\": [";
   bool first = true;
   for (const AttachedEvent& a : p.attached()) {
-    j += std::string(first ? "" : ", ") + "{\"name\": \"" + std::string(kEventNames[static_cast<size_t>(a.event)]) +
+    j += std::string(first ? "" : ", ") + "{\"name\": \"" + a.tracepoint +
          "\", \"attach\": \"" + a.method + "\"";
     if (!a.prototype.empty()) j += ", \"prototype\": \"" + recorder::json_escape(a.prototype) + "\"";
     if (!a.why.empty()) j += ", \"not_tp\": \"" + recorder::json_escape(a.why) + "\"";

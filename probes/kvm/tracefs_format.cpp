@@ -103,8 +103,9 @@ std::vector<FieldSpec> specs_of(int event) {
       return {{kApicid, "apicid", "", true}, {kDm, "dm", "", false}, {kTm, "tm", "", false}, {kVector, "vec", "", true}};
     case ES_KVM_EV_EOI: return {{kApicid, "apicid", "", true}, {kVector, "vector", "", true}};
     case ES_KVM_EV_NESTED_VMENTER:
-      // 5.12+ (nSVM and nVMX share it; kvm_nested_vmrun, SVM's before, is not attached): rip = L1's,
-      // vmcb = the VMCB / VMCS12 address, nested_rip = L2's, event_inj = what L1 injects.
+      // 5.12+ (nSVM and nVMX share it): rip = L1's, vmcb = the VMCB / VMCS12 address, nested_rip =
+      // L2's, event_inj = what L1 injects. Before 5.12, SVM's kvm_nested_vmrun has the same fields
+      // but isa (and npt for tdp_enabled), so its layout is this one without isa: SVM.
       return {{kRip, "rip", "", true},         {kVmcb, "vmcb", "", true},       {kNestedRip, "nested_rip", "", true},
               {kIntCtl, "int_ctl", "", false}, {kEventInj, "event_inj", "", true}, {kIsa, "isa", "", false}};
     default: return {};
@@ -119,9 +120,14 @@ const FormatField* EventFormat::find(std::string_view field) const {
   return nullptr;
 }
 
+std::string_view older_event_name(int event) {
+  return event == ES_KVM_EV_NESTED_VMENTER ? "kvm_nested_vmrun" : "";
+}
+
 int event_index(std::string_view name) {
   for (size_t i = 0; i < kEventNames.size(); ++i)
-    if (kEventNames[i] == name) return static_cast<int>(i);
+    if (kEventNames[i] == name || (!name.empty() && older_event_name(static_cast<int>(i)) == name))
+      return static_cast<int>(i);
   return -1;
 }
 
@@ -192,9 +198,11 @@ Result<EventLayout> resolve_layout(int event, const EventFormat& fmt, std::strin
   const std::string head = name + " on kernel " + std::string(kernel_release) + ": ";
   const std::string tail = "; exitscope does not know this layout and does not record it (leave the event out "
                            "with --events, or report the format file)";
-  if (fmt.name != name) return Error{head + "the format file describes '" + fmt.name + "'" + tail};
+  if (fmt.name != name && (older_event_name(event).empty() || fmt.name != older_event_name(event)))
+    return Error{head + "the format file describes '" + fmt.name + "'" + tail};
   EventLayout l;
   l.event = event;
+  l.tracepoint = fmt.name;
   for (const FieldSpec& s : specs_of(event)) {
     const FormatField* f = fmt.find(s.name);
     if (!f && !s.alt.empty()) f = fmt.find(s.alt);

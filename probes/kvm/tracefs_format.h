@@ -48,7 +48,11 @@ inline constexpr std::array<std::string_view, ES_KVM_EV_COUNT> kEventNames = {
     "kvm_nested_vmexit",  "kvm_nested_vmexit_inject", "kvm_nested_intr_vmexit", "kvm_page_fault",
     "kvm_emulate_insn",   "kvm_pio",            "kvm_mmio",           "kvm_msr",
     "kvm_userspace_exit", "kvm_apic_accept_irq", "kvm_eoi",            "kvm_nested_vmenter"};
-// ES_KVM_EV_* of a name, -1 if not one of ours.
+// The name an event's tracepoint had on older kernels ("" if it kept its name): SVM's emulated
+// VMRUN was kvm_nested_vmrun until Linux 5.12 made it kvm_nested_vmenter, shared with nVMX
+// (arch/x86/kvm/trace.h). The recorder attaches whichever the kernel has.
+std::string_view older_event_name(int event);
+// ES_KVM_EV_* of a name (also an older name), -1 if not one of ours.
 int event_index(std::string_view name);
 
 // The fields the decoder reads (a union over every event; each event uses some).
@@ -68,6 +72,7 @@ struct FieldLoc {
 
 struct EventLayout {
   int event = -1;  // ES_KVM_EV_*
+  std::string tracepoint;  // the kernel's name for it ("kvm_nested_vmrun" before 5.12)
   std::array<FieldLoc, kSlotCount> at{};
   std::vector<std::string> optional_missing;  // optional fields this kernel lacks (names)
   uint32_t copy_len = 0;  // entry bytes after the common header the probe copies (<= ES_KVM_RAW_MAX)

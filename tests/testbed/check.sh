@@ -43,7 +43,7 @@ ftrace_lines() { grep -v '^#' "$1" | grep -E " $2: " || true; }
 events() { "$es" events "$@" 2>/dev/null || true; }
 
 # How a recording shows each tracepoint's events (exitscope events lines).
-es_count() {  # DB TP
+es_count() {  # DB TP ATTACHED
   case "$2" in
     kvm_exit) events "$1" --kind VM_EXIT | grep -c . ;;
     kvm_entry) events "$1" --kind VM_ENTRY | grep -c . ;;
@@ -51,7 +51,8 @@ es_count() {  # DB TP
     kvm_inj_exception) events "$1" --kind DECISION | grep -cE 'INJECT_[A-Z_]+ +#' ;;
     kvm_nested_vmexit) events "$1" --kind VM_EXIT | awk '$3 ~ /^L2/' | grep -c . ;;  # the exits at L2
     kvm_nested_vmexit_inject) events "$1" --kind NESTED_EXIT | grep -c . ;;
-    kvm_nested_vmenter) events "$1" --kind NESTED_ENTRY | grep -c . ;;
+    kvm_nested_vmenter|kvm_nested_vmrun)  # one name per kernel (kvm_nested_vmrun before 5.12): the attached one
+      case " $3 " in *" $2 "*) events "$1" --kind NESTED_ENTRY | grep -c . ;; *) echo 0 ;; esac ;;
     kvm_nested_intr_vmexit) events "$1" --kind DECISION | grep -c 'REFLECT_TO_L1 exit=interrupt' ;;
     *) events "$1" --kind CONTEXT | grep -cE "CONTEXT +$2( |$)" ;;
   esac
@@ -160,6 +161,18 @@ if [ "$vendor" = vmx ]; then
   want_l0_injections[nested]="INJECT_REINJECTED IRQ 0x21;INJECT_REINJECTED IRQ 0x21"
 fi
 
+if [ "$vendor" = svm ] && grep -q '^kernel 5\.10\.' "$out/env.txt" 2>/dev/null; then
+  # Linux 5.10 (./run testbed --suite bullseye): its default MMU is the legacy one (tdp_mmu=N, in
+  # env.txt), whose direct_pte_prefetch (arch/x86/kvm/mmu/mmu.c) maps, with a faulting page, the
+  # other pages of its 8-page-aligned block that the host already maps. The VMM wrote the IVT
+  # page (0x0) when it loaded the guest, so the NPF on the code page (0x1000) maps it too: no NPF
+  # on the IVT. The stack pages (0x7000, 0xe000: never touched by the VMM) still fault. 6.1's
+  # TDP MMU prefetches nothing. (Written after the first 5.10 run showed one NPF fewer, from
+  # 5.10's mmu.c; the 6.1 lists above are unchanged.)
+  want_exits[irq]="npf npf io io io hlt"        # code (+ IVT), stack (0x7ffe)
+  want_exits[irq-npf]="npf io npf io io hlt"    # code (+ IVT), the stack at 0xeffe during delivery
+  want_exits[npf]="npf npf io io hlt"           # code (+ IVT), the stack at 0xeffe
+fi
 # KVM sometimes injects an event, cancels the injection before VMRUN (vcpu_enter_guest's
 # cancel_injection path: a pending request, a signal, need_resched) and injects it again, so
 # ftrace shows two kvm_inj_* for one event with no kvm_entry between. The chain verdicts are the
@@ -175,6 +188,14 @@ for n in $runs; do
   {
     db=$out/$n.db ft=$out/$n.ftrace.txt
     if [ ! -f "$out/$n.record.txt" ]; then bad "$n: inner.sh did not run it (see $out/console.txt)"; continue; fi
+    if [ "$att" = tp_btf ] && grep -q '^kernel 5\.10\.' "$out/env.txt"; then
+      # Linux 5.10 has no BTF for modules (it came with 5.11, CONFIG_DEBUG_INFO_BTF_MODULES) and
+      # Debian builds KVM as one: no kvm tracepoint has a prototype, tp_btf cannot attach to any.
+      expect "$n: tp_btf refused on 5.10 with the reason (no BTF for the kvm module), exit 2" \
+        "the kvm module has no BTF;record exit 2" \
+        "$(grep -o -m1 'the kvm module has no BTF' "$out/$n.record.txt");$(grep -o '^record exit [0-9]*' "$out/$n.record.txt")"
+      continue
+    fi
     if grep -q '^record exit 0$' "$out/$n.record.txt" && [ -f "$db" ] && [ -f "$ft" ]; then ok "$n: record --kvm exit 0"
     else bad "$n: record --kvm failed: $(grep -v -E '^(pid|out|in|irq|hlt|done) ' "$out/$n.record.txt" | tail -n 4 | tr '\n' ' ')"; continue; fi
     # A tracepoint the recording left out (not offered through this attach method on this kernel,
@@ -212,7 +233,7 @@ for n in $runs; do
     # 1. Per-tracepoint counts.
     for tp in $tracepoints; do
       want=$(ftrace_lines "$ft" "$tp" | grep -c .)
-      got=$(es_count "$db" "$tp")
+      got=$(es_count "$db" "$tp" "$attached")
       [ "$want" = 0 ] && [ "$got" = 0 ] && continue
       expect "$n: $tp events (ftrace = record)" "$want" "$got"
     done
@@ -395,8 +416,8 @@ multi_vm() {
   expect "several VMs: hlt exits (one per VM)" "$vms" "${hlt%% *}"
   expect "several VMs: hlt exits with a time (none: each VM's HLT is its last exit)" "0" "${hlt##* }"
 }
-[ "$vendor" = svm ] && perf_compare
-[ "$vendor" = svm ] && multi_vm
+# Not on another release's kernel (testbed.sh --suite: PERF=0 in the run's config).
+if [ "$vendor" = svm ] && ! grep -q '^PERF=0$' "$out/config" 2>/dev/null; then perf_compare; multi_vm; fi
 [ "$known" = 0 ] || echo "check: $known known defects outside the test bed (KNOWN lines)"
 echo "check: $passed passed, $failed failed"
 [ "$failed" = 0 ]

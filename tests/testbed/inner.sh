@@ -6,7 +6,7 @@
 # guest.txt} and OUT/env.txt; testbed.sh compares them on the host. SQLite's WAL needs shared
 # mmap, which 9p lacks, so recordings are written on tmpfs and copied out.
 # usage: inner.sh OUT   (reads OUT/config: ES, GUEST, PM_GUEST, RUNS (scenario.attach ...), TRACEPOINTS,
-#                       STATS (optional: 1 records with --stats))
+#                       STATS (optional: 1 records with --stats), PERF (optional: 0 leaves out perf_kvm.sh))
 set -u
 OUT=$1
 STATS=""
@@ -24,6 +24,9 @@ W=${TMPDIR:-/tmp}/tb-work; mkdir -p "$W"
   [ -c /dev/kvm ] && echo "dev-kvm yes" || echo "dev-kvm no"
 } > "$OUT/env.txt"
 if [ ! -c /dev/kvm ]; then echo "inner: /dev/kvm is missing (kvm_amd / kvm_intel did not load)"; exit 0; fi
+# The kernel's kvm tracepoint formats, kept with the run (fixtures for the format parser).
+mkdir -p "$OUT/formats"
+for f in /sys/kernel/tracing/events/kvm/*/format; do cp "$f" "$OUT/formats/$(basename "$(dirname "$f")")" 2>/dev/null; done
 T=/sys/kernel/tracing/instances/exitscope-tb
 for n in $RUNS; do
     s=${n%%.*} att=${n#*.}
@@ -50,6 +53,7 @@ for n in $RUNS; do
     echo "inner: $n recorded in $(echo "$end $start" | awk '{printf "%.1f", $1 - $2}') s"
     cp "$W/$n.db" "$W/$n.record.txt" "$W/$n.ftrace.txt" "$OUT/" 2>/dev/null
 done
-# exitscope stats against perf kvm stat on one more run (perf_kvm.sh; checked by check.sh).
-[ -f "$(dirname "$0")/perf_kvm.sh" ] && bash "$(dirname "$0")/perf_kvm.sh" "$OUT" "$W"
+# exitscope stats against perf kvm stat on one more run (perf_kvm.sh; checked by check.sh); not
+# on another release's kernel (PERF=0: the host's perf is built for the host's kernel).
+[ "${PERF:-1}" = 1 ] && [ -f "$(dirname "$0")/perf_kvm.sh" ] && bash "$(dirname "$0")/perf_kvm.sh" "$OUT" "$W"
 echo "inner: done"

@@ -29,13 +29,13 @@ BEGIN {
     if (vendor == "vmx") {
       # The IDT-vectoring info (info2) and the VM-exit interruption info; the EPT violation's
       # GPA is not in kvm_exit (the recording takes it from kvm_page_fault, compared as pf).
-      vec = event(f[5]); intr = event(f[7])
+      vec = event(f[5]); intr = event(f[7]); last_vec = vec
       if (info1 == "0x0") info1 = "-"
       printf "exit %s rip=%s info1=%s info2=- vec=%s intr=%s\n", reason, rip, info1, vec, intr
       next
     }
     # EXITINTINFO (APM 15.7.2), printed as 0x%08x.
-    vec = event(f[7])
+    vec = event(f[7]); last_vec = vec
     # EXITINFO2 as the recording shows it: npf's GPA, io's next RIP; else not shown.
     if ((reason != "npf" && reason != "io") || info2 == "0x0") info2 = "-"
     if (info1 == "0x0") info1 = "-"
@@ -56,17 +56,29 @@ BEGIN {
       next
     }
     printf "reflect %s vec=%s\n", reason, event(f[5])
-  } else if (tp == "kvm_nested_vmenter") {
+  } else if (tp == "kvm_nested_vmenter" || tp == "kvm_nested_vmrun") {  # kvm_nested_vmrun: before 5.12, same fields
     # rip: R vmcb: V nested_rip: N int_ctl: C event_inj: E ... (EVENTINJ: EXITINTINFO's layout)
     split(rest, f, " ")
     printf "vmrun rip=%s inj=%s\n", hex(f[6]), event(f[10])
   } else if (tp == "kvm_entry") {
     # vcpu N, rip R[immediate exit]
+    pending_inj = ""
     imm = (rest ~ /\[immediate exit\]/); sub(/\[immediate exit\]/, "", rest)
     split(rest, f, " "); printf "entry rip=%s imm=%d\n", hex(f[4]), imm
   } else if (tp == "kvm_inj_virq") {
-    # IRQ 0xVV [reinjected]  (6.1.y stable: soft / reinjected flags)
-    split(rest, f, " "); printf "inj IRQ %s reinj=%d\n", hex(f[2]), (rest ~ /reinjected/)
+    # IRQ 0xVV [reinjected]  (6.1.y stable: soft / reinjected flags); before 5.19 "irq N", N in
+    # decimal (TP_printk "irq %u"), with no reinjected flag: then it is a reinjection when the
+    # exit before it was taken while delivering that same IRQ (its EXITINTINFO / IDT-vectoring
+    # info names it: APM 15.7.2, SDM 27.2.4), which KVM requeues and injects again
+    # (svm_complete_interrupts / vmx_complete_interrupts); and when the same IRQ was injected
+    # since the last entry: KVM cancelled that injection before VMRUN (vcpu_enter_guest's
+    # cancel_injection requeues it as injected) and injects it again, as 5.19+ prints [reinjected].
+    split(rest, f, " ")
+    if (f[1] == "irq") {
+      v = sprintf("IRQ 0x%x", f[2] + 0); printf "inj %s reinj=%d\n", v, (last_vec == v || pending_inj == v)
+      pending_inj = v
+    }
+    else printf "inj IRQ %s reinj=%d\n", hex(f[2]), (rest ~ /reinjected/)
   } else if (tp == "kvm_inj_exception") {
     split(rest, f, " "); printf "inj %s reinj=%d\n", f[1], (rest ~ /reinjected/)
   } else if (tp == "kvm_pio") {
@@ -74,8 +86,11 @@ BEGIN {
     split(rest, f, " "); d = (f[1] == "pio_write" ? "out" : "in")
     printf "pio %s %s %s %s\n", d, hex(f[3]), hex(f[9]), f[5]
   } else if (tp == "kvm_page_fault") {
-    # vcpu N rip R address A error_code E
-    split(rest, f, " "); printf "pf %s %s\n", hex(f[6]), hex(f[8])
+    # vcpu N rip R address A error_code E; before 6.4 "address A error_code E", hex without 0x
+    # (TP_printk "address %lx error_code %x")
+    split(rest, f, " ")
+    if (f[1] == "address") printf "pf %s %s\n", hex("0x" f[2]), hex("0x" f[4])
+    else printf "pf %s %s\n", hex(f[6]), hex(f[8])
   } else if (tp == "kvm_userspace_exit") {
     split(rest, f, " "); printf "uexit %s\n", f[2]
   } else if (tp == "kvm_emulate_insn") {
