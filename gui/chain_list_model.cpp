@@ -12,6 +12,7 @@ namespace es::gui {
 void ChainListModel::set_document(Document* doc) {
   beginResetModel();
   doc_ = doc;
+  vendor_ = doc_ ? replay::recording_vendor(doc_->recording()) : replay::Vendor::Unknown;
   filter_ = {};
   memory_.clear();
   if (doc_ && !doc_->chains_materialized()) {
@@ -109,7 +110,8 @@ QVariant ChainListModel::data(const QModelIndex& index, int role) const {
   if (role == Qt::ToolTipRole && index.column() == kOutcome) {
     const auto o = replay::outcome_from_string(c->outcome);
     // The whole outcome first: the column may be too narrow for it.
-    return o ? QString::fromStdString(c->outcome + ": " + std::string(replay::outcome_reference(*o))) : QVariant();
+    return o ? QString::fromStdString(c->outcome + ": " + std::string(replay::outcome_reference(*o, vendor_)))
+             : QVariant();
   }
   if (role != Qt::DisplayRole) return {};
   switch (index.column()) {

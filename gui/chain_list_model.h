@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gui/document.h"
+#include "replay/chains.h"
 
 namespace es::gui {
 
@@ -34,6 +35,7 @@ class ChainListModel : public QAbstractTableModel {
   static constexpr int kPage = 256;
   void rebuild();
   Document* doc_ = nullptr;
+  replay::Vendor vendor_ = replay::Vendor::Unknown;  // whose sections the outcome tooltips cite
   replay::ChainFilter filter_;
   std::vector<uint64_t> ids_;
   std::vector<replay::ChainRow> memory_;  // only when the chains table is empty

@@ -348,6 +348,12 @@ Result<std::optional<ChainRow>> step_chain(Recording& rec, uint64_t id, bool for
   return std::optional<ChainRow>(v->front());
 }
 
+Vendor recording_vendor(Recording& rec) {
+  auto flags = scalar(rec, "SELECT flags FROM events WHERE kind = ? LIMIT 1", {ES_KIND_VM_EXIT});
+  if (!flags || !*flags) return Vendor::Unknown;
+  return (**flags & ES_FLAG_SVM) ? Vendor::Svm : Vendor::Vmx;
+}
+
 Result<std::vector<Event>> chain_members(Recording& rec, uint64_t id) {
   std::vector<Event> out;
   if (auto r = collect(rec, "WHERE e.origin = ? ORDER BY e.id", {static_cast<int64_t>(id)}, out); !r)

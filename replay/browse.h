@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "replay/chains.h"
 #include "replay/recording.h"
 #include "schema/result.h"
 
@@ -107,6 +108,10 @@ Result<std::vector<ChainRow>> chain_rows(Recording& rec, const ChainFilter& f, u
 Result<std::optional<ChainRow>> chain_row(Recording& rec, uint64_t id);
 // The chain after / before chain `id` (by id), matching the filter.
 Result<std::optional<ChainRow>> step_chain(Recording& rec, uint64_t id, bool forward, const ChainFilter& f = {});
+// Whose VM exits the recording holds (the first VM exit's ES_FLAG_SVM, one index seek): what
+// outcome_reference() cites for a chain read as a row, without its members. Unknown without exits
+// (or when the file cannot say: it only chooses which manual a sentence cites).
+Vendor recording_vendor(Recording& rec);
 // The members of chain `id` by id (root included), through events_origin.
 Result<std::vector<Event>> chain_members(Recording& rec, uint64_t id);
 

@@ -40,7 +40,66 @@ std::optional<Outcome> outcome_from_string(std::string_view name) {
   return std::nullopt;
 }
 
-std::string_view outcome_reference(Outcome o) {
+Vendor chain_vendor(const Chain& c, Vendor fallback) {
+  Vendor v = fallback;
+  for (const Event& e : c.events) {
+    if (e.rec.flags & ES_FLAG_SVM) return Vendor::Svm;
+    if (e.rec.kind == ES_KIND_VM_EXIT || e.rec.kind == ES_KIND_NESTED_EXIT) v = Vendor::Vmx;
+  }
+  return v;
+}
+
+namespace {
+
+// The references that differ on AMD: EXITINTINFO for IDT-vectoring info (APM Vol. 2 15.7.2
+// "Intercepts During IDT Interrupt Delivery"), EVENTINJ for VM-entry injection (15.20 "Event
+// Injection"), the shutdown intercept (exit code 0x7f, Appendix C) for VMX exit reason 2.
+std::string_view svm_reference(Outcome o) {
+  switch (o) {
+    case Outcome::Delivered:
+      return "the handler was reached (SDM Vol. 3A 6.12 \"Exception and Interrupt Handling\"; injected: AMD APM Vol. "
+             "2 15.20 \"Event Injection\")";
+    case Outcome::ReinjectedThenDelivered:
+      return "intercepts interrupted its delivery and it was reinjected from EXITINTINFO until delivered (AMD APM "
+             "Vol. 2 15.7.2 \"Intercepts During IDT Interrupt Delivery\"; KVM svm_complete_interrupts)";
+    case Outcome::TripleFault:
+      return "a fault while delivering #DF shut the processor down (SDM Vol. 3A 6.15 \"Interrupt 8\"; the shutdown "
+             "intercept, SVM exit code 0x7f, AMD APM Vol. 2 Appendix C)";
+    case Outcome::HandledByHypervisor:
+      return "the event caused an intercept and the hypervisor consumed it; it was not meant for the guest (AMD APM "
+             "Vol. 2 Appendix C, exception intercepts 0x40 - 0x5f)";
+    case Outcome::DroppedByPolicy:
+      return "the hypervisor's policy did not reinject it from EXITINTINFO (AMD APM Vol. 2 15.7.2; KVM reinjects, "
+             "svm_complete_interrupts)";
+    case Outcome::DiscardedByHypervisor:
+      return "the hypervisor discarded it although the architecture still owed its delivery (AMD APM Vol. 2 15.7.2; "
+             "KVM kvm_check_and_inject_events)";
+    case Outcome::Lost:
+      return "never delivered and nothing explains it, in a run the guest ended (AMD APM Vol. 2 15.7.2: an event in "
+             "EXITINTINFO must be reinjected)";
+    default: return outcome_reference(o, Vendor::Vmx);
+  }
+}
+
+// A chain of neither vendor: both names where they differ.
+std::string_view either_reference(Outcome o) {
+  switch (o) {
+    case Outcome::Delivered:
+      return "the handler was reached (SDM Vol. 3A 6.12 \"Exception and Interrupt Handling\"; injected: SDM Vol. 3C "
+             "27.6 / AMD APM Vol. 2 15.20 \"Event Injection\")";
+    case Outcome::ReinjectedThenDelivered:
+      return "VM exits interrupted its delivery and it was reinjected from IDT-vectoring info / EXITINTINFO until "
+             "delivered (SDM Vol. 3C 28.2.4, AMD APM Vol. 2 15.7.2; KVM vmx_complete_interrupts / "
+             "svm_complete_interrupts)";
+    default: return outcome_reference(o, Vendor::Vmx);
+  }
+}
+
+}  // namespace
+
+std::string_view outcome_reference(Outcome o, Vendor v) {
+  if (v == Vendor::Svm) return svm_reference(o);
+  if (v == Vendor::Unknown) return either_reference(o);
   switch (o) {
     case Outcome::Delivered:
       return "the handler was reached (SDM Vol. 3A 6.12 \"Exception and Interrupt Handling\"; injected: Vol. 3C 27.6 "

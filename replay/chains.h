@@ -57,8 +57,19 @@ inline constexpr Outcome kAllOutcomes[] = {
 std::string_view to_string(Outcome o);
 // The outcome a name stands for (as stored in the chains table), if it is one.
 std::optional<Outcome> outcome_from_string(std::string_view name);
+// Whose virtualization a chain's records speak: a member with ES_FLAG_SVM (an AMD exit, its
+// EXITINTINFO, an SVM decision) makes it Svm, a VM exit without it Vmx; a chain with no exit
+// (an injected IRQ delivered at once) says neither.
+enum class Vendor : uint8_t { Unknown, Vmx, Svm };
+struct Chain;
+// `fallback` (the recording's, recording_vendor()) for a chain that says neither.
+Vendor chain_vendor(const Chain& c, Vendor fallback = Vendor::Unknown);
 // Where the outcome comes from: "SDM Vol. 3A 6.15 Table 6-5 ..." (one line, no final period).
-std::string_view outcome_reference(Outcome o);
+// The architecture's own part is the same on both vendors; what VMX calls IDT-vectoring info and
+// VM-entry event injection (Intel SDM Vol. 3C) AMD calls EXITINTINFO and EVENTINJ (AMD APM Vol.
+// 2 15.7.2, 15.20), and KVM handles them in vmx_complete_interrupts / svm_complete_interrupts:
+// each vendor's chain cites its own, a chain of neither cites both.
+std::string_view outcome_reference(Outcome o, Vendor v = Vendor::Unknown);
 // A VM exit (or nested exit) that is the guest's triple fault, on either vendor.
 bool is_triple_fault_exit(const es_record& r);
 // The vector of the exception VM exit `r` reports as raised by the delivery of `event` (VM-entry

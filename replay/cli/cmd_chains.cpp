@@ -7,6 +7,7 @@
 
 #include "hv/arch/event_info.h"
 #include "hv/arch/exceptions.h"
+#include "replay/browse.h"
 #include "replay/chains.h"
 #include "replay/check/checker.h"
 #include "replay/cli/args.h"
@@ -98,7 +99,7 @@ const replay::Event* find_event(const replay::Chain& c, uint64_t id) {
   return it != c.events.end() && it->rec.id == id ? &*it : nullptr;
 }
 
-void print_chain(const replay::Chain& c, const Briefs& by_id) {
+void print_chain(const replay::Chain& c, const Briefs& by_id, replay::Vendor vendor) {
   const es_record* first = c.root_found ? &c.root.rec : &c.events.front().rec;
   std::printf("chain %llu: %s  L%u vcpu%u  t=%s%s\n", static_cast<unsigned long long>(c.id), chain_title(c).c_str(),
               first->level, first->vcpu, replay::format_time(first->time_ns).c_str(),
@@ -211,7 +212,7 @@ void print_chain(const replay::Chain& c, const Briefs& by_id) {
                 static_cast<unsigned long long>(c.outcome_event));
   else
     std::printf("  outcome:     %s\n", std::string(replay::to_string(c.outcome)).c_str());
-  std::printf("               %s\n\n", std::string(replay::outcome_reference(c.outcome)).c_str());
+  std::printf("               %s\n\n", std::string(replay::outcome_reference(c.outcome, replay::chain_vendor(c, vendor))).c_str());
 }
 
 }  // namespace
@@ -251,6 +252,8 @@ int cmd_chains(int argc, char** argv) {
   if (!rec) return 2;
   size_t shown = 0;
   Briefs briefs;
+  // Which vendor's sections a chain without exits cites: the recording's (one index seek).
+  const replay::Vendor vendor = replay::recording_vendor(*rec);
   auto wanted = [&](const replay::Chain& c) { return !outcome || replay::to_string(c.outcome) == *outcome; };
   if (only) {
     // --chain N reads that chain and the chains it names, not the whole recording.
@@ -263,7 +266,7 @@ int cmd_chains(int argc, char** argv) {
     briefs.sort();
     for (const auto& c : *chains) {
       if (c.id != *only || !wanted(c)) continue;
-      print_chain(c, briefs);
+      print_chain(c, briefs, vendor);
       ++shown;
     }
     if (shown == 0) {
@@ -279,7 +282,7 @@ int cmd_chains(int argc, char** argv) {
     auto print_ready = [&](uint64_t seen_up_to) {
       while (!waiting.empty() && last_named(waiting.front()) <= seen_up_to) {
         if (wanted(waiting.front())) {
-          print_chain(waiting.front(), briefs);
+          print_chain(waiting.front(), briefs, vendor);
           ++shown;
         }
         waiting.pop_front();
@@ -290,7 +293,7 @@ int cmd_chains(int argc, char** argv) {
       print_ready(c.id);
       if (waiting.empty() && last_named(c) <= c.id) {
         if (wanted(c)) {
-          print_chain(c, briefs);
+          print_chain(c, briefs, vendor);
           ++shown;
         }
       } else {

@@ -1,4 +1,5 @@
 #include <cstdio>
+#include <optional>
 
 #include "replay/browse.h"
 #include "replay/chains.h"
@@ -85,6 +86,7 @@ int cmd_events(int argc, char** argv) {
                 static_cast<unsigned long long>(drops->total()), static_cast<unsigned long long>(drops->recorder),
                 static_cast<unsigned long long>(drops->source));
   const bool verbose = args->has("verbose");
+  std::optional<replay::Vendor> vendor;  // which vendor's sections an outcome cites (read once)
   uint64_t count = 0;
   // Decisions name what their detail is by the exit that caused them: the exits of this
   // listing are remembered; a filtered listing that left the exit out reads it by id.
@@ -116,8 +118,9 @@ int cmd_events(int argc, char** argv) {
         auto row = replay::chain_row(*rec, ev.rec.id);
         if (row && *row) {
           const auto o = replay::outcome_from_string((*row)->outcome);
+          if (!vendor) vendor = replay::recording_vendor(*rec);
           std::printf("      %-28s %s%s%s\n", "Outcome:", (*row)->outcome.c_str(), o ? ": " : "",
-                      o ? std::string(replay::outcome_reference(*o)).c_str() : "");
+                      o ? std::string(replay::outcome_reference(*o, *vendor)).c_str() : "");
         }
       }
     }

@@ -111,6 +111,8 @@ struct ExportContext {
   bool chains_counted = false;
   uint64_t chain_count = 0;
   std::vector<std::pair<replay::Outcome, uint64_t>> outcome_counts{};
+  // Whose sections (Intel SDM / AMD APM) a chain without exits cites (replay::recording_vendor).
+  replay::Vendor vendor = replay::Vendor::Unknown;
 };
 
 using ExportFn = Result<void> (*)(ExportContext& ctx);

@@ -9,6 +9,7 @@
 #include <functional>
 #include <vector>
 
+#include "replay/browse.h"
 #include "replay/export/export.h"
 #include "replay/format.h"
 #include "replay/names.h"
@@ -130,7 +131,7 @@ void put_chain(ExportContext& ctx, const replay::Chain& c, const NameFn& name_of
   if (c.inferred) notes += "Some links are inferred. ";
   notes += "Outcome: **" + std::string(replay::to_string(c.outcome)) + "**" +
            (c.outcome_event ? " (#" + std::to_string(c.outcome_event) + ")" : "") + ": " +
-           std::string(replay::outcome_reference(c.outcome)) + ".";
+           std::string(replay::outcome_reference(c.outcome, replay::chain_vendor(c, ctx.vendor))) + ".";
   out.put(cell(notes) + "\n\n");
   out.put(kEventTableHead);
   for (const replay::Event& e : c.events) {
@@ -145,6 +146,7 @@ void put_chain(ExportContext& ctx, const replay::Chain& c, const NameFn& name_of
 
 Result<void> export_markdown(ExportContext& ctx) {
   Output& out = ctx.out;
+  ctx.vendor = replay::recording_vendor(ctx.recording);
   if (ctx.only_chain) out.put("# " + cell(chain_title(*ctx.only_chain)) + "\n\n");
   else out.put("# exitscope recording " + cell(ctx.recording_name()) + "\n\n");
   out.put("| session | |\n|---|---|\n");
