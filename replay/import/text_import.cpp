@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -42,8 +43,9 @@ static_assert(std::is_trivially_copyable_v<Line>);
 // Pass 1's parsed event lines, in order, in an unnamed file (issue #18: parsing every line a
 // second time was the text import's largest cost next to SQLite's). Pass 2 reads them back instead
 // of the text: the same lines in the same order, so the same records. Memory: one 1 MiB buffer;
-// disk: sizeof(Line) per event line until the import ends, in the recording's directory (O_TMPFILE:
-// the disk the user chose for the recording, not a /tmp that may be RAM; nothing is left behind).
+// disk: the nonzero 8-byte words of each line (about a third of it) until the import ends, in
+// the recording's directory (O_TMPFILE: the disk the user chose for the recording, not a /tmp
+// that may be RAM; nothing is left behind).
 // If it cannot be made or written (no space), ok() turns false and pass 2 parses the text again.
 class LineSpill {
  public:
@@ -59,13 +61,28 @@ class LineSpill {
   LineSpill& operator=(const LineSpill&) = delete;
 
   bool ok() const { return f_ && ok_; }
+  // A line is stored as a mask of its nonzero 8-byte words and those words (most of a TraceLine
+  // is zero: a typical line takes a third of its size).
   void put(const TraceLine& t, uint64_t line_no) {
     if (!ok()) return;
     Line l;
     l.t = t;
     l.line_no = line_no;
-    const auto* b = reinterpret_cast<const char*>(&l);
-    buf_.insert(buf_.end(), b, b + sizeof l);
+    uint64_t w[kWords];
+    std::memcpy(w, &l, sizeof l);
+    uint32_t mask = 0;
+    for (size_t i = 0; i < kWords; ++i)
+      if (w[i]) mask |= uint32_t{1} << i;
+    const size_t at = buf_.size();
+    buf_.resize(at + sizeof mask + 8 * static_cast<size_t>(std::popcount(mask)));
+    char* o = buf_.data() + at;
+    std::memcpy(o, &mask, sizeof mask);
+    o += sizeof mask;
+    for (size_t i = 0; i < kWords; ++i)
+      if (w[i]) {
+        std::memcpy(o, &w[i], 8);
+        o += 8;
+      }
     if (buf_.size() >= kBuffer) flush();
   }
   // Every line put, in order: fn(const Line&). False if the file could not be read back whole.
@@ -73,16 +90,41 @@ class LineSpill {
   bool for_each(Fn&& fn) {
     flush();
     if (!ok() || std::fseek(f_, 0, SEEK_SET) != 0) return false;
-    std::vector<Line> chunk(kBuffer / sizeof(Line));
+    std::vector<char> in(kBuffer + kMaxRecord);
+    size_t have = 0;
     for (;;) {
-      const size_t n = std::fread(chunk.data(), sizeof(Line), chunk.size(), f_);
-      for (size_t i = 0; i < n; ++i) fn(chunk[i]);
-      if (n < chunk.size()) return std::ferror(f_) == 0;
+      const size_t got = std::fread(in.data() + have, 1, kBuffer, f_);
+      have += got;
+      size_t pos = 0;
+      // Whole records only; a record cut by the end of the read waits for the next one.
+      while (have - pos >= sizeof(uint32_t)) {
+        uint32_t mask = 0;
+        std::memcpy(&mask, in.data() + pos, sizeof mask);
+        const size_t len = sizeof mask + 8 * static_cast<size_t>(std::popcount(mask));
+        if (have - pos < len) break;
+        uint64_t w[kWords] = {};
+        const char* p = in.data() + pos + sizeof mask;
+        for (size_t i = 0; i < kWords; ++i)
+          if (mask & (uint32_t{1} << i)) {
+            std::memcpy(&w[i], p, 8);
+            p += 8;
+          }
+        Line l;
+        std::memcpy(&l, w, sizeof l);
+        fn(l);
+        pos += len;
+      }
+      std::memmove(in.data(), in.data() + pos, have - pos);
+      have -= pos;
+      if (got < kBuffer) return std::ferror(f_) == 0 && have == 0;
     }
   }
 
  private:
   static constexpr size_t kBuffer = size_t{1} << 20;
+  static constexpr size_t kWords = sizeof(Line) / 8;
+  static_assert(sizeof(Line) % 8 == 0 && kWords <= 32);
+  static constexpr size_t kMaxRecord = sizeof(uint32_t) + sizeof(Line);
   void flush() {
     if (ok() && !buf_.empty() && std::fwrite(buf_.data(), 1, buf_.size(), f_) != buf_.size()) ok_ = false;
     buf_.clear();
