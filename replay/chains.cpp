@@ -807,6 +807,8 @@ struct OpenChain {
   bool root_found = false, inferred = false;
   int8_t last_edge = 0;  // delivery_window_edge of its last member that had one
   bool df_wait = false;  // a #DF pair with the chain it interrupted is open (df_by_first)
+  uint8_t tries = 0;       // sweeps that found its outcome still waiting for the run's end
+  uint64_t retry_at = 0;   // the first row at which a sweep decides it again
   MemberScan scan;
 };
 
@@ -950,13 +952,17 @@ void ChainBuilder::State::sweep(uint64_t now) {
   next_sweep = now + window;
   for (auto it = chains.begin(); it != chains.end();) {
     const uint64_t id = it->first;
-    const OpenChain& o = it->second;
-    if (o.last + window > now || o.last_edge > 0 || o.df_wait) {
+    OpenChain& o = it->second;
+    if (o.last + window > now || o.last_edge > 0 || o.df_wait || o.retry_at > now) {
       ++it;
       continue;
     }
     const Chain c = decide(id, o);
     if (c.outcome == Outcome::PendingAtEnd || c.outcome == Outcome::Lost) {  // the run's end decides
+      // Decided again after 2, 4, ... 1024 windows: a recording of many events that are never
+      // delivered does not decide each of them at every sweep. Settling later is always exact.
+      o.retry_at = now + (uint64_t{window} << std::min<uint8_t>(o.tries, 10));
+      if (o.tries < 10) ++o.tries;
       ++it;
       continue;
     }
