@@ -1,6 +1,8 @@
 #include "replay/chains.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <optional>
 #include <string>
@@ -564,7 +566,12 @@ Result<ChainContext> load_context(db::Db& db, const std::vector<uint64_t>* only 
       std::vector<int64_t> by_exit = effect_binds;
       for (int64_t v : {int64_t{ES_KIND_VM_EXIT}, int64_t{ES_KIND_NESTED_EXIT}, static_cast<int64_t>(id)})
         by_exit.push_back(v);
-      r = query_events(db, effects + " AND e.cause IN (SELECT x.id FROM events x WHERE x.kind IN (?, ?) AND x.origin = ?)",
+      // `+e.kind`: SQLite would otherwise read the effect kinds (every exit and raise) through
+      // the kind index and filter them (16 s at 100 M events), not the few rows the chain's exits
+      // cause through the cause index (issue #18).
+      std::string by_cause = effects;
+      for (size_t at = 0; (at = by_cause.find("e.kind", at)) != std::string::npos; at += 7) by_cause.insert(at, "+");
+      r = query_events(db, by_cause + " AND e.cause IN (SELECT x.id FROM events x WHERE x.kind IN (?, ?) AND x.origin = ?)",
                        by_exit, add_effect);
       if (!r) return make_error(r.error());
     }
@@ -927,6 +934,9 @@ struct OpenChain {
   uint8_t level = 0;  // of the first member (the root when found)
   bool root_found = false, inferred = false;
   int8_t last_edge = 0;  // delivery_window_edge of its last member that had one
+  bool df_wait = false;  // a #DF pair with the chain it interrupted is open (df_by_first)
+  uint8_t tries = 0;       // sweeps that found its outcome still waiting for the run's end
+  uint64_t retry_at = 0;   // the first row at which a sweep decides it again
   MemberScan scan;
   // The chain row's stats figures (schema v3): the raise (root, else first member), the time of
   // the delivery MemberScan last counted, and its exit / reinjection counts.
@@ -934,6 +944,23 @@ struct OpenChain {
   uint64_t raise_ns = 0, delivered_ns = 0;
   uint32_t vectoring_exits = 0, reinjections = 0;
 };
+
+// How many rows a chain stays open after its last member before it may be settled (issue #18).
+// Only a cost / memory trade: a settled chain that hears of a late fact makes the recording take
+// the read-back (materialize_chains), never a different table. ES_SETTLE_WINDOW overrides it (the
+// output comparisons of bench/scale/same_output.sh run with a window of a few rows, so that every
+// chain is settled and every late fact is met).
+size_t settle_window() {
+  static const size_t w = [] {
+    if (const char* v = std::getenv("ES_SETTLE_WINDOW"); v && *v) {
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(v, &end, 10);
+      if (end && *end == 0 && n > 0) return static_cast<size_t>(n);
+    }
+    return size_t{1} << 16;
+  }();
+  return w;
+}
 
 }  // namespace
 
@@ -947,7 +974,31 @@ struct ChainBuilder::State {
   static constexpr size_t kRecent = 1u << 16;
   std::vector<std::pair<uint64_t, uint64_t>> recent = std::vector<std::pair<uint64_t, uint64_t>>(kRecent);
   ChainContext ctx;  // run_ends, effects by cause, links (as load_context gathers them)
-  std::vector<std::pair<uint64_t, uint64_t>> df_pairs;  // (fault's chain, chain it interrupted) owing #DF
+  // (chain interrupted, fault chain) pairs that owe #DF (pair_owes_double_fault), by the first.
+  std::unordered_multimap<uint64_t, uint64_t> df_by_first;
+
+  // Settled chains (issue #18: memory O(open chains + window), not O(chains)). A chain is settled
+  // when its row can no longer change: its outcome is decided by its own members (not "pending at
+  // end" / "lost", which wait for the run's end), its delivery window is closed (no later root can
+  // link to it through it), no #DF pair it takes part in as the fault is open, and it has had no
+  // member for settle_window() rows. Its row then goes to a temporary table (not the recording:
+  // a killed recording keeps an empty chains table, as before) and the chain leaves memory. The
+  // only facts that could still change such a row are kept or looked up: a later member
+  // (es_settled_chains has its id), a root answering the exit that reported a fault in its
+  // delivery, or a #DF / triple-fault effect caused by its root or by that exit
+  // (settled_fault_exits), a triple-fault end of the run caused inside it or inside the chain a
+  // settled #DF chain interrupted (settled_df_interrupts). If one comes, exact() turns false and
+  // the recording takes the read-back: the table is always the one materialize_chains builds.
+  uint64_t next_sweep = 0, settled_count = 0;
+  bool settled_any = false;
+  db::Stmt settled_insert, settled_has;
+  struct FaultExit {
+    uint64_t chain;
+    uint8_t vector;
+    bool root_found;
+  };
+  std::unordered_map<uint64_t, FaultExit> settled_fault_exits;  // exit id -> its settled chain
+  std::unordered_set<uint64_t> settled_df_interrupts;           // chains a settled #DF chain interrupted
 
   std::optional<uint64_t> origin_of_event(uint64_t id) {
     if (const auto& [rid, origin] = recent[id & (kRecent - 1)]; rid == id) return origin;
@@ -962,32 +1013,201 @@ struct ChainBuilder::State {
     origin_of.reset();
     return out;
   }
+
+  // The read-back decides the table instead (rows out of id order, or a late fact about a settled
+  // chain); nothing of the streamed state is needed any more.
+  void give_up() {
+    exact = false;
+    chains.clear();
+    df_by_first.clear();
+    settled_fault_exits.clear();
+    settled_df_interrupts.clear();
+    ctx = ChainContext{};
+  }
+
+  // Chain `id` with what conclude_outcome needs, decided from the context known now.
+  Chain decide(uint64_t id, const OpenChain& o) const {
+    Chain c;
+    c.id = id;
+    c.root_found = o.root_found;
+    c.event_word = o.word;
+    if (auto it = ctx.interrupts.find(id); it != ctx.interrupts.end()) c.interrupts_chain = it->second;
+    if (auto it = ctx.interrupted_by.find(id); it != ctx.interrupted_by.end()) c.interrupted_by = it->second;
+    conclude_outcome(c, o.scan, ctx);
+    return c;
+  }
+
+  bool is_settled(uint64_t id) {
+    if (!settled_any) return false;
+    settled_has.bind_u64(1, id);
+    const bool found = settled_has.step() == SQLITE_ROW;
+    settled_has.reset();
+    return found;
+  }
+
+  void sweep(uint64_t now);
 };
 
+namespace {
+
+// INSERT of one chains row into `table` (the recording's chains, or the builder's temporary table
+// of settled chains, which has the same columns).
+Result<db::Stmt> prepare_chain_row(db::Db& db, std::string_view table) {
+  return db.prepare(
+      "INSERT INTO " + std::string(table) +
+      " (id, root_event, vector, type, level, outcome, first_event, last_event, event_count, "
+      "inferred, interrupts_chain, event_word, vcpu, raise_ns, delivered_ns, vectoring_exits, reinjections) "
+      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+}
+
+bool write_chain_row(db::Stmt& s, uint64_t id, const OpenChain& o, const Chain& c) {
+  ChainRow row;
+  row.id = id;
+  row.event_word = c.event_word;
+  row.level = o.level;
+  row.outcome = c.outcome;
+  row.first = o.first;
+  row.last = o.last;
+  row.count = o.count;
+  row.inferred = o.inferred || !o.root_found;
+  row.interrupts_chain = c.interrupts_chain;
+  row.vcpu = o.vcpu;
+  row.raise_ns = o.raise_ns;
+  // The outcome's event is the delivery MemberScan counted (conclude_outcome).
+  if (delivered_outcome(c.outcome) && c.outcome_event == o.scan.delivered) row.delivered_ns = o.delivered_ns;
+  row.vectoring_exits = o.vectoring_exits;
+  row.reinjections = o.reinjections;
+  return insert_chain(s, row);
+}
+
+}  // namespace
+
+void ChainBuilder::State::sweep(uint64_t now) {
+  const size_t window = settle_window();
+  next_sweep = now + window;
+  for (auto it = chains.begin(); it != chains.end();) {
+    const uint64_t id = it->first;
+    OpenChain& o = it->second;
+    if (o.last + window > now || o.last_edge > 0 || o.df_wait || o.retry_at > now) {
+      ++it;
+      continue;
+    }
+    const Chain c = decide(id, o);
+    if (c.outcome == Outcome::PendingAtEnd || c.outcome == Outcome::Lost) {  // the run's end decides
+      // Decided again after 2, 4, ... 1024 windows: a recording of many events that are never
+      // delivered does not decide each of them at every sweep. Settling later is always exact.
+      o.retry_at = now + (uint64_t{window} << std::min<uint8_t>(o.tries, 10));
+      if (o.tries < 10) ++o.tries;
+      ++it;
+      continue;
+    }
+    if (!settled_any) {
+      if (!db->exec("CREATE TEMP TABLE es_settled_chains AS SELECT * FROM main.chains WHERE 0; "
+                    "CREATE UNIQUE INDEX temp.es_settled_chains_id ON es_settled_chains(id)")) {
+        give_up();
+        return;
+      }
+      auto ins = prepare_chain_row(*db, "temp.es_settled_chains");
+      auto has = db->prepare("SELECT 1 FROM temp.es_settled_chains WHERE id = ?");
+      if (!ins || !has) {
+        give_up();
+        return;
+      }
+      settled_insert = std::move(ins).value();
+      settled_has = std::move(has).value();
+      settled_any = true;
+    }
+    if (!write_chain_row(settled_insert, id, o, c)) {
+      give_up();
+      return;
+    }
+    // Its #DF pairs as the interrupted chain: its members are final, so is its #DF (write()'s rule).
+    const auto [b, e] = df_by_first.equal_range(id);
+    for (auto p = b; p != e; ++p) {
+      if (o.scan.promoted > p->second) ctx.double_fault_by_cause.emplace(p->second, o.scan.promoted);
+      if (auto f = chains.find(p->second); f != chains.end()) f->second.df_wait = false;
+    }
+    df_by_first.erase(id);
+    if (o.scan.fault_exit)
+      settled_fault_exits[o.scan.fault_exit] = FaultExit{id, o.scan.fault_vector, o.root_found};
+    if (is_double_fault(arch::EntryIntrInfo(o.word)) && c.interrupts_chain) settled_df_interrupts.insert(c.interrupts_chain);
+    // What only this chain's outcome reads (its links, the effects keyed by its root or its fault exit).
+    ctx.interrupts.erase(id);
+    ctx.interrupted_by.erase(id);
+    if (o.root_found) {
+      ctx.double_fault_by_cause.erase(id);
+      ctx.triple_fault_by_cause.erase(id);
+    }
+    if (o.scan.fault_exit) ctx.double_fault_by_cause.erase(o.scan.fault_exit);
+    ++settled_count;
+    it = chains.erase(it);
+  }
+}
+
 ChainBuilder::ChainBuilder(db::Db& db) : s_(std::make_unique<State>()) { s_->db = &db; }
-ChainBuilder::~ChainBuilder() = default;
+ChainBuilder::~ChainBuilder() {
+  // With the testing window set, say what it exercised (bench/scale/same_output.sh counts it).
+  if (std::getenv("ES_SETTLE_WINDOW"))
+    std::fprintf(stderr, "exitscope: chain builder: %llu chains settled while written, %s\n",
+                 static_cast<unsigned long long>(s_->settled_count),
+                 s_->exact ? "streamed table" : "read back (late fact or rows out of order)");
+  if (s_->settled_any) {
+    s_->settled_insert = db::Stmt();
+    s_->settled_has = db::Stmt();
+    (void)s_->db->exec("DROP TABLE IF EXISTS temp.es_settled_chains");
+  }
+}
 bool ChainBuilder::exact() const { return s_->exact; }
 
 void ChainBuilder::add(const es_record& r) {
   State& st = *s_;
   if (!st.exact) return;
   if (r.id <= st.last_id || (r.origin && r.origin > r.id) || (r.origin == r.id && r.cause >= r.id)) {
-    st.exact = false;  // not in id order: materialize_chains reads the recording instead
-    st.chains.clear();
+    st.give_up();  // not in id order: materialize_chains reads the recording instead
     return;
+  }
+  if (r.id >= st.next_sweep) {
+    st.sweep(r.id);
+    if (!st.exact) return;
   }
   st.last_id = r.id;
   st.recent[r.id & (State::kRecent - 1)] = {r.id, r.origin};
-  if (r.kind == ES_KIND_RUN_END) st.ctx.run_ends.push_back(Event{r, 0});
+  if (r.kind == ES_KIND_RUN_END) {
+    st.ctx.run_ends.push_back(Event{r, 0});
+    if (r.cause != 0) {
+      const auto o = st.origin_of_event(r.cause);
+      if (o) st.ctx.run_end_cause_origin[r.cause] = *o;
+      // A triple-fault end decides the chain its cause is in and a #DF chain that interrupted it
+      // (conclude_outcome): if that one is settled, its row may change.
+      if (r.reason == ES_END_TRIPLE_FAULT && o && *o != 0 &&
+          (st.settled_df_interrupts.count(*o) || (st.settled_any && !st.chains.count(*o)))) {
+        st.give_up();
+        return;
+      }
+    }
+  }
   // Effects that end another event's life, keyed by their cause, as load_context selects them
   // (a VMX triple-fault exit or an SVM shutdown).
   bool df = false, tf = false;
   if (ends_by_effect(r, df, tf)) {
+    if (st.settled_any) {
+      // Caused by a settled chain's root or by the exit that reported a fault in its delivery.
+      bool late = st.settled_fault_exits.count(r.cause) != 0;
+      if (!late) {
+        const auto o = st.origin_of_event(r.cause);  // a root (its own origin) no longer open
+        late = o && *o == r.cause && !st.chains.count(r.cause);
+      }
+      if (late) {
+        st.give_up();
+        return;
+      }
+    }
     if (df) st.ctx.double_fault_by_cause.emplace(r.cause, r.id);
     if (tf) st.ctx.triple_fault_by_cause.emplace(r.cause, r.id);
   }
   if (r.origin == 0) return;
   // A root caused inside another chain's delivery window interrupts that chain (load_context).
+  bool waits_df = false;
   if (r.origin == r.id && r.cause != 0) {
     const auto other = st.origin_of_event(r.cause);
     if (other && *other != 0 && *other != r.id) {
@@ -1000,11 +1220,31 @@ void ChainBuilder::add(const es_record& r) {
         st.ctx.interrupts[r.id] = *other;
         st.ctx.interrupted_by[*other].push_back(r.id);
         // The pair rule (build_chains): decided in write(), once the #DF can have come.
-        if (pair_owes_double_fault(it->second.word, r.intr_info)) st.df_pairs.emplace_back(r.id, *other);
+        if (pair_owes_double_fault(it->second.word, r.intr_info)) {
+          st.df_by_first.emplace(*other, r.id);
+          waits_df = true;
+        }
+      } else if (it == st.chains.end()) {
+        // A settled chain (its window was closed) links only through its fault exit.
+        const auto f = st.settled_fault_exits.find(r.cause);
+        if (f != st.settled_fault_exits.end() && f->second.root_found &&
+            answers_delivery_fault_vector(f->second.vector, r.intr_info)) {
+          st.give_up();
+          return;
+        }
       }
     }
   }
-  OpenChain& c = st.chains[r.origin];
+  auto found = st.chains.find(r.origin);
+  if (found == st.chains.end()) {
+    // A member of a chain already settled: its row would change.
+    if (r.origin != r.id && st.is_settled(r.origin)) {
+      st.give_up();
+      return;
+    }
+    found = st.chains.emplace(r.origin, OpenChain{}).first;
+  }
+  OpenChain& c = found->second;
   if (c.count++ == 0 || r.id == r.origin) {
     c.vcpu = r.vcpu;
     c.raise_ns = r.time_ns;
@@ -1020,6 +1260,7 @@ void ChainBuilder::add(const es_record& r) {
   if (r.id == r.origin) {
     c.root_found = true;
     c.word = r.intr_info;
+    c.df_wait = waits_df;
   }
   if (!arch::EntryIntrInfo(c.word).valid()) {
     if (is_exit(r)) {
@@ -1047,7 +1288,7 @@ Result<void> ChainBuilder::write() {
     if (auto o = st.origin_of_event(end.rec.cause)) st.ctx.run_end_cause_origin[end.rec.cause] = *o;
   }
   st.origin_of = db::Stmt();
-  for (const auto& [fault, first] : st.df_pairs) {
+  for (const auto& [first, fault] : st.df_by_first) {
     const auto it = st.chains.find(first);
     if (it != st.chains.end() && it->second.scan.promoted > fault) st.ctx.double_fault_by_cause.emplace(fault, it->second.scan.promoted);
   }
@@ -1056,7 +1297,17 @@ Result<void> ChainBuilder::write() {
                        "WHERE origin != 0 ORDER BY origin, id");
       !m)
     return fail(m.error());
-  auto ins_chain = db.prepare(kInsertChain);
+  auto found = st.chains.find(r.origin);
+  if (found == st.chains.end()) {
+    // A member of a chain already settled: its row would change.
+    if (r.origin != r.id && st.is_settled(r.origin)) {
+      st.give_up();
+      return;
+    }
+    found = st.chains.emplace(r.origin, OpenChain{}).first;
+  }
+  OpenChain& c = found->second;
+  if (c.count++ == 0) {
   if (!ins_chain) return fail(ins_chain.error());
   std::vector<uint64_t> ids;
   ids.reserve(st.chains.size());
@@ -1064,30 +1315,7 @@ Result<void> ChainBuilder::write() {
   std::sort(ids.begin(), ids.end());
   for (uint64_t id : ids) {
     const OpenChain& o = st.chains[id];
-    Chain c;
-    c.id = id;
-    c.root_found = o.root_found;
-    c.event_word = o.word;
-    if (auto it = st.ctx.interrupts.find(id); it != st.ctx.interrupts.end()) c.interrupts_chain = it->second;
-    if (auto it = st.ctx.interrupted_by.find(id); it != st.ctx.interrupted_by.end()) c.interrupted_by = it->second;
-    conclude_outcome(c, o.scan, st.ctx);
-    ChainRow row;
-    row.id = id;
-    row.event_word = c.event_word;
-    row.level = o.level;
-    row.outcome = c.outcome;
-    row.first = o.first;
-    row.last = o.last;
-    row.count = o.count;
-    row.inferred = o.inferred || !o.root_found;
-    row.interrupts_chain = c.interrupts_chain;
-    row.vcpu = o.vcpu;
-    row.raise_ns = o.raise_ns;
-    // The outcome's event is the delivery MemberScan counted (conclude_outcome).
-    if (delivered_outcome(c.outcome) && c.outcome_event == o.scan.delivered) row.delivered_ns = o.delivered_ns;
-    row.vectoring_exits = o.vectoring_exits;
-    row.reinjections = o.reinjections;
-    if (!insert_chain(*ins_chain, row)) return fail(db.errmsg());
+    if (!write_chain_row(*ins_chain, id, o, st.decide(id, o))) return fail(db.errmsg());
   }
   ins_chain = db::Stmt();
   if (auto r = db.exec(stamp_rules_sql()); !r) return fail(r.error());

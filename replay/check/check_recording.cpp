@@ -1,14 +1,36 @@
 #include "replay/check/check_recording.h"
 
+#include <string>
+
 namespace es::check {
 
 Result<std::vector<Violation>> check_recording(replay::Recording& rec, const CheckOptions& options) {
-  Checker checker(options);
+  CheckOptions opts = options;
+  std::string history_error;
+  // A finished recording has the origin index: a forgotten chain's members are one indexed read
+  // away, so the checker keeps only the chains still open (issue #18). A recording whose writer
+  // never finished has no index; there every chain stays in memory, as before.
+  auto indexed = rec.db().query_int("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_origin'");
+  if (!indexed) return make_error(indexed.error());
+  if (*indexed == 1 && !opts.chain_history) {
+    opts.chain_history = [&](uint64_t chain, uint64_t before, std::vector<es_record>& out) {
+      auto q = replay::query_events(rec.db(), "e.origin = ? AND e.id < ?",
+                                    {static_cast<int64_t>(chain), static_cast<int64_t>(before)},
+                                    [&](const replay::Event& e) {
+                                      out.push_back(e.rec);
+                                      return true;
+                                    });
+      if (!q && history_error.empty()) history_error = q.error();
+      return static_cast<bool>(q);
+    };
+  }
+  Checker checker(opts);
   auto r = rec.for_each_event({}, [&](const replay::Event& e) {
     checker.feed(e.rec);
-    return true;
+    return history_error.empty();
   });
   if (!r) return make_error(r.error());
+  if (!history_error.empty()) return make_error(history_error);
   checker.finish();
   return checker.violations();
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <cstdio>
 #include <unordered_map>
 #include <unordered_set>
@@ -137,6 +138,7 @@ struct ChainState {
   std::vector<Delivered> delivered;
   LoopRun loop;
   std::vector<replay::Event> members;  // kept for event-lost until settled
+  uint64_t last = 0;                   // its last member's id
 };
 
 struct Checker::State {
@@ -157,6 +159,10 @@ struct Checker::State {
   std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> delivered_again;
   std::vector<Violation> out;
   bool finished = false;
+  // Settled chains forgotten (options.chain_history): the highest such id, and when to look next.
+  uint64_t forgotten_max = 0;
+  uint64_t next_sweep = 0;
+  uint64_t forgotten = 0, recalled = 0;  // counts, said on stderr with ES_SETTLE_WINDOW set
   // l1-intercept-bypassed: per vCPU, what L1 intercepts while L2 runs (the last NESTED_ENTRY's
   // vmcs12 exception bitmap and #PF error-code mask / match), and whether L2 runs now.
   struct L1Intercepts {
@@ -742,19 +748,20 @@ void prune_effects(State& st);
 void finish_event_lost(State& st) {
   prune_effects(st);
   std::vector<replay::Event> members;
-  std::unordered_set<uint64_t> settled;
-  for (auto& [id, c] : st.chains) {
-    if (c.settled) {
-      settled.insert(id);
-      continue;
-    }
-    for (auto& e : c.members) members.push_back(e);
-  }
+  // A chain no longer in st.chains was forgotten once settled (forget_settled_chains).
+  auto settled = [&](uint64_t id) {
+    if (id == 0) return false;
+    const auto it = st.chains.find(id);
+    return it == st.chains.end() || it->second.settled;
+  };
+  for (auto& [id, c] : st.chains)
+    if (!c.settled)
+      for (auto& e : c.members) members.push_back(e);
   for (const auto& e : st.effects)
-    if (settled.count(e.rec.origin)) members.push_back(e);
+    if (settled(e.rec.origin)) members.push_back(e);
   std::vector<replay::Chain> chains = replay::build_chains(std::move(members), st.run_ends);
   for (const replay::Chain& c : chains) {
-    if (!replay::outcome_is_loss(c.outcome) || settled.count(c.id)) continue;
+    if (!replay::outcome_is_loss(c.outcome) || settled(c.id)) continue;
     const es_record& last = c.events.back().rec;
     const es_record& first = c.root_found ? c.root.rec : c.events.front().rec;
     std::string what;
@@ -875,6 +882,62 @@ bool is_effect(const es_record& r) {
   return replay::is_triple_fault_exit(r);
 }
 
+// How many records a settled chain stays in memory after its last member (issue #18). Only a
+// cost / memory trade: a chain forgotten too early is read back (recall_chain) when a member of it
+// comes, to the same state. ES_SETTLE_WINDOW overrides it (bench/scale/same_output.sh checks with a
+// window of a few records, so that every chain is forgotten and every late member read back).
+size_t settle_window() {
+  static const size_t w = [] {
+    if (const char* v = std::getenv("ES_SETTLE_WINDOW"); v && *v) {
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(v, &end, 10);
+      if (end && *end == 0 && n > 0) return static_cast<size_t>(n);
+    }
+    return size_t{1} << 16;
+  }();
+  return w;
+}
+
+// A settled chain (its event delivered: event-lost no longer needs it) whose reinjection-loop run
+// is empty keeps only what injected-twice compares a later member with: its event and deliveries.
+// Those are in the recording, so it leaves memory; recall_chain rebuilds that state from its members
+// if one more comes.
+void forget_settled_chains(State& st, uint64_t now) {
+  const size_t window = st.options.settle_window ? st.options.settle_window : settle_window();
+  st.next_sweep = now + window;
+  for (auto it = st.chains.begin(); it != st.chains.end();) {
+    const ChainState& c = it->second;
+    if (!c.settled || c.loop.count != 0 || c.last + window > now) {
+      ++it;
+      continue;
+    }
+    st.forgotten_max = std::max<uint64_t>(st.forgotten_max, it->first);
+    st.delivered_again.erase(it->first);  // event-lost reports only unsettled chains
+    ++st.forgotten;
+    it = st.chains.erase(it);
+  }
+}
+
+// The state of forgotten chain `id` before record `before`, as feed() left it: settled, its event
+// from its root, its deliveries (flush_loop emptied its loop run, so that is the default again).
+void recall_chain(State& st, uint64_t id, uint64_t before) {
+  std::vector<es_record> rows;
+  (void)st.options.chain_history(id, before, rows);
+  std::erase_if(rows, [](const es_record& m) { return m.kind == ES_KIND_VIOLATION; });
+  if (rows.empty()) return;  // no member before: a new chain (its root not recorded), not a forgotten one
+  ChainState& c = st.chains[id];
+  ++st.recalled;
+  c.settled = true;
+  for (const es_record& m : rows) {
+    if (m.id == id) {
+      c.root_seen = true;
+      c.word = m.intr_info;
+    }
+    if (m.kind == ES_KIND_DELIVERY && EntryIntrInfo(m.intr_info).valid()) c.delivered.push_back({m.level, m.intr_info, m.id});
+    c.last = std::max<uint64_t>(c.last, m.id);
+  }
+}
+
 }  // namespace
 
 std::span<const Rule> rules() {
@@ -938,6 +1001,11 @@ const std::vector<Violation>& Checker::violations() const { return st_->out; }
 void Checker::feed(const es_record& r) {
   State& st = *st_;
   if (r.kind == ES_KIND_VIOLATION || st.finished) return;
+  if (st.options.chain_history) {
+    if (r.id >= st.next_sweep) forget_settled_chains(st, r.id);
+    if (r.origin != 0 && r.origin <= st.forgotten_max && r.origin != r.id && !st.chains.count(r.origin))
+      recall_chain(st, r.origin, r.id);
+  }
   for (const RuleImpl& rule : kRules)
     if (rule.on_record && st.on[static_cast<size_t>(rule.info.id)]) rule.on_record(st, r);
 
@@ -945,6 +1013,7 @@ void Checker::feed(const es_record& r) {
   if (r.kind == ES_KIND_RUN_END) st.run_ends.push_back({r, 0});
   if (r.origin == 0) return;
   ChainState& c = st.chains[r.origin];
+  c.last = r.id;
   if (r.id == r.origin) {
     c.root_seen = true;
     c.word = r.intr_info;
@@ -993,6 +1062,9 @@ void Checker::finish() {
   for (const RuleImpl& rule : kRules)
     if (rule.on_finish && st.on[static_cast<size_t>(rule.info.id)]) rule.on_finish(st);
   st.finished = true;
+  if (st.options.chain_history && std::getenv("ES_SETTLE_WINDOW"))
+    std::fprintf(stderr, "exitscope: checker: %llu settled chains forgotten, %llu read back\n",
+                 static_cast<unsigned long long>(st.forgotten), static_cast<unsigned long long>(st.recalled));
 }
 
 }  // namespace es::check

@@ -11,11 +11,14 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <numeric>
 #include <thread>
+#include <type_traits>
 
 #include "probes/recorder/recorder.h"
 #include "replay/import/kvm_linker.h"
@@ -34,6 +37,101 @@ Error fail(std::string msg) { return Error{std::move(msg)}; }
 struct Line {
   TraceLine t;
   uint64_t line_no = 0;
+};
+static_assert(std::is_trivially_copyable_v<Line>);
+
+// Pass 1's parsed event lines, in order, in an unnamed file (issue #18: parsing every line a
+// second time was the text import's largest cost next to SQLite's). Pass 2 reads them back instead
+// of the text: the same lines in the same order, so the same records. Memory: one 1 MiB buffer;
+// disk: the nonzero 8-byte words of each line (about a third of it) until the import ends, in
+// the recording's directory (O_TMPFILE: the disk the user chose for the recording, not a /tmp
+// that may be RAM; nothing is left behind).
+// If it cannot be made or written (no space), ok() turns false and pass 2 parses the text again.
+class LineSpill {
+ public:
+  explicit LineSpill(const std::string& dir) {
+    const int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0 && !(f_ = ::fdopen(fd, "w+b"))) ::close(fd);
+    buf_.reserve(kBuffer);
+  }
+  ~LineSpill() {
+    if (f_) std::fclose(f_);
+  }
+  LineSpill(const LineSpill&) = delete;
+  LineSpill& operator=(const LineSpill&) = delete;
+
+  bool ok() const { return f_ && ok_; }
+  // A line is stored as a mask of its nonzero 8-byte words and those words (most of a TraceLine
+  // is zero: a typical line takes a third of its size).
+  void put(const TraceLine& t, uint64_t line_no) {
+    if (!ok()) return;
+    Line l;
+    l.t = t;
+    l.line_no = line_no;
+    uint64_t w[kWords];
+    std::memcpy(w, &l, sizeof l);
+    uint32_t mask = 0;
+    for (size_t i = 0; i < kWords; ++i)
+      if (w[i]) mask |= uint32_t{1} << i;
+    const size_t at = buf_.size();
+    buf_.resize(at + sizeof mask + 8 * static_cast<size_t>(std::popcount(mask)));
+    char* o = buf_.data() + at;
+    std::memcpy(o, &mask, sizeof mask);
+    o += sizeof mask;
+    for (size_t i = 0; i < kWords; ++i)
+      if (w[i]) {
+        std::memcpy(o, &w[i], 8);
+        o += 8;
+      }
+    if (buf_.size() >= kBuffer) flush();
+  }
+  // Every line put, in order: fn(const Line&). False if the file could not be read back whole.
+  template <typename Fn>
+  bool for_each(Fn&& fn) {
+    flush();
+    if (!ok() || std::fseek(f_, 0, SEEK_SET) != 0) return false;
+    std::vector<char> in(kBuffer + kMaxRecord);
+    size_t have = 0;
+    for (;;) {
+      const size_t got = std::fread(in.data() + have, 1, kBuffer, f_);
+      have += got;
+      size_t pos = 0;
+      // Whole records only; a record cut by the end of the read waits for the next one.
+      while (have - pos >= sizeof(uint32_t)) {
+        uint32_t mask = 0;
+        std::memcpy(&mask, in.data() + pos, sizeof mask);
+        const size_t len = sizeof mask + 8 * static_cast<size_t>(std::popcount(mask));
+        if (have - pos < len) break;
+        uint64_t w[kWords] = {};
+        const char* p = in.data() + pos + sizeof mask;
+        for (size_t i = 0; i < kWords; ++i)
+          if (mask & (uint32_t{1} << i)) {
+            std::memcpy(&w[i], p, 8);
+            p += 8;
+          }
+        Line l;
+        std::memcpy(&l, w, sizeof l);
+        fn(l);
+        pos += len;
+      }
+      std::memmove(in.data(), in.data() + pos, have - pos);
+      have -= pos;
+      if (got < kBuffer) return std::ferror(f_) == 0 && have == 0;
+    }
+  }
+
+ private:
+  static constexpr size_t kBuffer = size_t{1} << 20;
+  static constexpr size_t kWords = sizeof(Line) / 8;
+  static_assert(sizeof(Line) % 8 == 0 && kWords <= 32);
+  static constexpr size_t kMaxRecord = sizeof(uint32_t) + sizeof(Line);
+  void flush() {
+    if (ok() && !buf_.empty() && std::fwrite(buf_.data(), 1, buf_.size(), f_) != buf_.size()) ok_ = false;
+    buf_.clear();
+  }
+  std::FILE* f_ = nullptr;
+  bool ok_ = true;
+  std::vector<char> buf_;
 };
 
 size_t last_blank(std::string_view s) {
@@ -446,7 +544,7 @@ using Release = std::function<void(size_t)>;
 const Release kKeepAll = [](size_t) {};
 
 Result<TextPlan> plan_trace_text(std::string_view text, const ImportOptions& options, std::string_view name,
-                                 const Release& release = kKeepAll) {
+                                 const Release& release = kKeepAll, LineSpill* spill = nullptr) {
   const std::string file(name);
   if (text.empty()) return fail("trace file '" + file + "' is empty; give the file that holds the trace text.");
   if (text.size() >= 10 && text.substr(0, 3) == "\x17\x08\x44" && text.substr(3, 7) == "tracing")
@@ -469,6 +567,7 @@ Result<TextPlan> plan_trace_text(std::string_view text, const ImportOptions& opt
       prev = t.time_ns;
     }
     plan.linker.learn(t, line_no);
+    if (spill) spill->put(t, line_no);
   }, release);
 
   if (s.kvm_events == 0) {
@@ -500,7 +599,7 @@ Result<TextPlan> plan_trace_text(std::string_view text, const ImportOptions& opt
 // one timestamp keep file order) and only then is every line kept in memory.
 void link_trace_text(std::string_view text, const ImportOptions& options, TextPlan& plan,
                      const std::function<void(std::vector<es_record>&, double fraction)>& sink,
-                     const Release& release = kKeepAll) {
+                     const Release& release = kKeepAll, LineSpill* spill = nullptr) {
   ImportStats& s = plan.stats;
   KvmEventLinker& linker = plan.linker;
   ImportStats again;  // pass 1 counted already
@@ -517,22 +616,31 @@ void link_trace_text(std::string_view text, const ImportOptions& options, TextPl
       batch.clear();
     }
   };
+  // Pass 1's event lines: from the spill when it holds them all, else parsed again.
+  const bool spilled = spill && spill->ok();
+  auto each_line = [&](auto&& fn) {
+    if (spilled) {
+      (void)spill->for_each([&](const Line& l) { fn(l.t, l.line_no); });
+      return;
+    }
+    scan_trace_text(text, options, again, header, fn, release);
+  };
   if (s.out_of_order) {
     std::vector<Line> lines;
-    scan_trace_text(text, options, again, header, [&](const TraceLine& t, uint64_t line_no) {
+    each_line([&](const TraceLine& t, uint64_t line_no) {
       lines.push_back(Line{t, line_no});
       Line& l = lines.back();
       if (!l.t.has_time) l.t.time_ns = last;
       last = l.t.time_ns;
-    }, release);
+    });
     std::stable_sort(lines.begin(), lines.end(), [](const Line& a, const Line& b) { return a.t.time_ns < b.t.time_ns; });
     for (const Line& l : lines) add(l.t, l.t.time_ns, l.line_no, static_cast<double>(n) / static_cast<double>(lines.size()));
   } else {
-    scan_trace_text(text, options, again, header, [&](const TraceLine& t, uint64_t line_no) {
+    each_line([&](const TraceLine& t, uint64_t line_no) {
       const uint64_t time_ns = !plan.any_time ? line_no * 1000 : t.has_time ? t.time_ns : last;
       last = time_ns;
       add(t, time_ns, line_no, static_cast<double>(line_no) / total_lines);
-    }, release);
+    });
   }
   linker.take_all(batch);
   sink(batch, 1.0);
@@ -572,7 +680,9 @@ Result<ImportStats> import_text_file(const std::string& file, const std::string&
     if (auto h = recorder::hash_file(file)) hash = *h;
   });
   const Release release = [&](size_t pos) { mapped->release_before(pos); };
-  auto plan = plan_trace_text(mapped->text(), options, file, release);
+  std::string dir = std::filesystem::path(db).parent_path().string();
+  LineSpill spill(dir.empty() ? "." : dir);
+  auto plan = plan_trace_text(mapped->text(), options, file, release, &spill);
   hasher.join();
   if (!plan) return Error{plan.error()};
 
@@ -589,7 +699,7 @@ Result<ImportStats> import_text_file(const std::string& file, const std::string&
   if (!out) return Error{out.error()};
   uint64_t done = 0;
   double next_progress = 0;
-  mapped->rewind();
+  if (!spill.ok()) mapped->rewind();  // pass 2 parses the text again
   link_trace_text(mapped->text(), options, *plan, [&](std::vector<es_record>& batch, double fraction) {
     if (options.observer)
       for (const es_record& r : batch) options.observer(r);
@@ -599,7 +709,7 @@ Result<ImportStats> import_text_file(const std::string& file, const std::string&
       options.progress(done, fraction);
       next_progress = fraction + 0.01;
     }
-  }, release);
+  }, release, &spill);
   const ImportStats& stats = plan->stats;
   const std::string detail = "end of the imported trace '" + file + "' (" + std::to_string(stats.lines) + " lines)";
   PartialRecording::SessionUpdate update;

@@ -711,5 +711,41 @@ TEST(CheckRulesTest, ProbeBusDeliversRecordsEmittedFromCallbacksAfterTheCurrentO
   EXPECT_EQ(emitter_side.max_depth, 1);
 }
 
+// --- bounded memory (issue #18) --------------------------------------------------------------
+
+// The offline checker forgets a settled chain once it has had no member for the settle window,
+// and reads its members back (origin index) if one more comes. A requeue long after the
+// delivery (here 300 timer chains later, a window of 16 records) must still be found, as the live
+// checker, which forgets nothing, finds it (SDM Vol. 3C 28.2.4: only an event in valid
+// IDT-vectoring info may be reinjected).
+TEST(CheckRulesTest, ReinjectionLongAfterDeliveryIsReportedAfterTheChainWasForgotten) {
+  uint64_t root = 0, first = 0, late_entry = 0, second = 0;
+  check::CheckOptions small;
+  small.settle_window = 16;
+  auto c = test::record_and_check(
+      "twice_late.db",
+      [&](Emitter& em) {
+        root = em.raise(test::irq(0x30));
+        const uint64_t e = entry(em, test::irq(0x30), root, root, 0, kIfSet);
+        first = em.delivery(test::irq(0x30), root, e);
+        for (int i = 0; i < 300; ++i) {  // timer ticks, each its own chain, delivered
+          const uint64_t t = em.raise(test::irq(0x20));
+          const uint64_t te = entry(em, test::irq(0x20), t, t, 0, kIfSet);
+          em.delivery(test::irq(0x20), t, te);
+        }
+        late_entry = entry(em, test::irq(0x30), root, first, 0, kIfSet);
+        second = em.delivery(test::irq(0x30), root, late_entry);
+        em.run_end(ES_END_GUEST_EXIT);
+      },
+      small);
+  const auto v = test::of_rule(c.offline, RuleId::InjectedTwice);
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_EQ(v[0].events, (std::vector<uint64_t>{first, late_entry}));
+  EXPECT_EQ(v[1].events, (std::vector<uint64_t>{first, second}));
+  EXPECT_EQ(v[1].chain, root);
+  EXPECT_EQ(c.offline.size(), 2u);
+  expect_live_equals_offline(c);
+}
+
 }  // namespace
 }  // namespace es

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Issue #18: settling chains early (the recorder's ChainBuilder, the checker) must not change any
+# output. For every built-in scenario (and the bug / policy switches) and every imported text
+# fixture under tests/data/import, this makes the recording twice: with BEFORE (a binary without
+# the change) and with AFTER under ES_SETTLE_WINDOW=1 (every chain settled as soon as the sweep
+# runs, so every late fact is met), and compares
+#   - the chains and chain_events tables of both files, row by row;
+#   - on AFTER's file, BEFORE's and AFTER's (ES_SETTLE_WINDOW=1) stdout and exit status of
+#     `chains`, `chains --outcome lost`, `check`, `export --format text|markdown|chrome`.
+# Usage: bench/scale/same_output.sh BEFORE AFTER [WORKDIR]    (exit 1 on any difference)
+# Prints one line per recording, then the totals and how often the early settling took effect
+# (chains settled while written, recordings that fell back to the read-back, chains the checker
+# forgot and read back).
+set -u
+BEFORE=$1 AFTER=$2 WORK=${3:-/tmp/es_same_output}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+rm -rf "$WORK" && mkdir -p "$WORK"
+fail=0 n=0 settled=0 fallback=0 forgotten=0 recalled=0
+
+dump() { sqlite3 "$1" "SELECT * FROM chains ORDER BY id; SELECT '--'; SELECT * FROM chain_events ORDER BY chain_id, event_id"; }
+
+compare() {  # NAME: a.db (BEFORE) and b.db (AFTER) exist in $WORK/NAME
+  local d=$WORK/$1 bad=""
+  n=$((n + 1))
+  if [ ! -s "$d/a.db" ] || [ ! -s "$d/b.db" ]; then echo "FAIL $1: a recording is missing"; fail=1; return; fi
+  [ "$(dump "$d/a.db")" == "$(dump "$d/b.db")" ] || bad+=" chains-table"
+  local nc; nc=$(sqlite3 "$d/b.db" 'SELECT count(*) FROM chains')
+  local i=0
+  while IFS= read -r args; do
+    i=$((i + 1))
+    # shellcheck disable=SC2086
+    "$BEFORE" $args "$d/b.db" >"$d/before.$i" 2>/dev/null; echo "rc=$?" >>"$d/before.$i"
+    # shellcheck disable=SC2086
+    ES_SETTLE_WINDOW=1 "$AFTER" $args "$d/b.db" >"$d/after.$i" 2>>"$d/after.err"; echo "rc=$?" >>"$d/after.$i"
+    cmp -s "$d/before.$i" "$d/after.$i" || bad+=" [$args]"
+  done <<'CMDS'
+chains
+chains --outcome lost
+check
+export --format text
+export --format markdown
+export --format chrome
+CMDS
+  local s f g r
+  s=$(sed -n 's/.*chain builder: \([0-9]*\) chains settled.*/\1/p' "$d/b.err" | tail -1)
+  grep -q "read back (late fact" "$d/b.err" && f=1 || f=0
+  g=$(sed -n 's/.*checker: \([0-9]*\) settled chains forgotten, \([0-9]*\) read back.*/\1/p' "$d/after.err" | head -1)
+  r=$(sed -n 's/.*checker: \([0-9]*\) settled chains forgotten, \([0-9]*\) read back.*/\2/p' "$d/after.err" | head -1)
+  settled=$((settled + ${s:-0})) fallback=$((fallback + f)) forgotten=$((forgotten + ${g:-0})) recalled=$((recalled + ${r:-0}))
+  if [ -n "$bad" ]; then echo "FAIL $1:$bad"; fail=1; else echo "same $1 ($nc chains; settled ${s:-0}, read-back $f, checker forgot ${g:-0} / recalled ${r:-0})"; fi
+}
+
+record_both() {  # NAME ARGS...
+  local name=$1; shift
+  mkdir -p "$WORK/$name"
+  "$BEFORE" record "$@" -o "$WORK/$name/a.db" >/dev/null 2>&1
+  ES_SETTLE_WINDOW=1 "$AFTER" record "$@" -o "$WORK/$name/b.db" >/dev/null 2>"$WORK/$name/b.err"
+  compare "$name"
+}
+
+import_both() {  # NAME FILE
+  mkdir -p "$WORK/$1"
+  "$BEFORE" import "$2" -o "$WORK/$1/a.db" >/dev/null 2>&1
+  ES_SETTLE_WINDOW=1 "$AFTER" import "$2" -o "$WORK/$1/b.db" >/dev/null 2>"$WORK/$1/b.err"
+  compare "$1"
+}
+
+for s in $("$AFTER" scenarios | awk '{print $1}'); do record_both "$s" --scenario "$s" --max-exits 20000; done
+record_both bug-exit-with-vectoring --scenario nested-irq-vectoring --bug exit-with-vectoring --max-exits 20000
+record_both bug-async-pf-into-l2 --scenario nested-async-pf --bug async-pf-into-l2 --max-exits 20000
+record_both bug-ignore-nmi-unblocking --scenario nmi-iret-ept --bug ignore-nmi-unblocking --max-exits 20000
+record_both policy-drop-hw --scenario exception-vectoring-policy --policy drop-hw-exceptions --max-exits 20000
+for f in "$ROOT"/tests/data/import/*.txt "$ROOT"/tests/data/import/real/*.txt; do import_both "import-$(basename "$f" .txt)" "$f"; done
+
+echo "recordings: $n; chains settled while written: $settled; recordings read back: $fallback;" \
+     "checker: $forgotten settled chains forgotten, $recalled read back"
+[ $fail -eq 0 ] && echo "all outputs identical" || echo "DIFFERENCES (see above)"
+exit $fail
