@@ -1297,17 +1297,13 @@ Result<void> ChainBuilder::write() {
                        "WHERE origin != 0 ORDER BY origin, id");
       !m)
     return fail(m.error());
-  auto found = st.chains.find(r.origin);
-  if (found == st.chains.end()) {
-    // A member of a chain already settled: its row would change.
-    if (r.origin != r.id && st.is_settled(r.origin)) {
-      st.give_up();
-      return;
-    }
-    found = st.chains.emplace(r.origin, OpenChain{}).first;
+  if (st.settled_any) {
+    st.settled_insert = db::Stmt();
+    st.settled_has = db::Stmt();
+    if (auto m = db.exec("INSERT INTO main.chains SELECT * FROM temp.es_settled_chains ORDER BY id"); !m)
+      return fail(m.error());
   }
-  OpenChain& c = found->second;
-  if (c.count++ == 0) {
+  auto ins_chain = prepare_chain_row(db, "main.chains");
   if (!ins_chain) return fail(ins_chain.error());
   std::vector<uint64_t> ids;
   ids.reserve(st.chains.size());

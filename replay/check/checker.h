@@ -88,7 +88,7 @@ struct CheckOptions {
   // while leaves memory (issue #18: memory O(open chains + window), not O(chains)) and is read
   // back here if a later member of it comes; without it (the live checker) every chain's state
   // stays for the whole run.
-  std::function<bool(uint64_t chain, uint64_t before, std::vector<es_record>& out)> chain_history;
+  std::function<bool(uint64_t chain, uint64_t before, std::vector<es_record>& out)> chain_history = {};
   // Records a settled chain stays after its last member before it is forgotten; 0 = the default
   // (65536, or the ES_SETTLE_WINDOW environment variable). Memory against read-backs only.
   size_t settle_window = 0;

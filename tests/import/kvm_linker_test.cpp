@@ -690,6 +690,8 @@ TEST(KvmLinkerDeliveryFault, GateFaultAnsweredWithoutDoubleFaultInfersNoDelivery
   EXPECT_TRUE(l.of_kind(ES_KIND_DELIVERY).empty());
   EXPECT_EQ(gp[1]->root.rec.cause, exits[0].id);
   EXPECT_EQ(gp[0]->outcome, Outcome::DiscardedByHypervisor) << replay::to_string(gp[0]->outcome);
+}
+
 // Issue #16: kvm_apic_accept_irq / kvm_eoi name the vCPU whose local APIC takes the interrupt, by
 // `apicid`, which KVM fills with that vCPU's vcpu_id (arch/x86/kvm/lapic.c __apic_accept_irq,
 // trace.h kvm_eoi), whichever thread sends it. Lines as Linux 6.1's ftrace prints them, of one VM
