@@ -147,6 +147,23 @@ std::string_view outcome_reference(Outcome o, Vendor v) {
   return "";
 }
 
+// How many rows a chain stays open after its last member before it may be settled (issue #18).
+// Only a cost / memory trade: a settled chain that hears of a late fact makes the recording take
+// the read-back (materialize_chains), never a different table. ES_SETTLE_WINDOW overrides it (the
+// output comparisons of bench/scale/same_output.sh run with a window of a few rows, so that every
+// chain is settled and every late fact is met).
+size_t settle_window() {
+  static const size_t w = [] {
+    if (const char* v = std::getenv("ES_SETTLE_WINDOW"); v && *v) {
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(v, &end, 10);
+      if (end && *end == 0 && n > 0) return static_cast<size_t>(n);
+    }
+    return size_t{1} << 16;
+  }();
+  return w;
+}
+
 namespace {
 bool is_exit(const es_record& r) { return r.kind == ES_KIND_VM_EXIT || r.kind == ES_KIND_NESTED_EXIT; }
 }  // namespace
@@ -945,22 +962,6 @@ struct OpenChain {
   uint32_t vectoring_exits = 0, reinjections = 0;
 };
 
-// How many rows a chain stays open after its last member before it may be settled (issue #18).
-// Only a cost / memory trade: a settled chain that hears of a late fact makes the recording take
-// the read-back (materialize_chains), never a different table. ES_SETTLE_WINDOW overrides it (the
-// output comparisons of bench/scale/same_output.sh run with a window of a few rows, so that every
-// chain is settled and every late fact is met).
-size_t settle_window() {
-  static const size_t w = [] {
-    if (const char* v = std::getenv("ES_SETTLE_WINDOW"); v && *v) {
-      char* end = nullptr;
-      const unsigned long long n = std::strtoull(v, &end, 10);
-      if (end && *end == 0 && n > 0) return static_cast<size_t>(n);
-    }
-    return size_t{1} << 16;
-  }();
-  return w;
-}
 
 }  // namespace
 

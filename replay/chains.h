@@ -70,6 +70,10 @@ Vendor chain_vendor(const Chain& c, Vendor fallback = Vendor::Unknown);
 // 2 15.7.2, 15.20), and KVM handles them in vmx_complete_interrupts / svm_complete_interrupts:
 // each vendor's chain cites its own, a chain of neither cites both.
 std::string_view outcome_reference(Outcome o, Vendor v = Vendor::Unknown);
+// How many records a settled chain stays in memory after its last member, in the chain builder
+// and the offline checker alike (issue #18): 65536, or the ES_SETTLE_WINDOW environment variable.
+// Only a memory / read-back trade, never a different result.
+size_t settle_window();
 // A VM exit (or nested exit) that is the guest's triple fault, on either vendor.
 bool is_triple_fault_exit(const es_record& r);
 // The vector of the exception VM exit `r` reports as raised by the delivery of `event` (VM-entry

@@ -882,28 +882,13 @@ bool is_effect(const es_record& r) {
   return replay::is_triple_fault_exit(r);
 }
 
-// How many records a settled chain stays in memory after its last member (issue #18). Only a
-// cost / memory trade: a chain forgotten too early is read back (recall_chain) when a member of it
-// comes, to the same state. ES_SETTLE_WINDOW overrides it (bench/scale/same_output.sh checks with a
-// window of a few records, so that every chain is forgotten and every late member read back).
-size_t settle_window() {
-  static const size_t w = [] {
-    if (const char* v = std::getenv("ES_SETTLE_WINDOW"); v && *v) {
-      char* end = nullptr;
-      const unsigned long long n = std::strtoull(v, &end, 10);
-      if (end && *end == 0 && n > 0) return static_cast<size_t>(n);
-    }
-    return size_t{1} << 16;
-  }();
-  return w;
-}
 
 // A settled chain (its event delivered: event-lost no longer needs it) whose reinjection-loop run
 // is empty keeps only what injected-twice compares a later member with: its event and deliveries.
 // Those are in the recording, so it leaves memory; recall_chain rebuilds that state from its members
 // if one more comes.
 void forget_settled_chains(State& st, uint64_t now) {
-  const size_t window = st.options.settle_window ? st.options.settle_window : settle_window();
+  const size_t window = st.options.settle_window ? st.options.settle_window : replay::settle_window();
   st.next_sweep = now + window;
   for (auto it = st.chains.begin(); it != st.chains.end();) {
     const ChainState& c = it->second;

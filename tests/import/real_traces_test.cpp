@@ -274,7 +274,7 @@ TEST(RealTraces, NestedDbVectoringOf613) {
   EXPECT_NE(d[3].origin, d[0].origin);        // #UD: a new event
   EXPECT_EQ(exits[3].origin, d[3].origin);    // its delivery hit the EPT violation
   for (const es_record& r : im.of_kind(ES_KIND_DELIVERY)) EXPECT_NE(r.origin, d[0].origin) << "the #DB was never delivered";
-  EXPECT_TRUE(has(im.run.out, "Linux 5.19+")) << im.run.out;
+  EXPECT_TRUE(has(im.run.out, "Linux 6.0+")) << im.run.out;  // 6.0, not 5.19: kvmtrace/era.cpp (issue #15)
   const std::string db = process_tmp("nested613.db");
   const CliRun chains = run_cli("chains '" + db + "'");
   EXPECT_TRUE(has(chains.out, "chain " + std::to_string(d[0].origin) + ": #DB")) << chains.out;
@@ -282,10 +282,6 @@ TEST(RealTraces, NestedDbVectoringOf613) {
   const CliRun check = run_cli("check '" + db + "'");
   EXPECT_EQ(check.code, 1) << check.out;
   EXPECT_TRUE(has(check.out, "event-lost: chain " + std::to_string(d[0].origin) + " (#DB)")) << check.out;
-  EXPECT_EQ(d[2].intr_info, ud_word);
-  EXPECT_NE(d[2].origin, d[0].origin);        // #UD: a new event
-  EXPECT_EQ(exits[3].origin, d[2].origin);    // its delivery hit the EPT violation
-  EXPECT_TRUE(has(im.run.out, "Linux 6.0+")) << im.run.out;  // 6.0, not 5.19: kvmtrace/era.cpp (issue #15)
 }
 
 TEST(RealTraces, InjectionFormatsOfThe519CoverLetter) {
