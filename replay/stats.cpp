@@ -35,6 +35,7 @@ struct Row {
   uint64_t time_ns = 0;
   uint32_t reason = 0, flags = 0;
   uint64_t qualification = 0, guest_phys = 0;
+  uint32_t intr_error = 0;  // read for --by mmio only (kvm_mmio's type)
 };
 
 bool is_svm(uint32_t flags) { return (flags & ES_FLAG_SVM) != 0; }
@@ -62,6 +63,8 @@ bool msr_write(const Row& r) {
 struct Pending {
   Row exit;
   std::optional<uint64_t> msr;  // from a kvm_msr record between the exit and its entry
+  std::optional<uint64_t> mmio = {};  // the GPA of the first kvm_mmio record between them
+  bool mmio_write = false;  // that record's type is a write (ES_CONTEXT_MMIO: intr_error 2)
 };
 
 // The exit-to-entry times of a group as value -> number of exits with it: the median and p99
@@ -282,6 +285,7 @@ std::string exit_pass_sql(bool covering, const StatsOptions& opt, std::vector<in
   // key by them: every column read costs a share of the pass.
   std::string sql = "SELECT id, kind, level, vcpu, time_ns, reason, flags";
   if (opt.by != StatsBy::Reason) sql += ", qualification, guest_phys";
+  if (opt.by == StatsBy::Mmio) sql += ", intr_error";
   sql += " FROM events ";
   if (covering) {
     static_assert(ES_KIND_VM_EXIT == 1 && ES_KIND_VM_ENTRY == 2 && ES_KIND_NESTED_EXIT == 6 &&
@@ -294,10 +298,10 @@ std::string exit_pass_sql(bool covering, const StatsOptions& opt, std::vector<in
   } else {
     sql += "WHERE (+kind IN (?, ?, ?, ?)";
     for (int k : {ES_KIND_VM_EXIT, ES_KIND_VM_ENTRY, ES_KIND_NESTED_EXIT, ES_KIND_NESTED_ENTRY}) binds.push_back(k);
-    if (opt.by == StatsBy::Msr) {
+    if (opt.by == StatsBy::Msr || opt.by == StatsBy::Mmio) {
       sql += " OR (+kind = ? AND reason = ?)";
       binds.push_back(ES_KIND_CONTEXT);
-      binds.push_back(ES_CONTEXT_MSR);
+      binds.push_back(opt.by == StatsBy::Msr ? ES_CONTEXT_MSR : ES_CONTEXT_MMIO);
     }
     sql += ")";
   }
@@ -546,7 +550,9 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
   auto covering = db.query_int("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_exit_entry'");
   if (!covering) return read_error(covering.error());
   std::vector<int64_t> binds;
-  bool use_index = *covering == 1;
+  // kvm_mmio records are not in the covering index (it keeps only what the default views read):
+  // --by mmio reads the table.
+  bool use_index = *covering == 1 && opt.by != StatsBy::Mmio;
   std::string sql = exit_pass_sql(use_index, opt, binds);
   // Entries before the window close no exit inside it; entries after `to` may. The window's
   // first row comes from the events_time index, and the scan starts there (an id range of the
@@ -698,6 +704,15 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
         }
         break;
       }
+      case StatsBy::Mmio: {
+        if (!p.mmio) return;
+        std::tie(a, fresh) = exits.at(x.level, p.mmio_write ? 1 : 0, *p.mmio);
+        if (fresh) {
+          a->row.key = "mmio " + hex(*p.mmio) + (p.mmio_write ? " wr" : " rd");
+          a->row.value = *p.mmio;
+        }
+        break;
+      }
     }
     a->row.level = x.level;
     add(*a, d);
@@ -726,6 +741,7 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
     if (opt.by != StatsBy::Reason) {
       r.qualification = st->col_u64(7);
       r.guest_phys = st->col_u64(8);
+      if (opt.by == StatsBy::Mmio) r.intr_error = static_cast<uint32_t>(st->col_i64(9));
     }
     // Past the window with every exit in it settled: nothing later can change the figures.
     if (opt.to_ns && r.time_ns > *opt.to_ns && pending_count == 0) break;
@@ -751,6 +767,16 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
         break;
       }
       case ES_KIND_CONTEXT: {
+        if (opt.by == StatsBy::Mmio && r.reason == ES_CONTEXT_MMIO) {
+          // kvm_mmio follows the exit whose emulation made the access, on the same vCPU, before the
+          // entry (a read's completion after KVM_EXIT_MMIO too: the first record decides).
+          auto it = pending.find(slot(r, false));
+          if (it != pending.end() && !it->second.empty() && !it->second.back().mmio) {
+            it->second.back().mmio = r.guest_phys;
+            it->second.back().mmio_write = r.intr_error == 2;  // KVM_TRACE_MMIO_WRITE
+          }
+          break;
+        }
         if (opt.by != StatsBy::Msr) break;
         // kvm_msr follows the exit it belongs to on the same vCPU, before the entry.
         auto it = pending.find(slot(r, false));

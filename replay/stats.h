@@ -36,6 +36,9 @@ enum class StatsBy : uint8_t {
   Page,    // EPT violation / misconfiguration and SVM NPF exits by guest-physical page (GPA >> 12)
   Msr,     // RDMSR / WRMSR exits (VMX 31 / 32, SVM MSR 0x7c) by MSR index, from the kvm_msr record
            // of that exit (recordings without one: "unknown")
+  Mmio,    // exits KVM handled as MMIO (perf kvm stat's mmio view), by guest-physical address and
+           // direction, from the first kvm_mmio record of the exit (a read's "unsatisfied-read"
+           // comes first, its completion later; both before the next entry); other exits are left out
 };
 
 // Which exits to list by id (Stats::picked), chosen by the same pass that makes the figures, so
@@ -77,11 +80,11 @@ struct Latency {
 };
 
 struct ExitRow {
-  std::string key;         // "EPT_VIOLATION", "npf", "port 0x3f8", "page 0x9e000", "msr 0x1b rd"
+  std::string key;         // "EPT_VIOLATION", "npf", "port 0x3f8", "page 0x9e000", "msr 0x1b rd", "mmio 0xfee000b0 wr"
   uint8_t level = 0;       // guest level the exits left
   uint32_t reason = 0;     // By::Reason: the full exit reason / SVM exit code
   uint32_t flags = 0;      // By::Reason: ES_FLAG_SVM if an SVM exit code
-  uint64_t value = 0;      // By::Port / Page / Msr: the port, page address or MSR (UINT64_MAX = unknown)
+  uint64_t value = 0;      // By::Port / Page / Msr / Mmio: the port, page address, MSR or MMIO GPA (UINT64_MAX = unknown)
   Latency lat;
 };
 

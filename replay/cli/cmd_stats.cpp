@@ -26,7 +26,7 @@ constexpr OptionSpec kOptions[] = {
     {"reason", "R", "only exits with this reason (EPT_VIOLATION, 48; on AMD npf, io, 'GP excp', 0x400)"},
     {"from", "T", "only exits, and chains whose event was raised, from session time T (ns, or 1.5us, 20ms, 2s)"},
     {"to", "T", "only exits, and chains whose event was raised, up to session time T (inclusive)"},
-    {"by", "VIEW", "key of the exit table: reason (default), port (I/O exits), page (EPT / NPF exits by GPA page), msr"},
+    {"by", "VIEW", "key of the exit table: reason (default), port (I/O exits), page (EPT / NPF exits by GPA page), msr, mmio (exits KVM emulated as MMIO, by address: kvm_mmio)"},
     {"format", "F", "text (default), csv or json"},
     {"histogram", "", "add histograms of exit-to-entry and raise-to-delivery times (log2 buckets; as a picture: "
                       "'exitscope export DB --format svg|png --histogram exit|chain')"},
@@ -77,6 +77,7 @@ std::string_view by_name(replay::StatsBy by) {
     case replay::StatsBy::Port: return "port";
     case replay::StatsBy::Page: return "page";
     case replay::StatsBy::Msr: return "msr";
+    case replay::StatsBy::Mmio: return "mmio";
   }
   return "reason";
 }
@@ -145,7 +146,8 @@ void print_text(const replay::Stats& s, const replay::StatsOptions& opt, const s
   const char* title = opt.by == replay::StatsBy::Reason ? "VM exits by reason"
                       : opt.by == replay::StatsBy::Port ? "I/O exits by port"
                       : opt.by == replay::StatsBy::Page ? "EPT violation / misconfig and NPF exits by guest-physical page"
-                                                        : "MSR exits by MSR (from kvm_msr records)";
+                      : opt.by == replay::StatsBy::Msr  ? "MSR exits by MSR (from kvm_msr records)"
+                                                        : "MMIO exits by guest-physical address and direction (from kvm_mmio records)";
   text_table(title, s.exits, s.all_exits, true);
   if (!s.nested_exits.empty()) {
     text_table("Nested exits (L2 -> L1) by reason; time = until L1 enters L2 again (next nested entry)",
@@ -493,7 +495,8 @@ int cmd_stats(int argc, char** argv) {
     else if (*b == "port") opt.by = replay::StatsBy::Port;
     else if (*b == "page") opt.by = replay::StatsBy::Page;
     else if (*b == "msr") opt.by = replay::StatsBy::Msr;
-    else return usage_error(kName, "unknown view '" + *b + "' for '--by' (one of reason, port, page, msr)");
+    else if (*b == "mmio") opt.by = replay::StatsBy::Mmio;
+    else return usage_error(kName, "unknown view '" + *b + "' for '--by' (one of reason, port, page, msr, mmio)");
   }
   Format format = Format::Text;
   if (auto f = args->get("format")) {

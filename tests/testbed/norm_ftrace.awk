@@ -96,6 +96,9 @@ BEGIN {
   } else if (tp == "kvm_emulate_insn") {
     # 0:100a:f4 (real)
     split(rest, f, ":"); printf "emul %s\n", hex(f[2])
+  } else if (tp == "kvm_mmio") {
+    # mmio write|read|unsatisfied-read len L gpa G val V
+    split(rest, f, " "); printf "mmio %s %s %s %s\n", f[2], hex(f[6]), hex(f[8]), f[4]
   } else {
     printf "other %s\n", tp
   }

@@ -49,6 +49,7 @@ function hex(s) { sub(/^0x0*/, "", s); return "0x" (s == "" ? "0" : tolower(s)) 
     else if (tp == "kvm_page_fault") printf "pf %s %s\n", hex(val("addr")), hex(val("err"))
     else if (tp == "kvm_userspace_exit") printf "uexit %s\n", $7
     else if (tp == "kvm_emulate_insn") printf "emul %s\n", hex(val("rip"))
+    else if (tp == "kvm_mmio") printf "mmio %s %s %s %s\n", $7, hex(val("gpa")), hex(val("val")), val("len")
     else printf "other %s\n", tp
   }
 }

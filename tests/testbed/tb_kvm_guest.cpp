@@ -1,10 +1,11 @@
 // tb-kvm-guest: the /dev/kvm programs of the real-KVM test bed (tests/testbed/README.md), one
 // real-mode guest per scenario, linked statically so the emulated machine needs nothing else.
 //
-//   tb-kvm-guest pio | irq | irq-npf | npf | triple | loop
+//   tb-kvm-guest pio | irq | irq-npf | npf | triple | loop | mmio
 //
-// Prints "pid P", one line per exit to user space ("out PORT VALUE", "in PORT", "irq VECTOR"
-// when KVM_INTERRUPT was issued, "hlt", "shutdown"), then "done SCENARIO". Exit status 0 when
+// Prints "pid P", one line per exit to user space ("out PORT VALUE", "in PORT", "mmio write
+// GPA VALUE", "mmio read GPA" (answered 0x5C), "irq VECTOR" when KVM_INTERRUPT was issued, "hlt",
+// "shutdown"), then "done SCENARIO". Exit status 0 when
 // the guest ended as the scenario expects (HLT, or KVM_EXIT_SHUTDOWN for triple), 1 when it
 // did something else, 2 for a bad argument, 3 when /dev/kvm cannot be used.
 #include <fcntl.h>
@@ -56,11 +57,13 @@ int main(int argc, char** argv) {
     blob = tb_guest_blobs_tb_npf, blob_size = tb_guest_blobs_tb_npf_size;
   } else if (scenario == "loop") {  // perf_kvm.sh's workload: ~600 io exits from one VM
     blob = tb_guest_blobs_tb_loop, blob_size = tb_guest_blobs_tb_loop_size;
+  } else if (scenario == "mmio") {  // a write and a read of GPA 0x20000 (no memslot): KVM_EXIT_MMIO
+    blob = tb_guest_blobs_tb_mmio, blob_size = tb_guest_blobs_tb_mmio_size;
   } else if (scenario == "triple") {
     blob = tb_guest_blobs_tb_triple, blob_size = tb_guest_blobs_tb_triple_size;
     expect_shutdown = true;
   } else {
-    std::fprintf(stderr, "tb-kvm-guest: give one scenario: pio, irq, irq-npf, npf, triple or loop\n");
+    std::fprintf(stderr, "tb-kvm-guest: give one scenario: pio, irq, irq-npf, npf, triple, loop or mmio\n");
     return 2;
   }
 
@@ -116,6 +119,15 @@ int main(int argc, char** argv) {
         }
         break;
       }
+      case KVM_EXIT_MMIO:
+        if (run->mmio.is_write) {
+          std::printf("mmio write 0x%llx 0x%x\n", static_cast<unsigned long long>(run->mmio.phys_addr), run->mmio.data[0]);
+        } else {
+          std::memset(run->mmio.data, 0, sizeof run->mmio.data);
+          run->mmio.data[0] = 0x5C;
+          std::printf("mmio read 0x%llx\n", static_cast<unsigned long long>(run->mmio.phys_addr));
+        }
+        break;
       default:
         std::printf("unexpected exit %u\n", run->exit_reason);
         return 1;

@@ -25,7 +25,7 @@
 # 77: this machine cannot run the test bed (the sentence says why; CTest shows it as skipped).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-es="" guest="" pm_guest="" cache="" attach="auto tp_btf" scenarios="pio irq irq-npf npf triple escalate nested" all=0 suite=""
+es="" guest="" pm_guest="" cache="" attach="auto tp_btf" scenarios="pio mmio irq irq-npf npf triple escalate nested" all=0 suite=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --exitscope) es=$2; shift 2 ;;

@@ -20,7 +20,7 @@
 # says why; CTest shows it as skipped).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-es="" guest="" pm_guest="" cache="" attach="auto tp_btf" scenarios="pio irq irq-npf npf triple nested" all=0
+es="" guest="" pm_guest="" cache="" attach="auto tp_btf" scenarios="pio mmio irq irq-npf npf triple nested" all=0
 # Bochs's instructions per emulated second: the kernel's timer fires every ips/HZ instructions,
 # so a high figure spends less of the emulation on timer interrupts (BENCHMARKS.md).
 ips=200000000 megs=512 append=""
