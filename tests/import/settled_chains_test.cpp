@@ -14,6 +14,7 @@
 
 #include "replay/chains.h"
 #include "schema/sqlite_db.h"
+#include "tests/support/sql_dump.h"
 
 namespace {
 
@@ -24,20 +25,7 @@ std::string tmp_path(const std::string& name) {
   return std::string(ES_TEST_TMPDIR) + "/" + name;
 }
 
-std::string dump(es::db::Db& db, const std::string& sql) {
-  auto st = db.prepare(sql);
-  if (!st) return "prepare failed: " + st.error();
-  std::string out;
-  while (st->step() == SQLITE_ROW) {
-    for (int i = 0; i < sqlite3_column_count(st->get()); ++i) {
-      const unsigned char* t = sqlite3_column_text(st->get(), i);
-      out += t ? reinterpret_cast<const char*>(t) : "NULL";
-      out += '|';
-    }
-    out += '\n';
-  }
-  return out;
-}
+using es::test::dump;
 
 struct Settled {
   uint64_t settled = 0;  // chains settled while written

@@ -15,6 +15,7 @@
 
 #include "replay/chains.h"
 #include "schema/sqlite_db.h"
+#include "tests/support/sql_dump.h"
 
 namespace {
 
@@ -27,21 +28,7 @@ std::string tmp_path(const std::string& name) {
 
 int run(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
 
-// Every row of `sql`, one line per row, columns separated by '|' (NULL as "NULL").
-std::string dump(es::db::Db& db, const std::string& sql) {
-  auto st = db.prepare(sql);
-  if (!st) return "prepare failed: " + st.error();
-  std::string out;
-  while (st->step() == SQLITE_ROW) {
-    for (int i = 0; i < sqlite3_column_count(st->get()); ++i) {
-      const unsigned char* t = sqlite3_column_text(st->get(), i);
-      out += t ? reinterpret_cast<const char*>(t) : "NULL";
-      out += '|';
-    }
-    out += '\n';
-  }
-  return out;
-}
+using es::test::dump;
 
 // The chains of `db` as written, and as materialize_chains rebuilds them on a copy.
 void expect_same_chains(const std::string& db_path, const std::string& what) {
