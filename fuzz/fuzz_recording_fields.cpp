@@ -136,8 +136,8 @@ bool build(const std::string& path, Recipe& in) {
     for (const char* t : tables) {
       const std::string n(t);
       if (columns(*db, n).empty()) continue;
-      (void)db->exec("CREATE TABLE x_" + n + " AS SELECT * FROM " + n + "; DROP TABLE " + n +
-                     "; ALTER TABLE x_" + n + " RENAME TO " + n + ";");
+      (void)db->exec("CREATE TABLE x_" + n + " AS SELECT * FROM " + n + "; DROP TABLE " + n + "; ALTER TABLE x_" + n +
+                     " RENAME TO " + n + ";");
     }
   (void)db->exec("BEGIN");
   if (!(flags & 4)) insert_rows(*db, in, "sessions", 1);
@@ -154,9 +154,9 @@ bool build(const std::string& path, Recipe& in) {
 void read_like_the_cli(es::replay::Recording& rec) {
   // info: every string escaped, the import summary parsed from config_json
   if (auto s = rec.session(); s) {
-    for (const std::string* text : {&s->source, &s->scenario, &s->guest_path, &s->guest_hash, &s->policy,
-                                    &s->tool_version, &s->host, &s->kernel, &s->command_line, &s->started_at,
-                                    &s->ended_at, &s->end_detail})
+    for (const std::string* text :
+         {&s->source, &s->scenario, &s->guest_path, &s->guest_hash, &s->policy, &s->tool_version, &s->host, &s->kernel,
+          &s->command_line, &s->started_at, &s->ended_at, &s->end_detail})
       (void)es::replay::terminal_safe(*text);
     (void)es::replay::terminal_safe(es::import::describe_import_config(s->config_json));
     for (auto [reason, n] : s->exits_by_reason) (void)es::replay::exit_reason_text(reason, 0);

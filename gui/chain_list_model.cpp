@@ -101,7 +101,8 @@ QVariant ChainListModel::data(const QModelIndex& index, int role) const {
   if (role == Qt::ForegroundRole) {
     // Red: what a hypervisor can be blamed for, and a shutdown; amber: anything but a delivery.
     const auto o = replay::outcome_from_string(c->outcome);
-    if (!o || replay::outcome_is_loss(*o) || *o == replay::Outcome::TripleFault) return QBrush(QColor(0xc0, 0x10, 0x10));
+    if (!o || replay::outcome_is_loss(*o) || *o == replay::Outcome::TripleFault)
+      return QBrush(QColor(0xc0, 0x10, 0x10));
     if (*o != replay::Outcome::Delivered && *o != replay::Outcome::ReinjectedThenDelivered)
       return QBrush(QColor(0xa0, 0x60, 0x00));
     return {};
@@ -119,7 +120,8 @@ QVariant ChainListModel::data(const QModelIndex& index, int role) const {
     case kEvent: return QString::fromStdString(replay::chain_row_event_text(*c));
     case kLevel: return QStringLiteral("L%1").arg(c->level);
     case kEvents: return QString::number(c->event_count);
-    case kOutcome: return QString::fromStdString(c->outcome) + (c->inferred ? QStringLiteral(" (inferred)") : QString());
+    case kOutcome:
+      return QString::fromStdString(c->outcome) + (c->inferred ? QStringLiteral(" (inferred)") : QString());
     default: return {};
   }
 }

@@ -27,7 +27,9 @@ class ChainListModel : public QAbstractTableModel {
   QVariant data(const QModelIndex& index, int role) const override;
   QVariant headerData(int section, Qt::Orientation o, int role) const override;
 
-  uint64_t id_at(int row) const { return row >= 0 && static_cast<size_t>(row) < ids_.size() ? ids_[static_cast<size_t>(row)] : 0; }
+  uint64_t id_at(int row) const {
+    return row >= 0 && static_cast<size_t>(row) < ids_.size() ? ids_[static_cast<size_t>(row)] : 0;
+  }
   int row_of(uint64_t chain_id) const;
   const replay::ChainRow* row(int r) const;
 

@@ -28,8 +28,10 @@ void EventTableModel::rebuild() {
   rows_ = 0;
   if (!doc_) return;
   if (filter_ || pinned_) {
-    if (pinned_) ids_ = *pinned_;
-    else if (auto ids = replay::matching_ids(doc_->recording(), *filter_)) ids_ = std::move(ids).value();
+    if (pinned_)
+      ids_ = *pinned_;
+    else if (auto ids = replay::matching_ids(doc_->recording(), *filter_))
+      ids_ = std::move(ids).value();
     use_ids_ = true;
     if (by_time_) {
       // Stable by (time, id) among the matches.
@@ -98,19 +100,22 @@ const replay::Event* EventTableModel::fetch(int row) const {
   const uint64_t id = id_at(row);
   if (!id) return nullptr;
   // Pages are keyed by the first id of a run of kPage consecutive rows in id order.
-  const int64_t page = static_cast<int64_t>((descending_ ? rows_ - 1 - static_cast<uint64_t>(row) : static_cast<uint64_t>(row)) / kPage);
+  const int64_t page =
+      static_cast<int64_t>((descending_ ? rows_ - 1 - static_cast<uint64_t>(row) : static_cast<uint64_t>(row)) / kPage);
   auto it = pages_.find(page);
   if (it == pages_.end()) {
     std::vector<replay::Event> evs;
     const uint64_t first_row = static_cast<uint64_t>(page) * kPage;
     const uint64_t n = std::min<uint64_t>(kPage, rows_ - first_row);
     if (!use_ids_) {
-      if (auto v = replay::events_from_id(doc_->recording(), doc_->span().first_id + first_row, n)) evs = std::move(v).value();
+      if (auto v = replay::events_from_id(doc_->recording(), doc_->span().first_id + first_row, n))
+        evs = std::move(v).value();
     } else {
       const bool ascending_ids = !by_time_;
       if (ascending_ids) {
         // One range read, then keep the ids of this page.
-        auto v = replay::events_from_id(doc_->recording(), ids_[first_row], ids_[first_row + n - 1] - ids_[first_row] + 1);
+        auto v =
+            replay::events_from_id(doc_->recording(), ids_[first_row], ids_[first_row + n - 1] - ids_[first_row] + 1);
         if (v) {
           size_t k = first_row;
           for (auto& e : *v) {
@@ -159,7 +164,8 @@ QVariant EventTableModel::data(const QModelIndex& index, int role) const {
     case kTime: return QString::fromStdString(replay::format_time(r.time_ns));
     case kLevel: return QString::fromStdString(replay::level_text(r));
     case kVcpu: return QString::number(r.vcpu);
-    case kKind: return QString::fromUtf8(replay::kind_name(r.kind).data(), static_cast<int>(replay::kind_name(r.kind).size()));
+    case kKind:
+      return QString::fromUtf8(replay::kind_name(r.kind).data(), static_cast<int>(replay::kind_name(r.kind).size()));
     case kDetails: {
       // A decision names its detail by the exit it answered, a row or two above in id order.
       // (fetch may evict the page `e` points into: keep a copy first.)
@@ -190,7 +196,8 @@ void EventTableModel::sort(int column, Qt::SortOrder order) {
   const bool rebuild_needed = by_time != by_time_;
   by_time_ = by_time;
   descending_ = desc;
-  if (rebuild_needed) rebuild();
+  if (rebuild_needed)
+    rebuild();
   else {
     pages_.clear();
     lru_.clear();

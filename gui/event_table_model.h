@@ -48,8 +48,8 @@ class EventTableModel : public QAbstractTableModel {
   std::optional<replay::EventFilter> filter_;
   std::optional<std::vector<uint64_t>> pinned_;
   bool by_time_ = false, descending_ = false;
-  bool use_ids_ = false;             // ids_ holds the rows (filter or time sort)
-  std::vector<uint64_t> ids_;        // ascending by id, or by time
+  bool use_ids_ = false;       // ids_ holds the rows (filter or time sort)
+  std::vector<uint64_t> ids_;  // ascending by id, or by time
   uint64_t rows_ = 0;
   // Page cache: page index -> events; least recently used dropped beyond kMaxPages.
   static constexpr size_t kMaxPages = 64;

@@ -69,8 +69,9 @@ QByteArray render_timeline(Document& doc, const ImageOptions& opt, QString& erro
     from = a > margin ? a - margin : 0;
     to = b + margin;
     title += QStringLiteral(", chain %1").arg(*opt.chain);
-    if (row && *row) title += QStringLiteral(": ") + QString::fromStdString(replay::chain_row_event_text(**row)) +
-                              QStringLiteral(", ") + QString::fromStdString((*row)->outcome);
+    if (row && *row)
+      title += QStringLiteral(": ") + QString::fromStdString(replay::chain_row_event_text(**row)) +
+               QStringLiteral(", ") + QString::fromStdString((*row)->outcome);
   }
   if (opt.from_ns) from = *opt.from_ns;
   if (opt.to_ns) to = *opt.to_ns;
@@ -108,10 +109,14 @@ int export_command(const QStringList& args) {
       if (!value(v)) return fail(QStringLiteral("'%1' needs a number.").arg(a));
       auto n = replay::parse_uint(v.toStdString());
       if (!n) return fail(QStringLiteral("'%1' needs a number, not '%2'.").arg(a, v));
-      if (a == QLatin1String("--chain")) opt.chain = *n;
-      else if (a == QLatin1String("--vcpu")) opt.vcpu = static_cast<uint16_t>(*n);
-      else if (*n < 64 || *n > 16384) return fail(QStringLiteral("'%1' must be between 64 and 16384 pixels.").arg(a));
-      else (a == QLatin1String("--width") ? opt.width : opt.height) = static_cast<int>(*n);
+      if (a == QLatin1String("--chain"))
+        opt.chain = *n;
+      else if (a == QLatin1String("--vcpu"))
+        opt.vcpu = static_cast<uint16_t>(*n);
+      else if (*n < 64 || *n > 16384)
+        return fail(QStringLiteral("'%1' must be between 64 and 16384 pixels.").arg(a));
+      else
+        (a == QLatin1String("--width") ? opt.width : opt.height) = static_cast<int>(*n);
     } else if (a == QLatin1String("--histogram")) {
       if (!value(opt.histogram) || (opt.histogram != QLatin1String("exit") && opt.histogram != QLatin1String("chain")))
         return fail(QStringLiteral("'--histogram' needs exit or chain."));
@@ -150,7 +155,8 @@ int export_command(const QStringList& args) {
   QFile out;
   const bool ok = output == QLatin1String("-") ? out.open(stdout, QIODevice::WriteOnly)
                                                : (out.setFileName(output), out.open(QIODevice::WriteOnly));
-  if (!ok) return fail(QStringLiteral("cannot write '%1'; check that its directory exists and is writable.").arg(output));
+  if (!ok)
+    return fail(QStringLiteral("cannot write '%1'; check that its directory exists and is writable.").arg(output));
   if (out.write(bytes) != bytes.size()) return fail(QStringLiteral("could not write '%1' (disk full?).").arg(output));
   out.flush();
   return 0;

@@ -17,7 +17,7 @@ struct ImageOptions {
   std::optional<uint64_t> chain, from_ns, to_ns;
   std::optional<uint16_t> vcpu;
   int width = 1600;
-  int height = 0;  // 0 = from the number of lanes
+  int height = 0;     // 0 = from the number of lanes
   QString histogram;  // "exit" or "chain": the latency histogram (stats_histogram.h) instead of the timeline
 };
 

@@ -54,22 +54,26 @@ struct StepAction {
 };
 
 constexpr StepAction kSteps[] = {
-    {"prev_event", "\xe2\x97\x80 Event", "Shift+N", "previous event (row above in the event table)", &MainWindow::prev_event},
+    {"prev_event", "\xe2\x97\x80 Event", "Shift+N", "previous event (row above in the event table)",
+     &MainWindow::prev_event},
     {"next_event", "Event \xe2\x96\xb6", "N", "next event (row below in the event table)", &MainWindow::next_event},
-    {"prev_in_chain", "\xe2\x97\x80 In chain", "Shift+C", "previous event of the current chain", &MainWindow::prev_in_chain},
+    {"prev_in_chain", "\xe2\x97\x80 In chain", "Shift+C", "previous event of the current chain",
+     &MainWindow::prev_in_chain},
     {"next_in_chain", "In chain \xe2\x96\xb6", "C", "next event of the current chain", &MainWindow::next_in_chain},
     {"prev_chain", "\xe2\x97\x80 Chain", "[", "previous chain (in the chain list)", &MainWindow::prev_chain},
     {"next_chain", "Chain \xe2\x96\xb6", "]", "next chain (in the chain list)", &MainWindow::next_chain},
     {"jump_to_cause", "\xe2\x86\x91 Cause", "U", "jump to the event that caused this one", &MainWindow::jump_to_cause},
-    {"jump_to_effect", "Effect \xe2\x86\x93", "E", "jump to the first event this one caused", &MainWindow::jump_to_effect},
+    {"jump_to_effect", "Effect \xe2\x86\x93", "E", "jump to the first event this one caused",
+     &MainWindow::jump_to_effect},
 };
 
 struct TypeChoice {
   const char* label;
   int type;  // -1 = any
 };
-constexpr TypeChoice kTypes[] = {{"any type", -1},         {"IRQ", 0},          {"NMI", 2}, {"HW exception", 3},
-                                 {"INT n", 4},              {"privileged SW exc", 5}, {"SW exception", 6}};
+constexpr TypeChoice kTypes[] = {{"any type", -1},    {"IRQ", 0},   {"NMI", 2},
+                                 {"HW exception", 3}, {"INT n", 4}, {"privileged SW exc", 5},
+                                 {"SW exception", 6}};
 
 QString html_escape(const std::string& s) { return QString::fromStdString(s).toHtmlEscaped(); }
 
@@ -105,7 +109,8 @@ void MainWindow::build_ui() {
   chain_outcome_ = new QComboBox;
   chain_outcome_->setObjectName(QStringLiteral("chain_outcome"));
   chain_outcome_->addItem(QStringLiteral("any outcome"));
-  for (replay::Outcome o : replay::kAllOutcomes) chain_outcome_->addItem(QString::fromStdString(std::string(replay::to_string(o))));
+  for (replay::Outcome o : replay::kAllOutcomes)
+    chain_outcome_->addItem(QString::fromStdString(std::string(replay::to_string(o))));
   chain_level_ = new QComboBox;
   chain_level_->setObjectName(QStringLiteral("chain_level"));
   chain_level_->addItem(QStringLiteral("any level"), 0);
@@ -139,10 +144,9 @@ void MainWindow::build_ui() {
   chain_view_->setColumnWidth(2, 44);
   chain_view_->setColumnWidth(3, 52);
   cl->addWidget(chain_view_);
-  connect(chain_view_->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
-          [this](const QModelIndex& cur) {
-            if (cur.isValid()) select_chain_row(cur.row());
-          });
+  connect(chain_view_->selectionModel(), &QItemSelectionModel::currentRowChanged, this, [this](const QModelIndex& cur) {
+    if (cur.isValid()) select_chain_row(cur.row());
+  });
 
   violations_ = new QListWidget;
   violations_->setObjectName(QStringLiteral("violations"));
@@ -161,7 +165,8 @@ void MainWindow::build_ui() {
   el->setContentsMargins(2, 2, 2, 2);
   filter_ = new QLineEdit;
   filter_->setObjectName(QStringLiteral("filter_box"));
-  filter_->setPlaceholderText(QStringLiteral("filter: reason:EPT_VIOLATION vector:0x20 level:1 chain:17 kind:exit vcpu:0"));
+  filter_->setPlaceholderText(
+      QStringLiteral("filter: reason:EPT_VIOLATION vector:0x20 level:1 chain:17 kind:exit vcpu:0"));
   filter_->setClearButtonEnabled(true);
   connect(filter_, &QLineEdit::returnPressed, this, [this] { apply_query(filter_->text()); });
   filter_error_ = new QLabel;
@@ -189,11 +194,10 @@ void MainWindow::build_ui() {
   el->addWidget(filter_);
   el->addWidget(filter_error_);
   el->addWidget(event_view_);
-  connect(event_view_->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
-          [this](const QModelIndex& cur) {
-            if (!cur.isValid()) return;
-            if (auto e = events_->event_at(cur.row())) set_cursor(*e, true);
-          });
+  connect(event_view_->selectionModel(), &QItemSelectionModel::currentRowChanged, this, [this](const QModelIndex& cur) {
+    if (!cur.isValid()) return;
+    if (auto e = events_->event_at(cur.row())) set_cursor(*e, true);
+  });
 
   inspector_ = new QTextBrowser;
   inspector_->setObjectName(QStringLiteral("inspector"));
@@ -237,7 +241,8 @@ void MainWindow::build_ui() {
   view_action("zoom_in", QStringLiteral("Zoom +"), QKeySequence(Qt::Key_Plus), &TimelineWidget::zoom_in);
   view_action("zoom_out", QStringLiteral("Zoom -"), QKeySequence(Qt::Key_Minus), &TimelineWidget::zoom_out);
   view_action("fit_all", QStringLiteral("Fit all"), QKeySequence(Qt::Key_F), &TimelineWidget::fit_all);
-  view_action("fit_chain", QStringLiteral("Fit chain"), QKeySequence(QStringLiteral("Shift+F")), &TimelineWidget::fit_chain);
+  view_action("fit_chain", QStringLiteral("Fit chain"), QKeySequence(QStringLiteral("Shift+F")),
+              &TimelineWidget::fit_chain);
   auto* focus_filter = new QAction(this);
   focus_filter->setShortcuts({QKeySequence(QStringLiteral("Ctrl+L")), QKeySequence(Qt::Key_Slash)});
   connect(focus_filter, &QAction::triggered, this, [this] {
@@ -278,8 +283,10 @@ void MainWindow::show_exits(const QString& what, const std::vector<uint64_t>& id
 void MainWindow::open_chain(uint64_t id) {
   if (!doc_) return;
   const int row = chains_->row_of(id);
-  if (row >= 0) select_chain_row(row);
-  else go_to_event(id);
+  if (row >= 0)
+    select_chain_row(row);
+  else
+    go_to_event(id);
 }
 
 void MainWindow::build_menus() {
@@ -294,9 +301,9 @@ void MainWindow::build_menus() {
   rebuild_recent_menu();
   QMenu* exp = file->addMenu(QStringLiteral("&Export"));
   const std::pair<const char*, const char*> kExports[] = {
-      {"png-view", "Current view as PNG..."}, {"svg", "Timeline as SVG..."},     {"png", "Timeline as PNG..."},
-      {"text", "Text (mailing list)..."},     {"markdown", "Markdown..."},
-      {"perfetto", "Perfetto trace..."},      {"chrome", "Chrome trace JSON..."}};
+      {"png-view", "Current view as PNG..."}, {"svg", "Timeline as SVG..."}, {"png", "Timeline as PNG..."},
+      {"text", "Text (mailing list)..."},     {"markdown", "Markdown..."},   {"perfetto", "Perfetto trace..."},
+      {"chrome", "Chrome trace JSON..."}};
   for (const auto& [kind, label] : kExports) {
     const QString k = QString::fromLatin1(kind);
     exp->addAction(QString::fromLatin1(label), this, [this, k] { export_dialog(k); });
@@ -340,7 +347,8 @@ void MainWindow::build_menus() {
 QString MainWindow::shortcuts_html() {
   QString h = QStringLiteral("<h3>Keyboard shortcuts</h3><table cellpadding=3>");
   for (const StepAction& s : kSteps)
-    h += QStringLiteral("<tr><td><b>%1</b></td><td>%2</td></tr>").arg(QString::fromLatin1(s.keys), QString::fromLatin1(s.help));
+    h += QStringLiteral("<tr><td><b>%1</b></td><td>%2</td></tr>")
+             .arg(QString::fromLatin1(s.keys), QString::fromLatin1(s.help));
   const char* kOther[][2] = {{"+ / -", "zoom the timeline in / out (also the mouse wheel)"},
                              {"drag", "pan the timeline; Left / Right with the timeline focused"},
                              {"F", "fit the whole session"},
@@ -351,7 +359,8 @@ QString MainWindow::shortcuts_html() {
                              {"Up / Down", "move in the focused table"},
                              {"Ctrl+O", "open a recording"}};
   for (const auto& o : kOther)
-    h += QStringLiteral("<tr><td><b>%1</b></td><td>%2</td></tr>").arg(QString::fromLatin1(o[0]), QString::fromLatin1(o[1]));
+    h += QStringLiteral("<tr><td><b>%1</b></td><td>%2</td></tr>")
+             .arg(QString::fromLatin1(o[0]), QString::fromLatin1(o[1]));
   return h + QStringLiteral("</table>");
 }
 
@@ -381,12 +390,13 @@ bool MainWindow::open_file(const QString& path) {
   violations_->clear();
   for (const replay::Event& v : doc_->violations()) {
     const std::string_view rule = replay::violation_rule_name(v.rec.reason);
-    auto* item = new QListWidgetItem(QStringLiteral("#%1 %2 at %3 s: cause #%4")
-                                         .arg(v.rec.id)
-                                         .arg(rule.empty() ? QStringLiteral("rule %1").arg(v.rec.reason)
-                                                           : QString::fromUtf8(rule.data(), static_cast<int>(rule.size())))
-                                         .arg(QString::fromStdString(replay::format_time(v.rec.time_ns)))
-                                         .arg(v.rec.cause));
+    auto* item =
+        new QListWidgetItem(QStringLiteral("#%1 %2 at %3 s: cause #%4")
+                                .arg(v.rec.id)
+                                .arg(rule.empty() ? QStringLiteral("rule %1").arg(v.rec.reason)
+                                                  : QString::fromUtf8(rule.data(), static_cast<int>(rule.size())))
+                                .arg(QString::fromStdString(replay::format_time(v.rec.time_ns)))
+                                .arg(v.rec.cause));
     item->setData(Qt::UserRole, QVariant::fromValue<quint64>(v.rec.id));
     item->setForeground(QColor(0xb0, 0x00, 0x00));
     violations_->addItem(item);
@@ -438,8 +448,10 @@ bool MainWindow::open_file(const QString& path) {
          (doc_->open_notice().isEmpty() ? QString() : QStringLiteral(" \xe2\x80\x94 ") + doc_->open_notice()));
   add_recent(QFileInfo(path).absoluteFilePath());
   // Start on the first chain when there is one, else on the first event.
-  if (chains_->rowCount() > 0) select_chain_row(0);
-  else if (doc_->span().count) go_to_event(doc_->span().first_id);
+  if (chains_->rowCount() > 0)
+    select_chain_row(0);
+  else if (doc_->span().count)
+    go_to_event(doc_->span().first_id);
   update_inspector();
   return true;
 }
@@ -461,7 +473,9 @@ void MainWindow::rebuild_recent_menu() {
   recent_menu_->setEnabled(!list.isEmpty());
 }
 
-uint64_t MainWindow::current_chain() const { return cursor_ && cursor_->rec.origin ? cursor_->rec.origin : timeline_->chain(); }
+uint64_t MainWindow::current_chain() const {
+  return cursor_ && cursor_->rec.origin ? cursor_->rec.origin : timeline_->chain();
+}
 
 void MainWindow::go_to_event(uint64_t id) {
   if (!doc_) return;
@@ -523,7 +537,8 @@ void MainWindow::update_inspector() {
                    .arg(e.rec.id)
                    .arg(QString::fromUtf8(replay::kind_name(e.rec.kind).data(),
                                           static_cast<int>(replay::kind_name(e.rec.kind).size())));
-    h += QStringLiteral("<tr><td valign=top style='color:#555'>Effects</td><td>%1</td></tr>").arg(links.join(QStringLiteral(", ")));
+    h += QStringLiteral("<tr><td valign=top style='color:#555'>Effects</td><td>%1</td></tr>")
+             .arg(links.join(QStringLiteral(", ")));
   }
   h += QStringLiteral("</table>");
   if (ev.rec.origin) {
@@ -623,14 +638,18 @@ void MainWindow::prev_event() {
 
 void MainWindow::next_in_chain() {
   if (!doc_ || !cursor_ || !current_chain()) return;
-  if (auto e = replay::step_event(doc_->recording(), cursor_->rec.id, true, current_chain()); e && *e) set_cursor(**e);
-  else status(QStringLiteral("last event of chain %1").arg(current_chain()));
+  if (auto e = replay::step_event(doc_->recording(), cursor_->rec.id, true, current_chain()); e && *e)
+    set_cursor(**e);
+  else
+    status(QStringLiteral("last event of chain %1").arg(current_chain()));
 }
 
 void MainWindow::prev_in_chain() {
   if (!doc_ || !cursor_ || !current_chain()) return;
-  if (auto e = replay::step_event(doc_->recording(), cursor_->rec.id, false, current_chain()); e && *e) set_cursor(**e);
-  else status(QStringLiteral("first event of chain %1").arg(current_chain()));
+  if (auto e = replay::step_event(doc_->recording(), cursor_->rec.id, false, current_chain()); e && *e)
+    set_cursor(**e);
+  else
+    status(QStringLiteral("first event of chain %1").arg(current_chain()));
 }
 
 void MainWindow::next_chain() {
@@ -647,14 +666,18 @@ void MainWindow::prev_chain() {
 
 void MainWindow::jump_to_cause() {
   if (!doc_ || !cursor_) return;
-  if (cursor_->rec.cause) go_to_event(cursor_->rec.cause);
-  else status(QStringLiteral("event #%1 has no recorded cause").arg(cursor_->rec.id));
+  if (cursor_->rec.cause)
+    go_to_event(cursor_->rec.cause);
+  else
+    status(QStringLiteral("event #%1 has no recorded cause").arg(cursor_->rec.id));
 }
 
 void MainWindow::jump_to_effect() {
   if (!doc_ || !cursor_) return;
-  if (auto e = replay::first_effect(doc_->recording(), cursor_->rec.id); e && *e) set_cursor(**e);
-  else status(QStringLiteral("event #%1 caused no recorded event").arg(cursor_->rec.id));
+  if (auto e = replay::first_effect(doc_->recording(), cursor_->rec.id); e && *e)
+    set_cursor(**e);
+  else
+    status(QStringLiteral("event #%1 caused no recorded event").arg(cursor_->rec.id));
 }
 
 QString MainWindow::export_to(const QString& kind, const QString& path) {
@@ -693,8 +716,8 @@ QString MainWindow::export_to(const QString& kind, const QString& path) {
 
 void MainWindow::export_dialog(const QString& kind) {
   if (!doc_) return;
-  const QString ext = kind == QLatin1String("png-view") ? QStringLiteral("png")
-                      : kind == QLatin1String("text")   ? QStringLiteral("txt")
+  const QString ext = kind == QLatin1String("png-view")   ? QStringLiteral("png")
+                      : kind == QLatin1String("text")     ? QStringLiteral("txt")
                       : kind == QLatin1String("markdown") ? QStringLiteral("md")
                       : kind == QLatin1String("perfetto") ? QStringLiteral("pftrace")
                       : kind == QLatin1String("chrome")   ? QStringLiteral("json")
@@ -703,8 +726,10 @@ void MainWindow::export_dialog(const QString& kind) {
   const QString p = QFileDialog::getSaveFileName(this, QStringLiteral("Export"), base + QLatin1Char('.') + ext);
   if (p.isEmpty()) return;
   const QString err = export_to(kind, p);
-  if (!err.isEmpty()) QMessageBox::warning(this, QStringLiteral("Export failed"), err);
-  else status(QStringLiteral("exported %1").arg(p));
+  if (!err.isEmpty())
+    QMessageBox::warning(this, QStringLiteral("Export failed"), err);
+  else
+    status(QStringLiteral("exported %1").arg(p));
 }
 
 }  // namespace es::gui

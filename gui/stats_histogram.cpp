@@ -22,7 +22,8 @@ struct Layout {
 
 Layout plot_layout(const QRectF& r, const HistogramPicture& h) {
   Layout l;
-  l.plot = QRectF(r.left() + 78, r.top() + 40, std::max(10.0, r.width() - 78 - 40), std::max(10.0, r.height() - 40 - 64));
+  l.plot =
+      QRectF(r.left() + 78, r.top() + 40, std::max(10.0, r.width() - 78 - 40), std::max(10.0, r.height() - 40 - 64));
   size_t first = 0;
   while (first < h.buckets.size() && h.buckets[first] == 0) ++first;
   if (first == h.buckets.size()) return l;
@@ -107,7 +108,8 @@ void paint_histogram(QPainter& p, const QRectF& r, const HistogramPicture& h) {
     p.fillRect(bar, hl ? QColor(0xe0, 0x80, 0x10) : QColor(0x3a, 0x6e, 0xa5));
     if (h.buckets[i] && l.bar_w >= 22) {
       p.setPen(ink);
-      p.drawText(QRectF(x, bar.top() - 16, l.bar_w, 14), Qt::AlignHCenter | Qt::AlignBottom, QString::number(h.buckets[i]));
+      p.drawText(QRectF(x, bar.top() - 16, l.bar_w, 14), Qt::AlignHCenter | Qt::AlignBottom,
+                 QString::number(h.buckets[i]));
     }
   }
   // Bucket edges: every edge while they fit (about 44 px a label), else every k-th.

@@ -16,9 +16,9 @@
 namespace es::gui {
 
 struct HistogramPicture {
-  QString title;     // top line: what is counted and in which recording
-  QString x_label;   // "exit-to-entry time (VM exit -> next VM entry), log2 buckets"
-  QString y_label;   // "VM exits"
+  QString title;                  // top line: what is counted and in which recording
+  QString x_label;                // "exit-to-entry time (VM exit -> next VM entry), log2 buckets"
+  QString y_label;                // "VM exits"
   std::vector<uint64_t> buckets;  // replay::Stats::histogram or ::chain_histogram
   int highlight = -1;             // a bucket drawn selected, -1 = none
 };

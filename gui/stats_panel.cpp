@@ -42,8 +42,7 @@ class Cell : public QTableWidgetItem {
   }
   bool operator<(const QTableWidgetItem& o) const override {
     const QVariant a = data(Qt::UserRole), b = o.data(Qt::UserRole);
-    if (a.isValid() || b.isValid())
-      return (a.isValid() ? a.toLongLong() : -1) < (b.isValid() ? b.toLongLong() : -1);
+    if (a.isValid() || b.isValid()) return (a.isValid() ? a.toLongLong() : -1) < (b.isValid() ? b.toLongLong() : -1);
     return text() < o.text();
   }
 };
@@ -56,7 +55,8 @@ Cell* num_cell(uint64_t v) {
   return c;
 }
 Cell* time_cell(std::optional<uint64_t> ns) {
-  auto* c = new Cell(qs(replay::duration_us(ns)), ns ? std::optional<int64_t>(static_cast<int64_t>(*ns)) : std::nullopt);
+  auto* c =
+      new Cell(qs(replay::duration_us(ns)), ns ? std::optional<int64_t>(static_cast<int64_t>(*ns)) : std::nullopt);
   c->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
   return c;
 }
@@ -107,8 +107,10 @@ StatsPanel::StatsPanel(QWidget* parent) : QWidget(parent) {
   action_->setObjectName(QStringLiteral("stats_action"));
   action_->hide();
   connect(action_, &QPushButton::clicked, this, [this] {
-    if (busy()) cancel();
-    else refresh();
+    if (busy())
+      cancel();
+    else
+      refresh();
   });
   busy_row->addWidget(progress_, 1);
   busy_row->addWidget(action_);
@@ -122,8 +124,9 @@ StatsPanel::StatsPanel(QWidget* parent) : QWidget(parent) {
                                       QStringLiteral("Time %"), QStringLiteral("Min"), QStringLiteral("Max"),
                                       QStringLiteral("Mean"), QStringLiteral("Median"), QStringLiteral("P99")});
   exits_->setSortingEnabled(true);
-  exits_->setToolTip(QStringLiteral("Exit-to-entry time per exit reason, as 'exitscope stats'. Click a header to sort, "
-                                    "a row to list its exits in the event table."));
+  exits_->setToolTip(
+      QStringLiteral("Exit-to-entry time per exit reason, as 'exitscope stats'. Click a header to sort, "
+                     "a row to list its exits in the event table."));
   connect(exits_, &QTableWidget::cellClicked, this, [this](int row, int) { pick_row(row); });
   histogram_ = new HistogramWidget;
   connect(histogram_, &HistogramWidget::bucket_clicked, this, &StatsPanel::pick_bucket);
@@ -143,16 +146,17 @@ StatsPanel::StatsPanel(QWidget* parent) : QWidget(parent) {
   top->addWidget(hist_page);
   top->setSizes({820, 380});
 
-  chain_kinds_ = make_table("stats_chain_kinds", {QStringLiteral("Event"), QStringLiteral("Chains"),
-                                                  QStringLiteral("Delivered"), QStringLiteral("Min"),
-                                                  QStringLiteral("Mean"), QStringLiteral("Max"), QStringLiteral("Exits"),
-                                                  QStringLiteral("Reinjected")});
+  chain_kinds_ =
+      make_table("stats_chain_kinds", {QStringLiteral("Event"), QStringLiteral("Chains"), QStringLiteral("Delivered"),
+                                       QStringLiteral("Min"), QStringLiteral("Mean"), QStringLiteral("Max"),
+                                       QStringLiteral("Exits"), QStringLiteral("Reinjected")});
   chain_kinds_->setSortingEnabled(true);
-  chain_kinds_->setToolTip(QStringLiteral("Raise-to-delivery time per kind of event; exits = VM exits during its "
-                                          "delivery (IDT-vectoring)."));
-  slowest_ = make_table("stats_slowest", {QStringLiteral("Chain"), QStringLiteral("Event"), QStringLiteral("Time"),
-                                          QStringLiteral("Exits"), QStringLiteral("Reinjections"),
-                                          QStringLiteral("Outcome")});
+  chain_kinds_->setToolTip(
+      QStringLiteral("Raise-to-delivery time per kind of event; exits = VM exits during its "
+                     "delivery (IDT-vectoring)."));
+  slowest_ =
+      make_table("stats_slowest", {QStringLiteral("Chain"), QStringLiteral("Event"), QStringLiteral("Time"),
+                                   QStringLiteral("Exits"), QStringLiteral("Reinjections"), QStringLiteral("Outcome")});
   slowest_->setToolTip(QStringLiteral("The slowest delivered chains; click one to open it."));
   connect(slowest_, &QTableWidget::cellClicked, this, [this](int row, int) {
     if (auto* it = slowest_->item(row, 0)) emit chain_selected(it->data(Qt::UserRole).toULongLong());
@@ -266,7 +270,8 @@ void StatsPanel::refresh() {
   replay::StatsOptions opt;
   opt.slowest_chains = 20;
   stats_.reset();
-  summary_->setText(QStringLiteral("Computing the statistics of %1...").arg(QFileInfo(doc_->path()).fileName().toHtmlEscaped()));
+  summary_->setText(
+      QStringLiteral("Computing the statistics of %1...").arg(QFileInfo(doc_->path()).fileName().toHtmlEscaped()));
   start(opt, QStringLiteral("Computing"), [this](Result<replay::Stats> st) {
     if (!st) {
       summary_->setText(QStringLiteral("Cannot compute the statistics: %1").arg(qs(st.error())));
@@ -284,12 +289,13 @@ void StatsPanel::show_figures(replay::Stats figures) {
 
   exits_->setSortingEnabled(false);
   exits_->setRowCount(0);
-  auto add_rows = [&](const std::vector<replay::ExitRow>& rows, const replay::Latency& all, replay::StatsPick::Table t) {
+  auto add_rows = [&](const std::vector<replay::ExitRow>& rows, const replay::Latency& all,
+                      replay::StatsPick::Table t) {
     for (const replay::ExitRow& r : rows) {
       const int row = exits_->rowCount();
       exits_->insertRow(row);
-      auto* kind = new Cell(t == replay::StatsPick::Table::Exits ? QStringLiteral("exit") : QStringLiteral("nested exit"),
-                            std::nullopt);
+      auto* kind = new Cell(
+          t == replay::StatsPick::Table::Exits ? QStringLiteral("exit") : QStringLiteral("nested exit"), std::nullopt);
       kind->setData(kTableRole, static_cast<int>(t));
       kind->setData(kKeyRole, qs(r.key));
       exits_->setItem(row, kKind, kind);
@@ -343,7 +349,8 @@ void StatsPanel::show_figures(replay::Stats figures) {
     slowest_->setItem(row, 3, num_cell(c.exits));
     slowest_->setItem(row, 4, num_cell(c.reinjections));
     const std::string_view outcome = replay::to_string(c.outcome);
-    slowest_->setItem(row, 5, new Cell(QString::fromUtf8(outcome.data(), static_cast<int>(outcome.size())), std::nullopt));
+    slowest_->setItem(row, 5,
+                      new Cell(QString::fromUtf8(outcome.data(), static_cast<int>(outcome.size())), std::nullopt));
   }
   slowest_->resizeColumnsToContents();
 
@@ -354,7 +361,7 @@ void StatsPanel::show_figures(replay::Stats figures) {
                      .arg(s.all_exits.count)
                      .arg(s.all_exits.timed)
                      .arg(qs(replay::duration_us(s.all_exits.timed ? std::optional<uint64_t>(s.all_exits.total_ns)
-                                                                    : std::nullopt)));
+                                                                   : std::nullopt)));
   if (s.all_nested.count) text += QStringLiteral("; %1 nested exits (L2 -> L1)").arg(s.all_nested.count);
   text += QStringLiteral("; %1 event chains.").arg(s.chains);
   if (s.entries == 0 && s.all_exits.count)
@@ -365,8 +372,9 @@ void StatsPanel::show_figures(replay::Stats figures) {
                 : QStringLiteral(" %1 exits have no later entry: their time is unknown and left out.")
                       .arg(s.all_exits.count - s.all_exits.timed);
   if (doc_->drops().total())
-    text += QStringLiteral(" <span style='color:#b00000'>%1 records were dropped while recording: these figures "
-                           "have gaps.</span>")
+    text += QStringLiteral(
+                " <span style='color:#b00000'>%1 records were dropped while recording: these figures "
+                "have gaps.</span>")
                 .arg(doc_->drops().total());
   summary_text_ = text;
   summary_->setText(text);
@@ -388,7 +396,8 @@ void StatsPanel::show_histogram(int which) {
     histogram_->set_picture({});
     return;
   }
-  histogram_->set_picture(histogram_picture(*stats_, which == 1 ? HistogramKind::Chain : HistogramKind::Exit, QString()));
+  histogram_->set_picture(
+      histogram_picture(*stats_, which == 1 ? HistogramKind::Chain : HistogramKind::Exit, QString()));
 }
 
 void StatsPanel::pick_bucket(int bucket) {

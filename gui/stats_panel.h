@@ -33,7 +33,21 @@ struct StatsJob;
 class StatsPanel : public QWidget {
   Q_OBJECT
  public:
-  enum Column { kKind, kLevel, kKey, kCount, kCountPct, kTime, kTimePct, kMin, kMax, kMean, kMedian, kP99, kColumnCount };
+  enum Column {
+    kKind,
+    kLevel,
+    kKey,
+    kCount,
+    kCountPct,
+    kTime,
+    kTimePct,
+    kMin,
+    kMax,
+    kMean,
+    kMedian,
+    kP99,
+    kColumnCount
+  };
   explicit StatsPanel(QWidget* parent = nullptr);
   ~StatsPanel() override;
 

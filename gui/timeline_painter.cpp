@@ -57,8 +57,10 @@ uint64_t nice_step(uint64_t span, int ticks) {
 
 void triangle(QPainter& p, QPointF c, double r, bool down) {
   QPolygonF t;
-  if (down) t << QPointF(c.x() - r, c.y() - r) << QPointF(c.x() + r, c.y() - r) << QPointF(c.x(), c.y() + r);
-  else t << QPointF(c.x() - r, c.y() + r) << QPointF(c.x() + r, c.y() + r) << QPointF(c.x(), c.y() - r);
+  if (down)
+    t << QPointF(c.x() - r, c.y() - r) << QPointF(c.x() + r, c.y() - r) << QPointF(c.x(), c.y() + r);
+  else
+    t << QPointF(c.x() - r, c.y() + r) << QPointF(c.x() + r, c.y() + r) << QPointF(c.x(), c.y() - r);
   p.drawPolygon(t);
 }
 
@@ -182,8 +184,8 @@ void TimelinePainter::paint(QPainter& p, const QRectF& r, const TimelineScene& s
 void TimelinePainter::paint_overview(QPainter& p, const Layout& l, const TimelineScene& s) const {
   const QRectF o = l.overview;
   p.setPen(QColor(0x55, 0x55, 0x55));
-  p.drawText(QRectF(o.left() - l.label_width, o.top(), l.label_width - 8, o.height()), Qt::AlignRight | Qt::AlignVCenter,
-             QStringLiteral("session"));
+  p.drawText(QRectF(o.left() - l.label_width, o.top(), l.label_width - 8, o.height()),
+             Qt::AlignRight | Qt::AlignVCenter, QStringLiteral("session"));
   p.fillRect(o, QColor(0xf3, 0xf3, 0xf3));
   // Density of the sampled session in 1-pixel-ish columns, exits darker.
   const int cols = std::max(1, static_cast<int>(o.width() / 2));
@@ -209,9 +211,12 @@ void TimelinePainter::paint_overview(QPainter& p, const Layout& l, const Timelin
     p.fillRect(QRectF(o.left() + f * o.width() - 1, o.top(), 2, o.height()), kViolation);
   }
   // The current window.
-  const double x0 = o.left() + (static_cast<double>(s.from_ns) - static_cast<double>(s.session_from_ns)) / span * o.width();
-  const double x1 = o.left() + (static_cast<double>(s.to_ns) - static_cast<double>(s.session_from_ns)) / span * o.width();
-  QRectF view(QPointF(std::clamp(x0, o.left(), o.right()), o.top()), QPointF(std::clamp(x1, o.left(), o.right()), o.bottom()));
+  const double x0 =
+      o.left() + (static_cast<double>(s.from_ns) - static_cast<double>(s.session_from_ns)) / span * o.width();
+  const double x1 =
+      o.left() + (static_cast<double>(s.to_ns) - static_cast<double>(s.session_from_ns)) / span * o.width();
+  QRectF view(QPointF(std::clamp(x0, o.left(), o.right()), o.top()),
+              QPointF(std::clamp(x1, o.left(), o.right()), o.bottom()));
   if (view.width() < 3) view.adjust(-1.5, 0, 1.5, 0);
   p.setPen(QPen(QColor(0x20, 0x20, 0x20), 1.5));
   p.setBrush(QColor(0x20, 0x40, 0x80, 40));
@@ -225,7 +230,8 @@ void TimelinePainter::paint_lanes(QPainter& p, const Layout& l, const TimelineSc
   QFont bold = p.font();
   bold.setBold(true);
   for (size_t i = 0; i < s.lanes.size(); ++i) {
-    const QRectF lane(l.lanes.left(), l.lanes.top() + static_cast<double>(i) * l.lane_height, l.lanes.width(), l.lane_height);
+    const QRectF lane(l.lanes.left(), l.lanes.top() + static_cast<double>(i) * l.lane_height, l.lanes.width(),
+                      l.lane_height);
     p.fillRect(lane, i % 2 ? QColor(0xfa, 0xfa, 0xfa) : QColor(0xf0, 0xf4, 0xf8));
     p.setPen(QColor(0xcc, 0xcc, 0xcc));
     p.drawLine(lane.bottomLeft(), lane.bottomRight());
@@ -356,7 +362,7 @@ void TimelinePainter::paint_chain(QPainter& p, const Layout& l, const TimelineSc
       // Bulge up for links forward in time, sideways for links at one instant.
       const double bulge = std::abs(dx) < 4 ? 18 : std::min(40.0, 0.25 * std::abs(dx) + 8);
       const QPointF ctrl = std::abs(dx) < 4 ? QPointF(a.x() + bulge, (a.y() + b.y()) / 2)
-                                             : QPointF((a.x() + b.x()) / 2, std::min(a.y(), b.y()) - bulge);
+                                            : QPointF((a.x() + b.x()) / 2, std::min(a.y(), b.y()) - bulge);
       path.quadTo(ctrl, b);
       p.setPen(QPen(kChain, 2));
       p.drawPath(path);

@@ -143,8 +143,10 @@ bool TimelineWidget::event(QEvent* e) {
       for (const replay::Event& ev : *list)
         if (!found && ev.rec.id == *id) found = &ev;
   }
-  if (found) QToolTip::showText(help->globalPos(), QString::fromStdString(replay::mark_tooltip(*found)), this);
-  else QToolTip::hideText();
+  if (found)
+    QToolTip::showText(help->globalPos(), QString::fromStdString(replay::mark_tooltip(*found)), this);
+  else
+    QToolTip::hideText();
   return true;
 }
 
@@ -166,7 +168,8 @@ void TimelineWidget::mousePressEvent(QMouseEvent* e) {
     // Jump: centre the window on the clicked session time.
     const double f = (e->position().x() - l.overview.left()) / std::max(1.0, l.overview.width());
     const auto& s = scene();
-    const uint64_t t = s.session_from_ns + static_cast<uint64_t>(f * static_cast<double>(s.session_to_ns - s.session_from_ns));
+    const uint64_t t =
+        s.session_from_ns + static_cast<uint64_t>(f * static_cast<double>(s.session_to_ns - s.session_from_ns));
     const uint64_t w = to_ - from_;
     from_ = t > w / 2 ? t - w / 2 : 0;
     to_ = from_ + w;
@@ -207,7 +210,9 @@ void TimelineWidget::keyPressEvent(QKeyEvent* e) {
     case Qt::Key_Plus:
     case Qt::Key_Equal: zoom_in(); break;
     case Qt::Key_Minus: zoom_out(); break;
-    case Qt::Key_Left: set_window(from_ - std::min(from_, (to_ - from_) / 4), to_ - std::min(from_, (to_ - from_) / 4)); break;
+    case Qt::Key_Left:
+      set_window(from_ - std::min(from_, (to_ - from_) / 4), to_ - std::min(from_, (to_ - from_) / 4));
+      break;
     case Qt::Key_Right: set_window(from_ + (to_ - from_) / 4, to_ + (to_ - from_) / 4); break;
     default: QWidget::keyPressEvent(e);
   }

@@ -32,8 +32,10 @@ DecodedExit decode_exit(const KvmEvent& e, bool svm, InfoPairMeaning meaning, bo
       d.exit_intr_error = x.error_code.value_or(0);
       break;
     case ExitFormat::InfoPair:  // "info A B": meaning decided from the whole trace
-      if (meaning == InfoPairMeaning::IdtVectoring) d.idt_vectoring_info = info2;
-      else d.exit_intr_info = info2;  // before 5.10: VM-exit interruption info
+      if (meaning == InfoPairMeaning::IdtVectoring)
+        d.idt_vectoring_info = info2;
+      else
+        d.exit_intr_info = info2;  // before 5.10: VM-exit interruption info
       d.inferred = contested;
       break;
     case ExitFormat::Info1Info2:  // labels of the 5.10+ format, intr_info cut off: assume 5.10+ meaning

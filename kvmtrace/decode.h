@@ -24,9 +24,9 @@ enum class InfoPairMeaning : uint8_t { Undecided, ExitIntrInfo, IdtVectoring };
 
 struct DecodedExit {
   bool svm = false;
-  uint32_t reason = 0;             // VMX: full 32-bit exit reason; SVM: EXITCODE
-  std::optional<uint64_t> rip;     // guest RIP; nullopt: the event did not say
-  uint64_t qualification = 0;      // VMX exit qualification / SVM EXITINFO1 (0 when not printed)
+  uint32_t reason = 0;                 // VMX: full 32-bit exit reason; SVM: EXITCODE
+  std::optional<uint64_t> rip;         // guest RIP; nullopt: the event did not say
+  uint64_t qualification = 0;          // VMX exit qualification / SVM EXITINFO1 (0 when not printed)
   std::optional<uint64_t> exit_info2;  // SVM EXITINFO2
   std::optional<uint64_t> guest_phys;  // SVM NPF: the faulting GPA (EXITINFO2)
   // SDM Vol. 3C 28.2.4 "Information for VM Exits That Occur During Event Delivery" (VMX) /

@@ -35,18 +35,23 @@ void EraEvidence::learn(const KvmEvent& t, uint64_t line_no) {
       // valid for those. 28.2.4 "Information for VM Exits That Occur During Event Delivery":
       // an external interrupt is never taken in the middle of delivering another event.
       if (valid && !exception && !external)
-        info2_is_vectoring_.add(line_no, at(name + " exit with a valid info2: only IDT-vectoring info can be valid there"));
+        info2_is_vectoring_.add(line_no,
+                                at(name + " exit with a valid info2: only IDT-vectoring info can be valid there"));
       else if (!valid && (exception || external))
-        info2_is_vectoring_.add(line_no, at(name + " exit with info2 not valid: its VM-exit interruption info always is"));
+        info2_is_vectoring_.add(line_no,
+                                at(name + " exit with info2 not valid: its VM-exit interruption info always is"));
       else if (valid && external)
-        info2_is_exit_intr_.add(line_no, at("EXTERNAL_INTERRUPT exit with a valid info2: IDT-vectoring info is never valid there"));
+        info2_is_exit_intr_.add(
+            line_no, at("EXTERNAL_INTERRUPT exit with a valid info2: IDT-vectoring info is never valid there"));
     }
   }
   // Print formats of Linux 6.0+ (kvm_inj_virq "IRQ 0x.. [reinjected]", kvm_inj_exception
   // without the error code it does not deliver; see kReinjectedSince) and 6.14+ (kvm_entry intr_info).
-  if ((t.event == Tracepoint::InjVirq || t.event == Tracepoint::InjException) && t.injected && t.injected->reinjected_printed_era)
+  if ((t.event == Tracepoint::InjVirq || t.event == Tracepoint::InjException) && t.injected &&
+      t.injected->reinjected_printed_era)
     newer_kernel_.add(line_no, at(std::string(to_string(t.event)) + " in the Linux 6.0+ format"));
-  if (t.event == Tracepoint::Entry && t.injected) newer_kernel_.add(line_no, at("kvm_entry prints intr_info, Linux 6.14+"));
+  if (t.event == Tracepoint::Entry && t.injected)
+    newer_kernel_.add(line_no, at("kvm_entry prints intr_info, Linux 6.14+"));
   // "kvm_entry: vcpu 0" without the RIP: the kernel's own format before 5.9 (trace-cmd's kvm
   // plugin does not reformat kvm_entry), so its kvm_exit printed info2 = VM-exit interruption info.
   if (t.event == Tracepoint::Entry && !t.rip && !t.injected && t.vcpu >= 0)
@@ -81,9 +86,12 @@ void EraEvidence::finish() {
     const uint64_t kernel_new = newer_kernel_.count, kernel_old = older_kernel_.count;
     const uint64_t lines_new = info2_is_vectoring_.count, lines_old = info2_is_exit_intr_.count;
     bool vec;
-    if (kernel_new != kernel_old && (!kernel_new || !kernel_old)) vec = kernel_new > 0;
-    else if (kernel_new || kernel_old) vec = kernel_new >= kernel_old;
-    else vec = lines_new >= lines_old;
+    if (kernel_new != kernel_old && (!kernel_new || !kernel_old))
+      vec = kernel_new > 0;
+    else if (kernel_new || kernel_old)
+      vec = kernel_new >= kernel_old;
+    else
+      vec = lines_new >= lines_old;
     info_pair_ = vec ? InfoPairMeaning::IdtVectoring : InfoPairMeaning::ExitIntrInfo;
   }
 }
@@ -95,16 +103,20 @@ void EraEvidence::note(const KvmEvent& t) {
     era_pair_ |= t.exit.format == ExitFormat::InfoPair;
   }
   if (t.event == Tracepoint::Entry && t.injected) era_entry_intr_ = true;
-  if ((t.event == Tracepoint::InjVirq || t.event == Tracepoint::InjException) && t.injected && t.injected->reinjected_printed_era)
+  if ((t.event == Tracepoint::InjVirq || t.event == Tracepoint::InjException) && t.injected &&
+      t.injected->reinjected_printed_era)
     era_virq_new_ = true;
 }
 
 void EraEvidence::describe(bool saw_vmx, TraceFacts& s) const {
-  if (era_entry_intr_) s.era = "Linux 6.14+ (kvm_entry prints the injected event)";
+  if (era_entry_intr_)
+    s.era = "Linux 6.14+ (kvm_entry prints the injected event)";
   else if (era_intr_ && era_virq_new_)
     s.era = "Linux 6.0+ (kvm_exit prints intr_info, kvm_inj_virq / kvm_inj_exception in the 6.0+ format)";
-  else if (era_intr_) s.era = "Linux 5.10+ (kvm_exit prints info1 info2 intr_info error_code)";
-  else if (era_virq_new_) s.era = "Linux 6.0+ (kvm_inj_virq / kvm_inj_exception print [reinjected])";
+  else if (era_intr_)
+    s.era = "Linux 5.10+ (kvm_exit prints info1 info2 intr_info error_code)";
+  else if (era_virq_new_)
+    s.era = "Linux 6.0+ (kvm_inj_virq / kvm_inj_exception print [reinjected])";
   else if (era_pair_ && info_pair_ == InfoPairMeaning::IdtVectoring)
     s.era = "Linux 5.10+ (kvm_exit 'info A B' as trace-cmd's kvm plugin prints it; see the evidence below)";
   else if (era_pair_ && info_pair_ == InfoPairMeaning::ExitIntrInfo)
@@ -112,18 +124,23 @@ void EraEvidence::describe(bool saw_vmx, TraceFacts& s) const {
   else if (era_pair_ && !learned_)  // trace.dat / live: the event's fields themselves lack intr_info
     s.era = "before Linux 5.10 (kvm_exit has info1 / info2 fields but no intr_info)";
   else if (era_pair_)  // trace-cmd's kvm plugin prints "info A B" on every kernel: no era from it alone
-    s.era = "unknown: kvm_exit 'info A B' is the kernel's format before 5.10 and trace-cmd's kvm plugin's on every "
-            "kernel";
-  else s.era = "unknown (no kvm_exit with info fields)";
+    s.era =
+        "unknown: kvm_exit 'info A B' is the kernel's format before 5.10 and trace-cmd's kvm plugin's on every "
+        "kernel";
+  else
+    s.era = "unknown (no kvm_exit with info fields)";
   if (era_pair_ && saw_vmx && !learned_)
-    s.assumptions.push_back("kvm_exit without intr_info (before 5.10): info2 is the VM-exit interruption info, "
-                            "IDT-vectoring info is not in the trace; deliveries are inferred");
+    s.assumptions.push_back(
+        "kvm_exit without intr_info (before 5.10): info2 is the VM-exit interruption info, "
+        "IDT-vectoring info is not in the trace; deliveries are inferred");
   if (era_pair_ && saw_vmx && learned_) {
     // What "info A B" was read as, and which lines decided it (or that none did).
-    const char* kPlugin = "kvm_exit 'info A B' (the kernel's format before 5.10, trace-cmd's kvm plugin's on every kernel)";
+    const char* kPlugin =
+        "kvm_exit 'info A B' (the kernel's format before 5.10, trace-cmd's kvm plugin's on every kernel)";
     std::string a;
     if (info_pair_ == InfoPairMeaning::Undecided) {
-      a = std::string(kPlugin) + ": nothing in the file tells which kernel printed it; info2 read as the VM-exit "
+      a = std::string(kPlugin) +
+          ": nothing in the file tells which kernel printed it; info2 read as the VM-exit "
           "interruption info (before 5.10), IDT-vectoring info is not in the trace and deliveries are inferred";
     } else {
       const bool vec = info_pair_ == InfoPairMeaning::IdtVectoring;
@@ -156,8 +173,10 @@ void EraEvidence::describe(bool saw_vmx, TraceFacts& s) const {
       const bool vec = info_pair_ == InfoPairMeaning::IdtVectoring;
       const Evidence& against = vec ? (older_kernel_.count ? older_kernel_ : info2_is_exit_intr_)
                                     : (newer_kernel_.count ? newer_kernel_ : info2_is_vectoring_);
-      s.assumptions.push_back("the file contradicts itself about kvm_exit's info2: " + against.what + " says the other "
-                              "meaning (" + std::to_string(against.count) + " line" + (against.count > 1 ? "s" : "") +
+      s.assumptions.push_back("the file contradicts itself about kvm_exit's info2: " + against.what +
+                              " says the other "
+                              "meaning (" +
+                              std::to_string(against.count) + " line" + (against.count > 1 ? "s" : "") +
                               "); every 'info A B' exit is marked inferred");
     }
   }
@@ -167,11 +186,16 @@ std::string EraEvidence::formats_era() const {
   const FormatSeen& f = formats_;
   if (!f.exit) return "unknown (no kvm_exit event format)";
   std::string era;
-  if (f.entry_intr_info) era = "Linux 6.14+";
-  else if (f.exit_intr_info && (f.inj_virq_reinjected || f.inj_exception_reinjected)) era = "Linux 6.0+";
-  else if (f.exit_intr_info) era = "Linux 5.10+";
-  else if (f.exit_info2) era = "before Linux 5.10";
-  else era = "unknown";
+  if (f.entry_intr_info)
+    era = "Linux 6.14+";
+  else if (f.exit_intr_info && (f.inj_virq_reinjected || f.inj_exception_reinjected))
+    era = "Linux 6.0+";
+  else if (f.exit_intr_info)
+    era = "Linux 5.10+";
+  else if (f.exit_info2)
+    era = "before Linux 5.10";
+  else
+    era = "unknown";
   std::string why;
   const auto add = [&](const char* x) { why += (why.empty() ? "" : "; ") + std::string(x); };
   add(f.exit_intr_info ? "kvm_exit has intr_info (5.10+: info2 = IDT-vectoring info)"

@@ -40,7 +40,6 @@ struct TraceFacts {
   std::vector<std::string> vcpu_map;
 };
 
-
 class EraEvidence {
  public:
   void learn(const KvmEvent& t, uint64_t line_no);  // a whole-file source's first pass

@@ -58,8 +58,10 @@ std::string_view to_string(ExitFormat f) {
 uint32_t kvm_exception_word(uint8_t vector, bool deliver_error_code) {
   using arch::InterruptionType;
   InterruptionType type = InterruptionType::HardwareException;
-  if (vector == arch::kNMI) type = InterruptionType::Nmi;
-  else if (vector == arch::kBP || vector == arch::kOF) type = InterruptionType::SoftwareException;
+  if (vector == arch::kNMI)
+    type = InterruptionType::Nmi;
+  else if (vector == arch::kBP || vector == arch::kOF)
+    type = InterruptionType::SoftwareException;
   return arch::EntryIntrInfo::make(vector, type, deliver_error_code).raw();
 }
 

@@ -47,9 +47,9 @@ Tracepoint tracepoint_from_name(std::string_view name);
 enum class ExitFormat : uint8_t {
   None,
   ReasonRipOnly,  // reason and rip only (very old, or trimmed)
-  InfoPair,       // info1 info2 without intr_info: before 5.10 (text "info 181 0": also trace-cmd's kvm plugin on every kernel)
-  Info1Info2,     // text "info1 0x.. info2 0x.." labels without intr_info (cut off: era not certain)
-  IntrInfo,       // info1 info2 intr_info error_code (5.10+)
+  InfoPair,  // info1 info2 without intr_info: before 5.10 (text "info 181 0": also trace-cmd's kvm plugin on every kernel)
+  Info1Info2,  // text "info1 0x.. info2 0x.." labels without intr_info (cut off: era not certain)
+  IntrInfo,    // info1 info2 intr_info error_code (5.10+)
 };
 std::string_view to_string(ExitFormat f);
 
@@ -142,8 +142,8 @@ struct KvmEvent {
     uint8_t vector = 0;
   };
   struct UserspaceExit {
-    uint64_t reason = 0;      // KVM_EXIT_* (include/uapi/linux/kvm.h)
-    int64_t error = 0;        // -errno when KVM_RUN returned an error ("restart", "error"), else 0
+    uint64_t reason = 0;  // KVM_EXIT_* (include/uapi/linux/kvm.h)
+    int64_t error = 0;    // -errno when KVM_RUN returned an error ("restart", "error"), else 0
     bool errno_printed() const { return error < 0; }
   };
   struct Mmio {

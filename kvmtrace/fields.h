@@ -20,18 +20,58 @@
 namespace es::kvmtrace {
 
 enum Field : uint8_t {
-  fExitReason, fGuestRip, fIsa, fInfo1, fInfo2, fIntrInfo, fErrorCode, fVcpuId, fRip, fImmediateExit,
-  fIrq, fVector, fSoft, fReinjected, fException, fHasError, fFaultAddress, fLen, fInsn, fFailed,
-  fRw, fPort, fSize, fVal, fWrite, fEcx, fData, fApicid, fVec, fReason, fErrno, fExitCode,
-  fExitInfo1, fExitInfo2, fExitIntInfo, fExitIntInfoErr, fType, fGpa, fVmcb, fNestedRip, fIntCtl, fEventInj,
+  fExitReason,
+  fGuestRip,
+  fIsa,
+  fInfo1,
+  fInfo2,
+  fIntrInfo,
+  fErrorCode,
+  fVcpuId,
+  fRip,
+  fImmediateExit,
+  fIrq,
+  fVector,
+  fSoft,
+  fReinjected,
+  fException,
+  fHasError,
+  fFaultAddress,
+  fLen,
+  fInsn,
+  fFailed,
+  fRw,
+  fPort,
+  fSize,
+  fVal,
+  fWrite,
+  fEcx,
+  fData,
+  fApicid,
+  fVec,
+  fReason,
+  fErrno,
+  fExitCode,
+  fExitInfo1,
+  fExitInfo2,
+  fExitIntInfo,
+  fExitIntInfoErr,
+  fType,
+  fGpa,
+  fVmcb,
+  fNestedRip,
+  fIntCtl,
+  fEventInj,
   kFieldCount
 };
 inline constexpr std::array<const char*, kFieldCount> kFieldNames = {
-    "exit_reason", "guest_rip", "isa", "info1", "info2", "intr_info", "error_code", "vcpu_id", "rip",
-    "immediate_exit", "irq", "vector", "soft", "reinjected", "exception", "has_error", "fault_address", "len",
-    "insn", "failed", "rw", "port", "size", "val", "write", "ecx", "data", "apicid", "vec", "reason", "errno",
-    "exit_code", "exit_info1", "exit_info2", "exit_int_info", "exit_int_info_err", "type", "gpa", "vmcb",
-    "nested_rip", "int_ctl", "event_inj"};
+    "exit_reason", "guest_rip",  "isa",        "info1",          "info2",         "intr_info",
+    "error_code",  "vcpu_id",    "rip",        "immediate_exit", "irq",           "vector",
+    "soft",        "reinjected", "exception",  "has_error",      "fault_address", "len",
+    "insn",        "failed",     "rw",         "port",           "size",          "val",
+    "write",       "ecx",        "data",       "apicid",         "vec",           "reason",
+    "errno",       "exit_code",  "exit_info1", "exit_info2",     "exit_int_info", "exit_int_info_err",
+    "type",        "gpa",        "vmcb",       "nested_rip",     "int_ctl",       "event_inj"};
 
 inline std::optional<Field> field_by_name(std::string_view name) {
   for (size_t i = 0; i < kFieldCount; ++i)
@@ -81,9 +121,7 @@ bool fill_from_fields(Tracepoint ev, const Fields& f, KvmEvent& t) {
       }
       return true;
     }
-    case Tracepoint::NestedIntrVmexit:
-      t.rip = opt(fRip);
-      return true;
+    case Tracepoint::NestedIntrVmexit: t.rip = opt(fRip); return true;
     case Tracepoint::Entry:
       t.rip = opt(fRip);
       t.immediate_exit = f.get(fImmediateExit) != 0;

@@ -25,8 +25,8 @@ bool same_event(uint32_t a, uint32_t b) {
 
 void Linker::learn(const KvmEvent& t, uint64_t line_no) {
   era_.learn(t, line_no);
-  const bool exit_line = t.event == Tracepoint::Exit || t.event == Tracepoint::NestedVmexit ||
-                         t.event == Tracepoint::NestedVmexitInject;
+  const bool exit_line =
+      t.event == Tracepoint::Exit || t.event == Tracepoint::NestedVmexit || t.event == Tracepoint::NestedVmexitInject;
   if (exit_line && t.exit.reason && t.exit.isa != Isa::Unknown) (t.exit.svm() ? learned_svm_ : learned_vmx_) = true;
   if (t.event == Tracepoint::Entry) saw_entry_ = true;
   if (t.event == Tracepoint::NestedVmexit) nested_vmexit_traced_ = true;
@@ -373,8 +373,8 @@ void Linker::on_exit(const KvmEvent& t, VcpuState& st, uint8_t level) {
     on_shutdown(probe, st, level == 2 ? 2 : st.entered_level);
     return;
   }
-  const bool continues = (in_flight || st.phase == VcpuState::Phase::Exited) && vec.valid() &&
-                         same_event(vec_word, st.word);
+  const bool continues =
+      (in_flight || st.phase == VcpuState::Phase::Exited) && vec.valid() && same_event(vec_word, st.word);
   if (!continues && in_flight) {
     // The next exit no longer reports the event in IDT-vectoring info: its delivery completed
     // (SDM Vol. 3C 28.2.4 "Information for VM Exits That Occur During Event Delivery"). Before
@@ -442,8 +442,7 @@ void Linker::on_shutdown(const es_record& probe, VcpuState& st, uint8_t level) {
   uint64_t cause = st.last_link;
   if (vec.valid() && !same_event(vec_word, st.word)) {
     const EntryIntrInfo other(vec_word);
-    const bool double_fault =
-        other.vector() == arch::kDF && other.type() == arch::InterruptionType::HardwareException;
+    const bool double_fault = other.vector() == arch::kDF && other.type() == arch::InterruptionType::HardwareException;
     es_record& r = push(ES_KIND_RAISE, ES_FLAG_INFERRED);
     r.origin = double_fault ? st.chain : r.id;
     r.cause = st.last_link;
@@ -488,7 +487,8 @@ void Linker::on_nested_vmexit(const KvmEvent& t, VcpuState& st) {
 void Linker::set_exit_level(es_record& e, uint8_t level) {
   e.level = level;
   for (uint64_t id = e.id + 1; id < next_id_; ++id)
-    if (es_record* c = held(id); c && c->kind == ES_KIND_CONTEXT && c->reason == ES_CONTEXT_PAGE_FAULT && c->cause == e.id)
+    if (es_record* c = held(id);
+        c && c->kind == ES_KIND_CONTEXT && c->reason == ES_CONTEXT_PAGE_FAULT && c->cause == e.id)
       c->level = level;
 }
 
@@ -592,8 +592,7 @@ void Linker::on_nested_vmenter(const KvmEvent& t, VcpuState& st) {
   // aux (interruptibility), aux64 (RFLAGS): unknown, 0 (see above).
   r.intr_info = injects ? word : 0;
   const uint64_t id = r.id;
-  const bool continues = injects &&
-                         (st.phase == VcpuState::Phase::Exited || st.phase == VcpuState::Phase::HeldByL1) &&
+  const bool continues = injects && (st.phase == VcpuState::Phase::Exited || st.phase == VcpuState::Phase::HeldByL1) &&
                          same_event(word, st.word);
   if (continues) {
     r.origin = st.chain;
@@ -623,8 +622,8 @@ void Linker::on_inject(const KvmEvent& t, VcpuState& st) {
   const bool kernel_says_new = inj.reinjected_printed_era && !inj.reinjected;
   // (An exit that was a fault of the delivery itself reported no IDT-vectoring: what KVM injects
   // next is its answer to that fault, a new event, not the first one again.)
-  const bool matches = st.phase == VcpuState::Phase::Exited && !st.delivery_faulted &&
-                       same_event(inj.word, st.word) && !kernel_says_new;
+  const bool matches =
+      st.phase == VcpuState::Phase::Exited && !st.delivery_faulted && same_event(inj.word, st.word) && !kernel_says_new;
   // The same event injected again with no VM entry since the last injection: KVM cancelled that
   // one before VMRUN / VMLAUNCH (vcpu_enter_guest's cancel_injection path after a late request,
   // signal or need_resched: svm_cancel_injection / vmx_cancel_injection move EVENTINJ / the
@@ -634,8 +633,8 @@ void Linker::on_inject(const KvmEvent& t, VcpuState& st) {
   // event's chain goes on.
   // Only where the trace has kvm_entry lines at all: an excerpt without them (perf script of
   // kvm_inj_virq alone, a list of print formats) says nothing about entries in between.
-  if (saw_entry_ && st.phase == VcpuState::Phase::Decided && st.chain != 0 &&
-      same_event(inj.word, st.word) && !kernel_says_new) {
+  if (saw_entry_ && st.phase == VcpuState::Phase::Decided && st.chain != 0 && same_event(inj.word, st.word) &&
+      !kernel_says_new) {
     es_record& c = push(ES_KIND_DECISION, ES_FLAG_INFERRED);
     c.level = st.level;
     c.reason = ES_DECISION_CANCEL_INJECTION;
@@ -661,8 +660,7 @@ void Linker::on_inject(const KvmEvent& t, VcpuState& st) {
   // KVM merges a fault raised while delivering a contributory exception / #PF into #DF
   // (kvm_multiple_exception, after SDM Vol. 3A Table 6-5): the #DF is the same story, raised in
   // that chain as the hv model records it, and the chain ends "promoted to #DF" or in a triple fault.
-  const bool promoted = st.phase == VcpuState::Phase::Exited && st.chain != 0 &&
-                        double_fault_class(st.word) &&
+  const bool promoted = st.phase == VcpuState::Phase::Exited && st.chain != 0 && double_fault_class(st.word) &&
                         arch::EntryIntrInfo(inj.word).type() == arch::InterruptionType::HardwareException &&
                         arch::EntryIntrInfo(inj.word).vector() == arch::kDF;
   if (promoted) {
@@ -704,7 +702,8 @@ void Linker::on_inject(const KvmEvent& t, VcpuState& st) {
     // caused by the exit, inside the first event's, and chains reads the pair by Table 6-5.
     uint64_t raised_by = 0;
     if (requeued && answer.type() == arch::InterruptionType::HardwareException)
-      if (const es_record* e = held(st.last_link); e && e->kind == ES_KIND_VM_EXIT && intercepted_exception(*e) == static_cast<int>(answer.vector()))
+      if (const es_record* e = held(st.last_link);
+          e && e->kind == ES_KIND_VM_EXIT && intercepted_exception(*e) == static_cast<int>(answer.vector()))
         raised_by = e->id;
     if (requeued && st.delivery_faulted) {
       // A fault of the delivery itself (no IDT-vectoring to requeue from: the gate the event
@@ -753,8 +752,8 @@ void Linker::on_entry(const KvmEvent& t, VcpuState& st) {
     root = raise(inj.word, inj.error_code, st.level);
   }
   // "kvm_entry: vcpu 0" (kernels before ~4.x, and trace-cmd's plugin) says no RIP: unknown, not 0.
-  es_record& e = push(ES_KIND_VM_ENTRY, (t.immediate_exit ? ES_FLAG_IMMEDIATE_EXIT : 0) |
-                                            (t.rip ? 0 : ES_FLAG_RIP_UNKNOWN));
+  es_record& e =
+      push(ES_KIND_VM_ENTRY, (t.immediate_exit ? ES_FLAG_IMMEDIATE_EXIT : 0) | (t.rip ? 0 : ES_FLAG_RIP_UNKNOWN));
   e.level = st.level;
   e.rip = t.rip.value_or(0);
   if (t.injected.has_value()) {
@@ -834,7 +833,8 @@ void Linker::on_context(const KvmEvent& t, VcpuState& st) {
       // KVM_EXIT_SHUTDOWN (8) right after a fault while delivering #DF: KVM turned it into a
       // triple fault itself (kvm_multiple_exception: KVM_REQ_TRIPLE_FAULT; SDM Vol. 3A 6.15), with
       // no shutdown exit of the CPU: the #DF's chain ends here.
-      if (!t.userspace_exit().errno_printed() && t.userspace_exit().reason == 8 && st.phase == VcpuState::Phase::Exited && st.delivery_faulted && st.chain != 0 &&
+      if (!t.userspace_exit().errno_printed() && t.userspace_exit().reason == 8 &&
+          st.phase == VcpuState::Phase::Exited && st.delivery_faulted && st.chain != 0 &&
           arch::EntryIntrInfo(st.word).vector() == arch::kDF) {
         c.origin = st.chain;
         c.cause = st.last_link;
@@ -876,14 +876,17 @@ void Linker::describe(TraceFacts& s) const {
   s.vendor = saw_vmx_ && saw_svm_ ? "mixed" : saw_svm_ ? "svm" : saw_vmx_ ? "vmx" : "unknown";
   era_.describe(saw_vmx_, s);
   if (assumed_info2_)
-    s.assumptions.push_back("kvm_exit lines with info1/info2 but without intr_info: info2 taken as IDT-vectoring "
-                            "info (Linux 5.10+ VMX meaning); those exits are marked inferred");
+    s.assumptions.push_back(
+        "kvm_exit lines with info1/info2 but without intr_info: info2 taken as IDT-vectoring "
+        "info (Linux 5.10+ VMX meaning); those exits are marked inferred");
   if (kernel_without_reinjected_)
-    s.assumptions.push_back("the kernel does not print [reinjected]: an injection of the event an exit reported in "
-                            "IDT-vectoring info is taken as its reinjection (marked inferred)");
+    s.assumptions.push_back(
+        "the kernel does not print [reinjected]: an injection of the event an exit reported in "
+        "IDT-vectoring info is taken as its reinjection (marked inferred)");
   if (numeric_as_svm_)
-    s.assumptions.push_back("exit reasons printed as numbers (codes the kernel's table did not name) are taken as "
-                            "SVM exit codes, as the trace's named exits are SVM");
+    s.assumptions.push_back(
+        "exit reasons printed as numbers (codes the kernel's table did not name) are taken as "
+        "SVM exit codes, as the trace's named exits are SVM");
   if (levels_from_tracking_)
     s.assumptions.push_back(std::to_string(levels_from_tracking_) + " exit" + (levels_from_tracking_ > 1 ? "s" : "") +
                             " labelled L2 because kvm_nested_vmenter had entered the vCPU into L2; the trace has no "
@@ -898,7 +901,8 @@ void Linker::describe(TraceFacts& s) const {
                             " without a kvm_nested_vmexit line labelled L2 because kvm_nested_vmexit_inject reflected "
                             "it to L1 (only an L2 exit is reflected)");
   if (guessed_vcpu_)
-    s.assumptions.push_back("some events name no vCPU: taken from the thread (one vCPU per thread) or the event before");
+    s.assumptions.push_back(
+        "some events name no vCPU: taken from the thread (one vCPU per thread) or the event before");
 }
 
 // The VMs the events came from and the APIC rule (issue #16): the vCPU map when there is more

@@ -80,8 +80,8 @@ class Linker {
     // field; L0's entries into L1 do not carry it, L1's next VMRUN / VMRESUME may inject it.
     enum class Phase : uint8_t { Idle, Decided, Entered, Exited, HeldByL1 };
     Phase phase = Phase::Idle;
-    uint64_t chain = 0;      // origin of the event in flight
-    uint32_t word = 0;       // it, VM-entry format
+    uint64_t chain = 0;  // origin of the event in flight
+    uint32_t word = 0;   // it, VM-entry format
     uint32_t error = 0;
     uint64_t last_link = 0;  // last record of that chain on this vCPU
     uint64_t open_exit = 0;  // id of the exit not yet followed by an entry; 0 = none
@@ -91,7 +91,7 @@ class Linker {
     uint8_t level = 1;
     uint8_t entered_level = 1;
     bool exit_level_seen = false;
-    int32_t thread = -1;  // the host thread that runs this vCPU (one per vCPU, for its lifetime)
+    int32_t thread = -1;            // the host thread that runs this vCPU (one per vCPU, for its lifetime)
     bool delivery_faulted = false;  // the open exit is a fault raised by the chain's own delivery
     // Forgets the event in flight, keeps the levels and the open exit.
     void reset_event() {
@@ -145,18 +145,18 @@ class Linker {
   std::deque<es_record> held_;  // ids base_id_ .. next_id_-1
   uint64_t base_id_ = 1, next_id_ = 1;
   std::vector<VcpuState> vcpus_;
-  std::unordered_map<int32_t, int32_t> learning_;           // learn(): thread -> vCPU
+  std::unordered_map<int32_t, int32_t> learning_;             // learn(): thread -> vCPU
   std::vector<std::pair<int32_t, int32_t>> learned_threads_;  // learn(): (thread, process) in order of appearance
-  std::vector<std::pair<int32_t, int32_t>> pid_vcpu_;       // the same after finish_learning(), sorted
-  std::unordered_map<int32_t, int32_t> seen_pid_vcpu_;      // the same, from events added so far
+  std::vector<std::pair<int32_t, int32_t>> pid_vcpu_;         // the same after finish_learning(), sorted
+  std::unordered_map<int32_t, int32_t> seen_pid_vcpu_;        // the same, from events added so far
   std::vector<int32_t> guessed_pids_;
-  std::vector<Vm> vms_;                                        // in order of appearance
-  std::unordered_map<int32_t, uint32_t> vm_of_thread_;         // thread -> index into vms_
+  std::vector<Vm> vms_;                                           // in order of appearance
+  std::unordered_map<int32_t, uint32_t> vm_of_thread_;            // thread -> index into vms_
   std::map<std::pair<uint32_t, int32_t>, uint16_t> recorded_of_;  // (VM, vCPU id) -> recorded number
-  std::map<uint16_t, RecordedVcpu> recorded_;                  // recorded number -> (VM, vCPU id)
+  std::map<uint16_t, RecordedVcpu> recorded_;                     // recorded number -> (VM, vCPU id)
   uint32_t cur_vm_ = 0;
-  uint64_t apic_events_ = 0;         // kvm_apic_accept_irq / kvm_eoi put on the vCPU their apicid names
-  uint64_t apic_vm_unknown_ = 0;     // of those, from a thread that runs no vCPU while several VMs ran
+  uint64_t apic_events_ = 0;      // kvm_apic_accept_irq / kvm_eoi put on the vCPU their apicid names
+  uint64_t apic_vm_unknown_ = 0;  // of those, from a thread that runs no vCPU while several VMs ran
   uint16_t cur_vcpu_ = 0, last_vcpu_ = 0;
   uint64_t cur_time_ = 0, cur_line_ = 0;
 

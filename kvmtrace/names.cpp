@@ -76,10 +76,14 @@ bool parse_hex32(std::string_view t, uint32_t& out) {
   uint64_t v = 0;
   for (char c : t) {
     uint64_t d;
-    if (c >= '0' && c <= '9') d = static_cast<uint64_t>(c - '0');
-    else if (c >= 'a' && c <= 'f') d = static_cast<uint64_t>(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F') d = static_cast<uint64_t>(c - 'A' + 10);
-    else return false;
+    if (c >= '0' && c <= '9')
+      d = static_cast<uint64_t>(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      d = static_cast<uint64_t>(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F')
+      d = static_cast<uint64_t>(c - 'A' + 10);
+    else
+      return false;
     v = (v << 4) | d;
   }
   if (v > 0xFFFF'FFFFull) return false;
@@ -145,11 +149,16 @@ bool vmx_reason_flags_from_name(std::string_view t, uint32_t& bits) {
   while (!t.empty()) {
     const size_t bar = t.find('|');
     const std::string_view f = t.substr(0, bar);
-    if (f == "FAILED_VMENTRY") bits |= arch::ExitReason::kEntryFailure, any = true;
-    else if (f == "SGX_ENCLAVE_MODE" || f == "ENCLAVE_MODE") bits |= arch::ExitReason::kEnclaveMode, any = true;
-    else if (f == "PENDING_MTF") bits |= arch::ExitReason::kPendingMtf, any = true;
-    else if (f == "FROM_VMX_ROOT") bits |= arch::ExitReason::kFromVmxRoot, any = true;
-    else return false;
+    if (f == "FAILED_VMENTRY")
+      bits |= arch::ExitReason::kEntryFailure, any = true;
+    else if (f == "SGX_ENCLAVE_MODE" || f == "ENCLAVE_MODE")
+      bits |= arch::ExitReason::kEnclaveMode, any = true;
+    else if (f == "PENDING_MTF")
+      bits |= arch::ExitReason::kPendingMtf, any = true;
+    else if (f == "FROM_VMX_ROOT")
+      bits |= arch::ExitReason::kFromVmxRoot, any = true;
+    else
+      return false;
     if (bar == std::string_view::npos) break;
     t.remove_prefix(bar + 1);
   }

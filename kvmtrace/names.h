@@ -15,10 +15,10 @@
 namespace es::kvmtrace {
 
 struct ExitName {
-  Isa isa = Isa::Unknown;         // Unknown: a bare number ("0x4d"), or not understood
-  std::optional<uint32_t> reason; // VMX basic exit reason / SVM exit code; nullopt: not understood
-  bool old_name = false;          // a name KVM no longer prints (PENDING_INTERRUPT)
-  size_t tokens = 1;              // words the name took ("PF excp": 2)
+  Isa isa = Isa::Unknown;          // Unknown: a bare number ("0x4d"), or not understood
+  std::optional<uint32_t> reason;  // VMX basic exit reason / SVM exit code; nullopt: not understood
+  bool old_name = false;           // a name KVM no longer prints (PENDING_INTERRUPT)
+  size_t tokens = 1;               // words the name took ("PF excp": 2)
 };
 
 // kvm_exit's reason as printed: VMX names are upper case ("EPT_VIOLATION", "EXIT_REASON_..."),

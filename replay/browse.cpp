@@ -190,8 +190,8 @@ Result<std::vector<Event>> effects(Recording& rec, uint64_t id, uint64_t max) {
 
 std::string lane_label(const Lane& l) {
   // The events' level notation (format.h level_text): "L2(L0)" and "L2(L1)" alike.
-  return "vCPU " + std::to_string(l.vcpu) + " \xc2\xb7 L" + std::to_string(l.level) + "(L" + std::to_string(l.hv_level) +
-         ")";
+  return "vCPU " + std::to_string(l.vcpu) + " \xc2\xb7 L" + std::to_string(l.level) + "(L" +
+         std::to_string(l.hv_level) + ")";
 }
 
 Lane lane_of(const es_record& r) {
@@ -363,8 +363,8 @@ Result<std::vector<Event>> chain_members(Recording& rec, uint64_t id) {
 
 Result<std::vector<Event>> violations(Recording& rec, uint64_t max) {
   std::vector<Event> out;
-  if (auto r = collect(rec, "WHERE e.kind = ? ORDER BY e.id LIMIT ?",
-                       {ES_KIND_VIOLATION, static_cast<int64_t>(max)}, out);
+  if (auto r =
+          collect(rec, "WHERE e.kind = ? ORDER BY e.id LIMIT ?", {ES_KIND_VIOLATION, static_cast<int64_t>(max)}, out);
       !r)
     return make_error(r.error());
   return out;

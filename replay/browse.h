@@ -21,7 +21,7 @@ struct EventSpan {
   uint64_t first_id = 0, last_id = 0;  // 0 / 0 when there are no events
   uint64_t count = 0;                  // sessions.event_count when the session is complete, else counted
   uint64_t first_time_ns = 0, last_time_ns = 0;
-  bool dense = false;                  // ids are exactly first_id..last_id (row r = first_id + r)
+  bool dense = false;  // ids are exactly first_id..last_id (row r = first_id + r)
 };
 Result<EventSpan> event_span(Recording& rec);
 

@@ -280,7 +280,8 @@ bool injected_before(const std::vector<Event>& x, uint64_t at, uint32_t word) {
     --it;
     const es_record& r = it->rec;
     if (is_exit(r)) return false;
-    if (r.kind == ES_KIND_VM_ENTRY || r.kind == ES_KIND_NESTED_ENTRY) return same_event(arch::EntryIntrInfo(r.intr_info), arch::EntryIntrInfo(word));
+    if (r.kind == ES_KIND_VM_ENTRY || r.kind == ES_KIND_NESTED_ENTRY)
+      return same_event(arch::EntryIntrInfo(r.intr_info), arch::EntryIntrInfo(word));
   }
   return false;
 }
@@ -312,7 +313,7 @@ struct ChainContext {
   std::unordered_map<uint64_t, uint64_t> run_end_cause_origin;  // run end's cause -> its chain
   std::unordered_map<uint64_t, uint64_t> double_fault_by_cause;
   std::unordered_map<uint64_t, uint64_t> triple_fault_by_cause;
-  std::unordered_map<uint64_t, uint64_t> interrupts;                     // chain -> chain it interrupts
+  std::unordered_map<uint64_t, uint64_t> interrupts;                   // chain -> chain it interrupts
   std::unordered_map<uint64_t, std::vector<uint64_t>> interrupted_by;  // chain -> its interrupters
 };
 
@@ -407,8 +408,7 @@ void conclude_outcome(Chain& c, const MemberScan& m, const ChainContext& ctx) {
   c.delivery_fault_vector = m.fault_vector;
   // Effects caused by the root come first (Vol. 3A 6.15 Table 6-5), then the members' own.
   if (c.root_found) {
-    if (auto it = ctx.triple_fault_by_cause.find(c.id); it != ctx.triple_fault_by_cause.end())
-      triple = it->second;
+    if (auto it = ctx.triple_fault_by_cause.find(c.id); it != ctx.triple_fault_by_cause.end()) triple = it->second;
     if (auto it = ctx.double_fault_by_cause.find(c.id);
         it != ctx.double_fault_by_cause.end() && !is_double_fault(original))
       promoted = it->second;
@@ -453,10 +453,14 @@ void conclude_outcome(Chain& c, const MemberScan& m, const ChainContext& ctx) {
     // 2 an NMI beyond the one KVM keeps latched, otherwise a pending exception outranked the
     // event's reinjection: hardware's own serial handling when that exception was raised
     // during this event's delivery, a hypervisor's discard when it was not.
-    if (discard_aux == 1) set(Outcome::Coalesced, discarded);
-    else if (discard_aux == 2) set(Outcome::Collapsed, discarded);
-    else if (serial_fault) set(abandoned, discarded);
-    else set(Outcome::DiscardedByHypervisor, discarded);
+    if (discard_aux == 1)
+      set(Outcome::Coalesced, discarded);
+    else if (discard_aux == 2)
+      set(Outcome::Collapsed, discarded);
+    else if (serial_fault)
+      set(abandoned, discarded);
+    else
+      set(Outcome::DiscardedByHypervisor, discarded);
   } else if (handled && handled > delivered) {
     set(Outcome::HandledByHypervisor, handled);
   } else if (m.fault_exit && !delivered) {
@@ -467,10 +471,11 @@ void conclude_outcome(Chain& c, const MemberScan& m, const ChainContext& ctx) {
     // event away (KVM's kvm_multiple_exception merges such a pair into #DF; the 2019 VMware
     // backdoor emulation cleared the queue and re-injected #GP instead); a benign first event
     // is handled serially, as hardware does.
-    const auto pair = arch::fault_during_delivery(first_event_class(original),
-                                                  arch::exception_class(m.fault_vector));
-    if (pair == arch::FaultDuringDelivery::Serial) set(abandoned, m.fault_exit);
-    else set(Outcome::DiscardedByHypervisor, m.fault_exit);
+    const auto pair = arch::fault_during_delivery(first_event_class(original), arch::exception_class(m.fault_vector));
+    if (pair == arch::FaultDuringDelivery::Serial)
+      set(abandoned, m.fault_exit);
+    else
+      set(Outcome::DiscardedByHypervisor, m.fault_exit);
   } else if (serial_fault && !delivered) {
     set(abandoned, serial_fault);
   } else {
@@ -554,10 +559,12 @@ Result<ChainContext> load_context(db::Db& db, const std::vector<uint64_t>* only 
   }
   // #DF raises and triple-fault exits that name a cause (Table 6-5 effects). Only the ones
   // caused by a chain's root are looked up (decide_outcome asks for its chain id).
-  const int64_t df_word = int64_t{arch::EntryIntrInfo::make(arch::kDF, arch::InterruptionType::HardwareException).raw()};
+  const int64_t df_word =
+      int64_t{arch::EntryIntrInfo::make(arch::kDF, arch::InterruptionType::HardwareException).raw()};
   const std::string effects =
       "e.cause != 0 AND ((e.kind = ? AND (e.intr_info & 2147485695) = ?) OR "
-      "(e.kind IN (?, ?) AND (((e.flags & ?) = 0 AND (e.reason & 65535) = 2) OR ((e.flags & ?) != 0 AND e.reason = ?))))";
+      "(e.kind IN (?, ?) AND (((e.flags & ?) = 0 AND (e.reason & 65535) = 2) OR ((e.flags & ?) != 0 AND e.reason = "
+      "?))))";
   auto add_effect = [&](const Event& e) {
     bool df = false, tf = false;
     if (ends_by_effect(e.rec, df, tf)) {
@@ -567,8 +574,12 @@ Result<ChainContext> load_context(db::Db& db, const std::vector<uint64_t>* only 
     return true;
   };
   // Triple-fault exits as is_triple_fault_exit() names them: VMX basic reason 2, SVM shutdown.
-  const std::vector<int64_t> effect_binds = {ES_KIND_RAISE,       df_word,     ES_KIND_VM_EXIT,
-                                             ES_KIND_NESTED_EXIT, ES_FLAG_SVM, ES_FLAG_SVM,
+  const std::vector<int64_t> effect_binds = {ES_KIND_RAISE,
+                                             df_word,
+                                             ES_KIND_VM_EXIT,
+                                             ES_KIND_NESTED_EXIT,
+                                             ES_FLAG_SVM,
+                                             ES_FLAG_SVM,
                                              static_cast<int64_t>(arch::SvmExitCode::Shutdown)};
   if (!only) {
     r = query_events(db, effects, effect_binds, add_effect);
@@ -588,7 +599,8 @@ Result<ChainContext> load_context(db::Db& db, const std::vector<uint64_t>* only 
       // cause through the cause index (issue #18).
       std::string by_cause = effects;
       for (size_t at = 0; (at = by_cause.find("e.kind", at)) != std::string::npos; at += 7) by_cause.insert(at, "+");
-      r = query_events(db, by_cause + " AND e.cause IN (SELECT x.id FROM events x WHERE x.kind IN (?, ?) AND x.origin = ?)",
+      r = query_events(db,
+                       by_cause + " AND e.cause IN (SELECT x.id FROM events x WHERE x.kind IN (?, ?) AND x.origin = ?)",
                        by_exit, add_effect);
       if (!r) return make_error(r.error());
     }
@@ -609,7 +621,8 @@ Result<ChainContext> load_context(db::Db& db, const std::vector<uint64_t>* only 
       "ORDER BY id LIMIT 1");
   if (!first_df_after) return make_error(first_df_after.error());
   auto last_entry_or_exit = db.prepare(
-      "SELECT kind, intr_info FROM events WHERE origin = ? AND id < ? AND kind IN (?, ?, ?, ?) ORDER BY id DESC LIMIT 1");
+      "SELECT kind, intr_info FROM events WHERE origin = ? AND id < ? AND kind IN (?, ?, ?, ?) ORDER BY id DESC LIMIT "
+      "1");
   if (!last_entry_or_exit) return make_error(last_entry_or_exit.error());
   auto last_edge = db.prepare(
       "SELECT kind, intr_info FROM events WHERE origin = ? AND id < ? AND kind IN (?, ?, ?, ?, ?, ?) "
@@ -667,8 +680,9 @@ Result<ChainContext> load_context(db::Db& db, const std::vector<uint64_t>* only 
           le.bind(j++, int64_t{kind});
         if (le.step() == SQLITE_ROW) {
           const auto kind = le.col_u64(0);
-          after_injection = (kind == ES_KIND_VM_ENTRY || kind == ES_KIND_NESTED_ENTRY) &&
-                            same_event(arch::EntryIntrInfo(static_cast<uint32_t>(le.col_u64(1))), arch::EntryIntrInfo(word));
+          after_injection =
+              (kind == ES_KIND_VM_ENTRY || kind == ES_KIND_NESTED_ENTRY) &&
+              same_event(arch::EntryIntrInfo(static_cast<uint32_t>(le.col_u64(1))), arch::EntryIntrInfo(word));
         }
         le.reset();
         if (!answers_delivery_fault(cause, word, after_injection, word_of_root)) continue;
@@ -745,7 +759,8 @@ std::vector<Chain> build_chains(std::vector<Event> members, const std::vector<Ev
     cur->events.push_back(std::move(ev));
   }
   for (const Event& end : run_ends)
-    if (auto it = origin_of.find(end.rec.cause); it != origin_of.end()) ctx.run_end_cause_origin[end.rec.cause] = it->second;
+    if (auto it = origin_of.find(end.rec.cause); it != origin_of.end())
+      ctx.run_end_cause_origin[end.rec.cause] = it->second;
   for (const auto& [id, c] : by_id) {
     if (c.events.empty() || c.events.front().rec.id != id || c.events.front().rec.cause == 0) continue;
     const auto it = origin_of.find(c.events.front().rec.cause);
@@ -756,7 +771,8 @@ std::vector<Chain> build_chains(std::vector<Event> members, const std::vector<Ev
       // Or raised in answer to an exit that reported a fault in that chain's delivery.
       const std::vector<Event>& x = other->second.events;
       const uint64_t cause = c.events.front().rec.cause;
-      const auto at = std::lower_bound(x.begin(), x.end(), cause, [](const Event& e, uint64_t v) { return e.rec.id < v; });
+      const auto at =
+          std::lower_bound(x.begin(), x.end(), cause, [](const Event& e, uint64_t v) { return e.rec.id < v; });
       if (at == x.end() || at->rec.id != cause || x.front().rec.id != other->first) continue;
       const uint32_t word = x.front().rec.intr_info;
       if (!answers_delivery_fault(at->rec, word, injected_before(x, cause, word), c.events.front().rec.intr_info))
@@ -768,7 +784,8 @@ std::vector<Chain> build_chains(std::vector<Event> members, const std::vector<Ev
     // it when that chain shows the #DF after it: a hypervisor that intercepted the fault and
     // merged the pair (kvm_multiple_exception) records the #DF in the first event's chain.
     const std::vector<Event>& x = other->second.events;
-    if (x.front().rec.id == other->first && pair_owes_double_fault(x.front().rec.intr_info, c.events.front().rec.intr_info)) {
+    if (x.front().rec.id == other->first &&
+        pair_owes_double_fault(x.front().rec.intr_info, c.events.front().rec.intr_info)) {
       auto at = std::upper_bound(x.begin(), x.end(), id, [](uint64_t v, const Event& e) { return v < e.rec.id; });
       for (; at != x.end(); ++at)
         if (shows_double_fault(at->rec)) {
@@ -909,13 +926,17 @@ bool insert_chain(db::Stmt& s, const ChainRow& c) {
   s.bind_u64(8, c.last);
   s.bind(9, static_cast<int64_t>(c.count));
   s.bind(10, int64_t{c.inferred ? 1 : 0});
-  if (c.interrupts_chain) s.bind_u64(11, c.interrupts_chain);
-  else s.bind_null(11);
+  if (c.interrupts_chain)
+    s.bind_u64(11, c.interrupts_chain);
+  else
+    s.bind_null(11);
   s.bind(12, int64_t{c.event_word});
   s.bind(13, int64_t{c.vcpu});
   s.bind_u64(14, c.raise_ns);
-  if (c.delivered_ns) s.bind_u64(15, *c.delivered_ns);
-  else s.bind_null(15);
+  if (c.delivered_ns)
+    s.bind_u64(15, *c.delivered_ns);
+  else
+    s.bind_null(15);
   s.bind_u64(16, c.vectoring_exits);
   s.bind_u64(17, c.reinjections);
   const bool ok = s.step() == SQLITE_DONE;
@@ -927,7 +948,8 @@ bool delivered_outcome(Outcome o) { return o == Outcome::Delivered || o == Outco
 
 // The rules stamp that goes with the rows (schema v3 chain_rules), in their transaction.
 std::string stamp_rules_sql() {
-  return "DELETE FROM chain_rules; INSERT INTO chain_rules (version) VALUES (" + std::to_string(kChainRulesVersion) + ");";
+  return "DELETE FROM chain_rules; INSERT INTO chain_rules (version) VALUES (" + std::to_string(kChainRulesVersion) +
+         ");";
 }
 
 }  // namespace
@@ -950,10 +972,10 @@ struct OpenChain {
   uint32_t word = 0;  // the original event as known so far (finish_chain's rule)
   uint8_t level = 0;  // of the first member (the root when found)
   bool root_found = false, inferred = false;
-  int8_t last_edge = 0;  // delivery_window_edge of its last member that had one
-  bool df_wait = false;  // a #DF pair with the chain it interrupted is open (df_by_first)
-  uint8_t tries = 0;       // sweeps that found its outcome still waiting for the run's end
-  uint64_t retry_at = 0;   // the first row at which a sweep decides it again
+  int8_t last_edge = 0;   // delivery_window_edge of its last member that had one
+  bool df_wait = false;   // a #DF pair with the chain it interrupted is open (df_by_first)
+  uint8_t tries = 0;      // sweeps that found its outcome still waiting for the run's end
+  uint64_t retry_at = 0;  // the first row at which a sweep decides it again
   MemberScan scan;
   // The chain row's stats figures (schema v3): the raise (root, else first member), the time of
   // the delivery MemberScan last counted, and its exit / reinjection counts.
@@ -961,7 +983,6 @@ struct OpenChain {
   uint64_t raise_ns = 0, delivered_ns = 0;
   uint32_t vectoring_exits = 0, reinjections = 0;
 };
-
 
 }  // namespace
 
@@ -1129,9 +1150,9 @@ void ChainBuilder::State::sweep(uint64_t now) {
       if (auto f = chains.find(p->second); f != chains.end()) f->second.df_wait = false;
     }
     df_by_first.erase(id);
-    if (o.scan.fault_exit)
-      settled_fault_exits[o.scan.fault_exit] = FaultExit{id, o.scan.fault_vector, o.root_found};
-    if (is_double_fault(arch::EntryIntrInfo(o.word)) && c.interrupts_chain) settled_df_interrupts.insert(c.interrupts_chain);
+    if (o.scan.fault_exit) settled_fault_exits[o.scan.fault_exit] = FaultExit{id, o.scan.fault_vector, o.root_found};
+    if (is_double_fault(arch::EntryIntrInfo(o.word)) && c.interrupts_chain)
+      settled_df_interrupts.insert(c.interrupts_chain);
     // What only this chain's outcome reads (its links, the effects keyed by its root or its fault exit).
     ctx.interrupts.erase(id);
     ctx.interrupted_by.erase(id);
@@ -1215,9 +1236,8 @@ void ChainBuilder::add(const es_record& r) {
       const auto it = st.chains.find(*other);
       // In its delivery window, or raised in answer to the exit that reported a fault in it.
       if (it != st.chains.end() &&
-          (it->second.last_edge > 0 ||
-           (it->second.scan.fault_exit == r.cause && it->second.root_found &&
-            answers_delivery_fault_vector(it->second.scan.fault_vector, r.intr_info)))) {
+          (it->second.last_edge > 0 || (it->second.scan.fault_exit == r.cause && it->second.root_found &&
+                                        answers_delivery_fault_vector(it->second.scan.fault_vector, r.intr_info)))) {
         st.ctx.interrupts[r.id] = *other;
         st.ctx.interrupted_by[*other].push_back(r.id);
         // The pair rule (build_chains): decided in write(), once the #DF can have come.
@@ -1291,7 +1311,8 @@ Result<void> ChainBuilder::write() {
   st.origin_of = db::Stmt();
   for (const auto& [first, fault] : st.df_by_first) {
     const auto it = st.chains.find(first);
-    if (it != st.chains.end() && it->second.scan.promoted > fault) st.ctx.double_fault_by_cause.emplace(fault, it->second.scan.promoted);
+    if (it != st.chains.end() && it->second.scan.promoted > fault)
+      st.ctx.double_fault_by_cause.emplace(fault, it->second.scan.promoted);
   }
   if (auto b = db.exec("BEGIN; DELETE FROM chain_events; DELETE FROM chains;"); !b) return fail(b.error());
   if (auto m = db.exec("INSERT INTO chain_events (chain_id, event_id) SELECT origin, id FROM events "

@@ -42,15 +42,33 @@ namespace es::replay {
 //  - PendingAtEnd: the run stopped (limit, signal) before it could be delivered.
 //  - Lost: none of the above, in a run the guest ended: it vanished.
 enum class Outcome : uint8_t {
-  Delivered, PromotedToDf, TripleFault, DroppedByPolicy, HandledByHypervisor, PendingAtEnd, Lost,
-  ReinjectedThenDelivered, HandledSerially, Superseded, Collapsed, Coalesced, DiscardedByHypervisor
+  Delivered,
+  PromotedToDf,
+  TripleFault,
+  DroppedByPolicy,
+  HandledByHypervisor,
+  PendingAtEnd,
+  Lost,
+  ReinjectedThenDelivered,
+  HandledSerially,
+  Superseded,
+  Collapsed,
+  Coalesced,
+  DiscardedByHypervisor
 };
-inline constexpr Outcome kAllOutcomes[] = {
-    Outcome::Delivered,         Outcome::ReinjectedThenDelivered, Outcome::PromotedToDf,
-    Outcome::TripleFault,       Outcome::HandledSerially,         Outcome::Superseded,
-    Outcome::Collapsed,         Outcome::Coalesced,               Outcome::HandledByHypervisor,
-    Outcome::DroppedByPolicy,   Outcome::DiscardedByHypervisor,   Outcome::PendingAtEnd,
-    Outcome::Lost};
+inline constexpr Outcome kAllOutcomes[] = {Outcome::Delivered,
+                                           Outcome::ReinjectedThenDelivered,
+                                           Outcome::PromotedToDf,
+                                           Outcome::TripleFault,
+                                           Outcome::HandledSerially,
+                                           Outcome::Superseded,
+                                           Outcome::Collapsed,
+                                           Outcome::Coalesced,
+                                           Outcome::HandledByHypervisor,
+                                           Outcome::DroppedByPolicy,
+                                           Outcome::DiscardedByHypervisor,
+                                           Outcome::PendingAtEnd,
+                                           Outcome::Lost};
 // "delivered", "delivered after reinjection", "promoted to #DF", "triple fault", "handled serially",
 // "superseded", "collapsed", "coalesced", "handled by hypervisor", "dropped by policy",
 // "discarded by hypervisor", "pending at end", "lost"
@@ -94,12 +112,12 @@ constexpr bool outcome_is_loss(Outcome o) {
 }
 
 struct Chain {
-  uint64_t id = 0;             // = origin = root event id
-  bool root_found = false;     // the root record is in the recording
-  Event root;                  // valid if root_found
-  uint32_t event_word = 0;     // the original event, VM-entry interruption-info format
+  uint64_t id = 0;          // = origin = root event id
+  bool root_found = false;  // the root record is in the recording
+  Event root;               // valid if root_found
+  uint32_t event_word = 0;  // the original event, VM-entry interruption-info format
   uint32_t event_error = 0;
-  std::vector<Event> events;   // every member, by id (root included when found)
+  std::vector<Event> events;            // every member, by id (root included when found)
   std::vector<uint64_t> interruptions;  // VM exits whose IDT-vectoring info was valid
   std::vector<uint64_t> decisions;      // DECISION records in the chain
   Outcome outcome = Outcome::Lost;
@@ -109,7 +127,7 @@ struct Chain {
   // event with when nothing later delivered it.
   uint64_t delivery_fault = 0;
   uint8_t delivery_fault_vector = 0;
-  bool inferred = false;       // a member link is ES_FLAG_INFERRED or the root is missing
+  bool inferred = false;                 // a member link is ES_FLAG_INFERRED or the root is missing
   uint64_t interrupts_chain = 0;         // chain whose delivery this chain's root interrupted
   std::vector<uint64_t> interrupted_by;  // chains whose root was caused inside this chain
 };

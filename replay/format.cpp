@@ -114,8 +114,7 @@ std::string context_text(const es_record& r) {
       // aux64 holds the full 64-bit error code (record.h); older recordings only intr_error.
       return "kvm_page_fault addr=" + hex(r.guest_phys) + " err=" + hex(r.aux64 | r.intr_error) +
              " rip=" + ((r.flags & ES_FLAG_RIP_UNKNOWN) ? std::string("unknown") : hex(r.rip)) + line;
-    case ES_CONTEXT_EMULATE_INSN:
-      return "kvm_emulate_insn rip=" + hex(r.rip) + (r.intr_error == 1 ? " failed" : "");
+    case ES_CONTEXT_EMULATE_INSN: return "kvm_emulate_insn rip=" + hex(r.rip) + (r.intr_error == 1 ? " failed" : "");
     case ES_CONTEXT_PIO:
       return std::string("kvm_pio ") + (r.intr_error == 1 ? "out" : "in") + " port=" + hex(r.qualification) +
              " val=" + hex(r.aux64) + (r.instr_len ? " size=" + std::to_string(r.instr_len) : "") + line;
@@ -124,8 +123,8 @@ std::string context_text(const es_record& r) {
              hex(r.aux64) + line;
     case ES_CONTEXT_APIC_ACCEPT_IRQ:
     case ES_CONTEXT_EOI:
-      return std::string(r.reason == ES_CONTEXT_EOI ? "kvm_eoi" : "kvm_apic_accept_irq") + " apic=" +
-             hex(r.qualification) + " " + arch::describe(arch::EntryIntrInfo(r.intr_info)) + line;
+      return std::string(r.reason == ES_CONTEXT_EOI ? "kvm_eoi" : "kvm_apic_accept_irq") +
+             " apic=" + hex(r.qualification) + " " + arch::describe(arch::EntryIntrInfo(r.intr_info)) + line;
     case ES_CONTEXT_MMIO: {
       const char* what = r.intr_error == 2 ? "write" : r.intr_error == 1 ? "read" : "unsatisfied-read";
       return std::string("kvm_mmio ") + what + " gpa=" + hex(r.guest_phys) + " val=" + hex(r.aux64) +
@@ -144,7 +143,6 @@ std::string context_text(const es_record& r) {
       return s;
   }
 }
-
 
 // An exit for a hardware #PF (VMX EXCEPTION_OR_NMI with vector 14): its qualification is CR2.
 bool is_pf_exception_exit(const es_record& r) {
@@ -192,7 +190,7 @@ void append_decision_detail(Fields& f, const es_record& r, const CauseExit* caus
     case ES_DECISION_DISCARD:
       switch (r.aux) {
         case 0: return;
-        case 1: f.next() += "why=coalesced(IRR bit already set)"; return;   // SDM 11.8.4
+        case 1: f.next() += "why=coalesced(IRR bit already set)"; return;     // SDM 11.8.4
         case 2: f.next() += "why=collapsed(2 NMIs already pending)"; return;  // SDM 6.7.1, KVM process_nmi
         case 3: f.next() += "why=outranked(an exception was injected instead)"; return;
         default: append_dec(f.next() += "why=", r.aux); return;
@@ -225,7 +223,7 @@ void append_decision_detail(Fields& f, const es_record& r, const CauseExit* caus
       return;
     case ES_DECISION_EMULATE: {
       if (const arch::EntryIntrInfo info(r.intr_info); info.valid()) return;  // the vector is in the event text
-      if (!r.aux && !r.aux64) return;  // a VMCALL: nothing to name
+      if (!r.aux && !r.aux64) return;                                         // a VMCALL: nothing to name
       const EmulatedExit what = emulated_exit(cause);
       if (what == EmulatedExit::Io) {
         append_hex(f.next() += "port=", r.aux);
@@ -283,8 +281,10 @@ void append_ept_violation(std::string& out, uint64_t raw) {
 
 std::string level_text(const es_record& r) {
   char b[24];
-  if (r.kind == ES_KIND_DELIVERY) std::snprintf(b, sizeof b, "L%u", r.level);
-  else std::snprintf(b, sizeof b, "L%u(L%u)", r.level, r.hv_level);
+  if (r.kind == ES_KIND_DELIVERY)
+    std::snprintf(b, sizeof b, "L%u", r.level);
+  else
+    std::snprintf(b, sizeof b, "L%u(L%u)", r.level, r.hv_level);
   return b;
 }
 
@@ -292,8 +292,10 @@ void append_exit_reason(std::string& out, uint32_t reason_word, uint32_t record_
   if (record_flags & ES_FLAG_SVM) {
     // SVM: the whole 32 bits are the exit code (no flag bits), APM Vol. 2 Appendix C.
     const std::string_view name = arch::svm_exit_name(reason_word);
-    if (name.empty()) append_hex(out += "exit code ", reason_word);
-    else out += name;
+    if (name.empty())
+      append_hex(out += "exit code ", reason_word);
+    else
+      out += name;
     return;
   }
   const arch::ExitReason reason(reason_word);
@@ -310,15 +312,19 @@ void append_exit_reason(std::string& out, uint32_t reason_word, uint32_t record_
 void append_terminal_safe(std::string& out, std::string_view text, bool quoted) {
   for (const char ch : text) {
     const unsigned char c = static_cast<unsigned char>(ch);
-    if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if (c == '\\' || (quoted && c == '"')) (out += '\\') += static_cast<char>(c);
+    if (c == '\n')
+      out += "\\n";
+    else if (c == '\r')
+      out += "\\r";
+    else if (c == '\\' || (quoted && c == '"'))
+      (out += '\\') += static_cast<char>(c);
     else if (c < 0x20 || c >= 0x7f) {
       // C0 controls (ESC starts every terminal sequence), DEL, and every byte >= 0x80 (C1
       // controls such as 0x9b CSI are single bytes to an 8-bit terminal).
       static constexpr char kHex[] = "0123456789abcdef";
       ((out += "\\x") += kHex[c >> 4]) += kHex[c & 15];
-    } else out += static_cast<char>(c);
+    } else
+      out += static_cast<char>(c);
   }
 }
 
@@ -375,8 +381,10 @@ void append_event_fields(std::string& out, const Event& ev, const CauseExit* cau
         append_hex(f.next() += "qual=", r.qualification);
         const size_t mark = out.size();
         out += " [";
-        if (append_qualification(out, r.reason, r.flags, r.qualification)) out += ']';
-        else out.resize(mark);
+        if (append_qualification(out, r.reason, r.flags, r.qualification))
+          out += ']';
+        else
+          out.resize(mark);
       }
       const arch::ExitIntrInfo info(r.intr_info);
       if (info.valid()) append_event_text(f.next() += "intr=", info, r.intr_error);
@@ -387,20 +395,27 @@ void append_event_fields(std::string& out, const Event& ev, const CauseExit* cau
       // Intercepts"), the next RIP of some intercepts; an NPF's is already shown as gpa.
       if ((r.flags & ES_FLAG_SVM) && r.aux64 && r.aux64 != r.guest_phys) append_hex(f.next() += "exitinfo2=", r.aux64);
       if (r.guest_linear) append_hex(f.next() += "gla=", r.guest_linear);
-      if (r.flags & ES_FLAG_RIP_UNKNOWN) f.next() += "rip=unknown";
-      else append_hex(f.next() += "rip=", r.rip);
+      if (r.flags & ES_FLAG_RIP_UNKNOWN)
+        f.next() += "rip=unknown";
+      else
+        append_hex(f.next() += "rip=", r.rip);
       if (r.instr_len) append_dec(f.next() += "len=", r.instr_len);
       break;
     }
     case ES_KIND_VM_ENTRY:
     case ES_KIND_NESTED_ENTRY: {  // NESTED_ENTRY: vmcs12's VM-entry interruption info
       const arch::EntryIntrInfo info(r.intr_info);
-      if (info.valid()) append_event_text(f.next() += "inject=", info, r.intr_error);
-      else f.next() += "no injection";
+      if (info.valid())
+        append_event_text(f.next() += "inject=", info, r.intr_error);
+      else
+        f.next() += "no injection";
       if (info.valid() && arch::type_has_instruction_length(info.type())) append_dec(f.next() += "len=", r.instr_len);
-      if (r.flags & ES_FLAG_RIP_UNKNOWN) f.next() += "rip=unknown";
-      else append_hex(f.next() += "rip=", r.rip);
-      if (r.kind == ES_KIND_NESTED_ENTRY && r.qualification) append_hex(f.next() += "exception_bitmap=", r.qualification);
+      if (r.flags & ES_FLAG_RIP_UNKNOWN)
+        f.next() += "rip=unknown";
+      else
+        append_hex(f.next() += "rip=", r.rip);
+      if (r.kind == ES_KIND_NESTED_ENTRY && r.qualification)
+        append_hex(f.next() += "exception_bitmap=", r.qualification);
       break;
     }
     case ES_KIND_DELIVERY:
@@ -411,16 +426,20 @@ void append_event_fields(std::string& out, const Event& ev, const CauseExit* cau
       // (A raise without an address, as an import infers it, shows none rather than a made-up 0.)
       if (info.valid() && info.vector() == arch::kPF && info.type() == arch::InterruptionType::HardwareException &&
           (r.kind == ES_KIND_DELIVERY || r.guest_linear != 0)) {
-        if (r.flags & ES_FLAG_CR2_UNKNOWN) f.next() += "cr2=unknown";
-        else append_hex(f.next() += "cr2=", r.guest_linear);
+        if (r.flags & ES_FLAG_CR2_UNKNOWN)
+          f.next() += "cr2=unknown";
+        else
+          append_hex(f.next() += "cr2=", r.guest_linear);
       }
       if (r.rip) append_hex(f.next() += "rip=", r.rip);
       break;
     }
     case ES_KIND_DECISION: {
       const std::string_view name = decision_name(r.reason);
-      if (name.empty()) append_dec(f.next() += "decision ", r.reason);
-      else f.next() += name;
+      if (name.empty())
+        append_dec(f.next() += "decision ", r.reason);
+      else
+        f.next() += name;
       const arch::EntryIntrInfo info(r.intr_info);
       if (info.valid()) append_event_text(f.next(), info, r.intr_error);
       if (r.reason == ES_DECISION_EPT_MAP || r.guest_phys) append_hex(f.next() += "gpa=", r.guest_phys);
@@ -430,8 +449,10 @@ void append_event_fields(std::string& out, const Event& ev, const CauseExit* cau
     case ES_KIND_CONSOLE: f.next() += console_text(r); break;
     case ES_KIND_VIOLATION: {
       const std::string_view rule = violation_rule_name(r.reason);
-      if (rule.empty()) append_dec(f.next() += "violation ", r.reason);
-      else f.next() += rule;
+      if (rule.empty())
+        append_dec(f.next() += "violation ", r.reason);
+      else
+        f.next() += rule;
       // replay/check to_record: aux = how many events the finding spans, aux64 = the first of
       // them when more than one (cause = the last).
       if (r.aux > 1) append_dec(f.next() += "events=", r.aux);
@@ -440,8 +461,10 @@ void append_event_fields(std::string& out, const Event& ev, const CauseExit* cau
     }
     case ES_KIND_INTERNAL_ERROR: {
       const std::string_view name = error_name(r.reason);
-      if (name.empty()) append_dec(f.next() += "error ", r.reason);
-      else f.next() += name;
+      if (name.empty())
+        append_dec(f.next() += "error ", r.reason);
+      else
+        f.next() += name;
       append_hex(f.next() += "rip=", r.rip);
       if (r.reason == ES_ERROR_BAD_MEMORY) append_hex(f.next() += "gpa=", r.guest_phys);
       if (r.reason == ES_ERROR_INVALID_STATE) append_hex(f.next() += "detail=", r.aux64);
@@ -449,8 +472,10 @@ void append_event_fields(std::string& out, const Event& ev, const CauseExit* cau
     }
     case ES_KIND_RUN_END: {
       const std::string_view name = end_reason_name(r.reason);
-      if (name.empty()) append_dec(f.next() += "end ", r.reason);
-      else f.next() += name;
+      if (name.empty())
+        append_dec(f.next() += "end ", r.reason);
+      else
+        f.next() += name;
       break;
     }
     case ES_KIND_CONTEXT: f.next() += context_text(r); break;
@@ -530,8 +555,10 @@ std::string mark_label(const es_record& r) {
     }
     case ES_KIND_VM_ENTRY:
     case ES_KIND_NESTED_ENTRY:
-      if (const arch::EntryIntrInfo info(r.intr_info); info.valid()) arch::describe_to(s += "inject ", info);
-      else s = "entry";
+      if (const arch::EntryIntrInfo info(r.intr_info); info.valid())
+        arch::describe_to(s += "inject ", info);
+      else
+        s = "entry";
       return s;
     case ES_KIND_DELIVERY: arch::describe_to(s += "deliver ", arch::EntryIntrInfo(r.intr_info)); return s;
     case ES_KIND_RAISE: arch::describe_to(s += "raise ", arch::EntryIntrInfo(r.intr_info)); return s;
@@ -556,8 +583,9 @@ std::string mark_label(const es_record& r) {
 std::string mark_tooltip(const Event& ev) {
   const es_record& r = ev.rec;
   const std::string_view kind = kind_name(r.kind);
-  std::string s = "#" + std::to_string(r.id) + " " + (kind.empty() ? "kind " + std::to_string(r.kind) : std::string(kind)) +
-                  "  " + level_text(r) + " vcpu" + std::to_string(r.vcpu) + "  t=" + format_time(r.time_ns) + " s\n";
+  std::string s = "#" + std::to_string(r.id) + " " +
+                  (kind.empty() ? "kind " + std::to_string(r.kind) : std::string(kind)) + "  " + level_text(r) +
+                  " vcpu" + std::to_string(r.vcpu) + "  t=" + format_time(r.time_ns) + " s\n";
   append_event_fields(s, ev);
   if (r.origin) s += "\nchain " + std::to_string(r.origin);
   return s;

@@ -86,16 +86,27 @@ void decision_fields(const es_record& r, const CauseExit* cause,
     case ES_DECISION_REFLECT_TO_L1:
     case ES_DECISION_HANDLE_IN_L0:
       if (r.aux || r.reason == ES_DECISION_HANDLE_IN_L0)
-        add("L2 exit", exit_reason_text(r.aux, r.flags) + " (" + exit_reason_number(r.aux, r.flags) + ")" + (r.reason == ES_DECISION_REFLECT_TO_L1 ? ", passed to L1 as a nested VM exit"
-                                                                         : ", kept and handled by L0; L1 never sees it"));
+        add("L2 exit", exit_reason_text(r.aux, r.flags) + " (" + exit_reason_number(r.aux, r.flags) + ")" +
+                           (r.reason == ES_DECISION_REFLECT_TO_L1 ? ", passed to L1 as a nested VM exit"
+                                                                  : ", kept and handled by L0; L1 never sees it"));
       if (r.aux64) add("CR2 for L1", hex(r.aux64) + " (the exit qualification L1 reads: an async #PF's token)");
       return;
     case ES_DECISION_DISCARD:
       switch (r.aux) {
-        case 1: add("Why discarded", "coalesced: this vector's IRR bit was already set, one request per vector (SDM 11.8.4)"); return;
-        case 2: add("Why discarded", "collapsed: two NMIs were already outstanding (SDM 6.7.1; KVM process_nmi)"); return;
-        case 3: add("Why discarded", "outranked: an exception was injected at the entry that should have carried it, and it was not requeued (KVM kvm_check_and_inject_events)"); return;
-        default: if (r.aux) add("Why discarded", "code " + std::to_string(r.aux)); return;
+        case 1:
+          add("Why discarded", "coalesced: this vector's IRR bit was already set, one request per vector (SDM 11.8.4)");
+          return;
+        case 2:
+          add("Why discarded", "collapsed: two NMIs were already outstanding (SDM 6.7.1; KVM process_nmi)");
+          return;
+        case 3:
+          add("Why discarded",
+              "outranked: an exception was injected at the entry that should have carried it, and it was not requeued "
+              "(KVM kvm_check_and_inject_events)");
+          return;
+        default:
+          if (r.aux) add("Why discarded", "code " + std::to_string(r.aux));
+          return;
       }
     case ES_DECISION_IMMEDIATE_EXIT:
       add("Waiting interrupt", "L1's IRQ " + hex(r.aux) +
@@ -189,21 +200,23 @@ std::vector<InspectField> inspect_event(const Event& ev, const CauseExit* cause)
     f.push_back({std::move(label), std::move(value), link});
   };
   const std::string_view kind = kind_name(r.kind);
-  add("Event", "#" + std::to_string(r.id) + " " + (kind.empty() ? "kind " + std::to_string(r.kind) : std::string(kind)));
+  add("Event",
+      "#" + std::to_string(r.id) + " " + (kind.empty() ? "kind " + std::to_string(r.kind) : std::string(kind)));
   add("Time", format_time(r.time_ns) + " s (" + std::to_string(r.time_ns) + " ns)");
   add("Level", level_text(r) + ": " +
-                   (r.kind == ES_KIND_DELIVERY
-                        ? "delivered by the CPU in the L" + std::to_string(r.level) + " guest"
-                        : "the L" + std::to_string(r.level) + " guest, " +
-                              (r.kind == ES_KIND_DECISION ? "decided" : "observed") + " by L" + std::to_string(r.hv_level)) +
+                   (r.kind == ES_KIND_DELIVERY ? "delivered by the CPU in the L" + std::to_string(r.level) + " guest"
+                                               : "the L" + std::to_string(r.level) + " guest, " +
+                                                     (r.kind == ES_KIND_DECISION ? "decided" : "observed") + " by L" +
+                                                     std::to_string(r.hv_level)) +
                    ", vCPU " + std::to_string(r.vcpu));
   switch (r.kind) {
     case ES_KIND_VM_EXIT:
     case ES_KIND_NESTED_EXIT: {
       const arch::ExitReason reason(r.reason);
       // SVM: the exit code in hex, as APM Appendix C lists them; VMX: the basic reason number.
-      add("Exit reason", exit_reason_text(r) + ((r.flags & ES_FLAG_SVM) ? " (SVM exit code " + hex(r.reason) + ")"
-                                                                        : " (" + std::to_string(reason.basic_number()) + ")"));
+      add("Exit reason",
+          exit_reason_text(r) + ((r.flags & ES_FLAG_SVM) ? " (SVM exit code " + hex(r.reason) + ")"
+                                                         : " (" + std::to_string(reason.basic_number()) + ")"));
       const std::string q = qualification_text(r.reason, r.flags, r.qualification);
       if (r.flags & ES_FLAG_SVM) {
         // The VMCB's names (APM Vol. 2 15.7 / Appendix C): EXITINFO1 / EXITINFO2, and EXITINTINFO
@@ -236,7 +249,8 @@ std::vector<InspectField> inspect_event(const Event& ev, const CauseExit* cause)
     case ES_KIND_VM_ENTRY:
     case ES_KIND_NESTED_ENTRY: {
       const arch::EntryIntrInfo info(r.intr_info);
-      add("VM-entry interruption info", info.valid() ? word_text(info, r.intr_error) : hex(r.intr_info) + " = no injection");
+      add("VM-entry interruption info",
+          info.valid() ? word_text(info, r.intr_error) : hex(r.intr_info) + " = no injection");
       if (info.valid() && arch::type_has_instruction_length(info.type()))
         add("VM-entry instruction length", std::to_string(r.instr_len));
       if (r.kind == ES_KIND_VM_ENTRY) {
@@ -248,8 +262,11 @@ std::vector<InspectField> inspect_event(const Event& ev, const CauseExit* cause)
     }
     case ES_KIND_DELIVERY:
     case ES_KIND_RAISE: {
-      add(r.kind == ES_KIND_DELIVERY ? "Delivered" : "Raised", word_text(arch::EntryIntrInfo(r.intr_info), r.intr_error));
-      if (r.guest_linear) add("CR2", hex(r.guest_linear) + (r.kind == ES_KIND_DELIVERY ? " (what the #PF handler reads)" : " (the faulting linear address)"));
+      add(r.kind == ES_KIND_DELIVERY ? "Delivered" : "Raised",
+          word_text(arch::EntryIntrInfo(r.intr_info), r.intr_error));
+      if (r.guest_linear)
+        add("CR2", hex(r.guest_linear) + (r.kind == ES_KIND_DELIVERY ? " (what the #PF handler reads)"
+                                                                     : " (the faulting linear address)"));
       break;
     }
     case ES_KIND_DECISION: {
@@ -276,7 +293,8 @@ std::vector<InspectField> inspect_event(const Event& ev, const CauseExit* cause)
   const std::string insn = disassemble_event(ev);
   if (!insn.empty()) add("Instruction", insn);
   if (r.cause) add("Cause", "#" + std::to_string(r.cause), r.cause);
-  if (r.origin) add("Chain", "#" + std::to_string(r.origin) + (r.origin == r.id ? " (this event is the root)" : ""), r.origin);
+  if (r.origin)
+    add("Chain", "#" + std::to_string(r.origin) + (r.origin == r.id ? " (this event is the root)" : ""), r.origin);
   if (r.flags & ES_FLAG_INFERRED) add("Link", "inferred, not observed");
   return f;
 }

@@ -12,7 +12,6 @@ namespace es::replay {
 
 namespace {
 
-
 // Both tables come from the ABI's (exitscope/record_kinds.def, decisions.def), the same ones
 // record.h makes the numbers from; all_named below proves them gap-free.
 constexpr std::array<std::string_view, ES_KIND_COUNT> kKindNames = [] {
@@ -40,7 +39,7 @@ constexpr bool all_named(std::array<std::string_view, N> table) {
 static_assert(all_named(kKindNames), "every ES_KIND_* needs a name");
 static_assert(all_named(kDecisionNames), "every ES_DECISION_* needs a name");
 
-constexpr std::array<std::string_view, 6> kEndNames = {"guest exit", "limit",   "triple fault",
+constexpr std::array<std::string_view, 6> kEndNames = {"guest exit",     "limit",   "triple fault",
                                                        "internal error", "stopped", "halted"};
 static_assert(ES_END_HALTED + 1 == kEndNames.size(), "every ES_END_* needs a name");
 constexpr std::array<std::string_view, 4> kErrorNames = {"", "unimplemented instruction", "invalid state",
@@ -50,8 +49,7 @@ static_assert(ES_ERROR_BAD_MEMORY + 1 == kErrorNames.size());
 bool iequal(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
-    if (std::toupper(static_cast<unsigned char>(a[i])) != std::toupper(static_cast<unsigned char>(b[i])))
-      return false;
+    if (std::toupper(static_cast<unsigned char>(a[i])) != std::toupper(static_cast<unsigned char>(b[i]))) return false;
   return true;
 }
 

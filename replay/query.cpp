@@ -20,8 +20,8 @@ std::string lower(std::string_view s) {
 Result<uint64_t> number(std::string_view key, std::string_view value, uint64_t max) {
   auto n = parse_uint(value);
   if (!n || *n > max)
-    return make_error("'" + std::string(key) + ":' needs a number up to " + std::to_string(max) + " (decimal or 0x hex), not '" +
-                      std::string(value) + "'.");
+    return make_error("'" + std::string(key) + ":' needs a number up to " + std::to_string(max) +
+                      " (decimal or 0x hex), not '" + std::string(value) + "'.");
   return *n;
 }
 

@@ -85,8 +85,8 @@ Result<db::Db> open_migrated_copy(const std::string& path, db::Db& old_db, int o
           if (auto content = content_problem(again.error())) return make_error(*content);
           return make_error(quote_path(path) + " uses schema v" + std::to_string(old_version) +
                             " and needs migrating to v" + std::to_string(schema::kSchemaVersion) +
-                            ", but no copy could be written: " + made.error() +
-                            " Run 'exitscope migrate " + path + " -o NEW.db' with a writable NEW.db.");
+                            ", but no copy could be written: " + made.error() + " Run 'exitscope migrate " + path +
+                            " -o NEW.db' with a writable NEW.db.");
         }
       }
       copy = tmp_copy;
@@ -157,8 +157,9 @@ Result<void> recover_for_reading(const std::string& path, int code, std::string&
   // Not SQLITE_BUSY: that is a live writer (a recording in progress), never to be touched.
   const bool recoverable = (code & 0xFF) == SQLITE_READONLY || (code & 0xFF) == SQLITE_CANTOPEN;
   if (!recoverable || (!hot_journal && !wal)) return make_error(std::string());  // not this case: SQLite's error stands
-  const std::string what = hot_journal ? "an unfinished rollback journal ('" + path + "-journal', left by a killed writer)"
-                                       : "WAL mode, without the -wal / -shm files SQLite needs beside it";
+  const std::string what = hot_journal
+                               ? "an unfinished rollback journal ('" + path + "-journal', left by a killed writer)"
+                               : "WAL mode, without the -wal / -shm files SQLite needs beside it";
   if (writable_here(path)) {
     if (auto r = recover_in_place(path); r) {
       path_out = path;
@@ -194,11 +195,12 @@ Result<void> recover_for_reading(const std::string& path, int code, std::string&
   return {};
 }
 
-#define ES_EVENT_COLUMNS                                                                                      \
+#define ES_EVENT_COLUMNS                                                                                       \
   "SELECT e.id, e.kind, e.level, e.hv_level, e.vcpu, e.time_ns, e.reason, e.flags, e.cause, e.origin, e.rip, " \
   "e.qualification, e.guest_linear, e.guest_phys, e.intr_info, e.intr_error, e.idt_vectoring_info, "           \
   "e.idt_vectoring_error, e.instr_len, e.aux, e.aux64, e.code_id, "
-constexpr std::string_view kEventColumns = ES_EVENT_COLUMNS "c.bytes, e.text FROM events e LEFT JOIN code c ON c.id = e.code_id";
+constexpr std::string_view kEventColumns =
+    ES_EVENT_COLUMNS "c.bytes, e.text FROM events e LEFT JOIN code c ON c.id = e.code_id";
 // The same columns without the join: the bytes come from a CodeCache; column 22 is the text.
 constexpr std::string_view kEventColumnsNoCode = ES_EVENT_COLUMNS "e.text FROM events e";
 #undef ES_EVENT_COLUMNS
@@ -273,7 +275,8 @@ Result<void> CodeCache::load(db::Db& db) {
   if (!st) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), st.error()));
   int rc;
   while ((rc = st->step()) == SQLITE_ROW) bytes_.emplace(st->col_i64(0), st->col_blob(1));
-  if (rc != SQLITE_DONE) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg()));
+  if (rc != SQLITE_DONE)
+    return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg()));
   loaded_ = true;
   return {};
 }
@@ -290,7 +293,8 @@ Result<void> query_events(db::Db& db, const std::string& where, const std::vecto
   for (;;) {
     const int rc = st->step();
     if (rc == SQLITE_DONE) return {};
-    if (rc != SQLITE_ROW) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg()));
+    if (rc != SQLITE_ROW)
+      return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg()));
     if (!code) {
       if (!fn(row_to_event(*st))) return {};
       continue;
@@ -353,9 +357,7 @@ bool matches_reason(const EventFilter& f, const es_record& r) {
   return true;
 }
 
-bool has_reason_term(const EventFilter& f) {
-  return f.exit_reason || f.svm_exit_code || f.decision || f.reason_number;
-}
+bool has_reason_term(const EventFilter& f) { return f.exit_reason || f.svm_exit_code || f.decision || f.reason_number; }
 
 // A reason term decodes the reason column (a VMX exit's basic reason is its [15:0], an SVM exit
 // is told by its flags), so it is no single SQL value. The (kind, reason) pairs it can match are
@@ -449,7 +451,7 @@ Result<Recording> Recording::open(const std::string& path) {
                        : type == std::filesystem::file_type::character ? "a character device"
                        : type == std::filesystem::file_type::block     ? "a block device"
                        : type == std::filesystem::file_type::socket    ? "a socket"
-                                                                        : "not a regular file") +
+                                                                       : "not a regular file") +
                       ", not a recording; a recording is a regular .db file: pass that file.");
   {
     std::ifstream in(path, std::ios::binary);
@@ -457,11 +459,13 @@ Result<Recording> Recording::open(const std::string& path) {
     char header[16] = {};
     in.read(header, sizeof header);
     if (in.gcount() == 0)
-      return make_error(quote_path(path) + " is empty, not an exitscope recording; pass a file written by "
-                                       "'exitscope record'.");
+      return make_error(quote_path(path) +
+                        " is empty, not an exitscope recording; pass a file written by "
+                        "'exitscope record'.");
     if (in.gcount() < 16 || std::memcmp(header, "SQLite format 3", 16) != 0)
-      return make_error(quote_path(path) + " is not a SQLite database; pass a recording written by "
-                                       "'exitscope record'.");
+      return make_error(quote_path(path) +
+                        " is not a SQLite database; pass a recording written by "
+                        "'exitscope record'.");
   }
   // One thread per connection: no per-call SQLite mutex (it showed in every column read).
   auto db = db::Db::open(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
@@ -555,7 +559,8 @@ Result<SessionInfo> Recording::session(Detail detail) {
   }
   if (detail == Detail::Summary) return s;
   auto by_reason = [&](int kind, auto& out) -> Result<void> {
-    auto st = db_.prepare("SELECT reason, count(*) AS n FROM events WHERE kind = ? GROUP BY reason ORDER BY n DESC, reason");
+    auto st =
+        db_.prepare("SELECT reason, count(*) AS n FROM events WHERE kind = ? GROUP BY reason ORDER BY n DESC, reason");
     if (!st) return fail(st.error());
     st->bind(1, int64_t{kind});
     int rc;
@@ -577,7 +582,8 @@ Result<SessionInfo> Recording::session(Detail detail) {
     if (rc0 == SQLITE_ROW && (first->col_i64(0) & ES_FLAG_SVM)) {
       s.exits_by_reason.clear();
       const std::string svm_bit = std::to_string(ES_FLAG_SVM);
-      auto st = db_.prepare("SELECT reason, flags & " + svm_bit + " AS svm, count(*) AS n FROM events WHERE kind = ? "
+      auto st = db_.prepare("SELECT reason, flags & " + svm_bit +
+                            " AS svm, count(*) AS n FROM events WHERE kind = ? "
                             "GROUP BY reason, svm ORDER BY n DESC, reason");
       if (!st) return fail(st.error());
       st->bind(1, int64_t{ES_KIND_VM_EXIT});
@@ -620,7 +626,8 @@ Result<std::vector<std::string>> Recording::console_lines() {
   st->bind(1, int64_t{ES_KIND_CONSOLE});
   int rc;
   while ((rc = st->step()) == SQLITE_ROW) text += st->col_text(0);
-  if (rc != SQLITE_DONE) return make_error(schema::describe_sqlite_error(path(), "reading", db_.errcode(), db_.errmsg()));
+  if (rc != SQLITE_DONE)
+    return make_error(schema::describe_sqlite_error(path(), "reading", db_.errcode(), db_.errmsg()));
   std::vector<std::string> lines;
   size_t start = 0;
   while (start < text.size()) {
@@ -653,7 +660,8 @@ Result<std::string> Recording::filter_sql(const EventFilter& f, std::vector<int6
   if (f.to_ns) add("e.time_ns <= ?", static_cast<int64_t>(*f.to_ns));
   // A recording whose writer never finished has no indexes (they are built at the end): there
   // each seek of the pair listing would be a scan, so the reason is checked on every row.
-  auto indexed = db_.query_int("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_kind_reason'");
+  auto indexed =
+      db_.query_int("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_kind_reason'");
   if (!indexed) return make_error(schema::describe_sqlite_error(path(), "reading", db_.errcode(), indexed.error()));
   if (has_reason_term(f) && *indexed == 0) {
     if (f.decision) add("e.kind = ?", ES_KIND_DECISION);

@@ -26,16 +26,16 @@ struct Event {
 };
 
 struct SessionInfo {
-  std::string source, scenario, guest_path, guest_hash, policy, tool_version, host, kernel, command_line,
-      config_json, started_at, ended_at;
+  std::string source, scenario, guest_path, guest_hash, policy, tool_version, host, kernel, command_line, config_json,
+      started_at, ended_at;
   bool complete = false;
   std::optional<uint32_t> end_reason;  // ES_END_* (from finish)
   std::string end_detail;
   uint64_t event_count = 0;  // rows in events (counted, valid for incomplete sessions too)
   uint64_t records_dropped = 0, source_dropped = 0;
   uint64_t first_time_ns = 0, last_time_ns = 0;
-  std::vector<std::pair<uint16_t, uint64_t>> counts_by_kind;       // kind, count
-  std::vector<std::pair<uint32_t, uint64_t>> exits_by_reason;      // full exit reason, count (most first)
+  std::vector<std::pair<uint16_t, uint64_t>> counts_by_kind;   // kind, count
+  std::vector<std::pair<uint32_t, uint64_t>> exits_by_reason;  // full exit reason, count (most first)
   // VM exits with ES_FLAG_SVM (AMD recordings), by SVM exit code; exits_by_reason then holds
   // the others only. Name them with replay::exit_reason_text(code, ES_FLAG_SVM).
   std::vector<std::pair<uint32_t, uint64_t>> svm_exits_by_reason;
@@ -139,8 +139,8 @@ class Recording {
 // Shared by Recording and chain materialization: SELECT over events joined with code.
 // `where` is SQL after WHERE (may be empty); binds are int64 values for its '?'s.
 Result<void> query_events(db::Db& db, const std::string& where, const std::vector<int64_t>& binds,
-                          const std::function<bool(const Event&)>& fn,
-                          const char* order_by = "e.id", const CodeCache* code = nullptr);
+                          const std::function<bool(const Event&)>& fn, const char* order_by = "e.id",
+                          const CodeCache* code = nullptr);
 
 // The SELECT (columns of events joined with code, aliases e and c, no WHERE) that
 // event_from_row reads; for queries with their own WHERE / ORDER BY / LIMIT (replay/browse.cpp).

@@ -62,9 +62,9 @@ bool msr_write(const Row& r) {
 
 struct Pending {
   Row exit;
-  std::optional<uint64_t> msr;  // from a kvm_msr record between the exit and its entry
+  std::optional<uint64_t> msr;        // from a kvm_msr record between the exit and its entry
   std::optional<uint64_t> mmio = {};  // the GPA of the first kvm_mmio record between them
-  bool mmio_write = false;  // that record's type is a write (ES_CONTEXT_MMIO: intr_error 2)
+  bool mmio_write = false;            // that record's type is a write (ES_CONTEXT_MMIO: intr_error 2)
 };
 
 // The exit-to-entry times of a group as value -> number of exits with it: the median and p99
@@ -158,9 +158,12 @@ constexpr uint64_t kScopedChainCostInEvents = 256;
 Result<std::optional<std::vector<uint64_t>>> chain_ids_in_window(db::Db& db, const StatsOptions& opt) {
   using Out = std::optional<std::vector<uint64_t>>;
   if (!opt.from_ns && !opt.to_ns) return Out{};
-  auto fail = [&]() { return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg())); };
+  auto fail = [&]() {
+    return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg()));
+  };
   auto indexed = db.query_int(
-      "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('events_origin', 'events_cause', 'events_time')");
+      "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('events_origin', 'events_cause', "
+      "'events_time')");
   if (!indexed) return fail();
   if (*indexed != 3) return Out{};
   auto edge = [&](const char* sql, uint64_t t) -> Result<std::optional<uint64_t>> {
@@ -225,9 +228,12 @@ std::string short_duration(uint64_t ns) {
   char buf[32];
   if (ns >= 1'000'000'000 && ns % 1'000'000'000 == 0)
     std::snprintf(buf, sizeof buf, "%llus", static_cast<unsigned long long>(ns / 1'000'000'000));
-  else if (ns >= 1'000'000) std::snprintf(buf, sizeof buf, "%.1fms", static_cast<double>(ns) / 1e6);
-  else if (ns >= 1'000) std::snprintf(buf, sizeof buf, "%.1fus", static_cast<double>(ns) / 1e3);
-  else std::snprintf(buf, sizeof buf, "%lluns", static_cast<unsigned long long>(ns));
+  else if (ns >= 1'000'000)
+    std::snprintf(buf, sizeof buf, "%.1fms", static_cast<double>(ns) / 1e6);
+  else if (ns >= 1'000)
+    std::snprintf(buf, sizeof buf, "%.1fus", static_cast<double>(ns) / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%lluns", static_cast<unsigned long long>(ns));
   return buf;
 }
 
@@ -330,8 +336,10 @@ Result<std::optional<std::string>> stored_chains_unusable(db::Db& db) {
   if (st->step() != SQLITE_ROW)
     return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg()));
   if (st->col_i64(2) == 0)
-    return Out{"'" + db.path() + "' stores no chain figures (a recording whose writer stopped before its chains, or "
-               "one migrated from schema v2 without them): " + walk + "."};
+    return Out{"'" + db.path() +
+               "' stores no chain figures (a recording whose writer stopped before its chains, or "
+               "one migrated from schema v2 without them): " +
+               walk + "."};
   if (st->col_i64(2) != 1 || st->col_i64(0) != kChainRulesVersion)
     return Out{"'" + db.path() + "' stores chain outcomes decided by chain rules v" + std::to_string(st->col_i64(1)) +
                ", this exitscope's are v" + std::to_string(kChainRulesVersion) + ": " + walk +
@@ -421,7 +429,8 @@ Result<ChainPart> chain_part(db::Db& db, const StatsOptions& opt, const std::opt
     // The chains table (schema v3): one row a chain with its figures, decided when the recording
     // was written by the same rules as the walk below (kChainRulesVersion), so no member is read.
     std::string csql =
-        "SELECT id, first_event, event_word, raise_ns, delivered_ns, outcome, vectoring_exits, reinjections FROM chains "
+        "SELECT id, first_event, event_word, raise_ns, delivered_ns, outcome, vectoring_exits, reinjections FROM "
+        "chains "
         "WHERE 1";
     std::vector<int64_t> cb;
     if (opt.vcpu) {
@@ -459,11 +468,13 @@ Result<ChainPart> chain_part(db::Db& db, const StatsOptions& opt, const std::opt
       }
       const auto outcome = last_outcome;
       if (!outcome)
-        return make_error("'" + db.path() + "' has chain " + std::to_string(id) + " with an outcome this exitscope does "
-                          "not know; the file is damaged or was written by another version (re-record or re-import it).");
+        return make_error(
+            "'" + db.path() + "' has chain " + std::to_string(id) +
+            " with an outcome this exitscope does "
+            "not know; the file is damaged or was written by another version (re-record or re-import it).");
       count_chain(id, cs->col_u64(1), static_cast<uint32_t>(cs->col_i64(2)), cs->col_u64(3),
-                  cs->col_null(4) ? std::nullopt : std::optional<uint64_t>(cs->col_u64(4)), *outcome,
-                  cs->col_u64(6), cs->col_u64(7));
+                  cs->col_null(4) ? std::nullopt : std::optional<uint64_t>(cs->col_u64(4)), *outcome, cs->col_u64(6),
+                  cs->col_u64(7));
     }
   } else {
     out.notice = *unusable;
@@ -547,7 +558,8 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
       });
 
   // One pass in id order over exits and entries (and kvm_msr records for --by msr).
-  auto covering = db.query_int("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_exit_entry'");
+  auto covering =
+      db.query_int("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_exit_entry'");
   if (!covering) return read_error(covering.error());
   std::vector<int64_t> binds;
   // kvm_mmio records are not in the covering index (it keeps only what the default views read):
@@ -674,8 +686,8 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
       case StatsBy::Port: {
         if (!is_io_exit(x)) return;
         // The same bits on both vendors: [31:16] port.
-        const uint16_t port = is_svm(x.flags) ? arch::SvmIoInfo(x.qualification).port()
-                                              : arch::IoQual(x.qualification).port();
+        const uint16_t port =
+            is_svm(x.flags) ? arch::SvmIoInfo(x.qualification).port() : arch::IoQual(x.qualification).port();
         std::tie(a, fresh) = exits.at(x.level, 0, port);
         if (fresh) {
           a->row.key = "port " + hex(port);
@@ -780,8 +792,7 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
         if (opt.by != StatsBy::Msr) break;
         // kvm_msr follows the exit it belongs to on the same vCPU, before the entry.
         auto it = pending.find(slot(r, false));
-        if (it != pending.end() && !it->second.empty() && is_msr_exit(it->second.back().exit) &&
-            !it->second.back().msr)
+        if (it != pending.end() && !it->second.empty() && is_msr_exit(it->second.back().exit) && !it->second.back().msr)
           it->second.back().msr = r.qualification;
         break;
       }
@@ -812,8 +823,10 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
   std::sort(out.picked.begin(), out.picked.end());
   out.all_exits = summarize(all_exit_durations, exit_count);
   out.all_nested = summarize(all_nested_durations, nested_count);
-  std::sort(out.by_vcpu.begin(), out.by_vcpu.end(), [](const ExitRow& a, const ExitRow& b) { return a.value < b.value; });
-  std::sort(out.by_level.begin(), out.by_level.end(), [](const ExitRow& a, const ExitRow& b) { return a.level < b.level; });
+  std::sort(out.by_vcpu.begin(), out.by_vcpu.end(),
+            [](const ExitRow& a, const ExitRow& b) { return a.value < b.value; });
+  std::sort(out.by_level.begin(), out.by_level.end(),
+            [](const ExitRow& a, const ExitRow& b) { return a.level < b.level; });
 
   if (!opt.chains) {
     if (opt.progress) opt.progress(1.0);

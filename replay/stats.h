@@ -48,9 +48,9 @@ struct StatsPick {
   // raise-to-delivery bucket (their root records' ids, or first members' where a root is missing).
   enum class Table : uint8_t { Exits, NestedExits, Histogram, ChainHistogram };
   Table table = Table::Exits;
-  uint8_t level = 0;   // Exits / NestedExits: the row's level and key (ExitRow::level, ::key)
+  uint8_t level = 0;  // Exits / NestedExits: the row's level and key (ExitRow::level, ::key)
   std::string key;
-  unsigned bucket = 0; // Histogram / ChainHistogram: the bucket (histogram_from_ns / _to_ns)
+  unsigned bucket = 0;  // Histogram / ChainHistogram: the bucket (histogram_from_ns / _to_ns)
 };
 
 struct StatsOptions {
@@ -60,8 +60,8 @@ struct StatsOptions {
   std::optional<EventFilter> reason;
   std::optional<uint64_t> from_ns, to_ns;  // exits (and chain roots) whose time is in [from, to]
   StatsBy by = StatsBy::Reason;
-  bool chains = true;          // walk the chains too
-  size_t slowest_chains = 5;   // how many of the slowest chains to keep
+  bool chains = true;             // walk the chains too
+  size_t slowest_chains = 5;      // how many of the slowest chains to keep
   std::optional<StatsPick> pick;  // list these exits' ids in Stats::picked
   // Called now and then (every few thousand rows / chains) with the share of the work done,
   // 0..1 (the exit pass is the first half when chains are walked too); returning false stops
@@ -80,23 +80,23 @@ struct Latency {
 };
 
 struct ExitRow {
-  std::string key;         // "EPT_VIOLATION", "npf", "port 0x3f8", "page 0x9e000", "msr 0x1b rd", "mmio 0xfee000b0 wr"
-  uint8_t level = 0;       // guest level the exits left
-  uint32_t reason = 0;     // By::Reason: the full exit reason / SVM exit code
-  uint32_t flags = 0;      // By::Reason: ES_FLAG_SVM if an SVM exit code
-  uint64_t value = 0;      // By::Port / Page / Msr / Mmio: the port, page address, MSR or MMIO GPA (UINT64_MAX = unknown)
+  std::string key;      // "EPT_VIOLATION", "npf", "port 0x3f8", "page 0x9e000", "msr 0x1b rd", "mmio 0xfee000b0 wr"
+  uint8_t level = 0;    // guest level the exits left
+  uint32_t reason = 0;  // By::Reason: the full exit reason / SVM exit code
+  uint32_t flags = 0;   // By::Reason: ES_FLAG_SVM if an SVM exit code
+  uint64_t value = 0;   // By::Port / Page / Msr / Mmio: the port, page address, MSR or MMIO GPA (UINT64_MAX = unknown)
   Latency lat;
 };
 
 struct ChainKindRow {
-  std::string key;  // "IRQ 0x20", "NMI", "#PF", "INT 0x80"
+  std::string key;          // "IRQ 0x20", "NMI", "#PF", "INT 0x80"
   uint32_t event_word = 0;  // type and vector of the original event (VM-entry interruption-info format)
   uint64_t count = 0;       // chains
   uint64_t delivered = 0;   // delivered (first time or after reinjection): the timed ones
   uint64_t total_ns = 0;    // raise -> delivery, over the delivered ones
   std::optional<uint64_t> min_ns, max_ns, mean_ns;
-  uint64_t exits = 0;          // VM exits (not nested exits) whose IDT-vectoring info named the event
-  uint64_t reinjections = 0;   // INJECT_REINJECTED decisions in the chains
+  uint64_t exits = 0;         // VM exits (not nested exits) whose IDT-vectoring info named the event
+  uint64_t reinjections = 0;  // INJECT_REINJECTED decisions in the chains
 };
 
 struct SlowChain {
@@ -109,17 +109,17 @@ struct SlowChain {
 
 struct Stats {
   StatsBy by = StatsBy::Reason;
-  std::vector<ExitRow> exits;         // VM exits, by `by` and level
-  std::vector<ExitRow> nested_exits;  // nested exits (L2 -> L1), by reason and level (By::Reason only)
-  std::vector<ExitRow> by_vcpu;       // VM exits per vCPU (key "vcpu N", value = N)
-  std::vector<ExitRow> by_level;      // VM exits per level (key "L1", value = level)
-  Latency all_exits, all_nested;      // totals of the two tables
+  std::vector<ExitRow> exits;                // VM exits, by `by` and level
+  std::vector<ExitRow> nested_exits;         // nested exits (L2 -> L1), by reason and level (By::Reason only)
+  std::vector<ExitRow> by_vcpu;              // VM exits per vCPU (key "vcpu N", value = N)
+  std::vector<ExitRow> by_level;             // VM exits per level (key "L1", value = level)
+  Latency all_exits, all_nested;             // totals of the two tables
   uint64_t entries = 0, nested_entries = 0;  // VM_ENTRY / NESTED_ENTRY records in the recording
   // Exit latency histogram (VM exits): bucket i holds times in [2^i, 2^(i+1)) ns, bucket 0 [0, 2).
   std::vector<uint64_t> histogram;
   // Raise -> delivery histogram of the delivered chains, the same buckets.
   std::vector<uint64_t> chain_histogram;
-  std::vector<uint64_t> picked;  // ids of the exits (or chain roots) StatsOptions::pick names, ascending
+  std::vector<uint64_t> picked;           // ids of the exits (or chain roots) StatsOptions::pick names, ascending
   std::vector<ChainKindRow> chain_kinds;  // most chains first
   std::vector<SlowChain> slowest;         // slowest delivered chains first
   uint64_t chains = 0;

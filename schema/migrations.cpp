@@ -109,35 +109,33 @@ std::string terminal_safe_message(std::string_view m) {
 
 }  // namespace
 
-std::string describe_sqlite_error(const std::string& path, std::string_view what, int code,
-                                  std::string_view sqlite_msg, int sys_errno) {
+std::string describe_sqlite_error(const std::string& path, std::string_view what, int code, std::string_view sqlite_msg,
+                                  int sys_errno) {
   const std::string msg = terminal_safe_message(sqlite_msg);
   // Out of space shows up as SQLITE_FULL or as an I/O error whose errno says why.
   if (sys_errno == EFBIG)
-    return "file size limit reached while " + std::string(what) + " " + quote_path(path) + " (" +
-           std::strerror(EFBIG) + "; see 'ulimit -f'); raise the limit or write elsewhere.";
+    return "file size limit reached while " + std::string(what) + " " + quote_path(path) + " (" + std::strerror(EFBIG) +
+           "; see 'ulimit -f'); raise the limit or write elsewhere.";
   if ((code & 0xFF) == SQLITE_FULL || sys_errno == ENOSPC)
     return "disk full while " + std::string(what) + " " + quote_path(path) + " (" + std::strerror(ENOSPC) +
            "); free space and retry.";
   if (sys_errno == EDQUOT)
-    return "disk quota exceeded while " + std::string(what) + " " + quote_path(path) + " (" +
-           std::strerror(EDQUOT) + "); free space within your quota and retry.";
+    return "disk quota exceeded while " + std::string(what) + " " + quote_path(path) + " (" + std::strerror(EDQUOT) +
+           "); free space within your quota and retry.";
   if ((code & 0xFF) == SQLITE_IOERR && sys_errno != 0)
     return "I/O error while " + std::string(what) + " " + quote_path(path) + ": " + msg + " (" +
            std::strerror(sys_errno) + "); check the disk and retry.";
   switch (code & 0xFF) {
     case SQLITE_NOTADB:
-      return quote_path(path) + " is not a SQLite database (or is encrypted); pass a recording written by "
-                            "'exitscope record'.";
-    case SQLITE_CORRUPT:
-      return quote_path(path) + " is corrupt (" + msg + "); re-record it or restore a backup copy.";
+      return quote_path(path) +
+             " is not a SQLite database (or is encrypted); pass a recording written by "
+             "'exitscope record'.";
+    case SQLITE_CORRUPT: return quote_path(path) + " is corrupt (" + msg + "); re-record it or restore a backup copy.";
     case SQLITE_CANTOPEN:
       return "cannot open " + quote_path(path) + " (" + msg + "); check that the path exists and is accessible.";
     case SQLITE_READONLY:
-    case SQLITE_PERM:
-      return "cannot write " + quote_path(path) + " (" + msg + "); choose a writable location.";
-    default:
-      return "error while " + std::string(what) + " " + quote_path(path) + ": " + msg + ".";
+    case SQLITE_PERM: return "cannot write " + quote_path(path) + " (" + msg + "); choose a writable location.";
+    default: return "error while " + std::string(what) + " " + quote_path(path) + ": " + msg + ".";
   }
 }
 
@@ -158,7 +156,7 @@ int infer_write_errno(const std::string& path) {
   }
   std::string dir = fs::path(path).parent_path().string();
   if (dir.empty()) dir = ".";
-  struct statvfs vfs{};
+  struct statvfs vfs {};
   if (statvfs(dir.c_str(), &vfs) == 0 && static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize < 65536) return ENOSPC;
   return 0;
 }
@@ -178,8 +176,9 @@ Result<int> check_readable(db::Db& db) {
   auto v = read_version(db);
   if (!v) return v;
   if (*v == 0)
-    return make_error(quote_path(db.path()) + " is empty, not an exitscope recording; pass a file written by "
-                                          "'exitscope record'.");
+    return make_error(quote_path(db.path()) +
+                      " is empty, not an exitscope recording; pass a file written by "
+                      "'exitscope record'.");
   // A v1 file must have the tables replay reads.
   auto have = db.query_int(
       "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('sessions', 'events', 'code')");
@@ -220,9 +219,8 @@ Result<void> migrate(db::Db& db, const std::string& source_file) {
     }
     sql += "\nCOMMIT;";
     if (auto r = db.exec(sql); !r) {
-      const std::string msg =
-          describe_sqlite_error(db.path(), "migrating schema v" + std::to_string(step.from) + " of", db.errcode(),
-                                r.error(), db.system_errno());
+      const std::string msg = describe_sqlite_error(db.path(), "migrating schema v" + std::to_string(step.from) + " of",
+                                                    db.errcode(), r.error(), db.system_errno());
       (void)db.exec("ROLLBACK");
       return make_error(msg);
     }
@@ -266,8 +264,7 @@ Result<void> migrate_copy(db::Db& src, const std::string& dest) {
     if (auto r = remove_if_ours(partial + suffix); !r) return r;
   {
     auto out = db::Db::open(partial, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-    if (!out)
-      return make_error(describe_sqlite_error(partial, "creating", SQLITE_CANTOPEN, out.error()));
+    if (!out) return make_error(describe_sqlite_error(partial, "creating", SQLITE_CANTOPEN, out.error()));
     sqlite3_backup* b = sqlite3_backup_init(out->get(), "main", src.get(), "main");
     if (!b) {
       const std::string msg = describe_sqlite_error(*out, "copying " + quote_path(src.path()) + " to");
@@ -326,8 +323,10 @@ Result<void> create_indexes(db::Db& db, const std::function<void()>& after_each)
     if (!st) continue;  // whitespace or a comment
     const int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) error = describe_sqlite_error(db, "indexing");
-    else if (after_each) after_each();
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+      error = describe_sqlite_error(db, "indexing");
+    else if (after_each)
+      after_each();
   }
   if (cache) (void)db.exec("PRAGMA cache_size = " + std::to_string(*cache));
   if (!error.empty()) return make_error(error);

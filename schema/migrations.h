@@ -47,8 +47,8 @@ Result<void> create_indexes(db::Db& db, const std::function<void()>& after_each 
 // One sentence for a SQLite failure on `path` while doing `what` (maps NOTADB / CORRUPT /
 // READONLY / CANTOPEN / FULL to advice). `sys_errno` (db::Db::system_errno) names the cause
 // of an I/O error: disk full, file size limit, quota.
-std::string describe_sqlite_error(const std::string& path, std::string_view what, int code,
-                                  std::string_view sqlite_msg, int sys_errno = 0);
+std::string describe_sqlite_error(const std::string& path, std::string_view what, int code, std::string_view sqlite_msg,
+                                  int sys_errno = 0);
 // The same for the last failure on `db` (its path, extended code, message and errno).
 std::string describe_sqlite_error(db::Db& db, std::string_view what);
 

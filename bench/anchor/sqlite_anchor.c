@@ -118,8 +118,10 @@ static int write_rows(const char* in, const char* out, int journal_off) {
   for (size_t i = 0; i < n; ++i) {
     const int64_t* r = rows + i * kCols;
     for (int c = 0; c < kCols - 1; ++c) sqlite3_bind_int64(ev, c + 1, r[c]);
-    if (r[kCols - 1]) sqlite3_bind_int64(ev, kCols, r[kCols - 1]);
-    else sqlite3_bind_null(ev, kCols);
+    if (r[kCols - 1])
+      sqlite3_bind_int64(ev, kCols, r[kCols - 1]);
+    else
+      sqlite3_bind_null(ev, kCols);
     step(db, ev);
     if (!journal_off && (i + 1) % kBatch == 0) {
       if (sqlite3_exec(db, "COMMIT; BEGIN", 0, 0, 0) != SQLITE_OK) die(db, "commit");
@@ -133,11 +135,14 @@ static int write_rows(const char* in, const char* out, int journal_off) {
   /* Chain membership copied in (chain, event) order through events_origin: the cheapest way
    * found to fill the WITHOUT ROWID table (inserting each member beside its event was slower
    * with many chains open at once). Then one chains row per chain, then the vcpus rows. */
-  if (sqlite3_exec(db, "BEGIN; INSERT INTO chain_events (chain_id, event_id) SELECT origin, id FROM events "
-                       "WHERE origin != 0 ORDER BY origin, id", 0, 0, 0) != SQLITE_OK)
+  if (sqlite3_exec(db,
+                   "BEGIN; INSERT INTO chain_events (chain_id, event_id) SELECT origin, id FROM events "
+                   "WHERE origin != 0 ORDER BY origin, id",
+                   0, 0, 0) != SQLITE_OK)
     die(db, "chain_events");
   sqlite3_stmt* agg = 0;
-  if (sqlite3_prepare_v2(db, "SELECT chain_id, min(event_id), max(event_id), count(*) FROM chain_events GROUP BY chain_id",
+  if (sqlite3_prepare_v2(db,
+                         "SELECT chain_id, min(event_id), max(event_id), count(*) FROM chain_events GROUP BY chain_id",
                          -1, &agg, 0) != SQLITE_OK)
     die(db, "chains");
   while (sqlite3_step(agg) == SQLITE_ROW) {
@@ -149,12 +154,15 @@ static int write_rows(const char* in, const char* out, int journal_off) {
     step(db, chain);
   }
   sqlite3_finalize(agg);
-  if (sqlite3_exec(db, "INSERT INTO vcpus (vcpu, first_event, last_event, event_count) "
-                       "SELECT vcpu, min(id), max(id), count(*) FROM events GROUP BY vcpu; COMMIT", 0, 0, 0) != SQLITE_OK)
+  if (sqlite3_exec(db,
+                   "INSERT INTO vcpus (vcpu, first_event, last_event, event_count) "
+                   "SELECT vcpu, min(id), max(id), count(*) FROM events GROUP BY vcpu; COMMIT",
+                   0, 0, 0) != SQLITE_OK)
     die(db, "vcpus");
   sqlite3_finalize(ev);
   sqlite3_finalize(chain);
-  if (!journal_off && sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE", 0, 0, 0) != SQLITE_OK)
+  if (!journal_off &&
+      sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE", 0, 0, 0) != SQLITE_OK)
     die(db, "journal_mode");
   sqlite3_close(db);
   printf("%zu events\n", n);

@@ -32,7 +32,8 @@ size_t feed(uint64_t records) {
     x.rip = 0x1000 + j * 0x10;
     if (id % 2) {
       x.kind = ES_KIND_VM_EXIT;
-      x.reason = static_cast<uint32_t>(j == 0 ? es::arch::BasicExitReason::EptViolation : es::arch::BasicExitReason::Cpuid);
+      x.reason =
+          static_cast<uint32_t>(j == 0 ? es::arch::BasicExitReason::EptViolation : es::arch::BasicExitReason::Cpuid);
       x.guest_phys = j == 0 ? 0x9000 + turn / 5000 : 0;
     } else {
       x.kind = ES_KIND_VM_ENTRY;
@@ -48,9 +49,8 @@ void BM_LoopRules(benchmark::State& state) {
   size_t found = 0;
   for (auto _ : state) found = feed(records);
   state.counters["violations"] = static_cast<double>(found);
-  state.counters["ns_per_record"] = benchmark::Counter(static_cast<double>(records),
-                                                       benchmark::Counter::kIsIterationInvariantRate |
-                                                           benchmark::Counter::kInvert);
+  state.counters["ns_per_record"] = benchmark::Counter(
+      static_cast<double>(records), benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_LoopRules)->Arg(400'000)->Arg(4'000'000)->Unit(benchmark::kMillisecond);
 

@@ -140,8 +140,8 @@ int main(int argc, char** argv) {
     });
     base_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!r || seen != events) return 2;
-    std::printf("baseline: read %llu events in %.3f s (checksum %llu)\n", static_cast<unsigned long long>(seen),
-                base_s, static_cast<unsigned long long>(sum % 1000));
+    std::printf("baseline: read %llu events in %.3f s (checksum %llu)\n", static_cast<unsigned long long>(seen), base_s,
+                static_cast<unsigned long long>(sum % 1000));
   }
   for (const char* name : {"perfetto", "chrome", "text", "markdown"}) {
     auto rec = replay::Recording::open(db);

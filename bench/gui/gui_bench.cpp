@@ -48,8 +48,8 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     QProcess p;
     p.setProcessChannelMode(QProcess::ForwardedChannels);
-    p.start(QStringLiteral(ES_EXITSCOPE_BIN), {"record", "--scenario", "timer-irq", "--arg", "0", "--max-exits",
-                                               "1500000", "-o", db, "--force"});
+    p.start(QStringLiteral(ES_EXITSCOPE_BIN),
+            {"record", "--scenario", "timer-irq", "--arg", "0", "--max-exits", "1500000", "-o", db, "--force"});
     p.waitForFinished(-1);
     if (p.exitCode() != 0) {
       std::fprintf(stderr, "bench_gui: recording failed.\n");

@@ -61,13 +61,14 @@ std::string generate(uint64_t lines) {
                   v, pid, v, s2, u2, v, static_cast<unsigned>(i & 0xffff), static_cast<unsigned>(i & 0xffffff));
     s += buf;
     auto [s3, u3] = ts();
-    std::snprintf(buf, sizeof buf, "       CPU %u/KVM-%u  [%03u]  %llu.%06llu: kvm_inj_virq:         IRQ 0xec [reinjected]\n",
-                  v, pid, v, s3, u3);
+    std::snprintf(buf, sizeof buf,
+                  "       CPU %u/KVM-%u  [%03u]  %llu.%06llu: kvm_inj_virq:         IRQ 0xec [reinjected]\n", v, pid, v,
+                  s3, u3);
     s += buf;
     auto [s4, u4] = ts();
     std::snprintf(buf, sizeof buf,
-                  "       CPU %u/KVM-%u  [%03u]  %llu.%06llu: kvm_entry:            vcpu %u, rip 0xffffffff8100%04x\n", v,
-                  pid, v, s4, u4, v, static_cast<unsigned>(i & 0xffff));
+                  "       CPU %u/KVM-%u  [%03u]  %llu.%06llu: kvm_entry:            vcpu %u, rip 0xffffffff8100%04x\n",
+                  v, pid, v, s4, u4, v, static_cast<unsigned>(i & 0xffff));
     s += buf;
     i += 4;
   }
@@ -109,8 +110,8 @@ int bench_text(uint64_t lines, bool parse_only) {
   volatile uint64_t sink = 0;
   const double split = best_of(3, [&] {
     uint64_t n = 0;
-    for (const char* p = text.data(); (p = static_cast<const char*>(std::memchr(p, '\n', text.data() + text.size() - p)));
-         ++p)
+    for (const char* p = text.data();
+         (p = static_cast<const char*>(std::memchr(p, '\n', text.data() + text.size() - p))); ++p)
       ++n;
     sink = n;
   });
@@ -122,8 +123,7 @@ int bench_text(uint64_t lines, bool parse_only) {
     while (pos < text.size()) {
       size_t nl = text.find('\n', pos);
       if (nl == std::string::npos) nl = text.size();
-      if (es::import::parse_trace_line(std::string_view(text).substr(pos, nl - pos), t) ==
-          es::import::LineClass::Event)
+      if (es::import::parse_trace_line(std::string_view(text).substr(pos, nl - pos), t) == es::import::LineClass::Event)
         ++events;
       pos = nl + 1;
     }
@@ -143,10 +143,11 @@ int bench_text(uint64_t lines, bool parse_only) {
     }
     records = parsed->records.size();
   });
-  std::printf("(2) parse + link (parse_trace_text), best of 3: %.3f s = %.2f M lines/s (CPU %.3f s = %.2f M lines/s), "
-              "%llu records; ratio (2) / (1): %.2f\n",
-              parse, lines / parse / 1e6, last_cpu, lines / last_cpu / 1e6, static_cast<unsigned long long>(records),
-              per_line / parse);
+  std::printf(
+      "(2) parse + link (parse_trace_text), best of 3: %.3f s = %.2f M lines/s (CPU %.3f s = %.2f M lines/s), "
+      "%llu records; ratio (2) / (1): %.2f\n",
+      parse, lines / parse / 1e6, last_cpu, lines / last_cpu / 1e6, static_cast<unsigned long long>(records),
+      per_line / parse);
   if (parse_only) return 0;
 
   std::ofstream(file, std::ios::binary) << text;
@@ -196,9 +197,10 @@ int bench_dat(std::string dat, unsigned loops, bool parse_only) {
     es_tracecmd_iterate(h, count_record, &n);
     es_tracecmd_close(h);
   });
-  std::printf("(4) baseline, libtracecmd open + read every record (no decoding), best of 3: %.3f s = %.2f M events/s "
-              "(CPU %.3f s), %llu events\n",
-              base, n / base / 1e6, last_cpu, static_cast<unsigned long long>(n));
+  std::printf(
+      "(4) baseline, libtracecmd open + read every record (no decoding), best of 3: %.3f s = %.2f M events/s "
+      "(CPU %.3f s), %llu events\n",
+      base, n / base / 1e6, last_cpu, static_cast<unsigned long long>(n));
 
   es::import::TraceDatOptions opt;
   opt.import.force = true;
@@ -214,9 +216,10 @@ int bench_dat(std::string dat, unsigned loops, bool parse_only) {
     events = p->stats.lines;
     records = p->records.size();
   });
-  std::printf("(5) decode + link (parse_trace_dat), best of 3: %.3f s = %.2f M events/s (CPU %.3f s), %llu records; "
-              "ratio (5) / (4): %.2f\n",
-              parse, events / parse / 1e6, last_cpu, static_cast<unsigned long long>(records), base / parse);
+  std::printf(
+      "(5) decode + link (parse_trace_dat), best of 3: %.3f s = %.2f M events/s (CPU %.3f s), %llu records; "
+      "ratio (5) / (4): %.2f\n",
+      parse, events / parse / 1e6, last_cpu, static_cast<unsigned long long>(records), base / parse);
   if (parse_only) return 0;
   const std::string db = std::string(ES_BENCH_TMPDIR) + "/bench_dat.db";
   const auto t0 = std::chrono::steady_clock::now();
@@ -226,9 +229,10 @@ int bench_dat(std::string dat, unsigned loops, bool parse_only) {
     std::fprintf(stderr, "%s\n", st.error().c_str());
     return 1;
   }
-  std::printf("(6) whole import into SQLite (import_trace_dat_file, with the isolating child read): %.3f s = %.2f M "
-              "events/s\n",
-              s, events / s / 1e6);
+  std::printf(
+      "(6) whole import into SQLite (import_trace_dat_file, with the isolating child read): %.3f s = %.2f M "
+      "events/s\n",
+      s, events / s / 1e6);
   std::filesystem::remove(db);
   return 0;
 }
@@ -243,15 +247,21 @@ int main(int argc, char** argv) {
   std::string write_text;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--dat" && i + 1 < argc) dat = argv[++i];
-    else if (a == "--dat-loops" && i + 1 < argc) loops = static_cast<unsigned>(std::strtoul(argv[++i], nullptr, 10));
-    else if (a == "--only" && i + 1 < argc) only = argv[++i];
-    else if (a == "--parse-only") parse_only = true;
-    else if (a == "--write-text" && i + 1 < argc) write_text = argv[++i];
+    if (a == "--dat" && i + 1 < argc)
+      dat = argv[++i];
+    else if (a == "--dat-loops" && i + 1 < argc)
+      loops = static_cast<unsigned>(std::strtoul(argv[++i], nullptr, 10));
+    else if (a == "--only" && i + 1 < argc)
+      only = argv[++i];
+    else if (a == "--parse-only")
+      parse_only = true;
+    else if (a == "--write-text" && i + 1 < argc)
+      write_text = argv[++i];
     else if (a == "-h" || a == "--help") {
       std::printf("usage: import_bench [LINES] [--dat FILE | --dat-loops N] [--only text|dat] [--parse-only]\n");
       return 0;
-    } else lines = std::strtoull(a.c_str(), nullptr, 10);
+    } else
+      lines = std::strtoull(a.c_str(), nullptr, 10);
   }
   if (!write_text.empty()) {
     std::ofstream out(write_text, std::ios::binary);

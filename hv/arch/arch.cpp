@@ -12,7 +12,9 @@ namespace es::arch {
 
 std::optional<VmcsField> vmcs_field_from_encoding(uint32_t encoding) {
   switch (encoding) {
-#define X(name, enc) case (enc): return VmcsField::name;
+#define X(name, enc) \
+  case (enc):        \
+    return VmcsField::name;
 #include "hv/arch/vmcs_fields.def"
 #undef X
     default: return std::nullopt;
@@ -21,7 +23,9 @@ std::optional<VmcsField> vmcs_field_from_encoding(uint32_t encoding) {
 
 std::string_view to_string(VmcsField f) {
   switch (f) {
-#define X(name, enc) case VmcsField::name: return #name;
+#define X(name, enc)    \
+  case VmcsField::name: \
+    return #name;
 #include "hv/arch/vmcs_fields.def"
 #undef X
   }
@@ -49,7 +53,8 @@ int exit_reason_from_name(std::string_view name) {
   auto ieq = [](std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
     for (size_t i = 0; i < a.size(); ++i)
-      if (std::toupper(static_cast<unsigned char>(a[i])) != std::toupper(static_cast<unsigned char>(b[i]))) return false;
+      if (std::toupper(static_cast<unsigned char>(a[i])) != std::toupper(static_cast<unsigned char>(b[i])))
+        return false;
     return true;
   };
   if (name.size() > kPrefix.size() && ieq(name.substr(0, kPrefix.size()), kPrefix)) name.remove_prefix(kPrefix.size());
@@ -74,11 +79,26 @@ std::string_view to_string(InterruptionType t) {
 
 std::string_view exception_mnemonic(uint8_t vector) {
   switch (vector) {
-    case kDE: return "#DE"; case kDB: return "#DB"; case kNMI: return "NMI"; case kBP: return "#BP";
-    case kOF: return "#OF"; case kBR: return "#BR"; case kUD: return "#UD"; case kNM: return "#NM";
-    case kDF: return "#DF"; case kCSO: return "#CSO"; case kTS: return "#TS"; case kNP: return "#NP";
-    case kSS: return "#SS"; case kGP: return "#GP"; case kPF: return "#PF"; case kMF: return "#MF";
-    case kAC: return "#AC"; case kMC: return "#MC"; case kXM: return "#XM"; case kVE: return "#VE";
+    case kDE: return "#DE";
+    case kDB: return "#DB";
+    case kNMI: return "NMI";
+    case kBP: return "#BP";
+    case kOF: return "#OF";
+    case kBR: return "#BR";
+    case kUD: return "#UD";
+    case kNM: return "#NM";
+    case kDF: return "#DF";
+    case kCSO: return "#CSO";
+    case kTS: return "#TS";
+    case kNP: return "#NP";
+    case kSS: return "#SS";
+    case kGP: return "#GP";
+    case kPF: return "#PF";
+    case kMF: return "#MF";
+    case kAC: return "#AC";
+    case kMC: return "#MC";
+    case kXM: return "#XM";
+    case kVE: return "#VE";
     case kCP: return "#CP";
     default: return {};
   }
@@ -132,8 +152,10 @@ void describe_event_to(std::string& out, uint32_t word) {
     case InterruptionType::PrivilegedSoftwareException:
     case InterruptionType::SoftwareException: {
       const auto m = exception_mnemonic(vector);
-      if (m.empty()) hex2("exception ");
-      else out += m;
+      if (m.empty())
+        hex2("exception ");
+      else
+        out += m;
       if (type == InterruptionType::SoftwareException) out += " (soft)";
       if (type == InterruptionType::PrivilegedSoftwareException) out += " (INT1)";
       return;
@@ -157,8 +179,8 @@ void describe_to(std::string& out, ExitIntrInfo e) {
 void describe_to(std::string& out, IdtVectoringInfo v) { describe_event_to(out, v.raw()); }
 
 void describe_to(std::string& out, EptViolationQual q) {
-  const char access[9] = {q.read() ? 'R' : '-',     q.write() ? 'W' : '-',    q.fetch() ? 'X' : '-',
-                          ' ', 'p', 'e', 'r', 'm', ' '};
+  const char access[9] = {
+      q.read() ? 'R' : '-', q.write() ? 'W' : '-', q.fetch() ? 'X' : '-', ' ', 'p', 'e', 'r', 'm', ' '};
   out.append(access, sizeof access);
   const char perm[3] = {q.readable() ? 'r' : '-', q.writable() ? 'w' : '-', q.executable() ? 'x' : '-'};
   out.append(perm, sizeof perm);

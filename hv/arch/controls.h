@@ -80,9 +80,9 @@ namespace ept {  // Vol. 3C 29.3.2 "EPT Translation Mechanism", Tables 29-1..29-
 constexpr uint64_t kRead = 1ull << 0;
 constexpr uint64_t kWrite = 1ull << 1;
 constexpr uint64_t kExecute = 1ull << 2;
-constexpr uint64_t kMemTypeShift = 3;        // [5:3] leaf memory type
+constexpr uint64_t kMemTypeShift = 3;  // [5:3] leaf memory type
 constexpr uint64_t kIgnorePat = 1ull << 6;
-constexpr uint64_t kLargePage = 1ull << 7;   // PDPTE (1 GiB) / PDE (2 MiB)
+constexpr uint64_t kLargePage = 1ull << 7;  // PDPTE (1 GiB) / PDE (2 MiB)
 constexpr uint64_t kAccessed = 1ull << 8;
 constexpr uint64_t kDirty = 1ull << 9;
 constexpr uint64_t kUserExecute = 1ull << 10;
@@ -107,9 +107,15 @@ constexpr uint64_t kAddrMask = 0x000F'FFFF'FFFF'F000ull;
 }  // namespace pte
 
 // Control-register and RFLAGS bits the model uses.
-namespace cr0 { constexpr uint64_t kPE = 1ull << 0, kWP = 1ull << 16, kPG = 1ull << 31; }
-namespace cr4 { constexpr uint64_t kPAE = 1ull << 5, kPGE = 1ull << 7, kVMXE = 1ull << 13; }
-namespace efer { constexpr uint64_t kSCE = 1ull << 0, kLME = 1ull << 8, kLMA = 1ull << 10, kNXE = 1ull << 11; }
+namespace cr0 {
+constexpr uint64_t kPE = 1ull << 0, kWP = 1ull << 16, kPG = 1ull << 31;
+}
+namespace cr4 {
+constexpr uint64_t kPAE = 1ull << 5, kPGE = 1ull << 7, kVMXE = 1ull << 13;
+}
+namespace efer {
+constexpr uint64_t kSCE = 1ull << 0, kLME = 1ull << 8, kLMA = 1ull << 10, kNXE = 1ull << 11;
+}
 namespace rflags {
 constexpr uint64_t kCF = 1ull << 0, kFixed1 = 1ull << 1, kPF = 1ull << 2, kAF = 1ull << 4, kZF = 1ull << 6,
                    kSF = 1ull << 7, kTF = 1ull << 8, kIF = 1ull << 9, kDF = 1ull << 10, kOF = 1ull << 11,

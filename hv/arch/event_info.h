@@ -26,10 +26,10 @@ enum class InterruptionType : uint8_t {
   Reserved1 = 1,
   Nmi = 2,
   HardwareException = 3,
-  SoftwareInterrupt = 4,          // INT n
+  SoftwareInterrupt = 4,            // INT n
   PrivilegedSoftwareException = 5,  // INT1 (ICEBP)
-  SoftwareException = 6,          // INT3, INTO
-  OtherEvent = 7,                 // MTF (vector 0) / FRED syscall
+  SoftwareException = 6,            // INT3, INTO
+  OtherEvent = 7,                   // MTF (vector 0) / FRED syscall
 };
 std::string_view to_string(InterruptionType t);
 // Types whose delivery depends on an instruction length (VM-entry / VM-exit instruction length fields).
@@ -39,11 +39,11 @@ constexpr bool type_has_instruction_length(InterruptionType t) {
 }
 
 namespace detail {
-constexpr uint32_t kVectorMask = 0xFF;          // [7:0]
-constexpr uint32_t kTypeShift = 8;              // [10:8]
+constexpr uint32_t kVectorMask = 0xFF;  // [7:0]
+constexpr uint32_t kTypeShift = 8;      // [10:8]
 constexpr uint32_t kTypeMask = 0x7u << 8;
-constexpr uint32_t kErrorCodeBit = 1u << 11;    // [11]
-constexpr uint32_t kValidBit = 1u << 31;        // [31]
+constexpr uint32_t kErrorCodeBit = 1u << 11;  // [11]
+constexpr uint32_t kValidBit = 1u << 31;      // [31]
 constexpr uint32_t make(uint8_t vector, InterruptionType type, bool error_code) {
   return kValidBit | vector | (static_cast<uint32_t>(type) << kTypeShift) | (error_code ? kErrorCodeBit : 0);
 }
@@ -85,9 +85,9 @@ static_assert(sizeof(EntryIntrInfo) == 4);
 // VM-exit interruption information (the event that caused an exit, reason 0 or 1).
 class ExitIntrInfo : public EventWordBase<ExitIntrInfo> {
  public:
-  static constexpr uint32_t kNmiUnblockingBit = 1u << 12;   // [12]
-  static constexpr uint32_t kNestedExceptionBit = 1u << 13; // [13]
-  static constexpr uint32_t kReservedMask = 0x7FFF'C000u;   // [30:14]
+  static constexpr uint32_t kNmiUnblockingBit = 1u << 12;    // [12]
+  static constexpr uint32_t kNestedExceptionBit = 1u << 13;  // [13]
+  static constexpr uint32_t kReservedMask = 0x7FFF'C000u;    // [30:14]
   constexpr ExitIntrInfo() = default;
   constexpr explicit ExitIntrInfo(uint32_t raw) : EventWordBase(raw) {}
   static constexpr ExitIntrInfo make(uint8_t vector, InterruptionType type, bool error_code_valid = false,

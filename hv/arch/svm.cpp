@@ -21,8 +21,7 @@ constexpr SvmSpelling kSpellings[] = {
 bool iequal(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
-    if (std::toupper(static_cast<unsigned char>(a[i])) != std::toupper(static_cast<unsigned char>(b[i])))
-      return false;
+    if (std::toupper(static_cast<unsigned char>(a[i])) != std::toupper(static_cast<unsigned char>(b[i]))) return false;
   return true;
 }
 
@@ -38,7 +37,8 @@ std::string_view svm_exit_name(uint32_t code) {
   // A switch from the table: the compiler's search, not a loop per call (exports name every exit).
   switch (code) {
 #define X(enumerator, c, text, macro, apm) \
-  case (c): return text;
+  case (c):                                \
+    return text;
 #include "hv/arch/svm_exit_codes.def"
 #undef X
     default: return {};

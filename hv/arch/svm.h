@@ -42,7 +42,7 @@ constexpr std::optional<uint8_t> svm_exit_exception_vector(uint32_t code) {
 // numbering: SVM has no privileged / software-exception types (INT3 and INTO are type 3), and
 // 1, 5, 6, 7 are reserved (VMRUN fails with an illegal type).
 enum class SvmEventType : uint8_t {
-  Intr = 0,       // external or virtual interrupt (INTR)
+  Intr = 0,  // external or virtual interrupt (INTR)
   Nmi = 2,
   Exception = 3,  // fault or trap, INT3 / INTO included
   SoftInt = 4,    // software interrupt (INTn)
@@ -62,13 +62,13 @@ std::string_view to_string(SvmEventType t);
 // 32-bit fields (es_record idt_vectoring_info / idt_vectoring_error), hence from_parts().
 class SvmEventInfo {
  public:
-  static constexpr uint64_t kVectorMask = 0xFF;          // [7:0]
-  static constexpr unsigned kTypeShift = 8;              // [10:8]
+  static constexpr uint64_t kVectorMask = 0xFF;  // [7:0]
+  static constexpr unsigned kTypeShift = 8;      // [10:8]
   static constexpr uint64_t kTypeMask = 0x7ull << 8;
-  static constexpr uint64_t kErrorValidBit = 1ull << 11;  // [11] EV
-  static constexpr uint64_t kValidBit = 1ull << 31;       // [31] V
+  static constexpr uint64_t kErrorValidBit = 1ull << 11;     // [11] EV
+  static constexpr uint64_t kValidBit = 1ull << 31;          // [31] V
   static constexpr uint64_t kReservedMask = 0x7FFF'F000ull;  // [30:12]
-  static constexpr unsigned kErrorCodeShift = 32;         // [63:32]
+  static constexpr unsigned kErrorCodeShift = 32;            // [63:32]
 
   constexpr SvmEventInfo() = default;
   constexpr explicit SvmEventInfo(uint64_t raw) : raw_(raw) {}

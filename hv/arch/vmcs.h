@@ -51,7 +51,9 @@ constexpr uint64_t vmcs_width_mask(VmcsWidth w) {
 
 constexpr VmcsIndex vmcs_index(VmcsField f) {
   switch (f) {
-#define X(name, enc) case VmcsField::name: return VmcsIndex::name;
+#define X(name, enc)    \
+  case VmcsField::name: \
+    return VmcsIndex::name;
 #include "hv/arch/vmcs_fields.def"
 #undef X
   }

@@ -131,7 +131,8 @@ void Cpu::Impl::deliver_one(const Event& ev) {
   delivering_ = true;
   // EXT bit (bit 0 of an error code caused during delivery): the event is external to the
   // program: anything but INT n / INT3 / INTO (Vol. 3A 6.13 "Error Code").
-  const uint32_t ext = (ev.type == InterruptionType::SoftwareInterrupt || ev.type == InterruptionType::SoftwareException) ? 0 : 1;
+  const uint32_t ext =
+      (ev.type == InterruptionType::SoftwareInterrupt || ev.type == InterruptionType::SoftwareException) ? 0 : 1;
   const uint32_t idt_ec = static_cast<uint32_t>(ev.vector) * 8 + 2 + ext;  // IDT bit set
   if (static_cast<uint64_t>(ev.vector) * 16 + 15 > st_.idtr_limit) raise_gp(idt_ec);
   const uint64_t gate_lo = read_lin(st_.idtr_base + ev.vector * 16ull, 8, false);
@@ -310,9 +311,7 @@ void Cpu::Impl::deliver_chain(Event ev, bool check_intercept) {
                                                  ? arch::exception_class(cur.vector)
                                                  : arch::ExceptionClass::Benign;
     switch (arch::fault_during_delivery(first_class, arch::exception_class(second.vector))) {
-      case arch::FaultDuringDelivery::Serial:
-        cur = second;
-        break;
+      case arch::FaultDuringDelivery::Serial: cur = second; break;
       case arch::FaultDuringDelivery::DoubleFault: {
         // #DF(0) continues the chain whose delivery failed; its cause is the second fault.
         Event df;
@@ -359,8 +358,8 @@ bool Cpu::Impl::check_entry_controls(Vmcs& v) {
   const bool unrestricted = (v.read32(VmcsField::SecondaryVmExecControl) & arch::proc_ctl2::kUnrestrictedGuest) &&
                             (v.read32(VmcsField::CpuBasedVmExecControl) & arch::proc_ctl::kActivateSecondaryControls);
   const bool pe = (v.read(VmcsField::GuestCr0) & arch::cr0::kPE) != 0;
-  const bool want_ec = (!unrestricted || pe) && t == InterruptionType::HardwareException &&
-                       arch::exception_has_error_code(e.vector());
+  const bool want_ec =
+      (!unrestricted || pe) && t == InterruptionType::HardwareException && arch::exception_has_error_code(e.vector());
   if (e.deliver_error_code() != want_ec) return false;
   if (!e.reserved_bits_clear()) return false;
   if (e.deliver_error_code() && (v.read32(VmcsField::VmEntryExceptionErrorCode) & 0xFFFF0000u)) return false;
@@ -387,11 +386,12 @@ uint32_t Cpu::Impl::check_guest_state(Vmcs& v) {
         (!(rfl & arch::rflags::kIF) || (is & (intr::kBlockingBySti | intr::kBlockingByMovSs))))
       return 5;
     if (e.type() == InterruptionType::Nmi && (is & intr::kBlockingByMovSs)) return 6;
-    if (e.type() == InterruptionType::Nmi && (v.read32(VmcsField::PinBasedVmExecControl) & arch::pin_ctl::kVirtualNmis) &&
-        (is & intr::kBlockingByNmi))
+    if (e.type() == InterruptionType::Nmi &&
+        (v.read32(VmcsField::PinBasedVmExecControl) & arch::pin_ctl::kVirtualNmis) && (is & intr::kBlockingByNmi))
       return 7;
   }
-  if (!(v.read(VmcsField::GuestCr0) & arch::cr0::kPG) || !(v.read32(VmcsField::VmEntryControls) & arch::entry_ctl::kIa32eModeGuest))
+  if (!(v.read(VmcsField::GuestCr0) & arch::cr0::kPG) ||
+      !(v.read32(VmcsField::VmEntryControls) & arch::entry_ctl::kIa32eModeGuest))
     return 8;  // the model runs 64-bit guests only
   return 0;
 }
@@ -403,8 +403,11 @@ struct SegFields {
   unsigned reg;
   VmcsField sel, base, limit, ar;
 };
-#define ES_SEG(i, S) {i, VmcsField::Guest##S##Selector, VmcsField::Guest##S##Base, VmcsField::Guest##S##Limit, \
-                      VmcsField::Guest##S##ArBytes}
+#define ES_SEG(i, S)                                                                         \
+  {                                                                                          \
+    i, VmcsField::Guest##S##Selector, VmcsField::Guest##S##Base, VmcsField::Guest##S##Limit, \
+        VmcsField::Guest##S##ArBytes                                                         \
+  }
 constexpr SegFields kSegFields[] = {ES_SEG(kEs, Es), ES_SEG(kCs, Cs), ES_SEG(kSs, Ss),     ES_SEG(kDs, Ds),
                                     ES_SEG(kFs, Fs), ES_SEG(kGs, Gs), ES_SEG(kLdtr, Ldtr), ES_SEG(kTr, Tr)};
 #undef ES_SEG
@@ -499,7 +502,8 @@ void Cpu::Impl::finish_exit(ExitRecordInfo& out) {
   // Undefined when NMI exiting = 1 and virtual NMIs = 0, so left clear there.
   const bool nmi_bit_defined = !((pin_ & arch::pin_ctl::kNmiExiting) && !(pin_ & arch::pin_ctl::kVirtualNmis));
   if (iret_nmi_unblocked_ && x.nmi_unblock_candidate && !vectoring && nmi_bit_defined) {
-    if (x.reason == static_cast<uint32_t>(arch::BasicExitReason::ExceptionOrNmi) && (x.intr_info & arch::detail::kValidBit))
+    if (x.reason == static_cast<uint32_t>(arch::BasicExitReason::ExceptionOrNmi) &&
+        (x.intr_info & arch::detail::kValidBit))
       x.intr_info |= arch::ExitIntrInfo::kNmiUnblockingBit;
     else if (x.reason == static_cast<uint32_t>(arch::BasicExitReason::EptViolation))
       x.qualification |= arch::EptViolationQual::kNmiUnblocking;
@@ -687,7 +691,9 @@ void Cpu::Impl::run(const EntryContext& ctx, bool inject) {
       ev.type = e.type();
       ev.has_error = e.deliver_error_code();
       ev.error = ev.has_error ? v.read32(VmcsField::VmEntryExceptionErrorCode) : 0;
-      ev.instr_len = arch::type_has_instruction_length(ev.type) ? static_cast<uint8_t>(v.read32(VmcsField::VmEntryInstructionLen)) : 0;
+      ev.instr_len = arch::type_has_instruction_length(ev.type)
+                         ? static_cast<uint8_t>(v.read32(VmcsField::VmEntryInstructionLen))
+                         : 0;
       ev.return_rip = st_.rip + ev.instr_len;
       ev.injected = true;
       ev.raise_id = entry_id_;
@@ -813,7 +819,9 @@ ExitRecordInfo Cpu::Impl::vm_entry(Vmcs& v, GuestGprs& g, const EntryContext& ct
 Cpu::Cpu(HostMemory& mem, probes::ProbeBus& bus, CpuConfig cfg) : impl_(std::make_unique<Impl>(mem, bus, cfg)) {}
 Cpu::~Cpu() = default;
 
-ExitRecordInfo Cpu::vm_entry(Vmcs& vmcs, GuestGprs& gprs, const EntryContext& ctx) { return impl_->vm_entry(vmcs, gprs, ctx); }
+ExitRecordInfo Cpu::vm_entry(Vmcs& vmcs, GuestGprs& gprs, const EntryContext& ctx) {
+  return impl_->vm_entry(vmcs, gprs, ctx);
+}
 
 void Cpu::set_host_interrupt(uint64_t at_ns, uint8_t vector) {
   impl_->host_irq_at_ = at_ns;

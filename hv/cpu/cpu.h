@@ -35,8 +35,8 @@ struct GuestGprs {
 };
 
 struct CpuConfig {
-  uint64_t insn_ns = 1;          // simulated time per retired instruction
-  uint64_t transition_ns = 100;  // simulated cost of one VM entry and of one VM exit
+  uint64_t insn_ns = 1;               // simulated time per retired instruction
+  uint64_t transition_ns = 100;       // simulated cost of one VM entry and of one VM exit
   bool nested_exception_bit = false;  // FRED "VMX nested-exception support": set ExitIntrInfo bit 13
 };
 
@@ -53,8 +53,8 @@ enum class StopReason : uint8_t {
 
 // Causal context the vmm hands to an entry, so records link into chains.
 struct EntryContext {
-  uint64_t cause = 0;   // record id of the decision that led to this entry (0 = none)
-  uint64_t origin = 0;  // chain root of the injected event, if VmEntryIntrInfo is valid
+  uint64_t cause = 0;          // record id of the decision that led to this entry (0 = none)
+  uint64_t origin = 0;         // chain root of the injected event, if VmEntryIntrInfo is valid
   uint64_t max_insns = ~0ull;  // budget for this call
   // Polled every kStopCheckInsns guest instructions (and while halted): a guest that never
   // exits (`jmp $` with --max-insns 0) still stops when a signal handler sets it. Null = never.
@@ -69,11 +69,11 @@ inline constexpr uint64_t kStopCheckInsns = 4096;
 struct ExitRecordInfo {
   StopReason stop = StopReason::VmExit;
   arch::ExitReason reason{};
-  uint64_t entry_id = 0;      // ES_KIND_VM_ENTRY record id
-  uint64_t exit_id = 0;       // ES_KIND_VM_EXIT record id
-  uint64_t vectoring_origin = 0;  // chain root of the event in IDT-vectoring info (if valid)
-  uint64_t exit_event_origin = 0; // chain root of the event in VM-exit interruption info (if valid)
-  uint64_t insns_retired = 0;     // in this call
+  uint64_t entry_id = 0;           // ES_KIND_VM_ENTRY record id
+  uint64_t exit_id = 0;            // ES_KIND_VM_EXIT record id
+  uint64_t vectoring_origin = 0;   // chain root of the event in IDT-vectoring info (if valid)
+  uint64_t exit_event_origin = 0;  // chain root of the event in VM-exit interruption info (if valid)
+  uint64_t insns_retired = 0;      // in this call
 };
 
 class Cpu final : public VmxCpu {

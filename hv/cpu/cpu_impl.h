@@ -61,8 +61,8 @@ struct Event {
   uint64_t return_rip = 0;  // RIP pushed on the handler's stack
   bool has_cr2 = false;     // #PF: faulting linear address
   uint64_t cr2 = 0;
-  uint64_t origin = 0;      // chain root record id
-  uint64_t raise_id = 0;    // record that introduced this event (RAISE or VM_ENTRY)
+  uint64_t origin = 0;    // chain root record id
+  uint64_t raise_id = 0;  // record that introduced this event (RAISE or VM_ENTRY)
   bool injected = false;
   uint32_t entry_word() const { return arch::EntryIntrInfo::make(vector, type, has_error).raw(); }
 };
@@ -141,7 +141,7 @@ struct Cpu::Impl {
   uint64_t entry_id_ = 0;
   uint64_t insns_ = 0, max_insns_ = 0;
   const std::atomic<bool>* stop_request_ = nullptr;  // EntryContext::stop of this entry
-  bool stopped_ = false;                              // the run loop saw it set
+  bool stopped_ = false;                             // the run loop saw it set
   uint64_t next_rip_ = 0;
   const DecodedInsn* cur_insn_ = nullptr;
   AbortKind abort_kind_ = AbortKind::None;
@@ -162,8 +162,8 @@ struct Cpu::Impl {
   std::array<TlbEntry, kTlbSize> tlb_{};
   static constexpr unsigned kDecodeCacheSize = 4096;
   std::vector<DecodeCacheEntry> dcache_;
-  std::vector<uint32_t> page_gen_;   // per host page: bumped on writes to pages holding cached code
-  std::vector<uint8_t> code_page_;   // per host page: decoded instructions cached from it
+  std::vector<uint32_t> page_gen_;  // per host page: bumped on writes to pages holding cached code
+  std::vector<uint8_t> code_page_;  // per host page: decoded instructions cached from it
 
   // ---- entry / exit (cpu.cpp) ----
   ExitRecordInfo vm_entry(Vmcs& vmcs, GuestGprs& gprs, const EntryContext& ctx);
@@ -214,8 +214,12 @@ struct Cpu::Impl {
   uint64_t read_lin(uint64_t lin, unsigned size, bool user, bool stack = false);
   void write_lin(uint64_t lin, unsigned size, uint64_t v, bool user, bool stack = false);
   void note_write(uint64_t hpa, unsigned size);
-  void flush_tlb() { for (auto& e : tlb_) e.tag = ~0ull; }
-  void flush_decode() { for (auto& e : dcache_) e.gpa = ~0ull; }
+  void flush_tlb() {
+    for (auto& e : tlb_) e.tag = ~0ull;
+  }
+  void flush_decode() {
+    for (auto& e : dcache_) e.gpa = ~0ull;
+  }
   // Side-effect-free walks for the public helpers and record bytes.
   bool probe_ept(uint64_t eptp, bool ept_on, uint64_t gpa, uint64_t& hpa) const;
   bool probe_linear(uint64_t cr3, uint64_t eptp, bool ept_on, uint64_t lin, uint64_t& gpa) const;
@@ -246,9 +250,7 @@ struct Cpu::Impl {
 // Segment descriptor helpers (Vol. 3A 3.4.5 "Segment Descriptors"): VMCS access-rights
 // format from a descriptor's high dword.
 constexpr uint32_t ar_from_descriptor(uint64_t d) { return static_cast<uint32_t>((d >> 40) & 0xF0FF); }
-constexpr uint64_t base_from_descriptor(uint64_t d) {
-  return ((d >> 16) & 0xFFFFFF) | (((d >> 56) & 0xFF) << 24);
-}
+constexpr uint64_t base_from_descriptor(uint64_t d) { return ((d >> 16) & 0xFFFFFF) | (((d >> 56) & 0xFF) << 24); }
 constexpr uint32_t limit_from_descriptor(uint64_t d) {
   uint32_t lim = static_cast<uint32_t>((d & 0xFFFF) | (((d >> 48) & 0xF) << 16));
   if (d & (1ull << 55)) lim = (lim << 12) | 0xFFF;

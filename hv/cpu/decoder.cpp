@@ -1,3 +1,6 @@
+// The opcode switches keep the SDM opcode map's rows (several case labels on one line), which
+// clang-format would split one label per line: the file is left unformatted.
+// clang-format off
 #include "hv/cpu/decoder.h"
 
 namespace es::hv {

@@ -21,11 +21,12 @@ class EptBuilder {
 
   // Maps the 4-KiB page at gpa to hpa with permissions (arch::ept::kRead/kWrite/kExecute).
   // Returns false when host memory for paging structures ran out.
-  bool map_page(uint64_t gpa, uint64_t hpa, uint64_t perms = arch::ept::kRead | arch::ept::kWrite | arch::ept::kExecute) {
+  bool map_page(uint64_t gpa, uint64_t hpa,
+                uint64_t perms = arch::ept::kRead | arch::ept::kWrite | arch::ept::kExecute) {
     const uint64_t slot = leaf_slot(gpa, /*create=*/true);
     if (slot == 0) return false;
-    return mem_.write<uint64_t>(slot, (hpa & arch::ept::kAddrMask) | perms |
-                                          (arch::ept::kMemTypeWb << arch::ept::kMemTypeShift));
+    return mem_.write<uint64_t>(
+        slot, (hpa & arch::ept::kAddrMask) | perms | (arch::ept::kMemTypeWb << arch::ept::kMemTypeShift));
   }
   bool unmap_page(uint64_t gpa) {
     const uint64_t slot = leaf_slot(gpa, /*create=*/false);

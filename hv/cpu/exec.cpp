@@ -2,6 +2,9 @@
 // instruction-caused VM exits of Vol. 3C 26.1.2 / 26.1.3 "Instructions That Cause VM Exits
 // Unconditionally / Conditionally". Privilege checks that the SDM gives priority over VM
 // exits (26.1.1 "Relative Priority of Faults and VM Exits": CPL, IOPL) come first.
+// The opcode switches keep the SDM opcode map's rows (several case labels on one line), which
+// clang-format would split one label per line: the file is left unformatted.
+// clang-format off
 #include <cstring>
 
 #include "hv/cpu/cpu_impl.h"

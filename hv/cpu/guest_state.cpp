@@ -26,16 +26,17 @@ constexpr uint64_t descriptor(uint64_t base, uint32_t limit, uint32_t type, bool
 
 void standard_gdt(const GuestLayout& l, uint64_t out[7]) {
   out[0] = 0;
-  out[1] = descriptor(0, 0xFFFFF, 0xB, true, 0, true, false, true);   // 0x08 code64 DPL0
-  out[2] = descriptor(0, 0xFFFFF, 0x3, true, 0, false, true, true);   // 0x10 data DPL0
-  out[3] = descriptor(0, 0xFFFFF, 0x3, true, 3, false, true, true);   // 0x18 data DPL3
-  out[4] = descriptor(0, 0xFFFFF, 0xB, true, 3, true, false, true);   // 0x20 code64 DPL3
+  out[1] = descriptor(0, 0xFFFFF, 0xB, true, 0, true, false, true);           // 0x08 code64 DPL0
+  out[2] = descriptor(0, 0xFFFFF, 0x3, true, 0, false, true, true);           // 0x10 data DPL0
+  out[3] = descriptor(0, 0xFFFFF, 0x3, true, 3, false, true, true);           // 0x18 data DPL3
+  out[4] = descriptor(0, 0xFFFFF, 0xB, true, 3, true, false, true);           // 0x20 code64 DPL3
   out[5] = descriptor(l.tss_base, 0x67, 0xB, false, 0, false, false, false);  // 0x28 TSS (busy)
-  out[6] = l.tss_base >> 32;                                          // TSS upper half
+  out[6] = l.tss_base >> 32;                                                  // TSS upper half
 }
 
 void init_long_mode_guest_state(Vmcs& v, const GuestLayout& l) {
-  v.write(VmcsField::GuestCr0, arch::cr0::kPE | (1ull << 4) /*ET*/ | (1ull << 5) /*NE*/ | arch::cr0::kWP | arch::cr0::kPG);
+  v.write(VmcsField::GuestCr0,
+          arch::cr0::kPE | (1ull << 4) /*ET*/ | (1ull << 5) /*NE*/ | arch::cr0::kWP | arch::cr0::kPG);
   v.write(VmcsField::GuestCr3, l.cr3);
   v.write(VmcsField::GuestCr4, arch::cr4::kPAE);
   v.write(VmcsField::GuestIa32Efer, arch::efer::kLME | arch::efer::kLMA | arch::efer::kNXE);
@@ -76,13 +77,14 @@ void init_long_mode_guest_state(Vmcs& v, const GuestLayout& l) {
 
 void init_l0_controls(Vmcs& v, uint64_t eptp) {
   using namespace arch;
-  v.write(VmcsField::PinBasedVmExecControl, pin_ctl::kExternalInterruptExiting | pin_ctl::kNmiExiting | pin_ctl::kVirtualNmis);
+  v.write(VmcsField::PinBasedVmExecControl,
+          pin_ctl::kExternalInterruptExiting | pin_ctl::kNmiExiting | pin_ctl::kVirtualNmis);
   v.write(VmcsField::CpuBasedVmExecControl,
           proc_ctl::kHltExiting | proc_ctl::kUnconditionalIoExiting | proc_ctl::kActivateSecondaryControls);
   v.write(VmcsField::SecondaryVmExecControl, proc_ctl2::kEnableEpt);
   v.write(VmcsField::EptPointer, eptp);
-  v.write(VmcsField::VmExitControls, exit_ctl::kHostAddressSpaceSize | exit_ctl::kAckInterruptOnExit |
-                                         exit_ctl::kSaveEfer | exit_ctl::kLoadEfer);
+  v.write(VmcsField::VmExitControls,
+          exit_ctl::kHostAddressSpaceSize | exit_ctl::kAckInterruptOnExit | exit_ctl::kSaveEfer | exit_ctl::kLoadEfer);
   v.write(VmcsField::VmEntryControls, entry_ctl::kIa32eModeGuest | entry_ctl::kLoadEfer);
   v.write(VmcsField::ExceptionBitmap, 0);
   v.write(VmcsField::VmEntryIntrInfo, 0);

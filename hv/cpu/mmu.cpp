@@ -52,12 +52,14 @@ uint64_t Cpu::Impl::ept_translate(uint64_t gpa, Access acc, bool gla_valid, bool
     if (level == 0) break;
     table = entry & arch::ept::kAddrMask;
   }
-  const uint64_t need = acc == Access::Read ? arch::ept::kRead : acc == Access::Write ? arch::ept::kWrite
-                                                                                        : arch::ept::kExecute;
+  const uint64_t need = acc == Access::Read    ? arch::ept::kRead
+                        : acc == Access::Write ? arch::ept::kWrite
+                                               : arch::ept::kExecute;
   if (!present || !(perm & need)) {
     // Table 28-7 "Exit Qualification for EPT Violations".
-    uint64_t q = acc == Access::Read ? EptViolationQual::kRead
-                 : acc == Access::Write ? EptViolationQual::kWrite : EptViolationQual::kFetch;
+    uint64_t q = acc == Access::Read    ? EptViolationQual::kRead
+                 : acc == Access::Write ? EptViolationQual::kWrite
+                                        : EptViolationQual::kFetch;
     q |= (perm & 7) << 3;
     if (gla_valid) {
       q |= EptViolationQual::kLinearValid;
@@ -165,7 +167,9 @@ uint64_t Cpu::Impl::translate(uint64_t lin, Access acc, bool user) {
         ok = ok && (p & tlb_perm::kEptW) && (p & tlb_perm::kDirty) &&
              ((p & tlb_perm::kWritable) || (!user && !(st_.cr0 & arch::cr0::kWP)));
         break;
-      case Access::Fetch: ok = ok && (p & tlb_perm::kEptX) && !((p & tlb_perm::kNx) && (st_.efer & arch::efer::kNXE)); break;
+      case Access::Fetch:
+        ok = ok && (p & tlb_perm::kEptX) && !((p & tlb_perm::kNx) && (st_.efer & arch::efer::kNXE));
+        break;
     }
     if (ok) return t.hpa_page | (lin & 0xFFF);
   }

@@ -14,7 +14,9 @@ namespace vmcs_detail {
 // Dense slot lookup without a switch: the encoding's width [14:13], type [11:10] and index
 // [5:1] (every field of the table has index < 32) form a 9-bit key into a table built at
 // compile time from the same X-macro. Keeps VMCS access on the exit path O(1).
-constexpr unsigned slot_key(uint32_t enc) { return (((enc >> 13) & 3) << 7) | (((enc >> 10) & 3) << 5) | ((enc >> 1) & 0x1F); }
+constexpr unsigned slot_key(uint32_t enc) {
+  return (((enc >> 13) & 3) << 7) | (((enc >> 10) & 3) << 5) | ((enc >> 1) & 0x1F);
+}
 constexpr bool slot_key_fits(uint32_t enc) { return ((enc >> 1) & 0x1FF) < 32 && (enc & 0x1000) == 0; }
 inline constexpr auto kSlots = [] {
   std::array<uint16_t, 512> t{};
@@ -26,7 +28,8 @@ inline constexpr auto kSlots = [] {
   return t;
 }();
 constexpr bool all_fields_fit() {
-#define X(name, enc) if (!slot_key_fits(enc)) return false;
+#define X(name, enc) \
+  if (!slot_key_fits(enc)) return false;
 #include "hv/arch/vmcs_fields.def"
 #undef X
   return true;
@@ -38,9 +41,7 @@ class Vmcs {
  public:
   uint64_t read(arch::VmcsField f) const { return values_[index(f)]; }
   uint32_t read32(arch::VmcsField f) const { return static_cast<uint32_t>(values_[index(f)]); }
-  void write(arch::VmcsField f, uint64_t v) {
-    values_[index(f)] = v & arch::vmcs_width_mask(arch::vmcs_width(f));
-  }
+  void write(arch::VmcsField f, uint64_t v) { values_[index(f)] = v & arch::vmcs_width_mask(arch::vmcs_width(f)); }
   void set_bits(arch::VmcsField f, uint64_t bits) { write(f, read(f) | bits); }
   void clear_bits(arch::VmcsField f, uint64_t bits) { write(f, read(f) & ~bits); }
   bool test_bits(arch::VmcsField f, uint64_t bits) const { return (read(f) & bits) == bits; }
@@ -86,8 +87,10 @@ inline bool Vmcs::write_encoding(uint32_t encoding, uint64_t v) {
   const bool high = arch::vmcs_high_access(encoding);
   auto f = arch::vmcs_field_from_encoding(encoding & ~1u);
   if (!f || (high && arch::vmcs_width(*f) != arch::VmcsWidth::Bits64)) return false;
-  if (high) write(*f, (read(*f) & 0xFFFF'FFFFull) | (v << 32));
-  else write(*f, v);
+  if (high)
+    write(*f, (read(*f) & 0xFFFF'FFFFull) | (v << 32));
+  else
+    write(*f, v);
   return true;
 }
 

@@ -22,8 +22,7 @@ bool read_at(std::span<const uint8_t> b, uint64_t off, T& out) {
 constexpr uint16_t kEtExec = 2, kEmX86_64 = 62;
 constexpr uint32_t kPtLoad = 1;
 
-bool load_elf64(std::span<const uint8_t> img, HostMemory& mem, uint64_t ram_hpa, LoadedImage& out,
-                std::string& error) {
+bool load_elf64(std::span<const uint8_t> img, HostMemory& mem, uint64_t ram_hpa, LoadedImage& out, std::string& error) {
   uint8_t ident_class = img[4], ident_data = img[5];
   uint16_t type = 0, machine = 0, phentsize = 0, phnum = 0;
   uint64_t entry = 0, phoff = 0;
@@ -58,8 +57,7 @@ bool load_elf64(std::span<const uint8_t> img, HostMemory& mem, uint64_t ram_hpa,
       error = "an ELF PT_LOAD segment runs past the end of the file (truncated?)";
       return false;
     }
-    if (p_paddr < guest_abi::kImageBase || p_memsz > guest_abi::kRamSize ||
-        p_paddr > guest_abi::kRamSize - p_memsz) {
+    if (p_paddr < guest_abi::kImageBase || p_memsz > guest_abi::kRamSize || p_paddr > guest_abi::kRamSize - p_memsz) {
       // Name the segment and where it is: the usual one is GNU ld's first segment (ELF header
       // and program headers) put a page below .text by `ld -Ttext=0x100000`.
       char where[160];
@@ -67,8 +65,9 @@ bool load_elf64(std::span<const uint8_t> img, HostMemory& mem, uint64_t ram_hpa,
                     static_cast<unsigned long long>(p_paddr), static_cast<unsigned long long>(p_paddr + p_memsz));
       error = std::string(where) + " lies outside guest RAM [1 MiB, 16 MiB) = [0x100000, 0x1000000)";
       if (p_paddr < guest_abi::kImageBase)
-        error += "; if it holds the ELF headers (ld -Ttext puts them below .text), link with "
-                 "'ld -Ttext-segment=0x100000 -e start' (hv/guests/README.md)";
+        error +=
+            "; if it holds the ELF headers (ld -Ttext puts them below .text), link with "
+            "'ld -Ttext-segment=0x100000 -e start' (hv/guests/README.md)";
       return false;
     }
     mem.copy_in(ram_hpa + p_paddr, img.data() + p_offset, p_filesz);

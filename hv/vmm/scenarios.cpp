@@ -118,8 +118,7 @@ const std::vector<Scenario>& scenarios() {
        "INT 0x81 at CPL 3 through a DPL-0 gate raises #GP during its delivery (SDM 6.12.1.1); the handler opens "
        "the gate and INT 0x81 re-executes",
        blob(es_guest_sdm_int_gate_gp, es_guest_sdm_int_gate_gp_size), config(), std::nullopt},
-      {"sdm-irq-coalesced",
-       "two requests for IRQ 0x30 while IF = 0 coalesce in one IRR bit (SDM 11.8.4): one delivery",
+      {"sdm-irq-coalesced", "two requests for IRQ 0x30 while IF = 0 coalesce in one IRR bit (SDM 11.8.4): one delivery",
        blob(es_guest_sdm_irq_coalesced, es_guest_sdm_irq_coalesced_size), config(), std::nullopt},
       {"sdm-table-6-5",
        "a fault during another's delivery, by Table 6-5 row (--arg 0 #UD+#NP, 1 #UD+#PF: serial; 2 #PF+#NP, 3 "
@@ -137,8 +136,7 @@ const std::vector<Scenario>& scenarios() {
        "the hypervisor's interrupt swept one ns at a time over MOV SS shadows: its VM exit never lands between "
        "MOV SS and the next instruction (SDM 6.8.3, 25.3, Table 25-3)",
        blob(es_guest_sdm_movss_shadow, es_guest_sdm_movss_shadow_size), config(), std::nullopt},
-      {"sdm-nmi-collapse",
-       "three NMIs at once: one delivered, one latched until IRET, one collapsed (SDM 6.7.1)",
+      {"sdm-nmi-collapse", "three NMIs at once: one delivered, one latched until IRET, one collapsed (SDM 6.7.1)",
        blob(es_guest_sdm_nmi_collapse, es_guest_sdm_nmi_collapse_size), config(), std::nullopt},
   };
   return kAll;

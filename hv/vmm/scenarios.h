@@ -15,8 +15,8 @@ struct Scenario {
   std::string_view name;
   std::string_view description;  // one line: the rule it shows
   std::span<const uint8_t> guest;
-  VmmConfig config;              // L0's; the command line may override limits and policy
-  std::optional<VmmConfig> l1;   // set: the guest runs as L2 under an L1 with this config
+  VmmConfig config;             // L0's; the command line may override limits and policy
+  std::optional<VmmConfig> l1;  // set: the guest runs as L2 under an L1 with this config
 };
 
 const std::vector<Scenario>& scenarios();

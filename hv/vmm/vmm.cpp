@@ -25,8 +25,7 @@ constexpr uint64_t kHostMemory = 64ull << 20;  // guest RAM + L0 structures
 constexpr uint64_t kRamHpa = 16ull << 20;      // guest RAM lives at [16 MiB, 32 MiB) of host memory
 }  // namespace
 
-Vmm::Vmm(probes::ProbeBus& bus, VmmConfig cfg)
-    : bus_(bus), cfg_(std::move(cfg)), policy_(make_policy(cfg_.policy)) {
+Vmm::Vmm(probes::ProbeBus& bus, VmmConfig cfg) : bus_(bus), cfg_(std::move(cfg)), policy_(make_policy(cfg_.policy)) {
   if (!policy_) policy_ = make_policy("default");
   own_mem_ = std::make_unique<HostMemory>(kHostMemory);
   mem_ = own_mem_.get();
@@ -113,8 +112,8 @@ es_record Vmm::base_record(uint16_t kind) const {
   return r;
 }
 
-uint64_t Vmm::decide(uint32_t reason, uint64_t cause, uint64_t origin, uint32_t intr_info, uint32_t error,
-                     uint64_t gpa, uint32_t aux, uint64_t aux64) {
+uint64_t Vmm::decide(uint32_t reason, uint64_t cause, uint64_t origin, uint32_t intr_info, uint32_t error, uint64_t gpa,
+                     uint32_t aux, uint64_t aux64) {
   const uint64_t id = bus_.next_id();
   if (bus_.enabled(ES_KIND_DECISION)) {
     es_record r = base_record(ES_KIND_DECISION);
@@ -216,8 +215,8 @@ void Vmm::raise_nmi(uint64_t cause) {
   const uint64_t id = emit_raise(info, cause);
   // KVM process_nmi(): at most two NMIs outstanding (one being handled or injected, one
   // latched); further NMIs collapse, as they do on hardware (Vol. 3A 6.7.1).
-  const bool in_progress = ev_.nmi_injected.has_value() ||
-                           (cur_->read32(VmcsField::GuestInterruptibilityInfo) & arch::interruptibility::kBlockingByNmi);
+  const bool in_progress = ev_.nmi_injected.has_value() || (cur_->read32(VmcsField::GuestInterruptibilityInfo) &
+                                                            arch::interruptibility::kBlockingByNmi);
   const unsigned limit = in_progress ? 1 : 2;
   if (ev_.nmi_pending >= limit) {
     decide(ES_DECISION_DISCARD, id, id, info.raw(), 0, 0, /*aux: NMI collapsed*/ 2);
@@ -315,11 +314,8 @@ void Vmm::complete_interrupts(const ExitRecordInfo& exit) {
       ev_.exception_injected = true;
       break;
     case InterruptionType::ExternalInterrupt:
-    case InterruptionType::SoftwareInterrupt:
-      ev_.interrupt_injected = q;
-      break;
-    default:
-      break;
+    case InterruptionType::SoftwareInterrupt: ev_.interrupt_injected = q; break;
+    default: break;
   }
   decide(ES_DECISION_REQUEUE_FROM_VECTORING, exit.exit_id, q.origin, q.info.raw(), q.error_code, 0, q.instr_len);
 }
@@ -370,7 +366,8 @@ void Vmm::cancel_injection() {
 bool Vmm::nmi_allowed() const {
   // KVM vmx_nmi_blocked(): STI, MOV SS or NMI blocking (virtual-NMI blocking with virtual NMIs).
   using namespace arch::interruptibility;
-  return (cur_->read32(VmcsField::GuestInterruptibilityInfo) & (kBlockingBySti | kBlockingByMovSs | kBlockingByNmi)) == 0;
+  return (cur_->read32(VmcsField::GuestInterruptibilityInfo) & (kBlockingBySti | kBlockingByMovSs | kBlockingByNmi)) ==
+         0;
 }
 
 bool Vmm::interrupt_allowed() const {
@@ -496,11 +493,10 @@ void Vmm::check_and_inject_events() {
 // ---------------------------------------------------------------- exit handlers
 
 void Vmm::skip_instruction() {
-  cur_->write(VmcsField::GuestRip,
-                cur_->read(VmcsField::GuestRip) + cur_->read32(VmcsField::VmExitInstructionLen));
+  cur_->write(VmcsField::GuestRip, cur_->read(VmcsField::GuestRip) + cur_->read32(VmcsField::VmExitInstructionLen));
   // Vol. 3A 6.8.3: completing an instruction ends STI / MOV SS blocking.
   cur_->clear_bits(VmcsField::GuestInterruptibilityInfo,
-                     arch::interruptibility::kBlockingBySti | arch::interruptibility::kBlockingByMovSs);
+                   arch::interruptibility::kBlockingBySti | arch::interruptibility::kBlockingByMovSs);
 }
 
 bool Vmm::handle_exception_or_nmi(const ExitRecordInfo& exit) {
@@ -746,8 +742,8 @@ RunResult Vmm::run() {
     switch (exit.stop) {
       case StopReason::VmExit: break;
       case StopReason::EntryFailed: {
-        const uint64_t d = decide(ES_DECISION_UNEXPECTED_EXIT, exit.entry_id, 0, 0, 0, 0,
-                                  cur_->read32(VmcsField::VmInstructionError));
+        const uint64_t d =
+            decide(ES_DECISION_UNEXPECTED_EXIT, exit.entry_id, 0, 0, 0, 0, cur_->read32(VmcsField::VmInstructionError));
         dump_vmcs(d);
         flush_console();
         end_run(ES_END_INTERNAL_ERROR, d,

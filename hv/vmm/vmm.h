@@ -28,12 +28,12 @@ namespace es::hv {
 
 struct VmmConfig {
   std::string policy = "default";
-  bool eager_ept = false;              // map all guest RAM in EPT up front instead of on demand
-  uint32_t exception_bitmap = 0;       // exceptions L0 intercepts (bit n = vector n)
-  uint64_t max_exits = 0;              // 0 = no limit
-  uint64_t max_insns = 200'000'000;    // guest instructions; 0 = no limit
-  uint64_t guest_arg = 0;              // RDI at guest entry
-  uint64_t exit_handling_ns = 200;     // simulated time per handled exit
+  bool eager_ept = false;            // map all guest RAM in EPT up front instead of on demand
+  uint32_t exception_bitmap = 0;     // exceptions L0 intercepts (bit n = vector n)
+  uint64_t max_exits = 0;            // 0 = no limit
+  uint64_t max_insns = 200'000'000;  // guest instructions; 0 = no limit
+  uint64_t guest_arg = 0;            // RDI at guest entry
+  uint64_t exit_handling_ns = 200;   // simulated time per handled exit
   CpuConfig cpu;
   // Nested VMX (L0 side). Reproduces the old KVM behaviour of seed thread "nested VMX
   // interrupt injection while IDT-vectoring is valid": exit to L1 with EXTERNAL_INTERRUPT
@@ -69,9 +69,9 @@ struct RunResult {
 struct QueuedEvent {
   arch::EntryIntrInfo info;  // vector, type, deliver-error-code, valid
   uint32_t error_code = 0;
-  uint32_t instr_len = 0;    // software interrupts / exceptions
-  uint64_t cr2 = 0;          // payload of a #PF
-  uint64_t origin = 0;       // chain root
+  uint32_t instr_len = 0;  // software interrupts / exceptions
+  uint64_t cr2 = 0;        // payload of a #PF
+  uint64_t origin = 0;     // chain root
 };
 
 class NestedVmx;
@@ -164,15 +164,16 @@ class Vmm {
   bool l1_interrupt_due() const;
   bool l2_event_in_flight() const;
   ExitRecordInfo nested_vm_exit(arch::ExitReason reason, uint64_t qualification, uint32_t exit_intr_info,
-                                uint32_t exit_intr_error, uint32_t instr_len, uint64_t cause, uint64_t exit_event_origin);
+                                uint32_t exit_intr_error, uint32_t instr_len, uint64_t cause,
+                                uint64_t exit_event_origin);
   ExitRecordInfo reflect(const ExitRecordInfo& exit);
   std::optional<ExitRecordInfo> async_page_fault(const ExitRecordInfo& exit);
   bool handle_in_l0(const ExitRecordInfo& exit);
   void arm_host_interrupt();
 
   // records
-  uint64_t decide(uint32_t reason, uint64_t cause, uint64_t origin, uint32_t intr_info = 0,
-                  uint32_t error = 0, uint64_t gpa = 0, uint32_t aux = 0, uint64_t aux64 = 0);
+  uint64_t decide(uint32_t reason, uint64_t cause, uint64_t origin, uint32_t intr_info = 0, uint32_t error = 0,
+                  uint64_t gpa = 0, uint32_t aux = 0, uint64_t aux64 = 0);
   es_record base_record(uint16_t kind) const;
   void console_byte(uint8_t c);
   void flush_console();
@@ -182,7 +183,7 @@ class Vmm {
   probes::ProbeBus& bus_;
   VmmConfig cfg_;
   std::unique_ptr<ReinjectionPolicy> policy_;
-  Vmm* l0_ = nullptr;                  // set on an L1: the hypervisor below
+  Vmm* l0_ = nullptr;                    // set on an L1: the hypervisor below
   std::unique_ptr<HostMemory> own_mem_;  // L0 only
   HostMemory* mem_ = nullptr;
   std::unique_ptr<Cpu> silicon_;       // L0 only
@@ -192,7 +193,7 @@ class Vmm {
   uint8_t level_ = 1, hv_level_ = 0;   // record levels: guest level, deciding hypervisor
   Vmcs vmcs01_;                        // this hypervisor's VMCS for its guest (L1's is "vmcs12")
   GuestGprs gprs_;
-  Vmcs* cur_ = &vmcs01_;               // VMCS of the guest being run: vmcs01, or vmcs02 in guest mode
+  Vmcs* cur_ = &vmcs01_;  // VMCS of the guest being run: vmcs01, or vmcs02 in guest mode
   GuestGprs* gprs_cur_ = &gprs_;
   uint64_t ram_hpa_ = 0;
   // L0 in guest mode (running L2 for L1)
@@ -200,15 +201,15 @@ class Vmm {
   Vmcs vmcs02_;
   Vmcs* vmcs12_ = nullptr;
   uint64_t nested_entry_id_ = 0;
-  uint64_t l1_irq_at_ = ~0ull;         // L1's pending host interrupt (its timer)
+  uint64_t l1_irq_at_ = ~0ull;  // L1's pending host interrupt (its timer)
   uint8_t l1_irq_vector_ = 0;
   bool immediate_exit_ = false;
   bool async_pf_sent_ = false;
   uint64_t silicon_exits_ = 0;
-  uint64_t self_irq_at_ = ~0ull;       // port 0x45: a one-shot interrupt for this hypervisor
+  uint64_t self_irq_at_ = ~0ull;  // port 0x45: a one-shot interrupt for this hypervisor
   EventState ev_;
   std::optional<QueuedEvent> last_injected_;  // what the last entry injected
-  uint64_t last_decision_ = 0;               // cause for the next VM entry
+  uint64_t last_decision_ = 0;                // cause for the next VM entry
   uint64_t inject_origin_ = 0;
   bool halted_ = false;
   bool running_ = false;

@@ -131,7 +131,7 @@ extern "C" void es_plugin_fault_handler(int sig, siginfo_t*, void*) {
 void acquire_guard() {
   std::lock_guard lk(g_guard_mu);
   if (g_guard_refs++ > 0) return;
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_sigaction = &es_plugin_fault_handler;
   // SA_NODEFER: the frame is left with siglongjmp without restoring a signal mask (no
   // syscall per callback), so the signal must not be blocked while the handler runs.
@@ -300,7 +300,10 @@ Result<void> PluginHost::check_file(const std::string& path) {
   if (!in) return make_error("cannot load plugin '" + path + "' (" + std::strerror(errno) + ")" + tail);
   char magic[4] = {};
   in.read(magic, sizeof magic);
-  if (in.gcount() != 4 || std::memcmp(magic, "\x7f" "ELF", 4) != 0)
+  if (in.gcount() != 4 || std::memcmp(magic,
+                                      "\x7f"
+                                      "ELF",
+                                      4) != 0)
     return make_error("cannot load plugin '" + path + "' (not an ELF file)" + tail);
   return {};
 }
@@ -383,7 +386,8 @@ Result<es_plugin_id_t> PluginHost::load(const std::string& path, const std::vect
   auto install_fn = reinterpret_cast<es_plugin_install_fn>(dlsym(h, "es_plugin_install"));
   std::string error;
   if (!version || !install_fn)
-    error = "plugin '" + path + "' does not export es_plugin_version and es_plugin_install; build it with "
+    error = "plugin '" + path +
+            "' does not export es_plugin_version and es_plugin_install; build it with "
             "ES_PLUGIN_EXPORT from exitscope/plugin.h.";
   else if (*version > ES_PLUGIN_VERSION)
     error = "plugin '" + path + "' needs plugin API v" + std::to_string(*version) + " but this exitscope provides v" +

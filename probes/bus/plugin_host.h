@@ -114,13 +114,12 @@ class PluginHost {
   std::function<void()> on_crash_;
   mutable std::mutex crash_mu_;
   std::optional<PluginCrash> first_crash_;  // the first crash after install (any thread)
-  std::unique_ptr<char[]> crash_note_;  // read by the signal handler
-  bool guard_held_ = false;             // this host holds a reference on the fault handlers
+  std::unique_ptr<char[]> crash_note_;      // read by the signal handler
+  bool guard_held_ = false;                 // this host holds a reference on the fault handlers
 };
 
 // The built-in exit-statistics plugin (probes/plugins/exit_stats.c): counts VM exits by
 // reason and prints the table at unload. args: "out=PATH" writes the table to PATH instead.
-extern "C" int es_builtin_exit_stats_install(es_plugin_id_t id, const es_plugin_info_t* info, int argc,
-                                             char** argv);
+extern "C" int es_builtin_exit_stats_install(es_plugin_id_t id, const es_plugin_info_t* info, int argc, char** argv);
 
 }  // namespace es::probes

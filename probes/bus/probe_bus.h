@@ -96,7 +96,7 @@ class ProbeBus {
   uint64_t last_id_ = 0;
   int next_handle_ = 1;
   std::vector<Sub> subs_;
-  bool emitting_ = false;             // inside emit(): nested emits are deferred
+  bool emitting_ = false;            // inside emit(): nested emits are deferred
   std::vector<es_record> deferred_;  // records emitted by callbacks, not yet delivered
 };
 

@@ -83,8 +83,8 @@ std::vector<BtfShape> make_shapes() {
   add(ES_KVM_EV_PAGE_FAULT, "btf_kvm_page_fault", "6.4+", {"struct kvm_vcpu *", "u64", "u64"},
       {kVcpu, kAddress, kErrorCode});
   add(ES_KVM_EV_PAGE_FAULT, "btf_kvm_page_fault_addr", "before 6.4", {"u64", "u32"}, {kAddress, kErrorCode});
-  add(ES_KVM_EV_APIC_ACCEPT_IRQ, "btf_kvm_apic_accept_irq", "every kernel exitscope knows",
-      {"u32", "u16", "u16", "u8"}, {kApicid, kDm, kTm, kVector});
+  add(ES_KVM_EV_APIC_ACCEPT_IRQ, "btf_kvm_apic_accept_irq", "every kernel exitscope knows", {"u32", "u16", "u16", "u8"},
+      {kApicid, kDm, kTm, kVector});
   add(ES_KVM_EV_EOI, "btf_kvm_eoi", "every kernel exitscope knows", {"struct kvm_lapic *", "s32"}, {kApicid, kVector});
   add(ES_KVM_EV_NESTED_VMEXIT_INJECT, "btf_kvm_nested_vmexit_inject", "every kernel exitscope knows",
       {"u32", "u64", "u64", "u32", "u32", "u32"}, {kReason, kInfo1, kInfo2, kIntrInfo, kErrorCode, kIsa});
@@ -140,7 +140,7 @@ Result<KernelBtf> KernelBtf::load() {
                  "; a kernel built with CONFIG_DEBUG_INFO_BTF has it), so tp_btf cannot be used"};
   }
   k.vmlinux_.reset(v);
-  struct stat st{};
+  struct stat st {};
   k.kvm_is_module_ = ::stat("/sys/module/kvm/initstate", &st) == 0;  // initstate: modules only
   if (::stat("/sys/kernel/btf/kvm", &st) == 0) {
     struct btf* m = btf__parse_split("/sys/kernel/btf/kvm", v);
@@ -159,8 +159,9 @@ Result<Prototype> KernelBtf::prototype(std::string_view event) const {
     // KVM built as a module keeps its tracepoints' types in the module's own BTF, which kernels
     // before 5.11 do not produce (CONFIG_DEBUG_INFO_BTF_MODULES): the tracepoint is there, its
     // prototype is not, so tp_btf cannot attach to it at all.
-    return Error{"the kvm module has no BTF (/sys/kernel/btf/kvm is missing: kernels before 5.11 have no BTF for "
-                 "modules), so tp_btf cannot attach to its tracepoints; record with --attach tp"};
+    return Error{
+        "the kvm module has no BTF (/sys/kernel/btf/kvm is missing: kernels before 5.11 have no BTF for "
+        "modules), so tp_btf cannot attach to its tracepoints; record with --attach tp"};
   }
   return p;
 }
@@ -215,9 +216,15 @@ EventLayout btf_layout(const BtfShape& shape) {
     if (!l.has(s)) l.optional_missing.emplace_back(field);
   };
   switch (shape.event) {
-    case ES_KVM_EV_INJ_VIRQ: missing(kSoft, "soft"); missing(kReinjected, "reinjected"); break;
+    case ES_KVM_EV_INJ_VIRQ:
+      missing(kSoft, "soft");
+      missing(kReinjected, "reinjected");
+      break;
     case ES_KVM_EV_INJ_EXCEPTION: missing(kReinjected, "reinjected"); break;
-    case ES_KVM_EV_PAGE_FAULT: missing(kVcpu, "vcpu_id"); missing(kRip, "guest_rip"); break;
+    case ES_KVM_EV_PAGE_FAULT:
+      missing(kVcpu, "vcpu_id");
+      missing(kRip, "guest_rip");
+      break;
     default: break;
   }
   return l;

@@ -49,7 +49,9 @@ class KernelBtf {
   Result<Prototype> prototype(std::string_view event) const;
 
  private:
-  struct Free { void operator()(struct btf* b) const; };
+  struct Free {
+    void operator()(struct btf* b) const;
+  };
   std::unique_ptr<struct btf, Free> vmlinux_, kvm_;
   bool kvm_is_module_ = false;  // /sys/module/kvm/initstate: KVM is a loadable module
 };
@@ -57,12 +59,12 @@ class KernelBtf {
 // One prototype exitscope's tp_btf programs know: the program for it and where its record words
 // go in the decoder's fields.
 struct BtfShape {
-  int event = -1;                    // ES_KVM_EV_*
-  std::string_view program;          // its program in kvm_btf.bpf.c
-  std::string_view era;              // kernels with this prototype, for messages ("5.19+")
+  int event = -1;            // ES_KVM_EV_*
+  std::string_view program;  // its program in kvm_btf.bpf.c
+  std::string_view era;      // kernels with this prototype, for messages ("5.19+")
   std::vector<std::string_view> args;
-  std::vector<Slot> words;           // record word i (raw + 8 * i) is the decoder's field words[i]
-  bool insn = false;                 // kvm_emulate_insn: 15 bytes at ES_KVM_BTF_INSN_AT
+  std::vector<Slot> words;  // record word i (raw + 8 * i) is the decoder's field words[i]
+  bool insn = false;        // kvm_emulate_insn: 15 bytes at ES_KVM_BTF_INSN_AT
 };
 
 // Every known shape, by event.

@@ -48,43 +48,45 @@ static __always_inline int es_follow_fork(__u32 child) {
   return ES_TP_PASS;
 }
 SEC("tp/sched/sched_process_fork")
-int handle_fork_pid_at_20(void *ctx) { return es_follow_fork(*(const __u32 *)((const __u8 *)ctx + 20)); }
+int handle_fork_pid_at_20(void* ctx) { return es_follow_fork(*(const __u32*)((const __u8*)ctx + 20)); }
 SEC("tp/sched/sched_process_fork")
-int handle_fork_pid_at_44(void *ctx) { return es_follow_fork(*(const __u32 *)((const __u8 *)ctx + 44)); }
+int handle_fork_pid_at_44(void* ctx) { return es_follow_fork(*(const __u32*)((const __u8*)ctx + 44)); }
 
 /* Copies entry bytes [ES_KVM_RAW_BASE, ES_KVM_RAW_BASE + n) in aligned 8/4/2/1-byte loads. Every
  * load is at a constant offset from the unmodified context pointer, as the verifier requires of
  * a tracepoint context (and aligned to its size: tp_prog_is_valid_access()). */
-#define ES_CTX(type, off) (*(const type *)((const __u8 *)ctx + ES_KVM_RAW_BASE + (off)))
-#define ES_RAW(type, off) (*(type *)(dst + (off)))
-#define ES_COPY_TAIL(at)                                                     \
-  do {                                                                       \
-    if (n >= (at) + 4) {                                                     \
-      ES_RAW(__u32, at) = ES_CTX(__u32, at);                                 \
+#define ES_CTX(type, off) (*(const type*)((const __u8*)ctx + ES_KVM_RAW_BASE + (off)))
+#define ES_RAW(type, off) (*(type*)(dst + (off)))
+#define ES_COPY_TAIL(at)                                                    \
+  do {                                                                      \
+    if (n >= (at) + 4) {                                                    \
+      ES_RAW(__u32, at) = ES_CTX(__u32, at);                                \
       if (n >= (at) + 6) ES_RAW(__u16, (at) + 4) = ES_CTX(__u16, (at) + 4); \
       if (n >= (at) + 7) ES_RAW(__u8, (at) + 6) = ES_CTX(__u8, (at) + 6);   \
-    } else if (n >= (at) + 2) {                                              \
-      ES_RAW(__u16, at) = ES_CTX(__u16, at);                                 \
+    } else if (n >= (at) + 2) {                                             \
+      ES_RAW(__u16, at) = ES_CTX(__u16, at);                                \
       if (n >= (at) + 3) ES_RAW(__u8, (at) + 2) = ES_CTX(__u8, (at) + 2);   \
-    } else if (n >= (at) + 1) {                                              \
-      ES_RAW(__u8, at) = ES_CTX(__u8, at);                                   \
-    }                                                                        \
+    } else if (n >= (at) + 1) {                                             \
+      ES_RAW(__u8, at) = ES_CTX(__u8, at);                                  \
+    }                                                                       \
   } while (0)
-#define ES_COPY_WORD(k)                                \
-  if (n < 8 * (k) + 8) {                               \
-    ES_COPY_TAIL(8 * (k));                             \
-    return;                                            \
-  }                                                    \
+#define ES_COPY_WORD(k)    \
+  if (n < 8 * (k) + 8) {   \
+    ES_COPY_TAIL(8 * (k)); \
+    return;                \
+  }                        \
   ES_RAW(__u64, 8 * (k)) = ES_CTX(__u64, 8 * (k));
 
-static __always_inline void copy_entry(__u8 *dst, const void *ctx, const __u32 n) {
+static __always_inline void copy_entry(__u8* dst, const void* ctx, const __u32 n) {
   _Static_assert(ES_KVM_RAW_MAX == 80, "copy_entry copies 10 words");
+  // clang-format off
   ES_COPY_WORD(0) ES_COPY_WORD(1) ES_COPY_WORD(2) ES_COPY_WORD(3) ES_COPY_WORD(4)
   ES_COPY_WORD(5) ES_COPY_WORD(6) ES_COPY_WORD(7) ES_COPY_WORD(8) ES_COPY_WORD(9)
+  // clang-format on
 }
 
-static __always_inline int emit(const void *ctx, __u16 event) {
-  struct es_kvm_event *e = es_kvm_reserve(event);
+static __always_inline int emit(const void* ctx, __u16 event) {
+  struct es_kvm_event* e = es_kvm_reserve(event);
   if (!e) return ES_TP_PASS;
   __u32 n = copy_len[event < ES_KVM_EV_COUNT ? event : 0];
   if (n > ES_KVM_RAW_MAX) n = ES_KVM_RAW_MAX;
@@ -94,7 +96,7 @@ static __always_inline int emit(const void *ctx, __u16 event) {
 }
 
 #define ES_KVM_PROG(name, id) \
-  SEC("tp/kvm/" #name) int handle_##name(void *ctx) { return emit(ctx, id); }
+  SEC("tp/kvm/" #name) int handle_##name(void* ctx) { return emit(ctx, id); }
 
 ES_KVM_PROG(kvm_exit, ES_KVM_EV_EXIT)
 ES_KVM_PROG(kvm_entry, ES_KVM_EV_ENTRY)

@@ -35,13 +35,11 @@
 
 #include "probes/kvm/kvm_event.h"
 
-
-
 /* The members read, relocated by CO-RE (include/linux/kvm_host.h, arch/x86/include/asm/kvm_host.h,
  * arch/x86/kvm/lapic.h, arch/x86/kvm/kvm_emulate.h). */
 struct fetch_cache {
   __u8 data[15];
-  __u8 *ptr;
+  __u8* ptr;
 } __attribute__((preserve_access_index));
 
 struct x86_emulate_ctxt {
@@ -50,7 +48,7 @@ struct x86_emulate_ctxt {
 } __attribute__((preserve_access_index));
 
 struct kvm_vcpu_arch {
-  struct x86_emulate_ctxt *emulate_ctxt; /* a pointer since 5.8; the loader checks (btf_shape.cpp) */
+  struct x86_emulate_ctxt* emulate_ctxt; /* a pointer since 5.8; the loader checks (btf_shape.cpp) */
 } __attribute__((preserve_access_index));
 
 struct kvm_vcpu {
@@ -59,24 +57,24 @@ struct kvm_vcpu {
 } __attribute__((preserve_access_index));
 
 struct kvm_lapic {
-  struct kvm_vcpu *vcpu;
+  struct kvm_vcpu* vcpu;
 } __attribute__((preserve_access_index));
 
 #include "probes/kvm/kvm_ring.bpf.h"
 
-static __always_inline int commit(struct es_kvm_event *e, __u32 words) { return es_kvm_submit(e, words * 8); }
+static __always_inline int commit(struct es_kvm_event* e, __u32 words) { return es_kvm_submit(e, words * 8); }
 
-#define WORDS(e) ((__u64 *)(e)->raw)
-#define S32(x) ((__u64)(__s64)(__s32)(x)) /* an int argument, sign-extended like the tracefs decoder does */
+#define WORDS(e) ((__u64*)(e)->raw)
+#define S32(x)   ((__u64)(__s64)(__s32)(x)) /* an int argument, sign-extended like the tracefs decoder does */
 
 /* kvm_pio(unsigned int rw, unsigned int port, unsigned int size, unsigned int count, const void *data):
  * the entry's val is the first 1, 2 or 4 bytes at data (vcpu->arch.pio_data), by size. */
 SEC("tp_btf/kvm_pio")
-int btf_kvm_pio(__u64 *ctx) {
-  struct es_kvm_event *e = es_kvm_reserve(ES_KVM_EV_PIO);
+int btf_kvm_pio(__u64* ctx) {
+  struct es_kvm_event* e = es_kvm_reserve(ES_KVM_EV_PIO);
   if (!e) return 0;
   const __u32 size = (__u32)ctx[2];
-  const void *data = (const void *)ctx[4];
+  const void* data = (const void*)ctx[4];
   __u32 val = 0;
   if (data) {
     if (size == 1) {
@@ -101,11 +99,11 @@ int btf_kvm_pio(__u64 *ctx) {
 
 /* kvm_mmio(int type, int len, u64 gpa, void *val) since 5.2: the entry's val is up to 8 bytes at val. */
 SEC("tp_btf/kvm_mmio")
-int btf_kvm_mmio(__u64 *ctx) {
-  struct es_kvm_event *e = es_kvm_reserve(ES_KVM_EV_MMIO);
+int btf_kvm_mmio(__u64* ctx) {
+  struct es_kvm_event* e = es_kvm_reserve(ES_KVM_EV_MMIO);
   if (!e) return 0;
   const __u32 len = (__u32)ctx[1];
-  const void *src = (const void *)ctx[3];
+  const void* src = (const void*)ctx[3];
   __u64 val = 0;
   if (src) bpf_probe_read_kernel(&val, len < 8 ? (len & 7) : 8, src);
   WORDS(e)[0] = (__u32)ctx[0]; /* type: KVM_TRACE_MMIO_* */
@@ -117,8 +115,8 @@ int btf_kvm_mmio(__u64 *ctx) {
 
 /* kvm_mmio(int type, int len, u64 gpa, u64 val) before 5.2. */
 SEC("tp_btf/kvm_mmio")
-int btf_kvm_mmio_value(__u64 *ctx) {
-  struct es_kvm_event *e = es_kvm_reserve(ES_KVM_EV_MMIO);
+int btf_kvm_mmio_value(__u64* ctx) {
+  struct es_kvm_event* e = es_kvm_reserve(ES_KVM_EV_MMIO);
   if (!e) return 0;
   WORDS(e)[0] = (__u32)ctx[0];
   WORDS(e)[1] = (__u32)ctx[1];
@@ -129,8 +127,8 @@ int btf_kvm_mmio_value(__u64 *ctx) {
 
 /* kvm_msr(unsigned write, u32 ecx, u64 data, bool exception) */
 SEC("tp_btf/kvm_msr")
-int btf_kvm_msr(__u64 *ctx) {
-  struct es_kvm_event *e = es_kvm_reserve(ES_KVM_EV_MSR);
+int btf_kvm_msr(__u64* ctx) {
+  struct es_kvm_event* e = es_kvm_reserve(ES_KVM_EV_MSR);
   if (!e) return 0;
   WORDS(e)[0] = (__u32)ctx[0];
   WORDS(e)[1] = (__u32)ctx[1];
@@ -141,8 +139,8 @@ int btf_kvm_msr(__u64 *ctx) {
 
 /* kvm_userspace_exit(__u32 reason, int errno) (include/trace/events/kvm.h) */
 SEC("tp_btf/kvm_userspace_exit")
-int btf_kvm_userspace_exit(__u64 *ctx) {
-  struct es_kvm_event *e = es_kvm_reserve(ES_KVM_EV_USERSPACE_EXIT);
+int btf_kvm_userspace_exit(__u64* ctx) {
+  struct es_kvm_event* e = es_kvm_reserve(ES_KVM_EV_USERSPACE_EXIT);
   if (!e) return 0;
   WORDS(e)[0] = (__u32)ctx[0];
   WORDS(e)[1] = S32(ctx[1]);
@@ -151,8 +149,8 @@ int btf_kvm_userspace_exit(__u64 *ctx) {
 
 /* kvm_inj_virq(unsigned int vector, bool soft, bool reinjected) since 5.19. */
 SEC("tp_btf/kvm_inj_virq")
-int btf_kvm_inj_virq(__u64 *ctx) {
-  struct es_kvm_event *e = es_kvm_reserve(ES_KVM_EV_INJ_VIRQ);
+int btf_kvm_inj_virq(__u64* ctx) {
+  struct es_kvm_event* e = es_kvm_reserve(ES_KVM_EV_INJ_VIRQ);
   if (!e) return 0;
   WORDS(e)[0] = (__u32)ctx[0];
   WORDS(e)[1] = (__u8)ctx[1];
@@ -162,8 +160,8 @@ int btf_kvm_inj_virq(__u64 *ctx) {
 
 /* kvm_inj_virq(unsigned int irq) before 5.19. */
 SEC("tp_btf/kvm_inj_virq")
-int btf_kvm_inj_virq_irq(__u64 *ctx) {
-  struct es_kvm_event *e = es_kvm_reserve(ES_KVM_EV_INJ_VIRQ);
+int btf_kvm_inj_virq_irq(__u64* ctx) {
+  struct es_kvm_event* e = es_kvm_reserve(ES_KVM_EV_INJ_VIRQ);
   if (!e) return 0;
   WORDS(e)[0] = (__u32)ctx[0];
   return commit(e, 1);
@@ -172,8 +170,8 @@ int btf_kvm_inj_virq_irq(__u64 *ctx) {
 /* kvm_inj_exception(unsigned exception, bool has_error, unsigned error_code, bool reinjected) since
  * 5.19; the entry keeps exception and has_error as u8. */
 SEC("tp_btf/kvm_inj_exception")
-int btf_kvm_inj_exception(__u64 *ctx) {
-  struct es_kvm_event *e = es_kvm_reserve(ES_KVM_EV_INJ_EXCEPTION);
+int btf_kvm_inj_exception(__u64* ctx) {
+  struct es_kvm_event* e = es_kvm_reserve(ES_KVM_EV_INJ_EXCEPTION);
   if (!e) return 0;
   WORDS(e)[0] = (__u8)ctx[0];
   WORDS(e)[1] = (__u8)ctx[1];
@@ -184,8 +182,8 @@ int btf_kvm_inj_exception(__u64 *ctx) {
 
 /* kvm_inj_exception(unsigned exception, bool has_error, unsigned error_code) before 5.19. */
 SEC("tp_btf/kvm_inj_exception")
-int btf_kvm_inj_exception_noreinj(__u64 *ctx) {
-  struct es_kvm_event *e = es_kvm_reserve(ES_KVM_EV_INJ_EXCEPTION);
+int btf_kvm_inj_exception_noreinj(__u64* ctx) {
+  struct es_kvm_event* e = es_kvm_reserve(ES_KVM_EV_INJ_EXCEPTION);
   if (!e) return 0;
   WORDS(e)[0] = (__u8)ctx[0];
   WORDS(e)[1] = (__u8)ctx[1];
@@ -196,10 +194,10 @@ int btf_kvm_inj_exception_noreinj(__u64 *ctx) {
 /* kvm_page_fault(struct kvm_vcpu *vcpu, u64 fault_address, u64 error_code) since 6.4; the entry's
  * guest_rip (kvm_rip_read(), which may ask the vendor module for RIP) is not repeated here. */
 SEC("tp_btf/kvm_page_fault")
-int btf_kvm_page_fault(__u64 *ctx) {
-  struct es_kvm_event *e = es_kvm_reserve(ES_KVM_EV_PAGE_FAULT);
+int btf_kvm_page_fault(__u64* ctx) {
+  struct es_kvm_event* e = es_kvm_reserve(ES_KVM_EV_PAGE_FAULT);
   if (!e) return 0;
-  const struct kvm_vcpu *vcpu = (const struct kvm_vcpu *)ctx[0];
+  const struct kvm_vcpu* vcpu = (const struct kvm_vcpu*)ctx[0];
   WORDS(e)[0] = (__u32)BPF_CORE_READ(vcpu, vcpu_id);
   WORDS(e)[1] = ctx[1];
   WORDS(e)[2] = ctx[2];
@@ -208,8 +206,8 @@ int btf_kvm_page_fault(__u64 *ctx) {
 
 /* kvm_page_fault(unsigned long fault_address, unsigned int error_code) before 6.4. */
 SEC("tp_btf/kvm_page_fault")
-int btf_kvm_page_fault_addr(__u64 *ctx) {
-  struct es_kvm_event *e = es_kvm_reserve(ES_KVM_EV_PAGE_FAULT);
+int btf_kvm_page_fault_addr(__u64* ctx) {
+  struct es_kvm_event* e = es_kvm_reserve(ES_KVM_EV_PAGE_FAULT);
   if (!e) return 0;
   WORDS(e)[0] = ctx[0];
   WORDS(e)[1] = (__u32)ctx[1];
@@ -218,8 +216,8 @@ int btf_kvm_page_fault_addr(__u64 *ctx) {
 
 /* kvm_apic_accept_irq(__u32 apicid, __u16 dm, __u16 tm, __u8 vec) */
 SEC("tp_btf/kvm_apic_accept_irq")
-int btf_kvm_apic_accept_irq(__u64 *ctx) {
-  struct es_kvm_event *e = es_kvm_reserve(ES_KVM_EV_APIC_ACCEPT_IRQ);
+int btf_kvm_apic_accept_irq(__u64* ctx) {
+  struct es_kvm_event* e = es_kvm_reserve(ES_KVM_EV_APIC_ACCEPT_IRQ);
   if (!e) return 0;
   WORDS(e)[0] = (__u32)ctx[0];
   WORDS(e)[1] = (__u16)ctx[1];
@@ -230,10 +228,10 @@ int btf_kvm_apic_accept_irq(__u64 *ctx) {
 
 /* kvm_eoi(struct kvm_lapic *apic, int vector): the entry's apicid is apic->vcpu->vcpu_id. */
 SEC("tp_btf/kvm_eoi")
-int btf_kvm_eoi(__u64 *ctx) {
-  struct es_kvm_event *e = es_kvm_reserve(ES_KVM_EV_EOI);
+int btf_kvm_eoi(__u64* ctx) {
+  struct es_kvm_event* e = es_kvm_reserve(ES_KVM_EV_EOI);
   if (!e) return 0;
-  const struct kvm_lapic *apic = (const struct kvm_lapic *)ctx[0];
+  const struct kvm_lapic* apic = (const struct kvm_lapic*)ctx[0];
   WORDS(e)[0] = (__u32)BPF_CORE_READ(apic, vcpu, vcpu_id);
   WORDS(e)[1] = S32(ctx[1]);
   return commit(e, 2);
@@ -242,8 +240,8 @@ int btf_kvm_eoi(__u64 *ctx) {
 /* kvm_nested_vmexit_inject(__u32 exit_code, __u64 exit_info1, __u64 exit_info2, __u32 exit_int_info,
  * __u32 exit_int_info_err, __u32 isa) */
 SEC("tp_btf/kvm_nested_vmexit_inject")
-int btf_kvm_nested_vmexit_inject(__u64 *ctx) {
-  struct es_kvm_event *e = es_kvm_reserve(ES_KVM_EV_NESTED_VMEXIT_INJECT);
+int btf_kvm_nested_vmexit_inject(__u64* ctx) {
+  struct es_kvm_event* e = es_kvm_reserve(ES_KVM_EV_NESTED_VMEXIT_INJECT);
   if (!e) return 0;
   WORDS(e)[0] = (__u32)ctx[0];
   WORDS(e)[1] = ctx[1];
@@ -259,8 +257,8 @@ int btf_kvm_nested_vmexit_inject(__u64 *ctx) {
  * vmcb, nested_rip, int_ctl, event_inj and isa are the arguments as they are (guest_pgd, a choice
  * between two of them, is not decoded by exitscope). */
 SEC("tp_btf/kvm_nested_vmenter")
-int btf_kvm_nested_vmenter(__u64 *ctx) {
-  struct es_kvm_event *e = es_kvm_reserve(ES_KVM_EV_NESTED_VMENTER);
+int btf_kvm_nested_vmenter(__u64* ctx) {
+  struct es_kvm_event* e = es_kvm_reserve(ES_KVM_EV_NESTED_VMENTER);
   if (!e) return 0;
   WORDS(e)[0] = ctx[0];
   WORDS(e)[1] = ctx[1];
@@ -275,8 +273,8 @@ int btf_kvm_nested_vmenter(__u64 *ctx) {
  * bool npt) (SVM only, 5.12 renamed it kvm_nested_vmenter): the same first five words as
  * kvm_nested_vmenter's; no isa (SVM). */
 SEC("tp_btf/kvm_nested_vmrun")
-int btf_kvm_nested_vmrun(__u64 *ctx) {
-  struct es_kvm_event *e = es_kvm_reserve(ES_KVM_EV_NESTED_VMENTER);
+int btf_kvm_nested_vmrun(__u64* ctx) {
+  struct es_kvm_event* e = es_kvm_reserve(ES_KVM_EV_NESTED_VMENTER);
   if (!e) return 0;
   WORDS(e)[0] = ctx[0];
   WORDS(e)[1] = ctx[1];
@@ -288,8 +286,8 @@ int btf_kvm_nested_vmrun(__u64 *ctx) {
 
 /* kvm_nested_intr_vmexit(__u64 rip) */
 SEC("tp_btf/kvm_nested_intr_vmexit")
-int btf_kvm_nested_intr_vmexit(__u64 *ctx) {
-  struct es_kvm_event *e = es_kvm_reserve(ES_KVM_EV_NESTED_INTR_VMEXIT);
+int btf_kvm_nested_intr_vmexit(__u64* ctx) {
+  struct es_kvm_event* e = es_kvm_reserve(ES_KVM_EV_NESTED_INTR_VMEXIT);
   if (!e) return 0;
   WORDS(e)[0] = ctx[0];
   return commit(e, 1);
@@ -299,13 +297,13 @@ int btf_kvm_nested_intr_vmexit(__u64 *ctx) {
  * (fetch.ptr - fetch.data), rip = _eip - len, the 15 bytes of fetch.data. csbase and the mode
  * flags are not decoded by exitscope and not repeated. */
 SEC("tp_btf/kvm_emulate_insn")
-int btf_kvm_emulate_insn(__u64 *ctx) {
-  struct es_kvm_event *e = es_kvm_reserve(ES_KVM_EV_EMULATE_INSN);
+int btf_kvm_emulate_insn(__u64* ctx) {
+  struct es_kvm_event* e = es_kvm_reserve(ES_KVM_EV_EMULATE_INSN);
   if (!e) return 0;
-  const struct kvm_vcpu *vcpu = (const struct kvm_vcpu *)ctx[0];
-  const struct x86_emulate_ctxt *ectx = BPF_CORE_READ(vcpu, arch.emulate_ctxt);
-  const __u8 *fetched = BPF_CORE_READ(ectx, fetch.ptr);
-  const __u8 *start = (const __u8 *)__builtin_preserve_access_index(&ectx->fetch.data);
+  const struct kvm_vcpu* vcpu = (const struct kvm_vcpu*)ctx[0];
+  const struct x86_emulate_ctxt* ectx = BPF_CORE_READ(vcpu, arch.emulate_ctxt);
+  const __u8* fetched = BPF_CORE_READ(ectx, fetch.ptr);
+  const __u8* start = (const __u8*)__builtin_preserve_access_index(&ectx->fetch.data);
   const __u64 len = (__u64)(fetched - start);
   WORDS(e)[0] = BPF_CORE_READ(ectx, _eip) - len;
   WORDS(e)[1] = (__u8)len;

@@ -26,7 +26,7 @@ bool Decoder::decode(const es_kvm_event& e, kvmtrace::KvmEvent& t) const {
     case ES_KVM_EV_EXIT:
     case ES_KVM_EV_NESTED_VMEXIT:
     case ES_KVM_EV_NESTED_VMEXIT_INJECT:
-      t.event = e.event == ES_KVM_EV_EXIT           ? Tracepoint::Exit
+      t.event = e.event == ES_KVM_EV_EXIT            ? Tracepoint::Exit
                 : e.event == ES_KVM_EV_NESTED_VMEXIT ? Tracepoint::NestedVmexit
                                                      : Tracepoint::NestedVmexitInject;
       // VMX: the full 32-bit exit reason (basic reason + failed-VM-entry flag, SDM Vol. 3C

@@ -40,7 +40,7 @@ enum {
  * common_flags / common_preempt_count / common_pid words; kernel tp_prog_is_valid_access()),
  * and no KVM field lives there. */
 #define ES_KVM_RAW_BASE 8
-#define ES_KVM_RAW_MAX 80   /* bytes copied: entry offsets 8..88 (kvm_exit on 6.18 ends at 72) */
+#define ES_KVM_RAW_MAX  80 /* bytes copied: entry offsets 8..88 (kvm_exit on 6.18 ends at 72) */
 
 /* Records of the tp_btf programs (probes/kvm/kvm_btf.bpf.c) carry no trace entry (the tracepoint's
  * TP_fast_assign has not run): raw[] holds the values the entry would hold, as __u64 words (word i
@@ -50,12 +50,12 @@ enum {
 #define ES_KVM_BTF_INSN_AT 24
 
 struct es_kvm_event {
-  __u64 time_ns;  /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
-  __u32 tgid;     /* process (the VMM) */
-  __u32 tid;      /* thread (a vCPU thread for most events) */
-  __u16 event;    /* ES_KVM_EV_* */
-  __u16 cpu;      /* host CPU */
-  __u32 raw_len;   /* bytes of raw[] copied from the entry (0: the copy failed) */
+  __u64 time_ns;            /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+  __u32 tgid;               /* process (the VMM) */
+  __u32 tid;                /* thread (a vCPU thread for most events) */
+  __u16 event;              /* ES_KVM_EV_* */
+  __u16 cpu;                /* host CPU */
+  __u32 raw_len;            /* bytes of raw[] copied from the entry (0: the copy failed) */
   __u8 raw[ES_KVM_RAW_MAX]; /* tp: trace entry bytes from offset ES_KVM_RAW_BASE; tp_btf: see above */
 };
 
@@ -72,11 +72,11 @@ _Static_assert(sizeof(struct es_kvm_event) == 104, "es_kvm_event ABI size");
  * cache lines so neither side's writes evict the other's. Counters only grow (slot = count %
  * ring_slots, ring_slots a power of two). */
 struct es_kvm_ring_ctl {
-  __u64 head;     /* records published on this CPU (stored after the record's bytes) */
-  __u64 busy;     /* 1 while a program on this CPU is between reserve and submit */
-  __u64 drops;    /* records lost on this CPU: its ring was full, or a program nested in another */
+  __u64 head;  /* records published on this CPU (stored after the record's bytes) */
+  __u64 busy;  /* 1 while a program on this CPU is between reserve and submit */
+  __u64 drops; /* records lost on this CPU: its ring was full, or a program nested in another */
   __u64 pad0[5];
-  __u64 tail;     /* records the consumer has taken (stored after it has copied them) */
+  __u64 tail; /* records the consumer has taken (stored after it has copied them) */
   __u64 pad1[7];
 };
 

@@ -109,13 +109,14 @@ std::optional<Refusal> refusal_in_log() {
   }
   if (r.reason.empty()) {  // no verifier log: libbpf's own sentence
     const size_t eol = log.find('\n', at);
-    r.reason = log.substr(at + mark.size() + 2, eol == std::string::npos ? std::string::npos : eol - at - mark.size() - 2);
+    r.reason =
+        log.substr(at + mark.size() + 2, eol == std::string::npos ? std::string::npos : eol - at - mark.size() - 2);
   }
   return r;
 }
 
 std::string uname_release() {
-  struct utsname u{};
+  struct utsname u {};
   return ::uname(&u) == 0 ? std::string(u.release) : std::string("(unknown)");
 }
 
@@ -143,7 +144,8 @@ bpf_program* program_of(kvm_bpf* s, int event) {
 
 // The tp program for `event` under the tracepoint name this kernel has (older_event_name()).
 bpf_program* program_for(kvm_bpf* s, int event, std::string_view tracepoint) {
-  if (event == ES_KVM_EV_NESTED_VMENTER && tracepoint == older_event_name(event)) return s->progs.handle_kvm_nested_vmrun;
+  if (event == ES_KVM_EV_NESTED_VMENTER && tracepoint == older_event_name(event))
+    return s->progs.handle_kvm_nested_vmrun;
   return program_of(s, event);
 }
 
@@ -158,11 +160,13 @@ std::string load_error(int err, const std::string& kernel, const char* what) {
   // who is not root is about privileges (root's EPERM comes from lockdown or a seccomp policy).
   if (err == -EPERM && ::geteuid() != 0)
     return "the kernel refused to load the BPF programs (permission denied): root with CAP_BPF and "
-           "CAP_PERFMON is needed" + (why.empty() ? std::string() : " (libbpf: " + why + ")");
+           "CAP_PERFMON is needed" +
+           (why.empty() ? std::string() : " (libbpf: " + why + ")");
   if (err == -EPERM)
     return std::string("the kernel refused to load exitscope's ") + what + " on kernel " + kernel +
            " although running as root (EPERM): a kernel lockdown (/sys/kernel/security/lockdown) or a seccomp "
-           "policy forbids BPF here" + (why.empty() ? std::string() : " (libbpf: " + why + ")");
+           "policy forbids BPF here" +
+           (why.empty() ? std::string() : " (libbpf: " + why + ")");
   return std::string("the kernel refused to load exitscope's ") + what + " on kernel " + kernel + " (" +
          std::strerror(-err) + (why.empty() ? std::string() : "; libbpf: " + why) +
          "); is BPF (CONFIG_BPF_SYSCALL, CONFIG_BPF_EVENTS) enabled?";
@@ -171,10 +175,14 @@ std::string load_error(int err, const std::string& kernel, const char* what) {
 }  // namespace
 
 bool parse_attach_method(std::string_view name, AttachMethod& out) {
-  if (name == "auto") out = AttachMethod::Auto;
-  else if (name == "tp") out = AttachMethod::Tp;
-  else if (name == "tp_btf") out = AttachMethod::TpBtf;
-  else return false;
+  if (name == "auto")
+    out = AttachMethod::Auto;
+  else if (name == "tp")
+    out = AttachMethod::Tp;
+  else if (name == "tp_btf")
+    out = AttachMethod::TpBtf;
+  else
+    return false;
   return true;
 }
 
@@ -221,8 +229,9 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
   std::unique_ptr<KvmProbes> p(new KvmProbes());
   p->kernel_ = uname_release();
   if (::geteuid() != 0)
-    return Error{"recording a KVM host attaches eBPF programs to the kernel's kvm tracepoints, which needs root: run "
-                 "it with sudo (the recording will belong to you)"};
+    return Error{
+        "recording a KVM host attaches eBPF programs to the kernel's kvm tracepoints, which needs root: run "
+        "it with sudo (the recording will belong to you)"};
   // tracefs: needed by tp (formats, and libbpf attaches tp through its event ids). Without it,
   // auto goes on with tp_btf for every event.
   std::string tracefs = o.tracefs, tracefs_error;
@@ -323,8 +332,8 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
     return std::string(kEventNames[static_cast<size_t>(event)]);
   };
   auto refusal_sentence = [&](int event, const char* method, const Refusal& r) {
-    return tracepoint_of(event) + " on kernel " + p->kernel_ +
-           ": the kernel's verifier refused its " + method + " program " + r.program + " (" + r.reason + ")";
+    return tracepoint_of(event) + " on kernel " + p->kernel_ + ": the kernel's verifier refused its " + method +
+           " program " + r.program + " (" + r.reason + ")";
   };
   auto leave_out = [&](int event, const char* method, const Refusal& r) {
     p->refused_.push_back(refusal_sentence(event, method, r) + "; recording the other events without it");
@@ -352,12 +361,14 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
       ss << in.rdbuf();
       auto fmt = in ? parse_format(ss.str(), path) : Result<EventFormat>(Error{"cannot read " + path});
       const FormatField* f = fmt ? fmt->find("child_pid") : nullptr;
-      if (f && f->size == 4 && (f->offset == 20 || f->offset == 44)) child_pid_off = f->offset;
-      else why = fmt ? "its sched_process_fork entry has a layout exitscope does not know" : fmt.error();
+      if (f && f->size == 4 && (f->offset == 20 || f->offset == 44))
+        child_pid_off = f->offset;
+      else
+        why = fmt ? "its sched_process_fork entry has a layout exitscope does not know" : fmt.error();
     }
     if (!child_pid_off)
-      p->refused_.push_back("the processes pid " + std::to_string(o.filter_tgid) + " starts, only that process itself: " +
-                            why + " on kernel " + p->kernel_);
+      p->refused_.push_back("the processes pid " + std::to_string(o.filter_tgid) +
+                            " starts, only that process itself: " + why + " on kernel " + p->kernel_);
   }
   // The tp object is always loaded: it owns the rings and their drop counters, even when
   // every event goes through tp_btf (then none of its programs is loaded).
@@ -423,7 +434,8 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
     if (!shared) shared = bpf_map__reuse_fd(b->maps.ring_ctl, bpf_map__fd(p->skel_->maps.ring_ctl));
     if (!shared) shared = bpf_map__reuse_fd(b->maps.es_children, bpf_map__fd(p->skel_->maps.es_children));
     if (shared)
-      return Error{std::string("cannot share the per-CPU rings with the tp_btf programs (") + std::strerror(-shared) + ")"};
+      return Error{std::string("cannot share the per-CPU rings with the tp_btf programs (") + std::strerror(-shared) +
+                   ")"};
     bpf_program* prog = nullptr;
     bpf_object__for_each_program(prog, b->obj) bpf_program__set_autoload(prog, false);
     for (const BtfShape* s : shapes) {
@@ -460,20 +472,20 @@ Result<std::unique_ptr<KvmProbes>> KvmProbes::open(const ProbeOptions& o) {
   p->taken_.assign(p->cpus_, 0);
   for (const AttachedEvent& a : p->attached_) {
     const size_t i = static_cast<size_t>(a.event);
-    bpf_program* prog = a.method == "tp" ? tp_program(a.event)
-                                         : bpf_object__find_program_by_name(p->btf_skel_->obj,
-                                                                            std::string(shapes[i]->program).c_str());
+    bpf_program* prog =
+        a.method == "tp" ? tp_program(a.event)
+                         : bpf_object__find_program_by_name(p->btf_skel_->obj, std::string(shapes[i]->program).c_str());
     bpf_link* l = bpf_program__attach(prog);
     if (!l) {
       const int err = errno;
-      return Error{"cannot attach to " + std::string(a.method == "tp" ? "tracepoint kvm/" : "tp_btf/") +
-                   a.tracepoint + " on kernel " + p->kernel_ + " (" + std::strerror(err) + ")"};
+      return Error{"cannot attach to " + std::string(a.method == "tp" ? "tracepoint kvm/" : "tp_btf/") + a.tracepoint +
+                   " on kernel " + p->kernel_ + " (" + std::strerror(err) + ")"};
     }
     p->links_.emplace_back(l);
   }
   if (child_pid_off) {
     bpf_link* l = bpf_program__attach(child_pid_off == 20 ? p->skel_->progs.handle_fork_pid_at_20
-                                                           : p->skel_->progs.handle_fork_pid_at_44);
+                                                          : p->skel_->progs.handle_fork_pid_at_44);
     if (!l)
       return Error{"cannot attach to tracepoint sched/sched_process_fork on kernel " + p->kernel_ + " (" +
                    std::strerror(errno) + ")"};
@@ -508,7 +520,7 @@ Result<uint64_t> KvmProbes::poll(int timeout_ms, const Sink& sink) {
   // up to kInFlightNs before its head was read, so nothing later than that is handed on yet;
   // once detached, nothing more can come.
   std::vector<uint64_t> head(cpus_), bound(cpus_);
-  uint64_t limit = UINT64_MAX;  // the smallest bound of the rings that are (or ran) empty
+  uint64_t limit = UINT64_MAX;                 // the smallest bound of the rings that are (or ran) empty
   using Next = std::pair<uint64_t, unsigned>;  // (time, cpu) of a ring's oldest record not handed on
   std::priority_queue<Next, std::vector<Next>, std::greater<Next>> next;
   auto time_at = [&](unsigned c) { return rec[uint64_t{c} * ring_slots_ + (taken_[c] & mask)].time_ns; };
@@ -516,8 +528,10 @@ Result<uint64_t> KvmProbes::poll(int timeout_ms, const Sink& sink) {
     const uint64_t read_at = monotonic_now_ns();
     head[c] = __atomic_load_n(&ctl[c].head, __ATOMIC_ACQUIRE);
     bound[c] = detached_ ? UINT64_MAX : read_at - std::min(read_at, kInFlightNs);
-    if (taken_[c] < head[c]) next.emplace(time_at(c), c);
-    else limit = std::min(limit, bound[c]);
+    if (taken_[c] < head[c])
+      next.emplace(time_at(c), c);
+    else
+      limit = std::min(limit, bound[c]);
   }
   uint64_t handed = 0;
   std::vector<char> moved(cpus_, 0);
@@ -529,8 +543,10 @@ Result<uint64_t> KvmProbes::poll(int timeout_ms, const Sink& sink) {
     sink(e);
     ++handed;
     moved[c] = 1;
-    if (++taken_[c] < head[c]) next.emplace(time_at(c), c);
-    else limit = std::min(limit, bound[c]);
+    if (++taken_[c] < head[c])
+      next.emplace(time_at(c), c);
+    else
+      limit = std::min(limit, bound[c]);
   }
   behind_ = false;
   for (unsigned c = 0; c < cpus_; ++c) {

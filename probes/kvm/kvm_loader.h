@@ -44,20 +44,20 @@ bool parse_attach_method(std::string_view name, AttachMethod& out);
 
 struct ProbeOptions {
   AttachMethod attach = AttachMethod::Auto;  // Tp / TpBtf: only that method (for tests and comparisons)
-  std::vector<int> events;         // ES_KVM_EV_* wanted; empty = all
-  bool events_explicit = false;    // the user named them: an unknown layout is an error, not a warning
-  uint32_t filter_tgid = 0;        // 0: every process
-  bool follow_children = false;    // with filter_tgid: also the processes it starts (sched_process_fork)
-  uint32_t ring_slots = 0;         // records per CPU ring, rounded down to a power of two; 0: ring_slots_for_cpus
-  std::string tracefs;             // "" : find (and mount) tracefs
+  std::vector<int> events;                   // ES_KVM_EV_* wanted; empty = all
+  bool events_explicit = false;              // the user named them: an unknown layout is an error, not a warning
+  uint32_t filter_tgid = 0;                  // 0: every process
+  bool follow_children = false;              // with filter_tgid: also the processes it starts (sched_process_fork)
+  uint32_t ring_slots = 0;  // records per CPU ring, rounded down to a power of two; 0: ring_slots_for_cpus
+  std::string tracefs;      // "" : find (and mount) tracefs
 };
 
 struct AttachedEvent {
-  int event = -1;                  // ES_KVM_EV_*
-  std::string tracepoint;          // its name on this kernel ("kvm_nested_vmrun" before 5.12)
-  std::string method;              // "tp" (tp/kvm/<event>) or "tp_btf" (tp_btf/<event>)
-  std::string prototype;           // the kernel's BTF prototype, "btf_trace_kvm_pio(u32, ...)" ("" without BTF)
-  std::string why;                 // tp_btf chosen by auto: why not tp ("kvm_pio on kernel ...: ...")
+  int event = -1;          // ES_KVM_EV_*
+  std::string tracepoint;  // its name on this kernel ("kvm_nested_vmrun" before 5.12)
+  std::string method;      // "tp" (tp/kvm/<event>) or "tp_btf" (tp_btf/<event>)
+  std::string prototype;   // the kernel's BTF prototype, "btf_trace_kvm_pio(u32, ...)" ("" without BTF)
+  std::string why;         // tp_btf chosen by auto: why not tp ("kvm_pio on kernel ...: ...")
   std::vector<std::string> optional_missing;  // fields this kernel's format / prototype lacks (older era)
 };
 
@@ -94,19 +94,25 @@ class KvmProbes {
   uint64_t drops_total() const;
   const Decoder& decoder() const { return decoder_; }
   const std::vector<AttachedEvent>& attached() const { return attached_; }
-  const std::vector<std::string>& refused() const { return refused_; }  // one sentence each
+  const std::vector<std::string>& refused() const { return refused_; }                          // one sentence each
   uint64_t ring_bytes() const { return uint64_t{ring_slots_} * cpus_ * sizeof(es_kvm_event); }  // all rings
-  uint32_t ring_slots() const { return ring_slots_; }  // records per CPU ring
-  unsigned cpus() const { return cpus_; }              // rings (possible CPUs)
+  uint32_t ring_slots() const { return ring_slots_; }                                           // records per CPU ring
+  unsigned cpus() const { return cpus_; }                                                       // rings (possible CPUs)
   const std::string& kernel_release() const { return kernel_; }
   // A record older than this (its timestamp to its publication) can come out of order.
   static constexpr uint64_t kInFlightNs = 2'000'000;
 
  private:
   KvmProbes() : decoder_({}) {}
-  struct SkelDeleter { void operator()(kvm_bpf* s) const; };
-  struct BtfSkelDeleter { void operator()(kvm_btf_bpf* s) const; };
-  struct LinkDeleter { void operator()(bpf_link* l) const; };
+  struct SkelDeleter {
+    void operator()(kvm_bpf* s) const;
+  };
+  struct BtfSkelDeleter {
+    void operator()(kvm_btf_bpf* s) const;
+  };
+  struct LinkDeleter {
+    void operator()(bpf_link* l) const;
+  };
   struct Mapping {  // an mmap of a BPF array map
     void* addr = nullptr;
     size_t bytes = 0;
@@ -116,13 +122,13 @@ class KvmProbes {
     ~Mapping();
   };
 
-  std::unique_ptr<kvm_bpf, SkelDeleter> skel_;          // tp programs; owns the rings' maps
+  std::unique_ptr<kvm_bpf, SkelDeleter> skel_;             // tp programs; owns the rings' maps
   std::unique_ptr<kvm_btf_bpf, BtfSkelDeleter> btf_skel_;  // tp_btf programs (only when some are chosen)
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
-  Mapping ring_map_, ctl_map_;                     // the rings' records and their es_kvm_ring_ctl
-  std::vector<uint64_t> taken_;                    // per CPU: records handed on (the tail we store)
-  bool detached_ = false;                          // no producer left: hand everything on
-  bool behind_ = false;                            // the last poll left a ring a quarter full
+  Mapping ring_map_, ctl_map_;   // the rings' records and their es_kvm_ring_ctl
+  std::vector<uint64_t> taken_;  // per CPU: records handed on (the tail we store)
+  bool detached_ = false;        // no producer left: hand everything on
+  bool behind_ = false;          // the last poll left a ring a quarter full
   Decoder decoder_;
   std::vector<AttachedEvent> attached_;
   std::vector<std::string> refused_;

@@ -46,7 +46,6 @@ uint64_t monotonic_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-
 // The invoking user when run through sudo: the recording and the workload are theirs.
 struct SudoUser {
   bool present = false;
@@ -74,9 +73,11 @@ Result<void> drop_to(const SudoUser& u) {
   if (!u.present) return {};
   const passwd* pw = ::getpwuid(u.uid);
   if (pw ? ::initgroups(pw->pw_name, u.gid) != 0 : ::setgroups(0, nullptr) != 0)
-    return Error{std::string("setting the groups of uid ") + std::to_string(u.uid) + " failed: " + std::strerror(errno)};
+    return Error{std::string("setting the groups of uid ") + std::to_string(u.uid) +
+                 " failed: " + std::strerror(errno)};
   if (::setgid(u.gid) != 0 || ::setuid(u.uid) != 0)
-    return Error{std::string("dropping privileges to uid ") + std::to_string(u.uid) + " failed: " + std::strerror(errno)};
+    return Error{std::string("dropping privileges to uid ") + std::to_string(u.uid) +
+                 " failed: " + std::strerror(errno)};
   return {};
 }
 
@@ -378,14 +379,13 @@ std::string formats_era(const Decoder& d) {
 namespace {
 
 std::string config_json(const KvmProbes& p, const RecordOptions& o, uint64_t buffer_bytes, int64_t pid,
-                        const std::vector<uint64_t>* drops,
-                        const kvmtrace::TraceFacts* linked, bool vcpu_guessed, uint64_t undecodable,
-                        uint64_t spool_dropped = 0, uint64_t abandoned = 0, const std::string& scheduling = {}) {
+                        const std::vector<uint64_t>* drops, const kvmtrace::TraceFacts* linked, bool vcpu_guessed,
+                        uint64_t undecodable, uint64_t spool_dropped = 0, uint64_t abandoned = 0,
+                        const std::string& scheduling = {}) {
   std::string j = "{\"kvm\": {\"kernel\": \"" + recorder::json_escape(p.kernel_release()) + "\", \"events\": [";
   bool first = true;
   for (const AttachedEvent& a : p.attached()) {
-    j += std::string(first ? "" : ", ") + "{\"name\": \"" + a.tracepoint +
-         "\", \"attach\": \"" + a.method + "\"";
+    j += std::string(first ? "" : ", ") + "{\"name\": \"" + a.tracepoint + "\", \"attach\": \"" + a.method + "\"";
     if (!a.prototype.empty()) j += ", \"prototype\": \"" + recorder::json_escape(a.prototype) + "\"";
     if (!a.why.empty()) j += ", \"not_tp\": \"" + recorder::json_escape(a.why) + "\"";
     if (!a.optional_missing.empty()) {
@@ -398,7 +398,8 @@ std::string config_json(const KvmProbes& p, const RecordOptions& o, uint64_t buf
     first = false;
   }
   j += "], \"refused\": [";
-  for (size_t i = 0; i < p.refused().size(); ++i) j += std::string(i ? ", " : "") + "\"" + recorder::json_escape(p.refused()[i]) + "\"";
+  for (size_t i = 0; i < p.refused().size(); ++i)
+    j += std::string(i ? ", " : "") + "\"" + recorder::json_escape(p.refused()[i]) + "\"";
   j += "], \"ring_bytes\": " + std::to_string(p.ring_bytes()) + ", \"ring_slots\": " + std::to_string(p.ring_slots()) +
        ", \"ring_cpus\": " + std::to_string(p.cpus()) + ", \"pid\": " + std::to_string(pid) +
        ", \"vcpu\": " + std::to_string(o.vcpu) + ", \"duration_s\": " + std::to_string(o.duration_s) +
@@ -416,11 +417,12 @@ std::string config_json(const KvmProbes& p, const RecordOptions& o, uint64_t buf
   }
   if (linked) {
     const std::string vendor = linked->vendor == "unknown" ? "no VM exits seen" : linked->vendor;
-    j += ", \"vendor\": \"" + recorder::json_escape(vendor) + "\", \"era\": \"" + recorder::json_escape(formats_era(p.decoder())) +
-         "\", \"assumptions\": [";
+    j += ", \"vendor\": \"" + recorder::json_escape(vendor) + "\", \"era\": \"" +
+         recorder::json_escape(formats_era(p.decoder())) + "\", \"assumptions\": [";
     std::vector<std::string> as = linked->assumptions;
     if (vcpu_guessed)
-      as.push_back("some threads name no vCPU: one vCPU per thread, numbered in order of appearance within their process");
+      as.push_back(
+          "some threads name no vCPU: one vCPU per thread, numbered in order of appearance within their process");
     for (size_t i = 0; i < as.size(); ++i) j += std::string(i ? ", " : "") + "\"" + recorder::json_escape(as[i]) + "\"";
     j += "], \"undecodable\": " + std::to_string(undecodable);
     if (!linked->vcpu_map.empty()) {  // several VMs (issue #16): which VM each recorded vCPU is
@@ -468,7 +470,8 @@ int record_kvm(const RecordOptions& o) {
     po.events.push_back(e);
   }
   po.events_explicit = !o.events.empty();
-  if (!parse_attach_method(o.attach, po.attach)) return fail("--attach takes auto, tp or tp_btf, not '" + o.attach + "'");
+  if (!parse_attach_method(o.attach, po.attach))
+    return fail("--attach takes auto, tp or tp_btf, not '" + o.attach + "'");
   if (o.test_overflow) {
     po.ring_slots = 32;
   }
@@ -480,8 +483,9 @@ int record_kvm(const RecordOptions& o) {
   probes::ProbeBus plugin_bus;  // fed from the pipeline thread only
   probes::PluginHost plugins(plugin_bus);
   if (::geteuid() != 0)
-    return fail("recording a KVM host attaches eBPF programs to the kernel's kvm tracepoints, which needs root: "
-                "run it with sudo (the recording will belong to you)");
+    return fail(
+        "recording a KVM host attaches eBPF programs to the kernel's kvm tracepoints, which needs root: "
+        "run it with sudo (the recording will belong to you)");
   const SudoUser user = sudo_user();
 
   Workload workload;
@@ -524,10 +528,11 @@ int record_kvm(const RecordOptions& o) {
 
   g_stop.store(false);
   g_signals.store(0);
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_kvm_stop_signal;
   sigemptyset(&sa.sa_mask);
-  struct sigaction old_int{}, old_term{};
+  struct sigaction old_int {
+  }, old_term{};
   ::sigaction(SIGINT, &sa, &old_int);
   ::sigaction(SIGTERM, &sa, &old_term);
 
@@ -681,9 +686,8 @@ int record_kvm(const RecordOptions& o) {
   dropped += spool.dropped() + spool.abandoned();
   kvmtrace::TraceFacts linked;
   linker.describe(linked);
-  const std::string json =
-      config_json(p, o, buffer_bytes, pid, &drops, &linked, vcpus.guessed(), undecodable, spool.dropped(),
-                  spool.abandoned(), yielder.summary());
+  const std::string json = config_json(p, o, buffer_bytes, pid, &drops, &linked, vcpus.guessed(), undecodable,
+                                       spool.dropped(), spool.abandoned(), yielder.summary());
   uint32_t end_reason = workload_done ? ES_END_GUEST_EXIT : ES_END_STOPPED;
   if (!error.empty()) end_detail = error;
   const auto crash = plugins.crash();
@@ -691,8 +695,7 @@ int record_kvm(const RecordOptions& o) {
     end_reason = ES_END_STOPPED;
     end_detail = crash->describe() + "; the recording was stopped there";
   }
-  if (!o.quiet && tty)
-    std::fputs("indexing the recording and linking its chains ...\n", stderr);
+  if (!o.quiet && tty) std::fputs("indexing the recording and linking its chains ...\n", stderr);
   auto fin = (*rec)->finish({end_reason, end_detail, dropped});
   const auto stats = (*rec)->stats();
   rec->reset();
@@ -700,27 +703,26 @@ int record_kvm(const RecordOptions& o) {
   if (auto u = update_config(o.output, json); !u) return fail(u.error());
   if (!error.empty()) return fail(error + "; everything read before it is in " + o.output);
   if (!o.quiet) {
-    std::fprintf(stdout,
-                 "recorded %llu kvm events (%llu records) into %s: %s; %llu dropped by the ring buffer%s%s%s%s\n",
-                 static_cast<unsigned long long>(kvm_events), static_cast<unsigned long long>(stats.written),
-                 o.output.c_str(), end_detail.c_str(),
-                 static_cast<unsigned long long>(dropped - spool.dropped() - spool.abandoned()),
-                 spool.dropped() ? (", " + std::to_string(spool.dropped()) + " more with the buffer full").c_str() : "",
-                 spool.abandoned() ? (", " + std::to_string(spool.abandoned()) + " buffered not written").c_str() : "",
-                 filtered ? (", " + std::to_string(filtered) + " of other vCPUs skipped").c_str() : "",
-                 dropped ? " (a larger ring or --buffer-size, or fewer --events would help)" : "");
+    std::fprintf(
+        stdout, "recorded %llu kvm events (%llu records) into %s: %s; %llu dropped by the ring buffer%s%s%s%s\n",
+        static_cast<unsigned long long>(kvm_events), static_cast<unsigned long long>(stats.written), o.output.c_str(),
+        end_detail.c_str(), static_cast<unsigned long long>(dropped - spool.dropped() - spool.abandoned()),
+        spool.dropped() ? (", " + std::to_string(spool.dropped()) + " more with the buffer full").c_str() : "",
+        spool.abandoned() ? (", " + std::to_string(spool.abandoned()) + " buffered not written").c_str() : "",
+        filtered ? (", " + std::to_string(filtered) + " of other vCPUs skipped").c_str() : "",
+        dropped ? " (a larger ring or --buffer-size, or fewer --events would help)" : "");
   }
   // --stats: the whole session's table (rates over all of it), also where no terminal showed it live.
-  if (o.stats) std::fputs(("\nKVM events by reason, whole session: " + live.table(end_ns, end_ns - t0, true)).c_str(), stdout);
+  if (o.stats)
+    std::fputs(("\nKVM events by reason, whole session: " + live.table(end_ns, end_ns - t0, true)).c_str(), stdout);
   // Silent nothing is the worst answer: say that the recording is empty and what was traced.
   if (kvm_events == 0)
-    std::fprintf(stderr,
-                 "exitscope record: warning: no KVM events were recorded%s; %s\n",
+    std::fprintf(stderr, "exitscope record: warning: no KVM events were recorded%s; %s\n",
                  !o.command.empty() ? (" from '" + o.command.front() + "'").c_str()
-                                    : pid > 0 ? (" from pid " + std::to_string(pid)).c_str() : "",
-                 !o.command.empty()
-                     ? "it and the processes it starts were traced: did it run a guest (KVM_RUN)?"
-                     : "did a guest run (KVM_RUN) while recording, on this kernel's KVM?");
+                 : pid > 0          ? (" from pid " + std::to_string(pid)).c_str()
+                                    : "",
+                 !o.command.empty() ? "it and the processes it starts were traced: did it run a guest (KVM_RUN)?"
+                                    : "did a guest run (KVM_RUN) while recording, on this kernel's KVM?");
   plugins.unload_all();  // at-exit callbacks (the plugins' own output), after DB is complete
   if ((workload_done && workload_status != 0) || plugins.crash()) return 1;
   return 0;
@@ -784,17 +786,17 @@ std::vector<std::string> describe_kvm_config(std::string_view j) {
   const std::string drops = num("drops");
   const std::string slots = num("ring_slots"), ring_cpus = num("ring_cpus");
   out.push_back((slots.empty() ? "ring " + num("ring_bytes") + " bytes; "
-                               : "rings " + num("ring_bytes") + " bytes (" + slots + " records on each of " + ring_cpus +
-                                     " CPUs); ") +
+                               : "rings " + num("ring_bytes") + " bytes (" + slots + " records on each of " +
+                                     ring_cpus + " CPUs); ") +
                 (drops.empty() ? std::string("drops unknown (the recording did not finish)")
                                : drops + " dropped (per CPU: " + list("drops_per_cpu") + ")"));
   const std::string buffer = num("buffer_bytes"), buffer_drops = num("buffer_drops"), abandoned = num("abandoned");
   if (!buffer.empty())
-    out.push_back("buffer " + buffer + " bytes" +
-                  (buffer_drops.empty() || buffer_drops == "0" ? std::string() : "; " + buffer_drops + " dropped full") +
-                  (abandoned.empty() || abandoned == "0" ? std::string()
-                                                         : "; " + abandoned + " not written (interrupted)") +
-                  (str("scheduling").empty() ? std::string() : "; " + str("scheduling")));
+    out.push_back(
+        "buffer " + buffer + " bytes" +
+        (buffer_drops.empty() || buffer_drops == "0" ? std::string() : "; " + buffer_drops + " dropped full") +
+        (abandoned.empty() || abandoned == "0" ? std::string() : "; " + abandoned + " not written (interrupted)") +
+        (str("scheduling").empty() ? std::string() : "; " + str("scheduling")));
   return out;
 }
 

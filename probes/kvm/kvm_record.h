@@ -30,21 +30,21 @@
 namespace es::kvm {
 
 struct RecordOptions {
-  std::string output;                 // -o DB
+  std::string output;  // -o DB
   bool force = false;
-  int64_t pid = -1;                   // --pid: only this process (the VMM)
-  int32_t vcpu = -1;                  // --vcpu: only this vCPU
-  double duration_s = 0;              // --duration: stop after this long (0: no limit)
-  std::vector<std::string> events;    // --events: tracepoint names ("kvm_exit" or "exit"); empty = all
-  std::string attach = "auto";        // --attach: auto | tp | tp_btf (probes/kvm/kvm_loader.h)
-  std::vector<std::string> command;   // -- CMD ARGS: run it, record it, stop when it exits
-  uint64_t buffer_bytes = 1ull << 30; // --buffer-size: raw events waiting to be decoded and written
-  double max_lag_s = 2;               // --max-lag: decode at idle priority up to this far behind (0: never)
+  int64_t pid = -1;                    // --pid: only this process (the VMM)
+  int32_t vcpu = -1;                   // --vcpu: only this vCPU
+  double duration_s = 0;               // --duration: stop after this long (0: no limit)
+  std::vector<std::string> events;     // --events: tracepoint names ("kvm_exit" or "exit"); empty = all
+  std::string attach = "auto";         // --attach: auto | tp | tp_btf (probes/kvm/kvm_loader.h)
+  std::vector<std::string> command;    // -- CMD ARGS: run it, record it, stop when it exits
+  uint64_t buffer_bytes = 1ull << 30;  // --buffer-size: raw events waiting to be decoded and written
+  double max_lag_s = 2;                // --max-lag: decode at idle priority up to this far behind (0: never)
   bool quiet = false;
-  bool stats = false;                 // --stats: a per-reason table, live on a terminal (live_stats.h)
-  bool test_overflow = false;         // hidden: 32-record rings, slow consumer (tests the drop count)
-  bool test_slow_pipeline = false;    // hidden: the pipeline sleeps per chunk (tests a full --buffer-size)
-  std::string command_line;           // for the session row
+  bool stats = false;                       // --stats: a per-reason table, live on a terminal (live_stats.h)
+  bool test_overflow = false;               // hidden: 32-record rings, slow consumer (tests the drop count)
+  bool test_slow_pipeline = false;          // hidden: the pipeline sleeps per chunk (tests a full --buffer-size)
+  std::string command_line;                 // for the session row
   std::vector<probes::PluginSpec> plugins;  // --plugin: loaded before anything is attached
   recorder::RecordStepsFactory steps;       // the recorder's steps (chains: replay::chain_steps()), from the caller
 };

@@ -29,9 +29,9 @@
 #define ES_KVM_BARRIER() asm volatile("" ::: "memory")
 
 /* Set by the loader before load. */
-const volatile __u32 filter_tgid = 0; /* record only this process (0: every process) */
+const volatile __u32 filter_tgid = 0;     /* record only this process (0: every process) */
 const volatile __u32 follow_children = 0; /* also the processes it starts, at any depth (es_children) */
-const volatile __u32 ring_slots = 1;  /* records per CPU ring, a power of two */
+const volatile __u32 ring_slots = 1;      /* records per CPU ring, a power of two */
 
 /* The processes filter_tgid started (and theirs), filled by kvm.bpf.c's sched_process_fork
  * program when follow_children is set: `record --kvm -- sh -c "qemu ..."` records the QEMU the
@@ -66,12 +66,12 @@ struct {
 } ring_ctl SEC(".maps");
 
 /* NULL when the event is filtered out, or when it cannot be written (counted in drops). */
-static __always_inline struct es_kvm_event *es_kvm_reserve(__u16 event) {
+static __always_inline struct es_kvm_event* es_kvm_reserve(__u16 event) {
   const __u64 pid_tgid = bpf_get_current_pid_tgid();
   const __u32 tgid = (__u32)(pid_tgid >> 32);
   if (!es_kvm_traced(tgid)) return 0;
   __u32 cpu = bpf_get_smp_processor_id();
-  struct es_kvm_ring_ctl *c = bpf_map_lookup_elem(&ring_ctl, &cpu);
+  struct es_kvm_ring_ctl* c = bpf_map_lookup_elem(&ring_ctl, &cpu);
   if (!c) return 0; /* not a possible CPU: cannot happen */
   if (c->busy) {
     __sync_fetch_and_add(&c->drops, 1);
@@ -80,7 +80,7 @@ static __always_inline struct es_kvm_event *es_kvm_reserve(__u16 event) {
   c->busy = 1;
   ES_KVM_BARRIER();
   const __u64 head = c->head;
-  const __u64 tail = *(volatile __u64 *)&c->tail;
+  const __u64 tail = *(volatile __u64*)&c->tail;
   if (head - tail >= ring_slots) {
     __sync_fetch_and_add(&c->drops, 1);
     ES_KVM_BARRIER();
@@ -88,7 +88,7 @@ static __always_inline struct es_kvm_event *es_kvm_reserve(__u16 event) {
     return 0;
   }
   __u32 slot = cpu * ring_slots + (__u32)(head & (ring_slots - 1));
-  struct es_kvm_event *e = bpf_map_lookup_elem(&ring, &slot);
+  struct es_kvm_event* e = bpf_map_lookup_elem(&ring, &slot);
   if (!e) {
     c->busy = 0;
     return 0;
@@ -102,10 +102,10 @@ static __always_inline struct es_kvm_event *es_kvm_reserve(__u16 event) {
 }
 
 /* raw_len: bytes valid in raw[]. Publishes the record to the loader. */
-static __always_inline int es_kvm_submit(struct es_kvm_event *e, __u32 raw_len) {
+static __always_inline int es_kvm_submit(struct es_kvm_event* e, __u32 raw_len) {
   e->raw_len = raw_len;
   __u32 cpu = e->cpu;
-  struct es_kvm_ring_ctl *c = bpf_map_lookup_elem(&ring_ctl, &cpu);
+  struct es_kvm_ring_ctl* c = bpf_map_lookup_elem(&ring_ctl, &cpu);
   if (!c) return 0;
   ES_KVM_BARRIER();
   c->head = c->head + 1;

@@ -75,9 +75,7 @@ void LiveStats::add(const es_record* records, size_t n) {
         it->second.valid = false;
         break;
       }
-      case ES_KIND_CONTEXT:
-        ++rows_[key(2, 0, 0, r.reason)].count;
-        break;
+      case ES_KIND_CONTEXT: ++rows_[key(2, 0, 0, r.reason)].count; break;
       case ES_KIND_DECISION:
         // kvm_inj_virq / kvm_inj_exception: a new injection, or a reinjection from IDT-vectoring
         // info (the tracepoint's `reinjected`).
@@ -117,8 +115,9 @@ std::string LiveStats::table(uint64_t now_ns, uint64_t elapsed_ns, bool whole_se
       lines.push_back(std::move(l));
     }
   }
-  const double secs = whole_session ? static_cast<double>(elapsed_ns) / 1e9
-                     : now_ns > last_ns_ ? static_cast<double>(now_ns - last_ns_) / 1e9 : 0;
+  const double secs = whole_session       ? static_cast<double>(elapsed_ns) / 1e9
+                      : now_ns > last_ns_ ? static_cast<double>(now_ns - last_ns_) / 1e9
+                                          : 0;
   last_ns_ = now_ns;
   // Busiest first over the last interval, then by total, as kvm_stat orders its rows.
   std::stable_sort(lines.begin(), lines.end(), [](const Line& a, const Line& b) {

@@ -53,8 +53,9 @@ std::vector<FieldSpec> specs_of(int event) {
       // TRACE_EVENT_KVM_EXIT: exit_reason, guest_rip, isa, info1, info2 for every era we
       // decode; intr_info / error_code since 5.10 (before: info2 = VM-exit interruption info on
       // VMX, vmx_get_exit_info()); vcpu_id since 5.7.
-      return {{kVcpu, "vcpu_id", "", false}, {kReason, "exit_reason", "", true}, {kRip, "guest_rip", "", true},
-              {kIsa, "isa", "", true},       {kInfo1, "info1", "", true},        {kInfo2, "info2", "", true},
+      return {{kVcpu, "vcpu_id", "", false},       {kReason, "exit_reason", "", true},
+              {kRip, "guest_rip", "", true},       {kIsa, "isa", "", true},
+              {kInfo1, "info1", "", true},         {kInfo2, "info2", "", true},
               {kIntrInfo, "intr_info", "", false}, {kErrorCode, "error_code", "", false}};
     case ES_KVM_EV_NESTED_VMEXIT:
       // 6.10+ uses kvm_exit's layout; before, rip / exit_code / exit_info1/2 / exit_int_info(_err)
@@ -70,43 +71,60 @@ std::vector<FieldSpec> specs_of(int event) {
               {kErrorCode, "error_code", "exit_int_info_err", false}};
     case ES_KVM_EV_NESTED_VMEXIT_INJECT:
       // vmcs12's exit fields as reflected to L1 (nested_vmx_vmexit(): info2 = IDT-vectoring).
-      return {{kReason, "exit_code", "", true},     {kInfo1, "exit_info1", "", true},
-              {kInfo2, "exit_info2", "", true},     {kIntrInfo, "exit_int_info", "", true},
-              {kErrorCode, "exit_int_info_err", "", true}, {kIsa, "isa", "", true}};
+      return {{kReason, "exit_code", "", true},
+              {kInfo1, "exit_info1", "", true},
+              {kInfo2, "exit_info2", "", true},
+              {kIntrInfo, "exit_int_info", "", true},
+              {kErrorCode, "exit_int_info_err", "", true},
+              {kIsa, "isa", "", true}};
     case ES_KVM_EV_NESTED_INTR_VMEXIT: return {{kRip, "rip", "", true}};
     case ES_KVM_EV_ENTRY:
-      return {{kVcpu, "vcpu_id", "", true},           {kRip, "rip", "", false},
-              {kImmediateExit, "immediate_exit", "", false}, {kIntrInfo, "intr_info", "", false},
+      return {{kVcpu, "vcpu_id", "", true},
+              {kRip, "rip", "", false},
+              {kImmediateExit, "immediate_exit", "", false},
+              {kIntrInfo, "intr_info", "", false},
               {kErrorCode, "error_code", "", false}};
     case ES_KVM_EV_INJ_VIRQ:
       // "irq" before 5.19; then vector, soft, reinjected.
       return {{kVector, "vector", "irq", true}, {kSoft, "soft", "", false}, {kReinjected, "reinjected", "", false}};
     case ES_KVM_EV_INJ_EXCEPTION:
-      return {{kException, "exception", "", true}, {kHasError, "has_error", "", true},
-              {kErrorCode, "error_code", "", true}, {kReinjected, "reinjected", "", false}};
+      return {{kException, "exception", "", true},
+              {kHasError, "has_error", "", true},
+              {kErrorCode, "error_code", "", true},
+              {kReinjected, "reinjected", "", false}};
     case ES_KVM_EV_PAGE_FAULT:
-      return {{kVcpu, "vcpu_id", "", false}, {kRip, "guest_rip", "", false},
-              {kAddress, "fault_address", "", true}, {kErrorCode, "error_code", "", true}};
+      return {{kVcpu, "vcpu_id", "", false},
+              {kRip, "guest_rip", "", false},
+              {kAddress, "fault_address", "", true},
+              {kErrorCode, "error_code", "", true}};
     case ES_KVM_EV_EMULATE_INSN:
-      return {{kRip, "rip", "", true}, {kLen, "len", "", true}, {kInsn, "insn", "", true, true},
+      return {{kRip, "rip", "", true},
+              {kLen, "len", "", true},
+              {kInsn, "insn", "", true, true},
               {kFailed, "failed", "", true}};
     case ES_KVM_EV_PIO:
-      return {{kRw, "rw", "", true}, {kPort, "port", "", true}, {kSize, "size", "", true},
-              {kCount, "count", "", true}, {kVal, "val", "", false}};
+      return {{kRw, "rw", "", true},
+              {kPort, "port", "", true},
+              {kSize, "size", "", true},
+              {kCount, "count", "", true},
+              {kVal, "val", "", false}};
     case ES_KVM_EV_MMIO:
       return {{kType, "type", "", true}, {kLen, "len", "", true}, {kGpa, "gpa", "", true}, {kVal, "val", "", true}};
     case ES_KVM_EV_MSR:
-      return {{kWrite, "write", "", true}, {kEcx, "ecx", "", true}, {kData, "data", "", true},
+      return {{kWrite, "write", "", true},
+              {kEcx, "ecx", "", true},
+              {kData, "data", "", true},
               {kException, "exception", "", true}};
     case ES_KVM_EV_USERSPACE_EXIT: return {{kReason, "reason", "", true}, {kErrno, "errno", "", true}};
     case ES_KVM_EV_APIC_ACCEPT_IRQ:
-      return {{kApicid, "apicid", "", true}, {kDm, "dm", "", false}, {kTm, "tm", "", false}, {kVector, "vec", "", true}};
+      return {
+          {kApicid, "apicid", "", true}, {kDm, "dm", "", false}, {kTm, "tm", "", false}, {kVector, "vec", "", true}};
     case ES_KVM_EV_EOI: return {{kApicid, "apicid", "", true}, {kVector, "vector", "", true}};
     case ES_KVM_EV_NESTED_VMENTER:
       // 5.12+ (nSVM and nVMX share it): rip = L1's, vmcb = the VMCB / VMCS12 address, nested_rip =
       // L2's, event_inj = what L1 injects. Before 5.12, SVM's kvm_nested_vmrun has the same fields
       // but isa (and npt for tdp_enabled), so its layout is this one without isa: SVM.
-      return {{kRip, "rip", "", true},         {kVmcb, "vmcb", "", true},       {kNestedRip, "nested_rip", "", true},
+      return {{kRip, "rip", "", true},         {kVmcb, "vmcb", "", true},          {kNestedRip, "nested_rip", "", true},
               {kIntCtl, "int_ctl", "", false}, {kEventInj, "event_inj", "", true}, {kIsa, "isa", "", false}};
     default: return {};
   }
@@ -120,9 +138,7 @@ const FormatField* EventFormat::find(std::string_view field) const {
   return nullptr;
 }
 
-std::string_view older_event_name(int event) {
-  return event == ES_KVM_EV_NESTED_VMENTER ? "kvm_nested_vmrun" : "";
-}
+std::string_view older_event_name(int event) { return event == ES_KVM_EV_NESTED_VMENTER ? "kvm_nested_vmrun" : ""; }
 
 int event_index(std::string_view name) {
   for (size_t i = 0; i < kEventNames.size(); ++i)
@@ -149,7 +165,8 @@ Result<EventFormat> parse_format(std::string_view text, std::string_view source)
       fmt.name = std::string(v);
       have_name = true;
     } else if (part_value(line, "ID", v)) {
-      if (!parse_uint(v, fmt.id)) return Error{"tracefs format '" + src + "' line " + std::to_string(line_no) + ": bad ID"};
+      if (!parse_uint(v, fmt.id))
+        return Error{"tracefs format '" + src + "' line " + std::to_string(line_no) + ": bad ID"};
     } else if (line == "format:") {
       have_format = true;
     } else if (part_value(line, "print fmt", v)) {
@@ -196,8 +213,9 @@ Result<EventFormat> parse_format(std::string_view text, std::string_view source)
 Result<EventLayout> resolve_layout(int event, const EventFormat& fmt, std::string_view kernel_release) {
   const std::string name = event >= 0 && event < ES_KVM_EV_COUNT ? std::string(kEventNames[event]) : "?";
   const std::string head = name + " on kernel " + std::string(kernel_release) + ": ";
-  const std::string tail = "; exitscope does not know this layout and does not record it (leave the event out "
-                           "with --events, or report the format file)";
+  const std::string tail =
+      "; exitscope does not know this layout and does not record it (leave the event out "
+      "with --events, or report the format file)";
   if (fmt.name != name && (older_event_name(event).empty() || fmt.name != older_event_name(event)))
     return Error{head + "the format file describes '" + fmt.name + "'" + tail};
   EventLayout l;
@@ -257,7 +275,7 @@ uint64_t read_u64(const es_kvm_event& e, const FieldLoc& f) {
 }
 
 Result<std::string> find_tracefs() {
-  struct stat st{};
+  struct stat st {};
   for (const char* dir : {"/sys/kernel/tracing", "/sys/kernel/debug/tracing"}) {
     const std::string events = std::string(dir) + "/events";
     if (::stat(events.c_str(), &st) == 0) {
@@ -271,8 +289,9 @@ Result<std::string> find_tracefs() {
     return Error{std::string("tracefs is not mounted and mounting it on /sys/kernel/tracing failed (") +
                  std::strerror(errno) + "); run 'mount -t tracefs nodev /sys/kernel/tracing' as root"};
   if (::stat("/sys/kernel/tracing/events/kvm", &st) != 0)
-    return Error{"the kernel has no kvm tracepoints (/sys/kernel/tracing/events/kvm is missing): load KVM "
-                 "(modprobe kvm_intel or kvm_amd) and try again"};
+    return Error{
+        "the kernel has no kvm tracepoints (/sys/kernel/tracing/events/kvm is missing): load KVM "
+        "(modprobe kvm_intel or kvm_amd) and try again"};
   return std::string("/sys/kernel/tracing");
 }
 

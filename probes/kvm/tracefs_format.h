@@ -32,8 +32,8 @@ struct FormatField {
 };
 
 struct EventFormat {
-  std::string name;  // "kvm_exit"
-  uint32_t id = 0;   // "ID: N"
+  std::string name;                 // "kvm_exit"
+  uint32_t id = 0;                  // "ID: N"
   std::vector<FormatField> fields;  // event fields, common_* excluded
   std::string print_fmt;
   const FormatField* find(std::string_view field) const;
@@ -43,11 +43,22 @@ struct EventFormat {
 Result<EventFormat> parse_format(std::string_view text, std::string_view source);
 
 // The tracepoints exitscope attaches to, indexed by ES_KVM_EV_*.
-inline constexpr std::array<std::string_view, ES_KVM_EV_COUNT> kEventNames = {
-    "kvm_exit",           "kvm_entry",          "kvm_inj_virq",       "kvm_inj_exception",
-    "kvm_nested_vmexit",  "kvm_nested_vmexit_inject", "kvm_nested_intr_vmexit", "kvm_page_fault",
-    "kvm_emulate_insn",   "kvm_pio",            "kvm_mmio",           "kvm_msr",
-    "kvm_userspace_exit", "kvm_apic_accept_irq", "kvm_eoi",            "kvm_nested_vmenter"};
+inline constexpr std::array<std::string_view, ES_KVM_EV_COUNT> kEventNames = {"kvm_exit",
+                                                                              "kvm_entry",
+                                                                              "kvm_inj_virq",
+                                                                              "kvm_inj_exception",
+                                                                              "kvm_nested_vmexit",
+                                                                              "kvm_nested_vmexit_inject",
+                                                                              "kvm_nested_intr_vmexit",
+                                                                              "kvm_page_fault",
+                                                                              "kvm_emulate_insn",
+                                                                              "kvm_pio",
+                                                                              "kvm_mmio",
+                                                                              "kvm_msr",
+                                                                              "kvm_userspace_exit",
+                                                                              "kvm_apic_accept_irq",
+                                                                              "kvm_eoi",
+                                                                              "kvm_nested_vmenter"};
 // The name an event's tracepoint had on older kernels ("" if it kept its name): SVM's emulated
 // VMRUN was kvm_nested_vmrun until Linux 5.12 made it kvm_nested_vmenter, shared with nVMX
 // (arch/x86/kvm/trace.h). The recorder attaches whichever the kernel has.
@@ -57,9 +68,43 @@ int event_index(std::string_view name);
 
 // The fields the decoder reads (a union over every event; each event uses some).
 enum Slot : uint8_t {
-  kVcpu, kReason, kRip, kIsa, kInfo1, kInfo2, kIntrInfo, kErrorCode, kImmediateExit, kVector, kSoft,
-  kReinjected, kException, kHasError, kAddress, kLen, kInsn, kFailed, kRw, kPort, kSize, kCount, kVal, kType,
-  kGpa, kWrite, kEcx, kData, kErrno, kApicid, kDm, kTm, kVmcb, kNestedRip, kIntCtl, kEventInj, kSlotCount
+  kVcpu,
+  kReason,
+  kRip,
+  kIsa,
+  kInfo1,
+  kInfo2,
+  kIntrInfo,
+  kErrorCode,
+  kImmediateExit,
+  kVector,
+  kSoft,
+  kReinjected,
+  kException,
+  kHasError,
+  kAddress,
+  kLen,
+  kInsn,
+  kFailed,
+  kRw,
+  kPort,
+  kSize,
+  kCount,
+  kVal,
+  kType,
+  kGpa,
+  kWrite,
+  kEcx,
+  kData,
+  kErrno,
+  kApicid,
+  kDm,
+  kTm,
+  kVmcb,
+  kNestedRip,
+  kIntCtl,
+  kEventInj,
+  kSlotCount
 };
 
 // Where a field sits in es_kvm_event.raw on this kernel.
@@ -71,7 +116,7 @@ struct FieldLoc {
 };
 
 struct EventLayout {
-  int event = -1;  // ES_KVM_EV_*
+  int event = -1;          // ES_KVM_EV_*
   std::string tracepoint;  // the kernel's name for it ("kvm_nested_vmrun" before 5.12)
   std::array<FieldLoc, kSlotCount> at{};
   std::vector<std::string> optional_missing;  // optional fields this kernel lacks (names)

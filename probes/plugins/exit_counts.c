@@ -30,18 +30,18 @@ struct key_count {
 
 struct exit_counts {
   uint32_t used;
-  uint32_t last;  /* index of the last key hit: exits come in runs of the same vCPU and reason */
+  uint32_t last; /* index of the last key hit: exits come in runs of the same vCPU and reason */
   uint64_t other;
   struct key_count keys[MAX_KEYS];
   char out_path[1024];
 };
 
-static int same_key(const struct key_count *k, const struct es_record *rec) {
+static int same_key(const struct key_count* k, const struct es_record* rec) {
   return k->vcpu == rec->vcpu && k->level == rec->level && k->hv_level == rec->hv_level && k->reason == rec->reason;
 }
 
-static void on_exit_record(es_plugin_id_t id, const struct es_record *rec, void *userdata) {
-  struct exit_counts *s = userdata;
+static void on_exit_record(es_plugin_id_t id, const struct es_record* rec, void* userdata) {
+  struct exit_counts* s = userdata;
   uint32_t i;
   (void)id;
   if (s->used && same_key(&s->keys[s->last], rec)) {
@@ -67,7 +67,7 @@ static void on_exit_record(es_plugin_id_t id, const struct es_record *rec, void 
   s->last = s->used++;
 }
 
-static int compare_keys(const void *a, const void *b) {
+static int compare_keys(const void* a, const void* b) {
   const struct key_count *x = a, *y = b;
   if (x->vcpu != y->vcpu) return x->vcpu < y->vcpu ? -1 : 1;
   if (x->level != y->level) return x->level < y->level ? -1 : 1;
@@ -76,15 +76,17 @@ static int compare_keys(const void *a, const void *b) {
   return 0;
 }
 
-static void emit_line(FILE *f, const char *line) {
-  if (f) fputs(line, f);
-  else es_plugin_outs(line);
+static void emit_line(FILE* f, const char* line) {
+  if (f)
+    fputs(line, f);
+  else
+    es_plugin_outs(line);
 }
 
-static void on_unload(es_plugin_id_t id, void *userdata) {
-  struct exit_counts *s = userdata;
+static void on_unload(es_plugin_id_t id, void* userdata) {
+  struct exit_counts* s = userdata;
   char line[160];
-  FILE *f = NULL;
+  FILE* f = NULL;
   uint32_t i;
   (void)id;
   if (s->out_path[0]) {
@@ -97,7 +99,7 @@ static void on_unload(es_plugin_id_t id, void *userdata) {
   qsort(s->keys, s->used, sizeof s->keys[0], compare_keys);
   emit_line(f, "vcpu,level,hv_level,reason,name,count\n");
   for (i = 0; i < s->used; i++) {
-    const struct key_count *k = &s->keys[i];
+    const struct key_count* k = &s->keys[i];
     snprintf(line, sizeof line, "%u,%u,%u,%lu,%s,%llu\n", (unsigned)k->vcpu, (unsigned)k->level, (unsigned)k->hv_level,
              (unsigned long)k->reason, es_plugin_exit_reason_name(k->reason), (unsigned long long)k->count);
     emit_line(f, line);
@@ -112,8 +114,8 @@ static void on_unload(es_plugin_id_t id, void *userdata) {
 
 ES_PLUGIN_EXPORT int es_plugin_version = ES_PLUGIN_VERSION;
 
-ES_PLUGIN_EXPORT int es_plugin_install(es_plugin_id_t id, const es_plugin_info_t *info, int argc, char **argv) {
-  struct exit_counts *s;
+ES_PLUGIN_EXPORT int es_plugin_install(es_plugin_id_t id, const es_plugin_info_t* info, int argc, char** argv) {
+  struct exit_counts* s;
   int i;
   (void)info;
   s = calloc(1, sizeof *s);

@@ -17,14 +17,14 @@
 struct exit_stats {
   uint64_t total;
   uint32_t used;
-  uint32_t reason[MAX_REASONS];   /* full exit reason as recorded */
+  uint32_t reason[MAX_REASONS]; /* full exit reason as recorded */
   uint64_t count[MAX_REASONS];
-  uint64_t other;                 /* exits beyond MAX_REASONS distinct reasons */
+  uint64_t other; /* exits beyond MAX_REASONS distinct reasons */
   char out_path[512];
 };
 
-static void on_exit_record(es_plugin_id_t id, const struct es_record *rec, void *userdata) {
-  struct exit_stats *s = userdata;
+static void on_exit_record(es_plugin_id_t id, const struct es_record* rec, void* userdata) {
+  struct exit_stats* s = userdata;
   uint32_t i;
   (void)id;
   s->total++;
@@ -43,23 +43,32 @@ static void on_exit_record(es_plugin_id_t id, const struct es_record *rec, void 
   }
 }
 
-static void on_unload(es_plugin_id_t id, void *userdata) {
-  struct exit_stats *s = userdata;
+static void on_unload(es_plugin_id_t id, void* userdata) {
+  struct exit_stats* s = userdata;
   char line[160];
-  FILE *f = NULL;
+  FILE* f = NULL;
   uint32_t i;
   (void)id;
   if (s->out_path[0]) f = fopen(s->out_path, "w");
   snprintf(line, sizeof line, "exit-stats: %llu VM exits\n", (unsigned long long)s->total);
-  if (f) fputs(line, f); else es_plugin_outs(line);
+  if (f)
+    fputs(line, f);
+  else
+    es_plugin_outs(line);
   for (i = 0; i < s->used; i++) {
-    const char *name = es_plugin_exit_reason_name(s->reason[i]);
+    const char* name = es_plugin_exit_reason_name(s->reason[i]);
     snprintf(line, sizeof line, "  %-24s %llu\n", name[0] ? name : "(unknown)", (unsigned long long)s->count[i]);
-    if (f) fputs(line, f); else es_plugin_outs(line);
+    if (f)
+      fputs(line, f);
+    else
+      es_plugin_outs(line);
   }
   if (s->other) {
     snprintf(line, sizeof line, "  %-24s %llu\n", "(other)", (unsigned long long)s->other);
-    if (f) fputs(line, f); else es_plugin_outs(line);
+    if (f)
+      fputs(line, f);
+    else
+      es_plugin_outs(line);
   }
   if (f) fclose(f);
   free(s);
@@ -72,8 +81,8 @@ ES_PLUGIN_EXPORT int es_plugin_version = ES_PLUGIN_VERSION;
 #define ES_EXIT_STATS_INSTALL es_plugin_install
 #endif
 
-ES_PLUGIN_EXPORT int ES_EXIT_STATS_INSTALL(es_plugin_id_t id, const es_plugin_info_t *info, int argc, char **argv) {
-  struct exit_stats *s;
+ES_PLUGIN_EXPORT int ES_EXIT_STATS_INSTALL(es_plugin_id_t id, const es_plugin_info_t* info, int argc, char** argv) {
+  struct exit_stats* s;
   int i;
   (void)info;
   s = calloc(1, sizeof *s);

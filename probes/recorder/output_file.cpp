@@ -54,10 +54,10 @@ std::string realpath_or(const std::string& path) {
 Result<OutputTarget> inspect_output(const std::string& path) {
   OutputTarget t;
   t.path = path;
-  struct stat lst{};
+  struct stat lst {};
   if (::lstat(path.c_str(), &lst) != 0) return t;  // missing (or unreachable: creating it says why)
   const bool is_link = S_ISLNK(lst.st_mode);
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     const int err = errno;
     if (is_link && err == ENOENT) {
@@ -85,21 +85,21 @@ Result<OutputTarget> inspect_output(const std::string& path) {
     t.what = S_ISCHR(st.st_mode) ? "a character device" : "a FIFO (named pipe)";
     return t;
   }
-  if (S_ISDIR(st.st_mode))
-    return make_error(quote_path(path) + " is a directory; give a file name for the output.");
+  if (S_ISDIR(st.st_mode)) return make_error(quote_path(path) + " is a directory; give a file name for the output.");
   if (S_ISBLK(st.st_mode))
     return make_error(quote_path(path) + " is a block device; exitscope writes files, not disks: give a file name.");
   return make_error(quote_path(path) + " is a socket or other special file, not a regular file; give a file name.");
 }
 
 bool same_file(const std::string& a, const std::string& b) {
-  struct stat sa{}, sb{};
+  struct stat sa {
+  }, sb{};
   if (::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0) return false;
   return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 std::string lock_holder(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return {};
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) return {};

@@ -58,7 +58,9 @@ Result<void> remove_existing(const std::string& path) {
                         ": it is not a regular file, and exitscope removes only files it can have written; remove it "
                         "yourself or choose another name.");
     std::filesystem::remove(p, ec);
-    if (ec) return make_error("cannot replace " + quote_path(p) + " (" + ec.message() + "); remove it yourself or choose another name.");
+    if (ec)
+      return make_error("cannot replace " + quote_path(p) + " (" + ec.message() +
+                        "); remove it yourself or choose another name.");
   }
   return {};
 }
@@ -83,8 +85,7 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path, const 
   // is still writing (it holds a flock on its file) is never replaced.
   auto target = inspect_output(path);
   if (!target) return make_error(target.error());
-  if (target->kind == OutputKind::Stream)
-    return make_error(stream_refusal(path, target->what));
+  if (target->kind == OutputKind::Stream) return make_error(stream_refusal(path, target->what));
   const std::string file = target->path;
   if (target->kind == OutputKind::Regular) {
     if (const std::string holder = lock_holder(file); !holder.empty())
@@ -218,8 +219,9 @@ void Recorder::writer_main() {
     std::unique_lock lk(mu_);
     // A full batch, or whatever is queued once commit_interval_ms has passed: a slow source
     // (an idle guest) still reaches the file, and a killed recording loses at most that much.
-    const bool woken = work_cv_.wait_for(lk, std::chrono::milliseconds(options_.commit_interval_ms),
-                                         [&] { return front_.size() >= options_.batch_size || stop_ || flush_requested_; });
+    const bool woken = work_cv_.wait_for(lk, std::chrono::milliseconds(options_.commit_interval_ms), [&] {
+      return front_.size() >= options_.batch_size || stop_ || flush_requested_;
+    });
     if (!woken && front_.empty()) continue;
     if (front_.empty()) {
       if (stop_) return;
@@ -262,8 +264,10 @@ void Recorder::write_batch(std::vector<es_record>& batch) {
   } else {
     for (const es_record& rec : batch) {
       db::Stmt& s = insert_event_;
-      if (rec.id) s.bind_u64(1, rec.id);
-      else s.bind_null(1);
+      if (rec.id)
+        s.bind_u64(1, rec.id);
+      else
+        s.bind_null(1);
       s.bind(2, int64_t{rec.kind});
       s.bind(3, int64_t{rec.level});
       s.bind(4, int64_t{rec.hv_level});

@@ -42,9 +42,9 @@ namespace es::recorder {
 inline constexpr const char* kTestQueueEnv = "ES_RECORDER_TEST_QUEUE";
 
 struct RecorderOptions {
-  size_t batch_size = 16384;    // records per transaction
-  size_t max_queued = 65536;    // front-buffer bound; the producer blocks (or drops) beyond it
-  bool drop_when_full = false;  // false: block the producer; true: drop and count
+  size_t batch_size = 16384;           // records per transaction
+  size_t max_queued = 65536;           // front-buffer bound; the producer blocks (or drops) beyond it
+  bool drop_when_full = false;         // false: block the producer; true: drop and count
   unsigned commit_interval_ms = 1000;  // commit what is queued at least this often
   // Run beside the writing: every row to steps->on_row, then steps->finish() in finish(). What
   // fills the chains / chain_events tables is replay's (replay::chain_steps(): chains decided
@@ -63,10 +63,10 @@ struct RecorderOptions {
 };
 
 struct RecorderStats {
-  uint64_t written = 0;   // rows in events
-  uint64_t dropped = 0;   // records not written (queue full in drop mode, rejected rows, writer error)
-  uint64_t batches = 0;   // transactions committed
-  uint64_t code_rows = 0; // distinct (rip, bytes)
+  uint64_t written = 0;    // rows in events
+  uint64_t dropped = 0;    // records not written (queue full in drop mode, rejected rows, writer error)
+  uint64_t batches = 0;    // transactions committed
+  uint64_t code_rows = 0;  // distinct (rip, bytes)
 };
 
 class Recorder {

@@ -109,8 +109,10 @@ std::string join_command_line(int argc, const char* const* argv) {
     if (a.find_first_of(" \t'\"") != std::string::npos || a.empty()) {
       out += '\'';
       for (char c : a) {
-        if (c == '\'') out += "'\\''";
-        else out += c;
+        if (c == '\'')
+          out += "'\\''";
+        else
+          out += c;
       }
       out += '\'';
     } else {
@@ -123,12 +125,14 @@ std::string join_command_line(int argc, const char* const* argv) {
 std::string json_escape(std::string_view s) {
   std::string o;
   for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\', o += c;
+    if (c == '"' || c == '\\')
+      o += '\\', o += c;
     else if (static_cast<unsigned char>(c) < 0x20) {
       char b[8];
       std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(c));
       o += b;
-    } else o += c;
+    } else
+      o += c;
   }
   return o;
 }

@@ -24,10 +24,10 @@ struct {
 } records SEC(".maps");
 
 SEC("usdt")
-int BPF_USDT(on_record, const struct es_record *rec, long kind, __u64 id) {
+int BPF_USDT(on_record, const struct es_record* rec, long kind, __u64 id) {
   (void)kind;
   (void)id;
-  struct es_record *out = bpf_ringbuf_reserve(&records, sizeof(*out), 0);
+  struct es_record* out = bpf_ringbuf_reserve(&records, sizeof(*out), 0);
   if (!out) {
     __sync_fetch_and_add(&dropped, 1);
     return 0;

@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
       ::close(go[1]);
       char c = 0;
       if (::read(go[0], &c, 1) != 1) std::_Exit(126);  // the parent gave up
-      ::dup2(STDERR_FILENO, STDOUT_FILENO);  // our stdout carries only the records
+      ::dup2(STDERR_FILENO, STDOUT_FILENO);            // our stdout carries only the records
       ::execvp(command[0], command.data());
       std::fprintf(stderr, "es-usdt-tail: cannot run '%s': %s\n", command[0], std::strerror(errno));
       std::_Exit(127);
@@ -168,8 +168,10 @@ int main(int argc, char** argv) {
   if (!link) {
     const int e = errno;
     abandon_child();
-    std::fprintf(stderr, "es-usdt-tail: cannot attach to exitscope:record in '%s' (%s); is it an exitscope "
-                 "binary built with USDT sites?\n", binary.c_str(), std::strerror(e));
+    std::fprintf(stderr,
+                 "es-usdt-tail: cannot attach to exitscope:record in '%s' (%s); is it an exitscope "
+                 "binary built with USDT sites?\n",
+                 binary.c_str(), std::strerror(e));
     return 3;
   }
   Counts counts;

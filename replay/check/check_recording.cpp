@@ -10,7 +10,8 @@ Result<std::vector<Violation>> check_recording(replay::Recording& rec, const Che
   // A finished recording has the origin index: a forgotten chain's members are one indexed read
   // away, so the checker keeps only the chains still open (issue #18). A recording whose writer
   // never finished has no index; there every chain stays in memory, as before.
-  auto indexed = rec.db().query_int("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_origin'");
+  auto indexed =
+      rec.db().query_int("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_origin'");
   if (!indexed) return make_error(indexed.error());
   if (*indexed == 1 && !opts.chain_history) {
     opts.chain_history = [&](uint64_t chain, uint64_t before, std::vector<es_record>& out) {

@@ -118,20 +118,20 @@ struct CycleStream {
   std::array<CycleExit, kRing> ring{};
   uint64_t n = 0;  // exits since the last reset
   struct Run {
-    uint32_t match = 0;          // exits equal to the one p before them, in a row
+    uint32_t match = 0;                           // exits equal to the one p before them, in a row
     std::array<CycleExit, kCycleMaxUnit> unit{};  // the run's first p exits
-    uint64_t last_n = 0;         // index of its last exit
+    uint64_t last_n = 0;                          // index of its last exit
     uint64_t last_id = 0, last_ns = 0;
-    bool reentered = false;      // one of its exits was re-entered at its own RIP
+    bool reentered = false;  // one of its exits was re-entered at its own RIP
   };
   std::array<Run, kCycleMaxUnit + 1> runs{};  // [p], p = kCycleMinUnit .. kCycleMaxUnit
   CycleExit& at(uint64_t k) { return ring[k % kRing]; }
 };
 
 struct ChainState {
-  uint32_t word = 0;         // the original event (the root's intr_info), if the root was seen
+  uint32_t word = 0;  // the original event (the root's intr_info), if the root was seen
   bool root_seen = false;
-  bool settled = false;      // its original event was delivered: it can no longer be lost
+  bool settled = false;  // its original event was delivered: it can no longer be lost
   // As replay::chains' member scan: the last entry / exit injected the event, and an exit has
   // shown a fault in its delivery since (then an inferred delivery does not settle it).
   bool injected = false, faulted = false;
@@ -215,11 +215,14 @@ void rule_exit_ext_int_with_vectoring(State& st, const es_record& r) {
   const IdtVectoringInfo vec(r.idt_vectoring_info);
   if (!reason.is(arch::BasicExitReason::ExternalInterrupt) || !vec.valid()) return;
   st.report(make(RuleId::ExitExtIntWithVectoring, r, r.origin, {r.id},
-                 kind_text(r) + " #" + num(r.id) + " (" + where(r) + ", EXTERNAL_INTERRUPT) carries valid "
-                 "IDT-vectoring info (" + arch::describe(vec) + "), which is architecturally impossible: an "
-                 "external interrupt is recognized only at an instruction boundary, never during another event's "
-                 "delivery (SDM Vol. 3C 28.2.4 \"Information for VM Exits That Occur During Event Delivery\"; KVM "
-                 "nested_vmx_vmexit warns \"unexpected, valid vectoring info\")."));
+                 kind_text(r) + " #" + num(r.id) + " (" + where(r) +
+                     ", EXTERNAL_INTERRUPT) carries valid "
+                     "IDT-vectoring info (" +
+                     arch::describe(vec) +
+                     "), which is architecturally impossible: an "
+                     "external interrupt is recognized only at an instruction boundary, never during another event's "
+                     "delivery (SDM Vol. 3C 28.2.4 \"Information for VM Exits That Occur During Event Delivery\"; KVM "
+                     "nested_vmx_vmexit warns \"unexpected, valid vectoring info\")."));
 }
 
 // --- injected-twice ---------------------------------------------------------------------
@@ -243,7 +246,8 @@ void rule_injected_twice(State& st, const es_record& r) {
     if (r.kind == ES_KIND_DELIVERY)
       st.report(make(RuleId::InjectedTwice, r, r.origin, {d.id, r.id},
                      ev + " of chain " + num(r.origin) + " was delivered twice at L" + num(r.level) + " (#" +
-                         num(d.id) + " and #" + num(r.id) + "): the guest's handler ran twice for one event, an event "
+                         num(d.id) + " and #" + num(r.id) +
+                         "): the guest's handler ran twice for one event, an event "
                          "reinjected although its delivery had completed (SDM Vol. 3C 28.2.4 \"Information for VM "
                          "Exits That Occur During Event Delivery\": IDT-vectoring info is valid only if the delivery "
                          "did not complete)."));
@@ -251,7 +255,8 @@ void rule_injected_twice(State& st, const es_record& r) {
       st.report(make(RuleId::InjectedTwice, r, r.origin, {d.id, r.id},
                      kind_text(r) + " #" + num(r.id) + " (" + where(r) + ") injects " + ev + " of chain " +
                          num(r.origin) + " although that event was already delivered at L" + num(r.level) + " (#" +
-                         num(d.id) + "): only an event found in valid IDT-vectoring info may be reinjected (SDM Vol. "
+                         num(d.id) +
+                         "): only an event found in valid IDT-vectoring info may be reinjected (SDM Vol. "
                          "3C 28.2.4 \"Information for VM Exits That Occur During Event Delivery\"; KVM "
                          "vmx_complete_interrupts)."));
     return;
@@ -271,11 +276,12 @@ void flush_loop(State& st, uint64_t chain, LoopRun& run) {
     v.count = run.count;
     v.explanation = "Chain " + num(chain) + "'s " + arch::describe(IdtVectoringInfo(run.vectoring)) +
                     " was reinjected without progress: " + num(run.count) + " consecutive " +
-                    replay::exit_reason_text(run.basic_reason, run.reason_flags) + " exits (" + "L" + num(run.level) + "(L" +
-                    num(run.hv_level) + ")) at rip " + hex(run.rip) + " gpa " + hex(run.gpa) +
+                    replay::exit_reason_text(run.basic_reason, run.reason_flags) + " exits (" + "L" + num(run.level) +
+                    "(L" + num(run.hv_level) + ")) at rip " + hex(run.rip) + " gpa " + hex(run.gpa) +
                     " with valid IDT-vectoring info for it and no delivery in between, from " +
                     replay::format_time(run.first_ns) + " to " + replay::format_time(run.last_ns) + " s (#" +
-                    num(run.first_id) + " .. #" + num(run.last_id) + "): the exit handler does not remove the cause, "
+                    num(run.first_id) + " .. #" + num(run.last_id) +
+                    "): the exit handler does not remove the cause, "
                     "so every reinjection repeats the same faulting delivery (SDM Vol. 3C 28.2.4 \"Information for VM "
                     "Exits That Occur During Event Delivery\").";
     st.report(std::move(v));
@@ -295,8 +301,8 @@ void rule_reinjection_loop(State& st, const es_record& r) {
   }
   const uint32_t svm = r.flags & ES_FLAG_SVM;
   const uint32_t basic = svm ? r.reason : arch::ExitReason(r.reason).basic_number();
-  if (run.count > 0 && run.basic_reason == basic && run.reason_flags == svm && run.rip == r.rip && run.gpa == r.guest_phys &&
-      run.vectoring == r.idt_vectoring_info && run.level == r.level) {
+  if (run.count > 0 && run.basic_reason == basic && run.reason_flags == svm && run.rip == r.rip &&
+      run.gpa == r.guest_phys && run.vectoring == r.idt_vectoring_info && run.level == r.level) {
     ++run.count;
     run.extend(r);
     return;
@@ -358,7 +364,8 @@ void flush_exit_run(State& st, ExitRun& run) {
     v.explanation = num(run.count) + " identical VM exits on vcpu " + num(run.vcpu) + " (L" + num(run.level) + "(L" +
                     num(run.hv_level) + ")), each \"" + replay::describe_event_fields(replay::Event{unit, 0}) +
                     "\", from " + replay::format_time(run.first_ns) + " to " + replay::format_time(run.last_ns) +
-                    " s (#" + num(run.first_id) + " .. #" + num(run.last_id) + "), with no event delivered and no "
+                    " s (#" + num(run.first_id) + " .. #" + num(run.last_id) +
+                    "), with no event delivered and no "
                     "VM entry past the exiting instruction in between: the guest re-executes the same instruction "
                     "and the hypervisor never removes the cause (a mapping never installed, an exit never "
                     "completed), so it makes no progress (SDM Vol. 3C 27.1 \"Architectural State Before a VM "
@@ -653,11 +660,14 @@ void rule_nmi_while_blocked(State& st, const es_record& r) {
   if (!inj.valid() || inj.type() != InterruptionType::Nmi) return;
   if ((r.aux & arch::interruptibility::kBlockingByNmi) == 0) return;
   st.report(make(RuleId::NmiWhileBlocked, r, r.origin, {r.id},
-                 kind_text(r) + " #" + num(r.id) + " (" + where(r) + ") injects an NMI while the entered "
-                 "interruptibility state " + hex(r.aux) + " has blocking by NMI: with virtual NMIs this entry fails "
-                 "its checks (SDM Vol. 3C 27.3.1.5 \"Checks on Guest Non-Register State\"), without them the NMI "
-                 "handler is re-entered before its IRET (Vol. 3A 6.7.1 \"Handling Multiple NMIs\"); KVM's "
-                 "nmi_allowed() refuses this and opens an NMI window."));
+                 kind_text(r) + " #" + num(r.id) + " (" + where(r) +
+                     ") injects an NMI while the entered "
+                     "interruptibility state " +
+                     hex(r.aux) +
+                     " has blocking by NMI: with virtual NMIs this entry fails "
+                     "its checks (SDM Vol. 3C 27.3.1.5 \"Checks on Guest Non-Register State\"), without them the NMI "
+                     "handler is re-entered before its IRET (Vol. 3A 6.7.1 \"Handling Multiple NMIs\"); KVM's "
+                     "nmi_allowed() refuses this and opens an NMI window."));
 }
 
 // --- irq-window-closed -------------------------------------------------------------------
@@ -678,7 +688,8 @@ void rule_irq_window_closed(State& st, const es_record& r) {
   if (why.empty()) return;
   st.report(make(RuleId::IrqWindowClosed, r, r.origin, {r.id},
                  kind_text(r) + " #" + num(r.id) + " (" + where(r) + ") injects " + arch::describe(inj) +
-                     " while the interrupt window is closed (" + why + "): an injected external interrupt needs "
+                     " while the interrupt window is closed (" + why +
+                     "): an injected external interrupt needs "
                      "RFLAGS.IF = 1 and no blocking by STI or MOV SS (SDM Vol. 3C 27.3.1.4 \"Checks on Guest RIP, "
                      "RFLAGS, and SSP\" and 27.3.1.5 \"Checks on Guest Non-Register State\"); KVM opens an interrupt "
                      "window instead."));
@@ -717,8 +728,8 @@ void rule_l1_intercept_bypassed(State& st, const es_record& r) {
   if (inj.vector() == 14 && (r.intr_error & l.pfec_mask) != l.pfec_match) intercepted = !intercepted;
   if (!intercepted) return;
   st.report(make(RuleId::L1InterceptBypassed, r, r.origin, {l.entry_id, r.id},
-                 "L0 injected " + arch::describe(inj) + " (error code " + hex(r.intr_error) + ") into L2 at #" + num(r.id) +
-                     " (vcpu " + num(r.vcpu) + ") although L1 intercepts it (vmcs12 exception bitmap " +
+                 "L0 injected " + arch::describe(inj) + " (error code " + hex(r.intr_error) + ") into L2 at #" +
+                     num(r.id) + " (vcpu " + num(r.vcpu) + ") although L1 intercepts it (vmcs12 exception bitmap " +
                      hex(l.exception_bitmap) + " at L1's entry #" + num(l.entry_id) +
                      "): the exception must become a nested VM exit to L1 with exit reason EXCEPTION_NMI (SDM Vol. 3C "
                      "25.6.3 \"Exception Bitmap\"; KVM nested_vmx_check_exception()), as for an asynchronous #PF "
@@ -772,9 +783,12 @@ void finish_event_lost(State& st) {
           // a shutdown); KVM's kvm_multiple_exception merges it so.
           const bool df = is_double_fault_word(c.event_word);
           what = "had its delivery fault with " + std::string(arch::exception_mnemonic(c.delivery_fault_vector)) +
-                 " (VM exit #" + num(c.delivery_fault) + "), and the hypervisor answered with neither a reinjection nor " +
-                 (df ? "a shutdown" : "#DF") + ": that pair must " + (df ? "shut the guest down (SDM Vol. 3A 6.15 \"Interrupt 8\")" :
-                 "become a double fault (SDM Vol. 3A 6.15 Table 6-5 \"Conditions for Generating a Double Fault\"; KVM kvm_multiple_exception)") +
+                 " (VM exit #" + num(c.delivery_fault) +
+                 "), and the hypervisor answered with neither a reinjection nor " + (df ? "a shutdown" : "#DF") +
+                 ": that pair must " +
+                 (df ? "shut the guest down (SDM Vol. 3A 6.15 \"Interrupt 8\")"
+                     : "become a double fault (SDM Vol. 3A 6.15 Table 6-5 \"Conditions for Generating a Double "
+                       "Fault\"; KVM kvm_multiple_exception)") +
                  ", so the event was thrown away";
           break;
         }
@@ -797,8 +811,9 @@ void finish_event_lost(State& st) {
         break;
       }
       default:
-        what = "was never delivered, and nothing the architecture does explains it (not handled serially, "
-               "superseded, collapsed, coalesced or promoted to #DF) in a run the guest ended: the event is lost";
+        what =
+            "was never delivered, and nothing the architecture does explains it (not handled serially, "
+            "superseded, collapsed, coalesced or promoted to #DF) in a run the guest ended: the event is lost";
         break;
     }
     Violation v = make(RuleId::EventLost, last, c.id, {c.id, last.id},
@@ -807,8 +822,7 @@ void finish_event_lost(State& st) {
                            ((first.flags & ES_FLAG_RIP_UNKNOWN) || ((first.flags & ES_FLAG_INFERRED) && first.rip == 0)
                                 ? std::string("unknown")
                                 : hex(first.rip)) +
-                           ") " + what +
-                           "; its last event is #" + num(last.id) + " (" +
+                           ") " + what + "; its last event is #" + num(last.id) + " (" +
                            replay::describe_event_fields(c.events.back()) +
                            "). An event found in IDT-vectoring info must be reinjected (SDM Vol. 3C 28.2.4 "
                            "\"Information for VM Exits That Occur During Event Delivery\"; KVM "
@@ -822,7 +836,8 @@ void finish_event_lost(State& st) {
 constexpr Rule rule_info(RuleId id) {
   switch (id) {
 #define ES_VIOLATION(num, abi_name, enumerator, name, description) \
-  case RuleId::enumerator: return Rule{RuleId::enumerator, name, description};
+  case RuleId::enumerator:                                         \
+    return Rule{RuleId::enumerator, name, description};
 #include "exitscope/violations.def"
 #undef ES_VIOLATION
   }
@@ -882,7 +897,6 @@ bool is_effect(const es_record& r) {
   return replay::is_triple_fault_exit(r);
 }
 
-
 // A settled chain (its event delivered: event-lost no longer needs it) whose reinjection-loop run
 // is empty keeps only what injected-twice compares a later member with: its event and deliveries.
 // Those are in the recording, so it leaves memory; recall_chain rebuilds that state from its members
@@ -918,7 +932,8 @@ void recall_chain(State& st, uint64_t id, uint64_t before) {
       c.root_seen = true;
       c.word = m.intr_info;
     }
-    if (m.kind == ES_KIND_DELIVERY && EntryIntrInfo(m.intr_info).valid()) c.delivered.push_back({m.level, m.intr_info, m.id});
+    if (m.kind == ES_KIND_DELIVERY && EntryIntrInfo(m.intr_info).valid())
+      c.delivered.push_back({m.level, m.intr_info, m.id});
     c.last = std::max<uint64_t>(c.last, m.id);
   }
 }

@@ -64,15 +64,15 @@ inline constexpr uint32_t kCycleMaxUnit = 4;
 
 struct Violation {
   RuleId rule{};
-  uint64_t chain = 0;            // chain (origin) concerned; 0 = none
-  std::vector<uint64_t> events;  // offending event ids; the last is where it was detected
-  uint32_t count = 0;            // reinjection-loop, no-progress-loop, no-progress-cycle: exits in the loop;
-                                 // otherwise 0
-  uint32_t unit = 0;             // no-progress-cycle: exits in the repeating unit; otherwise 0
+  uint64_t chain = 0;                  // chain (origin) concerned; 0 = none
+  std::vector<uint64_t> events;        // offending event ids; the last is where it was detected
+  uint32_t count = 0;                  // reinjection-loop, no-progress-loop, no-progress-cycle: exits in the loop;
+                                       // otherwise 0
+  uint32_t unit = 0;                   // no-progress-cycle: exits in the repeating unit; otherwise 0
   uint64_t first_ns = 0, last_ns = 0;  // time span of the offending events
   uint8_t level = 0, hv_level = 0;
   uint16_t vcpu = 0;
-  std::string explanation;       // one sentence citing the SDM or KVM
+  std::string explanation;  // one sentence citing the SDM or KVM
 };
 
 // The ES_KIND_VIOLATION record of a violation: reason = rule id, cause = the detecting

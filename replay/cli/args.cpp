@@ -18,7 +18,8 @@ size_t edit_distance(std::string_view a, std::string_view b) {
   for (size_t i = 1; i <= a.size(); ++i)
     for (size_t j = 1; j <= b.size(); ++j) {
       d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
     }
   return d[a.size()][b.size()];
 }
@@ -53,7 +54,7 @@ Result<Args> parse_args(std::string_view command, int argc, char** argv, std::sp
   bool only_positional = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
-    if (only_positional || arg.size() < 2 || arg[0] != '-' ) {
+    if (only_positional || arg.size() < 2 || arg[0] != '-') {
       a.positional.emplace_back(arg);
       continue;
     }
@@ -69,7 +70,8 @@ Result<Args> parse_args(std::string_view command, int argc, char** argv, std::sp
       // "-verbose" for "--verbose": one dash short.
       for (const OptionSpec& s : specs)
         if (arg.substr(1) == s.name)
-          return make_error("unknown option '" + std::string(arg) + "' (did you mean '--" + std::string(s.name) + "'?)");
+          return make_error("unknown option '" + std::string(arg) + "' (did you mean '--" + std::string(s.name) +
+                            "'?)");
       return make_error("unknown option '" + std::string(arg) + "'");
     }
     std::string_view name = arg.substr(2);
@@ -112,8 +114,10 @@ std::string usage_text(std::string_view command, std::string_view synopsis, std:
   for (const OptionSpec& o : specs) {
     std::string left = "  --" + std::string(o.name);
     if (!o.value.empty()) left += " " + std::string(o.value);
-    if (left.size() < 22) left.resize(22, ' ');
-    else left += "  ";
+    if (left.size() < 22)
+      left.resize(22, ' ');
+    else
+      left += "  ";
     s += left + std::string(o.help) + "\n";
   }
   std::string help = "  -h, --help";
@@ -149,8 +153,8 @@ bool time_option(std::string_view command, const Args& a, std::string_view name,
   if (!t) return true;
   const auto ns = replay::parse_time_ns(*t);
   if (!ns) {
-    rc = usage_error(command, "option '--" + std::string(name) + "' needs a time such as 1500, 1.5us, 20ms or 2s, not '" +
-                                  *t + "'");
+    rc = usage_error(
+        command, "option '--" + std::string(name) + "' needs a time such as 1500, 1.5us, 20ms or 2s, not '" + *t + "'");
     return false;
   }
   out = ns;

@@ -53,7 +53,6 @@ bool number_option(std::string_view command, const Args& a, std::string_view nam
 // --NAME as a session time (replay::parse_time_ns: "1500", "1.5us", "20ms", "2s") into `out` (left
 // alone when not given). False after printing COMMAND's usage error for a bad value, with its
 // exit code in `rc`. For --from / --to.
-bool time_option(std::string_view command, const Args& a, std::string_view name, std::optional<uint64_t>& out,
-                 int& rc);
+bool time_option(std::string_view command, const Args& a, std::string_view name, std::optional<uint64_t>& out, int& rc);
 
 }  // namespace es::cli

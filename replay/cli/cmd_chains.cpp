@@ -45,7 +45,9 @@ struct ChainBrief {
 class Briefs {
  public:
   void add(const replay::Chain& c) { v_.push_back({c.id, c.event_word, c.root_found, c.outcome}); }
-  void sort() { std::sort(v_.begin(), v_.end(), [](const ChainBrief& a, const ChainBrief& b) { return a.id < b.id; }); }
+  void sort() {
+    std::sort(v_.begin(), v_.end(), [](const ChainBrief& a, const ChainBrief& b) { return a.id < b.id; });
+  }
   const ChainBrief* find(uint64_t id) const {
     auto it = std::lower_bound(v_.begin(), v_.end(), id, [](const ChainBrief& b, uint64_t x) { return b.id < x; });
     return it != v_.end() && it->id == id ? &*it : nullptr;
@@ -158,7 +160,8 @@ void print_chain(const replay::Chain& c, const Briefs& by_id, replay::Vendor ven
                   r.level > 0 ? r.level - 1 : 0, replay::describe_event_fields(ev).c_str(), level_tag(r).c_str());
     else if (r.kind == ES_KIND_NESTED_ENTRY)
       std::printf("  nested entry: #%llu L%u -> L%u: %s  [%s]\n", static_cast<unsigned long long>(r.id),
-                  r.level > 0 ? r.level - 1 : 0, r.level, replay::describe_event_fields(ev).c_str(), level_tag(r).c_str());
+                  r.level > 0 ? r.level - 1 : 0, r.level, replay::describe_event_fields(ev).c_str(),
+                  level_tag(r).c_str());
     else if (r.kind == ES_KIND_VIOLATION) {
       const check::Rule* rule = check::find_rule(r.reason);
       std::printf("  violation:   %s at #%llu (run 'exitscope check' for the explanation)\n",
@@ -173,8 +176,8 @@ void print_chain(const replay::Chain& c, const Briefs& by_id, replay::Vendor ven
     std::vector<std::pair<uint64_t, std::string>> steps;
     for (const auto& ev : c.events)
       if (ev.rec.kind == ES_KIND_RAISE)
-        steps.emplace_back(ev.rec.id, arch::describe(arch::EntryIntrInfo(ev.rec.intr_info)) + " (#" +
-                                          std::to_string(ev.rec.id) + ")");
+        steps.emplace_back(
+            ev.rec.id, arch::describe(arch::EntryIntrInfo(ev.rec.intr_info)) + " (#" + std::to_string(ev.rec.id) + ")");
     for (uint64_t other : c.interrupted_by) {
       steps.emplace_back(other, by_id.title(other) + " (chain " + std::to_string(other) + ")");
     }
@@ -212,7 +215,8 @@ void print_chain(const replay::Chain& c, const Briefs& by_id, replay::Vendor ven
                 static_cast<unsigned long long>(c.outcome_event));
   else
     std::printf("  outcome:     %s\n", std::string(replay::to_string(c.outcome)).c_str());
-  std::printf("               %s\n\n", std::string(replay::outcome_reference(c.outcome, replay::chain_vendor(c, vendor))).c_str());
+  std::printf("               %s\n\n",
+              std::string(replay::outcome_reference(c.outcome, replay::chain_vendor(c, vendor))).c_str());
 }
 
 }  // namespace

@@ -46,7 +46,8 @@ std::string story_text(const diff::ChainStory& s) {
 }  // namespace
 
 int cmd_diff(int argc, char** argv) {
-  const CommandSpec kSpec{kName, "A.db B.db [--context N] [--chains-only]",
+  const CommandSpec kSpec{kName,
+                          "A.db B.db [--context N] [--chains-only]",
                           "Compare two recordings of the same guest (e.g. one scenario under two reinjection\n"
                           "policies). Prints one line per recording (scenario, policy), the first event where the\n"
                           "normalized sequences differ with context from both sides (kind, level, vCPU, reason,\n"
@@ -54,13 +55,15 @@ int cmd_diff(int argc, char** argv) {
                           "origins, times and checker violations are not), then the chains whose outcome or\n"
                           "number of events differ, matched by original event, level, root RIP and ordinal.\n"
                           "Exit status: 0 identical, 1 different, 2 bad input.",
-                          kOptions, {2, 2, "needs two recordings (A.db B.db)", "expects exactly two recording files"}};
+                          kOptions,
+                          {2, 2, "needs two recordings (A.db B.db)", "expects exactly two recording files"}};
   auto args = start_command(kSpec, argc, argv);
   if (!args) return args.exit_code;
   diff::DiffOptions options;
   if (auto v = args->get("context")) {
     const auto n = replay::parse_uint(*v);
-    if (!n || *n > 1000) return usage_error(kName, "option '--context' needs a number of events 0..1000, not '" + *v + "'");
+    if (!n || *n > 1000)
+      return usage_error(kName, "option '--context' needs a number of events 0..1000, not '" + *v + "'");
     options.context = static_cast<size_t>(*n);
   }
   options.chains_only = args->has("chains-only");

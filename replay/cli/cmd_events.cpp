@@ -18,7 +18,9 @@ namespace {
 constexpr std::string_view kName = "events";
 constexpr OptionSpec kOptions[] = {
     {"kind", "K", "only this kind (VM_EXIT, VM_ENTRY, DELIVERY, DECISION, RAISE, ... or a number)"},
-    {"reason", "R", "exit reason (EPT_VIOLATION, 48; on AMD npf, io, 'GP excp', EXIT_NPF, 0x400), decision (INJECT_REINJECTED) or number"},
+    {"reason", "R",
+     "exit reason (EPT_VIOLATION, 48; on AMD npf, io, 'GP excp', EXIT_NPF, 0x400), decision (INJECT_REINJECTED) or "
+     "number"},
     {"vector", "V", "events whose interruption info or IDT-vectoring info has vector V (0x20, 14)"},
     {"vcpu", "N", "only vCPU N"},
     {"level", "L", "only guest level L (1 = L1, 2 = L2)"},
@@ -56,7 +58,8 @@ int cmd_events(int argc, char** argv) {
       return usage_error(kName, "unknown kind '" + *k + "' for '--kind' (one of " + replay::kind_name_list() + ")");
   }
   if (auto r = args->get("reason")) {
-    if (auto ok = replay::set_reason(f, *r); !ok) return usage_error(kName, ok.error().substr(0, ok.error().size() - 1));
+    if (auto ok = replay::set_reason(f, *r); !ok)
+      return usage_error(kName, ok.error().substr(0, ok.error().size() - 1));
   }
   std::optional<uint64_t> v;
   if (!number_option(kName, *args, "vector", 255, v, rc)) return rc;
@@ -81,10 +84,11 @@ int cmd_events(int argc, char** argv) {
     return 2;
   }
   if (drops->total())
-    std::printf("# %llu records were dropped while recording (%llu by the recorder, %llu by the source): "
-                "this list has gaps.\n",
-                static_cast<unsigned long long>(drops->total()), static_cast<unsigned long long>(drops->recorder),
-                static_cast<unsigned long long>(drops->source));
+    std::printf(
+        "# %llu records were dropped while recording (%llu by the recorder, %llu by the source): "
+        "this list has gaps.\n",
+        static_cast<unsigned long long>(drops->total()), static_cast<unsigned long long>(drops->recorder),
+        static_cast<unsigned long long>(drops->source));
   const bool verbose = args->has("verbose");
   std::optional<replay::Vendor> vendor;  // which vendor's sections an outcome cites (read once)
   uint64_t count = 0;

@@ -29,8 +29,9 @@ constexpr OptionSpec kOptions[] = {
     {"from", "T", "from session time T (ns, or with a unit: 1.5us, 20ms, 2s)"},
     {"to", "T", "up to session time T (inclusive)"},
     {"vcpu", "N", "only vCPU N"},
-    {"histogram", "WHAT", "svg / png: draw a latency histogram instead of the timeline: exit (exit-to-entry "
-                          "times of the VM exits) or chain (raise-to-delivery times of the event chains)"},
+    {"histogram", "WHAT",
+     "svg / png: draw a latency histogram instead of the timeline: exit (exit-to-entry "
+     "times of the VM exits) or chain (raise-to-delivery times of the event chains)"},
     {"force", "", "replace FILE if it exists"},
 };
 
@@ -98,8 +99,9 @@ int cmd_export(int argc, char** argv) {
       "A whole recording is for attaching, not pasting; --from / --to cut a window.\n"
       "A latency histogram as a picture:\n"
       "  exitscope export rec.db --format svg --histogram exit -o exits.svg";
-  const CommandSpec kSpec{kName, "DB [--format text|markdown|perfetto|chrome|svg|png] [OPTIONS] [-o FILE]",
-                          kDescription, kOptions, kOneRecording, /*short_output=*/true};
+  const CommandSpec kSpec{kName,         "DB [--format text|markdown|perfetto|chrome|svg|png] [OPTIONS] [-o FILE]",
+                          kDescription,  kOptions,
+                          kOneRecording, /*short_output=*/true};
   auto args = start_command(kSpec, argc, argv);
   if (!args) return args.exit_code;
   const std::string format_name = args->get("format").value_or("text");
@@ -112,8 +114,8 @@ int cmd_export(int argc, char** argv) {
                    format_name.c_str(), exporter::format_name_list().c_str());
       return 2;
     }
-    return usage_error(kName, "unknown format '" + format_name + "' for '--format' (one of " +
-                                  exporter::format_name_list() + ")");
+    return usage_error(
+        kName, "unknown format '" + format_name + "' for '--format' (one of " + exporter::format_name_list() + ")");
   }
 
   exporter::ExportOptions opt;
@@ -134,9 +136,11 @@ int cmd_export(int argc, char** argv) {
     if (*h != "exit" && *h != "chain")
       return usage_error(kName, "unknown histogram '" + *h + "' for '--histogram' (exit or chain)");
     if (format_name != "svg" && format_name != "png")
-      return usage_error(kName, "'--histogram' draws a picture: use it with '--format svg' or '--format png' "
-                                "('exitscope stats --histogram' prints it as text)");
-    if (opt.chain) return usage_error(kName, "'--histogram' and '--chain' do not go together: a histogram counts many chains");
+      return usage_error(kName,
+                         "'--histogram' draws a picture: use it with '--format svg' or '--format png' "
+                         "('exitscope stats --histogram' prints it as text)");
+    if (opt.chain)
+      return usage_error(kName, "'--histogram' and '--chain' do not go together: a histogram counts many chains");
     opt.histogram = *h;
   }
 
@@ -155,19 +159,21 @@ int cmd_export(int argc, char** argv) {
     plan = *p;
     // The same rule as record / import / migrate: an existing file is replaced only on request
     // (an export over another recording lost it).
-    struct stat existing{};
+    struct stat existing {};
     if (!plan.stream && ::stat(plan.path.c_str(), &existing) == 0 && !args->has("force")) {
       std::fprintf(stderr, "exitscope export: '%s' exists; pass --force to replace it, or choose another -o FILE.\n",
                    output.c_str());
       return 2;
     }
   } else if (format_name == "png" && ::isatty(STDOUT_FILENO)) {
-    std::fprintf(stderr, "exitscope export: a PNG is binary and standard output is a terminal; give -o FILE.png or "
-                         "redirect standard output to a file.\n");
+    std::fprintf(stderr,
+                 "exitscope export: a PNG is binary and standard output is a terminal; give -o FILE.png or "
+                 "redirect standard output to a file.\n");
     return 2;
   } else if (format_name == "perfetto" && ::isatty(STDOUT_FILENO)) {
-    std::fprintf(stderr, "exitscope export: a Perfetto trace is binary protobuf and standard output is a terminal; "
-                         "give -o FILE.pftrace, redirect standard output, or use --format chrome for JSON.\n");
+    std::fprintf(stderr,
+                 "exitscope export: a Perfetto trace is binary protobuf and standard output is a terminal; "
+                 "give -o FILE.pftrace, redirect standard output, or use --format chrome for JSON.\n");
     return 2;
   }
 
@@ -190,10 +196,11 @@ int cmd_export(int argc, char** argv) {
     }
   } else if (output != "-") {
     // FILE.partial is created, never followed: a symlink or FIFO left there is refused.
-    struct stat st{};
+    struct stat st {};
     const bool foreign = ::lstat(partial.c_str(), &st) == 0 && !S_ISREG(st.st_mode);
     const int fd =
-        foreign ? -1 : ::open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0666);
+        foreign ? -1
+                : ::open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0666);
     if (foreign || (fd >= 0 && (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)))) {
       if (fd >= 0) ::close(fd);
       std::fprintf(stderr, "exitscope export: '%s' exists and is not a regular file; move it away and retry.\n",
@@ -222,7 +229,8 @@ int cmd_export(int argc, char** argv) {
     characters = out.characters();
   }
   if (file != stdout && plan.stream) {
-    if (std::fclose(file) != 0 && r) r = make_error("could not write to '" + output + "' (" + std::strerror(errno) + ").");
+    if (std::fclose(file) != 0 && r)
+      r = make_error("could not write to '" + output + "' (" + std::strerror(errno) + ").");
   } else if (file != stdout) {
     const bool closed = std::fclose(file) == 0;
     if (r && !closed) r = make_error("could not write '" + output + "' (disk full?).");

@@ -22,13 +22,15 @@ constexpr std::span<const OptionSpec> kOptions{};
 }  // namespace
 
 int cmd_gui(int argc, char** argv) {
-  const CommandSpec kSpec{kName, "[DB]",
+  const CommandSpec kSpec{kName,
+                          "[DB]",
                           "Open the recording DB in the exitscope GUI (exitscope-gui, installed next to\n"
                           "exitscope): timeline lanes per vCPU and guest level, chain list, event table,\n"
                           "inspector, stepping by event / chain / cause / effect (Help > Keyboard shortcuts).\n"
                           "Needs a display (DISPLAY or WAYLAND_DISPLAY). Without one, export a picture instead:\n"
                           "  exitscope export DB --format svg -o timeline.svg",
-                          kOptions, {0, 1, "", "expects at most one recording file"}};
+                          kOptions,
+                          {0, 1, "", "expects at most one recording file"}};
   auto args = start_command(kSpec, argc, argv);
   if (!args) return args.exit_code;
   const std::string gui = exporter::gui_binary_path();

@@ -23,8 +23,9 @@ constexpr OptionSpec kOptions[] = {
     {"format", "NAME", "trace.dat | ftrace | trace-cmd | perf | auto (default: detected from the content)"},
     {"progress", "", "show progress on stderr (default: only when stderr is a terminal)"},
     {"quiet", "", "do not print the summary nor progress"},
-    {"plugin", "PATH[:K=V,..]", "load a plugin built against exitscope/plugin.h that sees every imported record "
-                                "(repeatable); K=V options reach it as its arguments"},
+    {"plugin", "PATH[:K=V,..]",
+     "load a plugin built against exitscope/plugin.h that sees every imported record "
+     "(repeatable); K=V options reach it as its arguments"},
 };
 }  // namespace
 
@@ -131,16 +132,18 @@ int cmd_import(int argc, char** argv) {
                 output->c_str());
     std::printf("kernel:   %s\n", stats->era.c_str());
     if (dat_file)
-      std::printf("host:     %s, %u CPUs%s%s\n", stats->uname.empty() ? "(the file does not say)" : stats->uname.c_str(),
-                  stats->cpus, stats->clock.empty() ? "" : ", clock ", stats->clock.c_str());
+      std::printf("host:     %s, %u CPUs%s%s\n",
+                  stats->uname.empty() ? "(the file does not say)" : stats->uname.c_str(), stats->cpus,
+                  stats->clock.empty() ? "" : ", clock ", stats->clock.c_str());
     if (stats->lost_events)
       std::printf("lost:     %llu events (the kernel's ring buffer overwrote them before they were read)\n",
                   static_cast<unsigned long long>(stats->lost_events));
     if (stats->unparsed) {
       std::string list;
       for (uint64_t n : stats->unparsed_lines) list += (list.empty() ? "" : ", ") + std::to_string(n);
-      std::printf("%s %llu %s (%s%s)\n", dat_file ? "undecodable:" : "unparsed:",
-                  static_cast<unsigned long long>(stats->unparsed), dat_file ? "records" : "lines", list.c_str(),
+      std::printf("%s %llu %s (%s%s)\n",
+                  dat_file ? "undecodable:" : "unparsed:", static_cast<unsigned long long>(stats->unparsed),
+                  dat_file ? "records" : "lines", list.c_str(),
                   stats->unparsed > stats->unparsed_lines.size() ? ", ..." : "");
     }
     for (const std::string& a : stats->skipped) std::printf("skipped:  %s\n", a.c_str());

@@ -62,7 +62,7 @@ int cmd_info(int argc, char** argv) {
   std::printf("started:    %s\n", safe(s->started_at).c_str());
   // Migration steps this file went through (schema v2's schema_history; none if created current).
   if (auto h = rec->db().prepare("SELECT version, from_version, migrated_at, tool_version, source_file "
-                                  "FROM schema_history ORDER BY version")) {
+                                 "FROM schema_history ORDER BY version")) {
     while (h->step() == SQLITE_ROW) {
       const std::string from = h->col_text(4);
       std::printf("schema:     v%lld from v%lld on %s by exitscope %s%s%s\n", static_cast<long long>(h->col_i64(0)),
@@ -73,13 +73,15 @@ int cmd_info(int argc, char** argv) {
   if (const std::string imp = import::describe_import_config(s->config_json); !imp.empty())
     std::printf("import:     %s\n", safe_lines(imp).c_str());
 #ifdef ES_HAVE_KVM
-  for (const std::string& line : kvm::describe_kvm_config(s->config_json)) std::printf("kvm:        %s\n", safe(line).c_str());
+  for (const std::string& line : kvm::describe_kvm_config(s->config_json))
+    std::printf("kvm:        %s\n", safe(line).c_str());
 #endif
   if (s->complete) {
     std::printf("status:     complete (ended %s)\n", safe(s->ended_at).c_str());
   } else {
-    std::printf("status:     INCOMPLETE: the recorder never finished (crash or kill); events up to the last "
-                "written batch are kept\n");
+    std::printf(
+        "status:     INCOMPLETE: the recorder never finished (crash or kill); events up to the last "
+        "written batch are kept\n");
   }
   if (s->end_reason) {
     const std::string_view n = replay::end_reason_name(*s->end_reason);
@@ -158,7 +160,8 @@ int cmd_info(int argc, char** argv) {
     return 2;
   }
   std::printf("\nchains:     %llu", static_cast<unsigned long long>(chain_count));
-  for (auto [o, n] : outcomes) std::printf("  %.*s=%llu", static_cast<int>(o.size()), o.data(), static_cast<unsigned long long>(n));
+  for (auto [o, n] : outcomes)
+    std::printf("  %.*s=%llu", static_cast<int>(o.size()), o.data(), static_cast<unsigned long long>(n));
   std::printf("\n");
   // Findings of the live invariant checker stored in the recording (replay/check).
   uint64_t violations = 0;

@@ -31,11 +31,18 @@ std::string quote(const std::string& p) { return "'" + p + "'"; }
 int cmd_migrate(int argc, char** argv) {
   const std::string v = std::to_string(schema::kSchemaVersion);
   const std::string description =
-      "Migrate the recording DB to the current schema (v" + v + "). By default DB is left as it is and a\n"
-      "migrated copy is written beside it (old.db -> old.v" + v + ".db); the other commands do the same\n"
+      "Migrate the recording DB to the current schema (v" + v +
+      "). By default DB is left as it is and a\n"
+      "migrated copy is written beside it (old.db -> old.v" +
+      v +
+      ".db); the other commands do the same\n"
       "on their own when they open an older recording, and say so. --in-place upgrades DB itself.\n"
       "A recording from a newer exitscope is refused: open it with that version.";
-  const CommandSpec spec{kName, "DB [-o NEW [--force] | --in-place]", description, kOptions, kOneRecording,
+  const CommandSpec spec{kName,
+                         "DB [-o NEW [--force] | --in-place]",
+                         description,
+                         kOptions,
+                         kOneRecording,
                          /*short_output=*/true};
   auto args = start_command(spec, argc, argv);
   if (!args) return args.exit_code;
@@ -90,7 +97,8 @@ int cmd_migrate(int argc, char** argv) {
   }
   const std::string out = plan->path;
   if (std::filesystem::exists(out, ec) && !args->has("force")) {
-    std::fprintf(stderr, "exitscope migrate: %s already exists; pass --force to replace it or choose another name with -o.\n",
+    std::fprintf(stderr,
+                 "exitscope migrate: %s already exists; pass --force to replace it or choose another name with -o.\n",
                  quote(out).c_str());
     return 2;
   }

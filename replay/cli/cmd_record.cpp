@@ -46,27 +46,33 @@ constexpr es::cli::OptionSpec kRecordOptions[] = {
     {"eager-ept", "", "map all guest RAM in EPT up front (no lazy EPT violations)"},
     {"intercept", "VECTORS", "extra exceptions the guest's hypervisor intercepts, e.g. 14 or 6,14"},
     {"nested", "", "run --guest FILE as L2 under an L1 hypervisor (the same vmm on L0's emulated VMX)"},
-    {"bug", "NAME", "reproduce a known bug: exit-with-vectoring, async-pf-into-l2 (nested runs), "
-                    "ignore-nmi-unblocking (every level)"},
+    {"bug", "NAME",
+     "reproduce a known bug: exit-with-vectoring, async-pf-into-l2 (nested runs), "
+     "ignore-nmi-unblocking (every level)"},
     {"no-check", "", "do not run the invariant checker live (see 'exitscope check')"},
     {"quiet", "", "do not print the guest console or the summary"},
-    {"exit-code", "", "exit with the guest's exit code (its port 0xF4 byte), so a guest can be a test; "
-                      "125 if the run ended without one (limit, triple fault, halt, internal error)"},
-    {"plugin", "PATH[:K=V,..]", "load a plugin built against exitscope/plugin.h (repeatable, also with --kvm); "
-                                "K=V options reach it as its arguments, e.g. es_exit_counts.so:out=exits.csv"},
+    {"exit-code", "",
+     "exit with the guest's exit code (its port 0xF4 byte), so a guest can be a test; "
+     "125 if the run ended without one (limit, triple fault, halt, internal error)"},
+    {"plugin", "PATH[:K=V,..]",
+     "load a plugin built against exitscope/plugin.h (repeatable, also with --kvm); "
+     "K=V options reach it as its arguments, e.g. es_exit_counts.so:out=exits.csv"},
     {"kvm", "", "record a real KVM host with eBPF instead (root; see below)"},
     {"pid", "PID", "--kvm: only the VMM process PID (default: every process, or the command)"},
     {"vcpu", "N", "--kvm: only vCPU N"},
     {"duration", "SECONDS", "--kvm: stop after SECONDS (default: Ctrl-C, or when the command exits)"},
     {"events", "LIST", "--kvm: tracepoints, comma-separated (kvm_exit,kvm_entry,... or exit,entry,...; default all)"},
-    {"attach", "HOW", "--kvm: auto (default: tp where tracefs has a known format, else tp_btf where the BTF "
-                      "prototype is known) | tp (classic tracepoints only) | tp_btf (BTF raw tracepoints only)"},
+    {"attach", "HOW",
+     "--kvm: auto (default: tp where tracefs has a known format, else tp_btf where the BTF "
+     "prototype is known) | tp (classic tracepoints only) | tp_btf (BTF raw tracepoints only)"},
     {"buffer-size", "MiB", "--kvm: memory for events not yet decoded and written (default 1024)"},
-    {"max-lag", "SECONDS", "--kvm: decode and write at idle CPU priority while at most SECONDS behind, so the "
-                           "traced guests keep their CPUs (default 2; 0: at normal priority)"},
-    {"stats", "", "--kvm: a table of VM exits by reason (count, rate per second, mean exit-to-entry time) and of "
-                  "the other KVM events, redrawn every second on a terminal like kvm_stat; the whole session's "
-                  "table at the end"},
+    {"max-lag", "SECONDS",
+     "--kvm: decode and write at idle CPU priority while at most SECONDS behind, so the "
+     "traced guests keep their CPUs (default 2; 0: at normal priority)"},
+    {"stats", "",
+     "--kvm: a table of VM exits by reason (count, rate per second, mean exit-to-entry time) and of "
+     "the other KVM events, redrawn every second on a terminal like kvm_stat; the whole session's "
+     "table at the end"},
 };
 // Not in --help: a one-page ring and a slow consumer, so a test can force ring-buffer drops.
 constexpr es::cli::OptionSpec kRecordHiddenOptions[] = {
@@ -160,14 +166,16 @@ int record_kvm_command(const es::cli::Args& args, const std::vector<std::string>
   o.command = command;
   uint64_t v = 0;
   if (auto p = args.get("pid")) {
-    if (!parse_u64(*p, v) || v == 0 || v > 0x7FFFFFFF) return usage_error(kRecord, "--pid needs a process id, not '" + *p + "'");
+    if (!parse_u64(*p, v) || v == 0 || v > 0x7FFFFFFF)
+      return usage_error(kRecord, "--pid needs a process id, not '" + *p + "'");
     if (!command.empty()) return usage_error(kRecord, "give either --pid or a command after '--', not both");
     if (::kill(static_cast<pid_t>(v), 0) != 0 && errno == ESRCH)
       return usage_error(kRecord, "--pid " + *p + ": no such process");
     o.pid = static_cast<int64_t>(v);
   }
   if (auto p = args.get("vcpu")) {
-    if (!parse_u64(*p, v) || v > 0xFFFF) return usage_error(kRecord, "--vcpu needs a vCPU number 0..65535, not '" + *p + "'");
+    if (!parse_u64(*p, v) || v > 0xFFFF)
+      return usage_error(kRecord, "--vcpu needs a vCPU number 0..65535, not '" + *p + "'");
     o.vcpu = static_cast<int32_t>(v);
   }
   if (auto p = args.get("duration")) {
@@ -199,9 +207,11 @@ int record_kvm_command(const es::cli::Args& args, const std::vector<std::string>
     while (pos <= p->size()) {
       const size_t comma = std::min(p->find(',', pos), p->size());
       const std::string name = p->substr(pos, comma - pos);
-      if (name.empty()) return usage_error(kRecord, "--events takes tracepoint names separated by commas, not '" + *p + "'");
+      if (name.empty())
+        return usage_error(kRecord, "--events takes tracepoint names separated by commas, not '" + *p + "'");
       if (es::kvm::parse_event_name(name) < 0)
-        return usage_error(kRecord, "--events: unknown tracepoint '" + name + "' (kvm_exit, kvm_entry, kvm_inj_virq, ...)");
+        return usage_error(kRecord,
+                           "--events: unknown tracepoint '" + name + "' (kvm_exit, kvm_entry, kvm_inj_virq, ...)");
       o.events.push_back(name);
       pos = comma + 1;
     }
@@ -222,9 +232,12 @@ int cmd_record(int argc, char** argv) {
   std::vector<std::string> command;
   bool after_dashes = false;
   for (int i = 0; i < argc; ++i) {
-    if (after_dashes) command.emplace_back(argv[i]);
-    else if (i > 0 && std::strcmp(argv[i], "--") == 0) after_dashes = true;
-    else av.push_back(argv[i]);
+    if (after_dashes)
+      command.emplace_back(argv[i]);
+    else if (i > 0 && std::strcmp(argv[i], "--") == 0)
+      after_dashes = true;
+    else
+      av.push_back(argv[i]);
   }
   // --plugin may be given several times: taken out before the one-value-per-name parser.
   auto plugin_values = es::probes::take_plugin_options(av);
@@ -235,9 +248,10 @@ int cmd_record(int argc, char** argv) {
     if (!spec) return usage_error(kRecord, spec.error());
     plugin_specs.push_back(std::move(*spec));
   }
-  const CommandSpec kSpec{kRecord, "(--scenario NAME | --guest FILE) -o DB [--plugin PATH[:K=V,...]]... [options]\n"
-                                   "       exitscope record --kvm -o DB [--pid PID] [--vcpu N] [--duration S] [--events LIST]\n"
-                                   "                                  [--attach auto|tp|tp_btf] [-- CMD ARGS...]",
+  const CommandSpec kSpec{kRecord,
+                          "(--scenario NAME | --guest FILE) -o DB [--plugin PATH[:K=V,...]]... [options]\n"
+                          "       exitscope record --kvm -o DB [--pid PID] [--vcpu N] [--duration S] [--events LIST]\n"
+                          "                                  [--attach auto|tp|tp_btf] [-- CMD ARGS...]",
                           "Run a guest on the built-in software VT-x core under the L0 hypervisor (or as L2\n"
                           "under an L1 hypervisor on L0's emulated VMX) and record\n"
                           "every VM exit, IDT-vectoring record, injection decision and delivery into DB.\n"
@@ -297,8 +311,8 @@ int cmd_record(int argc, char** argv) {
   if (!scenario_name && !guest_path) return usage_error(kRecord, "missing --scenario NAME or --guest FILE");
   const auto output = args->get("output");
   if (!output || output->empty()) return usage_error(kRecord, "missing -o DB (the recording to write)");
-  if (auto plan = plan_output(*output, guest_path ? std::vector{*guest_path} : std::vector<std::string>{}, true,
-                              "guest file");
+  if (auto plan =
+          plan_output(*output, guest_path ? std::vector{*guest_path} : std::vector<std::string>{}, true, "guest file");
       !plan) {
     std::fprintf(stderr, "exitscope record: %s\n", plan.error().c_str());
     return 2;
@@ -338,8 +352,8 @@ int cmd_record(int argc, char** argv) {
     }
     std::ifstream f(*guest_path, std::ios::binary | std::ios::ate);
     if (!f) {
-      std::fprintf(stderr, "exitscope record: cannot read guest file '%s': %s; check the path.\n",
-                   guest_path->c_str(), std::strerror(errno));
+      std::fprintf(stderr, "exitscope record: cannot read guest file '%s': %s; check the path.\n", guest_path->c_str(),
+                   std::strerror(errno));
       return 2;
     }
     const std::streamoff size = f.tellg();
@@ -385,7 +399,8 @@ int cmd_record(int argc, char** argv) {
       const size_t comma = std::min(list.find(',', pos), list.size());
       uint64_t vec = 0;
       if (!parse_u64(list.substr(pos, comma - pos), vec) || vec > 31)
-        return usage_error(kRecord, "--intercept takes exception vectors 0..31 separated by commas, not '" + list + "'");
+        return usage_error(kRecord,
+                           "--intercept takes exception vectors 0..31 separated by commas, not '" + list + "'");
       cfg.exception_bitmap |= 1u << vec;
       pos = comma + 1;
     }
@@ -414,12 +429,11 @@ int cmd_record(int argc, char** argv) {
   info.source = es::recorder::Source::Hv;
   info.policy = l0_cfg.policy;
   info.command_line = es::recorder::join_command_line(argc, argv);
-  info.config_json = "{\"max_exits\":" + std::to_string(cfg.max_exits) + ",\"max_insns\":" +
-                     std::to_string(cfg.max_insns) + ",\"guest_arg\":" + std::to_string(cfg.guest_arg) +
-                     ",\"eager_ept\":" + (l0_cfg.eager_ept ? "true" : "false") +
-                     ",\"exception_bitmap\":" + std::to_string(cfg.exception_bitmap) +
-                     ",\"nested\":" + (l1_cfg ? "true" : "false") +
-                     ",\"bug\":\"" + args->get("bug").value_or("") + "\"}";
+  info.config_json =
+      "{\"max_exits\":" + std::to_string(cfg.max_exits) + ",\"max_insns\":" + std::to_string(cfg.max_insns) +
+      ",\"guest_arg\":" + std::to_string(cfg.guest_arg) + ",\"eager_ept\":" + (l0_cfg.eager_ept ? "true" : "false") +
+      ",\"exception_bitmap\":" + std::to_string(cfg.exception_bitmap) + ",\"nested\":" + (l1_cfg ? "true" : "false") +
+      ",\"bug\":\"" + args->get("bug").value_or("") + "\"}";
 
   es::probes::ProbeBus bus;
   es::hv::Machine vmm(bus, l0_cfg, l1_cfg);
@@ -457,8 +471,8 @@ int cmd_record(int argc, char** argv) {
     }
   const bool quiet = args->has("quiet");
   if (!quiet)
-    std::fprintf(stderr, "recording %s into %s ...\n",
-                 scenario_name ? scenario_name->c_str() : guest_path->c_str(), output->c_str());
+    std::fprintf(stderr, "recording %s into %s ...\n", scenario_name ? scenario_name->c_str() : guest_path->c_str(),
+                 output->c_str());
   const es::hv::RunResult r = vmm.run();
   stop_signals.restore();
   checker.finish();  // end-of-run rules (event-lost) emit before the recorder finishes
@@ -479,8 +493,7 @@ int cmd_record(int argc, char** argv) {
     // (NESTED_EXIT records, r.exits there): said beside it, so the two numbers never disagree
     // unlabelled (issue #20 item 9).
     const uint64_t exits = vmm.top().silicon_exits();
-    const std::string reflected =
-        vmm.nested() ? " (" + std::to_string(r.exits) + " reflected to L1)" : std::string();
+    const std::string reflected = vmm.nested() ? " (" + std::to_string(r.exits) + " reflected to L1)" : std::string();
     std::fprintf(stdout, "recorded %llu events, %llu VM exits%s, %llu guest instructions, %.3f ms simulated: %s\n",
                  static_cast<unsigned long long>(st.written), static_cast<unsigned long long>(exits), reflected.c_str(),
                  static_cast<unsigned long long>(r.insns), static_cast<double>(r.end_time_ns) / 1e6,
@@ -497,7 +510,8 @@ int cmd_record(int argc, char** argv) {
   // --exit-code: the guest's verdict is the process's (a guest that never gave one, 125, as
   // 'git bisect run' reads "cannot tell"); a plugin crash outranks it.
   if (user_plugins.crash()) return 1;
-  if (args->has("exit-code")) return r.end_reason == ES_END_GUEST_EXIT ? static_cast<int>(r.guest_exit_code & 0xFF) : 125;
+  if (args->has("exit-code"))
+    return r.end_reason == ES_END_GUEST_EXIT ? static_cast<int>(r.guest_exit_code & 0xFF) : 125;
   // A run the model could not finish, or one a plugin crashed in (even at exit), is still a
   // recording; say so through the exit code.
   return r.end_reason == ES_END_INTERNAL_ERROR ? 1 : 0;
@@ -506,10 +520,12 @@ int cmd_record(int argc, char** argv) {
 
 int cmd_scenarios(int argc, char** argv) {
   using namespace es::cli;
-  const CommandSpec kSpec{kScenarios, "[--names]",
+  const CommandSpec kSpec{kScenarios,
+                          "[--names]",
                           "List the built-in scenarios: a guest program plus the L0 configuration that makes\n"
                           "it show one behaviour, with a one-line description of the rule it shows.",
-                          kScenarioOptions, {0, 0, "", "takes no arguments"}};
+                          kScenarioOptions,
+                          {0, 0, "", "takes no arguments"}};
   auto args = start_command(kSpec, argc, argv);
   if (!args) return args.exit_code;
 #ifndef ES_HAVE_HV

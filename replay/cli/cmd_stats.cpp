@@ -26,10 +26,13 @@ constexpr OptionSpec kOptions[] = {
     {"reason", "R", "only exits with this reason (EPT_VIOLATION, 48; on AMD npf, io, 'GP excp', 0x400)"},
     {"from", "T", "only exits, and chains whose event was raised, from session time T (ns, or 1.5us, 20ms, 2s)"},
     {"to", "T", "only exits, and chains whose event was raised, up to session time T (inclusive)"},
-    {"by", "VIEW", "key of the exit table: reason (default), port (I/O exits), page (EPT / NPF exits by GPA page), msr, mmio (exits KVM emulated as MMIO, by address: kvm_mmio)"},
+    {"by", "VIEW",
+     "key of the exit table: reason (default), port (I/O exits), page (EPT / NPF exits by GPA page), msr, mmio (exits "
+     "KVM emulated as MMIO, by address: kvm_mmio)"},
     {"format", "F", "text (default), csv or json"},
-    {"histogram", "", "add histograms of exit-to-entry and raise-to-delivery times (log2 buckets; as a picture: "
-                      "'exitscope export DB --format svg|png --histogram exit|chain')"},
+    {"histogram", "",
+     "add histograms of exit-to-entry and raise-to-delivery times (log2 buckets; as a picture: "
+     "'exitscope export DB --format svg|png --histogram exit|chain')"},
     {"slowest", "N", "list the N slowest chains (default 5)"},
     {"no-chains", "", "leave out the event chain figures"},
 };
@@ -108,17 +111,18 @@ void text_table(const char* title, const std::vector<replay::ExitRow>& rows, con
     const std::string key = replay::terminal_safe(r.key);
     std::printf("  %s%-24s %8" PRIu64 " %7s %14s %7s %11s %11s %11s %11s %11s\n",
                 level_column ? ("L" + std::to_string(r.level) + std::string(4, ' ')).substr(0, 6).c_str() : "",
-                key.c_str(), l.count, pct(l.count, all.count).c_str(),
-                l.timed ? us(l.total_ns).c_str() : "unknown", l.timed ? pct(l.total_ns, all.total_ns).c_str() : "-",
-                us(l.min_ns).c_str(), us(l.max_ns).c_str(), us(l.mean_ns).c_str(), us(l.median_ns).c_str(),
-                us(l.p99_ns).c_str());
+                key.c_str(), l.count, pct(l.count, all.count).c_str(), l.timed ? us(l.total_ns).c_str() : "unknown",
+                l.timed ? pct(l.total_ns, all.total_ns).c_str() : "-", us(l.min_ns).c_str(), us(l.max_ns).c_str(),
+                us(l.mean_ns).c_str(), us(l.median_ns).c_str(), us(l.p99_ns).c_str());
   }
   std::printf("  %s%-24s %8" PRIu64 " %7s %14s\n", level_column ? "      " : "", "total", all.count, "100.00",
               all.timed ? us(all.total_ns).c_str() : "unknown");
   if (untimed)
-    std::printf("  %" PRIu64 " of these exits %s no later entry of their vCPU and level: their time is unknown "
+    std::printf("  %" PRIu64
+                " of these exits %s no later entry of their vCPU and level: their time is unknown "
                 "and left out of the times%s%s%s.\n",
-                untimed, untimed == 1 ? "has" : "have", which.empty() ? "" : " (", which.c_str(), which.empty() ? "" : ")");
+                untimed, untimed == 1 ? "has" : "have", which.empty() ? "" : " (", which.c_str(),
+                which.empty() ? "" : ")");
 }
 
 void text_histogram(const char* title, const char* what, const std::vector<uint64_t>& buckets, uint64_t known) {
@@ -138,22 +142,24 @@ void text_histogram(const char* title, const char* what, const std::vector<uint6
 
 void print_text(const replay::Stats& s, const replay::StatsOptions& opt, const std::string& path, bool histogram) {
   std::printf("recording:  %s\n", replay::terminal_safe(path).c_str());
-  std::printf("time:       from a VM exit to the next VM entry of the same vCPU and level (perf kvm stat's "
-              "exit-to-entry)\n");
+  std::printf(
+      "time:       from a VM exit to the next VM entry of the same vCPU and level (perf kvm stat's "
+      "exit-to-entry)\n");
   if (s.entries == 0 && s.all_exits.count)
-    std::printf("times:      unknown: the recording has no VM entry records (a trace without kvm_entry lines), so "
-                "no exit-to-entry time can be measured\n");
-  const char* title = opt.by == replay::StatsBy::Reason ? "VM exits by reason"
-                      : opt.by == replay::StatsBy::Port ? "I/O exits by port"
-                      : opt.by == replay::StatsBy::Page ? "EPT violation / misconfig and NPF exits by guest-physical page"
-                      : opt.by == replay::StatsBy::Msr  ? "MSR exits by MSR (from kvm_msr records)"
-                                                        : "MMIO exits by guest-physical address and direction (from kvm_mmio records)";
+    std::printf(
+        "times:      unknown: the recording has no VM entry records (a trace without kvm_entry lines), so "
+        "no exit-to-entry time can be measured\n");
+  const char* title =
+      opt.by == replay::StatsBy::Reason ? "VM exits by reason"
+      : opt.by == replay::StatsBy::Port ? "I/O exits by port"
+      : opt.by == replay::StatsBy::Page ? "EPT violation / misconfig and NPF exits by guest-physical page"
+      : opt.by == replay::StatsBy::Msr  ? "MSR exits by MSR (from kvm_msr records)"
+                                        : "MMIO exits by guest-physical address and direction (from kvm_mmio records)";
   text_table(title, s.exits, s.all_exits, true);
   if (!s.nested_exits.empty()) {
-    text_table("Nested exits (L2 -> L1) by reason; time = until L1 enters L2 again (next nested entry)",
-               s.nested_exits, s.all_nested, true);
-    if (s.nested_entries == 0)
-      std::printf("  times unknown: the recording has no nested entry records.\n");
+    text_table("Nested exits (L2 -> L1) by reason; time = until L1 enters L2 again (next nested entry)", s.nested_exits,
+               s.all_nested, true);
+    if (s.nested_entries == 0) std::printf("  times unknown: the recording has no nested entry records.\n");
   }
   replay::Latency all_vcpu;
   for (const replay::ExitRow& r : s.by_vcpu) {
@@ -174,7 +180,8 @@ void print_text(const replay::Stats& s, const replay::StatsOptions& opt, const s
   }
 
   if (!opt.chains) return;
-  std::printf("\nEvent chains: %" PRIu64 " (time = raise -> delivery through the guest IDT; exits = VM exits "
+  std::printf("\nEvent chains: %" PRIu64
+              " (time = raise -> delivery through the guest IDT; exits = VM exits "
               "during its delivery, IDT-vectoring)\n",
               s.chains);
   if (s.chain_kinds.empty()) {
@@ -188,7 +195,8 @@ void print_text(const replay::Stats& s, const replay::StatsOptions& opt, const s
                 k.delivered, us(k.min_ns).c_str(), us(k.mean_ns).c_str(), us(k.max_ns).c_str(), k.exits,
                 k.reinjections);
   if (!s.slowest.empty()) {
-    std::printf("\nSlowest chains (open one with 'exitscope chains %s --chain N')\n", replay::terminal_safe(path).c_str());
+    std::printf("\nSlowest chains (open one with 'exitscope chains %s --chain N')\n",
+                replay::terminal_safe(path).c_str());
     for (const replay::SlowChain& c : s.slowest)
       std::printf("  chain %-8" PRIu64 " %-16s %11s  exits %" PRIu64 "  reinjections %" PRIu64 "  %.*s\n", c.id,
                   c.key.c_str(), us(c.time_ns).c_str(), c.exits, c.reinjections,
@@ -209,11 +217,11 @@ void csv_rows(const char* section, const std::vector<replay::ExitRow>& rows, con
     const std::string value = by == replay::StatsBy::Reason ? u64(r.reason)
                               : r.value == UINT64_MAX       ? std::string()
                                                             : u64(r.value);
-    std::printf("%s,%u,%s,%s,%" PRIu64 ",%s,%" PRIu64 ",%s,%s,%s,%s,%s,%s,%s,,,\n", section, r.level,
-                csv_field(r.key).c_str(), value.c_str(), l.count, pct(l.count, all.count).c_str(), l.timed,
-                l.timed ? u64(l.total_ns).c_str() : "", l.timed && all.total_ns ? pct(l.total_ns, all.total_ns).c_str() : "",
-                opt_num(l.min_ns).c_str(), opt_num(l.max_ns).c_str(), opt_num(l.mean_ns).c_str(),
-                opt_num(l.median_ns).c_str(), opt_num(l.p99_ns).c_str());
+    std::printf(
+        "%s,%u,%s,%s,%" PRIu64 ",%s,%" PRIu64 ",%s,%s,%s,%s,%s,%s,%s,,,\n", section, r.level, csv_field(r.key).c_str(),
+        value.c_str(), l.count, pct(l.count, all.count).c_str(), l.timed, l.timed ? u64(l.total_ns).c_str() : "",
+        l.timed && all.total_ns ? pct(l.total_ns, all.total_ns).c_str() : "", opt_num(l.min_ns).c_str(),
+        opt_num(l.max_ns).c_str(), opt_num(l.mean_ns).c_str(), opt_num(l.median_ns).c_str(), opt_num(l.p99_ns).c_str());
   }
 }
 
@@ -246,8 +254,8 @@ void print_csv(const replay::Stats& s, const replay::StatsOptions& opt, bool his
                 k.delivered ? u64(k.total_ns).c_str() : "", opt_num(k.min_ns).c_str(), opt_num(k.max_ns).c_str(),
                 opt_num(k.mean_ns).c_str(), k.delivered, k.exits, k.reinjections);
   for (const replay::SlowChain& c : s.slowest)
-    std::printf("slow_chain,,%s,%" PRIu64 ",1,,1,%" PRIu64 ",,,,,,,1,%" PRIu64 ",%" PRIu64 "\n", csv_field(c.key).c_str(),
-                c.id, c.time_ns, c.exits, c.reinjections);
+    std::printf("slow_chain,,%s,%" PRIu64 ",1,,1,%" PRIu64 ",,,,,,,1,%" PRIu64 ",%" PRIu64 "\n",
+                csv_field(c.key).c_str(), c.id, c.time_ns, c.exits, c.reinjections);
 }
 
 // ---- json ----
@@ -281,8 +289,10 @@ class JsonWriter {
     if (!first) out_ += ',';
     first_.back() = false;
     // Members of the top object and items of arrays start a line; an item object's members do not.
-    if (stack_.size() == 1 || stack_.back() == '[') out_ += "\n" + std::string(2 * stack_.size(), ' ');
-    else if (!first) out_ += ' ';
+    if (stack_.size() == 1 || stack_.back() == '[')
+      out_ += "\n" + std::string(2 * stack_.size(), ' ');
+    else if (!first)
+      out_ += ' ';
   }
   void put(std::string_view key, std::string_view value) {
     separator();
@@ -317,7 +327,8 @@ void json_latency(JsonWriter& j, const replay::Latency& l) {
   j.field("p99_ns", l.p99_ns);
 }
 
-void json_rows(JsonWriter& j, const std::vector<replay::ExitRow>& rows, const replay::Latency& all, replay::StatsBy by) {
+void json_rows(JsonWriter& j, const std::vector<replay::ExitRow>& rows, const replay::Latency& all,
+               replay::StatsBy by) {
   j.begin_array("rows");
   for (const replay::ExitRow& r : rows) {
     const replay::Latency& l = r.lat;
@@ -334,8 +345,10 @@ void json_rows(JsonWriter& j, const std::vector<replay::ExitRow>& rows, const re
     j.percent("count_pct", l.count, all.count);
     j.field("timed", l.timed);
     j.field("time_ns", l.timed ? std::optional<uint64_t>(l.total_ns) : std::nullopt);
-    if (l.timed) j.percent("time_pct", l.total_ns, all.total_ns);
-    else j.null("time_pct");
+    if (l.timed)
+      j.percent("time_pct", l.total_ns, all.total_ns);
+    else
+      j.null("time_pct");
     j.field("min_ns", l.min_ns);
     j.field("max_ns", l.max_ns);
     j.field("mean_ns", l.mean_ns);
@@ -468,7 +481,8 @@ int cmd_stats(int argc, char** argv) {
   if (v) opt.slowest_chains = static_cast<size_t>(*v);
   if (auto r = args->get("reason")) {
     replay::EventFilter f;
-    if (auto ok = replay::set_reason(f, *r); !ok) return usage_error(kName, ok.error().substr(0, ok.error().size() - 1));
+    if (auto ok = replay::set_reason(f, *r); !ok)
+      return usage_error(kName, ok.error().substr(0, ok.error().size() - 1));
     if (f.decision) return usage_error(kName, "'--reason " + *r + "' names a decision, not an exit reason");
     opt.reason = f;
   }
@@ -476,7 +490,8 @@ int cmd_stats(int argc, char** argv) {
     if (auto t = args->get(name)) {
       auto ns = replay::parse_time_ns(*t);
       if (!ns)
-        return usage_error(kName, "option '--" + std::string(name) + "' needs a time such as 1500, 1.5us, 20ms or 2s, not '" + *t + "'");
+        return usage_error(kName, "option '--" + std::string(name) +
+                                      "' needs a time such as 1500, 1.5us, 20ms or 2s, not '" + *t + "'");
       (std::string_view(name) == "from" ? opt.from_ns : opt.to_ns) = *ns;
     }
   }
@@ -484,26 +499,41 @@ int cmd_stats(int argc, char** argv) {
     return usage_error(kName, "'--from' is after '--to': the time window is empty");
   replay::StatsSort sort = replay::StatsSort::Count;
   if (auto s = args->get("sort")) {
-    if (*s == "count") sort = replay::StatsSort::Count;
-    else if (*s == "time") sort = replay::StatsSort::Time;
-    else if (*s == "max") sort = replay::StatsSort::Max;
-    else if (*s == "mean") sort = replay::StatsSort::Mean;
-    else return usage_error(kName, "unknown sort key '" + *s + "' for '--sort' (one of count, time, max, mean)");
+    if (*s == "count")
+      sort = replay::StatsSort::Count;
+    else if (*s == "time")
+      sort = replay::StatsSort::Time;
+    else if (*s == "max")
+      sort = replay::StatsSort::Max;
+    else if (*s == "mean")
+      sort = replay::StatsSort::Mean;
+    else
+      return usage_error(kName, "unknown sort key '" + *s + "' for '--sort' (one of count, time, max, mean)");
   }
   if (auto b = args->get("by")) {
-    if (*b == "reason") opt.by = replay::StatsBy::Reason;
-    else if (*b == "port") opt.by = replay::StatsBy::Port;
-    else if (*b == "page") opt.by = replay::StatsBy::Page;
-    else if (*b == "msr") opt.by = replay::StatsBy::Msr;
-    else if (*b == "mmio") opt.by = replay::StatsBy::Mmio;
-    else return usage_error(kName, "unknown view '" + *b + "' for '--by' (one of reason, port, page, msr, mmio)");
+    if (*b == "reason")
+      opt.by = replay::StatsBy::Reason;
+    else if (*b == "port")
+      opt.by = replay::StatsBy::Port;
+    else if (*b == "page")
+      opt.by = replay::StatsBy::Page;
+    else if (*b == "msr")
+      opt.by = replay::StatsBy::Msr;
+    else if (*b == "mmio")
+      opt.by = replay::StatsBy::Mmio;
+    else
+      return usage_error(kName, "unknown view '" + *b + "' for '--by' (one of reason, port, page, msr, mmio)");
   }
   Format format = Format::Text;
   if (auto f = args->get("format")) {
-    if (*f == "text") format = Format::Text;
-    else if (*f == "csv") format = Format::Csv;
-    else if (*f == "json") format = Format::Json;
-    else return usage_error(kName, "unknown format '" + *f + "' for '--format' (one of text, csv, json)");
+    if (*f == "text")
+      format = Format::Text;
+    else if (*f == "csv")
+      format = Format::Csv;
+    else if (*f == "json")
+      format = Format::Json;
+    else
+      return usage_error(kName, "unknown format '" + *f + "' for '--format' (one of text, csv, json)");
   }
   opt.chains = !args->has("no-chains");
   const bool histogram = args->has("histogram");

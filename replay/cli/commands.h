@@ -8,10 +8,10 @@ int cmd_info(int argc, char** argv);
 int cmd_events(int argc, char** argv);
 int cmd_chains(int argc, char** argv);
 int cmd_export(int argc, char** argv);
-int cmd_check(int argc, char** argv);  // replay/cli/cmd_check.cpp
-int cmd_diff(int argc, char** argv);   // replay/cli/cmd_diff.cpp
-int cmd_gui(int argc, char** argv);  // replay/cli/cmd_gui.cpp (GUI engineer)
-int cmd_import(int argc, char** argv);  // replay/cli/cmd_import.cpp (text trace import)
+int cmd_check(int argc, char** argv);    // replay/cli/cmd_check.cpp
+int cmd_diff(int argc, char** argv);     // replay/cli/cmd_diff.cpp
+int cmd_gui(int argc, char** argv);      // replay/cli/cmd_gui.cpp (GUI engineer)
+int cmd_import(int argc, char** argv);   // replay/cli/cmd_import.cpp (text trace import)
 int cmd_migrate(int argc, char** argv);  // replay/cli/cmd_migrate.cpp (older schema -> current)
 int cmd_stats(int argc, char** argv);    // replay/cli/cmd_stats.cpp (perf kvm stat figures, chains)
 

@@ -20,10 +20,8 @@ constexpr Command kCommands[] = {
     {"record", "run a guest scenario on the built-in VT-x model and record it", &cmd_record},
     {"scenarios", "list the built-in guest scenarios", &cmd_scenarios},
     {"info", "summarize a recording: session, counts, exits by reason, console output", &es::cli::cmd_info},
-    {"events", "list decoded events, filtered by kind, reason, vector, vCPU, level, chain, time",
-     &es::cli::cmd_events},
-    {"chains", "explain event chains: original event, interruptions, reinjections, outcome",
-     &es::cli::cmd_chains},
+    {"events", "list decoded events, filtered by kind, reason, vector, vCPU, level, chain, time", &es::cli::cmd_events},
+    {"chains", "explain event chains: original event, interruptions, reinjections, outcome", &es::cli::cmd_chains},
     {"stats", "where the guest's time goes: exits by reason / vCPU / level with exit-to-entry times, chain latency",
      &es::cli::cmd_stats},
     {"export", "export a recording, a chain or a window as text, Markdown, a Perfetto trace, Chrome JSON, SVG or PNG",
@@ -70,6 +68,7 @@ int main(int argc, char** argv) {
   for (const Command& c : kCommands) names.push_back(c.name);
   const std::string near = es::cli::closest_name(cmd, names);
   std::fprintf(stderr, "exitscope: unknown command '%.*s'%s; run 'exitscope --help' for the list of commands.\n",
-               static_cast<int>(cmd.size()), cmd.data(), near.empty() ? "" : (" (did you mean '" + near + "'?)").c_str());
+               static_cast<int>(cmd.size()), cmd.data(),
+               near.empty() ? "" : (" (did you mean '" + near + "'?)").c_str());
   return 2;
 }

@@ -43,8 +43,7 @@ Result<uint64_t> check_input_file(const std::string& path, const std::string& in
                      : S_ISSOCK(st.st_mode) ? "a socket"
                      : S_ISREG(st.st_mode)  ? nullptr
                                             : "not a regular file";
-  if (S_ISDIR(st.st_mode))
-    return make_error(input_noun + " '" + path + "' is a directory; pass the file itself.");
+  if (S_ISDIR(st.st_mode)) return make_error(input_noun + " '" + path + "' is a directory; pass the file itself.");
   if (what)
     return make_error(input_noun + " '" + path + "' is " + what +
                       ", which exitscope does not read; save its contents to a regular file and pass that.");

@@ -40,8 +40,7 @@ Started start_command(const CommandSpec& spec, int argc, char** argv) {
 std::optional<replay::Recording> open_recording(std::string_view command, const std::string& path) {
   auto rec = replay::Recording::open(path);
   if (!rec) {
-    std::fprintf(stderr, "exitscope %.*s: %s\n", static_cast<int>(command.size()), command.data(),
-                 rec.error().c_str());
+    std::fprintf(stderr, "exitscope %.*s: %s\n", static_cast<int>(command.size()), command.data(), rec.error().c_str());
     return std::nullopt;
   }
   return std::move(*rec);

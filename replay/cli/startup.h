@@ -40,7 +40,7 @@ struct CommandSpec {
   std::string_view description;  // --help, after the usage line
   std::span<const OptionSpec> options;
   Positional positional = kOneRecording;
-  bool short_output = false;  // -o FILE is accepted for --output FILE (the options need "output")
+  bool short_output = false;                        // -o FILE is accepted for --output FILE (the options need "output")
   std::span<const OptionSpec> hidden_options = {};  // accepted, not listed by --help (test hooks)
 };
 

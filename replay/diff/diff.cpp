@@ -137,8 +137,8 @@ std::vector<ChainStory> chain_stories(const std::vector<replay::Chain>& chains) 
       if (c->outcome != replay::Outcome::DroppedByPolicy) break;
       size_t next = at + 1;
       while (next < chains.size() &&
-             (absorbed[next] || std::make_tuple(chains[next].event_word, chain_level(chains[next]),
-                                                chain_rip(chains[next])) != base))
+             (absorbed[next] ||
+              std::make_tuple(chains[next].event_word, chain_level(chains[next]), chain_rip(chains[next])) != base))
         ++next;
       if (next == chains.size()) break;
       absorbed[next] = true;
@@ -163,8 +163,10 @@ Result<DiffResult> diff_recordings(replay::Recording& a, replay::Recording& b, c
     if (!s) return make_error(s.error());
     side->session = std::move(s).value();
     for (auto [kind, n] : side->session.counts_by_kind) {
-      if (kind == ES_KIND_VIOLATION) side->violations = n;
-      else side->compared_events += n;
+      if (kind == ES_KIND_VIOLATION)
+        side->violations = n;
+      else
+        side->compared_events += n;
     }
   }
 

@@ -38,8 +38,8 @@ bool is_compared(const es_record& r);
 struct ChainKey {
   uint32_t event_word = 0;  // VM-entry interruption-info format
   uint8_t level = 0;
-  uint64_t rip = 0;         // the root's RIP
-  uint32_t ordinal = 0;     // among chains with the same word, level and RIP, in id order
+  uint64_t rip = 0;      // the root's RIP
+  uint32_t ordinal = 0;  // among chains with the same word, level and RIP, in id order
   auto operator<=>(const ChainKey&) const = default;
 };
 
@@ -48,8 +48,8 @@ struct ChainStory {
   ChainKey key;
   std::vector<uint64_t> chain_ids;
   replay::Outcome outcome = replay::Outcome::Lost;  // of the last chain
-  size_t event_count = 0;  // events of all its chains (violations not counted)
-  std::string story;       // "EPT_VIOLATION -> dropped by policy -> regenerated -> delivered"
+  size_t event_count = 0;                           // events of all its chains (violations not counted)
+  std::string story;                                // "EPT_VIOLATION -> dropped by policy -> regenerated -> delivered"
 };
 
 struct ChainDifference {
@@ -58,9 +58,9 @@ struct ChainDifference {
 };
 
 struct Divergence {
-  uint64_t index = 0;                   // position in the normalized sequences (0-based)
-  std::vector<replay::Event> a, b;      // context: up to N events before, the differing one, N after
-  size_t a_at = 0, b_at = 0;            // index of the differing event in a / b (== size: that side ended)
+  uint64_t index = 0;               // position in the normalized sequences (0-based)
+  std::vector<replay::Event> a, b;  // context: up to N events before, the differing one, N after
+  size_t a_at = 0, b_at = 0;        // index of the differing event in a / b (== size: that side ended)
 };
 
 struct Side {

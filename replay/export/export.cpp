@@ -20,13 +20,15 @@ constexpr ExportFormat kFormats[] = {
      true},
     {"markdown", "Markdown tables for issue trackers: session facts, one table per chain, other events",
      &export_markdown, true, true},
-    {"perfetto", "Perfetto protobuf trace (ui.perfetto.dev, trace_processor): a track per vCPU and level, "
-     "exit-to-entry slices, chain flows, decoded SDM fields as args", &export_perfetto, false},
+    {"perfetto",
+     "Perfetto protobuf trace (ui.perfetto.dev, trace_processor): a track per vCPU and level, "
+     "exit-to-entry slices, chain flows, decoded SDM fields as args",
+     &export_perfetto, false},
     {"chrome", "Chrome trace-event JSON (chrome://tracing): the same slices, flows and args", &export_chrome_json,
      false},
     // Drawn by the GUI's timeline painter: forwarded to `exitscope-gui --export` (gui_forward.cpp).
-    {"svg", "SVG timeline picture: a lane per vCPU and guest level, exits coloured by reason, chain arcs",
-     &export_svg, false},
+    {"svg", "SVG timeline picture: a lane per vCPU and guest level, exits coloured by reason, chain arcs", &export_svg,
+     false},
     {"png", "PNG timeline picture (the same drawing as svg)", &export_png, false},
 };
 
@@ -288,8 +290,7 @@ std::string chain_outcome_text(const replay::Chain& c) {
 std::string chain_title(const replay::Chain& c) {
   const es_record& first = c.root_found ? c.root.rec : c.events.front().rec;
   return "Chain " + std::to_string(c.id) + ": " + chain_event_text(c) + " at L" + std::to_string(first.level) +
-         " vcpu" + std::to_string(first.vcpu) + ", " + plural(c.events.size(), "event") + ", " +
-         chain_outcome_text(c);
+         " vcpu" + std::to_string(first.vcpu) + ", " + plural(c.events.size(), "event") + ", " + chain_outcome_text(c);
 }
 
 std::vector<std::pair<std::string, std::string>> session_facts(const ExportContext& ctx) {
@@ -322,8 +323,8 @@ std::vector<std::pair<std::string, std::string>> session_facts(const ExportConte
   }
   rows.emplace_back("session", state);
   if (s.event_count)
-    rows.emplace_back("time", replay::format_time(s.first_time_ns) + " s .. " + replay::format_time(s.last_time_ns) +
-                                  " s");
+    rows.emplace_back("time",
+                      replay::format_time(s.first_time_ns) + " s .. " + replay::format_time(s.last_time_ns) + " s");
   // Chains by outcome, in a fixed order.
   std::string by_outcome;
   for (auto o : replay::kAllOutcomes) {
@@ -373,10 +374,14 @@ void wrap_lines(std::string_view text, std::string_view first_prefix, std::strin
   bool quoted = false;
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
-    if (c == '"' && (i == 0 || text[i - 1] != '\\')) quoted = !quoted;
-    else if (!quoted && c == '[') ++depth;
-    else if (!quoted && c == ']' && depth > 0) --depth;
-    else if (c == ' ') top[i] = depth == 0 && !quoted;
+    if (c == '"' && (i == 0 || text[i - 1] != '\\'))
+      quoted = !quoted;
+    else if (!quoted && c == '[')
+      ++depth;
+    else if (!quoted && c == ']' && depth > 0)
+      --depth;
+    else if (c == ' ')
+      top[i] = depth == 0 && !quoted;
   }
   size_t pos = 0;
   bool first = true;

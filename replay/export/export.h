@@ -83,12 +83,12 @@ struct ExportContext {
   const ExportOptions& options;
   Output& out;
   replay::SessionInfo session;
-  bool chains_loaded = false;                                 // chains / chain_by_id are filled
-  std::vector<replay::Chain> chains;                          // every chain of the recording, by id
+  bool chains_loaded = false;         // chains / chain_by_id are filled
+  std::vector<replay::Chain> chains;  // every chain of the recording, by id
   std::unordered_map<uint64_t, const replay::Chain*> chain_by_id;
-  const replay::Chain* only_chain = nullptr;                  // set when options.chain is
-  uint64_t total_events = 0;                                  // events to export (for progress)
-  uint64_t events_done = 0;                                   // counted by tick()
+  const replay::Chain* only_chain = nullptr;  // set when options.chain is
+  uint64_t total_events = 0;                  // events to export (for progress)
+  uint64_t events_done = 0;                   // counted by tick()
 
   // The window / vCPU filter (the chain restriction is applied by the exporters).
   bool in_window(const es_record& r) const;
@@ -167,8 +167,8 @@ void wrap_to(std::string& out, std::string_view text, std::string_view first_pre
 // The exporters (one file each).
 Result<void> export_text(ExportContext& ctx);
 Result<void> export_markdown(ExportContext& ctx);
-Result<void> export_perfetto(ExportContext& ctx);      // Perfetto's protobuf trace (perfetto_proto_export.cpp)
-Result<void> export_chrome_json(ExportContext& ctx);   // Chrome trace-event JSON (perfetto_export.cpp)
+Result<void> export_perfetto(ExportContext& ctx);     // Perfetto's protobuf trace (perfetto_proto_export.cpp)
+Result<void> export_chrome_json(ExportContext& ctx);  // Chrome trace-event JSON (perfetto_export.cpp)
 // The first and last exported member of each chain with at least two, by chain id: a chain's
 // flow arrow begins and ends there in both trace formats (perfetto_export.cpp).
 struct FlowSpan {

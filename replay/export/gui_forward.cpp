@@ -46,7 +46,7 @@ Result<void> export_via_gui(ExportContext& ctx, std::string_view format) {
   // /tmp/runtime-$USER: give it that directory, private as the spec requires, without the warning.
   if (!std::getenv("XDG_RUNTIME_DIR")) {
     const std::string dir = "/tmp/runtime-" + std::to_string(::getuid());
-    struct stat st{};
+    struct stat st {};
     if (::mkdir(dir.c_str(), 0700) == 0 ||
         (::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == ::getuid() && (st.st_mode & 077) == 0))
       ::setenv("XDG_RUNTIME_DIR", dir.c_str(), 0);

@@ -24,20 +24,24 @@ std::string cell(std::string_view s) {
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c == '|') out += "\\|";
+    if (c == '|')
+      out += "\\|";
     else if (c == '#' && i + 1 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '9') {
       size_t end = i + 1;
       while (end < s.size() && s[end] >= '0' && s[end] <= '9') ++end;
       ((out += '`') += s.substr(i, end - i)) += '`';
       i = end - 1;
-    }
-    else if (c == '\n' || c == '\r' || c == '\t') out += ' ';
+    } else if (c == '\n' || c == '\r' || c == '\t')
+      out += ' ';
     // Other C0 controls, DEL and the C1 controls in UTF-8 (U+0080..U+009F: C2 80..C2 9F) are
     // dropped: a session string from a stranger's file must not reach a terminal as ESC / CSI.
-    else if (c < 0x20 || c == 0x7f) continue;
+    else if (c < 0x20 || c == 0x7f)
+      continue;
     else if (c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) < 0xa0 &&
-             static_cast<unsigned char>(s[i + 1]) >= 0x80) ++i;
-    else out += static_cast<char>(c);
+             static_cast<unsigned char>(s[i + 1]) >= 0x80)
+      ++i;
+    else
+      out += static_cast<char>(c);
   }
   return out;
 }
@@ -112,8 +116,7 @@ using NameFn = std::function<bool(uint64_t id, std::string& title, replay::Outco
 
 void put_chain(ExportContext& ctx, const replay::Chain& c, const NameFn& name_of) {
   Output& out = ctx.out;
-  out.put("### " + cell("Chain " + std::to_string(c.id) + ": " + chain_event_text(c) + " -- " +
-                        chain_outcome_text(c)) +
+  out.put("### " + cell("Chain " + std::to_string(c.id) + ": " + chain_event_text(c) + " -- " + chain_outcome_text(c)) +
           "\n\n");
   std::string notes;
   std::string title;
@@ -147,8 +150,10 @@ void put_chain(ExportContext& ctx, const replay::Chain& c, const NameFn& name_of
 Result<void> export_markdown(ExportContext& ctx) {
   Output& out = ctx.out;
   ctx.vendor = replay::recording_vendor(ctx.recording);
-  if (ctx.only_chain) out.put("# " + cell(chain_title(*ctx.only_chain)) + "\n\n");
-  else out.put("# exitscope recording " + cell(ctx.recording_name()) + "\n\n");
+  if (ctx.only_chain)
+    out.put("# " + cell(chain_title(*ctx.only_chain)) + "\n\n");
+  else
+    out.put("# exitscope recording " + cell(ctx.recording_name()) + "\n\n");
   out.put("| session | |\n|---|---|\n");
   for (const auto& [label, value] : session_facts(ctx)) out.put("| " + cell(label) + " | " + cell(value) + " |\n");
   out.put('\n');
@@ -206,8 +211,10 @@ Result<void> export_markdown(ExportContext& ctx) {
       briefs.push_back({c.id, c.event_word, c.root_found, c.outcome});
       put_ready(c.id);
       if (!chain_shown(ctx, c)) return true;
-      if (waiting.empty() && last_named(c) <= c.id) put(c);
-      else waiting.push_back(c);
+      if (waiting.empty() && last_named(c) <= c.id)
+        put(c);
+      else
+        waiting.push_back(c);
       return true;
     });
     if (!r) return r;

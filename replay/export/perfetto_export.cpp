@@ -345,7 +345,8 @@ class PerfettoWriter {
       st->bind(4, static_cast<int64_t>(id));
       const bool found = st->step() == SQLITE_ROW;
       if (found) end_ns = st->col_u64(0);
-      slice(*ev, end_ns < ev->rec.time_ns ? ev->rec.time_ns : end_ns, nullptr, found ? "next entry (not exported)" : "session end");
+      slice(*ev, end_ns < ev->rec.time_ns ? ev->rec.time_ns : end_ns, nullptr,
+            found ? "next entry (not exported)" : "session end");
     }
     b_ += "\n]}\n";
     b_.flush();
@@ -369,7 +370,8 @@ class PerfettoWriter {
       meta_number("process_sort_index", t.pid, 0, t.pid);
     }
     if (seen_threads_.try_emplace(t.tid, true).second) {
-      meta("thread_name", t.pid, t.tid, "name", "vCPU " + std::to_string(r.vcpu) + " (L" + std::to_string(r.level) + ")");
+      meta("thread_name", t.pid, t.tid, "name",
+           "vCPU " + std::to_string(r.vcpu) + " (L" + std::to_string(r.level) + ")");
       meta_number("thread_sort_index", t.pid, t.tid, r.vcpu);
     }
   }
@@ -474,7 +476,9 @@ class PerfettoWriter {
           const size_t mark = b.size();
           b += ",\"qualification_decoded\":";
           bool decoded = false;
-          append_str_with(b, [&](std::string& s) { decoded = replay::append_qualification(s, r.reason, r.flags, r.qualification); });
+          append_str_with(b, [&](std::string& s) {
+            decoded = replay::append_qualification(s, r.reason, r.flags, r.qualification);
+          });
           if (!decoded) b.resize(mark);
         }
         // Raw words always; their decodes and error codes only where the word says they
@@ -499,12 +503,15 @@ class PerfettoWriter {
       case ES_KIND_DECISION:
         if (r.kind == ES_KIND_DECISION) {
           const std::string_view d = replay::decision_name(r.reason);
-          if (d.empty()) field_with("decision", [&](std::string& b) { append_u64(b, r.reason); });
-          else field_str("decision", d);
+          if (d.empty())
+            field_with("decision", [&](std::string& b) { append_u64(b, r.reason); });
+          else
+            field_str("decision", d);
         }
         field_hex("intr_info", r.intr_info);
         if (arch::EntryIntrInfo(r.intr_info).valid()) {
-          field_with("intr_info_decoded", [&](std::string& b) { arch::describe_to(b, arch::EntryIntrInfo(r.intr_info)); });
+          field_with("intr_info_decoded",
+                     [&](std::string& b) { arch::describe_to(b, arch::EntryIntrInfo(r.intr_info)); });
           if (arch::EntryIntrInfo(r.intr_info).deliver_error_code()) field_hex("intr_error", r.intr_error);
         }
         if (r.kind == ES_KIND_VM_ENTRY) field_num("instr_len", r.instr_len);
@@ -571,10 +578,12 @@ class PerfettoWriter {
   // the exit-to-entry slice that carries the exit's fields.
   void exit_point(const replay::Event& ev, const Track& t, FlowRole role) {
     const es_record& r = ev.rec;
-    head([&](std::string& b) {
-      b += "exit ";
-      replay::append_exit_reason(b, r.reason, r.flags);
-    }, 'X', r.time_ns);
+    head(
+        [&](std::string& b) {
+          b += "exit ";
+          replay::append_exit_reason(b, r.reason, r.flags);
+        },
+        'X', r.time_ns);
     b_ += ",\"dur\":0.000";
     where(t);
     flow_fields(r.origin, role);
@@ -605,7 +614,7 @@ class PerfettoWriter {
   JsonOut b_;
   uint64_t count_ = 0;
   uint64_t last_tid_ = ~uint64_t{0};
-  std::unordered_map<uint64_t, FlowSpan> flows_;  // chain -> its first and last exported member
+  std::unordered_map<uint64_t, FlowSpan> flows_;      // chain -> its first and last exported member
   std::unordered_map<uint64_t, replay::Event> open_;  // exit awaiting its entry, by level/vcpu
   std::unordered_map<uint64_t, bool> seen_processes_, seen_threads_;
 };
@@ -656,8 +665,10 @@ void append_instant_name(std::string& b, const es_record& r) {
     case ES_KIND_RUN_END: {
       const std::string_view e = replay::end_reason_name(r.reason);
       b += "run end: ";
-      if (e.empty()) append_u64(b, r.reason);
-      else b += e;
+      if (e.empty())
+        append_u64(b, r.reason);
+      else
+        b += e;
       return;
     }
     default: {

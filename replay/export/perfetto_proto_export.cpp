@@ -139,7 +139,6 @@ int64_t lane_tid(const replay::Lane& l) {
   return static_cast<int64_t>(level_pid(l.level)) * 10'000'000 + l.hv_level * 100'000 + l.vcpu;
 }
 
-
 // Strings that come from the recording (session facts, console text inside a decode) may hold
 // any byte: a protobuf string must be UTF-8, and a viewer shows what it gets. Anything but
 // printable ASCII is written as \xNN text, as `events` prints it (format.h terminal_safe).
@@ -215,9 +214,7 @@ class ProtoWriter {
         if (arch::EntryIntrInfo(r.intr_info).valid() || r.origin) point(ev, track, false);
         break;
       }
-      case ES_KIND_RUN_END:
-        point(ev, r.origin ? track : kSessionTrack, false);
-        break;
+      case ES_KIND_RUN_END: point(ev, r.origin ? track : kSessionTrack, false); break;
       default: point(ev, track, false); break;
     }
     ctx_.out.maybe_flush();
@@ -355,7 +352,8 @@ class ProtoWriter {
         annotate_hex(p, "reason_raw", r.reason);
         annotate_hex(p, "qualification", r.qualification);
         s.clear();
-        if (replay::append_qualification(s, r.reason, r.flags, r.qualification)) annotate(p, "qualification_decoded", s);
+        if (replay::append_qualification(s, r.reason, r.flags, r.qualification))
+          annotate(p, "qualification_decoded", s);
         const arch::ExitIntrInfo info(r.intr_info);
         annotate_hex(p, "intr_info", r.intr_info);
         if (info.valid()) {
@@ -384,8 +382,10 @@ class ProtoWriter {
       case ES_KIND_DECISION: {
         if (r.kind == ES_KIND_DECISION) {
           const std::string_view d = replay::decision_name(r.reason);
-          if (d.empty()) annotate(p, "decision", r.reason);
-          else annotate(p, "decision", d);
+          if (d.empty())
+            annotate(p, "decision", r.reason);
+          else
+            annotate(p, "decision", d);
         }
         const arch::EntryIntrInfo info(r.intr_info);
         annotate_hex(p, "intr_info", r.intr_info);

@@ -67,8 +67,10 @@ void append_event_head(std::string& b, const es_record& r) {
   append_dec(b, r.vcpu);
   b += ' ';
   const std::string_view kind = replay::kind_name(r.kind);
-  if (kind.empty()) append_padded(b, "kind" + std::to_string(r.kind), 8);
-  else append_padded(b, kind, 8);
+  if (kind.empty())
+    append_padded(b, "kind" + std::to_string(r.kind), 8);
+  else
+    append_padded(b, kind, 8);
   b += ' ';
 }
 
@@ -113,9 +115,10 @@ class TextWriter {
       wrap_to(out_.buffer(), ascii(value), first, std::string(6, ' '), kWidth);  // a sha256 fits whole
     }
     out_.put('\n');
-    wrap_to(out_.buffer(), "Events: #id, time (s), guest level (hypervisor level), vcpu, kind, decoded "
-                         "fields. Chain members are indented under their original event.",
-                         "", "", kWidth);
+    wrap_to(out_.buffer(),
+            "Events: #id, time (s), guest level (hypervisor level), vcpu, kind, decoded "
+            "fields. Chain members are indented under their original event.",
+            "", "", kWidth);
     out_.put('\n');
   }
 
@@ -144,9 +147,10 @@ class TextWriter {
     if (root_shown) {
       put_event(out_, c.root, "", ctx_.causes);
     } else {
-      wrap_to(out_.buffer(), ascii("chain " + std::to_string(c.id) + ": " + chain_event_text(c) +
-                                 (c.root_found ? " (root #" + std::to_string(c.id) + " outside the shown range)" : "")),
-                           "", "    ", kWidth);
+      wrap_to(out_.buffer(),
+              ascii("chain " + std::to_string(c.id) + ": " + chain_event_text(c) +
+                    (c.root_found ? " (root #" + std::to_string(c.id) + " outside the shown range)" : "")),
+              "", "    ", kWidth);
     }
     ++shown_;
     // Members come from memory, not from for_each_event (except with --chain): counted here.
@@ -160,19 +164,22 @@ class TextWriter {
     }
     if (c.interrupts_chain) {
       const Named n = named(c.interrupts_chain);
-      wrap_to(out_.buffer(), ascii("raised during the delivery of chain " + std::to_string(c.interrupts_chain) +
-                                 (n.found ? " (" + n.title + ")" : "")),
-                           kMemberIndent, "        ", kWidth);
+      wrap_to(out_.buffer(),
+              ascii("raised during the delivery of chain " + std::to_string(c.interrupts_chain) +
+                    (n.found ? " (" + n.title + ")" : "")),
+              kMemberIndent, "        ", kWidth);
     }
     for (uint64_t other : c.interrupted_by) {
       const Named n = named(other);
-      wrap_to(out_.buffer(), ascii("interrupted by chain " + std::to_string(other) +
-                                 (n.found ? " (" + n.title + ", " + std::string(replay::to_string(n.outcome)) + ")" : "")),
-                           kMemberIndent, "        ", kWidth);
+      wrap_to(out_.buffer(),
+              ascii("interrupted by chain " + std::to_string(other) +
+                    (n.found ? " (" + n.title + ", " + std::string(replay::to_string(n.outcome)) + ")" : "")),
+              kMemberIndent, "        ", kWidth);
     }
-    wrap_to(out_.buffer(), ascii("=> chain " + std::to_string(c.id) + " " + chain_event_text(c) + ": " +
-                               chain_outcome_text(c) + (c.inferred ? " [inferred links]" : "")),
-                         kMemberIndent, "        ", kWidth);
+    wrap_to(out_.buffer(),
+            ascii("=> chain " + std::to_string(c.id) + " " + chain_event_text(c) + ": " + chain_outcome_text(c) +
+                  (c.inferred ? " [inferred links]" : "")),
+            kMemberIndent, "        ", kWidth);
     out_.maybe_flush();
   }
 
@@ -263,7 +270,7 @@ Result<bool> export_text_streamed(ExportContext& ctx, TextWriter& w) {
   std::vector<TextWriter::ChainBrief> briefs;
   w.briefs_ = &briefs;
   struct Waiting {
-    uint64_t key;  // its first member in the window
+    uint64_t key;    // its first member in the window
     uint64_t named;  // the highest chain id its story names
     replay::Chain chain;
   };

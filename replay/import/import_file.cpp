@@ -11,8 +11,7 @@ Result<ImportStats> import_file(const std::string& file, const std::string& db, 
   if (f == FormatChoice::TraceDat) return import_trace_dat_file(file, db, options);
   if (f == FormatChoice::Auto) {
     std::ifstream in(file, std::ios::binary);
-    if (!in)
-      return Error{"cannot read trace file '" + file + "': " + std::strerror(errno) + "; check the path."};
+    if (!in) return Error{"cannot read trace file '" + file + "': " + std::strerror(errno) + "; check the path."};
     char head[16] = {};
     in.read(head, sizeof head);
     if (is_trace_dat(std::string_view(head, static_cast<size_t>(in.gcount()))))

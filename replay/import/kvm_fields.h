@@ -12,11 +12,11 @@ using kvmtrace::exit_format_of;
 using kvmtrace::Field;
 using kvmtrace::field_by_name;
 using kvmtrace::fill_from_fields;
-using kvmtrace::kFieldCount;
-using kvmtrace::kFieldNames;
-using kvmtrace::kIsaSvm;
 using kvmtrace::fIntrInfo;
 using kvmtrace::fIsa;
 using kvmtrace::fReinjected;
+using kvmtrace::kFieldCount;
+using kvmtrace::kFieldNames;
+using kvmtrace::kIsaSvm;
 
 }  // namespace es::import

@@ -22,8 +22,7 @@ class MappedFile {
   static Result<MappedFile> open(const std::string& path) {
     MappedFile m;
     m.fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (m.fd_ < 0)
-      return Error{"cannot read trace file '" + path + "': " + std::strerror(errno) + "; check the path."};
+    if (m.fd_ < 0) return Error{"cannot read trace file '" + path + "': " + std::strerror(errno) + "; check the path."};
     struct stat st {};
     if (::fstat(m.fd_, &st) != 0 || !S_ISREG(st.st_mode))
       return Error{"trace file '" + path + "' is not a regular file; give a trace file."};

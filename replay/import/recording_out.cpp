@@ -14,7 +14,8 @@ void remove_db_files(const std::string& p) {
   // Only regular files: a FIFO, device or symlink under one of these names is not ours to
   // unlink (RELIABILITY.md, "Files from strangers"); the Recorder then refuses it by name.
   for (const char* s : {"", "-wal", "-shm", "-journal"})
-    if (std::filesystem::is_regular_file(std::filesystem::symlink_status(p + s, ec))) std::filesystem::remove(p + s, ec);
+    if (std::filesystem::is_regular_file(std::filesystem::symlink_status(p + s, ec)))
+      std::filesystem::remove(p + s, ec);
 }
 
 Result<PartialRecording> PartialRecording::create(const std::string& db, const recorder::SessionInfo& info,
@@ -28,7 +29,7 @@ Result<PartialRecording> PartialRecording::create(const std::string& db, const r
   p.force_ = force;
   remove_db_files(p.partial_);
   recorder::RecorderOptions options;
-  options.kept_on_failure = false;  // a failed import removes DB.partial (commit)
+  options.kept_on_failure = false;    // a failed import removes DB.partial (commit)
   options.not_yet_users_file = true;  // renamed to DB only once finished (commit)
   options.steps = replay::chain_steps();
   auto rec = recorder::Recorder::open(p.partial_, info, true, options);

@@ -30,9 +30,7 @@ namespace es::import {
 
 namespace {
 
-
 Error fail(std::string msg) { return Error{std::move(msg)}; }
-
 
 struct Line {
   TraceLine t;
@@ -148,9 +146,12 @@ bool parse_hex_word(std::string_view t, uint64_t& out) {
   out = 0;
   for (char c : t) {
     int d = -1;
-    if (c >= '0' && c <= '9') d = c - '0';
-    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      d = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F')
+      d = c - 'A' + 10;
     if (d < 0) return false;
     out = out << 4 | static_cast<uint64_t>(d);
   }
@@ -202,8 +203,7 @@ bool needs_no_cleaning(std::string_view line) {
   for (; n >= 8; p += 8, n -= 8) {
     uint64_t x;
     std::memcpy(&x, p, 8);
-    if ((x & kHigh) | has_below(x, 0x20) | has_byte(x, '<') | has_byte(x, '=') | has_byte(x, '\''))
-      return false;
+    if ((x & kHigh) | has_below(x, 0x20) | has_byte(x, '<') | has_byte(x, '=') | has_byte(x, '\'')) return false;
   }
   for (; n > 0; ++p, --n) {
     const unsigned char c = static_cast<unsigned char>(*p);
@@ -261,12 +261,18 @@ std::string import_config_json(const ImportStats& s, std::string_view file) {
 }
 
 bool parse_format_choice(std::string_view s, FormatChoice& out) {
-  if (s == "auto") out = FormatChoice::Auto;
-  else if (s == "ftrace") out = FormatChoice::Ftrace;
-  else if (s == "trace-cmd") out = FormatChoice::TraceCmd;
-  else if (s == "perf") out = FormatChoice::Perf;
-  else if (s == "trace.dat" || s == "tracedat" || s == "dat") out = FormatChoice::TraceDat;
-  else return false;
+  if (s == "auto")
+    out = FormatChoice::Auto;
+  else if (s == "ftrace")
+    out = FormatChoice::Ftrace;
+  else if (s == "trace-cmd")
+    out = FormatChoice::TraceCmd;
+  else if (s == "perf")
+    out = FormatChoice::Perf;
+  else if (s == "trace.dat" || s == "tracedat" || s == "dat")
+    out = FormatChoice::TraceDat;
+  else
+    return false;
   return true;
 }
 
@@ -321,8 +327,10 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
     if (!q.active) return;
     switch (q.cls) {
       case LineClass::Event:
-        if (q.t.event == TraceEvent::Other) ++s.other_events;
-        else ++s.kvm_events;
+        if (q.t.event == TraceEvent::Other)
+          ++s.other_events;
+        else
+          ++s.kvm_events;
         if (q.t.old_name) ++rep_old_name;
         emit(q.t, q.line_no);
         break;
@@ -330,11 +338,16 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
       case LineClass::Comment: ++s.comment_lines; break;
       default: {
         const bool tracey = q.cls == LineClass::BadEvent || q.cls == LineClass::DanglingPrefix || q.trace_prefix;
-        if (last_of_file && tracey) skip(kSkipCut, q.line_no);
-        else if (q.cls == LineClass::BadEvent) skip(kSkipBadKvm, q.line_no);
-        else if (tracey) skip(kSkipBadTrace, q.line_no);
-        else if (q.non_text) skip(kSkipBinary, q.line_no);
-        else skip(kSkipText, q.line_no);
+        if (last_of_file && tracey)
+          skip(kSkipCut, q.line_no);
+        else if (q.cls == LineClass::BadEvent)
+          skip(kSkipBadKvm, q.line_no);
+        else if (tracey)
+          skip(kSkipBadTrace, q.line_no);
+        else if (q.non_text)
+          skip(kSkipBinary, q.line_no);
+        else
+          skip(kSkipText, q.line_no);
         break;
       }
     }
@@ -383,15 +396,17 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
     if (rep.cpu_prefix && t.host_cpu < 0) t.host_cpu = rep.host_cpu;
     rep_field += rep.missing_field && cls != LineClass::Comment;
     rep_qp_eq += rep.qp_equals && cls != LineClass::Comment;
-    if (cls == LineClass::Comment && (line.find("cpus=") != std::string_view::npos ||
-                                      line.find("version = ") != std::string_view::npos))
+    if (cls == LineClass::Comment &&
+        (line.find("cpus=") != std::string_view::npos || line.find("version = ") != std::string_view::npos))
       header_trace_cmd = true;
     const bool trace_prefix = cls != LineClass::Event && cls != LineClass::Comment && has_trace_prefix(line);
     // Joins `line` to the pending one when the result parses as a line of the accepted class.
     auto join = [&](bool accept_bad, bool quoted_printable = false) {
       std::string joined = std::string(p.view);
-      if (quoted_printable) joined.pop_back();  // the '=': the text goes on without a blank
-      else if (!joined.empty() && joined.back() != ' ') joined += ' ';
+      if (quoted_printable)
+        joined.pop_back();  // the '=': the text goes on without a blank
+      else if (!joined.empty() && joined.back() != ' ')
+        joined += ' ';
       joined += quoted_printable ? line : trim_left(line);
       TraceLine jt;
       const LineClass jc = parse_trace_line(joined, jt, perf_only, prefix_required);
@@ -477,8 +492,10 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
       continue;
     if (p.active && p.cls == LineClass::Event && static_cast<size_t>(p.t.event) < prev_of_event.size()) {
       const size_t e = static_cast<size_t>(p.t.event);
-      if (p.view.data() == p.joined.data()) prev_of_event[e] = prev_copy[e] = p.view;
-      else prev_of_event[e] = p.view;
+      if (p.view.data() == p.joined.data())
+        prev_of_event[e] = prev_copy[e] = p.view;
+      else
+        prev_of_event[e] = p.view;
     }
     finalize(p, false);
     p.active = true;
@@ -548,45 +565,59 @@ Result<TextPlan> plan_trace_text(std::string_view text, const ImportOptions& opt
   const std::string file(name);
   if (text.empty()) return fail("trace file '" + file + "' is empty; give the file that holds the trace text.");
   if (text.size() >= 10 && text.substr(0, 3) == "\x17\x08\x44" && text.substr(3, 7) == "tracing")
-    return fail("'" + file + "' is a binary trace-cmd trace.dat file, not trace text; import it with --format trace.dat "
+    return fail("'" + file +
+                "' is a binary trace-cmd trace.dat file, not trace text; import it with --format trace.dat "
                 "(or --format auto).");
   TextPlan plan;
   ImportStats& s = plan.stats;
   bool header_trace_cmd = false;
   uint64_t perf = 0, full = 0, flags = 0, bare = 0, events = 0, prev = 0;
   uint64_t t0 = UINT64_MAX;
-  scan_trace_text(text, options, s, header_trace_cmd, [&](const TraceLine& t, uint64_t line_no) {
-    ++events;
-    if (t.prefix == PrefixStyle::Perf) ++perf;
-    else if (t.prefix == PrefixStyle::Ftrace) ++full, flags += t.has_cpu_flags ? 1 : 0;
-    else ++bare;
-    if (t.has_time) {
-      plan.any_time = true;
-      t0 = std::min(t0, t.time_ns);
-      if (t.time_ns < prev) ++s.out_of_order;
-      prev = t.time_ns;
-    }
-    plan.linker.learn(t, line_no);
-    if (spill) spill->put(t, line_no);
-  }, release);
+  scan_trace_text(
+      text, options, s, header_trace_cmd,
+      [&](const TraceLine& t, uint64_t line_no) {
+        ++events;
+        if (t.prefix == PrefixStyle::Perf)
+          ++perf;
+        else if (t.prefix == PrefixStyle::Ftrace)
+          ++full, flags += t.has_cpu_flags ? 1 : 0;
+        else
+          ++bare;
+        if (t.has_time) {
+          plan.any_time = true;
+          t0 = std::min(t0, t.time_ns);
+          if (t.time_ns < prev) ++s.out_of_order;
+          prev = t.time_ns;
+        }
+        plan.linker.learn(t, line_no);
+        if (spill) spill->put(t, line_no);
+      },
+      release);
 
   if (s.kvm_events == 0) {
     if (looks_binary(text))
-      return fail("'" + file + "' is binary data, not trace text; give the output of 'cat trace', 'trace-cmd report' "
+      return fail("'" + file +
+                  "' is binary data, not trace text; give the output of 'cat trace', 'trace-cmd report' "
                   "or 'perf script'.");
     if (options.format != FormatChoice::Auto)
       return fail("'" + file + "' has no KVM trace events in the " + format_name(options.format) +
                   " format; check the file or try --format auto.");
-    return fail("'" + file + "' has no KVM trace events (kvm_exit, kvm_entry, kvm_inj_virq, ...) in ftrace, "
+    return fail("'" + file +
+                "' has no KVM trace events (kvm_exit, kvm_entry, kvm_inj_virq, ...) in ftrace, "
                 "trace-cmd report or perf script text; check that the kvm tracepoints were enabled when tracing.");
   }
 
   // Format: forced, or what the prefixes say.
-  if (options.format != FormatChoice::Auto) s.format = format_name(options.format);
-  else if (s.quoted_lines > 0 || bare * 2 > events) s.format = "mail";
-  else if (perf * 2 > events) s.format = "perf";
-  else if (header_trace_cmd || flags * 2 <= full) s.format = "trace-cmd";
-  else s.format = "ftrace";
+  if (options.format != FormatChoice::Auto)
+    s.format = format_name(options.format);
+  else if (s.quoted_lines > 0 || bare * 2 > events)
+    s.format = "mail";
+  else if (perf * 2 > events)
+    s.format = "perf";
+  else if (header_trace_cmd || flags * 2 <= full)
+    s.format = "trace-cmd";
+  else
+    s.format = "ftrace";
   plan.linker.finish_learning();
   plan.t0 = plan.any_time ? t0 : 0;
   if (!plan.any_time) s.assumptions.push_back("the lines carry no timestamps: time is 1 us per line number");
@@ -633,8 +664,10 @@ void link_trace_text(std::string_view text, const ImportOptions& options, TextPl
       if (!l.t.has_time) l.t.time_ns = last;
       last = l.t.time_ns;
     });
-    std::stable_sort(lines.begin(), lines.end(), [](const Line& a, const Line& b) { return a.t.time_ns < b.t.time_ns; });
-    for (const Line& l : lines) add(l.t, l.t.time_ns, l.line_no, static_cast<double>(n) / static_cast<double>(lines.size()));
+    std::stable_sort(lines.begin(), lines.end(),
+                     [](const Line& a, const Line& b) { return a.t.time_ns < b.t.time_ns; });
+    for (const Line& l : lines)
+      add(l.t, l.t.time_ns, l.line_no, static_cast<double>(n) / static_cast<double>(lines.size()));
   } else {
     each_line([&](const TraceLine& t, uint64_t line_no) {
       const uint64_t time_ns = !plan.any_time ? line_no * 1000 : t.has_time ? t.time_ns : last;
@@ -700,16 +733,19 @@ Result<ImportStats> import_text_file(const std::string& file, const std::string&
   uint64_t done = 0;
   double next_progress = 0;
   if (!spill.ok()) mapped->rewind();  // pass 2 parses the text again
-  link_trace_text(mapped->text(), options, *plan, [&](std::vector<es_record>& batch, double fraction) {
-    if (options.observer)
-      for (const es_record& r : batch) options.observer(r);
-    out->add(batch.data(), batch.size());
-    done += batch.size();
-    if (options.progress && (fraction >= next_progress || fraction >= 1.0)) {
-      options.progress(done, fraction);
-      next_progress = fraction + 0.01;
-    }
-  }, release, &spill);
+  link_trace_text(
+      mapped->text(), options, *plan,
+      [&](std::vector<es_record>& batch, double fraction) {
+        if (options.observer)
+          for (const es_record& r : batch) options.observer(r);
+        out->add(batch.data(), batch.size());
+        done += batch.size();
+        if (options.progress && (fraction >= next_progress || fraction >= 1.0)) {
+          options.progress(done, fraction);
+          next_progress = fraction + 0.01;
+        }
+      },
+      release, &spill);
   const ImportStats& stats = plan->stats;
   const std::string detail = "end of the imported trace '" + file + "' (" + std::to_string(stats.lines) + " lines)";
   PartialRecording::SessionUpdate update;

@@ -33,15 +33,18 @@ bool parse_format_choice(std::string_view s, FormatChoice& out);
 // ES_KIND_CONTEXT reasons of imported lines (aux = the line number in the file): the record
 // ABI's ES_CONTEXT_* (exitscope/record.h), which replay decodes.
 enum ImportContext : uint32_t {
-  kContextOtherEvent = ES_CONTEXT_OTHER_EVENT,    // any other tracepoint line
-  kContextPageFault = ES_CONTEXT_PAGE_FAULT,     // kvm_page_fault: guest_phys = address, intr_error = error code
-  kContextEmulateInsn = ES_CONTEXT_EMULATE_INSN,   // kvm_emulate_insn: rip, bytes[0..aux) (ES_FLAG_BYTES_VALID), intr_error = 1 if failed
-  kContextPio = ES_CONTEXT_PIO,           // kvm_pio: qualification = port, aux64 = value, intr_error = 1 if write
-  kContextMsr = ES_CONTEXT_MSR,           // kvm_msr: qualification = MSR index, aux64 = data, intr_error = 1 if write
-  kContextApicAcceptIrq = ES_CONTEXT_APIC_ACCEPT_IRQ, // kvm_apic_accept_irq: qualification = APIC id, intr_info = the IRQ
-  kContextEoi = ES_CONTEXT_EOI,           // kvm_eoi: qualification = APIC id, intr_info = the IRQ
-  kContextMmio = ES_CONTEXT_MMIO,          // kvm_mmio (live KVM recordings, probes/kvm/kvm_decode.h)
-  kContextUserspaceExit = ES_CONTEXT_USERSPACE_EXIT, // kvm_userspace_exit (live KVM recordings, probes/kvm/kvm_decode.h)
+  kContextOtherEvent = ES_CONTEXT_OTHER_EVENT,  // any other tracepoint line
+  kContextPageFault = ES_CONTEXT_PAGE_FAULT,    // kvm_page_fault: guest_phys = address, intr_error = error code
+  kContextEmulateInsn =
+      ES_CONTEXT_EMULATE_INSN,   // kvm_emulate_insn: rip, bytes[0..aux) (ES_FLAG_BYTES_VALID), intr_error = 1 if failed
+  kContextPio = ES_CONTEXT_PIO,  // kvm_pio: qualification = port, aux64 = value, intr_error = 1 if write
+  kContextMsr = ES_CONTEXT_MSR,  // kvm_msr: qualification = MSR index, aux64 = data, intr_error = 1 if write
+  kContextApicAcceptIrq =
+      ES_CONTEXT_APIC_ACCEPT_IRQ,  // kvm_apic_accept_irq: qualification = APIC id, intr_info = the IRQ
+  kContextEoi = ES_CONTEXT_EOI,    // kvm_eoi: qualification = APIC id, intr_info = the IRQ
+  kContextMmio = ES_CONTEXT_MMIO,  // kvm_mmio (live KVM recordings, probes/kvm/kvm_decode.h)
+  kContextUserspaceExit =
+      ES_CONTEXT_USERSPACE_EXIT,  // kvm_userspace_exit (live KVM recordings, probes/kvm/kvm_decode.h)
 };
 // kContextMmio: guest_phys = GPA, aux64 = value, instr_len = length, intr_error = type (0
 // unsatisfied read, 1 read, 2 write). kContextUserspaceExit: qualification = KVM_EXIT_* reason,
@@ -49,8 +52,8 @@ enum ImportContext : uint32_t {
 
 struct ImportOptions {
   FormatChoice format = FormatChoice::Auto;
-  bool force = false;          // replace an existing DB
-  std::string command_line;    // stored in the session
+  bool force = false;        // replace an existing DB
+  std::string command_line;  // stored in the session
   // Text import: called while the records are written (records so far, fraction 0..1), about
   // every 1 %; empty = no progress.
   std::function<void(uint64_t records, double fraction)> progress;
@@ -60,40 +63,40 @@ struct ImportOptions {
 };
 
 struct ImportStats {
-  std::string format;          // detected (or forced): "ftrace", "trace-cmd", "perf", "mail", "trace.dat v7"
-  uint64_t lines = 0;          // physical lines in the file (trace.dat: records)
-  uint64_t kvm_events = 0;     // KVM tracepoint lines understood
-  uint64_t other_events = 0;   // other tracepoint lines kept as CONTEXT
-  uint64_t comment_lines = 0;  // blank, '#' and header lines
-  uint64_t joined_lines = 0;   // continuation lines joined to the line they wrap
-  uint64_t quoted_lines = 0;   // lines that had mail quote marks
-  uint64_t unparsed = 0;       // lines (records) not understood (never dropped silently)
+  std::string format;                    // detected (or forced): "ftrace", "trace-cmd", "perf", "mail", "trace.dat v7"
+  uint64_t lines = 0;                    // physical lines in the file (trace.dat: records)
+  uint64_t kvm_events = 0;               // KVM tracepoint lines understood
+  uint64_t other_events = 0;             // other tracepoint lines kept as CONTEXT
+  uint64_t comment_lines = 0;            // blank, '#' and header lines
+  uint64_t joined_lines = 0;             // continuation lines joined to the line they wrap
+  uint64_t quoted_lines = 0;             // lines that had mail quote marks
+  uint64_t unparsed = 0;                 // lines (records) not understood (never dropped silently)
   std::vector<uint64_t> unparsed_lines;  // their numbers (trace.dat: record indexes), the first kMaxListedLines
   // What was skipped and why, and what was repaired, one sentence each ("3 lines (7, 9, 12):
   // not trace text (prose, other logs)"); kept in the session, shown by import and info.
   std::vector<std::string> skipped;
   std::vector<std::string> repaired;
-  uint64_t out_of_order = 0;   // lines older than the previous one (sorted by timestamp)
-  uint64_t records = 0;        // records written
-  std::string vendor;          // "vmx", "svm", "mixed", "unknown"
-  std::string era;             // what the print formats say about the kernel
+  uint64_t out_of_order = 0;             // lines older than the previous one (sorted by timestamp)
+  uint64_t records = 0;                  // records written
+  std::string vendor;                    // "vmx", "svm", "mixed", "unknown"
+  std::string era;                       // what the print formats say about the kernel
   std::vector<std::string> assumptions;  // where the text did not say (records ES_FLAG_INFERRED)
   // Several VMs: recorded vCPU -> VM and vCPU id, one line each (kvmtrace::TraceFacts::vcpu_map).
   std::vector<std::string> vcpu_map;
 
   // trace.dat only (file_version 0 for text)
-  unsigned file_version = 0;   // 6, 7
-  std::string uname;           // the traced host's uname, "" if the file does not say
-  uint32_t cpus = 0;           // CPUs in the file's CPU data index
-  std::string clock;           // trace clock
-  uint64_t lost_events = 0;    // events the kernel's ring buffer overwrote before they were read
+  unsigned file_version = 0;  // 6, 7
+  std::string uname;          // the traced host's uname, "" if the file does not say
+  uint32_t cpus = 0;          // CPUs in the file's CPU data index
+  std::string clock;          // trace clock
+  uint64_t lost_events = 0;   // events the kernel's ring buffer overwrote before they were read
 };
 inline constexpr size_t kMaxListedLines = 20;
 
 struct ParsedTrace {
   std::vector<es_record> records;  // ids 1..N in time order, chains linked
   ImportStats stats;
-  std::string config_json;         // {"import": {...}} for the session row
+  std::string config_json;  // {"import": {...}} for the session row
 };
 
 // Parses trace text. What can be repaired is (wrapped lines, mail quotes, "CPU n:" tags,

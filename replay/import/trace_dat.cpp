@@ -166,8 +166,8 @@ struct Layout : TraceDatLayout {
 };
 
 std::string truncated(std::string_view name, const HeaderReader& r) {
-  return "trace.dat '" + std::string(name) + "' is truncated or corrupt: it ends at byte " +
-         std::to_string(r.size()) + " inside " + r.what() + " (read at byte " + std::to_string(r.failed_at()) +
+  return "trace.dat '" + std::string(name) + "' is truncated or corrupt: it ends at byte " + std::to_string(r.size()) +
+         " inside " + r.what() + " (read at byte " + std::to_string(r.failed_at()) +
          "); copy the whole file again, or record it again with trace-cmd.";
 }
 
@@ -235,9 +235,12 @@ void walk_v6(std::string_view name, HeaderReader& r, Layout& l) {
         l.problem = corrupt(name, "its " + std::string(bad) + " option is not a NUL-terminated string");
         return;
       }
-      if (id == kOptUname) l.uname = trim_nul(data);
-      else if (id == kOptVersion) l.tracer = trim_nul(data);
-      else if (id == kOptTraceClock) l.clock = bracketed_clock(data);
+      if (id == kOptUname)
+        l.uname = trim_nul(data);
+      else if (id == kOptVersion)
+        l.tracer = trim_nul(data);
+      else if (id == kOptTraceClock)
+        l.clock = bracketed_clock(data);
     }
     tag = r.bytes(10);
   }
@@ -305,7 +308,8 @@ bool check_chunks(std::string_view name, HeaderReader& r, Layout& l, const CpuDa
     r.skip(packed);
   }
   if (!r.ok()) {
-    l.problem = corrupt(name, "the chunk table of CPU " + std::to_string(c.cpu) + "'s compressed data runs past the file");
+    l.problem =
+        corrupt(name, "the chunk table of CPU " + std::to_string(c.cpu) + "'s compressed data runs past the file");
     return false;
   }
   // trace-cmd's size for the CPU leaves out the chunk count (3.1); accept either.
@@ -342,8 +346,8 @@ void walk_v7(std::string_view name, HeaderReader& r, Layout& l) {
     const uint64_t size = r.u64();
     if (!r.ok()) break;
     if (id != 0) {
-      l.problem = corrupt(name, "the options section at byte " + std::to_string(next) + " has section id " +
-                                    std::to_string(id));
+      l.problem = corrupt(
+          name, "the options section at byte " + std::to_string(next) + " has section id " + std::to_string(id));
       return;
     }
     if (flags & 1) {  // compressed: only libtracecmd can read it
@@ -377,8 +381,10 @@ void walk_v7(std::string_view name, HeaderReader& r, Layout& l) {
         next = d.u64();
         break;
       }
-      if (opt == kOptUname) l.uname = trim_nul(data);
-      else if (opt == kOptVersion) l.tracer = trim_nul(data);
+      if (opt == kOptUname)
+        l.uname = trim_nul(data);
+      else if (opt == kOptVersion)
+        l.tracer = trim_nul(data);
       else if (opt == kOptBuffer) {
         const uint64_t section = d.u64();
         const std::string_view instance = d.cstr();
@@ -429,8 +435,8 @@ void walk_v7(std::string_view name, HeaderReader& r, Layout& l) {
         if (!check_section(name, r, l, section, "latency data")) break;
         if (instance.empty()) l.latency = true;
       } else if (opt >= kOptHeaderInfo && opt <= kOptCmdlines) {
-        static constexpr const char* kNames[] = {"header info", "ftrace event formats", "event formats", "kallsyms",
-                                                 "printk formats", "saved command lines"};
+        static constexpr const char* kNames[] = {"header info", "ftrace event formats", "event formats",
+                                                 "kallsyms",    "printk formats",       "saved command lines"};
         const uint64_t section = d.u64();
         if (!d.ok()) {
           l.problem = corrupt(name, "a section offset option is cut short");
@@ -453,7 +459,8 @@ void walk_v7(std::string_view name, HeaderReader& r, Layout& l) {
 Layout walk(std::string_view bytes, std::string_view name) {
   Layout l;
   if (!is_trace_dat(bytes)) {
-    l.problem = "'" + std::string(name) + "' is not a trace-cmd trace.dat file (no \"\\x17\\x08\\x44tracing\" magic); "
+    l.problem = "'" + std::string(name) +
+                "' is not a trace-cmd trace.dat file (no \"\\x17\\x08\\x44tracing\" magic); "
                 "give a trace.dat or use --format to read it as text.";
     return l;
   }
@@ -467,12 +474,15 @@ Layout walk(std::string_view bytes, std::string_view name) {
     l.problem = truncated(name, r);
     return l;
   }
-  if (version == "6") l.version = 6;
-  else if (version == "7") l.version = 7;
+  if (version == "6")
+    l.version = 6;
+  else if (version == "7")
+    l.version = 7;
   else {
     l.problem = "trace.dat '" + std::string(name) + "' has file version '" + std::string(version.substr(0, 8)) +
                 "', which this import does not read (versions 6 and 7); convert it with 'trace-cmd convert "
-                "--file-version 7 -i " + std::string(name) + " -o converted.dat'.";
+                "--file-version 7 -i " +
+                std::string(name) + " -o converted.dat'.";
     return l;
   }
   if (endian > 1 || (l.long_size != 4 && l.long_size != 8)) {
@@ -487,11 +497,14 @@ Layout walk(std::string_view bytes, std::string_view name) {
   // The ring buffer's page: a power of two (4 KiB on x86; allow 1 KiB .. 1 MiB). libtracecmd maps
   // the CPU data page by page and says so on stderr when it cannot.
   if (fr.ok() && (l.page_size < 1024 || l.page_size > (1u << 20) || (l.page_size & (l.page_size - 1)) != 0)) {
-    l.problem = corrupt(name, "its page size " + std::to_string(l.page_size) + " is not a power of two from 1 KiB to 1 MiB");
+    l.problem =
+        corrupt(name, "its page size " + std::to_string(l.page_size) + " is not a power of two from 1 KiB to 1 MiB");
     return l;
   }
-  if (l.version == 6) walk_v6(name, fr, l);
-  else walk_v7(name, fr, l);
+  if (l.version == 6)
+    walk_v6(name, fr, l);
+  else
+    walk_v7(name, fr, l);
   if (l.problem.empty() && !fr.ok()) l.problem = truncated(name, fr);
   return l;
 }
@@ -499,13 +512,12 @@ Layout walk(std::string_view bytes, std::string_view name) {
 // ---------------------------------------------------------------------------------------------
 // Records: each event's fields, found by name in the file's formats.
 
-
 struct EventDecoder {
-  bool known = false;        // decoder built
-  bool valid = false;        // the event exists in the file's formats
+  bool known = false;  // decoder built
+  bool valid = false;  // the event exists in the file's formats
   TraceEvent event = TraceEvent::None;
   std::array<tep_format_field*, kFieldCount> f{};
-  int min_size = 0;          // a record shorter than this cannot hold the fields
+  int min_size = 0;  // a record shorter than this cannot hold the fields
   ExitFormat exit_format = ExitFormat::None;
   bool has(Field x) const { return f[x] != nullptr; }
 };
@@ -531,8 +543,7 @@ EventDecoder make_decoder(tep_event* ev) {
   }
   // Which fields the format has is the kernel era, as the print format is for text
   // (trace_text.h ExitFormat): intr_info since 5.10 (kvm_nested_vmexit before 6.x: exit_int_info).
-  if (d.event == TraceEvent::Exit || d.event == TraceEvent::NestedVmexit ||
-      d.event == TraceEvent::NestedVmexitInject) {
+  if (d.event == TraceEvent::Exit || d.event == TraceEvent::NestedVmexit || d.event == TraceEvent::NestedVmexitInject) {
     d.exit_format = exit_format_of(d);
   }
   return d;
@@ -563,7 +574,8 @@ class DatReader {
     if (!error_.empty()) return Error{error_};
     if (rc < 0)
       return Error{"libtracecmd stopped reading the CPU data of trace.dat '" + name_ + "' after " +
-                   std::to_string(stats_.lines) + " records (corrupt or truncated data); copy the whole file "
+                   std::to_string(stats_.lines) +
+                   " records (corrupt or truncated data); copy the whole file "
                    "again, or record it again with trace-cmd."};
     linker_.take_all(batch_);
     flush();
@@ -632,8 +644,10 @@ class DatReader {
 
   int handle(tep_record* rec, int cpu) {
     ++stats_.lines;
-    if (rec->missed_events > 0) stats_.lost_events += static_cast<uint64_t>(rec->missed_events);
-    else if (rec->missed_events < 0) ++unknown_lost_;
+    if (rec->missed_events > 0)
+      stats_.lost_events += static_cast<uint64_t>(rec->missed_events);
+    else if (rec->missed_events < 0)
+      ++unknown_lost_;
     if (!rec->data || rec->size < 8) {  // shorter than the common fields (type, flags, preempt, pid)
       undecodable();
       return 0;
@@ -657,8 +671,10 @@ class DatReader {
       undecodable();
       return 0;
     }
-    if (d.event == TraceEvent::Other) ++stats_.other_events;
-    else ++stats_.kvm_events;
+    if (d.event == TraceEvent::Other)
+      ++stats_.other_events;
+    else
+      ++stats_.kvm_events;
     if (!have_t0_) t0_ = rec->ts, have_t0_ = true;
     linker_.add(t, rec->ts >= t0_ ? rec->ts - t0_ : 0, stats_.lines);
     if (cpu >= 0 && static_cast<size_t>(cpu) < cpu_pos_.size() && rec->offset > cpu_pos_[cpu])
@@ -713,8 +729,10 @@ class DatReader {
         int32_t n = 0;
         bool digits = true;
         for (char ch : c.substr(4, c.size() - 8)) {
-          if (ch < '0' || ch > '9' || n > 0xFFFF) digits = false;
-          else n = n * 10 + (ch - '0');
+          if (ch < '0' || ch > '9' || n > 0xFFFF)
+            digits = false;
+          else
+            n = n * 10 + (ch - '0');
         }
         if (digits) it->second = n;
       }
@@ -784,7 +802,8 @@ Result<Layout> checked_layout(std::string_view bytes, std::string_view name) {
   Layout l = walk(bytes, name);
   if (!l.problem.empty()) return Error{l.problem};
   if (l.latency)
-    return Error{"trace.dat '" + std::string(name) + "' holds a latency-tracer text buffer, not event records; "
+    return Error{"trace.dat '" + std::string(name) +
+                 "' holds a latency-tracer text buffer, not event records; "
                  "record the kvm events, e.g. 'trace-cmd record -e kvm'."};
   return l;
 }
@@ -804,8 +823,7 @@ uint64_t child_timeout_ms(size_t file_bytes) {
 // level) and a failed read sends its error back, so a bad file never reaches libtracecmd in this
 // process. A child still reading after `timeout_ms` (a file that makes the library loop) is
 // killed and that is the error. Call it while the process has no other threads.
-Result<void> read_in_child(const std::string& path, std::string_view name, const Layout& layout,
-                           uint64_t timeout_ms) {
+Result<void> read_in_child(const std::string& path, std::string_view name, const Layout& layout, uint64_t timeout_ms) {
   int result[2];
   if (::pipe2(result, O_CLOEXEC) != 0) return {};  // cannot isolate: read in this process only
   std::fflush(nullptr);
@@ -841,7 +859,8 @@ Result<void> read_in_child(const std::string& path, std::string_view name, const
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   bool timed_out = false;
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       timed_out = true;
       break;
@@ -851,8 +870,10 @@ Result<void> read_in_child(const std::string& path, std::string_view name, const
     if (ready < 0 && errno != EINTR) break;
     if (ready <= 0) continue;
     const ssize_t n = ::read(result[0], buf, sizeof buf);
-    if (n > 0) error.append(buf, static_cast<size_t>(n));
-    else if (n == 0 || errno != EINTR) break;  // the child closed the pipe: it is ending
+    if (n > 0)
+      error.append(buf, static_cast<size_t>(n));
+    else if (n == 0 || errno != EINTR)
+      break;  // the child closed the pipe: it is ending
   }
   ::close(result[0]);
   if (timed_out) ::kill(pid, SIGKILL);
@@ -865,8 +886,10 @@ Result<void> read_in_child(const std::string& path, std::string_view name, const
                  "'trace-cmd report -i " + std::string(name) + "', or record it again."};
   if (WIFSIGNALED(status))
     return Error{"trace.dat '" + std::string(name) + "' is corrupt: libtraceevent / libtracecmd crashed (signal " +
-                 std::to_string(WTERMSIG(status)) + ") reading its event formats or trace data; record it again, "
-                 "or check it with 'trace-cmd report -i " + std::string(name) + "'."};
+                 std::to_string(WTERMSIG(status)) +
+                 ") reading its event formats or trace data; record it again, "
+                 "or check it with 'trace-cmd report -i " +
+                 std::string(name) + "'."};
   if (WIFEXITED(status) && WEXITSTATUS(status) == 3 && !error.empty()) return Error{error};
   return {};
 }
@@ -950,9 +973,8 @@ Result<ParsedTrace> parse_trace_dat(const std::string& file, const TraceDatOptio
   auto mapped = MappedFile::open(file);
   if (!mapped) return Error{mapped.error()};
   std::vector<es_record> records;
-  auto st = read_dat(file, mapped->text(), file, options, [&](std::vector<es_record>& b) {
-    records.insert(records.end(), b.begin(), b.end());
-  });
+  auto st = read_dat(file, mapped->text(), file, options,
+                     [&](std::vector<es_record>& b) { records.insert(records.end(), b.begin(), b.end()); });
   if (!st) return Error{st.error()};
   return finish_parsed(std::move(*st), std::move(records), file);
 }
@@ -962,11 +984,11 @@ Result<ParsedTrace> parse_trace_dat_bytes(std::string_view bytes, const TraceDat
   auto layout = checked_layout(bytes, name);  // before copying: most bad input stops here
   if (!layout) return Error{layout.error()};
   MemFile mem(bytes);
-  if (!mem.ok()) return Error{"cannot create an in-memory file for '" + std::string(name) + "': " + std::strerror(errno) + "."};
+  if (!mem.ok())
+    return Error{"cannot create an in-memory file for '" + std::string(name) + "': " + std::strerror(errno) + "."};
   std::vector<es_record> records;
-  auto st = read_dat(mem.path(), bytes, name, options, [&](std::vector<es_record>& b) {
-    records.insert(records.end(), b.begin(), b.end());
-  });
+  auto st = read_dat(mem.path(), bytes, name, options,
+                     [&](std::vector<es_record>& b) { records.insert(records.end(), b.begin(), b.end()); });
   if (!st) return Error{st.error()};
   return finish_parsed(std::move(*st), std::move(records), name);
 }

@@ -36,17 +36,17 @@ bool is_trace_dat(std::string_view head);
 
 // What the header of a trace.dat says.
 struct TraceDatLayout {
-  unsigned version = 0;      // 6 or 7
+  unsigned version = 0;  // 6 or 7
   bool big_endian = false;
-  unsigned long_size = 0;    // 4 or 8 (the traced user space)
+  unsigned long_size = 0;  // 4 or 8 (the traced user space)
   uint32_t page_size = 0;
-  std::string compression;   // v7: "zstd 1.5.4", "none"; v6: ""
-  std::string uname;         // UNAME option: "Linux host 6.1.0-18-amd64 #1 SMP ... x86_64"; "" if absent
-  std::string tracer;        // VERSION option: the trace-cmd that wrote it; "" if absent
-  std::string clock;         // trace clock of the top buffer ("local", "x86-tsc"); "" if not said
-  uint32_t cpus = 0;         // CPUs in the top buffer's CPU data index
+  std::string compression;      // v7: "zstd 1.5.4", "none"; v6: ""
+  std::string uname;            // UNAME option: "Linux host 6.1.0-18-amd64 #1 SMP ... x86_64"; "" if absent
+  std::string tracer;           // VERSION option: the trace-cmd that wrote it; "" if absent
+  std::string clock;            // trace clock of the top buffer ("local", "x86-tsc"); "" if not said
+  uint32_t cpus = 0;            // CPUs in the top buffer's CPU data index
   uint64_t cpu_data_bytes = 0;  // size of all CPU data (in the file: compressed if compressed)
-  bool latency = false;      // a latency-tracer text buffer instead of event records
+  bool latency = false;         // a latency-tracer text buffer instead of event records
   bool options_checked = true;  // false: a compressed option section could not be checked
 };
 

@@ -203,10 +203,14 @@ bool parse_exit_body(const Tokens& tk, TraceLine& out) {
   }
   if (!have_reason || !out.exit.reason) return false;
   if (!out.exit.svm()) *out.exit.reason |= flags;
-  if (out.exit.intr_info) out.exit.format = ExitFormat::IntrInfo;
-  else if (info_pair) out.exit.format = ExitFormat::InfoPair;
-  else if (have_info1 || out.exit.info2) out.exit.format = ExitFormat::Info1Info2;
-  else out.exit.format = ExitFormat::ReasonRipOnly;
+  if (out.exit.intr_info)
+    out.exit.format = ExitFormat::IntrInfo;
+  else if (info_pair)
+    out.exit.format = ExitFormat::InfoPair;
+  else if (have_info1 || out.exit.info2)
+    out.exit.format = ExitFormat::Info1Info2;
+  else
+    out.exit.format = ExitFormat::ReasonRipOnly;
   return true;
 }
 
@@ -348,7 +352,8 @@ bool parse_emulate_insn(std::string_view body, TraceLine& out) {
     if (tk[i].size() != 2 || !parse_hex32(tk[i], b)) break;
     em.bytes[em.byte_count++] = static_cast<uint8_t>(b);
   }
-  em.failed = tk.n > 0 && (tk[tk.n - 1] == "failed" || tk[tk.n - 1] == "FAIL");  // kernel print | trace-cmd's kvm plugin
+  em.failed =
+      tk.n > 0 && (tk[tk.n - 1] == "failed" || tk[tk.n - 1] == "FAIL");  // kernel print | trace-cmd's kvm plugin
   return true;
 }
 
@@ -371,10 +376,14 @@ bool parse_userspace_exit(const Tokens& tk, TraceLine& out) {
 bool parse_mmio(const Tokens& tk, TraceLine& out) {
   if (tk.n < 8 || tk[0] != "mmio" || tk[2] != "len" || tk[4] != "gpa" || tk[6] != "val") return false;
   auto& mmio = out.fields<kvmtrace::KvmEvent::Mmio>();
-  if (tk[1] == "unsatisfied-read") mmio.type = 0;
-  else if (tk[1] == "read") mmio.type = 1;
-  else if (tk[1] == "write") mmio.type = 2;
-  else return false;
+  if (tk[1] == "unsatisfied-read")
+    mmio.type = 0;
+  else if (tk[1] == "read")
+    mmio.type = 1;
+  else if (tk[1] == "write")
+    mmio.type = 2;
+  else
+    return false;
   uint64_t len = 0;
   if (!parse_dec(tk[3], len) || len > 0xFFFF'FFFF) return false;
   mmio.len = static_cast<uint32_t>(len);
@@ -385,13 +394,17 @@ bool parse_mmio(const Tokens& tk, TraceLine& out) {
 bool parse_pio(const Tokens& tk, TraceLine& out) {
   if (tk.n < 3 || tk[1] != "at") return false;
   auto& pio = out.fields<kvmtrace::KvmEvent::Pio>();
-  if (tk[0] == "pio_write") pio.write = true;
-  else if (tk[0] != "pio_read") return false;
+  if (tk[0] == "pio_write")
+    pio.write = true;
+  else if (tk[0] != "pio_read")
+    return false;
   if (!parse_hex(tk[2], pio.port)) return false;
   for (size_t i = 3; i + 1 < tk.n; i += 2) {
     uint64_t x = 0;
-    if (tk[i] == "val" && parse_hex(tk[i + 1], x)) pio.value = x;
-    else if (tk[i] == "size" && parse_dec(tk[i + 1], x) && x <= 8) pio.size = static_cast<uint32_t>(x);
+    if (tk[i] == "val" && parse_hex(tk[i + 1], x))
+      pio.value = x;
+    else if (tk[i] == "size" && parse_dec(tk[i + 1], x) && x <= 8)
+      pio.size = static_cast<uint32_t>(x);
   }
   return true;
 }
@@ -400,8 +413,10 @@ bool parse_pio(const Tokens& tk, TraceLine& out) {
 bool parse_msr(const Tokens& tk, TraceLine& out) {
   if (tk.n < 4 || tk[2] != "=") return false;
   auto& msr = out.fields<kvmtrace::KvmEvent::Msr>();
-  if (tk[0] == "msr_write") msr.write = true;
-  else if (tk[0] != "msr_read") return false;
+  if (tk[0] == "msr_write")
+    msr.write = true;
+  else if (tk[0] != "msr_read")
+    return false;
   if (!parse_hex(tk[1], msr.index) || !parse_hex(tk[3], msr.data)) return false;
   if (tk.n > 4) msr.gp_fault = tk[4] == "(#GP)";
   return true;
@@ -437,12 +452,16 @@ bool parse_nested_vmenter(const Tokens& tk, TraceLine& out) {
     const std::string_view key = key_of(tk[i]);
     uint64_t x = 0;
     if (!parse_hex(tk[i + 1], x)) continue;
-    if (key == "rip") l1_rip = true, nv.l1_rip = x;
+    if (key == "rip")
+      l1_rip = true, nv.l1_rip = x;
     else if (key == "vmcb" || key == "vmcs")
       vmcb = true, nv.vmcb = x, nv.isa = key == "vmcb" ? Isa::Svm : Isa::Vmx;
-    else if (key == "nested_rip" || key == "nrip") out.rip = x;
-    else if (key == "int_ctl") nv.int_ctl = static_cast<uint32_t>(x);
-    else if (key == "event_inj") inj = true, out.injected = Injection{static_cast<uint32_t>(x), 0};
+    else if (key == "nested_rip" || key == "nrip")
+      out.rip = x;
+    else if (key == "int_ctl")
+      nv.int_ctl = static_cast<uint32_t>(x);
+    else if (key == "event_inj")
+      inj = true, out.injected = Injection{static_cast<uint32_t>(x), 0};
   }
   return l1_rip && vmcb && inj;
 }
@@ -627,13 +646,12 @@ bool parse_body(TraceEvent ev, std::string_view body, TraceLine& out) {
 bool continuation_word(std::string_view t) {
   uint64_t x = 0;
   if (parse_hex(t, x)) return true;
-  static constexpr std::string_view kWords[] = {"info1", "info2", "intr_info", "error_code", "requests", "rip",
-                                                "reason", "vcpu", "info", "int_info", "int_info_err", "isa",
-                                                "[reinjected]", "[immediate", "exit]", "address", "ext_inf1:",
-                                                "ext_inf2:", "ext_int:", "ext_int_err:",
-                                                // kvm_emulate_insn's mode and result (arch/x86/kvm/trace.h)
-                                                "(real)", "(vm86)", "(prot16)", "(prot32)", "(prot64)", "failed",
-                                                "FAIL"};
+  static constexpr std::string_view kWords[] = {
+      "info1", "info2", "intr_info", "error_code", "requests", "rip", "reason", "vcpu", "info", "int_info",
+      "int_info_err", "isa", "[reinjected]", "[immediate", "exit]", "address",
+      "ext_inf1:", "ext_inf2:", "ext_int:", "ext_int_err:",
+      // kvm_emulate_insn's mode and result (arch/x86/kvm/trace.h)
+      "(real)", "(vm86)", "(prot16)", "(prot32)", "(prot64)", "failed", "FAIL"};
   for (std::string_view w : kWords)
     if (t == w) return true;
   return false;
@@ -801,8 +819,7 @@ LineClass parse_trace_line(std::string_view line, TraceLine& out, bool perf_only
     if (word_start && end < s.size() && s[end] == ':') {
       const TraceEvent ev = event_from_name(s.substr(pos, end - pos));
       const bool perf = pos >= 4 && s.substr(pos - 4, 4) == "kvm:";
-      if (ev == TraceEvent::None && unknown_kvm == std::string_view::npos && (!perf_only || perf))
-        unknown_kvm = pos;
+      if (ev == TraceEvent::None && unknown_kvm == std::string_view::npos && (!perf_only || perf)) unknown_kvm = pos;
       if (ev != TraceEvent::None && (!perf_only || perf)) {
         const std::string_view prefix = s.substr(0, perf ? pos - 4 : pos);
         if (!parse_prefix(prefix, out, perf) || (prefix_required && out.prefix < PrefixStyle::Ftrace)) {

@@ -28,10 +28,10 @@ inline TraceEvent kvm_event_from_name(std::string_view name) { return kvmtrace::
 
 // Where the line prefix came from (format detection uses it).
 enum class PrefixStyle : uint8_t {
-  None,       // no prefix: the event name starts the line (mail paste)
-  TimeOnly,   // "secs.usecs: kvm_exit: ..."
-  Ftrace,     // "comm-pid [cpu] flags secs.usecs: event:" (ftrace / trace-cmd report)
-  Perf,       // "comm pid [cpu] secs.usecs: kvm:event:" (perf script)
+  None,      // no prefix: the event name starts the line (mail paste)
+  TimeOnly,  // "secs.usecs: kvm_exit: ..."
+  Ftrace,    // "comm-pid [cpu] flags secs.usecs: event:" (ftrace / trace-cmd report)
+  Perf,      // "comm pid [cpu] secs.usecs: kvm:event:" (perf script)
 };
 
 // One line: the event with its fields by name (kvmtrace::KvmEvent), and what only the text tells.
@@ -45,12 +45,12 @@ struct TraceLine : kvmtrace::KvmEvent {
 
 enum class LineClass : uint8_t {
   Blank,
-  Comment,      // '#' lines and trace headers ("cpus=4", "version = 6", "CPU 3 is empty")
-  Event,        // a KVM or other tracepoint line, parsed (TraceLine filled)
-  BadEvent,     // a known KVM tracepoint whose body did not parse
-  Continuation, // fields only ("0x... intr_info 0x..."): the rest of a wrapped line
-  DanglingPrefix, // a prefix that ends in "secs.usecs:" with the event on the next line
-  Text,         // anything else (mail prose, garbage)
+  Comment,         // '#' lines and trace headers ("cpus=4", "version = 6", "CPU 3 is empty")
+  Event,           // a KVM or other tracepoint line, parsed (TraceLine filled)
+  BadEvent,        // a known KVM tracepoint whose body did not parse
+  Continuation,    // fields only ("0x... intr_info 0x..."): the rest of a wrapped line
+  DanglingPrefix,  // a prefix that ends in "secs.usecs:" with the event on the next line
+  Text,            // anything else (mail prose, garbage)
 };
 
 // Removes mail quote marks ("> ", ">> ", "> > ") and the line end.
@@ -58,13 +58,13 @@ std::string_view strip_quotes(std::string_view line, bool* quoted = nullptr);
 
 // What clean_line() repaired in one line.
 struct LineRepairs {
-  bool non_text = false;     // NUL, control or non-ASCII bytes (mojibake of a mailer, binary around the text)
-  bool cpu_prefix = false;   // a leading "CPU 0:" / "cpu0:" tag some pastes carry (its number kept as host CPU)
-  bool marker = false;       // a trailing author marker: "<-------- [1]", "<== here", "<<< this one"
-  bool qp_equals = false;    // "=3D", a quoted-printable mail's '=' (no KVM format prints it)
+  bool non_text = false;       // NUL, control or non-ASCII bytes (mojibake of a mailer, binary around the text)
+  bool cpu_prefix = false;     // a leading "CPU 0:" / "cpu0:" tag some pastes carry (its number kept as host CPU)
+  bool marker = false;         // a trailing author marker: "<-------- [1]", "<== here", "<<< this one"
+  bool qp_equals = false;      // "=3D", a quoted-printable mail's '=' (no KVM format prints it)
   bool missing_field = false;  // trace-cmd's complaint about a field its kvm plugin expected:
                                // 'CAN'T FIND FIELD "rip"' / '<CANT FIND FIELD exit_code>' before the text
-  int32_t host_cpu = -1;     // from the "CPU n:" tag
+  int32_t host_cpu = -1;       // from the "CPU n:" tag
 };
 // The line as the tracer printed it: non-text bytes become blanks, a leading "CPU n:" tag, a
 // trailing "<--" / "<==" / "<<<" marker and trace-cmd's "CAN'T FIND FIELD" complaints are removed,
@@ -79,8 +79,7 @@ bool has_trace_prefix(std::string_view line);
 // Classifies and parses one (already unquoted, possibly joined) line. `perf_only`: accept only
 // perf's "kvm:event:" form; `prefix_required`: refuse lines without a "[cpu] time:" prefix
 // (a forced --format). Never reads outside `line`.
-LineClass parse_trace_line(std::string_view line, TraceLine& out, bool perf_only = false,
-                           bool prefix_required = false);
+LineClass parse_trace_line(std::string_view line, TraceLine& out, bool perf_only = false, bool prefix_required = false);
 
 // SVM exit codes and their names: hv/arch/svm.h (arch::svm_exit_code_from_name, svm_exit_name).
 

@@ -9,32 +9,34 @@ void es_tracecmd_quiet(void) {
   tracefs_set_loglevel(TEP_LOG_NONE);
 }
 
-struct tracecmd_input *es_tracecmd_open(const char *path) {
+struct tracecmd_input* es_tracecmd_open(const char* path) {
   /* No plugins: they only change how events print, and loading them reads the user's
    * ~/.local/lib/traceevent/plugins. */
   return tracecmd_open(path, TRACECMD_FL_LOAD_NO_PLUGINS);
 }
 
-void es_tracecmd_close(struct tracecmd_input *handle) {
+void es_tracecmd_close(struct tracecmd_input* handle) {
   if (handle) tracecmd_close(handle);
 }
 
-struct tep_handle *es_tracecmd_tep(struct tracecmd_input *handle) { return tracecmd_get_tep(handle); }
+struct tep_handle* es_tracecmd_tep(struct tracecmd_input* handle) {
+  return tracecmd_get_tep(handle);
+}
 
-int es_tracecmd_buffer_instances(struct tracecmd_input *handle) { return tracecmd_buffer_instances(handle); }
+int es_tracecmd_buffer_instances(struct tracecmd_input* handle) { return tracecmd_buffer_instances(handle); }
 
 struct iterate_ctx {
   es_tracecmd_record_fn fn;
-  void *data;
+  void* data;
 };
 
-static int iterate_cb(struct tracecmd_input *handle, struct tep_record *record, int cpu, void *data) {
-  struct iterate_ctx *ctx = (struct iterate_ctx *)data;
+static int iterate_cb(struct tracecmd_input* handle, struct tep_record* record, int cpu, void* data) {
+  struct iterate_ctx* ctx = (struct iterate_ctx*)data;
   (void)handle;
   return ctx->fn(record, cpu, ctx->data);
 }
 
-int es_tracecmd_iterate(struct tracecmd_input *handle, es_tracecmd_record_fn fn, void *data) {
+int es_tracecmd_iterate(struct tracecmd_input* handle, es_tracecmd_record_fn fn, void* data) {
   struct iterate_ctx ctx = {fn, data};
   return tracecmd_iterate_events(handle, NULL, 0, iterate_cb, &ctx);
 }

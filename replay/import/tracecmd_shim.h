@@ -18,19 +18,19 @@ void es_tracecmd_quiet(void);
 
 /* Opens the trace.dat at `path` without loading plugins and reads its headers and CPU data
  * index. NULL on failure. */
-struct tracecmd_input *es_tracecmd_open(const char *path);
-void es_tracecmd_close(struct tracecmd_input *handle);
+struct tracecmd_input* es_tracecmd_open(const char* path);
+void es_tracecmd_close(struct tracecmd_input* handle);
 
 /* The event formats of the file; owned by the handle. */
-struct tep_handle *es_tracecmd_tep(struct tracecmd_input *handle);
+struct tep_handle* es_tracecmd_tep(struct tracecmd_input* handle);
 
 /* Trace instance buffers besides the top one (only the top one is read). */
-int es_tracecmd_buffer_instances(struct tracecmd_input *handle);
+int es_tracecmd_buffer_instances(struct tracecmd_input* handle);
 
 /* Calls `fn` for every record of every CPU in time order (the record is valid during the call
  * only). `fn` returns 0 to go on, anything else to stop. Returns libtracecmd's result. */
-typedef int (*es_tracecmd_record_fn)(struct tep_record *record, int cpu, void *data);
-int es_tracecmd_iterate(struct tracecmd_input *handle, es_tracecmd_record_fn fn, void *data);
+typedef int (*es_tracecmd_record_fn)(struct tep_record* record, int cpu, void* data);
+int es_tracecmd_iterate(struct tracecmd_input* handle, es_tracecmd_record_fn fn, void* data);
 
 #ifdef __cplusplus
 }

@@ -65,19 +65,45 @@ TEST(SvmExitCode, EverySpellingOfEveryEraParses) {
   };
   const Case cases[] = {
       // KVM's print names, any case.
-      {"npf", 0x400}, {"NPF", 0x400}, {"io", 0x7B}, {"hypercall", 0x81}, {"interrupt", 0x60},
-      {"UD excp", 0x46}, {"ud excp", 0x46}, {"GP_excp", 0x4D}, {"GP excp", 0x4D}, {"invalid_guest_state", 0xFFFF'FFFFu},
+      {"npf", 0x400},
+      {"NPF", 0x400},
+      {"io", 0x7B},
+      {"hypercall", 0x81},
+      {"interrupt", 0x60},
+      {"UD excp", 0x46},
+      {"ud excp", 0x46},
+      {"GP_excp", 0x4D},
+      {"GP excp", 0x4D},
+      {"invalid_guest_state", 0xFFFF'FFFFu},
       // Kernel macros, with and without SVM_EXIT_.
-      {"SVM_EXIT_NPF", 0x400}, {"SVM_EXIT_IOIO", 0x7B}, {"SVM_EXIT_VMMCALL", 0x81}, {"SVM_EXIT_INTR", 0x60},
-      {"SVM_EXIT_ERR", 0xFFFF'FFFFu}, {"intr", 0x60}, {"ioio", 0x7B}, {"vmmcall", 0x81},
+      {"SVM_EXIT_NPF", 0x400},
+      {"SVM_EXIT_IOIO", 0x7B},
+      {"SVM_EXIT_VMMCALL", 0x81},
+      {"SVM_EXIT_INTR", 0x60},
+      {"SVM_EXIT_ERR", 0xFFFF'FFFFu},
+      {"intr", 0x60},
+      {"ioio", 0x7B},
+      {"vmmcall", 0x81},
       {"SVM_VMGEXIT_PSC", 0x8000'0010u},
       // trace-cmd's kvm plugin (libtraceevent plugin_kvm.c): "EXIT_" + macro, and lower case.
-      {"EXIT_EXCP_GP", 0x4D}, {"EXIT_EXCP_UD", 0x46}, {"EXIT_NPF", 0x400}, {"EXIT_IOIO", 0x7B},
-      {"EXIT_MSR", 0x7C}, {"EXIT_INTR", 0x60}, {"EXIT_ERR", 0xFFFF'FFFFu}, {"exit_npf", 0x400},
-      {"EXIT_READ_CR0", 0x00}, {"EXIT_WRITE_DR7", 0x37},
+      {"EXIT_EXCP_GP", 0x4D},
+      {"EXIT_EXCP_UD", 0x46},
+      {"EXIT_NPF", 0x400},
+      {"EXIT_IOIO", 0x7B},
+      {"EXIT_MSR", 0x7C},
+      {"EXIT_INTR", 0x60},
+      {"EXIT_ERR", 0xFFFF'FFFFu},
+      {"exit_npf", 0x400},
+      {"EXIT_READ_CR0", 0x00},
+      {"EXIT_WRITE_DR7", 0x37},
       // APM mnemonics.
-      {"VMEXIT_NPF", 0x400}, {"VMEXIT_IOIO", 0x7B}, {"VMEXIT_EXCP13", 0x4D}, {"VMEXIT_CR0_READ", 0x00},
-      {"VMEXIT_INVALID", 0xFFFF'FFFFu}, {"VMEXIT_AVIC_NOACCEL", 0x402}, {"VMEXIT_VMGEXIT", 0x403},
+      {"VMEXIT_NPF", 0x400},
+      {"VMEXIT_IOIO", 0x7B},
+      {"VMEXIT_EXCP13", 0x4D},
+      {"VMEXIT_CR0_READ", 0x00},
+      {"VMEXIT_INVALID", 0xFFFF'FFFFu},
+      {"VMEXIT_AVIC_NOACCEL", 0x402},
+      {"VMEXIT_VMGEXIT", 0x403},
   };
   for (const Case& c : cases) {
     const auto code = svm_exit_code_from_name(c.text);
@@ -92,7 +118,9 @@ TEST(SvmExitCode, EverySpellingOfEveryEraParses) {
 TEST(SvmExitCode, NamesRoundTripAndNoSpellingNamesTwoCodes) {
   std::set<std::string> seen;
   unsigned known = 0;
-  for (uint64_t c = 0; c <= 0xFFFF'FFFFull; c = (c == 0x500 ? 0x8000'0000ull : c == 0x8001'0000ull ? 0xFFFF'FFF0ull : c + 1)) {
+  for (uint64_t c = 0; c <= 0xFFFF'FFFFull; c = (c == 0x500            ? 0x8000'0000ull
+                                                 : c == 0x8001'0000ull ? 0xFFFF'FFF0ull
+                                                                       : c + 1)) {
     const std::string_view n = svm_exit_name(static_cast<uint32_t>(c));
     if (n.empty()) continue;
     ++known;

@@ -114,8 +114,7 @@ TEST(ChainsAcrossLevelsTest, NestedReflectAndL1ReinjectionShowLevelsAndDeciders)
   EXPECT_NE(r.out.find("REFLECT_TO_L1 IRQ 0x30  [L2(L0)]"), std::string::npos) << r.out;
   // The nested transitions.
   EXPECT_NE(r.out.find("nested exit: #" + std::to_string(n.nested_exit) + " L2 -> L1"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("nested entry: #" + std::to_string(n.nested_entry) + " L1 -> L2"), std::string::npos)
-      << r.out;
+  EXPECT_NE(r.out.find("nested entry: #" + std::to_string(n.nested_entry) + " L1 -> L2"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("outcome:     delivered after reinjection (#" + std::to_string(n.delivery) + ")"),
             std::string::npos)
       << r.out;

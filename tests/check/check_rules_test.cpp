@@ -3,7 +3,6 @@
 // checker attached; the offline check must find what the live checker recorded.
 #include <gtest/gtest.h>
 
-
 #include "hv/arch/controls.h"
 #include "hv/arch/exceptions.h"
 #include "tests/check/check_support.h"
@@ -19,8 +18,8 @@ constexpr uint64_t kIfSet = arch::rflags::kFixed1 | arch::rflags::kIF;  // 0x202
 
 uint32_t nmi() { return arch::EntryIntrInfo::make(2, arch::InterruptionType::Nmi).raw(); }
 
-uint64_t entry(Emitter& em, uint32_t word, uint64_t origin, uint64_t cause, uint32_t interruptibility,
-               uint64_t rflags, uint16_t kind = ES_KIND_VM_ENTRY, uint8_t level = 1) {
+uint64_t entry(Emitter& em, uint32_t word, uint64_t origin, uint64_t cause, uint32_t interruptibility, uint64_t rflags,
+               uint16_t kind = ES_KIND_VM_ENTRY, uint8_t level = 1) {
   es_record r{};
   r.kind = kind;
   r.level = level;
@@ -33,8 +32,8 @@ uint64_t entry(Emitter& em, uint32_t word, uint64_t origin, uint64_t cause, uint
   return em.emit(r);
 }
 
-uint64_t exit_at(Emitter& em, BasicExitReason reason, uint32_t vectoring, uint64_t origin, uint64_t cause,
-                 uint64_t rip, uint64_t gpa, uint16_t kind = ES_KIND_VM_EXIT, uint8_t level = 1) {
+uint64_t exit_at(Emitter& em, BasicExitReason reason, uint32_t vectoring, uint64_t origin, uint64_t cause, uint64_t rip,
+                 uint64_t gpa, uint16_t kind = ES_KIND_VM_EXIT, uint8_t level = 1) {
   es_record r{};
   r.kind = kind;
   r.level = level;
@@ -48,9 +47,7 @@ uint64_t exit_at(Emitter& em, BasicExitReason reason, uint32_t vectoring, uint64
 }
 
 // The live checker wrote exactly what `exitscope check` finds.
-void expect_live_equals_offline(const test::Checked& c) {
-  EXPECT_EQ(test::keys(c.recorded), test::keys(c.offline));
-}
+void expect_live_equals_offline(const test::Checked& c) { EXPECT_EQ(test::keys(c.recorded), test::keys(c.offline)); }
 
 // --- exit-ext-int-with-vectoring -----------------------------------------------------------
 
@@ -209,8 +206,8 @@ TEST(CheckRulesTest, AnExceptionDroppedFromIdtVectoringIsLost) {
   uint64_t pf = 0;
   auto c = test::record_and_check("dropped.db", [&](Emitter& em) {
     pf = em.raise(test::hw_exc(arch::kPF, true));
-    const uint64_t x = exit_at(em, BasicExitReason::EptViolation, test::vectoring_exc(arch::kPF, true), pf, pf,
-                               0x2000, 0x4000);
+    const uint64_t x =
+        exit_at(em, BasicExitReason::EptViolation, test::vectoring_exc(arch::kPF, true), pf, pf, 0x2000, 0x4000);
     em.decision(ES_DECISION_DROP_FROM_VECTORING, test::hw_exc(arch::kPF, true), pf, x);
     em.run_end(ES_END_GUEST_EXIT);
   });
@@ -286,8 +283,10 @@ TEST(CheckRulesTest, RepeatedExitsThatMakeProgressOrStayBelowThresholdAreNotALoo
     // 2 + delivery + 2: the delivery in between is progress.
     const uint64_t f = em.raise(test::irq(0x23));
     for (int i = 0; i < 5; ++i) {
-      if (i == 2) em.delivery(test::irq(0x23), f, f);
-      else exit_at(em, BasicExitReason::EptViolation, test::vectoring_irq(0x23), f, f, 0x1000, 0x9000);
+      if (i == 2)
+        em.delivery(test::irq(0x23), f, f);
+      else
+        exit_at(em, BasicExitReason::EptViolation, test::vectoring_irq(0x23), f, f, 0x1000, 0x9000);
     }
     em.run_end(ES_END_GUEST_EXIT);
   });
@@ -455,7 +454,7 @@ TEST(CheckRulesTest, ACycleIsReportedOnceByItsShortestUnit) {
     }
     const uint64_t irq = em.raise(test::irq(0x20));
     em.delivery(test::irq(0x20), irq, irq);  // progress: ends it
-    for (int turn = 0; turn < 4; ++turn) {  // A B A B ...: a unit of 2, not of 4
+    for (int turn = 0; turn < 4; ++turn) {   // A B A B ...: a unit of 2, not of 4
       exit_and_resume(em, BasicExitReason::EptViolation, 0x2000, 0x6000, 0x181, 0x2000);
       exit_and_resume(em, BasicExitReason::MsrRead, 0x2100, 0, 0, 0x2100);
     }
@@ -620,10 +619,10 @@ TEST(CheckRulesTest, ExceptionL1InterceptsInjectedIntoL2ByL0IsReportedNearMisses
   uint64_t gp_entry = 0, bad_gp = 0, pf_entry = 0, bad_pf = 0;
   auto c = test::record_and_check("l1-intercept.db", [&](Emitter& em) {
     gp_entry = em.emit(nested_entry((1u << 13) | (1u << 14), 0, 0));  // L1 intercepts #GP and #PF
-    bad_gp = decide(em, ES_DECISION_INJECT_NEW, 13, 0, 0);           // L0 injects #GP into L2: bypass
-    decide(em, ES_DECISION_INJECT_NEW, 6, 0, 0);                     // #UD: L1 does not intercept it
-    decide(em, ES_DECISION_INJECT_REINJECTED, 13, 0, 0);             // finishing an interrupted delivery
-    decide(em, ES_DECISION_INJECT_NEW, 13, 0, 1);                    // L1's own injection into L2
+    bad_gp = decide(em, ES_DECISION_INJECT_NEW, 13, 0, 0);            // L0 injects #GP into L2: bypass
+    decide(em, ES_DECISION_INJECT_NEW, 6, 0, 0);                      // #UD: L1 does not intercept it
+    decide(em, ES_DECISION_INJECT_REINJECTED, 13, 0, 0);              // finishing an interrupted delivery
+    decide(em, ES_DECISION_INJECT_NEW, 13, 0, 1);                     // L1's own injection into L2
     // #PF with error-code mask 1 / match 1: bit 14 decides only when (error & 1) == 1, else the
     // opposite (SDM 25.6.3); error 0 is not intercepted, error 1 is.
     pf_entry = em.emit(nested_entry(1u << 14, 1, 1));
@@ -650,8 +649,8 @@ TEST(CheckRulesTest, OnlyTheSelectedRuleRuns) {
   uint64_t root = 0, last = 0;
   check::CheckOptions only_window;
   only_window.only = {RuleId::IrqWindowClosed};
-  auto c = test::record_and_check("only.db", [&](Emitter& em) { lost_irq(em, root, last, ES_END_GUEST_EXIT); },
-                                  only_window);
+  auto c = test::record_and_check(
+      "only.db", [&](Emitter& em) { lost_irq(em, root, last, ES_END_GUEST_EXIT); }, only_window);
   EXPECT_TRUE(c.offline.empty());
   EXPECT_TRUE(c.recorded.empty());
 }
@@ -659,9 +658,16 @@ TEST(CheckRulesTest, OnlyTheSelectedRuleRuns) {
 TEST(CheckRulesTest, RuleTableHasStableIdsAndUniqueNames) {
   const auto rules = check::rules();
   ASSERT_EQ(rules.size(), 10u);
-  const char* names[] = {"exit-ext-int-with-vectoring", "injected-twice", "event-lost", "reinjection-loop",
-                         "nmi-while-blocked", "irq-window-closed", "l1-intercept-bypassed", "no-progress-loop",
-                         "nmi-unblocking-ignored", "no-progress-cycle"};
+  const char* names[] = {"exit-ext-int-with-vectoring",
+                         "injected-twice",
+                         "event-lost",
+                         "reinjection-loop",
+                         "nmi-while-blocked",
+                         "irq-window-closed",
+                         "l1-intercept-bypassed",
+                         "no-progress-loop",
+                         "nmi-unblocking-ignored",
+                         "no-progress-cycle"};
   for (uint32_t i = 0; i < 10; ++i) {
     EXPECT_EQ(static_cast<uint32_t>(rules[i].id), i + 1);
     EXPECT_EQ(rules[i].name, names[i]);
@@ -683,21 +689,24 @@ TEST(CheckRulesTest, ProbeBusDeliversRecordsEmittedFromCallbacksAfterTheCurrentO
   } emitter_side, other;
   probes::ProbeBus bus;
   emitter_side.bus = &bus;
-  bus.subscribe(probes::kAllKinds, [](void* u, const es_record* r) {
-    auto* s = static_cast<Seen*>(u);
-    s->max_depth = std::max(s->max_depth, ++s->depth);
-    s->ids.emplace_back(r->id, r->kind);
-    if (r->kind == ES_KIND_VM_EXIT) {
-      es_record v{};
-      v.kind = ES_KIND_VIOLATION;
-      v.cause = r->id;
-      s->bus->emit(v);
-    }
-    --s->depth;
-  }, &emitter_side);
-  bus.subscribe(probes::kAllKinds, [](void* u, const es_record* r) {
-    static_cast<Seen*>(u)->ids.emplace_back(r->id, r->kind);
-  }, &other);
+  bus.subscribe(
+      probes::kAllKinds,
+      [](void* u, const es_record* r) {
+        auto* s = static_cast<Seen*>(u);
+        s->max_depth = std::max(s->max_depth, ++s->depth);
+        s->ids.emplace_back(r->id, r->kind);
+        if (r->kind == ES_KIND_VM_EXIT) {
+          es_record v{};
+          v.kind = ES_KIND_VIOLATION;
+          v.cause = r->id;
+          s->bus->emit(v);
+        }
+        --s->depth;
+      },
+      &emitter_side);
+  bus.subscribe(
+      probes::kAllKinds, [](void* u, const es_record* r) { static_cast<Seen*>(u)->ids.emplace_back(r->id, r->kind); },
+      &other);
   es_record x{};
   x.kind = ES_KIND_VM_EXIT;
   bus.emit(x);

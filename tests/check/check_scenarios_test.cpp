@@ -120,8 +120,7 @@ std::string story_of(const std::string& path) {
     for (size_t i = 0; i < chains->size(); ++i)
       if (c.interrupts_chain && (*chains)[i].id == c.interrupts_chain) link = std::to_string(i);
     const arch::EntryIntrInfo e(c.event_word);
-    out += (out.empty() ? "" : "; ") + arch::describe(e) + "/" + outcome +
-           "/" + link;
+    out += (out.empty() ? "" : "; ") + arch::describe(e) + "/" + outcome + "/" + link;
   }
   return out;
 }
@@ -157,7 +156,8 @@ TEST(CheckScenariosTest, EveryScenarioTellsTheArchitecturesStory) {
       {"sdm-irq-coalesced", "IRQ 0x30/delivered/-; IRQ 0x30/coalesced/-"},
       {"sdm-table-6-5", "#UD/handled serially/-; #NP/delivered/0"},
       {"sdm-soft-events",
-       "INT 0x80/delivered/-; INT 0x80/delivered/-; #BP (soft)/delivered/-; INT 0x03/delivered/-; #DB (INT1)/delivered/-"},
+       "INT 0x80/delivered/-; INT 0x80/delivered/-; #BP (soft)/delivered/-; INT 0x03/delivered/-; #DB "
+       "(INT1)/delivered/-"},
       {"sdm-sti-shadow", "IRQ 0x30/delivered/-; IRQ 0x30/delivered/-"},
       {"sdm-movss-shadow", ""},
       {"sdm-nmi-collapse", "NMI/delivered/-; NMI/delivered/-; NMI/collapsed/-"},
@@ -172,10 +172,14 @@ TEST(CheckScenariosTest, EveryScenarioTellsTheArchitecturesStory) {
   }
   // The guests that run on their own, again as L2 under L1 (--nested): the same stories.
   const std::vector<std::pair<std::string, std::string>> l2 = {
-      {"timer_irq.bin --arg 20", "timer-irq"},       {"irq_ept_reinject.bin", "irq-ept-reinject"},
-      {"guest_pf.bin", "guest-pf"},                  {"double_fault.bin", "double-fault"},
-      {"triple_fault.bin", "triple-fault"},          {"softint_ept.bin", "softint-ept"},
-      {"nmi_blocking.bin", "nmi-blocking"},          {"nmi_iret.bin", "nmi-iret-ept"},
+      {"timer_irq.bin --arg 20", "timer-irq"},
+      {"irq_ept_reinject.bin", "irq-ept-reinject"},
+      {"guest_pf.bin", "guest-pf"},
+      {"double_fault.bin", "double-fault"},
+      {"triple_fault.bin", "triple-fault"},
+      {"softint_ept.bin", "softint-ept"},
+      {"nmi_blocking.bin", "nmi-blocking"},
+      {"nmi_iret.bin", "nmi-iret-ept"},
       {"exception_vectoring_policy.bin", "exception-vectoring-policy"},
       {"pf_during_irq.bin --intercept 14", "pf-during-irq"},
   };
@@ -375,9 +379,7 @@ TEST(CheckCliTest, BadInputExitsTwoWithOneSentence) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find(missing), std::string::npos) << r.err;
   const std::string junk = test::process_tmp("junk.db");
-  {
-    std::ofstream(junk) << "this is not a recording\n";
-  }
+  { std::ofstream(junk) << "this is not a recording\n"; }
   r = run_cli("check '" + junk + "'");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find(junk), std::string::npos) << r.err;

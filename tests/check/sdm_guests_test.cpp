@@ -36,41 +36,63 @@ struct GuestCase {
   const char* guest_file;  // the scenario's image, for --nested
   const char* console_ok;  // the guest's own verdict line
   std::vector<ChainExpect> chains;
-  const char* arg = "";    // extra record options (the guest's --arg)
+  const char* arg = "";  // extra record options (the guest's --arg)
 };
 
 const std::vector<GuestCase>& cases() {
   static const std::vector<GuestCase> k = {
       // Vol. 3A 6.15 Table 6-5: contributory (#GP) then page fault -> handle serially; the #GP
       // is raised again when the instruction re-executes.
-      {"sdm-gp-pf-serial", "sdm_gp_pf_serial.bin", "#GP handler reached after one #PF",
+      {"sdm-gp-pf-serial",
+       "sdm_gp_pf_serial.bin",
+       "#GP handler reached after one #PF",
        {{"#GP", Outcome::HandledSerially, -1}, {"#PF", Outcome::Delivered, 0}, {"#GP", Outcome::Delivered, -1}}},
       // Vol. 3A 6.12.1.1: INT n checks gate DPL >= CPL during its delivery -> #GP(0x81*8+2);
       // INT n is benign (Table 6-4), so the #GP is handled serially and INT 0x81 re-executes.
-      {"sdm-int-gate-gp", "sdm_int_gate_gp.bin", "INT 0x81 handler reached after one #GP",
-       {{"INT 0x81", Outcome::HandledSerially, -1}, {"#GP", Outcome::Delivered, 0},
+      {"sdm-int-gate-gp",
+       "sdm_int_gate_gp.bin",
+       "INT 0x81 handler reached after one #GP",
+       {{"INT 0x81", Outcome::HandledSerially, -1},
+        {"#GP", Outcome::Delivered, 0},
         {"INT 0x81", Outcome::Delivered, -1}}},
       // Table 6-5, the rows no other guest covers: benign (#UD) + contributory (#NP, its gate not
       // present) and benign + page fault (its IST stack not mapped) are handled serially;
       // page fault + contributory and page fault + page fault raise #DF.
-      {"sdm-table-6-5", "sdm_table_6_5.bin", "#NP handler reached",
-       {{"#UD", Outcome::HandledSerially, -1}, {"#NP", Outcome::Delivered, 0}}, "--arg 0"},
-      {"sdm-table-6-5", "sdm_table_6_5.bin", "#UD handler reached after one #PF",
+      {"sdm-table-6-5",
+       "sdm_table_6_5.bin",
+       "#NP handler reached",
+       {{"#UD", Outcome::HandledSerially, -1}, {"#NP", Outcome::Delivered, 0}},
+       "--arg 0"},
+      {"sdm-table-6-5",
+       "sdm_table_6_5.bin",
+       "#UD handler reached after one #PF",
        {{"#UD", Outcome::HandledSerially, -1}, {"#PF", Outcome::Delivered, 0}, {"#UD", Outcome::Delivered, -1}},
        "--arg 1"},
-      {"sdm-table-6-5", "sdm_table_6_5.bin", "#DF handler reached",
-       {{"#PF", Outcome::PromotedToDf, -1}, {"#NP", Outcome::PromotedToDf, 0}}, "--arg 2"},
-      {"sdm-table-6-5", "sdm_table_6_5.bin", "#DF handler reached",
-       {{"#PF", Outcome::PromotedToDf, -1}, {"#PF", Outcome::PromotedToDf, 0}}, "--arg 3"},
+      {"sdm-table-6-5",
+       "sdm_table_6_5.bin",
+       "#DF handler reached",
+       {{"#PF", Outcome::PromotedToDf, -1}, {"#NP", Outcome::PromotedToDf, 0}},
+       "--arg 2"},
+      {"sdm-table-6-5",
+       "sdm_table_6_5.bin",
+       "#DF handler reached",
+       {{"#PF", Outcome::PromotedToDf, -1}, {"#PF", Outcome::PromotedToDf, 0}},
+       "--arg 3"},
       // Vol. 3A 11.8.4: one IRR bit per vector; the second request coalesces.
-      {"sdm-irq-coalesced", "sdm_irq_coalesced.bin", "the handler ran once",
+      {"sdm-irq-coalesced",
+       "sdm_irq_coalesced.bin",
+       "the handler ran once",
        {{"IRQ 0x30", Outcome::Delivered, -1}, {"IRQ 0x30", Outcome::Coalesced, -1}}},
       // Vol. 3A 6.8.3 / Table 25-3: blocking by STI lasts one instruction; STI; HLT halts first.
       // The guest checks the return RIPs; both IRQs are delivered and nobody injects into the shadow.
-      {"sdm-sti-shadow", "sdm_sti_shadow.bin", "taken after the shadowed instruction, and after the HLT",
+      {"sdm-sti-shadow",
+       "sdm_sti_shadow.bin",
+       "taken after the shadowed instruction, and after the HLT",
        {{"IRQ 0x30", Outcome::Delivered, -1}, {"IRQ 0x30", Outcome::Delivered, -1}}},
       // Vol. 3A 6.7.1: one NMI delivered, one latched until IRET, the third collapses.
-      {"sdm-nmi-collapse", "sdm_nmi_collapse.bin", "two NMI handler runs, not nested",
+      {"sdm-nmi-collapse",
+       "sdm_nmi_collapse.bin",
+       "two NMI handler runs, not nested",
        {{"NMI", Outcome::Delivered, -1}, {"NMI", Outcome::Delivered, -1}, {"NMI", Outcome::Collapsed, -1}}},
   };
   return k;
@@ -83,8 +105,8 @@ bool same_outcome(Outcome expected, Outcome got) {
 
 void expect_story(const GuestCase& g, const std::string& how) {
   SCOPED_TRACE(std::string(g.scenario) + " " + how);
-  const std::string path = test::temp_db(std::string(g.scenario) + "_" +
-                                         std::to_string(std::hash<std::string>{}(how + g.arg)) + ".db");
+  const std::string path =
+      test::temp_db(std::string(g.scenario) + "_" + std::to_string(std::hash<std::string>{}(how + g.arg)) + ".db");
   const std::string source = how.find("--nested") != std::string::npos
                                  ? "--guest '" + std::string(ES_HV_GUEST_BIN_DIR) + "/" + g.guest_file + "'"
                                  : "--scenario " + std::string(g.scenario);
@@ -167,10 +189,13 @@ TEST(SdmGuestsTest, SoftwareEventTypesAndLengthsAreReinjectedAsRecorded_28_2_4) 
     uint32_t len;
   };
   using T = arch::InterruptionType;
-  const std::vector<Soft> expected = {{0x80, T::SoftwareInterrupt, 2}, {0x80, T::SoftwareInterrupt, 3},
-                                      {3, T::SoftwareException, 1},     {3, T::SoftwareInterrupt, 2},
+  const std::vector<Soft> expected = {{0x80, T::SoftwareInterrupt, 2},
+                                      {0x80, T::SoftwareInterrupt, 3},
+                                      {3, T::SoftwareException, 1},
+                                      {3, T::SoftwareInterrupt, 2},
                                       {1, T::PrivilegedSoftwareException, 1}};
-  for (const char* how : {"--scenario sdm-soft-events", "--nested --guest '" ES_HV_GUEST_BIN_DIR "/sdm_soft_events.bin'"}) {
+  for (const char* how :
+       {"--scenario sdm-soft-events", "--nested --guest '" ES_HV_GUEST_BIN_DIR "/sdm_soft_events.bin'"}) {
     SCOPED_TRACE(how);
     const std::string path = test::temp_db("soft_" + std::to_string(std::hash<std::string>{}(how)) + ".db");
     const CliRun r = run_cli(std::string("record ") + how + " -o '" + path + "' --exit-code");
@@ -211,7 +236,8 @@ TEST(SdmGuestsTest, SoftwareEventTypesAndLengthsAreReinjectedAsRecorded_28_2_4) 
 // these exits inside the shadow until this guest was written (233 per sweep), and a null SS gave
 // no shadow at all.
 TEST(SdmGuestsTest, ExternalInterruptExitsWaitOutTheMovSsShadow_6_8_3_25_3) {
-  for (const char* how : {"--scenario sdm-movss-shadow", "--nested --guest '" ES_HV_GUEST_BIN_DIR "/sdm_movss_shadow.bin'"}) {
+  for (const char* how :
+       {"--scenario sdm-movss-shadow", "--nested --guest '" ES_HV_GUEST_BIN_DIR "/sdm_movss_shadow.bin'"}) {
     SCOPED_TRACE(how);
     const std::string path = test::temp_db("movss_" + std::to_string(std::hash<std::string>{}(how)) + ".db");
     const CliRun r = run_cli(std::string("record ") + how + " -o '" + path + "' --exit-code");
@@ -281,7 +307,8 @@ TEST(SdmGuestsTest, AnEventStillPendingWhenTheGuestTripleFaultsIsPendingNotLost_
     ASSERT_TRUE(chains) << chains.error();
     std::vector<std::string> got;
     for (const replay::Chain& c : *chains)
-      got.push_back(arch::describe(arch::EntryIntrInfo(c.event_word)) + ": " + std::string(replay::to_string(c.outcome)));
+      got.push_back(arch::describe(arch::EntryIntrInfo(c.event_word)) + ": " +
+                    std::string(replay::to_string(c.outcome)));
     const std::vector<std::string> want = {"NMI: delivered after reinjection", "NMI: pending at end",
                                            "#PF: triple fault", "#GP: promoted to #DF", "#GP: triple fault"};
     EXPECT_EQ(got, want) << run_cli("chains '" + path + "'").out;
@@ -323,11 +350,13 @@ TEST(SdmGuestsTest, KvmAnsweringAFaultInGpDeliveryIsJudgedByTable_6_5) {
   const std::string real = std::string(ES_TEST_DATA_DIR) + "/import/real/";
   const std::string loop = test::temp_db("gp_loop_2019.db"), fixed = test::temp_db("gp_df_2019.db");
   ASSERT_EQ(run_cli("import '" + real + "kvm_list_2019_svm_gp_intercept_loop.txt' -o '" + loop + "' --force").code, 0);
-  ASSERT_EQ(run_cli("import '" + real + "kvm_list_2019_svm_gp_double_fault_shutdown.txt' -o '" + fixed + "' --force").code,
-            0);
+  ASSERT_EQ(
+      run_cli("import '" + real + "kvm_list_2019_svm_gp_double_fault_shutdown.txt' -o '" + fixed + "' --force").code,
+      0);
   const CliRun c = run_cli("chains '" + loop + "'");
   ASSERT_EQ(c.code, 0) << c.err;
-  EXPECT_NE(c.out.find("delivery fault: #6 #GP raised by its delivery (Table 6-5: the pair owes #DF)"), std::string::npos)
+  EXPECT_NE(c.out.find("delivery fault: #6 #GP raised by its delivery (Table 6-5: the pair owes #DF)"),
+            std::string::npos)
       << c.out;
   EXPECT_NE(c.out.find("outcome:     discarded by hypervisor (#6)"), std::string::npos) << c.out;
   EXPECT_EQ(c.out.find("outcome:     delivered"), std::string::npos) << c.out;

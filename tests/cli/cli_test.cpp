@@ -126,8 +126,8 @@ TEST_F(CliTest, BadFilesExitTwoNamingTheFile) {
 // command and pointing at its --help, exit code 2; a recording that cannot be opened named with
 // the same prefix; -o as the short form of --output where a command writes a file.
 TEST_F(CliTest, EveryCommandSharesOneStartUp) {
-  const char* const commands[] = {"info",   "events", "chains", "export",  "check",  "diff",     "gui",
-                                  "import", "migrate", "record", "stats", "scenarios"};
+  const char* const commands[] = {"info", "events", "chains",  "export", "check", "diff",
+                                  "gui",  "import", "migrate", "record", "stats", "scenarios"};
   for (const char* cmd : commands) {
     const std::string c(cmd);
     CliRun r = run(c + " --help");
@@ -136,8 +136,8 @@ TEST_F(CliTest, EveryCommandSharesOneStartUp) {
     EXPECT_TRUE(r.err.empty()) << r.err;
     r = run(c + " --no-such-flag");
     EXPECT_EQ(r.code, 2) << c;
-    EXPECT_EQ(r.err, "exitscope " + c + ": unknown option '--no-such-flag'; run 'exitscope " + c +
-                         " --help' for usage.\n");
+    EXPECT_EQ(r.err,
+              "exitscope " + c + ": unknown option '--no-such-flag'; run 'exitscope " + c + " --help' for usage.\n");
     EXPECT_TRUE(r.out.empty()) << r.out;
   }
   struct Count {
@@ -178,9 +178,10 @@ TEST_F(CliTest, EveryCommandSharesOneStartUp) {
   for (const char* cmd : {"events", "export"}) {
     r = run(std::string(cmd) + " '" + path_ + "' --to 3parsec");
     EXPECT_EQ(r.code, 2) << cmd;
-    EXPECT_EQ(r.err, "exitscope " + std::string(cmd) +
-                         ": option '--to' needs a time such as 1500, 1.5us, 20ms or 2s, not '3parsec'; run 'exitscope " +
-                         cmd + " --help' for usage.\n");
+    EXPECT_EQ(r.err,
+              "exitscope " + std::string(cmd) +
+                  ": option '--to' needs a time such as 1500, 1.5us, 20ms or 2s, not '3parsec'; run 'exitscope " + cmd +
+                  " --help' for usage.\n");
   }
 }
 

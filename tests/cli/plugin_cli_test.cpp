@@ -138,8 +138,8 @@ TEST(PluginCli, RecordLoadsTwoPluginsWithTheirOptionsAndExitCountsMatchEvents) {
   const std::string d = fresh_dir("two_plugins");
   const std::string db = d + "/r.db", csv = d + "/exits.csv", stats = d + "/stats.txt";
   const CliRun r = run("record --scenario timer-irq -o " + q(db) + " --quiet --plugin " +
-                       q(std::string(ES_EXIT_COUNTS_PLUGIN) + ":out=" + csv) + " --plugin=" +
-                       q(std::string(ES_EXIT_STATS_PLUGIN) + ":out=" + stats));
+                       q(std::string(ES_EXIT_COUNTS_PLUGIN) + ":out=" + csv) +
+                       " --plugin=" + q(std::string(ES_EXIT_STATS_PLUGIN) + ":out=" + stats));
   ASSERT_EQ(r.code, 0) << r.err;
   const auto expected = exits_from_events(db);
   ASSERT_FALSE(expected.empty());
@@ -277,9 +277,9 @@ TEST_P(PluginCrash, RecordIsStoppedFinishedAndConsistent) {
                        q(std::string(ES_CRASHING_PLUGIN) + ":crash=" + mode + ",after=20"));
   EXPECT_EQ(r.code, 1) << r.err;
   EXPECT_EQ(count_lines(r.err), 1u) << r.err;
-  EXPECT_NE(r.err.find("plugin '" + std::string(ES_CRASHING_PLUGIN) + "' crashed (" + signal +
-                       ") in its record callback"),
-            std::string::npos)
+  EXPECT_NE(
+      r.err.find("plugin '" + std::string(ES_CRASHING_PLUGIN) + "' crashed (" + signal + ") in its record callback"),
+      std::string::npos)
       << r.err;
 
   const CliRun info = run("info " + q(db));

@@ -110,7 +110,8 @@ std::vector<std::string> queries_for(replay::Recording& rec) {
     q.insert("level:" + std::to_string(e.level));
     if (e.kind == ES_KIND_VM_EXIT || e.kind == ES_KIND_NESTED_EXIT) {
       const bool svm = (e.flags & ES_FLAG_SVM) != 0;
-      const std::string name(svm ? arch::svm_exit_name(e.reason) : arch::exit_reason_name(arch::ExitReason(e.reason).basic_number()));
+      const std::string name(svm ? arch::svm_exit_name(e.reason)
+                                 : arch::exit_reason_name(arch::ExitReason(e.reason).basic_number()));
       if (!name.empty() && name.find(' ') == std::string::npos) {
         q.insert("reason:" + name);
         q.insert("reason:" + name + " kind:" + kind + " vcpu:" + std::to_string(e.vcpu));
@@ -125,8 +126,8 @@ std::vector<std::string> queries_for(replay::Recording& rec) {
     if (e.intr_info & 0x80000000u) q.insert("vector:" + hex(e.intr_info & 0xff));
     if (e.idt_vectoring_info & 0x80000000u) {
       q.insert("vector:" + hex(e.idt_vectoring_info & 0xff));
-      q.insert("reason:" + std::to_string(arch::ExitReason(e.reason).basic_number()) + " vector:" +
-               hex(e.idt_vectoring_info & 0xff));
+      q.insert("reason:" + std::to_string(arch::ExitReason(e.reason).basic_number()) +
+               " vector:" + hex(e.idt_vectoring_info & 0xff));
     }
     if (e.origin && q.size() < 400) q.insert("chain:" + std::to_string(e.origin));
     return true;
@@ -296,8 +297,9 @@ TEST(QueryCliNoIndexes, SameOutputWithoutTheIndexes) {
   {
     auto w = db::Db::open(bare, SQLITE_OPEN_READWRITE);
     ASSERT_TRUE(w) << w.error();
-    ASSERT_TRUE(w->exec("DROP INDEX events_origin; DROP INDEX events_kind_reason; DROP INDEX events_time; "
-                        "DROP INDEX events_vcpu; DROP INDEX events_cause;"));
+    ASSERT_TRUE(
+        w->exec("DROP INDEX events_origin; DROP INDEX events_kind_reason; DROP INDEX events_time; "
+                "DROP INDEX events_vcpu; DROP INDEX events_cause;"));
   }
   for (const std::string q : {"reason:EPT_VIOLATION vector:0x20", "reason:14", "vector:14", "kind:decision vcpu:0",
                               "reason:INJECT_REINJECTED"}) {

@@ -118,8 +118,8 @@ TEST(DecodedWords, VerboseListingHasTheInspectorsSdmDecode) {
 
 TEST(DecodedWords, ViolationNamesItsFirstEventNotADetailWord) {
   const std::string db = test::process_tmp("bug.db");
-  ASSERT_EQ(run("record --scenario nested-irq-vectoring --bug exit-with-vectoring --quiet --force -o '" + db + "'").code,
-            0);
+  ASSERT_EQ(
+      run("record --scenario nested-irq-vectoring --bug exit-with-vectoring --quiet --force -o '" + db + "'").code, 0);
   const CliRun r = run("events '" + db + "' --kind VIOLATION --verbose");
   EXPECT_NE(r.out.find("exit-ext-int-with-vectoring"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("detail="), std::string::npos) << r.out;
@@ -184,7 +184,6 @@ TEST(CountsAgree, FredScenarioConsoleDoesNotNameAnotherScenario) {
   EXPECT_EQ(r.out.find("nested-exception-reflect"), std::string::npos) << r.out;
 }
 
-
 // ---- item 7: words a newcomer can look up
 
 TEST(NewcomerWords, ReadmeLinksResolveInsideTheRepository) {
@@ -192,8 +191,8 @@ TEST(NewcomerWords, ReadmeLinksResolveInsideTheRepository) {
   // or directory that exists.
   const std::filesystem::path root(ES_SOURCE_DIR);
   size_t links = 0;
-  for (auto it = std::filesystem::recursive_directory_iterator(root); it != std::filesystem::recursive_directory_iterator();
-       ++it) {
+  for (auto it = std::filesystem::recursive_directory_iterator(root);
+       it != std::filesystem::recursive_directory_iterator(); ++it) {
     const std::string name = it->path().filename().string();
     if (it->is_directory() && (name == ".git" || name.rfind("build", 0) == 0 || name == "out")) {
       it.disable_recursion_pending();
@@ -208,7 +207,8 @@ TEST(NewcomerWords, ReadmeLinksResolveInsideTheRepository) {
       target = target.substr(0, target.find('#'));
       ++links;
       EXPECT_TRUE(std::filesystem::exists(it->path().parent_path() / target))
-          << std::filesystem::relative(it->path(), root).string() << " links to '" << target << "', which does not exist";
+          << std::filesystem::relative(it->path(), root).string() << " links to '" << target
+          << "', which does not exist";
     }
   }
   EXPECT_GT(links, 3u);
@@ -259,8 +259,8 @@ TEST(NewcomerWords, HelpOptionIsAlignedWithTheOthers) {
     const CliRun r = run(std::string(cmd) + " --help");
     const std::string help = line_with(r.out, "-h, --help");
     // The column where the other options' help starts (an option short enough to be padded).
-    const std::string other = line_with(r.out, "  --force ").empty() ? line_with(r.out, "  --limit N ")
-                                                                       : line_with(r.out, "  --force ");
+    const std::string other =
+        line_with(r.out, "  --force ").empty() ? line_with(r.out, "  --limit N ") : line_with(r.out, "  --force ");
     if (other.empty()) continue;
     const size_t col = other.find_first_not_of(' ', other.find("  ", 2));
     EXPECT_EQ(help.find("show this help"), col) << cmd << ":\n" << other << "\n" << help;
@@ -283,8 +283,8 @@ TEST(NewcomerWords, MistypedCommandsOptionsAndScenariosGetADidYouMean) {
 
 TEST(NewcomerWords, OneViolationIsSingular) {
   const std::string bug = test::process_tmp("bug1.db");
-  ASSERT_EQ(run("record --scenario nested-irq-vectoring --bug exit-with-vectoring --quiet --force -o '" + bug + "'").code,
-            0);
+  ASSERT_EQ(
+      run("record --scenario nested-irq-vectoring --bug exit-with-vectoring --quiet --force -o '" + bug + "'").code, 0);
   const CliRun c = run("check '" + bug + "'");
   EXPECT_NE(c.out.find("1 violation ("), std::string::npos) << c.out;
   const CliRun d = run("diff '" + bug + "' '" + recording("nested-irq-vectoring") + "'");
@@ -310,7 +310,9 @@ TEST(NewcomerWords, GuiHelpAndNoDisplayAnswerWithoutQt) {
 
 // ---- item 8: guests from the docs
 
-bool have_tool(const char* name) { return std::system((std::string("command -v ") + name + " >/dev/null 2>&1").c_str()) == 0; }
+bool have_tool(const char* name) {
+  return std::system((std::string("command -v ") + name + " >/dev/null 2>&1").c_str()) == 0;
+}
 
 // The fenced block of `lang` that follows `heading` in `text`.
 std::string fenced_block(const std::string& text, const std::string& heading, const std::string& lang) {
@@ -326,11 +328,10 @@ std::string fenced_block(const std::string& text, const std::string& heading, co
 // A shell run in `dir` with exitscope first on PATH; stdout+stderr together.
 CliRun shell_in(const std::string& dir, const std::string& script) {
   const std::string bin_dir = std::filesystem::path(ES_EXITSCOPE_BIN).parent_path().string();
-  {
-    std::ofstream(dir + "/run.sh") << "set -e\n" << script;
-  }
+  { std::ofstream(dir + "/run.sh") << "set -e\n" << script; }
   const std::string out = dir + "/run.out";
-  const int status = std::system(("cd '" + dir + "' && PATH='" + bin_dir + "':\"$PATH\" sh run.sh >'" + out + "' 2>&1").c_str());
+  const int status =
+      std::system(("cd '" + dir + "' && PATH='" + bin_dir + "':\"$PATH\" sh run.sh >'" + out + "' 2>&1").c_str());
   CliRun r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
   r.out = slurp(out);
@@ -367,15 +368,15 @@ TEST(GuestRecipe, AnElfLinkedWithTtextIsRefusedNamingTheSegmentAndTheFix) {
   std::filesystem::create_directories(dir);
   std::ofstream(dir + "/g.asm") << "bits 64\nglobal start\nsection .text\nstart:\n  mov al, 0\n  out 0xF4, al\n";
   // GNU ld -Ttext=0x100000: .text at 1 MiB, the segment with the ELF headers a page below (0xff000).
-  const CliRun r = shell_in(dir, "nasm -f elf64 g.asm -o g.o\nld -Ttext=0x100000 -e start g.o -o g.elf\n"
-                                 "exitscope record --guest g.elf -o g.db || echo \"exit $?\"\n");
+  const CliRun r = shell_in(dir,
+                            "nasm -f elf64 g.asm -o g.o\nld -Ttext=0x100000 -e start g.o -o g.elf\n"
+                            "exitscope record --guest g.elf -o g.db || echo \"exit $?\"\n");
   EXPECT_NE(r.out.find("exit 2"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("PT_LOAD segment 0"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("at 0xff000.."), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("ld -Ttext-segment=0x100000 -e start"), std::string::npos) << r.out;
   EXPECT_FALSE(std::filesystem::exists(dir + "/g.db"));
 }
-
 
 // ---- outcomes cite the vendor's own manual
 //
@@ -389,8 +390,8 @@ std::string svm_trace_recording() {
   static std::string path;
   if (!path.empty()) return path;
   path = test::process_tmp("svm_5_10_irq_npf.db");
-  const CliRun r = run("import '" + std::string(ES_SOURCE_DIR) + "/tests/data/import/testbed_svm_5_10_irq_npf.txt' -o '" +
-                       path + "' --force");
+  const CliRun r = run("import '" + std::string(ES_SOURCE_DIR) +
+                       "/tests/data/import/testbed_svm_5_10_irq_npf.txt' -o '" + path + "' --force");
   EXPECT_EQ(r.code, 0) << r.err;
   return path;
 }

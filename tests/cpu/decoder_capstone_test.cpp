@@ -48,14 +48,13 @@ std::string hex(const uint8_t* b, unsigned n) {
 TEST(DecoderCapstone, SystematicCorpusLengthsMatch) {
   Capstone cs;
   ASSERT_TRUE(cs.ok());
-  const std::vector<std::vector<uint8_t>> prefixes = {{},           {0x66},       {0x48},       {0x41},
-                                                      {0x4C},       {0x66, 0x41}, {0xF3},       {0x65, 0x48},
-                                                      {0x40},       {0xF0}};
+  const std::vector<std::vector<uint8_t>> prefixes = {{},           {0x66}, {0x48},       {0x41}, {0x4C},
+                                                      {0x66, 0x41}, {0xF3}, {0x65, 0x48}, {0x40}, {0xF0}};
   // ModR/M + SIB forms: register, [reg], [rip+disp32], [reg+disp8], [reg+disp32], SIB
   // with and without base, disp8/disp32.
   const std::vector<std::vector<uint8_t>> modrms = {
-      {0xC1}, {0xD8}, {0x01}, {0x05}, {0x41}, {0x81}, {0x04, 0x24}, {0x04, 0x8D}, {0x44, 0x8B},
-      {0x84, 0x4B}, {0x04, 0x25}, {0x0C, 0x65}, {0x38}, {0x7D}};
+      {0xC1},       {0xD8},       {0x01},       {0x05},       {0x41},       {0x81}, {0x04, 0x24},
+      {0x04, 0x8D}, {0x44, 0x8B}, {0x84, 0x4B}, {0x04, 0x25}, {0x0C, 0x65}, {0x38}, {0x7D}};
   unsigned compared = 0;
   for (int two = 0; two < 2; ++two) {
     for (unsigned op = 0; op < 256; ++op) {

@@ -18,8 +18,30 @@ namespace intr = arch::interruptibility;
 constexpr uint64_t frame(unsigned v) { return 0x80000 + v * 0x40; }
 
 enum Scenario : uint64_t {
-  kSpin, kStiSpin, kInt80, kInt3, kInt1, kInto, kUd2, kLockReg, kUser, kExits, kStiShadow, kMovSs, kHlt, kCr0,
-  kCr3InvlpgRdtsc, kWriteRo, kReadPt2, kSmc, kUnimpl, kInPorts, kReadUnmapped, kNxFetch, kInt21, kAlu
+  kSpin,
+  kStiSpin,
+  kInt80,
+  kInt3,
+  kInt1,
+  kInto,
+  kUd2,
+  kLockReg,
+  kUser,
+  kExits,
+  kStiShadow,
+  kMovSs,
+  kHlt,
+  kCr0,
+  kCr3InvlpgRdtsc,
+  kWriteRo,
+  kReadPt2,
+  kSmc,
+  kUnimpl,
+  kInPorts,
+  kReadUnmapped,
+  kNxFetch,
+  kInt21,
+  kAlu
 };
 
 struct KernelVm : TestVm {
@@ -33,10 +55,12 @@ struct KernelVm : TestVm {
     vmcs_.write(VmcsField::VmEntryInstructionLen, len);
   }
   void set_proc(uint32_t bits, bool on = true) {
-    on ? vmcs_.set_bits(VmcsField::CpuBasedVmExecControl, bits) : vmcs_.clear_bits(VmcsField::CpuBasedVmExecControl, bits);
+    on ? vmcs_.set_bits(VmcsField::CpuBasedVmExecControl, bits)
+       : vmcs_.clear_bits(VmcsField::CpuBasedVmExecControl, bits);
   }
   void set_pin(uint32_t bits, bool on = true) {
-    on ? vmcs_.set_bits(VmcsField::PinBasedVmExecControl, bits) : vmcs_.clear_bits(VmcsField::PinBasedVmExecControl, bits);
+    on ? vmcs_.set_bits(VmcsField::PinBasedVmExecControl, bits)
+       : vmcs_.clear_bits(VmcsField::PinBasedVmExecControl, bits);
   }
   uint32_t exit_info() const { return vmcs_.read32(VmcsField::VmExitIntrInfo); }
   uint32_t vectoring() const { return vmcs_.read32(VmcsField::IdtVectoringInfo); }
@@ -59,13 +83,15 @@ TEST(EntryChecks, InvalidInjectionFieldsFailWithError7_27_2_1_3) {
       {EntryIntrInfo::make(0x20, InterruptionType::Reserved1).raw(), 0, 0, "reserved type 1"},
       {EntryIntrInfo::make(40, InterruptionType::HardwareException).raw(), 0, 0, "hardware exception vector > 31"},
       {EntryIntrInfo::make(arch::kBP, InterruptionType::HardwareException, true).raw(), 0, 0, "error code for #BP"},
-      {EntryIntrInfo::make(arch::kGP, InterruptionType::HardwareException, false).raw(), 0, 0, "#GP without error code"},
+      {EntryIntrInfo::make(arch::kGP, InterruptionType::HardwareException, false).raw(), 0, 0,
+       "#GP without error code"},
       {EntryIntrInfo::make(0x20, InterruptionType::ExternalInterrupt, true).raw(), 0, 0, "error code for IRQ"},
       {EntryIntrInfo::make(0x20, InterruptionType::ExternalInterrupt).raw() | (1u << 20), 0, 0, "reserved bit 20"},
       {EntryIntrInfo::make(0x80, InterruptionType::SoftwareInterrupt).raw(), 0, 0, "INT n with length 0"},
       {EntryIntrInfo::make(3, InterruptionType::SoftwareException).raw(), 16, 0, "INT3 with length 16"},
       {EntryIntrInfo::make(1, InterruptionType::PrivilegedSoftwareException).raw(), 0, 0, "INT1 with length 0"},
-      {EntryIntrInfo::make(arch::kGP, InterruptionType::HardwareException, true).raw(), 0, 0x10000, "error code bits 31:16"},
+      {EntryIntrInfo::make(arch::kGP, InterruptionType::HardwareException, true).raw(), 0, 0x10000,
+       "error code bits 31:16"},
   };
   for (const Case& c : cases) {
     KernelVm vm(kSpin);

@@ -84,8 +84,8 @@ class TestVm {
     uint64_t gdt[7];
     standard_gdt(l, gdt);
     for (int i = 0; i < 7; ++i) w64(kGdt + i * 8, gdt[i]);
-    w64(kTss + 4, kKernelStack);    // RSP0
-    w64(kTss + 0x24, kIstStack);    // IST1
+    w64(kTss + 4, kKernelStack);  // RSP0
+    w64(kTss + 0x24, kIstStack);  // IST1
     // Default stubs: mov eax, v ; out 0xF0, al ; hlt ; jmp $-1
     for (unsigned v = 0; v < 256; ++v) {
       const uint64_t a = kStubs + v * 16;
@@ -106,7 +106,10 @@ class TestVm {
 
   // ---- guest memory (guest-physical = guest-linear) ----
   uint8_t* host(uint64_t gpa) { return mem_.ptr(kGuestBase + gpa); }
-  void write(uint64_t gpa, const void* p, size_t n) { std::memcpy(host(gpa), p, n); cpu_.flush_caches(); }
+  void write(uint64_t gpa, const void* p, size_t n) {
+    std::memcpy(host(gpa), p, n);
+    cpu_.flush_caches();
+  }
   uint64_t r64(uint64_t gpa) const {
     uint64_t v = 0;
     mem_.read(kGuestBase + gpa, v);
@@ -121,9 +124,10 @@ class TestVm {
   }
   void set_gate(unsigned vector, uint64_t handler, unsigned dpl, unsigned ist = 0, bool trap = false,
                 bool present = true, uint16_t sel = kGuestCodeSel) {
-    const uint64_t lo = (handler & 0xFFFF) | (static_cast<uint64_t>(sel) << 16) | (static_cast<uint64_t>(ist & 7) << 32) |
-                        (static_cast<uint64_t>(trap ? 0xF : 0xE) << 40) | (static_cast<uint64_t>(dpl & 3) << 45) |
-                        (static_cast<uint64_t>(present) << 47) | (((handler >> 16) & 0xFFFF) << 48);
+    const uint64_t lo = (handler & 0xFFFF) | (static_cast<uint64_t>(sel) << 16) |
+                        (static_cast<uint64_t>(ist & 7) << 32) | (static_cast<uint64_t>(trap ? 0xF : 0xE) << 40) |
+                        (static_cast<uint64_t>(dpl & 3) << 45) | (static_cast<uint64_t>(present) << 47) |
+                        (((handler >> 16) & 0xFFFF) << 48);
     w64(kIdt + vector * 16, lo);
     w64(kIdt + vector * 16 + 8, handler >> 32);
   }
@@ -168,7 +172,8 @@ class TestVm {
   void expect_done() {
     ASSERT_EQ(last_.stop, StopReason::VmExit);
     ASSERT_EQ(basic_reason(), 30u) << "exit reason " << basic_reason() << " rip " << std::hex << rip();
-    if (exit_port() == kPortUnexpected) FAIL() << "unexpected vector " << (gprs_.r[0] & 0xFF) << " rip " << std::hex << rip();
+    if (exit_port() == kPortUnexpected)
+      FAIL() << "unexpected vector " << (gprs_.r[0] & 0xFF) << " rip " << std::hex << rip();
     EXPECT_EQ(exit_port(), kPortDone);
   }
 

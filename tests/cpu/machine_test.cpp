@@ -10,8 +10,30 @@ namespace {
 using arch::BasicExitReason;
 constexpr uint64_t frame(unsigned v) { return 0x80000 + v * 0x40; }
 enum Scenario : uint64_t {
-  kSpin, kStiSpin, kInt80, kInt3, kInt1, kInto, kUd2, kLockReg, kUser, kExits, kStiShadow, kMovSs, kHlt, kCr0,
-  kCr3InvlpgRdtsc, kWriteRo, kReadPt2, kSmc, kUnimpl, kInPorts, kReadUnmapped, kNxFetch, kInt21, kAlu
+  kSpin,
+  kStiSpin,
+  kInt80,
+  kInt3,
+  kInt1,
+  kInto,
+  kUd2,
+  kLockReg,
+  kUser,
+  kExits,
+  kStiShadow,
+  kMovSs,
+  kHlt,
+  kCr0,
+  kCr3InvlpgRdtsc,
+  kWriteRo,
+  kReadPt2,
+  kSmc,
+  kUnimpl,
+  kInPorts,
+  kReadUnmapped,
+  kNxFetch,
+  kInt21,
+  kAlu
 };
 struct Vm : TestVm {
   explicit Vm(uint64_t s) : TestVm(cpu_guest_kernel, cpu_guest_kernel_size) { gprs_.r[GuestGprs::RBX] = s; }
@@ -68,8 +90,8 @@ TEST(InstructionExits, Cr0WriteExitsOnlyWhenOwnedBitDiffersFromShadow_25_6_6) {
 
 TEST(InstructionExits, Cr3LoadInvlpgRdtscExiting_26_1_3) {
   Vm vm(kCr3InvlpgRdtsc);
-  vm.vmcs_.set_bits(VmcsField::CpuBasedVmExecControl, arch::proc_ctl::kCr3LoadExiting | arch::proc_ctl::kInvlpgExiting |
-                                                            arch::proc_ctl::kRdtscExiting);
+  vm.vmcs_.set_bits(VmcsField::CpuBasedVmExecControl,
+                    arch::proc_ctl::kCr3LoadExiting | arch::proc_ctl::kInvlpgExiting | arch::proc_ctl::kRdtscExiting);
   vm.run();
   ASSERT_EQ(vm.basic_reason(), 28u);
   EXPECT_EQ(arch::CrAccessQual(vm.qual()).cr(), 3u);
@@ -150,7 +172,7 @@ TEST(Ept, ViolationOnDataReadHasTranslatedAccessQualification_28_2_1) {
 TEST(Ept, AccessedFlagWriteToReadOnlyPagingStructureIsPagingStructureAccess_28_2_1) {
   Vm vm(kReadPt2);
   vm.set_pte(0x200000, 0x200000 | arch::pte::kPresent | arch::pte::kWrite);  // A = 0
-  vm.ept_map(0x5000, arch::ept::kRead);  // the PT for 2..4 MiB is read-only in EPT
+  vm.ept_map(0x5000, arch::ept::kRead);                                      // the PT for 2..4 MiB is read-only in EPT
   vm.run();
   ASSERT_EQ(vm.basic_reason(), 48u);
   const arch::EptViolationQual q(vm.qual());

@@ -122,8 +122,7 @@ TEST_F(PolicyDiffTest, CliPrintsHeadersDivergenceAndChainDifference) {
   EXPECT_NE(r.out.find("DROP_FROM_VECTORING #PF"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("#PF at rip 0x"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("A EPT_VIOLATION -> reinjected -> delivered"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("B EPT_VIOLATION -> dropped by policy -> regenerated -> delivered"), std::string::npos)
-      << r.out;
+  EXPECT_NE(r.out.find("B EPT_VIOLATION -> dropped by policy -> regenerated -> delivered"), std::string::npos) << r.out;
 
   r = run_cli("diff '" + a_ + "' '" + b_ + "' --chains-only");
   EXPECT_EQ(r.code, 1);

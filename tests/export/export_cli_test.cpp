@@ -33,8 +33,8 @@ test::ExportFixture ExportCliTest::fx_;
 TEST_F(ExportCliTest, HelpDescribesFormatsAndOptions) {
   const CliRun r = run("export --help");
   EXPECT_EQ(r.code, 0);
-  for (const char* s : {"Usage: exitscope export", "--format", "text", "markdown", "perfetto", "chrome", "--chain", "--from",
-                        "--to", "--vcpu", "-o FILE", "svg"})
+  for (const char* s : {"Usage: exitscope export", "--format", "text", "markdown", "perfetto", "chrome", "--chain",
+                        "--from", "--to", "--vcpu", "-o FILE", "svg"})
     EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
   EXPECT_NE(run("--help").out.find("  export"), std::string::npos);
 }
@@ -112,9 +112,10 @@ TEST_F(ExportCliTest, ChainWindowAndVcpuOptions) {
 }
 
 TEST_F(ExportCliTest, BadInputExitsTwoWithOneSentence) {
-  for (const std::string& args : std::vector<std::string>{"export", "export /nonexistent/rec.db", "export " + db() + " --from yesterday", "export " + db() + " --vcpu -1",
-        "export " + db() + " --from 2us --to 1us", "export " + db() + " --bogus", "export " + db() + " -o",
-        "export " + db() + " -o /nonexistent/dir/out.txt"}) {
+  for (const std::string& args : std::vector<std::string>{
+           "export", "export /nonexistent/rec.db", "export " + db() + " --from yesterday",
+           "export " + db() + " --vcpu -1", "export " + db() + " --from 2us --to 1us", "export " + db() + " --bogus",
+           "export " + db() + " -o", "export " + db() + " -o /nonexistent/dir/out.txt"}) {
     const CliRun r = run(args);
     EXPECT_EQ(r.code, 2) << args;
     EXPECT_EQ(count_lines(r.err), 1u) << args << ": " << r.err;
@@ -149,7 +150,8 @@ TEST_F(ExportCliTest, AnExistingFileIsReplacedOnlyWithForce) {
 // PNG bytes are not written to a terminal; with -o or a redirection they are. `script` gives
 // the command a terminal as its standard output.
 TEST_F(ExportCliTest, PngIsNotWrittenToATerminal) {
-  if (std::system("command -v script >/dev/null 2>&1") != 0) GTEST_SKIP() << "no 'script' (util-linux) to give a terminal";
+  if (std::system("command -v script >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "no 'script' (util-linux) to give a terminal";
   const std::string log = tmp("png_tty.log");
   const std::string cmd = "script -qec \"'" + std::string(ES_EXITSCOPE_BIN) + "' export " + db() +
                           " --format png\" /dev/null > '" + log + "' 2>&1";
@@ -163,7 +165,8 @@ TEST_F(ExportCliTest, PngIsNotWrittenToATerminal) {
 // The Perfetto trace is protobuf: to a terminal it is refused the same way, with the way out
 // (-o FILE, a redirect, or --format chrome for JSON).
 TEST_F(ExportCliTest, PerfettoTraceIsNotWrittenToATerminal) {
-  if (std::system("command -v script >/dev/null 2>&1") != 0) GTEST_SKIP() << "no 'script' (util-linux) to give a terminal";
+  if (std::system("command -v script >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "no 'script' (util-linux) to give a terminal";
   const std::string log = tmp("pf_tty.log");
   const std::string cmd = "script -qec \"'" + std::string(ES_EXITSCOPE_BIN) + "' export " + db() +
                           " --format perfetto\" /dev/null > '" + log + "' 2>&1";

@@ -165,8 +165,8 @@ inline ExportFixture make_export_recording(const std::string& name) {
   const uint64_t re = s.decision(ES_DECISION_INJECT_REINJECTED, irq(0x20), fx.irq_chain, map);
   const uint64_t entry2 = s.entry(irq(0x20), fx.irq_chain, re, 0x100041);
   s.delivery(irq(0x20), fx.irq_chain, entry2, 0x100200);
-  const uint64_t io = s.vm_exit(exit_reason(BasicExitReason::IoInstruction), 0x3f80000, 0, 0, entry2, 0x100210, 0,
-                                0, "\xee\x48\xff\xc6", 1);
+  const uint64_t io = s.vm_exit(exit_reason(BasicExitReason::IoInstruction), 0x3f80000, 0, 0, entry2, 0x100210, 0, 0,
+                                "\xee\x48\xff\xc6", 1);
   const uint64_t emu = s.decision(ES_DECISION_EMULATE, 0, 0, io);
   s.console("tick | 1\n");
   s.entry(0, 0, emu, 0x100211);

@@ -142,9 +142,11 @@ TEST_F(ExportTest, TextHasSessionFactsDecodedEventsAndIndentedChains) {
   EXPECT_EQ(lines[raise].rfind("#", 0), 0u) << lines[raise];
   EXPECT_EQ(lines[ept].rfind("    #", 0), 0u) << lines[ept];
   std::string ept_text;
-  for (size_t i = ept; i < lines.size() && (i == ept || lines[i].rfind("            ", 0) == 0); ++i) ept_text += lines[i];
+  for (size_t i = ept; i < lines.size() && (i == ept || lines[i].rfind("            ", 0) == 0); ++i)
+    ept_text += lines[i];
   EXPECT_NE(ept_text.find("EPT_VIOLATION"), std::string::npos) << ept_text;
-  EXPECT_NE(ept_text.find("[data write, EPT entry not present, gla valid: translation]"), std::string::npos) << ept_text;
+  EXPECT_NE(ept_text.find("[data write, EPT entry not present, gla valid: translation]"), std::string::npos)
+      << ept_text;
   EXPECT_NE(ept_text.find("vectoring=IRQ 0x20"), std::string::npos) << ept_text;
   EXPECT_NE(t.find("=> chain " + std::to_string(fx_.irq_chain) + " IRQ 0x20: delivered"), std::string::npos);
   EXPECT_NE(t.find("=> chain " + std::to_string(fx_.gp_chain) + " #GP: triple fault"), std::string::npos) << t;
@@ -308,7 +310,7 @@ TEST_F(ExportTest, PerfettoSlicesPairExitsWithEntriesAndNestPerThread) {
   EXPECT_TRUE(tf_found);
   EXPECT_TRUE(ept_point_found);
   EXPECT_EQ(ept_point_ts, ept_ts);  // at the exit, so inside the exit's slice
-  EXPECT_EQ(slices, 5u);  // HLT, EPT_VIOLATION, IO_INSTRUCTION, CPUID (L2), TRIPLE_FAULT
+  EXPECT_EQ(slices, 5u);            // HLT, EPT_VIOLATION, IO_INSTRUCTION, CPUID (L2), TRIPLE_FAULT
   for (auto& [thread, spans] : by_thread) {
     std::sort(spans.begin(), spans.end());
     std::vector<double> open_ends;
@@ -358,7 +360,7 @@ TEST_F(ExportTest, PerfettoFlowsLinkEachChainStartToEnd) {
     }
   }
   const auto& irq = flows[static_cast<double>(fx_.irq_chain)];
-  EXPECT_EQ(irq.size(), 10u);  // every member of the IRQ chain
+  EXPECT_EQ(irq.size(), 10u);                                     // every member of the IRQ chain
   EXPECT_EQ(irq.front().id, static_cast<double>(fx_.irq_chain));  // from the raise
   // The #GP chain ends at the SHUTDOWN decision after its TRIPLE_FAULT exit.
   EXPECT_EQ(flows[static_cast<double>(fx_.gp_chain)].size(), 5u);
@@ -399,9 +401,9 @@ TEST_F(ExportTest, PerfettoZeroLengthSlicesForInjectionsDecisionsDeliveriesRaise
     if (str(*e, "ph") == "X" && e->find("dur")->number() == 0.0) points.insert(str(*e, "name"));
     if (str(*e, "ph") == "i") instants.insert(str(*e, "name"));
   }
-  for (const char* n : {"raise IRQ 0x20", "inject IRQ 0x20", "REQUEUE_FROM_VECTORING IRQ 0x20", "EPT_MAP",
-                        "INJECT_REINJECTED IRQ 0x20", "deliver IRQ 0x20", "deliver #PF", "nested exit CPUID",
-                        "SHUTDOWN", "exit EPT_VIOLATION", "exit TRIPLE_FAULT"})
+  for (const char* n :
+       {"raise IRQ 0x20", "inject IRQ 0x20", "REQUEUE_FROM_VECTORING IRQ 0x20", "EPT_MAP", "INJECT_REINJECTED IRQ 0x20",
+        "deliver IRQ 0x20", "deliver #PF", "nested exit CPUID", "SHUTDOWN", "exit EPT_VIOLATION", "exit TRIPLE_FAULT"})
     EXPECT_TRUE(points.count(n)) << n;
   EXPECT_EQ(instants, std::set<std::string>{"run end: triple fault"});
 }

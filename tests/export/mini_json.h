@@ -65,7 +65,10 @@ class Parser {
       v.type = Value::Type::Object;
       ++i_;
       ws();
-      if (peek() == '}') { ++i_; return v; }
+      if (peek() == '}') {
+        ++i_;
+        return v;
+      }
       for (;;) {
         ws();
         std::string k = string();
@@ -74,7 +77,10 @@ class Parser {
         Value item = value();
         v.members.emplace_back(std::move(k), std::move(item));
         ws();
-        if (peek() == ',') { ++i_; continue; }
+        if (peek() == ',') {
+          ++i_;
+          continue;
+        }
         expect('}');
         return v;
       }
@@ -83,11 +89,17 @@ class Parser {
       v.type = Value::Type::Array;
       ++i_;
       ws();
-      if (peek() == ']') { ++i_; return v; }
+      if (peek() == ']') {
+        ++i_;
+        return v;
+      }
       for (;;) {
         v.items.push_back(value());
         ws();
-        if (peek() == ',') { ++i_; continue; }
+        if (peek() == ',') {
+          ++i_;
+          continue;
+        }
         expect(']');
         return v;
       }
@@ -97,9 +109,21 @@ class Parser {
       v.text = string();
       return v;
     }
-    if (c == 't') { literal("true"); v.type = Value::Type::Bool; v.b = true; return v; }
-    if (c == 'f') { literal("false"); v.type = Value::Type::Bool; return v; }
-    if (c == 'n') { literal("null"); return v; }
+    if (c == 't') {
+      literal("true");
+      v.type = Value::Type::Bool;
+      v.b = true;
+      return v;
+    }
+    if (c == 'f') {
+      literal("false");
+      v.type = Value::Type::Bool;
+      return v;
+    }
+    if (c == 'n') {
+      literal("null");
+      return v;
+    }
     v.type = Value::Type::Number;
     v.text = number();
     return v;
@@ -107,9 +131,12 @@ class Parser {
   std::string number() {
     const size_t start = i_;
     if (peek() == '-') ++i_;
-    if (peek() == '0') ++i_;
-    else if (peek() >= '1' && peek() <= '9') while (i_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[i_]))) ++i_;
-    else fail("bad number");
+    if (peek() == '0')
+      ++i_;
+    else if (peek() >= '1' && peek() <= '9')
+      while (i_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[i_]))) ++i_;
+    else
+      fail("bad number");
     if (i_ < s_.size() && s_[i_] == '.') {
       ++i_;
       if (!std::isdigit(static_cast<unsigned char>(peek()))) fail("bad fraction");
@@ -131,7 +158,10 @@ class Parser {
       ++i_;
       if (c == '"') return out;
       if (static_cast<unsigned char>(c) < 0x20) fail("control character in string");
-      if (c != '\\') { out += c; continue; }
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
       const char e = peek();
       ++i_;
       switch (e) {
@@ -149,10 +179,14 @@ class Parser {
           for (int k = 0; k < 4; ++k) {
             const char h = s_[i_++];
             cp <<= 4;
-            if (h >= '0' && h <= '9') cp |= h - '0';
-            else if (h >= 'a' && h <= 'f') cp |= h - 'a' + 10;
-            else if (h >= 'A' && h <= 'F') cp |= h - 'A' + 10;
-            else fail("bad \\u escape");
+            if (h >= '0' && h <= '9')
+              cp |= h - '0';
+            else if (h >= 'a' && h <= 'f')
+              cp |= h - 'a' + 10;
+            else if (h >= 'A' && h <= 'F')
+              cp |= h - 'A' + 10;
+            else
+              fail("bad \\u escape");
           }
           out += cp < 0x80 ? static_cast<char>(cp) : '?';
           break;

@@ -114,7 +114,8 @@ size_t expect_every_arrow_binds(const std::string& what, const std::string& db,
                                   << describe(seen(perfetto)) << "but the chains are\n"
                                   << describe(want) << "(" << right(seen(perfetto), want) << " of " << count(want)
                                   << " arrows between the right events)";
-  EXPECT_EQ(seen(chrome), want) << what << ": Chrome links\n" << describe(seen(chrome)) << "but the chains are\n"
+  EXPECT_EQ(seen(chrome), want) << what << ": Chrome links\n"
+                                << describe(seen(chrome)) << "but the chains are\n"
                                 << describe(want);
   return count(want);
 }

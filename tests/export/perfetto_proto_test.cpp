@@ -74,10 +74,14 @@ std::string unescape(const std::string& q) {
       while (n < 3 && i < q.size() && q[i] >= '0' && q[i] <= '7') v = v * 8 + (q[i++] - '0'), ++n;
       --i;
       out += static_cast<char>(v);
-    } else if (c == 'n') out += '\n';
-    else if (c == 't') out += '\t';
-    else if (c == 'r') out += '\r';
-    else out += c;
+    } else if (c == 'n')
+      out += '\n';
+    else if (c == 't')
+      out += '\t';
+    else if (c == 'r')
+      out += '\r';
+    else
+      out += c;
   }
   return out;
 }
@@ -143,7 +147,7 @@ std::string record(const std::string& scenario) {
 struct Decoded {
   std::map<uint64_t, std::string> thread_names;  // lane track uuid -> name
   std::set<uint64_t> process_tracks, all_tracks;
-  std::vector<Ev> events;                        // in file order
+  std::vector<Ev> events;  // in file order
 };
 
 Decoded export_and_decode(const std::string& db, const std::string& extra = {}) {
@@ -277,7 +281,8 @@ size_t check(const std::string& what, const std::string& db) {
   size_t arrows = 0;
   if (chains)
     for (const replay::Chain& c : *chains)
-      for (size_t i = 1; i < c.events.size(); ++i, ++arrows) want[c.id].emplace_back(c.events[i - 1].rec.id, c.events[i].rec.id);
+      for (size_t i = 1; i < c.events.size(); ++i, ++arrows)
+        want[c.id].emplace_back(c.events[i - 1].rec.id, c.events[i].rec.id);
   EXPECT_EQ(seen, want) << what << ": the flows do not link each chain's members in order";
   return arrows;
 }
@@ -297,7 +302,8 @@ TEST(PerfettoProto, NestedIrqVectoringTracksSlicesFlowsAndSdmFields) {
     if (e.type != kSliceBegin || e.name != "EPT_VIOLATION" || !e.args.count("chain")) continue;
     found = true;
     EXPECT_EQ(e.args.at("idt_vectoring_decoded").rfind("IRQ 0x20", 0), 0u) << e.args.at("idt_vectoring_decoded");
-    EXPECT_NE(e.args.at("qualification_decoded").find("write"), std::string::npos) << e.args.at("qualification_decoded");
+    EXPECT_NE(e.args.at("qualification_decoded").find("write"), std::string::npos)
+        << e.args.at("qualification_decoded");
     EXPECT_EQ(e.args.at("level"), "L2(L0)");
   }
   EXPECT_TRUE(found) << "no EPT_VIOLATION slice of the chain";
@@ -316,12 +322,14 @@ TEST(PerfettoProto, EveryArrowOfDoubleFaultAndIrqEptReinject) {
 TEST(PerfettoProto, StringsFromTheFileArePrintable) {
   if (!have_protoc()) GTEST_SKIP() << "protoc not installed (Debian protobuf-compiler; ./run installs it)";
   const std::string db = record("double-fault");
-  ASSERT_EQ(std::system(("sqlite3 '" + db + "' \"UPDATE sessions SET scenario = X'1b5b324a', host = X'9bff'\"").c_str()), 0);
+  ASSERT_EQ(
+      std::system(("sqlite3 '" + db + "' \"UPDATE sessions SET scenario = X'1b5b324a', host = X'9bff'\"").c_str()), 0);
   const Decoded d = export_and_decode(db);
   bool seen = false;
   for (const Ev& e : d.events) {
     for (const auto& [k, v] : e.args) {
-      for (const char c : v) EXPECT_TRUE(c >= 0x20 && c < 0x7f) << k << " holds byte " << int(static_cast<unsigned char>(c));
+      for (const char c : v)
+        EXPECT_TRUE(c >= 0x20 && c < 0x7f) << k << " holds byte " << int(static_cast<unsigned char>(c));
       if (k == "scenario") {
         EXPECT_EQ(v, "\\x1b[2J");
         seen = true;

@@ -24,7 +24,8 @@ std::string field(const std::vector<replay::InspectField>& fields, const std::st
 // A real AMD trace (kvm list 2021, nested SVM + SMM): L0 reflects L2's NPF to L1.
 TEST(SvmDecisionNames, ReflectedNpfIsNamedByItsSvmExitCodeEverywhere) {
   const std::string db = test::process_tmp("svm_smm.db");
-  const test::CliRun imp = test::run_cli("import '" ES_TEST_DATA_DIR "/import/svm_nested_smm_2021.txt' -o '" + db + "' --force");
+  const test::CliRun imp =
+      test::run_cli("import '" ES_TEST_DATA_DIR "/import/svm_nested_smm_2021.txt' -o '" + db + "' --force");
   ASSERT_EQ(imp.code, 0) << imp.err;
   auto rec = replay::Recording::open(db);
   ASSERT_TRUE(rec) << rec.error();
@@ -36,7 +37,8 @@ TEST(SvmDecisionNames, ReflectedNpfIsNamedByItsSvmExitCodeEverywhere) {
   for (const auto& e : *decisions)
     if (e.rec.reason == ES_DECISION_REFLECT_TO_L1) reflect = &e;
   ASSERT_NE(reflect, nullptr);
-  EXPECT_EQ(field(replay::inspect_event(*reflect), "L2 exit"), "npf (SVM exit code 0x400), passed to L1 as a nested VM exit");
+  EXPECT_EQ(field(replay::inspect_event(*reflect), "L2 exit"),
+            "npf (SVM exit code 0x400), passed to L1 as a nested VM exit");
   const test::CliRun ev = test::run_cli("events '" + db + "' --verbose");
   EXPECT_NE(ev.out.find("npf (SVM exit code 0x400)"), std::string::npos) << ev.out;
   EXPECT_NE(ev.out.find("REFLECT_TO_L1 exit=npf"), std::string::npos) << ev.out;

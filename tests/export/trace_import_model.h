@@ -43,13 +43,13 @@
 namespace es::test::viewer {
 
 struct Arrow {
-  uint64_t flow = 0;              // the JSON id / bind_id
-  uint64_t from = 0, to = 0;      // args.id of the slices it links (0: a slice without one)
+  uint64_t flow = 0;          // the JSON id / bind_id
+  uint64_t from = 0, to = 0;  // args.id of the slices it links (0: a slice without one)
   std::string from_name, to_name;
 };
 
 struct Import {
-  std::vector<Arrow> arrows;       // in the order the importer made them
+  std::vector<Arrow> arrows;          // in the order the importer made them
   std::map<std::string, int> errors;  // stat or warning name -> count
 };
 
@@ -116,7 +116,7 @@ inline Import perfetto_import(const json::Value& root) {
   constexpr int64_t kPending = -1;  // a "B" slice whose "E" has not come
   using Track = std::pair<uint64_t, uint64_t>;
   std::map<Track, std::vector<size_t>> stacks;
-  std::map<std::string, size_t> open_flow;          // flow key -> slice it is bound to
+  std::map<std::string, size_t> open_flow;                                 // flow key -> slice it is bound to
   std::map<Track, std::vector<std::pair<std::string, uint64_t>>> pending;  // "f" without bp "e"
   auto error = [&](const char* what) { ++out.errors[what]; };
   auto topmost = [&](const Track& t) -> std::optional<size_t> {
@@ -201,10 +201,14 @@ inline Import perfetto_import(const json::Value& root) {
         const uint64_t flow = num(e.find("bind_id"));
         const std::string key = "v2:" + std::to_string(flow);
         const bool in = flag(e, "flow_in"), out_ = flag(e, "flow_out");
-        if (in && out_) step(key, flow, id);
-        else if (out_) begin(key, id);
-        else if (in) end(key, flow, id);
-        else error("flow_without_direction");
+        if (in && out_)
+          step(key, flow, id);
+        else if (out_)
+          begin(key, id);
+        else if (in)
+          end(key, flow, id);
+        else
+          error("flow_without_direction");
       }
       continue;
     }
@@ -224,9 +228,12 @@ inline Import perfetto_import(const json::Value& root) {
         error("flow_no_enclosing_slice");
         continue;
       }
-      if (ph == "s") begin(key, *top);
-      else if (ph == "t") step(key, flow, *top);
-      else end(key, flow, *top);
+      if (ph == "s")
+        begin(key, *top);
+      else if (ph == "t")
+        step(key, flow, *top);
+      else
+        end(key, flow, *top);
     }
   }
   return out;
@@ -253,7 +260,7 @@ inline Import chrome_import(const json::Value& root) {
   std::map<uint64_t, uint64_t> producer;  // bind_id -> args.id of the producing slice
   std::map<uint64_t, std::string> producer_name;
   std::map<uint64_t, bool> open;
-  std::map<uint64_t, bool> consumed;      // the latest producer got its consumer
+  std::map<uint64_t, bool> consumed;  // the latest producer got its consumer
   for (const Flow& f : flows) {
     const uint64_t id = num(f.e->find("bind_id")), slice = event_id(*f.e);
     const bool in = flag(*f.e, "flow_in"), out_ = flag(*f.e, "flow_out");

@@ -31,7 +31,8 @@ struct Run {
   QString out, err;
 };
 
-Run run(const QString& program, const QStringList& args, const QProcessEnvironment& env = QProcessEnvironment::systemEnvironment()) {
+Run run(const QString& program, const QStringList& args,
+        const QProcessEnvironment& env = QProcessEnvironment::systemEnvironment()) {
   QProcess p;
   p.setProcessEnvironment(env);
   p.start(program, args);
@@ -249,8 +250,8 @@ class GuiTest : public QObject {
     QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
     env.insert(QStringLiteral("ES_RECORDER_TEST_QUEUE"), QStringLiteral("1"));
     const Run r = run(QStringLiteral(ES_EXITSCOPE_BIN),
-                      {"record", "--scenario", "timer-irq", "--arg", "0", "--max-exits", "20000", "--no-check", "--quiet",
-                       "--force", "-o", lossy},
+                      {"record", "--scenario", "timer-irq", "--arg", "0", "--max-exits", "20000", "--no-check",
+                       "--quiet", "--force", "-o", lossy},
                       env);
     QCOMPARE(r.code, 0);
     const Run info = run(QStringLiteral(ES_EXITSCOPE_BIN), {"info", "--no-console", lossy});
@@ -354,7 +355,8 @@ class GuiTest : public QObject {
     QVERIFY2(r.code == 0, qPrintable(r.err));
     QVERIFY(slurp(c).contains(QStringLiteral("chain %1").arg(id).toUtf8()));
     // A bad chain: exit 2, one sentence, no file.
-    r = run(QStringLiteral(ES_EXITSCOPE_BIN), {"export", irq_db_, "--format", "svg", "--chain", "999999", "-o", dir_.filePath("none.svg")});
+    r = run(QStringLiteral(ES_EXITSCOPE_BIN),
+            {"export", irq_db_, "--format", "svg", "--chain", "999999", "-o", dir_.filePath("none.svg")});
     QCOMPARE(r.code, 2);
     QVERIFY2(r.err.contains("no chain 999999"), qPrintable(r.err));
     QVERIFY(!QFile::exists(dir_.filePath("none.svg")));
@@ -397,7 +399,8 @@ class GuiTest : public QObject {
     QFile::setPermissions(lone, QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner);
     r = run(lone, {"gui", irq_db_});
     QCOMPARE(r.code, 2);
-    QVERIFY2(r.err.contains("is not installed next to exitscope") && r.err.contains("exitscope-gui"), qPrintable(r.err));
+    QVERIFY2(r.err.contains("is not installed next to exitscope") && r.err.contains("exitscope-gui"),
+             qPrintable(r.err));
     r = run(lone, {"export", irq_db_, "--format", "svg", "-o", dir_.filePath("lone.svg")});
     QCOMPARE(r.code, 2);
     QVERIFY2(r.err.contains("exitscope-gui"), qPrintable(r.err));
@@ -405,7 +408,8 @@ class GuiTest : public QObject {
   }
 
   void events_query_option() {
-    Run r = run(QStringLiteral(ES_EXITSCOPE_BIN), {"events", irq_db_, "--query", "reason:EPT_VIOLATION kind:exit vcpu:0"});
+    Run r =
+        run(QStringLiteral(ES_EXITSCOPE_BIN), {"events", irq_db_, "--query", "reason:EPT_VIOLATION kind:exit vcpu:0"});
     QVERIFY2(r.code == 0, qPrintable(r.err));
     const QStringList lines = r.out.split(QLatin1Char('\n'), Qt::SkipEmptyParts);
     QVERIFY(lines.size() >= 5);
@@ -428,8 +432,7 @@ class GuiTest : public QObject {
     QCOMPARE(m->index(0, 0).data().toString(), QString::number(w->document()->span().last_id));
     m->sort(1, Qt::AscendingOrder);
     QCOMPARE(m->rowCount(), n);
-    for (int r = 1; r < n; r += 13)
-      QVERIFY(m->index(r - 1, 1).data().toString() <= m->index(r, 1).data().toString());
+    for (int r = 1; r < n; r += 13) QVERIFY(m->index(r - 1, 1).data().toString() <= m->index(r, 1).data().toString());
   }
 };
 

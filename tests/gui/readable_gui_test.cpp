@@ -81,8 +81,8 @@ class ReadableGuiTest : public QObject {
       if (e.rec.kind == ES_KIND_DELIVERY) delivery_id = e.rec.id;
     }
     QVERIFY(exit_id && delivery_id);
-    for (auto [id, words] : {std::pair<uint64_t, QStringList>{exit_id, {"VM_EXIT", "L2(L0)", "EPT_VIOLATION",
-                                                                         "vectoring=IRQ 0x20", "chain"}},
+    for (auto [id, words] : {std::pair<uint64_t, QStringList>{
+                                 exit_id, {"VM_EXIT", "L2(L0)", "EPT_VIOLATION", "vectoring=IRQ 0x20", "chain"}},
                              std::pair<uint64_t, QStringList>{delivery_id, {"DELIVERY", "IRQ 0x20"}}}) {
       const auto pos = mark_position(*t, id);
       QVERIFY2(pos, "no mark found for a chain member");
@@ -105,7 +105,8 @@ class ReadableGuiTest : public QObject {
     for (int i = 0; i < 6; ++i) t->zoom_in();
     QVERIFY2(t->from_ns() <= at && at <= t->to_ns(),
              qPrintable(QStringLiteral("%1 outside [%2, %3]").arg(at).arg(t->from_ns()).arg(t->to_ns())));
-    QVERIFY(t->to_ns() - t->from_ns() < (w->document()->span().last_time_ns - w->document()->span().first_time_ns) / 32);
+    QVERIFY(t->to_ns() - t->from_ns() <
+            (w->document()->span().last_time_ns - w->document()->span().first_time_ns) / 32);
   }
 
   void lanes_are_named_alike() {
@@ -122,15 +123,18 @@ class ReadableGuiTest : public QObject {
     auto* events = w->findChild<QTableView*>(QStringLiteral("event_table"));
     QVERIFY(chains && events);
     for (int c = 0; c + 1 < chains->model()->columnCount(); ++c)
-      QVERIFY2(chains->columnWidth(c) >= static_cast<QAbstractItemView*>(chains)->sizeHintForColumn(c), qPrintable(QString::number(c)));
+      QVERIFY2(chains->columnWidth(c) >= static_cast<QAbstractItemView*>(chains)->sizeHintForColumn(c),
+               qPrintable(QString::number(c)));
     for (int c = 0; c + 1 < events->model()->columnCount(); ++c)
-      QVERIFY2(events->columnWidth(c) >= static_cast<QAbstractItemView*>(events)->sizeHintForColumn(c), qPrintable(QString::number(c)));
+      QVERIFY2(events->columnWidth(c) >= static_cast<QAbstractItemView*>(events)->sizeHintForColumn(c),
+               qPrintable(QString::number(c)));
     auto* split = w->findChild<QSplitter*>(QStringLiteral("bottom_splitter"));
     QVERIFY(split);
     const QList<int> sizes = split->sizes();
     // The event table, whose Details column holds the most text, is the widest of the three.
-    QVERIFY2(sizes[1] > sizes[0] && sizes[1] > sizes[2],
-             qPrintable(QStringLiteral("chains %1, events %2, inspector %3").arg(sizes[0]).arg(sizes[1]).arg(sizes[2])));
+    QVERIFY2(
+        sizes[1] > sizes[0] && sizes[1] > sizes[2],
+        qPrintable(QStringLiteral("chains %1, events %2, inspector %3").arg(sizes[0]).arg(sizes[1]).arg(sizes[2])));
     QVERIFY2(sizes[0] <= split->width() / 3 + 1, qPrintable(QString::number(sizes[0])));
   }
 
@@ -156,7 +160,9 @@ class ReadableGuiTest : public QObject {
       for (int c = 0; c < last; ++c) others += chains->columnWidth(c);
       const int need = static_cast<QAbstractItemView*>(chains)->sizeHintForColumn(last);
       QVERIFY2(chains->viewport()->width() - others >= need,
-               qPrintable(QStringLiteral("timer-irq: Outcome gets %1 px, needs %2").arg(chains->viewport()->width() - others).arg(need)));
+               qPrintable(QStringLiteral("timer-irq: Outcome gets %1 px, needs %2")
+                              .arg(chains->viewport()->width() - others)
+                              .arg(need)));
       QVERIFY(w->grab().toImage().save(QStringLiteral(ES_SCREENSHOT_DIR "/chain_list_many.png")));
     }
     auto w = window();

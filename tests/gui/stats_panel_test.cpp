@@ -76,8 +76,10 @@ std::vector<std::vector<qint64>> sql(const QString& path, const QString& query) 
 // Exit ids with their exit-to-entry time (NULL -> -1), VM exits (kind 1) to the next VM entry (kind 2).
 QString exit_times_sql(const QString& where) {
   return QStringLiteral(
-             "SELECT x.id, COALESCE((SELECT n.time_ns FROM events n WHERE n.kind = 2 AND n.vcpu = x.vcpu AND n.level = x.level "
-             "AND n.id > x.id ORDER BY n.id LIMIT 1) - x.time_ns, -1) FROM events x WHERE x.kind = 1 AND (%1) ORDER BY x.id")
+             "SELECT x.id, COALESCE((SELECT n.time_ns FROM events n WHERE n.kind = 2 AND n.vcpu = x.vcpu AND n.level = "
+             "x.level "
+             "AND n.id > x.id ORDER BY n.id LIMIT 1) - x.time_ns, -1) FROM events x WHERE x.kind = 1 AND (%1) ORDER BY "
+             "x.id")
       .arg(where);
 }
 
@@ -105,7 +107,8 @@ class StatsPanelTest : public QObject {
   }
 
   QJsonObject stats_json(const QString& db) {
-    const Run r = run(QStringLiteral(ES_EXITSCOPE_BIN), {"stats", db, "--format", "json", "--histogram", "--slowest", "20"});
+    const Run r =
+        run(QStringLiteral(ES_EXITSCOPE_BIN), {"stats", db, "--format", "json", "--histogram", "--slowest", "20"});
     if (r.code != 0) qWarning("stats failed: %s", qPrintable(r.err));
     return QJsonDocument::fromJson(r.out).object();
   }
@@ -162,20 +165,23 @@ class StatsPanelTest : public QObject {
       QTableWidget* t = panel->exit_table();
       int expected_rows = 0;
       for (const char* table : {"exits", "nested_exits"}) {
-        const QString kind = QLatin1String(table) == QLatin1String("exits") ? QStringLiteral("exit") : QStringLiteral("nested exit");
+        const QString kind =
+            QLatin1String(table) == QLatin1String("exits") ? QStringLiteral("exit") : QStringLiteral("nested exit");
         for (const QJsonValue& v : doc[QLatin1String(table)].toObject()[QStringLiteral("rows")].toArray()) {
           const QJsonObject r = v.toObject();
           ++expected_rows;
           int row = -1;
           for (int i = 0; i < t->rowCount(); ++i)
             if (t->item(i, StatsPanel::kKind)->text() == kind &&
-                t->item(i, StatsPanel::kLevel)->text() == QStringLiteral("L%1").arg(r[QStringLiteral("level")].toInt()) &&
+                t->item(i, StatsPanel::kLevel)->text() ==
+                    QStringLiteral("L%1").arg(r[QStringLiteral("level")].toInt()) &&
                 t->item(i, StatsPanel::kKey)->text() == r[QStringLiteral("key")].toString())
               row = i;
           const QString what = kind + QLatin1Char(' ') + r[QStringLiteral("key")].toString();
           QVERIFY2(row >= 0, qPrintable("no panel row for " + what));
           QCOMPARE(t->item(row, StatsPanel::kCount)->text(), QString::number(r[QStringLiteral("count")].toInteger()));
-          QCOMPARE(t->item(row, StatsPanel::kCountPct)->text(), QString::number(r[QStringLiteral("count_pct")].toDouble(), 'f', 2));
+          QCOMPARE(t->item(row, StatsPanel::kCountPct)->text(),
+                   QString::number(r[QStringLiteral("count_pct")].toDouble(), 'f', 2));
           QCOMPARE(t->item(row, StatsPanel::kTime)->text(), us(r[QStringLiteral("time_ns")]));
           QCOMPARE(t->item(row, StatsPanel::kMin)->text(), us(r[QStringLiteral("min_ns")]));
           QCOMPARE(t->item(row, StatsPanel::kMax)->text(), us(r[QStringLiteral("max_ns")]));
@@ -186,13 +192,15 @@ class StatsPanelTest : public QObject {
       }
       QVERIFY(expected_rows > 0);
       QCOMPARE(t->rowCount(), expected_rows);
-      if (db == nested_db_) QVERIFY2(!doc[QStringLiteral("nested_exits")].toObject()[QStringLiteral("rows")].toArray().isEmpty(),
-                                     "the nested scenario should have nested exits");
+      if (db == nested_db_)
+        QVERIFY2(!doc[QStringLiteral("nested_exits")].toObject()[QStringLiteral("rows")].toArray().isEmpty(),
+                 "the nested scenario should have nested exits");
       const QJsonArray hist = doc[QStringLiteral("histogram")].toArray();
       const auto& buckets = panel->histogram()->picture().buckets;
       QCOMPARE(buckets.size(), static_cast<size_t>(hist.size()));
       for (qsizetype i = 0; i < hist.size(); ++i)
-        QCOMPARE(static_cast<qint64>(buckets[static_cast<size_t>(i)]), hist[i].toObject()[QStringLiteral("count")].toInteger());
+        QCOMPARE(static_cast<qint64>(buckets[static_cast<size_t>(i)]),
+                 hist[i].toObject()[QStringLiteral("count")].toInteger());
       const QJsonArray slowest = doc[QStringLiteral("chains")].toObject()[QStringLiteral("slowest")].toArray();
       QCOMPARE(panel->slowest_table()->rowCount(), static_cast<int>(slowest.size()));
       for (qsizetype i = 0; i < slowest.size(); ++i)
@@ -212,7 +220,8 @@ class StatsPanelTest : public QObject {
                         QPoint(t->horizontalHeader()->sectionViewportPosition(StatsPanel::kCount) + 5, 5));
       const bool asc = t->horizontalHeader()->sortIndicatorOrder() == Qt::AscendingOrder;
       for (int i = 1; i < t->rowCount(); ++i) {
-        const qint64 a = t->item(i - 1, StatsPanel::kCount)->text().toLongLong(), b = t->item(i, StatsPanel::kCount)->text().toLongLong();
+        const qint64 a = t->item(i - 1, StatsPanel::kCount)->text().toLongLong(),
+                     b = t->item(i, StatsPanel::kCount)->text().toLongLong();
         QVERIFY2(asc ? a <= b : a >= b, qPrintable(QStringLiteral("row %1: %2 then %3").arg(i).arg(a).arg(b)));
       }
     }
@@ -229,7 +238,8 @@ class StatsPanelTest : public QObject {
     QVERIFY2(row >= 0, "timer-irq should exit on HLT");
     const QRect cell = t->visualItemRect(t->item(row, StatsPanel::kKey));
     QTest::mouseClick(t->viewport(), Qt::LeftButton, {}, cell.center());
-    const auto expect = sql(timer_db_, exit_times_sql(QStringLiteral("x.reason = 12 AND x.level = 1")));  // 12 = HLT (SDM Vol. 3C App. C)
+    const auto expect = sql(
+        timer_db_, exit_times_sql(QStringLiteral("x.reason = 12 AND x.level = 1")));  // 12 = HLT (SDM Vol. 3C App. C)
     QVERIFY(!expect.empty());
     std::vector<qint64> ids;
     for (const auto& r : expect) ids.push_back(r[0]);
@@ -273,19 +283,22 @@ class StatsPanelTest : public QObject {
     kind->setCurrentIndex(1);
     auto* hist = w->stats_panel()->histogram();
     const auto& buckets = hist->picture().buckets;
-    const QJsonArray expect = stats_json(timer_db_)[QStringLiteral("chains")].toObject()[QStringLiteral("histogram")].toArray();
+    const QJsonArray expect =
+        stats_json(timer_db_)[QStringLiteral("chains")].toObject()[QStringLiteral("histogram")].toArray();
     QCOMPARE(buckets.size(), static_cast<size_t>(expect.size()));
     for (qsizetype i = 0; i < expect.size(); ++i)
-      QCOMPARE(static_cast<qint64>(buckets[static_cast<size_t>(i)]), expect[i].toObject()[QStringLiteral("count")].toInteger());
+      QCOMPARE(static_cast<qint64>(buckets[static_cast<size_t>(i)]),
+               expect[i].toObject()[QStringLiteral("count")].toInteger());
     int b = static_cast<int>(buckets.size()) - 1;
     while (b >= 0 && buckets[static_cast<size_t>(b)] == 0) --b;
     QVERIFY(b >= 0);
     QTest::mouseClick(hist, Qt::LeftButton, {}, hist->bar_center(b));
     const qint64 lo = b == 0 ? 0 : (qint64{1} << b), hi = qint64{1} << (b + 1);
     std::vector<qint64> ids;
-    for (const auto& r : sql(timer_db_, QStringLiteral("SELECT r.id, (SELECT MAX(v.time_ns) FROM events v WHERE v.kind = 3 AND "
-                                                       "v.origin = r.id) - r.time_ns FROM events r WHERE r.kind = 5 AND "
-                                                       "r.origin = r.id ORDER BY r.id")))
+    for (const auto& r :
+         sql(timer_db_, QStringLiteral("SELECT r.id, (SELECT MAX(v.time_ns) FROM events v WHERE v.kind = 3 AND "
+                                       "v.origin = r.id) - r.time_ns FROM events r WHERE r.kind = 5 AND "
+                                       "r.origin = r.id ORDER BY r.id")))
       if (r[1] >= lo && r[1] < hi) ids.push_back(r[0]);
     QVERIFY(!ids.empty());
     QCOMPARE(event_ids(*w), ids);
@@ -314,8 +327,8 @@ class StatsPanelTest : public QObject {
     const QString db = dir_.filePath(QStringLiteral("big.db"));
     // 1.4 M events: large enough that the figures take longer than the first progress signal
     // (since stats reads the covering exit index and the stored chain rows, 140 k took ~20 ms).
-    const Run r = run(QStringLiteral(ES_EXITSCOPE_BIN), {"record", "--scenario", "timer-irq", "--arg", "200000", "--quiet",
-                                                         "--no-check", "-o", db, "--force"});
+    const Run r = run(QStringLiteral(ES_EXITSCOPE_BIN), {"record", "--scenario", "timer-irq", "--arg", "200000",
+                                                         "--quiet", "--no-check", "-o", db, "--force"});
     QCOMPARE(r.code, 0);
     auto w = std::make_unique<MainWindow>();
     w->resize(1280, 900);
@@ -408,7 +421,8 @@ class StatsPanelTest : public QObject {
   // and the counts of `stats`, a PNG of the default size; the binary rules of other exports.
   void histogram_export_svg_and_png() {
     const QString svg = dir_.filePath(QStringLiteral("h.svg")), png = dir_.filePath(QStringLiteral("h.png"));
-    Run r = run(QStringLiteral(ES_EXITSCOPE_BIN), {"export", timer_db_, "--format", "svg", "--histogram", "exit", "-o", svg});
+    Run r = run(QStringLiteral(ES_EXITSCOPE_BIN),
+                {"export", timer_db_, "--format", "svg", "--histogram", "exit", "-o", svg});
     QVERIFY2(r.code == 0, qPrintable(r.err));
     QFile f(svg);
     QVERIFY(f.open(QIODevice::ReadOnly));
@@ -416,26 +430,33 @@ class StatsPanelTest : public QObject {
     QVERIFY2(text.contains(QStringLiteral("VM exits")), "the y axis names what it counts");
     QVERIFY2(text.contains(QStringLiteral("log2 buckets; ns, us, ms")), "the x axis names its unit");
     const QJsonObject doc = stats_json(timer_db_);
-    QVERIFY(text.contains(QStringLiteral("%1 VM exits with a known time").arg(doc[QStringLiteral("exits")].toObject()[QStringLiteral("timed")].toInteger())));
+    QVERIFY(text.contains(QStringLiteral("%1 VM exits with a known time")
+                              .arg(doc[QStringLiteral("exits")].toObject()[QStringLiteral("timed")].toInteger())));
     // --from / --to select the exits as `stats` does: the title counts the window's timed exits.
     const QString half = dir_.filePath(QStringLiteral("half.svg"));
     r = run(QStringLiteral(ES_EXITSCOPE_BIN), {"stats", timer_db_, "--format", "json", "--to", "1ms"});
-    const qint64 timed_to_1ms =
-        QJsonDocument::fromJson(r.out).object()[QStringLiteral("exits")].toObject()[QStringLiteral("timed")].toInteger();
+    const qint64 timed_to_1ms = QJsonDocument::fromJson(r.out)
+                                    .object()[QStringLiteral("exits")]
+                                    .toObject()[QStringLiteral("timed")]
+                                    .toInteger();
     QVERIFY(timed_to_1ms < doc[QStringLiteral("exits")].toObject()[QStringLiteral("timed")].toInteger());
-    r = run(QStringLiteral(ES_EXITSCOPE_BIN), {"export", timer_db_, "--format", "svg", "--histogram", "exit", "--to", "1ms", "-o", half});
+    r = run(QStringLiteral(ES_EXITSCOPE_BIN),
+            {"export", timer_db_, "--format", "svg", "--histogram", "exit", "--to", "1ms", "-o", half});
     QVERIFY2(r.code == 0, qPrintable(r.err));
     QFile hf(half);
     QVERIFY(hf.open(QIODevice::ReadOnly));
-    QVERIFY(QString::fromUtf8(hf.readAll()).contains(QStringLiteral("%1 VM exits with a known time").arg(timed_to_1ms)));
-    r = run(QStringLiteral(ES_EXITSCOPE_BIN), {"export", timer_db_, "--format", "png", "--histogram", "chain", "-o", png});
+    QVERIFY(
+        QString::fromUtf8(hf.readAll()).contains(QStringLiteral("%1 VM exits with a known time").arg(timed_to_1ms)));
+    r = run(QStringLiteral(ES_EXITSCOPE_BIN),
+            {"export", timer_db_, "--format", "png", "--histogram", "chain", "-o", png});
     QVERIFY2(r.code == 0, qPrintable(r.err));
     const QImage img(png);
     QCOMPARE(img.size(), QSize(1000, 560));
     QDir().mkpath(QStringLiteral(ES_SCREENSHOT_DIR));
     QVERIFY(img.save(QStringLiteral(ES_SCREENSHOT_DIR "/chain_histogram.png")));
     // An existing file is replaced only with --force, as every export.
-    r = run(QStringLiteral(ES_EXITSCOPE_BIN), {"export", timer_db_, "--format", "png", "--histogram", "chain", "-o", png});
+    r = run(QStringLiteral(ES_EXITSCOPE_BIN),
+            {"export", timer_db_, "--format", "png", "--histogram", "chain", "-o", png});
     QCOMPARE(r.code, 2);
     QVERIFY2(r.err.contains(QStringLiteral("--force")), qPrintable(r.err));
     // Wrong combinations get one sentence each.

@@ -170,14 +170,14 @@ TEST(ImportFormats, SvmReasonsAndMeanings) {
   const auto exits = im.of_kind(ES_KIND_VM_EXIT);
   ASSERT_EQ(exits.size(), 4u);
   for (const es_record& e : exits) EXPECT_NE(e.flags & ES_FLAG_SVM, 0u);
-  EXPECT_EQ(exits[0].reason, 0x400u);                // npf
-  EXPECT_EQ(exits[0].guest_phys, 0xfee00000u);       // info2 = the NPF's GPA
-  EXPECT_EQ(exits[0].qualification, 0x100000006u);   // info1 = EXITINFO1
+  EXPECT_EQ(exits[0].reason, 0x400u);                   // npf
+  EXPECT_EQ(exits[0].guest_phys, 0xfee00000u);          // info2 = the NPF's GPA
+  EXPECT_EQ(exits[0].qualification, 0x100000006u);      // info1 = EXITINFO1
   EXPECT_EQ(exits[0].idt_vectoring_info, 0x80000030u);  // intr_info = EXITINTINFO, the interrupted event
   EXPECT_EQ(exits[0].intr_info, 0u);
-  EXPECT_EQ(exits[1].reason, 0x60u);                 // intr
-  EXPECT_EQ(exits[2].reason, 0x4eu);                 // "PF excp" = 0x40 + 14
-  EXPECT_EQ(exits[3].reason, 0x7bu);                 // EXIT_IOIO
+  EXPECT_EQ(exits[1].reason, 0x60u);  // intr
+  EXPECT_EQ(exits[2].reason, 0x4eu);  // "PF excp" = 0x40 + 14
+  EXPECT_EQ(exits[3].reason, 0x7bu);  // EXIT_IOIO
   const auto d = im.of_kind(ES_KIND_DECISION);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].reason, static_cast<uint32_t>(ES_DECISION_INJECT_REINJECTED));
@@ -289,7 +289,8 @@ TEST(ImportParse, EveryEraOfTheTracepoints) {
             LineClass::Event);
   EXPECT_EQ(t.exit.info2, 0x80000030u);
   EXPECT_EQ(import::parse_trace_line("kvm_exit: reason EPT_VIOLATION FAILED_VMENTRY rip 0x1 info1 0x0 info2 0x0 "
-                                     "intr_info 0x0 error_code 0x0", t),
+                                     "intr_info 0x0 error_code 0x0",
+                                     t),
             LineClass::Event);
   EXPECT_EQ(t.exit.reason, 48u | arch::ExitReason::kEntryFailure);
   EXPECT_EQ(import::parse_trace_line("kvm_inj_virq: Soft/INTn 0x80 [reinjected]", t), LineClass::Event);
@@ -342,8 +343,9 @@ TEST(ImportParse, EveryEraOfTheTracepoints) {
   EXPECT_EQ(import::parse_trace_line("kvm_exit: reason NOT_A_REASON rip 0x1", t), LineClass::BadEvent);
   EXPECT_EQ(import::parse_trace_line("kvm_inj_virq: irq 999", t), LineClass::BadEvent);
   // Fuzz-minded: every prefix of a long line parses without reading past it.
-  const std::string line = " CPU 0/KVM-7001 [000] d..2. 300.000100: kvm_exit: vcpu 0 reason EPT_VIOLATION rip "
-                           "0x401000 info1 0x182 info2 0x80000020 intr_info 0x0 error_code 0x0";
+  const std::string line =
+      " CPU 0/KVM-7001 [000] d..2. 300.000100: kvm_exit: vcpu 0 reason EPT_VIOLATION rip "
+      "0x401000 info1 0x182 info2 0x80000020 intr_info 0x0 error_code 0x0";
   for (size_t n = 0; n <= line.size(); ++n) {
     const std::string cut = line.substr(0, n);
     (void)import::parse_trace_line(cut, t);

@@ -263,9 +263,9 @@ TEST(KvmLinkerEscalation, ShutdownWithoutExitIntInfoAfterAnInjectionEndsThatChai
 // --- Nested SVM levels (issue #15) -------------------------------------------------------------
 
 std::string vmenter(const char* time, const char* nested_rip, const char* event_inj) {
-  return std::string(time) + ": kvm_nested_vmenter: rip: 0x0000000000001024 vmcb: 0x0000000000006000 nested_rip: " +
-         nested_rip + " int_ctl: 0x00000000 event_inj: " + event_inj +
-         " nested_npt=n guest_cr3: 0x0000000000000000";
+  return std::string(time) +
+         ": kvm_nested_vmenter: rip: 0x0000000000001024 vmcb: 0x0000000000006000 nested_rip: " + nested_rip +
+         " int_ctl: 0x00000000 event_inj: " + event_inj + " nested_npt=n guest_cr3: 0x0000000000000000";
 }
 std::string nested_exit_line(const char* time, const char* reason, const char* rip, const char* intr_info) {
   std::string l = exit_line(time, reason, rip, intr_info);
@@ -375,17 +375,18 @@ TEST(KvmLinkerNested, ReflectedExitKeepsL2RipAndL1sExceptionInjectionIsItsOwnCha
 // kvm_nested_vmexit_inject is L2's (only L2 exits are reflected), said too. Not L1 silently.
 TEST(KvmLinkerNested, WithoutNestedVmexitLinesTheLevelIsInferredAndSaid_Issue15) {
   import::ImportStats stats;
-  const Linked l = link({
-                            vmenter("14.600000", "0x0000000000003000", "0x00000000"),
-                            "14.600100: kvm_entry: vcpu 0, rip 0x3000",
-                            exit_line("14.600200", "io", "0x3004", "0x00000000"),
-                            "14.600300: kvm_entry: vcpu 0, rip 0x3006",
-                            exit_line("14.600400", "cpuid", "0x3006", "0x00000000"),
-                            "14.600500: kvm_nested_vmexit_inject: reason: cpuid ext_inf1: 0x0000000000000000 "
-                            "ext_inf2: 0x0000000000000000 ext_int: 0x00000000 ext_int_err: 0x00000000",
-                            "14.600600: kvm_entry: vcpu 0, rip 0x1024",
-                        },
-                        &stats);
+  const Linked l = link(
+      {
+          vmenter("14.600000", "0x0000000000003000", "0x00000000"),
+          "14.600100: kvm_entry: vcpu 0, rip 0x3000",
+          exit_line("14.600200", "io", "0x3004", "0x00000000"),
+          "14.600300: kvm_entry: vcpu 0, rip 0x3006",
+          exit_line("14.600400", "cpuid", "0x3006", "0x00000000"),
+          "14.600500: kvm_nested_vmexit_inject: reason: cpuid ext_inf1: 0x0000000000000000 "
+          "ext_inf2: 0x0000000000000000 ext_int: 0x00000000 ext_int_err: 0x00000000",
+          "14.600600: kvm_entry: vcpu 0, rip 0x1024",
+      },
+      &stats);
   const auto exits = l.of_kind(ES_KIND_VM_EXIT);
   ASSERT_EQ(exits.size(), 2u);
   EXPECT_EQ(exits[0].level, 2u);
@@ -439,7 +440,8 @@ std::vector<std::string> check_rules(const Linked& l) {
   for (const es_record& r : l.records) c.feed(r);
   c.finish();
   std::vector<std::string> v;
-  for (const check::Violation& x : c.violations()) v.push_back(std::string(check::find_rule(static_cast<uint32_t>(x.rule))->name));
+  for (const check::Violation& x : c.violations())
+    v.push_back(std::string(check::find_rule(static_cast<uint32_t>(x.rule))->name));
   return v;
 }
 
@@ -666,7 +668,8 @@ TEST(KvmLinkerDeliveryFault, DoubleFaultAfterAnNpfDuringGpDeliveryIsAPromotion_I
   const auto gp = chains_of(l, exc(arch::kGP));
   ASSERT_EQ(gp.size(), 1u);
   EXPECT_EQ(gp[0]->outcome, Outcome::PromotedToDf) << replay::to_string(gp[0]->outcome);
-  for (const es_record& d : l.of_kind(ES_KIND_DECISION)) EXPECT_NE(d.reason, static_cast<uint32_t>(ES_DECISION_DISCARD));
+  for (const es_record& d : l.of_kind(ES_KIND_DECISION))
+    EXPECT_NE(d.reason, static_cast<uint32_t>(ES_DECISION_DISCARD));
 }
 
 // A fault of the delivery itself without IDT-vectoring (#GP whose error code names the gate of
@@ -718,7 +721,8 @@ TEST(KvmLinkerApic, AcceptIrqAndEoiAreTheVcpuTheirApicidNames_Issue16) {
   std::set<uint16_t> vcpus;
   for (const es_record& r : parsed->records) {
     vcpus.insert(r.vcpu);
-    if (r.kind == ES_KIND_CONTEXT && (r.reason == ES_CONTEXT_APIC_ACCEPT_IRQ || r.reason == ES_CONTEXT_EOI)) apic.push_back(r);
+    if (r.kind == ES_KIND_CONTEXT && (r.reason == ES_CONTEXT_APIC_ACCEPT_IRQ || r.reason == ES_CONTEXT_EOI))
+      apic.push_back(r);
   }
   EXPECT_EQ(vcpus, (std::set<uint16_t>{0, 1}));
   ASSERT_EQ(apic.size(), 3u);
@@ -729,7 +733,8 @@ TEST(KvmLinkerApic, AcceptIrqAndEoiAreTheVcpuTheirApicidNames_Issue16) {
   EXPECT_EQ(apic[2].vcpu, 1u);
   EXPECT_EQ(apic[2].reason, static_cast<uint32_t>(ES_CONTEXT_EOI));
   bool said = false;
-  for (const std::string& a : parsed->stats.assumptions) said |= a.find("put on the vCPU their apicid names") != std::string::npos;
+  for (const std::string& a : parsed->stats.assumptions)
+    said |= a.find("put on the vCPU their apicid names") != std::string::npos;
   EXPECT_TRUE(said);
   EXPECT_TRUE(parsed->stats.vcpu_map.empty()) << "one VM: no map";
 }
@@ -741,15 +746,17 @@ TEST(KvmLinkerApic, AcceptIrqAndEoiAreTheVcpuTheirApicidNames_Issue16) {
 TEST(KvmLinkerVms, PerfPidTidTellsTheVmsApartByProcess_Issue16) {
   const auto exit = [](const char* who, const char* time, const char* reason, const char* rip) {
     return std::string("      CPU 0/KVM ") + who + " [003] " + time + ": kvm:kvm_exit: vcpu 0 reason " + reason +
-           " rip " + rip + " info1 0x0000000000000000 info2 0x0000000000000000 intr_info 0x00000000 error_code "
+           " rip " + rip +
+           " info1 0x0000000000000000 info2 0x0000000000000000 intr_info 0x00000000 error_code "
            "0x00000000\n";
   };
   const auto entry = [](const char* who, const char* time, const char* rip) {
     return std::string("      CPU 0/KVM ") + who + " [003] " + time + ": kvm:kvm_entry: vcpu 0, rip " + rip + "\n";
   };
-  const std::string text = entry("1200/1234", "100.000100", "0x1000") + exit("1200/1234", "100.000200", "HLT", "0x1000") +
-                           entry("1300/1334", "100.000300", "0x2000") + exit("1300/1334", "100.000400", "HLT", "0x2000") +
-                           entry("1300/1334", "100.000500", "0x2001") + entry("1200/1234", "100.000600", "0x1001");
+  const std::string text =
+      entry("1200/1234", "100.000100", "0x1000") + exit("1200/1234", "100.000200", "HLT", "0x1000") +
+      entry("1300/1334", "100.000300", "0x2000") + exit("1300/1334", "100.000400", "HLT", "0x2000") +
+      entry("1300/1334", "100.000500", "0x2001") + entry("1200/1234", "100.000600", "0x1001");
   auto parsed = import::parse_trace_text(text, {}, "perf.txt");
   ASSERT_TRUE(parsed) << parsed.error();
   std::vector<std::pair<uint16_t, uint64_t>> entries;  // vcpu, rip
@@ -778,9 +785,9 @@ TEST(KvmLinkerVms, FirstVmKeepsItsNumbersWhateverTheOrder_Issue16) {
   std::vector<uint16_t> vcpus;
   for (const es_record& r : parsed->records) vcpus.push_back(r.vcpu);
   EXPECT_EQ(vcpus, (std::vector<uint16_t>{0, 2, 1}));
-  EXPECT_EQ(parsed->stats.vcpu_map, (std::vector<std::string>{"vcpu 0 = VM 1 (thread 500) vcpu 0",
-                                                              "vcpu 1 = VM 1 (thread 501) vcpu 1",
-                                                              "vcpu 2 = VM 2 (thread 600) vcpu 0"}));
+  EXPECT_EQ(parsed->stats.vcpu_map,
+            (std::vector<std::string>{"vcpu 0 = VM 1 (thread 500) vcpu 0", "vcpu 1 = VM 1 (thread 501) vcpu 1",
+                                      "vcpu 2 = VM 2 (thread 600) vcpu 0"}));
 }
 
 // Issue #16: an interrupt sent by a thread that runs no vCPU, while two VMs run and the text names
@@ -788,7 +795,8 @@ TEST(KvmLinkerVms, FirstVmKeepsItsNumbersWhateverTheOrder_Issue16) {
 // on the vCPU its apicid names there, and the import says so. Never a vCPU of the I/O thread's own.
 TEST(KvmLinkerVms, IoThreadInterruptWithSeveralVmsGoesToTheVmBeforeAndIsSaid_Issue16) {
   const auto entry = [](const char* thread, const char* time) {
-    return std::string("       CPU 0/KVM-") + thread + "    [000] d..1.   " + time + ": kvm_entry: vcpu 0, rip 0x1000\n";
+    return std::string("       CPU 0/KVM-") + thread + "    [000] d..1.   " + time +
+           ": kvm_entry: vcpu 0, rip 0x1000\n";
   };
   const std::string text = entry("500", "10.000100") + entry("600", "10.000200") +
                            " qemu-system-x86-590    [001] .....   10.000300: kvm_apic_accept_irq: apicid 0 vec 236 "

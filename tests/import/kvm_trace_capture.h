@@ -77,10 +77,17 @@ class TracefsLock {
 // The events a capture enables (those present in this kernel's tracefs): the kvm ones, and two
 // scheduler events of the guest's own process (exec, exit) that an import keeps as context.
 inline const std::vector<std::string>& capture_events() {
-  static const std::vector<std::string> k = {
-      "kvm/kvm_exit",       "kvm/kvm_entry",      "kvm/kvm_inj_virq",     "kvm/kvm_inj_exception",
-      "kvm/kvm_page_fault", "kvm/kvm_emulate_insn", "kvm/kvm_pio",        "kvm/kvm_userspace_exit",
-      "kvm/kvm_mmio",       "sched/sched_process_exec", "sched/sched_process_exit"};
+  static const std::vector<std::string> k = {"kvm/kvm_exit",
+                                             "kvm/kvm_entry",
+                                             "kvm/kvm_inj_virq",
+                                             "kvm/kvm_inj_exception",
+                                             "kvm/kvm_page_fault",
+                                             "kvm/kvm_emulate_insn",
+                                             "kvm/kvm_pio",
+                                             "kvm/kvm_userspace_exit",
+                                             "kvm/kvm_mmio",
+                                             "sched/sched_process_exec",
+                                             "sched/sched_process_exit"};
   return k;
 }
 
@@ -88,16 +95,12 @@ inline const std::vector<std::string>& capture_events() {
 // kvm tracepoints. Mounts tracefs if it is not.
 inline std::string capture_skip_reason() {
   namespace fs = std::filesystem;
-  if (::geteuid() != 0)
-    return "needs root: the kvm tracepoints are enabled through tracefs";
-  if (::access("/dev/kvm", R_OK | W_OK) != 0)
-    return "/dev/kvm is not usable here";
-  if (std::system("command -v trace-cmd >/dev/null 2>&1") != 0)
-    return "trace-cmd is not installed (./run installs it)";
+  if (::geteuid() != 0) return "needs root: the kvm tracepoints are enabled through tracefs";
+  if (::access("/dev/kvm", R_OK | W_OK) != 0) return "/dev/kvm is not usable here";
+  if (std::system("command -v trace-cmd >/dev/null 2>&1") != 0) return "trace-cmd is not installed (./run installs it)";
   const std::string t = "/sys/kernel/tracing";
   if (!fs::exists(t + "/tracing_on")) ::mount("nodev", t.c_str(), "tracefs", 0, nullptr);
-  if (!fs::exists(t + "/tracing_on"))
-    return "tracefs is not mounted at " + t + " and cannot be mounted";
+  if (!fs::exists(t + "/tracing_on")) return "tracefs is not mounted at " + t + " and cannot be mounted";
   for (const char* needed : {"kvm_pio", "kvm_inj_exception", "kvm_emulate_insn", "kvm_userspace_exit"})
     if (!fs::exists(t + "/events/kvm/" + needed + "/enable"))
       return std::string("this kernel has no kvm tracepoint ") + needed + " (kvm module not loaded?)";

@@ -258,10 +258,10 @@ TEST(RealTraces, NestedDbVectoringOf613) {
   EXPECT_EQ(d[0].intr_info, db_word);
   EXPECT_EQ(d[0].reason, static_cast<uint32_t>(ES_DECISION_INJECT_NEW));
   EXPECT_EQ(d[1].reason, static_cast<uint32_t>(ES_DECISION_INJECT_REINJECTED));
-  EXPECT_EQ(d[1].origin, d[0].origin);        // "#DB [reinjected]": the same #DB
-  EXPECT_EQ(d[1].cause, exits[1].id);         // requeued by the exit that found it in IDT-vectoring
-  EXPECT_EQ(exits[1].origin, d[0].origin);    // found in IDT-vectoring
-  EXPECT_EQ(exits[2].origin, d[0].origin);    // and again
+  EXPECT_EQ(d[1].origin, d[0].origin);      // "#DB [reinjected]": the same #DB
+  EXPECT_EQ(d[1].cause, exits[1].id);       // requeued by the exit that found it in IDT-vectoring
+  EXPECT_EQ(exits[1].origin, d[0].origin);  // found in IDT-vectoring
+  EXPECT_EQ(exits[2].origin, d[0].origin);  // and again
   // The header's issue #14 reading: KVM replaced the requeued #DB by the #UD of the failed
   // emulation (kvm_multiple_exception): a DISCARD in the #DB's chain, caused by that exit.
   EXPECT_EQ(d[2].reason, static_cast<uint32_t>(ES_DECISION_DISCARD));
@@ -271,9 +271,10 @@ TEST(RealTraces, NestedDbVectoringOf613) {
   EXPECT_NE(d[2].flags & ES_FLAG_INFERRED, 0u);
   EXPECT_EQ(d[3].intr_info, ud_word);
   EXPECT_EQ(d[3].reason, static_cast<uint32_t>(ES_DECISION_INJECT_NEW));
-  EXPECT_NE(d[3].origin, d[0].origin);        // #UD: a new event
-  EXPECT_EQ(exits[3].origin, d[3].origin);    // its delivery hit the EPT violation
-  for (const es_record& r : im.of_kind(ES_KIND_DELIVERY)) EXPECT_NE(r.origin, d[0].origin) << "the #DB was never delivered";
+  EXPECT_NE(d[3].origin, d[0].origin);      // #UD: a new event
+  EXPECT_EQ(exits[3].origin, d[3].origin);  // its delivery hit the EPT violation
+  for (const es_record& r : im.of_kind(ES_KIND_DELIVERY))
+    EXPECT_NE(r.origin, d[0].origin) << "the #DB was never delivered";
   EXPECT_TRUE(has(im.run.out, "Linux 6.0+")) << im.run.out;  // 6.0, not 5.19: kvmtrace/era.cpp (issue #15)
   const std::string db = process_tmp("nested613.db");
   const CliRun chains = run_cli("chains '" + db + "'");
@@ -337,7 +338,7 @@ TEST(RealTraces, NestedSvmSmmWithoutPrefixes) {
   EXPECT_EQ(exits[1].reason, 0x400u);
   EXPECT_EQ(exits[1].qualification, 0x200000006u);
   EXPECT_EQ(exits[1].guest_phys, 0x1ab000u);
-  EXPECT_EQ(exits[1].level, 2u);      // kvm_nested_vmexit followed it
+  EXPECT_EQ(exits[1].level, 2u);                  // kvm_nested_vmexit followed it
   EXPECT_EQ(exits[2].reason, 0x40u + arch::kGP);  // trace-cmd's EXIT_EXCP_GP
   EXPECT_EQ(im.of_kind(ES_KIND_NESTED_EXIT).size(), 1u);
   // kvm_nested_vmexit printed intr_info: the kernel is 5.10+ even though kvm_exit says "info A B".
@@ -352,7 +353,8 @@ TEST(RealTraces, PerfScriptWithUnknownKvmTracepoints) {
   EXPECT_TRUE(has(im.run.out, "skipped:  2 lines (10, 30): not trace text")) << im.run.out;
   const auto d = im.of_kind(ES_KIND_DECISION);
   ASSERT_EQ(d.size(), 4u);
-  for (const es_record& x : d) EXPECT_EQ(x.intr_info, EntryIntrInfo::make(52, InterruptionType::ExternalInterrupt).raw());
+  for (const es_record& x : d)
+    EXPECT_EQ(x.intr_info, EntryIntrInfo::make(52, InterruptionType::ExternalInterrupt).raw());
 }
 
 TEST(RealTraces, TripleFaultWithProseBetweenTheLinesAndAnUnknownCr2) {
@@ -831,8 +833,10 @@ TEST(RealTraces, NestedSplitIrqchipPerfScriptThroughQuotedPrintable) {
   for (const es_record& r : im.events)
     if (r.kind == ES_KIND_CONTEXT && (r.reason == ES_CONTEXT_APIC_ACCEPT_IRQ || r.reason == ES_CONTEXT_EOI))
       apic.emplace_back(r.reason, r.vcpu);
-  EXPECT_EQ(apic, (std::vector<std::pair<uint32_t, uint16_t>>{{ES_CONTEXT_APIC_ACCEPT_IRQ, 1}, {ES_CONTEXT_EOI, 1},
-                                                              {ES_CONTEXT_APIC_ACCEPT_IRQ, 0}, {ES_CONTEXT_EOI, 0}}));
+  EXPECT_EQ(
+      apic,
+      (std::vector<std::pair<uint32_t, uint16_t>>{
+          {ES_CONTEXT_APIC_ACCEPT_IRQ, 1}, {ES_CONTEXT_EOI, 1}, {ES_CONTEXT_APIC_ACCEPT_IRQ, 0}, {ES_CONTEXT_EOI, 0}}));
   const auto nested = im.of_kind(ES_KIND_NESTED_EXIT);
   ASSERT_EQ(nested.size(), 3u);
   EXPECT_EQ(nested[0].intr_info, 0x80000081u);  // IRQ 0x81 reflected to L1 (SDM 28.2.2)
@@ -856,11 +860,12 @@ TEST(RealTraces, NestedSplitIrqchipPerfScriptThroughQuotedPrintable) {
 // A kvm_msr line wrapped after its own " = " is not a quoted-printable soft break: the blank
 // before '=' and the value after it stay.
 TEST(RealTracesLines, AnMsrLineWrappedAfterItsEqualsSignKeepsIt) {
-  const std::string file = write_tmp_line("msr_eq.txt",
-      " CPU 0/KVM-5001  [002] d..1.  300.000100: kvm_exit: vcpu 0 reason MSR_WRITE rip 0x1003 info1 "
-      "0x0000000000000000 info2 0x0000000000000000 intr_info 0x00000000 error_code 0x00000000\n"
-      " CPU 0/KVM-5001  [002] ...1.  300.000101: kvm_msr: msr_write 830 =\n"
-      "0xb0000440b0\n");
+  const std::string file =
+      write_tmp_line("msr_eq.txt",
+                     " CPU 0/KVM-5001  [002] d..1.  300.000100: kvm_exit: vcpu 0 reason MSR_WRITE rip 0x1003 info1 "
+                     "0x0000000000000000 info2 0x0000000000000000 intr_info 0x00000000 error_code 0x00000000\n"
+                     " CPU 0/KVM-5001  [002] ...1.  300.000101: kvm_msr: msr_write 830 =\n"
+                     "0xb0000440b0\n");
   const Imported im = import_cli(file, "msr_eq.db");
   EXPECT_EQ(im.count("unparsed"), 0u);
   EXPECT_FALSE(has(im.run.out, "quoted-printable")) << im.run.out;
@@ -878,9 +883,10 @@ TEST(RealTraces, CheckShowsTheUnitOfTheHyperVImmediateExitCycle) {
   ASSERT_EQ(run_cli("import '" + file + "' -o '" + db + "' --force").code, 0);
   const CliRun r = run_cli("check '" + db + "'");
   EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_TRUE(has(r.out, "7 VM exits on vcpu 0 go round the same 3 exits, \"VMRESUME rip=0xfffff80006a40115\" at L1 "
-                         "-> \"PREEMPTION_TIMER rip=0xfffff8022f3d8350\" at L2 -> \"EOI_INDUCED qual=0x50 "
-                         "rip=0xfffff80006a17e1a\" at L1: 2 full turns, then the first exit of another"))
+  EXPECT_TRUE(has(r.out,
+                  "7 VM exits on vcpu 0 go round the same 3 exits, \"VMRESUME rip=0xfffff80006a40115\" at L1 "
+                  "-> \"PREEMPTION_TIMER rip=0xfffff8022f3d8350\" at L2 -> \"EOI_INDUCED qual=0x50 "
+                  "rip=0xfffff80006a17e1a\" at L1: 2 full turns, then the first exit of another"))
       << r.out;
   EXPECT_FALSE(has(r.out, "no-progress-loop")) << r.out;
   // Only the cycle: the rule can be asked for by name.
@@ -897,7 +903,8 @@ TEST(RealTracesLines, ACycleInThe6xFormatAndItsProgressingTwin) {
     for (int turn = 0; turn < 3; ++turn) {
       const std::string l2 = advance ? "0x" + std::to_string(4000 + turn * 10) : std::string("0x4000");
       const std::string ts = "100.0001" + std::to_string(turn);
-      t += " CPU 0/KVM-9 [001] d.... " + ts + "1: kvm_exit: vcpu 0 reason VMRESUME rip 0x1000 info1 0x0000000000000000 "
+      t += " CPU 0/KVM-9 [001] d.... " + ts +
+           "1: kvm_exit: vcpu 0 reason VMRESUME rip 0x1000 info1 0x0000000000000000 "
            "info2 0x0000000000000000 intr_info 0x00000000 error_code 0x00000000\n";
       t += " CPU 0/KVM-9 [001] d.... " + ts + "2: kvm_entry: vcpu 0, rip " + l2 + "\n";
       t += " CPU 0/KVM-9 [001] d.... " + ts + "3: kvm_exit: vcpu 0 reason PREEMPTION_TIMER rip " + l2 +
@@ -932,7 +939,8 @@ TEST(RealTracesLines, ACycleInThe6xFormatAndItsProgressingTwin) {
 // (arch/x86/kvm/trace.h, "KVM: x86: Add a tracepoint for an immediate exit"): one token
 // "0x1003[immediate", then "exit]".
 TEST(RealTracesLines, ImmediateExitGluedToTheRip) {
-  const std::string file = write_tmp_line("immediate.txt",
+  const std::string file = write_tmp_line(
+      "immediate.txt",
       " CPU 0/KVM-5001  [002] d..1.  300.000100: kvm_entry: vcpu 0, rip 0x1003[immediate exit]\n"
       " CPU 0/KVM-5001  [002] d..1.  300.000200: kvm_exit: vcpu 0 reason PREEMPTION_TIMER rip 0x1003 info1 "
       "0x0000000000000000 info2 0x0000000000000000 intr_info 0x00000000 error_code 0x00000000\n");
@@ -964,8 +972,9 @@ TEST(RealTracesEra, AFileThatContradictsItselfSaysSoWithTheLines) {
   const std::string db = process_tmp("contradiction.db");
   const Imported im = import_cli(file, "contradiction.db");
   EXPECT_TRUE(has(im.run.out, "info2 read as the IDT-vectoring info")) << im.run.out;
-  EXPECT_TRUE(has(im.run.out, "the file contradicts itself about kvm_exit's info2: EXTERNAL_INTERRUPT exit with a "
-                              "valid info2: IDT-vectoring info is never valid there (line 5)"))
+  EXPECT_TRUE(has(im.run.out,
+                  "the file contradicts itself about kvm_exit's info2: EXTERNAL_INTERRUPT exit with a "
+                  "valid info2: IDT-vectoring info is never valid there (line 5)"))
       << im.run.out;
   const auto exits = im.of_kind(ES_KIND_VM_EXIT);
   ASSERT_EQ(exits.size(), 14u);
@@ -1102,21 +1111,32 @@ void expect_same_events(const Imported& a, const Imported& b) {
 }
 
 const char* const kDamaged[] = {
-    "qemu_pckbd_2021_vmx_prefix_on_own_line.txt", "ctf_kvm_challenge_pre510_no_rip_cut.txt",
-    "lkml_2024_nested_db_vectoring_613.txt",      "kvm_list_2024_svm_idle_halt_time_only.txt",
-    "stable_2020_svm_npf_wrapped_vcpu_info_pair.txt", "kvm_list_2023_ept_loop_windows_flowed.txt",
-    "kvm_list_2023_npf_loop_amd_64bit_error_code.txt", "blog_2022_perf_script_pic_irq.txt",
-    "kvm_api_example_pre59_exception_exits.txt",      "lkml_2023_cr0wp_triple_fault_with_prose.txt",
-    "kvm_list_2019_svm_gp_intercept_loop.txt",        "kvm_list_2019_svm_gp_double_fault_shutdown.txt",
-    "kvm_list_2019_nested_vmware_port_io_l1_l2.txt",  "kvm_list_2019_dirty_ring_advancing_gpa_quoted.txt",
-    "kvm_list_2020_hyperv_l2_emulation_fails_ud.txt", "kvm_list_2023_smm_bios_ud_exception_nmi_kprobe.txt",
-    "kvm_list_2022_nested_l1_triple_fault_perf_kvm_prefix.txt", "stable_2025_dr6_nested_two_views_trimmed.txt",
-    "bugzilla_2021_svm_npf_quoted_printable_soft_breaks.txt", "bugzilla_2025_nested_split_irqchip_perf_qp.txt",
+    "qemu_pckbd_2021_vmx_prefix_on_own_line.txt",
+    "ctf_kvm_challenge_pre510_no_rip_cut.txt",
+    "lkml_2024_nested_db_vectoring_613.txt",
+    "kvm_list_2024_svm_idle_halt_time_only.txt",
+    "stable_2020_svm_npf_wrapped_vcpu_info_pair.txt",
+    "kvm_list_2023_ept_loop_windows_flowed.txt",
+    "kvm_list_2023_npf_loop_amd_64bit_error_code.txt",
+    "blog_2022_perf_script_pic_irq.txt",
+    "kvm_api_example_pre59_exception_exits.txt",
+    "lkml_2023_cr0wp_triple_fault_with_prose.txt",
+    "kvm_list_2019_svm_gp_intercept_loop.txt",
+    "kvm_list_2019_svm_gp_double_fault_shutdown.txt",
+    "kvm_list_2019_nested_vmware_port_io_l1_l2.txt",
+    "kvm_list_2019_dirty_ring_advancing_gpa_quoted.txt",
+    "kvm_list_2020_hyperv_l2_emulation_fails_ud.txt",
+    "kvm_list_2023_smm_bios_ud_exception_nmi_kprobe.txt",
+    "kvm_list_2022_nested_l1_triple_fault_perf_kvm_prefix.txt",
+    "stable_2025_dr6_nested_two_views_trimmed.txt",
+    "bugzilla_2021_svm_npf_quoted_printable_soft_breaks.txt",
+    "bugzilla_2025_nested_split_irqchip_perf_qp.txt",
 };
 
 // Runs `damage` on each fixture's paste and checks the import gives the clean paste's events;
 // `check` sees both imports for what the damage should add to the report.
-void damaged_gives_same_events(const std::string& tag, const std::function<std::string(const std::vector<std::string>&)>& damage,
+void damaged_gives_same_events(const std::string& tag,
+                               const std::function<std::string(const std::vector<std::string>&)>& damage,
                                const std::function<void(const Imported&, const Imported&)>& check = {}) {
   int n = 0;
   for (const char* name : kDamaged) {
@@ -1138,70 +1158,84 @@ void damaged_gives_same_events(const std::string& tag, const std::function<std::
 TEST(RealTracesDamaged, WrappedAt72ColumnsGivesTheSameEvents) {
   damaged_gives_same_events("wrapped", wrap72, [](const Imported& a, const Imported& b) {
     // Trace lines all come back whole; the author's prose may wrap into more (skipped) lines.
-    if (a.count("unparsed") == 0) EXPECT_EQ(b.count("unparsed"), 0u);
-    else EXPECT_GE(b.count("unparsed"), a.count("unparsed"));
+    if (a.count("unparsed") == 0)
+      EXPECT_EQ(b.count("unparsed"), 0u);
+    else
+      EXPECT_GE(b.count("unparsed"), a.count("unparsed"));
     EXPECT_FALSE(has(b.run.out, "did not parse")) << b.run.out;
   });
 }
 
 TEST(RealTracesDamaged, CpuPrefixesGiveTheSameEvents) {
-  damaged_gives_same_events("cpu", [](const std::vector<std::string>& v) {
-    std::string s;
-    for (const std::string& l : v) {
-      // Inside the mail quote marks, where the pasted text starts.
-      const size_t q = l.find_first_not_of("> ");
-      s += is_trace_line(l) && q != std::string::npos ? l.substr(0, q) + "CPU 0: " + l.substr(q) + "\n" : l + "\n";
-    }
-    return s;
-  }, [](const Imported& a, const Imported& b) {
-    EXPECT_EQ(a.count("unparsed"), b.count("unparsed"));
-    EXPECT_TRUE(has(b.run.out, "'CPU n:' tag removed")) << b.run.out;
-  });
+  damaged_gives_same_events(
+      "cpu",
+      [](const std::vector<std::string>& v) {
+        std::string s;
+        for (const std::string& l : v) {
+          // Inside the mail quote marks, where the pasted text starts.
+          const size_t q = l.find_first_not_of("> ");
+          s += is_trace_line(l) && q != std::string::npos ? l.substr(0, q) + "CPU 0: " + l.substr(q) + "\n" : l + "\n";
+        }
+        return s;
+      },
+      [](const Imported& a, const Imported& b) {
+        EXPECT_EQ(a.count("unparsed"), b.count("unparsed"));
+        EXPECT_TRUE(has(b.run.out, "'CPU n:' tag removed")) << b.run.out;
+      });
 }
 
 TEST(RealTracesDamaged, TrailingAuthorMarkersGiveTheSameEvents) {
-  damaged_gives_same_events("marker", [](const std::vector<std::string>& v) {
-    std::string s;
-    size_t i = 0;
-    for (const std::string& l : v) {
-      std::string m;
-      if (is_trace_line(l)) m = (i++ % 2) ? "   <== here" : "  <-------- [1]";
-      s += l + m + "\n";
-    }
-    return s;
-  }, [](const Imported& a, const Imported& b) {
-    EXPECT_EQ(a.count("unparsed"), b.count("unparsed"));
-    EXPECT_TRUE(has(b.run.out, "trailing marker")) << b.run.out;
-  });
+  damaged_gives_same_events(
+      "marker",
+      [](const std::vector<std::string>& v) {
+        std::string s;
+        size_t i = 0;
+        for (const std::string& l : v) {
+          std::string m;
+          if (is_trace_line(l)) m = (i++ % 2) ? "   <== here" : "  <-------- [1]";
+          s += l + m + "\n";
+        }
+        return s;
+      },
+      [](const Imported& a, const Imported& b) {
+        EXPECT_EQ(a.count("unparsed"), b.count("unparsed"));
+        EXPECT_TRUE(has(b.run.out, "trailing marker")) << b.run.out;
+      });
 }
 
 TEST(RealTracesDamaged, BinaryBytesAroundTheTextGiveTheSameEventsAndAreSaid) {
-  damaged_gives_same_events("binary", [](const std::vector<std::string>& v) {
-    std::string junk;
-    for (int i = 0; i < 300; ++i) junk += static_cast<char>((i * 131 + 7) & 0xff);
-    for (char& c : junk)
-      if (c == '\n') c = 0;
-    return junk + "\n" + join_lines(v) + junk;
-  }, [](const Imported& a, const Imported& b) {
-    EXPECT_EQ(a.count("unparsed") + 2, b.count("unparsed"));
-    EXPECT_TRUE(has(b.run.out, "binary data, not text")) << b.run.out;
-  });
+  damaged_gives_same_events(
+      "binary",
+      [](const std::vector<std::string>& v) {
+        std::string junk;
+        for (int i = 0; i < 300; ++i) junk += static_cast<char>((i * 131 + 7) & 0xff);
+        for (char& c : junk)
+          if (c == '\n') c = 0;
+        return junk + "\n" + join_lines(v) + junk;
+      },
+      [](const Imported& a, const Imported& b) {
+        EXPECT_EQ(a.count("unparsed") + 2, b.count("unparsed"));
+        EXPECT_TRUE(has(b.run.out, "binary data, not text")) << b.run.out;
+      });
 }
 
 TEST(RealTracesDamaged, ALastLineCutMidRecordIsSkippedAndSaid) {
-  damaged_gives_same_events("cut", [](const std::vector<std::string>& v) {
-    // The paste again up to its last trace line, which is cut in the middle and has no newline.
-    std::string s = join_lines(v);
-    for (size_t i = v.size(); i > 0; --i)
-      if (is_trace_line(v[i - 1]) && v[i - 1].find("kvm") != std::string::npos) {
-        const std::string& l = v[i - 1];
-        return s + l.substr(0, l.find("kvm") + (l.size() - l.find("kvm")) / 2);
-      }
-    return s;
-  }, [](const Imported& a, const Imported& b) {
-    EXPECT_EQ(a.count("unparsed") + 1, b.count("unparsed"));
-    EXPECT_TRUE(has(b.run.out, "the last line, cut in the middle of a record")) << b.run.out;
-  });
+  damaged_gives_same_events(
+      "cut",
+      [](const std::vector<std::string>& v) {
+        // The paste again up to its last trace line, which is cut in the middle and has no newline.
+        std::string s = join_lines(v);
+        for (size_t i = v.size(); i > 0; --i)
+          if (is_trace_line(v[i - 1]) && v[i - 1].find("kvm") != std::string::npos) {
+            const std::string& l = v[i - 1];
+            return s + l.substr(0, l.find("kvm") + (l.size() - l.find("kvm")) / 2);
+          }
+        return s;
+      },
+      [](const Imported& a, const Imported& b) {
+        EXPECT_EQ(a.count("unparsed") + 1, b.count("unparsed"));
+        EXPECT_TRUE(has(b.run.out, "the last line, cut in the middle of a record")) << b.run.out;
+      });
 }
 
 // What `check` says of each paste is what its thread says. The 2023 "Deadlock due to
@@ -1212,7 +1246,7 @@ TEST(RealTracesDamaged, ALastLineCutMidRecordIsSkippedAndSaid) {
 TEST(RealTraces, CheckTellsTheLivelocksOfTheEptViolationDeadlockThread) {
   const struct {
     const char* file;
-    const char* rule;  // nullptr: no violation
+    const char* rule;             // nullptr: no violation
     const char* count = nullptr;  // the loop's exits, when one count is expected
   } cases[] = {
       {"kvm_list_2023_ept_loop_windows_flowed.txt", "reinjection-loop"},
@@ -1250,8 +1284,10 @@ TEST(RealTraces, CheckTellsTheLivelocksOfTheEptViolationDeadlockThread) {
     }
     EXPECT_EQ(r.code, 1) << r.out;
     EXPECT_TRUE(has(r.out, std::string(c.rule) + ": ")) << r.out;
-    if (c.count) EXPECT_TRUE(has(r.out, c.count)) << r.out;
-    else EXPECT_TRUE(has(r.out, "count 3") || has(r.out, "count 4")) << r.out;
+    if (c.count)
+      EXPECT_TRUE(has(r.out, c.count)) << r.out;
+    else
+      EXPECT_TRUE(has(r.out, "count 3") || has(r.out, "count 4")) << r.out;
   }
 }
 
@@ -1271,7 +1307,8 @@ std::string lines_of_thread(const std::string& file, const std::string& thread, 
 }
 
 // What a user compares: kind, reason, RIP, the event words, the level, by order.
-std::vector<std::tuple<uint16_t, uint32_t, uint64_t, uint32_t, uint32_t, uint8_t>> shape(const std::vector<es_record>& rs) {
+std::vector<std::tuple<uint16_t, uint32_t, uint64_t, uint32_t, uint32_t, uint8_t>> shape(
+    const std::vector<es_record>& rs) {
   std::vector<std::tuple<uint16_t, uint32_t, uint64_t, uint32_t, uint32_t, uint8_t>> v;
   for (const es_record& r : rs) v.emplace_back(r.kind, r.reason, r.rip, r.intr_info, r.idt_vectoring_info, r.level);
   return v;
@@ -1334,7 +1371,8 @@ TEST(RealTracesVms, TwoVmsInterleavedAreTwoVcpusEachAsItsOwnCapture_Issue16) {
     std::vector<std::string> f;
     std::stringstream ls(line);
     for (std::string x; std::getline(ls, x, ',');) f.push_back(x);
-    if (f.size() > 6 && (f[0] == "exit" || f[0] == "vcpu") && !f[4].empty() && std::isdigit(static_cast<unsigned char>(f[4][0])))
+    if (f.size() > 6 && (f[0] == "exit" || f[0] == "vcpu") && !f[4].empty() &&
+        std::isdigit(static_cast<unsigned char>(f[4][0])))
       rows[f[0] + " " + f[2]] = {std::stoull(f[4]), f[6].empty() ? 0 : std::stoull(f[6])};
   }
   EXPECT_EQ(rows["vcpu \"vcpu 0\""], (std::pair<uint64_t, uint64_t>{9, 8})) << stats.out;

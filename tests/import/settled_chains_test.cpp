@@ -69,9 +69,9 @@ TEST(SettledChains, EveryImportedTraceAndScenarioKeepsTheReadBackTable) {
     for (const auto& e : fs::directory_iterator(dir)) {
       if (e.path().extension() != ".txt") continue;
       const std::string db = tmp_path("settled_" + e.path().stem().string() + ".db");
-      const Settled s = run_and_compare(std::string(ES_EXITSCOPE_BIN) + " import " + e.path().string() +
-                                            " --quiet --force -o " + db,
-                                        db, e.path().filename().string());
+      const Settled s =
+          run_and_compare(std::string(ES_EXITSCOPE_BIN) + " import " + e.path().string() + " --quiet --force -o " + db,
+                          db, e.path().filename().string());
       settled += s.settled;
       read_back += s.read_back;
       ++runs;
@@ -80,7 +80,8 @@ TEST(SettledChains, EveryImportedTraceAndScenarioKeepsTheReadBackTable) {
   }
   // Scenarios whose chains hear late facts (a fault raised in answer to an exit, a #DF pair, a
   // triple fault ending the run) next to plain ones.
-  for (const char* scenario : {"timer-irq", "pf-during-irq", "triple-fault", "double-fault", "nested-exception-reflect"}) {
+  for (const char* scenario :
+       {"timer-irq", "pf-during-irq", "triple-fault", "double-fault", "nested-exception-reflect"}) {
     const std::string db = tmp_path(std::string("settled_") + scenario + ".db");
     const Settled s = run_and_compare(std::string(ES_EXITSCOPE_BIN) + " record --scenario " + scenario +
                                           " --max-exits 3000 --quiet --no-check --force -o " + db,

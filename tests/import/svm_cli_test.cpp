@@ -134,14 +134,16 @@ TEST(SvmCli, ChainsAndTextExportNameSvmExits) {
   EXPECT_TRUE(has(c.out, "interrupted: #2 npf [W not-present user final] during delivery of IRQ 0x30")) << c.out;
   const CliRun t = run("export '" + db + "' --format text");
   ASSERT_EQ(t.code, 0) << t.err;
-  for (const char* name : {" npf ", " interrupt ", " PF excp ", " io "}) EXPECT_TRUE(has(t.out, name)) << name << "\n" << t.out;
+  for (const char* name : {" npf ", " interrupt ", " PF excp ", " io "})
+    EXPECT_TRUE(has(t.out, name)) << name << "\n" << t.out;
   expect_no_vmx_misnames(t.out);
   const CliRun smm = run("export '" + imported("svm_nested_smm_2021.txt") + "' --format text");
   ASSERT_EQ(smm.code, 0) << smm.err;
   for (const char* name : {" rsm ", " npf ", " GP excp "}) EXPECT_TRUE(has(smm.out, name)) << name << "\n" << smm.out;
   const CliRun md = run("export '" + db + "' --format markdown");
   ASSERT_EQ(md.code, 0) << md.err;
-  for (const char* name : {" npf ", " interrupt", " PF excp", " io "}) EXPECT_TRUE(has(md.out, name)) << name << "\n" << md.out;
+  for (const char* name : {" npf ", " interrupt", " PF excp", " io "})
+    EXPECT_TRUE(has(md.out, name)) << name << "\n" << md.out;
   expect_no_vmx_misnames(md.out);
   const CliRun pf = run("export '" + db + "' --format chrome");
   ASSERT_EQ(pf.code, 0) << pf.err;

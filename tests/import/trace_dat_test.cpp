@@ -33,9 +33,9 @@ using arch::EntryIntrInfo;
 using arch::InterruptionType;
 
 constexpr unsigned kLoops = 5;
-constexpr uint64_t kUd2Rip = 0x101d;    // tests/kvm/kvm_guest.asm: the UD2 of the loop
-constexpr uint64_t kKvmExitIo = 2;      // KVM_EXIT_IO (include/uapi/linux/kvm.h)
-constexpr uint64_t kKvmExitHlt = 5;     // KVM_EXIT_HLT
+constexpr uint64_t kUd2Rip = 0x101d;  // tests/kvm/kvm_guest.asm: the UD2 of the loop
+constexpr uint64_t kKvmExitIo = 2;    // KVM_EXIT_IO (include/uapi/linux/kvm.h)
+constexpr uint64_t kKvmExitHlt = 5;   // KVM_EXIT_HLT
 
 // What es-kvm-guest printed: port I/O in order, and its summary.
 struct GuestRun {
@@ -49,10 +49,14 @@ GuestRun parse_guest(const std::string& text) {
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);) {
     unsigned port = 0, value = 0;
-    if (std::sscanf(line.c_str(), "out 0x%x 0x%x", &port, &value) == 2) g.pio.emplace_back(port, value, true);
-    else if (std::sscanf(line.c_str(), "in 0x%x", &port) == 1) g.pio.emplace_back(port, 0x5A, false);  // the runner answers 0x5A
-    else if (line == "hlt") g.halted = true;
-    else std::sscanf(line.c_str(), "summary loops %u outs %u ins %u", &g.loops, &g.outs, &g.ins);
+    if (std::sscanf(line.c_str(), "out 0x%x 0x%x", &port, &value) == 2)
+      g.pio.emplace_back(port, value, true);
+    else if (std::sscanf(line.c_str(), "in 0x%x", &port) == 1)
+      g.pio.emplace_back(port, 0x5A, false);  // the runner answers 0x5A
+    else if (line == "hlt")
+      g.halted = true;
+    else
+      std::sscanf(line.c_str(), "summary loops %u outs %u ins %u", &g.loops, &g.outs, &g.ins);
   }
   return g;
 }
@@ -77,8 +81,10 @@ const Files& files() {
     x.cap = capture_kvm_trace(ES_KVM_GUEST_BIN, kLoops, x.v7);
     if (!x.cap.skip.empty() || !x.cap.error.empty()) return x;
     x.guest = parse_guest(x.cap.guest_output);
-    if (std::string e = convert_trace_dat(x.v7, x.v7_plain, 7, "none"); !e.empty()) x.cap.error = e;
-    else if (std::string e6 = convert_trace_dat(x.v7, x.v6, 6, ""); !e6.empty()) x.cap.error = e6;
+    if (std::string e = convert_trace_dat(x.v7, x.v7_plain, 7, "none"); !e.empty())
+      x.cap.error = e;
+    else if (std::string e6 = convert_trace_dat(x.v7, x.v6, 6, ""); !e6.empty())
+      x.cap.error = e6;
     return x;
   }();
   return f;

@@ -52,7 +52,7 @@ TEST(BtfShape, ReadsPrototypesThroughTypedefsAndQualifiers) {
   const int sint = btf__add_int(t, "int", 4, BTF_INT_SIGNED);
   const int boolean = btf__add_int(t, "_Bool", 1, BTF_INT_BOOL);
   const int u64 = btf__add_int(t, "long long unsigned int", 8, 0);
-  const int u32 = btf__add_typedef(t, "u32", uint);          // kernel spellings reach the same words
+  const int u32 = btf__add_typedef(t, "u32", uint);  // kernel spellings reach the same words
   const int kvm_u32 = btf__add_typedef(t, "__u32", u32);
   const int vcpu = btf__add_struct(t, "kvm_vcpu", 8);
   const int vcpu_ptr = btf__add_ptr(t, vcpu);
@@ -102,9 +102,9 @@ TEST(BtfShape, EachEraOfAnEventGetsItsOwnProgram) {
   EXPECT_EQ(must_match(ES_KVM_EV_EMULATE_INSN, {"struct kvm_vcpu *", "u8"})->program, "btf_kvm_emulate_insn");
   // kvm_nested_vmenter since 5.12 (arch/x86/kvm/trace.h): rip, vmcb, nested_rip, int_ctl,
   // event_inj, tdp_enabled, guest_tdp_pgd, guest_cr3, isa.
-  EXPECT_EQ(must_match(ES_KVM_EV_NESTED_VMENTER, {"u64", "u64", "u64", "u32", "u32", "bool", "u64", "u64", "u32"})
-                ->program,
-            "btf_kvm_nested_vmenter");
+  EXPECT_EQ(
+      must_match(ES_KVM_EV_NESTED_VMENTER, {"u64", "u64", "u64", "u32", "u32", "bool", "u64", "u64", "u32"})->program,
+      "btf_kvm_nested_vmenter");
   // The older era's layout says what it lacks, as the tracefs layout of that era does.
   const BtfShape* old = must_match(ES_KVM_EV_INJ_VIRQ, {"u32"});
   ASSERT_NE(old, nullptr);
@@ -210,8 +210,8 @@ TEST(BtfShape, ThisKernelsPrototypes) {
   auto k = KernelBtf::load();
   ASSERT_TRUE(k) << k.error();
   auto pio = k->prototype("kvm_pio");
-  if (!pio) GTEST_SKIP() << "no kvm tracepoints in this kernel's BTF (KVM not built or its module not loaded): "
-                         << pio.error();
+  if (!pio)
+    GTEST_SKIP() << "no kvm tracepoints in this kernel's BTF (KVM not built or its module not loaded): " << pio.error();
   for (const char* event :
        {"kvm_pio", "kvm_userspace_exit", "kvm_msr", "kvm_nested_vmexit_inject", "kvm_nested_vmenter"}) {
     auto p = k->prototype(event);

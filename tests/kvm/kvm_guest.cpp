@@ -23,7 +23,7 @@
 
 namespace {
 
-constexpr std::size_t kMemSize = 0x10000;   // 64 KiB of guest memory at GPA 0
+constexpr std::size_t kMemSize = 0x10000;    // 64 KiB of guest memory at GPA 0
 constexpr std::uint16_t kLoadAddr = 0x1000;  // kvm_guest.asm's org
 constexpr std::uint16_t kLoopsAddr = 0x0FFE;
 
@@ -49,9 +49,10 @@ int main(int argc, char** argv) {
     } else if (a == "--quiet") {
       quiet = true;
     } else if (a == "-h" || a == "--help") {
-      std::printf("usage: es-kvm-guest [--loops N] [--quiet]\n"
-                  "Runs a real-mode guest through /dev/kvm: per loop an OUT to port 0xE9, a UD2\n"
-                  "(#UD, handled by the guest), an IN from port 0xEA; then OUT 0xEB and HLT.\n");
+      std::printf(
+          "usage: es-kvm-guest [--loops N] [--quiet]\n"
+          "Runs a real-mode guest through /dev/kvm: per loop an OUT to port 0xE9, a UD2\n"
+          "(#UD, handled by the guest), an IN from port 0xEA; then OUT 0xEB and HLT.\n");
       return 0;
     } else {
       std::fprintf(stderr, "es-kvm-guest: unknown argument '%s' (try --help)\n", a.c_str());

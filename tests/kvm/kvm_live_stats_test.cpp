@@ -71,8 +71,8 @@ size_t count_of(const std::string& s, const std::string& what) {
 TEST_F(KvmLiveStats, OffATerminalOneTableWithTheRecordingsCounts) {
   constexpr unsigned kLoops = 5;
   const std::string out = db("live.db");
-  const auto r = run_cli("record --kvm --stats -o '" + out + "' -- '" + ES_KVM_GUEST_BIN + "' --loops " +
-                         std::to_string(kLoops));
+  const auto r =
+      run_cli("record --kvm --stats -o '" + out + "' -- '" + ES_KVM_GUEST_BIN + "' --loops " + std::to_string(kLoops));
   if (refused_by_machine(r)) GTEST_SKIP() << "the kernel refused: " << r.err;
   ASSERT_EQ(r.code, 0) << r.err << r.out;
   EXPECT_EQ(count_of(r.out, "KVM events by reason, whole session"), 1u) << r.out;

@@ -47,8 +47,10 @@ GuestLog parse_guest(const std::string& out) {
   std::string line;
   while (std::getline(in, line)) {
     unsigned a = 0, b = 0, c = 0;
-    if (std::sscanf(line.c_str(), "out 0x%x 0x%x", &a, &b) == 2) g.outs.emplace_back(a, b);
-    else if (std::sscanf(line.c_str(), "in 0x%x", &a) == 1) g.ins.push_back(a);
+    if (std::sscanf(line.c_str(), "out 0x%x 0x%x", &a, &b) == 2)
+      g.outs.emplace_back(a, b);
+    else if (std::sscanf(line.c_str(), "in 0x%x", &a) == 1)
+      g.ins.push_back(a);
     else if (std::sscanf(line.c_str(), "summary loops %u outs %u ins %u", &a, &b, &c) == 3) {
       g.loops = a;
       g.summary = true;
@@ -77,10 +79,13 @@ GuestActivity activity_of(es::replay::Recording& rec) {
   for (const auto& ev : all_events(rec)) {
     const es_record& e = ev.rec;
     if (e.kind == ES_KIND_CONTEXT && e.reason == ES_CONTEXT_PIO) {
-      if (e.intr_error == 1) a.writes.emplace_back(static_cast<uint32_t>(e.qualification), static_cast<uint32_t>(e.aux64));
-      else a.reads.push_back(static_cast<uint32_t>(e.qualification));
+      if (e.intr_error == 1)
+        a.writes.emplace_back(static_cast<uint32_t>(e.qualification), static_cast<uint32_t>(e.aux64));
+      else
+        a.reads.push_back(static_cast<uint32_t>(e.qualification));
     }
-    if (e.kind == ES_KIND_DECISION && (e.reason == ES_DECISION_INJECT_NEW || e.reason == ES_DECISION_INJECT_REINJECTED)) {
+    if (e.kind == ES_KIND_DECISION &&
+        (e.reason == ES_DECISION_INJECT_NEW || e.reason == ES_DECISION_INJECT_REINJECTED)) {
       const es::arch::EntryIntrInfo info(e.intr_info);
       if (info.valid() && info.vector() == 6 && info.type() == es::arch::InterruptionType::HardwareException)
         ++a.ud_injections;
@@ -136,7 +141,8 @@ using KvmRecord = es::test::kvm::KvmFixture;
 TEST_F(KvmRecord, RecordingMatchesWhatTheGuestDid) {
   constexpr unsigned kLoops = 7;
   const std::string out = db("guest.db");
-  const auto r = run_cli("record --kvm -o '" + out + "' -- '" + ES_KVM_GUEST_BIN + "' --loops " + std::to_string(kLoops));
+  const auto r =
+      run_cli("record --kvm -o '" + out + "' -- '" + ES_KVM_GUEST_BIN + "' --loops " + std::to_string(kLoops));
   if (refused_by_machine(r)) GTEST_SKIP() << "the kernel refused: " << r.err;
   ASSERT_EQ(r.code, 0) << r.err << r.out;
   const GuestLog g = parse_guest(r.out);
@@ -156,8 +162,8 @@ TEST_F(KvmRecord, RecordingMatchesWhatTheGuestDid) {
   const GuestActivity a = activity_of(*rec);
   EXPECT_EQ(a.writes, g.outs);
   EXPECT_EQ(a.reads, g.ins);
-  EXPECT_EQ(a.ud_injections, kLoops);        // one #UD per UD2, injected by KVM's emulator
-  EXPECT_GE(a.ud2_bytes, kLoops);            // the emulator fetched 0f 0b at 0x101d each loop
+  EXPECT_EQ(a.ud_injections, kLoops);  // one #UD per UD2, injected by KVM's emulator
+  EXPECT_GE(a.ud2_bytes, kLoops);      // the emulator fetched 0f 0b at 0x101d each loop
   EXPECT_EQ(a.io_exits, g.outs.size() + g.ins.size());
   EXPECT_EQ(a.hlt_exits, 1u);
 
@@ -317,8 +323,7 @@ TEST_F(KvmRecord, TpBtfRecordingMatchesTheGuestAndTheTpRecording) {
   auto s = btf_rec->session();
   ASSERT_TRUE(s) << s.error();
   EXPECT_TRUE(s->complete);
-  EXPECT_NE(s->config_json.find("{\"name\": \"kvm_pio\", \"attach\": \"tp_btf\""), std::string::npos)
-      << s->config_json;
+  EXPECT_NE(s->config_json.find("{\"name\": \"kvm_pio\", \"attach\": \"tp_btf\""), std::string::npos) << s->config_json;
   EXPECT_EQ(s->config_json.find("\"attach\": \"tp\""), std::string::npos) << s->config_json;
   const auto info = run_cli("info '" + btf_db + "'");
   EXPECT_EQ(info.code, 0) << info.err;
@@ -328,8 +333,7 @@ TEST_F(KvmRecord, TpBtfRecordingMatchesTheGuestAndTheTpRecording) {
                             "kvm_pio (tp_btf)", "kvm_userspace_exit (tp_btf)", "kvm_eoi (tp_btf)"})
     EXPECT_NE(info.out.find(shown), std::string::npos) << shown << " in " << info.out;
   EXPECT_NE(info.out.find("refused \"kvm_exit on kernel"), std::string::npos) << info.out;
-  EXPECT_NE(s->config_json.find("\"prototype\": \"btf_trace_kvm_pio(u32, u32, u32, u32, void *)\""),
-            std::string::npos)
+  EXPECT_NE(s->config_json.find("\"prototype\": \"btf_trace_kvm_pio(u32, u32, u32, u32, void *)\""), std::string::npos)
       << s->config_json;
   const auto tp_info = run_cli("info '" + tp_db + "'");
   EXPECT_NE(tp_info.out.find("kvm_inj_exception (tp)"), std::string::npos) << tp_info.out;
@@ -366,8 +370,8 @@ TEST_F(KvmRecord, AutoTakesTpBtfWhereTheTracefsFormatIsUnknown) {
   const std::string fake = es::test::process_tmp("fake-tracefs");
   std::filesystem::create_directories(fake + "/events/kvm/kvm_pio");
   std::filesystem::create_directories(fake + "/events/kvm/kvm_userspace_exit");
-  std::ofstream(fake + "/events/kvm/kvm_pio/format") << pio_format.substr(0, port) << " port_nr;"
-                                                      << pio_format.substr(port + 6);
+  std::ofstream(fake + "/events/kvm/kvm_pio/format")
+      << pio_format.substr(0, port) << " port_nr;" << pio_format.substr(port + 6);
   std::ofstream(fake + "/events/kvm/kvm_userspace_exit/format") << exit_format;
 
   es::kvm::ProbeOptions o;
@@ -432,7 +436,8 @@ TEST_F(KvmRecord, AutoTakesTpBtfWhereTheTracefsFormatIsUnknown) {
 // while it runs (its vCPU thread with it) must still come out in time order, every write in
 // the order the guest made it.
 TEST_F(KvmRecord, EventsStayInTimeOrderWhileTheGuestMovesBetweenCpus) {
-  if (::sysconf(_SC_NPROCESSORS_ONLN) < 2) GTEST_SKIP() << "this machine has one CPU: nothing to move the guest between";
+  if (::sysconf(_SC_NPROCESSORS_ONLN) < 2)
+    GTEST_SKIP() << "this machine has one CPU: nothing to move the guest between";
   const std::string guest_out = es::test::process_tmp("moving-guest.out");
   HeldGuest held(guest_out, "8000");
   const pid_t guest = held.pid;
@@ -489,8 +494,8 @@ TEST_F(KvmRecord, EventsStayInTimeOrderWhileTheGuestMovesBetweenCpus) {
 
 TEST_F(KvmRecord, RingOverflowIsCountedStoredAndShown) {
   const std::string out = db("overflow.db");
-  const auto r = run_cli("record --kvm --test-overflow -o '" + out + "' -- '" + ES_KVM_GUEST_BIN +
-                         "' --loops 4000 --quiet");
+  const auto r =
+      run_cli("record --kvm --test-overflow -o '" + out + "' -- '" + ES_KVM_GUEST_BIN + "' --loops 4000 --quiet");
   if (refused_by_machine(r)) GTEST_SKIP() << "the kernel refused: " << r.err;
   ASSERT_EQ(r.code, 0) << r.err;
   auto rec = es::replay::Recording::open(out);

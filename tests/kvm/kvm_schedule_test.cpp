@@ -58,9 +58,9 @@ using es::test::kvm::refused_by_machine;
 
 TEST_F(KvmSchedule, DecodesAtIdlePriorityWhileTheGuestRunsAndLosesNothing) {
   const std::string out = db("yield.db");
-  Background bg({"record", "--kvm", "--max-lag", "600", "-o", out, "--", ES_KVM_GUEST_BIN, "--loops", "65535",
-                  "--quiet"},
-                 out + ".err");
+  Background bg(
+      {"record", "--kvm", "--max-lag", "600", "-o", out, "--", ES_KVM_GUEST_BIN, "--loops", "65535", "--quiet"},
+      out + ".err");
   ASSERT_GT(bg.pid, 0);
   // While it records, some thread of the recorder is at SCHED_IDLE (5).
   bool saw_idle = false;
@@ -121,8 +121,7 @@ TEST_F(KvmSchedule, FullBufferDropsAreCountedStoredAndShown) {
 
 TEST_F(KvmSchedule, MaxLagZeroDecodesAtNormalPriority) {
   const std::string out = db("nolag.db");
-  const auto r =
-      run_cli("record --kvm --max-lag 0 -o '" + out + "' -- '" + ES_KVM_GUEST_BIN + "' --loops 50 --quiet");
+  const auto r = run_cli("record --kvm --max-lag 0 -o '" + out + "' -- '" + ES_KVM_GUEST_BIN + "' --loops 50 --quiet");
   if (refused_by_machine(r.code, r.err)) GTEST_SKIP() << "the kernel refused: " << r.err;
   ASSERT_EQ(r.code, 0) << r.err;
   const auto info = run_cli("info '" + out + "'");

@@ -28,9 +28,9 @@ inline std::string cannot_record() {
 
 // The recorder refused for a reason of the machine (no BPF, no tracepoint): skip with it.
 inline bool refused_by_machine(int code, const std::string& err) {
-  return code == 2 && (err.find("refused to load") != std::string::npos ||
-                       err.find("no kvm tracepoints") != std::string::npos ||
-                       err.find("tracefs") != std::string::npos || err.find("needs root") != std::string::npos);
+  return code == 2 &&
+         (err.find("refused to load") != std::string::npos || err.find("no kvm tracepoints") != std::string::npos ||
+          err.find("tracefs") != std::string::npos || err.find("needs root") != std::string::npos);
 }
 inline bool refused_by_machine(const CliRun& r) { return refused_by_machine(r.code, r.err); }
 

@@ -76,7 +76,7 @@ TEST(TracefsFormat, DecodesAnEventAtTheFormatsOffsets) {
   put(32, 0x181, 8);               // info1
   put(40, 0x80000b0e, 8);          // info2: IDT-vectoring #PF with error code
   put(48, 0, 4);
-  put(56, 3, 4);                   // vcpu_id
+  put(56, 3, 4);  // vcpu_id
   Decoder::Layouts ls;
   ls[ES_KVM_EV_EXIT] = *l;
   Decoder d(ls);
@@ -122,12 +122,12 @@ TEST(TracefsFormat, Linux510KvmNestedVmrunIsTheNestedEntry) {
   e.event = ES_KVM_EV_NESTED_VMENTER;
   e.raw_len = l->copy_len;
   auto put = [&](uint32_t entry_off, uint64_t v, size_t n) { std::memcpy(e.raw + entry_off - ES_KVM_RAW_BASE, &v, n); };
-  put(8, 0x1f00, 8);        // rip: L1's VMRUN
-  put(16, 0x5000, 8);       // vmcb: VMCB12
-  put(24, 0x3000, 8);       // nested_rip: L2's RIP
-  put(32, 0x01000000, 4);   // int_ctl: V_INTR_MASKING
-  put(36, 0x80000021, 4);   // event_inj: valid, type 0 (INTR), vector 0x21 (APM 15.20)
-  put(40, 1, 1);            // npt
+  put(8, 0x1f00, 8);       // rip: L1's VMRUN
+  put(16, 0x5000, 8);      // vmcb: VMCB12
+  put(24, 0x3000, 8);      // nested_rip: L2's RIP
+  put(32, 0x01000000, 4);  // int_ctl: V_INTR_MASKING
+  put(36, 0x80000021, 4);  // event_inj: valid, type 0 (INTR), vector 0x21 (APM 15.20)
+  put(40, 1, 1);           // npt
   Decoder::Layouts ls;
   ls[ES_KVM_EV_NESTED_VMENTER] = *l;
   Decoder d(ls);
@@ -193,7 +193,8 @@ TEST(TracefsFormat, UnknownLayoutIsRefusedNamingEventAndKernel) {
   EXPECT_NE(r.error().find("'info2'"), std::string::npos) << r.error();
   EXPECT_NE(r.error().find("--events"), std::string::npos) << r.error();
   // A field whose size changed to one the decoder does not read.
-  auto resized = parse_format(replace(good, "field:u32 intr_info;\toffset:48;\tsize:4;", "field:u32 intr_info;\toffset:48;\tsize:3;"), "f");
+  auto resized = parse_format(
+      replace(good, "field:u32 intr_info;\toffset:48;\tsize:4;", "field:u32 intr_info;\toffset:48;\tsize:3;"), "f");
   ASSERT_TRUE(resized);
   r = resolve_layout(ES_KVM_EV_EXIT, *resized, "9.9.9-test");
   ASSERT_FALSE(r);

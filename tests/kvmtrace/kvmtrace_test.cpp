@@ -188,7 +188,8 @@ TEST(KvmtraceFields, InjectedExceptionWithoutHasErrorUsesTheArchitecture_6_13) {
   EXPECT_EQ(e.injected->error_code, 0x18u);
   EXPECT_FALSE(e.injected->reinjected_printed_era) << "no reinjected field: an era that cannot say it";
   Fields no_exception;
-  EXPECT_FALSE(fill_from_fields(Tracepoint::InjException, no_exception, e)) << "the vector is what it cannot do without";
+  EXPECT_FALSE(fill_from_fields(Tracepoint::InjException, no_exception, e))
+      << "the vector is what it cannot do without";
 }
 
 // kvm_exit's isa (KVM_ISA_SVM = 2) picks the vendor; without the field (old kernels) VMX.
@@ -222,8 +223,10 @@ TEST(KvmtraceFields, ExitVendorFromIsaAndEraFromFields) {
 TEST(KvmtraceEraFromFormats, FieldsGivenTheKernelTheyCameIn_Issue15) {
   const auto era = [](bool exit_intr, bool exit_info2, bool reinjected, bool entry_intr, bool immediate) {
     EraEvidence e;
-    e.note_format(Tracepoint::Exit, [&](Field f) { return (f == fIntrInfo && exit_intr) || (f == fInfo2 && exit_info2); });
-    e.note_format(Tracepoint::Entry, [&](Field f) { return (f == fIntrInfo && entry_intr) || (f == fImmediateExit && immediate); });
+    e.note_format(Tracepoint::Exit,
+                  [&](Field f) { return (f == fIntrInfo && exit_intr) || (f == fInfo2 && exit_info2); });
+    e.note_format(Tracepoint::Entry,
+                  [&](Field f) { return (f == fIntrInfo && entry_intr) || (f == fImmediateExit && immediate); });
     e.note_format(Tracepoint::InjVirq, [&](Field f) { return f == fReinjected && reinjected; });
     return e.formats_era();
   };

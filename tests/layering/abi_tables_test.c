@@ -10,14 +10,14 @@
 
 static int failures;
 
-static void expect_name(const char *what, const char *got, const char *want) {
+static void expect_name(const char* what, const char* got, const char* want) {
   if (strcmp(got, want) != 0) {
     printf("FAIL %s: got \"%s\", want \"%s\"\n", what, got, want);
     ++failures;
   }
 }
 
-static void expect_eq(const char *what, long got, long want) {
+static void expect_eq(const char* what, long got, long want) {
   if (got != want) {
     printf("FAIL %s: got %ld, want %ld\n", what, got, want);
     ++failures;

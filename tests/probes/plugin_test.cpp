@@ -87,8 +87,7 @@ TEST(PluginHostTest, SharedObjectWithoutTheEntryPointsIsRefused) {
   EXPECT_NE(id.error().find("does not export es_plugin_version"), std::string::npos) << id.error();
   auto missing = host.load("/nonexistent/plugin.so");
   ASSERT_FALSE(missing);
-  EXPECT_NE(missing.error().find("cannot load plugin '/nonexistent/plugin.so'"), std::string::npos)
-      << missing.error();
+  EXPECT_NE(missing.error().find("cannot load plugin '/nonexistent/plugin.so'"), std::string::npos) << missing.error();
 }
 
 TEST(PluginHostTest, BadArgumentMakesTheExamplePluginRefuse) {
@@ -130,8 +129,8 @@ TEST(PluginSpecTest, BadValuesAreRefusedNamingThem) {
 }
 
 TEST(PluginSpecTest, RepeatedPluginOptionsAreTakenOutInOrderUpToDashDash) {
-  std::vector<std::string> words = {"record", "--plugin", "a.so", "-o", "x.db", "--plugin=b.so:k=v", "--",
-                                    "--plugin", "c.so"};
+  std::vector<std::string> words = {"record", "--plugin", "a.so", "-o", "x.db", "--plugin=b.so:k=v",
+                                    "--",     "--plugin", "c.so"};
   std::vector<char*> av;
   for (auto& w : words) av.push_back(w.data());
   auto values = probes::take_plugin_options(av);
@@ -165,7 +164,7 @@ TEST(PluginHostTest, CheckFileRefusesMissingAndNonElfFilesWithoutLoading) {
 void count_record(void* user, const es_record*) { ++*static_cast<int*>(user); }
 
 struct sigaction current_action(int sig) {
-  struct sigaction sa{};
+  struct sigaction sa {};
   ::sigaction(sig, nullptr, &sa);
   return sa;
 }
@@ -190,7 +189,8 @@ TEST(PluginHostTest, CrashInRecordCallbackSwitchesThePluginOffAndTellsTheHost) {
     auto crash = host.crash();
     ASSERT_TRUE(crash);
     EXPECT_EQ(crash->signal, SIGSEGV);
-    EXPECT_EQ(crash->describe(), std::string("plugin '") + ES_CRASHING_PLUGIN + "' crashed (SIGSEGV) in its record callback");
+    EXPECT_EQ(crash->describe(),
+              std::string("plugin '") + ES_CRASHING_PLUGIN + "' crashed (SIGSEGV) in its record callback");
     emit_exits(bus);
     EXPECT_EQ(told, 1) << "a crashed plugin is not called again";
     host.unload_all();

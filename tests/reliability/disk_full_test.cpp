@@ -29,7 +29,8 @@ using es::test::run_cli;
 namespace {
 
 // An endless guest (timer IRQs forever): only the disk can stop it before the limit.
-const char* const kEndless[] = {"record", "--scenario", "timer-irq", "--arg", "0", "--max-exits", "100000000", "--quiet"};
+const char* const kEndless[] = {"record", "--scenario",  "timer-irq", "--arg",
+                                "0",      "--max-exits", "100000000", "--quiet"};
 
 // Runs `exitscope record ... -o db` in a child with an optional file size limit; kills it
 // after `timeout` (a recorder that does not stop on a full disk would run for minutes).
@@ -90,8 +91,9 @@ void expect_stopped_with_readable_file(const CliRun& rec, const std::string& db,
   const CliRun info = run_cli("info --no-console '" + db + "'");
   ASSERT_EQ(info.code, 0) << info.err;
   EXPECT_NE(info.out.find("INCOMPLETE"), std::string::npos) << info.out;
-  EXPECT_NE(info.out.find("events:     " + kept + " "), std::string::npos) << "info should count the " << kept
-                                                                            << " committed events:\n" << info.out;
+  EXPECT_NE(info.out.find("events:     " + kept + " "), std::string::npos)
+      << "info should count the " << kept << " committed events:\n"
+      << info.out;
   const CliRun events = run_cli("events '" + db + "' --kind exit --limit 3");
   EXPECT_EQ(events.code, 0) << events.err;
   EXPECT_EQ(es::test::count_lines(events.out), 3u) << events.out;

@@ -46,12 +46,12 @@ void write_file(const std::string& p, const std::string& text) {
 }
 
 bool is_dev_null(const char* path = "/dev/null") {
-  struct stat st{};
+  struct stat st {};
   return ::lstat(path, &st) == 0 && S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3;
 }
 
 bool is_fifo(const std::string& p) {
-  struct stat st{};
+  struct stat st {};
   return ::lstat(p.c_str(), &st) == 0 && S_ISFIFO(st.st_mode);
 }
 
@@ -265,7 +265,8 @@ TEST(OutputPath, PartialFilesThatAreNotOursAreNeitherFollowedNorUnlinked) {
   const CliRun ex = run_cli("export " + quoted(db) + " -o " + quoted(report));
   EXPECT_EQ(ex.code, 2) << ex.err;
   EXPECT_EQ(es::test::count_lines(ex.err), 1u) << ex.err;
-  EXPECT_NE(ex.err.find(quoted(report + ".partial") + " exists and is not a regular file"), std::string::npos) << ex.err;
+  EXPECT_NE(ex.err.find(quoted(report + ".partial") + " exists and is not a regular file"), std::string::npos)
+      << ex.err;
   EXPECT_EQ(slurp(victim), "precious\n");
   EXPECT_TRUE(fs::is_symlink(report + ".partial"));
   EXPECT_FALSE(fs::exists(report));
@@ -325,10 +326,10 @@ TEST(OutputPath, ForceOntoARecordingInProgressIsRefusedNamingTheProcess) {
     fs::copy_file(std::string(ES_TEST_DATA_DIR) + "/schema/v1_irq_ept_reinject.db", old_db,
                   fs::copy_options::overwrite_existing);
     const std::string other = recording("other.db");
-    for (const std::string& cmd : {"record --scenario timer-irq --quiet --force -o " + quoted(db),
-                                   "import " + quoted(trace) + " --force -o " + quoted(db),
-                                   "migrate " + quoted(old_db) + " --force -o " + quoted(db),
-                                   "export " + quoted(other) + " -o " + quoted(db)}) {
+    for (const std::string& cmd :
+         {"record --scenario timer-irq --quiet --force -o " + quoted(db),
+          "import " + quoted(trace) + " --force -o " + quoted(db),
+          "migrate " + quoted(old_db) + " --force -o " + quoted(db), "export " + quoted(other) + " -o " + quoted(db)}) {
       const CliRun r = run_cli(cmd);
       EXPECT_EQ(r.code, 2) << cmd << ": " << r.err;
       EXPECT_EQ(es::test::count_lines(r.err), 1u) << cmd << ": " << r.err;

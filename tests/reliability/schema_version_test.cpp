@@ -49,16 +49,18 @@ std::string generated_v1(const std::string& name) {
   const std::string p = es::test::process_tmp(name);
   fs::remove(p);
   exec(p, std::string(es::schema::v1_sql()));
-  exec(p,
-       "INSERT INTO sessions (id, source, scenario, guest_path, guest_hash, policy, tool_version, host, kernel, "
-       "command_line, config_json, started_at, ended_at, complete, end_reason, event_count, exit_count) VALUES "
-       "(1, 'hv', 'hand-made', '', '', 'default', '0.0.9', 'test', 'test', '', '{}', '2025-01-01T00:00:00Z', "
-       "'2025-01-01T00:00:01Z', 1, 0, 3, 1);"
-       "INSERT INTO events (id, kind, level, hv_level, vcpu, time_ns, reason, flags, cause, origin, rip, qualification, "
-       "guest_linear, guest_phys, intr_info, intr_error, idt_vectoring_info, idt_vectoring_error, instr_len, aux, aux64) "
-       "VALUES (1, 1, 1, 0, 0, 100, 48, 0, 0, 0, 4096, 0, 0, 8192, 0, 0, 2147483680, 0, 0, 0, 0),"
-       "       (2, 2, 1, 0, 0, 200, 0, 0, 1, 0, 4096, 0, 0, 0, 2147483680, 0, 0, 0, 0, 0, 0),"
-       "       (3, 1, 1, 0, 0, 300, 30, 0, 0, 0, 4100, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0);");
+  exec(
+      p,
+      "INSERT INTO sessions (id, source, scenario, guest_path, guest_hash, policy, tool_version, host, kernel, "
+      "command_line, config_json, started_at, ended_at, complete, end_reason, event_count, exit_count) VALUES "
+      "(1, 'hv', 'hand-made', '', '', 'default', '0.0.9', 'test', 'test', '', '{}', '2025-01-01T00:00:00Z', "
+      "'2025-01-01T00:00:01Z', 1, 0, 3, 1);"
+      "INSERT INTO events (id, kind, level, hv_level, vcpu, time_ns, reason, flags, cause, origin, rip, qualification, "
+      "guest_linear, guest_phys, intr_info, intr_error, idt_vectoring_info, idt_vectoring_error, instr_len, aux, "
+      "aux64) "
+      "VALUES (1, 1, 1, 0, 0, 100, 48, 0, 0, 0, 4096, 0, 0, 8192, 0, 0, 2147483680, 0, 0, 0, 0),"
+      "       (2, 2, 1, 0, 0, 200, 0, 0, 1, 0, 4096, 0, 0, 0, 2147483680, 0, 0, 0, 0, 0, 0),"
+      "       (3, 1, 1, 0, 0, 300, 30, 0, 0, 0, 4100, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0);");
   EXPECT_EQ(query(p, "PRAGMA user_version"), 1);
   return p;
 }

@@ -87,7 +87,8 @@ int wait_for(pid_t pid, std::chrono::milliseconds limit) {
   const auto end = Clock::now() + limit;
   int status = 0;
   while (Clock::now() < end) {
-    if (::waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (::waitpid(pid, &status, WNOHANG) == pid)
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ::kill(pid, SIGKILL);
@@ -124,8 +125,9 @@ void leave_hot_journal(const std::string& db) {
   if (child == 0) {
     sqlite3* h = nullptr;
     if (sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) ::_exit(1);
-    sqlite3_exec(h, "PRAGMA journal_mode=DELETE; PRAGMA cache_size=1; BEGIN; UPDATE events SET rip = rip + 1; "
-                    "UPDATE events SET text = zeroblob(400);",
+    sqlite3_exec(h,
+                 "PRAGMA journal_mode=DELETE; PRAGMA cache_size=1; BEGIN; UPDATE events SET rip = rip + 1; "
+                 "UPDATE events SET text = zeroblob(400);",
                  nullptr, nullptr, nullptr);
     ::raise(SIGKILL);
     ::_exit(1);
@@ -262,8 +264,8 @@ WalRun record_with_a_busy_reader(const std::string& name, const char* restart_by
   const std::string db = es::test::process_tmp(name);
   remove_db(db);
   ::setenv("EXITSCOPE_WAL_RESTART_BYTES", restart_bytes, 1);
-  Spawned p = spawn_cli({"record", "--scenario", "timer-irq", "--arg", "0", "--max-exits", "60000", "--quiet",
-                         "-o", db});
+  Spawned p =
+      spawn_cli({"record", "--scenario", "timer-irq", "--arg", "0", "--max-exits", "60000", "--quiet", "-o", db});
   ::unsetenv("EXITSCOPE_WAL_RESTART_BYTES");
   if (!wait_for_session(db)) {
     out.err = "no session row appeared";
@@ -324,9 +326,9 @@ TEST(Stops, FifoInputsAreRefusedAtOnce) {
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   const std::string out = es::test::process_tmp("from_fifo.db");
   remove_db(out);
-  for (const std::string& cmd : {"info " + quoted(fifo), "events " + quoted(fifo),
-                                 "import " + quoted(fifo) + " -o " + quoted(out),
-                                 "record --guest " + quoted(fifo) + " -o " + quoted(out)}) {
+  for (const std::string& cmd :
+       {"info " + quoted(fifo), "events " + quoted(fifo), "import " + quoted(fifo) + " -o " + quoted(out),
+        "record --guest " + quoted(fifo) + " -o " + quoted(out)}) {
     const auto t0 = Clock::now();
     const CliRun r = run_cli_env("", "--version >/dev/null; timeout 10 '" + std::string(ES_EXITSCOPE_BIN) + "' " + cmd);
     const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
@@ -459,8 +461,9 @@ TEST(Stops, ImportOutOfSpaceDoesNotPointToTheRemovedPartialFile) {
   const std::string db = es::test::process_tmp("too_big_import.db");
   remove_db(db);
   remove_db(db + ".partial");
-  const CliRun r = run_cli_env("", "--version >/dev/null; trap '' XFSZ; ulimit -f 512; '" + std::string(ES_EXITSCOPE_BIN) +
-                                       "' import " + quoted(trace) + " --quiet -o " + quoted(db));
+  const CliRun r =
+      run_cli_env("", "--version >/dev/null; trap '' XFSZ; ulimit -f 512; '" + std::string(ES_EXITSCOPE_BIN) +
+                          "' import " + quoted(trace) + " --quiet -o " + quoted(db));
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_NE(r.err.find("file size limit"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("Nothing was imported"), std::string::npos) << r.err;

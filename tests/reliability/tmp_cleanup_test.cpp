@@ -21,8 +21,9 @@ struct HelperRun {
 
 HelperRun run_helper(const std::string& filter) {
   const std::string out = es::test::process_tmp("helper.out"), err = es::test::process_tmp("helper.err");
-  const std::string cmd = std::string("'") + ES_TMP_HELPER_BIN + "' --gtest_also_run_disabled_tests --gtest_filter=" +
-                          filter + " >'" + out + "' 2>'" + err + "'";
+  const std::string cmd = std::string("'") + ES_TMP_HELPER_BIN +
+                          "' --gtest_also_run_disabled_tests --gtest_filter=" + filter + " >'" + out + "' 2>'" + err +
+                          "'";
   const int status = std::system(cmd.c_str());
   HelperRun r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

@@ -39,14 +39,12 @@ std::string fresh_recording(const std::string& name) {
 // Every command that reads a recording, with `p` as its input.
 std::vector<std::string> reading_commands(const std::string& p, const std::string& other) {
   const std::string q = "'" + p + "'";
-  return {"info " + q,          "events " + q,
-          "chains " + q,        "check " + q,
-          "export " + q,        "export " + q + " --format markdown",
+  return {"info " + q, "events " + q, "chains " + q, "check " + q, "export " + q, "export " + q + " --format markdown",
           "export " + q + " --format chrome",
           // Perfetto's protobuf is binary (any byte, 0x1b too, is a varint somewhere): to a file.
-          "export " + q + " --format perfetto -o '" + p + ".pftrace' --force",
-          "diff " + q + " '" + other + "'", "diff '" + other + "' " + q,
-          "migrate " + q + " -o '" + p + ".copy.db' --force", "migrate " + q + " --in-place"};
+          "export " + q + " --format perfetto -o '" + p + ".pftrace' --force", "diff " + q + " '" + other + "'",
+          "diff '" + other + "' " + q, "migrate " + q + " -o '" + p + ".copy.db' --force",
+          "migrate " + q + " --in-place"};
 }
 
 // user_version is a signed 32-bit header field (SQLite file format, offset 60). Expected:
@@ -173,8 +171,9 @@ TEST(UntrustedFile, InfoAndDiffEscapeTerminalControlsFromTheFile) {
 // shown as '?', so no ESC or BEL reaches stderr.
 TEST(UntrustedFile, SqliteErrorQuotingTheFilesNamesIsEscaped) {
   const std::string p = fresh_recording("badname.db");
-  exec(p, "CREATE TABLE \"e\x1b]0;owned\x07\" (a); PRAGMA writable_schema = ON; "
-          "UPDATE sqlite_schema SET sql = 'CREATE TABLE broken(' WHERE name LIKE 'e%owned%';");
+  exec(p,
+       "CREATE TABLE \"e\x1b]0;owned\x07\" (a); PRAGMA writable_schema = ON; "
+       "UPDATE sqlite_schema SET sql = 'CREATE TABLE broken(' WHERE name LIKE 'e%owned%';");
   for (const char* cmd : {"info", "events", "chains", "export"}) {
     const CliRun r = run_cli(std::string(cmd) + " '" + p + "'");
     EXPECT_EQ(r.code, 2) << cmd << ": " << r.err;

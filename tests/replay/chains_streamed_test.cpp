@@ -105,8 +105,8 @@ TEST(ChainsStreamed, NestedBugSwitchesGetTheChainsTheReadBackBuilds) {
 
 TEST(ChainsStreamed, EveryImportedTraceGetsTheChainsTheReadBackBuilds) {
   size_t n = 0;
-  for (const auto& dir : {std::string(ES_SOURCE_DIR) + "/tests/data/import",
-                          std::string(ES_SOURCE_DIR) + "/tests/data/import/real"}) {
+  for (const auto& dir :
+       {std::string(ES_SOURCE_DIR) + "/tests/data/import", std::string(ES_SOURCE_DIR) + "/tests/data/import/real"}) {
     for (const auto& e : fs::directory_iterator(dir)) {
       if (e.path().extension() != ".txt") continue;
       const std::string db = tmp_path("streamed_import_" + e.path().stem().string() + ".db");

@@ -160,9 +160,9 @@ TEST(ChainsTest, InterceptedFaultFixedByTheHypervisorIsHandledNotLost) {
   uint64_t fix = 0;
   auto r = record("chain_fixed.db", [&](test::Emitter& em) {
     const uint64_t pf = em.raise(test::hw_exc(arch::kPF, true), 0, 0x2);
-    const uint64_t ex = em.vm_exit(test::exit_reason(BasicExitReason::ExceptionOrNmi), 0x800000,
-                                   arch::ExitIntrInfo::make(arch::kPF, arch::InterruptionType::HardwareException, true).raw(),
-                                   0, pf, pf);
+    const uint64_t ex = em.vm_exit(
+        test::exit_reason(BasicExitReason::ExceptionOrNmi), 0x800000,
+        arch::ExitIntrInfo::make(arch::kPF, arch::InterruptionType::HardwareException, true).raw(), 0, pf, pf);
     fix = em.decision(ES_DECISION_FIX_PAGE_FAULT, test::hw_exc(arch::kPF, true), pf, ex);
     em.run_end(ES_END_GUEST_EXIT);
   });
@@ -259,11 +259,10 @@ TEST(ChainsTest, PageFaultDuringIrqDeliveryLinksTheTwoChains) {
     irq = em.raise(test::irq(0x20));
     const uint64_t entry = em.entry(test::irq(0x20), irq, irq);
     pf = em.raise(test::hw_exc(arch::kPF, true), entry, 0x3);
-    const uint64_t exit = em.vm_exit(test::exit_reason(BasicExitReason::ExceptionOrNmi), 0x1000,
-                                     arch::ExitIntrInfo::make(arch::kPF, arch::InterruptionType::HardwareException,
-                                                              true)
-                                         .raw(),
-                                     test::vectoring_irq(0x20), pf, pf);
+    const uint64_t exit =
+        em.vm_exit(test::exit_reason(BasicExitReason::ExceptionOrNmi), 0x1000,
+                   arch::ExitIntrInfo::make(arch::kPF, arch::InterruptionType::HardwareException, true).raw(),
+                   test::vectoring_irq(0x20), pf, pf);
     em.decision(ES_DECISION_REQUEUE_FROM_VECTORING, test::irq(0x20), irq, exit);
     em.delivery(test::hw_exc(arch::kPF, true), pf, exit);
     em.delivery(test::irq(0x20), irq, exit);
@@ -429,8 +428,8 @@ TEST(ChainsTest, KvmAnsweringGpDuringGpDeliveryWithGpDiscardsTheFirst_Table_6_5)
   auto r = record("chain_gp_gp.db", [&](test::Emitter& em) {
     gp0 = em.raise(test::hw_exc(arch::kGP, true));
     const uint64_t e1 = em.entry(test::hw_exc(arch::kGP, true), gp0, gp0);
-    fault = svm_exception_exit(em, arch::kGP, 0x6a, gp0, e1);  // IDT entry 13: the #GP gate itself
-    gp1 = em.raise(test::hw_exc(arch::kGP, true), fault, 0x6a);  // KVM injects #GP(0x6a), no #DF
+    fault = svm_exception_exit(em, arch::kGP, 0x6a, gp0, e1);          // IDT entry 13: the #GP gate itself
+    gp1 = em.raise(test::hw_exc(arch::kGP, true), fault, 0x6a);        // KVM injects #GP(0x6a), no #DF
     inferred_delivery(em, test::hw_exc(arch::kGP, true), gp0, fault);  // what the importer infers
     const uint64_t e2 = em.entry(test::hw_exc(arch::kGP, true), gp1, gp1);
     em.delivery(test::hw_exc(arch::kGP, true), gp1, e2);
@@ -558,9 +557,10 @@ TEST(ChainsTest, TheSecondHalfOfAPairMergedByTheHypervisorIsPromoted_Table_6_5) 
     pf1 = em.raise(test::hw_exc(arch::kPF, true), 0, 2);
     const uint64_t e1 = em.entry(test::hw_exc(arch::kPF, true), pf1, pf1);
     pf2 = em.raise(test::hw_exc(arch::kPF, true), e1, 2);
-    const uint64_t x = em.vm_exit(test::exit_reason(BasicExitReason::ExceptionOrNmi), 0x81fff8,
-                                  arch::ExitIntrInfo::make(arch::kPF, arch::InterruptionType::HardwareException, true).raw(),
-                                  test::vectoring_exc(arch::kPF, true), pf1, pf2);
+    const uint64_t x =
+        em.vm_exit(test::exit_reason(BasicExitReason::ExceptionOrNmi), 0x81fff8,
+                   arch::ExitIntrInfo::make(arch::kPF, arch::InterruptionType::HardwareException, true).raw(),
+                   test::vectoring_exc(arch::kPF, true), pf1, pf2);
     const uint64_t q = em.decision(ES_DECISION_QUEUE_EXCEPTION, test::hw_exc(arch::kDF, true), pf1, x);
     const uint64_t e2 = em.entry(test::hw_exc(arch::kDF, true), pf1, q);
     df_delivery = em.delivery(test::hw_exc(arch::kDF, true), pf1, e2);

@@ -34,8 +34,8 @@ std::string make_recording(const std::string& name) {
   test::Emitter em(bus);
   const uint64_t irq = em.raise(test::irq(0x20));
   const uint64_t entry = em.entry(test::irq(0x20), irq, irq);
-  const uint64_t ept = em.vm_exit(test::exit_reason(BasicExitReason::EptViolation), 0x182, 0,
-                                  test::vectoring_irq(0x20), irq, entry, 0x7000);
+  const uint64_t ept = em.vm_exit(test::exit_reason(BasicExitReason::EptViolation), 0x182, 0, test::vectoring_irq(0x20),
+                                  irq, entry, 0x7000);
   em.decision(ES_DECISION_REQUEUE_FROM_VECTORING, test::irq(0x20), irq, ept);
   const uint64_t re = em.decision(ES_DECISION_INJECT_REINJECTED, test::irq(0x20), irq, ept);
   em.delivery(test::irq(0x20), irq, re);
@@ -212,7 +212,8 @@ TEST(QueryPlanTest, StatsReadsTheExitIndexAndTheChainsTableOnly) {
       EXPECT_EQ(p.find("events_origin"), std::string::npos) << v.name << ": " << sql << "\n" << p;
       if (p.find("SCAN events") != std::string::npos) {
         EXPECT_NE(p.find("SCAN events USING COVERING INDEX events_exit_entry"), std::string::npos)
-            << v.name << ": " << sql << "\n" << p;
+            << v.name << ": " << sql << "\n"
+            << p;
       }
     }
     EXPECT_EQ(exit_pass, 1) << v.name;

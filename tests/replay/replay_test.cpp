@@ -38,8 +38,8 @@ std::string make_recording(const std::string& name) {
   const uint64_t irq = em.raise(test::irq(0x20));
   em.decision(ES_DECISION_INJECT_NEW, test::irq(0x20), irq, irq);
   const uint64_t entry = em.entry(test::irq(0x20), irq, irq);
-  const uint64_t ept = em.vm_exit(test::exit_reason(BasicExitReason::EptViolation), 0x182, 0,
-                                  test::vectoring_irq(0x20), irq, entry, 0x7000);
+  const uint64_t ept = em.vm_exit(test::exit_reason(BasicExitReason::EptViolation), 0x182, 0, test::vectoring_irq(0x20),
+                                  irq, entry, 0x7000);
   em.decision(ES_DECISION_REQUEUE_FROM_VECTORING, test::irq(0x20), irq, ept);
   em.decision(ES_DECISION_INJECT_REINJECTED, test::irq(0x20), irq, ept);
   em.delivery(test::irq(0x20), irq, ept);
@@ -218,11 +218,13 @@ TEST(FormatTest, ContextAndViolationRecordsAreDecoded) {
     fill(ev.rec);
     return replay::describe_event_fields(ev);
   };
-  EXPECT_EQ(text(ES_CONTEXT_PIO, [](es_record& r) { r.qualification = 0xe9, r.aux64 = 0x7, r.intr_error = 1, r.instr_len = 1; }),
+  EXPECT_EQ(text(ES_CONTEXT_PIO,
+                 [](es_record& r) { r.qualification = 0xe9, r.aux64 = 0x7, r.intr_error = 1, r.instr_len = 1; }),
             "kvm_pio out port=0xe9 val=0x7 size=1");
   EXPECT_EQ(text(ES_CONTEXT_PIO, [](es_record& r) { r.qualification = 0xea, r.aux64 = 0x5a, r.aux = 12; }),
             "kvm_pio in port=0xea val=0x5a line=12");
-  EXPECT_EQ(text(ES_CONTEXT_USERSPACE_EXIT, [](es_record& r) { r.qualification = 2; }), "kvm_userspace_exit KVM_EXIT_IO");
+  EXPECT_EQ(text(ES_CONTEXT_USERSPACE_EXIT, [](es_record& r) { r.qualification = 2; }),
+            "kvm_userspace_exit KVM_EXIT_IO");
   EXPECT_EQ(text(ES_CONTEXT_EMULATE_INSN, [](es_record& r) { r.rip = 0x101d, r.intr_error = 1; }),
             "kvm_emulate_insn rip=0x101d failed");
   EXPECT_EQ(text(ES_CONTEXT_MSR, [](es_record& r) { r.qualification = 0x80b, r.intr_error = 1; }),

@@ -111,7 +111,7 @@ TEST(SvmNames, InspectorShowsTheVmcbFieldsOfAnSvmExit) {
   ev.rec.qualification = 0x1'0000'0006ull;  // EXITINFO1: write, user, final translation
   ev.rec.aux64 = 0xfee00000;                // EXITINFO2: the faulting GPA
   ev.rec.guest_phys = 0xfee00000;
-  ev.rec.idt_vectoring_info = 0x80000030;   // EXITINTINFO: IRQ 0x30 being delivered
+  ev.rec.idt_vectoring_info = 0x80000030;  // EXITINTINFO: IRQ 0x30 being delivered
   EXPECT_NE(inspect_title(ev).find("VM_EXIT npf"), std::string::npos) << inspect_title(ev);
   std::string all;
   for (const InspectField& f : inspect_event(ev)) all += f.label + ": " + f.value + "\n";

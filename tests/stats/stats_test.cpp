@@ -62,9 +62,12 @@ std::vector<SqlRow> sql(const std::string& path, const std::string& query) {
 std::string latency_sql(int exit_kind, int entry_kind, const std::string& where = "1") {
   const std::string k = std::to_string(exit_kind), e = std::to_string(entry_kind);
   return "WITH d AS (SELECT x.level AS level, x.reason AS reason, (x.flags & 8) != 0 AS svm, "
-         "  (SELECT n.time_ns FROM events n WHERE n.kind = " + e +
+         "  (SELECT n.time_ns FROM events n WHERE n.kind = " +
+         e +
          " AND n.vcpu = x.vcpu AND n.level = x.level AND n.id > x.id ORDER BY n.id LIMIT 1) - x.time_ns AS d "
-         "  FROM events x WHERE x.kind = " + k + " AND (" + where + ")), "
+         "  FROM events x WHERE x.kind = " +
+         k + " AND (" + where +
+         ")), "
          "r AS (SELECT level, reason, svm, d, ROW_NUMBER() OVER (PARTITION BY level, reason, svm ORDER BY d) AS rn, "
          "  COUNT(d) OVER (PARTITION BY level, reason, svm) AS n FROM d WHERE d IS NOT NULL) "
          "SELECT g.level, g.reason, g.svm, g.cnt, "
@@ -73,8 +76,10 @@ std::string latency_sql(int exit_kind, int entry_kind, const std::string& where 
          "  (SELECT MIN(d) FROM r WHERE r.level = g.level AND r.reason = g.reason AND r.svm = g.svm), "
          "  (SELECT MAX(d) FROM r WHERE r.level = g.level AND r.reason = g.reason AND r.svm = g.svm), "
          "  (SELECT SUM(d) / COUNT(*) FROM r WHERE r.level = g.level AND r.reason = g.reason AND r.svm = g.svm), "
-         "  (SELECT d FROM r WHERE r.level = g.level AND r.reason = g.reason AND r.svm = g.svm AND rn = (n * 50 + 99) / 100), "
-         "  (SELECT d FROM r WHERE r.level = g.level AND r.reason = g.reason AND r.svm = g.svm AND rn = (n * 99 + 99) / 100) "
+         "  (SELECT d FROM r WHERE r.level = g.level AND r.reason = g.reason AND r.svm = g.svm AND rn = (n * 50 + 99) "
+         "/ 100), "
+         "  (SELECT d FROM r WHERE r.level = g.level AND r.reason = g.reason AND r.svm = g.svm AND rn = (n * 99 + 99) "
+         "/ 100) "
          "FROM (SELECT level, reason, svm, COUNT(*) AS cnt FROM d GROUP BY level, reason, svm) g";
 }
 
@@ -107,8 +112,8 @@ std::map<Key, const Json*> rows_by_reason(const Json& doc, const char* table) {
 }
 
 // Compares the json table against the SQL figures, row by row.
-void expect_table_matches_sql(const std::string& db, const Json& doc, const char* table, int exit_kind,
-                              int entry_kind, const std::string& where = "1") {
+void expect_table_matches_sql(const std::string& db, const Json& doc, const char* table, int exit_kind, int entry_kind,
+                              const std::string& where = "1") {
   const auto rows = rows_by_reason(doc, table);
   const auto expect = sql(db, latency_sql(exit_kind, entry_kind, where));
   ASSERT_FALSE(expect.empty()) << "the recording has no exits of kind " << exit_kind;
@@ -164,7 +169,8 @@ class StatsTest : public ::testing::Test {
   }
   static std::string import(const std::string& file) {
     const std::string path = test::process_tmp(std::filesystem::path(file).stem().string() + ".db");
-    const CliRun r = run_cli("import '" + std::string(ES_SOURCE_DIR) + "/tests/data/import/" + file + "' -o '" + path + "'");
+    const CliRun r =
+        run_cli("import '" + std::string(ES_SOURCE_DIR) + "/tests/data/import/" + file + "' -o '" + path + "'");
     EXPECT_EQ(r.code, 0) << r.err;
     return path;
   }
@@ -178,8 +184,8 @@ class StatsTest : public ::testing::Test {
 // ---- counts ----
 
 TEST_F(StatsTest, CountsEqualInfoOnHvImportedVmxAndSvm) {
-  for (const std::string& db : {record("timer-irq"), record("irq-ept-reinject"), import("vmx_614.txt"),
-                                import("svm_gp_msr_2019.txt")}) {
+  for (const std::string& db :
+       {record("timer-irq"), record("irq-ept-reinject"), import("vmx_614.txt"), import("svm_gp_msr_2019.txt")}) {
     const auto info = info_exit_counts(db);
     ASSERT_FALSE(info.empty()) << db;
     const Json doc = stats_json(db);
@@ -251,8 +257,9 @@ TEST_F(StatsTest, PortAndPageViewsEqualSql) {
   std::map<int64_t, int64_t> got;
   for (const Json& r : ports.find("exits")->find("rows")->items) got[*num(r.find("value"))] += *num(r.find("count"));
   std::map<int64_t, int64_t> want;
-  for (const SqlRow& r : sql(db, "SELECT (qualification >> 16) & 65535, COUNT(*) FROM events WHERE kind = 1 AND "
-                                 "(reason & 65535) = 30 AND (flags & 8) = 0 GROUP BY 1"))
+  for (const SqlRow& r : sql(db,
+                             "SELECT (qualification >> 16) & 65535, COUNT(*) FROM events WHERE kind = 1 AND "
+                             "(reason & 65535) = 30 AND (flags & 8) = 0 GROUP BY 1"))
     want[*r[0]] = *r[1];
   EXPECT_FALSE(want.empty());
   EXPECT_EQ(got, want);
@@ -261,8 +268,9 @@ TEST_F(StatsTest, PortAndPageViewsEqualSql) {
   got.clear();
   want.clear();
   for (const Json& r : pages.find("exits")->find("rows")->items) got[*num(r.find("value"))] += *num(r.find("count"));
-  for (const SqlRow& r : sql(db, "SELECT guest_phys & ~4095, COUNT(*) FROM events WHERE kind = 1 AND "
-                                 "(reason & 65535) IN (48, 49) GROUP BY 1"))
+  for (const SqlRow& r : sql(db,
+                             "SELECT guest_phys & ~4095, COUNT(*) FROM events WHERE kind = 1 AND "
+                             "(reason & 65535) IN (48, 49) GROUP BY 1"))
     want[*r[0]] = *r[1];
   EXPECT_FALSE(want.empty());
   EXPECT_EQ(got, want);
@@ -290,10 +298,11 @@ TEST_F(StatsTest, MmioViewCountsTheExitsEmulatedAsMmioByAddress) {
   std::map<std::string, int64_t> got;
   for (const Json& r : v.find("exits")->find("rows")->items) got[r.find("key")->text] += *num(r.find("count"));
   std::map<std::string, int64_t> want;
-  for (const SqlRow& r : sql(db, "SELECT m.guest_phys, m.intr_error FROM events x JOIN events m ON m.id = ("
-                                 " SELECT min(c.id) FROM events c WHERE c.kind = 11 AND c.reason = 263 AND c.vcpu = x.vcpu"
-                                 " AND c.id > x.id AND c.id < coalesce((SELECT min(e.id) FROM events e WHERE e.kind = 2"
-                                 " AND e.vcpu = x.vcpu AND e.id > x.id), 1 << 62)) WHERE x.kind = 1")) {
+  for (const SqlRow& r : sql(db,
+                             "SELECT m.guest_phys, m.intr_error FROM events x JOIN events m ON m.id = ("
+                             " SELECT min(c.id) FROM events c WHERE c.kind = 11 AND c.reason = 263 AND c.vcpu = x.vcpu"
+                             " AND c.id > x.id AND c.id < coalesce((SELECT min(e.id) FROM events e WHERE e.kind = 2"
+                             " AND e.vcpu = x.vcpu AND e.id > x.id), 1 << 62)) WHERE x.kind = 1")) {
     char key[48];
     std::snprintf(key, sizeof key, "mmio 0x%llx %s", static_cast<unsigned long long>(*r[0]), *r[1] == 2 ? "wr" : "rd");
     ++want[key];
@@ -327,9 +336,12 @@ TEST_F(StatsTest, CsvAndJsonAndTextCarryTheSameFigures) {
     std::string cur;
     bool quoted = false;
     for (char c : line) {
-      if (c == '"') quoted = !quoted;
-      else if (c == ',' && !quoted) f.push_back(std::exchange(cur, {}));
-      else cur += c;
+      if (c == '"')
+        quoted = !quoted;
+      else if (c == ',' && !quoted)
+        f.push_back(std::exchange(cur, {}));
+      else
+        cur += c;
     }
     f.push_back(cur);
     ASSERT_EQ(f.size(), 17u) << line;
@@ -415,15 +427,19 @@ TEST_F(StatsTest, ChainKindsCountExitsReinjectionsAndDeliveryTime) {
   const std::string roots = "SELECT id FROM events WHERE kind = 5 AND origin = id AND (intr_info & 2047) = 32";
   const auto n = sql(db, "SELECT COUNT(*) FROM (" + roots + ")");
   EXPECT_EQ(num(irq->find("count")), n[0][0]);
-  const auto exits = sql(db, "SELECT COUNT(*) FROM events WHERE kind = 1 AND idt_vectoring_info & 2147483648 AND origin IN (" + roots + ")");
+  const auto exits =
+      sql(db, "SELECT COUNT(*) FROM events WHERE kind = 1 AND idt_vectoring_info & 2147483648 AND origin IN (" + roots +
+                  ")");
   EXPECT_EQ(num(irq->find("exits")), exits[0][0]);
   EXPECT_GE(*num(irq->find("exits")), 1);
   const auto re = sql(db, "SELECT COUNT(*) FROM events WHERE kind = 4 AND reason = 6 AND origin IN (" + roots + ")");
   EXPECT_EQ(num(irq->find("reinjections")), re[0][0]);
   EXPECT_GE(*num(irq->find("reinjections")), 1);
-  const auto t = sql(db, "SELECT MIN(d), MAX(d), SUM(d) / COUNT(*), COUNT(*) FROM (SELECT "
-                         "(SELECT MAX(v.time_ns) FROM events v WHERE v.kind = 3 AND v.origin = r.id) - r.time_ns AS d "
-                         "FROM events r WHERE r.id IN (" + roots + ")) WHERE d IS NOT NULL");
+  const auto t = sql(db,
+                     "SELECT MIN(d), MAX(d), SUM(d) / COUNT(*), COUNT(*) FROM (SELECT "
+                     "(SELECT MAX(v.time_ns) FROM events v WHERE v.kind = 3 AND v.origin = r.id) - r.time_ns AS d "
+                     "FROM events r WHERE r.id IN (" +
+                         roots + ")) WHERE d IS NOT NULL");
   EXPECT_EQ(num(irq->find("min_ns")), t[0][0]);
   EXPECT_EQ(num(irq->find("max_ns")), t[0][1]);
   EXPECT_EQ(num(irq->find("mean_ns")), t[0][2]);
@@ -443,16 +459,19 @@ TEST_F(StatsTest, ChainKindsCountExitsReinjectionsAndDeliveryTime) {
 TEST_F(StatsTest, TimeWindowSelectsChainsByRaiseTime) {
   const std::string db = record("timer-irq");
   // Roots in time order with their delivery time (kind 5 = RAISE, 3 = DELIVERY).
-  const auto roots = sql(db, "SELECT r.time_ns, (SELECT MAX(v.time_ns) FROM events v WHERE v.kind = 3 AND v.origin = r.id) "
-                             "FROM events r WHERE r.kind = 5 AND r.origin = r.id ORDER BY r.id");
+  const auto roots = sql(db,
+                         "SELECT r.time_ns, (SELECT MAX(v.time_ns) FROM events v WHERE v.kind = 3 AND v.origin = r.id) "
+                         "FROM events r WHERE r.kind = 5 AND r.origin = r.id ORDER BY r.id");
   ASSERT_GE(roots.size(), 6u) << "timer-irq should raise several ticks";
   // Window: from 1 ns after the 2nd root's raise (its delivery is later, so it straddles the
   // edge) to the raise time of the 5th root (inclusive).
   ASSERT_TRUE(roots[1][1] && *roots[1][1] > *roots[1][0]) << "the 2nd chain's delivery should follow its raise";
   const int64_t from = *roots[1][0] + 1, to = *roots[4][0];
-  const auto expect = sql(db, "SELECT COUNT(*), COUNT((SELECT MAX(v.time_ns) FROM events v WHERE v.kind = 3 AND v.origin = r.id)) "
-                              "FROM events r WHERE r.kind = 5 AND r.origin = r.id AND r.time_ns BETWEEN " +
-                                  std::to_string(from) + " AND " + std::to_string(to));
+  const auto expect =
+      sql(db,
+          "SELECT COUNT(*), COUNT((SELECT MAX(v.time_ns) FROM events v WHERE v.kind = 3 AND v.origin = r.id)) "
+          "FROM events r WHERE r.kind = 5 AND r.origin = r.id AND r.time_ns BETWEEN " +
+              std::to_string(from) + " AND " + std::to_string(to));
   ASSERT_EQ(*expect[0][0], 3) << "roots 3, 4 and 5 are in the window";
   const Json doc = stats_json(db, "--histogram --from " + std::to_string(from) + " --to " + std::to_string(to));
   const Json* chains = doc.find("chains");
@@ -491,10 +510,13 @@ TEST_F(StatsTest, NarrowWindowDecidesEachChainAsTheWholeWalk) {
       EXPECT_EQ(num(chains->find("count")), same_time[0][0]) << scenario << " at " << t;
       for (const Json& c : chains->find("slowest")->items) {
         auto it = whole.find(c.find("chain")->text);
-        ASSERT_NE(it, whole.end()) << scenario << ": chain " << c.find("chain")->text << " not delivered in the whole walk";
+        ASSERT_NE(it, whole.end()) << scenario << ": chain " << c.find("chain")->text
+                                   << " not delivered in the whole walk";
         for (const char* f : {"time_ns", "exits", "reinjections"})
-          EXPECT_EQ(num(c.find(f)), num(it->second->find(f))) << scenario << " chain " << c.find("chain")->text << " " << f;
-        EXPECT_EQ(c.find("outcome")->text, it->second->find("outcome")->text) << scenario << " chain " << c.find("chain")->text;
+          EXPECT_EQ(num(c.find(f)), num(it->second->find(f)))
+              << scenario << " chain " << c.find("chain")->text << " " << f;
+        EXPECT_EQ(c.find("outcome")->text, it->second->find("outcome")->text)
+            << scenario << " chain " << c.find("chain")->text;
       }
     }
   }
@@ -558,8 +580,8 @@ std::string stats_text(const std::string& db, const std::string& args, std::stri
 }
 
 const char* const kScenarios[] = {"timer-irq", "irq-ept-reinject", "guest-pf", "pf-during-irq", "double-fault"};
-const char* const kViews[] = {"--histogram --slowest 1000", "--vcpu 0 --level 1 --slowest 1000",
-                              "--by port", "--by page --sort time"};
+const char* const kViews[] = {"--histogram --slowest 1000", "--vcpu 0 --level 1 --slowest 1000", "--by port",
+                              "--by page --sort time"};
 
 // A recording of this build stores each chain's figures (schema v3 chains columns, stamped with
 // the chain rules' version in chain_rules); stats reads them instead of the chains' events.
@@ -572,7 +594,8 @@ TEST_F(StatsTest, StoredChainFiguresEqualTheWalkOnEveryScenario) {
     const std::string db = record(scenario);
     ASSERT_EQ(sql(db, "SELECT version FROM chain_rules").size(), 1u) << scenario;
     EXPECT_GT(*sql(db, "SELECT COUNT(*) FROM chains")[0][0], 0) << scenario;
-    EXPECT_EQ(*sql(db, "SELECT COUNT(*) FROM chains WHERE event_word IS NULL OR raise_ns IS NULL")[0][0], 0) << scenario;
+    EXPECT_EQ(*sql(db, "SELECT COUNT(*) FROM chains WHERE event_word IS NULL OR raise_ns IS NULL")[0][0], 0)
+        << scenario;
     const std::string unstamped = copy_db(db, std::string(scenario) + "-walk.db");
     exec_sql(unstamped, "DELETE FROM chain_rules");
     const std::string other_rules = copy_db(db, std::string(scenario) + "-rules.db");
@@ -581,7 +604,8 @@ TEST_F(StatsTest, StoredChainFiguresEqualTheWalkOnEveryScenario) {
     const int64_t mid = (*times[0][0] + *times[0][1]) / 2;
     std::vector<std::string> views(std::begin(kViews), std::end(kViews));
     const int64_t tenth = (*times[0][1] - *times[0][0]) / 10;
-    views.push_back("--slowest 1000 --from " + std::to_string(mid - tenth / 2) + " --to " + std::to_string(mid + tenth / 2));
+    views.push_back("--slowest 1000 --from " + std::to_string(mid - tenth / 2) + " --to " +
+                    std::to_string(mid + tenth / 2));
     for (const std::string& view : views) {
       std::string err;
       const std::string stored = stats_text(db, view, &err);
@@ -624,8 +648,7 @@ TEST_F(StatsTest, StoredChainFiguresEqualTheWalkOnEveryImportedTrace) {
   const fs::path dir = fs::path(ES_SOURCE_DIR) / "tests/data/import";
   std::vector<std::string> traces;
   for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.is_regular_file() && e.path().extension() == ".txt")
-      traces.push_back(fs::relative(e.path(), dir).string());
+    if (e.is_regular_file() && e.path().extension() == ".txt") traces.push_back(fs::relative(e.path(), dir).string());
   std::sort(traces.begin(), traces.end());
   ASSERT_GE(traces.size(), 20u);
   for (const std::string& trace : traces) {
@@ -724,8 +747,9 @@ TEST_F(StatsTest, SortOrdersRows) {
   const std::string db = record("timer-irq");
   for (const char* key : {"count", "time", "max", "mean"}) {
     const Json doc = stats_json(db, std::string("--sort ") + key);
-    const std::string field = std::string(key) == "count" ? "count" : std::string(key) == "time" ? "time_ns"
-                              : std::string(key) + "_ns";
+    const std::string field = std::string(key) == "count"  ? "count"
+                              : std::string(key) == "time" ? "time_ns"
+                                                           : std::string(key) + "_ns";
     int64_t prev = INT64_MAX;
     for (const Json& r : doc.find("exits")->find("rows")->items) {
       const int64_t v = num(r.find(field)).value_or(0);

@@ -16,9 +16,9 @@
 namespace es::test {
 
 struct CliRun {
-  int code = -1;     // exit code; 128 + signal number if it was killed
-  std::string out;   // stdout
-  std::string err;   // stderr
+  int code = -1;    // exit code; 128 + signal number if it was killed
+  std::string out;  // stdout
+  std::string err;  // stderr
 };
 
 inline std::string slurp(const std::string& path) {

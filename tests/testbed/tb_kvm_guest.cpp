@@ -98,15 +98,9 @@ int main(int argc, char** argv) {
       return fail("KVM_RUN");
     }
     switch (run->exit_reason) {
-      case KVM_EXIT_HLT:
-        std::printf("hlt\ndone %s\n", scenario.c_str());
-        return expect_shutdown ? 1 : 0;
-      case KVM_EXIT_SHUTDOWN:
-        std::printf("shutdown\ndone %s\n", scenario.c_str());
-        return expect_shutdown ? 0 : 1;
-      case KVM_EXIT_IRQ_WINDOW_OPEN:
-        std::printf("irq-window\n");
-        break;
+      case KVM_EXIT_HLT: std::printf("hlt\ndone %s\n", scenario.c_str()); return expect_shutdown ? 1 : 0;
+      case KVM_EXIT_SHUTDOWN: std::printf("shutdown\ndone %s\n", scenario.c_str()); return expect_shutdown ? 0 : 1;
+      case KVM_EXIT_IRQ_WINDOW_OPEN: std::printf("irq-window\n"); break;
       case KVM_EXIT_IO: {
         auto* data = reinterpret_cast<unsigned char*>(run) + run->io.data_offset;
         if (run->io.direction == KVM_EXIT_IO_OUT) {
@@ -121,16 +115,15 @@ int main(int argc, char** argv) {
       }
       case KVM_EXIT_MMIO:
         if (run->mmio.is_write) {
-          std::printf("mmio write 0x%llx 0x%x\n", static_cast<unsigned long long>(run->mmio.phys_addr), run->mmio.data[0]);
+          std::printf("mmio write 0x%llx 0x%x\n", static_cast<unsigned long long>(run->mmio.phys_addr),
+                      run->mmio.data[0]);
         } else {
           std::memset(run->mmio.data, 0, sizeof run->mmio.data);
           run->mmio.data[0] = 0x5C;
           std::printf("mmio read 0x%llx\n", static_cast<unsigned long long>(run->mmio.phys_addr));
         }
         break;
-      default:
-        std::printf("unexpected exit %u\n", run->exit_reason);
-        return 1;
+      default: std::printf("unexpected exit %u\n", run->exit_reason); return 1;
     }
   }
   std::printf("too many exits\n");

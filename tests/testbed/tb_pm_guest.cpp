@@ -100,12 +100,12 @@ struct Mem {
 // L2's state and L1's intercepts in the VMCB (APM Vol. 2 Appendix B, "Layout of VMCB").
 void write_vmcb(const Mem& m) {
   const std::uint32_t v = kVmcb, s = kVmcb + 0x400;
-  m.u32(v + 0x008, 1u << 6);                   // exception intercepts: #UD
-  m.u32(v + 0x00C, (1u << 18) | (1u << 24));   // CPUID, HLT (not INTR, not IOIO_PROT)
-  m.u32(v + 0x010, 1u << 0);                   // VMRUN (must be intercepted, 15.5.1)
-  m.u64(v + 0x040, 0x10000);                   // IOPM_BASE_PA (not used: no IOIO intercept)
-  m.u64(v + 0x048, 0x14000);                   // MSRPM_BASE_PA (not used: no MSR intercept)
-  m.u32(v + 0x058, 1);                         // guest ASID (0 is the host's)
+  m.u32(v + 0x008, 1u << 6);                     // exception intercepts: #UD
+  m.u32(v + 0x00C, (1u << 18) | (1u << 24));     // CPUID, HLT (not INTR, not IOIO_PROT)
+  m.u32(v + 0x010, 1u << 0);                     // VMRUN (must be intercepted, 15.5.1)
+  m.u64(v + 0x040, 0x10000);                     // IOPM_BASE_PA (not used: no IOIO intercept)
+  m.u64(v + 0x048, 0x14000);                     // MSRPM_BASE_PA (not used: no MSR intercept)
+  m.u32(v + 0x058, 1);                           // guest ASID (0 is the host's)
   m.seg(s + 0x000, 0x10, 0xC93, 0xFFFFFFFF, 0);  // ES: data, flat
   m.seg(s + 0x010, 0x08, 0xC9B, 0xFFFFFFFF, 0);  // CS: code, 32-bit, flat
   m.seg(s + 0x020, 0x10, 0xC93, 0xFFFFFFFF, 0);  // SS
@@ -220,11 +220,11 @@ std::string write_vmcs_fields(const Mem& m, const VmxCaps& caps) {
   f(VmcsField::GuestIdtrLimit, 0x7FF);
   f(VmcsField::GuestCr0, 0x80000031);  // PG | NE | ET | PE (IA32_VMX_CR0_FIXED0 without unrestricted guest)
   f(VmcsField::GuestCr3, kPageDir);
-  f(VmcsField::GuestCr4, 0x2010);      // VMXE (IA32_VMX_CR4_FIXED0) | PSE (the 4 MiB page)
+  f(VmcsField::GuestCr4, 0x2010);  // VMXE (IA32_VMX_CR4_FIXED0) | PSE (the 4 MiB page)
   f(VmcsField::GuestDr7, 0x400);
   f(VmcsField::GuestRip, kL2Rip);
   f(VmcsField::GuestRsp, kL2Stack);
-  f(VmcsField::GuestRflags, 0x202);    // IF: an injected external interrupt needs it (26.3.1.4)
+  f(VmcsField::GuestRflags, 0x202);  // IF: an injected external interrupt needs it (26.3.1.4)
   // L1's host state (27.5 "Loading Host State"); CR0 / CR3 / CR4, RSP, RIP are L1's to write.
   f(VmcsField::HostCsSelector, 0x08);
   for (VmcsField h : {VmcsField::HostEsSelector, VmcsField::HostSsSelector, VmcsField::HostDsSelector,
@@ -235,8 +235,8 @@ std::string write_vmcs_fields(const Mem& m, const VmxCaps& caps) {
   f(VmcsField::HostIdtrBase, kIdt);
   field(0xFFFFFFFF, 0);
   char words[128];
-  std::snprintf(words, sizeof words, "vmcs12 controls: pin 0x%x proc 0x%x exit 0x%x entry 0x%x", pin, proc,
-                exit_ctl, entry_ctl);
+  std::snprintf(words, sizeof words, "vmcs12 controls: pin 0x%x proc 0x%x exit 0x%x entry 0x%x", pin, proc, exit_ctl,
+                entry_ctl);
   return words;
 }
 
@@ -268,7 +268,8 @@ int main(int argc, char** argv) {
     if (e.function == 1) vmx = (e.ecx >> 5) & 1;           // CPUID.01H:ECX[5] VMX
   }
   if (nested && !svm && !vmx) {
-    std::fprintf(stderr, "tb-pm-guest: KVM offers neither SVM nor VMX to its guests (load kvm_amd / kvm_intel with nested=1)\n");
+    std::fprintf(
+        stderr, "tb-pm-guest: KVM offers neither SVM nor VMX to its guests (load kvm_amd / kvm_intel with nested=1)\n");
     return 4;
   }
   const bool nested_vmx = nested && vmx && !svm;
@@ -278,9 +279,12 @@ int main(int argc, char** argv) {
   void* mem = ::mmap(nullptr, kMemSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return fail("mmap guest memory");
   const Mem m{static_cast<unsigned char*>(mem)};
-  if (nested_vmx) std::memcpy(m.p + kL1Load, tb_guest_blobs_tb_nested_vmx_l1, tb_guest_blobs_tb_nested_vmx_l1_size);
-  else if (nested) std::memcpy(m.p + kL1Load, tb_guest_blobs_tb_nested_l1, tb_guest_blobs_tb_nested_l1_size);
-  else std::memcpy(m.p + kL1Load, tb_guest_blobs_tb_escalate, tb_guest_blobs_tb_escalate_size);
+  if (nested_vmx)
+    std::memcpy(m.p + kL1Load, tb_guest_blobs_tb_nested_vmx_l1, tb_guest_blobs_tb_nested_vmx_l1_size);
+  else if (nested)
+    std::memcpy(m.p + kL1Load, tb_guest_blobs_tb_nested_l1, tb_guest_blobs_tb_nested_l1_size);
+  else
+    std::memcpy(m.p + kL1Load, tb_guest_blobs_tb_escalate, tb_guest_blobs_tb_escalate_size);
   // L2's GDT: null, code 0x08, data 0x10 (flat, 4 GiB), VMX: a 32-bit TSS 0x18 (L2's and L1's
   // TR selector); its IDT: IRQ 0x20, IRQ 0x21, #UD.
   m.u64(kGdt + 0x08, 0x00CF9B000000FFFFull);
@@ -334,11 +338,11 @@ int main(int argc, char** argv) {
   sregs.cs = cs;
   sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = ds;
   sregs.cr3 = kPageDir;
-  sregs.cr4 |= 0x10;               // PSE
+  sregs.cr4 |= 0x10;  // PSE
   if (nested_vmx)
-    sregs.cr0 = 0x80000031;        // PG | NE | ET | PE: VMXON needs CR0 within IA32_VMX_CR0_FIXED0 (PE, NE, PG)
+    sregs.cr0 = 0x80000031;  // PG | NE | ET | PE: VMXON needs CR0 within IA32_VMX_CR0_FIXED0 (PE, NE, PG)
   else
-    sregs.cr0 |= 0x80000001;       // PG | PE
+    sregs.cr0 |= 0x80000001;  // PG | PE
   if (::ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0) return fail("KVM_SET_SREGS");
   kvm_regs regs{};
   regs.rip = kL1Load;

@@ -17,8 +17,8 @@ std::vector<uint8_t> make_elf(std::span<const uint8_t> code, uint64_t paddr, uin
   auto put = [&](size_t off, auto v) { std::memcpy(f.data() + off, &v, sizeof v); };
   const uint8_t ident[16] = {0x7F, 'E', 'L', 'F', 2, 1, 1, 0};
   std::memcpy(f.data(), ident, 16);
-  put(16, uint16_t{2});     // ET_EXEC
-  put(18, uint16_t{62});    // EM_X86_64
+  put(16, uint16_t{2});   // ET_EXEC
+  put(18, uint16_t{62});  // EM_X86_64
   put(20, uint32_t{1});
   put(24, entry);
   put(32, uint64_t{0x40});  // e_phoff

@@ -12,16 +12,17 @@ using arch::BasicExitReason;
 using arch::IdtVectoringInfo;
 using arch::InterruptionType;
 
-
 bool is_nested_exit(const es_record& r, BasicExitReason reason) {
   return r.kind == ES_KIND_NESTED_EXIT && arch::ExitReason(r.reason).basic() == reason;
 }
 
 std::vector<es_record> l0_decisions(const RecordLog& log, uint32_t reason) {
-  return log.where([&](const es_record& r) { return r.kind == ES_KIND_DECISION && r.reason == reason && r.hv_level == 0; });
+  return log.where(
+      [&](const es_record& r) { return r.kind == ES_KIND_DECISION && r.reason == reason && r.hv_level == 0; });
 }
 std::vector<es_record> l1_decisions(const RecordLog& log, uint32_t reason) {
-  return log.where([&](const es_record& r) { return r.kind == ES_KIND_DECISION && r.reason == reason && r.hv_level == 1; });
+  return log.where(
+      [&](const es_record& r) { return r.kind == ES_KIND_DECISION && r.reason == reason && r.hv_level == 1; });
 }
 
 // Seed "nested VMX interrupt injection while IDT-vectoring is valid": L1's interrupt comes due
@@ -42,7 +43,8 @@ TEST(NestedIrqVectoringTest, L0FinishesL2DeliveryBeforeExternalInterruptExitToL1
   ASSERT_EQ(requeue.size(), 1u);
   EXPECT_EQ(requeue[0].intr_info, irq(0x20));
   EXPECT_EQ(requeue[0].level, 2);
-  const auto deliveries = log.where([](const es_record& r) { return r.kind == ES_KIND_DELIVERY && r.intr_info == irq(0x20); });
+  const auto deliveries =
+      log.where([](const es_record& r) { return r.kind == ES_KIND_DELIVERY && r.intr_info == irq(0x20); });
   ASSERT_EQ(deliveries.size(), 1u);
   EXPECT_EQ(deliveries[0].level, 2);
   EXPECT_EQ(deliveries[0].origin, requeue[0].origin);
@@ -55,7 +57,8 @@ TEST(NestedIrqVectoringTest, L0FinishesL2DeliveryBeforeExternalInterruptExitToL1
 // --bug exit-with-vectoring: the old behaviour the seed thread fixed. L1 gets
 // EXTERNAL_INTERRUPT with IDT-vectoring = the IRQ still being delivered, requeues it itself.
 TEST(NestedIrqVectoringTest, BugSwitchExitsToL1WithValidVectoring) {
-  const RecordLog log = run_scenario("nested-irq-vectoring", {}, [](hv::VmmConfig& l0) { l0.bug_exit_with_vectoring = true; });
+  const RecordLog log =
+      run_scenario("nested-irq-vectoring", {}, [](hv::VmmConfig& l0) { l0.bug_exit_with_vectoring = true; });
   ASSERT_TRUE(EndedCleanly(log));
   const auto bad = log.where([](const es_record& r) {
     return is_nested_exit(r, BasicExitReason::ExternalInterrupt) && IdtVectoringInfo(r.idt_vectoring_info).valid();
@@ -73,9 +76,8 @@ TEST(NestedIrqVectoringTest, BugSwitchExitsToL1WithValidVectoring) {
 TEST(NestedEptReinjectTest, L0HandlesItsEptViolationAndReinjectsIntoL2) {
   const RecordLog log = run_scenario("nested-ept-reinject");
   ASSERT_TRUE(EndedCleanly(log));
-  const auto vexit = log.where([](const es_record& r) {
-    return r.kind == ES_KIND_VM_EXIT && IdtVectoringInfo(r.idt_vectoring_info).valid();
-  });
+  const auto vexit = log.where(
+      [](const es_record& r) { return r.kind == ES_KIND_VM_EXIT && IdtVectoringInfo(r.idt_vectoring_info).valid(); });
   ASSERT_EQ(vexit.size(), 1u);
   EXPECT_EQ(arch::ExitReason(vexit[0].reason).basic(), BasicExitReason::EptViolation);
   EXPECT_EQ(vexit[0].level, 2);
@@ -106,7 +108,8 @@ TEST(NestedEptReinjectTest, L0HandlesItsEptViolationAndReinjectsIntoL2) {
 TEST(NestedExceptionReflectTest, L1GetsPageFaultWithIrqInVectoringAndReinjects) {
   const RecordLog log = run_scenario("nested-exception-reflect");
   ASSERT_TRUE(EndedCleanly(log));
-  const auto pf_exits = log.where([](const es_record& r) { return is_nested_exit(r, BasicExitReason::ExceptionOrNmi); });
+  const auto pf_exits =
+      log.where([](const es_record& r) { return is_nested_exit(r, BasicExitReason::ExceptionOrNmi); });
   ASSERT_EQ(pf_exits.size(), 2u);
   EXPECT_EQ(arch::ExitIntrInfo(pf_exits[0].intr_info).vector(), arch::kPF);
   ASSERT_TRUE(IdtVectoringInfo(pf_exits[0].idt_vectoring_info).valid());
@@ -197,7 +200,8 @@ TEST(NestedAsyncPfTest, AsyncPageFaultBecomesNestedExitToL1) {
   EXPECT_FALSE(IdtVectoringInfo(exits[0].idt_vectoring_info).valid());
   EXPECT_TRUE(log.where([](const es_record& r) {
                    return r.kind == ES_KIND_DELIVERY && arch::EntryIntrInfo(r.intr_info).vector() == arch::kPF;
-                 }).empty());
+                 })
+                  .empty());
 }
 
 TEST(NestedAsyncPfTest, BugSwitchInjectsTheAsyncPageFaultIntoL2) {

@@ -32,7 +32,8 @@ bool reports_nmi_unblocking(const es_record& r) {
   const arch::ExitReason reason(r.reason);
   if (reason.basic() == BasicExitReason::EptViolation)
     return arch::EptViolationQual(r.qualification).nmi_unblocking_due_to_iret();
-  if (reason.basic() == BasicExitReason::ExceptionOrNmi) return arch::ExitIntrInfo(r.intr_info).nmi_unblocking_due_to_iret();
+  if (reason.basic() == BasicExitReason::ExceptionOrNmi)
+    return arch::ExitIntrInfo(r.intr_info).nmi_unblocking_due_to_iret();
   return false;
 }
 
@@ -52,7 +53,8 @@ std::vector<es_record> restores(const RecordLog& log, uint8_t hv_level) {
 es_record expect_second_nmi_after_iret(const RecordLog& log) {
   EXPECT_TRUE(EndedCleanly(log));
   EXPECT_NE(log.result.console.find("second NMI delivered after the IRETQ completed"), std::string::npos);
-  const auto faults = log.where([](const es_record& r) { return r.kind == ES_KIND_VM_EXIT && reports_nmi_unblocking(r); });
+  const auto faults =
+      log.where([](const es_record& r) { return r.kind == ES_KIND_VM_EXIT && reports_nmi_unblocking(r); });
   if (faults.size() != 1u) {
     ADD_FAILURE() << faults.size() << " exits report NMI unblocking due to IRET, expected 1";
     return {};
@@ -61,9 +63,8 @@ es_record expect_second_nmi_after_iret(const RecordLog& log) {
   EXPECT_FALSE(IdtVectoringInfo(fault.idt_vectoring_info).valid());
   const uint64_t iret_rip = fault.rip;
   // The entry that resumes the IRETQ has blocking by NMI again (31.7.1.2).
-  const auto resume = log.where([&](const es_record& r) {
-    return r.kind == ES_KIND_VM_ENTRY && r.id > fault.id && r.rip == iret_rip;
-  });
+  const auto resume =
+      log.where([&](const es_record& r) { return r.kind == ES_KIND_VM_ENTRY && r.id > fault.id && r.rip == iret_rip; });
   if (resume.empty()) {
     ADD_FAILURE() << "the IRETQ was never resumed";
   } else {
@@ -126,8 +127,10 @@ TEST(NestedNmiBlocking, L0RestoresInVmcs02AfterEptViolationDuringL2Iret_31_7_1_2
   EXPECT_EQ(l0[0].cause, fault.id);
   EXPECT_TRUE(restores(log, 1).empty());
   EXPECT_TRUE(log.where([](const es_record& r) {
-                   return r.kind == ES_KIND_NESTED_EXIT && arch::ExitReason(r.reason).basic() == BasicExitReason::EptViolation;
-                 }).empty());
+                   return r.kind == ES_KIND_NESTED_EXIT &&
+                          arch::ExitReason(r.reason).basic() == BasicExitReason::EptViolation;
+                 })
+                  .empty());
   // L1 injected the second NMI after an NMI-window exit that came after the IRETQ completed.
   const auto windows = log.where([&](const es_record& r) {
     return r.kind == ES_KIND_NESTED_EXIT && arch::ExitReason(r.reason).basic() == BasicExitReason::NmiWindow &&
@@ -171,7 +174,8 @@ void expect_nmi_inside_handler(const RecordLog& log) {
   EXPECT_EQ(log.result.end_reason, static_cast<uint32_t>(ES_END_GUEST_EXIT)) << log.result.message;
   EXPECT_EQ(log.result.guest_exit_code, 1u) << log.result.console;
   EXPECT_TRUE(log.decisions(ES_DECISION_RESTORE_NMI_BLOCKING).empty());
-  const auto faults = log.where([](const es_record& r) { return r.kind == ES_KIND_VM_EXIT && reports_nmi_unblocking(r); });
+  const auto faults =
+      log.where([](const es_record& r) { return r.kind == ES_KIND_VM_EXIT && reports_nmi_unblocking(r); });
   ASSERT_EQ(faults.size(), 1u);
   const auto nmis = nmi_deliveries(log);
   ASSERT_EQ(nmis.size(), 2u);

@@ -59,11 +59,11 @@ TEST_F(RecordCli, RecordsAScenarioThatInfoAndChainsExplain) {
 TEST_F(RecordCli, ScenariosListsEveryScenarioWithADescription) {
   const CliRun r = run("scenarios");
   ASSERT_EQ(r.code, 0) << r.out;
-  for (const char* name : {"timer-irq", "irq-ept-reinject", "guest-pf", "pf-during-irq", "double-fault",
-                           "triple-fault", "softint-ept", "nmi-blocking", "exception-vectoring-policy",
-                           "nested-irq-vectoring", "nested-async-pf", "nested-ept-reinject",
-                           "nested-exception-reflect", "nmi-exit-host", "fred-nested-exception", "nmi-iret-ept",
-                           "nmi-iret-pf", "nested-nmi-iret-ept", "nested-nmi-iret-pf"})
+  for (const char* name :
+       {"timer-irq", "irq-ept-reinject", "guest-pf", "pf-during-irq", "double-fault", "triple-fault", "softint-ept",
+        "nmi-blocking", "exception-vectoring-policy", "nested-irq-vectoring", "nested-async-pf", "nested-ept-reinject",
+        "nested-exception-reflect", "nmi-exit-host", "fred-nested-exception", "nmi-iret-ept", "nmi-iret-pf",
+        "nested-nmi-iret-ept", "nested-nmi-iret-pf"})
     EXPECT_NE(r.out.find(name), std::string::npos) << name;
 }
 
@@ -92,13 +92,13 @@ TEST_F(RecordCli, GuestExitCodeReachesSummaryInfoAndExitStatus) {
   EXPECT_NE(pass.out.find("guest exit code: 0"), std::string::npos) << pass.out;
 
   // The same guest under the hypervisor bug it checks for fails, and says so through the exit code.
-  const CliRun fail = run("record --scenario nmi-iret-ept --bug ignore-nmi-unblocking -o " + path("f.db") + " --exit-code");
+  const CliRun fail =
+      run("record --scenario nmi-iret-ept --bug ignore-nmi-unblocking -o " + path("f.db") + " --exit-code");
   EXPECT_EQ(fail.code, 1) << fail.out;
   EXPECT_NE(fail.out.find("guest exit code: 1"), std::string::npos) << fail.out;
 
   // No exit code at all (the run hit a limit): 125, and info claims none.
-  const CliRun limit =
-      run("record --scenario timer-irq --arg 0 --max-exits 20 -o " + path("d.db") + " --exit-code");
+  const CliRun limit = run("record --scenario timer-irq --arg 0 --max-exits 20 -o " + path("d.db") + " --exit-code");
   EXPECT_EQ(limit.code, 125) << limit.out;
   EXPECT_EQ(limit.out.find("guest exit code"), std::string::npos) << limit.out;
   const CliRun info_limit = run("info " + path("d.db"));
@@ -115,7 +115,8 @@ TEST_F(RecordCli, GuestExitCodeReachesSummaryInfoAndExitStatus) {
 
 TEST_F(RecordCli, BadInputGetsOneClearErrorAndExitCode2) {
   std::ofstream(path("exists.db")) << "x";
-  std::ofstream(path("garbled.elf"), std::ios::binary) << "\x7f" "ELF\x02\x01\x01";
+  std::ofstream(path("garbled.elf"), std::ios::binary) << "\x7f"
+                                                          "ELF\x02\x01\x01";
   struct Case {
     std::string args;
     const char* expect;
@@ -152,8 +153,8 @@ TEST_F(RecordCli, BadInputGetsOneClearErrorAndExitCode2) {
 pid_t start_long_recording(const std::string& db) {
   const pid_t pid = fork();
   if (pid == 0) {
-    execl(ES_EXITSCOPE_BIN, "exitscope", "record", "--scenario", "timer-irq", "--arg", "0", "--max-exits",
-          "100000000", "--quiet", "-o", db.c_str(), static_cast<char*>(nullptr));
+    execl(ES_EXITSCOPE_BIN, "exitscope", "record", "--scenario", "timer-irq", "--arg", "0", "--max-exits", "100000000",
+          "--quiet", "-o", db.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   auto size = [&](const std::string& p) {

@@ -33,9 +33,8 @@ struct RecordLog {
     return where([&](const es_record& r) { return r.kind == kind; });
   }
   std::vector<es_record> exits(arch::BasicExitReason reason) const {
-    return where([&](const es_record& r) {
-      return r.kind == ES_KIND_VM_EXIT && arch::ExitReason(r.reason).basic() == reason;
-    });
+    return where(
+        [&](const es_record& r) { return r.kind == ES_KIND_VM_EXIT && arch::ExitReason(r.reason).basic() == reason; });
   }
   std::vector<es_record> decisions(uint32_t reason) const {
     return where([&](const es_record& r) { return r.kind == ES_KIND_DECISION && r.reason == reason; });

@@ -16,7 +16,6 @@ using arch::BasicExitReason;
 using arch::IdtVectoringInfo;
 using arch::InterruptionType;
 
-
 // Vol. 3C 28.2.4: an EPT violation while pushing the IRQ's frame reports the IRQ in
 // IDT-vectoring info; KVM requeues it (__vmx_complete_interrupts) and reinjects it.
 TEST(IdtVectoringReinjectTest, IrqDeliveryEptViolationIsRequeuedAndReinjected) {
@@ -28,9 +27,8 @@ TEST(IdtVectoringReinjectTest, IrqDeliveryEptViolationIsRequeuedAndReinjected) {
   ASSERT_EQ(raises.size(), 1u);
   const uint64_t origin = raises[0].id;
 
-  const auto vectoring_exits = log.where([&](const es_record& r) {
-    return r.kind == ES_KIND_VM_EXIT && IdtVectoringInfo(r.idt_vectoring_info).valid();
-  });
+  const auto vectoring_exits = log.where(
+      [&](const es_record& r) { return r.kind == ES_KIND_VM_EXIT && IdtVectoringInfo(r.idt_vectoring_info).valid(); });
   ASSERT_EQ(vectoring_exits.size(), 1u);
   const es_record& ex = vectoring_exits[0];
   EXPECT_EQ(arch::ExitReason(ex.reason).basic(), BasicExitReason::EptViolation);
@@ -60,12 +58,10 @@ TEST(IdtVectoringReinjectTest, IrqDeliveryEptViolationIsRequeuedAndReinjected) {
   const size_t i_reinject = find_after(i_map, [](const es_record& r) {
     return r.kind == ES_KIND_DECISION && r.reason == ES_DECISION_INJECT_REINJECTED && r.intr_info == irq(0x20);
   });
-  const size_t i_entry = find_after(i_reinject, [](const es_record& r) {
-    return r.kind == ES_KIND_VM_ENTRY && r.intr_info == irq(0x20);
-  });
-  const size_t i_delivery = find_after(i_entry, [](const es_record& r) {
-    return r.kind == ES_KIND_DELIVERY && r.intr_info == irq(0x20);
-  });
+  const size_t i_entry =
+      find_after(i_reinject, [](const es_record& r) { return r.kind == ES_KIND_VM_ENTRY && r.intr_info == irq(0x20); });
+  const size_t i_delivery =
+      find_after(i_entry, [](const es_record& r) { return r.kind == ES_KIND_DELIVERY && r.intr_info == irq(0x20); });
   EXPECT_LT(i_exit, chain.size());
   EXPECT_LT(i_requeue, chain.size()) << "no requeue after the vectoring exit";
   EXPECT_LT(i_map, chain.size()) << "no EPT map of the stack page in the chain";
@@ -83,9 +79,8 @@ TEST(IdtVectoringReinjectTest, IrqDeliveryEptViolationIsRequeuedAndReinjected) {
 TEST(SoftIntEptTest, SoftwareEventsReinjectedWithInstructionLength) {
   const RecordLog log = run_scenario("softint-ept");
   ASSERT_TRUE(EndedCleanly(log));
-  const auto vexits = log.where([](const es_record& r) {
-    return r.kind == ES_KIND_VM_EXIT && IdtVectoringInfo(r.idt_vectoring_info).valid();
-  });
+  const auto vexits = log.where(
+      [](const es_record& r) { return r.kind == ES_KIND_VM_EXIT && IdtVectoringInfo(r.idt_vectoring_info).valid(); });
   ASSERT_EQ(vexits.size(), 2u);
   EXPECT_EQ(IdtVectoringInfo(vexits[0].idt_vectoring_info).vector(), 0x80);
   EXPECT_EQ(IdtVectoringInfo(vexits[0].idt_vectoring_info).type(), InterruptionType::SoftwareInterrupt);
@@ -93,9 +88,8 @@ TEST(SoftIntEptTest, SoftwareEventsReinjectedWithInstructionLength) {
   EXPECT_EQ(IdtVectoringInfo(vexits[1].idt_vectoring_info).vector(), arch::kBP);
   EXPECT_EQ(IdtVectoringInfo(vexits[1].idt_vectoring_info).type(), InterruptionType::SoftwareException);
   EXPECT_EQ(vexits[1].instr_len, 1u);
-  const auto entries = log.where([](const es_record& r) {
-    return r.kind == ES_KIND_VM_ENTRY && arch::EntryIntrInfo(r.intr_info).valid();
-  });
+  const auto entries = log.where(
+      [](const es_record& r) { return r.kind == ES_KIND_VM_ENTRY && arch::EntryIntrInfo(r.intr_info).valid(); });
   ASSERT_EQ(entries.size(), 2u);
   EXPECT_EQ(arch::EntryIntrInfo(entries[0].intr_info).type(), InterruptionType::SoftwareInterrupt);
   EXPECT_EQ(entries[0].instr_len, 2u);
@@ -116,7 +110,7 @@ TEST(GuestPfTest, GuestHandlesItsOwnPageFaultsWithoutExits) {
   for (int i = 0; i < 4; ++i) {
     EXPECT_EQ(pf_deliveries[i].guest_linear, 0x800000u + 0x200000u * i);
     EXPECT_EQ(pf_deliveries[i].intr_error & arch::pf_error::kPresent, 0u);  // not present
-    EXPECT_NE(pf_deliveries[i].intr_error & arch::pf_error::kWrite, 0u);   // a write
+    EXPECT_NE(pf_deliveries[i].intr_error & arch::pf_error::kWrite, 0u);    // a write
   }
 }
 
@@ -150,7 +144,8 @@ TEST(PfDuringIrqTest, ReflectedPageFaultOutranksIrqWhichIsLost) {
   ASSERT_EQ(discarded.size(), 1u);
   EXPECT_EQ(discarded[0].origin, irq_origin);
   // The first IRQ never reaches its handler; the second one does.
-  const auto deliveries = log.where([](const es_record& r) { return r.kind == ES_KIND_DELIVERY && r.intr_info == irq(0x20); });
+  const auto deliveries =
+      log.where([](const es_record& r) { return r.kind == ES_KIND_DELIVERY && r.intr_info == irq(0x20); });
   ASSERT_EQ(deliveries.size(), 1u);
   EXPECT_NE(deliveries[0].origin, irq_origin);
 }
@@ -215,7 +210,8 @@ TEST(TimerIrqTest, EveryTickWakesHltAndIsDeliveredOnce) {
   const RecordLog log = run_scenario("timer-irq", [](hv::VmmConfig& c) { c.guest_arg = 10; });
   ASSERT_TRUE(EndedCleanly(log));
   const auto raised = log.where([](const es_record& r) { return r.kind == ES_KIND_RAISE && r.intr_info == irq(0x20); });
-  const auto delivered = log.where([](const es_record& r) { return r.kind == ES_KIND_DELIVERY && r.intr_info == irq(0x20); });
+  const auto delivered =
+      log.where([](const es_record& r) { return r.kind == ES_KIND_DELIVERY && r.intr_info == irq(0x20); });
   ASSERT_GE(delivered.size(), 10u);
   for (const auto& d : delivered) {
     size_t same = 0;
@@ -259,7 +255,8 @@ TEST(PolicyTest, BothPoliciesRequeueInterruptsFromVectoring) {
 // instruction no longer faults, and the #PF the guest architecturally took is never delivered.
 TEST(PolicyTest, DroppingAHardwareExceptionFromVectoringLosesItWhenItsCauseGoesAway) {
   const RecordLog kvm = run_scenario("exception-vectoring-policy");
-  const RecordLog drop = run_scenario("exception-vectoring-policy", [](hv::VmmConfig& c) { c.policy = "drop-hw-exceptions"; });
+  const RecordLog drop =
+      run_scenario("exception-vectoring-policy", [](hv::VmmConfig& c) { c.policy = "drop-hw-exceptions"; });
   ASSERT_TRUE(EndedCleanly(kvm));
   ASSERT_TRUE(EndedCleanly(drop));
   EXPECT_NE(kvm.result.console.find("#PF handler ran 0x0000000000000001"), std::string::npos) << kvm.result.console;
@@ -278,9 +275,11 @@ TEST(PolicyTest, DroppingAHardwareExceptionFromVectoringLosesItWhenItsCauseGoesA
   ASSERT_EQ(dropped.size(), 1u);
   EXPECT_EQ(arch::EntryIntrInfo(dropped[0].intr_info).vector(), arch::kPF);
   auto pf_deliveries = [](const RecordLog& log) {
-    return log.where([](const es_record& r) {
-      return r.kind == ES_KIND_DELIVERY && arch::EntryIntrInfo(r.intr_info).vector() == arch::kPF;
-    }).size();
+    return log
+        .where([](const es_record& r) {
+          return r.kind == ES_KIND_DELIVERY && arch::EntryIntrInfo(r.intr_info).vector() == arch::kPF;
+        })
+        .size();
   };
   EXPECT_EQ(pf_deliveries(kvm), 1u);
   EXPECT_EQ(pf_deliveries(drop), 0u);
@@ -301,16 +300,16 @@ TEST(LimitsTest, MaxExitsStopsTheRunAndSaysSo) {
 // and recorded, so the chain shows the IRQ was still pending, not delivered or lost.
 TEST(CancelInjectionTest, LimitAfterReinjectionCancelsIt) {
   const RecordLog full = run_scenario("irq-ept-reinject");
-  const auto vexit = full.where([](const es_record& r) {
-    return r.kind == ES_KIND_VM_EXIT && IdtVectoringInfo(r.idt_vectoring_info).valid();
-  });
+  const auto vexit = full.where(
+      [](const es_record& r) { return r.kind == ES_KIND_VM_EXIT && IdtVectoringInfo(r.idt_vectoring_info).valid(); });
   ASSERT_EQ(vexit.size(), 1u);
   uint64_t exits_until_vectoring = 0;
   for (const auto& r : full.records) {
     if (r.kind == ES_KIND_VM_EXIT) ++exits_until_vectoring;
     if (r.id == vexit[0].id) break;
   }
-  const RecordLog cut = run_scenario("irq-ept-reinject", [&](hv::VmmConfig& c) { c.max_exits = exits_until_vectoring; });
+  const RecordLog cut =
+      run_scenario("irq-ept-reinject", [&](hv::VmmConfig& c) { c.max_exits = exits_until_vectoring; });
   EXPECT_EQ(cut.result.end_reason, static_cast<uint32_t>(ES_END_LIMIT));
   const auto cancels = cut.decisions(ES_DECISION_CANCEL_INJECTION);
   ASSERT_EQ(cancels.size(), 1u);

@@ -145,7 +145,7 @@ bool Vmm::l1_wants_exit(const ExitRecordInfo& exit) const {
     case BasicExitReason::IoInstruction: return proc12 & arch::proc_ctl::kUnconditionalIoExiting;
     case BasicExitReason::EptViolation:
     case BasicExitReason::EptMisconfig: return false;  // L1 does not use EPT: L0's own tables
-    default: return true;                                // CPUID, VMCALL, MSRs, ...: always L1's
+    default: return true;                              // CPUID, VMCALL, MSRs, ...: always L1's
   }
 }
 
@@ -159,8 +159,8 @@ ExitRecordInfo Vmm::nested_vm_exit(arch::ExitReason reason, uint64_t qualificati
   std::optional<QueuedEvent> pending;
   if (vmcs02_.read32(VmcsField::VmEntryIntrInfo) & arch::detail::kValidBit) {
     pending = last_injected_;  // written to vmcs02, never entered
-    if (pending) decide(ES_DECISION_CANCEL_INJECTION, last_decision_, pending->origin, pending->info.raw(),
-                        pending->error_code);
+    if (pending)
+      decide(ES_DECISION_CANCEL_INJECTION, last_decision_, pending->origin, pending->info.raw(), pending->error_code);
     vmcs02_.write(VmcsField::VmEntryIntrInfo, 0);
   } else if (ev_.exception && ev_.exception_injected) {
     pending = ev_.exception;
@@ -226,8 +226,8 @@ ExitRecordInfo Vmm::nested_vm_exit(arch::ExitReason reason, uint64_t qualificati
 
 // Pass a silicon exit of L2 to L1 as it is.
 ExitRecordInfo Vmm::reflect(const ExitRecordInfo& exit) {
-  decide(ES_DECISION_REFLECT_TO_L1, exit.exit_id, exit.vectoring_origin ? exit.vectoring_origin : exit.exit_event_origin,
-         0, 0, 0, exit.reason.raw());
+  decide(ES_DECISION_REFLECT_TO_L1, exit.exit_id,
+         exit.vectoring_origin ? exit.vectoring_origin : exit.exit_event_origin, 0, 0, 0, exit.reason.raw());
   uint32_t exit_intr = vmcs02_.read32(VmcsField::VmExitIntrInfo);
   if (exit.reason.is(BasicExitReason::ExternalInterrupt)) {
     // The interrupt is L1's (its timer): with acknowledge-on-exit in vmcs12 L1 gets its vector.
@@ -266,9 +266,9 @@ std::optional<ExitRecordInfo> Vmm::async_page_fault(const ExitRecordInfo& exit) 
   decide(ES_DECISION_EPT_MAP, raise, raise, 0, 0, gpa);
   const Vmcs& v12 = *vmcs12_;
   const uint32_t error_code = 0;  // what KVM injects with an async #PF
-  const bool l1_intercepts = (v12.read32(VmcsField::ExceptionBitmap) & (1u << arch::kPF)) &&
-                             (error_code & v12.read32(VmcsField::PageFaultErrorCodeMask)) ==
-                                 v12.read32(VmcsField::PageFaultErrorCodeMatch);
+  const bool l1_intercepts =
+      (v12.read32(VmcsField::ExceptionBitmap) & (1u << arch::kPF)) &&
+      (error_code & v12.read32(VmcsField::PageFaultErrorCodeMask)) == v12.read32(VmcsField::PageFaultErrorCodeMatch);
   if (l1_intercepts && !cfg_.bug_async_pf_into_l2) {
     const uint64_t d = decide(ES_DECISION_REFLECT_TO_L1, raise, raise, pf.raw(), 0, 0,
                               static_cast<uint32_t>(BasicExitReason::ExceptionOrNmi), kToken);
@@ -310,13 +310,14 @@ ExitRecordInfo Vmm::run_l2(uint64_t max_insns, const std::atomic<bool>* stop) {
       out.insns_retired = insns;
       return out;
     }
-    if (l1_interrupt_due() && (vmcs12_->read32(VmcsField::PinBasedVmExecControl) &
-                               arch::pin_ctl::kExternalInterruptExiting)) {
+    if (l1_interrupt_due() &&
+        (vmcs12_->read32(VmcsField::PinBasedVmExecControl) & arch::pin_ctl::kExternalInterruptExiting)) {
       if (!l2_event_in_flight() || cfg_.bug_exit_with_vectoring) {
         // Exit to L1 now. With an event still in flight this is the old, wrong behaviour:
         // EXTERNAL_INTERRUPT with valid IDT-vectoring, which hardware never produces.
         const bool ack = vmcs12_->read32(VmcsField::VmExitControls) & arch::exit_ctl::kAckInterruptOnExit;
-        const uint32_t info = ack ? arch::ExitIntrInfo::make(l1_irq_vector_, InterruptionType::ExternalInterrupt).raw() : 0;
+        const uint32_t info =
+            ack ? arch::ExitIntrInfo::make(l1_irq_vector_, InterruptionType::ExternalInterrupt).raw() : 0;
         const uint64_t d = decide(ES_DECISION_REFLECT_TO_L1, last_decision_, 0, info, 0, 0,
                                   static_cast<uint32_t>(BasicExitReason::ExternalInterrupt));
         ExitRecordInfo out = nested_vm_exit(arch::ExitReason(BasicExitReason::ExternalInterrupt), 0, info, 0, 0, d, 0);
@@ -327,8 +328,9 @@ ExitRecordInfo Vmm::run_l2(uint64_t max_insns, const std::atomic<bool>* stop) {
       // vectored delivery first — re-enter L2 with the event and an immediate exit — and exit
       // to L1 with EXTERNAL_INTERRUPT afterwards (KVM: KVM_REQ_IMMEDIATE_EXIT).
       if (!immediate_exit_) {
-        const std::optional<QueuedEvent>& in_flight =
-            ev_.exception ? ev_.exception : ev_.nmi_injected ? ev_.nmi_injected : ev_.interrupt_injected;
+        const std::optional<QueuedEvent>& in_flight = ev_.exception      ? ev_.exception
+                                                      : ev_.nmi_injected ? ev_.nmi_injected
+                                                                         : ev_.interrupt_injected;
         decide(ES_DECISION_IMMEDIATE_EXIT, last_decision_, in_flight ? in_flight->origin : 0,
                in_flight ? in_flight->info.raw() : 0, 0, 0, l1_irq_vector_);
         immediate_exit_ = true;

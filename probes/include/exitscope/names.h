@@ -14,10 +14,11 @@
 #include "record.h"
 
 /* "VM_EXIT", "DECISION", ... (the enumerator without ES_KIND_). */
-static inline const char *es_kind_name(unsigned kind) {
+static inline const char* es_kind_name(unsigned kind) {
   switch (kind) {
 #define ES_KIND(id, name) \
-  case id: return #name;
+  case id:                \
+    return #name;
 #include "record_kinds.def"
 #undef ES_KIND
     default: return "";
@@ -25,10 +26,11 @@ static inline const char *es_kind_name(unsigned kind) {
 }
 
 /* "INJECT_NEW", "REQUEUE_FROM_VECTORING", ... (the enumerator without ES_DECISION_). */
-static inline const char *es_decision_name(unsigned decision) {
+static inline const char* es_decision_name(unsigned decision) {
   switch (decision) {
 #define ES_DECISION(id, name) \
-  case id: return #name;
+  case id:                    \
+    return #name;
 #include "decisions.def"
 #undef ES_DECISION
     default: return "";
@@ -36,10 +38,11 @@ static inline const char *es_decision_name(unsigned decision) {
 }
 
 /* The checker rule of an ES_KIND_VIOLATION record's reason: "event-lost", ... */
-static inline const char *es_violation_name(unsigned violation) {
+static inline const char* es_violation_name(unsigned violation) {
   switch (violation) {
 #define ES_VIOLATION(id, name, rule, rule_name, description) \
-  case id: return rule_name;
+  case id:                                                   \
+    return rule_name;
 #include "violations.def"
 #undef ES_VIOLATION
     default: return "";
@@ -47,10 +50,11 @@ static inline const char *es_violation_name(unsigned violation) {
 }
 
 /* What that rule checks: one sentence with its SDM section. */
-static inline const char *es_violation_description(unsigned violation) {
+static inline const char* es_violation_description(unsigned violation) {
   switch (violation) {
 #define ES_VIOLATION(id, name, rule, rule_name, description) \
-  case id: return description;
+  case id:                                                   \
+    return description;
 #include "violations.def"
 #undef ES_VIOLATION
     default: return "";

@@ -59,26 +59,26 @@ extern "C" {
 typedef uint64_t es_plugin_id_t;
 
 typedef struct es_plugin_info {
-  int version_min;        /* oldest API version the host supports */
-  int version_cur;        /* API version of the host */
-  const char *host_name;  /* "exitscope 0.1.0"; valid for the life of the plugin */
-  const char *plugin_name;/* file name of the plugin or built-in name; valid for the life of the plugin */
-  void *host_data;        /* NULL for loaded plugins; for built-ins, the pointer the host passed
-                             to install_builtin (owned by the host, valid until unload) */
+  int version_min;         /* oldest API version the host supports */
+  int version_cur;         /* API version of the host */
+  const char* host_name;   /* "exitscope 0.1.0"; valid for the life of the plugin */
+  const char* plugin_name; /* file name of the plugin or built-in name; valid for the life of the plugin */
+  void* host_data;         /* NULL for loaded plugins; for built-ins, the pointer the host passed
+                              to install_builtin (owned by the host, valid until unload) */
 } es_plugin_info_t;
 
 /* Called for every record of a subscribed kind. `rec` is valid only during the call: copy
  * what you keep. `userdata` is the pointer given at registration. */
-typedef void (*es_plugin_record_cb_t)(es_plugin_id_t id, const struct es_record *rec, void *userdata);
+typedef void (*es_plugin_record_cb_t)(es_plugin_id_t id, const struct es_record* rec, void* userdata);
 
 /* Called once when the plugin is unloaded (host shutdown or refusal after install). */
-typedef void (*es_plugin_udata_cb_t)(es_plugin_id_t id, void *userdata);
+typedef void (*es_plugin_udata_cb_t)(es_plugin_id_t id, void* userdata);
 
 /* --- exported by the plugin -------------------------------------------------------- */
 
 /* The API version the plugin was built against (set it to ES_PLUGIN_VERSION). */
 /* ES_PLUGIN_EXPORT extern int es_plugin_version; */
-typedef int (*es_plugin_install_fn)(es_plugin_id_t id, const es_plugin_info_t *info, int argc, char **argv);
+typedef int (*es_plugin_install_fn)(es_plugin_id_t id, const es_plugin_info_t* info, int argc, char** argv);
 /* `info` and argv (argc strings "key=value" as given by the user) are valid only during
  * es_plugin_install: copy what you keep. Return 0 to install, non-zero to refuse. */
 
@@ -87,20 +87,19 @@ typedef int (*es_plugin_install_fn)(es_plugin_id_t id, const es_plugin_info_t *i
 /* Subscribes `cb` to the kinds whose bit is set in `kind_mask` (bit k = ES_KIND k).
  * `userdata` is not touched by the host; it must stay valid until the at-exit callback.
  * Returns 0, or -1 if `id` is unknown or cb is NULL. */
-int es_plugin_register_record_cb(es_plugin_id_t id, uint32_t kind_mask, es_plugin_record_cb_t cb,
-                                 void *userdata);
+int es_plugin_register_record_cb(es_plugin_id_t id, uint32_t kind_mask, es_plugin_record_cb_t cb, void* userdata);
 
 /* Registers a callback run once at unload, after the last record callback. */
-int es_plugin_register_atexit_cb(es_plugin_id_t id, es_plugin_udata_cb_t cb, void *userdata);
+int es_plugin_register_atexit_cb(es_plugin_id_t id, es_plugin_udata_cb_t cb, void* userdata);
 
 /* Writes a string to the host's output (stderr of the exitscope process). `s` is read
  * during the call only. */
-void es_plugin_outs(const char *s);
+void es_plugin_outs(const char* s);
 
 /* Names of ABI values: static strings valid for the life of the process; "" if unknown.
  * Use these rather than keeping your own tables. */
-const char *es_plugin_kind_name(uint16_t kind);           /* "VM_EXIT", ... */
-const char *es_plugin_exit_reason_name(uint32_t reason);  /* "EPT_VIOLATION", ... (basic reason) */
+const char* es_plugin_kind_name(uint16_t kind);          /* "VM_EXIT", ... */
+const char* es_plugin_exit_reason_name(uint32_t reason); /* "EPT_VIOLATION", ... (basic reason) */
 
 #ifdef __cplusplus
 }

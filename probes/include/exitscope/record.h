@@ -16,6 +16,9 @@
 #define EXITSCOPE_RECORD_H
 
 #ifndef ES_RECORD_NO_LINUX_TYPES
+/* The field documentation below is laid out in columns that continue over several lines, which
+ * clang-format does not keep aligned: the ABI header is left unformatted. */
+/* clang-format off */
 #include <linux/types.h>
 #endif
 

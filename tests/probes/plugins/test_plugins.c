@@ -20,15 +20,24 @@
 
 #if TEST_PLUGIN_KIND == 1
 ES_PLUGIN_EXPORT int es_plugin_version = ES_PLUGIN_VERSION + 41;
-ES_PLUGIN_EXPORT int es_plugin_install(es_plugin_id_t id, const es_plugin_info_t *info, int argc, char **argv) {
-  (void)id; (void)info; (void)argc; (void)argv;
+ES_PLUGIN_EXPORT int es_plugin_install(es_plugin_id_t id, const es_plugin_info_t* info, int argc, char** argv) {
+  (void)id;
+  (void)info;
+  (void)argc;
+  (void)argv;
   return 0;
 }
 #elif TEST_PLUGIN_KIND == 2
-static void never(es_plugin_id_t id, const struct es_record *rec, void *userdata) { (void)id; (void)rec; (void)userdata; }
+static void never(es_plugin_id_t id, const struct es_record* rec, void* userdata) {
+  (void)id;
+  (void)rec;
+  (void)userdata;
+}
 ES_PLUGIN_EXPORT int es_plugin_version = ES_PLUGIN_VERSION;
-ES_PLUGIN_EXPORT int es_plugin_install(es_plugin_id_t id, const es_plugin_info_t *info, int argc, char **argv) {
-  (void)info; (void)argc; (void)argv;
+ES_PLUGIN_EXPORT int es_plugin_install(es_plugin_id_t id, const es_plugin_info_t* info, int argc, char** argv) {
+  (void)info;
+  (void)argc;
+  (void)argv;
   es_plugin_register_record_cb(id, 1u << ES_KIND_VM_EXIT, never, 0);
   return 7;
 }
@@ -36,8 +45,8 @@ ES_PLUGIN_EXPORT int es_plugin_install(es_plugin_id_t id, const es_plugin_info_t
 static char mode[16] = "segv";
 static unsigned long after = 20, seen;
 static uint32_t kind_mask = 1u << ES_KIND_VM_EXIT;
-static volatile int zero, seven = 7;  /* 1 / y would be folded into a compare, no division */
-static volatile int *volatile null_pointer;      /* NULL, out of the compiler's sight */
+static volatile int zero, seven = 7;              /* 1 / y would be folded into a compare, no division */
+static volatile int* volatile null_pointer;       /* NULL, out of the compiler's sight */
 static volatile unsigned long depth_limit = ~0ul; /* never reached: the stack ends first */
 
 static void segv(void) { *null_pointer = 1; }
@@ -61,7 +70,7 @@ static void crash_now(void) {
     /* A shared mapping of an empty file: touching it is SIGBUS (mmap(2), "Signals"). */
     char path[] = "/tmp/es_test_plugin_bus_XXXXXX";
     int fd = mkstemp(path);
-    volatile char *m;
+    volatile char* m;
     if (fd < 0) segv();
     unlink(path);
     m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -71,18 +80,21 @@ static void crash_now(void) {
   segv();
 }
 
-static void on_exit_record(es_plugin_id_t id, const struct es_record *rec, void *userdata) {
-  (void)id; (void)rec; (void)userdata;
+static void on_exit_record(es_plugin_id_t id, const struct es_record* rec, void* userdata) {
+  (void)id;
+  (void)rec;
+  (void)userdata;
   if (++seen == after && strcmp(mode, "install") != 0 && strcmp(mode, "atexit") != 0) crash_now();
 }
 
-static void on_unload(es_plugin_id_t id, void *userdata) {
-  (void)id; (void)userdata;
+static void on_unload(es_plugin_id_t id, void* userdata) {
+  (void)id;
+  (void)userdata;
   if (strcmp(mode, "atexit") == 0) segv();
 }
 
 ES_PLUGIN_EXPORT int es_plugin_version = ES_PLUGIN_VERSION;
-ES_PLUGIN_EXPORT int es_plugin_install(es_plugin_id_t id, const es_plugin_info_t *info, int argc, char **argv) {
+ES_PLUGIN_EXPORT int es_plugin_install(es_plugin_id_t id, const es_plugin_info_t* info, int argc, char** argv) {
   int i;
   (void)info;
   /* A crashed plugin stays mapped (the host does not dlclose it): a second load in the same
@@ -92,10 +104,14 @@ ES_PLUGIN_EXPORT int es_plugin_install(es_plugin_id_t id, const es_plugin_info_t
   snprintf(mode, sizeof mode, "segv");
   kind_mask = 1u << ES_KIND_VM_EXIT;
   for (i = 0; i < argc; i++) {
-    if (strncmp(argv[i], "crash=", 6) == 0) snprintf(mode, sizeof mode, "%s", argv[i] + 6);
-    else if (strncmp(argv[i], "after=", 6) == 0) after = strtoul(argv[i] + 6, NULL, 10);
-    else if (strcmp(argv[i], "records=any") == 0) kind_mask = ~0u;
-    else return 1;
+    if (strncmp(argv[i], "crash=", 6) == 0)
+      snprintf(mode, sizeof mode, "%s", argv[i] + 6);
+    else if (strncmp(argv[i], "after=", 6) == 0)
+      after = strtoul(argv[i] + 6, NULL, 10);
+    else if (strcmp(argv[i], "records=any") == 0)
+      kind_mask = ~0u;
+    else
+      return 1;
   }
   if (strcmp(mode, "install") == 0) segv();
   if (es_plugin_register_record_cb(id, kind_mask, on_exit_record, NULL) != 0) return 1;
