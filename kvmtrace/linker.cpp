@@ -486,10 +486,16 @@ void Linker::on_nested_vmexit(const KvmEvent& t, VcpuState& st) {
 // the absence of the first): the kvm_page_fault records of that exit, held with it, follow.
 void Linker::set_exit_level(es_record& e, uint8_t level) {
   e.level = level;
-  for (uint64_t id = e.id + 1; id < next_id_; ++id)
-    if (es_record* c = held(id);
-        c && c->kind == ES_KIND_CONTEXT && c->reason == ES_CONTEXT_PAGE_FAULT && c->cause == e.id)
-      c->level = level;
+  bool handling = true;  // still in this exit's handling on its vCPU: only context records so far
+  for (uint64_t id = e.id + 1; id < next_id_; ++id) {
+    es_record* c = held(id);
+    if (!c) continue;
+    if (c->kind == ES_KIND_CONTEXT && c->reason == ES_CONTEXT_PAGE_FAULT && c->cause == e.id) c->level = level;
+    if (c->vcpu != e.vcpu) continue;
+    if (c->kind != ES_KIND_CONTEXT) handling = false;
+    // The exit's other context events, up to the vCPU's next record of another kind (on_context).
+    if (handling && follows_exit_level(c->reason) && c->cause == 0) c->level = level;
+  }
 }
 
 // An exit labelled L2 because the vCPU had been entered into L2, with no kvm_nested_vmexit line
@@ -869,6 +875,25 @@ void Linker::on_context(const KvmEvent& t, VcpuState& st) {
       c.intr_info = EntryIntrInfo::make(t.apic().vector, arch::InterruptionType::ExternalInterrupt).raw();
       break;
     default: c.reason = ES_CONTEXT_OTHER_EVENT; break;
+  }
+  // kvm_pio, kvm_msr, kvm_mmio, kvm_emulate_insn are traced while L0 handles the open exit
+  // (handle_io / io_interception, the MSR handlers, x86_emulate_instruction), kvm_userspace_exit
+  // when KVM_RUN returns to userspace to finish it: they concern the guest that exited, L2 for an
+  // exit of L2 that was not reflected to L1 (st.level still 2: no kvm_nested_vmexit_inject). They
+  // follow the exit's level if a later line relabels it (set_exit_level).
+  if (follows_exit_level(c.reason) && c.cause == 0)
+    if (const es_record* e = held(st.open_exit); e && e->kind == ES_KIND_VM_EXIT && e->level == st.level)
+      c.level = e->level;
+}
+
+bool Linker::follows_exit_level(uint32_t context_reason) {
+  switch (context_reason) {
+    case ES_CONTEXT_PIO:
+    case ES_CONTEXT_MSR:
+    case ES_CONTEXT_MMIO:
+    case ES_CONTEXT_EMULATE_INSN:
+    case ES_CONTEXT_USERSPACE_EXIT: return true;
+    default: return false;
   }
 }
 

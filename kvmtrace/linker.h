@@ -131,6 +131,7 @@ class Linker {
   uint64_t raise(uint32_t word, uint32_t error, uint8_t level);
   void settle_exit_level(VcpuState& st);
   void set_exit_level(es_record& e, uint8_t level);
+  static bool follows_exit_level(uint32_t context_reason);
   void on_nested_vmenter(const KvmEvent& t, VcpuState& st);
   void fill_exit(es_record& r, const KvmEvent& t);
   void on_exit(const KvmEvent& t, VcpuState& st, uint8_t level);

@@ -533,6 +533,74 @@ TEST(KvmLinkerNested, PageFaultOfAnL2ExitIsAtL2_Issue16) {
   EXPECT_EQ(pf[1].level, 1u);
 }
 
+// The other context events of an exit L0 handles for L2 (issue #16 item 2's leftover). KVM traces
+// kvm_pio (emulator_pio_in_out from handle_io / io_interception), kvm_msr (the MSR exit handlers),
+// kvm_mmio / kvm_emulate_insn (x86_emulate_instruction) while it handles the exit of the guest that
+// exited, and kvm_userspace_exit when KVM_RUN returns to QEMU to finish that exit: for an L2 exit
+// L1 does not intercept, all of them concern L2 (L2(L0)). After kvm_nested_vmexit_inject the exit
+// went to L1 and L0 handled nothing of it; L1's own exits' context stays L1.
+// Expected before running: pio, userspace_exit, msr at 2; after the reflected exit, the L1 exit's
+// pio at 1.
+TEST(KvmLinkerNested, PioMsrAndUserspaceExitOfAnL2ExitAreAtL2_Issue16) {
+  const Linked l = link({
+      vmenter("20.000000", "0x0000000000003000", "0x00000000"),
+      "20.000100: kvm_entry: vcpu 0, rip 0x3000",
+      exit_line("20.000200", "io", "0x3004", "0x00000000"),
+      nested_exit_line("20.000210", "io", "0x3004", "0x00000000"),
+      "20.000220: kvm_pio: pio_write at 0xe9 size 1 count 1 val 0x41",
+      "20.000230: kvm_userspace_exit: reason KVM_EXIT_IO (2)",
+      "20.000300: kvm_entry: vcpu 0, rip 0x3006",
+      exit_line("20.000400", "msr", "0x3008", "0x00000000"),
+      nested_exit_line("20.000410", "msr", "0x3008", "0x00000000"),
+      "20.000420: kvm_msr: msr_read c0000080 = 0xd01",
+      "20.000500: kvm_entry: vcpu 0, rip 0x300a",
+      exit_line("20.000600", "hlt", "0x300c", "0x00000000"),
+      nested_exit_line("20.000610", "hlt", "0x300c", "0x00000000"),
+      "20.000620: kvm_nested_vmexit_inject: reason: hlt ext_inf1: 0x0000000000000000 ext_inf2: "
+      "0x0000000000000000 ext_int: 0x00000000 ext_int_err: 0x00000000",
+      "20.000700: kvm_entry: vcpu 0, rip 0x1024",
+      exit_line("20.000800", "io", "0x1030", "0x00000000"),
+      "20.000820: kvm_pio: pio_write at 0xe9 size 1 count 1 val 0x42",
+      "20.000900: kvm_entry: vcpu 0, rip 0x1032",
+  });
+  std::vector<es_record> ctx;
+  for (const es_record& r : l.records)
+    if (r.kind == ES_KIND_CONTEXT) ctx.push_back(r);
+  ASSERT_EQ(ctx.size(), 4u);
+  EXPECT_EQ(ctx[0].reason, uint32_t{ES_CONTEXT_PIO});
+  EXPECT_EQ(ctx[0].level, 2u);
+  EXPECT_EQ(ctx[0].hv_level, 0u);
+  EXPECT_EQ(ctx[1].reason, uint32_t{ES_CONTEXT_USERSPACE_EXIT});
+  EXPECT_EQ(ctx[1].level, 2u);
+  EXPECT_EQ(ctx[2].reason, uint32_t{ES_CONTEXT_MSR});
+  EXPECT_EQ(ctx[2].level, 2u);
+  EXPECT_EQ(ctx[3].reason, uint32_t{ES_CONTEXT_PIO});
+  EXPECT_EQ(ctx[3].level, 1u);
+}
+
+// An excerpt with kvm_nested_vmexit lines where an exit after an entry into L2 has none: that exit
+// was L1's (settle_exit_level), and its kvm_pio follows it back to L1.
+TEST(KvmLinkerNested, PioFollowsItsExitWhenTheExitTurnsOutL1s_Issue16) {
+  const Linked l = link({
+      vmenter("21.000000", "0x0000000000003000", "0x00000000"),
+      "21.000100: kvm_entry: vcpu 0, rip 0x3000",
+      exit_line("21.000200", "io", "0x3004", "0x00000000"),
+      nested_exit_line("21.000210", "io", "0x3004", "0x00000000"),
+      "21.000300: kvm_entry: vcpu 0, rip 0x3006",
+      exit_line("21.000400", "io", "0x1030", "0x00000000"),
+      "21.000420: kvm_pio: pio_write at 0xe9 size 1 count 1 val 0x42",
+      "21.000500: kvm_entry: vcpu 0, rip 0x1032",
+  });
+  std::vector<es_record> ctx;
+  for (const es_record& r : l.records)
+    if (r.kind == ES_KIND_CONTEXT) ctx.push_back(r);
+  ASSERT_EQ(ctx.size(), 1u);
+  const auto exits = l.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 2u);
+  EXPECT_EQ(exits[1].level, 1u);
+  EXPECT_EQ(ctx[0].level, 1u);
+}
+
 // A trace with kvm_nested_vmexit lines where one exit after an entry into L2 has none: KVM
 // traces it for every exit in guest mode, so that exit was L1's (settle_exit_level) and its
 // kvm_page_fault follows it back to L1.
