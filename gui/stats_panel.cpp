@@ -376,6 +376,10 @@ void StatsPanel::show_figures(replay::Stats figures) {
                 " <span style='color:#b00000'>%1 records were dropped while recording: these figures "
                 "have gaps.</span>")
                 .arg(doc_->drops().total());
+  // The sentence `stats` prints on stderr when the chain figures were walked instead of read
+  // (a recording without this build's stored chain figures): why, and how to get them stored.
+  if (!s.notice.empty())
+    text += QStringLiteral(" <span style='color:#805000'>%1</span>").arg(qs(s.notice).toHtmlEscaped());
   summary_text_ = text;
   summary_->setText(text);
 }

@@ -20,6 +20,7 @@
 #include <QTableView>
 #include <QTableWidget>
 #include <QTemporaryDir>
+#include <QTextDocument>
 #include <QtTest>
 
 #include "gui/main_window.h"
@@ -207,6 +208,36 @@ class StatsPanelTest : public QObject {
         QCOMPARE(panel->slowest_table()->item(static_cast<int>(i), 0)->text(),
                  QString::number(slowest[i].toObject()[QStringLiteral("chain")].toInteger()));
     }
+  }
+
+  // A recording whose chain outcomes were decided by other chain rules (its chain_rules stamp
+  // differs from this build's): `stats` walks the chains and says so on stderr; the panel shows
+  // the same sentence under its figures (before this test it said nothing).
+  void panel_says_when_the_chain_figures_are_walked() {
+    const QString db = dir_.filePath(QStringLiteral("other-rules.db"));
+    QFile::remove(db);
+    QVERIFY(QFile::copy(timer_db_, db));
+    sqlite3* h = nullptr;
+    QCOMPARE(sqlite3_open(db.toUtf8().constData(), &h), SQLITE_OK);
+    QCOMPARE(sqlite3_exec(h, "UPDATE chain_rules SET version = 999", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(h);
+    const Run cli = run(QStringLiteral(ES_EXITSCOPE_BIN), {"stats", db});
+    QCOMPARE(cli.code, 0);
+    const QString prefix = QStringLiteral("exitscope stats: ");
+    QVERIFY2(cli.err.startsWith(prefix), qPrintable(cli.err));
+    const QString sentence = cli.err.mid(prefix.size()).trimmed();
+    QVERIFY2(sentence.contains(QStringLiteral("chain rules v999")), qPrintable(sentence));
+    auto w = window(db);
+    auto* summary = w->stats_panel()->findChild<QLabel*>(QStringLiteral("stats_summary"));
+    QVERIFY(summary);
+    QTextDocument plain;
+    plain.setHtml(summary->text());
+    QVERIFY2(plain.toPlainText().contains(sentence), qPrintable(summary->text()));
+    // The file with this build's stamp says nothing of the kind.
+    auto fresh = window(timer_db_);
+    auto* fresh_summary = fresh->stats_panel()->findChild<QLabel*>(QStringLiteral("stats_summary"));
+    QVERIFY(fresh_summary);
+    QVERIFY2(!fresh_summary->text().contains(QStringLiteral("chain rules")), qPrintable(fresh_summary->text()));
   }
 
   // Clicking the Count header sorts by count as numbers (ascending, then descending); the mean
