@@ -339,11 +339,11 @@ Result<std::optional<std::string>> stored_chains_unusable(db::Db& db) {
     return Out{"'" + db.path() +
                "' stores no chain figures (a recording whose writer stopped before its chains, or "
                "one migrated from schema v2 without them): " +
-               walk + "."};
+               walk + " ('exitscope migrate " + db.path() + " --in-place' stores them)."};
   if (st->col_i64(2) != 1 || st->col_i64(0) != kChainRulesVersion)
     return Out{"'" + db.path() + "' stores chain outcomes decided by chain rules v" + std::to_string(st->col_i64(1)) +
                ", this exitscope's are v" + std::to_string(kChainRulesVersion) + ": " + walk +
-               ", so the outcomes are this build's."};
+               ", so the outcomes are this build's ('exitscope migrate " + db.path() + " --in-place' stores them)."};
   return Out{};
 }
 

@@ -69,7 +69,28 @@ int cmd_migrate(int argc, char** argv) {
   }
   const std::string current = "v" + std::to_string(schema::kSchemaVersion);
   if (*version == schema::kSchemaVersion) {
-    std::printf("%s is already at schema %s; nothing to do.\n", quote(path).c_str(), current.c_str());
+    // At the current schema, the stored chain figures (v3) may still be another build's: decided
+    // by other chain rules (chain_rules' stamp), or never stored. --in-place stores this build's.
+    auto stamped =
+        db->query_int("SELECT count(*) FROM chain_rules WHERE version = " + std::to_string(replay::kChainRulesVersion));
+    if (stamped && *stamped == 1) {
+      std::printf("%s is already at schema %s; nothing to do.\n", quote(path).c_str(), current.c_str());
+      return 0;
+    }
+    if (!in_place) {
+      std::printf(
+          "%s is already at schema %s, but its chain figures are not this exitscope's (chain rules v%d): "
+          "'exitscope migrate %s --in-place' stores them.\n",
+          quote(path).c_str(), current.c_str(), static_cast<int>(replay::kChainRulesVersion), path.c_str());
+      return 0;
+    }
+    auto r = replay::store_chain_figures(*db);
+    if (!r) {
+      std::fprintf(stderr, "exitscope migrate: %s Nothing else in the file was changed.\n", r.error().c_str());
+      return 2;
+    }
+    std::printf("%s is at schema %s; %s\n", quote(path).c_str(), current.c_str(),
+                *r ? "stored this exitscope's chain figures in it." : "nothing to do.");
     return 0;
   }
   const std::string from = "v" + std::to_string(*version);

@@ -697,6 +697,36 @@ TEST_F(StatsTest, MigratedOldFileGivesTheSameTablesAsANewFile) {
   }
 }
 
+// A file at the current schema whose chain figures another build decided (chain_rules names other
+// rules) or that stores none: `stats` says so and how to fix it; `migrate` (no --in-place) leaves
+// the file alone and names the command; `migrate --in-place` stores this build's figures.
+// Expected: after it, the stamp is this build's, stats gives the new file's output with no note.
+TEST_F(StatsTest, MigrateInPlaceRefreshesChainFiguresOfOtherRules) {
+  const std::string db = record("irq-ept-reinject");
+  for (const char* damage : {"UPDATE chain_rules SET version = 999", "DELETE FROM chain_rules"}) {
+    const std::string other = copy_db(db, "refresh.db");
+    exec_sql(other, damage);
+    std::string err;
+    stats_text(other, "--histogram", &err);
+    EXPECT_NE(err.find("'exitscope migrate " + other + " --in-place' stores them"), std::string::npos) << err;
+    const CliRun look = run_cli("migrate '" + other + "'");
+    EXPECT_EQ(look.code, 0) << look.err;
+    EXPECT_NE(look.out.find("not this exitscope's"), std::string::npos) << look.out;
+    EXPECT_EQ(sql(other, "SELECT version FROM chain_rules WHERE version = 1").size(), 0u) << "left alone: " << damage;
+    const CliRun fix = run_cli("migrate --in-place '" + other + "'");
+    ASSERT_EQ(fix.code, 0) << fix.err;
+    EXPECT_NE(fix.out.find("stored this exitscope's chain figures"), std::string::npos) << fix.out;
+    EXPECT_EQ(sql(other, "SELECT version FROM chain_rules").size(), 1u);
+    EXPECT_EQ(*sql(other, "SELECT version FROM chain_rules")[0][0], 1);
+    for (const char* view : kViews) {
+      EXPECT_EQ(stats_text(other, view, &err), stats_text(db, view)) << damage << " " << view;
+      EXPECT_EQ(err, "") << damage << " " << view;
+    }
+    const CliRun again = run_cli("migrate --in-place '" + other + "'");
+    EXPECT_NE(again.out.find("nothing to do"), std::string::npos) << again.out;
+  }
+}
+
 // The recording exitscope 0.1.0 wrote (schema v1, tests/data/schema): its migrated copy is
 // stamped with this build's chain figures (its chains table was empty: 0.1.0 linked no chains),
 // and they equal the walk over the same copy's events.
