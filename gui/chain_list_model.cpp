@@ -9,7 +9,7 @@
 
 namespace es::gui {
 
-void ChainListModel::set_document(Document* doc) {
+void ChainListModel::set_document(render::Document* doc) {
   beginResetModel();
   doc_ = doc;
   vendor_ = doc_ ? replay::recording_vendor(doc_->recording()) : replay::Vendor::Unknown;

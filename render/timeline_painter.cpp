@@ -1,4 +1,4 @@
-#include "gui/timeline_painter.h"
+#include "render/timeline_painter.h"
 
 #include <QFontMetricsF>
 #include <QPainterPath>
@@ -10,7 +10,7 @@
 
 #include "replay/format.h"
 
-namespace es::gui {
+namespace es::render {
 
 namespace {
 
@@ -558,4 +558,4 @@ std::optional<uint64_t> TimelinePainter::hit(const QRectF& r, const TimelineScen
   return best;
 }
 
-}  // namespace es::gui
+}  // namespace es::render
