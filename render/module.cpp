@@ -2,9 +2,6 @@
 // replay/export/render_module.h, for `exitscope export --format svg|png`, which loads this module
 // with dlopen only for those formats (the CLI links no Qt). Built with hidden visibility and the
 // static libraries' symbols kept local (render/CMakeLists.txt): es_render_image is its only export.
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <QCoreApplication>
 #include <QGuiApplication>
 #include <algorithm>
@@ -15,6 +12,7 @@
 #include <string>
 
 #include "render/image.h"
+#include "render/offscreen.h"
 #include "replay/export/render_module.h"
 
 namespace {
@@ -29,18 +27,6 @@ int fail(char* error, size_t error_size, const QString& sentence) {
   return 1;
 }
 
-// Qt warns on stderr when XDG_RUNTIME_DIR is unset (a root shell, CI) and then uses
-// /tmp/runtime-$USER: give it that directory, private as the XDG base directory spec requires,
-// without the warning. A directory owned by someone else or open to others is left alone.
-void provide_runtime_dir() {
-  if (std::getenv("XDG_RUNTIME_DIR")) return;
-  const std::string dir = "/tmp/runtime-" + std::to_string(::getuid());
-  struct stat st {};
-  if (::mkdir(dir.c_str(), 0700) == 0 ||
-      (::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == ::getuid() && (st.st_mode & 077) == 0))
-    ::setenv("XDG_RUNTIME_DIR", dir.c_str(), 0);
-}
-
 // A QGuiApplication on the offscreen platform for one call, when the process has none: fonts
 // and QPainter need one, a display is never needed, and the picture is the same whatever
 // QT_QPA_PLATFORM or DISPLAY say (the command line's -platform outranks QT_QPA_PLATFORM).
@@ -51,7 +37,7 @@ class OffscreenApp {
   OffscreenApp() {
     if (QCoreApplication::instance()) return;
     if (const char* l = std::setlocale(LC_ALL, nullptr)) locale_ = l;
-    provide_runtime_dir();
+    es::render::provide_runtime_dir();
     app_ = std::make_unique<QGuiApplication>(argc_, argv_);
   }
   ~OffscreenApp() {
