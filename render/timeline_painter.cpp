@@ -285,8 +285,9 @@ void TimelinePainter::paint_marks(QPainter& p, const Layout& l, const TimelineSc
     if (lane < 0) continue;
     const QPointF c = mark_pos(l, s, rec);
     if (dense) {
-      const uint64_t key = (static_cast<uint64_t>(c.x()) << 24) ^ (static_cast<uint64_t>(lane) << 8) ^
-                           (is_exit(rec.kind) ? uint64_t{rec.reason & 0xffff} << 32 : uint64_t{rec.kind} << 40);
+      const uint64_t key =
+          (static_cast<uint64_t>(c.x()) << 24) ^ (static_cast<uint64_t>(lane) << 8) ^
+          (is_exit(rec.kind) ? uint64_t{replay::basic_exit_reason(rec.reason)} << 32 : uint64_t{rec.kind} << 40);
       if (!drawn.emplace(key, true).second) continue;
     }
     const double top = l.lanes.top() + lane * h;
