@@ -4,12 +4,12 @@
 #include <QColor>
 #include <algorithm>
 
-#include "hv/arch/event_info.h"
+#include "replay/browse.h"
 #include "replay/chains.h"
 
 namespace es::gui {
 
-void ChainListModel::set_document(Document* doc) {
+void ChainListModel::set_document(render::Document* doc) {
   beginResetModel();
   doc_ = doc;
   vendor_ = doc_ ? replay::recording_vendor(doc_->recording()) : replay::Vendor::Unknown;
@@ -17,23 +17,7 @@ void ChainListModel::set_document(Document* doc) {
   memory_.clear();
   if (doc_ && !doc_->chains_materialized()) {
     if (auto chains = replay::load_chains(doc_->recording())) {
-      for (const replay::Chain& c : *chains) {
-        replay::ChainRow r;
-        r.id = c.id;
-        r.root_event = c.id;
-        const arch::EntryIntrInfo w(c.event_word);
-        r.vector = w.vector();
-        r.type = static_cast<uint8_t>(w.type());
-        const es_record& first = c.root_found ? c.root.rec : c.events.front().rec;
-        r.level = first.level;
-        r.outcome = std::string(replay::to_string(c.outcome));
-        r.first_event = c.events.front().rec.id;
-        r.last_event = c.events.back().rec.id;
-        r.event_count = c.events.size();
-        r.inferred = c.inferred;
-        r.interrupts_chain = c.interrupts_chain;
-        memory_.push_back(std::move(r));
-      }
+      for (const replay::Chain& c : *chains) memory_.push_back(replay::chain_row_of(c));
     }
   }
   rebuild();

@@ -7,7 +7,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "gui/document.h"
+#include "render/document.h"
 #include "replay/chains.h"
 
 namespace es::gui {
@@ -18,7 +18,7 @@ class ChainListModel : public QAbstractTableModel {
   enum Column { kId, kEvent, kLevel, kEvents, kOutcome, kColumnCount };
   explicit ChainListModel(QObject* parent = nullptr) : QAbstractTableModel(parent) {}
 
-  void set_document(Document* doc);
+  void set_document(render::Document* doc);
   void set_filter(const replay::ChainFilter& f);
   const replay::ChainFilter& filter() const { return filter_; }
 
@@ -36,7 +36,7 @@ class ChainListModel : public QAbstractTableModel {
  private:
   static constexpr int kPage = 256;
   void rebuild();
-  Document* doc_ = nullptr;
+  render::Document* doc_ = nullptr;
   replay::Vendor vendor_ = replay::Vendor::Unknown;  // whose sections the outcome tooltips cite
   replay::ChainFilter filter_;
   std::vector<uint64_t> ids_;

@@ -10,7 +10,7 @@
 
 namespace es::gui {
 
-void EventTableModel::set_document(Document* doc) {
+void EventTableModel::set_document(render::Document* doc) {
   beginResetModel();
   doc_ = doc;
   filter_.reset();

@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "gui/document.h"
+#include "render/document.h"
 
 namespace es::gui {
 
@@ -21,7 +21,7 @@ class EventTableModel : public QAbstractTableModel {
   enum Column { kId, kTime, kLevel, kVcpu, kKind, kDetails, kColumnCount };
   explicit EventTableModel(QObject* parent = nullptr) : QAbstractTableModel(parent) {}
 
-  void set_document(Document* doc);
+  void set_document(render::Document* doc);
   // nullopt = every event. Returns the error sentence, or empty.
   QString set_filter(std::optional<replay::EventFilter> f);
   bool filtered() const { return filter_.has_value() || pinned_.has_value(); }
@@ -44,7 +44,7 @@ class EventTableModel : public QAbstractTableModel {
   static constexpr int kPage = 256;
   const replay::Event* fetch(int row) const;
   void rebuild();
-  Document* doc_ = nullptr;
+  render::Document* doc_ = nullptr;
   std::optional<replay::EventFilter> filter_;
   std::optional<std::vector<uint64_t>> pinned_;
   bool by_time_ = false, descending_ = false;

@@ -7,6 +7,7 @@
 
 #include "gui/image_export.h"
 #include "gui/main_window.h"
+#include "render/offscreen.h"
 
 namespace {
 
@@ -28,21 +29,23 @@ int main(int argc, char** argv) {
         "       exitscope-gui --export svg|png DB -o FILE [--chain N] [--from T] [--to T] [--vcpu N]\n"
         "                     [--width W] [--height H] [--histogram exit|chain]\n\n"
         "The exitscope GUI (usually started with 'exitscope gui DB'). --export draws the timeline\n"
-        "without a window (with no display it renders off-screen by itself); with --histogram,\n"
+        "without a window, off-screen (no display needed), as 'exitscope export' does; with --histogram,\n"
         "the latency histogram of 'exitscope stats --histogram' instead.\n");
     return 0;
   }
   const char* platform = std::getenv("QT_QPA_PLATFORM");
-  if (!has_display() && !(platform && *platform)) {
-    if (first == "--export") {
-      ::setenv("QT_QPA_PLATFORM", "offscreen", 1);
-    } else {
-      std::fprintf(stderr,
-                   "exitscope-gui: there is no display (DISPLAY and WAYLAND_DISPLAY are unset); run it in a desktop "
-                   "session or with ssh -X, or draw the timeline to a file with 'exitscope export DB --format png "
-                   "-o FILE.png'.\n");
-      return 2;
-    }
+  if (first == "--export") {
+    // Pictures are drawn off-screen whatever the display or QT_QPA_PLATFORM say, as
+    // `exitscope export` draws them (render/module.cpp): the same bytes, and no abort when
+    // QT_QPA_PLATFORM names a platform that cannot start.
+    ::setenv("QT_QPA_PLATFORM", "offscreen", 1);
+    es::render::provide_runtime_dir();
+  } else if (!has_display() && !(platform && *platform)) {
+    std::fprintf(stderr,
+                 "exitscope-gui: there is no display (DISPLAY and WAYLAND_DISPLAY are unset); run it in a desktop "
+                 "session or with ssh -X, or draw the timeline to a file with 'exitscope export DB --format png "
+                 "-o FILE.png'.\n");
+    return 2;
   }
   QApplication app(argc, argv);
   QApplication::setOrganizationName(QStringLiteral("exitscope"));

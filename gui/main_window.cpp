@@ -32,9 +32,9 @@
 
 #include "gui/chain_list_model.h"
 #include "gui/event_table_model.h"
-#include "gui/image_export.h"
 #include "gui/stats_panel.h"
 #include "gui/timeline_widget.h"
+#include "render/image.h"
 #include "replay/export/export.h"
 #include "replay/format.h"
 #include "replay/inspect.h"
@@ -368,7 +368,7 @@ void MainWindow::status(const QString& text) { statusBar()->showMessage(text); }
 
 bool MainWindow::open_file(const QString& path) {
   QString error;
-  auto doc = Document::open(path, error);
+  auto doc = render::Document::open(path, error);
   if (!doc) {
     auto* box = new QMessageBox(QMessageBox::Critical, QStringLiteral("Cannot open recording"),
                                 QStringLiteral("Cannot open the recording."), QMessageBox::Ok, this);
@@ -686,14 +686,14 @@ QString MainWindow::export_to(const QString& kind, const QString& path) {
     QByteArray bytes;
     QString error;
     if (kind == QLatin1String("png-view")) {
-      bytes = render_scene(timeline_->scene(), timeline_->size(), QStringLiteral("png"));
+      bytes = render::render_scene(timeline_->scene(), timeline_->size(), QStringLiteral("png"));
     } else {
-      ImageOptions opt;
+      render::ImageOptions opt;
       opt.format = kind;
       opt.from_ns = timeline_->from_ns();
       opt.to_ns = timeline_->to_ns();
       if (timeline_->chain()) opt.chain = timeline_->chain();
-      bytes = render_timeline(*doc_, opt, error);
+      bytes = render::render_timeline(*doc_, opt, error);
     }
     QFile f(path);
     if (bytes.isEmpty() || !f.open(QIODevice::WriteOnly) || f.write(bytes) != bytes.size())

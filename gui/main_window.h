@@ -7,7 +7,7 @@
 #include <memory>
 #include <optional>
 
-#include "gui/document.h"
+#include "render/document.h"
 
 class QAction;
 class QComboBox;
@@ -34,7 +34,7 @@ class MainWindow : public QMainWindow {
   // Opens a recording; on failure shows the "open_error" dialog (non-blocking) naming the
   // problem and keeps the current recording. Returns success.
   bool open_file(const QString& path);
-  Document* document() const { return doc_.get(); }
+  render::Document* document() const { return doc_.get(); }
   std::optional<replay::Event> cursor() const { return cursor_; }
   uint64_t current_chain() const;
   void go_to_event(uint64_t id);
@@ -72,7 +72,7 @@ class MainWindow : public QMainWindow {
   void export_dialog(const QString& kind);
   void status(const QString& text);
 
-  std::unique_ptr<Document> doc_;
+  std::unique_ptr<render::Document> doc_;
   std::optional<replay::Event> cursor_;
   TimelineWidget* timeline_ = nullptr;
   ChainListModel* chains_ = nullptr;

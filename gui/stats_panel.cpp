@@ -245,7 +245,7 @@ void StatsPanel::cancel() {
   }
 }
 
-void StatsPanel::set_document(Document* doc) {
+void StatsPanel::set_document(render::Document* doc) {
   stop_worker();
   action_->hide();
   doc_ = doc;

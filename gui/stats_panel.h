@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "gui/document.h"
+#include "render/document.h"
 #include "replay/stats.h"
 
 class QComboBox;
@@ -52,7 +52,7 @@ class StatsPanel : public QWidget {
   ~StatsPanel() override;
 
   // The figures are computed when the panel is first shown with a recording (or on refresh()).
-  void set_document(Document* doc);
+  void set_document(render::Document* doc);
   void refresh();
   // A computation (the figures, or the exits a click selects) is running on the worker thread.
   bool busy() const { return job_ != nullptr; }
@@ -86,7 +86,7 @@ class StatsPanel : public QWidget {
   void stop_worker();
   void poll();
   void show_figures(replay::Stats s);
-  Document* doc_ = nullptr;
+  render::Document* doc_ = nullptr;
   std::shared_ptr<StatsJob> job_;
   std::thread worker_;
   std::function<void(Result<replay::Stats>)> done_;

@@ -25,7 +25,7 @@ void TimelineWidget::invalidate() {
   update();
 }
 
-void TimelineWidget::set_document(Document* doc) {
+void TimelineWidget::set_document(render::Document* doc) {
   doc_ = doc;
   chain_ = 0;
   cursor_.reset();

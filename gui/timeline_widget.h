@@ -1,22 +1,25 @@
-// The timeline view: TimelinePainter on a widget, with zoom (wheel around the mouse, +/-
-// around the current event or chain), pan (drag), fit-all, click-to-select, a tooltip on
-// every mark and click-on-overview to jump. Reloads its scene from the
-// Document only when the window, chain or cursor changes.
+// The timeline view: render/'s TimelinePainter on a widget (the drawing of the SVG / PNG
+// exports), with zoom (wheel around the mouse, +/- around the current event or chain), pan
+// (drag), fit-all, click-to-select, a tooltip on every mark and click-on-overview to jump.
+// Reloads its scene from the Document only when the window, chain or cursor changes.
 #pragma once
 
 #include <QWidget>
 #include <optional>
 
-#include "gui/document.h"
-#include "gui/timeline_painter.h"
+#include "render/document.h"
+#include "render/timeline_painter.h"
 
 namespace es::gui {
+
+using render::TimelinePainter;
+using render::TimelineScene;
 
 class TimelineWidget : public QWidget {
   Q_OBJECT
  public:
   explicit TimelineWidget(QWidget* parent = nullptr);
-  void set_document(Document* doc);
+  void set_document(render::Document* doc);
   void set_chain(uint64_t chain_id);
   // Moves the cursor; scrolls the window (same zoom) when the event is outside it.
   void set_cursor(const replay::Event& ev);
@@ -50,7 +53,7 @@ class TimelineWidget : public QWidget {
   void zoom(double factor, double anchor_x);
   double zoom_anchor_x();
   void invalidate();
-  Document* doc_ = nullptr;
+  render::Document* doc_ = nullptr;
   TimelinePainter painter_;
   TimelineScene scene_;
   bool scene_valid_ = false;

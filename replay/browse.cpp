@@ -306,6 +306,24 @@ std::string chain_row_event_text(const ChainRow& c) {
   return arch::describe_event(arch::detail::make(c.vector, static_cast<arch::InterruptionType>(c.type & 7), false));
 }
 
+ChainRow chain_row_of(const Chain& c) {
+  ChainRow r;
+  r.id = c.id;
+  r.root_event = c.id;
+  const arch::EntryIntrInfo w(c.event_word);
+  r.vector = w.vector();
+  r.type = static_cast<uint8_t>(w.type());
+  const es_record& first = c.root_found ? c.root.rec : c.events.front().rec;
+  r.level = first.level;
+  r.outcome = std::string(to_string(c.outcome));
+  r.first_event = c.events.front().rec.id;
+  r.last_event = c.events.back().rec.id;
+  r.event_count = c.events.size();
+  r.inferred = c.inferred;
+  r.interrupts_chain = c.interrupts_chain;
+  return r;
+}
+
 Result<bool> chains_materialized(Recording& rec) {
   auto n = scalar(rec, "SELECT id FROM chains LIMIT 1");
   if (!n) return make_error(n.error());

@@ -93,6 +93,11 @@ struct ChainRow {
 };
 // "IRQ 0x20" / "#PF" / "NMI" for a chain row.
 std::string chain_row_event_text(const ChainRow& c);
+// The row materialize_chains stores for a chain built in memory (load_chains; a recording written
+// without a chains table): vector [7:0] and type [10:8] of its event word, which is in VM-entry
+// interruption-information format (SDM Vol. 3C 25.8.3), the level of its root (of its first member
+// when the root is missing), first / last member, count, outcome name, inferred mark, link.
+ChainRow chain_row_of(const Chain& c);
 
 struct ChainFilter {
   std::optional<uint8_t> vector, type, level;

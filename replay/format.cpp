@@ -543,6 +543,12 @@ std::string describe_event_fields(const Event& ev, const CauseExit* cause) {
   return s;
 }
 
+bool injects_event(const es_record& r) {
+  return (r.kind == ES_KIND_VM_ENTRY || r.kind == ES_KIND_NESTED_ENTRY) && arch::EntryIntrInfo(r.intr_info).valid();
+}
+
+uint16_t basic_exit_reason(uint32_t reason) { return arch::ExitReason(reason).basic_number(); }
+
 std::string mark_label(const es_record& r) {
   std::string s;
   switch (r.kind) {

@@ -51,6 +51,17 @@ class CauseExits {
 // delivery is the CPU's, in the guest itself: just "L2".
 std::string level_text(const es_record& r);
 
+// A VM entry (or nested entry) that injects an event: its VM-entry interruption information is
+// valid, bit 31 (SDM Vol. 3C 25.8.3 "VM-Entry Controls for Event Injection"; AMD's EVENTINJ has
+// its V bit in the same place, APM Vol. 2 15.20). What a timeline draws as an injection and the
+// trace exports show as an instant.
+bool injects_event(const es_record& r);
+// The basic exit reason of a VM exit's reason word, bits 15:0 (Vol. 3C 28.2.1 "Basic VM-Exit
+// Information"; the failed-entry bit 31 and the other flags dropped), by which the timeline colours
+// exits. An SVM exit code (AMD APM Vol. 2 Appendix C) gets the same mask: every code but the
+// failed-VMRUN ones (-1 VMEXIT_INVALID ...) comes back unchanged.
+uint16_t basic_exit_reason(uint32_t reason);
+
 // A short label for an event's mark on a timeline (what it is, reason / vector), so a picture
 // reads without the GUI: "EPT_VIOLATION vec IRQ 0x20", "inject IRQ 0x20", "deliver #PF",
 // "raise NMI", "REQUEUE_FROM_VECTORING".

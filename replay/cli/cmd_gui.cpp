@@ -11,7 +11,7 @@
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
 #include "replay/cli/startup.h"
-#include "replay/export/gui_forward.h"
+#include "replay/export/installed.h"
 #include "replay/recording.h"
 
 namespace es::cli {

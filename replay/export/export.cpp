@@ -7,7 +7,6 @@
 #include <thread>
 
 #include "hv/arch/event_info.h"
-#include "replay/export/gui_forward.h"
 #include "replay/export/handoff.h"
 #include "replay/names.h"
 
@@ -26,13 +25,13 @@ constexpr ExportFormat kFormats[] = {
      &export_perfetto, false},
     {"chrome", "Chrome trace-event JSON (chrome://tracing): the same slices, flows and args", &export_chrome_json,
      false},
-    // Drawn by the GUI's timeline painter: forwarded to `exitscope-gui --export` (gui_forward.cpp).
+    // Drawn in this process by render/'s painters, through the picture module (image_export.cpp).
     {"svg", "SVG timeline picture: a lane per vCPU and guest level, exits coloured by reason, chain arcs", &export_svg,
      false},
     {"png", "PNG timeline picture (the same drawing as svg)", &export_png, false},
 };
 
-// Formats in the design that this build does not have (none since svg / png forward to the GUI).
+// Formats in the design that this build does not have (none: svg / png are the picture module's).
 constexpr std::array<std::string_view, 0> kPlanned = {};
 
 std::string plural(uint64_t n, std::string_view word) {

@@ -1,10 +1,10 @@
 // Exporters for bug reports: a recording (or one chain / a time window / one vCPU of it) as
-// mailing-list text, Markdown tables, Perfetto's protobuf trace or Chrome trace-event JSON.
+// mailing-list text, Markdown tables, Perfetto's protobuf trace, Chrome trace-event JSON, or an
+// SVG / PNG picture.
 //
 // Each format is one {name, summary, function} row of a small table (export_formats()); a
-// new format (svg, png: planned, drawn with the GUI's timeline code) registers by adding a
-// row. Every exporter reads the same ExportContext and writes through an Output, so the
-// same recording and options always give the same bytes.
+// new format registers by adding a row. Every exporter reads the same ExportContext and
+// writes through an Output, so the same recording and options always give the same bytes.
 #pragma once
 
 #include <cstdint>
@@ -169,6 +169,10 @@ Result<void> export_text(ExportContext& ctx);
 Result<void> export_markdown(ExportContext& ctx);
 Result<void> export_perfetto(ExportContext& ctx);     // Perfetto's protobuf trace (perfetto_proto_export.cpp)
 Result<void> export_chrome_json(ExportContext& ctx);  // Chrome trace-event JSON (perfetto_export.cpp)
+// The timeline picture (or with options.histogram the latency histogram) as SVG / PNG, drawn by
+// the picture module exitscope-render.so (image_export.cpp); a sentence when it cannot be loaded.
+Result<void> export_svg(ExportContext& ctx);
+Result<void> export_png(ExportContext& ctx);
 // The first and last exported member of each chain with at least two, by chain id: a chain's
 // flow arrow begins and ends there in both trace formats (perfetto_export.cpp).
 struct FlowSpan {

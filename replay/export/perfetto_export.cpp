@@ -314,7 +314,7 @@ class PerfettoWriter {
           open_.erase(it);
         }
         // An entry is shown when it injects (or belongs to a chain); otherwise it only ends the slice.
-        if (arch::EntryIntrInfo(r.intr_info).valid() || r.origin) point(ev, t, role);
+        if (replay::injects_event(r) || r.origin) point(ev, t, role);
         break;
       }
       case ES_KIND_RUN_END:

@@ -211,7 +211,7 @@ class ProtoWriter {
           end_slice(track, r.time_ns, &ev, {});
           open_.erase(it);
         }
-        if (arch::EntryIntrInfo(r.intr_info).valid() || r.origin) point(ev, track, false);
+        if (replay::injects_event(r) || r.origin) point(ev, track, false);
         break;
       }
       case ES_KIND_RUN_END: point(ev, r.origin ? track : kSessionTrack, false); break;

@@ -66,8 +66,8 @@ TEST_F(ExportCliTest, BadFormatExitsTwoListingFormats) {
   EXPECT_TRUE(r.out.empty());
 }
 
-// svg / png are drawn by exitscope-gui (tests/gui checks the pictures); here only that the
-// CLI writes them, headless, when the GUI is built.
+// svg / png are drawn by the picture module built with the GUI (tests/gui checks the pictures);
+// here only that the CLI writes them, headless, when the GUI is built.
 TEST_F(ExportCliTest, SvgAndPngAreWrittenWhenTheGuiIsBuilt) {
 #ifdef ES_HAVE_GUI
   for (const char* f : {"svg", "png"}) {
@@ -79,6 +79,54 @@ TEST_F(ExportCliTest, SvgAndPngAreWrittenWhenTheGuiIsBuilt) {
   }
 #else
   GTEST_SKIP() << "exitscope-gui is not built (no Qt6)";
+#endif
+}
+
+// svg / png are drawn inside the exitscope process by the picture module (issue #19: no other
+// program is started). A tree holding only bin/exitscope and lib/exitscope/exitscope-render.so, no
+// exitscope-gui, draws both, byte for byte as the build tree does, with no display, no
+// XDG_RUNTIME_DIR (a root shell, CI) and QT_QPA_PLATFORM naming a platform that cannot start
+// here: the module always draws off-screen. Nothing is printed on stderr. And the exitscope
+// binary itself loads no Qt library (the dynamic loader's own list, as ldd prints it).
+TEST_F(ExportCliTest, PicturesAreDrawnInProcessWithoutTheGuiProgramOrADisplay) {
+#ifdef ES_HAVE_GUI
+  namespace fs = std::filesystem;
+  const fs::path tree = fs::path(test::process_tmp("inproc_tree"));
+  fs::remove_all(tree);
+  fs::create_directories(tree / "bin");
+  fs::create_directories(tree / "lib" / "exitscope");
+  fs::copy_file(ES_EXITSCOPE_BIN, tree / "bin" / "exitscope");
+  fs::copy_file(ES_RENDER_MODULE, tree / "lib" / "exitscope" / "exitscope-render.so");
+  ASSERT_FALSE(fs::exists(tree / "bin" / "exitscope-gui"));
+  auto run_tree = [&](const std::string& env, const std::string& args) {
+    const std::string out = tmp("inproc.out"), err = tmp("inproc.err");
+    const std::string cmd =
+        "env " + env + " '" + (tree / "bin" / "exitscope").string() + "' " + args + " >'" + out + "' 2>'" + err + "'";
+    const int status = std::system(cmd.c_str());
+    CliRun r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+  };
+  const std::string no_display = "-u DISPLAY -u WAYLAND_DISPLAY -u XDG_RUNTIME_DIR QT_QPA_PLATFORM=xcb";
+  for (const char* f : {"svg", "png"}) {
+    const std::string here = tmp(std::string("inproc_tree.") + f), built = tmp(std::string("inproc_built.") + f);
+    const CliRun r = run_tree(no_display, "export " + db() + " --format " + f + " -o '" + here + "'");
+    EXPECT_EQ(r.code, 0) << f << r.err;
+    EXPECT_EQ(r.err, "") << f;
+    const CliRun b = run("export " + db() + " --format " + f + " -o '" + built + "'");
+    EXPECT_EQ(b.code, 0) << f << b.err;
+    const std::string bytes = slurp(here);
+    EXPECT_EQ(bytes.substr(0, 4), std::string(f) == "svg" ? "<?xm" : "\x89PNG") << f;
+    EXPECT_EQ(bytes, slurp(built)) << f;
+  }
+  const CliRun libs = run_tree("LD_TRACE_LOADED_OBJECTS=1", "");
+  EXPECT_NE(libs.out.find("libsqlite3"), std::string::npos) << libs.out;  // the list is there
+  EXPECT_EQ(libs.out.find("libQt6"), std::string::npos) << libs.out;
+  fs::remove_all(tree);
+#else
+  GTEST_SKIP() << "the picture module is not built (no Qt6)";
 #endif
 }
 

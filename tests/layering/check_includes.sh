@@ -75,6 +75,19 @@ while IFS=: read -r file line path; do
   esac
 done < <(include_lines "$root/probes")
 
+# gui/ and render/ (issue #19) get decoded text from replay/ and include no hv/ header; render/
+# (the pictures, below the GUI) includes nothing from gui/.
+while IFS=: read -r file line path; do
+  [ -n "$file" ] || continue
+  checked=$((checked + 1))
+  case "$file:$path" in
+    *:hv/* | "$root"/render/*:gui/*)
+      echo "layering: ${file#"$root"/}:$line includes \"$path\": gui/ and render/ ask replay/ for decoded text and include no hv/ header; render/ includes no gui/ header"
+      bad=1
+      ;;
+  esac
+done < <(include_lines "$root/gui"; include_lines "$root/render")
+
 if [ -n "$kvmtrace_links" ]; then
   IFS=';' read -ra libs <<< "$kvmtrace_links"
   for lib in "${libs[@]}"; do

@@ -77,5 +77,13 @@ printf '#include "probes/recorder/recorder.h"\n' >> "$tmp/hv/hv/vmm/e.h"
 out=$("$check" "$tmp/hv"); rc=$?
 expect "hv/ including the recorder" 1 'hv/vmm/e.h:4 includes "probes/recorder/recorder.h"' "$rc" "$out"
 
+plant "$tmp/gui_arch"
+mkdir -p "$tmp/gui_arch/gui" "$tmp/gui_arch/render"
+printf '#include "replay/format.h"\n#include "hv/arch/event_info.h"\n' > "$tmp/gui_arch/gui/f.cpp"
+printf '#include "gui/document.h"\n' > "$tmp/gui_arch/render/g.cpp"
+out=$("$check" "$tmp/gui_arch"); rc=$?
+expect "gui/ decoding with hv/arch" 1 'gui/f.cpp:2 includes "hv/arch/event_info.h"' "$rc" "$out"
+expect "render/ including gui/" 1 'render/g.cpp:1 includes "gui/document.h"' "$rc" "$out"
+
 echo "$passed passed, $fail failed"
 [ "$fail" -eq 0 ]

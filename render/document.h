@@ -1,6 +1,7 @@
-// An open recording as the GUI sees it: the replay::Recording plus what every view shares
+// An open recording as the pictures see it: the replay::Recording plus what every view shares
 // (extent, lanes, violations, the chain table state) and the timeline scene builder used by
-// the widget and by the SVG / PNG exporters alike. All data comes from es_replay.
+// the GUI's widget and by the SVG / PNG exports alike. All data comes from es_replay; Qt only
+// for its strings.
 #pragma once
 
 #include <QString>
@@ -9,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "gui/timeline_painter.h"
+#include "render/timeline_painter.h"
 #include "replay/browse.h"
 #include "replay/recording.h"
 
-namespace es::gui {
+namespace es::render {
 
 class Document {
  public:
@@ -54,4 +55,4 @@ class Document {
   std::vector<replay::Event> cached_members_;
 };
 
-}  // namespace es::gui
+}  // namespace es::render

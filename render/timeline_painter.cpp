@@ -1,4 +1,4 @@
-#include "gui/timeline_painter.h"
+#include "render/timeline_painter.h"
 
 #include <QFontMetricsF>
 #include <QPainterPath>
@@ -8,11 +8,9 @@
 #include <map>
 #include <unordered_map>
 
-#include "hv/arch/event_info.h"
-#include "hv/arch/exit_reason.h"
 #include "replay/format.h"
 
-namespace es::gui {
+namespace es::render {
 
 namespace {
 
@@ -43,9 +41,6 @@ double kind_row(uint16_t kind) {
 }
 
 bool is_exit(uint16_t kind) { return kind == ES_KIND_VM_EXIT || kind == ES_KIND_NESTED_EXIT; }
-bool is_injection(const es_record& r) {
-  return (r.kind == ES_KIND_VM_ENTRY || r.kind == ES_KIND_NESTED_ENTRY) && arch::EntryIntrInfo(r.intr_info).valid();
-}
 
 uint64_t nice_step(uint64_t span, int ticks) {
   const double raw = static_cast<double>(span) / std::max(1, ticks);
@@ -73,7 +68,7 @@ void diamond(QPainter& p, QPointF c, double r) {
 }  // namespace
 
 QColor exit_reason_color(uint32_t full_reason) {
-  const uint16_t basic = arch::ExitReason(full_reason).basic_number();
+  const uint16_t basic = replay::basic_exit_reason(full_reason);
   // Fixed colours for the reasons this tool is about, the palette for the rest.
   switch (basic) {
     case 48: return QColor(0xe1, 0x57, 0x59);  // EPT_VIOLATION
@@ -290,8 +285,9 @@ void TimelinePainter::paint_marks(QPainter& p, const Layout& l, const TimelineSc
     if (lane < 0) continue;
     const QPointF c = mark_pos(l, s, rec);
     if (dense) {
-      const uint64_t key = (static_cast<uint64_t>(c.x()) << 24) ^ (static_cast<uint64_t>(lane) << 8) ^
-                           (is_exit(rec.kind) ? uint64_t{rec.reason & 0xffff} << 32 : uint64_t{rec.kind} << 40);
+      const uint64_t key =
+          (static_cast<uint64_t>(c.x()) << 24) ^ (static_cast<uint64_t>(lane) << 8) ^
+          (is_exit(rec.kind) ? uint64_t{replay::basic_exit_reason(rec.reason)} << 32 : uint64_t{rec.kind} << 40);
       if (!drawn.emplace(key, true).second) continue;
     }
     const double top = l.lanes.top() + lane * h;
@@ -301,7 +297,7 @@ void TimelinePainter::paint_marks(QPainter& p, const Layout& l, const TimelineSc
       const auto end = exit_end.find(rec.id);
       const double x1 = end != exit_end.end() ? std::max(end->second, c.x() + 3) : c.x() + 3;
       p.drawRect(QRectF(c.x() - 1.5, top + 0.56 * h, x1 - c.x() + 1.5, 0.22 * h));
-    } else if (is_injection(rec)) {
+    } else if (replay::injects_event(rec)) {
       p.setPen(QPen(Qt::white, 0.5));
       p.setBrush(kInjection);
       triangle(p, c, r, true);
@@ -412,7 +408,7 @@ void TimelinePainter::paint_chain(QPainter& p, const Layout& l, const TimelineSc
     for (int pass = 0; pass < 2; ++pass) {
       for (const replay::Event& e : s.chain) {
         if (lane_index(s, e.rec) < 0 || (e.rec.kind == ES_KIND_DECISION) != (pass == 1)) continue;
-        if (e.rec.kind == ES_KIND_VM_ENTRY && !is_injection(e.rec)) continue;
+        if (e.rec.kind == ES_KIND_VM_ENTRY && !replay::injects_event(e.rec)) continue;
         const QPointF c = mark_pos(l, s, e.rec);
         const QString text = QString::fromStdString(replay::mark_label(e.rec));
         const QRectF box(c.x() + r + 4, c.y() - fm.height() / 2, fm.horizontalAdvance(text) + 2, fm.height());
@@ -563,4 +559,4 @@ std::optional<uint64_t> TimelinePainter::hit(const QRectF& r, const TimelineScen
   return best;
 }
 
-}  // namespace es::gui
+}  // namespace es::render

@@ -1,6 +1,6 @@
-#include "gui/document.h"
+#include "render/document.h"
 
-namespace es::gui {
+namespace es::render {
 
 std::unique_ptr<Document> Document::open(const QString& path, QString& error) {
   // An older-schema recording is read through a migrated copy: the window says so (status bar),
@@ -79,4 +79,4 @@ TimelineScene Document::scene(uint64_t from_ns, uint64_t to_ns, std::optional<ui
   return s;
 }
 
-}  // namespace es::gui
+}  // namespace es::render

@@ -4,6 +4,7 @@
 // current window, one lane per (vCPU, guest level) with exits / injections / deliveries /
 // decisions / raises, the selected chain as arcs between cause and effect, violations, the
 // time axis, the legend. Deterministic: the same scene and size give the same drawing.
+// Every word on it and every decoded bit comes from replay/ (format.h, browse.h).
 #pragma once
 
 #include <QColor>
@@ -16,7 +17,7 @@
 #include "replay/browse.h"
 #include "replay/recording.h"
 
-namespace es::gui {
+namespace es::render {
 
 struct TimelineScene {
   uint64_t from_ns = 0, to_ns = 1;                  // the window drawn
@@ -68,4 +69,4 @@ class TimelinePainter {
   void paint_legend(QPainter& p, const Layout& l, const TimelineScene& s) const;
 };
 
-}  // namespace es::gui
+}  // namespace es::render
