@@ -454,11 +454,8 @@ int parse_event_name(std::string_view name) {
   return -1;
 }
 
-int record_kvm(const RecordOptions& o) {
-  auto fail = [](const std::string& msg) {
-    std::fprintf(stderr, "exitscope record: %s\n", msg.c_str());
-    return 2;
-  };
+Result<RecordResult> record_kvm(const RecordOptions& o, RecordObserver& observer) {
+  auto fail = [](const std::string& msg) { return Error{msg}; };
   ProbeOptions po;
   for (const std::string& n : o.events) {
     const int e = parse_event_name(n);
@@ -499,11 +496,12 @@ int record_kvm(const RecordOptions& o) {
   auto probes = KvmProbes::open(po);
   if (!probes) return fail(probes.error());
   KvmProbes& p = **probes;
-  if (!o.quiet)
-    for (const std::string& r : p.refused()) std::fprintf(stderr, "exitscope record: not recording %s\n", r.c_str());
-  if (!o.quiet)
+  {
+    std::vector<std::string> not_tp;
     for (const AttachedEvent& a : p.attached())
-      if (!a.why.empty()) std::fprintf(stderr, "exitscope record: through tp_btf, not tp: %s\n", a.why.c_str());
+      if (!a.why.empty()) not_tp.push_back(a.why);
+    observer.attached(p.refused(), not_tp);
+  }
 
   // Attached: from here on nothing needs root.
   allow_return_from_idle();
@@ -596,13 +594,9 @@ int record_kvm(const RecordOptions& o) {
   KvmProbes::Sink sink = [&](const es_kvm_event& e) { spool.push(e); };
 
   workload.release();
-  const bool tty = ::isatty(2) == 1;
-  if (!o.quiet)
-    std::fprintf(stderr, "recording %zu kvm tracepoints into %s%s ...\n", p.attached().size(), o.output.c_str(),
-                 pid > 0 ? (" (pid " + std::to_string(pid) + ")").c_str() : " (every process)");
+  observer.started(p.attached().size(), o.output, pid);
   const uint64_t deadline = o.duration_s > 0 ? t0 + static_cast<uint64_t>(o.duration_s * 1e9) : 0;
-  uint64_t last_report = t0, last_events = 0;
-  int live_lines = 0;  // --stats on a terminal: lines of the table on screen
+  uint64_t last_report = t0;
   int workload_status = 0;
   bool workload_done = false;
   std::string end_detail = "stopped by signal";
@@ -618,22 +612,14 @@ int record_kvm(const RecordOptions& o) {
     const uint64_t now = monotonic_ns();
     yielder.update(spool.backlog(), spool.oldest_ns(), now);
     recr.set_source_dropped(p.drops_total() + spool.dropped());  // stored with the next batch
-    if (o.stats && tty && now - last_report >= 1000000000ull) {
-      // kvm_stat's screen: the table redrawn in place once a second (cursor up over the last one).
-      const std::string t = live.table(now, now - t0);
-      if (live_lines) std::fprintf(stderr, "\x1b[%dA\x1b[J", live_lines);
-      std::fputs(t.c_str(), stderr);
-      live_lines = static_cast<int>(std::count(t.begin(), t.end(), '\n'));
+    if (now - last_report >= 1000000000ull) {
+      observer.every_second({.now_ns = now,
+                             .elapsed_ns = now - t0,
+                             .seen = spool.pushed(),
+                             .dropped = p.drops_total() + spool.dropped(),
+                             .buffered = spool.backlog(),
+                             .stats = o.stats ? &live : nullptr});
       last_report = now;
-    } else if (!o.stats && !o.quiet && tty && now - last_report >= 1000000000ull) {
-      const uint64_t seen = spool.pushed();
-      const double rate = static_cast<double>(seen - last_events) * 1e9 / static_cast<double>(now - last_report);
-      std::fprintf(stderr, "\r%llu events, %.0f events/s, %llu dropped, %llu buffered   ",
-                   static_cast<unsigned long long>(seen), rate,
-                   static_cast<unsigned long long>(p.drops_total() + spool.dropped()),
-                   static_cast<unsigned long long>(spool.backlog()));
-      last_report = now;
-      last_events = seen;
     }
     if (g_stop.load()) break;
     if (deadline && now >= deadline) {
@@ -659,25 +645,18 @@ int record_kvm(const RecordOptions& o) {
   spool.publish();
   spool.close();
   yielder.finish();
-  for (bool shown = false; spool.backlog() > 0;) {
+  while (spool.backlog() > 0) {
     if (g_signals.load() > signals_at_stop) {  // interrupted (again): keep what is written
-      const uint64_t n = spool.abandon();
-      if (!o.quiet)
-        std::fprintf(stderr, "%sinterrupted: %llu buffered events not written (counted as dropped)\n",
-                     shown ? "\n" : "", static_cast<unsigned long long>(n));
+      observer.abandoned(spool.abandon());
       break;
     }
-    if (!o.quiet && tty) {
-      std::fprintf(stderr, "%swriting the %llu buffered events ...   ", shown ? "\r" : "\n",
-                   static_cast<unsigned long long>(spool.backlog()));
-      shown = true;
-    }
+    observer.writing_backlog(spool.backlog());
     ::usleep(200 * 1000);
   }
   pipeline.join();
   ::sigaction(SIGINT, &old_int, nullptr);
   ::sigaction(SIGTERM, &old_term, nullptr);
-  if (!o.quiet && tty && !o.stats) std::fputc('\n', stderr);
+  observer.backlog_written();
   const uint64_t end_ns = monotonic_ns();
 
   const std::vector<uint64_t> drops = p.drops_per_cpu();
@@ -695,37 +674,40 @@ int record_kvm(const RecordOptions& o) {
     end_reason = ES_END_STOPPED;
     end_detail = crash->describe() + "; the recording was stopped there";
   }
-  if (!o.quiet && tty) std::fputs("indexing the recording and linking its chains ...\n", stderr);
+  observer.indexing();
   auto fin = (*rec)->finish({end_reason, end_detail, dropped});
   const auto stats = (*rec)->stats();
   rec->reset();
   if (!fin) return fail(fin.error());
   if (auto u = update_config(o.output, json); !u) return fail(u.error());
   if (!error.empty()) return fail(error + "; everything read before it is in " + o.output);
-  if (!o.quiet) {
-    std::fprintf(
-        stdout, "recorded %llu kvm events (%llu records) into %s: %s; %llu dropped by the ring buffer%s%s%s%s\n",
-        static_cast<unsigned long long>(kvm_events), static_cast<unsigned long long>(stats.written), o.output.c_str(),
-        end_detail.c_str(), static_cast<unsigned long long>(dropped - spool.dropped() - spool.abandoned()),
-        spool.dropped() ? (", " + std::to_string(spool.dropped()) + " more with the buffer full").c_str() : "",
-        spool.abandoned() ? (", " + std::to_string(spool.abandoned()) + " buffered not written").c_str() : "",
-        filtered ? (", " + std::to_string(filtered) + " of other vCPUs skipped").c_str() : "",
-        dropped ? " (a larger ring or --buffer-size, or fewer --events would help)" : "");
-  }
-  // --stats: the whole session's table (rates over all of it), also where no terminal showed it live.
-  if (o.stats)
-    std::fputs(("\nKVM events by reason, whole session: " + live.table(end_ns, end_ns - t0, true)).c_str(), stdout);
+  RecordResult res;
+  res.output = o.output;
+  res.end_reason = end_reason;
+  res.end_detail = end_detail;
+  res.kvm_events = kvm_events;
+  res.records = stats.written;
+  res.ring_dropped = dropped - spool.dropped() - spool.abandoned();
+  res.buffer_dropped = spool.dropped();
+  res.abandoned = spool.abandoned();
+  res.filtered = filtered;
+  res.workload_failed = workload_done && workload_status != 0;
+  // --stats: the whole session's table (rates over all of it).
+  if (o.stats) res.stats_table = live.table(end_ns, end_ns - t0, true);
   // Silent nothing is the worst answer: say that the recording is empty and what was traced.
   if (kvm_events == 0)
-    std::fprintf(stderr, "exitscope record: warning: no KVM events were recorded%s; %s\n",
-                 !o.command.empty() ? (" from '" + o.command.front() + "'").c_str()
-                 : pid > 0          ? (" from pid " + std::to_string(pid)).c_str()
-                                    : "",
-                 !o.command.empty() ? "it and the processes it starts were traced: did it run a guest (KVM_RUN)?"
-                                    : "did a guest run (KVM_RUN) while recording, on this kernel's KVM?");
+    res.warnings.push_back("no KVM events were recorded" +
+                           (!o.command.empty() ? " from '" + o.command.front() + "'"
+                            : pid > 0          ? " from pid " + std::to_string(pid)
+                                               : std::string()) +
+                           "; " +
+                           (!o.command.empty()
+                                ? "it and the processes it starts were traced: did it run a guest (KVM_RUN)?"
+                                : "did a guest run (KVM_RUN) while recording, on this kernel's KVM?"));
+  observer.finished(res);
   plugins.unload_all();  // at-exit callbacks (the plugins' own output), after DB is complete
-  if ((workload_done && workload_status != 0) || plugins.crash()) return 1;
-  return 0;
+  res.plugin_crashed = plugins.crash().has_value();
+  return res;
 }
 
 std::vector<std::string> describe_kvm_config(std::string_view j) {

@@ -11,15 +11,17 @@
 #include <vector>
 
 #include "probes/bus/plugin_host.h"
-#include "replay/chain_steps.h"
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
 #include "replay/cli/output.h"
 #include "replay/cli/startup.h"
 
 #ifdef ES_HAVE_KVM
+#include <unistd.h>
+
 #include "probes/kvm/kvm_record.h"
 #include "probes/recorder/session_info.h"
+#include "session/kvm_session.h"
 #endif
 
 #ifdef ES_HAVE_HV
@@ -99,7 +101,81 @@ constexpr es::cli::OptionSpec kScenarioOptions[] = {
 namespace {
 
 #ifdef ES_HAVE_KVM
-// `record --kvm`: the options that apply, checked here; the recording is probes/kvm's.
+// What `record --kvm` says while it records: notices and the summary on stderr / stdout, on a
+// terminal a status line (or, with --stats, kvm_stat's table) redrawn once a second.
+class KvmPrinter : public es::kvm::RecordObserver {
+ public:
+  KvmPrinter(bool quiet, bool stats) : quiet_(quiet), stats_(stats), tty_(::isatty(2) == 1) {}
+
+  void attached(const std::vector<std::string>& refused, const std::vector<std::string>& not_tp) override {
+    if (quiet_) return;
+    for (const std::string& r : refused) std::fprintf(stderr, "exitscope record: not recording %s\n", r.c_str());
+    for (const std::string& w : not_tp)
+      std::fprintf(stderr, "exitscope record: through tp_btf, not tp: %s\n", w.c_str());
+  }
+  void started(size_t tracepoints, const std::string& output, int64_t pid) override {
+    if (quiet_) return;
+    std::fprintf(stderr, "recording %zu kvm tracepoints into %s%s ...\n", tracepoints, output.c_str(),
+                 pid > 0 ? (" (pid " + std::to_string(pid) + ")").c_str() : " (every process)");
+  }
+  void every_second(const es::kvm::Progress& p) override {
+    const uint64_t since = last_ns_ ? last_ns_ : p.now_ns - p.elapsed_ns;
+    if (p.stats && tty_) {
+      // kvm_stat's screen: the table redrawn in place once a second (cursor up over the last one).
+      const std::string t = p.stats->table(p.now_ns, p.elapsed_ns);
+      if (live_lines_) std::fprintf(stderr, "\x1b[%dA\x1b[J", live_lines_);
+      std::fputs(t.c_str(), stderr);
+      live_lines_ = static_cast<int>(std::count(t.begin(), t.end(), '\n'));
+    } else if (!p.stats && !quiet_ && tty_ && p.now_ns > since) {
+      const double rate = static_cast<double>(p.seen - last_seen_) * 1e9 / static_cast<double>(p.now_ns - since);
+      std::fprintf(stderr, "\r%llu events, %.0f events/s, %llu dropped, %llu buffered   ",
+                   static_cast<unsigned long long>(p.seen), rate, static_cast<unsigned long long>(p.dropped),
+                   static_cast<unsigned long long>(p.buffered));
+    }
+    last_ns_ = p.now_ns;
+    last_seen_ = p.seen;
+  }
+  void writing_backlog(uint64_t buffered) override {
+    if (quiet_ || !tty_) return;
+    std::fprintf(stderr, "%swriting the %llu buffered events ...   ", shown_ ? "\r" : "\n",
+                 static_cast<unsigned long long>(buffered));
+    shown_ = true;
+  }
+  void abandoned(uint64_t events) override {
+    if (quiet_) return;
+    std::fprintf(stderr, "%sinterrupted: %llu buffered events not written (counted as dropped)\n", shown_ ? "\n" : "",
+                 static_cast<unsigned long long>(events));
+  }
+  void backlog_written() override {
+    if (!quiet_ && tty_ && !stats_) std::fputc('\n', stderr);
+  }
+  void indexing() override {
+    if (!quiet_ && tty_) std::fputs("indexing the recording and linking its chains ...\n", stderr);
+  }
+  void finished(const es::kvm::RecordResult& r) override {
+    const uint64_t dropped = r.ring_dropped + r.buffer_dropped + r.abandoned;
+    if (!quiet_)
+      std::fprintf(
+          stdout, "recorded %llu kvm events (%llu records) into %s: %s; %llu dropped by the ring buffer%s%s%s%s\n",
+          static_cast<unsigned long long>(r.kvm_events), static_cast<unsigned long long>(r.records), r.output.c_str(),
+          r.end_detail.c_str(), static_cast<unsigned long long>(r.ring_dropped),
+          r.buffer_dropped ? (", " + std::to_string(r.buffer_dropped) + " more with the buffer full").c_str() : "",
+          r.abandoned ? (", " + std::to_string(r.abandoned) + " buffered not written").c_str() : "",
+          r.filtered ? (", " + std::to_string(r.filtered) + " of other vCPUs skipped").c_str() : "",
+          dropped ? " (a larger ring or --buffer-size, or fewer --events would help)" : "");
+    // --stats: the whole session's table, also where no terminal showed it live.
+    if (!r.stats_table.empty()) std::fputs(("\nKVM events by reason, whole session: " + r.stats_table).c_str(), stdout);
+    for (const std::string& w : r.warnings) std::fprintf(stderr, "exitscope record: warning: %s\n", w.c_str());
+  }
+
+ private:
+  const bool quiet_, stats_, tty_;
+  uint64_t last_ns_ = 0, last_seen_ = 0;
+  int live_lines_ = 0;  // --stats on a terminal: lines of the table on screen
+  bool shown_ = false;  // the "writing the buffered events" line is on screen
+};
+
+// `record --kvm`: the options that apply, checked here; the session records (session/kvm_session.h).
 int record_kvm_command(const es::cli::Args& args, const std::vector<std::string>& command,
                        const std::vector<es::probes::PluginSpec>& plugins, int argc, char** argv) {
   using namespace es::cli;
@@ -109,12 +185,11 @@ int record_kvm_command(const es::cli::Args& args, const std::vector<std::string>
       return usage_error(kRecord, std::string("--") + hv_only + " is for the built-in hypervisor, not --kvm");
   if (!args.positional.empty())
     return usage_error(kRecord, "unexpected argument '" + args.positional[0] + "' (put a command after '--')");
-  es::kvm::RecordOptions o;
+  es::session::KvmRequest o;
   const auto output = args.get("output");
   if (!output || output->empty()) return usage_error(kRecord, "missing -o DB (the recording to write)");
   o.output = *output;
   o.force = args.has("force");
-  o.quiet = args.has("quiet");
   o.stats = args.has("stats");
   o.test_overflow = args.has("test-overflow");
   o.test_slow_pipeline = args.has("test-slow-pipeline");
@@ -172,9 +247,15 @@ int record_kvm_command(const es::cli::Args& args, const std::vector<std::string>
     }
   }
   o.plugins = plugins;
-  o.steps = es::replay::chain_steps();
   o.command_line = es::recorder::join_command_line(argc, argv);
-  return es::kvm::record_kvm(o);
+  KvmPrinter printer(args.has("quiet"), o.stats);
+  auto r = es::session::record_kvm(o, printer);
+  if (!r) {
+    std::fprintf(stderr, "exitscope record: %s\n", r.error().c_str());
+    return 2;
+  }
+  // Recorded; 1 when the command after '--' failed or a plugin crashed.
+  return r->workload_failed || r->plugin_crashed ? 1 : 0;
 }
 #endif
 
