@@ -26,7 +26,7 @@ std::string to_json(const HvStoredConfig& c) {
   j["exception_bitmap"] = c.exception_bitmap;
   j["nested"] = c.nested;
   j["bug"] = c.bug;
-  return j.dump();
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);  // invalid UTF-8 -> U+FFFD, never a throw
 }
 
 Result<HvStoredConfig> parse_hv_config(std::string_view text) {

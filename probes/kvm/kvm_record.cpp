@@ -20,6 +20,7 @@
 #include <deque>
 #include <fstream>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 #include <unordered_map>
 
@@ -378,61 +379,41 @@ std::string formats_era(const Decoder& d) {
 
 namespace {
 
+// The stored configuration of this recording; the end part when `drops` (and `linked`) are given.
 std::string config_json(const KvmProbes& p, const RecordOptions& o, uint64_t buffer_bytes, int64_t pid,
                         const std::vector<uint64_t>* drops, const kvmtrace::TraceFacts* linked, bool vcpu_guessed,
                         uint64_t undecodable, uint64_t spool_dropped = 0, uint64_t abandoned = 0,
                         const std::string& scheduling = {}) {
-  std::string j = "{\"kvm\": {\"kernel\": \"" + recorder::json_escape(p.kernel_release()) + "\", \"events\": [";
-  bool first = true;
-  for (const AttachedEvent& a : p.attached()) {
-    j += std::string(first ? "" : ", ") + "{\"name\": \"" + a.tracepoint + "\", \"attach\": \"" + a.method + "\"";
-    if (!a.prototype.empty()) j += ", \"prototype\": \"" + recorder::json_escape(a.prototype) + "\"";
-    if (!a.why.empty()) j += ", \"not_tp\": \"" + recorder::json_escape(a.why) + "\"";
-    if (!a.optional_missing.empty()) {
-      j += ", \"fields_missing\": [";
-      for (size_t i = 0; i < a.optional_missing.size(); ++i)
-        j += std::string(i ? ", " : "") + "\"" + recorder::json_escape(a.optional_missing[i]) + "\"";
-      j += "]";
-    }
-    j += "}";
-    first = false;
-  }
-  j += "], \"refused\": [";
-  for (size_t i = 0; i < p.refused().size(); ++i)
-    j += std::string(i ? ", " : "") + "\"" + recorder::json_escape(p.refused()[i]) + "\"";
-  j += "], \"ring_bytes\": " + std::to_string(p.ring_bytes()) + ", \"ring_slots\": " + std::to_string(p.ring_slots()) +
-       ", \"ring_cpus\": " + std::to_string(p.cpus()) + ", \"pid\": " + std::to_string(pid) +
-       ", \"vcpu\": " + std::to_string(o.vcpu) + ", \"duration_s\": " + std::to_string(o.duration_s) +
-       ", \"buffer_bytes\": " + std::to_string(buffer_bytes);
-  if (!scheduling.empty()) j += ", \"scheduling\": \"" + recorder::json_escape(scheduling) + "\"";
+  KvmStoredConfig c;
+  c.kernel = p.kernel_release();
+  for (const AttachedEvent& a : p.attached())
+    c.events.push_back({a.tracepoint, a.method, a.prototype, a.why, a.optional_missing});
+  c.refused = p.refused();
+  c.ring_bytes = p.ring_bytes();
+  c.ring_slots = p.ring_slots();
+  c.ring_cpus = p.cpus();
+  c.pid = pid;
+  c.vcpu = o.vcpu;
+  c.duration_s = o.duration_s;
+  c.buffer_bytes = buffer_bytes;
+  c.scheduling = scheduling;
   if (drops) {
-    uint64_t total = 0;
-    j += ", \"drops_per_cpu\": [";
-    for (size_t i = 0; i < drops->size(); ++i) {
-      j += std::string(i ? ", " : "") + std::to_string((*drops)[i]);
-      total += (*drops)[i];
-    }
-    j += "], \"drops\": " + std::to_string(total) + ", \"buffer_drops\": " + std::to_string(spool_dropped) +
-         ", \"abandoned\": " + std::to_string(abandoned);
+    c.drops_per_cpu = *drops;
+    c.buffer_drops = spool_dropped;
+    c.abandoned = abandoned;
   }
   if (linked) {
-    const std::string vendor = linked->vendor == "unknown" ? "no VM exits seen" : linked->vendor;
-    j += ", \"vendor\": \"" + recorder::json_escape(vendor) + "\", \"era\": \"" +
-         recorder::json_escape(formats_era(p.decoder())) + "\", \"assumptions\": [";
-    std::vector<std::string> as = linked->assumptions;
+    c.linked = true;
+    c.vendor = linked->vendor == "unknown" ? "no VM exits seen" : linked->vendor;
+    c.era = formats_era(p.decoder());
+    c.assumptions = linked->assumptions;
     if (vcpu_guessed)
-      as.push_back(
+      c.assumptions.push_back(
           "some threads name no vCPU: one vCPU per thread, numbered in order of appearance within their process");
-    for (size_t i = 0; i < as.size(); ++i) j += std::string(i ? ", " : "") + "\"" + recorder::json_escape(as[i]) + "\"";
-    j += "], \"undecodable\": " + std::to_string(undecodable);
-    if (!linked->vcpu_map.empty()) {  // several VMs (issue #16): which VM each recorded vCPU is
-      j += ", \"vcpu_map\": [";
-      for (size_t i = 0; i < linked->vcpu_map.size(); ++i)
-        j += std::string(i ? ", " : "") + "\"" + recorder::json_escape(linked->vcpu_map[i]) + "\"";
-      j += "]";
-    }
+    c.undecodable = undecodable;
+    c.vcpu_map = linked->vcpu_map;
   }
-  return j + "}}";
+  return to_json(c);
 }
 
 // sessions.config_json once the recording is complete (the recorder writes it at open).
@@ -710,61 +691,112 @@ Result<RecordResult> record_kvm(const RecordOptions& o, RecordObserver& observer
   return res;
 }
 
-std::vector<std::string> describe_kvm_config(std::string_view j) {
-  std::vector<std::string> out;
-  if (j.find("{\"kvm\":") == std::string_view::npos) return out;
-  auto str = [&](std::string_view key) -> std::string {
-    const std::string k = "\"" + std::string(key) + "\": \"";
-    const size_t b = j.find(k);
-    if (b == std::string_view::npos) return {};
-    const size_t s = b + k.size();
-    size_t e = s;
-    while (e < j.size() && j[e] != '"') e += j[e] == '\\' ? 2 : 1;
-    return std::string(j.substr(s, std::min(e, j.size()) - s));
-  };
-  auto list = [&](std::string_view key) -> std::string {
-    const std::string k = "\"" + std::string(key) + "\": [";
-    const size_t b = j.find(k);
-    if (b == std::string_view::npos) return {};
-    // To the ']' closing this list: an event's "fields_missing" nests one, strings may hold any.
-    size_t e = b + k.size();
-    for (int depth = 0; e < j.size(); ++e) {
-      if (j[e] == '"') {
-        for (++e; e < j.size() && j[e] != '"'; ++e) e += j[e] == '\\' ? 1 : 0;
-      } else if (j[e] == '[') {
-        ++depth;
-      } else if (j[e] == ']' && depth-- == 0) {
-        break;
-      }
+namespace {
+
+// ordered_json: the keys stay in the order written (the order recordings on disk have).
+using Json = nlohmann::ordered_json;
+
+// `j` as one line with ", " after each item and ": " after each key: nlohmann's indented dump
+// puts every item on a line of its own after ",\n" (indent 0: no spaces), and a string never
+// holds a raw newline (dump escapes it), so joining the lines gives the stored form.
+std::string one_line(const Json& j) {
+  const std::string lines = j.dump(0, ' ', false, Json::error_handler_t::replace);
+  std::string out;
+  out.reserve(lines.size());
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i] != '\n') {
+      out += lines[i];
+    } else if (!out.empty() && out.back() == ',') {
+      out += ' ';
     }
-    return std::string(j.substr(b + k.size(), std::min(e, j.size()) - b - k.size()));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string to_json(const KvmStoredConfig& c) {
+  Json k;
+  k["kernel"] = c.kernel;
+  Json events = Json::array();
+  for (const KvmStoredConfig::Event& e : c.events) {
+    Json ev;
+    ev["name"] = e.name;
+    ev["attach"] = e.attach;
+    if (!e.prototype.empty()) ev["prototype"] = e.prototype;
+    if (!e.not_tp.empty()) ev["not_tp"] = e.not_tp;
+    if (!e.fields_missing.empty()) ev["fields_missing"] = e.fields_missing;
+    events.push_back(std::move(ev));
+  }
+  k["events"] = std::move(events);
+  k["refused"] = c.refused;
+  k["ring_bytes"] = c.ring_bytes;
+  k["ring_slots"] = c.ring_slots;
+  k["ring_cpus"] = c.ring_cpus;
+  k["pid"] = c.pid;
+  k["vcpu"] = c.vcpu;
+  k["duration_s"] = c.duration_s;
+  k["buffer_bytes"] = c.buffer_bytes;
+  if (!c.scheduling.empty()) k["scheduling"] = c.scheduling;
+  if (c.drops_per_cpu) {
+    uint64_t total = 0;
+    for (uint64_t d : *c.drops_per_cpu) total += d;
+    k["drops_per_cpu"] = *c.drops_per_cpu;
+    k["drops"] = total;
+    k["buffer_drops"] = c.buffer_drops;
+    k["abandoned"] = c.abandoned;
+  }
+  if (c.linked) {
+    k["vendor"] = c.vendor;
+    k["era"] = c.era;
+    k["assumptions"] = c.assumptions;
+    k["undecodable"] = c.undecodable;
+    if (!c.vcpu_map.empty()) k["vcpu_map"] = c.vcpu_map;
+  }
+  Json j;
+  j["kvm"] = std::move(k);
+  return one_line(j);
+}
+
+std::vector<std::string> describe_kvm_config(std::string_view text) {
+  std::vector<std::string> out;
+  // Untrusted (a recording someone sent): parsed without exceptions, every value type-checked.
+  const Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    if (text.find("{\"kvm\":") != std::string_view::npos)
+      out.push_back("configuration unreadable (its JSON is damaged)");
+    return out;
+  }
+  if (!j.is_object() || !j.contains("kvm") || !j["kvm"].is_object()) return out;
+  const Json& k = j["kvm"];
+  auto str = [](const Json& o, const char* key) -> std::string {
+    const auto it = o.find(key);
+    return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
   };
-  auto num = [&](std::string_view key) -> std::string {
-    const std::string k = "\"" + std::string(key) + "\": ";
-    const size_t b = j.find(k);
-    if (b == std::string_view::npos) return {};
-    size_t e = b + k.size();
-    while (e < j.size() && ((j[e] >= '0' && j[e] <= '9') || j[e] == '-')) ++e;
-    return std::string(j.substr(b + k.size(), e - b - k.size()));
+  auto num = [&](const char* key) -> std::string {
+    const auto it = k.find(key);
+    return it != k.end() && it->is_number_integer() ? it->dump() : std::string();
   };
-  out.push_back("kernel " + str("kernel") + (str("vendor").empty() ? "" : ", " + str("vendor")) +
-                (str("era").empty() ? "" : ", " + str("era")));
+  // A list's items as the stored text has them, ", " between: strings quoted, numbers as they are.
+  auto list = [&](const char* key) -> std::string {
+    const auto it = k.find(key);
+    if (it == k.end() || !it->is_array()) return {};
+    std::string l;
+    for (const Json& v : *it) l += (l.empty() ? "" : ", ") + one_line(v);
+    return l;
+  };
+  const std::string vendor = str(k, "vendor"), era = str(k, "era");
+  out.push_back("kernel " + str(k, "kernel") + (vendor.empty() ? "" : ", " + vendor) + (era.empty() ? "" : ", " + era));
   // "events": [{"name": "kvm_exit", "attach": "tp"}, ...] -> "kvm_exit (tp), ..."
   std::string ev;
-  const std::string evs = list("events");
-  for (size_t pos = 0; (pos = evs.find("\"name\": \"", pos)) != std::string::npos;) {
-    pos += 9;
-    const size_t e = evs.find('"', pos);
-    const std::string name = evs.substr(pos, e - pos);
-    const size_t a = evs.find("\"attach\": \"", e);
-    std::string how = "?";
-    if (a != std::string::npos) how = evs.substr(a + 11, evs.find('"', a + 11) - a - 11);
-    ev += (ev.empty() ? "" : ", ") + name + " (" + how + ")";
-    pos = e;
-  }
+  if (const auto it = k.find("events"); it != k.end() && it->is_array())
+    for (const Json& e : *it) {
+      if (!e.is_object()) continue;
+      const std::string how = str(e, "attach");
+      ev += (ev.empty() ? "" : ", ") + str(e, "name") + " (" + (how.empty() ? "?" : how) + ")";
+    }
   out.push_back("attached " + ev);
-  const std::string refused = list("refused");
-  if (!refused.empty()) out.push_back("refused " + refused);
+  if (const std::string refused = list("refused"); !refused.empty()) out.push_back("refused " + refused);
   const std::string drops = num("drops");
   const std::string slots = num("ring_slots"), ring_cpus = num("ring_cpus");
   out.push_back((slots.empty() ? "ring " + num("ring_bytes") + " bytes; "
@@ -773,12 +805,13 @@ std::vector<std::string> describe_kvm_config(std::string_view j) {
                 (drops.empty() ? std::string("drops unknown (the recording did not finish)")
                                : drops + " dropped (per CPU: " + list("drops_per_cpu") + ")"));
   const std::string buffer = num("buffer_bytes"), buffer_drops = num("buffer_drops"), abandoned = num("abandoned");
+  const std::string scheduling = str(k, "scheduling");
   if (!buffer.empty())
     out.push_back(
         "buffer " + buffer + " bytes" +
         (buffer_drops.empty() || buffer_drops == "0" ? std::string() : "; " + buffer_drops + " dropped full") +
         (abandoned.empty() || abandoned == "0" ? std::string() : "; " + abandoned + " not written (interrupted)") +
-        (str("scheduling").empty() ? std::string() : "; " + str("scheduling")));
+        (scheduling.empty() ? std::string() : "; " + scheduling));
   return out;
 }
 

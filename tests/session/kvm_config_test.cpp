@@ -55,4 +55,41 @@ TEST(KvmConfig, OtherSourcesHaveNoKvmLines) {
   EXPECT_TRUE(es::kvm::describe_kvm_config(R"({"import": {"file": "t.dat"}})").empty());
 }
 
+// The writer (nlohmann-json) stores the same text, key for key, separator for separator; only a
+// double is written shortest ("1.0", not "1.000000"). Read back, it gives the same lines.
+TEST(KvmConfig, WrittenAsRecordingsOnDiskHaveIt) {
+  es::kvm::KvmStoredConfig c;
+  c.kernel = "6.1.0-18-amd64";
+  c.events = {{"kvm_exit", "tp", "btf_trace_kvm_exit(struct kvm_vcpu *, u32)", "", {}},
+              {"kvm_pio", "tp_btf", "", "no tracefs format", {"guest_rip", "a ] in \"quotes\""}}};
+  c.refused = {"kvm_eoi: not on this kernel"};
+  c.ring_bytes = 4194304;
+  c.ring_slots = 65536;
+  c.ring_cpus = 2;
+  c.duration_s = 1;
+  c.buffer_bytes = 1073741824;
+  c.scheduling = "decoding at idle priority, up to 2000 ms behind; raised 0 time(s)";
+  c.drops_per_cpu = std::vector<uint64_t>{0, 3};
+  c.buffer_drops = 5;
+  c.linked = true;
+  c.vendor = "VMX";
+  c.era = "6.x";
+  c.assumptions = {"x"};
+  c.vcpu_map = {"vCPU 0 = pid 7001 vCPU 0"};
+  std::string want = kFinished;
+  want.replace(want.find("1.000000"), 8, "1.0");
+  const std::string text = es::kvm::to_json(c);
+  EXPECT_EQ(text, want);
+  EXPECT_EQ(es::kvm::describe_kvm_config(text), es::kvm::describe_kvm_config(kFinished));
+}
+
+// A damaged KVM configuration (a recording someone sent) is said in one line, never a crash.
+TEST(KvmConfig, DamagedJsonIsOneLine) {
+  EXPECT_EQ(es::kvm::describe_kvm_config(R"({"kvm": {"kernel": "\)"),
+            std::vector<std::string>{"configuration unreadable (its JSON is damaged)"});
+  const auto odd = es::kvm::describe_kvm_config(R"({"kvm": {"drops_per_cpu": [-1, "x"], "ring_bytes": "big"}})");
+  ASSERT_FALSE(odd.empty());
+  EXPECT_EQ(odd[0], "kernel ");
+}
+
 }  // namespace
