@@ -1,6 +1,8 @@
 // `exitscope record` and `exitscope scenarios`: run a guest on the built-in VT-x core and
 // record it (built only with the hypervisor, ES_HAVE_HV; otherwise they say so), or record a
-// real KVM host with eBPF (`record --kvm`, probes/kvm/kvm_record.h; built with ES_HAVE_KVM).
+// real KVM host with eBPF (`record --kvm`; built with ES_HAVE_KVM). This file parses the flags
+// into a session request, prints, and chooses the exit code; the session layer records
+// (session/hv_session.h, session/kvm_session.h).
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "probes/bus/plugin_host.h"
+#include "probes/recorder/session_info.h"
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
 #include "replay/cli/output.h"
@@ -20,14 +23,12 @@
 #include <unistd.h>
 
 #include "probes/kvm/kvm_record.h"
-#include "probes/recorder/session_info.h"
 #include "session/kvm_session.h"
 #endif
 
 #ifdef ES_HAVE_HV
 #include "exitscope/record.h"
 #include "hv/vmm/scenarios.h"
-#include "probes/recorder/session_info.h"
 #include "replay/names.h"
 #include "session/hv_session.h"
 #endif
@@ -95,10 +96,6 @@ constexpr es::cli::OptionSpec kScenarioOptions[] = {
   out = v;
   return true;
 }
-
-}  // namespace
-
-namespace {
 
 #ifdef ES_HAVE_KVM
 // What `record --kvm` says while it records: notices and the summary on stderr / stdout, on a
