@@ -172,9 +172,9 @@ struct HvSession::Parts {
 };
 
 HvSession::HvSession(std::unique_ptr<Parts> parts) : p_(std::move(parts)) {}
-HvSession::~HvSession() {
-  if (p_) unload_plugins();
-}
+// Parts go in reverse order; your plugins' host unloads them (at-exit callbacks) if the caller
+// did not.
+HvSession::~HvSession() = default;
 
 Result<std::unique_ptr<HvSession>> HvSession::open(const HvRequest& r) {
   auto config = check_hv_request(r);

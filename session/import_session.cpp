@@ -15,7 +15,7 @@ Result<std::unique_ptr<ImportSession>> ImportSession::open(const ImportRequest& 
   return s;
 }
 
-ImportSession::~ImportSession() { unload_plugins(); }
+ImportSession::~ImportSession() = default;  // the host unloads the plugins the caller did not
 
 Result<import::ImportStats> ImportSession::run() {
   if (ran_) return Error{"this import has already run"};
