@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "exitscope/record.h"
@@ -138,6 +139,32 @@ TEST(HvSession, StoredSettingsAreTheRequestsOnTopOfTheScenarios) {
   EXPECT_EQ(c->exception_bitmap & ((1u << 14) | (1u << 6)), (1u << 14) | (1u << 6));
   EXPECT_EQ(c->max_exits, 0u);  // the scenario's: no limit
   EXPECT_FALSE(c->nested);
+}
+
+// Your plugin sees every record of the session and writes its own output when the caller
+// unloads it, after the recording is complete: es_exit_counts.so counts VM exits by reason
+// (probes/plugins/exit_counts.c) and its CSV's counts add up to the recording's VM exits.
+TEST(HvSession, PluginsSeeTheRunAndWriteWhenUnloaded) {
+  const std::string db = es::test::process_tmp("plugin.db");
+  const std::string csv = es::test::process_tmp("exits.csv");
+  HvRequest r = request("irq-ept-reinject", db);
+  r.max_exits = 12;
+  r.plugins.push_back({.path = ES_EXIT_COUNTS_PLUGIN, .args = {"out=" + csv}});
+  auto s = HvSession::open(r);
+  ASSERT_TRUE(s) << s.error();
+  auto res = (*s)->run();
+  ASSERT_TRUE(res) << res.error();
+  EXPECT_FALSE(std::filesystem::exists(csv)) << "written before the caller unloaded the plugin";
+  EXPECT_FALSE((*s)->unload_plugins());
+  ASSERT_TRUE(std::filesystem::exists(csv));
+  std::ifstream in(csv);
+  std::string line;
+  ASSERT_TRUE(std::getline(in, line));
+  EXPECT_EQ(line, "vcpu,level,hv_level,reason,name,count");
+  uint64_t total = 0;
+  while (std::getline(in, line)) total += std::stoull(line.substr(line.rfind(',') + 1));
+  EXPECT_EQ(total, res->vm_exits);
+  EXPECT_EQ(total, 12u);
 }
 
 // Settings the session refuses come back as one sentence, before anything is created.

@@ -53,7 +53,7 @@ TEST(ImportSession, TraceTextBecomesARecordingWithItsImportConfig) {
 
 // A plugin that cannot be loaded stops the session before anything is written.
 TEST(ImportSession, UnloadablePluginStopsItWithNothingWritten) {
-  const std::string db = es::test::process_tmp("plugin.db");
+  const std::string db = es::test::process_tmp("import-plugin.db");
   es::session::ImportRequest r;
   r.file = std::string(ES_SOURCE_DIR) + "/tests/data/import/vmx_614.txt";
   r.output = db;
