@@ -141,5 +141,5 @@ if [ "$checked" -eq 0 ]; then
   echo "layering: no #include found under $root/kvmtrace or $root/probes: wrong root?"
   exit 1
 fi
-[ "$bad" -eq 0 ] && echo "layering: $checked includes of kvmtrace/, hv/, probes/ and session/ checked, none runs upward"
+[ "$bad" -eq 0 ] && echo "layering: $checked includes of kvmtrace/, hv/ and probes/ checked, none runs upward"
 exit "$bad"
