@@ -1,29 +1,20 @@
 #include "probes/kvm/kvm_record.h"
 
-#include <fcntl.h>
-#include <grp.h>
-#include <pthread.h>
-#include <pwd.h>
-#include <sched.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <deque>
-#include <fstream>
-#include <mutex>
 #include <thread>
-#include <unordered_map>
 
 #include "probes/kvm/kvm_loader.h"
+#include "probes/kvm/spool.h"
+#include "probes/kvm/vcpu_map.h"
+#include "probes/kvm/workload.h"
 #include "probes/kvm/live_stats.h"
 #include "probes/recorder/recorder.h"
 #include "kvmtrace/linker.h"
@@ -45,309 +36,6 @@ uint64_t monotonic_ns() {
   ::clock_gettime(CLOCK_MONOTONIC, &ts);  // bpf_ktime_get_ns()'s clock
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
-
-// The invoking user when run through sudo: the recording and the workload are theirs.
-struct SudoUser {
-  bool present = false;
-  uid_t uid = 0;
-  gid_t gid = 0;
-};
-SudoUser sudo_user() {
-  SudoUser u;
-  const char* su = std::getenv("SUDO_UID");
-  const char* sg = std::getenv("SUDO_GID");
-  if (!su || !sg || ::geteuid() != 0) return u;
-  char* e1 = nullptr;
-  char* e2 = nullptr;
-  const unsigned long uid = std::strtoul(su, &e1, 10);
-  const unsigned long gid = std::strtoul(sg, &e2, 10);
-  if (*e1 || *e2 || uid == 0) return u;
-  u.present = true;
-  u.uid = static_cast<uid_t>(uid);
-  u.gid = static_cast<gid_t>(gid);
-  return u;
-}
-
-// Drops to `u` for good (groups, gid, then uid). Error: errno text.
-Result<void> drop_to(const SudoUser& u) {
-  if (!u.present) return {};
-  const passwd* pw = ::getpwuid(u.uid);
-  if (pw ? ::initgroups(pw->pw_name, u.gid) != 0 : ::setgroups(0, nullptr) != 0)
-    return Error{std::string("setting the groups of uid ") + std::to_string(u.uid) +
-                 " failed: " + std::strerror(errno)};
-  if (::setgid(u.gid) != 0 || ::setuid(u.uid) != 0)
-    return Error{std::string("dropping privileges to uid ") + std::to_string(u.uid) +
-                 " failed: " + std::strerror(errno)};
-  return {};
-}
-
-// Raw ring-buffer events waiting for the pipeline thread, in chunks. The ring's consumer never
-// blocks here: beyond `max_events` a chunk is dropped and counted (stored with the ring's drops).
-class Spool {
- public:
-  static constexpr size_t kChunk = 4096;
-  explicit Spool(uint64_t max_events) : max_(std::max<uint64_t>(max_events, kChunk)) { cur_.reserve(kChunk); }
-
-  // Consumer side (one thread).
-  void push(const es_kvm_event& e) {
-    cur_.push_back(e);
-    if (cur_.size() == kChunk) publish();
-  }
-  void publish() {
-    if (cur_.empty()) return;
-    std::lock_guard lk(mu_);
-    pushed_ += cur_.size();
-    if (backlog_ + cur_.size() > max_) {
-      dropped_ += cur_.size();
-      cur_.clear();
-      return;
-    }
-    backlog_ += cur_.size();
-    chunks_.push_back(std::move(cur_));
-    if (!free_.empty()) {
-      cur_ = std::move(free_.back());
-      free_.pop_back();
-    } else {
-      cur_ = {};
-      cur_.reserve(kChunk);
-    }
-    cv_.notify_one();
-  }
-  void close() {
-    std::lock_guard lk(mu_);
-    closed_ = true;
-    cv_.notify_one();
-  }
-  // Drops every waiting chunk (counted); returns how many events that was.
-  uint64_t abandon() {
-    std::lock_guard lk(mu_);
-    uint64_t n = 0;
-    for (const auto& c : chunks_) n += c.size();
-    chunks_.clear();
-    backlog_ -= n;
-    abandoned_ += n;
-    return n;
-  }
-
-  // Pipeline side (one thread): the next chunk into `out` (whose old buffer is recycled);
-  // false once closed and empty. done(n) after processing it.
-  bool pop(std::vector<es_kvm_event>& out) {
-    std::unique_lock lk(mu_);
-    if (out.capacity() && free_.size() < 64) {
-      out.clear();
-      free_.push_back(std::move(out));
-    }
-    cv_.wait(lk, [&] { return !chunks_.empty() || closed_; });
-    if (chunks_.empty()) return false;
-    out = std::move(chunks_.front());
-    chunks_.pop_front();
-    return true;
-  }
-  void done(size_t n) {
-    std::lock_guard lk(mu_);
-    backlog_ -= n;
-  }
-
-  uint64_t backlog() const {  // events handed over and not yet processed
-    std::lock_guard lk(mu_);
-    return backlog_;
-  }
-  uint64_t oldest_ns() const {  // time of the oldest waiting event, 0 if none
-    std::lock_guard lk(mu_);
-    return chunks_.empty() ? 0 : chunks_.front().front().time_ns;
-  }
-  uint64_t pushed() const {
-    std::lock_guard lk(mu_);
-    return pushed_;
-  }
-  uint64_t dropped() const {  // full
-    std::lock_guard lk(mu_);
-    return dropped_;
-  }
-  uint64_t abandoned() const {
-    std::lock_guard lk(mu_);
-    return abandoned_;
-  }
-  uint64_t capacity() const { return max_; }
-
- private:
-  const uint64_t max_;
-  std::vector<es_kvm_event> cur_;  // the consumer's chunk being filled
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::vector<es_kvm_event>> chunks_;
-  std::vector<std::vector<es_kvm_event>> free_;
-  uint64_t backlog_ = 0, pushed_ = 0, dropped_ = 0, abandoned_ = 0;
-  bool closed_ = false;
-};
-
-// Runs the pipeline and writer threads at SCHED_IDLE (sched(7): only on a CPU with nothing else
-// to run) while the backlog is younger than `max_lag_s` and under half the spool, and at normal
-// priority otherwise, with hysteresis (back to idle under half the lag and a quarter of the
-// spool). Decoding and SQLite cost ~3 µs per event; on a host whose CPUs the guests use, this
-// does that work later instead of beside them (BENCHMARKS.md, "KVM recorder").
-// Returning from SCHED_IDLE needs RLIMIT_NICE >= 20 once root is dropped (allow_return_from_idle).
-class Yielder {
- public:
-  Yielder(double max_lag_s, uint64_t spool_capacity, std::vector<pthread_t> threads)
-      : max_lag_ns_(max_lag_s > 0 ? static_cast<uint64_t>(max_lag_s * 1e9) : 0),
-        capacity_(spool_capacity),
-        threads_(std::move(threads)) {
-    if (max_lag_ns_ && !set(true)) {
-      note_ = "priority control unavailable; decoding runs beside the guests";
-      max_lag_ns_ = 0;
-    }
-  }
-  void update(uint64_t backlog, uint64_t oldest_ns, uint64_t now) {
-    if (!max_lag_ns_) return;
-    const uint64_t lag = oldest_ns && now > oldest_ns ? now - oldest_ns : 0;
-    if (idle_ && (lag > max_lag_ns_ || backlog > capacity_ / 2)) {
-      if (!set(false)) {  // cannot return from idle: stay there rather than lose track
-        note_ = "could not raise the pipeline's priority again";
-        return;
-      }
-      ++raised_;
-    } else if (!idle_ && lag < max_lag_ns_ / 2 && backlog < capacity_ / 4) {
-      (void)set(true);
-    }
-  }
-  void finish() {
-    if (idle_) (void)set(false);
-  }
-  std::string summary() const {
-    if (!note_.empty()) return note_;
-    if (!max_lag_ns_) return "decoding beside the guests (--max-lag 0)";
-    return "decoding at idle priority, up to " + std::to_string(max_lag_ns_ / 1000000) + " ms behind; raised " +
-           std::to_string(raised_) + " time(s)";
-  }
-
- private:
-  bool set(bool idle) {
-    sched_param sp{};
-    for (pthread_t t : threads_)
-      if (::pthread_setschedparam(t, idle ? SCHED_IDLE : SCHED_OTHER, &sp) != 0) return false;
-    idle_ = idle;
-    return true;
-  }
-  uint64_t max_lag_ns_;
-  uint64_t capacity_;
-  std::vector<pthread_t> threads_;
-  bool idle_ = false;
-  uint64_t raised_ = 0;
-  std::string note_;
-};
-
-// Lets this process leave SCHED_IDLE again after dropping root: an unprivileged thread may go
-// back to SCHED_OTHER only at a nice value RLIMIT_NICE allows (sched(7)); 20 allows nice 0 and
-// nothing higher. Called as root, before drop_to().
-void allow_return_from_idle() {
-  rlimit rl{};
-  if (::getrlimit(RLIMIT_NICE, &rl) != 0 || rl.rlim_cur >= 20) return;
-  rl.rlim_cur = 20;
-  if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 20) rl.rlim_max = 20;
-  (void)::setrlimit(RLIMIT_NICE, &rl);
-}
-
-// The workload of `-- CMD ARGS`: forked at once, held on a pipe until the probes are attached.
-class Workload {
- public:
-  ~Workload() {
-    if (pid_ > 0 && !reaped_) {
-      ::kill(pid_, SIGKILL);
-      int st = 0;
-      ::waitpid(pid_, &st, 0);
-    }
-    if (release_fd_ >= 0) ::close(release_fd_);
-  }
-  Result<void> start(const std::vector<std::string>& argv, const SudoUser& user) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) return Error{std::string("pipe: ") + std::strerror(errno)};
-    pid_ = ::fork();
-    if (pid_ < 0) return Error{std::string("cannot start the command (fork: ") + std::strerror(errno) + ")"};
-    if (pid_ == 0) {
-      ::close(fds[1]);
-      char go = 0;
-      if (::read(fds[0], &go, 1) != 1) ::_exit(127);  // the recorder gave up
-      if (!drop_to(user)) ::_exit(127);
-      std::vector<char*> av;
-      for (const std::string& a : argv) av.push_back(const_cast<char*>(a.c_str()));
-      av.push_back(nullptr);
-      ::execvp(av[0], av.data());
-      std::fprintf(stderr, "exitscope record: cannot run '%s': %s\n", av[0], std::strerror(errno));
-      ::_exit(127);
-    }
-    ::close(fds[0]);
-    release_fd_ = fds[1];
-    return {};
-  }
-  void release() {
-    if (release_fd_ < 0) return;
-    const char go = 1;
-    (void)!::write(release_fd_, &go, 1);
-    ::close(release_fd_);
-    release_fd_ = -1;
-  }
-  pid_t pid() const { return pid_; }
-  // True once it has exited; `status` = its exit code (128 + signal).
-  bool exited(int& status) {
-    if (pid_ <= 0) return false;
-    if (reaped_) {
-      status = status_;
-      return true;
-    }
-    int st = 0;
-    if (::waitpid(pid_, &st, WNOHANG) != pid_) return false;
-    reaped_ = true;
-    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-    status = status_;
-    return true;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int release_fd_ = -1;
-  bool reaped_ = false;
-  int status_ = 0;
-};
-
-// vCPU id of each event: the event's own vcpu_id, else what an earlier event of the same thread
-// said, else QEMU's "CPU n/KVM" thread name, else one vCPU per thread in order of appearance
-// within its process (noted in the session). The id is the VM's own: the linker numbers
-// (process, id) pairs (issue #16).
-class VcpuMap {
- public:
-  int32_t resolve(const kvmtrace::KvmEvent& t, uint32_t tgid) {
-    const int32_t tid = t.pid;
-    if (t.vcpu >= 0) {
-      by_tid_[tid] = t.vcpu;
-      return t.vcpu;
-    }
-    if (auto it = by_tid_.find(tid); it != by_tid_.end()) return it->second;
-    int32_t v = from_comm(tgid, tid);
-    if (v < 0) {
-      guessed_ = true;
-      v = next_guess_[tgid]++;
-    }
-    by_tid_[tid] = v;
-    return v;
-  }
-  bool guessed() const { return guessed_; }
-
- private:
-  static int32_t from_comm(uint32_t tgid, int32_t tid) {
-    std::ifstream in("/proc/" + std::to_string(tgid) + "/task/" + std::to_string(tid) + "/comm");
-    std::string comm;
-    if (!in || !std::getline(in, comm)) return -1;
-    unsigned n = 0;
-    char tail[8] = {};
-    if (std::sscanf(comm.c_str(), "CPU %u/%7s", &n, tail) == 2 && std::strcmp(tail, "KVM") == 0 && n < 0xFFFF)
-      return static_cast<int32_t>(n);
-    return -1;
-  }
-  std::unordered_map<int32_t, int32_t> by_tid_;
-  std::unordered_map<uint32_t, int32_t> next_guess_;  // per process
-  bool guessed_ = false;
-};
 
 }  // namespace
 
@@ -378,61 +66,41 @@ std::string formats_era(const Decoder& d) {
 
 namespace {
 
+// The stored configuration of this recording; the end part when `drops` (and `linked`) are given.
 std::string config_json(const KvmProbes& p, const RecordOptions& o, uint64_t buffer_bytes, int64_t pid,
                         const std::vector<uint64_t>* drops, const kvmtrace::TraceFacts* linked, bool vcpu_guessed,
                         uint64_t undecodable, uint64_t spool_dropped = 0, uint64_t abandoned = 0,
                         const std::string& scheduling = {}) {
-  std::string j = "{\"kvm\": {\"kernel\": \"" + recorder::json_escape(p.kernel_release()) + "\", \"events\": [";
-  bool first = true;
-  for (const AttachedEvent& a : p.attached()) {
-    j += std::string(first ? "" : ", ") + "{\"name\": \"" + a.tracepoint + "\", \"attach\": \"" + a.method + "\"";
-    if (!a.prototype.empty()) j += ", \"prototype\": \"" + recorder::json_escape(a.prototype) + "\"";
-    if (!a.why.empty()) j += ", \"not_tp\": \"" + recorder::json_escape(a.why) + "\"";
-    if (!a.optional_missing.empty()) {
-      j += ", \"fields_missing\": [";
-      for (size_t i = 0; i < a.optional_missing.size(); ++i)
-        j += std::string(i ? ", " : "") + "\"" + recorder::json_escape(a.optional_missing[i]) + "\"";
-      j += "]";
-    }
-    j += "}";
-    first = false;
-  }
-  j += "], \"refused\": [";
-  for (size_t i = 0; i < p.refused().size(); ++i)
-    j += std::string(i ? ", " : "") + "\"" + recorder::json_escape(p.refused()[i]) + "\"";
-  j += "], \"ring_bytes\": " + std::to_string(p.ring_bytes()) + ", \"ring_slots\": " + std::to_string(p.ring_slots()) +
-       ", \"ring_cpus\": " + std::to_string(p.cpus()) + ", \"pid\": " + std::to_string(pid) +
-       ", \"vcpu\": " + std::to_string(o.vcpu) + ", \"duration_s\": " + std::to_string(o.duration_s) +
-       ", \"buffer_bytes\": " + std::to_string(buffer_bytes);
-  if (!scheduling.empty()) j += ", \"scheduling\": \"" + recorder::json_escape(scheduling) + "\"";
+  KvmStoredConfig c;
+  c.kernel = p.kernel_release();
+  for (const AttachedEvent& a : p.attached())
+    c.events.push_back({a.tracepoint, a.method, a.prototype, a.why, a.optional_missing});
+  c.refused = p.refused();
+  c.ring_bytes = p.ring_bytes();
+  c.ring_slots = p.ring_slots();
+  c.ring_cpus = p.cpus();
+  c.pid = pid;
+  c.vcpu = o.vcpu;
+  c.duration_s = o.duration_s;
+  c.buffer_bytes = buffer_bytes;
+  c.scheduling = scheduling;
   if (drops) {
-    uint64_t total = 0;
-    j += ", \"drops_per_cpu\": [";
-    for (size_t i = 0; i < drops->size(); ++i) {
-      j += std::string(i ? ", " : "") + std::to_string((*drops)[i]);
-      total += (*drops)[i];
-    }
-    j += "], \"drops\": " + std::to_string(total) + ", \"buffer_drops\": " + std::to_string(spool_dropped) +
-         ", \"abandoned\": " + std::to_string(abandoned);
+    c.drops_per_cpu = *drops;
+    c.buffer_drops = spool_dropped;
+    c.abandoned = abandoned;
   }
   if (linked) {
-    const std::string vendor = linked->vendor == "unknown" ? "no VM exits seen" : linked->vendor;
-    j += ", \"vendor\": \"" + recorder::json_escape(vendor) + "\", \"era\": \"" +
-         recorder::json_escape(formats_era(p.decoder())) + "\", \"assumptions\": [";
-    std::vector<std::string> as = linked->assumptions;
+    c.linked = true;
+    c.vendor = linked->vendor == "unknown" ? "no VM exits seen" : linked->vendor;
+    c.era = formats_era(p.decoder());
+    c.assumptions = linked->assumptions;
     if (vcpu_guessed)
-      as.push_back(
+      c.assumptions.push_back(
           "some threads name no vCPU: one vCPU per thread, numbered in order of appearance within their process");
-    for (size_t i = 0; i < as.size(); ++i) j += std::string(i ? ", " : "") + "\"" + recorder::json_escape(as[i]) + "\"";
-    j += "], \"undecodable\": " + std::to_string(undecodable);
-    if (!linked->vcpu_map.empty()) {  // several VMs (issue #16): which VM each recorded vCPU is
-      j += ", \"vcpu_map\": [";
-      for (size_t i = 0; i < linked->vcpu_map.size(); ++i)
-        j += std::string(i ? ", " : "") + "\"" + recorder::json_escape(linked->vcpu_map[i]) + "\"";
-      j += "]";
-    }
+    c.undecodable = undecodable;
+    c.vcpu_map = linked->vcpu_map;
   }
-  return j + "}}";
+  return to_json(c);
 }
 
 // sessions.config_json once the recording is complete (the recorder writes it at open).
@@ -454,11 +122,8 @@ int parse_event_name(std::string_view name) {
   return -1;
 }
 
-int record_kvm(const RecordOptions& o) {
-  auto fail = [](const std::string& msg) {
-    std::fprintf(stderr, "exitscope record: %s\n", msg.c_str());
-    return 2;
-  };
+Result<RecordResult> record_kvm(const RecordOptions& o, RecordObserver& observer) {
+  auto fail = [](const std::string& msg) { return Error{msg}; };
   ProbeOptions po;
   for (const std::string& n : o.events) {
     const int e = parse_event_name(n);
@@ -499,11 +164,12 @@ int record_kvm(const RecordOptions& o) {
   auto probes = KvmProbes::open(po);
   if (!probes) return fail(probes.error());
   KvmProbes& p = **probes;
-  if (!o.quiet)
-    for (const std::string& r : p.refused()) std::fprintf(stderr, "exitscope record: not recording %s\n", r.c_str());
-  if (!o.quiet)
+  {
+    std::vector<std::string> not_tp;
     for (const AttachedEvent& a : p.attached())
-      if (!a.why.empty()) std::fprintf(stderr, "exitscope record: through tp_btf, not tp: %s\n", a.why.c_str());
+      if (!a.why.empty()) not_tp.push_back(a.why);
+    observer.attached(p.refused(), not_tp);
+  }
 
   // Attached: from here on nothing needs root.
   allow_return_from_idle();
@@ -596,13 +262,9 @@ int record_kvm(const RecordOptions& o) {
   KvmProbes::Sink sink = [&](const es_kvm_event& e) { spool.push(e); };
 
   workload.release();
-  const bool tty = ::isatty(2) == 1;
-  if (!o.quiet)
-    std::fprintf(stderr, "recording %zu kvm tracepoints into %s%s ...\n", p.attached().size(), o.output.c_str(),
-                 pid > 0 ? (" (pid " + std::to_string(pid) + ")").c_str() : " (every process)");
+  observer.started(p.attached().size(), o.output, pid);
   const uint64_t deadline = o.duration_s > 0 ? t0 + static_cast<uint64_t>(o.duration_s * 1e9) : 0;
-  uint64_t last_report = t0, last_events = 0;
-  int live_lines = 0;  // --stats on a terminal: lines of the table on screen
+  uint64_t last_report = t0;
   int workload_status = 0;
   bool workload_done = false;
   std::string end_detail = "stopped by signal";
@@ -618,22 +280,14 @@ int record_kvm(const RecordOptions& o) {
     const uint64_t now = monotonic_ns();
     yielder.update(spool.backlog(), spool.oldest_ns(), now);
     recr.set_source_dropped(p.drops_total() + spool.dropped());  // stored with the next batch
-    if (o.stats && tty && now - last_report >= 1000000000ull) {
-      // kvm_stat's screen: the table redrawn in place once a second (cursor up over the last one).
-      const std::string t = live.table(now, now - t0);
-      if (live_lines) std::fprintf(stderr, "\x1b[%dA\x1b[J", live_lines);
-      std::fputs(t.c_str(), stderr);
-      live_lines = static_cast<int>(std::count(t.begin(), t.end(), '\n'));
+    if (now - last_report >= 1000000000ull) {
+      observer.every_second({.now_ns = now,
+                             .elapsed_ns = now - t0,
+                             .seen = spool.pushed(),
+                             .dropped = p.drops_total() + spool.dropped(),
+                             .buffered = spool.backlog(),
+                             .stats = o.stats ? &live : nullptr});
       last_report = now;
-    } else if (!o.stats && !o.quiet && tty && now - last_report >= 1000000000ull) {
-      const uint64_t seen = spool.pushed();
-      const double rate = static_cast<double>(seen - last_events) * 1e9 / static_cast<double>(now - last_report);
-      std::fprintf(stderr, "\r%llu events, %.0f events/s, %llu dropped, %llu buffered   ",
-                   static_cast<unsigned long long>(seen), rate,
-                   static_cast<unsigned long long>(p.drops_total() + spool.dropped()),
-                   static_cast<unsigned long long>(spool.backlog()));
-      last_report = now;
-      last_events = seen;
     }
     if (g_stop.load()) break;
     if (deadline && now >= deadline) {
@@ -659,25 +313,18 @@ int record_kvm(const RecordOptions& o) {
   spool.publish();
   spool.close();
   yielder.finish();
-  for (bool shown = false; spool.backlog() > 0;) {
+  while (spool.backlog() > 0) {
     if (g_signals.load() > signals_at_stop) {  // interrupted (again): keep what is written
-      const uint64_t n = spool.abandon();
-      if (!o.quiet)
-        std::fprintf(stderr, "%sinterrupted: %llu buffered events not written (counted as dropped)\n",
-                     shown ? "\n" : "", static_cast<unsigned long long>(n));
+      observer.abandoned(spool.abandon());
       break;
     }
-    if (!o.quiet && tty) {
-      std::fprintf(stderr, "%swriting the %llu buffered events ...   ", shown ? "\r" : "\n",
-                   static_cast<unsigned long long>(spool.backlog()));
-      shown = true;
-    }
+    observer.writing_backlog(spool.backlog());
     ::usleep(200 * 1000);
   }
   pipeline.join();
   ::sigaction(SIGINT, &old_int, nullptr);
   ::sigaction(SIGTERM, &old_term, nullptr);
-  if (!o.quiet && tty && !o.stats) std::fputc('\n', stderr);
+  observer.backlog_written();
   const uint64_t end_ns = monotonic_ns();
 
   const std::vector<uint64_t> drops = p.drops_per_cpu();
@@ -695,109 +342,40 @@ int record_kvm(const RecordOptions& o) {
     end_reason = ES_END_STOPPED;
     end_detail = crash->describe() + "; the recording was stopped there";
   }
-  if (!o.quiet && tty) std::fputs("indexing the recording and linking its chains ...\n", stderr);
+  observer.indexing();
   auto fin = (*rec)->finish({end_reason, end_detail, dropped});
   const auto stats = (*rec)->stats();
   rec->reset();
   if (!fin) return fail(fin.error());
   if (auto u = update_config(o.output, json); !u) return fail(u.error());
   if (!error.empty()) return fail(error + "; everything read before it is in " + o.output);
-  if (!o.quiet) {
-    std::fprintf(
-        stdout, "recorded %llu kvm events (%llu records) into %s: %s; %llu dropped by the ring buffer%s%s%s%s\n",
-        static_cast<unsigned long long>(kvm_events), static_cast<unsigned long long>(stats.written), o.output.c_str(),
-        end_detail.c_str(), static_cast<unsigned long long>(dropped - spool.dropped() - spool.abandoned()),
-        spool.dropped() ? (", " + std::to_string(spool.dropped()) + " more with the buffer full").c_str() : "",
-        spool.abandoned() ? (", " + std::to_string(spool.abandoned()) + " buffered not written").c_str() : "",
-        filtered ? (", " + std::to_string(filtered) + " of other vCPUs skipped").c_str() : "",
-        dropped ? " (a larger ring or --buffer-size, or fewer --events would help)" : "");
-  }
-  // --stats: the whole session's table (rates over all of it), also where no terminal showed it live.
-  if (o.stats)
-    std::fputs(("\nKVM events by reason, whole session: " + live.table(end_ns, end_ns - t0, true)).c_str(), stdout);
+  RecordResult res;
+  res.output = o.output;
+  res.end_reason = end_reason;
+  res.end_detail = end_detail;
+  res.kvm_events = kvm_events;
+  res.records = stats.written;
+  res.ring_dropped = dropped - spool.dropped() - spool.abandoned();
+  res.buffer_dropped = spool.dropped();
+  res.abandoned = spool.abandoned();
+  res.filtered = filtered;
+  res.workload_failed = workload_done && workload_status != 0;
+  // --stats: the whole session's table (rates over all of it).
+  if (o.stats) res.stats_table = live.table(end_ns, end_ns - t0, true);
   // Silent nothing is the worst answer: say that the recording is empty and what was traced.
   if (kvm_events == 0)
-    std::fprintf(stderr, "exitscope record: warning: no KVM events were recorded%s; %s\n",
-                 !o.command.empty() ? (" from '" + o.command.front() + "'").c_str()
-                 : pid > 0          ? (" from pid " + std::to_string(pid)).c_str()
-                                    : "",
-                 !o.command.empty() ? "it and the processes it starts were traced: did it run a guest (KVM_RUN)?"
-                                    : "did a guest run (KVM_RUN) while recording, on this kernel's KVM?");
+    res.warnings.push_back("no KVM events were recorded" +
+                           (!o.command.empty() ? " from '" + o.command.front() + "'"
+                            : pid > 0          ? " from pid " + std::to_string(pid)
+                                               : std::string()) +
+                           "; " +
+                           (!o.command.empty()
+                                ? "it and the processes it starts were traced: did it run a guest (KVM_RUN)?"
+                                : "did a guest run (KVM_RUN) while recording, on this kernel's KVM?"));
+  observer.finished(res);
   plugins.unload_all();  // at-exit callbacks (the plugins' own output), after DB is complete
-  if ((workload_done && workload_status != 0) || plugins.crash()) return 1;
-  return 0;
-}
-
-std::vector<std::string> describe_kvm_config(std::string_view j) {
-  std::vector<std::string> out;
-  if (j.find("{\"kvm\":") == std::string_view::npos) return out;
-  auto str = [&](std::string_view key) -> std::string {
-    const std::string k = "\"" + std::string(key) + "\": \"";
-    const size_t b = j.find(k);
-    if (b == std::string_view::npos) return {};
-    const size_t s = b + k.size();
-    size_t e = s;
-    while (e < j.size() && j[e] != '"') e += j[e] == '\\' ? 2 : 1;
-    return std::string(j.substr(s, std::min(e, j.size()) - s));
-  };
-  auto list = [&](std::string_view key) -> std::string {
-    const std::string k = "\"" + std::string(key) + "\": [";
-    const size_t b = j.find(k);
-    if (b == std::string_view::npos) return {};
-    // To the ']' closing this list: an event's "fields_missing" nests one, strings may hold any.
-    size_t e = b + k.size();
-    for (int depth = 0; e < j.size(); ++e) {
-      if (j[e] == '"') {
-        for (++e; e < j.size() && j[e] != '"'; ++e) e += j[e] == '\\' ? 1 : 0;
-      } else if (j[e] == '[') {
-        ++depth;
-      } else if (j[e] == ']' && depth-- == 0) {
-        break;
-      }
-    }
-    return std::string(j.substr(b + k.size(), std::min(e, j.size()) - b - k.size()));
-  };
-  auto num = [&](std::string_view key) -> std::string {
-    const std::string k = "\"" + std::string(key) + "\": ";
-    const size_t b = j.find(k);
-    if (b == std::string_view::npos) return {};
-    size_t e = b + k.size();
-    while (e < j.size() && ((j[e] >= '0' && j[e] <= '9') || j[e] == '-')) ++e;
-    return std::string(j.substr(b + k.size(), e - b - k.size()));
-  };
-  out.push_back("kernel " + str("kernel") + (str("vendor").empty() ? "" : ", " + str("vendor")) +
-                (str("era").empty() ? "" : ", " + str("era")));
-  // "events": [{"name": "kvm_exit", "attach": "tp"}, ...] -> "kvm_exit (tp), ..."
-  std::string ev;
-  const std::string evs = list("events");
-  for (size_t pos = 0; (pos = evs.find("\"name\": \"", pos)) != std::string::npos;) {
-    pos += 9;
-    const size_t e = evs.find('"', pos);
-    const std::string name = evs.substr(pos, e - pos);
-    const size_t a = evs.find("\"attach\": \"", e);
-    std::string how = "?";
-    if (a != std::string::npos) how = evs.substr(a + 11, evs.find('"', a + 11) - a - 11);
-    ev += (ev.empty() ? "" : ", ") + name + " (" + how + ")";
-    pos = e;
-  }
-  out.push_back("attached " + ev);
-  const std::string refused = list("refused");
-  if (!refused.empty()) out.push_back("refused " + refused);
-  const std::string drops = num("drops");
-  const std::string slots = num("ring_slots"), ring_cpus = num("ring_cpus");
-  out.push_back((slots.empty() ? "ring " + num("ring_bytes") + " bytes; "
-                               : "rings " + num("ring_bytes") + " bytes (" + slots + " records on each of " +
-                                     ring_cpus + " CPUs); ") +
-                (drops.empty() ? std::string("drops unknown (the recording did not finish)")
-                               : drops + " dropped (per CPU: " + list("drops_per_cpu") + ")"));
-  const std::string buffer = num("buffer_bytes"), buffer_drops = num("buffer_drops"), abandoned = num("abandoned");
-  if (!buffer.empty())
-    out.push_back(
-        "buffer " + buffer + " bytes" +
-        (buffer_drops.empty() || buffer_drops == "0" ? std::string() : "; " + buffer_drops + " dropped full") +
-        (abandoned.empty() || abandoned == "0" ? std::string() : "; " + abandoned + " not written (interrupted)") +
-        (str("scheduling").empty() ? std::string() : "; " + str("scheduling")));
-  return out;
+  res.plugin_crashed = plugins.crash().has_value();
+  return res;
 }
 
 }  // namespace es::kvm

@@ -11,7 +11,8 @@
 #include "replay/cli/commands.h"
 #include "replay/cli/output.h"
 #include "replay/cli/startup.h"
-#include "replay/import/import_file.h"
+#include "replay/import/text_import.h"
+#include "session/import_session.h"
 
 namespace es::cli {
 
@@ -82,17 +83,18 @@ int cmd_import(int argc, char** argv) {
     std::fprintf(stderr, "exitscope import: %s\n", plan.error().c_str());
     return 2;
   }
-  import::ImportOptions opt;
-  if (auto f = args->get("format"); f && !import::parse_format_choice(*f, opt.format))
+  es::session::ImportRequest req;
+  req.file = args->positional[0];
+  req.output = plan->path;
+  if (auto f = args->get("format"); f && !import::parse_format_choice(*f, req.format))
     return usage_error(kName, "unknown --format '" + *f + "'; use trace.dat, ftrace, trace-cmd, perf or auto");
-  opt.force = args->has("force");
-  opt.command_line = "exitscope " + recorder::join_command_line(argc, argv);
-  import::TraceDatOptions dat;
-  dat.import = opt;
+  req.force = args->has("force");
+  req.command_line = "exitscope " + recorder::join_command_line(argc, argv);
+  req.plugins = plugin_specs;
   const bool quiet = args->has("quiet");
   bool progress_shown = false;
   if (!quiet && (args->has("progress") || ::isatty(STDERR_FILENO))) {
-    dat.progress = [&](uint64_t records, double fraction) {
+    req.progress = [&](uint64_t records, double fraction) {
       if (fraction >= 0)
         std::fprintf(stderr, "\rimporting: %llu records, %.0f %%   ", static_cast<unsigned long long>(records),
                      fraction * 100);
@@ -102,21 +104,14 @@ int cmd_import(int argc, char** argv) {
       progress_shown = true;
     };
   }
-  // Your plugins load before the recording exists; they unload (at-exit callbacks) after it is
-  // complete.
-  probes::ProbeBus plugin_bus;
-  probes::PluginHost plugins(plugin_bus);
-  if (auto l = plugins.load_all(plugin_specs); !l) {
-    std::fprintf(stderr, "exitscope import: %s\n", l.error().c_str());
+  // The session (session/import_session.h) loads your plugins before the recording exists and
+  // unloads them (their at-exit callbacks) after it is complete and printed.
+  auto session = es::session::ImportSession::open(req);
+  if (!session) {
+    std::fprintf(stderr, "exitscope import: %s\n", session.error().c_str());
     return 2;
   }
-  plugins.set_crash_note("; it is switched off and the import goes on without it");
-  if (plugins.size() > 0)
-    dat.import.observer = [&plugin_bus](const es_record& r) {
-      es_record copy = r;  // the bus stamps version / id on what it delivers
-      plugin_bus.emit(copy);
-    };
-  auto stats = import::import_file(args->positional[0], plan->path, dat);
+  auto stats = (*session)->run();
   if (progress_shown) std::fputs("\r\033[K", stderr);
   if (!stats) {
     std::fprintf(stderr, "exitscope import: %s\n", stats.error().c_str());
@@ -150,8 +145,7 @@ int cmd_import(int argc, char** argv) {
     for (const std::string& a : stats->repaired) std::printf("repaired: %s\n", a.c_str());
     for (const std::string& a : stats->assumptions) std::printf("assumed:  %s\n", a.c_str());
   }
-  plugins.unload_all();  // at-exit callbacks (the plugins' own output), after DB is complete
-  return plugins.crash() ? 1 : 0;
+  return (*session)->unload_plugins() ? 1 : 0;
 }
 
 }  // namespace es::cli

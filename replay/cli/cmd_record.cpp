@@ -1,34 +1,36 @@
 // `exitscope record` and `exitscope scenarios`: run a guest on the built-in VT-x core and
 // record it (built only with the hypervisor, ES_HAVE_HV; otherwise they say so), or record a
-// real KVM host with eBPF (`record --kvm`, probes/kvm/kvm_record.h; built with ES_HAVE_KVM).
+// real KVM host with eBPF (`record --kvm`; built with ES_HAVE_KVM). This file parses the flags
+// into a session request, prints, and chooses the exit code; the session layer records
+// (session/hv_session.h, session/kvm_session.h).
 #include <algorithm>
 #include <cerrno>
-#include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <csignal>
 #include <cstring>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "probes/bus/plugin_host.h"
-#include "replay/chain_steps.h"
+#include "probes/recorder/session_info.h"
 #include "replay/cli/args.h"
 #include "replay/cli/commands.h"
 #include "replay/cli/output.h"
 #include "replay/cli/startup.h"
 
 #ifdef ES_HAVE_KVM
+#include <unistd.h>
+
 #include "probes/kvm/kvm_record.h"
-#include "probes/recorder/session_info.h"
+#include "session/kvm_session.h"
 #endif
 
 #ifdef ES_HAVE_HV
-#include "hv/vmm/machine.h"
-#include "hv/vmm/policy.h"
+#include "exitscope/record.h"
 #include "hv/vmm/scenarios.h"
-#include "probes/recorder/recorder.h"
-#include "replay/check/live_checker.h"
+#include "replay/names.h"
+#include "session/hv_session.h"
 #endif
 
 namespace {
@@ -95,56 +97,82 @@ constexpr es::cli::OptionSpec kScenarioOptions[] = {
   return true;
 }
 
-#ifdef ES_HAVE_HV
-es::hv::Machine* g_running = nullptr;
-extern "C" void on_stop_signal(int) {
-  if (g_running) g_running->request_stop();
-}
+#ifdef ES_HAVE_KVM
+// What `record --kvm` says while it records: notices and the summary on stderr / stdout, on a
+// terminal a status line (or, with --stats, kvm_stat's table) redrawn once a second.
+class KvmPrinter : public es::kvm::RecordObserver {
+ public:
+  KvmPrinter(bool quiet, bool stats) : quiet_(quiet), stats_(stats), tty_(::isatty(2) == 1) {}
 
-// Ctrl-C / SIGTERM stop the run from the moment the machine exists, before the recording is
-// even opened (a signal then makes run() end at once, "stopped", with the recording finished;
-// before, a Ctrl-C between the session row and the run killed the process, exit 130, as
-// reliability.Stops.SigintStopsAGuestThatNeverExits caught under load); the previous handlers
-// come back after the run, or however the command returns.
-struct StopSignals {
-  explicit StopSignals(es::hv::Machine& m) {
-    g_running = &m;
-    old_int = std::signal(SIGINT, on_stop_signal);
-    old_term = std::signal(SIGTERM, on_stop_signal);
+  void attached(const std::vector<std::string>& refused, const std::vector<std::string>& not_tp) override {
+    if (quiet_) return;
+    for (const std::string& r : refused) std::fprintf(stderr, "exitscope record: not recording %s\n", r.c_str());
+    for (const std::string& w : not_tp)
+      std::fprintf(stderr, "exitscope record: through tp_btf, not tp: %s\n", w.c_str());
   }
-  ~StopSignals() { restore(); }
-  // After the run: a signal during the recording's finish ends the process as before.
-  void restore() {
-    if (!g_running) return;
-    std::signal(SIGINT, old_int);
-    std::signal(SIGTERM, old_term);
-    g_running = nullptr;
+  void started(size_t tracepoints, const std::string& output, int64_t pid) override {
+    if (quiet_) return;
+    std::fprintf(stderr, "recording %zu kvm tracepoints into %s%s ...\n", tracepoints, output.c_str(),
+                 pid > 0 ? (" (pid " + std::to_string(pid) + ")").c_str() : " (every process)");
   }
-  StopSignals(const StopSignals&) = delete;
-  StopSignals& operator=(const StopSignals&) = delete;
-  void (*old_int)(int) = SIG_DFL;
-  void (*old_term)(int) = SIG_DFL;
+  void every_second(const es::kvm::Progress& p) override {
+    const uint64_t since = last_ns_ ? last_ns_ : p.now_ns - p.elapsed_ns;
+    if (p.stats && tty_) {
+      // kvm_stat's screen: the table redrawn in place once a second (cursor up over the last one).
+      const std::string t = p.stats->table(p.now_ns, p.elapsed_ns);
+      if (live_lines_) std::fprintf(stderr, "\x1b[%dA\x1b[J", live_lines_);
+      std::fputs(t.c_str(), stderr);
+      live_lines_ = static_cast<int>(std::count(t.begin(), t.end(), '\n'));
+    } else if (!p.stats && !quiet_ && tty_ && p.now_ns > since) {
+      const double rate = static_cast<double>(p.seen - last_seen_) * 1e9 / static_cast<double>(p.now_ns - since);
+      std::fprintf(stderr, "\r%llu events, %.0f events/s, %llu dropped, %llu buffered   ",
+                   static_cast<unsigned long long>(p.seen), rate, static_cast<unsigned long long>(p.dropped),
+                   static_cast<unsigned long long>(p.buffered));
+    }
+    last_ns_ = p.now_ns;
+    last_seen_ = p.seen;
+  }
+  void writing_backlog(uint64_t buffered) override {
+    if (quiet_ || !tty_) return;
+    std::fprintf(stderr, "%swriting the %llu buffered events ...   ", shown_ ? "\r" : "\n",
+                 static_cast<unsigned long long>(buffered));
+    shown_ = true;
+  }
+  void abandoned(uint64_t events) override {
+    if (quiet_) return;
+    std::fprintf(stderr, "%sinterrupted: %llu buffered events not written (counted as dropped)\n", shown_ ? "\n" : "",
+                 static_cast<unsigned long long>(events));
+  }
+  void backlog_written() override {
+    if (!quiet_ && tty_ && !stats_) std::fputc('\n', stderr);
+  }
+  void indexing() override {
+    if (!quiet_ && tty_) std::fputs("indexing the recording and linking its chains ...\n", stderr);
+  }
+  void finished(const es::kvm::RecordResult& r) override {
+    const uint64_t dropped = r.ring_dropped + r.buffer_dropped + r.abandoned;
+    if (!quiet_)
+      std::fprintf(
+          stdout, "recorded %llu kvm events (%llu records) into %s: %s; %llu dropped by the ring buffer%s%s%s%s\n",
+          static_cast<unsigned long long>(r.kvm_events), static_cast<unsigned long long>(r.records), r.output.c_str(),
+          r.end_detail.c_str(), static_cast<unsigned long long>(r.ring_dropped),
+          r.buffer_dropped ? (", " + std::to_string(r.buffer_dropped) + " more with the buffer full").c_str() : "",
+          r.abandoned ? (", " + std::to_string(r.abandoned) + " buffered not written").c_str() : "",
+          r.filtered ? (", " + std::to_string(r.filtered) + " of other vCPUs skipped").c_str() : "",
+          dropped ? " (a larger ring or --buffer-size, or fewer --events would help)" : "");
+    // --stats: the whole session's table, also where no terminal showed it live.
+    if (!r.stats_table.empty()) std::fputs(("\nKVM events by reason, whole session: " + r.stats_table).c_str(), stdout);
+    for (const std::string& w : r.warnings) std::fprintf(stderr, "exitscope record: warning: %s\n", w.c_str());
+  }
+
+ private:
+  const bool quiet_, stats_, tty_;
+  uint64_t last_ns_ = 0, last_seen_ = 0;
+  int live_lines_ = 0;  // --stats on a terminal: lines of the table on screen
+  bool shown_ = false;  // the "writing the buffered events" line is on screen
 };
 
-const char* end_reason_text(uint32_t r) {
-  switch (r) {
-    case ES_END_GUEST_EXIT: return "guest exit";
-    case ES_END_LIMIT: return "limit reached";
-    case ES_END_TRIPLE_FAULT: return "triple fault";
-    case ES_END_INTERNAL_ERROR: return "internal error";
-    case ES_END_STOPPED: return "stopped by signal";
-    case ES_END_HALTED: return "guest halted for good";
-    default: return "?";
-  }
-}
-#endif
-
-}  // namespace
-
-namespace {
-
-#ifdef ES_HAVE_KVM
-// `record --kvm`: the options that apply, checked here; the recording is probes/kvm's.
+// `record --kvm`: the options that apply, checked here; the session records (session/kvm_session.h).
 int record_kvm_command(const es::cli::Args& args, const std::vector<std::string>& command,
                        const std::vector<es::probes::PluginSpec>& plugins, int argc, char** argv) {
   using namespace es::cli;
@@ -154,12 +182,11 @@ int record_kvm_command(const es::cli::Args& args, const std::vector<std::string>
       return usage_error(kRecord, std::string("--") + hv_only + " is for the built-in hypervisor, not --kvm");
   if (!args.positional.empty())
     return usage_error(kRecord, "unexpected argument '" + args.positional[0] + "' (put a command after '--')");
-  es::kvm::RecordOptions o;
+  es::session::KvmRequest o;
   const auto output = args.get("output");
   if (!output || output->empty()) return usage_error(kRecord, "missing -o DB (the recording to write)");
   o.output = *output;
   o.force = args.has("force");
-  o.quiet = args.has("quiet");
   o.stats = args.has("stats");
   o.test_overflow = args.has("test-overflow");
   o.test_slow_pipeline = args.has("test-slow-pipeline");
@@ -217,9 +244,15 @@ int record_kvm_command(const es::cli::Args& args, const std::vector<std::string>
     }
   }
   o.plugins = plugins;
-  o.steps = es::replay::chain_steps();
   o.command_line = es::recorder::join_command_line(argc, argv);
-  return es::kvm::record_kvm(o);
+  KvmPrinter printer(args.has("quiet"), o.stats);
+  auto r = es::session::record_kvm(o, printer);
+  if (!r) {
+    std::fprintf(stderr, "exitscope record: %s\n", r.error().c_str());
+    return 2;
+  }
+  // Recorded; 1 when the command after '--' failed or a plugin crashed.
+  return r->workload_failed || r->plugin_crashed ? 1 : 0;
 }
 #endif
 
@@ -305,95 +338,58 @@ int cmd_record(int argc, char** argv) {
   return 2;
 #else
   if (!args->positional.empty()) return usage_error(kRecord, "unexpected argument '" + args->positional[0] + "'");
-  const auto scenario_name = args->get("scenario");
-  const auto guest_path = args->get("guest");
-  if (scenario_name && guest_path) return usage_error(kRecord, "give either --scenario or --guest, not both");
-  if (!scenario_name && !guest_path) return usage_error(kRecord, "missing --scenario NAME or --guest FILE");
-  const auto output = args->get("output");
-  if (!output || output->empty()) return usage_error(kRecord, "missing -o DB (the recording to write)");
+  // The flags become a session request (session/hv_session.h); the session layer checks its
+  // settings, records, and answers with values this command prints and turns into an exit code.
+  es::session::HvRequest req;
+  req.scenario = args->get("scenario").value_or("");
+  req.guest_path = args->get("guest").value_or("");
+  if (!req.scenario.empty() && !req.guest_path.empty())
+    return usage_error(kRecord, "give either --scenario or --guest, not both");
+  if (req.scenario.empty() && req.guest_path.empty())
+    return usage_error(kRecord, "missing --scenario NAME or --guest FILE");
+  req.output = args->get("output").value_or("");
+  if (req.output.empty()) return usage_error(kRecord, "missing -o DB (the recording to write)");
   if (auto plan =
-          plan_output(*output, guest_path ? std::vector{*guest_path} : std::vector<std::string>{}, true, "guest file");
+          plan_output(req.output, req.guest_path.empty() ? std::vector<std::string>{} : std::vector{req.guest_path},
+                      true, "guest file");
       !plan) {
     std::fprintf(stderr, "exitscope record: %s\n", plan.error().c_str());
     return 2;
   }
-
-  es::hv::VmmConfig l0_cfg;
-  std::optional<es::hv::VmmConfig> l1_cfg;
-  std::vector<uint8_t> image;
-  es::recorder::SessionInfo info;
-  if (scenario_name) {
-    const es::hv::Scenario* sc = es::hv::find_scenario(*scenario_name);
-    if (!sc) {
-      // "nested_irq_vectoring" for "nested-irq-vectoring": the names use dashes.
-      std::vector<std::string_view> names;
-      for (const auto& s : es::hv::scenarios()) names.push_back(s.name);
-      std::string dashed = *scenario_name;
-      std::replace(dashed.begin(), dashed.end(), '_', '-');
-      const std::string near = es::cli::closest_name(dashed, names);
-      return usage_error(kRecord, "unknown scenario '" + *scenario_name + "'" +
-                                      (near.empty() ? std::string() : " (did you mean '" + near + "'?)") +
-                                      " (list them with 'exitscope scenarios')");
-    }
-    l0_cfg = sc->config;
-    l1_cfg = sc->l1;
-    image.assign(sc->guest.begin(), sc->guest.end());
-    info.scenario = std::string(sc->name);
-    info.guest_path = "builtin:" + std::string(sc->name);
-    info.guest_hash = "sha256:" + es::recorder::sha256_hex(image.data(), image.size());
-  } else {
+  if (!req.scenario.empty() && !es::hv::find_scenario(req.scenario)) {
+    // "nested_irq_vectoring" for "nested-irq-vectoring": the names use dashes.
+    std::vector<std::string_view> names;
+    for (const auto& s : es::hv::scenarios()) names.push_back(s.name);
+    std::string dashed = req.scenario;
+    std::replace(dashed.begin(), dashed.end(), '_', '-');
+    const std::string near = es::cli::closest_name(dashed, names);
+    return usage_error(kRecord, "unknown scenario '" + req.scenario + "'" +
+                                    (near.empty() ? std::string() : " (did you mean '" + near + "'?)") +
+                                    " (list them with 'exitscope scenarios')");
+  }
+  if (!req.guest_path.empty()) {
     // Type and size before opening (issue #17): a FIFO blocks the open, a directory or a huge
     // file would be read into memory. Guest RAM is 16 MiB (hv/guests/README.md); 256 MiB leaves
     // room for an ELF's symbols and debug sections.
     constexpr uint64_t kMaxGuestFile = 256ull << 20;
-    if (auto checked = check_input_file(*guest_path, "guest file", kMaxGuestFile); !checked) {
+    if (auto checked = check_input_file(req.guest_path, "guest file", kMaxGuestFile); !checked) {
       std::fprintf(stderr, "exitscope record: %s\n", checked.error().c_str());
       return 2;
     }
-    std::ifstream f(*guest_path, std::ios::binary | std::ios::ate);
-    if (!f) {
-      std::fprintf(stderr, "exitscope record: cannot read guest file '%s': %s; check the path.\n", guest_path->c_str(),
-                   std::strerror(errno));
-      return 2;
-    }
-    const std::streamoff size = f.tellg();
-    image.resize(size > 0 ? static_cast<size_t>(size) : 0);
-    f.seekg(0);
-    if (size > 0 && !f.read(reinterpret_cast<char*>(image.data()), size)) {
-      std::fprintf(stderr, "exitscope record: cannot read guest file '%s'; is it a regular file?\n",
-                   guest_path->c_str());
-      return 2;
-    }
-    info.guest_path = *guest_path;
-    info.guest_hash = "sha256:" + es::recorder::sha256_hex(image.data(), image.size());
-    if (args->has("nested")) l1_cfg = es::hv::VmmConfig{};
   }
-  if (scenario_name && args->has("nested"))
-    return usage_error(kRecord, "--nested is for --guest FILE; scenarios choose their own nesting");
-  // The guest's own hypervisor (L1 when nested) takes the limits, its argument and its
-  // intercepts; the policy applies to every level.
-  es::hv::VmmConfig& cfg = l1_cfg ? *l1_cfg : l0_cfg;
-  if (auto p = args->get("policy")) {
-    if (!es::hv::make_policy(*p)) {
-      std::string names;
-      for (auto& pol : es::hv::all_policies()) names += (names.empty() ? "" : ", ") + std::string(pol->name());
-      return usage_error(kRecord, "unknown policy '" + *p + "' (known: " + names + ")");
+  req.nested = args->has("nested");
+  req.policy = args->get("policy").value_or("");
+  for (auto [name, dst] :
+       {std::pair{"max-exits", &req.max_exits}, {"max-insns", &req.max_insns}, {"arg", &req.guest_arg}})
+    if (auto v = args->get(name)) {
+      uint64_t n = 0;
+      if (!parse_u64(*v, n))
+        return usage_error(kRecord, std::string("--") + name + " needs a non-negative number, not '" + *v + "'");
+      *dst = n;
     }
-    l0_cfg.policy = *p;
-    if (l1_cfg) l1_cfg->policy = *p;
-  }
-  struct NumOpt {
-    const char* name;
-    uint64_t* dst;
-  } nums[] = {{"max-exits", &cfg.max_exits}, {"max-insns", &cfg.max_insns}, {"arg", &cfg.guest_arg}};
-  for (auto& n : nums)
-    if (auto v = args->get(n.name))
-      if (!parse_u64(*v, *n.dst))
-        return usage_error(kRecord, std::string("--") + n.name + " needs a non-negative number, not '" + *v + "'");
-  l0_cfg.max_insns = cfg.max_insns;
-  if (args->has("eager-ept")) l0_cfg.eager_ept = true;
+  req.eager_ept = args->has("eager-ept");
   if (auto v = args->get("intercept")) {
-    std::string list = *v;
+    const std::string& list = *v;
     size_t pos = 0;
     while (pos <= list.size()) {
       const size_t comma = std::min(list.find(',', pos), list.size());
@@ -401,119 +397,52 @@ int cmd_record(int argc, char** argv) {
       if (!parse_u64(list.substr(pos, comma - pos), vec) || vec > 31)
         return usage_error(kRecord,
                            "--intercept takes exception vectors 0..31 separated by commas, not '" + list + "'");
-      cfg.exception_bitmap |= 1u << vec;
+      req.intercept |= 1u << vec;
       pos = comma + 1;
     }
   }
-  if (auto b = args->get("bug")) {
-    // Known hypervisor bugs the model can reproduce, each from a seed thread or an issue; the
-    // nested ones live in L0's nested VMX, the others in every level's hypervisor.
-    struct Bug {
-      const char* name;
-      bool es::hv::VmmConfig::*flag;
-      bool nested_only;
-    } const kBugs[] = {{"exit-with-vectoring", &es::hv::VmmConfig::bug_exit_with_vectoring, true},
-                       {"async-pf-into-l2", &es::hv::VmmConfig::bug_async_pf_into_l2, true},
-                       {"ignore-nmi-unblocking", &es::hv::VmmConfig::bug_ignore_nmi_unblocking, false}};
-    const Bug* bug = nullptr;
-    std::string names;
-    for (const Bug& k : kBugs) {
-      if (*b == k.name) bug = &k;
-      names += (names.empty() ? "" : ", ") + std::string(k.name);
-    }
-    if (!bug) return usage_error(kRecord, "unknown --bug '" + *b + "' (known: " + names + ")");
-    if (bug->nested_only && !l1_cfg) return usage_error(kRecord, "--bug " + *b + " needs a nested run (L2 under L1)");
-    l0_cfg.*(bug->flag) = true;
-    if (!bug->nested_only && l1_cfg) (*l1_cfg).*(bug->flag) = true;
-  }
-  info.source = es::recorder::Source::Hv;
-  info.policy = l0_cfg.policy;
-  info.command_line = es::recorder::join_command_line(argc, argv);
-  info.config_json =
-      "{\"max_exits\":" + std::to_string(cfg.max_exits) + ",\"max_insns\":" + std::to_string(cfg.max_insns) +
-      ",\"guest_arg\":" + std::to_string(cfg.guest_arg) + ",\"eager_ept\":" + (l0_cfg.eager_ept ? "true" : "false") +
-      ",\"exception_bitmap\":" + std::to_string(cfg.exception_bitmap) + ",\"nested\":" + (l1_cfg ? "true" : "false") +
-      ",\"bug\":\"" + args->get("bug").value_or("") + "\"}";
+  req.bug = args->get("bug").value_or("");
+  req.check = !args->has("no-check");
+  req.plugins = plugin_specs;
+  req.force = args->has("force");
+  req.command_line = es::recorder::join_command_line(argc, argv);
+  // The settings the session refuses (a policy or bug it does not know, a bug that needs nesting).
+  if (auto c = es::session::check_hv_request(req); !c) return usage_error(kRecord, c.error());
 
-  es::probes::ProbeBus bus;
-  es::hv::Machine vmm(bus, l0_cfg, l1_cfg);
-  std::string error;
-  if (!vmm.load(image, error)) {
-    std::fprintf(stderr, "exitscope record: cannot load guest '%s': %s.\n", info.guest_path.c_str(), error.c_str());
+  auto session = es::session::HvSession::open(req);
+  if (!session) {
+    std::fprintf(stderr, "exitscope record: %s\n", session.error().c_str());
     return 2;
   }
-  StopSignals stop_signals(vmm);
-  // Your plugins load before the recording exists: one that cannot load stops the command with
-  // nothing recorded. Subscribed before the recorder, they see each record first; one that
-  // crashes is switched off and the run stopped, the record it crashed on still recorded.
-  es::probes::PluginHost user_plugins(bus);
-  if (auto l = user_plugins.load_all(plugin_specs); !l) {
-    std::fprintf(stderr, "exitscope record: %s\n", l.error().c_str());
-    return 2;
-  }
-  user_plugins.set_crash_note("; the run is stopped there and the recording closed with everything before it");
-  user_plugins.set_on_crash([&vmm] { vmm.request_stop(); });
-  auto rec = es::recorder::Recorder::open(*output, info, args->has("force"), {.steps = es::replay::chain_steps()});
-  if (!rec) {
-    std::fprintf(stderr, "exitscope record: %s\n", rec.error().c_str());
-    return 2;
-  }
-  (*rec)->attach(bus);
-  (*rec)->set_on_write_error([&vmm] { vmm.request_stop(); });  // disk full: stop, keep what is committed
-  // The invariant checker runs live as a built-in plugin; its violations land in the
-  // recording as ES_KIND_VIOLATION records (replay/check/live_checker.h).
-  es::check::LiveChecker checker(bus);
-  es::probes::PluginHost plugins(bus);  // unloads the checker before `checker` goes away
-  if (!args->has("no-check"))
-    if (auto c = checker.install(plugins); !c) {
-      std::fprintf(stderr, "exitscope record: %s\n", c.error().c_str());
-      return 2;
-    }
   const bool quiet = args->has("quiet");
-  if (!quiet)
-    std::fprintf(stderr, "recording %s into %s ...\n", scenario_name ? scenario_name->c_str() : guest_path->c_str(),
-                 output->c_str());
-  const es::hv::RunResult r = vmm.run();
-  stop_signals.restore();
-  checker.finish();  // end-of-run rules (event-lost) emit before the recorder finishes
-  // The session stores the reason code and, when there is more to say, one sentence.
-  es::recorder::RunEnd end{r.end_reason, r.message, 0};
-  const auto crash = user_plugins.crash();
-  if (crash) end = {ES_END_STOPPED, crash->describe() + "; the run was stopped there", 0};
-  auto fin = (*rec)->finish(end);
-  if (!fin) {
-    std::fprintf(stderr, "exitscope record: %s\n", fin.error().c_str());
+  if (!quiet) std::fprintf(stderr, "recording %s into %s ...\n", (*session)->what().c_str(), req.output.c_str());
+  auto run = (*session)->run();
+  if (!run) {
+    std::fprintf(stderr, "exitscope record: %s\n", run.error().c_str());
     return 2;
   }
+  const es::session::HvResult& r = *run;
   if (!quiet) {
     if (!r.console.empty()) std::fprintf(stdout, "%s%s", r.console.c_str(), r.console.back() == '\n' ? "" : "\n");
-    const auto st = (*rec)->stats();
-    // "VM exits" means what 'exitscope info' counts under that name: every VM_EXIT record, an
-    // exit of the guest to L0 (the silicon's exits). Nested, L1 handles only those L0 reflects
-    // (NESTED_EXIT records, r.exits there): said beside it, so the two numbers never disagree
-    // unlabelled (issue #20 item 9).
-    const uint64_t exits = vmm.top().silicon_exits();
-    const std::string reflected = vmm.nested() ? " (" + std::to_string(r.exits) + " reflected to L1)" : std::string();
-    std::fprintf(stdout, "recorded %llu events, %llu VM exits%s, %llu guest instructions, %.3f ms simulated: %s\n",
-                 static_cast<unsigned long long>(st.written), static_cast<unsigned long long>(exits), reflected.c_str(),
-                 static_cast<unsigned long long>(r.insns), static_cast<double>(r.end_time_ns) / 1e6,
-                 (std::string(crash ? "stopped" : end_reason_text(end.end_reason)) +
-                  (end.detail.empty() ? "" : ": " + end.detail))
-                     .c_str());
-    if (r.end_reason == ES_END_GUEST_EXIT && !crash) std::fprintf(stdout, "guest exit code: %u\n", r.guest_exit_code);
+    const std::string reflected =
+        r.reflected_to_l1 ? " (" + std::to_string(*r.reflected_to_l1) + " reflected to L1)" : std::string();
+    std::fprintf(
+        stdout, "recorded %llu events, %llu VM exits%s, %llu guest instructions, %.3f ms simulated: %s\n",
+        static_cast<unsigned long long>(r.events), static_cast<unsigned long long>(r.vm_exits), reflected.c_str(),
+        static_cast<unsigned long long>(r.insns), static_cast<double>(r.simulated_ns) / 1e6,
+        (std::string(es::replay::end_reason_name(r.end_reason)) + (r.end_detail.empty() ? "" : ": " + r.end_detail))
+            .c_str());
+    if (r.guest_exit_code) std::fprintf(stdout, "guest exit code: %u\n", *r.guest_exit_code);
   }
-  if (const size_t n = checker.violation_count(); n > 0)
-    std::fprintf(stderr, "checker: %zu violation%s; run 'exitscope check %s' for details\n", n, n == 1 ? "" : "s",
-                 output->c_str());
+  if (r.violations > 0)
+    std::fprintf(stderr, "checker: %zu violation%s; run 'exitscope check %s' for details\n", r.violations,
+                 r.violations == 1 ? "" : "s", req.output.c_str());
   // Your plugins' at-exit callbacks (their own output) run now, after the recording is closed.
-  user_plugins.unload_all();
   // --exit-code: the guest's verdict is the process's (a guest that never gave one, 125, as
-  // 'git bisect run' reads "cannot tell"); a plugin crash outranks it.
-  if (user_plugins.crash()) return 1;
-  if (args->has("exit-code"))
-    return r.end_reason == ES_END_GUEST_EXIT ? static_cast<int>(r.guest_exit_code & 0xFF) : 125;
-  // A run the model could not finish, or one a plugin crashed in (even at exit), is still a
-  // recording; say so through the exit code.
+  // 'git bisect run' reads "cannot tell"); a plugin crash, during the run or at exit, outranks it.
+  if ((*session)->unload_plugins()) return 1;
+  if (args->has("exit-code")) return r.guest_exit_code ? static_cast<int>(*r.guest_exit_code & 0xFF) : 125;
+  // A run the model could not finish is still a recording; say so through the exit code.
   return r.end_reason == ES_END_INTERNAL_ERROR ? 1 : 0;
 #endif
 }

@@ -7,6 +7,8 @@
 #   - a file anywhere in probes/ includes nothing from replay/ or gui/ (live KVM decodes with
 #     kvmtrace/; the recorder takes replay's chains from its caller, probes/recorder/record_steps.h;
 #     the ABI's names are exitscope/names.h);
+#   - session/ includes probes/, hv/, replay/ (not replay/cli), schema/ and the ABI; of those, none
+#     includes session/ (the CLI and gui/ sit above it);
 #   - es_kvmtrace links only es_probe_abi, hv_arch (and the warning flags); es_kvm does not link
 #     es_import; es_recorder and es_plugins link no replay/ library (es_replay, es_import,
 #     es_export, es_check, es_check_live, es_diff).
@@ -87,6 +89,23 @@ while IFS=: read -r file line path; do
       ;;
   esac
 done < <(include_lines "$root/gui"; include_lines "$root/render")
+
+# session/ (issue #19) sits above probes/ hv/ replay/ schema/ and below the CLI (replay/cli) and gui/.
+while IFS=: read -r file line path; do
+  [ -n "$file" ] || continue
+  rel=${file#"$root"/}
+  case "$rel" in replay/cli/*) continue ;; esac
+  checked=$((checked + 1))
+  case "$rel:$path" in
+    session/*:replay/cli/*) ;;
+    session/*:session/* | session/*:probes/* | session/*:hv/* | session/*:replay/* | session/*:schema/* | \
+    session/*:kvmtrace/* | session/*:exitscope/*) continue ;;
+    session/*:* | probes/*:session/* | replay/*:session/* | schema/*:session/*) ;;
+    *) continue ;;
+  esac
+  echo "layering: $rel:$line includes \"$path\": session/ includes only probes/, hv/, replay/ (not replay/cli), schema/ and the ABI, and only the CLI and gui/ include session/"
+  bad=1
+done < <(include_lines "$root/session"; include_lines "$root/probes"; include_lines "$root/replay"; include_lines "$root/schema")
 
 if [ -n "$kvmtrace_links" ]; then
   IFS=';' read -ra libs <<< "$kvmtrace_links"

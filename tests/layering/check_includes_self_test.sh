@@ -85,5 +85,15 @@ out=$("$check" "$tmp/gui_arch"); rc=$?
 expect "gui/ decoding with hv/arch" 1 'gui/f.cpp:2 includes "hv/arch/event_info.h"' "$rc" "$out"
 expect "render/ including gui/" 1 'render/g.cpp:1 includes "gui/document.h"' "$rc" "$out"
 
+plant "$tmp/session"
+mkdir -p "$tmp/session/session" "$tmp/session/replay/cli"
+printf '#include "replay/chain_steps.h"\n#include "hv/vmm/machine.h"\n#include "gui/main_window.h"\n' > "$tmp/session/session/s.cpp"
+printf '#include "session/hv_session.h"\n' > "$tmp/session/replay/cli/cmd.cpp"
+printf '#include "session/config.h"\n' > "$tmp/session/probes/recorder/up.cpp"
+out=$("$check" "$tmp/session"); rc=$?
+expect "session/ including gui/" 1 'session/s.cpp:3 includes "gui/main_window.h"' "$rc" "$out"
+expect "the recorder including session/" 1 'probes/recorder/up.cpp:1 includes "session/config.h"' "$rc" "$out"
+grep -qF 'cmd.cpp' <<< "$out" && { echo "FAIL the CLI including session/ was refused"; fail=$((fail + 1)); }
+
 echo "$passed passed, $fail failed"
 [ "$fail" -eq 0 ]
