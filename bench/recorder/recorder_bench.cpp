@@ -13,7 +13,7 @@
 #include <filesystem>
 #include <string>
 
-#include "probes/bus/probe_bus.h"
+#include "exitscope/probe_bus.h"
 #include "probes/recorder/recorder.h"
 #include "schema/migrations.h"
 

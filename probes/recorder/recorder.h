@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "exitscope/record.h"
-#include "probes/bus/probe_bus.h"
+#include "exitscope/probe_bus.h"
 #include "probes/recorder/output_file.h"
 #include "probes/recorder/record_steps.h"
 #include "probes/recorder/session_info.h"
