@@ -26,7 +26,7 @@
 #include "exitscope/record.h"
 
 #ifndef _SDT_HAS_SEMAPHORES
-#define _SDT_HAS_SEMAPHORES 1
+#define _SDT_HAS_SEMAPHORES 1  // NOLINT(bugprone-reserved-identifier): sys/sdt.h's name for this switch
 #endif
 #include <sys/sdt.h>
 
