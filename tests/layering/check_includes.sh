@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every folder stays in its layer (DESIGN.md "Layers"; issues #15, #19). The layers are declared
 # once, in cmake/layers.txt (one row per folder: its targets and the lower folders it may use);
-# this script holds the sources and the build to it:
+# the compiler holds each target to what it links (cmake/layers.cmake), and this script holds
+# the sources and the link lists to the table:
 #   - every quoted #include of a layered folder names a file of the folder itself or of a folder
 #     its row allows (with what those allow): an include that runs up or sideways is refused;
 #   - no cycle: between folders (nor in the table itself, whose rows may use only rows above
