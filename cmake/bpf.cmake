@@ -5,6 +5,11 @@
 # defines an INTERFACE target whose include directory holds <stem>.skel.h (here
 # probes/kvm/kvm.skel.h under the build tree, included as "probes/kvm/kvm.skel.h"). The object
 # is embedded in the header, so nothing is installed beside the binary.
+#
+# Every header the program includes (exitscope/record.h, kvm_event.h, ...) is a dependency of
+# the object through clang's depfile (-MD, DEPFILE), which Ninja and Makefiles both read:
+# IMPLICIT_DEPENDS, used before, is honoured by Makefiles only, so under Ninja a change of
+# record.h left a stale .bpf.o (issue #19).
 find_program(ES_CLANG clang REQUIRED)
 find_program(ES_BPFTOOL bpftool PATHS /usr/sbin /sbin REQUIRED)
 pkg_check_modules(LIBBPF REQUIRED IMPORTED_TARGET GLOBAL libbpf)
@@ -30,9 +35,9 @@ function(es_bpf_skeleton)
     COMMAND ${CMAKE_COMMAND} -E make_directory ${out_dir}
     COMMAND ${ES_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror
             -I/usr/include/${ES_MULTIARCH} -I${PROJECT_SOURCE_DIR} -I${PROJECT_SOURCE_DIR}/probes/include
-            -c ${src} -o ${obj}
+            -MD -MF ${obj}.d -c ${src} -o ${obj}
     DEPENDS ${src} ${A_DEPENDS}
-    IMPLICIT_DEPENDS C ${src}
+    DEPFILE ${obj}.d
     COMMENT "BPF ${rel}"
     VERBATIM)
   add_custom_command(

@@ -9,7 +9,7 @@
 #include "hv/vmm/machine.h"
 #include "hv/vmm/policy.h"
 #include "hv/vmm/scenarios.h"
-#include "probes/bus/probe_bus.h"
+#include "exitscope/probe_bus.h"
 #include "probes/recorder/recorder.h"
 #include "replay/chain_steps.h"
 #include "replay/check/live_checker.h"

@@ -14,7 +14,7 @@
 #include "exitscope/record.h"
 #include "hv/arch/event_info.h"
 #include "hv/arch/exit_reason.h"
-#include "probes/bus/probe_bus.h"
+#include "exitscope/probe_bus.h"
 #include "probes/recorder/recorder.h"
 #include "replay/chain_steps.h"
 #include "replay/export/export.h"

@@ -13,7 +13,7 @@
 #include <filesystem>
 #include <string>
 
-#include "probes/bus/probe_bus.h"
+#include "exitscope/probe_bus.h"
 #include "probes/recorder/recorder.h"
 #include "schema/migrations.h"
 
@@ -98,7 +98,7 @@ void BM_RecorderThroughput(benchmark::State& state) {
   for (auto _ : state) {
     state.PauseTiming();
     const std::string path = bench_path("recorder.db");
-    es::recorder::RecorderOptions opt;
+    es::recorder::RecorderOptions opt{.steps = es::recorder::kNoChains};
     opt.batch_size = kBatch;
     opt.max_queued = 4 * kBatch;
     // No steps (no chains): measured is the record path, not post-processing.
@@ -133,7 +133,7 @@ void BM_RecorderFinish(benchmark::State& state) {
   for (auto _ : state) {
     state.PauseTiming();
     const std::string path = bench_path("finish.db");
-    es::recorder::RecorderOptions opt;
+    es::recorder::RecorderOptions opt{.steps = es::recorder::kNoChains};
     opt.batch_size = kBatch;  // no steps: no chains
     auto rec = es::recorder::Recorder::open(path, {}, false, opt);
     if (!rec) {

@@ -21,7 +21,7 @@
 #include "hv/cpu/memory.h"
 #include "hv/cpu/vmcs.h"
 #include "hv/cpu/vmx_cpu.h"
-#include "probes/bus/probe_bus.h"
+#include "exitscope/probe_bus.h"
 
 namespace es::hv {
 

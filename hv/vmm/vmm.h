@@ -22,7 +22,7 @@
 #include "hv/cpu/ept_builder.h"
 #include "hv/cpu/vmx_cpu.h"
 #include "hv/vmm/policy.h"
-#include "probes/bus/probe_bus.h"
+#include "exitscope/probe_bus.h"
 
 namespace es::hv {
 

@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "exitscope/plugin.h"
-#include "probes/bus/probe_bus.h"
+#include "exitscope/probe_bus.h"
 #include "schema/result.h"
 
 namespace es::probes {

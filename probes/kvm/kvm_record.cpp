@@ -184,11 +184,10 @@ Result<RecordResult> record_kvm(const RecordOptions& o, RecordObserver& observer
   info.guest_path = !o.command.empty() ? o.command.front() : pid > 0 ? "pid " + std::to_string(pid) : "all KVM guests";
   info.command_line = o.command_line;
   info.config_json = config_json(p, o, o.buffer_bytes, pid, nullptr, nullptr, false, 0);
-  recorder::RecorderOptions ropt;
+  recorder::RecorderOptions ropt{.steps = o.steps};  // an empty o.steps is refused by open()
   // A deeper queue (256 Ki records, 32 MiB) than the hv source's: bursts wait here rather than
   // in the ring, whose overflow loses events.
   ropt.max_queued = 1u << 18;
-  ropt.steps = o.steps;
   auto rec = recorder::Recorder::open(o.output, info, o.force, ropt);
   if (!rec) return fail(rec.error());
 

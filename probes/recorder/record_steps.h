@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <utility>
 
 #include "exitscope/record.h"
 #include "schema/result.h"
@@ -32,5 +33,32 @@ class RecordSteps {
 // valid until the steps are destroyed (the recorder destroys them before it closes the file).
 // Called once, from Recorder::open, on the caller's thread.
 using RecordStepsFactory = std::function<std::unique_ptr<RecordSteps>(db::Db& db)>;
+
+// "This recording gets no chains": rows, indexes and the session only. For the recorder's own
+// tests and benchmarks, and for a caller that builds the chains later by reading the file back.
+struct NoChains {
+  explicit constexpr NoChains() = default;
+};
+inline constexpr NoChains kNoChains{};
+
+// What a Recorder runs beside writing (RecorderOptions::steps): the caller's factory
+// (replay::chain_steps()) or kNoChains, said explicitly. There is no default: a Recorder opened
+// without steps used to write a recording with no chains and say nothing (issue #19), so now it
+// does not compile, and a factory that is empty (a std::function never set, say a
+// KvmRecordOptions::steps nobody filled in) is refused by Recorder::open with one sentence.
+class RecordStepsChoice {
+ public:
+  RecordStepsChoice(RecordStepsFactory factory) : factory_(std::move(factory)) {}  // NOLINT: implicit on purpose
+  RecordStepsChoice(NoChains) : no_chains_(true) {}                                // NOLINT: implicit on purpose
+
+  bool no_chains() const { return no_chains_; }
+  // Empty only when neither a working factory nor kNoChains was given (Recorder::open refuses it).
+  bool missing() const { return !no_chains_ && !factory_; }
+  const RecordStepsFactory& factory() const { return factory_; }
+
+ private:
+  RecordStepsFactory factory_;
+  bool no_chains_ = false;
+};
 
 }  // namespace es::recorder

@@ -73,13 +73,18 @@ Recorder::Recorder(std::string path, db::Db db, RecorderOptions options)
   options_.max_queued = std::max(options_.max_queued, options_.batch_size);
   front_.reserve(options_.max_queued);
   back_.reserve(options_.max_queued);
-  if (options_.steps) steps_ = options_.steps(db_);
+  if (!options_.steps.no_chains()) steps_ = options_.steps.factory()(db_);
 }
 
 Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path, const SessionInfo& info, bool force,
                                                  RecorderOptions options) {
   std::error_code ec;
   if (path.empty()) return make_error("no recording file given; name the .db file to write.");
+  // Before anything is created: a recording without its chains must be asked for (issue #19).
+  if (options.steps.missing())
+    return make_error("cannot record " + quote_path(path) +
+                      ": the recorder was given an empty chain-steps factory, so the recording would have no chains; "
+                      "pass replay::chain_steps(), or recorder::kNoChains for a recording without chains.");
   // Where the recording goes (RELIABILITY.md, "Files from strangers"): a SQLite file cannot be
   // a stream, a symlink's file is replaced and the link kept, and a recording another process
   // is still writing (it holds a flock on its file) is never replaced.

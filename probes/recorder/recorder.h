@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "exitscope/record.h"
-#include "probes/bus/probe_bus.h"
+#include "exitscope/probe_bus.h"
 #include "probes/recorder/output_file.h"
 #include "probes/recorder/record_steps.h"
 #include "probes/recorder/session_info.h"
@@ -41,6 +41,7 @@ namespace es::recorder {
 // through the real `exitscope record` (tests/reliability). Not for users: drops lose events.
 inline constexpr const char* kTestQueueEnv = "ES_RECORDER_TEST_QUEUE";
 
+// Has no default (steps has none): every caller says which steps its recording runs.
 struct RecorderOptions {
   size_t batch_size = 16384;           // records per transaction
   size_t max_queued = 65536;           // front-buffer bound; the producer blocks (or drops) beyond it
@@ -49,8 +50,8 @@ struct RecorderOptions {
   // Run beside the writing: every row to steps->on_row, then steps->finish() in finish(). What
   // fills the chains / chain_events tables is replay's (replay::chain_steps(): chains decided
   // while the rows are written, a read-back only if rows came out of id order); the caller
-  // passes it in. Empty: rows, indexes and the session only, no chains.
-  RecordStepsFactory steps;
+  // passes it in; recorder::kNoChains: rows, indexes and the session only. No default.
+  RecordStepsChoice steps;
   // false: the caller removes the file when finish() fails (an import's DB.partial), so the
   // error names the cause only and does not say the committed events are kept there.
   bool kept_on_failure = true;
@@ -73,9 +74,10 @@ class Recorder {
  public:
   // Creates `path` (refused if it exists unless `force`, which replaces it), applies the
   // schema, writes the sessions row with complete = 0 and starts the writer thread.
-  // Errors: one sentence naming the file and what to do.
+  // Errors: one sentence naming the file and what to do. `options.steps` is required (the
+  // chains, or recorder::kNoChains); an empty factory there is refused before the file is made.
   static Result<std::unique_ptr<Recorder>> open(const std::string& path, const SessionInfo& info, bool force,
-                                                RecorderOptions options = {});
+                                                RecorderOptions options);
 
   // Subscribes to `bus` for `kind_mask` (bit k = ES_KIND k). The bus must outlive the
   // recorder or the recorder must be finished first. One bus at a time.
@@ -138,7 +140,7 @@ class Recorder {
   db::Stmt insert_event_;
   db::Stmt insert_code_;
   std::unordered_map<std::string, int64_t> code_ids_;  // key: 8-byte rip + instruction bytes
-  std::unique_ptr<RecordSteps> steps_;  // the caller's (options.steps): writer thread, then finish(); may be null
+  std::unique_ptr<RecordSteps> steps_;  // the caller's (options.steps): writer thread, then finish(); null: kNoChains
 
   mutable std::mutex mu_;
   std::condition_variable work_cv_;   // writer waits: batch ready / stop

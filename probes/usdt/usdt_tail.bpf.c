@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Example: an external eBPF program on exitscope's USDT probe `exitscope:record`
- * (probes/bus/probe_bus.h). Every record the hv core delivers is copied from the traced
+ * (probes/include/exitscope/probe_bus.h). Every record the hv core delivers is copied from the traced
  * process's memory into a ring buffer; es-usdt-tail (usdt_tail.cpp) prints them.
  *
  * The probe's arguments: arg0 = const struct es_record *, arg1 = kind, arg2 = id. Records the

@@ -4,7 +4,7 @@
 // (reason = rule id, cause = offending event, origin = its chain, aux = count).
 //
 // Violations are emitted from inside the bus callback; ProbeBus::emit defers such nested
-// records until the offending record has reached every subscriber (probes/bus/probe_bus.h).
+// records until the offending record has reached every subscriber (probes/include/exitscope/probe_bus.h).
 //
 //   es::check::LiveChecker live(bus);
 //   probes::PluginHost host(bus);
@@ -18,7 +18,7 @@
 
 #include "exitscope/plugin.h"
 #include "probes/bus/plugin_host.h"
-#include "probes/bus/probe_bus.h"
+#include "exitscope/probe_bus.h"
 #include "replay/check/checker.h"
 #include "schema/result.h"
 

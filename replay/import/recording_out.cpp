@@ -28,10 +28,9 @@ Result<PartialRecording> PartialRecording::create(const std::string& db, const r
   p.partial_ = db + ".partial";
   p.force_ = force;
   remove_db_files(p.partial_);
-  recorder::RecorderOptions options;
+  recorder::RecorderOptions options{.steps = replay::chain_steps()};
   options.kept_on_failure = false;    // a failed import removes DB.partial (commit)
   options.not_yet_users_file = true;  // renamed to DB only once finished (commit)
-  options.steps = replay::chain_steps();
   auto rec = recorder::Recorder::open(p.partial_, info, true, options);
   if (!rec) return Error{rec.error()};
   p.rec_ = std::move(*rec);

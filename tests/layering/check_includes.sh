@@ -1,158 +1,216 @@
 #!/usr/bin/env bash
-# The KVM event layer stays below the sources that use it (DESIGN.md "Layers"; issues #15, #19):
-#   - a file in kvmtrace/ includes only kvmtrace/, the record ABI (exitscope/..., probes/include/)
-#     and hv/arch/: nothing from probes/ (but probes/include), replay/, gui/, schema/, ...;
-#   - a file in hv/ includes only hv/, the ABI (exitscope/..., probes/include/), the probe bus
-#     header it calls (probes/bus/probe_bus.h) and its generated guest blobs (hv_guest_blobs.h);
-#   - a file anywhere in probes/ includes nothing from replay/ or gui/ (live KVM decodes with
-#     kvmtrace/; the recorder takes replay's chains from its caller, probes/recorder/record_steps.h;
-#     the ABI's names are exitscope/names.h);
-#   - session/ includes probes/, hv/, replay/ (not replay/cli), schema/ and the ABI; of those, none
-#     includes session/ (the CLI and gui/ sit above it);
-#   - es_kvmtrace links only es_probe_abi, hv_arch (and the warning flags); es_kvm does not link
-#     es_import; es_recorder and es_plugins link no replay/ library (es_replay, es_import,
-#     es_export, es_check, es_check_live, es_diff).
-# Usage: check_includes.sh ROOT [KVMTRACE_LINKS [KVM_LINKS [RECORDER_LINKS [PLUGINS_LINKS]]]]
-# (link lists ';'-separated, as CMake's LINK_LIBRARIES). Prints one line per violation naming the
-# file or target, the line and the rule; exit 1 if there is any.
+# Every folder stays in its layer (DESIGN.md "Layers"; issues #15, #19). The layers are declared
+# once, in cmake/layers.txt (one row per folder: its targets and the lower folders it may use);
+# the compiler holds each target to what it links (cmake/layers.cmake), and this script holds
+# the sources and the link lists to the table:
+#   - every quoted #include of a layered folder names a file of the folder itself or of a folder
+#     its row allows (with what those allow): an include that runs up or sideways is refused;
+#   - no cycle: between folders (nor in the table itself, whose rows may use only rows above
+#     them), nor between files;
+#   - every C / C++ source lies in a folder of the table, so a new folder cannot go unchecked;
+#   - with LINKS (written by CMake, tests/layering/CMakeLists.txt: one line per target,
+#     "target<TAB>folder it is defined in<TAB>its link list"), every project target a layered
+#     target links belongs to a folder its row allows, and every library or program defined in a
+#     layered folder is in some row.
+# Usage: check_includes.sh ROOT [LINKS]   (the table is ROOT/cmake/layers.txt)
+# Prints one line per violation naming the file or target, the line and the rule; exit 1 if any.
 set -u
-root=${1:?usage: check_includes.sh ROOT [KVMTRACE_LINKS [KVM_LINKS]]}
-kvmtrace_links=${2-}
-kvm_links=${3-}
-recorder_links=${4-}
-plugins_links=${5-}
+root=${1:?usage: check_includes.sh ROOT [LINKS]}
+links_file=${2-}
+[ -z "$links_file" ] || links_file=$(realpath -m "$links_file")
+table=$root/cmake/layers.txt
 bad=0
-checked=0
 
-# include_lines DIR: "file:line:path" for every quoted #include under DIR (sources and headers).
-include_lines() {
-  [ -d "$1" ] || return 0
-  grep -rnE --include='*.h' --include='*.hpp' --include='*.c' --include='*.cpp' --include='*.def' \
-    '^[[:space:]]*#[[:space:]]*include[[:space:]]*"[^"]+"' "$1" |
-    sed -E 's/^([^:]+):([0-9]+):[[:space:]]*#[[:space:]]*include[[:space:]]*"([^"]+)".*/\1:\2:\3/'
-}
-
-if [ ! -d "$root/kvmtrace" ]; then
-  echo "layering: $root/kvmtrace does not exist: run the check on the source tree's root"
-  exit 1
-fi
-
-while IFS=: read -r file line path; do
-  [ -n "$file" ] || continue
-  checked=$((checked + 1))
-  case "$path" in
-    kvmtrace/* | hv/arch/* | exitscope/* | probes/include/*) ;;
-    *)
-      echo "layering: ${file#"$root"/}:$line includes \"$path\": kvmtrace/ may include only kvmtrace/, the record ABI (probes/include/exitscope) and hv/arch/"
-      bad=1
-      ;;
-  esac
-done < <(include_lines "$root/kvmtrace")
-
-while IFS=: read -r file line path; do
-  [ -n "$file" ] || continue
-  checked=$((checked + 1))
-  case "$path" in
-    hv/* | exitscope/* | probes/include/* | probes/bus/probe_bus.h | hv_guest_blobs.h) ;;
-    *)
-      echo "layering: ${file#"$root"/}:$line includes \"$path\": hv/ may include only hv/, the record ABI (probes/include/exitscope) and probes/bus/probe_bus.h"
-      bad=1
-      ;;
-  esac
-done < <(include_lines "$root/hv")
-
-while IFS=: read -r file line path; do
-  [ -n "$file" ] || continue
-  checked=$((checked + 1))
-  case "$path" in
-    replay/* | gui/*)
-      case "$file" in
-        "$root"/probes/kvm/*) why="live KVM uses kvmtrace/" ;;
-        "$root"/probes/recorder/*) why="the recorder takes replay's steps from its caller, probes/recorder/record_steps.h" ;;
-        *) why="probes/ sits below replay/ and gui/; ABI names are in exitscope/names.h" ;;
-      esac
-      echo "layering: ${file#"$root"/}:$line includes \"$path\": probes/ may not include replay/ or gui/ ($why)"
-      bad=1
-      ;;
-  esac
-done < <(include_lines "$root/probes")
-
-# gui/ and render/ (issue #19) get decoded text from replay/ and include no hv/ header; render/
-# (the pictures, below the GUI) includes nothing from gui/.
-while IFS=: read -r file line path; do
-  [ -n "$file" ] || continue
-  checked=$((checked + 1))
-  case "$file:$path" in
-    *:hv/* | "$root"/render/*:gui/*)
-      echo "layering: ${file#"$root"/}:$line includes \"$path\": gui/ and render/ ask replay/ for decoded text and include no hv/ header; render/ includes no gui/ header"
-      bad=1
-      ;;
-  esac
-done < <(include_lines "$root/gui"; include_lines "$root/render")
-
-# session/ (issue #19) sits above probes/ hv/ replay/ schema/ and below the CLI (replay/cli) and gui/.
-while IFS=: read -r file line path; do
-  [ -n "$file" ] || continue
-  rel=${file#"$root"/}
-  case "$rel" in replay/cli/*) continue ;; esac
-  checked=$((checked + 1))
-  case "$rel:$path" in
-    session/*:replay/cli/*) ;;
-    session/*:session/* | session/*:probes/* | session/*:hv/* | session/*:replay/* | session/*:schema/* | \
-    session/*:kvmtrace/* | session/*:exitscope/*) continue ;;
-    session/*:* | probes/*:session/* | replay/*:session/* | schema/*:session/*) ;;
-    *) continue ;;
-  esac
-  echo "layering: $rel:$line includes \"$path\": session/ includes only probes/, hv/, replay/ (not replay/cli), schema/ and the ABI, and only the CLI and gui/ include session/"
+fail() {
+  echo "layering: $*"
   bad=1
-done < <(include_lines "$root/session"; include_lines "$root/probes"; include_lines "$root/replay"; include_lines "$root/schema")
+}
 
-if [ -n "$kvmtrace_links" ]; then
-  IFS=';' read -ra libs <<< "$kvmtrace_links"
-  for lib in "${libs[@]}"; do
-    case "$lib" in
-      es_probe_abi | hv_arch | es_warnings | '$<LINK_ONLY:es_warnings>' | '') ;;
-      *)
-        echo "layering: es_kvmtrace links \"$lib\": it may link only es_probe_abi and hv_arch"
-        bad=1
-        ;;
-    esac
-  done
-fi
-if [ -n "$kvm_links" ]; then
-  IFS=';' read -ra libs <<< "$kvm_links"
-  for lib in "${libs[@]}"; do
-    case "$lib" in
-      es_import | *'<LINK_ONLY:es_import>'*)
-        echo "layering: es_kvm links es_import: live KVM must not depend on replay/import"
-        bad=1
-        ;;
-    esac
-  done
-fi
+[ -f "$table" ] || {
+  echo "layering: $table does not exist: run the check on the source tree's root"
+  exit 2
+}
 
-# no_replay_link TARGET LINKS: TARGET (a probes/ library) links no library of replay/.
-no_replay_link() {
-  local target=$1 lib
-  [ -n "$2" ] || return 0
-  IFS=';' read -ra libs <<< "$2"
-  for lib in "${libs[@]}"; do
-    case "$lib" in
-      es_replay | es_import | es_export | es_check | es_check_live | es_diff | \
-      *'<LINK_ONLY:es_replay>'* | *'<LINK_ONLY:es_import>'* | *'<LINK_ONLY:es_export>'* | \
-      *'<LINK_ONLY:es_check>'* | *'<LINK_ONLY:es_check_live>'* | *'<LINK_ONLY:es_diff>'*)
-        echo "layering: $target links \"$lib\": probes/ may not link a replay/ library (the caller passes replay's steps in)"
-        bad=1
-        ;;
-    esac
+# --- The table -----------------------------------------------------------------------------
+declare -a folders=()       # layered folders, bottom to top
+declare -A rank=()          # folder -> row number
+declare -A uses=()          # folder -> folders its row names
+declare -A target_folder=() # target -> folder
+declare -A free_target=()   # targets any layer may link (the '*' row)
+declare -A top=()           # folders above every layer ('| *')
+n=0
+while IFS= read -r raw; do
+  line=${raw%%#*}
+  [[ "$line" =~ [^[:space:]] ]] || continue
+  if [[ "$line" != *'|'* ]]; then
+    fail "cmake/layers.txt: row \"$raw\" has no '|' between the targets and what the folder uses"
+    continue
+  fi
+  read -ra left <<< "${line%%|*}"
+  read -ra right <<< "${line#*|}"
+  folder=${left[0]%/}
+  if [ "$folder" = '*' ]; then
+    for t in "${left[@]:1}"; do free_target[$t]=1; done
+    continue
+  fi
+  if [ "${right[*]-}" = '*' ]; then
+    top[$folder]=1
+    continue
+  fi
+  n=$((n + 1))
+  folders+=("$folder")
+  rank[$folder]=$n
+  for t in "${left[@]:1}"; do target_folder[$t]=$folder; done
+  u=""
+  for f in "${right[@]}"; do
+    f=${f%/}
+    if [ -z "${rank[$f]-}" ]; then
+      fail "cmake/layers.txt: $folder uses $f, which is not a row above it (a folder may use only lower layers; a cycle is refused)"
+      continue
+    fi
+    u+=" $f"
+  done
+  uses[$folder]=$u
+done < "$table"
+
+# allowed[F]: F, the folders its row names, and theirs (rows above only, so computed in order).
+declare -A allowed=()
+for f in "${folders[@]}"; do
+  a=" $f "
+  for u in ${uses[$f]}; do
+    for x in ${allowed[$u]}; do
+      [[ "$a" == *" $x "* ]] || a+="$x "
+    done
+  done
+  allowed[$f]=$a
+done
+
+# Folders by length, longest first: a path belongs to the longest folder that prefixes it.
+mapfile -t by_length < <(for f in "${folders[@]}" "${!top[@]}"; do echo "${#f} $f"; done | sort -rn | cut -d' ' -f2-)
+
+# folder_of PATH: sets `owner` to the folder of a repository path ("" if none).
+folder_of() {
+  owner=""
+  local f
+  for f in "${by_length[@]}"; do
+    if [[ "$1" == "$f"/* ]]; then
+      owner=$f
+      return
+    fi
   done
 }
-no_replay_link es_recorder "$recorder_links"
-no_replay_link es_plugins "$plugins_links"
+
+# --- Includes ------------------------------------------------------------------------------
+cd "$root" || exit 2
+mapfile -t sources < <(git ls-files --cached --others --exclude-standard '*.c' '*.h' '*.cpp' '*.hpp' '*.def' 2>/dev/null ||
+  find . -type f \( -name '*.c' -o -name '*.h' -o -name '*.cpp' -o -name '*.hpp' -o -name '*.def' \) | sed 's|^\./||')
+[ "${#sources[@]}" -gt 0 ] || {
+  echo "layering: no C / C++ source under $root: wrong root?"
+  exit 2
+}
+
+checked=0
+folder_edges=()
+file_edges=()
+for file in "${sources[@]}"; do
+  [ -f "$file" ] || continue # deleted in the work tree, not yet in git
+  folder_of "$file"
+  from=$owner
+  if [ -z "$from" ]; then
+    fail "$file is in no folder of cmake/layers.txt: add a row for ${file%/*}/ at the height of its layer"
+    continue
+  fi
+  [ -n "${top[$from]-}" ] && continue
+  while IFS=: read -r line path; do
+    checked=$((checked + 1))
+    dir=${file%/*}
+    if [ -f "$dir/$path" ]; then # relative to the including file
+      target=$(realpath -m --relative-to=. "$dir/$path")
+    elif [[ "$path" == exitscope/* ]]; then
+      target=probes/include/$path
+    elif [[ "$path" == */* ]]; then
+      target=$path
+    else
+      continue # a generated header of the build tree (hv_guest_blobs.h): only its target's include path has it
+    fi
+    folder_of "$target"
+    to=$owner
+    if [ -z "$to" ] || [ -n "${top[$to]-}" ]; then
+      fail "$file:$line includes \"$path\", which is in no layer of cmake/layers.txt"
+      continue
+    fi
+    [ -f "$target" ] && file_edges+=("$file $target")
+    [ "$to" = "$from" ] && continue
+    folder_edges+=("$from $to")
+    if [[ "${allowed[$from]}" != *" $to "* ]]; then
+      if [ "${rank[$to]}" -gt "${rank[$from]}" ]; then how="runs up to $to/"; else how="runs sideways to $to/"; fi
+      fail "$file:$line includes \"$path\": it $how, but $from/ may use only$(printf ' %s/' ${allowed[$from]}) (cmake/layers.txt)"
+    fi
+  done < <(grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"[^"]+"' "$file" |
+    sed -E 's/^([0-9]+):[[:space:]]*#[[:space:]]*include[[:space:]]*"([^"]+)".*/\1:\2/')
+done
+
+# cycle NAME EDGES...: fails when the "a b" edges contain a loop (tsort names its members).
+cycle() {
+  local what=$1 out
+  shift
+  [ $# -gt 0 ] || return 0
+  if ! out=$(printf '%s\n' "$@" | tsort 2>&1 >/dev/null); then
+    fail "$what include each other in a cycle: $(grep -v 'input contains a loop' <<< "$out" | sed 's/^tsort: //' | tr '\n' ' ')"
+  elif [ -n "$out" ]; then
+    fail "$what include each other in a cycle: $(grep -v 'input contains a loop' <<< "$out" | sed 's/^tsort: //' | tr '\n' ' ')"
+  fi
+}
+cycle "folders" "${folder_edges[@]}"
+cycle "files" "${file_edges[@]}"
+
+# --- Links ---------------------------------------------------------------------------------
+links_checked=0
+if [ -n "$links_file" ]; then
+  [ -f "$links_file" ] || {
+    echo "layering: $links_file does not exist (CMake writes it at generation: re-run cmake)"
+    exit 2
+  }
+  while IFS=$'\t' read -r tgt dir links; do
+    [ -n "$tgt" ] || continue
+    from=${target_folder[$tgt]-}
+    if [ -z "$from" ]; then
+      [ -n "${free_target[$tgt]-}" ] && continue
+      folder_of "$dir/"
+      [ -n "$owner" ] && [ -n "${top[$owner]-}" ] && continue
+      [ "$dir" = . ] && continue
+      fail "target $tgt (defined in $dir/) is in no row of cmake/layers.txt: add it to its folder's row"
+      continue
+    fi
+    IFS=';' read -ra libs <<< "$links"
+    for lib in "${libs[@]}"; do
+      lib=${lib#'$<LINK_ONLY:'}
+      lib=${lib%'>'}
+      [ -n "$lib" ] || continue
+      links_checked=$((links_checked + 1))
+      [ -n "${free_target[$lib]-}" ] && continue
+      to=${target_folder[$lib]-}
+      [ -n "$to" ] || continue # not a target of this project (SQLite::SQLite3, Qt6::Widgets, dl)
+      if [[ "${allowed[$from]}" != *" $to "* ]]; then
+        if [ "${rank[$to]}" -gt "${rank[$from]}" ]; then how="runs up to $to/"; else how="runs sideways to $to/"; fi
+        fail "$tgt links \"$lib\": it $how, but $from/ may use only$(printf ' %s/' ${allowed[$from]}) (cmake/layers.txt)"
+      fi
+    done
+  done < "$links_file"
+fi
+
+# gui/ and render/ ask replay/ for decoded text (issue #19: they used to decode hardware words
+# themselves): no hv/ header there, although the table lets them reach hv/arch through replay/.
+while IFS=: read -r file line text; do
+  [ -n "$file" ] || continue
+  path=${text#*\"}
+  fail "$file:$line includes \"${path%%\"*}\": gui/ and render/ take decoded text from replay/, never an hv/ header"
+done < <(grep -rHn --include='*.h' --include='*.cpp' -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"hv/' gui render 2>/dev/null)
 
 if [ "$checked" -eq 0 ]; then
-  echo "layering: no #include found under $root/kvmtrace or $root/probes: wrong root?"
+  echo "layering: no #include found under $root: wrong root?"
   exit 1
 fi
-[ "$bad" -eq 0 ] && echo "layering: $checked includes of kvmtrace/, hv/ and probes/ checked, none runs upward"
+[ "$bad" -eq 0 ] &&
+  echo "layering: ${#folders[@]} layers; $checked includes and $links_checked links checked, none runs up or sideways, no cycle"
 exit "$bad"

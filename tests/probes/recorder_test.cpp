@@ -4,7 +4,11 @@
 #include <sqlite3.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <memory>
+#include <type_traits>
+#include <vector>
 
 #include "probes/recorder/recorder.h"
 #include "replay/recording.h"
@@ -97,7 +101,7 @@ void expect_same(const es_record& a, const es_record& b) {
 
 TEST(RecorderTest, RoundTripEveryFieldThroughProbeBus) {
   const std::string path = test::temp_db("roundtrip.db");
-  auto rec = Recorder::open(path, test_session(), false);
+  auto rec = Recorder::open(path, test_session(), false, {.steps = recorder::kNoChains});
   ASSERT_TRUE(rec) << rec.error();
   probes::ProbeBus bus;
   (*rec)->attach(bus);
@@ -166,7 +170,7 @@ TEST(RecorderTest, RoundTripEveryFieldThroughProbeBus) {
 
 TEST(RecorderTest, CodeTableDeduplicatesRipAndBytes) {
   const std::string path = test::temp_db("code_dedup.db");
-  auto rec = Recorder::open(path, test_session(), false);
+  auto rec = Recorder::open(path, test_session(), false, {.steps = recorder::kNoChains});
   ASSERT_TRUE(rec) << rec.error();
   probes::ProbeBus bus;
   (*rec)->attach(bus);
@@ -193,7 +197,7 @@ TEST_P(RecorderBatchTest, EveryRecordArrivesAcrossBatchBoundaries) {
   const int n = GetParam();
   constexpr size_t kBatch = 8;
   const std::string path = test::temp_db("batch_" + std::to_string(n) + ".db");
-  RecorderOptions opt;
+  RecorderOptions opt{.steps = recorder::kNoChains};
   opt.batch_size = kBatch;
   opt.max_queued = kBatch;  // the producer blocks as soon as one batch is pending
   auto rec = Recorder::open(path, test_session(), false, opt);
@@ -222,7 +226,7 @@ INSTANTIATE_TEST_SUITE_P(Sizes, RecorderBatchTest, ::testing::Values(0, 1, 7, 8,
 TEST(RecorderTest, RefusesExistingFileUnlessForced) {
   const std::string path = test::temp_db("existing.db");
   { std::ofstream(path) << "precious"; }
-  auto refused = Recorder::open(path, test_session(), false);
+  auto refused = Recorder::open(path, test_session(), false, {.steps = recorder::kNoChains});
   ASSERT_FALSE(refused);
   EXPECT_NE(refused.error().find(path), std::string::npos) << refused.error();
   EXPECT_NE(refused.error().find("already exists"), std::string::npos) << refused.error();
@@ -233,7 +237,7 @@ TEST(RecorderTest, RefusesExistingFileUnlessForced) {
     in >> content;
     EXPECT_EQ(content, "precious") << "a refused open must not touch the file";
   }
-  auto forced = Recorder::open(path, test_session("forced"), true);
+  auto forced = Recorder::open(path, test_session("forced"), true, {.steps = recorder::kNoChains});
   ASSERT_TRUE(forced) << forced.error();
   ASSERT_TRUE((*forced)->finish({}));
   auto rd = replay::Recording::open(path);
@@ -244,18 +248,18 @@ TEST(RecorderTest, RefusesExistingFileUnlessForced) {
 TEST(RecorderTest, UnwritablePathGivesOneClearSentence) {
   // Missing directory.
   const std::string missing = std::string(ES_TEST_TMPDIR) + "/no/such/dir/rec.db";
-  auto r1 = Recorder::open(missing, test_session(), false);
+  auto r1 = Recorder::open(missing, test_session(), false, {.steps = recorder::kNoChains});
   ASSERT_FALSE(r1);
   EXPECT_NE(r1.error().find(missing), std::string::npos) << r1.error();
   EXPECT_NE(r1.error().find("does not exist"), std::string::npos) << r1.error();
   // A directory where nothing can be created, even by root.
   const std::string proc = "/proc/self/exitscope-test.db";
-  auto r2 = Recorder::open(proc, test_session(), false);
+  auto r2 = Recorder::open(proc, test_session(), false, {.steps = recorder::kNoChains});
   ASSERT_FALSE(r2);
   EXPECT_NE(r2.error().find(proc), std::string::npos) << r2.error();
   EXPECT_NE(r2.error().find("writable"), std::string::npos) << r2.error();
   // The path names a directory.
-  auto r3 = Recorder::open(ES_TEST_TMPDIR, test_session(), true);
+  auto r3 = Recorder::open(ES_TEST_TMPDIR, test_session(), true, {.steps = recorder::kNoChains});
   ASSERT_FALSE(r3);
   EXPECT_NE(r3.error().find("directory"), std::string::npos) << r3.error();
 }
@@ -264,7 +268,7 @@ TEST(RecorderTest, DestroyedWithoutFinishLeavesIncompleteSessionWithItsEvents) {
   const std::string path = test::temp_db("incomplete.db");
   {
     probes::ProbeBus bus;  // outlives the recorder, as recorder.h requires
-    auto rec = Recorder::open(path, test_session(), false);
+    auto rec = Recorder::open(path, test_session(), false, {.steps = recorder::kNoChains});
     ASSERT_TRUE(rec) << rec.error();
     (*rec)->attach(bus);
     test::Emitter em(bus);
@@ -284,7 +288,7 @@ TEST(RecorderTest, DestroyedWithoutFinishLeavesIncompleteSessionWithItsEvents) {
 
 TEST(RecorderTest, SessionRowExistsAsIncompleteWhileRecording) {
   const std::string path = test::temp_db("while_recording.db");
-  auto rec = Recorder::open(path, test_session(), false);
+  auto rec = Recorder::open(path, test_session(), false, {.steps = recorder::kNoChains});
   ASSERT_TRUE(rec) << rec.error();
   // Another reader sees the session right away, marked incomplete (what a crash leaves).
   EXPECT_EQ(query_int(path, "SELECT complete FROM sessions WHERE id = 1"), 0);
@@ -296,7 +300,7 @@ TEST(RecorderTest, SessionRowExistsAsIncompleteWhileRecording) {
 
 TEST(RecorderTest, FlushMakesQueuedRecordsVisibleWhileRecording) {
   const std::string path = test::temp_db("flush.db");
-  RecorderOptions opt;
+  RecorderOptions opt{.steps = recorder::kNoChains};
   opt.batch_size = 1000;  // far more than emitted: nothing would be written without flush()
   auto rec = Recorder::open(path, test_session(), false, opt);
   ASSERT_TRUE(rec) << rec.error();
@@ -314,7 +318,7 @@ TEST(RecorderTest, FlushMakesQueuedRecordsVisibleWhileRecording) {
 
 TEST(RecorderTest, ConsoleChunksJoinIntoLines) {
   const std::string path = test::temp_db("console.db");
-  auto rec = Recorder::open(path, test_session(), false);
+  auto rec = Recorder::open(path, test_session(), false, {.steps = recorder::kNoChains});
   ASSERT_TRUE(rec) << rec.error();
   probes::ProbeBus bus;
   (*rec)->attach(bus);
@@ -336,7 +340,7 @@ TEST(RecorderTest, ConsoleChunksJoinIntoLines) {
 
 TEST(RecorderTest, DropModeCountsEveryDroppedRecord) {
   const std::string path = test::temp_db("drops.db");
-  RecorderOptions opt;
+  RecorderOptions opt{.steps = recorder::kNoChains};
   opt.batch_size = 4;
   opt.max_queued = 4;
   opt.drop_when_full = true;
@@ -355,6 +359,84 @@ TEST(RecorderTest, DropModeCountsEveryDroppedRecord) {
   EXPECT_EQ(st.written + st.dropped, static_cast<uint64_t>(kN)) << "every record is written or counted";
   EXPECT_EQ(query_int(path, "SELECT count(*) FROM events"), static_cast<int64_t>(st.written));
   EXPECT_EQ(query_int(path, "SELECT records_dropped FROM sessions"), static_cast<int64_t>(st.dropped));
+}
+
+// Issue #19: a Recorder opened without steps used to write a recording with no chains and say
+// nothing. The steps have no default now (this does not compile without them) ...
+static_assert(!std::is_default_constructible_v<RecorderOptions>,
+              "RecorderOptions must not be default-constructible: the caller names its steps or kNoChains");
+
+// ... and a factory that is empty (a std::function nobody set) is refused before the file exists.
+TEST(RecorderStepsTest, AnEmptyStepsFactoryIsRefusedBeforeTheFileIsCreated) {
+  const std::string path = test::temp_db("empty_steps.db");
+  auto rec = Recorder::open(path, test_session(), false, {.steps = recorder::RecordStepsFactory{}});
+  ASSERT_FALSE(rec) << "an empty steps factory must not open a recording that would have no chains";
+  EXPECT_NE(rec.error().find("empty_steps.db"), std::string::npos) << rec.error();
+  EXPECT_NE(rec.error().find("no chains"), std::string::npos) << rec.error();
+  EXPECT_NE(rec.error().find("recorder::kNoChains"), std::string::npos) << rec.error();
+  EXPECT_FALSE(std::filesystem::exists(path)) << "nothing is created for a refused recorder";
+}
+
+TEST(RecorderStepsTest, NoChainsWritesEveryRowAndAnEmptyChainsTable) {
+  const std::string path = test::temp_db("no_chains.db");
+  auto rec = Recorder::open(path, test_session(), false, {.steps = recorder::kNoChains});
+  ASSERT_TRUE(rec) << rec.error();
+  probes::ProbeBus bus;
+  (*rec)->attach(bus);
+  for (uint32_t i = 0; i < 10; ++i) {
+    es_record r = full_record(ES_KIND_VM_EXIT, i);
+    bus.emit(r);
+  }
+  ASSERT_TRUE((*rec)->finish({ES_END_GUEST_EXIT, "done"}));
+  EXPECT_EQ(query_int(path, "SELECT count(*) FROM events"), 10);
+  EXPECT_EQ(query_int(path, "SELECT count(*) FROM chains"), 0);
+  EXPECT_EQ(query_int(path, "SELECT complete FROM sessions"), 1);
+}
+
+// The caller's steps see every row in id order on the writer thread, then finish once, after the
+// last row is in the file (what replay::chain_steps() relies on).
+class CountingSteps final : public recorder::RecordSteps {
+ public:
+  CountingSteps(db::Db& db, std::vector<uint64_t>& ids, int64_t& rows_at_finish)
+      : db_(db), ids_(ids), rows_at_finish_(rows_at_finish) {}
+  void on_row(const es_record& row) override { ids_.push_back(row.id); }
+  Result<void> finish() override {
+    auto st = db_.prepare("SELECT count(*) FROM events");
+    if (!st || st->step() != SQLITE_ROW) return make_error("cannot count events");
+    rows_at_finish_ = st->col_i64(0);
+    return {};
+  }
+
+ private:
+  db::Db& db_;
+  std::vector<uint64_t>& ids_;
+  int64_t& rows_at_finish_;
+};
+
+TEST(RecorderStepsTest, TheCallersStepsSeeEveryRowThenFinishOnce) {
+  const std::string path = test::temp_db("counting_steps.db");
+  std::vector<uint64_t> ids;
+  int64_t rows_at_finish = -1;
+  int made = 0;
+  RecorderOptions opt{.steps = recorder::RecordStepsFactory([&](db::Db& db) -> std::unique_ptr<recorder::RecordSteps> {
+                        ++made;
+                        return std::make_unique<CountingSteps>(db, ids, rows_at_finish);
+                      })};
+  opt.batch_size = 3;  // several batches
+  auto rec = Recorder::open(path, test_session(), false, opt);
+  ASSERT_TRUE(rec) << rec.error();
+  probes::ProbeBus bus;
+  (*rec)->attach(bus);
+  std::vector<uint64_t> sent;
+  for (uint32_t i = 0; i < 10; ++i) {
+    es_record r = full_record(ES_KIND_VM_EXIT, i);
+    bus.emit(r);
+    sent.push_back(r.id);
+  }
+  ASSERT_TRUE((*rec)->finish({ES_END_GUEST_EXIT, "done"}));
+  EXPECT_EQ(made, 1);
+  EXPECT_EQ(ids, sent);
+  EXPECT_EQ(rows_at_finish, 10);
 }
 
 TEST(SessionInfoTest, Sha256MatchesKnownVectors) {

@@ -10,7 +10,7 @@
 #include "tests/support/tmp.h"
 #include "hv/arch/event_info.h"
 #include "hv/arch/exit_reason.h"
-#include "probes/bus/probe_bus.h"
+#include "exitscope/probe_bus.h"
 
 namespace es::test {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "probes/bus/probe_bus.h"
+#include "exitscope/probe_bus.h"
 #include "replay/names.h"
 #include "replay/recording.h"
 #include "tests/support/cli_run.h"

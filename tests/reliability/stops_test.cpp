@@ -423,7 +423,7 @@ TEST(Stops, ExportProgressToANonTerminalIsOneLine) {
   constexpr uint64_t kEvents = 1'050'000;
   {
     es::recorder::SessionInfo info;
-    es::recorder::RecorderOptions options;  // no steps: no chains
+    es::recorder::RecorderOptions options{.steps = es::recorder::kNoChains};
     auto rec = es::recorder::Recorder::open(db, info, true, options);
     ASSERT_TRUE(rec) << rec.error();
     std::vector<es_record> batch(10'000);

@@ -11,6 +11,12 @@
 // by the kernel while a uprobe is attached, probes/bus/usdt_semaphore.c) also turns every probe
 // point on, so the hv builds records for the external tracer even with no in-process
 // subscriber. Example: probes/usdt/ (es-usdt-tail).
+//
+// Part of the ABI at the bottom of the layers (DESIGN.md "Layers"; issue #19): the hv core
+// produces through it and every subscriber (recorder, plugin host, live checker) listens on it,
+// and it needs only record.h and sys/sdt.h. Unlike record.h and plugin.h it is C++ and for this
+// process only: a plugin never sees it (plugin.h hands plugins the records); what leaves the
+// process is the USDT probe above, whose three arguments are as stable as record.h.
 #pragma once
 
 #include <cstddef>
@@ -20,7 +26,7 @@
 #include "exitscope/record.h"
 
 #ifndef _SDT_HAS_SEMAPHORES
-#define _SDT_HAS_SEMAPHORES 1
+#define _SDT_HAS_SEMAPHORES 1  // NOLINT(bugprone-reserved-identifier): sys/sdt.h's name for this switch
 #endif
 #include <sys/sdt.h>
 
