@@ -371,7 +371,7 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
   size_t pos = 0, next_release = kReleaseStep;
   uint64_t line_no = 0;
   TraceLine t;
-  std::string clean_buf;
+  std::string clean_buf, join_buf;
   while (pos < text.size()) {
     if (pos >= next_release) {
       release(pos);
@@ -402,7 +402,10 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
     const bool trace_prefix = cls != LineClass::Event && cls != LineClass::Comment && has_trace_prefix(line);
     // Joins `line` to the pending one when the result parses as a line of the accepted class.
     auto join = [&](bool accept_bad, bool quoted_printable = false) {
-      std::string joined = std::string(p.view);
+      // Built in join_buf, which then trades places with p.joined: no allocation per join once
+      // both have grown to a line's size (a pasted trace joins every other line).
+      std::string& joined = join_buf;
+      joined.assign(p.view);
       if (quoted_printable)
         joined.pop_back();  // the '=': the text goes on without a blank
       else if (!joined.empty() && joined.back() != ' ')
@@ -412,7 +415,7 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
       const LineClass jc = parse_trace_line(joined, jt, perf_only, prefix_required);
       if (jc != LineClass::Event && !(jc == LineClass::BadEvent && accept_bad)) return false;
       if (jc == LineClass::Event && p.t.host_cpu < 0 && jt.host_cpu < 0) jt.host_cpu = p.t.host_cpu;
-      p.joined = std::move(joined);
+      p.joined.swap(joined);
       p.view = p.joined;
       p.cls = jc;
       p.t = jt;

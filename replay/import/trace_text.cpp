@@ -793,9 +793,18 @@ std::string_view clean_line(std::string_view line, std::string& buf, LineRepairs
 }
 
 bool has_trace_prefix(std::string_view line) {
-  const Tokens tk(trim(line));
-  for (size_t i = 0; i < tk.n && i < 8; ++i) {
-    std::string_view t = tk[i];
+  // A prefix ends in "secs.usecs:" among the first 8 words. Most lines asked (the second half of
+  // a wrapped line, prose) have no ':' at all: one memchr, not a tokenization (issue #15: this
+  // was a tenth of parsing a pasted trace). Words are read up to the 8th only.
+  if (line.find(':') == std::string_view::npos) return false;
+  const std::string_view s = trim(line);
+  size_t i = 0;
+  for (size_t word = 0; word < 8 && i < s.size(); ++word) {
+    while (i < s.size() && is_delim(s[i])) ++i;
+    const size_t b = i;
+    while (i < s.size() && !is_delim(s[i])) ++i;
+    const std::string_view t = s.substr(b, i - b);
+    if (t.empty()) break;
     if (t.size() < 4 || t.back() != ':') continue;
     uint64_t ns = 0;
     if (parse_timestamp(t.substr(0, t.size() - 1), ns)) return true;
