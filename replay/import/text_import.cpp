@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <numeric>
 #include <thread>
 #include <type_traits>
@@ -50,7 +51,6 @@ class LineSpill {
   explicit LineSpill(const std::string& dir) {
     const int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd >= 0 && !(f_ = ::fdopen(fd, "w+b"))) ::close(fd);
-    buf_.reserve(kBuffer);
   }
   ~LineSpill() {
     if (f_) std::fclose(f_);
@@ -68,20 +68,20 @@ class LineSpill {
     l.line_no = line_no;
     uint64_t w[kWords];
     std::memcpy(w, &l, sizeof l);
+    // Written in place at the buffer's end (room for a whole record is kept), the mask last:
+    // one pass over the words, no zero-filling resize.
+    if (used_ + kMaxRecord > kBuffer) flush();
+    char* const rec = buf_.get() + used_;
+    char* o = rec + sizeof(uint32_t);
     uint32_t mask = 0;
-    for (size_t i = 0; i < kWords; ++i)
-      if (w[i]) mask |= uint32_t{1} << i;
-    const size_t at = buf_.size();
-    buf_.resize(at + sizeof mask + 8 * static_cast<size_t>(std::popcount(mask)));
-    char* o = buf_.data() + at;
-    std::memcpy(o, &mask, sizeof mask);
-    o += sizeof mask;
-    for (size_t i = 0; i < kWords; ++i)
-      if (w[i]) {
-        std::memcpy(o, &w[i], 8);
-        o += 8;
-      }
-    if (buf_.size() >= kBuffer) flush();
+    for (size_t i = 0; i < kWords; ++i) {
+      std::memcpy(o, &w[i], 8);
+      const bool nonzero = w[i] != 0;
+      mask |= static_cast<uint32_t>(nonzero) << i;
+      o += nonzero ? 8 : 0;
+    }
+    std::memcpy(rec, &mask, sizeof mask);
+    used_ = static_cast<size_t>(o - buf_.get());
   }
   // Every line put, in order: fn(const Line&). False if the file could not be read back whole.
   template <typename Fn>
@@ -102,11 +102,7 @@ class LineSpill {
         if (have - pos < len) break;
         uint64_t w[kWords] = {};
         const char* p = in.data() + pos + sizeof mask;
-        for (size_t i = 0; i < kWords; ++i)
-          if (mask & (uint32_t{1} << i)) {
-            std::memcpy(&w[i], p, 8);
-            p += 8;
-          }
+        for (uint32_t m = mask; m; m &= m - 1, p += 8) std::memcpy(&w[std::countr_zero(m)], p, 8);
         Line l;
         std::memcpy(&l, w, sizeof l);
         fn(l);
@@ -124,12 +120,13 @@ class LineSpill {
   static_assert(sizeof(Line) % 8 == 0 && kWords <= 32);
   static constexpr size_t kMaxRecord = sizeof(uint32_t) + sizeof(Line);
   void flush() {
-    if (ok() && !buf_.empty() && std::fwrite(buf_.data(), 1, buf_.size(), f_) != buf_.size()) ok_ = false;
-    buf_.clear();
+    if (ok() && used_ && std::fwrite(buf_.get(), 1, used_, f_) != used_) ok_ = false;
+    used_ = 0;
   }
   std::FILE* f_ = nullptr;
   bool ok_ = true;
-  std::vector<char> buf_;
+  std::unique_ptr<char[]> buf_ = std::make_unique<char[]>(kBuffer);
+  size_t used_ = 0;
 };
 
 // (string_view's find_first_not_of / find_last_of with a set of characters call memchr once per
