@@ -199,11 +199,18 @@ bool needs_no_cleaning(std::string_view line) {
   // 16 bytes at a time: a signed compare below 0x20 also catches the bytes >= 0x80.
   const __m128i below = _mm_set1_epi8(0x20), lt = _mm_set1_epi8('<'), eq = _mm_set1_epi8('='),
                 quote = _mm_set1_epi8('\'');
-  for (; n >= 16; p += 16, n -= 16) {
-    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  auto bad16 = [&](const char* at) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at));
     const __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(x, below), _mm_cmpeq_epi8(x, lt)),
                                      _mm_or_si128(_mm_cmpeq_epi8(x, eq), _mm_cmpeq_epi8(x, quote)));
-    if (_mm_movemask_epi8(bad)) return false;
+    return _mm_movemask_epi8(bad) != 0;
+  };
+  if (n >= 16) {
+    for (; n > 16; p += 16, n -= 16)
+      if (bad16(p)) return false;
+    // The last 16 bytes of the line (overlapping bytes already checked): no byte-wise tail.
+    if (bad16(line.data() + line.size() - 16)) return false;
+    n = 0;
   }
 #endif
   for (; n >= 8; p += 8, n -= 8) {
