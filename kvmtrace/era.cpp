@@ -17,13 +17,20 @@ namespace es::kvmtrace {
 //   - kvm_entry's intr_info / error_code: 6.14.
 
 void EraEvidence::learn(const KvmEvent& t, uint64_t line_no) {
-  const auto at = [&](std::string what) { return what + " (line " + std::to_string(line_no) + ")"; };
+  // The sentence is made for the first line of each kind only (a whole-file pass calls this for
+  // every line: building it for each was most of the pass's cost here).
+  const auto add = [&](Evidence& e, auto&& what) {
+    if (e.count)
+      ++e.count;
+    else
+      e.add(line_no, std::string(what()) + " (line " + std::to_string(line_no) + ")");
+  };
   if ((t.event == Tracepoint::Exit || t.event == Tracepoint::NestedVmexit) && !t.exit.svm() && t.exit.reason &&
       !t.exit.old_nested_format) {  // the old kvm_nested_vmexit's "int_info" says nothing of the era
     const arch::ExitReason reason(*t.exit.reason);
-    const std::string name(arch::exit_reason_name(reason.basic_number()));
+    const auto name = [&] { return std::string(arch::exit_reason_name(reason.basic_number())); };
     if (t.exit.format == ExitFormat::IntrInfo) {
-      newer_kernel_.add(line_no, at("kvm_exit prints intr_info, Linux 5.10+"));
+      add(newer_kernel_, [&] { return "kvm_exit prints intr_info, Linux 5.10+"; });
     } else if (t.exit.format == ExitFormat::InfoPair) {
       ++info_pair_exits_;
       const bool valid = (t.exit.info2.value_or(0) >> 31) & 1;
@@ -35,32 +42,32 @@ void EraEvidence::learn(const KvmEvent& t, uint64_t line_no) {
       // valid for those. 28.2.4 "Information for VM Exits That Occur During Event Delivery":
       // an external interrupt is never taken in the middle of delivering another event.
       if (valid && !exception && !external)
-        info2_is_vectoring_.add(line_no,
-                                at(name + " exit with a valid info2: only IDT-vectoring info can be valid there"));
+        add(info2_is_vectoring_,
+            [&] { return name() + " exit with a valid info2: only IDT-vectoring info can be valid there"; });
       else if (!valid && (exception || external))
-        info2_is_vectoring_.add(line_no,
-                                at(name + " exit with info2 not valid: its VM-exit interruption info always is"));
+        add(info2_is_vectoring_,
+            [&] { return name() + " exit with info2 not valid: its VM-exit interruption info always is"; });
       else if (valid && external)
-        info2_is_exit_intr_.add(
-            line_no, at("EXTERNAL_INTERRUPT exit with a valid info2: IDT-vectoring info is never valid there"));
+        add(info2_is_exit_intr_,
+            [&] { return "EXTERNAL_INTERRUPT exit with a valid info2: IDT-vectoring info is never valid there"; });
     }
   }
   // Print formats of Linux 6.0+ (kvm_inj_virq "IRQ 0x.. [reinjected]", kvm_inj_exception
   // without the error code it does not deliver; see kReinjectedSince) and 6.14+ (kvm_entry intr_info).
   if ((t.event == Tracepoint::InjVirq || t.event == Tracepoint::InjException) && t.injected &&
       t.injected->reinjected_printed_era)
-    newer_kernel_.add(line_no, at(std::string(to_string(t.event)) + " in the Linux 6.0+ format"));
+    add(newer_kernel_, [&] { return std::string(to_string(t.event)) + " in the Linux 6.0+ format"; });
   if (t.event == Tracepoint::Entry && t.injected)
-    newer_kernel_.add(line_no, at("kvm_entry prints intr_info, Linux 6.14+"));
+    add(newer_kernel_, [&] { return "kvm_entry prints intr_info, Linux 6.14+"; });
   // "kvm_entry: vcpu 0" without the RIP: the kernel's own format before 5.9 (trace-cmd's kvm
   // plugin does not reformat kvm_entry), so its kvm_exit printed info2 = VM-exit interruption info.
   if (t.event == Tracepoint::Entry && !t.rip && !t.injected && t.vcpu >= 0)
-    entries_without_rip_.add(line_no, at("kvm_entry prints no RIP, a kernel before 5.9"));
+    add(entries_without_rip_, [&] { return "kvm_entry prints no RIP, a kernel before 5.9"; });
   // kvm_nested_vmexit in its own format ("rip X reason Y info1 .. int_info ..") was printed by a
   // kernel before 5.10, which made it print like kvm_exit; trace-cmd's kvm plugin reads those old
   // fields too and cannot print them from a newer kernel (it complains CAN'T FIND FIELD instead).
   if (t.event == Tracepoint::NestedVmexit && t.exit.old_nested_format)
-    older_kernel_.add(line_no, at("kvm_nested_vmexit prints int_info, its format before Linux 5.10"));
+    add(older_kernel_, [&] { return "kvm_nested_vmexit prints int_info, its format before Linux 5.10"; });
   if (t.event == Tracepoint::Entry && t.rip) ++entries_with_rip_;
 }
 

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <numeric>
 #include <thread>
 #include <type_traits>
@@ -50,7 +51,6 @@ class LineSpill {
   explicit LineSpill(const std::string& dir) {
     const int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd >= 0 && !(f_ = ::fdopen(fd, "w+b"))) ::close(fd);
-    buf_.reserve(kBuffer);
   }
   ~LineSpill() {
     if (f_) std::fclose(f_);
@@ -68,20 +68,20 @@ class LineSpill {
     l.line_no = line_no;
     uint64_t w[kWords];
     std::memcpy(w, &l, sizeof l);
+    // Written in place at the buffer's end (room for a whole record is kept), the mask last:
+    // one pass over the words, no zero-filling resize.
+    if (used_ + kMaxRecord > kBuffer) flush();
+    char* const rec = buf_.get() + used_;
+    char* o = rec + sizeof(uint32_t);
     uint32_t mask = 0;
-    for (size_t i = 0; i < kWords; ++i)
-      if (w[i]) mask |= uint32_t{1} << i;
-    const size_t at = buf_.size();
-    buf_.resize(at + sizeof mask + 8 * static_cast<size_t>(std::popcount(mask)));
-    char* o = buf_.data() + at;
-    std::memcpy(o, &mask, sizeof mask);
-    o += sizeof mask;
-    for (size_t i = 0; i < kWords; ++i)
-      if (w[i]) {
-        std::memcpy(o, &w[i], 8);
-        o += 8;
-      }
-    if (buf_.size() >= kBuffer) flush();
+    for (size_t i = 0; i < kWords; ++i) {
+      std::memcpy(o, &w[i], 8);
+      const bool nonzero = w[i] != 0;
+      mask |= static_cast<uint32_t>(nonzero) << i;
+      o += nonzero ? 8 : 0;
+    }
+    std::memcpy(rec, &mask, sizeof mask);
+    used_ = static_cast<size_t>(o - buf_.get());
   }
   // Every line put, in order: fn(const Line&). False if the file could not be read back whole.
   template <typename Fn>
@@ -102,11 +102,7 @@ class LineSpill {
         if (have - pos < len) break;
         uint64_t w[kWords] = {};
         const char* p = in.data() + pos + sizeof mask;
-        for (size_t i = 0; i < kWords; ++i)
-          if (mask & (uint32_t{1} << i)) {
-            std::memcpy(&w[i], p, 8);
-            p += 8;
-          }
+        for (uint32_t m = mask; m; m &= m - 1, p += 8) std::memcpy(&w[std::countr_zero(m)], p, 8);
         Line l;
         std::memcpy(&l, w, sizeof l);
         fn(l);
@@ -124,18 +120,28 @@ class LineSpill {
   static_assert(sizeof(Line) % 8 == 0 && kWords <= 32);
   static constexpr size_t kMaxRecord = sizeof(uint32_t) + sizeof(Line);
   void flush() {
-    if (ok() && !buf_.empty() && std::fwrite(buf_.data(), 1, buf_.size(), f_) != buf_.size()) ok_ = false;
-    buf_.clear();
+    if (ok() && used_ && std::fwrite(buf_.get(), 1, used_, f_) != used_) ok_ = false;
+    used_ = 0;
   }
   std::FILE* f_ = nullptr;
   bool ok_ = true;
-  std::vector<char> buf_;
+  std::unique_ptr<char[]> buf_ = std::make_unique<char[]>(kBuffer);
+  size_t used_ = 0;
 };
 
+// (string_view's find_first_not_of / find_last_of with a set of characters call memchr once per
+// byte: a tenth of a pasted trace's parse went there. These two loops do the same.)
 size_t last_blank(std::string_view s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  const size_t b = s.find_last_of(" \t");
-  return b == std::string_view::npos ? static_cast<size_t>(-1) : b;
+  for (size_t i = s.size(); i > 0; --i)
+    if (s[i - 1] == ' ' || s[i - 1] == '\t') return i - 1;
+  return static_cast<size_t>(-1);
+}
+
+size_t first_non_blank(std::string_view s) {
+  for (size_t i = 0; i < s.size(); ++i)
+    if (s[i] != ' ' && s[i] != '\t') return i;
+  return std::string_view::npos;
 }
 
 // A hex value as KVM prints them, with or without 0x.
@@ -193,11 +199,18 @@ bool needs_no_cleaning(std::string_view line) {
   // 16 bytes at a time: a signed compare below 0x20 also catches the bytes >= 0x80.
   const __m128i below = _mm_set1_epi8(0x20), lt = _mm_set1_epi8('<'), eq = _mm_set1_epi8('='),
                 quote = _mm_set1_epi8('\'');
-  for (; n >= 16; p += 16, n -= 16) {
-    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  auto bad16 = [&](const char* at) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at));
     const __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(x, below), _mm_cmpeq_epi8(x, lt)),
                                      _mm_or_si128(_mm_cmpeq_epi8(x, eq), _mm_cmpeq_epi8(x, quote)));
-    if (_mm_movemask_epi8(bad)) return false;
+    return _mm_movemask_epi8(bad) != 0;
+  };
+  if (n >= 16) {
+    for (; n > 16; p += 16, n -= 16)
+      if (bad16(p)) return false;
+    // The last 16 bytes of the line (overlapping bytes already checked): no byte-wise tail.
+    if (bad16(line.data() + line.size() - 16)) return false;
+    n = 0;
   }
 #endif
   for (; n >= 8; p += 8, n -= 8) {
@@ -371,7 +384,7 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
   size_t pos = 0, next_release = kReleaseStep;
   uint64_t line_no = 0;
   TraceLine t;
-  std::string clean_buf;
+  std::string clean_buf, join_buf;
   while (pos < text.size()) {
     if (pos >= next_release) {
       release(pos);
@@ -402,7 +415,10 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
     const bool trace_prefix = cls != LineClass::Event && cls != LineClass::Comment && has_trace_prefix(line);
     // Joins `line` to the pending one when the result parses as a line of the accepted class.
     auto join = [&](bool accept_bad, bool quoted_printable = false) {
-      std::string joined = std::string(p.view);
+      // Built in join_buf, which then trades places with p.joined: no allocation per join once
+      // both have grown to a line's size (a pasted trace joins every other line).
+      std::string& joined = join_buf;
+      joined.assign(p.view);
       if (quoted_printable)
         joined.pop_back();  // the '=': the text goes on without a blank
       else if (!joined.empty() && joined.back() != ' ')
@@ -412,7 +428,7 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
       const LineClass jc = parse_trace_line(joined, jt, perf_only, prefix_required);
       if (jc != LineClass::Event && !(jc == LineClass::BadEvent && accept_bad)) return false;
       if (jc == LineClass::Event && p.t.host_cpu < 0 && jt.host_cpu < 0) jt.host_cpu = p.t.host_cpu;
-      p.joined = std::move(joined);
+      p.joined.swap(joined);
       p.view = p.joined;
       p.cls = jc;
       p.t = jt;
@@ -486,7 +502,7 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
     }
     // A record pasted without prefixes continues on lines indented deeper than its first one
     // ("  kvm_nested_vmrun: rip: ..." / "    nrip: ... int_ctl: ...").
-    const size_t indent = line.find_first_not_of(" \t");
+    const size_t indent = first_non_blank(line);
     if (p.active && p.cls == LineClass::Event && p.t.prefix == PrefixStyle::None && plain &&
         indent != std::string_view::npos && indent > p.indent && join(false))
       continue;

@@ -16,6 +16,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <unordered_map>
 
 #include "hv/arch/event_info.h"
@@ -815,92 +817,326 @@ uint64_t child_timeout_ms(size_t file_bytes) {
   return 60000 + file_bytes / 5000;
 }
 
-// Reads `path` whose bytes are `bytes` (already mapped or in memory).
-// Reads the file once in a child process first: libtraceevent and libtracecmd trust the event
-// formats and ring-buffer pages inside the file (a corrupt format text crashes
-// tep_parse_event), so a crash ends the child and becomes one sentence here. The child's stderr
-// goes to /dev/null (libtracecmd prints some complaints about damaged data whatever its log
-// level) and a failed read sends its error back, so a bad file never reaches libtracecmd in this
-// process. A child still reading after `timeout_ms` (a file that makes the library loop) is
-// killed and that is the error. Call it while the process has no other threads.
-Result<void> read_in_child(const std::string& path, std::string_view name, const Layout& layout, uint64_t timeout_ms) {
-  int result[2];
-  if (::pipe2(result, O_CLOEXEC) != 0) return {};  // cannot isolate: read in this process only
-  std::fflush(nullptr);
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(result[0]);
-    ::close(result[1]);
-    return {};
+// The isolating read (issue #18: the file is read once). libtraceevent and libtracecmd trust the
+// event formats and ring-buffer pages inside the file (a corrupt format text crashes
+// tep_parse_event), so they run only in a child process: it reads the file and sends its linked
+// records, its progress and, at the end, its ImportStats (or its error sentence) through a pipe;
+// this process writes what arrives. A crash ends the child and becomes one sentence here, and the
+// records already received stay unwritten (the caller's DB.partial is removed). The child's
+// stderr goes to /dev/null (libtracecmd prints some complaints about damaged data whatever its
+// log level), so a bad file never reaches libtracecmd in this process. A child still reading
+// after `timeout_ms` (a file that makes the library loop) is killed and that is the error.
+//
+// Messages: a Frame header, then `bytes` of payload. Records are es_record (fixed-width, the
+// record ABI), so they cross the pipe as they are.
+struct Frame {
+  enum Kind : uint32_t { kRecords = 1, kProgress, kStats, kError };
+  uint32_t kind = 0;
+  uint32_t reserved = 0;
+  uint64_t bytes = 0;
+};
+static_assert(sizeof(Frame) == 16);
+
+// ImportStats as bytes (u64 numbers, strings and lists length-first) and back. Every field of
+// ImportStats (text_import.h) is here: the trace.dat tests compare an isolated read's stats with
+// an in-process read's.
+class StatsCodec {
+ public:
+  static std::string encode(const ImportStats& s) {
+    std::string o;
+    auto num = [&](uint64_t v) { o.append(reinterpret_cast<const char*>(&v), sizeof v); };
+    auto str = [&](const std::string& v) {
+      num(v.size());
+      o += v;
+    };
+    auto strs = [&](const std::vector<std::string>& v) {
+      num(v.size());
+      for (const auto& x : v) str(x);
+    };
+    str(s.format);
+    for (uint64_t v : {s.lines, s.kvm_events, s.other_events, s.comment_lines, s.joined_lines, s.quoted_lines,
+                       s.unparsed, s.out_of_order, s.records, s.lost_events})
+      num(v);
+    num(s.unparsed_lines.size());
+    for (uint64_t v : s.unparsed_lines) num(v);
+    strs(s.skipped);
+    strs(s.repaired);
+    str(s.vendor);
+    str(s.era);
+    strs(s.assumptions);
+    strs(s.vcpu_map);
+    num(s.file_version);
+    str(s.uname);
+    num(s.cpus);
+    str(s.clock);
+    return o;
   }
-  if (pid == 0) {
-    ::close(result[0]);
+  // False if `in` is not what encode() wrote.
+  static bool decode(std::string_view in, ImportStats& s) {
+    bool ok = true;
+    auto num = [&]() -> uint64_t {
+      uint64_t v = 0;
+      if (in.size() < sizeof v) return ok = false, 0;
+      std::memcpy(&v, in.data(), sizeof v);
+      in.remove_prefix(sizeof v);
+      return v;
+    };
+    auto str = [&]() {
+      const uint64_t n = num();
+      if (n > in.size()) return ok = false, std::string();
+      std::string v(in.substr(0, n));
+      in.remove_prefix(n);
+      return v;
+    };
+    auto strs = [&]() {
+      std::vector<std::string> v;
+      for (uint64_t n = num(); ok && n > 0; --n) v.push_back(str());
+      return v;
+    };
+    s.format = str();
+    for (uint64_t* v : {&s.lines, &s.kvm_events, &s.other_events, &s.comment_lines, &s.joined_lines, &s.quoted_lines,
+                        &s.unparsed, &s.out_of_order, &s.records, &s.lost_events})
+      *v = num();
+    for (uint64_t n = num(); ok && n > 0; --n) s.unparsed_lines.push_back(num());
+    s.skipped = strs();
+    s.repaired = strs();
+    s.vendor = str();
+    s.era = str();
+    s.assumptions = strs();
+    s.vcpu_map = strs();
+    s.file_version = static_cast<unsigned>(num());
+    s.uname = str();
+    s.cpus = static_cast<uint32_t>(num());
+    s.clock = str();
+    return ok && in.empty();
+  }
+};
+
+bool write_all(int fd, const void* data, size_t n) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+bool send_frame(int fd, Frame::Kind kind, const void* data, size_t n) {
+  Frame f;
+  f.kind = kind;
+  f.bytes = n;
+  return write_all(fd, &f, sizeof f) && (n == 0 || write_all(fd, data, n));
+}
+
+// Forks the child that reads `path`; receive() takes what it sends. If no child can be made
+// (no pipe, no fork), started() is false and the caller reads in this process as before.
+// Start it while the process has no other threads (fork copies only the calling thread).
+class ChildRead {
+ public:
+  ChildRead(const std::string& path, std::string_view name, const Layout& layout, bool progress) : name_(name) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return;
+    (void)::fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);  // fewer, larger transfers where the system allows
+    std::fflush(nullptr);
+    pid_ = ::fork();
+    if (pid_ < 0) {
+      ::close(fds[0]);
+      ::close(fds[1]);
+      return;
+    }
+    if (pid_ == 0) {
+      ::close(fds[0]);
+      child_main(fds[1], path, name, layout, progress);
+    }
+    ::close(fds[1]);
+    fd_ = fds[0];
+  }
+  ~ChildRead() {
+    if (fd_ >= 0) ::close(fd_);
+    if (pid_ > 0 && !reaped_) {
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  ChildRead(const ChildRead&) = delete;
+  ChildRead& operator=(const ChildRead&) = delete;
+
+  bool started() const { return fd_ >= 0; }
+
+  // Hands every batch of records to `sink` and progress to `progress` (if set) as they arrive;
+  // the child's ImportStats at the end, or the sentence that says why the file could not be read.
+  Result<ImportStats> receive(uint64_t timeout_ms, const DatReader::Sink& sink,
+                              const std::function<void(uint64_t, double)>& progress) {
+    // The deadline counts the time spent waiting for the child, not writing what it sent (the
+    // recording's inserts hold the child back through the pipe; a looping library sends nothing).
+    using Clock = std::chrono::steady_clock;
+    const auto limit = std::chrono::milliseconds(timeout_ms);
+    Clock::duration waited{};
+    // Bytes read and not yet taken: [pos, len) of a buffer that is never zero-filled (a pipe read
+    // returns a page or a few: filling a MiB before each was 1.4 % of an import).
+    size_t cap = kChunk * 2, len = 0, pos = 0;
+    std::unique_ptr<char[]> in(new char[cap]);
+    std::vector<es_record> batch;
+    std::string error;
+    std::optional<ImportStats> stats;
+    bool bad_message = false, timed_out = false;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(limit - waited);
+      if (left.count() <= 0) {
+        timed_out = true;
+        break;
+      }
+      const auto wait_start = Clock::now();
+      pollfd pfd{fd_, POLLIN, 0};
+      const int ready = ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
+      waited += Clock::now() - wait_start;
+      if (ready < 0 && errno != EINTR) break;
+      if (ready <= 0) continue;
+      if (cap - len < kChunk && pos > 0) {  // keep what is not yet a whole message, make room
+        std::memmove(in.get(), in.get() + pos, len - pos);
+        len -= pos;
+        pos = 0;
+      }
+      if (cap - len < kChunk) {  // a message larger than the buffer
+        std::unique_ptr<char[]> bigger(new char[cap * 2]);
+        std::memcpy(bigger.get(), in.get(), len);
+        in = std::move(bigger);
+        cap *= 2;
+      }
+      const ssize_t n = ::read(fd_, in.get() + len, cap - len);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;  // the child closed the pipe: it is ending
+      len += static_cast<size_t>(n);
+      // Whole messages only; the rest waits for the next read.
+      while (len - pos >= sizeof(Frame)) {
+        Frame f;
+        std::memcpy(&f, in.get() + pos, sizeof f);
+        if (f.bytes > kMaxMessage) {
+          bad_message = true;
+          break;
+        }
+        if (len - pos - sizeof f < f.bytes) break;
+        const char* body = in.get() + pos + sizeof f;
+        pos += sizeof f + f.bytes;
+        switch (f.kind) {
+          case Frame::kRecords:
+            if (f.bytes % sizeof(es_record) != 0) {
+              bad_message = true;
+              break;
+            }
+            batch.resize(f.bytes / sizeof(es_record));  // the same size batch after batch: no refill
+            std::memcpy(batch.data(), body, f.bytes);
+            sink(batch);
+            break;
+          case Frame::kProgress:
+            if (progress && f.bytes == 16) {
+              uint64_t records = 0;
+              double fraction = 0;
+              std::memcpy(&records, body, 8);
+              std::memcpy(&fraction, body + 8, 8);
+              progress(records, fraction);
+            }
+            break;
+          case Frame::kStats: {
+            ImportStats s;
+            if (!StatsCodec::decode(std::string_view(body, f.bytes), s)) bad_message = true;
+            stats = std::move(s);
+            break;
+          }
+          case Frame::kError: error.assign(body, f.bytes); break;
+          default: bad_message = true; break;
+        }
+        if (bad_message) break;
+      }
+      if (bad_message) break;
+    }
+    ::close(fd_);
+    fd_ = -1;
+    if (timed_out || bad_message) ::kill(pid_, SIGKILL);
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    reaped_ = true;
+    const std::string name(name_);
+    if (timed_out)
+      return Error{"trace.dat '" + name + "' could not be read: libtracecmd was still reading it after " +
+                   std::to_string(timeout_ms / 1000) + " s (a damaged file can make it loop); check it with " +
+                   "'trace-cmd report -i " + name + "', or record it again."};
+    if (WIFSIGNALED(status) && !bad_message)
+      return Error{"trace.dat '" + name + "' is corrupt: libtraceevent / libtracecmd crashed (signal " +
+                   std::to_string(WTERMSIG(status)) +
+                   ") reading its event formats or trace data; record it again, "
+                   "or check it with 'trace-cmd report -i " +
+                   name + "'."};
+    if (!error.empty()) return Error{error};
+    if (bad_message || !stats || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      return Error{"trace.dat '" + name + "' could not be read: the process reading it (libtracecmd) ended " +
+                   "without finishing; check it with 'trace-cmd report -i " + name + "', or record it again."};
+    return std::move(*stats);
+  }
+
+ private:
+  static constexpr size_t kChunk = size_t{1} << 20;
+  static constexpr uint64_t kMaxMessage = uint64_t{1} << 30;
+
+  [[noreturn]] static void child_main(int out, const std::string& path, std::string_view name, const Layout& layout,
+                                      bool progress) {
     // A crash in the libraries must end this child plainly: no handler inherited from the
     // parent (a sanitizer's or a fuzzer's report, which would treat it as the parent's crash).
     for (const int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT}) ::signal(sig, SIG_DFL);
     if (const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC); null >= 0) ::dup2(null, STDERR_FILENO);
-    const TraceDatOptions quiet;
-    DatReader reader(std::string(name), layout, quiet, [](std::vector<es_record>&) {});
+    TraceDatOptions options;
+    options.isolate = false;
+    bool sent = true;
+    if (progress)
+      options.progress = [&](uint64_t records, double fraction) {
+        char b[16];
+        std::memcpy(b, &records, 8);
+        std::memcpy(b + 8, &fraction, 8);
+        sent = sent && send_frame(out, Frame::kProgress, b, sizeof b);
+      };
+    // ES_TRACE_DAT_CHILD_CRASH_AFTER=N (tests): crash as a library would, once N records are sent.
+    uint64_t crash_after = 0, records = 0;
+    if (const char* c = std::getenv("ES_TRACE_DAT_CHILD_CRASH_AFTER"); c && *c)
+      crash_after = std::strtoull(c, nullptr, 10);
+    DatReader reader(std::string(name), layout, options, [&](std::vector<es_record>& b) {
+      sent = sent && send_frame(out, Frame::kRecords, b.data(), b.size() * sizeof(es_record));
+      records += b.size();
+      if (crash_after && records >= crash_after) ::raise(SIGSEGV);
+    });
     reader.init_cpu_positions();
-    const auto st = reader.run(path);
-    if (!st) {
-      const std::string& e = st.error();
-      for (size_t done = 0; done < e.size();) {
-        const ssize_t n = ::write(result[1], e.data() + done, e.size() - done);
-        if (n <= 0) break;
-        done += static_cast<size_t>(n);
-      }
+    auto st = reader.run(path);
+    if (st && reader.assumed_vmx())
+      st->assumptions.push_back("kvm_exit has no 'isa' field (a very old kernel): exits taken as VMX");
+    if (st) {
+      const std::string bytes = StatsCodec::encode(*st);
+      sent = sent && send_frame(out, Frame::kStats, bytes.data(), bytes.size());
+    } else {
+      sent = sent && send_frame(out, Frame::kError, st.error().data(), st.error().size());
     }
-    ::_exit(st ? 0 : 3);
+    ::_exit(sent ? 0 : 3);
   }
-  ::close(result[1]);
-  std::string error;
-  char buf[512];
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  bool timed_out = false;
-  for (;;) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      timed_out = true;
-      break;
-    }
-    pollfd pfd{result[0], POLLIN, 0};
-    const int ready = ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
-    if (ready < 0 && errno != EINTR) break;
-    if (ready <= 0) continue;
-    const ssize_t n = ::read(result[0], buf, sizeof buf);
-    if (n > 0)
-      error.append(buf, static_cast<size_t>(n));
-    else if (n == 0 || errno != EINTR)
-      break;  // the child closed the pipe: it is ending
-  }
-  ::close(result[0]);
-  if (timed_out) ::kill(pid, SIGKILL);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (timed_out)
-    return Error{"trace.dat '" + std::string(name) + "' could not be read: libtracecmd was still reading it after " +
-                 std::to_string(timeout_ms / 1000) + " s (a damaged file can make it loop); check it with " +
-                 "'trace-cmd report -i " + std::string(name) + "', or record it again."};
-  if (WIFSIGNALED(status))
-    return Error{"trace.dat '" + std::string(name) + "' is corrupt: libtraceevent / libtracecmd crashed (signal " +
-                 std::to_string(WTERMSIG(status)) +
-                 ") reading its event formats or trace data; record it again, "
-                 "or check it with 'trace-cmd report -i " +
-                 std::string(name) + "'."};
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 3 && !error.empty()) return Error{error};
-  return {};
-}
+
+  std::string_view name_;
+  pid_t pid_ = -1;
+  int fd_ = -1;
+  bool reaped_ = false;
+};
 
 Result<ImportStats> read_dat(const std::string& path, std::string_view bytes, std::string_view name,
                              const TraceDatOptions& options, const DatReader::Sink& sink) {
   auto layout = checked_layout(bytes, name);
   if (!layout) return Error{layout.error()};
-  if (options.isolate)
-    if (auto child = read_in_child(path, name, *layout, child_timeout_ms(bytes.size())); !child)
-      return Error{child.error()};
+  if (options.isolate) {
+    ChildRead child(path, name, *layout, static_cast<bool>(options.progress));
+    if (child.started()) return child.receive(child_timeout_ms(bytes.size()), sink, options.progress);
+  }
+  // Not isolated (a fuzzer's choice, or no child could be made): read in this process.
   DatReader reader(std::string(name), *layout, options, sink);
   reader.init_cpu_positions();
   auto st = reader.run(path);
@@ -1011,20 +1247,22 @@ Result<ImportStats> import_trace_dat_file(const std::string& file, const std::st
   info.host = "imported trace (trace.dat v" + std::to_string(layout->version) + ")";
   info.kernel = release_of(layout->uname);
   info.command_line = options.import.command_line;
-  // Before the recorder starts its writer thread (fork copies only the calling thread).
-  if (options.isolate)
-    if (auto child = read_in_child(file, file, *layout, child_timeout_ms(mapped->text().size())); !child)
-      return Error{child.error()};
+  // The child that reads the file starts before the recorder's writer thread (fork copies only
+  // the calling thread); its records are written as they arrive (the file is read once).
+  std::optional<ChildRead> child;
+  if (options.isolate) child.emplace(file, file, *layout, static_cast<bool>(options.progress));
   auto out = PartialRecording::create(db, info, options.import.force);
   if (!out) return Error{out.error()};
 
-  TraceDatOptions in_process = options;
-  in_process.isolate = false;
-  auto st = read_dat(file, mapped->text(), file, in_process, [&](std::vector<es_record>& b) {
+  const DatReader::Sink sink = [&](std::vector<es_record>& b) {
     if (options.import.observer)
       for (const es_record& r : b) options.import.observer(r);
     out->add(b.data(), b.size());  // one lock of the recorder's queue per batch
-  });
+  };
+  TraceDatOptions in_process = options;
+  in_process.isolate = false;
+  auto st = child && child->started() ? child->receive(child_timeout_ms(mapped->text().size()), sink, options.progress)
+                                      : read_dat(file, mapped->text(), file, in_process, sink);
   if (!st) return Error{st.error()};  // `out` removes DB.partial
   PartialRecording::SessionUpdate update;
   if (!st->uname.empty()) update.host = "traced host: " + st->uname;

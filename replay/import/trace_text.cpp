@@ -1,6 +1,8 @@
 #include "replay/import/trace_text.h"
 
 #include <array>
+#include <cstdint>
+#include <cstring>
 
 #include "hv/arch/event_info.h"
 #include "hv/arch/exceptions.h"
@@ -94,14 +96,19 @@ bool parse_num(std::string_view t, uint64_t& out) {
 }
 
 // "secs.frac" -> ns; frac of 1..9 digits.
+// One forward scan (every line's prefix has one, and the parse of a pasted trace asks for it
+// about twice per line): 1..19 digits, '.', 1..9 digits, nothing else.
 bool parse_timestamp(std::string_view t, uint64_t& ns) {
-  const size_t dot = t.find('.');
-  if (dot == std::string_view::npos || dot == 0 || dot + 1 >= t.size() || t.size() - dot - 1 > 9) return false;
+  const size_t n = t.size();
+  size_t i = 0;
   uint64_t secs = 0, frac = 0;
-  if (!parse_dec(t.substr(0, dot), secs) || secs > 18'000'000'000ull) return false;
-  const std::string_view f = t.substr(dot + 1);
-  if (!parse_dec(f, frac)) return false;
-  for (size_t i = f.size(); i < 9; ++i) frac *= 10;
+  for (; i < n && is_digit(t[i]); ++i) secs = secs * 10 + static_cast<uint64_t>(t[i] - '0');
+  if (i == 0 || i > 19 || i + 1 >= n || t[i] != '.' || n - i - 1 > 9 || secs > 18'000'000'000ull) return false;
+  for (size_t j = i + 1; j < n; ++j) {
+    if (!is_digit(t[j])) return false;
+    frac = frac * 10 + static_cast<uint64_t>(t[j] - '0');
+  }
+  for (size_t k = n - i - 1; k < 9; ++k) frac *= 10;
   ns = secs * 1'000'000'000ull + frac;
   return true;
 }
@@ -477,7 +484,7 @@ int32_t vcpu_from_task(std::string_view comm) {
 
 // The text before the event name: "comm-pid [cpu] flags secs.usecs:" (ftrace / trace-cmd),
 // "comm pid [cpu] secs.usecs:" (perf), "secs.usecs:" or nothing.
-bool parse_prefix(std::string_view p, TraceLine& out, bool perf) {
+bool parse_prefix_text(std::string_view p, TraceLine& out, bool perf) {
   p = trim(p);
   if (p.empty()) {
     out.prefix = PrefixStyle::None;
@@ -558,6 +565,49 @@ bool parse_prefix(std::string_view p, TraceLine& out, bool perf) {
     out.task_vcpu = vcpu_from_task(comm);
   }
   out.prefix = perf ? PrefixStyle::Perf : PrefixStyle::Ftrace;
+  return true;
+}
+
+// parse_prefix_text with the last prefix that parsed remembered (per thread): a line joined to
+// its continuation is parsed again whole, with the prefix its first half had (issue #15: a
+// pasted trace joins every other line). `out` is a fresh TraceLine at every call site, so the
+// fields a parse sets are all it changes.
+bool parse_prefix(std::string_view p, TraceLine& out, bool perf) {
+  struct Memo {
+    char text[128];
+    size_t len = SIZE_MAX;
+    bool perf = false;
+    PrefixStyle prefix = PrefixStyle::None;
+    bool has_time = false, has_cpu_flags = false;
+    uint64_t time_ns = 0;
+    int32_t host_cpu = -1, pid = -1, tgid = -1, task_vcpu = -1;
+  };
+  thread_local Memo m;
+  if (p.size() == m.len && perf == m.perf && std::memcmp(p.data(), m.text, p.size()) == 0) {
+    out.prefix = m.prefix;
+    out.has_time = m.has_time;
+    out.has_cpu_flags = m.has_cpu_flags;
+    out.time_ns = m.time_ns;
+    out.host_cpu = m.host_cpu;
+    out.pid = m.pid;
+    out.tgid = m.tgid;
+    out.task_vcpu = m.task_vcpu;
+    return true;
+  }
+  if (!parse_prefix_text(p, out, perf)) return false;
+  if (p.size() <= sizeof m.text) {
+    std::memcpy(m.text, p.data(), p.size());
+    m.len = p.size();
+    m.perf = perf;
+    m.prefix = out.prefix;
+    m.has_time = out.has_time;
+    m.has_cpu_flags = out.has_cpu_flags;
+    m.time_ns = out.time_ns;
+    m.host_cpu = out.host_cpu;
+    m.pid = out.pid;
+    m.tgid = out.tgid;
+    m.task_vcpu = out.task_vcpu;
+  }
   return true;
 }
 
@@ -793,9 +843,18 @@ std::string_view clean_line(std::string_view line, std::string& buf, LineRepairs
 }
 
 bool has_trace_prefix(std::string_view line) {
-  const Tokens tk(trim(line));
-  for (size_t i = 0; i < tk.n && i < 8; ++i) {
-    std::string_view t = tk[i];
+  // A prefix ends in "secs.usecs:" among the first 8 words. Most lines asked (the second half of
+  // a wrapped line, prose) have no ':' at all: one memchr, not a tokenization (issue #15: this
+  // was a tenth of parsing a pasted trace). Words are read up to the 8th only.
+  if (line.find(':') == std::string_view::npos) return false;
+  const std::string_view s = trim(line);
+  size_t i = 0;
+  for (size_t word = 0; word < 8 && i < s.size(); ++word) {
+    while (i < s.size() && is_delim(s[i])) ++i;
+    const size_t b = i;
+    while (i < s.size() && !is_delim(s[i])) ++i;
+    const std::string_view t = s.substr(b, i - b);
+    if (t.empty()) break;
     if (t.size() < 4 || t.back() != ':') continue;
     uint64_t ns = 0;
     if (parse_timestamp(t.substr(0, t.size() - 1), ns)) return true;

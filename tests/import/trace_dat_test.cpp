@@ -9,8 +9,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
@@ -443,6 +445,48 @@ TEST_F(TraceDatImport, CorruptEventFormatIsAnErrorNotACrash) {
   auto p = import::parse_trace_dat_bytes(bytes, {}, "bad.dat");
   ASSERT_FALSE(p);
   EXPECT_NE(p.error().find("is corrupt"), std::string::npos) << p.error();
+}
+
+// The file is read once, in the isolating child, which sends its records and its summary through
+// a pipe (issue #18): what arrives must be what a read in this process gives, record for record,
+// and every fact of the summary (the session's config_json holds them; records and out_of_order
+// are not in it).
+TEST_F(TraceDatImport, IsolatedReadSendsTheSameRecordsAndFactsAsAnInProcessRead) {
+  for (const std::string& src : {files().v6, files().v7}) {
+    SCOPED_TRACE(src);
+    import::TraceDatOptions isolated, in_process;
+    in_process.isolate = false;
+    auto a = import::parse_trace_dat(src, isolated);
+    auto b = import::parse_trace_dat(src, in_process);
+    ASSERT_TRUE(a) << a.error();
+    ASSERT_TRUE(b) << b.error();
+    ASSERT_EQ(a->records.size(), b->records.size());
+    ASSERT_GT(a->records.size(), 0u);
+    EXPECT_EQ(std::memcmp(a->records.data(), b->records.data(), a->records.size() * sizeof(es_record)), 0);
+    EXPECT_EQ(a->config_json, b->config_json);
+    EXPECT_EQ(a->stats.records, b->stats.records);
+    EXPECT_EQ(a->stats.out_of_order, b->stats.out_of_order);
+    EXPECT_NE(a->config_json.find("\"file_version\": "), std::string::npos) << a->config_json;
+  }
+}
+
+// libtraceevent crashing after the child has already sent records (test override: the child
+// raises SIGSEGV once it has sent the first batch): one sentence, no recording, and a recording
+// the import was to replace (--force) is left as it was.
+TEST_F(TraceDatImport, CrashAfterRecordsWereSentLeavesTheOldRecordingAlone) {
+  const std::string db = process_tmp("crash_mid.db");
+  std::filesystem::remove(db);
+  std::filesystem::remove(db + ".partial");
+  std::ofstream(db) << "an older recording";
+  const CliRun r = run_cli_env("ES_TRACE_DAT_CHILD_CRASH_AFTER=1",
+                               "import '" + files().v7 + "' -o '" + db + "' --force --format trace.dat");
+  EXPECT_EQ(r.code, 2) << r.out << r.err;  // not 128 + SIGSEGV: the import process survived
+  EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+  EXPECT_NE(r.err.find("is corrupt: libtraceevent / libtracecmd crashed (signal 11)"), std::string::npos) << r.err;
+  std::ifstream in(db);
+  std::string kept((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(kept, "an older recording");
+  EXPECT_FALSE(std::filesystem::exists(db + ".partial"));
 }
 
 // The in-memory entry (the fuzz target's): every prefix of a real file is refused or read,
