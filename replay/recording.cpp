@@ -632,8 +632,12 @@ Result<std::string> Recording::filter_sql(const EventFilter& f, std::vector<int6
   if (f.kind) add("e.kind = ?", *f.kind);
   if (f.vcpu) add("e.vcpu = ?", *f.vcpu);
   if (f.level) add("e.level = ?", *f.level);
-  if (f.chain) add("e.origin = ?", static_cast<int64_t>(*f.chain));
-  if (f.outside_chains) add("+e.origin = ?", 0);  // unary + keeps SQLite off the origin index
+  // Schema v4 stores origin NULL for an event in no chain (schema/v4.sql).
+  if (f.chain && *f.chain != 0) add("e.origin = ?", static_cast<int64_t>(*f.chain));
+  if (f.outside_chains || (f.chain && *f.chain == 0)) {
+    if (!where.empty()) where += " AND ";
+    where += "e.origin IS NULL";
+  }
   if (f.from_ns) add("e.time_ns >= ?", static_cast<int64_t>(*f.from_ns));
   if (f.to_ns) add("e.time_ns <= ?", static_cast<int64_t>(*f.to_ns));
   // A recording whose writer never finished has no indexes (they are built at the end): there

@@ -4,7 +4,7 @@
 # fixture under tests/data/import, this makes the recording twice: with BEFORE (a binary without
 # the change) and with AFTER under ES_SETTLE_WINDOW=1 (every chain settled as soon as the sweep
 # runs, so every late fact is met), and compares
-#   - the chains and chain_events tables of both files, row by row;
+#   - the chains table and the chain membership (events.origin) of both files, row by row;
 #   - on AFTER's file, BEFORE's and AFTER's (ES_SETTLE_WINDOW=1) stdout and exit status of
 #     `chains`, `chains --outcome lost`, `check`, `export --format text|markdown|chrome`.
 # Usage: bench/scale/same_output.sh BEFORE AFTER [WORKDIR]    (exit 1 on any difference)
@@ -17,7 +17,9 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 rm -rf "$WORK" && mkdir -p "$WORK"
 fail=0 n=0 settled=0 fallback=0 forgotten=0 recalled=0
 
-dump() { sqlite3 "$1" "SELECT * FROM chains ORDER BY id; SELECT '--'; SELECT * FROM chain_events ORDER BY chain_id, event_id"; }
+# Chain membership is events.origin (schema v4 dropped chain_events, which repeated it; v3's 0 and
+# v4's NULL both fail `origin != 0`). BEFORE and AFTER must write the same schema version.
+dump() { sqlite3 "$1" "SELECT * FROM chains ORDER BY id; SELECT '--'; SELECT origin, id FROM events WHERE origin != 0 ORDER BY origin, id"; }
 
 compare() {  # NAME: a.db (BEFORE) and b.db (AFTER) exist in $WORK/NAME
   local d=$WORK/$1 bad=""
