@@ -315,11 +315,15 @@ Result<void> migrate_copy(db::Db& src, const std::string& dest) {
 
 Result<void> create_indexes(db::Db& db, const std::function<void()>& after_each) {
   // Each CREATE INDEX scans the table and sorts its keys. With SQLite's default 2 MB cache the
-  // sorter spills to temporary files; a 256 MiB cache (pages are taken only as needed) keeps a
-  // few million events' keys in memory, and two sorter threads share the merge. ~30 % less
-  // time on 1.2 M events (BENCHMARKS.md, "KVM recorder"). The cache size is put back after.
+  // sorter spills to many small temporary files; a larger cache lets it sort bigger runs in
+  // memory, and two sorter threads share the work (~30 % less time on 1.2 M events, BENCHMARKS.md
+  // "KVM recorder"). The sorter keeps up to a cache-sized list per thread plus the one being
+  // filled, besides the page cache itself: about 4 x the cache at a size where the lists fill.
+  // 256 MiB made that 1.16 GB at 100 M events; 64 MiB keeps it near 270 MB for the same CPU
+  // within ~10 % (BENCHMARKS.md "File size and memory: schema v4"). The cache size is put back
+  // after.
   const auto cache = db.query_int("PRAGMA cache_size");
-  (void)db.exec("PRAGMA cache_size = -262144");
+  (void)db.exec("PRAGMA cache_size = -65536");
   (void)db.exec("PRAGMA threads = 2");
   std::string error;
   const std::string sql(indexes_sql());
