@@ -2,7 +2,7 @@
 -- cheap) by schema::create_indexes, and by schema::migrate on a finished recording it migrates.
 -- An index on (x) holds (x, rowid) and keeps equal keys in id order, so `WHERE x = ? ORDER BY id`
 -- needs no sort; naming id as well (v1-v3: events_origin (origin, id), events_vcpu (vcpu, id))
--- stored the id twice in every entry (BENCHMARKS.md "File size: schema v4").
+-- stored the id twice in every entry (BENCHMARKS.md "File size and memory: schema v4").
 -- Events in a chain only (origin is NULL for the others, schema/v4.sql): `origin = ?`,
 -- `origin != 0` and `origin BETWEEN ? AND ?` imply `origin IS NOT NULL`, so SQLite uses it for them.
 CREATE INDEX IF NOT EXISTS events_origin ON events(origin) WHERE origin IS NOT NULL;

@@ -1,7 +1,7 @@
 -- exitscope recording schema, version 4 (migration step v3 -> v4; a new file runs v1.sql, v2.sql,
 -- v3.sql, then this).
 --
--- v4 makes a recording smaller (issue #18, BENCHMARKS.md "File size: schema v4"):
+-- v4 makes a recording smaller (issue #18, BENCHMARKS.md "File size and memory: schema v4"):
 --   - events.origin is NULL for an event in no chain (was 0), so the origin index can be partial
 --     (schema/indexes.sql: WHERE origin IS NOT NULL; a query's `origin = ?` implies it, so
 --     SQLite still uses the index for it). Readers read NULL as 0.
