@@ -37,10 +37,18 @@ CREATE TABLE events_v4 (
   text TEXT,                       -- ES_KIND_CONSOLE: the characters bytes[0..aux); NULL otherwise
   extra BLOB                       -- guest_linear, idt_vectoring_error, instr_len, aux, aux64 (above); NULL = all 0
 );
-INSERT INTO events_v4 (id, kind, level, hv_level, vcpu, time_ns, reason, flags, cause, origin, rip, qualification,
-                       guest_phys, intr_info, intr_error, idt_vectoring_info, code_id, text, extra)
-  SELECT id, kind, level, hv_level, vcpu, time_ns, reason, flags, cause, NULLIF(origin, 0), rip, qualification,
-         guest_phys, intr_info, intr_error, idt_vectoring_info, code_id, text,
+-- A file from a stranger need not hold what exitscope writes (RELIABILITY.md "Files from
+-- strangers": its tables may lack our constraints): a NULL where v4 says NOT NULL becomes 0 (what
+-- replay's reader made of it already), and a second row with an id already taken (or a NULL id)
+-- gets the next free id, so such a file stays readable, every row kept, instead of failing the
+-- step. (On a file exitscope wrote, ids are unique and the window costs no sort: rowid order.)
+INSERT INTO events_v4 (id, kind, level, hv_level, vcpu, time_ns, reason, flags, cause, origin, rip,
+                                 qualification, guest_phys, intr_info, intr_error, idt_vectoring_info, code_id, text,
+                                 extra)
+  SELECT CASE WHEN row_number() OVER (PARTITION BY id ORDER BY rowid) = 1 THEN CAST(id AS INTEGER) END, IFNULL(kind, 0), IFNULL(level, 0), IFNULL(hv_level, 0), IFNULL(vcpu, 0),
+         IFNULL(time_ns, 0), IFNULL(reason, 0), IFNULL(flags, 0), IFNULL(cause, 0), NULLIF(origin, 0), IFNULL(rip, 0),
+         IFNULL(qualification, 0), IFNULL(guest_phys, 0), IFNULL(intr_info, 0), IFNULL(intr_error, 0),
+         IFNULL(idt_vectoring_info, 0), code_id, text,
          es_pack_extra(guest_linear, idt_vectoring_error, instr_len, aux, aux64)
   FROM events ORDER BY id;
 DROP TABLE events;
