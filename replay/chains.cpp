@@ -1314,11 +1314,8 @@ Result<void> ChainBuilder::write() {
     if (it != st.chains.end() && it->second.scan.promoted > fault)
       st.ctx.double_fault_by_cause.emplace(fault, it->second.scan.promoted);
   }
-  if (auto b = db.exec("BEGIN; DELETE FROM chain_events; DELETE FROM chains;"); !b) return fail(b.error());
-  if (auto m = db.exec("INSERT INTO chain_events (chain_id, event_id) SELECT origin, id FROM events "
-                       "WHERE origin != 0 ORDER BY origin, id");
-      !m)
-    return fail(m.error());
+  // A chain's members are the events with its origin (schema v4 has no chain_events table).
+  if (auto b = db.exec("BEGIN; DELETE FROM chains;"); !b) return fail(b.error());
   if (st.settled_any) {
     st.settled_insert = db::Stmt();
     st.settled_has = db::Stmt();
@@ -1347,11 +1344,9 @@ Result<void> materialize_chains(db::Db& db) {
     (void)db.exec("ROLLBACK");
     return make_error(m);
   };
-  if (auto b = db.exec("BEGIN; DELETE FROM chain_events; DELETE FROM chains;"); !b) return fail(b.error());
+  if (auto b = db.exec("BEGIN; DELETE FROM chains;"); !b) return fail(b.error());
   auto ins_chain = db.prepare(kInsertChain);
   if (!ins_chain) return fail(ins_chain.error());
-  auto ins_member = db.prepare("INSERT INTO chain_events (chain_id, event_id) VALUES (?, ?)");
-  if (!ins_member) return fail(ins_member.error());
   std::string failure;
   auto walked = for_each_chain(db, [&](const Chain& c) {
     const es_record& first = c.root_found ? c.root.rec : c.events.front().rec;
@@ -1376,21 +1371,11 @@ Result<void> materialize_chains(db::Db& db) {
       failure = db.errmsg();
       return false;
     }
-    for (const Event& ev : c.events) {
-      ins_member->bind_u64(1, c.id);
-      ins_member->bind_u64(2, ev.rec.id);
-      if (ins_member->step() != SQLITE_DONE) {
-        failure = db.errmsg();
-        return false;
-      }
-      ins_member->reset();
-    }
     return true;
   });
   if (!walked) return fail(walked.error());
   if (!failure.empty()) return fail(failure);
   ins_chain = db::Stmt();
-  ins_member = db::Stmt();
   if (auto r = db.exec(stamp_rules_sql()); !r) return fail(r.error());
   if (auto cm = db.exec("COMMIT"); !cm) return fail(cm.error());
   return {};

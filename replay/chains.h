@@ -172,7 +172,7 @@ bool counts_as_reinjection(const es_record& r);
 // chains instead (replay/stats.cpp). Raise it with every change to those rules.
 inline constexpr int kChainRulesVersion = 1;
 
-// Rebuilds the chains / chain_events tables of a writable recording in one transaction, from
+// Rebuilds the chains table of a writable recording in one transaction, from
 // the events it reads back (for a recording written without a ChainBuilder, and for a migrated
 // copy of an older file whose chain rows lack the schema v3 figures).
 Result<void> materialize_chains(db::Db& db);
@@ -191,7 +191,7 @@ Result<bool> store_chain_figures(db::Db& db);
 // row it wrote, in write order; per chain only what deciding it needs is kept (the first and
 // last member, the count, the few ids the outcome rules name, the state of its delivery window),
 // never its members, so memory grows with the number of chains, not of events. write() then
-// fills the same chains / chain_events tables materialize_chains would. Its rules assume rows
+// fills the same chains table materialize_chains would. Its rules assume rows
 // in increasing id order, as every source writes them; if they were not (or a chain's root came
 // after its members, or a root's cause after the root), exact() is false and the caller uses
 // materialize_chains instead. Not thread-safe: one writer thread, then finish.
@@ -204,8 +204,8 @@ class ChainBuilder {
 
   void add(const es_record& row);  // row.id = the row's id in events
   bool exact() const;
-  // chains and chain_events in one transaction; call after the indexes exist (chain_events is
-  // copied from events in (origin, id) order through events_origin).
+  // the chains table in one transaction; call after the indexes exist (a chain's members are
+  // the events with its origin, found through events_origin).
   Result<void> write();
 
  private:

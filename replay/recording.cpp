@@ -13,6 +13,7 @@
 #include "hv/arch/svm.h"
 #include "replay/chains.h"
 #include "replay/names.h"
+#include "schema/event_row.h"
 #include "schema/migrations.h"
 
 namespace es::replay {
@@ -195,63 +196,40 @@ Result<void> recover_for_reading(const std::string& path, int code, std::string&
   return {};
 }
 
-#define ES_EVENT_COLUMNS                                                                                       \
-  "SELECT e.id, e.kind, e.level, e.hv_level, e.vcpu, e.time_ns, e.reason, e.flags, e.cause, e.origin, e.rip, " \
-  "e.qualification, e.guest_linear, e.guest_phys, e.intr_info, e.intr_error, e.idt_vectoring_info, "           \
-  "e.idt_vectoring_error, e.instr_len, e.aux, e.aux64, e.code_id, "
-constexpr std::string_view kEventColumns =
-    ES_EVENT_COLUMNS "c.bytes, e.text FROM events e LEFT JOIN code c ON c.id = e.code_id";
-// The same columns without the join: the bytes come from a CodeCache; column 22 is the text.
-constexpr std::string_view kEventColumnsNoCode = ES_EVENT_COLUMNS "e.text FROM events e";
-#undef ES_EVENT_COLUMNS
-
-// Columns 0..20 of an ES_EVENT_COLUMNS row: the es_record fields other than the bytes.
-void read_record_columns(const db::Stmt& s, es_record& r) {
-  r.version = ES_RECORD_VERSION;
-  r.id = s.col_u64(0);
-  r.kind = static_cast<uint16_t>(s.col_i64(1));
-  r.level = static_cast<uint8_t>(s.col_i64(2));
-  r.hv_level = static_cast<uint8_t>(s.col_i64(3));
-  r.vcpu = static_cast<uint16_t>(s.col_i64(4));
-  r.time_ns = s.col_u64(5);
-  r.reason = static_cast<uint32_t>(s.col_i64(6));
-  r.flags = static_cast<uint32_t>(s.col_i64(7));
-  r.cause = s.col_u64(8);
-  r.origin = s.col_u64(9);
-  r.rip = s.col_u64(10);
-  r.qualification = s.col_u64(11);
-  r.guest_linear = s.col_u64(12);
-  r.guest_phys = s.col_u64(13);
-  r.intr_info = static_cast<uint32_t>(s.col_i64(14));
-  r.intr_error = static_cast<uint32_t>(s.col_i64(15));
-  r.idt_vectoring_info = static_cast<uint32_t>(s.col_i64(16));
-  r.idt_vectoring_error = static_cast<uint32_t>(s.col_i64(17));
-  r.instr_len = static_cast<uint32_t>(s.col_i64(18));
-  r.aux = static_cast<uint32_t>(s.col_i64(19));
-  r.aux64 = s.col_u64(20);
+// The events columns (schema/event_row.h, the one place that knows them), then the instruction
+// bytes from `code` and the console text.
+const std::string& event_columns_sql() {
+  static const std::string sql = "SELECT " + std::string(schema::event_row_columns()) +
+                                 ", c.bytes, e.text FROM events e LEFT JOIN code c ON c.id = e.code_id";
+  return sql;
 }
+// The same columns without the join: the bytes come from a CodeCache; the text follows the row.
+const std::string& event_columns_no_code_sql() {
+  static const std::string sql = "SELECT " + std::string(schema::event_row_columns()) + ", e.text FROM events e";
+  return sql;
+}
+constexpr int kBytesColumn = schema::kEventRowColumns;  // c.bytes, or e.text without the join
+constexpr int kTextColumn = schema::kEventRowColumns + 1;
 
 Event row_to_event(const db::Stmt& s) {
   Event ev;
   es_record& r = ev.rec;
-  read_record_columns(s, r);
-  ev.code_id = s.col_null(21) ? 0 : s.col_i64(21);
-  const std::string_view bytes = !s.col_null(22) ? s.col_bytes(22) : s.col_bytes(23);
+  ev.code_id = schema::read_event_row(s, r);
+  const std::string_view bytes = !s.col_null(kBytesColumn) ? s.col_bytes(kBytesColumn) : s.col_bytes(kTextColumn);
   // Most events have neither instruction bytes nor text: an empty view's data() may be null,
   // and memcpy from null is undefined even for 0 bytes (found by fuzz_recording_open).
   if (!bytes.empty()) std::memcpy(r.bytes, bytes.data(), std::min(bytes.size(), sizeof r.bytes));
   return ev;
 }
 
-// A row of kEventColumnsNoCode: the same fields, with fewer calls into SQLite per row (a whole
+// A row of event_columns_no_code_sql(): the same fields, with fewer calls into SQLite per row (a whole
 // recording read is about half SQLite's column decoding): code_id NULL reads as 0, and the text
 // is fetched only when it is not NULL (most events have none).
 void row_to_event_no_code(const db::Stmt& s, Event& ev) {
   es_record& r = ev.rec;
-  read_record_columns(s, r);
-  ev.code_id = s.col_i64(21);  // NULL -> 0 = none
-  if (!s.col_null(22)) {
-    const std::string_view text = s.col_bytes(22);
+  ev.code_id = schema::read_event_row(s, r);
+  if (!s.col_null(kBytesColumn)) {
+    const std::string_view text = s.col_bytes(kBytesColumn);
     if (!text.empty()) std::memcpy(r.bytes, text.data(), std::min(text.size(), sizeof r.bytes));
   }
 }
@@ -266,7 +244,7 @@ std::string migrated_copy_path(const std::string& path) {
 
 void set_open_notice_handler(std::function<void(const std::string&)> fn) { notice_handler() = std::move(fn); }
 
-std::string_view event_select_sql() { return kEventColumns; }
+std::string_view event_select_sql() { return event_columns_sql(); }
 Event event_from_row(const db::Stmt& s) { return row_to_event(s); }
 
 Result<void> CodeCache::load(db::Db& db) {
@@ -283,7 +261,7 @@ Result<void> CodeCache::load(db::Db& db) {
 
 Result<void> query_events(db::Db& db, const std::string& where, const std::vector<int64_t>& binds,
                           const std::function<bool(const Event&)>& fn, const char* order_by, const CodeCache* code) {
-  std::string sql(code ? kEventColumnsNoCode : kEventColumns);
+  std::string sql(code ? event_columns_no_code_sql() : event_columns_sql());
   if (!where.empty()) sql += " WHERE " + where;
   sql += " ORDER BY ";
   sql += order_by;
@@ -654,8 +632,12 @@ Result<std::string> Recording::filter_sql(const EventFilter& f, std::vector<int6
   if (f.kind) add("e.kind = ?", *f.kind);
   if (f.vcpu) add("e.vcpu = ?", *f.vcpu);
   if (f.level) add("e.level = ?", *f.level);
-  if (f.chain) add("e.origin = ?", static_cast<int64_t>(*f.chain));
-  if (f.outside_chains) add("+e.origin = ?", 0);  // unary + keeps SQLite off the origin index
+  // Schema v4 stores origin NULL for an event in no chain (schema/v4.sql).
+  if (f.chain && *f.chain != 0) add("e.origin = ?", static_cast<int64_t>(*f.chain));
+  if (f.outside_chains || (f.chain && *f.chain == 0)) {
+    if (!where.empty()) where += " AND ";
+    where += "e.origin IS NULL";
+  }
   if (f.from_ns) add("e.time_ns >= ?", static_cast<int64_t>(*f.from_ns));
   if (f.to_ns) add("e.time_ns <= ?", static_cast<int64_t>(*f.to_ns));
   // A recording whose writer never finished has no indexes (they are built at the end): there

@@ -281,7 +281,7 @@ void sort_rows(std::vector<ExitRow>& rows, StatsSort by) {
 namespace {
 
 // The exit pass's statement. A recording indexed by this build has events_exit_entry
-// (schema/v1_indexes.sql), a partial covering index of exactly the rows and columns read here,
+// (schema/indexes.sql), a partial covering index of exactly the rows and columns read here,
 // in id order: the pass reads it instead of the whole events table (a tenth of the pages; issue
 // #21, BENCHMARKS.md "Stats"). Its WHERE must name the index's condition word for word. Older or
 // unfinished recordings lack it: the table is read in rowid order then ('+kind' keeps SQLite
@@ -296,7 +296,7 @@ std::string exit_pass_sql(bool covering, const StatsOptions& opt, std::vector<in
   if (covering) {
     static_assert(ES_KIND_VM_EXIT == 1 && ES_KIND_VM_ENTRY == 2 && ES_KIND_NESTED_EXIT == 6 &&
                       ES_KIND_NESTED_ENTRY == 12 && ES_KIND_CONTEXT == 11 && ES_CONTEXT_MSR == 260,
-                  "events_exit_entry's condition (schema/v1_indexes.sql) names these kinds by number");
+                  "events_exit_entry's condition (schema/indexes.sql) names these kinds by number");
     sql += "INDEXED BY events_exit_entry WHERE ";
     // The whole condition in every view: SQLite then tests nothing per row (a part of it would be
     // tested); the few kvm_msr rows it brings are skipped below unless the view is --by msr.

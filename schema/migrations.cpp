@@ -13,14 +13,18 @@
 #include <string>
 #include <system_error>
 
+#include "schema/event_row.h"
+
 extern const unsigned char es_schema_v1[];
 extern const unsigned long es_schema_v1_size;
-extern const unsigned char es_schema_v1_indexes[];
-extern const unsigned long es_schema_v1_indexes_size;
+extern const unsigned char es_schema_indexes[];
+extern const unsigned long es_schema_indexes_size;
 extern const unsigned char es_schema_v2[];
 extern const unsigned long es_schema_v2_size;
 extern const unsigned char es_schema_v3[];
 extern const unsigned long es_schema_v3_size;
+extern const unsigned char es_schema_v4[];
+extern const unsigned long es_schema_v4_size;
 
 #ifndef ES_TOOL_VERSION
 #define ES_TOOL_VERSION "unknown"
@@ -29,11 +33,10 @@ extern const unsigned long es_schema_v3_size;
 namespace es::schema {
 
 std::string_view v1_sql() { return {reinterpret_cast<const char*>(es_schema_v1), es_schema_v1_size}; }
-std::string_view v1_indexes_sql() {
-  return {reinterpret_cast<const char*>(es_schema_v1_indexes), es_schema_v1_indexes_size};
-}
+std::string_view indexes_sql() { return {reinterpret_cast<const char*>(es_schema_indexes), es_schema_indexes_size}; }
 std::string_view v2_sql() { return {reinterpret_cast<const char*>(es_schema_v2), es_schema_v2_size}; }
 std::string_view v3_sql() { return {reinterpret_cast<const char*>(es_schema_v3), es_schema_v3_size}; }
+std::string_view v4_sql() { return {reinterpret_cast<const char*>(es_schema_v4), es_schema_v4_size}; }
 
 namespace {
 
@@ -46,6 +49,7 @@ constexpr std::array<MigrationStep, kSchemaVersion> kSteps = {{
     {0, &v1_sql},
     {1, &v2_sql},
     {2, &v3_sql},
+    {3, &v4_sql},
 }};
 static_assert(kSteps.size() == kSchemaVersion, "one migration step per schema version");
 
@@ -193,6 +197,13 @@ Result<void> migrate(db::Db& db, const std::string& source_file) {
   auto v = read_version(db);
   if (!v) return make_error(v.error());
   const int start = *v;
+  if (start == kSchemaVersion) return {};
+  // A finished recording has its indexes; the v4 step rebuilds the events table (and with it
+  // its indexes), so the current set is built again after the steps.
+  auto indexed = db.query_int("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'events_time'");
+  if (!indexed) return make_error(describe_sqlite_error(db.path(), "reading", db.errcode(), indexed.error()));
+  // The v4 step packs five columns with es_pack_extra (schema/event_row.cpp).
+  if (auto f = register_event_row_functions(db); !f) return f;
   for (int version = start; version < kSchemaVersion; ++version) {
     if (version < 0 || static_cast<size_t>(version) >= kSteps.size())  // read_version refuses these
       return make_error(quote_path(db.path()) + " has no migration step from schema v" + std::to_string(version) + ".");
@@ -225,6 +236,7 @@ Result<void> migrate(db::Db& db, const std::string& source_file) {
       return make_error(msg);
     }
   }
+  if (start > 0 && *indexed > 0) return create_indexes(db);
   return {};
 }
 
@@ -303,14 +315,18 @@ Result<void> migrate_copy(db::Db& src, const std::string& dest) {
 
 Result<void> create_indexes(db::Db& db, const std::function<void()>& after_each) {
   // Each CREATE INDEX scans the table and sorts its keys. With SQLite's default 2 MB cache the
-  // sorter spills to temporary files; a 256 MiB cache (pages are taken only as needed) keeps a
-  // few million events' keys in memory, and two sorter threads share the merge. ~30 % less
-  // time on 1.2 M events (BENCHMARKS.md, "KVM recorder"). The cache size is put back after.
+  // sorter spills to many small temporary files; a larger cache lets it sort bigger runs in
+  // memory, and two sorter threads share the work (~30 % less time on 1.2 M events, BENCHMARKS.md
+  // "KVM recorder"). The sorter keeps up to a cache-sized list per thread plus the one being
+  // filled, besides the page cache itself: about 4 x the cache at a size where the lists fill.
+  // 256 MiB made that 1.16 GB at 100 M events; 64 MiB keeps it near 270 MB for the same CPU
+  // within ~10 % (BENCHMARKS.md "File size and memory: schema v4"). The cache size is put back
+  // after.
   const auto cache = db.query_int("PRAGMA cache_size");
-  (void)db.exec("PRAGMA cache_size = -262144");
+  (void)db.exec("PRAGMA cache_size = -65536");
   (void)db.exec("PRAGMA threads = 2");
   std::string error;
-  const std::string sql(v1_indexes_sql());
+  const std::string sql(indexes_sql());
   const char* next = sql.c_str();
   while (error.empty() && *next) {
     sqlite3_stmt* st = nullptr;

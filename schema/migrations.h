@@ -14,13 +14,15 @@
 
 namespace es::schema {
 
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
-// SQL text embedded at build time from schema/v1.sql, v1_indexes.sql, v2.sql and v3.sql.
+// SQL text embedded at build time from schema/v1.sql, v2.sql, v3.sql, v4.sql and indexes.sql
+// (the current index set).
 std::string_view v1_sql();
-std::string_view v1_indexes_sql();
+std::string_view indexes_sql();
 std::string_view v2_sql();
 std::string_view v3_sql();
+std::string_view v4_sql();
 
 // Reads user_version and verifies the file is an exitscope recording this build can read
 // (does not modify it). Returns the file's schema version. Errors are one sentence naming
@@ -30,7 +32,8 @@ Result<int> check_readable(db::Db& db);
 // Brings a writable database to kSchemaVersion: an empty file gets the current schema, an
 // older exitscope file is migrated step by step (each step and its schema_history row in one
 // transaction, so a failure leaves the file at the last complete version). `source_file` is
-// recorded in schema_history ('' = migrated in place). Same refusals as above.
+// recorded in schema_history ('' = migrated in place). A finished recording (one that had its
+// indexes) gets the current index set after the steps (create_indexes). Same refusals as above.
 Result<void> migrate(db::Db& db, const std::string& source_file = "");
 
 // Copies the recording open in `src` (read-only is fine; WAL content not yet checkpointed

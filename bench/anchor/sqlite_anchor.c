@@ -1,7 +1,6 @@
 /* SQLite's ceiling on this machine for the rows exitscope writes (issue #18): a bare C program
- * that writes the same events rows, the same chain membership rows and one row per chain into a
- * file with the same schema (schema/v1.sql + v2.sql, read at run time) and builds the same
- * indexes (schema/v1_indexes.sql). The import and record figures in BENCHMARKS.md are ratios
+ * that writes the same events rows and one row per chain into a file with the same schema
+ * (schema/v1.sql .. v4.sql, read at run time) and builds the same indexes (schema/indexes.sql). The import and record figures in BENCHMARKS.md are ratios
  * to this program's whole-process time, measured in the same run (bench/anchor/anchor_e2e.sh).
  *
  *   sqlite_anchor dump REC.db ROWS.bin       rows of an exitscope recording -> a flat file
@@ -27,11 +26,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum { kCols = 22, kBatch = 16384 }; /* events columns id .. code_id (text is NULL for these rows) */
+/* The stored columns of a schema v4 events row (schema/event_row.cpp writes them): kInts integers
+ * (origin and code_id 0 = NULL), then the `extra` blob (NULL = empty). */
+enum { kInts = 17, kExtraMax = 47, kBatch = 16384 };
+struct Row {
+  int64_t v[kInts];
+  uint8_t extra_len;
+  uint8_t extra[kExtraMax];
+};
+enum { kOrigin = 9, kCodeId = 16 };
 
 static const char* kColumns =
-    "id, kind, level, hv_level, vcpu, time_ns, reason, flags, cause, origin, rip, qualification, guest_linear, "
-    "guest_phys, intr_info, intr_error, idt_vectoring_info, idt_vectoring_error, instr_len, aux, aux64, code_id";
+    "id, kind, level, hv_level, vcpu, time_ns, reason, flags, cause, origin, rip, qualification, guest_phys, "
+    "intr_info, intr_error, idt_vectoring_info, code_id, extra";
 
 static int die(sqlite3* db, const char* what) {
   fprintf(stderr, "sqlite_anchor: %s: %s\n", what, db ? sqlite3_errmsg(db) : "cannot open");
@@ -73,9 +80,14 @@ static int dump(const char* in, const char* out) {
   if (!f) return 1;
   uint64_t n = 0;
   while (sqlite3_step(st) == SQLITE_ROW) {
-    int64_t row[kCols];
-    for (int i = 0; i < kCols; ++i) row[i] = sqlite3_column_int64(st, i);
-    fwrite(row, sizeof row, 1, f);
+    struct Row row;
+    memset(&row, 0, sizeof row);
+    for (int i = 0; i < kInts; ++i) row.v[i] = sqlite3_column_int64(st, i);
+    const int len = sqlite3_column_bytes(st, kInts);
+    if (len > kExtraMax) die(db, "extra column longer than schema/event_row.cpp writes");
+    row.extra_len = (uint8_t)len;
+    if (len) memcpy(row.extra, sqlite3_column_blob(st, kInts), (size_t)len);
+    fwrite(&row, sizeof row, 1, f);
     ++n;
   }
   sqlite3_finalize(st);
@@ -83,6 +95,14 @@ static int dump(const char* in, const char* out) {
   fclose(f);
   printf("%llu rows\n", (unsigned long long)n);
   return 0;
+}
+
+/* schema/v4.sql packs the v3 columns with es_pack_extra (schema/event_row.cpp); the anchor runs
+ * that step on an empty table, where the function is never called. */
+static void no_pack_extra(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  (void)argc;
+  (void)argv;
+  sqlite3_result_null(ctx);
 }
 
 static void step(sqlite3* db, sqlite3_stmt* st) {
@@ -94,8 +114,8 @@ static int write_rows(const char* in, const char* out, int journal_off) {
   const int fd = open(in, O_RDONLY);
   struct stat sb;
   if (fd < 0 || fstat(fd, &sb) != 0) return 1;
-  const size_t n = (size_t)sb.st_size / (kCols * sizeof(int64_t));
-  const int64_t* rows = n ? mmap(0, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : 0;
+  const size_t n = (size_t)sb.st_size / sizeof(struct Row);
+  const struct Row* rows = n ? mmap(0, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : 0;
   if (n && rows == MAP_FAILED) return 1;
   unlink(out);
   sqlite3* db = 0;
@@ -103,10 +123,14 @@ static int write_rows(const char* in, const char* out, int journal_off) {
   const char* pragmas = journal_off ? "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF"
                                     : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL";
   if (sqlite3_exec(db, pragmas, 0, 0, 0) != SQLITE_OK) die(db, "pragmas");
+  if (sqlite3_create_function(db, "es_pack_extra", 5, SQLITE_UTF8, 0, no_pack_extra, 0, 0) != SQLITE_OK)
+    die(db, "es_pack_extra");
   exec_file(db, "v1.sql");
   exec_file(db, "v2.sql");
+  exec_file(db, "v3.sql");
+  exec_file(db, "v4.sql");
   char sql[1024];
-  snprintf(sql, sizeof sql, "INSERT INTO events (%s) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", kColumns);
+  snprintf(sql, sizeof sql, "INSERT INTO events (%s) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", kColumns);
   sqlite3_stmt *ev = 0, *chain = 0;
   if (sqlite3_prepare_v2(db, sql, -1, &ev, 0) != SQLITE_OK) die(db, "prepare events");
   if (sqlite3_prepare_v2(db,
@@ -116,34 +140,34 @@ static int write_rows(const char* in, const char* out, int journal_off) {
     die(db, "prepare chains");
   sqlite3_exec(db, "BEGIN", 0, 0, 0);
   for (size_t i = 0; i < n; ++i) {
-    const int64_t* r = rows + i * kCols;
-    for (int c = 0; c < kCols - 1; ++c) sqlite3_bind_int64(ev, c + 1, r[c]);
-    if (r[kCols - 1])
-      sqlite3_bind_int64(ev, kCols, r[kCols - 1]);
+    const struct Row* r = rows + i;
+    for (int c = 0; c < kInts; ++c) {
+      if ((c == kOrigin || c == kCodeId) && r->v[c] == 0)
+        sqlite3_bind_null(ev, c + 1);
+      else
+        sqlite3_bind_int64(ev, c + 1, r->v[c]);
+    }
+    if (r->extra_len)
+      sqlite3_bind_blob(ev, kInts + 1, r->extra, r->extra_len, SQLITE_STATIC);
     else
-      sqlite3_bind_null(ev, kCols);
+      sqlite3_bind_null(ev, kInts + 1);
     step(db, ev);
     if (!journal_off && (i + 1) % kBatch == 0) {
       if (sqlite3_exec(db, "COMMIT; BEGIN", 0, 0, 0) != SQLITE_OK) die(db, "commit");
     }
   }
   if (sqlite3_exec(db, "COMMIT", 0, 0, 0) != SQLITE_OK) die(db, "commit");
-  /* The index build with the settings schema::create_indexes uses (a 256 MiB cache so the sorter
-   * keeps the keys in memory, two sorter threads): the ceiling gets the same tuning. */
-  if (sqlite3_exec(db, "PRAGMA cache_size = -262144; PRAGMA threads = 2", 0, 0, 0) != SQLITE_OK) die(db, "pragmas");
-  exec_file(db, "v1_indexes.sql");
-  /* Chain membership copied in (chain, event) order through events_origin: the cheapest way
-   * found to fill the WITHOUT ROWID table (inserting each member beside its event was slower
-   * with many chains open at once). Then one chains row per chain, then the vcpus rows. */
-  if (sqlite3_exec(db,
-                   "BEGIN; INSERT INTO chain_events (chain_id, event_id) SELECT origin, id FROM events "
-                   "WHERE origin != 0 ORDER BY origin, id",
-                   0, 0, 0) != SQLITE_OK)
-    die(db, "chain_events");
+  /* The index build with the settings schema::create_indexes uses (a 64 MiB cache for the
+   * sorter's runs, two sorter threads): the ceiling gets the same tuning. */
+  if (sqlite3_exec(db, "PRAGMA cache_size = -65536; PRAGMA threads = 2", 0, 0, 0) != SQLITE_OK) die(db, "pragmas");
+  exec_file(db, "indexes.sql");
+  /* One chains row per chain (members: the events with its origin, through events_origin), then
+   * the vcpus rows. */
+  if (sqlite3_exec(db, "BEGIN", 0, 0, 0) != SQLITE_OK) die(db, "begin");
   sqlite3_stmt* agg = 0;
-  if (sqlite3_prepare_v2(db,
-                         "SELECT chain_id, min(event_id), max(event_id), count(*) FROM chain_events GROUP BY chain_id",
-                         -1, &agg, 0) != SQLITE_OK)
+  if (sqlite3_prepare_v2(
+          db, "SELECT origin, min(id), max(id), count(*) FROM events WHERE origin IS NOT NULL GROUP BY origin", -1,
+          &agg, 0) != SQLITE_OK)
     die(db, "chains");
   while (sqlite3_step(agg) == SQLITE_ROW) {
     sqlite3_bind_int64(chain, 1, sqlite3_column_int64(agg, 0));

@@ -2,7 +2,7 @@
 // probe point with nothing attached.
 //
 //   BM_RecorderThroughput   ProbeBus -> Recorder (double buffer, writer thread) -> SQLite file
-//   BM_BareSqliteInsert     the same rows, same events table (schema v1), one prepared INSERT,
+//   BM_BareSqliteInsert     the same rows, same events row (schema/event_row.h), one prepared INSERT,
 //                           one transaction per batch of the same size, no thread
 //   BM_DisabledProbePoint   `if (bus.enabled(ES_KIND_VM_EXIT)) {...}` with no subscriber (nor
 //                           USDT tracer: the mask and the USDT semaphore are both read)
@@ -15,6 +15,7 @@
 
 #include "exitscope/probe_bus.h"
 #include "probes/recorder/recorder.h"
+#include "schema/event_row.h"
 #include "schema/migrations.h"
 
 namespace {
@@ -54,37 +55,16 @@ void BM_BareSqliteInsert(benchmark::State& state) {
       state.SkipWithError("cannot create the bare database");
       return;
     }
-    auto st = db->prepare(
-        "INSERT INTO events (id, kind, level, hv_level, vcpu, time_ns, reason, flags, cause, origin, rip, "
-        "qualification, guest_linear, guest_phys, intr_info, intr_error, idt_vectoring_info, idt_vectoring_error, "
-        "instr_len, aux, aux64, code_id, text) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    auto st = db->prepare(es::schema::event_insert_sql());
     state.ResumeTiming();
     for (int64_t i = 0; i < kRecords; i += static_cast<int64_t>(kBatch)) {
       (void)db->exec("BEGIN");
       for (int64_t j = i; j < std::min<int64_t>(kRecords, i + static_cast<int64_t>(kBatch)); ++j) {
         const es_record r = make_exit(static_cast<uint64_t>(j) + 1);
         es::db::Stmt& s = *st;
-        s.bind_u64(1, static_cast<uint64_t>(j) + 1);
-        s.bind(2, int64_t{r.kind});
-        s.bind(3, int64_t{r.level});
-        s.bind(4, int64_t{r.hv_level});
-        s.bind(5, int64_t{r.vcpu});
-        s.bind_u64(6, r.time_ns);
-        s.bind(7, int64_t{r.reason});
-        s.bind(8, int64_t{r.flags});
-        s.bind_u64(9, r.cause);
-        s.bind_u64(10, r.origin);
-        s.bind_u64(11, r.rip);
-        s.bind_u64(12, r.qualification);
-        s.bind_u64(13, r.guest_linear);
-        s.bind_u64(14, r.guest_phys);
-        s.bind(15, int64_t{r.intr_info});
-        s.bind(16, int64_t{r.intr_error});
-        s.bind(17, int64_t{r.idt_vectoring_info});
-        s.bind(18, int64_t{r.idt_vectoring_error});
-        s.bind(19, int64_t{r.instr_len});
-        s.bind(20, int64_t{r.aux});
-        s.bind_u64(21, r.aux64);
+        es_record row = r;
+        row.id = static_cast<uint64_t>(j) + 1;
+        es::schema::bind_event_row(s, row, 0);
         s.step();
         s.reset();
       }

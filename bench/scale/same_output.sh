@@ -4,7 +4,8 @@
 # fixture under tests/data/import, this makes the recording twice: with BEFORE (a binary without
 # the change) and with AFTER under ES_SETTLE_WINDOW=1 (every chain settled as soon as the sweep
 # runs, so every late fact is met), and compares
-#   - the chains and chain_events tables of both files, row by row;
+#   - the chains table, the chain membership (events.origin) and the live checker's violation
+#     rows of both files, row by row (AFTER's live checker forgets settled chains to disk);
 #   - on AFTER's file, BEFORE's and AFTER's (ES_SETTLE_WINDOW=1) stdout and exit status of
 #     `chains`, `chains --outcome lost`, `check`, `export --format text|markdown|chrome`.
 # Usage: bench/scale/same_output.sh BEFORE AFTER [WORKDIR]    (exit 1 on any difference)
@@ -15,9 +16,12 @@ set -u
 BEFORE=$1 AFTER=$2 WORK=${3:-/tmp/es_same_output}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 rm -rf "$WORK" && mkdir -p "$WORK"
-fail=0 n=0 settled=0 fallback=0 forgotten=0 recalled=0
+fail=0 n=0 settled=0 fallback=0 forgotten=0 recalled=0 live_forgotten=0 live_recalled=0
 
-dump() { sqlite3 "$1" "SELECT * FROM chains ORDER BY id; SELECT '--'; SELECT * FROM chain_events ORDER BY chain_id, event_id"; }
+# Chain membership is events.origin (schema v4 dropped chain_events, which repeated it; v3's 0 and
+# v4's NULL both fail `origin != 0`). BEFORE and AFTER must write the same schema version.
+# The live checker's findings are the violation rows (kind 8) `record` stored.
+dump() { sqlite3 "$1" "SELECT * FROM chains ORDER BY id; SELECT '--'; SELECT origin, id FROM events WHERE origin != 0 ORDER BY origin, id; SELECT '--'; SELECT id, reason, cause, origin, extra FROM events WHERE kind = 8 ORDER BY id"; }
 
 compare() {  # NAME: a.db (BEFORE) and b.db (AFTER) exist in $WORK/NAME
   local d=$WORK/$1 bad=""
@@ -46,8 +50,12 @@ CMDS
   grep -q "read back (late fact" "$d/b.err" && f=1 || f=0
   g=$(sed -n 's/.*checker: \([0-9]*\) settled chains forgotten, \([0-9]*\) read back.*/\1/p' "$d/after.err" | head -1)
   r=$(sed -n 's/.*checker: \([0-9]*\) settled chains forgotten, \([0-9]*\) read back.*/\2/p' "$d/after.err" | head -1)
+  local lg lr
+  lg=$(sed -n 's/.*checker: \([0-9]*\) settled chains forgotten, \([0-9]*\) read back.*/\1/p' "$d/b.err" | head -1)
+  lr=$(sed -n 's/.*checker: \([0-9]*\) settled chains forgotten, \([0-9]*\) read back.*/\2/p' "$d/b.err" | head -1)
+  live_forgotten=$((live_forgotten + ${lg:-0})) live_recalled=$((live_recalled + ${lr:-0}))
   settled=$((settled + ${s:-0})) fallback=$((fallback + f)) forgotten=$((forgotten + ${g:-0})) recalled=$((recalled + ${r:-0}))
-  if [ -n "$bad" ]; then echo "FAIL $1:$bad"; fail=1; else echo "same $1 ($nc chains; settled ${s:-0}, read-back $f, checker forgot ${g:-0} / recalled ${r:-0})"; fi
+  if [ -n "$bad" ]; then echo "FAIL $1:$bad"; fail=1; else echo "same $1 ($nc chains; settled ${s:-0}, read-back $f, checker forgot ${g:-0} / recalled ${r:-0}, live ${lg:-0} / ${lr:-0})"; fi
 }
 
 record_both() {  # NAME ARGS...
@@ -73,6 +81,7 @@ record_both policy-drop-hw --scenario exception-vectoring-policy --policy drop-h
 for f in "$ROOT"/tests/data/import/*.txt "$ROOT"/tests/data/import/real/*.txt; do import_both "import-$(basename "$f" .txt)" "$f"; done
 
 echo "recordings: $n; chains settled while written: $settled; recordings read back: $fallback;" \
-     "checker: $forgotten settled chains forgotten, $recalled read back"
+     "checker: $forgotten settled chains forgotten, $recalled read back;" \
+     "live checker: $live_forgotten forgotten to disk, $live_recalled recalled"
 [ $fail -eq 0 ] && echo "all outputs identical" || echo "DIFFERENCES (see above)"
 exit $fail

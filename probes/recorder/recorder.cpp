@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "probes/recorder/output_file.h"
+#include "schema/event_row.h"
 #include "schema/migrations.h"
 
 #ifndef ES_TOOL_VERSION
@@ -18,11 +19,6 @@
 namespace es::recorder {
 
 namespace {
-
-constexpr std::string_view kInsertEvent =
-    "INSERT INTO events (id, kind, level, hv_level, vcpu, time_ns, reason, flags, cause, origin, rip, "
-    "qualification, guest_linear, guest_phys, intr_info, intr_error, idt_vectoring_info, idt_vectoring_error, "
-    "instr_len, aux, aux64, code_id, text) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 
 std::string quote_path(const std::string& p) { return "'" + p + "'"; }
 
@@ -165,7 +161,7 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path, const 
 }
 
 Result<void> Recorder::prepare_statements() {
-  auto ev = db_.prepare(kInsertEvent);
+  auto ev = db_.prepare(schema::event_insert_sql());
   if (!ev) return make_error(schema::describe_sqlite_error(path_, "preparing", db_.errcode(), ev.error()));
   insert_event_ = std::move(ev).value();
   auto code = db_.prepare("INSERT INTO code (rip, bytes) VALUES (?, ?)");
@@ -269,37 +265,7 @@ void Recorder::write_batch(std::vector<es_record>& batch) {
   } else {
     for (const es_record& rec : batch) {
       db::Stmt& s = insert_event_;
-      if (rec.id)
-        s.bind_u64(1, rec.id);
-      else
-        s.bind_null(1);
-      s.bind(2, int64_t{rec.kind});
-      s.bind(3, int64_t{rec.level});
-      s.bind(4, int64_t{rec.hv_level});
-      s.bind(5, int64_t{rec.vcpu});
-      s.bind_u64(6, rec.time_ns);
-      s.bind(7, int64_t{rec.reason});
-      s.bind(8, int64_t{rec.flags});
-      s.bind_u64(9, rec.cause);
-      s.bind_u64(10, rec.origin);
-      s.bind_u64(11, rec.rip);
-      s.bind_u64(12, rec.qualification);
-      s.bind_u64(13, rec.guest_linear);
-      s.bind_u64(14, rec.guest_phys);
-      s.bind(15, int64_t{rec.intr_info});
-      s.bind(16, int64_t{rec.intr_error});
-      s.bind(17, int64_t{rec.idt_vectoring_info});
-      s.bind(18, int64_t{rec.idt_vectoring_error});
-      s.bind(19, int64_t{rec.instr_len});
-      s.bind(20, int64_t{rec.aux});
-      s.bind_u64(21, rec.aux64);
-      if (rec.flags & ES_FLAG_BYTES_VALID) {
-        if (const int64_t code = code_id_for(rec)) s.bind(22, code);
-      }
-      if (rec.kind == ES_KIND_CONSOLE) {
-        const size_t n = std::min<size_t>(rec.aux, sizeof rec.bytes);
-        s.bind(23, std::string_view(reinterpret_cast<const char*>(rec.bytes), n));
-      }
+      schema::bind_event_row(s, rec, (rec.flags & ES_FLAG_BYTES_VALID) ? code_id_for(rec) : 0);
       const int rc = s.step();
       s.reset();
       if (rc == SQLITE_DONE) {

@@ -48,7 +48,7 @@ struct RecorderOptions {
   bool drop_when_full = false;         // false: block the producer; true: drop and count
   unsigned commit_interval_ms = 1000;  // commit what is queued at least this often
   // Run beside the writing: every row to steps->on_row, then steps->finish() in finish(). What
-  // fills the chains / chain_events tables is replay's (replay::chain_steps(): chains decided
+  // fills the chains table is replay's (replay::chain_steps(): chains decided
   // while the rows are written, a read-back only if rows came out of id order); the caller
   // passes it in; recorder::kNoChains: rows, indexes and the session only. No default.
   RecordStepsChoice steps;

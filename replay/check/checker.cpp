@@ -4,6 +4,8 @@
 #include <array>
 #include <cstdlib>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -15,6 +17,7 @@
 #include "replay/chains.h"
 #include "replay/format.h"
 #include "replay/names.h"
+#include "schema/sqlite_db.h"
 
 namespace es::check {
 
@@ -141,8 +144,84 @@ struct ChainState {
   uint64_t last = 0;                   // its last member's id
 };
 
+// Settled chains forgotten by a checker with no recording to read them back from (the live
+// checker: CheckOptions::forget_to_disk): what recall_chain rebuilds from a chain's members (its
+// event, whether its root was seen, its deliveries, its last member), one row per chain in a
+// private temporary SQLite database on disk (SQLite deletes it on close), so the checker's
+// memory holds the open chains and the window, not every chain of the run (issue #18). Written
+// in one transaction that is never committed: a reader on the same connection sees its rows, and
+// SQLite spills pages beyond its small cache to the file.
+class ForgottenChains {
+ public:
+  // nullptr if the temporary database cannot be made (the checker then keeps every chain).
+  static std::unique_ptr<ForgottenChains> open() {
+    auto db = db::Db::open("", SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    if (!db) return nullptr;
+    auto f = std::unique_ptr<ForgottenChains>(new ForgottenChains);
+    f->db_ = std::move(*db);
+    if (!f->db_.exec("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -4096;"
+                     "CREATE TABLE forgotten (id INTEGER PRIMARY KEY, word INTEGER, root_seen INTEGER, "
+                     "last INTEGER, delivered BLOB); BEGIN"))
+      return nullptr;
+    auto ins = f->db_.prepare("INSERT OR REPLACE INTO forgotten VALUES (?, ?, ?, ?, ?)");
+    auto sel = f->db_.prepare("SELECT word, root_seen, last, delivered FROM forgotten WHERE id = ?");
+    if (!ins || !sel) return nullptr;
+    f->ins_ = std::move(*ins);
+    f->sel_ = std::move(*sel);
+    return f;
+  }
+
+  bool put(uint64_t id, const ChainState& c) {
+    std::string blob(c.delivered.size() * kDelivered, '\0');
+    for (size_t i = 0; i < c.delivered.size(); ++i) {
+      char* p = blob.data() + i * kDelivered;
+      std::memcpy(p, &c.delivered[i].level, 1);
+      std::memcpy(p + 1, &c.delivered[i].word, 4);
+      std::memcpy(p + 5, &c.delivered[i].id, 8);
+    }
+    ins_.bind_u64(1, id);
+    ins_.bind(2, int64_t{c.word});
+    ins_.bind(3, int64_t{c.root_seen});
+    ins_.bind_u64(4, c.last);
+    ins_.bind_blob(5, blob.data(), static_cast<int>(blob.size()));
+    const int rc = ins_.step();
+    ins_.reset();
+    return rc == SQLITE_DONE;
+  }
+
+  // The state forget_settled_chains wrote for `id` (as recall_chain rebuilds it from members);
+  // false if there is none.
+  bool get(uint64_t id, ChainState& c) {
+    sel_.bind_u64(1, id);
+    const bool found = sel_.step() == SQLITE_ROW;
+    if (found) {
+      c.settled = true;
+      c.word = static_cast<uint32_t>(sel_.col_i64(0));
+      c.root_seen = sel_.col_i64(1) != 0;
+      c.last = sel_.col_u64(2);
+      const std::string_view blob = sel_.col_bytes(3);
+      for (size_t off = 0; off + kDelivered <= blob.size(); off += kDelivered) {
+        Delivered d{};
+        std::memcpy(&d.level, blob.data() + off, 1);
+        std::memcpy(&d.word, blob.data() + off + 1, 4);
+        std::memcpy(&d.id, blob.data() + off + 5, 8);
+        c.delivered.push_back(d);
+      }
+    }
+    sel_.reset();
+    return found;
+  }
+
+ private:
+  ForgottenChains() = default;
+  static constexpr size_t kDelivered = 13;  // level, word, id
+  db::Db db_;
+  db::Stmt ins_, sel_;
+};
+
 struct Checker::State {
   CheckOptions options;
+  std::unique_ptr<ForgottenChains> spill;  // forget_to_disk without chain_history
   std::array<bool, 64> on{};
   std::unordered_map<uint64_t, ChainState> chains;
   // Records that end another chain's life by effect (a #DF raised by it, a triple-fault
@@ -159,7 +238,8 @@ struct Checker::State {
   std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> delivered_again;
   std::vector<Violation> out;
   bool finished = false;
-  // Settled chains forgotten (options.chain_history): the highest such id, and when to look next.
+  // Settled chains forgotten (options.chain_history, or into `spill`): the highest such id, and
+  // when to look next.
   uint64_t forgotten_max = 0;
   uint64_t next_sweep = 0;
   uint64_t forgotten = 0, recalled = 0;  // counts, said on stderr with ES_SETTLE_WINDOW set
@@ -906,7 +986,8 @@ void forget_settled_chains(State& st, uint64_t now) {
   st.next_sweep = now + window;
   for (auto it = st.chains.begin(); it != st.chains.end();) {
     const ChainState& c = it->second;
-    if (!c.settled || c.loop.count != 0 || c.last + window > now) {
+    if (!c.settled || c.loop.count != 0 || c.last + window > now ||
+        (!st.options.chain_history && !st.spill->put(it->first, c))) {  // not written: kept
       ++it;
       continue;
     }
@@ -920,6 +1001,13 @@ void forget_settled_chains(State& st, uint64_t now) {
 // The state of forgotten chain `id` before record `before`, as feed() left it: settled, its event
 // from its root, its deliveries (flush_loop emptied its loop run, so that is the default again).
 void recall_chain(State& st, uint64_t id, uint64_t before) {
+  if (!st.options.chain_history) {  // forgotten into st.spill: the same state, stored
+    ChainState c;
+    if (!st.spill->get(id, c)) return;
+    st.chains[id] = std::move(c);
+    ++st.recalled;
+    return;
+  }
   std::vector<es_record> rows;
   (void)st.options.chain_history(id, before, rows);
   std::erase_if(rows, [](const es_record& m) { return m.kind == ES_KIND_VIOLATION; });
@@ -981,6 +1069,7 @@ es_record to_record(const Violation& v) {
 
 Checker::Checker(CheckOptions options) : st_(std::make_unique<State>()) {
   st_->options = std::move(options);
+  if (st_->options.forget_to_disk && !st_->options.chain_history) st_->spill = ForgottenChains::open();
   for (const RuleImpl& r : kRules) {
     const auto idx = static_cast<size_t>(r.info.id);
     st_->on[idx] = st_->options.only.empty() ||
@@ -997,11 +1086,14 @@ bool Checker::enabled(RuleId id) const {
 }
 
 const std::vector<Violation>& Checker::violations() const { return st_->out; }
+size_t Checker::chains_held() const { return st_->chains.size(); }
+uint64_t Checker::chains_forgotten() const { return st_->forgotten; }
+uint64_t Checker::chains_recalled() const { return st_->recalled; }
 
 void Checker::feed(const es_record& r) {
   State& st = *st_;
   if (r.kind == ES_KIND_VIOLATION || st.finished) return;
-  if (st.options.chain_history) {
+  if (st.options.chain_history || st.spill) {
     if (r.id >= st.next_sweep) forget_settled_chains(st, r.id);
     if (r.origin != 0 && r.origin <= st.forgotten_max && r.origin != r.id && !st.chains.count(r.origin))
       recall_chain(st, r.origin, r.id);
@@ -1062,7 +1154,7 @@ void Checker::finish() {
   for (const RuleImpl& rule : kRules)
     if (rule.on_finish && st.on[static_cast<size_t>(rule.info.id)]) rule.on_finish(st);
   st.finished = true;
-  if (st.options.chain_history && std::getenv("ES_SETTLE_WINDOW"))
+  if ((st.options.chain_history || st.spill) && std::getenv("ES_SETTLE_WINDOW"))
     std::fprintf(stderr, "exitscope: checker: %llu settled chains forgotten, %llu read back\n",
                  static_cast<unsigned long long>(st.forgotten), static_cast<unsigned long long>(st.recalled));
 }

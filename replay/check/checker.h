@@ -86,12 +86,17 @@ struct CheckOptions {
   // The members of chain `chain` with ids below `before`, in id order, from the recording being
   // checked; false if they cannot be read. With it, a settled chain that has had no member for a
   // while leaves memory (issue #18: memory O(open chains + window), not O(chains)) and is read
-  // back here if a later member of it comes; without it (the live checker) every chain's state
-  // stays for the whole run.
+  // back here if a later member of it comes; without it every chain's state stays for the whole
+  // run unless forget_to_disk.
   std::function<bool(uint64_t chain, uint64_t before, std::vector<es_record>& out)> chain_history = {};
   // Records a settled chain stays after its last member before it is forgotten; 0 = the default
   // (65536, or the ES_SETTLE_WINDOW environment variable). Memory against read-backs only.
   size_t settle_window = 0;
+  // Without chain_history: settled chains leave memory as with it, their state (what a read-back
+  // of their members would rebuild) kept in a private temporary database on disk instead. The
+  // live checker sets it (it has no recording to read back); if the temporary database cannot
+  // be made, every chain stays in memory as before.
+  bool forget_to_disk = false;
 };
 
 class Checker {
@@ -111,6 +116,11 @@ class Checker {
 
   const std::vector<Violation>& violations() const;
   bool enabled(RuleId id) const;
+  // Memory (issue #18): chains whose state is held now; settled chains forgotten so far, and
+  // how many of those came back because a later member came.
+  size_t chains_held() const;
+  uint64_t chains_forgotten() const;
+  uint64_t chains_recalled() const;
 
   struct State;  // per-chain and per-rule state (checker.cpp)
 

@@ -2,7 +2,19 @@
 
 namespace es::check {
 
-LiveChecker::LiveChecker(probes::ProbeBus& bus, CheckOptions options) : bus_(bus), checker_(std::move(options)) {}
+namespace {
+
+// The live checker has no recording to read a forgotten chain back from: it forgets settled
+// chains to disk (issue #18: memory O(open chains), as the offline checker).
+CheckOptions forgetting(CheckOptions options) {
+  options.forget_to_disk = true;
+  return options;
+}
+
+}  // namespace
+
+LiveChecker::LiveChecker(probes::ProbeBus& bus, CheckOptions options)
+    : bus_(bus), checker_(forgetting(std::move(options))) {}
 LiveChecker::~LiveChecker() = default;
 
 Result<es_plugin_id_t> LiveChecker::install(probes::PluginHost& host) {

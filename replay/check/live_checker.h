@@ -41,6 +41,7 @@ class LiveChecker {
 
   size_t violation_count() const { return checker_.violations().size(); }
   const std::vector<Violation>& violations() const { return checker_.violations(); }
+  const Checker& checker() const { return checker_; }
 
   // Plugin entry points (C ABI).
   static void on_record(es_plugin_id_t id, const es_record* rec, void* self);

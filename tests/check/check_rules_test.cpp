@@ -756,5 +756,53 @@ TEST(CheckRulesTest, ReinjectionLongAfterDeliveryIsReportedAfterTheChainWasForgo
   expect_live_equals_offline(c);
 }
 
+// The live checker has no recording to read a forgotten chain back from; it forgets settled
+// chains into a temporary database on disk instead (issue #18). Expected, with a window of 16
+// records over 300 delivered timer chains: it holds a few chains at the end, not 301; it forgot
+// nearly all of them and recalled IRQ 0x30's chain when its late reinjection came; and it
+// reports the same injected-twice pair the offline checker and a keep-everything checker do
+// (SDM Vol. 3C 28.2.4).
+TEST(CheckRulesTest, LiveCheckerForgetsSettledChainsToDiskAndReportsTheSame) {
+  uint64_t root = 0, first = 0, late_entry = 0, second = 0;
+  probes::ProbeBus bus;
+  check::CheckOptions small;
+  small.settle_window = 16;
+  check::LiveChecker live(bus, small);
+  check::Checker keep_all(small);  // no chain_history, no forget_to_disk: every chain stays
+  bus.subscribe(
+      probes::kAllKinds, [](void* u, const es_record* r) { static_cast<check::Checker*>(u)->feed(*r); }, &keep_all);
+  probes::PluginHost host(bus);
+  ASSERT_TRUE(live.install(host));
+  Emitter em(bus);
+  root = em.raise(test::irq(0x30));
+  const uint64_t e = entry(em, test::irq(0x30), root, root, 0, kIfSet);
+  first = em.delivery(test::irq(0x30), root, e);
+  for (int i = 0; i < 300; ++i) {
+    const uint64_t t = em.raise(test::irq(0x20));
+    const uint64_t te = entry(em, test::irq(0x20), t, t, 0, kIfSet);
+    em.delivery(test::irq(0x20), t, te);
+  }
+  late_entry = entry(em, test::irq(0x30), root, first, 0, kIfSet);
+  second = em.delivery(test::irq(0x30), root, late_entry);
+  em.run_end(ES_END_GUEST_EXIT);
+  live.finish();
+  keep_all.finish();
+  host.unload_all();
+  EXPECT_LT(live.checker().chains_held(), 20u);
+  EXPECT_GT(live.checker().chains_forgotten(), 280u);
+  EXPECT_EQ(live.checker().chains_recalled(), 1u);
+  EXPECT_EQ(keep_all.chains_held(), 301u);
+  const auto v = test::of_rule(live.violations(), RuleId::InjectedTwice);
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_EQ(v[0].events, (std::vector<uint64_t>{first, late_entry}));
+  EXPECT_EQ(v[1].events, (std::vector<uint64_t>{first, second}));
+  EXPECT_EQ(v[1].chain, root);
+  ASSERT_EQ(live.violations().size(), keep_all.violations().size());
+  for (size_t i = 0; i < live.violations().size(); ++i) {
+    EXPECT_EQ(live.violations()[i].rule, keep_all.violations()[i].rule);
+    EXPECT_EQ(live.violations()[i].events, keep_all.violations()[i].events);
+  }
+}
+
 }  // namespace
 }  // namespace es

@@ -6,9 +6,12 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <cstring>
 #include <filesystem>
 #include <string>
+#include <vector>
 
+#include "schema/event_row.h"
 #include "schema/migrations.h"
 #include "schema/sqlite_db.h"
 #include "tests/support/cli_run.h"
@@ -37,7 +40,7 @@ void exec(const std::string& path, const std::string& sql) {
 // A fresh copy of the committed v1 recording (irq-ept-reinject, 12 exits, 38 events).
 std::string old_recording(const std::string& name) {
   const std::string p = es::test::process_tmp(name);
-  fs::remove(es::test::process_tmp(fs::path(name).stem().string() + ".v3.db"));
+  fs::remove(es::test::process_tmp(fs::path(name).stem().string() + ".v4.db"));
   fs::copy_file(std::string(ES_TEST_DATA_DIR) + "/schema/v1_irq_ept_reinject.db", p,
                 fs::copy_options::overwrite_existing);
   return p;
@@ -83,18 +86,18 @@ TEST(SchemaVersions, NewerRecordingIsRefusedAndLeftAlone) {
         << cmd << ": " << r.err;
   }
   EXPECT_EQ(slurp(p), before) << "a refused file is not modified";
-  EXPECT_FALSE(fs::exists(es::test::process_tmp("newer.v3.db")));
+  EXPECT_FALSE(fs::exists(es::test::process_tmp("newer.v4.db")));
 }
 
 TEST(SchemaVersions, OlderRecordingIsReadThroughAMigratedCopyAndNeverModified) {
   const std::string old = old_recording("old.db");
-  const std::string copy = es::test::process_tmp("old.v3.db");
+  const std::string copy = es::test::process_tmp("old.v4.db");
   const std::string before = slurp(old);
 
   const CliRun info = run_cli("info --no-console " + old);
   ASSERT_EQ(info.code, 0) << info.err;
   EXPECT_EQ(info.err, "note: '" + old + "' uses the older schema v1; reading a migrated copy '" + copy +
-                          "' (schema v3). The original is unchanged; 'exitscope migrate " + old +
+                          "' (schema v4). The original is unchanged; 'exitscope migrate " + old +
                           " --in-place' upgrades it instead.\n");
   EXPECT_NE(info.out.find("scenario:   irq-ept-reinject"), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("events:     38 "), std::string::npos) << info.out;
@@ -141,9 +144,9 @@ TEST(SchemaVersions, MigrateCommandCopiesByDefaultAndUpgradesInPlaceOnRequest) {
 
   const CliRun copy = run_cli("migrate " + old + " -o " + out);
   ASSERT_EQ(copy.code, 0) << copy.err;
-  EXPECT_EQ(copy.out, "migrated '" + old + "' (schema v1) to '" + out + "' (schema v3); the original is unchanged.\n");
+  EXPECT_EQ(copy.out, "migrated '" + old + "' (schema v1) to '" + out + "' (schema v4); the original is unchanged.\n");
   EXPECT_EQ(slurp(old), before);
-  EXPECT_EQ(query(out, "PRAGMA user_version"), 3);
+  EXPECT_EQ(query(out, "PRAGMA user_version"), 4);
   EXPECT_EQ(query(out, "SELECT count(*) FROM events"), 38);
   const CliRun again = run_cli("migrate " + old + " -o " + out);
   EXPECT_EQ(again.code, 2);
@@ -158,13 +161,13 @@ TEST(SchemaVersions, MigrateCommandCopiesByDefaultAndUpgradesInPlaceOnRequest) {
 
   const CliRun current = run_cli("migrate " + out);
   EXPECT_EQ(current.code, 0);
-  EXPECT_EQ(current.out, "'" + out + "' is already at schema v3; nothing to do.\n");
+  EXPECT_EQ(current.out, "'" + out + "' is already at schema v4; nothing to do.\n");
 
   const CliRun in_place = run_cli("migrate --in-place " + old);
   ASSERT_EQ(in_place.code, 0) << in_place.err;
-  EXPECT_EQ(in_place.out, "migrated '" + old + "' in place from schema v1 to v3.\n");
-  EXPECT_EQ(query(old, "PRAGMA user_version"), 3);
-  EXPECT_EQ(query(old, "SELECT count(*) FROM schema_history WHERE source_file = ''"), 2);  // v1 -> v2 -> v3
+  EXPECT_EQ(in_place.out, "migrated '" + old + "' in place from schema v1 to v4.\n");
+  EXPECT_EQ(query(old, "PRAGMA user_version"), 4);
+  EXPECT_EQ(query(old, "SELECT count(*) FROM schema_history WHERE source_file = ''"), 3);  // v1 -> v2 -> v3 -> v4
   const CliRun info = run_cli("info --no-console " + old);
   EXPECT_EQ(info.code, 0);
   EXPECT_EQ(info.err, "") << "no copy once the original is current";
@@ -184,3 +187,160 @@ TEST(SchemaVersions, MigrateCommandCopiesByDefaultAndUpgradesInPlaceOnRequest) {
 }
 
 }  // namespace
+
+namespace {
+
+// Every stored field of every event of a v3 file, in id order, as the v3 columns hold them.
+std::vector<es_record> v3_rows(const std::string& path) {
+  std::vector<es_record> out;
+  auto db = es::db::Db::open(path, SQLITE_OPEN_READONLY);
+  EXPECT_TRUE(db) << db.error();
+  if (!db) return out;
+  auto st = db->prepare(
+      "SELECT id, kind, level, hv_level, vcpu, time_ns, reason, flags, cause, origin, rip, qualification, "
+      "guest_linear, "
+      "guest_phys, intr_info, intr_error, idt_vectoring_info, idt_vectoring_error, instr_len, aux, aux64 FROM events "
+      "ORDER BY id");
+  EXPECT_TRUE(st) << st.error();
+  if (!st) return out;
+  while (st->step() == SQLITE_ROW) {
+    es_record r{};
+    r.version = ES_RECORD_VERSION;
+    r.id = st->col_u64(0);
+    r.kind = static_cast<uint16_t>(st->col_i64(1));
+    r.level = static_cast<uint8_t>(st->col_i64(2));
+    r.hv_level = static_cast<uint8_t>(st->col_i64(3));
+    r.vcpu = static_cast<uint16_t>(st->col_i64(4));
+    r.time_ns = st->col_u64(5);
+    r.reason = static_cast<uint32_t>(st->col_i64(6));
+    r.flags = static_cast<uint32_t>(st->col_i64(7));
+    r.cause = st->col_u64(8);
+    r.origin = st->col_u64(9);
+    r.rip = st->col_u64(10);
+    r.qualification = st->col_u64(11);
+    r.guest_linear = st->col_u64(12);
+    r.guest_phys = st->col_u64(13);
+    r.intr_info = static_cast<uint32_t>(st->col_i64(14));
+    r.intr_error = static_cast<uint32_t>(st->col_i64(15));
+    r.idt_vectoring_info = static_cast<uint32_t>(st->col_i64(16));
+    r.idt_vectoring_error = static_cast<uint32_t>(st->col_i64(17));
+    r.instr_len = static_cast<uint32_t>(st->col_i64(18));
+    r.aux = static_cast<uint32_t>(st->col_i64(19));
+    r.aux64 = st->col_u64(20);
+    out.push_back(r);
+  }
+  return out;
+}
+
+// The same through schema/event_row.h from a current file.
+std::vector<es_record> current_rows(es::db::Db& db) {
+  std::vector<es_record> out;
+  auto st = db.prepare("SELECT " + std::string(es::schema::event_row_columns()) + " FROM events e ORDER BY e.id");
+  EXPECT_TRUE(st) << st.error();
+  if (!st) return out;
+  while (st->step() == SQLITE_ROW) {
+    es_record r{};
+    es::schema::read_event_row(*st, r);
+    out.push_back(r);
+  }
+  return out;
+}
+
+std::string dump(const std::string& path, const std::string& sql) {
+  auto db = es::db::Db::open(path, SQLITE_OPEN_READONLY);
+  if (!db) return "cannot open " + path;
+  auto st = db->prepare(sql);
+  if (!st) return "cannot prepare " + sql;
+  std::string out;
+  while (st->step() == SQLITE_ROW) {
+    for (int c = 0; c < sqlite3_column_count(st->get()); ++c) out += st->col_text(c) + "|";
+    out += "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+// A v3 recording (tests/data/schema/v3_softint_ept.db: `exitscope record --scenario softint-ept`
+// by the last v3 build, 383 events, 14 chains; its `chains` output beside it) migrated to v4
+// by `exitscope migrate`. Expected (schema/v4.sql): every field of every event reads back as the
+// v3 columns held it (origin 0 stored as NULL, the five packed columns unpacked), the chains
+// table is unchanged, chain_events is gone, the v4 indexes are built (origin partial), and
+// `chains` on the old file (through its migrated copy) prints what the v3 build printed.
+TEST(SchemaVersions, V3RecordingMigratesToV4WithEveryFieldAndChain) {
+  const std::string old = es::test::process_tmp("v3.db");
+  const std::string out = es::test::process_tmp("v3-to-v4.db");
+  for (const std::string& p : {old, out, es::test::process_tmp("v3.v4.db")}) fs::remove(p);
+  fs::copy_file(std::string(ES_TEST_DATA_DIR) + "/schema/v3_softint_ept.db", old);
+  ASSERT_EQ(query(old, "PRAGMA user_version"), 3);
+  const std::vector<es_record> before = v3_rows(old);
+  ASSERT_EQ(before.size(), 383u);
+
+  const CliRun m = run_cli("migrate " + old + " -o " + out);
+  ASSERT_EQ(m.code, 0) << m.err;
+  EXPECT_EQ(m.out, "migrated '" + old + "' (schema v3) to '" + out + "' (schema v4); the original is unchanged.\n");
+  EXPECT_EQ(query(out, "PRAGMA user_version"), 4);
+  EXPECT_EQ(query(out, "SELECT count(*) FROM schema_history WHERE version = 4 AND from_version = 3"), 1);
+
+  auto db = es::db::Db::open(out, SQLITE_OPEN_READONLY);
+  ASSERT_TRUE(db) << db.error();
+  const std::vector<es_record> after = current_rows(*db);
+  ASSERT_EQ(after.size(), before.size());
+  size_t packed = 0;
+  for (size_t i = 0; i < before.size(); ++i) {
+    SCOPED_TRACE("event #" + std::to_string(before[i].id));
+    EXPECT_EQ(std::memcmp(&before[i], &after[i], sizeof(es_record)), 0);
+    if (before[i].guest_linear || before[i].instr_len || before[i].aux || before[i].aux64) ++packed;
+  }
+  EXPECT_GT(packed, 100u) << "the fixture exercises the packed columns";
+  EXPECT_EQ(query(out, "SELECT count(*) FROM events WHERE origin IS NULL"),
+            query(old, "SELECT count(*) FROM events WHERE origin = 0"));
+  EXPECT_EQ(query(out, "SELECT count(*) FROM events WHERE origin = 0"), 0);
+  EXPECT_EQ(dump(out, "SELECT * FROM chains ORDER BY id"), dump(old, "SELECT * FROM chains ORDER BY id"));
+  EXPECT_EQ(query(out, "SELECT count(*) FROM sqlite_schema WHERE name = 'chain_events'"), 0);
+  EXPECT_EQ(dump(out, "SELECT sql FROM sqlite_schema WHERE name = 'events_origin'"),
+            "CREATE INDEX events_origin ON events(origin) WHERE origin IS NOT NULL|\n");
+  EXPECT_EQ(query(out, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name LIKE 'events_%'"), 6);
+
+  const CliRun chains = run_cli("chains " + old);
+  ASSERT_EQ(chains.code, 0) << chains.err;
+  EXPECT_EQ(chains.out, slurp(std::string(ES_TEST_DATA_DIR) + "/schema/v3_softint_ept.chains.txt"));
+  EXPECT_NE(chains.err.find("uses the older schema v3"), std::string::npos) << chains.err;
+}
+
+// schema/event_row.h: a row written by bind_event_row reads back field for field, at the widest
+// value of every field and at zero (the packed `extra` column's two ends: 10-byte LEB128 numbers
+// and NULL), with origin 0 stored as NULL.
+TEST(SchemaVersions, EventRowRoundTripsEveryFieldAtItsWidestValue) {
+  const std::string p = es::test::process_tmp("event_row.db");
+  fs::remove(p);
+  auto db = es::db::Db::open(p, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  ASSERT_TRUE(db) << db.error();
+  ASSERT_TRUE(es::schema::migrate(*db));
+  es_record wide{};
+  wide.version = ES_RECORD_VERSION;
+  wide.id = 1;
+  wide.kind = 0xffff;
+  wide.level = 0xff;
+  wide.hv_level = 0xff;
+  wide.vcpu = 0xffff;
+  wide.reason = wide.flags = wide.intr_info = wide.intr_error = wide.idt_vectoring_info = 0xffffffffu;
+  wide.idt_vectoring_error = wide.instr_len = wide.aux = 0xffffffffu;
+  wide.cause = wide.origin = wide.time_ns = wide.rip = wide.qualification = ~0ull;
+  wide.guest_linear = wide.guest_phys = wide.aux64 = ~0ull;
+  es_record zero{};
+  zero.version = ES_RECORD_VERSION;
+  zero.id = 2;
+  auto ins = db->prepare(es::schema::event_insert_sql());
+  ASSERT_TRUE(ins) << ins.error();
+  for (const es_record& r : {wide, zero}) {
+    es::schema::bind_event_row(*ins, r, 0);
+    ASSERT_EQ(ins->step(), SQLITE_DONE) << db->errmsg();
+    ins->reset();
+  }
+  const std::vector<es_record> back = current_rows(*db);
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(std::memcmp(&back[0], &wide, sizeof wide), 0);
+  EXPECT_EQ(std::memcmp(&back[1], &zero, sizeof zero), 0);
+  EXPECT_EQ(query(p, "SELECT count(*) FROM events WHERE id = 2 AND origin IS NULL AND extra IS NULL"), 1);
+}

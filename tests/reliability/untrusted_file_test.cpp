@@ -107,14 +107,17 @@ TEST(UntrustedFile, HostileSessionAndEventColumnsNeverCrashAnyCommand) {
              " records_dropped = -1, source_dropped = 9223372036854775807;"
              "INSERT INTO schema_history (version, from_version, migrated_at, tool_version, source_file) VALUES "
              "(-2147483648, 99, NULL, X'1b', NULL);"
+             // Schema v4 rows (schema/v4.sql): `extra` packs guest_linear .. aux64 (schema/event_row.cpp);
+             // here a mask naming five fields over a number that never ends, an overlong one, a
+             // text instead of a blob, and the widest aux.
              "INSERT INTO events (id, kind, level, hv_level, vcpu, time_ns, reason, flags, cause, origin, rip, "
-             "qualification, guest_linear, guest_phys, intr_info, intr_error, idt_vectoring_info, "
-             "idt_vectoring_error, instr_len, aux, aux64, code_id, text) VALUES "
-             "(1000001, 65535, 255, 255, -1, -1, -1, -1, 1000001, 1000001, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,"
-             " -1, 999999, NULL),"
-             "(1000002, 7, 1, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4294967295, 0, NULL, X'1b'),"
-             "(1000003, 1, 1, 0, 70000, -9223372036854775808, 4294967295, 0, 1000002, 1000003, 0, 0, 0, 0, "
-             "2147483648, 0, 2147483903, 0, 4294967295, 0, 0, -5, 'text where none belongs')");
+             "qualification, guest_phys, intr_info, intr_error, idt_vectoring_info, code_id, text, extra) VALUES "
+             "(1000001, 65535, 255, 255, -1, -1, -1, -1, 1000001, 1000001, -1, -1, -1, -1, -1, -1, 999999, NULL,"
+             " X'1fffffffffffffffffffffffffffffffffff'),"
+             "(1000002, 7, 1, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, X'1b', X'08ffffffff0f'),"
+             "(1000003, 1, 1, 0, 70000, -9223372036854775808, 4294967295, 0, 1000002, 1000003, 0, 0, 0, "
+             "2147483648, 0, 2147483903, -5, 'text where none belongs', 'x'),"
+             "(1000004, 1, 1, 0, 0, 6, 0, 0, 0, NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, X'ff')");
     for (const std::string& cmd : reading_commands(p, good)) {
       const CliRun r = run_cli(cmd);
       EXPECT_LT(r.code, 128) << "config " << config << ": " << cmd << " died on signal " << r.code - 128;
@@ -140,9 +143,9 @@ TEST(UntrustedFile, InfoAndDiffEscapeTerminalControlsFromTheFile) {
        "UPDATE sessions SET scenario = 'demo' || char(27) || ']0;owned' || char(7), "
        "policy = char(27) || '[2J', host = 'h' || char(155) || '2J', end_detail = 'end' || char(27) || 'c';"
        "INSERT INTO events (id, kind, level, hv_level, vcpu, time_ns, reason, flags, cause, origin, rip, "
-       "qualification, guest_linear, guest_phys, intr_info, intr_error, idt_vectoring_info, idt_vectoring_error, "
-       "instr_len, aux, aux64, text) VALUES (1000000, 7, 1, 0, 0, 999999999, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, "
-       "0, 16, 0, 'hi' || char(27) || ']0;title' || char(7) || char(27) || '[2J')");
+       "qualification, guest_phys, intr_info, intr_error, idt_vectoring_info, text, extra) VALUES (1000000, 7, 1, 0, "
+       "0, 999999999, 0, 0, 0, NULL, 0, 0, 0, 0, 0, 0, 'hi' || char(27) || ']0;title' || char(7) || char(27) || "
+       "'[2J', X'0810')");  // extra: aux = 16 (schema/event_row.cpp)
   auto no_controls = [](const std::string& out) {
     for (const char c : out)
       if (c == '\x1b' || c == '\x07' || c == '\x9b' || static_cast<unsigned char>(c) == 0xc2) return false;

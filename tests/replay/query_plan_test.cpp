@@ -1,4 +1,4 @@
-// Event filters and the one-chain reader go through SQLite's indexes (schema/v1_indexes.sql),
+// Event filters and the one-chain reader go through SQLite's indexes (schema/indexes.sql),
 // checked with EXPLAIN QUERY PLAN on a real recording: a filter on kind / reason, vCPU, time
 // window or chain (origin) is a SEARCH on its index, and `chains --chain N` reads no table or
 // index from end to end (no SCAN) however large the recording.
@@ -163,7 +163,7 @@ TEST(QueryPlanTest, OneChainReadsNoTableFromEndToEnd) {
 }
 
 // `stats` on a finished recording (issue #21): the exit pass reads the events_exit_entry
-// covering index (schema/v1_indexes.sql) from end to end or from the window's first id, never
+// covering index (schema/indexes.sql) from end to end or from the window's first id, never
 // the events table; the chain figures come from the chains table's stored rows (schema v3), so
 // no statement reads chain members through the origin index. With a progress callback every
 // statement runs on the traced connection (without one the chains are read on a second).

@@ -137,8 +137,10 @@ TEST(MigrationTest, EmptyFileGetsCurrentSchemaAndOlderStepsAreListed) {
   EXPECT_EQ(*db.query_int("PRAGMA user_version"), schema::kSchemaVersion);
   ASSERT_TRUE(schema::migrate(db)) << "migrating a current file is a no-op";
   EXPECT_EQ(*db.query_int("SELECT count(*) FROM sqlite_schema WHERE name IN ('sessions','vcpus','events','code',"
-                          "'chains','chain_events','annotations')"),
-            7);
+                          "'chains','annotations')"),
+            6);
+  // Schema v4: chain membership is events.origin; chain_events (which repeated it) is gone.
+  EXPECT_EQ(*db.query_int("SELECT count(*) FROM sqlite_schema WHERE name = 'chain_events'"), 0);
 }
 
 TEST(EventFilterTest, FiltersByKindReasonVectorVcpuLevelChainTimeAndLimit) {

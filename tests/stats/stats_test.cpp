@@ -15,6 +15,8 @@
 #include <tuple>
 #include <vector>
 
+#include "schema/event_row.h"
+#include "schema/sqlite_db.h"
 #include "tests/export/mini_json.h"
 #include "tests/support/cli_run.h"
 #include "tests/support/tmp.h"
@@ -559,10 +561,30 @@ void exec_sql(const std::string& path, const std::string& statements) {
   sqlite3_close(db);
 }
 
+// Schema v4's events table back in the v3 layout (schema/v4.sql in reverse: origin 0, the packed
+// columns apart, chain_events, the v3 indexes), for a file made here to look older.
+void events_as_v3(const std::string& path) {
+  auto db = db::Db::open(path, SQLITE_OPEN_READWRITE);
+  ASSERT_TRUE(db) << db.error();
+  ASSERT_TRUE(schema::register_event_row_functions(*db));
+  auto r = db->exec(
+      "CREATE TABLE ev3 AS SELECT id, kind, level, hv_level, vcpu, time_ns, reason, flags, cause, IFNULL(origin, 0) AS "
+      "origin, rip, qualification, es_extra_field(extra, 0) AS guest_linear, guest_phys, intr_info, intr_error, "
+      "idt_vectoring_info, es_extra_field(extra, 1) AS idt_vectoring_error, es_extra_field(extra, 2) AS instr_len, "
+      "es_extra_field(extra, 3) AS aux, es_extra_field(extra, 4) AS aux64, code_id, text FROM events ORDER BY id;"
+      "DROP TABLE events; ALTER TABLE ev3 RENAME TO events;"
+      "CREATE TABLE chain_events (chain_id INTEGER NOT NULL, event_id INTEGER NOT NULL, PRIMARY KEY (chain_id, "
+      "event_id)) WITHOUT ROWID; INSERT INTO chain_events SELECT origin, id FROM events WHERE origin != 0;"
+      "CREATE INDEX events_origin ON events(origin, id); CREATE INDEX events_kind_reason ON events(kind, reason);"
+      "CREATE INDEX events_time ON events(time_ns); CREATE INDEX events_vcpu ON events(vcpu, id);"
+      "CREATE INDEX events_cause ON events(cause);");
+  ASSERT_TRUE(r) << r.error();
+}
+
 std::string copy_db(const std::string& from, const std::string& name) {
   const std::string to = test::process_tmp(name);
   for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(to + suffix);
-  std::filesystem::remove(test::process_tmp(std::filesystem::path(name).stem().string() + ".v3.db"));
+  std::filesystem::remove(test::process_tmp(std::filesystem::path(name).stem().string() + ".v4.db"));
   std::filesystem::copy_file(from, to, std::filesystem::copy_options::overwrite_existing);
   return to;
 }
@@ -672,13 +694,14 @@ TEST_F(StatsTest, MigratedOldFileGivesTheSameTablesAsANewFile) {
   for (const char* scenario : {"irq-ept-reinject", "pf-during-irq"}) {
     const std::string db = record(scenario);
     const std::string old = copy_db(db, std::string("old-") + scenario + ".db");
+    events_as_v3(old);
     exec_sql(old,
-             "DROP TABLE chain_rules; DROP INDEX events_exit_entry; ALTER TABLE chains DROP COLUMN event_word; "
+             "DROP TABLE chain_rules; ALTER TABLE chains DROP COLUMN event_word; "
              "ALTER TABLE chains DROP COLUMN vcpu; ALTER TABLE chains DROP COLUMN raise_ns; "
              "ALTER TABLE chains DROP COLUMN delivered_ns; ALTER TABLE chains DROP COLUMN vectoring_exits; "
              "ALTER TABLE chains DROP COLUMN reinjections; PRAGMA user_version = 2;");
     const std::string in_place = copy_db(old, std::string("inplace-") + scenario + ".db");
-    const std::string copy = test::process_tmp(std::string("old-") + scenario + ".v3.db");
+    const std::string copy = test::process_tmp(std::string("old-") + scenario + ".v4.db");
     for (const char* view : kViews) {
       const std::string want = stats_text(db, view);
       std::string err;
@@ -732,7 +755,7 @@ TEST_F(StatsTest, MigrateInPlaceRefreshesChainFiguresOfOtherRules) {
 // and they equal the walk over the same copy's events.
 TEST_F(StatsTest, CommittedV1RecordingStoresTheWalksFigures) {
   const std::string old = copy_db(std::string(ES_SOURCE_DIR) + "/tests/data/schema/v1_irq_ept_reinject.db", "v1.db");
-  const std::string copy = test::process_tmp("v1.v3.db");
+  const std::string copy = test::process_tmp("v1.v4.db");
   std::string err;
   const std::string stored = stats_text(old, "--histogram --slowest 1000", &err, copy);
   EXPECT_NE(err.find("uses the older schema v1"), std::string::npos) << err;

@@ -1,8 +1,14 @@
--- Indexes of schema v1, built once at the end of a recording (bulk inserts stay cheap).
-CREATE INDEX IF NOT EXISTS events_origin ON events(origin, id);
+-- Indexes of the current schema (v4), built once at the end of a recording (bulk inserts stay
+-- cheap) by schema::create_indexes, and by schema::migrate on a finished recording it migrates.
+-- An index on (x) holds (x, rowid) and keeps equal keys in id order, so `WHERE x = ? ORDER BY id`
+-- needs no sort; naming id as well (v1-v3: events_origin (origin, id), events_vcpu (vcpu, id))
+-- stored the id twice in every entry (BENCHMARKS.md "File size and memory: schema v4").
+-- Events in a chain only (origin is NULL for the others, schema/v4.sql): `origin = ?`,
+-- `origin != 0` and `origin BETWEEN ? AND ?` imply `origin IS NOT NULL`, so SQLite uses it for them.
+CREATE INDEX IF NOT EXISTS events_origin ON events(origin) WHERE origin IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_kind_reason ON events(kind, reason);
 CREATE INDEX IF NOT EXISTS events_time ON events(time_ns);
-CREATE INDEX IF NOT EXISTS events_vcpu ON events(vcpu, id);
+CREATE INDEX IF NOT EXISTS events_vcpu ON events(vcpu);
 CREATE INDEX IF NOT EXISTS events_cause ON events(cause);
 -- Exits and entries (and kvm_msr records, ES_KIND_CONTEXT 11 / ES_CONTEXT_MSR 0x104) with the
 -- columns `exitscope stats` reads, in id order: its exit pass reads this index alone instead of
