@@ -21,12 +21,30 @@ struct Value {
   std::vector<std::pair<std::string, Value>> members;
 
   double number() const { return std::strtod(text.c_str(), nullptr); }
-  const Value* find(std::string_view key) const {
-    for (const auto& [k, v] : members)
-      if (k == key) return &v;
-    return nullptr;
-  }
+  const Value* find(std::string_view key) const;
+
+  // Declared here, defined below: their definitions destroy / copy std::pair<std::string, Value>,
+  // which needs Value complete (clang with libstdc++ refuses them inside the class body, where
+  // GCC accepts them).
+  Value() = default;
+  Value(const Value&);
+  Value(Value&&) noexcept;
+  Value& operator=(const Value&);
+  Value& operator=(Value&&) noexcept;
+  ~Value();
 };
+
+inline Value::Value(const Value&) = default;
+inline Value::Value(Value&&) noexcept = default;
+inline Value& Value::operator=(const Value&) = default;
+inline Value& Value::operator=(Value&&) noexcept = default;
+inline Value::~Value() = default;
+
+inline const Value* Value::find(std::string_view key) const {
+  for (const auto& [k, v] : members)
+    if (k == key) return &v;
+  return nullptr;
+}
 
 class Parser {
  public:
