@@ -184,7 +184,7 @@ Result<std::unique_ptr<HvSession>> HvSession::open(const HvRequest& r) {
   p->output = r.output;
   const hv::Scenario* sc = r.scenario.empty() ? nullptr : hv::find_scenario(r.scenario);
   std::vector<uint8_t> image;
-  recorder::SessionInfo info;
+  recorder::SessionStart info;
   if (sc) {
     image.assign(sc->guest.begin(), sc->guest.end());
     info.scenario = std::string(sc->name);

@@ -29,7 +29,7 @@ uint32_t irq(uint8_t v) { return arch::EntryIntrInfo::make(v, arch::Interruption
 // timer IRQ chain with an EPT violation during delivery, requeue, map, reinjection, delivery.
 // 20 records per period.
 void record(const std::string& path, uint64_t events) {
-  recorder::SessionInfo info;
+  recorder::SessionStart info;
   info.scenario = "export-bench";
   info.tool_version = "bench";
   auto rec = recorder::Recorder::open(path, info, true, {.steps = es::replay::chain_steps()});

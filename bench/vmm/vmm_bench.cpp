@@ -75,7 +75,7 @@ void run_recorded(benchmark::State& state, bool nested) {
     es::hv::Machine m(bus, config(), nested ? std::optional<es::hv::VmmConfig>(config()) : std::nullopt);
     std::string err;
     if (!m.load(kOutLoop, err)) state.SkipWithError(err.c_str());
-    auto rec = es::recorder::Recorder::open(path, es::recorder::SessionInfo{}, /*force=*/true,
+    auto rec = es::recorder::Recorder::open(path, es::recorder::SessionStart{}, /*force=*/true,
                                             {.steps = es::replay::chain_steps()});
     if (!rec) state.SkipWithError(rec.error().c_str());
     (*rec)->attach(bus);

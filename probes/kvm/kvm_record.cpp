@@ -179,7 +179,7 @@ Result<RecordResult> record_kvm(const RecordOptions& o, RecordObserver& observer
   plugins.set_on_crash([] { g_stop.store(true); });
   const bool plugged = plugins.size() > 0;
 
-  recorder::SessionInfo info;
+  recorder::SessionStart info;
   info.source = recorder::Source::Kvm;
   info.guest_path = !o.command.empty() ? o.command.front() : pid > 0 ? "pid " + std::to_string(pid) : "all KVM guests";
   info.command_line = o.command_line;

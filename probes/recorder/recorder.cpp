@@ -72,7 +72,7 @@ Recorder::Recorder(std::string path, db::Db db, RecorderOptions options)
   if (!options_.steps.no_chains()) steps_ = options_.steps.factory()(db_);
 }
 
-Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path, const SessionInfo& info, bool force,
+Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path, const SessionStart& info, bool force,
                                                  RecorderOptions options) {
   std::error_code ec;
   if (path.empty()) return make_error("no recording file given; name the .db file to write.");

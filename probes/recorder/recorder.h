@@ -76,7 +76,7 @@ class Recorder {
   // schema, writes the sessions row with complete = 0 and starts the writer thread.
   // Errors: one sentence naming the file and what to do. `options.steps` is required (the
   // chains, or recorder::kNoChains); an empty factory there is refused before the file is made.
-  static Result<std::unique_ptr<Recorder>> open(const std::string& path, const SessionInfo& info, bool force,
+  static Result<std::unique_ptr<Recorder>> open(const std::string& path, const SessionStart& info, bool force,
                                                 RecorderOptions options);
 
   // Subscribes to `bus` for `kind_mask` (bit k = ES_KIND k). The bus must outlive the

@@ -1,4 +1,5 @@
-// What the recorder writes into the sessions row (schema/v1.sql, table sessions).
+// What a recording's caller tells the recorder at the start (SessionStart: the start fields of
+// the sessions row, which schema/session_row.h writes) and the helpers that fill it.
 #pragma once
 
 #include <chrono>
@@ -13,7 +14,7 @@ namespace es::recorder {
 enum class Source { Hv, Kvm, Import };
 const char* to_string(Source s);  // "hv", "kvm", "import"
 
-struct SessionInfo {
+struct SessionStart {
   Source source = Source::Hv;
   std::string scenario;      // scenario name, '' if none
   std::string guest_path;    // guest image as given by the user, '' if none

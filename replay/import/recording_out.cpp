@@ -18,7 +18,7 @@ void remove_db_files(const std::string& p) {
       std::filesystem::remove(p + s, ec);
 }
 
-Result<PartialRecording> PartialRecording::create(const std::string& db, const recorder::SessionInfo& info,
+Result<PartialRecording> PartialRecording::create(const std::string& db, const recorder::SessionStart& info,
                                                   bool force) {
   std::error_code ec;
   if (std::filesystem::exists(db, ec) && !force)

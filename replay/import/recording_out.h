@@ -15,7 +15,7 @@ namespace es::import {
 class PartialRecording {
  public:
   // Refuses an existing DB unless `force`; removes a stale DB.partial.
-  static Result<PartialRecording> create(const std::string& db, const recorder::SessionInfo& info, bool force);
+  static Result<PartialRecording> create(const std::string& db, const recorder::SessionStart& info, bool force);
 
   void add(const es_record& r) { rec_->on_record(r); }
   void add(const es_record* r, size_t n) { rec_->on_records(r, n); }

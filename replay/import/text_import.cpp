@@ -735,7 +735,7 @@ Result<ImportStats> import_text_file(const std::string& file, const std::string&
   hasher.join();
   if (!plan) return Error{plan.error()};
 
-  recorder::SessionInfo info;
+  recorder::SessionStart info;
   info.source = recorder::Source::Import;
   info.scenario = std::filesystem::path(file).filename().string();
   info.guest_path = file;

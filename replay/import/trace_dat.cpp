@@ -1239,7 +1239,7 @@ Result<ImportStats> import_trace_dat_file(const std::string& file, const std::st
   auto layout = checked_layout(mapped->text(), file);
   if (!layout) return Error{layout.error()};
 
-  recorder::SessionInfo info;
+  recorder::SessionStart info;
   info.source = recorder::Source::Import;
   info.scenario = std::filesystem::path(file).filename().string();
   info.guest_path = file;

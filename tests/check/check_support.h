@@ -35,7 +35,7 @@ inline Checked record_and_check(const std::string& name, const std::function<voi
                                 const check::CheckOptions& options = {}) {
   Checked out;
   out.path = temp_db(name);
-  auto rec = recorder::Recorder::open(out.path, recorder::SessionInfo{}, false, {.steps = es::replay::chain_steps()});
+  auto rec = recorder::Recorder::open(out.path, recorder::SessionStart{}, false, {.steps = es::replay::chain_steps()});
   EXPECT_TRUE(rec) << rec.error();
   if (!rec) return out;
   probes::ProbeBus bus;

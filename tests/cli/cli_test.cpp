@@ -28,7 +28,7 @@ class CliTest : public ::testing::Test {
   static void SetUpTestSuite() {
     std::filesystem::create_directories(ES_TEST_TMPDIR);
     path_ = test::temp_db("cli.db");
-    recorder::SessionInfo info;
+    recorder::SessionStart info;
     info.scenario = "irq_ept_reinject";
     info.guest_path = "guests/irq.bin";
     info.guest_hash = "sha256:00ff";

@@ -138,7 +138,7 @@ TEST_F(PolicyDiffTest, CliPrintsHeadersDivergenceAndChainDifference) {
 // Chain matching on hand-built recordings: a chain present on one side only is listed.
 std::string record_script(const std::string& name, const std::function<void(test::Emitter&)>& script) {
   const std::string path = test::temp_db(name);
-  auto rec = recorder::Recorder::open(path, recorder::SessionInfo{}, false, {.steps = es::replay::chain_steps()});
+  auto rec = recorder::Recorder::open(path, recorder::SessionStart{}, false, {.steps = es::replay::chain_steps()});
   EXPECT_TRUE(rec) << rec.error();
   if (!rec) return path;
   probes::ProbeBus bus;

@@ -132,7 +132,7 @@ inline ExportFixture make_export_recording(const std::string& name) {
   using arch::BasicExitReason;
   ExportFixture fx;
   fx.path = temp_db(name);
-  recorder::SessionInfo info;
+  recorder::SessionStart info;
   info.scenario = "export-golden";
   info.guest_path = "guests/a-rather-long-directory-name-for-the-image/irq-ept-reinject-with-a-long-name.bin";
   info.guest_hash = "sha256:5f1d7c0e9a3b2c4d6e8f00112233445566778899aabbccddeeff001122334455";

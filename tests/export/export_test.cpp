@@ -516,7 +516,7 @@ TEST(ExportChainsInterleaved, EachEventOnceAndChainsAtTheirFirstShownMember) {
   using arch::BasicExitReason;
   const std::string path = test::temp_db("export_interleaved.db");
   {
-    recorder::SessionInfo info;
+    recorder::SessionStart info;
     info.scenario = "export-interleaved";
     info.tool_version = "test";
     auto rec = recorder::Recorder::open(path, info, false, {.steps = es::replay::chain_steps()});

@@ -21,10 +21,10 @@ namespace {
 using recorder::Recorder;
 using recorder::RecorderOptions;
 using recorder::RunEnd;
-using recorder::SessionInfo;
+using recorder::SessionStart;
 
-SessionInfo test_session(const std::string& scenario = "unit") {
-  SessionInfo s;
+SessionStart test_session(const std::string& scenario = "unit") {
+  SessionStart s;
   s.source = recorder::Source::Hv;
   s.scenario = scenario;
   s.guest_path = "guests/irq.bin";

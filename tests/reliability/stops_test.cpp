@@ -422,7 +422,7 @@ TEST(Stops, ExportProgressToANonTerminalIsOneLine) {
   remove_db(db);
   constexpr uint64_t kEvents = 1'050'000;
   {
-    es::recorder::SessionInfo info;
+    es::recorder::SessionStart info;
     es::recorder::RecorderOptions options{.steps = es::recorder::kNoChains};
     auto rec = es::recorder::Recorder::open(db, info, true, options);
     ASSERT_TRUE(rec) << rec.error();

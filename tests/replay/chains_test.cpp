@@ -26,7 +26,7 @@ struct Recorded {
 Recorded record(const std::string& name, const std::function<void(test::Emitter&)>& script) {
   Recorded out;
   out.path = test::temp_db(name);
-  auto rec = recorder::Recorder::open(out.path, recorder::SessionInfo{}, false, {.steps = es::replay::chain_steps()});
+  auto rec = recorder::Recorder::open(out.path, recorder::SessionStart{}, false, {.steps = es::replay::chain_steps()});
   EXPECT_TRUE(rec) << rec.error();
   if (!rec) return out;
   probes::ProbeBus bus;

@@ -27,7 +27,7 @@ using arch::BasicExitReason;
 // during a second IRQ's delivery (linked to it), an I/O exit on vCPU 1 at L2.
 std::string make_recording(const std::string& name) {
   const std::string path = test::temp_db(name);
-  auto rec = recorder::Recorder::open(path, recorder::SessionInfo{}, false, {.steps = es::replay::chain_steps()});
+  auto rec = recorder::Recorder::open(path, recorder::SessionStart{}, false, {.steps = es::replay::chain_steps()});
   EXPECT_TRUE(rec) << rec.error();
   probes::ProbeBus bus;
   (*rec)->attach(bus);

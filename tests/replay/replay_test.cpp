@@ -30,7 +30,7 @@ void exec_sql(const std::string& path, const std::string& sql) {
 // A finished recording with an IRQ chain that hit an EPT violation and was reinjected.
 std::string make_recording(const std::string& name) {
   const std::string path = test::temp_db(name);
-  auto rec = recorder::Recorder::open(path, recorder::SessionInfo{}, false, {.steps = es::replay::chain_steps()});
+  auto rec = recorder::Recorder::open(path, recorder::SessionStart{}, false, {.steps = es::replay::chain_steps()});
   EXPECT_TRUE(rec) << rec.error();
   probes::ProbeBus bus;
   (*rec)->attach(bus);
