@@ -479,36 +479,18 @@ Result<Recording> Recording::open(const std::string& path) {
   return Recording(std::move(db).value());
 }
 
-Result<SessionInfo> Recording::session(Detail detail) {
-  SessionInfo s;
+Result<SessionSummary> Recording::session(Detail detail) {
+  SessionSummary s;
   auto fail = [&](std::string_view msg) {
     return make_error(schema::describe_sqlite_error(path(), "reading", db_.errcode(), msg));
   };
   {
-    auto st = db_.prepare(
-        "SELECT source, scenario, guest_path, guest_hash, policy, tool_version, host, kernel, command_line, "
-        "config_json, started_at, ended_at, complete, end_reason, end_detail, records_dropped, source_dropped "
-        "FROM sessions ORDER BY id LIMIT 1");
+    auto st = db_.prepare(schema::session_select_sql());
     if (!st) return fail(st.error());
     if (st->step() != SQLITE_ROW) return fail(db_.errmsg());
-    s.source = st->col_text(0);
-    s.scenario = st->col_text(1);
-    s.guest_path = st->col_text(2);
-    s.guest_hash = st->col_text(3);
-    s.policy = st->col_text(4);
-    s.tool_version = st->col_text(5);
-    s.host = st->col_text(6);
-    s.kernel = st->col_text(7);
-    s.command_line = st->col_text(8);
-    s.config_json = st->col_text(9);
-    s.started_at = st->col_text(10);
-    s.ended_at = st->col_text(11);
-    s.complete = st->col_i64(12) != 0;
-    if (!st->col_null(13)) s.end_reason = static_cast<uint32_t>(st->col_i64(13));
-    s.end_detail = st->col_text(14);
-    s.records_dropped = st->col_u64(15);
-    s.source_dropped = st->col_u64(16);
+    schema::read_session_row(*st, s);
   }
+  s.event_count = 0;  // counted below
   if (detail == Detail::Summary) {
     // count(*) without WHERE is SQLite's btree count: it sums the cell counts of the smallest
     // index's pages instead of visiting every entry.
@@ -584,13 +566,15 @@ Result<SessionInfo> Recording::session(Detail detail) {
 }
 
 Result<DropCounts> Recording::drop_counts() {
-  auto st = db_.prepare("SELECT records_dropped, source_dropped FROM sessions ORDER BY id LIMIT 1");
+  auto st = db_.prepare(schema::session_select_sql());
   if (!st) return make_error(schema::describe_sqlite_error(path(), "reading", db_.errcode(), st.error()));
   DropCounts d;
   const int rc = st->step();
   if (rc == SQLITE_ROW) {
-    d.recorder = st->col_u64(0);
-    d.source = st->col_u64(1);
+    schema::SessionRow row;
+    schema::read_session_row(*st, row);
+    d.recorder = row.records_dropped;
+    d.source = row.source_dropped;
   } else if (rc != SQLITE_DONE) {
     return make_error(schema::describe_sqlite_error(path(), "reading", db_.errcode(), db_.errmsg()));
   }

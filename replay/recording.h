@@ -1,4 +1,4 @@
-// A recording opened for reading: session info, filtered event iteration.
+// A recording opened for reading: session summary, filtered event iteration.
 // Never aborts on bad input: every failure is a Result with one sentence naming the file.
 #pragma once
 
@@ -14,6 +14,7 @@
 
 #include "exitscope/record.h"
 #include "schema/result.h"
+#include "schema/session_row.h"
 #include "schema/sqlite_db.h"
 
 namespace es::replay {
@@ -25,14 +26,10 @@ struct Event {
   int64_t code_id = 0;  // 0 = none
 };
 
-struct SessionInfo {
-  std::string source, scenario, guest_path, guest_hash, policy, tool_version, host, kernel, command_line, config_json,
-      started_at, ended_at;
-  bool complete = false;
-  std::optional<uint32_t> end_reason;  // ES_END_* (from finish)
-  std::string end_detail;
-  uint64_t event_count = 0;  // rows in events (counted, valid for incomplete sessions too)
-  uint64_t records_dropped = 0, source_dropped = 0;
+// A recording's session as Recording::session() reads it: the sessions row (schema/session_row.h)
+// plus what the events say. event_count is the number of rows in events (counted, valid for
+// incomplete sessions too), not the column the recorder writes at finish.
+struct SessionSummary : schema::SessionRow {
   uint64_t first_time_ns = 0, last_time_ns = 0;
   std::vector<std::pair<uint16_t, uint64_t>> counts_by_kind;   // kind, count
   std::vector<std::pair<uint32_t, uint64_t>> exits_by_reason;  // full exit reason, count (most first)
@@ -113,7 +110,7 @@ class Recording {
   // export's header), a few page reads. Full adds counts_by_kind, exits_by_reason,
   // decisions_by_reason and vcpus, each an index scan over every event.
   enum class Detail { Summary, Full };
-  Result<SessionInfo> session(Detail detail = Detail::Full);
+  Result<SessionSummary> session(Detail detail = Detail::Full);
   // Only the drop counts of the session (one row read; session() also counts every event).
   Result<DropCounts> drop_counts();
   // Concatenated ES_KIND_CONSOLE text split into lines (a partial last line included).

@@ -18,6 +18,7 @@
 #include "probes/kvm/live_stats.h"
 #include "probes/recorder/recorder.h"
 #include "kvmtrace/linker.h"
+#include "schema/session_row.h"
 #include "schema/sqlite_db.h"
 
 namespace es::kvm {
@@ -107,9 +108,9 @@ std::string config_json(const KvmProbes& p, const RecordOptions& o, uint64_t buf
 Result<void> update_config(const std::string& path, const std::string& json) {
   auto db = db::Db::open(path, SQLITE_OPEN_READWRITE);
   if (!db) return Error{"cannot reopen '" + path + "' to store the drop counts: " + db.error()};
-  auto st = db->prepare("UPDATE sessions SET config_json = ? WHERE id = 1");
+  auto st = db->prepare(schema::session_summary_sql());
   if (!st) return Error{"cannot store the drop counts in '" + path + "': " + st.error()};
-  st->bind(1, json);
+  schema::bind_session_summary(*st, "", "", json);
   if (st->step() != SQLITE_DONE) return Error{"cannot store the drop counts in '" + path + "': " + db->errmsg()};
   return {};
 }

@@ -11,6 +11,7 @@
 #include "probes/recorder/output_file.h"
 #include "schema/event_row.h"
 #include "schema/migrations.h"
+#include "schema/session_row.h"
 
 #ifndef ES_TOOL_VERSION
 #define ES_TOOL_VERSION "unknown"
@@ -134,21 +135,21 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path, const 
   // The session row exists from the start with complete = 0: a crash leaves an
   // incomplete session, not an anonymous pile of events.
   auto [host, kernel] = host_and_kernel();
-  auto ins = db.prepare(
-      "INSERT INTO sessions (id, source, scenario, guest_path, guest_hash, policy, tool_version, host, kernel, "
-      "command_line, config_json, started_at, complete) VALUES (1,?,?,?,?,?,?,?,?,?,?,?,0)");
+  schema::SessionRow row;
+  row.source = to_string(info.source);
+  row.scenario = info.scenario;
+  row.guest_path = info.guest_path;
+  row.guest_hash = info.guest_hash;
+  row.policy = info.policy;
+  row.tool_version = info.tool_version.empty() ? std::string(ES_TOOL_VERSION) : info.tool_version;
+  row.host = info.host.empty() ? host : info.host;
+  row.kernel = info.kernel.empty() ? kernel : info.kernel;
+  row.command_line = info.command_line;
+  row.config_json = info.config_json.empty() ? std::string("{}") : info.config_json;
+  row.started_at = iso8601_utc(info.started_at);
+  auto ins = db.prepare(schema::session_start_sql());
   if (!ins) return make_error(schema::describe_sqlite_error(path, "writing", db.errcode(), ins.error()));
-  ins->bind(1, std::string_view(to_string(info.source)));
-  ins->bind(2, info.scenario);
-  ins->bind(3, info.guest_path);
-  ins->bind(4, info.guest_hash);
-  ins->bind(5, info.policy);
-  ins->bind(6, info.tool_version.empty() ? std::string(ES_TOOL_VERSION) : info.tool_version);
-  ins->bind(7, info.host.empty() ? host : info.host);
-  ins->bind(8, info.kernel.empty() ? kernel : info.kernel);
-  ins->bind(9, info.command_line);
-  ins->bind(10, info.config_json.empty() ? std::string("{}") : info.config_json);
-  ins->bind(11, iso8601_utc(info.started_at));
+  schema::bind_session_start(*ins, row);
   if (ins->step() != SQLITE_DONE)
     return make_error(schema::describe_sqlite_error(path, "writing", db.errcode(), db.errmsg()));
   ins = db::Stmt();
@@ -167,7 +168,7 @@ Result<void> Recorder::prepare_statements() {
   auto code = db_.prepare("INSERT INTO code (rip, bytes) VALUES (?, ?)");
   if (!code) return make_error(schema::describe_sqlite_error(path_, "preparing", db_.errcode(), code.error()));
   insert_code_ = std::move(code).value();
-  auto drops = db_.prepare("UPDATE sessions SET records_dropped = ?, source_dropped = ? WHERE id = 1");
+  auto drops = db_.prepare(schema::session_drops_sql());
   if (!drops) return make_error(schema::describe_sqlite_error(path_, "preparing", db_.errcode(), drops.error()));
   update_drops_ = std::move(drops).value();
   return {};
@@ -295,8 +296,10 @@ void Recorder::write_batch(std::vector<es_record>& batch) {
     }
     const uint64_t source_dropped = source_dropped_.load(std::memory_order_relaxed);
     if (error.empty() && (records_dropped != stored_records_dropped_ || source_dropped != stored_source_dropped_)) {
-      update_drops_.bind_u64(1, records_dropped);
-      update_drops_.bind_u64(2, source_dropped);
+      schema::SessionRow drops;
+      drops.records_dropped = records_dropped;
+      drops.source_dropped = source_dropped;
+      schema::bind_session_drops(update_drops_, drops);
       const int rc = update_drops_.step();
       update_drops_.reset();
       if (rc != SQLITE_DONE) error = schema::describe_sqlite_error(db_, "writing");
@@ -390,17 +393,17 @@ Result<void> Recorder::finish(const RunEnd& end) {
     steps_.reset();
     if (!r) return stopped(r.error());
   }
-  auto up = db_.prepare(
-      "UPDATE sessions SET ended_at = ?, complete = 1, end_reason = ?, end_detail = ?, event_count = ?, "
-      "exit_count = ?, records_dropped = ?, source_dropped = ? WHERE id = 1");
+  auto up = db_.prepare(schema::session_end_sql());
   if (!up) return stopped(schema::describe_sqlite_error(db_, "finishing"));
-  up->bind(1, iso8601_utc(std::chrono::system_clock::now()));
-  up->bind(2, int64_t{end.end_reason});
-  up->bind(3, end.detail);
-  up->bind_u64(4, stats_.written);
-  up->bind_u64(5, exit_count_);
-  up->bind_u64(6, stats_.dropped);
-  up->bind_u64(7, end.source_dropped);
+  schema::SessionRow row;
+  row.ended_at = iso8601_utc(std::chrono::system_clock::now());
+  row.end_reason = end.end_reason;
+  row.end_detail = end.detail;
+  row.event_count = stats_.written;
+  row.exit_count = exit_count_;
+  row.records_dropped = stats_.dropped;
+  row.source_dropped = end.source_dropped;
+  schema::bind_session_end(*up, row);
   if (auto r = db_.exec("BEGIN"); !r) return stopped(schema::describe_sqlite_error(db_, "finishing"));
   if (up->step() != SQLITE_DONE ||
       !db_.exec("INSERT OR REPLACE INTO vcpus (vcpu, first_event, last_event, event_count) "

@@ -65,7 +65,7 @@ struct Divergence {
 
 struct Side {
   std::string path;
-  replay::SessionInfo session;
+  replay::SessionSummary session;
   uint64_t compared_events = 0;
   uint64_t violations = 0;  // ES_KIND_VIOLATION records
 };

@@ -293,7 +293,7 @@ std::string chain_title(const replay::Chain& c) {
 }
 
 std::vector<std::pair<std::string, std::string>> session_facts(const ExportContext& ctx) {
-  const replay::SessionInfo& s = ctx.session;
+  const replay::SessionSummary& s = ctx.session;
   std::vector<std::pair<std::string, std::string>> rows;
   rows.emplace_back("recording", ctx.recording_name());
   rows.emplace_back("source", s.source + (s.tool_version.empty() ? "" : " (exitscope " + s.tool_version + ")"));

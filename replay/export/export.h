@@ -82,7 +82,7 @@ struct ExportContext {
   replay::Recording& recording;
   const ExportOptions& options;
   Output& out;
-  replay::SessionInfo session;
+  replay::SessionSummary session;
   bool chains_loaded = false;         // chains / chain_by_id are filled
   std::vector<replay::Chain> chains;  // every chain of the recording, by id
   std::unordered_map<uint64_t, const replay::Chain*> chain_by_id;

@@ -5,6 +5,7 @@
 
 #include "probes/recorder/output_file.h"
 #include "replay/chain_steps.h"
+#include "schema/session_row.h"
 #include "schema/sqlite_db.h"
 
 namespace es::import {
@@ -55,13 +56,9 @@ Result<void> PartialRecording::commit(const recorder::RunEnd& end, const Session
   if (!update.host.empty() || !update.kernel.empty() || !update.config_json.empty()) {
     auto db = db::Db::open(partial_, SQLITE_OPEN_READWRITE);
     if (!db) return fail("cannot reopen '" + partial_ + "' to store the import's summary: " + db.error() + ".");
-    auto st = db->prepare(
-        "UPDATE sessions SET host = COALESCE(NULLIF(?1, ''), host), kernel = COALESCE(NULLIF(?2, ''), kernel), "
-        "config_json = COALESCE(NULLIF(?3, ''), config_json)");
+    auto st = db->prepare(schema::session_summary_sql());
     if (!st) return fail("cannot store the import's summary in '" + partial_ + "': " + st.error() + ".");
-    st->bind(1, update.host);
-    st->bind(2, update.kernel);
-    st->bind(3, update.config_json);
+    schema::bind_session_summary(*st, update.host, update.kernel, update.config_json);
     if (st->step() != SQLITE_DONE)
       return fail("cannot store the import's summary in '" + partial_ + "': " + db->errmsg() + ".");
   }

@@ -106,7 +106,7 @@ class TraceDatImport : public ::testing::Test {
 struct Recorded {
   import::ImportStats stats;
   std::vector<es_record> events;
-  replay::SessionInfo session;
+  replay::SessionSummary session;
 };
 
 Recorded import_into_db(const std::string& dat, const std::string& db_name) {
