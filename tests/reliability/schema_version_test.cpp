@@ -6,13 +6,16 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "replay/recording.h"
 #include "schema/event_row.h"
 #include "schema/migrations.h"
+#include "schema/session_row.h"
 #include "schema/sqlite_db.h"
 #include "tests/support/cli_run.h"
 
@@ -343,4 +346,93 @@ TEST(SchemaVersions, EventRowRoundTripsEveryFieldAtItsWidestValue) {
   EXPECT_EQ(std::memcmp(&back[0], &wide, sizeof wide), 0);
   EXPECT_EQ(std::memcmp(&back[1], &zero, sizeof zero), 0);
   EXPECT_EQ(query(p, "SELECT count(*) FROM events WHERE id = 2 AND origin IS NULL AND extra IS NULL"), 1);
+}
+
+// schema/session_row.h: a sessions row written the way the recorder writes it (start fields at
+// open, drop counts while recording, end fields at finish) reads back column for column at the
+// widest value of every column (id and counts using all 64 bits, end_reason at 2^32 - 1, text
+// of every non-NUL byte, 64 KiB long), and replay's SessionSummary carries the same row. A row
+// only started reads as incomplete with NULL end fields.
+TEST(SchemaVersions, SessionRowRoundTripsEveryColumnAtItsWidestValue) {
+  std::string bytes;
+  for (size_t i = 0; i < 65536; ++i) bytes += static_cast<char>(1 + i % 255);
+  auto text = [&](char tag) { return std::string(1, tag) + bytes; };
+  es::schema::SessionRow wide;
+  wide.id = INT64_MAX;
+  wide.source = text('s');
+  wide.scenario = text('c');
+  wide.guest_path = text('p');
+  wide.guest_hash = text('h');
+  wide.policy = text('o');
+  wide.tool_version = text('t');
+  wide.host = text('H');
+  wide.kernel = text('k');
+  wide.command_line = text('l');
+  wide.config_json = text('j');
+  wide.started_at = text('a');
+  wide.ended_at = text('e');
+  wide.complete = true;
+  wide.end_reason = UINT32_MAX;
+  wide.end_detail = text('d');
+  // All 64 bits used, a different value each, so two columns swapped cannot read back equal.
+  wide.event_count = UINT64_MAX;
+  wide.exit_count = UINT64_MAX - 1;
+  wide.records_dropped = UINT64_MAX - 2;
+  wide.source_dropped = UINT64_MAX - 3;
+
+  auto read_back = [](es::db::Db& db) {
+    es::schema::SessionRow row;
+    auto st = db.prepare(es::schema::session_select_sql());
+    EXPECT_TRUE(st) << st.error();
+    if (!st) return row;
+    EXPECT_EQ(st->step(), SQLITE_ROW) << db.errmsg();
+    es::schema::read_session_row(*st, row);
+    return row;
+  };
+  auto run = [](es::db::Db& db, std::string_view sql, auto bind) {
+    auto st = db.prepare(sql);
+    ASSERT_TRUE(st) << st.error();
+    bind(*st);
+    ASSERT_EQ(st->step(), SQLITE_DONE) << db.errmsg();
+  };
+
+  const std::string p = es::test::process_tmp("session_row.db");
+  fs::remove(p);
+  {
+    auto db = es::db::Db::open(p, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    ASSERT_TRUE(db) << db.error();
+    ASSERT_TRUE(es::schema::migrate(*db));
+    run(*db, es::schema::session_start_sql(), [&](es::db::Stmt& s) { es::schema::bind_session_start(s, wide); });
+    es::schema::SessionRow started = wide;
+    started.ended_at.clear();
+    started.complete = false;
+    started.end_reason.reset();
+    started.end_detail.clear();
+    started.event_count = started.exit_count = started.records_dropped = started.source_dropped = 0;
+    EXPECT_TRUE(read_back(*db) == started) << "the start fields, and NULL / 0 for the rest";
+    EXPECT_EQ(*db->query_int("SELECT count(*) FROM sessions WHERE ended_at IS NULL AND end_reason IS NULL AND "
+                             "end_detail IS NULL AND complete = 0"),
+              1);
+    run(*db, es::schema::session_drops_sql(), [&](es::db::Stmt& s) { es::schema::bind_session_drops(s, wide); });
+    started.records_dropped = wide.records_dropped;
+    started.source_dropped = wide.source_dropped;
+    EXPECT_TRUE(read_back(*db) == started) << "the drop counts while recording";
+    run(*db, es::schema::session_end_sql(), [&](es::db::Stmt& s) { es::schema::bind_session_end(s, wide); });
+    EXPECT_TRUE(read_back(*db) == wide) << "every column after finish";
+    EXPECT_EQ(*db->query_int("SELECT end_reason FROM sessions"), int64_t{UINT32_MAX});
+    EXPECT_EQ(*db->query_int("SELECT id FROM sessions"), INT64_MAX);
+  }
+
+  // replay's reader: the same row, and event_count counted from events (none here).
+  auto rec = es::replay::Recording::open(p);
+  ASSERT_TRUE(rec) << rec.error();
+  auto summary = rec->session(es::replay::Recording::Detail::Summary);
+  ASSERT_TRUE(summary) << summary.error();
+  es::schema::SessionRow expected = wide;
+  expected.event_count = 0;
+  EXPECT_TRUE(static_cast<const es::schema::SessionRow&>(*summary) == expected);
+  auto drops = rec->drop_counts();
+  ASSERT_TRUE(drops) << drops.error();
+  EXPECT_EQ(drops->recorder, UINT64_MAX - 2);
+  EXPECT_EQ(drops->source, UINT64_MAX - 3);
 }
