@@ -16,6 +16,7 @@
 #include "replay/format.h"
 #include "replay/names.h"
 #include "replay/recording.h"
+#include "replay/summary.h"
 
 namespace es::cli {
 
@@ -25,13 +26,6 @@ constexpr OptionSpec kOptions[] = {
     {"chain", "N", "only chain N (its root event id)"},
     {"outcome", "O", "only chains with this outcome (delivered, lost, \"triple fault\", ...)"},
 };
-
-std::string chain_title(uint64_t id, uint32_t event_word, bool root_found) {
-  std::string s = arch::describe(arch::EntryIntrInfo(event_word));
-  if (!root_found) s += " (root #" + std::to_string(id) + " not recorded)";
-  return s;
-}
-std::string chain_title(const replay::Chain& c) { return chain_title(c.id, c.event_word, c.root_found); }
 
 // What a chain's story says of another chain it names: its title and outcome. 16 bytes a
 // chain, kept in id order, so `chains` streams a 100 M-event recording (issue #18) where it
@@ -54,7 +48,7 @@ class Briefs {
   }
   std::string title(uint64_t id) const {
     const ChainBrief* b = find(id);
-    return b ? chain_title(b->id, b->event_word, b->root_found) : "?";
+    return b ? replay::chain_event_text(b->id, b->event_word, b->root_found) : "?";
   }
 
  private:
@@ -103,9 +97,9 @@ const replay::Event* find_event(const replay::Chain& c, uint64_t id) {
 
 void print_chain(const replay::Chain& c, const Briefs& by_id, replay::Vendor vendor) {
   const es_record* first = c.root_found ? &c.root.rec : &c.events.front().rec;
-  std::printf("chain %llu: %s  L%u vcpu%u  t=%s%s\n", static_cast<unsigned long long>(c.id), chain_title(c).c_str(),
-              first->level, first->vcpu, replay::format_time(first->time_ns).c_str(),
-              c.inferred ? "  [inferred links]" : "");
+  std::printf("chain %llu: %s  L%u vcpu%u  t=%s%s\n", static_cast<unsigned long long>(c.id),
+              replay::chain_event_text(c).c_str(), first->level, first->vcpu,
+              replay::format_time(first->time_ns).c_str(), c.inferred ? "  [inferred links]" : "");
   std::vector<std::string> tags;  // the levels / deciders this chain crossed, in order of appearance
   for (const auto& ev : c.events) {
     const std::string t = level_tag(ev.rec);

@@ -10,6 +10,7 @@
 #include "replay/import/text_import.h"
 #include "replay/names.h"
 #include "replay/recording.h"
+#include "replay/summary.h"
 
 #ifdef ES_HAVE_KVM
 #include "probes/kvm/kvm_record.h"
@@ -50,82 +51,47 @@ int cmd_info(int argc, char** argv) {
       (out += replay::terminal_safe(std::string_view(text).substr(start, nl - start))) += '\n';
     return out + replay::terminal_safe(std::string_view(text).substr(start));
   };
-  std::printf("recording:  %s\n", safe(rec->path()).c_str());
-  std::printf("source:     %s\n", safe(s->source).c_str());
-  std::printf("scenario:   %s\n", s->scenario.empty() ? "-" : safe(s->scenario).c_str());
-  std::printf("guest:      %s%s%s\n", s->guest_path.empty() ? "-" : safe(s->guest_path).c_str(),
-              s->guest_hash.empty() ? "" : "  ", safe(s->guest_hash).c_str());
-  std::printf("policy:     %s\n", s->policy.empty() ? "-" : safe(s->policy).c_str());
-  std::printf("tool:       exitscope %s\n", safe(s->tool_version).c_str());
-  std::printf("host:       %s\n", safe(s->host).c_str());
-  std::printf("command:    %s\n", s->command_line.empty() ? "-" : safe(s->command_line).c_str());
-  std::printf("started:    %s\n", safe(s->started_at).c_str());
-  // Migration steps this file went through (schema v2's schema_history; none if created current).
-  if (auto h = rec->db().prepare("SELECT version, from_version, migrated_at, tool_version, source_file "
-                                 "FROM schema_history ORDER BY version")) {
-    while (h->step() == SQLITE_ROW) {
-      const std::string from = h->col_text(4);
-      std::printf("schema:     v%lld from v%lld on %s by exitscope %s%s%s\n", static_cast<long long>(h->col_i64(0)),
-                  static_cast<long long>(h->col_i64(1)), safe(h->col_text(2)).c_str(), safe(h->col_text(3)).c_str(),
-                  from.empty() ? " (in place)" : ", copied from ", safe(from).c_str());
-    }
-  }
-  if (const std::string imp = import::describe_import_config(s->config_json); !imp.empty())
-    std::printf("import:     %s\n", safe_lines(imp).c_str());
+  // The session's facts (replay::session_facts), with what only this command reads from the
+  // file beside them: the migration history and the source's configuration after the start
+  // time, the guest's exit code after the run end, the vCPU map after the vCPUs.
+  for (const replay::SessionFact& f : replay::session_facts(*s, rec->path(), replay::SessionFactsFor::Info)) {
+    std::printf("%-12s%s\n", (f.label + ":").c_str(), safe(f.value).c_str());
+    if (f.label == "started") {
+      // Migration steps this file went through (schema v2's schema_history; none if created current).
+      if (auto h = rec->db().prepare("SELECT version, from_version, migrated_at, tool_version, source_file "
+                                     "FROM schema_history ORDER BY version")) {
+        while (h->step() == SQLITE_ROW) {
+          const std::string from = h->col_text(4);
+          std::printf("schema:     v%lld from v%lld on %s by exitscope %s%s%s\n", static_cast<long long>(h->col_i64(0)),
+                      static_cast<long long>(h->col_i64(1)), safe(h->col_text(2)).c_str(), safe(h->col_text(3)).c_str(),
+                      from.empty() ? " (in place)" : ", copied from ", safe(from).c_str());
+        }
+      }
+      if (const std::string imp = import::describe_import_config(s->config_json); !imp.empty())
+        std::printf("import:     %s\n", safe_lines(imp).c_str());
 #ifdef ES_HAVE_KVM
-  for (const std::string& line : kvm::describe_kvm_config(s->config_json))
-    std::printf("kvm:        %s\n", safe(line).c_str());
+      for (const std::string& line : kvm::describe_kvm_config(s->config_json))
+        std::printf("kvm:        %s\n", safe(line).c_str());
 #endif
-  if (s->complete) {
-    std::printf("status:     complete (ended %s)\n", safe(s->ended_at).c_str());
-  } else {
-    std::printf(
-        "status:     INCOMPLETE: the recorder never finished (crash or kill); events up to the last "
-        "written batch are kept\n");
-  }
-  if (s->end_reason) {
-    const std::string_view n = replay::end_reason_name(*s->end_reason);
-    std::printf("run end:    %s%s%s\n", n.empty() ? std::to_string(*s->end_reason).c_str() : std::string(n).c_str(),
-                s->end_detail.empty() ? "" : ": ", safe(s->end_detail).c_str());
-  } else {
-    std::printf("run end:    unknown\n");
-  }
-  // The guest's exit code travels in the RUN_END record of a guest exit (aux, record.h).
-  if (s->end_reason && *s->end_reason == ES_END_GUEST_EXIT) {
-    std::optional<uint32_t> code;
-    auto q = replay::query_events(rec->db(), "e.kind = ? AND e.reason = ?", {ES_KIND_RUN_END, ES_END_GUEST_EXIT},
-                                  [&](const replay::Event& e) {
-                                    code = e.rec.aux;
-                                    return true;
-                                  });
-    if (!q) {
-      std::fprintf(stderr, "exitscope info: %s\n", q.error().c_str());
-      return 2;
+    } else if (f.label == "run end" && s->end_reason && *s->end_reason == ES_END_GUEST_EXIT) {
+      // The guest's exit code travels in the RUN_END record of a guest exit (aux, record.h).
+      std::optional<uint32_t> code;
+      auto q = replay::query_events(rec->db(), "e.kind = ? AND e.reason = ?", {ES_KIND_RUN_END, ES_END_GUEST_EXIT},
+                                    [&](const replay::Event& e) {
+                                      code = e.rec.aux;
+                                      return true;
+                                    });
+      if (!q) {
+        std::fprintf(stderr, "exitscope info: %s\n", q.error().c_str());
+        return 2;
+      }
+      if (code) std::printf("exit code:  %u (the guest's, port 0xF4)\n", *code);
+    } else if (f.label == "vcpus") {
+      // Events of several VMs (issue #16): which VM and vCPU id each recorded vCPU is.
+      for (const std::string& line : import::describe_vcpu_map(s->config_json))
+        std::printf("            %s\n", safe(line).c_str());
     }
-    if (code) std::printf("exit code:  %u (the guest's, port 0xF4)\n", *code);
   }
-  std::printf("events:     %llu  (time %s .. %s s)\n", static_cast<unsigned long long>(s->event_count),
-              replay::format_time(s->first_time_ns).c_str(), replay::format_time(s->last_time_ns).c_str());
-  std::printf("dropped:    %llu by the recorder, %llu by the source\n",
-              static_cast<unsigned long long>(s->records_dropped), static_cast<unsigned long long>(s->source_dropped));
-  // The same definition as record's summary: "VM exits" are the VM_EXIT records, exits to L0;
-  // those L0 reflected to L1 are NESTED_EXIT records, said beside them (issue #20 item 9).
-  uint64_t exits = 0, nested = 0;
-  for (auto [kind, n] : s->counts_by_kind) {
-    if (kind == ES_KIND_VM_EXIT) exits = n;
-    if (kind == ES_KIND_NESTED_EXIT) nested = n;
-  }
-  if (nested)
-    std::printf("VM exits:   %llu (%llu reflected to L1)\n", static_cast<unsigned long long>(exits),
-                static_cast<unsigned long long>(nested));
-  else
-    std::printf("VM exits:   %llu\n", static_cast<unsigned long long>(exits));
-  std::string vcpus;
-  for (uint16_t v : s->vcpus) vcpus += (vcpus.empty() ? "" : ", ") + std::to_string(v);
-  std::printf("vcpus:      %s\n", vcpus.empty() ? "-" : vcpus.c_str());
-  // Events of several VMs (issue #16): which VM and vCPU id each recorded vCPU is.
-  for (const std::string& line : import::describe_vcpu_map(s->config_json))
-    std::printf("            %s\n", safe(line).c_str());
 
   std::printf("\nevents by kind:\n");
   for (auto [kind, n] : s->counts_by_kind) {

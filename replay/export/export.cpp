@@ -6,9 +6,9 @@
 #include <system_error>
 #include <thread>
 
-#include "hv/arch/event_info.h"
 #include "replay/export/handoff.h"
 #include "replay/names.h"
+#include "replay/summary.h"
 
 namespace es::exporter {
 
@@ -274,12 +274,6 @@ Result<void> run_export(replay::Recording& recording, const ExportFormat& format
   return {};
 }
 
-std::string chain_event_text(const replay::Chain& c) {
-  std::string s = arch::describe(arch::EntryIntrInfo(c.event_word));
-  if (!c.root_found) s += " (root #" + std::to_string(c.id) + " not recorded)";
-  return s;
-}
-
 std::string chain_outcome_text(const replay::Chain& c) {
   std::string s(replay::to_string(c.outcome));
   if (c.outcome_event) s += " (#" + std::to_string(c.outcome_event) + ")";
@@ -293,37 +287,9 @@ std::string chain_title(const replay::Chain& c) {
 }
 
 std::vector<std::pair<std::string, std::string>> session_facts(const ExportContext& ctx) {
-  const replay::SessionSummary& s = ctx.session;
   std::vector<std::pair<std::string, std::string>> rows;
-  rows.emplace_back("recording", ctx.recording_name());
-  rows.emplace_back("source", s.source + (s.tool_version.empty() ? "" : " (exitscope " + s.tool_version + ")"));
-  if (!s.scenario.empty()) rows.emplace_back("scenario", s.scenario);
-  // The host kernel matters for KVM and imported traces; the built-in model does not use it.
-  if (s.source != "hv" && !s.kernel.empty()) rows.emplace_back("kernel", s.kernel);
-  if (!s.guest_path.empty() || !s.guest_hash.empty()) {
-    std::string g = s.guest_path;
-    if (!s.guest_hash.empty()) g += (g.empty() ? "" : " ") + s.guest_hash;
-    rows.emplace_back("guest", g);
-  }
-  if (!s.policy.empty()) rows.emplace_back("policy", s.policy);
-  rows.emplace_back("events", std::to_string(s.event_count) + " recorded, " + std::to_string(s.records_dropped) +
-                                  " dropped by the recorder, " + std::to_string(s.source_dropped) +
-                                  " dropped by the source");
-  std::string state;
-  if (s.complete) {
-    state = "complete";
-    if (s.end_reason) {
-      const std::string_view why = replay::end_reason_name(*s.end_reason);
-      state += ", ended by " + (why.empty() ? "reason " + std::to_string(*s.end_reason) : std::string(why));
-    }
-    if (!s.end_detail.empty()) state += " (" + s.end_detail + ")";
-  } else {
-    state = "INCOMPLETE (the recorder did not finish; the end of the run may be missing)";
-  }
-  rows.emplace_back("session", state);
-  if (s.event_count)
-    rows.emplace_back("time",
-                      replay::format_time(s.first_time_ns) + " s .. " + replay::format_time(s.last_time_ns) + " s");
+  for (auto& [label, value] : replay::session_facts(ctx.session, ctx.recording_name(), replay::SessionFactsFor::Report))
+    rows.emplace_back(std::move(label), std::move(value));
   // Chains by outcome, in a fixed order.
   std::string by_outcome;
   for (auto o : replay::kAllOutcomes) {

@@ -20,6 +20,7 @@
 #include "replay/chains.h"
 #include "replay/format.h"
 #include "replay/recording.h"
+#include "replay/summary.h"
 #include "schema/result.h"
 
 namespace es::exporter {
@@ -145,10 +146,11 @@ Result<void> run_export(replay::Recording& recording, const ExportFormat& format
 
 // --- helpers shared by the text and Markdown exporters (export_common.cpp) -----------------
 
-// Session facts as (label, value) rows, in display order.
+// Session facts as (label, value) rows, in display order: replay::session_facts (Report)
+// and what this export holds (chains by outcome, what is shown).
 std::vector<std::pair<std::string, std::string>> session_facts(const ExportContext& ctx);
 // "IRQ 0x20" for the chain's original event, with " (root #N not recorded)" if missing.
-std::string chain_event_text(const replay::Chain& c);
+using replay::chain_event_text;
 // "delivered (#10)"
 std::string chain_outcome_text(const replay::Chain& c);
 // The title line of a --chain export: "Chain 1: IRQ 0x20 at L1 vcpu0, 10 events, delivered (#10)".

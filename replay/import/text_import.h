@@ -110,21 +110,19 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
 Result<ImportStats> import_text_file(const std::string& file, const std::string& db, const ImportOptions& options);
 
 // The session's config_json of an import: {"import": {"file": ..., "format": ..., counts,
-// vendor, era, assumptions[, trace.dat facts]}}.
+// vendor, era, assumptions[, trace.dat facts]}}, written and read with nlohmann-json
+// (import_config.cpp).
 std::string import_config_json(const ImportStats& s, std::string_view file);
 
 // For `exitscope info` from a session's config_json, "" if it is not an import. First line:
 // "trace.txt (ftrace, vmx), 1200 lines: 1100 KVM events, 90 other, 3 unparsed (lines 7, 9, 12)";
 // then, each on its own line indented to follow "import:     ", the kernel era, the trace.dat
-// facts (host kernel, CPUs, clock, lost events) and every assumption.
+// facts (host kernel, CPUs, clock, lost events) and every assumption. A damaged JSON gives the
+// one line "configuration unreadable (its JSON is damaged)", as a KVM recording's does.
 std::string describe_import_config(std::string_view config_json);
 
 // The "vcpu_map" list of a session's config_json (an import's or a live KVM recording's): one
 // line per recorded vCPU, "vcpu 1 = VM 2 (pid 4321) vcpu 0"; empty when the events came from one VM.
 std::vector<std::string> describe_vcpu_map(std::string_view config_json);
-
-// A JSON string's contents for `s` (quotes, backslashes and control characters escaped), for
-// the config_json of sessions: the recorder's (probes/recorder/session_info.h).
-using recorder::json_escape;
 
 }  // namespace es::import
