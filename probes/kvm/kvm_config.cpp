@@ -2,29 +2,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "probes/recorder/config_text.h"
+
 namespace es::kvm {
 
 namespace {
 
 // ordered_json: the keys stay in the order written (the order recordings on disk have).
 using Json = nlohmann::ordered_json;
-
-// `j` as one line with ", " after each item and ": " after each key: nlohmann's indented dump
-// puts every item on a line of its own after ",\n" (indent 0: no spaces), and a string never
-// holds a raw newline (dump escapes it), so joining the lines gives the stored form.
-std::string one_line(const Json& j) {
-  const std::string lines = j.dump(0, ' ', false, Json::error_handler_t::replace);
-  std::string out;
-  out.reserve(lines.size());
-  for (size_t i = 0; i < lines.size(); ++i) {
-    if (lines[i] != '\n') {
-      out += lines[i];
-    } else if (!out.empty() && out.back() == ',') {
-      out += ' ';
-    }
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -68,7 +53,7 @@ std::string to_json(const KvmStoredConfig& c) {
   }
   Json j;
   j["kvm"] = std::move(k);
-  return one_line(j);
+  return recorder::config_text(j);
 }
 
 std::vector<std::string> describe_kvm_config(std::string_view text) {
@@ -95,7 +80,7 @@ std::vector<std::string> describe_kvm_config(std::string_view text) {
     const auto it = k.find(key);
     if (it == k.end() || !it->is_array()) return {};
     std::string l;
-    for (const Json& v : *it) l += (l.empty() ? "" : ", ") + one_line(v);
+    for (const Json& v : *it) l += (l.empty() ? "" : ", ") + recorder::config_text(v);
     return l;
   };
   const std::string vendor = str(k, "vendor"), era = str(k, "era");

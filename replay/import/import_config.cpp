@@ -2,6 +2,8 @@
 // read through nlohmann-json (issue #19), never by string concatenation or by searching the text.
 #include <nlohmann/json.hpp>
 
+#include "probes/recorder/config_text.h"
+
 #include "replay/import/text_import.h"
 
 namespace es::import {
@@ -10,23 +12,6 @@ namespace {
 
 // ordered_json: the keys stay in the order written, the order recordings on disk have.
 using Json = nlohmann::ordered_json;
-
-// `j` on one line with ", " after each item and ": " after each key, the form imports stored
-// before nlohmann-json (and live KVM recordings store, probes/kvm/kvm_config.cpp): the indented
-// dump puts each item on a line of its own after ",\n" (indent 0: no leading spaces) and a
-// string never holds a raw newline (dump escapes it), so joining the lines gives that form.
-std::string one_line(const Json& j) {
-  const std::string lines = j.dump(0, ' ', false, Json::error_handler_t::replace);  // bad UTF-8 -> U+FFFD
-  std::string out;
-  out.reserve(lines.size());
-  for (const char c : lines) {
-    if (c != '\n')
-      out += c;
-    else if (!out.empty() && out.back() == ',')
-      out += ' ';
-  }
-  return out;
-}
 
 // Imports written before nlohmann-json copied the bytes of file names and trace text as they
 // were, so an old recording may hold invalid UTF-8, which the parser refuses: each such byte
@@ -117,7 +102,7 @@ std::string import_config_json(const ImportStats& s, std::string_view file) {
   }
   Json j;
   j["import"] = std::move(i);
-  return one_line(j);
+  return recorder::config_text(j);
 }
 
 std::vector<std::string> describe_vcpu_map(std::string_view text) {
