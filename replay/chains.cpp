@@ -1381,15 +1381,21 @@ Result<void> materialize_chains(db::Db& db) {
   return {};
 }
 
+Result<bool> chain_figures_current(db::Db& db) {
+  auto stamped = db.query_int("SELECT count(*) FROM chain_rules WHERE version = " + std::to_string(kChainRulesVersion));
+  if (!stamped) return make_error(stamped.error());
+  return *stamped == 1;
+}
+
 Result<bool> store_chain_figures(db::Db& db) {
   auto fail = [&](std::string_view msg) {
     return make_error(schema::describe_sqlite_error(db.path(), "writing chains of", db.errcode(), msg));
   };
-  auto stamped = db.query_int("SELECT count(*) FROM chain_rules WHERE version = " + std::to_string(kChainRulesVersion));
-  if (!stamped) return fail(stamped.error());
+  auto current = chain_figures_current(db);
+  if (!current) return fail(current.error());
   auto indexed = db.query_int("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_origin'");
   if (!indexed) return fail(indexed.error());
-  if (*stamped == 1 || *indexed == 0) return false;
+  if (*current || *indexed == 0) return false;
   if (auto r = schema::create_indexes(db); !r) return make_error(r.error());
   if (auto r = materialize_chains(db); !r) return make_error(r.error());
   return true;

@@ -185,6 +185,8 @@ Result<void> materialize_chains(db::Db& db);
 // readers walk its events) or with current figures. Returns whether it wrote. Cost: one walk of
 // the chains (BENCHMARKS.md "Stats").
 Result<bool> store_chain_figures(db::Db& db);
+// Whether the chains table holds this build's figures: one chain_rules stamp of kChainRulesVersion.
+Result<bool> chain_figures_current(db::Db& db);
 
 // The chains of a recording decided while it is written (issue #18: finishing a recording read
 // every chain member back, a fifth of an import's time). The recorder's writer hands over each

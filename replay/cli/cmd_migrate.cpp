@@ -71,9 +71,7 @@ int cmd_migrate(int argc, char** argv) {
   if (*version == schema::kSchemaVersion) {
     // At the current schema, the stored chain figures (v3) may still be another build's: decided
     // by other chain rules (chain_rules' stamp), or never stored. --in-place stores this build's.
-    auto stamped =
-        db->query_int("SELECT count(*) FROM chain_rules WHERE version = " + std::to_string(replay::kChainRulesVersion));
-    if (stamped && *stamped == 1) {
+    if (auto figures = replay::chain_figures_current(*db); figures && *figures) {
       std::printf("%s is already at schema %s; nothing to do.\n", quote(path).c_str(), current.c_str());
       return 0;
     }
