@@ -40,8 +40,9 @@ struct SessionSummary : schema::SessionRow {
   std::vector<uint16_t> vcpus;
 };
 
-// Records that never reached the file (sessions.records_dropped / source_dropped). Known
-// once the recorder finished; an incomplete session reports 0 (the counts are written at the end).
+// Records that never reached the file (sessions.records_dropped / source_dropped). The
+// recorder stores the counts so far with every committed batch, so an incomplete (killed)
+// session reports what was dropped up to its last commit; a finished one, every drop.
 struct DropCounts {
   uint64_t recorder = 0;  // the recorder's queue was full (drop mode) or rows were rejected
   uint64_t source = 0;    // lost before the recorder (e.g. the KVM BPF ring buffer was full)
