@@ -100,7 +100,7 @@ std::optional<Refusal> refusal_in_log() {
       while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
       if (line.empty() || line[0] == ';' || line.rfind("--", 0) == 0 || line.rfind("libbpf:", 0) == 0 ||
           line.rfind("processed ", 0) == 0 || line.rfind("verification time", 0) == 0 ||
-          line.rfind("stack depth", 0) == 0 || (line[0] >= '0' && line[0] <= '9') || line.rfind("R", 0) == 0)
+          line.rfind("stack depth", 0) == 0 || (line[0] >= '0' && line[0] <= '9') || line[0] == 'R')
         continue;
       said.push_back(line);
     }

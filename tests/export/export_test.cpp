@@ -139,7 +139,7 @@ TEST_F(ExportTest, TextHasSessionFactsDecodedEventsAndIndentedChains) {
   const size_t ept = line_with("#" + std::to_string(fx_.ept_exit) + " ");
   ASSERT_LT(raise, lines.size());
   ASSERT_LT(ept, lines.size());
-  EXPECT_EQ(lines[raise].rfind("#", 0), 0u) << lines[raise];
+  EXPECT_EQ(lines[raise].rfind('#', 0), 0u) << lines[raise];
   EXPECT_EQ(lines[ept].rfind("    #", 0), 0u) << lines[ept];
   std::string ept_text;
   for (size_t i = ept; i < lines.size() && (i == ept || lines[i].rfind("            ", 0) == 0); ++i)

@@ -1302,7 +1302,7 @@ std::string lines_of_thread(const std::string& file, const std::string& thread, 
   std::ifstream in(file);
   std::string text;
   for (std::string line; std::getline(in, line);)
-    if (line.rfind("#", 0) == 0 || line.find(thread + " ") != std::string::npos) text += line + "\n";
+    if (line.rfind('#', 0) == 0 || line.find(thread + " ") != std::string::npos) text += line + "\n";
   return write_tmp_line(out_name, text);
 }
 
