@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <set>
 #include <thread>
 
 #include "probes/kvm/kvm_loader.h"
@@ -214,6 +215,7 @@ Result<RecordResult> record_kvm(const RecordOptions& o, RecordObserver& observer
   kvmtrace::Linker linker;
   VcpuMap vcpus;
   uint64_t kvm_events = 0, filtered = 0, undecodable = 0;  // the pipeline's; read after join()
+  std::set<uint32_t> vcpu_vms;  // --vcpu: the processes (VMs) whose vCPU N passed; read after join()
   const uint64_t t0 = monotonic_ns();
   const Decoder& dec = p.decoder();
   recorder::Recorder& recr = **rec;
@@ -240,6 +242,7 @@ Result<RecordResult> record_kvm(const RecordOptions& o, RecordObserver& observer
           ++filtered;
           continue;
         }
+        if (o.vcpu >= 0 && !apic && vcpu_vms.size() < 8) vcpu_vms.insert(e.tgid);
         linker.add(t, e.time_ns > t0 ? e.time_ns - t0 : 0);  // no line number: recorded live
       }
       spool.done(chunk.size());
@@ -372,6 +375,18 @@ Result<RecordResult> record_kvm(const RecordOptions& o, RecordObserver& observer
                            (!o.command.empty()
                                 ? "it and the processes it starts were traced: did it run a guest (KVM_RUN)?"
                                 : "did a guest run (KVM_RUN) while recording, on this kernel's KVM?"));
+  // --vcpu N names a vCPU id, which every VM numbers from 0: without --pid it keeps vCPU N of
+  // each VM that ran (the recording numbers them apart, issue #16). Say so rather than let a
+  // second VM's events pass for the one the user meant.
+  if (vcpu_vms.size() > 1) {
+    std::string pids;
+    for (uint32_t t : vcpu_vms) pids += (pids.empty() ? "" : ", ") + std::to_string(t);
+    res.warnings.push_back("--vcpu " + std::to_string(o.vcpu) + " kept vCPU " + std::to_string(o.vcpu) + " of " +
+                           (vcpu_vms.size() >= 8 ? "8 or more" : std::to_string(vcpu_vms.size())) + " VMs (processes " +
+                           pids + (vcpu_vms.size() >= 8 ? ", ..." : "") +
+                           "), each a vCPU of its own in the recording; give --pid PID to keep one VM's vCPU " +
+                           std::to_string(o.vcpu));
+  }
   observer.finished(res);
   plugins.unload_all();  // at-exit callbacks (the plugins' own output), after DB is complete
   res.plugin_crashed = plugins.crash().has_value();

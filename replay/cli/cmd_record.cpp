@@ -61,7 +61,7 @@ constexpr es::cli::OptionSpec kRecordOptions[] = {
      "K=V options reach it as its arguments, e.g. es_exit_counts.so:out=exits.csv"},
     {"kvm", "", "record a real KVM host with eBPF instead (root; see below)"},
     {"pid", "PID", "--kvm: only the VMM process PID (default: every process, or the command)"},
-    {"vcpu", "N", "--kvm: only vCPU N"},
+    {"vcpu", "N", "--kvm: only vCPU N (the VM's own id: of every VM unless --pid)"},
     {"duration", "SECONDS", "--kvm: stop after SECONDS (default: Ctrl-C, or when the command exits)"},
     {"events", "LIST", "--kvm: tracepoints, comma-separated (kvm_exit,kvm_entry,... or exit,entry,...; default all)"},
     {"attach", "HOW",
