@@ -79,7 +79,23 @@ int cmd_check(int argc, char** argv) {
   std::unordered_set<uint64_t> named;
   for (const check::Violation& v : *found)
     if (v.chain) named.insert(v.chain);
-  if (named.size() <= 64) {
+  // A recording that holds this build's chain figures (replay::chain_figures_current: the
+  // writer's chain builder stored every row with these rules) gives each word from its chains
+  // row, one lookup by id; reading the chain and its links for it read every member again (a
+  // reinjection livelock is one chain of the whole recording: half of `check`'s time).
+  bool stored = false;
+  if (auto current = replay::chain_figures_current(rec->db()); current && *current) {
+    auto st = rec->db().prepare("SELECT event_word FROM chains WHERE id = ?");
+    stored = static_cast<bool>(st);
+    for (auto it = named.begin(); stored && it != named.end(); ++it) {
+      st->bind_u64(1, *it);
+      if (st->step() == SQLITE_ROW) chain_word[*it] = static_cast<uint32_t>(st->col_u64(0));
+      st->reset();
+    }
+  }
+  if (stored) {
+    // every word read above
+  } else if (named.size() <= 64) {
     for (uint64_t id : named) {
       auto chains = replay::load_chain_and_links(*rec, id);
       if (chains && !chains->empty() && chains->front().id == id) chain_word[id] = chains->front().event_word;
