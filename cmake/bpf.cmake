@@ -27,6 +27,9 @@ function(es_bpf_skeleton)
   file(RELATIVE_PATH rel ${PROJECT_SOURCE_DIR} ${src})
   get_filename_component(rel_dir ${rel} DIRECTORY)
   get_filename_component(stem ${src} NAME_WE)  # kvm.bpf.c -> kvm
+  # The program sees what its folder's C++ sees (cmake/layers.cmake): its own folder through the
+  # layer view build/layers/<folder>, and the ABI headers; not the whole source tree.
+  string(REPLACE "/" "+" slug "${rel_dir}")
   set(out_dir ${PROJECT_BINARY_DIR}/bpf/${rel_dir})
   set(obj ${out_dir}/${stem}.bpf.o)
   set(skel ${out_dir}/${stem}.skel.h)
@@ -34,7 +37,7 @@ function(es_bpf_skeleton)
     OUTPUT ${obj}
     COMMAND ${CMAKE_COMMAND} -E make_directory ${out_dir}
     COMMAND ${ES_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror
-            -I/usr/include/${ES_MULTIARCH} -I${PROJECT_SOURCE_DIR} -I${PROJECT_SOURCE_DIR}/probes/include
+            -I/usr/include/${ES_MULTIARCH} -I${PROJECT_BINARY_DIR}/layers/${slug} -I${PROJECT_SOURCE_DIR}/probes/include
             -MD -MF ${obj}.d -c ${src} -o ${obj}
     DEPENDS ${src} ${A_DEPENDS}
     DEPFILE ${obj}.d

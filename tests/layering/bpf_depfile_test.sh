@@ -37,11 +37,13 @@ int probe(void* ctx) {
   return 0;
 }
 EOF
+# The toolchain is asked before configuring: a configure that fails with it present is a
+# failure of cmake/bpf.cmake, not a reason to skip (its log names libbpf even when it succeeds).
+if ! PATH="$PATH:/usr/sbin:/sbin" command -v bpftool > /dev/null || ! pkg-config --exists libbpf; then
+  echo "bpf_depfile_test: no BPF toolchain (bpftool, libbpf): skipped"
+  exit 77
+fi
 if ! cmake -S "$tmp/src" -B "$tmp/build" -G Ninja > "$tmp/configure.log" 2>&1; then
-  if grep -qE "bpftool|libbpf|clang" "$tmp/configure.log"; then
-    echo "bpf_depfile_test: no BPF toolchain (clang, bpftool, libbpf): skipped"
-    exit 77
-  fi
   cat "$tmp/configure.log"
   echo "FAIL: the probe project did not configure"
   exit 1
