@@ -84,7 +84,7 @@ chain_outcomes() {
 }
 
 # Verdicts written from the AMD APM and KVM 6.1 before the first run (each tb_*.asm says why).
-declare -A want_chains want_exits want_l2_exits want_vmenters want_levels want_l0_injections
+declare -A want_chains want_exits want_l2_exits want_vmenters want_levels want_l0_injections want_pio
 want_chains[pio]="(none)"                                       # no event injected or raised
 want_chains[mmio]="(none)"
 want_chains[irq]="IRQ 0x20 -> delivered"                     # KVM_INTERRUPT, IF=1: one injection, delivered
@@ -98,6 +98,12 @@ want_chains[escalate]="#UD -> triple fault"                  # tb_escalate.asm: 
 want_chains[nested]="IRQ 0x21 -> delivered after reinjection;IRQ 0x20 -> delivered;#UD -> delivered"
 want_vmenters[nested]="no injection;inject=IRQ 0x21;inject=#UD"     # L1's VMRUNs and their EVENTINJ
 want_levels[nested]="L2 L2 L2"
+# Port I/O (kvm_pio: "LEVEL VALUE", in order) and the exit to user space that completes each. L1
+# does not intercept IOIO, so each OUT of L2 to 0xE9 (the IRQ 0x21, IRQ 0x20 and #UD handlers'
+# and its own two) is an exit KVM keeps (nested_svm_exit_handled: NESTED_EXIT_HOST), handled in
+# L2's context by io_interception: L2(L0). L1's OUTs of each #VMEXIT code to port 0x10 (CPUID
+# 0x72, #UD 0x46, HLT 0x78) are L1's own: L1(L0). (Written from tb_nested_l1.asm and svm.c.)
+want_pio[nested]="L1(L0) 0x72;L2(L0) 0x21;L2(L0) 0x1;L2(L0) 0x20;L1(L0) 0x46;L2(L0) 0x6;L2(L0) 0x2;L1(L0) 0x78"
 # Exits other than the host's interrupts (which TCG's timer places at will), by SVM name.
 want_exits[pio]="npf io io io hlt"
 # mmio (tb_mmio.asm says why): the code page; the write to 0x20000, a GPA no memslot backs (KVM
@@ -166,6 +172,7 @@ if [ "$vendor" = vmx ]; then
   want_vectoring[nested]="EPT_VIOLATION vectoring=IRQ 0x21 gpa=0x4908"
   want_chains[nested]="IRQ 0x21 -> delivered after reinjection;#UD -> delivered"
   want_levels[nested]="L2 L2"
+  unset 'want_pio[nested]'  # L1 intercepts I/O on VMX: not written down for Bochs yet
   want_l0_injections[nested]="INJECT_REINJECTED IRQ 0x21;INJECT_REINJECTED IRQ 0x21"
 fi
 
@@ -342,6 +349,15 @@ for n in $runs; do
             $5 == "CONTEXT" && match($0, / cause=#[0-9]+/) { c = substr($0, RSTART + 8, RLENGTH - 8)
               if (lvl["#" c] ~ /^L2/ && $3 != lvl["#" c]) n++ }
             END { print n + 0 " elsewhere" }')"
+      if [ -n "${want_pio[$s]:-}" ]; then
+        expect "$n: port I/O and its level" "${want_pio[$s]}" \
+          "$(events "$db" | awk '$5 == "CONTEXT" && $6 == "kvm_pio" { sub(/^val=/, "", $9); print $3, $9 }' | paste -sd';' -)"
+        # KVM_EXIT_IO completes the port I/O just traced (kvm_pio, then the exit to user space).
+        expect "$n: exits to user space at their port I/O's level" "0 elsewhere" \
+          "$(events "$db" | awk '$5 == "CONTEXT" && $6 == "kvm_pio" { l = $3 }
+            $5 == "CONTEXT" && $6 == "kvm_userspace_exit" && $7 == "KVM_EXIT_IO" && $3 != l { n++ }
+            END { print n + 0 " elsewhere" }')"
+      fi
       if [ -n "${want_l0_injections[$s]:-}" ]; then
         # L0's own injections into L2 (kvm_inj_*), labelled L2(L0): here only the reinjections.
         expect "$n: L0's injections into L2" "${want_l0_injections[$s]}" \
