@@ -95,6 +95,21 @@ const replay::Event* find_event(const replay::Chain& c, uint64_t id) {
   return it != c.events.end() && it->rec.id == id ? &*it : nullptr;
 }
 
+// An external interrupt's injection that the source calls a reinjection although nothing before
+// it in the chain tried to deliver it (only its raise precedes it: no injection, entry or exit
+// during delivery). KVM traces an interrupt queued by user space with KVM_INTERRUPT (a VMM
+// without the in-kernel irqchip) that way: kvm_vcpu_ioctl_interrupt -> kvm_queue_interrupt sets
+// interrupt.injected, so the next entry injects it with reinjected = true (arch/x86/kvm/x86.c).
+bool first_injection_called_reinjection(const replay::Chain& c, const replay::Event& decision) {
+  if (decision.rec.reason != ES_DECISION_INJECT_REINJECTED) return false;
+  if (arch::EntryIntrInfo(decision.rec.intr_info).type() != arch::InterruptionType::ExternalInterrupt) return false;
+  for (const auto& ev : c.events) {
+    if (ev.rec.id >= decision.rec.id) break;
+    if (ev.rec.kind != ES_KIND_RAISE) return false;
+  }
+  return true;
+}
+
 void print_chain(const replay::Chain& c, const Briefs& by_id, replay::Vendor vendor) {
   const es_record* first = c.root_found ? &c.root.rec : &c.events.front().rec;
   std::printf("chain %llu: %s  L%u vcpu%u  t=%s%s\n", static_cast<unsigned long long>(c.id),
@@ -142,6 +157,12 @@ void print_chain(const replay::Chain& c, const Briefs& by_id, replay::Vendor ven
       case ES_DECISION_IMMEDIATE_EXIT:
         std::printf("  decision:    #%llu %s  [%s]\n", static_cast<unsigned long long>(id),
                     replay::describe_event_fields(*e).c_str(), level_tag(e->rec).c_str());
+        if (first_injection_called_reinjection(c, *e))
+          std::printf(
+              "               its first injection, though KVM calls it [reinjected]: no delivery of it was tried "
+              "before. KVM says so for an interrupt user space queued with KVM_INTERRUPT (no in-kernel irqchip: "
+              "kvm_queue_interrupt marks it injected before any entry), or the exit that interrupted an earlier "
+              "delivery is not in the trace\n");
         break;
       default: break;
     }

@@ -284,5 +284,30 @@ TEST(ChainsCli, AChainNamesALaterChainItWasInterruptedBy) {
   EXPECT_EQ(r.out.find("(?"), std::string::npos) << r.out;
 }
 
+// A real kernel's trace (the SVM test bed: Linux 6.1 KVM under QEMU TCG; the VMM has no in-kernel
+// irqchip and raises IRQ 0x20 with KVM_INTERRUPT). Expected from arch/x86/kvm/x86.c before the
+// run: kvm_vcpu_ioctl_interrupt -> kvm_queue_interrupt sets interrupt.injected, so the first
+// entry injects it with reinjected = true and kvm_inj_virq prints "[reinjected]" although no
+// delivery was tried; the second injection, after the NPF whose EXITINTINFO holds the IRQ (APM
+// Vol. 2 15.7.2), is a true reinjection. `chains` says so of the first decision only, and the
+// outcome stays "delivered after reinjection".
+TEST(ChainsCli, AFirstInjectionKvmCallsReinjectedIsExplained) {
+  const std::string db = test::process_tmp("kvm_interrupt.db");
+  const std::string trace = std::string(ES_SOURCE_DIR) + "/tests/data/import/testbed/svm_6_1_kvm_interrupt_irq_npf.txt";
+  const CliRun imp = run("import '" + trace + "' --quiet --force -o " + db);
+  ASSERT_EQ(imp.code, 0) << imp.err;
+  const CliRun r = run("chains " + db);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string note = "its first injection, though KVM calls it [reinjected]";
+  const size_t first = r.out.find("  decision:    #12 INJECT_REINJECTED IRQ 0x20  [L1(L0)]\n               " + note);
+  EXPECT_NE(first, std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("KVM_INTERRUPT", first), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find(note, first + 80), std::string::npos) << "said of the true reinjection too: " << r.out;
+  EXPECT_NE(
+      r.out.find("  decision:    #16 INJECT_REINJECTED IRQ 0x20  [L1(L0)]\n  outcome:     delivered after reinjection"),
+      std::string::npos)
+      << r.out;
+}
+
 }  // namespace
 }  // namespace es
