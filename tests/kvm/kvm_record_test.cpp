@@ -184,35 +184,50 @@ TEST_F(KvmRecord, RecordingMatchesWhatTheGuestDid) {
   EXPECT_TRUE(check.err.empty()) << check.err;
 }
 
-// Two VMs at once (issue #16): two es-kvm-guest processes, each a VM whose one vCPU (vcpu_id 0)
-// runs on its own thread, started by one shell. Expected from the linker's rule (linker.h): the
-// VMs are told apart by process (the tgid the probes record), so the recording has vcpus 0 and 1,
-// one per VM, each with exactly its own guest's port I/O; info maps each to its VM and pid.
-TEST_F(KvmRecord, TwoVmsAtOnceAreTwoVcpusEachWithItsOwnGuest_Issue16) {
-  const std::string out = db("two_vms.db");
-  const auto r = run_cli("record --kvm -o '" + out + "' -- sh -c \"'" + ES_KVM_GUEST_BIN + "' --loops 3 & '" +
-                         ES_KVM_GUEST_BIN + "' --loops 5; wait\"");
-  if (refused_by_machine(r)) GTEST_SKIP() << "the kernel refused: " << r.err;
-  ASSERT_EQ(r.code, 0) << r.err << r.out;
-  // The two guests' lines are interleaved on stdout: split them by their "pid P" and loop counts.
+// Two es-kvm-guest processes (--loops 3 and 5), each a VM whose one vCPU (vcpu_id 0) runs on its
+// own thread, started by one shell under `record --kvm FLAGS -o OUT`.
+es::test::CliRun record_two_vms(const std::string& out, const std::string& flags) {
+  return run_cli("record --kvm " + flags + " -o '" + out + "' -- sh -c \"'" + ES_KVM_GUEST_BIN + "' --loops 3 & '" +
+                 ES_KVM_GUEST_BIN + "' --loops 5; wait\"");
+}
+
+// The guests' "pid P" lines (the two guests' lines are interleaved on stdout).
+std::vector<int> guest_pids(const std::string& out) {
   std::vector<int> pids;
-  std::istringstream lines(r.out);
+  std::istringstream lines(out);
   for (std::string line; std::getline(lines, line);)
     if (int p = 0; std::sscanf(line.c_str(), "pid %d", &p) == 1) pids.push_back(p);
+  return pids;
+}
+
+// The number of port I/O records of each vCPU of the recording, smallest first.
+std::vector<size_t> pio_counts(es::replay::Recording& rec) {
+  std::map<uint16_t, size_t> pio_by_vcpu;
+  for (const auto& ev : all_events(rec))
+    if (ev.rec.kind == ES_KIND_CONTEXT && ev.rec.reason == ES_CONTEXT_PIO) ++pio_by_vcpu[ev.rec.vcpu];
+  std::vector<size_t> got;
+  for (const auto& [vcpu, n] : pio_by_vcpu) got.push_back(n);
+  std::sort(got.begin(), got.end());
+  return got;
+}
+
+// Two VMs at once (issue #16). Expected from the linker's rule (linker.h): the VMs are told apart
+// by process (the tgid the probes record), so the recording has vcpus 0 and 1, one per VM, each
+// with exactly its own guest's port I/O; info maps each to its VM and pid.
+TEST_F(KvmRecord, TwoVmsAtOnceAreTwoVcpusEachWithItsOwnGuest_Issue16) {
+  const std::string out = db("two_vms.db");
+  const auto r = record_two_vms(out, "");
+  if (refused_by_machine(r)) GTEST_SKIP() << "the kernel refused: " << r.err;
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  const std::vector<int> pids = guest_pids(r.out);
   ASSERT_EQ(pids.size(), 2u) << r.out;
   auto rec = es::replay::Recording::open(out);
   ASSERT_TRUE(rec) << rec.error();
   auto s = rec->session();
   ASSERT_TRUE(s) << s.error();
   EXPECT_EQ(s->vcpus, (std::vector<uint16_t>{0, 1}));
-  std::map<uint16_t, size_t> pio_by_vcpu;
-  for (const auto& ev : all_events(*rec))
-    if (ev.rec.kind == ES_KIND_CONTEXT && ev.rec.reason == ES_CONTEXT_PIO) ++pio_by_vcpu[ev.rec.vcpu];
   // es-kvm-guest --loops N: N + 1 port writes and N reads (tests/kvm/kvm_guest.asm): 7 and 11.
-  std::vector<size_t> got;
-  for (const auto& [vcpu, n] : pio_by_vcpu) got.push_back(n);
-  std::sort(got.begin(), got.end());
-  EXPECT_EQ(got, (std::vector<size_t>{7, 11}));
+  EXPECT_EQ(pio_counts(*rec), (std::vector<size_t>{7, 11}));
   const auto info = run_cli("info --no-console '" + out + "'");
   for (int p : pids)
     EXPECT_NE(info.out.find("(pid " + std::to_string(p) + ") vcpu 0\n"), std::string::npos) << info.out;
@@ -227,24 +242,14 @@ TEST_F(KvmRecord, TwoVmsAtOnceAreTwoVcpusEachWithItsOwnGuest_Issue16) {
 // and got two: stderr says so once, naming both processes and --pid.
 TEST_F(KvmRecord, VcpuWithoutPidKeepsThatVcpuOfEveryVmAndSaysSo) {
   const std::string out = db("two_vms_vcpu0.db");
-  const auto r = run_cli("record --kvm --vcpu 0 -o '" + out + "' -- sh -c \"'" + ES_KVM_GUEST_BIN + "' --loops 3 & '" +
-                         ES_KVM_GUEST_BIN + "' --loops 5; wait\"");
+  const auto r = record_two_vms(out, "--vcpu 0");
   if (refused_by_machine(r)) GTEST_SKIP() << "the kernel refused: " << r.err;
   ASSERT_EQ(r.code, 0) << r.err << r.out;
-  std::vector<int> pids;
-  std::istringstream lines(r.out);
-  for (std::string line; std::getline(lines, line);)
-    if (int p = 0; std::sscanf(line.c_str(), "pid %d", &p) == 1) pids.push_back(p);
+  const std::vector<int> pids = guest_pids(r.out);
   ASSERT_EQ(pids.size(), 2u) << r.out;
   auto rec = es::replay::Recording::open(out);
   ASSERT_TRUE(rec) << rec.error();
-  std::map<uint16_t, size_t> pio_by_vcpu;
-  for (const auto& ev : all_events(*rec))
-    if (ev.rec.kind == ES_KIND_CONTEXT && ev.rec.reason == ES_CONTEXT_PIO) ++pio_by_vcpu[ev.rec.vcpu];
-  std::vector<size_t> got;
-  for (const auto& [vcpu, n] : pio_by_vcpu) got.push_back(n);
-  std::sort(got.begin(), got.end());
-  EXPECT_EQ(got, (std::vector<size_t>{7, 11}));
+  EXPECT_EQ(pio_counts(*rec), (std::vector<size_t>{7, 11}));
   const size_t at = r.err.find("warning: --vcpu 0 kept vCPU 0 of 2 VMs (processes ");
   ASSERT_NE(at, std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("--vcpu 0 kept", at + 20), std::string::npos) << "said more than once: " << r.err;
