@@ -354,28 +354,156 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
   const bool ends_with_newline = text.back() == '\n';
   size_t pos = 0, next_release = kReleaseStep;
   uint64_t line_no = 0;
-  TraceLine t;
+  TraceLine t, jt;  // the line's own parse; a joined line's
   std::string clean_buf, join_buf;
+  // One physical line, unquoted and cleaned (into clean_buf when it needed repairs).
+  struct Physical {
+    std::string_view line;
+    size_t next = 0;  // where the line after it starts
+    bool quoted = false;
+    LineRepairs rep;
+    bool soft_break = false;  // it ends in a blank (and is not blank)
+  };
+  auto read_physical = [&](size_t at) {
+    Physical ph;
+    size_t nl = text.find('\n', at);
+    if (nl == std::string_view::npos) nl = text.size();
+    ph.next = nl + 1;
+    const std::string_view unquoted = strip_quotes(text.substr(at, nl - at), &ph.quoted);
+    ph.line = needs_no_cleaning(unquoted) ? unquoted : clean_line(unquoted, clean_buf, ph.rep);
+    ph.soft_break =
+        !ph.line.empty() && ph.line.back() == ' ' && ph.line.find_first_not_of(' ') != std::string_view::npos;
+    return ph;
+  };
+  // What every physical line counts, whatever becomes of it.
+  auto count_physical = [&](const Physical& ph) {
+    ++line_no;
+    if (ph.quoted) ++s.quoted_lines;
+    rep_non_text += ph.rep.non_text;
+    rep_cpu += ph.rep.cpu_prefix;
+    rep_marker += ph.rep.marker;
+  };
   while (pos < text.size()) {
     if (pos >= next_release) {
       release(pos);
       next_release = pos + kReleaseStep;
     }
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string_view::npos) nl = text.size();
-    const std::string_view raw = text.substr(pos, nl - pos);
-    pos = nl + 1;
-    ++line_no;
-    bool quoted = false;
-    const std::string_view unquoted = strip_quotes(raw, &quoted);
-    if (quoted) ++s.quoted_lines;
-    LineRepairs rep;
-    const std::string_view line = needs_no_cleaning(unquoted) ? unquoted : clean_line(unquoted, clean_buf, rep);
-    rep_non_text += rep.non_text;
-    rep_cpu += rep.cpu_prefix;
-    rep_marker += rep.marker;
-    const bool soft_break =
-        !line.empty() && line.back() == ' ' && line.find_first_not_of(' ') != std::string_view::npos;
+    const Physical cur = read_physical(pos);
+    pos = cur.next;
+    count_physical(cur);
+    const std::string_view line = cur.line;
+    const LineRepairs& rep = cur.rep;
+    const bool soft_break = cur.soft_break;
+    // The pending line joined to `next` (quoted_printable: without a blank, its '=' dropped),
+    // parsed into jt. Built in join_buf, which then trades places with p.joined on a commit: no
+    // allocation per join once both have grown to a line's size (a pasted trace joins every
+    // other line).
+    auto parse_joined = [&](const Physical& next, bool quoted_printable) {
+      std::string& joined = join_buf;
+      joined.assign(p.view);
+      if (quoted_printable)
+        joined.pop_back();  // the '=': the text goes on without a blank
+      else if (!joined.empty() && joined.back() != ' ')
+        joined += ' ';
+      joined += quoted_printable ? next.line : trim_left(next.line);
+      return parse_trace_line(joined, jt, perf_only, prefix_required);
+    };
+    // The joined line (jc, jt) replaces the pending one.
+    auto commit_join = [&](const Physical& next, LineClass jc) {
+      if (jc == LineClass::Event && p.t.host_cpu < 0 && jt.host_cpu < 0) jt.host_cpu = p.t.host_cpu;
+      p.joined.swap(join_buf);
+      p.view = p.joined;
+      p.cls = jc;
+      p.t = jt;
+      p.soft_break = next.soft_break;
+      p.non_text |= next.rep.non_text;
+      p.last_len = next.line.size();
+      p.qp_soft_break = !next.line.empty() && next.line.back() == '=';
+      ++s.joined_lines;
+    };
+    // Joins `line` to the pending one when the result parses as a line of the accepted class.
+    auto join = [&](bool accept_bad, bool quoted_printable = false) {
+      const LineClass jc = parse_joined(cur, quoted_printable);
+      if (jc != LineClass::Event && !(jc == LineClass::BadEvent && accept_bad)) return false;
+      commit_join(cur, jc);
+      return true;
+    };
+    // The pending line ends (its last view is kept for the cut-last-line check) and `line`, of
+    // class `cls` parsed into `lt`, becomes the pending one.
+    auto start_pending = [&](LineClass cls, const TraceLine& lt, bool trace_prefix, size_t indent) {
+      if (p.active && p.cls == LineClass::Event && static_cast<size_t>(p.t.event) < prev_of_event.size()) {
+        const size_t e = static_cast<size_t>(p.t.event);
+        if (p.view.data() == p.joined.data())
+          prev_of_event[e] = prev_copy[e] = p.view;
+        else
+          prev_of_event[e] = p.view;
+      }
+      finalize(p, false);
+      p.active = true;
+      p.cls = cls;
+      p.line_no = line_no;
+      p.view = line.data() == clean_buf.data() ? std::string_view(p.joined = std::string(line)) : line;
+      p.t = lt;
+      p.soft_break = soft_break;
+      p.non_text = rep.non_text;
+      p.trace_prefix = trace_prefix;
+      p.indent = indent == std::string_view::npos ? 0 : indent;
+      p.last_len = line.size();
+      p.qp_soft_break = !line.empty() && line.back() == '=';
+    };
+    // The common wrap of a pasted trace: a KVM line cut before its values, or a line broken by a
+    // format=flowed mailer (its last blank), goes on in a line that can only be a continuation
+    // (no ':', see continues_a_line). The rules below would join the two whenever the joined
+    // line parses as an event (and, after a KVM line that did not parse, also when it still does
+    // not): that is decided here from the joined line alone, without classifying `line` on its
+    // own first (issue #15: each wrapped line was parsed three times). Any other outcome goes
+    // through the rules below, which reach the same join again.
+    if (p.active && !p.qp_soft_break && (p.cls == LineClass::BadEvent || (p.cls == LineClass::Event && p.soft_break)) &&
+        continues_a_line(line)) {
+      const LineClass jc = parse_joined(cur, false);
+      if (jc == LineClass::Event || (jc == LineClass::BadEvent && p.cls == LineClass::BadEvent)) {
+        rep_field += rep.missing_field;  // as below, for a line that is no comment
+        rep_qp_eq += rep.qp_equals;
+        commit_join(cur, jc);
+        continue;
+      }
+    }
+    // ... and the same one step earlier: `line` breaks at a blank and the next physical line can
+    // only continue it. When the two joined parse as an event and `line` is no comment, `line`
+    // alone is an event or a KVM line that did not parse (the next line adds no ':', so the
+    // event's name and prefix are all in `line`, and a comment or header there would make the
+    // joined line one too, but for "CPU n ... is empty", hence the check). Such a line joins no pending line (only
+    // a pending quoted-printable break or a dangling prefix takes a line that is neither plain
+    // text, a continuation nor a comment: those go the long way), so it becomes the pending line
+    // and the next one joins it, as the rules would do: `line` is never parsed on its own.
+    // (Not for a line held in clean_buf: the next line is cleaned into it.)
+    if (soft_break && pos < text.size() && line.data() != clean_buf.data() &&
+        !(p.active && (p.qp_soft_break || p.cls == LineClass::DanglingPrefix)) &&
+        line.find(':') != std::string_view::npos && !is_comment_line(line)) {
+      const Physical next = read_physical(pos);
+      if (continues_a_line(next.line)) {
+        // parse_joined on `line` as the pending view (it ends in a blank: none is added).
+        join_buf.assign(line);
+        join_buf += trim_left(next.line);
+        const LineClass jc = parse_trace_line(join_buf, jt, perf_only, prefix_required);
+        if (jc == LineClass::Event) {
+          // `line`: an event or a KVM line that did not parse, no comment; its trace_prefix is
+          // read only for pending lines of other classes, and it stays an event once joined.
+          rep_field += rep.missing_field;
+          rep_qp_eq += rep.qp_equals;
+          // Its own parse is not needed: commit_join replaces p.t and p.cls, and its copy of a
+          // CPU the joined line lacks changes nothing when both are unknown (-1).
+          TraceLine none;
+          start_pending(LineClass::BadEvent, none, false, first_non_blank(line));
+          pos = next.next;
+          count_physical(next);
+          rep_field += next.rep.missing_field;
+          rep_qp_eq += next.rep.qp_equals;
+          commit_join(next, jc);
+          continue;
+        }
+      }
+    }
     LineClass cls = parse_trace_line(line, t, perf_only, prefix_required);
     if (rep.cpu_prefix && t.host_cpu < 0) t.host_cpu = rep.host_cpu;
     rep_field += rep.missing_field && cls != LineClass::Comment;
@@ -384,32 +512,6 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
         (line.find("cpus=") != std::string_view::npos || line.find("version = ") != std::string_view::npos))
       header_trace_cmd = true;
     const bool trace_prefix = cls != LineClass::Event && cls != LineClass::Comment && has_trace_prefix(line);
-    // Joins `line` to the pending one when the result parses as a line of the accepted class.
-    auto join = [&](bool accept_bad, bool quoted_printable = false) {
-      // Built in join_buf, which then trades places with p.joined: no allocation per join once
-      // both have grown to a line's size (a pasted trace joins every other line).
-      std::string& joined = join_buf;
-      joined.assign(p.view);
-      if (quoted_printable)
-        joined.pop_back();  // the '=': the text goes on without a blank
-      else if (!joined.empty() && joined.back() != ' ')
-        joined += ' ';
-      joined += quoted_printable ? line : trim_left(line);
-      TraceLine jt;
-      const LineClass jc = parse_trace_line(joined, jt, perf_only, prefix_required);
-      if (jc != LineClass::Event && !(jc == LineClass::BadEvent && accept_bad)) return false;
-      if (jc == LineClass::Event && p.t.host_cpu < 0 && jt.host_cpu < 0) jt.host_cpu = p.t.host_cpu;
-      p.joined.swap(joined);
-      p.view = p.joined;
-      p.cls = jc;
-      p.t = jt;
-      p.soft_break = soft_break;
-      p.non_text |= rep.non_text;
-      p.last_len = line.size();
-      p.qp_soft_break = !line.empty() && line.back() == '=';
-      ++s.joined_lines;
-      return true;
-    };
     const bool pending_kvm = p.active && (p.cls == LineClass::Event || p.cls == LineClass::BadEvent) &&
                              p.t.event != TraceEvent::Other && p.t.event != TraceEvent::None;
     const bool plain = cls == LineClass::Text && !trace_prefix;  // no trace line of its own
@@ -477,25 +579,7 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
     if (p.active && p.cls == LineClass::Event && p.t.prefix == PrefixStyle::None && plain &&
         indent != std::string_view::npos && indent > p.indent && join(false))
       continue;
-    if (p.active && p.cls == LineClass::Event && static_cast<size_t>(p.t.event) < prev_of_event.size()) {
-      const size_t e = static_cast<size_t>(p.t.event);
-      if (p.view.data() == p.joined.data())
-        prev_of_event[e] = prev_copy[e] = p.view;
-      else
-        prev_of_event[e] = p.view;
-    }
-    finalize(p, false);
-    p.active = true;
-    p.cls = cls;
-    p.line_no = line_no;
-    p.view = line.data() == clean_buf.data() ? std::string_view(p.joined = std::string(line)) : line;
-    p.t = t;
-    p.soft_break = soft_break;
-    p.non_text = rep.non_text;
-    p.trace_prefix = trace_prefix;
-    p.indent = indent == std::string_view::npos ? 0 : indent;
-    p.last_len = line.size();
-    p.qp_soft_break = !line.empty() && line.back() == '=';
+    start_pending(cls, t, trace_prefix, indent);
   }
   s.lines = line_no;
   // The last logical line: a trace line that does not parse there was cut (a paste or a file

@@ -862,6 +862,20 @@ bool has_trace_prefix(std::string_view line) {
   return false;
 }
 
+bool continues_a_line(std::string_view line) {
+  // parse_trace_line below: without ':' no "kvm_<name>:", no "secs.usecs:" and no dangling
+  // prefix can match, so after the blank, comment and header checks only its last step (the
+  // tokens: Continuation or Text) is left; has_trace_prefix returns false at its first check.
+  if (line.find(':') != std::string_view::npos) return false;
+  const std::string_view s = trim(line);
+  return !s.empty() && s.front() != '#' && !is_header(s);
+}
+
+bool is_comment_line(std::string_view line) {
+  const std::string_view s = trim(line);  // as parse_trace_line's first steps
+  return !s.empty() && (s.front() == '#' || is_header(s));
+}
+
 LineClass parse_trace_line(std::string_view line, TraceLine& out, bool perf_only, bool prefix_required) {
   out = TraceLine{};
   const std::string_view s = trim(line);

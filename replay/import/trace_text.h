@@ -76,6 +76,17 @@ std::string_view clean_line(std::string_view line, std::string& buf, LineRepairs
 // "secs.usecs:") whatever follows: a line of a trace even when its event did not parse.
 bool has_trace_prefix(std::string_view line);
 
+// True when `line` can only be the rest of a wrapped line: parse_trace_line would class it
+// Continuation or Text (never Blank, Comment, Event, BadEvent or DanglingPrefix) and
+// has_trace_prefix is false, whatever the flags. It has no ':' (every event, prefix and
+// header but "cpus=", "version = " and "CPU n is empty" has one), is not blank, is no comment
+// and no such header. One memchr for most lines; the import joins such a line to a pending
+// one without classifying it on its own (issue #15).
+bool continues_a_line(std::string_view line);
+
+// True when parse_trace_line classes `line` Comment: a '#' line or a trace header.
+bool is_comment_line(std::string_view line);
+
 // Classifies and parses one (already unquoted, possibly joined) line. `perf_only`: accept only
 // perf's "kvm:event:" form; `prefix_required`: refuse lines without a "[cpu] time:" prefix
 // (a forced --format). Never reads outside `line`.
