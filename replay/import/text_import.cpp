@@ -139,9 +139,8 @@ size_t last_blank(std::string_view s) {
 }
 
 size_t first_non_blank(std::string_view s) {
-  for (size_t i = 0; i < s.size(); ++i)
-    if (s[i] != ' ' && s[i] != '\t') return i;
-  return std::string_view::npos;
+  const size_t i = leading_blanks(s);
+  return i < s.size() ? i : std::string_view::npos;
 }
 
 // A hex value as KVM prints them, with or without 0x.
@@ -223,8 +222,8 @@ bool needs_no_cleaning(std::string_view line) {
     if (c >= 0x80 || c < 0x20 || c == '<' || c == '=' || c == '\'') return false;
   }
   // "CPU 0:" / "cpu0:" after leading blanks (QEMU's thread "CPU 0/KVM" is no tag).
-  size_t i = line.find_first_not_of(' ');
-  if (i == std::string_view::npos || line.size() - i < 3) return true;
+  size_t i = skip_spaces(line, 0);
+  if (i >= line.size() || line.size() - i < 3) return true;
   if (line.compare(i, 3, "CPU") != 0 && line.compare(i, 3, "cpu") != 0) return true;
   i += 3;
   while (i < line.size() && line[i] == ' ') ++i;
@@ -371,8 +370,7 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
     ph.next = nl + 1;
     const std::string_view unquoted = strip_quotes(text.substr(at, nl - at), &ph.quoted);
     ph.line = needs_no_cleaning(unquoted) ? unquoted : clean_line(unquoted, clean_buf, ph.rep);
-    ph.soft_break =
-        !ph.line.empty() && ph.line.back() == ' ' && ph.line.find_first_not_of(' ') != std::string_view::npos;
+    ph.soft_break = !ph.line.empty() && ph.line.back() == ' ' && skip_spaces(ph.line, 0) < ph.line.size();
     return ph;
   };
   // What every physical line counts, whatever becomes of it.

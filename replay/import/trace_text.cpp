@@ -53,9 +53,8 @@ size_t last_space(std::string_view s) {
 }
 
 inline std::string_view trim(std::string_view s) {
-  const char* b = s.data();
-  const char* e = b + s.size();
-  while (b < e && is_space(*b)) ++b;
+  const char* b = s.data() + leading_blanks(s);
+  const char* e = s.data() + s.size();
   while (e > b && (is_space(e[-1]) || e[-1] == '\r' || e[-1] == '\n')) --e;
   return {b, static_cast<size_t>(e - b)};
 }
@@ -729,8 +728,7 @@ std::string_view strip_quotes(std::string_view line, bool* quoted) {
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
   bool q = false;
   for (;;) {
-    size_t i = 0;
-    while (i < line.size() && is_space(line[i])) ++i;
+    const size_t i = leading_blanks(line);
     if (i < line.size() && line[i] == '>') {
       line.remove_prefix(i + 1);
       q = true;
@@ -925,7 +923,6 @@ LineClass parse_trace_line(std::string_view line, TraceLine& out, bool perf_only
     while (b > 0 && !is_space(s[b - 1])) --b;
     uint64_t ns = 0;
     if (!parse_timestamp(s.substr(b, colon - b), ns)) continue;
-    TraceLine t;
     size_t n = colon + 1;
     while (n < s.size() && is_space(s[n])) ++n;
     size_t e = n;
@@ -933,11 +930,14 @@ LineClass parse_trace_line(std::string_view line, TraceLine& out, bool perf_only
     // what an author put in their place ("<hack>:" for a debug trace_printk).
     while (e < s.size() && !is_space(s[e])) ++e;
     const bool named = e > n + 1 && s[e - 1] == ':';
-    if (named && parse_prefix(s.substr(0, colon + 1), t, false) && t.has_time &&
-        !(prefix_required && t.prefix < PrefixStyle::Ftrace) && !perf_only) {
-      out = t;
-      out.event = TraceEvent::Other;
-      return LineClass::Event;
+    // Parsed into `out` itself (still as reset above), reset again if it is not this.
+    if (named && !perf_only) {
+      if (parse_prefix(s.substr(0, colon + 1), out, false) && out.has_time &&
+          !(prefix_required && out.prefix < PrefixStyle::Ftrace)) {
+        out.event = TraceEvent::Other;
+        return LineClass::Event;
+      }
+      out = TraceLine{};
     }
     break;
   }

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 #include "kvmtrace/event.h"
@@ -52,6 +53,25 @@ enum class LineClass : uint8_t {
   DanglingPrefix,  // a prefix that ends in "secs.usecs:" with the event on the next line
   Text,            // anything else (mail prose, garbage)
 };
+
+// Where the run of spaces (' ' only) that starts at `i` ends: 8 bytes at a time (ftrace prints
+// the task name right-aligned in 16 columns, so most trace lines start with several blanks and
+// every scan of the line skips them).
+inline size_t skip_spaces(std::string_view s, size_t i) {
+  constexpr uint64_t kSpaces = 0x2020202020202020ULL;
+  for (uint64_t w = 0; i + 8 <= s.size(); i += 8) {
+    std::memcpy(&w, s.data() + i, 8);
+    if (w != kSpaces) break;
+  }
+  while (i < s.size() && s[i] == ' ') ++i;
+  return i;
+}
+// The number of blanks (' ' and '\t') that start `s`.
+inline size_t leading_blanks(std::string_view s) {
+  size_t i = skip_spaces(s, 0);
+  while (i < s.size() && s[i] == '\t') i = skip_spaces(s, i + 1);
+  return i;
+}
 
 // Removes mail quote marks ("> ", ">> ", "> > ") and the line end.
 std::string_view strip_quotes(std::string_view line, bool* quoted = nullptr);
