@@ -567,26 +567,36 @@ bool parse_prefix_text(std::string_view p, TraceLine& out, bool perf) {
   return true;
 }
 
-// parse_prefix_text with the last prefix that parsed remembered (per thread): a line joined to
-// its continuation is parsed again whole, with the prefix its first half had (issue #15: a
-// pasted trace joins every other line). `out` is a fresh TraceLine at every call site, so the
-// fields a parse sets are all it changes.
+// parse_prefix_text with the last prefix that parsed remembered (per thread) but for its
+// timestamp: consecutive lines of a trace mostly come from one task on one CPU and differ only
+// in their time, and a pasted trace's joined line has its first half's prefix (issue #15). Of
+// "comm-pid [cpu] flags secs.usecs:" everything parse_prefix_text reads after the timestamp
+// comes from the text before it (the head), so an equal head gives the same fields; the
+// timestamp is parsed each time. `out` is a fresh TraceLine at every call site, so the fields a
+// parse sets are all it changes.
 bool parse_prefix(std::string_view p, TraceLine& out, bool perf) {
   struct Memo {
-    char text[128];
+    char head[128];
     size_t len = SIZE_MAX;
     bool perf = false;
     PrefixStyle prefix = PrefixStyle::None;
-    bool has_time = false, has_cpu_flags = false;
-    uint64_t time_ns = 0;
+    bool has_cpu_flags = false;
     int32_t host_cpu = -1, pid = -1, tgid = -1, task_vcpu = -1;
   };
   thread_local Memo m;
-  if (p.size() == m.len && perf == m.perf && std::memcmp(p.data(), m.text, p.size()) == 0) {
+  // The split parse_prefix_text makes: trim, the ':', trim, the last word is the timestamp.
+  std::string_view q = trim(p);
+  if (q.empty() || q.back() != ':') return parse_prefix_text(p, out, perf);
+  q.remove_suffix(1);
+  q = trim(q);
+  const size_t sp = last_space(q);
+  if (sp == std::string_view::npos) return parse_prefix_text(p, out, perf);  // "secs.usecs:" alone
+  const std::string_view head = q.substr(0, sp);
+  if (head.size() == m.len && perf == m.perf && std::memcmp(head.data(), m.head, head.size()) == 0) {
+    if (!parse_timestamp(q.substr(sp + 1), out.time_ns)) return false;
+    out.has_time = true;
     out.prefix = m.prefix;
-    out.has_time = m.has_time;
     out.has_cpu_flags = m.has_cpu_flags;
-    out.time_ns = m.time_ns;
     out.host_cpu = m.host_cpu;
     out.pid = m.pid;
     out.tgid = m.tgid;
@@ -594,14 +604,12 @@ bool parse_prefix(std::string_view p, TraceLine& out, bool perf) {
     return true;
   }
   if (!parse_prefix_text(p, out, perf)) return false;
-  if (p.size() <= sizeof m.text) {
-    std::memcpy(m.text, p.data(), p.size());
-    m.len = p.size();
+  if (head.size() <= sizeof m.head) {
+    std::memcpy(m.head, head.data(), head.size());
+    m.len = head.size();
     m.perf = perf;
     m.prefix = out.prefix;
-    m.has_time = out.has_time;
     m.has_cpu_flags = out.has_cpu_flags;
-    m.time_ns = out.time_ns;
     m.host_cpu = out.host_cpu;
     m.pid = out.pid;
     m.tgid = out.tgid;

@@ -12,6 +12,7 @@
 //     case or EXIT_*).
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <string_view>
@@ -61,7 +62,11 @@ inline size_t skip_spaces(std::string_view s, size_t i) {
   constexpr uint64_t kSpaces = 0x2020202020202020ULL;
   for (uint64_t w = 0; i + 8 <= s.size(); i += 8) {
     std::memcpy(&w, s.data() + i, 8);
-    if (w != kSpaces) break;
+    // The first byte that is no space: the lowest nonzero byte of the difference (little endian).
+    if (w == kSpaces) continue;
+    if constexpr (std::endian::native == std::endian::little)
+      return i + static_cast<size_t>(std::countr_zero(w ^ kSpaces)) / 8;
+    break;
   }
   while (i < s.size() && s[i] == ' ') ++i;
   return i;
