@@ -185,6 +185,7 @@ bool looks_binary(std::string_view text) {
 // does not start with a "CPU n:" tag. It reads 16 (SSE2) or 8 bytes at a time, for the common line of a
 // generated or clean trace, which then skips clean_line's separate scans (issue #18: they were
 // a quarter of the parse). Any line it is unsure of goes to clean_line.
+bool has_cpu_tag(std::string_view line);
 bool needs_no_cleaning(std::string_view line) {
   constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
   auto has_below = [&](uint64_t x, uint64_t n) { return (x - kOnes * n) & ~x & kHigh; };
@@ -221,14 +222,44 @@ bool needs_no_cleaning(std::string_view line) {
     const unsigned char c = static_cast<unsigned char>(*p);
     if (c >= 0x80 || c < 0x20 || c == '<' || c == '=' || c == '\'') return false;
   }
-  // "CPU 0:" / "cpu0:" after leading blanks (QEMU's thread "CPU 0/KVM" is no tag).
+  return !has_cpu_tag(line);
+}
+
+// The first byte at or after `at` that is a line end or a byte needs_no_cleaning refuses
+// (control bytes, '\n' among them, non-ASCII, '<', '=', '\''); text.size() if none. One scan
+// finds the line's end and tells whether it is clean (issue #15: a separate memchr for the
+// newline and a second pass for the check).
+size_t first_unclean(std::string_view text, size_t at) {
+  const char* const base = text.data();
+  const size_t n = text.size();
+  size_t i = at;
+#ifdef __SSE2__
+  const __m128i below = _mm_set1_epi8(0x20), lt = _mm_set1_epi8('<'), eq = _mm_set1_epi8('='),
+                quote = _mm_set1_epi8('\'');
+  for (; i + 16 <= n; i += 16) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + i));
+    const __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(x, below), _mm_cmpeq_epi8(x, lt)),
+                                     _mm_or_si128(_mm_cmpeq_epi8(x, eq), _mm_cmpeq_epi8(x, quote)));
+    if (const int m = _mm_movemask_epi8(bad))
+      return i + static_cast<size_t>(std::countr_zero(static_cast<unsigned>(m)));
+  }
+#endif
+  for (; i < n; ++i) {
+    const unsigned char c = static_cast<unsigned char>(base[i]);
+    if (c >= 0x80 || c < 0x20 || c == '<' || c == '=' || c == '\'') return i;
+  }
+  return n;
+}
+
+// A leading "CPU 0:" / "cpu0:" tag after blanks (QEMU's thread "CPU 0/KVM" is no tag).
+bool has_cpu_tag(std::string_view line) {
   size_t i = skip_spaces(line, 0);
-  if (i >= line.size() || line.size() - i < 3) return true;
-  if (line.compare(i, 3, "CPU") != 0 && line.compare(i, 3, "cpu") != 0) return true;
+  if (i >= line.size() || line.size() - i < 3) return false;
+  if (line.compare(i, 3, "CPU") != 0 && line.compare(i, 3, "cpu") != 0) return false;
   i += 3;
   while (i < line.size() && line[i] == ' ') ++i;
   while (i < line.size() && line[i] >= '0' && line[i] <= '9') ++i;
-  return i >= line.size() || line[i] != ':';
+  return i < line.size() && line[i] == ':';
 }
 
 const char* format_name(FormatChoice f) {
@@ -365,11 +396,16 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
   };
   auto read_physical = [&](size_t at) {
     Physical ph;
-    size_t nl = text.find('\n', at);
+    // A physical line with no byte needs_no_cleaning refuses has none once unquoted either (a
+    // part of it): only its "CPU n:" tag is left to check.
+    size_t nl = first_unclean(text, at);
+    const bool clean = nl == text.size() || text[nl] == '\n';
+    if (!clean) nl = text.find('\n', nl);
     if (nl == std::string_view::npos) nl = text.size();
     ph.next = nl + 1;
     const std::string_view unquoted = strip_quotes(text.substr(at, nl - at), &ph.quoted);
-    ph.line = needs_no_cleaning(unquoted) ? unquoted : clean_line(unquoted, clean_buf, ph.rep);
+    ph.line = (clean ? !has_cpu_tag(unquoted) : needs_no_cleaning(unquoted)) ? unquoted
+                                                                             : clean_line(unquoted, clean_buf, ph.rep);
     ph.soft_break = !ph.line.empty() && ph.line.back() == ' ' && skip_spaces(ph.line, 0) < ph.line.size();
     return ph;
   };
