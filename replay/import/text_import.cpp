@@ -42,7 +42,8 @@ static_assert(std::is_trivially_copyable_v<Line>);
 // Pass 1's parsed event lines, in order, in an unnamed file (issue #18: parsing every line a
 // second time was the text import's largest cost next to SQLite's). Pass 2 reads them back instead
 // of the text: the same lines in the same order, so the same records. Memory: one 1 MiB buffer;
-// disk: the nonzero 8-byte words of each line (about a third of it) until the import ends, in
+// disk: the 8-byte words of each line that differ from the last line of its event (a trace
+// repeats its events with new times and values: a few words of each) until the import ends, in
 // the recording's directory (O_TMPFILE: the disk the user chose for the recording, not a /tmp
 // that may be RAM; nothing is left behind).
 // If it cannot be made or written (no space), ok() turns false and pass 2 parses the text again.
@@ -59,8 +60,8 @@ class LineSpill {
   LineSpill& operator=(const LineSpill&) = delete;
 
   bool ok() const { return f_ && ok_; }
-  // A line is stored as a mask of its nonzero 8-byte words and those words (most of a TraceLine
-  // is zero: a typical line takes a third of its size).
+  // A line is stored as its event's slot, a mask of the words that differ from the last line
+  // put in that slot, and those words XOR the old ones (the reader keeps the same last lines).
   void put(const TraceLine& t, uint64_t line_no) {
     if (!ok()) return;
     Line l;
@@ -68,19 +69,24 @@ class LineSpill {
     l.line_no = line_no;
     uint64_t w[kWords];
     std::memcpy(w, &l, sizeof l);
-    // Written in place at the buffer's end (room for a whole record is kept), the mask last:
+    // Written in place at the buffer's end (room for a whole record is kept), the header last:
     // one pass over the words, no zero-filling resize.
     if (used_ + kMaxRecord > kBuffer) flush();
+    const uint8_t slot = static_cast<uint8_t>(static_cast<size_t>(t.event) % kSlots);
+    uint64_t* const last = last_put_[slot];
     char* const rec = buf_.get() + used_;
-    char* o = rec + sizeof(uint32_t);
+    char* o = rec + kHeader;
     uint32_t mask = 0;
     for (size_t i = 0; i < kWords; ++i) {
-      std::memcpy(o, &w[i], 8);
-      const bool nonzero = w[i] != 0;
-      mask |= static_cast<uint32_t>(nonzero) << i;
-      o += nonzero ? 8 : 0;
+      const uint64_t d = w[i] ^ last[i];
+      last[i] = w[i];
+      std::memcpy(o, &d, 8);
+      const bool differs = d != 0;
+      mask |= static_cast<uint32_t>(differs) << i;
+      o += differs ? 8 : 0;
     }
     std::memcpy(rec, &mask, sizeof mask);
+    rec[sizeof mask] = static_cast<char>(slot);
     used_ = static_cast<size_t>(o - buf_.get());
   }
   // Every line put, in order: fn(const Line&). False if the file could not be read back whole.
@@ -89,22 +95,29 @@ class LineSpill {
     flush();
     if (!ok() || std::fseek(f_, 0, SEEK_SET) != 0) return false;
     std::vector<char> in(kBuffer + kMaxRecord);
+    const auto last = std::make_unique<uint64_t[][kWords]>(kSlots);  // zero, as the writer's were
     size_t have = 0;
     for (;;) {
       const size_t got = std::fread(in.data() + have, 1, kBuffer, f_);
       have += got;
       size_t pos = 0;
       // Whole records only; a record cut by the end of the read waits for the next one.
-      while (have - pos >= sizeof(uint32_t)) {
+      while (have - pos >= kHeader) {
         uint32_t mask = 0;
         std::memcpy(&mask, in.data() + pos, sizeof mask);
-        const size_t len = sizeof mask + 8 * static_cast<size_t>(std::popcount(mask));
+        const size_t len = kHeader + 8 * static_cast<size_t>(std::popcount(mask));
         if (have - pos < len) break;
-        uint64_t w[kWords] = {};
-        const char* p = in.data() + pos + sizeof mask;
-        for (uint32_t m = mask; m; m &= m - 1, p += 8) std::memcpy(&w[std::countr_zero(m)], p, 8);
+        const uint8_t slot = static_cast<uint8_t>(in[pos + sizeof mask]);
+        if (slot >= kSlots) return false;  // not what put() wrote
+        uint64_t* const w = last[slot];
+        const char* p = in.data() + pos + kHeader;
+        for (uint32_t m = mask; m; m &= m - 1, p += 8) {
+          uint64_t d = 0;
+          std::memcpy(&d, p, 8);
+          w[static_cast<size_t>(std::countr_zero(m))] ^= d;
+        }
         Line l;
-        std::memcpy(&l, w, sizeof l);
+        std::memcpy(static_cast<void*>(&l), w, sizeof l);  // Line is trivially copyable
         fn(l);
         pos += len;
       }
@@ -118,7 +131,9 @@ class LineSpill {
   static constexpr size_t kBuffer = size_t{1} << 20;
   static constexpr size_t kWords = sizeof(Line) / 8;
   static_assert(sizeof(Line) % 8 == 0 && kWords <= 32);
-  static constexpr size_t kMaxRecord = sizeof(uint32_t) + sizeof(Line);
+  static constexpr size_t kSlots = 32;                     // events by slot: Tracepoint % 32
+  static constexpr size_t kHeader = sizeof(uint32_t) + 1;  // mask, slot
+  static constexpr size_t kMaxRecord = kHeader + sizeof(Line);
   void flush() {
     if (ok() && used_ && std::fwrite(buf_.get(), 1, used_, f_) != used_) ok_ = false;
     used_ = 0;
@@ -127,6 +142,7 @@ class LineSpill {
   bool ok_ = true;
   std::unique_ptr<char[]> buf_ = std::make_unique<char[]>(kBuffer);
   size_t used_ = 0;
+  uint64_t last_put_[kSlots][kWords] = {};  // the last line put in each slot, as words
 };
 
 // (string_view's find_first_not_of / find_last_of with a set of characters call memchr once per
