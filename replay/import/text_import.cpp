@@ -42,7 +42,8 @@ static_assert(std::is_trivially_copyable_v<Line>);
 // Pass 1's parsed event lines, in order, in an unnamed file (issue #18: parsing every line a
 // second time was the text import's largest cost next to SQLite's). Pass 2 reads them back instead
 // of the text: the same lines in the same order, so the same records. Memory: one 1 MiB buffer;
-// disk: the nonzero 8-byte words of each line (about a third of it) until the import ends, in
+// disk: the 8-byte words of each line that differ from the last line of its event (a trace
+// repeats its events with new times and values: a few words of each) until the import ends, in
 // the recording's directory (O_TMPFILE: the disk the user chose for the recording, not a /tmp
 // that may be RAM; nothing is left behind).
 // If it cannot be made or written (no space), ok() turns false and pass 2 parses the text again.
@@ -59,8 +60,8 @@ class LineSpill {
   LineSpill& operator=(const LineSpill&) = delete;
 
   bool ok() const { return f_ && ok_; }
-  // A line is stored as a mask of its nonzero 8-byte words and those words (most of a TraceLine
-  // is zero: a typical line takes a third of its size).
+  // A line is stored as its event's slot, a mask of the words that differ from the last line
+  // put in that slot, and those words XOR the old ones (the reader keeps the same last lines).
   void put(const TraceLine& t, uint64_t line_no) {
     if (!ok()) return;
     Line l;
@@ -68,19 +69,24 @@ class LineSpill {
     l.line_no = line_no;
     uint64_t w[kWords];
     std::memcpy(w, &l, sizeof l);
-    // Written in place at the buffer's end (room for a whole record is kept), the mask last:
+    // Written in place at the buffer's end (room for a whole record is kept), the header last:
     // one pass over the words, no zero-filling resize.
     if (used_ + kMaxRecord > kBuffer) flush();
+    const uint8_t slot = static_cast<uint8_t>(static_cast<size_t>(t.event) % kSlots);
+    uint64_t* const last = last_put_[slot];
     char* const rec = buf_.get() + used_;
-    char* o = rec + sizeof(uint32_t);
+    char* o = rec + kHeader;
     uint32_t mask = 0;
     for (size_t i = 0; i < kWords; ++i) {
-      std::memcpy(o, &w[i], 8);
-      const bool nonzero = w[i] != 0;
-      mask |= static_cast<uint32_t>(nonzero) << i;
-      o += nonzero ? 8 : 0;
+      const uint64_t d = w[i] ^ last[i];
+      last[i] = w[i];
+      std::memcpy(o, &d, 8);
+      const bool differs = d != 0;
+      mask |= static_cast<uint32_t>(differs) << i;
+      o += differs ? 8 : 0;
     }
     std::memcpy(rec, &mask, sizeof mask);
+    rec[sizeof mask] = static_cast<char>(slot);
     used_ = static_cast<size_t>(o - buf_.get());
   }
   // Every line put, in order: fn(const Line&). False if the file could not be read back whole.
@@ -89,22 +95,29 @@ class LineSpill {
     flush();
     if (!ok() || std::fseek(f_, 0, SEEK_SET) != 0) return false;
     std::vector<char> in(kBuffer + kMaxRecord);
+    const auto last = std::make_unique<uint64_t[][kWords]>(kSlots);  // zero, as the writer's were
     size_t have = 0;
     for (;;) {
       const size_t got = std::fread(in.data() + have, 1, kBuffer, f_);
       have += got;
       size_t pos = 0;
       // Whole records only; a record cut by the end of the read waits for the next one.
-      while (have - pos >= sizeof(uint32_t)) {
+      while (have - pos >= kHeader) {
         uint32_t mask = 0;
         std::memcpy(&mask, in.data() + pos, sizeof mask);
-        const size_t len = sizeof mask + 8 * static_cast<size_t>(std::popcount(mask));
+        const size_t len = kHeader + 8 * static_cast<size_t>(std::popcount(mask));
         if (have - pos < len) break;
-        uint64_t w[kWords] = {};
-        const char* p = in.data() + pos + sizeof mask;
-        for (uint32_t m = mask; m; m &= m - 1, p += 8) std::memcpy(&w[std::countr_zero(m)], p, 8);
+        const uint8_t slot = static_cast<uint8_t>(in[pos + sizeof mask]);
+        if (slot >= kSlots) return false;  // not what put() wrote
+        uint64_t* const w = last[slot];
+        const char* p = in.data() + pos + kHeader;
+        for (uint32_t m = mask; m; m &= m - 1, p += 8) {
+          uint64_t d = 0;
+          std::memcpy(&d, p, 8);
+          w[static_cast<size_t>(std::countr_zero(m))] ^= d;
+        }
         Line l;
-        std::memcpy(&l, w, sizeof l);
+        std::memcpy(static_cast<void*>(&l), w, sizeof l);  // Line is trivially copyable
         fn(l);
         pos += len;
       }
@@ -118,7 +131,9 @@ class LineSpill {
   static constexpr size_t kBuffer = size_t{1} << 20;
   static constexpr size_t kWords = sizeof(Line) / 8;
   static_assert(sizeof(Line) % 8 == 0 && kWords <= 32);
-  static constexpr size_t kMaxRecord = sizeof(uint32_t) + sizeof(Line);
+  static constexpr size_t kSlots = 32;                     // events by slot: Tracepoint % 32
+  static constexpr size_t kHeader = sizeof(uint32_t) + 1;  // mask, slot
+  static constexpr size_t kMaxRecord = kHeader + sizeof(Line);
   void flush() {
     if (ok() && used_ && std::fwrite(buf_.get(), 1, used_, f_) != used_) ok_ = false;
     used_ = 0;
@@ -127,6 +142,7 @@ class LineSpill {
   bool ok_ = true;
   std::unique_ptr<char[]> buf_ = std::make_unique<char[]>(kBuffer);
   size_t used_ = 0;
+  uint64_t last_put_[kSlots][kWords] = {};  // the last line put in each slot, as words
 };
 
 // (string_view's find_first_not_of / find_last_of with a set of characters call memchr once per
@@ -139,9 +155,8 @@ size_t last_blank(std::string_view s) {
 }
 
 size_t first_non_blank(std::string_view s) {
-  for (size_t i = 0; i < s.size(); ++i)
-    if (s[i] != ' ' && s[i] != '\t') return i;
-  return std::string_view::npos;
+  const size_t i = leading_blanks(s);
+  return i < s.size() ? i : std::string_view::npos;
 }
 
 // A hex value as KVM prints them, with or without 0x.
@@ -186,6 +201,7 @@ bool looks_binary(std::string_view text) {
 // does not start with a "CPU n:" tag. It reads 16 (SSE2) or 8 bytes at a time, for the common line of a
 // generated or clean trace, which then skips clean_line's separate scans (issue #18: they were
 // a quarter of the parse). Any line it is unsure of goes to clean_line.
+bool has_cpu_tag(std::string_view line);
 bool needs_no_cleaning(std::string_view line) {
   constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
   auto has_below = [&](uint64_t x, uint64_t n) { return (x - kOnes * n) & ~x & kHigh; };
@@ -222,14 +238,44 @@ bool needs_no_cleaning(std::string_view line) {
     const unsigned char c = static_cast<unsigned char>(*p);
     if (c >= 0x80 || c < 0x20 || c == '<' || c == '=' || c == '\'') return false;
   }
-  // "CPU 0:" / "cpu0:" after leading blanks (QEMU's thread "CPU 0/KVM" is no tag).
-  size_t i = line.find_first_not_of(' ');
-  if (i == std::string_view::npos || line.size() - i < 3) return true;
-  if (line.compare(i, 3, "CPU") != 0 && line.compare(i, 3, "cpu") != 0) return true;
+  return !has_cpu_tag(line);
+}
+
+// The first byte at or after `at` that is a line end or a byte needs_no_cleaning refuses
+// (control bytes, '\n' among them, non-ASCII, '<', '=', '\''); text.size() if none. One scan
+// finds the line's end and tells whether it is clean (issue #15: a separate memchr for the
+// newline and a second pass for the check).
+size_t first_unclean(std::string_view text, size_t at) {
+  const char* const base = text.data();
+  const size_t n = text.size();
+  size_t i = at;
+#ifdef __SSE2__
+  const __m128i below = _mm_set1_epi8(0x20), lt = _mm_set1_epi8('<'), eq = _mm_set1_epi8('='),
+                quote = _mm_set1_epi8('\'');
+  for (; i + 16 <= n; i += 16) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + i));
+    const __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(x, below), _mm_cmpeq_epi8(x, lt)),
+                                     _mm_or_si128(_mm_cmpeq_epi8(x, eq), _mm_cmpeq_epi8(x, quote)));
+    if (const int m = _mm_movemask_epi8(bad))
+      return i + static_cast<size_t>(std::countr_zero(static_cast<unsigned>(m)));
+  }
+#endif
+  for (; i < n; ++i) {
+    const unsigned char c = static_cast<unsigned char>(base[i]);
+    if (c >= 0x80 || c < 0x20 || c == '<' || c == '=' || c == '\'') return i;
+  }
+  return n;
+}
+
+// A leading "CPU 0:" / "cpu0:" tag after blanks (QEMU's thread "CPU 0/KVM" is no tag).
+bool has_cpu_tag(std::string_view line) {
+  size_t i = skip_spaces(line, 0);
+  if (i >= line.size() || line.size() - i < 3) return false;
+  if (line.compare(i, 3, "CPU") != 0 && line.compare(i, 3, "cpu") != 0) return false;
   i += 3;
   while (i < line.size() && line[i] == ' ') ++i;
   while (i < line.size() && line[i] >= '0' && line[i] <= '9') ++i;
-  return i >= line.size() || line[i] != ':';
+  return i < line.size() && line[i] == ':';
 }
 
 const char* format_name(FormatChoice f) {
@@ -354,28 +400,160 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
   const bool ends_with_newline = text.back() == '\n';
   size_t pos = 0, next_release = kReleaseStep;
   uint64_t line_no = 0;
-  TraceLine t;
+  TraceLine t, jt;  // the line's own parse; a joined line's
   std::string clean_buf, join_buf;
+  // One physical line, unquoted and cleaned (into clean_buf when it needed repairs).
+  struct Physical {
+    std::string_view line;
+    size_t next = 0;  // where the line after it starts
+    bool quoted = false;
+    LineRepairs rep;
+    bool soft_break = false;  // it ends in a blank (and is not blank)
+  };
+  auto read_physical = [&](size_t at) {
+    Physical ph;
+    // A physical line with no byte needs_no_cleaning refuses has none once unquoted either (a
+    // part of it): only its "CPU n:" tag is left to check.
+    size_t nl = first_unclean(text, at);
+    const bool clean = nl == text.size() || text[nl] == '\n';
+    if (!clean) nl = text.find('\n', nl);
+    if (nl == std::string_view::npos) nl = text.size();
+    ph.next = nl + 1;
+    const std::string_view unquoted = strip_quotes(text.substr(at, nl - at), &ph.quoted);
+    ph.line = (clean ? !has_cpu_tag(unquoted) : needs_no_cleaning(unquoted)) ? unquoted
+                                                                             : clean_line(unquoted, clean_buf, ph.rep);
+    ph.soft_break = !ph.line.empty() && ph.line.back() == ' ' && skip_spaces(ph.line, 0) < ph.line.size();
+    return ph;
+  };
+  // What every physical line counts, whatever becomes of it.
+  auto count_physical = [&](const Physical& ph) {
+    ++line_no;
+    if (ph.quoted) ++s.quoted_lines;
+    rep_non_text += ph.rep.non_text;
+    rep_cpu += ph.rep.cpu_prefix;
+    rep_marker += ph.rep.marker;
+  };
   while (pos < text.size()) {
     if (pos >= next_release) {
       release(pos);
       next_release = pos + kReleaseStep;
     }
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string_view::npos) nl = text.size();
-    const std::string_view raw = text.substr(pos, nl - pos);
-    pos = nl + 1;
-    ++line_no;
-    bool quoted = false;
-    const std::string_view unquoted = strip_quotes(raw, &quoted);
-    if (quoted) ++s.quoted_lines;
-    LineRepairs rep;
-    const std::string_view line = needs_no_cleaning(unquoted) ? unquoted : clean_line(unquoted, clean_buf, rep);
-    rep_non_text += rep.non_text;
-    rep_cpu += rep.cpu_prefix;
-    rep_marker += rep.marker;
-    const bool soft_break =
-        !line.empty() && line.back() == ' ' && line.find_first_not_of(' ') != std::string_view::npos;
+    const Physical cur = read_physical(pos);
+    pos = cur.next;
+    count_physical(cur);
+    const std::string_view line = cur.line;
+    const LineRepairs& rep = cur.rep;
+    const bool soft_break = cur.soft_break;
+    // The pending line joined to `next` (quoted_printable: without a blank, its '=' dropped),
+    // parsed into jt. Built in join_buf, which then trades places with p.joined on a commit: no
+    // allocation per join once both have grown to a line's size (a pasted trace joins every
+    // other line).
+    auto parse_joined = [&](const Physical& next, bool quoted_printable) {
+      std::string& joined = join_buf;
+      joined.assign(p.view);
+      if (quoted_printable)
+        joined.pop_back();  // the '=': the text goes on without a blank
+      else if (!joined.empty() && joined.back() != ' ')
+        joined += ' ';
+      joined += quoted_printable ? next.line : trim_left(next.line);
+      return parse_trace_line(joined, jt, perf_only, prefix_required);
+    };
+    // The joined line (jc, jt) replaces the pending one.
+    auto commit_join = [&](const Physical& next, LineClass jc) {
+      if (jc == LineClass::Event && p.t.host_cpu < 0 && jt.host_cpu < 0) jt.host_cpu = p.t.host_cpu;
+      p.joined.swap(join_buf);
+      p.view = p.joined;
+      p.cls = jc;
+      p.t = jt;
+      p.soft_break = next.soft_break;
+      p.non_text |= next.rep.non_text;
+      p.last_len = next.line.size();
+      p.qp_soft_break = !next.line.empty() && next.line.back() == '=';
+      ++s.joined_lines;
+    };
+    // Joins `line` to the pending one when the result parses as a line of the accepted class.
+    auto join = [&](bool accept_bad, bool quoted_printable = false) {
+      const LineClass jc = parse_joined(cur, quoted_printable);
+      if (jc != LineClass::Event && !(jc == LineClass::BadEvent && accept_bad)) return false;
+      commit_join(cur, jc);
+      return true;
+    };
+    // The pending line ends (its last view is kept for the cut-last-line check) and `line`, of
+    // class `cls` parsed into `lt`, becomes the pending one.
+    auto start_pending = [&](LineClass cls, const TraceLine& lt, bool trace_prefix, size_t indent) {
+      if (p.active && p.cls == LineClass::Event && static_cast<size_t>(p.t.event) < prev_of_event.size()) {
+        const size_t e = static_cast<size_t>(p.t.event);
+        if (p.view.data() == p.joined.data())
+          prev_of_event[e] = prev_copy[e] = p.view;
+        else
+          prev_of_event[e] = p.view;
+      }
+      finalize(p, false);
+      p.active = true;
+      p.cls = cls;
+      p.line_no = line_no;
+      p.view = line.data() == clean_buf.data() ? std::string_view(p.joined = std::string(line)) : line;
+      p.t = lt;
+      p.soft_break = soft_break;
+      p.non_text = rep.non_text;
+      p.trace_prefix = trace_prefix;
+      p.indent = indent == std::string_view::npos ? 0 : indent;
+      p.last_len = line.size();
+      p.qp_soft_break = !line.empty() && line.back() == '=';
+    };
+    // The common wrap of a pasted trace: a KVM line cut before its values, or a line broken by a
+    // format=flowed mailer (its last blank), goes on in a line that can only be a continuation
+    // (no ':', see continues_a_line). The rules below would join the two whenever the joined
+    // line parses as an event (and, after a KVM line that did not parse, also when it still does
+    // not): that is decided here from the joined line alone, without classifying `line` on its
+    // own first (issue #15: each wrapped line was parsed three times). Any other outcome goes
+    // through the rules below, which reach the same join again.
+    if (p.active && !p.qp_soft_break && (p.cls == LineClass::BadEvent || (p.cls == LineClass::Event && p.soft_break)) &&
+        continues_a_line(line)) {
+      const LineClass jc = parse_joined(cur, false);
+      if (jc == LineClass::Event || (jc == LineClass::BadEvent && p.cls == LineClass::BadEvent)) {
+        rep_field += rep.missing_field;  // as below, for a line that is no comment
+        rep_qp_eq += rep.qp_equals;
+        commit_join(cur, jc);
+        continue;
+      }
+    }
+    // ... and the same one step earlier: `line` breaks at a blank and the next physical line can
+    // only continue it. When the two joined parse as an event and `line` is no comment, `line`
+    // alone is an event or a KVM line that did not parse (the next line adds no ':', so the
+    // event's name and prefix are all in `line`, and a comment or header there would make the
+    // joined line one too, but for "CPU n ... is empty", hence the check). Such a line joins no pending line (only
+    // a pending quoted-printable break or a dangling prefix takes a line that is neither plain
+    // text, a continuation nor a comment: those go the long way), so it becomes the pending line
+    // and the next one joins it, as the rules would do: `line` is never parsed on its own.
+    // (Not for a line held in clean_buf: the next line is cleaned into it.)
+    if (soft_break && pos < text.size() && line.data() != clean_buf.data() &&
+        !(p.active && (p.qp_soft_break || p.cls == LineClass::DanglingPrefix)) &&
+        line.find(':') != std::string_view::npos && !is_comment_line(line)) {
+      const Physical next = read_physical(pos);
+      if (continues_a_line(next.line)) {
+        // parse_joined on `line` as the pending view (it ends in a blank: none is added).
+        join_buf.assign(line);
+        join_buf += trim_left(next.line);
+        const LineClass jc = parse_trace_line(join_buf, jt, perf_only, prefix_required);
+        if (jc == LineClass::Event) {
+          // `line`: an event or a KVM line that did not parse, no comment; its trace_prefix is
+          // read only for pending lines of other classes, and it stays an event once joined.
+          rep_field += rep.missing_field;
+          rep_qp_eq += rep.qp_equals;
+          // Its own parse is not needed: commit_join replaces p.t and p.cls, and its copy of a
+          // CPU the joined line lacks changes nothing when both are unknown (-1).
+          TraceLine none;
+          start_pending(LineClass::BadEvent, none, false, first_non_blank(line));
+          pos = next.next;
+          count_physical(next);
+          rep_field += next.rep.missing_field;
+          rep_qp_eq += next.rep.qp_equals;
+          commit_join(next, jc);
+          continue;
+        }
+      }
+    }
     LineClass cls = parse_trace_line(line, t, perf_only, prefix_required);
     if (rep.cpu_prefix && t.host_cpu < 0) t.host_cpu = rep.host_cpu;
     rep_field += rep.missing_field && cls != LineClass::Comment;
@@ -384,32 +562,6 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
         (line.find("cpus=") != std::string_view::npos || line.find("version = ") != std::string_view::npos))
       header_trace_cmd = true;
     const bool trace_prefix = cls != LineClass::Event && cls != LineClass::Comment && has_trace_prefix(line);
-    // Joins `line` to the pending one when the result parses as a line of the accepted class.
-    auto join = [&](bool accept_bad, bool quoted_printable = false) {
-      // Built in join_buf, which then trades places with p.joined: no allocation per join once
-      // both have grown to a line's size (a pasted trace joins every other line).
-      std::string& joined = join_buf;
-      joined.assign(p.view);
-      if (quoted_printable)
-        joined.pop_back();  // the '=': the text goes on without a blank
-      else if (!joined.empty() && joined.back() != ' ')
-        joined += ' ';
-      joined += quoted_printable ? line : trim_left(line);
-      TraceLine jt;
-      const LineClass jc = parse_trace_line(joined, jt, perf_only, prefix_required);
-      if (jc != LineClass::Event && !(jc == LineClass::BadEvent && accept_bad)) return false;
-      if (jc == LineClass::Event && p.t.host_cpu < 0 && jt.host_cpu < 0) jt.host_cpu = p.t.host_cpu;
-      p.joined.swap(joined);
-      p.view = p.joined;
-      p.cls = jc;
-      p.t = jt;
-      p.soft_break = soft_break;
-      p.non_text |= rep.non_text;
-      p.last_len = line.size();
-      p.qp_soft_break = !line.empty() && line.back() == '=';
-      ++s.joined_lines;
-      return true;
-    };
     const bool pending_kvm = p.active && (p.cls == LineClass::Event || p.cls == LineClass::BadEvent) &&
                              p.t.event != TraceEvent::Other && p.t.event != TraceEvent::None;
     const bool plain = cls == LineClass::Text && !trace_prefix;  // no trace line of its own
@@ -477,25 +629,7 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
     if (p.active && p.cls == LineClass::Event && p.t.prefix == PrefixStyle::None && plain &&
         indent != std::string_view::npos && indent > p.indent && join(false))
       continue;
-    if (p.active && p.cls == LineClass::Event && static_cast<size_t>(p.t.event) < prev_of_event.size()) {
-      const size_t e = static_cast<size_t>(p.t.event);
-      if (p.view.data() == p.joined.data())
-        prev_of_event[e] = prev_copy[e] = p.view;
-      else
-        prev_of_event[e] = p.view;
-    }
-    finalize(p, false);
-    p.active = true;
-    p.cls = cls;
-    p.line_no = line_no;
-    p.view = line.data() == clean_buf.data() ? std::string_view(p.joined = std::string(line)) : line;
-    p.t = t;
-    p.soft_break = soft_break;
-    p.non_text = rep.non_text;
-    p.trace_prefix = trace_prefix;
-    p.indent = indent == std::string_view::npos ? 0 : indent;
-    p.last_len = line.size();
-    p.qp_soft_break = !line.empty() && line.back() == '=';
+    start_pending(cls, t, trace_prefix, indent);
   }
   s.lines = line_no;
   // The last logical line: a trace line that does not parse there was cut (a paste or a file

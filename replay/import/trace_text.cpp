@@ -53,9 +53,8 @@ size_t last_space(std::string_view s) {
 }
 
 inline std::string_view trim(std::string_view s) {
-  const char* b = s.data();
-  const char* e = b + s.size();
-  while (b < e && is_space(*b)) ++b;
+  const char* b = s.data() + leading_blanks(s);
+  const char* e = s.data() + s.size();
   while (e > b && (is_space(e[-1]) || e[-1] == '\r' || e[-1] == '\n')) --e;
   return {b, static_cast<size_t>(e - b)};
 }
@@ -568,26 +567,36 @@ bool parse_prefix_text(std::string_view p, TraceLine& out, bool perf) {
   return true;
 }
 
-// parse_prefix_text with the last prefix that parsed remembered (per thread): a line joined to
-// its continuation is parsed again whole, with the prefix its first half had (issue #15: a
-// pasted trace joins every other line). `out` is a fresh TraceLine at every call site, so the
-// fields a parse sets are all it changes.
+// parse_prefix_text with the last prefix that parsed remembered (per thread) but for its
+// timestamp: consecutive lines of a trace mostly come from one task on one CPU and differ only
+// in their time, and a pasted trace's joined line has its first half's prefix (issue #15). Of
+// "comm-pid [cpu] flags secs.usecs:" everything parse_prefix_text reads after the timestamp
+// comes from the text before it (the head), so an equal head gives the same fields; the
+// timestamp is parsed each time. `out` is a fresh TraceLine at every call site, so the fields a
+// parse sets are all it changes.
 bool parse_prefix(std::string_view p, TraceLine& out, bool perf) {
   struct Memo {
-    char text[128];
+    char head[128];
     size_t len = SIZE_MAX;
     bool perf = false;
     PrefixStyle prefix = PrefixStyle::None;
-    bool has_time = false, has_cpu_flags = false;
-    uint64_t time_ns = 0;
+    bool has_cpu_flags = false;
     int32_t host_cpu = -1, pid = -1, tgid = -1, task_vcpu = -1;
   };
   thread_local Memo m;
-  if (p.size() == m.len && perf == m.perf && std::memcmp(p.data(), m.text, p.size()) == 0) {
+  // The split parse_prefix_text makes: trim, the ':', trim, the last word is the timestamp.
+  std::string_view q = trim(p);
+  if (q.empty() || q.back() != ':') return parse_prefix_text(p, out, perf);
+  q.remove_suffix(1);
+  q = trim(q);
+  const size_t sp = last_space(q);
+  if (sp == std::string_view::npos) return parse_prefix_text(p, out, perf);  // "secs.usecs:" alone
+  const std::string_view head = q.substr(0, sp);
+  if (head.size() == m.len && perf == m.perf && std::memcmp(head.data(), m.head, head.size()) == 0) {
+    if (!parse_timestamp(q.substr(sp + 1), out.time_ns)) return false;
+    out.has_time = true;
     out.prefix = m.prefix;
-    out.has_time = m.has_time;
     out.has_cpu_flags = m.has_cpu_flags;
-    out.time_ns = m.time_ns;
     out.host_cpu = m.host_cpu;
     out.pid = m.pid;
     out.tgid = m.tgid;
@@ -595,14 +604,12 @@ bool parse_prefix(std::string_view p, TraceLine& out, bool perf) {
     return true;
   }
   if (!parse_prefix_text(p, out, perf)) return false;
-  if (p.size() <= sizeof m.text) {
-    std::memcpy(m.text, p.data(), p.size());
-    m.len = p.size();
+  if (head.size() <= sizeof m.head) {
+    std::memcpy(m.head, head.data(), head.size());
+    m.len = head.size();
     m.perf = perf;
     m.prefix = out.prefix;
-    m.has_time = out.has_time;
     m.has_cpu_flags = out.has_cpu_flags;
-    m.time_ns = out.time_ns;
     m.host_cpu = out.host_cpu;
     m.pid = out.pid;
     m.tgid = out.tgid;
@@ -729,8 +736,7 @@ std::string_view strip_quotes(std::string_view line, bool* quoted) {
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
   bool q = false;
   for (;;) {
-    size_t i = 0;
-    while (i < line.size() && is_space(line[i])) ++i;
+    const size_t i = leading_blanks(line);
     if (i < line.size() && line[i] == '>') {
       line.remove_prefix(i + 1);
       q = true;
@@ -862,6 +868,20 @@ bool has_trace_prefix(std::string_view line) {
   return false;
 }
 
+bool continues_a_line(std::string_view line) {
+  // parse_trace_line below: without ':' no "kvm_<name>:", no "secs.usecs:" and no dangling
+  // prefix can match, so after the blank, comment and header checks only its last step (the
+  // tokens: Continuation or Text) is left; has_trace_prefix returns false at its first check.
+  if (line.find(':') != std::string_view::npos) return false;
+  const std::string_view s = trim(line);
+  return !s.empty() && s.front() != '#' && !is_header(s);
+}
+
+bool is_comment_line(std::string_view line) {
+  const std::string_view s = trim(line);  // as parse_trace_line's first steps
+  return !s.empty() && (s.front() == '#' || is_header(s));
+}
+
 LineClass parse_trace_line(std::string_view line, TraceLine& out, bool perf_only, bool prefix_required) {
   out = TraceLine{};
   const std::string_view s = trim(line);
@@ -911,7 +931,6 @@ LineClass parse_trace_line(std::string_view line, TraceLine& out, bool perf_only
     while (b > 0 && !is_space(s[b - 1])) --b;
     uint64_t ns = 0;
     if (!parse_timestamp(s.substr(b, colon - b), ns)) continue;
-    TraceLine t;
     size_t n = colon + 1;
     while (n < s.size() && is_space(s[n])) ++n;
     size_t e = n;
@@ -919,11 +938,14 @@ LineClass parse_trace_line(std::string_view line, TraceLine& out, bool perf_only
     // what an author put in their place ("<hack>:" for a debug trace_printk).
     while (e < s.size() && !is_space(s[e])) ++e;
     const bool named = e > n + 1 && s[e - 1] == ':';
-    if (named && parse_prefix(s.substr(0, colon + 1), t, false) && t.has_time &&
-        !(prefix_required && t.prefix < PrefixStyle::Ftrace) && !perf_only) {
-      out = t;
-      out.event = TraceEvent::Other;
-      return LineClass::Event;
+    // Parsed into `out` itself (still as reset above), reset again if it is not this.
+    if (named && !perf_only) {
+      if (parse_prefix(s.substr(0, colon + 1), out, false) && out.has_time &&
+          !(prefix_required && out.prefix < PrefixStyle::Ftrace)) {
+        out.event = TraceEvent::Other;
+        return LineClass::Event;
+      }
+      out = TraceLine{};
     }
     break;
   }

@@ -12,7 +12,9 @@
 //     case or EXIT_*).
 #pragma once
 
+#include <bit>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 #include "kvmtrace/event.h"
@@ -53,6 +55,29 @@ enum class LineClass : uint8_t {
   Text,            // anything else (mail prose, garbage)
 };
 
+// Where the run of spaces (' ' only) that starts at `i` ends: 8 bytes at a time (ftrace prints
+// the task name right-aligned in 16 columns, so most trace lines start with several blanks and
+// every scan of the line skips them).
+inline size_t skip_spaces(std::string_view s, size_t i) {
+  constexpr uint64_t kSpaces = 0x2020202020202020ULL;
+  for (uint64_t w = 0; i + 8 <= s.size(); i += 8) {
+    std::memcpy(&w, s.data() + i, 8);
+    // The first byte that is no space: the lowest nonzero byte of the difference (little endian).
+    if (w == kSpaces) continue;
+    if constexpr (std::endian::native == std::endian::little)
+      return i + static_cast<size_t>(std::countr_zero(w ^ kSpaces)) / 8;
+    break;
+  }
+  while (i < s.size() && s[i] == ' ') ++i;
+  return i;
+}
+// The number of blanks (' ' and '\t') that start `s`.
+inline size_t leading_blanks(std::string_view s) {
+  size_t i = skip_spaces(s, 0);
+  while (i < s.size() && s[i] == '\t') i = skip_spaces(s, i + 1);
+  return i;
+}
+
 // Removes mail quote marks ("> ", ">> ", "> > ") and the line end.
 std::string_view strip_quotes(std::string_view line, bool* quoted = nullptr);
 
@@ -75,6 +100,17 @@ std::string_view clean_line(std::string_view line, std::string& buf, LineRepairs
 // True if the line starts with a trace prefix ("comm-pid [cpu] flags secs.usecs:" or
 // "secs.usecs:") whatever follows: a line of a trace even when its event did not parse.
 bool has_trace_prefix(std::string_view line);
+
+// True when `line` can only be the rest of a wrapped line: parse_trace_line would class it
+// Continuation or Text (never Blank, Comment, Event, BadEvent or DanglingPrefix) and
+// has_trace_prefix is false, whatever the flags. It has no ':' (every event, prefix and
+// header but "cpus=", "version = " and "CPU n is empty" has one), is not blank, is no comment
+// and no such header. One memchr for most lines; the import joins such a line to a pending
+// one without classifying it on its own (issue #15).
+bool continues_a_line(std::string_view line);
+
+// True when parse_trace_line classes `line` Comment: a '#' line or a trace header.
+bool is_comment_line(std::string_view line);
 
 // Classifies and parses one (already unquoted, possibly joined) line. `perf_only`: accept only
 // perf's "kvm:event:" form; `prefix_required`: refuse lines without a "[cpu] time:" prefix

@@ -204,6 +204,43 @@ TEST(ImportFormats, MailPasteQuotesWrappedLinesAndProse) {
   EXPECT_EQ(entries[1].time_ns, 100'000u);
 }
 
+// A format=flowed mailer breaks a line after a blank and goes on on the next line (RFC 3676 4.2).
+// Expected from the join rules (text_import.cpp): a KVM line cut before its values and an event
+// line that ends in a blank take the next line when the two together parse as an event; prose
+// after an event line does not (the joined line would not parse) and stays a skipped line.
+TEST(ImportFormats, FlowedWrapsJoinAndProseAfterAnEventStaysOut) {
+  const std::string text =
+      "CPU 0/KVM-7 [001] 100.000100: kvm_exit: reason \n"                 // 1: cut before its values
+      "EXTERNAL_INTERRUPT rip 0x1000 info 0 800000ec\n"                   // 2
+      "CPU 0/KVM-7 [001] 100.000110: kvm_inj_virq: IRQ 0xec \n"           // 3: an event alone
+      "[reinjected]\n"                                                    // 4: ... that goes on
+      "CPU 0/KVM-7 [001] 100.000120: kvm_entry: vcpu 0 \n"                // 5: an event, a blank
+      "and then the guest hung\n"                                         // 6: prose
+      "CPU 0/KVM-7 [001] 100.000130: kvm_exit: reason HLT rip 0x1001 \n"  // 7
+      "info 0 0\n";                                                       // 8
+  auto parsed = import::parse_trace_text(text, {}, "flowed.txt");
+  ASSERT_TRUE(parsed) << parsed.error();
+  const import::ImportStats& st = parsed->stats;
+  EXPECT_EQ(st.lines, 8u);
+  EXPECT_EQ(st.kvm_events, 4u);  // two exits, the injection, the entry
+  EXPECT_EQ(st.joined_lines, 3u);
+  EXPECT_EQ(st.unparsed_lines, (std::vector<uint64_t>{6}));
+  std::vector<es_record> exits, decisions, entries;
+  for (const es_record& r : parsed->records) {
+    if (r.kind == ES_KIND_VM_EXIT) exits.push_back(r);
+    if (r.kind == ES_KIND_DECISION) decisions.push_back(r);
+    if (r.kind == ES_KIND_VM_ENTRY) entries.push_back(r);
+  }
+  ASSERT_EQ(exits.size(), 2u);
+  EXPECT_EQ(exits[0].reason, static_cast<uint32_t>(BasicExitReason::ExternalInterrupt));
+  EXPECT_EQ(exits[0].rip, 0x1000u);  // from line 2
+  EXPECT_EQ(exits[1].reason, static_cast<uint32_t>(BasicExitReason::Hlt));
+  EXPECT_EQ(exits[1].rip, 0x1001u);
+  ASSERT_EQ(decisions.size(), 1u);
+  EXPECT_EQ(decisions[0].reason, static_cast<uint32_t>(ES_DECISION_INJECT_REINJECTED));  // line 4's flag
+  ASSERT_EQ(entries.size(), 1u);
+}
+
 TEST(ImportFormats, PerfScript) {
   const Imported im = import_fixture("perf.txt");
   EXPECT_EQ(im.stats.format, "perf");
