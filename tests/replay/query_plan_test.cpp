@@ -1,6 +1,7 @@
 // Event filters and the one-chain reader go through SQLite's indexes (schema/indexes.sql),
 // checked with EXPLAIN QUERY PLAN on a real recording: a filter on kind / reason, vCPU, time
-// window or chain (origin) is a SEARCH on its index, and `chains --chain N` reads no table or
+// window (an id range: the recording is in time order) or chain (origin) is a SEARCH on its
+// index, and `chains --chain N` reads no table or
 // index from end to end (no SCAN) however large the recording.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -93,8 +94,14 @@ TEST(QueryPlanTest, FilterTermsSearchTheirIndexes) {
   EXPECT_NE(p.find("events_kind_reason (kind=?)"), std::string::npos) << p;
   p = filter_plan(*rec, "vcpu:1");
   EXPECT_NE(p.find("SEARCH e USING INDEX events_vcpu (vcpu=?)"), std::string::npos) << p;
+  // Written in time order: no time index, the window is an id range (tests/replay/time_order_test.cpp).
   p = filter_plan(*rec, "from:100 to:400");
-  EXPECT_NE(p.find("SEARCH e USING INDEX events_time (time_ns>? AND time_ns<?)"), std::string::npos) << p;
+  EXPECT_NE(p.find("SEARCH e USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"), std::string::npos) << p;
+  EXPECT_EQ(p.find("SCAN e"), std::string::npos) << p;
+  // The effects of an event (the GUI's "caused by" links): the partial cause index.
+  p = plan(rec->db(), std::string(replay::event_select_sql()) + " WHERE e.cause = ? AND e.cause != 0 ORDER BY e.id",
+           {1});
+  EXPECT_NE(p.find("SEARCH e USING INDEX events_cause (cause=?)"), std::string::npos) << p;
   p = filter_plan(*rec, "chain:1");
   EXPECT_NE(p.find("SEARCH e USING INDEX events_origin (origin=?)"), std::string::npos) << p;
   // A reason no event has: nothing to search at all.
