@@ -222,10 +222,16 @@ Result<std::vector<Lane>> lanes(Recording& rec, const EventSpan& span, uint64_t 
     if (auto r = add_rows("SELECT DISTINCT vcpu, level, hv_level FROM events", {}); !r) return make_error(r.error());
     return std::vector<Lane>(found.begin(), found.end());
   }
-  // vCPUs: an index skip over events_vcpu (one O(log n) lookup per vCPU).
+  // vCPUs: an index skip over events_vcpu (one O(log n) lookup per vCPU). That index holds the
+  // vCPUs other than 0 (schema/indexes.sql); vCPU 0 is there if any row says so (a scan to the
+  // first such row: the first row of a recording that has vCPU 0, the whole table of one that
+  // has not).
   std::vector<uint16_t> vcpus;
-  for (int64_t v = -1;;) {
-    auto next = scalar(rec, "SELECT min(vcpu) FROM events WHERE vcpu > ?", {v});
+  auto zero = scalar(rec, "SELECT EXISTS (SELECT 1 FROM events WHERE vcpu = 0)");
+  if (!zero) return make_error(zero.error());
+  if (zero->value_or(0)) vcpus.push_back(0);
+  for (int64_t v = vcpus.empty() ? -1 : 0;;) {
+    auto next = scalar(rec, "SELECT min(vcpu) FROM events WHERE vcpu > ? AND vcpu != 0", {v});
     if (!next) return make_error(next.error());
     if (!*next) break;
     // A vcpu that is text or real in a hostile file reads as an integer not above v: stop

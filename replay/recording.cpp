@@ -614,7 +614,8 @@ Result<std::string> Recording::filter_sql(const EventFilter& f, std::vector<int6
     binds.push_back(v);
   };
   if (f.kind) add("e.kind = ?", *f.kind);
-  if (f.vcpu) add("e.vcpu = ?", *f.vcpu);
+  // `e.vcpu != 0`: the partial events_vcpu's condition (schema/indexes.sql); vCPU 0 is a scan.
+  if (f.vcpu) add(*f.vcpu != 0 ? "e.vcpu = ? AND e.vcpu != 0" : "e.vcpu = ?", *f.vcpu);
   if (f.level) add("e.level = ?", *f.level);
   // Schema v4 stores origin NULL for an event in no chain (schema/v4.sql).
   if (f.chain && *f.chain != 0) add("e.origin = ?", static_cast<int64_t>(*f.chain));

@@ -306,7 +306,8 @@ std::string exit_pass_sql(bool covering, const StatsOptions& opt, std::vector<in
     sql += ")";
   }
   if (opt.vcpu) {
-    sql += " AND vcpu = ?";
+    // `vcpu != 0`: the partial events_vcpu's condition (schema/indexes.sql).
+    sql += *opt.vcpu != 0 ? " AND vcpu = ? AND vcpu != 0" : " AND vcpu = ?";
     binds.push_back(*opt.vcpu);
   }
   if (opt.level) {

@@ -9,7 +9,13 @@
 -- `origin != 0` and `origin BETWEEN ? AND ?` imply `origin IS NOT NULL`, so SQLite uses it for them.
 CREATE INDEX IF NOT EXISTS events_origin ON events(origin) WHERE origin IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_kind_reason ON events(kind, reason);
-CREATE INDEX IF NOT EXISTS events_vcpu ON events(vcpu);
+-- Events of vCPUs other than 0 only: a one-vCPU recording (every hv scenario but the SMP ones,
+-- most trace.dat imports) has none, and there the index held every row to select all or none
+-- (9 B an event, BENCHMARKS.md "Index set by measurement"). vCPU 0's events are read by a scan
+-- of the table, which is what reading all of a one-vCPU recording through an index costs
+-- anyway. As for the cause index, a query must name the condition: `vcpu = ? AND vcpu != 0`
+-- (replay/recording.cpp, replay/stats.cpp, replay/export, the lane walk in replay/browse.cpp).
+CREATE INDEX IF NOT EXISTS events_vcpu ON events(vcpu) WHERE vcpu != 0;
 -- Events with a cause only: an import links few events to a cause (5 % of the trace.dat import in
 -- BENCHMARKS.md "Index set by measurement"), a recording almost all. SQLite uses a partial index
 -- only for a query whose WHERE holds its condition as a term (a bound `cause = ?` does not imply

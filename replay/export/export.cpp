@@ -260,7 +260,8 @@ Result<void> run_export(replay::Recording& recording, const ExportFormat& format
   } else if (options.vcpu || options.from_ns || options.to_ns) {
     // Counted up front so progress is a real percentage of this export.
     std::string sql = "SELECT count(*) FROM events WHERE 1";
-    if (options.vcpu) sql += " AND vcpu = " + std::to_string(*options.vcpu);
+    if (options.vcpu)  // `vcpu != 0`: the partial events_vcpu's condition (schema/indexes.sql)
+      sql += " AND vcpu = " + std::to_string(*options.vcpu) + (*options.vcpu != 0 ? " AND vcpu != 0" : "");
     if (options.from_ns || options.to_ns) {
       auto window = replay::time_window_sql(recording.db(), options.from_ns, options.to_ns);
       if (!window) return make_error(window.error());

@@ -257,7 +257,8 @@ Result<std::unordered_map<uint64_t, FlowSpan>> chain_flow_spans(ExportContext& c
     if (!flows.empty()) return flows;
   }
   std::string sql = "SELECT origin, min(id), max(id) FROM events WHERE origin != 0";
-  if (o.vcpu) sql += " AND vcpu = " + std::to_string(*o.vcpu);
+  if (o.vcpu)  // `vcpu != 0`: the partial events_vcpu's condition (schema/indexes.sql)
+    sql += " AND vcpu = " + std::to_string(*o.vcpu) + (*o.vcpu != 0 ? " AND vcpu != 0" : "");
   if (o.from_ns || o.to_ns) {
     auto window = replay::time_window_sql(ctx.recording.db(), o.from_ns, o.to_ns);
     if (!window) return make_error(window.error());
