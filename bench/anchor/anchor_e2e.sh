@@ -30,6 +30,17 @@ esac
 rows=$(sqlite3 "$work/es.db" "SELECT count(*) FROM events")
 chains=$(sqlite3 "$work/es.db" "SELECT count(*) FROM chains")
 echo "command: ${cmd[*]}"
+"$anchor" write "$work/rows.bin" "$work/check.db" --journal off >/dev/null
+# A fair comparison: the anchor builds the same indexes as exitscope for these rows (the time
+# index only where the times do not follow the ids, schema/time_index.sql); checked once here,
+# on this exitscope's file (BEFORE's rounds overwrite it).
+index_set() { sqlite3 "$1" "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_schema WHERE type = 'index' AND name LIKE 'events%' ORDER BY name)"; }
+if [ "$(index_set "$work/es.db")" != "$(index_set "$work/check.db")" ]; then
+  echo "anchor_e2e: the anchor's indexes ($(index_set "$work/check.db")) are not exitscope's ($(index_set "$work/es.db"))" >&2
+  exit 1
+fi
+echo "indexes (both): $(index_set "$work/es.db")"
+rm -f "$work/check.db"
 echo "rows: $rows events, $chains chains; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 timed() {  # label, command...: appends "wall cpu rss_kb" to $work/label
@@ -54,14 +65,6 @@ stats() {  # file column -> "min / median / max"
     printf "%.2f / %.2f / %.2f", v[1], m, v[NR] }'
 }
 median() { sort -n -k"$2" "$1" | awk -v c="$2" '{ v[NR] = $c } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-# A fair comparison: the anchor built the same indexes as exitscope for these rows (the time
-# index only where the times do not follow the ids, schema/time_index.sql).
-index_set() { sqlite3 "$1" "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_schema WHERE type = 'index' AND name LIKE 'events%' ORDER BY name)"; }
-if [ "$(index_set "$work/es.db")" != "$(index_set "$work/anchor.db")" ]; then
-  echo "anchor_e2e: the anchor's indexes ($(index_set "$work/anchor.db")) are not exitscope's ($(index_set "$work/es.db"))" >&2
-  exit 1
-fi
-echo "indexes (both): $(index_set "$work/es.db")"
 printf "%-11s %-24s %-24s %s\n" program "wall s min/med/max" "cpu s min/med/max" "peak RSS MB (max)"
 for p in exitscope anchor_wal anchor_off before report; do
   [ -f "$work/$p" ] || continue
