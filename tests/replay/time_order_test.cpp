@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "probes/recorder/recorder.h"
@@ -179,6 +180,44 @@ TEST(TimeOrder, UnsortedFileWithoutIndexOrWordIsScannedNotSearched) {
   ASSERT_TRUE(sorted) << sorted.error();
   EXPECT_FALSE(*sorted);
   expect_unsorted_answers(*rec);
+}
+
+// A source that gives its own ids may hand rows to the writer out of id order. Written in the
+// order #1 #2 #5 #3 #4 at times 10 20 50 30 40: in write order the time goes back (50 -> 30), in
+// id order it does not (10 20 30 40 50), and id order is what the word is about. Expected: the
+// writer cannot tell, create_indexes reads the table in id order and says sorted, no time index;
+// [25, 45] is #3 #4. Then the same ids with #5 at 5: sorted neither way, the index is built.
+TEST(TimeOrder, RowsWrittenOutOfIdOrderAreJudgedInIdOrder) {
+  auto write = [](const std::string& name, uint64_t fifth_time) {
+    const std::string path = test::temp_db(name);
+    auto rec = recorder::Recorder::open(path, recorder::SessionStart{}, false, {.steps = recorder::kNoChains});
+    EXPECT_TRUE(rec) << rec.error();
+    if (!rec) return path;
+    const std::vector<std::pair<uint64_t, uint64_t>> rows = {{1, 10}, {2, 20}, {5, fifth_time}, {3, 30}, {4, 40}};
+    for (auto [id, t] : rows) {
+      es_record r{};
+      r.id = id;
+      r.kind = ES_KIND_VM_EXIT;
+      r.level = 1;
+      r.time_ns = t;
+      (*rec)->on_record(r);
+    }
+    EXPECT_TRUE((*rec)->finish({ES_END_GUEST_EXIT, "done"}));
+    return path;
+  };
+  const std::string sorted = write("time_ids_out_of_order.db", 50);
+  EXPECT_EQ(query_int(sorted, "SELECT time_sorted FROM event_order"), 1);
+  EXPECT_EQ(query_int(sorted, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'events_time'"), 0);
+  auto rec = replay::Recording::open(sorted);
+  ASSERT_TRUE(rec) << rec.error();
+  EXPECT_EQ(ids(*rec, "from:25 to:45"), (Ids{3, 4}));
+
+  const std::string unsorted = write("time_ids_out_of_order_unsorted.db", 5);
+  EXPECT_EQ(query_int(unsorted, "SELECT time_sorted FROM event_order"), 0);
+  EXPECT_EQ(query_int(unsorted, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'events_time'"), 1);
+  auto rec2 = replay::Recording::open(unsorted);
+  ASSERT_TRUE(rec2) << rec2.error();
+  EXPECT_EQ(ids(*rec2, "to:10"), (Ids{1, 5}));
 }
 
 // The word 0 (a recording whose writer saw its times go back) is honoured even where the rows
