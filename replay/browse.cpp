@@ -108,16 +108,16 @@ Result<EventSpan> event_span(Recording& rec) {
   if (!lo) return make_error(lo.error());
   if (!*lo) return s;
   auto hi = scalar(rec, "SELECT max(id) FROM events");
-  auto t0 = scalar(rec, "SELECT min(time_ns) FROM events");
-  auto t1 = scalar(rec, "SELECT max(time_ns) FROM events");
+  auto times = time_span(rec.db());
+  if (!times) return make_error(times.error());
   auto complete = scalar(rec, "SELECT complete FROM sessions ORDER BY id LIMIT 1");
   auto stored = scalar(rec, "SELECT event_count FROM sessions ORDER BY id LIMIT 1");
-  for (auto* r : {&hi, &t0, &t1, &complete, &stored})
+  for (auto* r : {&hi, &complete, &stored})
     if (!*r) return make_error(r->error());
   s.first_id = static_cast<uint64_t>(**lo);
   s.last_id = static_cast<uint64_t>(hi->value_or(**lo));
-  s.first_time_ns = static_cast<uint64_t>(t0->value_or(0));
-  s.last_time_ns = static_cast<uint64_t>(t1->value_or(0));
+  s.first_time_ns = times->first;
+  s.last_time_ns = times->second;
   // The stored count is the file's word: trusted only where it can be true (ids are distinct
   // integers, so at most last - first + 1 of them); otherwise counted (issue #17).
   const bool ordered = s.last_id >= s.first_id;
@@ -154,7 +154,9 @@ Result<std::vector<uint64_t>> matching_ids(Recording& rec, const EventFilter& f)
 }
 
 Result<std::vector<uint64_t>> ids_by_time(Recording& rec) {
-  auto st = rec.db().prepare("SELECT id FROM events ORDER BY time_ns, id");
+  auto order = time_order_sql(rec.db());  // id order on a sorted recording, else events_time
+  if (!order) return make_error(order.error());
+  auto st = rec.db().prepare("SELECT id FROM events ORDER BY " + *order);
   if (!st) return make_error(schema::describe_sqlite_error(rec.path(), "reading", rec.db().errcode(), st.error()));
   std::vector<uint64_t> ids;
   int rc;
@@ -176,12 +178,13 @@ Result<std::optional<Event>> step_event(Recording& rec, uint64_t id, bool forwar
 }
 
 Result<std::optional<Event>> first_effect(Recording& rec, uint64_t id) {
-  return one(rec, "WHERE e.cause = ? ORDER BY e.id LIMIT 1", {static_cast<int64_t>(id)});
+  // `e.cause != 0`: the term the partial events_cause index is built on (schema/indexes.sql).
+  return one(rec, "WHERE e.cause = ? AND e.cause != 0 ORDER BY e.id LIMIT 1", {static_cast<int64_t>(id)});
 }
 
 Result<std::vector<Event>> effects(Recording& rec, uint64_t id, uint64_t max) {
   std::vector<Event> out;
-  if (auto r = collect(rec, "WHERE e.cause = ? ORDER BY e.id LIMIT ?",
+  if (auto r = collect(rec, "WHERE e.cause = ? AND e.cause != 0 ORDER BY e.id LIMIT ?",
                        {static_cast<int64_t>(id), static_cast<int64_t>(max)}, out);
       !r)
     return make_error(r.error());
@@ -219,10 +222,16 @@ Result<std::vector<Lane>> lanes(Recording& rec, const EventSpan& span, uint64_t 
     if (auto r = add_rows("SELECT DISTINCT vcpu, level, hv_level FROM events", {}); !r) return make_error(r.error());
     return std::vector<Lane>(found.begin(), found.end());
   }
-  // vCPUs: an index skip over events_vcpu (one O(log n) lookup per vCPU).
+  // vCPUs: an index skip over events_vcpu (one O(log n) lookup per vCPU). That index holds the
+  // vCPUs other than 0 (schema/indexes.sql); vCPU 0 is there if any row says so (a scan to the
+  // first such row: the first row of a recording that has vCPU 0, the whole table of one that
+  // has not).
   std::vector<uint16_t> vcpus;
-  for (int64_t v = -1;;) {
-    auto next = scalar(rec, "SELECT min(vcpu) FROM events WHERE vcpu > ?", {v});
+  auto zero = scalar(rec, "SELECT EXISTS (SELECT 1 FROM events WHERE vcpu = 0)");
+  if (!zero) return make_error(zero.error());
+  if (zero->value_or(0)) vcpus.push_back(0);
+  for (int64_t v = vcpus.empty() ? -1 : 0;;) {
+    auto next = scalar(rec, "SELECT min(vcpu) FROM events WHERE vcpu > ? AND vcpu != 0", {v});
     if (!next) return make_error(next.error());
     if (!*next) break;
     // A vcpu that is text or real in a hostile file reads as an integer not above v: stop
@@ -254,11 +263,9 @@ Result<std::vector<Lane>> lanes(Recording& rec, const EventSpan& span, uint64_t 
 Result<WindowEvents> window_events(Recording& rec, uint64_t from_ns, uint64_t to_ns, uint64_t max_events,
                                    std::optional<uint16_t> vcpu) {
   WindowEvents w;
-  // The id range of the window, through events_time.
-  auto lo = scalar(rec, "SELECT id FROM events WHERE time_ns >= ? ORDER BY time_ns, id LIMIT 1",
-                   {static_cast<int64_t>(from_ns)});
-  auto hi = scalar(rec, "SELECT id FROM events WHERE time_ns <= ? ORDER BY time_ns DESC, id DESC LIMIT 1",
-                   {static_cast<int64_t>(to_ns)});
+  // The id range of the window: a binary search by id on a sorted recording, else events_time.
+  auto lo = first_id_at_or_after(rec.db(), from_ns);
+  auto hi = last_id_at_or_before(rec.db(), to_ns);
   if (!lo) return make_error(lo.error());
   if (!hi) return make_error(hi.error());
   if (!*lo || !*hi || **hi < **lo) return w;

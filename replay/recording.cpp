@@ -509,13 +509,13 @@ Result<SessionSummary> Recording::session(Detail detail) {
     }
     if (rc != SQLITE_DONE) return fail(db_.errmsg());
   }
-  // The time extent from the time index: two O(log n) lookups.
+  // The time extent: two O(log n) lookups (the first and last row of a sorted recording, else
+  // the time index).
   if (s.event_count) {
-    auto lo = db_.query_int("SELECT min(time_ns) FROM events");
-    auto hi = db_.query_int("SELECT max(time_ns) FROM events");
-    if (!lo || !hi) return fail(db_.errmsg());
-    s.first_time_ns = static_cast<uint64_t>(*lo);
-    s.last_time_ns = static_cast<uint64_t>(*hi);
+    auto span = time_span(db_);
+    if (!span) return make_error(span.error());
+    s.first_time_ns = span->first;
+    s.last_time_ns = span->second;
   }
   if (detail == Detail::Summary) return s;
   auto by_reason = [&](int kind, auto& out) -> Result<void> {
@@ -556,11 +556,32 @@ Result<SessionSummary> Recording::session(Detail detail) {
   }
   if (auto r = by_reason(ES_KIND_DECISION, s.decisions_by_reason); !r) return make_error(r.error());
   {
-    auto st = db_.prepare("SELECT DISTINCT vcpu FROM events ORDER BY vcpu");
-    if (!st) return fail(st.error());
-    int rc;
-    while ((rc = st->step()) == SQLITE_ROW) s.vcpus.push_back(static_cast<uint16_t>(st->col_i64(0)));
-    if (rc != SQLITE_DONE) return fail(db_.errmsg());
+    // The distinct vCPUs in order: a skip through events_vcpu, which holds the vCPUs other than 0
+    // (schema/indexes.sql; one O(log n) lookup each), and vCPU 0 if any row has it (a scan to
+    // the first such row). A DISTINCT would read the whole table.
+    auto zero = db_.query_int("SELECT EXISTS (SELECT 1 FROM events WHERE vcpu = 0)");
+    if (!zero) return fail(zero.error());
+    auto first = db_.prepare("SELECT min(vcpu) FROM events WHERE vcpu != 0");
+    auto next = db_.prepare("SELECT min(vcpu) FROM events WHERE vcpu > ? AND vcpu != 0");
+    if (!first) return fail(first.error());
+    if (!next) return fail(next.error());
+    std::vector<int64_t> found;
+    int rc = first->step();
+    db::Stmt* at = &*first;
+    while (rc == SQLITE_ROW && !at->col_null(0)) {
+      const int64_t v = at->col_i64(0);
+      // A vcpu that is text or real in a hostile file reads as an integer not above the last:
+      // stop there instead of asking for the same row forever.
+      if ((!found.empty() && v <= found.back()) || found.size() > 0xFFFF) break;
+      found.push_back(v);
+      next->reset();
+      next->bind(1, v);
+      rc = next->step();
+      at = &*next;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail(db_.errmsg());
+    if (*zero) found.insert(std::lower_bound(found.begin(), found.end(), int64_t{0}), int64_t{0});
+    for (int64_t v : found) s.vcpus.push_back(static_cast<uint16_t>(v));
   }
   return s;
 }
@@ -614,7 +635,8 @@ Result<std::string> Recording::filter_sql(const EventFilter& f, std::vector<int6
     binds.push_back(v);
   };
   if (f.kind) add("e.kind = ?", *f.kind);
-  if (f.vcpu) add("e.vcpu = ?", *f.vcpu);
+  // `e.vcpu != 0`: the partial events_vcpu's condition (schema/indexes.sql); vCPU 0 is a scan.
+  if (f.vcpu) add(*f.vcpu != 0 ? "e.vcpu = ? AND e.vcpu != 0" : "e.vcpu = ?", *f.vcpu);
   if (f.level) add("e.level = ?", *f.level);
   // Schema v4 stores origin NULL for an event in no chain (schema/v4.sql).
   if (f.chain && *f.chain != 0) add("e.origin = ?", static_cast<int64_t>(*f.chain));
@@ -622,8 +644,13 @@ Result<std::string> Recording::filter_sql(const EventFilter& f, std::vector<int6
     if (!where.empty()) where += " AND ";
     where += "e.origin IS NULL";
   }
-  if (f.from_ns) add("e.time_ns >= ?", static_cast<int64_t>(*f.from_ns));
-  if (f.to_ns) add("e.time_ns <= ?", static_cast<int64_t>(*f.to_ns));
+  if (f.from_ns || f.to_ns) {
+    // An id range on a sorted recording, else the time terms on events_time (time_window_sql).
+    auto window = time_window_sql(db_, f.from_ns, f.to_ns, "e");
+    if (!window) return make_error(window.error());
+    if (!where.empty()) where += " AND ";
+    where += *window;
+  }
   // A recording whose writer never finished has no indexes (they are built at the end): there
   // each seek of the pair listing would be a scan, so the reason is checked on every row.
   auto indexed =
@@ -720,6 +747,169 @@ Result<std::optional<Event>> Recording::event(uint64_t id) {
   });
   if (!r) return make_error(r.error());
   return out;
+}
+
+namespace {
+
+Error read_error(db::Db& db) { return make_error(schema::describe_sqlite_error(db, "reading")); }
+
+// What a binary search over a sorted recording found: `trusted` false for ids exitscope never
+// writes (below 1, or the largest rowid: the search's arithmetic stays inside 1 .. max - 1); then
+// the caller asks SQL instead.
+struct Search {
+  bool trusted = false;
+  std::optional<int64_t> id;
+};
+
+// The lowest id whose time_ns is >= t (> t when `strict`), on a recording that says its times
+// follow its ids: a binary search of the id range, one rowid probe per step (the first row at or
+// after the middle id; ids need not be dense). Exact only on rows that are sorted: the word is
+// trusted as the writer's (schema::create_indexes computes it), as the rest of the file is.
+Result<Search> search_sorted(db::Db& db, int64_t t, bool strict) {
+  auto pass = [&](int64_t time) { return strict ? time > t : time >= t; };
+  // Two subqueries: SQLite answers a lone min() or max() from the rowid b-tree.
+  auto span = db.prepare("SELECT (SELECT min(id) FROM events), (SELECT max(id) FROM events)");
+  if (!span || span->step() != SQLITE_ROW) return read_error(db);
+  if (span->col_null(0)) return Search{true, std::nullopt};  // no events
+  const int64_t min_id = span->col_i64(0), max_id = span->col_i64(1);
+  if (min_id < 1 || max_id == INT64_MAX) return Search{};
+  auto probe = db.prepare("SELECT id, time_ns FROM events WHERE id >= ? ORDER BY id LIMIT 1");
+  if (!probe) return read_error(db);
+  std::optional<int64_t> found;
+  int64_t lo = min_id, hi = max_id;  // the answer, if any, is the first passing row in [lo, hi]
+  while (lo <= hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    probe->reset();
+    probe->bind(1, mid);
+    const int rc = probe->step();
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return read_error(db);
+    if (rc == SQLITE_DONE || probe->col_i64(0) > hi) {
+      hi = mid - 1;  // no row in [mid, hi]
+      continue;
+    }
+    const int64_t id = probe->col_i64(0);
+    if (pass(probe->col_i64(1))) {
+      found = id;
+      hi = id - 1;
+    } else {
+      lo = id + 1;
+    }
+  }
+  return Search{true, found};
+}
+
+// The highest id whose time_ns is <= t on a sorted recording: the row before the first one past t.
+Result<Search> search_sorted_last(db::Db& db, int64_t t) {
+  auto past = search_sorted(db, t, true);
+  if (!past) return make_error(past.error());
+  if (!past->trusted) return *past;
+  auto st = db.prepare(past->id ? "SELECT id FROM events WHERE id < ? ORDER BY id DESC LIMIT 1"
+                                : "SELECT max(id) FROM events WHERE ? IS NOT NULL");
+  if (!st) return read_error(db);
+  st->bind(1, past->id.value_or(0));
+  const int rc = st->step();
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return read_error(db);
+  if (rc == SQLITE_DONE || st->col_null(0)) return Search{true, std::nullopt};
+  return Search{true, st->col_i64(0)};
+}
+
+// One id (or none) by `sql` with one time bound.
+Result<std::optional<uint64_t>> id_by_time(db::Db& db, const char* sql, int64_t t) {
+  auto st = db.prepare(sql);
+  if (!st) return read_error(db);
+  st->bind(1, t);
+  const int rc = st->step();
+  if (rc == SQLITE_DONE || (rc == SQLITE_ROW && st->col_null(0))) return std::optional<uint64_t>{};
+  if (rc != SQLITE_ROW) return read_error(db);
+  return std::optional<uint64_t>(st->col_u64(0));
+}
+
+std::optional<uint64_t> as_id(const std::optional<int64_t>& v) {
+  if (!v) return std::nullopt;
+  return static_cast<uint64_t>(*v);
+}
+
+}  // namespace
+
+Result<bool> time_sorted(db::Db& db) {
+  auto has = db.query_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'event_order'");
+  if (!has) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), has.error()));
+  if (*has == 0) return false;
+  // One row saying 1, as schema::create_indexes writes it; anything else is "not known".
+  auto st = db.prepare("SELECT count(*), min(time_sorted IS 1) FROM event_order");
+  if (!st || st->step() != SQLITE_ROW) return read_error(db);
+  return st->col_i64(0) == 1 && st->col_i64(1) == 1;
+}
+
+Result<std::optional<uint64_t>> first_id_at_or_after(db::Db& db, uint64_t t_ns) {
+  const auto t = static_cast<int64_t>(t_ns);  // as SQL compares the bound value
+  auto sorted = time_sorted(db);
+  if (!sorted) return make_error(sorted.error());
+  if (*sorted) {
+    auto s = search_sorted(db, t, false);
+    if (!s) return make_error(s.error());
+    if (s->trusted) return as_id(s->id);
+  }
+  return id_by_time(db, "SELECT id FROM events WHERE time_ns >= ? ORDER BY time_ns, id LIMIT 1", t);
+}
+
+Result<std::optional<uint64_t>> last_id_at_or_before(db::Db& db, uint64_t t_ns) {
+  const auto t = static_cast<int64_t>(t_ns);
+  auto sorted = time_sorted(db);
+  if (!sorted) return make_error(sorted.error());
+  if (*sorted) {
+    auto s = search_sorted_last(db, t);
+    if (!s) return make_error(s.error());
+    if (s->trusted) return as_id(s->id);
+  }
+  return id_by_time(db, "SELECT id FROM events WHERE time_ns <= ? ORDER BY time_ns DESC, id DESC LIMIT 1", t);
+}
+
+Result<std::string> time_window_sql(db::Db& db, std::optional<uint64_t> from_ns, std::optional<uint64_t> to_ns,
+                                    const std::string& alias) {
+  const std::string p = alias.empty() ? "" : alias + ".";
+  std::string terms;
+  auto add = [&](const std::string& term) { terms += (terms.empty() ? "" : " AND ") + term; };
+  if (from_ns) add(p + "time_ns >= " + std::to_string(static_cast<int64_t>(*from_ns)));
+  if (to_ns) add(p + "time_ns <= " + std::to_string(static_cast<int64_t>(*to_ns)));
+  if (!from_ns && !to_ns) return terms;
+  auto sorted = time_sorted(db);
+  if (!sorted) return make_error(sorted.error());
+  if (!*sorted) return terms;
+  // The id range the time terms select; the time terms stay (exact on any file).
+  std::string ids;
+  if (from_ns) {
+    auto s = search_sorted(db, static_cast<int64_t>(*from_ns), false);
+    if (!s) return make_error(s.error());
+    if (!s->trusted) return terms;
+    ids = s->id ? p + "id >= " + std::to_string(*s->id) : "0";
+  }
+  if (to_ns && ids != "0") {
+    auto s = search_sorted_last(db, static_cast<int64_t>(*to_ns));
+    if (!s) return make_error(s.error());
+    if (!s->trusted) return terms;
+    ids += (ids.empty() ? "" : " AND ") + (s->id ? p + "id <= " + std::to_string(*s->id) : std::string("0"));
+  }
+  return ids + " AND " + terms;
+}
+
+Result<std::pair<uint64_t, uint64_t>> time_span(db::Db& db) {
+  auto sorted = time_sorted(db);
+  if (!sorted) return make_error(sorted.error());
+  // Sorted: the first and the last row's times (two rowid seeks); else min / max (events_time,
+  // or a scan each).
+  auto st = db.prepare(*sorted ? "SELECT (SELECT time_ns FROM events ORDER BY id LIMIT 1), "
+                                 "(SELECT time_ns FROM events ORDER BY id DESC LIMIT 1)"
+                               : "SELECT (SELECT min(time_ns) FROM events), (SELECT max(time_ns) FROM events)");
+  if (!st || st->step() != SQLITE_ROW) return read_error(db);
+  return std::pair<uint64_t, uint64_t>(st->col_u64(0), st->col_u64(1));
+}
+
+Result<std::string> time_order_sql(db::Db& db, const std::string& alias) {
+  const std::string p = alias.empty() ? "" : alias + ".";
+  auto sorted = time_sorted(db);
+  if (!sorted) return make_error(sorted.error());
+  return *sorted ? p + "id" : p + "time_ns, " + p + "id";
 }
 
 }  // namespace es::replay

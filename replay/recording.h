@@ -122,7 +122,8 @@ class Recording {
   // The SQL (after WHERE, aliases e and c as in event_select_sql) that for_each_event narrows
   // `f` to, its values appended to `binds`. Every term but the decoded ones is exact and on
   // an index where one exists: kind / reason on events_kind_reason, vcpu on events_vcpu,
-  // from / to on events_time, chain on events_origin; matches_decoded() decides the rest.
+  // from / to an id range (time_window_sql), chain on events_origin; matches_decoded() decides
+  // the rest.
   Result<std::string> filter_sql(const EventFilter& f, std::vector<int64_t>& binds);
   Result<std::optional<Event>> event(uint64_t id);
 
@@ -144,6 +145,32 @@ Result<void> query_events(db::Db& db, const std::string& where, const std::vecto
 // event_from_row reads; for queries with their own WHERE / ORDER BY / LIMIT (replay/browse.cpp).
 std::string_view event_select_sql();
 Event event_from_row(const db::Stmt& s);
+
+// Time edges (issue #18). A recording whose writer saw time_ns never decrease in id order says
+// so (the event_order table, schema/time_index.sql) and has no time index: there a time edge is
+// the id edge found by a binary search of rowid probes (`... WHERE id >= ? ORDER BY id LIMIT 1`,
+// about log2(ids) of them: 27 at 100 M events), and time order is id order. Any other recording
+// (an older build's, an unfinished one, live KVM out of time order, a stranger's) is answered by
+// SQL on time_ns: its events_time index if it has one, else a scan. Never a binary search on the
+// mere absence of the index: only on the word the writer stored (a file that forges it over
+// unsorted rows gets the answers of a binary search, as any forged column gets its own).
+//
+// Whether the recording says its times follow its ids.
+Result<bool> time_sorted(db::Db& db);
+// The event a time window starts at: the lowest (time_ns, id) with time_ns >= t (on a sorted
+// recording the lowest id with time_ns >= t); nullopt when there is none.
+Result<std::optional<uint64_t>> first_id_at_or_after(db::Db& db, uint64_t t_ns);
+// The event a window ends at: the highest (time_ns, id) with time_ns <= t; nullopt when none.
+Result<std::optional<uint64_t>> last_id_at_or_before(db::Db& db, uint64_t t_ns);
+// SQL terms (joined by AND, none if both are unset) for from_ns <= time_ns <= to_ns on the
+// events table named `alias` ("e", or "" for the bare table): the time terms, and on a sorted
+// recording the id range they select too, so SQLite reads that range of the rowid b-tree.
+Result<std::string> time_window_sql(db::Db& db, std::optional<uint64_t> from_ns, std::optional<uint64_t> to_ns,
+                                    const std::string& alias = "");
+// The first and last time of the recording (min / max of time_ns; 0, 0 when empty).
+Result<std::pair<uint64_t, uint64_t>> time_span(db::Db& db);
+// "ORDER BY" terms for time order (time_ns, id): "id" alone on a sorted recording.
+Result<std::string> time_order_sql(db::Db& db, const std::string& alias = "");
 
 // True if the event matches the decoded parts of the filter (reason, vector).
 bool matches_decoded(const EventFilter& f, const es_record& r);

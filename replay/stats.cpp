@@ -161,20 +161,14 @@ Result<std::optional<std::vector<uint64_t>>> chain_ids_in_window(db::Db& db, con
   auto fail = [&]() {
     return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), db.errmsg()));
   };
+  // The time edges need the time index or a recording whose times follow its ids.
   auto indexed = db.query_int(
       "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('events_origin', 'events_cause', "
       "'events_time')");
   if (!indexed) return fail();
-  if (*indexed != 3) return Out{};
-  auto edge = [&](const char* sql, uint64_t t) -> Result<std::optional<uint64_t>> {
-    auto st = db.prepare(sql);
-    if (!st) return fail();
-    st->bind_u64(1, t);
-    const int rc = st->step();
-    if (rc == SQLITE_DONE) return std::optional<uint64_t>{};
-    if (rc != SQLITE_ROW) return fail();
-    return std::optional<uint64_t>(st->col_u64(0));
-  };
+  auto sorted = time_sorted(db);
+  if (!sorted) return make_error(sorted.error());
+  if (*indexed != 3 && !(*indexed == 2 && *sorted)) return Out{};
   // Two subqueries: SQLite answers a lone min() or max() from the rowid b-tree, both together by a scan.
   auto span = db.prepare("SELECT (SELECT min(id) FROM events), (SELECT max(id) FROM events)");
   if (!span) return fail();
@@ -182,13 +176,13 @@ Result<std::optional<std::vector<uint64_t>>> chain_ids_in_window(db::Db& db, con
   const uint64_t first_id = span->col_u64(0), last_id = span->col_u64(1);
   uint64_t lo = first_id, hi = last_id;
   if (opt.from_ns) {
-    auto v = edge("SELECT id FROM events WHERE time_ns >= ? ORDER BY time_ns, id LIMIT 1", *opt.from_ns);
+    auto v = first_id_at_or_after(db, *opt.from_ns);
     if (!v) return make_error(v.error());
     if (!*v) return Out{std::vector<uint64_t>{}};  // nothing at or after `from`
     lo = **v;
   }
   if (opt.to_ns) {
-    auto v = edge("SELECT id FROM events WHERE time_ns <= ? ORDER BY time_ns DESC, id DESC LIMIT 1", *opt.to_ns);
+    auto v = last_id_at_or_before(db, *opt.to_ns);
     if (!v) return make_error(v.error());
     if (!*v) return Out{std::vector<uint64_t>{}};  // nothing up to `to`
     hi = **v;
@@ -312,7 +306,8 @@ std::string exit_pass_sql(bool covering, const StatsOptions& opt, std::vector<in
     sql += ")";
   }
   if (opt.vcpu) {
-    sql += " AND vcpu = ?";
+    // `vcpu != 0`: the partial events_vcpu's condition (schema/indexes.sql).
+    sql += *opt.vcpu != 0 ? " AND vcpu = ? AND vcpu != 0" : " AND vcpu = ?";
     binds.push_back(*opt.vcpu);
   }
   if (opt.level) {
@@ -567,19 +562,17 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
   bool use_index = *covering == 1 && opt.by != StatsBy::Mmio;
   std::string sql = exit_pass_sql(use_index, opt, binds);
   // Entries before the window close no exit inside it; entries after `to` may. The window's
-  // first row comes from the events_time index, and the scan starts there (an id range of the
+  // first row comes from first_id_at_or_after (a binary search by id on a sorted recording,
+  // else the events_time index), and the scan starts there (an id range of the
   // covering index, the rowid or events_vcpu) instead of reading the rows before it. This, and
   // the stop past `to` below, rely on ids following time, as every source writes them: hv's
   // clock, imports sorted by time (replay/import), live KVM's per-CPU rings merged in time
   // order (probes/kvm).
   if (opt.from_ns) {
-    auto first = db.prepare("SELECT id FROM events WHERE time_ns >= ? ORDER BY time_ns, id LIMIT 1");
-    if (!first) return read_error(first.error());
-    first->bind_u64(1, *opt.from_ns);
-    const int rc = first->step();
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return read_error(db.errmsg());
+    auto first = first_id_at_or_after(db, *opt.from_ns);
+    if (!first) return make_error(first.error());
     sql += " AND id >= ? AND time_ns >= ?";
-    binds.push_back(rc == SQLITE_ROW ? first->col_i64(0) : INT64_MAX);
+    binds.push_back(*first ? static_cast<int64_t>(**first) : INT64_MAX);
     binds.push_back(static_cast<int64_t>(*opt.from_ns));
   }
   sql += (opt.vcpu && !use_index) ? " ORDER BY vcpu, id" : " ORDER BY id";

@@ -3,13 +3,24 @@
 -- An index on (x) holds (x, rowid) and keeps equal keys in id order, so `WHERE x = ? ORDER BY id`
 -- needs no sort; naming id as well (v1-v3: events_origin (origin, id), events_vcpu (vcpu, id))
 -- stored the id twice in every entry (BENCHMARKS.md "File size and memory: schema v4").
+-- The time index is not here: schema/time_index.sql, built only for a recording whose times do
+-- not follow its ids (schema::create_indexes).
 -- Events in a chain only (origin is NULL for the others, schema/v4.sql): `origin = ?`,
 -- `origin != 0` and `origin BETWEEN ? AND ?` imply `origin IS NOT NULL`, so SQLite uses it for them.
 CREATE INDEX IF NOT EXISTS events_origin ON events(origin) WHERE origin IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_kind_reason ON events(kind, reason);
-CREATE INDEX IF NOT EXISTS events_time ON events(time_ns);
-CREATE INDEX IF NOT EXISTS events_vcpu ON events(vcpu);
-CREATE INDEX IF NOT EXISTS events_cause ON events(cause);
+-- Events of vCPUs other than 0 only: a one-vCPU recording (every hv scenario but the SMP ones,
+-- most trace.dat imports) has none, and there the index held every row to select all or none
+-- (9 B an event, BENCHMARKS.md "Index set by measurement"). vCPU 0's events are read by a scan
+-- of the table, which is what reading all of a one-vCPU recording through an index costs
+-- anyway. As for the cause index, a query must name the condition: `vcpu = ? AND vcpu != 0`
+-- (replay/recording.cpp, replay/stats.cpp, replay/export, the lane walk in replay/browse.cpp).
+CREATE INDEX IF NOT EXISTS events_vcpu ON events(vcpu) WHERE vcpu != 0;
+-- Events with a cause only: an import links few events to a cause (5 % of the trace.dat import in
+-- BENCHMARKS.md "Index set by measurement"), a recording almost all. SQLite uses a partial index
+-- only for a query whose WHERE holds its condition as a term (a bound `cause = ?` does not imply
+-- it), so every lookup by cause says `cause != 0` too (replay/chains.cpp, replay/browse.cpp).
+CREATE INDEX IF NOT EXISTS events_cause ON events(cause) WHERE cause != 0;
 -- Exits and entries (and kvm_msr records, ES_KIND_CONTEXT 11 / ES_CONTEXT_MSR 0x104) with the
 -- columns `exitscope stats` reads, in id order: its exit pass reads this index alone instead of
 -- the whole events table (issue #21, BENCHMARKS.md "Stats"). Kinds: 1 VM_EXIT, 2 VM_ENTRY,

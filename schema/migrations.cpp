@@ -19,6 +19,8 @@ extern const unsigned char es_schema_v1[];
 extern const unsigned long es_schema_v1_size;
 extern const unsigned char es_schema_indexes[];
 extern const unsigned long es_schema_indexes_size;
+extern const unsigned char es_schema_time_index[];
+extern const unsigned long es_schema_time_index_size;
 extern const unsigned char es_schema_v2[];
 extern const unsigned long es_schema_v2_size;
 extern const unsigned char es_schema_v3[];
@@ -34,6 +36,9 @@ namespace es::schema {
 
 std::string_view v1_sql() { return {reinterpret_cast<const char*>(es_schema_v1), es_schema_v1_size}; }
 std::string_view indexes_sql() { return {reinterpret_cast<const char*>(es_schema_indexes), es_schema_indexes_size}; }
+std::string_view time_index_sql() {
+  return {reinterpret_cast<const char*>(es_schema_time_index), es_schema_time_index_size};
+}
 std::string_view v2_sql() { return {reinterpret_cast<const char*>(es_schema_v2), es_schema_v2_size}; }
 std::string_view v3_sql() { return {reinterpret_cast<const char*>(es_schema_v3), es_schema_v3_size}; }
 std::string_view v4_sql() { return {reinterpret_cast<const char*>(es_schema_v4), es_schema_v4_size}; }
@@ -199,8 +204,9 @@ Result<void> migrate(db::Db& db, const std::string& source_file) {
   const int start = *v;
   if (start == kSchemaVersion) return {};
   // A finished recording has its indexes; the v4 step rebuilds the events table (and with it
-  // its indexes), so the current set is built again after the steps.
-  auto indexed = db.query_int("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'events_time'");
+  // its indexes), so the current set is built again after the steps. (events_origin: every
+  // finished recording has it; events_time only one whose times do not follow its ids.)
+  auto indexed = db.query_int("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'events_origin'");
   if (!indexed) return make_error(describe_sqlite_error(db.path(), "reading", db.errcode(), indexed.error()));
   // The v4 step packs five columns with es_pack_extra (schema/event_row.cpp).
   if (auto f = register_event_row_functions(db); !f) return f;
@@ -313,7 +319,28 @@ Result<void> migrate_copy(db::Db& src, const std::string& dest) {
   return {};
 }
 
-Result<void> create_indexes(db::Db& db, const std::function<void()>& after_each) {
+Result<bool> scan_time_sorted(db::Db& db) {
+  auto st = db.prepare("SELECT time_ns FROM events ORDER BY id");
+  if (!st) return make_error(describe_sqlite_error(db, "reading"));
+  bool first = true;
+  int64_t last = 0;
+  int rc;
+  while ((rc = st->step()) == SQLITE_ROW) {
+    const int64_t t = st->col_i64(0);
+    if (!first && t < last) return false;
+    first = false;
+    last = t;
+  }
+  if (rc != SQLITE_DONE) return make_error(describe_sqlite_error(db, "reading"));
+  return true;
+}
+
+Result<void> create_indexes(db::Db& db, const std::function<void()>& after_each, std::optional<bool> time_sorted) {
+  if (!time_sorted) {
+    auto scanned = scan_time_sorted(db);
+    if (!scanned) return make_error(scanned.error());
+    time_sorted = *scanned;
+  }
   // Each CREATE INDEX scans the table and sorts its keys. With SQLite's default 2 MB cache the
   // sorter spills to many small temporary files; a larger cache lets it sort bigger runs in
   // memory, and two sorter threads share the work (~30 % less time on 1.2 M events, BENCHMARKS.md
@@ -326,7 +353,18 @@ Result<void> create_indexes(db::Db& db, const std::function<void()>& after_each)
   (void)db.exec("PRAGMA cache_size = -65536");
   (void)db.exec("PRAGMA threads = 2");
   std::string error;
-  const std::string sql(indexes_sql());
+  // The fact (schema/time_index.sql), then the indexes; the time index only where the times do
+  // not follow the ids (and not kept where they do: a file indexed by an older build).
+  std::string sql =
+      "CREATE TABLE IF NOT EXISTS event_order (time_sorted INTEGER NOT NULL);\n"
+      "DELETE FROM event_order;\n"
+      "INSERT INTO event_order (time_sorted) VALUES (" +
+      std::string(*time_sorted ? "1" : "0") + ");\n";
+  sql += indexes_sql();
+  if (*time_sorted)
+    sql += "DROP INDEX IF EXISTS events_time;\n";
+  else
+    sql += time_index_sql();
   const char* next = sql.c_str();
   while (error.empty() && *next) {
     sqlite3_stmt* st = nullptr;

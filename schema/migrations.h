@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -16,10 +17,11 @@ namespace es::schema {
 
 inline constexpr int kSchemaVersion = 4;
 
-// SQL text embedded at build time from schema/v1.sql, v2.sql, v3.sql, v4.sql and indexes.sql
-// (the current index set).
+// SQL text embedded at build time from schema/v1.sql, v2.sql, v3.sql, v4.sql, indexes.sql
+// (the current index set) and time_index.sql (the time index, for recordings not in time order).
 std::string_view v1_sql();
 std::string_view indexes_sql();
+std::string_view time_index_sql();
 std::string_view v2_sql();
 std::string_view v3_sql();
 std::string_view v4_sql();
@@ -45,7 +47,16 @@ Result<void> migrate_copy(db::Db& src, const std::string& dest);
 // Builds the indexes (end of a recording; idempotent), one statement (one transaction) at a
 // time; `after_each`, if given, runs after each index is committed (the recorder checkpoints
 // there, so readers open during the finish do not make the WAL hold every index at once).
-Result<void> create_indexes(db::Db& db, const std::function<void()>& after_each = {});
+// `time_sorted`: whether time_ns never decreases in id order over every events row, as the
+// writer saw it; nullopt (the writer cannot tell, a migrated file) reads the table once in id
+// order to find out. The answer is stored in event_order (schema/time_index.sql) and the time
+// index built only when it is false.
+Result<void> create_indexes(db::Db& db, const std::function<void()>& after_each = {},
+                            std::optional<bool> time_sorted = std::nullopt);
+
+// Whether time_ns never decreases in id order over every events row: one read of (id, time_ns)
+// in id order, stopped at the first decrease. The same signed comparison SQL makes.
+Result<bool> scan_time_sorted(db::Db& db);
 
 // One sentence for a SQLite failure on `path` while doing `what` (maps NOTADB / CORRUPT /
 // READONLY / CANTOPEN / FULL to advice). `sys_errno` (db::Db::system_errno) names the cause

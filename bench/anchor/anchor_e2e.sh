@@ -30,6 +30,17 @@ esac
 rows=$(sqlite3 "$work/es.db" "SELECT count(*) FROM events")
 chains=$(sqlite3 "$work/es.db" "SELECT count(*) FROM chains")
 echo "command: ${cmd[*]}"
+"$anchor" write "$work/rows.bin" "$work/check.db" --journal off >/dev/null
+# A fair comparison: the anchor builds the same indexes as exitscope for these rows (the time
+# index only where the times do not follow the ids, schema/time_index.sql); checked once here,
+# on this exitscope's file (BEFORE's rounds overwrite it).
+index_set() { sqlite3 "$1" "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_schema WHERE type = 'index' AND name LIKE 'events%' ORDER BY name)"; }
+if [ "$(index_set "$work/es.db")" != "$(index_set "$work/check.db")" ]; then
+  echo "anchor_e2e: the anchor's indexes ($(index_set "$work/check.db")) are not exitscope's ($(index_set "$work/es.db"))" >&2
+  exit 1
+fi
+echo "indexes (both): $(index_set "$work/es.db")"
+rm -f "$work/check.db"
 echo "rows: $rows events, $chains chains; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 timed() {  # label, command...: appends "wall cpu rss_kb" to $work/label

@@ -7,7 +7,10 @@
 #   - the chains table, the chain membership (events.origin) and the live checker's violation
 #     rows of both files, row by row (AFTER's live checker forgets settled chains to disk);
 #   - on AFTER's file, BEFORE's and AFTER's (ES_SETTLE_WINDOW=1) stdout and exit status of
-#     `chains`, `chains --outcome lost`, `check`, `export --format text|markdown|chrome`.
+#     `chains`, `chains --outcome lost`, `check`, `export --format text|markdown|chrome`;
+#   - on both files, BEFORE's and AFTER's output of `events`, `stats` and `export` over a time
+#     window (the middle third) and of `info` (issue #18: AFTER's own files have no time index
+#     where their times follow their ids).
 # Usage: bench/scale/same_output.sh BEFORE AFTER [WORKDIR]    (exit 1 on any difference)
 # Prints one line per recording, then the totals and how often the early settling took effect
 # (chains settled while written, recordings that fell back to the read-back, chains the checker
@@ -45,6 +48,24 @@ export --format text
 export --format markdown
 export --format chrome
 CMDS
+  # Time windows (issue #18: AFTER finds a window's edges by binary search over ids on its own
+  # file, which has no time index, and through events_time on BEFORE's): the middle third of the
+  # recording, on both files, BEFORE's and AFTER's output compared.
+  local f0 t0 t1 lo hi j=0
+  for f0 in a b; do
+    read -r t0 t1 < <(sqlite3 -separator ' ' "$d/$f0.db" 'SELECT min(time_ns), max(time_ns) FROM events')
+    lo=$((t0 + (t1 - t0) / 3)) hi=$((t0 + 2 * (t1 - t0) / 3))
+    for args in "events --from $lo --to $hi" "events --from $lo" "events --to $hi" "stats --from $lo --to $hi" \
+                "stats --from $lo --no-chains" "export --format text --from $lo --to $hi" \
+                "export --format chrome --from $lo --to $hi" "export --format markdown --to $hi" "info"; do
+      j=$((j + 1))
+      # shellcheck disable=SC2086
+      "$BEFORE" $args "$d/$f0.db" >"$d/wbefore.$j" 2>/dev/null; echo "rc=$?" >>"$d/wbefore.$j"
+      # shellcheck disable=SC2086
+      "$AFTER" $args "$d/$f0.db" >"$d/wafter.$j" 2>/dev/null; echo "rc=$?" >>"$d/wafter.$j"
+      cmp -s "$d/wbefore.$j" "$d/wafter.$j" || bad+=" [$f0: $args]"
+    done
+  done
   local s f g r
   s=$(sed -n 's/.*chain builder: \([0-9]*\) chains settled.*/\1/p' "$d/b.err" | tail -1)
   grep -q "read back (late fact" "$d/b.err" && f=1 || f=0

@@ -272,12 +272,20 @@ void Recorder::write_batch(std::vector<es_record>& batch) {
       if (rc == SQLITE_DONE) {
         ++written;
         if (rec.kind == ES_KIND_VM_EXIT) ++exits;
+        const int64_t id = rec.id ? static_cast<int64_t>(rec.id) : sqlite3_last_insert_rowid(db_.get());
+        // Signed, as SQL compares the stored columns.
+        const auto time = static_cast<int64_t>(rec.time_ns);
+        if (any_row_ && id < last_id_) ids_in_order_ = false;
+        if (any_row_ && time < last_time_) times_in_order_ = false;
+        any_row_ = true;
+        last_id_ = id;
+        last_time_ = time;
         if (steps_) {
           if (rec.id) {
             steps_->on_row(rec);
           } else {
             es_record row = rec;
-            row.id = static_cast<uint64_t>(sqlite3_last_insert_rowid(db_.get()));
+            row.id = static_cast<uint64_t>(id);
             steps_->on_row(row);
           }
         }
@@ -386,7 +394,14 @@ Result<void> Recorder::finish(const RunEnd& end) {
   // From here on what is written must reach the disk before the caller renames the file (the
   // final checkpoint syncs the WAL and the database file with NORMAL).
   if (options_.not_yet_users_file) (void)db_.exec("PRAGMA synchronous=NORMAL");
-  if (auto r = schema::create_indexes(db_, [this] { checkpoint_if_large(); }); !r) return stopped(r.error());
+  // Rows written in id order with times never decreasing need no time index; rows out of id
+  // order (a source with its own ids) leave it to one read of the table (create_indexes).
+  std::optional<bool> time_sorted;
+  if (ids_in_order_) time_sorted = times_in_order_;
+  if (auto r = schema::create_indexes(
+          db_, [this] { checkpoint_if_large(); }, time_sorted);
+      !r)
+    return stopped(r.error());
   if (steps_) {
     // The caller's finish step (replay's chains), after the indexes it may read through.
     auto r = steps_->finish();

@@ -157,6 +157,11 @@ class Recorder {
   uint64_t exit_count_ = 0;
   std::atomic<uint64_t> source_dropped_{0};
   uint64_t stored_source_dropped_ = 0, stored_records_dropped_ = 0;  // writer thread: last stored
+  // Writer thread: whether the rows stored so far came in id order (ids_in_order_) and, if so,
+  // with time_ns never decreasing (times_in_order_): finish() tells create_indexes, which then
+  // needs no time index (schema/time_index.sql). Out of id order: it reads the table to decide.
+  bool ids_in_order_ = true, times_in_order_ = true, any_row_ = false;
+  int64_t last_id_ = 0, last_time_ = 0;
   db::Stmt update_drops_;
   std::thread writer_;
 

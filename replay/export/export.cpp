@@ -260,9 +260,13 @@ Result<void> run_export(replay::Recording& recording, const ExportFormat& format
   } else if (options.vcpu || options.from_ns || options.to_ns) {
     // Counted up front so progress is a real percentage of this export.
     std::string sql = "SELECT count(*) FROM events WHERE 1";
-    if (options.vcpu) sql += " AND vcpu = " + std::to_string(*options.vcpu);
-    if (options.from_ns) sql += " AND time_ns >= " + std::to_string(static_cast<int64_t>(*options.from_ns));
-    if (options.to_ns) sql += " AND time_ns <= " + std::to_string(static_cast<int64_t>(*options.to_ns));
+    if (options.vcpu)  // `vcpu != 0`: the partial events_vcpu's condition (schema/indexes.sql)
+      sql += " AND vcpu = " + std::to_string(*options.vcpu) + (*options.vcpu != 0 ? " AND vcpu != 0" : "");
+    if (options.from_ns || options.to_ns) {
+      auto window = replay::time_window_sql(recording.db(), options.from_ns, options.to_ns);
+      if (!window) return make_error(window.error());
+      sql += " AND " + *window;
+    }
     auto st = recording.db().prepare(sql);
     if (st && st->step() == SQLITE_ROW) ctx.total_events = st->col_u64(0);
   } else {

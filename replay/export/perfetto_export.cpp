@@ -257,9 +257,13 @@ Result<std::unordered_map<uint64_t, FlowSpan>> chain_flow_spans(ExportContext& c
     if (!flows.empty()) return flows;
   }
   std::string sql = "SELECT origin, min(id), max(id) FROM events WHERE origin != 0";
-  if (o.vcpu) sql += " AND vcpu = " + std::to_string(*o.vcpu);
-  if (o.from_ns) sql += " AND time_ns >= " + std::to_string(static_cast<int64_t>(*o.from_ns));
-  if (o.to_ns) sql += " AND time_ns <= " + std::to_string(static_cast<int64_t>(*o.to_ns));
+  if (o.vcpu)  // `vcpu != 0`: the partial events_vcpu's condition (schema/indexes.sql)
+    sql += " AND vcpu = " + std::to_string(*o.vcpu) + (*o.vcpu != 0 ? " AND vcpu != 0" : "");
+  if (o.from_ns || o.to_ns) {
+    auto window = replay::time_window_sql(ctx.recording.db(), o.from_ns, o.to_ns);
+    if (!window) return make_error(window.error());
+    sql += " AND " + *window;
+  }
   sql += " GROUP BY origin HAVING min(id) < max(id)";
   if (auto r = read(sql); !r) return make_error(r.error());
   return flows;

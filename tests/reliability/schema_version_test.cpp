@@ -303,12 +303,63 @@ TEST(SchemaVersions, V3RecordingMigratesToV4WithEveryFieldAndChain) {
   EXPECT_EQ(query(out, "SELECT count(*) FROM sqlite_schema WHERE name = 'chain_events'"), 0);
   EXPECT_EQ(dump(out, "SELECT sql FROM sqlite_schema WHERE name = 'events_origin'"),
             "CREATE INDEX events_origin ON events(origin) WHERE origin IS NOT NULL|\n");
-  EXPECT_EQ(query(out, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name LIKE 'events_%'"), 6);
+  // hv's simulated clock never goes back: the migrated copy says so and has no time index
+  // (schema/time_index.sql), so five of the six indexes.
+  EXPECT_EQ(query(out, "SELECT time_sorted FROM event_order"), 1);
+  EXPECT_EQ(query(out, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'events_time'"), 0);
+  EXPECT_EQ(query(out, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name LIKE 'events_%'"), 5);
+  EXPECT_EQ(dump(out, "SELECT sql FROM sqlite_schema WHERE name = 'events_cause'"),
+            "CREATE INDEX events_cause ON events(cause) WHERE cause != 0|\n");
 
   const CliRun chains = run_cli("chains " + old);
   ASSERT_EQ(chains.code, 0) << chains.err;
   EXPECT_EQ(chains.out, slurp(std::string(ES_TEST_DATA_DIR) + "/schema/v3_softint_ept.chains.txt"));
   EXPECT_NE(chains.err.find("uses the older schema v3"), std::string::npos) << chains.err;
+}
+
+// A v4 recording written by the build before issue #18's index change
+// (tests/data/schema/v4_softint_ept.db: `exitscope record --scenario softint-ept` by c0f0a41,
+// 383 events at 0 .. 51 305 ns; it has events_time and no event_order table) is read as it is,
+// through its time index, and its time windows print what the same scenario recorded by this
+// build prints, whose file says its times follow its ids and has no time index (its windows
+// are binary searches over ids). Expected: user_version 4 on both, no migrated copy, the same
+// stdout for events / stats / export over [17 000, 34 000] ns, and `info`'s time extent.
+TEST(SchemaVersions, V4RecordingOfTheBuildBeforeGivesTheSameWindowsAsANewOne) {
+  const std::string p = es::test::process_tmp("v4-window.db");
+  const std::string copy = es::test::process_tmp("v4-window.v4.db");
+  fs::remove(p);
+  fs::remove(copy);
+  fs::copy_file(std::string(ES_TEST_DATA_DIR) + "/schema/v4_softint_ept.db", p);
+  ASSERT_EQ(query(p, "PRAGMA user_version"), 4);
+  ASSERT_EQ(query(p, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'events_time'"), 1);
+  ASSERT_EQ(query(p, "SELECT count(*) FROM sqlite_schema WHERE name = 'event_order'"), 0);
+  const std::vector<std::string> commands = {"events --from 17000 --to 34000", "events --from 40000",
+                                             "stats --from 17000 --to 34000",
+                                             "export --format text --from 17000 --to 34000"};
+  std::vector<std::string> old_out;
+  for (const std::string& c : commands) {
+    const CliRun r = run_cli(c + " " + p);
+    EXPECT_EQ(r.code, 0) << c << ": " << r.err;
+    old_out.push_back(r.out);
+  }
+  EXPECT_FALSE(fs::exists(copy)) << "a current file needs no migrated copy";
+  // The time extent (min / max of time_ns on the old file, its first / last row on the new).
+  const std::string extent = "events:     383  (time 0.000000000 .. 0.000051305 s)";
+  EXPECT_NE(run_cli("info --no-console " + p).out.find(extent), std::string::npos);
+  EXPECT_NE(old_out[0].find("#"), std::string::npos) << "the window holds events: " << old_out[0];
+
+  fs::remove(p);
+  ASSERT_EQ(run_cli("record --scenario softint-ept --quiet -o " + p).code, 0);
+  EXPECT_EQ(query(p, "PRAGMA user_version"), 4);
+  EXPECT_EQ(query(p, "SELECT time_sorted FROM event_order"), 1);
+  EXPECT_EQ(query(p, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'events_time'"), 0);
+  EXPECT_EQ(query(p, "SELECT count(*) FROM events"), 383);
+  for (size_t i = 0; i < commands.size(); ++i) {
+    const CliRun r = run_cli(commands[i] + " " + p);
+    EXPECT_EQ(r.code, 0) << commands[i] << ": " << r.err;
+    EXPECT_EQ(r.out, old_out[i]) << commands[i];
+  }
+  EXPECT_NE(run_cli("info --no-console " + p).out.find(extent), std::string::npos);
 }
 
 // schema/event_row.h: a row written by bind_event_row reads back field for field, at the widest

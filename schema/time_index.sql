@@ -1,0 +1,11 @@
+-- The time index, built only for a recording whose times do not follow its ids (issue #18,
+-- BENCHMARKS.md "Index set by measurement"). Almost every recording is written with time_ns never
+-- decreasing in id order (hv record: simulated time; imports: sorted by time); there a time edge
+-- is an id edge, found by a binary search of rowid probes (replay::first_id_at_or_after), and
+-- this index (14 B an event) is not needed. schema::create_indexes decides, from what the
+-- writer saw or from one scan in id order, writes the answer to the table event_order
+-- (time_sorted: 1 = for any two events a.id < b.id, a.time_ns <= b.time_ns in SQL's signed
+-- compare; 0 = not so) and runs this statement only for 0. A file without that table (older
+-- builds, an unfinished recording, a stranger's file) is read as not sorted: its own time
+-- index if it has one, else a scan. bench/anchor/sqlite_anchor.c runs it on the same rule.
+CREATE INDEX IF NOT EXISTS events_time ON events(time_ns);
