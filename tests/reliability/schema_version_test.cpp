@@ -346,7 +346,7 @@ TEST(SchemaVersions, V4RecordingOfTheBuildBeforeGivesTheSameWindowsAsANewOne) {
   // The time extent (min / max of time_ns on the old file, its first / last row on the new).
   const std::string extent = "events:     383  (time 0.000000000 .. 0.000051305 s)";
   EXPECT_NE(run_cli("info --no-console " + p).out.find(extent), std::string::npos);
-  EXPECT_NE(old_out[0].find("#"), std::string::npos) << "the window holds events: " << old_out[0];
+  EXPECT_NE(old_out[0].find('#'), std::string::npos) << "the window holds events: " << old_out[0];
 
   fs::remove(p);
   ASSERT_EQ(run_cli("record --scenario softint-ept --quiet -o " + p).code, 0);
