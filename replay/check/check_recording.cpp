@@ -1,5 +1,7 @@
 #include "replay/check/check_recording.h"
 
+#include <algorithm>
+#include <optional>
 #include <string>
 
 namespace es::check {
@@ -25,6 +27,42 @@ Result<std::vector<Violation>> check_recording(replay::Recording& rec, const Che
       return static_cast<bool>(q);
     };
   }
+  // With this build's chain figures stored, every chain's outcome is one row away: event-lost
+  // keeps no members and reads back only a chain whose stored outcome is a loss.
+  std::optional<db::Stmt> outcome_of;
+  if (*indexed == 1 && !opts.lost_chain) {
+    if (auto current = replay::chain_figures_current(rec.db()); current && *current) {
+      if (auto st = rec.db().prepare("SELECT outcome FROM chains WHERE id = ?")) outcome_of = std::move(*st);
+    }
+  }
+  if (outcome_of) {
+    opts.lost_chain = [&](uint64_t id, std::optional<replay::Chain>& lost) {
+      outcome_of->bind_u64(1, id);
+      const int rc = outcome_of->step();
+      std::optional<replay::Outcome> stored;
+      if (rc == SQLITE_ROW) stored = replay::outcome_from_string(outcome_of->col_text(0));
+      outcome_of->reset();
+      // A chain without a row, or with an outcome this build does not name: read it back.
+      if (stored && !replay::outcome_is_loss(*stored)) return true;
+      auto chains = replay::load_chain_and_links(rec.db(), id);
+      if (!chains) {
+        if (history_error.empty()) history_error = chains.error();
+        return false;
+      }
+      for (replay::Chain& c : *chains)
+        if (c.id == id) lost = std::move(c);
+      // The live checker's own violation records are members too; the checker reads none
+      // (Checker::feed), so the chain's last event is its last other member, as fed.
+      if (lost) {
+        auto& ev = lost->events;
+        ev.erase(std::remove_if(ev.begin(), ev.end(),
+                                [](const replay::Event& e) { return e.rec.kind == ES_KIND_VIOLATION; }),
+                 ev.end());
+        if (ev.empty()) lost.reset();
+      }
+      return true;
+    };
+  }
   Checker checker(opts);
   auto r = rec.for_each_event({}, [&](const replay::Event& e) {
     checker.feed(e.rec);
@@ -33,6 +71,7 @@ Result<std::vector<Violation>> check_recording(replay::Recording& rec, const Che
   if (!r) return make_error(r.error());
   if (!history_error.empty()) return make_error(history_error);
   checker.finish();
+  if (!history_error.empty()) return make_error(history_error);
   return checker.violations();
 }
 

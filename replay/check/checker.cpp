@@ -836,7 +836,81 @@ bool is_double_fault_word(uint32_t w) {
 // must be reinjected or it is lost.
 void prune_effects(State& st);
 
+// The event-lost violation of chain `c`, whose outcome is a loss.
+void report_lost(State& st, const replay::Chain& c) {
+  const es_record& last = c.events.back().rec;
+  const es_record& first = c.root_found ? c.root.rec : c.events.front().rec;
+  std::string what;
+  switch (c.outcome) {
+    case replay::Outcome::DiscardedByHypervisor:
+      if (c.delivery_fault && c.outcome_event == c.delivery_fault) {
+        // Vol. 3A 6.15 Table 6-5: the pair the delivery formed owes #DF (or, delivering #DF,
+        // a shutdown); KVM's kvm_multiple_exception merges it so.
+        const bool df = is_double_fault_word(c.event_word);
+        what = "had its delivery fault with " + std::string(arch::exception_mnemonic(c.delivery_fault_vector)) +
+               " (VM exit #" + num(c.delivery_fault) +
+               "), and the hypervisor answered with neither a reinjection nor " + (df ? "a shutdown" : "#DF") +
+               ": that pair must " +
+               (df ? "shut the guest down (SDM Vol. 3A 6.15 \"Interrupt 8\")"
+                   : "become a double fault (SDM Vol. 3A 6.15 Table 6-5 \"Conditions for Generating a Double "
+                     "Fault\"; KVM kvm_multiple_exception)") +
+               ", so the event was thrown away";
+        break;
+      }
+      what = "was discarded by the hypervisor at #" + num(c.outcome_event) +
+             " although no fault raised during its own delivery superseded it: the architecture still owed its "
+             "delivery";
+      break;
+    case replay::Outcome::DroppedByPolicy: {
+      what = "was found in IDT-vectoring info and not reinjected (the reinjection policy dropped it at #" +
+             num(c.outcome_event) + ")";
+      // The same exception delivered later at that level: the CPU raised it again when the
+      // instruction re-executed (a fault), this time; nothing guarantees it (a hypervisor's own
+      // injection, or state that changed in between, is not raised again).
+      if (const auto again = st.delivered_again.find(c.id); again != st.delivered_again.end())
+        what += "; the same exception (vector and error code) was delivered next at that level (#" +
+                num(again->second.first) + ", chain " + num(again->second.second) +
+                "), as when re-executing the instruction raises it again, which nothing guarantees";
+      else
+        what += ", so the guest never saw it";
+      break;
+    }
+    default:
+      what =
+          "was never delivered, and nothing the architecture does explains it (not handled serially, "
+          "superseded, collapsed, coalesced or promoted to #DF) in a run the guest ended: the event is lost";
+      break;
+  }
+  Violation v = make(RuleId::EventLost, last, c.id, {c.id, last.id},
+                     arch::describe(EntryIntrInfo(c.event_word)) + " of chain " + num(c.id) + " (raised at #" +
+                         num(c.id) + ", " + where(first) + ", rip " +
+                         ((first.flags & ES_FLAG_RIP_UNKNOWN) || ((first.flags & ES_FLAG_INFERRED) && first.rip == 0)
+                              ? std::string("unknown")
+                              : hex(first.rip)) +
+                         ") " + what + "; its last event is #" + num(last.id) + " (" +
+                         replay::describe_event_fields(c.events.back()) +
+                         "). An event found in IDT-vectoring info must be reinjected (SDM Vol. 3C 28.2.4 "
+                         "\"Information for VM Exits That Occur During Event Delivery\"; KVM "
+                         "vmx_complete_interrupts).");
+  v.first_ns = first.time_ns;
+  st.report(std::move(v));
+}
+
 void finish_event_lost(State& st) {
+  if (st.options.lost_chain) {
+    // The recording's stored outcomes decide (CheckOptions::lost_chain): only a chain not
+    // delivered can be lost, and only one whose stored outcome is a loss is read back.
+    std::vector<uint64_t> open;
+    for (const auto& [id, c] : st.chains)
+      if (!c.settled) open.push_back(id);
+    std::sort(open.begin(), open.end());
+    for (uint64_t id : open) {
+      std::optional<replay::Chain> lost;
+      if (!st.options.lost_chain(id, lost)) return;
+      if (lost && replay::outcome_is_loss(lost->outcome)) report_lost(st, *lost);
+    }
+    return;
+  }
   prune_effects(st);
   std::vector<replay::Event> members;
   // A chain no longer in st.chains was forgotten once settled (forget_settled_chains).
@@ -851,65 +925,8 @@ void finish_event_lost(State& st) {
   for (const auto& e : st.effects)
     if (settled(e.rec.origin)) members.push_back(e);
   std::vector<replay::Chain> chains = replay::build_chains(std::move(members), st.run_ends);
-  for (const replay::Chain& c : chains) {
-    if (!replay::outcome_is_loss(c.outcome) || settled(c.id)) continue;
-    const es_record& last = c.events.back().rec;
-    const es_record& first = c.root_found ? c.root.rec : c.events.front().rec;
-    std::string what;
-    switch (c.outcome) {
-      case replay::Outcome::DiscardedByHypervisor:
-        if (c.delivery_fault && c.outcome_event == c.delivery_fault) {
-          // Vol. 3A 6.15 Table 6-5: the pair the delivery formed owes #DF (or, delivering #DF,
-          // a shutdown); KVM's kvm_multiple_exception merges it so.
-          const bool df = is_double_fault_word(c.event_word);
-          what = "had its delivery fault with " + std::string(arch::exception_mnemonic(c.delivery_fault_vector)) +
-                 " (VM exit #" + num(c.delivery_fault) +
-                 "), and the hypervisor answered with neither a reinjection nor " + (df ? "a shutdown" : "#DF") +
-                 ": that pair must " +
-                 (df ? "shut the guest down (SDM Vol. 3A 6.15 \"Interrupt 8\")"
-                     : "become a double fault (SDM Vol. 3A 6.15 Table 6-5 \"Conditions for Generating a Double "
-                       "Fault\"; KVM kvm_multiple_exception)") +
-                 ", so the event was thrown away";
-          break;
-        }
-        what = "was discarded by the hypervisor at #" + num(c.outcome_event) +
-               " although no fault raised during its own delivery superseded it: the architecture still owed its "
-               "delivery";
-        break;
-      case replay::Outcome::DroppedByPolicy: {
-        what = "was found in IDT-vectoring info and not reinjected (the reinjection policy dropped it at #" +
-               num(c.outcome_event) + ")";
-        // The same exception delivered later at that level: the CPU raised it again when the
-        // instruction re-executed (a fault), this time; nothing guarantees it (a hypervisor's own
-        // injection, or state that changed in between, is not raised again).
-        if (const auto again = st.delivered_again.find(c.id); again != st.delivered_again.end())
-          what += "; the same exception (vector and error code) was delivered next at that level (#" +
-                  num(again->second.first) + ", chain " + num(again->second.second) +
-                  "), as when re-executing the instruction raises it again, which nothing guarantees";
-        else
-          what += ", so the guest never saw it";
-        break;
-      }
-      default:
-        what =
-            "was never delivered, and nothing the architecture does explains it (not handled serially, "
-            "superseded, collapsed, coalesced or promoted to #DF) in a run the guest ended: the event is lost";
-        break;
-    }
-    Violation v = make(RuleId::EventLost, last, c.id, {c.id, last.id},
-                       arch::describe(EntryIntrInfo(c.event_word)) + " of chain " + num(c.id) + " (raised at #" +
-                           num(c.id) + ", " + where(first) + ", rip " +
-                           ((first.flags & ES_FLAG_RIP_UNKNOWN) || ((first.flags & ES_FLAG_INFERRED) && first.rip == 0)
-                                ? std::string("unknown")
-                                : hex(first.rip)) +
-                           ") " + what + "; its last event is #" + num(last.id) + " (" +
-                           replay::describe_event_fields(c.events.back()) +
-                           "). An event found in IDT-vectoring info must be reinjected (SDM Vol. 3C 28.2.4 "
-                           "\"Information for VM Exits That Occur During Event Delivery\"; KVM "
-                           "vmx_complete_interrupts).");
-    v.first_ns = first.time_ns;
-    st.report(std::move(v));
-  }
+  for (const replay::Chain& c : chains)
+    if (replay::outcome_is_loss(c.outcome) && !settled(c.id)) report_lost(st, c);
 }
 
 // Name and description of a rule, from the ABI's rule table (exitscope/violations.def).
@@ -1122,13 +1139,15 @@ void Checker::feed(const es_record& r) {
       st.pending_drops.erase(it);
     }
   }
-  if (is_effect(r)) {
+  if (is_effect(r) && !st.options.lost_chain) {
     st.effects.push_back({r, 0});
     if (st.effects.size() >= 2 * std::max<size_t>(st.effects_kept, 4096)) prune_effects(st);
   }
   if (c.settled) return;
-  if (c.members.empty()) st.unsettled.insert(r.origin);
-  c.members.push_back({r, 0});
+  if (!st.options.lost_chain) {  // kept for build_chains at the end, unless the recording decides
+    if (c.members.empty()) st.unsettled.insert(r.origin);
+    c.members.push_back({r, 0});
+  }
   if (r.kind == ES_KIND_VM_EXIT || r.kind == ES_KIND_NESTED_EXIT) {
     if (replay::delivery_fault_of(r, c.word, c.injected)) c.faulted = true;
     c.injected = false;

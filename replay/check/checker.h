@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "exitscope/record.h"
+#include "replay/chains.h"
 
 namespace es::check {
 
@@ -97,6 +98,12 @@ struct CheckOptions {
   // live checker sets it (it has no recording to read back); if the temporary database cannot
   // be made, every chain stays in memory as before.
   bool forget_to_disk = false;
+  // From a recording whose chains table holds this build's figures (replay::chain_figures_current:
+  // every chain's outcome decided by replay/chains' rules while it was written): the stored
+  // outcome of chain `id`, and, where that is a loss, the chain as replay/chains reads it back
+  // (`lost`). With it, event-lost keeps no chain members (a livelock's one chain of millions of
+  // records held them all: issue #18, `check` of a 100 M-line import); false if it cannot be read.
+  std::function<bool(uint64_t id, std::optional<replay::Chain>& lost)> lost_chain = {};
 };
 
 class Checker {
