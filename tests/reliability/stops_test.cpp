@@ -265,7 +265,7 @@ WalRun record_with_a_busy_reader(const std::string& name, const char* restart_by
   remove_db(db);
   ::setenv("EXITSCOPE_WAL_RESTART_BYTES", restart_bytes, 1);
   Spawned p =
-      spawn_cli({"record", "--scenario", "timer-irq", "--arg", "0", "--max-exits", "60000", "--quiet", "-o", db});
+      spawn_cli({"record", "--scenario", "timer-irq", "--arg", "0", "--max-exits", "120000", "--quiet", "-o", db});
   ::unsetenv("EXITSCOPE_WAL_RESTART_BYTES");
   if (!wait_for_session(db)) {
     out.err = "no session row appeared";
@@ -313,9 +313,13 @@ TEST(Stops, WalStaysBoundedWithAReaderInsideATransaction) {
 
   const WalRun unbounded = record_with_a_busy_reader("wal_unbounded.db", "1099511627776");
   ASSERT_EQ(unbounded.code, 0) << unbounded.err;
-  EXPECT_GT(unbounded.peak_wal, bounded.final_size / 2)
-      << "without restarts the WAL should grow with the recording (peak " << unbounded.peak_wal
-      << "); if it does not, this test no longer shows what the bound does";
+  // Twice the bound the first run stays under: without restarts the WAL holds at least the rows
+  // written while the reader held its transactions (the events rows are about 40 MB of the 80 MB
+  // file). Half the final file was the margin before; the smaller index set (issue #18) brought
+  // that within the sampling's reach under load (15 MB against 20 MB).
+  EXPECT_GT(unbounded.peak_wal, 24ull << 20)
+      << "without restarts the WAL should grow with the recording (peak " << unbounded.peak_wal << " bytes for a "
+      << unbounded.final_size << "-byte recording); if it does not, this test no longer shows what the bound does";
 }
 
 // Issue #17 item 5: opening a FIFO for reading blocks until a writer comes. Expected: each
