@@ -275,9 +275,8 @@ void Recorder::write_batch(std::vector<es_record>& batch) {
         const int64_t id = rec.id ? static_cast<int64_t>(rec.id) : sqlite3_last_insert_rowid(db_.get());
         // Signed, as SQL compares the stored columns.
         const auto time = static_cast<int64_t>(rec.time_ns);
-        if (any_row_ && id < last_id_) ids_in_order_ = false;
-        if (any_row_ && time < last_time_) times_in_order_ = false;
-        any_row_ = true;
+        if (id < last_id_) ids_in_order_ = false;
+        if (time < last_time_) times_in_order_ = false;
         last_id_ = id;
         last_time_ = time;
         if (steps_) {

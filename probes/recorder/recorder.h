@@ -160,8 +160,8 @@ class Recorder {
   // Writer thread: whether the rows stored so far came in id order (ids_in_order_) and, if so,
   // with time_ns never decreasing (times_in_order_): finish() tells create_indexes, which then
   // needs no time index (schema/time_index.sql). Out of id order: it reads the table to decide.
-  bool ids_in_order_ = true, times_in_order_ = true, any_row_ = false;
-  int64_t last_id_ = 0, last_time_ = 0;
+  bool ids_in_order_ = true, times_in_order_ = true;
+  int64_t last_id_ = INT64_MIN, last_time_ = INT64_MIN;  // of the last row stored; none yet: below any
   db::Stmt update_drops_;
   std::thread writer_;
 

@@ -85,22 +85,21 @@ int cmd_check(int argc, char** argv) {
   // reinjection livelock is one chain of the whole recording: half of `check`'s time).
   bool stored = false;
   if (auto current = replay::chain_figures_current(rec->db()); current && *current) {
-    auto st = rec->db().prepare("SELECT event_word FROM chains WHERE id = ?");
-    stored = static_cast<bool>(st);
-    for (auto it = named.begin(); stored && it != named.end(); ++it) {
-      st->bind_u64(1, *it);
-      if (st->step() == SQLITE_ROW) chain_word[*it] = static_cast<uint32_t>(st->col_u64(0));
-      st->reset();
+    if (auto st = rec->db().prepare("SELECT event_word FROM chains WHERE id = ?")) {
+      stored = true;
+      for (uint64_t id : named) {
+        st->bind_u64(1, id);
+        if (st->step() == SQLITE_ROW) chain_word[id] = static_cast<uint32_t>(st->col_u64(0));
+        st->reset();
+      }
     }
   }
-  if (stored) {
-    // every word read above
-  } else if (named.size() <= 64) {
+  if (!stored && named.size() <= 64) {
     for (uint64_t id : named) {
       auto chains = replay::load_chain_and_links(*rec, id);
       if (chains && !chains->empty() && chains->front().id == id) chain_word[id] = chains->front().event_word;
     }
-  } else {
+  } else if (!stored) {
     (void)replay::for_each_chain(*rec, [&](const replay::Chain& c) {
       if (named.count(c.id)) chain_word[c.id] = c.event_word;
       return chain_word.size() < named.size();
