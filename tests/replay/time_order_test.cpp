@@ -140,6 +140,20 @@ TEST(TimeOrder, SortedRecordingHasNoTimeIndexAndFindsEdgesByBinarySearch) {
   EXPECT_EQ(got, (Ids{2, 3, 4}));
 }
 
+// Runs `sql` on the recording at `path`, as another tool editing the file would.
+void edit(const std::string& path, const char* sql) {
+  auto db = db::Db::open(path, SQLITE_OPEN_READWRITE);
+  ASSERT_TRUE(db) << db.error();
+  ASSERT_TRUE(db->exec(sql));
+}
+
+// The recording is read as not in time order (SQL answers every time edge).
+void expect_not_sorted(replay::Recording& rec) {
+  auto sorted = replay::time_sorted(rec.db());
+  ASSERT_TRUE(sorted) << sorted.error();
+  EXPECT_FALSE(*sorted);
+}
+
 void expect_unsorted_answers(replay::Recording& rec) {
   EXPECT_EQ(first_at(rec, 25), std::optional<uint64_t>(5));
   EXPECT_EQ(last_at(rec, 45), std::optional<uint64_t>(4));
@@ -169,16 +183,10 @@ TEST(TimeOrder, UnsortedRecordingKeepsTheTimeIndex) {
 // knowing is not sorted: every answer comes from a scan.
 TEST(TimeOrder, UnsortedFileWithoutIndexOrWordIsScannedNotSearched) {
   const std::string path = make_recording("time_stranger.db", {10, 50, 20, 40, 30});
-  {
-    auto db = db::Db::open(path, SQLITE_OPEN_READWRITE);
-    ASSERT_TRUE(db) << db.error();
-    ASSERT_TRUE(db->exec("DROP INDEX events_time; DROP TABLE event_order"));
-  }
+  ASSERT_NO_FATAL_FAILURE(edit(path, "DROP INDEX events_time; DROP TABLE event_order"));
   auto rec = replay::Recording::open(path);
   ASSERT_TRUE(rec) << rec.error();
-  auto sorted = replay::time_sorted(rec->db());
-  ASSERT_TRUE(sorted) << sorted.error();
-  EXPECT_FALSE(*sorted);
+  ASSERT_NO_FATAL_FAILURE(expect_not_sorted(*rec));
   expect_unsorted_answers(*rec);
 }
 
@@ -224,16 +232,10 @@ TEST(TimeOrder, RowsWrittenOutOfIdOrderAreJudgedInIdOrder) {
 // happen to be sorted: SQL answers (a scan here, the index dropped), with the same results.
 TEST(TimeOrder, WordZeroIsAnsweredBySql) {
   const std::string path = make_recording("time_word.db", {10, 20, 30, 40, 50});
-  {
-    auto db = db::Db::open(path, SQLITE_OPEN_READWRITE);
-    ASSERT_TRUE(db) << db.error();
-    ASSERT_TRUE(db->exec("UPDATE event_order SET time_sorted = 0"));
-  }
+  ASSERT_NO_FATAL_FAILURE(edit(path, "UPDATE event_order SET time_sorted = 0"));
   auto rec = replay::Recording::open(path);
   ASSERT_TRUE(rec) << rec.error();
-  auto sorted = replay::time_sorted(rec->db());
-  ASSERT_TRUE(sorted) << sorted.error();
-  EXPECT_FALSE(*sorted);
+  ASSERT_NO_FATAL_FAILURE(expect_not_sorted(*rec));
   EXPECT_EQ(first_at(*rec, 25), std::optional<uint64_t>(3));
   EXPECT_EQ(last_at(*rec, 25), std::optional<uint64_t>(2));
   EXPECT_EQ(ids(*rec, "from:20 to:40"), (Ids{2, 3, 4}));
