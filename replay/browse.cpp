@@ -325,7 +325,7 @@ ChainRow chain_row_of(const Chain& c) {
   r.outcome = std::string(to_string(c.outcome));
   r.first_event = c.events.front().rec.id;
   r.last_event = c.events.back().rec.id;
-  r.event_count = c.events.size();
+  r.event_count = c.member_count ? c.member_count : c.events.size();
   r.inferred = c.inferred;
   r.interrupts_chain = c.interrupts_chain;
   return r;

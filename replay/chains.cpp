@@ -500,8 +500,9 @@ void decide_outcome(Chain& c, const ChainContext& ctx) {
   conclude_outcome(c, m, ctx);
 }
 
-// Everything about one chain that its own members tell, then its outcome and links.
-void finish_chain(Chain& c, const ChainContext& ctx) {
+// What a held chain's members tell of its root and original event, and which of them are
+// interruptions and decisions.
+void read_members(Chain& c) {
   for (const Event& ev : c.events) {
     const es_record& r = ev.rec;
     if (r.id == c.id) {
@@ -532,10 +533,115 @@ void finish_chain(Chain& c, const ChainContext& ctx) {
       }
     }
   }
+}
+
+void link_chain(Chain& c, const ChainContext& ctx) {
   if (auto it = ctx.interrupts.find(c.id); it != ctx.interrupts.end()) c.interrupts_chain = it->second;
   if (auto it = ctx.interrupted_by.find(c.id); it != ctx.interrupted_by.end()) c.interrupted_by = it->second;
-  decide_outcome(c, ctx);
 }
+
+// Everything about one held chain that its own members tell, then its outcome and links.
+void finish_chain(Chain& c, const ChainContext& ctx) {
+  read_members(c);
+  link_chain(c, ctx);
+  decide_outcome(c, ctx);
+  c.member_count = c.events.size();
+  for (const Event& ev : c.events) {
+    if (counts_as_vectoring_exit(ev.rec)) ++c.vectoring_exits;
+    if (counts_as_reinjection(ev.rec)) ++c.reinjections;
+  }
+  const auto at = std::lower_bound(c.events.begin(), c.events.end(), c.outcome_event,
+                                   [](const Event& e, uint64_t v) { return e.rec.id < v; });
+  if (c.outcome_event && at != c.events.end() && at->rec.id == c.outcome_event) c.outcome_ns = at->rec.time_ns;
+}
+
+// One chain's members read in id order (for_each_chain, read_chain), held up to `limit`; past
+// it the chain lets them go and decides on, one member at a time, as finish_chain would from
+// all of them (ChainBuilder's rule: the original event as known at each member; the members
+// held until then are scanned with the event they tell, as finish_chain scans them).
+class ChainReader {
+ public:
+  ChainReader(uint64_t id, size_t limit) : limit_(limit) { c_.id = id; }
+  uint64_t id() const { return c_.id; }
+  bool empty() const { return c_.member_count == 0 && c_.events.empty(); }
+
+  void add(const Event& e) {
+    if (c_.members_held) {
+      c_.events.push_back(e);
+      if (c_.events.size() > limit_) let_go();
+      return;
+    }
+    scan(e);
+    c_.events.back() = e;
+  }
+
+  // The chain decided; `db` to look up the outcome event's time of a chain not held.
+  Result<Chain> finish(db::Db& db, const ChainContext& ctx) {
+    if (c_.members_held) {
+      finish_chain(c_, ctx);
+      return std::move(c_);
+    }
+    if (!c_.root_found) c_.inferred = true;
+    link_chain(c_, ctx);
+    conclude_outcome(c_, m_, ctx);
+    if (c_.outcome_event) {
+      auto st = db.prepare("SELECT time_ns FROM events WHERE id = ? AND origin = ?");
+      if (!st) return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), st.error()));
+      st->bind_u64(1, c_.outcome_event);
+      st->bind_u64(2, c_.id);
+      if (st->step() == SQLITE_ROW) c_.outcome_ns = st->col_u64(0);
+    }
+    return std::move(c_);
+  }
+
+ private:
+  // Over the limit: what finish_chain reads from the members held so far, then only the first
+  // and the last member stay.
+  void let_go() {
+    read_members(c_);
+    c_.interruptions.clear();
+    c_.interruptions.shrink_to_fit();
+    c_.decisions.clear();
+    c_.decisions.shrink_to_fit();
+    word_known_ = arch::EntryIntrInfo(c_.event_word).valid();
+    std::vector<Event> held;
+    held.swap(c_.events);
+    c_.members_held = false;
+    for (const Event& e : held) scan(e);
+    c_.events = {held.front(), held.back()};
+  }
+
+  void scan(const Event& e) {
+    const es_record& r = e.rec;
+    ++c_.member_count;
+    if (r.flags & ES_FLAG_INFERRED) c_.inferred = true;
+    if (r.id == c_.id && !c_.root_found) {  // a root after members: only in a forged file
+      c_.root_found = true;
+      c_.root = e;
+    }
+    if (!word_known_) {  // finish_chain's rule for a chain without a root naming an event
+      if (is_exit(r)) {
+        if (const arch::IdtVectoringInfo vec(r.idt_vectoring_info); vec.valid()) {
+          c_.event_word = arch::to_reinjection(vec).raw();
+          c_.event_error = r.idt_vectoring_error;
+          word_known_ = true;
+        }
+      } else if (arch::EntryIntrInfo(r.intr_info).valid()) {
+        c_.event_word = r.intr_info;
+        c_.event_error = r.intr_error;
+        word_known_ = true;
+      }
+    }
+    m_.add(r, arch::EntryIntrInfo(c_.event_word), c_.id);
+    if (counts_as_vectoring_exit(r)) ++c_.vectoring_exits;
+    if (counts_as_reinjection(r)) ++c_.reinjections;
+  }
+
+  Chain c_;
+  MemberScan m_;
+  size_t limit_;
+  bool word_known_ = false;
+};
 
 // The context from a recording's SQL, with memory proportional to what links chains (not to
 // the number of events): a few targeted queries on the cause / origin indexes. With `only`,
@@ -720,16 +826,17 @@ Result<ChainContext> load_context(db::Db& db, const std::vector<uint64_t>* only 
   return ctx;
 }
 
-// A chain's members by id through the origin index; no chain (empty) if none.
-Result<Chain> read_chain(db::Db& db, uint64_t id) {
-  Chain c;
-  c.id = id;
+// A chain's members by id through the origin index, decided with `ctx`; no chain (no members)
+// if none.
+Result<Chain> read_chain(db::Db& db, uint64_t id, const ChainContext& ctx) {
+  ChainReader reader(id, chain_hold_limit());
   auto r = query_events(db, "e.origin = ?", {static_cast<int64_t>(id)}, [&](const Event& e) {
-    c.events.push_back(e);
+    reader.add(e);
     return true;
   });
   if (!r) return make_error(r.error());
-  return c;
+  if (reader.empty()) return Chain{};
+  return reader.finish(db, ctx);
 }
 
 }  // namespace
@@ -806,29 +913,58 @@ std::vector<Chain> build_chains(std::vector<Event> members, const std::vector<Ev
 Result<void> for_each_chain(db::Db& db, const std::function<bool(const Chain&)>& fn) {
   auto ctx = load_context(db);
   if (!ctx) return make_error(ctx.error());
-  Chain cur;
+  const size_t limit = chain_hold_limit();
+  std::optional<ChainReader> cur;
   bool stop = false;
+  std::string failure;
   auto flush = [&]() {
-    if (cur.events.empty()) return;
-    finish_chain(cur, *ctx);
-    if (!fn(cur)) stop = true;
-    cur = Chain{};
+    if (!cur || cur->empty()) return;
+    auto c = cur->finish(db, *ctx);
+    cur.reset();
+    if (!c) {
+      failure = c.error();
+      stop = true;
+    } else if (!fn(*c)) {
+      stop = true;
+    }
   };
   auto r = query_events(
       db, "e.origin != 0", {},
       [&](const Event& e) {
-        if (e.rec.origin != cur.id) {
+        if (!cur || e.rec.origin != cur->id()) {
           flush();
           if (stop) return false;
-          cur.id = e.rec.origin;
+          cur.emplace(e.rec.origin, limit);
         }
-        cur.events.push_back(e);
+        cur->add(e);
         return true;
       },
       "e.origin, e.id");
   if (!r) return make_error(r.error());
   if (!stop) flush();
+  if (!failure.empty()) return make_error(failure);
   return {};
+}
+
+size_t chain_hold_limit() {
+  static const size_t w = [] {
+    if (const char* v = std::getenv("ES_CHAIN_HOLD"); v && *v) {
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(v, &end, 10);
+      if (end && *end == 0 && n > 0) return static_cast<size_t>(n);
+    }
+    return size_t{1} << 16;
+  }();
+  return w;
+}
+
+Result<void> for_each_member(db::Db& db, const Chain& c, const std::function<bool(const Event&)>& fn) {
+  if (c.members_held) {
+    for (const Event& e : c.events)
+      if (!fn(e)) break;
+    return {};
+  }
+  return query_events(db, "e.origin = ?", {static_cast<int64_t>(c.id)}, fn);
 }
 
 Result<std::vector<Chain>> load_chain_and_links(db::Db& db, uint64_t id) {
@@ -851,13 +987,12 @@ Result<std::vector<Chain>> load_chain_and_links(db::Db& db, uint64_t id) {
       if (c.id != id && std::find(linked.begin(), linked.end(), c.id) != linked.end()) out.push_back(std::move(c));
     return out;
   }
-  auto first = read_chain(db, id);
-  if (!first) return make_error(first.error());
-  if (first->events.empty()) return out;
   const std::vector<uint64_t> one = {id};
   auto ctx = load_context(db, &one);
   if (!ctx) return make_error(ctx.error());
-  finish_chain(*first, *ctx);
+  auto first = read_chain(db, id, *ctx);
+  if (!first) return make_error(first.error());
+  if (first->events.empty()) return out;
   // The chains it names: the one it interrupts and those interrupting it, decided the same way.
   std::vector<uint64_t> linked = first->interrupted_by;
   if (first->interrupts_chain) linked.push_back(first->interrupts_chain);
@@ -868,10 +1003,9 @@ Result<std::vector<Chain>> load_chain_and_links(db::Db& db, uint64_t id) {
   auto linked_ctx = load_context(db, &linked);
   if (!linked_ctx) return make_error(linked_ctx.error());
   for (uint64_t other : linked) {
-    auto c = read_chain(db, other);
+    auto c = read_chain(db, other, *linked_ctx);
     if (!c) return make_error(c.error());
     if (c->events.empty()) continue;
-    finish_chain(*c, *linked_ctx);
     out.push_back(std::move(c).value());
   }
   return out;
@@ -1357,16 +1491,14 @@ Result<void> materialize_chains(db::Db& db) {
     row.outcome = c.outcome;
     row.first = c.events.front().rec.id;
     row.last = c.events.back().rec.id;
-    row.count = c.events.size();
+    row.count = c.member_count;
     row.inferred = c.inferred;
     row.interrupts_chain = c.interrupts_chain;
     row.vcpu = first.vcpu;
     row.raise_ns = first.time_ns;
-    for (const Event& ev : c.events) {
-      if (delivered_outcome(c.outcome) && ev.rec.id == c.outcome_event) row.delivered_ns = ev.rec.time_ns;
-      if (counts_as_vectoring_exit(ev.rec)) ++row.vectoring_exits;
-      if (counts_as_reinjection(ev.rec)) ++row.reinjections;
-    }
+    if (delivered_outcome(c.outcome) && c.outcome_ns) row.delivered_ns = *c.outcome_ns;
+    row.vectoring_exits = c.vectoring_exits;
+    row.reinjections = c.reinjections;
     if (!insert_chain(*ins_chain, row)) {
       failure = db.errmsg();
       return false;

@@ -117,9 +117,20 @@ struct Chain {
   Event root;               // valid if root_found
   uint32_t event_word = 0;  // the original event, VM-entry interruption-info format
   uint32_t event_error = 0;
-  std::vector<Event> events;            // every member, by id (root included when found)
-  std::vector<uint64_t> interruptions;  // VM exits whose IDT-vectoring info was valid
-  std::vector<uint64_t> decisions;      // DECISION records in the chain
+  // Every member, by id (root included when found); for a chain not held (members_held false)
+  // only its first and last member: read the others with for_each_member.
+  std::vector<Event> events;
+  std::vector<uint64_t> interruptions;  // VM exits whose IDT-vectoring info was valid (held chains)
+  std::vector<uint64_t> decisions;      // DECISION records in the chain (held chains)
+  // A chain longer than chain_hold_limit() members, read by for_each_chain or
+  // load_chain_and_links, is decided one member at a time without keeping them (issue #18: a
+  // livelock's chain has millions): members_held is then false and `events`, `interruptions`
+  // and `decisions` are as said above. Everything else below is the same either way.
+  bool members_held = true;
+  uint64_t member_count = 0;
+  uint32_t vectoring_exits = 0;        // members counts_as_vectoring_exit
+  uint32_t reinjections = 0;           // members counts_as_reinjection
+  std::optional<uint64_t> outcome_ns;  // time of outcome_event when it is a member
   Outcome outcome = Outcome::Lost;
   uint64_t outcome_event = 0;  // the event that decided the outcome (0 if none)
   // A VM exit of this chain that reports an exception raised by the event's own delivery
@@ -131,6 +142,18 @@ struct Chain {
   uint64_t interrupts_chain = 0;         // chain whose delivery this chain's root interrupted
   std::vector<uint64_t> interrupted_by;  // chains whose root was caused inside this chain
 };
+
+// How many members a chain read by for_each_chain / load_chain_and_links may hold in memory:
+// 65536, or the ES_CHAIN_HOLD environment variable (bench/scale/same_output.sh compares the output
+// with a limit of a few members). Only a memory / read-back trade, never a different result.
+size_t chain_hold_limit();
+
+// Chain `c`'s members in id order: from memory when held, else through the origin index of the
+// recording it was read from. `fn` returning false stops the walk.
+Result<void> for_each_member(db::Db& db, const Chain& c, const std::function<bool(const Event&)>& fn);
+inline Result<void> for_each_member(Recording& rec, const Chain& c, const std::function<bool(const Event&)>& fn) {
+  return for_each_member(rec.db(), c, fn);
+}
 
 // Builds chains from events that have origin != 0 (any order) plus the session's RUN_END
 // records. `run_ended_by_limit`: the run stopped on a limit / signal (or the recording has

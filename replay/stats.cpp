@@ -484,14 +484,8 @@ Result<ChainPart> chain_part(db::Db& db, const StatsOptions& opt, const std::opt
       if (opt.level && first.level != *opt.level) return true;
       if (opt.from_ns && first.time_ns < *opt.from_ns) return true;
       if (opt.to_ns && first.time_ns > *opt.to_ns) return true;
-      uint64_t reinjections = 0, vectoring_exits = 0;
-      std::optional<uint64_t> delivered_at;
-      for (const Event& e : c.events) {
-        if (counts_as_reinjection(e.rec)) ++reinjections;
-        if (e.rec.id == c.outcome_event) delivered_at = e.rec.time_ns;
-        if (counts_as_vectoring_exit(e.rec)) ++vectoring_exits;
-      }
-      count_chain(c.id, first.id, c.event_word, first.time_ns, delivered_at, c.outcome, vectoring_exits, reinjections);
+      count_chain(c.id, first.id, c.event_word, first.time_ns, c.outcome_ns, c.outcome, c.vectoring_exits,
+                  c.reinjections);
       return true;
     };
     // A time window reads only the chains it can count, as the exit pass reads only its rows: a

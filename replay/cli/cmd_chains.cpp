@@ -88,40 +88,54 @@ std::string event_line(const replay::Event& ev) {
   return s;
 }
 
-// A chain's members are in id order: binary search (a livelock chain has 10^5 members).
-const replay::Event* find_event(const replay::Chain& c, uint64_t id) {
-  auto it = std::lower_bound(c.events.begin(), c.events.end(), id,
-                             [](const replay::Event& e, uint64_t v) { return e.rec.id < v; });
-  return it != c.events.end() && it->rec.id == id ? &*it : nullptr;
-}
-
 // An external interrupt's injection that the source calls a reinjection although nothing before
 // it in the chain tried to deliver it (only its raise precedes it: no injection, entry or exit
 // during delivery). KVM traces an interrupt queued by user space with KVM_INTERRUPT (a VMM
 // without the in-kernel irqchip) that way: kvm_vcpu_ioctl_interrupt -> kvm_queue_interrupt sets
 // interrupt.injected, so the next entry injects it with reinjected = true (arch/x86/kvm/x86.c).
-bool first_injection_called_reinjection(const replay::Chain& c, const replay::Event& decision) {
+// `only_raises_before`: every member of the chain before the decision is a RAISE.
+bool first_injection_called_reinjection(const replay::Event& decision, bool only_raises_before) {
   if (decision.rec.reason != ES_DECISION_INJECT_REINJECTED) return false;
   if (arch::EntryIntrInfo(decision.rec.intr_info).type() != arch::InterruptionType::ExternalInterrupt) return false;
-  for (const auto& ev : c.events) {
-    if (ev.rec.id >= decision.rec.id) break;
-    if (ev.rec.kind != ES_KIND_RAISE) return false;
-  }
-  return true;
+  return only_raises_before;
 }
 
-void print_chain(const replay::Chain& c, const Briefs& by_id, replay::Vendor vendor) {
+bool is_interruption(const es_record& r) {  // as replay::Chain::interruptions counts them
+  return (r.kind == ES_KIND_VM_EXIT || r.kind == ES_KIND_NESTED_EXIT) &&
+         arch::IdtVectoringInfo(r.idt_vectoring_info).valid();
+}
+
+// A chain's story. Each part is one pass over its members in id order (for_each_member: from
+// memory, or for a chain too long to hold through the origin index), so a livelock's chain of
+// millions of members prints in bounded memory (issue #18).
+Result<void> print_chain(replay::Recording& rec, const replay::Chain& c, const Briefs& by_id, replay::Vendor vendor) {
+  auto members = [&](const std::function<void(const replay::Event&)>& fn) {
+    return replay::for_each_member(rec, c, [&](const replay::Event& ev) {
+      fn(ev);
+      return true;
+    });
+  };
+  std::vector<std::string> tags;  // the levels / deciders this chain crossed, in order of appearance
+  bool nested = false;
+  // Fault escalation's steps (its raises), gathered only when the chain tells one (see below).
+  const bool escalation = !c.interrupted_by.empty() &&
+                          (c.outcome == replay::Outcome::PromotedToDf || c.outcome == replay::Outcome::TripleFault);
+  std::vector<std::pair<uint64_t, std::string>> steps;
+  auto pass = members([&](const replay::Event& ev) {
+    if (ev.rec.kind != ES_KIND_VIOLATION) {
+      std::string t = level_tag(ev.rec);
+      if (std::find(tags.begin(), tags.end(), t) == tags.end()) tags.push_back(std::move(t));
+    }
+    nested = nested || ev.rec.level >= 2 || ev.rec.hv_level >= 1;
+    if (escalation && ev.rec.kind == ES_KIND_RAISE)
+      steps.emplace_back(
+          ev.rec.id, arch::describe(arch::EntryIntrInfo(ev.rec.intr_info)) + " (#" + std::to_string(ev.rec.id) + ")");
+  });
+  if (!pass) return pass;
   const es_record* first = c.root_found ? &c.root.rec : &c.events.front().rec;
   std::printf("chain %llu: %s  L%u vcpu%u  t=%s%s\n", static_cast<unsigned long long>(c.id),
               replay::chain_event_text(c).c_str(), first->level, first->vcpu,
               replay::format_time(first->time_ns).c_str(), c.inferred ? "  [inferred links]" : "");
-  std::vector<std::string> tags;  // the levels / deciders this chain crossed, in order of appearance
-  for (const auto& ev : c.events) {
-    const std::string t = level_tag(ev.rec);
-    if (ev.rec.kind != ES_KIND_VIOLATION && std::find(tags.begin(), tags.end(), t) == tags.end()) tags.push_back(t);
-  }
-  bool nested = false;
-  for (const auto& ev : c.events) nested = nested || ev.rec.level >= 2 || ev.rec.hv_level >= 1;
   if (nested) {
     std::string list;
     for (const auto& t : tags) list += (list.empty() ? "" : ", ") + t;
@@ -131,20 +145,24 @@ void print_chain(const replay::Chain& c, const Briefs& by_id, replay::Vendor ven
     std::printf("  interrupts chain %llu (%s): raised during its delivery\n",
                 static_cast<unsigned long long>(c.interrupts_chain), by_id.title(c.interrupts_chain).c_str());
   }
-  for (const auto& ev : c.events) std::printf("    %s\n", event_line(ev).c_str());
-  for (uint64_t id : c.interruptions) {
-    const replay::Event* e = find_event(c, id);
-    if (!e) continue;
-    std::string q = replay::qualification_text(e->rec.reason, e->rec.flags, e->rec.qualification);
-    std::printf("  interrupted: #%llu %s%s%s%s during delivery of %s  [%s]\n", static_cast<unsigned long long>(id),
-                e->rec.kind == ES_KIND_NESTED_EXIT ? "nested exit " : "", replay::exit_reason_text(e->rec).c_str(),
+  pass = members([&](const replay::Event& ev) { std::printf("    %s\n", event_line(ev).c_str()); });
+  if (!pass) return pass;
+  pass = members([&](const replay::Event& ev) {
+    const es_record& r = ev.rec;
+    if (!is_interruption(r)) return;
+    std::string q = replay::qualification_text(r.reason, r.flags, r.qualification);
+    std::printf("  interrupted: #%llu %s%s%s%s during delivery of %s  [%s]\n", static_cast<unsigned long long>(r.id),
+                r.kind == ES_KIND_NESTED_EXIT ? "nested exit " : "", replay::exit_reason_text(r).c_str(),
                 q.empty() ? "" : " ", q.empty() ? "" : ("[" + q + "]").c_str(),
-                arch::describe(arch::IdtVectoringInfo(e->rec.idt_vectoring_info)).c_str(), level_tag(e->rec).c_str());
-  }
-  for (uint64_t id : c.decisions) {
-    const replay::Event* e = find_event(c, id);
-    if (!e) continue;
-    switch (e->rec.reason) {
+                arch::describe(arch::IdtVectoringInfo(r.idt_vectoring_info)).c_str(), level_tag(r).c_str());
+  });
+  if (!pass) return pass;
+  bool only_raises = true;  // every member so far is a RAISE
+  pass = members([&](const replay::Event& ev) {
+    const bool only_raises_before = only_raises;
+    only_raises = only_raises && ev.rec.kind == ES_KIND_RAISE;
+    if (ev.rec.kind != ES_KIND_DECISION) return;
+    switch (ev.rec.reason) {
       case ES_DECISION_REQUEUE_FROM_VECTORING:
       case ES_DECISION_INJECT_REINJECTED:
       case ES_DECISION_DROP_FROM_VECTORING:
@@ -155,9 +173,9 @@ void print_chain(const replay::Chain& c, const Briefs& by_id, replay::Vendor ven
       case ES_DECISION_DISCARD:
       case ES_DECISION_HANDLE_IN_L0:
       case ES_DECISION_IMMEDIATE_EXIT:
-        std::printf("  decision:    #%llu %s  [%s]\n", static_cast<unsigned long long>(id),
-                    replay::describe_event_fields(*e).c_str(), level_tag(e->rec).c_str());
-        if (first_injection_called_reinjection(c, *e))
+        std::printf("  decision:    #%llu %s  [%s]\n", static_cast<unsigned long long>(ev.rec.id),
+                    replay::describe_event_fields(ev).c_str(), level_tag(ev.rec).c_str());
+        if (first_injection_called_reinjection(ev, only_raises_before))
           std::printf(
               "               its first injection, though KVM calls it [reinjected]: no delivery of it was tried "
               "before. KVM says so for an interrupt user space queued with KVM_INTERRUPT (no in-kernel irqchip: "
@@ -166,9 +184,10 @@ void print_chain(const replay::Chain& c, const Briefs& by_id, replay::Vendor ven
         break;
       default: break;
     }
-  }
+  });
+  if (!pass) return pass;
   // Nested transitions: L0's emulated exits from L2 to L1 and L1's entries into L2.
-  for (const auto& ev : c.events) {
+  pass = members([&](const replay::Event& ev) {
     const es_record& r = ev.rec;
     if (r.kind == ES_KIND_NESTED_EXIT)
       std::printf("  nested exit: #%llu L%u -> L%u: %s  [%s]\n", static_cast<unsigned long long>(r.id), r.level,
@@ -183,16 +202,11 @@ void print_chain(const replay::Chain& c, const Briefs& by_id, replay::Vendor ven
                   rule ? std::string(rule->name).c_str() : ("rule " + std::to_string(r.reason)).c_str(),
                   static_cast<unsigned long long>(r.cause));
     }
-  }
+  });
+  if (!pass) return pass;
   // Fault escalation as one story (Vol. 3A 6.15 Table 6-5): the event, each fault raised during
   // its delivery, the #DF it became, in the order they happened, and how it ended.
-  if (!c.interrupted_by.empty() &&
-      (c.outcome == replay::Outcome::PromotedToDf || c.outcome == replay::Outcome::TripleFault)) {
-    std::vector<std::pair<uint64_t, std::string>> steps;
-    for (const auto& ev : c.events)
-      if (ev.rec.kind == ES_KIND_RAISE)
-        steps.emplace_back(
-            ev.rec.id, arch::describe(arch::EntryIntrInfo(ev.rec.intr_info)) + " (#" + std::to_string(ev.rec.id) + ")");
+  if (escalation) {
     for (uint64_t other : c.interrupted_by) {
       steps.emplace_back(other, by_id.title(other) + " (chain " + std::to_string(other) + ")");
     }
@@ -232,6 +246,7 @@ void print_chain(const replay::Chain& c, const Briefs& by_id, replay::Vendor ven
     std::printf("  outcome:     %s\n", std::string(replay::to_string(c.outcome)).c_str());
   std::printf("               %s\n\n",
               std::string(replay::outcome_reference(c.outcome, replay::chain_vendor(c, vendor))).c_str());
+  return {};
 }
 
 }  // namespace
@@ -274,18 +289,20 @@ int cmd_chains(int argc, char** argv) {
   // Which vendor's sections a chain without exits cites: the recording's (one index seek).
   const replay::Vendor vendor = replay::recording_vendor(*rec);
   auto wanted = [&](const replay::Chain& c) { return !outcome || replay::to_string(c.outcome) == *outcome; };
+  auto fail = [&](const std::string& error) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "exitscope chains: %s\n", error.c_str());
+    return 2;
+  };
   if (only) {
     // --chain N reads that chain and the chains it names, not the whole recording.
     auto chains = replay::load_chain_and_links(*rec, *only);
-    if (!chains) {
-      std::fprintf(stderr, "exitscope chains: %s\n", chains.error().c_str());
-      return 2;
-    }
+    if (!chains) return fail(chains.error());
     for (const auto& c : *chains) briefs.add(c);
     briefs.sort();
     for (const auto& c : *chains) {
       if (c.id != *only || !wanted(c)) continue;
-      print_chain(c, briefs, vendor);
+      if (auto p = print_chain(*rec, c, briefs, vendor); !p) return fail(p.error());
       ++shown;
     }
     if (shown == 0) {
@@ -298,34 +315,32 @@ int cmd_chains(int argc, char** argv) {
     // one seen). A chain that names a later one (a chain raised during its delivery) waits
     // until the walk has read it, so its title and outcome are known.
     std::deque<replay::Chain> waiting;
+    std::string failure;
+    auto print = [&](const replay::Chain& c) {
+      if (!wanted(c) || !failure.empty()) return;
+      if (auto p = print_chain(*rec, c, briefs, vendor); !p)
+        failure = p.error();
+      else
+        ++shown;
+    };
     auto print_ready = [&](uint64_t seen_up_to) {
       while (!waiting.empty() && last_named(waiting.front()) <= seen_up_to) {
-        if (wanted(waiting.front())) {
-          print_chain(waiting.front(), briefs, vendor);
-          ++shown;
-        }
+        print(waiting.front());
         waiting.pop_front();
       }
     };
     auto walked = replay::for_each_chain(*rec, [&](const replay::Chain& c) {
       briefs.add(c);
       print_ready(c.id);
-      if (waiting.empty() && last_named(c) <= c.id) {
-        if (wanted(c)) {
-          print_chain(c, briefs, vendor);
-          ++shown;
-        }
-      } else {
+      if (waiting.empty() && last_named(c) <= c.id)
+        print(c);
+      else
         waiting.push_back(c);
-      }
-      return true;
+      return failure.empty();
     });
-    if (!walked) {
-      std::fflush(stdout);
-      std::fprintf(stderr, "exitscope chains: %s\n", walked.error().c_str());
-      return 2;
-    }
+    if (!walked) return fail(walked.error());
     print_ready(UINT64_MAX);
+    if (!failure.empty()) return fail(failure);
   }
   if (shown == 0) std::printf("no chains\n");
   return 0;
