@@ -53,7 +53,26 @@ Result<std::vector<Violation>> check_recording(replay::Recording& rec, const Che
         if (c.id == id) lost = std::move(c);
       // The live checker's own violation records are members too; the checker reads none
       // (Checker::feed), so the chain's last event is its last other member, as fed.
-      if (lost) {
+      if (lost && !lost->members_held) {
+        // A chain too long to hold keeps its first and last member only: its last other member
+        // is one indexed read.
+        std::optional<replay::Event> last;
+        auto r = replay::query_events(
+            rec.db(), "e.origin = ? AND e.kind != ?", {static_cast<int64_t>(id), ES_KIND_VIOLATION},
+            [&](const replay::Event& e) {
+              last = e;
+              return false;
+            },
+            "e.origin DESC, e.id DESC");
+        if (!r) {
+          if (history_error.empty()) history_error = r.error();
+          return false;
+        }
+        if (!last)
+          lost.reset();
+        else
+          lost->events.back() = *last;
+      } else if (lost) {
         auto& ev = lost->events;
         ev.erase(std::remove_if(ev.begin(), ev.end(),
                                 [](const replay::Event& e) { return e.rec.kind == ES_KIND_VIOLATION; }),

@@ -359,5 +359,20 @@ TEST(ChainsCli, AChainTooLongToHoldTellsTheSameStory) {
   }
 }
 
+// `check` reads back a chain whose stored outcome is a loss; let go (ES_CHAIN_HOLD=1) it keeps its
+// first and last member only, and the live checker's violation record is its last member. The
+// event-lost finding still names the chain's last other member (#302 here: the EPT map after the
+// drop; the dropped #PF's chain ends with the violation record the live checker wrote).
+TEST(ChainsCli, CheckNamesTheLastEventOfALostChainItCouldNotHold) {
+  const std::string db = test::process_tmp("hold_drop.db");
+  const CliRun made =
+      run("record --scenario exception-vectoring-policy --policy drop-hw-exceptions --quiet --force -o " + db);
+  ASSERT_EQ(made.code, 0) << made.err;
+  const CliRun held = run("check " + db), streamed = test::run_cli_env("ES_CHAIN_HOLD=1", "check " + db);
+  EXPECT_NE(held.out.find("event-lost: chain 299 (#PF), events #299 #302"), std::string::npos) << held.out;
+  EXPECT_EQ(streamed.out, held.out);
+  EXPECT_EQ(streamed.code, held.code);
+}
+
 }  // namespace
 }  // namespace es
