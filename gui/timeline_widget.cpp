@@ -84,13 +84,9 @@ void TimelineWidget::fit_all() {
 
 void TimelineWidget::fit_chain() {
   if (!doc_ || !chain_) return fit_all();
-  const auto& m = doc_->chain_members(chain_);
-  if (m.empty()) return fit_all();
-  uint64_t a = m.front().rec.time_ns, b = a;
-  for (const auto& e : m) {
-    a = std::min<uint64_t>(a, e.rec.time_ns);
-    b = std::max<uint64_t>(b, e.rec.time_ns);
-  }
+  const auto extent = doc_->chain_extent(chain_);
+  if (!extent) return fit_all();
+  const auto [a, b] = *extent;
   const uint64_t margin = std::max<uint64_t>((b - a) / 4, 100);
   from_ = a > margin ? a - margin : 0;
   to_ = b + margin;

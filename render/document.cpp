@@ -44,13 +44,10 @@ std::optional<replay::Event> Document::event(uint64_t id) {
   return *e;
 }
 
-const std::vector<replay::Event>& Document::chain_members(uint64_t chain_id) {
-  if (chain_id != cached_chain_) {
-    cached_chain_ = chain_id;
-    cached_members_.clear();
-    if (auto m = replay::chain_members(rec_, chain_id)) cached_members_ = std::move(m).value();
-  }
-  return cached_members_;
+std::optional<std::pair<uint64_t, uint64_t>> Document::chain_extent(uint64_t chain_id) {
+  auto e = replay::chain_time_extent(rec_, chain_id, kChainMarks);
+  if (!e) return std::nullopt;
+  return *e;
 }
 
 TimelineScene Document::scene(uint64_t from_ns, uint64_t to_ns, std::optional<uint64_t> chain,
@@ -69,8 +66,24 @@ TimelineScene Document::scene(uint64_t from_ns, uint64_t to_ns, std::optional<ui
   }
   if (chain && *chain) {
     s.chain_id = *chain;
-    for (const replay::Event& e : chain_members(*chain))
-      if (!vcpu || e.rec.vcpu == *vcpu) s.chain.push_back(e);
+    const std::vector<replay::Event>* members = nullptr;
+    std::optional<replay::ChainMarks> marks;
+    if (*chain == cached_chain_) {
+      members = &cached_members_;
+    } else if (auto m = replay::chain_marks(rec_, *chain, s.from_ns, s.to_ns, kChainMarks)) {
+      marks = std::move(m).value();
+      members = &marks->members;
+      s.chain_sampled = !marks->exact;
+      s.chain_in_window = marks->in_window;
+      if (marks->whole) {  // a chain drawn whole stays the same whatever the window: kept
+        cached_chain_ = *chain;
+        cached_members_ = std::move(marks->members);
+        members = &cached_members_;
+      }
+    }
+    if (members)
+      for (const replay::Event& e : *members)
+        if (!vcpu || e.rec.vcpu == *vcpu) s.chain.push_back(e);
   }
   for (const replay::Event& v : violations_)
     if (!vcpu || v.rec.vcpu == *vcpu) s.violations.push_back(v);

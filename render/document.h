@@ -33,8 +33,12 @@ class Document {
   QString path() const { return QString::fromStdString(rec_.path()); }
 
   std::optional<replay::Event> event(uint64_t id);
-  // Members of a chain, cached for the last chain asked for.
-  const std::vector<replay::Event>& chain_members(uint64_t chain_id);
+  // The times of a chain's first and last member in time (replay::chain_time_extent); nullopt if
+  // there is no such chain.
+  std::optional<std::pair<uint64_t, uint64_t>> chain_extent(uint64_t chain_id);
+  // A chain of at most this many members is drawn whole; a longer one by its members in view,
+  // sampled to this many (replay::chain_marks).
+  static constexpr uint64_t kChainMarks = 4096;
 
   // Builds the scene for [from_ns, to_ns]: marks (at most max_marks, sampled above that),
   // the chain's members for arcs, violations, the overview of the whole session.
@@ -51,6 +55,7 @@ class Document {
   std::vector<replay::Event> overview_;
   bool chains_materialized_ = false;
   replay::DropCounts drops_;
+  // The last chain drawn whole (at most kChainMarks members), kept for the next repaint.
   uint64_t cached_chain_ = 0;
   std::vector<replay::Event> cached_members_;
 };

@@ -49,18 +49,14 @@ QByteArray render_timeline(Document& doc, const ImageOptions& opt, QString& erro
   QString title = QStringLiteral("exitscope: ") + QFileInfo(doc.path()).fileName();
   if (opt.chain) {
     auto row = replay::chain_row(doc.recording(), *opt.chain);
-    const auto& members = doc.chain_members(*opt.chain);
-    if (members.empty()) {
+    const auto extent = doc.chain_extent(*opt.chain);
+    if (!extent) {
       error = QStringLiteral("no chain %1 in '%2'; run 'exitscope chains %2' to list the chains.")
                   .arg(*opt.chain)
                   .arg(doc.path());
       return {};
     }
-    uint64_t a = members.front().rec.time_ns, b = a;
-    for (const auto& e : members) {
-      a = std::min<uint64_t>(a, e.rec.time_ns);
-      b = std::max<uint64_t>(b, e.rec.time_ns);
-    }
+    const auto [a, b] = *extent;
     const uint64_t margin = std::max<uint64_t>((b - a) / 5, 100);
     from = a > margin ? a - margin : 0;
     to = b + margin;

@@ -336,6 +336,15 @@ void TimelinePainter::paint_marks(QPainter& p, const Layout& l, const TimelineSc
                    .arg(s.events.size())
                    .arg(s.window_count));
   }
+  if (s.chain_sampled) {  // a chain too long to draw whole (replay::chain_marks), one line lower
+    p.setPen(kChain.darker(130));
+    const double line = QFontMetricsF(p.font()).height();
+    p.drawText(l.lanes.adjusted(4, 2 + (s.sampled ? line : 0), -4, -2), Qt::AlignRight | Qt::AlignTop,
+               QStringLiteral("chain %1 sampled: %2 of at least %3 members in view drawn; zoom in for every member")
+                   .arg(s.chain_id)
+                   .arg(s.chain.size())
+                   .arg(s.chain_in_window));
+  }
 }
 
 void TimelinePainter::paint_chain(QPainter& p, const Layout& l, const TimelineScene& s) const {

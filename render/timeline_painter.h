@@ -25,6 +25,8 @@ struct TimelineScene {
   std::vector<replay::Lane> lanes;
   std::vector<replay::Event> events;      // marks in the window, by id
   bool sampled = false;                   // events is an even sample of a denser window
+  bool chain_sampled = false;             // chain holds an even sample of its members in the window
+  uint64_t chain_in_window = 0;           // the chain's members in the window (at least, when sampled)
   uint64_t window_count = 0;              // events in the window (approximate when sampled)
   uint64_t chain_id = 0;                  // the selected chain (0 = none)
   std::vector<replay::Event> chain;       // its members, by id

@@ -386,6 +386,105 @@ Result<std::vector<Event>> chain_members(Recording& rec, uint64_t id) {
   return out;
 }
 
+namespace {
+// Whether chain `id` has more than `max` members: at most max + 1 entries of events_origin.
+Result<bool> chain_longer_than(Recording& rec, uint64_t id, uint64_t max) {
+  auto n = scalar(rec, "SELECT count(*) FROM (SELECT 1 FROM events WHERE origin = ? LIMIT ?)",
+                  {static_cast<int64_t>(id), static_cast<int64_t>(max + 1)});
+  if (!n) return make_error(n.error());
+  return n->value_or(0) > static_cast<int64_t>(max);
+}
+}  // namespace
+
+Result<ChainMarks> chain_marks(Recording& rec, uint64_t id, uint64_t from_ns, uint64_t to_ns, uint64_t max_members) {
+  ChainMarks m;
+  auto longer = chain_longer_than(rec, id, max_members);
+  if (!longer) return make_error(longer.error());
+  if (!*longer) {
+    auto all = chain_members(rec, id);
+    if (!all) return make_error(all.error());
+    m.members = std::move(all).value();
+    for (const Event& e : m.members) m.in_window += e.rec.time_ns >= from_ns && e.rec.time_ns <= to_ns;
+    return m;
+  }
+  m.whole = false;
+  auto first = one(rec, "WHERE e.origin = ? ORDER BY e.origin, e.id LIMIT 1", {static_cast<int64_t>(id)});
+  if (!first) return make_error(first.error());
+  if (!*first) return m;
+  m.members.push_back(**first);
+  // The window's id range (as window_events finds it), then the chain's members in it.
+  auto lo = first_id_at_or_after(rec.db(), from_ns);
+  auto hi = last_id_at_or_before(rec.db(), to_ns);
+  if (!lo) return make_error(lo.error());
+  if (!hi) return make_error(hi.error());
+  if (!*lo || !*hi || **hi < **lo) return m;
+  const uint64_t a = std::max<uint64_t>(**lo, (**first).rec.id + 1), b = **hi;
+  if (b < a) {
+    m.in_window = (**first).rec.time_ns >= from_ns && (**first).rec.time_ns <= to_ns;
+    return m;
+  }
+  const std::string range = "WHERE e.origin = ? AND e.id >= ? AND e.id <= ? AND +e.time_ns >= ? AND +e.time_ns <= ?";
+  const std::vector<int64_t> binds{static_cast<int64_t>(id), static_cast<int64_t>(a), static_cast<int64_t>(b),
+                                   static_cast<int64_t>(from_ns), static_cast<int64_t>(to_ns)};
+  auto n = scalar(rec, "SELECT count(*) FROM (SELECT 1 FROM events e " + range + " LIMIT ?)",
+                  {binds[0], binds[1], binds[2], binds[3], binds[4], static_cast<int64_t>(max_members + 1)});
+  if (!n) return make_error(n.error());
+  m.in_window =
+      static_cast<uint64_t>(n->value_or(0)) + ((**first).rec.time_ns >= from_ns && (**first).rec.time_ns <= to_ns);
+  if (static_cast<uint64_t>(n->value_or(0)) <= max_members) {
+    if (auto r = collect(rec, range + " ORDER BY e.origin, e.id", binds, m.members); !r) return make_error(r.error());
+    return m;
+  }
+  // More than max_members in the window: the first member at or after each of max_members
+  // evenly spaced ids of the range (a density picture, as window_events draws a dense window).
+  m.exact = false;
+  std::string sql(event_select_sql());
+  sql += " WHERE e.origin = ? AND e.id >= ? AND +e.time_ns >= ? AND +e.time_ns <= ? ORDER BY e.origin, e.id LIMIT 1";
+  auto st = rec.db().prepare(sql);
+  if (!st) return make_error(fail(rec, st.error()).error());
+  uint64_t last = 0;
+  for (uint64_t i = 0; i < max_members; ++i) {
+    const uint64_t at = a + (b - a) * i / max_members;
+    if (at <= last) continue;
+    st->reset();
+    st->bind(1, static_cast<int64_t>(id));
+    st->bind(2, static_cast<int64_t>(at));
+    st->bind(3, static_cast<int64_t>(from_ns));
+    st->bind(4, static_cast<int64_t>(to_ns));
+    if (st->step() != SQLITE_ROW) break;
+    Event e = event_from_row(*st);
+    if (e.rec.id > b) break;
+    last = e.rec.id;
+    m.members.push_back(std::move(e));
+  }
+  return m;
+}
+
+Result<std::optional<std::pair<uint64_t, uint64_t>>> chain_time_extent(Recording& rec, uint64_t id,
+                                                                       uint64_t max_members) {
+  using Extent = std::optional<std::pair<uint64_t, uint64_t>>;
+  auto longer = chain_longer_than(rec, id, max_members);
+  if (!longer) return make_error(longer.error());
+  if (!*longer) {
+    auto all = chain_members(rec, id);
+    if (!all) return make_error(all.error());
+    if (all->empty()) return Extent{};
+    uint64_t lo = all->front().rec.time_ns, hi = lo;
+    for (const Event& e : *all) {
+      lo = std::min<uint64_t>(lo, e.rec.time_ns);
+      hi = std::max<uint64_t>(hi, e.rec.time_ns);
+    }
+    return Extent{{lo, hi}};
+  }
+  auto first = one(rec, "WHERE e.origin = ? ORDER BY e.origin, e.id LIMIT 1", {static_cast<int64_t>(id)});
+  auto last = one(rec, "WHERE e.origin = ? ORDER BY e.origin DESC, e.id DESC LIMIT 1", {static_cast<int64_t>(id)});
+  if (!first) return make_error(first.error());
+  if (!last) return make_error(last.error());
+  if (!*first || !*last) return Extent{};
+  const uint64_t a = (**first).rec.time_ns, b = (**last).rec.time_ns;
+  return Extent{{std::min(a, b), std::max(a, b)}};
+}
+
 Result<std::vector<Event>> violations(Recording& rec, uint64_t max) {
   std::vector<Event> out;
   if (auto r =

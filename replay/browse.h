@@ -120,6 +120,26 @@ Vendor recording_vendor(Recording& rec);
 // The members of chain `id` by id (root included), through events_origin.
 Result<std::vector<Event>> chain_members(Recording& rec, uint64_t id);
 
+// A chain's members to draw for the time window [from_ns, to_ns] (GUI timeline, SVG / PNG; issue
+// #18: a livelock's chain has millions of members, which the timeline held and drew on every
+// repaint). A chain of at most `max_members` members: all of them, in or out of the window
+// (exact; an arc may come from a member outside it). A longer one: its first member (the chain's
+// name is drawn beside it), then its members in the window, all of them when at most
+// `max_members`, else `max_members` spread evenly over the window's id range (exact = false).
+// Reads at most about 2 * max_members index entries whatever the chain's length.
+struct ChainMarks {
+  std::vector<Event> members;  // by id
+  bool exact = true;
+  bool whole = true;       // every member of the chain (not only those in the window)
+  uint64_t in_window = 0;  // members in the window (at least, when not exact)
+};
+Result<ChainMarks> chain_marks(Recording& rec, uint64_t id, uint64_t from_ns, uint64_t to_ns, uint64_t max_members);
+// The times of a chain's first and last member in time (the timeline's "fit chain"): over every
+// member for a chain of at most `max_members` members, else the times of its first and last member
+// by id (ids follow time within a recording session). nullopt: no such chain.
+Result<std::optional<std::pair<uint64_t, uint64_t>>> chain_time_extent(Recording& rec, uint64_t id,
+                                                                       uint64_t max_members);
+
 // Checker findings (ES_KIND_VIOLATION records), by id, at most `max`.
 Result<std::vector<Event>> violations(Recording& rec, uint64_t max = 10'000);
 

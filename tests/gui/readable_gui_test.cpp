@@ -298,6 +298,68 @@ class ReadableGuiTest : public QObject {
       QVERIFY2(text.contains(QString::fromUtf8(label)), qPrintable(QString::fromUtf8(label) + " not in:\n" + text));
   }
 
+  // Issue #18: a livelock's chain has more members than the timeline can draw on each repaint (a
+  // 25 M-member chain took its whole size in memory). 2 MB of a real pasted livelock
+  // (bench/import/make_pasted_trace.sh: an EPT_VIOLATION / IRQ 0xd1 reinjection loop from the
+  // kvm list, repeated) is one chain of about 15 k members. Fitted, the timeline draws an even
+  // sample of Document::kChainMarks of them and says so; zoomed in to a stretch of about 100
+  // members, it draws exactly those (and the first member, beside which the chain is named).
+  void a_livelock_chain_is_drawn_from_a_sample_of_its_members() {
+    const QString text = dir_.filePath(QStringLiteral("livelock.txt")),
+                  db = dir_.filePath(QStringLiteral("livelock.db"));
+    QProcess make;
+    make.start(QStringLiteral("bash"), {QStringLiteral(ES_SOURCE_DIR "/bench/import/make_pasted_trace.sh"), text, "2"});
+    QVERIFY(make.waitForFinished(120000));
+    QVERIFY2(make.exitCode() == 0, make.readAllStandardError().constData());
+    QProcess imp;
+    imp.start(QStringLiteral(ES_EXITSCOPE_BIN), {"import", text, "--quiet", "--force", "-o", db});
+    QVERIFY(imp.waitForFinished(120000));
+    QVERIFY2(imp.exitCode() == 0, imp.readAllStandardError().constData());
+    auto w = std::make_unique<MainWindow>();
+    w->resize(1280, 800);
+    w->show();
+    QVERIFY(w->open_file(db));
+    auto& sql = w->document()->recording().db();
+    auto chain =
+        sql.query_int("SELECT origin FROM events WHERE origin != 0 GROUP BY origin ORDER BY count(*) DESC LIMIT 1");
+    QVERIFY(chain);
+    const uint64_t id = static_cast<uint64_t>(*chain);
+    auto members = sql.query_int("SELECT count(*) FROM events WHERE origin = " + std::to_string(id));
+    QVERIFY(members && *members > 2 * static_cast<int64_t>(es::render::Document::kChainMarks));
+    auto* t = w->findChild<TimelineWidget*>(QStringLiteral("timeline"));
+    t->set_chain(id);
+    t->fit_chain();
+    {
+      const es::gui::TimelineScene& s = t->scene();
+      QVERIFY(s.chain_sampled);
+      QVERIFY(s.chain.size() <= es::render::Document::kChainMarks + 1 && s.chain.size() > 1000);
+      QCOMPARE(s.chain.front().rec.id, id);  // the root, where the chain's name goes
+      QVERIFY(s.chain_in_window > es::render::Document::kChainMarks);
+      auto last = sql.query_int("SELECT max(time_ns) FROM events WHERE origin = " + std::to_string(id));
+      QVERIFY(last && t->from_ns() <= s.chain.front().rec.time_ns && static_cast<uint64_t>(*last) <= t->to_ns());
+    }
+    QTest::qWait(50);
+    QDir().mkpath(QStringLiteral(ES_SCREENSHOT_DIR));
+    QVERIFY(w->grab().toImage().save(QStringLiteral(ES_SCREENSHOT_DIR "/readable_livelock_chain_fitted.png")));
+    // About 100 members: from the 500th to the 600th member's time.
+    auto at = [&](int n) {
+      return static_cast<uint64_t>(*sql.query_int("SELECT time_ns FROM events WHERE origin = " + std::to_string(id) +
+                                                  " ORDER BY id LIMIT 1 OFFSET " + std::to_string(n)));
+    };
+    const uint64_t from = at(500), to = at(600);
+    t->set_window(from, to);
+    const es::gui::TimelineScene& s = t->scene();
+    QVERIFY(!s.chain_sampled);
+    auto in_view = sql.query_int("SELECT count(*) FROM events WHERE origin = " + std::to_string(id) +
+                                 " AND time_ns >= " + std::to_string(from) + " AND time_ns <= " + std::to_string(to) +
+                                 " AND id != " + std::to_string(id));
+    QVERIFY(in_view && *in_view >= 100);
+    QCOMPARE(static_cast<int64_t>(s.chain.size()), *in_view + 1);
+    QCOMPARE(s.chain.front().rec.id, id);
+    QTest::qWait(50);
+    QVERIFY(w->grab().toImage().save(QStringLiteral(ES_SCREENSHOT_DIR "/readable_livelock_chain_zoomed.png")));
+  }
+
   void screenshot_chain_zoomed_in() {
     auto w = window();
     auto* t = w->findChild<TimelineWidget*>(QStringLiteral("timeline"));
