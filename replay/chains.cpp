@@ -500,6 +500,11 @@ void decide_outcome(Chain& c, const ChainContext& ctx) {
   conclude_outcome(c, m, ctx);
 }
 
+void note_level(Chain& c, const es_record& r) {
+  const Chain::Level l{r.level, r.hv_level, r.kind == ES_KIND_DELIVERY, r.kind == ES_KIND_VIOLATION};
+  if (std::find(c.levels.begin(), c.levels.end(), l) == c.levels.end()) c.levels.push_back(l);
+}
+
 // What a held chain's members tell of its root and original event, and which of them are
 // interruptions and decisions.
 void read_members(Chain& c) {
@@ -547,6 +552,7 @@ void finish_chain(Chain& c, const ChainContext& ctx) {
   decide_outcome(c, ctx);
   c.member_count = c.events.size();
   for (const Event& ev : c.events) {
+    note_level(c, ev.rec);
     if (counts_as_vectoring_exit(ev.rec)) ++c.vectoring_exits;
     if (counts_as_reinjection(ev.rec)) ++c.reinjections;
   }
@@ -633,6 +639,7 @@ class ChainReader {
       }
     }
     m_.add(r, arch::EntryIntrInfo(c_.event_word), c_.id);
+    note_level(c_, r);
     if (counts_as_vectoring_exit(r)) ++c_.vectoring_exits;
     if (counts_as_reinjection(r)) ++c_.reinjections;
   }

@@ -128,6 +128,15 @@ struct Chain {
   // and `decisions` are as said above. Everything else below is the same either way.
   bool members_held = true;
   uint64_t member_count = 0;
+  // The levels its members are about, in order of first appearance: the guest level and the
+  // hypervisor level that saw it (replay::level_text names them "L2(L0)"; a delivery, the CPU's,
+  // just "L2"), for its violation records apart.
+  struct Level {
+    uint8_t level = 0, hv_level = 0;
+    bool delivery = false, violation = false;
+    bool operator==(const Level&) const = default;
+  };
+  std::vector<Level> levels;
   uint32_t vectoring_exits = 0;        // members counts_as_vectoring_exit
   uint32_t reinjections = 0;           // members counts_as_reinjection
   std::optional<uint64_t> outcome_ns;  // time of outcome_event when it is a member

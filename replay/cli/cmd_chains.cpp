@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cstdarg>
 #include <cstdio>
 #include <deque>
 #include <string>
@@ -105,105 +106,160 @@ bool is_interruption(const es_record& r) {  // as replay::Chain::interruptions c
          arch::IdtVectoringInfo(r.idt_vectoring_info).valid();
 }
 
-// A chain's story. Each part is one pass over its members in id order (for_each_member: from
-// memory, or for a chain too long to hold through the origin index), so a livelock's chain of
-// millions of members prints in bounded memory (issue #18).
+// printf into a string.
+std::string format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+std::string format(const char* fmt, ...) {
+  char small[512];
+  va_list ap;
+  va_start(ap, fmt);
+  const int n = std::vsnprintf(small, sizeof small, fmt, ap);
+  va_end(ap);
+  if (n < 0) return {};
+  if (static_cast<size_t>(n) < sizeof small) return std::string(small, static_cast<size_t>(n));
+  std::string out(static_cast<size_t>(n), '\0');
+  va_start(ap, fmt);
+  std::vsnprintf(out.data(), out.size() + 1, fmt, ap);
+  va_end(ap);
+  return out;
+}
+
+// The lines of one part of a chain's story, gathered while its members are read once and printed
+// after the part before it: in memory up to 1 MiB, then in a temporary file (a livelock's chain
+// has millions of members, each with a line in two parts).
+class Section {
+ public:
+  Section() = default;
+  Section(const Section&) = delete;
+  Section& operator=(const Section&) = delete;
+  ~Section() {
+    if (file_) std::fclose(file_);
+  }
+  void add(std::string_view line) {
+    text_ += line;
+    if (text_.size() >= kInMemory) spill();
+  }
+  Result<void> print() {
+    if (file_) {
+      spill();
+      std::rewind(file_);
+      char buf[1 << 16];
+      size_t n;
+      while ((n = std::fread(buf, 1, sizeof buf, file_)) > 0) std::fwrite(buf, 1, n, stdout);
+      if (std::ferror(file_)) failed_ = true;
+    } else {
+      std::fwrite(text_.data(), 1, text_.size(), stdout);
+    }
+    if (failed_)
+      return make_error(
+          "could not keep a chain's lines in a temporary file (is TMPDIR or /tmp full?); free some space and run it "
+          "again.");
+    return {};
+  }
+
+ private:
+  static constexpr size_t kInMemory = size_t{1} << 20;
+  void spill() {
+    if (!file_ && !failed_) file_ = std::tmpfile();
+    if (!file_ || std::fwrite(text_.data(), 1, text_.size(), file_) != text_.size()) failed_ = true;
+    text_.clear();
+  }
+  std::string text_;
+  std::FILE* file_ = nullptr;
+  bool failed_ = false;
+};
+
+std::string level_name(const replay::Chain::Level& l) {
+  return l.delivery ? "L" + std::to_string(l.level) : format("L%u(L%u)", l.level, l.hv_level);
+}
+
+// A chain's story, from one read of its members in id order (for_each_member: from memory, or for
+// a chain too long to hold through the origin index), so a livelock's chain of millions of
+// members prints in bounded memory (issue #18). Its member lines go straight out; the parts after
+// them (interruptions, decisions, nested transitions) wait in Sections.
 Result<void> print_chain(replay::Recording& rec, const replay::Chain& c, const Briefs& by_id, replay::Vendor vendor) {
-  auto members = [&](const std::function<void(const replay::Event&)>& fn) {
-    return replay::for_each_member(rec, c, [&](const replay::Event& ev) {
-      fn(ev);
-      return true;
-    });
-  };
   std::vector<std::string> tags;  // the levels / deciders this chain crossed, in order of appearance
   bool nested = false;
-  // Fault escalation's steps (its raises), gathered only when the chain tells one (see below).
-  const bool escalation = !c.interrupted_by.empty() &&
-                          (c.outcome == replay::Outcome::PromotedToDf || c.outcome == replay::Outcome::TripleFault);
-  std::vector<std::pair<uint64_t, std::string>> steps;
-  auto pass = members([&](const replay::Event& ev) {
-    if (ev.rec.kind != ES_KIND_VIOLATION) {
-      std::string t = level_tag(ev.rec);
-      if (std::find(tags.begin(), tags.end(), t) == tags.end()) tags.push_back(std::move(t));
-    }
-    nested = nested || ev.rec.level >= 2 || ev.rec.hv_level >= 1;
-    if (escalation && ev.rec.kind == ES_KIND_RAISE)
-      steps.emplace_back(
-          ev.rec.id, arch::describe(arch::EntryIntrInfo(ev.rec.intr_info)) + " (#" + std::to_string(ev.rec.id) + ")");
-  });
-  if (!pass) return pass;
+  for (const auto& l : c.levels) {
+    if (std::string t = level_name(l); !l.violation && std::find(tags.begin(), tags.end(), t) == tags.end())
+      tags.push_back(std::move(t));
+    nested = nested || l.level >= 2 || l.hv_level >= 1;
+  }
+  std::string list;
+  for (const auto& t : tags) list += (list.empty() ? "" : ", ") + t;
   const es_record* first = c.root_found ? &c.root.rec : &c.events.front().rec;
   std::printf("chain %llu: %s  L%u vcpu%u  t=%s%s\n", static_cast<unsigned long long>(c.id),
               replay::chain_event_text(c).c_str(), first->level, first->vcpu,
               replay::format_time(first->time_ns).c_str(), c.inferred ? "  [inferred links]" : "");
-  if (nested) {
-    std::string list;
-    for (const auto& t : tags) list += (list.empty() ? "" : ", ") + t;
-    std::printf("  across levels: %s\n", list.c_str());
-  }
+  if (nested) std::printf("  across levels: %s\n", list.c_str());
   if (c.interrupts_chain) {
     std::printf("  interrupts chain %llu (%s): raised during its delivery\n",
                 static_cast<unsigned long long>(c.interrupts_chain), by_id.title(c.interrupts_chain).c_str());
   }
-  pass = members([&](const replay::Event& ev) { std::printf("    %s\n", event_line(ev).c_str()); });
-  if (!pass) return pass;
-  pass = members([&](const replay::Event& ev) {
-    const es_record& r = ev.rec;
-    if (!is_interruption(r)) return;
-    std::string q = replay::qualification_text(r.reason, r.flags, r.qualification);
-    std::printf("  interrupted: #%llu %s%s%s%s during delivery of %s  [%s]\n", static_cast<unsigned long long>(r.id),
-                r.kind == ES_KIND_NESTED_EXIT ? "nested exit " : "", replay::exit_reason_text(r).c_str(),
-                q.empty() ? "" : " ", q.empty() ? "" : ("[" + q + "]").c_str(),
-                arch::describe(arch::IdtVectoringInfo(r.idt_vectoring_info)).c_str(), level_tag(r).c_str());
-  });
-  if (!pass) return pass;
+  // Fault escalation's steps (its raises), gathered only when the chain tells one (see below).
+  const bool escalation = !c.interrupted_by.empty() &&
+                          (c.outcome == replay::Outcome::PromotedToDf || c.outcome == replay::Outcome::TripleFault);
+  std::vector<std::pair<uint64_t, std::string>> steps;
+  Section interrupted, decided, transitions;
   bool only_raises = true;  // every member so far is a RAISE
-  pass = members([&](const replay::Event& ev) {
-    const bool only_raises_before = only_raises;
-    only_raises = only_raises && ev.rec.kind == ES_KIND_RAISE;
-    if (ev.rec.kind != ES_KIND_DECISION) return;
-    switch (ev.rec.reason) {
-      case ES_DECISION_REQUEUE_FROM_VECTORING:
-      case ES_DECISION_INJECT_REINJECTED:
-      case ES_DECISION_DROP_FROM_VECTORING:
-      case ES_DECISION_CANCEL_INJECTION:
-      case ES_DECISION_INJECT_NEW:
-      case ES_DECISION_REFLECT_TO_L1:
-      case ES_DECISION_SHUTDOWN:
-      case ES_DECISION_DISCARD:
-      case ES_DECISION_HANDLE_IN_L0:
-      case ES_DECISION_IMMEDIATE_EXIT:
-        std::printf("  decision:    #%llu %s  [%s]\n", static_cast<unsigned long long>(ev.rec.id),
-                    replay::describe_event_fields(ev).c_str(), level_tag(ev.rec).c_str());
-        if (first_injection_called_reinjection(ev, only_raises_before))
-          std::printf(
-              "               its first injection, though KVM calls it [reinjected]: no delivery of it was tried "
-              "before. KVM says so for an interrupt user space queued with KVM_INTERRUPT (no in-kernel irqchip: "
-              "kvm_queue_interrupt marks it injected before any entry), or the exit that interrupted an earlier "
-              "delivery is not in the trace\n");
-        break;
-      default: break;
-    }
-  });
-  if (!pass) return pass;
-  // Nested transitions: L0's emulated exits from L2 to L1 and L1's entries into L2.
-  pass = members([&](const replay::Event& ev) {
+  auto read = replay::for_each_member(rec, c, [&](const replay::Event& ev) {
     const es_record& r = ev.rec;
-    if (r.kind == ES_KIND_NESTED_EXIT)
-      std::printf("  nested exit: #%llu L%u -> L%u: %s  [%s]\n", static_cast<unsigned long long>(r.id), r.level,
-                  r.level > 0 ? r.level - 1 : 0, replay::describe_event_fields(ev).c_str(), level_tag(r).c_str());
-    else if (r.kind == ES_KIND_NESTED_ENTRY)
-      std::printf("  nested entry: #%llu L%u -> L%u: %s  [%s]\n", static_cast<unsigned long long>(r.id),
-                  r.level > 0 ? r.level - 1 : 0, r.level, replay::describe_event_fields(ev).c_str(),
-                  level_tag(r).c_str());
-    else if (r.kind == ES_KIND_VIOLATION) {
-      const check::Rule* rule = check::find_rule(r.reason);
-      std::printf("  violation:   %s at #%llu (run 'exitscope check' for the explanation)\n",
-                  rule ? std::string(rule->name).c_str() : ("rule " + std::to_string(r.reason)).c_str(),
-                  static_cast<unsigned long long>(r.cause));
+    std::printf("    %s\n", event_line(ev).c_str());
+    if (is_interruption(r)) {
+      std::string q = replay::qualification_text(r.reason, r.flags, r.qualification);
+      interrupted.add(
+          format("  interrupted: #%llu %s%s%s%s during delivery of %s  [%s]\n", static_cast<unsigned long long>(r.id),
+                 r.kind == ES_KIND_NESTED_EXIT ? "nested exit " : "", replay::exit_reason_text(r).c_str(),
+                 q.empty() ? "" : " ", q.empty() ? "" : ("[" + q + "]").c_str(),
+                 arch::describe(arch::IdtVectoringInfo(r.idt_vectoring_info)).c_str(), level_tag(r).c_str()));
     }
+    const bool only_raises_before = only_raises;
+    only_raises = only_raises && r.kind == ES_KIND_RAISE;
+    if (r.kind == ES_KIND_DECISION) {
+      switch (r.reason) {
+        case ES_DECISION_REQUEUE_FROM_VECTORING:
+        case ES_DECISION_INJECT_REINJECTED:
+        case ES_DECISION_DROP_FROM_VECTORING:
+        case ES_DECISION_CANCEL_INJECTION:
+        case ES_DECISION_INJECT_NEW:
+        case ES_DECISION_REFLECT_TO_L1:
+        case ES_DECISION_SHUTDOWN:
+        case ES_DECISION_DISCARD:
+        case ES_DECISION_HANDLE_IN_L0:
+        case ES_DECISION_IMMEDIATE_EXIT:
+          decided.add(format("  decision:    #%llu %s  [%s]\n", static_cast<unsigned long long>(r.id),
+                             replay::describe_event_fields(ev).c_str(), level_tag(r).c_str()));
+          if (first_injection_called_reinjection(ev, only_raises_before))
+            decided.add(
+                "               its first injection, though KVM calls it [reinjected]: no delivery of it was tried "
+                "before. KVM says so for an interrupt user space queued with KVM_INTERRUPT (no in-kernel irqchip: "
+                "kvm_queue_interrupt marks it injected before any entry), or the exit that interrupted an earlier "
+                "delivery is not in the trace\n");
+          break;
+        default: break;
+      }
+    }
+    // Nested transitions: L0's emulated exits from L2 to L1 and L1's entries into L2.
+    if (r.kind == ES_KIND_NESTED_EXIT) {
+      transitions.add(format("  nested exit: #%llu L%u -> L%u: %s  [%s]\n", static_cast<unsigned long long>(r.id),
+                             r.level, r.level > 0 ? r.level - 1 : 0, replay::describe_event_fields(ev).c_str(),
+                             level_tag(r).c_str()));
+    } else if (r.kind == ES_KIND_NESTED_ENTRY) {
+      transitions.add(format("  nested entry: #%llu L%u -> L%u: %s  [%s]\n", static_cast<unsigned long long>(r.id),
+                             r.level > 0 ? r.level - 1 : 0, r.level, replay::describe_event_fields(ev).c_str(),
+                             level_tag(r).c_str()));
+    } else if (r.kind == ES_KIND_VIOLATION) {
+      const check::Rule* rule = check::find_rule(r.reason);
+      transitions.add(format("  violation:   %s at #%llu (run 'exitscope check' for the explanation)\n",
+                             rule ? std::string(rule->name).c_str() : ("rule " + std::to_string(r.reason)).c_str(),
+                             static_cast<unsigned long long>(r.cause)));
+    }
+    if (escalation && r.kind == ES_KIND_RAISE)
+      steps.emplace_back(r.id, arch::describe(arch::EntryIntrInfo(r.intr_info)) + " (#" + std::to_string(r.id) + ")");
+    return true;
   });
-  if (!pass) return pass;
+  if (!read) return read;
+  for (Section* part : {&interrupted, &decided, &transitions})
+    if (auto p = part->print(); !p) return p;
   // Fault escalation as one story (Vol. 3A 6.15 Table 6-5): the event, each fault raised during
   // its delivery, the #DF it became, in the order they happened, and how it ended.
   if (escalation) {
