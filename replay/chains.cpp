@@ -152,15 +152,20 @@ std::string_view outcome_reference(Outcome o, Vendor v) {
 // the read-back (materialize_chains), never a different table. ES_SETTLE_WINDOW overrides it (the
 // output comparisons of bench/scale/same_output.sh run with a window of a few rows, so that every
 // chain is settled and every late fact is met).
+namespace {
+// A positive count from environment variable `name` (testing knobs), else 65536.
+size_t count_from_env(const char* name) {
+  if (const char* v = std::getenv(name); v && *v) {
+    char* end = nullptr;
+    const unsigned long long n = std::strtoull(v, &end, 10);
+    if (end && *end == 0 && n > 0) return static_cast<size_t>(n);
+  }
+  return size_t{1} << 16;
+}
+}  // namespace
+
 size_t settle_window() {
-  static const size_t w = [] {
-    if (const char* v = std::getenv("ES_SETTLE_WINDOW"); v && *v) {
-      char* end = nullptr;
-      const unsigned long long n = std::strtoull(v, &end, 10);
-      if (end && *end == 0 && n > 0) return static_cast<size_t>(n);
-    }
-    return size_t{1} << 16;
-  }();
+  static const size_t w = count_from_env("ES_SETTLE_WINDOW");
   return w;
 }
 
@@ -954,14 +959,7 @@ Result<void> for_each_chain(db::Db& db, const std::function<bool(const Chain&)>&
 }
 
 size_t chain_hold_limit() {
-  static const size_t w = [] {
-    if (const char* v = std::getenv("ES_CHAIN_HOLD"); v && *v) {
-      char* end = nullptr;
-      const unsigned long long n = std::strtoull(v, &end, 10);
-      if (end && *end == 0 && n > 0) return static_cast<size_t>(n);
-    }
-    return size_t{1} << 16;
-  }();
+  static const size_t w = count_from_env("ES_CHAIN_HOLD");
   return w;
 }
 
