@@ -40,6 +40,7 @@
 #include "replay/inspect.h"
 #include "replay/names.h"
 #include "replay/query.h"
+#include "replay/summary.h"
 
 namespace es::gui {
 
@@ -541,6 +542,17 @@ void MainWindow::update_inspector() {
              .arg(links.join(QStringLiteral(", ")));
   }
   h += QStringLiteral("</table>");
+  // KVM's [reinjected] on an interrupt's first injection (replay/summary.h): said here as in
+  // `exitscope chains`. The chain's members before the decision, up to the first that is not a
+  // RAISE (one or two index entries, whatever the chain's length).
+  if (ev.rec.origin && replay::first_injection_called_reinjection(ev.rec, true)) {
+    auto other = doc_->recording().db().query_int(
+        "SELECT count(*) FROM (SELECT 1 FROM events WHERE origin = " + std::to_string(ev.rec.origin) + " AND id < " +
+        std::to_string(ev.rec.id) + " AND kind != " + std::to_string(ES_KIND_RAISE) + " LIMIT 1)");
+    if (other && *other == 0)
+      h += QStringLiteral("<p><i>%1.</i></p>")
+               .arg(html_escape(std::string(replay::first_injection_called_reinjection_note())));
+  }
   if (ev.rec.origin) {
     if (auto row = replay::chain_row(doc_->recording(), ev.rec.origin); row && *row) {
       h += QStringLiteral("<p><b>Chain %1</b>: %2, %3 events, %4</p>")
@@ -548,6 +560,11 @@ void MainWindow::update_inspector() {
                .arg(html_escape(replay::chain_row_event_text(**row)))
                .arg((*row)->event_count)
                .arg(html_escape((*row)->outcome));
+      // Where the outcome comes from (the SDM / APM section `exitscope chains` cites).
+      if (auto o = replay::outcome_from_string((*row)->outcome))
+        h += QStringLiteral("<p style='color:#555'>%1.</p>")
+                 .arg(html_escape(
+                     std::string(replay::outcome_reference(*o, replay::recording_vendor(doc_->recording())))));
     }
   }
   inspector_->setHtml(h);

@@ -16,6 +16,18 @@ std::string chain_event_text(uint64_t chain_id, uint32_t event_word, bool root_f
 
 std::string chain_event_text(const Chain& c) { return chain_event_text(c.id, c.event_word, c.root_found); }
 
+bool first_injection_called_reinjection(const es_record& decision, bool only_raises_before) {
+  return decision.kind == ES_KIND_DECISION && decision.reason == ES_DECISION_INJECT_REINJECTED &&
+         arch::EntryIntrInfo(decision.intr_info).type() == arch::InterruptionType::ExternalInterrupt &&
+         only_raises_before;
+}
+
+std::string_view first_injection_called_reinjection_note() {
+  return "its first injection, though KVM calls it [reinjected]: no delivery of it was tried before. KVM says so for "
+         "an interrupt user space queued with KVM_INTERRUPT (no in-kernel irqchip: kvm_queue_interrupt marks it "
+         "injected before any entry), or the exit that interrupted an earlier delivery is not in the trace";
+}
+
 namespace {
 
 // The end reason's name, or its number when this build does not know it.

@@ -18,6 +18,16 @@ namespace es::replay {
 std::string chain_event_text(uint64_t chain_id, uint32_t event_word, bool root_found);
 std::string chain_event_text(const Chain& c);
 
+// An external interrupt's injection that the source calls a reinjection although nothing before
+// it in its chain tried to deliver it (`only_raises_before`: every member before the decision is
+// a RAISE; no injection, entry or exit during delivery). KVM traces an interrupt user space
+// queued with KVM_INTERRUPT (a VMM without the in-kernel irqchip) that way:
+// kvm_vcpu_ioctl_interrupt -> kvm_queue_interrupt sets interrupt.injected, so the next entry
+// injects it with reinjected = true (arch/x86/kvm/x86.c).
+bool first_injection_called_reinjection(const es_record& decision, bool only_raises_before);
+// What `chains` and the GUI's inspector say of such a decision (one sentence, no final period).
+std::string_view first_injection_called_reinjection_note();
+
 // One fact of a session summary: "policy" -> "default".
 struct SessionFact {
   std::string label;

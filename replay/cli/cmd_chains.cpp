@@ -89,18 +89,6 @@ std::string event_line(const replay::Event& ev) {
   return s;
 }
 
-// An external interrupt's injection that the source calls a reinjection although nothing before
-// it in the chain tried to deliver it (only its raise precedes it: no injection, entry or exit
-// during delivery). KVM traces an interrupt queued by user space with KVM_INTERRUPT (a VMM
-// without the in-kernel irqchip) that way: kvm_vcpu_ioctl_interrupt -> kvm_queue_interrupt sets
-// interrupt.injected, so the next entry injects it with reinjected = true (arch/x86/kvm/x86.c).
-// `only_raises_before`: every member of the chain before the decision is a RAISE.
-bool first_injection_called_reinjection(const replay::Event& decision, bool only_raises_before) {
-  if (decision.rec.reason != ES_DECISION_INJECT_REINJECTED) return false;
-  if (arch::EntryIntrInfo(decision.rec.intr_info).type() != arch::InterruptionType::ExternalInterrupt) return false;
-  return only_raises_before;
-}
-
 bool is_interruption(const es_record& r) {  // as replay::Chain::interruptions counts them
   return (r.kind == ES_KIND_VM_EXIT || r.kind == ES_KIND_NESTED_EXIT) &&
          arch::IdtVectoringInfo(r.idt_vectoring_info).valid();
@@ -228,12 +216,8 @@ Result<void> print_chain(replay::Recording& rec, const replay::Chain& c, const B
         case ES_DECISION_IMMEDIATE_EXIT:
           decided.add(format("  decision:    #%llu %s  [%s]\n", static_cast<unsigned long long>(r.id),
                              replay::describe_event_fields(ev).c_str(), level_tag(r).c_str()));
-          if (first_injection_called_reinjection(ev, only_raises_before))
-            decided.add(
-                "               its first injection, though KVM calls it [reinjected]: no delivery of it was tried "
-                "before. KVM says so for an interrupt user space queued with KVM_INTERRUPT (no in-kernel irqchip: "
-                "kvm_queue_interrupt marks it injected before any entry), or the exit that interrupted an earlier "
-                "delivery is not in the trace\n");
+          if (replay::first_injection_called_reinjection(r, only_raises_before))
+            decided.add("               " + std::string(replay::first_injection_called_reinjection_note()) + "\n");
           break;
         default: break;
       }
