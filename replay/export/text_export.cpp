@@ -258,7 +258,7 @@ class TextWriter {
  private:
   ExportContext& ctx_;
   Output& out_;
-  std::unordered_set<uint64_t> printed_;  // with --chain
+  std::unordered_set<uint64_t> printed_;  // chains event() printed at a member it was handed
   uint64_t shown_ = 0;
   Result<void> status_;
   bool own_connection_ = false;
