@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue #18: settling chains early (the recorder's ChainBuilder, the checker) must not change any
-# output. For every built-in scenario (and the bug / policy switches) and every imported text
-# fixture under tests/data/import, this makes the recording twice: with BEFORE (a binary without
+# output, nor must holding no chain's members (ES_CHAIN_HOLD=1 on every AFTER run). For every
+# built-in scenario (and the bug / policy switches) and every imported text fixture under
+# tests/data/import, this makes the recording twice: with BEFORE (a binary without
 # the change) and with AFTER under ES_SETTLE_WINDOW=1 (every chain settled as soon as the sweep
 # runs, so every late fact is met), and compares
 #   - the chains table, the chain membership (events.origin) and the live checker's violation
@@ -19,6 +20,9 @@ set -u
 BEFORE=$1 AFTER=$2 WORK=${3:-/tmp/es_same_output}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 rm -rf "$WORK" && mkdir -p "$WORK"
+# Every AFTER run holds no chain of more than one member (ES_CHAIN_HOLD=1: each chain is decided,
+# listed and exported from its streamed members, issue #18): AFTER is a wrapper that sets it.
+printf '#!/bin/sh\nES_CHAIN_HOLD=1 exec "%s" "$@"\n' "$(realpath "$AFTER")" >"$WORK/after" && chmod +x "$WORK/after" && AFTER=$WORK/after
 fail=0 n=0 settled=0 fallback=0 forgotten=0 recalled=0 live_forgotten=0 live_recalled=0
 
 # Chain membership is events.origin (schema v4 dropped chain_events, which repeated it; v3's 0 and

@@ -140,13 +140,13 @@ void ExportContext::tick(uint64_t n) {
 }
 
 Result<void> ExportContext::for_each_event(const std::function<void(const replay::Event&)>& fn, Events which) {
-  if (only_chain) {
-    for (const replay::Event& ev : only_chain->events) {
-      if (!in_window(ev.rec)) continue;
+  if (only_chain) {  // streamed from the recording when the chain is not held (issue #18)
+    return replay::for_each_member(recording, *only_chain, [&](const replay::Event& ev) {
+      if (!in_window(ev.rec)) return true;
       fn(ev);
       tick();
-    }
-    return {};
+      return true;
+    });
   }
   replay::EventFilter f;
   f.vcpu = options.vcpu;
@@ -256,7 +256,7 @@ Result<void> run_export(replay::Recording& recording, const ExportFormat& format
       return make_error("no chain " + std::to_string(*options.chain) + " in '" + recording.path() +
                         "'; run 'exitscope chains " + recording.path() + "' to list the chains.");
     ctx.only_chain = it->second;
-    ctx.total_events = ctx.only_chain->events.size();
+    ctx.total_events = ctx.only_chain->member_count;
   } else if (options.vcpu || options.from_ns || options.to_ns) {
     // Counted up front so progress is a real percentage of this export.
     std::string sql = "SELECT count(*) FROM events WHERE 1";
@@ -287,7 +287,23 @@ std::string chain_outcome_text(const replay::Chain& c) {
 std::string chain_title(const replay::Chain& c) {
   const es_record& first = c.root_found ? c.root.rec : c.events.front().rec;
   return "Chain " + std::to_string(c.id) + ": " + chain_event_text(c) + " at L" + std::to_string(first.level) +
-         " vcpu" + std::to_string(first.vcpu) + ", " + plural(c.events.size(), "event") + ", " + chain_outcome_text(c);
+         " vcpu" + std::to_string(first.vcpu) + ", " + plural(c.member_count, "event") + ", " + chain_outcome_text(c);
+}
+
+Result<FlowSpan> shown_members(const ExportContext& ctx, db::Db& db, const replay::Chain& c, bool want_last) {
+  FlowSpan sp;
+  const ExportOptions& o = ctx.options;
+  if (!c.members_held && !o.vcpu && !o.from_ns && !o.to_ns && !c.events.empty())
+    return FlowSpan{c.events.front().rec.id, want_last ? c.events.back().rec.id : 0};
+  auto r = replay::for_each_member(db, c, [&](const replay::Event& e) {
+    if (!ctx.in_window(e.rec)) return true;
+    if (!sp.first) sp.first = e.rec.id;
+    sp.last = e.rec.id;
+    return want_last;
+  });
+  if (!r) return make_error(r.error());
+  if (!want_last) sp.last = 0;
+  return sp;
 }
 
 std::vector<std::pair<std::string, std::string>> session_facts(const ExportContext& ctx) {

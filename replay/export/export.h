@@ -156,6 +156,16 @@ std::string chain_outcome_text(const replay::Chain& c);
 // The title line of a --chain export: "Chain 1: IRQ 0x20 at L1 vcpu0, 10 events, delivered (#10)".
 std::string chain_title(const replay::Chain& c);
 
+// Member ids of a chain (0: none).
+struct FlowSpan {
+  uint64_t first = 0, last = 0;
+};
+// The first and, with `want_last`, the last member of chain `c` in the export's window / vCPU,
+// by id ({0, 0}: none shown). A chain not held (replay::Chain::members_held, issue #18) keeps its
+// first and last member, the answer when nothing is filtered out; otherwise its members are
+// streamed from `db`, a connection the calling thread may use (replay::for_each_member).
+Result<FlowSpan> shown_members(const ExportContext& ctx, db::Db& db, const replay::Chain& c, bool want_last);
+
 // Greedy word wrap of `text` into lines of at most `width` columns: the first line starts
 // with `first_prefix`, the others with `cont_prefix`. Breaks at spaces outside [...] and
 // "..." first, then at any space, then anywhere. Never returns a line longer than width
@@ -177,9 +187,6 @@ Result<void> export_svg(ExportContext& ctx);
 Result<void> export_png(ExportContext& ctx);
 // The first and last exported member of each chain with at least two, by chain id: a chain's
 // flow arrow begins and ends there in both trace formats (perfetto_export.cpp).
-struct FlowSpan {
-  uint64_t first = 0, last = 0;
-};
 Result<std::unordered_map<uint64_t, FlowSpan>> chain_flow_spans(ExportContext& ctx);
 // A point event's name in both trace formats: "inject IRQ 0x20", "nested exit EPT_VIOLATION".
 void append_instant_name(std::string& b, const es_record& r);

@@ -104,17 +104,21 @@ void put_row(Output& out, const replay::Event& ev, replay::CauseExits& causes) {
   out.maybe_flush();
 }
 
-bool chain_shown(const ExportContext& ctx, const replay::Chain& c) {
+// Whether the chain has a table: with --chain the chain's own, else a chain with a member in
+// the window (a chain not held is streamed from the recording: shown_members).
+Result<bool> chain_shown(ExportContext& ctx, const replay::Chain& c) {
   if (ctx.only_chain) return &c == ctx.only_chain;
-  for (const replay::Event& e : c.events)
-    if (ctx.in_window(e.rec)) return true;
-  return false;
+  auto sp = shown_members(ctx, ctx.recording.db(), c, false);
+  if (!sp) return make_error(sp.error());
+  return sp->first != 0;
 }
 
 // Another chain a chain's notes name: its title and outcome, false if it is not in the recording.
 using NameFn = std::function<bool(uint64_t id, std::string& title, replay::Outcome& outcome)>;
 
-void put_chain(ExportContext& ctx, const replay::Chain& c, const NameFn& name_of) {
+// The chain's title, notes and members in the window (replay::for_each_member: a chain not held
+// is streamed from the recording, on the connection of the caller's thread).
+Result<void> put_chain(ExportContext& ctx, const replay::Chain& c, const NameFn& name_of) {
   Output& out = ctx.out;
   out.put("### " + cell("Chain " + std::to_string(c.id) + ": " + chain_event_text(c) + " -- " + chain_outcome_text(c)) +
           "\n\n");
@@ -137,12 +141,15 @@ void put_chain(ExportContext& ctx, const replay::Chain& c, const NameFn& name_of
            std::string(replay::outcome_reference(c.outcome, replay::chain_vendor(c, ctx.vendor))) + ".";
   out.put(cell(notes) + "\n\n");
   out.put(kEventTableHead);
-  for (const replay::Event& e : c.events) {
-    if (!ctx.in_window(e.rec)) continue;
+  auto r = replay::for_each_member(ctx.recording, c, [&](const replay::Event& e) {
+    if (!ctx.in_window(e.rec)) return true;
     put_row(out, e, ctx.causes);
-    ctx.tick();  // members come from memory, not from for_each_event
-  }
+    ctx.tick();  // members come from the chain, not from for_each_event
+    return true;
+  });
+  if (!r) return r;
   out.put('\n');
+  return {};
 }
 
 }  // namespace
@@ -168,9 +175,11 @@ Result<void> export_markdown(ExportContext& ctx) {
       return true;
     };
     for (const replay::Chain& c : ctx.chains) {
-      if (!chain_shown(ctx, c)) continue;
+      auto shown = chain_shown(ctx, c);
+      if (!shown) return make_error(shown.error());
+      if (!*shown) continue;
       if (chains_shown++ == 0) out.put("## Chains\n\n");
-      put_chain(ctx, c, from_memory);
+      if (auto r = put_chain(ctx, c, from_memory); !r) return r;
     }
   } else {
     // Streamed in id order (issue #18: memory was every chain and member). A chain whose notes
@@ -200,25 +209,33 @@ Result<void> export_markdown(ExportContext& ctx) {
       return m;
     };
     std::deque<replay::Chain> waiting;
+    // A chain not held is read while the walk's statement is open: the same connection, on
+    // this thread (replay::for_each_member). The first failure stops the walk.
+    Result<void> status;
     auto put = [&](const replay::Chain& c) {
       if (chains_shown++ == 0) out.put("## Chains\n\n");
-      put_chain(ctx, c, from_briefs);
+      if (auto r = put_chain(ctx, c, from_briefs); !r && status) status = r;
     };
     auto put_ready = [&](uint64_t walked) {
-      for (; !waiting.empty() && last_named(waiting.front()) <= walked; waiting.pop_front()) put(waiting.front());
+      for (; status && !waiting.empty() && last_named(waiting.front()) <= walked; waiting.pop_front())
+        put(waiting.front());
     };
     auto r = replay::for_each_chain(ctx.recording, [&](const replay::Chain& c) {
       briefs.push_back({c.id, c.event_word, c.root_found, c.outcome});
       put_ready(c.id);
-      if (!chain_shown(ctx, c)) return true;
+      auto shown = chain_shown(ctx, c);
+      if (!shown && status) status = make_error(shown.error());
+      if (!status) return false;
+      if (!*shown) return true;
       if (waiting.empty() && last_named(c) <= c.id)
         put(c);
       else
         waiting.push_back(c);
-      return true;
+      return static_cast<bool>(status);
     });
     if (!r) return r;
     put_ready(UINT64_MAX);
+    if (!status) return status;
   }
   if (ctx.only_chain) return {};
 

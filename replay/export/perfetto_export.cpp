@@ -229,13 +229,9 @@ Result<std::unordered_map<uint64_t, FlowSpan>> chain_flow_spans(ExportContext& c
   if (ctx.chains_loaded) {
     for (const replay::Chain& c : ctx.chains) {
       if (ctx.only_chain && &c != ctx.only_chain) continue;
-      FlowSpan sp;
-      for (const replay::Event& e : c.events) {
-        if (!ctx.in_window(e.rec)) continue;
-        if (!sp.first) sp.first = e.rec.id;
-        sp.last = e.rec.id;
-      }
-      if (sp.first && sp.first != sp.last) flows[c.id] = sp;
+      auto sp = shown_members(ctx, ctx.recording.db(), c, true);  // a chain not held: streamed
+      if (!sp) return make_error(sp.error());
+      if (sp->first && sp->first != sp->last) flows[c.id] = *sp;
     }
     return flows;
   }

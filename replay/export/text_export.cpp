@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <system_error>
 #include <thread>
 #include <unordered_set>
@@ -140,9 +141,38 @@ class TextWriter {
     if (shown_ == 0) out_.put("(no events match)\n");
   }
 
+  // The first failure reading a chain's members.
+  const Result<void>& status() const { return status_; }
+
+  // The connection chains not held are read on: the recording's own, unless another thread
+  // reads that one while this one prints (the streamed export: set_own_connection()); then
+  // one for this thread alone, opened at the first such chain (SQLite: one thread at a time on
+  // a connection).
+  void set_own_connection() { own_connection_ = true; }
+  Result<db::Db*> member_db() {
+    if (!own_connection_) return &ctx_.recording.db();
+    if (!own_) {
+      auto r = replay::Recording::open(ctx_.recording.path());
+      if (!r) return make_error(r.error());
+      own_.emplace(std::move(r).value());
+    }
+    return &own_->db();
+  }
+
   // Prints the chain whole: its root (or a line naming it), its members in the window, its
-  // links and outcome.
+  // links and outcome. A chain not held (issue #18) is streamed from member_db(); a failure is
+  // kept for status() and nothing more is printed.
   void chain(const replay::Chain& c) {
+    if (!status_) return;
+    db::Db* db = nullptr;
+    if (!c.members_held) {
+      auto d = member_db();
+      if (!d) {
+        status_ = make_error(d.error());
+        return;
+      }
+      db = *d;
+    }
     const bool root_shown = c.root_found && ctx_.in_window(c.root.rec);
     if (root_shown) {
       put_event(out_, c.root, "", ctx_.causes);
@@ -153,14 +183,22 @@ class TextWriter {
               "", "    ", kWidth);
     }
     ++shown_;
-    // Members come from memory, not from for_each_event (except with --chain): counted here.
-    if (!ctx_.only_chain && root_shown) ctx_.tick();
-    for (const replay::Event& m : c.events) {
-      if (root_shown && m.rec.id == c.id) continue;
-      if (!ctx_.in_window(m.rec)) continue;
+    // Members come from the chain, not from for_each_event: counted here.
+    if (root_shown) ctx_.tick();
+    auto members = [&](const replay::Event& m) {
+      if (root_shown && m.rec.id == c.id) return true;
+      if (!ctx_.in_window(m.rec)) return true;
       put_event(out_, m, kMemberIndent, ctx_.causes);
       ++shown_;
-      if (!ctx_.only_chain) ctx_.tick();
+      ctx_.tick();
+      out_.maybe_flush();
+      return true;
+    };
+    if (c.members_held) {
+      for (const replay::Event& m : c.events) members(m);
+    } else if (auto r = replay::for_each_member(*db, c, members); !r) {
+      status_ = r;
+      return;
     }
     if (c.interrupts_chain) {
       const Named n = named(c.interrupts_chain);
@@ -220,8 +258,11 @@ class TextWriter {
  private:
   ExportContext& ctx_;
   Output& out_;
-  std::unordered_set<uint64_t> printed_;  // with --chain
+  std::unordered_set<uint64_t> printed_;  // chains event() printed at a member it was handed
   uint64_t shown_ = 0;
+  Result<void> status_;
+  bool own_connection_ = false;
+  std::optional<replay::Recording> own_;
 };
 
 // Chains handed from the walking thread to the printing one, a few at a time.
@@ -269,6 +310,8 @@ Result<bool> export_text_streamed(ExportContext& ctx, TextWriter& w) {
 
   std::vector<TextWriter::ChainBrief> briefs;
   w.briefs_ = &briefs;
+  w.set_own_connection();
+  Result<void> failure;  // finding a chain's first member in the window
   struct Waiting {
     uint64_t key;    // its first member in the window
     uint64_t named;  // the highest chain id its story names
@@ -287,13 +330,24 @@ Result<bool> export_text_streamed(ExportContext& ctx, TextWriter& w) {
       }
       walked = c.id;
       briefs.push_back({c.id, c.event_word, c.root_found, c.outcome});
-      uint64_t key = 0;
-      for (const replay::Event& e : c.events)
-        if (ctx.in_window(e.rec)) {
-          key = std::max<uint64_t>(e.rec.id, c.id);  // members come after their root (see above)
-          break;
-        }
-      if (!key) continue;
+      // Its first member in the window; a chain not held is streamed on this thread's own
+      // connection (the recording's is read on for_each_event's reader thread).
+      uint64_t first = 0;
+      if (c.members_held) {
+        for (const replay::Event& e : c.events)
+          if (ctx.in_window(e.rec)) {
+            first = e.rec.id;
+            break;
+          }
+      } else if (auto db = w.member_db(); !db) {
+        failure = make_error(db.error());
+      } else if (auto sp = shown_members(ctx, **db, c, false); !sp) {
+        failure = make_error(sp.error());
+      } else {
+        first = sp->first;
+      }
+      if (!first) continue;
+      const uint64_t key = std::max(first, c.id);  // members come after their root (see above)
       uint64_t named = c.interrupts_chain;
       for (uint64_t o : c.interrupted_by) named = std::max(named, o);
       heap.push_back({key, named, std::move(c)});
@@ -320,6 +374,8 @@ Result<bool> export_text_streamed(ExportContext& ctx, TextWriter& w) {
   if (!r) return make_error(r.error());
   chains_before(UINT64_MAX);
   if (auto q = queue.result(); !q) return make_error(q.error());
+  if (!failure) return make_error(failure.error());
+  if (!w.status()) return make_error(w.status().error());
   return true;
 }
 
@@ -329,7 +385,13 @@ Result<void> export_text(ExportContext& ctx) {
   TextWriter w(ctx);
   w.header();
   if (ctx.only_chain) {
-    if (auto r = ctx.for_each_event([&](const replay::Event& ev) { w.event(ev); }); !r) return r;
+    // The chain is printed whole where its first member in the window comes, as in a whole
+    // export (w.event would print it at that member and skip the others): found first, then
+    // the members streamed once more, a chain not held from the recording (issue #18).
+    auto sp = shown_members(ctx, ctx.recording.db(), *ctx.only_chain, false);
+    if (!sp) return make_error(sp.error());
+    if (sp->first) w.chain(*ctx.only_chain);
+    if (!w.status()) return w.status();
     w.footer();
     return {};
   }
@@ -351,11 +413,9 @@ Result<void> export_text(ExportContext& ctx) {
   // event with an origin is a member of a loaded chain), so no member row is decoded twice.
   std::vector<std::pair<uint64_t, const replay::Chain*>> at;  // (first shown member, chain)
   for (const replay::Chain& c : ctx.chains) {
-    for (const replay::Event& e : c.events) {
-      if (!ctx.in_window(e.rec)) continue;
-      at.emplace_back(e.rec.id, &c);
-      break;
-    }
+    auto sp = shown_members(ctx, ctx.recording.db(), c, false);  // load_chains holds them all
+    if (!sp) return make_error(sp.error());
+    if (sp->first) at.emplace_back(sp->first, &c);
   }
   std::sort(at.begin(), at.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   size_t next = 0;
@@ -370,6 +430,7 @@ Result<void> export_text(ExportContext& ctx) {
       ExportContext::Events::OutsideChains);
   if (!r) return r;
   chains_before(UINT64_MAX);
+  if (!w.status()) return w.status();
   w.footer();
   return {};
 }
