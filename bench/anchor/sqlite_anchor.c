@@ -36,7 +36,7 @@ struct Row {
   uint8_t extra_len;
   uint8_t extra[kExtraMax];
 };
-enum { kId = 0, kTime = 5, kOrigin = 9, kCodeId = 16 };
+enum { kId = 0, kVcpu = 4, kTime = 5, kOrigin = 9, kCodeId = 16 };
 
 static const char* kColumns =
     "id, kind, level, hv_level, vcpu, time_ns, reason, flags, cause, origin, rip, qualification, guest_phys, "
@@ -141,11 +141,17 @@ static int write_rows(const char* in, const char* out, int journal_off) {
                          -1, &chain, 0) != SQLITE_OK)
     die(db, "prepare chains");
   sqlite3_exec(db, "BEGIN", 0, 0, 0);
-  /* What the recorder's writer tracks: ids in order and times never decreasing (signed). */
+  /* What the recorder's writer tracks: ids in order and times never decreasing (signed), and
+   * each vCPU's first / last id and count (the vcpus rows; es_record.vcpu is 16 bits). */
   int time_sorted = 1;
+  static int64_t vcpu_first[65536], vcpu_last[65536], vcpu_count[65536];
   for (size_t i = 0; i < n; ++i) {
     const struct Row* r = rows + i;
     if (i && (r->v[kId] < r[-1].v[kId] || r->v[kTime] < r[-1].v[kTime])) time_sorted = 0;
+    const size_t vcpu = (size_t)r->v[kVcpu] & 0xFFFF;
+    if (vcpu_count[vcpu] == 0 || r->v[kId] < vcpu_first[vcpu]) vcpu_first[vcpu] = r->v[kId];
+    if (vcpu_count[vcpu] == 0 || r->v[kId] > vcpu_last[vcpu]) vcpu_last[vcpu] = r->v[kId];
+    ++vcpu_count[vcpu];
     for (int c = 0; c < kInts; ++c) {
       if ((c == kOrigin || c == kCodeId) && r->v[c] == 0)
         sqlite3_bind_null(ev, c + 1);
@@ -173,7 +179,7 @@ static int write_rows(const char* in, const char* out, int journal_off) {
   exec_file(db, "indexes.sql");
   if (!time_sorted) exec_file(db, "time_index.sql");
   /* One chains row per chain (members: the events with its origin, through events_origin), then
-   * the vcpus rows. */
+   * the vcpus rows counted above (the recorder writes them the same way). */
   if (sqlite3_exec(db, "BEGIN", 0, 0, 0) != SQLITE_OK) die(db, "begin");
   sqlite3_stmt* agg = 0;
   if (sqlite3_prepare_v2(
@@ -189,11 +195,20 @@ static int write_rows(const char* in, const char* out, int journal_off) {
     step(db, chain);
   }
   sqlite3_finalize(agg);
-  if (sqlite3_exec(db,
-                   "INSERT INTO vcpus (vcpu, first_event, last_event, event_count) "
-                   "SELECT vcpu, min(id), max(id), count(*) FROM events GROUP BY vcpu; COMMIT",
-                   0, 0, 0) != SQLITE_OK)
-    die(db, "vcpus");
+  sqlite3_stmt* vcpus = 0;
+  if (sqlite3_prepare_v2(db, "INSERT INTO vcpus (vcpu, first_event, last_event, event_count) VALUES (?, ?, ?, ?)", -1,
+                         &vcpus, 0) != SQLITE_OK)
+    die(db, "prepare vcpus");
+  for (int vcpu = 0; vcpu < 65536; ++vcpu) {
+    if (vcpu_count[vcpu] == 0) continue;
+    sqlite3_bind_int64(vcpus, 1, vcpu);
+    sqlite3_bind_int64(vcpus, 2, vcpu_first[vcpu]);
+    sqlite3_bind_int64(vcpus, 3, vcpu_last[vcpu]);
+    sqlite3_bind_int64(vcpus, 4, vcpu_count[vcpu]);
+    step(db, vcpus);
+  }
+  sqlite3_finalize(vcpus);
+  if (sqlite3_exec(db, "COMMIT", 0, 0, 0) != SQLITE_OK) die(db, "vcpus");
   sqlite3_finalize(ev);
   sqlite3_finalize(chain);
   if (!journal_off &&
