@@ -242,9 +242,10 @@ void Recorder::writer_main() {
 int64_t Recorder::code_id_for(const es_record& rec) {
   const size_t n = std::min<size_t>(rec.aux, sizeof rec.bytes);
   if (n == 0) return 0;
-  std::string key(8 + n, '\0');
+  CodeKey key{};
   std::memcpy(key.data(), &rec.rip, 8);
-  std::memcpy(key.data() + 8, rec.bytes, n);
+  key[8] = static_cast<unsigned char>(n);
+  std::memcpy(key.data() + 9, rec.bytes, n);
   if (auto it = code_ids_.find(key); it != code_ids_.end()) return it->second;
   insert_code_.bind_u64(1, rec.rip);
   insert_code_.bind_blob(2, rec.bytes, static_cast<int>(n));
@@ -252,7 +253,7 @@ int64_t Recorder::code_id_for(const es_record& rec) {
   insert_code_.reset();
   if (rc != SQLITE_DONE) return 0;
   const int64_t id = sqlite3_last_insert_rowid(db_.get());
-  code_ids_.emplace(std::move(key), id);
+  code_ids_.emplace(key, id);
   ++stats_.code_rows;  // writer-only field until stop; read under mu_ after join
   return id;
 }
@@ -266,9 +267,9 @@ void Recorder::write_batch(std::vector<es_record>& batch) {
   } else {
     for (const es_record& rec : batch) {
       db::Stmt& s = insert_event_;
-      schema::bind_event_row(s, rec, (rec.flags & ES_FLAG_BYTES_VALID) ? code_id_for(rec) : 0);
+      schema::bind_event_row(s, rec, (rec.flags & ES_FLAG_BYTES_VALID) ? code_id_for(rec) : 0, row_scratch_);
       const int rc = s.step();
-      s.reset();
+      s.rewind();  // bind_event_row binds every parameter
       if (rc == SQLITE_DONE) {
         ++written;
         if (rec.kind == ES_KIND_VM_EXIT) ++exits;

@@ -15,6 +15,7 @@
 //   if (auto r = (*rec)->finish({ES_END_GUEST_EXIT, "guest exited"}); !r) print(r.error());
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -22,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -31,6 +33,7 @@
 #include "probes/recorder/output_file.h"
 #include "probes/recorder/record_steps.h"
 #include "probes/recorder/session_info.h"
+#include "schema/event_row.h"
 #include "schema/result.h"
 #include "schema/sqlite_db.h"
 
@@ -139,8 +142,17 @@ class Recorder {
   RecorderOptions options_;
   db::Stmt insert_event_;
   db::Stmt insert_code_;
-  std::unordered_map<std::string, int64_t> code_ids_;  // key: 8-byte rip + instruction bytes
-  std::unique_ptr<RecordSteps> steps_;  // the caller's (options.steps): writer thread, then finish(); null: kNoChains
+  // Key: the 8-byte rip, the count of instruction bytes, the bytes (zero after them): a fixed
+  // array, so a lookup allocates nothing (one per exit with bytes).
+  using CodeKey = std::array<unsigned char, 8 + 1 + sizeof(es_record::bytes)>;
+  struct CodeKeyHash {
+    size_t operator()(const CodeKey& k) const noexcept {
+      return std::hash<std::string_view>()(std::string_view(reinterpret_cast<const char*>(k.data()), k.size()));
+    }
+  };
+  std::unordered_map<CodeKey, int64_t, CodeKeyHash> code_ids_;
+  schema::EventRowScratch row_scratch_;  // writer thread: the extra blob of the row being stored
+  std::unique_ptr<RecordSteps> steps_;   // the caller's (options.steps): writer thread, then finish(); null: kNoChains
 
   mutable std::mutex mu_;
   std::condition_variable work_cv_;   // writer waits: batch ready / stop
