@@ -15,6 +15,9 @@
  * for a rollback journal as a finished recording does. --journal wal (default): WAL with
  * synchronous=NORMAL, what exitscope uses while writing. --journal off: no journal, no sync,
  * one transaction: what SQLite can do with no crash consistency at all (a higher ceiling).
+ * Like exitscope's writer it opens its connection SQLITE_OPEN_NOMUTEX with SQLite's memory
+ * statistics off (SQLITE_CONFIG_MEMSTATUS 0), binds every column of every row and never clears
+ * the bindings, and counts the vcpus rows as it inserts.
  * What it does not do: parse anything, link chains or decide outcomes (chain rows carry the
  * counts, the outcome is a fixed word), hash the input, rename a partial file.
  */
@@ -121,7 +124,10 @@ static int write_rows(const char* in, const char* out, int journal_off) {
   if (n && rows == MAP_FAILED) return 1;
   unlink(out);
   sqlite3* db = 0;
-  if (sqlite3_open(out, &db) != SQLITE_OK) die(db, out);
+  /* As exitscope's recorder opens its recording (probes/recorder/recorder.cpp): one thread uses
+   * the connection, so no per-call mutex (and SQLite's memory statistics are off, main()). */
+  if (sqlite3_open_v2(out, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, 0) != SQLITE_OK)
+    die(db, out);
   const char* pragmas = journal_off ? "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF"
                                     : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL";
   if (sqlite3_exec(db, pragmas, 0, 0, 0) != SQLITE_OK) die(db, "pragmas");
@@ -220,6 +226,8 @@ static int write_rows(const char* in, const char* out, int journal_off) {
 }
 
 int main(int argc, char** argv) {
+  /* What schema/sqlite_db.cpp does before exitscope's first connection. */
+  sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   if (argc >= 4 && strcmp(argv[1], "dump") == 0) return dump(argv[2], argv[3]);
   if (argc >= 4 && strcmp(argv[1], "write") == 0) {
     const int off = argc >= 6 && strcmp(argv[4], "--journal") == 0 && strcmp(argv[5], "off") == 0;
