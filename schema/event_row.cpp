@@ -89,7 +89,9 @@ void sql_extra_field(sqlite3_context* ctx, int, sqlite3_value** argv) {
 std::string_view event_insert_sql() { return kInsert; }
 std::string_view event_row_columns() { return kColumns; }
 
-void bind_event_row(db::Stmt& s, const es_record& rec, int64_t code_id) {
+namespace {
+
+void bind_row(db::Stmt& s, const es_record& rec, int64_t code_id, unsigned char* extra, sqlite3_destructor_type copy) {
   if (rec.id)
     s.bind_u64(1, rec.id);
   else
@@ -102,21 +104,44 @@ void bind_event_row(db::Stmt& s, const es_record& rec, int64_t code_id) {
   s.bind(7, int64_t{rec.reason});
   s.bind(8, int64_t{rec.flags});
   s.bind_u64(9, rec.cause);
-  if (rec.origin) s.bind_u64(10, rec.origin);  // else NULL: in no chain
+  if (rec.origin)
+    s.bind_u64(10, rec.origin);
+  else
+    s.bind_null(10);  // in no chain
   s.bind_u64(11, rec.rip);
   s.bind_u64(12, rec.qualification);
   s.bind_u64(13, rec.guest_phys);
   s.bind(14, int64_t{rec.intr_info});
   s.bind(15, int64_t{rec.intr_error});
   s.bind(16, int64_t{rec.idt_vectoring_info});
-  if (code_id) s.bind(17, code_id);
+  if (code_id)
+    s.bind(17, code_id);
+  else
+    s.bind_null(17);
   if (rec.kind == ES_KIND_CONSOLE) {
     const size_t n = std::min<size_t>(rec.aux, sizeof rec.bytes);
     s.bind(18, std::string_view(reinterpret_cast<const char*>(rec.bytes), n));
+  } else {
+    s.bind_null(18);
   }
+  const size_t n = pack_extra({rec.guest_linear, rec.idt_vectoring_error, rec.instr_len, rec.aux, rec.aux64}, extra);
+  if (n)
+    sqlite3_bind_blob(s.get(), 19, extra, static_cast<int>(n), copy);
+  else
+    s.bind_null(19);
+}
+
+}  // namespace
+
+static_assert(sizeof(EventRowScratch::extra) == kExtraMax);
+
+void bind_event_row(db::Stmt& s, const es_record& rec, int64_t code_id) {
   unsigned char buf[kExtraMax];
-  const size_t n = pack_extra({rec.guest_linear, rec.idt_vectoring_error, rec.instr_len, rec.aux, rec.aux64}, buf);
-  if (n) s.bind_blob(19, buf, static_cast<int>(n));
+  bind_row(s, rec, code_id, buf, SQLITE_TRANSIENT);
+}
+
+void bind_event_row(db::Stmt& s, const es_record& rec, int64_t code_id, EventRowScratch& scratch) {
+  bind_row(s, rec, code_id, scratch.extra, SQLITE_STATIC);
 }
 
 int64_t read_event_row(const db::Stmt& s, es_record& r) {

@@ -18,8 +18,19 @@ std::string_view event_insert_sql();
 
 // Binds `rec` to a statement prepared from event_insert_sql(). rec.id 0 lets SQLite assign the
 // id (rowid). `code_id` is the row of the `code` table holding rec's instruction bytes, 0 for
-// none. A console record's text (bytes[0..aux)) is written with the row.
+// none. A console record's text (bytes[0..aux)) is written with the row. Every parameter is
+// bound (NULL where the row has no value), so the statement can take the next row after
+// sqlite3_reset alone (Stmt::rewind), without clearing its bindings.
 void bind_event_row(db::Stmt& s, const es_record& rec, int64_t code_id);
+
+// The packed `extra` bytes of one row, for the overload below that binds them without a copy.
+struct EventRowScratch {
+  unsigned char extra[36];
+};
+// The same, with the `extra` blob bound from `scratch` as it is (SQLITE_STATIC, no copy):
+// `scratch` must stay unchanged until the statement has stepped (the recorder's writer: one
+// scratch, bind, step, rewind, row after row).
+void bind_event_row(db::Stmt& s, const es_record& rec, int64_t code_id, EventRowScratch& scratch);
 
 // The select list (table alias `e`) read_event_row reads, kEventRowColumns columns; a caller
 // appends its own columns after it (they start at column kEventRowColumns).

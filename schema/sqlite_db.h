@@ -47,6 +47,9 @@ class Stmt {
     sqlite3_reset(s_);
     sqlite3_clear_bindings(s_);
   }
+  // Ready to step again with the same bindings: for a caller that binds every parameter each
+  // time (clearing them is a pass over every parameter, 1 % of an import's CPU).
+  void rewind() { sqlite3_reset(s_); }
 
   int64_t col_i64(int c) const { return sqlite3_column_int64(s_, c); }
   uint64_t col_u64(int c) const { return static_cast<uint64_t>(sqlite3_column_int64(s_, c)); }

@@ -15,6 +15,9 @@
  * for a rollback journal as a finished recording does. --journal wal (default): WAL with
  * synchronous=NORMAL, what exitscope uses while writing. --journal off: no journal, no sync,
  * one transaction: what SQLite can do with no crash consistency at all (a higher ceiling).
+ * Like exitscope's writer it opens its connection SQLITE_OPEN_NOMUTEX with SQLite's memory
+ * statistics off (SQLITE_CONFIG_MEMSTATUS 0), binds every column of every row and never clears
+ * the bindings, and counts the vcpus rows as it inserts.
  * What it does not do: parse anything, link chains or decide outcomes (chain rows carry the
  * counts, the outcome is a fixed word), hash the input, rename a partial file.
  */
@@ -36,7 +39,7 @@ struct Row {
   uint8_t extra_len;
   uint8_t extra[kExtraMax];
 };
-enum { kId = 0, kTime = 5, kOrigin = 9, kCodeId = 16 };
+enum { kId = 0, kVcpu = 4, kTime = 5, kOrigin = 9, kCodeId = 16 };
 
 static const char* kColumns =
     "id, kind, level, hv_level, vcpu, time_ns, reason, flags, cause, origin, rip, qualification, guest_phys, "
@@ -121,7 +124,10 @@ static int write_rows(const char* in, const char* out, int journal_off) {
   if (n && rows == MAP_FAILED) return 1;
   unlink(out);
   sqlite3* db = 0;
-  if (sqlite3_open(out, &db) != SQLITE_OK) die(db, out);
+  /* As exitscope's recorder opens its recording (probes/recorder/recorder.cpp): one thread uses
+   * the connection, so no per-call mutex (and SQLite's memory statistics are off, main()). */
+  if (sqlite3_open_v2(out, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, 0) != SQLITE_OK)
+    die(db, out);
   const char* pragmas = journal_off ? "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF"
                                     : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL";
   if (sqlite3_exec(db, pragmas, 0, 0, 0) != SQLITE_OK) die(db, "pragmas");
@@ -141,11 +147,17 @@ static int write_rows(const char* in, const char* out, int journal_off) {
                          -1, &chain, 0) != SQLITE_OK)
     die(db, "prepare chains");
   sqlite3_exec(db, "BEGIN", 0, 0, 0);
-  /* What the recorder's writer tracks: ids in order and times never decreasing (signed). */
+  /* What the recorder's writer tracks: ids in order and times never decreasing (signed), and
+   * each vCPU's first / last id and count (the vcpus rows; es_record.vcpu is 16 bits). */
   int time_sorted = 1;
+  static int64_t vcpu_first[65536], vcpu_last[65536], vcpu_count[65536];
   for (size_t i = 0; i < n; ++i) {
     const struct Row* r = rows + i;
     if (i && (r->v[kId] < r[-1].v[kId] || r->v[kTime] < r[-1].v[kTime])) time_sorted = 0;
+    const size_t vcpu = (size_t)r->v[kVcpu] & 0xFFFF;
+    if (vcpu_count[vcpu] == 0 || r->v[kId] < vcpu_first[vcpu]) vcpu_first[vcpu] = r->v[kId];
+    if (vcpu_count[vcpu] == 0 || r->v[kId] > vcpu_last[vcpu]) vcpu_last[vcpu] = r->v[kId];
+    ++vcpu_count[vcpu];
     for (int c = 0; c < kInts; ++c) {
       if ((c == kOrigin || c == kCodeId) && r->v[c] == 0)
         sqlite3_bind_null(ev, c + 1);
@@ -173,7 +185,7 @@ static int write_rows(const char* in, const char* out, int journal_off) {
   exec_file(db, "indexes.sql");
   if (!time_sorted) exec_file(db, "time_index.sql");
   /* One chains row per chain (members: the events with its origin, through events_origin), then
-   * the vcpus rows. */
+   * the vcpus rows counted above (the recorder writes them the same way). */
   if (sqlite3_exec(db, "BEGIN", 0, 0, 0) != SQLITE_OK) die(db, "begin");
   sqlite3_stmt* agg = 0;
   if (sqlite3_prepare_v2(
@@ -189,11 +201,20 @@ static int write_rows(const char* in, const char* out, int journal_off) {
     step(db, chain);
   }
   sqlite3_finalize(agg);
-  if (sqlite3_exec(db,
-                   "INSERT INTO vcpus (vcpu, first_event, last_event, event_count) "
-                   "SELECT vcpu, min(id), max(id), count(*) FROM events GROUP BY vcpu; COMMIT",
-                   0, 0, 0) != SQLITE_OK)
-    die(db, "vcpus");
+  sqlite3_stmt* vcpus = 0;
+  if (sqlite3_prepare_v2(db, "INSERT INTO vcpus (vcpu, first_event, last_event, event_count) VALUES (?, ?, ?, ?)", -1,
+                         &vcpus, 0) != SQLITE_OK)
+    die(db, "prepare vcpus");
+  for (int vcpu = 0; vcpu < 65536; ++vcpu) {
+    if (vcpu_count[vcpu] == 0) continue;
+    sqlite3_bind_int64(vcpus, 1, vcpu);
+    sqlite3_bind_int64(vcpus, 2, vcpu_first[vcpu]);
+    sqlite3_bind_int64(vcpus, 3, vcpu_last[vcpu]);
+    sqlite3_bind_int64(vcpus, 4, vcpu_count[vcpu]);
+    step(db, vcpus);
+  }
+  sqlite3_finalize(vcpus);
+  if (sqlite3_exec(db, "COMMIT", 0, 0, 0) != SQLITE_OK) die(db, "vcpus");
   sqlite3_finalize(ev);
   sqlite3_finalize(chain);
   if (!journal_off &&
@@ -205,6 +226,8 @@ static int write_rows(const char* in, const char* out, int journal_off) {
 }
 
 int main(int argc, char** argv) {
+  /* What schema/sqlite_db.cpp does before exitscope's first connection. */
+  sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   if (argc >= 4 && strcmp(argv[1], "dump") == 0) return dump(argv[2], argv[3]);
   if (argc >= 4 && strcmp(argv[1], "write") == 0) {
     const int off = argc >= 6 && strcmp(argv[4], "--journal") == 0 && strcmp(argv[5], "off") == 0;

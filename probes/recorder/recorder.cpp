@@ -242,9 +242,10 @@ void Recorder::writer_main() {
 int64_t Recorder::code_id_for(const es_record& rec) {
   const size_t n = std::min<size_t>(rec.aux, sizeof rec.bytes);
   if (n == 0) return 0;
-  std::string key(8 + n, '\0');
+  CodeKey key{};
   std::memcpy(key.data(), &rec.rip, 8);
-  std::memcpy(key.data() + 8, rec.bytes, n);
+  key[8] = static_cast<unsigned char>(n);
+  std::memcpy(key.data() + 9, rec.bytes, n);
   if (auto it = code_ids_.find(key); it != code_ids_.end()) return it->second;
   insert_code_.bind_u64(1, rec.rip);
   insert_code_.bind_blob(2, rec.bytes, static_cast<int>(n));
@@ -252,7 +253,7 @@ int64_t Recorder::code_id_for(const es_record& rec) {
   insert_code_.reset();
   if (rc != SQLITE_DONE) return 0;
   const int64_t id = sqlite3_last_insert_rowid(db_.get());
-  code_ids_.emplace(std::move(key), id);
+  code_ids_.emplace(key, id);
   ++stats_.code_rows;  // writer-only field until stop; read under mu_ after join
   return id;
 }
@@ -266,9 +267,9 @@ void Recorder::write_batch(std::vector<es_record>& batch) {
   } else {
     for (const es_record& rec : batch) {
       db::Stmt& s = insert_event_;
-      schema::bind_event_row(s, rec, (rec.flags & ES_FLAG_BYTES_VALID) ? code_id_for(rec) : 0);
+      schema::bind_event_row(s, rec, (rec.flags & ES_FLAG_BYTES_VALID) ? code_id_for(rec) : 0, row_scratch_);
       const int rc = s.step();
-      s.reset();
+      s.rewind();  // bind_event_row binds every parameter
       if (rc == SQLITE_DONE) {
         ++written;
         if (rec.kind == ES_KIND_VM_EXIT) ++exits;
@@ -279,6 +280,11 @@ void Recorder::write_batch(std::vector<es_record>& batch) {
         if (time < last_time_) times_in_order_ = false;
         last_id_ = id;
         last_time_ = time;
+        if (rec.vcpu >= vcpus_.size()) vcpus_.resize(size_t{rec.vcpu} + 1);
+        VcpuSpan& v = vcpus_[rec.vcpu];
+        v.first = std::min(v.first, id);
+        v.last = std::max(v.last, id);
+        ++v.count;
         if (steps_) {
           if (rec.id) {
             steps_->on_row(rec);
@@ -418,16 +424,34 @@ Result<void> Recorder::finish(const RunEnd& end) {
   row.records_dropped = stats_.dropped;
   row.source_dropped = end.source_dropped;
   schema::bind_session_end(*up, row);
+  // The vcpus rows the writer counted: what `SELECT vcpu, min(id), max(id), count(*) FROM events
+  // GROUP BY vcpu` returns, since every stored row passed through write_batch.
+  auto vcpu_row = db_.prepare(
+      "INSERT OR REPLACE INTO vcpus (vcpu, first_event, last_event, event_count) "
+      "VALUES (?, ?, ?, ?)");
+  if (!vcpu_row) return stopped(schema::describe_sqlite_error(db_, "finishing"));
+  auto write_vcpus = [&] {
+    for (size_t vcpu = 0; vcpu < vcpus_.size(); ++vcpu) {
+      const VcpuSpan& v = vcpus_[vcpu];
+      if (v.count == 0) continue;
+      vcpu_row->bind(1, static_cast<int64_t>(vcpu));
+      vcpu_row->bind(2, v.first);
+      vcpu_row->bind(3, v.last);
+      vcpu_row->bind_u64(4, v.count);
+      const int rc = vcpu_row->step();
+      vcpu_row->reset();
+      if (rc != SQLITE_DONE) return false;
+    }
+    return true;
+  };
   if (auto r = db_.exec("BEGIN"); !r) return stopped(schema::describe_sqlite_error(db_, "finishing"));
-  if (up->step() != SQLITE_DONE ||
-      !db_.exec("INSERT OR REPLACE INTO vcpus (vcpu, first_event, last_event, event_count) "
-                "SELECT vcpu, min(id), max(id), count(*) FROM events GROUP BY vcpu") ||
-      !db_.exec("COMMIT")) {
+  if (up->step() != SQLITE_DONE || !write_vcpus() || !db_.exec("COMMIT")) {
     std::string msg = schema::describe_sqlite_error(db_, "finishing");
     (void)db_.exec("ROLLBACK");
     return stopped(msg);
   }
   up = db::Stmt();
+  vcpu_row = db::Stmt();
   update_drops_ = db::Stmt();
   insert_event_ = db::Stmt();
   insert_code_ = db::Stmt();

@@ -7,7 +7,9 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "probes/recorder/recorder.h"
@@ -222,6 +224,50 @@ TEST_P(RecorderBatchTest, EveryRecordArrivesAcrossBatchBoundaries) {
   }
 }
 INSTANTIATE_TEST_SUITE_P(Sizes, RecorderBatchTest, ::testing::Values(0, 1, 7, 8, 9, 16, 17, 1000));
+
+// The vcpus table is counted by the writer as rows are stored (no GROUP BY over events at finish,
+// issue #18): it must hold what that GROUP BY returns, with ids out of order, vCPUs far apart
+// (0, 2, the largest es_record.vcpu 65535) and a row SQLite rejects (duplicate id: not counted).
+TEST(RecorderTest, VcpusRowsAreWhatTheEventsTableHolds) {
+  const std::string path = test::temp_db("vcpus_rows.db");
+  RecorderOptions opt{.steps = recorder::kNoChains};
+  opt.batch_size = 2;  // rows over several write batches
+  auto rec = Recorder::open(path, test_session(), false, opt);
+  ASSERT_TRUE(rec) << rec.error();
+  probes::ProbeBus bus;
+  (*rec)->attach(bus);
+  const std::pair<uint64_t, uint16_t> rows[] = {{5, 2}, {3, 0}, {9, 2}, {1, 65535}, {4, 0}, {3, 2}, {7, 2}};
+  for (const auto& [id, vcpu] : rows) {
+    es_record r{};
+    r.kind = ES_KIND_VM_EXIT;
+    r.id = id;
+    r.vcpu = vcpu;
+    r.time_ns = id;
+    bus.emit(r);
+  }
+  ASSERT_TRUE((*rec)->finish({}));
+  EXPECT_EQ(query_int(path, "SELECT count(*) FROM events"), 6);  // the second id 3 is rejected
+  EXPECT_EQ(query_int(path, "SELECT count(*) FROM vcpus"), 3);
+  // vCPU 0: ids 3, 4; vCPU 2: 5, 9, 7 (not the rejected 3); vCPU 65535: 1.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  auto text = [&](const char* sql) {
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    std::string v;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+      v = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return v;
+  };
+  EXPECT_EQ(text("SELECT group_concat(vcpu || ':' || first_event || '-' || last_event || '/' || event_count, ' ') "
+                 "FROM (SELECT * FROM vcpus ORDER BY vcpu)"),
+            "0:3-4/2 2:5-9/3 65535:1-1/1");
+  EXPECT_EQ(text("SELECT group_concat(vcpu || ':' || f || '-' || l || '/' || n, ' ') FROM (SELECT vcpu, min(id) AS f, "
+                 "max(id) AS l, count(*) AS n FROM events GROUP BY vcpu ORDER BY vcpu)"),
+            "0:3-4/2 2:5-9/3 65535:1-1/1");
+  sqlite3_close(db);
+}
 
 TEST(RecorderTest, RefusesExistingFileUnlessForced) {
   const std::string path = test::temp_db("existing.db");
