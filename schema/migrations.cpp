@@ -347,8 +347,8 @@ Result<void> create_indexes(db::Db& db, const std::function<void()>& after_each,
   // "KVM recorder"). The sorter keeps up to a cache-sized list per thread plus the one being
   // filled, besides the page cache itself: about 4 x the cache at a size where the lists fill.
   // 256 MiB made that 1.16 GB at 100 M events; 64 MiB keeps it near 270 MB for the same CPU
-  // within ~10 % (BENCHMARKS.md "File size and memory: schema v4"). The cache size is put back
-  // after.
+  // within ~10 % (BENCHMARKS.md "File size and memory: schema v4"). The cache size and the
+  // threads are put back after.
   const auto cache = db.query_int("PRAGMA cache_size");
   (void)db.exec("PRAGMA cache_size = -65536");
   (void)db.exec("PRAGMA threads = 2");
@@ -383,6 +383,8 @@ Result<void> create_indexes(db::Db& db, const std::function<void()>& after_each,
       after_each();
   }
   if (cache) (void)db.exec("PRAGMA cache_size = " + std::to_string(*cache));
+  // And no sorter threads for what the connection runs next (the chains table's statements).
+  (void)db.exec("PRAGMA threads = 0");
   if (!error.empty()) return make_error(error);
   return {};
 }
