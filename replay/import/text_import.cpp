@@ -460,7 +460,7 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
     };
     // The joined line (jc, jt) replaces the pending one.
     auto commit_join = [&](const Physical& next, LineClass jc) {
-      if (jc == LineClass::Event && p.t.host_cpu < 0 && jt.host_cpu < 0) jt.host_cpu = p.t.host_cpu;
+      if (jc == LineClass::Event && p.t.host_cpu >= 0 && jt.host_cpu < 0) jt.host_cpu = p.t.host_cpu;
       p.joined.swap(join_buf);
       p.view = p.joined;
       p.cls = jc;
