@@ -538,8 +538,9 @@ void TimelinePainter::paint_legend(QPainter& p, const Layout& l, const TimelineS
     advance(200);
     text(QStringLiteral("exits (a box lasts until the entry):"));
   }
-  for (const auto& [name, full] : reasons) {
+  for (const auto& [name, full_reason] : reasons) {
     const QString label = QString::fromStdString(name);
+    const uint32_t full = full_reason;  // a structured binding cannot be captured before C++20's P1091 (clang 14)
     marker(label, [&](QPointF c) {
       p.setPen(Qt::NoPen);
       p.setBrush(exit_reason_color(full));
