@@ -27,8 +27,8 @@ constexpr ExportFormat kFormats[] = {
      false},
     // Drawn in this process by render/'s painters, through the picture module (image_export.cpp).
     {"svg", "SVG timeline picture: a lane per vCPU and guest level, exits coloured by reason, chain arcs", &export_svg,
-     false},
-    {"png", "PNG timeline picture (the same drawing as svg)", &export_png, false},
+     false, false, true},
+    {"png", "PNG timeline picture (the same drawing as svg)", &export_png, false, false, true},
 };
 
 // Formats in the design that this build does not have (none: svg / png are the picture module's).
@@ -213,6 +213,12 @@ std::string ExportContext::recording_name() const {
 Result<void> run_export(replay::Recording& recording, const ExportFormat& format, const ExportOptions& options,
                         Output& out) {
   ExportContext ctx{recording, options, out, {}, false, {}, {}, nullptr, 0};
+  if (format.reads_recording_itself) {
+    if (auto r = format.run(ctx); !r) return r;
+    out.flush();
+    if (out.failed()) return make_error("could not write the export (disk full or output closed).");
+    return {};
+  }
   // The header needs the session row, the event count and the time extent only.
   auto session = recording.session(replay::Recording::Detail::Summary);
   if (!session) return make_error(session.error());

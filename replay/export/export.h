@@ -129,6 +129,11 @@ struct ExportFormat {
   // Walks the chains itself (text): run_export counts them by outcome for the header
   // (ExportContext::chains_counted) instead of loading them, unless --chain is given.
   bool streams_chains = false;
+  // Opens the recording itself and needs nothing run_export reads (svg / png: the picture module
+  // draws from its own Document and says itself when --chain names no chain): run_export reads
+  // no session row and no chain for it (a chain of 18.75 M members took 60 s to load for a
+  // picture that draws 4 096 of them).
+  bool reads_recording_itself = false;
 };
 
 // The formats built into this binary, in --help order.
