@@ -56,6 +56,26 @@ class ReadableGuiTest : public QObject {
     return std::nullopt;
   }
 
+  // `exitscope import TEXT -o DB`, true on success (a failure is logged).
+  static bool import_text(const QString& text, const QString& db) {
+    QProcess imp;
+    imp.start(QStringLiteral(ES_EXITSCOPE_BIN), {"import", text, "--quiet", "--force", "-o", db});
+    if (!imp.waitForFinished(120000) || imp.exitCode() != 0) {
+      qWarning("import failed: %s", imp.readAllStandardError().constData());
+      return false;
+    }
+    return true;
+  }
+
+  // A main window showing recording `db` (nullptr if it did not open).
+  static std::unique_ptr<MainWindow> window_on(const QString& db) {
+    auto w = std::make_unique<MainWindow>();
+    w->resize(1280, 800);
+    w->show();
+    if (!w->open_file(db)) return nullptr;
+    return w;
+  }
+
  private slots:
   void initTestCase() {
     QStandardPaths::setTestModeEnabled(true);
@@ -311,14 +331,9 @@ class ReadableGuiTest : public QObject {
     make.start(QStringLiteral("bash"), {QStringLiteral(ES_SOURCE_DIR "/bench/import/make_pasted_trace.sh"), text, "2"});
     QVERIFY(make.waitForFinished(120000));
     QVERIFY2(make.exitCode() == 0, make.readAllStandardError().constData());
-    QProcess imp;
-    imp.start(QStringLiteral(ES_EXITSCOPE_BIN), {"import", text, "--quiet", "--force", "-o", db});
-    QVERIFY(imp.waitForFinished(120000));
-    QVERIFY2(imp.exitCode() == 0, imp.readAllStandardError().constData());
-    auto w = std::make_unique<MainWindow>();
-    w->resize(1280, 800);
-    w->show();
-    QVERIFY(w->open_file(db));
+    QVERIFY(import_text(text, db));
+    auto w = window_on(db);
+    QVERIFY(w);
     auto& sql = w->document()->recording().db();
     auto chain =
         sql.query_int("SELECT origin FROM events WHERE origin != 0 GROUP BY origin ORDER BY count(*) DESC LIMIT 1");
@@ -367,16 +382,10 @@ class ReadableGuiTest : public QObject {
   // trace: a Linux 6.1 guest's KVM under QEMU TCG).
   void inspector_explains_a_first_injection_kvm_calls_reinjected() {
     const QString db = dir_.filePath(QStringLiteral("kvm_interrupt.db"));
-    QProcess imp;
-    imp.start(QStringLiteral(ES_EXITSCOPE_BIN),
-              {"import", QStringLiteral(ES_SOURCE_DIR "/tests/data/import/testbed/svm_6_1_kvm_interrupt_irq_npf.txt"),
-               "--quiet", "--force", "-o", db});
-    QVERIFY(imp.waitForFinished(120000));
-    QVERIFY2(imp.exitCode() == 0, imp.readAllStandardError().constData());
-    auto w = std::make_unique<MainWindow>();
-    w->resize(1280, 800);
-    w->show();
-    QVERIFY(w->open_file(db));
+    QVERIFY(
+        import_text(QStringLiteral(ES_SOURCE_DIR "/tests/data/import/testbed/svm_6_1_kvm_interrupt_irq_npf.txt"), db));
+    auto w = window_on(db);
+    QVERIFY(w);
     w->go_to_event(12);
     const QString first = w->inspector_text();
     QVERIFY2(first.contains(QStringLiteral("INJECT_REINJECTED")), qPrintable(first));
