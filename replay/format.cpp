@@ -279,12 +279,14 @@ void append_ept_violation(std::string& out, uint64_t raw) {
 }
 }  // namespace
 
-std::string level_text(const es_record& r) {
+std::string level_text(const es_record& r) { return level_text(r.level, r.hv_level, r.kind == ES_KIND_DELIVERY); }
+
+std::string level_text(uint8_t level, uint8_t hv_level, bool delivery) {
   char b[24];
-  if (r.kind == ES_KIND_DELIVERY)
-    std::snprintf(b, sizeof b, "L%u", r.level);
+  if (delivery)
+    std::snprintf(b, sizeof b, "L%u", level);
   else
-    std::snprintf(b, sizeof b, "L%u(L%u)", r.level, r.hv_level);
+    std::snprintf(b, sizeof b, "L%u(L%u)", level, hv_level);
   return b;
 }
 

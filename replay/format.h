@@ -50,6 +50,8 @@ class CauseExits {
 // L2 guest, seen or decided by L0's hypervisor; "L2(L1)" = L1's view / decision for its L2. A
 // delivery is the CPU's, in the guest itself: just "L2".
 std::string level_text(const es_record& r);
+// The same from its parts: `delivery` for a DELIVERY record (the CPU's: no hypervisor level).
+std::string level_text(uint8_t level, uint8_t hv_level, bool delivery);
 
 // A VM entry (or nested entry) that injects an event: its VM-entry interruption information is
 // valid, bit 31 (SDM Vol. 3C 25.8.3 "VM-Entry Controls for Event Injection"; AMD's EVENTINJ has

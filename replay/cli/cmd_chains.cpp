@@ -156,10 +156,6 @@ class Section {
   bool failed_ = false;
 };
 
-std::string level_name(const replay::Chain::Level& l) {
-  return l.delivery ? "L" + std::to_string(l.level) : format("L%u(L%u)", l.level, l.hv_level);
-}
-
 // A chain's story, from one read of its members in id order (for_each_member: from memory, or for
 // a chain too long to hold through the origin index), so a livelock's chain of millions of
 // members prints in bounded memory (issue #18). Its member lines go straight out; the parts after
@@ -168,7 +164,8 @@ Result<void> print_chain(replay::Recording& rec, const replay::Chain& c, const B
   std::vector<std::string> tags;  // the levels / deciders this chain crossed, in order of appearance
   bool nested = false;
   for (const auto& l : c.levels) {
-    if (std::string t = level_name(l); !l.violation && std::find(tags.begin(), tags.end(), t) == tags.end())
+    if (std::string t = replay::level_text(l.level, l.hv_level, l.delivery);
+        !l.violation && std::find(tags.begin(), tags.end(), t) == tags.end())
       tags.push_back(std::move(t));
     nested = nested || l.level >= 2 || l.hv_level >= 1;
   }
