@@ -313,13 +313,17 @@ TEST(Stops, WalStaysBoundedWithAReaderInsideATransaction) {
 
   const WalRun unbounded = record_with_a_busy_reader("wal_unbounded.db", "1099511627776");
   ASSERT_EQ(unbounded.code, 0) << unbounded.err;
-  // Twice the bound the first run stays under: without restarts the WAL holds at least the rows
-  // written while the reader held its transactions (the events rows are about 40 MB of the 80 MB
-  // file). Half the final file was the margin before; the smaller index set (issue #18) brought
-  // that within the sampling's reach under load (15 MB against 20 MB).
-  EXPECT_GT(unbounded.peak_wal, 24ull << 20)
-      << "without restarts the WAL should grow with the recording (peak " << unbounded.peak_wal << " bytes for a "
-      << unbounded.final_size << "-byte recording); if it does not, this test no longer shows what the bound does";
+  // The run without restarts must break the bound the first run was held to, or the test cannot
+  // tell the two apart. How far past it the WAL grows depends on how often SQLite's own PASSIVE
+  // checkpoints catch up in the reader's 2 ms gaps (a reset is then allowed), which the load
+  // decides: 47 - 53 MB on an idle machine, 25 MB under ASan in CI. A fixed 24 MiB (twice the
+  // bound) was within that spread (CI failed at 24 987 832 bytes); the bounded run's own peak is
+  // no better a yardstick: it is the finish's largest index build (10.1 MB every time), not the
+  // recording. The bound is what the comparison needs.
+  EXPECT_GT(unbounded.peak_wal, 12ull << 20)
+      << "without restarts the WAL should grow past the 12 MiB the first run stayed under (peak " << unbounded.peak_wal
+      << " bytes for a " << unbounded.final_size
+      << "-byte recording); if it does not, this test no longer shows what the bound does";
 }
 
 // Issue #17 item 5: opening a FIFO for reading blocks until a writer comes. Expected: each
