@@ -53,7 +53,9 @@ int cmd_diff(int argc, char** argv) {
                           "normalized sequences differ with context from both sides (kind, level, vCPU, reason,\n"
                           "event words, instruction length, RIP, qualification and GPA are compared; ids, causes,\n"
                           "origins, times and checker violations are not), then the chains whose outcome or\n"
-                          "number of events differ, matched by original event, level, root RIP and ordinal.\n"
+                          "number of events differ, matched by original event, level, root RIP and ordinal; a\n"
+                          "story's unit repeated three times or more is written once with its count, \"(EPT_VIOLATION\n"
+                          "-> reinjected) x 79780\", and a long story shows its first and last parts.\n"
                           "Exit status: 0 identical, 1 different, 2 bad input.",
                           kOptions,
                           {2, 2, "needs two recordings (A.db B.db)", "expects exactly two recording files"}};
@@ -97,6 +99,8 @@ int cmd_diff(int argc, char** argv) {
       std::printf("  %s:\n", replay::terminal_safe(diff::describe_key(c.key)).c_str());
       std::printf("    A %s\n", c.a ? replay::terminal_safe(story_text(*c.a)).c_str() : "(no such chain)");
       std::printf("    B %s\n", c.b ? replay::terminal_safe(story_text(*c.b)).c_str() : "(no such chain)");
+      if (c.a && c.b && c.a->story == c.b->story && c.a->steps_hash != c.b->steps_hash)
+        std::printf("    (the two differ in the steps the \"...\" leaves out)\n");
     }
   }
   return res->identical() ? 0 : 1;

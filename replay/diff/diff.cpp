@@ -4,6 +4,10 @@
 #include <cstdio>
 #include <deque>
 #include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "hv/arch/event_info.h"
 #include "replay/format.h"
@@ -52,41 +56,141 @@ std::string hex(uint64_t v) {
   return b;
 }
 
-// One chain's steps: interruptions and what the hypervisors did about them.
-void append_steps(const replay::Chain& c, std::vector<std::string>& steps) {
-  for (const replay::Event& ev : c.events) {
-    const es_record& r = ev.rec;
-    std::string step;
-    if ((r.kind == ES_KIND_VM_EXIT || r.kind == ES_KIND_NESTED_EXIT) &&
-        arch::IdtVectoringInfo(r.idt_vectoring_info).valid()) {
-      step = replay::exit_reason_text(r);
-      if (r.kind == ES_KIND_NESTED_EXIT) step = "nested exit " + step;
-    } else if (r.kind == ES_KIND_DECISION) {
-      switch (r.reason) {
-        case ES_DECISION_INJECT_REINJECTED: step = "reinjected"; break;
-        case ES_DECISION_DROP_FROM_VECTORING: step = "dropped by policy"; break;
-        case ES_DECISION_DISCARD: step = "discarded"; break;
-        case ES_DECISION_CANCEL_INJECTION: step = "cancelled"; break;
-        case ES_DECISION_REFLECT_TO_L1: step = "reflected to L1"; break;
-        default: break;
-      }
-      if (!step.empty() && r.hv_level > 0) step += " by L" + std::to_string(r.hv_level);
+// A member's step in its chain's story: an interruption of the event's delivery, or what a
+// hypervisor did about it; empty for the other members.
+std::string step_of(const es_record& r) {
+  std::string step;
+  if ((r.kind == ES_KIND_VM_EXIT || r.kind == ES_KIND_NESTED_EXIT) &&
+      arch::IdtVectoringInfo(r.idt_vectoring_info).valid()) {
+    step = replay::exit_reason_text(r);
+    if (r.kind == ES_KIND_NESTED_EXIT) step = "nested exit " + step;
+  } else if (r.kind == ES_KIND_DECISION) {
+    switch (r.reason) {
+      case ES_DECISION_INJECT_REINJECTED: step = "reinjected"; break;
+      case ES_DECISION_DROP_FROM_VECTORING: step = "dropped by policy"; break;
+      case ES_DECISION_DISCARD: step = "discarded"; break;
+      case ES_DECISION_CANCEL_INJECTION: step = "cancelled"; break;
+      case ES_DECISION_REFLECT_TO_L1: step = "reflected to L1"; break;
+      default: break;
     }
-    if (!step.empty()) steps.push_back(step);
+    if (!step.empty() && r.hv_level > 0) step += " by L" + std::to_string(r.hv_level);
   }
-  // The story already shows each reinjection: end it with "delivered".
-  const std::string outcome(replay::to_string(
-      c.outcome == replay::Outcome::ReinjectedThenDelivered ? replay::Outcome::Delivered : c.outcome));
-  if (steps.empty() || steps.back() != outcome) steps.push_back(outcome);
+  return step;
 }
 
-size_t compared_count(const replay::Chain& c) {
-  return static_cast<size_t>(
-      std::count_if(c.events.begin(), c.events.end(), [](const replay::Event& e) { return is_compared(e.rec); }));
-}
+// Writes a story as its steps arrive, in memory bounded by the parts it shows: a unit of up to
+// kMaxUnit steps that repeats at once (twice) starts a run, which every further whole repetition
+// extends; a run of three or more is one part, "(A -> B) x N". Greedy (the shortest unit that
+// repeats wins), so a story is always written the same way for the same steps. Parts past
+// kStoryShown keep the first ones and the last kTail.
+class StoryWriter {
+ public:
+  void push(const std::string& step) {
+    ++steps_;
+    for (unsigned char ch : step) hash_ = (hash_ ^ ch) * 0x100000001b3ull;  // FNV-1a
+    hash_ = (hash_ ^ 0x1f) * 0x100000001b3ull;                              // step separator
+    last_ = step;
+    feed(step);
+  }
+  const std::string& last() const { return last_; }
+
+  void finish_into(ChainStory& st) {
+    if (run_) emit(std::move(*run_));
+    run_.reset();
+    for (std::string& p : partial_) emit({{std::move(p)}, 1});
+    for (std::string& p : raw_) emit({{std::move(p)}, 1});
+    partial_.clear();
+    raw_.clear();
+    std::string out;
+    auto add = [&](const std::string& part) { out += (out.empty() ? "" : " -> ") + part; };
+    for (const Part& p : head_) add(text(p));
+    if (omitted_steps_) add("... (" + std::to_string(omitted_steps_) + " steps) ...");
+    for (const Part& p : tail_) add(text(p));
+    st.story = std::move(out);
+    st.steps = steps_;
+    st.steps_hash = hash_;
+  }
+
+ private:
+  static constexpr size_t kMaxUnit = 4, kTail = 8;
+  struct Part {
+    std::vector<std::string> unit;
+    uint64_t count = 1;
+  };
+
+  static std::string text(const Part& p) {
+    std::string unit;
+    for (const std::string& s : p.unit) unit += (unit.empty() ? "" : " -> ") + s;
+    if (p.count >= 3) return (p.unit.size() > 1 ? "(" + unit + ")" : unit) + " x " + std::to_string(p.count);
+    std::string out = unit;
+    for (uint64_t i = 1; i < p.count; ++i) out += " -> " + unit;
+    return out;
+  }
+
+  void feed(const std::string& step) {
+    if (run_) {
+      if (step == run_->unit[partial_.size()]) {
+        partial_.push_back(step);
+        if (partial_.size() == run_->unit.size()) {
+          ++run_->count;
+          partial_.clear();
+        }
+        return;
+      }
+      // The run ends here: what followed its last whole unit is read again, unit by unit.
+      emit(std::move(*run_));
+      run_.reset();
+      std::vector<std::string> again = std::move(partial_);
+      partial_.clear();
+      again.push_back(step);
+      for (const std::string& s : again) feed(s);
+      return;
+    }
+    raw_.push_back(step);
+    const size_t n = raw_.size();
+    for (size_t k = 1; k <= kMaxUnit && 2 * k <= n; ++k) {
+      if (!std::equal(raw_.end() - static_cast<std::ptrdiff_t>(2 * k), raw_.end() - static_cast<std::ptrdiff_t>(k),
+                      raw_.end() - static_cast<std::ptrdiff_t>(k)))
+        continue;
+      for (size_t i = 0; i + 2 * k < n; ++i) emit({{std::move(raw_[i])}, 1});
+      run_ = Part{{raw_.end() - static_cast<std::ptrdiff_t>(k), raw_.end()}, 2};
+      raw_.clear();
+      return;
+    }
+    if (raw_.size() > 2 * kMaxUnit) {  // too old to start a run
+      emit({{std::move(raw_.front())}, 1});
+      raw_.erase(raw_.begin());
+    }
+  }
+
+  void emit(Part p) {
+    if (head_.size() < ChainStory::kStoryShown - kTail) {
+      head_.push_back(std::move(p));
+      return;
+    }
+    tail_.push_back(std::move(p));
+    if (tail_.size() > kTail) {
+      omitted_steps_ += tail_.front().unit.size() * tail_.front().count;
+      tail_.pop_front();
+    }
+  }
+
+  uint64_t steps_ = 0;
+  uint64_t hash_ = 0xcbf29ce484222325ull;
+  std::string last_;
+  std::vector<std::string> raw_;      // steps not in a run yet (at most 2 * kMaxUnit)
+  std::optional<Part> run_;           // the run being extended
+  std::vector<std::string> partial_;  // steps after the run's last whole unit, matching it so far
+  std::vector<Part> head_;
+  std::deque<Part> tail_;
+  uint64_t omitted_steps_ = 0;
+};
 
 uint8_t chain_level(const replay::Chain& c) { return c.root_found ? c.root.rec.level : c.events.front().rec.level; }
-uint64_t chain_rip(const replay::Chain& c) { return c.root_found ? c.root.rec.rip : c.events.front().rec.rip; }
+const es_record& chain_root(const replay::Chain& c) { return c.root_found ? c.root.rec : c.events.front().rec; }
+// An inferred root (imported traces: a trace never shows where an event came from) has no RIP.
+bool chain_rip_known(const replay::Chain& c) { return !(chain_root(c).flags & ES_FLAG_INFERRED); }
+uint64_t chain_rip(const replay::Chain& c) { return chain_rip_known(c) ? chain_root(c).rip : 0; }
 
 }  // namespace
 
@@ -110,48 +214,65 @@ NormalizedEvent normalize(const es_record& r) {
 bool is_compared(const es_record& r) { return r.kind != ES_KIND_VIOLATION; }
 
 std::string describe_key(const ChainKey& k) {
-  std::string s = arch::describe(arch::EntryIntrInfo(k.event_word)) + " at rip " + hex(k.rip) + " (L" +
-                  std::to_string(k.level) + ")";
+  std::string s = arch::describe(arch::EntryIntrInfo(k.event_word));
+  if (k.rip_known) s += " at rip " + hex(k.rip);
+  s += " (L" + std::to_string(k.level) + (k.rip_known ? ")" : ", root's RIP not traced)");
   if (k.ordinal) s += " [" + std::to_string(k.ordinal) + "]";
   return s;
 }
 
-std::vector<ChainStory> chain_stories(const std::vector<replay::Chain>& chains) {
-  // chains come in id order (build_chains); fold each dropped chain's regeneration into it.
-  std::vector<bool> absorbed(chains.size(), false);
-  std::map<ChainKey, ChainStory> out;
-  std::map<std::tuple<uint32_t, uint8_t, uint64_t>, uint32_t> ordinals;
-  for (size_t i = 0; i < chains.size(); ++i) {
-    if (absorbed[i]) continue;
-    const replay::Chain* c = &chains[i];
-    const auto base = std::make_tuple(c->event_word, chain_level(*c), chain_rip(*c));
+Result<std::vector<ChainStory>> chain_stories(replay::Recording& rec) {
+  // Chains come in id order; a chain dropped by policy stays open until the next chain of the
+  // same event, level and root RIP, its regeneration, which continues its story.
+  using Base = std::tuple<uint32_t, uint8_t, uint64_t, bool>;
+  struct Open {
     ChainStory st;
-    st.key = {c->event_word, chain_level(*c), chain_rip(*c), ordinals[base]++};
-    std::vector<std::string> steps;
-    size_t at = i;
-    for (;;) {
-      st.chain_ids.push_back(c->id);
-      st.event_count += compared_count(*c);
-      append_steps(*c, steps);
-      st.outcome = c->outcome;
-      if (c->outcome != replay::Outcome::DroppedByPolicy) break;
-      size_t next = at + 1;
-      while (next < chains.size() &&
-             (absorbed[next] ||
-              std::make_tuple(chains[next].event_word, chain_level(chains[next]), chain_rip(chains[next])) != base))
-        ++next;
-      if (next == chains.size()) break;
-      absorbed[next] = true;
-      steps.push_back("regenerated");
-      at = next;
-      c = &chains[next];
-    }
-    for (const std::string& s : steps) st.story += (st.story.empty() ? "" : " -> ") + s;
+    StoryWriter w;
+  };
+  std::map<Base, Open> open;
+  std::map<Base, uint32_t> ordinals;
+  std::map<ChainKey, ChainStory> out;
+  auto close = [&](std::map<Base, Open>::iterator it) {
+    it->second.w.finish_into(it->second.st);
+    ChainStory& st = it->second.st;
     out.emplace(st.key, std::move(st));
-  }
+    open.erase(it);
+  };
+  std::string member_error;
+  auto walked = replay::for_each_chain(rec, [&](const replay::Chain& c) {
+    const Base base{c.event_word, chain_level(c), chain_rip(c), chain_rip_known(c)};
+    auto it = open.find(base);
+    if (it != open.end()) {
+      it->second.w.push("regenerated");
+    } else {
+      it = open.emplace(base, Open{}).first;
+      it->second.st.key = {c.event_word, chain_level(c), chain_rip(c), chain_rip_known(c), ordinals[base]++};
+    }
+    Open& o = it->second;
+    o.st.chain_ids.push_back(c.id);
+    auto members = replay::for_each_member(rec, c, [&](const replay::Event& ev) {
+      if (is_compared(ev.rec)) ++o.st.event_count;
+      if (std::string step = step_of(ev.rec); !step.empty()) o.w.push(step);
+      return true;
+    });
+    if (!members) {
+      member_error = members.error();
+      return false;
+    }
+    // The story already shows each reinjection: end it with "delivered".
+    const std::string outcome(replay::to_string(
+        c.outcome == replay::Outcome::ReinjectedThenDelivered ? replay::Outcome::Delivered : c.outcome));
+    if (o.w.last() != outcome) o.w.push(outcome);
+    o.st.outcome = c.outcome;
+    if (c.outcome != replay::Outcome::DroppedByPolicy) close(it);
+    return true;
+  });
+  if (!walked) return make_error(walked.error());
+  if (!member_error.empty()) return make_error(member_error);
+  while (!open.empty()) close(open.begin());
   std::vector<ChainStory> v;
   v.reserve(out.size());
-  for (auto& [k, s] : out) v.push_back(std::move(s));
+  for (auto& [k, st] : out) v.push_back(std::move(st));
   return v;
 }
 
@@ -209,17 +330,18 @@ Result<DiffResult> diff_recordings(replay::Recording& a, replay::Recording& b, c
     }
   }
 
-  auto ca = replay::load_chains(a);
-  if (!ca) return make_error(ca.error());
-  auto cb = replay::load_chains(b);
-  if (!cb) return make_error(cb.error());
-  const std::vector<ChainStory> sa = chain_stories(*ca), sb = chain_stories(*cb);
+  auto sa = chain_stories(a);
+  if (!sa) return make_error(sa.error());
+  auto sb = chain_stories(b);
+  if (!sb) return make_error(sb.error());
   std::map<ChainKey, ChainDifference> diffs;
-  for (const ChainStory& s : sa) diffs[s.key].a = s;
-  for (const ChainStory& s : sb) diffs[s.key].b = s;
+  for (ChainStory& s : *sa) diffs[s.key].a = std::move(s);
+  for (ChainStory& s : *sb) diffs[s.key].b = std::move(s);
   for (auto& [key, d] : diffs) {
     d.key = key;
-    if (d.a && d.b && d.a->story == d.b->story && d.a->event_count == d.b->event_count) continue;
+    if (d.a && d.b && d.a->story == d.b->story && d.a->steps == d.b->steps && d.a->steps_hash == d.b->steps_hash &&
+        d.a->event_count == d.b->event_count)
+      continue;
     res.chains.push_back(std::move(d));
   }
   return res;

@@ -38,7 +38,10 @@ bool is_compared(const es_record& r);
 struct ChainKey {
   uint32_t event_word = 0;  // VM-entry interruption-info format
   uint8_t level = 0;
-  uint64_t rip = 0;      // the root's RIP
+  uint64_t rip = 0;  // the root's RIP
+  // False when the root was inferred (a trace never shows where an event came from): its RIP
+  // is not known, and `rip` (0) is not shown.
+  bool rip_known = true;
   uint32_t ordinal = 0;  // among chains with the same word, level and RIP, in id order
   auto operator<=>(const ChainKey&) const = default;
 };
@@ -49,7 +52,15 @@ struct ChainStory {
   std::vector<uint64_t> chain_ids;
   replay::Outcome outcome = replay::Outcome::Lost;  // of the last chain
   size_t event_count = 0;                           // events of all its chains (violations not counted)
-  std::string story;                                // "EPT_VIOLATION -> dropped by policy -> regenerated -> delivered"
+  // "EPT_VIOLATION -> dropped by policy -> regenerated -> delivered". A unit of up to four steps
+  // repeated three times or more in a row is written once with its count, "(EPT_VIOLATION ->
+  // reinjected) x 79780 -> lost" (a livelock's chain is one such unit), and a story of more
+  // than kStoryShown parts keeps its first and last ones around "... (N steps) ...".
+  std::string story;
+  uint64_t steps = 0;       // steps of the whole story
+  uint64_t steps_hash = 0;  // of the whole sequence of steps: two stories are equal when it,
+                            // `steps` and `story` are
+  static constexpr size_t kStoryShown = 32;
 };
 
 struct ChainDifference {
@@ -84,10 +95,12 @@ struct DiffResult {
 
 Result<DiffResult> diff_recordings(replay::Recording& a, replay::Recording& b, const DiffOptions& options = {});
 
-// The stories of a recording's chains (regenerations folded in), in key order.
-std::vector<ChainStory> chain_stories(const std::vector<replay::Chain>& chains);
+// The stories of a recording's chains (regenerations folded in), in key order. Reads the chains
+// one at a time (replay::for_each_chain) and a chain's members as it goes: a livelock's chain of
+// millions of members is not held, and its story is a few parts long.
+Result<std::vector<ChainStory>> chain_stories(replay::Recording& rec);
 
-// "#PF at rip 0x100036 (L1)" (+ " [2]" for ordinal 2).
+// "#PF at rip 0x100036 (L1)" (+ " [2]" for ordinal 2); "IRQ 0xd1 (L1, root's RIP not traced)".
 std::string describe_key(const ChainKey& k);
 
 }  // namespace es::diff

@@ -17,6 +17,7 @@ namespace {
 
 using test::CliRun;
 using test::run_cli;
+using test::run_cli_env;
 
 std::string record_scenario(const std::string& file, const std::string& args) {
   const std::string path = test::temp_db(file);
@@ -199,6 +200,104 @@ TEST(DiffCliTest, HelpAndBadInput) {
   EXPECT_NE(r.err.find("--context"), std::string::npos) << r.err;
   r = run_cli("diff '" + a + "' '" + a + "' x.db");
   EXPECT_EQ(r.code, 2);
+}
+
+// A livelock's chain: issue #15's real excerpt kvm_list_2023_ept_loop_windows_flowed.txt (IRQ 0xd1
+// reinjected over an EPT violation at one GPA, again and again, KVM on Linux 5.19 - 6.1). Expected
+// from the thread, before running: one chain whose story is its unit, the EPT_VIOLATION exit that
+// interrupted the IRQ's delivery and KVM's reinjection (SDM Vol. 3C 28.2.4; vmx_complete_interrupts),
+// written once with the number of times the trace shows it (4 in the excerpt; in a ~1 MB paste of
+// it, as many as SQL counts vectoring EPT_VIOLATION exits of the chain), then how it ended; one
+// short line instead of the unit written out each time (the 50 MB paste's was 2.7 MB); the root's
+// RIP, which no trace shows, is said to be unknown rather than printed as 0x0; the same output
+// when the chain is read without holding its members (ES_CHAIN_HOLD=1).
+TEST(DiffCliTest, ALivelocksChainIsOneRepeatedUnitWithItsCount) {
+  const std::string src = ES_SOURCE_DIR;
+  const std::string excerpt = src + "/tests/data/import/real/kvm_list_2023_ept_loop_windows_flowed.txt";
+  const std::string pasted = test::process_tmp("livelock_1mb.txt");
+  CliRun r = run_cli_env("", "--version >/dev/null; bash '" + src + "/bench/import/make_pasted_trace.sh' '" + pasted +
+                                 "' 1 '" + excerpt + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string a = test::temp_db("livelock_excerpt.db"), b = test::temp_db("livelock_1mb.db");
+  ASSERT_EQ(run_cli("import '" + excerpt + "' -o '" + a + "' --quiet").code, 0);
+  ASSERT_EQ(run_cli("import '" + pasted + "' -o '" + b + "' --quiet").code, 0);
+
+  // The unit's count on B, by SQL: the chain's exits whose IDT-vectoring info is valid.
+  auto rb = replay::Recording::open(b);
+  ASSERT_TRUE(rb) << rb.error();
+  auto st = rb->db().prepare(
+      "SELECT count(*) FROM events WHERE kind = ? AND reason = 48 AND (idt_vectoring_info >> 31) & 1 = 1 AND origin "
+      "IS NOT NULL");
+  ASSERT_TRUE(st) << st.error();
+  st->bind(1, int64_t{ES_KIND_VM_EXIT});
+  ASSERT_EQ(st->step(), SQLITE_ROW);
+  const int64_t loops = st->col_i64(0);
+  ASSERT_GT(loops, 1000) << "the 1 MB paste should repeat the loop over a thousand times";
+
+  r = run_cli("diff '" + a + "' '" + b + "' --chains-only");
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.out.find("  IRQ 0xd1 (L1, root's RIP not traced):\n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("rip 0x0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("    A (EPT_VIOLATION -> reinjected) x 4 -> pending at end ("), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("    B (EPT_VIOLATION -> reinjected) x " + std::to_string(loops) + " -> pending at end ("),
+            std::string::npos)
+      << r.out;
+  for (size_t at = 0, next; at < r.out.size(); at = next + 1) {
+    next = r.out.find('\n', at);
+    if (next == std::string::npos) next = r.out.size();
+    EXPECT_LT(next - at, 200u) << r.out.substr(at, 300);
+  }
+  const CliRun unheld = run_cli_env("ES_CHAIN_HOLD=1", "diff '" + a + "' '" + b + "' --chains-only");
+  EXPECT_EQ(unheld.code, 1);
+  EXPECT_EQ(unheld.out, r.out);
+  // The same recording twice: nothing differs.
+  r = run_cli("diff '" + b + "' '" + b + "'");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("chains: same outcomes and lengths"), std::string::npos) << r.out;
+}
+
+// A story too long to show is cut in its middle, but compared whole: two chains of 300 vectoring
+// exits with reasons in no repeating order, equal but for exit 150's reason, show the same first
+// and last parts around "... (N steps) ..." and still differ. Expected: listed as one difference.
+TEST(DiffTest, StoriesCutForShowAreComparedWhole) {
+  auto script = [](uint16_t middle) {
+    return [middle](test::Emitter& em) {
+      const uint64_t root = em.raise(test::irq(0x20));
+      uint64_t cause = root;
+      uint32_t x = 12345;
+      for (int i = 0; i < 300; ++i) {
+        x = x * 1103515245u + 12345u;  // a reason sequence with no short period
+        const arch::BasicExitReason reasons[] = {arch::BasicExitReason::EptViolation, arch::BasicExitReason::ApicAccess,
+                                                 arch::BasicExitReason::TaskSwitch};
+        const arch::BasicExitReason why =
+            i == 150 ? static_cast<arch::BasicExitReason>(middle) : reasons[(x >> 16) % 3];
+        cause = em.vm_exit(test::exit_reason(why), 0, 0, test::vectoring_irq(0x20), root, cause);
+        cause = em.decision(ES_DECISION_INJECT_REINJECTED, test::irq(0x20), root, cause);
+      }
+      const uint64_t e = em.entry(test::irq(0x20), root, cause);
+      em.delivery(test::irq(0x20), root, e);
+    };
+  };
+  const std::string a = record_script("cut_a.db", script(48));  // EPT_VIOLATION at exit 150
+  const std::string b = record_script("cut_b.db", script(44));  // APIC_ACCESS there
+  auto d = diff_files(a, b);
+  ASSERT_TRUE(d) << d.error();
+  ASSERT_EQ(d->chains.size(), 1u);
+  const diff::ChainDifference& c = d->chains[0];
+  ASSERT_TRUE(c.a && c.b);
+  EXPECT_EQ(c.a->story, c.b->story) << "the shown parts are the same";
+  EXPECT_NE(c.a->story.find(" -> ... ("), std::string::npos) << c.a->story;
+  EXPECT_EQ(c.a->steps, c.b->steps);
+  EXPECT_EQ(c.a->steps, 601u);  // 300 exits, 300 reinjections, "delivered"
+  EXPECT_NE(c.a->steps_hash, c.b->steps_hash);
+  EXPECT_LT(c.a->story.size(), 1200u) << c.a->story;
+  const CliRun r = run_cli("diff '" + a + "' '" + b + "' --chains-only");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("(the two differ in the steps the \"...\" leaves out)"), std::string::npos) << r.out;
+  // A recording against itself: no difference.
+  auto same = diff_files(a, a);
+  ASSERT_TRUE(same) << same.error();
+  EXPECT_TRUE(same->chains.empty());
 }
 
 }  // namespace
