@@ -923,6 +923,11 @@ std::vector<Chain> build_chains(std::vector<Event> members, const std::vector<Ev
 }
 
 Result<void> for_each_chain(db::Db& db, const std::function<bool(const Chain&)>& fn) {
+  return for_each_chain(db, nullptr, fn);
+}
+
+Result<void> for_each_chain(db::Db& db, const std::function<bool(const Event&)>& member,
+                            const std::function<bool(const Chain&)>& fn) {
   auto ctx = load_context(db);
   if (!ctx) return make_error(ctx.error());
   const size_t limit = chain_hold_limit();
@@ -949,6 +954,10 @@ Result<void> for_each_chain(db::Db& db, const std::function<bool(const Chain&)>&
           cur.emplace(e.rec.origin, limit);
         }
         cur->add(e);
+        if (member && !member(e)) {
+          stop = true;
+          return false;
+        }
         return true;
       },
       "e.origin, e.id");

@@ -175,6 +175,11 @@ Result<void> for_each_chain(db::Db& db, const std::function<bool(const Chain&)>&
 inline Result<void> for_each_chain(Recording& rec, const std::function<bool(const Chain&)>& fn) {
   return for_each_chain(rec.db(), fn);
 }
+// The same, with `member` called for every member as it is read, in id order: all of a chain's
+// members come after the previous chain's `fn` and before its own. A chain not held is then read
+// once where a caller of for_each_member would read it twice. Either returning false stops.
+Result<void> for_each_chain(db::Db& db, const std::function<bool(const Event&)>& member,
+                            const std::function<bool(const Chain&)>& fn);
 
 // One chain by id, read as `WHERE origin = id` on the origin index, decided as load_chains
 // decides it, followed by the chains it names (the one it interrupts, those interrupting it)

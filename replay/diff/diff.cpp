@@ -95,11 +95,14 @@ class StoryWriter {
   const std::string& last() const { return last_; }
 
   void finish_into(ChainStory& st) {
-    if (run_) emit(std::move(*run_));
+    if (run_) {
+      std::vector<std::string> after(run_->unit.begin(), run_->unit.begin() + static_cast<std::ptrdiff_t>(partial_));
+      emit(std::move(*run_));
+      for (std::string& p : after) emit({{std::move(p)}, 1});
+    }
     run_.reset();
-    for (std::string& p : partial_) emit({{std::move(p)}, 1});
+    partial_ = 0;
     for (std::string& p : raw_) emit({{std::move(p)}, 1});
-    partial_.clear();
     raw_.clear();
     std::string out;
     auto add = [&](const std::string& part) { out += (out.empty() ? "" : " -> ") + part; };
@@ -129,20 +132,19 @@ class StoryWriter {
 
   void feed(const std::string& step) {
     if (run_) {
-      if (step == run_->unit[partial_.size()]) {
-        partial_.push_back(step);
-        if (partial_.size() == run_->unit.size()) {
+      if (step == run_->unit[partial_]) {
+        if (++partial_ == run_->unit.size()) {
           ++run_->count;
-          partial_.clear();
+          partial_ = 0;
         }
         return;
       }
       // The run ends here: what followed its last whole unit is read again, unit by unit.
+      std::vector<std::string> again(run_->unit.begin(), run_->unit.begin() + static_cast<std::ptrdiff_t>(partial_));
+      again.push_back(step);
       emit(std::move(*run_));
       run_.reset();
-      std::vector<std::string> again = std::move(partial_);
-      partial_.clear();
-      again.push_back(step);
+      partial_ = 0;
       for (const std::string& s : again) feed(s);
       return;
     }
@@ -178,9 +180,9 @@ class StoryWriter {
   uint64_t steps_ = 0;
   uint64_t hash_ = 0xcbf29ce484222325ull;
   std::string last_;
-  std::vector<std::string> raw_;      // steps not in a run yet (at most 2 * kMaxUnit)
-  std::optional<Part> run_;           // the run being extended
-  std::vector<std::string> partial_;  // steps after the run's last whole unit, matching it so far
+  std::vector<std::string> raw_;  // steps not in a run yet (at most 2 * kMaxUnit)
+  std::optional<Part> run_;       // the run being extended
+  size_t partial_ = 0;            // steps after the run's last whole unit (its first ones)
   std::vector<Part> head_;
   std::deque<Part> tail_;
   uint64_t omitted_steps_ = 0;
@@ -223,12 +225,16 @@ std::string describe_key(const ChainKey& k) {
 
 Result<std::vector<ChainStory>> chain_stories(replay::Recording& rec) {
   // Chains come in id order; a chain dropped by policy stays open until the next chain of the
-  // same event, level and root RIP, its regeneration, which continues its story.
+  // same event, level and root RIP, its regeneration, which continues its story. A chain's
+  // steps are written as its members are read (one read, held or not); a regeneration's are
+  // added to the open story from the first kKeptSteps kept on the way, or by reading its
+  // members again past that.
   using Base = std::tuple<uint32_t, uint8_t, uint64_t, bool>;
   struct Open {
     ChainStory st;
     StoryWriter w;
   };
+  constexpr size_t kKeptSteps = 4096;
   std::map<Base, Open> open;
   std::map<Base, uint32_t> ordinals;
   std::map<ChainKey, ChainStory> out;
@@ -238,35 +244,68 @@ Result<std::vector<ChainStory>> chain_stories(replay::Recording& rec) {
     out.emplace(st.key, std::move(st));
     open.erase(it);
   };
+  // The chain being read.
+  uint64_t origin = 0;
+  StoryWriter w;
+  size_t compared = 0;
+  std::vector<std::string> steps;
+  bool steps_kept = true;
   std::string member_error;
-  auto walked = replay::for_each_chain(rec, [&](const replay::Chain& c) {
-    const Base base{c.event_word, chain_level(c), chain_rip(c), chain_rip_known(c)};
-    auto it = open.find(base);
-    if (it != open.end()) {
-      it->second.w.push("regenerated");
-    } else {
-      it = open.emplace(base, Open{}).first;
-      it->second.st.key = {c.event_word, chain_level(c), chain_rip(c), chain_rip_known(c), ordinals[base]++};
-    }
-    Open& o = it->second;
-    o.st.chain_ids.push_back(c.id);
-    auto members = replay::for_each_member(rec, c, [&](const replay::Event& ev) {
-      if (is_compared(ev.rec)) ++o.st.event_count;
-      if (std::string step = step_of(ev.rec); !step.empty()) o.w.push(step);
-      return true;
-    });
-    if (!members) {
-      member_error = members.error();
-      return false;
-    }
-    // The story already shows each reinjection: end it with "delivered".
-    const std::string outcome(replay::to_string(
-        c.outcome == replay::Outcome::ReinjectedThenDelivered ? replay::Outcome::Delivered : c.outcome));
-    if (o.w.last() != outcome) o.w.push(outcome);
-    o.st.outcome = c.outcome;
-    if (c.outcome != replay::Outcome::DroppedByPolicy) close(it);
-    return true;
-  });
+  auto walked = replay::for_each_chain(
+      rec.db(),
+      [&](const replay::Event& ev) {
+        if (ev.rec.origin != origin) {
+          origin = ev.rec.origin;
+          w = StoryWriter{};
+          compared = 0;
+          steps.clear();
+          steps_kept = true;
+        }
+        if (is_compared(ev.rec)) ++compared;
+        if (std::string step = step_of(ev.rec); !step.empty()) {
+          if (steps_kept && steps.size() == kKeptSteps) {
+            steps_kept = false;
+            steps.clear();
+          }
+          if (steps_kept) steps.push_back(step);
+          w.push(step);
+        }
+        return true;
+      },
+      [&](const replay::Chain& c) {
+        const Base base{c.event_word, chain_level(c), chain_rip(c), chain_rip_known(c)};
+        auto it = open.find(base);
+        if (it == open.end()) {
+          it = open.emplace(base, Open{}).first;
+          it->second.st.key = {c.event_word, chain_level(c), chain_rip(c), chain_rip_known(c), ordinals[base]++};
+          it->second.w = std::move(w);
+        } else {
+          StoryWriter& story = it->second.w;
+          story.push("regenerated");
+          if (steps_kept) {
+            for (const std::string& step : steps) story.push(step);
+          } else {
+            auto again = replay::for_each_member(rec, c, [&](const replay::Event& ev) {
+              if (std::string step = step_of(ev.rec); !step.empty()) story.push(step);
+              return true;
+            });
+            if (!again) {
+              member_error = again.error();
+              return false;
+            }
+          }
+        }
+        Open& o = it->second;
+        o.st.chain_ids.push_back(c.id);
+        o.st.event_count += compared;
+        // The story already shows each reinjection: end it with "delivered".
+        const std::string outcome(replay::to_string(
+            c.outcome == replay::Outcome::ReinjectedThenDelivered ? replay::Outcome::Delivered : c.outcome));
+        if (o.w.last() != outcome) o.w.push(outcome);
+        o.st.outcome = c.outcome;
+        if (c.outcome != replay::Outcome::DroppedByPolicy) close(it);
+        return true;
+      });
   if (!walked) return make_error(walked.error());
   if (!member_error.empty()) return make_error(member_error);
   while (!open.empty()) close(open.begin());

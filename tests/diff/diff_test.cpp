@@ -300,5 +300,43 @@ TEST(DiffTest, StoriesCutForShowAreComparedWhole) {
   EXPECT_TRUE(same->chains.empty());
 }
 
+// A chain dropped by policy and its regeneration make one story, whatever the regeneration's
+// length. Expected: "EPT_VIOLATION -> dropped by policy -> regenerated -> (EPT_VIOLATION ->
+// reinjected) x 2100 -> delivered" (4 200 steps in the regeneration: more than the 4 096 the diff
+// keeps while it reads a chain, so they are read again for the story they continue), and the
+// same story for a regeneration of 3 (kept steps).
+TEST(DiffTest, ALongRegenerationContinuesTheDroppedChainsStory) {
+  auto script = [](int loops) {
+    return [loops](test::Emitter& em) {
+      const uint64_t first = em.raise(test::irq(0x20));
+      const uint64_t x = em.vm_exit(test::exit_reason(arch::BasicExitReason::EptViolation), 0, 0,
+                                    test::vectoring_irq(0x20), first, first);
+      em.decision(ES_DECISION_DROP_FROM_VECTORING, test::irq(0x20), first, x);
+      const uint64_t root = em.raise(test::irq(0x20));
+      uint64_t cause = root;
+      for (int i = 0; i < loops; ++i) {
+        cause = em.vm_exit(test::exit_reason(arch::BasicExitReason::EptViolation), 0, 0, test::vectoring_irq(0x20),
+                           root, cause);
+        cause = em.decision(ES_DECISION_INJECT_REINJECTED, test::irq(0x20), root, cause);
+      }
+      const uint64_t e = em.entry(test::irq(0x20), root, cause);
+      em.delivery(test::irq(0x20), root, e);
+    };
+  };
+  const std::string longer = record_script("regen_long.db", script(2100));
+  const std::string shorter = record_script("regen_short.db", script(3));
+  auto d = diff_files(longer, shorter);
+  ASSERT_TRUE(d) << d.error();
+  ASSERT_EQ(d->chains.size(), 1u);
+  const diff::ChainDifference& c = d->chains[0];
+  ASSERT_TRUE(c.a && c.b);
+  EXPECT_EQ(c.a->story,
+            "EPT_VIOLATION -> dropped by policy -> regenerated -> (EPT_VIOLATION -> reinjected) x 2100 -> delivered");
+  EXPECT_EQ(c.b->story,
+            "EPT_VIOLATION -> dropped by policy -> regenerated -> (EPT_VIOLATION -> reinjected) x 3 -> delivered");
+  EXPECT_EQ(c.a->chain_ids.size(), 2u);
+  EXPECT_EQ(c.a->steps, 2u + 1u + 4200u + 1u);
+}
+
 }  // namespace
 }  // namespace es
