@@ -2,6 +2,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <deque>
+#include <optional>
 #include <string>
 #include <vector>
 #include <unordered_map>
@@ -126,6 +127,20 @@ class Section {
     text_ += line;
     if (text_.size() >= kInMemory) spill();
   }
+  // "    " + line + "\n", without the temporaries.
+  void add_member(std::string_view line) {
+    text_ += "    ";
+    text_ += line;
+    text_ += '\n';
+    if (text_.size() >= kInMemory) spill();
+  }
+  // Empty again, for the next chain (its memory kept).
+  void clear() {
+    text_.clear();
+    if (file_) std::fclose(file_);
+    file_ = nullptr;
+    failed_ = false;
+  }
   Result<void> print() {
     if (file_) {
       spill();
@@ -156,11 +171,111 @@ class Section {
   bool failed_ = false;
 };
 
-// A chain's story, from one read of its members in id order (for_each_member: from memory, or for
-// a chain too long to hold through the origin index), so a livelock's chain of millions of
-// members prints in bounded memory (issue #18). Its member lines go straight out; the parts after
-// them (interruptions, decisions, nested transitions) wait in Sections.
-Result<void> print_chain(replay::Recording& rec, const replay::Chain& c, const Briefs& by_id, replay::Vendor vendor) {
+// The parts of a chain's story its members give, gathered from one read of them in id order: the
+// member lines (printed at once when `direct`, else kept in a Section until the header is out),
+// then, in Sections, the interruptions, decisions and nested transitions, and the raises a fault
+// escalation lists.
+class ChainBody {
+ public:
+  explicit ChainBody(bool direct) : direct_(direct) {}
+
+  void add(const replay::Event& ev) {
+    const es_record& r = ev.rec;
+    if (direct_)
+      std::printf("    %s\n", event_line(ev).c_str());
+    else
+      members_.add_member(event_line(ev));
+    if (is_interruption(r)) {
+      std::string q = replay::qualification_text(r.reason, r.flags, r.qualification);
+      interrupted_.add(
+          format("  interrupted: #%llu %s%s%s%s during delivery of %s  [%s]\n", static_cast<unsigned long long>(r.id),
+                 r.kind == ES_KIND_NESTED_EXIT ? "nested exit " : "", replay::exit_reason_text(r).c_str(),
+                 q.empty() ? "" : " ", q.empty() ? "" : ("[" + q + "]").c_str(),
+                 arch::describe(arch::IdtVectoringInfo(r.idt_vectoring_info)).c_str(), level_tag(r).c_str()));
+    }
+    const bool only_raises_before = only_raises_;
+    only_raises_ = only_raises_ && r.kind == ES_KIND_RAISE;
+    if (r.kind == ES_KIND_DECISION) {
+      switch (r.reason) {
+        case ES_DECISION_REQUEUE_FROM_VECTORING:
+        case ES_DECISION_INJECT_REINJECTED:
+        case ES_DECISION_DROP_FROM_VECTORING:
+        case ES_DECISION_CANCEL_INJECTION:
+        case ES_DECISION_INJECT_NEW:
+        case ES_DECISION_REFLECT_TO_L1:
+        case ES_DECISION_SHUTDOWN:
+        case ES_DECISION_DISCARD:
+        case ES_DECISION_HANDLE_IN_L0:
+        case ES_DECISION_IMMEDIATE_EXIT:
+          decided_.add(format("  decision:    #%llu %s  [%s]\n", static_cast<unsigned long long>(r.id),
+                              replay::describe_event_fields(ev).c_str(), level_tag(r).c_str()));
+          if (replay::first_injection_called_reinjection(r, only_raises_before))
+            decided_.add("               " + std::string(replay::first_injection_called_reinjection_note()) + "\n");
+          break;
+        default: break;
+      }
+    }
+    // Nested transitions: L0's emulated exits from L2 to L1 and L1's entries into L2.
+    if (r.kind == ES_KIND_NESTED_EXIT) {
+      transitions_.add(format("  nested exit: #%llu L%u -> L%u: %s  [%s]\n", static_cast<unsigned long long>(r.id),
+                              r.level, r.level > 0 ? r.level - 1 : 0, replay::describe_event_fields(ev).c_str(),
+                              level_tag(r).c_str()));
+    } else if (r.kind == ES_KIND_NESTED_ENTRY) {
+      transitions_.add(format("  nested entry: #%llu L%u -> L%u: %s  [%s]\n", static_cast<unsigned long long>(r.id),
+                              r.level > 0 ? r.level - 1 : 0, r.level, replay::describe_event_fields(ev).c_str(),
+                              level_tag(r).c_str()));
+    } else if (r.kind == ES_KIND_VIOLATION) {
+      const check::Rule* rule = check::find_rule(r.reason);
+      transitions_.add(format("  violation:   %s at #%llu (run 'exitscope check' for the explanation)\n",
+                              rule ? std::string(rule->name).c_str() : ("rule " + std::to_string(r.reason)).c_str(),
+                              static_cast<unsigned long long>(r.cause)));
+    }
+    if (r.kind == ES_KIND_RAISE) {
+      if (raises_.size() < kMaxRaises)
+        raises_.emplace_back(r.id,
+                             arch::describe(arch::EntryIntrInfo(r.intr_info)) + " (#" + std::to_string(r.id) + ")");
+      else
+        raises_cut_ = true;
+    }
+  }
+
+  // Empty again for the next chain's members (buffers kept).
+  void clear() {
+    for (Section* part : {&members_, &interrupted_, &decided_, &transitions_}) part->clear();
+    only_raises_ = true;
+    raises_.clear();
+    raises_cut_ = false;
+  }
+
+  // The member lines (unless printed already), then the interruptions, decisions, transitions.
+  Result<void> print() {
+    if (!direct_)
+      if (auto p = members_.print(); !p) return p;
+    for (Section* part : {&interrupted_, &decided_, &transitions_})
+      if (auto p = part->print(); !p) return p;
+    return {};
+  }
+  // Its raises for a fault escalation's story (false: more than kMaxRaises, not all kept).
+  bool raises(std::vector<std::pair<uint64_t, std::string>>& out) const {
+    out = raises_;
+    return !raises_cut_;
+  }
+
+ private:
+  static constexpr size_t kMaxRaises = 4096;
+  bool direct_;
+  Section members_, interrupted_, decided_, transitions_;
+  bool only_raises_ = true;  // every member so far is a RAISE
+  std::vector<std::pair<uint64_t, std::string>> raises_;
+  bool raises_cut_ = false;
+};
+
+// A chain's story. `body`: its members' parts, gathered while for_each_chain read the members
+// (one read); without it they are read here (for_each_member: from memory, or for a chain too
+// long to hold through the origin index), the member lines going straight out. Either way a
+// livelock's chain of millions of members prints in bounded memory (issue #18).
+Result<void> print_chain(replay::Recording& rec, const replay::Chain& c, const Briefs& by_id, replay::Vendor vendor,
+                         ChainBody* body = nullptr) {
   std::vector<std::string> tags;  // the levels / deciders this chain crossed, in order of appearance
   bool nested = false;
   for (const auto& l : c.levels) {
@@ -180,67 +295,31 @@ Result<void> print_chain(replay::Recording& rec, const replay::Chain& c, const B
     std::printf("  interrupts chain %llu (%s): raised during its delivery\n",
                 static_cast<unsigned long long>(c.interrupts_chain), by_id.title(c.interrupts_chain).c_str());
   }
-  // Fault escalation's steps (its raises), gathered only when the chain tells one (see below).
+  std::optional<ChainBody> read_here;
+  if (!body) {
+    read_here.emplace(true);
+    body = &*read_here;
+    auto read = replay::for_each_member(rec, c, [&](const replay::Event& ev) {
+      body->add(ev);
+      return true;
+    });
+    if (!read) return read;
+  }
+  if (auto p = body->print(); !p) return p;
+  // Fault escalation's steps (its raises), told only when the chain tells one.
   const bool escalation = !c.interrupted_by.empty() &&
                           (c.outcome == replay::Outcome::PromotedToDf || c.outcome == replay::Outcome::TripleFault);
   std::vector<std::pair<uint64_t, std::string>> steps;
-  Section interrupted, decided, transitions;
-  bool only_raises = true;  // every member so far is a RAISE
-  auto read = replay::for_each_member(rec, c, [&](const replay::Event& ev) {
-    const es_record& r = ev.rec;
-    std::printf("    %s\n", event_line(ev).c_str());
-    if (is_interruption(r)) {
-      std::string q = replay::qualification_text(r.reason, r.flags, r.qualification);
-      interrupted.add(
-          format("  interrupted: #%llu %s%s%s%s during delivery of %s  [%s]\n", static_cast<unsigned long long>(r.id),
-                 r.kind == ES_KIND_NESTED_EXIT ? "nested exit " : "", replay::exit_reason_text(r).c_str(),
-                 q.empty() ? "" : " ", q.empty() ? "" : ("[" + q + "]").c_str(),
-                 arch::describe(arch::IdtVectoringInfo(r.idt_vectoring_info)).c_str(), level_tag(r).c_str()));
-    }
-    const bool only_raises_before = only_raises;
-    only_raises = only_raises && r.kind == ES_KIND_RAISE;
-    if (r.kind == ES_KIND_DECISION) {
-      switch (r.reason) {
-        case ES_DECISION_REQUEUE_FROM_VECTORING:
-        case ES_DECISION_INJECT_REINJECTED:
-        case ES_DECISION_DROP_FROM_VECTORING:
-        case ES_DECISION_CANCEL_INJECTION:
-        case ES_DECISION_INJECT_NEW:
-        case ES_DECISION_REFLECT_TO_L1:
-        case ES_DECISION_SHUTDOWN:
-        case ES_DECISION_DISCARD:
-        case ES_DECISION_HANDLE_IN_L0:
-        case ES_DECISION_IMMEDIATE_EXIT:
-          decided.add(format("  decision:    #%llu %s  [%s]\n", static_cast<unsigned long long>(r.id),
-                             replay::describe_event_fields(ev).c_str(), level_tag(r).c_str()));
-          if (replay::first_injection_called_reinjection(r, only_raises_before))
-            decided.add("               " + std::string(replay::first_injection_called_reinjection_note()) + "\n");
-          break;
-        default: break;
-      }
-    }
-    // Nested transitions: L0's emulated exits from L2 to L1 and L1's entries into L2.
-    if (r.kind == ES_KIND_NESTED_EXIT) {
-      transitions.add(format("  nested exit: #%llu L%u -> L%u: %s  [%s]\n", static_cast<unsigned long long>(r.id),
-                             r.level, r.level > 0 ? r.level - 1 : 0, replay::describe_event_fields(ev).c_str(),
-                             level_tag(r).c_str()));
-    } else if (r.kind == ES_KIND_NESTED_ENTRY) {
-      transitions.add(format("  nested entry: #%llu L%u -> L%u: %s  [%s]\n", static_cast<unsigned long long>(r.id),
-                             r.level > 0 ? r.level - 1 : 0, r.level, replay::describe_event_fields(ev).c_str(),
-                             level_tag(r).c_str()));
-    } else if (r.kind == ES_KIND_VIOLATION) {
-      const check::Rule* rule = check::find_rule(r.reason);
-      transitions.add(format("  violation:   %s at #%llu (run 'exitscope check' for the explanation)\n",
-                             rule ? std::string(rule->name).c_str() : ("rule " + std::to_string(r.reason)).c_str(),
-                             static_cast<unsigned long long>(r.cause)));
-    }
-    if (escalation && r.kind == ES_KIND_RAISE)
-      steps.emplace_back(r.id, arch::describe(arch::EntryIntrInfo(r.intr_info)) + " (#" + std::to_string(r.id) + ")");
-    return true;
-  });
-  if (!read) return read;
-  for (Section* part : {&interrupted, &decided, &transitions})
-    if (auto p = part->print(); !p) return p;
+  if (escalation && !body->raises(steps)) {
+    steps.clear();
+    auto read = replay::for_each_member(rec, c, [&](const replay::Event& ev) {
+      if (ev.rec.kind == ES_KIND_RAISE)
+        steps.emplace_back(
+            ev.rec.id, arch::describe(arch::EntryIntrInfo(ev.rec.intr_info)) + " (#" + std::to_string(ev.rec.id) + ")");
+      return true;
+    });
+    if (!read) return read;
+  }
   // Fault escalation as one story (Vol. 3A 6.15 Table 6-5): the event, each fault raised during
   // its delivery, the #DF it became, in the order they happened, and how it ended.
   if (escalation) {
@@ -353,28 +432,66 @@ int cmd_chains(int argc, char** argv) {
     // until the walk has read it, so its title and outcome are known.
     std::deque<replay::Chain> waiting;
     std::string failure;
-    auto print = [&](const replay::Chain& c) {
+    auto print = [&](const replay::Chain& c, ChainBody* body) {
       if (!wanted(c) || !failure.empty()) return;
-      if (auto p = print_chain(*rec, c, briefs, vendor); !p)
+      if (auto p = print_chain(*rec, c, briefs, vendor, body); !p)
         failure = p.error();
       else
         ++shown;
     };
     auto print_ready = [&](uint64_t seen_up_to) {
       while (!waiting.empty() && last_named(waiting.front()) <= seen_up_to) {
-        print(waiting.front());
+        print(waiting.front(), nullptr);
         waiting.pop_front();
       }
     };
-    auto walked = replay::for_each_chain(*rec, [&](const replay::Chain& c) {
-      briefs.add(c);
-      print_ready(c.id);
-      if (waiting.empty() && last_named(c) <= c.id)
-        print(c);
-      else
-        waiting.push_back(c);
-      return failure.empty();
-    });
+    // A chain too long to hold (replay::chain_hold_limit(): it will be decided without its
+    // members) would be read twice, to decide it, then to print it. Without --outcome (every
+    // chain printed) its body is gathered while the walk reads its members instead: the members
+    // are kept as they come, up to the hold limit, like the walk keeps them; past it they are
+    // formatted, the kept ones first. A chain that stays within the limit is printed from the
+    // walk's memory as before, and one that has to wait is read again when printed.
+    const bool gather = !outcome;
+    const size_t hold = replay::chain_hold_limit();
+    std::vector<replay::Event> kept;
+    std::optional<ChainBody> body;
+    bool gathering = false;
+    uint64_t body_of = 0;
+    auto walked = replay::for_each_chain(
+        rec->db(),
+        [&](const replay::Event& ev) {
+          if (!gather) return true;
+          if (ev.rec.origin != body_of) {
+            body_of = ev.rec.origin;
+            kept.clear();
+            gathering = false;
+          }
+          if (gathering) {
+            body->add(ev);
+          } else if (kept.size() < hold) {
+            kept.push_back(ev);
+          } else {
+            if (!body) body.emplace(false);
+            body->clear();
+            for (const replay::Event& k : kept) body->add(k);
+            kept.clear();
+            body->add(ev);
+            gathering = true;
+          }
+          return true;
+        },
+        [&](const replay::Chain& c) {
+          briefs.add(c);
+          print_ready(c.id);
+          if (waiting.empty() && last_named(c) <= c.id)
+            print(c, gathering && body_of == c.id ? &*body : nullptr);
+          else
+            waiting.push_back(c);
+          body_of = 0;
+          kept.clear();
+          gathering = false;
+          return failure.empty();
+        });
     if (!walked) return fail(walked.error());
     print_ready(UINT64_MAX);
     if (!failure.empty()) return fail(failure);
