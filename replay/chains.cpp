@@ -572,7 +572,13 @@ void finish_chain(Chain& c, const ChainContext& ctx) {
 // held until then are scanned with the event they tell, as finish_chain scans them).
 class ChainReader {
  public:
-  ChainReader(uint64_t id, size_t limit) : limit_(limit) { c_.id = id; }
+  // `unheld`: called with every member of a chain it lets go, in id order (those held until then
+  // when it lets them go, then each later one); may be empty.
+  ChainReader(uint64_t id, size_t limit, const std::function<bool(const Event&)>* unheld = nullptr)
+      : limit_(limit), unheld_(unheld && *unheld ? unheld : nullptr) {
+    c_.id = id;
+  }
+  bool stopped() const { return stopped_; }
   uint64_t id() const { return c_.id; }
   bool empty() const { return c_.member_count == 0 && c_.events.empty(); }
 
@@ -584,6 +590,7 @@ class ChainReader {
     }
     scan(e);
     c_.events.back() = e;
+    hand_out(e);
   }
 
   // The chain decided; `db` to look up the outcome event's time of a chain not held.
@@ -619,7 +626,12 @@ class ChainReader {
     held.swap(c_.events);
     c_.members_held = false;
     for (const Event& e : held) scan(e);
+    for (const Event& e : held) hand_out(e);
     c_.events = {held.front(), held.back()};
+  }
+
+  void hand_out(const Event& e) {
+    if (unheld_ && !stopped_ && !(*unheld_)(e)) stopped_ = true;
   }
 
   void scan(const Event& e) {
@@ -652,6 +664,8 @@ class ChainReader {
   Chain c_;
   MemberScan m_;
   size_t limit_;
+  const std::function<bool(const Event&)>* unheld_;
+  bool stopped_ = false;
   bool word_known_ = false;
 };
 
@@ -926,7 +940,7 @@ Result<void> for_each_chain(db::Db& db, const std::function<bool(const Chain&)>&
   return for_each_chain(db, nullptr, fn);
 }
 
-Result<void> for_each_chain(db::Db& db, const std::function<bool(const Event&)>& member,
+Result<void> for_each_chain(db::Db& db, const std::function<bool(const Event&)>& unheld_member,
                             const std::function<bool(const Chain&)>& fn) {
   auto ctx = load_context(db);
   if (!ctx) return make_error(ctx.error());
@@ -951,10 +965,10 @@ Result<void> for_each_chain(db::Db& db, const std::function<bool(const Event&)>&
         if (!cur || e.rec.origin != cur->id()) {
           flush();
           if (stop) return false;
-          cur.emplace(e.rec.origin, limit);
+          cur.emplace(e.rec.origin, limit, &unheld_member);
         }
         cur->add(e);
-        if (member && !member(e)) {
+        if (cur->stopped()) {
           stop = true;
           return false;
         }

@@ -175,10 +175,12 @@ Result<void> for_each_chain(db::Db& db, const std::function<bool(const Chain&)>&
 inline Result<void> for_each_chain(Recording& rec, const std::function<bool(const Chain&)>& fn) {
   return for_each_chain(rec.db(), fn);
 }
-// The same, with `member` called for every member as it is read, in id order: all of a chain's
-// members come after the previous chain's `fn` and before its own. A chain not held is then read
-// once where a caller of for_each_member would read it twice. Either returning false stops.
-Result<void> for_each_chain(db::Db& db, const std::function<bool(const Event&)>& member,
+// The same, with `unheld_member` called for every member of a chain too long to hold (its
+// Chain has members_held false), in id order: those held until the walk lets them go, then each
+// later one, all before that chain's `fn`. A caller that needs every member then reads them
+// once: from `events` for a held chain, from this hook for the others, where for_each_member
+// would read them a second time. Either returning false stops.
+Result<void> for_each_chain(db::Db& db, const std::function<bool(const Event&)>& unheld_member,
                             const std::function<bool(const Chain&)>& fn);
 
 // One chain by id, read as `WHERE origin = id` on the origin index, decided as load_chains

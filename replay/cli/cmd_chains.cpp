@@ -2,6 +2,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -445,53 +446,33 @@ int cmd_chains(int argc, char** argv) {
         waiting.pop_front();
       }
     };
-    // A chain too long to hold (replay::chain_hold_limit(): it will be decided without its
-    // members) would be read twice, to decide it, then to print it. Without --outcome (every
-    // chain printed) its body is gathered while the walk reads its members instead: the members
-    // are kept as they come, up to the hold limit, like the walk keeps them; past it they are
-    // formatted, the kept ones first. A chain that stays within the limit is printed from the
-    // walk's memory as before, and one that has to wait is read again when printed.
-    const bool gather = !outcome;
-    const size_t hold = replay::chain_hold_limit();
-    std::vector<replay::Event> kept;
+    // A chain too long to hold would be read twice, to decide it, then to print it. Without
+    // --outcome (every chain printed) its body is gathered from the walk's own read instead
+    // (for_each_chain's hook for the members of such chains) and printed after its header; a
+    // held chain prints from the walk's memory, and one that has to wait for a later one is
+    // read again when printed. With --outcome most chains are not printed: nothing is gathered.
     std::optional<ChainBody> body;
-    bool gathering = false;
     uint64_t body_of = 0;
-    auto walked = replay::for_each_chain(
-        rec->db(),
-        [&](const replay::Event& ev) {
-          if (!gather) return true;
-          if (ev.rec.origin != body_of) {
-            body_of = ev.rec.origin;
-            kept.clear();
-            gathering = false;
-          }
-          if (gathering) {
-            body->add(ev);
-          } else if (kept.size() < hold) {
-            kept.push_back(ev);
-          } else {
-            if (!body) body.emplace(false);
-            body->clear();
-            for (const replay::Event& k : kept) body->add(k);
-            kept.clear();
-            body->add(ev);
-            gathering = true;
-          }
-          return true;
-        },
-        [&](const replay::Chain& c) {
-          briefs.add(c);
-          print_ready(c.id);
-          if (waiting.empty() && last_named(c) <= c.id)
-            print(c, gathering && body_of == c.id ? &*body : nullptr);
-          else
-            waiting.push_back(c);
-          body_of = 0;
-          kept.clear();
-          gathering = false;
-          return failure.empty();
-        });
+    std::function<bool(const replay::Event&)> gather;
+    if (!outcome)
+      gather = [&](const replay::Event& ev) {
+        if (ev.rec.origin != body_of) {
+          if (!body) body.emplace(false);
+          body->clear();
+          body_of = ev.rec.origin;
+        }
+        body->add(ev);
+        return true;
+      };
+    auto walked = replay::for_each_chain(rec->db(), gather, [&](const replay::Chain& c) {
+      briefs.add(c);
+      print_ready(c.id);
+      if (waiting.empty() && last_named(c) <= c.id)
+        print(c, !c.members_held && body_of == c.id ? &*body : nullptr);
+      else
+        waiting.push_back(c);
+      return failure.empty();
+    });
     if (!walked) return fail(walked.error());
     print_ready(UINT64_MAX);
     if (!failure.empty()) return fail(failure);

@@ -188,8 +188,8 @@ class StoryWriter {
   uint64_t omitted_steps_ = 0;
 };
 
-uint8_t chain_level(const replay::Chain& c) { return c.root_found ? c.root.rec.level : c.events.front().rec.level; }
 const es_record& chain_root(const replay::Chain& c) { return c.root_found ? c.root.rec : c.events.front().rec; }
+uint8_t chain_level(const replay::Chain& c) { return chain_root(c).level; }
 // An inferred root (imported traces: a trace never shows where an event came from) has no RIP.
 bool chain_rip_known(const replay::Chain& c) { return !(chain_root(c).flags & ES_FLAG_INFERRED); }
 uint64_t chain_rip(const replay::Chain& c) { return chain_rip_known(c) ? chain_root(c).rip : 0; }
@@ -225,16 +225,15 @@ std::string describe_key(const ChainKey& k) {
 
 Result<std::vector<ChainStory>> chain_stories(replay::Recording& rec) {
   // Chains come in id order; a chain dropped by policy stays open until the next chain of the
-  // same event, level and root RIP, its regeneration, which continues its story. A chain's
-  // steps are written as its members are read (one read, held or not); a regeneration's are
-  // added to the open story from the first kKeptSteps kept on the way, or by reading its
-  // members again past that.
+  // same event, level and root RIP, its regeneration, which continues its story. A held chain's
+  // steps come from its members in memory; a chain too long to hold is written from the walk's
+  // own read of its members (for_each_chain's hook), and read again only when it is a
+  // regeneration continuing an open story.
   using Base = std::tuple<uint32_t, uint8_t, uint64_t, bool>;
   struct Open {
     ChainStory st;
     StoryWriter w;
   };
-  constexpr size_t kKeptSteps = 4096;
   std::map<Base, Open> open;
   std::map<Base, uint32_t> ordinals;
   std::map<ChainKey, ChainStory> out;
@@ -244,58 +243,53 @@ Result<std::vector<ChainStory>> chain_stories(replay::Recording& rec) {
     out.emplace(st.key, std::move(st));
     open.erase(it);
   };
-  // The chain being read.
-  uint64_t origin = 0;
-  StoryWriter w;
-  size_t compared = 0;
-  std::vector<std::string> steps;
-  bool steps_kept = true;
+  auto add_steps = [](StoryWriter& w, size_t& compared, const replay::Event& ev) {
+    if (is_compared(ev.rec)) ++compared;
+    if (std::string step = step_of(ev.rec); !step.empty()) w.push(step);
+  };
+  // The chain too long to hold being read by the walk.
+  uint64_t unheld_of = 0;
+  StoryWriter unheld;
+  size_t unheld_compared = 0;
   std::string member_error;
   auto walked = replay::for_each_chain(
       rec.db(),
       [&](const replay::Event& ev) {
-        if (ev.rec.origin != origin) {
-          origin = ev.rec.origin;
-          w = StoryWriter{};
-          compared = 0;
-          steps.clear();
-          steps_kept = true;
+        if (ev.rec.origin != unheld_of) {
+          unheld_of = ev.rec.origin;
+          unheld = StoryWriter{};
+          unheld_compared = 0;
         }
-        if (is_compared(ev.rec)) ++compared;
-        if (std::string step = step_of(ev.rec); !step.empty()) {
-          if (steps_kept && steps.size() == kKeptSteps) {
-            steps_kept = false;
-            steps.clear();
-          }
-          if (steps_kept) steps.push_back(step);
-          w.push(step);
-        }
+        add_steps(unheld, unheld_compared, ev);
         return true;
       },
       [&](const replay::Chain& c) {
         const Base base{c.event_word, chain_level(c), chain_rip(c), chain_rip_known(c)};
         auto it = open.find(base);
-        if (it == open.end()) {
+        const bool fresh = it == open.end();
+        if (fresh) {
           it = open.emplace(base, Open{}).first;
           it->second.st.key = {c.event_word, chain_level(c), chain_rip(c), chain_rip_known(c), ordinals[base]++};
-          it->second.w = std::move(w);
         } else {
-          StoryWriter& story = it->second.w;
-          story.push("regenerated");
-          if (steps_kept) {
-            for (const std::string& step : steps) story.push(step);
-          } else {
-            auto again = replay::for_each_member(rec, c, [&](const replay::Event& ev) {
-              if (std::string step = step_of(ev.rec); !step.empty()) story.push(step);
-              return true;
-            });
-            if (!again) {
-              member_error = again.error();
-              return false;
-            }
-          }
+          it->second.w.push("regenerated");
         }
         Open& o = it->second;
+        size_t compared = 0;
+        if (c.members_held) {
+          for (const replay::Event& ev : c.events) add_steps(o.w, compared, ev);
+        } else if (fresh) {
+          o.w = std::move(unheld);
+          compared = unheld_compared;
+        } else {
+          auto again = replay::for_each_member(rec, c, [&](const replay::Event& ev) {
+            add_steps(o.w, compared, ev);
+            return true;
+          });
+          if (!again) {
+            member_error = again.error();
+            return false;
+          }
+        }
         o.st.chain_ids.push_back(c.id);
         o.st.event_count += compared;
         // The story already shows each reinjection: end it with "delivered".

@@ -302,9 +302,9 @@ TEST(DiffTest, StoriesCutForShowAreComparedWhole) {
 
 // A chain dropped by policy and its regeneration make one story, whatever the regeneration's
 // length. Expected: "EPT_VIOLATION -> dropped by policy -> regenerated -> (EPT_VIOLATION ->
-// reinjected) x 2100 -> delivered" (4 200 steps in the regeneration: more than the 4 096 the diff
-// keeps while it reads a chain, so they are read again for the story they continue), and the
-// same story for a regeneration of 3 (kept steps).
+// reinjected) x 2100 -> delivered", and the same story for a regeneration of 3; and the same
+// output when no chain is held (ES_CHAIN_HOLD=1: a regeneration not held is read again for the
+// story it continues).
 TEST(DiffTest, ALongRegenerationContinuesTheDroppedChainsStory) {
   auto script = [](int loops) {
     return [loops](test::Emitter& em) {
@@ -336,6 +336,10 @@ TEST(DiffTest, ALongRegenerationContinuesTheDroppedChainsStory) {
             "EPT_VIOLATION -> dropped by policy -> regenerated -> (EPT_VIOLATION -> reinjected) x 3 -> delivered");
   EXPECT_EQ(c.a->chain_ids.size(), 2u);
   EXPECT_EQ(c.a->steps, 2u + 1u + 4200u + 1u);
+  const CliRun held = run_cli("diff '" + longer + "' '" + shorter + "' --chains-only");
+  const CliRun unheld = run_cli_env("ES_CHAIN_HOLD=1", "diff '" + longer + "' '" + shorter + "' --chains-only");
+  EXPECT_EQ(held.code, 1);
+  EXPECT_EQ(unheld.out, held.out);
 }
 
 }  // namespace
