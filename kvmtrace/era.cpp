@@ -82,25 +82,33 @@ void EraEvidence::finish() {
     Evidence merged = entries_without_rip_;
     merged.count += older_kernel_.count;
     older_kernel_ = merged;
+    entries_without_rip_ = Evidence{};  // counted in older_kernel_ now (decision() reads both)
   }
-  const bool newer = newer_kernel_.count || info2_is_vectoring_.count;
-  const bool older = older_kernel_.count || info2_is_exit_intr_.count;
-  if (info_pair_exits_ && (newer || older)) {
-    info_pair_conflict_ = newer && older;
-    // A kernel's version is a fact about every line; one exit's reason is a fact about that
-    // line. When they disagree the kernel wins, and the disagreement is said (describe()); when
-    // the kernel evidence itself disagrees, or only lines do, the larger count.
-    const uint64_t kernel_new = newer_kernel_.count, kernel_old = older_kernel_.count;
-    const uint64_t lines_new = info2_is_vectoring_.count, lines_old = info2_is_exit_intr_.count;
-    bool vec;
-    if (kernel_new != kernel_old && (!kernel_new || !kernel_old))
-      vec = kernel_new > 0;
-    else if (kernel_new || kernel_old)
-      vec = kernel_new >= kernel_old;
-    else
-      vec = lines_new >= lines_old;
-    info_pair_ = vec ? InfoPairMeaning::IdtVectoring : InfoPairMeaning::ExitIntrInfo;
-  }
+  info_pair_ = decision(info_pair_conflict_);
+}
+
+InfoPairMeaning EraEvidence::decision(bool& conflict) const {
+  conflict = false;
+  // finish()'s merge: kvm_entry lines without the RIP count as older-kernel evidence unless
+  // other kvm_entry lines have it.
+  const uint64_t kernel_old = older_kernel_.count + (entries_with_rip_ ? 0 : entries_without_rip_.count);
+  const uint64_t kernel_new = newer_kernel_.count;
+  const uint64_t lines_new = info2_is_vectoring_.count, lines_old = info2_is_exit_intr_.count;
+  const bool newer = kernel_new || lines_new;
+  const bool older = kernel_old || lines_old;
+  if (!info_pair_exits_ || !(newer || older)) return InfoPairMeaning::Undecided;
+  conflict = newer && older;
+  // A kernel's version is a fact about every line; one exit's reason is a fact about that
+  // line. When they disagree the kernel wins, and the disagreement is said (describe()); when
+  // the kernel evidence itself disagrees, or only lines do, the larger count.
+  bool vec;
+  if (kernel_new != kernel_old && (!kernel_new || !kernel_old))
+    vec = kernel_new > 0;
+  else if (kernel_new || kernel_old)
+    vec = kernel_new >= kernel_old;
+  else
+    vec = lines_new >= lines_old;
+  return vec ? InfoPairMeaning::IdtVectoring : InfoPairMeaning::ExitIntrInfo;
 }
 
 void EraEvidence::note(const KvmEvent& t) {

@@ -77,6 +77,9 @@ class EraEvidence {
   std::string formats_era() const;
 
   InfoPairMeaning info_pair() const { return info_pair_; }
+  // What finish() would decide from the evidence learned so far (`conflict`: contested()), without
+  // finishing: a single-pass source's answer for the lines it links before the end.
+  InfoPairMeaning decision(bool& conflict) const;
   bool contested() const { return info_pair_conflict_; }  // the trace contradicts itself about info2
   // Whether a kvm_exit or kvm_entry event said the era (a trace.dat without one reads it from
   // its event formats instead, which are exact).

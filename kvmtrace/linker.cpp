@@ -21,6 +21,12 @@ bool same_event(uint32_t a, uint32_t b) {
   return x.valid() && y.valid() && x.vector() == y.vector() && x.type() == y.type();
 }
 
+// A bit for each reading of "info A B" decode_exit can make: Undecided reads info2 as
+// ExitIntrInfo does, so the two are one answer.
+uint8_t info_pair_answer(InfoPairMeaning meaning, bool contested) {
+  return static_cast<uint8_t>(1u << ((meaning == InfoPairMeaning::IdtVectoring ? 2 : 0) + (contested ? 1 : 0)));
+}
+
 }  // namespace
 
 void Linker::learn(const KvmEvent& t, uint64_t line_no) {
@@ -40,8 +46,18 @@ void Linker::learn(const KvmEvent& t, uint64_t line_no) {
 
 void Linker::finish_learning() {
   era_.finish();
-  // The VMs and their vCPU numbers from the whole file, threads in the order it names them: the
-  // first VM keeps its numbers even where another VM's lines come before some of its vCPUs'.
+  // A single pass numbered the VMs and vCPUs as it went; check_speculation() compares.
+  if (!speculating_) assign_learned_vms();
+  pid_vcpu_.assign(learning_.begin(), learning_.end());
+  std::sort(pid_vcpu_.begin(), pid_vcpu_.end());
+  if (speculating_) speculation_held_ = check_speculation();
+  learned_threads_.clear();
+  learning_.clear();
+}
+
+// The VMs and their vCPU numbers from the whole file, threads in the order it names them: the
+// first VM keeps its numbers even where another VM's lines come before some of its vCPUs'.
+void Linker::assign_learned_vms() {
   std::vector<std::pair<uint32_t, int32_t>> vm_ids;
   for (const auto& [pid, tgid] : learned_threads_) {
     KvmEvent t;
@@ -54,10 +70,42 @@ void Linker::finish_learning() {
     if (vm == 0) recorded_vcpu(vm, id);
   for (const auto& [vm, id] : vm_ids)
     if (vm != 0) recorded_vcpu(vm, id);
-  learned_threads_.clear();
-  pid_vcpu_.assign(learning_.begin(), learning_.end());
-  std::sort(pid_vcpu_.begin(), pid_vcpu_.end());
-  learning_.clear();
+}
+
+// Whether the answers a single pass's add() took from the learned state so far are the whole
+// file's (finish_learning() has run: pid_vcpu_, era_ and the flags are final). Then each add()
+// did what it does after a learning pass, so the records are the same.
+bool Linker::check_speculation() const {
+  if (spec_inconsistent_) return false;
+  // A thread's vCPU: the learned one, or guessed only for a thread no line names a vCPU for.
+  for (const auto& [pid, answer] : spec_vcpu_) {
+    auto it = std::lower_bound(pid_vcpu_.begin(), pid_vcpu_.end(), std::pair<int32_t, int32_t>(pid, INT32_MIN));
+    const bool learned = it != pid_vcpu_.end() && it->first == pid;
+    if (answer.guessed ? learned : !learned || it->second != answer.id) return false;
+  }
+  const unsigned pair_bit = info_pair_answer(era_.info_pair(), era_.contested());
+  if (spec_info_pair_ & ~pair_bit) return false;
+  // With no named exit in the whole file, both passes read numeric reasons by the exits before.
+  if ((learned_svm_ || learned_vmx_) && (spec_svm_numeric_ & ~(learned_svm_ && !learned_vmx_ ? 2u : 1u))) return false;
+  if (spec_needed_entry_ && saw_entry_) return false;
+  if (spec_needed_nested_ && nested_vmexit_traced_) return false;
+  // VMs: two passes number the learned threads' VMs before any event. With one VM and vCPU ids
+  // that fit, every (VM, id) is recorded as its id either way; several VMs: link in two passes.
+  Linker two;
+  two.learning_ = learning_;
+  two.learned_threads_ = learned_threads_;
+  two.assign_learned_vms();
+  if (vms_.size() > 1 || two.vms_.size() > 1) return false;
+  if (!two.vms_.empty()) {
+    if (vms_.empty() || vms_[0].process != two.vms_[0].process) return false;
+    for (const auto& [id, thread] : two.vms_[0].thread_of_id) {
+      auto it = vms_[0].thread_of_id.find(id);
+      if (it == vms_[0].thread_of_id.end() || it->second != thread) return false;
+    }
+  }
+  for (const auto& [key, n] : recorded_of_)
+    if (key.second != static_cast<int32_t>(n)) return false;
+  return true;
 }
 
 void Linker::add(const KvmEvent& t, uint64_t time_ns, uint64_t line_no) {
@@ -81,8 +129,10 @@ void Linker::add(const KvmEvent& t, uint64_t time_ns, uint64_t line_no) {
   // A reason printed as a number ("reason 0x4d": a code the kernel's table did not name) carries
   // no vendor: it is an SVM exit code when the trace's named exits are all SVM (the whole file,
   // or for a streaming source what came before), as an old AMD kernel printed an #GP intercept.
-  const bool svm_numeric = t.exit.reason && t.exit.isa == Isa::Unknown &&
-                           (learned_svm_ || learned_vmx_ ? learned_svm_ && !learned_vmx_ : saw_svm_ && !saw_vmx_);
+  const bool numeric = t.exit.reason && t.exit.isa == Isa::Unknown;
+  const bool svm_numeric =
+      numeric && (learned_svm_ || learned_vmx_ ? learned_svm_ && !learned_vmx_ : saw_svm_ && !saw_vmx_);
+  if (speculating_ && numeric) spec_svm_numeric_ |= svm_numeric ? 2 : 1;
   if (svm_numeric) {
     KvmEvent svm_line = t;
     svm_line.exit.isa = Isa::Svm;
@@ -161,16 +211,32 @@ int32_t Linker::vcpu_id_of(const KvmEvent& t) {
   }
   if (t.task_vcpu >= 0) return t.task_vcpu;
   if (t.pid >= 0 && t.event != Tracepoint::Other) {
+    const auto unlearned = [&] {
+      // Streaming sources (no learn() pass): what an earlier event of this thread said.
+      if (auto seen = seen_pid_vcpu_.find(t.pid); seen != seen_pid_vcpu_.end()) return seen->second;
+      // Unknown thread: one vCPU per thread, numbered in order of appearance.
+      for (size_t i = 0; i < guessed_pids_.size(); ++i)
+        if (guessed_pids_[i] == t.pid) return static_cast<int32_t>(i);
+      guessed_pids_.push_back(t.pid);
+      guessed_vcpu_ = true;
+      return static_cast<int32_t>(guessed_pids_.size() - 1);
+    };
+    if (speculating_) {  // what the lines so far taught, noted for check_speculation()
+      const auto known = [&](const std::unordered_map<int32_t, int32_t>& m) {
+        const auto it = m.find(t.pid);
+        return it == m.end() ? -1 : it->second;
+      };
+      int32_t id = known(learning_);
+      if (id < 0) id = known(preview_vcpu_);
+      const bool guessed = id < 0;
+      if (guessed) id = unlearned();
+      auto [a, fresh] = spec_vcpu_.try_emplace(t.pid, VcpuAnswer{id, guessed});
+      if (!fresh && (a->second.id != id || a->second.guessed != guessed)) spec_inconsistent_ = true;
+      return id;
+    }
     auto it = std::lower_bound(pid_vcpu_.begin(), pid_vcpu_.end(), std::pair<int32_t, int32_t>(t.pid, INT32_MIN));
     if (it != pid_vcpu_.end() && it->first == t.pid) return it->second;
-    // Streaming sources (no learn() pass): what an earlier event of this thread said.
-    if (auto seen = seen_pid_vcpu_.find(t.pid); seen != seen_pid_vcpu_.end()) return seen->second;
-    // Unknown thread: one vCPU per thread, numbered in order of appearance.
-    for (size_t i = 0; i < guessed_pids_.size(); ++i)
-      if (guessed_pids_[i] == t.pid) return static_cast<int32_t>(i);
-    guessed_pids_.push_back(t.pid);
-    guessed_vcpu_ = true;
-    return static_cast<int32_t>(guessed_pids_.size() - 1);
+    return unlearned();
   }
   if (t.event != Tracepoint::Other && t.pid < 0) guessed_vcpu_ = true;  // no prefix: same vCPU as the line before
   return -1;
@@ -272,7 +338,13 @@ uint64_t Linker::raise(uint32_t word, uint32_t error, uint8_t level) {
 // Fills an exit record's fields from kvm_exit / kvm_nested_vmexit(_inject) by era and vendor
 // (decode_exit, kvmtrace/decode.h).
 void Linker::fill_exit(es_record& r, const KvmEvent& t) {
-  const DecodedExit d = decode_exit(t, t.exit.svm(), era_.info_pair(), era_.contested());
+  InfoPairMeaning meaning = era_.info_pair();
+  bool contested = era_.contested();
+  if (speculating_ && !t.exit.svm() && t.exit.format == ExitFormat::InfoPair) {  // decode_exit reads them
+    meaning = era_.decision(contested);
+    spec_info_pair_ |= info_pair_answer(meaning, contested);
+  }
+  const DecodedExit d = decode_exit(t, t.exit.svm(), meaning, contested);
   r.reason = d.reason;
   r.rip = d.rip.value_or(0);
   if (!d.rip) r.flags |= ES_FLAG_RIP_UNKNOWN;
@@ -507,6 +579,7 @@ void Linker::settle_exit_level(VcpuState& st) {
   es_record* e = held(st.open_exit);
   if (!e || e->kind != ES_KIND_VM_EXIT || e->level != 2 || st.exit_level_seen) return;
   st.exit_level_seen = true;
+  if (speculating_ && !nested_vmexit_traced_) spec_needed_nested_ = true;
   if (nested_vmexit_traced_) {
     set_exit_level(*e, 1);
     st.level = 1;
@@ -639,8 +712,10 @@ void Linker::on_inject(const KvmEvent& t, VcpuState& st) {
   // event's chain goes on.
   // Only where the trace has kvm_entry lines at all: an excerpt without them (perf script of
   // kvm_inj_virq alone, a list of print formats) says nothing about entries in between.
-  if (saw_entry_ && st.phase == VcpuState::Phase::Decided && st.chain != 0 && same_event(inj.word, st.word) &&
-      !kernel_says_new) {
+  const bool cancelled =
+      st.phase == VcpuState::Phase::Decided && st.chain != 0 && same_event(inj.word, st.word) && !kernel_says_new;
+  if (speculating_ && cancelled && !saw_entry_) spec_needed_entry_ = true;
+  if (saw_entry_ && cancelled) {
     es_record& c = push(ES_KIND_DECISION, ES_FLAG_INFERRED);
     c.level = st.level;
     c.reason = ES_DECISION_CANCEL_INJECTION;

@@ -56,6 +56,22 @@ class Linker {
   void learn(const KvmEvent& t, uint64_t line_no = 0);
   void finish_learning();
 
+  // Single pass (a whole-file source that links while it reads): after speculate(), learn() and
+  // add() each event in turn, add() answering from what was learned so far. Every answer it takes
+  // from the learned state is noted; once finish_learning() has run on the whole file,
+  // speculation_held() says whether the whole file's learning gives each of those answers. When it
+  // does, the records are exactly those of two passes (every learn(), then every add()): the
+  // learned state is all add() reads that the passes order differently. When it does not, the
+  // caller drops the records and links again in two passes with a fresh Linker.
+  // `preview`: a Linker that learn()ed the file's first lines, whose threads' vCPUs answer for a
+  // thread none of whose own lines has named its vCPU yet (an excerpt that starts with kvm_exit
+  // lines of a kernel before 5.10, which print none, then a kvm_entry that does).
+  void speculate(const Linker* preview = nullptr) {
+    speculating_ = true;
+    if (preview) preview_vcpu_ = preview->learning_;
+  }
+  bool speculation_held() const { return speculating_ && speculation_held_; }
+
   // One event, in time order. `time_ns`: relative to the session start. `line_no`: where it came
   // from (text line, trace.dat record index; 0 for none), kept in CONTEXT records' aux.
   void add(const KvmEvent& t, uint64_t time_ns, uint64_t line_no = 0);
@@ -119,6 +135,8 @@ class Linker {
     uint32_t vm = 0;  // index into vms_
     int32_t id = 0;   // KVM's vcpu_id within that VM
   };
+  void assign_learned_vms();  // finish_learning(): the learned threads' VMs and vCPU numbers
+  bool check_speculation() const;
   uint16_t resolve_vcpu(const KvmEvent& t);
   int32_t vcpu_id_of(const KvmEvent& t);  // the old rule: body, thread name, thread, guess; -1 = as before
   uint32_t vm_of(const KvmEvent& t, int32_t id, bool apic);
@@ -173,6 +191,20 @@ class Linker {
   uint64_t vcpu_thread_changes_ = 0;   // a vCPU number seen from a new thread (another VM)
   uint64_t levels_from_tracking_ = 0;  // exits labelled L2 by kvm_nested_vmenter alone
   uint64_t levels_from_reflect_ = 0;   // exits labelled L2 because kvm_nested_vmexit_inject reflected them
+
+  // speculate(): the answers add() took from the learned state so far, checked by finish_learning().
+  bool speculating_ = false, speculation_held_ = false;
+  bool spec_inconsistent_ = false;  // a thread's vCPU answered two ways
+  struct VcpuAnswer {
+    int32_t id;
+    bool guessed;  // no learned vCPU for the thread yet: numbered in order of appearance
+  };
+  std::unordered_map<int32_t, VcpuAnswer> spec_vcpu_;  // thread -> the vCPU id add() gave it
+  std::unordered_map<int32_t, int32_t> preview_vcpu_;  // speculate()'s preview: thread -> vCPU
+  uint8_t spec_info_pair_ = 0;                         // bit (meaning * 2 + contested) for each answer given
+  uint8_t spec_svm_numeric_ = 0;                       // bit 0: a numeric reason read as VMX's, bit 1: as SVM's
+  bool spec_needed_entry_ = false;   // a cancelled injection not inferred because no kvm_entry was seen yet
+  bool spec_needed_nested_ = false;  // an L2 exit kept at L2 because no kvm_nested_vmexit was seen yet
 };
 
 }  // namespace es::kvmtrace

@@ -14,10 +14,12 @@
 #include <bit>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <thread>
 #include <type_traits>
 
@@ -310,11 +312,12 @@ namespace {
 
 // One pass over the text's logical lines: `emit(line, line_no)` for every event line, in file
 // order, and the line counts and skip / repair sentences in `s`. The same text gives the same
-// lines every pass, so the import runs it twice (learn, then link) instead of keeping a
+// lines every pass: the import reads it once (link_in_one_pass) or, when what the whole file
+// teaches changes how its first lines are linked, twice (learn, then link), instead of keeping a
 // TraceLine per line (issue #18: memory was linear in the file).
 // `release(pos)` is told, every few MiB, that nothing before `pos` is needed any more (a line
 // kept from before is read again from the file if it is used).
-constexpr size_t kReleaseStep = size_t{8} << 20;
+constexpr size_t kReleaseStep = size_t{1} << 20;  // also the single pass's progress step
 template <typename Emit, typename Release>
 void scan_trace_text(std::string_view text, const ImportOptions& options, ImportStats& s, bool& header_trace_cmd,
                      Emit&& emit, Release&& release) {
@@ -669,6 +672,69 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
   }
 }
 
+// What the import counts of every event line, in whichever pass reads them all first: the
+// prefixes that decide the format, and the time base.
+struct LineCensus {
+  uint64_t perf = 0, full = 0, flags = 0, bare = 0, events = 0, prev = 0;
+  uint64_t t0 = UINT64_MAX;
+  bool any_time = false;
+
+  void see(const TraceLine& t, ImportStats& s) {
+    ++events;
+    if (t.prefix == PrefixStyle::Perf)
+      ++perf;
+    else if (t.prefix == PrefixStyle::Ftrace)
+      ++full, flags += t.has_cpu_flags ? 1 : 0;
+    else
+      ++bare;
+    if (t.has_time) {
+      any_time = true;
+      t0 = std::min(t0, t.time_ns);
+      if (t.time_ns < prev) ++s.out_of_order;
+      prev = t.time_ns;
+    }
+  }
+
+  // After the last line: the refusal of a text with no KVM event in it, else its format.
+  Result<void> finish(std::string_view text, const ImportOptions& options, const std::string& file,
+                      bool header_trace_cmd, ImportStats& s) const {
+    if (s.kvm_events == 0) {
+      if (looks_binary(text))
+        return fail("'" + file +
+                    "' is binary data, not trace text; give the output of 'cat trace', 'trace-cmd report' "
+                    "or 'perf script'.");
+      if (options.format != FormatChoice::Auto)
+        return fail("'" + file + "' has no KVM trace events in the " + format_name(options.format) +
+                    " format; check the file or try --format auto.");
+      return fail("'" + file +
+                  "' has no KVM trace events (kvm_exit, kvm_entry, kvm_inj_virq, ...) in ftrace, "
+                  "trace-cmd report or perf script text; check that the kvm tracepoints were enabled when tracing.");
+    }
+    // Format: forced, or what the prefixes say.
+    if (options.format != FormatChoice::Auto)
+      s.format = format_name(options.format);
+    else if (s.quoted_lines > 0 || bare * 2 > events)
+      s.format = "mail";
+    else if (perf * 2 > events)
+      s.format = "perf";
+    else if (header_trace_cmd || flags * 2 <= full)
+      s.format = "trace-cmd";
+    else
+      s.format = "ftrace";
+    return {};
+  }
+};
+
+// A text no pass needs to read: empty, or a trace.dat given as text.
+Result<void> refuse_before_reading(std::string_view text, const std::string& file) {
+  if (text.empty()) return fail("trace file '" + file + "' is empty; give the file that holds the trace text.");
+  if (text.size() >= 10 && text.substr(0, 3) == "\x17\x08\x44" && text.substr(3, 7) == "tracing")
+    return fail("'" + file +
+                "' is a binary trace-cmd trace.dat file, not trace text; import it with --format trace.dat "
+                "(or --format auto).");
+  return {};
+}
+
 // Pass 1: what the whole text tells before any record is made (counts, format, vCPUs of
 // threads, the meaning of kvm_exit's info pair, the time base). Holds nothing per line.
 struct TextPlan {
@@ -680,67 +746,29 @@ struct TextPlan {
 
 using Release = std::function<void(size_t)>;
 const Release kKeepAll = [](size_t) {};
+// Records handed out in id order, a batch at a time, with the fraction of the text done.
+using Sink = std::function<void(std::vector<es_record>&, double fraction)>;
 
 Result<TextPlan> plan_trace_text(std::string_view text, const ImportOptions& options, std::string_view name,
                                  const Release& release = kKeepAll, LineSpill* spill = nullptr) {
   const std::string file(name);
-  if (text.empty()) return fail("trace file '" + file + "' is empty; give the file that holds the trace text.");
-  if (text.size() >= 10 && text.substr(0, 3) == "\x17\x08\x44" && text.substr(3, 7) == "tracing")
-    return fail("'" + file +
-                "' is a binary trace-cmd trace.dat file, not trace text; import it with --format trace.dat "
-                "(or --format auto).");
+  if (auto r = refuse_before_reading(text, file); !r) return Error{r.error()};
   TextPlan plan;
   ImportStats& s = plan.stats;
   bool header_trace_cmd = false;
-  uint64_t perf = 0, full = 0, flags = 0, bare = 0, events = 0, prev = 0;
-  uint64_t t0 = UINT64_MAX;
+  LineCensus census;
   scan_trace_text(
       text, options, s, header_trace_cmd,
       [&](const TraceLine& t, uint64_t line_no) {
-        ++events;
-        if (t.prefix == PrefixStyle::Perf)
-          ++perf;
-        else if (t.prefix == PrefixStyle::Ftrace)
-          ++full, flags += t.has_cpu_flags ? 1 : 0;
-        else
-          ++bare;
-        if (t.has_time) {
-          plan.any_time = true;
-          t0 = std::min(t0, t.time_ns);
-          if (t.time_ns < prev) ++s.out_of_order;
-          prev = t.time_ns;
-        }
+        census.see(t, s);
         plan.linker.learn(t, line_no);
         if (spill) spill->put(t, line_no);
       },
       release);
-
-  if (s.kvm_events == 0) {
-    if (looks_binary(text))
-      return fail("'" + file +
-                  "' is binary data, not trace text; give the output of 'cat trace', 'trace-cmd report' "
-                  "or 'perf script'.");
-    if (options.format != FormatChoice::Auto)
-      return fail("'" + file + "' has no KVM trace events in the " + format_name(options.format) +
-                  " format; check the file or try --format auto.");
-    return fail("'" + file +
-                "' has no KVM trace events (kvm_exit, kvm_entry, kvm_inj_virq, ...) in ftrace, "
-                "trace-cmd report or perf script text; check that the kvm tracepoints were enabled when tracing.");
-  }
-
-  // Format: forced, or what the prefixes say.
-  if (options.format != FormatChoice::Auto)
-    s.format = format_name(options.format);
-  else if (s.quoted_lines > 0 || bare * 2 > events)
-    s.format = "mail";
-  else if (perf * 2 > events)
-    s.format = "perf";
-  else if (header_trace_cmd || flags * 2 <= full)
-    s.format = "trace-cmd";
-  else
-    s.format = "ftrace";
+  if (auto r = census.finish(text, options, file, header_trace_cmd, s); !r) return Error{r.error()};
   plan.linker.finish_learning();
-  plan.t0 = plan.any_time ? t0 : 0;
+  plan.any_time = census.any_time;
+  plan.t0 = plan.any_time ? census.t0 : 0;
   if (!plan.any_time) s.assumptions.push_back("the lines carry no timestamps: time is 1 us per line number");
   return plan;
 }
@@ -749,8 +777,7 @@ Result<TextPlan> plan_trace_text(std::string_view text, const ImportOptions& opt
 // (memory: the linker's window). Lines without a timestamp take their predecessor's, or 1 us
 // per line number when no line has one. Lines out of time order are sorted (stable: lines of
 // one timestamp keep file order) and only then is every line kept in memory.
-void link_trace_text(std::string_view text, const ImportOptions& options, TextPlan& plan,
-                     const std::function<void(std::vector<es_record>&, double fraction)>& sink,
+void link_trace_text(std::string_view text, const ImportOptions& options, TextPlan& plan, const Sink& sink,
                      const Release& release = kKeepAll, LineSpill* spill = nullptr) {
   ImportStats& s = plan.stats;
   KvmEventLinker& linker = plan.linker;
@@ -799,18 +826,139 @@ void link_trace_text(std::string_view text, const ImportOptions& options, TextPl
   linker.take_all(batch);
   sink(batch, 1.0);
   s.records = linker.records_made();
+  s.passes = 2;
   // Era and vendor: what the print formats tell.
   linker.describe(s);
   if (s.out_of_order)
     s.assumptions.push_back(std::to_string(s.out_of_order) + " lines were out of time order and were sorted");
 }
 
+// The single pass (issue #18): each line is parsed, learned and linked as it is read, the linker
+// answering from what the lines so far taught (kvmtrace::Linker::speculate), and the records
+// go to `sink` while the text is still being read. The whole file's learning then checks every
+// answer taken: when all hold, the records are exactly the two passes' (pass 1 learns every
+// line, pass 2 links them) and the stats are returned. nullopt when they would differ - a line
+// out of time order (those are sorted first), a thread's vCPU or the meaning of "info A B" only
+// settled by a later line, several VMs - and then what `sink` got must be dropped and the text
+// linked in two passes. An error (no KVM event) is the same as pass 1's.
+Result<std::optional<ImportStats>> link_in_one_pass(std::string_view text, const ImportOptions& options,
+                                                    const std::string& file, const Sink& sink, const Release& release) {
+  if (auto r = refuse_before_reading(text, file); !r) return Error{r.error()};
+  ImportStats s;
+  KvmEventLinker linker;
+  {
+    // The first lines, learned on their own first: which thread runs which vCPU, for the lines
+    // of a thread that come before its first line that says (kvmtrace::Linker::speculate).
+    constexpr size_t kPreview = size_t{256} << 10;
+    size_t cut = text.size();
+    if (cut > kPreview) {
+      const size_t nl = text.rfind('\n', kPreview);
+      cut = nl == std::string_view::npos ? kPreview : nl + 1;
+    }
+    KvmEventLinker preview;
+    ImportStats ignored;
+    bool header = false;
+    scan_trace_text(
+        text.substr(0, cut), options, ignored, header,
+        [&](const TraceLine& t, uint64_t line_no) { preview.learn(t, line_no); }, [](size_t) {});
+    linker.speculate(&preview);
+  }
+  LineCensus census;
+  bool header_trace_cmd = false, abandoned = false;
+  std::vector<es_record> batch;
+  batch.reserve(8192);
+  uint64_t n = 0, t0 = 0, last = 0;
+  size_t read_to = 0;
+  const double size = static_cast<double>(text.size());
+  auto add = [&](const TraceLine& t, uint64_t time_ns, uint64_t line_no) {
+    linker.add(t, time_ns, line_no);
+    if ((++n & 4095) == 0) {
+      linker.take_settled(batch);
+      sink(batch, static_cast<double>(read_to) / size);
+      batch.clear();
+    }
+  };
+  // Pass 2's time base: relative to the first timestamp (in time order, the smallest); lines
+  // before it take it too. Until a line has one those lines wait here; after kMaxUntimed of
+  // them the text is taken to have none (1 us per line number), which the end checks.
+  enum class Times : uint8_t { NoneYet, Timed, Untimed } times = Times::NoneYet;
+  constexpr size_t kMaxUntimed = 4096;
+  std::vector<Line> waiting;
+  scan_trace_text(
+      text, options, s, header_trace_cmd,
+      [&](const TraceLine& t, uint64_t line_no) {
+        census.see(t, s);
+        if (abandoned) return;  // counting the rest: its errors are pass 1's
+        linker.learn(t, line_no);
+        if (s.out_of_order || (times == Times::Untimed && t.has_time)) {
+          abandoned = true;
+          return;
+        }
+        if (times == Times::Timed) {
+          last = t.has_time ? t.time_ns : last;
+          add(t, last - t0, line_no);
+        } else if (times == Times::Untimed) {
+          add(t, line_no * 1000, line_no);
+        } else if (t.has_time) {
+          times = Times::Timed;
+          t0 = last = t.time_ns;
+          for (const Line& w : waiting) add(w.t, 0, w.line_no);
+          waiting = {};
+          add(t, 0, line_no);
+        } else {
+          waiting.push_back(Line{t, line_no});
+          if (waiting.size() >= kMaxUntimed) {
+            times = Times::Untimed;
+            for (const Line& w : waiting) add(w.t, w.line_no * 1000, w.line_no);
+            waiting = {};
+          }
+        }
+      },
+      [&](size_t pos) {
+        read_to = pos;
+        release(pos);
+      });
+  if (auto r = census.finish(text, options, file, header_trace_cmd, s); !r) return Error{r.error()};
+  if (abandoned || (times == Times::Untimed && census.any_time)) return std::optional<ImportStats>{};
+  for (const Line& w : waiting) add(w.t, w.line_no * 1000, w.line_no);  // no line had a time
+  linker.finish_learning();
+  if (!linker.speculation_held()) return std::optional<ImportStats>{};
+  if (!census.any_time) s.assumptions.push_back("the lines carry no timestamps: time is 1 us per line number");
+  linker.take_all(batch);
+  sink(batch, 1.0);
+  s.records = linker.records_made();
+  s.passes = 1;
+  linker.describe(s);
+  return std::optional<ImportStats>{std::move(s)};
+}
+
+bool two_passes_asked(const ImportOptions& options) {
+  // ES_IMPORT_TWO_PASS=1: always learn the whole text first (tests compare the two ways).
+  const char* env = std::getenv("ES_IMPORT_TWO_PASS");
+  return options.two_passes || (env && *env && std::string_view(env) != "0");
+}
+
 }  // namespace
 
 Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions& options, std::string_view name) {
+  ParsedTrace out;
+  if (!two_passes_asked(options)) {
+    auto one = link_in_one_pass(
+        text, options, std::string(name),
+        [&](std::vector<es_record>& batch, double) {
+          out.records.insert(out.records.end(), batch.begin(), batch.end());
+        },
+        kKeepAll);
+    if (!one) return Error{one.error()};
+    if (*one) {
+      out.stats = std::move(**one);
+      out.config_json = import_config_json(out.stats, name);
+      return out;
+    }
+    out.records.clear();
+  }
   auto plan = plan_trace_text(text, options, name);
   if (!plan) return Error{plan.error()};
-  ParsedTrace out;
   link_trace_text(text, options, *plan, [&](std::vector<es_record>& batch, size_t) {
     out.records.insert(out.records.end(), batch.begin(), batch.end());
   });
@@ -825,55 +973,97 @@ Result<ImportStats> import_text_file(const std::string& file, const std::string&
     return fail("recording '" + db + "' already exists; pass --force to overwrite it or choose another name.");
   auto mapped = MappedFile::open(file);
   if (!mapped) return Error{mapped.error()};
-  // Pass 1 reads the whole text before the recording exists (a file with no KVM event is
-  // refused without creating anything); pass 2 streams records into the recorder, whose writer
-  // thread commits one batch while this thread parses and links the next.
-  // The file's hash on a second thread while pass 1 reads it (the hash is 0.3 s per 100 MB).
+  // The file's hash on a second thread while the text is read (0.04 s per 50 MB with SHA-NI).
   std::string hash;
   std::thread hasher([&] {
     if (auto h = recorder::hash_file(file)) hash = *h;
   });
+  struct Join {
+    std::thread& t;
+    ~Join() {
+      if (t.joinable()) t.join();
+    }
+  } join_hasher{hasher};
   const Release release = [&](size_t pos) { mapped->release_before(pos); };
-  std::string dir = std::filesystem::path(db).parent_path().string();
-  LineSpill spill(dir.empty() ? "." : dir);
-  auto plan = plan_trace_text(mapped->text(), options, file, release, &spill);
-  hasher.join();
-  if (!plan) return Error{plan.error()};
 
   recorder::SessionStart info;
   info.source = recorder::Source::Import;
   info.scenario = std::filesystem::path(file).filename().string();
   info.guest_path = file;
-  info.guest_hash = hash;
-  info.host = "imported trace (" + plan->stats.format + ")";
   info.command_line = options.command_line;
-  info.config_json = import_config_json(plan->stats, file);  // replaced by the final counts at commit
-
-  auto out = PartialRecording::create(db, info, options.force);
-  if (!out) return Error{out.error()};
+  std::optional<PartialRecording> out;
   uint64_t done = 0;
   double next_progress = 0;
-  if (!spill.ok()) mapped->rewind();  // pass 2 parses the text again
-  link_trace_text(
-      mapped->text(), options, *plan,
-      [&](std::vector<es_record>& batch, double fraction) {
-        if (options.observer)
-          for (const es_record& r : batch) options.observer(r);
-        out->add(batch.data(), batch.size());
-        done += batch.size();
-        if (options.progress && (fraction >= next_progress || fraction >= 1.0)) {
-          options.progress(done, fraction);
-          next_progress = fraction + 0.01;
-        }
-      },
-      release, &spill);
-  const ImportStats& stats = plan->stats;
-  const std::string detail = "end of the imported trace '" + file + "' (" + std::to_string(stats.lines) + " lines)";
+  // The recording is made when the first records are ready (a file with no KVM event is
+  // refused without creating anything); its writer thread commits one batch while this thread
+  // parses and links the next.
+  auto open_out = [&](const ImportStats& so_far) -> Result<void> {
+    if (out) return {};
+    if (hasher.joinable()) hasher.join();
+    info.guest_hash = hash;
+    info.config_json = import_config_json(so_far, file);  // replaced by the final counts at commit
+    auto made = PartialRecording::create(db, info, options.force);
+    if (!made) return Error{made.error()};
+    out.emplace(std::move(*made));
+    return {};
+  };
+  std::string open_error;
+  auto sink = [&](std::vector<es_record>& batch, double fraction) {
+    if (!open_error.empty()) return;
+    if (!out) {
+      ImportStats so_far;
+      so_far.format = "?";
+      if (auto r = open_out(so_far); !r) {
+        open_error = r.error();
+        return;
+      }
+    }
+    if (options.observer)
+      for (const es_record& r : batch) options.observer(r);
+    out->add(batch.data(), batch.size());
+    done += batch.size();
+    if (options.progress && (fraction >= next_progress || fraction >= 1.0)) {
+      options.progress(done, fraction);
+      next_progress = fraction + 0.01;
+    }
+  };
+
+  // One pass when the linker's answers from the lines so far hold for the whole file (the
+  // usual case), else pass 1 learns the whole text and pass 2 links it. A plugin observing the
+  // records (import --plugin) sees them once: two passes.
+  std::optional<ImportStats> stats;
+  if (!options.observer && !two_passes_asked(options)) {
+    auto one = link_in_one_pass(mapped->text(), options, file, sink, release);
+    if (!one) return Error{one.error()};
+    if (!open_error.empty()) return Error{open_error};
+    stats = std::move(*one);
+    if (!stats) {  // drop what was written, read the text again in two passes
+      out.reset();
+      done = 0;
+      next_progress = 0;
+      mapped->rewind();
+    }
+  }
+  if (!stats) {
+    std::string dir = std::filesystem::path(db).parent_path().string();
+    LineSpill spill(dir.empty() ? "." : dir);
+    auto plan = plan_trace_text(mapped->text(), options, file, release, &spill);
+    if (!plan) return Error{plan.error()};
+    if (hasher.joinable()) hasher.join();
+    if (auto r = open_out(plan->stats); !r) return Error{r.error()};
+    if (!spill.ok()) mapped->rewind();  // pass 2 parses the text again
+    link_trace_text(mapped->text(), options, *plan, sink, release, &spill);
+    if (!open_error.empty()) return Error{open_error};
+    stats = std::move(plan->stats);
+  }
+  if (auto r = open_out(*stats); !r) return Error{r.error()};  // a text whose events made no record
+  const std::string detail = "end of the imported trace '" + file + "' (" + std::to_string(stats->lines) + " lines)";
   PartialRecording::SessionUpdate update;
-  update.kernel = stats.era;
-  update.config_json = import_config_json(stats, file);
+  update.host = "imported trace (" + stats->format + ")";
+  update.kernel = stats->era;
+  update.config_json = import_config_json(*stats, file);
   if (auto c = out->commit({ES_END_STOPPED, detail, 0}, update); !c) return Error{c.error()};
-  return stats;
+  return std::move(*stats);
 }
 
 }  // namespace es::import

@@ -60,6 +60,9 @@ struct ImportOptions {
   // Called with every record as it is handed to the recording (import --plugin feeds its
   // plugins from here); empty = none.
   std::function<void(const es_record&)> observer;
+  // Text: learn the whole text before linking any line (the single pass's fallback; tests
+  // compare the two). Also ES_IMPORT_TWO_PASS=1.
+  bool two_passes = false;
 };
 
 struct ImportStats {
@@ -78,6 +81,7 @@ struct ImportStats {
   std::vector<std::string> repaired;
   uint64_t out_of_order = 0;             // lines older than the previous one (sorted by timestamp)
   uint64_t records = 0;                  // records written
+  unsigned passes = 0;                   // text: 1 = linked while read, 2 = the whole text learned first
   std::string vendor;                    // "vmx", "svm", "mixed", "unknown"
   std::string era;                       // what the print formats say about the kernel
   std::vector<std::string> assumptions;  // where the text did not say (records ES_FLAG_INFERRED)
