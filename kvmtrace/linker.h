@@ -71,6 +71,8 @@ class Linker {
     if (preview) preview_vcpu_ = preview->learning_;
   }
   bool speculation_held() const { return speculating_ && speculation_held_; }
+  // Already known not to hold, whatever comes next (a thread's vCPU answered two ways, several VMs).
+  bool speculation_lost() const { return speculating_ && (spec_inconsistent_ || vms_.size() > 1); }
 
   // One event, in time order. `time_ns`: relative to the session start. `line_no`: where it came
   // from (text line, trace.dat record index; 0 for none), kept in CONTEXT records' aux.

@@ -318,9 +318,10 @@ namespace {
 // `release(pos)` is told, every few MiB, that nothing before `pos` is needed any more (a line
 // kept from before is read again from the file if it is used).
 constexpr size_t kReleaseStep = size_t{1} << 20;  // also the single pass's progress step
+// `stop`: when it turns true, the scan ends at the next physical line (s is then incomplete).
 template <typename Emit, typename Release>
 void scan_trace_text(std::string_view text, const ImportOptions& options, ImportStats& s, bool& header_trace_cmd,
-                     Emit&& emit, Release&& release) {
+                     Emit&& emit, Release&& release, const bool* stop = nullptr) {
   const bool perf_only = options.format == FormatChoice::Perf;
   const bool prefix_required = options.format != FormatChoice::Auto;
 
@@ -437,6 +438,7 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
     rep_marker += ph.rep.marker;
   };
   while (pos < text.size()) {
+    if (stop && *stop) return;
     if (pos >= next_release) {
       release(pos);
       next_release = pos + kReleaseStep;
@@ -888,9 +890,9 @@ Result<std::optional<ImportStats>> link_in_one_pass(std::string_view text, const
       text, options, s, header_trace_cmd,
       [&](const TraceLine& t, uint64_t line_no) {
         census.see(t, s);
-        if (abandoned) return;  // counting the rest: its errors are pass 1's
         linker.learn(t, line_no);
-        if (s.out_of_order || (times == Times::Untimed && t.has_time)) {
+        // Known not to hold before the end: stop reading, link in two passes.
+        if (s.out_of_order || (times == Times::Untimed && t.has_time) || linker.speculation_lost()) {
           abandoned = true;
           return;
         }
@@ -917,9 +919,10 @@ Result<std::optional<ImportStats>> link_in_one_pass(std::string_view text, const
       [&](size_t pos) {
         read_to = pos;
         release(pos);
-      });
-  if (auto r = census.finish(text, options, file, header_trace_cmd, s); !r) return Error{r.error()};
+      },
+      &abandoned);
   if (abandoned || (times == Times::Untimed && census.any_time)) return std::optional<ImportStats>{};
+  if (auto r = census.finish(text, options, file, header_trace_cmd, s); !r) return Error{r.error()};
   for (const Line& w : waiting) add(w.t, w.line_no * 1000, w.line_no);  // no line had a time
   linker.finish_learning();
   if (!linker.speculation_held()) return std::optional<ImportStats>{};
