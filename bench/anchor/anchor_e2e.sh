@@ -40,6 +40,10 @@ if [ "$(index_set "$work/es.db")" != "$(index_set "$work/check.db")" ]; then
   exit 1
 fi
 echo "indexes (both): $(index_set "$work/es.db")"
+if [ "$(sqlite3 "$work/es.db" "PRAGMA page_size")" != "$(sqlite3 "$work/check.db" "PRAGMA page_size")" ]; then
+  echo "anchor_e2e: the anchor's page size is not exitscope's" >&2
+  exit 1
+fi
 rm -f "$work/check.db"
 echo "rows: $rows events, $chains chains; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 

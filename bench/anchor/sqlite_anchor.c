@@ -128,8 +128,11 @@ static int write_rows(const char* in, const char* out, int journal_off) {
    * the connection, so no per-call mutex (and SQLite's memory statistics are off, main()). */
   if (sqlite3_open_v2(out, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, 0) != SQLITE_OK)
     die(db, out);
-  const char* pragmas = journal_off ? "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF"
-                                    : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL";
+  /* The recorder's page size and WAL checkpoint interval (probes/recorder/recorder.cpp). */
+  if (sqlite3_exec(db, "PRAGMA page_size=8192", 0, 0, 0) != SQLITE_OK) die(db, "page_size");
+  const char* pragmas = journal_off
+                            ? "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF"
+                            : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=500";
   if (sqlite3_exec(db, pragmas, 0, 0, 0) != SQLITE_OK) die(db, "pragmas");
   if (sqlite3_create_function(db, "es_pack_extra", 5, SQLITE_UTF8, 0, no_pack_extra, 0, 0) != SQLITE_OK)
     die(db, "es_pack_extra");
