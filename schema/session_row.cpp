@@ -17,7 +17,7 @@ constexpr std::string_view kDrops = "UPDATE sessions SET records_dropped = ?, so
 // NULLIF / COALESCE: an empty argument keeps the column.
 constexpr std::string_view kSummary =
     "UPDATE sessions SET host = COALESCE(NULLIF(?1, ''), host), kernel = COALESCE(NULLIF(?2, ''), kernel), "
-    "config_json = COALESCE(NULLIF(?3, ''), config_json)";
+    "config_json = COALESCE(NULLIF(?3, ''), config_json), guest_hash = COALESCE(NULLIF(?4, ''), guest_hash)";
 
 constexpr std::string_view kSelect =
     "SELECT id, source, scenario, guest_path, guest_hash, policy, tool_version, host, kernel, command_line, "
@@ -69,10 +69,12 @@ void bind_session_drops(db::Stmt& s, const SessionRow& row) {
 
 std::string_view session_summary_sql() { return kSummary; }
 
-void bind_session_summary(db::Stmt& s, std::string_view host, std::string_view kernel, std::string_view config_json) {
+void bind_session_summary(db::Stmt& s, std::string_view host, std::string_view kernel, std::string_view config_json,
+                          std::string_view guest_hash) {
   s.bind(1, host);
   s.bind(2, kernel);
   s.bind(3, config_json);
+  s.bind(4, guest_hash);
 }
 
 std::string_view session_select_sql() { return kSelect; }

@@ -60,11 +60,13 @@ void bind_session_end(db::Stmt& s, const SessionRow& row);
 std::string_view session_drops_sql();
 void bind_session_drops(db::Stmt& s, const SessionRow& row);
 
-// "UPDATE sessions SET host, kernel, config_json" of every row, for bind_session_summary: what
-// an importer learns from the trace, or a live KVM recording once it has stopped. An empty
-// field keeps the stored value.
+// "UPDATE sessions SET host, kernel, config_json, guest_hash" of every row, for
+// bind_session_summary: what an importer learns from the trace (and the input's hash, computed
+// while it is read), or a live KVM recording once it has stopped. An empty field keeps the
+// stored value.
 std::string_view session_summary_sql();
-void bind_session_summary(db::Stmt& s, std::string_view host, std::string_view kernel, std::string_view config_json);
+void bind_session_summary(db::Stmt& s, std::string_view host, std::string_view kernel, std::string_view config_json,
+                          std::string_view guest_hash = {});
 
 // "SELECT <every column> FROM sessions ORDER BY id LIMIT 1" (the file's session), for
 // read_session_row.

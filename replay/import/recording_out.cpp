@@ -53,12 +53,12 @@ Result<void> PartialRecording::commit(const recorder::RunEnd& end, const Session
   };
   if (auto fin = rec_->finish(end); !fin) return fail(fin.error());
   rec_.reset();
-  if (!update.host.empty() || !update.kernel.empty() || !update.config_json.empty()) {
+  if (!update.host.empty() || !update.kernel.empty() || !update.config_json.empty() || !update.guest_hash.empty()) {
     auto db = db::Db::open(partial_, SQLITE_OPEN_READWRITE);
     if (!db) return fail("cannot reopen '" + partial_ + "' to store the import's summary: " + db.error() + ".");
     auto st = db->prepare(schema::session_summary_sql());
     if (!st) return fail("cannot store the import's summary in '" + partial_ + "': " + st.error() + ".");
-    schema::bind_session_summary(*st, update.host, update.kernel, update.config_json);
+    schema::bind_session_summary(*st, update.host, update.kernel, update.config_json, update.guest_hash);
     if (st->step() != SQLITE_DONE)
       return fail("cannot store the import's summary in '" + partial_ + "': " + db->errmsg() + ".");
   }

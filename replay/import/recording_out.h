@@ -22,7 +22,7 @@ class PartialRecording {
 
   // Session facts only known at the end of a streamed import; empty fields stay as written.
   struct SessionUpdate {
-    std::string host, kernel, config_json;
+    std::string host, kernel, config_json, guest_hash;
   };
   // Finishes the recording (indexes, chains, complete flag), applies `update`, renames
   // DB.partial to DB. On error DB.partial is removed.

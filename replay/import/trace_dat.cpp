@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <thread>
 #include <unordered_map>
 
 #include "hv/arch/event_info.h"
@@ -1243,7 +1244,6 @@ Result<ImportStats> import_trace_dat_file(const std::string& file, const std::st
   info.source = recorder::Source::Import;
   info.scenario = std::filesystem::path(file).filename().string();
   info.guest_path = file;
-  if (auto h = recorder::hash_file(file)) info.guest_hash = *h;
   info.host = "imported trace (trace.dat v" + std::to_string(layout->version) + ")";
   info.kernel = release_of(layout->uname);
   info.command_line = options.import.command_line;
@@ -1251,6 +1251,18 @@ Result<ImportStats> import_trace_dat_file(const std::string& file, const std::st
   // the calling thread); its records are written as they arrive (the file is read once).
   std::optional<ChildRead> child;
   if (options.isolate) child.emplace(file, file, *layout, static_cast<bool>(options.progress));
+  // The file's hash on its own thread (started after the fork) while the records are written;
+  // stored at commit.
+  std::string hash;
+  std::thread hasher([&] {
+    if (auto h = recorder::hash_file(file)) hash = *h;
+  });
+  struct Join {
+    std::thread& t;
+    ~Join() {
+      if (t.joinable()) t.join();
+    }
+  } join_hasher{hasher};
   auto out = PartialRecording::create(db, info, options.import.force);
   if (!out) return Error{out.error()};
 
@@ -1268,6 +1280,8 @@ Result<ImportStats> import_trace_dat_file(const std::string& file, const std::st
   if (!st->uname.empty()) update.host = "traced host: " + st->uname;
   update.kernel = st->uname.empty() ? st->era : release_of(st->uname);
   update.config_json = import_config_json(*st, file);
+  hasher.join();
+  update.guest_hash = hash;
   const std::string detail = "end of the imported trace '" + file + "' (" + std::to_string(st->lines) + " records)";
   if (auto c = out->commit({ES_END_STOPPED, detail, st->lost_events}, update); !c) return Error{c.error()};
   return st;
