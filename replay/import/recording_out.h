@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "exitscope/record.h"
 #include "probes/recorder/recorder.h"
@@ -37,6 +38,31 @@ class PartialRecording {
   std::string db_, partial_;
   bool force_ = false;
   std::unique_ptr<recorder::Recorder> rec_;
+};
+
+// The SHA-256 of an imported file (recorder::hash_file), computed on its own thread while the
+// import reads the file and writes the records; the session gets it at commit
+// (SessionUpdate::guest_hash). Start it after any fork: a child copies only the forking thread.
+class FileHasher {
+ public:
+  explicit FileHasher(std::string file)
+      : thread_([this, f = std::move(file)] {
+          if (auto h = recorder::hash_file(f)) hash_ = *h;
+        }) {}
+  FileHasher(const FileHasher&) = delete;
+  FileHasher& operator=(const FileHasher&) = delete;
+  ~FileHasher() {
+    if (thread_.joinable()) thread_.join();
+  }
+  // "sha256:<hex>", or "" when the file could not be read; waits for the thread.
+  const std::string& hash() {
+    if (thread_.joinable()) thread_.join();
+    return hash_;
+  }
+
+ private:
+  std::string hash_;
+  std::thread thread_;  // last: started once hash_ exists
 };
 
 // Removes PATH and its -wal / -shm / -journal files, ignoring errors.

@@ -18,7 +18,6 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
-#include <thread>
 #include <unordered_map>
 
 #include "hv/arch/event_info.h"
@@ -1251,18 +1250,7 @@ Result<ImportStats> import_trace_dat_file(const std::string& file, const std::st
   // the calling thread); its records are written as they arrive (the file is read once).
   std::optional<ChildRead> child;
   if (options.isolate) child.emplace(file, file, *layout, static_cast<bool>(options.progress));
-  // The file's hash on its own thread (started after the fork) while the records are written;
-  // stored at commit.
-  std::string hash;
-  std::thread hasher([&] {
-    if (auto h = recorder::hash_file(file)) hash = *h;
-  });
-  struct Join {
-    std::thread& t;
-    ~Join() {
-      if (t.joinable()) t.join();
-    }
-  } join_hasher{hasher};
+  FileHasher hasher(file);  // after the fork; stored at commit
   auto out = PartialRecording::create(db, info, options.import.force);
   if (!out) return Error{out.error()};
 
@@ -1280,8 +1268,7 @@ Result<ImportStats> import_trace_dat_file(const std::string& file, const std::st
   if (!st->uname.empty()) update.host = "traced host: " + st->uname;
   update.kernel = st->uname.empty() ? st->era : release_of(st->uname);
   update.config_json = import_config_json(*st, file);
-  hasher.join();
-  update.guest_hash = hash;
+  update.guest_hash = hasher.hash();
   const std::string detail = "end of the imported trace '" + file + "' (" + std::to_string(st->lines) + " records)";
   if (auto c = out->commit({ES_END_STOPPED, detail, st->lost_events}, update); !c) return Error{c.error()};
   return st;
