@@ -25,6 +25,7 @@ Result<import::ImportStats> ImportSession::run() {
   dat.import.force = request_.force;
   dat.import.command_line = request_.command_line;
   dat.progress = request_.progress;
+  dat.import.notice = request_.notice;
   if (plugins_->size() > 0)
     dat.import.observer = [this](const es_record& r) {
       es_record copy = r;  // the bus stamps version / id on what it delivers

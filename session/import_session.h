@@ -29,6 +29,8 @@ struct ImportRequest {
   std::vector<probes::PluginSpec> plugins;
   // trace.dat: now and then, the records read so far and the fraction done (-1: compressed).
   std::function<void(uint64_t records, double fraction)> progress;
+  // Text: a sentence when the import reads the text again and its progress starts over.
+  std::function<void(const std::string&)> notice;
 };
 
 class ImportSession {

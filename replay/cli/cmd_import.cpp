@@ -103,6 +103,10 @@ int cmd_import(int argc, char** argv) {
       std::fflush(stderr);
       progress_shown = true;
     };
+    req.notice = [&](const std::string& what) {
+      std::fprintf(stderr, "\r\033[Kimporting: %s\n", what.c_str());
+      std::fflush(stderr);
+    };
   }
   // The session (session/import_session.h) loads your plugins before the recording exists and
   // unloads them (their at-exit callbacks) after it is complete and printed.

@@ -844,7 +844,12 @@ void link_trace_text(std::string_view text, const ImportOptions& options, TextPl
 // settled by a later line, several VMs - and then what `sink` got must be dropped and the text
 // linked in two passes. An error (no KVM event) is the same as pass 1's.
 Result<std::optional<ImportStats>> link_in_one_pass(std::string_view text, const ImportOptions& options,
-                                                    const std::string& file, const Sink& sink, const Release& release) {
+                                                    const std::string& file, const Sink& sink, const Release& release,
+                                                    std::string* why = nullptr) {
+  const auto gave_up = [&](const char* reason) {
+    if (why) *why = reason;
+    return std::optional<ImportStats>{};
+  };
   if (auto r = refuse_before_reading(text, file); !r) return Error{r.error()};
   ImportStats s;
   KvmEventLinker linker;
@@ -921,11 +926,14 @@ Result<std::optional<ImportStats>> link_in_one_pass(std::string_view text, const
         release(pos);
       },
       &abandoned);
-  if (abandoned || (times == Times::Untimed && census.any_time)) return std::optional<ImportStats>{};
+  if (s.out_of_order) return gave_up("lines out of time order");
+  if (abandoned && linker.speculation_lost()) return gave_up("several VMs, or a thread naming two vCPUs");
+  if (abandoned || (times == Times::Untimed && census.any_time))
+    return gave_up("timestamps only after the first 4096 lines");
   if (auto r = census.finish(text, options, file, header_trace_cmd, s); !r) return Error{r.error()};
   for (const Line& w : waiting) add(w.t, w.line_no * 1000, w.line_no);  // no line had a time
   linker.finish_learning();
-  if (!linker.speculation_held()) return std::optional<ImportStats>{};
+  if (!linker.speculation_held()) return gave_up("later lines change how earlier ones are read");
   if (!census.any_time) s.assumptions.push_back("the lines carry no timestamps: time is 1 us per line number");
   linker.take_all(batch);
   sink(batch, 1.0);
@@ -1026,11 +1034,13 @@ Result<ImportStats> import_text_file(const std::string& file, const std::string&
   // records (import --plugin) sees them once: two passes.
   std::optional<ImportStats> stats;
   if (!options.observer && !two_passes_asked(options)) {
-    auto one = link_in_one_pass(mapped->text(), options, file, sink, release);
+    std::string why;
+    auto one = link_in_one_pass(mapped->text(), options, file, sink, release, &why);
     if (!one) return Error{one.error()};
     if (!open_error.empty()) return Error{open_error};
     stats = std::move(*one);
     if (!stats) {  // drop what was written, read the text again in two passes
+      if (options.notice) options.notice("reading the text again in two passes (" + why + ")");
       out.reset();
       done = 0;
       next_progress = 0;

@@ -60,6 +60,9 @@ struct ImportOptions {
   // Called with every record as it is handed to the recording (import --plugin feeds its
   // plugins from here); empty = none.
   std::function<void(const es_record&)> observer;
+  // Text: told, in a sentence, when the import has to read the text again (the progress starts
+  // over); empty = not told.
+  std::function<void(const std::string&)> notice;
   // Text: learn the whole text before linking any line (the single pass's fallback; tests
   // compare the two). Also ES_IMPORT_TWO_PASS=1.
   bool two_passes = false;

@@ -239,5 +239,22 @@ TEST(OnePass, TheRecordingIsTheSameEitherWay) {
   }
 }
 
+// The progress line starts over when the text is read again: `import --progress` says so, with
+// the reason, and says nothing of it for a text linked in one pass.
+TEST(OnePass, ProgressSaysWhenTheTextIsReadAgain) {
+  const std::string dir = std::string(ES_TEST_TMPDIR) + "/one_pass";
+  std::filesystem::create_directories(dir);
+  const std::string data = ES_IMPORT_DATA;
+  const CliRun again = run_cli("import '" + data + "/vmx_510.txt' --progress --force -o '" + dir + "/p.db'");
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_NE(again.err.find("importing: reading the text again in two passes (lines out of time order)"),
+            std::string::npos)
+      << again.err;
+  const CliRun once = run_cli("import '" + data + "/livelock.txt' --progress --force -o '" + dir + "/p.db'");
+  ASSERT_EQ(once.code, 0) << once.err;
+  EXPECT_NE(once.err.find("importing:"), std::string::npos) << once.err;  // the progress line itself
+  EXPECT_EQ(once.err.find("again"), std::string::npos) << once.err;
+}
+
 }  // namespace
 }  // namespace es::test
