@@ -70,7 +70,7 @@ class Linker {
     speculating_ = true;
     if (preview) preview_vcpu_ = preview->learning_;
   }
-  bool speculation_held() const { return speculating_ && speculation_held_; }
+  bool speculation_held() const { return speculation_held_; }
   // Already known not to hold, whatever comes next (a thread's vCPU answered two ways, several VMs).
   bool speculation_lost() const { return speculating_ && (spec_inconsistent_ || vms_.size() > 1); }
 
@@ -203,7 +203,7 @@ class Linker {
   };
   std::unordered_map<int32_t, VcpuAnswer> spec_vcpu_;  // thread -> the vCPU id add() gave it
   std::unordered_map<int32_t, int32_t> preview_vcpu_;  // speculate()'s preview: thread -> vCPU
-  uint8_t spec_info_pair_ = 0;                         // bit (meaning * 2 + contested) for each answer given
+  uint8_t spec_info_pair_ = 0;                         // info_pair_answer() of each reading given
   uint8_t spec_svm_numeric_ = 0;                       // bit 0: a numeric reason read as VMX's, bit 1: as SVM's
   bool spec_needed_entry_ = false;   // a cancelled injection not inferred because no kvm_entry was seen yet
   bool spec_needed_nested_ = false;  // an L2 exit kept at L2 because no kvm_nested_vmexit was seen yet

@@ -748,8 +748,9 @@ struct TextPlan {
 
 using Release = std::function<void(size_t)>;
 const Release kKeepAll = [](size_t) {};
-// Records handed out in id order, a batch at a time, with the fraction of the text done.
-using Sink = std::function<void(std::vector<es_record>&, double fraction)>;
+// Records handed out in id order, a batch at a time, with the fraction of the text done; false
+// when they cannot be taken (the recording could not be made): the single pass stops reading.
+using Sink = std::function<bool(std::vector<es_record>&, double fraction)>;
 
 Result<TextPlan> plan_trace_text(std::string_view text, const ImportOptions& options, std::string_view name,
                                  const Release& release = kKeepAll, LineSpill* spill = nullptr) {
@@ -871,7 +872,8 @@ Result<std::optional<ImportStats>> link_in_one_pass(std::string_view text, const
     linker.speculate(&preview);
   }
   LineCensus census;
-  bool header_trace_cmd = false, abandoned = false;
+  bool header_trace_cmd = false, abandoned = false;  // abandoned: stop reading, nothing is kept
+  bool sink_ok = true;
   std::vector<es_record> batch;
   batch.reserve(8192);
   uint64_t n = 0, t0 = 0, last = 0;
@@ -881,7 +883,7 @@ Result<std::optional<ImportStats>> link_in_one_pass(std::string_view text, const
     linker.add(t, time_ns, line_no);
     if ((++n & 4095) == 0) {
       linker.take_settled(batch);
-      sink(batch, static_cast<double>(read_to) / size);
+      if (!sink(batch, static_cast<double>(read_to) / size)) sink_ok = false, abandoned = true;
       batch.clear();
     }
   };
@@ -926,6 +928,7 @@ Result<std::optional<ImportStats>> link_in_one_pass(std::string_view text, const
         release(pos);
       },
       &abandoned);
+  if (abandoned && !sink_ok) return gave_up("the records could not be written");
   if (s.out_of_order) return gave_up("lines out of time order");
   if (abandoned && linker.speculation_lost()) return gave_up("several VMs, or a thread naming two vCPUs");
   if (abandoned || (times == Times::Untimed && census.any_time))
@@ -958,6 +961,7 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
         text, options, std::string(name),
         [&](std::vector<es_record>& batch, double) {
           out.records.insert(out.records.end(), batch.begin(), batch.end());
+          return true;
         },
         kKeepAll);
     if (!one) return Error{one.error()};
@@ -970,8 +974,9 @@ Result<ParsedTrace> parse_trace_text(std::string_view text, const ImportOptions&
   }
   auto plan = plan_trace_text(text, options, name);
   if (!plan) return Error{plan.error()};
-  link_trace_text(text, options, *plan, [&](std::vector<es_record>& batch, size_t) {
+  link_trace_text(text, options, *plan, [&](std::vector<es_record>& batch, double) {
     out.records.insert(out.records.end(), batch.begin(), batch.end());
+    return true;
   });
   out.stats = std::move(plan->stats);
   out.config_json = import_config_json(out.stats, name);
@@ -997,12 +1002,11 @@ Result<ImportStats> import_text_file(const std::string& file, const std::string&
   std::optional<PartialRecording> out;
   uint64_t done = 0;
   double next_progress = 0;
-  // The recording is made when the first records are ready (a file with no KVM event is
-  // refused without creating anything); its writer thread commits one batch while this thread
-  // parses and links the next.
-  auto open_out = [&](const ImportStats& so_far) -> Result<void> {
+  // The recording (DB.partial) is made when the first records are ready: a text refused before
+  // any (empty, not trace text) creates nothing. Its writer thread commits one batch while this
+  // thread parses and links the next; host and counts are stored at commit.
+  auto open_out = [&]() -> Result<void> {
     if (out) return {};
-    info.config_json = import_config_json(so_far, file);  // replaced by the final counts at commit
     auto made = PartialRecording::create(db, info, options.force);
     if (!made) return Error{made.error()};
     out.emplace(std::move(*made));
@@ -1010,13 +1014,10 @@ Result<ImportStats> import_text_file(const std::string& file, const std::string&
   };
   std::string open_error;
   auto sink = [&](std::vector<es_record>& batch, double fraction) {
-    if (!open_error.empty()) return;
     if (!out) {
-      ImportStats so_far;
-      so_far.format = "?";
-      if (auto r = open_out(so_far); !r) {
+      if (auto r = open_out(); !r) {
         open_error = r.error();
-        return;
+        return false;
       }
     }
     if (options.observer)
@@ -1027,6 +1028,7 @@ Result<ImportStats> import_text_file(const std::string& file, const std::string&
       options.progress(done, fraction);
       next_progress = fraction + 0.01;
     }
+    return true;
   };
 
   // One pass when the linker's answers from the lines so far hold for the whole file (the
@@ -1052,13 +1054,12 @@ Result<ImportStats> import_text_file(const std::string& file, const std::string&
     LineSpill spill(dir.empty() ? "." : dir);
     auto plan = plan_trace_text(mapped->text(), options, file, release, &spill);
     if (!plan) return Error{plan.error()};
-    if (auto r = open_out(plan->stats); !r) return Error{r.error()};
+    if (auto r = open_out(); !r) return Error{r.error()};
     if (!spill.ok()) mapped->rewind();  // pass 2 parses the text again
     link_trace_text(mapped->text(), options, *plan, sink, release, &spill);
-    if (!open_error.empty()) return Error{open_error};
     stats = std::move(plan->stats);
   }
-  if (auto r = open_out(*stats); !r) return Error{r.error()};  // a text whose events made no record
+  if (auto r = open_out(); !r) return Error{r.error()};  // a text whose events made no record
   const std::string detail = "end of the imported trace '" + file + "' (" + std::to_string(stats->lines) + " lines)";
   PartialRecording::SessionUpdate update;
   update.host = "imported trace (" + stats->format + ")";
