@@ -3,15 +3,26 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <string>
 
 namespace es::schema {
 
 namespace {
 
-constexpr std::string_view kInsert =
+constexpr std::string_view kInsertHead =
     "INSERT INTO events (id, kind, level, hv_level, vcpu, time_ns, reason, flags, cause, origin, rip, "
-    "qualification, guest_phys, intr_info, intr_error, idt_vectoring_info, code_id, text, extra) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    "qualification, guest_phys, intr_info, intr_error, idt_vectoring_info, code_id, text, extra) VALUES ";
+constexpr std::string_view kRowParams = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+constexpr int kRowParamCount = 19;
+
+std::string insert_sql(size_t rows) {
+  std::string sql(kInsertHead);
+  for (size_t i = 0; i < rows; ++i) {
+    if (i) sql += ',';
+    sql += kRowParams;
+  }
+  return sql;
+}
 
 constexpr std::string_view kColumns =
     "e.id, e.kind, e.level, e.hv_level, e.vcpu, e.time_ns, e.reason, e.flags, e.cause, e.origin, e.rip, "
@@ -86,49 +97,55 @@ void sql_extra_field(sqlite3_context* ctx, int, sqlite3_value** argv) {
 
 }  // namespace
 
-std::string_view event_insert_sql() { return kInsert; }
+std::string_view event_insert_sql() {
+  static const std::string one = insert_sql(1);
+  return one;
+}
+std::string event_insert_sql(size_t rows) { return insert_sql(rows); }
 std::string_view event_row_columns() { return kColumns; }
 
 namespace {
 
-void bind_row(db::Stmt& s, const es_record& rec, int64_t code_id, unsigned char* extra, sqlite3_destructor_type copy) {
+// Binds parameters base + 1 .. base + kRowParamCount.
+void bind_row(db::Stmt& s, int base, const es_record& rec, int64_t code_id, unsigned char* extra,
+              sqlite3_destructor_type copy) {
   if (rec.id)
-    s.bind_u64(1, rec.id);
+    s.bind_u64(base + 1, rec.id);
   else
-    s.bind_null(1);
-  s.bind(2, int64_t{rec.kind});
-  s.bind(3, int64_t{rec.level});
-  s.bind(4, int64_t{rec.hv_level});
-  s.bind(5, int64_t{rec.vcpu});
-  s.bind_u64(6, rec.time_ns);
-  s.bind(7, int64_t{rec.reason});
-  s.bind(8, int64_t{rec.flags});
-  s.bind_u64(9, rec.cause);
+    s.bind_null(base + 1);
+  s.bind(base + 2, int64_t{rec.kind});
+  s.bind(base + 3, int64_t{rec.level});
+  s.bind(base + 4, int64_t{rec.hv_level});
+  s.bind(base + 5, int64_t{rec.vcpu});
+  s.bind_u64(base + 6, rec.time_ns);
+  s.bind(base + 7, int64_t{rec.reason});
+  s.bind(base + 8, int64_t{rec.flags});
+  s.bind_u64(base + 9, rec.cause);
   if (rec.origin)
-    s.bind_u64(10, rec.origin);
+    s.bind_u64(base + 10, rec.origin);
   else
-    s.bind_null(10);  // in no chain
-  s.bind_u64(11, rec.rip);
-  s.bind_u64(12, rec.qualification);
-  s.bind_u64(13, rec.guest_phys);
-  s.bind(14, int64_t{rec.intr_info});
-  s.bind(15, int64_t{rec.intr_error});
-  s.bind(16, int64_t{rec.idt_vectoring_info});
+    s.bind_null(base + 10);  // in no chain
+  s.bind_u64(base + 11, rec.rip);
+  s.bind_u64(base + 12, rec.qualification);
+  s.bind_u64(base + 13, rec.guest_phys);
+  s.bind(base + 14, int64_t{rec.intr_info});
+  s.bind(base + 15, int64_t{rec.intr_error});
+  s.bind(base + 16, int64_t{rec.idt_vectoring_info});
   if (code_id)
-    s.bind(17, code_id);
+    s.bind(base + 17, code_id);
   else
-    s.bind_null(17);
+    s.bind_null(base + 17);
   if (rec.kind == ES_KIND_CONSOLE) {
     const size_t n = std::min<size_t>(rec.aux, sizeof rec.bytes);
-    s.bind(18, std::string_view(reinterpret_cast<const char*>(rec.bytes), n));
+    s.bind(base + 18, std::string_view(reinterpret_cast<const char*>(rec.bytes), n));
   } else {
-    s.bind_null(18);
+    s.bind_null(base + 18);
   }
   const size_t n = pack_extra({rec.guest_linear, rec.idt_vectoring_error, rec.instr_len, rec.aux, rec.aux64}, extra);
   if (n)
-    sqlite3_bind_blob(s.get(), 19, extra, static_cast<int>(n), copy);
+    sqlite3_bind_blob(s.get(), base + 19, extra, static_cast<int>(n), copy);
   else
-    s.bind_null(19);
+    s.bind_null(base + 19);
 }
 
 }  // namespace
@@ -137,11 +154,15 @@ static_assert(sizeof(EventRowScratch::extra) == kExtraMax);
 
 void bind_event_row(db::Stmt& s, const es_record& rec, int64_t code_id) {
   unsigned char buf[kExtraMax];
-  bind_row(s, rec, code_id, buf, SQLITE_TRANSIENT);
+  bind_row(s, 0, rec, code_id, buf, SQLITE_TRANSIENT);
 }
 
 void bind_event_row(db::Stmt& s, const es_record& rec, int64_t code_id, EventRowScratch& scratch) {
-  bind_row(s, rec, code_id, scratch.extra, SQLITE_STATIC);
+  bind_row(s, 0, rec, code_id, scratch.extra, SQLITE_STATIC);
+}
+
+void bind_event_row(db::Stmt& s, size_t row, const es_record& rec, int64_t code_id, EventRowScratch& scratch) {
+  bind_row(s, static_cast<int>(row) * kRowParamCount, rec, code_id, scratch.extra, SQLITE_STATIC);
 }
 
 int64_t read_event_row(const db::Stmt& s, es_record& r) {

@@ -4,7 +4,9 @@
 // table is this file's .cpp and a migration step, nothing else.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "exitscope/record.h"
@@ -15,6 +17,9 @@ namespace es::schema {
 
 // "INSERT INTO events (...) VALUES (?, ...)" for bind_event_row.
 std::string_view event_insert_sql();
+// The same with `rows` rows of parameters ("VALUES (?, ...), (?, ...), ..."): one statement
+// stores them all, for the overload of bind_event_row that takes a row number.
+std::string event_insert_sql(size_t rows);
 
 // Binds `rec` to a statement prepared from event_insert_sql(). rec.id 0 lets SQLite assign the
 // id (rowid). `code_id` is the row of the `code` table holding rec's instruction bytes, 0 for
@@ -31,6 +36,9 @@ struct EventRowScratch {
 // `scratch` must stay unchanged until the statement has stepped (the recorder's writer: one
 // scratch, bind, step, rewind, row after row).
 void bind_event_row(db::Stmt& s, const es_record& rec, int64_t code_id, EventRowScratch& scratch);
+// The same for row `row` (from 0) of a statement prepared from event_insert_sql(rows); each row
+// needs its own scratch until the statement has stepped.
+void bind_event_row(db::Stmt& s, size_t row, const es_record& rec, int64_t code_id, EventRowScratch& scratch);
 
 // The select list (table alias `e`) read_event_row reads, kEventRowColumns columns; a caller
 // appends its own columns after it (they start at column kEventRowColumns).

@@ -9,7 +9,7 @@
  *                                            (not timed: the input of `write`)
  *   sqlite_anchor write ROWS.bin OUT.db [--journal wal|off]
  *
- * `write` maps ROWS.bin and inserts every event with one prepared statement, one
+ * `write` maps ROWS.bin and inserts the events 32 to a statement as the recorder does, one
  * transaction per 16 384 events (the recorder's batch), then builds the indexes (with the cache and
  * sorter threads schema::create_indexes sets) and leaves WAL
  * for a rollback journal as a finished recording does. --journal wal (default): WAL with
@@ -33,7 +33,7 @@
 
 /* The stored columns of a schema v4 events row (schema/event_row.cpp writes them): kInts integers
  * (origin and code_id 0 = NULL), then the `extra` blob (NULL = empty). */
-enum { kInts = 17, kExtraMax = 47, kBatch = 16384 };
+enum { kInts = 17, kExtraMax = 47, kBatch = 16384, kRowsPerInsert = 32 };
 struct Row {
   int64_t v[kInts];
   uint8_t extra_len;
@@ -142,8 +142,14 @@ static int write_rows(const char* in, const char* out, int journal_off) {
   exec_file(db, "v4.sql");
   char sql[1024];
   snprintf(sql, sizeof sql, "INSERT INTO events (%s) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", kColumns);
-  sqlite3_stmt *ev = 0, *chain = 0;
+  sqlite3_stmt *ev = 0, *evs = 0, *chain = 0;
   if (sqlite3_prepare_v2(db, sql, -1, &ev, 0) != SQLITE_OK) die(db, "prepare events");
+  /* kRowsPerInsert rows a statement, as the recorder's writer stores them (probes/recorder). */
+  static char many[sizeof sql + kRowsPerInsert * 40];
+  int len = snprintf(many, sizeof many, "INSERT INTO events (%s) VALUES ", kColumns);
+  for (int k = 0; k < kRowsPerInsert; ++k)
+    len += snprintf(many + len, sizeof many - (size_t)len, "%s(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", k ? "," : "");
+  if (sqlite3_prepare_v2(db, many, -1, &evs, 0) != SQLITE_OK) die(db, "prepare events x32");
   if (sqlite3_prepare_v2(db,
                          "INSERT INTO chains (id, root_event, vector, type, level, outcome, first_event, last_event, "
                          "event_count, inferred) VALUES (?, ?, 0, 0, 1, 'delivered', ?, ?, ?, 1)",
@@ -161,17 +167,22 @@ static int write_rows(const char* in, const char* out, int journal_off) {
     if (vcpu_count[vcpu] == 0 || r->v[kId] < vcpu_first[vcpu]) vcpu_first[vcpu] = r->v[kId];
     if (vcpu_count[vcpu] == 0 || r->v[kId] > vcpu_last[vcpu]) vcpu_last[vcpu] = r->v[kId];
     ++vcpu_count[vcpu];
+    /* Rows of whole groups of kRowsPerInsert (counted from the first row, as a batch of the
+     * recorder's is) go through evs; the rest one by one. */
+    const int grouped = (i / kRowsPerInsert + 1) * kRowsPerInsert <= n;
+    sqlite3_stmt* st = grouped ? evs : ev;
+    const int base = grouped ? (int)(i % kRowsPerInsert) * (kInts + 1) : 0;
     for (int c = 0; c < kInts; ++c) {
       if ((c == kOrigin || c == kCodeId) && r->v[c] == 0)
-        sqlite3_bind_null(ev, c + 1);
+        sqlite3_bind_null(st, base + c + 1);
       else
-        sqlite3_bind_int64(ev, c + 1, r->v[c]);
+        sqlite3_bind_int64(st, base + c + 1, r->v[c]);
     }
     if (r->extra_len)
-      sqlite3_bind_blob(ev, kInts + 1, r->extra, r->extra_len, SQLITE_STATIC);
+      sqlite3_bind_blob(st, base + kInts + 1, r->extra, r->extra_len, SQLITE_STATIC);
     else
-      sqlite3_bind_null(ev, kInts + 1);
-    step(db, ev);
+      sqlite3_bind_null(st, base + kInts + 1);
+    if (!grouped || i % kRowsPerInsert == kRowsPerInsert - 1) step(db, st);
     if (!journal_off && (i + 1) % kBatch == 0) {
       if (sqlite3_exec(db, "COMMIT; BEGIN", 0, 0, 0) != SQLITE_OK) die(db, "commit");
     }
@@ -219,6 +230,7 @@ static int write_rows(const char* in, const char* out, int journal_off) {
   sqlite3_finalize(vcpus);
   if (sqlite3_exec(db, "COMMIT", 0, 0, 0) != SQLITE_OK) die(db, "vcpus");
   sqlite3_finalize(ev);
+  sqlite3_finalize(evs);
   sqlite3_finalize(chain);
   if (!journal_off &&
       sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE", 0, 0, 0) != SQLITE_OK)

@@ -172,6 +172,9 @@ Result<void> Recorder::prepare_statements() {
   auto ev = db_.prepare(schema::event_insert_sql());
   if (!ev) return make_error(schema::describe_sqlite_error(path_, "preparing", db_.errcode(), ev.error()));
   insert_event_ = std::move(ev).value();
+  auto evs = db_.prepare(schema::event_insert_sql(kRowsPerInsert));
+  if (!evs) return make_error(schema::describe_sqlite_error(path_, "preparing", db_.errcode(), evs.error()));
+  insert_events_ = std::move(evs).value();
   auto code = db_.prepare("INSERT INTO code (rip, bytes) VALUES (?, ?)");
   if (!code) return make_error(schema::describe_sqlite_error(path_, "preparing", db_.errcode(), code.error()));
   insert_code_ = std::move(code).value();
@@ -272,41 +275,79 @@ void Recorder::write_batch(std::vector<es_record>& batch) {
   if (auto r = db_.exec("BEGIN"); !r) {
     error = schema::describe_sqlite_error(db_, "writing");
   } else {
-    for (const es_record& rec : batch) {
+    // What the writer keeps of each row stored with id `id`.
+    auto stored = [&](const es_record& rec, int64_t id) {
+      ++written;
+      if (rec.kind == ES_KIND_VM_EXIT) ++exits;
+      // Signed, as SQL compares the stored columns.
+      const auto time = static_cast<int64_t>(rec.time_ns);
+      if (id < last_id_) ids_in_order_ = false;
+      if (time < last_time_) times_in_order_ = false;
+      last_id_ = id;
+      last_time_ = time;
+      if (rec.vcpu >= vcpus_.size()) vcpus_.resize(size_t{rec.vcpu} + 1);
+      VcpuSpan& v = vcpus_[rec.vcpu];
+      v.first = std::min(v.first, id);
+      v.last = std::max(v.last, id);
+      ++v.count;
+      if (steps_) {
+        if (rec.id) {
+          steps_->on_row(rec);
+        } else {
+          es_record row = rec;
+          row.id = static_cast<uint64_t>(id);
+          steps_->on_row(row);
+        }
+      }
+    };
+    auto code_id = [&](const es_record& rec) { return (rec.flags & ES_FLAG_BYTES_VALID) ? code_id_for(rec) : 0; };
+    // One row by itself: stored, or a duplicate id (counted; the rest of the batch is kept), or
+    // the error that stops the batch (false).
+    auto store_one = [&](const es_record& rec) {
       db::Stmt& s = insert_event_;
-      schema::bind_event_row(s, rec, (rec.flags & ES_FLAG_BYTES_VALID) ? code_id_for(rec) : 0, row_scratch_);
+      schema::bind_event_row(s, rec, code_id(rec), row_scratch_[0]);
       const int rc = s.step();
       s.rewind();  // bind_event_row binds every parameter
       if (rc == SQLITE_DONE) {
-        ++written;
-        if (rec.kind == ES_KIND_VM_EXIT) ++exits;
-        const int64_t id = rec.id ? static_cast<int64_t>(rec.id) : sqlite3_last_insert_rowid(db_.get());
-        // Signed, as SQL compares the stored columns.
-        const auto time = static_cast<int64_t>(rec.time_ns);
-        if (id < last_id_) ids_in_order_ = false;
-        if (time < last_time_) times_in_order_ = false;
-        last_id_ = id;
-        last_time_ = time;
-        if (rec.vcpu >= vcpus_.size()) vcpus_.resize(size_t{rec.vcpu} + 1);
-        VcpuSpan& v = vcpus_[rec.vcpu];
-        v.first = std::min(v.first, id);
-        v.last = std::max(v.last, id);
-        ++v.count;
-        if (steps_) {
-          if (rec.id) {
-            steps_->on_row(rec);
-          } else {
-            es_record row = rec;
-            row.id = static_cast<uint64_t>(id);
-            steps_->on_row(row);
-          }
-        }
+        stored(rec, rec.id ? static_cast<int64_t>(rec.id) : sqlite3_last_insert_rowid(db_.get()));
       } else if ((rc & 0xFF) == SQLITE_CONSTRAINT) {
-        ++rejected;  // duplicate id: counted, the rest of the batch is kept
+        ++rejected;
+      } else {
+        error = schema::describe_sqlite_error(db_, "writing");
+        return false;
+      }
+      return true;
+    };
+    // kRowsPerInsert rows at a time through one statement where they carry their ids (a row
+    // without one gets its id from SQLite, read back one row at a time).
+    size_t i = 0;
+    while (i < batch.size()) {
+      const size_t n = std::min(kRowsPerInsert, batch.size() - i);
+      const bool together = n == kRowsPerInsert && std::all_of(batch.begin() + static_cast<std::ptrdiff_t>(i),
+                                                               batch.begin() + static_cast<std::ptrdiff_t>(i + n),
+                                                               [](const es_record& x) { return x.id != 0; });
+      if (!together) {
+        if (!store_one(batch[i])) break;
+        ++i;
+        continue;
+      }
+      for (size_t k = 0; k < n; ++k)
+        schema::bind_event_row(insert_events_, k, batch[i + k], code_id(batch[i + k]), row_scratch_[k]);
+      const int rc = insert_events_.step();
+      insert_events_.rewind();
+      if (rc == SQLITE_DONE) {
+        for (size_t k = 0; k < n; ++k) stored(batch[i + k], static_cast<int64_t>(batch[i + k].id));
+      } else if ((rc & 0xFF) == SQLITE_CONSTRAINT) {
+        // A duplicate id among them: SQLite backed out the whole statement (the transaction
+        // goes on), so they are stored one by one, each duplicate counted.
+        bool ok = true;
+        for (size_t k = 0; k < n && ok; ++k) ok = store_one(batch[i + k]);
+        if (!ok) break;
       } else {
         error = schema::describe_sqlite_error(db_, "writing");
         break;
       }
+      i += n;
     }
     // The drop counts so far go into the same transaction, so a killed recording keeps them.
     uint64_t records_dropped = 0;
@@ -461,6 +502,7 @@ Result<void> Recorder::finish(const RunEnd& end) {
   vcpu_row = db::Stmt();
   update_drops_ = db::Stmt();
   insert_event_ = db::Stmt();
+  insert_events_ = db::Stmt();
   insert_code_ = db::Stmt();
   make_self_contained();
   return {};

@@ -225,6 +225,60 @@ TEST_P(RecorderBatchTest, EveryRecordArrivesAcrossBatchBoundaries) {
 }
 INSTANTIATE_TEST_SUITE_P(Sizes, RecorderBatchTest, ::testing::Values(0, 1, 7, 8, 9, 16, 17, 1000));
 
+// The writer stores a batch's rows 32 to a statement (Recorder::kRowsPerInsert). Expected from
+// SQLite's default conflict resolution (ABORT: the failing statement's rows are backed out, the
+// transaction and the rows before it stay): a duplicate id among 32 rows costs only itself, as
+// with one statement a row - the row stored first is kept, the later one is counted as dropped,
+// and every other row of the group is stored with each of its fields. Rows whose id SQLite
+// assigns (id 0) get the next ids in order.
+TEST(RecorderTest, RowsStoredManyToAStatementLoseOnlyADuplicate) {
+  const std::string path = test::temp_db("many_rows.db");
+  RecorderOptions opt{.steps = recorder::kNoChains};
+  opt.batch_size = 1000;  // one batch: the rows arrive well within commit_interval_ms
+  opt.max_queued = 1000;
+  auto rec = Recorder::open(path, test_session(), false, opt);
+  ASSERT_TRUE(rec) << rec.error();
+  std::vector<es_record> kept;
+  std::vector<es_record> sent;
+  for (uint32_t i = 0; i < 100; ++i) {
+    es_record r = full_record(ES_KIND_VM_EXIT, i);
+    r.version = ES_RECORD_VERSION;
+    r.id = i + 1;
+    r.time_ns = i;
+    sent.push_back(r);
+    kept.push_back(r);
+    if (i == 59) {  // id 40 again, in the group of rows 33..64
+      es_record dup = full_record(ES_KIND_VM_EXIT, 1000);
+      dup.version = ES_RECORD_VERSION;
+      dup.id = 40;
+      dup.time_ns = i;
+      sent.push_back(dup);
+    }
+  }
+  for (uint32_t i = 0; i < 40; ++i) {  // then 40 rows without ids
+    es_record r = full_record(ES_KIND_VM_ENTRY, 2000 + i);
+    r.version = ES_RECORD_VERSION;
+    r.time_ns = 100 + i;
+    sent.push_back(r);
+    r.id = 101 + i;
+    kept.push_back(r);
+  }
+  (*rec)->on_records(sent.data(), sent.size());
+  ASSERT_TRUE((*rec)->finish({}));
+  EXPECT_EQ((*rec)->stats().written, kept.size());
+  EXPECT_EQ((*rec)->stats().dropped, 1u);
+  EXPECT_EQ(query_int(path, "SELECT records_dropped FROM sessions"), 1);
+  auto rd = replay::Recording::open(path);
+  ASSERT_TRUE(rd) << rd.error();
+  auto events = rd->events({});
+  ASSERT_TRUE(events) << events.error();
+  ASSERT_EQ(events->size(), kept.size());
+  for (size_t i = 0; i < kept.size(); ++i) {
+    SCOPED_TRACE("row " + std::to_string(i));
+    expect_same((*events)[i].rec, kept[i]);
+  }
+}
+
 // The vcpus table is counted by the writer as rows are stored (no GROUP BY over events at finish,
 // issue #18): it must hold what that GROUP BY returns, with ids out of order, vCPUs far apart
 // (0, 2, the largest es_record.vcpu 65535) and a row SQLite rejects (duplicate id: not counted).
