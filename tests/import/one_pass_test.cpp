@@ -185,6 +185,16 @@ TEST(OnePass, InfoPairMeaningSettledByALaterLineFallsBack) {
       " CPU 0/KVM-11  [000]  7.000007: kvm_exit: reason EPT_VIOLATION rip 0x1001 info 181 80000020\n";
   const Both b = parsed_alike(text, "late_era.txt");
   EXPECT_EQ(b.one.stats.passes, 2u);
+  // The reading itself: the EXCEPTION_NMI exit's info2 is its IDT-vectoring information, as on
+  // every exit of the text (0x80000b0e: valid, hardware exception, error code, vector 14 #PF;
+  // the format of SDM Vol. 3C 28.2.4).
+  std::vector<const es_record*> exits;
+  for (const es_record& r : b.one.records)
+    if (r.kind == ES_KIND_VM_EXIT) exits.push_back(&r);
+  ASSERT_EQ(exits.size(), 4u);
+  EXPECT_EQ(exits[1]->reason, 0u);  // EXCEPTION_NMI
+  EXPECT_EQ(exits[1]->idt_vectoring_info, 0x80000b0eu);
+  EXPECT_EQ(exits[2]->idt_vectoring_info, 0x80000020u);
 }
 
 // A 5.10+ raw ftrace text names the vCPU and the fields on every line: one pass.
