@@ -121,6 +121,10 @@ void describe_to(std::string& out, SvmNpfInfo q) {
   if (q.reserved_bit()) out += " rsvd";
   if (q.final_translation()) out += " final";
   if (q.page_table_walk()) out += " page walk";
+  if (q.rmp_check()) out += " rmp";
+  if (q.encrypted()) out += " encrypted";
+  if (q.size_mismatch()) out += " rmp-size";
+  if (q.vmpl_check()) out += " vmpl";
 }
 
 }  // namespace es::arch

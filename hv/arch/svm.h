@@ -167,6 +167,13 @@ class SvmNpfInfo {
   constexpr bool fetch() const { return (raw_ & (1u << 4)) != 0; }
   constexpr bool final_translation() const { return (raw_ & (1ull << 32)) != 0; }
   constexpr bool page_table_walk() const { return (raw_ & (1ull << 33)) != 0; }
+  // SEV-SNP's bits of the same error code (AMD APM Vol. 2, SEV-SNP nested page faults; KVM's
+  // PFERR_GUEST_RMP / ENC / SIZEM / VMPL, bits 31, 34, 35, 36): the RMP check failed, the access
+  // was to encrypted (C-bit) memory, the RMP and nested page sizes differ, a VMPL check failed.
+  constexpr bool rmp_check() const { return (raw_ & (1ull << 31)) != 0; }
+  constexpr bool encrypted() const { return (raw_ & (1ull << 34)) != 0; }
+  constexpr bool size_mismatch() const { return (raw_ & (1ull << 35)) != 0; }
+  constexpr bool vmpl_check() const { return (raw_ & (1ull << 36)) != 0; }
 
  private:
   uint64_t raw_;

@@ -193,5 +193,21 @@ TEST(SvmEventInfo, ConvertsToTheVmxEntryWordTheRecordsUse_15_20_26_8_3) {
   EXPECT_EQ(describe(SvmEventInfo{}), "-");
 }
 
+// EXITINFO1 of an NPF, expected from APM 15.25.6 (P / RW / US / RSV / ID in [4:0], [32] final
+// translation, [33] the guest's own walk) and SEV-SNP's bits 31 (RMP), 34 (encrypted), 35 (RMP
+// page size), 36 (VMPL) as KVM names them (PFERR_GUEST_*). 0x1680000007 is the word a real
+// SEV-SNP host printed ten times (tests/data/import/real/github_2024_sev_snp_vmpl_npf_rip0_repeat.txt).
+TEST(SvmNpfInfo, EveryErrorCodeBitIsSaid_15_25_6) {
+  auto said = [](uint64_t raw) {
+    std::string s;
+    describe_to(s, SvmNpfInfo(raw));
+    return s;
+  };
+  EXPECT_EQ(said(0x1680000007ull), "W present user page walk rmp encrypted vmpl");
+  EXPECT_EQ(said(0x100000014ull), "X not-present user final");
+  EXPECT_EQ(said(0x800000000ull), "R not-present rmp-size");
+  EXPECT_EQ(said(0x9ull), "R present rsvd");
+}
+
 }  // namespace
 }  // namespace es::arch

@@ -298,10 +298,11 @@ TEST(CheckRulesTest, RepeatedExitsThatMakeProgressOrStayBelowThresholdAreNotALoo
 
 // A synchronous exit (no IDT-vectoring) at `rip`, then the VM entry that resumes at `resume`.
 uint64_t exit_and_resume(Emitter& em, BasicExitReason reason, uint64_t rip, uint64_t gpa, uint64_t qual,
-                         uint64_t resume, uint8_t level = 1) {
+                         uint64_t resume, uint8_t level = 1, uint32_t flags = 0) {
   es_record x{};
   x.kind = ES_KIND_VM_EXIT;
   x.level = level;
+  x.flags = flags;
   x.reason = test::exit_reason(reason);
   x.rip = rip;
   x.guest_phys = gpa;
@@ -311,6 +312,7 @@ uint64_t exit_and_resume(Emitter& em, BasicExitReason reason, uint64_t rip, uint
   e.kind = ES_KIND_VM_ENTRY;
   e.level = level;
   e.rip = resume;
+  e.flags = flags;
   e.cause = id;
   em.emit(e);
   return id;
@@ -501,8 +503,8 @@ TEST(CheckRulesTest, ProgressIsNeverANoProgressCycle) {
       const uint64_t irq = em.raise(test::irq(0x30));
       em.decision(ES_DECISION_INJECT_NEW, test::irq(0x30), irq, irq);
     }
-    for (int i = 0; i < 8; ++i) {
-      exit_and_resume(em, BasicExitReason::Hlt, 0, 0, 0, 0);
+    for (int i = 0; i < 8; ++i) {  // a RIP not said is flagged so (a printed 0 is a RIP like any other)
+      exit_and_resume(em, BasicExitReason::Hlt, 0, 0, 0, 0, 1, ES_FLAG_RIP_UNKNOWN);
       exit_and_resume(em, BasicExitReason::MsrWrite, 0x5100, 0, 0, 0x5100);
     }
     em.run_end(ES_END_STOPPED);

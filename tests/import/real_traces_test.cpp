@@ -409,6 +409,31 @@ TEST(RealTraces, RipZeroPrintedByTheKernelIsKnown) {
   EXPECT_FALSE(has(r.out, "rip=unknown")) << r.out;
 }
 
+// An SEV-SNP host's ten identical NPFs at a printed rip 0 (its header: expected before the first
+// import). A printed 0 is compared like any other RIP, so the same NPF ten times with nothing in
+// between is a no-progress loop; EXITINFO1 is kept whole and its SEV-SNP bits are said.
+TEST(RealTraces, SevSnpNpfRepeatedAtAPrintedRipZeroIsALoop) {
+  const std::string db = process_tmp("sev_snp.db");
+  const Imported im = import_cli(real("github_2024_sev_snp_vmpl_npf_rip0_repeat.txt"), "sev_snp.db");
+  EXPECT_EQ(im.count("kvm_events"), 10u);
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 10u);
+  for (const es_record& e : exits) {
+    EXPECT_NE(e.flags & ES_FLAG_SVM, 0u);
+    EXPECT_EQ(e.reason, 0x400u);  // SVM_EXIT_NPF
+    EXPECT_EQ(e.qualification, 0x1680000007u);
+    EXPECT_EQ(e.guest_phys, 0x1729a1000u);
+    EXPECT_EQ(e.rip, 0u);
+    EXPECT_EQ(e.flags & ES_FLAG_RIP_UNKNOWN, 0u);
+  }
+  const CliRun ev = run_cli("events '" + db + "' --limit 1");
+  EXPECT_TRUE(has(ev.out, "[W present user page walk rmp encrypted vmpl]")) << ev.out;
+  const CliRun c = run_cli("check '" + db + "'");
+  EXPECT_TRUE(has(c.out, "no-progress-loop")) << c.out;
+  EXPECT_TRUE(has(c.out, "count 10")) << c.out;
+  EXPECT_TRUE(has(c.out, "10 identical VM exits")) << c.out;
+}
+
 TEST(RealTraces, KvmApiExampleBefore59ExceptionExits) {
   const Imported im = import_cli(real("kvm_api_example_pre59_exception_exits.txt"), "apiexample.db");
   EXPECT_EQ(im.count("kvm_events"), 23u);
