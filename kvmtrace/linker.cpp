@@ -4,6 +4,8 @@
 #include <climits>
 #include <cstring>
 
+#include "exitscope/discard.h"
+
 #include "hv/arch/event_info.h"
 #include "hv/arch/exceptions.h"
 #include "hv/arch/exit_reason.h"
@@ -151,11 +153,12 @@ void Linker::add(const KvmEvent& t, uint64_t time_ns, uint64_t line_no) {
     case Tracepoint::NestedIntrVmexit: {
       // Only SVM traces it (arch/x86/kvm/svm/nested.c, before nested_svm_simple_vmexit(svm,
       // SVM_EXIT_INTR)): the reflected exit is SVM's INTR, 0x60, not VMX's EXTERNAL_INTERRUPT.
-      es_record& d = push(ES_KIND_DECISION, ES_FLAG_SVM);
+      es_record& d = push(ES_KIND_DECISION, ES_FLAG_SVM | (t.rip ? 0 : ES_FLAG_RIP_UNKNOWN));
       d.reason = ES_DECISION_REFLECT_TO_L1;
       d.level = 2;
       d.rip = t.rip.value_or(0);
       d.aux = static_cast<uint32_t>(arch::SvmExitCode::Intr);
+      state(cur_vcpu_).intr_reflect = d.id;
       break;
     }
     case Tracepoint::Entry: on_entry(t, st); break;
@@ -414,6 +417,8 @@ bool double_fault_class(uint32_t first_word) {
 }  // namespace
 
 void Linker::on_exit(const KvmEvent& t, VcpuState& st, uint8_t level) {
+  st.injected_l2_unentered = false;  // an exit: L2 (if entered) has run
+  st.intr_reflect = 0;
   es_record probe{};
   fill_exit(probe, t);
   const IdtVectoringInfo vec(probe.idt_vectoring_info);
@@ -598,17 +603,29 @@ void Linker::on_nested_inject(const KvmEvent& t, VcpuState& st) {
     set_exit_level(*open, 2);
     st.exit_level_seen = true;
   }
+  // An exit said to be L1's (the VMRUN / VMRESUME of the nested entry before) is not the one
+  // reflected: this exit was made up by KVM without an exit of L2 (kvm_nested_intr_vmexit, or a
+  // line the excerpt lacks).
+  if (open && open->kind == ES_KIND_VM_EXIT && open->level == 1) open = nullptr;
+  // The REFLECT_TO_L1 of a kvm_nested_intr_vmexit just before is this exit's: its RIP is L2's.
+  es_record* intr = st.intr_reflect ? held(st.intr_reflect) : nullptr;
+  st.intr_reflect = 0;
   const uint64_t l2_exit = open ? open->id : 0;
   const uint64_t origin = open ? open->origin : 0;
-  const uint64_t l2_rip = open ? open->rip : 0;
-  const bool l2_rip_known = open && !(open->flags & ES_FLAG_RIP_UNKNOWN);
-  es_record& d = push(ES_KIND_DECISION, t.exit.svm() ? ES_FLAG_SVM : 0);  // aux: the exit code in SVM's numbering
-  d.reason = ES_DECISION_REFLECT_TO_L1;
-  d.level = 2;
-  d.cause = l2_exit;
-  d.origin = origin;
-  d.aux = t.exit.reason.value_or(0);
-  const uint64_t did = d.id;
+  const uint64_t l2_rip = open ? open->rip : intr ? intr->rip : 0;
+  const bool l2_rip_known = open ? !(open->flags & ES_FLAG_RIP_UNKNOWN) : intr && !(intr->flags & ES_FLAG_RIP_UNKNOWN);
+  uint64_t did = 0;
+  if (intr && !open) {
+    did = intr->id;
+  } else {
+    es_record& d = push(ES_KIND_DECISION, t.exit.svm() ? ES_FLAG_SVM : 0);  // aux: the exit code in SVM's numbering
+    d.reason = ES_DECISION_REFLECT_TO_L1;
+    d.level = 2;
+    d.cause = l2_exit;
+    d.origin = origin;
+    d.aux = t.exit.reason.value_or(0);
+    did = d.id;
+  }
   es_record n{};
   fill_exit(n, t);
   // kvm_nested_vmexit_inject prints no RIP: L2's, from the exit it reflects (vmcb12 / vmcs12
@@ -625,9 +642,25 @@ void Linker::on_nested_inject(const KvmEvent& t, VcpuState& st) {
   // IDT-vectoring field): the chain waits for L1's VMRUN / VMRESUME that injects it
   // (kvm_nested_vmenter's event_inj); the next L0 entry goes to L1, not carrying it.
   const IdtVectoringInfo vec(n.idt_vectoring_info);
-  if (origin && vec.valid() && same_event(arch::to_reinjection(vec).raw(), st.word)) {
+  const bool carried = vec.valid() && same_event(arch::to_reinjection(vec).raw(), st.word);
+  if (origin && carried) {
     st.phase = VcpuState::Phase::HeldByL1;
     st.last_link = nid;
+  } else if (st.injected_l2_unentered && st.phase == VcpuState::Phase::Decided && !carried) {
+    // L1 asked to inject this event at its nested entry, L2 never ran, and the exit to L1 does
+    // not hand it back: an event being injected when the exit happened goes to vmcb12's
+    // EXITINTINFO / vmcs12's IDT-vectoring information (AMD APM Vol. 2 15.7.2 "Intercepts During
+    // IDT Interrupt Delivery"; SDM Vol. 3C 28.2.4; KVM nested_save_pending_event_to_vmcb12,
+    // vmcs12_save_pending_event). L0 threw it away.
+    es_record& x = push(ES_KIND_DECISION, t.exit.svm() ? ES_FLAG_SVM : 0);
+    x.reason = ES_DECISION_DISCARD;
+    x.aux = ES_DISCARD_NOT_HANDED_BACK;
+    x.level = 2;
+    x.intr_info = st.word;
+    x.intr_error = st.error;
+    x.origin = st.chain;
+    x.cause = nid;
+    st.reset_event();
   } else {
     st.reset_event();
   }
@@ -652,6 +685,15 @@ void Linker::on_nested_inject(const KvmEvent& t, VcpuState& st) {
 // (the kvm_exit just before, at L1): it goes there when that exit did not print one.
 void Linker::on_nested_vmenter(const KvmEvent& t, VcpuState& st) {
   saw_nested_ = true;
+  // The open exit is the one KVM is handling by this nested entry: L1's VMRUN / VMLAUNCH /
+  // VMRESUME (AMD APM Vol. 2 15.5 "VMRUN Instruction"; SDM Vol. 3C 26.1: VM-entry instructions
+  // executed in VMX non-root operation cause VM exits), so it is L1's whatever the vCPU's last
+  // entry was, and a later line of this entry (a reflected exit) does not relabel it.
+  es_record* vmrun_exit = held(st.open_exit);
+  if (vmrun_exit && vmrun_exit->kind == ES_KIND_VM_EXIT && !st.exit_level_seen) {
+    if (vmrun_exit->level != 1) set_exit_level(*vmrun_exit, 1);
+    st.exit_level_seen = true;
+  }
   settle_exit_level(st);
   if (es_record* l1_exit = held(st.open_exit);
       l1_exit && l1_exit->kind == ES_KIND_VM_EXIT && l1_exit->level == 1 && (l1_exit->flags & ES_FLAG_RIP_UNKNOWN)) {
@@ -689,6 +731,9 @@ void Linker::on_nested_vmenter(const KvmEvent& t, VcpuState& st) {
   } else {
     st.reset_event();
   }
+  // After L1's traced exit: until this vCPU's next exit or entry, L2 has not run.
+  st.injected_l2_unentered = injects && vmrun_exit && vmrun_exit->kind == ES_KIND_VM_EXIT;
+  st.intr_reflect = 0;
   st.level = 2;
 }
 
@@ -823,6 +868,8 @@ void Linker::on_inject(const KvmEvent& t, VcpuState& st) {
 void Linker::on_entry(const KvmEvent& t, VcpuState& st) {
   const Injection inj = t.injected.value_or(Injection{});
   saw_entry_ = true;
+  st.injected_l2_unentered = false;
+  st.intr_reflect = 0;
   settle_exit_level(st);
   st.entered_level = st.level;
   const bool carries = st.phase == VcpuState::Phase::Decided || st.phase == VcpuState::Phase::Exited;

@@ -111,8 +111,16 @@ class Linker {
     bool exit_level_seen = false;
     int32_t thread = -1;            // the host thread that runs this vCPU (one per vCPU, for its lifetime)
     bool delivery_faulted = false;  // the open exit is a fault raised by the chain's own delivery
+    // The event in flight is one L1 asked to inject at a nested VM entry that followed L1's own
+    // traced exit, and no exit or entry of this vCPU came since: L2 has not run, so the event is
+    // not delivered (leaving L2 takes a VM exit, which kvm_exit traces where the trace has it).
+    bool injected_l2_unentered = false;
+    // The REFLECT_TO_L1 decision of a kvm_nested_intr_vmexit (SVM), for the
+    // kvm_nested_vmexit_inject that KVM traces right after it for the same synthesized exit.
+    uint64_t intr_reflect = 0;
     // Forgets the event in flight, keeps the levels and the open exit.
     void reset_event() {
+      injected_l2_unentered = false;
       phase = Phase::Idle;
       chain = 0;
       word = 0;

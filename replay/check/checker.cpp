@@ -9,6 +9,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "exitscope/discard.h"
+
 #include "hv/arch/controls.h"
 #include "hv/arch/event_info.h"
 #include "hv/arch/exceptions.h"
@@ -864,6 +866,17 @@ void report_lost(State& st, const replay::Chain& c) {
                ", so the event was thrown away";
         break;
       }
+      for (const replay::Event& m : c.events)
+        if (m.rec.id == c.outcome_event && m.rec.kind == ES_KIND_DECISION && m.rec.aux == ES_DISCARD_NOT_HANDED_BACK) {
+          what = "was injected by L1 into L2 at a nested VM entry, and before L2 ran L0 exited to L1 (#" +
+                 num(m.rec.cause) +
+                 ") without handing it back in EXITINTINFO / IDT-vectoring information, where an event "
+                 "being injected when the exit happens must go (AMD APM Vol. 2 15.7.2; KVM "
+                 "nested_save_pending_event_to_vmcb12, vmcs12_save_pending_event): it was thrown away at #" +
+                 num(c.outcome_event);
+          break;
+        }
+      if (!what.empty()) break;
       what = "was discarded by the hypervisor at #" + num(c.outcome_event) +
              " although no fault raised during its own delivery superseded it: the architecture still owed its "
              "delivery";

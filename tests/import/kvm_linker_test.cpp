@@ -306,6 +306,49 @@ TEST(KvmLinkerNested, IrqInjectedByL1ThroughEventinjIsAnL2ChainRootedAtTheVmrun_
   EXPECT_EQ(d[0].level, 2u);
 }
 
+// The exit a nested entry follows is L1's VMRUN (APM Vol. 2 15.5), and an event L1 injects there
+// is delivered only once L2 runs. Expected (APM 15.7.2, KVM nested_svm_vmexit ->
+// nested_save_pending_event_to_vmcb12): an exit to L1 made before any entry into L2 must hand the
+// injection back in EXITINTINFO; one that hands back nothing throws it away (a DISCARD by L0, the
+// chain "discarded by hypervisor"). Once L2 has been entered and exited again without EXITINTINFO
+// the event was delivered (15.7.2: EXITINTINFO would hold it otherwise).
+TEST(KvmLinkerNested, InjectionHandedBackToL1NeitherDeliveredNorInExitintinfoIsDiscarded_Issue15) {
+  const std::string inject_exit =
+      ": kvm_nested_vmexit_inject: reason: interrupt ext_inf1: 0x0000000000000000 ext_inf2: 0x0000000000000000 "
+      "ext_int: 0x00000000 ext_int_err: 0x00000000";
+  {
+    const Linked l = link({
+        exit_line("20.000000", "vmrun", "0x1024", "0x00000000"),
+        vmenter("20.000010", "0x0000000000003002", "0x80000021"),
+        "20.000020: kvm_nested_intr_vmexit: rip: 0x0000000000003002",
+        "20.000030" + inject_exit,
+    });
+    const auto exits = l.of_kind(ES_KIND_VM_EXIT);
+    ASSERT_EQ(exits.size(), 1u);
+    EXPECT_EQ(exits[0].level, 1u);  // L1's VMRUN
+    const auto c = chains_of(l, irq(0x21));
+    ASSERT_EQ(c.size(), 1u);
+    EXPECT_EQ(c[0]->outcome, Outcome::DiscardedByHypervisor) << replay::to_string(c[0]->outcome);
+    const auto nested = l.of_kind(ES_KIND_NESTED_EXIT);
+    ASSERT_EQ(nested.size(), 1u);
+    EXPECT_EQ(nested[0].rip, 0x3002u);  // the intr_vmexit's RIP, L2's
+  }
+  {
+    const Linked l = link({
+        exit_line("21.000000", "vmrun", "0x1024", "0x00000000"),
+        vmenter("21.000010", "0x0000000000003002", "0x80000021"),
+        "21.000020: kvm_entry: vcpu 0, rip 0x3002",
+        exit_line("21.000030", "interrupt", "0x3100", "0x00000000"),
+        "21.000040" + inject_exit,
+    });
+    const auto c = chains_of(l, irq(0x21));
+    ASSERT_EQ(c.size(), 1u);
+    EXPECT_EQ(c[0]->outcome, Outcome::Delivered) << replay::to_string(c[0]->outcome);
+    for (const es_record& d : l.of_kind(ES_KIND_DECISION))
+      EXPECT_NE(d.reason, static_cast<uint32_t>(ES_DECISION_DISCARD));
+  }
+}
+
 // L0's own IRQ (KVM_INTERRUPT from user space) while the vCPU runs L2 and L1 does not intercept
 // INTR: KVM injects it into L2 directly (svm_interrupt_allowed: no nested_exit_on_intr). The
 // injection, the entry and the delivery are L2's, not L1's.
@@ -342,8 +385,8 @@ TEST(KvmLinkerNested, ReflectedExitKeepsL2RipAndL1sExceptionInjectionIsItsOwnCha
       "14.677277: kvm_entry: vcpu 0, rip 0x3008",
       exit_line("14.677330", "UD excp", "0x3008", "0x00000000"),
       nested_exit_line("14.677343", "UD excp", "0x3008", "0x00000000"),
-      "14.677723: kvm_nested_vmexit_inject: reason: UD excp ext_inf1: 0x0000000000000000 ext_inf2: "
-      "0x0000000000000000 ext_int: 0x00000000 ext_int_err: 0x00000000",
+      std::string("14.677723: kvm_nested_vmexit_inject: reason: UD excp ext_inf1: 0x0000000000000000 ext_inf2: ") +
+          "0x0000000000000000 ext_int: 0x00000000 ext_int_err: 0x00000000",
       "14.677773: kvm_entry: vcpu 0, rip 0x1024",
       exit_line("14.677964", "vmrun", "0x1021", "0x00000000"),
       vmenter("14.678410", "0x0000000000003008", "0x80000306"),
@@ -382,8 +425,8 @@ TEST(KvmLinkerNested, WithoutNestedVmexitLinesTheLevelIsInferredAndSaid_Issue15)
           exit_line("14.600200", "io", "0x3004", "0x00000000"),
           "14.600300: kvm_entry: vcpu 0, rip 0x3006",
           exit_line("14.600400", "cpuid", "0x3006", "0x00000000"),
-          "14.600500: kvm_nested_vmexit_inject: reason: cpuid ext_inf1: 0x0000000000000000 "
-          "ext_inf2: 0x0000000000000000 ext_int: 0x00000000 ext_int_err: 0x00000000",
+          std::string("14.600500: kvm_nested_vmexit_inject: reason: cpuid ext_inf1: 0x0000000000000000 ") +
+              "ext_inf2: 0x0000000000000000 ext_int: 0x00000000 ext_int_err: 0x00000000",
           "14.600600: kvm_entry: vcpu 0, rip 0x1024",
       },
       &stats);
@@ -409,8 +452,8 @@ TEST(KvmLinkerNested, EventReflectedInExitIntInfoAndReinjectedByL1StaysOneChain_
       "20.000100: kvm_entry: vcpu 0, rip 0x3000",
       exit_line("20.000200", "npf", "0x3000", "0x80000030"),
       nested_exit_line("20.000210", "npf", "0x3000", "0x80000030"),
-      "20.000300: kvm_nested_vmexit_inject: reason: npf ext_inf1: 0x0000000100000006 ext_inf2: "
-      "0x000000000001fffc ext_int: 0x80000030 ext_int_err: 0x00000000",
+      std::string("20.000300: kvm_nested_vmexit_inject: reason: npf ext_inf1: 0x0000000100000006 ext_inf2: ") +
+          "0x000000000001fffc ext_int: 0x80000030 ext_int_err: 0x00000000",
       "20.000400: kvm_entry: vcpu 0, rip 0x1024",
       exit_line("20.000500", "vmrun", "0x1021", "0x00000000"),
       vmenter("20.000600", "0x0000000000003000", "0x80000030"),
@@ -455,8 +498,8 @@ std::vector<std::string> check_rules(const Linked& l) {
 TEST(KvmLinkerNestedEntry, VmxNestedEntryLeavesL2RflagsUnknownAndCheckFindsNoClosedWindow_Issue16) {
   const Linked l = link({
       exit_line("30.000100", "VMRESUME", "0x0000000000001021", "0x00000000"),
-      "30.000200: kvm_nested_vmenter: rip: 0x0000000000001021 vmcs: 0x0000000000007000 nested_rip: "
-      "0x0000000000003002 int_ctl: 0x00002121 event_inj: 0x80000021 nested_ept=y nested_eptp: 0x000000000000905e",
+      std::string("30.000200: kvm_nested_vmenter: rip: 0x0000000000001021 vmcs: 0x0000000000007000 nested_rip: ") +
+          "0x0000000000003002 int_ctl: 0x00002121 event_inj: 0x80000021 nested_ept=y nested_eptp: 0x000000000000905e",
       "30.000300: kvm_entry: vcpu 0, rip 0x3002",
       exit_line("30.000400", "IO_INSTRUCTION", "0x3202", "0x00000000"),
       nested_exit_line("30.000410", "IO_INSTRUCTION", "0x3202", "0x00000000"),
@@ -511,8 +554,8 @@ TEST(KvmLinkerNested, PageFaultOfAnL2ExitIsAtL2_Issue16) {
       "14.668324: kvm_entry: vcpu 0, rip 0x3002",
       exit_line("14.676440", "hlt", "0x3202", "0x00000000"),
       nested_exit_line("14.676453", "hlt", "0x3202", "0x00000000"),
-      "14.676500: kvm_nested_vmexit_inject: reason: hlt ext_inf1: 0x0000000000000000 ext_inf2: "
-      "0x0000000000000000 ext_int: 0x00000000 ext_int_err: 0x00000000",
+      std::string("14.676500: kvm_nested_vmexit_inject: reason: hlt ext_inf1: 0x0000000000000000 ext_inf2: ") +
+          "0x0000000000000000 ext_int: 0x00000000 ext_int_err: 0x00000000",
       "14.676600: kvm_entry: vcpu 0, rip 0x1024",
       exit_line("14.676700", "npf", "0x1024", "0x00000000"),
       "14.676720: kvm_page_fault: vcpu 0 rip 0x1024 address 0x00000000000060a8 error_code 0x100000006",
@@ -556,8 +599,8 @@ TEST(KvmLinkerNested, PioMsrAndUserspaceExitOfAnL2ExitAreAtL2_Issue16) {
       "20.000500: kvm_entry: vcpu 0, rip 0x300a",
       exit_line("20.000600", "hlt", "0x300c", "0x00000000"),
       nested_exit_line("20.000610", "hlt", "0x300c", "0x00000000"),
-      "20.000620: kvm_nested_vmexit_inject: reason: hlt ext_inf1: 0x0000000000000000 ext_inf2: "
-      "0x0000000000000000 ext_int: 0x00000000 ext_int_err: 0x00000000",
+      std::string("20.000620: kvm_nested_vmexit_inject: reason: hlt ext_inf1: 0x0000000000000000 ext_inf2: ") +
+          "0x0000000000000000 ext_int: 0x00000000 ext_int_err: 0x00000000",
       "20.000700: kvm_entry: vcpu 0, rip 0x1024",
       exit_line("20.000800", "io", "0x1030", "0x00000000"),
       "20.000820: kvm_pio: pio_write at 0xe9 size 1 count 1 val 0x42",
@@ -748,8 +791,9 @@ TEST(KvmLinkerDeliveryFault, GateFaultAnsweredWithoutDoubleFaultInfersNoDelivery
   const Linked l = link({
       "44.000100: kvm_inj_exception: #GP (0x0)",
       "44.000200: kvm_entry: vcpu 0, rip 0x1000",
-      "44.000300: kvm_exit: vcpu 0 reason GP excp rip 0x1000 info1 0x000000000000006a info2 0x0000000000000000 "
-      "intr_info 0x00000000 error_code 0x00000000",
+      std::string(
+          "44.000300: kvm_exit: vcpu 0 reason GP excp rip 0x1000 info1 0x000000000000006a info2 0x0000000000000000 ") +
+          "intr_info 0x00000000 error_code 0x00000000",
       "44.000400: kvm_inj_exception: #GP (0x6a)",
       "44.000500: kvm_entry: vcpu 0, rip 0x1000",
   });

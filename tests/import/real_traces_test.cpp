@@ -434,6 +434,40 @@ TEST(RealTraces, SevSnpNpfRepeatedAtAPrintedRipZeroIsALoop) {
   EXPECT_TRUE(has(c.out, "10 identical VM exits")) << c.out;
 }
 
+// L1 injects IRQ 0x36 into L2 at VMRUN (kvm_nested_vmrun's event_inj); before L2 runs, the
+// vCPU is migrated and KVM synthesizes an INTR exit to L1 (kvm_nested_intr_vmexit, then
+// kvm_nested_vmexit_inject with EXITINTINFO 0): the injection is gone (the thread's bug).
+// Expected from its header, written before the first import: the VMRUN exit is L1's, the
+// reflected exit follows the intr_vmexit (rip 0xfff0), and the chain is a loss that `check`
+// reports (AMD APM Vol. 2 15.7.2; KVM nested_save_pending_event_to_vmcb12).
+TEST(RealTraces, NestedSvmInjectionErasedBeforeL2RanIsDiscarded) {
+  const std::string db = process_tmp("nsvm_eventinj.db");
+  const Imported im = import_cli(real("kvm_list_2021_nsvm_migration_eventinj_erased.txt"), "nsvm_eventinj.db");
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 1u);
+  EXPECT_EQ(exits[0].reason, 0x80u);  // SVM_EXIT_VMRUN
+  EXPECT_EQ(exits[0].level, 1u);
+  const auto entries = im.of_kind(ES_KIND_NESTED_ENTRY);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].intr_info, 0x80000036u);  // EVENTINJ: valid external interrupt, vector 0x36
+  std::vector<es_record> reflects;
+  for (const es_record& d : im.of_kind(ES_KIND_DECISION))
+    if (d.reason == ES_DECISION_REFLECT_TO_L1) reflects.push_back(d);
+  ASSERT_EQ(reflects.size(), 1u);  // one synthesized exit, one reflection
+  EXPECT_EQ(reflects[0].rip, 0xfff0u);
+  const auto nested = im.of_kind(ES_KIND_NESTED_EXIT);
+  ASSERT_EQ(nested.size(), 1u);
+  EXPECT_EQ(nested[0].cause, reflects[0].id);
+  EXPECT_EQ(nested[0].rip, 0xfff0u);
+  EXPECT_EQ(nested[0].idt_vectoring_info, 0u);
+  const CliRun ch = run_cli("chains '" + db + "'");
+  EXPECT_TRUE(has(ch.out, "IRQ 0x36")) << ch.out;
+  EXPECT_TRUE(has(ch.out, "outcome:     discarded by hypervisor")) << ch.out;
+  const CliRun c = run_cli("check '" + db + "'");
+  EXPECT_TRUE(has(c.out, "event-lost: chain")) << c.out;
+  EXPECT_TRUE(has(c.out, "without handing it back in EXITINTINFO")) << c.out;
+}
+
 TEST(RealTraces, KvmApiExampleBefore59ExceptionExits) {
   const Imported im = import_cli(real("kvm_api_example_pre59_exception_exits.txt"), "apiexample.db");
   EXPECT_EQ(im.count("kvm_events"), 23u);
