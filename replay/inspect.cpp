@@ -254,8 +254,15 @@ std::vector<InspectField> inspect_event(const Event& ev, const CauseExit* cause)
       if (info.valid() && arch::type_has_instruction_length(info.type()))
         add("VM-entry instruction length", std::to_string(r.instr_len));
       if (r.kind == ES_KIND_VM_ENTRY) {
-        add("Guest interruptibility", interruptibility_text(r.aux));
-        add("Guest RFLAGS", hex(r.aux64) + ((r.aux64 & 0x200) ? " (IF=1)" : " (IF=0)"));
+        // RFLAGS bit 1 is always 1 (SDM Vol. 1 3.4.3): a 0 there means the source did not record
+        // the entered state (a kvm_entry line prints neither; record.h), not IF=0 and no blocking.
+        if (r.aux64 & 0x2) {
+          add("Guest interruptibility", interruptibility_text(r.aux));
+          add("Guest RFLAGS", hex(r.aux64) + ((r.aux64 & 0x200) ? " (IF=1)" : " (IF=0)"));
+        } else {
+          add("Guest interruptibility", "not recorded (not in the trace)");
+          add("Guest RFLAGS", "not recorded (not in the trace)");
+        }
       }
       if (r.flags & ES_FLAG_IMMEDIATE_EXIT) add("Immediate exit", "requested");
       break;

@@ -468,6 +468,21 @@ TEST(RealTraces, NestedSvmInjectionErasedBeforeL2RanIsDiscarded) {
   EXPECT_TRUE(has(c.out, "without handing it back in EXITINTINFO")) << c.out;
 }
 
+// A kvm_entry line prints no interruptibility state and no RFLAGS: the inspector says they were not
+// recorded instead of "no blocking" and IF=0 (impossible on an entry that injects an external
+// interrupt: SDM Vol. 3C 27.3.1.4 wants IF=1 for that). Expected before the change; the file's entry
+// #2 injects IRQ 0xd1 (its header).
+TEST(RealTraces, AnEntryLineSaysNothingOfInterruptibilityOrRflags) {
+  const std::string db = process_tmp("flowed_inspect.db");
+  const Imported im = import_cli(real("kvm_list_2023_ept_loop_windows_flowed.txt"), "flowed_inspect.db");
+  ASSERT_FALSE(im.of_kind(ES_KIND_VM_ENTRY).empty());
+  const CliRun r = run_cli("events '" + db + "' --kind vm_entry --verbose");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(has(r.out, "Guest RFLAGS:                not recorded (not in the trace)")) << r.out;
+  EXPECT_FALSE(has(r.out, "(IF=0)")) << r.out;
+  EXPECT_FALSE(has(r.out, "no blocking")) << r.out;
+}
+
 TEST(RealTraces, KvmApiExampleBefore59ExceptionExits) {
   const Imported im = import_cli(real("kvm_api_example_pre59_exception_exits.txt"), "apiexample.db");
   EXPECT_EQ(im.count("kvm_events"), 23u);
