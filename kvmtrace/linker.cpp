@@ -421,6 +421,15 @@ void Linker::on_exit(const KvmEvent& t, VcpuState& st, uint8_t level) {
   st.intr_reflect = 0;
   es_record probe{};
   fill_exit(probe, t);
+  if (probe.flags & ES_FLAG_SVM) {
+    const arch::SvmNpfInfo npf(probe.qualification);
+    const bool vmgexit = probe.reason == static_cast<uint32_t>(arch::SvmExitCode::Vmgexit) ||
+                         (probe.reason >= 0x80000000u && probe.reason <= 0x8000ffffu);  // the GHCB's own codes
+    const bool snp_npf =
+        probe.reason == static_cast<uint32_t>(arch::SvmExitCode::Npf) && (npf.rmp_check() || npf.vmpl_check());
+    if (vmgexit || snp_npf) st.state_encrypted = true;
+  }
+  if (st.state_encrypted && probe.rip == 0) probe.flags |= ES_FLAG_RIP_UNKNOWN;
   const IdtVectoringInfo vec(probe.idt_vectoring_info);
   const uint32_t vec_word = arch::to_reinjection(vec).raw();
   const bool in_flight = st.phase == VcpuState::Phase::Entered || st.phase == VcpuState::Phase::Decided;
@@ -593,6 +602,32 @@ void Linker::settle_exit_level(VcpuState& st) {
   }
 }
 
+namespace {
+
+// An exit of L1's instruction that enters L2: VMRUN (SVM exit code 0x80), VMLAUNCH / VMRESUME
+// (VMX basic reasons 20 / 24); with `rsm`, also RSM (SVM 0x73, VMX 17), which returns into L2
+// when the SMI came there.
+bool is_nested_entry_exit(const es_record& e, bool rsm) {
+  if (e.flags & ES_FLAG_SVM)
+    return e.reason == static_cast<uint32_t>(arch::SvmExitCode::Vmrun) ||
+           (rsm && e.reason == static_cast<uint32_t>(arch::SvmExitCode::Rsm));
+  const arch::ExitReason r(e.reason);
+  return r.is(arch::BasicExitReason::Vmlaunch) || r.is(arch::BasicExitReason::Vmresume) ||
+         (rsm && r.is(arch::BasicExitReason::Rsm));
+}
+
+// A reflected exit that says the nested entry itself failed: SVM_EXIT_ERR (VMRUN with an invalid
+// guest state, APM Vol. 2 15.5.1) or a VMX VM-entry failure (basic reason with bit 31 set, SDM
+// Vol. 3C 27.8).
+bool nested_entry_failed(const es_record& n) {
+  if (n.flags & ES_FLAG_SVM)
+    return n.reason == static_cast<uint32_t>(arch::SvmExitCode::Invalid) ||
+           n.reason == static_cast<uint32_t>(arch::SvmExitCode::Busy);
+  return arch::ExitReason(n.reason).entry_failure();
+}
+
+}  // namespace
+
 // kvm_nested_vmexit_inject: L0 reflects the L2 exit to L1 (vmcs12 exit fields).
 void Linker::on_nested_inject(const KvmEvent& t, VcpuState& st) {
   saw_nested_ = true;
@@ -615,7 +650,9 @@ void Linker::on_nested_inject(const KvmEvent& t, VcpuState& st) {
   const uint64_t l2_rip = open ? open->rip : intr ? intr->rip : 0;
   const bool l2_rip_known = open ? !(open->flags & ES_FLAG_RIP_UNKNOWN) : intr && !(intr->flags & ES_FLAG_RIP_UNKNOWN);
   uint64_t did = 0;
-  if (intr && !open) {
+  if (intr) {
+    intr->cause = l2_exit;
+    intr->origin = origin;
     did = intr->id;
   } else {
     es_record& d = push(ES_KIND_DECISION, t.exit.svm() ? ES_FLAG_SVM : 0);  // aux: the exit code in SVM's numbering
@@ -646,7 +683,7 @@ void Linker::on_nested_inject(const KvmEvent& t, VcpuState& st) {
   if (origin && carried) {
     st.phase = VcpuState::Phase::HeldByL1;
     st.last_link = nid;
-  } else if (st.injected_l2_unentered && st.phase == VcpuState::Phase::Decided && !carried) {
+  } else if (st.injected_l2_unentered && st.phase == VcpuState::Phase::Decided && !carried && !nested_entry_failed(n)) {
     // L1 asked to inject this event at its nested entry, L2 never ran, and the exit to L1 does
     // not hand it back: an event being injected when the exit happened goes to vmcb12's
     // EXITINTINFO / vmcs12's IDT-vectoring information (AMD APM Vol. 2 15.7.2 "Intercepts During
@@ -662,6 +699,8 @@ void Linker::on_nested_inject(const KvmEvent& t, VcpuState& st) {
     x.cause = nid;
     st.reset_event();
   } else {
+    // (A failed nested entry, SVM_EXIT_ERR / a VMX entry failure, injected nothing: KVM hands
+    // nothing back then, nested_svm_vmexit_update_vmcb12 / nested_vmx_vmexit.)
     st.reset_event();
   }
   st.level = 1;
@@ -689,8 +728,14 @@ void Linker::on_nested_vmenter(const KvmEvent& t, VcpuState& st) {
   // VMRESUME (AMD APM Vol. 2 15.5 "VMRUN Instruction"; SDM Vol. 3C 26.1: VM-entry instructions
   // executed in VMX non-root operation cause VM exits), so it is L1's whatever the vCPU's last
   // entry was, and a later line of this entry (a reflected exit) does not relabel it.
+  // KVM also traces this line when it restores a vCPU into L2 (KVM_SET_NESTED_STATE on VMX) and
+  // on RSM back into L2 (vmx_leave_smm / svm_leave_smm): only an open exit that is one of those
+  // instructions is taken as L1's, and only after L1's VMRUN / VMLAUNCH / VMRESUME is the
+  // injection known to be new and not yet delivered.
   es_record* vmrun_exit = held(st.open_exit);
-  if (vmrun_exit && vmrun_exit->kind == ES_KIND_VM_EXIT && !st.exit_level_seen) {
+  if (vmrun_exit && (vmrun_exit->kind != ES_KIND_VM_EXIT || !is_nested_entry_exit(*vmrun_exit, true)))
+    vmrun_exit = nullptr;
+  if (vmrun_exit && !st.exit_level_seen) {
     if (vmrun_exit->level != 1) set_exit_level(*vmrun_exit, 1);
     st.exit_level_seen = true;
   }
@@ -732,7 +777,7 @@ void Linker::on_nested_vmenter(const KvmEvent& t, VcpuState& st) {
     st.reset_event();
   }
   // After L1's traced exit: until this vCPU's next exit or entry, L2 has not run.
-  st.injected_l2_unentered = injects && vmrun_exit && vmrun_exit->kind == ES_KIND_VM_EXIT;
+  st.injected_l2_unentered = injects && vmrun_exit && is_nested_entry_exit(*vmrun_exit, false);
   st.intr_reflect = 0;
   st.level = 2;
 }
@@ -880,8 +925,9 @@ void Linker::on_entry(const KvmEvent& t, VcpuState& st) {
     root = raise(inj.word, inj.error_code, st.level);
   }
   // "kvm_entry: vcpu 0" (kernels before ~4.x, and trace-cmd's plugin) says no RIP: unknown, not 0.
+  const bool rip_unknown = !t.rip || (st.state_encrypted && *t.rip == 0);  // see VcpuState::state_encrypted
   es_record& e =
-      push(ES_KIND_VM_ENTRY, (t.immediate_exit ? ES_FLAG_IMMEDIATE_EXIT : 0) | (t.rip ? 0 : ES_FLAG_RIP_UNKNOWN));
+      push(ES_KIND_VM_ENTRY, (t.immediate_exit ? ES_FLAG_IMMEDIATE_EXIT : 0) | (rip_unknown ? ES_FLAG_RIP_UNKNOWN : 0));
   e.level = st.level;
   e.rip = t.rip.value_or(0);
   if (t.injected.has_value()) {

@@ -118,6 +118,10 @@ class Linker {
     // The REFLECT_TO_L1 decision of a kvm_nested_intr_vmexit (SVM), for the
     // kvm_nested_vmexit_inject that KVM traces right after it for the same synthesized exit.
     uint64_t intr_reflect = 0;
+    // An SEV-ES / SEV-SNP guest (a VMGEXIT, or an NPF with SEV-SNP's RMP / VMPL bits): its
+    // register state is encrypted, KVM cannot read its RIP and prints 0 (svm_vcpu_run copies the
+    // RIP only for other guests), so a printed 0 on this vCPU is unknown, not 0.
+    bool state_encrypted = false;
     // Forgets the event in flight, keeps the levels and the open exit.
     void reset_event() {
       injected_l2_unentered = false;

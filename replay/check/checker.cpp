@@ -27,10 +27,15 @@ namespace {
 
 // A RIP the source did not say (ES_FLAG_RIP_UNKNOWN, or an inferred record's 0): exits there
 // cannot be compared by RIP. A printed 0 is a RIP like any other (real/
-// kvm_list_2023_smep_rip_zero_is_known.txt; an SEV-ES guest's exits, whose RIP KVM cannot read,
-// all print the same 0, real/github_2024_sev_snp_vmpl_npf_rip0_repeat.txt).
+// kvm_list_2023_smep_rip_zero_is_known.txt) unless the importer knows it is not: an SEV-ES /
+// SNP guest's, whose RIP KVM cannot read (kvmtrace's VcpuState::state_encrypted).
 bool rip_unknown(const es_record& r) {
-  return (r.flags & ES_FLAG_RIP_UNKNOWN) || ((r.flags & ES_FLAG_INFERRED) && r.rip == 0);
+  if (r.flags & ES_FLAG_RIP_UNKNOWN) return true;
+  // An inferred record made without a RIP (a chain root an exit's vectoring implies); an exit or
+  // entry is inferred for other reasons (how its fields were read) and says its RIP by the flag.
+  const bool exit_or_entry = r.kind == ES_KIND_VM_EXIT || r.kind == ES_KIND_VM_ENTRY || r.kind == ES_KIND_NESTED_EXIT ||
+                             r.kind == ES_KIND_NESTED_ENTRY;
+  return !exit_or_entry && (r.flags & ES_FLAG_INFERRED) && r.rip == 0;
 }
 
 using arch::EntryIntrInfo;

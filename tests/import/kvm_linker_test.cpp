@@ -349,6 +349,92 @@ TEST(KvmLinkerNested, InjectionHandedBackToL1NeitherDeliveredNorInExitintinfoIsD
   }
 }
 
+// Where the rule above must not fire (a review's cases, expected from the kernel source):
+// VMRUN failed (nested_svm_vmexit_update_vmcb12 hands nothing back on SVM_EXIT_ERR: nothing
+// was injected); a kvm_nested_vmenter that follows no VMRUN / VMLAUNCH / VMRESUME exit
+// (vmx_set_nested_state restoring L2, whose stale event_inj is not injected: the L2 exit before
+// it stays L2's); and an intr_vmexit after a real L2 exit is one reflection, not two.
+TEST(KvmLinkerNested, NoDiscardAfterAFailedVmrunOrAStateRestoreAndOneReflectionPerExit_Issue15) {
+  const std::string inject = ": kvm_nested_vmexit_inject: reason: ";
+  const std::string no_ext =
+      " ext_inf1: 0x0000000000000000 ext_inf2: 0x0000000000000000 ext_int: 0x00000000 ext_int_err: 0x00000000";
+  auto discards = [](const Linked& l) {
+    size_t n = 0;
+    for (const es_record& d : l.of_kind(ES_KIND_DECISION)) n += d.reason == ES_DECISION_DISCARD;
+    return n;
+  };
+  {
+    const Linked l = link({
+        exit_line("20.000000", "vmrun", "0x1024", "0x00000000"),
+        vmenter("20.000010", "0x0000000000003002", "0x80000021"),
+        "20.000020" + inject + "invalid_guest_state" + no_ext,
+        "20.000030: kvm_entry: vcpu 0, rip 0x1027",
+    });
+    EXPECT_EQ(discards(l), 0u);
+  }
+  {
+    const Linked l = link({
+        exit_line("30.000100", "VMRESUME", "0x1021", "0x00000000"),
+        std::string("30.000200: kvm_nested_vmenter: rip: 0x0000000000001021 vmcs: 0x0000000000007000 nested_rip: ") +
+            "0x0000000000003002 int_ctl: 0x00000000 event_inj: 0x00000000 nested_ept=y nested_eptp: 0x000000000000905e",
+        "30.000300: kvm_entry: vcpu 0, rip 0x3002",
+        exit_line("30.000400", "IO_INSTRUCTION", "0x3202", "0x00000000"),
+        "30.000410: kvm_userspace_exit: reason KVM_EXIT_IO (2)",
+        std::string("30.100000: kvm_nested_vmenter: rip: 0x0000000000003202 vmcs: 0x0000000000007000 nested_rip: ") +
+            "0x0000000000003202 int_ctl: 0x00000000 event_inj: 0x80000021 nested_ept=y nested_eptp: 0x000000000000905e",
+        "30.100100" + inject + "EXTERNAL_INTERRUPT" + no_ext,
+    });
+    EXPECT_EQ(discards(l), 0u);
+    const auto exits = l.of_kind(ES_KIND_VM_EXIT);
+    ASSERT_EQ(exits.size(), 2u);
+    EXPECT_EQ(exits[0].level, 1u);  // VMRESUME: L1's
+    EXPECT_EQ(exits[1].level, 2u);  // the I/O exit of L2, not relabelled by the restore's line
+  }
+  {
+    const Linked l = link({
+        exit_line("20.000000", "vmrun", "0x1024", "0x00000000"),
+        vmenter("20.000010", "0x0000000000003002", "0x00000000"),
+        "20.000020: kvm_entry: vcpu 0, rip 0x3002",
+        exit_line("20.000030", "interrupt", "0x3010", "0x00000000"),
+        nested_exit_line("20.000031", "interrupt", "0x3010", "0x00000000"),
+        "20.000040: kvm_nested_intr_vmexit: rip: 0x0000000000003010",
+        "20.000050" + inject + "interrupt" + no_ext,
+    });
+    std::vector<es_record> reflects;
+    for (const es_record& d : l.of_kind(ES_KIND_DECISION))
+      if (d.reason == ES_DECISION_REFLECT_TO_L1) reflects.push_back(d);
+    ASSERT_EQ(reflects.size(), 1u);
+    const auto nested = l.of_kind(ES_KIND_NESTED_EXIT);
+    ASSERT_EQ(nested.size(), 1u);
+    EXPECT_EQ(nested[0].cause, reflects[0].id);
+    EXPECT_EQ(reflects[0].cause, l.of_kind(ES_KIND_VM_EXIT)[1].id);  // the L2 exit it reflects
+  }
+}
+
+// An SEV-ES / SNP guest's registers are encrypted: KVM prints rip 0 for every exit and entry of it
+// (svm_vcpu_run copies the RIP only for other guests). Once a vCPU makes a VMGEXIT, which only
+// such a guest does (AMD APM Vol. 2 15.35), a printed 0 there is an unknown RIP.
+TEST(KvmLinkerSev, RipZeroOfAnEncryptedGuestIsUnknown) {
+  std::vector<std::string> lines;
+  for (int i = 0; i < 4; ++i) {
+    const std::string t = "20.00010" + std::to_string(2 * i);
+    lines.push_back(exit_line(t.c_str(), "vmgexit", "0x0", "0x00000000"));
+    lines.push_back("20.00010" + std::to_string(2 * i + 1) + ": kvm_entry: vcpu 0, rip 0x0");
+  }
+  const Linked l = link(lines);
+  ASSERT_EQ(l.of_kind(ES_KIND_VM_EXIT).size(), 4u);
+  for (const es_record& e : l.of_kind(ES_KIND_VM_EXIT)) EXPECT_NE(e.flags & ES_FLAG_RIP_UNKNOWN, 0u);
+  for (const es_record& e : l.of_kind(ES_KIND_VM_ENTRY)) EXPECT_NE(e.flags & ES_FLAG_RIP_UNKNOWN, 0u);
+  // An ordinary guest's printed 0 stays a known 0.
+  const Linked plain =
+      link({exit_line("21.000000", "hlt", "0x0", "0x00000000"), "21.000001: kvm_entry: vcpu 0, rip 0x0"});
+  for (const es_record& e : plain.records) {
+    if (e.kind == ES_KIND_VM_EXIT || e.kind == ES_KIND_VM_ENTRY) {
+      EXPECT_EQ(e.flags & ES_FLAG_RIP_UNKNOWN, 0u);
+    }
+  }
+}
+
 // L0's own IRQ (KVM_INTERRUPT from user space) while the vCPU runs L2 and L1 does not intercept
 // INTR: KVM injects it into L2 directly (svm_interrupt_allowed: no nested_exit_on_intr). The
 // injection, the entry and the delivery are L2's, not L1's.

@@ -410,9 +410,11 @@ TEST(RealTraces, RipZeroPrintedByTheKernelIsKnown) {
 }
 
 // An SEV-SNP host's ten identical NPFs at a printed rip 0 (its header: expected before the first
-// import). A printed 0 is compared like any other RIP, so the same NPF ten times with nothing in
-// between is a no-progress loop; EXITINFO1 is kept whole and its SEV-SNP bits are said.
-TEST(RealTraces, SevSnpNpfRepeatedAtAPrintedRipZeroIsALoop) {
+// import). EXITINFO1 is kept whole and its SEV-SNP bits are said. The RMP / VMPL bits say the
+// guest's state is encrypted: KVM cannot read its RIP and prints 0, so the RIP is unknown, and
+// the loop rule, which compares RIPs, cannot call the ten a loop (the header's first expectation
+// was wrong on that; a review found that any three VMGEXITs would otherwise be one).
+TEST(RealTraces, SevSnpNpfAtAPrintedRipZeroHasAnUnknownRip) {
   const std::string db = process_tmp("sev_snp.db");
   const Imported im = import_cli(real("github_2024_sev_snp_vmpl_npf_rip0_repeat.txt"), "sev_snp.db");
   EXPECT_EQ(im.count("kvm_events"), 10u);
@@ -423,15 +425,13 @@ TEST(RealTraces, SevSnpNpfRepeatedAtAPrintedRipZeroIsALoop) {
     EXPECT_EQ(e.reason, 0x400u);  // SVM_EXIT_NPF
     EXPECT_EQ(e.qualification, 0x1680000007u);
     EXPECT_EQ(e.guest_phys, 0x1729a1000u);
-    EXPECT_EQ(e.rip, 0u);
-    EXPECT_EQ(e.flags & ES_FLAG_RIP_UNKNOWN, 0u);
+    EXPECT_NE(e.flags & ES_FLAG_RIP_UNKNOWN, 0u);
   }
   const CliRun ev = run_cli("events '" + db + "' --limit 1");
   EXPECT_TRUE(has(ev.out, "[W present user page walk rmp encrypted vmpl]")) << ev.out;
+  EXPECT_TRUE(has(ev.out, "rip=unknown")) << ev.out;
   const CliRun c = run_cli("check '" + db + "'");
-  EXPECT_TRUE(has(c.out, "no-progress-loop")) << c.out;
-  EXPECT_TRUE(has(c.out, "count 10")) << c.out;
-  EXPECT_TRUE(has(c.out, "10 identical VM exits")) << c.out;
+  EXPECT_FALSE(has(c.out, "no-progress-loop")) << c.out;
 }
 
 // L1 injects IRQ 0x36 into L2 at VMRUN (kvm_nested_vmrun's event_inj); before L2 runs, the
@@ -481,6 +481,67 @@ TEST(RealTraces, AnEntryLineSaysNothingOfInterruptibilityOrRflags) {
   EXPECT_TRUE(has(r.out, "Guest RFLAGS:                not recorded (not in the trace)")) << r.out;
   EXPECT_FALSE(has(r.out, "(IF=0)")) << r.out;
   EXPECT_FALSE(has(r.out, "no blocking")) << r.out;
+}
+
+// The three below read as their headers expected before the first import (a helper's
+// search of public threads, session 14).
+
+// RSM re-enters L2 (vmx_leave_smm -> kvm_nested_vmenter), then KVM reflects a TRIPLE_FAULT to L1
+// (kvm_nested_vmexit_inject): L1's SMM entries, one nested entry without injection, one reflected
+// exit; no chain, nothing lost, no loop (two entries at one RIP with no exit between).
+TEST(RealTraces, RsmReentersL2AndATripleFaultIsReflectedToL1) {
+  const std::string db = process_tmp("rsm.db");
+  const Imported im = import_cli(real("kvm_list_2024_nvmx_rsm_triple_fault_wrapped_nested.txt"), "rsm.db");
+  EXPECT_EQ(im.count("kvm_events"), 5u);
+  EXPECT_EQ(im.count("other_events"), 2u);
+  EXPECT_EQ(im.count("unparsed"), 0u);
+  const auto entries = im.of_kind(ES_KIND_VM_ENTRY);
+  ASSERT_EQ(entries.size(), 3u);
+  for (const es_record& e : entries) EXPECT_EQ(e.level, 1u);
+  const auto ne = im.of_kind(ES_KIND_NESTED_ENTRY);
+  ASSERT_EQ(ne.size(), 1u);
+  EXPECT_EQ(ne[0].intr_info, 0u);
+  const auto nx = im.of_kind(ES_KIND_NESTED_EXIT);
+  ASSERT_EQ(nx.size(), 1u);
+  EXPECT_EQ(arch::ExitReason(nx[0].reason).basic(), BasicExitReason::TripleFault);
+  EXPECT_EQ(nx[0].level, 2u);
+  EXPECT_TRUE(has(run_cli("chains '" + db + "'").out, "no chains"));
+  EXPECT_TRUE(has(run_cli("check '" + db + "'").out, "no violations"));
+}
+
+// SVM's 5.10+ kvm_exit prints EXITINTINFO as intr_info: a shutdown intercept during the delivery
+// of #DF (0x80000b08) is a triple fault (SDM Vol. 3A 6.15; AMD APM Vol. 2 15.7.2, 8.2.9).
+TEST(RealTraces, SvmShutdownDuringDoubleFaultDeliveryIsATripleFault) {
+  const std::string db = process_tmp("lendacky.db");
+  const Imported im = import_cli(real("kvm_list_2021_svm_shutdown_exitintinfo_df.txt"), "lendacky.db");
+  EXPECT_EQ(im.count("kvm_events"), 1u);
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 1u);
+  EXPECT_EQ(exits[0].reason, 0x7fu);  // SVM_EXIT_SHUTDOWN
+  EXPECT_EQ(exits[0].vcpu, 112u);
+  EXPECT_EQ(exits[0].idt_vectoring_info, 0x80000b08u);
+  const CliRun ch = run_cli("chains '" + db + "'");
+  EXPECT_TRUE(has(ch.out, "interrupted: #2 shutdown during delivery of #DF")) << ch.out;
+  EXPECT_TRUE(has(ch.out, "outcome:     triple fault")) << ch.out;
+  EXPECT_TRUE(has(run_cli("check '" + db + "'").out, "no violations"));
+}
+
+// trace-cmd's plugin names on an AMD host under ESXi: four exits, each entered past its
+// instruction (progress), the MSR read and write told apart (EXITINFO1 0 / 1).
+TEST(RealTraces, FirecrackerSvmPluginNamesUnderEsxi) {
+  const std::string db = process_tmp("firecracker.db");
+  const Imported im = import_cli(real("github_2025_firecracker_esxi_svm_plugin_names_68.txt"), "firecracker.db");
+  EXPECT_EQ(im.count("kvm_events"), 12u);
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 4u);
+  EXPECT_EQ(exits[0].reason, 0x14u);  // write_cr4
+  EXPECT_EQ(exits[1].reason, 0x7cu);  // msr
+  EXPECT_EQ(exits[1].qualification, 0u);
+  EXPECT_EQ(exits[2].qualification, 1u);
+  EXPECT_EQ(exits[3].reason, 0x65u);  // cr0_sel_write
+  EXPECT_EQ(im.of_kind(ES_KIND_VM_ENTRY).size(), 5u);
+  EXPECT_TRUE(has(run_cli("chains '" + db + "'").out, "no chains"));
+  EXPECT_TRUE(has(run_cli("check '" + db + "'").out, "no violations"));
 }
 
 TEST(RealTraces, KvmApiExampleBefore59ExceptionExits) {

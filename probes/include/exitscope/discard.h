@@ -6,9 +6,9 @@
 #define EXITSCOPE_DISCARD_H
 
 enum {
-  ES_DISCARD_COALESCED = 1, /* an interrupt whose IRR bit was already set */
-  ES_DISCARD_COLLAPSED = 2, /* an NMI beyond the one latched */
-  ES_DISCARD_OUTRANKED = 3, /* a pending exception outranked its reinjection (an import's inferred
+  ES_DISCARD_COALESCED = 1,      /* an interrupt whose IRR bit was already set */
+  ES_DISCARD_COLLAPSED = 2,      /* an NMI beyond the one latched */
+  ES_DISCARD_OUTRANKED = 3,      /* a pending exception outranked its reinjection (an import's inferred
                                discard says 0 for the same) */
   ES_DISCARD_NOT_HANDED_BACK = 4 /* injected by L1 into L2, which never ran, and not handed back to
                                     L1 by L0's exit to it (EXITINTINFO / IDT-vectoring info) */
