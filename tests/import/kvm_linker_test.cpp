@@ -267,6 +267,13 @@ std::string vmenter(const char* time, const char* nested_rip, const char* event_
          ": kvm_nested_vmenter: rip: 0x0000000000001024 vmcb: 0x0000000000006000 nested_rip: " + nested_rip +
          " int_ctl: 0x00000000 event_inj: " + event_inj + " nested_npt=n guest_cr3: 0x0000000000000000";
 }
+// VMX's kvm_nested_vmenter (6.x): L1's rip, vmcs12, L2's rip, int_ctl, event_inj.
+std::string vmx_vmenter(const char* time, const char* l1_rip, const char* nested_rip, const char* int_ctl,
+                        const char* event_inj) {
+  return std::string(time) + ": kvm_nested_vmenter: rip: " + l1_rip +
+         " vmcs: 0x0000000000007000 nested_rip: " + nested_rip + " int_ctl: " + int_ctl + " event_inj: " + event_inj +
+         " nested_ept=y nested_eptp: 0x000000000000905e";
+}
 std::string nested_exit_line(const char* time, const char* reason, const char* rip, const char* intr_info) {
   std::string l = exit_line(time, reason, rip, intr_info);
   l.replace(l.find("kvm_exit"), 8, "kvm_nested_vmexit");
@@ -375,13 +382,11 @@ TEST(KvmLinkerNested, NoDiscardAfterAFailedVmrunOrAStateRestoreAndOneReflectionP
   {
     const Linked l = link({
         exit_line("30.000100", "VMRESUME", "0x1021", "0x00000000"),
-        std::string("30.000200: kvm_nested_vmenter: rip: 0x0000000000001021 vmcs: 0x0000000000007000 nested_rip: ") +
-            "0x0000000000003002 int_ctl: 0x00000000 event_inj: 0x00000000 nested_ept=y nested_eptp: 0x000000000000905e",
+        vmx_vmenter("30.000200", "0x0000000000001021", "0x0000000000003002", "0x00000000", "0x00000000"),
         "30.000300: kvm_entry: vcpu 0, rip 0x3002",
         exit_line("30.000400", "IO_INSTRUCTION", "0x3202", "0x00000000"),
         "30.000410: kvm_userspace_exit: reason KVM_EXIT_IO (2)",
-        std::string("30.100000: kvm_nested_vmenter: rip: 0x0000000000003202 vmcs: 0x0000000000007000 nested_rip: ") +
-            "0x0000000000003202 int_ctl: 0x00000000 event_inj: 0x80000021 nested_ept=y nested_eptp: 0x000000000000905e",
+        vmx_vmenter("30.100000", "0x0000000000003202", "0x0000000000003202", "0x00000000", "0x80000021"),
         "30.100100" + inject + "EXTERNAL_INTERRUPT" + no_ext,
     });
     EXPECT_EQ(discards(l), 0u);
@@ -584,8 +589,7 @@ std::vector<std::string> check_rules(const Linked& l) {
 TEST(KvmLinkerNestedEntry, VmxNestedEntryLeavesL2RflagsUnknownAndCheckFindsNoClosedWindow_Issue16) {
   const Linked l = link({
       exit_line("30.000100", "VMRESUME", "0x0000000000001021", "0x00000000"),
-      std::string("30.000200: kvm_nested_vmenter: rip: 0x0000000000001021 vmcs: 0x0000000000007000 nested_rip: ") +
-          "0x0000000000003002 int_ctl: 0x00002121 event_inj: 0x80000021 nested_ept=y nested_eptp: 0x000000000000905e",
+      vmx_vmenter("30.000200", "0x0000000000001021", "0x0000000000003002", "0x00002121", "0x80000021"),
       "30.000300: kvm_entry: vcpu 0, rip 0x3002",
       exit_line("30.000400", "IO_INSTRUCTION", "0x3202", "0x00000000"),
       nested_exit_line("30.000410", "IO_INSTRUCTION", "0x3202", "0x00000000"),
