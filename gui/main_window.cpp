@@ -561,10 +561,10 @@ void MainWindow::update_inspector() {
                .arg((*row)->event_count)
                .arg(html_escape((*row)->outcome));
       // Where the outcome comes from (the SDM / APM section `exitscope chains` cites).
-      if (auto o = replay::outcome_from_string((*row)->outcome))
-        h += QStringLiteral("<p style='color:#555'>%1.</p>")
-                 .arg(html_escape(
-                     std::string(replay::outcome_reference(*o, replay::recording_vendor(doc_->recording())))));
+      if (const std::string ref =
+              replay::row_outcome_reference(doc_->recording(), **row, replay::recording_vendor(doc_->recording()));
+          !ref.empty())
+        h += QStringLiteral("<p style='color:#555'>%1.</p>").arg(html_escape(ref));
     }
   }
   inspector_->setHtml(h);

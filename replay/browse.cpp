@@ -379,6 +379,16 @@ Vendor recording_vendor(Recording& rec) {
   return (**flags & ES_FLAG_SVM) ? Vendor::Svm : Vendor::Vmx;
 }
 
+std::string row_outcome_reference(Recording& rec, const ChainRow& row, Vendor v) {
+  const auto o = outcome_from_string(row.outcome);
+  if (!o) return {};
+  if (*o != Outcome::DiscardedByHypervisor) return std::string(outcome_reference(*o, v));
+  // The chain's outcome is its last discard's (replay/chains), when no later fact outranked it.
+  const auto d = one(rec, "WHERE e.origin = ? AND e.kind = ? AND e.reason = ? ORDER BY e.id DESC LIMIT 1",
+                     {static_cast<int64_t>(row.id), ES_KIND_DECISION, ES_DECISION_DISCARD});
+  return std::string(discard_reference(d && *d ? (*d)->rec.aux : 0, v));
+}
+
 Result<std::vector<Event>> chain_members(Recording& rec, uint64_t id) {
   std::vector<Event> out;
   if (auto r = collect(rec, "WHERE e.origin = ? ORDER BY e.id", {static_cast<int64_t>(id)}, out); !r)

@@ -117,6 +117,11 @@ Result<std::optional<ChainRow>> step_chain(Recording& rec, uint64_t id, bool for
 // outcome_reference() cites for a chain read as a row, without its members. Unknown without exits
 // (or when the file cannot say: it only chooses which manual a sentence cites).
 Vendor recording_vendor(Recording& rec);
+// What a chain read as a row cites for its outcome, as `chains` does (chain_outcome_reference):
+// outcome_reference(), but for a discard the reason its last DISCARD record gives
+// (discard_reference; one walk of the chain's entries in events_origin). Empty for a row whose
+// outcome is no outcome's name.
+std::string row_outcome_reference(Recording& rec, const ChainRow& row, Vendor v);
 // The members of chain `id` by id (root included), through events_origin.
 Result<std::vector<Event>> chain_members(Recording& rec, uint64_t id);
 

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "exitscope/discard.h"
 #include "hv/arch/event_info.h"
 #include "hv/arch/exceptions.h"
 #include "hv/arch/exit_reason.h"
@@ -42,11 +43,24 @@ std::optional<Outcome> outcome_from_string(std::string_view name) {
   return std::nullopt;
 }
 
+namespace {
+// A record without ES_FLAG_SVM that only VMX writes so: an exit, or a nested entry (kvmtrace
+// stamps an SVM one, kvm_nested_vmrun or a VMCB's kvm_nested_vmenter, with ES_FLAG_SVM; hv's
+// are VMX).
+bool speaks_vmx(const es_record& r) {
+  return !(r.flags & ES_FLAG_SVM) &&
+         (r.kind == ES_KIND_VM_EXIT || r.kind == ES_KIND_NESTED_EXIT || r.kind == ES_KIND_NESTED_ENTRY);
+}
+}  // namespace
+
 Vendor chain_vendor(const Chain& c, Vendor fallback) {
+  // Decided from every member when the chain was built (a chain too long to hold keeps only
+  // its first and last member, which may say neither).
+  if (c.vendor != Vendor::Unknown) return c.vendor;
   Vendor v = fallback;
   for (const Event& e : c.events) {
     if (e.rec.flags & ES_FLAG_SVM) return Vendor::Svm;
-    if (e.rec.kind == ES_KIND_VM_EXIT || e.rec.kind == ES_KIND_NESTED_EXIT) v = Vendor::Vmx;
+    if (speaks_vmx(e.rec)) v = Vendor::Vmx;
   }
   return v;
 }
@@ -98,6 +112,34 @@ std::string_view either_reference(Outcome o) {
 }
 
 }  // namespace
+
+std::string_view discard_reference(uint32_t discard_aux, Vendor v) {
+  if (discard_aux != ES_DISCARD_NOT_HANDED_BACK) return outcome_reference(Outcome::DiscardedByHypervisor, v);
+  // An event being injected when the exit happens is reported back in the exit's own vectoring
+  // field (AMD APM Vol. 2 15.7.2; SDM Vol. 3C 28.2.4, which names events injected by VM entry
+  // too); KVM does it for L1 in nested_save_pending_event_to_vmcb12 (SVM) and
+  // vmcs12_save_pending_event (VMX), also for an event L2 never began to receive.
+  switch (v) {
+    case Vendor::Svm:
+      return "L1 injected it into L2 at a nested VMRUN (EVENTINJ) and L0 exited to L1 before L2 ran without "
+             "handing it back in EXITINTINFO, where an event being injected at an intercept must go (AMD APM "
+             "Vol. 2 15.7.2; KVM nested_save_pending_event_to_vmcb12)";
+    case Vendor::Vmx:
+      return "L1 injected it into L2 at a nested VM entry (VM-entry interruption information) and L0 exited to "
+             "L1 before L2 ran without handing it back in IDT-vectoring information, where an event being "
+             "injected at a VM exit must go (SDM Vol. 3C 28.2.4; KVM vmcs12_save_pending_event)";
+    case Vendor::Unknown: break;
+  }
+  return "L1 injected it into L2 at a nested entry and L0 exited to L1 before L2 ran without handing it back in "
+         "EXITINTINFO / IDT-vectoring information (AMD APM Vol. 2 15.7.2, SDM Vol. 3C 28.2.4; KVM "
+         "nested_save_pending_event_to_vmcb12, vmcs12_save_pending_event)";
+}
+
+std::string_view chain_outcome_reference(const Chain& c, Vendor fallback) {
+  const Vendor v = chain_vendor(c, fallback);
+  if (c.outcome == Outcome::DiscardedByHypervisor) return discard_reference(c.outcome_discard_aux, v);
+  return outcome_reference(c.outcome, v);
+}
 
 std::string_view outcome_reference(Outcome o, Vendor v) {
   if (v == Vendor::Svm) return svm_reference(o);
@@ -357,8 +399,14 @@ struct MemberScan {
   uint8_t fault_vector = 0;
   bool faulted = false;
   bool injected = false;  // the last entry / exit of the chain is an entry injecting the event
+  // Whose words the chain speaks (chain_vendor), from every member, held or not.
+  bool svm = false, vmx = false;
 
   void add(const es_record& r, arch::EntryIntrInfo original, uint64_t chain_id) {
+    if (r.flags & ES_FLAG_SVM)
+      svm = true;
+    else if (speaks_vmx(r))
+      vmx = true;
     if (is_triple_fault_exit(r) && !triple) triple = r.id;
     if (is_exit(r)) {
       // Only an exception exit can report a fault (VMX basic reason 0, SVM 0x40..0x5f): most
@@ -428,6 +476,7 @@ void conclude_outcome(Chain& c, const MemberScan& m, const ChainContext& ctx) {
   const uint64_t delivered = m.delivered, dropped = m.dropped, discarded = m.discarded, handled = m.handled,
                  reinjected = m.reinjected;
   const uint32_t discard_aux = m.discard_aux;
+  c.vendor = m.svm ? Vendor::Svm : m.vmx ? Vendor::Vmx : Vendor::Unknown;
   for (const Event& end : ctx.run_ends) {
     if (end.rec.reason != ES_END_TRIPLE_FAULT || triple) continue;
     const auto it = ctx.run_end_cause_origin.find(end.rec.cause);
@@ -444,6 +493,7 @@ void conclude_outcome(Chain& c, const MemberScan& m, const ChainContext& ctx) {
   auto set = [&](Outcome o, uint64_t at) {
     c.outcome = o;
     c.outcome_event = at;
+    c.outcome_discard_aux = at != 0 && at == discarded ? discard_aux : 0;
   };
   if (triple) {
     set(Outcome::TripleFault, triple);
@@ -458,9 +508,9 @@ void conclude_outcome(Chain& c, const MemberScan& m, const ChainContext& ctx) {
     // 2 an NMI beyond the one KVM keeps latched, otherwise a pending exception outranked the
     // event's reinjection: hardware's own serial handling when that exception was raised
     // during this event's delivery, a hypervisor's discard when it was not.
-    if (discard_aux == 1)
+    if (discard_aux == ES_DISCARD_COALESCED)
       set(Outcome::Coalesced, discarded);
-    else if (discard_aux == 2)
+    else if (discard_aux == ES_DISCARD_COLLAPSED)
       set(Outcome::Collapsed, discarded);
     else if (serial_fault)
       set(abandoned, discarded);

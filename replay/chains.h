@@ -76,8 +76,8 @@ std::string_view to_string(Outcome o);
 // The outcome a name stands for (as stored in the chains table), if it is one.
 std::optional<Outcome> outcome_from_string(std::string_view name);
 // Whose virtualization a chain's records speak: a member with ES_FLAG_SVM (an AMD exit, its
-// EXITINTINFO, an SVM decision) makes it Svm, a VM exit without it Vmx; a chain with no exit
-// (an injected IRQ delivered at once) says neither.
+// EXITINTINFO, an SVM decision) makes it Svm, a VM exit or nested entry without it Vmx; a chain
+// with neither (an injected IRQ delivered at once) says neither.
 enum class Vendor : uint8_t { Unknown, Vmx, Svm };
 struct Chain;
 // `fallback` (the recording's, recording_vendor()) for a chain that says neither.
@@ -88,6 +88,14 @@ Vendor chain_vendor(const Chain& c, Vendor fallback = Vendor::Unknown);
 // 2 15.7.2, 15.20), and KVM handles them in vmx_complete_interrupts / svm_complete_interrupts:
 // each vendor's chain cites its own, a chain of neither cites both.
 std::string_view outcome_reference(Outcome o, Vendor v = Vendor::Unknown);
+// The reference of a discard whose ES_DECISION_DISCARD record gave reason `discard_aux`
+// (exitscope/discard.h): its own for an injection L0 did not hand back to L1
+// (ES_DISCARD_NOT_HANDED_BACK), else outcome_reference(DiscardedByHypervisor, v).
+std::string_view discard_reference(uint32_t discard_aux, Vendor v = Vendor::Unknown);
+struct Chain;
+// outcome_reference() for chain `c` (its vendor by chain_vendor, else `fallback`), or
+// discard_reference() when a DISCARD record decided it.
+std::string_view chain_outcome_reference(const Chain& c, Vendor fallback = Vendor::Unknown);
 // How many records a settled chain stays in memory after its last member, in the chain builder
 // and the offline checker alike (issue #18): 65536, or the ES_SETTLE_WINDOW environment variable.
 // Only a memory / read-back trade, never a different result.
@@ -142,6 +150,13 @@ struct Chain {
   std::optional<uint64_t> outcome_ns;  // time of outcome_event when it is a member
   Outcome outcome = Outcome::Lost;
   uint64_t outcome_event = 0;  // the event that decided the outcome (0 if none)
+  // The aux of outcome_event when it is an ES_DECISION_DISCARD record: why it was discarded
+  // (exitscope/discard.h), for discard_reference(); 0 otherwise.
+  uint32_t outcome_discard_aux = 0;
+  // Whose words its members speak (chain_vendor), from all of them as the chain was decided:
+  // ES_FLAG_SVM on any makes it Svm, else an exit or nested entry Vmx. Unknown for a chain
+  // not decided by replay's builder (chain_vendor then reads `events`).
+  Vendor vendor = Vendor::Unknown;
   // A VM exit of this chain that reports an exception raised by the event's own delivery
   // (delivery_fault_of), the last one, and that exception's vector: what Table 6-5 pairs the
   // event with when nothing later delivered it.

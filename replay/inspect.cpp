@@ -5,11 +5,13 @@
 #include <cstdio>
 #include <functional>
 
+#include "exitscope/discard.h"
 #include "hv/arch/controls.h"
 #include "hv/arch/event_info.h"
 #include "hv/arch/exceptions.h"
 #include "hv/arch/exit_qualification.h"
 #include "hv/arch/exit_reason.h"
+#include "replay/chains.h"
 #include "replay/format.h"
 #include "replay/names.h"
 
@@ -93,16 +95,21 @@ void decision_fields(const es_record& r, const CauseExit* cause,
       return;
     case ES_DECISION_DISCARD:
       switch (r.aux) {
-        case 1:
+        case ES_DISCARD_COALESCED:
           add("Why discarded", "coalesced: this vector's IRR bit was already set, one request per vector (SDM 11.8.4)");
           return;
-        case 2:
+        case ES_DISCARD_COLLAPSED:
           add("Why discarded", "collapsed: two NMIs were already outstanding (SDM 6.7.1; KVM process_nmi)");
           return;
-        case 3:
+        case ES_DISCARD_OUTRANKED:
           add("Why discarded",
               "outranked: an exception was injected at the entry that should have carried it, and it was not requeued "
               "(KVM kvm_check_and_inject_events)");
+          return;
+        case ES_DISCARD_NOT_HANDED_BACK:
+          add("Why discarded", "not handed back: " + std::string(replay::discard_reference(
+                                                         r.aux, (r.flags & ES_FLAG_SVM) ? replay::Vendor::Svm
+                                                                                        : replay::Vendor::Unknown)));
           return;
         default:
           if (r.aux) add("Why discarded", "code " + std::to_string(r.aux));

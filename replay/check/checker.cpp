@@ -442,6 +442,15 @@ bool asynchronous_exit(const es_record& r) {
 
 uint32_t stream_key(const es_record& r) { return (uint32_t{r.vcpu} << 8) | r.level; }
 
+// Where each vendor says a fault-like exit leaves the guest's RIP at the instruction, for an
+// exit of `flags` (ES_FLAG_SVM: AMD's words).
+std::string saved_rip_reference(uint32_t flags) {
+  return (flags & ES_FLAG_SVM) ? "AMD APM Vol. 2 15.7.1 \"State Saved on Exit\": an intercept taken before its "
+                                 "instruction completes saves RIP at that instruction"
+                               : "SDM Vol. 3C 27.1 \"Architectural State Before a VM Exit\": a fault-like exit "
+                                 "leaves RIP at the instruction";
+}
+
 void flush_exit_run(State& st, ExitRun& run) {
   if (run.count >= kNoProgressLoopThreshold) {
     Violation v;
@@ -463,8 +472,8 @@ void flush_exit_run(State& st, ExitRun& run) {
                     "), with no event delivered and no "
                     "VM entry past the exiting instruction in between: the guest re-executes the same instruction "
                     "and the hypervisor never removes the cause (a mapping never installed, an exit never "
-                    "completed), so it makes no progress (SDM Vol. 3C 27.1 \"Architectural State Before a VM "
-                    "Exit\": a fault-like exit leaves RIP at the instruction).";
+                    "completed), so it makes no progress (" +
+                    saved_rip_reference(run.flags) + ").";
     st.report(std::move(v));
   }
   run = ExitRun{};
@@ -621,8 +630,8 @@ void flush_cycle(State& st, CycleStream& cs, uint32_t p, uint16_t vcpu) {
                     "past its instruction (re-entered at it, or exiting there again each turn): each turn brings the "
                     "vCPU back to the same instructions in the same state, so the guest makes no progress; the "
                     "hypervisor keeps recreating the cause (an immediate exit re-armed, a level-triggered interrupt "
-                    "re-asserted, an exit never completed) (SDM Vol. 3C 27.1 \"Architectural State Before a VM "
-                    "Exit\").";
+                    "re-asserted, an exit never completed) (" +
+                    saved_rip_reference(run.unit[0].flags) + ").";
     st.report(std::move(v));
   }
   run.match = 0;
@@ -850,6 +859,21 @@ bool is_double_fault_word(uint32_t w) {
 // must be reinjected or it is lost.
 void prune_effects(State& st);
 
+// The rule every event-lost sentence ends with, in the chain's vendor's words.
+std::string owed_reinjection(replay::Vendor v) {
+  switch (v) {
+    case replay::Vendor::Svm:
+      return "An event found in EXITINTINFO must be reinjected (AMD APM Vol. 2 15.7.2 \"Intercepts During IDT "
+             "Interrupt Delivery\"; KVM svm_complete_interrupts).";
+    case replay::Vendor::Vmx:
+      return "An event found in IDT-vectoring info must be reinjected (SDM Vol. 3C 28.2.4 \"Information for VM Exits "
+             "That Occur During Event Delivery\"; KVM vmx_complete_interrupts).";
+    case replay::Vendor::Unknown: break;
+  }
+  return "An event found in IDT-vectoring info / EXITINTINFO must be reinjected (SDM Vol. 3C 28.2.4, AMD APM Vol. 2 "
+         "15.7.2; KVM vmx_complete_interrupts / svm_complete_interrupts).";
+}
+
 // The event-lost violation of chain `c`, whose outcome is a loss.
 void report_lost(State& st, const replay::Chain& c) {
   const es_record& last = c.events.back().rec;
@@ -871,17 +895,16 @@ void report_lost(State& st, const replay::Chain& c) {
                ", so the event was thrown away";
         break;
       }
-      for (const replay::Event& m : c.events)
-        if (m.rec.id == c.outcome_event && m.rec.kind == ES_KIND_DECISION && m.rec.aux == ES_DISCARD_NOT_HANDED_BACK) {
-          what = "was injected by L1 into L2 at a nested VM entry, and before L2 ran L0 exited to L1 (#" +
-                 num(m.rec.cause) +
-                 ") without handing it back in EXITINTINFO / IDT-vectoring information, where an event "
-                 "being injected when the exit happens must go (AMD APM Vol. 2 15.7.2; KVM "
-                 "nested_save_pending_event_to_vmcb12, vmcs12_save_pending_event): it was thrown away at #" +
-                 num(c.outcome_event);
-          break;
-        }
-      if (!what.empty()) break;
+      if (c.outcome_discard_aux == ES_DISCARD_NOT_HANDED_BACK) {
+        // The exit to L1 is the discard's cause (replay/import/kvmtrace), when the member is held.
+        uint64_t exit_to_l1 = 0;
+        for (const replay::Event& m : c.events)
+          if (m.rec.id == c.outcome_event) exit_to_l1 = m.rec.cause;
+        what = "was thrown away at #" + num(c.outcome_event) +
+               (exit_to_l1 ? " (L0's exit to L1 #" + num(exit_to_l1) + ")" : std::string()) + ": " +
+               std::string(replay::discard_reference(c.outcome_discard_aux, replay::chain_vendor(c)));
+        break;
+      }
       what = "was discarded by the hypervisor at #" + num(c.outcome_event) +
              " although no fault raised during its own delivery superseded it: the architecture still owed its "
              "delivery";
@@ -910,10 +933,8 @@ void report_lost(State& st, const replay::Chain& c) {
       make(RuleId::EventLost, last, c.id, {c.id, last.id},
            arch::describe(EntryIntrInfo(c.event_word)) + " of chain " + num(c.id) + " (raised at #" + num(c.id) + ", " +
                where(first) + ", rip " + (rip_unknown(first) ? std::string("unknown") : hex(first.rip)) + ") " + what +
-               "; its last event is #" + num(last.id) + " (" + replay::describe_event_fields(c.events.back()) +
-               "). An event found in IDT-vectoring info must be reinjected (SDM Vol. 3C 28.2.4 "
-               "\"Information for VM Exits That Occur During Event Delivery\"; KVM "
-               "vmx_complete_interrupts).");
+               "; its last event is #" + num(last.id) + " (" + replay::describe_event_fields(c.events.back()) + "). " +
+               owed_reinjection(replay::chain_vendor(c)));
   v.first_ns = first.time_ns;
   st.report(std::move(v));
 }

@@ -361,8 +361,7 @@ Result<void> print_chain(replay::Recording& rec, const replay::Chain& c, const B
                 static_cast<unsigned long long>(c.outcome_event));
   else
     std::printf("  outcome:     %s\n", std::string(replay::to_string(c.outcome)).c_str());
-  std::printf("               %s\n\n",
-              std::string(replay::outcome_reference(c.outcome, replay::chain_vendor(c, vendor))).c_str());
+  std::printf("               %s\n\n", std::string(replay::chain_outcome_reference(c, vendor)).c_str());
   return {};
 }
 

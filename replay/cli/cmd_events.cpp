@@ -121,10 +121,10 @@ int cmd_events(int argc, char** argv) {
       if (ev.rec.origin != 0 && ev.rec.origin == ev.rec.id) {
         auto row = replay::chain_row(*rec, ev.rec.id);
         if (row && *row) {
-          const auto o = replay::outcome_from_string((*row)->outcome);
           if (!vendor) vendor = replay::recording_vendor(*rec);
-          std::printf("      %-28s %s%s%s\n", "Outcome:", (*row)->outcome.c_str(), o ? ": " : "",
-                      o ? std::string(replay::outcome_reference(*o, *vendor)).c_str() : "");
+          const std::string ref = replay::row_outcome_reference(*rec, **row, *vendor);
+          std::printf("      %-28s %s%s%s\n", "Outcome:", (*row)->outcome.c_str(), ref.empty() ? "" : ": ",
+                      ref.c_str());
         }
       }
     }

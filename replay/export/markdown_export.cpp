@@ -138,7 +138,7 @@ Result<void> put_chain(ExportContext& ctx, const replay::Chain& c, const NameFn&
   if (c.inferred) notes += "Some links are inferred. ";
   notes += "Outcome: **" + std::string(replay::to_string(c.outcome)) + "**" +
            (c.outcome_event ? " (#" + std::to_string(c.outcome_event) + ")" : "") + ": " +
-           std::string(replay::outcome_reference(c.outcome, replay::chain_vendor(c, ctx.vendor))) + ".";
+           std::string(replay::chain_outcome_reference(c, ctx.vendor)) + ".";
   out.put(cell(notes) + "\n\n");
   out.put(kEventTableHead);
   auto r = replay::for_each_member(ctx.recording, c, [&](const replay::Event& e) {

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "exitscope/discard.h"
 #include "hv/arch/event_info.h"
 #include "hv/arch/exceptions.h"
 #include "hv/arch/svm.h"
@@ -413,6 +414,56 @@ TEST(KvmLinkerNested, NoDiscardAfterAFailedVmrunOrAStateRestoreAndOneReflectionP
     ASSERT_EQ(nested.size(), 1u);
     EXPECT_EQ(nested[0].cause, reflects[0].id);
     EXPECT_EQ(reflects[0].cause, l.of_kind(ES_KIND_VM_EXIT)[1].id);  // the L2 exit it reflects
+  }
+}
+
+// The discard above tells its own story in each vendor's words (expected from APM Vol. 2 15.7.2 /
+// SDM Vol. 3C 28.2.4 and KVM's nested_save_pending_event_to_vmcb12 / vmcs12_save_pending_event):
+// `chains` names the field L0 failed to fill (EXITINTINFO on AMD, IDT-vectoring information on
+// Intel) and the KVM function that fills it, not the generic discard's kvm_check_and_inject_events;
+// `check` says the same and ends with that vendor's reinjection rule.
+TEST(KvmLinkerNested, NotHandedBackDiscardCitesTheVendorsOwnFieldInChainsAndCheck_Issue15) {
+  const std::string no_ext =
+      " ext_inf1: 0x0000000000000000 ext_inf2: 0x0000000000000000 ext_int: 0x00000000 ext_int_err: 0x00000000";
+  struct Case {
+    std::vector<std::string> lines;
+    std::string field, function, other_field;
+  };
+  const Case cases[] = {
+      {{exit_line("20.000000", "vmrun", "0x1024", "0x00000000"),
+        vmenter("20.000010", "0x0000000000003002", "0x80000021"),
+        "20.000020: kvm_nested_intr_vmexit: rip: 0x0000000000003002",
+        "20.000030: kvm_nested_vmexit_inject: reason: interrupt" + no_ext},
+       "in EXITINTINFO",
+       "nested_save_pending_event_to_vmcb12",
+       "IDT-vectoring"},
+      {{exit_line("30.000100", "VMRESUME", "0x1021", "0x00000000"),
+        vmx_vmenter("30.000200", "0x0000000000001021", "0x0000000000003002", "0x00000000", "0x80000021"),
+        "30.000300: kvm_nested_vmexit_inject: reason: EXTERNAL_INTERRUPT" + no_ext},
+       "in IDT-vectoring information",
+       "vmcs12_save_pending_event",
+       "EXITINTINFO"},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.function);
+    const Linked l = link(k.lines);
+    const auto c = chains_of(l, irq(0x21));
+    ASSERT_EQ(c.size(), 1u);
+    ASSERT_EQ(c[0]->outcome, Outcome::DiscardedByHypervisor) << replay::to_string(c[0]->outcome);
+    EXPECT_EQ(c[0]->outcome_discard_aux, static_cast<uint32_t>(ES_DISCARD_NOT_HANDED_BACK));
+    const std::string ref(replay::chain_outcome_reference(*c[0]));
+    EXPECT_NE(ref.find("without handing it back " + k.field), std::string::npos) << ref;
+    EXPECT_NE(ref.find(k.function), std::string::npos) << ref;
+    EXPECT_EQ(ref.find(k.other_field), std::string::npos) << ref;
+    EXPECT_EQ(ref.find("kvm_check_and_inject_events"), std::string::npos) << ref;
+    check::Checker checker;
+    for (const es_record& r : l.records) checker.feed(r);
+    checker.finish();
+    ASSERT_EQ(checker.violations().size(), 1u);
+    const std::string& why = checker.violations()[0].explanation;
+    EXPECT_NE(why.find("without handing it back " + k.field), std::string::npos) << why;
+    EXPECT_NE(why.find("must be reinjected"), std::string::npos) << why;
+    EXPECT_EQ(why.find(k.other_field), std::string::npos) << why;
   }
 }
 

@@ -253,5 +253,53 @@ TEST(SvmCli, ReinjectionLoopCheckNamesTheSvmExit) {
   expect_no_vmx_misnames(c.out);
 }
 
+// What a user reads about an SVM loss and an SVM loop, in AMD's words and nowhere Intel's (expected
+// from AMD APM Vol. 2 15.7.2 and KVM nested_save_pending_event_to_vmcb12 for the loss of the real
+// 2021 nSVM paste, L1's EVENTINJ erased by a synthesized exit before L2 ran; from APM 15.7.1 for
+// the RIP a repeated NPF leaves, on the real 2023 AMD NPF loop). Before, `chains`, `events
+// --verbose` and the export cited the generic discard's kvm_check_and_inject_events, the event line
+// said "why=4", and `check` ended every loss and every loop with SDM sections.
+TEST(SvmCli, ANestedLossAndALoopAreToldInAmdsWords) {
+  std::filesystem::create_directories(ES_TEST_TMPDIR);
+  const std::string db = test::process_tmp("svm_eventinj_erased.db");
+  std::filesystem::remove(db);
+  ASSERT_EQ(
+      run("import '" + fixture("real/kvm_list_2021_nsvm_migration_eventinj_erased.txt") + "' -o '" + db + "'").code, 0);
+  const std::string handed = "without handing it back in EXITINTINFO";
+  const std::string kvm = "KVM nested_save_pending_event_to_vmcb12";
+  const CliRun ch = run("chains '" + db + "'");
+  ASSERT_EQ(ch.code, 0) << ch.err;
+  EXPECT_TRUE(has(ch.out, "outcome:     discarded by hypervisor")) << ch.out;
+  EXPECT_TRUE(has(ch.out, handed) && has(ch.out, kvm)) << ch.out;
+  EXPECT_FALSE(has(ch.out, "kvm_check_and_inject_events")) << ch.out;
+  EXPECT_TRUE(has(ch.out, "why=not-handed-back")) << ch.out;
+  const CliRun ev = run("events '" + db + "' --verbose");
+  ASSERT_EQ(ev.code, 0) << ev.err;
+  EXPECT_TRUE(has(ev.out, "Why discarded:               not handed back: L1 injected it")) << ev.out;
+  size_t outcome = ev.out.find("Outcome:");
+  ASSERT_NE(outcome, std::string::npos) << ev.out;
+  const std::string outcome_line = ev.out.substr(outcome, ev.out.find('\n', outcome) - outcome);
+  EXPECT_TRUE(has(outcome_line, handed) && has(outcome_line, kvm)) << outcome_line;
+  const CliRun md = run("export '" + db + "' --format markdown");
+  ASSERT_EQ(md.code, 0) << md.err;
+  EXPECT_TRUE(has(md.out, handed)) << md.out;
+  const CliRun c = run("check '" + db + "'");
+  EXPECT_EQ(c.code, 1) << c.out << c.err;
+  EXPECT_TRUE(has(c.out, handed)) << c.out;
+  EXPECT_TRUE(has(c.out, "An event found in EXITINTINFO must be reinjected (AMD APM Vol. 2 15.7.2")) << c.out;
+  EXPECT_FALSE(has(c.out, "IDT-vectoring")) << c.out;
+
+  const std::string loop = test::process_tmp("svm_npf_loop.db");
+  std::filesystem::remove(loop);
+  ASSERT_EQ(
+      run("import '" + fixture("real/kvm_list_2023_npf_loop_amd_64bit_error_code.txt") + "' -o '" + loop + "'").code,
+      0);
+  const CliRun lc = run("check '" + loop + "'");
+  EXPECT_EQ(lc.code, 1) << lc.out << lc.err;
+  EXPECT_TRUE(has(lc.out, "no-progress-loop")) << lc.out;
+  EXPECT_TRUE(has(lc.out, "AMD APM Vol. 2 15.7.1 \"State Saved on Exit\"")) << lc.out;
+  EXPECT_FALSE(has(lc.out, "SDM Vol. 3C 27.1")) << lc.out;
+}
+
 }  // namespace
 }  // namespace es
