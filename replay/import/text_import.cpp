@@ -186,6 +186,18 @@ std::string_view trim_left(std::string_view s) {
   return s;
 }
 
+std::string_view trim_right(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+// Whether `line` stops right after a tracepoint's name: its last non-blank character is the
+// name's ':' (the prefix's own ':' is followed by the name on an Event line).
+bool ends_at_event_name(std::string_view line) {
+  const std::string_view t = trim_right(line);
+  return !t.empty() && t.back() == ':';
+}
+
 bool looks_binary(std::string_view text) {
   const size_t n = std::min<size_t>(text.size(), 65536);
   size_t ctl = 0;
@@ -628,6 +640,13 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
       while (word < rest.size() && rest[word] != ' ' && rest[word] != '\t') ++word;
       if (word < 72 && p.last_len + 1 + word > 72 && join(false)) continue;
     }
+    // Another tracepoint's line that stops at its name ("... 5559771.610942: write_msr:" /
+    // "1d9, value 4000"): a wrap in trace-cmd's padding after the name, which a mailer makes
+    // when it drops the blanks it broke at, so the 72-column test above cannot see it. No
+    // tracepoint's line ends at its name but for such a wrap (a KVM one is a BadEvent, above).
+    if (p.active && p.cls == LineClass::Event && p.t.event == TraceEvent::Other &&
+        (plain || cls == LineClass::Continuation) && ends_at_event_name(p.view) && join(false))
+      continue;
     // A record pasted without prefixes continues on lines indented deeper than its first one
     // ("  kvm_nested_vmrun: rip: ..." / "    nrip: ... int_ctl: ...").
     const size_t indent = first_non_blank(line);
