@@ -356,6 +356,9 @@ void Linker::fill_exit(es_record& r, const KvmEvent& t) {
   r.idt_vectoring_error = d.idt_vectoring_error;
   r.intr_info = d.exit_intr_info.value_or(0);
   r.intr_error = d.exit_intr_error;
+  // What the line's era / format does not print is unknown, not 0 (inspect says so).
+  if (!d.idt_vectoring_info) r.flags |= ES_FLAG_VECTORING_UNKNOWN;
+  if (!d.svm && !d.exit_intr_info) r.flags |= ES_FLAG_EXIT_INTR_UNKNOWN;
   if (d.inferred) r.flags |= ES_FLAG_INFERRED;
   assumed_info2_ |= d.assumed_info2_vectoring;
   if (d.svm) {

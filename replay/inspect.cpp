@@ -19,6 +19,9 @@ namespace es::replay {
 
 namespace {
 
+// A field the source (a trace line's era or format) did not print.
+constexpr std::string_view kNotInTrace = "not recorded (not in the trace)";
+
 std::string hex(uint64_t v) {
   char b[24];
   std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
@@ -230,7 +233,9 @@ std::vector<InspectField> inspect_event(const Event& ev, const CauseExit* cause)
         // (kept in the VMX IDT-vectoring layout, APM 15.20) for the event being delivered.
         add("EXITINFO1", hex(r.qualification) + (q.empty() ? "" : " = " + q));
         add("EXITINFO2", hex(r.aux64));
-        add("EXITINTINFO", word_text(arch::IdtVectoringInfo(r.idt_vectoring_info), r.idt_vectoring_error));
+        add("EXITINTINFO", (r.flags & ES_FLAG_VECTORING_UNKNOWN)
+                               ? std::string(kNotInTrace)
+                               : word_text(arch::IdtVectoringInfo(r.idt_vectoring_info), r.idt_vectoring_error));
         if (r.guest_phys) add("Guest-physical address", hex(r.guest_phys));
         break;
       }
@@ -246,8 +251,10 @@ std::vector<InspectField> inspect_event(const Event& ev, const CauseExit* cause)
       std::string it = word_text(info, r.intr_error);
       if (info.valid() && info.nmi_unblocking_due_to_iret()) it += ", NMI unblocking due to IRET";
       if (info.valid() && info.nested_exception()) it += ", nested exception";
-      add("VM-exit interruption info", it);
-      add("IDT-vectoring info", word_text(arch::IdtVectoringInfo(r.idt_vectoring_info), r.idt_vectoring_error));
+      add("VM-exit interruption info", (r.flags & ES_FLAG_EXIT_INTR_UNKNOWN) ? std::string(kNotInTrace) : it);
+      add("IDT-vectoring info", (r.flags & ES_FLAG_VECTORING_UNKNOWN)
+                                    ? std::string(kNotInTrace)
+                                    : word_text(arch::IdtVectoringInfo(r.idt_vectoring_info), r.idt_vectoring_error));
       if (r.guest_phys) add("Guest-physical address", hex(r.guest_phys));
       if (r.guest_linear) add("Guest-linear address", hex(r.guest_linear));
       if (r.instr_len) add("VM-exit instruction length", std::to_string(r.instr_len));
@@ -267,8 +274,8 @@ std::vector<InspectField> inspect_event(const Event& ev, const CauseExit* cause)
           add("Guest interruptibility", interruptibility_text(r.aux));
           add("Guest RFLAGS", hex(r.aux64) + ((r.aux64 & 0x200) ? " (IF=1)" : " (IF=0)"));
         } else {
-          add("Guest interruptibility", "not recorded (not in the trace)");
-          add("Guest RFLAGS", "not recorded (not in the trace)");
+          add("Guest interruptibility", std::string(kNotInTrace));
+          add("Guest RFLAGS", std::string(kNotInTrace));
         }
       }
       if (r.flags & ES_FLAG_IMMEDIATE_EXIT) add("Immediate exit", "requested");

@@ -301,5 +301,37 @@ TEST(SvmCli, ANestedLossAndALoopAreToldInAmdsWords) {
   EXPECT_FALSE(has(lc.out, "SDM Vol. 3C 27.1")) << lc.out;
 }
 
+// A field the exit's line form does not print is "not recorded", never "0x0 = not valid" (a claim
+// that no event was being delivered, SDM Vol. 3C 28.2.4 / AMD APM Vol. 2 15.7.2). Expected from
+// the kernels' print formats: trace-cmd's kvm plugin prints SVM's EXITINFO1 / EXITINFO2 and no
+// EXITINTINFO; a VMX kvm_exit before 5.10 prints the exit interruption info and no IDT-vectoring
+// info; a 5.10+ SVM kvm_exit prints EXITINTINFO (intr_info).
+TEST(SvmCli, ExitFieldsTheLineDoesNotPrintAreNotRecorded) {
+  std::filesystem::create_directories(ES_TEST_TMPDIR);
+  struct Case {
+    const char* file;
+    std::string field, said;
+  };
+  const Case cases[] = {
+      {"real/github_2025_firecracker_esxi_svm_plugin_names_68.txt", "EXITINTINFO:", "not recorded (not in the trace)"},
+      {"real/kvm_api_example_pre59_exception_exits.txt", "IDT-vectoring info:", "not recorded (not in the trace)"},
+      {"real/kvm_api_example_pre59_exception_exits.txt", "VM-exit interruption info:", "0x80000b0e = #PF"},
+      {"real/kvm_list_2021_svm_shutdown_exitintinfo_df.txt", "EXITINTINFO:", "0x80000b08 = #DF"},
+  };
+  int n = 0;
+  for (const Case& k : cases) {
+    SCOPED_TRACE(std::string(k.file) + " " + k.field);
+    const std::string db = test::process_tmp("unprinted" + std::to_string(n++) + ".db");
+    std::filesystem::remove(db);
+    ASSERT_EQ(run("import '" + fixture(k.file) + "' -o '" + db + "'").code, 0);
+    const CliRun ev = run("events '" + db + "' --verbose --kind exit --limit 1");
+    ASSERT_EQ(ev.code, 0) << ev.err;
+    const size_t at = ev.out.find(k.field);
+    ASSERT_NE(at, std::string::npos) << ev.out;
+    const std::string line = ev.out.substr(at, ev.out.find('\n', at) - at);
+    EXPECT_TRUE(has(line, k.said)) << line;
+  }
+}
+
 }  // namespace
 }  // namespace es

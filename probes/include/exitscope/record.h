@@ -28,11 +28,11 @@
  * fields are described). ES_KIND_COUNT counts the entries; the table has no gap, so it is also
  * one past the largest id. */
 enum {
-#define ES_KIND(id, name) ES_KIND_##name = id,
+#define ES_KIND(id, name) ES_KIND_##name = id, /* NOLINT(bugprone-macro-parentheses): X-macro */
 #include "record_kinds.def"
 #undef ES_KIND
   ES_KIND_COUNT = 0
-#define ES_KIND(id, name) + 1
+#define ES_KIND(id, name) + 1 /* NOLINT(bugprone-macro-parentheses): X-macro */
 #include "record_kinds.def"
 #undef ES_KIND
 };
@@ -44,11 +44,11 @@ enum { ES_SOURCE_HV = 0, ES_SOURCE_KVM = 1, ES_SOURCE_IMPORT = 2 };
  * which also says what intr_info and the other fields carry). ES_DECISION_COUNT counts the
  * entries (the table has no gap). */
 enum {
-#define ES_DECISION(id, name) ES_DECISION_##name = id,
+#define ES_DECISION(id, name) ES_DECISION_##name = id, /* NOLINT(bugprone-macro-parentheses): X-macro */
 #include "decisions.def"
 #undef ES_DECISION
   ES_DECISION_COUNT = 0
-#define ES_DECISION(id, name) + 1
+#define ES_DECISION(id, name) + 1 /* NOLINT(bugprone-macro-parentheses): X-macro */
 #include "decisions.def"
 #undef ES_DECISION
 };
@@ -68,7 +68,7 @@ enum {
  * checker, replay's names and plugins all read that table. Stored in recordings: never
  * renumbered, only appended. A plugin or a reader of the SQLite file can rely on these numbers. */
 enum {
-#define ES_VIOLATION(id, name, rule, rule_name, description) ES_VIOLATION_##name = id,
+#define ES_VIOLATION(id, name, rule, rule_name, description) ES_VIOLATION_##name = id, /* NOLINT(bugprone-macro-parentheses): X-macro */
 #include "violations.def"
 #undef ES_VIOLATION
 };
@@ -110,6 +110,11 @@ enum {
                                             means unknown, printers show "rip=unknown" */
 #define ES_FLAG_CR2_UNKNOWN   (1u << 5)  /* delivered #PF whose CR2 the source did not say (an inferred
                                             delivery of an imported trace): guest_linear means unknown */
+#define ES_FLAG_VECTORING_UNKNOWN (1u << 6) /* an exit whose source did not say its IDT-vectoring info /
+                                              EXITINTINFO (a kvm_exit line of an era or format that does
+                                              not print it): idt_vectoring_info 0 means unknown */
+#define ES_FLAG_EXIT_INTR_UNKNOWN (1u << 7) /* a VMX exit whose source did not say its VM-exit interruption
+                                              info: intr_info 0 means unknown */
 
 struct es_record {
   __u16 version;            /* ES_RECORD_VERSION */
