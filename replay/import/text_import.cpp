@@ -727,6 +727,14 @@ struct LineCensus {
       if (options.format != FormatChoice::Auto)
         return fail("'" + file + "' has no KVM trace events in the " + format_name(options.format) +
                     " format; check the file or try --format auto.");
+      // Trace text with other tracepoints only (a kvm_apicv_inhibit_changed excerpt): what it
+      // has, and which events to trace.
+      if (s.other_events > 0)
+        return fail("'" + file +
+                    "' has no KVM trace events exitscope reads (kvm_exit, kvm_entry, kvm_inj_virq, ...), only " +
+                    std::to_string(s.other_events) + (s.other_events == 1 ? " line" : " lines") +
+                    " of other tracepoints; trace with those enabled ('trace-cmd record -e kvm', 'perf record -e "
+                    "\"kvm:*\"').");
       return fail("'" + file +
                   "' has no KVM trace events (kvm_exit, kvm_entry, kvm_inj_virq, ...) in ftrace, "
                   "trace-cmd report or perf script text; check that the kvm tracepoints were enabled when tracing.");

@@ -203,6 +203,14 @@ bool parse_exit_body(const Tokens& tk, TraceLine& out) {
       out.exit.intr_info = w;
       out.exit.old_nested_format |= key != "intr_info";
       i += 2;
+    } else if (key == "intr" && info_pair) {
+      // "info A B intr C" (a perf kvm plugin printing the intr_info field too, hex without 0x, as
+      // pasted in a 2024 kvm@ thread): the field exists from 5.10 on, so the line has that era's
+      // meanings (info2 = IDT-vectoring info on VMX, intr_info = EXITINTINFO on SVM).
+      uint64_t w = 0;
+      if (!parse_hex(v, w) || w > 0xFFFFFFFFu) return false;
+      out.exit.intr_info = static_cast<uint32_t>(w);
+      i += 2;
     } else if (key == "error_code" || key == "int_info_err" || key == "ext_int_err") {
       uint32_t w = 0;
       if (!parse_hex32(v, w)) return false;

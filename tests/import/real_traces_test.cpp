@@ -1197,6 +1197,131 @@ TEST(RealTraces, CtfHltExitsToUserspaceWithRawFtraceColumns) {
 
 // A kvm_msr line wrapped after its own " = " is not a quoted-printable soft break: the blank
 // before '=' and the value after it stay.
+// The RedLeaf blog's 1 GiB-page failure: an MMIO write exits with EPT_MISCONFIG, KVM's software
+// walk of the guest tables finds PS set in a PDPTE the guest CPUID does not allow (SDM Vol. 3A 4.5,
+// Table 4-15: reserved), the instruction fetch fails and KVM stops the VM with
+// KVM_EXIT_INTERNAL_ERROR: two exits, nothing injected, nothing to chain.
+TEST(RealTraces, EptMisconfigEmulationFailsOnAReservedPdpteBitWithoutAnInjection) {
+  const std::string db = process_tmp("gbpages.db");
+  const Imported im = import_cli(real("blog_2020_ept_misconfig_gbpages_walker_rsvd_internal_error.txt"), "gbpages.db");
+  EXPECT_EQ(im.count("kvm_events"), 7u);
+  EXPECT_EQ(im.count("other_events"), 9u);  // kvmmmu walk, kvm_fpu, kvm_hv_stimer_cleanup
+  EXPECT_EQ(im.count("unparsed"), 0u);
+  EXPECT_TRUE(has(im.run.out, "(trace-cmd, vmx)")) << im.run.out;
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 2u);
+  EXPECT_EQ(exits[0].reason, static_cast<uint32_t>(BasicExitReason::IoInstruction));
+  EXPECT_EQ(exits[0].rip, 0xa962u);
+  EXPECT_EQ(exits[0].qualification, 0x1770008u);  // IN, 1 byte, port 0x177 (SDM Table 28-5)
+  EXPECT_EQ(exits[1].reason, static_cast<uint32_t>(BasicExitReason::EptMisconfig));
+  EXPECT_EQ(exits[1].rip, 0x133025u);
+  EXPECT_EQ(exits[1].qualification, 0u);
+  for (const es_record& e : exits) {
+    EXPECT_EQ(e.vcpu, 0u);
+    EXPECT_EQ(e.level, 1u);
+    EXPECT_EQ(e.intr_info, 0u);
+    EXPECT_FALSE(IdtVectoringInfo(e.idt_vectoring_info).valid());
+  }
+  const auto emu = im.context(ES_CONTEXT_EMULATE_INSN);
+  ASSERT_EQ(emu.size(), 3u);
+  EXPECT_EQ(emu[0].rip, 0xa962u);
+  EXPECT_EQ(emu[2].rip, 0x133025u);
+  EXPECT_EQ(emu[1].intr_error, 0u);
+  EXPECT_EQ(emu[2].intr_error, 1u);  // "ec FAIL"
+  const auto user = im.context(ES_CONTEXT_USERSPACE_EXIT);
+  ASSERT_EQ(user.size(), 2u);
+  EXPECT_EQ(user[0].qualification, 2u);               // KVM_EXIT_IO
+  EXPECT_EQ(user[1].qualification, 17u);              // KVM_EXIT_INTERNAL_ERROR
+  EXPECT_TRUE(im.of_kind(ES_KIND_DECISION).empty());  // the emulator's #UD is never injected
+  EXPECT_TRUE(im.of_kind(ES_KIND_DELIVERY).empty());
+  EXPECT_TRUE(has(run_cli("chains '" + db + "'").out, "no chains"));
+  const CliRun c = run_cli("check '" + db + "'");
+  EXPECT_EQ(c.code, 0) << c.out << c.err;
+  EXPECT_TRUE(has(c.out, "no violations")) << c.out;
+}
+
+// The 2022 Milan cpu-hotplug reset: #GP, then #DF, then SHUTDOWN, seen only through kprobes (two of
+// them named kvm_multiple_exception_L<n>) and kvm_userspace_exit. The import reads the four vCPU
+// threads' exits to userspace and takes nothing from the probes: no exit, no injection, no chain.
+TEST(RealTraces, SvmHotplugShutdownSeenThroughKprobesInventsNoEvent) {
+  const std::string db = process_tmp("hotplug.db");
+  const Imported im = import_cli(real("kvm_list_2022_svm_hotplug_gp_df_shutdown_kprobes.txt"), "hotplug.db");
+  EXPECT_EQ(im.count("kvm_events"), 7u);
+  EXPECT_EQ(im.count("other_events"), 5u);  // the kprobes
+  EXPECT_EQ(im.count("unparsed"), 0u);
+  EXPECT_TRUE(im.of_kind(ES_KIND_VM_EXIT).empty());
+  EXPECT_TRUE(im.of_kind(ES_KIND_DECISION).empty());
+  EXPECT_TRUE(im.of_kind(ES_KIND_DELIVERY).empty());
+  const auto user = im.context(ES_CONTEXT_USERSPACE_EXIT);
+  ASSERT_EQ(user.size(), 7u);
+  // One vCPU per thread, numbered as the threads first appear: 1834, 1838, 1836, 1837.
+  const std::vector<std::pair<uint16_t, uint64_t>> want = {{0, 2}, {1, 8}, {0, 10}, {2, 10}, {3, 10}, {2, 10}, {1, 8}};
+  for (size_t i = 0; i < user.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(user[i].vcpu, want[i].first);
+    EXPECT_EQ(user[i].qualification, want[i].second);  // KVM_EXIT_IO / _SHUTDOWN / _INTR
+  }
+  // KNOWN DEVIATION (the vCPU of other events, kvmtrace/linker.cpp, not this area's code): the five
+  // kprobe lines are on thread 1838, whose exits to userspace are vcpu 1, but they precede that
+  // thread's first KVM event and are filed under vcpu 0 (the event before). Not asserted here.
+  EXPECT_TRUE(has(run_cli("chains '" + db + "'").out, "no chains"));
+  const CliRun c = run_cli("check '" + db + "'");
+  EXPECT_EQ(c.code, 0) << c.out << c.err;
+  EXPECT_TRUE(has(c.out, "no violations")) << c.out;
+}
+
+// The 2024 preemption-timer erratum capture, perf script with the kvm plugin's "info A B" followed
+// by "intr C", two captures out of time order, debug tracepoints around them.
+TEST(RealTraces, PreemptionTimerPerfCaptureKeepsItsEntryAndDebugLines) {
+  const std::string db = process_tmp("preempt.db");
+  const Imported im = import_cli(real("kvm_list_2024_vmx_preemption_timer_perf_plugin_intr.txt"), "preempt.db");
+  EXPECT_EQ(im.count("other_events"), 4u);  // kvm:kvm_vmx_debug, from the thread's debug patch
+  const auto entries = im.of_kind(ES_KIND_VM_ENTRY);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].rip, 0x4131a3u);  // after the 3-byte VMCALL at 0x4131a0
+  EXPECT_EQ(entries[0].vcpu, 0u);
+  EXPECT_EQ(entries[0].level, 1u);
+  EXPECT_TRUE(im.of_kind(ES_KIND_DECISION).empty());
+  // The two kvm_exit lines end in " intr 0" after "info 0 0" (the exit's intr_info as this perf's
+  // kvm plugin prints it): they were skipped as unparsed until parse_exit_body read the word (a
+  // field of 5.10+ kernels, so info2 is IDT-vectoring info there).
+  EXPECT_EQ(im.count("kvm_events"), 3u);
+  EXPECT_EQ(im.count("unparsed"), 0u);
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 2u);
+  std::map<uint64_t, uint32_t> reason_at;
+  for (const es_record& e : exits) {
+    reason_at[e.rip] = e.reason;
+    EXPECT_EQ(e.intr_info, 0u);
+    EXPECT_EQ(e.idt_vectoring_info, 0u);
+    EXPECT_EQ(e.flags & (ES_FLAG_EXIT_INTR_UNKNOWN | ES_FLAG_VECTORING_UNKNOWN), 0u);  // both printed
+  }
+  EXPECT_EQ(reason_at[0x40274du], 52u);  // PREEMPTION_TIMER
+  EXPECT_EQ(reason_at[0x4131a0u], 18u);  // VMCALL
+  const CliRun c = run_cli("check '" + db + "'");
+  EXPECT_EQ(c.code, 0) << c.out << c.err;
+  EXPECT_TRUE(has(c.out, "no violations")) << c.out;
+}
+
+// The 2022 AVIC reboot report: only kvm_apicv_inhibit_changed lines (flowed breaks after each
+// timestamp), none of what exitscope reads. The import refuses the file, names it and what it
+// lacks, and writes nothing.
+TEST(RealTraces, AvicInhibitLinesAloneAreRefusedWithTheFileNamed) {
+  // Kept apart (tests/data/refused) from tests/data/import, whose every file imports.
+  const std::string file =
+      std::string(ES_IMPORT_DATA) + "/../refused/kvm_list_2022_avic_inhibit_flowed_only_other_events.txt";
+  const std::string db = process_tmp("avic.db");
+  std::filesystem::remove(db);
+  const CliRun r = run_cli("import '" + file + "' -o '" + db + "' --force");
+  EXPECT_NE(r.code, 0) << r.out;
+  EXPECT_TRUE(has(r.err, "'" + file + "' has no KVM trace events")) << r.err;
+  // It names what it saw and what to enable, not "check that the kvm tracepoints were enabled"
+  // (one was: kvm_apicv_inhibit_changed).
+  EXPECT_TRUE(has(r.err, "only 4 lines of other tracepoints")) << r.err;
+  EXPECT_TRUE(has(r.err, "-e kvm")) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(db));
+}
+
 TEST(RealTracesLines, AnMsrLineWrappedAfterItsEqualsSignKeepsIt) {
   const std::string file =
       write_tmp_line("msr_eq.txt",
@@ -1477,6 +1602,8 @@ const char* const kDamaged[] = {
     // joined such a line (replay/import/text_import.cpp).
     "kvm_list_2023_ept_loop_all_events_no_vectoring.txt",
     "kvm_list_2023_ept_loop_four_vcpus_interleaved.txt",
+    "blog_2020_ept_misconfig_gbpages_walker_rsvd_internal_error.txt",
+    "kvm_list_2022_svm_hotplug_gp_df_shutdown_kprobes.txt",
 };
 
 // Runs `damage` on each fixture's paste and checks the import gives the clean paste's events;
@@ -1625,6 +1752,10 @@ TEST(RealTraces, CheckTellsTheLivelocksOfTheEptViolationDeadlockThread) {
       {"kvm_list_2022_xsetbv_ud_exit_inj_exception_pre519.txt", nullptr},
       {"kvm_list_2020_nsvm_ud_excp_reflected_quoted.txt", nullptr},
       {"ctf_kvm_challenge_hlt_userspace_moves_rip.txt", nullptr},
+      // A failed emulation ending in KVM_EXIT_INTERNAL_ERROR, and a triple fault seen only through
+      // kprobes and exits to userspace: nothing was dropped, nothing looped.
+      {"blog_2020_ept_misconfig_gbpages_walker_rsvd_internal_error.txt", nullptr},
+      {"kvm_list_2022_svm_hotplug_gp_df_shutdown_kprobes.txt", nullptr},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.file);
