@@ -90,6 +90,15 @@ std::string write_tmp_line(const std::string& name, const std::string& text) {
 // ---------------------------------------------------------------------------------------------
 // Each real trace, read as its header says.
 
+// `chains` finds none and `check` none of its rules broken (exit status 0): a trace with nothing
+// injected and nothing repeating.
+void expect_no_chains_and_a_clean_check(const std::string& db) {
+  EXPECT_TRUE(has(run_cli("chains '" + db + "'").out, "no chains"));
+  const CliRun c = run_cli("check '" + db + "'");
+  EXPECT_EQ(c.code, 0) << c.out << c.err;
+  EXPECT_TRUE(has(c.out, "no violations")) << c.out;
+}
+
 TEST(RealTraces, QemuPckbdPrefixOnItsOwnLineAndPendingInterrupt) {
   const Imported im = import_cli(real("qemu_pckbd_2021_vmx_prefix_on_own_line.txt"), "pckbd.db");
   EXPECT_EQ(im.count("kvm_events"), 19u);
@@ -1155,10 +1164,7 @@ TEST(RealTraces, NestedSvmUdInterceptReflectedToL1FromAQuotedWrappedLine) {
   const CliRun ev = run_cli("events '" + db + "' --verbose");
   EXPECT_TRUE(has(ev.out, "UD excp (SVM exit code 0x46), passed to L1 as a nested VM exit")) << ev.out;
   EXPECT_TRUE(has(ev.out, "EXITINTINFO:                 0x0 = not valid")) << ev.out;
-  EXPECT_TRUE(has(run_cli("chains '" + db + "'").out, "no chains"));
-  const CliRun c = run_cli("check '" + db + "'");
-  EXPECT_EQ(c.code, 0) << c.out << c.err;
-  EXPECT_TRUE(has(c.out, "no violations")) << c.out;
+  expect_no_chains_and_a_clean_check(db);
 }
 
 // The CTF guest halts, userspace moves its RIP (KVM_EXIT_HLT, KVM_SET_REGS) and runs it again:
@@ -1189,14 +1195,9 @@ TEST(RealTraces, CtfHltExitsToUserspaceWithRawFtraceColumns) {
   EXPECT_TRUE(im.of_kind(ES_KIND_DECISION).empty());
   const CliRun r = run_cli("events '" + db + "' --kind vm_entry");
   EXPECT_TRUE(has(r.out, "rip=unknown")) << r.out;
-  EXPECT_TRUE(has(run_cli("chains '" + db + "'").out, "no chains"));
-  const CliRun c = run_cli("check '" + db + "'");
-  EXPECT_EQ(c.code, 0) << c.out << c.err;
-  EXPECT_TRUE(has(c.out, "no violations")) << c.out;
+  expect_no_chains_and_a_clean_check(db);
 }
 
-// A kvm_msr line wrapped after its own " = " is not a quoted-printable soft break: the blank
-// before '=' and the value after it stay.
 // The RedLeaf blog's 1 GiB-page failure: an MMIO write exits with EPT_MISCONFIG, KVM's software
 // walk of the guest tables finds PS set in a PDPTE the guest CPUID does not allow (SDM Vol. 3A 4.5,
 // Table 4-15: reserved), the instruction fetch fails and KVM stops the VM with
@@ -1234,10 +1235,7 @@ TEST(RealTraces, EptMisconfigEmulationFailsOnAReservedPdpteBitWithoutAnInjection
   EXPECT_EQ(user[1].qualification, 17u);              // KVM_EXIT_INTERNAL_ERROR
   EXPECT_TRUE(im.of_kind(ES_KIND_DECISION).empty());  // the emulator's #UD is never injected
   EXPECT_TRUE(im.of_kind(ES_KIND_DELIVERY).empty());
-  EXPECT_TRUE(has(run_cli("chains '" + db + "'").out, "no chains"));
-  const CliRun c = run_cli("check '" + db + "'");
-  EXPECT_EQ(c.code, 0) << c.out << c.err;
-  EXPECT_TRUE(has(c.out, "no violations")) << c.out;
+  expect_no_chains_and_a_clean_check(db);
 }
 
 // The 2022 Milan cpu-hotplug reset: #GP, then #DF, then SHUTDOWN, seen only through kprobes (two of
@@ -1264,10 +1262,7 @@ TEST(RealTraces, SvmHotplugShutdownSeenThroughKprobesInventsNoEvent) {
   // KNOWN DEVIATION (the vCPU of other events, kvmtrace/linker.cpp, not this area's code): the five
   // kprobe lines are on thread 1838, whose exits to userspace are vcpu 1, but they precede that
   // thread's first KVM event and are filed under vcpu 0 (the event before). Not asserted here.
-  EXPECT_TRUE(has(run_cli("chains '" + db + "'").out, "no chains"));
-  const CliRun c = run_cli("check '" + db + "'");
-  EXPECT_EQ(c.code, 0) << c.out << c.err;
-  EXPECT_TRUE(has(c.out, "no violations")) << c.out;
+  expect_no_chains_and_a_clean_check(db);
 }
 
 // The 2024 preemption-timer erratum capture, perf script with the kvm plugin's "info A B" followed
@@ -1322,6 +1317,8 @@ TEST(RealTraces, AvicInhibitLinesAloneAreRefusedWithTheFileNamed) {
   EXPECT_FALSE(std::filesystem::exists(db));
 }
 
+// A kvm_msr line wrapped after its own " = " is not a quoted-printable soft break: the blank
+// before '=' and the value after it stay.
 TEST(RealTracesLines, AnMsrLineWrappedAfterItsEqualsSignKeepsIt) {
   const std::string file =
       write_tmp_line("msr_eq.txt",
