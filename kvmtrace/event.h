@@ -110,6 +110,9 @@ struct KvmEvent {
   // NestedVmenter (event_inj).
   std::optional<Injection> injected;
   bool immediate_exit = false;  // kvm_entry "[immediate exit]" (6.9+)
+  // The source left lines out right before this event (a paste's "..." or "[...]" line): what
+  // happened in between is not known (the linker then does not conclude from an absence there).
+  bool after_elision = false;
 
   // The fields of the context tracepoints: one alternative per kind, the one the event is (the
   // event's other kinds are not stored: a line costs what its kind needs). Read with page_fault(),

@@ -115,6 +115,7 @@ void Linker::add(const KvmEvent& t, uint64_t time_ns, uint64_t line_no) {
   cur_line_ = line_no;
   cur_vcpu_ = resolve_vcpu(t);
   era_.note(t);
+  if (t.after_elision) ++elisions_;
   VcpuState& st = state(cur_vcpu_);
   // KVM runs each vCPU on one thread for its whole life: the same vCPU number from another thread
   // is another VM's vCPU (two captures pasted one after the other, both "CPU 0/KVM"). Nothing of
@@ -692,7 +693,11 @@ void Linker::on_nested_inject(const KvmEvent& t, VcpuState& st) {
     // EXITINTINFO / vmcs12's IDT-vectoring information (AMD APM Vol. 2 15.7.2 "Intercepts During
     // IDT Interrupt Delivery"; SDM Vol. 3C 28.2.4; KVM nested_save_pending_event_to_vmcb12,
     // vmcs12_save_pending_event). L0 threw it away.
-    es_record& x = push(ES_KIND_DECISION, t.exit.svm() ? ES_FLAG_SVM : 0);
+    // A paste that elides lines in between may hide L2's entry (and its exit): then the discard
+    // is what the shown lines imply, marked inferred and said (describe()).
+    const bool across_elision = elisions_ != st.elisions_at_nested_entry;
+    if (across_elision) discards_across_elision_.push_back(cur_line_);
+    es_record& x = push(ES_KIND_DECISION, (t.exit.svm() ? ES_FLAG_SVM : 0) | (across_elision ? ES_FLAG_INFERRED : 0));
     x.reason = ES_DECISION_DISCARD;
     x.aux = ES_DISCARD_NOT_HANDED_BACK;
     x.level = 2;
@@ -781,6 +786,7 @@ void Linker::on_nested_vmenter(const KvmEvent& t, VcpuState& st) {
   }
   // After L1's traced exit: until this vCPU's next exit or entry, L2 has not run.
   st.injected_l2_unentered = injects && vmrun_exit && is_nested_entry_exit(*vmrun_exit, false);
+  st.elisions_at_nested_entry = elisions_;
   st.intr_reflect = 0;
   st.level = 2;
 }
@@ -1099,6 +1105,16 @@ void Linker::describe(TraceFacts& s) const {
   if (guessed_vcpu_)
     s.assumptions.push_back(
         "some events name no vCPU: taken from the thread (one vCPU per thread) or the event before");
+  if (!discards_across_elision_.empty()) {
+    std::string lines;
+    for (size_t i = 0; i < discards_across_elision_.size() && i < 5; ++i)
+      lines += (i ? ", " : "") + std::to_string(discards_across_elision_[i]);
+    if (discards_across_elision_.size() > 5) lines += ", ...";
+    s.assumptions.push_back("the text elides lines (\"...\") between L1's nested entry and L0's exit to L1 (line " +
+                            lines +
+                            "): the injection is taken as not handed back, as the lines shown say, though an entry "
+                            "into L2 may be among those left out (the discard is marked inferred)");
+  }
 }
 
 // The VMs the events came from and the APIC rule (issue #16): the vCPU map when there is more

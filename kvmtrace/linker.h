@@ -115,6 +115,9 @@ class Linker {
     // traced exit, and no exit or entry of this vCPU came since: L2 has not run, so the event is
     // not delivered (leaving L2 takes a VM exit, which kvm_exit traces where the trace has it).
     bool injected_l2_unentered = false;
+    // The elisions seen (Linker::elisions_) when injected_l2_unentered was set: more by the exit
+    // to L1 means the paste may hide an entry into L2 in between.
+    uint64_t elisions_at_nested_entry = 0;
     // The REFLECT_TO_L1 decision of a kvm_nested_intr_vmexit (SVM), for the
     // kvm_nested_vmexit_inject that KVM traces right after it for the same synthesized exit.
     uint64_t intr_reflect = 0;
@@ -201,10 +204,12 @@ class Linker {
   bool learned_vmx_ = false, learned_svm_ = false, numeric_as_svm_ = false;
   bool kernel_without_reinjected_ = false;
   bool saw_entry_ = false;
-  bool nested_vmexit_traced_ = false;  // the trace has kvm_nested_vmexit lines (learn() or add())
-  uint64_t vcpu_thread_changes_ = 0;   // a vCPU number seen from a new thread (another VM)
-  uint64_t levels_from_tracking_ = 0;  // exits labelled L2 by kvm_nested_vmenter alone
-  uint64_t levels_from_reflect_ = 0;   // exits labelled L2 because kvm_nested_vmexit_inject reflected them
+  bool nested_vmexit_traced_ = false;              // the trace has kvm_nested_vmexit lines (learn() or add())
+  uint64_t elisions_ = 0;                          // events after an elision ("...") seen so far
+  std::vector<uint64_t> discards_across_elision_;  // lines of the exits to L1 whose discard an elision may hide
+  uint64_t vcpu_thread_changes_ = 0;               // a vCPU number seen from a new thread (another VM)
+  uint64_t levels_from_tracking_ = 0;              // exits labelled L2 by kvm_nested_vmenter alone
+  uint64_t levels_from_reflect_ = 0;               // exits labelled L2 because kvm_nested_vmexit_inject reflected them
 
   // speculate(): the answers add() took from the learned state so far, checked by finish_learning().
   bool speculating_ = false, speculation_held_ = false;

@@ -898,11 +898,18 @@ void report_lost(State& st, const replay::Chain& c) {
       if (c.outcome_discard_aux == ES_DISCARD_NOT_HANDED_BACK) {
         // The exit to L1 is the discard's cause (replay/import/kvmtrace), when the member is held.
         uint64_t exit_to_l1 = 0;
+        bool inferred = false;  // the importer saw lines left out in between (kvmtrace)
         for (const replay::Event& m : c.events)
-          if (m.rec.id == c.outcome_event) exit_to_l1 = m.rec.cause;
+          if (m.rec.id == c.outcome_event) {
+            exit_to_l1 = m.rec.cause;
+            inferred = (m.rec.flags & ES_FLAG_INFERRED) != 0;
+          }
         what = "was thrown away at #" + num(c.outcome_event) +
                (exit_to_l1 ? " (L0's exit to L1 #" + num(exit_to_l1) + ")" : std::string()) + ": " +
-               std::string(replay::discard_reference(c.outcome_discard_aux, replay::chain_vendor(c)));
+               std::string(replay::discard_reference(c.outcome_discard_aux, replay::chain_vendor(c))) +
+               (inferred ? " (inferred: the text leaves lines out between that entry and that exit, and an entry "
+                           "into L2 may be among them; the lines shown have none)"
+                         : "");
         break;
       }
       what = "was discarded by the hypervisor at #" + num(c.outcome_event) +

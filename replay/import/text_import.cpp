@@ -198,6 +198,20 @@ bool ends_at_event_name(std::string_view line) {
   return !t.empty() && t.back() == ':';
 }
 
+// A line an author put where they left lines out: "...", "[...]", "<snip>", "[ ... ]", "…".
+bool is_elision(std::string_view line) {
+  std::string_view t = trim_right(trim_left(line));
+  if (t.size() >= 2 && ((t.front() == '[' && t.back() == ']') || (t.front() == '<' && t.back() == '>') ||
+                        (t.front() == '(' && t.back() == ')'))) {
+    t = trim_right(trim_left(t.substr(1, t.size() - 2)));
+  }
+  if (t == "snip" || t == "\u2026" || t == "...snip..." || t == "snipped") return true;
+  if (t.size() < 3) return false;
+  for (const char c : t)
+    if (c != '.') return false;
+  return true;
+}
+
 bool looks_binary(std::string_view text) {
   const size_t n = std::min<size_t>(text.size(), 65536);
   size_t ctl = 0;
@@ -369,6 +383,7 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
     ++skips[why].count;
     if (skips[why].lines.size() < kMaxListedLines) skips[why].lines.push_back(n);
   };
+  bool elided = false;  // an elision line ("...") since the last event
   auto finalize = [&](Pending& q, bool last_of_file) {
     if (!q.active) return;
     switch (q.cls) {
@@ -378,6 +393,8 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
         else
           ++s.kvm_events;
         if (q.t.old_name) ++rep_old_name;
+        q.t.after_elision = elided;
+        elided = false;
         emit(q.t, q.line_no);
         break;
       case LineClass::Blank:
@@ -394,6 +411,8 @@ void scan_trace_text(std::string_view text, const ImportOptions& options, Import
           skip(kSkipBinary, q.line_no);
         else
           skip(kSkipText, q.line_no);
+        // Skipped like any prose, and remembered: what it stands for is unknown to the linker.
+        if (q.cls == LineClass::Text && is_elision(q.view)) elided = true;
         break;
       }
     }

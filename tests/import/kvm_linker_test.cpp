@@ -467,6 +467,42 @@ TEST(KvmLinkerNested, NotHandedBackDiscardCitesTheVendorsOwnFieldInChainsAndChec
   }
 }
 
+// A paste that leaves lines out ("...", "[...]") between L1's nested entry and L0's exit to L1 may
+// hide L2's entry: the discard above is then what the lines shown imply, not a fact. Expected
+// before the run: the same DISCARD, marked inferred, the import saying why; `check` still reports
+// the loss and says it is inferred. Without the elision the DISCARD is not inferred.
+TEST(KvmLinkerNested, AnElisionBeforeTheExitToL1MakesTheDiscardInferred_Issue15) {
+  const std::string p = "    tb-kvm-guest-156     [000] .....     ";
+  const std::string inject =
+      ": kvm_nested_vmexit_inject: reason: interrupt ext_inf1: 0x0000000000000000 ext_inf2: 0x0000000000000000 "
+      "ext_int: 0x00000000 ext_int_err: 0x00000000\n";
+  for (const char* gap : {"", "...\n", "  [ ... ]\n", "<snip>\n"}) {
+    SCOPED_TRACE(std::string("gap '") + gap + "'");
+    const std::string text = p + exit_line("20.000000", "vmrun", "0x1024", "0x00000000") + "\n" + p +
+                             vmenter("20.000010", "0x0000000000003002", "0x80000021") + "\n" + gap + p +
+                             "20.000020: kvm_nested_intr_vmexit: rip: 0x0000000000003002\n" + p + "20.000030" + inject;
+    auto parsed = import::parse_trace_text(text, {}, "t.txt");
+    ASSERT_TRUE(parsed) << parsed.error();
+    std::vector<es_record> discards;
+    for (const es_record& r : parsed->records)
+      if (r.kind == ES_KIND_DECISION && r.reason == ES_DECISION_DISCARD) discards.push_back(r);
+    ASSERT_EQ(discards.size(), 1u);
+    EXPECT_EQ(discards[0].aux, static_cast<uint32_t>(ES_DISCARD_NOT_HANDED_BACK));
+    const bool elided = *gap != 0;
+    EXPECT_EQ((discards[0].flags & ES_FLAG_INFERRED) != 0, elided);
+    bool said = false;
+    for (const std::string& a : parsed->stats.assumptions) said |= a.find("elides lines") != std::string::npos;
+    EXPECT_EQ(said, elided);
+    check::Checker checker;
+    for (const es_record& r : parsed->records) checker.feed(r);
+    checker.finish();
+    ASSERT_EQ(checker.violations().size(), 1u);
+    EXPECT_EQ(checker.violations()[0].explanation.find("(inferred: the text leaves lines out") != std::string::npos,
+              elided)
+        << checker.violations()[0].explanation;
+  }
+}
+
 // An SEV-ES / SNP guest's registers are encrypted: KVM prints rip 0 for every exit and entry of it
 // (svm_vcpu_run copies the RIP only for other guests). Once a vCPU makes a VMGEXIT, which only
 // such a guest does (AMD APM Vol. 2 15.35), a printed 0 there is an unknown RIP.
