@@ -94,7 +94,10 @@ QVariant ChainListModel::data(const QModelIndex& index, int role) const {
   // The outcome's SDM section, as `exitscope chains` prints it.
   if (role == Qt::ToolTipRole && index.column() == kOutcome) {
     // The whole outcome first: the column may be too narrow for it.
-    const std::string ref = doc_ ? replay::row_outcome_reference(doc_->recording(), *c, vendor_) : std::string();
+    const auto o = replay::outcome_from_string(c->outcome);
+    const std::string ref = doc_ ? replay::row_outcome_reference(doc_->recording(), *c, vendor_)
+                            : o  ? std::string(replay::outcome_reference(*o, vendor_))
+                                 : std::string();
     return ref.empty() ? QVariant() : QString::fromStdString(c->outcome + ": " + ref);
   }
   if (role != Qt::DisplayRole) return {};

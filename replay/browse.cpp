@@ -384,8 +384,13 @@ std::string row_outcome_reference(Recording& rec, const ChainRow& row, Vendor v)
   if (!o) return {};
   if (*o != Outcome::DiscardedByHypervisor) return std::string(outcome_reference(*o, v));
   // The chain's outcome is its last discard's (replay/chains), when no later fact outranked it.
-  const auto d = one(rec, "WHERE e.origin = ? AND e.kind = ? AND e.reason = ? ORDER BY e.id DESC LIMIT 1",
-                     {static_cast<int64_t>(row.id), ES_KIND_DECISION, ES_DECISION_DISCARD});
+  // Through events_origin within the chain's id range ('+' keeps SQLite off events_kind_reason,
+  // which would walk every DISCARD of the recording from the newest back).
+  const auto d = one(rec,
+                     "WHERE e.origin = ? AND e.id BETWEEN ? AND ? AND +e.kind = ? AND +e.reason = ? "
+                     "ORDER BY e.id DESC LIMIT 1",
+                     {static_cast<int64_t>(row.id), static_cast<int64_t>(row.first_event),
+                      static_cast<int64_t>(row.last_event), ES_KIND_DECISION, ES_DECISION_DISCARD});
   return std::string(discard_reference(d && *d ? (*d)->rec.aux : 0, v));
 }
 

@@ -119,7 +119,8 @@ Result<std::optional<ChainRow>> step_chain(Recording& rec, uint64_t id, bool for
 Vendor recording_vendor(Recording& rec);
 // What a chain read as a row cites for its outcome, as `chains` does (chain_outcome_reference):
 // outcome_reference(), but for a discard the reason its last DISCARD record gives
-// (discard_reference; one walk of the chain's entries in events_origin). Empty for a row whose
+// (discard_reference; the chain's entries in events_origin from its last member back to that
+// record). Empty for a row whose
 // outcome is no outcome's name.
 std::string row_outcome_reference(Recording& rec, const ChainRow& row, Vendor v);
 // The members of chain `id` by id (root included), through events_origin.

@@ -116,14 +116,14 @@ std::string_view either_reference(Outcome o) {
 std::string_view discard_reference(uint32_t discard_aux, Vendor v) {
   if (discard_aux != ES_DISCARD_NOT_HANDED_BACK) return outcome_reference(Outcome::DiscardedByHypervisor, v);
   // An event being injected when the exit happens is reported back in the exit's own vectoring
-  // field (AMD APM Vol. 2 15.7.2; SDM Vol. 3C 28.2.4, which names events injected by VM entry
+  // field (AMD APM Vol. 2 15.20 "Event Injection", 15.7.2; SDM Vol. 3C 28.2.4, which names events injected by VM entry
   // too); KVM does it for L1 in nested_save_pending_event_to_vmcb12 (SVM) and
   // vmcs12_save_pending_event (VMX), also for an event L2 never began to receive.
   switch (v) {
     case Vendor::Svm:
       return "L1 injected it into L2 at a nested VMRUN (EVENTINJ) and L0 exited to L1 before L2 ran without "
-             "handing it back in EXITINTINFO, where an event being injected at an intercept must go (AMD APM "
-             "Vol. 2 15.7.2; KVM nested_save_pending_event_to_vmcb12)";
+             "handing it back in EXITINTINFO, where an injected event that did not complete is recorded (AMD "
+             "APM Vol. 2 15.20 \"Event Injection\", 15.7.2; KVM nested_save_pending_event_to_vmcb12)";
     case Vendor::Vmx:
       return "L1 injected it into L2 at a nested VM entry (VM-entry interruption information) and L0 exited to "
              "L1 before L2 ran without handing it back in IDT-vectoring information, where an event being "
@@ -131,7 +131,7 @@ std::string_view discard_reference(uint32_t discard_aux, Vendor v) {
     case Vendor::Unknown: break;
   }
   return "L1 injected it into L2 at a nested entry and L0 exited to L1 before L2 ran without handing it back in "
-         "EXITINTINFO / IDT-vectoring information (AMD APM Vol. 2 15.7.2, SDM Vol. 3C 28.2.4; KVM "
+         "EXITINTINFO / IDT-vectoring information (AMD APM Vol. 2 15.20, 15.7.2; SDM Vol. 3C 28.2.4; KVM "
          "nested_save_pending_event_to_vmcb12, vmcs12_save_pending_event)";
 }
 

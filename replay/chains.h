@@ -151,7 +151,9 @@ struct Chain {
   Outcome outcome = Outcome::Lost;
   uint64_t outcome_event = 0;  // the event that decided the outcome (0 if none)
   // The aux of outcome_event when it is an ES_DECISION_DISCARD record: why it was discarded
-  // (exitscope/discard.h), for discard_reference(); 0 otherwise.
+  // (exitscope/discard.h), for discard_reference(); 0 otherwise. Read only with a
+  // DiscardedByHypervisor outcome (a discard that made the event Superseded / HandledSerially
+  // keeps its aux here too).
   uint32_t outcome_discard_aux = 0;
   // Whose words its members speak (chain_vendor), from all of them as the chain was decided:
   // ES_FLAG_SVM on any makes it Svm, else an exit or nested entry Vmx. Unknown for a chain

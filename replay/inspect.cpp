@@ -110,9 +110,12 @@ void decision_fields(const es_record& r, const CauseExit* cause,
               "(KVM kvm_check_and_inject_events)");
           return;
         case ES_DISCARD_NOT_HANDED_BACK:
-          add("Why discarded", "not handed back: " + std::string(replay::discard_reference(
-                                                         r.aux, (r.flags & ES_FLAG_SVM) ? replay::Vendor::Svm
-                                                                                        : replay::Vendor::Unknown)));
+          // The vendor of the exit to L1 that caused it (the record's own SVM flag says only AMD).
+          add("Why discarded",
+              "not handed back: " + std::string(replay::discard_reference(
+                                        r.aux, ((cause ? cause->flags : r.flags) & ES_FLAG_SVM) ? replay::Vendor::Svm
+                                               : cause                                          ? replay::Vendor::Vmx
+                                                       : replay::Vendor::Unknown)));
           return;
         default:
           if (r.aux) add("Why discarded", "code " + std::to_string(r.aux));

@@ -447,7 +447,7 @@ uint32_t stream_key(const es_record& r) { return (uint32_t{r.vcpu} << 8) | r.lev
 std::string saved_rip_reference(uint32_t flags) {
   return (flags & ES_FLAG_SVM) ? "AMD APM Vol. 2 15.7.1 \"State Saved on Exit\": an intercept taken before its "
                                  "instruction completes saves RIP at that instruction"
-                               : "SDM Vol. 3C 27.1 \"Architectural State Before a VM Exit\": a fault-like exit "
+                               : "SDM Vol. 3C 28.1 \"Architectural State Before a VM Exit\": a fault-like exit "
                                  "leaves RIP at the instruction";
 }
 
@@ -559,7 +559,7 @@ void finish_no_progress_loop(State& st) {
 // The 2019 Hyper-V-on-KVM hang is one: L1 VMRESUMEs, L2 takes an immediate preemption-timer exit
 // at the same RIP before running anything, KVM reflects the re-asserted level-triggered interrupt
 // to L1, L1 EOIs it and VMRESUMEs again. A guest polling two ports in turn also repeats its
-// exits, but each one completes and the guest moves on (SDM Vol. 3C 27.1 "Architectural State
+// exits, but each one completes and the guest moves on (SDM Vol. 3C 28.1 "Architectural State
 // Before a VM Exit": a fault-like exit leaves RIP at the instruction, a completed one moves it): a
 // cycle is only reported when one of its exits shows the guest not moving at that level: the
 // next VM entry resumed at its very RIP, or the next exit of its level in the unit is at the same
@@ -936,12 +936,15 @@ void report_lost(State& st, const replay::Chain& c) {
           "superseded, collapsed, coalesced or promoted to #DF) in a run the guest ended: the event is lost";
       break;
   }
+  const bool not_handed_back =
+      c.outcome == replay::Outcome::DiscardedByHypervisor && c.outcome_discard_aux == ES_DISCARD_NOT_HANDED_BACK;
   Violation v =
       make(RuleId::EventLost, last, c.id, {c.id, last.id},
            arch::describe(EntryIntrInfo(c.event_word)) + " of chain " + num(c.id) + " (raised at #" + num(c.id) + ", " +
                where(first) + ", rip " + (rip_unknown(first) ? std::string("unknown") : hex(first.rip)) + ") " + what +
-               "; its last event is #" + num(last.id) + " (" + replay::describe_event_fields(c.events.back()) + "). " +
-               owed_reinjection(replay::chain_vendor(c)));
+               "; its last event is #" + num(last.id) + " (" + replay::describe_event_fields(c.events.back()) + ")." +
+               // A loss not handed back broke its own rule, said above; the others the reinjection rule.
+               (not_handed_back ? std::string() : " " + owed_reinjection(replay::chain_vendor(c))));
   v.first_ns = first.time_ns;
   st.report(std::move(v));
 }

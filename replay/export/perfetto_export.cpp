@@ -483,14 +483,25 @@ class PerfettoWriter {
         }
         // Raw words always; their decodes and error codes only where the word says they
         // mean something (keeps a 1 M-event trace small).
+        // A word the trace line did not print (record.h ES_FLAG_*_UNKNOWN) is said to be unknown,
+        // not written as a 0 a reader takes for "not valid".
+        const auto unknown = [](std::string& b) { b += "not in the trace"; };
         const arch::ExitIntrInfo info(r.intr_info);
-        field_hex("intr_info", r.intr_info);
-        if (info.valid()) field_with("intr_info_decoded", [&](std::string& b) { arch::describe_to(b, info); });
-        if (info.valid() && info.error_code_valid()) field_hex("intr_error", r.intr_error);
+        if (r.flags & ES_FLAG_EXIT_INTR_UNKNOWN) {
+          field_with("intr_info", unknown);
+        } else {
+          field_hex("intr_info", r.intr_info);
+          if (info.valid()) field_with("intr_info_decoded", [&](std::string& b) { arch::describe_to(b, info); });
+          if (info.valid() && info.error_code_valid()) field_hex("intr_error", r.intr_error);
+        }
         const arch::IdtVectoringInfo vec(r.idt_vectoring_info);
-        field_hex("idt_vectoring_info", r.idt_vectoring_info);
-        if (vec.valid()) field_with("idt_vectoring_decoded", [&](std::string& b) { arch::describe_to(b, vec); });
-        if (vec.valid() && vec.error_code_valid()) field_hex("idt_vectoring_error", r.idt_vectoring_error);
+        if (r.flags & ES_FLAG_VECTORING_UNKNOWN) {
+          field_with("idt_vectoring_info", unknown);
+        } else {
+          field_hex("idt_vectoring_info", r.idt_vectoring_info);
+          if (vec.valid()) field_with("idt_vectoring_decoded", [&](std::string& b) { arch::describe_to(b, vec); });
+          if (vec.valid() && vec.error_code_valid()) field_hex("idt_vectoring_error", r.idt_vectoring_error);
+        }
         if (r.guest_phys) field_hex("guest_phys", r.guest_phys);
         if (r.guest_linear) field_hex("guest_linear", r.guest_linear);
         field_hex("rip", r.rip);

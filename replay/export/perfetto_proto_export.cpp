@@ -354,17 +354,26 @@ class ProtoWriter {
         s.clear();
         if (replay::append_qualification(s, r.reason, r.flags, r.qualification))
           annotate(p, "qualification_decoded", s);
+        // A word the trace line did not print (record.h ES_FLAG_*_UNKNOWN) is said to be unknown,
+        // not written as a 0 a reader takes for "not valid".
         const arch::ExitIntrInfo info(r.intr_info);
-        annotate_hex(p, "intr_info", r.intr_info);
-        if (info.valid()) {
+        if (r.flags & ES_FLAG_EXIT_INTR_UNKNOWN) {
+          annotate(p, "intr_info", std::string_view("not in the trace"));
+        } else {
+          annotate_hex(p, "intr_info", r.intr_info);
+        }
+        if (info.valid() && !(r.flags & ES_FLAG_EXIT_INTR_UNKNOWN)) {
           s.clear();
           arch::describe_to(s, info);
           annotate(p, "intr_info_decoded", s);
           if (info.error_code_valid()) annotate_hex(p, "intr_error", r.intr_error);
         }
         const arch::IdtVectoringInfo vec(r.idt_vectoring_info);
-        annotate_hex(p, "idt_vectoring_info", r.idt_vectoring_info);
-        if (vec.valid()) {
+        if (r.flags & ES_FLAG_VECTORING_UNKNOWN)
+          annotate(p, "idt_vectoring_info", std::string_view("not in the trace"));
+        else
+          annotate_hex(p, "idt_vectoring_info", r.idt_vectoring_info);
+        if (vec.valid() && !(r.flags & ES_FLAG_VECTORING_UNKNOWN)) {
           s.clear();
           arch::describe_to(s, vec);
           annotate(p, "idt_vectoring_decoded", s);

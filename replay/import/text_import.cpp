@@ -191,11 +191,26 @@ std::string_view trim_right(std::string_view s) {
   return s;
 }
 
-// Whether `line` stops right after a tracepoint's name: its last non-blank character is the
-// name's ':' (the prefix's own ':' is followed by the name on an Event line).
+// Whether `line` stops right after a tracepoint's name: its last word ends in ':' and the word
+// before it is the prefix's timestamp ("5559771.610942:"), so that word is the event's name
+// (not a body that ends in ':', "tracing_mark_write: phase 2:", nor perf's "1 cycles:").
 bool ends_at_event_name(std::string_view line) {
-  const std::string_view t = trim_right(line);
-  return !t.empty() && t.back() == ':';
+  std::string_view t = trim_right(line);
+  if (t.empty() || t.back() != ':') return false;
+  const size_t name = t.find_last_of(" \t");
+  if (name == std::string_view::npos) return false;
+  t = trim_right(t.substr(0, name));
+  const size_t b = t.find_last_of(" \t");
+  const std::string_view stamp = t.substr(b == std::string_view::npos ? 0 : b + 1);
+  if (stamp.size() < 4 || stamp.back() != ':') return false;
+  bool dot = false;
+  for (size_t i = 0; i + 1 < stamp.size(); ++i) {
+    if (stamp[i] == '.' && !dot && i > 0)
+      dot = true;
+    else if (stamp[i] < '0' || stamp[i] > '9')
+      return false;
+  }
+  return dot;
 }
 
 // A line an author put where they left lines out: "...", "[...]", "<snip>", "[ ... ]", "…".
@@ -749,11 +764,11 @@ struct LineCensus {
       // Trace text with other tracepoints only (a kvm_apicv_inhibit_changed excerpt): what it
       // has, and which events to trace.
       if (s.other_events > 0)
-        return fail("'" + file +
-                    "' has no KVM trace events exitscope reads (kvm_exit, kvm_entry, kvm_inj_virq, ...), only " +
-                    std::to_string(s.other_events) + (s.other_events == 1 ? " line" : " lines") +
-                    " of other tracepoints; trace with those enabled ('trace-cmd record -e kvm', 'perf record -e "
-                    "\"kvm:*\"').");
+        return fail(
+            "'" + file + "' has no KVM trace events exitscope reads (kvm_exit, kvm_entry, kvm_inj_virq, ...), only " +
+            std::to_string(s.other_events) + (s.other_events == 1 ? " line" : " lines") +
+            " of tracepoints it does not read; trace with those enabled ('trace-cmd record -e kvm', 'perf record -e "
+            "\"kvm:*\"').");
       return fail("'" + file +
                   "' has no KVM trace events (kvm_exit, kvm_entry, kvm_inj_virq, ...) in ftrace, "
                   "trace-cmd report or perf script text; check that the kvm tracepoints were enabled when tracing.");
