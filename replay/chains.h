@@ -94,7 +94,9 @@ std::string_view outcome_reference(Outcome o, Vendor v = Vendor::Unknown);
 std::string_view discard_reference(uint32_t discard_aux, Vendor v = Vendor::Unknown);
 struct Chain;
 // outcome_reference() for chain `c` (its vendor by chain_vendor, else `fallback`), or
-// discard_reference() when a DISCARD record decided it.
+// discard_reference() when a DISCARD record decided it, or Table 6-5's pair when the exit that
+// showed a fault in the event's own delivery did (a discard the hypervisor made by answering it
+// with neither #DF nor a reinjection).
 std::string_view chain_outcome_reference(const Chain& c, Vendor fallback = Vendor::Unknown);
 // How many records a settled chain stays in memory after its last member, in the chain builder
 // and the offline checker alike (issue #18): 65536, or the ES_SETTLE_WINDOW environment variable.

@@ -936,15 +936,17 @@ void report_lost(State& st, const replay::Chain& c) {
           "superseded, collapsed, coalesced or promoted to #DF) in a run the guest ended: the event is lost";
       break;
   }
-  const bool not_handed_back =
-      c.outcome == replay::Outcome::DiscardedByHypervisor && c.outcome_discard_aux == ES_DISCARD_NOT_HANDED_BACK;
+  // A loss not handed back and a delivery fault answered with neither #DF nor a reinjection broke
+  // their own rules, said above; the others the reinjection rule.
+  const bool own_rule = c.outcome == replay::Outcome::DiscardedByHypervisor &&
+                        (c.outcome_discard_aux == ES_DISCARD_NOT_HANDED_BACK ||
+                         (c.delivery_fault && c.outcome_event == c.delivery_fault));
   Violation v =
       make(RuleId::EventLost, last, c.id, {c.id, last.id},
            arch::describe(EntryIntrInfo(c.event_word)) + " of chain " + num(c.id) + " (raised at #" + num(c.id) + ", " +
                where(first) + ", rip " + (rip_unknown(first) ? std::string("unknown") : hex(first.rip)) + ") " + what +
                "; its last event is #" + num(last.id) + " (" + replay::describe_event_fields(c.events.back()) + ")." +
-               // A loss not handed back broke its own rule, said above; the others the reinjection rule.
-               (not_handed_back ? std::string() : " " + owed_reinjection(replay::chain_vendor(c))));
+               (own_rule ? std::string() : " " + owed_reinjection(replay::chain_vendor(c))));
   v.first_ns = first.time_ns;
   st.report(std::move(v));
 }
