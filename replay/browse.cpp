@@ -391,7 +391,10 @@ std::string row_outcome_reference(Recording& rec, const ChainRow& row, Vendor v)
                      "ORDER BY e.id DESC LIMIT 1",
                      {static_cast<int64_t>(row.id), static_cast<int64_t>(row.first_event),
                       static_cast<int64_t>(row.last_event), ES_KIND_DECISION, ES_DECISION_DISCARD});
-  return std::string(discard_reference(d && *d ? (*d)->rec.aux : 0, v));
+  if (d && *d) return std::string(discard_reference((*d)->rec.aux, v));
+  // No DISCARD record: the chain builder decided the discard from an exit showing a fault in the
+  // event's own delivery (replay/chains conclude_outcome takes a DISCARD first when there is one).
+  return d ? std::string(unanswered_pair_reference()) : std::string(discard_reference(0, v));
 }
 
 Result<std::vector<Event>> chain_members(Recording& rec, uint64_t id) {

@@ -135,14 +135,18 @@ std::string_view discard_reference(uint32_t discard_aux, Vendor v) {
          "nested_save_pending_event_to_vmcb12, vmcs12_save_pending_event)";
 }
 
+std::string_view unanswered_pair_reference() {
+  return "a fault during its delivery formed a pair that owes #DF (a shutdown when delivering #DF), and the "
+         "hypervisor answered with neither that nor a reinjection (SDM Vol. 3A 6.15 Table 6-5 \"Conditions for "
+         "Generating a Double Fault\"; KVM kvm_multiple_exception)";
+}
+
 std::string_view chain_outcome_reference(const Chain& c, Vendor fallback) {
   const Vendor v = chain_vendor(c, fallback);
   // Decided by the exit that showed a fault in the event's own delivery: the pair that fault
   // formed with the event is what the hypervisor did not answer (Table 6-5), not a discard.
   if (c.outcome == Outcome::DiscardedByHypervisor && c.delivery_fault && c.outcome_event == c.delivery_fault)
-    return "a fault during its delivery formed a pair that owes #DF (a shutdown when delivering #DF), and the "
-           "hypervisor answered with neither that nor a reinjection (SDM Vol. 3A 6.15 Table 6-5 \"Conditions for "
-           "Generating a Double Fault\"; KVM kvm_multiple_exception)";
+    return unanswered_pair_reference();
   if (c.outcome == Outcome::DiscardedByHypervisor) return discard_reference(c.outcome_discard_aux, v);
   return outcome_reference(c.outcome, v);
 }

@@ -98,6 +98,9 @@ struct Chain;
 // showed a fault in the event's own delivery did (a discard the hypervisor made by answering it
 // with neither #DF nor a reinjection).
 std::string_view chain_outcome_reference(const Chain& c, Vendor fallback = Vendor::Unknown);
+// The reference of a DiscardedByHypervisor outcome decided by a fault in the event's own
+// delivery (no DISCARD record: the pair Table 6-5 turns into #DF, answered otherwise).
+std::string_view unanswered_pair_reference();
 // How many records a settled chain stays in memory after its last member, in the chain builder
 // and the offline checker alike (issue #18): 65536, or the ES_SETTLE_WINDOW environment variable.
 // Only a memory / read-back trade, never a different result.

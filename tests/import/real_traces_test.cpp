@@ -657,6 +657,11 @@ TEST(RealTraces, SvmGpInterceptLoopOfTwoExitsIsNotYetALoop) {
   const CliRun ch = run_cli("chains '" + db + "'");
   EXPECT_TRUE(has(ch.out, "formed a pair that owes #DF")) << ch.out;
   EXPECT_FALSE(has(ch.out, "kvm_check_and_inject_events")) << ch.out;
+  // The same where the chain is read as a row (events --verbose, the GUI's chain list).
+  const CliRun ev = run_cli("events '" + db + "' --verbose");
+  EXPECT_TRUE(has(ev.out, "Outcome:                     discarded by hypervisor: a fault during its delivery formed"))
+      << ev.out;
+  EXPECT_FALSE(has(ev.out, "kvm_check_and_inject_events")) << ev.out;
 }
 
 TEST(RealTraces, SvmGpThenDoubleFaultThenShutdown) {
