@@ -696,7 +696,7 @@ void Linker::on_nested_inject(const KvmEvent& t, VcpuState& st) {
     // A paste that elides lines in between may hide L2's entry (and its exit): then the discard
     // is what the shown lines imply, marked inferred and said (describe()).
     const bool across_elision = elisions_ != st.elisions_at_nested_entry;
-    if (across_elision) discards_across_elision_.push_back(cur_line_);
+    if (across_elision && ++discards_across_elision_ <= 5) elided_discard_lines_.push_back(cur_line_);
     es_record& x = push(ES_KIND_DECISION, (t.exit.svm() ? ES_FLAG_SVM : 0) | (across_elision ? ES_FLAG_INFERRED : 0));
     x.reason = ES_DECISION_DISCARD;
     x.aux = ES_DISCARD_NOT_HANDED_BACK;
@@ -1105,11 +1105,10 @@ void Linker::describe(TraceFacts& s) const {
   if (guessed_vcpu_)
     s.assumptions.push_back(
         "some events name no vCPU: taken from the thread (one vCPU per thread) or the event before");
-  if (!discards_across_elision_.empty()) {
+  if (discards_across_elision_) {
     std::string lines;
-    for (size_t i = 0; i < discards_across_elision_.size() && i < 5; ++i)
-      lines += (i ? ", " : "") + std::to_string(discards_across_elision_[i]);
-    if (discards_across_elision_.size() > 5) lines += ", ...";
+    for (const uint64_t l : elided_discard_lines_) lines += (lines.empty() ? "" : ", ") + std::to_string(l);
+    if (discards_across_elision_ > elided_discard_lines_.size()) lines += ", ...";
     s.assumptions.push_back("the text elides lines (\"...\") between L1's nested entry and L0's exit to L1 (line " +
                             lines +
                             "): the injection is taken as not handed back, as the lines shown say, though an entry "

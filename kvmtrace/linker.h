@@ -204,12 +204,15 @@ class Linker {
   bool learned_vmx_ = false, learned_svm_ = false, numeric_as_svm_ = false;
   bool kernel_without_reinjected_ = false;
   bool saw_entry_ = false;
-  bool nested_vmexit_traced_ = false;              // the trace has kvm_nested_vmexit lines (learn() or add())
-  uint64_t elisions_ = 0;                          // events after an elision ("...") seen so far
-  std::vector<uint64_t> discards_across_elision_;  // lines of the exits to L1 whose discard an elision may hide
-  uint64_t vcpu_thread_changes_ = 0;               // a vCPU number seen from a new thread (another VM)
-  uint64_t levels_from_tracking_ = 0;              // exits labelled L2 by kvm_nested_vmenter alone
-  uint64_t levels_from_reflect_ = 0;               // exits labelled L2 because kvm_nested_vmexit_inject reflected them
+  bool nested_vmexit_traced_ = false;  // the trace has kvm_nested_vmexit lines (learn() or add())
+  uint64_t elisions_ = 0;              // events after an elision ("...") seen so far
+  // The exits to L1 whose discard an elision may hide: how many, and the lines of the first few
+  // (describe() names at most five), so a long paste costs no more.
+  uint64_t discards_across_elision_ = 0;
+  std::vector<uint64_t> elided_discard_lines_;
+  uint64_t vcpu_thread_changes_ = 0;   // a vCPU number seen from a new thread (another VM)
+  uint64_t levels_from_tracking_ = 0;  // exits labelled L2 by kvm_nested_vmenter alone
+  uint64_t levels_from_reflect_ = 0;   // exits labelled L2 because kvm_nested_vmexit_inject reflected them
 
   // speculate(): the answers add() took from the learned state so far, checked by finish_learning().
   bool speculating_ = false, speculation_held_ = false;

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cstdio>
 
+#include "exitscope/discard.h"
 #include "hv/arch/event_info.h"
 #include "hv/arch/controls.h"
 #include "hv/arch/exceptions.h"
@@ -190,11 +191,13 @@ void append_decision_detail(Fields& f, const es_record& r, const CauseExit* caus
     case ES_DECISION_DISCARD:
       switch (r.aux) {
         case 0: return;
-        case 1: f.next() += "why=coalesced(IRR bit already set)"; return;     // SDM 11.8.4
-        case 2: f.next() += "why=collapsed(2 NMIs already pending)"; return;  // SDM 6.7.1, KVM process_nmi
-        case 3: f.next() += "why=outranked(an exception was injected instead)"; return;
+        case ES_DISCARD_COALESCED: f.next() += "why=coalesced(IRR bit already set)"; return;  // SDM 11.8.4
+        case ES_DISCARD_COLLAPSED:
+          f.next() += "why=collapsed(2 NMIs already pending)";
+          return;  // SDM 6.7.1, KVM process_nmi
+        case ES_DISCARD_OUTRANKED: f.next() += "why=outranked(an exception was injected instead)"; return;
         // L1's injection into L2 that L0's exit to L1 did not return (APM 15.7.2, SDM 28.2.4).
-        case 4: f.next() += "why=not-handed-back(L0's exit to L1 did not return it)"; return;
+        case ES_DISCARD_NOT_HANDED_BACK: f.next() += "why=not-handed-back(L0's exit to L1 did not return it)"; return;
         default: append_dec(f.next() += "why=", r.aux); return;
       }
     case ES_DECISION_IMMEDIATE_EXIT:
