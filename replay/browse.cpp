@@ -5,6 +5,7 @@
 
 #include "hv/arch/event_info.h"
 #include "schema/migrations.h"
+#include "schema/kind_reason.h"
 
 namespace es::replay {
 
@@ -374,7 +375,8 @@ Result<std::optional<ChainRow>> step_chain(Recording& rec, uint64_t id, bool for
 }
 
 Vendor recording_vendor(Recording& rec) {
-  auto flags = scalar(rec, "SELECT flags FROM events WHERE kind = ? LIMIT 1", {ES_KIND_VM_EXIT});
+  auto flags = scalar(rec, "SELECT flags FROM events WHERE " + schema::kind_range_sql() + " LIMIT 1",
+                      {schema::kind_first_key(ES_KIND_VM_EXIT), schema::kind_last_key(ES_KIND_VM_EXIT)});
   if (!flags || !*flags) return Vendor::Unknown;
   return (**flags & ES_FLAG_SVM) ? Vendor::Svm : Vendor::Vmx;
 }
@@ -505,8 +507,10 @@ Result<std::optional<std::pair<uint64_t, uint64_t>>> chain_time_extent(Recording
 
 Result<std::vector<Event>> violations(Recording& rec, uint64_t max) {
   std::vector<Event> out;
-  if (auto r =
-          collect(rec, "WHERE e.kind = ? ORDER BY e.id LIMIT ?", {ES_KIND_VIOLATION, static_cast<int64_t>(max)}, out);
+  if (auto r = collect(rec, "WHERE " + schema::kind_range_sql("e") + " ORDER BY e.id LIMIT ?",
+                       {schema::kind_first_key(ES_KIND_VIOLATION), schema::kind_last_key(ES_KIND_VIOLATION),
+                        static_cast<int64_t>(max)},
+                       out);
       !r)
     return make_error(r.error());
   return out;

@@ -15,6 +15,7 @@
 #include "hv/arch/exit_reason.h"
 #include "hv/arch/svm.h"
 #include "schema/migrations.h"
+#include "schema/kind_reason.h"
 
 namespace es::replay {
 
@@ -736,10 +737,12 @@ class ChainReader {
 // and by member (origin index), so nothing is read in proportion to the recording.
 Result<ChainContext> load_context(db::Db& db, const std::vector<uint64_t>* only = nullptr) {
   ChainContext ctx;
-  auto r = query_events(db, "e.kind = ?", {ES_KIND_RUN_END}, [&](const Event& e) {
-    ctx.run_ends.push_back(e);
-    return true;
-  });
+  auto r = query_events(db, schema::kind_range_sql("e"),
+                        {schema::kind_first_key(ES_KIND_RUN_END), schema::kind_last_key(ES_KIND_RUN_END)},
+                        [&](const Event& e) {
+                          ctx.run_ends.push_back(e);
+                          return true;
+                        });
   if (!r) return make_error(r.error());
   auto origin_of = db.prepare("SELECT origin FROM events WHERE id = ?");
   if (!origin_of) return make_error(origin_of.error());
@@ -1106,10 +1109,12 @@ Result<std::vector<Chain>> load_chains(db::Db& db) {
     return true;
   });
   if (!r) return make_error(r.error());
-  r = query_events(db, "e.kind = ?", {ES_KIND_RUN_END}, [&](const Event& e) {
-    run_ends.push_back(e);
-    return true;
-  });
+  r = query_events(db, schema::kind_range_sql("e"),
+                   {schema::kind_first_key(ES_KIND_RUN_END), schema::kind_last_key(ES_KIND_RUN_END)},
+                   [&](const Event& e) {
+                     run_ends.push_back(e);
+                     return true;
+                   });
   if (!r) return make_error(r.error());
   return build_chains(std::move(members), run_ends);
 }

@@ -14,6 +14,7 @@
 #include "replay/chains.h"
 #include "replay/names.h"
 #include "schema/event_row.h"
+#include "schema/kind_reason.h"
 #include "schema/migrations.h"
 
 namespace es::replay {
@@ -340,8 +341,8 @@ bool has_reason_term(const EventFilter& f) { return f.exit_reason || f.svm_exit_
 // A reason term decodes the reason column (a VMX exit's basic reason is its [15:0], an SVM exit
 // is told by its flags), so it is no single SQL value. The (kind, reason) pairs it can match are
 // read from the events_kind_reason index instead, one seek per distinct pair present (a
-// recording has tens to hundreds), and become `(kind = ? AND reason IN (...)) OR ...` on that
-// index; matches_decoded still decides each row read. nullopt: too many distinct pairs to be
+// recording has tens to hundreds), and become `<key> IN (...)` of their keys on that index
+// (schema/kind_reason.h); matches_decoded still decides each row read. nullopt: too many distinct pairs to be
 // worth it (then the reason is checked on every row, as before).
 constexpr size_t kMaxReasonPairs = 4096;
 
@@ -349,41 +350,29 @@ Result<std::optional<std::vector<std::pair<uint16_t, uint32_t>>>> reason_pairs(d
   auto fail = [&](std::string_view msg) {
     return make_error(schema::describe_sqlite_error(db.path(), "reading", db.errcode(), msg));
   };
-  // Two seeks per step, each an equality / range on the index's leading columns: the next reason
-  // of this kind, else the first pair of the next kind. (A row-value `(kind, reason) > (?, ?)`
-  // seeks on kind only and walks the rest of that kind's entries.)
-  auto same_kind = db.prepare("SELECT reason FROM events WHERE kind = ? AND reason > ? ORDER BY reason LIMIT 1");
-  if (!same_kind) return fail(same_kind.error());
-  auto next_kind = db.prepare("SELECT kind, reason FROM events WHERE kind > ? ORDER BY kind, reason LIMIT 1");
-  if (!next_kind) return fail(next_kind.error());
+  // One seek per step on the index's key ((kind << 32) | reason, schema/kind_reason.h): the next
+  // key present, within the filter's kind when it names one.
+  auto next = db.prepare("SELECT " + schema::kind_reason_key_sql() + " AS k FROM events WHERE " +
+                         schema::kind_reason_key_sql() + " BETWEEN ? AND ? ORDER BY k LIMIT 1");
+  if (!next) return fail(next.error());
+  const int64_t last = f.kind ? schema::kind_last_key(*f.kind) : schema::kind_last_key(0xFFFF);
   std::vector<std::pair<uint16_t, uint32_t>> out;
-  int64_t kind = -1, reason = -1;
-  for (size_t steps = 0;; ++steps) {
+  int64_t from = f.kind ? schema::kind_first_key(*f.kind) : 0;
+  for (size_t steps = 0; from <= last; ++steps) {
     if (steps > kMaxReasonPairs) return std::optional<std::vector<std::pair<uint16_t, uint32_t>>>();
-    bool found = false;
-    if (kind >= 0) {
-      same_kind->bind(1, kind);
-      same_kind->bind(2, reason);
-      const int rc = same_kind->step();
-      if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail(db.errmsg());
-      if (rc == SQLITE_ROW) {
-        reason = same_kind->col_i64(0);
-        found = true;
-      }
-      same_kind->reset();
-    }
-    if (!found) {
-      next_kind->bind(1, kind);
-      const int rc = next_kind->step();
-      if (rc == SQLITE_DONE) break;
-      if (rc != SQLITE_ROW) return fail(db.errmsg());
-      kind = next_kind->col_i64(0);
-      reason = next_kind->col_i64(1);
-      next_kind->reset();
-    }
+    next->bind(1, from);
+    next->bind(2, last);
+    const int rc = next->step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return fail(db.errmsg());
+    const int64_t key = next->col_i64(0);
+    next->reset();
+    // A hostile file's text or out-of-range kind reads as a key below the last: never ask again.
+    if (key < from) break;
+    from = key + 1;
     es_record r{};
-    r.kind = static_cast<uint16_t>(kind);
-    r.reason = static_cast<uint32_t>(reason);
+    r.kind = schema::key_kind(key);
+    r.reason = schema::key_reason(key);
     if (f.kind && r.kind != *f.kind) continue;
     bool hit = matches_reason(f, r);
     r.flags = ES_FLAG_SVM;
@@ -498,13 +487,17 @@ Result<SessionSummary> Recording::session(Detail detail) {
     if (!n) return fail(n.error());
     s.event_count = static_cast<uint64_t>(*n);
   } else {
-    // Counts from the narrow (kind, reason) index, not a scan of every row.
-    auto st = db_.prepare("SELECT kind, count(*) FROM events GROUP BY kind ORDER BY kind");
+    // Counts from the narrow events_kind_reason index, not a scan of every row: per key, in key
+    // order (the index's), summed here per kind (a GROUP BY kind would sort the keys again).
+    const std::string key = schema::kind_reason_key_sql();
+    auto st = db_.prepare("SELECT " + key + ", count(*) FROM events GROUP BY " + key);
     if (!st) return fail(st.error());
     int rc;
     while ((rc = st->step()) == SQLITE_ROW) {
       const uint64_t count = st->col_u64(1);
-      s.counts_by_kind.emplace_back(static_cast<uint16_t>(st->col_i64(0)), count);
+      const uint16_t kind = schema::key_kind(st->col_i64(0));
+      if (s.counts_by_kind.empty() || s.counts_by_kind.back().first != kind) s.counts_by_kind.emplace_back(kind, 0);
+      s.counts_by_kind.back().second += count;
       s.event_count += count;
     }
     if (rc != SQLITE_DONE) return fail(db_.errmsg());
@@ -519,10 +512,13 @@ Result<SessionSummary> Recording::session(Detail detail) {
   }
   if (detail == Detail::Summary) return s;
   auto by_reason = [&](int kind, auto& out) -> Result<void> {
-    auto st =
-        db_.prepare("SELECT reason, count(*) AS n FROM events WHERE kind = ? GROUP BY reason ORDER BY n DESC, reason");
+    // The index alone answers it: the key holds the reason.
+    const std::string key = schema::kind_reason_key_sql();
+    auto st = db_.prepare("SELECT " + key + " & 4294967295 AS r, count(*) AS n FROM events WHERE " +
+                          schema::kind_range_sql() + " GROUP BY " + key + " ORDER BY n DESC, r");
     if (!st) return fail(st.error());
-    st->bind(1, int64_t{kind});
+    st->bind(1, schema::kind_first_key(static_cast<uint16_t>(kind)));
+    st->bind(2, schema::kind_last_key(static_cast<uint16_t>(kind)));
     int rc;
     while ((rc = st->step()) == SQLITE_ROW) out.emplace_back(static_cast<uint32_t>(st->col_i64(0)), st->col_u64(1));
     if (rc != SQLITE_DONE) return fail(db_.errmsg());
@@ -534,19 +530,20 @@ Result<SessionSummary> Recording::session(Detail detail) {
   // index-only count above); an SVM one is counted again by (reason, vendor), which reads the
   // rows and so also splits a mixed recording whose first exit is SVM.
   if (!s.exits_by_reason.empty()) {
-    auto first = db_.prepare("SELECT flags FROM events WHERE kind = ? LIMIT 1");
+    auto first = db_.prepare("SELECT flags FROM events WHERE " + schema::kind_range_sql() + " LIMIT 1");
     if (!first) return fail(first.error());
-    first->bind(1, int64_t{ES_KIND_VM_EXIT});
+    first->bind(1, schema::kind_first_key(ES_KIND_VM_EXIT));
+    first->bind(2, schema::kind_last_key(ES_KIND_VM_EXIT));
     const int rc0 = first->step();
     if (rc0 != SQLITE_ROW && rc0 != SQLITE_DONE) return fail(db_.errmsg());
     if (rc0 == SQLITE_ROW && (first->col_i64(0) & ES_FLAG_SVM)) {
       s.exits_by_reason.clear();
       const std::string svm_bit = std::to_string(ES_FLAG_SVM);
-      auto st = db_.prepare("SELECT reason, flags & " + svm_bit +
-                            " AS svm, count(*) AS n FROM events WHERE kind = ? "
-                            "GROUP BY reason, svm ORDER BY n DESC, reason");
+      auto st = db_.prepare("SELECT reason, flags & " + svm_bit + " AS svm, count(*) AS n FROM events WHERE " +
+                            schema::kind_range_sql() + " GROUP BY reason, svm ORDER BY n DESC, reason");
       if (!st) return fail(st.error());
-      st->bind(1, int64_t{ES_KIND_VM_EXIT});
+      st->bind(1, schema::kind_first_key(ES_KIND_VM_EXIT));
+      st->bind(2, schema::kind_last_key(ES_KIND_VM_EXIT));
       int rc;
       while ((rc = st->step()) == SQLITE_ROW)
         (st->col_i64(1) ? s.svm_exits_by_reason : s.exits_by_reason)
@@ -604,9 +601,10 @@ Result<DropCounts> Recording::drop_counts() {
 
 Result<std::vector<std::string>> Recording::console_lines() {
   std::string text;
-  auto st = db_.prepare("SELECT text FROM events WHERE kind = ? ORDER BY id");
+  auto st = db_.prepare("SELECT text FROM events WHERE " + schema::kind_range_sql() + " ORDER BY id");
   if (!st) return make_error(schema::describe_sqlite_error(path(), "reading", db_.errcode(), st.error()));
-  st->bind(1, int64_t{ES_KIND_CONSOLE});
+  st->bind(1, schema::kind_first_key(ES_KIND_CONSOLE));
+  st->bind(2, schema::kind_last_key(ES_KIND_CONSOLE));
   int rc;
   while ((rc = st->step()) == SQLITE_ROW) text += st->col_text(0);
   if (rc != SQLITE_DONE)
@@ -634,7 +632,15 @@ Result<std::string> Recording::filter_sql(const EventFilter& f, std::vector<int6
     where += clause;
     binds.push_back(v);
   };
-  if (f.kind) add("e.kind = ?", *f.kind);
+  // A kind is a range of events_kind_reason's keys (schema/kind_reason.h).
+  const std::string kind_range = schema::kind_range_sql("e");
+  auto add_kind = [&](uint16_t kind) {
+    if (!where.empty()) where += " AND ";
+    where += kind_range;
+    binds.push_back(schema::kind_first_key(kind));
+    binds.push_back(schema::kind_last_key(kind));
+  };
+  if (f.kind) add_kind(*f.kind);
   // `e.vcpu != 0`: the partial events_vcpu's condition (schema/indexes.sql); vCPU 0 is a scan.
   if (f.vcpu) add(*f.vcpu != 0 ? "e.vcpu = ? AND e.vcpu != 0" : "e.vcpu = ?", *f.vcpu);
   if (f.level) add("e.level = ?", *f.level);
@@ -657,35 +663,26 @@ Result<std::string> Recording::filter_sql(const EventFilter& f, std::vector<int6
       db_.query_int("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_kind_reason'");
   if (!indexed) return make_error(schema::describe_sqlite_error(path(), "reading", db_.errcode(), indexed.error()));
   if (has_reason_term(f) && *indexed == 0) {
-    if (f.decision) add("e.kind = ?", ES_KIND_DECISION);
+    if (f.decision) add_kind(ES_KIND_DECISION);
   } else if (has_reason_term(f)) {
     auto pairs = reason_pairs(db_, f);
     if (!pairs) return make_error(pairs.error());
     if (!*pairs) {
       // Too many distinct pairs to list: narrow by kind only where the term implies one.
-      if (f.decision) add("e.kind = ?", ES_KIND_DECISION);
+      if (f.decision) add_kind(ES_KIND_DECISION);
     } else if ((*pairs)->empty()) {
       if (!where.empty()) where += " AND ";
       where += "0";  // no (kind, reason) in this recording can match
     } else {
-      // One `kind = ? AND reason IN (...)` per kind: each an equality seek on events_kind_reason.
-      std::string any;
+      // The pairs' keys: one equality seek each on events_kind_reason.
       const auto& list = **pairs;
-      for (size_t i = 0; i < list.size();) {
-        size_t j = i;
-        std::string in;
-        while (j < list.size() && list[j].first == list[i].first) {
-          in += in.empty() ? "?" : ", ?";
-          ++j;
-        }
-        any += any.empty() ? "(" : " OR (";
-        any += "e.kind = ? AND e.reason IN (" + in + "))";
-        binds.push_back(list[i].first);
-        for (size_t k = i; k < j; ++k) binds.push_back(int64_t{list[k].second});
-        i = j;
+      std::string in;
+      for (const auto& [kind, reason] : list) {
+        in += in.empty() ? "?" : ", ?";
+        binds.push_back(schema::kind_reason_key(kind, reason));
       }
       if (!where.empty()) where += " AND ";
-      where += list.size() == 1 || list.front().first == list.back().first ? any : "(" + any + ")";
+      where += schema::kind_reason_key_sql("e") + (list.size() == 1 ? " = " + in : " IN (" + in + ")");
     }
   }
   if (f.vector) {

@@ -27,6 +27,8 @@ extern const unsigned char es_schema_v3[];
 extern const unsigned long es_schema_v3_size;
 extern const unsigned char es_schema_v4[];
 extern const unsigned long es_schema_v4_size;
+extern const unsigned char es_schema_v5[];
+extern const unsigned long es_schema_v5_size;
 
 #ifndef ES_TOOL_VERSION
 #define ES_TOOL_VERSION "unknown"
@@ -42,6 +44,7 @@ std::string_view time_index_sql() {
 std::string_view v2_sql() { return {reinterpret_cast<const char*>(es_schema_v2), es_schema_v2_size}; }
 std::string_view v3_sql() { return {reinterpret_cast<const char*>(es_schema_v3), es_schema_v3_size}; }
 std::string_view v4_sql() { return {reinterpret_cast<const char*>(es_schema_v4), es_schema_v4_size}; }
+std::string_view v5_sql() { return {reinterpret_cast<const char*>(es_schema_v5), es_schema_v5_size}; }
 
 namespace {
 
@@ -55,6 +58,7 @@ constexpr std::array<MigrationStep, kSchemaVersion> kSteps = {{
     {1, &v2_sql},
     {2, &v3_sql},
     {3, &v4_sql},
+    {4, &v5_sql},
 }};
 static_assert(kSteps.size() == kSchemaVersion, "one migration step per schema version");
 

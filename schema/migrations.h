@@ -15,9 +15,9 @@
 
 namespace es::schema {
 
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
-// SQL text embedded at build time from schema/v1.sql, v2.sql, v3.sql, v4.sql, indexes.sql
+// SQL text embedded at build time from schema/v1.sql .. v5.sql, indexes.sql
 // (the current index set) and time_index.sql (the time index, for recordings not in time order).
 std::string_view v1_sql();
 std::string_view indexes_sql();
@@ -25,6 +25,7 @@ std::string_view time_index_sql();
 std::string_view v2_sql();
 std::string_view v3_sql();
 std::string_view v4_sql();
+std::string_view v5_sql();
 
 // Reads user_version and verifies the file is an exitscope recording this build can read
 // (does not modify it). Returns the file's schema version. Errors are one sentence naming

@@ -11,6 +11,7 @@
 #include "replay/names.h"
 #include "replay/recording.h"
 #include "replay/summary.h"
+#include "schema/kind_reason.h"
 
 #ifdef ES_HAVE_KVM
 #include "probes/kvm/kvm_record.h"
@@ -76,7 +77,8 @@ int cmd_info(int argc, char** argv) {
     } else if (f.label == "run end" && s->end_reason && *s->end_reason == ES_END_GUEST_EXIT) {
       // The guest's exit code travels in the RUN_END record of a guest exit (aux, record.h).
       std::optional<uint32_t> code;
-      auto q = replay::query_events(rec->db(), "e.kind = ? AND e.reason = ?", {ES_KIND_RUN_END, ES_END_GUEST_EXIT},
+      auto q = replay::query_events(rec->db(), schema::kind_reason_key_sql("e") + " = ?",
+                                    {schema::kind_reason_key(ES_KIND_RUN_END, ES_END_GUEST_EXIT)},
                                     [&](const replay::Event& e) {
                                       code = e.rec.aux;
                                       return true;

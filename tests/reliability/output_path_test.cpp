@@ -222,9 +222,9 @@ TEST(OutputPath, OutputThatIsTheInputIsRefusedByDeviceAndInode) {
   EXPECT_EQ(slurp(db), before);
 }
 
-// Reading an older recording writes a migrated copy beside it (old.db -> old.v4.db, through
-// old.v4.db.partial). An archive from a stranger can hold anything under those names. Expected:
-// a symlink named old.v4.db and a FIFO named x.v4.db.partial are neither replaced nor unlinked
+// Reading an older recording writes a migrated copy beside it (old.db -> old.v5.db, through
+// old.v5.db.partial). An archive from a stranger can hold anything under those names. Expected:
+// a symlink named old.v5.db and a FIFO named x.v5.db.partial are neither replaced nor unlinked
 // (nor is the link's target touched); info falls back to the temp directory, says so, exit 0.
 TEST(OutputPath, MigratedCopyNeverReplacesALinkOrAFifoBesideTheOriginal) {
   const std::string dir = es::test::process_tmp("beside");
@@ -234,21 +234,21 @@ TEST(OutputPath, MigratedCopyNeverReplacesALinkOrAFifoBesideTheOriginal) {
   fs::copy_file(v1, dir + "/old.db");
   fs::copy_file(v1, dir + "/x.db");
   write_file(dir + "/victim", "precious\n");
-  fs::create_symlink("victim", dir + "/old.v4.db");
-  ASSERT_EQ(::mkfifo((dir + "/x.v4.db.partial").c_str(), 0600), 0);
+  fs::create_symlink("victim", dir + "/old.v5.db");
+  ASSERT_EQ(::mkfifo((dir + "/x.v5.db.partial").c_str(), 0600), 0);
   for (const char* name : {"old.db", "x.db"}) {
     const CliRun r = run_cli("info " + quoted(dir + "/" + name));
     EXPECT_EQ(r.code, 0) << name << ": " << r.err;
     EXPECT_NE(r.err.find("reading a migrated copy"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("exitscope-migrated"), std::string::npos) << r.err;  // the temp-directory copy
   }
-  EXPECT_TRUE(fs::is_symlink(dir + "/old.v4.db"));
+  EXPECT_TRUE(fs::is_symlink(dir + "/old.v5.db"));
   EXPECT_EQ(slurp(dir + "/victim"), "precious\n");
-  EXPECT_TRUE(is_fifo(dir + "/x.v4.db.partial"));
+  EXPECT_TRUE(is_fifo(dir + "/x.v5.db.partial"));
   // migrate onto the link names the file behind it: the file is replaced, the link stays.
-  const CliRun m = run_cli("migrate " + quoted(dir + "/old.db") + " -o " + quoted(dir + "/old.v4.db") + " --force");
+  const CliRun m = run_cli("migrate " + quoted(dir + "/old.db") + " -o " + quoted(dir + "/old.v5.db") + " --force");
   EXPECT_EQ(m.code, 0) << m.err;
-  EXPECT_TRUE(fs::is_symlink(dir + "/old.v4.db"));
+  EXPECT_TRUE(fs::is_symlink(dir + "/old.v5.db"));
   EXPECT_NE(slurp(dir + "/victim").rfind("SQLite format 3", 0), std::string::npos);
 }
 

@@ -43,7 +43,7 @@ void exec(const std::string& path, const std::string& sql) {
 // A fresh copy of the committed v1 recording (irq-ept-reinject, 12 exits, 38 events).
 std::string old_recording(const std::string& name) {
   const std::string p = es::test::process_tmp(name);
-  fs::remove(es::test::process_tmp(fs::path(name).stem().string() + ".v4.db"));
+  fs::remove(es::test::process_tmp(fs::path(name).stem().string() + ".v5.db"));
   fs::copy_file(std::string(ES_TEST_DATA_DIR) + "/schema/v1_irq_ept_reinject.db", p,
                 fs::copy_options::overwrite_existing);
   return p;
@@ -89,18 +89,18 @@ TEST(SchemaVersions, NewerRecordingIsRefusedAndLeftAlone) {
         << cmd << ": " << r.err;
   }
   EXPECT_EQ(slurp(p), before) << "a refused file is not modified";
-  EXPECT_FALSE(fs::exists(es::test::process_tmp("newer.v4.db")));
+  EXPECT_FALSE(fs::exists(es::test::process_tmp("newer.v5.db")));
 }
 
 TEST(SchemaVersions, OlderRecordingIsReadThroughAMigratedCopyAndNeverModified) {
   const std::string old = old_recording("old.db");
-  const std::string copy = es::test::process_tmp("old.v4.db");
+  const std::string copy = es::test::process_tmp("old.v5.db");
   const std::string before = slurp(old);
 
   const CliRun info = run_cli("info --no-console " + old);
   ASSERT_EQ(info.code, 0) << info.err;
   EXPECT_EQ(info.err, "note: '" + old + "' uses the older schema v1; reading a migrated copy '" + copy +
-                          "' (schema v4). The original is unchanged; 'exitscope migrate " + old +
+                          "' (schema v5). The original is unchanged; 'exitscope migrate " + old +
                           " --in-place' upgrades it instead.\n");
   EXPECT_NE(info.out.find("scenario:   irq-ept-reinject"), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("events:     38 "), std::string::npos) << info.out;
@@ -147,9 +147,9 @@ TEST(SchemaVersions, MigrateCommandCopiesByDefaultAndUpgradesInPlaceOnRequest) {
 
   const CliRun copy = run_cli("migrate " + old + " -o " + out);
   ASSERT_EQ(copy.code, 0) << copy.err;
-  EXPECT_EQ(copy.out, "migrated '" + old + "' (schema v1) to '" + out + "' (schema v4); the original is unchanged.\n");
+  EXPECT_EQ(copy.out, "migrated '" + old + "' (schema v1) to '" + out + "' (schema v5); the original is unchanged.\n");
   EXPECT_EQ(slurp(old), before);
-  EXPECT_EQ(query(out, "PRAGMA user_version"), 4);
+  EXPECT_EQ(query(out, "PRAGMA user_version"), 5);
   EXPECT_EQ(query(out, "SELECT count(*) FROM events"), 38);
   const CliRun again = run_cli("migrate " + old + " -o " + out);
   EXPECT_EQ(again.code, 2);
@@ -164,13 +164,13 @@ TEST(SchemaVersions, MigrateCommandCopiesByDefaultAndUpgradesInPlaceOnRequest) {
 
   const CliRun current = run_cli("migrate " + out);
   EXPECT_EQ(current.code, 0);
-  EXPECT_EQ(current.out, "'" + out + "' is already at schema v4; nothing to do.\n");
+  EXPECT_EQ(current.out, "'" + out + "' is already at schema v5; nothing to do.\n");
 
   const CliRun in_place = run_cli("migrate --in-place " + old);
   ASSERT_EQ(in_place.code, 0) << in_place.err;
-  EXPECT_EQ(in_place.out, "migrated '" + old + "' in place from schema v1 to v4.\n");
-  EXPECT_EQ(query(old, "PRAGMA user_version"), 4);
-  EXPECT_EQ(query(old, "SELECT count(*) FROM schema_history WHERE source_file = ''"), 3);  // v1 -> v2 -> v3 -> v4
+  EXPECT_EQ(in_place.out, "migrated '" + old + "' in place from schema v1 to v5.\n");
+  EXPECT_EQ(query(old, "PRAGMA user_version"), 5);
+  EXPECT_EQ(query(old, "SELECT count(*) FROM schema_history WHERE source_file = ''"), 4);  // v1 -> v2 -> v3 -> v4 -> v5
   const CliRun info = run_cli("info --no-console " + old);
   EXPECT_EQ(info.code, 0);
   EXPECT_EQ(info.err, "") << "no copy once the original is current";
@@ -265,15 +265,15 @@ std::string dump(const std::string& path, const std::string& sql) {
 }  // namespace
 
 // A v3 recording (tests/data/schema/v3_softint_ept.db: `exitscope record --scenario softint-ept`
-// by the last v3 build, 383 events, 14 chains; its `chains` output beside it) migrated to v4
-// by `exitscope migrate`. Expected (schema/v4.sql): every field of every event reads back as the
+// by the last v3 build, 383 events, 14 chains; its `chains` output beside it) migrated to the
+// current schema by `exitscope migrate`. Expected (schema/v4.sql, v5.sql): every field of every event reads back as the
 // v3 columns held it (origin 0 stored as NULL, the five packed columns unpacked), the chains
-// table is unchanged, chain_events is gone, the v4 indexes are built (origin partial), and
+// table is unchanged, chain_events is gone, the current indexes are built (origin partial), and
 // `chains` on the old file (through its migrated copy) prints what the v3 build printed.
 TEST(SchemaVersions, V3RecordingMigratesToV4WithEveryFieldAndChain) {
   const std::string old = es::test::process_tmp("v3.db");
   const std::string out = es::test::process_tmp("v3-to-v4.db");
-  for (const std::string& p : {old, out, es::test::process_tmp("v3.v4.db")}) fs::remove(p);
+  for (const std::string& p : {old, out, es::test::process_tmp("v3.v5.db")}) fs::remove(p);
   fs::copy_file(std::string(ES_TEST_DATA_DIR) + "/schema/v3_softint_ept.db", old);
   ASSERT_EQ(query(old, "PRAGMA user_version"), 3);
   const std::vector<es_record> before = v3_rows(old);
@@ -281,9 +281,10 @@ TEST(SchemaVersions, V3RecordingMigratesToV4WithEveryFieldAndChain) {
 
   const CliRun m = run_cli("migrate " + old + " -o " + out);
   ASSERT_EQ(m.code, 0) << m.err;
-  EXPECT_EQ(m.out, "migrated '" + old + "' (schema v3) to '" + out + "' (schema v4); the original is unchanged.\n");
-  EXPECT_EQ(query(out, "PRAGMA user_version"), 4);
+  EXPECT_EQ(m.out, "migrated '" + old + "' (schema v3) to '" + out + "' (schema v5); the original is unchanged.\n");
+  EXPECT_EQ(query(out, "PRAGMA user_version"), 5);
   EXPECT_EQ(query(out, "SELECT count(*) FROM schema_history WHERE version = 4 AND from_version = 3"), 1);
+  EXPECT_EQ(query(out, "SELECT count(*) FROM schema_history WHERE version = 5 AND from_version = 4"), 1);
 
   auto db = es::db::Db::open(out, SQLITE_OPEN_READONLY);
   ASSERT_TRUE(db) << db.error();
@@ -310,6 +311,8 @@ TEST(SchemaVersions, V3RecordingMigratesToV4WithEveryFieldAndChain) {
   EXPECT_EQ(query(out, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name LIKE 'events_%'"), 5);
   EXPECT_EQ(dump(out, "SELECT sql FROM sqlite_schema WHERE name = 'events_cause'"),
             "CREATE INDEX events_cause ON events(cause) WHERE cause != 0|\n");
+  EXPECT_EQ(dump(out, "SELECT sql FROM sqlite_schema WHERE name = 'events_kind_reason'"),
+            "CREATE INDEX events_kind_reason ON events((kind << 32) | reason)|\n");
 
   const CliRun chains = run_cli("chains " + old);
   ASSERT_EQ(chains.code, 0) << chains.err;
@@ -319,30 +322,49 @@ TEST(SchemaVersions, V3RecordingMigratesToV4WithEveryFieldAndChain) {
 
 // A v4 recording written by the build before issue #18's index change
 // (tests/data/schema/v4_softint_ept.db: `exitscope record --scenario softint-ept` by c0f0a41,
-// 383 events at 0 .. 51 305 ns; it has events_time and no event_order table) is read as it is,
-// through its time index, and its time windows print what the same scenario recorded by this
-// build prints, whose file says its times follow its ids and has no time index (its windows
-// are binary searches over ids). Expected: user_version 4 on both, no migrated copy, the same
-// stdout for events / stats / export over [17 000, 34 000] ns, and `info`'s time extent.
+// 383 events at 0 .. 51 305 ns; it has events_time, the two-column events_kind_reason and no
+// event_order table) is read through a migrated copy (schema/v5.sql: the one-key
+// events_kind_reason), and its time windows print what the same scenario recorded by this build
+// prints, whose file says its times follow its ids and has no time index (its windows are binary
+// searches over ids). Expected: the original left at user_version 4; the copy at 5 with the key
+// index, time_sorted 1 and no events_time (create_indexes drops it on a sorted file); the same
+// stdout for events / stats / export over [17 000, 34 000] ns (stats and export name the file they
+// read: compared with the original's name put back), and `info`'s time extent.
 TEST(SchemaVersions, V4RecordingOfTheBuildBeforeGivesTheSameWindowsAsANewOne) {
   const std::string p = es::test::process_tmp("v4-window.db");
-  const std::string copy = es::test::process_tmp("v4-window.v4.db");
+  const std::string copy = es::test::process_tmp("v4-window.v5.db");
   fs::remove(p);
   fs::remove(copy);
   fs::copy_file(std::string(ES_TEST_DATA_DIR) + "/schema/v4_softint_ept.db", p);
   ASSERT_EQ(query(p, "PRAGMA user_version"), 4);
   ASSERT_EQ(query(p, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'events_time'"), 1);
   ASSERT_EQ(query(p, "SELECT count(*) FROM sqlite_schema WHERE name = 'event_order'"), 0);
+  ASSERT_EQ(dump(p, "SELECT sql FROM sqlite_schema WHERE name = 'events_kind_reason'"),
+            "CREATE INDEX events_kind_reason ON events(kind, reason)|\n");
   const std::vector<std::string> commands = {"events --from 17000 --to 34000", "events --from 40000",
                                              "stats --from 17000 --to 34000",
                                              "export --format text --from 17000 --to 34000"};
+  // (stats names the whole path, the export its file name)
+  auto named_back = [&](std::string out) {
+    for (const auto& [from, to] :
+         {std::pair{copy, p}, std::pair{std::string("v4-window.v5.db"), std::string("v4-window.db")}})
+      for (size_t at; (at = out.find(from)) != std::string::npos;) out.replace(at, from.size(), to);
+    return out;
+  };
   std::vector<std::string> old_out;
   for (const std::string& c : commands) {
     const CliRun r = run_cli(c + " " + p);
     EXPECT_EQ(r.code, 0) << c << ": " << r.err;
-    old_out.push_back(r.out);
+    EXPECT_NE(r.err.find("uses the older schema v4"), std::string::npos) << c << ": " << r.err;
+    old_out.push_back(named_back(r.out));
   }
-  EXPECT_FALSE(fs::exists(copy)) << "a current file needs no migrated copy";
+  EXPECT_EQ(query(p, "PRAGMA user_version"), 4) << "the original is not changed";
+  ASSERT_TRUE(fs::exists(copy));
+  EXPECT_EQ(query(copy, "PRAGMA user_version"), 5);
+  EXPECT_EQ(dump(copy, "SELECT sql FROM sqlite_schema WHERE name = 'events_kind_reason'"),
+            "CREATE INDEX events_kind_reason ON events((kind << 32) | reason)|\n");
+  EXPECT_EQ(query(copy, "SELECT time_sorted FROM event_order"), 1);
+  EXPECT_EQ(query(copy, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'events_time'"), 0);
   // The time extent (min / max of time_ns on the old file, its first / last row on the new).
   const std::string extent = "events:     383  (time 0.000000000 .. 0.000051305 s)";
   EXPECT_NE(run_cli("info --no-console " + p).out.find(extent), std::string::npos);
@@ -350,7 +372,7 @@ TEST(SchemaVersions, V4RecordingOfTheBuildBeforeGivesTheSameWindowsAsANewOne) {
 
   fs::remove(p);
   ASSERT_EQ(run_cli("record --scenario softint-ept --quiet -o " + p).code, 0);
-  EXPECT_EQ(query(p, "PRAGMA user_version"), 4);
+  EXPECT_EQ(query(p, "PRAGMA user_version"), 5);
   EXPECT_EQ(query(p, "SELECT time_sorted FROM event_order"), 1);
   EXPECT_EQ(query(p, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'events_time'"), 0);
   EXPECT_EQ(query(p, "SELECT count(*) FROM events"), 383);

@@ -584,7 +584,7 @@ void events_as_v3(const std::string& path) {
 std::string copy_db(const std::string& from, const std::string& name) {
   const std::string to = test::process_tmp(name);
   for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(to + suffix);
-  std::filesystem::remove(test::process_tmp(std::filesystem::path(name).stem().string() + ".v4.db"));
+  std::filesystem::remove(test::process_tmp(std::filesystem::path(name).stem().string() + ".v5.db"));
   std::filesystem::copy_file(from, to, std::filesystem::copy_options::overwrite_existing);
   return to;
 }
@@ -701,7 +701,7 @@ TEST_F(StatsTest, MigratedOldFileGivesTheSameTablesAsANewFile) {
              "ALTER TABLE chains DROP COLUMN delivered_ns; ALTER TABLE chains DROP COLUMN vectoring_exits; "
              "ALTER TABLE chains DROP COLUMN reinjections; PRAGMA user_version = 2;");
     const std::string in_place = copy_db(old, std::string("inplace-") + scenario + ".db");
-    const std::string copy = test::process_tmp(std::string("old-") + scenario + ".v4.db");
+    const std::string copy = test::process_tmp(std::string("old-") + scenario + ".v5.db");
     for (const char* view : kViews) {
       const std::string want = stats_text(db, view);
       std::string err;
@@ -755,7 +755,7 @@ TEST_F(StatsTest, MigrateInPlaceRefreshesChainFiguresOfOtherRules) {
 // and they equal the walk over the same copy's events.
 TEST_F(StatsTest, CommittedV1RecordingStoresTheWalksFigures) {
   const std::string old = copy_db(std::string(ES_SOURCE_DIR) + "/tests/data/schema/v1_irq_ept_reinject.db", "v1.db");
-  const std::string copy = test::process_tmp("v1.v4.db");
+  const std::string copy = test::process_tmp("v1.v5.db");
   std::string err;
   const std::string stored = stats_text(old, "--histogram --slowest 1000", &err, copy);
   EXPECT_NE(err.find("uses the older schema v1"), std::string::npos) << err;
