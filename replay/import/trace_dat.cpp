@@ -28,6 +28,7 @@
 #include "replay/import/mapped_file.h"
 #include "replay/import/recording_out.h"
 #include "replay/import/trace_text.h"
+#include "replay/import/tep_lazy_formats.h"
 #include "replay/import/tracecmd_shim.h"
 
 namespace es::import {
@@ -716,7 +717,7 @@ class DatReader {
     if (type < 0 || type > 0xFFFF) return invalid_;
     if (static_cast<size_t>(type) >= decoders_.size()) decoders_.resize(static_cast<size_t>(type) + 1);
     EventDecoder& d = decoders_[static_cast<size_t>(type)];
-    if (!d.known) d = make_decoder(tep_find_event(tep_, type));
+    if (!d.known) d = make_decoder(es_tep_find_event(tep_, type));  // parses a deferred format
     return d;
   }
 

@@ -3,6 +3,8 @@
 #include <stddef.h>
 #include <trace-cmd.h>
 
+#include "replay/import/tep_lazy_formats.h"
+
 void es_tracecmd_quiet(void) {
   tracecmd_set_loglevel(TEP_LOG_NONE);
   tep_set_loglevel(TEP_LOG_NONE);
@@ -12,11 +14,18 @@ void es_tracecmd_quiet(void) {
 struct tracecmd_input* es_tracecmd_open(const char* path) {
   /* No plugins: they only change how events print, and loading them reads the user's
    * ~/.local/lib/traceevent/plugins. */
-  return tracecmd_open(path, TRACECMD_FL_LOAD_NO_PLUGINS);
+  /* Formats of systems other than kvm and ftrace, and kallsyms, are not parsed during the open
+   * (tep_lazy_formats.c): the importer looks formats up through es_tep_find_event. */
+  es_tep_lazy_begin();
+  struct tracecmd_input* h = tracecmd_open(path, TRACECMD_FL_LOAD_NO_PLUGINS);
+  es_tep_lazy_end();
+  return h;
 }
 
 void es_tracecmd_close(struct tracecmd_input* handle) {
-  if (handle) tracecmd_close(handle);
+  if (!handle) return;
+  es_tep_lazy_forget(tracecmd_get_tep(handle));
+  tracecmd_close(handle);
 }
 
 struct tep_handle* es_tracecmd_tep(struct tracecmd_input* handle) {

@@ -17,7 +17,8 @@ struct tep_record;
 void es_tracecmd_quiet(void);
 
 /* Opens the trace.dat at `path` without loading plugins and reads its headers and CPU data
- * index. NULL on failure. */
+ * index; the formats of systems other than kvm and ftrace are parsed when es_tep_find_event
+ * (tep_lazy_formats.h) first asks for one, kallsyms never. NULL on failure. */
 struct tracecmd_input* es_tracecmd_open(const char* path);
 void es_tracecmd_close(struct tracecmd_input* handle);
 

@@ -4,6 +4,7 @@
 // uncompressed v7 copies. Each is imported into a real SQLite file and read back; what the
 // recording says must be what the guest printed it did. Skipped, with the reason, without root,
 // /dev/kvm, tracefs or trace-cmd.
+#include <event-parse.h>  // libtraceevent
 #include <gtest/gtest.h>
 #include <sys/utsname.h>
 
@@ -23,7 +24,9 @@
 #include "hv/arch/event_info.h"
 #include "hv/arch/exceptions.h"
 #include "replay/import/import_file.h"
+#include "replay/import/tep_lazy_formats.h"
 #include "replay/import/trace_dat.h"
+#include "replay/import/tracecmd_shim.h"
 #include "replay/recording.h"
 #include "tests/import/kvm_trace_capture.h"
 #include "tests/support/cli_run.h"
@@ -445,6 +448,46 @@ TEST_F(TraceDatImport, CorruptEventFormatIsAnErrorNotACrash) {
   auto p = import::parse_trace_dat_bytes(bytes, {}, "bad.dat");
   ASSERT_FALSE(p);
   EXPECT_NE(p.error().find("is corrupt"), std::string::npos) << p.error();
+}
+
+// The formats a trace.dat carries for systems other than kvm and ftrace are parsed when a record
+// of theirs is first looked up, not while the file is opened (replay/import/tep_lazy_formats.c).
+// Expected, on the capture (trace-cmd writes the format of every event of this kernel, and the
+// capture enables sched_process_exec / exit besides kvm): after the open, formats are kept
+// unparsed, sched_process_exec is not known by name while kvm_pio is; looking up its type id
+// (tracefs events/sched/sched_process_exec/id, the capture's own kernel) parses it then; and
+// the import keeps the guest process's exec and exit as context with no record left
+// undecodable, as it did when every format was parsed at open.
+TEST_F(TraceDatImport, FormatsOfOtherSystemsAreParsedWhenARecordNeedsThem) {
+  es_tracecmd_quiet();
+  tracecmd_input* h = es_tracecmd_open(files().v7.c_str());
+  ASSERT_NE(h, nullptr);
+  tep_handle* tep = es_tracecmd_tep(h);
+  ASSERT_NE(tep, nullptr);
+  EXPECT_GT(es_tep_lazy_deferred(), 0u);
+  EXPECT_NE(tep_find_event_by_name(tep, "kvm", "kvm_pio"), nullptr);
+  EXPECT_EQ(tep_find_event_by_name(tep, "sched", "sched_process_exec"), nullptr);
+  int id = -1;
+  for (const char* root : {"/sys/kernel/tracing", "/sys/kernel/debug/tracing"})
+    if (std::ifstream in(std::string(root) + "/events/sched/sched_process_exec/id"); in && (in >> id)) break;
+  if (id >= 0) {
+    const size_t before = es_tep_lazy_deferred();
+    tep_event* ev = es_tep_find_event(tep, id);
+    ASSERT_NE(ev, nullptr);
+    EXPECT_STREQ(ev->name, "sched_process_exec");
+    EXPECT_EQ(es_tep_lazy_deferred(), before - 1);
+    EXPECT_EQ(tep_find_event_by_name(tep, "sched", "sched_process_exec"), ev);
+  }
+  es_tracecmd_close(h);
+  EXPECT_EQ(es_tep_lazy_deferred(), 0u) << "closing the file forgets its kept formats";
+
+  const Recorded r = import_into_db(files().v7, "lazy.db");
+  EXPECT_EQ(r.stats.unparsed, 0u);
+  EXPECT_GE(r.stats.other_events, 2u);
+  const auto context_non_kvm = std::count_if(r.events.begin(), r.events.end(), [](const es_record& e) {
+    return e.kind == ES_KIND_CONTEXT && e.reason == import::kContextOtherEvent;
+  });
+  EXPECT_EQ(context_non_kvm, 2) << "the guest process's sched_process_exec and sched_process_exit";
 }
 
 // The file is read once, in the isolating child, which sends its records and its summary through

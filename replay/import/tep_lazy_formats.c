@@ -1,0 +1,159 @@
+/* Event formats parsed when a record needs them, not when the trace.dat is opened (issue #18:
+ * trace.dat import against `trace-cmd report`).
+ *
+ * A trace.dat written by `trace-cmd record` carries the format of every event the kernel has
+ * (2 305 formats in 101 systems on this machine's Debian 6.1, whatever -e selected) and the whole
+ * kallsyms (5.4 MB). tracecmd_open() parses all of it before the first record can be read: 170 ms
+ * of a 4 MB file whose records then take 0.3 s, time in which the import's writer has nothing to
+ * write. The importer reads kvm events by name and every other event by its type id, once per
+ * type (trace_dat.cpp), and prints no event, so it needs neither kallsyms nor the formats of
+ * systems whose events the file does not hold.
+ *
+ * libtracecmd has no option to skip them. It parses each format through libtraceevent's
+ * exported tep_parse_event() and the kallsyms through tep_parse_kallsyms(), calls into another
+ * shared object that the dynamic linker binds to the first definition in the process: these
+ * two, defined here, while es_tep_lazy_begin() .. es_tep_lazy_end() bracket the open. Outside
+ * that window (the live recorder's libtracefs, any other caller) they pass every call to
+ * libtraceevent's own definitions (dlsym RTLD_NEXT). Inside it, formats of the kvm and ftrace
+ * systems are parsed at once; the others are kept as text, each under the type id its "ID:" line
+ * gives, and es_tep_find_event() parses one when a record of that type is first looked up.
+ * Nothing is lost: a format that was deferred parses exactly as it would have during the open.
+ * If the binding does not happen (a static libtracecmd), everything is parsed at open as before. */
+#define _GNU_SOURCE /* NOLINT(bugprone-reserved-identifier): dlfcn.h declares RTLD_NEXT only with it */
+#include "replay/import/tep_lazy_formats.h"
+
+#include <dlfcn.h>
+#include <event-parse.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum tep_errno (*parse_event_fn)(struct tep_handle*, const char*, unsigned long, const char*);
+typedef int (*parse_kallsyms_fn)(struct tep_handle*, const char*);
+
+struct deferred_format {
+  int id;
+  char* sys;
+  char* text;
+  unsigned long size;
+};
+
+/* One open at a time: the importer's decoding child (or its in-process reader) opens one file. */
+static struct tep_handle* lazy_tep;
+static int lazy_open;
+static struct deferred_format* deferred;
+static size_t deferred_count, deferred_cap;
+
+static parse_event_fn real_parse_event(void) {
+  static parse_event_fn fn;
+  if (!fn) fn = (parse_event_fn)dlsym(RTLD_NEXT, "tep_parse_event");
+  return fn;
+}
+
+static parse_kallsyms_fn real_parse_kallsyms(void) {
+  static parse_kallsyms_fn fn;
+  if (!fn) fn = (parse_kallsyms_fn)dlsym(RTLD_NEXT, "tep_parse_kallsyms");
+  return fn;
+}
+
+/* The number after "ID:" in a format's text (the line after "name:"); -1 if there is none. */
+static int format_id(const char* text, unsigned long size) {
+  static const char key[] = "\nID:";
+  const size_t klen = sizeof key - 1;
+  for (unsigned long i = 0; i + klen <= size; ++i) {
+    if (memcmp(text + i, key, klen) != 0) continue;
+    unsigned long j = i + klen;
+    while (j < size && text[j] == ' ') ++j;
+    long id = -1;
+    while (j < size && text[j] >= '0' && text[j] <= '9' && id < 0x10000) {
+      id = (id < 0 ? 0 : id * 10) + (text[j] - '0');
+      ++j;
+    }
+    return id >= 0 && id <= 0xFFFF ? (int)id : -1;
+  }
+  return -1;
+}
+
+static int eager_system(const char* sys) { return !sys || !strcmp(sys, "kvm") || !strcmp(sys, "ftrace"); }
+
+static void drop_deferred(void) {
+  for (size_t i = 0; i < deferred_count; ++i) {
+    free(deferred[i].sys);
+    free(deferred[i].text);
+  }
+  free(deferred);
+  deferred = NULL;
+  deferred_count = deferred_cap = 0;
+}
+
+/* Keeps a format for later; 0 if it cannot be kept (then it is parsed now). */
+static int keep(int id, const char* sys, const char* text, unsigned long size) {
+  if (deferred_count == deferred_cap) {
+    const size_t cap = deferred_cap ? deferred_cap * 2 : 256;
+    struct deferred_format* grown = realloc(deferred, cap * sizeof *grown);
+    if (!grown) return 0;
+    deferred = grown;
+    deferred_cap = cap;
+  }
+  char* s = strdup(sys);
+  char* t = malloc(size ? size : 1);
+  if (!s || !t) {
+    free(s);
+    free(t);
+    return 0;
+  }
+  memcpy(t, text, size);
+  deferred[deferred_count++] = (struct deferred_format){id, s, t, size};
+  return 1;
+}
+
+enum tep_errno tep_parse_event(struct tep_handle* tep, const char* buf, unsigned long size, const char* sys) {
+  parse_event_fn real = real_parse_event();
+  if (lazy_open && tep && buf && !eager_system(sys)) {
+    const int id = format_id(buf, size);
+    if (id >= 0 && (!lazy_tep || lazy_tep == tep) && keep(id, sys, buf, size)) {
+      lazy_tep = tep;
+      return TEP_ERRNO__SUCCESS;
+    }
+  }
+  return real ? real(tep, buf, size, sys) : TEP_ERRNO__MEM_ALLOC_FAILED;
+}
+
+int tep_parse_kallsyms(struct tep_handle* tep, const char* kallsyms) {
+  if (lazy_open) return 0; /* the importer prints no function names */
+  parse_kallsyms_fn real = real_parse_kallsyms();
+  return real ? real(tep, kallsyms) : -1;
+}
+
+void es_tep_lazy_begin(void) {
+  drop_deferred();
+  lazy_tep = NULL;
+  /* Only where both of libtraceevent's definitions are found behind ours. */
+  lazy_open = real_parse_event() != NULL && real_parse_kallsyms() != NULL;
+}
+
+void es_tep_lazy_end(void) { lazy_open = 0; }
+
+void es_tep_lazy_forget(struct tep_handle* tep) {
+  if (tep && tep == lazy_tep) {
+    drop_deferred();
+    lazy_tep = NULL;
+  }
+}
+
+size_t es_tep_lazy_deferred(void) { return deferred_count; }
+
+struct tep_event* es_tep_find_event(struct tep_handle* tep, int id) {
+  struct tep_event* ev = tep_find_event(tep, id);
+  if (ev || tep != lazy_tep) return ev;
+  parse_event_fn real = real_parse_event();
+  for (size_t i = 0; i < deferred_count; ++i) {
+    if (deferred[i].id != id) continue;
+    struct deferred_format f = deferred[i];
+    deferred[i] = deferred[--deferred_count];
+    if (real) (void)real(tep, f.text, f.size, f.sys);
+    free(f.sys);
+    free(f.text);
+    return tep_find_event(tep, id);
+  }
+  return NULL;
+}
