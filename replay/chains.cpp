@@ -777,7 +777,23 @@ Result<ChainContext> load_context(db::Db& db, const std::vector<uint64_t>* only 
                                              ES_FLAG_SVM,
                                              static_cast<int64_t>(arch::SvmExitCode::Shutdown)};
   if (!only) {
-    r = query_events(db, effects, effect_binds, add_effect);
+    // The whole recording: #DF raises, then triple-fault exits, each through its kinds' ranges of
+    // events_kind_reason's keys (schema/kind_reason.h; one query with both would scan: SQLite
+    // does not seek ORed ranges of one expression under other ORed terms). Each map is filled
+    // by one of them, in id order.
+    const std::string key = schema::kind_reason_key_sql("e");
+    r = query_events(db, "e.cause != 0 AND " + key + " BETWEEN ? AND ? AND (e.intr_info & 2147485695) = ?",
+                     {schema::kind_first_key(ES_KIND_RAISE), schema::kind_last_key(ES_KIND_RAISE), df_word},
+                     add_effect);
+    if (!r) return make_error(r.error());
+    r = query_events(db,
+                     "e.cause != 0 AND (" + key + " BETWEEN ? AND ? OR " + key +
+                         " BETWEEN ? AND ?) AND (((e.flags & ?) = 0 AND (e.reason & 65535) = 2) OR ((e.flags & ?) "
+                         "!= 0 AND e.reason = ?))",
+                     {schema::kind_first_key(ES_KIND_VM_EXIT), schema::kind_last_key(ES_KIND_VM_EXIT),
+                      schema::kind_first_key(ES_KIND_NESTED_EXIT), schema::kind_last_key(ES_KIND_NESTED_EXIT),
+                      ES_FLAG_SVM, ES_FLAG_SVM, static_cast<int64_t>(arch::SvmExitCode::Shutdown)},
+                     add_effect);
     if (!r) return make_error(r.error());
   } else {
     for (uint64_t id : *only) {

@@ -1,5 +1,5 @@
 // The events_kind_reason index (schema/indexes.sql) holds one integer per event, (kind << 32) |
-// reason. SQLite answers a term through it only when the term is written on that same expression,
+// (reason & 0xFFFFFFFF). SQLite answers a term through it only when the term is written on that same expression,
 // so a query that filters by kind, or by kind and reason, writes it with these.
 #pragma once
 
@@ -20,10 +20,11 @@ constexpr uint16_t key_kind(int64_t key) { return static_cast<uint16_t>(key >> 3
 constexpr uint32_t key_reason(int64_t key) { return static_cast<uint32_t>(key & 0xFFFFFFFF); }
 
 // The indexed expression, its columns qualified by `alias` when one is given ("e" ->
-// "((e.kind << 32) | e.reason)"): the text to compare with a key.
+// "((e.kind << 32) | (e.reason & 4294967295))"): the text to compare with a key. A row whose
+// reason is out of range (a hostile file) keys within its own kind's range all the same.
 inline std::string kind_reason_key_sql(std::string_view alias = {}) {
   const std::string p = alias.empty() ? std::string() : std::string(alias) + ".";
-  return "((" + p + "kind << 32) | " + p + "reason)";
+  return "((" + p + "kind << 32) | (" + p + "reason & 4294967295))";
 }
 
 // `kind = ?` as the index answers it: "<key> BETWEEN ? AND ?", bound to kind_first_key(kind) and

@@ -32,9 +32,9 @@ echo "chain: $N ($(sqlite3 "$DB" "SELECT count(*) FROM events WHERE origin = $N"
 Q='reason:EPT_VIOLATION vector:0x20'
 # kind 1 = VM_EXIT, 6 = NESTED_EXIT; 48 = EPT_VIOLATION in the basic reason [15:0] (the index
 # holds the full reason: a VMX recording's exits have [31:16] clear); valid bit [31] + vector [7:0].
-# Written on the index's key, (kind << 32) | reason (schema v5, schema/indexes.sql), as a user of
+# Written on the index's key, (kind << 32) | (reason & 4294967295) (schema v5, schema/indexes.sql), as a user of
 # sqlite3 must for SQLite to use it.
-SQL_Q="SELECT * FROM events WHERE ((kind << 32) | reason) IN ((1 << 32) | 48, (6 << 32) | 48) AND ((intr_info & 2147483903) = 2147483680 OR (idt_vectoring_info & 2147483903) = 2147483680) ORDER BY id"
+SQL_Q="SELECT * FROM events WHERE ((kind << 32) | (reason & 4294967295)) IN ((1 << 32) | 48, (6 << 32) | 48) AND ((intr_info & 2147483903) = 2147483680 OR (idt_vectoring_info & 2147483903) = 2147483680) ORDER BY id"
 SQL_C="SELECT * FROM events WHERE origin = $N ORDER BY id"
 
 a=$("$ES" events "$DB" --query "$Q" 2>/dev/null | wc -l); b=$(sqlite3 "$DB" "$SQL_Q" | wc -l)

@@ -18,7 +18,9 @@
  * systems are parsed at once; the others are kept as text, each under the type id its "ID:" line
  * gives, and es_tep_find_event() parses one when a record of that type is first looked up.
  * Nothing is lost: a format that was deferred parses exactly as it would have during the open.
- * If the binding does not happen (a static libtracecmd), everything is parsed at open as before. */
+ * If the binding does not happen (a static libtracecmd), everything is parsed at open as before.
+ * The kept formats are one table for the process, unlocked: two threads must not open or read
+ * trace.dat files at the same time (the importer opens and reads one file on one thread). */
 #define _GNU_SOURCE /* NOLINT(bugprone-reserved-identifier): dlfcn.h declares RTLD_NEXT only with it */
 #include "replay/import/tep_lazy_formats.h"
 
@@ -31,15 +33,17 @@ typedef enum tep_errno (*parse_event_fn)(struct tep_handle*, const char*, unsign
 typedef int (*parse_kallsyms_fn)(struct tep_handle*, const char*);
 
 struct deferred_format {
+  struct tep_handle* tep;
   int id;
   char* sys;
   char* text;
   unsigned long size;
 };
 
-/* One open at a time: the importer's decoding child (or its in-process reader) opens one file. */
-static struct tep_handle* lazy_tep;
-static int lazy_open;
+/* The bracket is the opening thread's own: another thread's calls meanwhile pass through. Kept
+ * formats carry their handle, so two files open at once keep theirs apart. */
+static _Thread_local int lazy_open;
+static _Thread_local struct tep_handle* opening_tep; /* the handle this thread's open parses into */
 static struct deferred_format* deferred;
 static size_t deferred_count, deferred_cap;
 
@@ -55,38 +59,30 @@ static parse_kallsyms_fn real_parse_kallsyms(void) {
   return fn;
 }
 
-/* The number after "ID:" in a format's text (the line after "name:"); -1 if there is none. */
+/* The number after "ID:" in a format's text (the line after "name:"), read as libtraceevent reads
+ * it (strtoul base 0: decimal, 0x hex, 0 octal); -1 if there is none or it is no type id. */
 static int format_id(const char* text, unsigned long size) {
   static const char key[] = "\nID:";
   const size_t klen = sizeof key - 1;
   for (unsigned long i = 0; i + klen <= size; ++i) {
     if (memcmp(text + i, key, klen) != 0) continue;
     unsigned long j = i + klen;
-    while (j < size && text[j] == ' ') ++j;
-    long id = -1;
-    while (j < size && text[j] >= '0' && text[j] <= '9' && id < 0x10000) {
-      id = (id < 0 ? 0 : id * 10) + (text[j] - '0');
-      ++j;
-    }
-    return id >= 0 && id <= 0xFFFF ? (int)id : -1;
+    while (j < size && (text[j] == ' ' || text[j] == '\t')) ++j;
+    char digits[24];
+    size_t n = 0;
+    while (j < size && n + 1 < sizeof digits && text[j] != '\n') digits[n++] = text[j++];
+    digits[n] = '\0';
+    char* end = NULL;
+    const unsigned long id = strtoul(digits, &end, 0);
+    return end != digits && id <= 0xFFFF ? (int)id : -1;
   }
   return -1;
 }
 
 static int eager_system(const char* sys) { return !sys || !strcmp(sys, "kvm") || !strcmp(sys, "ftrace"); }
 
-static void drop_deferred(void) {
-  for (size_t i = 0; i < deferred_count; ++i) {
-    free(deferred[i].sys);
-    free(deferred[i].text);
-  }
-  free(deferred);
-  deferred = NULL;
-  deferred_count = deferred_cap = 0;
-}
-
 /* Keeps a format for later; 0 if it cannot be kept (then it is parsed now). */
-static int keep(int id, const char* sys, const char* text, unsigned long size) {
+static int keep(struct tep_handle* tep, int id, const char* sys, const char* text, unsigned long size) {
   if (deferred_count == deferred_cap) {
     const size_t cap = deferred_cap ? deferred_cap * 2 : 256;
     struct deferred_format* grown = realloc(deferred, cap * sizeof *grown);
@@ -102,7 +98,7 @@ static int keep(int id, const char* sys, const char* text, unsigned long size) {
     return 0;
   }
   memcpy(t, text, size);
-  deferred[deferred_count++] = (struct deferred_format){id, s, t, size};
+  deferred[deferred_count++] = (struct deferred_format){tep, id, s, t, size};
   return 1;
 }
 
@@ -110,8 +106,8 @@ enum tep_errno tep_parse_event(struct tep_handle* tep, const char* buf, unsigned
   parse_event_fn real = real_parse_event();
   if (lazy_open && tep && buf && !eager_system(sys)) {
     const int id = format_id(buf, size);
-    if (id >= 0 && (!lazy_tep || lazy_tep == tep) && keep(id, sys, buf, size)) {
-      lazy_tep = tep;
+    if (id >= 0 && keep(tep, id, sys, buf, size)) {
+      opening_tep = tep;
       return TEP_ERRNO__SUCCESS;
     }
   }
@@ -125,18 +121,33 @@ int tep_parse_kallsyms(struct tep_handle* tep, const char* kallsyms) {
 }
 
 void es_tep_lazy_begin(void) {
-  drop_deferred();
-  lazy_tep = NULL;
+  opening_tep = NULL;
   /* Only where both of libtraceevent's definitions are found behind ours. */
   lazy_open = real_parse_event() != NULL && real_parse_kallsyms() != NULL;
 }
 
-void es_tep_lazy_end(void) { lazy_open = 0; }
+void es_tep_lazy_end(int opened) {
+  lazy_open = 0;
+  /* A failed open freed its handle: what it kept goes too. */
+  if (!opened) es_tep_lazy_forget(opening_tep);
+  opening_tep = NULL;
+}
 
 void es_tep_lazy_forget(struct tep_handle* tep) {
-  if (tep && tep == lazy_tep) {
-    drop_deferred();
-    lazy_tep = NULL;
+  if (!tep) return;
+  for (size_t i = 0; i < deferred_count;) {
+    if (deferred[i].tep != tep) {
+      ++i;
+      continue;
+    }
+    free(deferred[i].sys);
+    free(deferred[i].text);
+    deferred[i] = deferred[--deferred_count];
+  }
+  if (deferred_count == 0) {
+    free(deferred);
+    deferred = NULL;
+    deferred_cap = 0;
   }
 }
 
@@ -144,10 +155,10 @@ size_t es_tep_lazy_deferred(void) { return deferred_count; }
 
 struct tep_event* es_tep_find_event(struct tep_handle* tep, int id) {
   struct tep_event* ev = tep_find_event(tep, id);
-  if (ev || tep != lazy_tep) return ev;
+  if (ev) return ev;
   parse_event_fn real = real_parse_event();
   for (size_t i = 0; i < deferred_count; ++i) {
-    if (deferred[i].id != id) continue;
+    if (deferred[i].tep != tep || deferred[i].id != id) continue;
     struct deferred_format f = deferred[i];
     deferred[i] = deferred[--deferred_count];
     if (real) (void)real(tep, f.text, f.size, f.sys);

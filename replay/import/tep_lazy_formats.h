@@ -11,10 +11,11 @@ extern "C" {
 struct tep_handle;
 struct tep_event;
 
-/* Brackets tracecmd_open(): formats of systems other than kvm and ftrace are kept as text, and
- * kallsyms is not parsed. */
+/* Brackets tracecmd_open() on the calling thread: formats of systems other than kvm and ftrace
+ * are kept as text, and kallsyms is not parsed. `opened`: whether the open gave a handle (if not,
+ * what it kept is freed). */
 void es_tep_lazy_begin(void);
-void es_tep_lazy_end(void);
+void es_tep_lazy_end(int opened);
 /* Frees the kept formats of `tep` (before the handle is closed). */
 void es_tep_lazy_forget(struct tep_handle* tep);
 /* How many formats are kept unparsed now (tests). */

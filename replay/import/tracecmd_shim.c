@@ -18,7 +18,7 @@ struct tracecmd_input* es_tracecmd_open(const char* path) {
    * (tep_lazy_formats.c): the importer looks formats up through es_tep_find_event. */
   es_tep_lazy_begin();
   struct tracecmd_input* h = tracecmd_open(path, TRACECMD_FL_LOAD_NO_PLUGINS);
-  es_tep_lazy_end();
+  es_tep_lazy_end(h != NULL);
   return h;
 }
 

@@ -157,6 +157,46 @@ TEST(QueryPlanTest, VcpuIndexHoldsTheOtherVcpusOnly) {
   EXPECT_EQ(vcpus, (std::set<uint16_t>{0, 1}));
 }
 
+// A kind is a range of events_kind_reason's keys, (kind << 32) | (reason & 0xFFFFFFFF)
+// (schema/kind_reason.h). A file from elsewhere can hold a reason no writer stores: negative, or
+// past 32 bits. Expected: the mask keeps such a row in its own kind's range, so every kind's
+// filter gives the same events as `+kind = K` read by scanning the table (before the mask, a
+// VM_EXIT with reason -1 keyed as -1 and left the exits, and a DECISION with reason 2^32 + 5
+// keyed into the next kind's range), and the summary counts each kind once, as the scan does.
+TEST(QueryPlanTest, AKindsFilterHoldsItsRowsWhateverTheirReason) {
+  const std::string path = make_recording("plan_hostile_reason.db");
+  {
+    auto db = db::Db::open(path, SQLITE_OPEN_READWRITE);
+    ASSERT_TRUE(db) << db.error();
+    ASSERT_TRUE(
+        db->exec("UPDATE events SET reason = -1 WHERE id = (SELECT min(id) FROM events WHERE kind = " +
+                 std::to_string(ES_KIND_VM_EXIT) +
+                 "); UPDATE events SET reason = 4294967301 WHERE id = (SELECT min(id) FROM events WHERE kind = " +
+                 std::to_string(ES_KIND_DECISION) + ")"));
+  }
+  auto rec = replay::Recording::open(path);
+  ASSERT_TRUE(rec) << rec.error();
+  std::vector<std::pair<uint16_t, uint64_t>> scanned;
+  for (uint16_t kind = 0; kind < ES_KIND_COUNT; ++kind) {
+    std::vector<uint64_t> want, got;
+    auto st = rec->db().prepare("SELECT id FROM events WHERE +kind = ? ORDER BY id");
+    ASSERT_TRUE(st);
+    st->bind(1, int64_t{kind});
+    while (st->step() == SQLITE_ROW) want.push_back(st->col_u64(0));
+    replay::EventFilter f;
+    f.kind = kind;
+    ASSERT_TRUE(rec->for_each_event(f, [&](const replay::Event& e) {
+      got.push_back(e.rec.id);
+      return true;
+    }));
+    EXPECT_EQ(got, want) << "kind " << kind;
+    if (!want.empty()) scanned.emplace_back(kind, want.size());
+  }
+  auto s = rec->session(replay::Recording::Detail::Full);
+  ASSERT_TRUE(s) << s.error();
+  EXPECT_EQ(s->counts_by_kind, scanned);
+}
+
 TEST(QueryPlanTest, ReasonAndVectorTermsGiveTheDecodedMatches) {
   auto rec = replay::Recording::open(make_recording("plan_matches.db"));
   ASSERT_TRUE(rec) << rec.error();
