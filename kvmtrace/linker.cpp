@@ -480,11 +480,14 @@ void Linker::on_exit(const KvmEvent& t, VcpuState& st, uint8_t level) {
   } else if (!continues) {
     st.reset_event();
   }
-  uint64_t root = 0;
-  if (vec.valid() && !continues) root = raise(vec_word, probe.idt_vectoring_error, st.entered_level);
   // kvm_exit says nothing about the level: L2 when the vCPU was entered into L2 (a
   // kvm_nested_vmexit line confirms it, settle_exit_level() decides without one).
   if (level != 2 && st.entered_level == 2) level = 2;
+  // The event in IDT-vectoring info was being delivered in the guest that exited (SDM Vol. 3C
+  // 28.2.4): its raise is at the exit's level. A kvm_nested_vmexit is L2's even when the excerpt
+  // shows no entry into L2 (KVM traces it only for an exit in guest mode).
+  uint64_t root = 0;
+  if (vec.valid() && !continues) root = raise(vec_word, probe.idt_vectoring_error, level);
   st.exit_level_seen = level == 2 && t.event == Tracepoint::NestedVmexit;
   es_record& e = push_parsed(ES_KIND_VM_EXIT, probe, level);
   const uint64_t id = e.id;

@@ -191,8 +191,8 @@ std::string_view outcome_reference(Outcome o, Vendor v) {
       return "the hypervisor discarded it although the architecture still owed its delivery (SDM Vol. 3C 28.2.4; "
              "KVM kvm_check_and_inject_events)";
     case Outcome::PendingAtEnd:
-      return "the run stopped (a limit, a signal, or the VM shut down by a triple fault: SDM Vol. 3A 6.15 "
-             "\"Interrupt 8\") before it could be delivered";
+      return "the recording ends before it could be delivered (an imported trace or excerpt that stops there, a "
+             "limit, a signal, or the VM shut down by a triple fault: SDM Vol. 3A 6.15 \"Interrupt 8\")";
     case Outcome::Lost:
       return "never delivered and nothing explains it, in a run the guest ended (SDM Vol. 3C 28.2.4: an event in "
              "IDT-vectoring info must be reinjected)";

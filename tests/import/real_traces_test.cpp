@@ -542,6 +542,59 @@ TEST(RealTraces, SvmShutdownDuringDoubleFaultDeliveryIsATripleFault) {
   EXPECT_TRUE(has(run_cli("check '" + db + "'").out, "no violations"));
 }
 
+// A paste with one kvm_nested_vmexit and nothing before it (L0 5.10, the author traced only that
+// tracepoint), wrapped by format=flowed over three lines. KVM traces kvm_nested_vmexit only for an
+// exit in guest mode (nested_vmx_reflect_vmexit): the exit is L2's, and the #GP its IDT-vectoring
+// info reports (0x8000030d: hardware exception 13, no error code, real mode) was being delivered
+// in L2 (SDM Vol. 3C 28.2.4). Expected: one EPT_VIOLATION exit at L2 with that vectoring, the
+// inferred raise of the #GP at L2 too (the first import put it at L1: an exit's level was decided
+// after its raise), the chain interrupted and pending at the end of the excerpt, no violation.
+TEST(RealTraces, NestedEptViolationDuringGpDeliveryIsL2sWithoutAnEntry) {
+  const std::string db = process_tmp("nested_gp_ept.db");
+  const Imported im =
+      import_cli(real("kvm_list_2023_nested_ept_violation_vectoring_gp_flowed.txt"), "nested_gp_ept.db");
+  EXPECT_EQ(im.count("kvm_events"), 1u);
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 1u);
+  EXPECT_EQ(exits[0].level, 2u);
+  EXPECT_EQ(exits[0].vcpu, 3u);
+  EXPECT_TRUE(arch::ExitReason(exits[0].reason).is(BasicExitReason::EptViolation));
+  EXPECT_EQ(exits[0].qualification, 0x781u);
+  EXPECT_EQ(exits[0].rip, 0x103c00u);
+  EXPECT_EQ(exits[0].idt_vectoring_info, 0x8000030du);
+  const auto raises = im.of_kind(ES_KIND_RAISE);
+  ASSERT_EQ(raises.size(), 1u);
+  EXPECT_EQ(raises[0].level, 2u);
+  EXPECT_EQ(raises[0].intr_info, EntryIntrInfo::make(arch::kGP, InterruptionType::HardwareException).raw());
+  EXPECT_NE(raises[0].flags & ES_FLAG_INFERRED, 0u);
+  EXPECT_EQ(exits[0].origin, raises[0].id);
+  const CliRun ch = run_cli("chains '" + db + "'");
+  EXPECT_TRUE(has(ch.out, "chain 1: #GP  L2 vcpu3")) << ch.out;
+  EXPECT_FALSE(has(ch.out, "L1(L0)")) << ch.out;
+  EXPECT_TRUE(has(ch.out, "during delivery of #GP")) << ch.out;
+  EXPECT_TRUE(has(ch.out, "outcome:     pending at end")) << ch.out;
+  EXPECT_TRUE(has(run_cli("check '" + db + "'").out, "no violations"));
+}
+
+// The same author's next trace: L0 traces L2's VM-entry failing on invalid guest state, which
+// KVM 5.10 reflects to L1 (nested_vmx_l1_wants_exit). Expected: the reason read whole, basic 33
+// with bit 31 (SDM Vol. 3C 27.8 "VM-Entry Failures During or After Loading Guest State":
+// 0x80000021), not "FAILED_VMENTRY" taken for anything else; level 2; three flowed wraps joined;
+// no event, so no chain and no violation.
+TEST(RealTraces, NestedFailedVmentryOfL2KeepsItsWholeReason) {
+  const std::string db = process_tmp("nested_failed_entry.db");
+  const Imported im =
+      import_cli(real("kvm_list_2023_nested_failed_vmentry_invalid_state_flowed.txt"), "nested_failed_entry.db");
+  EXPECT_EQ(im.count("kvm_events"), 1u);
+  const auto exits = im.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 1u);
+  EXPECT_EQ(exits[0].reason, 0x80000021u);
+  EXPECT_EQ(exits[0].level, 2u);
+  EXPECT_EQ(exits[0].vcpu, 12u);
+  EXPECT_EQ(exits[0].rip, 0x103c00u);
+  expect_no_chains_and_a_clean_check(db);
+}
+
 // trace-cmd's plugin names on an AMD host under ESXi: four exits, each entered past its
 // instruction (progress), the MSR read and write told apart (EXITINFO1 0 / 1).
 TEST(RealTraces, FirecrackerSvmPluginNamesUnderEsxi) {
