@@ -115,6 +115,7 @@ void EraEvidence::note(const KvmEvent& t) {
   // kvm_nested_vmexit's "int_info" before 5.10 is not kvm_exit's 5.10+ "intr_info".
   if ((t.event == Tracepoint::Exit || t.event == Tracepoint::NestedVmexit) && !t.exit.old_nested_format) {
     era_intr_ |= t.exit.format == ExitFormat::IntrInfo;
+    era_intr_from_exit_ |= t.exit.format == ExitFormat::IntrInfo && t.event == Tracepoint::Exit;
     era_pair_ |= t.exit.format == ExitFormat::InfoPair;
   }
   if (t.event == Tracepoint::Entry && t.injected) era_entry_intr_ = true;
@@ -127,9 +128,11 @@ void EraEvidence::describe(bool saw_vmx, TraceFacts& s) const {
   if (era_entry_intr_)
     s.era = "Linux 6.14+ (kvm_entry prints the injected event)";
   else if (era_intr_ && era_virq_new_)
-    s.era = "Linux 6.0+ (kvm_exit prints intr_info, kvm_inj_virq / kvm_inj_exception in the 6.0+ format)";
+    s.era = std::string("Linux 6.0+ (") + (era_intr_from_exit_ ? "kvm_exit" : "kvm_nested_vmexit") +
+            " prints intr_info, kvm_inj_virq / kvm_inj_exception in the 6.0+ format)";
   else if (era_intr_)
-    s.era = "Linux 5.10+ (kvm_exit prints info1 info2 intr_info error_code)";
+    s.era = std::string("Linux 5.10+ (") + (era_intr_from_exit_ ? "kvm_exit" : "kvm_nested_vmexit") +
+            " prints info1 info2 intr_info error_code)";
   else if (era_virq_new_)
     s.era = "Linux 6.0+ (kvm_inj_virq / kvm_inj_exception print [reinjected])";
   else if (era_pair_ && info_pair_ == InfoPairMeaning::IdtVectoring)

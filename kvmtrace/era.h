@@ -121,6 +121,8 @@ class EraEvidence {
   FormatSeen formats_;
   // note(): the formats the linked events had.
   bool era_intr_ = false, era_pair_ = false, era_entry_intr_ = false, era_virq_new_ = false;
+  // Which tracepoint printed intr_info (describe() names it): kvm_exit, else kvm_nested_vmexit only.
+  bool era_intr_from_exit_ = false;
 };
 
 }  // namespace es::kvmtrace

@@ -574,6 +574,8 @@ TEST(RealTraces, NestedEptViolationDuringGpDeliveryIsL2sWithoutAnEntry) {
   EXPECT_TRUE(has(ch.out, "during delivery of #GP")) << ch.out;
   EXPECT_TRUE(has(ch.out, "outcome:     pending at end")) << ch.out;
   EXPECT_TRUE(has(run_cli("check '" + db + "'").out, "no violations"));
+  // The era's evidence is the line that printed it: there is no kvm_exit in this paste.
+  EXPECT_TRUE(has(im.run.out, "Linux 5.10+ (kvm_nested_vmexit prints info1 info2 intr_info error_code)")) << im.run.out;
 }
 
 // The same author's next trace: L0 traces L2's VM-entry failing on invalid guest state, which
