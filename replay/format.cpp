@@ -254,8 +254,8 @@ void append_decision_detail(Fields& f, const es_record& r, const CauseExit* caus
 // Table 28-7 "Exit Qualification for EPT Violations" on one line, in the SDM's terms: the
 // access (bits 2:0), the EPT entry's permissions (5:3, "not present" when none), whether the
 // guest-linear address is valid (7) and, if so, whether the access was to its translation or
-// to a paging-structure entry of its page walk (8). "data write, EPT entry not present, gla
-// valid: translation".
+// to a paging-structure entry of its page walk (8), and what paging said of that address (9-11,
+// when the processor reports them). "data write, EPT entry not present, gla valid: translation".
 void append_ept_violation(std::string& out, uint64_t raw) {
   const arch::EptViolationQual q(raw);
   const size_t start = out.size();
@@ -280,6 +280,12 @@ void append_ept_violation(std::string& out, uint64_t raw) {
     out += q.translated_access() ? ", gla valid: translation" : ", gla valid: paging-structure entry";
   else
     out += ", no gla";
+  // SDM Vol. 3C Table 28-7, bits 9-11: what the guest's paging said of the linear address.
+  if (q.advanced_info()) {
+    out += q.user_linear() ? " (user-mode" : " (supervisor-mode";
+    out += q.rw_page() ? ", read/write page" : ", read-only page";
+    out += q.xd_page() ? ", execute-disable)" : ", executable)";
+  }
   if (q.nmi_unblocking_due_to_iret()) out += ", NMI unblocking due to IRET";
 }
 }  // namespace

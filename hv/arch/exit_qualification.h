@@ -42,6 +42,15 @@ class EptViolationQual {
   // Only meaningful when linear_address_valid().
   constexpr bool translated_access() const { return raw_ & kTranslatedAccess; }
   constexpr bool nmi_unblocking_due_to_iret() const { return raw_ & kNmiUnblocking; }
+  // Bits 9-11 (advanced VM-exit information for EPT violations): defined only when bits 7 and 8
+  // are set and the processor reports the feature; a processor without it leaves them 0, so only
+  // a nonzero triple says anything. User-mode linear address, read/write page, execute-disable page.
+  constexpr bool advanced_info() const {
+    return linear_address_valid() && translated_access() && (raw_ & (kUserLinear | kRwPage | kXdPage));
+  }
+  constexpr bool user_linear() const { return raw_ & kUserLinear; }
+  constexpr bool rw_page() const { return raw_ & kRwPage; }
+  constexpr bool xd_page() const { return raw_ & kXdPage; }
   constexpr bool reserved_bits_clear() const { return (raw_ & ~kDefinedMask) == 0; }
   constexpr bool operator==(const EptViolationQual&) const = default;
 

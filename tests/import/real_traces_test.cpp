@@ -572,6 +572,9 @@ TEST(RealTraces, NestedEptViolationDuringGpDeliveryIsL2sWithoutAnEntry) {
   EXPECT_TRUE(has(ch.out, "chain 1: #GP  L2 vcpu3")) << ch.out;
   EXPECT_FALSE(has(ch.out, "L1(L0)")) << ch.out;
   EXPECT_TRUE(has(ch.out, "during delivery of #GP")) << ch.out;
+  // Bits 9-10 of 0x781 (SDM Vol. 3C Table 28-7, advanced VM-exit information for EPT
+  // violations): what the guest's paging said of the linear address, bit 11 clear.
+  EXPECT_TRUE(has(ch.out, "gla valid: translation (user-mode, read/write page, executable)")) << ch.out;
   EXPECT_TRUE(has(ch.out, "outcome:     pending at end")) << ch.out;
   EXPECT_TRUE(has(run_cli("check '" + db + "'").out, "no violations"));
   // The era's evidence is the line that printed it: there is no kvm_exit in this paste.
