@@ -172,8 +172,14 @@ void Linker::add(const KvmEvent& t, uint64_t time_ns, uint64_t line_no) {
 
 void Linker::take_settled(std::vector<es_record>& out) {
   uint64_t limit = next_id_;
-  for (const VcpuState& v : vcpus_)
-    if (v.open_exit >= base_id_) limit = std::min(limit, v.open_exit);
+  for (const VcpuState& v : vcpus_) {
+    if (v.open_exit < base_id_) continue;
+    // An open exit's level may still change (settle_exit_level), and the raise inferred from
+    // its IDT-vectoring with it: that raise stays held too.
+    uint64_t from = v.open_exit;
+    if (const es_record* e = held(v.open_exit); e && inferred_raise_of(*e)) from = v.open_exit - 1;
+    limit = std::min(limit, from);
+  }
   // Bounded memory: a vCPU whose exit stays open for long (blocked in user space) does not hold
   // everyone else's records; its exit is handed out unpatched.
   if (held_.size() > kMaxHeld) limit = std::max(limit, next_id_ - kMaxHeld / 2);
@@ -577,8 +583,17 @@ void Linker::on_nested_vmexit(const KvmEvent& t, VcpuState& st) {
 
 // An exit's level, once a later line says it (kvm_nested_vmexit, kvm_nested_vmexit_inject, or
 // the absence of the first): the kvm_page_fault records of that exit, held with it, follow.
+es_record* Linker::inferred_raise_of(const es_record& exit) {
+  if (exit.origin == 0 || exit.origin != exit.cause || exit.origin + 1 != exit.id) return nullptr;
+  es_record* r = held(exit.origin);
+  return r && r->kind == ES_KIND_RAISE && (r->flags & ES_FLAG_INFERRED) ? r : nullptr;
+}
+
 void Linker::set_exit_level(es_record& e, uint8_t level) {
   e.level = level;
+  // The event in the exit's IDT-vectoring was being delivered in the guest that exited (SDM
+  // Vol. 3C 28.2.4): the raise inferred from it moves with the exit.
+  if (es_record* r = inferred_raise_of(e)) r->level = level;
   bool handling = true;  // still in this exit's handling on its vCPU: only context records so far
   for (uint64_t id = e.id + 1; id < next_id_; ++id) {
     es_record* c = held(id);

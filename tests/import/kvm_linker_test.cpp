@@ -619,6 +619,34 @@ TEST(KvmLinkerNested, WithoutNestedVmexitLinesTheLevelIsInferredAndSaid_Issue15)
   EXPECT_EQ(l.of_kind(ES_KIND_VM_ENTRY).back().level, 1u);
 }
 
+// An exit during an event's delivery, labelled L2 because the vCPU was entered into L2, in a
+// trace that has kvm_nested_vmexit lines but none for this exit: KVM traces one for every exit in
+// guest mode, so the exit was L1's (the vCPU left L2 in a part the excerpt lacks) and
+// settle_exit_level moves it to L1. Expected: the IRQ in its EXITINTINFO was being delivered in
+// the guest that exited (APM Vol. 2 15.7.2; SDM Vol. 3C 28.2.4), so the raise inferred from it
+// moves to L1 with the exit, in the whole import and when records are handed out as they settle
+// (ImportLinker.StreamingGivesTheSameRecordsAsTheWholeImport keeps the two equal).
+TEST(KvmLinkerNested, ARaiseInferredFromAnExitMovesWithTheExitsLevel_Issue15) {
+  const Linked l = link({
+      vmenter("15.000000", "0x0000000000003000", "0x00000000"),
+      "15.000100: kvm_entry: vcpu 0, rip 0x3000",
+      exit_line("15.000200", "io", "0x3004", "0x00000000"),
+      nested_exit_line("15.000210", "io", "0x3004", "0x00000000"),
+      "15.000300: kvm_entry: vcpu 0, rip 0x3006",
+      exit_line("15.000400", "npf", "0x3008", "0x80000021"),
+      "15.000500: kvm_entry: vcpu 0, rip 0x3008",
+  });
+  const auto exits = l.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 2u);
+  EXPECT_EQ(exits[0].level, 2u);  // kvm_nested_vmexit says so
+  EXPECT_EQ(exits[1].level, 1u);  // no kvm_nested_vmexit for it
+  const auto raises = l.of_kind(ES_KIND_RAISE);
+  ASSERT_EQ(raises.size(), 1u);
+  EXPECT_EQ(raises[0].intr_info, irq(0x21));
+  EXPECT_EQ(exits[1].origin, raises[0].id);
+  EXPECT_EQ(raises[0].level, 1u) << "the raise stays with its exit's level";
+}
+
 // An L2 exit during an event's delivery that L1 intercepts (an NPF in L1's nested page tables):
 // KVM reflects it with the event in vmcb12's EXITINTINFO (nested_svm_vmexit copies
 // exit_int_info; APM Vol. 2 15.7.2), and it is L1's to inject again, which it does through
