@@ -750,6 +750,7 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
         if (selected(r)) {
           pending[slot(r, r.kind == ES_KIND_NESTED_EXIT)].push_back({r, std::nullopt});
           ++pending_count;
+          if (r.kind == ES_KIND_VM_EXIT && (r.flags & ES_FLAG_VECTORING_UNKNOWN)) ++out.exits_without_vectoring;
         }
         break;
       case ES_KIND_VM_ENTRY:

@@ -121,7 +121,12 @@ struct Stats {
   std::vector<uint64_t> chain_histogram;
   std::vector<uint64_t> picked;           // ids of the exits (or chain roots) StatsOptions::pick names, ascending
   std::vector<ChainKindRow> chain_kinds;  // most chains first
-  std::vector<SlowChain> slowest;         // slowest delivered chains first
+  // Selected VM exits whose source did not say their IDT-vectoring info (ES_FLAG_VECTORING_UNKNOWN:
+  // kvm_exit before Linux 5.10, trace-cmd's "info A B"): an event being delivered at such an exit
+  // is not seen there, so the chain tables' EXITS and REINJECTED are lower bounds when this is
+  // nonzero.
+  uint64_t exits_without_vectoring = 0;
+  std::vector<SlowChain> slowest;  // slowest delivered chains first
   uint64_t chains = 0;
   // One sentence when the chain figures had to be read the slow way (the recording stores none
   // decided by this build's chain rules, schema v3's chain_rules): why, and how to get a file

@@ -184,8 +184,19 @@ void print_text(const replay::Stats& s, const replay::StatsOptions& opt, const s
               " (time = raise -> delivery through the guest IDT; exits = VM exits "
               "during its delivery, IDT-vectoring)\n",
               s.chains);
+  // Exits whose line does not print IDT-vectoring hide the events being delivered through them.
+  auto vectoring_note = [&] {
+    if (s.exits_without_vectoring)
+      std::printf("  %" PRIu64
+                  " VM exit%s say%s nothing of IDT-vectoring in the trace (kvm_exit before Linux 5.10, or "
+                  "trace-cmd's 'info A B'): an event being delivered there is not seen, so the chains and their EXITS "
+                  "and REINJECTED are lower bounds.\n",
+                  s.exits_without_vectoring, s.exits_without_vectoring == 1 ? "" : "s",
+                  s.exits_without_vectoring == 1 ? "s" : "");
+  };
   if (s.chain_kinds.empty()) {
     std::printf("  (none)\n");
+    vectoring_note();
     return;
   }
   std::printf("  %-24s %8s %9s %11s %11s %11s %7s %10s\n", "EVENT", "CHAINS", "DELIVERED", "MIN", "MEAN", "MAX",
@@ -194,6 +205,7 @@ void print_text(const replay::Stats& s, const replay::StatsOptions& opt, const s
     std::printf("  %-24s %8" PRIu64 " %9" PRIu64 " %11s %11s %11s %7" PRIu64 " %10" PRIu64 "\n", k.key.c_str(), k.count,
                 k.delivered, us(k.min_ns).c_str(), us(k.mean_ns).c_str(), us(k.max_ns).c_str(), k.exits,
                 k.reinjections);
+  vectoring_note();
   if (!s.slowest.empty()) {
     std::printf("\nSlowest chains (open one with 'exitscope chains %s --chain N')\n",
                 replay::terminal_safe(path).c_str());
