@@ -466,6 +466,9 @@ void Linker::on_exit(const KvmEvent& t, VcpuState& st, uint8_t level) {
     return;
   }
   if (is_shutdown_exit(probe) && st.chain != 0 && (in_flight || st.phase == VcpuState::Phase::Exited)) {
+    // As for any exit: whether a kvm_nested_vmexit line already said its level (a later one for
+    // the same exit joins it; settle_exit_level decides without one).
+    st.exit_level_seen = level == 2 && t.event == Tracepoint::NestedVmexit;
     on_shutdown(probe, st, level == 2 ? 2 : st.entered_level);
     return;
   }

@@ -750,8 +750,11 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
         if (selected(r)) {
           pending[slot(r, r.kind == ES_KIND_NESTED_EXIT)].push_back({r, std::nullopt});
           ++pending_count;
-          if (r.kind == ES_KIND_VM_EXIT && (r.flags & ES_FLAG_VECTORING_UNKNOWN)) ++out.exits_without_vectoring;
         }
+        // The chain table is not narrowed by --reason: nor is this count, which speaks of it.
+        if (r.kind == ES_KIND_VM_EXIT && (r.flags & ES_FLAG_VECTORING_UNKNOWN) &&
+            !(opt.to_ns && r.time_ns > *opt.to_ns))
+          ++out.exits_without_vectoring;
         break;
       case ES_KIND_VM_ENTRY:
       case ES_KIND_NESTED_ENTRY: {

@@ -121,10 +121,10 @@ struct Stats {
   std::vector<uint64_t> chain_histogram;
   std::vector<uint64_t> picked;           // ids of the exits (or chain roots) StatsOptions::pick names, ascending
   std::vector<ChainKindRow> chain_kinds;  // most chains first
-  // Selected VM exits whose source did not say their IDT-vectoring info (ES_FLAG_VECTORING_UNKNOWN:
-  // kvm_exit before Linux 5.10, trace-cmd's "info A B"): an event being delivered at such an exit
-  // is not seen there, so the chain tables' EXITS and REINJECTED are lower bounds when this is
-  // nonzero.
+  // VM exits in the selection (whatever --reason says: the chain table ignores it too) whose source
+  // did not say their IDT-vectoring info (ES_FLAG_VECTORING_UNKNOWN: kvm_exit before Linux 5.10,
+  // trace-cmd's "info A B"): an event being delivered at such an exit is not seen and its delivery
+  // is assumed, so the chain table is approximate when this is nonzero.
   uint64_t exits_without_vectoring = 0;
   std::vector<SlowChain> slowest;  // slowest delivered chains first
   uint64_t chains = 0;

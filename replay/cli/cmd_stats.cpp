@@ -189,8 +189,9 @@ void print_text(const replay::Stats& s, const replay::StatsOptions& opt, const s
     if (s.exits_without_vectoring)
       std::printf("  %" PRIu64
                   " VM exit%s say%s nothing of IDT-vectoring in the trace (kvm_exit before Linux 5.10, or "
-                  "trace-cmd's 'info A B'): an event being delivered there is not seen, so the chains and their EXITS "
-                  "and REINJECTED are lower bounds.\n",
+                  "trace-cmd's 'info A B'): an event being delivered there is not seen and its delivery is assumed at "
+                  "the next exit, so the chains and their times are approximate and EXITS and REINJECTED lower "
+                  "bounds.\n",
                   s.exits_without_vectoring, s.exits_without_vectoring == 1 ? "" : "s",
                   s.exits_without_vectoring == 1 ? "s" : "");
   };

@@ -13,6 +13,8 @@
 // build_chains, as `exitscope import` and `exitscope chains` do.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <fstream>
 #include <sstream>
 #include <set>
@@ -645,6 +647,33 @@ TEST(KvmLinkerNested, ARaiseInferredFromAnExitMovesWithTheExitsLevel_Issue15) {
   EXPECT_EQ(raises[0].intr_info, irq(0x21));
   EXPECT_EQ(exits[1].origin, raises[0].id);
   EXPECT_EQ(raises[0].level, 1u) << "the raise stays with its exit's level";
+}
+
+// A shutdown during an event's delivery in L2 (SVM: EXITINTINFO names the #PF being delivered when
+// the processor shut down, APM Vol. 2 15.7.2), traced as kvm_exit then kvm_nested_vmexit for the
+// same exit. Expected: one shutdown exit, at L2, which the kvm_nested_vmexit line joins as it
+// joins any exit, not a second exit and a second raise (the flag saying "a nested line already
+// named this exit's level" kept the previous exit's value at a shutdown).
+TEST(KvmLinkerNested, AShutdownAndItsNestedVmexitLineAreOneExit_Issue15) {
+  const Linked l = link({
+      vmenter("16.000000", "0x0000000000003000", "0x00000000"),
+      "16.000100: kvm_entry: vcpu 0, rip 0x3000",
+      exit_line("16.000200", "io", "0x3004", "0x00000000"),
+      nested_exit_line("16.000210", "io", "0x3004", "0x00000000"),
+      "16.000250: kvm_inj_exception: #GP (0x0)",
+      "16.000300: kvm_entry: vcpu 0, rip 0x3006",
+      exit_line("16.000400", "shutdown", "0x3008", "0x8000030e"),
+      nested_exit_line("16.000410", "shutdown", "0x3008", "0x8000030e"),
+  });
+  const auto exits = l.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 2u);  // the I/O exit and the shutdown
+  EXPECT_EQ(exits[1].reason, static_cast<uint32_t>(arch::SvmExitCode::Shutdown));
+  EXPECT_EQ(exits[1].level, 2u);
+  // Raises: the #GP KVM injected, and the #PF the shutdown interrupted, once.
+  const auto raises = l.of_kind(ES_KIND_RAISE);
+  EXPECT_EQ(
+      std::count_if(raises.begin(), raises.end(), [](const es_record& r) { return (r.intr_info & 0x7ffu) == 0x30eu; }),
+      1);
 }
 
 // An L2 exit during an event's delivery that L1 intercepts (an NPF in L1's nested page tables):
