@@ -615,8 +615,9 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
   auto slot = [](const Row& r, bool nested_kind) {
     return (static_cast<uint32_t>(r.vcpu) << 9) | (static_cast<uint32_t>(r.level) << 1) | (nested_kind ? 1u : 0u);
   };
+  auto in_window = [&](const Row& r) { return !(opt.to_ns && r.time_ns > *opt.to_ns); };
   auto selected = [&](const Row& r) {
-    if (opt.to_ns && r.time_ns > *opt.to_ns) return false;
+    if (!in_window(r)) return false;
     if (opt.reason) {
       es_record probe{};
       probe.kind = r.kind;
@@ -752,8 +753,7 @@ Result<Stats> compute_stats(Recording& rec, const StatsOptions& opt) {
           ++pending_count;
         }
         // The chain table is not narrowed by --reason: nor is this count, which speaks of it.
-        if (r.kind == ES_KIND_VM_EXIT && (r.flags & ES_FLAG_VECTORING_UNKNOWN) &&
-            !(opt.to_ns && r.time_ns > *opt.to_ns))
+        if (r.kind == ES_KIND_VM_EXIT && (r.flags & ES_FLAG_VECTORING_UNKNOWN) && in_window(r))
           ++out.exits_without_vectoring;
         break;
       case ES_KIND_VM_ENTRY:
