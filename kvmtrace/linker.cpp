@@ -856,6 +856,25 @@ void Linker::on_inject(const KvmEvent& t, VcpuState& st) {
     st.last_link = d.id;
     return;
   }
+  // A trace with no kvm_entry lines at all (this is what a host whose KVM never fires kvm_entry /
+  // kvm_exit records, or an excerpt of injections alone): the same event injected again and
+  // marked "[reinjected]" is, by the kernel's word, the one it injected before (kvm_inject_exception
+  // and the interrupt / NMI paths trace the queue's `injected` flag, set only by a requeue:
+  // cancel_injection or an exit during delivery). Which of the two is not in the trace, so
+  // nothing is inferred between them; the event's chain goes on.
+  if (cancelled && inj.reinjected) {
+    es_record& d = push(ES_KIND_DECISION, 0);
+    d.level = st.level;
+    d.reason = ES_DECISION_INJECT_REINJECTED;
+    d.intr_info = inj.word;
+    d.intr_error = inj.error_code;
+    d.origin = st.chain;
+    d.cause = st.last_link;
+    st.word = inj.word;
+    st.error = inj.error_code;
+    st.last_link = d.id;
+    return;
+  }
   uint64_t origin = 0, cause = 0;
   uint32_t reason = ES_DECISION_INJECT_NEW, flags = 0;
   // KVM merges a fault raised while delivering a contributory exception / #PF into #DF
@@ -990,6 +1009,25 @@ void Linker::on_entry(const KvmEvent& t, VcpuState& st) {
 }
 
 void Linker::on_context(const KvmEvent& t, VcpuState& st) {
+  // The emulator runs a guest instruction while an injection waits for its entry: the event was
+  // delivered already, and that instruction is the handler's first. KVM delivers an event to a
+  // real-mode guest it emulates through the emulator itself at injection time (vmx_inject_irq /
+  // vmx_inject_exception -> kvm_inject_realmode_interrupt while rmode.vm86_active), and never
+  // emulates with an exception still pending (handle_invalid_guest_state fails the emulation
+  // instead); with hardware entries the emulator runs only in an exit's handler, after the entry
+  // that delivered it. An event is delivered before the guest's next instruction (SDM Vol. 3C
+  // 27.6.1 "Vectored-Event Injection"). A host whose KVM has no VMX / SVM traces exactly this:
+  // kvm_inj_exception, then the handler's instructions, no kvm_entry at all.
+  if (t.event == Tracepoint::EmulateInsn && st.phase == VcpuState::Phase::Decided && st.chain != 0) {
+    es_record& d = push(ES_KIND_DELIVERY, ES_FLAG_INFERRED | ES_FLAG_CR2_UNKNOWN);
+    d.origin = st.chain;
+    d.cause = st.last_link;
+    d.intr_info = st.word;
+    d.intr_error = st.error;
+    d.level = st.level;
+    if (t.rip) d.rip = *t.rip;
+    st.reset_event();
+  }
   es_record& c = push(ES_KIND_CONTEXT, 0);
   c.aux = static_cast<uint32_t>(cur_line_);
   c.rip = t.rip.value_or(0);

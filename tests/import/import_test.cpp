@@ -293,6 +293,49 @@ TEST(ImportFormats, TraceCmdReportWithFailedToParseFields) {
   EXPECT_EQ(io, 5u);
   EXPECT_EQ(hlt, 1u);
   EXPECT_EQ(ud2_failed, 2u);
+  // Each #UD delivered: the emulator's next instruction is the handler's first, 0x102c (the
+  // guest's IVT entry 6; SDM Vol. 3C 27.6.1: delivered before the guest's next instruction).
+  const auto deliveries = im.of_kind(ES_KIND_DELIVERY);
+  ASSERT_EQ(deliveries.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(deliveries[i].origin, decisions[i].origin);
+    EXPECT_EQ(deliveries[i].rip, 0x102cu);
+    EXPECT_TRUE(deliveries[i].flags & ES_FLAG_INFERRED);
+  }
+}
+
+// This machine's kernel (6.18) under load: a #UD injected, the vCPU task preempted for 12 ms
+// before entering, the same #UD injected again "[reinjected]" (tests/data/import/
+// host_618_ud_cancelled_reinjected.txt has the source and the reading, written before the first
+// import). Five #UD events, five chains, each delivered at the handler; the reinjected one stays
+// in its chain, said by the kernel.
+TEST(ImportFormats, AnInjectionCancelledByPreemptionIsOneChainOnAHostWithoutEntries) {
+  const Imported im = import_fixture("host_618_ud_cancelled_reinjected.txt");
+  EXPECT_EQ(im.stats.unparsed, 0u);
+  const auto decisions = im.of_kind(ES_KIND_DECISION);
+  ASSERT_EQ(decisions.size(), 6u);
+  std::vector<uint64_t> chains;
+  for (const es_record& d : decisions) {
+    EXPECT_EQ(EntryIntrInfo(d.intr_info).vector(), arch::kUD);
+    if (d.reason == ES_DECISION_INJECT_NEW) chains.push_back(d.origin);
+  }
+  ASSERT_EQ(chains.size(), 5u);
+  EXPECT_EQ(decisions[3].reason, static_cast<uint32_t>(ES_DECISION_INJECT_REINJECTED));
+  EXPECT_EQ(decisions[3].origin, decisions[2].origin);
+  EXPECT_FALSE(decisions[3].flags & ES_FLAG_INFERRED);  // the kernel said it
+  EXPECT_TRUE(im.of_kind(ES_KIND_DELIVERY).size() == 5u);
+  const CliRun r = run_cli("chains '" + im.db + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  size_t delivered = 0;
+  for (size_t at = r.out.find("outcome:     delivered"); at != std::string::npos;
+       at = r.out.find("outcome:     delivered", at + 1))
+    ++delivered;
+  EXPECT_EQ(delivered, 5u) << r.out;
+  EXPECT_EQ(r.out.find("pending at end"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("INJECT_REINJECTED #UD"), std::string::npos) << r.out;
+  const CliRun c = run_cli("check '" + im.db + "'");
+  EXPECT_EQ(c.code, 0) << c.err;
+  EXPECT_NE(c.out.find("no violations"), std::string::npos) << c.out;
 }
 
 TEST(ImportFormats, NestedExitReflectedToL1) {

@@ -134,6 +134,32 @@ TEST(KvmLinkerCancel, ReinjectedExceptionCancelledAndInjectedAgainStaysReinjecte
   EXPECT_EQ(l.of_kind(ES_KIND_DELIVERY).size(), 1u);
 }
 
+// A host whose KVM never fires kvm_entry / kvm_exit (this CI machine's, and its trace.dat
+// captures): a #UD the emulator raised for UD2, then the same #UD "[reinjected]" because a late
+// request cancelled the entry (x86.c kvm_inject_exception traces the exception queue's
+// `injected` flag, which only a requeue sets). Expected: one #UD chain holding both injections,
+// the second said by the kernel (not inferred), and no cancellation inferred, since the trace
+// cannot tell a cancel from an untraced exit. The CI run that failed on
+// TraceDatImport.TwoGuestsOnTwoCpusAreMergedInTimeOrder counted such a pair as two #UDs.
+TEST(KvmLinkerCancel, AReinjectedExceptionInATraceWithoutEntriesContinuesItsChain) {
+  const Linked l = link({
+      "20.000100: kvm_inj_exception: #UD",
+      "20.000200: kvm_inj_exception: #UD [reinjected]",
+      "20.000300: kvm_inj_exception: #UD",
+  });
+  const auto ud = chains_of(l, exc(arch::kUD));
+  ASSERT_EQ(ud.size(), 2u) << "the reinjection started a chain of its own, or the new #UD joined the first";
+  const auto d = l.of_kind(ES_KIND_DECISION);
+  ASSERT_EQ(d.size(), 3u);
+  EXPECT_EQ(d[0].reason, static_cast<uint32_t>(ES_DECISION_INJECT_NEW));
+  EXPECT_EQ(d[1].reason, static_cast<uint32_t>(ES_DECISION_INJECT_REINJECTED));
+  EXPECT_EQ(d[1].flags & ES_FLAG_INFERRED, 0u);
+  EXPECT_EQ(d[1].origin, d[0].origin);
+  EXPECT_EQ(d[1].cause, d[0].id);
+  EXPECT_EQ(d[2].reason, static_cast<uint32_t>(ES_DECISION_INJECT_NEW));
+  EXPECT_NE(d[2].origin, d[0].origin);
+}
+
 // A kernel that prints "[reinjected]" and does not on the second line injects a NEW event of
 // the same vector (KVM requeues a cancelled injection as injected, always "[reinjected]"): that
 // is not a cancellation, the first stays where it was.

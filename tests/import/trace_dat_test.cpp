@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -155,8 +156,11 @@ void expect_matches_guest(const Recorded& r, const GuestRun& g) {
       pio.emplace_back(e.qualification, e.aux64, e.intr_error == 1);
   EXPECT_EQ(pio, g.pio);
 
-  // KVM injects #UD (vector 6, hardware exception, no error code) once per loop.
+  // KVM injects #UD (vector 6, hardware exception, no error code) once per loop as a new event;
+  // an entry cancelled by a late request injects it again "[reinjected]" (x86.c
+  // kvm_inject_exception), which stays in that #UD's chain.
   unsigned ud = 0;
+  std::set<uint64_t> ud_chains;
   for (const es_record& e : r.events) {
     if (e.kind != ES_KIND_DECISION) continue;
     const EntryIntrInfo w(e.intr_info);
@@ -164,10 +168,16 @@ void expect_matches_guest(const Recorded& r, const GuestRun& g) {
     EXPECT_EQ(w.vector(), arch::kUD);
     EXPECT_EQ(w.type(), InterruptionType::HardwareException);
     EXPECT_FALSE(w.deliver_error_code());
-    EXPECT_EQ(e.reason, static_cast<uint32_t>(ES_DECISION_INJECT_NEW));
-    ++ud;
+    if (e.reason == ES_DECISION_INJECT_NEW) {
+      ++ud;
+      ud_chains.insert(e.origin);
+    } else {
+      EXPECT_EQ(e.reason, static_cast<uint32_t>(ES_DECISION_INJECT_REINJECTED));
+      EXPECT_EQ(ud_chains.count(e.origin), 1u) << "a reinjected #UD outside the chain of the #UD it repeats";
+    }
   }
   EXPECT_EQ(ud, g.loops);
+  EXPECT_EQ(ud_chains.size(), g.loops);
 
   // The emulated UD2: its bytes 0f 0b at its RIP, kept in the recording.
   unsigned ud2 = 0;
@@ -302,12 +312,17 @@ TEST_F(TraceDatImport, TwoGuestsOnTwoCpusAreMergedInTimeOrder) {
   }
   for (size_t i = 1; i < r.events.size(); ++i) EXPECT_LE(r.events[i - 1].time_ns, r.events[i].time_ns) << i;
   std::map<uint16_t, GuestRun> by_vcpu;
+  std::map<uint16_t, std::set<uint64_t>> ud_chains;
   unsigned other = 0;
   for (const es_record& e : r.events) {
     GuestRun& g = by_vcpu[e.vcpu];
     if (e.kind == ES_KIND_CONTEXT && e.reason == import::kContextPio)
       g.pio.emplace_back(e.qualification, e.aux64, e.intr_error == 1);
-    if (e.kind == ES_KIND_DECISION && EntryIntrInfo(e.intr_info).vector() == arch::kUD) ++g.loops;
+    // One #UD event per UD2: a chain each. KVM may inject one twice (a late request cancels the
+    // entry; the second is "[reinjected]", x86.c kvm_inject_exception), so injections are not loops.
+    if (e.kind == ES_KIND_DECISION && EntryIntrInfo(e.intr_info).vector() == arch::kUD &&
+        ud_chains[e.vcpu].insert(e.origin).second)
+      ++g.loops;
     if (e.kind == ES_KIND_CONTEXT && e.reason == import::kContextOtherEvent) ++other;
   }
   ASSERT_EQ(by_vcpu.size(), 2u);

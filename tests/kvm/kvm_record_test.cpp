@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <sstream>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -71,11 +72,13 @@ std::vector<es::replay::Event> all_events(es::replay::Recording& rec) {
 struct GuestActivity {
   std::vector<std::pair<uint32_t, uint32_t>> writes;  // OUT port, value
   std::vector<uint32_t> reads;                        // IN port
-  unsigned ud_injections = 0, ud2_bytes = 0, io_exits = 0, hlt_exits = 0;
+  unsigned ud_injections = 0;                         // #UD events (chains), however often each was injected
+  unsigned ud2_bytes = 0, io_exits = 0, hlt_exits = 0;
 };
 
 GuestActivity activity_of(es::replay::Recording& rec) {
   GuestActivity a;
+  std::set<uint64_t> ud_chains;
   for (const auto& ev : all_events(rec)) {
     const es_record& e = ev.rec;
     if (e.kind == ES_KIND_CONTEXT && e.reason == ES_CONTEXT_PIO) {
@@ -87,7 +90,10 @@ GuestActivity activity_of(es::replay::Recording& rec) {
     if (e.kind == ES_KIND_DECISION &&
         (e.reason == ES_DECISION_INJECT_NEW || e.reason == ES_DECISION_INJECT_REINJECTED)) {
       const es::arch::EntryIntrInfo info(e.intr_info);
-      if (info.valid() && info.vector() == 6 && info.type() == es::arch::InterruptionType::HardwareException)
+      // One #UD event per UD2, counted by its chain: KVM injects one twice when a late request
+      // cancels the entry (the second "[reinjected]", x86.c kvm_inject_exception).
+      if (info.valid() && info.vector() == 6 && info.type() == es::arch::InterruptionType::HardwareException &&
+          ud_chains.insert(e.origin).second)
         ++a.ud_injections;
     }
     if (e.kind == ES_KIND_CONTEXT && e.reason == ES_CONTEXT_EMULATE_INSN && e.rip == 0x101d &&
