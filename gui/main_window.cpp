@@ -553,6 +553,11 @@ void MainWindow::update_inspector() {
       h += QStringLiteral("<p><i>%1.</i></p>")
                .arg(html_escape(std::string(replay::first_injection_called_reinjection_note())));
   }
+  // And an injection KVM calls [reinjected] straight after the previous one (replay/summary.h).
+  if (ev.rec.kind == ES_KIND_DECISION && ev.rec.reason == ES_DECISION_INJECT_REINJECTED && ev.rec.cause) {
+    if (auto before = doc_->event(ev.rec.cause); before && replay::reinjected_without_exit(ev.rec, &before->rec))
+      h += QStringLiteral("<p><i>%1.</i></p>").arg(html_escape(std::string(replay::reinjected_without_exit_note())));
+  }
   if (ev.rec.origin) {
     if (auto row = replay::chain_row(doc_->recording(), ev.rec.origin); row && *row) {
       h += QStringLiteral("<p><b>Chain %1</b>: %2, %3 events, %4</p>")

@@ -28,6 +28,18 @@ std::string_view first_injection_called_reinjection_note() {
          "injected before any entry), or the exit that interrupted an earlier delivery is not in the trace";
 }
 
+bool reinjected_without_exit(const es_record& decision, const es_record* cause) {
+  return decision.kind == ES_KIND_DECISION && decision.reason == ES_DECISION_INJECT_REINJECTED && cause &&
+         cause->kind == ES_KIND_DECISION && cause->origin == decision.origin &&
+         (cause->reason == ES_DECISION_INJECT_NEW || cause->reason == ES_DECISION_INJECT_REINJECTED);
+}
+
+std::string_view reinjected_without_exit_note() {
+  return "injected again, which KVM calls [reinjected], with no VM entry or exit recorded since its last injection: "
+         "KVM requeued it (the entry was cancelled before it ran, by a late request, signal or reschedule in "
+         "vcpu_enter_guest, or an exit during its delivery is not in the trace)";
+}
+
 namespace {
 
 // The end reason's name, or its number when this build does not know it.

@@ -212,6 +212,9 @@ class ChainBody {
                               replay::describe_event_fields(ev).c_str(), level_tag(r).c_str()));
           if (replay::first_injection_called_reinjection(r, only_raises_before))
             decided_.add("               " + std::string(replay::first_injection_called_reinjection_note()) + "\n");
+          else if (replay::reinjected_without_exit(r, last_injection_.id == r.cause ? &last_injection_ : nullptr))
+            decided_.add("               " + std::string(replay::reinjected_without_exit_note()) + "\n");
+          if (r.reason == ES_DECISION_INJECT_NEW || r.reason == ES_DECISION_INJECT_REINJECTED) last_injection_ = r;
           break;
         default: break;
       }
@@ -244,6 +247,7 @@ class ChainBody {
   void clear() {
     for (Section* part : {&members_, &interrupted_, &decided_, &transitions_}) part->clear();
     only_raises_ = true;
+    last_injection_ = es_record{};
     raises_.clear();
     raises_cut_ = false;
   }
@@ -266,7 +270,8 @@ class ChainBody {
   static constexpr size_t kMaxRaises = 4096;
   bool direct_;
   Section members_, interrupted_, decided_, transitions_;
-  bool only_raises_ = true;  // every member so far is a RAISE
+  bool only_raises_ = true;     // every member so far is a RAISE
+  es_record last_injection_{};  // the chain's last INJECT_NEW / INJECT_REINJECTED so far (id 0: none)
   std::vector<std::pair<uint64_t, std::string>> raises_;
   bool raises_cut_ = false;
 };

@@ -397,6 +397,31 @@ class ReadableGuiTest : public QObject {
     QVERIFY2(!again.contains(QStringLiteral("KVM_INTERRUPT")), qPrintable(again));
   }
 
+  // The same for a #UD KVM injected twice with nothing traced between (this CI host's 6.18
+  // kernel, the vCPU task preempted before entering: tests/data/import/
+  // host_618_ud_cancelled_reinjected.txt): the second injection says why, the first does not.
+  void inspector_explains_a_reinjection_with_no_exit_between() {
+    const QString db = dir_.filePath(QStringLiteral("cancelled.db"));
+    QVERIFY(import_text(QStringLiteral(ES_SOURCE_DIR "/tests/data/import/host_618_ud_cancelled_reinjected.txt"), db));
+    auto w = window_on(db);
+    QVERIFY(w);
+    auto& sql = w->document()->recording().db();
+    auto re = sql.query_int("SELECT id FROM events WHERE kind = " + std::to_string(ES_KIND_DECISION) +
+                            " AND reason = " + std::to_string(ES_DECISION_INJECT_REINJECTED));
+    QVERIFY(re);
+    auto first = sql.query_int("SELECT cause FROM events WHERE id = " + std::to_string(*re));
+    QVERIFY(first && *first != 0);
+    w->go_to_event(static_cast<uint64_t>(*re));
+    const QString again = w->inspector_text();
+    QVERIFY2(again.contains(QStringLiteral("with no VM entry or exit recorded since its last injection")),
+             qPrintable(again));
+    w->go_to_event(static_cast<uint64_t>(*first));
+    const QString once = w->inspector_text();
+    QVERIFY2(once.contains(QStringLiteral("INJECT_NEW")), qPrintable(once));
+    QVERIFY2(!once.contains(QStringLiteral("with no VM entry or exit recorded")), qPrintable(once));
+    QVERIFY2(once.contains(QStringLiteral("delivered")), qPrintable(once));
+  }
+
   void screenshot_chain_zoomed_in() {
     auto w = window();
     auto* t = w->findChild<TimelineWidget*>(QStringLiteral("timeline"));

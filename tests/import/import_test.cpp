@@ -333,6 +333,10 @@ TEST(ImportFormats, AnInjectionCancelledByPreemptionIsOneChainOnAHostWithoutEntr
   EXPECT_EQ(delivered, 5u) << r.out;
   EXPECT_EQ(r.out.find("pending at end"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("INJECT_REINJECTED #UD"), std::string::npos) << r.out;
+  // Said once, under that decision: why KVM injected it again with nothing in between.
+  const size_t note = r.out.find("with no VM entry or exit recorded since its last injection");
+  EXPECT_NE(note, std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("with no VM entry or exit recorded", note + 1), std::string::npos) << r.out;
   const CliRun c = run_cli("check '" + im.db + "'");
   EXPECT_EQ(c.code, 0) << c.err;
   EXPECT_NE(c.out.find("no violations"), std::string::npos) << c.out;
