@@ -61,6 +61,12 @@ std::string ept_violation_text(uint64_t raw) {
     add(q.translated_access()
             ? "the access was to the translation of the linear address (bit 8 set)"
             : "the access was to a paging-structure entry during the page walk of the linear address (bit 8 clear)");
+    // Bits 9-11, when the processor reports them (advanced VM-exit information for EPT
+    // violations; a processor without it leaves them 0, EptViolationQual::advanced_info).
+    if (q.advanced_info())
+      add(std::string("guest paging said: ") + (q.user_linear() ? "user-mode" : "supervisor-mode") +
+          " linear address (bit 9), " + (q.rw_page() ? "read/write page" : "read-only page") + " (bit 10), " +
+          (q.xd_page() ? "execute-disable page" : "executable page") + " (bit 11)");
   }
   if (q.nmi_unblocking_due_to_iret()) add("NMI unblocking due to IRET (bit 12)");
   if (raw & arch::EptViolationQual::kShadowStack) add("shadow-stack access (bit 13)");

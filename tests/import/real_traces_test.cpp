@@ -575,6 +575,12 @@ TEST(RealTraces, NestedEptViolationDuringGpDeliveryIsL2sWithoutAnEntry) {
   // Bits 9-10 of 0x781 (SDM Vol. 3C Table 28-7, advanced VM-exit information for EPT
   // violations): what the guest's paging said of the linear address, bit 11 clear.
   EXPECT_TRUE(has(ch.out, "gla valid: translation (user-mode, read/write page, executable)")) << ch.out;
+  // And in the long form (events --verbose, the GUI's inspector), bit by bit.
+  const CliRun verbose = run_cli("events '" + db + "' --kind VM_EXIT --verbose");
+  EXPECT_TRUE(has(verbose.out,
+                  "guest paging said: user-mode linear address (bit 9), read/write page (bit 10), "
+                  "executable page (bit 11)"))
+      << verbose.out;
   EXPECT_TRUE(has(ch.out, "outcome:     pending at end")) << ch.out;
   EXPECT_TRUE(has(run_cli("check '" + db + "'").out, "no violations"));
   // The era's evidence is the line that printed it: there is no kvm_exit in this paste.
