@@ -19,13 +19,15 @@
  * gives, and es_tep_find_event() parses one when a record of that type is first looked up.
  * Nothing is lost: a format that was deferred parses exactly as it would have during the open.
  * If the binding does not happen (a static libtracecmd), everything is parsed at open as before.
- * The kept formats are one table for the process, unlocked: two threads must not open or read
- * trace.dat files at the same time (the importer opens and reads one file on one thread). */
+ * The kept formats are one table for the process, each under its handle, behind one mutex: two
+ * threads may open and read trace.dat files at the same time (the GUI importing while a test or
+ * a plugin reads another). */
 #define _GNU_SOURCE /* NOLINT(bugprone-reserved-identifier): dlfcn.h declares RTLD_NEXT only with it */
 #include "replay/import/tep_lazy_formats.h"
 
 #include <dlfcn.h>
 #include <event-parse.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,7 +45,8 @@ struct deferred_format {
 /* The bracket is the opening thread's own: another thread's calls meanwhile pass through. Kept
  * formats carry their handle, so two files open at once keep theirs apart. */
 static _Thread_local int lazy_open;
-static _Thread_local struct tep_handle* opening_tep; /* the handle this thread's open parses into */
+static _Thread_local struct tep_handle* opening_tep;              /* the handle this thread's open parses into */
+static pthread_mutex_t deferred_lock = PTHREAD_MUTEX_INITIALIZER; /* guards the three below */
 static struct deferred_format* deferred;
 static size_t deferred_count, deferred_cap;
 
@@ -83,13 +86,6 @@ static int eager_system(const char* sys) { return !sys || !strcmp(sys, "kvm") ||
 
 /* Keeps a format for later; 0 if it cannot be kept (then it is parsed now). */
 static int keep(struct tep_handle* tep, int id, const char* sys, const char* text, unsigned long size) {
-  if (deferred_count == deferred_cap) {
-    const size_t cap = deferred_cap ? deferred_cap * 2 : 256;
-    struct deferred_format* grown = realloc(deferred, cap * sizeof *grown);
-    if (!grown) return 0;
-    deferred = grown;
-    deferred_cap = cap;
-  }
   char* s = strdup(sys);
   char* t = malloc(size ? size : 1);
   if (!s || !t) {
@@ -98,7 +94,21 @@ static int keep(struct tep_handle* tep, int id, const char* sys, const char* tex
     return 0;
   }
   memcpy(t, text, size);
+  pthread_mutex_lock(&deferred_lock);
+  if (deferred_count == deferred_cap) {
+    const size_t cap = deferred_cap ? deferred_cap * 2 : 256;
+    struct deferred_format* grown = realloc(deferred, cap * sizeof *grown);
+    if (!grown) {
+      pthread_mutex_unlock(&deferred_lock);
+      free(s);
+      free(t);
+      return 0;
+    }
+    deferred = grown;
+    deferred_cap = cap;
+  }
   deferred[deferred_count++] = (struct deferred_format){tep, id, s, t, size};
+  pthread_mutex_unlock(&deferred_lock);
   return 1;
 }
 
@@ -135,6 +145,7 @@ void es_tep_lazy_end(int opened) {
 
 void es_tep_lazy_forget(struct tep_handle* tep) {
   if (!tep) return;
+  pthread_mutex_lock(&deferred_lock);
   for (size_t i = 0; i < deferred_count;) {
     if (deferred[i].tep != tep) {
       ++i;
@@ -149,22 +160,35 @@ void es_tep_lazy_forget(struct tep_handle* tep) {
     deferred = NULL;
     deferred_cap = 0;
   }
+  pthread_mutex_unlock(&deferred_lock);
 }
 
-size_t es_tep_lazy_deferred(void) { return deferred_count; }
+size_t es_tep_lazy_deferred(void) {
+  pthread_mutex_lock(&deferred_lock);
+  const size_t n = deferred_count;
+  pthread_mutex_unlock(&deferred_lock);
+  return n;
+}
 
 struct tep_event* es_tep_find_event(struct tep_handle* tep, int id) {
   struct tep_event* ev = tep_find_event(tep, id);
   if (ev) return ev;
   parse_event_fn real = real_parse_event();
+  struct deferred_format f = {0};
+  int found = 0;
+  pthread_mutex_lock(&deferred_lock);
   for (size_t i = 0; i < deferred_count; ++i) {
     if (deferred[i].tep != tep || deferred[i].id != id) continue;
-    struct deferred_format f = deferred[i];
+    f = deferred[i];
     deferred[i] = deferred[--deferred_count];
-    if (real) (void)real(tep, f.text, f.size, f.sys);
-    free(f.sys);
-    free(f.text);
-    return tep_find_event(tep, id);
+    found = 1;
+    break;
   }
-  return NULL;
+  pthread_mutex_unlock(&deferred_lock);
+  if (!found) return NULL;
+  /* Parsed outside the lock: the handle is the caller's alone. */
+  if (real) (void)real(tep, f.text, f.size, f.sys);
+  free(f.sys);
+  free(f.text);
+  return tep_find_event(tep, id);
 }

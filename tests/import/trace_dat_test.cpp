@@ -528,6 +528,36 @@ TEST_F(TraceDatImport, IsolatedReadSendsTheSameRecordsAndFactsAsAnInProcessRead)
   }
 }
 
+// Two in-process reads at once on two threads (the kept formats are one table for the process,
+// tep_lazy_formats.c): each gets the records a read alone gets, and nothing is left kept after.
+TEST_F(TraceDatImport, TwoInProcessReadsAtOnceGetWhatOneReadGets) {
+  import::TraceDatOptions in_process;
+  in_process.isolate = false;
+  auto alone = import::parse_trace_dat(files().v7, in_process);
+  ASSERT_TRUE(alone) << alone.error();
+  std::vector<es_record> got[2];
+  std::string error[2];
+  auto read = [&](int i) {
+    for (int round = 0; round < 5; ++round) {
+      auto r = import::parse_trace_dat(i == 0 ? files().v7 : files().v6, in_process);
+      if (!r) {
+        error[i] = r.error();
+        return;
+      }
+      got[i] = std::move(r->records);
+    }
+  };
+  std::thread a(read, 0), b(read, 1);
+  a.join();
+  b.join();
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(error[i], "") << i;
+    ASSERT_EQ(got[i].size(), alone->records.size()) << i;
+    EXPECT_EQ(std::memcmp(got[i].data(), alone->records.data(), got[i].size() * sizeof(es_record)), 0) << i;
+  }
+  EXPECT_EQ(es_tep_lazy_deferred(), 0u);
+}
+
 // libtraceevent crashing after the child has already sent records (test override: the child
 // raises SIGSEGV once it has sent the first batch): one sentence, no recording, and a recording
 // the import was to replace (--force) is left as it was.
