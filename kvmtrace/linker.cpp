@@ -587,8 +587,8 @@ void Linker::on_nested_vmexit(const KvmEvent& t, VcpuState& st) {
 // An exit's level, once a later line says it (kvm_nested_vmexit, kvm_nested_vmexit_inject, or
 // the absence of the first): the kvm_page_fault records of that exit, held with it, follow.
 es_record* Linker::inferred_raise_of(const es_record& exit) {
-  if (exit.origin == 0 || exit.origin != exit.cause || exit.origin + 1 != exit.id) return nullptr;
-  es_record* r = held(exit.origin);
+  if (exit.cause == 0 || exit.cause + 1 != exit.id) return nullptr;
+  es_record* r = held(exit.cause);
   return r && r->kind == ES_KIND_RAISE && (r->flags & ES_FLAG_INFERRED) ? r : nullptr;
 }
 

@@ -166,8 +166,9 @@ class Linker {
   uint64_t raise(uint32_t word, uint32_t error, uint8_t level);
   void settle_exit_level(VcpuState& st);
   void set_exit_level(es_record& e, uint8_t level);
-  // The raise on_exit inferred from `exit`'s IDT-vectoring, pushed just before it; nullptr if
-  // there is none or it is no longer held.
+  // The raise on_exit / on_shutdown inferred from `exit`'s IDT-vectoring, pushed just before it
+  // and named as the exit's cause (on_exit: also its origin; on_shutdown: the exit stays in the
+  // chain whose delivery shut down); nullptr if there is none or it is no longer held.
   es_record* inferred_raise_of(const es_record& exit);
   static bool follows_exit_level(uint32_t context_reason);
   void on_nested_vmenter(const KvmEvent& t, VcpuState& st);

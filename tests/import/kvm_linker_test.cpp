@@ -702,6 +702,34 @@ TEST(KvmLinkerNested, AShutdownAndItsNestedVmexitLineAreOneExit_Issue15) {
       1);
 }
 
+// The same shutdown without its kvm_nested_vmexit line, in a trace that has that tracepoint: KVM
+// traces one for every exit in guest mode, so the exit was L1's (settle_exit_level) and, by SDM
+// Vol. 3C 28.2.4 / APM 15.7.2, the #PF its EXITINTINFO names was being delivered in L1 too.
+// Expected: the exit and the raise inferred from it both at L1 (the raise stayed at L2 while the
+// exit moved: it is not the exit's origin, the #GP's chain is).
+TEST(KvmLinkerNested, AShutdownRelabelledL1TakesTheRaiseItInferredAlong) {
+  const Linked l = link({
+      vmenter("16.000000", "0x0000000000003000", "0x00000000"),
+      "16.000100: kvm_entry: vcpu 0, rip 0x3000",
+      exit_line("16.000200", "io", "0x3004", "0x00000000"),
+      nested_exit_line("16.000210", "io", "0x3004", "0x00000000"),
+      "16.000250: kvm_inj_exception: #GP (0x0)",
+      "16.000300: kvm_entry: vcpu 0, rip 0x3006",
+      exit_line("16.000400", "shutdown", "0x3008", "0x8000030e"),
+      "16.000500: kvm_entry: vcpu 0, rip 0xfff0",
+  });
+  const auto exits = l.of_kind(ES_KIND_VM_EXIT);
+  ASSERT_EQ(exits.size(), 2u);
+  EXPECT_EQ(exits[1].reason, static_cast<uint32_t>(arch::SvmExitCode::Shutdown));
+  EXPECT_EQ(exits[1].level, 1u);
+  const auto raises = l.of_kind(ES_KIND_RAISE);
+  const auto pf =
+      std::find_if(raises.begin(), raises.end(), [](const es_record& r) { return (r.intr_info & 0x7ffu) == 0x30eu; });
+  ASSERT_NE(pf, raises.end());
+  EXPECT_EQ(exits[1].cause, pf->id);
+  EXPECT_EQ(pf->level, 1u) << "the raise stayed where the exit was first put";
+}
+
 // An L2 exit during an event's delivery that L1 intercepts (an NPF in L1's nested page tables):
 // KVM reflects it with the event in vmcb12's EXITINTINFO (nested_svm_vmexit copies
 // exit_int_info; APM Vol. 2 15.7.2), and it is L1's to inject again, which it does through
