@@ -85,6 +85,10 @@ bool Linker::check_speculation() const {
     const bool learned = it != pid_vcpu_.end() && it->first == pid;
     if (answer.guessed ? learned : !learned || it->second != answer.id) return false;
   }
+  for (int32_t pid : spec_other_unnamed_)
+    if (std::binary_search(pid_vcpu_.begin(), pid_vcpu_.end(), std::pair<int32_t, int32_t>(pid, INT32_MIN),
+                           [](const auto& a, const auto& b) { return a.first < b.first; }))
+      return false;
   const unsigned pair_bit = info_pair_answer(era_.info_pair(), era_.contested());
   if (spec_info_pair_ & ~pair_bit) return false;
   // With no named exit in the whole file, both passes read numeric reasons by the exits before.
@@ -247,6 +251,28 @@ int32_t Linker::vcpu_id_of(const KvmEvent& t) {
     auto it = std::lower_bound(pid_vcpu_.begin(), pid_vcpu_.end(), std::pair<int32_t, int32_t>(t.pid, INT32_MIN));
     if (it != pid_vcpu_.end() && it->first == t.pid) return it->second;
     return unlearned();
+  }
+  if (t.pid >= 0 && t.event == Tracepoint::Other) {
+    // Another tracepoint's line (sched_switch, a probe): its thread's vCPU when a KVM line of that
+    // thread names it, anywhere in the file (KVM runs a vCPU on one thread); never a guess of its
+    // own (the thread may run no vCPU at all): else the vCPU of the event before.
+    if (speculating_) {
+      for (const auto* m : {&learning_, &preview_vcpu_})
+        if (auto it = m->find(t.pid); it != m->end()) {
+          auto [a, fresh] = spec_vcpu_.try_emplace(t.pid, VcpuAnswer{it->second, false});
+          if (!fresh && (a->second.id != it->second || a->second.guessed)) spec_inconsistent_ = true;
+          return it->second;
+        }
+      if (auto it = spec_vcpu_.find(t.pid); it != spec_vcpu_.end()) return it->second.id;
+      spec_other_unnamed_.insert(t.pid);
+      return -1;
+    }
+    auto it = std::lower_bound(pid_vcpu_.begin(), pid_vcpu_.end(), std::pair<int32_t, int32_t>(t.pid, INT32_MIN));
+    if (it != pid_vcpu_.end() && it->first == t.pid) return it->second;
+    if (auto seen = seen_pid_vcpu_.find(t.pid); seen != seen_pid_vcpu_.end()) return seen->second;
+    for (size_t i = 0; i < guessed_pids_.size(); ++i)
+      if (guessed_pids_[i] == t.pid) return static_cast<int32_t>(i);
+    return -1;
   }
   if (t.event != Tracepoint::Other && t.pid < 0) guessed_vcpu_ = true;  // no prefix: same vCPU as the line before
   return -1;

@@ -35,6 +35,7 @@
 #include <map>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -226,6 +227,9 @@ class Linker {
     bool guessed;  // no learned vCPU for the thread yet: numbered in order of appearance
   };
   std::unordered_map<int32_t, VcpuAnswer> spec_vcpu_;  // thread -> the vCPU id add() gave it
+  // Threads whose other-tracepoint lines took the vCPU of the event before because nothing so far
+  // named theirs: the speculation is lost if the whole file names one (two passes would use it).
+  std::unordered_set<int32_t> spec_other_unnamed_;
   std::unordered_map<int32_t, int32_t> preview_vcpu_;  // speculate()'s preview: thread -> vCPU
   uint8_t spec_info_pair_ = 0;                         // info_pair_answer() of each reading given
   uint8_t spec_svm_numeric_ = 0;                       // bit 0: a numeric reason read as VMX's, bit 1: as SVM's

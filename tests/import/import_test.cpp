@@ -342,6 +342,17 @@ TEST(ImportFormats, AnInjectionCancelledByPreemptionIsOneChainOnAHostWithoutEntr
   EXPECT_NE(c.out.find("no violations"), std::string::npos) << c.out;
 }
 
+// Other tracepoints' lines go to their thread's vCPU, whichever line names it and wherever it
+// falls (the fixture's header has the expected reading).
+TEST(ImportFormats, OtherTracepointLinesTakeTheirThreadsVcpu) {
+  const Imported im = import_fixture("other_tracepoints_take_their_threads_vcpu.txt");
+  std::vector<uint16_t> vcpus;
+  for (const es_record& c : im.of_kind(ES_KIND_CONTEXT))
+    if (c.reason == import::kContextOtherEvent) vcpus.push_back(c.vcpu);
+  EXPECT_EQ(vcpus, (std::vector<uint16_t>{1, 0, 0}));
+  EXPECT_EQ(im.stats.unparsed, 0u);
+}
+
 TEST(ImportFormats, NestedExitReflectedToL1) {
   const Imported im = import_fixture("nested.txt");
   const auto exits = im.of_kind(ES_KIND_VM_EXIT);
