@@ -415,6 +415,8 @@ class ReadableGuiTest : public QObject {
     const QString again = w->inspector_text();
     QVERIFY2(again.contains(QStringLiteral("with no VM entry or exit recorded since its last injection")),
              qPrintable(again));
+    QTest::qWait(50);
+    QVERIFY(w->grab().toImage().save(QStringLiteral(ES_SCREENSHOT_DIR "/reinjected_without_exit.png")));
     w->go_to_event(static_cast<uint64_t>(*first));
     const QString once = w->inspector_text();
     QVERIFY2(once.contains(QStringLiteral("INJECT_NEW")), qPrintable(once));
