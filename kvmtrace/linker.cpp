@@ -838,6 +838,21 @@ void Linker::on_nested_vmenter(const KvmEvent& t, VcpuState& st) {
   st.level = 2;
 }
 
+// The event in flight injected again: an INJECT_REINJECTED in its chain, caused by `cause`; said
+// by the kernel when it printed [reinjected], inferred otherwise.
+void Linker::reinject_in_chain(VcpuState& st, const Injection& inj, uint64_t cause) {
+  es_record& d = push(ES_KIND_DECISION, inj.reinjected ? 0 : ES_FLAG_INFERRED);
+  d.level = st.level;
+  d.reason = ES_DECISION_INJECT_REINJECTED;
+  d.intr_info = inj.word;
+  d.intr_error = inj.error_code;
+  d.origin = st.chain;
+  d.cause = cause;
+  st.word = inj.word;
+  st.error = inj.error_code;
+  st.last_link = d.id;
+}
+
 void Linker::on_inject(const KvmEvent& t, VcpuState& st) {
   const Injection inj = t.injected.value_or(Injection{});
   settle_exit_level(st);
@@ -869,17 +884,7 @@ void Linker::on_inject(const KvmEvent& t, VcpuState& st) {
     c.intr_error = st.error;
     c.origin = st.chain;
     c.cause = st.last_link;
-    const uint64_t cancel = c.id;
-    es_record& d = push(ES_KIND_DECISION, inj.reinjected ? 0 : ES_FLAG_INFERRED);
-    d.level = st.level;
-    d.reason = ES_DECISION_INJECT_REINJECTED;
-    d.intr_info = inj.word;
-    d.intr_error = inj.error_code;
-    d.origin = st.chain;
-    d.cause = cancel;
-    st.word = inj.word;
-    st.error = inj.error_code;
-    st.last_link = d.id;
+    reinject_in_chain(st, inj, c.id);
     return;
   }
   // A trace with no kvm_entry lines at all (this is what a host whose KVM never fires kvm_entry /
@@ -889,16 +894,7 @@ void Linker::on_inject(const KvmEvent& t, VcpuState& st) {
   // cancel_injection or an exit during delivery). Which of the two is not in the trace, so
   // nothing is inferred between them; the event's chain goes on.
   if (cancelled && inj.reinjected) {
-    es_record& d = push(ES_KIND_DECISION, 0);
-    d.level = st.level;
-    d.reason = ES_DECISION_INJECT_REINJECTED;
-    d.intr_info = inj.word;
-    d.intr_error = inj.error_code;
-    d.origin = st.chain;
-    d.cause = st.last_link;
-    st.word = inj.word;
-    st.error = inj.error_code;
-    st.last_link = d.id;
+    reinject_in_chain(st, inj, st.last_link);
     return;
   }
   uint64_t origin = 0, cause = 0;

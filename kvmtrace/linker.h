@@ -180,6 +180,7 @@ class Linker {
   void on_nested_vmexit(const KvmEvent& t, VcpuState& st);
   void on_nested_inject(const KvmEvent& t, VcpuState& st);
   void on_inject(const KvmEvent& t, VcpuState& st);
+  void reinject_in_chain(VcpuState& st, const Injection& inj, uint64_t cause);
   void on_entry(const KvmEvent& t, VcpuState& st);
   void on_context(const KvmEvent& t, VcpuState& st);
 
