@@ -680,8 +680,10 @@ TEST(KvmLinkerNested, ARaiseInferredFromAnExitMovesWithTheExitsLevel_Issue15) {
 // same exit. Expected: one shutdown exit, at L2, which the kvm_nested_vmexit line joins as it
 // joins any exit, not a second exit and a second raise (the flag saying "a nested line already
 // named this exit's level" kept the previous exit's value at a shutdown).
-TEST(KvmLinkerNested, AShutdownAndItsNestedVmexitLineAreOneExit_Issue15) {
-  const Linked l = link({
+// L2 entered, an I/O exit of L2 (with its kvm_nested_vmexit line), #GP injected into L2, then a
+// shutdown exit whose EXITINTINFO names a #PF, and `after` it.
+std::vector<std::string> l2_gp_then_shutdown(const std::string& after) {
+  return {
       vmenter("16.000000", "0x0000000000003000", "0x00000000"),
       "16.000100: kvm_entry: vcpu 0, rip 0x3000",
       exit_line("16.000200", "io", "0x3004", "0x00000000"),
@@ -689,8 +691,12 @@ TEST(KvmLinkerNested, AShutdownAndItsNestedVmexitLineAreOneExit_Issue15) {
       "16.000250: kvm_inj_exception: #GP (0x0)",
       "16.000300: kvm_entry: vcpu 0, rip 0x3006",
       exit_line("16.000400", "shutdown", "0x3008", "0x8000030e"),
-      nested_exit_line("16.000410", "shutdown", "0x3008", "0x8000030e"),
-  });
+      after,
+  };
+}
+
+TEST(KvmLinkerNested, AShutdownAndItsNestedVmexitLineAreOneExit_Issue15) {
+  const Linked l = link(l2_gp_then_shutdown(nested_exit_line("16.000410", "shutdown", "0x3008", "0x8000030e")));
   const auto exits = l.of_kind(ES_KIND_VM_EXIT);
   ASSERT_EQ(exits.size(), 2u);  // the I/O exit and the shutdown
   EXPECT_EQ(exits[1].reason, static_cast<uint32_t>(arch::SvmExitCode::Shutdown));
@@ -708,16 +714,7 @@ TEST(KvmLinkerNested, AShutdownAndItsNestedVmexitLineAreOneExit_Issue15) {
 // Expected: the exit and the raise inferred from it both at L1 (the raise stayed at L2 while the
 // exit moved: it is not the exit's origin, the #GP's chain is).
 TEST(KvmLinkerNested, AShutdownRelabelledL1TakesTheRaiseItInferredAlong) {
-  const Linked l = link({
-      vmenter("16.000000", "0x0000000000003000", "0x00000000"),
-      "16.000100: kvm_entry: vcpu 0, rip 0x3000",
-      exit_line("16.000200", "io", "0x3004", "0x00000000"),
-      nested_exit_line("16.000210", "io", "0x3004", "0x00000000"),
-      "16.000250: kvm_inj_exception: #GP (0x0)",
-      "16.000300: kvm_entry: vcpu 0, rip 0x3006",
-      exit_line("16.000400", "shutdown", "0x3008", "0x8000030e"),
-      "16.000500: kvm_entry: vcpu 0, rip 0xfff0",
-  });
+  const Linked l = link(l2_gp_then_shutdown("16.000500: kvm_entry: vcpu 0, rip 0xfff0"));
   const auto exits = l.of_kind(ES_KIND_VM_EXIT);
   ASSERT_EQ(exits.size(), 2u);
   EXPECT_EQ(exits[1].reason, static_cast<uint32_t>(arch::SvmExitCode::Shutdown));
