@@ -23,6 +23,14 @@ bool same_event(uint32_t a, uint32_t b) {
   return x.valid() && y.valid() && x.vector() == y.vector() && x.type() == y.type();
 }
 
+// INT n, INT3 / INTO, INT1: event types 4, 6 and 5 (SDM Vol. 3C 25.8.3 "VM-Entry Controls for Event
+// Injection", Table 25-17), whose delivery depends on an instruction.
+bool software_event(uint32_t word) {
+  const arch::InterruptionType t = EntryIntrInfo(word).type();
+  return t == arch::InterruptionType::SoftwareInterrupt || t == arch::InterruptionType::SoftwareException ||
+         t == arch::InterruptionType::PrivilegedSoftwareException;
+}
+
 // A bit for each reading of "info A B" decode_exit can make: Undecided reads info2 as
 // ExitIntrInfo does, so the two are one answer.
 uint8_t info_pair_answer(InfoPairMeaning meaning, bool contested) {
@@ -887,12 +895,12 @@ void Linker::on_inject(const KvmEvent& t, VcpuState& st) {
     reinject_in_chain(st, inj, c.id);
     return;
   }
-  // A trace with no kvm_entry lines at all (this is what a host whose KVM never fires kvm_entry /
-  // kvm_exit records, or an excerpt of injections alone): the same event injected again and
-  // marked "[reinjected]" is, by the kernel's word, the one it injected before (kvm_inject_exception
-  // and the interrupt / NMI paths trace the queue's `injected` flag, set only by a requeue:
-  // cancel_injection or an exit during delivery). Which of the two is not in the trace, so
-  // nothing is inferred between them; the event's chain goes on.
+  // A trace with no kvm_entry lines at all (a host whose KVM never fires kvm_entry / kvm_exit, or
+  // an excerpt of injections alone): the same event injected again and marked "[reinjected]" is,
+  // by the kernel's word, the one it injected before (kvm_inject_exception and the interrupt /
+  // NMI paths trace the queue's `injected` flag: KVM still held the event as injected, no delivery
+  // of it having completed). Why it did (a cancelled entry, an exit of its delivery, a state
+  // restore) the trace does not show, so nothing is inferred between them; the chain goes on.
   if (cancelled && inj.reinjected) {
     reinject_in_chain(st, inj, st.last_link);
     return;
@@ -979,6 +987,7 @@ void Linker::on_inject(const KvmEvent& t, VcpuState& st) {
   st.last_link = d.id;
   st.phase = VcpuState::Phase::Decided;
   st.delivery_faulted = false;
+  st.elisions_at_injection = elisions_;
 }
 
 void Linker::on_entry(const KvmEvent& t, VcpuState& st) {
@@ -1031,16 +1040,23 @@ void Linker::on_entry(const KvmEvent& t, VcpuState& st) {
 }
 
 void Linker::on_context(const KvmEvent& t, VcpuState& st) {
-  // The emulator runs a guest instruction while an injection waits for its entry: the event was
-  // delivered already, and that instruction is the handler's first. KVM delivers an event to a
-  // real-mode guest it emulates through the emulator itself at injection time (vmx_inject_irq /
-  // vmx_inject_exception -> kvm_inject_realmode_interrupt while rmode.vm86_active), and never
-  // emulates with an exception still pending (handle_invalid_guest_state fails the emulation
-  // instead); with hardware entries the emulator runs only in an exit's handler, after the entry
-  // that delivered it. An event is delivered before the guest's next instruction (SDM Vol. 3C
-  // 27.6.1 "Vectored-Event Injection"). A host whose KVM has no VMX / SVM traces exactly this:
-  // kvm_inj_exception, then the handler's instructions, no kvm_entry at all.
-  if (t.event == Tracepoint::EmulateInsn && st.phase == VcpuState::Phase::Decided && st.chain != 0) {
+  // A trace without a single kvm_entry line, in which the guest runs in KVM's x86 emulator: this
+  // CI host's KVM (the kvm_pvm backend, no VMX / SVM) running a real-mode guest, which traces
+  // kvm_inj_exception, then one kvm_emulate_insn per guest instruction, and never kvm_entry. An
+  // injected event is delivered before the guest's next instruction (SDM Vol. 3C 27.6.1
+  // "Vectored-Event Injection"; real-address mode through the IVT, Vol. 3A 21.1.4): the first
+  // instruction the emulator runs after the injection is the handler's, and the event was
+  // delivered by then. Only there, and only:
+  //  - in a trace with no kvm_entry at all: with entries, the entry and the next exit say it (an
+  //    SVM host emulates an INT3 / INTO to find its next RIP between kvm_inj_exception and
+  //    kvm_entry, svm_update_soft_interrupt_rip, and drops the event if that fails);
+  //  - for a hardware exception, an external interrupt or an NMI, never a software event;
+  //  - for an event a kvm_inj_* line decided, with no "..." since (the paste may hide the rest).
+  const bool emulated_after_injection = t.event == Tracepoint::EmulateInsn && st.phase == VcpuState::Phase::Decided &&
+                                        st.chain != 0 && st.elisions_at_injection == elisions_ &&
+                                        !software_event(st.word);
+  if (speculating_ && emulated_after_injection && !saw_entry_) spec_needed_entry_ = true;
+  if (emulated_after_injection && !saw_entry_) {
     es_record& d = push(ES_KIND_DELIVERY, ES_FLAG_INFERRED | ES_FLAG_CR2_UNKNOWN);
     d.origin = st.chain;
     d.cause = st.last_link;

@@ -119,6 +119,11 @@ class Linker {
     // The elisions seen (Linker::elisions_) when injected_l2_unentered was set: more by the exit
     // to L1 means the paste may hide an entry into L2 in between.
     uint64_t elisions_at_nested_entry = 0;
+    // The elisions seen when on_inject decided the event in flight (kNoInjection: the event in
+    // flight, if any, was not decided by a kvm_inj_* line): more since means the paste may hide
+    // what happened to it.
+    static constexpr uint64_t kNoInjection = ~uint64_t{0};
+    uint64_t elisions_at_injection = kNoInjection;
     // The REFLECT_TO_L1 decision of a kvm_nested_intr_vmexit (SVM), for the
     // kvm_nested_vmexit_inject that KVM traces right after it for the same synthesized exit.
     uint64_t intr_reflect = 0;
@@ -129,6 +134,7 @@ class Linker {
     // Forgets the event in flight, keeps the levels and the open exit.
     void reset_event() {
       injected_l2_unentered = false;
+      elisions_at_injection = kNoInjection;
       phase = Phase::Idle;
       chain = 0;
       word = 0;

@@ -36,8 +36,8 @@ bool reinjected_without_exit(const es_record& decision, const es_record* cause) 
 
 std::string_view reinjected_without_exit_note() {
   return "injected again, which KVM calls [reinjected], with no VM entry or exit recorded since its last injection: "
-         "KVM requeued it (the entry was cancelled before it ran, by a late request, signal or reschedule in "
-         "vcpu_enter_guest, or an exit during its delivery is not in the trace)";
+         "KVM still held it as injected, so no delivery of it had completed (an entry cancelled before it ran, by a "
+         "late request, signal or reschedule; an exit during its delivery that the trace lacks; or a state restore)";
 }
 
 namespace {

@@ -29,11 +29,11 @@ bool first_injection_called_reinjection(const es_record& decision, bool only_rai
 std::string_view first_injection_called_reinjection_note();
 
 // An injection the source calls a reinjection whose cause is the chain's previous injection:
-// no VM entry, exit or cancellation of it is recorded in between. KVM marks an event injected
-// again after a requeue (x86.c: the exception's / interrupt's `injected` flag, set by
-// cancel_injection or by complete_interrupts after an exit during delivery), so one of those
-// happened and the trace does not show which: a host whose KVM traces no kvm_entry / kvm_exit
-// (the entry cancelled, typically by a reschedule) or an excerpt without those lines.
+// no VM entry, exit or cancellation of it is recorded in between. KVM prints [reinjected] for an
+// event it still held as injected (x86.c: the exception's / interrupt's `injected` flag), so no
+// delivery of it had completed; why (an entry cancelled before it ran, an exit of its delivery
+// the trace lacks, a state restore) the trace does not show: a host whose KVM traces no
+// kvm_entry / kvm_exit, or an excerpt without those lines.
 // `cause` is the decision's cause record, nullptr when it is not in the file.
 bool reinjected_without_exit(const es_record& decision, const es_record* cause);
 // What `chains` and the GUI's inspector say of it (one sentence, no final period).

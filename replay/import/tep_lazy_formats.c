@@ -36,6 +36,7 @@ typedef int (*parse_kallsyms_fn)(struct tep_handle*, const char*);
 
 struct deferred_format {
   struct tep_handle* tep;
+  unsigned long open; /* the open that kept it (es_tep_lazy_begin's number) */
   int id;
   char* sys;
   char* text;
@@ -45,21 +46,30 @@ struct deferred_format {
 /* The bracket is the opening thread's own: another thread's calls meanwhile pass through. Kept
  * formats carry their handle, so two files open at once keep theirs apart. */
 static _Thread_local int lazy_open;
-static _Thread_local struct tep_handle* opening_tep;              /* the handle this thread's open parses into */
-static pthread_mutex_t deferred_lock = PTHREAD_MUTEX_INITIALIZER; /* guards the three below */
+/* This thread's current open, numbered for the whole process: a failed open forgets what it kept
+ * by this number, not by its handle, which libtracecmd has freed by then and may have given to
+ * another thread's open again. */
+static _Thread_local unsigned long this_open;
+static pthread_mutex_t deferred_lock = PTHREAD_MUTEX_INITIALIZER; /* guards the four below */
+static unsigned long opens;
 static struct deferred_format* deferred;
 static size_t deferred_count, deferred_cap;
 
-static parse_event_fn real_parse_event(void) {
-  static parse_event_fn fn;
-  if (!fn) fn = (parse_event_fn)dlsym(RTLD_NEXT, "tep_parse_event");
-  return fn;
+/* libtraceevent's own definitions, looked up once for the process. */
+static parse_event_fn real_event;
+static parse_kallsyms_fn real_kallsyms;
+static pthread_once_t real_once = PTHREAD_ONCE_INIT;
+static void find_real(void) {
+  real_event = (parse_event_fn)dlsym(RTLD_NEXT, "tep_parse_event");
+  real_kallsyms = (parse_kallsyms_fn)dlsym(RTLD_NEXT, "tep_parse_kallsyms");
 }
-
+static parse_event_fn real_parse_event(void) {
+  pthread_once(&real_once, find_real);
+  return real_event;
+}
 static parse_kallsyms_fn real_parse_kallsyms(void) {
-  static parse_kallsyms_fn fn;
-  if (!fn) fn = (parse_kallsyms_fn)dlsym(RTLD_NEXT, "tep_parse_kallsyms");
-  return fn;
+  pthread_once(&real_once, find_real);
+  return real_kallsyms;
 }
 
 /* The number after "ID:" in a format's text (the line after "name:"), read as libtraceevent reads
@@ -107,7 +117,7 @@ static int keep(struct tep_handle* tep, int id, const char* sys, const char* tex
     deferred = grown;
     deferred_cap = cap;
   }
-  deferred[deferred_count++] = (struct deferred_format){tep, id, s, t, size};
+  deferred[deferred_count++] = (struct deferred_format){tep, this_open, id, s, t, size};
   pthread_mutex_unlock(&deferred_lock);
   return 1;
 }
@@ -116,10 +126,7 @@ enum tep_errno tep_parse_event(struct tep_handle* tep, const char* buf, unsigned
   parse_event_fn real = real_parse_event();
   if (lazy_open && tep && buf && !eager_system(sys)) {
     const int id = format_id(buf, size);
-    if (id >= 0 && keep(tep, id, sys, buf, size)) {
-      opening_tep = tep;
-      return TEP_ERRNO__SUCCESS;
-    }
+    if (id >= 0 && keep(tep, id, sys, buf, size)) return TEP_ERRNO__SUCCESS;
   }
   return real ? real(tep, buf, size, sys) : TEP_ERRNO__MEM_ALLOC_FAILED;
 }
@@ -131,23 +138,18 @@ int tep_parse_kallsyms(struct tep_handle* tep, const char* kallsyms) {
 }
 
 void es_tep_lazy_begin(void) {
-  opening_tep = NULL;
+  pthread_mutex_lock(&deferred_lock);
+  this_open = ++opens;
+  pthread_mutex_unlock(&deferred_lock);
   /* Only where both of libtraceevent's definitions are found behind ours. */
   lazy_open = real_parse_event() != NULL && real_parse_kallsyms() != NULL;
 }
 
-void es_tep_lazy_end(int opened) {
-  lazy_open = 0;
-  /* A failed open freed its handle: what it kept goes too. */
-  if (!opened) es_tep_lazy_forget(opening_tep);
-  opening_tep = NULL;
-}
-
-void es_tep_lazy_forget(struct tep_handle* tep) {
-  if (!tep) return;
+/* Drops the kept formats of handle `tep` (when not NULL), else of open number `open`. */
+static void forget(const struct tep_handle* tep, unsigned long open) {
   pthread_mutex_lock(&deferred_lock);
   for (size_t i = 0; i < deferred_count;) {
-    if (deferred[i].tep != tep) {
+    if (tep ? deferred[i].tep != tep : deferred[i].open != open) {
       ++i;
       continue;
     }
@@ -161,6 +163,17 @@ void es_tep_lazy_forget(struct tep_handle* tep) {
     deferred_cap = 0;
   }
   pthread_mutex_unlock(&deferred_lock);
+}
+
+void es_tep_lazy_end(int opened) {
+  lazy_open = 0;
+  /* A failed open freed its handle: what it kept goes too. */
+  if (!opened && this_open) forget(NULL, this_open);
+  this_open = 0;
+}
+
+void es_tep_lazy_forget(struct tep_handle* tep) {
+  if (tep) forget(tep, 0);
 }
 
 size_t es_tep_lazy_deferred(void) {

@@ -55,7 +55,8 @@ struct Linked {
 // Lines "TIME: EVENT: BODY" of one vCPU thread, as a 6.1 tracefs instance prints them.
 Linked link(const std::vector<std::string>& lines, import::ImportStats* stats = nullptr) {
   std::string text;
-  for (const std::string& l : lines) text += "    tb-kvm-guest-156     [000] .....     " + l + "\n";
+  for (const std::string& l : lines)  // a paste's elision stays a line of its own
+    text += (l == "..." ? l : "    tb-kvm-guest-156     [000] .....     " + l) + "\n";
   Linked out;
   auto parsed = import::parse_trace_text(text, {}, "t.txt");
   EXPECT_TRUE(parsed) << (parsed ? "" : parsed.error());
@@ -134,12 +135,12 @@ TEST(KvmLinkerCancel, ReinjectedExceptionCancelledAndInjectedAgainStaysReinjecte
   EXPECT_EQ(l.of_kind(ES_KIND_DELIVERY).size(), 1u);
 }
 
-// A host whose KVM never fires kvm_entry / kvm_exit (this CI machine's, and its trace.dat
-// captures): a #UD the emulator raised for UD2, then the same #UD "[reinjected]" because a late
-// request cancelled the entry (x86.c kvm_inject_exception traces the exception queue's
-// `injected` flag, which only a requeue sets). Expected: one #UD chain holding both injections,
-// the second said by the kernel (not inferred), and no cancellation inferred, since the trace
-// cannot tell a cancel from an untraced exit. The CI run that failed on
+// A host whose KVM never fires kvm_entry / kvm_exit (this CI machine's kvm_pvm, and its trace.dat
+// captures): a #UD the emulator raised for UD2, then the same #UD "[reinjected]": KVM still held it
+// as injected (x86.c kvm_inject_exception traces the exception queue's
+// `injected` flag, still set: no delivery of it completed). Expected: one #UD chain holding both
+// injections, the second said by the kernel (not inferred), and no cancellation inferred, since
+// the trace does not show why KVM held it (a cancelled entry, an untraced exit, a state restore). The CI run that failed on
 // TraceDatImport.TwoGuestsOnTwoCpusAreMergedInTimeOrder counted such a pair as two #UDs.
 TEST(KvmLinkerCancel, AReinjectedExceptionInATraceWithoutEntriesContinuesItsChain) {
   const Linked l = link({
@@ -158,6 +159,46 @@ TEST(KvmLinkerCancel, AReinjectedExceptionInATraceWithoutEntriesContinuesItsChai
   EXPECT_EQ(d[1].cause, d[0].id);
   EXPECT_EQ(d[2].reason, static_cast<uint32_t>(ES_DECISION_INJECT_NEW));
   EXPECT_NE(d[2].origin, d[0].origin);
+}
+
+// The emulated-delivery rule (Linker::on_context) against the two cases a review found it would
+// misread. An SVM host reinjects a #BP whose delivery met an NPF and, without NextRIP, emulates
+// the INT3 to find the next RIP between kvm_inj_exception and kvm_entry (svm.c
+// svm_update_soft_interrupt_rip). Expected (APM Vol. 2 15.7.2, 15.20): one #BP chain, carried by
+// the entry, delivered after reinjection when the next exit no longer reports it; nothing
+// delivered at the INT3's own address.
+TEST(KvmLinkerCancel, AnInt3EmulatedBeforeTheEntryIsNotItsDelivery) {
+  const Linked l = link({
+      "10.000100: kvm_entry: vcpu 0, rip 0x2000",
+      exit_line("10.000200", "npf", "0x2000", "0x80000303"),
+      "10.000300: kvm_inj_exception: #BP [reinjected]",
+      "10.000301: kvm_emulate_insn: 0:2000:cc (prot64)",
+      "10.000400: kvm_entry: vcpu 0, rip 0x2000",
+      exit_line("10.000500", "hlt", "0x3000", "0x00000000"),
+  });
+  const auto bp = chains_of(l, EntryIntrInfo::make(arch::kBP, InterruptionType::SoftwareException).raw());
+  ASSERT_EQ(bp.size(), 1u);
+  EXPECT_EQ(bp[0]->outcome, Outcome::ReinjectedThenDelivered) << replay::to_string(bp[0]->outcome);
+  const auto d = l.of_kind(ES_KIND_DELIVERY);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_NE(d[0].rip, 0x2000u);
+  const auto entries = l.of_kind(ES_KIND_VM_ENTRY);
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[1].origin, bp[0]->id) << "the entry that carried the #BP left its chain";
+}
+
+// And a paste with "..." between an injection and an emulated instruction: what happened in
+// between is not shown, so nothing is concluded (the #UD stays pending at the end).
+TEST(KvmLinkerCancel, AnEmulatedInstructionAfterAnElisionSaysNothingOfTheInjection) {
+  const Linked l = link({
+      "20.000100: kvm_inj_exception: #UD",
+      "...",
+      "20.000900: kvm_emulate_insn: 0:5000:8b 07 (real)",
+  });
+  const auto ud = chains_of(l, exc(arch::kUD));
+  ASSERT_EQ(ud.size(), 1u);
+  EXPECT_EQ(ud[0]->outcome, Outcome::PendingAtEnd) << replay::to_string(ud[0]->outcome);
+  EXPECT_TRUE(l.of_kind(ES_KIND_DELIVERY).empty());
 }
 
 // A kernel that prints "[reinjected]" and does not on the second line injects a NEW event of

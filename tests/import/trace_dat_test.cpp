@@ -157,7 +157,7 @@ void expect_matches_guest(const Recorded& r, const GuestRun& g) {
   EXPECT_EQ(pio, g.pio);
 
   // KVM injects #UD (vector 6, hardware exception, no error code) once per loop as a new event;
-  // an entry cancelled by a late request injects it again "[reinjected]" (x86.c
+  // one it still holds as injected (the vCPU thread preempted before it ran) is injected again "[reinjected]" (x86.c
   // kvm_inject_exception), which stays in that #UD's chain.
   unsigned ud = 0;
   std::set<uint64_t> ud_chains;
@@ -318,8 +318,8 @@ TEST_F(TraceDatImport, TwoGuestsOnTwoCpusAreMergedInTimeOrder) {
     GuestRun& g = by_vcpu[e.vcpu];
     if (e.kind == ES_KIND_CONTEXT && e.reason == import::kContextPio)
       g.pio.emplace_back(e.qualification, e.aux64, e.intr_error == 1);
-    // One #UD event per UD2: a chain each. KVM may inject one twice (a late request cancels the
-    // entry; the second is "[reinjected]", x86.c kvm_inject_exception), so injections are not loops.
+    // One #UD event per UD2: a chain each. KVM may inject one twice (the vCPU thread preempted before
+    // it ran; the second is "[reinjected]", x86.c kvm_inject_exception), so injections are not loops.
     if (e.kind == ES_KIND_DECISION && EntryIntrInfo(e.intr_info).vector() == arch::kUD &&
         ud_chains[e.vcpu].insert(e.origin).second)
       ++g.loops;

@@ -72,7 +72,7 @@ std::vector<es::replay::Event> all_events(es::replay::Recording& rec) {
 struct GuestActivity {
   std::vector<std::pair<uint32_t, uint32_t>> writes;  // OUT port, value
   std::vector<uint32_t> reads;                        // IN port
-  unsigned ud_injections = 0;                         // #UD events (chains), however often each was injected
+  unsigned ud_events = 0;                             // #UD events (chains), however often each was injected
   unsigned ud2_bytes = 0, io_exits = 0, hlt_exits = 0;
 };
 
@@ -90,11 +90,11 @@ GuestActivity activity_of(es::replay::Recording& rec) {
     if (e.kind == ES_KIND_DECISION &&
         (e.reason == ES_DECISION_INJECT_NEW || e.reason == ES_DECISION_INJECT_REINJECTED)) {
       const es::arch::EntryIntrInfo info(e.intr_info);
-      // One #UD event per UD2, counted by its chain: KVM injects one twice when a late request
-      // cancels the entry (the second "[reinjected]", x86.c kvm_inject_exception).
+      // One #UD event per UD2, counted by its chain: KVM injects one twice when the vCPU thread is
+      // preempted before it ran (the second "[reinjected]", x86.c kvm_inject_exception).
       if (info.valid() && info.vector() == 6 && info.type() == es::arch::InterruptionType::HardwareException &&
           ud_chains.insert(e.origin).second)
-        ++a.ud_injections;
+        ++a.ud_events;
     }
     if (e.kind == ES_KIND_CONTEXT && e.reason == ES_CONTEXT_EMULATE_INSN && e.rip == 0x101d &&
         (e.flags & ES_FLAG_BYTES_VALID) && e.aux == 2 && e.bytes[0] == 0x0f && e.bytes[1] == 0x0b)
@@ -168,8 +168,8 @@ TEST_F(KvmRecord, RecordingMatchesWhatTheGuestDid) {
   const GuestActivity a = activity_of(*rec);
   EXPECT_EQ(a.writes, g.outs);
   EXPECT_EQ(a.reads, g.ins);
-  EXPECT_EQ(a.ud_injections, kLoops);  // one #UD per UD2, injected by KVM's emulator
-  EXPECT_GE(a.ud2_bytes, kLoops);      // the emulator fetched 0f 0b at 0x101d each loop
+  EXPECT_EQ(a.ud_events, kLoops);  // one #UD per UD2, injected by KVM's emulator
+  EXPECT_GE(a.ud2_bytes, kLoops);  // the emulator fetched 0f 0b at 0x101d each loop
   EXPECT_EQ(a.io_exits, g.outs.size() + g.ins.size());
   EXPECT_EQ(a.hlt_exits, 1u);
 
@@ -355,7 +355,7 @@ TEST_F(KvmRecord, TpBtfRecordingMatchesTheGuestAndTheTpRecording) {
   // As the guest printed ...
   EXPECT_EQ(b.writes, gb.outs);
   EXPECT_EQ(b.reads, gb.ins);
-  EXPECT_EQ(b.ud_injections, kLoops);
+  EXPECT_EQ(b.ud_events, kLoops);
   EXPECT_GE(b.ud2_bytes, kLoops);  // kvm_emulate_insn: rip and bytes from the emulator context (CO-RE)
   EXPECT_EQ(b.io_exits, gb.outs.size() + gb.ins.size());
   EXPECT_EQ(b.hlt_exits, 1u);
@@ -363,7 +363,7 @@ TEST_F(KvmRecord, TpBtfRecordingMatchesTheGuestAndTheTpRecording) {
   EXPECT_EQ(t.writes, gt.outs);
   EXPECT_EQ(b.writes, t.writes);
   EXPECT_EQ(b.reads, t.reads);
-  EXPECT_EQ(b.ud_injections, t.ud_injections);
+  EXPECT_EQ(b.ud_events, t.ud_events);
   EXPECT_EQ(b.ud2_bytes, t.ud2_bytes);
   EXPECT_EQ(b.io_exits, t.io_exits);
   EXPECT_EQ(b.hlt_exits, t.hlt_exits);
