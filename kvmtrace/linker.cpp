@@ -45,6 +45,7 @@ void Linker::learn(const KvmEvent& t, uint64_t line_no) {
       t.event == Tracepoint::Exit || t.event == Tracepoint::NestedVmexit || t.event == Tracepoint::NestedVmexitInject;
   if (exit_line && t.exit.reason && t.exit.isa != Isa::Unknown) (t.exit.svm() ? learned_svm_ : learned_vmx_) = true;
   if (t.event == Tracepoint::Entry) saw_entry_ = true;
+  if (t.event == Tracepoint::Exit || t.event == Tracepoint::NestedVmexit) saw_exit_ = true;
   if (t.event == Tracepoint::NestedVmexit) nested_vmexit_traced_ = true;
 
   if (t.pid < 0 || t.vcpu < 0) return;
@@ -102,6 +103,7 @@ bool Linker::check_speculation() const {
   // With no named exit in the whole file, both passes read numeric reasons by the exits before.
   if ((learned_svm_ || learned_vmx_) && (spec_svm_numeric_ & ~(learned_svm_ && !learned_vmx_ ? 2u : 1u))) return false;
   if (spec_needed_entry_ && saw_entry_) return false;
+  if (spec_needed_no_exit_ && saw_exit_) return false;
   if (spec_needed_nested_ && nested_vmexit_traced_) return false;
   // VMs: two passes number the learned threads' VMs before any event. With one VM and vCPU ids
   // that fit, every (VM, id) is recorded as its id either way; several VMs: link in two passes.
@@ -461,6 +463,7 @@ bool double_fault_class(uint32_t first_word) {
 }  // namespace
 
 void Linker::on_exit(const KvmEvent& t, VcpuState& st, uint8_t level) {
+  saw_exit_ = true;
   st.injected_l2_unentered = false;  // an exit: L2 (if entered) has run
   st.intr_reflect = 0;
   es_record probe{};
@@ -603,6 +606,7 @@ void Linker::on_shutdown(const es_record& probe, VcpuState& st, uint8_t level) {
 // a kvm_exit line, the nested line is the exit.
 void Linker::on_nested_vmexit(const KvmEvent& t, VcpuState& st) {
   saw_nested_ = true;
+  saw_exit_ = true;
   nested_vmexit_traced_ = true;
   st.level = 2;  // the vCPU was in L2 (if L0 handles the exit, it goes back there)
   // The kvm_exit this line belongs to, if it is still open and no kvm_nested_vmexit claimed it
@@ -1040,23 +1044,26 @@ void Linker::on_entry(const KvmEvent& t, VcpuState& st) {
 }
 
 void Linker::on_context(const KvmEvent& t, VcpuState& st) {
-  // A trace without a single kvm_entry line, in which the guest runs in KVM's x86 emulator: this
-  // CI host's KVM (the kvm_pvm backend, no VMX / SVM) running a real-mode guest, which traces
-  // kvm_inj_exception, then one kvm_emulate_insn per guest instruction, and never kvm_entry. An
-  // injected event is delivered before the guest's next instruction (SDM Vol. 3C 27.6.1
-  // "Vectored-Event Injection"; real-address mode through the IVT, Vol. 3A 21.1.4): the first
-  // instruction the emulator runs after the injection is the handler's, and the event was
-  // delivered by then. Only there, and only:
-  //  - in a trace with no kvm_entry at all: with entries, the entry and the next exit say it (an
-  //    SVM host emulates an INT3 / INTO to find its next RIP between kvm_inj_exception and
-  //    kvm_entry, svm_update_soft_interrupt_rip, and drops the event if that fails);
+  // A trace without a single kvm_entry or kvm_exit line, in which the guest runs in KVM's x86
+  // emulator: this CI host's KVM (the kvm_pvm backend, no VMX / SVM) running a real-mode guest,
+  // which traces kvm_inj_exception, then one kvm_emulate_insn per guest instruction, and never
+  // kvm_entry / kvm_exit. An injected event is delivered before the guest's next instruction (SDM
+  // Vol. 3C 27.6.1 "Vectored-Event Injection"; real-address mode through the IVT, Vol. 3A 21.1.4):
+  // the first instruction the emulator runs after the injection is the handler's, and the event
+  // was delivered by then. Only there, and only:
+  //  - in a trace with no kvm_entry and no kvm_exit at all, from a source that could have
+  //    recorded them: with entries, the entry and the next exit say it (an SVM host emulates an
+  //    INT3 / INTO to find its next RIP between kvm_inj_exception and kvm_entry,
+  //    svm_update_soft_interrupt_rip, and drops the event if that fails); with exits but no
+  //    entries (a filtered capture), an exit during the delivery may be what the emulator handles;
   //  - for a hardware exception, an external interrupt or an NMI, never a software event;
   //  - for an event a kvm_inj_* line decided, with no "..." since (the paste may hide the rest).
   const bool emulated_after_injection = t.event == Tracepoint::EmulateInsn && st.phase == VcpuState::Phase::Decided &&
                                         st.chain != 0 && st.elisions_at_injection == elisions_ &&
-                                        !software_event(st.word);
+                                        !software_event(st.word) && !entries_unrecorded_;
   if (speculating_ && emulated_after_injection && !saw_entry_) spec_needed_entry_ = true;
-  if (emulated_after_injection && !saw_entry_) {
+  if (speculating_ && emulated_after_injection && !saw_exit_) spec_needed_no_exit_ = true;
+  if (emulated_after_injection && !saw_entry_ && !saw_exit_) {
     es_record& d = push(ES_KIND_DELIVERY, ES_FLAG_INFERRED | ES_FLAG_CR2_UNKNOWN);
     d.origin = st.chain;
     d.cause = st.last_link;

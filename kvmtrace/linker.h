@@ -75,6 +75,11 @@ class Linker {
   // Already known not to hold, whatever comes next (a thread's vCPU answered two ways, several VMs).
   bool speculation_lost() const { return speculating_ && (spec_inconsistent_ || vms_.size() > 1); }
 
+  // The source cannot record kvm_entry or kvm_exit (a live recording whose tp_btf programs could
+  // not take them): their absence says nothing of the host, and no rule reads it as "this host's
+  // KVM never enters the guest".
+  void set_entries_unrecorded() { entries_unrecorded_ = true; }
+
   // One event, in time order. `time_ns`: relative to the session start. `line_no`: where it came
   // from (text line, trace.dat record index; 0 for none), kept in CONTEXT records' aux.
   void add(const KvmEvent& t, uint64_t time_ns, uint64_t line_no = 0);
@@ -216,6 +221,8 @@ class Linker {
   bool learned_vmx_ = false, learned_svm_ = false, numeric_as_svm_ = false;
   bool kernel_without_reinjected_ = false;
   bool saw_entry_ = false;
+  bool saw_exit_ = false;  // a kvm_exit / kvm_nested_vmexit line (learned, or added so far)
+  bool entries_unrecorded_ = false;
   bool nested_vmexit_traced_ = false;  // the trace has kvm_nested_vmexit lines (learn() or add())
   uint64_t elisions_ = 0;              // events after an elision ("...") seen so far
   // The exits to L1 whose discard an elision may hide: how many, and the lines of the first few
@@ -240,8 +247,9 @@ class Linker {
   std::unordered_map<int32_t, int32_t> preview_vcpu_;  // speculate()'s preview: thread -> vCPU
   uint8_t spec_info_pair_ = 0;                         // info_pair_answer() of each reading given
   uint8_t spec_svm_numeric_ = 0;                       // bit 0: a numeric reason read as VMX's, bit 1: as SVM's
-  bool spec_needed_entry_ = false;   // a cancelled injection not inferred because no kvm_entry was seen yet
-  bool spec_needed_nested_ = false;  // an L2 exit kept at L2 because no kvm_nested_vmexit was seen yet
+  bool spec_needed_entry_ = false;    // a cancelled injection not inferred because no kvm_entry was seen yet
+  bool spec_needed_no_exit_ = false;  // a delivery inferred from emulation while no kvm_exit was seen yet
+  bool spec_needed_nested_ = false;   // an L2 exit kept at L2 because no kvm_nested_vmexit was seen yet
 };
 
 }  // namespace es::kvmtrace

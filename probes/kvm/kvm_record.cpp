@@ -213,6 +213,16 @@ Result<RecordResult> record_kvm(const RecordOptions& o, RecordObserver& observer
   // hands records to the recorder. The pipeline and the writer run at SCHED_IDLE while the
   // backlog is small (Yielder), so on a busy host the traced guests keep their CPUs.
   kvmtrace::Linker linker;
+  {
+    // Without kvm_entry and kvm_exit (refused, or left out by --events) their absence in the
+    // recording says nothing of the host (kvmtrace::Linker::set_entries_unrecorded).
+    bool entry = false, exit = false;
+    for (const AttachedEvent& a : p.attached()) {
+      entry |= a.event == ES_KVM_EV_ENTRY;
+      exit |= a.event == ES_KVM_EV_EXIT;
+    }
+    if (!entry || !exit) linker.set_entries_unrecorded();
+  }
   VcpuMap vcpus;
   uint64_t kvm_events = 0, filtered = 0, undecodable = 0;  // the pipeline's; read after join()
   std::set<uint32_t> vcpu_vms;  // --vcpu: the processes (VMs) whose vCPU N passed; read after join()

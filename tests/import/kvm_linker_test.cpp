@@ -201,6 +201,22 @@ TEST(KvmLinkerCancel, AnEmulatedInstructionAfterAnElisionSaysNothingOfTheInjecti
   EXPECT_TRUE(l.of_kind(ES_KIND_DELIVERY).empty());
 }
 
+// A capture with kvm_exit lines but no kvm_entry (filtered, or a recorder that could not take
+// kvm_entry): the exit that the emulator handles may have interrupted the event's delivery (SDM
+// Vol. 3C 28.2.4), so an emulated instruction after the injection proves nothing: the IRQ stays
+// undecided, pending at the end.
+TEST(KvmLinkerCancel, AnEmulatedInstructionInACaptureWithExitsButNoEntriesSaysNothing) {
+  const Linked l = link({
+      exit_line("30.000100", "EPT_MISCONFIG", "0x4000", "0x00000000"),
+      "30.000200: kvm_inj_virq: IRQ 0x20",
+      "30.000300: kvm_emulate_insn: 0:4000:8b 07 (real)",
+  });
+  const auto irqs = chains_of(l, irq(0x20));
+  ASSERT_EQ(irqs.size(), 1u);
+  EXPECT_EQ(irqs[0]->outcome, Outcome::PendingAtEnd) << replay::to_string(irqs[0]->outcome);
+  EXPECT_TRUE(l.of_kind(ES_KIND_DELIVERY).empty());
+}
+
 // A kernel that prints "[reinjected]" and does not on the second line injects a NEW event of
 // the same vector (KVM requeues a cancelled injection as injected, always "[reinjected]"): that
 // is not a cancellation, the first stays where it was.
