@@ -129,6 +129,9 @@ class Linker {
     // what happened to it.
     static constexpr uint64_t kNoInjection = ~uint64_t{0};
     uint64_t elisions_at_injection = kNoInjection;
+    // KVM events of this vCPU so far (other tracepoints' lines not counted), and their count at
+    // its last kvm_inj_* line: what came between that line and the next.
+    uint64_t kvm_events = 0, kvm_events_at_injection = 0;
     // The REFLECT_TO_L1 decision of a kvm_nested_intr_vmexit (SVM), for the
     // kvm_nested_vmexit_inject that KVM traces right after it for the same synthesized exit.
     uint64_t intr_reflect = 0;

@@ -217,6 +217,27 @@ TEST(KvmLinkerCancel, AnEmulatedInstructionInACaptureWithExitsButNoEntriesSaysNo
   EXPECT_TRUE(l.of_kind(ES_KIND_DELIVERY).empty());
 }
 
+// The SVM test bed's npf run recorded through tp_btf on 6.1, which cannot take kvm_entry or
+// kvm_exit, and the same run's tracefs capture of only those events (build/testbed/out/
+// npf.tp_btf.ftrace.attached.txt): the #DE reinjected after an NPF, two exits to user space,
+// then KVM emulates the guest's HLT. The guest ran between (the KVM_EXIT_IO), in ways the capture
+// does not show, so the HLT is not the handler's first instruction and says nothing of the #DE's
+// delivery: pending at the end, as the live recording of the same run says.
+TEST(KvmLinkerCancel, AnEmulatedInstructionAfterOtherKvmEventsSaysNothingOfTheInjection) {
+  const Linked l = link({
+      "29.331885: kvm_page_fault: vcpu 0 rip 0x101b address 0x000000000000effe error_code 0x100000006",
+      "29.332006: kvm_inj_exception: #DE [reinjected]",
+      "29.332276: kvm_userspace_exit: reason KVM_EXIT_IO (2)",
+      "29.332537: kvm_userspace_exit: reason KVM_EXIT_IO (2)",
+      "29.332641: kvm_emulate_insn: 0:1021:f4 (real)",
+      "29.332801: kvm_userspace_exit: reason KVM_EXIT_HLT (5)",
+  });
+  const auto de = chains_of(l, exc(arch::kDE));
+  ASSERT_EQ(de.size(), 1u);
+  EXPECT_EQ(de[0]->outcome, Outcome::PendingAtEnd) << replay::to_string(de[0]->outcome);
+  EXPECT_TRUE(l.of_kind(ES_KIND_DELIVERY).empty());
+}
+
 // A kernel that prints "[reinjected]" and does not on the second line injects a NEW event of
 // the same vector (KVM requeues a cancelled injection as injected, always "[reinjected]"): that
 // is not a cancellation, the first stays where it was.
