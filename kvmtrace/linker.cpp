@@ -131,7 +131,10 @@ void Linker::add(const KvmEvent& t, uint64_t time_ns, uint64_t line_no) {
   era_.note(t);
   if (t.after_elision) ++elisions_;
   VcpuState& st = state(cur_vcpu_);
-  if (t.event != Tracepoint::Other) ++st.kvm_events;
+  if (t.event != Tracepoint::Other) {
+    ++st.kvm_events;
+    st.other_run = 0;
+  }
   // KVM runs each vCPU on one thread for its whole life: the same vCPU number from another thread
   // is another VM's vCPU (two captures pasted one after the other, both "CPU 0/KVM"). Nothing of
   // the first one's state carries over: its open exit stays as it is, not claimed by the second.
@@ -1082,6 +1085,17 @@ void Linker::on_context(const KvmEvent& t, VcpuState& st) {
     if (t.rip) d.rip = *t.rip;
     st.reset_event();
   }
+  // Other tracepoints' lines (sched_switch, rcu_utilization, write_msr: the importer keeps no
+  // more of them than where they are) between two KVM events of a vCPU are one row: the first
+  // line's time and line number, aux64 the number of lines. A livelock paste has three of them per
+  // loop, 42 % of its lines (BENCHMARKS.md "Other tracepoints' lines, one row per run").
+  if (t.event == Tracepoint::Other) {
+    if (es_record* run = held(st.other_run);
+        run && run->kind == ES_KIND_CONTEXT && run->reason == ES_CONTEXT_OTHER_EVENT) {
+      ++run->aux64;
+      return;
+    }
+  }
   es_record& c = push(ES_KIND_CONTEXT, 0);
   c.aux = static_cast<uint32_t>(cur_line_);
   c.rip = t.rip.value_or(0);
@@ -1164,7 +1178,11 @@ void Linker::on_context(const KvmEvent& t, VcpuState& st) {
       c.qualification = t.apic().apicid;
       c.intr_info = EntryIntrInfo::make(t.apic().vector, arch::InterruptionType::ExternalInterrupt).raw();
       break;
-    default: c.reason = ES_CONTEXT_OTHER_EVENT; break;
+    default:
+      c.reason = ES_CONTEXT_OTHER_EVENT;
+      c.aux64 = 1;
+      st.other_run = c.id;
+      break;
   }
   // kvm_pio, kvm_msr, kvm_mmio, kvm_emulate_insn are traced while L0 handles the open exit
   // (handle_io / io_interception, the MSR handlers, x86_emulate_instruction), kvm_userspace_exit

@@ -132,6 +132,9 @@ class Linker {
     // KVM events of this vCPU so far (other tracepoints' lines not counted), and their count at
     // its last kvm_inj_* line: what came between that line and the next.
     uint64_t kvm_events = 0, kvm_events_at_injection = 0;
+    // The row that other tracepoints' lines of this vCPU go into until its next KVM event (0:
+    // none yet): one row per run of them, its aux64 the number of lines (on_context).
+    uint64_t other_run = 0;
     // The REFLECT_TO_L1 decision of a kvm_nested_intr_vmexit (SVM), for the
     // kvm_nested_vmexit_inject that KVM traces right after it for the same synthesized exit.
     uint64_t intr_reflect = 0;

@@ -110,7 +110,10 @@ std::string context_text(const es_record& r) {
       const std::string_view name = arch::to_string(static_cast<arch::VmcsField>(r.aux));
       return "vmcs " + (name.empty() ? hex(r.aux) : std::string(name)) + "=" + hex(r.aux64);
     }
-    case ES_CONTEXT_OTHER_EVENT: return "other tracepoint" + line;
+    // aux64: how many lines of other tracepoints in a row, from line `aux` (0 in older recordings: one).
+    case ES_CONTEXT_OTHER_EVENT:
+      return r.aux64 > 1 ? std::to_string(r.aux64) + " other tracepoint lines, first" + line
+                         : "other tracepoint" + line;
     case ES_CONTEXT_PAGE_FAULT:
       // aux64 holds the full 64-bit error code (record.h); older recordings only intr_error.
       return "kvm_page_fault addr=" + hex(r.guest_phys) + " err=" + hex(r.aux64 | r.intr_error) +

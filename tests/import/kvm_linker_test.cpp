@@ -27,6 +27,7 @@
 #include "hv/arch/svm.h"
 #include "replay/chains.h"
 #include "replay/check/checker.h"
+#include "replay/format.h"
 #include "replay/import/text_import.h"
 
 namespace es::test {
@@ -159,6 +160,34 @@ TEST(KvmLinkerCancel, AReinjectedExceptionInATraceWithoutEntriesContinuesItsChai
   EXPECT_EQ(d[1].cause, d[0].id);
   EXPECT_EQ(d[2].reason, static_cast<uint32_t>(ES_DECISION_INJECT_NEW));
   EXPECT_NE(d[2].origin, d[0].origin);
+}
+
+// Other tracepoints' lines between two KVM events of a vCPU (the 2023 EPT-loop paste has
+// rcu_utilization twice and write_msr once per loop) are one context row: the first line's time
+// and number, aux64 the count. Expected: two rows of 3 and 1 lines, the KVM events between them
+// and after them untouched.
+TEST(KvmLinkerContext, OtherTracepointLinesInARowAreOneRow) {
+  const Linked l = link({
+      "40.000100: kvm_entry: vcpu 0, rip 0x1000",
+      "40.000110: rcu_utilization: Start context switch",
+      "40.000120: rcu_utilization: End context switch",
+      "40.000130: write_msr: 1d9, value 4000",
+      exit_line("40.000200", "EPT_VIOLATION", "0x1000", "0x00000000"),
+      "40.000300: write_msr: 1d9, value 4000",
+      "40.000400: kvm_entry: vcpu 0, rip 0x1000",
+  });
+  std::vector<std::pair<uint64_t, uint64_t>> rows;  // (line, lines)
+  for (const es_record& c : l.of_kind(ES_KIND_CONTEXT))
+    if (c.reason == ES_CONTEXT_OTHER_EVENT) rows.emplace_back(c.aux, c.aux64);
+  EXPECT_EQ(rows, (std::vector<std::pair<uint64_t, uint64_t>>{{2, 3}, {6, 1}}));
+  // As `events` and the GUI print them.
+  for (const es_record& c : l.of_kind(ES_KIND_CONTEXT)) {
+    if (c.reason != ES_CONTEXT_OTHER_EVENT) continue;
+    EXPECT_EQ(replay::describe_event_fields(replay::Event{c, 0}),
+              c.aux64 == 3 ? "3 other tracepoint lines, first line=2" : "other tracepoint line=6");
+  }
+  EXPECT_EQ(l.of_kind(ES_KIND_VM_ENTRY).size(), 2u);
+  EXPECT_EQ(l.of_kind(ES_KIND_VM_EXIT).size(), 1u);
 }
 
 // The emulated-delivery rule (Linker::on_context) against the two cases a review found it would

@@ -323,7 +323,8 @@ TEST_F(TraceDatImport, TwoGuestsOnTwoCpusAreMergedInTimeOrder) {
     if (e.kind == ES_KIND_DECISION && EntryIntrInfo(e.intr_info).vector() == arch::kUD &&
         ud_chains[e.vcpu].insert(e.origin).second)
       ++g.loops;
-    if (e.kind == ES_KIND_CONTEXT && e.reason == import::kContextOtherEvent) ++other;
+    // Lines of other tracepoints in a row are one row, aux64 of them.
+    if (e.kind == ES_KIND_CONTEXT && e.reason == import::kContextOtherEvent) other += static_cast<unsigned>(e.aux64);
   }
   ASSERT_EQ(by_vcpu.size(), 2u);
   std::vector<std::pair<unsigned, size_t>> got, want;
