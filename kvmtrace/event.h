@@ -113,6 +113,9 @@ struct KvmEvent {
   // The source left lines out right before this event (a paste's "..." or "[...]" line): what
   // happened in between is not known (the linker then does not conclude from an absence there).
   bool after_elision = false;
+  // Other: a tracepoint of the kvm system this decoder does not read (kvm_fpu, kvm_cpuid,
+  // kvm_hypercall, ...): KVM's own activity on the vCPU, not some other subsystem's.
+  bool kvm_system = false;
 
   // The fields of the context tracepoints: one alternative per kind, the one the event is (the
   // event's other kinds are not stored: a line costs what its kind needs). Read with page_fault(),

@@ -45,7 +45,7 @@ void Linker::learn(const KvmEvent& t, uint64_t line_no) {
       t.event == Tracepoint::Exit || t.event == Tracepoint::NestedVmexit || t.event == Tracepoint::NestedVmexitInject;
   if (exit_line && t.exit.reason && t.exit.isa != Isa::Unknown) (t.exit.svm() ? learned_svm_ : learned_vmx_) = true;
   if (t.event == Tracepoint::Entry) saw_entry_ = true;
-  if (t.event == Tracepoint::Exit || t.event == Tracepoint::NestedVmexit) saw_exit_ = true;
+  if (exit_line) saw_exit_ = true;
   if (t.event == Tracepoint::NestedVmexit) nested_vmexit_traced_ = true;
 
   if (t.pid < 0 || t.vcpu < 0) return;
@@ -131,10 +131,11 @@ void Linker::add(const KvmEvent& t, uint64_t time_ns, uint64_t line_no) {
   era_.note(t);
   if (t.after_elision) ++elisions_;
   VcpuState& st = state(cur_vcpu_);
-  if (t.event != Tracepoint::Other) {
-    ++st.kvm_events;
-    st.other_run = 0;
-  }
+  // KVM's own events, the kvm tracepoints this decoder does not read among them, are what came
+  // between an injection and an emulated instruction (on_context); a run of other tracepoints'
+  // lines ends at a KVM event this decoder reads, or where the source left lines out.
+  if (t.event != Tracepoint::Other || t.kvm_system) ++st.kvm_events;
+  if (t.event != Tracepoint::Other || t.after_elision) st.other_run = 0;
   // KVM runs each vCPU on one thread for its whole life: the same vCPU number from another thread
   // is another VM's vCPU (two captures pasted one after the other, both "CPU 0/KVM"). Nothing of
   // the first one's state carries over: its open exit stays as it is, not claimed by the second.
@@ -198,6 +199,10 @@ void Linker::take_settled(std::vector<es_record>& out) {
     if (const es_record* e = held(v.open_exit); e && inferred_raise_of(*e)) from = v.open_exit - 1;
     limit = std::min(limit, from);
   }
+  // A run of other tracepoints' lines still growing (on_context): one row, however the source
+  // batches its hand-outs.
+  for (const VcpuState& v : vcpus_)
+    if (v.other_run >= base_id_ && v.other_run != 0) limit = std::min(limit, v.other_run);
   // Bounded memory: a vCPU whose exit stays open for long (blocked in user space) does not hold
   // everyone else's records; its exit is handed out unpatched.
   if (held_.size() > kMaxHeld) limit = std::max(limit, next_id_ - kMaxHeld / 2);
@@ -698,6 +703,7 @@ bool nested_entry_failed(const es_record& n) {
 // kvm_nested_vmexit_inject: L0 reflects the L2 exit to L1 (vmcs12 exit fields).
 void Linker::on_nested_inject(const KvmEvent& t, VcpuState& st) {
   saw_nested_ = true;
+  saw_exit_ = true;
   es_record* open = held(st.open_exit);
   // Only an L2 exit is reflected to L1: the exit before this line was L2's, said or not.
   if (open && open->kind == ES_KIND_VM_EXIT && !st.exit_level_seen) {
@@ -1058,13 +1064,16 @@ void Linker::on_context(const KvmEvent& t, VcpuState& st) {
   // Vol. 3C 27.6.1 "Vectored-Event Injection"; real-address mode through the IVT, Vol. 3A 21.1.4):
   // the first instruction the emulator runs after the injection is the handler's, and the event
   // was delivered by then. Only there, and only:
-  //  - in a trace with no kvm_entry and no kvm_exit at all, from a source that could have
-  //    recorded them: with entries, the entry and the next exit say it (an SVM host emulates an
+  //  - in a trace with no kvm_entry and no kvm_exit at all (a source without a learning pass,
+  //    trace.dat or live, answers from the events so far: where kvm_entry is traced, a host that
+  //    enters the guest traces one between the injection and any emulated instruction), from a
+  //    source that could have recorded them: with entries, the entry and the next exit say it (an SVM host emulates an
   //    INT3 / INTO to find its next RIP between kvm_inj_exception and kvm_entry,
   //    svm_update_soft_interrupt_rip, and drops the event if that fails); with exits but no
   //    entries (a filtered capture), an exit during the delivery may be what the emulator handles;
   //  - for a hardware exception, an external interrupt or an NMI, never a software event;
-  //  - for an event a kvm_inj_* line decided, with no "..." since (the paste may hide the rest);
+  //  - for an event a kvm_inj_* line decided, with no "..." since (the paste may hide the rest;
+  //    a trace.dat's lost events count as one);
   //  - for the vCPU's next KVM event after that line: the emulator's next instruction. What came
   //    between (an exit to user space, a page fault) shows the guest ran in a way this trace does
   //    not show, as in a capture filtered to some events (the SVM test bed's tp_btf run:
@@ -1073,8 +1082,8 @@ void Linker::on_context(const KvmEvent& t, VcpuState& st) {
                                         st.chain != 0 && st.elisions_at_injection == elisions_ &&
                                         st.kvm_events == st.kvm_events_at_injection + 1 && !software_event(st.word) &&
                                         !entries_unrecorded_;
-  if (speculating_ && emulated_after_injection && !saw_entry_) spec_needed_entry_ = true;
-  if (speculating_ && emulated_after_injection && !saw_exit_) spec_needed_no_exit_ = true;
+  if (speculating_ && emulated_after_injection && !saw_entry_ && !saw_exit_)
+    spec_needed_entry_ = spec_needed_no_exit_ = true;
   if (emulated_after_injection && !saw_entry_ && !saw_exit_) {
     es_record& d = push(ES_KIND_DELIVERY, ES_FLAG_INFERRED | ES_FLAG_CR2_UNKNOWN);
     d.origin = st.chain;
@@ -1087,12 +1096,14 @@ void Linker::on_context(const KvmEvent& t, VcpuState& st) {
   }
   // Other tracepoints' lines (sched_switch, rcu_utilization, write_msr: the importer keeps no
   // more of them than where they are) between two KVM events of a vCPU are one row: the first
-  // line's time and line number, aux64 the number of lines. A livelock paste has three of them per
-  // loop, 42 % of its lines (BENCHMARKS.md "Other tracepoints' lines, one row per run").
+  // line's time and line number (aux), the last one's line number (qualification) and how many
+  // (aux64). A livelock paste has three per loop, 23 % of its lines (BENCHMARKS.md "Other
+  // tracepoints' lines, one row per run"). take_settled holds an open run back.
   if (t.event == Tracepoint::Other) {
     if (es_record* run = held(st.other_run);
         run && run->kind == ES_KIND_CONTEXT && run->reason == ES_CONTEXT_OTHER_EVENT) {
       ++run->aux64;
+      run->qualification = cur_line_;
       return;
     }
   }
@@ -1181,6 +1192,7 @@ void Linker::on_context(const KvmEvent& t, VcpuState& st) {
     default:
       c.reason = ES_CONTEXT_OTHER_EVENT;
       c.aux64 = 1;
+      c.qualification = cur_line_;
       st.other_run = c.id;
       break;
   }

@@ -253,8 +253,8 @@ class Linker {
   std::unordered_map<int32_t, int32_t> preview_vcpu_;  // speculate()'s preview: thread -> vCPU
   uint8_t spec_info_pair_ = 0;                         // info_pair_answer() of each reading given
   uint8_t spec_svm_numeric_ = 0;                       // bit 0: a numeric reason read as VMX's, bit 1: as SVM's
-  bool spec_needed_entry_ = false;    // a cancelled injection not inferred because no kvm_entry was seen yet
-  bool spec_needed_no_exit_ = false;  // a delivery inferred from emulation while no kvm_exit was seen yet
+  bool spec_needed_entry_ = false;    // an answer that holds only if the file has no kvm_entry (cancel, emulation)
+  bool spec_needed_no_exit_ = false;  // one that holds only if it has no kvm_exit (a delivery from emulation)
   bool spec_needed_nested_ = false;   // an L2 exit kept at L2 because no kvm_nested_vmexit was seen yet
 };
 

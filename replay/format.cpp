@@ -110,9 +110,11 @@ std::string context_text(const es_record& r) {
       const std::string_view name = arch::to_string(static_cast<arch::VmcsField>(r.aux));
       return "vmcs " + (name.empty() ? hex(r.aux) : std::string(name)) + "=" + hex(r.aux64);
     }
-    // aux64: how many lines of other tracepoints in a row, from line `aux` (0 in older recordings: one).
+    // aux64: how many lines of other tracepoints in a row (0 in older recordings: one), the first
+    // at line `aux`, the last at line `qualification`.
     case ES_CONTEXT_OTHER_EVENT:
-      return r.aux64 > 1 ? std::to_string(r.aux64) + " other tracepoint lines, first" + line
+      return r.aux64 > 1 ? std::to_string(r.aux64) + " other tracepoint lines, first" + line +
+                               " last line=" + std::to_string(r.qualification)
                          : "other tracepoint" + line;
     case ES_CONTEXT_PAGE_FAULT:
       // aux64 holds the full 64-bit error code (record.h); older recordings only intr_error.

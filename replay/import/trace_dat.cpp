@@ -519,6 +519,7 @@ struct EventDecoder {
   bool known = false;  // decoder built
   bool valid = false;  // the event exists in the file's formats
   TraceEvent event = TraceEvent::None;
+  bool kvm_system = false;  // Other of the kvm system (KvmEvent::kvm_system)
   std::array<tep_format_field*, kFieldCount> f{};
   int min_size = 0;  // a record shorter than this cannot hold the fields
   ExitFormat exit_format = ExitFormat::None;
@@ -537,6 +538,7 @@ EventDecoder make_decoder(tep_event* ev) {
   if (!ev) return d;
   d.valid = true;
   d.event = kvm_event(ev->system ? ev->system : "", ev->name ? ev->name : "");
+  d.kvm_system = ev->system && std::string_view(ev->system) == "kvm";
   if (d.event == TraceEvent::Other) return d;
   for (size_t i = 0; i < kFieldCount; ++i) {
     tep_format_field* fld = tep_find_field(ev, kFieldNames[i]);
@@ -664,6 +666,9 @@ class DatReader {
     TraceLine& t = line_;
     t = TraceLine{};
     t.event = d.event;
+    // The ring buffer dropped events of this CPU right before this record: as a paste's "...",
+    // nothing is concluded from an absence across it.
+    t.after_elision = rec->missed_events != 0;
     t.prefix = PrefixStyle::Ftrace;
     t.has_time = true;
     t.time_ns = rec->ts;
@@ -710,6 +715,7 @@ class DatReader {
     if (!d.has(fIsa) && (d.event == TraceEvent::Exit || d.event == TraceEvent::NestedVmexit ||
                          d.event == TraceEvent::NestedVmexitInject))
       no_isa_ = true;
+    t.kvm_system = d.event == TraceEvent::Other && d.kvm_system;
     return fill_from_fields(d.event, RecordFields{*this, d, rec}, t);
   }
 

@@ -938,6 +938,7 @@ LineClass parse_trace_line(std::string_view line, TraceLine& out, bool perf_only
         !(prefix_required && t.prefix < PrefixStyle::Ftrace)) {
       out = t;
       out.event = TraceEvent::Other;
+      out.kvm_system = true;
       return LineClass::Event;
     }
   }

@@ -353,6 +353,30 @@ TEST(ImportFormats, OtherTracepointLinesTakeTheirThreadsVcpu) {
   EXPECT_EQ(im.stats.unparsed, 0u);
 }
 
+// A run of other tracepoints' lines longer than the importer's hand-out batch (4096 lines) is
+// still one row.
+TEST(ImportFormats, ALongRunOfOtherTracepointLinesIsOneRow) {
+  const std::string path = process_tmp("long_run.txt");
+  {
+    std::ofstream t(path);
+    t << " qemu-1 [000] 10.000000: kvm_entry: vcpu 0, rip 0x1000\n";
+    for (int i = 0; i < 10000; ++i) t << " qemu-1 [000] 10.000001: rcu_utilization: Start context switch\n";
+    t << " qemu-1 [000] 10.000002: kvm_entry: vcpu 0, rip 0x1000\n";
+  }
+  import::ImportOptions opt;
+  opt.force = true;
+  const std::string db = process_tmp("long_run.db");
+  auto st = import::import_text_file(path, db, opt);
+  ASSERT_TRUE(st) << st.error();
+  EXPECT_EQ(st->other_events, 10000u);
+  auto rec = replay::Recording::open(db);
+  ASSERT_TRUE(rec) << rec.error();
+  auto rows = rec->db().query_int("SELECT count(*) FROM events WHERE kind = " + std::to_string(ES_KIND_CONTEXT) +
+                                  " AND reason = " + std::to_string(ES_CONTEXT_OTHER_EVENT));
+  ASSERT_TRUE(rows);
+  EXPECT_EQ(*rows, 1);
+}
+
 TEST(ImportFormats, NestedExitReflectedToL1) {
   const Imported im = import_fixture("nested.txt");
   const auto exits = im.of_kind(ES_KIND_VM_EXIT);

@@ -184,10 +184,39 @@ TEST(KvmLinkerContext, OtherTracepointLinesInARowAreOneRow) {
   for (const es_record& c : l.of_kind(ES_KIND_CONTEXT)) {
     if (c.reason != ES_CONTEXT_OTHER_EVENT) continue;
     EXPECT_EQ(replay::describe_event_fields(replay::Event{c, 0}),
-              c.aux64 == 3 ? "3 other tracepoint lines, first line=2" : "other tracepoint line=6");
+              c.aux64 == 3 ? "3 other tracepoint lines, first line=2 last line=4" : "other tracepoint line=6");
   }
   EXPECT_EQ(l.of_kind(ES_KIND_VM_ENTRY).size(), 2u);
   EXPECT_EQ(l.of_kind(ES_KIND_VM_EXIT).size(), 1u);
+}
+
+// A run ends where the paste leaves lines out: what "..." hides may hold this vCPU's exit.
+TEST(KvmLinkerContext, AnElisionEndsARunOfOtherTracepointLines) {
+  const Linked l = link({
+      "41.000100: kvm_entry: vcpu 0, rip 0x1000",
+      "41.000110: rcu_utilization: Start context switch",
+      "...",
+      "41.000900: rcu_utilization: End context switch",
+  });
+  std::vector<uint64_t> counts;
+  for (const es_record& c : l.of_kind(ES_KIND_CONTEXT))
+    if (c.reason == ES_CONTEXT_OTHER_EVENT) counts.push_back(c.aux64);
+  EXPECT_EQ(counts, (std::vector<uint64_t>{1, 1}));
+}
+
+// A kvm tracepoint this decoder does not read (kvm_cpuid: the guest ran a CPUID; kvm_fpu: KVM_RUN
+// entered again) between an injection and an emulated instruction: the guest ran in between, so
+// the emulated instruction is not the handler's first and the #GP stays undecided.
+TEST(KvmLinkerCancel, AnUnreadKvmTracepointBetweenInjectionAndEmulationSaysTheGuestRan) {
+  const Linked l = link({
+      "42.000100: kvm_inj_exception: #GP (0x0)",
+      "42.000200: kvm_cpuid: func 0 idx 0 rax d rbx 756e6547 rcx 6c65746e rdx 49656e69, cpuid entry found",
+      "42.000300: kvm_emulate_insn: 0:2000:8b 07 (real)",
+  });
+  EXPECT_TRUE(l.of_kind(ES_KIND_DELIVERY).empty());
+  const auto gp = chains_of(l, exc(arch::kGP));
+  ASSERT_EQ(gp.size(), 1u);
+  EXPECT_EQ(gp[0]->outcome, Outcome::PendingAtEnd) << replay::to_string(gp[0]->outcome);
 }
 
 // The emulated-delivery rule (Linker::on_context) against the two cases a review found it would

@@ -86,7 +86,8 @@ enum {
 enum {
   ES_CONTEXT_VMCS_FIELD = 0,           /* hv dump_vmcs: aux = VMCS field encoding, aux64 = value */
   ES_CONTEXT_OTHER_EVENT = 0x100,      /* other tracepoints' lines between two KVM events of a vCPU: aux =
-                                          the first's line, aux64 = how many (0 in older files: one) */
+                                          the first's line, qualification = the last's, aux64 = how many
+                                          (0 in older files: one) */
   ES_CONTEXT_PAGE_FAULT = 0x101,       /* kvm_page_fault: guest_phys = address, aux64 = the full 64-bit
                                           error code (KVM's PFERR_GUEST_FINAL / GUEST_PAGE are bits 32 / 33),
                                           intr_error = its low 32 bits (recordings before aux64 have only these) */
