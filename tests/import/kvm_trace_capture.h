@@ -218,9 +218,17 @@ inline KvmTraceCapture capture_kvm_trace(const std::string& guest_bin, unsigned 
     c.error = "es-kvm-guest exited with " + std::to_string(worst);
     return c;
   }
-  fs::remove(out_dat);
   const std::string log = out_dat + ".extract.log";
-  const int rc = std::system(("trace-cmd extract -o '" + out_dat + "' >'" + log + "' 2>&1").c_str());
+  // trace-cmd writes /proc/kallsyms into the file's header before it reads the buffers, and
+  // fails ("error in size of file '/proc/kallsyms'") when the file changes size meanwhile, as it
+  // does whenever a BPF program is loaded or unloaded (bpf_prog_* symbols): another test of the
+  // same run (ctest -j) recording with eBPF. The buffers are not read yet then: try again.
+  int rc = 0;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    fs::remove(out_dat);
+    rc = std::system(("trace-cmd extract -o '" + out_dat + "' >'" + log + "' 2>&1").c_str());
+    if (rc == 0 || read_file(log).find("/proc/kallsyms") == std::string::npos) break;
+  }
   restore();
   if (rc != 0 || !fs::exists(out_dat)) c.error = "trace-cmd extract failed: " + read_file(log);
   return c;
