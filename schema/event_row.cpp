@@ -78,7 +78,10 @@ void sql_pack_extra(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   std::array<uint64_t, kExtraFields> v{};
   for (int i = 0; i < argc && i < static_cast<int>(kExtraFields); ++i)
     v[static_cast<size_t>(i)] = static_cast<uint64_t>(sqlite3_value_int64(argv[i]));
-  unsigned char buf[kExtraMax];
+  // A migrated file's old columns are any 64-bit integers (a stranger's file): every field may
+  // take ten bytes here, not only the 64-bit ones of an es_record (kExtraMax). fuzz_recording_fields
+  // found the overflow.
+  unsigned char buf[1 + 10 * kExtraFields];
   const size_t n = pack_extra(v, buf);
   if (n == 0)
     sqlite3_result_null(ctx);
