@@ -86,18 +86,20 @@ void Linker::assign_learned_vms() {
 // Whether the answers a single pass's add() took from the learned state so far are the whole
 // file's (finish_learning() has run: pid_vcpu_, era_ and the flags are final). Then each add()
 // did what it does after a learning pass, so the records are the same.
+int32_t Linker::learned_vcpu(int32_t pid) const {
+  auto it = std::lower_bound(pid_vcpu_.begin(), pid_vcpu_.end(), std::pair<int32_t, int32_t>(pid, INT32_MIN));
+  return it != pid_vcpu_.end() && it->first == pid ? it->second : -1;
+}
+
 bool Linker::check_speculation() const {
   if (spec_inconsistent_) return false;
   // A thread's vCPU: the learned one, or guessed only for a thread no line names a vCPU for.
   for (const auto& [pid, answer] : spec_vcpu_) {
-    auto it = std::lower_bound(pid_vcpu_.begin(), pid_vcpu_.end(), std::pair<int32_t, int32_t>(pid, INT32_MIN));
-    const bool learned = it != pid_vcpu_.end() && it->first == pid;
-    if (answer.guessed ? learned : !learned || it->second != answer.id) return false;
+    const int32_t learned = learned_vcpu(pid);
+    if (answer.guessed ? learned >= 0 : learned != answer.id) return false;
   }
   for (int32_t pid : spec_other_unnamed_)
-    if (std::binary_search(pid_vcpu_.begin(), pid_vcpu_.end(), std::pair<int32_t, int32_t>(pid, INT32_MIN),
-                           [](const auto& a, const auto& b) { return a.first < b.first; }))
-      return false;
+    if (learned_vcpu(pid) >= 0) return false;
   const unsigned pair_bit = info_pair_answer(era_.info_pair(), era_.contested());
   if (spec_info_pair_ & ~pair_bit) return false;
   // With no named exit in the whole file, both passes read numeric reasons by the exits before.
@@ -267,8 +269,7 @@ int32_t Linker::vcpu_id_of(const KvmEvent& t) {
       if (!fresh && (a->second.id != id || a->second.guessed != guessed)) spec_inconsistent_ = true;
       return id;
     }
-    auto it = std::lower_bound(pid_vcpu_.begin(), pid_vcpu_.end(), std::pair<int32_t, int32_t>(t.pid, INT32_MIN));
-    if (it != pid_vcpu_.end() && it->first == t.pid) return it->second;
+    if (const int32_t id = learned_vcpu(t.pid); id >= 0) return id;
     return unlearned();
   }
   if (t.pid >= 0 && t.event == Tracepoint::Other) {
@@ -286,8 +287,7 @@ int32_t Linker::vcpu_id_of(const KvmEvent& t) {
       spec_other_unnamed_.insert(t.pid);
       return -1;
     }
-    auto it = std::lower_bound(pid_vcpu_.begin(), pid_vcpu_.end(), std::pair<int32_t, int32_t>(t.pid, INT32_MIN));
-    if (it != pid_vcpu_.end() && it->first == t.pid) return it->second;
+    if (const int32_t id = learned_vcpu(t.pid); id >= 0) return id;
     if (auto seen = seen_pid_vcpu_.find(t.pid); seen != seen_pid_vcpu_.end()) return seen->second;
     for (size_t i = 0; i < guessed_pids_.size(); ++i)
       if (guessed_pids_[i] == t.pid) return static_cast<int32_t>(i);
@@ -525,13 +525,7 @@ void Linker::on_exit(const KvmEvent& t, VcpuState& st, uint8_t level) {
     // (SDM Vol. 3C 28.2.4 "Information for VM Exits That Occur During Event Delivery"). Before
     // 5.10 the exit does not print it at all, so this is an inference either way.
     // A trace never shows the CR2 of a delivered #PF (or any delivery): not 0, unknown.
-    es_record& d = push(ES_KIND_DELIVERY, ES_FLAG_INFERRED | ES_FLAG_CR2_UNKNOWN);
-    d.origin = st.chain;
-    d.cause = st.last_link;
-    d.intr_info = st.word;
-    d.intr_error = st.error;
-    d.level = st.entered_level;  // delivered in the guest the last entry went to
-    st.reset_event();
+    push_inferred_delivery(st, st.entered_level);  // delivered in the guest the last entry went to
   } else if (!continues) {
     st.reset_event();
   }
@@ -862,6 +856,19 @@ void Linker::on_nested_vmenter(const KvmEvent& t, VcpuState& st) {
 
 // The event in flight injected again: an INJECT_REINJECTED in its chain, caused by `cause`; said
 // by the kernel when it printed [reinjected], inferred otherwise.
+// The event in flight delivered (inferred) in the guest at `level`; the vCPU has none in flight
+// after. A trace never shows the CR2 of a delivered #PF (or of any delivery): unknown, not 0.
+es_record& Linker::push_inferred_delivery(VcpuState& st, uint8_t level) {
+  es_record& d = push(ES_KIND_DELIVERY, ES_FLAG_INFERRED | ES_FLAG_CR2_UNKNOWN);
+  d.origin = st.chain;
+  d.cause = st.last_link;
+  d.intr_info = st.word;
+  d.intr_error = st.error;
+  d.level = level;
+  st.reset_event();
+  return d;
+}
+
 void Linker::reinject_in_chain(VcpuState& st, const Injection& inj, uint64_t cause) {
   es_record& d = push(ES_KIND_DECISION, inj.reinjected ? 0 : ES_FLAG_INFERRED);
   d.level = st.level;
@@ -1085,14 +1092,7 @@ void Linker::on_context(const KvmEvent& t, VcpuState& st) {
   if (speculating_ && emulated_after_injection && !saw_entry_ && !saw_exit_)
     spec_needed_entry_ = spec_needed_no_exit_ = true;
   if (emulated_after_injection && !saw_entry_ && !saw_exit_) {
-    es_record& d = push(ES_KIND_DELIVERY, ES_FLAG_INFERRED | ES_FLAG_CR2_UNKNOWN);
-    d.origin = st.chain;
-    d.cause = st.last_link;
-    d.intr_info = st.word;
-    d.intr_error = st.error;
-    d.level = st.level;
-    if (t.rip) d.rip = *t.rip;
-    st.reset_event();
+    push_inferred_delivery(st, st.level).rip = t.rip.value_or(0);
   }
   // Other tracepoints' lines (sched_switch, rcu_utilization, write_msr: the importer keeps no
   // more of them than where they are) between two KVM events of a vCPU are one row: the first

@@ -172,6 +172,7 @@ class Linker {
   };
   void assign_learned_vms();  // finish_learning(): the learned threads' VMs and vCPU numbers
   bool check_speculation() const;
+  int32_t learned_vcpu(int32_t pid) const;  // the vCPU id the learning pass gave thread `pid`, -1 if none
   uint16_t resolve_vcpu(const KvmEvent& t);
   int32_t vcpu_id_of(const KvmEvent& t);  // the old rule: body, thread name, thread, guess; -1 = as before
   uint32_t vm_of(const KvmEvent& t, int32_t id, bool apic);
@@ -198,6 +199,7 @@ class Linker {
   void on_nested_inject(const KvmEvent& t, VcpuState& st);
   void on_inject(const KvmEvent& t, VcpuState& st);
   void reinject_in_chain(VcpuState& st, const Injection& inj, uint64_t cause);
+  es_record& push_inferred_delivery(VcpuState& st, uint8_t level);
   void on_entry(const KvmEvent& t, VcpuState& st);
   void on_context(const KvmEvent& t, VcpuState& st);
 
